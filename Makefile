@@ -1,0 +1,50 @@
+# ferry - the front door.  `make run` and `make test` are the two commands
+# the README names; everything else is a convenience around CMake.
+#
+#   make            build everything into build/ (programs in build/bin/)
+#   make run        build, then run the project's main job in the foreground
+#   make test       build and run every test
+#   make test-asan  the whole suite under ASan+UBSan  (build-asan/)
+#   make test-tsan  the whole suite under TSan        (build-tsan/)
+#   make fuzz       build the libFuzzer harnesses and run a short smoke
+#   make clean
+
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST  := ctest --output-on-failure --timeout 300 -j $(JOBS)
+CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
+
+.PHONY: all build run test test-asan test-tsan fuzz deps clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@$(call CMAKE_CONFIGURE,build,RelWithDebInfo,)
+	@cmake --build build -j $(JOBS)
+
+run: build
+	@scripts/run.sh
+
+test: build
+	@cd build && $(CTEST)
+
+test-asan: deps
+	@$(call CMAKE_CONFIGURE,build-asan,Debug,-DFERRY_SANITIZE=address)
+	@cmake --build build-asan -j $(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
+
+test-tsan: deps
+	@$(call CMAKE_CONFIGURE,build-tsan,Debug,-DFERRY_SANITIZE=thread)
+	@cmake --build build-tsan -j $(JOBS)
+	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST)
+
+fuzz: deps
+	@$(call CMAKE_CONFIGURE,build-fuzz,Debug,-DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON -DBUILD_TESTING=OFF)
+	@cmake --build build-fuzz -j $(JOBS)
+	@scripts/fuzz-smoke.sh build-fuzz/bin $${FUZZ_SECONDS:-30}
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

@@ -1,0 +1,17 @@
+/*
+ * ferry.h - everything libferry offers, in one include.
+ */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#define FERRY_VERSION "0.1.0"
+
+#include "ferry/error.h"
+#include "ferry/log.h"
+#include "ferry/addr.h"
+#include "ferry/transport.h"
+#include "ferry/frame.h"
+#include "ferry/loop.h"
+#include "ferry/server.h"
+
+#endif
