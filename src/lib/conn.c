@@ -1,1 +1,798 @@
-/* placeholder */
+/*
+ * conn.c - connections: the event-style engine (read, deliver, queue,
+ * backpressure, timeouts, deferred teardown) and the blocking-style I/O
+ * that thread- and process-per-connection handlers use.
+ *
+ * Teardown rule: handler code may call ferry_conn_close/abort (or hit a
+ * write error) from inside its own callbacks, so those never free anything
+ * on the spot.  They schedule a deferred teardown; the teardown runs
+ * on_close and schedules the free one step later still, so every deferred
+ * call that was queued while the connection lived runs before its memory
+ * goes away.
+ */
+#include "server_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ferry/error.h"
+#include "ferry/frame.h"
+#include "ferry/log.h"
+#include "ferry/transport.h"
+
+static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *arg);
+static void conn_teardown(struct ferry_conn *c, int reason);
+static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now);
+
+/* ---- the loop a set of event-style connections runs on -------------------- */
+
+static void on_stop_pipe(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct conn_loop *cl = arg;
+    (void)events;
+    ferry_loop_remove(loop, fd);
+    ferry__conn_loop_shutdown(cl);
+}
+
+int ferry__conn_loop_init(struct conn_loop *cl, struct ferry_server *s)
+{
+    int r = 0;
+
+    memset(cl, 0, sizeof *cl);
+    cl->server = s;
+    cl->loop = ferry_loop_new(&r);
+    if (!cl->loop)
+        goto fail;
+    cl->read_buf = malloc(FERRY_READ_CHUNK);
+    if (!cl->read_buf) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = ferry_loop_add(cl->loop, s->stop_pipe[0], FERRY_READABLE, on_stop_pipe, cl);
+    if (r < 0)
+        goto fail;
+    return 0;
+
+fail:
+    ferry__conn_loop_destroy(cl);
+    return r;
+}
+
+void ferry__conn_loop_destroy(struct conn_loop *cl)
+{
+    ferry_timer_cancel(cl->grace_timer);
+    cl->grace_timer = NULL;
+    if (cl->loop)
+        ferry_loop_free(cl->loop);
+    cl->loop = NULL;
+    free(cl->read_buf);
+    cl->read_buf = NULL;
+}
+
+static void on_grace_expired(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct conn_loop *cl = arg;
+    (void)loop;
+    ferry_timer_cancel(t);
+    cl->grace_timer = NULL;
+    if (cl->nconns)
+        ferry_log_info("shutdown grace period over: closing %zu connection(s)", cl->nconns);
+    ferry__conn_loop_abort_all(cl, 0);
+}
+
+static void maybe_finished(struct conn_loop *cl)
+{
+    if (cl->stopping && cl->nconns == 0) {
+        ferry_timer_cancel(cl->grace_timer);
+        cl->grace_timer = NULL;
+        ferry_loop_stop(cl->loop);
+    }
+}
+
+void ferry__conn_loop_shutdown(struct conn_loop *cl)
+{
+    struct ferry_conn *c, *next;
+
+    if (cl->stopping)
+        return;
+    cl->stopping = 1;
+    if (cl->on_stop)
+        cl->on_stop(cl);
+    for (c = cl->conns; c; c = next) {
+        next = c->next;
+        if (c->closed)
+            continue;
+        if (c->h->on_shutdown)
+            c->h->on_shutdown(c, c->h->arg);
+        else
+            ferry_conn_close(c);
+    }
+    if (cl->nconns && !cl->grace_timer)
+        cl->grace_timer = ferry_loop_timer(cl->loop, (uint64_t)cl->server->opts.shutdown_grace_ms,
+                                           on_grace_expired, cl);
+    maybe_finished(cl);
+}
+
+void ferry__conn_loop_abort_all(struct conn_loop *cl, int loop_done)
+{
+    struct ferry_conn *c, *next;
+    for (c = cl->conns; c; c = next) {
+        next = c->next;
+        conn_teardown_now(c, FERRY_ECLOSED, loop_done);
+    }
+}
+
+/* ---- event-style engine ----------------------------------------------------- */
+
+static int reading_enabled(const struct ferry_conn *c)
+{
+    return !c->closed && !c->closing && !c->user_paused && !c->write_blocked;
+}
+
+static void update_interest(struct ferry_conn *c)
+{
+    unsigned ev = 0;
+
+    if (c->closed)
+        return;
+    if (reading_enabled(c))
+        ev |= FERRY_READABLE;
+    if (ferry_buf_len(&c->out) > 0)
+        ev |= FERRY_WRITABLE;
+    if (ev != c->events) {
+        int r = ferry_loop_modify(c->cl->loop, c->fd, ev);
+        if (r < 0)
+            ferry_log_error("conn %llu: cannot update interest: %s",
+                            (unsigned long long)c->id, ferry_strerror(r));
+        c->events = ev;
+    }
+}
+
+static void conn_free(struct ferry_loop *loop, void *arg)
+{
+    struct ferry_conn *c = arg;
+    struct conn_loop *cl = c->cl;
+    (void)loop;
+
+    ferry_transport_free(c->t);
+    ferry_buf_free(&c->out);
+    ferry_buf_free(&c->in);
+    ferry_frame_parser_free(c->parser);
+    ferry__conn_released(c->server);
+    free(c);
+    cl->nconns--;
+    maybe_finished(cl);
+}
+
+/* Tear down now: stop watching, tell the handler, free later (or at once
+ * when the loop has finished and will run no more deferred calls).  Must
+ * not be called from inside one of this connection's handler callbacks. */
+static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now)
+{
+    struct conn_loop *cl = c->cl;
+
+    if (c->closed)
+        return;
+    c->closed = 1;
+    ferry_loop_remove(cl->loop, c->fd);
+    ferry_timer_cancel(c->idle_timer);
+    ferry_timer_cancel(c->handshake_timer);
+    c->idle_timer = c->handshake_timer = NULL;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        cl->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+
+    if (reason < 0 && reason != FERRY_ECLOSED)
+        ferry_log_debug("conn %llu (%s) closed: %s", (unsigned long long)c->id, c->peer,
+                        ferry_strerror(reason));
+    else
+        ferry_log_debug("conn %llu (%s) closed", (unsigned long long)c->id, c->peer);
+
+    if (c->opened && c->h->on_close)
+        c->h->on_close(c, reason, c->h->arg);
+    if (free_now || ferry_loop_defer(cl->loop, conn_free, c) < 0)
+        conn_free(cl->loop, c);
+}
+
+static void conn_teardown(struct ferry_conn *c, int reason)
+{
+    conn_teardown_now(c, reason, 0);
+}
+
+static void deferred_teardown(struct ferry_loop *loop, void *arg)
+{
+    struct ferry_conn *c = arg;
+    (void)loop;
+    conn_teardown(c, c->pending_reason);
+}
+
+/* Teardown from API calls that handler code makes: always deferred. */
+static void schedule_teardown(struct ferry_conn *c, int reason)
+{
+    if (c->closed || c->teardown_scheduled)
+        return;
+    c->teardown_scheduled = 1;
+    c->pending_reason = reason;
+    c->closing = 1;
+    update_interest(c);
+    if (ferry_loop_defer(c->cl->loop, deferred_teardown, c) < 0) {
+        /* Cannot defer: let the next I/O event finish it. */
+        c->teardown_scheduled = 0;
+    }
+}
+
+static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len);
+
+/* Input that arrived while the handler paused reading mid-chunk is kept
+ * in c->in and delivered from here once reading resumes. */
+static void deliver_saved(struct ferry_loop *loop, void *arg)
+{
+    struct ferry_conn *c = arg;
+    int r;
+    (void)loop;
+
+    c->resume_scheduled = 0;
+    if (c->closed || !reading_enabled(c) || ferry_buf_len(&c->in) == 0)
+        return;
+    /* deliver() may stash a remainder back into c->in, so hand it a copy
+     * of the view and consume before calling. */
+    size_t n = ferry_buf_len(&c->in);
+    uint8_t *copy = malloc(n);
+    if (!copy) {
+        conn_teardown(c, -ENOMEM);
+        return;
+    }
+    memcpy(copy, ferry_buf_head(&c->in), n);
+    ferry_buf_clear(&c->in);
+    r = deliver(c, copy, n);
+    free(copy);
+    if (r < 0)
+        conn_teardown(c, r);
+    else
+        update_interest(c);
+}
+
+static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
+{
+    struct ferry_slice in = ferry_slice_make(data, len);
+    int r = 0;
+
+    c->in_callback = 1;
+    while (in.len > 0 && !c->closed && !c->closing) {
+        if (!reading_enabled(c)) {
+            /* Paused mid-chunk: keep the rest for later, in order. */
+            r = ferry_buf_append(&c->in, in.p, in.len);
+            break;
+        }
+        if (c->h->on_data) {
+            r = c->h->on_data(c, in.p, in.len, c->h->arg);
+            break;
+        }
+        size_t used = 0;
+        struct ferry_frame_event ev;
+        r = ferry_frame_parser_feed(c->parser, in.p, in.len, &used, &ev);
+        if (r < 0) {
+            ferry_log_info("conn %llu (%s): bad frame: %s", (unsigned long long)c->id,
+                           c->peer, ferry_strerror(r));
+            break;
+        }
+        ferry_slice_advance(&in, used);
+        if (r == FERRY_FRAME_NEED_MORE) {
+            r = 0;
+            break;
+        }
+        r = c->h->on_frame(c, &ev, c->h->arg);
+        if (r < 0)
+            break;
+    }
+    c->in_callback = 0;
+    return r < 0 ? r : 0;
+}
+
+static void conn_read(struct ferry_conn *c)
+{
+    struct conn_loop *cl = c->cl;
+
+    for (int i = 0; i < FERRY_READS_PER_EVENT && reading_enabled(c); i++) {
+        ssize_t n = ferry_transport_read(c->t, cl->read_buf, FERRY_READ_CHUNK);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            conn_teardown(c, (int)n);
+            return;
+        }
+        if (n == 0) {
+            if (c->parser && !ferry_frame_parser_at_boundary(c->parser))
+                conn_teardown(c, FERRY_ETRUNCATED);
+            else if (ferry_buf_len(&c->out) == 0)
+                conn_teardown(c, 0);
+            else
+                ferry_conn_close(c);   /* the peer may still read what we owe it */
+            return;
+        }
+        c->last_activity = ferry_loop_now(cl->loop);
+        int r = deliver(c, cl->read_buf, (size_t)n);
+        if (r < 0) {
+            conn_teardown(c, r);
+            return;
+        }
+        if ((size_t)n < FERRY_READ_CHUNK)
+            break;
+    }
+}
+
+/* Send what is queued.  Returns 0, or a negative code after tearing down. */
+static int conn_flush(struct ferry_conn *c)
+{
+    size_t high = c->server->opts.write_high_water;
+
+    while (ferry_buf_len(&c->out) > 0) {
+        struct iovec iov = { (void *)ferry_buf_head(&c->out), ferry_buf_len(&c->out) };
+        ssize_t n = ferry_transport_writev(c->t, &iov, 1);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            conn_teardown(c, (int)n);
+            return (int)n;
+        }
+        ferry_buf_consume(&c->out, (size_t)n);
+        c->last_activity = ferry_loop_now(c->cl->loop);
+    }
+    if (ferry_buf_len(&c->out) == 0 && c->closing && !c->teardown_scheduled) {
+        conn_teardown(c, 0);
+        return 0;
+    }
+    if (c->write_blocked && ferry_buf_len(&c->out) <= high / 2) {
+        c->write_blocked = 0;
+        update_interest(c);
+        if (c->h->on_drain) {
+            c->in_callback = 1;
+            c->h->on_drain(c, c->h->arg);
+            c->in_callback = 0;
+        }
+        if (!c->closed && ferry_buf_len(&c->in) > 0 && !c->resume_scheduled &&
+            ferry_loop_defer(c->cl->loop, deliver_saved, c) == 0)
+            c->resume_scheduled = 1;
+    }
+    update_interest(c);
+    return 0;
+}
+
+static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct ferry_conn *c = arg;
+    (void)loop;
+    (void)fd;
+
+    if (events & FERRY_WRITABLE) {
+        if (conn_flush(c) < 0 || c->closed)
+            return;
+    }
+    if (events & (FERRY_READABLE | FERRY_HANGUP)) {
+        if (reading_enabled(c))
+            conn_read(c);
+        else if (events & FERRY_HANGUP)
+            /* Level-triggered hangup while we are not reading would spin;
+             * the peer is gone both ways, so nobody is left to serve. */
+            conn_teardown(c, FERRY_EEOF);
+    }
+}
+
+static void on_idle_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct ferry_conn *c = arg;
+    uint64_t idle = (uint64_t)c->server->opts.idle_timeout_ms;
+    uint64_t quiet = ferry_loop_now(loop) - c->last_activity;
+
+    /* Activity only stamps last_activity; the timer re-arms lazily here,
+     * which keeps the per-read cost at one store. */
+    if (quiet < idle) {
+        ferry_timer_restart(t, idle - quiet);
+        return;
+    }
+    ferry_log_info("conn %llu (%s): idle for %llu ms, closing", (unsigned long long)c->id,
+                   c->peer, (unsigned long long)quiet);
+    conn_teardown(c, -ETIMEDOUT);
+}
+
+static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct ferry_conn *c = arg;
+    (void)loop;
+    (void)t;
+    ferry_log_info("conn %llu (%s): not authenticated within %d ms, closing",
+                   (unsigned long long)c->id, c->peer, c->server->opts.handshake_timeout_ms);
+    conn_teardown(c, -ETIMEDOUT);
+}
+
+int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, const char *peer)
+{
+    struct ferry_server *s = cl->server;
+    struct ferry_conn *c = NULL;
+    int r;
+
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    c->server = s;
+    c->h = &l->h;
+    c->cl = cl;
+    c->fd = fd;
+    c->id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    ferry_buf_init(&c->out, 0);
+    ferry_buf_init(&c->in, FERRY_READ_CHUNK);
+    c->t = ferry_transport_new_fd(fd);
+    if (!c->t) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if (l->h.on_frame) {
+        c->parser = ferry_frame_parser_new(&s->opts.frame_limits);
+        if (!c->parser) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
+    c->last_activity = ferry_loop_now(cl->loop);
+    c->events = FERRY_READABLE;
+    r = ferry_loop_add(cl->loop, fd, c->events, conn_on_io, c);
+    if (r < 0)
+        goto fail;
+    if (s->opts.idle_timeout_ms > 0)
+        c->idle_timer = ferry_loop_timer(cl->loop, (uint64_t)s->opts.idle_timeout_ms, on_idle_timer, c);
+    if (s->opts.handshake_timeout_ms > 0)
+        c->handshake_timer = ferry_loop_timer(cl->loop, (uint64_t)s->opts.handshake_timeout_ms,
+                                              on_handshake_timer, c);
+
+    c->next = cl->conns;
+    if (cl->conns)
+        cl->conns->prev = c;
+    cl->conns = c;
+    cl->nconns++;
+    ferry_log_debug("conn %llu from %s on %s", (unsigned long long)c->id, peer, l->name);
+
+    if (l->h.on_open) {
+        c->in_callback = 1;
+        r = l->h.on_open(c, l->h.arg);
+        c->in_callback = 0;
+        if (r < 0) {
+            conn_teardown(c, r);   /* not opened: on_close is not owed */
+            return r;
+        }
+    }
+    c->opened = 1;
+    if (cl->stopping && !c->closed)
+        ferry_conn_close(c);
+    return 0;
+
+fail:
+    if (c) {
+        ferry_timer_cancel(c->idle_timer);
+        ferry_timer_cancel(c->handshake_timer);
+        ferry_frame_parser_free(c->parser);
+        ferry_buf_free(&c->out);
+        ferry_buf_free(&c->in);
+        if (c->t)
+            ferry_transport_free(c->t);   /* closes fd */
+        else
+            close(fd);
+        free(c);
+    } else {
+        close(fd);
+    }
+    ferry__conn_released(s);
+    ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
+    return r;
+}
+
+void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd, const char *peer)
+{
+    struct conn_loop cl;
+    int r = ferry__conn_loop_init(&cl, s);
+
+    if (r < 0) {
+        ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
+        close(fd);
+        ferry__conn_released(s);
+        return;
+    }
+    if (ferry__conn_start_event(&cl, l, fd, peer) == 0) {
+        r = ferry_loop_run(cl.loop);
+        if (r < 0)
+            ferry_log_error("connection loop failed: %s", ferry_strerror(r));
+    }
+    /* A loop that ended early (error) may still hold the connection. */
+    ferry__conn_loop_abort_all(&cl, 1);
+    ferry__conn_loop_destroy(&cl);
+}
+
+/* ---- blocking style ------------------------------------------------------------ */
+
+void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd, const char *peer,
+                              void (*before_close)(void *arg), void *arg)
+{
+    struct ferry_conn c;
+    int r;
+
+    memset(&c, 0, sizeof c);
+    c.server = s;
+    c.h = &l->h;
+    c.fd = fd;
+    c.blocking = 1;
+    c.id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
+    snprintf(c.peer, sizeof c.peer, "%s", peer);
+    c.t = ferry_transport_new_fd(fd);
+    if (!c.t) {
+        if (before_close)
+            before_close(arg);
+        close(fd);
+        ferry__conn_released(s);
+        return;
+    }
+    if (s->opts.idle_timeout_ms > 0)
+        ferry_transport_set_timeout(c.t, s->opts.idle_timeout_ms);
+    if (s->opts.handshake_timeout_ms > 0)
+        c.handshake_deadline = ferry__now_ms() + (uint64_t)s->opts.handshake_timeout_ms;
+
+    ferry_log_debug("conn %llu from %s on %s", (unsigned long long)c.id, peer, l->name);
+    r = l->h.serve(&c, l->h.arg);
+    if (r < 0 && r != FERRY_EEOF)
+        ferry_log_debug("conn %llu (%s) ended: %s", (unsigned long long)c.id, peer, ferry_strerror(r));
+    else
+        ferry_log_debug("conn %llu (%s) closed", (unsigned long long)c.id, peer);
+    if (before_close)
+        before_close(arg);
+    ferry_transport_free(c.t);
+    ferry__conn_released(s);
+}
+
+/* Wait until the connection has input (1), the server is stopping and it
+ * has none (0), or a timeout passes (-ETIMEDOUT). */
+static int wait_readable(struct ferry_conn *c)
+{
+    int idle = c->server->opts.idle_timeout_ms;
+
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = c->fd, .events = POLLIN },
+            { .fd = c->server->stop_pipe[0], .events = POLLIN },
+        };
+        int timeout = idle > 0 ? idle : -1;
+
+        if (c->handshake_deadline && !c->authenticated) {
+            uint64_t now = ferry__now_ms();
+            if (now >= c->handshake_deadline)
+                return -ETIMEDOUT;
+            uint64_t left = c->handshake_deadline - now;
+            if (timeout < 0 || left < (uint64_t)timeout)
+                timeout = (int)left;
+        }
+        int n = poll(pfd, 2, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0) {
+            if (c->handshake_deadline && !c->authenticated && ferry__now_ms() < c->handshake_deadline)
+                continue;
+            return -ETIMEDOUT;
+        }
+        if (pfd[0].revents)
+            return 1;
+        return 0;
+    }
+}
+
+ssize_t ferry_conn_read(struct ferry_conn *c, void *buf, size_t len)
+{
+    if (!c->blocking)
+        return FERRY_EUNSUPPORTED;
+    int r = wait_readable(c);
+    if (r <= 0)
+        return r;
+    return ferry_transport_read(c->t, buf, len);
+}
+
+int ferry_conn_read_full(struct ferry_conn *c, void *buf, size_t len)
+{
+    struct ferry_slice want = ferry_slice_make(buf, len);
+    ssize_t n;
+
+    if (len == 0)
+        return 0;
+    n = ferry_conn_read(c, buf, len);
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        return FERRY_EEOF;
+    ferry_slice_advance(&want, (size_t)n);
+    if (want.len == 0)
+        return 0;
+    /* Past the first byte the request has begun: finish it regardless of a
+     * stop (the transport's own timeout still applies). */
+    int r = ferry_transport_read_full(c->t, (void *)want.p, want.len);
+    return r == FERRY_EEOF ? FERRY_ETRUNCATED : r;
+}
+
+int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_size)
+{
+    if (!c->blocking)
+        return FERRY_EUNSUPPORTED;
+    int r = wait_readable(c);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return FERRY_EEOF;
+    return ferry_frame_read(c->t, &c->server->opts.frame_limits, header, body_size);
+}
+
+/* ---- output, both styles --------------------------------------------------------- */
+
+int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0, sent = 0, high;
+    int r;
+
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    if (c->blocking) {
+        struct iovec copy[IOV_MAX];
+        memcpy(copy, iov, (size_t)iovcnt * sizeof *iov);
+        return ferry_transport_writev_full(c->t, copy, iovcnt);
+    }
+    if (c->closed || c->closing)
+        return FERRY_ECLOSED;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+
+    /* Nothing queued: try the socket directly and only queue the rest,
+     * which saves a loop iteration and a copy on the common path. */
+    if (ferry_buf_len(&c->out) == 0) {
+        ssize_t n = ferry_transport_writev(c->t, iov, iovcnt);
+        if (n < 0 && n != -EAGAIN) {
+            schedule_teardown(c, (int)n);
+            return (int)n;
+        }
+        if (n > 0) {
+            sent = (size_t)n;
+            c->last_activity = ferry_loop_now(c->cl->loop);
+        }
+    }
+    for (int i = 0; i < iovcnt && sent < total; i++) {
+        struct ferry_slice s = ferry_slice_make(iov[i].iov_base, iov[i].iov_len);
+        if (sent >= s.len) {
+            sent -= s.len;
+            total -= s.len;
+            continue;
+        }
+        ferry_slice_advance(&s, sent);
+        total -= sent;
+        sent = 0;
+        r = ferry_buf_append(&c->out, s.p, s.len);
+        if (r < 0) {
+            schedule_teardown(c, r);
+            return r;
+        }
+    }
+    high = c->server->opts.write_high_water;
+    if (ferry_buf_len(&c->out) > high)
+        c->write_blocked = 1;
+    update_interest(c);
+    return 0;
+}
+
+int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len)
+{
+    struct iovec iov = { (void *)data, len };
+    return ferry_conn_writev(c, &iov, 1);
+}
+
+int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *body, size_t body_len)
+{
+    uint8_t *head = NULL;
+    size_t head_len = 0;
+    int r;
+
+    r = ferry_frame_encode(header, body_len, &c->server->opts.frame_limits, &head, &head_len);
+    if (r < 0)
+        return r;
+    struct iovec iov[2] = { { head, head_len }, { (void *)body, body_len } };
+    r = ferry_conn_writev(c, iov, body_len ? 2 : 1);
+    free(head);
+    return r;
+}
+
+size_t ferry_conn_pending(const struct ferry_conn *c)
+{
+    return c->blocking ? 0 : ferry_buf_len(&c->out);
+}
+
+int ferry_conn_write_blocked(const struct ferry_conn *c)
+{
+    return !c->blocking && c->write_blocked;
+}
+
+/* ---- control ---------------------------------------------------------------------- */
+
+void ferry_conn_pause_read(struct ferry_conn *c)
+{
+    if (c->blocking || c->user_paused)
+        return;
+    c->user_paused = 1;
+    update_interest(c);
+}
+
+void ferry_conn_resume_read(struct ferry_conn *c)
+{
+    if (c->blocking || !c->user_paused)
+        return;
+    c->user_paused = 0;
+    update_interest(c);
+    if (!c->closed && ferry_buf_len(&c->in) > 0 && !c->resume_scheduled &&
+        ferry_loop_defer(c->cl->loop, deliver_saved, c) == 0)
+        c->resume_scheduled = 1;
+}
+
+void ferry_conn_close(struct ferry_conn *c)
+{
+    if (c->blocking || c->closed || c->teardown_scheduled)
+        return;
+    c->closing = 1;
+    if (ferry_buf_len(&c->out) == 0)
+        schedule_teardown(c, 0);
+    else
+        update_interest(c);   /* stop reading; conn_flush finishes the close */
+}
+
+void ferry_conn_abort(struct ferry_conn *c, int reason)
+{
+    if (c->blocking) {
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    ferry_buf_clear(&c->out);
+    schedule_teardown(c, reason ? reason : FERRY_ECLOSED);
+}
+
+/* ---- accessors -------------------------------------------------------------------- */
+
+const char *ferry_conn_peer(const struct ferry_conn *c) { return c->peer; }
+uint64_t ferry_conn_id(const struct ferry_conn *c) { return c->id; }
+void ferry_conn_set_data(struct ferry_conn *c, void *data) { c->data = data; }
+void *ferry_conn_data(const struct ferry_conn *c) { return c->data; }
+struct ferry_transport *ferry_conn_transport(struct ferry_conn *c) { return c->t; }
+
+struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c)
+{
+    return c->blocking ? NULL : c->cl->loop;
+}
+
+int ferry_conn_stopping(const struct ferry_conn *c)
+{
+    return atomic_load(&c->server->stopping);
+}
+
+void ferry_conn_set_authenticated(struct ferry_conn *c)
+{
+    c->authenticated = 1;
+    if (!c->blocking) {
+        ferry_timer_cancel(c->handshake_timer);
+        c->handshake_timer = NULL;
+    }
+}

@@ -1,1 +1,225 @@
-/* placeholder */
+/*
+ * model_fork.c - FERRY_MODEL_FORK: a process per connection, as sshd and
+ * dropbear do.
+ *
+ * Children are tracked by pidfd (Linux 5.3+): the acceptor loop watches
+ * each one and reaps exactly that child when it becomes readable, so we
+ * never reap a process we did not start.  Where pidfd_open is missing, a
+ * short periodic timer polls our own children with waitpid(pid, WNOHANG).
+ * Children learn of a graceful stop through the server's stop pipe, which
+ * they share; when the grace period is over the stragglers get SIGKILL.
+ */
+#include "acceptor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ferry/error.h"
+#include "ferry/log.h"
+
+#define REAP_POLL_MS 200
+
+struct child {
+    pid_t pid;
+    int pidfd;                  /* -1 when polling instead */
+    struct fork_model *fm;
+    struct child *prev, *next;
+};
+
+struct fork_model {
+    struct acceptor a;
+    struct child *children;
+    size_t nchildren;
+    struct ferry_timer *poll_timer;
+};
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+        /* pidfd_open sets CLOEXEC itself. */
+        return fd;
+    }
+#endif
+    (void)pid;
+    return -1;
+}
+
+static void remove_child(struct fork_model *fm, struct child *ch)
+{
+    if (ch->pidfd >= 0) {
+        ferry_loop_remove(fm->a.loop, ch->pidfd);
+        close(ch->pidfd);
+    }
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        fm->children = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
+    fm->nchildren--;
+    ferry__conn_released(fm->a.server);
+    free(ch);
+}
+
+/* Reap ch if it has exited; returns 1 when it was reaped. */
+static int try_reap(struct fork_model *fm, struct child *ch)
+{
+    int status;
+    pid_t r;
+
+    do {
+        r = waitpid(ch->pid, &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return 0;
+    if (r > 0 && WIFSIGNALED(status))
+        ferry_log_debug("connection process %d killed by signal %d", (int)ch->pid, WTERMSIG(status));
+    remove_child(fm, ch);
+    return 1;
+}
+
+static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct child *ch = arg;
+    struct fork_model *fm = ch->fm;
+    (void)loop;
+    (void)fd;
+    (void)events;
+    if (try_reap(fm, ch))
+        ferry__acceptor_check_done(&fm->a);
+}
+
+static void on_poll_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct fork_model *fm = arg;
+    struct child *ch, *next;
+    (void)loop;
+
+    for (ch = fm->children; ch; ch = next) {
+        next = ch->next;
+        if (ch->pidfd < 0)
+            try_reap(fm, ch);
+    }
+    ferry_timer_restart(t, REAP_POLL_MS);
+    ferry__acceptor_check_done(&fm->a);
+}
+
+static void close_listeners(struct ferry_server *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++)
+        close(s->listeners[i]->fd);
+}
+
+/* In the child: serve one connection and exit without returning into the
+ * parent's stack. */
+static void __attribute__((noreturn)) child_main(struct ferry_server *s, struct listener *l,
+                                                 int fd, const char *peer)
+{
+    struct sigaction sa;
+
+    /* The parent turns SIGINT into a graceful stop that reaches us through
+     * the stop pipe; SIGTERM aimed at this process ends it, as with sshd. */
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = s->opts.handle_signals ? SIG_IGN : SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+
+    close_listeners(s);
+    if (ferry__handler_is_event(&l->h))
+        ferry__conn_run_private(s, l, fd, peer);
+    else
+        ferry__conn_run_blocking(s, l, fd, peer, NULL, NULL);
+    _exit(0);
+}
+
+static void start_child(struct acceptor *a, struct listener *l, int fd, const char *peer)
+{
+    struct fork_model *fm = a->model;
+    struct child *ch = calloc(1, sizeof *ch);
+    pid_t pid;
+
+    if (!ch) {
+        ferry_log_warn("cannot serve %s: out of memory", peer);
+        goto fail;
+    }
+    pid = fork();
+    if (pid < 0) {
+        ferry_log_warn("cannot fork for %s: %s", peer, strerror(errno));
+        goto fail;
+    }
+    if (pid == 0)
+        child_main(a->server, l, fd, peer);
+
+    close(fd);
+    ch->pid = pid;
+    ch->fm = fm;
+    ch->pidfd = open_pidfd(pid);
+    if (ch->pidfd >= 0 && ferry_loop_add(a->loop, ch->pidfd, FERRY_READABLE, on_pidfd, ch) < 0) {
+        close(ch->pidfd);
+        ch->pidfd = -1;
+    }
+    if (ch->pidfd < 0 && !fm->poll_timer)
+        fm->poll_timer = ferry_loop_timer(a->loop, REAP_POLL_MS, on_poll_timer, fm);
+    ch->next = fm->children;
+    if (fm->children)
+        fm->children->prev = ch;
+    fm->children = ch;
+    fm->nchildren++;
+    return;
+
+fail:
+    free(ch);
+    close(fd);
+    ferry__conn_released(a->server);
+}
+
+static size_t live_children(struct acceptor *a)
+{
+    struct fork_model *fm = a->model;
+    return fm->nchildren;
+}
+
+static void kill_children(struct acceptor *a)
+{
+    struct fork_model *fm = a->model;
+    for (struct child *ch = fm->children; ch; ch = ch->next)
+        kill(ch->pid, SIGKILL);
+}
+
+static const struct acceptor_ops fork_ops = {
+    .start = start_child,
+    .live = live_children,
+    .force = kill_children,
+};
+
+int ferry__run_fork(struct ferry_server *s)
+{
+    struct fork_model fm;
+    int r;
+
+    memset(&fm, 0, sizeof fm);
+    r = ferry__acceptor_init(&fm.a, s, &fork_ops, &fm);
+    if (r == 0)
+        r = ferry__acceptor_run(&fm.a);
+    /* Normally every child has been reaped by now; after a loop failure,
+     * make sure none is left behind. */
+    while (fm.children) {
+        struct child *ch = fm.children;
+        kill(ch->pid, SIGKILL);
+        while (waitpid(ch->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        remove_child(&fm, ch);
+    }
+    ferry_timer_cancel(fm.poll_timer);
+    ferry__acceptor_destroy(&fm.a);
+    return r;
+}
