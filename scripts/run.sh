@@ -4,7 +4,7 @@
 # see it work, then the server in the foreground (Ctrl-C stops it).
 set -eu
 bin="$(dirname "$0")/../build/bin"
-addr="${FERRY_RUN_ADDR:-127.0.0.1:9999}"
+addr="${FERRY_RUN_ADDR:-127.0.0.1:8080}"
 "$bin/echo_upper" --listen "$addr" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM

@@ -1,0 +1,152 @@
+/*
+ * echo_upper - the tutorials' upper-casing echo server, on libferry.
+ *
+ * Every chunk a client sends comes back upper-cased (ASCII only, like
+ * Python's bytes.upper()).  One event-style handler serves all three
+ * concurrency models; --udp serves the datagram variant instead.
+ *
+ *   echo_upper [--listen ADDR] [--model event|thread|fork] [--udp] ...
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+#include "cli.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+
+static void upper_copy(uint8_t *dst, const uint8_t *src, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        dst[i] = (uint8_t)toupper(src[i] & 0x7f) | (src[i] & 0x80);
+}
+
+/* Upper-case in pieces small enough for the stack; ferry_conn_write
+ * copies what the socket does not take at once, and the server stops
+ * reading this client while its replies are backed up. */
+static int on_data(struct ferry_conn *c, const void *data, size_t len, void *arg)
+{
+    const uint8_t *in = data;
+    uint8_t out[4096];
+    (void)arg;
+
+    while (len > 0) {
+        size_t n = len < sizeof out ? len : sizeof out;
+        upper_copy(out, in, n);
+        int r = ferry_conn_write(c, out, n);
+        if (r < 0)
+            return r;
+        in += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static void on_datagram(const struct ferry_datagram *d, void *arg)
+{
+    uint8_t out[65536];
+    (void)arg;
+    upper_copy(out, d->data, d->len);
+    ferry_datagram_reply(d, out, d->len);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: echo_upper [OPTIONS]\n"
+        "Echo every chunk a client sends back upper-cased (TCP, or UDP with --udp).\n"
+        "\n"
+        "  -l, --listen ADDR      endpoint: HOST:PORT, [V6]:PORT or unix:/PATH (default " DEFAULT_LISTEN ")\n"
+        "  -m, --model MODEL      event (default), thread or fork\n"
+        "  -w, --workers N        event model: loop threads (default 1)\n"
+        "  -u, --udp              serve the UDP echo instead of TCP\n"
+        "      --max-conns N      concurrent connections (default 1024)\n"
+        "      --idle-timeout S   close connections silent for S seconds (default: never)\n"
+        "  -v, --verbose          log every connection\n"
+        "  -h, --help             show this help\n"
+        "  -V, --version          show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "model", required_argument, NULL, 'm' },
+        { "workers", required_argument, NULL, 'w' },
+        { "udp", no_argument, NULL, 'u' },
+        { "max-conns", required_argument, NULL, 'C' },
+        { "idle-timeout", required_argument, NULL, 'I' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ferry_server_opts opts = { .handle_signals = 1 };
+    struct ferry_handler h = { 0 };
+    struct ferry_server *s = NULL;
+    const char *listen = DEFAULT_LISTEN;
+    int udp = 0, opt, r;
+    long n;
+
+    ferry_log_set_ident("echo_upper");
+    while ((opt = getopt_long(argc, argv, "l:m:w:uvhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'l': listen = optarg; break;
+        case 'm':
+            if (ferry_model_parse(optarg, &opts.model) < 0) {
+                fprintf(stderr, "echo_upper: unknown model '%s' (event, thread or fork)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (cli_int("echo_upper", "--workers", optarg, 1, 256, &n) < 0)
+                return 2;
+            opts.workers = (int)n;
+            break;
+        case 'u': udp = 1; break;
+        case 'C':
+            if (cli_int("echo_upper", "--max-conns", optarg, 1, 1000000, &n) < 0)
+                return 2;
+            opts.max_conns = (int)n;
+            break;
+        case 'I':
+            if (cli_int("echo_upper", "--idle-timeout", optarg, 1, 86400, &n) < 0)
+                return 2;
+            opts.idle_timeout_ms = (int)n * 1000;
+            break;
+        case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("echo_upper (ferry) %s\n", FERRY_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    if (udp)
+        h.on_datagram = on_datagram;
+    else
+        h.on_data = on_data;
+
+    s = ferry_server_new(&opts, &r);
+    if (!s)
+        goto fail;
+    r = ferry_server_listen(s, listen, udp ? FERRY_SOCK_DGRAM : FERRY_SOCK_STREAM, &h, NULL);
+    if (r < 0)
+        goto fail;
+    r = ferry_server_run(s);
+    if (r < 0)
+        goto fail;
+    ferry_server_free(s);
+    return 0;
+
+fail:
+    fprintf(stderr, "echo_upper: %s: %s\n", listen, ferry_strerror(r));
+    ferry_server_free(s);
+    return 1;
+}

@@ -1,0 +1,185 @@
+"""ferrytest - helpers for ferry's integration tests (standard library only).
+
+Servers are started as real processes on ephemeral loopback ports.  A server
+logs one line per endpoint once it is ready,
+
+    ... info: listening on tcp 127.0.0.1:41233 (event model)
+
+and start_server() reads those lines from its stderr, so tests never sleep
+to wait for readiness.  Everything a test starts is killed when the test
+ends, even when it fails.
+"""
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+BIN = os.environ.get("FERRY_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "bin")
+SANITIZED = bool(os.environ.get("FERRY_SANITIZE"))
+# Sanitizers make everything slower; deadlines scale with them.
+SLOW = 4 if SANITIZED else 1
+
+_LISTEN_RE = re.compile(r"listening on (\w+) (\S+)")
+
+
+def binary(name):
+    path = os.path.join(BIN, name)
+    if not os.path.exists(path):
+        raise AssertionError("missing program %s (build first)" % path)
+    return path
+
+
+class Server:
+    """A running server process and the endpoints it announced."""
+
+    def __init__(self, proc, endpoints):
+        self.proc = proc
+        self.endpoints = endpoints          # [(proto, "host:port"), ...]
+        self.log = []                       # stderr lines after startup
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip("\n"))
+
+    def addr(self, proto="tcp", index=0):
+        found = [a for p, a in self.endpoints if p == proto]
+        return found[index]
+
+    def hostport(self, proto="tcp", index=0):
+        a = self.addr(proto, index)
+        host, _, port = a.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def children(self):
+        """PIDs whose parent is this server."""
+        kids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.proc.pid:
+                    kids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+        return kids
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Send sig and wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout * SLOW)
+        finally:
+            self._reader.join(timeout=2)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_server(name, *args, endpoints=1, timeout=10, env=None):
+    """Start build/bin/NAME with ARGS; wait until it has announced
+    `endpoints` listening lines.  Returns a Server."""
+    proc = subprocess.Popen([binary(name)] + list(args), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    found = []
+    early = []
+    deadline = time.monotonic() + timeout * SLOW
+    while len(found) < endpoints:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            proc.kill()
+            raise AssertionError("%s did not start: %s" % (name, early))
+        ready, _, _ = select.select([proc.stderr], [], [], left)
+        if not ready:
+            continue
+        line = proc.stderr.readline()
+        if not line:
+            proc.wait()
+            raise AssertionError("%s exited with %s before listening: %s"
+                                 % (name, proc.returncode, early))
+        early.append(line.rstrip("\n"))
+        m = _LISTEN_RE.search(line)
+        if m:
+            found.append((m.group(1), m.group(2)))
+    server = Server(proc, found)
+    server.log.extend(early)
+    return server
+
+
+def connect(server, proto="tcp", index=0, timeout=10):
+    host, port = server.hostport(proto, index)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout * SLOW)
+    s.connect((host, port))
+    return s
+
+
+def recv_exact(sock, n):
+    """Read exactly n bytes; raise EOFError if the peer closes first."""
+    chunks = []
+    while n > 0:
+        b = sock.recv(min(n, 1 << 20))
+        if not b:
+            raise EOFError("peer closed with %d bytes outstanding" % n)
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def recv_until_closed(sock):
+    """Read until EOF (or reset); returns the bytes received."""
+    data = []
+    while True:
+        try:
+            b = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        data.append(b)
+    return b"".join(data)
+
+
+def frame(header_bytes, body=b""):
+    """One ferry frame from raw header bytes (which may be invalid on purpose)."""
+    return struct.pack("<I", len(header_bytes)) + header_bytes + body
+
+
+def run(name, *args, input=None, timeout=20):
+    """Run a client program to completion; returns CompletedProcess (text)."""
+    return subprocess.run([binary(name)] + list(args), input=input, capture_output=True,
+                          text=True, timeout=timeout * SLOW)
+
+
+def main():
+    unittest.main(verbosity=2)
