@@ -1,0 +1,53 @@
+/*
+ * loop_int.h - the seam between loop.c and its I/O backends.
+ *
+ * loop.c owns watchers, timers and the run loop; a backend only knows how to
+ * wait for readiness on a set of fds.  Exactly one backend is linked in
+ * (loop_epoll.c or loop_poll.c, chosen by FERRY_POLL_BACKEND).
+ *
+ * Invariant shared by both backends: an fd is registered with the kernel only
+ * while its interest set is non-zero.  Both epoll and poll report hang-ups and
+ * errors even for an empty interest set, so keeping such fds registered would
+ * make a level-triggered loop spin on a "deliver nothing" watcher.
+ */
+#ifndef FERRY_LOOP_INT_H
+#define FERRY_LOOP_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ferry/loop.h"
+
+struct ferry_backend;   /* defined by the backend */
+
+/* One ready descriptor.  The backend fills fd and events (FERRY_* bits;
+ * hang-up and error conditions as FERRY_HANGUP | FERRY_READABLE); gen is
+ * loop.c's, used to spot watchers replaced after the wait returned. */
+struct ferry_ready {
+    int fd;
+    unsigned events;
+    uint32_t gen;
+};
+
+int ferry_backend_init(struct ferry_backend **out);
+void ferry_backend_free(struct ferry_backend *b);
+
+/* `events`, `old` and `now` are interest sets (FERRY_READABLE|FERRY_WRITABLE);
+ * the caller passes the previous set so the backend can follow the invariant
+ * above without keeping its own copy. */
+int ferry_backend_add(struct ferry_backend *b, int fd, unsigned events);
+int ferry_backend_modify(struct ferry_backend *b, int fd, unsigned old, unsigned now);
+int ferry_backend_remove(struct ferry_backend *b, int fd, unsigned old);
+
+/* Wait up to timeout_ms (-1: forever) and store at most `max` ready fds.
+ * Returns the count (0 on timeout or EINTR) or a negative errno. */
+int ferry_backend_wait(struct ferry_backend *b, struct ferry_ready *ready, int max,
+                       int timeout_ms);
+
+/* "epoll" or "poll", for logs and tests. */
+const char *ferry_backend_name(void);
+
+/* True while the timer is armed (started or restarted and not yet fired). */
+bool ferry_timer_active(const struct ferry_timer *timer);
+
+#endif
