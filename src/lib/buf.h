@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct ferry_buf {
     uint8_t *data;   /* owned; NULL until the first reserve */
@@ -57,6 +58,11 @@ struct ferry_slice ferry_slice_make(const void *p, size_t len);
 void ferry_slice_advance(struct ferry_slice *s, size_t n);
 /* A view of the first n bytes (n <= len). */
 struct ferry_slice ferry_slice_head(struct ferry_slice s, size_t n);
+
+/* Step an iovec array past n written bytes (n <= the bytes it holds):
+ * wholly written entries are skipped, a partly written one is trimmed in
+ * place, and *iov / *iovcnt describe what is left (*iovcnt may reach 0). */
+void ferry_iov_advance(struct iovec **iov, int *iovcnt, size_t n);
 
 /* Little-endian u32 at p (4 bytes), and its encoding. */
 uint32_t ferry_le32_read(const uint8_t *p);

@@ -1,1 +1,289 @@
-/* placeholder */
+/*
+ * transport.c - connection I/O behind an ops table.
+ *
+ * Two tables exist today: one for sockets (sendmsg with MSG_NOSIGNAL, a
+ * real half-close) and one for other stream descriptors such as pipes
+ * (writev with SIGPIPE held off).  The kind is detected once, when the
+ * transport is created.  A TLS transport will be a third table; the
+ * generic layer above the ops (EINTR, timeouts, the *_full loops) stays.
+ */
+#include "ferry/transport.h"
+#include "ferry/error.h"
+#include "buf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * One attempt each; -errno on failure (including -EINTR and -EAGAIN, which
+ * the generic layer handles).  `dontwait` asks for a non-blocking attempt
+ * after poll() said the descriptor is ready, so a timeout cannot be
+ * overrun by a call that then blocks; ops that cannot honour it ignore it.
+ */
+struct transport_ops {
+    ssize_t (*read)(struct ferry_transport *t, void *buf, size_t len, int dontwait);
+    ssize_t (*writev)(struct ferry_transport *t, const struct iovec *iov, int iovcnt,
+                      int dontwait);
+    int (*shutdown_write)(struct ferry_transport *t);
+    void (*close)(struct ferry_transport *t);
+};
+
+struct ferry_transport {
+    const struct transport_ops *ops;
+    int fd;
+    int timeout_ms;   /* 0: wait forever */
+};
+
+/* ---- sockets ------------------------------------------------------------- */
+
+static ssize_t sock_read(struct ferry_transport *t, void *buf, size_t len, int dontwait)
+{
+    ssize_t n = recv(t->fd, buf, len, dontwait ? MSG_DONTWAIT : 0);
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t sock_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt,
+                           int dontwait)
+{
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    ssize_t n = sendmsg(t->fd, &msg, MSG_NOSIGNAL | (dontwait ? MSG_DONTWAIT : 0));
+    return n < 0 ? -errno : n;
+}
+
+static int sock_shutdown_write(struct ferry_transport *t)
+{
+    return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+/* Linux closes the descriptor even when close() reports EINTR, so it is
+ * never retried: a retry could close a descriptor another thread just got. */
+static void fd_close(struct ferry_transport *t)
+{
+    close(t->fd);
+}
+
+static const struct transport_ops socket_ops = {
+    .read = sock_read,
+    .writev = sock_writev,
+    .shutdown_write = sock_shutdown_write,
+    .close = fd_close,
+};
+
+/* ---- other stream descriptors (pipes, ttys, files) ------------------------ */
+
+static ssize_t plain_read(struct ferry_transport *t, void *buf, size_t len, int dontwait)
+{
+    ssize_t n = read(t->fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+/*
+ * writev has no MSG_NOSIGNAL, so SIGPIPE is blocked for this thread around
+ * the call, and a SIGPIPE the call raised is collected before unblocking.
+ * One that was already pending beforehand belongs to someone else and is
+ * left alone.
+ */
+static ssize_t plain_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt,
+                            int dontwait)
+{
+    sigset_t pipe_set, pending, old;
+    int was_pending, saved;
+    ssize_t n;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+
+    n = writev(t->fd, iov, iovcnt);
+    saved = errno;
+    if (n < 0 && saved == EPIPE && !was_pending) {
+        static const struct timespec zero = { 0, 0 };
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return n < 0 ? -saved : n;
+}
+
+static int plain_shutdown_write(struct ferry_transport *t)
+{
+    return FERRY_EUNSUPPORTED;
+}
+
+static const struct transport_ops plain_ops = {
+    .read = plain_read,
+    .writev = plain_writev,
+    .shutdown_write = plain_shutdown_write,
+    .close = fd_close,
+};
+
+/* ---- generic layer ------------------------------------------------------- */
+
+struct ferry_transport *ferry_transport_new_fd(int fd)
+{
+    struct ferry_transport *t = malloc(sizeof *t);
+    struct stat st;
+
+    if (!t)
+        return NULL;
+    t->ops = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? &socket_ops : &plain_ops;
+    t->fd = fd;
+    t->timeout_ms = 0;
+    return t;
+}
+
+void ferry_transport_free(struct ferry_transport *t)
+{
+    if (!t)
+        return;
+    t->ops->close(t);
+    free(t);
+}
+
+int ferry_transport_fd(const struct ferry_transport *t)
+{
+    return t->fd;
+}
+
+void ferry_transport_set_timeout(struct ferry_transport *t, int timeout_ms)
+{
+    int flags = fcntl(t->fd, F_GETFL);
+
+    /* A non-blocking transport already never waits: polling would make it. */
+    if (timeout_ms < 0 || (flags >= 0 && (flags & O_NONBLOCK)))
+        timeout_ms = 0;
+    t->timeout_ms = timeout_ms;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for `events` or the deadline passes.  Readiness
+ * includes errors and hang-ups: the following I/O call reports those. */
+static int wait_ready(const struct ferry_transport *t, short events, int64_t deadline)
+{
+    struct pollfd pfd = { .fd = t->fd, .events = events };
+
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        int n;
+
+        if (left <= 0)
+            return -ETIMEDOUT;
+        n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+ssize_t ferry_transport_read(struct ferry_transport *t, void *buf, size_t len)
+{
+    int timed = t->timeout_ms > 0;
+    int64_t deadline = timed ? now_ms() + t->timeout_ms : 0;
+
+    for (;;) {
+        ssize_t n;
+
+        if (timed) {
+            int rc = wait_ready(t, POLLIN, deadline);
+            if (rc < 0)
+                return rc;
+        }
+        n = t->ops->read(t, buf, len, timed);
+        /* With a timeout, EAGAIN means poll's readiness was stale. */
+        if (n == -EINTR || (n == -EAGAIN && timed))
+            continue;
+        return n;
+    }
+}
+
+ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt)
+{
+    int timed = t->timeout_ms > 0;
+    int64_t deadline = timed ? now_ms() + t->timeout_ms : 0;
+
+    /* More than IOV_MAX entries would fail outright; a short write of the
+     * first IOV_MAX is what the caller's loop expects anyway. */
+    if (iovcnt > IOV_MAX)
+        iovcnt = IOV_MAX;
+    for (;;) {
+        ssize_t n;
+
+        if (timed) {
+            int rc = wait_ready(t, POLLOUT, deadline);
+            if (rc < 0)
+                return rc;
+        }
+        n = t->ops->writev(t, iov, iovcnt, timed);
+        if (n == -EINTR || (n == -EAGAIN && timed))
+            continue;
+        return n;
+    }
+}
+
+int ferry_transport_read_full(struct ferry_transport *t, void *buf, size_t len)
+{
+    /* A one-entry iovec is a writable cursor that buf.c knows how to move. */
+    struct iovec one = { .iov_base = buf, .iov_len = len };
+    struct iovec *left = &one;
+    int cnt = len > 0;
+
+    while (cnt > 0) {
+        ssize_t n = ferry_transport_read(t, left->iov_base, left->iov_len);
+
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return left->iov_len == len ? FERRY_EEOF : FERRY_ETRUNCATED;
+        ferry_iov_advance(&left, &cnt, (size_t)n);
+    }
+    return 0;
+}
+
+int ferry_transport_write_full(struct ferry_transport *t, const void *buf, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    return ferry_transport_writev_full(t, &iov, 1);
+}
+
+int ferry_transport_writev_full(struct ferry_transport *t, struct iovec *iov, int iovcnt)
+{
+    /* Drop leading empty entries so "nothing left" is iovcnt == 0. */
+    ferry_iov_advance(&iov, &iovcnt, 0);
+    while (iovcnt > 0) {
+        ssize_t n = ferry_transport_writev(t, iov, iovcnt);
+
+        if (n < 0)
+            return (int)n;
+        /* A stream write that moves nothing would spin forever. */
+        if (n == 0)
+            return -EIO;
+        ferry_iov_advance(&iov, &iovcnt, (size_t)n);
+    }
+    return 0;
+}
+
+int ferry_transport_shutdown_write(struct ferry_transport *t)
+{
+    return t->ops->shutdown_write(t);
+}
