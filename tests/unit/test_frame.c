@@ -1,0 +1,1041 @@
+/*
+ * test_frame.c - the frame codec: every error code, every split of the
+ * input, the 64-bit body counter, encoding, the blocking helpers over a
+ * socketpair, and the error strings.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ferry/error.h"
+#include "ferry/frame.h"
+#include "ferry/transport.h"
+#include "buf.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* Append one raw frame: prefix, exactly json_len header bytes, body. */
+static void put_frame_n(struct ferry_buf *b, const char *json, size_t json_len,
+                        const void *body, size_t body_len)
+{
+    uint8_t prefix[4];
+
+    ferry_le32_write(prefix, (uint32_t)json_len);
+    assert_int_equal(ferry_buf_append(b, prefix, 4), 0);
+    assert_int_equal(ferry_buf_append(b, json, json_len), 0);
+    assert_int_equal(ferry_buf_append(b, body, body_len), 0);
+}
+
+static void put_frame(struct ferry_buf *b, const char *json, const char *body)
+{
+    put_frame_n(b, json, strlen(json), body, body ? strlen(body) : 0);
+}
+
+static void log_printf(struct ferry_buf *log, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0);
+    assert_int_equal(ferry_buf_reserve(log, (size_t)n + 1), 0);
+    va_start(ap, fmt);
+    vsnprintf((char *)ferry_buf_tail(log), (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    ferry_buf_commit(log, (size_t)n);   /* the NUL stays outside the log */
+}
+
+/*
+ * Feed one piece of a stream until the parser wants more, writing every
+ * event to `log` in a form that does not depend on how the input was split
+ * (body bytes are logged raw, without chunk boundaries).  Checks on the way
+ * that body chunks point straight into the input.  Returns the error, if any.
+ */
+static int feed_piece(struct ferry_frame_parser *p, const uint8_t *data, size_t len,
+                      struct ferry_buf *log)
+{
+    for (;;) {
+        struct ferry_frame_event ev;
+        size_t used = SIZE_MAX;
+        char *text;
+        int rc = ferry_frame_parser_feed(p, data, len, &used, &ev);
+
+        assert_true(used <= len);
+        if (rc < 0) {
+            log_printf(log, "X %s\n", ferry_err_name(rc));
+            return rc;
+        }
+        switch (rc) {
+        case FERRY_FRAME_NEED_MORE:
+            assert_int_equal(used, len);
+            return 0;
+        case FERRY_FRAME_HEADER:
+            text = json_dumps(ev.header, JSON_COMPACT | JSON_SORT_KEYS);
+            assert_non_null(text);
+            log_printf(log, "H %s %llu\n", text, (unsigned long long)ev.body_size);
+            free(text);
+            json_decref(ev.header);
+            break;
+        case FERRY_FRAME_BODY:
+            assert_true(ev.chunk_len > 0);
+            assert_ptr_equal(ev.chunk, data);   /* borrowed, not copied */
+            assert_int_equal(used, ev.chunk_len);
+            assert_int_equal(ferry_buf_append(log, ev.chunk, ev.chunk_len), 0);
+            break;
+        case FERRY_FRAME_END:
+            log_printf(log, "\nE\n");
+            break;
+        default:
+            fail_msg("unexpected event %d", rc);
+        }
+        data += used;
+        len -= used;
+    }
+}
+
+/* Parse `len` bytes cut at the given offsets (ascending, may be empty);
+ * the log ends with whether the parser was left at a frame boundary.  The
+ * caller frees the returned log with ferry_buf_free(). */
+static struct ferry_buf parse_cut(const struct ferry_frame_limits *l, const uint8_t *data,
+                                  size_t len, const size_t *cuts, size_t ncuts)
+{
+    struct ferry_frame_parser *p = ferry_frame_parser_new(l);
+    struct ferry_buf log;
+    size_t start = 0;
+
+    assert_non_null(p);
+    ferry_buf_init(&log, 0);
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t end = i < ncuts ? cuts[i] : len;
+
+        if (feed_piece(p, data + start, end - start, &log) < 0)
+            break;
+        start = end;
+    }
+    log_printf(&log, "%s", ferry_frame_parser_at_boundary(p) ? "boundary" : "partial");
+    ferry_frame_parser_free(p);
+    return log;
+}
+
+/* Logs hold body bytes, NULs included: compare them as memory. */
+static void assert_log(const struct ferry_buf *log, const char *want, size_t want_len)
+{
+    size_t len = ferry_buf_len(log);
+
+    if (len != want_len || memcmp(ferry_buf_head(log), want, len) != 0)
+        fail_msg("log differs:\n%.*s\n--- want:\n%.*s", (int)len,
+                 (const char *)ferry_buf_head(log), (int)want_len, want);
+}
+
+#define ASSERT_LOG(log, literal) assert_log(&(log), literal, sizeof(literal) - 1)
+
+/* The same events for the whole input, every 2-way split and one byte at a
+ * time.  Returns the whole-input log for the caller to check. */
+static struct ferry_buf parse_every_split(const struct ferry_frame_limits *l,
+                                          const struct ferry_buf *stream)
+{
+    const uint8_t *data = ferry_buf_head(stream);
+    size_t len = ferry_buf_len(stream);
+    struct ferry_buf whole = parse_cut(l, data, len, NULL, 0), other;
+    size_t *bytewise = malloc(len * sizeof *bytewise);
+
+    assert_non_null(bytewise);
+    for (size_t k = 0; k <= len; k++) {
+        other = parse_cut(l, data, len, &k, 1);
+        assert_log(&other, (const char *)ferry_buf_head(&whole), ferry_buf_len(&whole));
+        ferry_buf_free(&other);
+    }
+    for (size_t k = 1; k < len; k++)
+        bytewise[k - 1] = k;
+    other = parse_cut(l, data, len, bytewise, len - 1);
+    assert_log(&other, (const char *)ferry_buf_head(&whole), ferry_buf_len(&whole));
+    ferry_buf_free(&other);
+    free(bytewise);
+    return whole;
+}
+
+/* Parse a single frame with header `json` (len bytes) through both the push
+ * parser and ferry_frame_decode_header, which must agree.  Returns the code
+ * (FERRY_FRAME_HEADER on success) and the declared size. */
+static int parse_header_n(const char *json, size_t len, const struct ferry_frame_limits *l,
+                          uint64_t *size)
+{
+    struct ferry_frame_parser *p = ferry_frame_parser_new(l);
+    struct ferry_frame_event ev;
+    struct ferry_buf b;
+    json_t *direct = NULL;
+    uint64_t direct_size = 99;
+    size_t used;
+    int rc, drc;
+
+    ferry_buf_init(&b, 0);
+    put_frame_n(&b, json, len, NULL, 0);
+    rc = ferry_frame_parser_feed(p, ferry_buf_head(&b), ferry_buf_len(&b), &used, &ev);
+    drc = ferry_frame_decode_header(json, len, l, &direct, &direct_size);
+    if (rc == FERRY_FRAME_HEADER) {
+        assert_int_equal(drc, 0);
+        assert_true(json_equal(ev.header, direct));
+        assert_int_equal(ev.body_size, direct_size);
+        *size = ev.body_size;
+        json_decref(ev.header);
+        json_decref(direct);
+    } else {
+        assert_int_equal(drc, rc);
+        assert_null(direct);
+        assert_int_equal(direct_size, 0);
+    }
+    ferry_buf_free(&b);
+    ferry_frame_parser_free(p);
+    return rc;
+}
+
+static int parse_header(const char *json, const struct ferry_frame_limits *l, uint64_t *size)
+{
+    return parse_header_n(json, strlen(json), l, size);
+}
+
+#define assert_header_err(json, code)                                          \
+    do {                                                                       \
+        uint64_t size_;                                                        \
+        int rc_ = parse_header((json), NULL, &size_);                          \
+        if (rc_ != (code))                                                     \
+            fail_msg("%s: got %s, want %s", (json), ferry_err_name(rc_),       \
+                     ferry_err_name(code));                                    \
+    } while (0)
+
+static uint64_t header_size_ok(const char *json, const struct ferry_frame_limits *l)
+{
+    uint64_t size = 0;
+    int rc = parse_header(json, l, &size);
+
+    if (rc != FERRY_FRAME_HEADER)
+        fail_msg("%s: got %s", json, ferry_err_name(rc));
+    return size;
+}
+
+/* ---- prefix -------------------------------------------------------------- */
+
+/* Feed only a prefix: a bad one must fail at once, without waiting for
+ * (or buffering) a single header byte. */
+static int feed_prefix(uint32_t len, const struct ferry_frame_limits *l)
+{
+    struct ferry_frame_parser *p = ferry_frame_parser_new(l);
+    struct ferry_frame_event ev;
+    uint8_t prefix[4];
+    size_t used;
+    int rc;
+
+    ferry_le32_write(prefix, len);
+    rc = ferry_frame_parser_feed(p, prefix, 4, &used, &ev);
+    assert_int_equal(used, 4);
+    ferry_frame_parser_free(p);
+    return rc;
+}
+
+static void test_hdr_empty(void **state)
+{
+    assert_int_equal(feed_prefix(0, NULL), FERRY_EHDR_EMPTY);
+    assert_header_err("", FERRY_EHDR_EMPTY);
+}
+
+static void test_hdr_toobig(void **state)
+{
+    struct ferry_frame_limits small = { .max_header = 16 };
+    uint64_t size;
+
+    assert_int_equal(feed_prefix(0xFFFFFFFFu, NULL), FERRY_EHDR_TOOBIG);
+    assert_int_equal(feed_prefix(FERRY_FRAME_DEFAULT_MAX_HEADER + 1, NULL), FERRY_EHDR_TOOBIG);
+    assert_int_equal(feed_prefix(FERRY_FRAME_DEFAULT_MAX_HEADER, NULL), FERRY_FRAME_NEED_MORE);
+    assert_int_equal(feed_prefix(17, &small), FERRY_EHDR_TOOBIG);
+    assert_int_equal(feed_prefix(16, &small), FERRY_FRAME_NEED_MORE);
+    /* Exactly the limit parses; one more byte does not. */
+    assert_int_equal(parse_header("{\"a\":\"12345678\"}", &small, &size), FERRY_FRAME_HEADER);
+    assert_int_equal(parse_header("{\"a\":\"123456789\"}", &small, &size), FERRY_EHDR_TOOBIG);
+}
+
+static char *padded_header(size_t len)
+{
+    char *json = malloc(len + 1);
+
+    assert_non_null(json);
+    memset(json, 'x', len);
+    memcpy(json, "{\"pad\":\"", 8);
+    memcpy(json + len - 2, "\"}", 3);
+    return json;
+}
+
+static void test_header_exactly_default_max(void **state)
+{
+    size_t max = FERRY_FRAME_DEFAULT_MAX_HEADER;
+    char *json = padded_header(max);
+    struct ferry_buf stream, log;
+    uint64_t size;
+
+    assert_int_equal(parse_header(json, NULL, &size), FERRY_FRAME_HEADER);
+    free(json);
+    json = padded_header(max + 1);
+    assert_int_equal(parse_header(json, NULL, &size), FERRY_EHDR_TOOBIG);
+    free(json);
+
+    /* Buffered across feeds too. */
+    json = padded_header(max);
+    ferry_buf_init(&stream, 0);
+    put_frame_n(&stream, json, max, NULL, 0);
+    size_t cuts[] = { 2, 5, 30000, 65539 };
+    log = parse_cut(NULL, ferry_buf_head(&stream), ferry_buf_len(&stream), cuts, 4);
+    static const char tail[] = "\"} 0\n\nE\nboundary";
+    /* "H " + the header + " 0\n" + "\nE\n" + "boundary" */
+    assert_int_equal(ferry_buf_len(&log), 2 + max + 3 + 3 + 8);
+    assert_memory_equal(ferry_buf_head(&log) + ferry_buf_len(&log) - (sizeof tail - 1), tail,
+                        sizeof tail - 1);
+    ferry_buf_free(&log);
+    free(json);
+    ferry_buf_free(&stream);
+}
+
+/* ---- header content ------------------------------------------------------ */
+
+static void test_not_object(void **state)
+{
+    assert_header_err("[1,2]", FERRY_ENOT_OBJECT);
+    assert_header_err("[]", FERRY_ENOT_OBJECT);
+    assert_header_err("\"size\"", FERRY_ENOT_OBJECT);
+    assert_header_err("42", FERRY_ENOT_OBJECT);
+    assert_header_err("-1.5", FERRY_ENOT_OBJECT);
+    assert_header_err("true", FERRY_ENOT_OBJECT);
+    assert_header_err("null", FERRY_ENOT_OBJECT);
+    assert_header_err(" [{}] ", FERRY_ENOT_OBJECT);
+}
+
+static void test_bad_json(void **state)
+{
+    uint64_t size;
+
+    assert_header_err("{", FERRY_EJSON);
+    assert_header_err("{\"a\":}", FERRY_EJSON);
+    assert_header_err("{}x", FERRY_EJSON);
+    assert_header_err("{} {}", FERRY_EJSON);
+    assert_header_err("{'a':1}", FERRY_EJSON);
+    assert_header_err("{\"a\":01}", FERRY_EJSON);
+    assert_header_err("\xef\xbb\xbf{}", FERRY_EJSON);       /* a BOM is not JSON */
+    assert_header_err("{\"a\":\"\\u0000\"}", FERRY_EJSON);  /* no NUL in strings */
+    assert_int_equal(parse_header_n("{}\0", 3, NULL, &size), FERRY_EJSON);
+    assert_int_equal(parse_header_n("{\"a\0\":1}", 8, NULL, &size), FERRY_EJSON);
+}
+
+static void test_invalid_utf8(void **state)
+{
+    assert_header_err("{\"a\":\"\xff\"}", FERRY_EUTF8);
+    assert_header_err("{\"\xfe\":1}", FERRY_EUTF8);
+    assert_header_err("{\"a\":\"\x80\"}", FERRY_EUTF8);          /* lone continuation */
+    assert_header_err("{\"a\":\"\xc3\"}", FERRY_EUTF8);          /* truncated sequence */
+    assert_header_err("{\"a\":\"\xed\xa0\x80\"}", FERRY_EUTF8);  /* UTF-16 surrogate */
+    assert_header_err("{\"a\":\"\xf4\x90\x80\x80\"}", FERRY_EUTF8); /* past U+10FFFF */
+    assert_header_err("{\"a\":1}\xff", FERRY_EUTF8);
+}
+
+static void test_overlong_utf8(void **state)
+{
+    assert_header_err("{\"a\":\"\xc0\xaf\"}", FERRY_EUTF8);           /* '/' in 2 bytes */
+    assert_header_err("{\"a\":\"\xc1\xbf\"}", FERRY_EUTF8);
+    assert_header_err("{\"a\":\"\xe0\x80\xaf\"}", FERRY_EUTF8);       /* in 3 bytes */
+    assert_header_err("{\"a\":\"\xf0\x80\x80\xaf\"}", FERRY_EUTF8);   /* in 4 bytes */
+    assert_header_err("{\"\xc0\x80\":1}", FERRY_EUTF8);               /* "modified UTF-8" NUL */
+
+    /* The shortest forms of all lengths are fine. */
+    assert_int_equal(header_size_ok("{\"a\":\"/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", NULL), 0);
+}
+
+static void test_duplicate_key(void **state)
+{
+    assert_header_err("{\"a\":1,\"a\":2}", FERRY_EDUP_KEY);
+    assert_header_err("{\"a\":1,\"a\":1}", FERRY_EDUP_KEY);
+    assert_header_err("{\"size\":1,\"size\":1}", FERRY_EDUP_KEY);
+    assert_header_err("{\"o\":{\"k\":1,\"k\":true}}", FERRY_EDUP_KEY);
+    /* Same text after escape decoding is the same key. */
+    assert_header_err("{\"a\":1,\"\\u0061\":2}", FERRY_EDUP_KEY);
+}
+
+/* ---- the size member ----------------------------------------------------- */
+
+static void test_size_absent_and_zero(void **state)
+{
+    assert_int_equal(header_size_ok("{}", NULL), 0);
+    assert_int_equal(header_size_ok("{\"Size\":5,\"sizes\":7}", NULL), 0);
+    assert_int_equal(header_size_ok("{\"size\":0}", NULL), 0);
+    assert_int_equal(header_size_ok("{\"size\":-0}", NULL), 0);
+    assert_int_equal(header_size_ok("{\"o\":{\"size\":5}}", NULL), 0);
+    assert_int_equal(header_size_ok("{\"size\":12}", NULL), 12);
+}
+
+static void test_size_negative(void **state)
+{
+    assert_header_err("{\"size\":-1}", FERRY_ESIZE_NEG);
+    assert_header_err("{\"size\":-9223372036854775808}", FERRY_ESIZE_NEG);
+}
+
+static void test_size_fraction(void **state)
+{
+    assert_header_err("{\"size\":1.5}", FERRY_ESIZE_FRAC);
+    assert_header_err("{\"size\":1.0}", FERRY_ESIZE_FRAC);
+    assert_header_err("{\"size\":0.0}", FERRY_ESIZE_FRAC);
+    assert_header_err("{\"size\":1e3}", FERRY_ESIZE_FRAC);
+    assert_header_err("{\"size\":-2.5}", FERRY_ESIZE_FRAC);
+}
+
+static void test_size_type(void **state)
+{
+    assert_header_err("{\"size\":\"12\"}", FERRY_ESIZE_TYPE);
+    assert_header_err("{\"size\":true}", FERRY_ESIZE_TYPE);
+    assert_header_err("{\"size\":null}", FERRY_ESIZE_TYPE);
+    assert_header_err("{\"size\":[12]}", FERRY_ESIZE_TYPE);
+    assert_header_err("{\"size\":{\"n\":12}}", FERRY_ESIZE_TYPE);
+}
+
+static void test_size_range(void **state)
+{
+    assert_int_equal(header_size_ok("{\"size\":9223372036854775807}", NULL), INT64_MAX);
+    assert_int_equal(header_size_ok("{\"size\":4294967296}", NULL), 4294967296u);
+    assert_header_err("{\"size\":9223372036854775808}", FERRY_ENUM_RANGE);     /* 2^63 */
+    assert_header_err("{\"size\":18446744073709551615}", FERRY_ENUM_RANGE);    /* 2^64-1 */
+    assert_header_err("{\"size\":18446744073709551616}", FERRY_ENUM_RANGE);    /* 2^64 */
+    assert_header_err("{\"size\":340282366920938463463374607431768211456}", FERRY_ENUM_RANGE);
+    assert_header_err("{\"size\":-9223372036854775809}", FERRY_ENUM_RANGE);
+    assert_header_err("{\"size\":1e400}", FERRY_ENUM_RANGE);
+    /* Any number in the header, not just the size. */
+    assert_header_err("{\"id\":18446744073709551616}", FERRY_ENUM_RANGE);
+}
+
+static void test_body_limit(void **state)
+{
+    struct ferry_frame_limits l = { .max_body = 10 };
+    uint64_t size;
+
+    assert_int_equal(header_size_ok("{\"size\":10}", &l), 10);
+    assert_int_equal(parse_header("{\"size\":11}", &l, &size), FERRY_EBODY_TOOBIG);
+    assert_int_equal(parse_header("{\"size\":9223372036854775807}", &l, &size),
+                     FERRY_EBODY_TOOBIG);
+}
+
+static void test_custom_size_key(void **state)
+{
+    struct ferry_frame_limits l = { .size_key = "total_size" };
+    struct ferry_buf stream, log;
+    uint64_t size;
+
+    assert_int_equal(header_size_ok("{\"total_size\":3,\"size\":99}", &l), 3);
+    assert_int_equal(header_size_ok("{\"size\":99}", &l), 0);
+    assert_int_equal(parse_header("{\"total_size\":\"3\"}", &l, &size), FERRY_ESIZE_TYPE);
+    assert_int_equal(parse_header("{\"total_size\":-3}", &l, &size), FERRY_ESIZE_NEG);
+
+    ferry_buf_init(&stream, 0);
+    put_frame(&stream, "{\"total_size\":3,\"size\":99}", "abc");
+    put_frame(&stream, "{\"filesize\":1,\"total_size\":0}", NULL);
+    put_frame_n(&stream, "{\"total_size\":2}", 16, "\0\xff", 2);
+    log = parse_every_split(&l, &stream);
+    ASSERT_LOG(log,
+        "H {\"size\":99,\"total_size\":3} 3\nabc\nE\n"
+        "H {\"filesize\":1,\"total_size\":0} 0\n\nE\n"
+        "H {\"total_size\":2} 2\n\0\xff\nE\nboundary");
+    ferry_buf_free(&log);
+    ferry_buf_free(&stream);
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+static void test_every_split_multi_frame(void **state)
+{
+    struct ferry_buf stream, log;
+
+    ferry_buf_init(&stream, 0);
+    put_frame(&stream, "{\"cmd\":\"put\",\"name\":\"a.txt\",\"size\":5}", "hello");
+    put_frame(&stream, "{\"cmd\":\"ls\"}", NULL);
+    put_frame(&stream, " { \"x\" : [1, {\"y\":\"\xc3\xa9\"}], \"size\" : 0 } ", NULL);
+    put_frame(&stream, "{\"cmd\":\"get\",\"size\":1}", "Z");
+    log = parse_every_split(NULL, &stream);
+    ASSERT_LOG(log,
+        "H {\"cmd\":\"put\",\"name\":\"a.txt\",\"size\":5} 5\nhello\nE\n"
+        "H {\"cmd\":\"ls\"} 0\n\nE\n"
+        "H {\"size\":0,\"x\":[1,{\"y\":\"\xc3\xa9\"}]} 0\n\nE\n"
+        "H {\"cmd\":\"get\",\"size\":1} 1\nZ\nE\nboundary");
+    ferry_buf_free(&log);
+    ferry_buf_free(&stream);
+}
+
+static void test_every_split_binary_bodies(void **state)
+{
+    static const char tail[] = "\nE\nH {\"size\":6} 6\n\0\0\0\0\xff\xff\nE\nH {} 0\n\nE\nboundary";
+    struct ferry_buf stream, log;
+    uint8_t body[300];
+
+    /* Bodies that look like prefixes and headers must pass through as data. */
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (uint8_t)(i * 7);
+    memcpy(body, "\x02\x00\x00\x00{}", 6);
+    ferry_buf_init(&stream, 0);
+    put_frame_n(&stream, "{\"size\":300}", 12, body, sizeof body);
+    put_frame_n(&stream, "{\"size\":6}", 10, "\x00\x00\x00\x00\xff\xff", 6);
+    put_frame(&stream, "{}", NULL);
+    log = parse_every_split(NULL, &stream);
+    assert_int_equal(ferry_buf_len(&log), 19 + sizeof body + sizeof tail - 1);
+    assert_memory_equal(ferry_buf_head(&log), "H {\"size\":300} 300\n", 19);
+    assert_memory_equal(ferry_buf_head(&log) + 19, body, sizeof body);
+    assert_memory_equal(ferry_buf_head(&log) + 19 + sizeof body, tail, sizeof tail - 1);
+    ferry_buf_free(&log);
+    ferry_buf_free(&stream);
+}
+
+static void test_every_split_error_stream(void **state)
+{
+    struct ferry_buf stream, log;
+    uint8_t prefix[4];
+
+    ferry_buf_init(&stream, 0);
+    put_frame(&stream, "{\"size\":2}", "ok");
+    put_frame(&stream, "{\"a\":1,\"a\":2}", NULL);
+    put_frame(&stream, "{}", NULL);
+    log = parse_every_split(NULL, &stream);
+    ASSERT_LOG(log, "H {\"size\":2} 2\nok\nE\nX FERRY_EDUP_KEY\npartial");
+    ferry_buf_free(&log);
+
+    /* Cut off mid-header: no error, just not at a boundary. */
+    ferry_buf_clear(&stream);
+    put_frame(&stream, "{\"size\":2}", "ok");
+    ferry_le32_write(prefix, 20);
+    assert_int_equal(ferry_buf_append(&stream, prefix, 4), 0);
+    assert_int_equal(ferry_buf_append(&stream, "{\"never\":\"fin", 13), 0);
+    log = parse_every_split(NULL, &stream);
+    ASSERT_LOG(log, "H {\"size\":2} 2\nok\nE\npartial");
+    ferry_buf_free(&log);
+    ferry_buf_free(&stream);
+}
+
+/* ---- 64-bit body counting ------------------------------------------------ */
+
+static void test_body_past_4gib(void **state)
+{
+    const uint64_t total = (5ull << 30) + 3;   /* 5 GiB + 3 */
+    const size_t chunk = 1u << 20;
+    struct ferry_frame_parser *p = ferry_frame_parser_new(NULL);
+    struct ferry_frame_event ev;
+    struct ferry_buf b;
+    uint8_t *zeros = calloc(1, chunk);
+    uint64_t seen = 0;
+    size_t used;
+
+    assert_non_null(zeros);
+    ferry_buf_init(&b, 0);
+    put_frame(&b, "{\"size\":5368709123}", NULL);
+    assert_int_equal(ferry_frame_parser_feed(p, ferry_buf_head(&b), ferry_buf_len(&b), &used, &ev),
+                     FERRY_FRAME_HEADER);
+    assert_int_equal(ev.body_size, total);
+    json_decref(ev.header);
+
+    /* Whole chunks up to the last 3 bytes: the counter crosses 2^32 here. */
+    while (total - seen > 3) {
+        size_t n = total - seen - 3 < chunk ? (size_t)(total - seen - 3) : chunk;
+
+        assert_int_equal(ferry_frame_parser_feed(p, zeros, n, &used, &ev), FERRY_FRAME_BODY);
+        assert_int_equal(ev.chunk_len, n);
+        assert_ptr_equal(ev.chunk, zeros);
+        seen += n;
+        assert_int_equal(ferry_frame_parser_feed(p, zeros, 0, &used, &ev), FERRY_FRAME_NEED_MORE);
+        assert_false(ferry_frame_parser_at_boundary(p));
+    }
+    assert_int_equal(seen, total - 3);
+
+    /* The tail and the next frame arrive together. */
+    ferry_buf_clear(&b);
+    assert_int_equal(ferry_buf_append(&b, "xyz", 3), 0);
+    put_frame(&b, "{}", NULL);
+    struct ferry_slice in = ferry_slice_make(ferry_buf_head(&b), ferry_buf_len(&b));
+    assert_int_equal(ferry_frame_parser_feed(p, in.p, in.len, &used, &ev), FERRY_FRAME_BODY);
+    assert_int_equal(ev.chunk_len, 3);
+    assert_memory_equal(ev.chunk, "xyz", 3);
+    ferry_slice_advance(&in, used);
+    assert_int_equal(ferry_frame_parser_feed(p, in.p, in.len, &used, &ev), FERRY_FRAME_END);
+    assert_int_equal(used, 0);
+    assert_int_equal(ferry_frame_parser_feed(p, in.p, in.len, &used, &ev), FERRY_FRAME_HEADER);
+    assert_int_equal(ev.body_size, 0);
+    json_decref(ev.header);
+    ferry_slice_advance(&in, used);
+    assert_int_equal(ferry_frame_parser_feed(p, in.p, in.len, &used, &ev), FERRY_FRAME_END);
+    assert_int_equal(ferry_frame_parser_feed(p, in.p, in.len, &used, &ev), FERRY_FRAME_NEED_MORE);
+    assert_true(ferry_frame_parser_at_boundary(p));
+
+    /* Exactly 2^32: a 32-bit counter would see 0 and end at once. */
+    ferry_buf_clear(&b);
+    put_frame(&b, "{\"size\":4294967296}", "a");
+    assert_int_equal(ferry_frame_parser_feed(p, ferry_buf_head(&b), ferry_buf_len(&b), &used, &ev),
+                     FERRY_FRAME_HEADER);
+    json_decref(ev.header);
+    assert_int_equal(ferry_frame_parser_feed(p, "a", 1, &used, &ev), FERRY_FRAME_BODY);
+    assert_int_equal(ferry_frame_parser_feed(p, "", 0, &used, &ev), FERRY_FRAME_NEED_MORE);
+    assert_false(ferry_frame_parser_at_boundary(p));
+
+    ferry_buf_free(&b);
+    free(zeros);
+    ferry_frame_parser_free(p);
+}
+
+/* ---- parser state -------------------------------------------------------- */
+
+static void test_sticky_error_until_reset(void **state)
+{
+    struct ferry_frame_parser *p = ferry_frame_parser_new(NULL);
+    struct ferry_frame_event ev;
+    struct ferry_buf good;
+    size_t used;
+
+    ferry_buf_init(&good, 0);
+    put_frame(&good, "{}", NULL);
+    assert_int_equal(ferry_frame_parser_feed(p, "\0\0\0\0", 4, &used, &ev), FERRY_EHDR_EMPTY);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ferry_frame_parser_feed(p, ferry_buf_head(&good), ferry_buf_len(&good),
+                                                 &used, &ev), FERRY_EHDR_EMPTY);
+        assert_int_equal(used, 0);
+    }
+    assert_false(ferry_frame_parser_at_boundary(p));
+
+    ferry_frame_parser_reset(p);
+    assert_true(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, ferry_buf_head(&good), ferry_buf_len(&good),
+                                             &used, &ev), FERRY_FRAME_HEADER);
+    json_decref(ev.header);
+
+    /* Reset also drops a half-received header (the first call only
+     * reports the END of "{}" and consumes nothing). */
+    assert_int_equal(ferry_frame_parser_feed(p, "\x05\0\0\0{\"a", 7, &used, &ev), FERRY_FRAME_END);
+    assert_int_equal(ferry_frame_parser_feed(p, "\x05\0\0\0{\"a", 7, &used, &ev),
+                     FERRY_FRAME_NEED_MORE);
+    ferry_frame_parser_reset(p);
+    assert_int_equal(ferry_frame_parser_feed(p, ferry_buf_head(&good), ferry_buf_len(&good),
+                                             &used, &ev), FERRY_FRAME_HEADER);
+    json_decref(ev.header);
+
+    ferry_buf_free(&good);
+    ferry_frame_parser_free(p);
+}
+
+static void test_at_boundary(void **state)
+{
+    struct ferry_frame_parser *p = ferry_frame_parser_new(NULL);
+    struct ferry_frame_event ev;
+    size_t used;
+
+    assert_true(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, "\x0a\0", 2, &used, &ev), FERRY_FRAME_NEED_MORE);
+    assert_false(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, "\0\0{\"size\":2", 11, &used, &ev),
+                     FERRY_FRAME_NEED_MORE);
+    assert_false(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, "}", 1, &used, &ev), FERRY_FRAME_HEADER);
+    assert_int_equal(ev.body_size, 2);
+    json_decref(ev.header);
+    assert_false(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, "a", 1, &used, &ev), FERRY_FRAME_BODY);
+    assert_false(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, "b", 1, &used, &ev), FERRY_FRAME_BODY);
+    /* Every byte is in; only the END report is pending. */
+    assert_true(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, NULL, 0, &used, &ev), FERRY_FRAME_END);
+    assert_true(ferry_frame_parser_at_boundary(p));
+    assert_int_equal(ferry_frame_parser_feed(p, NULL, 0, &used, &ev), FERRY_FRAME_NEED_MORE);
+    assert_true(ferry_frame_parser_at_boundary(p));
+    ferry_frame_parser_free(p);
+}
+
+/* A frame placed flush against an inaccessible page: any read past the
+ * input faults. */
+static void test_guard_page(void **state)
+{
+    static const struct {
+        const char *json;
+        int decode_rc;
+    } cases[] = {
+        { "{\"size\":3}", 0 },
+        { "{}", 0 },
+        { "{\"a\":12345", FERRY_EJSON },
+        { "{\"a\":\"\xe2", FERRY_EUTF8 },
+        { "{\"a\":tru", FERRY_EJSON },
+        { "12345", FERRY_ENOT_OBJECT },
+    };
+    long page = sysconf(_SC_PAGESIZE);
+    uint8_t *map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct ferry_buf frame, one, bytewise;
+    size_t cuts[32];
+    uint8_t *end;
+
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+    end = map + page;
+    ferry_buf_init(&frame, 0);
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].json), flen;
+        uint64_t size;
+        json_t *h;
+
+        /* The header alone, ending at the guard. */
+        memcpy(end - n, cases[i].json, n);
+        assert_int_equal(ferry_frame_decode_header(end - n, n, NULL, &h, &size),
+                         cases[i].decode_rc);
+        json_decref(h);
+
+        /* The whole frame ending at the guard, in one piece and bytewise. */
+        ferry_buf_clear(&frame);
+        put_frame_n(&frame, cases[i].json, n, "xyz", i == 0 ? 3 : 0);
+        flen = ferry_buf_len(&frame);
+        assert_true(flen <= sizeof cuts);
+        memcpy(end - flen, ferry_buf_head(&frame), flen);
+        for (size_t k = 1; k < flen; k++)
+            cuts[k - 1] = k;
+        one = parse_cut(NULL, end - flen, flen, NULL, 0);
+        bytewise = parse_cut(NULL, end - flen, flen, cuts, flen - 1);
+        assert_log(&bytewise, (const char *)ferry_buf_head(&one), ferry_buf_len(&one));
+        if (i == 0)
+            ASSERT_LOG(one, "H {\"size\":3} 3\nxyz\nE\nboundary");
+        ferry_buf_free(&one);
+        ferry_buf_free(&bytewise);
+    }
+
+    /* A prefix promising more than the page holds: wait, don't read on. */
+    memcpy(end - 6, "\x64\0\0\0{\"", 6);
+    one = parse_cut(NULL, end - 6, 6, NULL, 0);
+    ASSERT_LOG(one, "partial");
+    ferry_buf_free(&one);
+
+    ferry_buf_free(&frame);
+    munmap(map, 2 * (size_t)page);
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static void test_encode_round_trip(void **state)
+{
+    json_t *h = json_pack("{s:s, s:[i,i], s:s}", "cmd", "put", "n", 1, 2, "name", "r\xc3\xa9sum\xc3\xa9");
+    json_t *back = NULL;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    uint64_t size = 0;
+
+    assert_non_null(h);
+    assert_int_equal(ferry_frame_encode(h, 42, NULL, &out, &out_len), 0);
+    assert_int_equal(json_integer_value(json_object_get(h, "size")), 42);
+    assert_int_equal(ferry_le32_read(out), out_len - 4);
+    /* Compact JSON, in insertion order. */
+    assert_memory_equal(out + 4, "{\"cmd\":\"put\",\"n\":[1,2],\"name\":\"r\xc3\xa9sum\xc3\xa9\",\"size\":42}",
+                        out_len - 4);
+    assert_int_equal(ferry_frame_decode_header(out + 4, out_len - 4, NULL, &back, &size), 0);
+    assert_true(json_equal(h, back));
+    assert_int_equal(size, 42);
+    json_decref(back);
+    free(out);
+
+    /* Body 0 adds no size member. */
+    json_t *bare = json_pack("{s:s}", "cmd", "ls");
+    assert_int_equal(ferry_frame_encode(bare, 0, NULL, &out, &out_len), 0);
+    assert_int_equal(out_len, 4 + 12);
+    assert_memory_equal(out, "\x0c\0\0\0{\"cmd\":\"ls\"}", 16);
+    free(out);
+
+    /* Custom size member, biggest legal size. */
+    struct ferry_frame_limits l = { .size_key = "total_size" };
+    assert_int_equal(ferry_frame_encode(bare, INT64_MAX, &l, &out, &out_len), 0);
+    assert_int_equal(ferry_frame_decode_header(out + 4, out_len - 4, &l, &back, &size), 0);
+    assert_int_equal(size, INT64_MAX);
+    assert_null(json_object_get(back, "size"));
+    json_decref(back);
+    free(out);
+
+    json_decref(bare);
+    json_decref(h);
+}
+
+static void test_encode_errors(void **state)
+{
+    struct ferry_frame_limits small = { .max_header = 16, .max_body = 100 };
+    json_t *h = json_pack("{s:s}", "a", "12345678");   /* exactly 16 bytes */
+    json_t *arr = json_array();
+    uint8_t *out = (uint8_t *)"unchanged";
+    size_t out_len = 7;
+
+    assert_int_equal(ferry_frame_encode(h, 0, &small, &out, &out_len), 0);
+    assert_int_equal(out_len, 20);
+    free(out);
+    /* Adding the size member pushes it over. */
+    assert_int_equal(ferry_frame_encode(h, 5, &small, &out, &out_len), FERRY_EHDR_TOOBIG);
+    assert_null(out);
+    assert_int_equal(out_len, 0);
+    json_object_del(h, "size");
+
+    assert_int_equal(ferry_frame_encode(h, 101, &small, &out, &out_len), FERRY_EBODY_TOOBIG);
+    assert_int_equal(ferry_frame_encode(h, (uint64_t)INT64_MAX + 1, NULL, &out, &out_len),
+                     FERRY_ESIZE_RANGE);
+    assert_int_equal(ferry_frame_encode(h, UINT64_MAX, NULL, &out, &out_len), FERRY_ESIZE_RANGE);
+    assert_int_equal(ferry_frame_encode(arr, 0, NULL, &out, &out_len), FERRY_ENOT_OBJECT);
+
+    /* A stale size with no body would leave the peer waiting. */
+    json_object_set_new(h, "size", json_integer(3));
+    assert_int_equal(ferry_frame_encode(h, 0, NULL, &out, &out_len), -EINVAL);
+    json_object_set_new(h, "size", json_string("3"));
+    assert_int_equal(ferry_frame_encode(h, 0, NULL, &out, &out_len), FERRY_ESIZE_TYPE);
+    json_object_set_new(h, "size", json_integer(0));
+    assert_int_equal(ferry_frame_encode(h, 0, NULL, &out, &out_len), 0);
+    free(out);
+
+    json_decref(arr);
+    json_decref(h);
+}
+
+/* ---- blocking helpers ---------------------------------------------------- */
+
+struct pair {
+    struct ferry_transport *a, *b;
+};
+
+static void pair_open(struct pair *p)
+{
+    int sv[2];
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    p->a = ferry_transport_new_fd(sv[0]);
+    p->b = ferry_transport_new_fd(sv[1]);
+    assert_non_null(p->a);
+    assert_non_null(p->b);
+}
+
+static void pair_close(struct pair *p)
+{
+    ferry_transport_free(p->a);
+    ferry_transport_free(p->b);
+}
+
+static void send_raw(struct ferry_transport *t, const void *data, size_t len)
+{
+    assert_int_equal(ferry_transport_write_full(t, data, len), 0);
+}
+
+static void test_blocking_round_trip(void **state)
+{
+    struct pair p;
+    json_t *h = json_pack("{s:s}", "cmd", "put");
+    json_t *got = NULL;
+    uint64_t size = 0;
+    char body[6];
+
+    pair_open(&p);
+    assert_int_equal(ferry_frame_write(p.a, h, "hello", 5, NULL), 0);
+    assert_int_equal(ferry_frame_write(p.a, h, NULL, 0, NULL), -EINVAL);   /* stale size */
+    json_object_del(h, "size");
+    assert_int_equal(ferry_frame_write(p.a, h, NULL, 0, NULL), 0);
+    assert_int_equal(ferry_frame_write_header(p.a, h, 3, NULL), 0);
+    send_raw(p.a, "abc", 3);
+
+    assert_int_equal(ferry_frame_read(p.b, NULL, &got, &size), 0);
+    assert_int_equal(size, 5);
+    assert_string_equal(json_string_value(json_object_get(got, "cmd")), "put");
+    json_decref(got);
+    assert_int_equal(ferry_transport_read_full(p.b, body, 5), 0);
+    assert_memory_equal(body, "hello", 5);
+
+    assert_int_equal(ferry_frame_read(p.b, NULL, &got, &size), 0);
+    assert_int_equal(size, 0);
+    assert_null(json_object_get(got, "size"));
+    json_decref(got);
+
+    assert_int_equal(ferry_frame_read(p.b, NULL, &got, &size), 0);
+    assert_int_equal(size, 3);
+    json_decref(got);
+    assert_int_equal(ferry_transport_read_full(p.b, body, 3), 0);
+    assert_memory_equal(body, "abc", 3);
+
+    /* Closing here is a clean end. */
+    assert_int_equal(ferry_transport_shutdown_write(p.a), 0);
+    assert_int_equal(ferry_frame_read(p.b, NULL, &got, &size), FERRY_EEOF);
+    assert_null(got);
+    json_decref(h);
+    pair_close(&p);
+}
+
+struct writer_arg {
+    struct ferry_transport *t;
+    const uint8_t *body;
+    size_t body_len;
+    int rc;
+};
+
+static void *writer_main(void *argp)
+{
+    struct writer_arg *w = argp;
+    json_t *h = json_pack("{s:s}", "cmd", "big");
+
+    w->rc = ferry_frame_write(w->t, h, w->body, w->body_len, NULL);
+    json_decref(h);
+    return NULL;
+}
+
+static void test_blocking_short_writes(void **state)
+{
+    const size_t len = 4u << 20;
+    uint8_t *body = malloc(len), *got_body = malloc(len);
+    int small = 4096;
+    struct writer_arg w;
+    pthread_t thread;
+    struct pair p;
+    json_t *got;
+    uint64_t size;
+
+    assert_non_null(body);
+    assert_non_null(got_body);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (uint8_t)(i ^ (i >> 8) ^ (i >> 16));
+    pair_open(&p);
+    assert_int_equal(setsockopt(ferry_transport_fd(p.a), SOL_SOCKET, SO_SNDBUF, &small,
+                                sizeof small), 0);
+    assert_int_equal(setsockopt(ferry_transport_fd(p.b), SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof small), 0);
+    /* With a timeout the writer sends with MSG_DONTWAIT after poll(), so a
+     * small socket buffer yields genuinely short writes to resume from. */
+    ferry_transport_set_timeout(p.a, 60000);
+
+    w = (struct writer_arg){ .t = p.a, .body = body, .body_len = len, .rc = 1 };
+    assert_int_equal(pthread_create(&thread, NULL, writer_main, &w), 0);
+    assert_int_equal(ferry_frame_read(p.b, NULL, &got, &size), 0);
+    assert_int_equal(size, len);
+    json_decref(got);
+    /* Read in odd-sized pieces to interleave with the writer differently. */
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < 7777 ? len - off : 7777;
+
+        assert_int_equal(ferry_transport_read_full(p.b, got_body + off, n), 0);
+        off += n;
+    }
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(w.rc, 0);
+    assert_memory_equal(got_body, body, len);
+
+    pair_close(&p);
+    free(body);
+    free(got_body);
+}
+
+/* Write `len` raw bytes, close, and read a frame: what does it say? */
+static int read_after_close(const void *raw, size_t len)
+{
+    struct pair p;
+    json_t *got = NULL;
+    uint64_t size;
+    int rc;
+
+    pair_open(&p);
+    send_raw(p.a, raw, len);
+    ferry_transport_free(p.a);
+    p.a = NULL;
+    rc = ferry_frame_read(p.b, NULL, &got, &size);
+    if (rc == 0)
+        json_decref(got);
+    else
+        assert_null(got);
+    pair_close(&p);
+    return rc;
+}
+
+static void test_blocking_peer_close(void **state)
+{
+    assert_int_equal(read_after_close("", 0), FERRY_EEOF);
+    assert_int_equal(read_after_close("\x02", 1), FERRY_ETRUNCATED);
+    assert_int_equal(read_after_close("\x02\0\0", 3), FERRY_ETRUNCATED);
+    assert_int_equal(read_after_close("\x02\0\0\0", 4), FERRY_ETRUNCATED);
+    assert_int_equal(read_after_close("\x02\0\0\0{", 5), FERRY_ETRUNCATED);
+    assert_int_equal(read_after_close("\x02\0\0\0{}", 6), 0);
+}
+
+static void test_blocking_header_errors(void **state)
+{
+    assert_int_equal(read_after_close("\0\0\0\0", 4), FERRY_EHDR_EMPTY);
+    /* Rejected from the prefix alone: nothing else was sent. */
+    assert_int_equal(read_after_close("\xff\xff\xff\xff", 4), FERRY_EHDR_TOOBIG);
+    assert_int_equal(read_after_close("\x01\x00\x01\x00", 4), FERRY_EHDR_TOOBIG);
+    assert_int_equal(read_after_close("\x0d\0\0\0{\"a\":1,\"a\":2}", 17), FERRY_EDUP_KEY);
+    assert_int_equal(read_after_close("\x02\0\0\0[]", 6), FERRY_ENOT_OBJECT);
+    assert_int_equal(read_after_close("\x0b\0\0\0{\"size\":-1}", 15), FERRY_ESIZE_NEG);
+}
+
+/* ---- error strings ------------------------------------------------------- */
+
+static void test_error_strings(void **state)
+{
+#define CHECK_(name, value, msg)                                               \
+    assert_string_equal(ferry_err_name(value), "FERRY_E" #name);               \
+    assert_string_equal(ferry_strerror(value), msg);                          \
+    assert_int_equal(FERRY_E##name, value);
+    FERRY_ERRNO_MAP(CHECK_)
+#undef CHECK_
+    /* Spot checks written out, in case the generator itself goes wrong. */
+    assert_string_equal(ferry_err_name(-4004), "FERRY_EHDR_TOOBIG");
+    assert_string_equal(ferry_err_name(-4014), "FERRY_EBODY_TOOBIG");
+    assert_string_equal(ferry_strerror(-4002), "connection closed in the middle of a frame");
+
+    assert_string_equal(ferry_err_name(-ECONNRESET), "ECONNRESET");
+    assert_string_equal(ferry_err_name(-EPIPE), "EPIPE");
+    assert_string_equal(ferry_err_name(-ETIMEDOUT), "ETIMEDOUT");
+    assert_string_equal(ferry_strerror(-ECONNRESET), "Connection reset by peer");
+    assert_string_equal(ferry_strerror(-ENOMEM), "Cannot allocate memory");
+
+    assert_string_equal(ferry_err_name(0), "OK");
+    assert_string_equal(ferry_err_name(1), "UNKNOWN");
+    assert_string_equal(ferry_err_name(-3999), "UNKNOWN");
+    assert_string_equal(ferry_err_name(-100000), "UNKNOWN");
+    assert_string_equal(ferry_strerror(-100000), "unknown error");
+    assert_string_equal(ferry_strerror(7), "unknown error");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hdr_empty),
+        cmocka_unit_test(test_hdr_toobig),
+        cmocka_unit_test(test_header_exactly_default_max),
+        cmocka_unit_test(test_not_object),
+        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_overlong_utf8),
+        cmocka_unit_test(test_duplicate_key),
+        cmocka_unit_test(test_size_absent_and_zero),
+        cmocka_unit_test(test_size_negative),
+        cmocka_unit_test(test_size_fraction),
+        cmocka_unit_test(test_size_type),
+        cmocka_unit_test(test_size_range),
+        cmocka_unit_test(test_body_limit),
+        cmocka_unit_test(test_custom_size_key),
+        cmocka_unit_test(test_every_split_multi_frame),
+        cmocka_unit_test(test_every_split_binary_bodies),
+        cmocka_unit_test(test_every_split_error_stream),
+        cmocka_unit_test(test_body_past_4gib),
+        cmocka_unit_test(test_sticky_error_until_reset),
+        cmocka_unit_test(test_at_boundary),
+        cmocka_unit_test(test_guard_page),
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_encode_errors),
+        cmocka_unit_test(test_blocking_round_trip),
+        cmocka_unit_test(test_blocking_short_writes),
+        cmocka_unit_test(test_blocking_peer_close),
+        cmocka_unit_test(test_blocking_header_errors),
+        cmocka_unit_test(test_error_strings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
