@@ -1,0 +1,241 @@
+/*
+ * time_client - the tutorial's UDP time client, for time_server (or the
+ * tutorial's own Python server).
+ *
+ *   time_client [--timeout SEC] ADDR [FORMAT...]
+ *
+ * Each FORMAT (an argument, else each line of stdin, with a ">>: " prompt
+ * on a terminal) goes to the server as one datagram, an empty one asking
+ * for the server's default; the reply, the time in that format, is
+ * printed.  Like the tutorial's input().strip(), lines lose surrounding
+ * whitespace; arguments are sent exactly as given.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ferry/ferry.h"
+#include "cli.h"
+#include "prompt.h"
+
+#define DEFAULT_PORT     9000   /* the tutorial's */
+#define DEFAULT_TIMEOUT  2      /* seconds */
+#define SENDS            3      /* a request goes out at most this often */
+
+enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A connected datagram socket: only the server's replies reach it, and a
+ * closed port shows up as ECONNREFUSED instead of a silent timeout. */
+static int open_socket(const struct ferry_addr *a)
+{
+    int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int r;
+
+    if (fd < 0)
+        return -errno;
+    /* A unix datagram client needs an address of its own to be answered
+     * at; binding just the family asks Linux for an abstract one. */
+    if (a->ss.ss_family == AF_UNIX) {
+        sa_family_t family = AF_UNIX;
+        if (bind(fd, (const struct sockaddr *)&family, sizeof family) < 0)
+            goto fail;
+    }
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+        goto fail;
+    return fd;
+
+fail:
+    r = -errno;
+    close(fd);
+    return r;
+}
+
+/* Throw away replies that came too late for an earlier request (or
+ * duplicates of them), so they are not taken for the next one's. */
+static void drain(int fd)
+{
+    char junk[1];
+    while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) >= 0 || errno == ECONNREFUSED)
+        ;
+}
+
+/* Print a reply as text, but never let a server send control sequences to
+ * our terminal: bytes below space other than tab and newline become '?'. */
+static void print_reply(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        int ch = p[i];
+        if ((ch < 0x20 && ch != '\t' && ch != '\n') || ch == 0x7f)
+            ch = '?';
+        putchar(ch);
+    }
+    putchar('\n');
+    fflush(stdout);
+}
+
+/*
+ * Send one format and print the reply.  UDP may lose the request or the
+ * reply, so the request is sent again every timeout/SENDS until a reply
+ * arrives; -ETIMEDOUT once the whole timeout has passed without one.
+ */
+static int ask(int fd, const char *fmt, size_t len, int timeout_ms)
+{
+    /* Any UDP payload fits, so no reply is ever cut short unnoticed. */
+    static uint8_t reply[65536];
+    uint64_t start = now_ms();
+
+    drain(fd);
+    for (int i = 1; i <= SENDS; i++) {
+        uint64_t until = start + (uint64_t)timeout_ms * (uint64_t)i / SENDS;
+        uint64_t now;
+
+        if (send(fd, fmt, len, 0) < 0)
+            return -errno;
+        while ((now = now_ms()) < until) {
+            struct pollfd pfd = { .fd = fd, .events = POLLIN };
+            int r = poll(&pfd, 1, (int)(until - now));
+            if (r < 0 && errno != EINTR)
+                return -errno;
+            if (r <= 0)
+                continue;
+            ssize_t n = recv(fd, reply, sizeof reply, 0);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (n < 0)
+                return -errno;
+            print_reply(reply, (size_t)n);
+            return 0;
+        }
+    }
+    return -ETIMEDOUT;
+}
+
+/* Like Python's str.strip(): drop leading and trailing whitespace. */
+static char *strip(char *s, size_t *len)
+{
+    size_t n = *len;
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    s[n] = '\0';
+    while (n > 0 && isspace((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    *len = n;
+    return s;
+}
+
+static void report(const char *target, int err, long timeout_s)
+{
+    if (err == -ETIMEDOUT)
+        fprintf(stderr, "time_client: no reply from %s within %ld s\n", target, timeout_s);
+    else
+        fprintf(stderr, "time_client: %s: %s\n", target, ferry_strerror(err));
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: time_client [OPTIONS] ADDR [FORMAT...]\n"
+        "Ask the time server at ADDR (HOST[:PORT], default port %d) for the time in each\n"
+        "strftime FORMAT (else each line of stdin; a >>: prompt on a terminal, Ctrl-D\n"
+        "ends it) and print the replies.  An empty format asks for the server's default.\n"
+        "\n"
+        "  -t, --timeout SEC   give up on a request after SEC seconds (default %d); it is\n"
+        "                      resent twice meanwhile in case a datagram was lost\n"
+        "  -h, --help          show this help\n"
+        "  -V, --version       show the version\n"
+        "\n"
+        "Exit status: 0 when every request was answered, 1 when one was not (or on\n"
+        "errors), 2 on bad usage.\n",
+        DEFAULT_PORT, DEFAULT_TIMEOUT);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ferry_addr addr;
+    const char *target;
+    char *line = NULL;
+    size_t cap = 0;
+    long timeout_s = DEFAULT_TIMEOUT;
+    int status = EXIT_RUNTIME, fd, timeout_ms, opt, r;
+
+    while ((opt = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 't':
+            if (cli_int("time_client", "--timeout", optarg, 1, 3600, &timeout_s) < 0)
+                return EXIT_USAGE;
+            break;
+        case 'h': usage(stdout); return EXIT_OK;
+        case 'V': printf("time_client (ferry) %s\n", FERRY_VERSION); return EXIT_OK;
+        default:
+            fprintf(stderr, "time_client: try 'time_client --help'\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "time_client: missing ADDR (try --help)\n");
+        return EXIT_USAGE;
+    }
+    target = argv[optind++];
+    r = ferry_addr_parse(target, DEFAULT_PORT, &addr);
+    if (r < 0) {
+        fprintf(stderr, "time_client: %s: %s\n", target, ferry_strerror(r));
+        return EXIT_USAGE;
+    }
+    fd = open_socket(&addr);
+    if (fd < 0) {
+        report(target, fd, timeout_s);
+        return EXIT_RUNTIME;
+    }
+
+    timeout_ms = (int)timeout_s * 1000;
+    if (optind < argc) {
+        for (r = 0; optind < argc && r == 0; optind++)
+            r = ask(fd, argv[optind], strlen(argv[optind]), timeout_ms);
+        if (r < 0)
+            report(target, r, timeout_s);
+        status = r < 0 ? EXIT_RUNTIME : EXIT_OK;
+    } else {
+        /* In a pipe the first unanswered request ends the run; at the
+         * prompt it is reported and the user may try again. */
+        ssize_t n;
+        status = EXIT_OK;
+        while ((n = prompt_line(&line, &cap)) >= 0) {
+            size_t len = (size_t)n;
+            char *fmt = strip(line, &len);
+            r = ask(fd, fmt, len, timeout_ms);
+            if (r < 0) {
+                report(target, r, timeout_s);
+                status = EXIT_RUNTIME;
+                if (!prompt_interactive())
+                    break;
+            }
+        }
+    }
+
+    free(line);
+    close(fd);
+    return status;
+}
