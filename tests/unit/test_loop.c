@@ -249,12 +249,28 @@ static void cancel_other(struct ferry_loop *loop, struct ferry_timer *timer, voi
     *other = NULL;
 }
 
+struct rearm_ctx {
+    int left;
+    int pass_open;      /* set by the timer, cleared by a call deferred to the end of its pass */
+};
+
+static void close_pass(struct ferry_loop *loop, void *arg)
+{
+    struct rearm_ctx *ctx = arg;
+
+    ctx->pass_open = 0;
+}
+
 static void rearm_three_times(struct ferry_loop *loop, struct ferry_timer *timer, void *arg)
 {
-    int *left = arg;
+    struct rearm_ctx *ctx = arg;
 
     record(3);
-    if (--*left > 0)
+    /* A 0 ms re-arm must wait for the next pass, or this would never yield. */
+    assert_false(ctx->pass_open);
+    ctx->pass_open = 1;
+    assert_int_equal(ferry_loop_defer(loop, close_pass, ctx), 0);
+    if (--ctx->left > 0)
         ferry_timer_restart(timer, 0);
     else
         ferry_timer_cancel(timer);
@@ -265,7 +281,7 @@ static void test_timer_cancel(void **state)
     struct ferry_loop *loop = new_loop();
     struct ferry_timer *never = ferry_loop_timer(loop, 0, record_timer, (void *)99);
     struct ferry_timer *doomed;
-    int left = 3;
+    struct rearm_ctx rearm = { .left = 3 };
 
     ferry_timer_cancel(never);
     assert_non_null(ferry_loop_timer(loop, 0, cancel_self, NULL));
@@ -273,8 +289,7 @@ static void test_timer_cancel(void **state)
     assert_non_null(ferry_loop_timer(loop, 1, cancel_other, &doomed));
     doomed = ferry_loop_timer(loop, 1, record_timer, (void *)99);
     assert_non_null(doomed);
-    /* A 0 ms re-arm from its own callback runs again, a pass later. */
-    assert_non_null(ferry_loop_timer(loop, 2, rearm_three_times, &left));
+    assert_non_null(ferry_loop_timer(loop, 2, rearm_three_times, &rearm));
 
     assert_int_equal(ferry_loop_run(loop), 0);
     EXPECT_TRACE(1, 2, 3, 3, 3);
