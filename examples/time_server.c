@@ -91,8 +91,9 @@ static size_t reply_limit(size_t req_len)
     return limit < REPLY_FLOOR ? REPLY_FLOOR : limit;
 }
 
-/* Length of the UTF-8 sequence starting at p, or 0 when it is malformed
- * (truncated, overlong, a surrogate, past U+10FFFF) or a C1 control. */
+/* Length of the multi-byte UTF-8 sequence starting at p, or 0 when it is
+ * malformed (truncated, overlong, a surrogate, past U+10FFFF) or encodes
+ * a C1 control character (U+0080..U+009F). */
 static size_t utf8_char_len(const uint8_t *p, size_t avail)
 {
     uint32_t cp;
@@ -214,7 +215,12 @@ static void on_strftime(const struct ferry_datagram *d, void *arg)
 fail:
     /* Every error text is shorter than REPLY_FLOOR, so refusing never
      * amplifies more than answering would. */
-    ferry_log_debug("strftime request of %zu bytes refused: %s", d->len, err);
+    if (ferry_log_get_level() >= FERRY_LOG_DEBUG) {
+        char peer[FERRY_ADDRSTRLEN];
+        ferry_log_debug("strftime request of %zu bytes from %s refused: %s", d->len,
+                        ferry_addr_format((const struct sockaddr *)&d->peer.ss, d->peer.len, peer),
+                        err);
+    }
     send_reply(d, err, strlen(err));
 }
 
