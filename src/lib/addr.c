@@ -372,13 +372,19 @@ static int connect_unix(int fd, const struct ferry_addr *a, int timeout_ms)
 {
     struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
     struct timeval none = { 0 };
+    bool interrupted = false;
     int rc = 0;
 
     if (timeout_ms > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
         return -errno;
     while (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
-        if (errno == EINTR)
+        if (errno == EINTR) {
+            interrupted = true;
             continue;
+        }
+        /* The interrupted attempt may have completed after all. */
+        if (errno == EISCONN && interrupted)
+            break;
         rc = (errno == EAGAIN || errno == EINPROGRESS) ? -ETIMEDOUT : -errno;
         break;
     }

@@ -110,7 +110,7 @@ static struct watcher *lookup(struct ferry_loop *loop, int fd)
     return &loop->watchers[fd];
 }
 
-static int watch(struct ferry_loop *loop, int fd, unsigned events, ferry_io_cb *cb, void *arg)
+int ferry_loop_add(struct ferry_loop *loop, int fd, unsigned events, ferry_io_cb *cb, void *arg)
 {
     int rc;
 
@@ -131,11 +131,6 @@ static int watch(struct ferry_loop *loop, int fd, unsigned events, ferry_io_cb *
     };
     loop->nwatched++;
     return 0;
-}
-
-int ferry_loop_add(struct ferry_loop *loop, int fd, unsigned events, ferry_io_cb *cb, void *arg)
-{
-    return watch(loop, fd, events, cb, arg);
 }
 
 int ferry_loop_modify(struct ferry_loop *loop, int fd, unsigned events)
@@ -509,7 +504,7 @@ struct ferry_loop *ferry_loop_new(int *err)
     rc = open_wakeup(loop);
     if (rc < 0)
         goto fail;
-    rc = watch(loop, loop->wake_rfd, FERRY_READABLE, on_wakeup, NULL);
+    rc = ferry_loop_add(loop, loop->wake_rfd, FERRY_READABLE, on_wakeup, NULL);
     if (rc < 0)
         goto fail;
     loop->now = monotonic_ms();
