@@ -278,6 +278,8 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
             r = c->h->on_data(c, in.p, in.len, c->h->arg);
             break;
         }
+        if (!c->parser)
+            break;   /* a handler that takes no input (only on_open): discard it */
         size_t used = 0;
         struct ferry_frame_event ev;
         r = ferry_frame_parser_feed(c->parser, in.p, in.len, &used, &ev);

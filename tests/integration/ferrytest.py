@@ -11,7 +11,6 @@ ends, even when it fails.
 """
 import os
 import re
-import select
 import signal
 import socket
 import struct
@@ -38,18 +37,64 @@ def binary(name):
 
 
 class Server:
-    """A running server process and the endpoints it announced."""
+    """A running server process and the endpoints it announced.
 
-    def __init__(self, proc, endpoints):
+    One thread reads the server's stderr for its whole life, so a pipe that
+    fills up can never block the server, and every line lands in `log`."""
+
+    def __init__(self, name, proc):
+        self.name = name
         self.proc = proc
-        self.endpoints = endpoints          # [(proto, "host:port"), ...]
-        self.log = []                       # stderr lines after startup
+        self.endpoints = []                 # [(proto, "host:port"), ...]
+        self.log = []                       # every stderr line so far
+        self._cond = threading.Condition()
+        self._eof = False
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
 
     def _drain(self):
         for line in self.proc.stderr:
-            self.log.append(line.rstrip("\n"))
+            line = line.rstrip("\n")
+            with self._cond:
+                self.log.append(line)
+                m = _LISTEN_RE.search(line)
+                if m:
+                    self.endpoints.append((m.group(1), m.group(2)))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_for_log(self, pattern, timeout=10, start=0):
+        """Wait until a stderr line (from index `start` on) matches the
+        regular expression `pattern`; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout * SLOW
+        with self._cond:
+            while True:
+                for line in self.log[start:]:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    raise AssertionError("%s: no log line matching %r; log: %s"
+                                         % (self.name, pattern, self.log[-20:]))
+                self._cond.wait(left)
+
+    def _wait_endpoints(self, count, timeout):
+        deadline = time.monotonic() + timeout * SLOW
+        with self._cond:
+            while len(self.endpoints) < count:
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    break
+                self._cond.wait(left)
+            if len(self.endpoints) >= count:
+                return
+        self.kill()
+        raise AssertionError("%s did not start (exit %s): %s"
+                             % (self.name, self.proc.returncode, self.log[-20:]))
 
     def addr(self, proto="tcp", index=0):
         found = [a for p, a in self.endpoints if p == proto]
@@ -101,37 +146,17 @@ class Server:
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
 
 
 def start_server(name, *args, endpoints=1, timeout=10, env=None):
     """Start build/bin/NAME with ARGS; wait until it has announced
-    `endpoints` listening lines.  Returns a Server."""
+    `endpoints` "listening on" lines.  Returns a Server."""
     proc = subprocess.Popen([binary(name)] + list(args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=env)
-    found = []
-    early = []
-    deadline = time.monotonic() + timeout * SLOW
-    while len(found) < endpoints:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            proc.kill()
-            raise AssertionError("%s did not start: %s" % (name, early))
-        ready, _, _ = select.select([proc.stderr], [], [], left)
-        if not ready:
-            continue
-        line = proc.stderr.readline()
-        if not line:
-            proc.wait()
-            raise AssertionError("%s exited with %s before listening: %s"
-                                 % (name, proc.returncode, early))
-        early.append(line.rstrip("\n"))
-        m = _LISTEN_RE.search(line)
-        if m:
-            found.append((m.group(1), m.group(2)))
-    server = Server(proc, found)
-    server.log.extend(early)
+    server = Server(name, proc)
+    server._wait_endpoints(endpoints, timeout)
     return server
 
 

@@ -41,38 +41,15 @@ def split_hostport(addr):
 
 def start_time_server(timeout=10):
     """All three services on ephemeral ports; returns (server, services)
-    where services maps ("strftime", "udp") and friends to (host, port).
-
-    Not ferrytest.start_server: it select()s on the stderr pipe between
-    readline()s, which waits forever when several lines arrive in one read
-    and sit in Python's buffer, as this server's four do.  Plain blocking
-    readline()s, with a watchdog that kills a server that never gets ready
-    (ending the reads at EOF), do not depend on how the lines are split."""
-    proc = subprocess.Popen(
-        [ferrytest.binary("time_server"), "--listen", "127.0.0.1:0",
-         "--rfc868", "127.0.0.1:0", "--sntp", "127.0.0.1:0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(timeout * SLOW, proc.kill)
-    watchdog.start()
-    early, services, endpoints = [], {}, []
-    try:
-        while len(endpoints) < 4:
-            line = proc.stderr.readline()
-            if not line:
-                proc.wait()
-                raise AssertionError("time_server did not start (status %s): %s"
-                                     % (proc.returncode, early))
-            early.append(line.rstrip("\n"))
-            m = _SERVICE_RE.search(line)
-            if m:
-                services[(m.group(1), m.group(2))] = split_hostport(m.group(3))
-            m = _LISTENING_RE.search(line)
-            if m:
-                endpoints.append((m.group(1), m.group(2)))
-    finally:
-        watchdog.cancel()
-    server = ferrytest.Server(proc, endpoints)
-    server.log.extend(early)
+    where services maps ("strftime", "udp") and friends to (host, port)."""
+    server = ferrytest.start_server(
+        "time_server", "--listen", "127.0.0.1:0", "--rfc868", "127.0.0.1:0",
+        "--sntp", "127.0.0.1:0", endpoints=4, timeout=timeout)
+    services = {}
+    for line in list(server.log):
+        m = _SERVICE_RE.search(line)
+        if m:
+            services[(m.group(1), m.group(2))] = split_hostport(m.group(3))
     return server, services
 
 
@@ -82,7 +59,6 @@ def stop_server(server, sig=signal.SIGTERM):
         return server.stop(sig, timeout=5)
     finally:
         server.kill()
-        server.proc.stderr.close()
 
 
 def udp_ask(addr, payload, timeout=5):
