@@ -1,0 +1,246 @@
+/*
+ * frame_echo - the simplest server of ferry's own framing.
+ *
+ * Every frame (u32 LE header_len | JSON object header | body of "size"
+ * bytes) comes back with the same header and the same body.  Bodies are
+ * streamed chunk by chunk as they arrive, never held whole, so a body of
+ * any declared size (past 4 GiB) passes through bounded memory; the server
+ * stops reading a client whose replies are backed up.  One event-style
+ * handler serves all three concurrency models.
+ *
+ *   frame_echo [--listen ADDR] [--model event|thread|fork] ...
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+#include "cli.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8081"
+
+struct echo_conn {
+    uint64_t body_left;   /* body bytes of the current frame still to echo */
+    int in_frame;         /* a header was echoed and its body is not done */
+    int stop_at_boundary; /* the server is stopping: close after this frame */
+};
+
+static int on_open(struct ferry_conn *c, void *arg)
+{
+    struct echo_conn *ec = calloc(1, sizeof *ec);
+    (void)arg;
+
+    if (!ec)
+        return -ENOMEM;
+    ferry_conn_set_data(c, ec);
+    return 0;
+}
+
+/* {"error": NAME, "message": TEXT}, then close once it is flushed. */
+static void send_error_and_close(struct ferry_conn *c, int err)
+{
+    json_t *hdr = json_pack("{s:s, s:s}", "error", ferry_err_name(err),
+                            "message", ferry_strerror(err));
+
+    if (hdr)
+        ferry_conn_write_frame(c, hdr, NULL, 0);   /* best effort: we are closing anyway */
+    json_decref(hdr);
+    ferry_conn_close(c);
+}
+
+/* The header goes back re-encoded with the size it declared; the encoder
+ * enforces the same header limit the parser does, so what we send is a
+ * frame our own parser would accept. */
+static int echo_header(struct ferry_conn *c, struct echo_conn *ec, struct ferry_frame_event *ev,
+                       const struct ferry_frame_limits *limits)
+{
+    uint8_t *head = NULL;
+    size_t head_len = 0;
+    int r;
+
+    r = ferry_frame_encode(ev->header, ev->body_size, limits, &head, &head_len);
+    if (r < 0) {
+        /* Re-encoding can grow a header past the limit ("1e2" becomes
+         * "100.0"); we are at a frame boundary, so the client can still be
+         * told why before we hang up. */
+        ferry_log_info("conn %llu (%s): cannot echo header: %s",
+                       (unsigned long long)ferry_conn_id(c), ferry_conn_peer(c), ferry_strerror(r));
+        send_error_and_close(c, r);
+        r = 0;
+        goto out;
+    }
+    r = ferry_conn_write(c, head, head_len);
+    if (r < 0)
+        goto out;
+    ec->body_left = ev->body_size;
+    ec->in_frame = ev->body_size > 0;
+out:
+    free(head);
+    return r;
+}
+
+static int on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
+{
+    struct echo_conn *ec = ferry_conn_data(c);
+    const struct ferry_frame_limits *limits = arg;
+    int r = 0;
+
+    switch (ev->type) {
+    case FERRY_FRAME_HEADER:
+        r = echo_header(c, ec, ev, limits);
+        json_decref(ev->header);
+        break;
+    case FERRY_FRAME_BODY:
+        /* The chunk is borrowed from the read buffer: ferry_conn_write
+         * copies whatever the socket does not take now, and the server
+         * pauses reading this client while that queue is over its mark. */
+        r = ferry_conn_write(c, ev->chunk, ev->chunk_len);
+        ec->body_left -= ev->chunk_len;   /* the parser never passes the declared size */
+        if (ec->body_left == 0)
+            ec->in_frame = 0;
+        break;
+    case FERRY_FRAME_END:
+    case FERRY_FRAME_NEED_MORE:
+        break;
+    }
+    if (r < 0)
+        return r;
+    /* The frame boundary is counted here rather than taken from the END
+     * event, so a stop is honoured as soon as the last body byte is echoed. */
+    if (!ec->in_frame && ec->stop_at_boundary)
+        ferry_conn_close(c);
+    return 0;
+}
+
+/* A graceful stop must not cut a reply in half: a client in the middle of
+ * a frame gets the rest of it echoed first. */
+static void on_shutdown(struct ferry_conn *c, void *arg)
+{
+    struct echo_conn *ec = ferry_conn_data(c);
+    (void)arg;
+
+    if (!ec->in_frame) {
+        ferry_conn_close(c);
+        return;
+    }
+    ec->stop_at_boundary = 1;
+    ferry_log_info("conn %llu (%s): stopping after the frame in progress (%llu body bytes left)",
+                   (unsigned long long)ferry_conn_id(c), ferry_conn_peer(c),
+                   (unsigned long long)ec->body_left);
+}
+
+static void on_close(struct ferry_conn *c, int reason, void *arg)
+{
+    (void)reason;
+    (void)arg;
+    free(ferry_conn_data(c));
+    ferry_conn_set_data(c, NULL);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: frame_echo [OPTIONS]\n"
+        "Answer every ferry frame (u32 LE length | JSON header | body) with the same\n"
+        "header and body.  Bodies stream through; any declared size is fine.\n"
+        "\n"
+        "  -l, --listen ADDR        endpoint: HOST:PORT, [V6]:PORT or unix:/PATH (default " DEFAULT_LISTEN ")\n"
+        "  -m, --model MODEL        event (default), thread or fork\n"
+        "  -w, --workers N          event model: loop threads (default 1)\n"
+        "      --max-header BYTES   largest accepted JSON header (default 65536)\n"
+        "      --max-conns N        concurrent connections (default 1024)\n"
+        "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
+        "  -v, --verbose            log every connection\n"
+        "  -h, --help               show this help\n"
+        "  -V, --version            show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "model", required_argument, NULL, 'm' },
+        { "workers", required_argument, NULL, 'w' },
+        { "max-header", required_argument, NULL, 'H' },
+        { "max-conns", required_argument, NULL, 'C' },
+        { "idle-timeout", required_argument, NULL, 'I' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ferry_server_opts opts = { .handle_signals = 1 };
+    struct ferry_handler h = {
+        .on_open = on_open,
+        .on_frame = on_frame,
+        .on_shutdown = on_shutdown,
+        .on_close = on_close,
+    };
+    struct ferry_server *s = NULL;
+    const char *listen = DEFAULT_LISTEN;
+    int opt, r;
+    long n;
+
+    ferry_log_set_ident("frame_echo");
+    while ((opt = getopt_long(argc, argv, "l:m:w:vhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'l': listen = optarg; break;
+        case 'm':
+            if (ferry_model_parse(optarg, &opts.model) < 0) {
+                fprintf(stderr, "frame_echo: unknown model '%s' (event, thread or fork)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (cli_int("frame_echo", "--workers", optarg, 1, 256, &n) < 0)
+                return 2;
+            opts.workers = (int)n;
+            break;
+        case 'H':
+            /* The parser holds up to this much per connection: keep it sane. */
+            if (cli_int("frame_echo", "--max-header", optarg, 2, 16L * 1024 * 1024, &n) < 0)
+                return 2;
+            opts.frame_limits.max_header = (uint32_t)n;
+            break;
+        case 'C':
+            if (cli_int("frame_echo", "--max-conns", optarg, 1, 1000000, &n) < 0)
+                return 2;
+            opts.max_conns = (int)n;
+            break;
+        case 'I':
+            if (cli_int("frame_echo", "--idle-timeout", optarg, 1, 86400, &n) < 0)
+                return 2;
+            opts.idle_timeout_ms = (int)n * 1000;
+            break;
+        case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("frame_echo (ferry) %s\n", FERRY_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    /* The handler encodes replies under the same limits the server parses with. */
+    h.arg = &opts.frame_limits;
+
+    s = ferry_server_new(&opts, &r);
+    if (!s)
+        goto fail;
+    r = ferry_server_listen(s, listen, FERRY_SOCK_STREAM, &h, NULL);
+    if (r < 0)
+        goto fail;
+    r = ferry_server_run(s);
+    if (r < 0)
+        goto fail;
+    ferry_server_free(s);
+    return 0;
+
+fail:
+    fprintf(stderr, "frame_echo: %s: %s\n", listen, ferry_strerror(r));
+    ferry_server_free(s);
+    return 1;
+}
