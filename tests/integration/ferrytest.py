@@ -149,12 +149,13 @@ class Server:
         self.proc.wait()
 
 
-def start_server(name, *args, endpoints=1, timeout=10, env=None):
+def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None):
     """Start build/bin/NAME with ARGS; wait until it has announced
-    `endpoints` "listening on" lines.  Returns a Server."""
+    `endpoints` "listening on" lines.  Returns a Server.  preexec_fn runs
+    in the child before exec (e.g. to lower a resource limit)."""
     proc = subprocess.Popen([binary(name)] + list(args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=preexec_fn)
     server = Server(name, proc)
     server._wait_endpoints(endpoints, timeout)
     return server
