@@ -117,13 +117,33 @@ static void test_max_is_a_ceiling(void **state)
     assert_int_equal(ferry_buf_append(&b, "abcdefghij", 10), 0);
     assert_int_equal(ferry_buf_reserve(&b, 91), -ENOBUFS);
     assert_int_equal(ferry_buf_reserve(&b, 90), 0);
-    /* Consumed bytes give their room back. */
+    /* Consumed bytes give their room back, as contiguous tail room even
+     * when growing up to the ceiling. */
     ferry_buf_consume(&b, 5);
     assert_int_equal(ferry_buf_reserve(&b, 95), 0);
+    assert_true(ferry_buf_tailroom(&b) >= 95);
     assert_true(b.cap <= 100);
+    assert_memory_equal(ferry_buf_head(&b), "fghij", 5);
     assert_int_equal(ferry_buf_append(&b, NULL, 0), 0);
     ferry_buf_free(&b);
     assert_int_equal(b.max, 100);
+}
+
+/* Growing right up to the ceiling with consumed bytes at the front: the
+ * whole request must be contiguous at the tail. */
+static void test_grow_to_ceiling_with_offset(void **state)
+{
+    struct ferry_buf b;
+
+    ferry_buf_init(&b, 100);
+    assert_int_equal(ferry_buf_append(&b, "abcdefghij", 10), 0);
+    assert_true(b.cap < 100);
+    ferry_buf_consume(&b, 5);
+    assert_int_equal(ferry_buf_reserve(&b, 95), 0);
+    assert_int_equal(b.cap, 100);
+    assert_true(ferry_buf_tailroom(&b) >= 95);
+    assert_memory_equal(ferry_buf_head(&b), "fghij", 5);
+    ferry_buf_free(&b);
 }
 
 static void test_size_overflow(void **state)
@@ -242,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_compaction),
         cmocka_unit_test(test_grow_with_offset),
         cmocka_unit_test(test_max_is_a_ceiling),
+        cmocka_unit_test(test_grow_to_ceiling_with_offset),
         cmocka_unit_test(test_size_overflow),
         cmocka_unit_test(test_tail_commit),
         cmocka_unit_test(test_slices),
