@@ -1,0 +1,511 @@
+/*
+ * test_server.c - the server framework driven from C, over real loopback
+ * sockets: blocking handlers under the thread and fork models, the verify
+ * hook, the connection cap, timeouts, pause/resume and backpressure in the
+ * event style, datagrams, unix endpoints and graceful stop.
+ *
+ * The server runs on a thread of this process (for fork, in a child
+ * process that exits with ferry_server_run's result).  Nothing sleeps:
+ * clients block on their sockets with a receive timeout as a safety net.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ferry/ferry.h"
+
+#define SAFETY_S 10
+
+struct running {
+    struct ferry_server *s;
+    char bound[FERRY_ADDRSTRLEN];
+    pthread_t thread;
+    pid_t pid;          /* fork model: the server process */
+    int result;
+};
+
+static void *run_thread(void *arg)
+{
+    struct running *r = arg;
+    r->result = ferry_server_run(r->s);
+    return NULL;
+}
+
+/* Start a server with one stream endpoint on 127.0.0.1:0. */
+static void start(struct running *r, const struct ferry_server_opts *opts,
+                  const struct ferry_handler *h, const char *endpoint, enum ferry_sock_type type)
+{
+    struct ferry_server_opts o = { 0 };
+    int err = 0;
+
+    if (opts)
+        o = *opts;
+    /* The fork-model server is a process of its own, stopped by SIGTERM. */
+    o.handle_signals = o.model == FERRY_MODEL_FORK;
+    memset(r, 0, sizeof *r);
+    r->s = ferry_server_new(&o, &err);
+    assert_non_null(r->s);
+    assert_int_equal(ferry_server_listen(r->s, endpoint, type, h, r->bound), 0);
+    if (o.model == FERRY_MODEL_FORK) {
+        r->pid = fork();
+        assert_true(r->pid >= 0);
+        if (r->pid == 0)
+            _exit(ferry_server_run(r->s) == 0 ? 0 : 1);
+        return;
+    }
+    assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
+}
+
+/* Stop gracefully; the server must return 0. */
+static void stop(struct running *r)
+{
+    if (r->pid > 0) {
+        int status;
+        kill(r->pid, SIGTERM);
+        assert_int_equal(waitpid(r->pid, &status, 0), r->pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    } else {
+        ferry_server_stop(r->s);
+        pthread_join(r->thread, NULL);
+        assert_int_equal(r->result, 0);
+    }
+    ferry_server_free(r->s);
+}
+
+static struct ferry_transport *dial(const char *bound)
+{
+    struct ferry_addr a;
+    struct timeval tv = { .tv_sec = SAFETY_S };
+    int fd;
+
+    assert_int_equal(ferry_addr_parse(bound, -1, &a), 0);
+    fd = ferry_connect(&a, 5000);
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct ferry_transport *t = ferry_transport_new_fd(fd);
+    assert_non_null(t);
+    return t;
+}
+
+/* A TCP client whose receive window is set small before connecting. */
+static struct ferry_transport *dial_small_window(const char *bound)
+{
+    struct ferry_addr a;
+    struct timeval tv = { .tv_sec = SAFETY_S };
+    int small = 16 * 1024;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(ferry_addr_parse(bound, -1, &a), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a.ss, a.len), 0);
+    struct ferry_transport *t = ferry_transport_new_fd(fd);
+    assert_non_null(t);
+    return t;
+}
+
+/* One frame out, one frame back; returns the echoed body (caller frees). */
+static char *frame_round_trip(struct ferry_transport *t, const char *body)
+{
+    json_t *h = json_pack("{s:s}", "cmd", "echo");
+    json_t *back = NULL;
+    uint64_t size = 0;
+    char *out;
+
+    assert_int_equal(ferry_frame_write(t, h, body, strlen(body), NULL), 0);
+    json_decref(h);
+    assert_int_equal(ferry_frame_read(t, NULL, &back, &size), 0);
+    assert_string_equal(json_string_value(json_object_get(back, "cmd")), "echo");
+    json_decref(back);
+    out = calloc(1, size + 1);
+    assert_int_equal(ferry_transport_read_full(t, out, size), 0);
+    return out;
+}
+
+/* ---- a blocking handler: socketserver's handle() -------------------------- */
+
+static atomic_int served;
+
+static int serve_frames(struct ferry_conn *c, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&served, 1);
+    for (;;) {
+        json_t *h = NULL;
+        uint64_t size = 0;
+        int r = ferry_conn_read_frame(c, &h, &size);
+        if (r < 0)
+            return r == FERRY_EEOF ? 0 : r;
+        char *body = malloc(size ? size : 1);
+        r = ferry_conn_read_full(c, body, size);
+        if (r == 0)
+            r = ferry_conn_write_frame(c, h, body, size);
+        free(body);
+        json_decref(h);
+        if (r < 0)
+            return r;
+    }
+}
+
+static void blocking_echo(enum ferry_model model)
+{
+    struct ferry_server_opts opts = { .model = model };
+    struct ferry_handler h = { .serve = serve_frames };
+    struct running r;
+    struct ferry_transport *t1, *t2;
+    char *b;
+
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    t1 = dial(r.bound);
+    t2 = dial(r.bound);   /* two at once: each has its own thread or process */
+    b = frame_round_trip(t2, "second");
+    assert_string_equal(b, "second");
+    free(b);
+    b = frame_round_trip(t1, "first");
+    assert_string_equal(b, "first");
+    free(b);
+    /* An idle client must not hold up a graceful stop: its handler's next
+     * read sees end of stream. */
+    stop(&r);
+    char byte;
+    assert_int_equal(ferry_transport_read(t1, &byte, 1), 0);
+    ferry_transport_free(t1);
+    ferry_transport_free(t2);
+}
+
+static void test_blocking_thread(void **state) { (void)state; blocking_echo(FERRY_MODEL_THREAD); }
+static void test_blocking_fork(void **state) { (void)state; blocking_echo(FERRY_MODEL_FORK); }
+
+static void test_blocking_rejected_under_event(void **state)
+{
+    struct ferry_handler h = { .serve = serve_frames };
+    int err = 0;
+    struct ferry_server *s = ferry_server_new(NULL, &err);
+    (void)state;
+    assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_STREAM, &h, NULL),
+                     FERRY_EUNSUPPORTED);
+    ferry_server_free(s);
+}
+
+/* ---- handshake timeout for a blocking handler --------------------------------- */
+
+static int serve_needs_auth(struct ferry_conn *c, void *arg)
+{
+    char buf[8];
+    (void)arg;
+    ssize_t n = ferry_conn_read(c, buf, sizeof buf);   /* the client never sends */
+    assert_int_equal(n, -ETIMEDOUT);
+    return (int)n;
+}
+
+static void test_blocking_handshake_timeout(void **state)
+{
+    struct ferry_server_opts opts = { .model = FERRY_MODEL_THREAD, .handshake_timeout_ms = 200 };
+    struct ferry_handler h = { .serve = serve_needs_auth };
+    struct running r;
+    char byte;
+    (void)state;
+
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(r.bound);
+    assert_int_equal(ferry_transport_read(t, &byte, 1), 0);   /* closed by the server */
+    ferry_transport_free(t);
+    stop(&r);
+}
+
+/* ---- verify hook and connection cap --------------------------------------------- */
+
+static int deny_all(const struct sockaddr *peer, socklen_t len, void *arg)
+{
+    (void)peer;
+    (void)len;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return -1;
+}
+
+static void test_verify_hook_refuses(void **state)
+{
+    static atomic_int asked;
+    struct ferry_server_opts opts = { .model = FERRY_MODEL_THREAD, .verify = deny_all,
+                                      .verify_arg = &asked };
+    struct ferry_handler h = { .serve = serve_frames };
+    struct running r;
+    char byte;
+    (void)state;
+
+    atomic_store(&served, 0);
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(r.bound);
+    ssize_t n = ferry_transport_read(t, &byte, 1);
+    assert_true(n == 0 || n == -ECONNRESET);
+    ferry_transport_free(t);
+    stop(&r);
+    assert_int_equal(atomic_load(&asked), 1);
+    assert_int_equal(atomic_load(&served), 0);   /* the handler never ran */
+}
+
+static int on_data_echo(struct ferry_conn *c, const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    return ferry_conn_write(c, data, len);
+}
+
+static void test_max_conns(void **state)
+{
+    struct ferry_server_opts opts = { .max_conns = 1 };
+    struct ferry_handler h = { .on_data = on_data_echo };
+    struct running r;
+    char buf[4];
+    (void)state;
+
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t1 = dial(r.bound);
+    assert_int_equal(ferry_transport_write_full(t1, "one", 3), 0);
+    assert_int_equal(ferry_transport_read_full(t1, buf, 3), 0);   /* t1 is being served */
+    struct ferry_transport *t2 = dial(r.bound);
+    ssize_t n = ferry_transport_read(t2, buf, 1);
+    assert_true(n == 0 || n == -ECONNRESET);                       /* over the cap: closed */
+    assert_int_equal(ferry_transport_write_full(t1, "two", 3), 0);
+    assert_int_equal(ferry_transport_read_full(t1, buf, 3), 0);   /* t1 unharmed */
+    assert_memory_equal(buf, "two", 3);
+    ferry_transport_free(t2);
+    ferry_transport_free(t1);
+    stop(&r);
+}
+
+/* ---- event style: idle timeout, pause/resume, backpressure --------------------- */
+
+static void test_idle_timeout(void **state)
+{
+    struct ferry_server_opts opts = { .idle_timeout_ms = 200 };
+    struct ferry_handler h = { .on_data = on_data_echo };
+    struct running r;
+    char byte;
+    (void)state;
+
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(r.bound);
+    assert_int_equal(ferry_transport_read(t, &byte, 1), 0);
+    ferry_transport_free(t);
+    stop(&r);
+}
+
+/* Pauses input after each frame and resumes it from a timer: frames that
+ * arrived together must still come out whole and in order. */
+struct pause_state {
+    int frames;
+};
+
+static void resume_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    (void)loop;
+    ferry_timer_cancel(t);
+    ferry_conn_resume_read(arg);
+}
+
+static int on_frame_pausing(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
+{
+    (void)arg;
+    if (ev->type == FERRY_FRAME_HEADER) {
+        int r = ferry_conn_write_frame(c, ev->header, NULL, 0);
+        json_decref(ev->header);
+        ferry_conn_pause_read(c);
+        ferry_loop_timer(ferry_conn_loop(c), 5, resume_cb, c);
+        return r;
+    }
+    return 0;
+}
+
+static void test_pause_resume_keeps_order(void **state)
+{
+    struct ferry_handler h = { .on_frame = on_frame_pausing };
+    struct running r;
+    uint8_t wire[1024];
+    size_t used = 0;
+    (void)state;
+
+    start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(r.bound);
+    /* Five frames in one write: the server sees them in one read. */
+    for (int i = 0; i < 5; i++) {
+        uint8_t *enc = NULL;
+        size_t len = 0;
+        json_t *hd = json_pack("{s:i}", "n", i);
+        assert_int_equal(ferry_frame_encode(hd, 0, NULL, &enc, &len), 0);
+        memcpy(wire + used, enc, len);
+        used += len;
+        free(enc);
+        json_decref(hd);
+    }
+    assert_int_equal(ferry_transport_write_full(t, wire, used), 0);
+    for (int i = 0; i < 5; i++) {
+        json_t *back = NULL;
+        uint64_t size;
+        assert_int_equal(ferry_frame_read(t, NULL, &back, &size), 0);
+        assert_int_equal(json_integer_value(json_object_get(back, "n")), i);
+        json_decref(back);
+    }
+    ferry_transport_free(t);
+    stop(&r);
+}
+
+/* Answers "go" with 32 MiB at once, far more than the kernel can buffer
+ * towards a client with a small receive window, so most of it must queue
+ * past the 64 KiB high-water mark set below; counts on_drain calls. */
+#define FLOOD_BLOCKS 512
+static atomic_int drained, was_blocked;
+
+static int on_data_flood(struct ferry_conn *c, const void *data, size_t len, void *arg)
+{
+    static uint8_t block[1 << 16];
+    (void)data;
+    (void)len;
+    (void)arg;
+    for (int i = 0; i < FLOOD_BLOCKS; i++) {
+        int r = ferry_conn_write(c, block, sizeof block);
+        if (r < 0)
+            return r;
+    }
+    atomic_store(&was_blocked, ferry_conn_write_blocked(c));
+    return 0;
+}
+
+static void on_drain_count(struct ferry_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    atomic_fetch_add(&drained, 1);
+}
+
+static void test_backpressure_and_drain(void **state)
+{
+    struct ferry_server_opts opts = { .write_high_water = 1 << 16 };
+    struct ferry_handler h = { .on_data = on_data_flood, .on_drain = on_drain_count };
+    struct running r;
+    static uint8_t sink[1 << 16];
+    size_t got = 0;
+    (void)state;
+
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial_small_window(r.bound);
+    assert_int_equal(ferry_transport_write_full(t, "go", 2), 0);
+    while (got < (size_t)FLOOD_BLOCKS << 16) {
+        ssize_t n = ferry_transport_read(t, sink, sizeof sink);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_int_equal(got, (size_t)FLOOD_BLOCKS << 16);
+    ferry_transport_free(t);
+    stop(&r);
+    assert_true(atomic_load(&was_blocked));
+    assert_true(atomic_load(&drained) >= 1);
+}
+
+/* ---- datagrams and unix endpoints ------------------------------------------------ */
+
+static void on_datagram_echo(const struct ferry_datagram *d, void *arg)
+{
+    (void)arg;
+    ferry_datagram_reply(d, d->data, d->len);
+}
+
+static void datagram_round_trip(enum ferry_model model)
+{
+    struct ferry_server_opts opts = { .model = model };
+    struct ferry_handler h = { .on_datagram = on_datagram_echo };
+    struct ferry_addr a;
+    struct running r;
+    struct timeval tv = { .tv_sec = SAFETY_S };
+    char buf[16] = { 0 };
+
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_DGRAM);
+    assert_int_equal(ferry_addr_parse(r.bound, -1, &a), 0);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a.ss, a.len), 0);
+    assert_int_equal(send(fd, "ping", 4, 0), 4);
+    assert_int_equal(recv(fd, buf, sizeof buf, 0), 4);
+    assert_string_equal(buf, "ping");
+    close(fd);
+    stop(&r);
+}
+
+static void test_datagram_event(void **state) { (void)state; datagram_round_trip(FERRY_MODEL_EVENT); }
+static void test_datagram_thread(void **state) { (void)state; datagram_round_trip(FERRY_MODEL_THREAD); }
+
+static void test_unix_endpoint_and_stale_socket(void **state)
+{
+    struct ferry_handler h = { .on_data = on_data_echo };
+    struct running r;
+    char path[64], endpoint[80], buf[4];
+    struct stat st;
+    (void)state;
+
+    snprintf(path, sizeof path, "/tmp/ferry-test-%d.sock", (int)getpid());
+    snprintf(endpoint, sizeof endpoint, "unix:%s", path);
+    unlink(path);
+    /* A socket file nobody listens on, as a crashed server leaves behind. */
+    struct ferry_addr a;
+    assert_int_equal(ferry_addr_parse(endpoint, -1, &a), 0);
+    int stale = ferry_listen(&a, FERRY_SOCK_STREAM, NULL);
+    assert_true(stale >= 0);
+    close(stale);
+    assert_int_equal(stat(path, &st), 0);
+
+    start(&r, NULL, &h, endpoint, FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(endpoint);
+    assert_int_equal(ferry_transport_write_full(t, "abc", 3), 0);
+    assert_int_equal(ferry_transport_read_full(t, buf, 3), 0);
+    assert_memory_equal(buf, "abc", 3);
+    ferry_transport_free(t);
+    stop(&r);
+    assert_int_equal(stat(path, &st), -1);   /* the server removed its socket file */
+}
+
+static void test_model_names(void **state)
+{
+    enum ferry_model m;
+    (void)state;
+    assert_int_equal(ferry_model_parse("fork", &m), 0);
+    assert_int_equal(m, FERRY_MODEL_FORK);
+    assert_string_equal(ferry_model_name(FERRY_MODEL_THREAD), "thread");
+    assert_int_equal(ferry_model_parse("threads", &m), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_blocking_thread),
+        cmocka_unit_test(test_blocking_fork),
+        cmocka_unit_test(test_blocking_rejected_under_event),
+        cmocka_unit_test(test_blocking_handshake_timeout),
+        cmocka_unit_test(test_verify_hook_refuses),
+        cmocka_unit_test(test_max_conns),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_pause_resume_keeps_order),
+        cmocka_unit_test(test_backpressure_and_drain),
+        cmocka_unit_test(test_datagram_event),
+        cmocka_unit_test(test_datagram_thread),
+        cmocka_unit_test(test_unix_endpoint_and_stale_socket),
+        cmocka_unit_test(test_model_names),
+    };
+    ferry_log_set_level(FERRY_LOG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
