@@ -1,0 +1,56 @@
+#!/bin/sh
+# fuzz-smoke.sh BIN_DIR SECONDS - run every libFuzzer harness BIN_DIR/fuzz_*
+# for SECONDS each, starting from its seed corpus fuzz/corpus/<name>/ (name
+# without the fuzz_ prefix).  The seeds are copied to a temporary directory
+# first so the fuzzer's additions never land in the repository.  Exits
+# non-zero if any harness crashes, leaks or fails to start; crash inputs are
+# kept in BIN_DIR/../fuzz-artifacts/.
+set -eu
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 BIN_DIR SECONDS" >&2
+    exit 2
+fi
+bin_dir=$1
+seconds=$2
+repo=$(cd "$(dirname "$0")/.." && pwd)
+artifacts=$(cd "$bin_dir/.." && pwd)/fuzz-artifacts
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT INT TERM
+mkdir -p "$artifacts"
+
+found=0
+failed=""
+for fuzzer in "$bin_dir"/fuzz_*; do
+    [ -f "$fuzzer" ] && [ -x "$fuzzer" ] || continue
+    found=$((found + 1))
+    name=$(basename "$fuzzer")
+    corpus="$work/${name#fuzz_}"
+    mkdir -p "$corpus"
+    seeds="$repo/fuzz/corpus/${name#fuzz_}"
+    if [ -d "$seeds" ]; then
+        cp -R "$seeds/." "$corpus/"
+    else
+        echo "fuzz-smoke: $name: no seeds in $seeds, starting empty" >&2
+    fi
+
+    echo "fuzz-smoke: $name for ${seconds}s"
+    if "$fuzzer" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+            -artifact_prefix="$artifacts/$name-" "$corpus" >"$work/$name.log" 2>&1; then
+        grep -E '^stat::number_of_executed_units|^Done' "$work/$name.log" || true
+    else
+        echo "fuzz-smoke: $name FAILED; last lines of its log:" >&2
+        tail -n 40 "$work/$name.log" >&2
+        failed="$failed $name"
+    fi
+done
+
+if [ "$found" -eq 0 ]; then
+    echo "fuzz-smoke: no fuzz_* programs in $bin_dir" >&2
+    exit 1
+fi
+if [ -n "$failed" ]; then
+    echo "fuzz-smoke: failed:$failed (inputs in $artifacts)" >&2
+    exit 1
+fi
+echo "fuzz-smoke: $found harness(es) ran clean"
