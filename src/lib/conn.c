@@ -87,7 +87,9 @@ static void on_grace_expired(struct ferry_loop *loop, struct ferry_timer *t, voi
 
 static void maybe_finished(struct conn_loop *cl)
 {
-    if (cl->stopping && cl->nconns == 0) {
+    /* A private loop also watches the stop pipe, so it would never run out
+     * of work on its own: it ends with its one connection. */
+    if ((cl->stopping || cl->private_loop) && cl->nconns == 0) {
         ferry_timer_cancel(cl->grace_timer);
         cl->grace_timer = NULL;
         ferry_loop_stop(cl->loop);
@@ -511,6 +513,7 @@ void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd,
         ferry__conn_released(s);
         return;
     }
+    cl.private_loop = 1;
     if (ferry__conn_start_event(&cl, l, fd, peer) == 0) {
         r = ferry_loop_run(cl.loop);
         if (r < 0)

@@ -57,6 +57,7 @@ struct conn_loop {
     size_t nconns;
     uint8_t *read_buf;             /* FERRY_READ_CHUNK bytes shared by the loop's connections */
     int stopping;                  /* shutdown began on this loop */
+    int private_loop;              /* THREAD/FORK: the loop exists for one connection */
     struct ferry_timer *grace_timer;
     /* Called once when the server's stop reaches this loop, before the
      * connections are told (the event model stops accepting here). */
