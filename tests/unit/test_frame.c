@@ -765,6 +765,25 @@ static void test_encode_round_trip(void **state)
     json_decref(h);
 }
 
+/* The worked example in docs/PROTOCOL.md, byte for byte. */
+static void test_encode_protocol_example(void **state)
+{
+    static const uint8_t want[] = {
+        0x16, 0x00, 0x00, 0x00, 0x7b, 0x22, 0x63, 0x6d, 0x64, 0x22, 0x3a, 0x22, 0x70, 0x75, 0x74, 0x22,
+        0x2c, 0x22, 0x73, 0x69, 0x7a, 0x65, 0x22, 0x3a, 0x35, 0x7d, 0x68, 0x65, 0x6c, 0x6c, 0x6f,
+    };
+    json_t *h = json_pack("{s:s}", "cmd", "put");
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+
+    assert_int_equal(ferry_frame_encode(h, 5, NULL, &out, &out_len), 0);
+    assert_int_equal(out_len, 26);
+    assert_memory_equal(out, want, 26);
+    assert_memory_equal(want + 26, "hello", 5);
+    free(out);
+    json_decref(h);
+}
+
 static void test_encode_errors(void **state)
 {
     struct ferry_frame_limits small = { .max_header = 16, .max_body = 100 };
@@ -1030,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_at_boundary),
         cmocka_unit_test(test_guard_page),
         cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_encode_protocol_example),
         cmocka_unit_test(test_encode_errors),
         cmocka_unit_test(test_blocking_round_trip),
         cmocka_unit_test(test_blocking_short_writes),
