@@ -30,7 +30,7 @@ struct ferry_frame_parser {
     uint8_t prefix[FERRY_FRAME_PREFIX_LEN];
     size_t prefix_got;
     uint32_t header_len;
-    struct ferry_buf header;            /* a header split across feeds */
+    struct ferry_buf header;            /* a header split across feeds; kept for reuse, <= max_header */
     uint64_t body_left;
     int err;                            /* ST_FAILED: the code to repeat */
 };
