@@ -7,7 +7,6 @@
  *
  *   echo_upper [--listen ADDR] [--model event|thread|fork] [--udp] ...
  */
-#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,9 @@
 static void upper_copy(uint8_t *dst, const uint8_t *src, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        dst[i] = (uint8_t)toupper(src[i] & 0x7f) | (src[i] & 0x80);
+        /* ASCII a-z only; bytes >= 0x80 (UTF-8, Latin-1) pass unchanged.
+         * Masking with 0x7f would turn 0xe4 into 0xc4 and break UTF-8. */
+        dst[i] = (src[i] >= 'a' && src[i] <= 'z') ? (uint8_t)(src[i] - 'a' + 'A') : src[i];
 }
 
 /* Upper-case in pieces small enough for the stack; ferry_conn_write
