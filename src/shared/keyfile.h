@@ -1,0 +1,44 @@
+/*
+ * keyfile.h - ferry's shared key: 32 random bytes stored as 64 hex digits
+ * and a newline, in a file only its owner may read.
+ *
+ * Used by ferryd (--key-file) and ferry (-k, $FERRY_KEY_FILE,
+ * ~/.config/ferry/key) alike.  Errors come back as one line of text for the
+ * program to print, so both report the same problem the same way.
+ */
+#ifndef FERRY_KEYFILE_H
+#define FERRY_KEYFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEY_LEN 32
+
+struct ferry_key {
+    uint8_t bytes[KEY_LEN];
+};
+
+/* Where the key lives when nothing says otherwise: $FERRY_KEY_FILE if set
+ * (only when use_env), else $XDG_CONFIG_HOME/ferry/key, else
+ * ~/.config/ferry/key.  Returns a malloc'd path (caller frees) or NULL. */
+char *keyfile_default_path(int use_env);
+
+/*
+ * Read a key.  With strict_mode, a file that group or others may read (or
+ * that is not a regular file) is refused, as ssh refuses such private keys.
+ * Returns 0, or -1 with a one-line reason in err.
+ */
+int keyfile_load(const char *path, int strict_mode, struct ferry_key *key, char *err, size_t errlen);
+
+/*
+ * Create a new random key at path (mode 0600, parent directories 0700
+ * created as needed).  Refuses to replace an existing file unless force;
+ * a replacement is written to a temporary file and renamed, so a crash
+ * never leaves a half-written key.  Returns 0 or -1 with err set.
+ */
+int keyfile_create(const char *path, int force, char *err, size_t errlen);
+
+/* Wipe key material. */
+void key_wipe(struct ferry_key *key);
+
+#endif

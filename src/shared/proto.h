@@ -1,0 +1,52 @@
+/*
+ * proto.h - the names and limits of the ferry session protocol, shared by
+ * ferryd and ferry.  docs/PROTOCOL.md (section 2) is the specification;
+ * this header only keeps the two programs spelling it the same way.
+ *
+ * Every message is one ferry frame (frame.h) whose JSON header has a
+ * "type" member; stdout, stderr and stdin data travel as frame bodies.
+ */
+#ifndef FERRY_PROTO_H
+#define FERRY_PROTO_H
+
+#define FERRY_DEFAULT_PORT 7171
+#define PROTO_VERSION 1
+
+/* Before authentication a peer may send only small headers and no body. */
+#define PROTO_PREAUTH_MAX_HEADER 4096
+#define PROTO_MAX_HEADER         (64 * 1024)
+/* Largest stdin/stdout/stderr chunk in one frame. */
+#define PROTO_MAX_CHUNK          (256 * 1024)
+#define PROTO_MAX_ARGS           4096
+#define PROTO_AUTH_TIMEOUT_MS    10000
+
+/* server -> client */
+#define MSG_HELLO    "hello"     /* {version, server, auth, nonce} */
+#define MSG_WELCOME  "welcome"   /* {proof} (no proof under auth "none") */
+#define MSG_STDOUT   "stdout"    /* body: command output */
+#define MSG_STDERR   "stderr"    /* body: command error output */
+#define MSG_EXIT     "exit"      /* {status} | {signal, core}; "timeout": true when --timeout fired */
+#define MSG_CWD      "cwd"       /* {path}: answer to chdir */
+#define MSG_ERROR    "error"     /* {code, message} */
+
+/* client -> server */
+#define MSG_AUTH     "auth"      /* {version, nonce, proof} */
+#define MSG_EXEC     "exec"      /* {argv: [..]} | {shell: ".."}, cwd?, env?, timeout?, stdin? */
+#define MSG_STDIN    "stdin"     /* body: bytes for the command's stdin */
+#define MSG_STDIN_EOF "stdin-eof"
+#define MSG_SIGNAL   "signal"    /* {signal: "INT"|"TERM"|"HUP"|"QUIT"|"KILL"} */
+#define MSG_CHDIR    "chdir"     /* {path} */
+
+/* error codes ({"type":"error","code":...}) */
+#define ERR_AUTH     "auth"       /* authentication failed; the connection closes */
+#define ERR_PROTOCOL "protocol"   /* malformed or unexpected message; the connection closes */
+#define ERR_REQUEST  "request"    /* a well-formed request that cannot be done (bad cwd, ...) */
+#define ERR_SPAWN    "spawn"      /* the command could not be started; an exit follows */
+#define ERR_BUSY     "busy"       /* a command is already running on this connection */
+
+/* The status a client exits with for its own failures (as ssh does). */
+#define FERRY_EXIT_ERROR 255
+/* ... and when --timeout killed the command (as timeout(1) does). */
+#define FERRY_EXIT_TIMEOUT 124
+
+#endif
