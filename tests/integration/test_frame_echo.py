@@ -58,12 +58,14 @@ class Sender(threading.Thread):
     def __init__(self, sock, chunks):
         super().__init__(daemon=True)
         self.sock, self.chunks, self.error = sock, chunks, None
+        self.sent = 0                  # bytes of whole chunks sent so far
         self.start()
 
     def run(self):
         try:
             for chunk in self.chunks:
                 self.sock.sendall(chunk)
+                self.sent += len(chunk)
         except OSError as e:
             self.error = e
 
@@ -350,6 +352,9 @@ class FrameEchoSuite:
     def test_slow_reader_keeps_memory_bounded(self):
         total_mib = 200
         server = self.private_server()
+        # Measured before the connection exists; a forked child starts as a
+        # copy of its parent, so this is its baseline too.
+        start_rss = rss_kib(server.pid)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(s.close)
         # A small receive window makes this reader slow for the server.
@@ -367,29 +372,45 @@ class FrameEchoSuite:
             chunks.append(chunk)
         sender = Sender(s, chunks)
 
+        header_len = len(chunks[0])
         self.assertEqual(read_header(s)[1], total_mib << 20)
         pid = server.pid
         if self.MODEL == "fork":
             wait_until(lambda: len(server.children()) == 1, what="the connection's process")
             pid = server.children()[0]
-        start_rss = rss_kib(pid)
-        peak = start_rss
+        peak, in_flight = start_rss, 0
         got_hash = hashlib.sha256()
         left = total_mib << 20
         while left:
-            data = s.recv(min(left, 16384))
+            data = s.recv(min(left, 4096))
             self.assertTrue(data, "server closed early")
             got_hash.update(data)
             left -= len(data)
-            if left % (4 << 20) < len(data):
+            if left % (1 << 20) < len(data):
                 peak = max(peak, rss_kib(pid))
+                # Sent but not yet read back: what the kernel and the server
+                # hold between us.  Without backpressure the server would
+                # keep reading and this would grow with the transfer.
+                received = (total_mib << 20) - left
+                in_flight = max(in_flight, sender.sent - header_len - received)
         sender.finish(self)
         self.assertEqual(got_hash.digest(), sent_hash.digest())
+        self.assertLess(in_flight, pipeline_limit(), "server buffered %d bytes" % in_flight)
         growth_mib = (peak - start_rss) / 1024
         # Output queue (1 MiB high water) + held input (64 KiB) + slack;
         # ASan's quarantine keeps freed blocks resident, so it gets more room.
         self.assertLess(growth_mib, 64 if ferrytest.SANITIZED else 16,
                         "server grew by %.1f MiB" % growth_mib)
+
+
+def pipeline_limit():
+    """The most bytes loopback TCP itself can hold between a sender and a
+    reader through an echo (two send buffers and two receive buffers at
+    their autotuning maxima), plus 16 MiB for the server's own queues."""
+    def max_of(name):
+        with open("/proc/sys/net/ipv4/" + name) as f:
+            return int(f.read().split()[2])
+    return 2 * max_of("tcp_wmem") + 2 * max_of("tcp_rmem") + (16 << 20)
 
 
 def fd_list(pid):
