@@ -94,6 +94,7 @@ def stop_quietly(server):
 
 class FrameEchoSuite:
     MODEL = None
+    EXTRA = ()                       # further server options for the model
 
     @classmethod
     def setUpClass(cls):
@@ -110,7 +111,7 @@ class FrameEchoSuite:
 
     @classmethod
     def start(cls, *args):
-        return ferrytest.start_server("frame_echo", "--model", cls.MODEL, *args)
+        return ferrytest.start_server("frame_echo", "--model", cls.MODEL, *cls.EXTRA, *args)
 
     def private_server(self, *args):
         server = self.start("--listen", "127.0.0.1:0", *args)
@@ -433,6 +434,7 @@ def rss_kib(pid):
 
 class EventModel(FrameEchoSuite, unittest.TestCase):
     MODEL = "event"
+    EXTRA = ("--workers", "2")       # connections spread over two loops
 
 
 class ThreadModel(FrameEchoSuite, unittest.TestCase):
