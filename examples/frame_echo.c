@@ -81,6 +81,18 @@ out:
     return r;
 }
 
+static int send_error(struct ferry_conn *c, int err)
+{
+    json_t *h = json_pack("{s:s, s:s}", "error", ferry_err_name(err), "message", ferry_strerror(err));
+    int r;
+
+    if (!h)
+        return -ENOMEM;
+    r = ferry_conn_write_frame(c, h, NULL, 0);
+    json_decref(h);
+    return r;
+}
+
 static int on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
 {
     struct echo_conn *ec = ferry_conn_data(c);
@@ -100,6 +112,11 @@ static int on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *ar
         ec->body_left -= ev->chunk_len;   /* the parser never passes the declared size */
         if (ec->body_left == 0)
             ec->in_frame = 0;
+        break;
+    case FERRY_FRAME_ERROR:
+        /* The peer broke framing: say why in a frame of our own; the server
+         * closes the connection once it is sent. */
+        r = send_error(c, ev->error);
         break;
     case FERRY_FRAME_END:
     case FERRY_FRAME_NEED_MORE:

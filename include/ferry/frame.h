@@ -49,6 +49,8 @@ enum ferry_frame_event_type {
     FERRY_FRAME_HEADER    = 1, /* a header was parsed: ev->header, ev->body_size */
     FERRY_FRAME_BODY      = 2, /* a piece of body: ev->chunk, ev->chunk_len */
     FERRY_FRAME_END       = 3, /* the frame is complete (follows HEADER at once when size is 0) */
+    FERRY_FRAME_ERROR     = 4, /* server.h only: the stream broke framing (ev->error); never
+                                  returned by ferry_frame_parser_feed, which returns the code */
 };
 
 struct ferry_frame_event {
@@ -57,12 +59,17 @@ struct ferry_frame_event {
     uint64_t body_size;      /* HEADER: the declared body size (0 if none) */
     const uint8_t *chunk;    /* BODY: borrowed from the fed input; valid while it is */
     size_t chunk_len;        /* BODY: bytes in chunk (> 0) */
+    int error;               /* ERROR: the FERRY_E* code */
 };
 
 /* Create a parser.  `limits` is copied (size_key must outlive the parser);
  * NULL means all defaults.  Returns NULL only on allocation failure. */
 struct ferry_frame_parser *ferry_frame_parser_new(const struct ferry_frame_limits *limits);
 void ferry_frame_parser_free(struct ferry_frame_parser *p);
+
+/* Change the limits for the frames that follow (call at a frame boundary,
+ * e.g. to allow larger headers once a peer has authenticated). */
+void ferry_frame_parser_set_limits(struct ferry_frame_parser *p, const struct ferry_frame_limits *limits);
 
 /* Forget any partial frame and any error: start again at a frame boundary. */
 void ferry_frame_parser_reset(struct ferry_frame_parser *p);

@@ -77,7 +77,10 @@ struct ferry_handler {
     int  (*on_data)(struct ferry_conn *c, const void *data, size_t len, void *arg);
     /* Set instead of on_data to receive parsed frames: the server runs a
      * ferry_frame_parser with the server's frame_limits.  ev->header (on
-     * FERRY_FRAME_HEADER) is a reference the callback owns. */
+     * FERRY_FRAME_HEADER) is a reference the callback owns.  When the peer
+     * breaks framing, on_frame gets one FERRY_FRAME_ERROR event (ev->error)
+     * to send a last word, and the connection is then closed once its output
+     * is flushed; nothing more is read from it. */
     int  (*on_frame)(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg);
     void (*on_drain)(struct ferry_conn *c, void *arg);
     /* The server is shutting down; close when convenient.  NULL: the
@@ -149,6 +152,11 @@ void *ferry_conn_data(const struct ferry_conn *c);
 
 /* The connection passed its authentication: the handshake timeout ends. */
 void ferry_conn_set_authenticated(struct ferry_conn *c);
+
+/* Event style with on_frame: limits for the frames that follow, e.g.
+ * small before authentication and larger after (the struct is copied;
+ * size_key must outlive the connection). */
+void ferry_conn_set_frame_limits(struct ferry_conn *c, const struct ferry_frame_limits *limits);
 
 /* True once the server has begun a graceful stop. */
 int ferry_conn_stopping(const struct ferry_conn *c);

@@ -288,6 +288,14 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
         if (r < 0) {
             ferry_log_info("conn %llu (%s): bad frame: %s", (unsigned long long)c->id,
                            c->peer, ferry_strerror(r));
+            /* Framing is lost for good; let the handler answer, then close
+             * once that answer is flushed. */
+            memset(&ev, 0, sizeof ev);
+            ev.type = FERRY_FRAME_ERROR;
+            ev.error = r;
+            c->h->on_frame(c, &ev, c->h->arg);
+            ferry_conn_close(c);
+            r = 0;
             break;
         }
         ferry_slice_advance(&in, used);
@@ -791,6 +799,12 @@ struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c)
 int ferry_conn_stopping(const struct ferry_conn *c)
 {
     return atomic_load(&c->server->stopping);
+}
+
+void ferry_conn_set_frame_limits(struct ferry_conn *c, const struct ferry_frame_limits *limits)
+{
+    if (c->parser)
+        ferry_frame_parser_set_limits(c->parser, limits);
 }
 
 void ferry_conn_set_authenticated(struct ferry_conn *c)

@@ -153,6 +153,12 @@ void ferry_frame_parser_free(struct ferry_frame_parser *p)
     free(p);
 }
 
+void ferry_frame_parser_set_limits(struct ferry_frame_parser *p, const struct ferry_frame_limits *limits)
+{
+    p->limits = effective_limits(limits);
+    p->header.max = p->limits.max_header;
+}
+
 void ferry_frame_parser_reset(struct ferry_frame_parser *p)
 {
     p->state = ST_PREFIX;

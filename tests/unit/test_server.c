@@ -418,6 +418,42 @@ static void test_backpressure_and_drain(void **state)
     assert_true(atomic_load(&drained) >= 1);
 }
 
+/* A peer that breaks framing gets one FERRY_FRAME_ERROR event, may be
+ * answered, and is then closed. */
+static int on_frame_report(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
+{
+    (void)arg;
+    if (ev->type == FERRY_FRAME_HEADER)
+        json_decref(ev->header);
+    if (ev->type != FERRY_FRAME_ERROR)
+        return 0;
+    json_t *h = json_pack("{s:s}", "error", ferry_err_name(ev->error));
+    int r = ferry_conn_write_frame(c, h, NULL, 0);
+    json_decref(h);
+    return r;
+}
+
+static void test_frame_error_answered_then_closed(void **state)
+{
+    struct ferry_handler h = { .on_frame = on_frame_report };
+    struct running r;
+    const uint8_t huge[4] = { 0xff, 0xff, 0xff, 0xff };
+    json_t *back = NULL;
+    uint64_t size;
+    char byte;
+    (void)state;
+
+    start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(r.bound);
+    assert_int_equal(ferry_transport_write_full(t, huge, sizeof huge), 0);
+    assert_int_equal(ferry_frame_read(t, NULL, &back, &size), 0);
+    assert_string_equal(json_string_value(json_object_get(back, "error")), "FERRY_EHDR_TOOBIG");
+    json_decref(back);
+    assert_int_equal(ferry_transport_read(t, &byte, 1), 0);
+    ferry_transport_free(t);
+    stop(&r);
+}
+
 /* ---- datagrams and unix endpoints ------------------------------------------------ */
 
 static void on_datagram_echo(const struct ferry_datagram *d, void *arg)
@@ -501,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_pause_resume_keeps_order),
         cmocka_unit_test(test_backpressure_and_drain),
+        cmocka_unit_test(test_frame_error_answered_then_closed),
         cmocka_unit_test(test_datagram_event),
         cmocka_unit_test(test_datagram_thread),
         cmocka_unit_test(test_unix_endpoint_and_stale_socket),
