@@ -270,14 +270,20 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
     int r = 0;
 
     c->in_callback = 1;
-    while (in.len > 0 && !c->closed && !c->closing) {
+    /* Frames: keep going after the input is used up until the parser says
+     * it needs more, so an END owed for the last byte is not held back
+     * until the next read. */
+    while ((in.len > 0 || c->parser) && !c->closed && !c->closing) {
         if (!reading_enabled(c)) {
+            if (in.len == 0)
+                break;
             /* Paused mid-chunk: keep the rest for later, in order. */
             r = ferry_buf_append(&c->in, in.p, in.len);
             break;
         }
         if (c->h->on_data) {
-            r = c->h->on_data(c, in.p, in.len, c->h->arg);
+            if (in.len > 0)
+                r = c->h->on_data(c, in.p, in.len, c->h->arg);
             break;
         }
         if (!c->parser)

@@ -141,12 +141,18 @@ class Server:
         try:
             return self.proc.wait(timeout=timeout * SLOW)
         finally:
-            self._reader.join(timeout=2)
+            self._close_pipe()
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        self._close_pipe()
+
+    def _close_pipe(self):
+        self._reader.join(timeout=2)
+        if not self._reader.is_alive() and not self.proc.stderr.closed:
+            self.proc.stderr.close()
 
 
 def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None):
