@@ -243,8 +243,14 @@ class EchoUpperModel:
 
     def start(self, *extra, listen="127.0.0.1:0", **kw):
         srv = ft.start_server("echo_upper", "--listen", listen, *self.ARGS, *extra, **kw)
+        self.addCleanup(self._no_sanitizer_reports, srv)   # runs after the kill
         self.addCleanup(srv.kill)
         return srv
+
+    def _no_sanitizer_reports(self, srv):
+        srv._reader.join(5 * SLOW)   # the whole stderr, up to the exit
+        bad = [l for l in srv.log if "Sanitizer" in l or "runtime error:" in l]
+        self.assertEqual(bad, [], "sanitizer report from the server:\n" + "\n".join(srv.log[-60:]))
 
     def conn(self, srv, timeout=10):
         s = ft.connect(srv, timeout=timeout)
@@ -731,6 +737,31 @@ class EchoUpperModel:
         for pid in srv.children():
             self.assertNotEqual(proc_stat(pid)[0], "Z", "zombie child %d" % pid)
         self.assert_alive_and_serving(srv)
+
+    # Library bug (src/lib/model_fork.c, child_main): a connection process
+    # keeps every descriptor the parent had when it forked, including the
+    # pidfds of all earlier siblings and the acceptor loop's epoll and
+    # eventfd, so the Nth child holds N-1 useless descriptors and, near
+    # RLIMIT_NOFILE, children fail to set up their own loop (EMFILE) and
+    # drop the connection.  Remove the decorator once children close them.
+    @unittest.expectedFailure
+    def test_fork_children_do_not_inherit_parent_descriptors(self):
+        if "fork" not in self.ARGS:
+            self.skipTest("fork model only")
+        srv = self.start()
+        socks = [self.conn(srv) for _ in range(8)]
+        for i, s in enumerate(socks):
+            self.assertEqual(exchange(s, b"k%d" % i), b"K%d" % i)
+        kids = wait_until(lambda: len(srv.children()) == 8 and srv.children(), 10,
+                          "8 connection processes")
+        counts = {}
+        for pid in kids:
+            t = fd_targets(pid)
+            self.assertFalse(any("pidfd" in x for x in t),
+                             "child %d holds pidfds: %s" % (pid, sorted(t)))
+            counts[pid] = len(t)
+        self.assertEqual(len(set(counts.values())), 1,
+                         "children hold different numbers of fds: %s" % counts)
 
     # -- out of descriptors --------------------------------------------------
 
