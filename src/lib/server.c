@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -287,6 +289,13 @@ int ferry__accept(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLEN])
     }
     atomic_store(&s->emfile_logged, 0);
     ferry_addr_format((struct sockaddr *)&ss, len, peer);
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+        /* Replies are coalesced in our own output queue and leave in as few
+         * writes as possible; Nagle on top of that only adds the 40 ms
+         * delayed-ACK stall to request/response traffic. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
 
     if (s->opts.verify && s->opts.verify((struct sockaddr *)&ss, len, s->opts.verify_arg) != 0) {
         ferry_log_info("%s: connection from %s refused by verify hook", l->name, peer);

@@ -1,0 +1,291 @@
+/*
+ * ferryd - the ferry daemon: authenticated remote command execution over
+ * the ferry session protocol, and optionally the tutorials' classic
+ * protocol on a second, loopback address.
+ *
+ * This file turns the command line into a ferry_server: it loads and
+ * checks the key, refuses unsafe combinations (no key, a key others can
+ * read, unauthenticated or classic service beyond loopback without an
+ * explicit flag), binds every address, and runs.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+#include "daemon.h"
+#include "proto.h"
+
+#define MAX_LISTEN 16
+
+struct options {
+    const char *listen[MAX_LISTEN];
+    int nlisten;
+    const char *classic[MAX_LISTEN];
+    int nclassic;
+    const char *key_file;
+    int insecure_no_auth;
+    int insecure_classic;
+    struct ferry_server_opts server;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: ferryd [OPTIONS]\n"
+        "Serve authenticated remote command execution (ferry exec, ferry shell).\n"
+        "\n"
+        "  -l, --listen ADDR        address to serve (repeatable; default 127.0.0.1:%d)\n"
+        "                           HOST:PORT, [V6]:PORT, *:PORT (all interfaces) or unix:/PATH\n"
+        "  -k, --key-file FILE      the shared key (default: ~/.config/ferry/key;\n"
+        "                           make one with: ferry keygen)\n"
+        "  -m, --model MODEL        event (default: one loop serves every connection)\n"
+        "                           or fork (a process per connection, as sshd)\n"
+        "  -w, --workers N          event model: loop threads (default 1)\n"
+        "      --max-conns N        concurrent connections (default 1024)\n"
+        "      --auth-timeout S     close connections not authenticated within S seconds\n"
+        "                           (default 10)\n"
+        "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
+        "      --classic ADDR       also serve the tutorials' unauthenticated protocol on\n"
+        "                           ADDR (loopback only unless --insecure)\n"
+        "      --insecure           allow --classic on a non-loopback address\n"
+        "      --insecure-no-auth   serve without authentication (loopback addresses only)\n"
+        "  -v, --verbose            log every connection and command\n"
+        "  -q, --quiet              log only warnings and errors\n"
+        "  -h, --help               show this help\n"
+        "  -V, --version            show the version\n"
+        "\n"
+        "Commands run as the user ferryd runs as. After the handshake, traffic is NOT\n"
+        "encrypted: use ferry only on networks you trust.\n",
+        FERRY_DEFAULT_PORT);
+}
+
+static int parse_seconds(const char *opt, const char *text, int *ms)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > 86400 * 365) {
+        fprintf(stderr, "ferryd: bad value for %s: '%s' (seconds, 1 or more)\n", opt, text);
+        return -1;
+    }
+    *ms = (int)(v * 1000);
+    return 0;
+}
+
+static int parse_count(const char *opt, const char *text, long max, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > max) {
+        fprintf(stderr, "ferryd: bad value for %s: '%s' (1..%ld)\n", opt, text, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* Returns 0 to go on, or the exit status (0 after --help). */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    enum { OPT_MAX_CONNS = 256, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
+           OPT_NO_AUTH };
+    static const struct option longopts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "key-file", required_argument, NULL, 'k' },
+        { "model", required_argument, NULL, 'm' },
+        { "workers", required_argument, NULL, 'w' },
+        { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+        { "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
+        { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+        { "classic", required_argument, NULL, OPT_CLASSIC },
+        { "insecure", no_argument, NULL, OPT_INSECURE },
+        { "insecure-no-auth", no_argument, NULL, OPT_NO_AUTH },
+        { "verbose", no_argument, NULL, 'v' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "l:k:m:w:vqhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+        case OPT_CLASSIC: {
+            const char **list = opt == 'l' ? o->listen : o->classic;
+            int *n = opt == 'l' ? &o->nlisten : &o->nclassic;
+            if (*n == MAX_LISTEN) {
+                fprintf(stderr, "ferryd: at most %d addresses per option\n", MAX_LISTEN);
+                return 2;
+            }
+            list[(*n)++] = optarg;
+            break;
+        }
+        case 'k': o->key_file = optarg; break;
+        case 'm':
+            if (ferry_model_parse(optarg, &o->server.model) < 0 || o->server.model == FERRY_MODEL_THREAD) {
+                fprintf(stderr, "ferryd: unknown model '%s' (event or fork)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (parse_count("--workers", optarg, 256, &o->server.workers) < 0)
+                return 2;
+            break;
+        case OPT_MAX_CONNS:
+            if (parse_count("--max-conns", optarg, 1000000, &o->server.max_conns) < 0)
+                return 2;
+            break;
+        case OPT_AUTH_TIMEOUT:
+            if (parse_seconds("--auth-timeout", optarg, &o->server.handshake_timeout_ms) < 0)
+                return 2;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (parse_seconds("--idle-timeout", optarg, &o->server.idle_timeout_ms) < 0)
+                return 2;
+            break;
+        case OPT_INSECURE: o->insecure_classic = 1; break;
+        case OPT_NO_AUTH: o->insecure_no_auth = 1; break;
+        case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
+        case 'q': ferry_log_set_level(FERRY_LOG_WARN); break;
+        case 'h': usage(stdout); return -1;
+        case 'V': printf("ferryd %s\n", FERRY_VERSION); return -1;
+        default:
+            fprintf(stderr, "Try 'ferryd --help' for more information.\n");
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "ferryd: unexpected argument '%s'\nTry 'ferryd --help' for more information.\n",
+                argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+/* An address that must stay on this machine. */
+static int require_loopback(const char *addr, const char *why)
+{
+    struct ferry_addr a;
+    int r = ferry_addr_parse(addr, FERRY_DEFAULT_PORT, &a);
+    if (r < 0) {
+        fprintf(stderr, "ferryd: %s: %s\n", addr, ferry_strerror(r));
+        return -1;
+    }
+    if (!ferry_addr_is_loopback(&a)) {
+        fprintf(stderr, "ferryd: refusing %s on %s: %s\n", why, addr,
+                "it is not a loopback address");
+        return -1;
+    }
+    return 0;
+}
+
+/* A listen address with the default port filled in when it has none. */
+static const char *with_port(const char *addr, char *buf, size_t len)
+{
+    struct ferry_addr a;
+    if (ferry_addr_parse(addr, -1, &a) == 0)
+        return addr;
+    if (ferry_addr_parse(addr, FERRY_DEFAULT_PORT, &a) < 0)
+        return addr;   /* let the listen call report it */
+    ferry_addr_format((const struct sockaddr *)&a.ss, a.len, buf);
+    (void)len;
+    return buf;
+}
+
+static int load_key(struct options *o, struct daemon_config *cfg)
+{
+    char err[512];
+    char *path = o->key_file ? strdup(o->key_file) : keyfile_default_path(0);
+    int r;
+
+    if (!path) {
+        fprintf(stderr, "ferryd: no key file given and no home directory to look in; "
+                        "use --key-file FILE\n");
+        return -1;
+    }
+    r = keyfile_load(path, 1, &cfg->key, err, sizeof err);
+    if (r < 0) {
+        fprintf(stderr, "ferryd: %s\n", err);
+        if (!o->key_file)
+            fprintf(stderr, "ferryd: create a key with 'ferry keygen' (or pass --key-file FILE, "
+                            "or --insecure-no-auth for a loopback-only test)\n");
+    } else {
+        ferry_log_info("key: %s", path);
+    }
+    free(path);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    static struct daemon_config cfg;
+    struct options o = { .server = { .handshake_timeout_ms = PROTO_AUTH_TIMEOUT_MS,
+                                     .handle_signals = 1,
+                                     .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } } };
+    struct ferry_handler session = session_handler, classic = classic_handler;
+    struct ferry_server *s = NULL;
+    char buf[FERRY_ADDRSTRLEN];
+    int r, status = 1;
+
+    ferry_log_set_ident("ferryd");
+    r = parse_args(argc, argv, &o);
+    if (r != 0)
+        return r < 0 ? 0 : r;
+    if (o.nlisten == 0)
+        o.listen[o.nlisten++] = "127.0.0.1:7171";
+
+    if (o.insecure_no_auth) {
+        for (int i = 0; i < o.nlisten; i++)
+            if (require_loopback(with_port(o.listen[i], buf, sizeof buf), "--insecure-no-auth") < 0)
+                return 2;
+        cfg.no_auth = 1;
+        ferry_log_warn("authentication is OFF (--insecure-no-auth): anyone who can connect "
+                       "can run commands as this user");
+    } else if (load_key(&o, &cfg) < 0) {
+        return 1;
+    }
+    for (int i = 0; i < o.nclassic; i++)
+        if (!o.insecure_classic && require_loopback(o.classic[i], "--classic without --insecure") < 0)
+            return 2;
+
+    s = ferry_server_new(&o.server, &r);
+    if (!s)
+        goto fail;
+    session.arg = &cfg;
+    classic.arg = &cfg;
+    for (int i = 0; i < o.nlisten; i++) {
+        const char *addr = with_port(o.listen[i], buf, sizeof buf);
+        r = ferry_server_listen(s, addr, FERRY_SOCK_STREAM, &session, NULL);
+        if (r < 0) {
+            fprintf(stderr, "ferryd: cannot listen on %s: %s\n", addr, ferry_strerror(r));
+            goto out;
+        }
+    }
+    for (int i = 0; i < o.nclassic; i++) {
+        r = ferry_server_listen(s, o.classic[i], FERRY_SOCK_STREAM, &classic, buf);
+        if (r < 0) {
+            fprintf(stderr, "ferryd: cannot listen on %s: %s\n", o.classic[i], ferry_strerror(r));
+            goto out;
+        }
+        ferry_log_warn("classic protocol on %s: UNAUTHENTICATED; anyone who can connect there "
+                       "can run commands", buf);
+    }
+    r = ferry_server_run(s);
+    if (r < 0)
+        goto fail;
+    ferry_log_info("stopped");
+    status = 0;
+    goto out;
+
+fail:
+    fprintf(stderr, "ferryd: %s\n", ferry_strerror(r));
+out:
+    ferry_server_free(s);
+    key_wipe(&cfg.key);
+    return status;
+}

@@ -1,0 +1,530 @@
+/*
+ * session.c - ferryd's authenticated session: the handshake, then exec
+ * requests with streamed output, stdin, signals and a session directory
+ * (docs/PROTOCOL.md section 2).
+ *
+ * One event-style handler serves every model: under --model fork the
+ * framework runs it on a private loop in the connection's own process.
+ * A session runs at most one command at a time; its output is forwarded as
+ * it is read and its reading pauses whenever the client falls behind, and
+ * reading the client pauses whenever the command falls behind on stdin, so
+ * memory stays bounded on both sides whatever the volume.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ferry/ferry.h"
+#include "auth.h"
+#include "daemon.h"
+#include "exec.h"
+#include "proto.h"
+
+/* Stop reading the client while this much stdin waits for the command. */
+#define STDIN_HIGH_WATER (1u << 20)
+
+enum session_state { AWAIT_AUTH, READY };
+enum rx_route { RX_NONE, RX_STDIN, RX_DISCARD };
+
+struct session {
+    struct ferry_conn *c;
+    const struct daemon_config *cfg;
+    enum session_state state;
+    uint8_t server_nonce[AUTH_NONCE_LEN];
+    struct exec *exec;          /* the running command, if any */
+    char *cwd;                  /* the session's directory; NULL = home */
+    enum rx_route rx;           /* where the body of the frame being read goes */
+    int input_paused;           /* we paused the client for stdin backpressure */
+    int stop_when_idle;         /* the server is stopping: close after the command */
+};
+
+static int send_msg(struct session *s, json_t *msg)
+{
+    int r;
+    if (!msg)
+        return -ENOMEM;
+    r = ferry_conn_write_frame(s->c, msg, NULL, 0);
+    json_decref(msg);
+    return r;
+}
+
+static int send_error(struct session *s, const char *code, const char *message)
+{
+    return send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code,
+                                 "message", message));
+}
+
+/* A protocol error ends the session: say why, then close once it is sent. */
+static int protocol_error(struct session *s, const char *message)
+{
+    ferry_log_info("session %s: protocol error: %s", ferry_conn_peer(s->c), message);
+    send_error(s, ERR_PROTOCOL, message);
+    if (s->exec) {
+        exec_abort(s->exec);
+        s->exec = NULL;
+    }
+    ferry_conn_close(s->c);
+    return 0;
+}
+
+/* ---- the command's side ------------------------------------------------------- */
+
+static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
+{
+    struct session *s = arg;
+    json_t *h = json_pack("{s:s}", "type", stream == 1 ? MSG_STDOUT : MSG_STDERR);
+    int r;
+
+    if (!h)
+        return -ENOMEM;
+    r = ferry_conn_write_frame(s->c, h, data, len);
+    json_decref(h);
+    if (r < 0)
+        return r;
+    /* The client is behind: let the pipe fill and the command block,
+     * rather than queue its output here. on_drain resumes. */
+    if (ferry_conn_write_blocked(s->c))
+        exec_pause_output(s->exec);
+    return 0;
+}
+
+static void resume_input(struct session *s)
+{
+    if (s->input_paused) {
+        s->input_paused = 0;
+        ferry_conn_resume_read(s->c);
+    }
+}
+
+static void on_exit_cb(void *arg, const struct exec_result *res)
+{
+    struct session *s = arg;
+    json_t *msg;
+
+    if (res->signaled)
+        msg = json_pack("{s:s, s:i, s:b}", "type", MSG_EXIT, "signal", res->signal, "core", res->core);
+    else
+        msg = json_pack("{s:s, s:i}", "type", MSG_EXIT, "status", res->status);
+    if (msg && res->timed_out)
+        json_object_set_new(msg, "timeout", json_true());
+    ferry_log_debug("session %s: command %d ended (%s %d%s)", ferry_conn_peer(s->c),
+                    (int)exec_pid(s->exec), res->signaled ? "signal" : "status",
+                    res->signaled ? res->signal : res->status, res->timed_out ? ", timed out" : "");
+    send_msg(s, msg);
+    exec_free(s->exec);
+    s->exec = NULL;
+    if (s->rx == RX_STDIN)
+        s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
+    resume_input(s);
+    if (s->stop_when_idle)
+        ferry_conn_close(s->c);
+}
+
+static void on_stdin_drained(void *arg)
+{
+    resume_input(arg);
+}
+
+static const struct exec_ops exec_ops = {
+    .on_output = on_output,
+    .on_exit = on_exit_cb,
+    .on_stdin_drained = on_stdin_drained,
+};
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static const char *home_dir(void)
+{
+    const char *home = getenv("HOME");
+    if (home && *home == '/')
+        return home;
+    struct passwd *pw = getpwuid(getuid());
+    return pw && pw->pw_dir ? pw->pw_dir : "/";
+}
+
+/* A path from the client, taken relative to the session's directory.
+ * Returns a malloc'd absolute path. */
+static char *session_path(const struct session *s, const char *path)
+{
+    char *out = NULL;
+    if (path[0] == '/')
+        return strdup(path);
+    if (asprintf(&out, "%s/%s", s->cwd ? s->cwd : home_dir(), path) < 0)
+        return NULL;
+    return out;
+}
+
+static int handle_chdir(struct session *s, json_t *msg)
+{
+    const char *path = json_string_value(json_object_get(msg, "path"));
+    char *joined = NULL, *real = NULL, reason[PATH_MAX + 64];
+    struct stat st;
+    int r, e = 0;
+
+    if (!path)
+        return protocol_error(s, "chdir needs a \"path\" string");
+    if (*path == '\0')
+        path = home_dir();
+    joined = session_path(s, path);
+    if (!joined)
+        return -ENOMEM;
+    real = realpath(joined, NULL);
+    if (!real)
+        e = errno;
+    else if (stat(real, &st) < 0)
+        e = errno;
+    else if (!S_ISDIR(st.st_mode))
+        e = ENOTDIR;
+    else if (access(real, X_OK) < 0)
+        e = errno;
+    if (e) {
+        snprintf(reason, sizeof reason, "cd %s: %s", path, strerror(e));
+        r = send_error(s, ERR_REQUEST, reason);
+        goto out;
+    }
+    free(s->cwd);
+    s->cwd = real;
+    real = NULL;
+    r = send_msg(s, json_pack("{s:s, s:s}", "type", MSG_CWD, "path", s->cwd));
+out:
+    free(joined);
+    free(real);
+    return r;
+}
+
+static int signal_number(const char *name)
+{
+    static const struct { const char *name; int sig; } table[] = {
+        { "INT", SIGINT }, { "TERM", SIGTERM }, { "HUP", SIGHUP },
+        { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
+    };
+    for (size_t i = 0; name && i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(name, table[i].name) == 0)
+            return table[i].sig;
+    return 0;
+}
+
+/* Everything an exec request owns until the command is started. */
+struct exec_request {
+    char **argv;
+    char **env;
+    size_t nenv;
+    char *cwd;
+};
+
+static void exec_request_free(struct exec_request *q)
+{
+    free(q->argv);
+    for (size_t i = 0; i < q->nenv; i++)
+        free(q->env[i]);
+    free(q->env);
+    free(q->cwd);
+}
+
+/* Fill q and spec from the message; returns NULL or a protocol complaint. */
+static const char *parse_exec(struct session *s, json_t *msg, struct exec_request *q,
+                              struct exec_spec *spec)
+{
+    json_t *argv = json_object_get(msg, "argv");
+    json_t *shell = json_object_get(msg, "shell");
+    json_t *cwd = json_object_get(msg, "cwd");
+    json_t *env = json_object_get(msg, "env");
+    json_t *timeout = json_object_get(msg, "timeout");
+    json_t *in = json_object_get(msg, "stdin");
+
+    if (!argv == !shell)
+        return "exec needs exactly one of \"argv\" and \"shell\"";
+    if (shell) {
+        if (!json_is_string(shell) || json_string_length(shell) == 0)
+            return "\"shell\" must be a non-empty string";
+        spec->shell = json_string_value(shell);
+    } else {
+        size_t n = json_is_array(argv) ? json_array_size(argv) : 0;
+        if (n == 0 || n > PROTO_MAX_ARGS)
+            return "\"argv\" must be an array of 1 to 4096 strings";
+        q->argv = calloc(n + 1, sizeof *q->argv);
+        if (!q->argv)
+            return "out of memory";
+        for (size_t i = 0; i < n; i++) {
+            json_t *a = json_array_get(argv, i);
+            if (!json_is_string(a))
+                return "\"argv\" must be an array of strings";
+            q->argv[i] = (char *)json_string_value(a);
+        }
+        if (q->argv[0][0] == '\0')
+            return "argv[0] must not be empty";
+        spec->argv = q->argv;
+    }
+    if (cwd) {
+        if (!json_is_string(cwd))
+            return "\"cwd\" must be a string";
+        q->cwd = session_path(s, json_string_value(cwd));
+        if (!q->cwd)
+            return "out of memory";
+        spec->cwd = q->cwd;
+    } else {
+        spec->cwd = s->cwd;
+    }
+    if (env) {
+        const char *name;
+        json_t *value;
+        if (!json_is_object(env))
+            return "\"env\" must be an object of strings";
+        q->env = calloc(json_object_size(env) + 1, sizeof *q->env);
+        if (!q->env)
+            return "out of memory";
+        json_object_foreach(env, name, value) {
+            if (!json_is_string(value))
+                return "\"env\" values must be strings";
+            if (asprintf(&q->env[q->nenv], "%s=%s", name, json_string_value(value)) < 0)
+                return "out of memory";
+            q->nenv++;
+        }
+        spec->env = q->env;
+    }
+    if (timeout) {
+        double t = json_number_value(timeout);
+        if (!json_is_number(timeout) || !(t > 0) || t > 1e9)
+            return "\"timeout\" must be a number of seconds > 0";
+        spec->timeout_ms = (uint64_t)(t * 1000.0);
+        if (spec->timeout_ms == 0)
+            spec->timeout_ms = 1;
+    }
+    if (in && !json_is_boolean(in))
+        return "\"stdin\" must be true or false";
+    spec->stdin_pipe = in ? json_is_true(in) : 1;
+    return NULL;
+}
+
+static int handle_exec(struct session *s, json_t *msg)
+{
+    struct exec_request q = { 0 };
+    struct exec_spec spec = { 0 };
+    char err[512];
+    const char *complaint;
+    int r;
+
+    if (s->exec)
+        return send_error(s, ERR_BUSY, "a command is already running on this session");
+    complaint = parse_exec(s, msg, &q, &spec);
+    if (complaint) {
+        exec_request_free(&q);
+        return protocol_error(s, complaint);
+    }
+    r = exec_start(ferry_conn_loop(s->c), &spec, &exec_ops, s, &s->exec, err, sizeof err);
+    if (r == 0)
+        ferry_log_debug("session %s: started %d: %s", ferry_conn_peer(s->c), (int)exec_pid(s->exec),
+                        spec.shell ? spec.shell : spec.argv[0]);
+    exec_request_free(&q);
+    if (r == 0)
+        return 0;
+    s->exec = NULL;
+    if (r == EXEC_ECWD || r == -EINVAL)
+        return send_error(s, ERR_REQUEST, err);
+    /* As a shell would: 127 when there is no such command, 126 when it
+     * cannot be run. */
+    int status = r == -ENOENT ? 127 : 126;
+    r = send_error(s, ERR_SPAWN, err);
+    if (r == 0)
+        r = send_msg(s, json_pack("{s:s, s:i}", "type", MSG_EXIT, "status", status));
+    return r;
+}
+
+/* ---- the handshake ------------------------------------------------------------- */
+
+static int send_hello(struct session *s)
+{
+    char nonce_hex[AUTH_HEX_LEN + 1];
+
+    if (s->cfg->no_auth)
+        return send_msg(s, json_pack("{s:s, s:i, s:s, s:s}", "type", MSG_HELLO, "version",
+                                     PROTO_VERSION, "server", "ferryd " FERRY_VERSION, "auth", "none"));
+    if (auth_nonce(s->server_nonce) < 0)
+        return -EIO;
+    hex_encode(s->server_nonce, AUTH_NONCE_LEN, nonce_hex);
+    return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", MSG_HELLO, "version", PROTO_VERSION,
+                                 "server", "ferryd " FERRY_VERSION, "auth", AUTH_METHOD,
+                                 "nonce", nonce_hex));
+}
+
+static int handle_auth(struct session *s, json_t *msg)
+{
+    static const struct ferry_frame_limits after_auth = { .max_header = PROTO_MAX_HEADER };
+    uint8_t client_nonce[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN];
+    char proof_hex[AUTH_HEX_LEN + 1];
+    const char *cn = json_string_value(json_object_get(msg, "nonce"));
+    int r;
+
+    if (!s->cfg->no_auth) {
+        if (!cn || hex_decode(cn, client_nonce, sizeof client_nonce) < 0 ||
+            !auth_check(&s->cfg->key, AUTH_CLIENT, s->server_nonce, client_nonce,
+                        json_string_value(json_object_get(msg, "proof")))) {
+            ferry_log_info("session %s: authentication failed", ferry_conn_peer(s->c));
+            send_error(s, ERR_AUTH, "authentication failed");
+            ferry_conn_close(s->c);
+            return 0;
+        }
+    }
+    s->state = READY;
+    ferry_conn_set_authenticated(s->c);
+    ferry_conn_set_frame_limits(s->c, &after_auth);
+    ferry_log_debug("session %s: authenticated", ferry_conn_peer(s->c));
+    if (s->cfg->no_auth)
+        return send_msg(s, json_pack("{s:s}", "type", MSG_WELCOME));
+    auth_proof(&s->cfg->key, AUTH_SERVER, s->server_nonce, client_nonce, proof);
+    hex_encode(proof, AUTH_PROOF_LEN, proof_hex);
+    r = send_msg(s, json_pack("{s:s, s:s}", "type", MSG_WELCOME, "proof", proof_hex));
+    return r;
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
+
+static int on_header(struct session *s, json_t *msg, uint64_t body_size)
+{
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    char complaint[160];
+
+    if (!type)
+        return protocol_error(s, "message without a \"type\"");
+    if (body_size > 0 && (s->state != READY || strcmp(type, MSG_STDIN) != 0))
+        return protocol_error(s, "only stdin messages carry a body");
+
+    if (s->state == AWAIT_AUTH) {
+        if (strcmp(type, MSG_AUTH) != 0)
+            return protocol_error(s, "expected an auth message");
+        return handle_auth(s, msg);
+    }
+    if (strcmp(type, MSG_EXEC) == 0)
+        return handle_exec(s, msg);
+    if (strcmp(type, MSG_STDIN) == 0) {
+        if (body_size > PROTO_MAX_CHUNK)
+            return protocol_error(s, "stdin chunk over 256 KiB");
+        s->rx = s->exec ? RX_STDIN : RX_DISCARD;
+        return 0;
+    }
+    if (strcmp(type, MSG_STDIN_EOF) == 0) {
+        if (s->exec)
+            exec_close_stdin(s->exec);
+        return 0;
+    }
+    if (strcmp(type, MSG_SIGNAL) == 0) {
+        int sig = signal_number(json_string_value(json_object_get(msg, "signal")));
+        if (!sig)
+            return protocol_error(s, "unknown signal (INT, TERM, HUP, QUIT or KILL)");
+        if (s->exec)
+            exec_signal(s->exec, sig);
+        return 0;
+    }
+    if (strcmp(type, MSG_CHDIR) == 0)
+        return handle_chdir(s, msg);
+    snprintf(complaint, sizeof complaint, "unknown message type \"%.64s\"", type);
+    return protocol_error(s, complaint);
+}
+
+static int on_body(struct session *s, const uint8_t *chunk, size_t len)
+{
+    if (s->rx != RX_STDIN || !s->exec)
+        return 0;
+    /* -EPIPE: the command no longer reads stdin; its input is dropped. */
+    int r = exec_write_stdin(s->exec, chunk, len);
+    if (r < 0 && r != -EPIPE)
+        return r;
+    if (exec_stdin_pending(s->exec) > STDIN_HIGH_WATER && !s->input_paused) {
+        s->input_paused = 1;
+        ferry_conn_pause_read(s->c);
+    }
+    return 0;
+}
+
+static int session_on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
+{
+    struct session *s = ferry_conn_data(c);
+    int r = 0;
+    (void)arg;
+
+    switch (ev->type) {
+    case FERRY_FRAME_HEADER:
+        r = on_header(s, ev->header, ev->body_size);
+        json_decref(ev->header);
+        break;
+    case FERRY_FRAME_BODY:
+        r = on_body(s, ev->chunk, ev->chunk_len);
+        break;
+    case FERRY_FRAME_END:
+        s->rx = RX_NONE;
+        break;
+    case FERRY_FRAME_ERROR:
+        r = protocol_error(s, ferry_strerror(ev->error));
+        break;
+    case FERRY_FRAME_NEED_MORE:
+        break;
+    }
+    return r;
+}
+
+static int session_on_open(struct ferry_conn *c, void *arg)
+{
+    struct session *s = calloc(1, sizeof *s);
+
+    if (!s)
+        return -ENOMEM;
+    s->c = c;
+    s->cfg = arg;
+    int r = send_hello(s);
+    if (r < 0) {
+        free(s);   /* a connection that fails to open gets no on_close */
+        return r;
+    }
+    ferry_conn_set_data(c, s);
+    return 0;
+}
+
+static void session_on_drain(struct ferry_conn *c, void *arg)
+{
+    struct session *s = ferry_conn_data(c);
+    (void)arg;
+    if (s->exec)
+        exec_resume_output(s->exec);
+}
+
+static void session_on_shutdown(struct ferry_conn *c, void *arg)
+{
+    struct session *s = ferry_conn_data(c);
+    (void)arg;
+    /* A running command may finish within the grace period; an idle
+     * session has nothing to finish. */
+    if (s->exec)
+        s->stop_when_idle = 1;
+    else
+        ferry_conn_close(c);
+}
+
+static void session_on_close(struct ferry_conn *c, int reason, void *arg)
+{
+    struct session *s = ferry_conn_data(c);
+    (void)arg;
+    (void)reason;
+    if (!s)
+        return;
+    /* The client is gone (or the server is): nobody will read the output,
+     * so the command and its whole process group go. */
+    if (s->exec)
+        exec_abort(s->exec);
+    free(s->cwd);
+    free(s);
+    ferry_conn_set_data(c, NULL);
+}
+
+const struct ferry_handler session_handler = {
+    .on_open = session_on_open,
+    .on_frame = session_on_frame,
+    .on_drain = session_on_drain,
+    .on_shutdown = session_on_shutdown,
+    .on_close = session_on_close,
+};
