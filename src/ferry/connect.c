@@ -1,0 +1,336 @@
+/*
+ * connect.c - from a HOST string to an authenticated session (connect.h).
+ *
+ * The handshake follows docs/PROTOCOL.md 2.1 exactly and uses the shared
+ * proof code (src/shared/auth.c), so ferry and ferryd cannot disagree on
+ * a byte of it.  Every way it can fail ends in one line on stderr.
+ */
+#include "connect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "auth.h"
+#include "cli.h"
+#include "ferry/ferry.h"
+#include "keyfile.h"
+#include "proto.h"
+
+#define MAX_CONNECT_TIMEOUT_S 3600.0
+
+void session_opts_init(struct session_opts *o)
+{
+    *o = (struct session_opts){ .connect_timeout = DEFAULT_CONNECT_TIMEOUT_S };
+}
+
+int session_opts_apply(struct session_opts *o, const char *help_cmd, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'k':
+        o->key_file = arg;
+        return 1;
+    case 'v':
+        o->verbose = 1;
+        ferry_log_set_ident("ferry");
+        ferry_log_set_level(FERRY_LOG_DEBUG);
+        return 1;
+    case OPT_CONNECT_TIMEOUT:
+        if (cli_seconds(help_cmd, "--connect-timeout", arg, MAX_CONNECT_TIMEOUT_S,
+                        &o->connect_timeout) < 0)
+            return -1;
+        return 1;
+    case OPT_INSECURE_NO_AUTH:
+        o->insecure_no_auth = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* -k, else $FERRY_KEY_FILE, else the per-user default.  0 or -1 (printed). */
+static int load_key(const struct session_opts *o, struct ferry_key *key)
+{
+    char err[512];
+    char *path = o->key_file ? strdup(o->key_file) : keyfile_default_path(1);
+    int rc = -1;
+
+    if (!path) {
+        cli_error("no key file: use -k FILE or set $FERRY_KEY_FILE (HOME is not set)");
+        return -1;
+    }
+    ferry_log_debug("key file %s", path);
+    if (keyfile_load(path, 1, key, err, sizeof err) == 0)
+        rc = 0;
+    else if (access(path, F_OK) < 0 && errno == ENOENT)
+        cli_error("%s (make one with 'ferry keygen %s' and give ferryd the same key)", err, path);
+    else
+        cli_error("%s", err);
+    free(path);
+    return rc;
+}
+
+/* A string member, or NULL when it is missing or not a string. */
+static const char *member_str(const json_t *h, const char *name)
+{
+    return json_string_value(json_object_get(h, name));
+}
+
+/* Read one handshake message.  Pre-auth messages are small and have no
+ * body; anything else is not a ferryd we can talk to.  Failures are
+ * printed, except a hang-up when the caller has a better word for it. */
+static int read_message(struct session *s, const char *step, int quiet_hangup, json_t **out)
+{
+    const struct ferry_frame_limits limits = { .max_header = PROTO_PREAUTH_MAX_HEADER };
+    uint64_t body_size = 0;
+    json_t *h = NULL;
+    int r;
+
+    r = ferry_frame_read(s->t, &limits, &h, &body_size);
+    if (quiet_hangup && (r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == -ECONNRESET))
+        return r;
+    if (r == FERRY_EEOF || r == -ECONNRESET) {
+        cli_error("connection closed by server %s", step);
+        return r;
+    }
+    if (r == -ETIMEDOUT || r == -EAGAIN) {
+        cli_error("%s: no answer from the server %s (is it ferryd?)", s->peer, step);
+        return r;
+    }
+    if (r < 0) {
+        cli_error("protocol error: %s %s: %s", s->peer, step, ferry_strerror(r));
+        return r;
+    }
+    if (body_size != 0) {
+        json_decref(h);
+        cli_error("protocol error: %s sent a body %s", s->peer, step);
+        return FERRY_EPROTO;
+    }
+    *out = h;
+    return 0;
+}
+
+/* The server refused us with an error message: report it as PROTOCOL.md
+ * words it ("authentication failed" for a wrong key). */
+static void report_refusal(const json_t *h)
+{
+    const char *code = member_str(h, "code"), *msg = member_str(h, "message");
+
+    if (code && strcmp(code, ERR_AUTH) == 0)
+        cli_error("authentication failed");
+    else
+        cli_error("server refused the session: %s", msg ? msg : "(no message)");
+}
+
+/*
+ * PROTOCOL.md 2.1: hello -> auth -> welcome, and the server's proof checked
+ * before a single request goes out.  `key` is NULL when none was loaded
+ * (--insecure-no-auth); it is loaded here if the server asks for one.
+ */
+static int handshake(struct session *s, const struct session_opts *o, struct ferry_key *key,
+                     int have_key)
+{
+    uint8_t sn[AUTH_NONCE_LEN], cn[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN];
+    char cn_hex[AUTH_HEX_LEN + 1], proof_hex[AUTH_HEX_LEN + 1];
+    json_t *hello = NULL, *auth = NULL, *welcome = NULL;
+    const char *type, *method, *nonce;
+    int none, r, rc = -1;
+
+    if (read_message(s, "before its greeting", 0, &hello) < 0)
+        goto out;
+    type = member_str(hello, "type");
+    if (type && strcmp(type, MSG_ERROR) == 0) {
+        report_refusal(hello);
+        goto out;
+    }
+    if (!type || strcmp(type, MSG_HELLO) != 0) {
+        cli_error("protocol error: %s did not greet with hello (is it ferryd?)", s->peer);
+        goto out;
+    }
+    if (json_integer_value(json_object_get(hello, "version")) != PROTO_VERSION) {
+        cli_error("protocol error: %s speaks an unknown protocol version", s->peer);
+        goto out;
+    }
+    ferry_log_debug("connected to %s (%s)", s->peer,
+                    member_str(hello, "server") ? member_str(hello, "server") : "unknown server");
+
+    method = member_str(hello, "auth");
+    none = method && strcmp(method, "none") == 0;
+    if (none) {
+        /* No silent downgrade: only a user who asked for it talks to an
+         * unauthenticated server. */
+        if (!o->insecure_no_auth) {
+            cli_error("%s runs without authentication; refusing (use --insecure-no-auth to "
+                      "accept that)", s->peer);
+            goto out;
+        }
+        auth = json_pack("{s:s, s:i}", "type", MSG_AUTH, "version", PROTO_VERSION);
+    } else {
+        if (!method || strcmp(method, AUTH_METHOD) != 0) {
+            cli_error("protocol error: %s offers unknown authentication '%s'", s->peer,
+                      method ? method : "(none given)");
+            goto out;
+        }
+        nonce = member_str(hello, "nonce");
+        if (!nonce || strlen(nonce) != AUTH_HEX_LEN || hex_decode(nonce, sn, sizeof sn) < 0) {
+            cli_error("protocol error: %s sent a malformed nonce", s->peer);
+            goto out;
+        }
+        if (!have_key && load_key(o, key) < 0)
+            goto out;
+        have_key = 1;
+        if (auth_nonce(cn) < 0) {
+            cli_error("cannot get random bytes for a nonce");
+            goto out;
+        }
+        auth_proof(key, AUTH_CLIENT, sn, cn, proof);
+        hex_encode(cn, sizeof cn, cn_hex);
+        hex_encode(proof, sizeof proof, proof_hex);
+        auth = json_pack("{s:s, s:i, s:s, s:s}", "type", MSG_AUTH, "version", PROTO_VERSION,
+                         "nonce", cn_hex, "proof", proof_hex);
+    }
+    if (!auth) {
+        cli_error("out of memory");
+        goto out;
+    }
+    r = ferry_frame_write(s->t, auth, NULL, 0, NULL);
+    if (r < 0) {
+        cli_error("cannot send to %s: %s", s->peer, ferry_strerror(r));
+        goto out;
+    }
+
+    /* A server that rejects the proof may hang up before we read its
+     * error frame; either way the verdict is the same. */
+    r = read_message(s, "during authentication", 1, &welcome);
+    if (r == FERRY_EEOF || r == -ECONNRESET || r == FERRY_ETRUNCATED) {
+        cli_error("authentication failed");
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    type = member_str(welcome, "type");
+    if (type && strcmp(type, MSG_ERROR) == 0) {
+        report_refusal(welcome);
+        goto out;
+    }
+    if (!type || strcmp(type, MSG_WELCOME) != 0) {
+        cli_error("protocol error: %s answered authentication with '%s'", s->peer,
+                  type ? type : "(no type)");
+        goto out;
+    }
+    /* Mutual: a server that cannot prove the key gets no request, not even
+     * the command line. */
+    if (!none && !auth_check(key, AUTH_SERVER, sn, cn, member_str(welcome, "proof") ?
+                             member_str(welcome, "proof") : "")) {
+        ferry_log_debug("the server's proof is wrong: it does not hold our key");
+        cli_error("authentication failed");
+        goto out;
+    }
+    ferry_log_debug("authenticated%s", none ? " (no key: --insecure-no-auth)" : "");
+    rc = 0;
+out:
+    OPENSSL_cleanse(proof, sizeof proof);
+    OPENSSL_cleanse(proof_hex, sizeof proof_hex);
+    json_decref(hello);
+    json_decref(auth);
+    json_decref(welcome);
+    return rc;
+}
+
+/* Small frames (a signal, an exec request) must not wait for Nagle. */
+static void set_nodelay(int fd)
+{
+    int one = 1;
+
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        ferry_log_debug("TCP_NODELAY: %s", strerror(errno));
+}
+
+struct session *session_open(const char *host, const struct session_opts *o)
+{
+    const struct ferry_frame_limits limits = {
+        .max_header = PROTO_MAX_HEADER,
+        .max_body = PROTO_MAX_CHUNK,
+    };
+    int timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
+    struct ferry_key key = { 0 };
+    struct session *s = NULL;
+    struct ferry_addr addr;
+    int fd = -1, flags, have_key = 0, ok = 0;
+
+    /* Load the key before touching the network: a missing key is the
+     * most common mistake and needs no server to diagnose. */
+    if (!o->insecure_no_auth) {
+        if (load_key(o, &key) < 0)
+            goto out;
+        have_key = 1;
+    }
+    if (ferry_addr_parse(host, FERRY_DEFAULT_PORT, &addr) < 0) {
+        cli_error("cannot connect to %s: bad address or unknown host", host);
+        goto out;
+    }
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        cli_error("out of memory");
+        goto out;
+    }
+    ferry_addr_format((const struct sockaddr *)&addr.ss, addr.len, s->peer);
+
+    fd = ferry_connect(&addr, timeout_ms > 0 ? timeout_ms : 1);
+    if (fd < 0) {
+        cli_error("cannot connect to %s: %s", s->peer, ferry_strerror(fd));
+        goto out;
+    }
+    if (addr.ss.ss_family != AF_UNIX)
+        set_nodelay(fd);
+    s->t = ferry_transport_new_fd(fd);
+    if (!s->t) {
+        cli_error("out of memory");
+        goto out;
+    }
+    fd = -1;   /* the transport's now */
+    ferry_transport_set_timeout(s->t, timeout_ms);
+
+    if (handshake(s, o, &key, have_key) < 0)
+        goto out;
+
+    /* From here run.c multiplexes the socket with stdin and signals. */
+    ferry_transport_set_timeout(s->t, 0);
+    flags = fcntl(ferry_transport_fd(s->t), F_GETFL);
+    if (flags < 0 || fcntl(ferry_transport_fd(s->t), F_SETFL, flags | O_NONBLOCK) < 0) {
+        cli_error("cannot make the connection non-blocking: %s", strerror(errno));
+        goto out;
+    }
+    s->parser = ferry_frame_parser_new(&limits);
+    if (!s->parser) {
+        cli_error("out of memory");
+        goto out;
+    }
+    ok = 1;
+out:
+    key_wipe(&key);
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        session_close(s);
+        s = NULL;
+    }
+    return s;
+}
+
+void session_close(struct session *s)
+{
+    if (!s)
+        return;
+    ferry_frame_parser_free(s->parser);
+    ferry_transport_free(s->t);
+    outq_free(&s->out);
+    free(s);
+}

@@ -1,0 +1,225 @@
+/*
+ * exec.c - `ferry exec [OPTIONS] HOST [--] COMMAND [ARG...]`.
+ *
+ * Options come before HOST and everything after it is the command, as with
+ * ssh, so `ferry exec h ls -l` passes -l to ls.  Unlike ssh there is no
+ * quoting trap: one operand is a command line for the remote /bin/sh -c,
+ * several are the exact argv, which the server runs without re-parsing.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "connect.h"
+#include "ferry/ferry.h"
+#include "proto.h"
+#include "run.h"
+
+#define MAX_TIMEOUT_S (365.0 * 24 * 3600)
+
+enum { OPT_TIMEOUT = SESSION_OPT_BASE + 0x10, OPT_CWD, OPT_ENV };
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: ferry exec [OPTIONS] HOST [--] COMMAND [ARG...]\n"
+        "Run COMMAND on the ferryd at HOST, streaming its stdout and stderr here and\n"
+        "this program's stdin there, and exit with its status.\n"
+        "\n"
+        "One operand is a command line for the remote /bin/sh -c:\n"
+        "    ferry exec h 'ls *.c | wc -l'\n"
+        "Several operands are the exact argv, looked up in PATH, never re-parsed:\n"
+        "    ferry exec h -- printf '%%s|' 'a b' c      prints a b|c|\n"
+        "Options go before HOST; everything after HOST belongs to the command.\n"
+        "\n"
+        "HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n"
+        "\n"
+        "  -n, --no-stdin           do not forward stdin (the command reads /dev/null)\n"
+        "      --timeout S          kill the command after S seconds (exit status 124)\n"
+        "      --cwd DIR            run in DIR on the server\n"
+        "      --env NAME=VALUE     set a variable for the command (repeatable)\n"
+        SESSION_OPTS_HELP
+        "  -h, --help               show this help\n"
+        "  -V, --version            show the version\n"
+        "\n"
+        "Exit status: the command's own; 128+N if a signal N killed it; 124 if\n"
+        "--timeout did; 141 if our stdout was closed under it (the remote command gets\n"
+        "SIGTERM); 255 if ferry itself failed (cannot connect, authentication failed,\n"
+        "protocol error), with a one-line message; 2 for a bad command line.\n"
+        "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote command.\n",
+        FERRY_DEFAULT_PORT);
+}
+
+/* An environment name as PROTOCOL.md 2.2 allows: [A-Za-z_][A-Za-z0-9_]*. */
+static int valid_env_name(const char *name, size_t len)
+{
+    if (len == 0 || (name[0] >= '0' && name[0] <= '9'))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Add NAME=VALUE to the env object.  0, or a usage error's status. */
+static int add_env(json_t *env, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    json_t *value;
+    char *name;
+
+    if (!eq || !valid_env_name(arg, (size_t)(eq - arg)))
+        return cli_usage_error("ferry exec", "bad --env '%s': expected NAME=VALUE with NAME "
+                               "made of letters, digits and _, not starting with a digit", arg);
+    value = json_string(eq + 1);
+    if (!value)
+        return cli_usage_error("ferry exec", "bad --env '%s': the value is not valid UTF-8", arg);
+    name = strndup(arg, (size_t)(eq - arg));
+    if (!name || json_object_set_new(env, name, value) < 0) {
+        free(name);
+        cli_error("out of memory");
+        return FERRY_EXIT_ERROR;
+    }
+    free(name);
+    return 0;
+}
+
+/* The command operands as the request's "shell" or "argv" member.  0, or
+ * a usage error's status. */
+static int set_command(json_t *req, char **ops, int n)
+{
+    json_t *argv = NULL;
+
+    if (n == 1) {
+        json_t *line = json_string(ops[0]);
+
+        if (!line)
+            return cli_usage_error("ferry exec", "the command is not valid UTF-8 text");
+        return json_object_set_new(req, "shell", line) < 0 ? FERRY_EXIT_ERROR : 0;
+    }
+    if (n > PROTO_MAX_ARGS)
+        return cli_usage_error("ferry exec", "too many arguments (%d; at most %d)", n,
+                               PROTO_MAX_ARGS);
+    argv = json_array();
+    if (!argv || json_object_set_new(req, "argv", argv) < 0)
+        return FERRY_EXIT_ERROR;
+    for (int i = 0; i < n; i++) {
+        json_t *a = json_string(ops[i]);
+
+        if (!a)
+            return cli_usage_error("ferry exec", "argument %d is not valid UTF-8 text", i + 1);
+        if (json_array_append_new(argv, a) < 0)
+            return FERRY_EXIT_ERROR;
+    }
+    return 0;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "no-stdin", no_argument, NULL, 'n' },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "cwd", required_argument, NULL, OPT_CWD },
+        { "env", required_argument, NULL, OPT_ENV },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        SESSION_LONGOPTS,
+        { NULL, 0, NULL, 0 },
+    };
+    struct session_opts so;
+    struct session *s = NULL;
+    json_t *req = NULL, *env = NULL, *cwd = NULL;
+    double timeout = 0;
+    const char *host;
+    int opt, r, no_stdin = 0, status = FERRY_EXIT_ERROR;
+
+    session_opts_init(&so);
+    req = json_pack("{s:s}", "type", MSG_EXEC);
+    env = json_object();
+    if (!req || !env) {
+        cli_error("out of memory");
+        goto out;
+    }
+    /* "+": stop at the first operand (HOST); ":": report errors ourselves. */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:nhV" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
+        r = session_opts_apply(&so, "ferry exec", opt, optarg);
+        if (r < 0) {
+            status = EXIT_USAGE;
+            goto out;
+        }
+        if (r > 0)
+            continue;
+        switch (opt) {
+        case 'n': no_stdin = 1; break;
+        case OPT_TIMEOUT:
+            if (cli_seconds("ferry exec", "--timeout", optarg, MAX_TIMEOUT_S, &timeout) < 0) {
+                status = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_CWD:
+            json_decref(cwd);
+            cwd = json_string(optarg);
+            if (!cwd) {
+                status = cli_usage_error("ferry exec", "bad --cwd: not valid UTF-8 text");
+                goto out;
+            }
+            break;
+        case OPT_ENV:
+            status = add_env(env, optarg);
+            if (status != 0)
+                goto out;
+            status = FERRY_EXIT_ERROR;
+            break;
+        case 'h': usage(stdout); status = 0; goto out;
+        case 'V': printf("ferry %s\n", FERRY_VERSION); status = 0; goto out;
+        default:
+            status = cli_bad_option("ferry exec", opt, argv);
+            goto out;
+        }
+    }
+    if (optind >= argc) {
+        status = cli_usage_error("ferry exec", "missing HOST and COMMAND");
+        goto out;
+    }
+    host = argv[optind++];
+    if (optind < argc && strcmp(argv[optind], "--") == 0)
+        optind++;
+    if (optind >= argc) {
+        status = cli_usage_error("ferry exec", "missing COMMAND");
+        goto out;
+    }
+    r = set_command(req, argv + optind, argc - optind);
+    if (r != 0) {
+        status = r;
+        goto out;
+    }
+    /* Whole seconds travel as an integer, for servers that want one. */
+    if ((timeout > 0 &&
+         json_object_set_new(req, "timeout", timeout == (double)(long long)timeout ?
+                             json_integer((json_int_t)timeout) : json_real(timeout)) < 0) ||
+        (cwd && json_object_set(req, "cwd", cwd) < 0) ||
+        (json_object_size(env) > 0 && json_object_set(req, "env", env) < 0) ||
+        (no_stdin && json_object_set_new(req, "stdin", json_false()) < 0)) {
+        cli_error("out of memory");
+        goto out;
+    }
+
+    s = session_open(host, &so);
+    if (!s)
+        goto out;
+    status = run_exec(s, req, !no_stdin);
+out:
+    session_close(s);
+    json_decref(req);
+    json_decref(env);
+    json_decref(cwd);
+    return status;
+}

@@ -1,0 +1,556 @@
+/*
+ * run.c - the client's streaming loop (run.h).
+ *
+ * One poll() loop serves three sources: the socket (always read; written
+ * while frames are queued), stdin (read only while forwarding is on and
+ * the outgoing queue is short) and a self-pipe carrying the signals we
+ * forward.  Received bytes go through the frame push parser and body
+ * pieces are written straight to fd 1 or 2, so nothing bigger than one
+ * read buffer is ever held.  Our writes to stdout block on purpose: a slow
+ * reader of our output stops us reading the socket, which makes the server
+ * stop reading the command's output.  That chain is the backpressure.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ferry/ferry.h"
+#include "proto.h"
+
+/* What the body of the frame being received is for. */
+enum body_sink { SINK_NONE = 0, SINK_STDOUT, SINK_STDERR };
+
+/* What ends the request. */
+enum awaiting { AWAIT_EXIT = 0, AWAIT_CWD };
+
+struct run {
+    struct session *s;
+    enum awaiting awaiting;
+    enum body_sink sink;
+    int finish_at_end;       /* the frame being received completes the request */
+    int done;
+    int status;              /* what to exit with once done */
+    int stdin_on;            /* still reading and forwarding fd 0 */
+    int socket_write_dead;   /* the server stopped reading: drop what we send */
+    int stdout_err;          /* errno of a failed write to fd 1, output discarded since */
+    int stderr_dead;         /* fd 2 failed: stderr output discarded since */
+    uint64_t signal_mark;    /* queue position just past the last signal frame */
+    char *cwd;               /* AWAIT_CWD: the answer */
+    uint8_t stdin_buf[RUN_STDIN_CHUNK];
+};
+
+/* ---- signals ---------------------------------------------------------------- */
+
+static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define N_FORWARDED (sizeof forwarded_signals / sizeof forwarded_signals[0])
+
+/* Written by the handler, read by the loop: the classic self-pipe, as a
+ * handler may call write() but nothing that formats or allocates. */
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+
+    /* A full pipe means plenty of signals are already waiting. */
+    if (write(signal_pipe[1], &b, 1) < 0)
+        errno = saved;
+    errno = saved;
+}
+
+static int signals_install(struct sigaction old[N_FORWARDED])
+{
+    struct sigaction sa;
+
+    if (signal_pipe[0] < 0 && pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: poll() returns at once and the loop sees the pipe. */
+    for (size_t i = 0; i < N_FORWARDED; i++) {
+        if (sigaction(forwarded_signals[i], &sa, &old[i]) < 0) {
+            int e = -errno;
+
+            while (i-- > 0)
+                sigaction(forwarded_signals[i], &old[i], NULL);
+            return e;
+        }
+    }
+    return 0;
+}
+
+static void signals_restore(const struct sigaction old[N_FORWARDED])
+{
+    unsigned char junk[64];
+
+    for (size_t i = 0; i < N_FORWARDED; i++)
+        sigaction(forwarded_signals[i], &old[i], NULL);
+    /* A signal that arrived after the command ended has nobody to go to. */
+    while (read(signal_pipe[0], junk, sizeof junk) > 0)
+        ;
+}
+
+static const char *signal_name(int signo)
+{
+    switch (signo) {
+    case SIGINT:  return "INT";
+    case SIGTERM: return "TERM";
+    case SIGHUP:  return "HUP";
+    case SIGQUIT: return "QUIT";
+    default:      return NULL;
+    }
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+/* Queue one frame: header (its size member set to body_len) and body. */
+static int queue_frame(struct session *s, json_t *header, const void *body, size_t body_len)
+{
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    int r;
+
+    if (!header)
+        return -ENOMEM;
+    r = ferry_frame_encode(header, body_len, NULL, &enc, &enc_len);
+    if (r == 0)
+        r = outq_append(&s->out, enc, enc_len);
+    if (r == 0 && body_len > 0)
+        r = outq_append(&s->out, body, body_len);
+    free(enc);
+    return r;
+}
+
+/* Queue a header-only message built by json_pack (NULL: out of memory). */
+static int queue_message(struct session *s, json_t *header)
+{
+    int r = queue_frame(s, header, NULL, 0);
+
+    json_decref(header);
+    return r;
+}
+
+static void fail(struct run *run, int broken, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* End the request with status 255 and a one-line message. */
+static void fail(struct run *run, int broken, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cli_error("%s", msg);
+    run->status = FERRY_EXIT_ERROR;
+    run->done = 1;
+    if (broken)
+        run->s->broken = 1;
+}
+
+static int forward_signal(struct run *run, int signo)
+{
+    const char *name = signal_name(signo);
+    int r;
+
+    if (!name)
+        return 0;
+    /* The previous signal still queued behind stdin data the server is not
+     * reading (it stops reading while the command ignores its stdin):
+     * in-band delivery is stuck, so hang up.  ferryd kills the command's
+     * process group when its client goes away. */
+    if (run->socket_write_dead || !outq_sent_past(&run->s->out, run->signal_mark)) {
+        ferry_log_debug("SIG%s again before the last signal was sent; closing the session", name);
+        run->status = 128 + signo;
+        run->done = 1;
+        run->s->broken = 1;
+        return 0;
+    }
+    ferry_log_debug("forwarding SIG%s", name);
+    r = queue_message(run->s, json_pack("{s:s, s:s}", "type", MSG_SIGNAL, "signal", name));
+    if (r < 0)
+        return r;
+    run->signal_mark = run->s->out.appended;
+    return 0;
+}
+
+static int drain_signals(struct run *run)
+{
+    unsigned char sigs[16];
+    ssize_t n;
+
+    while ((n = read(signal_pipe[0], sigs, sizeof sigs)) > 0) {
+        for (ssize_t i = 0; i < n && !run->done; i++) {
+            int r = forward_signal(run, sigs[i]);
+
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+/* Read one piece of stdin and queue it (or the end of it). */
+static int forward_stdin(struct run *run)
+{
+    ssize_t n = read(STDIN_FILENO, run->stdin_buf, sizeof run->stdin_buf);
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (n < 0) {
+        /* An unreadable stdin (EBADF when it was closed, EIO from a lost
+         * terminal) ends the command's input rather than the command. */
+        ferry_log_debug("stdin: %s; sending end of input", strerror(errno));
+        n = 0;
+    }
+    if (n == 0) {
+        run->stdin_on = 0;
+        return queue_message(run->s, json_pack("{s:s}", "type", MSG_STDIN_EOF));
+    }
+    json_t *h = json_pack("{s:s}", "type", MSG_STDIN);
+    int r = queue_frame(run->s, h, run->stdin_buf, (size_t)n);
+
+    json_decref(h);
+    return r;
+}
+
+/* ---- receiving -------------------------------------------------------------- */
+
+/* Write all of p to fd, waiting when fd is non-blocking (our stdout may
+ * have been left so by someone else).  0 or -errno. */
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w < 0 && errno == EAGAIN) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return -errno;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void on_body(struct run *run, const uint8_t *p, size_t n)
+{
+    int r;
+
+    if (run->sink == SINK_STDOUT && !run->stdout_err) {
+        r = write_all(STDOUT_FILENO, p, n);
+        if (r < 0) {
+            /* Nobody reads our output any more: stop the command as a
+             * local pipeline would, and drain until it has gone.  EPIPE
+             * (`ferry exec h yes | head -1`) is the normal way a pipeline
+             * ends and stays quiet; anything else is reported. */
+            run->stdout_err = -r;
+            run->stdin_on = 0;
+            if (r != -EPIPE)
+                cli_error("cannot write output: %s", strerror(-r));
+            if (forward_signal(run, SIGTERM) < 0)
+                fail(run, 1, "out of memory");
+        }
+    } else if (run->sink == SINK_STDERR && !run->stderr_dead) {
+        if (write_all(STDERR_FILENO, p, n) < 0)
+            run->stderr_dead = 1;
+    }
+}
+
+/* The exit frame: the command's status as a shell would show it. */
+static void on_exit_frame(struct run *run, const json_t *h)
+{
+    const json_t *status = json_object_get(h, "status");
+    const json_t *sig = json_object_get(h, "signal");
+    json_int_t v;
+
+    if (json_is_true(json_object_get(h, "timeout"))) {
+        run->status = FERRY_EXIT_TIMEOUT;
+    } else if (json_is_integer(status) && (v = json_integer_value(status)) >= 0 && v <= 255) {
+        run->status = (int)v;
+    } else if (json_is_integer(sig) && (v = json_integer_value(sig)) >= 1 && v <= 127) {
+        run->status = 128 + (int)v;
+    } else {
+        fail(run, 1, "protocol error: %s: exit message without a valid status or signal",
+             run->s->peer);
+        return;
+    }
+    if (run->stdout_err == EPIPE)
+        run->status = 128 + SIGPIPE;
+    else if (run->stdout_err)
+        run->status = FERRY_EXIT_ERROR;
+    run->finish_at_end = 1;
+}
+
+static void on_error_frame(struct run *run, const json_t *h)
+{
+    const char *code = json_string_value(json_object_get(h, "code"));
+    const char *msg = json_string_value(json_object_get(h, "message"));
+
+    if (!code)
+        code = "";
+    if (!msg)
+        msg = "(no message)";
+    if (strcmp(code, ERR_SPAWN) == 0 && run->awaiting == AWAIT_EXIT) {
+        /* The exit frame follows with 127 or 126. */
+        cli_error("%s", msg);
+        return;
+    }
+    run->finish_at_end = 1;
+    if (strcmp(code, ERR_PROTOCOL) == 0) {
+        cli_error("protocol error: %s", msg);
+        run->s->broken = 1;   /* the server closes after a protocol error */
+    } else if (strcmp(code, ERR_AUTH) == 0) {
+        cli_error("authentication failed");
+        run->s->broken = 1;
+    } else {
+        cli_error("%s", msg);   /* request, busy, or one we do not know */
+    }
+    run->status = run->awaiting == AWAIT_CWD ? 1 : FERRY_EXIT_ERROR;
+}
+
+static void on_header(struct run *run, const json_t *h)
+{
+    const char *type = json_string_value(json_object_get(h, "type"));
+
+    run->sink = SINK_NONE;
+    if (!type) {
+        fail(run, 1, "protocol error: %s: message without a type", run->s->peer);
+    } else if (strcmp(type, MSG_STDOUT) == 0) {
+        run->sink = SINK_STDOUT;
+    } else if (strcmp(type, MSG_STDERR) == 0) {
+        run->sink = SINK_STDERR;
+    } else if (strcmp(type, MSG_EXIT) == 0 && run->awaiting == AWAIT_EXIT) {
+        on_exit_frame(run, h);
+    } else if (strcmp(type, MSG_CWD) == 0 && run->awaiting == AWAIT_CWD) {
+        const char *path = json_string_value(json_object_get(h, "path"));
+
+        if (!path || !(run->cwd = strdup(path))) {
+            fail(run, !path, path ? "out of memory" : "protocol error: %s: cwd without a path",
+                 run->s->peer);
+            return;
+        }
+        run->status = 0;
+        run->finish_at_end = 1;
+    } else if (strcmp(type, MSG_ERROR) == 0) {
+        on_error_frame(run, h);
+    } else if (strcmp(type, MSG_EXIT) == 0 || strcmp(type, MSG_CWD) == 0) {
+        fail(run, 1, "protocol error: %s: unexpected '%s' message", run->s->peer, type);
+    } else {
+        /* A message from a newer server: its body, if any, is skipped. */
+        ferry_log_debug("ignoring '%s' message", type);
+    }
+}
+
+/* Feed what is buffered to the parser until it needs more or the request
+ * is complete.  Bytes after the request's last frame stay buffered for
+ * the next request on this session. */
+static void process_input(struct run *run)
+{
+    struct session *s = run->s;
+
+    while (!run->done) {
+        struct ferry_frame_event ev;
+        size_t used = 0;
+        int r = ferry_frame_parser_feed(s->parser, s->rbuf + s->rpos, s->rlen - s->rpos,
+                                        &used, &ev);
+
+        s->rpos += used;
+        if (r < 0) {
+            fail(run, 1, "protocol error: %s: %s", s->peer, ferry_strerror(r));
+            break;
+        }
+        if (r == FERRY_FRAME_NEED_MORE)
+            break;
+        if (r == FERRY_FRAME_HEADER) {
+            on_header(run, ev.header);
+            json_decref(ev.header);
+        } else if (r == FERRY_FRAME_BODY) {
+            on_body(run, ev.chunk, ev.chunk_len);
+        } else if (r == FERRY_FRAME_END) {
+            run->sink = SINK_NONE;
+            if (run->finish_at_end)
+                run->done = 1;
+        }
+    }
+    if (s->rpos == s->rlen)
+        s->rpos = s->rlen = 0;
+}
+
+/* Read what the socket has (only when everything buffered is parsed). */
+static void read_socket(struct run *run)
+{
+    struct session *s = run->s;
+    ssize_t n = ferry_transport_read(s->t, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen);
+
+    if (n == -EAGAIN)
+        return;
+    if (n == 0)
+        fail(run, 1, "connection closed by server");
+    else if (n < 0)
+        fail(run, 1, "connection to %s lost: %s", s->peer, ferry_strerror((int)n));
+    else
+        s->rlen += (size_t)n;
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+enum { PFD_SOCK = 0, PFD_SIGNAL, PFD_STDIN, PFD_COUNT };
+
+static void serve(struct run *run)
+{
+    struct session *s = run->s;
+    int sock = ferry_transport_fd(s->t);
+
+    while (!run->done) {
+        struct pollfd pfd[PFD_COUNT];
+        nfds_t nfds = 2;
+        int r;
+
+        process_input(run);
+        if (run->done)
+            break;
+
+        if (!run->socket_write_dead) {
+            r = outq_flush(&s->out, s->t);
+            if (r == -EPIPE || r == -ECONNRESET) {
+                /* The server closed its side; it may still have said why,
+                 * so keep reading until it hangs up. */
+                run->socket_write_dead = 1;
+                outq_clear(&s->out);
+            } else if (r < 0) {
+                fail(run, 1, "connection to %s lost: %s", s->peer, ferry_strerror(r));
+                break;
+            }
+        }
+        if (run->socket_write_dead)
+            run->stdin_on = 0;
+
+        pfd[PFD_SOCK] = (struct pollfd){ .fd = sock, .events = POLLIN };
+        if (s->out.len > 0)
+            pfd[PFD_SOCK].events |= POLLOUT;
+        pfd[PFD_SIGNAL] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
+        if (run->stdin_on && s->out.len < RUN_MAX_QUEUED) {
+            pfd[PFD_STDIN] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+            nfds = 3;
+        }
+
+        if (poll(pfd, nfds, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fail(run, 1, "poll: %s", strerror(errno));
+            break;
+        }
+        if (pfd[PFD_SIGNAL].revents && drain_signals(run) < 0) {
+            fail(run, 1, "out of memory");
+            break;
+        }
+        if (!run->done && (pfd[PFD_SOCK].revents & (POLLIN | POLLHUP | POLLERR)))
+            read_socket(run);
+        if (!run->done && nfds > PFD_STDIN && pfd[PFD_STDIN].revents &&
+            forward_stdin(run) < 0) {
+            fail(run, 1, "out of memory");
+            break;
+        }
+    }
+}
+
+int run_exec(struct session *s, json_t *request, int stdin_on)
+{
+    struct sigaction old[N_FORWARDED];
+    struct run *run = NULL;
+    int r, status = FERRY_EXIT_ERROR;
+
+    if (s->broken) {
+        cli_error("connection to %s is closed", s->peer);
+        return FERRY_EXIT_ERROR;
+    }
+    run = calloc(1, sizeof *run);
+    if (!run) {
+        cli_error("out of memory");
+        return FERRY_EXIT_ERROR;
+    }
+    *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on };
+    r = signals_install(old);
+    if (r < 0) {
+        cli_error("cannot install signal handlers: %s", strerror(-r));
+        goto out;
+    }
+    if (queue_frame(s, request, NULL, 0) < 0) {
+        cli_error("cannot encode the request (command line too long?)");
+    } else {
+        serve(run);
+        status = run->status;
+    }
+    signals_restore(old);
+out:
+    free(run);
+    return status;
+}
+
+int run_chdir(struct session *s, const char *path, char **cwd)
+{
+    struct run *run = NULL;
+    json_t *req = NULL;
+    int status = FERRY_EXIT_ERROR;
+
+    if (s->broken) {
+        cli_error("connection to %s is closed", s->peer);
+        return FERRY_EXIT_ERROR;
+    }
+    run = calloc(1, sizeof *run);
+    if (!run) {
+        cli_error("out of memory");
+        goto out;
+    }
+    /* json_pack fails on a path that is not UTF-8, which the protocol
+     * cannot carry. */
+    req = json_pack("{s:s, s:s}", "type", MSG_CHDIR, "path", path);
+    if (!req) {
+        cli_error("cd %s: not a valid UTF-8 path", path);
+        status = 1;
+        goto out;
+    }
+    *run = (struct run){ .s = s, .awaiting = AWAIT_CWD };
+    /* No signal handlers: a chdir is answered at once, and there is no
+     * command to forward a signal to. */
+    if (signal_pipe[0] < 0 && pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        cli_error("pipe: %s", strerror(errno));
+        goto out;
+    }
+    if (queue_frame(s, req, NULL, 0) < 0) {
+        cli_error("out of memory");
+        goto out;
+    }
+    serve(run);
+    status = run->status;
+    if (status == 0 && cwd) {
+        *cwd = run->cwd;
+        run->cwd = NULL;
+    }
+out:
+    if (run)
+        free(run->cwd);
+    free(run);
+    json_decref(req);
+    return status;
+}

@@ -1,0 +1,42 @@
+/*
+ * run.h - one request on an authenticated session, streamed to the end.
+ *
+ * For an exec request that means: stdout and stderr frames are written to
+ * fds 1 and 2 as they arrive, stdin is forwarded if asked, SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT are forwarded to the remote command, until the exit
+ * frame arrives.  Memory stays bounded whatever the sizes involved: bodies
+ * are streamed in pieces, and stdin is not read while the socket is behind.
+ */
+#ifndef FERRY_CLIENT_RUN_H
+#define FERRY_CLIENT_RUN_H
+
+#include <jansson.h>
+
+#include "connect.h"
+
+/* Largest stdin piece read and sent at once. */
+#define RUN_STDIN_CHUNK (64 * 1024)
+/* stdin is not read while this much is still waiting for the socket, so
+ * a fast stdin and a slow command never make ferry buffer without bound. */
+#define RUN_MAX_QUEUED (256 * 1024)
+
+/*
+ * Run the exec request `request` (an {"type":"exec",...} header) to its
+ * exit frame.  forward_stdin: read fd 0 and send it (the request must not
+ * carry "stdin": false then).  Returns the status ferry should exit with:
+ * the command's own (0-255), 128+N when it was killed by signal N, 124
+ * when its timeout killed it, 141 (as if killed by SIGPIPE) when our own
+ * stdout was closed under it, or 255 for a failure, already reported on
+ * stderr.  Afterwards s->broken says whether the session can go on.
+ */
+int run_exec(struct session *s, json_t *request, int forward_stdin);
+
+/*
+ * Change the session's directory (PROTOCOL.md 2.3).  On success returns 0
+ * and, if cwd is not NULL, the server's absolute path for it (malloc'd).
+ * A refusal is printed ("ferry: cd /nope: No such file or directory") and
+ * gives 1; a broken session gives 255.
+ */
+int run_chdir(struct session *s, const char *path, char **cwd);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * shell.c - `ferry shell [OPTIONS] HOST`: the tutorials' interactive
+ * client, on one authenticated session.
+ *
+ * Each line runs as a command line on the server with its output
+ * streamed; the command's stdin is /dev/null, since our stdin is where the
+ * next lines come from.  `cd` is not a command at all (a child's chdir
+ * dies with the child, the tutorials' unsolved problem): it changes the
+ * session's directory with a chdir request.  On a terminal lines are
+ * edited with libedit and a ">>: " prompt; otherwise they are read plainly,
+ * so a script can pipe commands in.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "cli.h"
+#include "connect.h"
+#include "ferry/ferry.h"
+#include "proto.h"
+#include "run.h"
+
+#define PROMPT ">>: "
+
+struct shell {
+    struct session *s;
+    int interactive;
+    char *home;       /* the session's first directory: where a bare cd goes */
+    char *buf;        /* getline's buffer (non-interactive) */
+    size_t buf_cap;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: ferry shell [OPTIONS] HOST\n"
+        "Run command lines on the ferryd at HOST, one per line, over one session.\n"
+        "On a terminal each line is prompted for (>>: ) and can be edited; otherwise\n"
+        "lines are read from stdin, so commands can be piped in.\n"
+        "\n"
+        "  cd [DIR]     change the session's directory (no DIR: the first one)\n"
+        "  exit, quit   leave (so does end of input)\n"
+        "  anything else runs with /bin/sh -c in the session's directory, its stdin\n"
+        "  being /dev/null; Ctrl-C is forwarded to it.\n"
+        "\n"
+        "HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n"
+        "\n"
+        SESSION_OPTS_HELP
+        "  -h, --help               show this help\n"
+        "  -V, --version            show the version\n"
+        "\n"
+        "Exit status: the last command's (0 if none ran; a failed cd counts as 1);\n"
+        "255 if ferry itself failed, with a one-line message; 2 for a bad command line.\n",
+        FERRY_DEFAULT_PORT);
+}
+
+/* The next line, without its newline, or NULL at end of input.  The
+ * result is the caller's to free. */
+static char *next_line(struct shell *sh)
+{
+    ssize_t n;
+
+    if (sh->interactive) {
+        char *line = readline(PROMPT);
+
+        if (line && *line)
+            add_history(line);
+        return line;
+    }
+    n = getline(&sh->buf, &sh->buf_cap, stdin);
+    if (n < 0)
+        return NULL;
+    if (n > 0 && sh->buf[n - 1] == '\n')
+        sh->buf[--n] = '\0';
+    return strdup(sh->buf);
+}
+
+/* Trim surrounding white space in place; returns the start. */
+static char *trim(char *p)
+{
+    char *end;
+
+    while (isspace((unsigned char)*p))
+        p++;
+    end = p + strlen(p);
+    while (end > p && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return p;
+}
+
+/*
+ * `cd [DIR]`: DIR is taken literally (no shell runs it), except that one
+ * pair of surrounding quotes is removed and a leading ~ means the first
+ * directory, as a user typing cd expects.  Returns a status.
+ */
+static int do_cd(struct shell *sh, char *arg)
+{
+    char *path = NULL;
+    size_t len = strlen(arg);
+    int status;
+
+    if (len >= 2 && (arg[0] == '\'' || arg[0] == '"') && arg[len - 1] == arg[0]) {
+        arg[len - 1] = '\0';
+        arg++;
+    }
+    if (*arg == '\0' || (arg[0] == '~' && (arg[1] == '\0' || arg[1] == '/'))) {
+        if (!sh->home) {
+            cli_error("cd: the session's first directory is not known");
+            return 1;
+        }
+        if (asprintf(&path, "%s%s", sh->home, *arg ? arg + 1 : "") < 0) {
+            cli_error("out of memory");
+            return 1;
+        }
+        arg = path;
+    }
+    status = run_chdir(sh->s, arg, NULL);
+    free(path);
+    return status;
+}
+
+static int do_command(struct shell *sh, const char *line)
+{
+    json_t *req = json_pack("{s:s, s:s, s:b}", "type", MSG_EXEC, "shell", line, "stdin", 0);
+    int status;
+
+    if (!req) {
+        cli_error("the command is not valid UTF-8 text");
+        return 1;
+    }
+    status = run_exec(sh->s, req, 0);
+    json_decref(req);
+    return status;
+}
+
+static int repl(struct shell *sh)
+{
+    int status = 0;
+    char *line;
+
+    while (!sh->s->broken && (line = next_line(sh)) != NULL) {
+        char *cmd = trim(line);
+
+        if (strcmp(cmd, "exit") == 0 || strcmp(cmd, "quit") == 0) {
+            free(line);
+            return status;
+        }
+        if (strcmp(cmd, "cd") == 0 || (strncmp(cmd, "cd", 2) == 0 && isspace((unsigned char)cmd[2])))
+            status = do_cd(sh, trim(cmd + 2));
+        else if (*cmd)
+            status = do_command(sh, cmd);
+        free(line);
+    }
+    /* End of input on a terminal: leave the cursor on a fresh line. */
+    if (sh->interactive && !sh->s->broken)
+        fputc('\n', stdout);
+    return status;
+}
+
+int cmd_shell(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        SESSION_LONGOPTS,
+        { NULL, 0, NULL, 0 },
+    };
+    struct shell sh = { .interactive = isatty(STDIN_FILENO) };
+    struct session_opts so;
+    int opt, r, status = FERRY_EXIT_ERROR;
+
+    session_opts_init(&so);
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:hV" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
+        r = session_opts_apply(&so, "ferry shell", opt, optarg);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        switch (opt) {
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ferry %s\n", FERRY_VERSION); return 0;
+        default: return cli_bad_option("ferry shell", opt, argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("ferry shell", "missing HOST");
+    if (argc - optind > 1)
+        return cli_usage_error("ferry shell", "too many operands (commands are read from stdin)");
+
+    sh.s = session_open(argv[optind], &so);
+    if (!sh.s)
+        goto out;
+    /* Learn the starting directory (a chdir to "." answers with it), so
+     * that a bare `cd` can go back there. */
+    if (run_chdir(sh.s, ".", &sh.home) != 0 && sh.s->broken)
+        goto out;
+    status = repl(&sh);
+    if (sh.s->broken && status == 0)
+        status = FERRY_EXIT_ERROR;
+out:
+    session_close(sh.s);
+    free(sh.home);
+    free(sh.buf);
+    return status;
+}
