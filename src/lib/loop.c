@@ -519,6 +519,16 @@ fail:
     return NULL;
 }
 
+void ferry__loop_forget_after_fork(struct ferry_loop *loop)
+{
+    ferry_backend_forget(loop->backend);
+    if (loop->wake_wfd >= 0 && loop->wake_wfd != loop->wake_rfd)
+        close(loop->wake_wfd);
+    if (loop->wake_rfd >= 0)
+        close(loop->wake_rfd);
+    loop->wake_rfd = loop->wake_wfd = -1;
+}
+
 void ferry_loop_free(struct ferry_loop *loop)
 {
     if (!loop)

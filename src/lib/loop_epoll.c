@@ -66,6 +66,14 @@ int ferry_backend_init(struct ferry_backend **out)
     return 0;
 }
 
+void ferry_backend_forget(struct ferry_backend *b)
+{
+    if (b && b->epfd >= 0) {
+        close(b->epfd);
+        b->epfd = -1;
+    }
+}
+
 void ferry_backend_free(struct ferry_backend *b)
 {
     if (!b)

@@ -44,6 +44,16 @@ int ferry_backend_remove(struct ferry_backend *b, int fd, unsigned old);
 int ferry_backend_wait(struct ferry_backend *b, struct ferry_ready *ready, int max,
                        int timeout_ms);
 
+/* In a forked child: close the backend's own descriptor (the epoll fd)
+ * without touching the kernel state the parent still relies on. */
+void ferry_backend_forget(struct ferry_backend *b);
+
+/* In a forked child that will never run this loop: close the descriptors
+ * the loop owns (backend, wakeup) and nothing else, so the child does not
+ * carry them.  The loop's memory is left alone (it dies with the child);
+ * the loop must not be used afterwards. */
+void ferry__loop_forget_after_fork(struct ferry_loop *loop);
+
 /* "epoll" or "poll", for logs and tests. */
 const char *ferry_backend_name(void);
 

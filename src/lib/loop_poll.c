@@ -101,6 +101,11 @@ fail:
     return -ENOMEM;
 }
 
+void ferry_backend_forget(struct ferry_backend *b)
+{
+    (void)b;   /* poll() keeps no descriptor of its own */
+}
+
 void ferry_backend_free(struct ferry_backend *b)
 {
     if (!b)

@@ -10,6 +10,7 @@
  * they share; when the grace period is over the stragglers get SIGKILL.
  */
 #include "acceptor.h"
+#include "loop_int.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -111,17 +112,28 @@ static void on_poll_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
     ferry__acceptor_check_done(&fm->a);
 }
 
-static void close_listeners(struct ferry_server *s)
+/* In a new child: close what the parent's accepting side owns (listeners,
+ * its loop, the pidfds of the other children), so a connection process
+ * holds only its connection, the stop pipe and what the program itself
+ * opened.  Descriptors the embedding program owns are its business. */
+static void drop_parent_descriptors(struct fork_model *fm)
 {
+    struct ferry_server *s = fm->a.server;
+
     for (size_t i = 0; i < s->nlisteners; i++)
         close(s->listeners[i]->fd);
+    for (struct child *ch = fm->children; ch; ch = ch->next)
+        if (ch->pidfd >= 0)
+            close(ch->pidfd);
+    ferry__loop_forget_after_fork(fm->a.loop);
 }
 
 /* In the child: serve one connection and exit without returning into the
  * parent's stack. */
-static void __attribute__((noreturn)) child_main(struct ferry_server *s, struct listener *l,
+static void __attribute__((noreturn)) child_main(struct fork_model *fm, struct listener *l,
                                                  int fd, const char *peer)
 {
+    struct ferry_server *s = fm->a.server;
     struct sigaction sa;
 
     /* The parent turns SIGINT into a graceful stop that reaches us through
@@ -133,7 +145,7 @@ static void __attribute__((noreturn)) child_main(struct ferry_server *s, struct 
     sa.sa_handler = SIG_DFL;
     sigaction(SIGTERM, &sa, NULL);
 
-    close_listeners(s);
+    drop_parent_descriptors(fm);
     if (ferry__handler_is_event(&l->h))
         ferry__conn_run_private(s, l, fd, peer);
     else
@@ -157,7 +169,7 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
         goto fail;
     }
     if (pid == 0)
-        child_main(a->server, l, fd, peer);
+        child_main(fm, l, fd, peer);
 
     close(fd);
     ch->pid = pid;

@@ -738,13 +738,8 @@ class EchoUpperModel:
             self.assertNotEqual(proc_stat(pid)[0], "Z", "zombie child %d" % pid)
         self.assert_alive_and_serving(srv)
 
-    # Library bug (src/lib/model_fork.c, child_main): a connection process
-    # keeps every descriptor the parent had when it forked, including the
-    # pidfds of all earlier siblings and the acceptor loop's epoll and
-    # eventfd, so the Nth child holds N-1 useless descriptors and, near
-    # RLIMIT_NOFILE, children fail to set up their own loop (EMFILE) and
-    # drop the connection.  Remove the decorator once children close them.
-    @unittest.expectedFailure
+    # A connection process holds only its connection and the stop pipe, not
+    # the parent's listeners, loop or the pidfds of its earlier siblings.
     def test_fork_children_do_not_inherit_parent_descriptors(self):
         if "fork" not in self.ARGS:
             self.skipTest("fork model only")
