@@ -1014,7 +1014,15 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
     rc = build_env(&acct, spec->env, &envp, err, errlen);
     if (rc < 0)
         goto out;
-    rc = open_cwd(spec->cwd ? spec->cwd : account_home(&acct), &dirfd, err, errlen);
+    if (spec->cwd) {
+        rc = open_cwd(spec->cwd, &dirfd, err, errlen);
+    } else {
+        /* As sshd does: a user whose home is missing (daemon accounts often
+         * have /nonexistent) still gets to run commands, from /. */
+        rc = open_cwd(account_home(&acct), &dirfd, err, errlen);
+        if (rc < 0)
+            rc = open_cwd("/", &dirfd, err, errlen);
+    }
     if (rc < 0)
         goto out;
 
@@ -1076,11 +1084,9 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
     e->out_fd[1] = err_pipe[0];
     out_pipe[0] = err_pipe[0] = -1;
 
+    /* Any failure (ENOSYS before Linux 5.3, EPERM under seccomp profiles
+     * that predate pidfd_open) falls back to polling, which always works. */
     e->pidfd = open_pidfd(e->pid);
-    if (e->pidfd < 0 && errno != ENOSYS) {
-        rc = -errno;
-        goto fail_running;
-    }
     if (e->pidfd >= 0)
         rc = ferry_loop_add(loop, e->pidfd, FERRY_READABLE, on_pidfd, e);
     else if (!(e->reap_timer = ferry_loop_timer(loop, REAP_POLL_MS, on_reap_timer, e)))
@@ -1099,6 +1105,7 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
             goto fail_running;
         }
     }
+    set_err(err, errlen, "%s", "");     /* a tried-and-dropped home's message */
     *out = e;
     e = NULL;
     rc = 0;

@@ -50,7 +50,8 @@ struct exec_spec {
     char *const *argv;
     /* shell mode: run as /bin/sh -c SHELL.  Exactly one of argv and shell. */
     const char *shell;
-    /* Working directory; NULL = the daemon user's home directory. */
+    /* Working directory; NULL = the daemon user's home directory, or /
+     * when that cannot be used (as sshd does). */
     const char *cwd;
     /* Extra NAME=VALUE entries (NULL-terminated) or NULL.  They override
      * the defaults: PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:

@@ -24,7 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ferry/loop.h"
@@ -348,6 +352,17 @@ static void test_permission_denied(void **state)
     assert_exit(r, 0);
     assert_string_equal(r->out[1], "hi\n");
     run_free(r);
+
+    /* Executable but not a program (no #!): the kernel's ENOEXEC, which
+     * glibc's posix_spawn does not paper over with /bin/sh. */
+    fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "echo hi\n", 8), 8);
+    close(fd);
+    spec.argv = argv;
+    spec.env = NULL;
+    snprintf(msg, sizeof(msg), "%s: cannot execute: Exec format error", path);
+    expect_start_error(&spec, -ENOEXEC, msg);
 
     assert_int_equal(unlink(path), 0);
     assert_int_equal(rmdir(dir), 0);
@@ -891,6 +906,58 @@ static void test_abort_running_sleep(void **state)
     run_free(r);
 }
 
+/* ---- without pidfd ----------------------------------------------------------- */
+
+/* Make pidfd_open fail with ENOSYS for the rest of this process, as on a
+ * kernel before 5.3.  Its number (434) is the same on every architecture
+ * (it is past the point where the syscall tables were unified), so the
+ * filter needs no architecture check. */
+static void disable_pidfd_open(void)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 434, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+    assert_int_equal(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    assert_int_equal(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+    assert_int_equal(syscall(434, getpid(), 0), -1);
+    assert_int_equal(errno, ENOSYS);
+}
+
+/* Must run last: the filter cannot be removed. */
+static void test_without_pidfd(void **state)
+{
+    struct run *r;
+
+    disable_pidfd_open();
+
+    r = run_shell("echo polled; exit 7");
+    assert_exit(r, 7);
+    assert_string_equal(r->out[1], "polled\n");
+    run_free(r);
+
+    char *argv[] = { "sleep", "100", NULL };
+    struct exec_spec spec = { .argv = argv, .timeout_ms = 50 };
+    r = run_spec(&spec);
+    assert_int_equal(r->res.timed_out, 1);
+    assert_int_equal(r->res.signal, SIGTERM);
+    run_free(r);
+
+    /* exec_abort reaps by polling waitpid. */
+    spec.timeout_ms = 0;
+    r = run_new();
+    assert_int_equal(run_start(r, &spec), 0);
+    assert_non_null(ferry_loop_timer(r->loop, 20, abort_from_timer, r));
+    run_loop(r);
+    assert_int_equal(r->exits, 0);
+    assert_int_equal(proc_state(r->pid), 0);
+    run_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -919,6 +986,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signal_reaches_group, fd_setup, fd_teardown),
         cmocka_unit_test_setup_teardown(test_abort_kills_group_no_zombie, fd_setup, fd_teardown),
         cmocka_unit_test_setup_teardown(test_abort_running_sleep, fd_setup, fd_teardown),
+        cmocka_unit_test_setup_teardown(test_without_pidfd, fd_setup, fd_teardown),
     };
 
     /* As ferryd runs: SIGPIPE ignored (a precondition of exec.h). */
