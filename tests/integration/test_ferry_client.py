@@ -1,0 +1,590 @@
+"""ferry, the client: its command line, key handling, exit statuses,
+stdin/stdout/stderr streaming and `ferry shell`, against a real ferryd, plus
+scripted fake servers for what a real one never does (a wrong server proof,
+an unauthenticated server, a hang-up in the middle of a command).
+
+Server-side behaviour (process groups, limits, bad input) is tested with
+ferryd's own suite; this file is about what the client does."""
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import ferrytest
+from ferrytest import SLOW, recv_exact
+
+FERRY = ferrytest.binary("ferry")
+
+
+def write_key(path, hexkey=None, mode=0o600):
+    """A key file holding hexkey (random if None); returns the raw key."""
+    raw = bytes.fromhex(hexkey) if hexkey else os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(raw.hex() + "\n")
+    os.chmod(path, mode)
+    return raw
+
+
+class ClientTest(unittest.TestCase):
+    """Shared fixture: one ferryd with KEY, and a private HOME."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = cls.tmp.name
+        cls.key = os.path.join(cls.dir, "key")
+        write_key(cls.key)
+        cls.wrong_key = os.path.join(cls.dir, "wrong-key")
+        write_key(cls.wrong_key)
+        cls.home = os.path.join(cls.dir, "home")
+        os.mkdir(cls.home)
+        cls.server = ferrytest.start_server("ferryd", "--listen", "127.0.0.1:0",
+                                            "--key-file", cls.key)
+        cls.host = cls.server.addr()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def env(self, key_env=None, home=None):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home or self.home,
+               "LANG": "C.UTF-8"}
+        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        if key_env:
+            env["FERRY_KEY_FILE"] = key_env
+        return env
+
+    def ferry(self, *args, input=b"", env=None, timeout=20):
+        """Run ferry to completion (bytes in, bytes out)."""
+        return subprocess.run([FERRY] + list(args), input=input, capture_output=True,
+                              env=env or self.env(), timeout=timeout * SLOW)
+
+    def exec(self, *args, input=b"", opts=(), **kw):
+        return self.ferry("exec", "-k", self.key, *opts, self.host, *args, input=input, **kw)
+
+    def assertStatus(self, r, status):
+        self.assertEqual(r.returncode, status, "stdout %r stderr %r" % (r.stdout[:300], r.stderr))
+
+
+class UsageTest(ClientTest):
+    def test_help_everywhere(self):
+        for args in ([], ["exec"], ["shell"], ["keygen"]):
+            r = self.ferry(*(args + ["--help"]))
+            self.assertStatus(r, 0)
+            self.assertIn(b"usage: ferry", r.stdout)
+            self.assertEqual(r.stderr, b"")
+
+    def test_version(self):
+        for args in (["--version"], ["exec", "--version"], ["shell", "-V"], ["keygen", "-V"]):
+            r = self.ferry(*args)
+            self.assertStatus(r, 0)
+            self.assertRegex(r.stdout, rb"^ferry \d+\.\d+\.\d+\n$")
+
+    def test_usage_errors_exit_2(self):
+        cases = [
+            [],                                        # no subcommand
+            ["frobnicate"],                            # unknown subcommand
+            ["exec"],                                  # no HOST
+            ["exec", "h"],                             # no COMMAND
+            ["exec", "h", "--"],                       # still no COMMAND
+            ["exec", "--bogus", "h", "true"],
+            ["exec", "-k"],                            # missing value
+            ["exec", "--timeout", "0", "h", "true"],
+            ["exec", "--timeout", "soon", "h", "true"],
+            ["exec", "--env", "1X=y", "h", "true"],
+            ["exec", "--env", "NOEQUALS", "h", "true"],
+            ["shell"],
+            ["shell", "h", "extra"],
+            ["keygen", "a", "b"],
+        ]
+        for args in cases:
+            r = self.ferry(*args)
+            self.assertStatus(r, 2)
+            self.assertTrue(r.stderr.startswith(b"ferry: ") or b"usage:" in r.stderr, r.stderr)
+            self.assertEqual(r.stdout, b"")
+
+    def test_options_after_host_belong_to_the_command(self):
+        # --timeout after HOST is the command's argument, not ferry's option
+        r = self.exec("--timeout", "1")
+        self.assertStatus(r, 127)
+
+
+class KeygenTest(ClientTest):
+    def test_new_key_mode_and_format(self):
+        path = os.path.join(self.dir, "kg", "sub", "key")
+        r = self.ferry("keygen", path)
+        self.assertStatus(r, 0)
+        self.assertIn(path.encode(), r.stdout)
+        st = os.stat(path)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode), 0o700)
+        with open(path, "rb") as f:
+            self.assertRegex(f.read(), rb"^[0-9a-f]{64}\n$")
+
+    def test_refuses_to_overwrite_without_force(self):
+        path = os.path.join(self.dir, "kg-keep")
+        self.assertStatus(self.ferry("keygen", path), 0)
+        with open(path, "rb") as f:
+            before = f.read()
+        r = self.ferry("keygen", path)
+        self.assertStatus(r, 1)
+        self.assertIn(b"--force", r.stderr)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), before)
+        r = self.ferry("keygen", "--force", path)
+        self.assertStatus(r, 0)
+        with open(path, "rb") as f:
+            after = f.read()
+        self.assertNotEqual(after, before)
+        self.assertRegex(after, rb"^[0-9a-f]{64}\n$")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+    def test_default_path_is_under_home(self):
+        home = tempfile.mkdtemp(dir=self.dir)
+        r = self.ferry("keygen", env=self.env(home=home))
+        self.assertStatus(r, 0)
+        path = os.path.join(home, ".config", "ferry", "key")
+        self.assertTrue(os.path.exists(path))
+        self.assertIn(path.encode(), r.stdout)
+
+
+class KeyResolutionTest(ClientTest):
+    def home_with_key(self, source):
+        home = tempfile.mkdtemp(dir=self.dir)
+        os.makedirs(os.path.join(home, ".config", "ferry"))
+        with open(source) as f:
+            write_key(os.path.join(home, ".config", "ferry", "key"), f.read().strip())
+        return home
+
+    def run_echo(self, *opts, env):
+        return self.ferry("exec", *opts, self.host, "echo", "ok", env=env)
+
+    def test_dash_k_beats_environment_and_home(self):
+        env = self.env(key_env=self.wrong_key, home=self.home_with_key(self.wrong_key))
+        r = self.run_echo("-k", self.key, env=env)
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"ok\n")
+
+    def test_environment_beats_home(self):
+        env = self.env(key_env=self.key, home=self.home_with_key(self.wrong_key))
+        self.assertStatus(self.run_echo(env=env), 0)
+        env = self.env(key_env=self.wrong_key, home=self.home_with_key(self.key))
+        r = self.run_echo(env=env)
+        self.assertStatus(r, 255)
+        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+
+    def test_home_default(self):
+        r = self.run_echo(env=self.env(home=self.home_with_key(self.key)))
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"ok\n")
+
+    def test_missing_key_says_how_to_make_one(self):
+        r = self.run_echo(env=self.env(home=tempfile.mkdtemp(dir=self.dir)))
+        self.assertStatus(r, 255)
+        self.assertIn(b"ferry keygen", r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1)
+
+    def test_key_readable_by_others_is_refused(self):
+        loose = os.path.join(self.dir, "loose-key")
+        with open(self.key) as f:
+            write_key(loose, f.read().strip(), mode=0o644)
+        r = self.run_echo("-k", loose, env=self.env())
+        self.assertStatus(r, 255)
+        self.assertIn(b"chmod 600", r.stderr)
+
+
+class ExecTest(ClientTest):
+    def test_several_operands_are_the_exact_argv(self):
+        r = self.exec("--", "printf", "%s|", "a b", "c")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"a b|c|")
+        # nothing is re-parsed by a shell on the way
+        r = self.exec("printf", "%s\n", "$HOME", "*", "'q'")
+        self.assertEqual(r.stdout, b"$HOME\n*\n'q'\n")
+
+    def test_one_operand_is_a_shell_command_line(self):
+        r = self.exec("echo $((1 + 2)) | tr 3 x")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"x\n")
+
+    def test_options_of_the_command_pass_through(self):
+        # -n is also a ferry option: after HOST it is echo's
+        r = self.exec("/bin/echo", "-n", "hi")
+        self.assertEqual(r.stdout, b"hi")
+        r = self.exec("--", "/bin/echo", "-n", "hi")
+        self.assertEqual(r.stdout, b"hi")
+
+    def test_stdout_and_stderr_stay_apart(self):
+        r = self.exec("echo out; echo err >&2; echo out2")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"out\nout2\n")
+        self.assertEqual(r.stderr, b"err\n")
+
+    def test_stdin_is_forwarded_until_eof(self):
+        r = self.exec("--", "sort", "-r", input=b"a\nb\n")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"b\na\n")
+        data = os.urandom(3 * 1024 * 1024 + 7)
+        r = self.exec("sha256sum", input=data, timeout=60)
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout.split()[0].decode(), hashlib.sha256(data).hexdigest())
+
+    def test_no_stdin_option(self):
+        r = self.exec("wc -c", input=b"ignored", opts=("-n",))
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout.strip(), b"0")
+
+    def test_command_not_reading_stdin_is_not_held_by_it(self):
+        # stdin stays open and silent: the exit frame must end ferry anyway
+        p = subprocess.Popen([FERRY, "exec", "-k", self.key, self.host, "true"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env())
+        try:
+            self.assertEqual(p.wait(timeout=5 * SLOW), 0)
+        finally:
+            p.kill()
+            p.communicate()
+
+    def test_env_and_cwd(self):
+        r = self.exec('echo "$FOO|$BAR|$(pwd)"',
+                      opts=("--env", "FOO=a b", "--env", "BAR=", "--cwd", "/tmp"))
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"a b||/tmp\n")
+        r = self.exec("pwd", opts=("--cwd", "/nonexistent-ferry-dir"))
+        self.assertStatus(r, 255)
+        self.assertTrue(r.stderr.startswith(b"ferry: "), r.stderr)
+
+    def test_exit_status_passes_through(self):
+        self.assertStatus(self.exec("exit 3"), 3)
+        self.assertStatus(self.exec("true"), 0)
+        self.assertStatus(self.exec("--", "false"), 1)
+
+    def test_killed_by_signal_is_128_plus_n(self):
+        self.assertStatus(self.exec("kill -TERM $$"), 128 + signal.SIGTERM)
+        self.assertStatus(self.exec("kill -KILL $$"), 128 + signal.SIGKILL)
+
+    def test_timeout_is_124(self):
+        start = time.monotonic()
+        r = self.exec("sleep 30", opts=("--timeout", "1"))
+        self.assertStatus(r, 124)
+        self.assertLess(time.monotonic() - start, 10 * SLOW)
+
+    def test_command_not_found_is_127(self):
+        r = self.exec("--", "no-such-command-ferry", "x")
+        self.assertStatus(r, 127)
+        self.assertTrue(r.stderr.startswith(b"ferry: "), r.stderr)
+        self.assertIn(b"no-such-command-ferry", r.stderr)
+        self.assertStatus(self.exec("no-such-command-ferry"), 127)
+
+    def test_output_streams_as_produced(self):
+        p = subprocess.Popen([FERRY, "exec", "-n", "-k", self.key, self.host,
+                              "echo a; sleep 1; echo b"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        try:
+            self.assertEqual(p.stdout.readline(), b"a\n")
+            t_a = time.monotonic()
+            self.assertEqual(p.stdout.readline(), b"b\n")
+            self.assertGreater(time.monotonic() - t_a, 0.5)
+            self.assertEqual(p.wait(timeout=10 * SLOW), 0)
+        finally:
+            p.kill()
+            p.communicate()
+
+    def test_sigint_is_forwarded(self):
+        p = subprocess.Popen([FERRY, "exec", "-n", "-k", self.key, self.host,
+                              "trap 'echo got INT; exit 7' INT; echo ready; "
+                              "while :; do sleep 0.1; done"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        try:
+            self.assertEqual(p.stdout.readline(), b"ready\n")
+            p.send_signal(signal.SIGINT)
+            out, _ = p.communicate(timeout=10 * SLOW)
+            self.assertEqual(p.returncode, 7)
+            self.assertIn(b"got INT", out)
+        finally:
+            p.kill()
+
+    def test_closed_stdout_stops_the_command(self):
+        # `ferry exec h yes | head -1`: ends like a local pipeline, quietly
+        p = subprocess.Popen([FERRY, "exec", "-n", "-k", self.key, self.host, "yes"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        try:
+            self.assertEqual(p.stdout.read(2), b"y\n")
+            p.stdout.close()
+            self.assertEqual(p.wait(timeout=10 * SLOW), 128 + signal.SIGPIPE)
+            self.assertEqual(p.stderr.read(), b"")
+        finally:
+            p.kill()
+            p.stderr.close()
+
+    def test_large_output_in_bounded_memory(self):
+        size = 2 << 30
+        p = subprocess.Popen([FERRY, "exec", "-n", "-k", self.key, self.host,
+                              "head -c %d /dev/zero" % size],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.env())
+        got = 0
+        try:
+            while True:
+                chunk = p.stdout.read1(1 << 20)
+                if not chunk:
+                    break
+                if chunk.count(0) != len(chunk):
+                    self.fail("non-zero byte in the output")
+                got += len(chunk)
+        finally:
+            p.stdout.close()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(got, size)
+        if not ferrytest.SANITIZED:
+            self.assertLess(usage.ru_maxrss, 32 * 1024, "ferry's peak RSS in KiB")
+
+
+class FailureTest(ClientTest):
+    def test_wrong_key(self):
+        marker = os.path.join(self.dir, "must-not-exist")
+        r = self.ferry("exec", "-k", self.wrong_key, self.host, "touch", marker)
+        self.assertStatus(r, 255)
+        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        self.assertFalse(os.path.exists(marker))
+
+    def test_cannot_connect(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))          # a port nobody listens on
+        port = s.getsockname()[1]
+        s.close()
+        r = self.exec_to("127.0.0.1:%d" % port)
+        self.assertStatus(r, 255)
+        self.assertEqual(r.stderr, b"ferry: cannot connect to 127.0.0.1:%d: Connection refused\n"
+                         % port)
+
+    def test_unix_socket_host_syntax(self):
+        r = self.exec_to("unix:" + os.path.join(self.dir, "no-such-socket"))
+        self.assertStatus(r, 255)
+        self.assertIn(b"cannot connect to unix:", r.stderr)
+
+    def exec_to(self, host):
+        return self.ferry("exec", "-k", self.key, host, "true")
+
+
+class ShellTest(ClientTest):
+    def shell(self, script, **kw):
+        return self.ferry("shell", "-k", self.key, self.host, input=script.encode(), **kw)
+
+    def test_commands_and_cd(self):
+        r = self.shell("pwd\ncd /tmp\npwd\ncd /nonexistent-ferry-dir\npwd\n"
+                       "cd\npwd\ncd /\ncd tmp\npwd\n")
+        self.assertStatus(r, 0)
+        lines = r.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 5, r.stdout)
+        start = lines[0]
+        self.assertEqual(lines[1:], ["/tmp", "/tmp", start, "/tmp"])
+        self.assertIn(b"cd /nonexistent-ferry-dir", r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+
+    def test_stderr_and_status_of_last_command(self):
+        r = self.shell("echo hi\nls /nonexistent-ferry-dir\n")
+        self.assertStatus(r, 2)             # ls's status for a missing file
+        self.assertEqual(r.stdout, b"hi\n")
+        self.assertIn(b"nonexistent-ferry-dir", r.stderr)
+        self.assertNotIn(b"ferry:", r.stderr)
+        self.assertStatus(self.shell("false\ntrue\n"), 0)
+        self.assertStatus(self.shell("true\nfalse\n"), 1)
+
+    def test_exit_quit_and_eof(self):
+        r = self.shell("echo one\nexit\necho two\n")
+        self.assertEqual(r.stdout, b"one\n")
+        r = self.shell("echo one\n  quit  \necho two\n")
+        self.assertEqual(r.stdout, b"one\n")
+        r = self.shell("")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"")
+
+    def test_no_prompt_when_not_a_terminal(self):
+        r = self.shell("echo x\n\n   \necho y\n")
+        self.assertEqual(r.stdout, b"x\ny\n")
+
+    def test_commands_do_not_eat_the_script(self):
+        # stdin is the shell's input, so `cat` must not read the next lines
+        r = self.shell("cat\necho after\n")
+        self.assertEqual(r.stdout, b"after\n")
+
+    def test_wrong_key(self):
+        r = self.ferry("shell", "-k", self.wrong_key, self.host, input=b"echo x\n")
+        self.assertStatus(r, 255)
+        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+
+
+# ---- scripted fake servers --------------------------------------------------
+
+def send_frame(sock, header, body=b""):
+    if body:
+        header = dict(header, size=len(body))
+    h = json.dumps(header).encode()
+    sock.sendall(struct.pack("<I", len(h)) + h + body)
+
+
+def recv_frame(sock):
+    (n,) = struct.unpack("<I", recv_exact(sock, 4))
+    header = json.loads(recv_exact(sock, n))
+    body = recv_exact(sock, header.get("size", 0))
+    return header, body
+
+
+class FakeServer(threading.Thread):
+    """Accepts one connection and runs script(sock, server) on it."""
+
+    def __init__(self, script, key=None):
+        super().__init__(daemon=True)
+        self.script, self.key = script, key
+        self.received = []
+        self.error = None
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(20 * SLOW)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        try:
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(20 * SLOW)
+                self.script(conn, self)
+        except Exception as e:       # reported by the test through .error
+            self.error = e
+        finally:
+            self.sock.close()
+
+    def proof(self, label, sn, cn):
+        return hmac.new(self.key, label + b"\0" + sn + cn, hashlib.sha256).hexdigest()
+
+    def handshake(self, conn, server_proof=None):
+        sn = os.urandom(32)
+        send_frame(conn, {"type": "hello", "version": 1, "server": "fake",
+                          "auth": "hmac-sha256", "nonce": sn.hex()})
+        auth, _ = recv_frame(conn)
+        self.received.append(auth)
+        cn = bytes.fromhex(auth["nonce"])
+        if auth["proof"] != self.proof(b"ferry-v1 client proof", sn, cn):
+            raise AssertionError("client proof is wrong")
+        send_frame(conn, {"type": "welcome", "proof": server_proof or
+                          self.proof(b"ferry-v1 server proof", sn, cn)})
+
+    def drain(self, conn):
+        """Record frames until the client hangs up."""
+        try:
+            while True:
+                self.received.append(recv_frame(conn)[0])
+        except (EOFError, OSError):
+            pass
+
+
+class FakeServerTest(ClientTest):
+    def setUp(self):
+        with open(self.key) as f:
+            self.raw_key = bytes.fromhex(f.read().strip())
+
+    def run_against(self, script, *args, opts=()):
+        fake = FakeServer(script, self.raw_key)
+        r = self.ferry("exec", "-k", self.key, *opts, fake.address, *(args or ("true",)))
+        fake.join(10 * SLOW)
+        self.assertIsNone(fake.error)
+        return r, fake
+
+    def test_server_without_the_key_is_refused(self):
+        def script(conn, srv):
+            srv.handshake(conn, server_proof="00" * 32)
+            srv.drain(conn)
+        r, fake = self.run_against(script)
+        self.assertStatus(r, 255)
+        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        # not even the command went out
+        self.assertEqual([m["type"] for m in fake.received], ["auth"])
+
+    def test_client_proof_is_the_documented_hmac(self):
+        def script(conn, srv):
+            srv.handshake(conn)             # raises if the proof is wrong
+            req, _ = recv_frame(conn)
+            srv.received.append(req)
+            send_frame(conn, {"type": "stdout"}, b"fine\n")
+            send_frame(conn, {"type": "exit", "status": 0})
+            srv.drain(conn)
+        r, fake = self.run_against(script, "echo", "x", opts=("-n",))
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"fine\n")
+        self.assertEqual(fake.received[1], {"type": "exec", "argv": ["echo", "x"],
+                                            "stdin": False})
+
+    def test_unauthenticated_server_needs_explicit_consent(self):
+        def script(conn, srv):
+            send_frame(conn, {"type": "hello", "version": 1, "auth": "none"})
+            srv.drain(conn)
+        r, fake = self.run_against(script)
+        self.assertStatus(r, 255)
+        self.assertIn(b"--insecure-no-auth", r.stderr)
+        self.assertEqual(fake.received, [])
+
+        def consenting(conn, srv):
+            send_frame(conn, {"type": "hello", "version": 1, "auth": "none"})
+            srv.received.append(recv_frame(conn)[0])
+            send_frame(conn, {"type": "welcome"})
+            srv.received.append(recv_frame(conn)[0])
+            send_frame(conn, {"type": "exit", "status": 5})
+            srv.drain(conn)
+        r, fake = self.run_against(consenting, opts=("--insecure-no-auth",))
+        self.assertStatus(r, 5)
+        self.assertEqual(fake.received[0], {"type": "auth", "version": 1})
+
+    def test_hang_up_without_exit(self):
+        def script(conn, srv):
+            srv.handshake(conn)
+            recv_frame(conn)
+            send_frame(conn, {"type": "stdout"}, b"partial")
+        r, _ = self.run_against(script, opts=("-n",))
+        self.assertStatus(r, 255)
+        self.assertEqual(r.stdout, b"partial")
+        self.assertEqual(r.stderr, b"ferry: connection closed by server\n")
+
+    def test_broken_framing_is_a_protocol_error(self):
+        def script(conn, srv):
+            srv.handshake(conn)
+            recv_frame(conn)
+            conn.sendall(struct.pack("<I", 5) + b"nope!")
+            srv.drain(conn)
+        r, _ = self.run_against(script, opts=("-n",))
+        self.assertStatus(r, 255)
+        self.assertTrue(r.stderr.startswith(b"ferry: protocol error"), r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1)
+
+    def test_signal_exit_and_timeout_mapping(self):
+        for exit_frame, status in (({"signal": 9, "core": False}, 137),
+                                   ({"signal": 15, "core": False, "timeout": True}, 124),
+                                   ({"status": 255}, 255)):
+            def script(conn, srv, exit_frame=exit_frame):
+                srv.handshake(conn)
+                recv_frame(conn)
+                send_frame(conn, dict(exit_frame, type="exit"))
+                srv.drain(conn)
+            r, _ = self.run_against(script, opts=("-n",))
+            self.assertStatus(r, status)
+            self.assertEqual(r.stderr, b"")
+
+
+if __name__ == "__main__":
+    ferrytest.main()
