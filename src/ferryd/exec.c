@@ -681,29 +681,33 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
     leave(e);
 }
 
+/* Watch (FERRY_READABLE) or stop watching (0) the open output pipes. */
+static void output_interest(struct exec *e, unsigned events)
+{
+    for (int i = 0; i < 2; i++) {
+        if (e->out_fd[i] >= 0) {
+            int rc = ferry_loop_modify(e->loop, e->out_fd[i], events);
+
+            if (rc < 0)
+                ferry_log_error("exec: cannot %s reading pid %d: %s", events ? "resume" : "pause",
+                                (int)e->pid, ferry_strerror(rc));
+        }
+    }
+}
+
 void exec_pause_output(struct exec *e)
 {
-    if (e->out_paused)
-        return;
-    e->out_paused = true;
-    for (int i = 0; i < 2; i++)
-        if (e->out_fd[i] >= 0)
-            ferry_loop_modify(e->loop, e->out_fd[i], 0);
+    if (!e->out_paused) {
+        e->out_paused = true;
+        output_interest(e, 0);
+    }
 }
 
 void exec_resume_output(struct exec *e)
 {
-    if (!e->out_paused)
-        return;
-    e->out_paused = false;
-    for (int i = 0; i < 2; i++) {
-        if (e->out_fd[i] >= 0) {
-            int rc = ferry_loop_modify(e->loop, e->out_fd[i], FERRY_READABLE);
-
-            if (rc < 0)
-                ferry_log_error("exec: cannot resume reading pid %d: %s",
-                                (int)e->pid, ferry_strerror(rc));
-        }
+    if (e->out_paused) {
+        e->out_paused = false;
+        output_interest(e, FERRY_READABLE);
     }
 }
 
@@ -1086,6 +1090,7 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
 
     /* Any failure (ENOSYS before Linux 5.3, EPERM under seccomp profiles
      * that predate pidfd_open) falls back to polling, which always works. */
+    rc = 0;
     e->pidfd = open_pidfd(e->pid);
     if (e->pidfd >= 0)
         rc = ferry_loop_add(loop, e->pidfd, FERRY_READABLE, on_pidfd, e);
