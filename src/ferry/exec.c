@@ -173,10 +173,11 @@ int cmd_exec(int argc, char **argv)
             }
             break;
         case OPT_ENV:
-            status = add_env(env, optarg);
-            if (status != 0)
+            r = add_env(env, optarg);
+            if (r != 0) {
+                status = r;
                 goto out;
-            status = FERRY_EXIT_ERROR;
+            }
             break;
         case 'h': usage(stdout); status = 0; goto out;
         case 'V': printf("ferry %s\n", FERRY_VERSION); status = 0; goto out;

@@ -54,7 +54,8 @@ static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 #define N_FORWARDED (sizeof forwarded_signals / sizeof forwarded_signals[0])
 
 /* Written by the handler, read by the loop: the classic self-pipe, as a
- * handler may call write() but nothing that formats or allocates. */
+ * handler may call write() but nothing that formats or allocates.  Made
+ * once and kept for the life of the process (shell runs many commands). */
 static int signal_pipe[2] = { -1, -1 };
 
 static void on_signal(int signo)
@@ -62,10 +63,10 @@ static void on_signal(int signo)
     int saved = errno;
     unsigned char b = (unsigned char)signo;
 
-    /* A full pipe means plenty of signals are already waiting. */
-    if (write(signal_pipe[1], &b, 1) < 0)
-        errno = saved;
-    errno = saved;
+    if (write(signal_pipe[1], &b, 1) < 0) {
+        /* The pipe is full: plenty of signals are already waiting. */
+    }
+    errno = saved;   /* the interrupted code may be about to read errno */
 }
 
 static int signals_install(struct sigaction old[N_FORWARDED])
@@ -206,6 +207,8 @@ static int drain_signals(struct run *run)
 static int forward_stdin(struct run *run)
 {
     ssize_t n = read(STDIN_FILENO, run->stdin_buf, sizeof run->stdin_buf);
+    json_t *h;
+    int r;
 
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return 0;
@@ -219,8 +222,8 @@ static int forward_stdin(struct run *run)
         run->stdin_on = 0;
         return queue_message(run->s, json_pack("{s:s}", "type", MSG_STDIN_EOF));
     }
-    json_t *h = json_pack("{s:s}", "type", MSG_STDIN);
-    int r = queue_frame(run->s, h, run->stdin_buf, (size_t)n);
+    h = json_pack("{s:s}", "type", MSG_STDIN);
+    r = queue_frame(run->s, h, run->stdin_buf, (size_t)n);
 
     json_decref(h);
     return r;
@@ -495,8 +498,12 @@ int run_exec(struct session *s, json_t *request, int stdin_on)
         cli_error("cannot install signal handlers: %s", strerror(-r));
         goto out;
     }
-    if (queue_frame(s, request, NULL, 0) < 0) {
-        cli_error("cannot encode the request (command line too long?)");
+    r = queue_frame(s, request, NULL, 0);
+    if (r == FERRY_EHDR_TOOBIG) {
+        cli_error("the command is too long for one request (%d bytes of JSON at most)",
+                  PROTO_MAX_HEADER);
+    } else if (r < 0) {
+        cli_error("out of memory");
     } else {
         serve(run);
         status = run->status;
