@@ -12,6 +12,7 @@
  */
 #include <ctype.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,39 @@ static void usage(FILE *f)
         FERRY_DEFAULT_PORT);
 }
 
+/* Set by Ctrl-C at the prompt (the signal is not forwarded then: no
+ * command is running). */
+static volatile sig_atomic_t prompt_interrupted;
+
+static void on_prompt_sigint(int signo)
+{
+    (void)signo;
+    prompt_interrupted = 1;
+}
+
+/* Ctrl-C at the prompt abandons the line being typed, as in any shell,
+ * rather than ending the session.  The handler is in place only around
+ * readline(); run.c installs its own, forwarding one, while commands run. */
+static char *read_interactive(void)
+{
+    struct sigaction sa = { .sa_handler = on_prompt_sigint }, old;
+    char *line;
+
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, &old) < 0)
+        return readline(PROMPT);
+    for (;;) {
+        prompt_interrupted = 0;
+        line = readline(PROMPT);
+        if (!prompt_interrupted)
+            break;
+        free(line);
+        fputc('\n', stdout);
+    }
+    sigaction(SIGINT, &old, NULL);
+    return line;
+}
+
 /* The next line, without its newline, or NULL at end of input.  The
  * result is the caller's to free. */
 static char *next_line(struct shell *sh)
@@ -66,7 +100,7 @@ static char *next_line(struct shell *sh)
     ssize_t n;
 
     if (sh->interactive) {
-        char *line = readline(PROMPT);
+        char *line = read_interactive();
 
         if (line && *line)
             add_history(line);
@@ -135,6 +169,9 @@ static int do_command(struct shell *sh, const char *line)
     }
     status = run_exec(sh->s, req, 0);
     json_decref(req);
+    /* The terminal echoed ^C; the next prompt belongs on a line of its own. */
+    if (sh->interactive && status == 128 + SIGINT)
+        fputc('\n', stdout);
     return status;
 }
 
