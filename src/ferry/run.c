@@ -347,9 +347,13 @@ static void on_header(struct run *run, const json_t *h)
     } else if (strcmp(type, MSG_CWD) == 0 && run->awaiting == AWAIT_CWD) {
         const char *path = json_string_value(json_object_get(h, "path"));
 
-        if (!path || !(run->cwd = strdup(path))) {
-            fail(run, !path, path ? "out of memory" : "protocol error: %s: cwd without a path",
-                 run->s->peer);
+        if (!path) {
+            fail(run, 1, "protocol error: %s: cwd without a path", run->s->peer);
+            return;
+        }
+        run->cwd = strdup(path);
+        if (!run->cwd) {
+            fail(run, 0, "out of memory");
             return;
         }
         run->status = 0;
