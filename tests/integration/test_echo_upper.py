@@ -414,17 +414,24 @@ class EchoUpperModel:
     # server-side chunks (64 KiB, 4 KiB) cannot line up by accident.
     BLOCK = bytes((b"the quick brown fox caf\xc3\xa9 \xff jumps " * 2000)[:65521])
 
-    def _send_until_stalled(self, s, total, stall_s):
+    def _send_until_stalled(self, s, total, stall_s, at_least):
         """Send from a repeating BLOCK without reading until the socket stays
-        unwritable for stall_s seconds; returns bytes sent."""
+        unwritable for stall_s seconds (and at_least bytes have gone, so a
+        server that was merely not scheduled for a moment does not count as
+        a stall); returns bytes sent."""
         s.setblocking(False)
         sent = 0
         B = len(self.BLOCK)
         doubled = self.BLOCK * 2
+        deadline = time.monotonic() + 20 * SLOW
         while sent < total:
             _, w, _ = select.select([], [s], [], stall_s)
             if not w:
-                break
+                if sent >= at_least:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError("server stopped reading after %d bytes" % sent)
+                continue
             off = sent % B
             try:
                 sent += s.send(doubled[off:off + min(B, total - sent)])
@@ -466,7 +473,7 @@ class EchoUpperModel:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
-            sent = self._send_until_stalled(s, total, 1.0 * SLOW)
+            sent = self._send_until_stalled(s, total, 1.0 * SLOW, 2 << 20)
             self.assertLess(sent, total, "64 MB went in without the server pushing back")
             peak[0] = max(peak[0], tree_rss_kib(srv))
             stalled_peak = peak[0]
@@ -645,7 +652,7 @@ class EchoUpperModel:
         # comes (it sent 8 MB and read nothing): the server has read and
         # queued at least its high-water mark (1 MiB) of replies.
         slow = self.conn(srv, timeout=30)
-        sent = self._send_until_stalled(slow, 8 << 20, 0.5 * SLOW)
+        sent = self._send_until_stalled(slow, 8 << 20, 0.5 * SLOW, 3 << 19)
         for e in started:
             self.assertTrue(e.wait(30 * SLOW))
         self.assertEqual(errors, [])
@@ -687,13 +694,24 @@ class EchoUpperModel:
     def test_sigint_during_traffic_is_graceful(self):
         self._graceful_stop(signal.SIGINT)
 
-    # Library bug (src/lib/conn.c): a graceful close of a connection with
-    # unread input close()s at once, so the kernel answers with RST and
-    # drops replies still in the socket's send queue.  Remove the decorator
-    # once conn.c does a lingering close (shutdown(SHUT_WR), drain input).
-    @unittest.expectedFailure
+    # A graceful close shuts down our side and drains the peer's unread input
+    # before closing, so the kernel does not answer with RST and drop replies.
     def test_graceful_stop_does_not_reset_a_client_with_unread_input(self):
         self._graceful_stop(signal.SIGTERM, strict_close=True)
+
+    def test_stop_with_a_client_that_never_reads(self):
+        # Replies backed up to a client that never reads must not keep the
+        # server alive past the grace period (5 s by default).
+        srv = self.start()
+        s = self.conn(srv)
+        self._send_until_stalled(s, 8 << 20, 0.5 * SLOW, 3 << 19)
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = srv.proc.wait(timeout=5 + 5 * SLOW)
+        except Exception:   # noqa: BLE001 - report a hang as a failure
+            self.fail("server still running %.1fs after SIGTERM" % (time.monotonic() - t0))
+        self.assertEqual(rc, 0, srv.log[-20:])
 
     # -- descriptors and children --------------------------------------------
 
@@ -846,10 +864,34 @@ class EchoUpperModel:
         return held, closed
 
 
+# Known library bugs, per model: these tests are expected to fail until
+# fixed (an unexpected success fails the run, as a reminder to drop them).
+#   thread: an event-style connection runs its private loop on a *blocking*
+#   socket (acceptor.c accepts with nonblock=0; conn.c
+#   ferry__conn_run_private never sets O_NONBLOCK), so a reply to a client
+#   that does not read blocks the thread in sendmsg(); no timer (idle,
+#   grace) runs and the grace period's force_threads() skips event-style
+#   threads (they forget_fd()), so SIGTERM never ends the server.
+KNOWN_BUGS = {
+    "thread": ["test_stop_with_a_client_that_never_reads"],
+}
+
+def _expected_failure(fn):
+    # A fresh function: expectedFailure marks the object it is given, and
+    # the shared one must stay unmarked for the other models.
+    def wrapper(self):
+        return fn(self)
+    wrapper.__name__ = fn.__name__
+    return unittest.expectedFailure(wrapper)
+
+
 for _name, _args in MODELS.items():
-    _cls = type("EchoUpper_" + _name, (EchoUpperModel, unittest.TestCase), {"ARGS": _args})
+    _ns = {"ARGS": _args}
+    for _t in KNOWN_BUGS.get(_name, []):
+        _ns[_t] = _expected_failure(getattr(EchoUpperModel, _t))
+    _cls = type("EchoUpper_" + _name, (EchoUpperModel, unittest.TestCase), _ns)
     globals()[_cls.__name__] = _cls
-del _cls
+del _cls, _ns
 
 
 # ---- model-independent: command line, and echo_client vs the tutorial --------
