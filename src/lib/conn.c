@@ -13,6 +13,7 @@
 #include "server_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 
 static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *arg);
 static void conn_teardown(struct ferry_conn *c, int reason);
+static void schedule_teardown(struct ferry_conn *c, int reason);
+static void begin_linger(struct ferry_conn *c);
 static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now);
 
 /* ---- the loop a set of event-style connections runs on -------------------- */
@@ -142,7 +145,7 @@ static void update_interest(struct ferry_conn *c)
 
     if (c->closed)
         return;
-    if (reading_enabled(c))
+    if (reading_enabled(c) || c->lingering)
         ev |= FERRY_READABLE;
     if (ferry_buf_len(&c->out) > 0)
         ev |= FERRY_WRITABLE;
@@ -184,7 +187,8 @@ static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now)
     ferry_loop_remove(cl->loop, c->fd);
     ferry_timer_cancel(c->idle_timer);
     ferry_timer_cancel(c->handshake_timer);
-    c->idle_timer = c->handshake_timer = NULL;
+    ferry_timer_cancel(c->linger_timer);
+    c->idle_timer = c->handshake_timer = c->linger_timer = NULL;
 
     if (c->prev)
         c->prev->next = c->next;
@@ -349,6 +353,46 @@ static void conn_read(struct ferry_conn *c)
     }
 }
 
+static void on_linger_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    conn_teardown(arg, 0);
+}
+
+/*
+ * A graceful close, once the output is flushed.  close() on a socket with
+ * unread input makes the kernel answer with RST, which throws away replies
+ * still in flight to the peer; so we only shut down our sending side, read
+ * and discard until the peer closes too (or FERRY_LINGER_MS passes), and
+ * close then.  Safe inside handler callbacks: nothing is freed here.
+ */
+static void begin_linger(struct ferry_conn *c)
+{
+    if (c->lingering || c->closed)
+        return;
+    c->lingering = 1;
+    if (ferry_transport_shutdown_write(c->t) < 0) {
+        schedule_teardown(c, 0);
+        return;
+    }
+    c->linger_timer = ferry_loop_timer(c->cl->loop, FERRY_LINGER_MS, on_linger_timer, c);
+    update_interest(c);
+}
+
+static void linger_drain(struct ferry_conn *c)
+{
+    for (int i = 0; i < FERRY_READS_PER_EVENT; i++) {
+        ssize_t n = ferry_transport_read(c->t, c->cl->read_buf, FERRY_READ_CHUNK);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_teardown(c, 0);
+            return;
+        }
+    }
+}
+
 /* Send what is queued.  Returns 0, or a negative code after tearing down. */
 static int conn_flush(struct ferry_conn *c)
 {
@@ -367,7 +411,7 @@ static int conn_flush(struct ferry_conn *c)
         c->last_activity = ferry_loop_now(c->cl->loop);
     }
     if (ferry_buf_len(&c->out) == 0 && c->closing && !c->teardown_scheduled) {
-        conn_teardown(c, 0);
+        begin_linger(c);
         return 0;
     }
     if (c->write_blocked && ferry_buf_len(&c->out) <= high / 2) {
@@ -392,6 +436,11 @@ static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *a
     (void)loop;
     (void)fd;
 
+    if (c->lingering) {
+        if (events & (FERRY_READABLE | FERRY_HANGUP))
+            linger_drain(c);
+        return;
+    }
     if (events & FERRY_WRITABLE) {
         if (conn_flush(c) < 0 || c->closed)
             return;
@@ -519,8 +568,15 @@ fail:
 void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd, const char *peer)
 {
     struct conn_loop cl;
-    int r = ferry__conn_loop_init(&cl, s);
+    int flags = fcntl(fd, F_GETFL);
+    int r;
 
+    /* The acceptor hands out blocking sockets (for .serve handlers); an
+     * event loop must never block on one. */
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        r = -errno;
+    else
+        r = ferry__conn_loop_init(&cl, s);
     if (r < 0) {
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         close(fd);
@@ -774,7 +830,7 @@ void ferry_conn_close(struct ferry_conn *c)
         return;
     c->closing = 1;
     if (ferry_buf_len(&c->out) == 0)
-        schedule_teardown(c, 0);
+        begin_linger(c);
     else
         update_interest(c);   /* stop reading; conn_flush finishes the close */
 }

@@ -23,6 +23,8 @@
 #define FERRY_READ_CHUNK          (64u * 1024u)
 /* Reads per readiness event, so one busy peer cannot starve the others. */
 #define FERRY_READS_PER_EVENT     4
+/* How long a graceful close waits for the peer to close its side. */
+#define FERRY_LINGER_MS           1000
 /* How long accepting pauses after EMFILE/ENFILE. */
 #define FERRY_EMFILE_BACKOFF_MS   100
 
@@ -82,6 +84,7 @@ struct ferry_conn {
     struct ferry_frame_parser *parser;
     struct ferry_timer *idle_timer;
     struct ferry_timer *handshake_timer;
+    struct ferry_timer *linger_timer;
     uint64_t last_activity;
     unsigned events;               /* interest currently registered */
     unsigned opened : 1;           /* on_open succeeded: on_close is owed */
@@ -91,6 +94,7 @@ struct ferry_conn {
     unsigned closed : 1;           /* torn down; freed by a deferred call */
     unsigned in_callback : 1;
     unsigned teardown_scheduled : 1;
+    unsigned lingering : 1;        /* output flushed, our side shut: draining until the peer closes */
     unsigned resume_scheduled : 1;
     int pending_reason;            /* for a scheduled teardown */
 

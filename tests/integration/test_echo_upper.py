@@ -864,34 +864,10 @@ class EchoUpperModel:
         return held, closed
 
 
-# Known library bugs, per model: these tests are expected to fail until
-# fixed (an unexpected success fails the run, as a reminder to drop them).
-#   thread: an event-style connection runs its private loop on a *blocking*
-#   socket (acceptor.c accepts with nonblock=0; conn.c
-#   ferry__conn_run_private never sets O_NONBLOCK), so a reply to a client
-#   that does not read blocks the thread in sendmsg(); no timer (idle,
-#   grace) runs and the grace period's force_threads() skips event-style
-#   threads (they forget_fd()), so SIGTERM never ends the server.
-KNOWN_BUGS = {
-    "thread": ["test_stop_with_a_client_that_never_reads"],
-}
-
-def _expected_failure(fn):
-    # A fresh function: expectedFailure marks the object it is given, and
-    # the shared one must stay unmarked for the other models.
-    def wrapper(self):
-        return fn(self)
-    wrapper.__name__ = fn.__name__
-    return unittest.expectedFailure(wrapper)
-
-
 for _name, _args in MODELS.items():
-    _ns = {"ARGS": _args}
-    for _t in KNOWN_BUGS.get(_name, []):
-        _ns[_t] = _expected_failure(getattr(EchoUpperModel, _t))
-    _cls = type("EchoUpper_" + _name, (EchoUpperModel, unittest.TestCase), _ns)
+    _cls = type("EchoUpper_" + _name, (EchoUpperModel, unittest.TestCase), {"ARGS": _args})
     globals()[_cls.__name__] = _cls
-del _cls, _ns
+del _cls
 
 
 # ---- model-independent: command line, and echo_client vs the tutorial --------
