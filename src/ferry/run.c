@@ -40,6 +40,7 @@ struct run {
     int done;
     int status;              /* what to exit with once done */
     int stdin_on;            /* still reading and forwarding fd 0 */
+    uint64_t stdin_unacked;  /* stdin bytes sent and not yet acknowledged (the window) */
     int socket_write_dead;   /* the server stopped reading: drop what we send */
     int stdout_err;          /* errno of a failed write to fd 1, output discarded since */
     int stderr_dead;         /* fd 2 failed: stderr output discarded since */
@@ -206,7 +207,9 @@ static int drain_signals(struct run *run)
 /* Read one piece of stdin and queue it (or the end of it). */
 static int forward_stdin(struct run *run)
 {
-    ssize_t n = read(STDIN_FILENO, run->stdin_buf, sizeof run->stdin_buf);
+    /* Never more than the server's window in flight (PROTOCOL.md 2.2). */
+    size_t room = PROTO_STDIN_WINDOW - run->stdin_unacked;
+    ssize_t n = read(STDIN_FILENO, run->stdin_buf, room < sizeof run->stdin_buf ? room : sizeof run->stdin_buf);
     json_t *h;
     int r;
 
@@ -224,6 +227,8 @@ static int forward_stdin(struct run *run)
     }
     h = json_pack("{s:s}", "type", MSG_STDIN);
     r = queue_frame(run->s, h, run->stdin_buf, (size_t)n);
+    if (r == 0)
+        run->stdin_unacked += (uint64_t)n;
 
     json_decref(h);
     return r;
@@ -358,6 +363,14 @@ static void on_header(struct run *run, const json_t *h)
         }
         run->status = 0;
         run->finish_at_end = 1;
+    } else if (strcmp(type, MSG_STDIN_ACK) == 0) {
+        json_int_t n = json_integer_value(json_object_get(h, "bytes"));
+
+        if (n <= 0 || (uint64_t)n > run->stdin_unacked) {
+            fail(run, 1, "protocol error: %s: bad stdin-ack", run->s->peer);
+            return;
+        }
+        run->stdin_unacked -= (uint64_t)n;
     } else if (strcmp(type, MSG_ERROR) == 0) {
         on_error_frame(run, h);
     } else if (strcmp(type, MSG_EXIT) == 0 || strcmp(type, MSG_CWD) == 0) {
@@ -456,7 +469,7 @@ static void serve(struct run *run)
         if (s->out.len > 0)
             pfd[PFD_SOCK].events |= POLLOUT;
         pfd[PFD_SIGNAL] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
-        if (run->stdin_on && s->out.len < RUN_MAX_QUEUED) {
+        if (run->stdin_on && s->out.len < RUN_MAX_QUEUED && run->stdin_unacked < PROTO_STDIN_WINDOW) {
             pfd[PFD_STDIN] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
             nfds = 3;
         }

@@ -26,9 +26,6 @@
 #include "exec.h"
 #include "proto.h"
 
-/* Stop reading the client while this much stdin waits for the command. */
-#define STDIN_HIGH_WATER (1u << 20)
-
 enum session_state { AWAIT_AUTH, READY };
 enum rx_route { RX_NONE, RX_STDIN, RX_DISCARD };
 
@@ -40,7 +37,8 @@ struct session {
     struct exec *exec;          /* the running command, if any */
     char *cwd;                  /* the session's directory; NULL = home */
     enum rx_route rx;           /* where the body of the frame being read goes */
-    int input_paused;           /* we paused the client for stdin backpressure */
+    uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
+    uint64_t stdin_acked;       /* ... and acknowledged with stdin-ack */
     int stop_when_idle;         /* the server is stopping: close after the command */
 };
 
@@ -94,12 +92,19 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     return 0;
 }
 
-static void resume_input(struct session *s)
+/* Acknowledge the stdin the command has consumed (or that was dropped
+ * because it closed its stdin), once a quarter of the window has gone or
+ * everything has: the client then sends more. */
+static int ack_stdin(struct session *s)
 {
-    if (s->input_paused) {
-        s->input_paused = 0;
-        ferry_conn_resume_read(s->c);
-    }
+    uint64_t pending = s->exec ? exec_stdin_pending(s->exec) : 0;
+    uint64_t consumed = s->stdin_received - pending;
+    uint64_t fresh = consumed - s->stdin_acked;
+
+    if (fresh == 0 || (pending > 0 && fresh < PROTO_STDIN_WINDOW / 4))
+        return 0;
+    s->stdin_acked = consumed;
+    return send_msg(s, json_pack("{s:s, s:I}", "type", MSG_STDIN_ACK, "bytes", (json_int_t)fresh));
 }
 
 static void on_exit_cb(void *arg, const struct exec_result *res)
@@ -121,14 +126,13 @@ static void on_exit_cb(void *arg, const struct exec_result *res)
     s->exec = NULL;
     if (s->rx == RX_STDIN)
         s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
-    resume_input(s);
     if (s->stop_when_idle)
         ferry_conn_close(s->c);
 }
 
 static void on_stdin_drained(void *arg)
 {
-    resume_input(arg);
+    ack_stdin(arg);
 }
 
 static const struct exec_ops exec_ops = {
@@ -317,6 +321,7 @@ static int handle_exec(struct session *s, json_t *msg)
         exec_request_free(&q);
         return protocol_error(s, complaint);
     }
+    s->stdin_received = s->stdin_acked = 0;
     r = exec_start(ferry_conn_loop(s->c), &spec, &exec_ops, s, &s->exec, err, sizeof err);
     if (r == 0)
         ferry_log_debug("session %s: started %d: %s", ferry_conn_peer(s->c), (int)exec_pid(s->exec),
@@ -431,15 +436,15 @@ static int on_body(struct session *s, const uint8_t *chunk, size_t len)
 {
     if (s->rx != RX_STDIN || !s->exec)
         return 0;
-    /* -EPIPE: the command no longer reads stdin; its input is dropped. */
+    if (s->stdin_received + len - s->stdin_acked > PROTO_STDIN_WINDOW)
+        return protocol_error(s, "stdin sent past the flow-control window");
+    s->stdin_received += len;
+    /* -EPIPE: the command no longer reads stdin; its input is dropped
+     * (and acknowledged, so the client is not left waiting). */
     int r = exec_write_stdin(s->exec, chunk, len);
     if (r < 0 && r != -EPIPE)
         return r;
-    if (exec_stdin_pending(s->exec) > STDIN_HIGH_WATER && !s->input_paused) {
-        s->input_paused = 1;
-        ferry_conn_pause_read(s->c);
-    }
-    return 0;
+    return ack_stdin(s);
 }
 
 static int session_on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)

@@ -17,6 +17,11 @@
 #define PROTO_MAX_HEADER         (64 * 1024)
 /* Largest stdin/stdout/stderr chunk in one frame. */
 #define PROTO_MAX_CHUNK          (256 * 1024)
+/* stdin flow control: a client may have at most this many stdin bytes
+ * sent and not yet acknowledged by stdin-ack.  The server never has to
+ * stop reading the connection for a slow command, so signals and a
+ * vanished client are always noticed. */
+#define PROTO_STDIN_WINDOW       (1024 * 1024)
 #define PROTO_MAX_ARGS           4096
 #define PROTO_AUTH_TIMEOUT_MS    10000
 
@@ -27,6 +32,7 @@
 #define MSG_STDERR   "stderr"    /* body: command error output */
 #define MSG_EXIT     "exit"      /* {status} | {signal, core}; "timeout": true when --timeout fired */
 #define MSG_CWD      "cwd"       /* {path}: answer to chdir */
+#define MSG_STDIN_ACK "stdin-ack" /* {bytes}: that much stdin was consumed; the window reopens */
 #define MSG_ERROR    "error"     /* {code, message} */
 
 /* client -> server */
