@@ -2,13 +2,14 @@
 # the README names; everything else is a convenience around CMake.
 #
 #   make            build everything into build/ (programs in build/bin/)
-#   make run        build, then run the project's main job in the foreground
+#   make run        build, then start ferryd in the foreground (scripts/run.sh)
 #   make test       build and run every test
 #   make test-asan  the whole suite under ASan+UBSan  (build-asan/)
 #   make test-tsan  the whole suite under TSan        (build-tsan/)
 #   make fuzz       build the libFuzzer harnesses and run a short smoke
 #   make clean
 
+MAKEFLAGS += --no-print-directory
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST  := ctest --output-on-failure --timeout 300 -j $(JOBS)
 CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null

@@ -1,14 +1,26 @@
 #!/bin/sh
-# run.sh - what `make run` starts.  Until ferryd exists this is the
-# echo_upper server on 127.0.0.1, with a client talking to it once so you
-# see it work, then the server in the foreground (Ctrl-C stops it).
+# run.sh - what `make run` starts: ferryd in the foreground on 127.0.0.1:7171,
+# serving at once.  On first run it creates the shared key at ferry's
+# default path (~/.config/ferry/key), so the ferry client finds it without
+# options; the daemon runs commands in your home directory as you.
 set -eu
-bin="$(dirname "$0")/../build/bin"
-addr="${FERRY_RUN_ADDR:-127.0.0.1:8080}"
-"$bin/echo_upper" --listen "$addr" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM
-# wait for readiness: the client retries connecting for a few seconds
-echo "hello from make run" | "$bin/echo_client" --wait 5 "$addr"
-echo "echo_upper is serving on $addr (try: build/bin/echo_client $addr). Ctrl-C stops it."
-wait $server
+bin="$(cd "$(dirname "$0")/../build/bin" && pwd)"
+addr="${FERRY_RUN_ADDR:-127.0.0.1:7171}"
+key="${FERRY_KEY_FILE:-${XDG_CONFIG_HOME:-$HOME/.config}/ferry/key}"
+
+if [ ! -e "$key" ]; then
+    "$bin/ferry" keygen "$key" >/dev/null
+    echo "make run: created a new key: $key"
+fi
+
+cat <<EOT
+make run: ferryd is starting on $addr (key: $key). In another terminal, try:
+
+    build/bin/ferry exec $addr uname -a
+    build/bin/ferry exec $addr 'ls -l | head -5'
+    printf 'b\na\n' | build/bin/ferry exec $addr -- sort
+    build/bin/ferry shell $addr
+
+Ctrl-C stops the daemon.
+EOT
+exec "$bin/ferryd" --listen "$addr" --key-file "$key"
