@@ -156,12 +156,8 @@ static void usage(FILE *f)
         "  -k, --key-file FILE      the shared key: the file's exact bytes (required)\n"
         "  -d, --digest NAME        sha256 (default) or md5 (the tutorial's Python default)\n"
         "  -l, --listen ADDR        endpoint: HOST:PORT, [V6]:PORT or unix:/PATH (default " DEFAULT_LISTEN ")\n"
-        "  -m, --model MODEL        event (default), thread or fork\n"
-        "  -w, --workers N          event model: loop threads (default 1)\n"
         "      --auth-timeout S     close clients that have not answered in S seconds (default 10)\n"
-        "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
-        "      --max-conns N        concurrent connections (default 1024)\n"
-        "  -v, --verbose            log every connection\n"
+        CLI_SERVER_USAGE
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n");
 }
@@ -172,12 +168,8 @@ int main(int argc, char **argv)
         { "key-file", required_argument, NULL, 'k' },
         { "digest", required_argument, NULL, 'd' },
         { "listen", required_argument, NULL, 'l' },
-        { "model", required_argument, NULL, 'm' },
-        { "workers", required_argument, NULL, 'w' },
         { "auth-timeout", required_argument, NULL, 'A' },
-        { "idle-timeout", required_argument, NULL, 'I' },
-        { "max-conns", required_argument, NULL, 'C' },
-        { "verbose", no_argument, NULL, 'v' },
+        CLI_SERVER_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -199,7 +191,12 @@ int main(int argc, char **argv)
     long n;
 
     ferry_log_set_ident("auth_echo");
-    while ((opt = getopt_long(argc, argv, "k:d:l:m:w:vhV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "k:d:l:hV" CLI_SERVER_SHORTOPTS, longopts, NULL)) != -1) {
+        int used = cli_server_option("auth_echo", opt, optarg, &opts);
+        if (used < 0)
+            return 2;
+        if (used)
+            continue;
         switch (opt) {
         case 'k': key_file = optarg; break;
         case 'd':
@@ -209,33 +206,11 @@ int main(int argc, char **argv)
             }
             break;
         case 'l': listen = optarg; break;
-        case 'm':
-            if (ferry_model_parse(optarg, &opts.model) < 0) {
-                fprintf(stderr, "auth_echo: unknown model '%s' (event, thread or fork)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (cli_int("auth_echo", "--workers", optarg, 1, 256, &n) < 0)
-                return 2;
-            opts.workers = (int)n;
-            break;
         case 'A':
             if (cli_int("auth_echo", "--auth-timeout", optarg, 1, 3600, &n) < 0)
                 return 2;
             opts.handshake_timeout_ms = (int)n * 1000;
             break;
-        case 'I':
-            if (cli_int("auth_echo", "--idle-timeout", optarg, 1, 86400, &n) < 0)
-                return 2;
-            opts.idle_timeout_ms = (int)n * 1000;
-            break;
-        case 'C':
-            if (cli_int("auth_echo", "--max-conns", optarg, 1, 1000000, &n) < 0)
-                return 2;
-            opts.max_conns = (int)n;
-            break;
-        case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("auth_echo (ferry) %s\n", FERRY_VERSION); return 0;
         default: usage(stderr); return 2;

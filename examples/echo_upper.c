@@ -60,27 +60,19 @@ static void usage(FILE *f)
         "usage: echo_upper [OPTIONS]\n"
         "Echo every chunk a client sends back upper-cased (TCP, or UDP with --udp).\n"
         "\n"
-        "  -l, --listen ADDR      endpoint: HOST:PORT, [V6]:PORT or unix:/PATH (default " DEFAULT_LISTEN ")\n"
-        "  -m, --model MODEL      event (default), thread or fork\n"
-        "  -w, --workers N        event model: loop threads (default 1)\n"
-        "  -u, --udp              serve the UDP echo instead of TCP\n"
-        "      --max-conns N      concurrent connections (default 1024)\n"
-        "      --idle-timeout S   close connections silent for S seconds (default: never)\n"
-        "  -v, --verbose          log every connection\n"
-        "  -h, --help             show this help\n"
-        "  -V, --version          show the version\n");
+        "  -l, --listen ADDR        endpoint: HOST:PORT, [V6]:PORT or unix:/PATH (default " DEFAULT_LISTEN ")\n"
+        "  -u, --udp                serve the UDP echo instead of TCP\n"
+        CLI_SERVER_USAGE
+        "  -h, --help               show this help\n"
+        "  -V, --version            show the version\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
-        { "model", required_argument, NULL, 'm' },
-        { "workers", required_argument, NULL, 'w' },
         { "udp", no_argument, NULL, 'u' },
-        { "max-conns", required_argument, NULL, 'C' },
-        { "idle-timeout", required_argument, NULL, 'I' },
-        { "verbose", no_argument, NULL, 'v' },
+        CLI_SERVER_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -90,35 +82,17 @@ int main(int argc, char **argv)
     struct ferry_server *s = NULL;
     const char *listen = DEFAULT_LISTEN;
     int udp = 0, opt, r;
-    long n;
 
     ferry_log_set_ident("echo_upper");
-    while ((opt = getopt_long(argc, argv, "l:m:w:uvhV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:uhV" CLI_SERVER_SHORTOPTS, longopts, NULL)) != -1) {
+        int used = cli_server_option("echo_upper", opt, optarg, &opts);
+        if (used < 0)
+            return 2;
+        if (used)
+            continue;
         switch (opt) {
         case 'l': listen = optarg; break;
-        case 'm':
-            if (ferry_model_parse(optarg, &opts.model) < 0) {
-                fprintf(stderr, "echo_upper: unknown model '%s' (event, thread or fork)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (cli_int("echo_upper", "--workers", optarg, 1, 256, &n) < 0)
-                return 2;
-            opts.workers = (int)n;
-            break;
         case 'u': udp = 1; break;
-        case 'C':
-            if (cli_int("echo_upper", "--max-conns", optarg, 1, 1000000, &n) < 0)
-                return 2;
-            opts.max_conns = (int)n;
-            break;
-        case 'I':
-            if (cli_int("echo_upper", "--idle-timeout", optarg, 1, 86400, &n) < 0)
-                return 2;
-            opts.idle_timeout_ms = (int)n * 1000;
-            break;
-        case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("echo_upper (ferry) %s\n", FERRY_VERSION); return 0;
         default: usage(stderr); return 2;

@@ -164,12 +164,8 @@ static void usage(FILE *f)
         "header and body.  Bodies stream through; any declared size is fine.\n"
         "\n"
         "  -l, --listen ADDR        endpoint: HOST:PORT, [V6]:PORT or unix:/PATH (default " DEFAULT_LISTEN ")\n"
-        "  -m, --model MODEL        event (default), thread or fork\n"
-        "  -w, --workers N          event model: loop threads (default 1)\n"
         "      --max-header BYTES   largest accepted JSON header (default 65536)\n"
-        "      --max-conns N        concurrent connections (default 1024)\n"
-        "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
-        "  -v, --verbose            log every connection\n"
+        CLI_SERVER_USAGE
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n");
 }
@@ -178,12 +174,8 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
-        { "model", required_argument, NULL, 'm' },
-        { "workers", required_argument, NULL, 'w' },
         { "max-header", required_argument, NULL, 'H' },
-        { "max-conns", required_argument, NULL, 'C' },
-        { "idle-timeout", required_argument, NULL, 'I' },
-        { "verbose", no_argument, NULL, 'v' },
+        CLI_SERVER_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -201,37 +193,20 @@ int main(int argc, char **argv)
     long n;
 
     ferry_log_set_ident("frame_echo");
-    while ((opt = getopt_long(argc, argv, "l:m:w:vhV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:hV" CLI_SERVER_SHORTOPTS, longopts, NULL)) != -1) {
+        int used = cli_server_option("frame_echo", opt, optarg, &opts);
+        if (used < 0)
+            return 2;
+        if (used)
+            continue;
         switch (opt) {
         case 'l': listen = optarg; break;
-        case 'm':
-            if (ferry_model_parse(optarg, &opts.model) < 0) {
-                fprintf(stderr, "frame_echo: unknown model '%s' (event, thread or fork)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (cli_int("frame_echo", "--workers", optarg, 1, 256, &n) < 0)
-                return 2;
-            opts.workers = (int)n;
-            break;
         case 'H':
             /* The parser holds up to this much per connection: keep it sane. */
             if (cli_int("frame_echo", "--max-header", optarg, 2, 16L * 1024 * 1024, &n) < 0)
                 return 2;
             opts.frame_limits.max_header = (uint32_t)n;
             break;
-        case 'C':
-            if (cli_int("frame_echo", "--max-conns", optarg, 1, 1000000, &n) < 0)
-                return 2;
-            opts.max_conns = (int)n;
-            break;
-        case 'I':
-            if (cli_int("frame_echo", "--idle-timeout", optarg, 1, 86400, &n) < 0)
-                return 2;
-            opts.idle_timeout_ms = (int)n * 1000;
-            break;
-        case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("frame_echo (ferry) %s\n", FERRY_VERSION); return 0;
         default: usage(stderr); return 2;
