@@ -1,0 +1,974 @@
+"""ferryd, the daemon: every behaviour of issue 3 ("Behaviour that must hold"
+and "Classic mode") with real processes, in the event and the fork model.
+
+ferryd is driven two ways: through our own `ferry` client (end to end), and
+through a small independent implementation of the session protocol written
+here from docs/PROTOCOL.md (handshake with hmac/hashlib, frames with struct)
+for what only the protocol level can show: nonces, proofs, replays, frame
+arrival times, bad input.  The client's own behaviour (usage, key
+resolution, shell) is test_ferry_client.py's business.
+
+Nothing sleeps to synchronise: readiness comes from log lines and sockets,
+and process state from /proc polled against a deadline.
+"""
+import hashlib
+import hmac
+import json
+import os
+import pwd
+import re
+import select
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ferrytest as ft  # noqa: E402
+from ferrytest import SLOW, SANITIZED, recv_exact  # noqa: E402
+
+FERRY = ft.binary("ferry")
+FERRYD = ft.binary("ferryd")
+ASAN = "address" in (os.environ.get("FERRY_SANITIZE") or "")
+
+MODELS = {
+    "event": ["--model", "event"],
+    "fork": ["--model", "fork"],
+}
+
+CLIENT_LABEL = b"ferry-v1 client proof"
+SERVER_LABEL = b"ferry-v1 server proof"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
+# A canary in ferryd's own environment: commands must not see it.
+CANARY = "FERRYD_TEST_CANARY"
+
+
+# ---- small helpers ------------------------------------------------------------
+
+def write_key(path, raw=None, mode=0o600):
+    raw = raw or os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(raw.hex() + "\n")
+    os.chmod(path, mode)
+    return raw
+
+
+def proof(key, label, sn, cn):
+    return hmac.new(key, label + b"\x00" + sn + cn, hashlib.sha256).hexdigest()
+
+
+def wait_until(pred, timeout, what, interval=0.01, scale=True):
+    """Poll pred() until true or the deadline passes; returns pred()'s value."""
+    deadline = time.monotonic() + timeout * (SLOW if scale else 1)
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out (%.1f s) waiting for %s" % (timeout, what))
+        # A bounded pause between polls of /proc; not synchronisation.
+        select.select([], [], [], interval)
+
+
+def stat_fields(pid):
+    """Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, ...],
+    or None when the process does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def gone(pid):
+    """The process has ended: no longer exists, or is a zombie (dead, only
+    waiting for its parent to collect it: checked separately)."""
+    f = stat_fields(pid)
+    return f is None or f[0] in ("Z", "X")
+
+
+def all_procs():
+    """{pid: (state, ppid, pgrp)} for every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            f = stat_fields(int(entry))
+            if f:
+                out[int(entry)] = (f[0], int(f[1]), int(f[2]))
+    return out
+
+
+def descendants(pid, procs=None):
+    procs = procs or all_procs()
+    kids = {}
+    for p, (_, ppid, _) in procs.items():
+        kids.setdefault(ppid, []).append(p)
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def group_alive(pgid):
+    """Live (non-zombie) processes of a process group."""
+    return [p for p, (st, _, g) in all_procs().items() if g == pgid and st not in ("Z", "X")]
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def closed_by_peer(sock, timeout):
+    """Read (and drop) until the peer closes; True if it did within timeout."""
+    sock.settimeout(timeout * SLOW)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return False
+    return True
+
+
+# ---- an independent client of the session protocol (docs/PROTOCOL.md, 2) -----
+
+class Session:
+    """One connection to ferryd, spoken frame by frame."""
+
+    def __init__(self, hostport, timeout=10):
+        self.sock = socket.create_connection(hostport, timeout=timeout * SLOW)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sn = None
+
+    def close(self):
+        self.sock.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, header, body=b""):
+        if body:
+            header = dict(header, size=len(body))
+        self.send_raw(ft.frame(json.dumps(header, separators=(",", ":")).encode(), body))
+
+    def recv(self):
+        """(header, body, arrival time) of the next frame; EOFError at the end."""
+        try:
+            (n,) = struct.unpack("<I", recv_exact(self.sock, 4))
+            header = json.loads(recv_exact(self.sock, n))
+            body = recv_exact(self.sock, header.get("size", 0)) if header.get("size") else b""
+        except ConnectionResetError as e:
+            raise EOFError("connection reset") from e
+        return header, body, time.monotonic()
+
+    def hello(self):
+        h, body, _ = self.recv()
+        assert h.get("type") == "hello", h
+        assert body == b""
+        if "nonce" in h:
+            self.sn = bytes.fromhex(h["nonce"])
+        return h
+
+    def auth_message(self, key, cn=None):
+        cn = cn or os.urandom(32)
+        return {"type": "auth", "version": 1, "nonce": cn.hex(),
+                "proof": proof(key, CLIENT_LABEL, self.sn, cn)}
+
+    def login(self, key):
+        """Handshake; checks the server's proof.  Returns self."""
+        self.hello()
+        msg = self.auth_message(key)
+        self.send(msg)
+        h, _, _ = self.recv()
+        assert h.get("type") == "welcome", h
+        want = proof(key, SERVER_LABEL, self.sn, bytes.fromhex(msg["nonce"]))
+        assert hmac.compare_digest(h.get("proof", ""), want), "bad server proof %r" % h
+        return self
+
+    def run(self, request, stdin=None):
+        """Send an exec (request: dict of extra members) and collect until
+        exit, or until an error that ends the request.  Returns a dict with
+        out, err, exit (header or None), errors, frames [(type, body, t)]."""
+        self.send(dict({"type": "exec"}, **request))
+        if stdin is not None:
+            # Small inputs only: well inside the 1 MiB window.
+            assert len(stdin) < (1 << 20)
+            for i in range(0, len(stdin), 65536):
+                self.send({"type": "stdin"}, stdin[i:i + 65536])
+            self.send({"type": "stdin-eof"})
+        res = {"out": b"", "err": b"", "exit": None, "errors": [], "frames": []}
+        while True:
+            h, body, t = self.recv()
+            res["frames"].append((h["type"], body, t))
+            if h["type"] == "stdout":
+                res["out"] += body
+            elif h["type"] == "stderr":
+                res["err"] += body
+            elif h["type"] == "exit":
+                res["exit"] = h
+                return res
+            elif h["type"] == "error":
+                res["errors"].append(h)
+                if h.get("code") != "spawn":
+                    return res
+
+
+def classic_tutorial_client(hostport, cmds):
+    """Seed 000's client, faithfully (input() replaced by the list, print()
+    by collecting the bytes it would decode).  Returns [(bytes, seconds)]."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.settimeout(60 * SLOW)      # the tutorial has none: a hang fails, not wedges
+    client.connect(hostport)
+    out = []
+    for cmd in cmds:
+        cmd = cmd.strip()
+        if not cmd:
+            continue
+        t0 = time.monotonic()
+        client.send(cmd.encode('utf-8'))
+        obj = client.recv(4)
+        header_size = struct.unpack('i', obj)[0]
+        header_bytes = client.recv(header_size)
+        header_json = header_bytes.decode('utf-8')
+        header_dic = json.loads(header_json)
+        total_size = header_dic['total_size']
+        recv_size = 0
+        res = b''
+        while recv_size < total_size:
+            recv_data = client.recv(1024)
+            res += recv_data
+            recv_size += len(recv_data)
+        out.append((res, time.monotonic() - t0))
+    client.close()
+    return out
+
+
+# ---- the tests, once per model ------------------------------------------------
+
+class FerrydModel:
+    """Mixed into one TestCase per model; ARGS selects the model.  One ferryd
+    per class; tests that need their own options start their own."""
+
+    ARGS = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ferryd-test-")
+        cls.dir = cls.tmp.name
+        cls.key_path = os.path.join(cls.dir, "key")
+        cls.key = write_key(cls.key_path)
+        cls.wrong_key_path = os.path.join(cls.dir, "wrong-key")
+        cls.wrong_key = write_key(cls.wrong_key_path)
+        cls.home = os.path.join(cls.dir, "home")
+        os.mkdir(cls.home)
+        env = dict(os.environ, **{CANARY: "leaked"})
+        cls.srv = ft.start_server("ferryd", "--listen", "127.0.0.1:0", "--key-file", cls.key_path,
+                                  *cls.ARGS, env=env)
+        cls.host = cls.srv.addr()
+        cls.hostport = cls.srv.hostport()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.marker = os.path.join(self.dir, "marker-" + self.id().rsplit(".", 1)[1])
+        if os.path.exists(self.marker):
+            os.unlink(self.marker)
+
+    def tearDown(self):
+        self.assert_healthy(self.srv)
+
+    def assert_healthy(self, srv):
+        self.assertIsNone(srv.proc.poll(), "ferryd died: %s" % srv.log[-20:])
+        bad = [l for l in srv.log if SANITIZER_RX.search(l)]
+        self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def own_server(self, *extra, key=True, endpoints=1):
+        args = ["--listen", "127.0.0.1:0"] + (["--key-file", self.key_path] if key else [])
+        srv = ft.start_server("ferryd", *args, *self.ARGS, *extra, endpoints=endpoints)
+        self.addCleanup(self.assert_no_sanitizer_report, srv)
+        self.addCleanup(srv.kill)
+        return srv
+
+    def assert_no_sanitizer_report(self, srv):
+        bad = [l for l in srv.log if SANITIZER_RX.search(l)]
+        self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
+
+    def session(self, hostport=None, login=True):
+        s = Session(hostport or self.hostport)
+        self.addCleanup(s.close)
+        if login:
+            s.login(self.key)
+        return s
+
+    def client_env(self):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
+               "LANG": "C.UTF-8"}
+        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    def ferry_args(self, *cmd, opts=(), key=None, host=None):
+        return [FERRY, "exec", "-k", key or self.key_path, *opts, host or self.host, *cmd]
+
+    def ferry(self, *cmd, opts=(), key=None, host=None, input=b"", timeout=30):
+        """Run `ferry exec` to completion; returns (CompletedProcess, seconds)."""
+        t0 = time.monotonic()
+        r = subprocess.run(self.ferry_args(*cmd, opts=opts, key=key, host=host), input=input,
+                           capture_output=True, env=self.client_env(), timeout=timeout * SLOW)
+        return r, time.monotonic() - t0
+
+    def popen(self, *cmd, opts=(), host=None, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE):
+        p = subprocess.Popen(self.ferry_args(*cmd, opts=opts, host=host), stdin=stdin,
+                             stdout=subprocess.PIPE, stderr=stderr, env=self.client_env())
+
+        def cleanup():
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+        self.addCleanup(cleanup)
+        return p
+
+    def assertStatus(self, r, status):
+        self.assertEqual(r.returncode, status, "stdout %r stderr %r" % (r.stdout[:300], r.stderr))
+
+    def assert_no_marker(self):
+        self.assertFalse(os.path.exists(self.marker), "a command ran that must not have")
+
+    def assert_marker_absent_settled(self, srv=None):
+        """Nothing ran: the marker is absent, and ferryd (of whichever model)
+        has no command running that could still create it."""
+        srv = srv or self.srv
+        wait_until(lambda: not [p for p in descendants(srv.pid) if comm(p) != "ferryd"],
+                   5, "ferryd to have no command running")
+        self.assert_no_marker()
+
+    def wait_idle_fds(self, srv, idle):
+        wait_until(lambda: srv.fd_count() == idle, 5,
+                   "ferryd's descriptors back to %d (now %d)" % (idle, srv.fd_count()))
+
+    def assert_no_zombies(self, srv):
+        def none():
+            procs = all_procs()
+            return not [p for p in descendants(srv.pid, procs) if procs[p][0] == "Z"]
+        wait_until(none, 5, "no zombie among ferryd's descendants")
+
+    def expect_protocol_error(self, s, code="protocol"):
+        """The next frames (a hello aside) are one error with `code`, then
+        the connection closes."""
+        while True:
+            h, _, _ = s.recv()
+            if h["type"] != "hello":
+                break
+        self.assertEqual(h["type"], "error", h)
+        self.assertEqual(h.get("code"), code, h)
+        self.assertTrue(h.get("message"), h)
+        self.assertTrue(closed_by_peer(s.sock, 5), "connection not closed after the error")
+        return h
+
+    # -- authentication before anything -----------------------------------------
+
+    def test_hello_carries_a_fresh_nonce(self):
+        a, b = self.session(login=False), self.session(login=False)
+        ha, hb = a.hello(), b.hello()
+        for h in (ha, hb):
+            self.assertEqual(h["version"], 1)
+            self.assertEqual(h["auth"], "hmac-sha256")
+            self.assertRegex(h["nonce"], HEX64)
+            self.assertTrue(h.get("server", "").startswith("ferryd "), h)
+        self.assertNotEqual(ha["nonce"], hb["nonce"])
+
+    def test_correct_proof_is_welcomed_with_a_verified_server_proof(self):
+        s = self.session(login=False)
+        s.login(self.key)    # checks the server's proof against our own HMAC
+        r = s.run({"argv": ["echo", "in"]})
+        self.assertEqual(r["out"], b"in\n")
+
+    def test_wrong_key_gets_auth_error_then_close(self):
+        s = self.session(login=False)
+        s.hello()
+        msg = s.auth_message(self.wrong_key)
+        s.send(msg)
+        # Pipelined after the auth: must never run.
+        s.send({"type": "exec", "argv": ["touch", self.marker]})
+        h = self.expect_protocol_error(s, code="auth")
+        self.assertEqual(h["message"], "authentication failed")
+        self.assert_marker_absent_settled()
+
+    def test_ferry_with_wrong_key_fails_and_runs_nothing(self):
+        r, _ = self.ferry("touch", self.marker, key=self.wrong_key_path)
+        self.assertStatus(r, 255)
+        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        self.assertEqual(r.stdout, b"")
+        self.assert_marker_absent_settled()
+        self.srv.wait_for_log("authentication failed")
+
+    def test_replayed_transcript_fails(self):
+        one = self.session(login=False)
+        one.hello()
+        recorded = one.auth_message(self.key)
+        one.send(recorded)
+        self.assertEqual(one.recv()[0]["type"], "welcome")
+        two = self.session(login=False)
+        two.hello()
+        self.assertNotEqual(two.sn, one.sn)
+        two.send(recorded)                                    # the very same bytes
+        two.send({"type": "exec", "argv": ["touch", self.marker]})
+        self.expect_protocol_error(two, code="auth")
+        self.assert_marker_absent_settled()
+        # The original session is unaffected.
+        self.assertEqual(one.run({"shell": "echo still"})["out"], b"still\n")
+
+    def test_exec_before_auth_is_a_protocol_error(self):
+        s = self.session(login=False)
+        s.hello()
+        s.send({"type": "exec", "argv": ["touch", self.marker]})
+        self.expect_protocol_error(s)
+        self.assert_marker_absent_settled()
+
+    def test_unauthenticated_connection_closed_after_auth_timeout(self):
+        srv = self.own_server("--auth-timeout", "1")
+        idle = self.session(srv.hostport(), login=False)
+        t0 = time.monotonic()
+        idle.hello()
+        # An authenticated connection that stays silent is not affected.
+        authed = self.session(srv.hostport())
+        self.assertTrue(closed_by_peer(idle.sock, 5), "not closed after --auth-timeout 1")
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 3 * SLOW)
+        self.assertEqual(authed.run({"argv": ["echo", "ok"]})["out"], b"ok\n")
+
+    def test_insecure_no_auth_on_loopback(self):
+        srv = self.own_server("--insecure-no-auth", key=False)
+        srv.wait_for_log("authentication is OFF")
+        s = self.session(srv.hostport(), login=False)
+        h = s.hello()
+        self.assertEqual(h["auth"], "none")
+        self.assertNotIn("nonce", h)
+        r, _ = self.ferry("echo", "open", opts=("--insecure-no-auth",), host=srv.addr())
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"open\n")
+        # A normal ferry refuses the downgrade and sends no command.
+        r, _ = self.ferry("touch", self.marker, host=srv.addr())
+        self.assertStatus(r, 255)
+        self.assertIn(b"without authentication", r.stderr)
+        self.assert_marker_absent_settled(srv)
+
+    # -- streaming ---------------------------------------------------------------
+
+    def test_output_arrives_as_produced(self):
+        s = self.session()
+        r = s.run({"argv": ["sh", "-c", "echo a; sleep 1; echo b"]})
+        self.assertEqual(r["out"], b"a\nb\n")
+        self.assertEqual(r["exit"], {"type": "exit", "status": 0})
+        t_a = next(t for typ, body, t in r["frames"] if typ == "stdout" and b"a" in body)
+        t_b = next(t for typ, body, t in r["frames"] if typ == "stdout" and b"b" in body)
+        self.assertGreater(t_b - t_a, 0.8, "stdout was not streamed: %r" % r["frames"])
+
+    def test_stdout_and_stderr_stay_apart(self):
+        s = self.session()
+        r = s.run({"shell": "echo out1; echo err1 >&2; echo out2; echo err2 >&2"})
+        self.assertEqual(r["out"], b"out1\nout2\n")
+        self.assertEqual(r["err"], b"err1\nerr2\n")
+        for typ, body, _ in r["frames"]:
+            if typ == "stdout":
+                self.assertNotIn(b"err", body)
+            if typ == "stderr":
+                self.assertNotIn(b"out", body)
+
+    def ferryd_rss_kib(self):
+        """The largest RSS among ferryd's own processes (the daemon, and in
+        the fork model its connection processes)."""
+        pids = [self.srv.pid] + [p for p in descendants(self.srv.pid) if comm(p) == "ferryd"]
+        return max(rss_kib(p) for p in pids)
+
+    def test_2g_of_output_intact_in_bounded_memory(self):
+        size = (2 << 30) if not SANITIZED else (256 << 20)
+        p = self.popen("head", "-c", str(size), "/dev/zero")
+        try:
+            import fcntl
+            fcntl.fcntl(p.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        except (ImportError, AttributeError, OSError):
+            pass
+        got, digest, fd = 0, hashlib.sha256(), p.stdout.fileno()
+        peak_ferry = peak_ferryd = 0
+        next_sample = 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            digest.update(chunk)
+            got += len(chunk)
+            if got >= next_sample:
+                next_sample += 16 << 20
+                peak_ferry = max(peak_ferry, rss_kib(p.pid))
+                peak_ferryd = max(peak_ferryd, self.ferryd_rss_kib())
+        self.assertEqual(p.wait(timeout=30 * SLOW), 0, p.stderr.read())
+        self.assertEqual(got, size)
+        want, zeros = hashlib.sha256(), bytes(1 << 24)
+        for _ in range(size >> 24):
+            want.update(zeros)
+        self.assertEqual(digest.hexdigest(), want.hexdigest())
+        if not ASAN:
+            self.assertLess(peak_ferry, 32 * 1024, "ferry's RSS in KiB")
+            self.assertLess(peak_ferryd, 32 * 1024, "ferryd's RSS in KiB")
+
+    # -- exit status --------------------------------------------------------------
+
+    def test_exit_status_passes_through(self):
+        r, _ = self.ferry("exit 3")
+        self.assertStatus(r, 3)
+        self.assertEqual(self.session().run({"shell": "exit 3"})["exit"],
+                         {"type": "exit", "status": 3})
+
+    def test_killed_by_signal_is_128_plus_n(self):
+        r, _ = self.ferry("sh", "-c", "kill -TERM $$")
+        self.assertStatus(r, 143)
+        self.assertEqual(self.session().run({"argv": ["sh", "-c", "kill -TERM $$"]})["exit"],
+                         {"type": "exit", "signal": 15, "core": False})
+
+    def test_commands_without_output_return_at_once(self):
+        limit = 0.5 if not SANITIZED else 2.0
+        for cmd in (["true"], ["cd /tmp"]):
+            r, elapsed = self.ferry(*cmd)
+            self.assertStatus(r, 0)
+            self.assertEqual((r.stdout, r.stderr), (b"", b""))
+            self.assertLess(elapsed, limit, "%s took %.2f s" % (cmd, elapsed))
+        s = self.session()
+        t0 = time.monotonic()
+        r = s.run({"shell": "cd /tmp"})
+        self.assertLess(time.monotonic() - t0, limit)
+        self.assertEqual([f[0] for f in r["frames"]], ["exit"])
+        self.assertEqual(r["exit"]["status"], 0)
+
+    # -- never-ending commands ----------------------------------------------------
+
+    def test_sigint_stops_a_never_ending_command(self):
+        p = self.popen("sh", "-c", "echo $$; exec yes")
+        pid = int(p.stdout.readline())
+        self.assertEqual(len(p.stdout.read(1 << 20)), 1 << 20)
+        self.assertFalse(gone(pid), "yes ended on its own")
+        p.send_signal(signal.SIGINT)
+        while p.stdout.read(1 << 16):
+            pass
+        self.assertEqual(p.wait(timeout=10 * SLOW), 130)
+        wait_until(lambda: gone(pid), 2, "the remote yes to end")
+
+    def test_timeout_kills_and_exits_124(self):
+        t0 = time.monotonic()
+        p = self.popen("sh", "-c", "echo $$; exec sleep 100", opts=("--timeout", "1"))
+        pid = int(p.stdout.readline())
+        self.assertEqual(p.wait(timeout=10 * SLOW), 124)
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, 0.9)
+        self.assertLess(elapsed, 1 + 2 * SLOW)
+        wait_until(lambda: gone(pid), 2, "the sleep to end")
+        # On the wire: the exit says the timeout did it.
+        r = self.session().run({"argv": ["sleep", "100"], "timeout": 0.2})
+        self.assertEqual(r["exit"], {"type": "exit", "signal": 15, "core": False, "timeout": True})
+
+    def test_timeout_kills_a_command_ignoring_term_after_the_grace(self):
+        t0 = time.monotonic()
+        p = self.popen("sh", "-c", 'trap "" TERM; sleep 100 & echo $$ $!; wait',
+                       opts=("--timeout", "1"))
+        pids = [int(x) for x in p.stdout.readline().split()]
+        self.assertEqual(p.wait(timeout=15 * SLOW), 124)
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, 2.5, "killed before the grace period")
+        self.assertLess(elapsed, 3 + 3 * SLOW)
+        for pid in pids:
+            wait_until(lambda: gone(pid), 2, "process %d to end" % pid)
+
+    # -- stdin ----------------------------------------------------------------------
+
+    def test_stdin_is_forwarded(self):
+        r, _ = self.ferry("sort", "-r", input=b"a\nb\n")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"b\na\n")
+        # Over the protocol too.
+        r = self.session().run({"argv": ["sort", "-r"]}, stdin=b"x\ny\n")
+        self.assertEqual((r["out"], r["exit"]["status"]), (b"y\nx\n", 0))
+
+    def test_eof_closes_the_commands_stdin(self):
+        r, elapsed = self.ferry("cat", input=b"to the end\n")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"to the end\n")
+        r, _ = self.ferry("wc", "-c", input=b"")
+        self.assertEqual(r.stdout.strip(), b"0")
+
+    def test_command_not_reading_stdin_is_not_held_by_endless_stdin(self):
+        yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (yes.kill(), yes.wait(), yes.stdout.close()))
+        t0 = time.monotonic()
+        p = self.popen("true", stdin=yes.stdout)
+        self.assertEqual(p.wait(timeout=10 * SLOW), 0)
+        self.assertLess(time.monotonic() - t0, 2 * SLOW)
+
+    def test_20mb_of_stdin_intact(self):
+        data = os.urandom(20 * 1000 * 1000)
+        r, _ = self.ferry("sha256sum", input=data, timeout=60)
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout.split()[0].decode(), hashlib.sha256(data).hexdigest())
+
+    # -- the client vanishing -----------------------------------------------------
+
+    def test_client_killed_kills_the_remote_process_group(self):
+        idle_fds = self.srv.fd_count()
+        p = self.popen("sh", "-c", 'sh -c "sleep 100 & exec sleep 100" & sleep 100 & echo $$; wait')
+        pgid = int(p.stdout.readline())
+        # sh, the inner sh (now a sleep), its background sleep, our sleep.
+        members = wait_until(lambda: len(group_alive(pgid)) == 4 and group_alive(pgid), 5,
+                             "the command's four processes")
+        self.assertIn(pgid, members)
+        p.kill()
+        p.wait()
+        deadline = 1.0 if not SANITIZED else 3.0
+        wait_until(lambda: not group_alive(pgid), deadline,
+                   "the command's process group to be gone", scale=False)
+        for pid in members:
+            self.assertTrue(gone(pid), pid)
+        self.assert_no_zombies(self.srv)
+        self.wait_idle_fds(self.srv, idle_fds)
+
+    # -- many at once ---------------------------------------------------------------
+
+    def test_100_concurrent_clients(self):
+        n = 100
+        idle_fds = self.srv.fd_count()
+        idle_rss = self.srv.rss_kib()
+        results = [None] * n
+
+        def one(i):
+            cmd = ("echo start-{i}; seq {i} 7 30000 | sed s/^/{i}:/; "
+                   "head -c 100000 /dev/urandom | od | tail -1; echo err-{i} >&2; "
+                   "exit $(({i} % 7))").format(i=i)
+            try:
+                results[i] = self.ferry(cmd, timeout=120)[0]
+            except Exception as e:         # reported below
+                results[i] = e
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180 * SLOW)
+        for i, r in enumerate(results):
+            self.assertIsInstance(r, subprocess.CompletedProcess, "client %d: %r" % (i, r))
+            self.assertStatus(r, i % 7)
+            want = ("start-%d\n" % i + "".join("%d:%d\n" % (i, k) for k in range(i, 30001, 7))
+                    + "0303240\n").encode()
+            self.assertEqual(r.stdout, want, "client %d got someone else's output" % i)
+            self.assertEqual(r.stderr, b"err-%d\n" % i)
+        self.assert_no_zombies(self.srv)
+        self.wait_idle_fds(self.srv, idle_fds)
+        if not ASAN:
+            slack = 8 * 1024
+            wait_until(lambda: self.srv.rss_kib() <= idle_rss + slack, 5,
+                       "ferryd's RSS back near idle (%d KiB idle, %d KiB now)"
+                       % (idle_rss, self.srv.rss_kib()))
+
+    # -- bad input ------------------------------------------------------------------
+
+    def bad_input(self, send, authenticated=True, code="protocol"):
+        """A bystander session is logged in first; `send(session)` sends the
+        bad input on a second one, which must get an error frame and be
+        closed; the bystander then still runs commands."""
+        bystander = self.session()
+        self.assertEqual(bystander.run({"argv": ["echo", "before"]})["out"], b"before\n")
+        s = self.session(login=authenticated)
+        if not authenticated:
+            s.hello()
+        send(s)
+        h = self.expect_protocol_error(s, code)
+        self.assertEqual(bystander.run({"argv": ["echo", "after"]})["out"], b"after\n")
+        self.assert_marker_absent_settled()
+        return h
+
+    def test_garbage_before_the_handshake(self):
+        # Before even reading the hello.
+        bystander = self.session()
+        s = self.session(login=False)
+        s.send_raw(b"GET / HTTP/1.1\r\nHost: ferry\r\n\r\n")
+        self.expect_protocol_error(s)
+        self.assertEqual(bystander.run({"argv": ["echo", "alive"]})["out"], b"alive\n")
+        # Bytes that look like a small frame but hold no JSON.
+        self.bad_input(lambda s: s.send_raw(b"\x05\x00\x00\x00hello"), authenticated=False)
+        # Random binary junk.
+        self.bad_input(lambda s: s.send_raw(b"\x10\x00\x00\x00" + os.urandom(16)),
+                       authenticated=False)
+
+    def test_header_length_ffffffff(self):
+        self.bad_input(lambda s: s.send_raw(b"\xff\xff\xff\xff"), authenticated=False)
+        self.bad_input(lambda s: s.send_raw(b"\xff\xff\xff\xff"))
+
+    def test_header_length_zero(self):
+        self.bad_input(lambda s: s.send_raw(b"\x00\x00\x00\x00"))
+
+    def test_unknown_type(self):
+        h = self.bad_input(lambda s: s.send({"type": "frobnicate"}))
+        self.assertIn("frobnicate", h["message"])
+        self.bad_input(lambda s: s.send({"cmd": "ls"}))                 # no type at all
+        self.bad_input(lambda s: s.send({"type": 7}))                    # not a string
+
+    def test_exec_without_a_command(self):
+        for msg in ({"type": "exec"},
+                    {"type": "exec", "argv": []},
+                    {"type": "exec", "argv": [""]},
+                    {"type": "exec", "argv": "touch " + self.marker},
+                    {"type": "exec", "argv": ["touch", 7]},
+                    {"type": "exec", "shell": ""},
+                    {"type": "exec", "argv": ["touch", self.marker], "shell": "touch " + self.marker}):
+            with self.subTest(msg=msg):
+                self.bad_input(lambda s: s.send(msg))
+
+    def test_huge_argv(self):
+        argv = ["touch", self.marker] + ["x" * 1000] * 70      # a header over 64 KiB
+        self.bad_input(lambda s: s.send({"type": "exec", "argv": argv}))
+        # More than 4096 strings, in a header under the limit.
+        h = self.bad_input(lambda s: s.send({"type": "exec", "argv": ["touch", self.marker]
+                                             + ["a"] * 5000}))
+        self.assertIn("4096", h["message"])
+        # Just under both limits is an ordinary command.
+        many = ["b" * 18] * 3000
+        r = self.session().run({"argv": ["sh", "-c", 'echo $# ${#1}', "sh"] + many})
+        self.assertEqual(r["errors"], [])
+        self.assertEqual((r["out"], r["exit"]["status"]), (b"3000 18\n", 0))
+
+    def test_non_utf8_bytes_in_a_command(self):
+        for junk in (b"\xff\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"caf\xe9"):
+            with self.subTest(junk=junk):
+                header = (b'{"type":"exec","shell":"touch ' + self.marker.encode()
+                          + b'; echo ' + junk + b'"}')
+                self.bad_input(lambda s: s.send_raw(ft.frame(header)))
+        # Before authentication too.
+        self.bad_input(lambda s: s.send_raw(ft.frame(b'{"type":"auth","nonce":"\xff"}')),
+                       authenticated=False)
+
+    def test_body_on_a_message_that_takes_none(self):
+        self.bad_input(lambda s: s.send({"type": "exec", "argv": ["touch", self.marker]}, b"body"))
+        self.bad_input(lambda s: s.send({"type": "chdir", "path": "/"}, b"body"))
+        self.bad_input(lambda s: s.send(dict(s.auth_message(self.key)), b"body"),
+                       authenticated=False)
+
+    # -- the command's environment ------------------------------------------------
+
+    def test_fresh_process_group(self):
+        r, _ = self.ferry("echo $$ $(ps -o pgid= -p $$)")
+        self.assertStatus(r, 0)
+        pid, pgid = r.stdout.split()
+        self.assertEqual(pid, pgid)
+        self.assertNotEqual(int(pgid), os.getpgid(self.srv.pid))
+
+    def test_daemon_descriptors_closed(self):
+        r, _ = self.ferry("ls", "-l", "/proc/self/fd")
+        self.assertStatus(r, 0)
+        fds = dict(re.findall(rb"\s(\d+) -> (.*)", r.stdout))
+        self.assertEqual(sorted(int(k) for k in fds)[:3], [0, 1, 2], r.stdout)
+        for fd, target in fds.items():
+            if int(fd) > 2:   # ls's own descriptor for the directory it lists
+                self.assertRegex(target, rb"^/proc/\d+/fd$", r.stdout)
+        self.assertEqual(len([fd for fd in fds if int(fd) > 2]) <= 1, True, r.stdout)
+
+    def test_sane_environment(self):
+        r, _ = self.ferry("env", opts=("--env", "FERRY_X=hello world", "--env", "EMPTY="))
+        self.assertStatus(r, 0)
+        env = dict(l.split("=", 1) for l in r.stdout.decode().splitlines() if "=" in l)
+        self.assertIn("/bin", env.get("PATH", ""))
+        self.assertTrue(env.get("HOME", "").startswith("/"), env)
+        self.assertEqual(env["HOME"], pwd.getpwuid(os.getuid()).pw_dir
+                         if os.path.isdir(pwd.getpwuid(os.getuid()).pw_dir) else env["HOME"])
+        self.assertTrue(env.get("LANG"), env)
+        self.assertEqual(env.get("FERRY_X"), "hello world")
+        self.assertEqual(env.get("EMPTY"), "")
+        self.assertNotIn(CANARY, env, "ferryd's own environment leaked into the command")
+
+    def test_cwd_option(self):
+        r, _ = self.ferry("pwd", opts=("--cwd", "/tmp"))
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"/tmp\n")
+        r = self.session().run({"argv": ["pwd"], "cwd": "/nonexistent-ferry-dir"})
+        self.assertEqual(r["exit"], None)
+        self.assertEqual([e["code"] for e in r["errors"]], ["request"])
+
+    # -- the session's directory ----------------------------------------------------
+
+    def test_chdir(self):
+        s = self.session()
+        s.send({"type": "chdir", "path": "/tmp"})
+        self.assertEqual(s.recv()[0], {"type": "cwd", "path": "/tmp"})
+        self.assertEqual(s.run({"argv": ["pwd"]})["out"], b"/tmp\n")
+        s.send({"type": "chdir", "path": "/nonexistent-ferry-dir"})
+        h = s.recv()[0]
+        self.assertEqual((h["type"], h["code"]), ("error", "request"))
+        self.assertIn("/nonexistent-ferry-dir", h["message"])
+        s.send({"type": "chdir", "path": self.key_path})            # not a directory
+        self.assertEqual(s.recv()[0]["code"], "request")
+        self.assertEqual(s.run({"shell": "pwd"})["out"], b"/tmp\n")   # unchanged
+        s.send({"type": "chdir", "path": ".."})                       # relative
+        self.assertEqual(s.recv()[0], {"type": "cwd", "path": "/"})
+        self.assertEqual(s.run({"shell": "pwd"})["out"], b"/\n")
+
+    # -- classic mode ---------------------------------------------------------------
+
+    def classic_server(self):
+        srv = self.own_server("--classic", "127.0.0.1:0", endpoints=2)
+        addr = srv.wait_for_log(r"classic protocol on (\S+): UNAUTHENTICATED").group(1)
+        self.assertIn(addr, [a for _, a in srv.endpoints])
+        host, _, port = addr.rpartition(":")
+        return srv, (host, int(port))
+
+    def test_classic_tutorial_client(self):
+        srv, classic = self.classic_server()
+        out = classic_tutorial_client(classic, ["echo hello", "cd /tmp", "ls /nonexistent-ferry",
+                                                "  ", "printf 'x%.0s' $(seq 5000)", "echo bye"])
+        self.assertEqual(out[0][0], b"hello\n")
+        self.assertEqual(out[1][0], b"")                     # total_size 0, and no hang
+        self.assertIn(b"/nonexistent-ferry", out[2][0])      # stderr
+        self.assertEqual(out[3][0], b"x" * 5000)             # over many recv(1024)
+        self.assertEqual(out[4][0], b"bye\n")
+        # The session service on the other address still wants a key.
+        session_addr = [a for _, a in srv.endpoints if a != "%s:%d" % classic][0]
+        host, _, port = session_addr.rpartition(":")
+        h = self.session((host, int(port)), login=False).hello()
+        self.assertEqual(h["auth"], "hmac-sha256")
+
+    def test_classic_reply_header(self):
+        _, classic = self.classic_server()
+        with socket.create_connection(classic, timeout=10 * SLOW) as c:
+            c.sendall(b"printf out; printf errr >&2; exit 4")
+            (n,) = struct.unpack("<I", recv_exact(c, 4))
+            h = json.loads(recv_exact(c, n))
+            self.assertEqual(h, {"total_size": 7, "stdout_size": 3, "stderr_size": 4, "status": 4})
+            self.assertEqual(recv_exact(c, 7), b"outerrr")
+
+    def test_classic_reused_connection_does_not_stall(self):
+        _, classic = self.classic_server()
+        out = classic_tutorial_client(classic, ["echo %d" % i for i in range(21)])
+        self.assertEqual([o for o, _ in out], [b"%d\n" % i for i in range(21)])
+        times = [t for _, t in out[1:]]           # the first pays for warming up
+        limit = 0.020 if not SANITIZED else 0.030
+        self.assertLess(statistics.median(times), limit,
+                        "round trips (ms): %s" % [round(t * 1000, 1) for t in times])
+
+    def test_classic_output_cap(self):
+        _, classic = self.classic_server()
+        out = classic_tutorial_client(classic, ["head -c 20000000 /dev/zero", "echo next"])
+        res = out[0][0]
+        cap = 16 << 20
+        self.assertEqual(res[:cap], bytes(cap))
+        self.assertIn(b"[ferryd: output cut at 16 MiB", res[cap:])
+        self.assertLess(len(res), cap + 200)
+        self.assertEqual(out[1][0], b"next\n")
+
+    # -- graceful stop ----------------------------------------------------------------
+
+    def test_sigterm_waits_for_the_running_command(self):
+        srv = self.own_server()
+        p = self.popen("echo started; sleep 1; echo done; exit 5", host=srv.addr())
+        self.assertEqual(p.stdout.readline(), b"started\n")
+        srv.proc.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=15 * SLOW)
+        self.assertEqual((p.returncode, out, err), (5, b"done\n", b""))
+        self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
+        self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
+
+
+for _name, _args in MODELS.items():
+    _cls = type("Ferryd_" + _name, (FerrydModel, unittest.TestCase), {"ARGS": _args})
+    globals()[_cls.__name__] = _cls
+del _cls
+
+
+# ---- model-independent: what ferryd refuses at start -------------------------
+
+class FerrydStartupRefusals(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="ferryd-start-")
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = self.tmp.name
+        self.key_path = os.path.join(self.dir, "key")
+        write_key(self.key_path)
+
+    def ferryd(self, *args, home=None):
+        env = dict(os.environ, HOME=home or self.dir)
+        return subprocess.run([FERRYD, *args], capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL, timeout=10 * SLOW)
+
+    def assertRefused(self, r, *words):
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        for w in words:
+            self.assertIn(w, r.stderr)
+        self.assertNotIn("listening on", r.stderr)
+
+    def test_refuses_to_start_without_a_key(self):
+        empty_home = os.path.join(self.dir, "home")
+        os.mkdir(empty_home)
+        r = self.ferryd("--listen", "127.0.0.1:0", home=empty_home)
+        self.assertRefused(r, "ferry keygen")
+        r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", os.path.join(self.dir, "nokey"))
+        self.assertRefused(r, "nokey")
+
+    def test_refuses_a_key_others_can_read(self):
+        os.chmod(self.key_path, 0o644)
+        r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path)
+        self.assertRefused(r, "chmod")
+
+    def test_refuses_a_file_that_is_not_a_key(self):
+        with open(self.key_path, "w") as f:
+            f.write("not a key\n")
+        r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path)
+        self.assertRefused(r, "ferry keygen")
+
+    def test_insecure_no_auth_is_loopback_only(self):
+        r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")
+        self.assertRefused(r, "loopback")
+
+    def test_classic_is_loopback_only_without_insecure(self):
+        r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path,
+                        "--classic", "0.0.0.0:0")
+        self.assertRefused(r, "loopback", "--insecure")
+        srv = ft.start_server("ferryd", "--listen", "127.0.0.1:0", "--key-file", self.key_path,
+                              "--classic", "0.0.0.0:0", "--insecure", endpoints=2)
+        self.addCleanup(srv.kill)
+        srv.wait_for_log(r"classic protocol on 0\.0\.0\.0:\d+: UNAUTHENTICATED")
+
+    def test_auth_timeout_option_is_checked(self):
+        for bad in ("0", "-1", "soon"):
+            r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path,
+                            "--auth-timeout", bad)
+            self.assertRefused(r, "--auth-timeout")
+
+
+if __name__ == "__main__":
+    ft.main()
