@@ -142,6 +142,7 @@ int ferry__run_event(struct ferry_server *s)
         if (r < 0)
             goto out;
     }
+    ferry__log_ready(s);
     for (int i = 1; i < n; i++) {
         r = -pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
         if (r < 0) {

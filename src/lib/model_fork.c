@@ -220,8 +220,10 @@ int ferry__run_fork(struct ferry_server *s)
 
     memset(&fm, 0, sizeof fm);
     r = ferry__acceptor_init(&fm.a, s, &fork_ops, &fm);
-    if (r == 0)
+    if (r == 0) {
+        ferry__log_ready(s);
         r = ferry__acceptor_run(&fm.a);
+    }
     /* Normally every child has been reaped by now; after a loop failure,
      * make sure none is left behind. */
     while (fm.children) {

@@ -176,8 +176,10 @@ int ferry__run_thread(struct ferry_server *s)
     r = ferry__acceptor_init(&tm.a, s, &thread_ops, &tm);
     if (r == 0)
         r = ferry_loop_set_wakeup(tm.a.loop, reap_threads, &tm);
-    if (r == 0)
+    if (r == 0) {
+        ferry__log_ready(s);
         r = ferry__acceptor_run(&tm.a);
+    }
     if (r < 0) {
         /* The loop failed: stop every connection thread before unwinding. */
         ferry_server_stop(s);

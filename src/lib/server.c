@@ -214,15 +214,6 @@ int ferry_server_run(struct ferry_server *s)
         sigaction(SIGINT, &sa, &old_int);
         sigaction(SIGTERM, &sa, &old_term);
     }
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        const struct listener *l = s->listeners[i];
-        int is_unix = l->unix_path[0] != '\0' || strncmp(l->name, "unix:", 5) == 0;
-        const char *proto = l->type == FERRY_SOCK_DGRAM ? (is_unix ? "unixgram" : "udp")
-                                                        : (is_unix ? "unix" : "tcp");
-        ferry_log_info("listening on %s %s (%s model)", proto, l->name,
-                       ferry_model_name(s->opts.model));
-    }
-
     switch (s->opts.model) {
     case FERRY_MODEL_EVENT:  r = ferry__run_event(s); break;
     case FERRY_MODEL_THREAD: r = ferry__run_thread(s); break;
@@ -257,6 +248,18 @@ void ferry_server_free(struct ferry_server *s)
     if (s->stop_pipe[1] >= 0)
         close(s->stop_pipe[1]);
     free(s);
+}
+
+void ferry__log_ready(const struct ferry_server *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        const struct listener *l = s->listeners[i];
+        int is_unix = l->unix_path[0] != '\0' || strncmp(l->name, "unix:", 5) == 0;
+        const char *proto = l->type == FERRY_SOCK_DGRAM ? (is_unix ? "unixgram" : "udp")
+                                                        : (is_unix ? "unix" : "tcp");
+        ferry_log_info("listening on %s %s (%s model)", proto, l->name,
+                       ferry_model_name(s->opts.model));
+    }
 }
 
 void ferry__conn_released(struct ferry_server *s)

@@ -114,6 +114,9 @@ int ferry__handler_is_event(const struct ferry_handler *h);
 int ferry__accept(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLEN]);
 /* Serve readable datagrams on l (bounded per call). */
 void ferry__serve_datagrams(struct listener *l);
+/* Log "listening on PROTO ADDR" for every listener.  Models call it once
+ * they can serve, so the line means "ready" (tests wait for it). */
+void ferry__log_ready(const struct ferry_server *s);
 /* Drop the connection count taken by ferry__accept. */
 void ferry__conn_released(struct ferry_server *s);
 
