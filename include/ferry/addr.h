@@ -56,6 +56,13 @@ int ferry_listen(const struct ferry_addr *a, enum ferry_sock_type type,
  * (0 = the system's).  Returns the fd or a negative error. */
 int ferry_connect(const struct ferry_addr *a, int timeout_ms);
 
+/* Connect a stream socket to an endpoint given as text (addr.h syntax),
+ * trying every address a name resolves to, in the resolver's order, until
+ * one answers (timeout_ms applies to each attempt).  Returns the fd and, if
+ * connected != NULL, the address that answered; or FERRY_EADDR when the
+ * text is bad or resolves to nothing, else the last attempt's -errno. */
+int ferry_connect_host(const char *text, int default_port, int timeout_ms, struct ferry_addr *connected);
+
 /* The locally bound address of fd, formatted; returns 0 or -errno. */
 int ferry_sock_name(int fd, char buf[FERRY_ADDRSTRLEN]);
 

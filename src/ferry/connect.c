@@ -272,22 +272,21 @@ struct session *session_open(const char *host, const struct session_opts *o)
             goto out;
         have_key = 1;
     }
-    if (ferry_addr_parse(host, FERRY_DEFAULT_PORT, &addr) < 0) {
-        cli_error("cannot connect to %s: bad address or unknown host", host);
-        goto out;
-    }
     s = calloc(1, sizeof *s);
     if (!s) {
         cli_error("out of memory");
         goto out;
     }
-    ferry_addr_format((const struct sockaddr *)&addr.ss, addr.len, s->peer);
-
-    fd = ferry_connect(&addr, timeout_ms > 0 ? timeout_ms : 1);
-    if (fd < 0) {
-        cli_error("cannot connect to %s: %s", s->peer, ferry_strerror(fd));
+    fd = ferry_connect_host(host, FERRY_DEFAULT_PORT, timeout_ms > 0 ? timeout_ms : 1, &addr);
+    if (fd == FERRY_EADDR) {
+        cli_error("cannot connect to %s: bad address or unknown host", host);
         goto out;
     }
+    if (fd < 0) {
+        cli_error("cannot connect to %s: %s", host, ferry_strerror(fd));
+        goto out;
+    }
+    ferry_addr_format((const struct sockaddr *)&addr.ss, addr.len, s->peer);
     if (addr.ss.ss_family != AF_UNIX)
         set_nodelay(fd);
     s->t = ferry_transport_new_fd(fd);

@@ -111,30 +111,33 @@ out:
     return rc;
 }
 
-int ferry_addr_parse(const char *text, int default_port, struct ferry_addr *out)
-{
+/* An endpoint split into its parts; host is empty for the wildcard. */
+struct endpoint {
     char host[NI_MAXHOST];
+    uint16_t port;
+    bool bracketed;
+    bool wildcard;
+};
+
+static int split_endpoint(const char *text, int default_port, struct endpoint *ep)
+{
     const char *start = text, *port_str = NULL;
     size_t hostlen;
-    bool bracketed = false;
-    uint16_t port;
 
-    if (!text || !out || !*text)
-        return FERRY_EADDR;
-    if (strncmp(text, UNIX_PREFIX, UNIX_PREFIX_LEN) == 0)
-        return parse_unix(text + UNIX_PREFIX_LEN, out);
-
+    memset(ep, 0, sizeof(*ep));
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
 
         if (!close)
             return FERRY_EADDR;
-        bracketed = true;
+        ep->bracketed = true;
         start = text + 1;
         hostlen = (size_t)(close - start);
         if (close[1] == ':')
             port_str = close + 2;
         else if (close[1] != '\0')
+            return FERRY_EADDR;
+        if (hostlen == 0)
             return FERRY_EADDR;
     } else {
         const char *colon = strchr(text, ':');
@@ -146,27 +149,88 @@ int ferry_addr_parse(const char *text, int default_port, struct ferry_addr *out)
         if (colon)
             port_str = colon + 1;
     }
-    if (hostlen >= sizeof(host))
+    if (hostlen >= sizeof(ep->host))
         return FERRY_EADDR;
-    memcpy(host, start, hostlen);
-    host[hostlen] = '\0';
+    memcpy(ep->host, start, hostlen);
+    ep->host[hostlen] = '\0';
 
     if (port_str) {
-        if (parse_port(port_str, &port) < 0)
+        if (parse_port(port_str, &ep->port) < 0)
             return FERRY_EADDR;
     } else if (default_port >= 0 && default_port <= 65535) {
-        port = (uint16_t)default_port;
+        ep->port = (uint16_t)default_port;
     } else {
         return FERRY_EADDR;
     }
+    ep->wildcard = !ep->bracketed && (hostlen == 0 || strcmp(ep->host, "*") == 0);
+    return 0;
+}
 
-    if (bracketed)
-        return hostlen ? resolve(host, true, port, out) : FERRY_EADDR;
-    if (hostlen == 0 || strcmp(host, "*") == 0) {
-        set_wildcard(out, port);
+int ferry_addr_parse(const char *text, int default_port, struct ferry_addr *out)
+{
+    struct endpoint ep;
+    int rc;
+
+    if (!text || !out || !*text)
+        return FERRY_EADDR;
+    if (strncmp(text, UNIX_PREFIX, UNIX_PREFIX_LEN) == 0)
+        return parse_unix(text + UNIX_PREFIX_LEN, out);
+    rc = split_endpoint(text, default_port, &ep);
+    if (rc < 0)
+        return rc;
+    if (ep.wildcard) {
+        set_wildcard(out, ep.port);
         return 0;
     }
-    return resolve(host, false, port, out);
+    return resolve(ep.host, ep.bracketed, ep.port, out);
+}
+
+int ferry_connect_host(const char *text, int default_port, int timeout_ms, struct ferry_addr *connected)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    struct ferry_addr a;
+    struct endpoint ep;
+    int fd = FERRY_EADDR;
+
+    if (!text || !*text)
+        return FERRY_EADDR;
+    if (strncmp(text, UNIX_PREFIX, UNIX_PREFIX_LEN) == 0 || text[0] == '[') {
+        fd = ferry_addr_parse(text, default_port, &a);
+        if (fd == 0)
+            fd = ferry_connect(&a, timeout_ms);
+        goto out;
+    }
+    fd = split_endpoint(text, default_port, &ep);
+    if (fd < 0 || ep.wildcard) {
+        fd = FERRY_EADDR;
+        goto out;
+    }
+    if (getaddrinfo(ep.host, NULL, &hints, &res) != 0) {
+        fd = FERRY_EADDR;
+        goto out;
+    }
+    /* A name may stand for several addresses (localhost: ::1 and
+     * 127.0.0.1); a server listening on only one of them must still be
+     * found, so try each in the resolver's order, as ssh does. */
+    fd = FERRY_EADDR;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || ai->ai_addrlen > sizeof(a.ss))
+            continue;
+        memset(&a, 0, sizeof(a));
+        memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+        a.len = ai->ai_addrlen;
+        set_port(&a, ep.port);
+        fd = ferry_connect(&a, timeout_ms);
+        if (fd >= 0)
+            break;
+    }
+out:
+    if (res)
+        freeaddrinfo(res);
+    if (fd >= 0 && connected)
+        *connected = a;
+    return fd;
 }
 
 /* ---- formatting -------------------------------------------------------- */

@@ -428,6 +428,40 @@ static void test_unix_unlink_spares_regular_files(void **state)
     unlink(text + 5);
 }
 
+/* A name with several addresses: the server listens on only one of them
+ * (127.0.0.1), and ferry_connect_host must find it whatever the resolver's
+ * order for "localhost" is. */
+static void test_connect_host_tries_every_address(void **state)
+{
+    struct ferry_addr a, got;
+    char bound[FERRY_ADDRSTRLEN], text[64];
+    const char *port;
+    (void)state;
+
+    assert_int_equal(ferry_addr_parse("127.0.0.1:0", -1, &a), 0);
+    int lfd = ferry_listen(&a, FERRY_SOCK_STREAM, NULL);
+    assert_true(lfd >= 0);
+    assert_int_equal(ferry_sock_name(lfd, bound), 0);
+    port = strrchr(bound, ':') + 1;
+
+    snprintf(text, sizeof text, "localhost:%s", port);
+    int fd = ferry_connect_host(text, -1, 2000, &got);
+    assert_true(fd >= 0);
+    assert_int_equal(got.ss.ss_family, AF_INET);
+    close(fd);
+
+    /* The default port applies when the text has none. */
+    fd = ferry_connect_host("127.0.0.1", atoi(port), 2000, NULL);
+    assert_true(fd >= 0);
+    close(fd);
+
+    assert_int_equal(ferry_connect_host("no-such-host.invalid:1", -1, 2000, NULL), FERRY_EADDR);
+    assert_int_equal(ferry_connect_host("*:1", -1, 2000, NULL), FERRY_EADDR);
+    close(lfd);
+    /* Nobody listens any more: the attempt's own error comes back. */
+    assert_int_equal(ferry_connect_host(text, -1, 2000, NULL), -ECONNREFUSED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_unix_listen_and_connect),
         cmocka_unit_test(test_unix_stale_socket),
         cmocka_unit_test(test_unix_unlink_spares_regular_files),
+        cmocka_unit_test(test_connect_host_tries_every_address),
     };
 
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
