@@ -6,6 +6,7 @@
 #   make test       build and run every test
 #   make test-asan  the whole suite under ASan+UBSan  (build-asan/)
 #   make test-tsan  the whole suite under TSan        (build-tsan/)
+#   make test-poll  unit tests with the portable poll() loop backend (build-poll/)
 #   make fuzz       build the libFuzzer harnesses and run a short smoke
 #   make clean
 
@@ -14,7 +15,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST  := ctest --output-on-failure --timeout 300 -j $(JOBS)
 CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
 
-.PHONY: all build run test test-asan test-tsan fuzz deps clean
+.PHONY: all build run test test-asan test-tsan test-poll fuzz deps clean
 
 all: build
 
@@ -32,15 +33,20 @@ test: build
 	@cd build && $(CTEST)
 
 test-asan: deps
-	@$(call CMAKE_CONFIGURE,build-asan,Debug,-DFERRY_SANITIZE=address)
+	@$(call CMAKE_CONFIGURE,build-asan,Debug,-DFERRY_SANITIZE=address -DFERRY_WERROR=ON)
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
 
 test-tsan: deps
-	@$(call CMAKE_CONFIGURE,build-tsan,Debug,-DFERRY_SANITIZE=thread)
+	@$(call CMAKE_CONFIGURE,build-tsan,Debug,-DFERRY_SANITIZE=thread -DFERRY_WERROR=ON)
 	@cmake --build build-tsan -j $(JOBS)
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST)
+
+test-poll: deps
+	@$(call CMAKE_CONFIGURE,build-poll,Debug,-DFERRY_POLL_BACKEND=ON -DFERRY_WERROR=ON)
+	@cmake --build build-poll -j $(JOBS)
+	@cd build-poll && $(CTEST) -L unit
 
 fuzz: deps
 	@$(call CMAKE_CONFIGURE,build-fuzz,Debug,-DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON -DBUILD_TESTING=OFF)
@@ -48,4 +54,4 @@ fuzz: deps
 	@scripts/fuzz-smoke.sh build-fuzz/bin $${FUZZ_SECONDS:-30}
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-poll build-fuzz
