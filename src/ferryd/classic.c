@@ -167,6 +167,9 @@ static int classic_on_open(struct ferry_conn *c, void *arg)
         return -ENOMEM;
     k->c = c;
     ferry_conn_set_data(c, k);
+    /* The classic protocol has no handshake: the server-wide handshake
+     * (--auth-timeout) deadline must not close its connections. */
+    ferry_conn_set_authenticated(c);
     return 0;
 }
 
