@@ -262,6 +262,8 @@ def classic_tutorial_client(hostport, cmds):
         res = b''
         while recv_size < total_size:
             recv_data = client.recv(1024)
+            if not recv_data:   # not in the tutorial, which would spin here forever
+                raise EOFError("classic server closed after %d of %d bytes" % (recv_size, total_size))
             res += recv_data
             recv_size += len(recv_data)
         out.append((res, time.monotonic() - t0))
@@ -883,13 +885,35 @@ class FerrydModel:
 
     def test_classic_output_cap(self):
         _, classic = self.classic_server()
-        out = classic_tutorial_client(classic, ["head -c 20000000 /dev/zero", "echo next"])
-        res = out[0][0]
         cap = 16 << 20
-        self.assertEqual(res[:cap], bytes(cap))
-        self.assertIn(b"[ferryd: output cut at 16 MiB", res[cap:])
-        self.assertLess(len(res), cap + 200)
-        self.assertEqual(out[1][0], b"next\n")
+        with socket.create_connection(classic, timeout=30 * SLOW) as c:
+            # The tutorial's own client would do, but its `res += recv(1024)`
+            # is quadratic: 16 MiB through it takes minutes.
+            c.sendall(b"head -c 20000000 /dev/zero")
+            (n,) = struct.unpack("<I", recv_exact(c, 4))
+            h = json.loads(recv_exact(c, n))
+            self.assertEqual(h["stdout_size"], cap)
+            self.assertEqual(h["total_size"], h["stdout_size"] + h["stderr_size"])
+            self.assertNotEqual(h["status"], 0)
+            self.assertEqual(recv_exact(c, cap), bytes(cap))
+            note = recv_exact(c, h["stderr_size"])
+            self.assertIn(b"[ferryd: output cut at 16 MiB", note)
+            # The connection goes on.
+            c.sendall(b"echo next")
+            (n,) = struct.unpack("<I", recv_exact(c, 4))
+            h = json.loads(recv_exact(c, n))
+            self.assertEqual(recv_exact(c, h["total_size"]), b"next\n")
+
+    def test_classic_connection_outlives_the_auth_timeout(self):
+        # Classic mode has no handshake, so --auth-timeout must not apply:
+        # the tutorial client keeps one connection for a whole session.
+        srv = self.own_server("--classic", "127.0.0.1:0", "--auth-timeout", "1", endpoints=2)
+        addr = srv.wait_for_log(r"classic protocol on (\S+): UNAUTHENTICATED").group(1)
+        host, _, port = addr.rpartition(":")
+        out = classic_tutorial_client((host, int(port)),
+                                      ["sleep 1.5; echo late", "echo still here"])
+        self.assertEqual([o for o, _ in out], [b"late\n", b"still here\n"])
+        self.assertFalse([l for l in srv.log if "not authenticated" in l], srv.log)
 
     # -- graceful stop ----------------------------------------------------------------
 
