@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ferry/ferry.h"
 #include "daemon.h"
@@ -214,6 +215,8 @@ static int load_key(struct options *o, struct daemon_config *cfg)
         if (!o->key_file)
             fprintf(stderr, "ferryd: create a key with 'ferry keygen' (or pass --key-file FILE, "
                             "or --insecure-no-auth for a loopback-only test)\n");
+        else if (access(path, F_OK) < 0 && errno == ENOENT)
+            fprintf(stderr, "ferryd: create it with 'ferry keygen %s'\n", path);
     } else {
         ferry_log_info("key: %s", path);
     }
