@@ -961,7 +961,7 @@ class FerrydStartupRefusals(unittest.TestCase):
         r = self.ferryd("--listen", "127.0.0.1:0", home=empty_home)
         self.assertRefused(r, "ferry keygen")
         r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", os.path.join(self.dir, "nokey"))
-        self.assertRefused(r, "nokey")
+        self.assertRefused(r, "nokey", "ferry keygen")
 
     def test_refuses_a_key_others_can_read(self):
         os.chmod(self.key_path, 0o644)
