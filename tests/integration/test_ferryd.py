@@ -928,6 +928,21 @@ class FerrydModel:
         self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
 
 
+    def test_sigterm_grace_ends_a_command_that_does_not_finish(self):
+        srv = self.own_server()
+        p = self.popen("sh", "-c", "echo $$; exec sleep 100", host=srv.addr())
+        pid = int(p.stdout.readline())
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(srv.proc.wait(timeout=20 * SLOW), 0)
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, 4.0, "ferryd did not wait the grace period (5 s)")
+        self.assertLess(elapsed, 5 + 3 * SLOW)
+        wait_until(lambda: gone(pid), 2, "the command to be killed at the end of the grace")
+        self.assertNotEqual(p.wait(timeout=10 * SLOW), 0)
+        self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
+
+
 for _name, _args in MODELS.items():
     _cls = type("Ferryd_" + _name, (FerrydModel, unittest.TestCase), {"ARGS": _args})
     globals()[_cls.__name__] = _cls
