@@ -666,23 +666,34 @@ class FerrydModel:
 
     # -- many at once ---------------------------------------------------------------
 
-    def test_100_concurrent_clients(self):
-        n = 100
-        idle_fds = self.srv.fd_count()
-        idle_rss = self.srv.rss_kib()
+    def burst(self, srv, n=100):
+        """n ferry clients at once, each command waiting until all n are
+        running; checks that each got exactly its own output and status."""
         results = [None] * n
+        go = os.path.join(self.dir, "go-%d" % srv.pid)
+        self.addCleanup(lambda: os.path.exists(go) and os.unlink(go))
 
         def one(i):
-            cmd = ("echo start-{i}; seq {i} 7 30000 | sed s/^/{i}:/; "
+            cmd = ("echo start-{i}; while [ ! -e {go} ]; do sleep 0.02; done; "
+                   "seq {i} 7 30000 | sed s/^/{i}:/; "
                    "head -c 100000 /dev/urandom | od | tail -1; echo err-{i} >&2; "
-                   "exit $(({i} % 7))").format(i=i)
+                   "exit $(({i} % 7))").format(i=i, go=go)
             try:
-                results[i] = self.ferry(cmd, timeout=120)[0]
+                results[i] = self.ferry(cmd, host=srv.addr(), timeout=120)[0]
             except Exception as e:         # reported below
                 results[i] = e
         threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
+
+        def sessions_running():
+            procs = all_procs()
+            return len({procs[p][2] for p in descendants(srv.pid, procs) if comm(p) == "sh"})
+        try:
+            wait_until(lambda: sessions_running() == n, 60,
+                       "%d commands running at once" % n, interval=0.05)
+        finally:
+            open(go, "w").close()
         for t in threads:
             t.join(180 * SLOW)
         for i, r in enumerate(results):
@@ -692,13 +703,37 @@ class FerrydModel:
                     + "0303240\n").encode()
             self.assertEqual(r.stdout, want, "client %d got someone else's output" % i)
             self.assertEqual(r.stderr, b"err-%d\n" % i)
-        self.assert_no_zombies(self.srv)
+        os.unlink(go)
+        self.assert_no_zombies(srv)
+
+    def test_100_concurrent_clients(self):
+        idle_fds = self.srv.fd_count()
+        self.burst(self.srv)
         self.wait_idle_fds(self.srv, idle_fds)
-        if not ASAN:
-            slack = 8 * 1024
-            wait_until(lambda: self.srv.rss_kib() <= idle_rss + slack, 5,
-                       "ferryd's RSS back near idle (%d KiB idle, %d KiB now)"
-                       % (idle_rss, self.srv.rss_kib()))
+
+    def warm_server(self):
+        """A server of our own (its heap untouched by other tests), after
+        one command: first-use allocations belong to its idle level."""
+        srv = self.own_server()
+        r, _ = self.ferry("true", host=srv.addr())
+        self.assertStatus(r, 0)
+        wait_until(lambda: not descendants(srv.pid), 5, "the warm-up command to be reaped")
+        return srv
+
+    def test_memory_returns_to_idle_after_100_sessions(self):
+        if ASAN:
+            self.skipTest("ASan's quarantine and redzones make RSS meaningless")
+        srv = self.warm_server()
+        idle = srv.rss_kib()
+        self.burst(srv)
+        after_one = srv.rss_kib()
+        self.burst(srv)
+        after_two = srv.rss_kib()
+        self.assertLess(after_two, after_one + 2 * 1024,
+                        "ferryd's RSS grows with every 100 sessions (a leak?)")
+        slack = 8 * 1024
+        wait_until(lambda: srv.rss_kib() <= idle + slack, 3,
+                   "ferryd's RSS back near idle (%d KiB idle, %d KiB now)" % (idle, srv.rss_kib()))
 
     # -- bad input ------------------------------------------------------------------
 
