@@ -769,6 +769,7 @@ static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, 
 {
     struct exec *e = arg;
     bool drained = false;
+    size_t before = exec_stdin_pending(e);
     int rc;
 
     enter(e);
@@ -784,6 +785,8 @@ static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, 
     }
     if (drained && e->ops.on_stdin_drained)
         e->ops.on_stdin_drained(e->arg);
+    else if (!drained && rc > 0 && exec_stdin_pending(e) < before && e->ops.on_stdin_progress)
+        e->ops.on_stdin_progress(e->arg);
     leave(e);
 }
 

@@ -91,6 +91,10 @@ struct exec_ops {
      * dropped because the command closed its stdin): the caller may resume
      * reading input.  May be NULL. */
     void (*on_stdin_drained)(void *arg);
+    /* Some, not all, of the stdin queue was written to the command
+     * (exec_stdin_pending() says how much is left): for callers that
+     * track consumption, such as a flow-control window.  May be NULL. */
+    void (*on_stdin_progress)(void *arg);
 };
 
 /*

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,8 @@ static int parse_seconds(const char *opt, const char *text, int *ms)
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 1 || v > 86400 * 365) {
+    /* Milliseconds must fit an int: about 24 days is the most. */
+    if (errno || end == text || *end || v < 1 || v > INT_MAX / 1000) {
         fprintf(stderr, "ferryd: bad value for %s: '%s' (seconds, 1 or more)\n", opt, text);
         return -1;
     }

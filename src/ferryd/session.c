@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -130,7 +131,8 @@ static void on_exit_cb(void *arg, const struct exec_result *res)
         ferry_conn_close(s->c);
 }
 
-static void on_stdin_drained(void *arg)
+/* Both: the command consumed stdin, so the window may reopen. */
+static void on_stdin_consumed(void *arg)
 {
     ack_stdin(arg);
 }
@@ -138,18 +140,32 @@ static void on_stdin_drained(void *arg)
 static const struct exec_ops exec_ops = {
     .on_output = on_output,
     .on_exit = on_exit_cb,
-    .on_stdin_drained = on_stdin_drained,
+    .on_stdin_drained = on_stdin_consumed,
+    .on_stdin_progress = on_stdin_consumed,
 };
 
 /* ---- requests ------------------------------------------------------------------ */
 
+static char home_cache[PATH_MAX] = "/";
+
+static void find_home(void)
+{
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+
+    if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) == 0 && found && found->pw_dir &&
+        found->pw_dir[0] == '/')
+        snprintf(home_cache, sizeof home_cache, "%s", found->pw_dir);
+}
+
+/* The daemon user's home, where sessions start: the password database's
+ * answer, as exec.c uses for a command's default directory, so both agree.
+ * Looked up once (getpwuid_r, thread-safe) and kept. */
 static const char *home_dir(void)
 {
-    const char *home = getenv("HOME");
-    if (home && *home == '/')
-        return home;
-    struct passwd *pw = getpwuid(getuid());
-    return pw && pw->pw_dir ? pw->pw_dir : "/";
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_home);
+    return home_cache;
 }
 
 /* A path from the client, taken relative to the session's directory.
@@ -214,8 +230,19 @@ static int signal_number(const char *name)
     return 0;
 }
 
+static int env_name_valid(const char *name)
+{
+    if (!(*name == '_' || (*name >= 'A' && *name <= 'Z') || (*name >= 'a' && *name <= 'z')))
+        return 0;
+    for (const char *p = name + 1; *p; p++)
+        if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    return 1;
+}
+
 /* Everything an exec request owns until the command is started. */
 struct exec_request {
+    const char *bad_request;    /* set: answer with a "request" error */
     char **argv;
     char **env;
     size_t nenv;
@@ -286,6 +313,11 @@ static const char *parse_exec(struct session *s, json_t *msg, struct exec_reques
         json_object_foreach(env, name, value) {
             if (!json_is_string(value))
                 return "\"env\" values must be strings";
+            if (!env_name_valid(name)) {
+                /* Well-formed, just not doable: the session goes on. */
+                q->bad_request = "bad environment variable name (names match [A-Za-z_][A-Za-z0-9_]*)";
+                return NULL;
+            }
             if (asprintf(&q->env[q->nenv], "%s=%s", name, json_string_value(value)) < 0)
                 return "out of memory";
             q->nenv++;
@@ -317,9 +349,9 @@ static int handle_exec(struct session *s, json_t *msg)
     if (s->exec)
         return send_error(s, ERR_BUSY, "a command is already running on this session");
     complaint = parse_exec(s, msg, &q, &spec);
-    if (complaint) {
+    if (complaint || q.bad_request) {
         exec_request_free(&q);
-        return protocol_error(s, complaint);
+        return complaint ? protocol_error(s, complaint) : send_error(s, ERR_REQUEST, q.bad_request);
     }
     s->stdin_received = s->stdin_acked = 0;
     r = exec_start(ferry_conn_loop(s->c), &spec, &exec_ops, s, &s->exec, err, sizeof err);

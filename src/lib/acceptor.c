@@ -83,8 +83,11 @@ static void on_stop(struct ferry_loop *loop, int fd, unsigned events, void *arg)
     a->resume_timer = NULL;
     for (size_t i = 0; i < a->server->nlisteners; i++)
         ferry_loop_remove(loop, a->server->listeners[i]->fd);
+    if (a->ops->stopping)
+        a->ops->stopping(a);
     if (a->ops->live(a) > 0)
-        a->grace_timer = ferry_loop_timer(loop, (uint64_t)a->server->opts.shutdown_grace_ms, on_grace, a);
+        a->grace_timer = ferry_loop_timer(loop, (uint64_t)(a->server->opts.shutdown_grace_ms +
+                                                           a->ops->extra_grace_ms), on_grace, a);
     ferry__acceptor_check_done(a);
 }
 

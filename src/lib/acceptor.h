@@ -19,8 +19,14 @@ struct acceptor_ops {
     void (*start)(struct acceptor *a, struct listener *l, int fd, const char *peer);
     /* How many connections are still being served. */
     size_t (*live)(struct acceptor *a);
+    /* The server is stopping: tell the live connections, where they cannot
+     * see the stop pipe themselves.  May be NULL. */
+    void (*stopping)(struct acceptor *a);
     /* The grace period is over: make every live connection finish now. */
     void (*force)(struct acceptor *a);
+    /* Added to the grace period before force, so that connections running
+     * their own grace timer (fork children) reach its end first. */
+    int extra_grace_ms;
 };
 
 struct acceptor {

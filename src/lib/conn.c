@@ -672,6 +672,26 @@ static int wait_readable(struct ferry_conn *c)
     }
 }
 
+/* Blocking reads past the first byte run on the transport's own timeout:
+ * keep it no longer than what is left of the handshake, so a peer that
+ * sends one byte and stalls is still cut off in time. */
+static int arm_read_deadline(struct ferry_conn *c)
+{
+    int idle = c->server->opts.idle_timeout_ms;
+    int timeout = idle > 0 ? idle : 0;
+
+    if (c->handshake_deadline && !c->authenticated) {
+        uint64_t now = ferry__now_ms();
+        if (now >= c->handshake_deadline)
+            return -ETIMEDOUT;
+        uint64_t left = c->handshake_deadline - now;
+        if (timeout == 0 || left < (uint64_t)timeout)
+            timeout = (int)left;
+    }
+    ferry_transport_set_timeout(c->t, timeout);
+    return 0;
+}
+
 ssize_t ferry_conn_read(struct ferry_conn *c, void *buf, size_t len)
 {
     if (!c->blocking)
@@ -699,7 +719,10 @@ int ferry_conn_read_full(struct ferry_conn *c, void *buf, size_t len)
         return 0;
     /* Past the first byte the request has begun: finish it regardless of a
      * stop (the transport's own timeout still applies). */
-    int r = ferry_transport_read_full(c->t, (void *)want.p, want.len);
+    int r = arm_read_deadline(c);
+    if (r < 0)
+        return r;
+    r = ferry_transport_read_full(c->t, (void *)want.p, want.len);
     return r == FERRY_EEOF ? FERRY_ETRUNCATED : r;
 }
 
@@ -712,6 +735,9 @@ int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_
         return r;
     if (r == 0)
         return FERRY_EEOF;
+    r = arm_read_deadline(c);
+    if (r < 0)
+        return r;
     return ferry_frame_read(c->t, &c->server->opts.frame_limits, header, body_size);
 }
 
@@ -784,7 +810,13 @@ int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *bod
     size_t head_len = 0;
     int r;
 
-    r = ferry_frame_encode(header, body_len, &c->server->opts.frame_limits, &head, &head_len);
+    /* The configured limits bound what we accept (and may be small before
+     * a peer authenticates); what we send is bounded only by the format's
+     * default, or by the configured limit where that is larger. */
+    struct ferry_frame_limits send = c->server->opts.frame_limits;
+    if (send.max_header < FERRY_FRAME_DEFAULT_MAX_HEADER)
+        send.max_header = FERRY_FRAME_DEFAULT_MAX_HEADER;
+    r = ferry_frame_encode(header, body_len, &send, &head, &head_len);
     if (r < 0)
         return r;
     struct iovec iov[2] = { { head, head_len }, { (void *)body, body_len } };

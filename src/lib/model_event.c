@@ -38,8 +38,10 @@ static void on_listener(struct ferry_loop *loop, int fd, unsigned events, void *
 static void watch_listeners(struct worker *w, unsigned events)
 {
     struct ferry_server *s = w->server;
+    /* Datagram endpoints need no descriptors to be served: never paused. */
     for (size_t i = 0; i < s->nlisteners; i++)
-        ferry_loop_modify(w->cl.loop, s->listeners[i]->fd, events);
+        if (s->listeners[i]->type == FERRY_SOCK_STREAM)
+            ferry_loop_modify(w->cl.loop, s->listeners[i]->fd, events);
 }
 
 static void on_resume_accept(struct ferry_loop *loop, struct ferry_timer *t, void *arg)

@@ -13,6 +13,7 @@
 #include "loop_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,26 +127,41 @@ static void drop_parent_descriptors(struct fork_model *fm)
         if (ch->pidfd >= 0)
             close(ch->pidfd);
     ferry__loop_forget_after_fork(fm->a.loop);
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
 }
 
 /* In the child: serve one connection and exit without returning into the
  * parent's stack. */
 static void __attribute__((noreturn)) child_main(struct fork_model *fm, struct listener *l,
-                                                 int fd, const char *peer)
+                                                 int fd, const char *peer, const sigset_t *saved_mask)
 {
     struct ferry_server *s = fm->a.server;
     struct sigaction sa;
 
-    /* The parent turns SIGINT into a graceful stop that reaches us through
-     * the stop pipe; SIGTERM aimed at this process ends it, as with sshd. */
+    /*
+     * A stop of our own: SIGTERM (the parent sends it when the server stops,
+     * and a service manager may send it to everyone) stops this connection
+     * gracefully on its own stop pipe, so the handler's on_shutdown and
+     * on_close run and whatever it started (ferryd's commands) is ended,
+     * not orphaned.  SIGINT from a terminal reaches the whole process group;
+     * the parent turns it into that SIGTERM, so it is ignored here.  SIGTERM
+     * stays blocked (since before fork) until the new pipe is in place.
+     */
+    drop_parent_descriptors(fm);
+    atomic_store(&s->stopping, 0);
+    if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        ferry_log_error("connection process: cannot make its stop pipe: %s", strerror(errno));
+        _exit(1);
+    }
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = s->opts.handle_signals ? SIG_IGN : SIG_DFL;
+    sa.sa_handler = SIG_IGN;
     sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
+    ferry__catch_stop_signal(s, SIGTERM);
+    sigprocmask(SIG_SETMASK, saved_mask, NULL);
 
-    drop_parent_descriptors(fm);
     if (ferry__handler_is_event(&l->h))
         ferry__conn_run_private(s, l, fd, peer);
     else
@@ -163,13 +179,18 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
         ferry_log_warn("cannot serve %s: out of memory", peer);
         goto fail;
     }
+    sigset_t term, saved;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &saved);
     pid = fork();
+    if (pid == 0)
+        child_main(fm, l, fd, peer, &saved);
+    sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         ferry_log_warn("cannot fork for %s: %s", peer, strerror(errno));
         goto fail;
     }
-    if (pid == 0)
-        child_main(fm, l, fd, peer);
 
     close(fd);
     ch->pid = pid;
@@ -200,6 +221,13 @@ static size_t live_children(struct acceptor *a)
     return fm->nchildren;
 }
 
+static void stop_children(struct acceptor *a)
+{
+    struct fork_model *fm = a->model;
+    for (struct child *ch = fm->children; ch; ch = ch->next)
+        kill(ch->pid, SIGTERM);
+}
+
 static void kill_children(struct acceptor *a)
 {
     struct fork_model *fm = a->model;
@@ -210,7 +238,11 @@ static void kill_children(struct acceptor *a)
 static const struct acceptor_ops fork_ops = {
     .start = start_child,
     .live = live_children,
+    .stopping = stop_children,
     .force = kill_children,
+    /* A child's own grace timer starts a moment after ours; let it end
+     * first, so it is the child that ends its connection cleanly. */
+    .extra_grace_ms = 1000,
 };
 
 int ferry__run_fork(struct ferry_server *s)

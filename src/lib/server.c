@@ -183,6 +183,17 @@ static void on_signal(int sig)
         ferry_server_stop(s);
 }
 
+void ferry__catch_stop_signal(struct ferry_server *s, int sig)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    atomic_store(&signal_target, s);
+    sigaction(sig, &sa, NULL);
+}
+
 void ferry_server_stop(struct ferry_server *s)
 {
     int saved = errno;   /* we may run inside a signal handler */

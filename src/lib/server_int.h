@@ -117,6 +117,8 @@ void ferry__serve_datagrams(struct listener *l);
 /* Log "listening on PROTO ADDR" for every listener.  Models call it once
  * they can serve, so the line means "ready" (tests wait for it). */
 void ferry__log_ready(const struct ferry_server *s);
+/* Make sig stop s gracefully (ferry_server_stop from the handler). */
+void ferry__catch_stop_signal(struct ferry_server *s, int sig);
 /* Drop the connection count taken by ferry__accept. */
 void ferry__conn_released(struct ferry_server *s);
 
