@@ -230,6 +230,39 @@ static void test_blocking_handshake_timeout(void **state)
     stop(&r);
 }
 
+/* A peer that sends one byte of a frame and stalls is still cut off when
+ * the handshake time is up: the deadline covers the rest of the read. */
+static atomic_int stalled_result;
+
+static int serve_read_frame(struct ferry_conn *c, void *arg)
+{
+    json_t *h = NULL;
+    uint64_t size = 0;
+    (void)arg;
+    int r = ferry_conn_read_frame(c, &h, &size);
+    json_decref(h);
+    atomic_store(&stalled_result, r);
+    return r;
+}
+
+static void test_blocking_handshake_deadline_mid_frame(void **state)
+{
+    struct ferry_server_opts opts = { .model = FERRY_MODEL_THREAD, .handshake_timeout_ms = 300 };
+    struct ferry_handler h = { .serve = serve_read_frame };
+    struct running r;
+    char byte;
+    (void)state;
+
+    atomic_store(&stalled_result, 1);
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(r.bound);
+    assert_int_equal(ferry_transport_write_full(t, "\x05", 1), 0);   /* a quarter of a prefix */
+    assert_int_equal(ferry_transport_read(t, &byte, 1), 0);            /* closed by the server */
+    ferry_transport_free(t);
+    stop(&r);
+    assert_int_equal(atomic_load(&stalled_result), -ETIMEDOUT);
+}
+
 /* ---- verify hook and connection cap --------------------------------------------- */
 
 static int deny_all(const struct sockaddr *peer, socklen_t len, void *arg)
@@ -532,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_blocking_fork),
         cmocka_unit_test(test_blocking_rejected_under_event),
         cmocka_unit_test(test_blocking_handshake_timeout),
+        cmocka_unit_test(test_blocking_handshake_deadline_mid_frame),
         cmocka_unit_test(test_verify_hook_refuses),
         cmocka_unit_test(test_max_conns),
         cmocka_unit_test(test_idle_timeout),
