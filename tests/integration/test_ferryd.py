@@ -309,7 +309,8 @@ class FerrydModel:
         self.assert_healthy(self.srv)
 
     def assert_healthy(self, srv):
-        self.assertIsNone(srv.proc.poll(), "ferryd died: %s" % srv.log[-20:])
+        self.assertIsNone(srv.proc.poll(), "ferryd died (status %s): %s"
+                          % (srv.proc.returncode, "\n".join(srv.log[-20:])))
         bad = [l for l in srv.log if SANITIZER_RX.search(l)]
         self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
 
