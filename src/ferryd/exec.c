@@ -96,7 +96,6 @@ struct exec {
     int depth;                      /* loop callbacks of ours on the stack */
     struct exec_result res;
 
-    uint8_t rbuf[READ_CHUNK];       /* output is lent from here to on_output */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -642,12 +641,16 @@ static void kill_and_reap(struct exec *e)
 
 static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
+    /* Output is only lent to on_output for the call, and a loop runs on one
+     * thread, so one buffer per thread serves every command on it: an idle
+     * command costs no 64 KiB of its own. */
+    static _Thread_local uint8_t rbuf[READ_CHUNK];
     struct exec *e = arg;
     int i = fd == e->out_fd[0] ? 0 : 1;
 
     enter(e);
     for (int n_reads = 0; n_reads < READS_PER_EVENT && !e->out_paused; n_reads++) {
-        ssize_t n = read(fd, e->rbuf, sizeof(e->rbuf));
+        ssize_t n = read(fd, rbuf, sizeof(rbuf));
 
         if (n < 0 && errno == EINTR) {
             n_reads--;
@@ -663,7 +666,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
             maybe_finish(e);
             break;
         }
-        int rc = e->ops.on_output(e->arg, i + 1, e->rbuf, (size_t)n);
+        int rc = e->ops.on_output(e->arg, i + 1, rbuf, (size_t)n);
         if (e->finished)        /* freed or aborted from the callback */
             break;
         if (rc < 0) {
@@ -675,7 +678,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
             maybe_finish(e);
             break;
         }
-        if ((size_t)n < sizeof(e->rbuf))
+        if ((size_t)n < sizeof(rbuf))
             break;              /* the pipe is empty for now */
     }
     leave(e);
