@@ -878,6 +878,50 @@ class FerrydModel:
         self.assertEqual(s.recv()[0], {"type": "cwd", "path": "/"})
         self.assertEqual(s.run({"shell": "pwd"})["out"], b"/\n")
 
+    def test_long_replies_are_not_bound_by_the_preauth_limit(self):
+        # A chdir error naming a 4100-byte path is a header over the 4 KiB
+        # that ferryd accepts before authentication; replies must still go
+        # out (a "request" error), and the session must go on.
+        s = self.session()
+        path = "/nonexistent-" + "a" * 4100
+        s.send({"type": "chdir", "path": path})
+        h = s.recv()[0]
+        self.assertEqual((h["type"], h["code"]), ("error", "request"))
+        self.assertEqual(s.run({"shell": "echo alive"})["out"], b"alive\n")
+
+    def test_env_name_with_equals_is_a_request_error(self):
+        s = self.session()
+        res = s.run({"argv": ["env"], "env": {"PATH=/evil:/bin;X": "y"}})
+        self.assertEqual([(e["code"]) for e in res["errors"]], ["request"])
+        self.assertIsNone(res["exit"])                      # nothing ran
+        self.assertEqual(s.run({"shell": "echo alive"})["out"], b"alive\n")
+
+    def test_stdin_ack_as_the_command_consumes(self):
+        # The command takes 900 kB of the 1 MiB window and then waits: the
+        # window must reopen while it waits (acks on progress), not only once
+        # everything has been consumed.
+        s = self.session()
+        s.send({"type": "exec", "shell": "head -c 900000 >/dev/null; echo consumed; sleep 30; cat >/dev/null"})
+        chunk = b"x" * 65536
+        for _ in range(16):                                 # exactly the window
+            s.send({"type": "stdin"}, chunk)
+        acked = 0
+        saw_consumed = False
+        deadline = time.monotonic() + 10 * SLOW
+        while acked < 900000 and time.monotonic() < deadline:
+            h, body, _ = s.recv()
+            if h["type"] == "stdout" and body == b"consumed\n":
+                saw_consumed = True
+            elif h["type"] == "stdin-ack":
+                acked += h["bytes"]
+            elif h["type"] in ("exit", "error"):
+                self.fail("unexpected %r" % h)
+        self.assertGreaterEqual(acked, 900000 - 65536 * 4,
+                                "window not reopened while the command waits (acked %d)" % acked)
+        s.send({"type": "signal", "signal": "KILL"})
+        while s.recv()[0]["type"] != "exit":
+            pass
+
     # -- classic mode ---------------------------------------------------------------
 
     def classic_server(self):
