@@ -1,0 +1,572 @@
+/*
+ * fspath.c - client paths to descriptors beneath the served root; the
+ * contract, and why it takes openat2, are in fspath.h.
+ *
+ * Two resolvers sit behind one entry point (open_beneath):
+ *   - openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: one kernel walk
+ *     that refuses to leave the root however the tree changes during it;
+ *   - the fallback, for kernels or sandboxes without openat2: our own walk,
+ *     one openat(O_NOFOLLOW) per component, each relative to the directory
+ *     descriptor the previous step returned.  Because every step is taken
+ *     from a descriptor (never by re-walking a name) and never follows a
+ *     symlink, a concurrent swap can only make a step fail, not redirect it.
+ *     ".." never reaches either resolver (fspath_check rejects it), so the
+ *     fallback only ever walks down.
+ *
+ * The string check runs first in every entry point, so neither resolver
+ * ever sees an absolute path, a "..", or an empty component.
+ */
+#include "fspath.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ferry/error.h"
+#include "ferry/log.h"
+
+/* openat2 answers EAGAIN when a concurrent rename might have let a ".."
+ * (inside a symlink's target) escape; the walk is simply retried. */
+#define OPENAT2_TRIES 8
+
+int fspath_force_fallback;
+
+/* Set once openat2 has answered ENOSYS: the kernel will not grow it later. */
+static atomic_int openat2_missing;
+
+struct fsroot {
+    int fd;     /* O_PATH | O_DIRECTORY | O_CLOEXEC */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+const char *fspath_strerror(int code)
+{
+    switch (code) {
+    case FSPATH_EEMPTY:    return "empty path";
+    case FSPATH_EABSOLUTE: return "absolute path (paths are relative to the served root)";
+    case FSPATH_EDOTDOT:   return "'..' is not allowed in a path";
+    case FSPATH_ECONTROL:  return "control character in path";
+    case FSPATH_ENAMELONG: return "file name too long";
+    case FSPATH_EPATHLONG: return "path too long";
+    case FSPATH_ESLASH:    return "repeated or trailing '/' in path";
+    case FSPATH_EDOT:      return "'.' or '..' cannot be used here";
+    case FSPATH_EESCAPE:   return "path leaves the served root";
+    case FSPATH_ESYMLINK:  return "path goes through a symbolic link that is not followed";
+    case FSPATH_EDEPTH:    return "directory tree too deep";
+    default:               return ferry_strerror(code);
+    }
+}
+
+/* ---- the root ------------------------------------------------------------ */
+
+/* mkdir -p: make every missing directory along dir.  EEXIST is fine at
+ * every step; whether the last one really is a directory is left to the
+ * O_DIRECTORY open that follows. */
+static int mkdir_parents(const char *dir, char *err, size_t errlen)
+{
+    char *buf = strdup(dir);
+    char *p;
+    int rc = 0;
+
+    if (!buf) {
+        set_err(err, errlen, "mkdir %s: %s", dir, ferry_strerror(-ENOMEM));
+        return -ENOMEM;
+    }
+    for (p = buf + 1; ; p++) {
+        char saved = *p;
+
+        if (saved != '/' && saved != '\0')
+            continue;
+        /* Skip the empty prefixes that repeated slashes produce. */
+        if (p[-1] != '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
+                rc = -errno;
+                set_err(err, errlen, "mkdir %s: %s", buf, ferry_strerror(rc));
+                goto out;
+            }
+            *p = saved;
+        }
+        if (saved == '\0')
+            break;
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+int fsroot_open(const char *dir, int create, struct fsroot **out,
+                char *err, size_t errlen)
+{
+    struct fsroot *root = NULL;
+    int fd = -1;
+    int rc;
+
+    *out = NULL;
+    if (!dir || dir[0] == '\0') {
+        set_err(err, errlen, "empty root directory name");
+        return -EINVAL;
+    }
+    if (create) {
+        rc = mkdir_parents(dir, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
+    fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        set_err(err, errlen, "%s: %s", dir, ferry_strerror(rc));
+        goto fail;
+    }
+    root = malloc(sizeof *root);
+    if (!root) {
+        rc = -ENOMEM;
+        set_err(err, errlen, "%s: %s", dir, ferry_strerror(rc));
+        goto fail;
+    }
+    root->fd = fd;
+    *out = root;
+    return 0;
+
+fail:
+    close_fd(&fd);
+    return rc;
+}
+
+void fsroot_close(struct fsroot *root)
+{
+    if (!root)
+        return;
+    close_fd(&root->fd);
+    free(root);
+}
+
+int fsroot_fd(const struct fsroot *root)
+{
+    return root->fd;
+}
+
+/* ---- the string check ---------------------------------------------------- */
+
+int fspath_check(const char *path, char *err, size_t errlen)
+{
+    const char *comp;
+    size_t len, i;
+
+    if (!path || path[0] == '\0') {
+        set_err(err, errlen, "empty path");
+        return FSPATH_EEMPTY;
+    }
+    /* strnlen: a hostile path is never scanned further than this. */
+    len = strnlen(path, PATH_MAX);
+    if (len >= PATH_MAX) {
+        set_err(err, errlen, "path is longer than %d bytes", PATH_MAX - 1);
+        return FSPATH_EPATHLONG;
+    }
+    if (path[0] == '/') {
+        set_err(err, errlen, "absolute path: paths are relative to the served root");
+        return FSPATH_EABSOLUTE;
+    }
+    if (strcmp(path, ".") == 0)
+        return 0;
+
+    comp = path;
+    for (i = 0; i <= len; i++) {
+        unsigned char c = (unsigned char)path[i];
+        size_t n;
+
+        if (c != '/' && c != '\0') {
+            if (c < 0x20 || c == 0x7f) {
+                set_err(err, errlen, "control character 0x%02x at byte %zu of the path",
+                        c, i);
+                return FSPATH_ECONTROL;
+            }
+            continue;
+        }
+        /* End of a component: comp .. path + i. */
+        n = (size_t)(path + i - comp);
+        if (n == 0) {
+            set_err(err, errlen, "empty component (repeated or trailing '/') in the path");
+            return FSPATH_ESLASH;
+        }
+        if (n == 2 && comp[0] == '.' && comp[1] == '.') {
+            set_err(err, errlen, "'..' is not allowed in a path");
+            return FSPATH_EDOTDOT;
+        }
+        if (n == 1 && comp[0] == '.') {
+            set_err(err, errlen, "'.' is only allowed as the whole path");
+            return FSPATH_EDOT;
+        }
+        if (n > NAME_MAX) {
+            set_err(err, errlen, "a file name in the path is longer than %d bytes", NAME_MAX);
+            return FSPATH_ENAMELONG;
+        }
+        comp = path + i + 1;
+    }
+    return 0;
+}
+
+/* ---- resolution ----------------------------------------------------------- */
+
+static int creates(int flags)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+}
+
+/* openat2's answer as our code; -ENOSYS is passed through for the caller. */
+static int open_openat2(int rootfd, const char *path, int flags, mode_t mode,
+                        int *fd_out)
+{
+    struct open_how how;
+    int tries = 0;
+
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(unsigned)flags;
+    /* openat2, unlike openat, refuses a mode it would not use. */
+    how.mode = creates(flags) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+
+    for (;;) {
+        long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+        int e;
+
+        if (fd >= 0) {
+            *fd_out = (int)fd;
+            return 0;
+        }
+        e = errno;
+        if (e == EINTR || (e == EAGAIN && ++tries < OPENAT2_TRIES))
+            continue;
+        if (e == EXDEV)
+            return FSPATH_EESCAPE;
+        /* ELOOP: the final component is a symlink under O_NOFOLLOW, a magic
+         * link was refused (RESOLVE_NO_MAGICLINKS), or symlinks loop.  The
+         * kernel does not say which; all three are "a symlink we do not
+         * follow", which reads better than "too many levels". */
+        if (e == ELOOP)
+            return FSPATH_ESYMLINK;
+        return -e;
+    }
+}
+
+static int openat_retry(int dirfd, const char *name, int flags, mode_t mode)
+{
+    int fd;
+
+    do
+        fd = openat(dirfd, name, flags, mode);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+/* One step of the fallback walk: the directory `name` inside dirfd, never
+ * through a symlink.  O_PATH|O_NOFOLLOW opens a symlink as itself, so the
+ * fstat on what we got (not a second lookup by name) says what it was. */
+static int fallback_step(int dirfd, const char *name, int *next)
+{
+    struct stat st;
+    int fd;
+
+    fd = openat_retry(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        int rc = -errno;
+
+        close(fd);
+        return rc;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        close(fd);
+        return S_ISLNK(st.st_mode) ? FSPATH_ESYMLINK : -ENOTDIR;
+    }
+    *next = fd;
+    return 0;
+}
+
+/* The final component, after the real open failed with e: the open itself
+ * never followed anything (O_NOFOLLOW); this lstat only picks the message. */
+static int fallback_final_error(int dirfd, const char *name, int e)
+{
+    struct stat st;
+
+    if (e == ELOOP)
+        return FSPATH_ESYMLINK;
+    if (e == ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISLNK(st.st_mode))
+        return FSPATH_ESYMLINK;
+    return -e;
+}
+
+static int open_fallback(int rootfd, const char *path, int flags, mode_t mode,
+                         int *fd_out)
+{
+    char name[NAME_MAX + 1];
+    const char *p = path;
+    const char *slash;
+    int dirfd = -1;     /* the directory walked so far; -1 means the root */
+    int fd = -1;
+    int rc;
+
+    while ((slash = strchr(p, '/')) != NULL) {
+        size_t n = (size_t)(slash - p);   /* <= NAME_MAX: fspath_check */
+        int next = -1;
+
+        memcpy(name, p, n);
+        name[n] = '\0';
+        rc = fallback_step(dirfd >= 0 ? dirfd : rootfd, name, &next);
+        if (rc < 0)
+            goto out;
+        close_fd(&dirfd);
+        dirfd = next;
+        p = slash + 1;
+    }
+
+    fd = openat_retry(dirfd >= 0 ? dirfd : rootfd, p, flags | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        rc = fallback_final_error(dirfd >= 0 ? dirfd : rootfd, p, errno);
+        goto out;
+    }
+    /* O_PATH|O_NOFOLLOW succeeds on a symlink, opening the link itself. */
+    if (flags & O_PATH) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            rc = FSPATH_ESYMLINK;
+            goto out;
+        }
+    }
+    *fd_out = fd;
+    fd = -1;
+    rc = 0;
+out:
+    close_fd(&fd);
+    close_fd(&dirfd);
+    return rc;
+}
+
+/* path has passed fspath_check. */
+static int open_beneath(int rootfd, const char *path, int flags, mode_t mode,
+                        int *fd_out)
+{
+    flags |= O_CLOEXEC;
+    /* Creating never goes through a symlink at the final component: one
+     * planted there (dangling or not) must not decide where we write. */
+    if (creates(flags))
+        flags |= O_NOFOLLOW;
+
+    if (!fspath_force_fallback &&
+        !atomic_load_explicit(&openat2_missing, memory_order_relaxed)) {
+        int rc = open_openat2(rootfd, path, flags, mode, fd_out);
+
+        if (rc != -ENOSYS)
+            return rc;
+        if (!atomic_exchange(&openat2_missing, 1))
+            ferry_log_warn("openat2 is not available: paths under the root are "
+                           "resolved without following any symlink");
+    }
+    return open_fallback(rootfd, path, flags, mode, fd_out);
+}
+
+int fspath_open(const struct fsroot *root, const char *path, int flags,
+                mode_t mode, int *fd_out)
+{
+    int rc;
+
+    *fd_out = -1;
+    rc = fspath_check(path, NULL, 0);
+    if (rc < 0)
+        return rc;
+    return open_beneath(root->fd, path, flags, mode, fd_out);
+}
+
+static int is_dot_or_dotdot(const char *name)
+{
+    return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+int fspath_parent(const struct fsroot *root, const char *path,
+                  int *dirfd_out, const char **name_out)
+{
+    const char *name;
+    char *dir = NULL;
+    int rc;
+
+    *dirfd_out = -1;
+    *name_out = NULL;
+    rc = fspath_check(path, NULL, 0);
+    if (rc < 0 && rc != FSPATH_EDOT && rc != FSPATH_EDOTDOT)
+        return rc;
+    name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    /* Say "not a target" rather than "not allowed in a path" when the
+     * problem is the final component itself. */
+    if (is_dot_or_dotdot(name))
+        return FSPATH_EDOT;
+    if (rc < 0)
+        return rc;
+
+    if (name == path) {
+        rc = open_beneath(root->fd, ".", O_PATH | O_DIRECTORY, 0, dirfd_out);
+    } else {
+        dir = strndup(path, (size_t)(name - 1 - path));
+        if (!dir)
+            return -ENOMEM;
+        rc = open_beneath(root->fd, dir, O_PATH | O_DIRECTORY, 0, dirfd_out);
+    }
+    free(dir);
+    if (rc < 0)
+        return rc;
+    *name_out = name;
+    return 0;
+}
+
+/* ---- the sweep -------------------------------------------------------------- */
+
+struct sweep {
+    const char *suffix;
+    size_t suffix_len;
+    unsigned removed;
+    int first_err;
+};
+
+static void sweep_fail(struct sweep *s, int code)
+{
+    if (s->first_err == 0)
+        s->first_err = code;
+}
+
+static int has_suffix(const struct sweep *s, const char *name)
+{
+    size_t n = strlen(name);
+
+    return n >= s->suffix_len &&
+           memcmp(name + n - s->suffix_len, s->suffix, s->suffix_len) == 0;
+}
+
+/* Sweep the directory open on fd (an O_RDONLY|O_DIRECTORY descriptor, which
+ * this takes over), `depth` levels below the root.  Recursion is bounded by
+ * FSPATH_SWEEP_DEPTH, and with it the descriptors held at once. */
+static void sweep_dir(struct sweep *s, int fd, unsigned depth)
+{
+    DIR *d = fdopendir(fd);
+    struct dirent *de;
+
+    if (!d) {
+        sweep_fail(s, -errno);
+        close(fd);
+        return;
+    }
+    for (;;) {
+        unsigned char type;
+        int sub;
+
+        errno = 0;
+        de = readdir(d);
+        if (!de) {
+            if (errno != 0)
+                sweep_fail(s, -errno);
+            break;
+        }
+        if (is_dot_or_dotdot(de->d_name))
+            continue;
+
+        type = de->d_type;
+        if (type == DT_UNKNOWN) {
+            struct stat st;
+
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno != ENOENT)    /* gone meanwhile: nothing to do */
+                    sweep_fail(s, -errno);
+                continue;
+            }
+            type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+        }
+
+        if (type == DT_REG) {
+            if (!has_suffix(s, de->d_name))
+                continue;
+            /* unlinkat removes the entry itself: if it has just become a
+             * symlink, the link goes, never what it points to. */
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                s->removed++;
+            else if (errno != ENOENT)
+                sweep_fail(s, -errno);
+        } else if (type == DT_DIR) {
+            if (depth + 1 > FSPATH_SWEEP_DEPTH) {
+                sweep_fail(s, FSPATH_EDEPTH);
+                continue;
+            }
+            /* O_NOFOLLOW: a directory swapped for a symlink since readdir
+             * fails here (ELOOP or ENOTDIR) instead of being entered. */
+            sub = openat_retry(dirfd(d), de->d_name,
+                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+            if (sub < 0) {
+                if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
+                    sweep_fail(s, -errno);
+                continue;
+            }
+            sweep_dir(s, sub, depth + 1);
+        }
+    }
+    closedir(d);
+}
+
+int fspath_sweep_temporaries(const struct fsroot *root, const char *suffix,
+                             unsigned *removed)
+{
+    struct sweep s = { .suffix = suffix };
+    int fd;
+
+    if (removed)
+        *removed = 0;
+    /* An empty suffix would match every file. */
+    if (!suffix || suffix[0] == '\0' || strchr(suffix, '/'))
+        return -EINVAL;
+    s.suffix_len = strlen(suffix);
+
+    /* The root's own descriptor is O_PATH, which cannot be read: open the
+     * same directory for reading through it. */
+    fd = openat_retry(root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    sweep_dir(&s, fd, 0);
+    if (removed)
+        *removed = s.removed;
+    return s.first_err;
+}

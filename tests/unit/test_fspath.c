@@ -1,0 +1,947 @@
+/*
+ * test_fspath.c - ferryd's path sandbox (src/ferryd/fspath.c) against a real
+ * directory tree.
+ *
+ * Each test gets a fresh mkdtemp directory BASE holding the served root
+ * (BASE/root) and a place outside it (BASE/outside, with a file "secret"
+ * and a directory "d" holding "f").  Tests that resolve paths run twice:
+ * with openat2, and with the component-by-component fallback forced by
+ * fspath_force_fallback; the expectations differ only where documented
+ * (the fallback follows no symlink at all).  Every test also checks that
+ * the process has the same number of descriptors before and after, so
+ * failure paths leak nothing.  Nothing sleeps: the race test is a bounded
+ * number of opens against a thread that swaps as fast as it can.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fspath.h"
+
+#define RACE_OPENS 2000
+
+/* ---- the fixture ---------------------------------------------------------- */
+
+struct fx {
+    bool fallback;
+    char base[64];
+    char root_dir[128];
+    char outside[128];
+    struct fsroot *root;
+    int fds_before;
+};
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;   /* the DIR's own descriptor */
+}
+
+/* Build BASE/REL from printf-style parts. */
+static void pathf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void pathf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+/* Plain helpers that act on the real tree, bypassing fspath on purpose. */
+static void make_dir(const struct fx *f, const char *rel)
+{
+    char p[PATH_MAX];
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void make_file(const struct fx *f, const char *rel, const char *content)
+{
+    char p[PATH_MAX];
+    int fd;
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+}
+
+static void make_link(const struct fx *f, const char *target, const char *rel)
+{
+    char p[PATH_MAX];
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    assert_int_equal(symlink(target, p), 0);
+}
+
+static bool exists(const struct fx *f, const char *rel)
+{
+    char p[PATH_MAX];
+    struct stat st;
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    return lstat(p, &st) == 0;
+}
+
+static void stat_rel(const struct fx *f, const char *rel, struct stat *st)
+{
+    char p[PATH_MAX];
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    assert_int_equal(stat(p, st), 0);
+}
+
+/* Is fd the very file BASE/rel? */
+static bool same_file(int fd, const struct fx *f, const char *rel)
+{
+    struct stat a, b;
+
+    assert_int_equal(fstat(fd, &a), 0);
+    stat_rel(f, rel, &b);
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+static bool have_openat2(void)
+{
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC };
+    long fd = syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
+
+    if (fd < 0)
+        return errno != ENOSYS;
+    close((int)fd);
+    return true;
+}
+
+static int setup_mode(void **state, bool fallback)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char err[256] = "";
+    int rc;
+
+    if (!f)
+        return -1;
+    if (!fallback && !have_openat2()) {
+        free(f);
+        print_message("openat2 is not available here: openat2 variant skipped\n");
+        skip();
+    }
+    f->fallback = fallback;
+    fspath_force_fallback = fallback;
+    f->fds_before = count_fds();
+    strcpy(f->base, "/tmp/test_fspath.XXXXXX");
+    if (!mkdtemp(f->base)) {
+        free(f);
+        return -1;
+    }
+    pathf(f->root_dir, sizeof f->root_dir, "%s/root", f->base);
+    pathf(f->outside, sizeof f->outside, "%s/outside", f->base);
+    make_dir(f, "root");
+    make_dir(f, "outside");
+    make_file(f, "outside/secret", "outside secret\n");
+    make_dir(f, "outside/d");
+    make_file(f, "outside/d/f", "outside f\n");
+    rc = fsroot_open(f->root_dir, 0, &f->root, err, sizeof err);
+    if (rc < 0) {
+        print_error("fsroot_open: %s\n", err);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup_openat2(void **state)  { return setup_mode(state, false); }
+static int setup_fallback(void **state) { return setup_mode(state, true); }
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    int fds;
+
+    fsroot_close(f->root);
+    fspath_force_fallback = 0;
+    nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fds = count_fds();
+    if (fds != f->fds_before) {
+        print_error("descriptor leak: %d before, %d after\n", f->fds_before, fds);
+        free(f);
+        return -1;
+    }
+    free(f);
+    return 0;
+}
+
+/* fspath_open for reading; returns the code, closes any descriptor. */
+static int try_open(const struct fx *f, const char *path, int flags)
+{
+    int fd = -1;
+    int rc = fspath_open(f->root, path, flags, 0, &fd);
+
+    if (rc == 0) {
+        assert_true(fd >= 0);
+        close(fd);
+    } else {
+        assert_int_equal(fd, -1);
+    }
+    return rc;
+}
+
+/* What a symlink that the openat2 resolver refuses turns into. */
+static int escape_code(const struct fx *f)
+{
+    return f->fallback ? FSPATH_ESYMLINK : FSPATH_EESCAPE;
+}
+
+/* ---- fspath_check: what is accepted -------------------------------------- */
+
+static void test_check_accepts(void **state)
+{
+    static const char *const ok[] = {
+        ".", "a", "a/b/c", "a.b", "..a", "a..", "...", ".hidden", "a/.b",
+        "with space", "caf\xc3\xa9", "x.ferry-part",
+    };
+    char name[NAME_MAX + 1];
+    char err[128];
+    size_t i;
+
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        strcpy(err, "untouched");
+        assert_int_equal(fspath_check(ok[i], err, sizeof err), 0);
+        assert_string_equal(err, "untouched");
+    }
+    memset(name, 'n', NAME_MAX);
+    name[NAME_MAX] = '\0';
+    assert_int_equal(fspath_check(name, err, sizeof err), 0);
+}
+
+static void test_check_empty(void **state)
+{
+    char err[128] = "";
+
+    assert_int_equal(fspath_check("", err, sizeof err), FSPATH_EEMPTY);
+    assert_string_equal(err, "empty path");
+    assert_int_equal(try_open(*state, "", O_RDONLY), FSPATH_EEMPTY);
+}
+
+/* ---- rejections from the "Path safety" list ----------------------- */
+
+static void test_reject_absolute(void **state)
+{
+    struct fx *f = *state;
+    int dirfd = -1;
+    const char *name = NULL;
+    char err[128] = "";
+
+    assert_int_equal(fspath_check("/etc/passwd", err, sizeof err), FSPATH_EABSOLUTE);
+    assert_non_null(strstr(err, "absolute"));
+    assert_int_equal(fspath_check("/", NULL, 0), FSPATH_EABSOLUTE);
+    assert_int_equal(try_open(f, "/etc/passwd", O_RDONLY), FSPATH_EABSOLUTE);
+    assert_int_equal(fspath_parent(f->root, "/etc/passwd", &dirfd, &name), FSPATH_EABSOLUTE);
+    assert_int_equal(dirfd, -1);
+}
+
+static void test_reject_dotdot_leading(void **state)
+{
+    struct fx *f = *state;
+    char err[128] = "";
+
+    make_file(f, "x", "in base, next to root\n");
+    assert_int_equal(fspath_check("../x", err, sizeof err), FSPATH_EDOTDOT);
+    assert_non_null(strstr(err, "'..'"));
+    assert_int_equal(try_open(f, "../x", O_RDONLY), FSPATH_EDOTDOT);
+    assert_int_equal(try_open(f, "../outside/secret", O_RDONLY), FSPATH_EDOTDOT);
+    assert_int_equal(try_open(f, "..", O_RDONLY | O_DIRECTORY), FSPATH_EDOTDOT);
+}
+
+static void test_reject_dotdot_nested(void **state)
+{
+    struct fx *f = *state;
+
+    make_dir(f, "root/a");
+    make_file(f, "root/b", "inside\n");
+    assert_int_equal(try_open(f, "a/../../x", O_RDONLY), FSPATH_EDOTDOT);
+    /* Even when it would stay inside. */
+    assert_int_equal(try_open(f, "a/../b", O_RDONLY), FSPATH_EDOTDOT);
+}
+
+static void test_reject_dotdot_trailing(void **state)
+{
+    struct fx *f = *state;
+
+    make_dir(f, "root/a");
+    assert_int_equal(fspath_check("a/..", NULL, 0), FSPATH_EDOTDOT);
+    assert_int_equal(try_open(f, "a/..", O_RDONLY | O_DIRECTORY), FSPATH_EDOTDOT);
+}
+
+static void test_reject_control_bytes(void **state)
+{
+    static const char *const bad[] = {
+        "\x01", "a\nb", "a/\x7f", "tab\there", "cr\r", "\x1f/x", "esc\x1b[31m",
+    };
+    struct fx *f = *state;
+    char err[128];
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(fspath_check(bad[i], err, sizeof err), FSPATH_ECONTROL);
+        /* The reason names the byte but never echoes the path. */
+        assert_non_null(strstr(err, "control character"));
+        assert_null(strchr(err, '\n'));
+        assert_null(strchr(err, '\x1b'));
+    }
+    /* A file with such a name exists: still refused, by name alone. */
+    make_file(f, "root/a\nb", "newline\n");
+    assert_int_equal(try_open(f, "a\nb", O_RDONLY), FSPATH_ECONTROL);
+}
+
+static void test_reject_name_too_long(void **state)
+{
+    struct fx *f = *state;
+    char path[NAME_MAX + 8];
+    int fd = -1;
+
+    memset(path, 'n', NAME_MAX + 1);
+    path[NAME_MAX + 1] = '\0';
+    assert_int_equal(fspath_check(path, NULL, 0), FSPATH_ENAMELONG);
+    assert_int_equal(try_open(f, path, O_WRONLY | O_CREAT), FSPATH_ENAMELONG);
+
+    /* Exactly NAME_MAX is fine, and really creatable. */
+    path[NAME_MAX] = '\0';
+    assert_int_equal(fspath_open(f->root, path, O_WRONLY | O_CREAT | O_EXCL, 0644, &fd), 0);
+    close(fd);
+}
+
+static void test_reject_path_too_long(void **state)
+{
+    struct fx *f = *state;
+    char *path = malloc(PATH_MAX + 1);
+    size_t i;
+
+    assert_non_null(path);
+    /* "a/a/a/...": PATH_MAX bytes, every component short. */
+    for (i = 0; i < PATH_MAX; i++)
+        path[i] = (i % 2) ? '/' : 'a';
+    path[PATH_MAX] = '\0';
+    if (path[PATH_MAX - 1] == '/')
+        path[PATH_MAX - 1] = 'a';
+    assert_int_equal(fspath_check(path, NULL, 0), FSPATH_EPATHLONG);
+    assert_int_equal(try_open(f, path, O_RDONLY), FSPATH_EPATHLONG);
+
+    /* One byte less passes the string check (it does not exist, of course). */
+    path[PATH_MAX - 1] = '\0';
+    if (path[PATH_MAX - 2] == '/')
+        path[PATH_MAX - 2] = 'a';
+    assert_int_equal(fspath_check(path, NULL, 0), 0);
+    assert_int_equal(try_open(f, path, O_RDONLY), -ENOENT);
+    free(path);
+}
+
+static void test_reject_slashes(void **state)
+{
+    struct fx *f = *state;
+
+    make_dir(f, "root/a");
+    make_file(f, "root/a/b", "b\n");
+    assert_int_equal(fspath_check("a//b", NULL, 0), FSPATH_ESLASH);
+    assert_int_equal(fspath_check("a/", NULL, 0), FSPATH_ESLASH);
+    assert_int_equal(fspath_check("a/b/", NULL, 0), FSPATH_ESLASH);
+    assert_int_equal(try_open(f, "a//b", O_RDONLY), FSPATH_ESLASH);
+    assert_int_equal(try_open(f, "a/b", O_RDONLY), 0);
+}
+
+static void test_reject_dot_components(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(fspath_check("./a", NULL, 0), FSPATH_EDOT);
+    assert_int_equal(fspath_check("a/./b", NULL, 0), FSPATH_EDOT);
+    assert_int_equal(fspath_check("a/.", NULL, 0), FSPATH_EDOT);
+    assert_int_equal(try_open(f, "./a", O_RDONLY), FSPATH_EDOT);
+}
+
+/* "." alone is the root, for listing. */
+static void test_dot_is_root(void **state)
+{
+    struct fx *f = *state;
+    struct dirent *de;
+    bool seen = false;
+    DIR *d;
+    int fd = -1;
+
+    make_file(f, "root/listed", "x\n");
+    assert_int_equal(fspath_open(f->root, ".", O_RDONLY | O_DIRECTORY, 0, &fd), 0);
+    assert_true(same_file(fd, f, "root"));
+    d = fdopendir(fd);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        seen |= strcmp(de->d_name, "listed") == 0;
+    closedir(d);
+    assert_true(seen);
+}
+
+static void test_parent_rejects_dot_targets(void **state)
+{
+    static const char *const bad[] = { ".", "..", "a/.", "a/..", "a/b/.." };
+    struct fx *f = *state;
+    const char *name;
+    int dirfd;
+    size_t i;
+
+    make_dir(f, "root/a");
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dirfd = 12345;
+        name = "untouched";
+        assert_int_equal(fspath_parent(f->root, bad[i], &dirfd, &name), FSPATH_EDOT);
+        assert_int_equal(dirfd, -1);
+        assert_null(name);
+    }
+    /* A ".." that is not the target is still a "..". */
+    assert_int_equal(fspath_parent(f->root, "../x", &dirfd, &name), FSPATH_EDOTDOT);
+    assert_int_equal(fspath_parent(f->root, "", &dirfd, &name), FSPATH_EEMPTY);
+}
+
+static void test_parent_gives_dir_and_name(void **state)
+{
+    struct fx *f = *state;
+    const char *path = "a/b/new";
+    const char *name = NULL;
+    int dirfd = -1;
+
+    make_dir(f, "root/a");
+    make_dir(f, "root/a/b");
+    assert_int_equal(fspath_parent(f->root, path, &dirfd, &name), 0);
+    assert_ptr_equal(name, path + 4);
+    assert_true(same_file(dirfd, f, "root/a/b"));
+    assert_int_equal(fcntl(dirfd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    /* What the file service does with it. */
+    assert_int_equal(mkdirat(dirfd, name, 0755), 0);
+    assert_true(exists(f, "root/a/b/new"));
+    assert_int_equal(unlinkat(dirfd, name, AT_REMOVEDIR), 0);
+    assert_false(exists(f, "root/a/b/new"));
+    close(dirfd);
+
+    /* A top-level name: the parent is the root. */
+    assert_int_equal(fspath_parent(f->root, "top", &dirfd, &name), 0);
+    assert_string_equal(name, "top");
+    assert_true(same_file(dirfd, f, "root"));
+    close(dirfd);
+
+    /* The parent must exist and be a directory. */
+    make_file(f, "root/plain", "p\n");
+    assert_int_equal(fspath_parent(f->root, "missing/x", &dirfd, &name), -ENOENT);
+    assert_int_equal(fspath_parent(f->root, "plain/x", &dirfd, &name), -ENOTDIR);
+    assert_int_equal(dirfd, -1);
+}
+
+/* ---- symlinks ----------------------------------------------------------------- */
+
+/* ln -s /etc root/evil; evil/passwd must not be /etc/passwd. */
+static void test_symlink_to_etc(void **state)
+{
+    struct fx *f = *state;
+
+    make_link(f, "/etc", "root/evil");
+    assert_int_equal(try_open(f, "evil/passwd", O_RDONLY), escape_code(f));
+    assert_int_equal(try_open(f, "evil", O_RDONLY | O_DIRECTORY), escape_code(f));
+}
+
+static void test_symlink_escapes(void **state)
+{
+    struct fx *f = *state;
+    const char *name;
+    int dirfd = -1;
+
+    make_link(f, f->outside, "root/abs");        /* absolute, outside */
+    make_link(f, "../outside", "root/rel");      /* relative, climbs out */
+    make_link(f, "../", "root/up");              /* to the root's parent */
+    make_link(f, "..", "root/up2");
+    make_dir(f, "root/sub");
+    make_link(f, "../../outside/secret", "root/sub/deep");
+
+    assert_int_equal(try_open(f, "abs/secret", O_RDONLY), escape_code(f));
+    assert_int_equal(try_open(f, "rel/secret", O_RDONLY), escape_code(f));
+    assert_int_equal(try_open(f, "up/outside/secret", O_RDONLY), escape_code(f));
+    assert_int_equal(try_open(f, "up2", O_RDONLY | O_DIRECTORY), escape_code(f));
+    assert_int_equal(try_open(f, "sub/deep", O_RDONLY), escape_code(f));
+    /* Nor can one be used as the directory for a write. */
+    assert_int_equal(fspath_parent(f->root, "abs/planted", &dirfd, &name), escape_code(f));
+    assert_int_equal(fspath_parent(f->root, "up/planted", &dirfd, &name), escape_code(f));
+    assert_int_equal(try_open(f, "rel/planted", O_WRONLY | O_CREAT), escape_code(f));
+    assert_false(exists(f, "outside/planted"));
+    assert_false(exists(f, "planted"));
+}
+
+static void test_symlink_inside(void **state)
+{
+    struct fx *f = *state;
+    const char *name;
+    int fd = -1, dirfd = -1;
+    int rc;
+
+    make_dir(f, "root/sub");
+    make_dir(f, "root/other");
+    make_file(f, "root/sub/file", "inside\n");
+    make_link(f, "sub", "root/link");                   /* a directory, inside */
+    make_link(f, "../sub/file", "root/other/rel");      /* climbs, but stays in */
+    make_link(f, "file", "root/sub/flink");             /* final component */
+
+    rc = fspath_open(f->root, "link/file", O_RDONLY, 0, &fd);
+    if (f->fallback) {
+        /* The fallback follows no symlink at all, inside or not. */
+        assert_int_equal(rc, FSPATH_ESYMLINK);
+        assert_int_equal(try_open(f, "other/rel", O_RDONLY), FSPATH_ESYMLINK);
+        assert_int_equal(try_open(f, "sub/flink", O_RDONLY), FSPATH_ESYMLINK);
+        assert_int_equal(try_open(f, "link", O_PATH), FSPATH_ESYMLINK);
+        assert_int_equal(fspath_parent(f->root, "link/x", &dirfd, &name), FSPATH_ESYMLINK);
+        assert_int_equal(fspath_parent(f->root, "other/rel/x", &dirfd, &name),
+                         FSPATH_ESYMLINK);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    assert_true(same_file(fd, f, "root/sub/file"));
+    close(fd);
+    assert_int_equal(fspath_open(f->root, "other/rel", O_RDONLY, 0, &fd), 0);
+    assert_true(same_file(fd, f, "root/sub/file"));
+    close(fd);
+    assert_int_equal(fspath_open(f->root, "sub/flink", O_RDONLY, 0, &fd), 0);
+    assert_true(same_file(fd, f, "root/sub/file"));
+    close(fd);
+    assert_int_equal(fspath_parent(f->root, "link/x", &dirfd, &name), 0);
+    assert_true(same_file(dirfd, f, "root/sub"));
+    close(dirfd);
+
+    /* An absolute target is refused even when it names a place inside. */
+    {
+        char target[PATH_MAX];
+
+        pathf(target, sizeof target, "%s/sub", f->root_dir);
+        make_link(f, target, "root/abs_inside");
+        assert_int_equal(try_open(f, "abs_inside/file", O_RDONLY), FSPATH_EESCAPE);
+    }
+}
+
+/* Magic links (/proc/PID/cwd, /proc/PID/fd/N, ...) can point anywhere, so
+ * they are never followed even when they sit beneath the root: served from
+ * /proc/self, "cwd" and "root" must not lead anywhere. */
+static void test_no_magic_links(void **state)
+{
+    struct fsroot *proc = NULL;
+    char err[256] = "";
+    int fd = -1;
+
+    assert_int_equal(fsroot_open("/proc/self", 0, &proc, err, sizeof err), 0);
+    assert_int_equal(fspath_open(proc, "cwd", O_RDONLY | O_DIRECTORY, 0, &fd),
+                     FSPATH_ESYMLINK);
+    assert_int_equal(fspath_open(proc, "root/etc/passwd", O_RDONLY, 0, &fd),
+                     FSPATH_ESYMLINK);
+    assert_int_equal(fspath_open(proc, "fd/0", O_RDONLY, 0, &fd), FSPATH_ESYMLINK);
+    assert_int_equal(fd, -1);
+    /* A plain file under it is fine. */
+    assert_int_equal(fspath_open(proc, "status", O_RDONLY, 0, &fd), 0);
+    close(fd);
+    fsroot_close(proc);
+}
+
+/* The fallback walker refuses every kind of symlink, wherever it is. */
+static void test_fallback_refuses_every_symlink(void **state)
+{
+    struct fx *f = *state;
+    const char *name;
+    int dirfd = -1;
+
+    assert_true(f->fallback);
+    make_dir(f, "root/d");
+    make_file(f, "root/d/f", "f\n");
+    make_link(f, "d", "root/l");
+    make_link(f, "f", "root/d/lf");
+    make_link(f, "nowhere", "root/dangling");
+
+    assert_int_equal(try_open(f, "l/f", O_RDONLY), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "l", O_RDONLY | O_DIRECTORY), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "l", O_PATH | O_DIRECTORY), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "d/lf", O_RDONLY), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "d/lf", O_PATH), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "dangling", O_RDONLY), FSPATH_ESYMLINK);
+    assert_int_equal(fspath_parent(f->root, "l/new", &dirfd, &name), FSPATH_ESYMLINK);
+    /* Plain directories still work. */
+    assert_int_equal(try_open(f, "d/f", O_RDONLY), 0);
+}
+
+/* ---- creating ------------------------------------------------------------------- */
+
+static void test_create_beneath(void **state)
+{
+    struct fx *f = *state;
+    int fd = -1;
+
+    make_dir(f, "root/sub");
+    assert_int_equal(fspath_open(f->root, "sub/new", O_WRONLY | O_CREAT | O_EXCL, 0600, &fd), 0);
+    assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    assert_true(same_file(fd, f, "root/sub/new"));
+    close(fd);
+    assert_int_equal(try_open(f, "sub/new", O_WRONLY | O_CREAT | O_EXCL), -EEXIST);
+    /* Without O_EXCL an existing regular file is simply opened. */
+    assert_int_equal(try_open(f, "sub/new", O_WRONLY | O_CREAT), 0);
+    assert_int_equal(try_open(f, "missing/new", O_WRONLY | O_CREAT), -ENOENT);
+}
+
+/* root/x -> BASE/outside/created (dangling): creating x creates nothing. */
+static void test_create_through_dangling_symlink(void **state)
+{
+    struct fx *f = *state;
+    char target[PATH_MAX];
+
+    pathf(target, sizeof target, "%s/created", f->outside);
+    make_link(f, target, "root/x");
+    make_link(f, "inside-target", "root/y");
+
+    /* O_EXCL: a symlink "exists", whatever it points to. */
+    assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT | O_EXCL), -EEXIST);
+    /* Without O_EXCL, O_NOFOLLOW (added by fspath) refuses it. */
+    assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT | O_TRUNC), FSPATH_ESYMLINK);
+    assert_false(exists(f, "outside/created"));
+    /* Even a dangling link whose target would be inside is not followed. */
+    assert_int_equal(try_open(f, "y", O_WRONLY | O_CREAT), FSPATH_ESYMLINK);
+    assert_false(exists(f, "root/inside-target"));
+}
+
+/* ---- the race -------------------------------------------------------------------- */
+
+struct swapper {
+    int rootfd;
+    atomic_int stop;
+    atomic_uint swaps;
+    int error;
+};
+
+/* Swap root/d (a real directory) and root/s (a symlink to outside) as fast
+ * as possible; RENAME_EXCHANGE leaves no instant where "d" is missing. */
+static void *swap_thread(void *arg)
+{
+    struct swapper *sw = arg;
+
+    while (!atomic_load(&sw->stop)) {
+        if (renameat2(sw->rootfd, "d", sw->rootfd, "s", RENAME_EXCHANGE) < 0) {
+            sw->error = errno;
+            break;
+        }
+        atomic_fetch_add(&sw->swaps, 1);
+    }
+    return NULL;
+}
+
+static void run_race(struct fx *f, const char *link_target)
+{
+    struct swapper sw = { .error = 0 };
+    struct stat inside, outside;
+    unsigned ok = 0, refused = 0, again = 0, escaped = 0;
+    int unexpected = 0;
+    pthread_t th;
+    int i;
+    int dirfd = -1;
+
+    make_dir(f, "root/d");
+    make_file(f, "root/d/f", "inside f\n");
+    make_link(f, link_target, "root/s");
+    stat_rel(f, "root/d/f", &inside);
+    stat_rel(f, "outside/d/f", &outside);
+
+    /* RENAME_EXCHANGE needs filesystem support; find out before racing. */
+    dirfd = open(f->root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    assert_true(dirfd >= 0);
+    if (renameat2(dirfd, "d", dirfd, "s", RENAME_EXCHANGE) < 0) {
+        close(dirfd);
+        print_message("RENAME_EXCHANGE unsupported here (%s): race skipped\n",
+                      strerror(errno));
+        skip();
+    }
+    sw.rootfd = dirfd;
+    assert_int_equal(pthread_create(&th, NULL, swap_thread, &sw), 0);
+
+    /* Tally first, assert after the join: a failed assertion must not
+     * leave the swapper running into the next test. */
+    for (i = 0; i < RACE_OPENS; i++) {
+        struct stat st;
+        int fd = -1;
+        int rc = fspath_open(f->root, "d/f", O_RDONLY, 0, &fd);
+
+        if (rc == 0) {
+            if (fstat(fd, &st) < 0)
+                unexpected = -errno;
+            else if (st.st_dev == outside.st_dev && st.st_ino == outside.st_ino)
+                escaped++;
+            else if (st.st_dev != inside.st_dev || st.st_ino != inside.st_ino)
+                unexpected = INT_MIN;
+            else
+                ok++;
+            close(fd);
+        } else if (rc == escape_code(f)) {
+            refused++;
+        } else if (rc == -EAGAIN) {
+            /* openat2 gives up on a ".." that keeps racing with renames. */
+            again++;
+        } else {
+            unexpected = rc;
+        }
+    }
+    atomic_store(&sw.stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    close(dirfd);
+    print_message("race (%s): %u opened inside, %u refused, %u EAGAIN, %u swaps\n",
+                  link_target, ok, refused, again, atomic_load(&sw.swaps));
+    assert_int_equal(sw.error, 0);
+    assert_int_equal(escaped, 0);       /* never the outside file */
+    assert_int_equal(unexpected, 0);
+}
+
+static void test_race_absolute_link(void **state)
+{
+    struct fx *f = *state;
+    char target[PATH_MAX];
+
+    pathf(target, sizeof target, "%s/d", f->outside);
+    run_race(f, target);
+}
+
+static void test_race_relative_link(void **state)
+{
+    run_race(*state, "../outside/d");
+}
+
+/* ---- the root ------------------------------------------------------------------- */
+
+static void test_root_open(void **state)
+{
+    struct fx *f = *state;
+    struct fsroot *r = NULL;
+    char dir[PATH_MAX];
+    char err[256] = "";
+    struct stat a, b;
+
+    /* create = 0: a missing directory is an error with a reason. */
+    pathf(dir, sizeof dir, "%s/new/a/b", f->base);
+    assert_int_equal(fsroot_open(dir, 0, &r, err, sizeof err), -ENOENT);
+    assert_null(r);
+    assert_non_null(strstr(err, dir));
+
+    /* create = 1: mkdir -p. */
+    pathf(dir, sizeof dir, "%s//new/a/b/", f->base);
+    assert_int_equal(fsroot_open(dir, 1, &r, err, sizeof err), 0);
+    assert_non_null(r);
+    assert_true(fsroot_fd(r) >= 0);
+    assert_int_equal(fcntl(fsroot_fd(r), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    assert_int_equal(fcntl(fsroot_fd(r), F_GETFL) & O_PATH, O_PATH);
+    assert_int_equal(fstat(fsroot_fd(r), &a), 0);
+    stat_rel(f, "new/a/b", &b);
+    assert_true(S_ISDIR(b.st_mode));
+    assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    fsroot_close(r);
+    r = NULL;
+
+    /* Existing already: create is a no-op. */
+    assert_int_equal(fsroot_open(dir, 1, &r, err, sizeof err), 0);
+    fsroot_close(r);
+    r = NULL;
+
+    /* A file is not a root, with or without create. */
+    make_file(f, "plain", "p\n");
+    pathf(dir, sizeof dir, "%s/plain", f->base);
+    assert_int_equal(fsroot_open(dir, 0, &r, err, sizeof err), -ENOTDIR);
+    assert_int_equal(fsroot_open(dir, 1, &r, err, sizeof err), -ENOTDIR);
+    pathf(dir, sizeof dir, "%s/plain/sub", f->base);
+    assert_int_equal(fsroot_open(dir, 1, &r, err, sizeof err), -ENOTDIR);
+    assert_non_null(strstr(err, "mkdir"));
+    assert_null(r);
+
+    assert_int_equal(fsroot_open("", 1, &r, err, sizeof err), -EINVAL);
+    fsroot_close(NULL);
+}
+
+/* ---- the sweep ------------------------------------------------------------------ */
+
+static void test_sweep(void **state)
+{
+    struct fx *f = *state;
+    char target[PATH_MAX];
+    unsigned removed = 99;
+
+    make_file(f, "root/a.ferry-part", "tmp\n");
+    make_file(f, "root/keep.txt", "keep\n");
+    make_file(f, "root/ferry-part", "no dot: not the suffix\n");
+    make_dir(f, "root/sub");
+    make_dir(f, "root/sub/deep");
+    make_file(f, "root/sub/deep/b.ferry-part", "tmp\n");
+    make_file(f, "root/sub/deep/b", "keep\n");
+    make_dir(f, "root/dir.ferry-part");                 /* a directory: kept */
+    make_file(f, "root/dir.ferry-part/c.ferry-part", "tmp\n");
+    pathf(target, sizeof target, "%s/x.ferry-part", f->outside);
+    make_file(f, "outside/x.ferry-part", "outside\n");
+    make_file(f, "outside/d/y.ferry-part", "outside\n");
+    make_link(f, target, "root/link.ferry-part");       /* a symlink: kept */
+    make_link(f, f->outside, "root/outlink");           /* never entered */
+    make_link(f, "../outside", "root/reloutlink");
+    pathf(target, sizeof target, "%s/root/fifo.ferry-part", f->base);
+    assert_int_equal(mkfifo(target, 0600), 0);          /* not regular: kept */
+
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(removed, 3);
+    assert_false(exists(f, "root/a.ferry-part"));
+    assert_false(exists(f, "root/sub/deep/b.ferry-part"));
+    assert_false(exists(f, "root/dir.ferry-part/c.ferry-part"));
+    assert_true(exists(f, "root/keep.txt"));
+    assert_true(exists(f, "root/ferry-part"));
+    assert_true(exists(f, "root/sub/deep/b"));
+    assert_true(exists(f, "root/dir.ferry-part"));
+    assert_true(exists(f, "root/link.ferry-part"));
+    assert_true(exists(f, "root/fifo.ferry-part"));
+    assert_true(exists(f, "outside/x.ferry-part"));
+    assert_true(exists(f, "outside/d/y.ferry-part"));
+    assert_true(exists(f, "outside/secret"));
+
+    /* Nothing left: a second sweep removes nothing. */
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(removed, 0);
+
+    /* A suffix that would match everything, or a path, is refused. */
+    assert_int_equal(fspath_sweep_temporaries(f->root, "", &removed), -EINVAL);
+    assert_int_equal(fspath_sweep_temporaries(f->root, "a/b", &removed), -EINVAL);
+    assert_true(exists(f, "root/keep.txt"));
+}
+
+/* Deeper than FSPATH_SWEEP_DEPTH: the rest is still swept, the depth is
+ * reported, and what lies too deep is left alone. */
+static void test_sweep_depth_bound(void **state)
+{
+    struct fx *f = *state;
+    char rel[PATH_MAX];
+    char shallow[PATH_MAX] = "";
+    size_t len;
+    unsigned removed = 0;
+    int i;
+
+    len = (size_t)snprintf(rel, sizeof rel, "root");
+    for (i = 1; i <= FSPATH_SWEEP_DEPTH + 2; i++) {
+        len += (size_t)snprintf(rel + len, sizeof rel - len, "/d");
+        make_dir(f, rel);
+        if (i == FSPATH_SWEEP_DEPTH) {
+            pathf(shallow, sizeof shallow, "%s/t.ferry-part", rel);
+            make_file(f, shallow, "reachable\n");
+        }
+    }
+    len += (size_t)snprintf(rel + len, sizeof rel - len, "/t.ferry-part");
+    make_file(f, rel, "too deep\n");
+
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed),
+                     FSPATH_EDEPTH);
+    assert_int_equal(removed, 1);
+    assert_false(exists(f, shallow));
+    assert_true(exists(f, rel));
+}
+
+/* ---- messages ------------------------------------------------------------------- */
+
+static void test_strerror(void **state)
+{
+    static const int codes[] = {
+        FSPATH_EEMPTY, FSPATH_EABSOLUTE, FSPATH_EDOTDOT, FSPATH_ECONTROL,
+        FSPATH_ENAMELONG, FSPATH_EPATHLONG, FSPATH_ESLASH, FSPATH_EDOT,
+        FSPATH_EESCAPE, FSPATH_ESYMLINK, FSPATH_EDEPTH,
+    };
+    size_t i, j;
+
+    for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        const char *m = fspath_strerror(codes[i]);
+
+        assert_non_null(m);
+        assert_true(m[0] != '\0');
+        for (j = 0; j < i; j++) {
+            assert_int_not_equal(codes[i], codes[j]);
+            assert_string_not_equal(m, fspath_strerror(codes[j]));
+        }
+    }
+    assert_string_equal(fspath_strerror(FSPATH_EESCAPE), "path leaves the served root");
+    assert_string_equal(fspath_strerror(-ENOENT), strerror(ENOENT));
+}
+
+/* Both resolvers, each under its own name. */
+#define BOTH(fn)                                                   \
+    { #fn "/openat2", fn, setup_openat2, teardown, NULL },         \
+    { #fn "/fallback", fn, setup_fallback, teardown, NULL }
+#define ONE(fn) cmocka_unit_test_setup_teardown(fn, setup_openat2, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_check_accepts),
+        ONE(test_check_empty),
+        BOTH(test_reject_absolute),
+        BOTH(test_reject_dotdot_leading),
+        BOTH(test_reject_dotdot_nested),
+        BOTH(test_reject_dotdot_trailing),
+        BOTH(test_reject_control_bytes),
+        BOTH(test_reject_name_too_long),
+        BOTH(test_reject_path_too_long),
+        BOTH(test_reject_slashes),
+        ONE(test_reject_dot_components),
+        BOTH(test_dot_is_root),
+        BOTH(test_parent_rejects_dot_targets),
+        BOTH(test_parent_gives_dir_and_name),
+        BOTH(test_symlink_to_etc),
+        BOTH(test_symlink_escapes),
+        BOTH(test_symlink_inside),
+        BOTH(test_no_magic_links),
+        { "test_fallback_refuses_every_symlink", test_fallback_refuses_every_symlink,
+          setup_fallback, teardown, NULL },
+        BOTH(test_create_beneath),
+        BOTH(test_create_through_dangling_symlink),
+        BOTH(test_race_absolute_link),
+        BOTH(test_race_relative_link),
+        ONE(test_root_open),
+        ONE(test_sweep),
+        ONE(test_sweep_depth_bound),
+        cmocka_unit_test(test_strerror),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
