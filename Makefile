@@ -8,6 +8,8 @@
 #   make test-tsan  the whole suite under TSan        (build-tsan/)
 #   make test-poll  unit tests with the portable poll() loop backend (build-poll/)
 #   make fuzz       build the libFuzzer harnesses and run a short smoke
+#   make bench      build, then run the benchmarks in bench/ (bench/run.sh;
+#                   BENCH_ARGS=--quick for a short run); not part of make test
 #   make clean
 
 MAKEFLAGS += --no-print-directory
@@ -15,7 +17,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST  := ctest --output-on-failure --timeout 300 -j $(JOBS)
 CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
 
-.PHONY: all build run test test-asan test-tsan test-poll fuzz deps clean
+.PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean
 
 all: build
 
@@ -52,6 +54,9 @@ fuzz: deps
 	@$(call CMAKE_CONFIGURE,build-fuzz,Debug,-DCMAKE_C_COMPILER=clang -DFERRY_FUZZ=ON -DBUILD_TESTING=OFF)
 	@cmake --build build-fuzz -j $(JOBS)
 	@scripts/fuzz-smoke.sh build-fuzz/bin $${FUZZ_SECONDS:-30}
+
+bench: build
+	@bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-asan build-tsan build-poll build-fuzz

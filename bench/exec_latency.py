@@ -1,0 +1,877 @@
+#!/usr/bin/env python3
+"""exec_latency.py - command latency of ferry beside what users would pick instead.
+
+Measured side by side in one run, on loopback only (issue 3, "Benchmark"; the
+command-latency part of issue 5's suite):
+
+  1. fresh: one command per client process and connection
+       ferry exec 127.0.0.1:PORT true        client spawn + connect + handshake
+                                             + remote /bin/sh -c true + exit
+       ssh localhost true                    fresh connection (key auth)
+       ssh localhost true, ControlMaster     multiplexed over a warm master
+       /bin/true                             the same harness spawning locally
+     interleaved round-robin, N runs each; median and p90.
+
+  2. session: 1000 commands over one session
+       1000 lines "true" piped into `ferry shell 127.0.0.1:PORT`
+       1000 lines "/bin/true" piped into one `ssh localhost sh` (through the
+         warm ControlMaster)
+       sh -c 'for i in $(seq 1000); do /bin/true; done'  (local fork+exec)
+       os.posix_spawn + waitpid of /bin/true x1000 (local spawn as ferryd does it)
+     whole wall time / 1000; median over repetitions.  Piping lets ssh's sh
+     read ahead (no round trip per command), so 2b drives both sessions
+     lock-step as well: write one line, wait for its marker, then the next.
+
+  3. the tutorials' "simple ssh" (seed 000): the Python ThreadingTCPServer +
+     subprocess.Popen(shell=True) server, rendered faithfully below, against
+     `ferryd --classic`, both driven by the tutorial's own client logic over
+     one connection, 1000 "true" round trips; plus ferry's own protocol
+     driven by a Python client of the same shape (docs/PROTOCOL.md section 2),
+     so all share a client.  A fourth column runs the Python original with
+     TCP_NODELAY (not in the tutorial): its four send() calls per reply meet
+     Nagle and delayed ACKs, which costs ~40 ms per round trip on loopback.
+
+One process per command, everywhere.  ferryd, ferry shell, `ssh host CMD`, the
+classic protocol and the Python original all run a command line with
+`sh -c LINE`, and Debian's sh (dash) forks even for a lone external command,
+so "true" (a builtin) costs exactly one process (the sh) and "/bin/true" two.
+A `sh` reading lines (ssh sh, the local loop) forks once for "/bin/true" and
+never for "true".  So: "true" where a command line is spawned per command,
+"/bin/true" where one long-lived sh reads the lines.
+
+The machine this runs on is small and noisy: the figures to quote are the
+ratios between columns of the same run, never a lone absolute time.  Nothing
+here asserts anything; every loop is bounded in count and in time.
+
+python3 standard library only.  Usage:
+
+    bench/exec_latency.py [--install] [--quick] [-n N] [--lines N] [--reps N]
+
+--install (root only) installs openssh-server/openssh-client with apt-get when
+sshd is missing; without sshd the ssh columns are skipped with a note.
+"""
+
+import argparse
+import atexit
+import hashlib
+import hmac
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVNULL = subprocess.DEVNULL
+
+# Every process this script starts, so that they are all stopped at exit,
+# and the servers' logs, shown if the run fails.
+_started = []
+_logs = []
+
+
+def note(msg):
+    print("exec_latency: " + msg, file=sys.stderr, flush=True)
+
+
+def stop_all():
+    for p in reversed(_started):
+        if p.poll() is None:
+            try:
+                p.terminate()
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+    _started.clear()
+
+
+atexit.register(stop_all)
+
+
+def start(argv, **kw):
+    p = subprocess.Popen(argv, **kw)
+    _started.append(p)
+    return p
+
+
+# ---------------------------------------------------------------- statistics
+
+def percentile(xs, q):
+    """Nearest-rank percentile, q in [0, 100]."""
+    s = sorted(xs)
+    if not s:
+        return None
+    k = max(0, min(len(s) - 1, int(-(-q * len(s) // 100)) - 1))
+    return s[k]
+
+
+def summary(xs):
+    if not xs:
+        return {"n": 0}
+    return {
+        "n": len(xs),
+        "median": percentile(xs, 50),
+        "p90": percentile(xs, 90),
+        "min": min(xs),
+        "max": max(xs),
+        "mean": sum(xs) / len(xs),
+    }
+
+
+def fmt_ms(sec):
+    if sec is None:
+        return "-"
+    ms = sec * 1e3
+    if ms >= 100:
+        return "%.0f ms" % ms
+    if ms >= 10:
+        return "%.1f ms" % ms
+    if ms >= 1:
+        return "%.2f ms" % ms
+    return "%.0f us" % (ms * 1e3)
+
+
+def ratio(a, b):
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def fmt_x(r):
+    return "-" if r is None else ("%.1fx" % r if r < 100 else "%.0fx" % r)
+
+
+# -------------------------------------------------------------- environment
+
+def wait_for(pred, timeout, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine_info():
+    info = {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+class Ferryd:
+    """ferryd on 127.0.0.1:0 with a fresh key, plus --classic on 127.0.0.1:0."""
+
+    def __init__(self, bindir, tmp):
+        self.bindir, self.tmp = bindir, tmp
+        self.key = os.path.join(tmp, "ferry.key")
+        subprocess.run([os.path.join(bindir, "ferry"), "keygen", self.key],
+                       stdout=DEVNULL, check=True, timeout=10)
+        self.log = os.path.join(tmp, "ferryd.log")
+        _logs.append(self.log)
+        self.restarts = 0
+        self._start()
+
+    def ensure(self, notes, where):
+        """Restart ferryd if something outside this run stopped it (seen on
+        this shared machine: a stop signal from elsewhere), with a note."""
+        if self.proc.poll() is None:
+            return
+        last = (open(self.log).read().splitlines() or [""])[-1]
+        notes.append("ferryd (ours) ended with status %s before %s (last log line: %s); "
+                     "restarted" % (self.proc.returncode, where, last))
+        note(notes[-1])
+        self.restarts += 1
+        self.log = os.path.join(self.tmp, "ferryd.%d.log" % self.restarts)
+        _logs.append(self.log)
+        self._start()
+
+    def _start(self):
+        bindir, tmp = self.bindir, self.tmp
+        # Default log level: the "listening on" lines are info (-q hides them).
+        self.proc = start([os.path.join(bindir, "ferryd"),
+                           "--listen", "127.0.0.1:0", "--key-file", self.key,
+                           "--classic", "127.0.0.1:0"],
+                          stdin=DEVNULL, stdout=DEVNULL,
+                          stderr=open(self.log, "w"), cwd=tmp)
+        got = wait_for(self._ports, 10)
+        if not got:
+            raise RuntimeError("ferryd did not report its ports; log:\n" +
+                               open(self.log).read())
+        self.port, self.classic_port = got
+
+    def _ports(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("ferryd exited; log:\n" + open(self.log).read())
+        text = open(self.log).read()
+        classic, listening = None, []
+        for line in text.splitlines():
+            if "classic protocol on 127.0.0.1:" in line:
+                classic = int(line.split("classic protocol on 127.0.0.1:")[1]
+                              .split(":")[0])
+            elif "listening on tcp 127.0.0.1:" in line:
+                listening.append(int(line.split("listening on tcp 127.0.0.1:")[1]
+                                     .split()[0]))
+        if classic is None or len(listening) < 2:
+            return None
+        main = [p for p in listening if p != classic]
+        return (main[0], classic) if main else None
+
+    def ferry(self, *args):
+        return [os.path.join(self.bindir, "ferry")] + list(args)
+
+
+class Sshd:
+    """A throw-away sshd on 127.0.0.1:EPHEMERAL, key auth for the current user,
+    its own host key, config and authorized_keys in a temp dir."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "ssh")
+        os.mkdir(self.dir, 0o700)
+        d = self.dir
+        for name in ("host_ed25519", "id_ed25519"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                            "-f", os.path.join(d, name)],
+                           stdout=DEVNULL, check=True, timeout=20)
+        shutil.copy(os.path.join(d, "id_ed25519.pub"),
+                    os.path.join(d, "authorized_keys"))
+        os.chmod(os.path.join(d, "authorized_keys"), 0o600)
+        self.port = free_port()
+        cfg = os.path.join(d, "sshd_config")
+        with open(cfg, "w") as f:
+            f.write("\n".join([
+                "Port %d" % self.port,
+                "ListenAddress 127.0.0.1",
+                "HostKey %s/host_ed25519" % d,
+                "PidFile %s/sshd.pid" % d,
+                "AuthorizedKeysFile %s/authorized_keys" % d,
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "UsePAM no",
+                "StrictModes no",
+                "UseDNS no",
+                "PrintMotd no",
+                "MaxSessions 100",
+                "MaxStartups 100:30:200",
+                "LogLevel ERROR",
+                ""]))
+        hostpub = open(os.path.join(d, "host_ed25519.pub")).read().split()
+        with open(os.path.join(d, "known_hosts"), "w") as f:
+            for h in ("localhost", "127.0.0.1"):
+                f.write("[%s]:%d %s %s\n" % (h, self.port, hostpub[0], hostpub[1]))
+        self.client_cfg = os.path.join(d, "ssh_config")
+        self.mux = os.path.join(d, "mux")
+        with open(self.client_cfg, "w") as f:
+            f.write("\n".join([
+                "Host localhost",
+                "  HostName 127.0.0.1",
+                "  Port %d" % self.port,
+                "  IdentityFile %s/id_ed25519" % d,
+                "  IdentitiesOnly yes",
+                "  UserKnownHostsFile %s/known_hosts" % d,
+                "  StrictHostKeyChecking yes",
+                "  CheckHostIP no",
+                "  BatchMode yes",
+                "  LogLevel ERROR",
+                ""]))
+        # Debian's sshd insists on its privilege separation directory.
+        if not os.path.isdir("/run/sshd"):
+            os.makedirs("/run/sshd", 0o755, exist_ok=True)
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        self.log = os.path.join(d, "sshd.log")
+        _logs.append(self.log)
+        self.proc = start([sshd, "-f", cfg, "-D", "-e"], stdin=DEVNULL,
+                          stdout=DEVNULL, stderr=open(self.log, "w"))
+        if not wait_for(self._listening, 10):
+            raise RuntimeError("sshd did not start; log:\n" + open(self.log).read())
+        r = subprocess.run(self.fresh("true"), stdin=DEVNULL,
+                           capture_output=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("ssh localhost true failed: %s\nsshd log:\n%s" %
+                               (r.stderr.decode(errors="replace"),
+                                open(self.log).read()))
+        self.master = None
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("sshd exited; log:\n" + open(self.log).read())
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def fresh(self, *cmd):
+        return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",
+                "-o", "ControlPath=none", "localhost"] + list(cmd)
+
+    def muxed(self, *cmd):
+        return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",
+                "-o", "ControlPath=" + self.mux, "localhost"] + list(cmd)
+
+    def start_master(self):
+        self.master = start(["ssh", "-F", self.client_cfg, "-N",
+                             "-o", "ControlMaster=yes",
+                             "-o", "ControlPath=" + self.mux, "localhost"],
+                            stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        if not wait_for(lambda: os.path.exists(self.mux), 15):
+            raise RuntimeError("ssh ControlMaster did not come up")
+        r = subprocess.run(self.muxed("true"), stdin=DEVNULL,
+                           capture_output=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("muxed ssh failed: " + r.stderr.decode(errors="replace"))
+
+
+def ensure_sshd(install):
+    """Returns None if sshd is usable, else the reason the ssh columns are skipped."""
+    have = lambda: (shutil.which("ssh") and shutil.which("ssh-keygen") and
+                    (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")))
+    if have():
+        return None
+    if not install:
+        return "OpenSSH server not installed (rerun as root with --install)"
+    if os.geteuid() != 0:
+        return "--install needs root; OpenSSH server not installed"
+    note("installing openssh-server openssh-client with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # Install without starting the system's sshd service (policy-rc.d 101).
+    policy = "/usr/sbin/policy-rc.d"
+    made_policy = not os.path.exists(policy)
+    try:
+        if made_policy:
+            with open(policy, "w") as f:
+                f.write("#!/bin/sh\nexit 101\n")
+            os.chmod(policy, 0o755)
+        r = subprocess.run(["apt-get", "install", "-y", "-q",
+                            "openssh-server", "openssh-client"],
+                           env=env, stdin=DEVNULL, capture_output=True, timeout=600)
+        if r.returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, stdin=DEVNULL,
+                           capture_output=True, timeout=600)
+            r = subprocess.run(["apt-get", "install", "-y", "-q",
+                                "openssh-server", "openssh-client"],
+                               env=env, stdin=DEVNULL, capture_output=True,
+                               timeout=600)
+    finally:
+        if made_policy and os.path.exists(policy):
+            os.unlink(policy)
+    if r.returncode != 0 or not have():
+        return "apt-get install openssh-server failed: " + \
+            r.stderr.decode(errors="replace").strip()[-300:]
+    return None
+
+
+# ------------------------------------------------- the tutorial "simple ssh"
+
+# Seed 000's server, as the tutorial writes it: ThreadingTCPServer, a thread per
+# connection, recv(1024) per command, Popen(shell=True), read stdout then
+# stderr, and four separate send() calls (length, header, stdout, stderr).
+# Only the address (ephemeral port, printed) and the print(self.request) (sent
+# to stderr, here discarded) differ.
+PY_SIMPLE_SSH_SERVER = r'''
+import socketserver, subprocess, json, struct, sys
+
+class MyTcpHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        print(self.request, file=sys.stderr)
+        while True:
+            try:
+                recv_cliend_cmd = self.request.recv(1024)
+                if not recv_cliend_cmd: break
+                obj = subprocess.Popen(recv_cliend_cmd.decode('utf-8'), shell=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                stdout = obj.stdout.read()
+                stderr = obj.stderr.read()
+                header_dic = {
+                    'total_size': len(stdout) + len(stderr),
+                    'filename': 'xxx.mp4',
+                    'md5sum': '8f6fbf8347faa4924a76856701edb0f3'
+                }
+                header_json = json.dumps(header_dic)
+                header_bytes = header_json.encode('utf-8')
+                self.request.send(struct.pack('i', len(header_bytes)))
+                self.request.send(header_bytes)
+                self.request.send(stdout)
+                self.request.send(stderr)
+            except ConnectionResetError: break
+        self.request.close()
+
+if __name__ == '__main__':
+    server = socketserver.ThreadingTCPServer(('127.0.0.1', 0), MyTcpHandler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+'''
+
+
+# The same server with TCP_NODELAY on each connection: not in the tutorial, here
+# to show how much of its round trip is the Nagle / delayed-ACK stall that its
+# four small send() calls per reply run into.
+PY_SIMPLE_SSH_SERVER_NODELAY = PY_SIMPLE_SSH_SERVER.replace(
+    "        print(self.request, file=sys.stderr)\n",
+    "        print(self.request, file=sys.stderr)\n"
+    "        import socket\n"
+    "        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n")
+assert PY_SIMPLE_SSH_SERVER_NODELAY != PY_SIMPLE_SSH_SERVER
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
+def classic_round_trips(port, cmd, count, time_limit):
+    """The tutorial client's loop (send the command, recv 4-byte length, the
+    JSON header, then total_size bytes), reading exactly what it is told.
+    Returns per-round-trip seconds."""
+    lat = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        data = cmd.encode("utf-8")
+        end = time.monotonic() + time_limit
+        for _ in range(count):
+            t0 = time.perf_counter()
+            c.send(data)
+            header_size = struct.unpack("i", recv_exact(c, 4))[0]
+            header = json.loads(recv_exact(c, header_size).decode("utf-8"))
+            total, got = header["total_size"], 0
+            while got < total:
+                got += len(c.recv(min(1024, total - got)))
+            lat.append(time.perf_counter() - t0)
+            if time.monotonic() > end:
+                break
+    return lat
+
+
+def _frame(hdr):
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    return struct.pack("<I", len(h)) + h
+
+
+def _read_frame(sock):
+    n = struct.unpack("<I", recv_exact(sock, 4))[0]
+    hdr = json.loads(recv_exact(sock, n))
+    size = hdr.get("size", 0)
+    if size:
+        recv_exact(sock, size)
+    return hdr
+
+
+def ferry_protocol_round_trips(port, keyfile, cmd, count, time_limit):
+    """The same shape of client speaking ferry's protocol (docs/PROTOCOL.md
+    section 2): handshake once, then exec / frames until exit, per command."""
+    key = bytes.fromhex(open(keyfile).read().strip())
+    lat = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        hello = _read_frame(c)
+        sn, cn = bytes.fromhex(hello["nonce"]), os.urandom(32)
+        mac = lambda label: hmac.new(key, label + b"\0" + sn + cn,
+                                     hashlib.sha256).hexdigest()
+        c.sendall(_frame({"type": "auth", "version": 1, "nonce": cn.hex(),
+                          "proof": mac(b"ferry-v1 client proof")}))
+        welcome = _read_frame(c)
+        if welcome.get("type") != "welcome" or not hmac.compare_digest(
+                welcome.get("proof", ""), mac(b"ferry-v1 server proof")):
+            raise RuntimeError("ferry handshake failed: %r" % welcome)
+        req = _frame({"type": "exec", "shell": cmd, "stdin": False})
+        end = time.monotonic() + time_limit
+        for _ in range(count):
+            t0 = time.perf_counter()
+            c.sendall(req)
+            while True:
+                f = _read_frame(c)
+                if f["type"] == "exit":
+                    break
+                if f["type"] == "error":
+                    raise RuntimeError("ferryd: %r" % f)
+            lat.append(time.perf_counter() - t0)
+            if time.monotonic() > end:
+                break
+    return lat
+
+
+# ------------------------------------------------------------ measurements
+
+def timed_run(argv, stdin_bytes=None, timeout=60):
+    """Wall time of one process, stdout/stderr discarded; raises on failure."""
+    t0 = time.perf_counter()
+    if stdin_bytes is None:
+        r = subprocess.run(argv, stdin=DEVNULL, stdout=DEVNULL,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    else:
+        r = subprocess.run(argv, input=stdin_bytes, stdout=DEVNULL,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(argv[:4]), r.returncode,
+                                                r.stderr.decode(errors="replace").strip()))
+    return dt
+
+
+def spawn_loop(path, count, time_limit):
+    """posix_spawn + waitpid of PATH, count times (glibc's posix_spawn is
+    vfork-like, as ferryd's spawn is); returns seconds per spawn."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        acts = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+        env = {"PATH": "/usr/bin:/bin"}
+        end = time.monotonic() + time_limit
+        t0 = time.perf_counter()
+        for i in range(count):
+            pid = os.posix_spawn(path, [path], env, file_actions=acts)
+            os.waitpid(pid, 0)
+            if time.monotonic() > end:
+                break
+        return (time.perf_counter() - t0) / (i + 1)
+    finally:
+        os.close(devnull)
+
+
+def lockstep(argv, count, time_limit, cmd):
+    """A command-line session (ferry shell, ssh sh) driven one command at a
+    time: write "CMD; echo MARK", wait for MARK on stdout, then the next.
+    Unlike piping all the lines in at once, this is a real round trip per
+    command for every alternative.  Returns per-command seconds."""
+    mark = b"__ferry_bench__"
+    line = cmd.encode() + b"; echo " + mark + b"\n"
+    p = start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+              stderr=subprocess.DEVNULL)
+    lat = []
+    try:
+        end = time.monotonic() + time_limit
+        for _ in range(count):
+            t0 = time.perf_counter()
+            p.stdin.write(line)
+            p.stdin.flush()
+            while True:
+                out = p.stdout.readline()
+                if not out:
+                    raise RuntimeError("%s ended early (exit %s)" %
+                                       (" ".join(argv[:2]), p.wait(timeout=10)))
+                if out.rstrip(b"\n") == mark:
+                    break
+            lat.append(time.perf_counter() - t0)
+            if time.monotonic() > end:
+                break
+        p.stdin.close()
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    return lat
+
+
+def interleaved(columns, count, time_limit, label):
+    """Runs each column's argv once per round, round-robin, up to count rounds
+    or time_limit seconds.  Returns {name: [seconds]}."""
+    out = {name: [] for name, _ in columns}
+    end = time.monotonic() + time_limit
+    for i in range(count):
+        for name, argv in columns:
+            out[name].append(timed_run(argv))
+        if time.monotonic() > end:
+            note("%s: time limit reached after %d of %d rounds" % (label, i + 1, count))
+            break
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--install", action="store_true",
+                    help="apt-get install openssh-server if missing (root)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run for development (n=30, lines=200, reps=3)")
+    ap.add_argument("-n", type=int, default=200, help="fresh-connection runs (200)")
+    ap.add_argument("--lines", type=int, default=1000,
+                    help="commands per session (1000)")
+    ap.add_argument("--reps", type=int, default=7,
+                    help="repetitions of each session measurement (7)")
+    ap.add_argument("--tutorial-reps", type=int, default=3,
+                    help="repetitions of the tutorial round trips (3; the "
+                         "Python original takes ~45 s per 1000)")
+    ap.add_argument("--time-limit", type=float, default=240,
+                    help="seconds allowed per measurement loop (240)")
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
+    ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results",
+                                                   "exec_latency.json"))
+    ap.add_argument("--no-ssh", action="store_true", help="skip the ssh columns")
+    a = ap.parse_args()
+    if a.quick:
+        a.n, a.lines = min(a.n, 30), min(a.lines, 200)
+        a.reps, a.tutorial_reps = min(a.reps, 3), min(a.tutorial_reps, 2)
+    for prog in ("ferry", "ferryd"):
+        if not os.access(os.path.join(a.bin, prog), os.X_OK):
+            sys.exit("exec_latency: %s/%s not found: run `make` first" % (a.bin, prog))
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started_at = time.time()
+    machine = machine_info()
+    tmp = tempfile.mkdtemp(prefix="ferry-bench-")
+    atexit.register(shutil.rmtree, tmp, True)
+    results, notes = {}, []
+    # Run copies: a rebuild of build/ during the run (make, another shell)
+    # must not swap or truncate the binaries under the running daemon.
+    snap = os.path.join(tmp, "bin")
+    os.mkdir(snap)
+    for prog in ("ferry", "ferryd"):
+        shutil.copy2(os.path.join(a.bin, prog), snap)
+    commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip() or None
+
+    ssh_skip = "--no-ssh given" if a.no_ssh else ensure_sshd(a.install)
+    fd = Ferryd(snap, tmp)
+    note("ferryd on 127.0.0.1:%d, classic on 127.0.0.1:%d" % (fd.port, fd.classic_port))
+    sshd = None
+    if ssh_skip is None:
+        try:
+            sshd = Sshd(tmp)
+            sshd.start_master()
+            note("sshd on 127.0.0.1:%d, ControlMaster up" % sshd.port)
+        except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+            ssh_skip = "sshd could not be used: %s" % e
+            sshd = None
+    if ssh_skip:
+        notes.append("ssh columns skipped: " + ssh_skip)
+        note(notes[-1])
+
+    # 1. fresh connection, one command per client process -------------------
+    host = "127.0.0.1:%d" % fd.port
+    cols = [("ferry exec (fresh)", fd.ferry("exec", "-k", fd.key, host, "true"))]
+    if sshd:
+        cols += [("ssh (fresh)", sshd.fresh("true")),
+                 ("ssh (ControlMaster, warm)", sshd.muxed("true"))]
+    cols += [("local /bin/true (same harness)", ["/bin/true"])]
+    for _, argv in cols:          # warm-up: page cache, first connection
+        timed_run(argv)
+    note("fresh: %d rounds of %s" % (a.n, ", ".join(c[0] for c in cols)))
+    fresh = interleaved(cols, a.n, a.time_limit, "fresh")
+    results["fresh"] = {k: dict(summary(v), samples=v) for k, v in fresh.items()}
+
+    # 2. many commands over one session --------------------------------------
+    fd.ensure(notes, "the session section")
+    host = "127.0.0.1:%d" % fd.port
+    loop = ["sh", "-c", 'for i in $(seq %d); do /bin/true; done' % a.lines]
+    scols = [("ferry shell", fd.ferry("shell", "-k", fd.key, host),
+              b"true\n" * a.lines)]
+    if sshd:
+        scols += [("ssh sh (ControlMaster, warm)", sshd.muxed("sh"),
+                   b"/bin/true\n" * a.lines)]
+    scols += [("local sh loop (fork+exec)", loop, None),
+              ("local posix_spawn loop", None, None)]
+    note("session: %d reps of %d commands: %s" %
+         (a.reps, a.lines, ", ".join(c[0] for c in scols)))
+    sess = {name: [] for name, _, _ in scols}
+    end = time.monotonic() + a.time_limit
+    for rep in range(a.reps):
+        for name, argv, inp in scols:
+            if argv is None:
+                sess[name].append(spawn_loop("/bin/true", a.lines, a.time_limit))
+            else:
+                sess[name].append(timed_run(argv, inp, timeout=a.time_limit) / a.lines)
+        if time.monotonic() > end:
+            note("session: time limit reached after %d reps" % (rep + 1))
+            break
+    results["session"] = {k: dict(summary(v), samples=v) for k, v in sess.items()}
+
+    # 2b. the same sessions driven lock-step: one round trip per command ------
+    fd.ensure(notes, "the lock-step section")
+    host = "127.0.0.1:%d" % fd.port
+    lcols = [("ferry shell (lock-step)", fd.ferry("shell", "-k", fd.key, host), "true")]
+    if sshd:
+        lcols += [("ssh sh (ControlMaster, lock-step)", sshd.muxed("sh"), "/bin/true")]
+    note("lock-step: %d reps of %d commands: %s" %
+         (a.reps, a.lines, ", ".join(c[0] for c in lcols)))
+    lock = {name: [] for name, _, _ in lcols}
+    lock_p90 = {name: [] for name, _, _ in lcols}
+    for rep in range(a.reps):
+        for name, argv, cmd in lcols:
+            lat = lockstep(argv, a.lines, a.time_limit / max(1, a.reps), cmd)
+            lock[name].append(percentile(lat, 50))
+            lock_p90[name].append(percentile(lat, 90))
+    results["lockstep"] = {k: dict(summary(v), samples=v, p90_per_rep=lock_p90[k])
+                           for k, v in lock.items()}
+    for k in lock:   # p90 of a column: the median of its repetitions' p90s
+        results["lockstep"][k]["p90"] = percentile(lock_p90[k], 50)
+
+    # 3. the tutorial's simple ssh, one connection, same client --------------
+    pysrv = start([sys.executable, "-c", PY_SIMPLE_SSH_SERVER], stdin=DEVNULL,
+                  stdout=subprocess.PIPE, stderr=DEVNULL, cwd=tmp)
+    pyport = int(pysrv.stdout.readline())
+    pysrv2 = start([sys.executable, "-c", PY_SIMPLE_SSH_SERVER_NODELAY], stdin=DEVNULL,
+                   stdout=subprocess.PIPE, stderr=DEVNULL, cwd=tmp)
+    pyport2 = int(pysrv2.stdout.readline())
+    tcols = [("python simple ssh (seed 000)",
+              lambda n, t: classic_round_trips(pyport, "true", n, t)),
+             ("python simple ssh + TCP_NODELAY (not seed)",
+              lambda n, t: classic_round_trips(pyport2, "true", n, t)),
+             ("ferryd --classic",
+              lambda n, t: classic_round_trips(fd.classic_port, "true", n, t)),
+             ("ferryd, ferry protocol (Python client)",
+              lambda n, t: ferry_protocol_round_trips(fd.port, fd.key, "true", n, t))]
+    note("tutorial: %d reps of %d round trips: %s" %
+         (a.tutorial_reps, a.lines, ", ".join(c[0] for c in tcols)))
+    tut = {name: [] for name, _ in tcols}
+    tut_n = {name: [] for name, _ in tcols}
+    per_rep_limit = a.time_limit / max(1, a.tutorial_reps)
+    for rep in range(a.tutorial_reps):
+        for name, fn in tcols:
+            fd.ensure(notes, "%s, repetition %d" % (name, rep + 1))
+            lat = fn(a.lines, per_rep_limit)
+            tut_n[name].append(len(lat))
+            tut[name].append(percentile(lat, 50))
+            results.setdefault("tutorial_p90", {}).setdefault(name, []).append(
+                percentile(lat, 90))
+    results["tutorial"] = {}
+    for name in tut:
+        results["tutorial"][name] = dict(summary(tut[name]), samples=tut[name],
+                                         round_trips=tut_n[name],
+                                         p90_per_rep=results["tutorial_p90"][name])
+        results["tutorial"][name]["p90"] = percentile(
+            results["tutorial_p90"][name], 50)
+    del results["tutorial_p90"]
+    for name, ns in tut_n.items():
+        if min(ns) < a.lines:
+            notes.append("%s: time limit cut a repetition to %d of %d round trips"
+                         % (name, min(ns), a.lines))
+
+    stop_all()
+
+    # ------------------------------------------------------------- ratios
+    med = lambda sec, k: results[sec].get(k, {}).get("median")
+    F, S, L, T = "fresh", "session", "lockstep", "tutorial"
+    ratios = []
+
+    def add(desc, num, den, goal=None):
+        r = ratio(num, den)
+        if r is not None:
+            ratios.append({"what": desc, "ratio": r, "goal": goal})
+
+    add("ssh fresh / ferry exec fresh", med(F, "ssh (fresh)"),
+        med(F, "ferry exec (fresh)"), ">= 50x (issue 5)")
+    add("ssh ControlMaster / ferry exec fresh", med(F, "ssh (ControlMaster, warm)"),
+        med(F, "ferry exec (fresh)"))
+    add("ferry exec fresh / local /bin/true (same harness)",
+        med(F, "ferry exec (fresh)"), med(F, "local /bin/true (same harness)"))
+    add("ferry shell per command / local posix_spawn", med(S, "ferry shell"),
+        med(S, "local posix_spawn loop"), "<= 1.5x (issue 5)")
+    add("ferry shell per command / local sh loop", med(S, "ferry shell"),
+        med(S, "local sh loop (fork+exec)"))
+    add("ssh sh session per command / ferry shell per command",
+        med(S, "ssh sh (ControlMaster, warm)"), med(S, "ferry shell"))
+    add("ssh sh lock-step / ferry shell lock-step",
+        med(L, "ssh sh (ControlMaster, lock-step)"), med(L, "ferry shell (lock-step)"))
+    add("ssh ControlMaster per process / ferry shell per command",
+        med(F, "ssh (ControlMaster, warm)"), med(S, "ferry shell"))
+    add("python simple ssh / ferryd --classic", med(T, "python simple ssh (seed 000)"),
+        med(T, "ferryd --classic"))
+    add("python simple ssh + TCP_NODELAY / ferryd --classic",
+        med(T, "python simple ssh + TCP_NODELAY (not seed)"), med(T, "ferryd --classic"))
+    add("python simple ssh / ferry protocol", med(T, "python simple ssh (seed 000)"),
+        med(T, "ferryd, ferry protocol (Python client)"))
+    add("ferry protocol / ferryd --classic",
+        med(T, "ferryd, ferry protocol (Python client)"), med(T, "ferryd --classic"))
+
+    doc = {
+        "benchmark": "exec_latency",
+        "issue": 3,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
+        "duration_s": round(time.time() - started_at, 1),
+        "machine": dict(machine, loadavg_end=os.getloadavg()),
+        "commit": commit,
+        "versions": {
+            "ferry": subprocess.run(fd.ferry("--version"), capture_output=True,
+                                    text=True).stdout.strip(),
+            "ssh": (subprocess.run(["ssh", "-V"], capture_output=True, text=True)
+                    .stderr.strip() if shutil.which("ssh") else None),
+        },
+        "params": {"n_fresh": a.n, "lines": a.lines, "reps": a.reps,
+                   "tutorial_reps": a.tutorial_reps,
+                   "time_limit_s": a.time_limit, "quick": a.quick},
+        "units": "seconds",
+        "results": results,
+        "ratios": ratios,
+        "notes": notes,
+    }
+
+    # -------------------------------------------------------------- report
+    print("exec_latency: %d cpus, load %.2f -> %.2f; medians (p90)" %
+          (os.cpu_count(), doc["machine"]["loadavg_start"][0],
+           doc["machine"]["loadavg_end"][0]))
+    sections = [
+        (F, "1. one command, fresh client process + connection (n=%d each, interleaved)" % a.n),
+        (S, "2. %d commands over one session, per command (median of %d reps)" %
+         (a.lines, a.reps)),
+        (L, "2b. the same sessions, one round trip per command "
+            "(driver waits for each; median of %d reps of %d)" % (a.reps, a.lines)),
+        (T, "3. tutorial simple ssh, one connection, per round trip "
+            "(median of %d reps of %d)" % (a.tutorial_reps, a.lines)),
+    ]
+    for sec, title in sections:
+        print("\n" + title)
+        for name, s in results[sec].items():
+            print("  %-42s %10s  (p90 %s, n=%d)" % (name, fmt_ms(s.get("median")),
+                                                   fmt_ms(s.get("p90")), s["n"]))
+    print("\nratios (same run)")
+    for r in ratios:
+        print("  %-58s %8s%s" % (r["what"], fmt_x(r["ratio"]),
+                                 "   goal " + r["goal"] if r["goal"] else ""))
+    for n in notes:
+        print("note: " + n)
+
+    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print("\nwrote " + os.path.relpath(a.json))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        # Say what the servers we started were doing before their logs go.
+        for p in _started:
+            note("%s: %s" % (" ".join(map(str, p.args[:3]))[:80],
+                             "running" if p.poll() is None else
+                             "exited with %s" % p.returncode))
+        for log in _logs:
+            try:
+                tail = open(log).read().splitlines()[-15:]
+            except OSError:
+                continue
+            note("last lines of %s:\n  %s" % (os.path.basename(log),
+                                              "\n  ".join(tail)))
+        raise
