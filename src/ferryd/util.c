@@ -1,0 +1,27 @@
+/*
+ * util.c - see util.h.
+ */
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+
+void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
