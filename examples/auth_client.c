@@ -162,7 +162,8 @@ int main(int argc, char **argv)
     if (auth_key_load("auth_client", key_file, &key) < 0)
         goto out;
 
-    fd = ferry_connect(&addr, CONNECT_TIMEOUT_MS);
+    /* Every address the name has, in turn (localhost may be ::1 first). */
+    fd = ferry_connect_host(target, DEFAULT_PORT, CONNECT_TIMEOUT_MS, NULL);
     if (fd < 0) {
         fprintf(stderr, "auth_client: cannot connect to %s: %s\n", target, ferry_strerror(fd));
         goto out;

@@ -41,11 +41,12 @@ static uint64_t now_ms(void)
 
 /* Connect, retrying for up to wait_ms while nobody listens yet (so a
  * script can start a server and this client together). */
-static int connect_tcp(const struct ferry_addr *a, long wait_ms)
+static int connect_tcp(const char *target, long wait_ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)wait_ms;
     for (;;) {
-        int fd = ferry_connect(a, 5000);
+        /* Every address the name has, in turn (localhost may be ::1 first). */
+        int fd = ferry_connect_host(target, 8080, 5000, NULL);
         if (fd >= 0 || (fd != -ECONNREFUSED && fd != -ENOENT) || now_ms() >= deadline)
             return fd;
         poll(NULL, 0, 50);
@@ -156,7 +157,7 @@ int main(int argc, char **argv)
     if (cl.udp) {
         cl.fd = open_udp(&addr);
     } else {
-        cl.fd = connect_tcp(&addr, wait_s * 1000);
+        cl.fd = connect_tcp(target, wait_s * 1000);
         if (cl.fd >= 0 && !(cl.t = ferry_transport_new_fd(cl.fd))) {
             close(cl.fd);
             cl.fd = -ENOMEM;
