@@ -100,6 +100,13 @@ struct ferry_server_opts {
     enum ferry_model model;
     int workers;               /* EVENT: loop threads; 0 = 1 */
     int max_conns;             /* concurrent connections, over it: closed at once; 0 = 1024 */
+    /* Of those, how many may be waiting to authenticate (accepted, and not
+     * yet ferry_conn_set_authenticated) at once, as sshd's MaxStartups:
+     * over it new connections are closed at once, so a flood of silent
+     * peers cannot lock authenticated users out.  0 = no separate cap.
+     * Only with handshake_timeout_ms; under FORK a connection counts until
+     * it exits or its handshake time is up, whichever comes first. */
+    int max_unauthenticated;
     int backlog;               /* listen(2) backlog; 0 = SOMAXCONN */
     int reuse_port;            /* SO_REUSEPORT on TCP/UDP listeners */
     int idle_timeout_ms;       /* close a connection silent this long; 0 = never */

@@ -21,6 +21,9 @@
 #include "proto.h"
 
 #define MAX_LISTEN 16
+/* Silent or slow peers may hold this many connections before the handshake;
+ * more are turned away so they cannot lock authenticated users out. */
+#define FERRYD_DEFAULT_MAX_UNAUTH 256
 
 struct options {
     const char *listen[MAX_LISTEN];
@@ -47,6 +50,8 @@ static void usage(FILE *f)
         "                           or fork (a process per connection, as sshd)\n"
         "  -w, --workers N          event model: loop threads (default 1)\n"
         "      --max-conns N        concurrent connections (default 1024)\n"
+        "      --max-unauth N       of those, how many may be waiting to authenticate\n"
+        "                           (default 256); more are closed at once\n"
         "      --auth-timeout S     close connections not authenticated within S seconds\n"
         "                           (default 10)\n"
         "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
@@ -94,7 +99,7 @@ static int parse_count(const char *opt, const char *text, long max, int *out)
 /* Returns 0 to go on, or the exit status (0 after --help). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_MAX_CONNS = 256, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
+    enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
            OPT_NO_AUTH };
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -102,6 +107,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "model", required_argument, NULL, 'm' },
         { "workers", required_argument, NULL, 'w' },
         { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+        { "max-unauth", required_argument, NULL, OPT_MAX_UNAUTH },
         { "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         { "classic", required_argument, NULL, OPT_CLASSIC },
@@ -141,6 +147,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_MAX_CONNS:
             if (parse_count("--max-conns", optarg, 1000000, &o->server.max_conns) < 0)
+                return 2;
+            break;
+        case OPT_MAX_UNAUTH:
+            if (parse_count("--max-unauth", optarg, 1000000, &o->server.max_unauthenticated) < 0)
                 return 2;
             break;
         case OPT_AUTH_TIMEOUT:
@@ -230,6 +240,7 @@ int main(int argc, char **argv)
 {
     static struct daemon_config cfg;
     struct options o = { .server = { .handshake_timeout_ms = PROTO_AUTH_TIMEOUT_MS,
+                                     .max_unauthenticated = FERRYD_DEFAULT_MAX_UNAUTH,
                                      .handle_signals = 1,
                                      .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } } };
     struct ferry_handler session = session_handler, classic = classic_handler;

@@ -168,7 +168,7 @@ static void conn_free(struct ferry_loop *loop, void *arg)
     ferry_buf_free(&c->out);
     ferry_buf_free(&c->in);
     ferry_frame_parser_free(c->parser);
-    ferry__conn_released(c->server);
+    ferry__conn_released(c->server, c->unauth_held);
     free(c);
     cl->nconns--;
     maybe_finished(cl);
@@ -498,6 +498,7 @@ int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, co
     c->cl = cl;
     c->fd = fd;
     c->id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
+    c->unauth_held = ferry__unauth_enabled(s);
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     ferry_buf_init(&c->out, 0);
     ferry_buf_init(&c->in, FERRY_READ_CHUNK);
@@ -560,7 +561,7 @@ fail:
     } else {
         close(fd);
     }
-    ferry__conn_released(s);
+    ferry__conn_released(s, ferry__unauth_enabled(s));
     ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
     return r;
 }
@@ -580,7 +581,7 @@ void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd,
     if (r < 0) {
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         close(fd);
-        ferry__conn_released(s);
+        ferry__conn_released(s, ferry__unauth_enabled(s));
         return;
     }
     cl.private_loop = 1;
@@ -614,9 +615,10 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
         if (before_close)
             before_close(arg);
         close(fd);
-        ferry__conn_released(s);
+        ferry__conn_released(s, ferry__unauth_enabled(s));
         return;
     }
+    c.unauth_held = ferry__unauth_enabled(s);
     if (s->opts.idle_timeout_ms > 0)
         ferry_transport_set_timeout(c.t, s->opts.idle_timeout_ms);
     if (s->opts.handshake_timeout_ms > 0)
@@ -631,7 +633,7 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
     if (before_close)
         before_close(arg);
     ferry_transport_free(c.t);
-    ferry__conn_released(s);
+    ferry__conn_released(s, c.unauth_held);
 }
 
 /* Wait until the connection has input (1), the server is stopping and it
@@ -904,6 +906,10 @@ void ferry_conn_set_frame_limits(struct ferry_conn *c, const struct ferry_frame_
 void ferry_conn_set_authenticated(struct ferry_conn *c)
 {
     c->authenticated = 1;
+    if (c->unauth_held) {
+        c->unauth_held = 0;
+        ferry__unauth_release(c->server);
+    }
     if (!c->blocking) {
         ferry_timer_cancel(c->handshake_timer);
         c->handshake_timer = NULL;

@@ -29,6 +29,10 @@
 struct child {
     pid_t pid;
     int pidfd;                  /* -1 when polling instead */
+    /* The parent cannot see a child authenticate, but no child stays
+     * unauthenticated past its handshake time: the slot is given back then
+     * (or when the child exits, if sooner). */
+    struct ferry_timer *unauth_timer;
     struct fork_model *fm;
     struct child *prev, *next;
 };
@@ -66,7 +70,8 @@ static void remove_child(struct fork_model *fm, struct child *ch)
     if (ch->next)
         ch->next->prev = ch->prev;
     fm->nchildren--;
-    ferry__conn_released(fm->a.server);
+    ferry__conn_released(fm->a.server, ch->unauth_timer != NULL);
+    ferry_timer_cancel(ch->unauth_timer);
     free(ch);
 }
 
@@ -85,6 +90,15 @@ static int try_reap(struct fork_model *fm, struct child *ch)
         ferry_log_debug("connection process %d killed by signal %d", (int)ch->pid, WTERMSIG(status));
     remove_child(fm, ch);
     return 1;
+}
+
+static void on_unauth_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct child *ch = arg;
+    (void)loop;
+    ferry_timer_cancel(t);
+    ch->unauth_timer = NULL;
+    ferry__unauth_release(ch->fm->a.server);
 }
 
 static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg)
@@ -195,6 +209,12 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
     close(fd);
     ch->pid = pid;
     ch->fm = fm;
+    if (ferry__unauth_enabled(a->server)) {
+        ch->unauth_timer = ferry_loop_timer(a->loop, (uint64_t)a->server->opts.handshake_timeout_ms,
+                                            on_unauth_timer, ch);
+        if (!ch->unauth_timer)
+            ferry__unauth_release(a->server);   /* cannot track it: do not leak the slot */
+    }
     ch->pidfd = open_pidfd(pid);
     if (ch->pidfd >= 0 && ferry_loop_add(a->loop, ch->pidfd, FERRY_READABLE, on_pidfd, ch) < 0) {
         close(ch->pidfd);
@@ -212,7 +232,7 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
 fail:
     free(ch);
     close(fd);
-    ferry__conn_released(a->server);
+    ferry__conn_released(a->server, ferry__unauth_enabled(a->server));
 }
 
 static size_t live_children(struct acceptor *a)

@@ -137,7 +137,7 @@ fail:
     ferry_log_warn("cannot start a thread for %s: %s", peer, ferry_strerror(r));
     free(ct);
     close(fd);
-    ferry__conn_released(a->server);
+    ferry__conn_released(a->server, ferry__unauth_enabled(a->server));
 }
 
 static size_t live_threads(struct acceptor *a)

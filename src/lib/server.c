@@ -273,8 +273,20 @@ void ferry__log_ready(const struct ferry_server *s)
     }
 }
 
-void ferry__conn_released(struct ferry_server *s)
+int ferry__unauth_enabled(const struct ferry_server *s)
 {
+    return s->opts.max_unauthenticated > 0 && s->opts.handshake_timeout_ms > 0;
+}
+
+void ferry__unauth_release(struct ferry_server *s)
+{
+    atomic_fetch_sub(&s->nunauth, 1);
+}
+
+void ferry__conn_released(struct ferry_server *s, int unauth_held)
+{
+    if (unauth_held)
+        ferry__unauth_release(s);
     atomic_fetch_sub(&s->nconns, 1);
 }
 
@@ -320,6 +332,15 @@ int ferry__accept(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLEN])
         atomic_fetch_sub(&s->nconns, 1);
         ferry_log_warn("%s: connection from %s closed: limit of %d connections reached",
                        l->name, peer, s->opts.max_conns);
+        close(fd);
+        return -EAGAIN;
+    }
+    if (ferry__unauth_enabled(s) &&
+        atomic_fetch_add(&s->nunauth, 1) >= s->opts.max_unauthenticated) {
+        atomic_fetch_sub(&s->nunauth, 1);
+        atomic_fetch_sub(&s->nconns, 1);
+        ferry_log_warn("%s: connection from %s closed: %d connections are already waiting "
+                       "to authenticate", l->name, peer, s->opts.max_unauthenticated);
         close(fd);
         return -EAGAIN;
     }

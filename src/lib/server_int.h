@@ -45,6 +45,7 @@ struct ferry_server {
     atomic_int stopping;
     atomic_int running;
     atomic_int nconns;         /* live connections (or children) across all models */
+    atomic_int nunauth;        /* of those, holding a not-yet-authenticated slot */
     atomic_uint_fast64_t next_conn_id;
     atomic_int emfile_logged;
     struct acceptor *acceptor;     /* THREAD/FORK: the accepting loop while running */
@@ -101,6 +102,7 @@ struct ferry_conn {
     /* Blocking style only. */
     unsigned blocking : 1;
     unsigned authenticated : 1;
+    unsigned unauth_held : 1;      /* holds a not-yet-authenticated slot (both styles) */
     uint64_t handshake_deadline;   /* monotonic ms; 0 = none */
 };
 
@@ -119,8 +121,13 @@ void ferry__serve_datagrams(struct listener *l);
 void ferry__log_ready(const struct ferry_server *s);
 /* Make sig stop s gracefully (ferry_server_stop from the handler). */
 void ferry__catch_stop_signal(struct ferry_server *s, int sig);
-/* Drop the connection count taken by ferry__accept. */
-void ferry__conn_released(struct ferry_server *s);
+/* Whether accepted connections hold a not-yet-authenticated slot. */
+int ferry__unauth_enabled(const struct ferry_server *s);
+/* Give back the not-yet-authenticated slot ferry__accept took. */
+void ferry__unauth_release(struct ferry_server *s);
+/* Drop the connection count taken by ferry__accept, and the
+ * not-yet-authenticated slot too when unauth_held. */
+void ferry__conn_released(struct ferry_server *s, int unauth_held);
 
 /* conn.c */
 int ferry__conn_loop_init(struct conn_loop *cl, struct ferry_server *s);

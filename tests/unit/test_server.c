@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -323,6 +324,87 @@ static void test_max_conns(void **state)
     stop(&r);
 }
 
+/* The cap on connections waiting to authenticate: "auth" authenticates,
+ * anything else is echoed. */
+static int on_data_auth_echo(struct ferry_conn *c, const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    if (len == 4 && memcmp(data, "auth", 4) == 0)
+        ferry_conn_set_authenticated(c);
+    return ferry_conn_write(c, data, len);
+}
+
+static int serve_auth_echo(struct ferry_conn *c, void *arg)
+{
+    char buf[64];
+    for (;;) {
+        ssize_t n = ferry_conn_read(c, buf, sizeof buf);
+        if (n <= 0)
+            return (int)n;
+        if (on_data_auth_echo(c, buf, (size_t)n, arg) < 0)
+            return -EIO;
+    }
+}
+
+/* Is t served?  Sends "ping" (or "auth") and expects it back; a
+ * connection turned away sees end of stream instead. */
+static int served_with(struct ferry_transport *t, const char *word)
+{
+    char buf[4];
+    if (ferry_transport_write_full(t, word, 4) < 0)
+        return 0;
+    return ferry_transport_read_full(t, buf, 4) == 0 && memcmp(buf, word, 4) == 0;
+}
+
+static void unauth_cap(enum ferry_model model, int blocking)
+{
+    /* FORK gives a slot back when the handshake time is up (the parent
+     * cannot see a child authenticate), so it gets a short one. */
+    struct ferry_server_opts opts = { .model = model, .max_unauthenticated = 2,
+                                      .handshake_timeout_ms = model == FERRY_MODEL_FORK ? 1500 : 60000 };
+    struct ferry_handler h = { 0 };
+    struct running r;
+
+    if (blocking)
+        h.serve = serve_auth_echo;
+    else
+        h.on_data = on_data_auth_echo;
+    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *a = dial(r.bound), *b = dial(r.bound);
+    assert_true(served_with(a, "ping"));
+    assert_true(served_with(b, "ping"));      /* two waiting: the cap */
+    struct ferry_transport *c = dial(r.bound);
+    assert_false(served_with(c, "ping"));     /* a third is turned away */
+    ferry_transport_free(c);
+
+    if (model == FERRY_MODEL_FORK) {
+        /* Served connections keep working; once the handshake time is up
+         * their slots are free again. */
+        assert_true(served_with(a, "auth"));
+        int ok = 0;
+        for (int i = 0; i < 400 && !ok; i++) {  /* bounded: ~4 s of polls */
+            struct ferry_transport *d = dial(r.bound);
+            ok = served_with(d, "ping");
+            ferry_transport_free(d);
+            if (!ok)
+                poll(NULL, 0, 10);
+        }
+        assert_true(ok);
+    } else {
+        assert_true(served_with(a, "auth"));  /* a authenticates: its slot is free */
+        struct ferry_transport *d = dial(r.bound);
+        assert_true(served_with(d, "ping"));
+        ferry_transport_free(d);
+    }
+    ferry_transport_free(a);
+    ferry_transport_free(b);
+    stop(&r);
+}
+
+static void test_unauth_cap_event(void **state) { (void)state; unauth_cap(FERRY_MODEL_EVENT, 0); }
+static void test_unauth_cap_thread(void **state) { (void)state; unauth_cap(FERRY_MODEL_THREAD, 1); }
+static void test_unauth_cap_fork(void **state) { (void)state; unauth_cap(FERRY_MODEL_FORK, 0); }
+
 /* ---- event style: idle timeout, pause/resume, backpressure --------------------- */
 
 static void test_idle_timeout(void **state)
@@ -568,6 +650,9 @@ int main(void)
         cmocka_unit_test(test_blocking_handshake_deadline_mid_frame),
         cmocka_unit_test(test_verify_hook_refuses),
         cmocka_unit_test(test_max_conns),
+        cmocka_unit_test(test_unauth_cap_event),
+        cmocka_unit_test(test_unauth_cap_thread),
+        cmocka_unit_test(test_unauth_cap_fork),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_pause_resume_keeps_order),
         cmocka_unit_test(test_backpressure_and_drain),
