@@ -473,6 +473,30 @@ class FerrydModel:
         self.assertLess(elapsed, 3 * SLOW)
         self.assertEqual(authed.run({"argv": ["echo", "ok"]})["out"], b"ok\n")
 
+    def test_max_unauth_turns_away_a_flood_of_silent_peers(self):
+        # Under fork the parent cannot see a child authenticate: a connection
+        # holds its slot until it ends or its auth time (10 s) is up, so the
+        # authenticated session below counts there too.
+        cap = 3 if "fork" in self.ARGS else 2
+        srv = self.own_server("--max-unauth", str(cap))
+        authed = self.session(srv.hostport())
+        silent = [self.session(srv.hostport(), login=False) for _ in range(2)]
+        for s in silent:
+            s.hello()                                         # both are being served
+        extra = self.session(srv.hostport(), login=False)
+        self.assertTrue(closed_by_peer(extra.sock, 5), "a third waiting connection was served")
+        srv.wait_for_log(r"already waiting to authenticate")
+        self.assertEqual(authed.run({"argv": ["echo", "still"]})["out"], b"still\n")
+        for s in silent:
+            s.close()
+        # Their slots come back as they go (fork: when the child exits).
+        def login_works():
+            try:
+                return self.session(srv.hostport()).run({"argv": ["true"]})["exit"] is not None
+            except (EOFError, OSError, AssertionError):
+                return False
+        wait_until(login_works, 10, "a new client to be served once the silent ones left")
+
     def test_insecure_no_auth_on_loopback(self):
         srv = self.own_server("--insecure-no-auth", key=False)
         srv.wait_for_log("authentication is OFF")
