@@ -104,8 +104,7 @@ struct ferry_server_opts {
      * yet ferry_conn_set_authenticated) at once, as sshd's MaxStartups:
      * over it new connections are closed at once, so a flood of silent
      * peers cannot lock authenticated users out.  0 = no separate cap.
-     * Only with handshake_timeout_ms; under FORK a connection counts until
-     * it exits or its handshake time is up, whichever comes first. */
+     * Only with handshake_timeout_ms. */
     int max_unauthenticated;
     int backlog;               /* listen(2) backlog; 0 = SOMAXCONN */
     int reuse_port;            /* SO_REUSEPORT on TCP/UDP listeners */

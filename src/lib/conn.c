@@ -909,6 +909,11 @@ void ferry_conn_set_authenticated(struct ferry_conn *c)
     if (c->unauth_held) {
         c->unauth_held = 0;
         ferry__unauth_release(c->server);
+        /* A forked connection process: tell the parent, which counts. */
+        if (c->server->auth_notify_fd >= 0) {
+            close(c->server->auth_notify_fd);
+            c->server->auth_notify_fd = -1;
+        }
     }
     if (!c->blocking) {
         ferry_timer_cancel(c->handshake_timer);

@@ -29,16 +29,17 @@
 struct child {
     pid_t pid;
     int pidfd;                  /* -1 when polling instead */
-    /* The parent cannot see a child authenticate, but no child stays
-     * unauthenticated past its handshake time: the slot is given back then
-     * (or when the child exits, if sooner). */
-    struct ferry_timer *unauth_timer;
+    /* Read end of the pipe whose write end the child closes when its
+     * connection authenticates (or it exits): until then the child holds a
+     * not-yet-authenticated slot.  -1 once the slot is given back. */
+    int auth_fd;
     struct fork_model *fm;
     struct child *prev, *next;
 };
 
 struct fork_model {
     struct acceptor a;
+    int new_auth_fd;            /* read end of the auth pipe while forking, else -1 */
     struct child *children;
     size_t nchildren;
     struct ferry_timer *poll_timer;
@@ -70,8 +71,11 @@ static void remove_child(struct fork_model *fm, struct child *ch)
     if (ch->next)
         ch->next->prev = ch->prev;
     fm->nchildren--;
-    ferry__conn_released(fm->a.server, ch->unauth_timer != NULL);
-    ferry_timer_cancel(ch->unauth_timer);
+    if (ch->auth_fd >= 0) {
+        ferry_loop_remove(fm->a.loop, ch->auth_fd);
+        close(ch->auth_fd);
+    }
+    ferry__conn_released(fm->a.server, ch->auth_fd >= 0);
     free(ch);
 }
 
@@ -92,12 +96,19 @@ static int try_reap(struct fork_model *fm, struct child *ch)
     return 1;
 }
 
-static void on_unauth_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+/* The child closed its end: its connection authenticated (or it is gone). */
+static void on_auth_pipe(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
     struct child *ch = arg;
-    (void)loop;
-    ferry_timer_cancel(t);
-    ch->unauth_timer = NULL;
+    char byte;
+    ssize_t n = read(fd, &byte, 1);
+    (void)events;
+
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;   /* nothing is ever written; only the end counts */
+    ferry_loop_remove(loop, fd);
+    close(fd);
+    ch->auth_fd = -1;
     ferry__unauth_release(ch->fm->a.server);
 }
 
@@ -137,9 +148,14 @@ static void drop_parent_descriptors(struct fork_model *fm)
 
     for (size_t i = 0; i < s->nlisteners; i++)
         close(s->listeners[i]->fd);
-    for (struct child *ch = fm->children; ch; ch = ch->next)
+    for (struct child *ch = fm->children; ch; ch = ch->next) {
         if (ch->pidfd >= 0)
             close(ch->pidfd);
+        if (ch->auth_fd >= 0)
+            close(ch->auth_fd);
+    }
+    if (fm->new_auth_fd >= 0)
+        close(fm->new_auth_fd);
     ferry__loop_forget_after_fork(fm->a.loop);
     close(s->stop_pipe[0]);
     close(s->stop_pipe[1]);
@@ -186,13 +202,25 @@ static void __attribute__((noreturn)) child_main(struct fork_model *fm, struct l
 static void start_child(struct acceptor *a, struct listener *l, int fd, const char *peer)
 {
     struct fork_model *fm = a->model;
+    struct ferry_server *s = a->server;
     struct child *ch = calloc(1, sizeof *ch);
+    int auth_pipe[2] = { -1, -1 };
     pid_t pid;
 
     if (!ch) {
         ferry_log_warn("cannot serve %s: out of memory", peer);
         goto fail;
     }
+    ch->auth_fd = -1;
+    if (ferry__unauth_enabled(s) && pipe2(auth_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        ferry_log_warn("cannot serve %s: %s", peer, strerror(errno));
+        goto fail;
+    }
+    /* The child inherits both: it keeps the write end (closed at
+     * authentication, see ferry_conn_set_authenticated) and drops the read
+     * end with the rest of the parent's descriptors. */
+    s->auth_notify_fd = auth_pipe[1];
+    fm->new_auth_fd = auth_pipe[0];
     sigset_t term, saved;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
@@ -201,6 +229,10 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
     if (pid == 0)
         child_main(fm, l, fd, peer, &saved);
     sigprocmask(SIG_SETMASK, &saved, NULL);
+    s->auth_notify_fd = -1;
+    fm->new_auth_fd = -1;
+    if (auth_pipe[1] >= 0)
+        close(auth_pipe[1]);
     if (pid < 0) {
         ferry_log_warn("cannot fork for %s: %s", peer, strerror(errno));
         goto fail;
@@ -209,11 +241,14 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
     close(fd);
     ch->pid = pid;
     ch->fm = fm;
-    if (ferry__unauth_enabled(a->server)) {
-        ch->unauth_timer = ferry_loop_timer(a->loop, (uint64_t)a->server->opts.handshake_timeout_ms,
-                                            on_unauth_timer, ch);
-        if (!ch->unauth_timer)
-            ferry__unauth_release(a->server);   /* cannot track it: do not leak the slot */
+    if (auth_pipe[0] >= 0) {
+        ch->auth_fd = auth_pipe[0];
+        auth_pipe[0] = -1;
+        if (ferry_loop_add(a->loop, ch->auth_fd, FERRY_READABLE, on_auth_pipe, ch) < 0) {
+            close(ch->auth_fd);   /* cannot track it: give the slot back now */
+            ch->auth_fd = -1;
+            ferry__unauth_release(s);
+        }
     }
     ch->pidfd = open_pidfd(pid);
     if (ch->pidfd >= 0 && ferry_loop_add(a->loop, ch->pidfd, FERRY_READABLE, on_pidfd, ch) < 0) {
@@ -230,9 +265,11 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
     return;
 
 fail:
+    if (auth_pipe[0] >= 0)
+        close(auth_pipe[0]);
     free(ch);
     close(fd);
-    ferry__conn_released(a->server, ferry__unauth_enabled(a->server));
+    ferry__conn_released(s, ferry__unauth_enabled(s));
 }
 
 static size_t live_children(struct acceptor *a)
@@ -271,6 +308,7 @@ int ferry__run_fork(struct ferry_server *s)
     int r;
 
     memset(&fm, 0, sizeof fm);
+    fm.new_auth_fd = -1;
     r = ferry__acceptor_init(&fm.a, s, &fork_ops, &fm);
     if (r == 0) {
         ferry__log_ready(s);

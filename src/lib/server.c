@@ -71,6 +71,7 @@ struct ferry_server *ferry_server_new(const struct ferry_server_opts *opts, int 
         goto fail;
     }
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    s->auth_notify_fd = -1;
     if (opts)
         s->opts = *opts;
     if (s->opts.workers <= 0)

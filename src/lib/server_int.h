@@ -49,6 +49,7 @@ struct ferry_server {
     atomic_uint_fast64_t next_conn_id;
     atomic_int emfile_logged;
     struct acceptor *acceptor;     /* THREAD/FORK: the accepting loop while running */
+    int auth_notify_fd;            /* FORK child: closed when its connection authenticates; else -1 */
 };
 
 /* One event loop and the connections on it: an event-model worker, or the

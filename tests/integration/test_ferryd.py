@@ -474,11 +474,7 @@ class FerrydModel:
         self.assertEqual(authed.run({"argv": ["echo", "ok"]})["out"], b"ok\n")
 
     def test_max_unauth_turns_away_a_flood_of_silent_peers(self):
-        # Under fork the parent cannot see a child authenticate: a connection
-        # holds its slot until it ends or its auth time (10 s) is up, so the
-        # authenticated session below counts there too.
-        cap = 3 if "fork" in self.ARGS else 2
-        srv = self.own_server("--max-unauth", str(cap))
+        srv = self.own_server("--max-unauth", "2")
         authed = self.session(srv.hostport())
         silent = [self.session(srv.hostport(), login=False) for _ in range(2)]
         for s in silent:
