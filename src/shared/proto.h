@@ -43,12 +43,40 @@
 #define MSG_SIGNAL   "signal"    /* {signal: "INT"|"TERM"|"HUP"|"QUIT"|"KILL"} */
 #define MSG_CHDIR    "chdir"     /* {path} */
 
+/* file service (PROTOCOL.md 2.4), client -> server */
+#define MSG_STAT     "stat"      /* {path} -> stat {path, kind, mode, size, mtime, mtime_nsec} */
+#define MSG_LIST     "list"      /* {path} -> entries {entries: [..]}..., list-end {count} */
+#define MSG_MKDIR    "mkdir"     /* {path, parents} -> ok */
+#define MSG_RM       "rm"        /* {path, recursive} -> ok */
+#define MSG_PUT      "put"       /* {path, size, mode, checksum, resume, fsync, mtime?, mtime_nsec?} */
+#define MSG_PUT_END  "put-end"   /* {checksum} | {abort: true} */
+#define MSG_GET      "get"       /* {path, checksum, offset?, prefix?} */
+#define MSG_DATA     "data"      /* {offset, size} + body: file bytes, both directions */
+/* ... server -> client */
+#define MSG_ENTRIES  "entries"
+#define MSG_LIST_END "list-end"
+#define MSG_OK       "ok"
+#define MSG_PUT_READY "put-ready" /* {offset, prefix?} */
+#define MSG_PUT_OK   "put-ok"    /* {size, checksum} */
+#define MSG_GET_READY "get-ready" /* {size, offset, mode, mtime, mtime_nsec} */
+#define MSG_GET_END  "get-end"   /* {checksum} */
+
+/* Largest body of one data frame; a transfer is a run of them. */
+#define PROTO_DATA_SEGMENT       (16 * 1024 * 1024)
+/* Most entries in one "entries" frame (keeps headers far below 64 KiB). */
+#define PROTO_LIST_BATCH         256
+/* Suffix of upload and download temporaries. */
+#define PROTO_PART_SUFFIX        ".ferry-part"
+
 /* error codes ({"type":"error","code":...}) */
 #define ERR_AUTH     "auth"       /* authentication failed; the connection closes */
 #define ERR_PROTOCOL "protocol"   /* malformed or unexpected message; the connection closes */
 #define ERR_REQUEST  "request"    /* a well-formed request that cannot be done (bad cwd, ...) */
 #define ERR_SPAWN    "spawn"      /* the command could not be started; an exit follows */
-#define ERR_BUSY     "busy"       /* a command is already running on this connection */
+#define ERR_BUSY     "busy"       /* a command or transfer is already running on this connection */
+#define ERR_PATH     "path"       /* a path the sandbox refuses (.., absolute, escaping symlink, ...) */
+#define ERR_FS       "fs"         /* a filesystem error; "errno" names it (ENOENT, ENOSPC, ...) */
+#define ERR_CHECKSUM "checksum"   /* the data did not match its checksum; nothing was committed */
 
 /* The status a client exits with for its own failures (as ssh does). */
 #define FERRY_EXIT_ERROR 255
