@@ -44,21 +44,23 @@
 #define MSG_CHDIR    "chdir"     /* {path} */
 
 /* file service (PROTOCOL.md 2.4), client -> server */
-#define MSG_STAT     "stat"      /* {path} -> stat {path, kind, mode, size, mtime, mtime_nsec} */
+#define MSG_STAT     "stat"      /* {path} -> stat {path, kind, mode, filesize, mtime, mtime_nsec} */
 #define MSG_LIST     "list"      /* {path} -> entries {entries: [..]}..., list-end {count} */
 #define MSG_MKDIR    "mkdir"     /* {path, parents} -> ok */
 #define MSG_RM       "rm"        /* {path, recursive} -> ok */
-#define MSG_PUT      "put"       /* {path, size, mode, checksum, resume, fsync, mtime?, mtime_nsec?} */
+#define MSG_PUT      "put"       /* {path, filesize, mode, checksum, resume, fsync, mtime?, mtime_nsec?} */
 #define MSG_PUT_END  "put-end"   /* {checksum} | {abort: true} */
 #define MSG_GET      "get"       /* {path, checksum, offset?, prefix?} */
-#define MSG_DATA     "data"      /* {offset, size} + body: file bytes, both directions */
+#define MSG_DATA     "data"      /* {offset, size} + body: file bytes, both directions.
+                                    * A file's size is "filesize" everywhere: "size"
+                                    * in a header always announces a body. */
 /* ... server -> client */
 #define MSG_ENTRIES  "entries"
 #define MSG_LIST_END "list-end"
 #define MSG_OK       "ok"
 #define MSG_PUT_READY "put-ready" /* {offset, prefix?} */
-#define MSG_PUT_OK   "put-ok"    /* {size, checksum} */
-#define MSG_GET_READY "get-ready" /* {size, offset, mode, mtime, mtime_nsec} */
+#define MSG_PUT_OK   "put-ok"    /* {filesize, checksum} */
+#define MSG_GET_READY "get-ready" /* {filesize, offset, mode, mtime, mtime_nsec} */
 #define MSG_GET_END  "get-end"   /* {checksum} */
 
 /* Largest body of one data frame; a transfer is a run of them. */
