@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <jansson.h>
 
@@ -178,6 +179,25 @@ int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len);
 int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt);
 /* A whole frame (header, then body_len bytes of body with "size" set). */
 int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *body, size_t body_len);
+
+/*
+ * Up to len bytes of the file fd, from *offset, straight to the peer
+ * (sendfile(2): no copy through user space), advancing *offset.  Event
+ * style: one attempt, and only when nothing is queued ahead (the bytes
+ * would otherwise overtake it); returns the count sent (> 0), or -EAGAIN
+ * with .on_drain due once the connection can take more, 0 when the file
+ * ends before *offset + 1, or a negative error from the file or the socket
+ * (the connection is not closed for it: the handler decides).  Blocking
+ * style: sends len bytes, or fewer when the file ends.  The caller keeps
+ * owning fd.
+ */
+ssize_t ferry_conn_sendfile(struct ferry_conn *c, int fd, uint64_t *offset, size_t len);
+
+/* Event style: have .on_drain called once the connection can take more
+ * output (on the next loop iteration when it already can).  A producer
+ * that sends in batches yields with it, so one busy connection cannot hold
+ * the loop. */
+void ferry_conn_want_drain(struct ferry_conn *c);
 
 /* Event style: bytes queued and not yet sent, and whether the queue is over
  * the high-water mark (stop producing until on_drain). */

@@ -11,6 +11,7 @@
 #define FERRY_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -43,6 +44,14 @@ ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *io
 int ferry_transport_read_full(struct ferry_transport *t, void *buf, size_t len);
 int ferry_transport_write_full(struct ferry_transport *t, const void *buf, size_t len);
 int ferry_transport_writev_full(struct ferry_transport *t, struct iovec *iov, int iovcnt);
+
+/* Up to len bytes of the file in_fd, from *offset, to the peer; *offset
+ * advances by what was sent (in_fd's own position is not used).  Zero-copy
+ * (sendfile(2)) where the transport allows it.  Returns bytes sent (> 0),
+ * 0 when the file has no byte at *offset (it ended early), -EAGAIN, or a
+ * negative error from either side.  One attempt, without the transport's
+ * timeout: on a blocking descriptor it waits as write(2) would. */
+ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t *offset, size_t len);
 
 /* Half-close: no more writes from us (the peer reads EOF). */
 int ferry_transport_shutdown_write(struct ferry_transport *t);

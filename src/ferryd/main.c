@@ -1,7 +1,7 @@
 /*
- * ferryd - the ferry daemon: authenticated remote command execution over
- * the ferry session protocol, and optionally the tutorials' classic
- * protocol on a second, loopback address.
+ * ferryd - the ferry daemon: authenticated remote command execution and
+ * file transfer over the ferry session protocol, and optionally the
+ * tutorials' classic protocol on a second, loopback address.
  *
  * This file turns the command line into a ferry_server: it loads and
  * checks the key, refuses unsafe combinations (no key, a key others can
@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 /* Silent or slow peers may hold this many connections before the handshake;
  * more are turned away so they cannot lock authenticated users out. */
 #define FERRYD_DEFAULT_MAX_UNAUTH 256
+#define FERRYD_DEFAULT_ROOT "./ferry-root"
 
 struct options {
     const char *listen[MAX_LISTEN];
@@ -31,6 +33,7 @@ struct options {
     const char *classic[MAX_LISTEN];
     int nclassic;
     const char *key_file;
+    const char *root;
     int insecure_no_auth;
     int insecure_classic;
     struct ferry_server_opts server;
@@ -40,12 +43,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: ferryd [OPTIONS]\n"
-        "Serve authenticated remote command execution (ferry exec, ferry shell).\n"
+        "Serve authenticated remote command execution (ferry exec, ferry shell) and\n"
+        "files (ferry put, get, ls, rm, mkdir, stat).\n"
         "\n"
         "  -l, --listen ADDR        address to serve (repeatable; default 127.0.0.1:%d)\n"
         "                           HOST:PORT, [V6]:PORT, *:PORT (all interfaces) or unix:/PATH\n"
         "  -k, --key-file FILE      the shared key (default: ~/.config/ferry/key;\n"
         "                           make one with: ferry keygen)\n"
+        "  -r, --root DIR           the directory the file service serves; clients can\n"
+        "                           reach nothing outside it (default %s, created\n"
+        "                           if missing)\n"
         "  -m, --model MODEL        event (default: one loop serves every connection)\n"
         "                           or fork (a process per connection, as sshd)\n"
         "  -w, --workers N          event model: loop threads (default 1)\n"
@@ -64,9 +71,10 @@ static void usage(FILE *f)
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
-        "Commands run as the user ferryd runs as. After the handshake, traffic is NOT\n"
-        "encrypted: use ferry only on networks you trust.\n",
-        FERRY_DEFAULT_PORT);
+        "Commands run, and files are written, as the user ferryd runs as. Commands are\n"
+        "not confined to --root. After the handshake, traffic is NOT encrypted: use\n"
+        "ferry only on networks you trust.\n",
+        FERRY_DEFAULT_PORT, FERRYD_DEFAULT_ROOT);
 }
 
 static int parse_seconds(const char *opt, const char *text, int *ms)
@@ -104,6 +112,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "key-file", required_argument, NULL, 'k' },
+        { "root", required_argument, NULL, 'r' },
         { "model", required_argument, NULL, 'm' },
         { "workers", required_argument, NULL, 'w' },
         { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
@@ -121,7 +130,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     };
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "l:k:m:w:vqhV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:k:r:m:w:vqhV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
         case OPT_CLASSIC: {
@@ -135,6 +144,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         }
         case 'k': o->key_file = optarg; break;
+        case 'r': o->root = optarg; break;
         case 'm':
             if (ferry_model_parse(optarg, &o->server.model) < 0 || o->server.model == FERRY_MODEL_THREAD) {
                 fprintf(stderr, "ferryd: unknown model '%s' (event or fork)\n", optarg);
@@ -236,6 +246,27 @@ static int load_key(struct options *o, struct daemon_config *cfg)
     return r;
 }
 
+/* Open (creating if need be) the served directory, and remove the
+ * temporaries of uploads that never finished. */
+static int open_root(const char *dir, struct daemon_config *cfg)
+{
+    char err[PATH_MAX + 128];
+    unsigned removed = 0;
+    int r = fsroot_open(dir, 1, &cfg->root, err, sizeof err);
+
+    if (r < 0) {
+        fprintf(stderr, "ferryd: --root %s\n", err);
+        return -1;
+    }
+    r = fspath_sweep_temporaries(cfg->root, PROTO_PART_SUFFIX, &removed);
+    if (r < 0)
+        ferry_log_warn("root %s: cleaning up unfinished uploads: %s", dir, fspath_strerror(r));
+    if (removed > 0)
+        ferry_log_info("root %s: removed %u unfinished upload%s", dir, removed, removed == 1 ? "" : "s");
+    ferry_log_info("serving files from %s", dir);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct daemon_config cfg;
@@ -268,6 +299,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.nclassic; i++)
         if (!o.insecure_classic && require_loopback(o.classic[i], "--classic without --insecure") < 0)
             return 2;
+
+    if (open_root(o.root ? o.root : FERRYD_DEFAULT_ROOT, &cfg) < 0)
+        return 1;
+    /* A write past RLIMIT_FSIZE must fail with EFBIG for that one upload,
+     * not kill the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
 
     s = ferry_server_new(&o.server, &r);
     if (!s)
@@ -302,6 +339,7 @@ fail:
     fprintf(stderr, "ferryd: %s\n", ferry_strerror(r));
 out:
     ferry_server_free(s);
+    fsroot_close(cfg.root);
     key_wipe(&cfg.key);
     return status;
 }

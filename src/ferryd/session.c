@@ -1,6 +1,7 @@
 /*
  * session.c - ferryd's authenticated session: the handshake, then exec
- * requests with streamed output, stdin, signals and a session directory
+ * requests with streamed output, stdin, signals and a session directory,
+ * and the file service's requests, which files.c carries out
  * (docs/PROTOCOL.md section 2).
  *
  * One event-style handler serves every model: under --model fork the
@@ -25,10 +26,11 @@
 #include "auth.h"
 #include "daemon.h"
 #include "exec.h"
+#include "files.h"
 #include "proto.h"
 
 enum session_state { AWAIT_AUTH, READY };
-enum rx_route { RX_NONE, RX_STDIN, RX_DISCARD };
+enum rx_route { RX_NONE, RX_STDIN, RX_FILE, RX_DISCARD };
 
 struct session {
     struct ferry_conn *c;
@@ -36,6 +38,7 @@ struct session {
     enum session_state state;
     uint8_t server_nonce[AUTH_NONCE_LEN];
     struct exec *exec;          /* the running command, if any */
+    struct files *files;        /* the file service (a transfer may be running) */
     char *cwd;                  /* the session's directory; NULL = home */
     enum rx_route rx;           /* where the body of the frame being read goes */
     uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
@@ -127,7 +130,15 @@ static void on_exit_cb(void *arg, const struct exec_result *res)
     s->exec = NULL;
     if (s->rx == RX_STDIN)
         s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
-    if (s->stop_when_idle)
+    if (s->stop_when_idle && !files_busy(s->files))
+        ferry_conn_close(s->c);
+}
+
+/* A transfer ended: a stopping server may now close the session. */
+static void on_files_idle(void *arg)
+{
+    struct session *s = arg;
+    if (s->stop_when_idle && !s->exec)
         ferry_conn_close(s->c);
 }
 
@@ -346,8 +357,9 @@ static int handle_exec(struct session *s, json_t *msg)
     const char *complaint;
     int r;
 
-    if (s->exec)
-        return send_error(s, ERR_BUSY, "a command is already running on this session");
+    if (s->exec || files_busy(s->files))
+        return send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
+                                               : "a transfer is in progress on this session");
     complaint = parse_exec(s, msg, &q, &spec);
     if (complaint || q.bad_request) {
         exec_request_free(&q);
@@ -429,8 +441,9 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
 
     if (!type)
         return protocol_error(s, "message without a \"type\"");
-    if (body_size > 0 && (s->state != READY || strcmp(type, MSG_STDIN) != 0))
-        return protocol_error(s, "only stdin messages carry a body");
+    if (body_size > 0 && (s->state != READY || (strcmp(type, MSG_STDIN) != 0 &&
+                                                 strcmp(type, MSG_DATA) != 0)))
+        return protocol_error(s, "only stdin and data messages carry a body");
 
     if (s->state == AWAIT_AUTH) {
         if (strcmp(type, MSG_AUTH) != 0)
@@ -439,6 +452,18 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
     }
     if (strcmp(type, MSG_EXEC) == 0)
         return handle_exec(s, msg);
+    if (files_handles(type)) {
+        const char *why = NULL;
+        int r;
+        if (s->exec)
+            return send_error(s, ERR_BUSY, "a command is running on this session");
+        r = files_on_header(s->files, type, msg, body_size, &why);
+        if (r == 1)
+            return protocol_error(s, why);
+        if (r == 0 && body_size > 0)
+            s->rx = RX_FILE;
+        return r;
+    }
     if (strcmp(type, MSG_STDIN) == 0) {
         if (body_size > PROTO_MAX_CHUNK)
             return protocol_error(s, "stdin chunk over 256 KiB");
@@ -458,14 +483,19 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
             exec_signal(s->exec, sig);
         return 0;
     }
-    if (strcmp(type, MSG_CHDIR) == 0)
+    if (strcmp(type, MSG_CHDIR) == 0) {
+        if (files_busy(s->files))
+            return send_error(s, ERR_BUSY, "a transfer is in progress on this session");
         return handle_chdir(s, msg);
+    }
     snprintf(complaint, sizeof complaint, "unknown message type \"%.64s\"", type);
     return protocol_error(s, complaint);
 }
 
 static int on_body(struct session *s, const uint8_t *chunk, size_t len)
 {
+    if (s->rx == RX_FILE)
+        return files_on_body(s->files, chunk, len);
     if (s->rx != RX_STDIN || !s->exec)
         return 0;
     if (s->stdin_received + len - s->stdin_acked > PROTO_STDIN_WINDOW)
@@ -513,9 +543,12 @@ static int session_on_open(struct ferry_conn *c, void *arg)
         return -ENOMEM;
     s->c = c;
     s->cfg = arg;
-    int r = send_hello(s);
+    s->files = files_new(c, s->cfg->root, on_files_idle, s);
+    int r = s->files ? send_hello(s) : -ENOMEM;
     if (r < 0) {
-        free(s);   /* a connection that fails to open gets no on_close */
+        /* a connection that fails to open gets no on_close */
+        files_free(s->files);
+        free(s);
         return r;
     }
     ferry_conn_set_data(c, s);
@@ -528,6 +561,7 @@ static void session_on_drain(struct ferry_conn *c, void *arg)
     (void)arg;
     if (s->exec)
         exec_resume_output(s->exec);
+    files_on_drain(s->files);
 }
 
 static void session_on_shutdown(struct ferry_conn *c, void *arg)
@@ -536,7 +570,7 @@ static void session_on_shutdown(struct ferry_conn *c, void *arg)
     (void)arg;
     /* A running command may finish within the grace period; an idle
      * session has nothing to finish. */
-    if (s->exec)
+    if (s->exec || files_busy(s->files))
         s->stop_when_idle = 1;
     else
         ferry_conn_close(c);
@@ -553,6 +587,7 @@ static void session_on_close(struct ferry_conn *c, int reason, void *arg)
      * so the command and its whole process group go. */
     if (s->exec)
         exec_abort(s->exec);
+    files_free(s->files);
     free(s->cwd);
     free(s);
     ferry_conn_set_data(c, NULL);

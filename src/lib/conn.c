@@ -147,7 +147,7 @@ static void update_interest(struct ferry_conn *c)
         return;
     if (reading_enabled(c) || c->lingering)
         ev |= FERRY_READABLE;
-    if (ferry_buf_len(&c->out) > 0)
+    if (ferry_buf_len(&c->out) > 0 || c->drain_wanted)
         ev |= FERRY_WRITABLE;
     if (ev != c->events) {
         int r = ferry_loop_modify(c->cl->loop, c->fd, ev);
@@ -414,8 +414,10 @@ static int conn_flush(struct ferry_conn *c)
         begin_linger(c);
         return 0;
     }
-    if (c->write_blocked && ferry_buf_len(&c->out) <= high / 2) {
+    if ((c->write_blocked && ferry_buf_len(&c->out) <= high / 2) ||
+        (c->drain_wanted && ferry_buf_len(&c->out) == 0)) {
         c->write_blocked = 0;
+        c->drain_wanted = 0;
         update_interest(c);
         if (c->h->on_drain) {
             c->in_callback = 1;
@@ -825,6 +827,43 @@ int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *bod
     r = ferry_conn_writev(c, iov, body_len ? 2 : 1);
     free(head);
     return r;
+}
+
+ssize_t ferry_conn_sendfile(struct ferry_conn *c, int fd, uint64_t *offset, size_t len)
+{
+    ssize_t n;
+
+    if (c->blocking) {
+        size_t sent = 0;
+        while (sent < len) {
+            n = ferry_transport_sendfile(c->t, fd, offset, len - sent);
+            if (n <= 0)
+                return sent > 0 ? (ssize_t)sent : n;
+            sent += (size_t)n;
+        }
+        return (ssize_t)sent;
+    }
+    if (c->closed || c->closing)
+        return FERRY_ECLOSED;
+    /* Behind queued bytes the file's would come out of order. */
+    if (ferry_buf_len(&c->out) > 0) {
+        ferry_conn_want_drain(c);
+        return -EAGAIN;
+    }
+    n = ferry_transport_sendfile(c->t, fd, offset, len);
+    if (n > 0)
+        c->last_activity = ferry_loop_now(c->cl->loop);
+    else if (n == -EAGAIN)
+        ferry_conn_want_drain(c);
+    return n;
+}
+
+void ferry_conn_want_drain(struct ferry_conn *c)
+{
+    if (c->blocking || c->closed)
+        return;
+    c->drain_wanted = 1;
+    update_interest(c);
 }
 
 size_t ferry_conn_pending(const struct ferry_conn *c)

@@ -98,6 +98,7 @@ struct ferry_conn {
     unsigned teardown_scheduled : 1;
     unsigned lingering : 1;        /* output flushed, our side shut: draining until the peer closes */
     unsigned resume_scheduled : 1;
+    unsigned drain_wanted : 1;     /* call on_drain once the socket takes more */
     int pending_reason;            /* for a scheduled teardown */
 
     /* Blocking style only. */

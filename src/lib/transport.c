@@ -22,6 +22,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 
 /*
  * One attempt each; -errno on failure (including -EINTR and -EAGAIN, which
@@ -35,6 +38,9 @@ struct transport_ops {
                       int dontwait);
     int (*shutdown_write)(struct ferry_transport *t);
     void (*close)(struct ferry_transport *t);
+    /* Optional: file bytes to the peer without a copy through user space.
+     * NULL: the generic layer reads and writes. */
+    ssize_t (*sendfile)(struct ferry_transport *t, int in_fd, off_t *off, size_t len);
 };
 
 struct ferry_transport {
@@ -71,11 +77,25 @@ static void fd_close(struct ferry_transport *t)
     close(t->fd);
 }
 
+#ifdef __linux__
+/* sendfile(2) on a socket never raises SIGPIPE: the kernel's socket
+ * splice path sends with MSG_NOSIGNAL semantics (EPIPE is returned). */
+static ssize_t sock_sendfile(struct ferry_transport *t, int in_fd, off_t *off, size_t len)
+{
+    ssize_t n = sendfile(t->fd, in_fd, off, len);
+    return n < 0 ? -errno : n;
+}
+#define SOCK_SENDFILE sock_sendfile
+#else
+#define SOCK_SENDFILE NULL
+#endif
+
 static const struct transport_ops socket_ops = {
     .read = sock_read,
     .writev = sock_writev,
     .shutdown_write = sock_shutdown_write,
     .close = fd_close,
+    .sendfile = SOCK_SENDFILE,
 };
 
 /* ---- other stream descriptors (pipes, ttys, files) ------------------------ */
@@ -286,4 +306,44 @@ int ferry_transport_writev_full(struct ferry_transport *t, struct iovec *iov, in
 int ferry_transport_shutdown_write(struct ferry_transport *t)
 {
     return t->ops->shutdown_write(t);
+}
+
+/* Without a zero-copy path: one pread into a bounded buffer, one write. */
+static ssize_t read_then_write(struct ferry_transport *t, int in_fd, off_t *off, size_t len)
+{
+    static _Thread_local uint8_t buf[64 * 1024];
+    struct iovec iov;
+    ssize_t n;
+
+    if (len > sizeof buf)
+        len = sizeof buf;
+    do
+        n = pread(in_fd, buf, len, *off);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? -errno : 0;
+    iov = (struct iovec){ buf, (size_t)n };
+    n = t->ops->writev(t, &iov, 1, 1);
+    if (n > 0)
+        *off += n;
+    return n;
+}
+
+ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t *offset, size_t len)
+{
+    off_t off;
+    ssize_t n;
+
+    if (*offset > (uint64_t)INT64_MAX || len > (size_t)SSIZE_MAX)
+        return -EINVAL;
+    if (len == 0)
+        return 0;
+    off = (off_t)*offset;
+    do
+        n = t->ops->sendfile ? t->ops->sendfile(t, in_fd, &off, len)
+                             : read_then_write(t, in_fd, &off, len);
+    while (n == -EINTR);
+    if (n > 0)
+        *offset = (uint64_t)off;
+    return n;
 }

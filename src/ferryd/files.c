@@ -1,0 +1,300 @@
+/*
+ * files.c - the file service's requests and replies: stat, list, mkdir,
+ * rm, and the dispatch of put/get traffic to xfer.c.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ferry/ferry.h"
+#include "files_int.h"
+#include "proto.h"
+
+struct files *files_new(struct ferry_conn *c, const struct fsroot *root,
+                        void (*on_idle)(void *arg), void *arg)
+{
+    struct files *f = calloc(1, sizeof *f);
+
+    if (!f)
+        return NULL;
+    f->c = c;
+    f->root = root;
+    f->on_idle = on_idle;
+    f->idle_arg = arg;
+    f->fd = -1;
+    fsops_upload_init(&f->up);
+    return f;
+}
+
+void files_free(struct files *f)
+{
+    if (!f)
+        return;
+    xfer_reset(f, 1);
+    free(f);
+}
+
+int files_handles(const char *type)
+{
+    static const char *const names[] = { MSG_STAT, MSG_LIST, MSG_MKDIR, MSG_RM,
+                                         MSG_PUT, MSG_PUT_END, MSG_GET, MSG_DATA };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(type, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int files_busy(const struct files *f)
+{
+    return f->state != XFER_NONE;
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+int files_send(struct files *f, json_t *msg)
+{
+    int r;
+
+    if (!msg)
+        return -ENOMEM;
+    r = ferry_conn_write_frame(f->c, msg, NULL, 0);
+    json_decref(msg);
+    return r;
+}
+
+int files_send_error(struct files *f, const char *code, const char *message)
+{
+    return files_send(f, json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code,
+                                   "message", message));
+}
+
+int files_send_op_error(struct files *f, const char *path, int code)
+{
+    const char *errno_name;
+    const char *kind = fsops_error_code(code, &errno_name);
+    char message[512];
+    json_t *msg;
+
+    /* A refused path is never echoed: it may hold anything the client
+     * chose to send.  A filesystem error names the (acceptable) path. */
+    if (!errno_name)
+        snprintf(message, sizeof message, "%s", fspath_strerror(code));
+    else
+        snprintf(message, sizeof message, "%.400s: %s", path, strerror(-code));
+    msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", kind, "message", message);
+    if (msg && errno_name)
+        json_object_set_new(msg, "errno", json_string(errno_name));
+    ferry_log_debug("session %s: %s", ferry_conn_peer(f->c), message);
+    return files_send(f, msg);
+}
+
+/* ---- stat, list, mkdir, rm ---------------------------------------------------- */
+
+/* lstat(path) beneath the root; "." is the root itself. */
+static int stat_path(const struct fsroot *root, const char *path, struct stat *st)
+{
+    const char *name;
+    int dirfd, r;
+
+    if (strcmp(path, ".") == 0)
+        return fstat(fsroot_fd(root), st) < 0 ? -errno : 0;
+    r = fspath_parent(root, path, &dirfd, &name);
+    if (r < 0)
+        return r;
+    if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+        r = -errno;
+    close(dirfd);
+    return r;
+}
+
+static int handle_stat(struct files *f, const char *path)
+{
+    struct stat st;
+    json_t *msg;
+    int r = stat_path(f->root, path, &st);
+
+    if (r < 0)
+        return files_send_op_error(f, path, r);
+    msg = fsops_meta(&st);
+    if (!msg || json_object_set_new(msg, "type", json_string(MSG_STAT)) < 0 ||
+        json_object_set_new(msg, "path", json_string(path)) < 0) {
+        json_decref(msg);
+        return -ENOMEM;
+    }
+    return files_send(f, msg);
+}
+
+static json_t *entry(const char *name, const struct stat *st)
+{
+    json_t *e = fsops_meta(st);
+
+    if (e && json_object_set_new(e, "name", json_string(name)) < 0) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}
+
+static int send_entries(struct files *f, json_t *batch)
+{
+    return files_send(f, json_pack("{s:s, s:o}", "type", MSG_ENTRIES, "entries", batch));
+}
+
+static int handle_list(struct files *f, const char *path)
+{
+    json_t *batch;
+    struct stat st;
+    uint64_t count = 0;
+    DIR *d;
+    int fd, r = fspath_open(f->root, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0, &fd);
+
+    if (r == -ENOTDIR) {
+        /* ls FILE lists the file itself. */
+        const char *base = strrchr(path, '/');
+        r = stat_path(f->root, path, &st);
+        if (r < 0)
+            return files_send_op_error(f, path, r);
+        batch = json_array();
+        if (!batch || json_array_append_new(batch, entry(base ? base + 1 : path, &st)) < 0) {
+            json_decref(batch);
+            return -ENOMEM;
+        }
+        r = send_entries(f, batch);
+        return r < 0 ? r : files_send(f, json_pack("{s:s, s:i}", "type", MSG_LIST_END, "count", 1));
+    }
+    if (r < 0)
+        return files_send_op_error(f, path, r);
+    d = fdopendir(fd);
+    if (!d) {
+        r = -errno;
+        close(fd);
+        return files_send_op_error(f, path, r);
+    }
+    batch = json_array();
+    for (struct dirent *e; r >= 0 && batch && (errno = 0, e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        /* An entry removed since readdir saw it is simply left out. */
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (json_array_append_new(batch, entry(e->d_name, &st)) < 0) {
+            r = -ENOMEM;
+            break;
+        }
+        count++;
+        if (json_array_size(batch) == PROTO_LIST_BATCH) {
+            r = send_entries(f, batch);
+            batch = json_array();
+        }
+    }
+    closedir(d);
+    if (!batch)
+        return -ENOMEM;
+    if (r < 0) {
+        json_decref(batch);
+        return r;
+    }
+    if (json_array_size(batch) > 0 || count == 0)
+        r = send_entries(f, batch);
+    else
+        json_decref(batch);
+    if (r < 0)
+        return r;
+    return files_send(f, json_pack("{s:s, s:I}", "type", MSG_LIST_END, "count", (json_int_t)count));
+}
+
+static int handle_mkdir(struct files *f, const char *path, int parents)
+{
+    int r = fsops_mkdir(f->root, path, parents);
+
+    if (r < 0)
+        return files_send_op_error(f, path, r);
+    ferry_log_info("session %s: mkdir %s", ferry_conn_peer(f->c), path);
+    return files_send(f, json_pack("{s:s}", "type", MSG_OK));
+}
+
+static int handle_rm(struct files *f, const char *path, int recursive)
+{
+    int r = fsops_rm(f->root, path, recursive);
+
+    if (r < 0)
+        return files_send_op_error(f, path, r);
+    ferry_log_info("session %s: rm %s%s", ferry_conn_peer(f->c), recursive ? "-r " : "", path);
+    return files_send(f, json_pack("{s:s}", "type", MSG_OK));
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
+
+/* A boolean member that may be absent (false); -1 when it is not a boolean. */
+static int flag(json_t *msg, const char *key)
+{
+    json_t *v = json_object_get(msg, key);
+    if (!v)
+        return 0;
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+int files_on_header(struct files *f, const char *type, json_t *msg, uint64_t body_size,
+                    const char **complaint)
+{
+    const char *path;
+    char why[160];
+    int opt, r;
+
+    if (strcmp(type, MSG_DATA) == 0)
+        return xfer_data(f, msg, body_size, complaint);
+    if (body_size > 0) {
+        *complaint = "only stdin and data messages carry a body";
+        return 1;
+    }
+    if (strcmp(type, MSG_PUT_END) == 0)
+        return xfer_put_end(f, msg, complaint);
+    if (f->state == XFER_PUT_DATA || f->state == XFER_PUT_FAILED || f->state == XFER_PUT_HASH) {
+        *complaint = "expected data or put-end during a put";
+        return 1;
+    }
+    if (f->state != XFER_NONE)
+        return files_send_error(f, ERR_BUSY, "a transfer is in progress on this session");
+
+    path = json_string_value(json_object_get(msg, "path"));
+    if (!path) {
+        *complaint = "file requests need a \"path\" string";
+        return 1;
+    }
+    /* Refuse a bad path here, once, with the checker's reason. */
+    r = fspath_check(path, why, sizeof why);
+    if (r < 0)
+        return files_send_op_error(f, path, r);
+
+    if (strcmp(type, MSG_STAT) == 0)
+        return handle_stat(f, path);
+    if (strcmp(type, MSG_LIST) == 0)
+        return handle_list(f, path);
+    if (strcmp(type, MSG_MKDIR) == 0 || strcmp(type, MSG_RM) == 0) {
+        int mk = type[0] == 'm';
+        opt = flag(msg, mk ? "parents" : "recursive");
+        if (opt < 0) {
+            *complaint = mk ? "\"parents\" must be true or false" : "\"recursive\" must be true or false";
+            return 1;
+        }
+        return mk ? handle_mkdir(f, path, opt) : handle_rm(f, path, opt);
+    }
+    if (strcmp(type, MSG_PUT) == 0)
+        return xfer_put(f, msg, complaint);
+    return xfer_get(f, msg, complaint);
+}
+
+int files_on_body(struct files *f, const uint8_t *chunk, size_t len)
+{
+    return xfer_body(f, chunk, len);
+}
+
+void files_on_drain(struct files *f)
+{
+    if (f->state == XFER_GET_SEND || f->state == XFER_GET_PAD)
+        xfer_pump(f);
+}

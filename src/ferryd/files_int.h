@@ -1,0 +1,76 @@
+/*
+ * files_int.h - what files.c (requests, replies) and xfer.c (put and get)
+ * share: one session's file-service state.  Private to those two files.
+ */
+#ifndef FERRYD_FILES_INT_H
+#define FERRYD_FILES_INT_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "digest.h"
+#include "files.h"
+#include "fsops.h"
+
+enum xfer_state {
+    XFER_NONE,
+    XFER_PUT_HASH,    /* hashing a resumable temporary's bytes, then put-ready */
+    XFER_PUT_DATA,    /* put-ready sent: data frames, then put-end */
+    XFER_PUT_FAILED,  /* the put's error was sent: discard data until put-end */
+    XFER_GET_HASH,    /* hashing the prefix a resuming client claims */
+    XFER_GET_SEND,    /* data frames going out */
+    XFER_GET_PAD,     /* the file failed mid-frame: zeros finish the frame, then error */
+};
+
+struct files {
+    struct ferry_conn *c;
+    const struct fsroot *root;
+    void (*on_idle)(void *arg);
+    void *idle_arg;
+
+    /* The transfer in progress (state != XFER_NONE). */
+    enum xfer_state state;
+    struct digest *digest;       /* over the whole file, in order */
+    struct ferry_timer *slicer;  /* runs the next slice of a long hash */
+    uint64_t size;               /* the file's size */
+    uint64_t pos;                /* bytes written (put) or sent (get) */
+    uint64_t hashed;             /* get: bytes hashed; ahead of pos by at most a slice */
+    uint64_t frame_end;          /* end of the data frame under way */
+    uint64_t resume_at;          /* put: bytes the temporary held at put-ready */
+    int rx_data;                 /* the frame body being read belongs to the file */
+    int first_data;              /* put: no data frame seen yet */
+
+    /* put */
+    struct fsops_upload up;
+    int resume, do_fsync, has_mtime;
+    mode_t mode;
+    int64_t mtime_sec;
+    long mtime_nsec;
+
+    /* get */
+    int fd;
+    struct stat st;              /* the file as opened: its size is what is sent */
+    int fail_code;               /* XFER_GET_PAD: why, once the padding is out */
+    char *path;
+    char prefix[DIGEST_HEX_MAX]; /* the resuming client's claim */
+};
+
+/* Replies (files.c). */
+int files_send(struct files *f, json_t *msg);   /* takes msg's reference */
+int files_send_error(struct files *f, const char *code, const char *message);
+/* An error for an operation code (fspath's or -errno) on path. */
+int files_send_op_error(struct files *f, const char *path, int code);
+
+/* Transfers (xfer.c). */
+int xfer_put(struct files *f, json_t *msg, const char **complaint);
+int xfer_get(struct files *f, json_t *msg, const char **complaint);
+int xfer_data(struct files *f, json_t *msg, uint64_t body_size, const char **complaint);
+int xfer_put_end(struct files *f, json_t *msg, const char **complaint);
+int xfer_body(struct files *f, const uint8_t *chunk, size_t len);
+void xfer_pump(struct files *f);
+/* End the transfer: free what it holds (an upload's temporary is removed
+ * unless keep_upload and it is resumable) and go back to XFER_NONE. */
+void xfer_reset(struct files *f, int keep_upload);
+
+#endif

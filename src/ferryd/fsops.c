@@ -1,0 +1,344 @@
+/*
+ * fsops.c - metadata, mkdir, rm and the atomic upload, beneath the root
+ * (the contract is in fsops.h).
+ */
+#include "fsops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+/* ---- metadata ------------------------------------------------------------- */
+
+static const char *kind_name(mode_t m)
+{
+    if (S_ISREG(m))  return "file";
+    if (S_ISDIR(m))  return "dir";
+    if (S_ISLNK(m))  return "link";
+    if (S_ISFIFO(m)) return "fifo";
+    if (S_ISSOCK(m)) return "socket";
+    if (S_ISCHR(m))  return "char";
+    return "block";
+}
+
+json_t *fsops_meta(const struct stat *st)
+{
+    return json_pack("{s:s, s:i, s:I, s:I, s:i}", "kind", kind_name(st->st_mode),
+                     "mode", (int)(st->st_mode & 07777), "filesize", (json_int_t)st->st_size,
+                     "mtime", (json_int_t)st->st_mtim.tv_sec, "mtime_nsec", (int)st->st_mtim.tv_nsec);
+}
+
+const char *fsops_error_code(int code, const char **errno_name)
+{
+    *errno_name = NULL;
+    if (code <= FSPATH_EEMPTY && code >= FSPATH_EDEPTH)
+        return "path";
+    if (code < 0 && code > -4096) {
+        *errno_name = strerrorname_np(-code);
+        if (!*errno_name)
+            *errno_name = "EIO";
+    }
+    return "fs";
+}
+
+/* ---- mkdir ------------------------------------------------------------------ */
+
+static int mkdir_one(const struct fsroot *root, const char *path, int exist_ok)
+{
+    const char *name;
+    int dirfd, r = fspath_parent(root, path, &dirfd, &name);
+
+    if (r < 0)
+        return r;
+    if (mkdirat(dirfd, name, 0777) < 0) {
+        r = -errno;
+        if (r == -EEXIST && exist_ok) {
+            /* Only a directory (reached without leaving the root) will do. */
+            int fd;
+            r = fspath_open(root, path, O_PATH | O_DIRECTORY, 0, &fd);
+            if (r == 0)
+                close(fd);
+            else if (r == -ENOTDIR)
+                r = -EEXIST;
+        }
+    }
+    close(dirfd);
+    return r;
+}
+
+int fsops_mkdir(const struct fsroot *root, const char *path, int parents)
+{
+    char err[128];
+    int r = fspath_check(path, err, sizeof err);
+
+    if (r < 0)
+        return r;
+    if (!parents)
+        return mkdir_one(root, path, 0);
+    /* mkdir -p: every prefix in turn ("a", "a/b", "a/b/c"). */
+    char *prefix = strdup(path);
+    if (!prefix)
+        return -ENOMEM;
+    for (char *slash = prefix;; slash++) {
+        slash = strchr(slash, '/');
+        if (slash)
+            *slash = '\0';
+        r = mkdir_one(root, prefix, 1);
+        if (r < 0 || !slash)
+            break;
+        *slash = '/';
+    }
+    free(prefix);
+    return r;
+}
+
+/* ---- rm --------------------------------------------------------------------- */
+
+/* Remove name (in dirfd) and everything beneath it.  Directories are
+ * entered with O_NOFOLLOW, so a symlink is removed as itself and whatever
+ * it points to is never looked at. */
+static int rm_tree(int dirfd, const char *name, unsigned depth)
+{
+    int fd, r = 0;
+    DIR *d;
+
+    if (unlinkat(dirfd, name, 0) == 0)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    if (depth >= FSPATH_SWEEP_DEPTH)
+        return FSPATH_EDEPTH;
+    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOTDIR ? -EPERM : -errno;
+    d = fdopendir(fd);
+    if (!d) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    for (struct dirent *e; (errno = 0, e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        r = rm_tree(fd, e->d_name, depth + 1);
+        if (r < 0)
+            break;
+    }
+    if (r == 0 && errno != 0)
+        r = -errno;
+    closedir(d);
+    if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+        r = -errno;
+    return r;
+}
+
+int fsops_rm(const struct fsroot *root, const char *path, int recursive)
+{
+    const char *name;
+    int dirfd, r = fspath_parent(root, path, &dirfd, &name);
+
+    if (r < 0)
+        return r;
+    if (recursive) {
+        r = rm_tree(dirfd, name, 0);
+    } else if (unlinkat(dirfd, name, 0) < 0) {
+        r = -errno;
+        /* Linux says EISDIR for a directory (POSIX allows EPERM). */
+        if (r == -EISDIR || r == -EPERM) {
+            int was = r;
+            if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0)
+                r = 0;
+            else
+                r = errno == EEXIST ? -ENOTEMPTY : errno == ENOTDIR ? was : -errno;
+        }
+    }
+    close(dirfd);
+    return r;
+}
+
+/* ---- uploads ------------------------------------------------------------------ */
+
+/* Longest part of the final name kept in a temporary's name, so that
+ * ".NAME.XXXXXXXX.ferry-part" fits in NAME_MAX.  Names that share these
+ * bytes share a resumable temporary; resume verifies content, not names. */
+#define TMP_NAME_KEEP (NAME_MAX - (int)sizeof(PROTO_PART_SUFFIX) - 11)
+
+void fsops_upload_init(struct fsops_upload *u)
+{
+    memset(u, 0, sizeof *u);
+    u->dirfd = u->fd = -1;
+}
+
+static void upload_release(struct fsops_upload *u)
+{
+    if (u->fd >= 0)
+        close(u->fd);
+    if (u->dirfd >= 0)
+        close(u->dirfd);
+    fsops_upload_init(u);
+}
+
+/* Open and lock the shared temporary.  1: got it; 0: another upload holds
+ * it; < 0: error. */
+static int take_shared(struct fsops_upload *u)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        struct stat held, named;
+        int fd = openat(u->dirfd, u->tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+            return errno == ELOOP ? FSPATH_ESYMLINK : -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            int e = errno;
+            close(fd);
+            return e == EWOULDBLOCK ? 0 : -e;
+        }
+        /* The lock is on an inode: make sure the name still leads to it,
+         * not to a file its last holder has since renamed into place. */
+        if (fstat(fd, &held) == 0 && fstatat(u->dirfd, u->tmp, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+            held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+            if (!S_ISREG(held.st_mode)) {
+                close(fd);
+                return -EINVAL;
+            }
+            u->fd = fd;
+            return 1;
+        }
+        close(fd);
+    }
+    return -EAGAIN;
+}
+
+static int take_private(struct fsops_upload *u)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        uint32_t rnd;
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+            return -EIO;
+        snprintf(u->tmp, sizeof u->tmp, ".%.*s.%08x%s", TMP_NAME_KEEP, u->name, (unsigned)rnd,
+                 PROTO_PART_SUFFIX);
+        u->fd = openat(u->dirfd, u->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (u->fd >= 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+int fsops_upload_open(const struct fsroot *root, const char *path, int resume,
+                      struct fsops_upload *u, uint64_t *have)
+{
+    const char *name;
+    struct stat st;
+    int r;
+
+    fsops_upload_init(u);
+    *have = 0;
+    r = fspath_parent(root, path, &u->dirfd, &name);
+    if (r < 0) {
+        u->dirfd = -1;
+        return r;
+    }
+    snprintf(u->name, sizeof u->name, "%s", name);
+    snprintf(u->tmp, sizeof u->tmp, ".%.*s%s", TMP_NAME_KEEP, u->name, PROTO_PART_SUFFIX);
+    r = take_shared(u);
+    if (r == 1) {
+        u->shared_name = 1;
+        if (!resume && ftruncate(u->fd, 0) < 0)
+            r = -errno;
+        else if (fstat(u->fd, &st) < 0)
+            r = -errno;
+        else
+            *have = (uint64_t)st.st_size;
+    } else if (r == 0) {
+        r = take_private(u);
+    }
+    if (r >= 0 && lseek(u->fd, (off_t)*have, SEEK_SET) < 0)
+        r = -errno;
+    if (r < 0) {
+        fsops_upload_abandon(u, 0);
+        *have = 0;
+        return r;
+    }
+    return 0;
+}
+
+int fsops_upload_restart(struct fsops_upload *u)
+{
+    if (ftruncate(u->fd, 0) < 0 || lseek(u->fd, 0, SEEK_SET) < 0)
+        return -errno;
+    return 0;
+}
+
+int fsops_upload_write(struct fsops_upload *u, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(u->fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
+
+int fsops_upload_commit(struct fsops_upload *u, mode_t mode, const int64_t *mtime_sec,
+                        long mtime_nsec, int do_fsync)
+{
+    int r = 0;
+
+    if (fchmod(u->fd, mode & 0777) < 0)
+        r = -errno;
+    if (r == 0 && mtime_sec) {
+        struct timespec times[2] = { { .tv_nsec = UTIME_NOW },
+                                     { .tv_sec = (time_t)*mtime_sec, .tv_nsec = mtime_nsec } };
+        if (futimens(u->fd, times) < 0)
+            r = -errno;
+    }
+    if (r == 0 && do_fsync && fsync(u->fd) < 0)
+        r = -errno;
+    if (r == 0 && renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0)
+        r = -errno;
+    if (r < 0) {
+        fsops_upload_abandon(u, 0);
+        return r;
+    }
+    if (do_fsync)
+        r = fsync_dir(u->dirfd);
+    upload_release(u);
+    return r;
+}
+
+void fsops_upload_abandon(struct fsops_upload *u, int keep)
+{
+    if (u->fd >= 0 && !(keep && u->shared_name))
+        unlinkat(u->dirfd, u->tmp, 0);
+    upload_release(u);
+}

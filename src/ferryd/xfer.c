@@ -1,0 +1,525 @@
+/*
+ * xfer.c - put and get on the session's loop (PROTOCOL.md 2.4).
+ *
+ * put: the body of each data frame is written to the upload's temporary
+ * as the parser hands it over and hashed on the way; put-end's checksum
+ * decides between rename and removal (fsops.c).
+ *
+ * get: a pump sends one data frame header, then the file range itself with
+ * sendfile, hashing each slice just before it goes (from the page cache the
+ * send is about to use).  The pump runs while the socket takes more, at
+ * most PUMP_BUDGET bytes per turn, and otherwise waits for on_drain, so a
+ * fast reader does not monopolise the loop and a slow one costs no memory.
+ *
+ * A resume has to hash bytes that are already there (the temporary's, or
+ * the prefix a client claims to have) before anything else can happen;
+ * that runs in HASH_SLICE steps from a zero-delay timer, so other
+ * connections on the loop are served between steps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ferry/ferry.h"
+#include "files_int.h"
+#include "proto.h"
+
+#define HASH_SLICE   (8u << 20)   /* bytes hashed per loop turn during a resume check */
+#define SEND_SLICE   (1u << 20)   /* bytes hashed then sent at a time by the pump */
+#define PUMP_BUDGET  (8u << 20)   /* bytes the pump sends before yielding the loop */
+
+void xfer_reset(struct files *f, int keep_upload)
+{
+    ferry_timer_cancel(f->slicer);
+    f->slicer = NULL;
+    digest_free(f->digest);
+    f->digest = NULL;
+    if (f->up.fd >= 0)
+        fsops_upload_abandon(&f->up, keep_upload && f->resume);
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    free(f->path);
+    f->path = NULL;
+    f->state = XFER_NONE;
+    f->rx_data = 0;
+}
+
+/* The transfer is over (answered either way). */
+static void finish(struct files *f, int keep_upload)
+{
+    xfer_reset(f, keep_upload);
+    if (f->on_idle)
+        f->on_idle(f->idle_arg);
+}
+
+/* Optional unsigned integer member; -1 when present but not one. */
+static int get_u64(json_t *msg, const char *key, uint64_t max, uint64_t *out)
+{
+    json_t *v = json_object_get(msg, key);
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
+        return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 1;
+}
+
+static int get_flag(json_t *msg, const char *key, int *out)
+{
+    json_t *v = json_object_get(msg, key);
+
+    if (!v) {
+        *out = 0;
+        return 0;
+    }
+    if (!json_is_boolean(v))
+        return -1;
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int parse_checksum(json_t *msg, enum digest_alg *alg)
+{
+    json_t *v = json_object_get(msg, "checksum");
+
+    *alg = DIGEST_XXH3_128;
+    return v ? digest_parse(json_string_value(v), alg) : 0;
+}
+
+/* Run step() from a zero-delay timer until it says it is done (> 0). */
+static void slice_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg);
+
+static int start_slicing(struct files *f)
+{
+    f->slicer = ferry_loop_timer(ferry_conn_loop(f->c), 0, slice_cb, f);
+    return f->slicer ? 0 : -ENOMEM;
+}
+
+/* ---- put ---------------------------------------------------------------------- */
+
+static int send_put_ready(struct files *f)
+{
+    json_t *msg = json_pack("{s:s, s:I}", "type", MSG_PUT_READY, "offset", (json_int_t)f->pos);
+
+    if (msg && f->pos > 0) {
+        char hex[DIGEST_HEX_MAX];
+        digest_hex(f->digest, hex);
+        json_object_set_new(msg, "prefix", json_string(hex));
+    }
+    f->resume_at = f->pos;
+    f->first_data = 1;
+    f->state = XFER_PUT_DATA;
+    return files_send(f, msg);
+}
+
+/* The put failed after it was accepted: say so once, drop the temporary,
+ * and swallow the client's data until its put-end. */
+static int put_failed(struct files *f, const char *code, const char *message, int op_error)
+{
+    int r = op_error ? files_send_op_error(f, f->path, op_error) : files_send_error(f, code, message);
+
+    ferry_log_info("session %s: put %s failed: %s", ferry_conn_peer(f->c), f->path,
+                   op_error ? strerror(-op_error) : message);
+    fsops_upload_abandon(&f->up, 0);
+    f->state = XFER_PUT_FAILED;
+    f->rx_data = 0;
+    return r;
+}
+
+int xfer_put(struct files *f, json_t *msg, const char **complaint)
+{
+    const char *path = json_string_value(json_object_get(msg, "path"));
+    uint64_t size = 0, mode = 0644, nsec = 0;
+    enum digest_alg alg;
+    json_t *jm = json_object_get(msg, "mtime");
+    int r;
+
+    if (get_u64(msg, "filesize", INT64_MAX, &size) != 1) {
+        *complaint = "put needs a \"filesize\" (an integer from 0 to 2^63-1)";
+        return 1;
+    }
+    if (get_u64(msg, "mode", 07777, &mode) < 0 || get_u64(msg, "mtime_nsec", 999999999, &nsec) < 0 ||
+        (jm && !json_is_integer(jm)) || get_flag(msg, "resume", &f->resume) < 0 ||
+        get_flag(msg, "fsync", &f->do_fsync) < 0) {
+        *complaint = "put: \"mode\", \"mtime\", \"mtime_nsec\", \"resume\" or \"fsync\" is malformed";
+        return 1;
+    }
+    if (parse_checksum(msg, &alg) < 0)
+        return files_send_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
+    f->mode = (mode_t)mode;
+    f->has_mtime = jm != NULL;
+    f->mtime_sec = jm ? (int64_t)json_integer_value(jm) : 0;
+    f->mtime_nsec = (long)nsec;
+
+    f->path = strdup(path);
+    f->digest = digest_new(alg);
+    if (!f->path || !f->digest) {
+        xfer_reset(f, 0);
+        return -ENOMEM;
+    }
+    r = fsops_upload_open(f->root, path, f->resume, &f->up, &f->pos);
+    if (r == 0 && f->pos > size)
+        r = fsops_upload_restart(&f->up), f->pos = 0;
+    if (r < 0) {
+        r = files_send_op_error(f, path, r);
+        xfer_reset(f, 0);
+        return r;
+    }
+    f->size = size;
+    ferry_log_debug("session %s: put %s (%llu bytes%s)", ferry_conn_peer(f->c), path,
+                    (unsigned long long)size, f->pos ? ", resuming" : "");
+    if (f->pos == 0)
+        return send_put_ready(f);
+    /* Hash what the temporary holds, a slice per loop turn, then offer it. */
+    f->hashed = 0;
+    f->state = XFER_PUT_HASH;
+    r = start_slicing(f);
+    if (r < 0)
+        xfer_reset(f, 1);
+    return r;
+}
+
+int xfer_data(struct files *f, json_t *msg, uint64_t body_size, const char **complaint)
+{
+    uint64_t offset;
+
+    if (f->state == XFER_PUT_FAILED) {
+        f->rx_data = 0;
+        return 0;
+    }
+    if (f->state != XFER_PUT_DATA) {
+        *complaint = "data outside a put";
+        return 1;
+    }
+    if (get_u64(msg, "offset", INT64_MAX, &offset) != 1) {
+        *complaint = "data needs an \"offset\"";
+        return 1;
+    }
+    if (f->first_data && offset == 0 && f->pos > 0) {
+        /* The client's bytes differ from the temporary's: start afresh. */
+        int r = fsops_upload_restart(&f->up);
+        if (r < 0)
+            return put_failed(f, NULL, NULL, r);
+        digest_reset(f->digest);
+        f->pos = 0;
+    }
+    f->first_data = 0;
+    if (offset != f->pos) {
+        *complaint = "data offset does not follow on";
+        return 1;
+    }
+    if (body_size > PROTO_DATA_SEGMENT || body_size > f->size - f->pos) {
+        *complaint = "data frame over 16 MiB or past the put's size";
+        return 1;
+    }
+    f->rx_data = body_size > 0;
+    return 0;
+}
+
+int xfer_body(struct files *f, const uint8_t *chunk, size_t len)
+{
+    int r;
+
+    if (!f->rx_data || f->state != XFER_PUT_DATA)
+        return 0;
+    r = fsops_upload_write(&f->up, chunk, len);
+    if (r < 0)
+        return put_failed(f, NULL, NULL, r);
+    digest_update(f->digest, chunk, len);
+    f->pos += len;
+    return 0;
+}
+
+int xfer_put_end(struct files *f, json_t *msg, const char **complaint)
+{
+    const char *sum = json_string_value(json_object_get(msg, "checksum"));
+    char mine[DIGEST_HEX_MAX];
+    int abort_flag, r;
+
+    if (f->state == XFER_PUT_FAILED) {
+        /* The error already answered the put. */
+        finish(f, 0);
+        return 0;
+    }
+    if (f->state != XFER_PUT_DATA) {
+        *complaint = "put-end outside a put";
+        return 1;
+    }
+    if (get_flag(msg, "abort", &abort_flag) < 0) {
+        *complaint = "\"abort\" must be true or false";
+        return 1;
+    }
+    if (abort_flag) {
+        r = files_send_error(f, ERR_REQUEST, "upload abandoned by the client");
+        finish(f, 1);
+        return r;
+    }
+    if (f->pos != f->size || !sum) {
+        *complaint = "put-end needs every byte of the file and a \"checksum\"";
+        return 1;
+    }
+    digest_hex(f->digest, mine);
+    if (!digest_hex_equal(mine, sum)) {
+        ferry_log_info("session %s: put %s: checksum mismatch, not committed", ferry_conn_peer(f->c),
+                       f->path);
+        r = files_send_error(f, ERR_CHECKSUM, "checksum mismatch: the file was not saved");
+        finish(f, 0);
+        return r;
+    }
+    r = fsops_upload_commit(&f->up, f->mode, f->has_mtime ? &f->mtime_sec : NULL, f->mtime_nsec,
+                            f->do_fsync);
+    if (r < 0) {
+        r = files_send_op_error(f, f->path, r);
+    } else {
+        ferry_log_info("session %s: put %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
+                       (unsigned long long)f->size);
+        r = files_send(f, json_pack("{s:s, s:I, s:s}", "type", MSG_PUT_OK, "filesize",
+                                    (json_int_t)f->size, "checksum", mine));
+    }
+    finish(f, 0);
+    return r;
+}
+
+/* ---- get ---------------------------------------------------------------------- */
+
+static int send_get_ready(struct files *f)
+{
+    json_t *msg = fsops_meta(&f->st);
+
+    f->state = XFER_GET_SEND;
+    f->hashed = f->frame_end = f->pos;
+    if (!msg)
+        return -ENOMEM;
+    json_object_del(msg, "kind");
+    json_object_set_new(msg, "type", json_string(MSG_GET_READY));
+    json_object_set_new(msg, "offset", json_integer((json_int_t)f->pos));
+    return files_send(f, msg);
+}
+
+int xfer_get(struct files *f, json_t *msg, const char **complaint)
+{
+    const char *path = json_string_value(json_object_get(msg, "path"));
+    const char *prefix = json_string_value(json_object_get(msg, "prefix"));
+    enum digest_alg alg;
+    uint64_t offset = 0;
+    struct stat *st = &f->st;
+    int r, has_offset = get_u64(msg, "offset", INT64_MAX, &offset);
+
+    if (has_offset < 0 || (offset > 0 && (!prefix || strlen(prefix) >= DIGEST_HEX_MAX))) {
+        *complaint = "get: \"offset\" must be an integer, with the \"prefix\" checksum of those bytes";
+        return 1;
+    }
+    if (parse_checksum(msg, &alg) < 0)
+        return files_send_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
+    /* O_NONBLOCK: a FIFO must never make us wait for a writer. */
+    r = fspath_open(f->root, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, &f->fd);
+    if (r == 0 && fstat(f->fd, st) < 0)
+        r = -errno;
+    if (r == 0 && !S_ISREG(st->st_mode))
+        r = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+    if (r == 0 && !(f->path = strdup(path)))
+        r = -ENOMEM;
+    if (r == 0 && !(f->digest = digest_new(alg)))
+        r = -ENOMEM;
+    if (r < 0) {
+        int e = r;
+        xfer_reset(f, 0);
+        if (e == -ENOMEM)
+            return e;
+        return e == -EINVAL ? files_send_error(f, ERR_FS, "not a regular file: only regular files can be fetched")
+                            : files_send_op_error(f, path, e);
+    }
+    f->size = (uint64_t)st->st_size;
+    f->pos = 0;
+    ferry_log_debug("session %s: get %s (%llu bytes)", ferry_conn_peer(f->c), path,
+                    (unsigned long long)f->size);
+    if (offset == 0 || offset > f->size) {
+        r = send_get_ready(f);
+        if (r == 0)
+            xfer_pump(f);
+        return r;
+    }
+    /* Verify the client's prefix before trusting it. */
+    snprintf(f->prefix, sizeof f->prefix, "%s", prefix);
+    f->frame_end = offset;   /* where the prefix ends, while hashing */
+    f->hashed = 0;
+    f->state = XFER_GET_HASH;
+    r = start_slicing(f);
+    if (r < 0)
+        xfer_reset(f, 0);
+    return r;
+}
+
+static int send_data_header(struct files *f)
+{
+    uint64_t len = f->size - f->pos > PROTO_DATA_SEGMENT ? PROTO_DATA_SEGMENT : f->size - f->pos;
+    json_t *h = json_pack("{s:s, s:I}", "type", MSG_DATA, "offset", (json_int_t)f->pos);
+    uint8_t *head = NULL;
+    size_t head_len = 0;
+    int r;
+
+    if (!h)
+        return -ENOMEM;
+    r = ferry_frame_encode(h, len, NULL, &head, &head_len);
+    json_decref(h);
+    if (r == 0)
+        r = ferry_conn_write(f->c, head, head_len);
+    free(head);
+    if (r == 0)
+        f->frame_end = f->pos + len;
+    return r;
+}
+
+/* The end of a get: the checksum, unless the file was removed meanwhile. */
+static void get_done(struct files *f)
+{
+    char hex[DIGEST_HEX_MAX];
+    struct stat st;
+    int fd, gone = 0;
+
+    if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
+        int r = fspath_open(f->root, f->path, O_PATH | O_NOFOLLOW, 0, &fd);
+        if (r == 0)
+            close(fd);   /* replaced: the old version went out whole */
+        gone = r == -ENOENT;
+    }
+    if (gone) {
+        /* Unlinked and not replaced: the file the client asked for no
+         * longer exists, whatever we managed to read of it. */
+        files_send(f, json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS, "errno",
+                                "ENOENT", "message", "the file was removed during the transfer"));
+        ferry_log_info("session %s: get %s: removed during the transfer", ferry_conn_peer(f->c), f->path);
+    } else {
+        digest_hex(f->digest, hex);
+        files_send(f, json_pack("{s:s, s:s}", "type", MSG_GET_END, "checksum", hex));
+        ferry_log_info("session %s: get %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
+                       (unsigned long long)f->size);
+    }
+    finish(f, 0);
+}
+
+/* The file failed under us (it shrank, or a read failed): finish the frame
+ * under way with zeros, then say why instead of get-end. */
+static void get_failed(struct files *f, int code)
+{
+    ferry_log_info("session %s: get %s failed: %s", ferry_conn_peer(f->c), f->path,
+                   code == FERRY_ETRUNCATED ? "the file shrank" : strerror(-code));
+    f->fail_code = code;   /* reported once the padding is out */
+    f->state = XFER_GET_PAD;
+    xfer_pump(f);
+}
+
+static void pad(struct files *f)
+{
+    static const uint8_t zeros[64 * 1024];
+    int code = f->fail_code;
+
+    while (f->pos < f->frame_end) {
+        size_t n = f->frame_end - f->pos > sizeof zeros ? sizeof zeros : (size_t)(f->frame_end - f->pos);
+        if (ferry_conn_write_blocked(f->c))
+            return;   /* on_drain brings us back */
+        if (ferry_conn_write(f->c, zeros, n) < 0)
+            return;   /* the connection is going */
+        f->pos += n;
+    }
+    if (code == FERRY_ETRUNCATED)
+        files_send_error(f, ERR_FS, "the file shrank during the transfer");
+    else
+        files_send_op_error(f, f->path, code);
+    finish(f, 0);
+}
+
+void xfer_pump(struct files *f)
+{
+    uint64_t budget = PUMP_BUDGET;
+
+    if (f->state == XFER_GET_PAD) {
+        pad(f);
+        return;
+    }
+    while (f->state == XFER_GET_SEND) {
+        ssize_t n;
+        int r;
+
+        if (f->pos == f->size) {
+            get_done(f);
+            return;
+        }
+        if (budget == 0) {
+            ferry_conn_want_drain(f->c);
+            return;
+        }
+        if (f->pos == f->frame_end && send_data_header(f) < 0)
+            return;   /* the connection is going; on_close cleans up */
+        if (f->hashed == f->pos) {
+            r = digest_file_slice(f->digest, f->fd, &f->hashed, f->frame_end, SEND_SLICE);
+            if (r < 0) {
+                get_failed(f, r);
+                return;
+            }
+        }
+        n = ferry_conn_sendfile(f->c, f->fd, &f->pos, (size_t)(f->hashed - f->pos));
+        if (n == -EAGAIN)
+            return;   /* on_drain brings us back */
+        if (n == 0) {
+            get_failed(f, FERRY_ETRUNCATED);
+            return;
+        }
+        if (n < 0) {
+            ferry_log_info("session %s: get %s: %s", ferry_conn_peer(f->c), f->path,
+                           ferry_strerror((int)n));
+            ferry_conn_abort(f->c, (int)n);
+            return;
+        }
+        budget = (uint64_t)n >= budget ? 0 : budget - (uint64_t)n;
+    }
+}
+
+/* ---- the long hashes of a resume --------------------------------------------- */
+
+static void slice_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct files *f = arg;
+    int fd = f->state == XFER_PUT_HASH ? f->up.fd : f->fd;
+    uint64_t end = f->state == XFER_PUT_HASH ? f->pos : f->frame_end;
+    int r = digest_file_slice(f->digest, fd, &f->hashed, end, HASH_SLICE);
+    (void)loop;
+
+    if (r == 0 && f->hashed < end) {
+        ferry_timer_restart(t, 0);
+        return;
+    }
+    ferry_timer_cancel(t);
+    f->slicer = NULL;
+    if (f->state == XFER_PUT_HASH) {
+        if (r < 0) {
+            /* The temporary cannot be read back: start it afresh. */
+            if (fsops_upload_restart(&f->up) < 0) {
+                files_send_op_error(f, f->path, -EIO);
+                finish(f, 0);
+                return;
+            }
+            digest_reset(f->digest);
+            f->pos = 0;
+        }
+        send_put_ready(f);
+        return;
+    }
+    /* get: start at the client's offset only if its prefix is ours. */
+    char mine[DIGEST_HEX_MAX];
+    digest_hex(f->digest, mine);
+    if (r == 0 && digest_hex_equal(mine, f->prefix)) {
+        f->pos = end;
+    } else {
+        digest_reset(f->digest);
+        f->pos = 0;
+    }
+    if (send_get_ready(f) == 0)
+        xfer_pump(f);
+}
