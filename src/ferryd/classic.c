@@ -12,6 +12,9 @@
  * small sends stall on Nagle and delayed ACKs on a reused connection.
  * There is no authentication here; main.c keeps it on loopback unless
  * the operator insists.
+ *
+ * The same listener takes the tutorials' FTP upload (seed 002), told apart
+ * by its first bytes and handled by classic_put.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "classic_put.h"
 #include "daemon.h"
 #include "exec.h"
 
@@ -34,6 +38,9 @@ struct capture {
 
 struct classic {
     struct ferry_conn *c;
+    const struct daemon_config *cfg;
+    int decided;                /* the first bytes told commands from uploads */
+    struct classic_put *put;    /* set: this connection uploads files (seed 002) */
     struct exec *exec;
     struct capture out[2];      /* stdout, stderr */
     size_t total;
@@ -136,6 +143,16 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
     int r;
     (void)arg;
 
+    if (!k->decided) {
+        k->decided = 1;
+        if (classic_put_detect(data, len)) {
+            k->put = classic_put_new(c, k->cfg->root);
+            if (!k->put)
+                return -ENOMEM;
+        }
+    }
+    if (k->put)
+        return classic_put_feed(k->put, data, len);
     if (len > CLASSIC_MAX_COMMAND)
         len = CLASSIC_MAX_COMMAND;
     command = strndup(data, len);
@@ -162,10 +179,10 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
 static int classic_on_open(struct ferry_conn *c, void *arg)
 {
     struct classic *k = calloc(1, sizeof *k);
-    (void)arg;
     if (!k)
         return -ENOMEM;
     k->c = c;
+    k->cfg = arg;
     ferry_conn_set_data(c, k);
     /* The classic protocol has no handshake: the server-wide handshake
      * (--auth-timeout) deadline must not close its connections. */
@@ -190,6 +207,7 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
         return;
     if (k->exec)
         exec_abort(k->exec);
+    classic_put_free(k->put);
     captures_clear(k);
     free(k);
 }

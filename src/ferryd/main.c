@@ -326,7 +326,7 @@ int main(int argc, char **argv)
             goto out;
         }
         ferry_log_warn("classic protocol on %s: UNAUTHENTICATED; anyone who can connect there "
-                       "can run commands", buf);
+                       "can run commands and upload files", buf);
     }
     r = ferry_server_run(s);
     if (r < 0)
