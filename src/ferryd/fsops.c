@@ -249,6 +249,11 @@ int fsops_upload_open(const struct fsroot *root, const char *path, int resume,
         return r;
     }
     snprintf(u->name, sizeof u->name, "%s", name);
+    /* Fail now rather than after the whole transfer, at the rename. */
+    if (fstatat(u->dirfd, u->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        fsops_upload_abandon(u, 0);
+        return -EISDIR;
+    }
     snprintf(u->tmp, sizeof u->tmp, ".%.*s%s", TMP_NAME_KEEP, u->name, PROTO_PART_SUFFIX);
     r = take_shared(u);
     if (r == 1) {
