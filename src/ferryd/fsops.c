@@ -264,7 +264,9 @@ int fsops_upload_open(const struct fsroot *root, const char *path, int resume,
             r = -errno;
         else
             *have = (uint64_t)st.st_size;
-    } else if (r == 0) {
+    } else if (r == 0 || r == -EISDIR || r == -EINVAL) {
+        /* Held by another upload, or something that is not a file sits
+         * on the shared name: this upload goes to a private temporary. */
         r = take_private(u);
     }
     if (r >= 0 && lseek(u->fd, (off_t)*have, SEEK_SET) < 0)

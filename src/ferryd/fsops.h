@@ -84,7 +84,7 @@ int fsops_upload_commit(struct fsops_upload *u, mode_t mode, const int64_t *mtim
 
 /* Give up: remove the temporary, or keep it (keep != 0, only when it is
  * the resumable one) for a later resume.  u owns nothing afterwards.
- * Safe on a zeroed or already finished u. */
+ * Safe on a u that fsops_upload_init set up, or that is already finished. */
 void fsops_upload_abandon(struct fsops_upload *u, int keep);
 
 /* A zeroed struct fsops_upload that owns nothing (fds -1). */

@@ -124,7 +124,11 @@ int digest_hex_equal(const char *a, const char *b)
 int digest_file_slice(struct digest *d, int fd, uint64_t *off, uint64_t end, uint64_t max)
 {
     static _Thread_local unsigned char buf[256 * 1024];
-    uint64_t stop = end - *off > max ? *off + max : end;
+    uint64_t stop;
+
+    if (*off >= end)
+        return 0;
+    stop = end - *off > max ? *off + max : end;
 
     while (*off < stop) {
         size_t want = stop - *off > sizeof buf ? sizeof buf : (size_t)(stop - *off);

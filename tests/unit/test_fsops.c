@@ -1,0 +1,1260 @@
+/*
+ * test_fsops.c - the file service's operations (src/ferryd/fsops.c) on a
+ * real directory tree: the temporary-then-rename upload, mkdir, rm, and
+ * the metadata / error-name helpers.
+ *
+ * Each test gets a fresh mkdtemp directory BASE holding the served root
+ * (BASE/root) and a place outside it (BASE/outside, with a file "secret"
+ * and a directory "d" holding "f"), which the tests aim symlinks at and
+ * then check is untouched.  Every test runs twice, with openat2 and with
+ * fspath's component-by-component fallback (fsops resolves through
+ * fspath, so both resolvers must give fsops the same guarantees; where
+ * they answer with different codes, escape_code() says which).  Every test
+ * also checks that the process has the same number of descriptors before
+ * and after, so failure paths (and abandoned or failed uploads) leak
+ * nothing.
+ *
+ * Nothing sleeps.  The lock-then-verify race in take_shared() is made
+ * deterministic by interposing flock(2) (see "the flock hook" below): the
+ * test commits upload A at the exact instant between upload B's open of
+ * the shared temporary and its lock.  The RLIMIT_FSIZE test runs in a
+ * forked child so the limit never applies to the test process itself.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fsops.h"
+#include "fspath.h"
+
+#define PART ".ferry-part"
+
+/* ---- the flock hook ------------------------------------------------------------ */
+
+/*
+ * fsops.c is linked in statically, so this definition of flock() is the one
+ * its take_shared() calls.  Normally it is just the system call.  A test
+ * may arm flock_hook: it then runs once, on the next call, before the real
+ * lock is taken, which lets the test act in the window between fsops'
+ * openat() of the shared temporary and its flock() of it.
+ */
+static void (*flock_hook)(void *arg);
+static void *flock_hook_arg;
+static unsigned flock_calls;
+
+int flock(int fd, int op)
+{
+    void (*hook)(void *) = flock_hook;
+
+    flock_calls++;
+    if (hook) {
+        flock_hook = NULL;   /* once: the hook itself may lead to flock */
+        hook(flock_hook_arg);
+    }
+    return (int)syscall(SYS_flock, fd, op);
+}
+
+/* ---- the fixture ----------------------------------------------------------------- */
+
+struct fx {
+    bool fallback;
+    char base[64];
+    char root_dir[128];
+    char outside[128];
+    struct fsroot *root;
+    int fds_before;
+};
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;   /* the DIR's own descriptor */
+}
+
+/* Build a path from printf-style parts. */
+static void pathf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void pathf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+/* Plain helpers that act on the real tree (BASE/rel), bypassing fsops and
+ * fspath on purpose. */
+static void make_dir(const struct fx *f, const char *rel)
+{
+    char p[PATH_MAX];
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void make_file(const struct fx *f, const char *rel, const char *content)
+{
+    char p[PATH_MAX];
+    int fd;
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+}
+
+static void make_link(const struct fx *f, const char *target, const char *rel)
+{
+    char p[PATH_MAX];
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    assert_int_equal(symlink(target, p), 0);
+}
+
+static bool exists(const struct fx *f, const char *rel)
+{
+    char p[PATH_MAX];
+    struct stat st;
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    return lstat(p, &st) == 0;
+}
+
+static void lstat_rel(const struct fx *f, const char *rel, struct stat *st)
+{
+    char p[PATH_MAX];
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    assert_int_equal(lstat(p, st), 0);
+}
+
+/* Does BASE/rel hold exactly content (a regular file, not a symlink)? */
+static bool has_content(const struct fx *f, const char *rel, const char *content)
+{
+    char p[PATH_MAX];
+    char buf[4096];
+    struct stat st;
+    ssize_t n;
+    int fd;
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    assert_true(fd >= 0);
+    n = read(fd, buf, sizeof buf);
+    close(fd);
+    return n == (ssize_t)strlen(content) && memcmp(buf, content, (size_t)n) == 0;
+}
+
+/* How many upload temporaries (names ending ".ferry-part") BASE/rel holds. */
+static int count_parts(const struct fx *f, const char *rel)
+{
+    char p[PATH_MAX];
+    struct dirent *de;
+    DIR *d;
+    int n = 0;
+
+    pathf(p, sizeof p, "%s/%s", f->base, rel);
+    d = opendir(p);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len >= strlen(PART) && strcmp(de->d_name + len - strlen(PART), PART) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Is tmp a private temporary for name: ".NAME.XXXXXXXX.ferry-part", with
+ * NAME possibly cut short to fit NAME_MAX? */
+static bool is_private_tmp(const char *tmp, const char *name)
+{
+    size_t len = strlen(tmp), keep;
+
+    if (len > NAME_MAX || len < 1 + 1 + 1 + 8 + strlen(PART) || tmp[0] != '.')
+        return false;
+    if (strcmp(tmp + len - strlen(PART), PART) != 0)
+        return false;
+    for (size_t i = len - strlen(PART) - 8; i < len - strlen(PART); i++)
+        if (!isxdigit((unsigned char)tmp[i]) || isupper((unsigned char)tmp[i]))
+            return false;
+    if (tmp[len - strlen(PART) - 9] != '.')
+        return false;
+    keep = len - strlen(PART) - 9 - 1;
+    return keep >= 1 && keep <= strlen(name) && memcmp(tmp + 1, name, keep) == 0;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+static bool have_openat2(void)
+{
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC };
+    long fd = syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
+
+    if (fd < 0)
+        return errno != ENOSYS;
+    close((int)fd);
+    return true;
+}
+
+static int setup_mode(void **state, bool fallback)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char err[256] = "";
+    int rc;
+
+    if (!f)
+        return -1;
+    if (!fallback && !have_openat2()) {
+        free(f);
+        print_message("openat2 is not available here: openat2 variant skipped\n");
+        skip();
+    }
+    f->fallback = fallback;
+    fspath_force_fallback = fallback;
+    flock_hook = NULL;
+    f->fds_before = count_fds();
+    strcpy(f->base, "/tmp/test_fsops.XXXXXX");
+    if (!mkdtemp(f->base)) {
+        free(f);
+        return -1;
+    }
+    pathf(f->root_dir, sizeof f->root_dir, "%s/root", f->base);
+    pathf(f->outside, sizeof f->outside, "%s/outside", f->base);
+    make_dir(f, "root");
+    make_dir(f, "outside");
+    make_file(f, "outside/secret", "outside secret\n");
+    make_dir(f, "outside/d");
+    make_file(f, "outside/d/f", "outside f\n");
+    rc = fsroot_open(f->root_dir, 0, &f->root, err, sizeof err);
+    if (rc < 0) {
+        print_error("fsroot_open: %s\n", err);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup_openat2(void **state)  { return setup_mode(state, false); }
+static int setup_fallback(void **state) { return setup_mode(state, true); }
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    int fds;
+
+    flock_hook = NULL;
+    fsroot_close(f->root);
+    fspath_force_fallback = 0;
+    nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fds = count_fds();
+    if (fds != f->fds_before) {
+        print_error("descriptor leak: %d before, %d after\n", f->fds_before, fds);
+        free(f);
+        return -1;
+    }
+    free(f);
+    return 0;
+}
+
+/* What a symlink leading out of the root turns into. */
+static int escape_code(const struct fx *f)
+{
+    return f->fallback ? FSPATH_ESYMLINK : FSPATH_EESCAPE;
+}
+
+/* An upload that owns nothing, as the contract promises after commit,
+ * abandon and a failed open. */
+static void assert_owns_nothing(const struct fsops_upload *u)
+{
+    assert_int_equal(u->fd, -1);
+    assert_int_equal(u->dirfd, -1);
+}
+
+/* Open, write content, commit with mode 0644 and no mtime. */
+static void upload(const struct fx *f, const char *path, const char *content)
+{
+    struct fsops_upload u;
+    uint64_t have = 99;
+
+    assert_int_equal(fsops_upload_open(f->root, path, 0, &u, &have), 0);
+    assert_int_equal(have, 0);
+    assert_int_equal(fsops_upload_write(&u, content, strlen(content)), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), 0);
+    assert_owns_nothing(&u);
+}
+
+/* ---- upload: the plain path ------------------------------------------------------- */
+
+static void test_upload_basic(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have = 99;
+    int64_t mtime = 1500000000;
+    struct stat st;
+
+    assert_int_equal(fsops_upload_open(f->root, "f", 0, &u, &have), 0);
+    assert_int_equal(have, 0);
+    assert_int_equal(u.shared_name, 1);
+    assert_string_equal(u.name, "f");
+    assert_string_equal(u.tmp, ".f" PART);
+    assert_true(u.fd >= 0 && u.dirfd >= 0);
+    assert_int_equal(fcntl(u.fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    assert_int_equal(fcntl(u.dirfd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    /* The temporary is private to the daemon's user while it fills. */
+    lstat_rel(f, "root/.f" PART, &st);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0600);
+
+    assert_int_equal(fsops_upload_write(&u, "hello ", 6), 0);
+    assert_int_equal(fsops_upload_write(&u, "", 0), 0);
+    assert_int_equal(fsops_upload_write(&u, "world\n", 6), 0);
+    /* Nothing under the final name until the commit. */
+    assert_false(exists(f, "root/f"));
+    assert_true(has_content(f, "root/.f" PART, "hello world\n"));
+
+    /* 04755: the set-uid bit is a client's wish that is never granted. */
+    assert_int_equal(fsops_upload_commit(&u, 04755, &mtime, 123456789, 0), 0);
+    assert_owns_nothing(&u);
+    assert_true(has_content(f, "root/f", "hello world\n"));
+    lstat_rel(f, "root/f", &st);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    assert_int_equal(st.st_mode & (S_ISUID | S_ISGID | S_ISVTX), 0);
+    assert_int_equal(st.st_mtim.tv_sec, 1500000000);
+    assert_int_equal(st.st_mtim.tv_nsec, 123456789);
+    assert_int_equal(count_parts(f, "root"), 0);
+
+    /* Finished: abandon is a no-op (and must not unlink anything). */
+    fsops_upload_abandon(&u, 0);
+    assert_owns_nothing(&u);
+    assert_true(has_content(f, "root/f", "hello world\n"));
+}
+
+/* Other modes, fsync, no mtime, set-gid and sticky, a subdirectory. */
+static void test_upload_modes(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have;
+    struct stat st;
+    time_t before = time(NULL);
+
+    make_dir(f, "root/sub");
+    make_dir(f, "root/sub/deeper");
+    assert_int_equal(fsops_upload_open(f->root, "sub/deeper/g", 0, &u, &have), 0);
+    /* The temporary sits beside the final name, not at the root. */
+    assert_true(exists(f, "root/sub/deeper/.g" PART));
+    assert_int_equal(count_parts(f, "root"), 0);
+    assert_int_equal(fsops_upload_write(&u, "g\n", 2), 0);
+    assert_int_equal(fsops_upload_commit(&u, 03777, NULL, 0, 1), 0);
+    assert_owns_nothing(&u);
+    lstat_rel(f, "root/sub/deeper/g", &st);
+    assert_int_equal(st.st_mode & 07777, 0777);
+    /* No mtime asked: the file's own, i.e. about now. */
+    assert_true(st.st_mtim.tv_sec >= before - 1);
+
+    assert_int_equal(fsops_upload_open(f->root, "sub/h", 0, &u, &have), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0, NULL, 0, 1), 0);   /* empty file, mode 0 */
+    lstat_rel(f, "root/sub/h", &st);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(st.st_mode & 07777, 0);
+    assert_int_equal(count_parts(f, "root/sub"), 0);
+    assert_int_equal(count_parts(f, "root/sub/deeper"), 0);
+
+    /* A missing parent fails at open, leaving nothing. */
+    have = 7;
+    assert_int_equal(fsops_upload_open(f->root, "nodir/x", 0, &u, &have), -ENOENT);
+    assert_int_equal(have, 0);
+    assert_owns_nothing(&u);
+}
+
+/* An existing file keeps its content (and inode) until the commit swaps
+ * the new one in whole. */
+static void test_upload_replaces_existing(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have;
+    struct stat old, mid, now;
+
+    make_file(f, "root/f", "old\n");
+    lstat_rel(f, "root/f", &old);
+    assert_int_equal(fsops_upload_open(f->root, "f", 0, &u, &have), 0);
+    assert_int_equal(fsops_upload_write(&u, "new content\n", 12), 0);
+    lstat_rel(f, "root/f", &mid);
+    assert_true(mid.st_ino == old.st_ino);
+    assert_true(has_content(f, "root/f", "old\n"));
+    assert_int_equal(fsops_upload_commit(&u, 0600, NULL, 0, 0), 0);
+    lstat_rel(f, "root/f", &now);
+    assert_true(now.st_ino != old.st_ino);   /* renamed over, not rewritten */
+    assert_true(has_content(f, "root/f", "new content\n"));
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+/* A symlink at the final name is replaced as itself: the commit never
+ * writes through it. */
+static void test_upload_over_symlink(void **state)
+{
+    struct fx *f = *state;
+    char target[PATH_MAX];
+    struct stat st;
+
+    pathf(target, sizeof target, "%s/secret", f->outside);
+    make_link(f, target, "root/f");
+    upload(f, "f", "replaced\n");
+    lstat_rel(f, "root/f", &st);
+    assert_true(S_ISREG(st.st_mode));
+    assert_true(has_content(f, "root/f", "replaced\n"));
+    assert_true(has_content(f, "outside/secret", "outside secret\n"));
+}
+
+/* ---- upload: abandon and resume ---------------------------------------------------- */
+
+static void test_upload_abandon(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have;
+
+    make_file(f, "root/f", "old\n");
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &u, &have), 0);
+    assert_int_equal(fsops_upload_write(&u, "partial", 7), 0);
+    fsops_upload_abandon(&u, 0);
+    assert_owns_nothing(&u);
+    assert_int_equal(count_parts(f, "root"), 0);
+    assert_true(has_content(f, "root/f", "old\n"));
+    /* Twice, and on a never-opened upload: both safe. */
+    fsops_upload_abandon(&u, 0);
+    fsops_upload_abandon(&u, 1);
+    fsops_upload_init(&u);
+    assert_owns_nothing(&u);
+    fsops_upload_abandon(&u, 1);
+    assert_true(has_content(f, "root/f", "old\n"));
+}
+
+static void test_upload_keep_and_resume(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have = 99;
+    struct stat st;
+
+    make_file(f, "root/f", "old\n");
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &u, &have), 0);
+    assert_int_equal(have, 0);
+    assert_int_equal(fsops_upload_write(&u, "first part ", 11), 0);
+    fsops_upload_abandon(&u, 1);
+    assert_owns_nothing(&u);
+    /* Kept, as itself, for a later resume; the old file is still there. */
+    assert_true(has_content(f, "root/.f" PART, "first part "));
+    assert_true(has_content(f, "root/f", "old\n"));
+
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &u, &have), 0);
+    assert_int_equal(have, 11);
+    assert_int_equal(u.shared_name, 1);
+    /* Writes continue at the end, not at offset 0. */
+    assert_int_equal(lseek(u.fd, 0, SEEK_CUR), 11);
+    assert_int_equal(fsops_upload_write(&u, "second", 6), 0);
+    fsops_upload_abandon(&u, 1);
+
+    /* And again: still resumable, now 17 bytes. */
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &u, &have), 0);
+    assert_int_equal(have, 17);
+    assert_int_equal(fsops_upload_write(&u, "\n", 1), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), 0);
+    assert_true(has_content(f, "root/f", "first part second\n"));
+    lstat_rel(f, "root/f", &st);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+/* resume = 0 on a kept part starts over; so does fsops_upload_restart. */
+static void test_upload_no_resume_truncates(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have = 99;
+    struct stat st;
+
+    make_file(f, "root/.f" PART, "stale bytes from an old upload");
+    assert_int_equal(fsops_upload_open(f->root, "f", 0, &u, &have), 0);
+    assert_int_equal(have, 0);
+    assert_int_equal(u.shared_name, 1);
+    lstat_rel(f, "root/.f" PART, &st);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(fsops_upload_write(&u, "x", 1), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), 0);
+    assert_true(has_content(f, "root/f", "x"));
+
+    /* A resume whose prefix the caller rejects: restart cuts it back. */
+    make_file(f, "root/.g" PART, "wrong prefix");
+    assert_int_equal(fsops_upload_open(f->root, "g", 1, &u, &have), 0);
+    assert_int_equal(have, 12);
+    assert_int_equal(fsops_upload_restart(&u), 0);
+    assert_int_equal(fsops_upload_write(&u, "right", 5), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), 0);
+    assert_true(has_content(f, "root/g", "right"));
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+/* ---- upload: two at once -------------------------------------------------------------- */
+
+static void concurrent(struct fx *f, bool second_commits_last)
+{
+    struct fsops_upload a, b;
+    uint64_t have_a = 99, have_b = 99;
+
+    make_file(f, "root/f", "old\n");
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &a, &have_a), 0);
+    /* b asks to resume, but the resumable temporary is a's: b gets a
+     * private one, empty. */
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &b, &have_b), 0);
+    assert_int_equal(have_a, 0);
+    assert_int_equal(have_b, 0);
+    assert_int_equal(a.shared_name, 1);
+    assert_int_equal(b.shared_name, 0);
+    assert_string_equal(a.tmp, ".f" PART);
+    assert_true(is_private_tmp(b.tmp, "f"));
+    assert_int_equal(count_parts(f, "root"), 2);
+
+    /* Interleaved writes land in separate files. */
+    assert_int_equal(fsops_upload_write(&a, "AAAA", 4), 0);
+    assert_int_equal(fsops_upload_write(&b, "BB", 2), 0);
+    assert_int_equal(fsops_upload_write(&a, "AAAA\n", 5), 0);
+    assert_int_equal(fsops_upload_write(&b, "BB\n", 3), 0);
+    assert_true(has_content(f, "root/f", "old\n"));
+
+    if (second_commits_last) {
+        assert_int_equal(fsops_upload_commit(&a, 0644, NULL, 0, 0), 0);
+        assert_true(has_content(f, "root/f", "AAAAAAAA\n"));
+        assert_int_equal(fsops_upload_commit(&b, 0644, NULL, 0, 0), 0);
+        assert_true(has_content(f, "root/f", "BBBB\n"));
+    } else {
+        assert_int_equal(fsops_upload_commit(&b, 0644, NULL, 0, 0), 0);
+        assert_true(has_content(f, "root/f", "BBBB\n"));
+        assert_int_equal(fsops_upload_commit(&a, 0644, NULL, 0, 0), 0);
+        assert_true(has_content(f, "root/f", "AAAAAAAA\n"));
+    }
+    assert_owns_nothing(&a);
+    assert_owns_nothing(&b);
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+static void test_concurrent_second_wins(void **state) { concurrent(*state, true); }
+static void test_concurrent_first_wins(void **state)  { concurrent(*state, false); }
+
+/* A private temporary is never resumable: abandon(keep = 1) removes it,
+ * and leaves the shared one it did not own alone. */
+static void test_concurrent_private_not_kept(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload a, b;
+    uint64_t have;
+
+    assert_int_equal(fsops_upload_open(f->root, "f", 0, &a, &have), 0);
+    assert_int_equal(fsops_upload_write(&a, "mine", 4), 0);
+    assert_int_equal(fsops_upload_open(f->root, "f", 0, &b, &have), 0);
+    assert_int_equal(b.shared_name, 0);
+    /* b's resume = 0 must not have truncated a's temporary. */
+    assert_true(has_content(f, "root/.f" PART, "mine"));
+    assert_int_equal(fsops_upload_write(&b, "theirs", 6), 0);
+    fsops_upload_abandon(&b, 1);
+    assert_owns_nothing(&b);
+    assert_int_equal(count_parts(f, "root"), 1);
+    assert_true(has_content(f, "root/.f" PART, "mine"));
+    fsops_upload_abandon(&a, 0);
+    assert_int_equal(count_parts(f, "root"), 0);
+    assert_false(exists(f, "root/f"));
+}
+
+/* ---- upload: lock-then-verify --------------------------------------------------------- */
+
+/* Sequentially: A's part was renamed into place, so B's resume finds no
+ * part and must start a new one, never lock (or append to) the file A
+ * committed. */
+static void test_resume_after_commit(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload a, b;
+    uint64_t have = 99;
+    struct stat committed, st;
+
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &a, &have), 0);
+    assert_int_equal(fsops_upload_write(&a, "committed\n", 10), 0);
+    assert_int_equal(fsops_upload_commit(&a, 0644, NULL, 0, 0), 0);
+    lstat_rel(f, "root/f", &committed);
+
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &b, &have), 0);
+    assert_int_equal(have, 0);
+    assert_int_equal(b.shared_name, 1);
+    assert_int_equal(fstat(b.fd, &st), 0);
+    assert_true(st.st_ino != committed.st_ino);
+    assert_int_equal(fsops_upload_write(&b, "BBBB", 4), 0);
+    fsops_upload_abandon(&b, 0);
+    assert_true(has_content(f, "root/f", "committed\n"));
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+struct race {
+    struct fsops_upload *a;
+    int rc;
+    unsigned runs;
+};
+
+/* Runs inside B's fsops_upload_open, after it opened ".f.ferry-part" (A's
+ * inode) and before it locks it: A commits, renaming that very inode to
+ * "f" and dropping its lock, so B's flock now succeeds on the committed
+ * file.  take_shared must notice the name no longer leads there. */
+static void commit_a(void *arg)
+{
+    struct race *r = arg;
+
+    r->runs++;
+    r->rc = fsops_upload_commit(r->a, 0644, NULL, 0, 0);
+}
+
+static void test_lock_then_verify_race(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload a, b;
+    struct race r = { .a = &a, .rc = 1 };
+    uint64_t have = 99;
+    struct stat committed, st;
+    unsigned calls;
+
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &a, &have), 0);
+    assert_int_equal(a.shared_name, 1);
+    assert_int_equal(fsops_upload_write(&a, "committed\n", 10), 0);
+
+    calls = flock_calls;
+    flock_hook_arg = &r;
+    flock_hook = commit_a;
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &b, &have), 0);
+    /* The hook really ran in the window (fsops calls our flock) and A's
+     * commit succeeded. */
+    assert_int_equal(r.runs, 1);
+    assert_int_equal(r.rc, 0);
+    assert_owns_nothing(&a);
+    lstat_rel(f, "root/f", &committed);
+
+    assert_int_equal(have, 0);                     /* not the committed 10 bytes */
+    /* B noticed, and locked once more, on a new part. */
+    assert_true(flock_calls - calls >= 2);
+    assert_int_equal(b.shared_name, 1);
+    assert_int_equal(fstat(b.fd, &st), 0);
+    assert_true(st.st_ino != committed.st_ino);    /* not the committed file */
+    assert_int_equal(fsops_upload_write(&b, "BBBB", 4), 0);
+    assert_true(has_content(f, "root/f", "committed\n"));
+    fsops_upload_abandon(&b, 0);
+    assert_true(has_content(f, "root/f", "committed\n"));
+    lstat_rel(f, "root/f", &st);
+    assert_true(st.st_ino == committed.st_ino);
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+/* ---- upload: refusals ---------------------------------------------------------------- */
+
+static void test_upload_dir_target(void **state)
+{
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have = 99;
+
+    make_dir(f, "root/d");
+    assert_int_equal(fsops_upload_open(f->root, "d", 0, &u, &have), -EISDIR);
+    assert_int_equal(have, 0);
+    assert_owns_nothing(&u);
+    assert_int_equal(count_parts(f, "root"), 0);
+
+    /* A directory that appears at the name during the upload: the commit
+     * fails, and the temporary is removed. */
+    assert_int_equal(fsops_upload_open(f->root, "late", 0, &u, &have), 0);
+    assert_int_equal(fsops_upload_write(&u, "x", 1), 0);
+    make_dir(f, "root/late");
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), -EISDIR);
+    assert_owns_nothing(&u);
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+/* A symlink planted where the resumable temporary goes must not be
+ * written, truncated or created through, with or without resume. */
+static void test_upload_planted_part_symlink(void **state)
+{
+    struct fx *f = *state;
+    char target[PATH_MAX];
+    struct fsops_upload u;
+    uint64_t have = 99;
+    struct stat before, after;
+    int rc;
+
+    pathf(target, sizeof target, "%s/secret", f->outside);
+    make_link(f, target, "root/.f" PART);
+    lstat_rel(f, "outside/secret", &before);
+    for (int resume = 0; resume <= 1; resume++) {
+        rc = fsops_upload_open(f->root, "f", resume, &u, &have);
+        assert_true(rc < 0);
+        assert_int_equal(rc, FSPATH_ESYMLINK);
+        assert_int_equal(have, 0);
+        assert_owns_nothing(&u);
+    }
+    lstat_rel(f, "outside/secret", &after);
+    assert_true(has_content(f, "outside/secret", "outside secret\n"));
+    assert_int_equal(after.st_mode, before.st_mode);
+    assert_true(after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+                after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+
+    /* Dangling, to a place outside: nothing is created there. */
+    pathf(target, sizeof target, "%s/created", f->outside);
+    make_link(f, target, "root/.g" PART);
+    assert_int_equal(fsops_upload_open(f->root, "g", 1, &u, &have), FSPATH_ESYMLINK);
+    assert_owns_nothing(&u);
+    assert_false(exists(f, "outside/created"));
+    assert_false(exists(f, "root/f"));
+    assert_false(exists(f, "root/g"));
+}
+
+/* Paths the sandbox refuses come back as its codes; nothing is made. */
+static void test_upload_sandbox(void **state)
+{
+    static const struct { const char *path; int code; } bad[] = {
+        { "../x", FSPATH_EDOTDOT },
+        { "/abs", FSPATH_EABSOLUTE },
+        { ".", FSPATH_EDOT },
+        { "", FSPATH_EEMPTY },
+        { "sub/..", FSPATH_EDOT },         /* a ".." target: fspath_parent says EDOT */
+        { "sub/./x", FSPATH_EDOT },
+        { "a//b", FSPATH_ESLASH },
+        { "x/", FSPATH_ESLASH },
+        { "bad\nname", FSPATH_ECONTROL },
+    };
+    struct fx *f = *state;
+    struct fsops_upload u;
+    uint64_t have;
+
+    make_dir(f, "root/sub");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        have = 99;
+        assert_int_equal(fsops_upload_open(f->root, bad[i].path, 0, &u, &have), bad[i].code);
+        assert_int_equal(have, 0);
+        assert_owns_nothing(&u);
+    }
+    /* Through a directory symlink that leads out. */
+    make_link(f, f->outside, "root/out");
+    assert_int_equal(fsops_upload_open(f->root, "out/new", 0, &u, &have), escape_code(f));
+    assert_owns_nothing(&u);
+    assert_false(exists(f, "outside/new"));
+    assert_false(exists(f, "outside/.new" PART));
+    assert_int_equal(count_parts(f, "outside"), 0);
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+/* A 255-byte name leaves no room for ".NAME.ferry-part": the NAME inside
+ * the temporary is cut short, and the upload still commits under the full
+ * name; likewise for a second, private, temporary. */
+static void test_upload_long_name(void **state)
+{
+    struct fx *f = *state;
+    char name[NAME_MAX + 1];
+    char rel[PATH_MAX];
+    struct fsops_upload a, b;
+    uint64_t have;
+    size_t keep;
+
+    memset(name, 'n', NAME_MAX);
+    name[NAME_MAX] = '\0';
+    name[0] = 'L';
+    name[NAME_MAX - 1] = 'z';
+    assert_int_equal(fsops_upload_open(f->root, name, 0, &a, &have), 0);
+    assert_string_equal(a.name, name);
+    assert_int_equal(a.shared_name, 1);
+    assert_true(strlen(a.tmp) <= NAME_MAX);
+    assert_int_equal(a.tmp[0], '.');
+    assert_string_equal(a.tmp + strlen(a.tmp) - strlen(PART), PART);
+    keep = strlen(a.tmp) - 1 - strlen(PART);
+    assert_true(keep >= 1 && keep < NAME_MAX);
+    assert_memory_equal(a.tmp + 1, name, keep);
+
+    assert_int_equal(fsops_upload_open(f->root, name, 0, &b, &have), 0);
+    assert_int_equal(b.shared_name, 0);
+    assert_true(is_private_tmp(b.tmp, name));
+    assert_int_equal(count_parts(f, "root"), 2);
+
+    assert_int_equal(fsops_upload_write(&a, "long\n", 5), 0);
+    assert_int_equal(fsops_upload_write(&b, "private\n", 8), 0);
+    assert_int_equal(fsops_upload_commit(&a, 0644, NULL, 0, 0), 0);
+    pathf(rel, sizeof rel, "root/%s", name);
+    assert_true(has_content(f, rel, "long\n"));
+    assert_int_equal(fsops_upload_commit(&b, 0644, NULL, 0, 0), 0);
+    assert_true(has_content(f, rel, "private\n"));
+    assert_int_equal(count_parts(f, "root"), 0);
+}
+
+/* ---- upload: a write that fails -------------------------------------------------------- */
+
+#define FSIZE_LIMIT 4096
+
+/* In the child: exit 0 when write gave -EFBIG and abandon left nothing;
+ * otherwise a code saying which step went wrong. */
+static int efbig_child(struct fx *f)
+{
+    static char buf[FSIZE_LIMIT * 2];
+    struct rlimit rl = { .rlim_cur = FSIZE_LIMIT, .rlim_max = FSIZE_LIMIT };
+    struct fsops_upload u;
+    uint64_t have;
+    int rc;
+
+    /* Without this, exceeding the limit kills the process with SIGXFSZ
+     * instead of failing the write. */
+    if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
+        return 10;
+    if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+        return 11;
+    if (fsops_upload_open(f->root, "big", 0, &u, &have) != 0)
+        return 12;
+    memset(buf, 'b', sizeof buf);
+    rc = fsops_upload_write(&u, buf, sizeof buf);
+    if (rc != -EFBIG) {
+        fprintf(stderr, "child: write gave %d, not -EFBIG\n", rc);
+        fsops_upload_abandon(&u, 0);
+        return 13;
+    }
+    fsops_upload_abandon(&u, 0);
+    if (u.fd != -1 || u.dirfd != -1)
+        return 14;
+    if (exists(f, "root/.big" PART) || exists(f, "root/big"))
+        return 15;
+    return 0;
+}
+
+static void test_upload_write_efbig(void **state)
+{
+    struct fx *f = *state;
+    int status;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(efbig_child(f));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(count_parts(f, "root"), 0);
+    assert_false(exists(f, "root/big"));
+}
+
+/* ---- mkdir ---------------------------------------------------------------------------- */
+
+static void test_mkdir(void **state)
+{
+    struct fx *f = *state;
+    struct stat st;
+
+    assert_int_equal(fsops_mkdir(f->root, "a", 0), 0);
+    lstat_rel(f, "root/a", &st);
+    assert_true(S_ISDIR(st.st_mode));
+    /* Plain mkdir of what exists: EEXIST, as mkdir(1). */
+    assert_int_equal(fsops_mkdir(f->root, "a", 0), -EEXIST);
+    /* Plain mkdir does not make parents. */
+    assert_int_equal(fsops_mkdir(f->root, "x/y", 0), -ENOENT);
+    assert_false(exists(f, "root/x"));
+
+    /* -p through several levels, then again: a no-op. */
+    assert_int_equal(fsops_mkdir(f->root, "p/q/r/s", 1), 0);
+    lstat_rel(f, "root/p/q/r/s", &st);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(fsops_mkdir(f->root, "p/q/r/s", 1), 0);
+    assert_int_equal(fsops_mkdir(f->root, "p/q", 1), 0);
+    assert_int_equal(fsops_mkdir(f->root, "a", 1), 0);
+    /* -p below an existing part. */
+    assert_int_equal(fsops_mkdir(f->root, "p/q/t/u", 1), 0);
+    assert_true(exists(f, "root/p/q/t/u"));
+}
+
+/* -p where a component, or the last one, is a file: -EEXIST (the name is
+ * taken by something that is not a directory), and nothing is made below
+ * or instead of it. */
+static void test_mkdir_p_file_in_the_way(void **state)
+{
+    struct fx *f = *state;
+
+    make_dir(f, "root/a");
+    make_file(f, "root/a/file", "f\n");
+    assert_int_equal(fsops_mkdir(f->root, "a/file/b/c", 1), -EEXIST);
+    assert_int_equal(fsops_mkdir(f->root, "a/file", 1), -EEXIST);
+    assert_int_equal(fsops_mkdir(f->root, "a/file", 0), -EEXIST);
+    assert_true(has_content(f, "root/a/file", "f\n"));
+}
+
+/* -p through a symlink that leads out of the root: refused, nothing made
+ * outside.  A symlink to a directory inside is fine with openat2 (which
+ * follows it) and refused by the fallback (which follows none). */
+static void test_mkdir_symlinks(void **state)
+{
+    struct fx *f = *state;
+
+    make_link(f, f->outside, "root/out");
+    assert_int_equal(fsops_mkdir(f->root, "out/new", 1), escape_code(f));
+    assert_int_equal(fsops_mkdir(f->root, "out/new", 0), escape_code(f));
+    assert_false(exists(f, "outside/new"));
+    /* The link itself is "there", and is not a directory we may use. */
+    assert_true(fsops_mkdir(f->root, "out", 1) < 0);
+
+    make_dir(f, "root/real");
+    make_link(f, "real", "root/in");
+    assert_int_equal(fsops_mkdir(f->root, "in/sub", 1),
+                     f->fallback ? FSPATH_ESYMLINK : 0);
+    assert_int_equal(exists(f, "root/real/sub"), !f->fallback);
+}
+
+static void test_mkdir_sandbox(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(fsops_mkdir(f->root, "../x", 0), FSPATH_EDOTDOT);
+    assert_int_equal(fsops_mkdir(f->root, "../x", 1), FSPATH_EDOTDOT);
+    assert_int_equal(fsops_mkdir(f->root, "/abs", 1), FSPATH_EABSOLUTE);
+    assert_int_equal(fsops_mkdir(f->root, ".", 0), FSPATH_EDOT);
+    assert_int_equal(fsops_mkdir(f->root, "a/./b", 1), FSPATH_EDOT);
+    assert_int_equal(fsops_mkdir(f->root, "", 1), FSPATH_EEMPTY);
+    assert_int_equal(fsops_mkdir(f->root, "a//b", 1), FSPATH_ESLASH);
+    /* Refused before anything was made: no "a" from the prefix walk. */
+    assert_false(exists(f, "root/a"));
+    assert_false(exists(f, "x"));
+}
+
+/* ---- rm ------------------------------------------------------------------------------- */
+
+static void test_rm_basic(void **state)
+{
+    struct fx *f = *state;
+
+    make_file(f, "root/file", "f\n");
+    make_dir(f, "root/empty");
+    make_dir(f, "root/full");
+    make_file(f, "root/full/x", "x\n");
+
+    assert_int_equal(fsops_rm(f->root, "file", 0), 0);
+    assert_false(exists(f, "root/file"));
+    assert_int_equal(fsops_rm(f->root, "empty", 0), 0);
+    assert_false(exists(f, "root/empty"));
+    assert_int_equal(fsops_rm(f->root, "full", 0), -ENOTEMPTY);
+    assert_true(has_content(f, "root/full/x", "x\n"));
+    assert_int_equal(fsops_rm(f->root, "missing", 0), -ENOENT);
+    assert_int_equal(fsops_rm(f->root, "missing", 1), -ENOENT);
+    assert_int_equal(fsops_rm(f->root, "missing/x", 0), -ENOENT);
+    assert_int_equal(fsops_rm(f->root, "full/x/y", 0), -ENOTDIR);
+    /* Recursive on a plain file is just rm. */
+    assert_int_equal(fsops_rm(f->root, "full/x", 1), 0);
+    assert_false(exists(f, "root/full/x"));
+    assert_true(exists(f, "root/full"));
+}
+
+static void test_rm_recursive(void **state)
+{
+    struct fx *f = *state;
+    char p[PATH_MAX];
+
+    make_dir(f, "root/t");
+    make_dir(f, "root/t/a");
+    make_dir(f, "root/t/a/b");
+    make_dir(f, "root/t/a/b/c");
+    make_dir(f, "root/t/empty");
+    make_file(f, "root/t/f1", "1\n");
+    make_file(f, "root/t/a/f2", "2\n");
+    make_file(f, "root/t/a/b/c/f3", "3\n");
+    make_file(f, "root/t/.hidden", "h\n");
+    make_link(f, "a/f2", "root/t/link");
+    make_link(f, "nowhere", "root/t/a/dangling");
+    pathf(p, sizeof p, "%s/root/t/a/fifo", f->base);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    make_file(f, "root/keep", "keep\n");
+
+    assert_int_equal(fsops_rm(f->root, "t", 1), 0);
+    assert_false(exists(f, "root/t"));
+    assert_true(has_content(f, "root/keep", "keep\n"));
+    /* A subtree only. */
+    make_dir(f, "root/u");
+    make_dir(f, "root/u/v");
+    make_file(f, "root/u/v/w", "w\n");
+    make_file(f, "root/u/sibling", "s\n");
+    assert_int_equal(fsops_rm(f->root, "u/v", 1), 0);
+    assert_false(exists(f, "root/u/v"));
+    assert_true(has_content(f, "root/u/sibling", "s\n"));
+}
+
+/* A tree holding symlinks to a directory and a file OUTSIDE the root:
+ * the links go, what they point to stays, every byte of it. */
+static void test_rm_recursive_outside_links(void **state)
+{
+    struct fx *f = *state;
+    char target[PATH_MAX];
+
+    make_dir(f, "root/t");
+    make_dir(f, "root/t/sub");
+    make_file(f, "root/t/sub/mine", "mine\n");
+    pathf(target, sizeof target, "%s/d", f->outside);
+    make_link(f, target, "root/t/abs_dir");
+    make_link(f, "../../outside/d", "root/t/rel_dir");
+    make_link(f, "../../../outside", "root/t/sub/up");
+    pathf(target, sizeof target, "%s/secret", f->outside);
+    make_link(f, target, "root/t/secret_link");
+
+    assert_int_equal(fsops_rm(f->root, "t", 1), 0);
+    assert_false(exists(f, "root/t"));
+    assert_true(has_content(f, "outside/d/f", "outside f\n"));
+    assert_true(has_content(f, "outside/secret", "outside secret\n"));
+    assert_true(exists(f, "outside/d"));
+
+    /* The link named directly, recursive or not: the link goes. */
+    make_link(f, f->outside, "root/out");
+    assert_int_equal(fsops_rm(f->root, "out", 1), 0);
+    assert_false(exists(f, "root/out"));
+    assert_true(has_content(f, "outside/d/f", "outside f\n"));
+
+    /* Through the link: refused, nothing outside is removed. */
+    make_link(f, f->outside, "root/out");
+    assert_int_equal(fsops_rm(f->root, "out/d", 1), escape_code(f));
+    assert_int_equal(fsops_rm(f->root, "out/secret", 0), escape_code(f));
+    assert_true(has_content(f, "outside/d/f", "outside f\n"));
+    assert_true(has_content(f, "outside/secret", "outside secret\n"));
+}
+
+/* rm of a symlink removes the link, never the target, whatever it is. */
+static void test_rm_symlink(void **state)
+{
+    struct fx *f = *state;
+
+    make_dir(f, "root/dir");
+    make_file(f, "root/dir/x", "x\n");
+    make_file(f, "root/file", "file\n");
+    make_link(f, "dir", "root/ldir");
+    make_link(f, "file", "root/lfile");
+    make_link(f, "nowhere", "root/ldangling");
+
+    assert_int_equal(fsops_rm(f->root, "ldir", 0), 0);
+    assert_int_equal(fsops_rm(f->root, "lfile", 0), 0);
+    assert_int_equal(fsops_rm(f->root, "ldangling", 0), 0);
+    assert_false(exists(f, "root/ldir"));
+    assert_false(exists(f, "root/lfile"));
+    assert_false(exists(f, "root/ldangling"));
+    assert_true(has_content(f, "root/dir/x", "x\n"));
+    assert_true(has_content(f, "root/file", "file\n"));
+}
+
+static void test_rm_sandbox(void **state)
+{
+    struct fx *f = *state;
+
+    make_file(f, "x", "beside root\n");
+    assert_int_equal(fsops_rm(f->root, ".", 0), FSPATH_EDOT);
+    assert_int_equal(fsops_rm(f->root, ".", 1), FSPATH_EDOT);
+    assert_int_equal(fsops_rm(f->root, "../x", 0), FSPATH_EDOTDOT);
+    assert_int_equal(fsops_rm(f->root, "../x", 1), FSPATH_EDOTDOT);
+    assert_int_equal(fsops_rm(f->root, "/abs", 1), FSPATH_EABSOLUTE);
+    assert_int_equal(fsops_rm(f->root, "", 1), FSPATH_EEMPTY);
+    assert_true(has_content(f, "x", "beside root\n"));
+    assert_true(exists(f, "root"));
+}
+
+/* Deeper than FSPATH_SWEEP_DEPTH: refused with FSPATH_EDEPTH, and the
+ * directory itself is not removed. */
+static void test_rm_depth_bound(void **state)
+{
+    struct fx *f = *state;
+    char rel[PATH_MAX];
+    size_t len;
+
+    len = (size_t)snprintf(rel, sizeof rel, "root/deep");
+    make_dir(f, rel);
+    for (int i = 0; i < FSPATH_SWEEP_DEPTH + 2; i++) {
+        len += (size_t)snprintf(rel + len, sizeof rel - len, "/d");
+        make_dir(f, rel);
+    }
+    assert_int_equal(fsops_rm(f->root, "deep", 1), FSPATH_EDEPTH);
+    assert_true(exists(f, "root/deep"));
+}
+
+/* ---- metadata and error names -------------------------------------------------------- */
+
+static void check_meta(const struct stat *st, const char *kind)
+{
+    json_t *m = fsops_meta(st);
+
+    assert_non_null(m);
+    assert_true(json_is_object(m));
+    assert_int_equal(json_object_size(m), 5);
+    assert_string_equal(json_string_value(json_object_get(m, "kind")), kind);
+    assert_true(json_is_integer(json_object_get(m, "mode")));
+    assert_int_equal(json_integer_value(json_object_get(m, "mode")), st->st_mode & 07777);
+    assert_int_equal(json_integer_value(json_object_get(m, "filesize")), st->st_size);
+    assert_int_equal(json_integer_value(json_object_get(m, "mtime")), st->st_mtim.tv_sec);
+    assert_int_equal(json_integer_value(json_object_get(m, "mtime_nsec")), st->st_mtim.tv_nsec);
+    json_decref(m);
+}
+
+static void test_meta(void **state)
+{
+    struct fx *f = *state;
+    struct timespec times[2] = { { .tv_nsec = UTIME_OMIT },
+                                 { .tv_sec = 4102444800, .tv_nsec = 123456789 } };
+    char p[PATH_MAX];
+    struct stat st;
+    json_t *m;
+    int fd;
+
+    /* A file: 5 GiB (sparse; past 32 bits), mode 0640, mtime in 2100. */
+    pathf(p, sizeof p, "%s/root/file", f->base);
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)5 << 30), 0);
+    assert_int_equal(fchmod(fd, 0640), 0);
+    assert_int_equal(futimens(fd, times), 0);
+    close(fd);
+    lstat_rel(f, "root/file", &st);
+    check_meta(&st, "file");
+    m = fsops_meta(&st);
+    assert_int_equal(json_integer_value(json_object_get(m, "filesize")), (json_int_t)5 << 30);
+    assert_int_equal(json_integer_value(json_object_get(m, "mode")), 0640);
+    assert_int_equal(json_integer_value(json_object_get(m, "mtime")), 4102444800LL);
+    assert_int_equal(json_integer_value(json_object_get(m, "mtime_nsec")), 123456789);
+    json_decref(m);
+
+    /* Set-id bits are reported as they are (mode is the low 12 bits). */
+    assert_int_equal(chmod(p, 04750), 0);
+    lstat_rel(f, "root/file", &st);
+    m = fsops_meta(&st);
+    assert_int_equal(json_integer_value(json_object_get(m, "mode")), 04750);
+    json_decref(m);
+
+    make_dir(f, "root/dir");
+    lstat_rel(f, "root/dir", &st);
+    check_meta(&st, "dir");
+
+    /* lstat semantics: the link itself, not the directory it names. */
+    make_link(f, "dir", "root/link");
+    lstat_rel(f, "root/link", &st);
+    check_meta(&st, "link");
+    m = fsops_meta(&st);
+    assert_int_equal(json_integer_value(json_object_get(m, "filesize")), 3);   /* "dir" */
+    json_decref(m);
+
+    pathf(p, sizeof p, "%s/root/fifo", f->base);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    lstat_rel(f, "root/fifo", &st);
+    check_meta(&st, "fifo");
+}
+
+static void test_error_code(void **state)
+{
+    static const int path_codes[] = {
+        FSPATH_EEMPTY, FSPATH_EABSOLUTE, FSPATH_EDOTDOT, FSPATH_ECONTROL,
+        FSPATH_ENAMELONG, FSPATH_EPATHLONG, FSPATH_ESLASH, FSPATH_EDOT,
+        FSPATH_EESCAPE, FSPATH_ESYMLINK, FSPATH_EDEPTH,
+    };
+    const char *name;
+
+    for (size_t i = 0; i < sizeof path_codes / sizeof path_codes[0]; i++) {
+        name = "untouched";
+        assert_string_equal(fsops_error_code(path_codes[i], &name), "path");
+        assert_null(name);
+    }
+    assert_string_equal(fsops_error_code(-ENOENT, &name), "fs");
+    assert_string_equal(name, "ENOENT");
+    assert_string_equal(fsops_error_code(-ENOTEMPTY, &name), "fs");
+    assert_string_equal(name, "ENOTEMPTY");
+    assert_string_equal(fsops_error_code(-EISDIR, &name), "fs");
+    assert_string_equal(name, "EISDIR");
+    assert_string_equal(fsops_error_code(-EFBIG, &name), "fs");
+    assert_string_equal(name, "EFBIG");
+    /* Just outside fspath's range is not a path refusal. */
+    assert_string_equal(fsops_error_code(FSPATH_EEMPTY + 1, &name), "fs");
+    assert_string_equal(fsops_error_code(FSPATH_EDEPTH - 1, &name), "fs");
+}
+
+/* Both resolvers, each under its own name. */
+#define BOTH(fn)                                                   \
+    { #fn "/openat2", fn, setup_openat2, teardown, NULL },         \
+    { #fn "/fallback", fn, setup_fallback, teardown, NULL }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_upload_basic),
+        BOTH(test_upload_modes),
+        BOTH(test_upload_replaces_existing),
+        BOTH(test_upload_over_symlink),
+        BOTH(test_upload_abandon),
+        BOTH(test_upload_keep_and_resume),
+        BOTH(test_upload_no_resume_truncates),
+        BOTH(test_concurrent_second_wins),
+        BOTH(test_concurrent_first_wins),
+        BOTH(test_concurrent_private_not_kept),
+        BOTH(test_resume_after_commit),
+        BOTH(test_lock_then_verify_race),
+        BOTH(test_upload_dir_target),
+        BOTH(test_upload_planted_part_symlink),
+        BOTH(test_upload_sandbox),
+        BOTH(test_upload_long_name),
+        BOTH(test_upload_write_efbig),
+        BOTH(test_mkdir),
+        BOTH(test_mkdir_p_file_in_the_way),
+        BOTH(test_mkdir_symlinks),
+        BOTH(test_mkdir_sandbox),
+        BOTH(test_rm_basic),
+        BOTH(test_rm_recursive),
+        BOTH(test_rm_recursive_outside_links),
+        BOTH(test_rm_symlink),
+        BOTH(test_rm_sandbox),
+        BOTH(test_rm_depth_bound),
+        BOTH(test_meta),
+        cmocka_unit_test(test_error_code),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
