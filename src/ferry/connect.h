@@ -17,7 +17,9 @@
 #include "outq.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_S 10
-#define SESSION_RBUF_SIZE (64 * 1024)
+/* Room for the largest header (64 KiB) and its prefix with some to spare:
+ * the file service reads whole headers out of this buffer (files.c). */
+#define SESSION_RBUF_SIZE (128 * 1024)
 
 /* The options every connecting subcommand takes. */
 struct session_opts {

@@ -9,8 +9,13 @@
  * session's directory with a chdir request.  On a terminal lines are
  * edited with libedit and a ">>: " prompt; otherwise they are read plainly,
  * so a script can pipe commands in.
+ *
+ * put, get, ls, stat, mkdir and rm are the file subcommands without HOST
+ * (fscmd.c), their words split here as a shell would (quotes, backslash);
+ * lcd and lpwd are ours, on this process's own directory.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +28,7 @@
 #include "cli.h"
 #include "connect.h"
 #include "ferry/ferry.h"
+#include "fscmd.h"
 #include "proto.h"
 #include "run.h"
 
@@ -30,6 +36,8 @@
 
 struct shell {
     struct session *s;
+    const char *host;             /* to reopen the session (fscmd_shell) */
+    const struct session_opts *so;
     int interactive;
     char *home;       /* the session's first directory: where a bare cd goes */
     char *buf;        /* getline's buffer (non-interactive) */
@@ -46,8 +54,16 @@ static void usage(FILE *f)
         "\n"
         "  cd [DIR]     change the session's directory (no DIR: the first one)\n"
         "  exit, quit   leave (so does end of input)\n"
+        "  put [-r] [-p] [--resume] LOCAL... [REMOTE]    upload (as 'ferry put')\n"
+        "  get [-r] [-p] [--resume] REMOTE... [LOCAL]    download (as 'ferry get')\n"
+        "  ls [PATH], stat PATH, mkdir [-p] PATH..., rm [-r] PATH...\n"
+        "               the file commands; COMMAND --help tells more.  Their remote\n"
+        "               paths are relative to the server's file root, not to the\n"
+        "               directory cd changes (that one is for commands)\n"
+        "  lcd [DIR], lpwd   change or show the local directory (for put and get)\n"
         "  anything else runs with /bin/sh -c in the session's directory, its stdin\n"
-        "  being /dev/null; Ctrl-C is forwarded to it.\n"
+        "  being /dev/null; Ctrl-C is forwarded to it.  To run a remote program\n"
+        "  named like a file command, say so: 'command ls -l', 'command rm x'.\n"
         "\n"
         "HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n"
         "\n"
@@ -175,13 +191,131 @@ static int do_command(struct shell *sh, const char *line)
     return status;
 }
 
+/*
+ * Split a line into words as sh would, minus expansions: blanks separate,
+ * '...' is literal, "..." allows \" and \\, a backslash outside quotes
+ * escapes the next character.  The words point into one malloc'd copy
+ * (*store).  0, or -1 with a message printed.
+ */
+static int split_words(const char *line, char **store, char ***words, int *count)
+{
+    size_t len = strlen(line);
+    char *out = malloc(len + 1), **w = calloc(len / 2 + 2, sizeof *w), *o = out;
+    const char *p = line;
+    int n = 0;
+
+    if (!out || !w) {
+        free(out);
+        free(w);
+        cli_error("out of memory");
+        return -1;
+    }
+    while (*p) {
+        char quote = 0;
+
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        w[n++] = o;
+        while (*p && (quote || !isspace((unsigned char)*p))) {
+            if (quote == '\'' && *p == '\'') {
+                quote = 0;
+            } else if (quote == '"' && *p == '"') {
+                quote = 0;
+            } else if (!quote && (*p == '\'' || *p == '"')) {
+                quote = *p;
+            } else if (*p == '\\' && p[1] && quote != '\'' &&
+                       (!quote || p[1] == '"' || p[1] == '\\')) {
+                *o++ = *++p;
+            } else {
+                *o++ = *p;
+            }
+            p++;
+        }
+        if (quote) {
+            free(out);
+            free(w);
+            cli_error("unterminated %c quote", quote);
+            return -1;
+        }
+        *o++ = '\0';
+    }
+    w[n] = NULL;
+    *store = out;
+    *words = w;
+    *count = n;
+    return 0;
+}
+
+/* lcd [DIR]: no DIR means $HOME, as cd does. */
+static int do_lcd(char **argv, int argc)
+{
+    const char *dir = argc > 1 ? argv[1] : getenv("HOME");
+
+    if (argc > 2) {
+        cli_error("lcd: too many arguments");
+        return 1;
+    }
+    if (!dir) {
+        cli_error("lcd: HOME is not set");
+        return 1;
+    }
+    if (chdir(dir) < 0) {
+        cli_error("lcd %s: %s", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int do_lpwd(void)
+{
+    char *cwd = getcwd(NULL, 0);
+
+    if (!cwd) {
+        cli_error("lpwd: %s", strerror(errno));
+        return 1;
+    }
+    printf("%s\n", cwd);
+    fflush(stdout);
+    free(cwd);
+    return 0;
+}
+
+/* A file command, lcd or lpwd: its status, or -1 when the line is none
+ * of them (it then runs as a remote command line). */
+static int do_local(struct shell *sh, const char *cmd)
+{
+    char *store = NULL, **argv = NULL;
+    int argc = 0, status = -1;
+    size_t n = strcspn(cmd, " \t");
+
+    if (!((n == 3 && strncmp(cmd, "lcd", 3) == 0) || (n == 4 && strncmp(cmd, "lpwd", 4) == 0) ||
+          (n == 2 && (strncmp(cmd, "ls", 2) == 0 || strncmp(cmd, "rm", 2) == 0)) ||
+          (n == 3 && (strncmp(cmd, "put", 3) == 0 || strncmp(cmd, "get", 3) == 0)) ||
+          (n == 4 && strncmp(cmd, "stat", 4) == 0) || (n == 5 && strncmp(cmd, "mkdir", 5) == 0)))
+        return -1;
+    if (split_words(cmd, &store, &argv, &argc) < 0)
+        return 1;
+    if (strcmp(argv[0], "lcd") == 0)
+        status = do_lcd(argv, argc);
+    else if (strcmp(argv[0], "lpwd") == 0)
+        status = do_lpwd();
+    else if (fscmd_is(argv[0]))
+        status = fscmd_shell(&sh->s, sh->host, sh->so, argc, argv);
+    free(store);
+    free(argv);
+    return status;
+}
+
 static int repl(struct shell *sh)
 {
     int status = 0;
     char *line;
 
-    while (!sh->s->broken && (line = next_line(sh)) != NULL) {
+    while (sh->s && !sh->s->broken && (line = next_line(sh)) != NULL) {
         char *cmd = trim(line);
+        int local;
 
         if (strcmp(cmd, "exit") == 0 || strcmp(cmd, "quit") == 0) {
             free(line);
@@ -189,12 +323,14 @@ static int repl(struct shell *sh)
         }
         if (strcmp(cmd, "cd") == 0 || (strncmp(cmd, "cd", 2) == 0 && isspace((unsigned char)cmd[2])))
             status = do_cd(sh, trim(cmd + 2));
+        else if ((local = do_local(sh, cmd)) >= 0)
+            status = local;
         else if (*cmd)
             status = do_command(sh, cmd);
         free(line);
     }
     /* End of input on a terminal: leave the cursor on a fresh line. */
-    if (sh->interactive && !sh->s->broken)
+    if (sh->interactive && sh->s && !sh->s->broken)
         fputc('\n', stdout);
     return status;
 }
@@ -207,8 +343,8 @@ int cmd_shell(int argc, char **argv)
         SESSION_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    struct shell sh = { .interactive = isatty(STDIN_FILENO) };
     struct session_opts so;
+    struct shell sh = { .interactive = isatty(STDIN_FILENO), .so = &so };
     int opt, r, status = FERRY_EXIT_ERROR;
 
     session_opts_init(&so);
@@ -230,7 +366,8 @@ int cmd_shell(int argc, char **argv)
     if (argc - optind > 1)
         return cli_usage_error("ferry shell", "too many operands (commands are read from stdin)");
 
-    sh.s = session_open(argv[optind], &so);
+    sh.host = argv[optind];
+    sh.s = session_open(sh.host, &so);
     if (!sh.s)
         goto out;
     /* Learn the starting directory (a chdir to "." answers with it), so
@@ -238,7 +375,7 @@ int cmd_shell(int argc, char **argv)
     if (run_chdir(sh.s, ".", &sh.home) != 0 && sh.s->broken)
         goto out;
     status = repl(&sh);
-    if (sh.s->broken && status == 0)
+    if ((!sh.s || sh.s->broken) && status == 0)
         status = FERRY_EXIT_ERROR;
 out:
     session_close(sh.s);

@@ -20,7 +20,7 @@
 #define FERRY_DEFAULT_MAX_CONNS   1024
 #define FERRY_DEFAULT_GRACE_MS    5000
 #define FERRY_DEFAULT_HIGH_WATER  (1u << 20)
-#define FERRY_READ_CHUNK          (64u * 1024u)
+#define FERRY_READ_CHUNK          (256u * 1024u)
 /* Reads per readiness event, so one busy peer cannot starve the others. */
 #define FERRY_READS_PER_EVENT     4
 /* How long a graceful close waits for the peer to close its side. */

@@ -397,7 +397,9 @@ class ShellTest(ClientTest):
         self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
 
     def test_stderr_and_status_of_last_command(self):
-        r = self.shell("echo hi\nls /nonexistent-ferry-dir\n")
+        # "ls" alone is the shell's file listing; "command ls" is the remote
+        # program, as the shell's help says.
+        r = self.shell("echo hi\ncommand ls /nonexistent-ferry-dir\n")
         self.assertStatus(r, 2)             # ls's status for a missing file
         self.assertEqual(r.stdout, b"hi\n")
         self.assertIn(b"nonexistent-ferry-dir", r.stderr)

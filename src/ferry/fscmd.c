@@ -1,0 +1,554 @@
+/*
+ * fscmd.c - command lines of the file subcommands (fscmd.h), and the
+ * output of ls and stat.
+ *
+ * The subcommand and the shell line share one parser: `ferry put -r h d`
+ * and `>>: put -r d` differ only in the session options and HOST.
+ */
+#include "fscmd.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ferry/ferry.h"
+#include "files.h"
+#include "progress.h"
+#include "proto.h"
+#include "xfer.h"
+
+/* Options, as bits of what each subcommand accepts. */
+enum {
+    F_R = 1 << 0,          /* -r: recursive (put, get, rm) */
+    F_P = 1 << 1,          /* -p: preserve (put, get) / parents (mkdir) */
+    F_RESUME = 1 << 2,
+    F_Q = 1 << 3,
+    F_CHECKSUM = 1 << 4,
+    F_FSYNC = 1 << 5,
+    F_JSON = 1 << 6,
+};
+enum { OPT_RESUME = SESSION_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON };
+
+struct fsargs {
+    struct xfer_opts x;
+    int quiet, json, parents;
+    char **ops;            /* operands after HOST */
+    int nops;
+};
+
+struct fscmd;
+typedef int (*fs_run_fn)(struct session **sp, const char *host, const struct session_opts *so,
+                         struct fsargs *a);
+
+struct fscmd {
+    const char *name;
+    unsigned flags;
+    int min_ops, max_ops;      /* operands after HOST; max -1: any */
+    const char *synopsis;      /* after "ferry NAME [OPTIONS] HOST " */
+    const char *help;
+    fs_run_fn run;
+};
+
+#define XFER_HELP                                                                    \
+    "  -r                       copy directories and their contents (symlinks and\n"  \
+    "                           special files inside them are skipped, with a word)\n" \
+    "  -p                       keep mode and modification time (without it a new\n"  \
+    "                           file gets the source's permissions less the umask)\n"  \
+    "      --resume             go on from what an interrupted transfer left (the\n"  \
+    "                           bytes already there are verified, not trusted)\n"      \
+    "      --checksum ALG       xxh3-128 (default) or sha256\n"                         \
+    "      --fsync              make the file durable before it is committed\n"        \
+    "  -q                       no progress bar\n"
+
+/* ---- output helpers ---------------------------------------------------------- */
+
+/* "-rw-r--r--" for a kind and permission bits. */
+static void mode_string(const char *kind, unsigned mode, char out[11])
+{
+    static const char rwx[] = "rwxrwxrwx";
+    char k = '?';
+
+    if (strcmp(kind, "file") == 0) k = '-';
+    else if (strcmp(kind, "dir") == 0) k = 'd';
+    else if (strcmp(kind, "link") == 0) k = 'l';
+    else if (strcmp(kind, "fifo") == 0) k = 'p';
+    else if (strcmp(kind, "socket") == 0) k = 's';
+    else if (strcmp(kind, "char") == 0) k = 'c';
+    else if (strcmp(kind, "block") == 0) k = 'b';
+    out[0] = k;
+    for (int i = 0; i < 9; i++)
+        out[1 + i] = (mode & (0400u >> i)) ? rwx[i] : '-';
+    if (mode & 04000) out[3] = (mode & 0100) ? 's' : 'S';
+    if (mode & 02000) out[6] = (mode & 0010) ? 's' : 'S';
+    if (mode & 01000) out[9] = (mode & 0001) ? 't' : 'T';
+    out[10] = '\0';
+}
+
+enum time_style { T_MINUTES, T_SECONDS, T_ZONE };
+
+static void format_time(int64_t t, char *out, size_t cap, enum time_style style)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    size_t n = 0;
+
+    if (localtime_r(&tt, &tm)) {
+        if (style == T_MINUTES)
+            n = strftime(out, cap, "%Y-%m-%d %H:%M", &tm);
+        else if (style == T_SECONDS)
+            n = strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+        else
+            n = strftime(out, cap, "%z", &tm);
+    }
+    if (n == 0)
+        snprintf(out, cap, "%lld", (long long)t);
+}
+
+/* A name as a terminal should show it: control bytes as '?', as ls does. */
+static void print_name(const char *name, int tty)
+{
+    for (const char *p = name; *p; p++)
+        putchar(tty && ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const json_t *const *x = a, *const *y = b;
+
+    return strcmp(json_string_value(json_object_get(*x, "name")),
+                  json_string_value(json_object_get(*y, "name")));
+}
+
+/* A connection-level failure of a small request: say it once, 255. */
+static int lost_status(const struct fs_error *err)
+{
+    cli_error("%s", err->message);
+    return FERRY_EXIT_ERROR;
+}
+
+/* ---- ls, stat, mkdir, rm -------------------------------------------------------- */
+
+static int run_ls(struct session **sp, const char *host, const struct session_opts *so,
+                  struct fsargs *a)
+{
+    const char *arg = a->nops ? a->ops[0] : ".";
+    char *path = files_canon(arg);
+    struct fs_error err = { 0 };
+    json_t *entries = NULL, *e, **sorted = NULL;
+    size_t n = 0, i;
+    int status = FERRY_EXIT_ERROR, r, width = 1, tty = isatty(STDOUT_FILENO);
+
+    (void)host;
+    (void)so;
+    if (!path) {
+        cli_error("out of memory");
+        goto out;
+    }
+    r = files_list(*sp, path, &entries, &err);
+    if (r == FILES_EREMOTE) {
+        cli_error("ls %s: %s", arg, files_error_text(&err));
+        status = 1;
+        goto out;
+    }
+    if (r < 0) {
+        status = lost_status(&err);
+        goto out;
+    }
+    n = json_array_size(entries);
+    sorted = calloc(n ? n : 1, sizeof *sorted);
+    if (!sorted) {
+        cli_error("out of memory");
+        goto out;
+    }
+    json_array_foreach(entries, i, e)
+        sorted[i] = e;
+    qsort(sorted, n, sizeof *sorted, by_name);
+    if (a->json) {
+        json_t *arr = json_array();
+        char *text;
+
+        for (i = 0; arr && i < n; i++)
+            if (json_array_append(arr, sorted[i]) < 0)
+                break;
+        text = arr && i == n ? json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        json_decref(arr);
+        if (!text) {
+            cli_error("out of memory");
+            goto out;
+        }
+        printf("%s\n", text);
+        free(text);
+    } else {
+        for (i = 0; i < n; i++) {
+            int w = snprintf(NULL, 0, "%lld",
+                             (long long)json_integer_value(json_object_get(sorted[i], "filesize")));
+            if (w > width)
+                width = w;
+        }
+        for (i = 0; i < n; i++) {
+            const json_t *en = sorted[i];
+            char mode[11], when[32];
+
+            mode_string(json_string_value(json_object_get(en, "kind")),
+                        (unsigned)json_integer_value(json_object_get(en, "mode")), mode);
+            format_time(json_integer_value(json_object_get(en, "mtime")), when, sizeof when,
+                        T_MINUTES);
+            printf("%s %*lld %s ", mode, width,
+                   (long long)json_integer_value(json_object_get(en, "filesize")), when);
+            print_name(json_string_value(json_object_get(en, "name")), tty);
+            putchar('\n');
+        }
+    }
+    status = fflush(stdout) == 0 ? 0 : 1;
+out:
+    free(sorted);
+    json_decref(entries);
+    free(path);
+    return status;
+}
+
+static int run_stat(struct session **sp, const char *host, const struct session_opts *so,
+                    struct fsargs *a)
+{
+    int status = 0;
+
+    (void)host;
+    (void)so;
+    for (int i = 0; i < a->nops; i++) {
+        char *path = files_canon(a->ops[i]), mode[11], when[64], zone[16];
+        struct fs_error err = { 0 };
+        struct fs_meta m;
+        json_t *ans = NULL;
+        int r;
+
+        if (!path) {
+            cli_error("out of memory");
+            return FERRY_EXIT_ERROR;
+        }
+        r = files_stat(*sp, path, &m, &ans, &err);
+        free(path);
+        if (r == FILES_EREMOTE) {
+            cli_error("stat %s: %s", a->ops[i], files_error_text(&err));
+            status = 1;
+            continue;
+        }
+        if (r < 0)
+            return lost_status(&err);
+        if (a->json) {
+            char *text;
+
+            json_object_del(ans, "type");
+            text = json_dumps(ans, JSON_COMPACT | JSON_ENSURE_ASCII);
+            json_decref(ans);
+            if (!text) {
+                cli_error("out of memory");
+                return FERRY_EXIT_ERROR;
+            }
+            printf("%s\n", text);
+            free(text);
+            continue;
+        }
+        json_decref(ans);
+        mode_string(m.kind, m.mode, mode);
+        format_time(m.mtime, when, sizeof when, T_SECONDS);
+        format_time(m.mtime, zone, sizeof zone, T_ZONE);
+        if (i > 0)
+            putchar('\n');
+        printf("  path: ");
+        print_name(a->ops[i], isatty(STDOUT_FILENO));
+        printf("\n  kind: %s\n  mode: %04o (%s)\n  size: %llu\n mtime: %s.%09ld %s\n", m.kind,
+               m.mode, mode, (unsigned long long)m.size, when, m.mtime_nsec, zone);
+    }
+    if (fflush(stdout) != 0 && status == 0)
+        status = 1;
+    return status;
+}
+
+static int run_mkdir(struct session **sp, const char *host, const struct session_opts *so,
+                     struct fsargs *a)
+{
+    int status = 0;
+
+    (void)host;
+    (void)so;
+    for (int i = 0; i < a->nops; i++) {
+        char *path = files_canon(a->ops[i]);
+        struct fs_error err = { 0 };
+        int r;
+
+        if (!path) {
+            cli_error("out of memory");
+            return FERRY_EXIT_ERROR;
+        }
+        r = files_mkdir(*sp, path, a->parents, &err);
+        free(path);
+        if (r == FILES_EREMOTE) {
+            cli_error("mkdir %s: %s", a->ops[i], files_error_text(&err));
+            status = 1;
+        } else if (r < 0) {
+            return lost_status(&err);
+        }
+    }
+    return status;
+}
+
+static int run_rm(struct session **sp, const char *host, const struct session_opts *so,
+                  struct fsargs *a)
+{
+    int status = 0;
+
+    (void)host;
+    (void)so;
+    for (int i = 0; i < a->nops; i++) {
+        char *path = files_canon(a->ops[i]);
+        struct fs_error err = { 0 };
+        int r;
+
+        if (!path) {
+            cli_error("out of memory");
+            return FERRY_EXIT_ERROR;
+        }
+        r = files_rm(*sp, path, a->x.recursive, &err);
+        free(path);
+        if (r == FILES_EREMOTE) {
+            cli_error("rm %s: %s", a->ops[i], files_error_text(&err));
+            status = 1;
+        } else if (r < 0) {
+            return lost_status(&err);
+        }
+    }
+    return status;
+}
+
+/* ---- put, get ------------------------------------------------------------------- */
+
+static int run_xfer(struct session **sp, const char *host, const struct session_opts *so,
+                    struct fsargs *a, int put)
+{
+    /* One operand: the other side is "." (the root, or here). */
+    const char *dest = a->nops > 1 ? a->ops[a->nops - 1] : ".";
+    int nsrc = a->nops > 1 ? a->nops - 1 : 1, status;
+    struct xfer x;
+
+    if (xfer_init(&x, sp, host, so, &a->x) < 0)
+        return FERRY_EXIT_ERROR;
+    progress_enable(!a->quiet);
+    status = put ? xfer_put(&x, a->ops, nsrc, dest) : xfer_get(&x, a->ops, nsrc, dest);
+    xfer_free(&x);
+    return status;
+}
+
+static int run_put(struct session **sp, const char *host, const struct session_opts *so,
+                   struct fsargs *a)
+{
+    return run_xfer(sp, host, so, a, 1);
+}
+
+static int run_get(struct session **sp, const char *host, const struct session_opts *so,
+                   struct fsargs *a)
+{
+    return run_xfer(sp, host, so, a, 0);
+}
+
+static const struct fscmd commands[] = {
+    { "put", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC, 1, -1, "LOCAL... [REMOTE]",
+      "Upload LOCAL files to the ferryd's file root.  REMOTE (default: the root) is\n"
+      "relative to the root; when it is a directory, ends in '/', or several LOCALs\n"
+      "are given, the files go into it under their own names.  Each file is written\n"
+      "to a temporary and renamed into place only once its checksum matches.\n",
+      run_put },
+    { "get", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC, 1, -1, "REMOTE... [LOCAL]",
+      "Download REMOTE files (relative to the ferryd's file root) to LOCAL (default:\n"
+      "the current directory).  When LOCAL is a directory, ends in '/', or several\n"
+      "REMOTEs are given, the files go into it under their own names.  Each file is\n"
+      "written to .NAME" PROTO_PART_SUFFIX " beside its target and renamed into place\n"
+      "only once its checksum matches.\n",
+      run_get },
+    { "ls", F_JSON, 0, 1, "[PATH]",
+      "List a directory of the ferryd's file root (default: the root itself), sorted\n"
+      "by name: type and permissions, size, modification time, name.\n",
+      run_ls },
+    { "stat", F_JSON, 1, -1, "PATH...",
+      "Show the type, permissions, size and modification time of PATHs (a final\n"
+      "symlink is not followed).\n",
+      run_stat },
+    { "mkdir", F_P, 1, -1, "PATH...",
+      "Make directories under the ferryd's file root.\n",
+      run_mkdir },
+    { "rm", F_R, 1, -1, "PATH...",
+      "Remove files, symlinks and empty directories (with -r: whole trees) under the\n"
+      "ferryd's file root.\n",
+      run_rm },
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct fscmd *find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int fscmd_is(const char *name)
+{
+    return find(name) != NULL;
+}
+
+static void usage(const struct fscmd *c, int in_shell)
+{
+    printf("usage: %s%s [OPTIONS] %s%s\n%s\n", in_shell ? "" : "ferry ", c->name,
+           in_shell ? "" : "HOST ", c->synopsis, c->help);
+    if (!in_shell)
+        printf("HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n\n",
+               FERRY_DEFAULT_PORT);
+    if (c->flags & F_CHECKSUM)
+        printf("%s", XFER_HELP);
+    if (strcmp(c->name, "rm") == 0)
+        printf("  -r                       remove directories and everything in them\n");
+    if (strcmp(c->name, "mkdir") == 0)
+        printf("  -p                       make missing parents; an existing directory is fine\n");
+    if (c->flags & F_JSON)
+        printf("      --json               print JSON for scripts\n");
+    if (!in_shell)
+        printf("%s", SESSION_OPTS_HELP);
+    printf("  -h, --help               show this help\n");
+    if (!in_shell)
+        printf("\nExit status: 0 when everything succeeded; 1 when something failed (one line\n"
+               "on stderr for each); 255 when the connection or authentication failed;\n"
+               "2 for a bad command line.\n");
+    /* In the shell, before the next remote command writes to fd 1. */
+    fflush(stdout);
+}
+
+/* Parse argv.  0 and *a filled, or an exit status (> 0) to stop with, or
+ * -1 when --help was shown (status 0). */
+static int parse(const struct fscmd *c, int in_shell, int argc, char **argv,
+                 struct session_opts *so, const char **host, struct fsargs *a)
+{
+    static const struct option longopts[] = {
+        { "resume", no_argument, NULL, OPT_RESUME },
+        { "checksum", required_argument, NULL, OPT_CHECKSUM },
+        { "fsync", no_argument, NULL, OPT_FSYNC },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "help", no_argument, NULL, 'h' },
+        SESSION_LONGOPTS,
+        { NULL, 0, NULL, 0 },
+    };
+    char help_cmd[32];
+    int opt, r;
+
+    snprintf(help_cmd, sizeof help_cmd, "%s%s", in_shell ? "" : "ferry ", c->name);
+    *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128 };
+    opterr = 0;
+    optind = 0;   /* glibc: start afresh (the shell parses many lines) */
+    while ((opt = getopt_long(argc, argv, "+:rpqh" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
+        unsigned need = 0;
+
+        if (!in_shell) {
+            r = session_opts_apply(so, help_cmd, opt, optarg);
+            if (r < 0)
+                return EXIT_USAGE;
+            if (r > 0)
+                continue;
+        }
+        switch (opt) {
+        case 'r': need = F_R; a->x.recursive = 1; break;
+        case 'p': need = F_P; a->x.preserve = a->parents = 1; break;
+        case 'q': need = F_Q; a->quiet = 1; break;
+        case OPT_RESUME: need = F_RESUME; a->x.resume = 1; break;
+        case OPT_FSYNC: need = F_FSYNC; a->x.fsync = 1; break;
+        case OPT_JSON: need = F_JSON; a->json = 1; break;
+        case OPT_CHECKSUM:
+            need = F_CHECKSUM;
+            if ((c->flags & F_CHECKSUM) && digest_parse(optarg, &a->x.alg) < 0)
+                return cli_usage_error(help_cmd, "bad --checksum '%s' (xxh3-128 or sha256)",
+                                       optarg);
+            break;
+        case 'h':
+            usage(c, in_shell);
+            return -1;
+        case 'k': case 'v': case OPT_CONNECT_TIMEOUT: case OPT_INSECURE_NO_AUTH:
+            /* Session options in the shell: the session exists already. */
+            return cli_usage_error(help_cmd, "'%s' applies to the whole session, not one line",
+                                   argv[optind - 1]);
+        default:
+            return cli_bad_option(help_cmd, opt, argv);
+        }
+        if (!(c->flags & need)) {
+            optopt = opt < 0x100 ? opt : 0;
+            return cli_bad_option(help_cmd, '?', argv);
+        }
+    }
+    if (!in_shell) {
+        if (optind >= argc)
+            return cli_usage_error(help_cmd, "missing HOST");
+        *host = argv[optind++];
+    }
+    a->ops = argv + optind;
+    a->nops = argc - optind;
+    if (a->nops < c->min_ops)
+        return cli_usage_error(help_cmd, "missing %s", c->synopsis);
+    if (c->max_ops >= 0 && a->nops > c->max_ops)
+        return cli_usage_error(help_cmd, "too many operands");
+    return 0;
+}
+
+/* `ferry NAME [OPTIONS] HOST ...` */
+static int run_cmd(const char *name, int argc, char **argv)
+{
+    const struct fscmd *c = find(name);
+    struct session *s = NULL;
+    struct session_opts so;
+    struct fsargs a;
+    const char *host = NULL;
+    int status;
+
+    session_opts_init(&so);
+    status = parse(c, 0, argc, argv, &so, &host, &a);
+    if (status != 0)
+        return status < 0 ? 0 : status;
+    /* put and get connect when the first file needs it (and again when a
+     * failure cost the connection); the others need one at once. */
+    if (c->run != run_put && c->run != run_get) {
+        s = session_open(host, &so);
+        if (!s)
+            return FERRY_EXIT_ERROR;
+    }
+    status = c->run(&s, host, &so, &a);
+    session_close(s);
+    return status;
+}
+
+int cmd_put(int argc, char **argv) { return run_cmd("put", argc, argv); }
+int cmd_get(int argc, char **argv) { return run_cmd("get", argc, argv); }
+int cmd_ls(int argc, char **argv) { return run_cmd("ls", argc, argv); }
+int cmd_stat(int argc, char **argv) { return run_cmd("stat", argc, argv); }
+int cmd_mkdir(int argc, char **argv) { return run_cmd("mkdir", argc, argv); }
+int cmd_rm(int argc, char **argv) { return run_cmd("rm", argc, argv); }
+
+int fscmd_shell(struct session **sp, const char *host, const struct session_opts *so,
+                int argc, char **argv)
+{
+    const struct fscmd *c = find(argv[0]);
+    struct fsargs a;
+    int status;
+
+    status = parse(c, 1, argc, argv, NULL, NULL, &a);
+    if (status != 0)
+        return status < 0 ? 0 : status;
+    status = c->run(sp, host, so, &a);
+    /* A transfer may have had to drop the connection (and a new one may
+     * have failed): the shell goes on only with a working session. */
+    if (!*sp || (*sp)->broken) {
+        session_close(*sp);
+        *sp = session_open(host, so);
+        if (!*sp)
+            return FERRY_EXIT_ERROR;
+    }
+    return status;
+}

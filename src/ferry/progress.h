@@ -1,0 +1,33 @@
+/*
+ * progress.h - the one-line progress bar of a file transfer on stderr:
+ *
+ *     big.iso                   42%  1.7GiB  112.4MiB/s  00:21 ETA
+ *
+ * redrawn in place with '\r' at most ten times a second and erased when
+ * the file ends, so a finished transfer leaves nothing behind (errors, if
+ * any, are printed on a clean line).  Nothing is drawn unless stderr is a
+ * terminal, or FERRY_PROGRESS=force is set in the environment (for tests,
+ * which read stderr from a pipe), and never after progress_enable(0) (-q).
+ */
+#ifndef FERRY_CLIENT_PROGRESS_H
+#define FERRY_CLIENT_PROGRESS_H
+
+#include <stdint.h>
+
+struct progress;   /* opaque */
+
+/* Allow bars at all (0 for -q).  Default: allowed. */
+void progress_enable(int on);
+
+/* Start a bar for `name`, of `total` bytes of which `done` are already
+ * there (a resumed transfer).  NULL when no bar is drawn (disabled, not a
+ * terminal, or out of memory); every call below accepts NULL. */
+struct progress *progress_start(const char *name, uint64_t total, uint64_t done);
+
+/* `done` bytes are there now (redraws if the last draw is 100 ms old). */
+void progress_update(struct progress *p, uint64_t done);
+
+/* Erase the bar and free it. */
+void progress_end(struct progress *p);
+
+#endif
