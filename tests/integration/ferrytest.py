@@ -155,11 +155,13 @@ class Server:
             self.proc.stderr.close()
 
 
-def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None):
+def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None, prefix=()):
     """Start build/bin/NAME with ARGS; wait until it has announced
     `endpoints` "listening on" lines.  Returns a Server.  preexec_fn runs
-    in the child before exec (e.g. to lower a resource limit)."""
-    proc = subprocess.Popen([binary(name)] + list(args), stdin=subprocess.DEVNULL,
+    in the child before exec (e.g. to lower a resource limit); prefix is a
+    command that execs the server in the end (e.g. unshare ... sh -c '...
+    exec "$@"' sh), so the process is still the server's."""
+    proc = subprocess.Popen(list(prefix) + [binary(name)] + list(args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=env, preexec_fn=preexec_fn)
     server = Server(name, proc)
