@@ -144,12 +144,62 @@ static int send_entries(struct files *f, json_t *batch)
     return files_send(f, json_pack("{s:s, s:o}", "type", MSG_ENTRIES, "entries", batch));
 }
 
+/* Send entries until the directory ends or the client falls behind (then
+ * on_drain brings us back), so a huge directory costs no more memory than
+ * a write_high_water of queued frames. */
+void files_list_pump(struct files *f)
+{
+    json_t *batch = json_array();
+    struct stat st;
+    int r = 0, done = 0;
+
+    while (batch && r >= 0 && !ferry_conn_write_blocked(f->c)) {
+        struct dirent *e;
+
+        errno = 0;
+        e = readdir(f->dir);
+        if (!e) {
+            if (errno)
+                r = -errno;
+            done = 1;
+            break;
+        }
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        /* An entry removed since readdir saw it is simply left out. */
+        if (fstatat(dirfd(f->dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (json_array_append_new(batch, entry(e->d_name, &st)) < 0) {
+            r = -ENOMEM;
+            break;
+        }
+        f->listed++;
+        if (json_array_size(batch) == PROTO_LIST_BATCH) {
+            r = send_entries(f, batch);
+            batch = json_array();
+        }
+    }
+    if (!batch || r < 0) {
+        json_decref(batch);
+        ferry_conn_abort(f->c, batch ? r : -ENOMEM);
+        return;
+    }
+    if (json_array_size(batch) > 0 || (done && f->listed == 0))
+        r = send_entries(f, batch);
+    else
+        json_decref(batch);
+    if (r == 0 && done) {
+        files_send(f, json_pack("{s:s, s:I}", "type", MSG_LIST_END, "count", (json_int_t)f->listed));
+        xfer_reset(f, 0);
+        if (f->on_idle)
+            f->on_idle(f->idle_arg);
+    }
+}
+
 static int handle_list(struct files *f, const char *path)
 {
     json_t *batch;
     struct stat st;
-    uint64_t count = 0;
-    DIR *d;
     int fd, r = fspath_open(f->root, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0, &fd);
 
     if (r == -ENOTDIR) {
@@ -168,43 +218,16 @@ static int handle_list(struct files *f, const char *path)
     }
     if (r < 0)
         return files_send_op_error(f, path, r);
-    d = fdopendir(fd);
-    if (!d) {
+    f->dir = fdopendir(fd);
+    if (!f->dir) {
         r = -errno;
         close(fd);
         return files_send_op_error(f, path, r);
     }
-    batch = json_array();
-    for (struct dirent *e; r >= 0 && batch && (errno = 0, e = readdir(d)) != NULL;) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        /* An entry removed since readdir saw it is simply left out. */
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (json_array_append_new(batch, entry(e->d_name, &st)) < 0) {
-            r = -ENOMEM;
-            break;
-        }
-        count++;
-        if (json_array_size(batch) == PROTO_LIST_BATCH) {
-            r = send_entries(f, batch);
-            batch = json_array();
-        }
-    }
-    closedir(d);
-    if (!batch)
-        return -ENOMEM;
-    if (r < 0) {
-        json_decref(batch);
-        return r;
-    }
-    if (json_array_size(batch) > 0 || count == 0)
-        r = send_entries(f, batch);
-    else
-        json_decref(batch);
-    if (r < 0)
-        return r;
-    return files_send(f, json_pack("{s:s, s:I}", "type", MSG_LIST_END, "count", (json_int_t)count));
+    f->listed = 0;
+    f->state = XFER_LIST;
+    files_list_pump(f);
+    return 0;
 }
 
 static int handle_mkdir(struct files *f, const char *path, int parents)
@@ -297,4 +320,6 @@ void files_on_drain(struct files *f)
 {
     if (f->state == XFER_GET_SEND || f->state == XFER_GET_PAD)
         xfer_pump(f);
+    else if (f->state == XFER_LIST)
+        files_list_pump(f);
 }

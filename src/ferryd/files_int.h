@@ -5,6 +5,7 @@
 #ifndef FERRYD_FILES_INT_H
 #define FERRYD_FILES_INT_H
 
+#include <dirent.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -21,6 +22,7 @@ enum xfer_state {
     XFER_GET_HASH,    /* hashing the prefix a resuming client claims */
     XFER_GET_SEND,    /* data frames going out */
     XFER_GET_PAD,     /* the file failed mid-frame: zeros finish the frame, then error */
+    XFER_LIST,        /* a listing waits for the client to take the entries sent so far */
 };
 
 struct files {
@@ -54,6 +56,10 @@ struct files {
     int fail_code;               /* XFER_GET_PAD: why, once the padding is out */
     char *path;
     char prefix[DIGEST_HEX_MAX]; /* the resuming client's claim */
+
+    /* list */
+    DIR *dir;
+    uint64_t listed;
 };
 
 /* Replies (files.c). */
@@ -61,6 +67,9 @@ int files_send(struct files *f, json_t *msg);   /* takes msg's reference */
 int files_send_error(struct files *f, const char *code, const char *message);
 /* An error for an operation code (fspath's or -errno) on path. */
 int files_send_op_error(struct files *f, const char *path, int code);
+
+/* A listing in progress: more entries once the client has taken some. */
+void files_list_pump(struct files *f);
 
 /* Transfers (xfer.c). */
 int xfer_put(struct files *f, json_t *msg, const char **complaint);

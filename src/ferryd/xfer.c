@@ -45,6 +45,9 @@ void xfer_reset(struct files *f, int keep_upload)
     f->fd = -1;
     free(f->path);
     f->path = NULL;
+    if (f->dir)
+        closedir(f->dir);
+    f->dir = NULL;
     f->state = XFER_NONE;
     f->rx_data = 0;
 }
