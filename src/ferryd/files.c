@@ -34,6 +34,7 @@ void files_free(struct files *f)
 {
     if (!f)
         return;
+    /* Gone mid-upload: a resumable upload keeps its bytes for next time. */
     xfer_reset(f, 1);
     free(f);
 }
@@ -51,6 +52,11 @@ int files_handles(const char *type)
 int files_busy(const struct files *f)
 {
     return f->state != XFER_NONE;
+}
+
+int files_sending(const struct files *f)
+{
+    return f->state == XFER_GET_SEND || f->state == XFER_GET_PAD;
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -74,6 +80,11 @@ int files_send_error(struct files *f, const char *code, const char *message)
 
 int files_send_op_error(struct files *f, const char *path, int code)
 {
+    return files_send(f, files_op_error(f, path, code));
+}
+
+json_t *files_op_error(struct files *f, const char *path, int code)
+{
     const char *errno_name;
     const char *kind = fsops_error_code(code, &errno_name);
     char message[512];
@@ -89,7 +100,7 @@ int files_send_op_error(struct files *f, const char *path, int code)
     if (msg && errno_name)
         json_object_set_new(msg, "errno", json_string(errno_name));
     ferry_log_debug("session %s: %s", ferry_conn_peer(f->c), message);
-    return files_send(f, msg);
+    return msg;
 }
 
 /* ---- stat, list, mkdir, rm ---------------------------------------------------- */

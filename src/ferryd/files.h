@@ -36,6 +36,11 @@ int files_handles(const char *type);
 /* A transfer (put or get) is in progress: other requests are busy. */
 int files_busy(const struct files *f);
 
+/* A download is streaming data frames: no other frame may be written to
+ * the connection now (it would land inside a body), so the session cannot
+ * answer anything until it ends. */
+int files_sending(const struct files *f);
+
 /*
  * A file-service message (files_handles(type)); body_size is the frame's
  * body, which only "data" may have.  Returns 0, a negative code that ends

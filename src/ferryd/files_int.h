@@ -65,8 +65,10 @@ struct files {
 /* Replies (files.c). */
 int files_send(struct files *f, json_t *msg);   /* takes msg's reference */
 int files_send_error(struct files *f, const char *code, const char *message);
-/* An error for an operation code (fspath's or -errno) on path. */
+/* An error for an operation code (fspath's or -errno) on path: sent, or
+ * only built (a new reference; NULL on allocation failure). */
 int files_send_op_error(struct files *f, const char *path, int code);
+json_t *files_op_error(struct files *f, const char *path, int code);
 
 /* A listing in progress: more entries once the client has taken some. */
 void files_list_pump(struct files *f);

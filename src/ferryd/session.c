@@ -66,6 +66,11 @@ static int send_error(struct session *s, const char *code, const char *message)
 static int protocol_error(struct session *s, const char *message)
 {
     ferry_log_info("session %s: protocol error: %s", ferry_conn_peer(s->c), message);
+    if (files_sending(s->files)) {
+        /* A download's body is on the wire: a frame now would corrupt it. */
+        ferry_conn_abort(s->c, -EPROTO);
+        return 0;
+    }
     send_error(s, ERR_PROTOCOL, message);
     if (s->exec) {
         exec_abort(s->exec);
@@ -450,6 +455,8 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
             return protocol_error(s, "expected an auth message");
         return handle_auth(s, msg);
     }
+    if (files_sending(s->files))
+        return protocol_error(s, "a request during a download (wait for get-end)");
     if (strcmp(type, MSG_EXEC) == 0)
         return handle_exec(s, msg);
     if (files_handles(type)) {

@@ -52,12 +52,23 @@ void xfer_reset(struct files *f, int keep_upload)
     f->rx_data = 0;
 }
 
-/* The transfer is over (answered either way). */
-static void finish(struct files *f, int keep_upload)
+/* The transfer is over: release it (so a temporary is gone before the
+ * client hears why), then send the one answer, msg (NULL: none). */
+static int finish(struct files *f, int keep_upload, json_t *msg)
 {
+    int r = 0;
+
     xfer_reset(f, keep_upload);
+    if (msg)
+        r = files_send(f, msg);
     if (f->on_idle)
         f->on_idle(f->idle_arg);
+    return r;
+}
+
+static json_t *error_msg(const char *code, const char *message)
+{
+    return json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code, "message", message);
 }
 
 /* Optional unsigned integer member; -1 when present but not one. */
@@ -125,11 +136,12 @@ static int send_put_ready(struct files *f)
  * and swallow the client's data until its put-end. */
 static int put_failed(struct files *f, const char *code, const char *message, int op_error)
 {
-    int r = op_error ? files_send_op_error(f, f->path, op_error) : files_send_error(f, code, message);
+    json_t *msg = op_error ? files_op_error(f, f->path, op_error) : error_msg(code, message);
 
     ferry_log_info("session %s: put %s failed: %s", ferry_conn_peer(f->c), f->path,
                    op_error ? strerror(-op_error) : message);
     fsops_upload_abandon(&f->up, 0);
+    int r = files_send(f, msg);
     f->state = XFER_PUT_FAILED;
     f->rx_data = 0;
     return r;
@@ -245,11 +257,8 @@ int xfer_put_end(struct files *f, json_t *msg, const char **complaint)
     char mine[DIGEST_HEX_MAX];
     int abort_flag, r;
 
-    if (f->state == XFER_PUT_FAILED) {
-        /* The error already answered the put. */
-        finish(f, 0);
-        return 0;
-    }
+    if (f->state == XFER_PUT_FAILED)
+        return finish(f, 0, NULL);   /* the error already answered the put */
     if (f->state != XFER_PUT_DATA) {
         *complaint = "put-end outside a put";
         return 1;
@@ -258,11 +267,8 @@ int xfer_put_end(struct files *f, json_t *msg, const char **complaint)
         *complaint = "\"abort\" must be true or false";
         return 1;
     }
-    if (abort_flag) {
-        r = files_send_error(f, ERR_REQUEST, "upload abandoned by the client");
-        finish(f, 1);
-        return r;
-    }
+    if (abort_flag)   /* kept for a later resume only if this put asked */
+        return finish(f, 1, error_msg(ERR_REQUEST, "upload abandoned by the client"));
     if (f->pos != f->size || !sum) {
         *complaint = "put-end needs every byte of the file and a \"checksum\"";
         return 1;
@@ -271,22 +277,16 @@ int xfer_put_end(struct files *f, json_t *msg, const char **complaint)
     if (!digest_hex_equal(mine, sum)) {
         ferry_log_info("session %s: put %s: checksum mismatch, not committed", ferry_conn_peer(f->c),
                        f->path);
-        r = files_send_error(f, ERR_CHECKSUM, "checksum mismatch: the file was not saved");
-        finish(f, 0);
-        return r;
+        return finish(f, 0, error_msg(ERR_CHECKSUM, "checksum mismatch: the file was not saved"));
     }
     r = fsops_upload_commit(&f->up, f->mode, f->has_mtime ? &f->mtime_sec : NULL, f->mtime_nsec,
                             f->do_fsync);
-    if (r < 0) {
-        r = files_send_op_error(f, f->path, r);
-    } else {
-        ferry_log_info("session %s: put %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
-                       (unsigned long long)f->size);
-        r = files_send(f, json_pack("{s:s, s:I, s:s}", "type", MSG_PUT_OK, "filesize",
-                                    (json_int_t)f->size, "checksum", mine));
-    }
-    finish(f, 0);
-    return r;
+    if (r < 0)
+        return finish(f, 0, files_op_error(f, f->path, r));
+    ferry_log_info("session %s: put %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
+                   (unsigned long long)f->size);
+    return finish(f, 0, json_pack("{s:s, s:I, s:s}", "type", MSG_PUT_OK, "filesize",
+                                  (json_int_t)f->size, "checksum", mine));
 }
 
 /* ---- get ---------------------------------------------------------------------- */
@@ -384,6 +384,7 @@ static void get_done(struct files *f)
 {
     char hex[DIGEST_HEX_MAX];
     struct stat st;
+    json_t *msg;
     int fd, gone = 0;
 
     if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
@@ -395,16 +396,16 @@ static void get_done(struct files *f)
     if (gone) {
         /* Unlinked and not replaced: the file the client asked for no
          * longer exists, whatever we managed to read of it. */
-        files_send(f, json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS, "errno",
-                                "ENOENT", "message", "the file was removed during the transfer"));
+        msg = json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS, "errno", "ENOENT",
+                        "message", "the file was removed during the transfer");
         ferry_log_info("session %s: get %s: removed during the transfer", ferry_conn_peer(f->c), f->path);
     } else {
         digest_hex(f->digest, hex);
-        files_send(f, json_pack("{s:s, s:s}", "type", MSG_GET_END, "checksum", hex));
+        msg = json_pack("{s:s, s:s}", "type", MSG_GET_END, "checksum", hex);
         ferry_log_info("session %s: get %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
                        (unsigned long long)f->size);
     }
-    finish(f, 0);
+    finish(f, 0, msg);
 }
 
 /* The file failed under us (it shrank, or a read failed): finish the frame
@@ -431,11 +432,8 @@ static void pad(struct files *f)
             return;   /* the connection is going */
         f->pos += n;
     }
-    if (code == FERRY_ETRUNCATED)
-        files_send_error(f, ERR_FS, "the file shrank during the transfer");
-    else
-        files_send_op_error(f, f->path, code);
-    finish(f, 0);
+    finish(f, 0, code == FERRY_ETRUNCATED ? error_msg(ERR_FS, "the file shrank during the transfer")
+                                          : files_op_error(f, f->path, code));
 }
 
 void xfer_pump(struct files *f)
@@ -504,8 +502,7 @@ static void slice_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
         if (r < 0) {
             /* The temporary cannot be read back: start it afresh. */
             if (fsops_upload_restart(&f->up) < 0) {
-                files_send_op_error(f, f->path, -EIO);
-                finish(f, 0);
+                finish(f, 0, files_op_error(f, f->path, -EIO));
                 return;
             }
             digest_reset(f->digest);
