@@ -23,6 +23,11 @@ static void vreport(const char *fmt, va_list ap, const char *hint)
     if (m < 0)
         m = 0;
     n = (size_t)(n + m) >= sizeof line - 1 ? (int)sizeof line - 2 : n + m;
+    /* Messages carry names and text from the server and the filesystem:
+     * no escape sequence or line break of theirs reaches the terminal. */
+    for (int i = 0; i < n; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     if (hint) {
         m = snprintf(line + n, sizeof line - (size_t)n, "\n%s", hint);
         n = (size_t)(n + m) >= sizeof line - 1 ? (int)sizeof line - 2 : n + m;

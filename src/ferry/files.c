@@ -603,6 +603,13 @@ int files_list(struct session *s, const char *path, json_t **entries, struct fs_
             r = files_parse_meta(s, e, &m, err);
             if (r < 0)
                 goto out;
+            /* A listing is held whole (to sort it): bound what a server
+             * can make us hold. */
+            if (json_array_size(all) >= FILES_LIST_MAX) {
+                r = files_lost(s, err, "%s: more than %d entries in one directory", path,
+                               FILES_LIST_MAX);
+                goto out;
+            }
             if (json_array_append(all, e) < 0) {
                 r = files_lost(s, err, "out of memory");
                 goto out;

@@ -137,6 +137,11 @@ int files_parse_meta(struct session *s, const json_t *obj, struct fs_meta *m,
 int files_stat(struct session *s, const char *path, struct fs_meta *m, json_t **answer,
                struct fs_error *err);
 
+/* Most entries one listing may have, and most levels get -r descends:
+ * what a server sends is bounded before it is held. */
+#define FILES_LIST_MAX  (1 << 20)
+#define FILES_TREE_DEPTH 64
+
 /* list: every entry, in one new JSON array (*entries), validated (each has
  * a string "name" without '/', and valid metadata). */
 int files_list(struct session *s, const char *path, json_t **entries, struct fs_error *err);

@@ -732,10 +732,12 @@ static void get_file(struct xfer *x, const char *remote, const char *display,
         ferry_log_debug("get %s: the server's first %llu bytes differ: starting over", display,
                         (unsigned long long)k);
         digest_reset(x->d);
-        if (ftruncate(fd, 0) < 0) {
-            r = files_lost(s, &err, "%s", strerror(errno));
-            goto failed;
-        }
+    }
+    /* Nothing past where the server goes on belongs to the download (a
+     * temporary we could not hash is started afresh too). */
+    if (ftruncate(fd, (off_t)off) < 0) {
+        r = files_lost(s, &err, "%s", strerror(errno));
+        goto failed;
     }
     if (lseek(fd, (off_t)off, SEEK_SET) < 0) {
         r = files_lost(s, &err, "%s", strerror(errno));
@@ -794,13 +796,17 @@ static int make_local_dir(const char *path)
 }
 
 static void get_tree(struct xfer *x, const char *remote, const char *display,
-                     const char *target)
+                     const char *target, int depth)
 {
     struct fs_error err = { 0 };
     json_t *entries = NULL, *e;
     size_t i;
     int r;
 
+    if (depth > FILES_TREE_DEPTH) {
+        report(x, "get", display, "more than %d directory levels: not descending", FILES_TREE_DEPTH);
+        return;
+    }
     r = make_local_dir(target);
     if (r < 0) {
         report(x, "get", display, "%s: %s", target, strerror(-r));
@@ -828,7 +834,7 @@ static void get_tree(struct xfer *x, const char *remote, const char *display,
             child_display = child_target = NULL;
             report(x, "get", display, "out of memory");
         } else if (strcmp(kind, "dir") == 0) {
-            get_tree(x, child_remote, child_display, child_target);
+            get_tree(x, child_remote, child_display, child_target, depth + 1);
         } else if (strcmp(kind, "file") == 0) {
             get_file(x, child_remote, child_display, child_target);
         } else {
@@ -892,7 +898,7 @@ int xfer_get(struct xfer *x, char *const *remotes, int n, const char *local)
             target = NULL;
             report(x, "get", remotes[i], "out of memory");
         } else if (is_dir) {
-            get_tree(x, remote, remotes[i], target);
+            get_tree(x, remote, remotes[i], target, 0);
         } else if (!base) {
             report(x, "get", remotes[i], "is a directory (use -r)");
         } else {

@@ -14,6 +14,9 @@
 #include "files_int.h"
 #include "proto.h"
 
+/* Entries frames sent per loop turn before a listing yields. */
+#define LIST_BATCHES_PER_TURN 16
+
 struct files *files_new(struct ferry_conn *c, const struct fsroot *root,
                         void (*on_idle)(void *arg), void *arg)
 {
@@ -59,6 +62,27 @@ int files_sending(const struct files *f)
     return f->state == XFER_GET_SEND || f->state == XFER_GET_PAD;
 }
 
+/* Whether name is a transfer's temporary (".NAME.ferry-part",
+ * ".NAME.XXXXXXXX.ferry-part"): those are the server's own while a
+ * transfer runs, so clients may neither name nor see them. */
+static int is_temporary(const char *name, size_t len)
+{
+    size_t sl = sizeof PROTO_PART_SUFFIX - 1;
+    return len > sl + 1 && name[0] == '.' && memcmp(name + len - sl, PROTO_PART_SUFFIX, sl) == 0;
+}
+
+static int names_a_temporary(const char *path)
+{
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, "/");
+        if (is_temporary(p, n))
+            return 1;
+        if (p[n] == '\0')
+            return 0;
+        p += n + 1;
+    }
+}
+
 /* ---- replies ---------------------------------------------------------------- */
 
 int files_send(struct files *f, json_t *msg)
@@ -94,6 +118,9 @@ json_t *files_op_error(struct files *f, const char *path, int code)
      * chose to send.  A filesystem error names the (acceptable) path. */
     if (!errno_name)
         snprintf(message, sizeof message, "%s", fspath_strerror(code));
+    else if (code == -ESTALE)
+        snprintf(message, sizeof message, "%.400s: the upload's temporary file was removed or "
+                 "replaced while it was written; nothing was saved", path);
     else
         snprintf(message, sizeof message, "%.400s: %s", path, strerror(-code));
     msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", kind, "message", message);
@@ -162,9 +189,14 @@ void files_list_pump(struct files *f)
 {
     json_t *batch = json_array();
     struct stat st;
-    int r = 0, done = 0;
+    int r = 0, done = 0, budget = LIST_BATCHES_PER_TURN;
 
     while (batch && r >= 0 && !ferry_conn_write_blocked(f->c)) {
+        if (budget == 0) {
+            /* Let the loop's other sessions in; on_drain brings us back. */
+            ferry_conn_want_drain(f->c);
+            break;
+        }
         struct dirent *e;
 
         errno = 0;
@@ -175,7 +207,8 @@ void files_list_pump(struct files *f)
             done = 1;
             break;
         }
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            is_temporary(e->d_name, strlen(e->d_name)))
             continue;
         /* An entry removed since readdir saw it is simply left out. */
         if (fstatat(dirfd(f->dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -188,6 +221,7 @@ void files_list_pump(struct files *f)
         if (json_array_size(batch) == PROTO_LIST_BATCH) {
             r = send_entries(f, batch);
             batch = json_array();
+            budget--;
         }
     }
     if (!batch || r < 0) {
@@ -303,6 +337,9 @@ int files_on_header(struct files *f, const char *type, json_t *msg, uint64_t bod
     r = fspath_check(path, why, sizeof why);
     if (r < 0)
         return files_send_op_error(f, path, r);
+    if (names_a_temporary(path))
+        return files_send_error(f, ERR_PATH, "names of the form .NAME" PROTO_PART_SUFFIX
+                                " are reserved for transfers in progress");
 
     if (strcmp(type, MSG_STAT) == 0)
         return handle_stat(f, path);

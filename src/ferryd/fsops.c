@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "ferry/log.h"
 #include "proto.h"
 
 /* ---- metadata ------------------------------------------------------------- */
@@ -209,6 +210,12 @@ static int take_shared(struct fsops_upload *u)
                 close(fd);
                 return -EINVAL;
             }
+            if (held.st_nlink != 1) {
+                /* A hard link planted on the name would make us write
+                 * into some other file: leave it to whoever made it. */
+                close(fd);
+                return 0;
+            }
             u->fd = fd;
             return 1;
         }
@@ -304,6 +311,19 @@ int fsops_upload_write(struct fsops_upload *u, const void *buf, size_t len)
     return 0;
 }
 
+/* The rename goes by name: make sure the name still leads to the file we
+ * wrote and hashed, not one a local user put in its place since. */
+static int still_ours(const struct fsops_upload *u)
+{
+    struct stat held, named;
+
+    if (fstat(u->fd, &held) < 0)
+        return -errno;
+    if (fstatat(u->dirfd, u->tmp, &named, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? -ESTALE : -errno;
+    return held.st_dev == named.st_dev && held.st_ino == named.st_ino ? 0 : -ESTALE;
+}
+
 static int fsync_dir(int dirfd)
 {
     int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
@@ -331,21 +351,27 @@ int fsops_upload_commit(struct fsops_upload *u, mode_t mode, const int64_t *mtim
     }
     if (r == 0 && do_fsync && fsync(u->fd) < 0)
         r = -errno;
+    if (r == 0)
+        r = still_ours(u);
     if (r == 0 && renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0)
         r = -errno;
     if (r < 0) {
-        fsops_upload_abandon(u, 0);
+        fsops_upload_abandon(u, r != -ESTALE ? 0 : -1);
         return r;
     }
-    if (do_fsync)
-        r = fsync_dir(u->dirfd);
+    /* The file is in place: a directory that cannot be synced is worth a
+     * warning, not a failure reported for a file that was saved. */
+    if (do_fsync && (r = fsync_dir(u->dirfd)) < 0)
+        ferry_log_warn("fsync of the directory of %s: %s", u->name, strerror(-r));
     upload_release(u);
-    return r;
+    return 0;
 }
 
 void fsops_upload_abandon(struct fsops_upload *u, int keep)
 {
-    if (u->fd >= 0 && !(keep && u->shared_name))
+    /* keep < 0: the name is no longer ours (still_ours said so); whatever
+     * is there now belongs to someone else. */
+    if (u->fd >= 0 && keep >= 0 && !(keep && u->shared_name))
         unlinkat(u->dirfd, u->tmp, 0);
     upload_release(u);
 }

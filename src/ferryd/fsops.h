@@ -77,7 +77,10 @@ int fsops_upload_write(struct fsops_upload *u, const void *buf, size_t len);
  * sticky bits are never set for a client) and, when mtime_sec is not
  * NULL, its mtime; fsync it and the directory when asked; rename it over
  * the final name; release everything.  On failure the temporary is
- * removed.  Either way u owns nothing afterwards.
+ * removed; -ESTALE means the temporary's name no longer leads to the file
+ * written (someone removed or replaced it), and nothing was committed.  A
+ * directory fsync that fails after the rename is only logged: the file is
+ * saved.  Either way u owns nothing afterwards.
  */
 int fsops_upload_commit(struct fsops_upload *u, mode_t mode, const int64_t *mtime_sec,
                         long mtime_nsec, int do_fsync);

@@ -450,11 +450,13 @@ static void sweep_fail(struct sweep *s, int code)
         s->first_err = code;
 }
 
-static int has_suffix(const struct sweep *s, const char *name)
+/* A temporary's name: ".NAME" + suffix.  The leading dot is required, so
+ * a user's own "notes.ferry-part" is never taken for one. */
+static int is_temporary(const struct sweep *s, const char *name)
 {
     size_t n = strlen(name);
 
-    return n >= s->suffix_len &&
+    return name[0] == '.' && n > s->suffix_len + 1 &&
            memcmp(name + n - s->suffix_len, s->suffix, s->suffix_len) == 0;
 }
 
@@ -498,7 +500,7 @@ static void sweep_dir(struct sweep *s, int fd, unsigned depth)
         }
 
         if (type == DT_REG) {
-            if (!has_suffix(s, de->d_name))
+            if (!is_temporary(s, de->d_name))
                 continue;
             /* unlinkat removes the entry itself: if it has just become a
              * symlink, the link goes, never what it points to. */

@@ -170,7 +170,8 @@ int fspath_parent(const struct fsroot *root, const char *path,
 
 /*
  * Remove leftover upload temporaries: every regular file beneath root
- * whose name ends with suffix (non-empty, no '/'), at most
+ * whose name starts with '.' and ends with suffix (non-empty, no '/'),
+ * with at least one byte between, at most
  * FSPATH_SWEEP_DEPTH levels down.  Directories are entered by descriptor
  * with O_NOFOLLOW, so symlinks are neither followed nor removed and
  * nothing outside the root is touched.  Best effort: an unreadable

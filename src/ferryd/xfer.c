@@ -305,6 +305,36 @@ static int send_get_ready(struct files *f)
     return files_send(f, msg);
 }
 
+/* Open path for reading only if it is a regular file: its type is looked
+ * at through an O_PATH descriptor first, because merely opening a device
+ * can have effects (a tape rewinds, a watchdog arms), and a FIFO would
+ * wait for a writer.  The second open is checked to be the same file. */
+static int open_regular(const struct fsroot *root, const char *path, int *fd, struct stat *st)
+{
+    struct stat first;
+    int probe, r = fspath_open(root, path, O_PATH, 0, &probe);
+
+    *fd = -1;
+    if (r < 0)
+        return r;
+    if (fstat(probe, &first) < 0)
+        r = -errno;
+    close(probe);
+    if (r == 0 && !S_ISREG(first.st_mode))
+        r = S_ISDIR(first.st_mode) ? -EISDIR : -EINVAL;
+    if (r == 0)
+        r = fspath_open(root, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, fd);
+    if (r == 0 && fstat(*fd, st) < 0)
+        r = -errno;
+    if (r == 0 && (st->st_dev != first.st_dev || st->st_ino != first.st_ino || !S_ISREG(st->st_mode)))
+        r = -EAGAIN;   /* swapped between the two opens: let the client retry */
+    if (r < 0 && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return r;
+}
+
 int xfer_get(struct files *f, json_t *msg, const char **complaint)
 {
     const char *path = json_string_value(json_object_get(msg, "path"));
@@ -320,12 +350,7 @@ int xfer_get(struct files *f, json_t *msg, const char **complaint)
     }
     if (parse_checksum(msg, &alg) < 0)
         return files_send_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
-    /* O_NONBLOCK: a FIFO must never make us wait for a writer. */
-    r = fspath_open(f->root, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, &f->fd);
-    if (r == 0 && fstat(f->fd, st) < 0)
-        r = -errno;
-    if (r == 0 && !S_ISREG(st->st_mode))
-        r = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+    r = open_regular(f->root, path, &f->fd, st);
     if (r == 0 && !(f->path = strdup(path)))
         r = -ENOMEM;
     if (r == 0 && !(f->digest = digest_new(alg)))
@@ -335,8 +360,11 @@ int xfer_get(struct files *f, json_t *msg, const char **complaint)
         xfer_reset(f, 0);
         if (e == -ENOMEM)
             return e;
-        return e == -EINVAL ? files_send_error(f, ERR_FS, "not a regular file: only regular files can be fetched")
-                            : files_send_op_error(f, path, e);
+        if (e == -EINVAL)
+            return files_send(f, json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS,
+                                           "errno", "EINVAL", "message",
+                                           "not a regular file: only regular files can be fetched"));
+        return files_send_op_error(f, path, e);
     }
     f->size = (uint64_t)st->st_size;
     f->pos = 0;

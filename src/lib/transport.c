@@ -49,6 +49,41 @@ struct ferry_transport {
     int timeout_ms;   /* 0: wait forever */
 };
 
+/*
+ * writev and sendfile have no MSG_NOSIGNAL, so SIGPIPE is blocked for this
+ * thread around the call, and a SIGPIPE the call raised is collected
+ * before unblocking.  One that was already pending beforehand belongs to
+ * someone else and is left alone.
+ */
+struct sigpipe_guard {
+    sigset_t old;
+    int was_pending;
+};
+
+static void sigpipe_hold(struct sigpipe_guard *g)
+{
+    sigset_t pipe_set, pending;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+}
+
+static void sigpipe_release(struct sigpipe_guard *g, int err)
+{
+    if (err == EPIPE && !g->was_pending) {
+        static const struct timespec zero = { 0, 0 };
+        sigset_t pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 /* ---- sockets ------------------------------------------------------------- */
 
 static ssize_t sock_read(struct ferry_transport *t, void *buf, size_t len, int dontwait)
@@ -78,12 +113,19 @@ static void fd_close(struct ferry_transport *t)
 }
 
 #ifdef __linux__
-/* sendfile(2) on a socket never raises SIGPIPE: the kernel's socket
- * splice path sends with MSG_NOSIGNAL semantics (EPIPE is returned). */
+/* sendfile(2) to a socket whose peer is gone raises SIGPIPE like write(2);
+ * it takes no MSG_NOSIGNAL, so the signal is held off around it. */
 static ssize_t sock_sendfile(struct ferry_transport *t, int in_fd, off_t *off, size_t len)
 {
-    ssize_t n = sendfile(t->fd, in_fd, off, len);
-    return n < 0 ? -errno : n;
+    struct sigpipe_guard g;
+    ssize_t n;
+    int saved;
+
+    sigpipe_hold(&g);
+    n = sendfile(t->fd, in_fd, off, len);
+    saved = n < 0 ? errno : 0;
+    sigpipe_release(&g, saved);
+    return n < 0 ? -saved : n;
 }
 #define SOCK_SENDFILE sock_sendfile
 #else
@@ -106,34 +148,18 @@ static ssize_t plain_read(struct ferry_transport *t, void *buf, size_t len, int 
     return n < 0 ? -errno : n;
 }
 
-/*
- * writev has no MSG_NOSIGNAL, so SIGPIPE is blocked for this thread around
- * the call, and a SIGPIPE the call raised is collected before unblocking.
- * One that was already pending beforehand belongs to someone else and is
- * left alone.
- */
 static ssize_t plain_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt,
                             int dontwait)
 {
-    sigset_t pipe_set, pending, old;
-    int was_pending, saved;
+    struct sigpipe_guard g;
     ssize_t n;
+    int saved;
 
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigpending(&pending);
-    was_pending = sigismember(&pending, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-
+    (void)dontwait;
+    sigpipe_hold(&g);
     n = writev(t->fd, iov, iovcnt);
-    saved = errno;
-    if (n < 0 && saved == EPIPE && !was_pending) {
-        static const struct timespec zero = { 0, 0 };
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    saved = n < 0 ? errno : 0;
+    sigpipe_release(&g, saved);
     return n < 0 ? -saved : n;
 }
 

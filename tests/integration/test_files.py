@@ -399,11 +399,13 @@ class FilesProto:
         write(os.path.join(root, ".a.ferry-part"), b"left over")
         write(os.path.join(root, "sub", "deeper", ".b.XXXXXX.ferry-part"), b"left over")
         write(os.path.join(root, "keep.txt"), b"kept")
+        write(os.path.join(root, "mine.ferry-part"), b"a user's file, not a temporary")
         os.symlink(os.path.join(self.outside, "secret"), os.path.join(root, "l.ferry-part"))
         srv = self.own_server(root)
-        wait_until(lambda: not [p for p in parts_under(root) if not p.startswith("l.")], 10,
+        wait_until(lambda: not [p for p in parts_under(root) if p.startswith((".", "sub"))], 10,
                    "the leftover temporaries to be removed")
         self.assertEqual(read(os.path.join(root, "keep.txt")), b"kept")
+        self.assertEqual(read(os.path.join(root, "mine.ferry-part")), b"a user's file, not a temporary")
         self.assertEqual(read(os.path.join(self.outside, "secret")), b"outside the root\n")
         self.assert_serving(srv)
 
@@ -660,6 +662,62 @@ class FilesProto:
         self.assertFsError(ready)
         self.assertLess(time.monotonic() - t0, 5 * SLOW)
         self.assertType(s.stat(self.p("fifo")), "stat")
+
+    def test_get_a_device_is_refused(self):
+        try:
+            os.mknod(self.rp("dev"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        except (PermissionError, OSError) as e:
+            self.skipTest("cannot make a device node here: %s" % e)
+        s = self.session(timeout=5)
+        ready, data, end = s.get(self.p("dev"))
+        self.assertFsError(ready, "EINVAL")
+        self.assertEqual(data, b"")
+        self.assertType(s.stat("."), "stat")
+
+    # -- the server's own temporaries ----------------------------------------------
+
+    def test_temporary_names_are_reserved(self):
+        write(self.rp(".held.ferry-part"), b"an upload's bytes")
+        s = self.session()
+        for path in (self.p(".held.ferry-part"), self.p(".x.1a2b3c4d.ferry-part"),
+                     self.p(".d.ferry-part", "inside")):
+            for op in ("stat", "list", "get", "put", "rm", "mkdir"):
+                h = self.do_op(s, op, path)
+                self.assertType(h, "error", "path")
+                self.assertIn("reserved", h["message"])
+        self.assertEqual(read(self.rp(".held.ferry-part")), b"an upload's bytes")
+        # Only that exact pattern is reserved: a user's name that merely ends
+        # in the suffix is an ordinary file.
+        ready, end = s.put(self.p("notes.ferry-part"), b"mine")
+        self.assertType(end, "put-ok")
+        self.assertEqual(read(self.rp("notes.ferry-part")), b"mine")
+
+    def test_list_hides_temporaries(self):
+        write(self.rp(".busy.ferry-part"), b"in flight")
+        write(self.rp("visible"), b"x")
+        entries, end = self.session().list(self.td)
+        self.assertEqual(sorted(e["name"] for e in entries), ["visible"])
+        self.assertEqual(end, {"type": "list-end", "count": 1})
+
+    def test_a_request_during_a_download_never_lands_inside_its_body(self):
+        with open(self.rp("as"), "wb") as f:
+            f.write(b"A" * (32 * MiB))
+        s = self.session(rcvbuf=128 * 1024, timeout=15)
+        self.assertType(s.get_begin(self.p("as")), "get-ready")
+        got, end, _ = s.get_rest(stop_after=1, sink=lambda b: None)
+        self.assertIsNone(end)
+        s.send({"type": "stat", "path": "."})
+        foreign = []
+
+        def sink(b):
+            if b.strip(b"A"):
+                foreign.append(b)
+        # The server cannot answer inside a body: it closes the connection.
+        # Whatever arrives before that must be the file's bytes only.
+        with self.assertRaises((EOFError, ConnectionError)):
+            s.get_rest(sink=sink)
+        self.assertEqual(foreign, [], "a frame was written inside a data body")
+        self.assert_serving()
 
     def test_get_a_directory_is_refused(self):
         ready, data, end = self.session().get(self.td)

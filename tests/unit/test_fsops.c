@@ -757,6 +757,62 @@ static void test_upload_planted_part_symlink(void **state)
     assert_false(exists(f, "root/g"));
 }
 
+/* The temporary's name was removed, or made to lead to another file, while
+ * the upload wrote: commit must not rename whatever is there now. */
+static void test_commit_refuses_a_replaced_temporary(void **state)
+{
+    struct fx *f = *state;
+    char tmp[PATH_MAX], other[PATH_MAX];
+    struct fsops_upload u;
+    uint64_t have;
+
+    make_file(f, "root/f", "old\n");
+    /* Removed: nothing under the name, the old file stays. */
+    assert_int_equal(fsops_upload_open(f->root, "f", 0, &u, &have), 0);
+    assert_int_equal(fsops_upload_write(&u, "verified\n", 9), 0);
+    pathf(tmp, sizeof tmp, "%s/root/%s", f->base, u.tmp);
+    assert_int_equal(unlink(tmp), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), -ESTALE);
+    assert_owns_nothing(&u);
+    assert_true(has_content(f, "root/f", "old\n"));
+
+    /* Replaced by another file: that file is neither committed nor removed
+     * (it is not ours), and the old file stays. */
+    assert_int_equal(fsops_upload_open(f->root, "f", 0, &u, &have), 0);
+    assert_int_equal(fsops_upload_write(&u, "verified\n", 9), 0);
+    pathf(tmp, sizeof tmp, "%s/root/%s", f->base, u.tmp);
+    pathf(other, sizeof other, "%s/root/planted", f->base);
+    make_file(f, "root/planted", "foreign\n");
+    assert_int_equal(rename(other, tmp), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), -ESTALE);
+    assert_owns_nothing(&u);
+    assert_true(has_content(f, "root/f", "old\n"));
+    assert_int_equal(unlink(tmp), 0);
+}
+
+/* A hard link planted on the shared temporary's name would make the upload
+ * write into the linked file: such a name is left alone. */
+static void test_upload_planted_part_hard_link(void **state)
+{
+    struct fx *f = *state;
+    char link_path[PATH_MAX], target[PATH_MAX];
+    struct fsops_upload u;
+    uint64_t have = 99;
+
+    make_file(f, "root/victim", "precious\n");
+    pathf(target, sizeof target, "%s/root/victim", f->base);
+    pathf(link_path, sizeof link_path, "%s/root/.f" PART, f->base);
+    assert_int_equal(link(target, link_path), 0);
+    assert_int_equal(fsops_upload_open(f->root, "f", 1, &u, &have), 0);
+    assert_int_equal(have, 0);
+    assert_int_equal(u.shared_name, 0);
+    assert_int_equal(fsops_upload_write(&u, "new\n", 4), 0);
+    assert_int_equal(fsops_upload_commit(&u, 0644, NULL, 0, 0), 0);
+    assert_true(has_content(f, "root/f", "new\n"));
+    assert_true(has_content(f, "root/victim", "precious\n"));
+    assert_int_equal(unlink(link_path), 0);
+}
+
 /* Paths the sandbox refuses come back as its codes; nothing is made. */
 static void test_upload_sandbox(void **state)
 {
@@ -1239,6 +1295,8 @@ int main(void)
         BOTH(test_lock_then_verify_race),
         BOTH(test_upload_dir_target),
         BOTH(test_upload_planted_part_symlink),
+        BOTH(test_upload_planted_part_hard_link),
+        BOTH(test_commit_refuses_a_replaced_temporary),
         BOTH(test_upload_sandbox),
         BOTH(test_upload_long_name),
         BOTH(test_upload_write_efbig),

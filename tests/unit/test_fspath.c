@@ -806,35 +806,39 @@ static void test_sweep(void **state)
     char target[PATH_MAX];
     unsigned removed = 99;
 
-    make_file(f, "root/a.ferry-part", "tmp\n");
+    make_file(f, "root/.a.ferry-part", "tmp\n");
     make_file(f, "root/keep.txt", "keep\n");
     make_file(f, "root/ferry-part", "no dot: not the suffix\n");
+    make_file(f, "root/mine.ferry-part", "no leading dot: a user's file, not a temporary\n");
+    make_file(f, "root/..ferry-part", "nothing between the dot and the suffix\n");
     make_dir(f, "root/sub");
     make_dir(f, "root/sub/deep");
-    make_file(f, "root/sub/deep/b.ferry-part", "tmp\n");
+    make_file(f, "root/sub/deep/.b.ferry-part", "tmp\n");
     make_file(f, "root/sub/deep/b", "keep\n");
     make_dir(f, "root/dir.ferry-part");                 /* a directory: kept */
-    make_file(f, "root/dir.ferry-part/c.ferry-part", "tmp\n");
+    make_file(f, "root/dir.ferry-part/.c.1a2b3c4d.ferry-part", "tmp\n");
     pathf(target, sizeof target, "%s/x.ferry-part", f->outside);
     make_file(f, "outside/x.ferry-part", "outside\n");
     make_file(f, "outside/d/y.ferry-part", "outside\n");
-    make_link(f, target, "root/link.ferry-part");       /* a symlink: kept */
+    make_link(f, target, "root/.link.ferry-part");      /* a symlink: kept */
     make_link(f, f->outside, "root/outlink");           /* never entered */
     make_link(f, "../outside", "root/reloutlink");
-    pathf(target, sizeof target, "%s/root/fifo.ferry-part", f->base);
+    pathf(target, sizeof target, "%s/root/.fifo.ferry-part", f->base);
     assert_int_equal(mkfifo(target, 0600), 0);          /* not regular: kept */
 
     assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
     assert_int_equal(removed, 3);
-    assert_false(exists(f, "root/a.ferry-part"));
-    assert_false(exists(f, "root/sub/deep/b.ferry-part"));
-    assert_false(exists(f, "root/dir.ferry-part/c.ferry-part"));
+    assert_false(exists(f, "root/.a.ferry-part"));
+    assert_false(exists(f, "root/sub/deep/.b.ferry-part"));
+    assert_false(exists(f, "root/dir.ferry-part/.c.1a2b3c4d.ferry-part"));
     assert_true(exists(f, "root/keep.txt"));
     assert_true(exists(f, "root/ferry-part"));
+    assert_true(exists(f, "root/mine.ferry-part"));
+    assert_true(exists(f, "root/..ferry-part"));
     assert_true(exists(f, "root/sub/deep/b"));
     assert_true(exists(f, "root/dir.ferry-part"));
-    assert_true(exists(f, "root/link.ferry-part"));
-    assert_true(exists(f, "root/fifo.ferry-part"));
+    assert_true(exists(f, "root/.link.ferry-part"));
+    assert_true(exists(f, "root/.fifo.ferry-part"));
     assert_true(exists(f, "outside/x.ferry-part"));
     assert_true(exists(f, "outside/d/y.ferry-part"));
     assert_true(exists(f, "outside/secret"));
@@ -865,11 +869,11 @@ static void test_sweep_depth_bound(void **state)
         len += (size_t)snprintf(rel + len, sizeof rel - len, "/d");
         make_dir(f, rel);
         if (i == FSPATH_SWEEP_DEPTH) {
-            pathf(shallow, sizeof shallow, "%s/t.ferry-part", rel);
+            pathf(shallow, sizeof shallow, "%s/.t.ferry-part", rel);
             make_file(f, shallow, "reachable\n");
         }
     }
-    len += (size_t)snprintf(rel + len, sizeof rel - len, "/t.ferry-part");
+    len += (size_t)snprintf(rel + len, sizeof rel - len, "/.t.ferry-part");
     make_file(f, rel, "too deep\n");
 
     assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed),

@@ -294,6 +294,68 @@ static void test_epipe_pipe(void **state)
     ferry_transport_free(t);
 }
 
+/* ---- sendfile ------------------------------------------------------------- */
+
+/* A file range arrives intact, in pieces the caller advances through, and a
+ * read past the file's end says 0 (the file ended early). */
+static void test_sendfile(void **state)
+{
+    char path[] = "/tmp/ferry-test-sendfile-XXXXXX";
+    uint8_t buf[300000], got[sizeof buf];
+    uint64_t off = 1000;
+    size_t have = 0;
+    struct pair p;
+    int fd = mkstemp(path);
+    (void)state;
+
+    assert_true(fd >= 0);
+    unlink(path);
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = pattern(i);
+    assert_int_equal(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
+    pair_open(&p);
+    set_int_opt(p.b, SO_RCVBUF, 1 << 20);
+    set_int_opt(p.a, SO_SNDBUF, 1 << 20);
+    while (off < sizeof buf) {
+        ssize_t n = ferry_transport_sendfile(p.a, fd, &off, sizeof buf - (size_t)off);
+        assert_true(n > 0);
+        while (have < off - 1000) {
+            ssize_t m = ferry_transport_read(p.b, got + have, sizeof got - have);
+            assert_true(m > 0);
+            have += (size_t)m;
+        }
+    }
+    assert_int_equal(off, sizeof buf);
+    assert_memory_equal(got, buf + 1000, sizeof buf - 1000);
+    assert_int_equal(ferry_transport_sendfile(p.a, fd, &off, 10), 0);
+    assert_int_equal(ferry_transport_sendfile(p.a, fd, &off, 0), 0);
+    pair_close(&p);
+    close(fd);
+}
+
+/* sendfile(2) to a socket whose peer is gone raises SIGPIPE in the kernel;
+ * with SIGPIPE at its default action the test would die here. */
+static void test_sendfile_epipe(void **state)
+{
+    char path[] = "/tmp/ferry-test-sendfile-XXXXXX";
+    uint64_t off = 0;
+    struct pair p;
+    int fd = mkstemp(path);
+    (void)state;
+
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    pair_open(&p);
+    ferry_transport_free(p.b);
+    p.b = NULL;
+    assert_int_equal(ferry_transport_sendfile(p.a, fd, &off, 3), -EPIPE);
+    assert_false(sigpipe_pending());
+    assert_int_equal(off, 0);
+    pair_close(&p);
+    close(fd);
+}
+
 static void test_pipe_read(void **state)
 {
     struct ferry_transport *r, *w;
@@ -508,6 +570,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_read_write, setup),
+        cmocka_unit_test_setup(test_sendfile, setup),
+        cmocka_unit_test_setup(test_sendfile_epipe, setup),
         cmocka_unit_test_setup(test_read_full_eof_and_truncated, setup),
         cmocka_unit_test_setup(test_nonblocking_short_write, setup),
         cmocka_unit_test_setup(test_writev_full_many_iovecs, setup),
