@@ -479,9 +479,15 @@ static atomic_int drained, was_blocked;
 static int on_data_flood(struct ferry_conn *c, const void *data, size_t len, void *arg)
 {
     static uint8_t block[1 << 16];
+    int small = 4096;
     (void)data;
     (void)len;
     (void)arg;
+    /* A small send buffer too: with the kernel's autotuned one (MiBs) and
+     * a client reading as fast as we write, a slow (sanitized) server
+     * could see every write go straight out and never queue. */
+    assert_int_equal(setsockopt(ferry_transport_fd(ferry_conn_transport(c)), SOL_SOCKET, SO_SNDBUF,
+                                &small, sizeof small), 0);
     for (int i = 0; i < FLOOD_BLOCKS; i++) {
         int r = ferry_conn_write(c, block, sizeof block);
         if (r < 0)
