@@ -219,7 +219,7 @@ static ssize_t fill_once(struct session *s, struct fs_error *err)
 static int flush_queue(struct session *s, struct fs_error *err)
 {
     while (s->out.len > 0) {
-        short got;
+        short got = 0;
         int r = outq_flush(&s->out, s->t);
 
         if (r < 0)
@@ -243,7 +243,7 @@ int files_send_body(struct session *s, const void *p, size_t n, int *incoming,
     while (n > 0) {
         struct iovec iov = { .iov_base = (void *)b, .iov_len = n };
         ssize_t w = ferry_transport_writev(s->t, &iov, 1);
-        short got;
+        short got = 0;
         int r;
 
         if (w > 0) {
@@ -404,7 +404,7 @@ int files_recv(struct session *s, json_t **hdr, const char **type, uint64_t *bod
     if (s->broken)
         return files_lost(s, err, "connection to %s is closed", s->peer);
     for (;;) {
-        short got;
+        short got = 0;
         ssize_t n;
         int r = take_header(s, hdr, body, err);
 

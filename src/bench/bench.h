@@ -1,0 +1,106 @@
+/*
+ * bench.h - what ferry-bench's parts share: the options of a run, and the
+ * per-thread worker that main.c starts, worker.c runs and report.c sums.
+ *
+ * A run has two phases.  First every thread opens its share of the --hold
+ * connections in one burst and waits until each has connected or failed;
+ * then, once every thread is through its burst, its share of the -c
+ * active connections run request/response while the held ones stay open.
+ */
+#ifndef FERRY_BENCH_BENCH_H
+#define FERRY_BENCH_BENCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/addr.h"
+#include "hist.h"
+#include "tally.h"
+
+enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD };
+
+/* With -n and no -d, a run still ends after this long. */
+#define BENCH_MAX_SECONDS 600.0
+
+struct bench_opts {
+    enum bench_mode mode;
+    const char *target;          /* ADDR as given */
+    struct ferry_addr addr;      /* ADDR resolved, once */
+    unsigned conns;              /* -c: active connections */
+    unsigned threads;            /* -t */
+    unsigned hold;               /* --hold: idle connections */
+    size_t size;                 /* -s: message (echo) or body (frame) bytes */
+    uint64_t requests;           /* -n: measured requests; 0 = bounded by time only */
+    double duration;             /* -d seconds; 0 = not given */
+    double warmup;               /* --warmup seconds */
+    double connect_timeout;      /* seconds a connect may take */
+    int json;
+};
+
+/* What every thread shares: read-only after start, except the counters. */
+struct bench_shared {
+    const struct bench_opts *opts;
+    const uint8_t *req;          /* one request, encoded once */
+    size_t req_len;
+    const uint8_t *req_hdr;      /* frame mode: the request's JSON header */
+    size_t req_hdr_len;
+    size_t reply_len;            /* echo mode: bytes that make a whole reply */
+    int go_fd;                   /* eventfd: readable once every burst is over */
+    int stop_fd;                 /* eventfd: readable when every thread must stop */
+    atomic_uint burst_left;      /* threads still in their hold burst */
+    atomic_uint active_left;     /* threads still running active connections */
+};
+
+struct worker {
+    unsigned id;
+    struct bench_shared *sh;
+    pthread_t thread;
+    int epfd;
+    uint8_t *scratch;            /* receive buffer, shared by this thread's connections */
+
+    unsigned n_active, n_hold;
+    struct active_conn *active;
+    struct hold_conn *held;
+
+    uint64_t quota;              /* measured requests this thread may start */
+    uint64_t issued;             /* measured requests started */
+    unsigned live;               /* active connections not yet dead */
+    unsigned connecting;         /* active connections still connecting */
+    unsigned inflight;           /* requests sent and not yet answered */
+    unsigned hold_pending;       /* held connections still connecting */
+    uint64_t t_end;              /* no request starts at or after this */
+
+    /* Results, read by main after the thread is joined. */
+    struct hist hist;
+    uint64_t done;               /* measured requests completed */
+    struct tally req_err;        /* active connections that failed after connecting */
+    struct tally conn_err;       /* active connections' connects that failed */
+    struct tally hold_err;       /* held connections' connects that failed */
+    unsigned hold_connected;     /* held connections that connected */
+    unsigned hold_dropped;       /* ... and were later closed by the peer */
+    uint64_t t_burst_start;      /* first hold connect issued (ns, CLOCK_MONOTONIC) */
+    uint64_t t_burst_end;        /* last hold connect completed */
+    uint64_t t_meas_start;       /* warmup over: measured time starts */
+    uint64_t t_meas_end;         /* measured time ends */
+    int fatal;                   /* a setup error (negative errno) that ended the thread */
+};
+
+uint64_t bench_now_ns(void);
+
+/* pthread entry point; arg is a struct worker. */
+void *worker_main(void *arg);
+
+/* Count one thread out of the hold burst (also for a thread that never
+ * started); the last one opens the active phase for all. */
+int worker_burst_done(struct bench_shared *sh);
+
+/* Print the merged results (human text, or one JSON object with --json)
+ * to stdout.  cpu_seconds is this process's user+system time over
+ * wall_seconds.  Returns 0 when the run did what was asked (no failures,
+ * the whole -n count), 1 otherwise. */
+int report(const struct bench_opts *o, const struct worker *w, unsigned nw,
+           double cpu_seconds, double wall_seconds);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * report.c - ferry-bench's results: the threads' histograms and counters
+ * merged, then printed as a short human summary or as one JSON object
+ * (--json) for scripts such as bench/run.sh.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "ferry/ferry.h"
+#include "bench.h"
+
+struct totals {
+    struct hist hist;
+    uint64_t done;
+    struct tally req_err;      /* active: failed after connecting */
+    struct tally conn_err;     /* active: failed to connect */
+    struct tally hold_err;
+    unsigned hold_connected, hold_dropped;
+    double elapsed;            /* measured seconds */
+    double connect_ms;         /* the burst, first connect issued to last completed */
+    int fatal;                 /* the first thread's setup error, if any */
+};
+
+static const char *mode_name(enum bench_mode m)
+{
+    switch (m) {
+    case MODE_ECHO:  return "echo";
+    case MODE_FRAME: return "frame";
+    case MODE_HOLD:  return "hold";
+    }
+    return "?";
+}
+
+static void merge(const struct bench_opts *o, const struct worker *w, unsigned nw, struct totals *t)
+{
+    uint64_t meas_start = UINT64_MAX, meas_end = 0;
+    uint64_t burst_start = UINT64_MAX, burst_end = 0;
+
+    for (unsigned i = 0; i < nw; i++) {
+        hist_merge(&t->hist, &w[i].hist);
+        t->done += w[i].done;
+        tally_merge(&t->req_err, &w[i].req_err);
+        tally_merge(&t->conn_err, &w[i].conn_err);
+        tally_merge(&t->hold_err, &w[i].hold_err);
+        t->hold_connected += w[i].hold_connected;
+        t->hold_dropped += w[i].hold_dropped;
+        if (w[i].fatal && !t->fatal)
+            t->fatal = w[i].fatal;
+        /* Measured time spans the threads that made requests (all of them
+         * when none did: a hold run measures how long it held). */
+        if (w[i].t_meas_end > 0 && (w[i].n_active > 0 || o->conns == 0)) {
+            if (w[i].t_meas_start < meas_start)
+                meas_start = w[i].t_meas_start;
+            if (w[i].t_meas_end > meas_end)
+                meas_end = w[i].t_meas_end;
+        }
+        if (w[i].n_hold > 0) {
+            if (w[i].t_burst_start < burst_start)
+                burst_start = w[i].t_burst_start;
+            if (w[i].t_burst_end > burst_end)
+                burst_end = w[i].t_burst_end;
+        }
+    }
+    if (meas_end > meas_start)
+        t->elapsed = (double)(meas_end - meas_start) / 1e9;
+    if (burst_end > burst_start)
+        t->connect_ms = (double)(burst_end - burst_start) / 1e6;
+}
+
+static double us(uint64_t ns)
+{
+    return (double)ns / 1e3;
+}
+
+static json_t *tally_json(const struct tally *t)
+{
+    json_t *o = json_object();
+
+    for (unsigned i = 0; o && i < t->used; i++)
+        json_object_set_new(o, tally_name(t->code[i]), json_integer((json_int_t)t->n[i]));
+    return o;
+}
+
+static void tally_text(const char *label, const struct tally *t)
+{
+    if (t->total == 0)
+        return;
+    printf("  %-12s %" PRIu64 " (", label, t->total);
+    for (unsigned i = 0; i < t->used; i++)
+        printf("%s%s %" PRIu64, i ? ", " : "", tally_name(t->code[i]), t->n[i]);
+    printf(")\n");
+}
+
+static json_t *latency_json(const struct hist *h)
+{
+    if (h->count == 0)
+        return json_null();
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+                     "min", us(h->min),
+                     "mean", us(h->sum / h->count),
+                     "p50", us(hist_percentile(h, 50.0)),
+                     "p90", us(hist_percentile(h, 90.0)),
+                     "p99", us(hist_percentile(h, 99.0)),
+                     "p99_9", us(hist_percentile(h, 99.9)),
+                     "max", us(h->max));
+}
+
+static int print_json(const struct bench_opts *o, const struct totals *t, unsigned nw,
+                      double cpu_percent)
+{
+    json_t *root, *hold = NULL;
+    int r = -1;
+
+    root = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I, s:o, s:f, s:I, s:o, s:o, s:o, s:f}",
+                     "tool", "ferry-bench",
+                     "version", FERRY_VERSION,
+                     "mode", mode_name(o->mode),
+                     "target", o->target,
+                     "connections", (json_int_t)o->conns,
+                     "threads", (json_int_t)nw,
+                     "size", (json_int_t)o->size,
+                     "warmup_s", o->warmup,
+                     "duration_s", t->elapsed,
+                     "requests", (json_int_t)t->done,
+                     "requests_asked", o->requests ? json_integer((json_int_t)o->requests) : json_null(),
+                     "requests_per_s", t->elapsed > 0 ? (double)t->done / t->elapsed : 0.0,
+                     "errors", (json_int_t)(t->req_err.total + t->conn_err.total),
+                     "request_errors", tally_json(&t->req_err),
+                     "connect_errors", tally_json(&t->conn_err),
+                     "latency_us", latency_json(&t->hist),
+                     "cpu_percent", cpu_percent);
+    if (!root)
+        goto out;
+    if (o->hold > 0) {
+        hold = json_pack("{s:I, s:I, s:I, s:o, s:f, s:I, s:I}",
+                         "requested", (json_int_t)o->hold,
+                         "connected", (json_int_t)t->hold_connected,
+                         "failed", (json_int_t)t->hold_err.total,
+                         "failures", tally_json(&t->hold_err),
+                         "connect_ms", t->connect_ms,
+                         "dropped", (json_int_t)t->hold_dropped,
+                         "held", (json_int_t)(t->hold_connected - t->hold_dropped));
+        if (!hold || json_object_set_new(root, "hold", hold) < 0)
+            goto out;
+    }
+    if (json_dumpf(root, stdout, JSON_COMPACT) < 0 || putchar('\n') == EOF)
+        goto out;
+    r = 0;
+out:
+    json_decref(root);
+    return r;
+}
+
+static void print_text(const struct bench_opts *o, const struct totals *t, unsigned nw,
+                       double cpu_percent)
+{
+    const struct hist *h = &t->hist;
+
+    printf("ferry-bench %s %s: ", mode_name(o->mode), o->target);
+    if (o->conns > 0)
+        printf("%u connection%s, ", o->conns, o->conns == 1 ? "" : "s");
+    printf("%u thread%s", nw, nw == 1 ? "" : "s");
+    if (o->mode != MODE_HOLD)
+        printf(", %zu-byte %s", o->size, o->mode == MODE_FRAME ? "bodies" : "messages");
+    printf(", %.2f s measured", t->elapsed);
+    if (o->warmup > 0)
+        printf(" after %.2f s warmup", o->warmup);
+    printf("\n");
+    if (o->conns > 0) {
+        printf("  requests     %" PRIu64, t->done);
+        if (o->requests)
+            printf(" of %" PRIu64, o->requests);
+        printf(" (%.0f/s)\n", t->elapsed > 0 ? (double)t->done / t->elapsed : 0.0);
+        if (h->count > 0)
+            printf("  latency us   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  (min %.1f, mean %.1f, max %.1f)\n",
+                   us(hist_percentile(h, 50.0)), us(hist_percentile(h, 90.0)),
+                   us(hist_percentile(h, 99.0)), us(hist_percentile(h, 99.9)),
+                   us(h->min), us(h->sum / h->count), us(h->max));
+        printf("  errors       %" PRIu64 "\n", t->req_err.total + t->conn_err.total);
+        tally_text("  requests", &t->req_err);
+        tally_text("  connects", &t->conn_err);
+    }
+    if (o->hold > 0) {
+        printf("  hold         %u requested, %u connected in %.1f ms, %" PRIu64 " failed, %u dropped, %u held to the end\n",
+               o->hold, t->hold_connected, t->connect_ms, t->hold_err.total, t->hold_dropped,
+               t->hold_connected - t->hold_dropped);
+        tally_text("  failures", &t->hold_err);
+    }
+    printf("  cpu          %.0f%% of one core (ferry-bench itself)\n", cpu_percent);
+}
+
+int report(const struct bench_opts *o, const struct worker *w, unsigned nw,
+           double cpu_seconds, double wall_seconds)
+{
+    struct totals *t;
+    double cpu_percent = wall_seconds > 0 ? 100.0 * cpu_seconds / wall_seconds : 0.0;
+    int failed, out_err = 0;
+
+    /* The merged histogram is 35 KiB: not for the stack. */
+    t = calloc(1, sizeof *t);
+    if (!t) {
+        fprintf(stderr, "ferry-bench: out of memory\n");
+        return 1;
+    }
+    hist_init(&t->hist);
+    merge(o, w, nw, t);
+    if (o->json) {
+        out_err = print_json(o, t, nw, cpu_percent);
+        if (out_err < 0)
+            fprintf(stderr, "ferry-bench: cannot write the JSON report\n");
+    } else {
+        print_text(o, t, nw, cpu_percent);
+    }
+    if (fflush(stdout) == EOF) {
+        fprintf(stderr, "ferry-bench: stdout: write failed\n");
+        out_err = -1;
+    }
+    if (t->fatal)
+        fprintf(stderr, "ferry-bench: a thread stopped early: %s\n", ferry_strerror(t->fatal));
+    if (o->requests && t->done < o->requests)
+        fprintf(stderr, "ferry-bench: only %" PRIu64 " of %" PRIu64 " requests completed\n",
+                t->done, o->requests);
+    failed = out_err || t->fatal || t->req_err.total || t->conn_err.total || t->hold_err.total ||
+             t->hold_dropped || (o->requests && t->done < o->requests) ||
+             (o->conns > 0 && t->done == 0);
+    free(t);
+    return failed ? 1 : 0;
+}
