@@ -238,6 +238,7 @@ static void schedule_teardown(struct ferry_conn *c, int reason)
 }
 
 static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len);
+static int conn_flush(struct ferry_conn *c);
 
 /* Input that arrived while the handler paused reading mid-chunk is kept
  * in c->in and delivered from here once reading resumes. */
@@ -274,6 +275,7 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
     int r = 0;
 
     c->in_callback = 1;
+    c->corked = 1;
     /* Frames: keep going after the input is used up until the parser says
      * it needs more, so an END owed for the last byte is not held back
      * until the next read. */
@@ -318,6 +320,10 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
             break;
     }
     c->in_callback = 0;
+    c->corked = 0;
+    /* What the handler wrote during the pass goes out now, in one write. */
+    if (r >= 0 && !c->closed && ferry_buf_len(&c->out) > 0)
+        conn_flush(c);
     return r < 0 ? r : 0;
 }
 
@@ -747,6 +753,25 @@ int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_
 
 /* ---- output, both styles --------------------------------------------------------- */
 
+/* Send queued bytes until the socket is full, without callbacks (the
+ * caller may be one).  0, or a negative code with teardown scheduled. */
+static int send_queued(struct ferry_conn *c)
+{
+    while (ferry_buf_len(&c->out) > 0) {
+        struct iovec iov = { (void *)ferry_buf_head(&c->out), ferry_buf_len(&c->out) };
+        ssize_t n = ferry_transport_writev(c->t, &iov, 1);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            schedule_teardown(c, (int)n);
+            return (int)n;
+        }
+        ferry_buf_consume(&c->out, (size_t)n);
+        c->last_activity = ferry_loop_now(c->cl->loop);
+    }
+    return 0;
+}
+
 int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
 {
     size_t total = 0, sent = 0, high;
@@ -766,9 +791,17 @@ int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
     if (total == 0)
         return 0;
 
+    /* Inside a read pass a small write waits for the pass to end (see
+     * FERRY_CORK_MAX); a large one first sends what waits, to keep order. */
+    int cork = c->corked && ferry_buf_len(&c->out) + total <= FERRY_CORK_MAX;
+    if (c->corked && !cork && ferry_buf_len(&c->out) > 0) {
+        r = send_queued(c);
+        if (r < 0)
+            return r;
+    }
     /* Nothing queued: try the socket directly and only queue the rest,
      * which saves a loop iteration and a copy on the common path. */
-    if (ferry_buf_len(&c->out) == 0) {
+    if (!cork && ferry_buf_len(&c->out) == 0) {
         ssize_t n = ferry_transport_writev(c->t, iov, iovcnt);
         if (n < 0 && n != -EAGAIN) {
             schedule_teardown(c, (int)n);
@@ -798,7 +831,10 @@ int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
     high = c->server->opts.write_high_water;
     if (ferry_buf_len(&c->out) > high)
         c->write_blocked = 1;
-    update_interest(c);
+    /* Corked: the flush at the end of the pass settles the interest set,
+     * usually without asking for writability at all. */
+    if (!c->corked)
+        update_interest(c);
     return 0;
 }
 

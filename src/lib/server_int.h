@@ -23,6 +23,10 @@
 #define FERRY_READ_CHUNK          (256u * 1024u)
 /* Reads per readiness event, so one busy peer cannot starve the others. */
 #define FERRY_READS_PER_EVENT     4
+/* Small writes made while a read pass is dispatched are held (up to this
+ * much) and sent together when it ends: a reply made of a header and a
+ * body, or the replies to several pipelined requests, cost one syscall. */
+#define FERRY_CORK_MAX            (64u * 1024u)
 /* How long a graceful close waits for the peer to close its side. */
 #define FERRY_LINGER_MS           1000
 /* How long accepting pauses after EMFILE/ENFILE. */
@@ -99,6 +103,7 @@ struct ferry_conn {
     unsigned lingering : 1;        /* output flushed, our side shut: draining until the peer closes */
     unsigned resume_scheduled : 1;
     unsigned drain_wanted : 1;     /* call on_drain once the socket takes more */
+    unsigned corked : 1;           /* inside a read pass: small writes wait for its end */
     int pending_reason;            /* for a scheduled teardown */
 
     /* Blocking style only. */

@@ -437,6 +437,43 @@ static int on_frame_pausing(struct ferry_conn *c, struct ferry_frame_event *ev, 
     return 0;
 }
 
+/* Within one read pass small writes are held and sent together; a write
+ * too big to hold sends what is held first.  Whatever the mix, the bytes
+ * leave in the order they were written. */
+#define MIXED_BIG (3 * 64 * 1024 + 17)
+static int on_data_mixed(struct ferry_conn *c, const void *data, size_t len, void *arg)
+{
+    static uint8_t big[MIXED_BIG];
+    (void)data;
+    (void)len;
+    (void)arg;
+    memset(big, 'b', sizeof big);
+    if (ferry_conn_write(c, "head:", 5) < 0 || ferry_conn_write(c, "1", 1) < 0 ||
+        ferry_conn_write(c, big, sizeof big) < 0 || ferry_conn_write(c, ":2", 2) < 0 ||
+        ferry_conn_write(c, ":tail", 5) < 0)
+        return -EIO;
+    return 0;
+}
+
+static void test_writes_in_a_pass_keep_order(void **state)
+{
+    struct ferry_handler h = { .on_data = on_data_mixed };
+    struct running r;
+    static uint8_t got[5 + 1 + MIXED_BIG + 2 + 5];
+    (void)state;
+
+    start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = dial(r.bound);
+    assert_int_equal(ferry_transport_write_full(t, "go", 2), 0);
+    assert_int_equal(ferry_transport_read_full(t, got, sizeof got), 0);
+    assert_memory_equal(got, "head:1", 6);
+    for (size_t i = 6; i < 6 + MIXED_BIG; i++)
+        assert_int_equal(got[i], 'b');
+    assert_memory_equal(got + 6 + MIXED_BIG, ":2:tail", 7);
+    ferry_transport_free(t);
+    stop(&r);
+}
+
 static void test_pause_resume_keeps_order(void **state)
 {
     struct ferry_handler h = { .on_frame = on_frame_pausing };
@@ -650,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_unauth_cap_fork),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_pause_resume_keeps_order),
+        cmocka_unit_test(test_writes_in_a_pass_keep_order),
         cmocka_unit_test(test_backpressure_and_drain),
         cmocka_unit_test(test_frame_error_answered_then_closed),
         cmocka_unit_test(test_datagram_event),
