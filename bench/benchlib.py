@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""benchlib.py - what the benchmarks in bench/ share (not a benchmark itself:
+bench/run.sh skips *lib.py, and running it only says so).
+
+Process bookkeeping (every process a benchmark starts is stopped at exit),
+statistics, machine facts, a ferryd with a fresh key, a throw-away sshd on an
+ephemeral loopback port (own host key, config and authorized_keys in a temp
+dir, key auth only), and installing Debian packages with apt-get (root only,
+without starting the packages' system services).  python3 standard library
+only.
+"""
+
+import atexit
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEVNULL = subprocess.DEVNULL
+
+# Every process this script starts, so that they are all stopped at exit,
+# and the servers' logs, shown if the run fails.
+_started = []
+_logs = []
+
+
+NAME = ["bench"]
+
+
+def set_name(name):
+    """The prefix of note()'s lines: the benchmark's name."""
+    NAME[0] = name
+
+
+def note(msg):
+    print(NAME[0] + ": " + msg, file=sys.stderr, flush=True)
+
+
+def stop_all():
+    for p in reversed(_started):
+        if p.poll() is None:
+            try:
+                p.terminate()
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+    _started.clear()
+
+
+atexit.register(stop_all)
+
+
+def start(argv, **kw):
+    p = subprocess.Popen(argv, **kw)
+    _started.append(p)
+    return p
+
+
+# ---------------------------------------------------------------- statistics
+
+def percentile(xs, q):
+    """Nearest-rank percentile, q in [0, 100]."""
+    s = sorted(xs)
+    if not s:
+        return None
+    k = max(0, min(len(s) - 1, int(-(-q * len(s) // 100)) - 1))
+    return s[k]
+
+
+def summary(xs):
+    if not xs:
+        return {"n": 0}
+    return {
+        "n": len(xs),
+        "median": percentile(xs, 50),
+        "p90": percentile(xs, 90),
+        "min": min(xs),
+        "max": max(xs),
+        "mean": sum(xs) / len(xs),
+    }
+
+
+def fmt_ms(sec):
+    if sec is None:
+        return "-"
+    ms = sec * 1e3
+    if ms >= 100:
+        return "%.0f ms" % ms
+    if ms >= 10:
+        return "%.1f ms" % ms
+    if ms >= 1:
+        return "%.2f ms" % ms
+    return "%.0f us" % (ms * 1e3)
+
+
+def ratio(a, b):
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def fmt_x(r):
+    return "-" if r is None else ("%.1fx" % r if r < 100 else "%.0fx" % r)
+
+
+# -------------------------------------------------------------- environment
+
+def wait_for(pred, timeout, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine_info():
+    info = {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "nproc": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+    }
+    try:
+        info["uname"] = " ".join(platform.uname())
+    except OSError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+
+
+class Ferryd:
+    """ferryd on 127.0.0.1:0 with a fresh key (from `ferry keygen`), plus
+    --classic on 127.0.0.1:0 when classic is true, serving files from root
+    when given.  The ports come from its "listening on" log lines."""
+
+    def __init__(self, bindir, tmp, classic=True, root=None, extra=()):
+        self.bindir, self.tmp = bindir, tmp
+        self.classic, self.root, self.extra = classic, root, list(extra)
+        self.classic_port = None
+        self.key = os.path.join(tmp, "ferry.key")
+        subprocess.run([os.path.join(bindir, "ferry"), "keygen", self.key],
+                       stdout=DEVNULL, check=True, timeout=10)
+        self.log = os.path.join(tmp, "ferryd.log")
+        _logs.append(self.log)
+        self.restarts = 0
+        self._start()
+
+    def ensure(self, notes, where):
+        """Restart ferryd if something outside this run stopped it (seen on
+        this shared machine: a stop signal from elsewhere), with a note."""
+        if self.proc.poll() is None:
+            return
+        last = (open(self.log).read().splitlines() or [""])[-1]
+        notes.append("ferryd (ours) ended with status %s before %s (last log line: %s); "
+                     "restarted" % (self.proc.returncode, where, last))
+        note(notes[-1])
+        self.restarts += 1
+        self.log = os.path.join(self.tmp, "ferryd.%d.log" % self.restarts)
+        _logs.append(self.log)
+        self._start()
+
+    def _start(self):
+        bindir, tmp = self.bindir, self.tmp
+        # Default log level: the "listening on" lines are info (-q hides them).
+        argv = [os.path.join(bindir, "ferryd"),
+                "--listen", "127.0.0.1:0", "--key-file", self.key]
+        if self.classic:
+            argv += ["--classic", "127.0.0.1:0"]
+        if self.root:
+            argv += ["--root", self.root]
+        self.proc = start(argv + self.extra,
+                          stdin=DEVNULL, stdout=DEVNULL,
+                          stderr=open(self.log, "w"), cwd=tmp)
+        got = wait_for(self._ports, 10)
+        if not got:
+            raise RuntimeError("ferryd did not report its ports; log:\n" +
+                               open(self.log).read())
+        self.port, self.classic_port = got
+
+    def _ports(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("ferryd exited; log:\n" + open(self.log).read())
+        text = open(self.log).read()
+        classic, listening = None, []
+        for line in text.splitlines():
+            if "classic protocol on 127.0.0.1:" in line:
+                classic = int(line.split("classic protocol on 127.0.0.1:")[1]
+                              .split(":")[0])
+            elif "listening on tcp 127.0.0.1:" in line:
+                listening.append(int(line.split("listening on tcp 127.0.0.1:")[1]
+                                     .split()[0]))
+        if not self.classic:
+            return (listening[0], None) if listening else None
+        if classic is None or len(listening) < 2:
+            return None
+        main = [p for p in listening if p != classic]
+        return (main[0], classic) if main else None
+
+    def ferry(self, *args):
+        return [os.path.join(self.bindir, "ferry")] + list(args)
+
+
+
+def sftp_server():
+    for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+              "/usr/libexec/sftp-server"):
+        if os.path.exists(p):
+            return p
+    return "internal-sftp"
+
+
+class Sshd:
+    """A throw-away sshd on 127.0.0.1:EPHEMERAL, key auth for the current user,
+    its own host key, config and authorized_keys in a temp dir."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "ssh")
+        os.mkdir(self.dir, 0o700)
+        d = self.dir
+        for name in ("host_ed25519", "id_ed25519"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                            "-f", os.path.join(d, name)],
+                           stdout=DEVNULL, check=True, timeout=20)
+        shutil.copy(os.path.join(d, "id_ed25519.pub"),
+                    os.path.join(d, "authorized_keys"))
+        os.chmod(os.path.join(d, "authorized_keys"), 0o600)
+        self.port = free_port()
+        cfg = os.path.join(d, "sshd_config")
+        with open(cfg, "w") as f:
+            f.write("\n".join([
+                "Port %d" % self.port,
+                "ListenAddress 127.0.0.1",
+                "HostKey %s/host_ed25519" % d,
+                "PidFile %s/sshd.pid" % d,
+                "AuthorizedKeysFile %s/authorized_keys" % d,
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "UsePAM no",
+                "StrictModes no",
+                "UseDNS no",
+                "PrintMotd no",
+                "MaxSessions 100",
+                # scp (OpenSSH 9: the SFTP protocol by default) and sftp need it
+                "Subsystem sftp %s" % sftp_server(),
+                "MaxStartups 100:30:200",
+                "LogLevel ERROR",
+                ""]))
+        hostpub = open(os.path.join(d, "host_ed25519.pub")).read().split()
+        with open(os.path.join(d, "known_hosts"), "w") as f:
+            for h in ("localhost", "127.0.0.1"):
+                f.write("[%s]:%d %s %s\n" % (h, self.port, hostpub[0], hostpub[1]))
+        self.client_cfg = os.path.join(d, "ssh_config")
+        self.mux = os.path.join(d, "mux")
+        with open(self.client_cfg, "w") as f:
+            f.write("\n".join([
+                "Host localhost",
+                "  HostName 127.0.0.1",
+                "  Port %d" % self.port,
+                "  IdentityFile %s/id_ed25519" % d,
+                "  IdentitiesOnly yes",
+                "  UserKnownHostsFile %s/known_hosts" % d,
+                "  StrictHostKeyChecking yes",
+                "  CheckHostIP no",
+                "  BatchMode yes",
+                "  LogLevel ERROR",
+                ""]))
+        # Debian's sshd insists on its privilege separation directory.
+        if not os.path.isdir("/run/sshd"):
+            os.makedirs("/run/sshd", 0o755, exist_ok=True)
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        self.log = os.path.join(d, "sshd.log")
+        _logs.append(self.log)
+        self.proc = start([sshd, "-f", cfg, "-D", "-e"], stdin=DEVNULL,
+                          stdout=DEVNULL, stderr=open(self.log, "w"))
+        if not wait_for(self._listening, 10):
+            raise RuntimeError("sshd did not start; log:\n" + open(self.log).read())
+        r = subprocess.run(self.fresh("true"), stdin=DEVNULL,
+                           capture_output=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("ssh localhost true failed: %s\nsshd log:\n%s" %
+                               (r.stderr.decode(errors="replace"),
+                                open(self.log).read()))
+        self.master = None
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("sshd exited; log:\n" + open(self.log).read())
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def fresh(self, *cmd):
+        return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",
+                "-o", "ControlPath=none", "localhost"] + list(cmd)
+
+    def muxed(self, *cmd):
+        return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",
+                "-o", "ControlPath=" + self.mux, "localhost"] + list(cmd)
+
+    def scp(self, src, dst):
+        """scp SRC DST, either side "localhost:PATH" for the throw-away sshd."""
+        return ["scp", "-F", self.client_cfg, "-q", "-o", "ControlPath=none",
+                src, dst]
+
+    def sftp(self, batchfile):
+        """sftp running the commands in BATCHFILE against the throw-away sshd."""
+        return ["sftp", "-F", self.client_cfg, "-q", "-o", "ControlPath=none",
+                "-b", batchfile, "localhost"]
+
+    def start_master(self):
+        self.master = start(["ssh", "-F", self.client_cfg, "-N",
+                             "-o", "ControlMaster=yes",
+                             "-o", "ControlPath=" + self.mux, "localhost"],
+                            stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        if not wait_for(lambda: os.path.exists(self.mux), 15):
+            raise RuntimeError("ssh ControlMaster did not come up")
+        r = subprocess.run(self.muxed("true"), stdin=DEVNULL,
+                           capture_output=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("muxed ssh failed: " + r.stderr.decode(errors="replace"))
+
+
+def apt_install(packages, have, what):
+    """Installs the Debian packages with apt-get when have() is false and we
+    are root (services are not started: policy-rc.d exits 101).  Returns None
+    when have() is (or became) true, else why not, for the notes."""
+    if have():
+        return None
+    if os.geteuid() != 0:
+        return "--install needs root; %s not installed" % what
+    note("installing %s with apt-get" % " ".join(packages))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    policy = "/usr/sbin/policy-rc.d"
+    made_policy = not os.path.exists(policy)
+    r = None
+    try:
+        if made_policy:
+            with open(policy, "w") as f:
+                f.write("#!/bin/sh\nexit 101\n")
+            os.chmod(policy, 0o755)
+        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + \
+            list(packages)
+        r = subprocess.run(cmd, env=env, stdin=DEVNULL, capture_output=True,
+                           timeout=600)
+        if r.returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, stdin=DEVNULL,
+                           capture_output=True, timeout=600)
+            r = subprocess.run(cmd, env=env, stdin=DEVNULL, capture_output=True,
+                               timeout=600)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "apt-get install %s failed: %s" % (" ".join(packages), e)
+    finally:
+        if made_policy and os.path.exists(policy):
+            os.unlink(policy)
+    if r.returncode != 0 or not have():
+        return ("apt-get install %s failed: " % " ".join(packages)) + \
+            r.stderr.decode(errors="replace").strip()[-300:]
+    return None
+
+
+def have_sshd():
+    return bool(shutil.which("ssh") and shutil.which("ssh-keygen") and
+                (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")))
+
+
+def ensure_sshd(install):
+    """Returns None if sshd is usable, else the reason the ssh columns are skipped."""
+    if have_sshd():
+        return None
+    if not install:
+        return "OpenSSH server not installed (rerun as root with --install)"
+    return apt_install(["openssh-server", "openssh-client"], have_sshd,
+                       "OpenSSH server")
+
+
+def git_describe(root=None):
+    r = subprocess.run(["git", "-C", root or ROOT, "describe", "--always",
+                        "--dirty"], capture_output=True, text=True, timeout=30)
+    return r.stdout.strip() or None
+
+
+def version_of(argv, stderr=False, timeout=10):
+    """The first line a program prints about its version, or None."""
+    try:
+        r = subprocess.run(argv, stdin=DEVNULL, capture_output=True, text=True,
+                           timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = (r.stdout + "\n" + r.stderr) if stderr else (r.stdout or r.stderr)
+    for line in out.splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def dump_logs():
+    """Says what the servers we started were doing before their logs go."""
+    for p in _started:
+        note("%s: %s" % (" ".join(map(str, p.args[:3]))[:80],
+                         "running" if p.poll() is None else
+                         "exited with %s" % p.returncode))
+    for log in _logs:
+        try:
+            tail = open(log).read().splitlines()[-15:]
+        except OSError:
+            continue
+        note("last lines of %s:\n  %s" % (os.path.basename(log), "\n  ".join(tail)))
+
+
+if __name__ == "__main__":
+    print("benchlib.py is the benchmarks' shared module, not a benchmark", file=sys.stderr)
+    sys.exit(0)
