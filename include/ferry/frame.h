@@ -57,6 +57,11 @@ struct ferry_frame_event {
     enum ferry_frame_event_type type;
     json_t *header;          /* HEADER: new reference, owned by the caller */
     uint64_t body_size;      /* HEADER: the declared body size (0 if none) */
+    const uint8_t *raw_header;  /* HEADER: the header's JSON text as received and
+                                   validated; borrowed, valid until the parser
+                                   is fed again (a relay or echo can resend it
+                                   without re-encoding) */
+    size_t raw_header_len;
     const uint8_t *chunk;    /* BODY: borrowed from the fed input; valid while it is */
     size_t chunk_len;        /* BODY: bytes in chunk (> 0) */
     int error;               /* ERROR: the FERRY_E* code */

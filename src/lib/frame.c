@@ -216,9 +216,13 @@ static int take_header(struct ferry_frame_parser *p, struct ferry_slice *in,
     }
 
     rc = ferry_frame_decode_header(whole.p, whole.len, &p->limits, &ev->header, &ev->body_size);
+    /* Cleared, not freed: the bytes stay put for raw_header until the next
+     * header is appended, which only a later feed does. */
     ferry_buf_clear(&p->header);
     if (rc < 0)
         return rc;
+    ev->raw_header = whole.p;
+    ev->raw_header_len = whole.len;
     p->body_left = ev->body_size;
     p->state = p->body_left > 0 ? ST_BODY : ST_END;
     ev->type = FERRY_FRAME_HEADER;

@@ -57,6 +57,17 @@ static void log_printf(struct ferry_buf *log, const char *fmt, ...)
     ferry_buf_commit(log, (size_t)n);   /* the NUL stays outside the log */
 }
 
+/* The raw text a HEADER event hands out is the header as sent: whatever
+ * the split, it parses to the very header the event carries. */
+static void check_raw_header(const struct ferry_frame_event *ev)
+{
+    json_t *again = json_loadb((const char *)ev->raw_header, ev->raw_header_len, 0, NULL);
+
+    assert_non_null(again);
+    assert_true(json_equal(again, ev->header));
+    json_decref(again);
+}
+
 /*
  * Feed one piece of a stream until the parser wants more, writing every
  * event to `log` in a form that does not depend on how the input was split
@@ -82,6 +93,7 @@ static int feed_piece(struct ferry_frame_parser *p, const uint8_t *data, size_t 
             assert_int_equal(used, len);
             return 0;
         case FERRY_FRAME_HEADER:
+            check_raw_header(&ev);
             text = json_dumps(ev.header, JSON_COMPACT | JSON_SORT_KEYS);
             assert_non_null(text);
             log_printf(log, "H %s %llu\n", text, (unsigned long long)ev.body_size);
