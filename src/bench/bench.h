@@ -6,6 +6,8 @@
  * connections in one burst and waits until each has connected or failed;
  * then, once every thread is through its burst, its share of the -c
  * active connections run request/response while the held ones stay open.
+ * Against ferryd (exec mode, or -k) a connection counts as connected only
+ * once it has also completed the handshake (session.h).
  */
 #ifndef FERRY_BENCH_BENCH_H
 #define FERRY_BENCH_BENCH_H
@@ -17,9 +19,10 @@
 
 #include "ferry/addr.h"
 #include "hist.h"
+#include "session.h"
 #include "tally.h"
 
-enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD };
+enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD, MODE_EXEC };
 
 /* With -n and no -d, a run still ends after this long. */
 #define BENCH_MAX_SECONDS 600.0
@@ -35,8 +38,14 @@ struct bench_opts {
     uint64_t requests;           /* -n: measured requests; 0 = bounded by time only */
     double duration;             /* -d seconds; 0 = not given */
     double warmup;               /* --warmup seconds */
-    double connect_timeout;      /* seconds a connect may take */
+    double connect_timeout;      /* seconds a connect (and handshake) may take */
     int json;
+    int session;                 /* every connection first authenticates to ferryd */
+    int fresh;                   /* exec: a new connection and handshake per request */
+    const char *key_path;        /* -k */
+    struct hs_config hs;         /* the key, loaded once */
+    char **cmd;                  /* exec: the command after --, argv style */
+    int cmd_len;                 /* ... 0: the default shell line "true" */
 };
 
 /* What every thread shares: read-only after start, except the counters. */
@@ -63,13 +72,14 @@ struct worker {
     unsigned n_active, n_hold;
     struct active_conn *active;
     struct hold_conn *held;
+    struct hs *hold_hs;          /* with --hold against ferryd: held[i]'s handshake */
 
     uint64_t quota;              /* measured requests this thread may start */
     uint64_t issued;             /* measured requests started */
     unsigned live;               /* active connections not yet dead */
-    unsigned connecting;         /* active connections still connecting */
+    unsigned connecting;         /* active connections still connecting (or authenticating) */
     unsigned inflight;           /* requests sent and not yet answered */
-    unsigned hold_pending;       /* held connections still connecting */
+    unsigned hold_pending;       /* held connections still connecting (or authenticating) */
     uint64_t t_end;              /* no request starts at or after this */
 
     /* Results, read by main after the thread is joined. */

@@ -3,10 +3,12 @@
  *
  *   ferry-bench echo  ADDR [-c N] [-t N] [-s BYTES] [-d S | -n COUNT] [--hold N] [--json]
  *   ferry-bench frame ADDR ...      framed request/response (u32 LE | JSON | body)
- *   ferry-bench hold  ADDR --hold N [-d S]
+ *   ferry-bench hold  ADDR --hold N [-d S] [-k KEYFILE]
+ *   ferry-bench exec  ADDR -k KEYFILE [--fresh] [-c N] [-d S | -n N] [-- CMD...]
  *
  * This file is the command line and the orchestration: it resolves the
- * target once, encodes the request once, raises the descriptor limit,
+ * target once, loads the key once, encodes the request once, raises the
+ * descriptor limit,
  * starts the threads (worker.c) and prints what they measured (report.c).
  * It must never be what limits the numbers it prints, so the request path
  * makes no allocation and no more system calls than the exchange needs.
@@ -24,6 +26,8 @@
 
 #include "ferry/ferry.h"
 #include "bench.h"
+#include "exec.h"
+#include "keyfile.h"
 
 #define MAX_THREADS     256u
 #define MAX_CONNS       1000000u
@@ -31,7 +35,7 @@
 #define MAX_REQUESTS    1000000000000ull   /* keeps quota arithmetic in 64 bits */
 #define SPARE_FDS       64u                /* stdio, epolls, eventfds, the resolver */
 
-enum { OPT_HOLD = 0x100, OPT_WARMUP, OPT_CONNECT_TIMEOUT, OPT_JSON };
+enum { OPT_HOLD = 0x100, OPT_WARMUP, OPT_CONNECT_TIMEOUT, OPT_JSON, OPT_NO_AUTH, OPT_FRESH };
 
 /* The stop eventfd, for the signal handler; written once before any
  * handler is installed. */
@@ -52,11 +56,15 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: ferry-bench MODE ADDR [OPTIONS]\n"
+        "usage: ferry-bench MODE ADDR [OPTIONS] [-- CMD [ARG...]]\n"
         "Load generator for ferry's benchmarks.  MODE is one of\n"
         "  echo    raw echo: send SIZE bytes, wait for SIZE bytes back, repeat\n"
         "  frame   one ferry frame ({\"type\":\"echo\",\"size\":SIZE} + body) out, one frame back\n"
         "  hold    only open --hold N idle connections at once and keep them -d seconds\n"
+        "          (with -k or --insecure-no-auth: N authenticated ferryd sessions)\n"
+        "  exec    ferryd command round trips: every connection authenticates once, then\n"
+        "          runs CMD (default: the shell line \"true\"; stdin /dev/null) back to back;\n"
+        "          latency is request sent -> exit frame in, output read and discarded\n"
         "ADDR is HOST:PORT, [V6]:PORT or unix:/PATH.\n"
         "\n"
         "  -c, --connections N      active request/response connections (default 1; 0 for hold)\n"
@@ -68,10 +76,19 @@ static void usage(FILE *f)
         "  -w, --warmup S           run S seconds before measuring (default 0)\n"
         "      --hold N             also open N idle connections in one burst before the run\n"
         "                           and hold them to its end; reports the time to connect them all\n"
-        "      --connect-timeout S  give up on a connect after S seconds (default 10)\n"
+        "      --connect-timeout S  give up on a connect (and handshake) after S seconds (default 10)\n"
+        "  -k, --key-file FILE      ferryd's shared key: every connection (active and held) first\n"
+        "                           completes the handshake, and only then counts as connected\n"
+        "      --insecure-no-auth   accept a ferryd started with --insecure-no-auth\n"
+        "      --fresh              exec: one new connection and handshake per request, timed from\n"
+        "                           the connect (the cost of a first command on a new connection)\n"
         "      --json               print one JSON object instead of the summary\n"
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
+        "\n"
+        "In exec mode a command that exits non-zero or is killed still completes its round\n"
+        "trip (timed and counted) and is counted as an error.  Against ferryd, --hold N needs\n"
+        "ferryd --max-conns and --max-unauth above N.\n"
         "\n"
         "Exit status: 0 when every request and connection succeeded, 1 when any failed\n"
         "(the report is still printed), 2 for a bad command line.\n",
@@ -135,26 +152,32 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         { "hold", required_argument, NULL, OPT_HOLD },
         { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
         { "json", no_argument, NULL, OPT_JSON },
+        { "key-file", required_argument, NULL, 'k' },
+        { "insecure-no-auth", no_argument, NULL, OPT_NO_AUTH },
+        { "fresh", no_argument, NULL, OPT_FRESH },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    int opt, conns_given = 0;
+    int opt, conns_given = 0, size_given = 0;
     uint64_t size = 64;
 
-    while ((opt = getopt_long(argc, argv, "c:t:s:d:n:w:hV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:t:s:d:n:w:k:hV", longopts, NULL)) != -1) {
         int r = 0;
 
         switch (opt) {
         case 'c': r = parse_unsigned("-c", optarg, 0, MAX_CONNS, &o->conns); conns_given = 1; break;
         case 't': r = parse_unsigned("-t", optarg, 1, MAX_THREADS, &o->threads); break;
-        case 's': r = parse_u64("-s", optarg, 0, MAX_SIZE, &size); break;
+        case 's': r = parse_u64("-s", optarg, 0, MAX_SIZE, &size); size_given = 1; break;
         case 'd': r = parse_seconds("-d", optarg, 0.001, &o->duration); break;
         case 'n': r = parse_u64("-n", optarg, 1, MAX_REQUESTS, &o->requests); break;
         case 'w': r = parse_seconds("--warmup", optarg, 0.0, &o->warmup); break;
         case OPT_HOLD: r = parse_unsigned("--hold", optarg, 0, MAX_CONNS, &o->hold); break;
         case OPT_CONNECT_TIMEOUT: r = parse_seconds("--connect-timeout", optarg, 0.001, &o->connect_timeout); break;
         case OPT_JSON: o->json = 1; break;
+        case 'k': o->key_path = optarg; break;
+        case OPT_NO_AUTH: o->hs.allow_none = 1; break;
+        case OPT_FRESH: o->fresh = 1; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("ferry-bench (ferry) %s\n", FERRY_VERSION); return 1;
         default:
@@ -164,26 +187,53 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         if (r < 0)
             return -1;
     }
-    if (argc - optind != 2) {
+    if (argc - optind < 2) {
         fprintf(stderr, "ferry-bench: expected MODE and ADDR (try --help)\n");
         return -1;
     }
     o->target = argv[optind + 1];
+    o->cmd = argv + optind + 2;
+    o->cmd_len = argc - optind - 2;
     if (strcmp(argv[optind], "echo") == 0) {
         o->mode = MODE_ECHO;
     } else if (strcmp(argv[optind], "frame") == 0) {
         o->mode = MODE_FRAME;
     } else if (strcmp(argv[optind], "hold") == 0) {
         o->mode = MODE_HOLD;
+    } else if (strcmp(argv[optind], "exec") == 0) {
+        o->mode = MODE_EXEC;
     } else {
-        fprintf(stderr, "ferry-bench: unknown mode '%s' (echo, frame or hold)\n", argv[optind]);
+        fprintf(stderr, "ferry-bench: unknown mode '%s' (echo, frame, hold or exec)\n", argv[optind]);
         return -1;
     }
     o->size = (size_t)size;
+    o->session = o->key_path || o->hs.allow_none;
+    if (o->cmd_len > 0 && o->mode != MODE_EXEC) {
+        fprintf(stderr, "ferry-bench: a command (after MODE ADDR) is for exec mode only\n");
+        return -1;
+    }
+    if (o->session && (o->mode == MODE_ECHO || o->mode == MODE_FRAME)) {
+        fprintf(stderr, "ferry-bench: -k and --insecure-no-auth are for ferryd (exec and hold modes)\n");
+        return -1;
+    }
+    if (o->mode == MODE_EXEC && !o->session) {
+        fprintf(stderr, "ferry-bench: exec mode needs ferryd's key (-k FILE) or --insecure-no-auth\n");
+        return -1;
+    }
+    if (o->fresh && o->mode != MODE_EXEC) {
+        fprintf(stderr, "ferry-bench: --fresh is for exec mode\n");
+        return -1;
+    }
+    if (o->mode == MODE_EXEC && size_given) {
+        fprintf(stderr, "ferry-bench: -s has no meaning in exec mode\n");
+        return -1;
+    }
+    if (o->mode == MODE_EXEC)
+        o->size = 0;
 
     if (o->mode == MODE_HOLD) {
         if ((conns_given && o->conns > 0) || o->requests) {
-            fprintf(stderr, "ferry-bench: hold mode makes no requests; use echo or frame with --hold for both\n");
+            fprintf(stderr, "ferry-bench: hold mode makes no requests; use echo, frame or exec with --hold for both\n");
             return -1;
         }
         if (o->hold == 0) {
@@ -260,8 +310,8 @@ static int build_request(const struct bench_opts *o, struct bench_shared *sh, ui
     int r = 0;
 
     *buf = NULL;
-    if (o->mode == MODE_FRAME) {
-        hdr = json_pack("{s:s}", "type", "echo");
+    if (o->mode == MODE_FRAME || o->mode == MODE_EXEC) {
+        hdr = o->mode == MODE_EXEC ? exec_request(o->cmd, o->cmd_len) : json_pack("{s:s}", "type", "echo");
         if (!hdr) {
             r = -ENOMEM;
             goto out;
@@ -341,6 +391,15 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     sh.opts = &o;
 
+    if (o.key_path) {
+        char err[256];
+
+        if (keyfile_load(o.key_path, 1, &o.hs.key, err, sizeof err) < 0) {
+            fprintf(stderr, "ferry-bench: %s\n", err);
+            goto out;
+        }
+        o.hs.have_key = 1;
+    }
     if (raise_nofile(&o) < 0)
         goto out;
     r = build_request(&o, &sh, &req);
@@ -416,5 +475,6 @@ out:
         close(sh.go_fd);
     if (sh.stop_fd >= 0)
         close(sh.stop_fd);
+    key_wipe(&o.hs.key);
     return status;
 }

@@ -30,6 +30,7 @@ static const char *mode_name(enum bench_mode m)
     case MODE_ECHO:  return "echo";
     case MODE_FRAME: return "frame";
     case MODE_HOLD:  return "hold";
+    case MODE_EXEC:  return "exec";
     }
     return "?";
 }
@@ -73,6 +74,16 @@ static void merge(const struct bench_opts *o, const struct worker *w, unsigned n
 static double us(uint64_t ns)
 {
     return (double)ns / 1e3;
+}
+
+/* What a connection does before it counts as connected. */
+static const char *auth_name(const struct bench_opts *o)
+{
+    if (!o->session)
+        return "none (not ferryd)";
+    if (o->hs.have_key && o->hs.allow_none)
+        return "hmac-sha256 or none";
+    return o->hs.have_key ? "hmac-sha256" : "none";
 }
 
 static json_t *tally_json(const struct tally *t)
@@ -134,6 +145,9 @@ static int print_json(const struct bench_opts *o, const struct totals *t, unsign
                      "cpu_percent", cpu_percent);
     if (!root)
         goto out;
+    if (json_object_set_new(root, "auth", json_string(auth_name(o))) < 0 ||
+        json_object_set_new(root, "fresh", json_boolean(o->fresh)) < 0)
+        goto out;
     if (o->hold > 0) {
         hold = json_pack("{s:I, s:I, s:I, s:o, s:f, s:I, s:I}",
                          "requested", (json_int_t)o->hold,
@@ -154,6 +168,47 @@ out:
     return r;
 }
 
+static uint64_t tally_count(const struct tally *t, int code)
+{
+    for (unsigned i = 0; i < t->used; i++)
+        if (t->code[i] == code)
+            return t->n[i];
+    return 0;
+}
+
+/* One line on stderr per kind of ferryd failure that has a plain cause. */
+static void explain(const struct bench_opts *o, const struct totals *t)
+{
+    const struct tally *all[] = { &t->conn_err, &t->req_err, &t->hold_err };
+    uint64_t refused = 0, badproof = 0, mismatch = 0, eof = 0, status = 0;
+
+    for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++) {
+        refused += tally_count(all[i], TALLY_AUTH);
+        badproof += tally_count(all[i], TALLY_BADPROOF);
+        mismatch += tally_count(all[i], TALLY_NOAUTH);
+        status += tally_count(all[i], TALLY_EXIT_STATUS) + tally_count(all[i], TALLY_EXIT_SIGNAL);
+    }
+    eof = tally_count(&t->conn_err, TALLY_EOF) + tally_count(&t->hold_err, TALLY_EOF);
+    if (refused)
+        fprintf(stderr, "ferry-bench: authentication failed on %" PRIu64 " connection%s: ferryd "
+                "refused the key in %s (not the server's key?)\n", refused, refused == 1 ? "" : "s",
+                o->key_path ? o->key_path : "(none)");
+    if (badproof)
+        fprintf(stderr, "ferry-bench: the server's proof was wrong on %" PRIu64 " connection%s: "
+                "it does not hold the key in %s\n", badproof, badproof == 1 ? "" : "s", o->key_path);
+    if (mismatch)
+        fprintf(stderr, "ferry-bench: %" PRIu64 " connection%s not authenticated: %s\n", mismatch,
+                mismatch == 1 ? "" : "s", o->hs.have_key
+                ? "the server runs without authentication (add --insecure-no-auth)"
+                : "the server wants a key (-k FILE)");
+    if (eof && o->session)
+        fprintf(stderr, "ferry-bench: ferryd closed %" PRIu64 " connection%s before the handshake "
+                "ended (its --max-conns or --max-unauth too low?)\n", eof, eof == 1 ? "" : "s");
+    if (status)
+        fprintf(stderr, "ferry-bench: %" PRIu64 " command%s failed (non-zero exit status or a signal)\n",
+                status, status == 1 ? "" : "s");
+}
+
 static void print_text(const struct bench_opts *o, const struct totals *t, unsigned nw,
                        double cpu_percent)
 {
@@ -163,8 +218,12 @@ static void print_text(const struct bench_opts *o, const struct totals *t, unsig
     if (o->conns > 0)
         printf("%u connection%s, ", o->conns, o->conns == 1 ? "" : "s");
     printf("%u thread%s", nw, nw == 1 ? "" : "s");
-    if (o->mode != MODE_HOLD)
+    if (o->mode == MODE_EXEC)
+        printf(", %s", o->fresh ? "a fresh connection per command" : "warm sessions");
+    else if (o->mode != MODE_HOLD)
         printf(", %zu-byte %s", o->size, o->mode == MODE_FRAME ? "bodies" : "messages");
+    if (o->session)
+        printf(", auth %s", auth_name(o));
     printf(", %.2f s measured", t->elapsed);
     if (o->warmup > 0)
         printf(" after %.2f s warmup", o->warmup);
@@ -218,6 +277,7 @@ int report(const struct bench_opts *o, const struct worker *w, unsigned nw,
         fprintf(stderr, "ferry-bench: stdout: write failed\n");
         out_err = -1;
     }
+    explain(o, t);
     if (t->fatal)
         fprintf(stderr, "ferry-bench: a thread stopped early: %s\n", ferry_strerror(t->fatal));
     if (o->requests && t->done < o->requests)

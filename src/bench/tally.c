@@ -44,6 +44,11 @@ const char *tally_name(int code)
     case TALLY_ERRFRAME:   return "error-frame";
     case TALLY_UNEXPECTED: return "unexpected-reply";
     case TALLY_OTHER:      return "other";
+    case TALLY_AUTH:       return "auth-refused";
+    case TALLY_BADPROOF:   return "bad-server-proof";
+    case TALLY_NOAUTH:     return "auth-mismatch";
+    case TALLY_EXIT_STATUS: return "exit-status";
+    case TALLY_EXIT_SIGNAL: return "exit-signal";
     default:
         break;
     }

@@ -13,6 +13,11 @@
 #define TALLY_ERRFRAME   10002  /* a framed server answered with {"error": ...} */
 #define TALLY_UNEXPECTED 10003  /* bytes nobody asked for, or a reply of the wrong size */
 #define TALLY_OTHER      10004  /* the table is full: anything else */
+#define TALLY_AUTH       10005  /* ferryd refused our proof: a wrong key */
+#define TALLY_BADPROOF   10006  /* ferryd's proof is wrong: it does not hold our key */
+#define TALLY_NOAUTH     10007  /* -k and --insecure-no-auth do not match the server's setting */
+#define TALLY_EXIT_STATUS 10008 /* exec: the command exited with a status other than 0 */
+#define TALLY_EXIT_SIGNAL 10009 /* exec: the command was killed by a signal */
 
 #define TALLY_KINDS 16
 

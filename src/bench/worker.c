@@ -7,9 +7,15 @@
  * after a send hit EAGAIN, so it costs nothing in the steady state).  A
  * request is sent whole from one buffer encoded before the run; the reply
  * is counted, not copied: echo mode waits for as many bytes as it sent,
- * frame mode walks the reply's length prefix, header and body.  One clock
- * read per completed request serves as both its end and the next one's
- * start.
+ * frame mode walks the reply's length prefix, header and body, exec mode
+ * walks ferryd's frames up to the exit (exec.c says what each one means).
+ * One clock read per completed request serves as both its end and the
+ * next one's start.
+ *
+ * Against ferryd a connection goes CONNECTING -> HANDSHAKE -> OPEN, the
+ * handshake driven by session.c from the same events; with --fresh every
+ * request opens its own connection, whose connect and handshake are timed
+ * as part of it, and closes it once the exit frame is in.
  */
 #include <errno.h>
 #include <math.h>
@@ -25,14 +31,16 @@
 
 #include "ferry/frame.h"
 #include "bench.h"
+#include "exec.h"
 
 #define SCRATCH_LEN    (64u * 1024u)
 #define MAX_EVENTS     256
 #define REPLY_HDR_MAX  1024u      /* a larger reply header is a protocol error */
 #define MAX_WAIT_MS    1000
+#define TIMEOUT_SCAN_NS 100000000u   /* connect deadlines are checked this often */
 
 enum conn_kind { KIND_ACTIVE, KIND_HOLD, KIND_STOP };
-enum conn_state { ST_DEAD, ST_CONNECTING, ST_OPEN };
+enum conn_state { ST_DEAD, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN };
 enum reply_state { RD_PREFIX, RD_HEADER, RD_BODY };
 
 /* The common head of every epoll registration (data.ptr points at it). */
@@ -52,6 +60,9 @@ struct active_conn {
     uint8_t measured;     /* ... and it started after the warmup */
     uint8_t replied;      /* its whole reply has arrived */
     uint8_t rd;           /* frame mode: which part of the reply comes next */
+    uint8_t last;         /* exec mode: the frame being read ends the reply */
+    int fail;             /* exec mode: the command failed (a tally code), counted at the end */
+    uint32_t gen;         /* bumped by every connect: tells a replaced connection apart */
     uint8_t prefix[FERRY_FRAME_PREFIX_LEN];
     uint32_t hdr_len;
     uint32_t got;         /* bytes of prefix or header collected */
@@ -59,6 +70,8 @@ struct active_conn {
     uint64_t recvd;       /* echo mode: reply bytes received */
     uint64_t body_left;   /* frame mode: reply body bytes still to skip */
     uint64_t t0;          /* when the request started (ns) */
+    uint64_t deadline;    /* connecting or authenticating: give up at this time */
+    struct hs hs;         /* against ferryd: the handshake */
     uint8_t hdr[REPLY_HDR_MAX];
 };
 
@@ -136,8 +149,18 @@ static int connect_result(int fd)
 
 /* ---- held connections ----------------------------------------------------- */
 
+/* A held connection failed before it counted as connected. */
+static void hold_fail(struct worker *w, struct hold_conn *h, int code)
+{
+    tally_add(&w->hold_err, code, 1);
+    conn_close(&h->c);
+    w->hold_pending--;
+}
+
 static void hold_event(struct worker *w, struct hold_conn *h, uint32_t events, uint64_t now)
 {
+    uint8_t was = h->c.state;
+
     if (h->c.state == ST_DEAD)
         return;
     if (h->c.state == ST_CONNECTING) {
@@ -145,14 +168,32 @@ static void hold_event(struct worker *w, struct hold_conn *h, uint32_t events, u
 
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
-        w->hold_pending--;
         err = connect_result(h->c.fd);
         if (err) {
-            tally_add(&w->hold_err, err, 1);
-            conn_close(&h->c);
+            hold_fail(w, h, err);
             return;
         }
+        if (w->sh->opts->session) {
+            h->c.state = ST_HANDSHAKE;
+            hs_reset(&w->hold_hs[h - w->held]);
+        } else {
+            h->c.state = ST_OPEN;
+        }
+    }
+    if (h->c.state == ST_HANDSHAKE) {
+        int r = hs_step(&w->sh->opts->hs, &w->hold_hs[h - w->held], h->c.fd);
+
+        if (r < 0) {
+            hold_fail(w, h, -r);
+            return;
+        }
+        if (r == 0)
+            return;
         h->c.state = ST_OPEN;
+    }
+    if (was != ST_OPEN) {
+        /* Connected, and authenticated when against ferryd: it counts. */
+        w->hold_pending--;
         w->hold_connected++;
         w->t_burst_end = now;
         if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
@@ -180,13 +221,9 @@ static void hold_event(struct worker *w, struct hold_conn *h, uint32_t events, u
 /* Held connects that have not finished by the deadline are given up. */
 static void hold_timeouts(struct worker *w)
 {
-    for (unsigned i = 0; i < w->n_hold; i++) {
-        if (w->held[i].c.state == ST_CONNECTING) {
-            tally_add(&w->hold_err, ETIMEDOUT, 1);
-            conn_close(&w->held[i].c);
-            w->hold_pending--;
-        }
-    }
+    for (unsigned i = 0; i < w->n_hold; i++)
+        if (w->held[i].c.state == ST_CONNECTING || w->held[i].c.state == ST_HANDSHAKE)
+            hold_fail(w, &w->held[i], ETIMEDOUT);
 }
 
 /* ---- active connections: requests ----------------------------------------- */
@@ -210,8 +247,23 @@ static int send_more(struct worker *w, struct active_conn *a)
     return 0;
 }
 
-/* Start the next request on an idle connection, unless the run is over or
- * this thread's share of -n has been started. */
+/* Open an active connection; its connect (and handshake) must be done by
+ * the connect timeout. */
+static int active_open(struct worker *w, struct active_conn *a, uint64_t now)
+{
+    int r = conn_open(w, &a->c);
+
+    if (r < 0)
+        return r;
+    a->gen++;
+    a->deadline = now + seconds_ns(w->sh->opts->connect_timeout);
+    w->connecting++;
+    return 0;
+}
+
+/* Start the next request on an idle connection (with --fresh: on a new
+ * connection), unless the run is over or this thread's share of -n has
+ * been started. */
 static int start_request(struct worker *w, struct active_conn *a, uint64_t now)
 {
     if (now >= w->t_end)
@@ -229,7 +281,10 @@ static int start_request(struct worker *w, struct active_conn *a, uint64_t now)
     a->recvd = 0;
     a->rd = RD_PREFIX;
     a->got = 0;
+    a->fail = 0;
     w->inflight++;
+    if (w->sh->opts->fresh)
+        return active_open(w, a, now);   /* sent once the handshake is done */
     return send_more(w, a);
 }
 
@@ -247,6 +302,12 @@ static int maybe_complete(struct worker *w, struct active_conn *a)
         hist_record(&w->hist, now - a->t0);
         w->done++;
     }
+    /* A command that failed is a round trip all the same: timed and
+     * counted, and counted again as an error; the session goes on. */
+    if (a->fail)
+        tally_add(&w->req_err, a->fail, 1);
+    if (w->sh->opts->fresh)
+        conn_close(&a->c);
     return start_request(w, a, now);
 }
 
@@ -300,6 +361,38 @@ static size_t min_size(size_t a, uint64_t b)
     return b < a ? (size_t)b : a;
 }
 
+/* A whole header is in: what follows it, and whether the reply ends with
+ * this frame (always in frame mode; at the exit frame in exec mode). */
+static int on_header(struct worker *w, struct active_conn *a)
+{
+    struct exec_frame f;
+    int r;
+
+    if (w->sh->opts->mode != MODE_EXEC) {
+        a->last = 1;
+        return reply_header(w, a);
+    }
+    r = exec_header(a->hdr, a->hdr_len, &f);
+    if (r < 0)
+        return r;
+    a->body_left = f.body;
+    a->last = (uint8_t)f.last;
+    if (f.fail)
+        a->fail = f.fail;
+    return 0;
+}
+
+/* A frame is over: the reply too, or the next frame's prefix comes. */
+static void frame_end(struct active_conn *a)
+{
+    if (a->last) {
+        a->replied = 1;
+        return;
+    }
+    a->rd = RD_PREFIX;
+    a->got = 0;
+}
+
 /* Walk reply bytes through prefix, header and body; only the prefix and
  * the (small) header are copied. */
 static int frame_bytes(struct worker *w, struct active_conn *a, const uint8_t *p, size_t n)
@@ -332,19 +425,19 @@ static int frame_bytes(struct worker *w, struct active_conn *a, const uint8_t *p
             off += k;
             if (a->got < a->hdr_len)
                 break;
-            r = reply_header(w, a);
+            r = on_header(w, a);
             if (r < 0)
                 return r;
             a->rd = RD_BODY;
             if (a->body_left == 0)
-                a->replied = 1;
+                frame_end(a);
             break;
         case RD_BODY:
             k = min_size(n - off, a->body_left);
             off += k;
             a->body_left -= k;
             if (a->body_left == 0)
-                a->replied = 1;
+                frame_end(a);
             break;
         }
     }
@@ -355,7 +448,7 @@ static int frame_bytes(struct worker *w, struct active_conn *a, const uint8_t *p
  * server answers one request at a time, so nothing more can be waiting. */
 static int active_read(struct worker *w, struct active_conn *a)
 {
-    int frame = w->sh->opts->mode == MODE_FRAME;
+    int frame = w->sh->opts->mode != MODE_ECHO;
 
     for (;;) {
         ssize_t n = recv(a->c.fd, w->scratch, SCRATCH_LEN, 0);
@@ -378,10 +471,13 @@ static int active_read(struct worker *w, struct active_conn *a)
     }
 }
 
+/* A connection failed: counted as a connect error until it was usable
+ * (with --fresh, also when a request's new connection cannot be opened). */
 static void active_fail(struct worker *w, struct active_conn *a, int code)
 {
-    if (a->c.state == ST_CONNECTING) {
-        w->connecting--;
+    if (a->c.state != ST_OPEN) {
+        if (a->c.state != ST_DEAD)
+            w->connecting--;
         tally_add(&w->conn_err, code, 1);
     } else {
         tally_add(&w->req_err, code, 1);
@@ -394,8 +490,22 @@ static void active_fail(struct worker *w, struct active_conn *a, int code)
     w->live--;
 }
 
+/* The connection is up, and authenticated when against ferryd: run
+ * requests on it, or with --fresh send the one it was opened for. */
+static int active_ready(struct worker *w, struct active_conn *a)
+{
+    a->c.state = ST_OPEN;
+    w->connecting--;
+    if (w->sh->opts->fresh)
+        return send_more(w, a);
+    return start_request(w, a, bench_now_ns());
+}
+
 static void active_event(struct worker *w, struct active_conn *a, uint32_t events)
 {
+    const struct bench_opts *o = w->sh->opts;
+    uint8_t was = a->c.state;
+    uint32_t gen = a->gen;
     int r = 0;
 
     if (a->c.state == ST_DEAD)
@@ -408,9 +518,7 @@ static void active_event(struct worker *w, struct active_conn *a, uint32_t event
             active_fail(w, a, r);
             return;
         }
-        a->c.state = ST_OPEN;
-        w->connecting--;
-        if (w->sh->opts->addr.ss.ss_family != AF_UNIX) {
+        if (o->addr.ss.ss_family != AF_UNIX) {
             int one = 1;
             /* A request is one send(), so Nagle would not delay it, but a
              * request larger than the send buffer goes out in pieces. */
@@ -419,23 +527,41 @@ static void active_event(struct worker *w, struct active_conn *a, uint32_t event
                 return;
             }
         }
-        r = start_request(w, a, bench_now_ns());
-    } else if ((events & EPOLLOUT) && a->busy && a->sent < w->sh->req_len) {
+        if (o->session) {
+            a->c.state = ST_HANDSHAKE;
+            hs_reset(&a->hs);
+        } else {
+            r = active_ready(w, a);
+        }
+    }
+    if (r == 0 && a->c.state == ST_HANDSHAKE) {
+        r = hs_step(&o->hs, &a->hs, a->c.fd);
+        if (r == 0)
+            return;
+        if (r == 1)
+            r = active_ready(w, a);
+    } else if (was == ST_OPEN && (events & EPOLLOUT) && a->busy && a->sent < w->sh->req_len) {
         r = send_more(w, a);
         if (r == 0)
             r = maybe_complete(w, a);
     }
-    if (r == 0 && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    /* Not on a connection --fresh has just replaced with a new one. */
+    if (r == 0 && a->gen == gen && a->c.state == ST_OPEN &&
+        (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         r = active_read(w, a);
     if (r < 0)
         active_fail(w, a, -r);
 }
 
-static void active_timeouts(struct worker *w)
+/* Connects and handshakes that have run past their deadline are given up. */
+static void active_timeouts(struct worker *w, uint64_t now)
 {
-    for (unsigned i = 0; i < w->n_active; i++)
-        if (w->active[i].c.state == ST_CONNECTING)
-            active_fail(w, &w->active[i], ETIMEDOUT);
+    for (unsigned i = 0; i < w->n_active; i++) {
+        struct active_conn *a = &w->active[i];
+
+        if ((a->c.state == ST_CONNECTING || a->c.state == ST_HANDSHAKE) && now >= a->deadline)
+            active_fail(w, a, ETIMEDOUT);
+    }
 }
 
 /* ---- the loop ------------------------------------------------------------- */
@@ -521,34 +647,36 @@ static int quota_done(const struct worker *w, uint64_t now)
 static int run_active(struct worker *w)
 {
     const struct bench_opts *o = w->sh->opts;
-    uint64_t now, connect_deadline, until;
+    uint64_t now, next_scan, until;
     int r = 0;
 
     now = bench_now_ns();
     w->t_meas_start = now + seconds_ns(o->warmup);
     w->t_end = w->t_meas_start + seconds_ns(o->duration > 0 ? o->duration : BENCH_MAX_SECONDS);
-    connect_deadline = now + seconds_ns(o->connect_timeout);
     for (unsigned i = 0; i < w->n_active; i++) {
-        r = conn_open(w, &w->active[i].c);
-        if (r < 0) {
-            tally_add(&w->conn_err, -r, 1);
-            continue;
-        }
+        struct active_conn *a = &w->active[i];
+
+        /* With --fresh a connection is opened by its first request. */
         w->live++;
-        w->connecting++;
+        r = o->fresh ? start_request(w, a, now) : active_open(w, a, now);
+        if (r < 0)
+            active_fail(w, a, -r);
     }
     r = 0;
+    next_scan = now + TIMEOUT_SCAN_NS;
     for (;;) {
         now = bench_now_ns();
         if (now >= w->t_end)
             break;
         if (w->n_active > 0 && (w->live == 0 || quota_done(w, now)))
             break;
-        if (w->connecting > 0 && now >= connect_deadline)
-            active_timeouts(w);
+        if (w->connecting > 0 && now >= next_scan) {
+            active_timeouts(w, now);
+            next_scan = now + TIMEOUT_SCAN_NS;
+        }
         until = w->t_end;
-        if (w->connecting > 0 && connect_deadline < until)
-            until = connect_deadline;
+        if (w->connecting > 0 && next_scan < until)
+            until = next_scan;
         if (w->quota != UINT64_MAX && w->t_meas_start > now && w->t_meas_start < until)
             until = w->t_meas_start;   /* a quota of 0 is done when the warmup ends */
         r = poll_once(w, wait_ms(now, until));
@@ -575,6 +703,12 @@ static int setup(struct worker *w)
     w->held = calloc(w->n_hold ? w->n_hold : 1, sizeof *w->held);
     if (!w->scratch || !w->active || !w->held)
         return -ENOMEM;
+    /* Only held sessions need one: a plain held connection stays 8 bytes. */
+    if (w->sh->opts->session && w->n_hold > 0) {
+        w->hold_hs = calloc(w->n_hold, sizeof *w->hold_hs);
+        if (!w->hold_hs)
+            return -ENOMEM;
+    }
     for (unsigned i = 0; i < w->n_active; i++) {
         w->active[i].c.fd = -1;
         w->active[i].c.kind = KIND_ACTIVE;
@@ -600,6 +734,8 @@ static void teardown(struct worker *w)
     free(w->scratch);
     free(w->active);
     free(w->held);
+    free(w->hold_hs);
+    w->hold_hs = NULL;
     w->scratch = NULL;
     w->active = NULL;
     w->held = NULL;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -494,6 +495,21 @@ static void serve(struct run *run)
     }
 }
 
+/* When our stdout is a pipe, make it hold 1 MiB instead of 64 KiB: output
+ * arriving at network speed otherwise wakes the reader (and us) once per
+ * 64 KiB.  Best effort, once: a pipe-max-size below it keeps the default. */
+static void grow_stdout_pipe(void)
+{
+#ifdef F_SETPIPE_SZ
+    static int done;
+    struct stat st;
+
+    if (done++ || fstat(STDOUT_FILENO, &st) < 0 || !S_ISFIFO(st.st_mode))
+        return;
+    (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
+#endif
+}
+
 int run_exec(struct session *s, json_t *request, int stdin_on)
 {
     struct sigaction old[N_FORWARDED];
@@ -510,6 +526,7 @@ int run_exec(struct session *s, json_t *request, int stdin_on)
         return FERRY_EXIT_ERROR;
     }
     *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on };
+    grow_stdout_pipe();
     r = signals_install(old);
     if (r < 0) {
         cli_error("cannot install signal handlers: %s", strerror(-r));

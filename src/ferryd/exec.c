@@ -53,8 +53,13 @@
 #define HAVE_ADDCLOSEFROM 1
 #endif
 
-#define READ_CHUNK       (64 * 1024)
-#define READS_PER_EVENT  4          /* fairness: at most 256 KiB per wakeup */
+#define READ_CHUNK       (256 * 1024)
+#define READS_PER_EVENT  4          /* fairness: at most 1 MiB per wakeup */
+/* The output pipes are grown to this (the kernel's default is 64 KiB): a
+ * command writing fast fills a 64 KiB pipe in microseconds and then sleeps
+ * until we read, one context switch per 64 KiB.  Best effort: a lower
+ * /proc/sys/fs/pipe-max-size just leaves the default. */
+#define OUTPUT_PIPE_SIZE (1024 * 1024)
 #define REAP_POLL_MS     50         /* waitpid polling when pidfd is missing */
 #define ABORT_REAP_MS    200        /* how long exec_abort waits on the loop */
 #define STDIN_IOV        16         /* chunks per writev */
@@ -1054,6 +1059,10 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
         goto fail_msg;
     if ((rc = make_pipe(out_pipe, 0)) < 0 || (rc = make_pipe(err_pipe, 0)) < 0)
         goto fail_msg;
+#ifdef F_SETPIPE_SZ
+    /* stdout only: stderr is rarely a stream worth the kernel memory. */
+    (void)fcntl(out_pipe[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+#endif
 
     child_fd[0] = in_pipe[0];
     child_fd[1] = out_pipe[1];

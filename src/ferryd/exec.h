@@ -19,7 +19,7 @@
  *     or the kernel/another thread could reap our child and lose its status.
  *
  * Memory: output is never buffered here (each chunk is borrowed by
- * on_output for the call only, at most 64 KiB); the stdin queue holds
+ * on_output for the call only, at most 256 KiB); the stdin queue holds
  * whatever the caller queued, so bounding it is the caller's job: stop
  * reading input while exec_stdin_pending() is high and resume from
  * on_stdin_drained.
@@ -79,7 +79,7 @@ struct exec_result {
  * its own exec, including exec_abort and exec_free. */
 struct exec_ops {
     /* Output from stream 1 (stdout) or 2 (stderr); data is borrowed for the
-     * call (len <= 64 KiB).  Return < 0 to abort: the group gets SIGKILL,
+     * call (len <= 256 KiB).  Return < 0 to abort: the group gets SIGKILL,
      * no more output is delivered, and on_exit still follows. */
     int  (*on_output)(void *arg, int stream, const uint8_t *data, size_t len);
     /* Called exactly once, after the process is reaped AND both output
@@ -133,8 +133,8 @@ void exec_close_stdin(struct exec *e);
 int exec_signal(struct exec *e, int sig);
 
 /* Stop / restart reading the output pipes (backpressure from a slow
- * client).  While paused the command blocks once the pipe (64 KiB) is
- * full, and on_exit waits for resume. */
+ * client).  While paused the command blocks once the pipe (1 MiB for
+ * stdout, 64 KiB for stderr) is full, and on_exit waits for resume. */
 void exec_pause_output(struct exec *e);
 void exec_resume_output(struct exec *e);
 

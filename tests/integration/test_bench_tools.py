@@ -2,23 +2,27 @@
 
 Each mode of ferry-bench runs for a small bounded count against a real
 server on an ephemeral loopback port (bench-echo, echo_upper in the event
-model, frame_echo), always with --json, and the JSON is checked for what
-was asked: the request count, no errors, ordered latency percentiles, every
-held connection connected.  Nothing here asserts a speed: the machine is
-shared and the sanitizer builds are many times slower.
+model, frame_echo, ferryd with a key and with --insecure-no-auth), always
+with --json, and the JSON is checked for what was asked: the request count,
+no errors, ordered latency percentiles, every held connection connected
+(and, against ferryd, authenticated).  Nothing here asserts a speed: the
+machine is shared and the sanitizer builds are many times slower.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
 
 SLOW = ft.SLOW
+SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
 # Small enough for ASan and TSan, large enough to fill every percentile.
 COUNT = 500 if ft.SANITIZED else 2000
 HOLD = 200
@@ -180,6 +184,121 @@ class TestHold(BenchCase):
         self.assertEqual(h["failures"], {"ECONNREFUSED": 5})
 
 
+def write_key(path):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+
+
+class TestFerryd(BenchCase):
+    """exec and hold against ferryd: every connection authenticates first."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="ferry-bench-test-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        self.key = os.path.join(self.dir, "key")
+        self.wrong_key = os.path.join(self.dir, "wrong-key")
+        write_key(self.key)
+        write_key(self.wrong_key)
+
+    def ferryd(self, *args):
+        srv = self.server("ferryd", "--root", os.path.join(self.dir, "root"), *args)
+        self.addCleanup(self.assert_clean, srv)
+        return srv
+
+    def assert_clean(self, srv):
+        bad = [l for l in srv.log if SANITIZER_RX.search(l)]
+        self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
+
+    def test_exec(self):
+        srv = self.ferryd("--key-file", self.key)
+        r = self.run_json("exec", srv.addr(), "-n", 200, "-c", 4, "-k", self.key)
+        self.check_requests(r, "exec", 200, 4)
+        self.assertEqual(r["auth"], "hmac-sha256")
+        self.assertIs(r["fresh"], False)
+        self.assertNotIn("hold", r)
+        self.assertIsNone(srv.proc.poll())
+
+    def test_exec_with_output(self):
+        # stdout and stderr frames are read through and discarded; only
+        # the exit frame ends a round trip.
+        srv = self.ferryd("--key-file", self.key)
+        p = bench("exec", srv.addr(), "-n", 30, "-c", 2, "-t", 2, "-k", self.key, "--json", "--",
+                  "sh", "-c", "seq 1 30000; echo done >&2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.check_requests(json.loads(p.stdout), "exec", 30, 2)
+
+    def test_exec_fresh(self):
+        srv = self.ferryd("--key-file", self.key)
+        r = self.run_json("exec", srv.addr(), "-n", 50, "-c", 2, "-k", self.key, "--fresh")
+        self.check_requests(r, "exec", 50, 2)
+        self.assertIs(r["fresh"], True)
+
+    def test_hold_sessions(self):
+        srv = self.ferryd("--key-file", self.key)
+        r = self.run_json("hold", srv.addr(), "--hold", 100, "-k", self.key, "-d", 1)
+        self.assertEqual(r["mode"], "hold")
+        self.assertEqual(r["auth"], "hmac-sha256")
+        self.check_hold(r, 100)
+
+    def test_exec_with_held_sessions(self):
+        srv = self.ferryd("--key-file", self.key)
+        r = self.run_json("exec", srv.addr(), "-n", 100, "-c", 2, "--hold", 50, "-t", 2,
+                          "-k", self.key)
+        self.check_requests(r, "exec", 100, 2)
+        self.check_hold(r, 50)
+
+    def test_wrong_key(self):
+        srv = self.ferryd("--key-file", self.key)
+        p = bench("exec", srv.addr(), "-n", 200, "-c", 4, "-k", self.wrong_key, "--json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertEqual(r["requests"], 0)
+        self.assertEqual(r["errors"], 4)
+        self.assertEqual(r["connect_errors"], {"auth-refused": 4})
+        self.assertIn("authentication failed on 4 connections", p.stderr)
+        p = bench("hold", srv.addr(), "--hold", 20, "-d", 0.1, "-k", self.wrong_key, "--json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        h = json.loads(p.stdout)["hold"]
+        self.assertEqual(h["connected"], 0)
+        self.assertEqual(h["failures"], {"auth-refused": 20})
+        self.assertIn("authentication failed on 20 connections", p.stderr)
+        self.assertIsNone(srv.proc.poll())
+
+    def test_failing_command_counts_errors(self):
+        # A failing command is a round trip all the same (timed, counted)
+        # and an error; the sessions go on.
+        srv = self.ferryd("--key-file", self.key)
+        p = bench("exec", srv.addr(), "-n", 40, "-c", 2, "-k", self.key, "--json", "--", "false")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertEqual(r["requests"], 40)
+        self.assertEqual(r["errors"], 40)
+        self.assertEqual(r["request_errors"], {"exit-status": 40})
+        self.assertEqual(r["connect_errors"], {})
+        self.assertIn("40 commands failed", p.stderr)
+
+    def test_insecure_no_auth(self):
+        srv = self.ferryd("--insecure-no-auth")
+        r = self.run_json("exec", srv.addr(), "-n", 50, "-c", 2, "--insecure-no-auth")
+        self.check_requests(r, "exec", 50, 2)
+        self.assertEqual(r["auth"], "none")
+        r = self.run_json("hold", srv.addr(), "--hold", 30, "-d", 0.1, "--insecure-no-auth")
+        self.check_hold(r, 30)
+        # No silent downgrade: a key given, a server without one.
+        p = bench("exec", srv.addr(), "-n", 5, "-k", self.key, "--json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["connect_errors"], {"auth-mismatch": 1})
+        self.assertIn("--insecure-no-auth", p.stderr)
+
+    def test_missing_key_file(self):
+        p = bench("exec", "127.0.0.1:1", "-k", os.path.join(self.dir, "nope"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot read key file", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+
 class TestCommandLine(unittest.TestCase):
 
     def test_help_and_version(self):
@@ -197,7 +316,11 @@ class TestCommandLine(unittest.TestCase):
     def test_usage_errors(self):
         for args in ([], ["echo"], ["bogus", "127.0.0.1:1"], ["echo", "127.0.0.1:1", "-c", "x"],
                      ["echo", "127.0.0.1:1", "-s", "0"], ["hold", "127.0.0.1:1"],
-                     ["hold", "127.0.0.1:1", "--hold", "3", "-n", "5"], ["echo", "nonsense"]):
+                     ["hold", "127.0.0.1:1", "--hold", "3", "-n", "5"], ["echo", "nonsense"],
+                     ["exec", "127.0.0.1:1"], ["echo", "127.0.0.1:1", "-k", "key"],
+                     ["hold", "127.0.0.1:1", "--hold", "3", "--fresh", "-k", "key"],
+                     ["echo", "127.0.0.1:1", "--", "true"],
+                     ["exec", "127.0.0.1:1", "-k", "key", "-s", "10"]):
             with self.subTest(args=args):
                 p = bench(*args)
                 self.assertEqual(p.returncode, 2, p.stderr)

@@ -1,0 +1,225 @@
+/*
+ * session.c - ferryd's handshake as a non-blocking state machine (see
+ * session.h).
+ *
+ * The server sends nothing before hello and nothing between hello and our
+ * auth, or between welcome and our first request, so each of its two
+ * messages is read into the connection's own small buffer and a byte past
+ * the message is a protocol error, never the start of something to keep.
+ * The messages are parsed with ferry_frame_decode_header (a jansson object,
+ * so an allocation): they are two per connection, and a connection costs
+ * ferryd an accept, a nonce and two HMACs, so being exactly as strict as
+ * ferry's own client is worth more than the microsecond.  Our auth message
+ * is written with snprintf from the nonces kept for the welcome's check,
+ * so a partial send is resumed by writing it again, not by storing it.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ferry/frame.h"
+#include "proto.h"
+#include "tally.h"
+
+/* {"type":"auth","version":1,"nonce":"<64>","proof":"<64>"}: 4 + 184 bytes */
+#define AUTH_MSG_MAX 256u
+
+void hs_reset(struct hs *h)
+{
+    h->state = HS_HELLO;
+    h->none = 0;
+    h->len = 0;
+    h->sent = 0;
+}
+
+static const char *member_str(const json_t *o, const char *name)
+{
+    return json_string_value(json_object_get(o, name));
+}
+
+/* Read until the message in h->buf is whole.  Returns 1 with the header
+ * decoded into *out, 0 on EAGAIN, or a negative code. */
+static int read_message(struct hs *h, int fd, json_t **out)
+{
+    const struct ferry_frame_limits limits = { .max_header = HS_BUF - FERRY_FRAME_PREFIX_LEN };
+    uint64_t body = 0;
+    uint32_t hdr_len = 0;
+
+    for (;;) {
+        ssize_t n;
+
+        if (h->len >= FERRY_FRAME_PREFIX_LEN) {
+            hdr_len = (uint32_t)h->buf[0] | (uint32_t)h->buf[1] << 8 |
+                      (uint32_t)h->buf[2] << 16 | (uint32_t)h->buf[3] << 24;
+            if (hdr_len == 0 || hdr_len > HS_BUF - FERRY_FRAME_PREFIX_LEN)
+                return -EPROTO;
+            if (h->len > FERRY_FRAME_PREFIX_LEN + hdr_len)
+                return -EPROTO;   /* more than one message before our turn */
+            if (h->len == FERRY_FRAME_PREFIX_LEN + hdr_len)
+                break;
+        }
+        n = recv(fd, h->buf + h->len, HS_BUF - h->len, 0);
+        if (n > 0) {
+            h->len += (uint16_t)n;
+            continue;
+        }
+        if (n == 0)
+            return -TALLY_EOF;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+    if (ferry_frame_decode_header(h->buf + FERRY_FRAME_PREFIX_LEN, hdr_len, &limits, out, &body) < 0)
+        return -EPROTO;
+    h->len = 0;
+    if (body != 0) {
+        json_decref(*out);
+        *out = NULL;
+        return -EPROTO;   /* no body before authentication */
+    }
+    return 1;
+}
+
+/* An error message in place of hello or welcome: a wrong key, or a
+ * refusal such as a full server. */
+static int refusal(const json_t *m)
+{
+    const char *code = member_str(m, "code");
+
+    return code && strcmp(code, ERR_AUTH) == 0 ? -TALLY_AUTH : -TALLY_ERRFRAME;
+}
+
+static int on_hello(const struct hs_config *cfg, struct hs *h, const json_t *m)
+{
+    const char *type = member_str(m, "type"), *method = member_str(m, "auth");
+    const char *nonce = member_str(m, "nonce");
+
+    if (type && strcmp(type, MSG_ERROR) == 0)
+        return refusal(m);
+    if (!type || strcmp(type, MSG_HELLO) != 0 || !method ||
+        json_integer_value(json_object_get(m, "version")) != PROTO_VERSION)
+        return -EPROTO;
+    if (strcmp(method, "none") == 0) {
+        /* No silent downgrade, as ferry: only when asked for. */
+        if (!cfg->allow_none)
+            return -TALLY_NOAUTH;
+        h->none = 1;
+        return 0;
+    }
+    if (strcmp(method, AUTH_METHOD) != 0)
+        return -EPROTO;
+    if (!cfg->have_key)
+        return -TALLY_NOAUTH;
+    if (!nonce || hex_decode(nonce, h->sn, sizeof h->sn) < 0)
+        return -EPROTO;
+    if (auth_nonce(h->cn) < 0)
+        return -EIO;   /* the CSPRNG failed: no nonce, no handshake */
+    return 0;
+}
+
+/* Our auth message, prefix included, into buf; returns its length. */
+static size_t auth_message(const struct hs_config *cfg, const struct hs *h, uint8_t buf[AUTH_MSG_MAX])
+{
+    char cn_hex[AUTH_HEX_LEN + 1], proof_hex[AUTH_HEX_LEN + 1];
+    uint8_t proof[AUTH_PROOF_LEN];
+    char *json = (char *)buf + FERRY_FRAME_PREFIX_LEN;
+    size_t cap = AUTH_MSG_MAX - FERRY_FRAME_PREFIX_LEN;
+    int n;
+
+    if (h->none) {
+        n = snprintf(json, cap, "{\"type\":\"%s\",\"version\":%d}", MSG_AUTH, PROTO_VERSION);
+    } else {
+        auth_proof(&cfg->key, AUTH_CLIENT, h->sn, h->cn, proof);
+        hex_encode(h->cn, sizeof h->cn, cn_hex);
+        hex_encode(proof, sizeof proof, proof_hex);
+        n = snprintf(json, cap, "{\"type\":\"%s\",\"version\":%d,\"nonce\":\"%s\",\"proof\":\"%s\"}",
+                     MSG_AUTH, PROTO_VERSION, cn_hex, proof_hex);
+    }
+    /* Both forms are far below cap: the lengths are fixed. */
+    buf[0] = (uint8_t)n;
+    buf[1] = (uint8_t)(n >> 8);
+    buf[2] = 0;
+    buf[3] = 0;
+    return FERRY_FRAME_PREFIX_LEN + (size_t)n;
+}
+
+/* Send (the rest of) our auth message.  1 when all of it is out, 0 on
+ * EAGAIN (the next EPOLLOUT edge resumes), or -errno. */
+static int send_auth(const struct hs_config *cfg, struct hs *h, int fd)
+{
+    uint8_t msg[AUTH_MSG_MAX];
+    size_t len = auth_message(cfg, h, msg);
+
+    while (h->sent < len) {
+        ssize_t n = send(fd, msg + h->sent, len - h->sent, MSG_NOSIGNAL);
+
+        if (n >= 0) {
+            h->sent += (uint16_t)n;
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+    return 1;
+}
+
+static int on_welcome(const struct hs_config *cfg, const struct hs *h, const json_t *m)
+{
+    const char *type = member_str(m, "type"), *proof = member_str(m, "proof");
+
+    if (type && strcmp(type, MSG_ERROR) == 0)
+        return refusal(m);
+    if (!type || strcmp(type, MSG_WELCOME) != 0)
+        return -EPROTO;
+    if (h->none)
+        return 0;
+    /* A server without the key cannot pretend to have it. */
+    if (!auth_check(&cfg->key, AUTH_SERVER, h->sn, h->cn, proof ? proof : ""))
+        return -TALLY_BADPROOF;
+    return 0;
+}
+
+int hs_step(const struct hs_config *cfg, struct hs *h, int fd)
+{
+    json_t *m = NULL;
+    int r;
+
+    for (;;) {
+        switch (h->state) {
+        case HS_HELLO:
+            r = read_message(h, fd, &m);
+            if (r <= 0)
+                return r;
+            r = on_hello(cfg, h, m);
+            json_decref(m);
+            if (r < 0)
+                return r;
+            h->state = HS_AUTH;
+            break;
+        case HS_AUTH:
+            r = send_auth(cfg, h, fd);
+            if (r <= 0)
+                return r;
+            h->state = HS_WELCOME;
+            break;
+        case HS_WELCOME:
+            r = read_message(h, fd, &m);
+            if (r <= 0)
+                return r;
+            r = on_welcome(cfg, h, m);
+            json_decref(m);
+            if (r < 0)
+                return r;
+            h->state = HS_DONE;
+            return 1;
+        default:
+            return 1;
+        }
+    }
+}
