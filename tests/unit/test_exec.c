@@ -80,7 +80,7 @@ static int h_output(void *arg, int stream, const uint8_t *data, size_t len)
     struct run *r = arg;
 
     assert_true(stream == 1 || stream == 2);
-    assert_true(len > 0 && len <= 64 * 1024);
+    assert_true(len > 0 && len <= 256 * 1024);
     assert_int_equal(r->exits, 0);
     size_t room = CAPTURE_MAX - r->out_len[stream];
     size_t take = len < room ? len : room;
@@ -761,7 +761,7 @@ static void test_output_callback_aborts(void **state)
     assert_int_equal(r->res.signaled, 1);
     assert_int_equal(r->res.signal, SIGKILL);
     /* Exactly one chunk was delivered. */
-    assert_true(r->total[1] > 0 && r->total[1] <= 64 * 1024);
+    assert_true(r->total[1] > 0 && r->total[1] <= 256 * 1024);
     run_free(r);
 }
 
