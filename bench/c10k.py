@@ -104,9 +104,9 @@ def main():
     duration = 2 if args.quick else 5
     b = lambda name: os.path.join(args.bin, name)  # noqa: E731
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if limit < 2 * hold + 300:
-        sys.exit("c10k: RLIMIT_NOFILE hard limit %d is too low for --hold %d (server and "
-                 "client in one machine need about %d)" % (limit, hold, 2 * hold + 300))
+    if limit < hold + 300:
+        sys.exit("c10k: RLIMIT_NOFILE hard limit %d is too low for --hold %d (the server and "
+                 "ferry-bench each need about %d descriptors)" % (limit, hold, hold + 300))
 
     results = {"machine": bl.machine_info(), "git": bl.git_describe(), "hold": hold,
                "reps": reps, "duration_s": duration, "load_start": os.getloadavg(), "servers": {}}
