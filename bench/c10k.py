@@ -50,13 +50,6 @@ def rss_kib(pid):
     return None
 
 
-def pid_of(proc_list, name):
-    for p in proc_list:
-        if name in " ".join(p.args if isinstance(p.args, list) else [p.args]):
-            return p.pid
-    return None
-
-
 def run_one(bench, argv_tail, pid, duration):
     """One ferry-bench run; the server's RSS sampled before and while held."""
     before = rss_kib(pid)
@@ -114,32 +107,34 @@ def main():
         key = os.path.join(tmp, "key")
         subprocess.run([b("ferry"), "keygen", key], check=True, stdout=subprocess.DEVNULL)
         cap = str(hold + 1000)
-        servers = {
-            "echo_upper": start_server("echo_upper", [b("echo_upper"), "-l", "127.0.0.1:0",
-                                                      "--max-conns", cap], tmp),
-            "ferryd": start_server("ferryd", [b("ferryd"), "-l", "127.0.0.1:0", "-k", key,
-                                              "--root", os.path.join(tmp, "root"),
-                                              "--max-conns", cap, "--max-unauth", cap], tmp),
-            "python": start_server("python", [sys.executable, "-c", PYTHON_ECHO], tmp),
+        commands = {
+            "echo_upper": [b("echo_upper"), "-l", "127.0.0.1:0", "--max-conns", cap],
+            "ferryd": [b("ferryd"), "-l", "127.0.0.1:0", "-k", key, "--root",
+                       os.path.join(tmp, "root"), "--max-conns", cap, "--max-unauth", cap],
+            "python": [sys.executable, "-c", PYTHON_ECHO],
         }
-        pids = {"echo_upper": pid_of(bl._started, b("echo_upper")),
-                "ferryd": pid_of(bl._started, b("ferryd")),
-                "python": pid_of(bl._started, PYTHON_ECHO[:20])}
-        argv = {
-            "echo_upper": ["echo", servers["echo_upper"], "-c", "100", "--hold", str(hold),
-                           "-d", str(duration), "--warmup", "0.5"],
-            "ferryd": ["exec", servers["ferryd"], "-k", key, "-c", "10", "--hold", str(hold),
-                       "-d", str(duration), "--warmup", "0.5"],
-            "python": ["echo", servers["python"], "-c", "100", "--hold", str(hold),
-                       "-d", str(duration), "--warmup", "0.5", "--connect-timeout", "20"],
-        }
-        samples = {n: [] for n in servers}
-        for rep in range(reps):
-            for name in servers:
-                r = run_one(b("ferry-bench"), argv[name], pids[name], duration)
+        samples = {n: [] for n in commands}
+        baseline = {}
+        # One server at a time: a server tearing down 10,000 threads (the
+        # Python one) would otherwise disturb the next one's measurement.
+        for name, argv0 in commands.items():
+            addr = start_server(name, argv0, tmp)
+            pid = bl._started[-1].pid
+            baseline[name] = rss_kib(pid)
+            load = (["exec", addr, "-k", key, "-c", "10"] if name == "ferryd"
+                    else ["echo", addr, "-c", "100"])
+            argv = load + ["--hold", str(hold), "-d", str(duration), "--warmup", "0.5",
+                           "--connect-timeout", "20"]
+            for rep in range(reps):
+                r = run_one(b("ferry-bench"), argv, pid, duration)
+                if r.get("rss_peak_kib") and baseline[name]:
+                    # Against the server's RSS before its first burst: later
+                    # bursts reuse what the first one allocated.
+                    r["rss_growth_kib"] = r["rss_peak_kib"] - baseline[name]
                 samples[name].append(r)
                 bl.note("%-10s rep %d: %s" % (name, rep + 1, r))
-        bl.stop_all()
+            bl.stop_all()
+        servers = commands
     results["load_end"] = os.getloadavg()
 
     def med(name, key):
@@ -147,7 +142,8 @@ def main():
         return xs[len(xs) // 2] if xs else None
 
     print("\n%d idle connections in one burst, beside active request/response "
-          "(median of %d)" % (hold, reps))
+          "(median of %d; RSS growth: the peak over all bursts above the server's RSS "
+          "before the first)" % (hold, reps))
     print("%-12s %10s %10s %12s %14s %12s" % ("", "connected", "in (ms)", "RSS +MiB",
                                                "active req/s", "active p99"))
     for name in servers:
