@@ -268,13 +268,13 @@ static int run_stat(struct session **sp, const char *host, const struct session_
     return status;
 }
 
-static int run_mkdir(struct session **sp, const char *host, const struct session_opts *so,
-                     struct fsargs *a)
+/* mkdir and rm: one request per operand, a line for each that fails, on
+ * to the next; a lost connection ends the command. */
+static int run_each(struct session **sp, struct fsargs *a, const char *name, int flag,
+                    int (*request)(struct session *, const char *, int, struct fs_error *))
 {
     int status = 0;
 
-    (void)host;
-    (void)so;
     for (int i = 0; i < a->nops; i++) {
         char *path = files_canon(a->ops[i]);
         struct fs_error err = { 0 };
@@ -284,10 +284,10 @@ static int run_mkdir(struct session **sp, const char *host, const struct session
             cli_error("out of memory");
             return FERRY_EXIT_ERROR;
         }
-        r = files_mkdir(*sp, path, a->parents, &err);
+        r = request(*sp, path, flag, &err);
         free(path);
         if (r == FILES_EREMOTE) {
-            cli_error("mkdir %s: %s", a->ops[i], files_error_text(&err));
+            cli_error("%s %s: %s", name, a->ops[i], files_error_text(&err));
             status = 1;
         } else if (r < 0) {
             return lost_status(&err);
@@ -296,32 +296,20 @@ static int run_mkdir(struct session **sp, const char *host, const struct session
     return status;
 }
 
+static int run_mkdir(struct session **sp, const char *host, const struct session_opts *so,
+                     struct fsargs *a)
+{
+    (void)host;
+    (void)so;
+    return run_each(sp, a, "mkdir", a->parents, files_mkdir);
+}
+
 static int run_rm(struct session **sp, const char *host, const struct session_opts *so,
                   struct fsargs *a)
 {
-    int status = 0;
-
     (void)host;
     (void)so;
-    for (int i = 0; i < a->nops; i++) {
-        char *path = files_canon(a->ops[i]);
-        struct fs_error err = { 0 };
-        int r;
-
-        if (!path) {
-            cli_error("out of memory");
-            return FERRY_EXIT_ERROR;
-        }
-        r = files_rm(*sp, path, a->x.recursive, &err);
-        free(path);
-        if (r == FILES_EREMOTE) {
-            cli_error("rm %s: %s", a->ops[i], files_error_text(&err));
-            status = 1;
-        } else if (r < 0) {
-            return lost_status(&err);
-        }
-    }
-    return status;
+    return run_each(sp, a, "rm", a->x.recursive, files_rm);
 }
 
 /* ---- put, get ------------------------------------------------------------------- */
