@@ -399,22 +399,32 @@ static void linger_drain(struct ferry_conn *c)
     }
 }
 
-/* Send what is queued.  Returns 0, or a negative code after tearing down. */
-static int conn_flush(struct ferry_conn *c)
+/* Send queued bytes until the socket is full, calling nothing (the caller
+ * may be a handler).  0, or the socket's error for the caller to act on. */
+static int send_queued(struct ferry_conn *c)
 {
-    size_t high = c->server->opts.write_high_water;
-
     while (ferry_buf_len(&c->out) > 0) {
         struct iovec iov = { (void *)ferry_buf_head(&c->out), ferry_buf_len(&c->out) };
         ssize_t n = ferry_transport_writev(c->t, &iov, 1);
         if (n == -EAGAIN)
             break;
-        if (n < 0) {
-            conn_teardown(c, (int)n);
+        if (n < 0)
             return (int)n;
-        }
         ferry_buf_consume(&c->out, (size_t)n);
         c->last_activity = ferry_loop_now(c->cl->loop);
+    }
+    return 0;
+}
+
+/* Send what is queued.  Returns 0, or a negative code after tearing down. */
+static int conn_flush(struct ferry_conn *c)
+{
+    size_t high = c->server->opts.write_high_water;
+    int r = send_queued(c);
+
+    if (r < 0) {
+        conn_teardown(c, r);
+        return r;
     }
     if (ferry_buf_len(&c->out) == 0 && c->closing && !c->teardown_scheduled) {
         begin_linger(c);
@@ -753,25 +763,6 @@ int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_
 
 /* ---- output, both styles --------------------------------------------------------- */
 
-/* Send queued bytes until the socket is full, without callbacks (the
- * caller may be one).  0, or a negative code with teardown scheduled. */
-static int send_queued(struct ferry_conn *c)
-{
-    while (ferry_buf_len(&c->out) > 0) {
-        struct iovec iov = { (void *)ferry_buf_head(&c->out), ferry_buf_len(&c->out) };
-        ssize_t n = ferry_transport_writev(c->t, &iov, 1);
-        if (n == -EAGAIN)
-            break;
-        if (n < 0) {
-            schedule_teardown(c, (int)n);
-            return (int)n;
-        }
-        ferry_buf_consume(&c->out, (size_t)n);
-        c->last_activity = ferry_loop_now(c->cl->loop);
-    }
-    return 0;
-}
-
 int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
 {
     size_t total = 0, sent = 0, high;
@@ -796,8 +787,10 @@ int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
     int cork = c->corked && ferry_buf_len(&c->out) + total <= FERRY_CORK_MAX;
     if (c->corked && !cork && ferry_buf_len(&c->out) > 0) {
         r = send_queued(c);
-        if (r < 0)
+        if (r < 0) {
+            schedule_teardown(c, r);
             return r;
+        }
     }
     /* Nothing queued: try the socket directly and only queue the rest,
      * which saves a loop iteration and a copy on the common path. */
