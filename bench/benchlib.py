@@ -436,6 +436,36 @@ def dump_logs():
         note("last lines of %s:\n  %s" % (os.path.basename(log), "\n  ".join(tail)))
 
 
+def finish(doc, ratios, notes, path, width=56):
+    """The end every benchmark shares: its ratios (with the issue's goal
+    where it sets one) and notes on stdout, doc as JSON at path."""
+    import json
+    print("\nratios (same run)")
+    for r in ratios:
+        print("  %-*s %8s%s" % (width, r["what"],
+                                "-" if r["ratio"] is None else "%.2fx" % r["ratio"],
+                                "   goal " + r["goal"] if r["goal"] else ""))
+    for n in notes:
+        print("note: " + n)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print("\nwrote " + os.path.relpath(path))
+
+
+def run(main):
+    """Run a benchmark's main: on failure say what its servers were doing;
+    always stop everything it started."""
+    try:
+        main()
+    except Exception:
+        dump_logs()
+        raise
+    finally:
+        stop_all()
+
+
 if __name__ == "__main__":
     print("benchlib.py is the benchmarks' shared module, not a benchmark", file=sys.stderr)
     sys.exit(0)

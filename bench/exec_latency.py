@@ -530,34 +530,8 @@ def main():
         for name, s in results[sec].items():
             print("  %-42s %10s  (p90 %s, n=%d)" % (name, fmt_ms(s.get("median")),
                                                    fmt_ms(s.get("p90")), s["n"]))
-    print("\nratios (same run)")
-    for r in ratios:
-        print("  %-58s %8s%s" % (r["what"], fmt_x(r["ratio"]),
-                                 "   goal " + r["goal"] if r["goal"] else ""))
-    for n in notes:
-        print("note: " + n)
-
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print("\nwrote " + os.path.relpath(a.json))
+    benchlib.finish(doc, ratios, notes, a.json, width=58)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        # Say what the servers we started were doing before their logs go.
-        for p in _started:
-            note("%s: %s" % (" ".join(map(str, p.args[:3]))[:80],
-                             "running" if p.poll() is None else
-                             "exited with %s" % p.returncode))
-        for log in _logs:
-            try:
-                tail = open(log).read().splitlines()[-15:]
-            except OSError:
-                continue
-            note("last lines of %s:\n  %s" % (os.path.basename(log),
-                                              "\n  ".join(tail)))
-        raise
+    benchlib.run(main)

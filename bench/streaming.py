@@ -365,24 +365,8 @@ def main():
                                               mib(mem["ferry_vmhwm_bytes"])))
     print("  ferryd         %s  (VmHWM over its life %s)" %
           (mib(mem["ferryd_rss_peak_bytes"]), mib(mem["ferryd_vmhwm_bytes_at_end"])))
-    print("\nratios (same run)")
-    for r in ratios:
-        print("  %-50s %6.2fx%s" % (r["what"], r["ratio"],
-                                    "   goal " + r["goal"] if r["goal"] else ""))
-    for n in notes:
-        print("note: " + n)
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print("\nwrote " + os.path.relpath(a.json))
+    benchlib.finish(doc, ratios, notes, a.json, width=50)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        dump_logs()
-        raise
-    finally:
-        stop_all()
+    benchlib.run(main)

@@ -866,24 +866,8 @@ def main():
             else:
                 cells.append(r["status"][:40])
         print("  %-24s %-19s %s" % (t, cells[0], cells[1]))
-    print("\nratios (same run, GB/s over GB/s)")
-    for r in ratios:
-        print("  %-56s %6.2fx%s" % (r["what"], r["ratio"],
-                                    "   goal " + r["goal"] if r["goal"] else ""))
-    for n in notes:
-        print("note: " + n)
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print("\nwrote " + os.path.relpath(a.json))
+    benchlib.finish(doc, ratios, notes, a.json, width=56)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        dump_logs()
-        raise
-    finally:
-        stop_all()
+    benchlib.run(main)
