@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "unit_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,20 +33,6 @@
 #define MIB (1024 * 1024)
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *de;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;   /* the DIR's own descriptor */
-}
 
 /* A pattern with no short period, so a slice hashed twice or skipped
  * changes the result. */

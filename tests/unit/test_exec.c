@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "unit_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -60,20 +61,6 @@ struct run {
     void (*drained_hook)(struct run *r);
     void *user;
 };
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *de;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;   /* the DIR's own descriptor */
-}
 
 static int h_output(void *arg, int stream, const uint8_t *data, size_t len)
 {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "unit_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,35 +49,6 @@ struct fx {
     struct fsroot *root;
     int fds_before;
 };
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *de;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;   /* the DIR's own descriptor */
-}
-
-/* Build BASE/REL from printf-style parts. */
-static void pathf(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void pathf(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < len);
-}
 
 /* Plain helpers that act on the real tree, bypassing fspath on purpose. */
 static void make_dir(const struct fx *f, const char *rel)
