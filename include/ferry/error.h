@@ -34,7 +34,9 @@
     X(BUSY,       -4018, "too many connections")                              \
     X(CLOSED,     -4019, "connection is closed")                              \
     X(STATE,      -4020, "operation not valid in this state")                 \
-    X(UNSUPPORTED,-4021, "operation not supported by this transport or model")
+    X(UNSUPPORTED,-4021, "operation not supported by this transport or model") \
+    X(TLS,        -4022, "TLS handshake or record failure")                   \
+    X(NOTTLS,     -4023, "peer does not speak TLS")
 
 enum ferry_errno {
 #define FERRY_ERR_ENUM_(name, value, msg) FERRY_E##name = (value),

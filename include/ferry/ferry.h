@@ -13,5 +13,6 @@
 #include "ferry/frame.h"
 #include "ferry/loop.h"
 #include "ferry/server.h"
+#include "ferry/tls.h"
 
 #endif

@@ -54,6 +54,8 @@ struct ferry_server;     /* opaque */
 struct ferry_conn;       /* opaque; owned by the server */
 struct ferry_loop;
 struct ferry_transport;
+struct ferry_tls;
+struct ferry_tls_info;
 
 enum ferry_model { FERRY_MODEL_EVENT = 0, FERRY_MODEL_THREAD = 1, FERRY_MODEL_FORK = 2 };
 
@@ -134,6 +136,18 @@ struct ferry_server *ferry_server_new(const struct ferry_server_opts *opts, int 
  */
 int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry_sock_type type,
                         const struct ferry_handler *h, char bound[FERRY_ADDRSTRLEN]);
+
+/*
+ * The same for a stream endpoint whose every connection is TLS (tls.h,
+ * a FERRY_TLS_SERVER configuration that must outlive the server).  The
+ * handshake runs before on_open (or serve) within handshake_timeout_ms; a
+ * connection that fails it is closed with one log line and never reaches
+ * the handler.  Handlers are the same as over plain sockets;
+ * ferry_conn_tls_info tells them what the handshake established.
+ */
+int ferry_server_listen_tls(struct ferry_server *s, const char *endpoint,
+                            enum ferry_sock_type type, const struct ferry_handler *h,
+                            struct ferry_tls *tls, char bound[FERRY_ADDRSTRLEN]);
 
 /* Serve until stopped.  Returns 0 after a graceful stop, or a negative error. */
 int ferry_server_run(struct ferry_server *s);
@@ -221,6 +235,10 @@ void ferry_conn_abort(struct ferry_conn *c, int reason);
 ssize_t ferry_conn_read(struct ferry_conn *c, void *buf, size_t len);
 int ferry_conn_read_full(struct ferry_conn *c, void *buf, size_t len);
 int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_size);
+
+/* For a TLS connection, what its handshake established (0); otherwise
+ * FERRY_EUNSUPPORTED.  Strings live as long as the connection. */
+int ferry_conn_tls_info(const struct ferry_conn *c, struct ferry_tls_info *info);
 
 /* The transport underneath, for code that needs it (blocking style). */
 struct ferry_transport *ferry_conn_transport(struct ferry_conn *c);

@@ -1,11 +1,13 @@
 /*
  * transport.h - the one interface connection I/O goes through.
  *
- * Handlers never touch a socket: they read and write a ferry_transport.
- * Today the only transport is a plain socket; TLS slots in later as another
- * set of ops without changing any handler.  A transport is either blocking
- * (thread and fork models) or non-blocking (event model); in the latter case
- * read and write return -EAGAIN when the socket would block.
+ * Handlers never touch a socket: they read and write a ferry_transport,
+ * which is a plain descriptor or a TLS 1.3 channel over a socket (tls.h);
+ * no handler can tell which.  A transport is either blocking (thread and
+ * fork models) or non-blocking (event model); in the latter case read and
+ * write return -EAGAIN when they cannot go on, and the caller polls for
+ * ferry_transport_wants() (TLS may need to read in order to write) and
+ * reads again without polling while ferry_transport_pending().
  */
 #ifndef FERRY_TRANSPORT_H
 #define FERRY_TRANSPORT_H
@@ -16,11 +18,57 @@
 #include <sys/uio.h>
 
 struct ferry_transport;   /* opaque */
+struct ferry_tls;
+struct ferry_tls_info;
 
 /* Wrap a connected socket (or any stream fd).  The transport owns fd from
  * now on and closes it in ferry_transport_free().  NULL on allocation
  * failure (fd is then left open for the caller). */
 struct ferry_transport *ferry_transport_new_fd(int fd);
+
+/*
+ * Wrap a connected socket in TLS configured by tls (which must outlive the
+ * transport).  The role is tls's; a client verifies the server's
+ * certificate against server_name (a host name or an address literal;
+ * NULL: no certificate check is possible, so only a PSK can succeed).  The
+ * socket is made non-blocking underneath; whether the transport blocks is
+ * what the descriptor was (see ferry_transport_set_nonblocking).  Returns 0
+ * and *out (owning fd), or a negative code (fd left to the caller).  The
+ * handshake runs in ferry_transport_handshake, or implicitly on first I/O.
+ */
+int ferry_transport_new_tls(int fd, struct ferry_tls *tls, const char *server_name,
+                            struct ferry_transport **out);
+
+/*
+ * Drive the TLS handshake: 0 once it is complete (at once for a plain
+ * transport), -EAGAIN (non-blocking: poll for ferry_transport_wants()),
+ * FERRY_ENOTTLS when the peer's first bytes are not TLS, FERRY_ETLS when
+ * the handshake failed (ferry_transport_error() says why), FERRY_EEOF when
+ * the peer hung up, or another negative error.
+ */
+int ferry_transport_handshake(struct ferry_transport *t);
+
+/* After -EAGAIN: the poll events (POLLIN, POLLOUT) the transport waits
+ * for.  A plain transport wants what the failed call was doing. */
+short ferry_transport_wants(const struct ferry_transport *t);
+
+/* Bytes already received and decrypted that poll() on the descriptor will
+ * not announce: read them before waiting.  Always 0 for a plain transport. */
+int ferry_transport_pending(const struct ferry_transport *t);
+
+/* The reason behind the last FERRY_ETLS / FERRY_ENOTTLS, one line ("tlsv1
+ * alert decrypt error", "certificate verify failed: hostname mismatch");
+ * "" when there is none.  Valid until the next call on t. */
+const char *ferry_transport_error(const struct ferry_transport *t);
+
+/* After the handshake: fill *info and return 0; FERRY_EUNSUPPORTED for a
+ * plain transport.  The strings live as long as the transport. */
+int ferry_transport_tls_info(const struct ferry_transport *t, struct ferry_tls_info *info);
+
+/* Whether read and write block (0) or return -EAGAIN (1).  Use this, not
+ * fcntl on the descriptor: a TLS transport's socket is always non-blocking
+ * and the transport waits itself when it is blocking. */
+int ferry_transport_set_nonblocking(struct ferry_transport *t, int on);
 
 /* Close the descriptor and free.  NULL is allowed. */
 void ferry_transport_free(struct ferry_transport *t);

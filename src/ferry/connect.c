@@ -16,12 +16,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <openssl/crypto.h>
 
 #include "auth.h"
 #include "cli.h"
 #include "ferry/ferry.h"
 #include "keyfile.h"
+#include "keys.h"
 #include "proto.h"
 
 #define MAX_CONNECT_TIMEOUT_S 3600.0
@@ -49,6 +52,26 @@ int session_opts_apply(struct session_opts *o, const char *help_cmd, int opt, co
         return 1;
     case OPT_INSECURE_NO_AUTH:
         o->insecure_no_auth = 1;
+        return 1;
+    case OPT_KEY_NAME:
+        if (!keys_name_ok(arg)) {
+            cli_usage_error(help_cmd, "--key-name: '%s' is not a key name (printable, no "
+                            "spaces, at most %d bytes)", arg, KEYS_NAME_MAX);
+            return -1;
+        }
+        o->key_name = arg;
+        return 1;
+    case OPT_PLAINTEXT:
+        o->plaintext = 1;
+        return 1;
+    case OPT_CA:
+        o->ca_file = arg;
+        return 1;
+    case OPT_CERT:
+        o->cert_file = arg;
+        return 1;
+    case OPT_CERT_KEY:
+        o->cert_key_file = arg;
         return 1;
     default:
         return 0;
@@ -125,6 +148,8 @@ static void report_refusal(const json_t *h)
 
     if (code && strcmp(code, ERR_AUTH) == 0)
         cli_error("authentication failed");
+    else if (code && strcmp(code, ERR_TLS_REQUIRED) == 0)
+        cli_error("the server requires TLS: run ferry without --plaintext");
     else
         cli_error("server refused the session: %s", msg ? msg : "(no message)");
 }
@@ -139,10 +164,24 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
 {
     uint8_t sn[AUTH_NONCE_LEN], cn[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN];
     char cn_hex[AUTH_HEX_LEN + 1], proof_hex[AUTH_HEX_LEN + 1];
-    json_t *hello = NULL, *auth = NULL, *welcome = NULL;
+    json_t *ours = NULL, *hello = NULL, *auth = NULL, *welcome = NULL;
     const char *type, *method, *nonce;
-    int none, r, rc = -1;
+    const char *key_name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
+    enum { BY_NONE, BY_TLS, BY_HMAC } by;
+    int r, rc = -1;
 
+    /* The client speaks first, so a TLS server can tell a plaintext
+     * client at once (and say so) rather than wait for a ClientHello. */
+    ours = json_pack("{s:s, s:i}", "type", MSG_HELLO, "version", PROTO_VERSION);
+    if (!ours) {
+        cli_error("out of memory");
+        goto out;
+    }
+    r = ferry_frame_write(s->t, ours, NULL, 0, NULL);
+    if (r < 0) {
+        cli_error("cannot send to %s: %s", s->peer, ferry_strerror(r));
+        goto out;
+    }
     if (read_message(s, "before its greeting", 0, &hello) < 0)
         goto out;
     type = member_str(hello, "type");
@@ -162,8 +201,7 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
                     member_str(hello, "server") ? member_str(hello, "server") : "unknown server");
 
     method = member_str(hello, "auth");
-    none = method && strcmp(method, "none") == 0;
-    if (none) {
+    if (method && strcmp(method, AUTH_METHOD_NONE) == 0) {
         /* No silent downgrade: only a user who asked for it talks to an
          * unauthenticated server. */
         if (!o->insecure_no_auth) {
@@ -171,6 +209,18 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
                       "accept that)", s->peer);
             goto out;
         }
+        by = BY_NONE;
+        auth = json_pack("{s:s, s:i}", "type", MSG_AUTH, "version", PROTO_VERSION);
+    } else if (method && strcmp(method, AUTH_METHOD_TLS) == 0) {
+        /* Only TLS itself can have authenticated us, and only over TLS
+         * has the server proved itself (by the PSK, or a certificate
+         * that verified). */
+        if (!s->tls) {
+            cli_error("protocol error: %s claims TLS authentication on a plaintext "
+                      "connection", s->peer);
+            goto out;
+        }
+        by = BY_TLS;
         auth = json_pack("{s:s, s:i}", "type", MSG_AUTH, "version", PROTO_VERSION);
     } else {
         if (!method || strcmp(method, AUTH_METHOD) != 0) {
@@ -190,11 +240,12 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
             cli_error("cannot get random bytes for a nonce");
             goto out;
         }
+        by = BY_HMAC;
         auth_proof(key, AUTH_CLIENT, sn, cn, proof);
         hex_encode(cn, sizeof cn, cn_hex);
         hex_encode(proof, sizeof proof, proof_hex);
-        auth = json_pack("{s:s, s:i, s:s, s:s}", "type", MSG_AUTH, "version", PROTO_VERSION,
-                         "nonce", cn_hex, "proof", proof_hex);
+        auth = json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", MSG_AUTH, "version", PROTO_VERSION,
+                         "key", key_name, "nonce", cn_hex, "proof", proof_hex);
     }
     if (!auth) {
         cli_error("out of memory");
@@ -227,21 +278,94 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
     }
     /* Mutual: a server that cannot prove the key gets no request, not even
      * the command line. */
-    if (!none && !auth_check(key, AUTH_SERVER, sn, cn, member_str(welcome, "proof") ?
-                             member_str(welcome, "proof") : "")) {
+    if (by == BY_HMAC && !auth_check(key, AUTH_SERVER, sn, cn, member_str(welcome, "proof") ?
+                                     member_str(welcome, "proof") : "")) {
         ferry_log_debug("the server's proof is wrong: it does not hold our key");
         cli_error("authentication failed");
         goto out;
     }
-    ferry_log_debug("authenticated%s", none ? " (no key: --insecure-no-auth)" : "");
+    ferry_log_debug("authenticated (%s)", by == BY_NONE ? "no key: --insecure-no-auth"
+                                          : by == BY_TLS ? "by TLS" : "HMAC proofs");
     rc = 0;
 out:
     OPENSSL_cleanse(proof, sizeof proof);
     OPENSSL_cleanse(proof_hex, sizeof proof_hex);
+    json_decref(ours);
     json_decref(hello);
     json_decref(auth);
     json_decref(welcome);
     return rc;
+}
+
+/* The host part of HOST[:PORT] / [V6]:PORT, for certificate checks; ""
+ * for unix sockets. */
+static void host_part(const char *text, char *out, size_t len)
+{
+    const char *colon = strchr(text, ':');
+
+    out[0] = '\0';
+    if (strncmp(text, "unix:", 5) == 0)
+        return;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (end)
+            snprintf(out, len, "%.*s", (int)(end - text - 1), text + 1);
+        return;
+    }
+    if (colon && !strchr(colon + 1, ':'))
+        snprintf(out, len, "%.*s", (int)(colon - text), text);
+    else
+        snprintf(out, len, "%s", text);   /* a bare name, or a bare IPv6 address */
+}
+
+/* The TLS configuration for this connection: the key as a PSK, or --ca
+ * (and our own --cert).  0 or -1 (printed). */
+static int tls_config(struct session *s, const struct session_opts *o, const struct ferry_key *key)
+{
+    struct ferry_tls_opts to = {
+        .role = FERRY_TLS_CLIENT,
+        .ca_file = o->ca_file,
+        .cert_file = o->cert_file,
+        .key_file = o->cert_key_file,
+    };
+    char err[512];
+
+    if (!o->ca_file) {
+        to.psk = key->bytes;
+        to.psk_len = KEY_LEN;
+        to.psk_identity = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
+    }
+    if (ferry_tls_new(&to, &s->tls, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Words for a failed TLS handshake that point at the likely cause. */
+static void report_tls_failure(const struct session *s, const struct session_opts *o, int r)
+{
+    const char *why = ferry_transport_error(s->t);
+    const char *name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
+
+    if (r == FERRY_ENOTTLS)
+        cli_error("%s did not answer with TLS (if it runs ferryd --plaintext, add --plaintext)",
+                  s->peer);
+    else if (r == -ETIMEDOUT)
+        cli_error("%s: no answer from the server during the TLS handshake (is it ferryd?)",
+                  s->peer);
+    else if (!o->ca_file && strstr(why, "certificate verify failed"))
+        cli_error("authentication failed: %s did not accept key '%s' and presented a "
+                  "certificate instead (verify it with --ca FILE)", s->peer, name);
+    else if (!o->ca_file && (strstr(why, "alert decrypt error") ||
+                             strstr(why, "alert handshake failure") ||
+                             strstr(why, "alert illegal parameter")))
+        cli_error("authentication failed: %s refused key '%s' (%s)", s->peer, name, why);
+    else if (r == FERRY_EEOF || r == -ECONNRESET)
+        cli_error("connection closed by %s during the TLS handshake (if it runs ferryd "
+                  "--plaintext, add --plaintext)", s->peer);
+    else
+        cli_error("TLS handshake with %s failed: %s", s->peer, why[0] ? why : ferry_strerror(r));
 }
 
 /* Small frames (a signal, an exec request) must not wait for Nagle. */
@@ -263,11 +387,29 @@ struct session *session_open(const char *host, const struct session_opts *o)
     struct ferry_key key = { 0 };
     struct session *s = NULL;
     struct ferry_addr addr;
-    int fd = -1, flags, have_key = 0, ok = 0;
+    int fd = -1, r, have_key = 0, ok = 0;
 
+    if (o->insecure_no_auth && (o->ca_file || o->cert_file)) {
+        cli_error("--insecure-no-auth means no TLS: it takes no --ca or --cert");
+        goto out;
+    }
+    if (!o->cert_file != !o->cert_key_file) {
+        cli_error("--cert and --cert-key go together");
+        goto out;
+    }
+    if (o->cert_file && !o->ca_file) {
+        cli_error("--cert needs --ca (a client certificate is for a server verified by "
+                  "certificate)");
+        goto out;
+    }
+    if (o->plaintext && o->ca_file) {
+        cli_error("--ca and --cert are for TLS; drop --plaintext to use them");
+        goto out;
+    }
     /* Load the key before touching the network: a missing key is the
-     * most common mistake and needs no server to diagnose. */
-    if (!o->insecure_no_auth) {
+     * most common mistake and needs no server to diagnose.  With --ca it
+     * is only needed if the server asks for it. */
+    if (!o->insecure_no_auth && !o->ca_file) {
         if (load_key(o, &key) < 0)
             goto out;
         have_key = 1;
@@ -289,22 +431,46 @@ struct session *session_open(const char *host, const struct session_opts *o)
     ferry_addr_format((const struct sockaddr *)&addr.ss, addr.len, s->peer);
     if (addr.ss.ss_family != AF_UNIX)
         set_nodelay(fd);
-    s->t = ferry_transport_new_fd(fd);
-    if (!s->t) {
-        cli_error("out of memory");
-        goto out;
+    if (o->plaintext || o->insecure_no_auth) {
+        if (!(s->t = ferry_transport_new_fd(fd))) {
+            cli_error("out of memory");
+            goto out;
+        }
+    } else {
+        char name[256];
+        if (tls_config(s, o, &key) < 0)
+            goto out;
+        host_part(host, name, sizeof name);
+        r = ferry_transport_new_tls(fd, s->tls, name[0] ? name : NULL, &s->t);
+        if (r < 0) {
+            cli_error("cannot set up TLS: %s", ferry_strerror(r));
+            goto out;
+        }
     }
     fd = -1;   /* the transport's now */
     ferry_transport_set_timeout(s->t, timeout_ms);
+    r = ferry_transport_handshake(s->t);
+    if (r < 0) {
+        report_tls_failure(s, o, r);
+        goto out;
+    }
+    if (s->tls && o->verbose) {
+        struct ferry_tls_info info;
+        if (ferry_transport_tls_info(s->t, &info) == 0)
+            ferry_log_debug("%s %s%s%s%s%s", info.version, info.cipher,
+                            info.group[0] ? ", " : "", info.group,
+                            info.psk_identity ? ", PSK " : ", certificate verified",
+                            info.psk_identity ? info.psk_identity : "");
+    }
 
     if (handshake(s, o, &key, have_key) < 0)
         goto out;
 
     /* From here run.c multiplexes the socket with stdin and signals. */
     ferry_transport_set_timeout(s->t, 0);
-    flags = fcntl(ferry_transport_fd(s->t), F_GETFL);
-    if (flags < 0 || fcntl(ferry_transport_fd(s->t), F_SETFL, flags | O_NONBLOCK) < 0) {
-        cli_error("cannot make the connection non-blocking: %s", strerror(errno));
+    r = ferry_transport_set_nonblocking(s->t, 1);
+    if (r < 0) {
+        cli_error("cannot make the connection non-blocking: %s", ferry_strerror(r));
         goto out;
     }
     s->parser = ferry_frame_parser_new(&limits);
@@ -330,6 +496,7 @@ void session_close(struct session *s)
         return;
     ferry_frame_parser_free(s->parser);
     ferry_transport_free(s->t);
+    ferry_tls_free(s->tls);
     outq_free(&s->out);
     free(s);
 }

@@ -24,8 +24,13 @@
 /* The options every connecting subcommand takes. */
 struct session_opts {
     const char *key_file;     /* -k; NULL: $FERRY_KEY_FILE, else ~/.config/ferry/key */
+    const char *key_name;     /* --key-name; NULL: KEYS_DEFAULT_NAME */
     double connect_timeout;   /* seconds, for connect and handshake together */
-    int insecure_no_auth;     /* accept a server that runs without a key */
+    int insecure_no_auth;     /* accept a server that runs without a key (plaintext) */
+    int plaintext;            /* --plaintext: no TLS */
+    const char *ca_file;      /* --ca: verify the server's certificate, not a PSK */
+    const char *cert_file;    /* --cert / --cert-key: our own certificate */
+    const char *cert_key_file;
     int verbose;
 };
 
@@ -35,20 +40,39 @@ enum {
     SESSION_OPT_BASE = 0x100,
     OPT_CONNECT_TIMEOUT = SESSION_OPT_BASE,
     OPT_INSECURE_NO_AUTH,
+    OPT_KEY_NAME,
+    OPT_PLAINTEXT,
+    OPT_CA,
+    OPT_CERT,
+    OPT_CERT_KEY,
 };
 #define SESSION_LONGOPTS                                                   \
     { "key-file", required_argument, NULL, 'k' },                          \
+    { "key-name", required_argument, NULL, OPT_KEY_NAME },                 \
     { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },   \
     { "insecure-no-auth", no_argument, NULL, OPT_INSECURE_NO_AUTH },       \
+    { "plaintext", no_argument, NULL, OPT_PLAINTEXT },                     \
+    { "ca", required_argument, NULL, OPT_CA },                             \
+    { "cert", required_argument, NULL, OPT_CERT },                         \
+    { "cert-key", required_argument, NULL, OPT_CERT_KEY },                 \
     { "verbose", no_argument, NULL, 'v' }
 #define SESSION_SHORTOPTS "k:v"
 /* Help text lines for those options. */
 #define SESSION_OPTS_HELP                                                              \
     "  -k, --key-file FILE      the shared key (default: $FERRY_KEY_FILE, else\n"      \
     "                           $XDG_CONFIG_HOME/ferry/key or ~/.config/ferry/key)\n"  \
+    "      --key-name NAME      the name ferryd knows the key by (its --keys file;\n"   \
+    "                           default 'ferry')\n"                                   \
+    "      --ca FILE            verify the server's TLS certificate against this CA\n"  \
+    "                           (PEM) and the host name, instead of using the key\n"   \
+    "      --cert FILE          with --ca: our client certificate (PEM), for a\n"     \
+    "      --cert-key FILE      server with --client-ca, and its private key\n"       \
+    "      --plaintext          no TLS, for a server started with --plaintext (the\n"  \
+    "                           key still authenticates; traffic is in the clear)\n"  \
     "      --connect-timeout S  give up connecting and authenticating after S\n"       \
     "                           seconds (default 10)\n"                                \
     "      --insecure-no-auth   accept a server started with --insecure-no-auth\n"     \
+    "                           (no key, no TLS)\n"                                   \
     "  -v, --verbose            log the session's steps on stderr\n"
 
 void session_opts_init(struct session_opts *o);
@@ -60,6 +84,7 @@ int session_opts_apply(struct session_opts *o, const char *help_cmd, int opt, co
 /* A connected, authenticated session. */
 struct session {
     struct ferry_transport *t;
+    struct ferry_tls *tls;           /* t's configuration, freed after t */
     struct ferry_frame_parser *parser;
     char peer[128];                  /* "127.0.0.1:7171", for messages */
     uint8_t rbuf[SESSION_RBUF_SIZE]; /* received bytes not yet parsed are */

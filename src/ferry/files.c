@@ -178,6 +178,11 @@ static int wait_sock(struct session *s, short events, short *got, struct fs_erro
 {
     struct pollfd pfd = { .fd = ferry_transport_fd(s->t), .events = events };
 
+    /* TLS may hold input that poll() cannot see. */
+    if ((events & POLLIN) && ferry_transport_pending(s->t)) {
+        *got = POLLIN;
+        return 0;
+    }
     for (;;) {
         if (files_interrupted)
             return -EINTR;

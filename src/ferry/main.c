@@ -33,6 +33,9 @@ static void usage(FILE *f)
         "\n"
         "'ferry COMMAND --help' describes each.  The key is read from -k FILE, else\n"
         "$FERRY_KEY_FILE, else ~/.config/ferry/key; the server must hold the same one.\n"
+        "Connections are TLS 1.3 keyed by it (or verified with --ca FILE).  Connection\n"
+        "options (-k, --key-name, --ca, --cert, --cert-key, --plaintext,\n"
+        "--connect-timeout, --insecure-no-auth, -v) may also come before COMMAND.\n"
         "\n"
         "  -h, --help      show this help\n"
         "  -V, --version   show the version\n"
@@ -42,6 +45,59 @@ static void usage(FILE *f)
         "command line.  Of the file commands: 0 when every file arrived and verified,\n"
         "1 when some failed, 255 when the connection failed.  Remote paths are\n"
         "relative to the server's file root (ferryd --root).\n");
+}
+
+/*
+ * `ferry --plaintext exec HOST ...`: connection options before the command
+ * are moved after its name, where its own parser takes them.  Returns the
+ * index of the command in argv (rearranged in place), or -1 after a usage
+ * error.
+ */
+static int hoist_global_options(int argc, char **argv)
+{
+    static const struct { const char *name; int takes_arg; } globals[] = {
+        { "-k", 1 }, { "--key-file", 1 }, { "--key-name", 1 }, { "--ca", 1 }, { "--cert", 1 },
+        { "--cert-key", 1 }, { "--connect-timeout", 1 }, { "--plaintext", 0 },
+        { "--insecure-no-auth", 0 }, { "-v", 0 }, { "--verbose", 0 },
+    };
+    int i = 1;
+
+    while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "-h") != 0 &&
+           strcmp(argv[i], "--help") != 0 && strcmp(argv[i], "-V") != 0 &&
+           strcmp(argv[i], "--version") != 0) {
+        size_t k, n = sizeof globals / sizeof globals[0];
+        for (k = 0; k < n; k++) {
+            size_t len = strlen(globals[k].name);
+            if (strncmp(argv[i], globals[k].name, len) == 0 &&
+                (argv[i][len] == '\0' || (globals[k].takes_arg && argv[i][len] == '=')))
+                break;
+        }
+        if (k == n) {
+            cli_usage_error("ferry", "unknown option '%s' before the command", argv[i]);
+            return -1;
+        }
+        if (globals[k].takes_arg && !strchr(argv[i], '=')) {
+            if (i + 1 >= argc) {
+                cli_usage_error("ferry", "option '%s' needs a value", argv[i]);
+                return -1;
+            }
+            i++;
+        }
+        i++;
+    }
+    if (i > 1 && i < argc) {
+        /* argv[1..i) are options, argv[i] the command: rotate the command
+         * to the front. */
+        char *cmd = argv[i];
+        memmove(argv + 2, argv + 1, (size_t)(i - 1) * sizeof *argv);
+        argv[1] = cmd;
+        return 1;
+    }
+    if (i > 1) {
+        cli_usage_error("ferry", "options but no command");
+        return -1;
+    }
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -60,9 +116,12 @@ int main(int argc, char **argv)
         { "mkdir", cmd_mkdir },
         { "rm", cmd_rm },
     };
-    const char *cmd = argc > 1 ? argv[1] : NULL;
+    const char *cmd;
 
     ferry_log_set_ident("ferry");
+    if (hoist_global_options(argc, argv) < 0)
+        return EXIT_USAGE;
+    cmd = argc > 1 ? argv[1] : NULL;
     /* A closed stdout or socket must show up as EPIPE where it is written,
      * so it can be handled (run.c), not end the process on the spot. */
     signal(SIGPIPE, SIG_IGN);

@@ -466,6 +466,11 @@ static void serve(struct run *run)
         if (run->socket_write_dead)
             run->stdin_on = 0;
 
+        /* TLS may hold input that poll() cannot see: take it first. */
+        if (ferry_transport_pending(s->t)) {
+            read_socket(run);
+            continue;
+        }
         pfd[PFD_SOCK] = (struct pollfd){ .fd = sock, .events = POLLIN };
         if (s->out.len > 0)
             pfd[PFD_SOCK].events |= POLLOUT;

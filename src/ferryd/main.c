@@ -33,7 +33,10 @@ struct options {
     const char *classic[MAX_LISTEN];
     int nclassic;
     const char *key_file;
+    const char *keys_file;
+    const char *cert, *cert_key, *client_ca;
     const char *root;
+    int plaintext;
     int insecure_no_auth;
     int insecure_classic;
     struct ferry_server_opts server;
@@ -48,8 +51,17 @@ static void usage(FILE *f)
         "\n"
         "  -l, --listen ADDR        address to serve (repeatable; default 127.0.0.1:%d)\n"
         "                           HOST:PORT, [V6]:PORT, *:PORT (all interfaces) or unix:/PATH\n"
-        "  -k, --key-file FILE      the shared key (default: ~/.config/ferry/key;\n"
-        "                           make one with: ferry keygen)\n"
+        "  -k, --key-file FILE      the shared key, known as 'ferry' (default:\n"
+        "                           ~/.config/ferry/key; make one with: ferry keygen)\n"
+        "      --keys FILE          named keys instead, one 'NAME HEX' per line; read\n"
+        "                           at every connection, so deleting a line revokes it\n"
+        "      --cert FILE          TLS certificate chain (PEM) for clients that verify\n"
+        "                           the server with ferry --ca; PSK clients still work\n"
+        "      --cert-key FILE      its private key (PEM)\n"
+        "      --client-ca FILE     accept client certificates signed by this CA (PEM)\n"
+        "                           in place of a key\n"
+        "      --plaintext          no TLS: the key still authenticates both sides but\n"
+        "                           traffic travels in the clear (ferry --plaintext)\n"
         "  -r, --root DIR           the directory the file service serves; clients can\n"
         "                           reach nothing outside it (default %s, created\n"
         "                           if missing)\n"
@@ -65,15 +77,17 @@ static void usage(FILE *f)
         "      --classic ADDR       also serve the tutorials' unauthenticated protocol on\n"
         "                           ADDR (loopback only unless --insecure)\n"
         "      --insecure           allow --classic on a non-loopback address\n"
-        "      --insecure-no-auth   serve without authentication (loopback addresses only)\n"
+        "      --insecure-no-auth   serve without authentication or TLS (loopback\n"
+        "                           addresses only)\n"
         "  -v, --verbose            log every connection and command\n"
         "  -q, --quiet              log only warnings and errors\n"
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
-        "Commands run, and files are written, as the user ferryd runs as. Commands are\n"
-        "not confined to --root. After the handshake, traffic is NOT encrypted: use\n"
-        "ferry only on networks you trust.\n",
+        "Every connection is TLS 1.3 unless --plaintext: keyed by the shared key (an\n"
+        "external PSK with an (EC)DHE exchange) or by --cert. Commands run, and files\n"
+        "are written, as the user ferryd runs as: a key gives its holder that user's\n"
+        "power. Commands are not confined to --root.\n",
         FERRY_DEFAULT_PORT, FERRYD_DEFAULT_ROOT);
 }
 
@@ -108,10 +122,15 @@ static int parse_count(const char *opt, const char *text, long max, int *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
-           OPT_NO_AUTH };
+           OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT };
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "key-file", required_argument, NULL, 'k' },
+        { "keys", required_argument, NULL, OPT_KEYS },
+        { "cert", required_argument, NULL, OPT_CERT },
+        { "cert-key", required_argument, NULL, OPT_CERT_KEY },
+        { "client-ca", required_argument, NULL, OPT_CLIENT_CA },
+        { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
         { "root", required_argument, NULL, 'r' },
         { "model", required_argument, NULL, 'm' },
         { "workers", required_argument, NULL, 'w' },
@@ -144,6 +163,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         }
         case 'k': o->key_file = optarg; break;
+        case OPT_KEYS: o->keys_file = optarg; break;
+        case OPT_CERT: o->cert = optarg; break;
+        case OPT_CERT_KEY: o->cert_key = optarg; break;
+        case OPT_CLIENT_CA: o->client_ca = optarg; break;
+        case OPT_PLAINTEXT: o->plaintext = 1; break;
         case 'r': o->root = optarg; break;
         case 'm':
             if (ferry_model_parse(optarg, &o->server.model) < 0 || o->server.model == FERRY_MODEL_THREAD) {
@@ -176,7 +200,11 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
         case 'q': ferry_log_set_level(FERRY_LOG_WARN); break;
         case 'h': usage(stdout); return -1;
-        case 'V': printf("ferryd %s\n", FERRY_VERSION); return -1;
+        case 'V':
+            printf("ferryd %s (%s; kernel TLS %s)\n", FERRY_VERSION, ferry_tls_library(),
+                   ferry_tls_ktls_available() ? "available: downloads are zero-copy"
+                                              : "not available: records are sealed in user space");
+            return -1;
         default:
             fprintf(stderr, "Try 'ferryd --help' for more information.\n");
             return 2;
@@ -240,10 +268,81 @@ static int load_key(struct options *o, struct daemon_config *cfg)
         else if (access(path, F_OK) < 0 && errno == ENOENT)
             fprintf(stderr, "ferryd: create it with 'ferry keygen %s'\n", path);
     } else {
-        ferry_log_info("key: %s", path);
+        cfg->have_key = 1;
+        ferry_log_info("key: %s (as '%s')", path, KEYS_DEFAULT_NAME);
     }
     free(path);
     return r;
+}
+
+/*
+ * What authenticates clients, and the listeners' TLS.  Refuses what cannot
+ * work or would be unsafe: two key sources, certificates without TLS, a
+ * server nobody could authenticate to.  0, or the exit status.
+ */
+static int setup_auth(struct options *o, struct daemon_config *cfg)
+{
+    char err[512];
+    int n = 0;
+
+    if (o->insecure_no_auth) {
+        if (o->key_file || o->keys_file || o->cert || o->client_ca) {
+            fprintf(stderr, "ferryd: --insecure-no-auth takes no keys or certificates\n");
+            return 2;
+        }
+        cfg->no_auth = cfg->plaintext = 1;
+        ferry_log_warn("authentication is OFF (--insecure-no-auth): anyone who can connect "
+                       "can run commands as this user");
+        return 0;
+    }
+    if (o->key_file && o->keys_file) {
+        fprintf(stderr, "ferryd: use --key-file or --keys, not both\n");
+        return 2;
+    }
+    if (o->plaintext && (o->cert || o->cert_key || o->client_ca)) {
+        fprintf(stderr, "ferryd: --cert, --cert-key and --client-ca are for TLS; drop "
+                        "--plaintext to use them\n");
+        return 2;
+    }
+    if (!o->cert != !o->cert_key) {
+        fprintf(stderr, "ferryd: --cert and --cert-key go together\n");
+        return 2;
+    }
+    if (o->client_ca && !o->cert) {
+        fprintf(stderr, "ferryd: --client-ca needs --cert and --cert-key (the server's own)\n");
+        return 2;
+    }
+    if (o->keys_file) {
+        if (keys_check(o->keys_file, &n, err, sizeof err) < 0) {
+            fprintf(stderr, "ferryd: %s\n", err);
+            return 1;
+        }
+        cfg->keys_file = o->keys_file;
+        ferry_log_info("keys: %s (%d key%s, read again for every connection)", o->keys_file, n,
+                       n == 1 ? "" : "s");
+    } else if (o->key_file || !o->client_ca) {
+        /* Client certificates alone authenticate clients; otherwise a key
+         * must. */
+        if (load_key(o, cfg) < 0)
+            return 1;
+    }
+    cfg->plaintext = o->plaintext;
+    if (cfg->plaintext) {
+        ferry_log_warn("--plaintext: sessions are authenticated but NOT encrypted; use it "
+                       "only on networks you trust");
+        return 0;
+    }
+    if (daemon_tls_setup(cfg, o->cert, o->cert_key, o->client_ca) < 0)
+        return 1;
+    ferry_log_info("TLS 1.3: %s%s%s%s; kernel TLS %s", cfg->have_key || cfg->keys_file ?
+                   "PSK from the key" : "", (cfg->have_key || cfg->keys_file) && o->cert ?
+                   ", " : "", o->cert ? "certificate " : "", o->cert ? o->cert : "",
+                   ferry_tls_ktls_available() ? "available" : "not available (the tls module "
+                   "is not loaded): downloads are encrypted in user space");
+    if (o->client_ca)
+        ferry_log_info("client certificates signed by %s are accepted in place of a key",
+                       o->client_ca);
+    return 0;
 }
 
 /* Open (creating if need be) the served directory, and remove the
@@ -286,16 +385,13 @@ int main(int argc, char **argv)
     if (o.nlisten == 0)
         o.listen[o.nlisten++] = "127.0.0.1:7171";
 
-    if (o.insecure_no_auth) {
+    if (o.insecure_no_auth)
         for (int i = 0; i < o.nlisten; i++)
             if (require_loopback(with_port(o.listen[i], buf, sizeof buf), "--insecure-no-auth") < 0)
                 return 2;
-        cfg.no_auth = 1;
-        ferry_log_warn("authentication is OFF (--insecure-no-auth): anyone who can connect "
-                       "can run commands as this user");
-    } else if (load_key(&o, &cfg) < 0) {
-        return 1;
-    }
+    r = setup_auth(&o, &cfg);
+    if (r != 0)
+        return r;
     for (int i = 0; i < o.nclassic; i++)
         if (!o.insecure_classic && require_loopback(o.classic[i], "--classic without --insecure") < 0)
             return 2;
@@ -313,7 +409,7 @@ int main(int argc, char **argv)
     classic.arg = &cfg;
     for (int i = 0; i < o.nlisten; i++) {
         const char *addr = with_port(o.listen[i], buf, sizeof buf);
-        r = ferry_server_listen(s, addr, FERRY_SOCK_STREAM, &session, NULL);
+        r = ferry_server_listen_tls(s, addr, FERRY_SOCK_STREAM, &session, cfg.tls, NULL);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot listen on %s: %s\n", addr, ferry_strerror(r));
             goto out;
@@ -339,6 +435,7 @@ fail:
     fprintf(stderr, "ferryd: %s\n", ferry_strerror(r));
 out:
     ferry_server_free(s);
+    ferry_tls_free(cfg.tls);
     fsroot_close(cfg.root);
     key_wipe(&cfg.key);
     return status;

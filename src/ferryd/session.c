@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "ferry/ferry.h"
 #include "auth.h"
 #include "daemon.h"
@@ -29,13 +31,16 @@
 #include "files.h"
 #include "proto.h"
 
-enum session_state { AWAIT_AUTH, READY };
+enum session_state { AWAIT_HELLO, AWAIT_AUTH, READY };
+enum auth_kind { AUTH_KIND_NONE, AUTH_KIND_TLS, AUTH_KIND_HMAC };
 enum rx_route { RX_NONE, RX_STDIN, RX_FILE, RX_DISCARD };
 
 struct session {
     struct ferry_conn *c;
     const struct daemon_config *cfg;
     enum session_state state;
+    enum auth_kind auth;
+    char tls_who[300];          /* who TLS says the client is (auth tls) */
     uint8_t server_nonce[AUTH_NONCE_LEN];
     struct exec *exec;          /* the running command, if any */
     struct files *files;        /* the file service (a transfer may be running) */
@@ -392,48 +397,102 @@ static int handle_exec(struct session *s, json_t *msg)
 
 /* ---- the handshake ------------------------------------------------------------- */
 
-static int send_hello(struct session *s)
+/* How this connection authenticates: TLS may have done it already (a PSK,
+ * or a client certificate that verified), else the key's HMAC proofs. */
+static void choose_auth(struct session *s)
+{
+    struct ferry_tls_info info;
+
+    if (s->cfg->no_auth) {
+        s->auth = AUTH_KIND_NONE;
+    } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.psk_identity) {
+        s->auth = AUTH_KIND_TLS;
+        snprintf(s->tls_who, sizeof s->tls_who, "key '%s' (TLS PSK, %s)", info.psk_identity,
+                 info.group[0] ? info.group : "no key exchange");
+    } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.peer_verified) {
+        s->auth = AUTH_KIND_TLS;
+        snprintf(s->tls_who, sizeof s->tls_who, "certificate %s", info.peer_subject);
+    } else {
+        s->auth = AUTH_KIND_HMAC;
+    }
+}
+
+static int handle_hello(struct session *s, json_t *msg)
 {
     char nonce_hex[AUTH_HEX_LEN + 1];
+    const char *method;
 
-    if (s->cfg->no_auth)
+    if (json_integer_value(json_object_get(msg, "version")) != PROTO_VERSION)
+        return protocol_error(s, "unsupported protocol version");
+    choose_auth(s);
+    s->state = AWAIT_AUTH;
+    method = s->auth == AUTH_KIND_NONE ? AUTH_METHOD_NONE
+           : s->auth == AUTH_KIND_TLS  ? AUTH_METHOD_TLS : AUTH_METHOD;
+    if (s->auth != AUTH_KIND_HMAC)
         return send_msg(s, json_pack("{s:s, s:i, s:s, s:s}", "type", MSG_HELLO, "version",
-                                     PROTO_VERSION, "server", "ferryd " FERRY_VERSION, "auth", "none"));
+                                     PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
+                                     "auth", method));
     if (auth_nonce(s->server_nonce) < 0)
         return -EIO;
     hex_encode(s->server_nonce, AUTH_NONCE_LEN, nonce_hex);
-    return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", MSG_HELLO, "version", PROTO_VERSION,
-                                 "server", "ferryd " FERRY_VERSION, "auth", AUTH_METHOD,
-                                 "nonce", nonce_hex));
+    return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", MSG_HELLO, "version",
+                                 PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
+                                 "auth", method, "nonce", nonce_hex));
+}
+
+static int refuse(struct session *s, const char *why)
+{
+    ferry_log_info("session %s: authentication failed: %s", ferry_conn_peer(s->c), why);
+    send_error(s, ERR_AUTH, "authentication failed");
+    ferry_conn_close(s->c);
+    return 0;
 }
 
 static int handle_auth(struct session *s, json_t *msg)
 {
     static const struct ferry_frame_limits after_auth = { .max_header = PROTO_MAX_HEADER };
     uint8_t client_nonce[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN];
-    char proof_hex[AUTH_HEX_LEN + 1];
+    char proof_hex[AUTH_HEX_LEN + 1], who[200];
     const char *cn = json_string_value(json_object_get(msg, "nonce"));
-    int r;
+    const char *name = json_string_value(json_object_get(msg, "key"));
+    struct ferry_key key;
+    int r, ok;
 
-    if (!s->cfg->no_auth) {
-        if (!cn || hex_decode(cn, client_nonce, sizeof client_nonce) < 0 ||
-            !auth_check(&s->cfg->key, AUTH_CLIENT, s->server_nonce, client_nonce,
-                        json_string_value(json_object_get(msg, "proof")))) {
-            ferry_log_info("session %s: authentication failed", ferry_conn_peer(s->c));
-            send_error(s, ERR_AUTH, "authentication failed");
-            ferry_conn_close(s->c);
-            return 0;
+    if (s->auth == AUTH_KIND_HMAC) {
+        if (!name)
+            name = KEYS_DEFAULT_NAME;
+        if (!keys_name_ok(name))
+            return refuse(s, "malformed key name");
+        r = daemon_find_key(s->cfg, name, &key);
+        if (r <= 0) {
+            snprintf(who, sizeof who, r < 0 ? "the keys file cannot be read"
+                                            : "unknown key name '%s'", name);
+            return refuse(s, who);
         }
+        ok = cn && hex_decode(cn, client_nonce, sizeof client_nonce) == 0 &&
+             auth_check(&key, AUTH_CLIENT, s->server_nonce, client_nonce,
+                        json_string_value(json_object_get(msg, "proof")));
+        if (!ok) {
+            key_wipe(&key);
+            snprintf(who, sizeof who, "wrong proof for key '%s'", name);
+            return refuse(s, who);
+        }
+        auth_proof(&key, AUTH_SERVER, s->server_nonce, client_nonce, proof);
+        key_wipe(&key);
+        hex_encode(proof, AUTH_PROOF_LEN, proof_hex);
+        snprintf(who, sizeof who, "key '%s' (%s)", name,
+                 s->cfg->plaintext ? "plaintext, HMAC" : "HMAC over TLS");
     }
     s->state = READY;
     ferry_conn_set_authenticated(s->c);
     ferry_conn_set_frame_limits(s->c, &after_auth);
-    ferry_log_debug("session %s: authenticated", ferry_conn_peer(s->c));
-    if (s->cfg->no_auth)
+    ferry_log_info("session %s: authenticated with %s", ferry_conn_peer(s->c),
+                   s->auth == AUTH_KIND_HMAC ? who
+                   : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)");
+    if (s->auth != AUTH_KIND_HMAC)
         return send_msg(s, json_pack("{s:s}", "type", MSG_WELCOME));
-    auth_proof(&s->cfg->key, AUTH_SERVER, s->server_nonce, client_nonce, proof);
-    hex_encode(proof, AUTH_PROOF_LEN, proof_hex);
     r = send_msg(s, json_pack("{s:s, s:s}", "type", MSG_WELCOME, "proof", proof_hex));
+    OPENSSL_cleanse(proof_hex, sizeof proof_hex);
     return r;
 }
 
@@ -450,6 +509,11 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
                                                  strcmp(type, MSG_DATA) != 0)))
         return protocol_error(s, "only stdin and data messages carry a body");
 
+    if (s->state == AWAIT_HELLO) {
+        if (strcmp(type, MSG_HELLO) != 0)
+            return protocol_error(s, "expected a hello message first");
+        return handle_hello(s, msg);
+    }
     if (s->state == AWAIT_AUTH) {
         if (strcmp(type, MSG_AUTH) != 0)
             return protocol_error(s, "expected an auth message");
@@ -534,6 +598,10 @@ static int session_on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, 
         s->rx = RX_NONE;
         break;
     case FERRY_FRAME_ERROR:
+        /* A TLS client hello starts 16 03: read as a length, far too big. */
+        if (s->state == AWAIT_HELLO && ev->error == FERRY_EHDR_TOOBIG && s->cfg->plaintext)
+            ferry_log_info("session %s: the client's first bytes are not a ferry frame "
+                           "(a TLS client? this listener is --plaintext)", ferry_conn_peer(s->c));
         r = protocol_error(s, ferry_strerror(ev->error));
         break;
     case FERRY_FRAME_NEED_MORE:
@@ -551,7 +619,8 @@ static int session_on_open(struct ferry_conn *c, void *arg)
     s->c = c;
     s->cfg = arg;
     s->files = files_new(c, s->cfg->root, on_files_idle, s);
-    int r = s->files ? send_hello(s) : -ENOMEM;
+    /* The client speaks first (docs/PROTOCOL.md 2.1): its hello, then ours. */
+    int r = s->files ? 0 : -ENOMEM;
     if (r < 0) {
         /* a connection that fails to open gets no on_close */
         files_free(s->files);

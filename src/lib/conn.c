@@ -24,6 +24,7 @@
 #include "ferry/error.h"
 #include "ferry/frame.h"
 #include "ferry/log.h"
+#include "ferry/tls.h"
 #include "ferry/transport.h"
 
 static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *arg);
@@ -31,6 +32,8 @@ static void conn_teardown(struct ferry_conn *c, int reason);
 static void schedule_teardown(struct ferry_conn *c, int reason);
 static void begin_linger(struct ferry_conn *c);
 static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now);
+static void schedule_pending_read(struct ferry_conn *c);
+static void tls_step(struct ferry_conn *c);
 
 /* ---- the loop a set of event-style connections runs on -------------------- */
 
@@ -145,6 +148,8 @@ static void update_interest(struct ferry_conn *c)
 
     if (c->closed)
         return;
+    if (c->tls_handshaking)
+        return;   /* tls_step sets what the handshake waits for */
     if (reading_enabled(c) || c->lingering)
         ev |= FERRY_READABLE;
     if (ferry_buf_len(&c->out) > 0 || c->drain_wanted)
@@ -156,6 +161,7 @@ static void update_interest(struct ferry_conn *c)
                             (unsigned long long)c->id, ferry_strerror(r));
         c->events = ev;
     }
+    schedule_pending_read(c);
 }
 
 static void conn_free(struct ferry_loop *loop, void *arg)
@@ -239,6 +245,28 @@ static void schedule_teardown(struct ferry_conn *c, int reason)
 
 static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len);
 static int conn_flush(struct ferry_conn *c);
+static void conn_read(struct ferry_conn *c);
+
+static void read_pending(struct ferry_loop *loop, void *arg)
+{
+    struct ferry_conn *c = arg;
+    (void)loop;
+
+    c->read_scheduled = 0;
+    if (!c->closed && reading_enabled(c))
+        conn_read(c);
+}
+
+/* TLS may hold decrypted input that epoll will never announce (the rest of
+ * a record a read had no room for): read it on the next loop turn. */
+static void schedule_pending_read(struct ferry_conn *c)
+{
+    if (c->read_scheduled || c->closed || c->tls_handshaking || !reading_enabled(c) ||
+        !ferry_transport_pending(c->t))
+        return;
+    if (ferry_loop_defer(c->cl->loop, read_pending, c) == 0)
+        c->read_scheduled = 1;
+}
 
 /* Input that arrived while the handler paused reading mid-chunk is kept
  * in c->in and delivered from here once reading resumes. */
@@ -454,6 +482,10 @@ static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *a
     (void)loop;
     (void)fd;
 
+    if (c->tls_handshaking) {
+        tls_step(c);
+        return;
+    }
     if (c->lingering) {
         if (events & (FERRY_READABLE | FERRY_HANGUP))
             linger_drain(c);
@@ -500,6 +532,69 @@ static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, v
     conn_teardown(c, -ETIMEDOUT);
 }
 
+/* The handler meets the connection.  0, or the handler's refusal (the
+ * connection is then torn down, without on_close). */
+static int conn_open(struct ferry_conn *c)
+{
+    int r;
+
+    if (c->h->on_open) {
+        c->in_callback = 1;
+        r = c->h->on_open(c, c->h->arg);
+        c->in_callback = 0;
+        if (r < 0) {
+            conn_teardown(c, r);   /* not opened: on_close is not owed */
+            return r;
+        }
+    }
+    c->opened = 1;
+    if (c->cl->stopping && !c->closed)
+        ferry_conn_close(c);
+    return 0;
+}
+
+static void log_tls(const struct ferry_conn *c)
+{
+    struct ferry_tls_info info;
+
+    if (ferry_transport_tls_info(c->t, &info) < 0)
+        return;
+    ferry_log_debug("conn %llu (%s): %s %s%s%s%s%s%s", (unsigned long long)c->id, c->peer,
+                    info.version, info.cipher, info.group[0] ? ", " : "", info.group,
+                    info.psk_identity ? ", PSK " : "", info.psk_identity ? info.psk_identity : "",
+                    info.ktls_send ? ", kernel TLS" : "");
+}
+
+/* One step of a TLS server handshake, on readiness. */
+static void tls_step(struct ferry_conn *c)
+{
+    int r = ferry_transport_handshake(c->t);
+
+    if (r == -EAGAIN) {
+        unsigned ev = ferry_transport_wants(c->t) & POLLOUT ? FERRY_WRITABLE : FERRY_READABLE;
+        if (ev != c->events && ferry_loop_modify(c->cl->loop, c->fd, ev) == 0)
+            c->events = ev;
+        return;
+    }
+    if (r < 0) {
+        ferry_log_info("conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
+                       c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                               : ferry_strerror(r));
+        conn_teardown(c, r);
+        return;
+    }
+    c->tls_handshaking = 0;
+    c->last_activity = ferry_loop_now(c->cl->loop);
+    log_tls(c);
+    if (conn_open(c) < 0 || c->closed)
+        return;
+    update_interest(c);
+    /* The client may have sent its first request with its last handshake
+     * flight: it can already sit in TLS's buffer. */
+    if (reading_enabled(c))
+        conn_read(c);
+}
+
 int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, const char *peer)
 {
     struct ferry_server *s = cl->server;
@@ -520,8 +615,11 @@ int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, co
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     ferry_buf_init(&c->out, 0);
     ferry_buf_init(&c->in, FERRY_READ_CHUNK);
-    c->t = ferry_transport_new_fd(fd);
-    if (!c->t) {
+    if (l->tls) {
+        r = ferry_transport_new_tls(fd, l->tls, NULL, &c->t);
+        if (r < 0)
+            goto fail;
+    } else if (!(c->t = ferry_transport_new_fd(fd))) {
         r = -ENOMEM;
         goto fail;
     }
@@ -548,21 +646,13 @@ int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, co
         cl->conns->prev = c;
     cl->conns = c;
     cl->nconns++;
-    ferry_log_debug("conn %llu from %s on %s", (unsigned long long)c->id, peer, l->name);
-
-    if (l->h.on_open) {
-        c->in_callback = 1;
-        r = l->h.on_open(c, l->h.arg);
-        c->in_callback = 0;
-        if (r < 0) {
-            conn_teardown(c, r);   /* not opened: on_close is not owed */
-            return r;
-        }
+    ferry_log_debug("conn %llu from %s on %s%s", (unsigned long long)c->id, peer, l->name,
+                    l->tls ? " (TLS)" : "");
+    if (l->tls) {
+        c->tls_handshaking = 1;   /* on_open once TLS is established */
+        return 0;
     }
-    c->opened = 1;
-    if (cl->stopping && !c->closed)
-        ferry_conn_close(c);
-    return 0;
+    return conn_open(c);
 
 fail:
     if (c) {
@@ -615,6 +705,27 @@ void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd,
 
 /* ---- blocking style ------------------------------------------------------------ */
 
+/* TLS before serve(), within the handshake timeout (else the idle one). */
+static int blocking_tls_handshake(struct ferry_conn *c)
+{
+    int timeout = c->server->opts.handshake_timeout_ms;
+    int r;
+
+    if (timeout <= 0)
+        timeout = c->server->opts.idle_timeout_ms;
+    ferry_transport_set_timeout(c->t, timeout);
+    r = ferry_transport_handshake(c->t);
+    ferry_transport_set_timeout(c->t, c->server->opts.idle_timeout_ms);
+    if (r < 0) {
+        ferry_log_info("conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
+                       c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                               : ferry_strerror(r));
+        return r;
+    }
+    log_tls(c);
+    return 0;
+}
+
 void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd, const char *peer,
                               void (*before_close)(void *arg), void *arg)
 {
@@ -628,8 +739,12 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
     c.blocking = 1;
     c.id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
     snprintf(c.peer, sizeof c.peer, "%s", peer);
-    c.t = ferry_transport_new_fd(fd);
-    if (!c.t) {
+    if (l->tls)
+        r = ferry_transport_new_tls(fd, l->tls, NULL, &c.t);
+    else
+        r = (c.t = ferry_transport_new_fd(fd)) ? 0 : -ENOMEM;
+    if (r < 0) {
+        ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         if (before_close)
             before_close(arg);
         close(fd);
@@ -642,8 +757,11 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
     if (s->opts.handshake_timeout_ms > 0)
         c.handshake_deadline = ferry__now_ms() + (uint64_t)s->opts.handshake_timeout_ms;
 
-    ferry_log_debug("conn %llu from %s on %s", (unsigned long long)c.id, peer, l->name);
-    r = l->h.serve(&c, l->h.arg);
+    ferry_log_debug("conn %llu from %s on %s%s", (unsigned long long)c.id, peer, l->name,
+                    l->tls ? " (TLS)" : "");
+    r = l->tls ? blocking_tls_handshake(&c) : 0;
+    if (r == 0)
+        r = l->h.serve(&c, l->h.arg);
     if (r < 0 && r != FERRY_EEOF)
         ferry_log_debug("conn %llu (%s) ended: %s", (unsigned long long)c.id, peer, ferry_strerror(r));
     else
@@ -660,6 +778,8 @@ static int wait_readable(struct ferry_conn *c)
 {
     int idle = c->server->opts.idle_timeout_ms;
 
+    if (ferry_transport_pending(c->t))
+        return 1;
     for (;;) {
         struct pollfd pfd[2] = {
             { .fd = c->fd, .events = POLLIN },
@@ -930,6 +1050,10 @@ void ferry_conn_close(struct ferry_conn *c)
 {
     if (c->blocking || c->closed || c->teardown_scheduled)
         return;
+    if (c->tls_handshaking) {
+        schedule_teardown(c, 0);   /* nothing was said yet: nothing to flush */
+        return;
+    }
     c->closing = 1;
     if (ferry_buf_len(&c->out) == 0)
         begin_linger(c);
@@ -954,6 +1078,11 @@ uint64_t ferry_conn_id(const struct ferry_conn *c) { return c->id; }
 void ferry_conn_set_data(struct ferry_conn *c, void *data) { c->data = data; }
 void *ferry_conn_data(const struct ferry_conn *c) { return c->data; }
 struct ferry_transport *ferry_conn_transport(struct ferry_conn *c) { return c->t; }
+
+int ferry_conn_tls_info(const struct ferry_conn *c, struct ferry_tls_info *info)
+{
+    return ferry_transport_tls_info(c->t, info);
+}
 
 struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c)
 {

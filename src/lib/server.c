@@ -116,6 +116,13 @@ static int unix_path_is_stale(const struct ferry_addr *a)
 int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry_sock_type type,
                         const struct ferry_handler *h, char bound[FERRY_ADDRSTRLEN])
 {
+    return ferry_server_listen_tls(s, endpoint, type, h, NULL, bound);
+}
+
+int ferry_server_listen_tls(struct ferry_server *s, const char *endpoint,
+                            enum ferry_sock_type type, const struct ferry_handler *h,
+                            struct ferry_tls *tls, char bound[FERRY_ADDRSTRLEN])
+{
     struct ferry_listen_opts lo = { .backlog = s->opts.backlog, .reuse_port = s->opts.reuse_port };
     struct listener *l = NULL, **grown;
     struct ferry_addr addr;
@@ -129,6 +136,8 @@ int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry
         return FERRY_EUNSUPPORTED;
     if (h->on_data && h->on_frame)
         return -EINVAL;
+    if (tls && type != FERRY_SOCK_STREAM)
+        return FERRY_EUNSUPPORTED;   /* DTLS is not offered */
 
     r = ferry_addr_parse(endpoint, -1, &addr);
     if (r < 0)
@@ -140,6 +149,7 @@ int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry
     l->server = s;
     l->type = type;
     l->h = *h;
+    l->tls = tls;
 
     l->fd = ferry_listen(&addr, type, &lo);
     if (l->fd == -EADDRINUSE && addr.ss.ss_family == AF_UNIX && unix_path_is_stale(&addr)) {

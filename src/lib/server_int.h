@@ -37,6 +37,7 @@ struct listener {
     int fd;
     enum ferry_sock_type type;
     struct ferry_handler h;
+    struct ferry_tls *tls;     /* not owned: every connection is TLS; NULL: plain */
     char name[FERRY_ADDRSTRLEN];
     char unix_path[108];       /* set when we created a unix socket file to unlink */
 };
@@ -104,6 +105,8 @@ struct ferry_conn {
     unsigned resume_scheduled : 1;
     unsigned drain_wanted : 1;     /* call on_drain once the socket takes more */
     unsigned corked : 1;           /* inside a read pass: small writes wait for its end */
+    unsigned tls_handshaking : 1;  /* TLS not yet established: on_open not called */
+    unsigned read_scheduled : 1;   /* a read of TLS-buffered input is deferred */
     int pending_reason;            /* for a scheduled teardown */
 
     /* Blocking style only. */

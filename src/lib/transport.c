@@ -1,15 +1,17 @@
 /*
  * transport.c - connection I/O behind an ops table.
  *
- * Two tables exist today: one for sockets (sendmsg with MSG_NOSIGNAL, a
+ * Two tables live here: one for sockets (sendmsg with MSG_NOSIGNAL, a
  * real half-close) and one for other stream descriptors such as pipes
- * (writev with SIGPIPE held off).  The kind is detected once, when the
- * transport is created.  A TLS transport will be a third table; the
- * generic layer above the ops (EINTR, timeouts, the *_full loops) stays.
+ * (writev with SIGPIPE held off); the kind is detected once, when the
+ * transport is created.  The third, TLS, is in tls.c.  The generic layer
+ * above the ops (EINTR, timeouts, waiting for a self-polling transport,
+ * the *_full loops) is shared by all three.
  */
 #include "ferry/transport.h"
 #include "ferry/error.h"
 #include "buf.h"
+#include "transport_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,40 +29,12 @@
 #endif
 
 /*
- * One attempt each; -errno on failure (including -EINTR and -EAGAIN, which
- * the generic layer handles).  `dontwait` asks for a non-blocking attempt
- * after poll() said the descriptor is ready, so a timeout cannot be
- * overrun by a call that then blocks; ops that cannot honour it ignore it.
- */
-struct transport_ops {
-    ssize_t (*read)(struct ferry_transport *t, void *buf, size_t len, int dontwait);
-    ssize_t (*writev)(struct ferry_transport *t, const struct iovec *iov, int iovcnt,
-                      int dontwait);
-    int (*shutdown_write)(struct ferry_transport *t);
-    void (*close)(struct ferry_transport *t);
-    /* Optional: file bytes to the peer without a copy through user space.
-     * NULL: the generic layer reads and writes. */
-    ssize_t (*sendfile)(struct ferry_transport *t, int in_fd, off_t *off, size_t len);
-};
-
-struct ferry_transport {
-    const struct transport_ops *ops;
-    int fd;
-    int timeout_ms;   /* 0: wait forever */
-};
-
-/*
  * writev and sendfile have no MSG_NOSIGNAL, so SIGPIPE is blocked for this
  * thread around the call, and a SIGPIPE the call raised is collected
  * before unblocking.  One that was already pending beforehand belongs to
  * someone else and is left alone.
  */
-struct sigpipe_guard {
-    sigset_t old;
-    int was_pending;
-};
-
-static void sigpipe_hold(struct sigpipe_guard *g)
+void ferry__sigpipe_hold(struct sigpipe_guard *g)
 {
     sigset_t pipe_set, pending;
 
@@ -71,7 +45,7 @@ static void sigpipe_hold(struct sigpipe_guard *g)
     pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
 }
 
-static void sigpipe_release(struct sigpipe_guard *g, int err)
+void ferry__sigpipe_release(struct sigpipe_guard *g, int err)
 {
     if (err == EPIPE && !g->was_pending) {
         static const struct timespec zero = { 0, 0 };
@@ -121,10 +95,10 @@ static ssize_t sock_sendfile(struct ferry_transport *t, int in_fd, off_t *off, s
     ssize_t n;
     int saved;
 
-    sigpipe_hold(&g);
+    ferry__sigpipe_hold(&g);
     n = sendfile(t->fd, in_fd, off, len);
     saved = n < 0 ? errno : 0;
-    sigpipe_release(&g, saved);
+    ferry__sigpipe_release(&g, saved);
     return n < 0 ? -saved : n;
 }
 #define SOCK_SENDFILE sock_sendfile
@@ -156,10 +130,10 @@ static ssize_t plain_writev(struct ferry_transport *t, const struct iovec *iov, 
     int saved;
 
     (void)dontwait;
-    sigpipe_hold(&g);
+    ferry__sigpipe_hold(&g);
     n = writev(t->fd, iov, iovcnt);
     saved = n < 0 ? errno : 0;
-    sigpipe_release(&g, saved);
+    ferry__sigpipe_release(&g, saved);
     return n < 0 ? -saved : n;
 }
 
@@ -179,14 +153,13 @@ static const struct transport_ops plain_ops = {
 
 struct ferry_transport *ferry_transport_new_fd(int fd)
 {
-    struct ferry_transport *t = malloc(sizeof *t);
+    struct ferry_transport *t = calloc(1, sizeof *t);
     struct stat st;
 
     if (!t)
         return NULL;
     t->ops = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? &socket_ops : &plain_ops;
     t->fd = fd;
-    t->timeout_ms = 0;
     return t;
 }
 
@@ -203,12 +176,34 @@ int ferry_transport_fd(const struct ferry_transport *t)
     return t->fd;
 }
 
+static int is_nonblocking(const struct ferry_transport *t)
+{
+    int flags;
+
+    if (t->self_polling)
+        return t->nonblocking;
+    flags = fcntl(t->fd, F_GETFL);
+    return flags >= 0 && (flags & O_NONBLOCK);
+}
+
+int ferry_transport_set_nonblocking(struct ferry_transport *t, int on)
+{
+    int flags;
+
+    if (t->self_polling) {
+        t->nonblocking = on != 0;
+        return 0;
+    }
+    flags = fcntl(t->fd, F_GETFL);
+    if (flags < 0 || fcntl(t->fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
 void ferry_transport_set_timeout(struct ferry_transport *t, int timeout_ms)
 {
-    int flags = fcntl(t->fd, F_GETFL);
-
     /* A non-blocking transport already never waits: polling would make it. */
-    if (timeout_ms < 0 || (flags >= 0 && (flags & O_NONBLOCK)))
+    if (timeout_ms < 0 || is_nonblocking(t))
         timeout_ms = 0;
     t->timeout_ms = timeout_ms;
 }
@@ -221,17 +216,18 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait until fd is ready for `events` or the deadline passes.  Readiness
- * includes errors and hang-ups: the following I/O call reports those. */
+/* Wait until fd is ready for `events` or the deadline passes (-1: never).
+ * Readiness includes errors and hang-ups: the following I/O call reports
+ * those. */
 static int wait_ready(const struct ferry_transport *t, short events, int64_t deadline)
 {
     struct pollfd pfd = { .fd = t->fd, .events = events };
 
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
         int n;
 
-        if (left <= 0)
+        if (deadline >= 0 && left <= 0)
             return -ETIMEDOUT;
         n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (n > 0)
@@ -241,49 +237,90 @@ static int wait_ready(const struct ferry_transport *t, short events, int64_t dea
     }
 }
 
-ssize_t ferry_transport_read(struct ferry_transport *t, void *buf, size_t len)
+/*
+ * One read or write through the ops, with the transport's blocking
+ * behaviour.  A plain descriptor with a timeout is polled first and then
+ * tried without blocking; one without blocks in the kernel.  A
+ * self-polling transport (TLS) is tried first: its ops may have buffered
+ * what is asked for, and only they know which way they must wait.
+ */
+enum io_dir { IO_READ, IO_WRITE };
+
+static ssize_t do_io(struct ferry_transport *t, enum io_dir dir, void *buf, size_t len,
+                     const struct iovec *iov, int iovcnt)
 {
     int timed = t->timeout_ms > 0;
-    int64_t deadline = timed ? now_ms() + t->timeout_ms : 0;
+    int64_t deadline = timed ? now_ms() + t->timeout_ms : -1;
+    short plain_events = dir == IO_READ ? POLLIN : POLLOUT;
 
     for (;;) {
         ssize_t n;
 
-        if (timed) {
-            int rc = wait_ready(t, POLLIN, deadline);
+        if (timed && !t->self_polling) {
+            int rc = wait_ready(t, plain_events, deadline);
             if (rc < 0)
                 return rc;
         }
-        n = t->ops->read(t, buf, len, timed);
-        /* With a timeout, EAGAIN means poll's readiness was stale. */
-        if (n == -EINTR || (n == -EAGAIN && timed))
+        n = dir == IO_READ ? t->ops->read(t, buf, len, timed)
+                           : t->ops->writev(t, iov, iovcnt, timed);
+        if (n == -EINTR)
             continue;
+        if (n == -EAGAIN && t->self_polling && !t->nonblocking) {
+            int rc = wait_ready(t, t->want, deadline);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        /* With a timeout, EAGAIN means poll's readiness was stale. */
+        if (n == -EAGAIN && timed && !t->self_polling)
+            continue;
+        if (n == -EAGAIN && !t->self_polling)
+            t->want = plain_events;
         return n;
     }
 }
 
+ssize_t ferry_transport_read(struct ferry_transport *t, void *buf, size_t len)
+{
+    return do_io(t, IO_READ, buf, len, NULL, 0);
+}
+
 ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt)
 {
-    int timed = t->timeout_ms > 0;
-    int64_t deadline = timed ? now_ms() + t->timeout_ms : 0;
-
     /* More than IOV_MAX entries would fail outright; a short write of the
      * first IOV_MAX is what the caller's loop expects anyway. */
     if (iovcnt > IOV_MAX)
         iovcnt = IOV_MAX;
-    for (;;) {
-        ssize_t n;
+    return do_io(t, IO_WRITE, NULL, 0, iov, iovcnt);
+}
 
-        if (timed) {
-            int rc = wait_ready(t, POLLOUT, deadline);
-            if (rc < 0)
-                return rc;
-        }
-        n = t->ops->writev(t, iov, iovcnt, timed);
-        if (n == -EINTR || (n == -EAGAIN && timed))
+int ferry_transport_handshake(struct ferry_transport *t)
+{
+    int64_t deadline = t->timeout_ms > 0 ? now_ms() + t->timeout_ms : -1;
+
+    if (!t->ops->handshake)
+        return 0;
+    for (;;) {
+        int r = t->ops->handshake(t);
+
+        if (r == -EINTR)
             continue;
-        return n;
+        if (r != -EAGAIN || t->nonblocking)
+            return r;
+        r = wait_ready(t, t->want, deadline);
+        if (r < 0)
+            return r;
     }
+}
+
+short ferry_transport_wants(const struct ferry_transport *t)
+{
+    return t->want ? t->want : POLLIN;
+}
+
+int ferry_transport_pending(const struct ferry_transport *t)
+{
+    return t->ops->pending ? t->ops->pending(t) : 0;
 }
 
 int ferry_transport_read_full(struct ferry_transport *t, void *buf, size_t len)
@@ -365,10 +402,20 @@ ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t 
     if (len == 0)
         return 0;
     off = (off_t)*offset;
-    do
-        n = t->ops->sendfile ? t->ops->sendfile(t, in_fd, &off, len)
-                             : read_then_write(t, in_fd, &off, len);
-    while (n == -EINTR);
+    for (;;) {
+        n = t->ops->sendfile ? t->ops->sendfile(t, in_fd, &off, len) : FERRY_EUNSUPPORTED;
+        if (n == FERRY_EUNSUPPORTED)
+            n = read_then_write(t, in_fd, &off, len);
+        if (n == -EINTR)
+            continue;
+        if (n == -EAGAIN && t->self_polling && !t->nonblocking) {
+            int r = wait_ready(t, t->want, -1);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        break;
+    }
     if (n > 0)
         *offset = (uint64_t)off;
     return n;

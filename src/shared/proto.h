@@ -26,7 +26,7 @@
 #define PROTO_AUTH_TIMEOUT_MS    10000
 
 /* server -> client */
-#define MSG_HELLO    "hello"     /* {version, server, auth, nonce} */
+#define MSG_HELLO    "hello"     /* client first: {version}; server: {version, server, auth, nonce?} */
 #define MSG_WELCOME  "welcome"   /* {proof} (no proof under auth "none") */
 #define MSG_STDOUT   "stdout"    /* body: command output */
 #define MSG_STDERR   "stderr"    /* body: command error output */
@@ -36,7 +36,7 @@
 #define MSG_ERROR    "error"     /* {code, message} */
 
 /* client -> server */
-#define MSG_AUTH     "auth"      /* {version, nonce, proof} */
+#define MSG_AUTH     "auth"      /* {version, key?, nonce, proof} | {version} (auth tls, none) */
 #define MSG_EXEC     "exec"      /* {argv: [..]} | {shell: ".."}, cwd?, env?, timeout?, stdin? */
 #define MSG_STDIN    "stdin"     /* body: bytes for the command's stdin */
 #define MSG_STDIN_EOF "stdin-eof"
@@ -79,6 +79,12 @@
 #define ERR_PATH     "path"       /* a path the sandbox refuses (.., absolute, escaping symlink, ...) */
 #define ERR_FS       "fs"         /* a filesystem error; "errno" names it (ENOENT, ENOSPC, ...) */
 #define ERR_CHECKSUM "checksum"   /* the data did not match its checksum; nothing was committed */
+#define ERR_TLS_REQUIRED "tls-required" /* sent in the clear to a plaintext client of a TLS listener */
+
+/* Auth methods in hello: the key's HMAC proofs (auth.h), TLS having
+ * authenticated the client already (PSK or client certificate), none. */
+#define AUTH_METHOD_TLS  "tls"
+#define AUTH_METHOD_NONE "none"
 
 /* The status a client exits with for its own failures (as ssh does). */
 #define FERRY_EXIT_ERROR 255

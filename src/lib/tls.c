@@ -1,0 +1,805 @@
+/*
+ * tls.c - TLS 1.3 configurations (tls.h) and the TLS transport ops
+ * (transport.h), over OpenSSL's libssl.
+ *
+ * The socket under a TLS transport is always non-blocking: OpenSSL may need
+ * to read in order to write (during the handshake) and may hold decrypted
+ * bytes the descriptor no longer announces, so the ops report -EAGAIN with
+ * t->want set and the generic layer in transport.c waits when the
+ * transport is blocking.  Reads drain every whole record that has arrived
+ * (up to the caller's buffer), so what poll() cannot see is only the rest
+ * of a record the buffer was too small for: ferry_transport_pending().
+ *
+ * OpenSSL's socket BIO writes with write(2), so every call that may write
+ * runs with SIGPIPE held off (transport_int.h).  Its error queue is per
+ * thread and is cleared before each call, so SSL_get_error() is about that
+ * call alone.
+ */
+#include "ferry/tls.h"
+#include "ferry/error.h"
+#include "transport_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+/* Records are at most 16 KiB of plaintext: small iovec entries are
+ * gathered into one record rather than sealed one by one. */
+#define TLS_RECORD_MAX   16384
+/* What OpenSSL may read from the socket at once (read-ahead). */
+#define TLS_READ_BUFFER  (64 * 1024)
+/* TLS_AES_128_GCM_SHA256: the suite an external PSK is bound to, as
+ * openssl s_client -psk binds it (the PSK's hash must be SHA-256). */
+static const unsigned char psk_suite_id[2] = { 0x13, 0x01 };
+#define TLS_PLAINTEXT_REPLY_MAX 1024
+
+struct ferry_tls {
+    SSL_CTX *ctx;
+    enum ferry_tls_role role;
+    int use_certs;                       /* client: verify the server's certificate */
+    ferry_tls_psk_lookup_fn psk_lookup;  /* server */
+    void *psk_lookup_arg;
+    uint8_t psk[FERRY_TLS_PSK_MAX];      /* client */
+    size_t psk_len;
+    char psk_identity[FERRY_TLS_IDENTITY_MAX + 1];
+    uint8_t plaintext_reply[TLS_PLAINTEXT_REPLY_MAX];   /* server */
+    size_t plaintext_reply_len;
+};
+
+struct tls_conn {
+    SSL *ssl;
+    struct ferry_tls *cfg;
+    int handshake_done;
+    int probed;              /* server: the first byte was checked for TLS */
+    int read_starved;        /* the last read stopped for want of socket bytes */
+    int ktls_send;
+    char identity[FERRY_TLS_IDENTITY_MAX + 1];   /* the PSK identity offered / used */
+    int identity_known;      /* server: the lookup found a key for it */
+    char peer_subject[256];
+    char error[200];
+    uint8_t gather[TLS_RECORD_MAX];
+};
+
+/* Index of the SSL ex_data slot that points back at the transport. */
+static int ssl_index = -1;
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+
+static void make_index(void)
+{
+    ssl_index = SSL_get_ex_new_index(0, "ferry transport", NULL, NULL, NULL);
+}
+
+/* err = the formatted words, ": ", and OpenSSL's reason for the failure. */
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    int saved = errno;
+    va_list ap;
+    int n;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < errlen)
+        snprintf(err + n, errlen - (size_t)n, ": %s",
+                 reason ? reason : saved ? strerror(saved) : "failed");
+    ERR_clear_error();
+}
+
+/* ---- PSK callbacks ---------------------------------------------------------- */
+
+static SSL_SESSION *psk_session(SSL *ssl, const uint8_t *key, size_t len)
+{
+    const SSL_CIPHER *suite = SSL_CIPHER_find(ssl, psk_suite_id);
+    SSL_SESSION *sess = suite ? SSL_SESSION_new() : NULL;
+
+    if (!sess)
+        return NULL;
+    if (!SSL_SESSION_set1_master_key(sess, key, len) || !SSL_SESSION_set_cipher(sess, suite) ||
+        !SSL_SESSION_set_protocol_version(sess, TLS1_3_VERSION)) {
+        SSL_SESSION_free(sess);
+        return NULL;
+    }
+    return sess;
+}
+
+/* Printable ASCII without spaces: what a key name may be (and what is
+ * safe to log). */
+static int identity_ok(const unsigned char *id, size_t len)
+{
+    if (len == 0 || len > FERRY_TLS_IDENTITY_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (id[i] <= ' ' || id[i] > '~')
+            return 0;
+    return 1;
+}
+
+static int server_find_psk(SSL *ssl, const unsigned char *id, size_t id_len, SSL_SESSION **sess)
+{
+    struct ferry_transport *t = SSL_get_ex_data(ssl, ssl_index);
+    struct tls_conn *tc = t->tls;
+    uint8_t key[FERRY_TLS_PSK_MAX];
+    int len;
+
+    *sess = NULL;
+    if (!identity_ok(id, id_len)) {
+        snprintf(tc->identity, sizeof tc->identity, "(unprintable)");
+        return 1;   /* no such key: the certificate, if any, decides */
+    }
+    memcpy(tc->identity, id, id_len);
+    tc->identity[id_len] = '\0';
+    len = tc->cfg->psk_lookup(tc->identity, key, tc->cfg->psk_lookup_arg);
+    if (len < 0 || len > FERRY_TLS_PSK_MAX) {
+        OPENSSL_cleanse(key, sizeof key);
+        return 0;   /* the lookup failed: abort rather than guess */
+    }
+    if (len > 0) {
+        tc->identity_known = 1;
+        *sess = psk_session(ssl, key, (size_t)len);
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return len == 0 || *sess ? 1 : 0;
+}
+
+static int client_use_psk(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *id_len,
+                          SSL_SESSION **sess)
+{
+    struct ferry_transport *t = SSL_get_ex_data(ssl, ssl_index);
+    struct ferry_tls *cfg = t->tls->cfg;
+    const SSL_CIPHER *suite = SSL_CIPHER_find(ssl, psk_suite_id);
+
+    *sess = NULL;
+    /* After a HelloRetryRequest the suite is fixed: a PSK for another hash
+     * cannot be offered. */
+    if (!suite || (md && md != SSL_CIPHER_get_handshake_digest(suite)))
+        return 1;
+    *sess = psk_session(ssl, cfg->psk, cfg->psk_len);
+    if (!*sess)
+        return 0;
+    *id = (const unsigned char *)cfg->psk_identity;
+    *id_len = strlen(cfg->psk_identity);
+    snprintf(t->tls->identity, sizeof t->tls->identity, "%s", cfg->psk_identity);
+    return 1;
+}
+
+/* ---- configurations ----------------------------------------------------------- */
+
+int ferry_tls_new(const struct ferry_tls_opts *o, struct ferry_tls **out, char *err, size_t errlen)
+{
+    int server = o->role == FERRY_TLS_SERVER;
+    struct ferry_tls *cfg = NULL;
+    SSL_CTX *ctx = NULL;
+    int rc = FERRY_ETLS;
+
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (pthread_once(&index_once, make_index) != 0 || ssl_index < 0) {
+        set_err(err, errlen, "OpenSSL");
+        return FERRY_ETLS;
+    }
+    if (server ? !o->psk_lookup && !o->cert_file : !o->psk && !o->ca_file) {
+        snprintf(err, errlen, "TLS needs %s", server ? "a key or a certificate"
+                                                    : "a key or a CA file");
+        return -EINVAL;
+    }
+    if (!o->cert_file != !o->key_file) {
+        snprintf(err, errlen, "a certificate needs its private key, and the reverse");
+        return -EINVAL;
+    }
+    if (o->psk && (o->psk_len == 0 || o->psk_len > FERRY_TLS_PSK_MAX || !o->psk_identity ||
+                   !identity_ok((const unsigned char *)o->psk_identity, strlen(o->psk_identity)))) {
+        snprintf(err, errlen, "a PSK needs 1 to %d bytes and a printable identity without "
+                 "spaces of at most %d", FERRY_TLS_PSK_MAX, FERRY_TLS_IDENTITY_MAX);
+        return -EINVAL;
+    }
+    if (o->plaintext_reply_len > TLS_PLAINTEXT_REPLY_MAX) {
+        snprintf(err, errlen, "the plaintext reply is over %d bytes", TLS_PLAINTEXT_REPLY_MAX);
+        return -EINVAL;
+    }
+    cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return -ENOMEM;
+    if (server && o->plaintext_reply) {
+        memcpy(cfg->plaintext_reply, o->plaintext_reply, o->plaintext_reply_len);
+        cfg->plaintext_reply_len = o->plaintext_reply_len;
+    }
+    ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!ctx) {
+        set_err(err, errlen, "cannot create a TLS context");
+        goto fail;
+    }
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
+        set_err(err, errlen, "TLS 1.3");
+        goto fail;
+    }
+    /* SHA-256 suites first, and the server's order wins: an external PSK
+     * is bound to SHA-256, and a SHA-384 suite chosen by preference would
+     * quietly set the PSK aside.  AES-128-GCM is also the fastest suite
+     * with AES-NI and one kernel TLS offers. */
+    if (!SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
+                                       "TLS_AES_256_GCM_SHA384")) {
+        set_err(err, errlen, "TLS 1.3 cipher suites");
+        goto fail;
+    }
+    if (server)
+        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Without SSL_OP_ALLOW_NO_DHE_KEX a PSK is only ever used with an
+     * (EC)DHE exchange (psk_dhe_ke): forward secrecy for PSK sessions. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET
+#ifdef SSL_OP_ENABLE_KTLS
+                             | SSL_OP_ENABLE_KTLS
+#endif
+    );
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                          SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, TLS_READ_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (server)
+        SSL_CTX_set_num_tickets(ctx, 0);
+
+    if (o->cert_file) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
+            set_err(err, errlen, "cannot use certificate %s", o->cert_file);
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
+            set_err(err, errlen, "cannot use private key %s", o->key_file);
+            goto fail;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            set_err(err, errlen, "%s does not match the certificate", o->key_file);
+            goto fail;
+        }
+    }
+    if (o->ca_file) {
+        if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+            set_err(err, errlen, "cannot load CA file %s", o->ca_file);
+            goto fail;
+        }
+        SSL_CTX_set_verify(ctx, server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                                       : SSL_VERIFY_PEER, NULL);
+    } else if (!server) {
+        /* PSK only: a server that answers with a certificate instead
+         * cannot be checked, so it is refused. */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    if (server && o->psk_lookup) {
+        cfg->psk_lookup = o->psk_lookup;
+        cfg->psk_lookup_arg = o->psk_lookup_arg;
+        SSL_CTX_set_psk_find_session_callback(ctx, server_find_psk);
+    }
+    if (!server && o->psk) {
+        memcpy(cfg->psk, o->psk, o->psk_len);
+        cfg->psk_len = o->psk_len;
+        snprintf(cfg->psk_identity, sizeof cfg->psk_identity, "%s", o->psk_identity);
+        SSL_CTX_set_psk_use_session_callback(ctx, client_use_psk);
+    }
+    cfg->ctx = ctx;
+    cfg->role = o->role;
+    cfg->use_certs = !server && o->ca_file;
+    *out = cfg;
+    return 0;
+fail:
+    SSL_CTX_free(ctx);
+    OPENSSL_cleanse(cfg, sizeof *cfg);
+    free(cfg);
+    return rc;
+}
+
+void ferry_tls_free(struct ferry_tls *cfg)
+{
+    if (!cfg)
+        return;
+    SSL_CTX_free(cfg->ctx);
+    OPENSSL_cleanse(cfg, sizeof *cfg);
+    free(cfg);
+}
+
+const char *ferry_tls_library(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
+}
+
+int ferry_tls_ktls_available(void)
+{
+#ifdef SSL_OP_ENABLE_KTLS
+    /* The kernel loads the module on first use only for privileged
+     * processes; what is listed here can be attached now. */
+    char ulps[256] = "";
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
+    int yes = 0;
+
+    if (!f)
+        return 0;
+    if (fgets(ulps, sizeof ulps, f)) {
+        for (char *w = strtok(ulps, " \n"); w; w = strtok(NULL, " \n"))
+            if (strcmp(w, "tls") == 0)
+                yes = 1;
+    }
+    fclose(f);
+    return yes;
+#else
+    return 0;
+#endif
+}
+
+/* ---- errors ------------------------------------------------------------------- */
+
+/* Record why the handshake or a record failed, in words a user can act
+ * on, and return the code for it. */
+static int tls_fail(struct ferry_transport *t, int ssl_error, int ret)
+{
+    struct tls_conn *tc = t->tls;
+    unsigned long e = ERR_peek_last_error();
+    int saved = errno;
+
+    if (ssl_error == SSL_ERROR_SYSCALL && e == 0) {
+        ERR_clear_error();
+        if (ret == 0 || saved == 0) {
+            snprintf(tc->error, sizeof tc->error, "the peer closed the connection%s",
+                     tc->handshake_done ? "" : " during the TLS handshake");
+            return tc->handshake_done ? FERRY_ETRUNCATED : FERRY_EEOF;
+        }
+        snprintf(tc->error, sizeof tc->error, "%s", strerror(saved));
+        return -saved;
+    }
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        long v = SSL_get_verify_result(tc->ssl);
+        snprintf(tc->error, sizeof tc->error, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    } else if (tc->cfg->role == FERRY_TLS_CLIENT && !tc->handshake_done &&
+               ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER ||
+                ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG)) {
+        /* What came back is not a TLS record at all. */
+        snprintf(tc->error, sizeof tc->error, "the server did not answer with TLS");
+        ERR_clear_error();
+        return FERRY_ENOTTLS;
+    } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        snprintf(tc->error, sizeof tc->error, "the peer closed the connection without "
+                 "ending TLS (truncated)");
+        ERR_clear_error();
+        return tc->handshake_done ? FERRY_ETRUNCATED : FERRY_EEOF;
+    } else {
+        const char *r = e ? ERR_reason_error_string(e) : NULL;
+        snprintf(tc->error, sizeof tc->error, "%s", r ? r : "TLS failure");
+    }
+    ERR_clear_error();
+    return FERRY_ETLS;
+}
+
+const char *ferry_transport_error(const struct ferry_transport *t)
+{
+    return t->tls ? t->tls->error : "";
+}
+
+/* ---- the transport ops -------------------------------------------------------- */
+
+/* Where an SSL call that did not finish must wait: -EAGAIN with t->want,
+ * or the failure. */
+static int tls_again(struct ferry_transport *t, int ssl_error, int ret)
+{
+    switch (ssl_error) {
+    case SSL_ERROR_WANT_READ:
+        t->want = POLLIN;
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        t->want = POLLOUT;
+        return -EAGAIN;
+    default:
+        return tls_fail(t, ssl_error, ret);
+    }
+}
+
+/* Best effort, never blocking: the reply, then what the peer already sent
+ * is read away so that closing does not answer it with a reset (which
+ * could destroy the reply in flight), then our side is shut. */
+static void answer_plaintext(struct ferry_transport *t)
+{
+    const struct ferry_tls *cfg = t->tls->cfg;
+    uint8_t sink[4096];
+
+    if (cfg->plaintext_reply_len == 0)
+        return;
+    if (send(t->fd, cfg->plaintext_reply, cfg->plaintext_reply_len,
+             MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        return;
+    for (int i = 0; i < 16 && recv(t->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
+    (void)shutdown(t->fd, SHUT_WR);
+}
+
+/* A server's first byte is a handshake record (22) if the peer speaks TLS
+ * at all; anything else is answered by the caller, not by an alert. */
+static int probe_first_byte(struct ferry_transport *t)
+{
+    struct tls_conn *tc = t->tls;
+    unsigned char b;
+    ssize_t n = recv(t->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            t->want = POLLIN;
+            return -EAGAIN;
+        }
+        return -errno;
+    }
+    if (n == 0) {
+        snprintf(tc->error, sizeof tc->error, "the peer closed the connection before TLS began");
+        return FERRY_EEOF;
+    }
+    if (b != 22) {
+        snprintf(tc->error, sizeof tc->error, "the client did not begin with a TLS handshake "
+                 "(first byte 0x%02x)", b);
+        answer_plaintext(t);
+        return FERRY_ENOTTLS;
+    }
+    tc->probed = 1;
+    return 0;
+}
+
+static void note_peer(struct tls_conn *tc)
+{
+    X509 *cert = SSL_get1_peer_certificate(tc->ssl);
+
+    if (cert && SSL_get_verify_result(tc->ssl) == X509_V_OK)
+        X509_NAME_oneline(X509_get_subject_name(cert), tc->peer_subject,
+                          (int)sizeof tc->peer_subject);
+    X509_free(cert);
+}
+
+static int tls_handshake(struct ferry_transport *t)
+{
+    struct tls_conn *tc = t->tls;
+    struct sigpipe_guard g;
+    int r, e, saved;
+
+    if (tc->handshake_done)
+        return 0;
+    if (tc->cfg->role == FERRY_TLS_SERVER && !tc->probed) {
+        r = probe_first_byte(t);
+        if (r < 0)
+            return r;
+    }
+    ERR_clear_error();
+    errno = 0;
+    ferry__sigpipe_hold(&g);
+    r = SSL_do_handshake(tc->ssl);
+    saved = errno;
+    ferry__sigpipe_release(&g, saved);
+    if (r == 1) {
+        tc->handshake_done = 1;
+#ifdef SSL_OP_ENABLE_KTLS
+        tc->ktls_send = BIO_get_ktls_send(SSL_get_wbio(tc->ssl)) > 0;
+#endif
+        note_peer(tc);
+        return 0;
+    }
+    e = SSL_get_error(tc->ssl, r);
+    errno = saved;
+    r = tls_again(t, e, r);
+    if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity[0] &&
+        !tc->identity_known) {
+        size_t n = strlen(tc->error);
+        snprintf(tc->error + n, sizeof tc->error - n, " (unknown key name '%s')", tc->identity);
+    }
+    return r;
+}
+
+static ssize_t tls_read(struct ferry_transport *t, void *buf, size_t len, int dontwait)
+{
+    struct tls_conn *tc = t->tls;
+    struct sigpipe_guard g;
+    size_t got = 0;
+    int r, e = SSL_ERROR_NONE, saved = 0;
+    (void)dontwait;
+
+    if (!tc->handshake_done && (r = tls_handshake(t)) < 0)
+        return r;
+    ferry__sigpipe_hold(&g);
+    while (got < len) {
+        size_t n = 0;
+
+        ERR_clear_error();
+        errno = 0;
+        if (SSL_read_ex(tc->ssl, (uint8_t *)buf + got, len - got, &n) == 1) {
+            got += n;
+            tc->read_starved = 0;
+            continue;
+        }
+        saved = errno;
+        e = SSL_get_error(tc->ssl, 0);
+        if (e == SSL_ERROR_WANT_READ)
+            tc->read_starved = 1;
+        break;
+    }
+    ferry__sigpipe_release(&g, saved);
+    /* What arrived is handed over first; an error or the end of the
+     * stream is still there for the next call. */
+    if (got > 0) {
+        ERR_clear_error();
+        return (ssize_t)got;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;   /* close_notify: a clean end of stream */
+    errno = saved;
+    return tls_again(t, e, 0);
+}
+
+/* One SSL_write_ex: bytes written, or -EAGAIN / an error. */
+static ssize_t write_once(struct ferry_transport *t, const void *p, size_t n)
+{
+    struct tls_conn *tc = t->tls;
+    struct sigpipe_guard g;
+    size_t done = 0;
+    int ok, e, saved;
+
+    ERR_clear_error();
+    errno = 0;
+    ferry__sigpipe_hold(&g);
+    ok = SSL_write_ex(tc->ssl, p, n, &done);
+    saved = errno;
+    ferry__sigpipe_release(&g, saved);
+    if (ok == 1)
+        return (ssize_t)done;
+    e = SSL_get_error(tc->ssl, 0);
+    errno = saved;
+    return tls_again(t, e, 0);
+}
+
+/*
+ * Partial-write mode returns after each record, so this loops until the
+ * socket is full.  A retry after -EAGAIN must offer the same bytes again
+ * (OpenSSL keeps the record it sealed): callers retry from the first byte
+ * not reported written, which is exactly that, and the gather buffer is
+ * rebuilt from the same entries.
+ */
+static ssize_t tls_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt,
+                          int dontwait)
+{
+    struct tls_conn *tc = t->tls;
+    size_t total = 0;
+    int i = 0, r;
+    size_t skip = 0;   /* bytes of iov[i] already written */
+    (void)dontwait;
+
+    if (!tc->handshake_done && (r = tls_handshake(t)) < 0)
+        return r;
+    while (i < iovcnt) {
+        const uint8_t *p = (const uint8_t *)iov[i].iov_base + skip;
+        size_t n = iov[i].iov_len - skip;
+        ssize_t w;
+
+        if (n == 0) {
+            i++;
+            skip = 0;
+            continue;
+        }
+        if (n < TLS_RECORD_MAX && i + 1 < iovcnt) {
+            /* Gather this and the following entries into one record. */
+            size_t fill = 0, s = skip;
+            for (int k = i; k < iovcnt && fill < TLS_RECORD_MAX; k++, s = 0) {
+                size_t take = iov[k].iov_len - s;
+                if (take > TLS_RECORD_MAX - fill)
+                    take = TLS_RECORD_MAX - fill;
+                memcpy(tc->gather + fill, (const uint8_t *)iov[k].iov_base + s, take);
+                fill += take;
+            }
+            p = tc->gather;
+            n = fill;
+        }
+        w = write_once(t, p, n);
+        if (w < 0)
+            return total > 0 ? (ssize_t)total : w;
+        total += (size_t)w;
+        /* Advance through the entries by what was written. */
+        for (size_t left = (size_t)w; left > 0 && i < iovcnt;) {
+            size_t room = iov[i].iov_len - skip;
+            if (left < room) {
+                skip += left;
+                left = 0;
+            } else {
+                left -= room;
+                i++;
+                skip = 0;
+            }
+        }
+    }
+    return (ssize_t)total;
+}
+
+#ifdef SSL_OP_ENABLE_KTLS
+/* Kernel TLS seals the records, so file pages go to the socket without a
+ * copy through here, as for a plain socket. */
+static ssize_t tls_sendfile(struct ferry_transport *t, int in_fd, off_t *off, size_t len)
+{
+    struct tls_conn *tc = t->tls;
+    struct sigpipe_guard g;
+    ossl_ssize_t n;
+    int e, saved;
+
+    /* Without kernel TLS the generic layer reads and writes instead. */
+    if (!tc->ktls_send)
+        return FERRY_EUNSUPPORTED;
+    ERR_clear_error();
+    errno = 0;
+    ferry__sigpipe_hold(&g);
+    n = SSL_sendfile(tc->ssl, in_fd, *off, len, 0);
+    saved = errno;
+    ferry__sigpipe_release(&g, saved);
+    if (n > 0) {
+        *off += n;
+        return n;
+    }
+    e = SSL_get_error(tc->ssl, (int)n);
+    errno = saved;
+    return tls_again(t, e, (int)n);
+}
+#endif
+
+static int tls_pending(const struct ferry_transport *t)
+{
+    const struct tls_conn *tc = t->tls;
+
+    if (!tc->handshake_done)
+        return 0;
+    /* Decrypted bytes, or whole records read ahead; a partial record is
+     * not worth a read until the socket brings the rest. */
+    return SSL_pending(tc->ssl) > 0 || (SSL_has_pending(tc->ssl) && !tc->read_starved);
+}
+
+static int tls_shutdown_write(struct ferry_transport *t)
+{
+    struct tls_conn *tc = t->tls;
+    struct sigpipe_guard g;
+
+    /* close_notify tells the peer the stream ended here, not that it was
+     * cut; if the socket is full it is dropped, and the half-close below
+     * still ends the stream (the peer then reports a truncation). */
+    if (tc->handshake_done) {
+        ERR_clear_error();
+        ferry__sigpipe_hold(&g);
+        (void)SSL_shutdown(tc->ssl);
+        ferry__sigpipe_release(&g, errno);
+        ERR_clear_error();
+    }
+    return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static void tls_close(struct ferry_transport *t)
+{
+    struct tls_conn *tc = t->tls;
+    struct sigpipe_guard g;
+
+    if (tc->handshake_done && !(SSL_get_shutdown(tc->ssl) & SSL_SENT_SHUTDOWN)) {
+        ERR_clear_error();
+        ferry__sigpipe_hold(&g);
+        (void)SSL_shutdown(tc->ssl);
+        ferry__sigpipe_release(&g, errno);
+        ERR_clear_error();
+    }
+    SSL_free(tc->ssl);
+    OPENSSL_cleanse(tc->gather, sizeof tc->gather);
+    free(tc);
+    t->tls = NULL;
+    close(t->fd);
+}
+
+static const struct transport_ops tls_ops = {
+    .read = tls_read,
+    .writev = tls_writev,
+    .shutdown_write = tls_shutdown_write,
+    .close = tls_close,
+#ifdef SSL_OP_ENABLE_KTLS
+    .sendfile = tls_sendfile,
+#endif
+    .handshake = tls_handshake,
+    .pending = tls_pending,
+};
+
+/* Verify the server as `name`: a host name (SNI and the certificate's
+ * DNS names) or an address literal (its IP addresses). */
+static int set_server_name(SSL *ssl, const char *name)
+{
+    unsigned char addr[16];
+
+    if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -1;
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
+        return -1;
+    return 0;
+}
+
+int ferry_transport_new_tls(int fd, struct ferry_tls *cfg, const char *server_name,
+                            struct ferry_transport **out)
+{
+    struct ferry_transport *t = calloc(1, sizeof *t);
+    struct tls_conn *tc = calloc(1, sizeof *tc);
+    int flags = fcntl(fd, F_GETFL);
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    if (!t || !tc)
+        goto fail;
+    if (flags < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    tc->ssl = SSL_new(cfg->ctx);
+    if (!tc->ssl || SSL_set_fd(tc->ssl, fd) != 1 || !SSL_set_ex_data(tc->ssl, ssl_index, t))
+        goto fail_ssl;
+    if (cfg->role == FERRY_TLS_SERVER) {
+        SSL_set_accept_state(tc->ssl);
+    } else {
+        SSL_set_connect_state(tc->ssl);
+        if (cfg->use_certs && server_name && set_server_name(tc->ssl, server_name) < 0)
+            goto fail_ssl;
+    }
+    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    tc->cfg = cfg;
+    t->ops = &tls_ops;
+    t->fd = fd;
+    t->self_polling = 1;
+    t->nonblocking = (flags & O_NONBLOCK) != 0;
+    t->tls = tc;
+    *out = t;
+    return 0;
+fail_ssl:
+    rc = FERRY_ETLS;
+    ERR_clear_error();
+fail:
+    if (tc)
+        SSL_free(tc->ssl);
+    free(tc);
+    free(t);
+    return rc;
+}
+
+int ferry_transport_tls_info(const struct ferry_transport *t, struct ferry_tls_info *info)
+{
+    const struct tls_conn *tc = t->tls;
+    const char *group = NULL;
+    int nid;
+
+    if (!tc)
+        return FERRY_EUNSUPPORTED;
+    if (!tc->handshake_done)
+        return FERRY_ESTATE;
+    memset(info, 0, sizeof *info);
+    info->version = SSL_get_version(tc->ssl);
+    info->cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(tc->ssl));
+    nid = SSL_get_negotiated_group(tc->ssl);
+    if (nid != NID_undef)
+        group = OBJ_nid2sn(nid);
+    info->group = group ? group : "";
+    if (SSL_session_reused(tc->ssl) && tc->identity[0])
+        info->psk_identity = tc->identity;
+    info->peer_verified = tc->peer_subject[0] != '\0';
+    snprintf(info->peer_subject, sizeof info->peer_subject, "%s", tc->peer_subject);
+    info->ktls_send = tc->ktls_send;
+    return 0;
+}

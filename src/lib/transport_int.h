@@ -1,0 +1,59 @@
+/*
+ * transport_int.h - what transport.c (the generic layer, sockets, other
+ * descriptors) and tls.c (the TLS ops) share: the transport struct and the
+ * ops table every kind of transport fills in.
+ */
+#ifndef FERRY_TRANSPORT_INT_H
+#define FERRY_TRANSPORT_INT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "ferry/transport.h"
+
+struct tls_conn;
+
+/*
+ * One attempt each; -errno on failure (including -EINTR and -EAGAIN, which
+ * the generic layer handles).  `dontwait` asks for a non-blocking attempt
+ * after poll() said the descriptor is ready, so a timeout cannot be
+ * overrun by a call that then blocks; ops that cannot honour it ignore it.
+ */
+struct transport_ops {
+    ssize_t (*read)(struct ferry_transport *t, void *buf, size_t len, int dontwait);
+    ssize_t (*writev)(struct ferry_transport *t, const struct iovec *iov, int iovcnt,
+                      int dontwait);
+    int (*shutdown_write)(struct ferry_transport *t);
+    void (*close)(struct ferry_transport *t);
+    /* Optional: file bytes to the peer without a copy through user space.
+     * NULL: the generic layer reads and writes. */
+    ssize_t (*sendfile)(struct ferry_transport *t, int in_fd, off_t *off, size_t len);
+    /* Set for transports whose socket is always non-blocking (TLS): their
+     * ops return -EAGAIN with t->want set, and the generic layer does the
+     * waiting when the transport is blocking.  Also optional: */
+    int (*handshake)(struct ferry_transport *t);
+    int (*pending)(const struct ferry_transport *t);
+};
+
+struct ferry_transport {
+    const struct transport_ops *ops;
+    int fd;
+    int timeout_ms;            /* 0: wait forever */
+    int self_polling;          /* ops never block; the generic layer waits */
+    int nonblocking;           /* self_polling only: the caller's view */
+    short want;                /* self_polling: POLLIN/POLLOUT after -EAGAIN */
+    struct tls_conn *tls;      /* tls.c's per-connection state, or NULL */
+};
+
+/* SIGPIPE held off around a call that writes to a socket without
+ * MSG_NOSIGNAL (writev, sendfile, OpenSSL's socket BIO). */
+struct sigpipe_guard {
+    sigset_t old;
+    int was_pending;
+};
+void ferry__sigpipe_hold(struct sigpipe_guard *g);
+void ferry__sigpipe_release(struct sigpipe_guard *g, int err);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * keys.c - reading ferryd's named keys file (keys.h).
+ *
+ * The file is small and read whole, with the same ownership rules as a key
+ * file; every line is checked on every read, so a typo is reported where
+ * it is, rather than silently skipping a key.
+ */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "auth.h"
+
+int keys_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > KEYS_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] <= ' ' || (unsigned char)name[i] > '~')
+            return 0;
+    return 1;
+}
+
+/* The file's text, NUL-terminated (caller frees with free_text), or NULL
+ * with err set. */
+static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
+{
+    struct stat st;
+    char *text = NULL;
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot read keys file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "keys file %s is not a regular file", path);
+        goto fail;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errlen, "keys file %s is accessible by others (mode %03o); run: chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 0777), path);
+        goto fail;
+    }
+    if (st.st_size > KEYS_FILE_MAX) {
+        snprintf(err, errlen, "keys file %s is larger than %d bytes", path, KEYS_FILE_MAX);
+        goto fail;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "cannot read keys file %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;   /* it shrank meanwhile: use what is there */
+        got += (size_t)n;
+    }
+    text[got] = '\0';
+    *len = got;
+    close(fd);
+    return text;
+fail:
+    free(text);
+    close(fd);
+    return NULL;
+}
+
+static void free_text(char *text, size_t len)
+{
+    if (text) {
+        OPENSSL_cleanse(text, len);
+        free(text);
+    }
+}
+
+/*
+ * Walk every line; for the one named `want` (if any) fill key.  Returns
+ * the number of keys, or -1 with err naming the bad line.
+ */
+static int walk(const char *path, char *text, const char *want, struct ferry_key *key,
+                int *found, char *err, size_t errlen)
+{
+    int count = 0, lineno = 0;
+    char *save = NULL;
+
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *name, *hex, *extra, *fields = NULL;
+        struct ferry_key k;
+
+        lineno++;
+        line[strcspn(line, "\r")] = '\0';
+        name = strtok_r(line, " \t", &fields);
+        if (!name || name[0] == '#')
+            continue;
+        hex = strtok_r(NULL, " \t", &fields);
+        extra = strtok_r(NULL, " \t", &fields);
+        if (!keys_name_ok(name) || !hex || extra || strlen(hex) != 2 * KEY_LEN ||
+            hex_decode(hex, k.bytes, KEY_LEN) < 0) {
+            snprintf(err, errlen, "keys file %s, line %d: expected 'NAME HEX' (a name without "
+                     "spaces and the 64 hex digits of a key)", path, lineno);
+            key_wipe(&k);
+            return -1;
+        }
+        count++;
+        if (want && !*found && strcmp(name, want) == 0) {
+            *key = k;
+            *found = 1;
+        }
+        key_wipe(&k);
+    }
+    return count;
+}
+
+int keys_check(const char *path, int *count, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *text = read_text(path, &len, err, errlen);
+    int found = 0, n;
+
+    if (!text)
+        return -1;
+    n = walk(path, text, NULL, NULL, &found, err, errlen);
+    free_text(text, len);
+    if (n < 0)
+        return -1;
+    *count = n;
+    return 0;
+}
+
+int keys_find(const char *path, const char *name, struct ferry_key *key, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *text = read_text(path, &len, err, errlen);
+    int found = 0, n;
+
+    if (!text)
+        return -1;
+    n = walk(path, text, name, key, &found, err, errlen);
+    free_text(text, len);
+    if (n < 0) {
+        key_wipe(key);
+        return -1;
+    }
+    return found;
+}
