@@ -655,10 +655,18 @@ static void session_on_shutdown(struct ferry_conn *c, void *arg)
 static void session_on_close(struct ferry_conn *c, int reason, void *arg)
 {
     struct session *s = ferry_conn_data(c);
+    const char *detail;
     (void)arg;
-    (void)reason;
     if (!s)
         return;
+    /* A session cut off (killed client, truncated TLS, reset) says so;
+     * the timeouts and protocol errors have said it already. */
+    if (reason < 0 && reason != FERRY_ECLOSED && reason != -ETIMEDOUT && reason != -EPROTO) {
+        detail = ferry_transport_error(ferry_conn_transport(c));
+        ferry_log_info("session %s: connection lost: %s%s%s%s", ferry_conn_peer(c),
+                       ferry_strerror(reason), detail[0] ? " (" : "", detail,
+                       detail[0] ? ")" : "");
+    }
     /* The client is gone (or the server is): nobody will read the output,
      * so the command and its whole process group go. */
     if (s->exec)

@@ -385,6 +385,10 @@ static void conn_read(struct ferry_conn *c)
         if ((size_t)n < FERRY_READ_CHUNK)
             break;
     }
+    /* Stopped by the per-event cap with input left inside TLS: no
+     * readiness event will come for it. */
+    if (!c->closed)
+        schedule_pending_read(c);
 }
 
 static void on_linger_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
