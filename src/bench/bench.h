@@ -6,8 +6,9 @@
  * connections in one burst and waits until each has connected or failed;
  * then, once every thread is through its burst, its share of the -c
  * active connections run request/response while the held ones stay open.
- * Against ferryd (exec mode, or -k) a connection counts as connected only
- * once it has also completed the handshake (session.h).
+ * Against ferryd (exec, put and get modes, or -k) a connection counts as
+ * connected only once it has also completed the handshake (session.h).
+ * In put and get modes a "request" is one whole file transfer (xfer.h).
  */
 #ifndef FERRY_BENCH_BENCH_H
 #define FERRY_BENCH_BENCH_H
@@ -21,8 +22,12 @@
 #include "hist.h"
 #include "session.h"
 #include "tally.h"
+#include "xfer.h"
 
-enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD, MODE_EXEC };
+enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD, MODE_EXEC, MODE_PUT, MODE_GET };
+
+/* put and get: the file modes, run by xfer.c through worker.c. */
+#define MODE_IS_XFER(m) ((m) == MODE_PUT || (m) == MODE_GET)
 
 /* With -n and no -d, a run still ends after this long. */
 #define BENCH_MAX_SECONDS 600.0
@@ -34,7 +39,7 @@ struct bench_opts {
     unsigned conns;              /* -c: active connections */
     unsigned threads;            /* -t */
     unsigned hold;               /* --hold: idle connections */
-    size_t size;                 /* -s: message (echo) or body (frame) bytes */
+    size_t size;                 /* -s: message (echo), body (frame) or file (put) bytes */
     uint64_t requests;           /* -n: measured requests; 0 = bounded by time only */
     double duration;             /* -d seconds; 0 = not given */
     double warmup;               /* --warmup seconds */
@@ -46,6 +51,7 @@ struct bench_opts {
     struct hs_config hs;         /* the key, loaded once */
     char **cmd;                  /* exec: the command after --, argv style */
     int cmd_len;                 /* ... 0: the default shell line "true" */
+    struct xfer_opts xfer;       /* put and get: -p, --remote-dir, --seed, --checksum */
 };
 
 /* What every thread shares: read-only after start, except the counters. */
@@ -56,6 +62,7 @@ struct bench_shared {
     const uint8_t *req_hdr;      /* frame mode: the request's JSON header */
     size_t req_hdr_len;
     size_t reply_len;            /* echo mode: bytes that make a whole reply */
+    const struct xfer_shared *xs; /* put and get: content, checksum, encoded messages */
     int go_fd;                   /* eventfd: readable once every burst is over */
     int stop_fd;                 /* eventfd: readable when every thread must stop */
     atomic_uint burst_left;      /* threads still in their hold burst */
@@ -68,6 +75,8 @@ struct worker {
     pthread_t thread;
     int epfd;
     uint8_t *scratch;            /* receive buffer, shared by this thread's connections */
+    size_t scratch_len;          /* its size: larger in put and get modes */
+    unsigned first_conn;         /* global number of this thread's first active connection */
 
     unsigned n_active, n_hold;
     struct active_conn *active;
@@ -85,6 +94,10 @@ struct worker {
     /* Results, read by main after the thread is joined. */
     struct hist hist;
     uint64_t done;               /* measured requests completed */
+    uint64_t bytes;              /* put and get: file bytes of the measured transfers */
+    uint64_t file_size;          /* ... the file's length, as last transferred */
+    char checksum[DIGEST_HEX_MAX]; /* ... its checksum, as last verified */
+    char server_error[256];      /* the first refusal ferryd explained, for the report */
     struct tally req_err;        /* active connections that failed after connecting */
     struct tally conn_err;       /* active connections' connects that failed */
     struct tally hold_err;       /* held connections' connects that failed */
@@ -110,7 +123,7 @@ int worker_burst_done(struct bench_shared *sh);
  * to stdout.  cpu_seconds is this process's user+system time over
  * wall_seconds.  Returns 0 when the run did what was asked (no failures,
  * the whole -n count), 1 otherwise. */
-int report(const struct bench_opts *o, const struct worker *w, unsigned nw,
-           double cpu_seconds, double wall_seconds);
+int report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
+           unsigned nw, double cpu_seconds, double wall_seconds);
 
 #endif

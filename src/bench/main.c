@@ -5,10 +5,13 @@
  *   ferry-bench frame ADDR ...      framed request/response (u32 LE | JSON | body)
  *   ferry-bench hold  ADDR --hold N [-d S] [-k KEYFILE]
  *   ferry-bench exec  ADDR -k KEYFILE [--fresh] [-c N] [-d S | -n N] [-- CMD...]
+ *   ferry-bench put   ADDR -k KEYFILE [-c N] [-s BYTES] [-d S | -n N] [--remote-dir DIR] [--seed N]
+ *   ferry-bench get   ADDR -k KEYFILE -p PATH [-c N] [-d S | -n N]
  *
  * This file is the command line and the orchestration: it resolves the
- * target once, loads the key once, encodes the request once, raises the
- * descriptor limit,
+ * target once, loads the key once, encodes the request once (in put and
+ * get modes: makes and hashes the file's content once, xfer.c), raises
+ * the descriptor limit,
  * starts the threads (worker.c) and prints what they measured (report.c).
  * It must never be what limits the numbers it prints, so the request path
  * makes no allocation and no more system calls than the exchange needs.
@@ -28,14 +31,19 @@
 #include "bench.h"
 #include "exec.h"
 #include "keyfile.h"
+#include "xfer.h"
 
 #define MAX_THREADS     256u
 #define MAX_CONNS       1000000u
 #define MAX_SIZE        (64u * 1024u * 1024u)
+#define MAX_PUT_SIZE    (64ull << 30)         /* put: the file is held in memory */
+#define DEFAULT_PUT_SIZE (64u * 1024u * 1024u)
+#define MAX_REMOTE_PATH 4000u                 /* the protocol's paths are under 4096 bytes */
 #define MAX_REQUESTS    1000000000000ull   /* keeps quota arithmetic in 64 bits */
 #define SPARE_FDS       64u                /* stdio, epolls, eventfds, the resolver */
 
-enum { OPT_HOLD = 0x100, OPT_WARMUP, OPT_CONNECT_TIMEOUT, OPT_JSON, OPT_NO_AUTH, OPT_FRESH };
+enum { OPT_HOLD = 0x100, OPT_WARMUP, OPT_CONNECT_TIMEOUT, OPT_JSON, OPT_NO_AUTH, OPT_FRESH,
+       OPT_REMOTE_DIR, OPT_SEED, OPT_CHECKSUM };
 
 /* The stop eventfd, for the signal handler; written once before any
  * handler is installed. */
@@ -65,13 +73,20 @@ static void usage(FILE *f)
         "  exec    ferryd command round trips: every connection authenticates once, then\n"
         "          runs CMD (default: the shell line \"true\"; stdin /dev/null) back to back;\n"
         "          latency is request sent -> exit frame in, output read and discarded\n"
+        "  put     ferryd uploads: every connection authenticates once, then uploads a file of\n"
+        "          -s BYTES (made in memory once from --seed) as bench-put-<conn>.bin under\n"
+        "          --remote-dir, over and over; latency is put sent -> put-ok in\n"
+        "  get     ferryd downloads: every connection fetches -p PATH over and over, checking\n"
+        "          each download's checksum; latency is get sent -> get-end in\n"
         "ADDR is HOST:PORT, [V6]:PORT or unix:/PATH.\n"
         "\n"
         "  -c, --connections N      active request/response connections (default 1; 0 for hold)\n"
         "  -t, --threads N          threads, each with its own epoll and share of connections (default 1)\n"
-        "  -s, --size BYTES         message (echo) or body (frame) size (default 64)\n"
+        "  -s, --size BYTES         message (echo), body (frame) or file (put) size; K, M, G\n"
+        "                           suffixes are powers of 1024 (default 64; put: 64M)\n"
         "  -d, --duration S         measure for S seconds (default 10 unless -n is given)\n"
-        "  -n, --requests N         stop after N measured requests (with -d: whichever comes first;\n"
+        "  -n, --requests N         stop after N measured requests, or transfers in put and get\n"
+        "                           modes (with -d: whichever comes first;\n"
         "                           alone: at most %.0f s)\n"
         "  -w, --warmup S           run S seconds before measuring (default 0)\n"
         "      --hold N             also open N idle connections in one burst before the run\n"
@@ -82,13 +97,19 @@ static void usage(FILE *f)
         "      --insecure-no-auth   accept a ferryd started with --insecure-no-auth\n"
         "      --fresh              exec: one new connection and handshake per request, timed from\n"
         "                           the connect (the cost of a first command on a new connection)\n"
+        "  -p, --path PATH          get: the file to download, relative to ferryd's --root\n"
+        "      --remote-dir DIR     put: the directory under ferryd's --root the files go to\n"
+        "                           (default: the root itself)\n"
+        "      --seed N             put: the seed of the file's pseudo-random content (default 0)\n"
+        "      --checksum ALG       put, get: xxh3-128 (default) or sha256\n"
         "      --json               print one JSON object instead of the summary\n"
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
         "In exec mode a command that exits non-zero or is killed still completes its round\n"
-        "trip (timed and counted) and is counted as an error.  Against ferryd, --hold N needs\n"
-        "ferryd --max-conns and --max-unauth above N.\n"
+        "trip (timed and counted) and is counted as an error.  In put and get modes a request\n"
+        "is one whole transfer, and a transfer whose checksum does not match is an error, not\n"
+        "a transfer.  Against ferryd, --hold N needs ferryd --max-conns and --max-unauth above N.\n"
         "\n"
         "Exit status: 0 when every request and connection succeeded, 1 when any failed\n"
         "(the report is still printed), 2 for a bad command line.\n",
@@ -126,6 +147,35 @@ static int parse_unsigned(const char *opt, const char *text, unsigned min, unsig
     return 0;
 }
 
+/* A byte count with an optional K, M, G or T suffix (powers of 1024, as
+ * head -c takes them). */
+static int parse_size(const char *opt, const char *text, uint64_t max, uint64_t *out)
+{
+    static const char units[] = "KMGT";
+    char digits[32], *end;
+    const char *u;
+    size_t n = strlen(text);
+    uint64_t v;
+    int shift = 0;
+
+    /* n > 0: text[n - 1] is not the NUL that strchr would also find. */
+    if (n > 0 && n < sizeof digits && (u = strchr(units, text[n - 1])) != NULL) {
+        shift = 10 * (int)(u - units + 1);
+        memcpy(digits, text, n - 1);
+        digits[n - 1] = '\0';
+        /* Quiet: a complaint names the whole text, suffix included. */
+        if (digits[0] < '0' || digits[0] > '9')
+            return bad_value(opt, text);
+        errno = 0;
+        v = strtoull(digits, &end, 10);
+        if (errno || *end || v > max >> shift)
+            return bad_value(opt, text);
+        *out = v << shift;
+        return 0;
+    }
+    return parse_u64(opt, text, 0, max, out);
+}
+
 static int parse_seconds(const char *opt, const char *text, double min, double *out)
 {
     char *end;
@@ -155,20 +205,24 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         { "key-file", required_argument, NULL, 'k' },
         { "insecure-no-auth", no_argument, NULL, OPT_NO_AUTH },
         { "fresh", no_argument, NULL, OPT_FRESH },
+        { "path", required_argument, NULL, 'p' },
+        { "remote-dir", required_argument, NULL, OPT_REMOTE_DIR },
+        { "seed", required_argument, NULL, OPT_SEED },
+        { "checksum", required_argument, NULL, OPT_CHECKSUM },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    int opt, conns_given = 0, size_given = 0;
+    int opt, conns_given = 0, size_given = 0, seed_given = 0, alg_given = 0;
     uint64_t size = 64;
 
-    while ((opt = getopt_long(argc, argv, "c:t:s:d:n:w:k:hV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:t:s:d:n:w:k:p:hV", longopts, NULL)) != -1) {
         int r = 0;
 
         switch (opt) {
         case 'c': r = parse_unsigned("-c", optarg, 0, MAX_CONNS, &o->conns); conns_given = 1; break;
         case 't': r = parse_unsigned("-t", optarg, 1, MAX_THREADS, &o->threads); break;
-        case 's': r = parse_u64("-s", optarg, 0, MAX_SIZE, &size); size_given = 1; break;
+        case 's': r = parse_size("-s", optarg, MAX_PUT_SIZE, &size); size_given = 1; break;
         case 'd': r = parse_seconds("-d", optarg, 0.001, &o->duration); break;
         case 'n': r = parse_u64("-n", optarg, 1, MAX_REQUESTS, &o->requests); break;
         case 'w': r = parse_seconds("--warmup", optarg, 0.0, &o->warmup); break;
@@ -178,6 +232,13 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         case 'k': o->key_path = optarg; break;
         case OPT_NO_AUTH: o->hs.allow_none = 1; break;
         case OPT_FRESH: o->fresh = 1; break;
+        case 'p': o->xfer.path = optarg; break;
+        case OPT_REMOTE_DIR: o->xfer.remote_dir = optarg; break;
+        case OPT_SEED: r = parse_u64("--seed", optarg, 0, UINT64_MAX, &o->xfer.seed); seed_given = 1; break;
+        case OPT_CHECKSUM:
+            r = digest_parse(optarg, &o->xfer.alg) < 0 ? bad_value("--checksum", optarg) : 0;
+            alg_given = 1;
+            break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("ferry-bench (ferry) %s\n", FERRY_VERSION); return 1;
         default:
@@ -202,10 +263,21 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         o->mode = MODE_HOLD;
     } else if (strcmp(argv[optind], "exec") == 0) {
         o->mode = MODE_EXEC;
+    } else if (strcmp(argv[optind], "put") == 0) {
+        o->mode = MODE_PUT;
+    } else if (strcmp(argv[optind], "get") == 0) {
+        o->mode = MODE_GET;
     } else {
-        fprintf(stderr, "ferry-bench: unknown mode '%s' (echo, frame, hold or exec)\n", argv[optind]);
+        fprintf(stderr, "ferry-bench: unknown mode '%s' (echo, frame, hold, exec, put or get)\n",
+                argv[optind]);
         return -1;
     }
+    if (o->mode != MODE_PUT && size > MAX_SIZE) {
+        fprintf(stderr, "ferry-bench: -s is at most %u bytes outside put mode\n", MAX_SIZE);
+        return -1;
+    }
+    if (o->mode == MODE_PUT && !size_given)
+        size = DEFAULT_PUT_SIZE;
     o->size = (size_t)size;
     o->session = o->key_path || o->hs.allow_none;
     if (o->cmd_len > 0 && o->mode != MODE_EXEC) {
@@ -213,23 +285,46 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         return -1;
     }
     if (o->session && (o->mode == MODE_ECHO || o->mode == MODE_FRAME)) {
-        fprintf(stderr, "ferry-bench: -k and --insecure-no-auth are for ferryd (exec and hold modes)\n");
+        fprintf(stderr, "ferry-bench: -k and --insecure-no-auth are for ferryd (exec, put, get and hold modes)\n");
         return -1;
     }
-    if (o->mode == MODE_EXEC && !o->session) {
-        fprintf(stderr, "ferry-bench: exec mode needs ferryd's key (-k FILE) or --insecure-no-auth\n");
+    if ((o->mode == MODE_EXEC || MODE_IS_XFER(o->mode)) && !o->session) {
+        fprintf(stderr, "ferry-bench: %s mode needs ferryd's key (-k FILE) or --insecure-no-auth\n",
+                argv[optind]);
         return -1;
     }
     if (o->fresh && o->mode != MODE_EXEC) {
         fprintf(stderr, "ferry-bench: --fresh is for exec mode\n");
         return -1;
     }
-    if (o->mode == MODE_EXEC && size_given) {
-        fprintf(stderr, "ferry-bench: -s has no meaning in exec mode\n");
+    if ((o->mode == MODE_EXEC || o->mode == MODE_GET) && size_given) {
+        fprintf(stderr, "ferry-bench: -s has no meaning in %s mode%s\n", argv[optind],
+                o->mode == MODE_GET ? " (the file's size is the server's)" : "");
         return -1;
     }
-    if (o->mode == MODE_EXEC)
+    if (o->mode == MODE_EXEC || o->mode == MODE_GET)
         o->size = 0;
+    if (o->mode == MODE_GET && !o->xfer.path) {
+        fprintf(stderr, "ferry-bench: get mode needs -p PATH, a file under ferryd's --root\n");
+        return -1;
+    }
+    if (o->xfer.path && o->mode != MODE_GET) {
+        fprintf(stderr, "ferry-bench: -p is for get mode\n");
+        return -1;
+    }
+    if ((o->xfer.remote_dir || seed_given) && o->mode != MODE_PUT) {
+        fprintf(stderr, "ferry-bench: --remote-dir and --seed are for put mode\n");
+        return -1;
+    }
+    if (alg_given && !MODE_IS_XFER(o->mode)) {
+        fprintf(stderr, "ferry-bench: --checksum is for put and get modes\n");
+        return -1;
+    }
+    if ((o->xfer.path && strlen(o->xfer.path) > MAX_REMOTE_PATH) ||
+        (o->xfer.remote_dir && strlen(o->xfer.remote_dir) > MAX_REMOTE_PATH)) {
+        fprintf(stderr, "ferry-bench: a remote path is at most %u bytes\n", MAX_REMOTE_PATH);
+        return -1;
+    }
 
     if (o->mode == MODE_HOLD) {
         if ((conns_given && o->conns > 0) || o->requests) {
@@ -310,6 +405,9 @@ static int build_request(const struct bench_opts *o, struct bench_shared *sh, ui
     int r = 0;
 
     *buf = NULL;
+    /* put and get send what xfer.c made (xfer_shared), never this. */
+    if (MODE_IS_XFER(o->mode))
+        return 0;
     if (o->mode == MODE_FRAME || o->mode == MODE_EXEC) {
         hdr = o->mode == MODE_EXEC ? exec_request(o->cmd, o->cmd_len) : json_pack("{s:s}", "type", "echo");
         if (!hdr) {
@@ -376,6 +474,7 @@ int main(int argc, char **argv)
 {
     struct bench_opts o = { .threads = 1, .connect_timeout = 10.0 };
     struct bench_shared sh;
+    struct xfer_shared xs;
     struct worker *w = NULL;
     uint8_t *req = NULL;
     unsigned nw, started = 0, active_threads = 0, cum = 0;
@@ -384,6 +483,7 @@ int main(int argc, char **argv)
     int r, status = 1;
 
     memset(&sh, 0, sizeof sh);
+    memset(&xs, 0, sizeof xs);
     sh.go_fd = -1;
     sh.stop_fd = -1;
     r = parse_args(argc, argv, &o);
@@ -406,6 +506,17 @@ int main(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "ferry-bench: cannot encode the request: %s\n", ferry_strerror(r));
         goto out;
+    }
+    if (MODE_IS_XFER(o.mode)) {
+        /* Before the clock starts: making and hashing a large file takes
+         * a while, and is not what is measured. */
+        r = xfer_shared_init(&xs, o.mode == MODE_PUT, o.size, &o.xfer);
+        if (r < 0) {
+            fprintf(stderr, "ferry-bench: cannot prepare the %s: %s\n",
+                    o.mode == MODE_PUT ? "file to upload" : "request", ferry_strerror(r));
+            goto out;
+        }
+        sh.xs = &xs;
     }
     sh.go_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     sh.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -435,6 +546,7 @@ int main(int argc, char **argv)
         w[i].epfd = -1;
         w[i].n_active = share(o.conns, nw, i);
         w[i].n_hold = share(o.hold, nw, i);
+        w[i].first_conn = cum;
         /* -n is split in proportion to each thread's connections. */
         w[i].quota = UINT64_MAX;
         if (o.requests)
@@ -466,11 +578,12 @@ int main(int argc, char **argv)
         pthread_join(w[i].thread, NULL);
     if (started < nw)
         goto out;
-    status = report(&o, w, nw, cpu_seconds() - cpu0, (double)(bench_now_ns() - t_start) / 1e9);
+    status = report(&o, &sh, w, nw, cpu_seconds() - cpu0, (double)(bench_now_ns() - t_start) / 1e9);
 
 out:
     free(w);
     free(req);
+    xfer_shared_free(&xs);
     if (sh.go_fd >= 0)
         close(sh.go_fd);
     if (sh.stop_fd >= 0)

@@ -1,7 +1,10 @@
 /*
  * report.c - ferry-bench's results: the threads' histograms and counters
  * merged, then printed as a short human summary or as one JSON object
- * (--json) for scripts such as bench/run.sh.
+ * (--json) for scripts such as bench/run.sh.  put and get runs keep the
+ * same shape (a transfer is a request) and add a "transfer" object with
+ * the bytes moved and the rates, in bytes/s, MB/s and GB/s (10^6, 10^9
+ * bytes, as bench/throughput.py counts).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +25,10 @@ struct totals {
     double elapsed;            /* measured seconds */
     double connect_ms;         /* the burst, first connect issued to last completed */
     int fatal;                 /* the first thread's setup error, if any */
+    uint64_t bytes;            /* put, get: file bytes of the measured transfers */
+    uint64_t file_size;        /* ... the file's length */
+    const char *checksum;      /* ... as last verified ("" if none was) */
+    const char *server_error;  /* the first refusal ferryd explained ("" if none) */
 };
 
 static const char *mode_name(enum bench_mode m)
@@ -31,6 +38,8 @@ static const char *mode_name(enum bench_mode m)
     case MODE_FRAME: return "frame";
     case MODE_HOLD:  return "hold";
     case MODE_EXEC:  return "exec";
+    case MODE_PUT:   return "put";
+    case MODE_GET:   return "get";
     }
     return "?";
 }
@@ -40,7 +49,16 @@ static void merge(const struct bench_opts *o, const struct worker *w, unsigned n
     uint64_t meas_start = UINT64_MAX, meas_end = 0;
     uint64_t burst_start = UINT64_MAX, burst_end = 0;
 
+    t->checksum = "";
+    t->server_error = "";
     for (unsigned i = 0; i < nw; i++) {
+        t->bytes += w[i].bytes;
+        if (w[i].file_size > t->file_size)
+            t->file_size = w[i].file_size;
+        if (!t->checksum[0])
+            t->checksum = w[i].checksum;
+        if (!t->server_error[0])
+            t->server_error = w[i].server_error;
         hist_merge(&t->hist, &w[i].hist);
         t->done += w[i].done;
         tally_merge(&t->req_err, &w[i].req_err);
@@ -105,6 +123,58 @@ static void tally_text(const char *label, const struct tally *t)
     printf(")\n");
 }
 
+static double per_s(double v, double seconds)
+{
+    return seconds > 0 ? v / seconds : 0.0;
+}
+
+/* The file's length as the run knows it: -s for put, the server's for get. */
+static uint64_t file_size(const struct bench_opts *o, const struct totals *t)
+{
+    return o->mode == MODE_PUT ? (uint64_t)o->size : t->file_size;
+}
+
+/* put, get: what moved, how fast, and which names it went under. */
+static json_t *transfer_json(const struct bench_opts *o, const struct bench_shared *sh,
+                             const struct totals *t)
+{
+    const struct xfer_shared *xs = sh->xs;
+    const char *sum = o->mode == MODE_PUT ? xs->sum : t->checksum;
+    json_t *x, *paths = NULL;
+    char name[4096 + 64];
+
+    x = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:s, s:o}",
+                  "direction", mode_name(o->mode),
+                  "file_size", (json_int_t)file_size(o, t),
+                  "bytes", (json_int_t)t->bytes,
+                  "bytes_per_s", per_s((double)t->bytes, t->elapsed),
+                  "mb_per_s", per_s((double)t->bytes, t->elapsed) / 1e6,
+                  "gb_per_s", per_s((double)t->bytes, t->elapsed) / 1e9,
+                  "checksum_alg", digest_name(xs->alg),
+                  "checksum", sum[0] ? json_string(sum) : json_null());
+    if (!x)
+        return NULL;
+    if (o->mode == MODE_GET) {
+        if (json_object_set_new(x, "path", json_string(o->xfer.path)) < 0)
+            goto fail;
+        return x;
+    }
+    if (json_object_set_new(x, "seed", json_integer((json_int_t)o->xfer.seed)) < 0)
+        goto fail;
+    paths = json_array();
+    if (!paths || json_object_set_new(x, "paths", paths) < 0)
+        goto fail;
+    for (unsigned i = 0; i < o->conns; i++) {
+        xfer_put_path(xs, i, name, sizeof name);
+        if (json_array_append_new(paths, json_string(name)) < 0)
+            goto fail;
+    }
+    return x;
+fail:
+    json_decref(x);
+    return NULL;
+}
+
 static json_t *latency_json(const struct hist *h)
 {
     if (h->count == 0)
@@ -119,10 +189,10 @@ static json_t *latency_json(const struct hist *h)
                      "max", us(h->max));
 }
 
-static int print_json(const struct bench_opts *o, const struct totals *t, unsigned nw,
-                      double cpu_percent)
+static int print_json(const struct bench_opts *o, const struct bench_shared *sh,
+                      const struct totals *t, unsigned nw, double cpu_percent)
 {
-    json_t *root, *hold = NULL;
+    json_t *root, *hold = NULL, *xfer = NULL;
     int r = -1;
 
     root = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I, s:o, s:f, s:I, s:o, s:o, s:o, s:f}",
@@ -132,7 +202,7 @@ static int print_json(const struct bench_opts *o, const struct totals *t, unsign
                      "target", o->target,
                      "connections", (json_int_t)o->conns,
                      "threads", (json_int_t)nw,
-                     "size", (json_int_t)o->size,
+                     "size", (json_int_t)(MODE_IS_XFER(o->mode) ? file_size(o, t) : o->size),
                      "warmup_s", o->warmup,
                      "duration_s", t->elapsed,
                      "requests", (json_int_t)t->done,
@@ -160,6 +230,11 @@ static int print_json(const struct bench_opts *o, const struct totals *t, unsign
         if (!hold || json_object_set_new(root, "hold", hold) < 0)
             goto out;
     }
+    if (MODE_IS_XFER(o->mode)) {
+        xfer = transfer_json(o, sh, t);
+        if (!xfer || json_object_set_new(root, "transfer", xfer) < 0)
+            goto out;
+    }
     if (json_dumpf(root, stdout, JSON_COMPACT) < 0 || putchar('\n') == EOF)
         goto out;
     r = 0;
@@ -176,19 +251,26 @@ static uint64_t tally_count(const struct tally *t, int code)
     return 0;
 }
 
-/* One line on stderr per kind of ferryd failure that has a plain cause. */
-static void explain(const struct bench_opts *o, const struct totals *t)
+/* One line on stderr per kind of ferryd failure that has a plain cause.
+ * Returns how many lines it printed. */
+static int explain(const struct bench_opts *o, const struct totals *t)
 {
     const struct tally *all[] = { &t->conn_err, &t->req_err, &t->hold_err };
-    uint64_t refused = 0, badproof = 0, mismatch = 0, eof = 0, status = 0;
+    uint64_t refused = 0, badproof = 0, mismatch = 0, tls = 0, eof = 0, status = 0, sums, errframes;
+    int lines;
 
     for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++) {
         refused += tally_count(all[i], TALLY_AUTH);
         badproof += tally_count(all[i], TALLY_BADPROOF);
         mismatch += tally_count(all[i], TALLY_NOAUTH);
+        tls += tally_count(all[i], TALLY_TLS);
         status += tally_count(all[i], TALLY_EXIT_STATUS) + tally_count(all[i], TALLY_EXIT_SIGNAL);
     }
     eof = tally_count(&t->conn_err, TALLY_EOF) + tally_count(&t->hold_err, TALLY_EOF);
+    sums = tally_count(&t->req_err, TALLY_CHECKSUM);
+    errframes = tally_count(&t->req_err, TALLY_ERRFRAME);
+    lines = (refused > 0) + (badproof > 0) + (mismatch > 0) + (tls > 0) + (eof && o->session) + (status > 0) +
+            (sums > 0) + (errframes && t->server_error[0]);
     if (refused)
         fprintf(stderr, "ferry-bench: authentication failed on %" PRIu64 " connection%s: ferryd "
                 "refused the key in %s (not the server's key?)\n", refused, refused == 1 ? "" : "s",
@@ -201,18 +283,55 @@ static void explain(const struct bench_opts *o, const struct totals *t)
                 mismatch == 1 ? "" : "s", o->hs.have_key
                 ? "the server runs without authentication (add --insecure-no-auth)"
                 : "the server wants a key (-k FILE)");
+    if (tls)
+        fprintf(stderr, "ferry-bench: ferryd requires TLS (%" PRIu64 " connection%s refused); ferry-bench "
+                "speaks the plaintext protocol only: start ferryd with --plaintext\n", tls,
+                tls == 1 ? "" : "s");
     if (eof && o->session)
         fprintf(stderr, "ferry-bench: ferryd closed %" PRIu64 " connection%s before the handshake "
                 "ended (its --max-conns or --max-unauth too low?)\n", eof, eof == 1 ? "" : "s");
     if (status)
         fprintf(stderr, "ferry-bench: %" PRIu64 " command%s failed (non-zero exit status or a signal)\n",
                 status, status == 1 ? "" : "s");
+    if (sums)
+        fprintf(stderr, "ferry-bench: %" PRIu64 " %s failed %s checksum check: %s\n", sums,
+                o->mode == MODE_GET ? (sums == 1 ? "download" : "downloads") : (sums == 1 ? "upload" : "uploads"),
+                sums == 1 ? "its" : "their",
+                o->mode == MODE_GET ? "the bytes that arrived are not the server's file"
+                                    : "ferryd did not store what was sent");
+    if (errframes && t->server_error[0])
+        fprintf(stderr, "ferry-bench: ferryd refused %" PRIu64 " %s%s%s: %s\n", errframes,
+                MODE_IS_XFER(o->mode) ? "transfer" : "request", errframes == 1 ? "" : "s",
+                errframes == 1 ? "" : " (the first said)", t->server_error);
+    return lines;
 }
 
-static void print_text(const struct bench_opts *o, const struct totals *t, unsigned nw,
-                       double cpu_percent)
+/* put, get: the first line's description of the file. */
+static void print_file(const struct bench_opts *o, const struct bench_shared *sh,
+                       const struct totals *t)
+{
+    char name[4096 + 64];
+
+    if (o->mode == MODE_GET) {
+        if (t->done > 0)
+            printf(", %s (%" PRIu64 " bytes, %s)", o->xfer.path, t->file_size, digest_name(sh->xs->alg));
+        else
+            printf(", %s (%s)", o->xfer.path, digest_name(sh->xs->alg));
+        return;
+    }
+    xfer_put_path(sh->xs, 0, name, sizeof name);
+    printf(", %zu-byte file (%s) as %s", o->size, digest_name(sh->xs->alg), name);
+    if (o->conns > 1)
+        printf(" ... bench-put-%u.bin", o->conns - 1);
+}
+
+static void print_text(const struct bench_opts *o, const struct bench_shared *sh,
+                       const struct totals *t, unsigned nw, double cpu_percent)
 {
     const struct hist *h = &t->hist;
+    int xfer = MODE_IS_XFER(o->mode);
+    /* Transfers take milliseconds to seconds: their latencies read better in ms. */
+    double unit = xfer ? 1e6 : 1e3;
 
     printf("ferry-bench %s %s: ", mode_name(o->mode), o->target);
     if (o->conns > 0)
@@ -220,6 +339,8 @@ static void print_text(const struct bench_opts *o, const struct totals *t, unsig
     printf("%u thread%s", nw, nw == 1 ? "" : "s");
     if (o->mode == MODE_EXEC)
         printf(", %s", o->fresh ? "a fresh connection per command" : "warm sessions");
+    else if (xfer)
+        print_file(o, sh, t);
     else if (o->mode != MODE_HOLD)
         printf(", %zu-byte %s", o->size, o->mode == MODE_FRAME ? "bodies" : "messages");
     if (o->session)
@@ -229,15 +350,20 @@ static void print_text(const struct bench_opts *o, const struct totals *t, unsig
         printf(" after %.2f s warmup", o->warmup);
     printf("\n");
     if (o->conns > 0) {
-        printf("  requests     %" PRIu64, t->done);
+        printf("  %-12s %" PRIu64, xfer ? "transfers" : "requests", t->done);
         if (o->requests)
             printf(" of %" PRIu64, o->requests);
-        printf(" (%.0f/s)\n", t->elapsed > 0 ? (double)t->done / t->elapsed : 0.0);
+        printf(xfer ? " (%.2f/s)\n" : " (%.0f/s)\n", per_s((double)t->done, t->elapsed));
+        if (xfer)
+            printf("  throughput   %.3f GB/s  (%.1f MB/s, %" PRIu64 " bytes in %.2f s)\n",
+                   per_s((double)t->bytes, t->elapsed) / 1e9, per_s((double)t->bytes, t->elapsed) / 1e6,
+                   t->bytes, t->elapsed);
         if (h->count > 0)
-            printf("  latency us   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  (min %.1f, mean %.1f, max %.1f)\n",
-                   us(hist_percentile(h, 50.0)), us(hist_percentile(h, 90.0)),
-                   us(hist_percentile(h, 99.0)), us(hist_percentile(h, 99.9)),
-                   us(h->min), us(h->sum / h->count), us(h->max));
+            printf("  latency %s   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  (min %.1f, mean %.1f, max %.1f)\n",
+                   xfer ? "ms" : "us",
+                   (double)hist_percentile(h, 50.0) / unit, (double)hist_percentile(h, 90.0) / unit,
+                   (double)hist_percentile(h, 99.0) / unit, (double)hist_percentile(h, 99.9) / unit,
+                   (double)h->min / unit, (double)(h->sum / h->count) / unit, (double)h->max / unit);
         printf("  errors       %" PRIu64 "\n", t->req_err.total + t->conn_err.total);
         tally_text("  requests", &t->req_err);
         tally_text("  connects", &t->conn_err);
@@ -251,12 +377,12 @@ static void print_text(const struct bench_opts *o, const struct totals *t, unsig
     printf("  cpu          %.0f%% of one core (ferry-bench itself)\n", cpu_percent);
 }
 
-int report(const struct bench_opts *o, const struct worker *w, unsigned nw,
-           double cpu_seconds, double wall_seconds)
+int report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
+           unsigned nw, double cpu_seconds, double wall_seconds)
 {
     struct totals *t;
     double cpu_percent = wall_seconds > 0 ? 100.0 * cpu_seconds / wall_seconds : 0.0;
-    int failed, out_err = 0;
+    int failed, explained, out_err = 0;
 
     /* The merged histogram is 35 KiB: not for the stack. */
     t = calloc(1, sizeof *t);
@@ -267,20 +393,21 @@ int report(const struct bench_opts *o, const struct worker *w, unsigned nw,
     hist_init(&t->hist);
     merge(o, w, nw, t);
     if (o->json) {
-        out_err = print_json(o, t, nw, cpu_percent);
+        out_err = print_json(o, sh, t, nw, cpu_percent);
         if (out_err < 0)
             fprintf(stderr, "ferry-bench: cannot write the JSON report\n");
     } else {
-        print_text(o, t, nw, cpu_percent);
+        print_text(o, sh, t, nw, cpu_percent);
     }
     if (fflush(stdout) == EOF) {
         fprintf(stderr, "ferry-bench: stdout: write failed\n");
         out_err = -1;
     }
-    explain(o, t);
+    explained = explain(o, t);
     if (t->fatal)
         fprintf(stderr, "ferry-bench: a thread stopped early: %s\n", ferry_strerror(t->fatal));
-    if (o->requests && t->done < o->requests)
+    /* Not after a line that already says why (a wrong key is one line). */
+    if (o->requests && t->done < o->requests && !explained)
         fprintf(stderr, "ferry-bench: only %" PRIu64 " of %" PRIu64 " requests completed\n",
                 t->done, o->requests);
     failed = out_err || t->fatal || t->req_err.total || t->conn_err.total || t->hold_err.total ||

@@ -2,8 +2,9 @@
  * session.c - ferryd's handshake as a non-blocking state machine (see
  * session.h).
  *
- * The server sends nothing before hello and nothing between hello and our
- * auth, or between welcome and our first request, so each of its two
+ * The client speaks first.  The server sends nothing before our hello,
+ * nothing between its hello and our auth, or between welcome and our
+ * first request, so each of its two
  * messages is read into the connection's own small buffer and a byte past
  * the message is a protocol error, never the start of something to keep.
  * The messages are parsed with ferry_frame_decode_header (a jansson object,
@@ -21,15 +22,20 @@
 #include <sys/socket.h>
 
 #include "ferry/frame.h"
+#include "keys.h"
 #include "proto.h"
 #include "tally.h"
 
-/* {"type":"auth","version":1,"nonce":"<64>","proof":"<64>"}: 4 + 184 bytes */
+/* {"type":"auth","version":1,"key":"ferry","nonce":"<64>","proof":"<64>"}:
+ * 4 + 198 bytes */
 #define AUTH_MSG_MAX 256u
+
+/* Our hello, the first bytes of every session, prefix included. */
+static const uint8_t client_hello[] = "\x1c\0\0\0{\"type\":\"hello\",\"version\":1}";
 
 void hs_reset(struct hs *h)
 {
-    h->state = HS_HELLO;
+    h->state = HS_CLIENT_HELLO;
     h->none = 0;
     h->len = 0;
     h->sent = 0;
@@ -84,12 +90,14 @@ static int read_message(struct hs *h, int fd, json_t **out)
     return 1;
 }
 
-/* An error message in place of hello or welcome: a wrong key, or a
- * refusal such as a full server. */
+/* An error message in place of hello or welcome: a wrong key, a TLS
+ * listener, or a refusal such as a full server. */
 static int refusal(const json_t *m)
 {
     const char *code = member_str(m, "code");
 
+    if (code && strcmp(code, ERR_TLS_REQUIRED) == 0)
+        return -TALLY_TLS;
     return code && strcmp(code, ERR_AUTH) == 0 ? -TALLY_AUTH : -TALLY_ERRFRAME;
 }
 
@@ -110,6 +118,7 @@ static int on_hello(const struct hs_config *cfg, struct hs *h, const json_t *m)
         h->none = 1;
         return 0;
     }
+    /* "tls" would say TLS authenticated us, and there is no TLS here. */
     if (strcmp(method, AUTH_METHOD) != 0)
         return -EPROTO;
     if (!cfg->have_key)
@@ -136,8 +145,9 @@ static size_t auth_message(const struct hs_config *cfg, const struct hs *h, uint
         auth_proof(&cfg->key, AUTH_CLIENT, h->sn, h->cn, proof);
         hex_encode(h->cn, sizeof h->cn, cn_hex);
         hex_encode(proof, sizeof proof, proof_hex);
-        n = snprintf(json, cap, "{\"type\":\"%s\",\"version\":%d,\"nonce\":\"%s\",\"proof\":\"%s\"}",
-                     MSG_AUTH, PROTO_VERSION, cn_hex, proof_hex);
+        /* -k FILE is the single key ferryd --key-file calls "ferry". */
+        n = snprintf(json, cap, "{\"type\":\"%s\",\"version\":%d,\"key\":\"%s\",\"nonce\":\"%s\","
+                     "\"proof\":\"%s\"}", MSG_AUTH, PROTO_VERSION, KEYS_DEFAULT_NAME, cn_hex, proof_hex);
     }
     /* Both forms are far below cap: the lengths are fixed. */
     buf[0] = (uint8_t)n;
@@ -147,13 +157,10 @@ static size_t auth_message(const struct hs_config *cfg, const struct hs *h, uint
     return FERRY_FRAME_PREFIX_LEN + (size_t)n;
 }
 
-/* Send (the rest of) our auth message.  1 when all of it is out, 0 on
- * EAGAIN (the next EPOLLOUT edge resumes), or -errno. */
-static int send_auth(const struct hs_config *cfg, struct hs *h, int fd)
+/* Send (the rest of) msg, h->sent bytes of which are out.  1 when all of
+ * it is, 0 on EAGAIN (the next EPOLLOUT edge resumes), or -errno. */
+static int send_rest(struct hs *h, int fd, const uint8_t *msg, size_t len)
 {
-    uint8_t msg[AUTH_MSG_MAX];
-    size_t len = auth_message(cfg, h, msg);
-
     while (h->sent < len) {
         ssize_t n = send(fd, msg + h->sent, len - h->sent, MSG_NOSIGNAL);
 
@@ -167,6 +174,13 @@ static int send_auth(const struct hs_config *cfg, struct hs *h, int fd)
             return -errno;
     }
     return 1;
+}
+
+static int send_auth(const struct hs_config *cfg, struct hs *h, int fd)
+{
+    uint8_t msg[AUTH_MSG_MAX];
+
+    return send_rest(h, fd, msg, auth_message(cfg, h, msg));
 }
 
 static int on_welcome(const struct hs_config *cfg, const struct hs *h, const json_t *m)
@@ -192,6 +206,13 @@ int hs_step(const struct hs_config *cfg, struct hs *h, int fd)
 
     for (;;) {
         switch (h->state) {
+        case HS_CLIENT_HELLO:
+            r = send_rest(h, fd, client_hello, sizeof client_hello - 1);
+            if (r <= 0)
+                return r;
+            h->sent = 0;
+            h->state = HS_HELLO;
+            break;
         case HS_HELLO:
             r = read_message(h, fd, &m);
             if (r <= 0)

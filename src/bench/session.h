@@ -3,10 +3,14 @@
  * state machine, one per connection, so ferry-bench can open thousands of
  * authenticated sessions at once from one epoll loop:
  *
- *   hello (server nonce) -> auth (client nonce, proof) -> welcome (server proof)
+ *   our hello -> hello (server nonce) -> auth (key name, client nonce,
+ *   proof) -> welcome (server proof)
  *
- * The proofs are src/shared/auth.c's, the same code ferry and ferryd use.
- * A connection counts as connected only once the server's proof checked.
+ * ferry-bench speaks the plaintext mode only (ferryd --plaintext, or
+ * --insecure-no-auth): no TLS (2.0).  A TLS listener's "tls-required"
+ * refusal is reported as such.  The proofs are src/shared/auth.c's, the
+ * same code ferry and ferryd use.  A connection counts as connected only
+ * once the server's proof checked.
  */
 #ifndef FERRY_BENCH_SESSION_H
 #define FERRY_BENCH_SESSION_H
@@ -27,7 +31,7 @@ struct hs_config {
     int allow_none;             /* --insecure-no-auth: accept "auth":"none" */
 };
 
-enum hs_state { HS_HELLO = 0, HS_AUTH, HS_WELCOME, HS_DONE };
+enum hs_state { HS_CLIENT_HELLO = 0, HS_HELLO, HS_AUTH, HS_WELCOME, HS_DONE };
 
 /* One connection's handshake: fixed size, so a thread's thousands of them
  * are allocated once, before the burst. */
@@ -35,7 +39,7 @@ struct hs {
     uint8_t state;
     uint8_t none;               /* the server said "auth":"none" */
     uint16_t len;               /* bytes of the current message in buf */
-    uint16_t sent;              /* bytes of our auth message sent */
+    uint16_t sent;              /* bytes of our hello, then of our auth, sent */
     uint8_t sn[AUTH_NONCE_LEN];
     uint8_t cn[AUTH_NONCE_LEN];
     uint8_t buf[HS_BUF];        /* prefix and header of hello / welcome */
@@ -50,8 +54,9 @@ void hs_reset(struct hs *h);
  * 0 when it waits for the socket, or a negative code: -TALLY_AUTH (the
  * server refused our proof: a wrong key), -TALLY_BADPROOF (the server's
  * proof is wrong), -TALLY_NOAUTH (a mismatch of -k / --insecure-no-auth
- * and the server's setting), -TALLY_EOF, -TALLY_ERRFRAME (another refusal,
- * such as too many connections), -EPROTO, or a socket's -errno.
+ * and the server's setting), -TALLY_TLS (the server wants TLS),
+ * -TALLY_EOF, -TALLY_ERRFRAME (another refusal, such as too many
+ * connections), -EPROTO, or a socket's -errno.
  */
 int hs_step(const struct hs_config *cfg, struct hs *h, int fd);
 

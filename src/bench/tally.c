@@ -49,6 +49,8 @@ const char *tally_name(int code)
     case TALLY_NOAUTH:     return "auth-mismatch";
     case TALLY_EXIT_STATUS: return "exit-status";
     case TALLY_EXIT_SIGNAL: return "exit-signal";
+    case TALLY_CHECKSUM:   return "checksum-mismatch";
+    case TALLY_TLS:        return "tls-required";
     default:
         break;
     }

@@ -18,6 +18,8 @@
 #define TALLY_NOAUTH     10007  /* -k and --insecure-no-auth do not match the server's setting */
 #define TALLY_EXIT_STATUS 10008 /* exec: the command exited with a status other than 0 */
 #define TALLY_EXIT_SIGNAL 10009 /* exec: the command was killed by a signal */
+#define TALLY_CHECKSUM   10010  /* put/get: a transfer's checksum did not match */
+#define TALLY_TLS        10011  /* ferryd requires TLS, which ferry-bench does not speak */
 
 #define TALLY_KINDS 16
 

@@ -8,7 +8,9 @@
  * request is sent whole from one buffer encoded before the run; the reply
  * is counted, not copied: echo mode waits for as many bytes as it sent,
  * frame mode walks the reply's length prefix, header and body, exec mode
- * walks ferryd's frames up to the exit (exec.c says what each one means).
+ * walks ferryd's frames up to the exit (exec.c says what each one means),
+ * put and get modes hand the sending and each answer header to xfer.c,
+ * which drives one whole file transfer as one request.
  * One clock read per completed request serves as both its end and the
  * next one's start.
  *
@@ -72,6 +74,7 @@ struct active_conn {
     uint64_t t0;          /* when the request started (ns) */
     uint64_t deadline;    /* connecting or authenticating: give up at this time */
     struct hs hs;         /* against ferryd: the handshake */
+    struct xfer_conn x;   /* put and get: the transfer */
     uint8_t hdr[REPLY_HDR_MAX];
 };
 
@@ -204,7 +207,7 @@ static void hold_event(struct worker *w, struct hold_conn *h, uint32_t events, u
      * Edge-triggered, so read until EAGAIN; bounded, so a server that
      * streams at us cannot keep this thread here. */
     for (int i = 0; i < 64; i++) {
-        ssize_t n = recv(h->c.fd, w->scratch, SCRATCH_LEN, 0);
+        ssize_t n = recv(h->c.fd, w->scratch, w->scratch_len, 0);
 
         if (n > 0)
             continue;
@@ -232,6 +235,8 @@ static int send_more(struct worker *w, struct active_conn *a)
 {
     const struct bench_shared *sh = w->sh;
 
+    if (MODE_IS_XFER(sh->opts->mode))
+        return xfer_send(sh->xs, &a->x, a->c.fd);
     while (a->sent < sh->req_len) {
         ssize_t n = send(a->c.fd, sh->req + a->sent, sh->req_len - a->sent, MSG_NOSIGNAL);
 
@@ -283,24 +288,41 @@ static int start_request(struct worker *w, struct active_conn *a, uint64_t now)
     a->got = 0;
     a->fail = 0;
     w->inflight++;
+    if (MODE_IS_XFER(w->sh->opts->mode))
+        xfer_start(w->sh->xs, &a->x);
     if (w->sh->opts->fresh)
         return active_open(w, a, now);   /* sent once the handshake is done */
     return send_more(w, a);
 }
 
+/* Every byte of the request is out (in put mode: the whole file). */
+static int request_sent(const struct worker *w, const struct active_conn *a)
+{
+    if (MODE_IS_XFER(w->sh->opts->mode))
+        return xfer_sent(w->sh->xs, &a->x);
+    return a->sent >= w->sh->req_len;
+}
+
 /* The request is done once it is all sent and all of its reply is in. */
 static int maybe_complete(struct worker *w, struct active_conn *a)
 {
+    int xfer = MODE_IS_XFER(w->sh->opts->mode);
     uint64_t now;
 
-    if (!a->busy || !a->replied || a->sent < w->sh->req_len)
+    if (!a->busy || !a->replied || !request_sent(w, a))
         return 0;
     now = bench_now_ns();
     a->busy = 0;
     w->inflight--;
-    if (a->measured) {
+    /* A transfer that did not verify is not a transfer: only an error. */
+    if (a->measured && !(xfer && a->fail)) {
         hist_record(&w->hist, now - a->t0);
         w->done++;
+        if (xfer) {
+            w->bytes += a->x.size;
+            w->file_size = a->x.size;
+            memcpy(w->checksum, a->x.sum, sizeof w->checksum);
+        }
     }
     /* A command that failed is a round trip all the same: timed and
      * counted, and counted again as an error; the session goes on. */
@@ -361,13 +383,35 @@ static size_t min_size(size_t a, uint64_t b)
     return b < a ? (size_t)b : a;
 }
 
+/* put and get: xfer.c says what the header means; put-ready opens the
+ * sending of the data, which must start now: with edge-triggered epoll no
+ * EPOLLOUT comes for a socket that was writable all along. */
+static int xfer_on_header(struct worker *w, struct active_conn *a)
+{
+    struct xfer_frame f;
+    int r;
+
+    r = xfer_header(w->sh->xs, &a->x, a->hdr, a->hdr_len, &f,
+                    w->server_error[0] ? NULL : w->server_error, sizeof w->server_error);
+    if (r < 0)
+        return r;
+    a->body_left = f.body;
+    a->last = (uint8_t)f.last;
+    if (f.fail)
+        a->fail = f.fail;
+    return f.send ? send_more(w, a) : 0;
+}
+
 /* A whole header is in: what follows it, and whether the reply ends with
- * this frame (always in frame mode; at the exit frame in exec mode). */
+ * this frame (always in frame mode; at the exit frame in exec mode; at
+ * put-ok or get-end in put and get modes). */
 static int on_header(struct worker *w, struct active_conn *a)
 {
     struct exec_frame f;
     int r;
 
+    if (MODE_IS_XFER(w->sh->opts->mode))
+        return xfer_on_header(w, a);
     if (w->sh->opts->mode != MODE_EXEC) {
         a->last = 1;
         return reply_header(w, a);
@@ -434,6 +478,8 @@ static int frame_bytes(struct worker *w, struct active_conn *a, const uint8_t *p
             break;
         case RD_BODY:
             k = min_size(n - off, a->body_left);
+            if (w->sh->opts->mode == MODE_GET)
+                xfer_body(&a->x, p + off, k);   /* hashed in place, not copied */
             off += k;
             a->body_left -= k;
             if (a->body_left == 0)
@@ -451,7 +497,7 @@ static int active_read(struct worker *w, struct active_conn *a)
     int frame = w->sh->opts->mode != MODE_ECHO;
 
     for (;;) {
-        ssize_t n = recv(a->c.fd, w->scratch, SCRATCH_LEN, 0);
+        ssize_t n = recv(a->c.fd, w->scratch, w->scratch_len, 0);
         int r;
 
         if (n > 0) {
@@ -540,7 +586,7 @@ static void active_event(struct worker *w, struct active_conn *a, uint32_t event
             return;
         if (r == 1)
             r = active_ready(w, a);
-    } else if (was == ST_OPEN && (events & EPOLLOUT) && a->busy && a->sent < w->sh->req_len) {
+    } else if (was == ST_OPEN && (events & EPOLLOUT) && a->busy && !request_sent(w, a)) {
         r = send_more(w, a);
         if (r == 0)
             r = maybe_complete(w, a);
@@ -698,7 +744,10 @@ static int setup(struct worker *w)
      * every thread returns at once. */
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->sh->stop_fd, &ev) < 0)
         return -errno;
-    w->scratch = malloc(SCRATCH_LEN);
+    /* A download is read in large pieces; the other modes' replies are
+     * small, and 64 KiB stays in cache. */
+    w->scratch_len = MODE_IS_XFER(w->sh->opts->mode) ? XFER_READ_LEN : SCRATCH_LEN;
+    w->scratch = malloc(w->scratch_len);
     w->active = calloc(w->n_active ? w->n_active : 1, sizeof *w->active);
     w->held = calloc(w->n_hold ? w->n_hold : 1, sizeof *w->held);
     if (!w->scratch || !w->active || !w->held)
@@ -712,6 +761,12 @@ static int setup(struct worker *w)
     for (unsigned i = 0; i < w->n_active; i++) {
         w->active[i].c.fd = -1;
         w->active[i].c.kind = KIND_ACTIVE;
+        if (MODE_IS_XFER(w->sh->opts->mode)) {
+            int r = xfer_conn_init(&w->active[i].x, w->sh->xs, w->first_conn + i);
+
+            if (r < 0)
+                return r;
+        }
     }
     for (unsigned i = 0; i < w->n_hold; i++) {
         w->held[i].c.fd = -1;
@@ -722,9 +777,12 @@ static int setup(struct worker *w)
 
 static void teardown(struct worker *w)
 {
-    if (w->active)
-        for (unsigned i = 0; i < w->n_active; i++)
+    if (w->active) {
+        for (unsigned i = 0; i < w->n_active; i++) {
             conn_close(&w->active[i].c);
+            xfer_conn_free(&w->active[i].x);   /* all zeros outside put and get */
+        }
+    }
     if (w->held)
         for (unsigned i = 0; i < w->n_hold; i++)
             conn_close(&w->held[i].c);

@@ -5,9 +5,14 @@ server on an ephemeral loopback port (bench-echo, echo_upper in the event
 model, frame_echo, ferryd with a key and with --insecure-no-auth), always
 with --json, and the JSON is checked for what was asked: the request count,
 no errors, ordered latency percentiles, every held connection connected
-(and, against ferryd, authenticated).  Nothing here asserts a speed: the
-machine is shared and the sanitizer builds are many times slower.
+(and, against ferryd, authenticated).  put and get are checked against
+what lands in (or comes from) ferryd's root: the uploaded files' exact
+bytes, recomputed here from --seed, and the byte counts and checksums of
+downloads, including one corrupted on the way that must be counted as an
+error.  Nothing here asserts a speed: the machine is shared and the
+sanitizer builds are many times slower.
 """
+import hashlib
 import json
 import os
 import re
@@ -20,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
+import filesproto as fp  # noqa: E402
 
 SLOW = ft.SLOW
 SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
@@ -190,8 +196,11 @@ def write_key(path):
         f.write(os.urandom(32).hex() + "\n")
 
 
-class TestFerryd(BenchCase):
-    """exec and hold against ferryd: every connection authenticates first."""
+class FerrydCase(BenchCase):
+    """A ferryd with a fresh key (and a second, wrong one) in a temp dir.
+
+    ferry-bench speaks ferryd's plaintext protocol only (no TLS), so every
+    ferryd here runs with --plaintext, unless tls=True."""
 
     def setUp(self):
         tmp = tempfile.TemporaryDirectory(prefix="ferry-bench-test-")
@@ -202,14 +211,19 @@ class TestFerryd(BenchCase):
         write_key(self.key)
         write_key(self.wrong_key)
 
-    def ferryd(self, *args):
-        srv = self.server("ferryd", "--root", os.path.join(self.dir, "root"), *args)
+    def ferryd(self, *args, tls=False):
+        mode = () if tls else ("--plaintext",)
+        srv = self.server("ferryd", "--root", os.path.join(self.dir, "root"), *mode, *args)
         self.addCleanup(self.assert_clean, srv)
         return srv
 
     def assert_clean(self, srv):
         bad = [l for l in srv.log if SANITIZER_RX.search(l)]
         self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
+
+
+class TestFerryd(FerrydCase):
+    """exec and hold against ferryd: every connection authenticates first."""
 
     def test_exec(self):
         srv = self.ferryd("--key-file", self.key)
@@ -292,11 +306,195 @@ class TestFerryd(BenchCase):
         self.assertEqual(json.loads(p.stdout)["connect_errors"], {"auth-mismatch": 1})
         self.assertIn("--insecure-no-auth", p.stderr)
 
+    def test_tls_ferryd(self):
+        # A TLS listener answers ferry-bench's plaintext hello with
+        # tls-required: one line that says what to do, exit 1.
+        srv = self.ferryd("--key-file", self.key, tls=True)
+        p = bench("exec", srv.addr(), "-n", 5, "-c", 2, "-k", self.key, "--json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["connect_errors"], {"tls-required": 2})
+        self.assertEqual(p.stderr.splitlines(),
+                         ["ferry-bench: ferryd requires TLS (2 connections refused); ferry-bench "
+                          "speaks the plaintext protocol only: start ferryd with --plaintext"])
+
     def test_missing_key_file(self):
         p = bench("exec", "127.0.0.1:1", "-k", os.path.join(self.dir, "nope"))
         self.assertEqual(p.returncode, 1)
         self.assertIn("cannot read key file", p.stderr)
         self.assertEqual(p.stdout, "")
+
+
+def content(seed, n):
+    """ferry-bench put's file: splitmix64 from seed, each output stored
+    little-endian, the last one cut to fit (xfer.c, xfer_fill)."""
+    mask = (1 << 64) - 1
+    out = bytearray()
+    for k in range((n + 7) // 8):
+        z = (seed + (k + 1) * 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out += (z ^ (z >> 31)).to_bytes(8, "little")
+    return bytes(out[:n])
+
+
+SEGMENT = 16 << 20      # PROTO_DATA_SEGMENT: the largest data frame
+
+
+class TestTransfers(FerrydCase):
+    """put and get: whole file transfers over warm sessions, one request
+    each, checked against ferryd's root."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = os.path.join(self.dir, "root")
+        os.mkdir(self.root)
+        self.srv = self.ferryd("--key-file", self.key)
+
+    def check_transfer(self, r, mode, count, conns, size):
+        self.check_requests(r, mode, count, conns)
+        self.assertEqual(r["size"], size)
+        t = r["transfer"]
+        self.assertEqual(t["direction"], mode)
+        self.assertEqual(t["file_size"], size)
+        self.assertEqual(t["bytes"], size * count)
+        if size:
+            self.assertGreater(t["bytes_per_s"], 0)
+            self.assertAlmostEqual(t["mb_per_s"], t["bytes_per_s"] / 1e6, delta=1e-6 * t["mb_per_s"])
+            self.assertAlmostEqual(t["gb_per_s"], t["bytes_per_s"] / 1e9, delta=1e-6 * t["gb_per_s"])
+        return t
+
+    def write_root(self, name, data):
+        with open(os.path.join(self.root, name), "wb") as f:
+            f.write(data)
+
+    def test_put_leaves_exact_files(self):
+        # Three connections over two threads: each writes its own name,
+        # over and over; what is left is the seed's content, byte for byte.
+        size, seed = 300001, 7
+        r = self.run_json("put", self.srv.addr(), "-k", self.key, "-n", 7, "-c", 3, "-t", 2,
+                          "-s", size, "--seed", seed)
+        t = self.check_transfer(r, "put", 7, 3, size)
+        want = content(seed, size)
+        self.assertEqual(t["checksum_alg"], "xxh3-128")
+        self.assertEqual(t["checksum"], fp.digest(want))
+        self.assertEqual(t["seed"], seed)
+        names = ["bench-put-%d.bin" % i for i in range(3)]
+        self.assertEqual(t["paths"], names)
+        self.assertEqual(sorted(os.listdir(self.root)), names)   # no temporaries left
+        for n in names:
+            with open(os.path.join(self.root, n), "rb") as f:
+                self.assertEqual(f.read(), want, n)
+
+    def test_put_several_frames_remote_dir(self):
+        # Past one 16 MiB data frame (two frames, the second 3 bytes), into
+        # a subdirectory; the default seed is 0.
+        os.mkdir(os.path.join(self.root, "sub"))
+        size = SEGMENT + 3
+        r = self.run_json("put", self.srv.addr(), "-k", self.key, "-n", 2, "-s", size,
+                          "--remote-dir", "sub/")
+        t = self.check_transfer(r, "put", 2, 1, size)
+        self.assertEqual(t["paths"], ["sub/bench-put-0.bin"])
+        path = os.path.join(self.root, "sub", "bench-put-0.bin")
+        self.assertEqual(os.path.getsize(path), size)
+        self.assertEqual(fp.digest_file(path), t["checksum"])
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            f.seek(SEGMENT - 5)
+            tail = f.read()
+        want = content(0, size)
+        self.assertEqual(head, want[:4096])
+        self.assertEqual(tail, want[SEGMENT - 5:])
+
+    def test_put_sizes_and_sha256(self):
+        # An empty file (no data frame at all), one byte, a size with K.
+        for size, arg in ((0, "0"), (1, "1"), (3 << 10, "3K")):
+            with self.subTest(size=size):
+                r = self.run_json("put", self.srv.addr(), "-k", self.key, "-n", 3, "-s", arg,
+                                  "--seed", 5, "--checksum", "sha256")
+                t = self.check_transfer(r, "put", 3, 1, size)
+                want = content(5, size)
+                self.assertEqual(t["checksum"], hashlib.sha256(want).hexdigest())
+                with open(os.path.join(self.root, "bench-put-0.bin"), "rb") as f:
+                    self.assertEqual(f.read(), want)
+
+    def test_put_duration_text(self):
+        # Bounded by time, human output: transfers, throughput, latency in ms.
+        p = bench("put", self.srv.addr(), "-k", self.key, "-d", 0.3, "-s", "64K", "-c", 2)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, "")
+        self.assertRegex(p.stdout, r"(?m)^ferry-bench put .*65536-byte file \(xxh3-128\) as "
+                                   r"bench-put-0\.bin \.\.\. bench-put-1\.bin, auth hmac-sha256")
+        self.assertRegex(p.stdout, r"(?m)^  transfers +[1-9]\d* \(")
+        self.assertRegex(p.stdout, r"(?m)^  throughput +\d+\.\d+ GB/s +\(\d+\.\d MB/s, \d+ bytes")
+        self.assertRegex(p.stdout, r"(?m)^  latency ms +p50 ")
+        self.assertRegex(p.stdout, r"(?m)^  errors +0$")
+
+    def test_get_counts_and_checksums(self):
+        # 2.5 MiB: many reads per download; the checksum is the file's.
+        data = os.urandom((5 << 19) + 12345)
+        self.write_root("known.bin", data)
+        r = self.run_json("get", self.srv.addr(), "-k", self.key, "-p", "known.bin", "-n", 9,
+                          "-c", 3, "-t", 2)
+        t = self.check_transfer(r, "get", 9, 3, len(data))
+        self.assertEqual(t["path"], "known.bin")
+        self.assertEqual(t["checksum"], fp.digest(data))
+        r = self.run_json("get", self.srv.addr(), "-k", self.key, "-p", "known.bin", "-n", 2,
+                          "--checksum", "sha256")
+        t = self.check_transfer(r, "get", 2, 1, len(data))
+        self.assertEqual(t["checksum_alg"], "sha256")
+        self.assertEqual(t["checksum"], hashlib.sha256(data).hexdigest())
+
+    def test_get_several_frames_and_empty(self):
+        data = os.urandom(SEGMENT + 1000)
+        self.write_root("big.bin", data)
+        self.write_root("empty.bin", b"")
+        t = self.check_transfer(self.run_json("get", self.srv.addr(), "-k", self.key,
+                                              "-p", "big.bin", "-n", 2), "get", 2, 1, len(data))
+        self.assertEqual(t["checksum"], fp.digest(data))
+        t = self.check_transfer(self.run_json("get", self.srv.addr(), "-k", self.key,
+                                              "-p", "empty.bin", "-n", 3), "get", 3, 1, 0)
+        self.assertEqual(t["checksum"], fp.digest(b""))
+
+    def test_get_corrupted_is_an_error(self):
+        # One bit flipped inside the first download's body, on the way:
+        # that download is an error (not a transfer); the session goes on.
+        data = os.urandom(100000)
+        self.write_root("known.bin", data)
+        relay = fp.Relay(self.srv.hostport(), corrupt={"down": 8192})
+        self.addCleanup(relay.close)
+        p = bench("get", relay.addr, "-k", self.key, "-p", "known.bin", "-n", 3, "--json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertEqual(r["requests"], 2)
+        self.assertEqual(r["errors"], 1)
+        self.assertEqual(r["request_errors"], {"checksum-mismatch": 1})
+        self.assertEqual(r["transfer"]["bytes"], 2 * len(data))
+        self.assertEqual(p.stderr.splitlines(),
+                         ["ferry-bench: 1 download failed its checksum check: the bytes that "
+                          "arrived are not the server's file"])
+
+    def test_get_missing_file(self):
+        p = bench("get", self.srv.addr(), "-k", self.key, "-p", "nope.bin", "-n", 3)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+        self.assertIn("ferryd refused 1 transfer: nope.bin: No such file or directory", p.stderr)
+        self.assertRegex(p.stdout, r"(?m)^  transfers +0 of 3 ")
+
+    def test_wrong_key(self):
+        for args in (("put", "-s", "1K"), ("get", "-p", "x")):
+            with self.subTest(mode=args[0]):
+                p = bench(args[0], self.srv.addr(), "-k", self.wrong_key, "-n", 5, "-c", 2,
+                          "--json", *args[1:])
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertEqual(p.stderr.splitlines(),
+                                 ["ferry-bench: authentication failed on 2 connections: ferryd "
+                                  "refused the key in %s (not the server's key?)" % self.wrong_key])
+                r = json.loads(p.stdout)
+                self.assertEqual(r["requests"], 0)
+                self.assertEqual(r["connect_errors"], {"auth-refused": 2})
+                self.assertEqual(r["transfer"]["bytes"], 0)
+        self.assertEqual(os.listdir(self.root), [])
+        self.assertIsNone(self.srv.proc.poll())
 
 
 class TestCommandLine(unittest.TestCase):
@@ -320,7 +518,18 @@ class TestCommandLine(unittest.TestCase):
                      ["exec", "127.0.0.1:1"], ["echo", "127.0.0.1:1", "-k", "key"],
                      ["hold", "127.0.0.1:1", "--hold", "3", "--fresh", "-k", "key"],
                      ["echo", "127.0.0.1:1", "--", "true"],
-                     ["exec", "127.0.0.1:1", "-k", "key", "-s", "10"]):
+                     ["exec", "127.0.0.1:1", "-k", "key", "-s", "10"],
+                     ["put", "127.0.0.1:1"], ["get", "127.0.0.1:1", "-k", "key"],
+                     ["get", "127.0.0.1:1", "-k", "key", "-p", "x", "-s", "10"],
+                     ["put", "127.0.0.1:1", "-k", "key", "-p", "x"],
+                     ["get", "127.0.0.1:1", "-k", "key", "-p", "x", "--seed", "1"],
+                     ["exec", "127.0.0.1:1", "-k", "key", "--remote-dir", "d"],
+                     ["echo", "127.0.0.1:1", "--checksum", "sha256"],
+                     ["put", "127.0.0.1:1", "-k", "key", "--checksum", "md5"],
+                     ["put", "127.0.0.1:1", "-k", "key", "-s", "65G"],
+                     ["put", "127.0.0.1:1", "-k", "key", "-s", "1X"],
+                     ["echo", "127.0.0.1:1", "-s", "65M"],
+                     ["put", "127.0.0.1:1", "-k", "key", "--fresh"]):
             with self.subTest(args=args):
                 p = bench(*args)
                 self.assertEqual(p.returncode, 2, p.stderr)
