@@ -67,6 +67,7 @@ struct tls_conn {
     int ktls_send;
     char identity[FERRY_TLS_IDENTITY_MAX + 1];   /* the PSK identity offered / used */
     int identity_known;      /* server: the lookup found a key for it */
+    int lookup_failed;       /* server: the lookup itself failed */
     char peer_subject[256];
     char error[200];
     uint8_t gather[TLS_RECORD_MAX];
@@ -147,6 +148,7 @@ static int server_find_psk(SSL *ssl, const unsigned char *id, size_t id_len, SSL
     tc->identity[id_len] = '\0';
     len = tc->cfg->psk_lookup(tc->identity, key, tc->cfg->psk_lookup_arg);
     if (len < 0 || len > FERRY_TLS_PSK_MAX) {
+        tc->lookup_failed = 1;
         OPENSSL_cleanse(key, sizeof key);
         return 0;   /* the lookup failed: abort rather than guess */
     }
@@ -502,7 +504,9 @@ static int tls_handshake(struct ferry_transport *t)
     if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity[0] &&
         !tc->identity_known) {
         size_t n = strlen(tc->error);
-        snprintf(tc->error + n, sizeof tc->error - n, " (unknown key name '%s')", tc->identity);
+        snprintf(tc->error + n, sizeof tc->error - n, tc->lookup_failed
+                 ? " (the key named '%s' could not be looked up)" : " (unknown key name '%s')",
+                 tc->identity);
     }
     return r;
 }
