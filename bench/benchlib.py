@@ -3,11 +3,12 @@
 bench/run.sh skips *lib.py, and running it only says so).
 
 Process bookkeeping (every process a benchmark starts is stopped at exit),
-statistics, machine facts, a ferryd with a fresh key, a throw-away sshd on an
-ephemeral loopback port (own host key, config and authorized_keys in a temp
-dir, key auth only), and installing Debian packages with apt-get (root only,
-without starting the packages' system services).  python3 standard library
-only.
+statistics, machine facts, a ferryd with a fresh key in either mode (TLS,
+ferryd's default, or --plaintext; Ferryd.client() builds the matching ferry
+command line), a throw-away sshd on an ephemeral loopback port (own host
+key, config and authorized_keys in a temp dir, key auth only), and
+installing Debian packages with apt-get (root only, without starting the
+packages' system services).  python3 standard library only.
 """
 
 import atexit
@@ -156,16 +157,25 @@ def machine_info():
 class Ferryd:
     """ferryd on 127.0.0.1:0 with a fresh key (from `ferry keygen`), plus
     --classic on 127.0.0.1:0 when classic is true, serving files from root
-    when given.  The ports come from its "listening on" log lines."""
+    when given.  The ports come from its "listening on" log lines.
 
-    def __init__(self, bindir, tmp, classic=True, root=None, extra=()):
+    TLS 1.3 keyed by the key (ferryd's default) unless plaintext is true:
+    then ferryd runs with --plaintext, and client() adds --plaintext to every
+    ferry command line, as both sides must agree.  Its key and log files are
+    named after the mode, so a TLS and a plaintext ferryd can share tmp."""
+
+    def __init__(self, bindir, tmp, classic=True, root=None, extra=(), plaintext=False):
         self.bindir, self.tmp = bindir, tmp
         self.classic, self.root, self.extra = classic, root, list(extra)
+        self.plaintext = bool(plaintext)
+        self.mode = "plaintext" if self.plaintext else "TLS"
+        self.name = "ferryd-plaintext" if self.plaintext else "ferryd"
         self.classic_port = None
-        self.key = os.path.join(tmp, "ferry.key")
+        self.key = os.path.join(tmp, "ferry-plaintext.key" if self.plaintext
+                                else "ferry.key")
         subprocess.run([os.path.join(bindir, "ferry"), "keygen", self.key],
                        stdout=DEVNULL, check=True, timeout=10)
-        self.log = os.path.join(tmp, "ferryd.log")
+        self.log = os.path.join(tmp, self.name + ".log")
         _logs.append(self.log)
         self.restarts = 0
         self._start()
@@ -176,11 +186,11 @@ class Ferryd:
         if self.proc.poll() is None:
             return
         last = (open(self.log).read().splitlines() or [""])[-1]
-        notes.append("ferryd (ours) ended with status %s before %s (last log line: %s); "
-                     "restarted" % (self.proc.returncode, where, last))
+        notes.append("%s (ours, %s) ended with status %s before %s (last log line: %s); "
+                     "restarted" % (self.name, self.mode, self.proc.returncode, where, last))
         note(notes[-1])
         self.restarts += 1
-        self.log = os.path.join(self.tmp, "ferryd.%d.log" % self.restarts)
+        self.log = os.path.join(self.tmp, "%s.%d.log" % (self.name, self.restarts))
         _logs.append(self.log)
         self._start()
 
@@ -189,6 +199,8 @@ class Ferryd:
         # Default log level: the "listening on" lines are info (-q hides them).
         argv = [os.path.join(bindir, "ferryd"),
                 "--listen", "127.0.0.1:0", "--key-file", self.key]
+        if self.plaintext:
+            argv += ["--plaintext"]
         if self.classic:
             argv += ["--classic", "127.0.0.1:0"]
         if self.root:
@@ -221,9 +233,55 @@ class Ferryd:
         main = [p for p in listening if p != classic]
         return (main[0], classic) if main else None
 
+    @property
+    def host(self):
+        return "127.0.0.1:%d" % self.port
+
     def ferry(self, *args):
+        """The ferry client with args as given (no key, no mode): for
+        --version and the like.  Use client() to talk to this ferryd."""
         return [os.path.join(self.bindir, "ferry")] + list(args)
 
+    def client(self, command, *args):
+        """argv of `ferry COMMAND [--plaintext] -k KEY ARGS...` for this
+        ferryd: --plaintext exactly when it runs with --plaintext (ferry
+        never falls back from one mode to the other).  ARGS usually start
+        with self.host."""
+        return ferry_argv(self.bindir, command, self.key, self.plaintext, *args)
+
+
+def ferry_argv(bindir, command, key, plaintext, *args):
+    """`ferry COMMAND [--plaintext] -k KEY ARGS...`: the client's argv for a
+    ferryd started with (plaintext=True) or without --plaintext."""
+    return ([os.path.join(bindir, "ferry"), command] +
+            (["--plaintext"] if plaintext else []) + ["-k", key] + list(args))
+
+
+def ferry_versions(bindir):
+    """`ferry --version` and `ferryd --version` (which names the OpenSSL in
+    use and whether kernel TLS is available), for the JSON."""
+    out = {}
+    for prog in ("ferry", "ferryd"):
+        try:
+            r = subprocess.run([os.path.join(bindir, prog), "--version"],
+                               stdin=DEVNULL, capture_output=True, text=True, timeout=10)
+            out[prog] = (r.stdout.strip() or r.stderr.strip()) or None
+        except (OSError, subprocess.SubprocessError) as e:
+            out[prog] = "unknown: %s" % e
+    return out
+
+
+def tls_session_info(fd):
+    """What `ferry -v exec HOST true` says about the session against fd
+    (TLS version, suite, key exchange; or that it is plaintext): its debug
+    lines, for the notes and the JSON.  None if it could not run."""
+    try:
+        r = subprocess.run(fd.client("exec", "-v", fd.host, "true"), stdin=DEVNULL,
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [ln.split(" debug: ", 1)[1] for ln in r.stderr.splitlines() if " debug: " in ln]
+    return "; ".join(ln for ln in lines if not ln.startswith("key file")) or None
 
 
 def sftp_server():
@@ -438,13 +496,20 @@ def dump_logs():
 
 def finish(doc, ratios, notes, path, width=56):
     """The end every benchmark shares: its ratios (with the issue's goal
-    where it sets one) and notes on stdout, doc as JSON at path."""
+    where it sets one) and notes on stdout, doc as JSON at path.  A ratio
+    entry is {"what", "ratio", "goal"}; an entry with "unit" is a
+    difference instead ({"what", "value", "unit", "goal"}), printed as
+    such."""
     import json
     print("\nratios (same run)")
     for r in ratios:
-        print("  %-*s %8s%s" % (width, r["what"],
-                                "-" if r["ratio"] is None else "%.2fx" % r["ratio"],
-                                "   goal " + r["goal"] if r["goal"] else ""))
+        if "unit" in r:       # a difference, not a ratio (e.g. ms)
+            v = r.get("value")
+            cell = "-" if v is None else "%.2f %s" % (v, r["unit"])
+        else:
+            cell = "-" if r["ratio"] is None else "%.2fx" % r["ratio"]
+        print("  %-*s %8s%s" % (width, r["what"], cell,
+                                "   goal " + r["goal"] if r.get("goal") else ""))
     for n in notes:
         print("note: " + n)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -2,18 +2,26 @@
 """exec_latency.py - command latency of ferry beside what users would pick instead.
 
 Measured side by side in one run, on loopback only (issue 3, "Benchmark"; the
-command-latency part of issue 5's suite):
+command-latency part of issue 5's suite, ferry in plaintext mode; issue 6's
+encrypted exec latency and handshake cost, ferry's default TLS mode).  Two
+ferryds run throughout: one in the default mode (TLS 1.3 keyed by the key,
+PSK with X25519) and one with --plaintext (the key's HMAC handshake, then
+cleartext); every ferry column runs against each.
 
   1. fresh: one command per client process and connection
        ferry exec 127.0.0.1:PORT true        client spawn + connect + handshake
-                                             + remote /bin/sh -c true + exit
+                                             + remote /bin/sh -c true + exit;
+                                             TLS and --plaintext
        ssh localhost true                    fresh connection (key auth)
        ssh localhost true, ControlMaster     multiplexed over a warm master
        /bin/true                             the same harness spawning locally
-     interleaved round-robin, N runs each; median and p90.
+     interleaved round-robin (the starting column rotates each round), N runs
+     each; median and p90.
+
+     The handshake cost is the TLS column minus the plaintext one.
 
   2. session: 1000 commands over one session
-       1000 lines "true" piped into `ferry shell 127.0.0.1:PORT`
+       1000 lines "true" piped into `ferry shell 127.0.0.1:PORT` (both modes)
        1000 lines "/bin/true" piped into one `ssh localhost sh` (through the
          warm ControlMaster)
        sh -c 'for i in $(seq 1000); do /bin/true; done'  (local fork+exec)
@@ -26,8 +34,10 @@ command-latency part of issue 5's suite):
      subprocess.Popen(shell=True) server, rendered faithfully below, against
      `ferryd --classic`, both driven by the tutorial's own client logic over
      one connection, 1000 "true" round trips; plus ferry's own protocol
-     driven by a Python client of the same shape (docs/PROTOCOL.md section 2),
-     so all share a client.  A fourth column runs the Python original with
+     driven by a Python client of the same shape (docs/PROTOCOL.md section 2,
+     the client-first handshake), so all share a client.  That client speaks
+     to the --plaintext ferryd (which also serves --classic): Python's ssl
+     module cannot do TLS 1.3 with an external PSK.  A fourth column runs the Python original with
      TCP_NODELAY (not in the tutorial): its four send() calls per reply meet
      Nagle and delayed ACKs, which costs ~40 ms per round trip on loopback.
 
@@ -176,16 +186,23 @@ def _read_frame(sock):
 
 
 def ferry_protocol_round_trips(port, keyfile, cmd, count, time_limit):
-    """The same shape of client speaking ferry's protocol (docs/PROTOCOL.md
-    section 2): handshake once, then exec / frames until exit, per command."""
+    """The same shape of client speaking ferry's protocol in plaintext mode
+    (docs/PROTOCOL.md 2.1, against `ferryd --plaintext`): the client's hello,
+    the server's hello with its nonce, the HMAC proofs both ways, once; then
+    exec / frames until exit, per command."""
     key = bytes.fromhex(open(keyfile).read().strip())
     lat = []
     with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        c.sendall(_frame({"type": "hello", "version": 1}))   # the client speaks first
         hello = _read_frame(c)
+        if hello.get("type") != "hello" or hello.get("auth") != "hmac-sha256" \
+                or "nonce" not in hello:
+            raise RuntimeError("ferry handshake: expected a plaintext hello with "
+                               "auth hmac-sha256 (is ferryd --plaintext?), got %r" % hello)
         sn, cn = bytes.fromhex(hello["nonce"]), os.urandom(32)
         mac = lambda label: hmac.new(key, label + b"\0" + sn + cn,
                                      hashlib.sha256).hexdigest()
-        c.sendall(_frame({"type": "auth", "version": 1, "nonce": cn.hex(),
+        c.sendall(_frame({"type": "auth", "version": 1, "key": "ferry", "nonce": cn.hex(),
                           "proof": mac(b"ferry-v1 client proof")}))
         welcome = _read_frame(c)
         if welcome.get("type") != "welcome" or not hmac.compare_digest(
@@ -281,12 +298,15 @@ def lockstep(argv, count, time_limit, cmd):
 
 
 def interleaved(columns, count, time_limit, label):
-    """Runs each column's argv once per round, round-robin, up to count rounds
-    or time_limit seconds.  Returns {name: [seconds]}."""
+    """Runs each column's argv once per round, round-robin (the starting
+    column rotates each round, so no column always follows the same one), up
+    to count rounds or time_limit seconds.  Returns {name: [seconds]}: the
+    i-th sample of every column comes from round i, so columns pair up."""
     out = {name: [] for name, _ in columns}
     end = time.monotonic() + time_limit
     for i in range(count):
-        for name, argv in columns:
+        k = i % max(1, len(columns))
+        for name, argv in columns[k:] + columns[:k]:
             out[name].append(timed_run(argv))
         if time.monotonic() > end:
             note("%s: time limit reached after %d of %d rounds" % (label, i + 1, count))
@@ -338,8 +358,17 @@ def main():
                             capture_output=True, text=True).stdout.strip() or None
 
     ssh_skip = "--no-ssh given" if a.no_ssh else ensure_sshd(a.install)
-    fd = Ferryd(snap, tmp)
-    note("ferryd on 127.0.0.1:%d, classic on 127.0.0.1:%d" % (fd.port, fd.classic_port))
+    # Two daemons: ferryd's default (TLS 1.3, PSK + X25519) and --plaintext.
+    # The plaintext one also serves --classic, so that section 3 compares the
+    # tutorial's protocol and ferry's (Python client, plaintext) on one daemon.
+    ft = Ferryd(snap, tmp, classic=False)
+    fp = Ferryd(snap, tmp, classic=True, plaintext=True)
+    fds = {"TLS": ft, "plaintext": fp}
+    note("ferryd (TLS) on 127.0.0.1:%d; ferryd --plaintext on 127.0.0.1:%d, classic on "
+         "127.0.0.1:%d" % (ft.port, fp.port, fp.classic_port))
+    sessions = {m: benchlib.tls_session_info(f) for m, f in fds.items()}
+    for m, info in sessions.items():
+        note("ferry (%s) session: %s" % (m, info))
     sshd = None
     if ssh_skip is None:
         try:
@@ -354,8 +383,8 @@ def main():
         note(notes[-1])
 
     # 1. fresh connection, one command per client process -------------------
-    host = "127.0.0.1:%d" % fd.port
-    cols = [("ferry exec (fresh)", fd.ferry("exec", "-k", fd.key, host, "true"))]
+    cols = [("ferry exec (fresh, %s)" % m, f.client("exec", f.host, "true"))
+            for m, f in fds.items()]
     if sshd:
         cols += [("ssh (fresh)", sshd.fresh("true")),
                  ("ssh (ControlMaster, warm)", sshd.muxed("true"))]
@@ -367,11 +396,11 @@ def main():
     results["fresh"] = {k: dict(summary(v), samples=v) for k, v in fresh.items()}
 
     # 2. many commands over one session --------------------------------------
-    fd.ensure(notes, "the session section")
-    host = "127.0.0.1:%d" % fd.port
+    for f in fds.values():
+        f.ensure(notes, "the session section")
     loop = ["sh", "-c", 'for i in $(seq %d); do /bin/true; done' % a.lines]
-    scols = [("ferry shell", fd.ferry("shell", "-k", fd.key, host),
-              b"true\n" * a.lines)]
+    scols = [("ferry shell (%s)" % m, f.client("shell", f.host), b"true\n" * a.lines)
+             for m, f in fds.items()]
     if sshd:
         scols += [("ssh sh (ControlMaster, warm)", sshd.muxed("sh"),
                    b"/bin/true\n" * a.lines)]
@@ -393,9 +422,10 @@ def main():
     results["session"] = {k: dict(summary(v), samples=v) for k, v in sess.items()}
 
     # 2b. the same sessions driven lock-step: one round trip per command ------
-    fd.ensure(notes, "the lock-step section")
-    host = "127.0.0.1:%d" % fd.port
-    lcols = [("ferry shell (lock-step)", fd.ferry("shell", "-k", fd.key, host), "true")]
+    for f in fds.values():
+        f.ensure(notes, "the lock-step section")
+    lcols = [("ferry shell (%s, lock-step)" % m, f.client("shell", f.host), "true")
+             for m, f in fds.items()]
     if sshd:
         lcols += [("ssh sh (ControlMaster, lock-step)", sshd.muxed("sh"), "/bin/true")]
     note("lock-step: %d reps of %d commands: %s" %
@@ -424,9 +454,9 @@ def main():
              ("python simple ssh + TCP_NODELAY (not seed)",
               lambda n, t: classic_round_trips(pyport2, "true", n, t)),
              ("ferryd --classic",
-              lambda n, t: classic_round_trips(fd.classic_port, "true", n, t)),
-             ("ferryd, ferry protocol (Python client)",
-              lambda n, t: ferry_protocol_round_trips(fd.port, fd.key, "true", n, t))]
+              lambda n, t: classic_round_trips(fp.classic_port, "true", n, t)),
+             ("ferryd, ferry protocol (Python client, plaintext)",
+              lambda n, t: ferry_protocol_round_trips(fp.port, fp.key, "true", n, t))]
     note("tutorial: %d reps of %d round trips: %s" %
          (a.tutorial_reps, a.lines, ", ".join(c[0] for c in tcols)))
     tut = {name: [] for name, _ in tcols}
@@ -434,7 +464,7 @@ def main():
     per_rep_limit = a.time_limit / max(1, a.tutorial_reps)
     for rep in range(a.tutorial_reps):
         for name, fn in tcols:
-            fd.ensure(notes, "%s, repetition %d" % (name, rep + 1))
+            fp.ensure(notes, "%s, repetition %d" % (name, rep + 1))
             lat = fn(a.lines, per_rep_limit)
             tut_n[name].append(len(lat))
             tut[name].append(percentile(lat, 50))
@@ -465,44 +495,77 @@ def main():
         if r is not None:
             ratios.append({"what": desc, "ratio": r, "goal": goal})
 
-    add("ssh fresh / ferry exec fresh", med(F, "ssh (fresh)"),
-        med(F, "ferry exec (fresh)"), ">= 50x (issue 5)")
-    add("ssh ControlMaster / ferry exec fresh", med(F, "ssh (ControlMaster, warm)"),
-        med(F, "ferry exec (fresh)"))
-    add("ferry exec fresh / local /bin/true (same harness)",
-        med(F, "ferry exec (fresh)"), med(F, "local /bin/true (same harness)"))
-    add("ferry shell per command / local posix_spawn", med(S, "ferry shell"),
+    FT, FP = "ferry exec (fresh, TLS)", "ferry exec (fresh, plaintext)"
+    ST, SP = "ferry shell (TLS)", "ferry shell (plaintext)"
+    # issue 6: a fresh encrypted exec against ssh; issue 5: the same in plaintext
+    add("ssh fresh / ferry exec fresh (TLS)", med(F, "ssh (fresh)"), med(F, FT),
+        ">= 30x (issue 6)")
+    add("ssh fresh / ferry exec fresh (plaintext)", med(F, "ssh (fresh)"), med(F, FP),
+        ">= 50x (issue 5)")
+    # the handshake cost: what TLS adds to a fresh connection
+    add("ferry exec fresh, TLS / plaintext", med(F, FT), med(F, FP))
+    if med(F, FT) is not None and med(F, FP) is not None:
+        paired = [t - p for t, p in zip(results[F][FT]["samples"], results[F][FP]["samples"])]
+        results["handshake_cost"] = {
+            "difference_of_medians_s": med(F, FT) - med(F, FP),
+            "median_paired_difference_s": percentile(paired, 50),
+            "paired_differences_s": paired,
+            "ratio_tls_plaintext": ratio(med(F, FT), med(F, FP)),
+            "how": "fresh `ferry exec true` against the TLS ferryd minus the same "
+                   "against ferryd --plaintext: the same client, daemon and command, so "
+                   "the difference is the TLS 1.3 handshake (PSK + X25519) and the "
+                   "per-record work of a short session; paired: round by round "
+                   "(the columns are interleaved)"}
+        hc = results["handshake_cost"]
+        ratios.append({"what": "handshake cost: fresh TLS - plaintext (difference of medians)",
+                       "value": hc["difference_of_medians_s"] * 1e3, "unit": "ms",
+                       "goal": None})
+        ratios.append({"what": "handshake cost: fresh TLS - plaintext (median paired difference)",
+                       "value": hc["median_paired_difference_s"] * 1e3, "unit": "ms",
+                       "goal": None})
+    for m, col in (("TLS", FT), ("plaintext", FP)):
+        add("ssh ControlMaster / ferry exec fresh (%s)" % m,
+            med(F, "ssh (ControlMaster, warm)"), med(F, col))
+        add("ferry exec fresh (%s) / local /bin/true (same harness)" % m,
+            med(F, col), med(F, "local /bin/true (same harness)"))
+    add("ferry shell (plaintext) per command / local posix_spawn", med(S, SP),
         med(S, "local posix_spawn loop"), "<= 1.5x (issue 5)")
-    add("ferry shell per command / local sh loop", med(S, "ferry shell"),
-        med(S, "local sh loop (fork+exec)"))
-    add("ssh sh session per command / ferry shell per command",
-        med(S, "ssh sh (ControlMaster, warm)"), med(S, "ferry shell"))
-    add("ssh sh lock-step / ferry shell lock-step",
-        med(L, "ssh sh (ControlMaster, lock-step)"), med(L, "ferry shell (lock-step)"))
-    add("ssh ControlMaster per process / ferry shell per command",
-        med(F, "ssh (ControlMaster, warm)"), med(S, "ferry shell"))
+    add("ferry shell (TLS) per command / local posix_spawn", med(S, ST),
+        med(S, "local posix_spawn loop"))
+    add("ferry shell per command, TLS / plaintext", med(S, ST), med(S, SP))
+    for m, col in (("TLS", ST), ("plaintext", SP)):
+        add("ferry shell (%s) per command / local sh loop" % m, med(S, col),
+            med(S, "local sh loop (fork+exec)"))
+        add("ssh sh session per command / ferry shell (%s) per command" % m,
+            med(S, "ssh sh (ControlMaster, warm)"), med(S, col))
+        add("ssh sh lock-step / ferry shell (%s) lock-step" % m,
+            med(L, "ssh sh (ControlMaster, lock-step)"),
+            med(L, "ferry shell (%s, lock-step)" % m))
+        add("ssh ControlMaster per process / ferry shell (%s) per command" % m,
+            med(F, "ssh (ControlMaster, warm)"), med(S, col))
+    PY = "ferryd, ferry protocol (Python client, plaintext)"
     add("python simple ssh / ferryd --classic", med(T, "python simple ssh (seed 000)"),
         med(T, "ferryd --classic"))
     add("python simple ssh + TCP_NODELAY / ferryd --classic",
         med(T, "python simple ssh + TCP_NODELAY (not seed)"), med(T, "ferryd --classic"))
-    add("python simple ssh / ferry protocol", med(T, "python simple ssh (seed 000)"),
-        med(T, "ferryd, ferry protocol (Python client)"))
-    add("ferry protocol / ferryd --classic",
-        med(T, "ferryd, ferry protocol (Python client)"), med(T, "ferryd --classic"))
+    add("python simple ssh / ferry protocol (plaintext)",
+        med(T, "python simple ssh (seed 000)"), med(T, PY))
+    add("ferry protocol (plaintext) / ferryd --classic", med(T, PY),
+        med(T, "ferryd --classic"))
 
     doc = {
         "benchmark": "exec_latency",
-        "issue": 3,
+        "issue": [3, 5, 6],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
         "duration_s": round(time.time() - started_at, 1),
         "machine": dict(machine, loadavg_end=os.getloadavg()),
         "commit": commit,
-        "versions": {
-            "ferry": subprocess.run(fd.ferry("--version"), capture_output=True,
-                                    text=True).stdout.strip(),
-            "ssh": (subprocess.run(["ssh", "-V"], capture_output=True, text=True)
-                    .stderr.strip() if shutil.which("ssh") else None),
-        },
+        "versions": dict(benchlib.ferry_versions(snap), ssh=(
+            subprocess.run(["ssh", "-V"], capture_output=True, text=True)
+            .stderr.strip() if shutil.which("ssh") else None)),
+        "ferry_modes": {m: {"ferryd": "ferryd --plaintext" if f.plaintext else
+                            "ferryd (default: TLS 1.3)", "session": sessions[m]}
+                        for m, f in fds.items()},
         "params": {"n_fresh": a.n, "lines": a.lines, "reps": a.reps,
                    "tutorial_reps": a.tutorial_reps,
                    "time_limit_s": a.time_limit, "quick": a.quick},
@@ -525,12 +588,20 @@ def main():
         (T, "3. tutorial simple ssh, one connection, per round trip "
             "(median of %d reps of %d)" % (a.tutorial_reps, a.lines)),
     ]
+    for m, info in sessions.items():
+        print("ferry (%s): %s" % (m, info or "-"))
     for sec, title in sections:
         print("\n" + title)
         for name, s in results[sec].items():
-            print("  %-42s %10s  (p90 %s, n=%d)" % (name, fmt_ms(s.get("median")),
+            print("  %-50s %10s  (p90 %s, n=%d)" % (name, fmt_ms(s.get("median")),
                                                    fmt_ms(s.get("p90")), s["n"]))
-    benchlib.finish(doc, ratios, notes, a.json, width=58)
+    hc = results.get("handshake_cost")
+    if hc:
+        print("\nhandshake cost (fresh TLS - fresh plaintext): %.2f ms difference of medians, "
+              "%.2f ms median of paired differences; TLS / plaintext %s" %
+              (hc["difference_of_medians_s"] * 1e3, hc["median_paired_difference_s"] * 1e3,
+               fmt_x(hc["ratio_tls_plaintext"])))
+    benchlib.finish(doc, ratios, notes, a.json, width=68)
 
 
 if __name__ == "__main__":

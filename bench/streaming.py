@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""streaming.py - a command's output streamed through ferry exec, beside ssh
-and a plain local pipe (issue 5, comparison 4).
+"""streaming.py - a command's output streamed through ferry exec, in both of
+ferry's modes, beside ssh and a plain local pipe (issue 5, comparison 4).
 
 Side by side in one run, interleaved round-robin, each column's output going
 into the same byte-counting reader (a Python readinto loop, 1 MiB buffer, its
 count checked):
 
-  ferry exec    ferry exec -k KEY 127.0.0.1:PORT 'head -c 4G /dev/zero' | reader
-                (a fresh ferryd --listen 127.0.0.1:0 with a fresh key)
+  ferry exec (TLS)
+                ferry exec -k KEY 127.0.0.1:PORT 'head -c 4G /dev/zero' | reader
+                (a fresh ferryd --listen 127.0.0.1:0 with a fresh key; TLS 1.3
+                keyed by it, ferry's default)
+  ferry exec (plaintext)
+                the same with --plaintext on both sides (a second ferryd):
+                issue 5's goal (>= 0.8x the local pipe) is for this column
   ssh           ssh localhost 'head -c 4G /dev/zero' | reader
                 (a throw-away sshd on an ephemeral loopback port, fresh
                 connection, key auth, default cipher)
@@ -17,9 +22,9 @@ count checked):
 
 Time: from starting the producer until it and the reader have exited.
 While ferry runs, the RSS (VmRSS, and VmHWM, the kernel's own peak) of the
-ferry client and of ferryd (the event-model daemon serves the connection in
-its one process; with --model fork its per-connection child is sampled too)
-is read from /proc every 100 ms.
+ferry client and of that mode's ferryd (the event-model daemon serves the
+connection in its one process; with --model fork its per-connection child is
+sampled too) is read from /proc every 100 ms; peaks are kept per mode.
 
 The machine is small and noisy: quote ratios between columns of one run
 (medians of --reps repetitions).  Nothing here asserts; every loop is
@@ -241,10 +246,15 @@ def main():
         shutil.copy2(os.path.join(a.bin, prog), snap)
     commit = git_describe()
 
-    root = os.path.join(tmp, "root")
-    os.mkdir(root)
-    fd = Ferryd(snap, tmp, classic=False, root=root)
-    note("ferryd on 127.0.0.1:%d" % fd.port)
+    # one ferryd per mode: the default (TLS 1.3, PSK + X25519) and --plaintext
+    fds = {}
+    for mode in ("TLS", "plaintext"):
+        root = os.path.join(tmp, "root-" + mode)
+        os.mkdir(root)
+        fds[mode] = Ferryd(snap, tmp, classic=False, root=root,
+                           plaintext=(mode == "plaintext"))
+        note("ferryd (%s) on 127.0.0.1:%d" % (mode, fds[mode].port))
+    sessions = {m: benchlib.tls_session_info(f) for m, f in fds.items()}
     ssh_skip = "--no-ssh given" if a.no_ssh else ensure_sshd(a.install)
     sshd = None
     if ssh_skip is None:
@@ -259,31 +269,35 @@ def main():
 
     cmd = "head -c %s /dev/zero" % size_arg
     reader = [sys.executable, "-c", READER]
-    cols = [("ferry exec", fd.ferry("exec", "-k", fd.key, "127.0.0.1:%d" % fd.port, cmd),
-             reader, True)]
+    # (name, producer, reader, the ferryd whose RSS is sampled, its mode)
+    cols = [("ferry exec (%s)" % m, f.client("exec", f.host, cmd), reader, f, m)
+            for m, f in fds.items()]
     if sshd:
-        cols.append(("ssh", sshd.fresh(cmd), reader, False))
-    cols += [("local pipe", ["head", "-c", size_arg, "/dev/zero"], reader, False),
+        cols.append(("ssh", sshd.fresh(cmd), reader, None, None))
+    cols += [("local pipe", ["head", "-c", size_arg, "/dev/zero"], reader, None, None),
              ("local pipe, wc -c", ["head", "-c", size_arg, "/dev/zero"], ["wc", "-c"],
-              False)]
+              None, None)]
     samples = {c[0]: [] for c in cols}
-    rss = []
+    rss = {m: [] for m in fds}
     failures = {c[0]: [] for c in cols}
     note("%d reps of %s bytes, round-robin over: %s" %
          (a.reps, size_arg, ", ".join(c[0] for c in cols)))
     end = time.monotonic() + a.time_limit
     for rep in range(a.reps):
         k = rep % len(cols)
-        for name, prod, rdr, is_ferry in cols[k:] + cols[:k]:
+        for name, prod, rdr, ferryd, mode in cols[k:] + cols[:k]:
             if len(failures[name]) >= 2:
                 continue
             try:
+                if ferryd:
+                    ferryd.ensure(notes, "%s, repetition %d" % (name, rep + 1))
+                    prod = ferryd.client("exec", ferryd.host, cmd)
                 dt, r = run_pipe(prod, rdr, size, a.timeout,
-                                 fd.proc.pid if is_ferry else None)
+                                 ferryd.proc.pid if ferryd else None)
                 samples[name].append(dt)
                 if r:
-                    rss.append(r)
-                note("rep %d %-18s %6.2f s %5.2f GB/s%s" %
+                    rss[mode].append(r)
+                note("rep %d %-22s %6.2f s %5.2f GB/s%s" %
                      (rep + 1, name, dt, size / dt / GB,
                       "  RSS peak ferry %.1f MiB, ferryd %.1f MiB" %
                       (r["ferry_rss_peak"] / 2**20, r["ferryd_rss_peak"] / 2**20) if r else ""))
@@ -294,7 +308,8 @@ def main():
             notes.append("time limit reached after %d of %d reps" % (rep + 1, a.reps))
             note(notes[-1])
             break
-    ferryd_hwm_end = (proc_status(fd.proc.pid) or (None, None))[1]
+    ferryd_hwm_end = {m: (proc_status(f.proc.pid) or (None, None))[1]
+                      for m, f in fds.items()}
     stop_all()
 
     results = {}
@@ -310,38 +325,44 @@ def main():
     if not sshd:
         results["ssh"] = {"status": "not installed" if ssh_skip and "not installed"
                           in ssh_skip else ssh_skip}
-    mem = {
-        "ferry_rss_peak_bytes": max([r["ferry_rss_peak"] for r in rss], default=None),
-        "ferryd_rss_peak_bytes": max([r["ferryd_rss_peak"] for r in rss], default=None),
-        "ferry_vmhwm_bytes": max([r["ferry_hwm"] for r in rss], default=None),
-        "ferryd_vmhwm_bytes_at_end": ferryd_hwm_end,
-        "per_run": rss,
-    }
+    # peak RSS per mode: {"plaintext": {...}, "TLS": {...}}
+    mem = {m: {
+        "ferry_rss_peak_bytes": max([r["ferry_rss_peak"] for r in rss[m]], default=None),
+        "ferryd_rss_peak_bytes": max([r["ferryd_rss_peak"] for r in rss[m]], default=None),
+        "ferry_vmhwm_bytes": max([r["ferry_hwm"] for r in rss[m]], default=None),
+        "ferryd_vmhwm_bytes_at_end": ferryd_hwm_end[m],
+        "per_run": rss[m],
+    } for m in fds}
     med = lambda n: results.get(n, {}).get("median_gbps")
     ratios = []
-    f = med("ferry exec")
-    if f and med("local pipe"):
-        ratios.append({"what": "ferry exec / local pipe", "ratio": f / med("local pipe"),
-                       "goal": ">= 0.8x (issue 5)"})
-    if f and med("ssh"):
-        ratios.append({"what": "ferry exec / ssh", "ratio": f / med("ssh"), "goal": None})
+
+    def add(what, num, den, goal=None):
+        if num and den:
+            ratios.append({"what": what, "ratio": num / den, "goal": goal})
+    p, t = med("ferry exec (plaintext)"), med("ferry exec (TLS)")
+    add("ferry exec (plaintext) / local pipe", p, med("local pipe"), ">= 0.8x (issue 5)")
+    add("ferry exec (TLS) / local pipe", t, med("local pipe"))
+    add("ferry exec (TLS) / ferry exec (plaintext)", t, p)
+    add("ferry exec (plaintext) / ssh", p, med("ssh"))
+    add("ferry exec (TLS) / ssh", t, med("ssh"))
     if med("local pipe") and med("local pipe, wc -c"):
         ratios.append({"what": "local pipe (Python reader) / local pipe, wc -c",
                        "ratio": med("local pipe") / med("local pipe, wc -c"), "goal": None})
 
-    versions = {
-        "ferry": subprocess.run([os.path.join(snap, "ferry"), "--version"],
-                                capture_output=True, text=True, timeout=10).stdout.strip(),
+    versions = dict(benchlib.ferry_versions(snap), **{
         "ssh": (subprocess.run(["ssh", "-V"], capture_output=True, text=True, timeout=10)
                 .stderr.strip() if shutil.which("ssh") else "not installed"),
         "python3": sys.version.split()[0],
-    }
+    })
     machine["loadavg_end"] = os.getloadavg()
     doc = {
         "benchmark": "streaming", "issue": 5,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
         "duration_s": round(time.time() - started_at, 1),
         "machine": machine, "commit": commit, "versions": versions,
+        "ferry_modes": {m: {"ferryd": "ferryd --plaintext" if f.plaintext else
+                            "ferryd (default: TLS 1.3)", "session": sessions[m]}
+                        for m, f in fds.items()},
         "params": {"size": size, "head_arg": size_arg, "reps": a.reps, "quick": a.quick,
                    "timeout_s": a.timeout, "time_limit_s": a.time_limit,
                    "bin": os.path.abspath(a.bin), "rss_interval_s": 0.1},
@@ -352,19 +373,24 @@ def main():
     print("streaming: %s bytes (head -c %s), %d cpus, load %.2f -> %.2f, %s" %
           (size, size_arg, os.cpu_count(), machine["loadavg_start"][0],
            machine["loadavg_end"][0], commit))
+    for m, info in sessions.items():
+        print("ferry (%s): %s" % (m, info or "-"))
     print("\nmedian GB/s")
     for name, r in results.items():
         if r.get("median_gbps"):
-            print("  %-22s %6.2f GB/s  (%.2f s, n=%d)" % (name, r["median_gbps"],
+            print("  %-24s %6.2f GB/s  (%.2f s, n=%d)" % (name, r["median_gbps"],
                                                         r["median"], r["n"]))
         else:
-            print("  %-22s %s" % (name, r["status"]))
+            print("  %-24s %s" % (name, r["status"]))
     mib = lambda b: "-" if b is None else "%.1f MiB" % (b / 2**20)
     print("\npeak RSS while streaming (sampled every 100 ms; VmHWM)")
-    print("  ferry client   %s  (VmHWM %s)" % (mib(mem["ferry_rss_peak_bytes"]),
-                                              mib(mem["ferry_vmhwm_bytes"])))
-    print("  ferryd         %s  (VmHWM over its life %s)" %
-          (mib(mem["ferryd_rss_peak_bytes"]), mib(mem["ferryd_vmhwm_bytes_at_end"])))
+    for m in fds:
+        print("  %-26s %9s  (VmHWM %s)" % (
+            "ferry client (%s)" % m, mib(mem[m]["ferry_rss_peak_bytes"]),
+            mib(mem[m]["ferry_vmhwm_bytes"])))
+        print("  %-26s %9s  (VmHWM over its life %s)" % (
+            "ferryd (%s)" % m, mib(mem[m]["ferryd_rss_peak_bytes"]),
+            mib(mem[m]["ferryd_vmhwm_bytes_at_end"])))
     benchlib.finish(doc, ratios, notes, a.json, width=50)
 
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""throughput.py - bulk transfer of one big file over loopback, ferry beside
-what users would pick instead (issue 5, comparison 2).
+"""throughput.py - bulk transfer of one big file over loopback, ferry in
+both its modes beside what users would pick instead (issue 5, comparison 2;
+issue 6: encrypted throughput).
 
 One source file (1 GiB of random data, made once in a temp dir) goes up and
 comes down with each tool, side by side in one run, interleaved round-robin:
 
-  ferry      build/bin/ferry put / get against a ferryd --root TMP (fresh key)
+  ferry (TLS)        build/bin/ferry put / get against a ferryd --root TMP
+                     (fresh key): TLS 1.3 keyed by it, ferry's default
+  ferry (plaintext)  the same with --plaintext on both sides (a second ferryd,
+                     its own root): authenticated, not encrypted
   nc         netcat-openbsd: nc -l ... > file / nc -N ... < file, and reversed
   socat      socat -u OPEN:file TCP:... / TCP-LISTEN:... CREATE:file, reversed
   iperf3     iperf3 -c 127.0.0.1 -n SIZE (and -R): the ceiling, no files
@@ -20,10 +24,10 @@ The time of one transfer is the wall time from starting the command that
 sends (or fetches) until the file is complete: both ends have exited, or for
 a long-lived server (ferryd, sshd, vsftpd, the tutorial's server) the client
 has exited and the file has its full size.  Every file that arrives is
-checked for its size, and ferry's and nc's for their sha256, before it counts;
-then it is deleted.  Nothing is dropped from the page cache: every tool reads
-the same warm source file (hard links of one inode) and writes into the same
-filesystem.
+checked for its size, and ferry's (both modes) and nc's for their sha256,
+before it counts; then it is deleted.  Nothing is dropped from the page
+cache: every tool reads the same warm source file (hard links of one inode)
+and writes into the same filesystem.
 
 The machine is small and noisy: quote the ratios between columns of one run
 (medians of --reps repetitions), never a lone absolute figure.  Nothing here
@@ -32,7 +36,17 @@ asserts; every loop is bounded in count and in time.
 python3 standard library only.  Usage:
 
     bench/throughput.py [--install] [--quick] [--reps N] [--size BYTES]
-                        [--tools ferry,nc,...] [--bin DIR] [--json FILE]
+                        [--tools TOOL,...] [--bin DIR] [--json FILE]
+
+--tools takes column names (quote them: "ferry (TLS),ferry (plaintext),scp")
+or these short names: ferry (both ferry columns), ferry-tls,
+ferry-plaintext, nc, socat, iperf3, scp, sftp, curl+vsftpd (or vsftpd),
+pyftp (the tutorial's FTP).
+
+Ratios: issue 5's goals are for ferry in plaintext mode (ferry (plaintext) /
+best of nc, socat, vsftpd >= 1x; / scp >= 3x); issue 6's for encrypted ferry
+(ferry (TLS) / scp and / sftp >= 2x, put and get); ferry (TLS) / ferry
+(plaintext) is what encryption costs (no goal).
 
 --install (root only) apt-gets iperf3 netcat-openbsd socat openssh-server
 openssh-client vsftpd curl; a tool still missing gets "not installed".
@@ -63,10 +77,17 @@ benchlib.set_name("throughput")
 
 PACKAGES = ["iperf3", "netcat-openbsd", "socat", "openssh-server",
             "openssh-client", "vsftpd", "curl"]
-TOOLS = ["ferry", "nc", "socat", "iperf3", "scp", "sftp", "curl+vsftpd",
+FERRY_TLS, FERRY_PLAIN = "ferry (TLS)", "ferry (plaintext)"
+FERRY = (FERRY_TLS, FERRY_PLAIN)
+TOOLS = [FERRY_TLS, FERRY_PLAIN, "nc", "socat", "iperf3", "scp", "sftp", "curl+vsftpd",
          "python ftp (seed 002)"]
-SLOW = {"sftp", "python ftp (seed 002)"}       # skipped by --quick
-HASHED = {"ferry", "nc"}                        # sha256-checked every time
+# --tools also takes these (a column name with spaces needs quoting)
+ALIASES = {"ferry": list(FERRY), "ferry-tls": [FERRY_TLS], "tls": [FERRY_TLS],
+           "ferry-plaintext": [FERRY_PLAIN], "plaintext": [FERRY_PLAIN],
+           "vsftpd": ["curl+vsftpd"], "pyftp": ["python ftp (seed 002)"],
+           "python": ["python ftp (seed 002)"]}
+SLOW = {"python ftp (seed 002)"}                # skipped by --quick
+HASHED = {FERRY_TLS, FERRY_PLAIN, "nc"}         # sha256-checked every time
 GB = 1e9
 
 
@@ -402,6 +423,7 @@ class Bench:
         self.deadline_for = lambda: time.monotonic() + a.timeout
         self.skip = {}          # tool -> why it has no column
         self.servers = {}
+        self.sessions = {}      # ferry column -> what `ferry -v` says of its session
 
     def out(self, name):
         return os.path.join(self.dst, name)
@@ -435,19 +457,20 @@ class Bench:
         wait_bounded(p, self.deadline_for(), what)
         return time.perf_counter() - t0
 
-    # ferry
-    def ferry_up(self, rep):
-        fd = self.servers["ferry"]
-        name = "ferry-up-%d.bin" % rep
-        dt = self.client_only(fd.ferry("put", "-q", "-k", fd.key, "127.0.0.1:%d" % fd.port,
-                                       self.src, name), "ferry put")
-        return dt, os.path.join(self.ferry_root, name), None
+    # ferry, in either mode: the same put and get against the ferryd of that
+    # mode (its own root); the client gets --plaintext exactly when ferryd has it
+    def ferry_up(self, tool, rep):
+        fd = self.servers[tool]
+        name = "ferry-up-%s-%d.bin" % (fd.mode, rep)
+        dt = self.client_only(fd.client("put", "-q", fd.host, self.src, name),
+                              "ferry put (%s)" % fd.mode)
+        return dt, os.path.join(fd.root, name), None
 
-    def ferry_down(self, rep):
-        fd = self.servers["ferry"]
-        out = self.out("ferry-down-%d.bin" % rep)
-        dt = self.client_only(fd.ferry("get", "-q", "-k", fd.key, "127.0.0.1:%d" % fd.port,
-                                       "src.bin", out), "ferry get")
+    def ferry_down(self, tool, rep):
+        fd = self.servers[tool]
+        out = self.out("ferry-down-%s-%d.bin" % (fd.mode, rep))
+        dt = self.client_only(fd.client("get", "-q", fd.host, "src.bin", out),
+                              "ferry get (%s)" % fd.mode)
         return dt, out, None
 
     # nc (netcat-openbsd)
@@ -579,7 +602,7 @@ def setup(b, a, tools, notes):
     """Starts the long-lived servers the columns need; a tool that cannot run
     gets its reason in b.skip."""
     tmp = b.tmp
-    need = {"ferry": [], "nc": ["nc"], "socat": ["socat"], "iperf3": ["iperf3"],
+    need = {FERRY_TLS: [], FERRY_PLAIN: [], "nc": ["nc"], "socat": ["socat"], "iperf3": ["iperf3"],
             "scp": ["scp", "ssh", "ssh-keygen"], "sftp": ["sftp", "ssh", "ssh-keygen"],
             "curl+vsftpd": ["curl"], "python ftp (seed 002)": []}
     for t in tools:
@@ -592,13 +615,20 @@ def setup(b, a, tools, notes):
             missing.append("vsftpd")
         if missing:
             b.skip[t] = "not installed (%s)" % ", ".join(missing)
-    # ferry: the daemon serves a root that holds a hard link of the source
-    b.ferry_root = os.path.join(tmp, "ferry-root")
-    os.mkdir(b.ferry_root)
-    os.link(b.src, os.path.join(b.ferry_root, "src.bin"))
-    fd = Ferryd(b.snap, tmp, classic=False, root=b.ferry_root)
-    b.servers["ferry"] = fd
-    note("ferryd on 127.0.0.1:%d, root %s" % (fd.port, b.ferry_root))
+    # ferry: one daemon per mode (TLS, ferryd's default, and --plaintext),
+    # each serving its own root that holds a hard link of the source
+    for t in FERRY:
+        if t not in tools:
+            continue
+        plaintext = t == FERRY_PLAIN
+        root = os.path.join(tmp, "ferry-root-plaintext" if plaintext else "ferry-root-tls")
+        os.mkdir(root)
+        os.link(b.src, os.path.join(root, "src.bin"))
+        fd = Ferryd(b.snap, tmp, classic=False, root=root, plaintext=plaintext)
+        b.servers[t] = fd
+        note("ferryd (%s) on 127.0.0.1:%d, root %s" % (fd.mode, fd.port, root))
+        b.sessions[t] = benchlib.tls_session_info(fd)
+        note("%s session: %s" % (t, b.sessions[t]))
     if any(t in tools and t not in b.skip for t in ("scp", "sftp")):
         try:
             b.servers["sshd"] = Sshd(tmp)
@@ -648,7 +678,10 @@ def setup(b, a, tools, notes):
 
 
 def columns(b, tools):
-    m = {"ferry": (b.ferry_up, b.ferry_down), "nc": (b.nc_up, b.nc_down),
+    def ferry_pair(t):
+        return (lambda rep: b.ferry_up(t, rep), lambda rep: b.ferry_down(t, rep))
+    m = {FERRY_TLS: ferry_pair(FERRY_TLS), FERRY_PLAIN: ferry_pair(FERRY_PLAIN),
+         "nc": (b.nc_up, b.nc_down),
          "socat": (b.socat_up, b.socat_down), "iperf3": (b.iperf3_up, b.iperf3_down),
          "scp": (b.scp_up, b.scp_down), "sftp": (b.sftp_up, b.sftp_down),
          "curl+vsftpd": (b.curl_up, b.curl_down),
@@ -669,11 +702,12 @@ def main():
     ap.add_argument("--install", action="store_true",
                     help="apt-get install the alternatives if missing (root)")
     ap.add_argument("--quick", action="store_true",
-                    help="256 MiB, 2 reps, without the slowest tools (sftp, python ftp)")
+                    help="256 MiB, 2 reps, without the slowest tool (python ftp)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions (5)")
     ap.add_argument("--size", type=int, default=1 << 30, help="bytes (1 GiB)")
     ap.add_argument("--tools", default=None,
-                    help="comma-separated subset of: " + ", ".join(TOOLS))
+                    help="comma-separated subset of: " + ", ".join(TOOLS) +
+                    "; or short names: " + ", ".join(sorted(ALIASES)))
     ap.add_argument("--timeout", type=float, default=600,
                     help="seconds allowed per transfer (600)")
     ap.add_argument("--time-limit", type=float, default=3600,
@@ -684,10 +718,19 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results",
                                                    "throughput.json"))
     a = ap.parse_args()
-    tools = [t.strip() for t in (a.tools or ",".join(TOOLS)).split(",") if t.strip()]
-    for t in tools:
-        if t not in TOOLS:
-            sys.exit("throughput: unknown tool %r (known: %s)" % (t, ", ".join(TOOLS)))
+    tools = []
+    for t in (a.tools.split(",") if a.tools else TOOLS):
+        t = t.strip()
+        if not t:
+            continue
+        names = ALIASES.get(t.lower(), [t])
+        for n in names:
+            if n not in TOOLS:
+                sys.exit("throughput: unknown tool %r (known: %s; or %s)" %
+                         (t, ", ".join(TOOLS), ", ".join(sorted(ALIASES))))
+            if n not in tools:
+                tools.append(n)
+    tools.sort(key=TOOLS.index)
     if a.quick:
         a.size = min(a.size, 256 << 20)
         a.reps = min(a.reps, 2)
@@ -803,29 +846,35 @@ def main():
         return results.get(t, {}).get(d, {}).get("median_gbps")
 
     ratios = []
-    for d in ("upload", "download"):
-        f = med("ferry", d)
-        best = [(med(t, d), t) for t in ("nc", "socat", "curl+vsftpd") if med(t, d)]
-        if f and best:
-            bv, bt = max(best)
-            ratios.append({"what": "ferry / best of nc, socat, vsftpd (%s: %s)" % (d, bt),
-                           "ratio": f / bv, "goal": ">= 1.0x (issue 5)"})
-        if f and med("scp", d):
-            ratios.append({"what": "ferry / scp (%s)" % d, "ratio": f / med("scp", d),
-                           "goal": ">= 3x (issue 5)"})
-        if f and med("iperf3", d):
-            ratios.append({"what": "ferry / iperf3, the ceiling (%s)" % d,
-                           "ratio": f / med("iperf3", d), "goal": None})
-        if f and med("sftp", d):
-            ratios.append({"what": "ferry / sftp (%s)" % d, "ratio": f / med("sftp", d),
-                           "goal": None})
-        if f and med("python ftp (seed 002)", d):
-            ratios.append({"what": "ferry / python ftp, seed 002 (%s)" % d,
-                           "ratio": f / med("python ftp (seed 002)", d), "goal": None})
 
-    versions = {"ferry": subprocess.run([os.path.join(snap, "ferry"), "--version"],
-                                        capture_output=True, text=True,
-                                        timeout=10).stdout.strip()}
+    def add(what, num, den, goal=None):
+        if num and den:
+            ratios.append({"what": what, "ratio": num / den, "goal": goal})
+
+    for d in ("upload", "download"):
+        # issue 5: ferry in plaintext mode against the plain movers and scp
+        p, t = med(FERRY_PLAIN, d), med(FERRY_TLS, d)
+        best = [(med(x, d), x) for x in ("nc", "socat", "curl+vsftpd") if med(x, d)]
+        if p and best:
+            bv, bt = max(best)
+            add("ferry (plaintext) / best of nc, socat, vsftpd (%s: %s)" % (d, bt), p, bv,
+                ">= 1.0x (issue 5)")
+        add("ferry (plaintext) / scp (%s)" % d, p, med("scp", d), ">= 3x (issue 5)")
+        # issue 6: encrypted ferry against OpenSSH's file movers
+        add("ferry (TLS) / scp (%s)" % d, t, med("scp", d), ">= 2x (issue 6)")
+        add("ferry (TLS) / sftp (%s)" % d, t, med("sftp", d), ">= 2x (issue 6)")
+        # what encryption costs, and the rest (no goals)
+        add("ferry (TLS) / ferry (plaintext) (%s)" % d, t, p)
+        if t and best:
+            bv, bt = max(best)
+            add("ferry (TLS) / best of nc, socat, vsftpd (%s: %s)" % (d, bt), t, bv)
+        add("ferry (plaintext) / sftp (%s)" % d, p, med("sftp", d))
+        add("ferry (plaintext) / iperf3, the ceiling (%s)" % d, p, med("iperf3", d))
+        add("ferry (TLS) / iperf3, the ceiling (%s)" % d, t, med("iperf3", d))
+        add("ferry (plaintext) / python ftp, seed 002 (%s)" % d, p,
+            med("python ftp (seed 002)", d))
+
+    versions = benchlib.ferry_versions(snap)
     for pkg in PACKAGES:
         versions[pkg] = pkg_version(pkg) or "not installed"
     versions["python3"] = sys.version.split()[0]
@@ -833,7 +882,7 @@ def main():
     machine["loadavg_end"] = os.getloadavg()
     doc = {
         "benchmark": "throughput",
-        "issue": 5,
+        "issue": [5, 6],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
         "duration_s": round(time.time() - started_at, 1),
         "machine": machine,
@@ -847,6 +896,8 @@ def main():
                    "bin": os.path.abspath(a.bin)},
         "units": "seconds per transfer; GB/s with GB = 1e9 bytes",
         "source_sha256": src_sha,
+        "ferry_modes": {t: {"mode": b.servers[t].mode, "session": b.sessions.get(t)}
+                        for t in FERRY if t in b.servers},
         "results": results,
         "ratios": ratios,
         "notes": notes,
@@ -856,6 +907,9 @@ def main():
           (a.size, os.cpu_count(), machine["loadavg_start"][0],
            machine["loadavg_end"][0], commit))
     print("filesystem: %s (nothing dropped from the page cache)" % fs)
+    for t in FERRY:
+        if t in b.servers:
+            print("%s: %s" % (t, b.sessions.get(t) or "-"))
     print("\nmedian GB/s (n reps)        upload              download")
     for t in tools:
         cells = []
@@ -866,7 +920,7 @@ def main():
             else:
                 cells.append(r["status"][:40])
         print("  %-24s %-19s %s" % (t, cells[0], cells[1]))
-    benchlib.finish(doc, ratios, notes, a.json, width=56)
+    benchlib.finish(doc, ratios, notes, a.json, width=66)
 
 
 if __name__ == "__main__":
