@@ -551,24 +551,21 @@ static ssize_t tls_read(struct ferry_transport *t, void *buf, size_t len, int do
     return tls_again(t, e, 0);
 }
 
-/* One SSL_write_ex: bytes written, or -EAGAIN / an error. */
-static ssize_t write_once(struct ferry_transport *t, const void *p, size_t n)
+/* One SSL_write_ex: bytes written, or -EAGAIN / an error.  The caller
+ * holds SIGPIPE off (once for a whole run of records: it costs three
+ * system calls). */
+static ssize_t write_once(struct ferry_transport *t, const void *p, size_t n, int *saved)
 {
     struct tls_conn *tc = t->tls;
-    struct sigpipe_guard g;
     size_t done = 0;
-    int ok, e, saved;
+    int e;
 
     ERR_clear_error();
     errno = 0;
-    ferry__sigpipe_hold(&g);
-    ok = SSL_write_ex(tc->ssl, p, n, &done);
-    saved = errno;
-    ferry__sigpipe_release(&g, saved);
-    if (ok == 1)
+    if (SSL_write_ex(tc->ssl, p, n, &done) == 1)
         return (ssize_t)done;
+    *saved = errno;
     e = SSL_get_error(tc->ssl, 0);
-    errno = saved;
     return tls_again(t, e, 0);
 }
 
@@ -583,13 +580,15 @@ static ssize_t tls_writev(struct ferry_transport *t, const struct iovec *iov, in
                           int dontwait)
 {
     struct tls_conn *tc = t->tls;
+    struct sigpipe_guard g;
     size_t total = 0;
-    int i = 0, r;
+    int i = 0, r, saved = 0;
     size_t skip = 0;   /* bytes of iov[i] already written */
     (void)dontwait;
 
     if (!tc->handshake_done && (r = tls_handshake(t)) < 0)
         return r;
+    ferry__sigpipe_hold(&g);
     while (i < iovcnt) {
         const uint8_t *p = (const uint8_t *)iov[i].iov_base + skip;
         size_t n = iov[i].iov_len - skip;
@@ -613,9 +612,11 @@ static ssize_t tls_writev(struct ferry_transport *t, const struct iovec *iov, in
             p = tc->gather;
             n = fill;
         }
-        w = write_once(t, p, n);
-        if (w < 0)
+        w = write_once(t, p, n, &saved);
+        if (w < 0) {
+            ferry__sigpipe_release(&g, saved);
             return total > 0 ? (ssize_t)total : w;
+        }
         total += (size_t)w;
         /* Advance through the entries by what was written. */
         for (size_t left = (size_t)w; left > 0 && i < iovcnt;) {
@@ -630,6 +631,7 @@ static ssize_t tls_writev(struct ferry_transport *t, const struct iovec *iov, in
             }
         }
     }
+    ferry__sigpipe_release(&g, 0);
     return (ssize_t)total;
 }
 
