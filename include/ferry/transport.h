@@ -82,7 +82,11 @@ int ferry_transport_fd(const struct ferry_transport *t);
 ssize_t ferry_transport_read(struct ferry_transport *t, void *buf, size_t len);
 
 /* Gathered write; returns bytes written (possibly short), -EAGAIN, or a
- * negative error.  Never raises SIGPIPE (-EPIPE is returned instead). */
+ * negative error.  Never raises SIGPIPE (-EPIPE is returned instead).
+ * After -EAGAIN, the next write must offer at least the same bytes again,
+ * from the same first byte (more may follow): TLS has already sealed a
+ * record of them.  A caller that keeps unsent bytes queued does this by
+ * itself. */
 ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt);
 
 /* Blocking helpers: loop until all of len is transferred.  read_full

@@ -441,6 +441,11 @@ struct session *session_open(const char *host, const struct session_opts *o)
         if (tls_config(s, o, &key) < 0)
             goto out;
         host_part(host, name, sizeof name);
+        if (o->ca_file && !name[0]) {
+            cli_error("--ca checks the server's certificate against the host name, and %s has "
+                      "none: use the key (without --ca) for unix: sockets", host);
+            goto out;
+        }
         r = ferry_transport_new_tls(fd, s->tls, name[0] ? name : NULL, &s->t);
         if (r < 0) {
             cli_error("cannot set up TLS: %s", ferry_strerror(r));

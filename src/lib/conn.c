@@ -31,6 +31,7 @@ static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *a
 static void conn_teardown(struct ferry_conn *c, int reason);
 static void schedule_teardown(struct ferry_conn *c, int reason);
 static void begin_linger(struct ferry_conn *c);
+static void linger_shut(struct ferry_conn *c);
 static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now);
 static void schedule_pending_read(struct ferry_conn *c);
 static void tls_step(struct ferry_conn *c);
@@ -152,6 +153,8 @@ static void update_interest(struct ferry_conn *c)
         return;   /* tls_step sets what the handshake waits for */
     if (reading_enabled(c) || c->lingering)
         ev |= FERRY_READABLE;
+    if (c->shutdown_pending)
+        ev |= FERRY_WRITABLE;
     if (ferry_buf_len(&c->out) > 0 || c->drain_wanted)
         ev |= FERRY_WRITABLE;
     if (ev != c->events) {
@@ -410,11 +413,21 @@ static void begin_linger(struct ferry_conn *c)
     if (c->lingering || c->closed)
         return;
     c->lingering = 1;
-    if (ferry_transport_shutdown_write(c->t) < 0) {
+    c->linger_timer = ferry_loop_timer(c->cl->loop, FERRY_LINGER_MS, on_linger_timer, c);
+    linger_shut(c);
+}
+
+/* Our side's end of stream: for TLS a close_notify first, which may wait
+ * for room in the socket (then writability brings us back here). */
+static void linger_shut(struct ferry_conn *c)
+{
+    int r = ferry_transport_shutdown_write(c->t);
+
+    c->shutdown_pending = r == -EAGAIN;
+    if (r < 0 && r != -EAGAIN) {
         schedule_teardown(c, 0);
         return;
     }
-    c->linger_timer = ferry_loop_timer(c->cl->loop, FERRY_LINGER_MS, on_linger_timer, c);
     update_interest(c);
 }
 
@@ -491,7 +504,9 @@ static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *a
         return;
     }
     if (c->lingering) {
-        if (events & (FERRY_READABLE | FERRY_HANGUP))
+        if (c->shutdown_pending && (events & FERRY_WRITABLE))
+            linger_shut(c);
+        if (!c->closed && (events & (FERRY_READABLE | FERRY_HANGUP)))
             linger_drain(c);
         return;
     }
@@ -709,21 +724,52 @@ void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd,
 
 /* ---- blocking style ------------------------------------------------------------ */
 
-/* TLS before serve(), within the handshake timeout (else the idle one). */
+/* TLS before serve(), within the handshake timeout (else the idle one),
+ * and given up when the server stops: nothing has been served yet. */
 static int blocking_tls_handshake(struct ferry_conn *c)
 {
     int timeout = c->server->opts.handshake_timeout_ms;
+    uint64_t deadline;
     int r;
 
     if (timeout <= 0)
         timeout = c->server->opts.idle_timeout_ms;
-    ferry_transport_set_timeout(c->t, timeout);
-    r = ferry_transport_handshake(c->t);
-    ferry_transport_set_timeout(c->t, c->server->opts.idle_timeout_ms);
+    deadline = timeout > 0 ? ferry__now_ms() + (uint64_t)timeout : 0;
+    ferry_transport_set_nonblocking(c->t, 1);
+    for (;;) {
+        r = ferry_transport_handshake(c->t);
+        if (r != -EAGAIN)
+            break;
+        struct pollfd pfd[2] = {
+            { .fd = c->fd, .events = ferry_transport_wants(c->t) },
+            { .fd = c->server->stop_pipe[0], .events = POLLIN },
+        };
+        int wait = -1;
+        if (deadline) {
+            uint64_t now = ferry__now_ms();
+            if (now >= deadline) {
+                r = -ETIMEDOUT;
+                break;
+            }
+            wait = (int)(deadline - now);
+        }
+        int n = poll(pfd, 2, wait);
+        if (n < 0 && errno != EINTR) {
+            r = -errno;
+            break;
+        }
+        if (n > 0 && pfd[1].revents) {
+            r = FERRY_ECLOSED;   /* stopping */
+            break;
+        }
+    }
+    ferry_transport_set_nonblocking(c->t, 0);
     if (r < 0) {
-        ferry_log_info("conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
-                       c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
-                                                               : ferry_strerror(r));
+        if (r != FERRY_ECLOSED)
+            ferry_log_info("conn %llu (%s): TLS handshake failed: %s",
+                           (unsigned long long)c->id, c->peer,
+                           ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                          : ferry_strerror(r));
         return r;
     }
     log_tls(c);

@@ -107,6 +107,7 @@ struct ferry_conn {
     unsigned corked : 1;           /* inside a read pass: small writes wait for its end */
     unsigned tls_handshaking : 1;  /* TLS not yet established: on_open not called */
     unsigned read_scheduled : 1;   /* a read of TLS-buffered input is deferred */
+    unsigned shutdown_pending : 1; /* lingering: TLS's close_notify waits for room */
     int pending_reason;            /* for a scheduled teardown */
 
     /* Blocking style only. */

@@ -64,6 +64,7 @@ struct tls_conn {
     int handshake_done;
     int probed;              /* server: the first byte was checked for TLS */
     int read_starved;        /* the last read stopped for want of socket bytes */
+    int deferred_error;      /* a failure found after data a read returned first */
     int ktls_send;
     char identity[FERRY_TLS_IDENTITY_MAX + 1];   /* the PSK identity offered / used */
     int identity_known;      /* server: the lookup found a key for it */
@@ -519,6 +520,8 @@ static ssize_t tls_read(struct ferry_transport *t, void *buf, size_t len, int do
     int r, e = SSL_ERROR_NONE, saved = 0;
     (void)dontwait;
 
+    if (tc->deferred_error)
+        return tc->deferred_error;
     if (!tc->handshake_done && (r = tls_handshake(t)) < 0)
         return r;
     ferry__sigpipe_hold(&g);
@@ -539,16 +542,22 @@ static ssize_t tls_read(struct ferry_transport *t, void *buf, size_t len, int do
         break;
     }
     ferry__sigpipe_release(&g, saved);
-    /* What arrived is handed over first; an error or the end of the
-     * stream is still there for the next call. */
-    if (got > 0) {
-        ERR_clear_error();
-        return (ssize_t)got;
-    }
-    if (e == SSL_ERROR_ZERO_RETURN)
+    if (got == 0 && e == SSL_ERROR_ZERO_RETURN)
         return 0;   /* close_notify: a clean end of stream */
-    errno = saved;
-    return tls_again(t, e, 0);
+    if (got == 0) {
+        errno = saved;
+        return tls_again(t, e, 0);
+    }
+    /* What arrived is handed over first.  The end of the stream is still
+     * there for the next call; a failure is not (OpenSSL reports it once),
+     * so it is kept, with its reason, for the next call. */
+    if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE &&
+        e != SSL_ERROR_ZERO_RETURN) {
+        errno = saved;
+        tc->deferred_error = tls_fail(t, e, 0);
+    }
+    ERR_clear_error();
+    return (ssize_t)got;
 }
 
 /* One SSL_write_ex: bytes written, or -EAGAIN / an error.  The caller
@@ -666,45 +675,102 @@ static ssize_t tls_sendfile(struct ferry_transport *t, int in_fd, off_t *off, si
 
 static int tls_pending(const struct ferry_transport *t)
 {
-    const struct tls_conn *tc = t->tls;
+    /* Only a cache of what OpenSSL knows changes here. */
+    struct tls_conn *tc = ((struct ferry_transport *)t)->tls;
+    struct sigpipe_guard g;
+    unsigned char b;
+    size_t n = 0;
+    int ok;
+
+    if (!tc->handshake_done || tc->deferred_error)
+        return tc->deferred_error != 0;
+    if (SSL_pending(tc->ssl) > 0)
+        return 1;   /* decrypted bytes */
+    if (!SSL_has_pending(tc->ssl) || tc->read_starved)
+        return 0;
+    /* Bytes read ahead: a whole record (a read makes progress) or only part
+     * of one (it would not, and poll() announces the rest).  Peeking
+     * decrypts a whole record without consuming it. */
+    ERR_clear_error();
+    ferry__sigpipe_hold(&g);
+    ok = SSL_peek_ex(tc->ssl, &b, 1, &n);
+    ferry__sigpipe_release(&g, errno);
+    if (ok == 1)
+        return 1;
+    if (SSL_get_error(tc->ssl, 0) == SSL_ERROR_WANT_READ) {
+        tc->read_starved = 1;
+        ERR_clear_error();
+        return 0;
+    }
+    /* The end of the stream or a failure: a read reports it now. */
+    ERR_clear_error();
+    return 1;
+}
+
+/* Send close_notify.  A blocking transport waits (within its timeout, or
+ * `bound_ms`) for room to send it; a non-blocking one returns -EAGAIN with
+ * t->want set when the socket is full. */
+static int send_close_notify(struct ferry_transport *t, int bound_ms)
+{
+    struct tls_conn *tc = t->tls;
+    int limit = t->timeout_ms > 0 ? t->timeout_ms : bound_ms;
+    int64_t deadline = ferry__transport_now_ms() + limit;
+    struct sigpipe_guard g;
 
     if (!tc->handshake_done)
-        return 0;
-    /* Decrypted bytes, or whole records read ahead; a partial record is
-     * not worth a read until the socket brings the rest. */
-    return SSL_pending(tc->ssl) > 0 || (SSL_has_pending(tc->ssl) && !tc->read_starved);
+        return 0;   /* nothing to end: TLS never began */
+    for (;;) {
+        int r, e, saved;
+
+        ERR_clear_error();
+        errno = 0;
+        ferry__sigpipe_hold(&g);
+        r = SSL_shutdown(tc->ssl);
+        saved = errno;
+        ferry__sigpipe_release(&g, saved);
+        if (r >= 0) {
+            ERR_clear_error();
+            return 0;   /* sent (1: the peer's came too) */
+        }
+        e = SSL_get_error(tc->ssl, r);
+        ERR_clear_error();
+        if (e == SSL_ERROR_WANT_WRITE) {
+            t->want = POLLOUT;
+            if (t->nonblocking)
+                return -EAGAIN;
+            if (ferry__transport_wait(t, POLLOUT, deadline) < 0)
+                return -ETIMEDOUT;
+            continue;
+        }
+        /* WANT_READ cannot happen before we wait for the peer's; anything
+         * else means the connection is gone already. */
+        return saved ? -saved : FERRY_ETLS;
+    }
 }
+
+/* How long closing a blocking transport may wait to send close_notify
+ * when it has no timeout of its own. */
+#define TLS_CLOSE_WAIT_MS 5000
 
 static int tls_shutdown_write(struct ferry_transport *t)
 {
-    struct tls_conn *tc = t->tls;
-    struct sigpipe_guard g;
-
     /* close_notify tells the peer the stream ended here, not that it was
-     * cut; if the socket is full it is dropped, and the half-close below
-     * still ends the stream (the peer then reports a truncation). */
-    if (tc->handshake_done) {
-        ERR_clear_error();
-        ferry__sigpipe_hold(&g);
-        (void)SSL_shutdown(tc->ssl);
-        ferry__sigpipe_release(&g, errno);
-        ERR_clear_error();
-    }
+     * cut; the TCP half-close follows it. */
+    int r = send_close_notify(t, TLS_CLOSE_WAIT_MS);
+
+    if (r == -EAGAIN)
+        return r;   /* non-blocking: call again once writable */
     return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
 static void tls_close(struct ferry_transport *t)
 {
     struct tls_conn *tc = t->tls;
-    struct sigpipe_guard g;
 
-    if (tc->handshake_done && !(SSL_get_shutdown(tc->ssl) & SSL_SENT_SHUTDOWN)) {
-        ERR_clear_error();
-        ferry__sigpipe_hold(&g);
-        (void)SSL_shutdown(tc->ssl);
-        ferry__sigpipe_release(&g, errno);
-        ERR_clear_error();
-    }
+    /* Best effort: a non-blocking transport that cannot send close_notify
+     * now gives up (its owner lingered with shutdown_write if it cared). */
+    if (tc->handshake_done && !(SSL_get_shutdown(tc->ssl) & SSL_SENT_SHUTDOWN))
+        (void)send_close_notify(t, TLS_CLOSE_WAIT_MS);
     SSL_free(tc->ssl);
     OPENSSL_cleanse(tc->gather, sizeof tc->gather);
     free(tc);
@@ -759,7 +825,13 @@ int ferry_transport_new_tls(int fd, struct ferry_tls *cfg, const char *server_na
         SSL_set_accept_state(tc->ssl);
     } else {
         SSL_set_connect_state(tc->ssl);
-        if (cfg->use_certs && server_name && set_server_name(tc->ssl, server_name) < 0)
+        /* Without a name a certificate proves only that the CA signed it,
+         * for anyone: refuse rather than accept any of them. */
+        if (cfg->use_certs && !server_name) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        if (cfg->use_certs && set_server_name(tc->ssl, server_name) < 0)
             goto fail_ssl;
     }
     if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {

@@ -208,7 +208,7 @@ void ferry_transport_set_timeout(struct ferry_transport *t, int timeout_ms)
     t->timeout_ms = timeout_ms;
 }
 
-static int64_t now_ms(void)
+int64_t ferry__transport_now_ms(void)
 {
     struct timespec ts;
 
@@ -219,12 +219,12 @@ static int64_t now_ms(void)
 /* Wait until fd is ready for `events` or the deadline passes (-1: never).
  * Readiness includes errors and hang-ups: the following I/O call reports
  * those. */
-static int wait_ready(const struct ferry_transport *t, short events, int64_t deadline)
+int ferry__transport_wait(const struct ferry_transport *t, short events, int64_t deadline)
 {
     struct pollfd pfd = { .fd = t->fd, .events = events };
 
     for (;;) {
-        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        int64_t left = deadline < 0 ? -1 : deadline - ferry__transport_now_ms();
         int n;
 
         if (deadline >= 0 && left <= 0)
@@ -250,14 +250,14 @@ static ssize_t do_io(struct ferry_transport *t, enum io_dir dir, void *buf, size
                      const struct iovec *iov, int iovcnt)
 {
     int timed = t->timeout_ms > 0;
-    int64_t deadline = timed ? now_ms() + t->timeout_ms : -1;
+    int64_t deadline = timed ? ferry__transport_now_ms() + t->timeout_ms : -1;
     short plain_events = dir == IO_READ ? POLLIN : POLLOUT;
 
     for (;;) {
         ssize_t n;
 
         if (timed && !t->self_polling) {
-            int rc = wait_ready(t, plain_events, deadline);
+            int rc = ferry__transport_wait(t, plain_events, deadline);
             if (rc < 0)
                 return rc;
         }
@@ -266,7 +266,7 @@ static ssize_t do_io(struct ferry_transport *t, enum io_dir dir, void *buf, size
         if (n == -EINTR)
             continue;
         if (n == -EAGAIN && t->self_polling && !t->nonblocking) {
-            int rc = wait_ready(t, t->want, deadline);
+            int rc = ferry__transport_wait(t, t->want, deadline);
             if (rc < 0)
                 return rc;
             continue;
@@ -296,7 +296,7 @@ ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *io
 
 int ferry_transport_handshake(struct ferry_transport *t)
 {
-    int64_t deadline = t->timeout_ms > 0 ? now_ms() + t->timeout_ms : -1;
+    int64_t deadline = t->timeout_ms > 0 ? ferry__transport_now_ms() + t->timeout_ms : -1;
 
     if (!t->ops->handshake)
         return 0;
@@ -307,7 +307,7 @@ int ferry_transport_handshake(struct ferry_transport *t)
             continue;
         if (r != -EAGAIN || t->nonblocking)
             return r;
-        r = wait_ready(t, t->want, deadline);
+        r = ferry__transport_wait(t, t->want, deadline);
         if (r < 0)
             return r;
     }
@@ -409,7 +409,7 @@ ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t 
         if (n == -EINTR)
             continue;
         if (n == -EAGAIN && t->self_polling && !t->nonblocking) {
-            int r = wait_ready(t, t->want, -1);
+            int r = ferry__transport_wait(t, t->want, -1);
             if (r < 0)
                 return r;
             continue;

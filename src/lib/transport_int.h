@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -46,6 +47,11 @@ struct ferry_transport {
     short want;                /* self_polling: POLLIN/POLLOUT after -EAGAIN */
     struct tls_conn *tls;      /* tls.c's per-connection state, or NULL */
 };
+
+/* Wait until t's descriptor is ready for `events` (poll flags) or the
+ * monotonic deadline in ms passes (-1: never): 0, -ETIMEDOUT or -errno. */
+int ferry__transport_wait(const struct ferry_transport *t, short events, int64_t deadline);
+int64_t ferry__transport_now_ms(void);
 
 /* SIGPIPE held off around a call that writes to a socket without
  * MSG_NOSIGNAL (writev, sendfile, OpenSSL's socket BIO). */
