@@ -359,8 +359,10 @@ static int tls_fail(struct ferry_transport *t, int ssl_error, int ret)
     if (ssl_error == SSL_ERROR_SYSCALL && e == 0) {
         ERR_clear_error();
         if (ret == 0 || saved == 0) {
-            snprintf(tc->error, sizeof tc->error, "the peer closed the connection%s",
-                     tc->handshake_done ? "" : " during the TLS handshake");
+            /* After the handshake only close_notify ends the stream. */
+            snprintf(tc->error, sizeof tc->error, "%s", tc->handshake_done
+                     ? "the peer closed the connection without ending TLS (truncated)"
+                     : "the peer closed the connection during the TLS handshake");
             return tc->handshake_done ? FERRY_ETRUNCATED : FERRY_EEOF;
         }
         snprintf(tc->error, sizeof tc->error, "%s", strerror(saved));

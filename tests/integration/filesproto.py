@@ -1,5 +1,6 @@
 """filesproto - an independent client of ferry's file service (docs/PROTOCOL.md
-2.1 and 2.4), written from the document with the standard library only, plus
+2.1 and 2.4; plaintext sessions, for ferryd --plaintext), written from the
+document with the standard library only, plus
 the helpers the file tests share: checksums (xxh3-128 through Debian's
 libxxhash with ctypes, sha256 through hashlib), a TCP relay that can hold or
 count the bytes of a transfer, and polling with a deadline.
@@ -173,7 +174,10 @@ class ProtoError(AssertionError):
 
 
 class FileSession:
-    """One authenticated connection to ferryd, driven frame by frame."""
+    """One authenticated connection to ferryd, driven frame by frame.  It
+    speaks the session protocol in the clear, so the ferryd it talks to runs
+    with --plaintext (Python's ssl module cannot do TLS 1.3 with an
+    external PSK)."""
 
     def __init__(self, hostport, key, timeout=20, rcvbuf=None, login=True):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -221,10 +225,19 @@ class FileSession:
         body = recv_exact(self.sock, size) if size else b""
         return h, body
 
-    def login(self, key):
+    def hello(self):
+        """The client speaks first (PROTOCOL.md 2.1): our hello, then the
+        server's, which is returned."""
+        self.send({"type": "hello", "version": 1})
         h, _ = self.recv()
         if h.get("type") != "hello":
             raise ProtoError("expected hello, got %r" % h)
+        return h
+
+    def login(self, key):
+        h = self.hello()
+        if h.get("auth") != "hmac-sha256":
+            raise ProtoError("expected HMAC authentication (is ferryd --plaintext?), got %r" % h)
         sn = bytes.fromhex(h["nonce"])
         cn = os.urandom(32)
         self.send({"type": "auth", "version": 1, "nonce": cn.hex(),

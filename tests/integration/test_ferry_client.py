@@ -1,7 +1,9 @@
 """ferry, the client: its command line, key handling, exit statuses,
-stdin/stdout/stderr streaming and `ferry shell`, against a real ferryd, plus
-scripted fake servers for what a real one never does (a wrong server proof,
-an unauthenticated server, a hang-up in the middle of a command).
+stdin/stdout/stderr streaming and `ferry shell`, against a real ferryd (over
+TLS, keyed by the shared key, as users run it), plus scripted fake servers
+for what a real one never does (a wrong server proof, an unauthenticated
+server, a hang-up in the middle of a command).  The fakes speak the session
+protocol in the clear, so ferry runs with --plaintext against them.
 
 Server-side behaviour (process groups, limits, bad input) is tested with
 ferryd's own suite; this file is about what the client does."""
@@ -36,7 +38,8 @@ def write_key(path, hexkey=None, mode=0o600):
 
 
 class ClientTest(unittest.TestCase):
-    """Shared fixture: one ferryd with KEY, and a private HOME."""
+    """Shared fixture: one ferryd with KEY (TLS, the default), and a private
+    HOME."""
 
     @classmethod
     def setUpClass(cls):
@@ -78,6 +81,16 @@ class ClientTest(unittest.TestCase):
     def assertStatus(self, r, status):
         self.assertEqual(r.returncode, status, "stdout %r stderr %r" % (r.stdout[:300], r.stderr))
 
+    def assertAuthFailed(self, r):
+        """Refused for a wrong key, in one line.  Over TLS the PSK does not
+        match, and ferry says so with the TLS alert: "ferry: authentication
+        failed: HOST refused key 'ferry' (...)"."""
+        self.assertStatus(r, 255)
+        self.assertTrue(r.stderr.startswith(b"ferry: authentication failed"), r.stderr)
+        self.assertIn(b"key 'ferry'", r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+        self.assertEqual(r.stdout, b"")
+
 
 class UsageTest(ClientTest):
     def test_help_everywhere(self):
@@ -109,6 +122,9 @@ class UsageTest(ClientTest):
             ["shell"],
             ["shell", "h", "extra"],
             ["keygen", "a", "b"],
+            ["--plaintext"],                           # connection options, no command
+            ["--bogus", "exec", "h", "true"],          # not a connection option
+            ["-k"],                                    # missing value, before the command
         ]
         for args in cases:
             r = self.ferry(*args)
@@ -183,8 +199,7 @@ class KeyResolutionTest(ClientTest):
         self.assertStatus(self.run_echo(env=env), 0)
         env = self.env(key_env=self.wrong_key, home=self.home_with_key(self.key))
         r = self.run_echo(env=env)
-        self.assertStatus(r, 255)
-        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        self.assertAuthFailed(r)
 
     def test_home_default(self):
         r = self.run_echo(env=self.env(home=self.home_with_key(self.key)))
@@ -358,8 +373,7 @@ class FailureTest(ClientTest):
     def test_wrong_key(self):
         marker = os.path.join(self.dir, "must-not-exist")
         r = self.ferry("exec", "-k", self.wrong_key, self.host, "touch", marker)
-        self.assertStatus(r, 255)
-        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        self.assertAuthFailed(r)
         self.assertFalse(os.path.exists(marker))
 
     def test_cannot_connect(self):
@@ -427,8 +441,7 @@ class ShellTest(ClientTest):
 
     def test_wrong_key(self):
         r = self.ferry("shell", "-k", self.wrong_key, self.host, input=b"echo x\n")
-        self.assertStatus(r, 255)
-        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        self.assertAuthFailed(r)
 
 
 # ---- scripted fake servers --------------------------------------------------
@@ -448,7 +461,9 @@ def recv_frame(sock):
 
 
 class FakeServer(threading.Thread):
-    """Accepts one connection and runs script(sock, server) on it."""
+    """Accepts one connection and runs script(sock, server) on it.  Like
+    ferryd, a fake says nothing before the client's hello (read_hello):
+    a client that waited for the server to speak first would hang and fail."""
 
     def __init__(self, script, key=None):
         super().__init__(daemon=True)
@@ -476,7 +491,15 @@ class FakeServer(threading.Thread):
     def proof(self, label, sn, cn):
         return hmac.new(self.key, label + b"\0" + sn + cn, hashlib.sha256).hexdigest()
 
+    def read_hello(self, conn):
+        """The client speaks first: {"type":"hello","version":1}."""
+        hello, body = recv_frame(conn)
+        self.received.append(hello)
+        if (hello.get("type"), hello.get("version"), body) != ("hello", 1, b""):
+            raise AssertionError("the client's first message is not its hello: %r" % hello)
+
     def handshake(self, conn, server_proof=None):
+        self.read_hello(conn)
         sn = os.urandom(32)
         send_frame(conn, {"type": "hello", "version": 1, "server": "fake",
                           "auth": "hmac-sha256", "nonce": sn.hex()})
@@ -502,9 +525,12 @@ class FakeServerTest(ClientTest):
         with open(self.key) as f:
             self.raw_key = bytes.fromhex(f.read().strip())
 
-    def run_against(self, script, *args, opts=()):
+    def run_against(self, script, *args, opts=(), plaintext=True):
+        """ferry exec against a fake: in the clear (`ferry --plaintext exec
+        ...`), as the fakes do not speak TLS."""
         fake = FakeServer(script, self.raw_key)
-        r = self.ferry("exec", "-k", self.key, *opts, fake.address, *(args or ("true",)))
+        pre = ["--plaintext"] if plaintext else []
+        r = self.ferry(*pre, "exec", "-k", self.key, *opts, fake.address, *(args or ("true",)))
         fake.join(10 * SLOW)
         self.assertIsNone(fake.error)
         return r, fake
@@ -517,7 +543,7 @@ class FakeServerTest(ClientTest):
         self.assertStatus(r, 255)
         self.assertEqual(r.stderr, b"ferry: authentication failed\n")
         # not even the command went out
-        self.assertEqual([m["type"] for m in fake.received], ["auth"])
+        self.assertEqual([m["type"] for m in fake.received], ["hello", "auth"])
 
     def test_client_proof_is_the_documented_hmac(self):
         def script(conn, srv):
@@ -530,28 +556,47 @@ class FakeServerTest(ClientTest):
         r, fake = self.run_against(script, "echo", "x", opts=("-n",))
         self.assertStatus(r, 0)
         self.assertEqual(r.stdout, b"fine\n")
-        self.assertEqual(fake.received[1], {"type": "exec", "argv": ["echo", "x"],
+        self.assertEqual(fake.received[0], {"type": "hello", "version": 1})
+        self.assertEqual(fake.received[1].get("key"), "ferry")      # the default key name
+        self.assertEqual(fake.received[2], {"type": "exec", "argv": ["echo", "x"],
                                             "stdin": False})
 
     def test_unauthenticated_server_needs_explicit_consent(self):
         def script(conn, srv):
+            srv.read_hello(conn)
             send_frame(conn, {"type": "hello", "version": 1, "auth": "none"})
             srv.drain(conn)
         r, fake = self.run_against(script)
         self.assertStatus(r, 255)
         self.assertIn(b"--insecure-no-auth", r.stderr)
-        self.assertEqual(fake.received, [])
+        self.assertEqual([m["type"] for m in fake.received], ["hello"])   # nothing after it
 
         def consenting(conn, srv):
+            srv.read_hello(conn)
             send_frame(conn, {"type": "hello", "version": 1, "auth": "none"})
             srv.received.append(recv_frame(conn)[0])
             send_frame(conn, {"type": "welcome"})
             srv.received.append(recv_frame(conn)[0])
             send_frame(conn, {"type": "exit", "status": 5})
             srv.drain(conn)
-        r, fake = self.run_against(consenting, opts=("--insecure-no-auth",))
+        # --insecure-no-auth alone: it implies plaintext.
+        r, fake = self.run_against(consenting, opts=("--insecure-no-auth",), plaintext=False)
         self.assertStatus(r, 5)
-        self.assertEqual(fake.received[0], {"type": "auth", "version": 1})
+        self.assertEqual(fake.received[1], {"type": "auth", "version": 1})
+
+    def test_tls_authentication_claimed_in_the_clear_is_refused(self):
+        # "auth":"tls" means TLS already authenticated both sides; on a
+        # plaintext connection nothing did, so the client must not accept
+        # it (nor send anything more).
+        def script(conn, srv):
+            srv.read_hello(conn)
+            send_frame(conn, {"type": "hello", "version": 1, "server": "fake", "auth": "tls"})
+            srv.drain(conn)
+        r, fake = self.run_against(script)
+        self.assertStatus(r, 255)
+        self.assertTrue(r.stderr.startswith(b"ferry: protocol error"), r.stderr)
+        self.assertIn(b"TLS", r.stderr)
+        self.assertEqual([m["type"] for m in fake.received], ["hello"])
 
     def test_hang_up_without_exit(self):
         def script(conn, srv):

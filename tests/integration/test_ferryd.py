@@ -1,12 +1,16 @@
 """ferryd, the daemon: every behaviour of issue 3 ("Behaviour that must hold"
 and "Classic mode") with real processes, in the event and the fork model.
 
-ferryd is driven two ways: through our own `ferry` client (end to end), and
-through a small independent implementation of the session protocol written
-here from docs/PROTOCOL.md (handshake with hmac/hashlib, frames with struct)
-for what only the protocol level can show: nonces, proofs, replays, frame
-arrival times, bad input.  The client's own behaviour (usage, key
-resolution, shell) is test_ferry_client.py's business.
+ferryd is driven two ways: through our own `ferry` client (end to end, over
+TLS 1.3 keyed by the shared key, as users run it), and through a small
+independent implementation of the session protocol written here from
+docs/PROTOCOL.md (handshake with hmac/hashlib, frames with struct) for what
+only the protocol level can show: nonces, proofs, replays, frame arrival
+times, bad input.  That client speaks in the clear (Python's ssl module
+cannot do TLS 1.3 with an external PSK), so it talks to a ferryd started
+with --plaintext; each test class runs one of each.  TLS itself (PSK,
+certificates, mismatched modes) is test_tls.py's business, and the client's
+own behaviour (usage, key resolution, shell) test_ferry_client.py's.
 
 Nothing sleeps to synchronise: readiness comes from log lines and sockets,
 and process state from /proc polled against a deadline.
@@ -159,7 +163,7 @@ def closed_by_peer(sock, timeout):
 # ---- an independent client of the session protocol (docs/PROTOCOL.md, 2) -----
 
 class Session:
-    """One connection to ferryd, spoken frame by frame."""
+    """One connection to ferryd (--plaintext), spoken frame by frame."""
 
     def __init__(self, hostport, timeout=10):
         self.sock = socket.create_connection(hostport, timeout=timeout * SLOW)
@@ -187,7 +191,13 @@ class Session:
             raise EOFError("connection reset") from e
         return header, body, time.monotonic()
 
+    def send_hello(self):
+        """The client speaks first (PROTOCOL.md 2.1)."""
+        self.send({"type": "hello", "version": 1})
+
     def hello(self):
+        """Our hello, then the server's (returned)."""
+        self.send_hello()
         h, body, _ = self.recv()
         assert h.get("type") == "hello", h
         assert body == b""
@@ -195,10 +205,14 @@ class Session:
             self.sn = bytes.fromhex(h["nonce"])
         return h
 
-    def auth_message(self, key, cn=None):
+    def auth_message(self, key, cn=None, name=None):
+        """name: the key's name ("key" member; absent means "ferry")."""
         cn = cn or os.urandom(32)
-        return {"type": "auth", "version": 1, "nonce": cn.hex(),
-                "proof": proof(key, CLIENT_LABEL, self.sn, cn)}
+        msg = {"type": "auth", "version": 1, "nonce": cn.hex(),
+               "proof": proof(key, CLIENT_LABEL, self.sn, cn)}
+        if name is not None:
+            msg["key"] = name
+        return msg
 
     def login(self, key):
         """Handshake; checks the server's proof.  Returns self."""
@@ -274,8 +288,10 @@ def classic_tutorial_client(hostport, cmds):
 # ---- the tests, once per model ------------------------------------------------
 
 class FerrydModel:
-    """Mixed into one TestCase per model; ARGS selects the model.  One ferryd
-    per class; tests that need their own options start their own."""
+    """Mixed into one TestCase per model; ARGS selects the model.  Two ferryds
+    per class with the same key: srv (TLS, the default) for the ferry client,
+    and raw (--plaintext) for the protocol-level Session; tests that need
+    their own options start their own."""
 
     ARGS = []
 
@@ -292,12 +308,19 @@ class FerrydModel:
         env = dict(os.environ, **{CANARY: "leaked"})
         cls.srv = ft.start_server("ferryd", "--listen", "127.0.0.1:0", "--key-file", cls.key_path,
                                   *cls.ARGS, env=env)
-        cls.host = cls.srv.addr()
-        cls.hostport = cls.srv.hostport()
+        cls.host = cls.srv.addr()                # for ferry
+        try:
+            cls.raw = ft.start_server("ferryd", "--listen", "127.0.0.1:0", "--key-file",
+                                      cls.key_path, "--plaintext", *cls.ARGS, env=env)
+        except BaseException:
+            cls.srv.kill()
+            raise
+        cls.hostport = cls.raw.hostport()        # for Session
 
     @classmethod
     def tearDownClass(cls):
         cls.srv.stop()
+        cls.raw.stop()
         cls.tmp.cleanup()
 
     def setUp(self):
@@ -307,6 +330,7 @@ class FerrydModel:
 
     def tearDown(self):
         self.assert_healthy(self.srv)
+        self.assert_healthy(self.raw)
 
     def assert_healthy(self, srv):
         self.assertIsNone(srv.proc.poll(), "ferryd died (status %s): %s"
@@ -316,8 +340,10 @@ class FerrydModel:
 
     # -- plumbing ---------------------------------------------------------------
 
-    def own_server(self, *extra, key=True, endpoints=1):
+    def own_server(self, *extra, key=True, endpoints=1, plaintext=False):
+        """plaintext: for Session (--insecure-no-auth implies it)."""
         args = ["--listen", "127.0.0.1:0"] + (["--key-file", self.key_path] if key else [])
+        args += ["--plaintext"] if plaintext else []
         srv = ft.start_server("ferryd", *args, *self.ARGS, *extra, endpoints=endpoints)
         self.addCleanup(self.assert_no_sanitizer_report, srv)
         self.addCleanup(srv.kill)
@@ -370,11 +396,12 @@ class FerrydModel:
         self.assertFalse(os.path.exists(self.marker), "a command ran that must not have")
 
     def assert_marker_absent_settled(self, srv=None):
-        """Nothing ran: the marker is absent, and ferryd (of whichever model)
-        has no command running that could still create it."""
-        srv = srv or self.srv
-        wait_until(lambda: not [p for p in descendants(srv.pid) if comm(p) != "ferryd"],
-                   5, "ferryd to have no command running")
+        """Nothing ran: the marker is absent, and ferryd (of whichever model;
+        by default both of the class's) has no command running that could
+        still create it."""
+        for one in [srv] if srv else [self.srv, self.raw]:
+            wait_until(lambda: not [p for p in descendants(one.pid) if comm(p) != "ferryd"],
+                       5, "ferryd to have no command running")
         self.assert_no_marker()
 
     def wait_idle_fds(self, srv, idle):
@@ -387,12 +414,12 @@ class FerrydModel:
             return not [p for p in descendants(srv.pid, procs) if procs[p][0] == "Z"]
         wait_until(none, 5, "no zombie among ferryd's descendants")
 
-    def expect_protocol_error(self, s, code="protocol"):
-        """The next frames (a hello aside) are one error with `code`, then
-        the connection closes."""
+    def expect_protocol_error(self, s, code="protocol", hello=True):
+        """The next frames (a hello aside, if `hello`) are one error with
+        `code`, then the connection closes."""
         while True:
             h, _, _ = s.recv()
-            if h["type"] != "hello":
+            if h["type"] != "hello" or not hello:
                 break
         self.assertEqual(h["type"], "error", h)
         self.assertEqual(h.get("code"), code, h)
@@ -418,6 +445,25 @@ class FerrydModel:
         r = s.run({"argv": ["echo", "in"]})
         self.assertEqual(r["out"], b"in\n")
 
+    def test_auth_message_names_its_key(self):
+        # --key-file's key is named "ferry": naming it is the same as not.
+        s = self.session(login=False)
+        s.hello()
+        msg = s.auth_message(self.key, name="ferry")
+        s.send(msg)
+        h = s.recv()[0]
+        self.assertEqual(h["type"], "welcome", h)
+        self.assertEqual(h["proof"], proof(self.key, SERVER_LABEL, s.sn,
+                                           bytes.fromhex(msg["nonce"])))
+        # A right proof under a name the server does not hold is refused.
+        s = self.session(login=False)
+        s.hello()
+        s.send(s.auth_message(self.key, name="someone-else"))
+        s.send({"type": "exec", "argv": ["touch", self.marker]})
+        self.expect_protocol_error(s, code="auth")
+        self.assert_marker_absent_settled()
+        self.raw.wait_for_log(r"unknown key name 'someone-else'")
+
     def test_wrong_key_gets_auth_error_then_close(self):
         s = self.session(login=False)
         s.hello()
@@ -430,12 +476,25 @@ class FerrydModel:
         self.assert_marker_absent_settled()
 
     def test_ferry_with_wrong_key_fails_and_runs_nothing(self):
+        # Over TLS the wrong key is a PSK that does not match: the TLS
+        # handshake fails, and ferry says which key was refused.
+        mark = len(self.srv.log)
         r, _ = self.ferry("touch", self.marker, key=self.wrong_key_path)
+        self.assertStatus(r, 255)
+        self.assertRegex(r.stderr, rb"^ferry: authentication failed: \S+ refused key 'ferry' "
+                                   rb"\([^\n]*\)\n$")
+        self.assertEqual(r.stdout, b"")
+        self.assert_marker_absent_settled()
+        self.srv.wait_for_log("TLS handshake failed", start=mark)
+        # In the clear (both sides --plaintext) the HMAC proof is refused.
+        mark = len(self.raw.log)
+        r, _ = self.ferry("touch", self.marker, key=self.wrong_key_path, opts=("--plaintext",),
+                          host=self.raw.addr())
         self.assertStatus(r, 255)
         self.assertEqual(r.stderr, b"ferry: authentication failed\n")
         self.assertEqual(r.stdout, b"")
         self.assert_marker_absent_settled()
-        self.srv.wait_for_log("authentication failed")
+        self.raw.wait_for_log("authentication failed", start=mark)
 
     def test_replayed_transcript_fails(self):
         one = self.session(login=False)
@@ -460,8 +519,25 @@ class FerrydModel:
         self.expect_protocol_error(s)
         self.assert_marker_absent_settled()
 
+    def test_first_message_must_be_the_clients_hello(self):
+        # The client speaks first, with its hello; anything else first is a
+        # protocol error, answered without a hello of the server's.
+        fake_auth = {"type": "auth", "version": 1, "nonce": "00" * 32, "proof": "00" * 32}
+        for first in (fake_auth,
+                      {"type": "exec", "argv": ["touch", self.marker]},
+                      {"type": "welcome"},
+                      {"type": "hello", "version": 2},
+                      {"type": "hello"}):
+            with self.subTest(first=first):
+                s = self.session(login=False)
+                s.send(first)
+                s.send({"type": "exec", "argv": ["touch", self.marker]})   # pipelined
+                self.expect_protocol_error(s, hello=False)
+        self.assert_marker_absent_settled()
+
     def test_unauthenticated_connection_closed_after_auth_timeout(self):
-        srv = self.own_server("--auth-timeout", "1")
+        srv = self.own_server("--auth-timeout", "1", plaintext=True)
+        silent = self.session(srv.hostport(), login=False)     # not even a hello
         idle = self.session(srv.hostport(), login=False)
         t0 = time.monotonic()
         idle.hello()
@@ -471,10 +547,37 @@ class FerrydModel:
         elapsed = time.monotonic() - t0
         self.assertGreater(elapsed, 0.8)
         self.assertLess(elapsed, 3 * SLOW)
+        # The server waits for the client to speak first: the peer that
+        # never did was closed at the timeout without receiving a byte.
+        silent.sock.settimeout(5 * SLOW)
+        self.assertEqual(ft.recv_until_closed(silent.sock), b"",
+                         "the server spoke before the client's hello")
         self.assertEqual(authed.run({"argv": ["echo", "ok"]})["out"], b"ok\n")
 
+    def test_auth_timeout_covers_the_tls_handshake(self):
+        # Over TLS (the default) the timeout runs from accept: a peer that
+        # never starts TLS, or stops inside its handshake, is closed; an
+        # authenticated session outlives it.
+        srv = self.own_server("--auth-timeout", "1")
+        silent = ft.connect(srv)
+        self.addCleanup(silent.close)
+        stalled = ft.connect(srv)
+        self.addCleanup(stalled.close)
+        t0 = time.monotonic()
+        stalled.sendall(b"\x16\x03\x01\x01\x00")     # a ClientHello's record header, no more
+        p = self.popen("sleep 1.5; echo outlived", host=srv.addr())
+        for sock in (silent, stalled):
+            self.assertTrue(closed_by_peer(sock, 5), "not closed after --auth-timeout 1")
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 3 * SLOW)
+        out, err = p.communicate(timeout=10 * SLOW)
+        self.assertEqual((p.returncode, out, err), (0, b"outlived\n", b""))
+        # (event model: the connection's timer; fork: the handshake's own)
+        srv.wait_for_log(r"not authenticated within 1000 ms|TLS handshake failed")
+
     def test_max_unauth_turns_away_a_flood_of_silent_peers(self):
-        srv = self.own_server("--max-unauth", "2")
+        srv = self.own_server("--max-unauth", "2", plaintext=True)
         authed = self.session(srv.hostport())
         silent = [self.session(srv.hostport(), login=False) for _ in range(2)]
         for s in silent:
@@ -493,20 +596,51 @@ class FerrydModel:
                 return False
         wait_until(login_works, 10, "a new client to be served once the silent ones left")
 
+    def test_max_unauth_counts_peers_still_in_the_tls_handshake(self):
+        srv = self.own_server("--max-unauth", "2")
+        # An authenticated session holds no slot; it runs until told to end.
+        authed = self.popen("echo ready; read line; echo still", host=srv.addr(),
+                            stdin=subprocess.PIPE)
+        self.assertEqual(authed.stdout.readline(), b"ready\n")
+        silent = [ft.connect(srv) for _ in range(2)]    # TCP only: no ClientHello
+        for s in silent:
+            self.addCleanup(s.close)
+        extra = ft.connect(srv)
+        self.addCleanup(extra.close)
+        self.assertTrue(closed_by_peer(extra, 5), "a third waiting connection was served")
+        srv.wait_for_log(r"already waiting to authenticate")
+        authed.stdin.write(b"go\n")
+        authed.stdin.flush()          # (left open: the exit frame ends ferry)
+        self.assertEqual(authed.stdout.read(), b"still\n")
+        self.assertEqual(authed.wait(timeout=10 * SLOW), 0)
+        for s in silent:
+            s.close()
+
+        def login_works():
+            r, _ = self.ferry("true", host=srv.addr())
+            return r.returncode == 0
+        wait_until(login_works, 10, "a new client to be served once the silent ones left")
+
     def test_insecure_no_auth_on_loopback(self):
         srv = self.own_server("--insecure-no-auth", key=False)
         srv.wait_for_log("authentication is OFF")
-        s = self.session(srv.hostport(), login=False)
+        s = self.session(srv.hostport(), login=False)        # it implies --plaintext
         h = s.hello()
         self.assertEqual(h["auth"], "none")
         self.assertNotIn("nonce", h)
         r, _ = self.ferry("echo", "open", opts=("--insecure-no-auth",), host=srv.addr())
         self.assertStatus(r, 0)
         self.assertEqual(r.stdout, b"open\n")
-        # A normal ferry refuses the downgrade and sends no command.
-        r, _ = self.ferry("touch", self.marker, host=srv.addr())
+        # A normal ferry refuses the downgrade and sends no command: in the
+        # clear it sees "auth":"none" and refuses it ...
+        r, _ = self.ferry("touch", self.marker, opts=("--plaintext",), host=srv.addr())
         self.assertStatus(r, 255)
         self.assertIn(b"without authentication", r.stderr)
+        self.assert_marker_absent_settled(srv)
+        # ... and by default it finds no TLS there.
+        r, _ = self.ferry("touch", self.marker, host=srv.addr())
+        self.assertStatus(r, 255)
+        self.assertIn(b"did not answer with TLS", r.stderr)
         self.assert_marker_absent_settled(srv)
 
     # -- streaming ---------------------------------------------------------------
@@ -770,39 +904,47 @@ class FerrydModel:
 
     # -- bad input ------------------------------------------------------------------
 
-    def bad_input(self, send, authenticated=True, code="protocol"):
+    def bad_input(self, send, authenticated=True, code="protocol", first=False):
         """A bystander session is logged in first; `send(session)` sends the
-        bad input on a second one, which must get an error frame and be
-        closed; the bystander then still runs commands."""
+        bad input on a second one (authenticated, or after the hellos only,
+        or with `first` as the very first bytes, before the client's hello),
+        which must get an error frame and be closed; the bystander then still
+        runs commands."""
         bystander = self.session()
         self.assertEqual(bystander.run({"argv": ["echo", "before"]})["out"], b"before\n")
-        s = self.session(login=authenticated)
-        if not authenticated:
+        s = self.session(login=authenticated and not first)
+        if not authenticated and not first:
             s.hello()
         send(s)
-        h = self.expect_protocol_error(s, code)
+        h = self.expect_protocol_error(s, code, hello=not first)
         self.assertEqual(bystander.run({"argv": ["echo", "after"]})["out"], b"after\n")
         self.assert_marker_absent_settled()
         return h
 
     def test_garbage_before_the_handshake(self):
-        # Before even reading the hello.
+        # In place of the client's hello (the server has said nothing yet,
+        # and answers with the error alone).
         bystander = self.session()
         s = self.session(login=False)
         s.send_raw(b"GET / HTTP/1.1\r\nHost: ferry\r\n\r\n")
-        self.expect_protocol_error(s)
+        self.expect_protocol_error(s, hello=False)
         self.assertEqual(bystander.run({"argv": ["echo", "alive"]})["out"], b"alive\n")
-        # Bytes that look like a small frame but hold no JSON.
-        self.bad_input(lambda s: s.send_raw(b"\x05\x00\x00\x00hello"), authenticated=False)
-        # Random binary junk.
-        self.bad_input(lambda s: s.send_raw(b"\x10\x00\x00\x00" + os.urandom(16)),
-                       authenticated=False)
+        for first in (True, False):        # in place of the hello, and after the hellos
+            with self.subTest(first=first):
+                # Bytes that look like a small frame but hold no JSON.
+                self.bad_input(lambda s: s.send_raw(b"\x05\x00\x00\x00hello"),
+                               authenticated=False, first=first)
+                # Random binary junk.
+                self.bad_input(lambda s: s.send_raw(b"\x10\x00\x00\x00" + os.urandom(16)),
+                               authenticated=False, first=first)
 
     def test_header_length_ffffffff(self):
+        self.bad_input(lambda s: s.send_raw(b"\xff\xff\xff\xff"), authenticated=False, first=True)
         self.bad_input(lambda s: s.send_raw(b"\xff\xff\xff\xff"), authenticated=False)
         self.bad_input(lambda s: s.send_raw(b"\xff\xff\xff\xff"))
 
     def test_header_length_zero(self):
+        self.bad_input(lambda s: s.send_raw(b"\x00\x00\x00\x00"), authenticated=False, first=True)
         self.bad_input(lambda s: s.send_raw(b"\x00\x00\x00\x00"))
 
     def test_unknown_type(self):
@@ -841,15 +983,19 @@ class FerrydModel:
                 header = (b'{"type":"exec","shell":"touch ' + self.marker.encode()
                           + b'; echo ' + junk + b'"}')
                 self.bad_input(lambda s: s.send_raw(ft.frame(header)))
-        # Before authentication too.
+        # Before authentication too, and in place of the hello.
         self.bad_input(lambda s: s.send_raw(ft.frame(b'{"type":"auth","nonce":"\xff"}')),
                        authenticated=False)
+        self.bad_input(lambda s: s.send_raw(ft.frame(b'{"type":"hello","version":1,"x":"\xff"}')),
+                       authenticated=False, first=True)
 
     def test_body_on_a_message_that_takes_none(self):
         self.bad_input(lambda s: s.send({"type": "exec", "argv": ["touch", self.marker]}, b"body"))
         self.bad_input(lambda s: s.send({"type": "chdir", "path": "/"}, b"body"))
         self.bad_input(lambda s: s.send(dict(s.auth_message(self.key)), b"body"),
                        authenticated=False)
+        self.bad_input(lambda s: s.send({"type": "hello", "version": 1}, b"body"),
+                       authenticated=False, first=True)
 
     # -- the command's environment ------------------------------------------------
 
@@ -956,7 +1102,9 @@ class FerrydModel:
     # -- classic mode ---------------------------------------------------------------
 
     def classic_server(self):
-        srv = self.own_server("--classic", "127.0.0.1:0", endpoints=2)
+        # --plaintext: test_classic_tutorial_client speaks to its session
+        # address too.
+        srv = self.own_server("--classic", "127.0.0.1:0", endpoints=2, plaintext=True)
         addr = srv.wait_for_log(r"classic protocol on (\S+): UNAUTHENTICATED").group(1)
         self.assertIn(addr, [a for _, a in srv.endpoints])
         host, _, port = addr.rpartition(":")

@@ -6,8 +6,11 @@ bar, and the tutorials' classic upload (seed 002).
 Two ways in: filesproto.FileSession, an independent client written from
 PROTOCOL.md (for what only the protocol level can show: exact replies,
 wrong checksums, connections cut at a chosen byte, bad paths), and the real
-`ferry` client (end to end).  Servers run on ephemeral loopback ports, once
-per model (event, fork) where the model matters.
+`ferry` client (end to end).  FileSession speaks the protocol in the clear,
+so its ferryd runs with --plaintext; the `ferry` commands run over TLS 1.3
+(keyed by the shared key), as users run them, against a ferryd without
+--plaintext.  Servers run on ephemeral loopback ports, once per model
+(event, fork) where the model matters.
 
 Nothing sleeps to synchronise: readiness comes from log lines and sockets;
 file and process state is polled against a deadline (scaled by SLOW under
@@ -76,9 +79,12 @@ def tmpfs_allowed(where):
 
 class FilesBase(unittest.TestCase):
     """One ferryd per class with --root ROOT; each test works in its own
-    directory ROOT/<test name> (self.td, relative to the root)."""
+    directory ROOT/<test name> (self.td, relative to the root).  PLAINTEXT:
+    the class's ferryds run with --plaintext (for FileSession), else TLS
+    (for the ferry client)."""
 
     ARGS = ["--model", "event"]
+    PLAINTEXT = True
 
     @classmethod
     def setUpClass(cls):
@@ -91,9 +97,13 @@ class FilesBase(unittest.TestCase):
         cls.home = os.path.join(cls.dir, "home")
         os.mkdir(cls.home)
         cls.srv = ft.start_server("ferryd", "--listen", "127.0.0.1:0", "--key-file", cls.key_path,
-                                  "--root", cls.root, *cls.ARGS)
+                                  "--root", cls.root, *cls.ARGS, *cls.tls_args())
         cls.host = cls.srv.addr()
         cls.hostport = cls.srv.hostport()
+
+    @classmethod
+    def tls_args(cls, plaintext=None):
+        return ["--plaintext"] if (cls.PLAINTEXT if plaintext is None else plaintext) else []
 
     @classmethod
     def tearDownClass(cls):
@@ -120,11 +130,12 @@ class FilesBase(unittest.TestCase):
         bad = [l for l in srv.log if SANITIZER_RX.search(l)]
         self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
 
-    def own_server(self, root, *extra, preexec_fn=None, prefix=(), key_path=None, endpoints=1):
+    def own_server(self, root, *extra, preexec_fn=None, prefix=(), key_path=None, endpoints=1,
+                   plaintext=None):
         srv = ft.start_server("ferryd", "--listen", "127.0.0.1:0",
                               "--key-file", key_path or self.key_path, "--root", root,
-                              *self.ARGS, *extra, preexec_fn=preexec_fn, prefix=prefix,
-                              endpoints=endpoints)
+                              *self.ARGS, *self.tls_args(plaintext), *extra,
+                              preexec_fn=preexec_fn, prefix=prefix, endpoints=endpoints)
         self.addCleanup(self.assert_no_sanitizer_report, srv)
         self.addCleanup(srv.kill)
         return srv
@@ -1048,6 +1059,17 @@ del _cls
 # ==== the ferry commands ========================================================
 
 class FerryCli(FilesBase):
+    """The ferry commands over TLS, as users run them: the class's ferryd has
+    no --plaintext, and neither has ferry.  Relays that count or hold bytes
+    work on the TLS stream as well; one that flips a byte is also run in the
+    clear, where only the transfer's checksum can catch it."""
+
+    PLAINTEXT = False
+
+    def plaintext_server(self):
+        """A second ferryd on the same root, with --plaintext."""
+        return self.own_server(self.root, plaintext=True)
+
     def env(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
                "LANG": "C.UTF-8"}
@@ -1056,13 +1078,16 @@ class FerryCli(FilesBase):
                 env[name] = os.environ[name]
         return env
 
-    def argv(self, cmd, *args, opts=(), host=None):
-        return [FERRY, cmd, "-k", self.key_path, *opts, host or self.host, *args]
+    def argv(self, cmd, *args, opts=(), host=None, plaintext=False):
+        # --plaintext goes before the command, as `ferry --plaintext put ...`
+        return ([FERRY] + (["--plaintext"] if plaintext else [])
+                + [cmd, "-k", self.key_path, *opts, host or self.host, *args])
 
-    def ferry(self, cmd, *args, opts=(), host=None, timeout=60, input=b"", cwd=None):
-        return subprocess.run(self.argv(cmd, *args, opts=opts, host=host), input=input,
-                              capture_output=True, env=self.env(), timeout=timeout * SLOW,
-                              cwd=cwd or self.local)
+    def ferry(self, cmd, *args, opts=(), host=None, timeout=60, input=b"", cwd=None,
+              plaintext=False):
+        return subprocess.run(self.argv(cmd, *args, opts=opts, host=host, plaintext=plaintext),
+                              input=input, capture_output=True, env=self.env(),
+                              timeout=timeout * SLOW, cwd=cwd or self.local)
 
     def assertOk(self, r):
         self.assertEqual(r.returncode, 0, "stdout %r stderr %r" % (r.stdout[-500:], r.stderr))
@@ -1256,27 +1281,44 @@ class FerryCli(FilesBase):
         self.assertLess(counter.count["down"], size - kept + MiB)
         self.assertFalse(os.path.exists(part))
 
+    def _via(self, plaintext):
+        """Where a corrupting relay forwards to: over TLS (the class's
+        ferryd) the flipped bit breaks a record's tag; in the clear (a
+        --plaintext ferryd on the same root) only the transfer's checksum
+        can catch it."""
+        if not plaintext:
+            return self.hostport
+        return self.plaintext_server().hostport()
+
     def test_corrupted_upload_is_not_committed(self):
-        write(self.rp("c.bin"), b"previous")
-        write(self.lp("c.bin"), os.urandom(8 * MiB))
-        relay = fp.Relay(self.hostport, corrupt={"up": 3 * MiB})   # inside the data
-        self.addCleanup(relay.close)
-        r = self.ferry("put", self.lp("c.bin"), self.p("c.bin"), host=relay.addr)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
-        self.assertEqual(read(self.rp("c.bin")), b"previous")
-        self.wait_no_parts(self.tdir)
+        for plaintext in (False, True):
+            with self.subTest(plaintext=plaintext):
+                name = "c-%s.bin" % ("plain" if plaintext else "tls")
+                write(self.rp(name), b"previous")
+                write(self.lp(name), os.urandom(8 * MiB))
+                relay = fp.Relay(self._via(plaintext), corrupt={"up": 3 * MiB})  # inside the data
+                self.addCleanup(relay.close)
+                r = self.ferry("put", self.lp(name), self.p(name), host=relay.addr,
+                               plaintext=plaintext)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
+                self.assertEqual(read(self.rp(name)), b"previous")
+                self.wait_no_parts(self.tdir)
 
     def test_corrupted_download_is_not_committed(self):
-        write(self.rp("c.bin"), os.urandom(8 * MiB))
-        write(self.lp("c.bin"), b"previous")
-        relay = fp.Relay(self.hostport, corrupt={"down": 3 * MiB})
-        self.addCleanup(relay.close)
-        r = self.ferry("get", self.p("c.bin"), self.lp("c.bin"), host=relay.addr)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
-        self.assertEqual(read(self.lp("c.bin")), b"previous")
-        self.assertEqual(parts_under(self.local), [])
+        for plaintext in (False, True):
+            with self.subTest(plaintext=plaintext):
+                name = "c-%s.bin" % ("plain" if plaintext else "tls")
+                write(self.rp(name), os.urandom(8 * MiB))
+                write(self.lp(name), b"previous")
+                relay = fp.Relay(self._via(plaintext), corrupt={"down": 3 * MiB})
+                self.addCleanup(relay.close)
+                r = self.ferry("get", self.p(name), self.lp(name), host=relay.addr,
+                               plaintext=plaintext)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1, r.stderr)
+                self.assertEqual(read(self.lp(name)), b"previous")
+                self.assertEqual(parts_under(self.local), [])
 
     def test_killed_download_leaves_the_local_file_alone(self):
         write(self.rp("d.bin"), os.urandom(16 * MiB))
