@@ -7,8 +7,9 @@
  * The session's socket is non-blocking (run.c multiplexes it); these
  * helpers wait with poll() themselves, so callers read like blocking code.
  * They read frames by hand rather than through the session's push parser:
- * a file body is read straight into the caller's large buffer, never copied
- * through a parser, and the parser is left at a frame boundary for run.c.
+ * a file body is read straight into the caller's large buffer (or spliced
+ * into a file), never copied through a parser, and the parser is left at
+ * a frame boundary for run.c.
  *
  * Every call returns 0 or a negative code and fills a struct fs_error:
  *   FILES_EREMOTE  the server refused this request (err->code, err->errname,
@@ -120,6 +121,39 @@ int files_poll_header(struct session *s, json_t **hdr, const char **type, uint64
  * from the socket into buf.  Returns the count (> 0) or a negative code. */
 ssize_t files_read_body(struct session *s, void *buf, size_t n, struct fs_error *err);
 int files_skip_body(struct session *s, uint64_t n, struct fs_error *err);
+
+/* Write all of n bytes to fd at offset off (its position is not used).
+ * 0 or -errno (-EINTR once files_interrupted is set). */
+int files_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
+
+/*
+ * Bodies straight into a file, not through user space (get's data path):
+ * socket -> pipe -> file with splice(2), on a plain transport only (TLS
+ * decrypts every byte in user space).  The bytes are never seen here, so
+ * the caller hashes them back from the file (xfer.c).
+ */
+struct files_splice {
+    int pipe[2];       /* -1, -1 until first used */
+    size_t cap;        /* the pipe's size */
+    int off;           /* this socket or file cannot be spliced: read instead */
+};
+
+void files_splice_init(struct files_splice *sp);
+/* Close the pipe (after a failure it may still hold bytes); the next
+ * files_splice_body makes a new one. */
+void files_splice_reset(struct files_splice *sp);
+
+/*
+ * Move up to n (> 0) body bytes into fd at offset off (pwrite semantics:
+ * fd's own position is not used): bytes already buffered first, then by
+ * splice.  Returns the count moved (> 0); 0 when splicing is not possible
+ * here (TLS, no pipe, a socket or file system without splice; sp->off is
+ * then set and nothing was consumed: read the body with files_read_body);
+ * -EINTR; or FILES_ELOST, with *local_err = -errno when writing the file
+ * failed.  After a negative return call files_splice_reset.
+ */
+ssize_t files_splice_body(struct session *s, struct files_splice *sp, int fd, uint64_t off,
+                          size_t n, int *local_err, struct fs_error *err);
 
 /* Mark the session unusable and say why (for FILES_ELOST).  Returns
  * FILES_ELOST. */

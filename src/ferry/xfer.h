@@ -19,6 +19,7 @@
 
 #include "connect.h"
 #include "digest.h"
+#include "files.h"
 
 struct xfer_opts {
     int recursive;          /* -r */
@@ -37,6 +38,7 @@ struct xfer {
     struct digest *d;
     uint8_t *buf;
     size_t buf_len;
+    struct files_splice splice;     /* get: bodies spliced into the file */
     int failed;                     /* some file failed */
     int fatal;                      /* no session could be had: stop */
 };

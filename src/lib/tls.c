@@ -252,8 +252,11 @@ int ferry_tls_new(const struct ferry_tls_opts *o, struct ferry_tls **out, char *
                              | SSL_OP_ENABLE_KTLS
 #endif
     );
+    /* A server may hold thousands of idle connections: their buffers
+     * (about 80 KiB each) go back to the allocator between bursts.  A
+     * client has one connection and keeps them. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                          SSL_MODE_RELEASE_BUFFERS);
+                          (server ? SSL_MODE_RELEASE_BUFFERS : 0));
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_default_read_buffer_len(ctx, TLS_READ_BUFFER);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
