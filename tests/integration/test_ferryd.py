@@ -903,6 +903,10 @@ class FerrydModel:
         after_two = srv.rss_kib()
         self.assertLess(after_two, after_one + 2 * 1024,
                         "ferryd's RSS grows with every 100 sessions (a leak?)")
+        if SANITIZED:
+            # TSan keeps shadow memory for every heap page a session's TLS
+            # state touched: RSS stays up without anything being held.
+            return
         slack = 8 * 1024
         wait_until(lambda: srv.rss_kib() <= idle + slack, 3,
                    "ferryd's RSS back near idle (%d KiB idle, %d KiB now)" % (idle, srv.rss_kib()))
