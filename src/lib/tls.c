@@ -507,8 +507,14 @@ static int tls_handshake(struct ferry_transport *t)
     e = SSL_get_error(tc->ssl, r);
     errno = saved;
     r = tls_again(t, e, r);
-    if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity[0] &&
-        !tc->identity_known) {
+    if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity_known &&
+        strstr(tc->error, "binder")) {
+        /* The PSK binder proves the key: it is the wrong one. */
+        size_t n = strlen(tc->error);
+        snprintf(tc->error + n, sizeof tc->error - n, " (a wrong key for the name '%s')",
+                 tc->identity);
+    } else if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity[0] &&
+               !tc->identity_known) {
         size_t n = strlen(tc->error);
         snprintf(tc->error + n, sizeof tc->error - n, tc->lookup_failed
                  ? " (the key named '%s' could not be looked up)" : " (unknown key name '%s')",

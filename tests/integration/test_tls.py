@@ -179,7 +179,8 @@ class PskTest(TlsTest):
         self.assertStatus(r, 255)
         self.assertIn(b"authentication failed", r.stderr)
         self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
-        self.server.wait_for_log(r"TLS handshake failed", start=mark)
+        self.server.wait_for_log(r"TLS handshake failed: .*a wrong key for the name 'ferry'",
+                                 start=mark)
         self.assertServes(self.server)
 
     def test_unknown_key_name_is_refused_and_logged(self):
