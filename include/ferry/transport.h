@@ -29,8 +29,9 @@ struct ferry_transport *ferry_transport_new_fd(int fd);
 /*
  * Wrap a connected socket in TLS configured by tls (which must outlive the
  * transport).  The role is tls's; a client verifies the server's
- * certificate against server_name (a host name or an address literal;
- * NULL: no certificate check is possible, so only a PSK can succeed).  The
+ * certificate against server_name (a host name or an address literal);
+ * a configuration with a CA file refuses NULL (-EINVAL), since a
+ * certificate checked against no name proves nothing about the peer.  The
  * socket is made non-blocking underneath; whether the transport blocks is
  * what the descriptor was (see ferry_transport_set_nonblocking).  Returns 0
  * and *out (owning fd), or a negative code (fd left to the caller).  The
@@ -64,6 +65,14 @@ const char *ferry_transport_error(const struct ferry_transport *t);
 /* After the handshake: fill *info and return 0; FERRY_EUNSUPPORTED for a
  * plain transport.  The strings live as long as the transport. */
 int ferry_transport_tls_info(const struct ferry_transport *t, struct ferry_tls_info *info);
+
+/* After the handshake: len bytes exported from the TLS session under
+ * label (RFC 8446 7.5, empty context), the same on both ends of this one
+ * connection and unpredictable on any other; for binding an application's
+ * own authentication to the channel.  0, FERRY_EUNSUPPORTED (plain),
+ * FERRY_ESTATE (no handshake yet) or FERRY_ETLS. */
+int ferry_transport_tls_exporter(const struct ferry_transport *t, const char *label,
+                                 uint8_t *out, size_t len);
 
 /* Whether read and write block (0) or return -EAGAIN (1).  Use this, not
  * fcntl on the descriptor: a TLS transport's socket is always non-blocking

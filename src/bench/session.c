@@ -142,7 +142,7 @@ static size_t auth_message(const struct hs_config *cfg, const struct hs *h, uint
     if (h->none) {
         n = snprintf(json, cap, "{\"type\":\"%s\",\"version\":%d}", MSG_AUTH, PROTO_VERSION);
     } else {
-        auth_proof(&cfg->key, AUTH_CLIENT, h->sn, h->cn, proof);
+        auth_proof(&cfg->key, AUTH_CLIENT, h->sn, h->cn, NULL, proof);
         hex_encode(h->cn, sizeof h->cn, cn_hex);
         hex_encode(proof, sizeof proof, proof_hex);
         /* -k FILE is the single key ferryd --key-file calls "ferry". */
@@ -194,7 +194,7 @@ static int on_welcome(const struct hs_config *cfg, const struct hs *h, const jso
     if (h->none)
         return 0;
     /* A server without the key cannot pretend to have it. */
-    if (!auth_check(&cfg->key, AUTH_SERVER, h->sn, h->cn, proof ? proof : ""))
+    if (!auth_check(&cfg->key, AUTH_SERVER, h->sn, h->cn, NULL, proof ? proof : ""))
         return -TALLY_BADPROOF;
     return 0;
 }

@@ -163,6 +163,7 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
                      int have_key)
 {
     uint8_t sn[AUTH_NONCE_LEN], cn[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN];
+    uint8_t binding[AUTH_BINDING_LEN];
     char cn_hex[AUTH_HEX_LEN + 1], proof_hex[AUTH_HEX_LEN + 1];
     json_t *ours = NULL, *hello = NULL, *auth = NULL, *welcome = NULL;
     const char *type, *method, *nonce;
@@ -241,7 +242,14 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
             goto out;
         }
         by = BY_HMAC;
-        auth_proof(key, AUTH_CLIENT, sn, cn, proof);
+        /* Over TLS the proofs are bound to this connection (auth.h), so a
+         * host we would trust cannot relay them to another. */
+        if (s->tls && ferry_transport_tls_exporter(s->t, AUTH_BINDING_LABEL, binding,
+                                                   sizeof binding) < 0) {
+            cli_error("TLS: cannot derive the channel binding");
+            goto out;
+        }
+        auth_proof(key, AUTH_CLIENT, sn, cn, s->tls ? binding : NULL, proof);
         hex_encode(cn, sizeof cn, cn_hex);
         hex_encode(proof, sizeof proof, proof_hex);
         auth = json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", MSG_AUTH, "version", PROTO_VERSION,
@@ -278,7 +286,8 @@ static int handshake(struct session *s, const struct session_opts *o, struct fer
     }
     /* Mutual: a server that cannot prove the key gets no request, not even
      * the command line. */
-    if (by == BY_HMAC && !auth_check(key, AUTH_SERVER, sn, cn, member_str(welcome, "proof") ?
+    if (by == BY_HMAC && !auth_check(key, AUTH_SERVER, sn, cn, s->tls ? binding : NULL,
+                                     member_str(welcome, "proof") ?
                                      member_str(welcome, "proof") : "")) {
         ferry_log_debug("the server's proof is wrong: it does not hold our key");
         cli_error("authentication failed");

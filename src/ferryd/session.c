@@ -451,8 +451,9 @@ static int refuse(struct session *s, const char *why)
 static int handle_auth(struct session *s, json_t *msg)
 {
     static const struct ferry_frame_limits after_auth = { .max_header = PROTO_MAX_HEADER };
-    uint8_t client_nonce[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN];
+    uint8_t client_nonce[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN], binding[AUTH_BINDING_LEN];
     char proof_hex[AUTH_HEX_LEN + 1], who[200];
+    int bound = FERRY_EUNSUPPORTED;
     const char *cn = json_string_value(json_object_get(msg, "nonce"));
     const char *name = json_string_value(json_object_get(msg, "key"));
     struct ferry_key key;
@@ -469,15 +470,24 @@ static int handle_auth(struct session *s, json_t *msg)
                                             : "unknown key name '%s'", name);
             return refuse(s, who);
         }
+        /* Over TLS the proofs are bound to this connection (auth.h). */
+        bound = ferry_transport_tls_exporter(ferry_conn_transport(s->c), AUTH_BINDING_LABEL,
+                                             binding, sizeof binding);
+        if (bound < 0 && bound != FERRY_EUNSUPPORTED) {
+            key_wipe(&key);
+            return refuse(s, "no TLS channel binding");
+        }
         ok = cn && hex_decode(cn, client_nonce, sizeof client_nonce) == 0 &&
              auth_check(&key, AUTH_CLIENT, s->server_nonce, client_nonce,
+                        bound == 0 ? binding : NULL,
                         json_string_value(json_object_get(msg, "proof")));
         if (!ok) {
             key_wipe(&key);
             snprintf(who, sizeof who, "wrong proof for key '%s'", name);
             return refuse(s, who);
         }
-        auth_proof(&key, AUTH_SERVER, s->server_nonce, client_nonce, proof);
+        auth_proof(&key, AUTH_SERVER, s->server_nonce, client_nonce, bound == 0 ? binding : NULL,
+                   proof);
         key_wipe(&key);
         hex_encode(proof, AUTH_PROOF_LEN, proof_hex);
         snprintf(who, sizeof who, "key '%s' (%s)", name,

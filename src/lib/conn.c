@@ -116,7 +116,9 @@ void ferry__conn_loop_shutdown(struct conn_loop *cl)
         next = c->next;
         if (c->closed)
             continue;
-        if (c->h->on_shutdown)
+        /* Only a connection the handler has met (on_open ran) is the
+         * handler's to wind down; one still in its TLS handshake just goes. */
+        if (c->opened && c->h->on_shutdown)
             c->h->on_shutdown(c, c->h->arg);
         else
             ferry_conn_close(c);

@@ -708,10 +708,19 @@ static int tls_pending(const struct ferry_transport *t)
     ferry__sigpipe_release(&g, errno);
     if (ok == 1)
         return 1;
-    if (SSL_get_error(tc->ssl, 0) == SSL_ERROR_WANT_READ) {
+    switch (SSL_get_error(tc->ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
         tc->read_starved = 1;
         ERR_clear_error();
         return 0;
+    case SSL_ERROR_WANT_WRITE:
+        /* It must send first (a KeyUpdate answer on a full socket): a
+         * read now would not progress either. */
+        ((struct ferry_transport *)t)->want = POLLOUT;
+        ERR_clear_error();
+        return 0;
+    default:
+        break;
     }
     /* The end of the stream or a failure: a read reports it now. */
     ERR_clear_error();
@@ -724,7 +733,7 @@ static int tls_pending(const struct ferry_transport *t)
 static int send_close_notify(struct ferry_transport *t, int bound_ms)
 {
     struct tls_conn *tc = t->tls;
-    int limit = t->timeout_ms > 0 ? t->timeout_ms : bound_ms;
+    int limit = t->timeout_ms > 0 && t->timeout_ms < bound_ms ? t->timeout_ms : bound_ms;
     int64_t deadline = ferry__transport_now_ms() + limit;
     struct sigpipe_guard g;
 
@@ -890,5 +899,21 @@ int ferry_transport_tls_info(const struct ferry_transport *t, struct ferry_tls_i
     info->peer_verified = tc->peer_subject[0] != '\0';
     snprintf(info->peer_subject, sizeof info->peer_subject, "%s", tc->peer_subject);
     info->ktls_send = tc->ktls_send;
+    return 0;
+}
+
+int ferry_transport_tls_exporter(const struct ferry_transport *t, const char *label,
+                                 uint8_t *out, size_t len)
+{
+    const struct tls_conn *tc = t->tls;
+
+    if (!tc)
+        return FERRY_EUNSUPPORTED;
+    if (!tc->handshake_done)
+        return FERRY_ESTATE;
+    if (SSL_export_keying_material(tc->ssl, out, len, label, strlen(label), NULL, 0, 0) != 1) {
+        ERR_clear_error();
+        return FERRY_ETLS;
+    }
     return 0;
 }

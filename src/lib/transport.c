@@ -394,6 +394,7 @@ static ssize_t read_then_write(struct ferry_transport *t, int in_fd, off_t *off,
 
 ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t *offset, size_t len)
 {
+    int64_t deadline;
     off_t off;
     ssize_t n;
 
@@ -402,6 +403,7 @@ ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t 
     if (len == 0)
         return 0;
     off = (off_t)*offset;
+    deadline = t->timeout_ms > 0 ? ferry__transport_now_ms() + t->timeout_ms : -1;
     for (;;) {
         n = t->ops->sendfile ? t->ops->sendfile(t, in_fd, &off, len) : FERRY_EUNSUPPORTED;
         if (n == FERRY_EUNSUPPORTED)
@@ -409,7 +411,7 @@ ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t 
         if (n == -EINTR)
             continue;
         if (n == -EAGAIN && t->self_polling && !t->nonblocking) {
-            int r = ferry__transport_wait(t, t->want, -1);
+            int r = ferry__transport_wait(t, t->want, deadline);
             if (r < 0)
                 return r;
             continue;

@@ -20,31 +20,39 @@ int auth_nonce(uint8_t nonce[AUTH_NONCE_LEN])
 
 void auth_proof(const struct ferry_key *key, enum auth_role role,
                 const uint8_t server_nonce[AUTH_NONCE_LEN],
-                const uint8_t client_nonce[AUTH_NONCE_LEN], uint8_t out[AUTH_PROOF_LEN])
+                const uint8_t client_nonce[AUTH_NONCE_LEN], const uint8_t *binding,
+                uint8_t out[AUTH_PROOF_LEN])
 {
-    /* label, a NUL separating it from the binary part, then both nonces */
-    uint8_t msg[sizeof server_label + 2 * AUTH_NONCE_LEN];
+    /* label, a NUL separating it from the binary part, both nonces, and
+     * over TLS the channel binding */
+    uint8_t msg[sizeof server_label + 2 * AUTH_NONCE_LEN + AUTH_BINDING_LEN];
     const char *label = role == AUTH_CLIENT ? client_label : server_label;
-    size_t label_len = strlen(label) + 1;
+    size_t label_len = strlen(label) + 1, len;
     unsigned int out_len = AUTH_PROOF_LEN;
 
     memcpy(msg, label, label_len);
     memcpy(msg + label_len, server_nonce, AUTH_NONCE_LEN);
     memcpy(msg + label_len + AUTH_NONCE_LEN, client_nonce, AUTH_NONCE_LEN);
-    HMAC(EVP_sha256(), key->bytes, KEY_LEN, msg, label_len + 2 * AUTH_NONCE_LEN, out, &out_len);
+    len = label_len + 2 * AUTH_NONCE_LEN;
+    if (binding) {
+        memcpy(msg + len, binding, AUTH_BINDING_LEN);
+        len += AUTH_BINDING_LEN;
+    }
+    HMAC(EVP_sha256(), key->bytes, KEY_LEN, msg, len, out, &out_len);
     OPENSSL_cleanse(msg, sizeof msg);
 }
 
 int auth_check(const struct ferry_key *key, enum auth_role role,
                const uint8_t server_nonce[AUTH_NONCE_LEN],
-               const uint8_t client_nonce[AUTH_NONCE_LEN], const char *proof_hex)
+               const uint8_t client_nonce[AUTH_NONCE_LEN], const uint8_t *binding,
+               const char *proof_hex)
 {
     uint8_t expected[AUTH_PROOF_LEN], got[AUTH_PROOF_LEN];
     int ok;
 
     if (!proof_hex || hex_decode(proof_hex, got, sizeof got) < 0)
         return 0;
-    auth_proof(key, role, server_nonce, client_nonce, expected);
+    auth_proof(key, role, server_nonce, client_nonce, binding, expected);
     ok = CRYPTO_memcmp(expected, got, AUTH_PROOF_LEN) == 0;
     OPENSSL_cleanse(expected, sizeof expected);
     return ok;

@@ -24,22 +24,31 @@
 #define AUTH_HEX_LEN   64          /* nonces and proofs travel as lowercase hex */
 #define AUTH_VERSION   1
 #define AUTH_METHOD    "hmac-sha256"
+/* Over TLS both proofs also cover this many bytes exported from the TLS
+ * session (RFC 8446 7.5) under AUTH_BINDING_LABEL, so a proof made on one
+ * connection is worthless on any other: a host with a certificate the
+ * client trusts cannot relay the exchange to the real server. */
+#define AUTH_BINDING_LEN   32
+#define AUTH_BINDING_LABEL "EXPERIMENTAL-ferry-v1-auth"
 
 enum auth_role { AUTH_CLIENT = 0, AUTH_SERVER = 1 };
 
 /* Fill a nonce from the system's CSPRNG.  0 or -1. */
 int auth_nonce(uint8_t nonce[AUTH_NONCE_LEN]);
 
-/* The proof a role sends. */
+/* The proof a role sends.  binding: AUTH_BINDING_LEN bytes over TLS,
+ * NULL in plaintext. */
 void auth_proof(const struct ferry_key *key, enum auth_role role,
                 const uint8_t server_nonce[AUTH_NONCE_LEN],
-                const uint8_t client_nonce[AUTH_NONCE_LEN], uint8_t out[AUTH_PROOF_LEN]);
+                const uint8_t client_nonce[AUTH_NONCE_LEN], const uint8_t *binding,
+                uint8_t out[AUTH_PROOF_LEN]);
 
 /* Check a received proof (hex text from the wire) in constant time.
  * Returns 1 when it is right, 0 otherwise (malformed hex included). */
 int auth_check(const struct ferry_key *key, enum auth_role role,
                const uint8_t server_nonce[AUTH_NONCE_LEN],
-               const uint8_t client_nonce[AUTH_NONCE_LEN], const char *proof_hex)
+               const uint8_t client_nonce[AUTH_NONCE_LEN], const uint8_t *binding,
+               const char *proof_hex)
     __attribute__((warn_unused_result));
 
 /* Hex helpers: encode n bytes into 2n+1 chars; decode exactly n bytes from

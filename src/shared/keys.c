@@ -100,12 +100,16 @@ static int walk(const char *path, char *text, const char *want, struct ferry_key
                 int *found, char *err, size_t errlen)
 {
     int count = 0, lineno = 0;
-    char *save = NULL;
+    char *next;
 
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    /* Line by line, blank ones counted too, so an error names the right one. */
+    for (char *line = text; line; line = next) {
         char *name, *hex, *extra, *fields = NULL;
         struct ferry_key k;
 
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
         lineno++;
         line[strcspn(line, "\r")] = '\0';
         name = strtok_r(line, " \t", &fields);

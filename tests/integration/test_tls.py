@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -274,6 +275,18 @@ class PskTest(TlsTest):
             self.assertLess(time.monotonic() - started, 10 * SLOW)
         self.server.wait_for_log(r"not authenticated within 2000 ms", start=mark)
 
+    def test_graceful_stop_with_a_handshake_in_progress(self):
+        """SIGTERM while a client has connected but not begun TLS: the
+        daemon stops cleanly (the half-open connection never met the
+        session handler)."""
+        server = self.ferryd("--key-file", self.key_path)
+        with ferrytest.connect(server) as s:
+            s.sendall(b"\x16\x03\x01")   # the start of a ClientHello, then nothing
+            self.assertServes(server)
+            server.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(server.proc.wait(timeout=15 * SLOW), 0, server.log[-10:])
+        server.wait_for_log(r"stopped")
+
     def test_version_says_whether_kernel_tls_is_available(self):
         r = subprocess.run([ferrytest.binary("ferryd"), "--version"], capture_output=True,
                            text=True, timeout=10)
@@ -428,6 +441,32 @@ class CertificateTest(TlsTest):
         self.server.wait_for_log(r"session 127\.0\.0\.1:\d+: connection lost: .*without "
                                  r"ending TLS \(truncated\)", start=mark)
         self.assertServes(self.server)
+
+    def test_hmac_proofs_are_bound_to_the_tls_connection(self):
+        """Over TLS the key's proofs also cover bytes exported from this TLS
+        session, so a proof computed without them (as a relay that does
+        not hold the key would have to forward from another connection) is
+        refused."""
+        import hashlib as hl
+        import hmac as hm
+        ctx = ssl.create_default_context(cafile=self.p("ca.pem"))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        mark = len(self.server.log)
+        with socket.create_connection(("127.0.0.1", self.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.settimeout(10 * SLOW)
+                s.sendall(frame({"type": "hello", "version": 1}))
+                h = read_frame(s)
+                self.assertEqual(h["auth"], "hmac-sha256")
+                sn, cn = bytes.fromhex(h["nonce"]), os.urandom(32)
+                unbound = hm.new(self.key, b"ferry-v1 client proof\0" + sn + cn,
+                                 hl.sha256).hexdigest()
+                s.sendall(frame({"type": "auth", "version": 1, "nonce": cn.hex(),
+                                 "proof": unbound}))
+                h = read_frame(s)
+                self.assertEqual(h["type"], "error")
+                self.assertEqual(h["code"], "auth")
+        self.server.wait_for_log(r"authentication failed: wrong proof for key 'ferry'", start=mark)
 
     def test_client_certificates(self):
         server = self.ferryd("--cert", self.p("server.pem"), "--cert-key", self.p("server.key"),
