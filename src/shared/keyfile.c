@@ -40,6 +40,29 @@ char *keyfile_default_path(int use_env)
     return n < 0 ? NULL : path;
 }
 
+int keyfile_open_private(const char *path, const char *what, int strict_mode, struct stat *st,
+                         char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+        snprintf(err, errlen, "%s %s is not a regular file", what, path);
+        close(fd);
+        return -1;
+    }
+    if (strict_mode && (st->st_mode & 077)) {
+        snprintf(err, errlen, "%s %s is accessible by others (mode %03o); run: chmod 600 %s",
+                 what, path, (unsigned)(st->st_mode & 0777), path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int keyfile_load(const char *path, int strict_mode, struct ferry_key *key, char *err, size_t errlen)
 {
     char text[130];   /* 64 hex digits, a newline, room to notice more */
@@ -48,20 +71,9 @@ int keyfile_load(const char *path, int strict_mode, struct ferry_key *key, char 
     size_t len;
     int fd = -1, rc = -1;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot read key file %s: %s", path, strerror(errno));
+    fd = keyfile_open_private(path, "key file", strict_mode, &st, err, errlen);
+    if (fd < 0)
         goto out;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "key file %s is not a regular file", path);
-        goto out;
-    }
-    if (strict_mode && (st.st_mode & 077)) {
-        snprintf(err, errlen, "key file %s is accessible by others (mode %03o); run: chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 0777), path);
-        goto out;
-    }
     n = read(fd, text, sizeof text - 1);
     if (n < 0) {
         snprintf(err, errlen, "cannot read key file %s: %s", path, strerror(errno));

@@ -31,6 +31,16 @@ char *keyfile_default_path(int use_env);
 int keyfile_load(const char *path, int strict_mode, struct ferry_key *key, char *err, size_t errlen);
 
 /*
+ * Open a file that holds secrets (`what` names it in messages: "key file",
+ * "keys file"): it must be a regular file and, with strict_mode, readable by
+ * its owner only.  Returns the descriptor (*st filled; the caller closes it),
+ * or -1 with a one-line reason in err.
+ */
+struct stat;
+int keyfile_open_private(const char *path, const char *what, int strict_mode, struct stat *st,
+                         char *err, size_t errlen);
+
+/*
  * Create a new random key at path (mode 0600, parent directories 0700
  * created as needed).  Refuses to replace an existing file unless force;
  * a replacement is written to a temporary file and renamed, so a crash

@@ -8,7 +8,6 @@
 #include "keys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,21 +37,10 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
     struct stat st;
     char *text = NULL;
     size_t got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = keyfile_open_private(path, "keys file", 1, &st, err, errlen);
 
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot read keys file %s: %s", path, strerror(errno));
+    if (fd < 0)
         return NULL;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "keys file %s is not a regular file", path);
-        goto fail;
-    }
-    if (st.st_mode & 077) {
-        snprintf(err, errlen, "keys file %s is accessible by others (mode %03o); run: chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 0777), path);
-        goto fail;
-    }
     if (st.st_size > KEYS_FILE_MAX) {
         snprintf(err, errlen, "keys file %s is larger than %d bytes", path, KEYS_FILE_MAX);
         goto fail;
