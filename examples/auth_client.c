@@ -168,8 +168,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "auth_client: cannot connect to %s: %s\n", target, ferry_strerror(fd));
         goto out;
     }
-    cl.t = ferry_transport_new_fd(fd);
-    if (!cl.t) {
+    if (ferry_transport_new_fd(fd, &cl.t) < 0) {
         close(fd);
         fprintf(stderr, "auth_client: %s\n", ferry_strerror(-ENOMEM));
         goto out;

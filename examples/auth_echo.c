@@ -230,8 +230,8 @@ int main(int argc, char **argv)
     if (cfg.key.others_can_read)
         ferry_log_warn("key file %s is readable by group or others (chmod 600 it)", key_file);
 
-    s = ferry_server_new(&opts, &r);
-    if (!s)
+    r = ferry_server_new(&opts, &s);
+    if (r < 0)
         goto fail;
     r = ferry_server_listen(s, listen, FERRY_SOCK_STREAM, &h, NULL);
     if (r < 0)

@@ -158,7 +158,7 @@ int main(int argc, char **argv)
         cl.fd = open_udp(&addr);
     } else {
         cl.fd = connect_tcp(target, wait_s * 1000);
-        if (cl.fd >= 0 && !(cl.t = ferry_transport_new_fd(cl.fd))) {
+        if (cl.fd >= 0 && ferry_transport_new_fd(cl.fd, &cl.t) < 0) {
             close(cl.fd);
             cl.fd = -ENOMEM;
         }

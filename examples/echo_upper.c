@@ -108,8 +108,8 @@ int main(int argc, char **argv)
     else
         h.on_data = on_data;
 
-    s = ferry_server_new(&opts, &r);
-    if (!s)
+    r = ferry_server_new(&opts, &s);
+    if (r < 0)
         goto fail;
     r = ferry_server_listen(s, listen, udp ? FERRY_SOCK_DGRAM : FERRY_SOCK_STREAM, &h, NULL);
     if (r < 0)

@@ -191,8 +191,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    s = ferry_server_new(&opts, &r);
-    if (!s)
+    r = ferry_server_new(&opts, &s);
+    if (r < 0)
         goto fail;
     r = ferry_server_listen(s, listen, FERRY_SOCK_STREAM, &h, NULL);
     if (r < 0)

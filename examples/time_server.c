@@ -403,8 +403,8 @@ int main(int argc, char **argv)
     }
     tzset();   /* localtime_r need not read TZ itself */
 
-    s = ferry_server_new(&opts, &r);
-    if (!s) {
+    r = ferry_server_new(&opts, &s);
+    if (r < 0) {
         ferry_log_error("cannot create the server: %s", ferry_strerror(r));
         goto out;
     }

@@ -113,7 +113,9 @@ static int feed_piece(struct ferry_frame_parser *p, struct ferry_slice in,
 static void parse(struct ferry_slice stream, size_t cut, const struct ferry_frame_limits *l,
                   int round_trip, struct summary *sum)
 {
-    struct ferry_frame_parser *p = ferry_frame_parser_new(l);
+    struct ferry_frame_parser *p = NULL;
+    if (ferry_frame_parser_new(l, &p) < 0)
+        abort();
     struct ferry_slice rest = stream;
 
     memset(sum, 0, sizeof *sum);

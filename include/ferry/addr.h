@@ -12,6 +12,8 @@
 #ifndef FERRY_ADDR_H
 #define FERRY_ADDR_H
 
+#include "ferry/common.h"
+
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -31,14 +33,14 @@ enum ferry_sock_type { FERRY_SOCK_STREAM = 0, FERRY_SOCK_DGRAM = 1 };
  * the string has no ":PORT".  Returns 0 or FERRY_EADDR (bad syntax, port
  * out of range, path too long, unknown host).
  */
-int ferry_addr_parse(const char *text, int default_port, struct ferry_addr *out);
+FERRY_EXPORT FERRY_NODISCARD int ferry_addr_parse(const char *text, int default_port, struct ferry_addr *out);
 
 /* Render an address as the same syntax ferry_addr_parse accepts.
  * buf must hold FERRY_ADDRSTRLEN bytes.  Returns buf. */
-char *ferry_addr_format(const struct sockaddr *sa, socklen_t len, char *buf);
+FERRY_EXPORT char *ferry_addr_format(const struct sockaddr *sa, socklen_t len, char *buf);
 
 /* True for loopback (127/8, ::1, v4-mapped loopback) and unix: addresses. */
-int ferry_addr_is_loopback(const struct ferry_addr *a);
+FERRY_EXPORT int ferry_addr_is_loopback(const struct ferry_addr *a);
 
 struct ferry_listen_opts {
     int backlog;         /* 0 means SOMAXCONN */
@@ -49,21 +51,21 @@ struct ferry_listen_opts {
 
 /* Create, bind and (for streams) listen; CLOEXEC and non-blocking.
  * Returns the fd or a negative error. opts may be NULL. */
-int ferry_listen(const struct ferry_addr *a, enum ferry_sock_type type,
+FERRY_EXPORT FERRY_NODISCARD int ferry_listen(const struct ferry_addr *a, enum ferry_sock_type type,
                  const struct ferry_listen_opts *opts);
 
 /* Connect a stream socket (blocking, CLOEXEC), with a timeout in ms
  * (0 = the system's).  Returns the fd or a negative error. */
-int ferry_connect(const struct ferry_addr *a, int timeout_ms);
+FERRY_EXPORT FERRY_NODISCARD int ferry_connect(const struct ferry_addr *a, int timeout_ms);
 
 /* Connect a stream socket to an endpoint given as text (addr.h syntax),
  * trying every address a name resolves to, in the resolver's order, until
  * one answers (timeout_ms applies to each attempt).  Returns the fd and, if
  * connected != NULL, the address that answered; or FERRY_EADDR when the
  * text is bad or resolves to nothing, else the last attempt's -errno. */
-int ferry_connect_host(const char *text, int default_port, int timeout_ms, struct ferry_addr *connected);
+FERRY_EXPORT FERRY_NODISCARD int ferry_connect_host(const char *text, int default_port, int timeout_ms, struct ferry_addr *connected);
 
 /* The locally bound address of fd, formatted; returns 0 or -errno. */
-int ferry_sock_name(int fd, char buf[FERRY_ADDRSTRLEN]);
+FERRY_EXPORT int ferry_sock_name(int fd, char buf[FERRY_ADDRSTRLEN]);
 
 #endif

@@ -11,6 +11,8 @@
 #ifndef FERRY_ERROR_H
 #define FERRY_ERROR_H
 
+#include "ferry/common.h"
+
 /* X(name, value, message): the single list the enum, ferry_strerror() and
  * ferry_err_name() are generated from. */
 #define FERRY_ERRNO_MAP(X)                                                    \
@@ -46,10 +48,10 @@ enum ferry_errno {
 
 /* A human-readable, one-line message for any code this library returns
  * (ferry codes and negative errno values alike).  The string is static. */
-const char *ferry_strerror(int err);
+FERRY_EXPORT const char *ferry_strerror(int err);
 
 /* The symbolic name ("FERRY_EHDR_TOOBIG", "ECONNRESET") of a code, for logs
  * and tests.  The string is static; unknown codes give "UNKNOWN". */
-const char *ferry_err_name(int err);
+FERRY_EXPORT const char *ferry_err_name(int err);
 
 #endif

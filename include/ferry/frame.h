@@ -24,6 +24,8 @@
 #ifndef FERRY_FRAME_H
 #define FERRY_FRAME_H
 
+#include "ferry/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -67,17 +69,18 @@ struct ferry_frame_event {
     int error;               /* ERROR: the FERRY_E* code */
 };
 
-/* Create a parser.  `limits` is copied (size_key must outlive the parser);
- * NULL means all defaults.  Returns NULL only on allocation failure. */
-struct ferry_frame_parser *ferry_frame_parser_new(const struct ferry_frame_limits *limits);
-void ferry_frame_parser_free(struct ferry_frame_parser *p);
+/* Create a parser into *out.  `limits` is copied (size_key must outlive
+ * the parser); NULL means all defaults.  0, or -ENOMEM (*out NULL). */
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_parser_new(const struct ferry_frame_limits *limits,
+                                                        struct ferry_frame_parser **out);
+FERRY_EXPORT void ferry_frame_parser_free(struct ferry_frame_parser *p);
 
 /* Change the limits for the frames that follow (call at a frame boundary,
  * e.g. to allow larger headers once a peer has authenticated). */
-void ferry_frame_parser_set_limits(struct ferry_frame_parser *p, const struct ferry_frame_limits *limits);
+FERRY_EXPORT void ferry_frame_parser_set_limits(struct ferry_frame_parser *p, const struct ferry_frame_limits *limits);
 
 /* Forget any partial frame and any error: start again at a frame boundary. */
-void ferry_frame_parser_reset(struct ferry_frame_parser *p);
+FERRY_EXPORT void ferry_frame_parser_reset(struct ferry_frame_parser *p);
 
 /*
  * Feed bytes.  Consumes a prefix of data[0..len) and stores how much in
@@ -88,12 +91,12 @@ void ferry_frame_parser_reset(struct ferry_frame_parser *p);
  * After an error the parser stays failed (returns the same code) until
  * reset: a stream that lost framing cannot be resynchronised.
  */
-int ferry_frame_parser_feed(struct ferry_frame_parser *p, const void *data, size_t len,
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_parser_feed(struct ferry_frame_parser *p, const void *data, size_t len,
                             size_t *consumed, struct ferry_frame_event *ev);
 
 /* True when the parser is between frames (nothing partial is held), so a
  * peer closing now is a clean EOF rather than a truncated frame. */
-int ferry_frame_parser_at_boundary(const struct ferry_frame_parser *p);
+FERRY_EXPORT int ferry_frame_parser_at_boundary(const struct ferry_frame_parser *p);
 
 /* ---- encoding ------------------------------------------------------------ */
 
@@ -104,14 +107,14 @@ int ferry_frame_parser_at_boundary(const struct ferry_frame_parser *p);
  * the caller.  Fails with FERRY_EHDR_TOOBIG when the JSON exceeds
  * limits->max_header.
  */
-int ferry_frame_encode(json_t *header, uint64_t body_size,
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_encode(json_t *header, uint64_t body_size,
                        const struct ferry_frame_limits *limits,
                        uint8_t **out, size_t *out_len);
 
 /* Validate a complete JSON header as the parser would (UTF-8, object, no
  * duplicate keys, size rules).  On success *header is a new reference and
  * *body_size the declared size. */
-int ferry_frame_decode_header(const void *json, size_t len,
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_decode_header(const void *json, size_t len,
                               const struct ferry_frame_limits *limits,
                               json_t **header, uint64_t *body_size);
 
@@ -123,7 +126,7 @@ int ferry_frame_decode_header(const void *json, size_t len,
  * ferry_transport_read_full) or discard.  A peer that closes before the
  * first byte gives FERRY_EEOF; after it, FERRY_ETRUNCATED.
  */
-int ferry_frame_read(struct ferry_transport *t, const struct ferry_frame_limits *limits,
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_read(struct ferry_transport *t, const struct ferry_frame_limits *limits,
                      json_t **header, uint64_t *body_size);
 
 /*
@@ -131,14 +134,14 @@ int ferry_frame_read(struct ferry_transport *t, const struct ferry_frame_limits 
  * (writev), handling short writes and EINTR.  When body_len > 0 the size
  * member of `header` is set to body_len.
  */
-int ferry_frame_write(struct ferry_transport *t, json_t *header,
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_write(struct ferry_transport *t, json_t *header,
                       const void *body, size_t body_len,
                       const struct ferry_frame_limits *limits);
 
 /* Write only the prefix and header of a frame whose body (body_size bytes,
  * set as the size member when > 0) the caller then streams with
  * ferry_transport_write_full(). */
-int ferry_frame_write_header(struct ferry_transport *t, json_t *header, uint64_t body_size,
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_write_header(struct ferry_transport *t, json_t *header, uint64_t body_size,
                              const struct ferry_frame_limits *limits);
 
 #endif

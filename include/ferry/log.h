@@ -9,6 +9,8 @@
 #ifndef FERRY_LOG_H
 #define FERRY_LOG_H
 
+#include "ferry/common.h"
+
 enum ferry_log_level {
     FERRY_LOG_ERROR = 0,
     FERRY_LOG_WARN  = 1,
@@ -16,12 +18,12 @@ enum ferry_log_level {
     FERRY_LOG_DEBUG = 3,
 };
 
-void ferry_log_set_level(enum ferry_log_level level);
-enum ferry_log_level ferry_log_get_level(void);
+FERRY_EXPORT void ferry_log_set_level(enum ferry_log_level level);
+FERRY_EXPORT enum ferry_log_level ferry_log_get_level(void);
 /* The program name printed on each line (default: "ferry"); the string must outlive logging. */
-void ferry_log_set_ident(const char *ident);
+FERRY_EXPORT void ferry_log_set_ident(const char *ident);
 
-void ferry_log(enum ferry_log_level level, const char *fmt, ...)
+FERRY_EXPORT void ferry_log(enum ferry_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #define ferry_log_error(...) ferry_log(FERRY_LOG_ERROR, __VA_ARGS__)

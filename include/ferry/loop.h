@@ -12,6 +12,8 @@
 #ifndef FERRY_LOOP_H
 #define FERRY_LOOP_H
 
+#include "ferry/common.h"
+
 #include <stdint.h>
 
 struct ferry_loop;    /* opaque */
@@ -27,51 +29,51 @@ typedef void ferry_io_cb(struct ferry_loop *loop, int fd, unsigned events, void 
 typedef void ferry_timer_cb(struct ferry_loop *loop, struct ferry_timer *timer, void *arg);
 typedef void ferry_defer_cb(struct ferry_loop *loop, void *arg);
 
-/* Create a loop; NULL with *err set (if err != NULL) on failure. */
-struct ferry_loop *ferry_loop_new(int *err);
+/* Create a loop into *out: 0, or a negative code (*out NULL). */
+FERRY_EXPORT FERRY_NODISCARD int ferry_loop_new(struct ferry_loop **out);
 
 /* Free the loop.  Watchers are dropped (their fds are not closed); pending
  * timers are freed without running. */
-void ferry_loop_free(struct ferry_loop *loop);
+FERRY_EXPORT void ferry_loop_free(struct ferry_loop *loop);
 
 /* Watch fd for `events` (FERRY_READABLE | FERRY_WRITABLE).  One watcher per
  * fd: -EEXIST if fd is already watched.  Level-triggered. */
-int ferry_loop_add(struct ferry_loop *loop, int fd, unsigned events, ferry_io_cb *cb, void *arg);
+FERRY_EXPORT FERRY_NODISCARD int ferry_loop_add(struct ferry_loop *loop, int fd, unsigned events, ferry_io_cb *cb, void *arg);
 
 /* Change the interest set of a watched fd (0 = keep watching, deliver nothing). */
-int ferry_loop_modify(struct ferry_loop *loop, int fd, unsigned events);
+FERRY_EXPORT int ferry_loop_modify(struct ferry_loop *loop, int fd, unsigned events);
 
 /* Stop watching fd; safe from inside any callback, including fd's own.
  * The caller still owns (and closes) fd. */
-int ferry_loop_remove(struct ferry_loop *loop, int fd);
+FERRY_EXPORT int ferry_loop_remove(struct ferry_loop *loop, int fd);
 
 /* One-shot timer after `ms` milliseconds (monotonic clock); re-arm it with
  * ferry_timer_restart.  The loop owns the timer until ferry_timer_cancel,
  * which the callback may call on its own timer; a fired timer that is not
  * restarted stays allocated (inactive) until cancelled or the loop is freed. */
-struct ferry_timer *ferry_loop_timer(struct ferry_loop *loop, uint64_t ms, ferry_timer_cb *cb, void *arg);
-void ferry_timer_restart(struct ferry_timer *timer, uint64_t ms);
-void ferry_timer_cancel(struct ferry_timer *timer);   /* frees; NULL allowed */
+FERRY_EXPORT struct ferry_timer *ferry_loop_timer(struct ferry_loop *loop, uint64_t ms, ferry_timer_cb *cb, void *arg);
+FERRY_EXPORT void ferry_timer_restart(struct ferry_timer *timer, uint64_t ms);
+FERRY_EXPORT void ferry_timer_cancel(struct ferry_timer *timer);   /* frees; NULL allowed */
 
 /* Run cb once at the end of the current (or next) iteration, after I/O and
  * timers: the place to free objects that callbacks of this pass may still
  * reference. */
-int ferry_loop_defer(struct ferry_loop *loop, ferry_defer_cb *cb, void *arg);
+FERRY_EXPORT FERRY_NODISCARD int ferry_loop_defer(struct ferry_loop *loop, ferry_defer_cb *cb, void *arg);
 
 /* Run until ferry_loop_stop() or until nothing is watched and no timer or
  * deferred call is pending.  Returns 0 or a negative error from the backend. */
-int ferry_loop_run(struct ferry_loop *loop);
+FERRY_EXPORT FERRY_NODISCARD int ferry_loop_run(struct ferry_loop *loop);
 
 /* Make ferry_loop_run return after the current iteration.  Same thread only;
  * from another thread or a signal handler use ferry_loop_wakeup(). */
-void ferry_loop_stop(struct ferry_loop *loop);
+FERRY_EXPORT void ferry_loop_stop(struct ferry_loop *loop);
 
 /* Thread- and async-signal-safe: interrupt the loop's wait and call
  * `cb(loop, arg)` (as set by ferry_loop_set_wakeup) on the loop's thread. */
-int ferry_loop_set_wakeup(struct ferry_loop *loop, ferry_defer_cb *cb, void *arg);
-void ferry_loop_wakeup(struct ferry_loop *loop);
+FERRY_EXPORT int ferry_loop_set_wakeup(struct ferry_loop *loop, ferry_defer_cb *cb, void *arg);
+FERRY_EXPORT void ferry_loop_wakeup(struct ferry_loop *loop);
 
 /* Milliseconds on the monotonic clock, cached once per iteration. */
-uint64_t ferry_loop_now(const struct ferry_loop *loop);
+FERRY_EXPORT uint64_t ferry_loop_now(const struct ferry_loop *loop);
 
 #endif

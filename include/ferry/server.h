@@ -40,6 +40,8 @@
 #ifndef FERRY_SERVER_H
 #define FERRY_SERVER_H
 
+#include "ferry/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -60,8 +62,8 @@ struct ferry_tls_info;
 enum ferry_model { FERRY_MODEL_EVENT = 0, FERRY_MODEL_THREAD = 1, FERRY_MODEL_FORK = 2 };
 
 /* "event", "thread", "fork" -> model; 0 or FERRY_EADDR-like -EINVAL. */
-int ferry_model_parse(const char *name, enum ferry_model *out);
-const char *ferry_model_name(enum ferry_model model);
+FERRY_EXPORT int ferry_model_parse(const char *name, enum ferry_model *out);
+FERRY_EXPORT const char *ferry_model_name(enum ferry_model model);
 
 struct ferry_datagram {
     const uint8_t *data;       /* the datagram; valid during the callback */
@@ -123,9 +125,11 @@ struct ferry_server_opts {
     void *verify_arg;
 };
 
-/* Create a server.  opts may be NULL (all defaults: EVENT, one worker).
- * SIGPIPE is ignored process-wide from here on.  NULL with *err set on failure. */
-struct ferry_server *ferry_server_new(const struct ferry_server_opts *opts, int *err);
+/* Create a server into *out.  opts may be NULL (all defaults: EVENT, one
+ * worker).  SIGPIPE is ignored process-wide from here on.  0, or a
+ * negative code (*out NULL). */
+FERRY_EXPORT FERRY_NODISCARD int ferry_server_new(const struct ferry_server_opts *opts,
+                                                  struct ferry_server **out);
 
 /*
  * Bind an endpoint (addr.h syntax) and attach its handler.  The handler
@@ -134,7 +138,7 @@ struct ferry_server *ferry_server_new(const struct ferry_server_opts *opts, int 
  * FERRY_EUNSUPPORTED.  On success, if bound != NULL, it receives the bound
  * address as text (with the real port when 0 was asked).
  */
-int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry_sock_type type,
+FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry_sock_type type,
                         const struct ferry_handler *h, char bound[FERRY_ADDRSTRLEN]);
 
 /*
@@ -145,54 +149,54 @@ int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry
  * the handler.  Handlers are the same as over plain sockets;
  * ferry_conn_tls_info tells them what the handshake established.
  */
-int ferry_server_listen_tls(struct ferry_server *s, const char *endpoint,
+FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_tls(struct ferry_server *s, const char *endpoint,
                             enum ferry_sock_type type, const struct ferry_handler *h,
                             struct ferry_tls *tls, char bound[FERRY_ADDRSTRLEN]);
 
 /* Serve until stopped.  Returns 0 after a graceful stop, or a negative error. */
-int ferry_server_run(struct ferry_server *s);
+FERRY_EXPORT FERRY_NODISCARD int ferry_server_run(struct ferry_server *s);
 
 /* Ask a running server to stop gracefully.  Async-signal- and thread-safe. */
-void ferry_server_stop(struct ferry_server *s);
+FERRY_EXPORT void ferry_server_stop(struct ferry_server *s);
 
 /* Free a server that is not running (closes listeners, unlinks unix sockets
  * it created).  NULL allowed. */
-void ferry_server_free(struct ferry_server *s);
+FERRY_EXPORT void ferry_server_free(struct ferry_server *s);
 
 /* ---- connections --------------------------------------------------------- */
 
 /* The peer's address as text ("127.0.0.1:50312", "unix:"), stable for the
  * connection's life. */
-const char *ferry_conn_peer(const struct ferry_conn *c);
-uint64_t ferry_conn_id(const struct ferry_conn *c);
+FERRY_EXPORT const char *ferry_conn_peer(const struct ferry_conn *c);
+FERRY_EXPORT uint64_t ferry_conn_id(const struct ferry_conn *c);
 
 /* Per-connection handler state.  The handler owns what it stores and frees
  * it in on_close (or before serve returns). */
-void ferry_conn_set_data(struct ferry_conn *c, void *data);
-void *ferry_conn_data(const struct ferry_conn *c);
+FERRY_EXPORT void ferry_conn_set_data(struct ferry_conn *c, void *data);
+FERRY_EXPORT void *ferry_conn_data(const struct ferry_conn *c);
 
 /* The connection passed its authentication: the handshake timeout ends. */
-void ferry_conn_set_authenticated(struct ferry_conn *c);
+FERRY_EXPORT void ferry_conn_set_authenticated(struct ferry_conn *c);
 
 /* Event style with on_frame: limits for the frames that follow, e.g.
  * small before authentication and larger after (the struct is copied;
  * size_key must outlive the connection). */
-void ferry_conn_set_frame_limits(struct ferry_conn *c, const struct ferry_frame_limits *limits);
+FERRY_EXPORT void ferry_conn_set_frame_limits(struct ferry_conn *c, const struct ferry_frame_limits *limits);
 
 /* True once the server has begun a graceful stop. */
-int ferry_conn_stopping(const struct ferry_conn *c);
+FERRY_EXPORT int ferry_conn_stopping(const struct ferry_conn *c);
 
 /* The loop an event-style connection runs on (to watch pipes, set timers);
  * NULL for blocking handlers. */
-struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c);
+FERRY_EXPORT struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c);
 
 /* Output.  Event style: copy into the output queue (never blocks; fails
  * only on allocation failure or a closed connection).  Blocking style:
  * write everything before returning. */
-int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len);
-int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt);
+FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len);
+FERRY_EXPORT FERRY_NODISCARD int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt);
 /* A whole frame (header, then body_len bytes of body with "size" set). */
-int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *body, size_t body_len);
+FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *body, size_t body_len);
 
 /*
  * Up to len bytes of the file fd, from *offset, straight to the peer
@@ -205,45 +209,45 @@ int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *bod
  * style: sends len bytes, or fewer when the file ends.  The caller keeps
  * owning fd.
  */
-ssize_t ferry_conn_sendfile(struct ferry_conn *c, int fd, uint64_t *offset, size_t len);
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_conn_sendfile(struct ferry_conn *c, int fd, uint64_t *offset, size_t len);
 
 /* Event style: have .on_drain called once the connection can take more
  * output (on the next loop iteration when it already can).  A producer
  * that sends in batches yields with it, so one busy connection cannot hold
  * the loop. */
-void ferry_conn_want_drain(struct ferry_conn *c);
+FERRY_EXPORT void ferry_conn_want_drain(struct ferry_conn *c);
 
 /* Event style: bytes queued and not yet sent, and whether the queue is over
  * the high-water mark (stop producing until on_drain). */
-size_t ferry_conn_pending(const struct ferry_conn *c);
-int ferry_conn_write_blocked(const struct ferry_conn *c);
+FERRY_EXPORT size_t ferry_conn_pending(const struct ferry_conn *c);
+FERRY_EXPORT int ferry_conn_write_blocked(const struct ferry_conn *c);
 
 /* Event style: stop / resume delivering input (on_data/on_frame). */
-void ferry_conn_pause_read(struct ferry_conn *c);
-void ferry_conn_resume_read(struct ferry_conn *c);
+FERRY_EXPORT void ferry_conn_pause_read(struct ferry_conn *c);
+FERRY_EXPORT void ferry_conn_resume_read(struct ferry_conn *c);
 
 /* Close after queued output is flushed (event style), or at once.  Safe
  * inside callbacks: the connection is freed after the current dispatch, and
  * on_close runs first.  Blocking style: simply return from serve. */
-void ferry_conn_close(struct ferry_conn *c);
-void ferry_conn_abort(struct ferry_conn *c, int reason);
+FERRY_EXPORT void ferry_conn_close(struct ferry_conn *c);
+FERRY_EXPORT void ferry_conn_abort(struct ferry_conn *c, int reason);
 
 /* Blocking style input.  read returns bytes (> 0), 0 at end of stream
  * (also when the server is stopping and nothing is buffered), or a
  * negative error (-ETIMEDOUT after idle_timeout_ms).  read_full and
  * read_frame follow transport.h and frame.h. */
-ssize_t ferry_conn_read(struct ferry_conn *c, void *buf, size_t len);
-int ferry_conn_read_full(struct ferry_conn *c, void *buf, size_t len);
-int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_size);
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_conn_read(struct ferry_conn *c, void *buf, size_t len);
+FERRY_EXPORT FERRY_NODISCARD int ferry_conn_read_full(struct ferry_conn *c, void *buf, size_t len);
+FERRY_EXPORT FERRY_NODISCARD int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_size);
 
 /* For a TLS connection, what its handshake established (0); otherwise
  * FERRY_EUNSUPPORTED.  Strings live as long as the connection. */
-int ferry_conn_tls_info(const struct ferry_conn *c, struct ferry_tls_info *info);
+FERRY_EXPORT int ferry_conn_tls_info(const struct ferry_conn *c, struct ferry_tls_info *info);
 
 /* The transport underneath, for code that needs it (blocking style). */
-struct ferry_transport *ferry_conn_transport(struct ferry_conn *c);
+FERRY_EXPORT struct ferry_transport *ferry_conn_transport(struct ferry_conn *c);
 
 /* Reply to a datagram from within on_datagram (or later, with a copy of d). */
-int ferry_datagram_reply(const struct ferry_datagram *d, const void *buf, size_t len);
+FERRY_EXPORT int ferry_datagram_reply(const struct ferry_datagram *d, const void *buf, size_t len);
 
 #endif

@@ -22,6 +22,8 @@
 #ifndef FERRY_TLS_H
 #define FERRY_TLS_H
 
+#include "ferry/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,16 +77,17 @@ struct ferry_tls_opts {
  * A server needs a PSK lookup or a certificate; a client needs a PSK or a
  * CA file.
  */
-int ferry_tls_new(const struct ferry_tls_opts *o, struct ferry_tls **out, char *err, size_t errlen);
+FERRY_EXPORT FERRY_NODISCARD int ferry_tls_new(const struct ferry_tls_opts *o, char *err, size_t errlen,
+                                               struct ferry_tls **out);
 
 /* Free a configuration no connection uses any more.  NULL allowed. */
-void ferry_tls_free(struct ferry_tls *tls);
+FERRY_EXPORT void ferry_tls_free(struct ferry_tls *tls);
 
 /* The OpenSSL in use, and whether it can hand record encryption to the
  * kernel (kernel TLS): 1 when both OpenSSL and the running kernel support
  * it (the `tls` module is loaded), 0 otherwise.  For --version and logs. */
-const char *ferry_tls_library(void);
-int ferry_tls_ktls_available(void);
+FERRY_EXPORT const char *ferry_tls_library(void);
+FERRY_EXPORT int ferry_tls_ktls_available(void);
 
 /* What a finished handshake established (ferry_transport_tls_info). */
 struct ferry_tls_info {

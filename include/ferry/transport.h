@@ -12,6 +12,8 @@
 #ifndef FERRY_TRANSPORT_H
 #define FERRY_TRANSPORT_H
 
+#include "ferry/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -21,10 +23,10 @@ struct ferry_transport;   /* opaque */
 struct ferry_tls;
 struct ferry_tls_info;
 
-/* Wrap a connected socket (or any stream fd).  The transport owns fd from
- * now on and closes it in ferry_transport_free().  NULL on allocation
- * failure (fd is then left open for the caller). */
-struct ferry_transport *ferry_transport_new_fd(int fd);
+/* Wrap a connected socket (or any stream fd) into *out.  The transport
+ * owns fd from now on and closes it in ferry_transport_free().  0, or
+ * -ENOMEM (fd is then left open for the caller). */
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_new_fd(int fd, struct ferry_transport **out);
 
 /*
  * Wrap a connected socket in TLS configured by tls (which must outlive the
@@ -37,7 +39,7 @@ struct ferry_transport *ferry_transport_new_fd(int fd);
  * and *out (owning fd), or a negative code (fd left to the caller).  The
  * handshake runs in ferry_transport_handshake, or implicitly on first I/O.
  */
-int ferry_transport_new_tls(int fd, struct ferry_tls *tls, const char *server_name,
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_new_tls(int fd, struct ferry_tls *tls, const char *server_name,
                             struct ferry_transport **out);
 
 /*
@@ -47,48 +49,48 @@ int ferry_transport_new_tls(int fd, struct ferry_tls *tls, const char *server_na
  * the handshake failed (ferry_transport_error() says why), FERRY_EEOF when
  * the peer hung up, or another negative error.
  */
-int ferry_transport_handshake(struct ferry_transport *t);
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_handshake(struct ferry_transport *t);
 
 /* After -EAGAIN: the poll events (POLLIN, POLLOUT) the transport waits
  * for.  A plain transport wants what the failed call was doing. */
-short ferry_transport_wants(const struct ferry_transport *t);
+FERRY_EXPORT short ferry_transport_wants(const struct ferry_transport *t);
 
 /* Bytes already received and decrypted that poll() on the descriptor will
  * not announce: read them before waiting.  Always 0 for a plain transport. */
-int ferry_transport_pending(const struct ferry_transport *t);
+FERRY_EXPORT int ferry_transport_pending(const struct ferry_transport *t);
 
 /* The reason behind the last FERRY_ETLS / FERRY_ENOTTLS, one line ("tlsv1
  * alert decrypt error", "certificate verify failed: hostname mismatch");
  * "" when there is none.  Valid until the next call on t. */
-const char *ferry_transport_error(const struct ferry_transport *t);
+FERRY_EXPORT const char *ferry_transport_error(const struct ferry_transport *t);
 
 /* After the handshake: fill *info and return 0; FERRY_EUNSUPPORTED for a
  * plain transport.  The strings live as long as the transport. */
-int ferry_transport_tls_info(const struct ferry_transport *t, struct ferry_tls_info *info);
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_tls_info(const struct ferry_transport *t, struct ferry_tls_info *info);
 
 /* After the handshake: len bytes exported from the TLS session under
  * label (RFC 8446 7.5, empty context), the same on both ends of this one
  * connection and unpredictable on any other; for binding an application's
  * own authentication to the channel.  0, FERRY_EUNSUPPORTED (plain),
  * FERRY_ESTATE (no handshake yet) or FERRY_ETLS. */
-int ferry_transport_tls_exporter(const struct ferry_transport *t, const char *label,
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_tls_exporter(const struct ferry_transport *t, const char *label,
                                  uint8_t *out, size_t len);
 
 /* Whether read and write block (0) or return -EAGAIN (1).  Use this, not
  * fcntl on the descriptor: a TLS transport's socket is always non-blocking
  * and the transport waits itself when it is blocking. */
-int ferry_transport_set_nonblocking(struct ferry_transport *t, int on);
+FERRY_EXPORT int ferry_transport_set_nonblocking(struct ferry_transport *t, int on);
 
 /* Close the descriptor and free.  NULL is allowed. */
-void ferry_transport_free(struct ferry_transport *t);
+FERRY_EXPORT void ferry_transport_free(struct ferry_transport *t);
 
 /* The underlying descriptor, for polling; never read or write it directly. */
-int ferry_transport_fd(const struct ferry_transport *t);
+FERRY_EXPORT int ferry_transport_fd(const struct ferry_transport *t);
 
 /* Read up to len bytes.  Returns the count (> 0), 0 at end of stream,
  * -EAGAIN when non-blocking and nothing is available, or a negative error.
  * EINTR is retried internally. */
-ssize_t ferry_transport_read(struct ferry_transport *t, void *buf, size_t len);
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_read(struct ferry_transport *t, void *buf, size_t len);
 
 /* Gathered write; returns bytes written (possibly short), -EAGAIN, or a
  * negative error.  Never raises SIGPIPE (-EPIPE is returned instead).
@@ -96,15 +98,15 @@ ssize_t ferry_transport_read(struct ferry_transport *t, void *buf, size_t len);
  * from the same first byte (more may follow): TLS has already sealed a
  * record of them.  A caller that keeps unsent bytes queued does this by
  * itself. */
-ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt);
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *iov, int iovcnt);
 
 /* Blocking helpers: loop until all of len is transferred.  read_full
  * returns 0, FERRY_EEOF when the stream ended before the first byte, or
  * FERRY_ETRUNCATED when it ended part way.  write_full and writev_full
  * return 0 or a negative error; writev_full may modify iov. */
-int ferry_transport_read_full(struct ferry_transport *t, void *buf, size_t len);
-int ferry_transport_write_full(struct ferry_transport *t, const void *buf, size_t len);
-int ferry_transport_writev_full(struct ferry_transport *t, struct iovec *iov, int iovcnt);
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_read_full(struct ferry_transport *t, void *buf, size_t len);
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_write_full(struct ferry_transport *t, const void *buf, size_t len);
+FERRY_EXPORT FERRY_NODISCARD int ferry_transport_writev_full(struct ferry_transport *t, struct iovec *iov, int iovcnt);
 
 /* Up to len bytes of the file in_fd, from *offset, to the peer; *offset
  * advances by what was sent (in_fd's own position is not used).  Zero-copy
@@ -112,13 +114,13 @@ int ferry_transport_writev_full(struct ferry_transport *t, struct iovec *iov, in
  * 0 when the file has no byte at *offset (it ended early), -EAGAIN, or a
  * negative error from either side.  One attempt, without the transport's
  * timeout: on a blocking descriptor it waits as write(2) would. */
-ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t *offset, size_t len);
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t *offset, size_t len);
 
 /* Half-close: no more writes from us (the peer reads EOF). */
-int ferry_transport_shutdown_write(struct ferry_transport *t);
+FERRY_EXPORT int ferry_transport_shutdown_write(struct ferry_transport *t);
 
 /* Blocking transports only: fail reads and writes that wait longer than
  * timeout_ms with -ETIMEDOUT (0 = wait forever). */
-void ferry_transport_set_timeout(struct ferry_transport *t, int timeout_ms);
+FERRY_EXPORT void ferry_transport_set_timeout(struct ferry_transport *t, int timeout_ms);
 
 #endif

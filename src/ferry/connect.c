@@ -344,7 +344,7 @@ static int tls_config(struct session *s, const struct session_opts *o, const str
         to.psk_len = KEY_LEN;
         to.psk_identity = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
     }
-    if (ferry_tls_new(&to, &s->tls, err, sizeof err) < 0) {
+    if (ferry_tls_new(&to, err, sizeof err, &s->tls) < 0) {
         cli_error("%s", err);
         return -1;
     }
@@ -441,7 +441,7 @@ struct session *session_open(const char *host, const struct session_opts *o)
     if (addr.ss.ss_family != AF_UNIX)
         set_nodelay(fd);
     if (o->plaintext || o->insecure_no_auth) {
-        if (!(s->t = ferry_transport_new_fd(fd))) {
+        if (ferry_transport_new_fd(fd, &s->t) < 0) {
             cli_error("out of memory");
             goto out;
         }
@@ -487,8 +487,7 @@ struct session *session_open(const char *host, const struct session_opts *o)
         cli_error("cannot make the connection non-blocking: %s", ferry_strerror(r));
         goto out;
     }
-    s->parser = ferry_frame_parser_new(&limits);
-    if (!s->parser) {
+    if (ferry_frame_parser_new(&limits, &s->parser) < 0) {
         cli_error("out of memory");
         goto out;
     }

@@ -82,7 +82,7 @@ int files_lost(struct session *s, struct fs_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
-    return FILES_ELOST;
+    return FERRY_ELOST;
 }
 
 /* Copy a string member into a fixed buffer, cutting it if it is long. */
@@ -106,9 +106,9 @@ static int remote_error(struct session *s, const json_t *h, struct fs_error *err
         snprintf(msg, sizeof msg, "%s", err->message);
         files_lost(s, err, "%s: %s", err->code[0] == 'p' ? "protocol error" :
                    "authentication failed", msg);
-        return FILES_ELOST;
+        return FERRY_ELOST;
     }
-    return FILES_EREMOTE;
+    return FERRY_EREMOTE;
 }
 
 /* ---- paths ---------------------------------------------------------------- */
@@ -174,7 +174,7 @@ char *files_basename(const char *path)
 /* ---- the socket ------------------------------------------------------------- */
 
 /* Wait for events on the socket.  0 (revents in *got), -EINTR when a
- * signal asked us to stop, or FILES_ELOST. */
+ * signal asked us to stop, or FERRY_ELOST. */
 static int wait_sock(struct session *s, short events, short *got, struct fs_error *err)
 {
     struct pollfd pfd = { .fd = ferry_transport_fd(s->t), .events = events };
@@ -197,7 +197,7 @@ static int wait_sock(struct session *s, short events, short *got, struct fs_erro
 }
 
 /* Read once into rbuf (making room first).  Returns the bytes read, 0 when
- * none were ready (non-blocking), or FILES_ELOST. */
+ * none were ready (non-blocking), or FERRY_ELOST. */
 static ssize_t fill_once(struct session *s, struct fs_error *err)
 {
     ssize_t n;
@@ -298,7 +298,7 @@ int files_send(struct session *s, json_t *hdr, struct fs_error *err)
                  "request too long" : ferry_strerror(r));
         err->code[0] = err->errname[0] = '\0';
         free(enc);
-        return FILES_EREMOTE;
+        return FERRY_EREMOTE;
     }
     r = flush_queue(s, err);
     if (r == 0)
@@ -374,7 +374,7 @@ static int classify(struct session *s, json_t **hdr, const char **type, uint64_t
     json_decref(*hdr);
     *hdr = NULL;
     *type = NULL;
-    if (r == FILES_EREMOTE && body > 0) {
+    if (r == FERRY_EREMOTE && body > 0) {
         struct fs_error skip;
 
         if (files_skip_body(s, body, &skip) < 0)
@@ -703,7 +703,7 @@ static int bad_name(struct fs_error *err)
 {
     err->code[0] = err->errname[0] = '\0';
     snprintf(err->message, sizeof err->message, "the name is not valid UTF-8");
-    return FILES_EREMOTE;
+    return FERRY_EREMOTE;
 }
 
 int files_stat(struct session *s, const char *path, struct fs_meta *m, json_t **answer,

@@ -12,10 +12,10 @@
  * a frame boundary for run.c.
  *
  * Every call returns 0 or a negative code and fills a struct fs_error:
- *   FILES_EREMOTE  the server refused this request (err->code, err->errname,
+ *   FERRY_EREMOTE  the server refused this request (err->code, err->errname,
  *                  err->message); the session goes on unless err->code is
  *                  "protocol" or "auth" (then s->broken is set);
- *   FILES_ELOST    the connection is gone or out of step (s->broken is set;
+ *   FERRY_ELOST    the connection is gone or out of step (s->broken is set;
  *                  err->message says why);
  *   -EINTR         files_interrupted was set by a signal while waiting.
  */
@@ -29,9 +29,8 @@
 #include <jansson.h>
 
 #include "connect.h"
+#include "errcode.h"
 
-#define FILES_EREMOTE (-4300)
-#define FILES_ELOST   (-4301)
 
 /* Set (to the signal's number) by the handlers files_signals_install puts
  * in place; waits give up with -EINTR once it is. */
@@ -107,7 +106,7 @@ int files_send_body(struct session *s, const void *p, size_t n, int *incoming,
  * its type (borrowed from *hdr) and its body size, which the caller must
  * read with files_read_body (or drop with files_skip_body).  Bodies over
  * PROTO_DATA_SEGMENT are refused.  An "error" message is returned as
- * FILES_EREMOTE with err filled (and its body skipped), not as a header.
+ * FERRY_EREMOTE with err filled (and its body skipped), not as a header.
  */
 int files_recv(struct session *s, json_t **hdr, const char **type, uint64_t *body,
                struct fs_error *err);
@@ -149,19 +148,19 @@ void files_splice_reset(struct files_splice *sp);
  * splice.  Returns the count moved (> 0); 0 when splicing is not possible
  * here (TLS, no pipe, a socket or file system without splice; sp->off is
  * then set and nothing was consumed: read the body with files_read_body);
- * -EINTR; or FILES_ELOST, with *local_err = -errno when writing the file
+ * -EINTR; or FERRY_ELOST, with *local_err = -errno when writing the file
  * failed.  After a negative return call files_splice_reset.
  */
 ssize_t files_splice_body(struct session *s, struct files_splice *sp, int fd, uint64_t off,
                           size_t n, int *local_err, struct fs_error *err);
 
-/* Mark the session unusable and say why (for FILES_ELOST).  Returns
- * FILES_ELOST. */
+/* Mark the session unusable and say why (for FERRY_ELOST).  Returns
+ * FERRY_ELOST. */
 int files_lost(struct session *s, struct fs_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* A metadata object (stat answer, list entry, get-ready) into *m.
- * 0, or FILES_ELOST when a member is missing or out of range. */
+ * 0, or FERRY_ELOST when a member is missing or out of range. */
 int files_parse_meta(struct session *s, const json_t *obj, struct fs_meta *m,
                      struct fs_error *err);
 

@@ -149,7 +149,7 @@ static int run_ls(struct session **sp, const char *host, const struct session_op
         goto out;
     }
     r = files_list(*sp, path, &entries, &err);
-    if (r == FILES_EREMOTE) {
+    if (r == FERRY_EREMOTE) {
         cli_error("ls %s: %s", arg, files_error_text(&err));
         status = 1;
         goto out;
@@ -231,7 +231,7 @@ static int run_stat(struct session **sp, const char *host, const struct session_
         }
         r = files_stat(*sp, path, &m, &ans, &err);
         free(path);
-        if (r == FILES_EREMOTE) {
+        if (r == FERRY_EREMOTE) {
             cli_error("stat %s: %s", a->ops[i], files_error_text(&err));
             status = 1;
             continue;
@@ -286,7 +286,7 @@ static int run_each(struct session **sp, struct fsargs *a, const char *name, int
         }
         r = request(*sp, path, flag, &err);
         free(path);
-        if (r == FILES_EREMOTE) {
+        if (r == FERRY_EREMOTE) {
             cli_error("%s %s: %s", name, a->ops[i], files_error_text(&err));
             status = 1;
         } else if (r < 0) {

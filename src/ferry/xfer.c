@@ -169,7 +169,7 @@ static uint64_t resume_point(struct xfer *x, int fd, uint64_t size, uint64_t k,
 }
 
 /* Look for an answer that came in while we were sending: only an error
- * may.  0: none yet; FILES_EREMOTE: the put failed (err filled); other
+ * may.  0: none yet; FERRY_EREMOTE: the put failed (err filled); other
  * negatives: the connection is gone. */
 static int check_incoming(struct session *s, struct fs_error *err)
 {
@@ -235,7 +235,7 @@ static void prefer_server_error(struct session *s, struct fs_error *err)
 {
     struct fs_error e2;
 
-    if (check_incoming(s, &e2) == FILES_EREMOTE)
+    if (check_incoming(s, &e2) == FERRY_EREMOTE)
         *err = e2;
 }
 
@@ -305,7 +305,7 @@ static void put_file(struct xfer *x, int dirfd, const char *name, int nofollow,
     }
     bar = progress_start(display, (uint64_t)st.st_size, off);
     r = send_data(x, s, fd, off, (uint64_t)st.st_size, bar, &err);
-    if (r == FILES_EREMOTE) {
+    if (r == FERRY_EREMOTE) {
         /* The error was the put's answer; the server expects this
          * put-end and answers nothing to it. */
         struct fs_error ignored;
@@ -339,7 +339,7 @@ failed:
          * temporary (or keeps it for --resume). */
         (*x->sp)->broken = 1;
     } else {
-        if (r == FILES_ELOST)
+        if (r == FERRY_ELOST)
             prefer_server_error(*x->sp, &err);
         report_err(x, "put", display, &err);
     }
@@ -429,7 +429,7 @@ static int remote_is_dir(struct xfer *x, const char *path, struct fs_error *err)
     r = files_stat(*x->sp, path, &m, NULL, err);
     if (r == 0)
         return strcmp(m.kind, "dir") == 0;
-    if (r == FILES_EREMOTE && strcmp(err->code, ERR_FS) == 0 &&
+    if (r == FERRY_EREMOTE && strcmp(err->code, ERR_FS) == 0 &&
         (strcmp(err->errname, "ENOENT") == 0 || strcmp(err->errname, "ENOTDIR") == 0))
         return 0;
     return -1;
@@ -656,7 +656,7 @@ static int receive_data(struct xfer *x, struct session *s, int fd, uint64_t off,
         snprintf(err->code, sizeof err->code, "%s", ERR_CHECKSUM);
         err->errname[0] = '\0';
         snprintf(err->message, sizeof err->message, "checksum mismatch: the file was not saved");
-        r = FILES_EREMOTE;
+        r = FERRY_EREMOTE;
     }
     json_decref(h);
     return r;
@@ -830,7 +830,7 @@ static void get_file(struct xfer *x, const char *remote, const char *display,
         ferry_log_debug("get %s: resuming at %llu", display, (unsigned long long)off);
     bar = progress_start(display, size, off);
     r = receive_data(x, s, fd, off, size, bar, &local_err, &err);
-    if (r == FILES_EREMOTE && strcmp(err.code, ERR_CHECKSUM) == 0)
+    if (r == FERRY_EREMOTE && strcmp(err.code, ERR_CHECKSUM) == 0)
         keep_tmp = 0;   /* the bytes are wrong: nothing to resume from */
     if (r < 0)
         goto failed;

@@ -121,7 +121,9 @@ static void on_exit_cb(void *arg, const struct exec_result *res)
         { k->out[0].data, k->out[0].len },
         { k->out[1].data, k->out[1].len },
     };
-    ferry_conn_writev(k->c, iov, 3);
+    int r = ferry_conn_writev(k->c, iov, 3);
+    if (r < 0)
+        ferry_conn_abort(k->c, r);
 out:
     free(head);
     exec_free(k->exec);

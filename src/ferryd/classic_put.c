@@ -40,8 +40,7 @@ struct classic_put *classic_put_new(struct ferry_conn *c, const struct fsroot *r
     p->c = c;
     p->root = root;
     fsops_upload_init(&p->up);
-    p->parser = ferry_frame_parser_new(&put_limits);
-    if (!p->parser) {
+    if (ferry_frame_parser_new(&put_limits, &p->parser) < 0) {
         free(p);
         return NULL;
     }
@@ -89,11 +88,11 @@ static void begin_file(struct classic_put *p, json_t *h, uint64_t size)
     name = base_name(filename);
     r = fspath_check(name, why, sizeof why);
     if (r == 0 && strcmp(name, ".") == 0)
-        r = FSPATH_EDOT;
+        r = FERRY_EPATH_DOT;
     if (r == 0)
         r = fsops_upload_open(p->root, name, 0, &p->up, &have);
     if (r < 0) {
-        ferry_log_info("classic %s: put refused: %s", peer, fspath_strerror(r));
+        ferry_log_info("classic %s: put refused: %s", peer, app_strerror(r));
         return;
     }
     p->failed = 0;

@@ -368,7 +368,7 @@ static int open_cwd(const char *cwd, int *out, char *err, size_t errlen)
         if (fd >= 0)
             close(fd);
         set_err(err, errlen, "cd %s: %s", cwd, ferry_strerror(-e));
-        return EXEC_ECWD;
+        return FERRY_ECWD;
     }
     *out = fd;
     return 0;

@@ -32,16 +32,15 @@
 #include <sys/types.h>
 
 struct ferry_loop;
+#include "errcode.h"
+
 struct exec;    /* opaque */
 
 /* After a timeout: SIGTERM to the group, then SIGKILL this much later. */
 #define EXEC_KILL_GRACE_MS 2000
 
-/* exec_start: the working directory cannot be used (missing, not a
- * directory, not searchable).  Outside the errno range and past libferry's
- * own codes (-4001 ...) in error.h; ferry_strerror() does not know it, so use
- * the message exec_start wrote into err. */
-#define EXEC_ECWD (-4100)
+/* exec_start fails with FERRY_ECWD (errcode.h) when the working
+ * directory cannot be used (missing, not a directory, not searchable). */
 
 struct exec_spec {
     /* argv mode: the exact argv, NULL-terminated, never re-parsed.  argv[0]
@@ -106,7 +105,7 @@ struct exec_ops {
  *              directory" for a name with '/'); the caller reports 127
  *   -EACCES    "NAME: permission denied"                          126
  *   -ENOEXEC   "NAME: cannot execute: Exec format error"           126
- *   EXEC_ECWD  "cd DIR: No such file or directory" (or the reason)
+ *   FERRY_ECWD  "cd DIR: No such file or directory" (or the reason)
  *   -EINVAL    bad spec (both or neither of argv/shell, empty argv) or a
  *              bad env entry ("bad environment variable name: ...")
  *   other      -errno from pipe2, posix_spawn, malloc ...

@@ -117,7 +117,7 @@ json_t *files_op_error(struct files *f, const char *path, int code)
     /* A refused path is never echoed: it may hold anything the client
      * chose to send.  A filesystem error names the (acceptable) path. */
     if (!errno_name)
-        snprintf(message, sizeof message, "%s", fspath_strerror(code));
+        snprintf(message, sizeof message, "%s", app_strerror(code));
     else if (code == -ESTALE)
         snprintf(message, sizeof message, "%.400s: the upload's temporary file was removed or "
                  "replaced while it was written; nothing was saved", path);

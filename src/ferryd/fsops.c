@@ -40,7 +40,7 @@ json_t *fsops_meta(const struct stat *st)
 const char *fsops_error_code(int code, const char **errno_name)
 {
     *errno_name = NULL;
-    if (code <= FSPATH_EEMPTY && code >= FSPATH_EDEPTH)
+    if (code <= FERRY_EPATH_EMPTY && code >= FERRY_EPATH_DEPTH)
         return "path";
     if (code < 0 && code > -4096) {
         *errno_name = strerrorname_np(-code);
@@ -116,7 +116,7 @@ static int rm_tree(int dirfd, const char *name, unsigned depth)
     if (errno != EISDIR && errno != EPERM)
         return -errno;
     if (depth >= FSPATH_SWEEP_DEPTH)
-        return FSPATH_EDEPTH;
+        return FERRY_EPATH_DEPTH;
     fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOTDIR ? -EPERM : -errno;
@@ -196,7 +196,7 @@ static int take_shared(struct fsops_upload *u)
         int fd = openat(u->dirfd, u->tmp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
         if (fd < 0)
-            return errno == ELOOP ? FSPATH_ESYMLINK : -errno;
+            return errno == ELOOP ? FERRY_EPATH_SYMLINK : -errno;
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
             int e = errno;
             close(fd);

@@ -7,7 +7,7 @@
  * is walked twice and nothing outside the root is touched.  No protocol
  * here: callers turn the codes into messages (fsops_error_code).
  *
- * Errors: 0 or a negative code: fspath's FSPATH_E* for paths the sandbox
+ * Errors: 0 or a negative code: errcode.h's FERRY_EPATH_* for paths the sandbox
  * refuses, -errno for the filesystem's answers.
  */
 #ifndef FERRYD_FSOPS_H
@@ -32,7 +32,7 @@ int fsops_mkdir(const struct fsroot *root, const char *path, int parents);
 
 /* Remove a file, a symlink (never its target) or an empty directory; with
  * recursive, a whole tree, walked by descriptor without following symlinks
- * (at most FSPATH_SWEEP_DEPTH levels). "." is FSPATH_EDOT. */
+ * (at most FSPATH_SWEEP_DEPTH levels). "." is FERRY_EPATH_DOT. */
 int fsops_rm(const struct fsroot *root, const char *path, int recursive);
 
 /*

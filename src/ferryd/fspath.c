@@ -49,24 +49,6 @@ struct fsroot {
 };
 
 
-const char *fspath_strerror(int code)
-{
-    switch (code) {
-    case FSPATH_EEMPTY:    return "empty path";
-    case FSPATH_EABSOLUTE: return "absolute path (paths are relative to the served root)";
-    case FSPATH_EDOTDOT:   return "'..' is not allowed in a path";
-    case FSPATH_ECONTROL:  return "control character in path";
-    case FSPATH_ENAMELONG: return "file name too long";
-    case FSPATH_EPATHLONG: return "path too long";
-    case FSPATH_ESLASH:    return "repeated or trailing '/' in path";
-    case FSPATH_EDOT:      return "'.' or '..' cannot be used here";
-    case FSPATH_EESCAPE:   return "path leaves the served root";
-    case FSPATH_ESYMLINK:  return "path goes through a symbolic link that is not followed";
-    case FSPATH_EDEPTH:    return "directory tree too deep";
-    default:               return ferry_strerror(code);
-    }
-}
-
 /* ---- the root ------------------------------------------------------------ */
 
 /* mkdir -p: make every missing directory along dir.  EEXIST is fine at
@@ -165,17 +147,17 @@ int fspath_check(const char *path, char *err, size_t errlen)
 
     if (!path || path[0] == '\0') {
         set_err(err, errlen, "empty path");
-        return FSPATH_EEMPTY;
+        return FERRY_EPATH_EMPTY;
     }
     /* strnlen: a hostile path is never scanned further than this. */
     len = strnlen(path, PATH_MAX);
     if (len >= PATH_MAX) {
         set_err(err, errlen, "path is longer than %d bytes", PATH_MAX - 1);
-        return FSPATH_EPATHLONG;
+        return FERRY_EPATH_LONG;
     }
     if (path[0] == '/') {
         set_err(err, errlen, "absolute path: paths are relative to the served root");
-        return FSPATH_EABSOLUTE;
+        return FERRY_EPATH_ABSOLUTE;
     }
     if (strcmp(path, ".") == 0)
         return 0;
@@ -189,7 +171,7 @@ int fspath_check(const char *path, char *err, size_t errlen)
             if (c < 0x20 || c == 0x7f) {
                 set_err(err, errlen, "control character 0x%02x at byte %zu of the path",
                         c, i);
-                return FSPATH_ECONTROL;
+                return FERRY_EPATH_CONTROL;
             }
             continue;
         }
@@ -197,19 +179,19 @@ int fspath_check(const char *path, char *err, size_t errlen)
         n = (size_t)(path + i - comp);
         if (n == 0) {
             set_err(err, errlen, "empty component (repeated or trailing '/') in the path");
-            return FSPATH_ESLASH;
+            return FERRY_EPATH_SLASH;
         }
         if (n == 2 && comp[0] == '.' && comp[1] == '.') {
             set_err(err, errlen, "'..' is not allowed in a path");
-            return FSPATH_EDOTDOT;
+            return FERRY_EPATH_DOTDOT;
         }
         if (n == 1 && comp[0] == '.') {
             set_err(err, errlen, "'.' is only allowed as the whole path");
-            return FSPATH_EDOT;
+            return FERRY_EPATH_DOT;
         }
         if (n > NAME_MAX) {
             set_err(err, errlen, "a file name in the path is longer than %d bytes", NAME_MAX);
-            return FSPATH_ENAMELONG;
+            return FERRY_EPATH_NAMELONG;
         }
         comp = path + i + 1;
     }
@@ -248,13 +230,13 @@ static int open_openat2(int rootfd, const char *path, int flags, mode_t mode,
         if (e == EINTR || (e == EAGAIN && ++tries < OPENAT2_TRIES))
             continue;
         if (e == EXDEV)
-            return FSPATH_EESCAPE;
+            return FERRY_EPATH_ESCAPE;
         /* ELOOP: the final component is a symlink under O_NOFOLLOW, a magic
          * link was refused (RESOLVE_NO_MAGICLINKS), or symlinks loop.  The
          * kernel does not say which; all three are "a symlink we do not
          * follow", which reads better than "too many levels". */
         if (e == ELOOP)
-            return FSPATH_ESYMLINK;
+            return FERRY_EPATH_SYMLINK;
         return -e;
     }
 }
@@ -288,7 +270,7 @@ static int fallback_step(int dirfd, const char *name, int *next)
     }
     if (!S_ISDIR(st.st_mode)) {
         close(fd);
-        return S_ISLNK(st.st_mode) ? FSPATH_ESYMLINK : -ENOTDIR;
+        return S_ISLNK(st.st_mode) ? FERRY_EPATH_SYMLINK : -ENOTDIR;
     }
     *next = fd;
     return 0;
@@ -301,10 +283,10 @@ static int fallback_final_error(int dirfd, const char *name, int e)
     struct stat st;
 
     if (e == ELOOP)
-        return FSPATH_ESYMLINK;
+        return FERRY_EPATH_SYMLINK;
     if (e == ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         S_ISLNK(st.st_mode))
-        return FSPATH_ESYMLINK;
+        return FERRY_EPATH_SYMLINK;
     return -e;
 }
 
@@ -346,7 +328,7 @@ static int open_fallback(int rootfd, const char *path, int flags, mode_t mode,
             goto out;
         }
         if (S_ISLNK(st.st_mode)) {
-            rc = FSPATH_ESYMLINK;
+            rc = FERRY_EPATH_SYMLINK;
             goto out;
         }
     }
@@ -409,14 +391,14 @@ int fspath_parent(const struct fsroot *root, const char *path,
     *dirfd_out = -1;
     *name_out = NULL;
     rc = fspath_check(path, NULL, 0);
-    if (rc < 0 && rc != FSPATH_EDOT && rc != FSPATH_EDOTDOT)
+    if (rc < 0 && rc != FERRY_EPATH_DOT && rc != FERRY_EPATH_DOTDOT)
         return rc;
     name = strrchr(path, '/');
     name = name ? name + 1 : path;
     /* Say "not a target" rather than "not allowed in a path" when the
      * problem is the final component itself. */
     if (is_dot_or_dotdot(name))
-        return FSPATH_EDOT;
+        return FERRY_EPATH_DOT;
     if (rc < 0)
         return rc;
 
@@ -510,7 +492,7 @@ static void sweep_dir(struct sweep *s, int fd, unsigned depth)
                 sweep_fail(s, -errno);
         } else if (type == DT_DIR) {
             if (depth + 1 > FSPATH_SWEEP_DEPTH) {
-                sweep_fail(s, FSPATH_EDEPTH);
+                sweep_fail(s, FERRY_EPATH_DEPTH);
                 continue;
             }
             /* O_NOFOLLOW: a directory swapped for a symlink since readdir

@@ -29,20 +29,20 @@
  * target stays inside (a relative target such as "sub/file" or
  * "../sibling" from a subdirectory); an absolute target, even one that
  * happens to name a place inside the root, and anything that climbs out,
- * fail with FSPATH_EESCAPE.  Magic links (/proc/PID/fd/N and the like) are
- * never followed (RESOLVE_NO_MAGICLINKS; FSPATH_ESYMLINK).  Mount points inside the root ARE
+ * fail with FERRY_EPATH_ESCAPE.  Magic links (/proc/PID/fd/N and the like) are
+ * never followed (RESOLVE_NO_MAGICLINKS; FERRY_EPATH_SYMLINK).  Mount points inside the root ARE
  * crossed (no RESOLVE_NO_XDEV): a root may legitimately span filesystems,
  * and a mount beneath the root was put there by the administrator, who can
  * already expose anything; RESOLVE_BENEATH still stops every escape by
  * name.  When a flag creates the final component (O_CREAT), that component
  * itself is never followed (O_NOFOLLOW is added): a symlink planted there,
- * dangling or not, fails with FSPATH_ESYMLINK instead of creating its
+ * dangling or not, fails with FERRY_EPATH_SYMLINK instead of creating its
  * target.
  *
  * Fallback.  Where openat2 is missing (Linux < 5.6, or a seccomp policy that
  * answers ENOSYS), the path is walked one component at a time with
  * openat(O_NOFOLLOW) from the root's descriptor, and EVERY symlink, inside
- * or not, fails with FSPATH_ESYMLINK: without the kernel's help we cannot
+ * or not, fails with FERRY_EPATH_SYMLINK: without the kernel's help we cannot
  * follow one without re-creating the race above.  Each step opens a child
  * of a directory we already hold, so a directory swapped for a symlink
  * mid-walk is seen as a symlink and refused.  The first ENOSYS switches the
@@ -56,7 +56,7 @@
  * walk still cannot climb from there: the fallback resolves no "..", and
  * openat2 re-checks every ".." against the root when renames happened.
  *
- * Slashes.  A path is rejected (FSPATH_ESLASH), not normalised, when it has
+ * Slashes.  A path is rejected (FERRY_EPATH_SLASH), not normalised, when it has
  * an empty component: repeated ("a//b") or trailing ("a/") slashes.  Every
  * file then has exactly one spelling, so the name a caller derives (a
  * temporary's name, the target of fspath_parent) is always a plain
@@ -73,21 +73,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "errcode.h"
+
 struct fsroot;  /* opaque */
 
-/* fspath's own codes, past libferry's (-4001 ...) and exec's (-4100).
- * ferry_strerror() does not know them; fspath_strerror() knows both. */
-#define FSPATH_EEMPTY       (-4200)  /* empty path */
-#define FSPATH_EABSOLUTE    (-4201)  /* starts with '/' */
-#define FSPATH_EDOTDOT      (-4202)  /* a ".." component, anywhere */
-#define FSPATH_ECONTROL     (-4203)  /* a byte 0x01-0x1f or 0x7f */
-#define FSPATH_ENAMELONG    (-4204)  /* a component longer than NAME_MAX */
-#define FSPATH_EPATHLONG    (-4205)  /* the path is PATH_MAX bytes or more */
-#define FSPATH_ESLASH       (-4206)  /* repeated or trailing '/' */
-#define FSPATH_EDOT         (-4207)  /* "." inside a path, or "."/".." as a target */
-#define FSPATH_EESCAPE      (-4208)  /* resolution would leave the root */
-#define FSPATH_ESYMLINK     (-4209)  /* a symlink where none is followed */
-#define FSPATH_EDEPTH       (-4210)  /* sweep: tree deeper than FSPATH_SWEEP_DEPTH */
+/* Errors are the FERRY_EPATH_* codes of errcode.h (app_strerror). */
 
 /* How many directory levels below the root fspath_sweep_temporaries visits. */
 #define FSPATH_SWEEP_DEPTH 64
@@ -100,7 +90,6 @@ struct fsroot;  /* opaque */
 extern int fspath_force_fallback;
 
 /* A message for any code returned here: fspath's own, -errno, or FERRY_E*. */
-const char *fspath_strerror(int code);
 
 /*
  * Open the directory the file service serves.  dir is the administrator's
@@ -127,8 +116,8 @@ int fsroot_fd(const struct fsroot *root);
  * free of bytes 0x01-0x1f and 0x7f, the whole under PATH_MAX bytes.  Bytes
  * from 0x80 up are allowed (names are bytes; the protocol's JSON already
  * guarantees valid UTF-8).  Returns 0, or the first problem found as
- * FSPATH_EEMPTY, FSPATH_EPATHLONG, FSPATH_EABSOLUTE, FSPATH_ECONTROL,
- * FSPATH_ESLASH, FSPATH_EDOTDOT, FSPATH_EDOT or FSPATH_ENAMELONG, with a
+ * FERRY_EPATH_EMPTY, FERRY_EPATH_LONG, FERRY_EPATH_ABSOLUTE, FERRY_EPATH_CONTROL,
+ * FERRY_EPATH_SLASH, FERRY_EPATH_DOTDOT, FERRY_EPATH_DOT or FERRY_EPATH_NAMELONG, with a
  * one-line reason in err (if errlen > 0) that never echoes the path, so it
  * is safe to log or send back whatever the client sent.
  */
@@ -144,8 +133,8 @@ int fspath_check(const char *path, char *err, size_t errlen);
  * (or open with O_PATH and look at the type first).
  * Returns 0 and *fd_out, or:
  *   fspath_check's codes    the path itself is not acceptable
- *   FSPATH_EESCAPE          resolution would leave the root
- *   FSPATH_ESYMLINK         a symlink met where none is followed: the final
+ *   FERRY_EPATH_ESCAPE          resolution would leave the root
+ *   FERRY_EPATH_SYMLINK         a symlink met where none is followed: the final
  *                           component with O_CREAT (or O_NOFOLLOW), a magic
  *                           link, a symlink loop; any symlink, in the fallback
  *   -EAGAIN                 the kernel could not rule out a race with a
@@ -161,7 +150,7 @@ int fspath_open(const struct fsroot *root, const char *path, int flags,
  * *name_out at that component inside path: the caller then runs
  * mkdirat / unlinkat / renameat / openat(O_CREAT|O_EXCL|O_NOFOLLOW) on
  * (*dirfd_out, *name_out) and closes *dirfd_out.  A final component "." or
- * ".." (including the whole path ".") is FSPATH_EDOT: it names no entry
+ * ".." (including the whole path ".") is FERRY_EPATH_DOT: it names no entry
  * that could be made, removed or replaced.  Otherwise returns fspath_open's
  * codes (for the parent; the final component is not looked at).
  */
@@ -179,7 +168,7 @@ int fspath_parent(const struct fsroot *root, const char *path,
  * start-up, before clients are served; a file that a concurrent writer
  * turns into a symlink between the type check and the unlink could be
  * removed as that symlink, but never through it.
- * Returns 0, or the first problem met (-errno, FSPATH_EDEPTH; -EINVAL for a
+ * Returns 0, or the first problem met (-errno, FERRY_EPATH_DEPTH; -EINVAL for a
  * bad suffix) after walking everything else; *removed (may be NULL) counts
  * the files removed either way.
  */

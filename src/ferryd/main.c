@@ -359,7 +359,7 @@ static int open_root(const char *dir, struct daemon_config *cfg)
     }
     r = fspath_sweep_temporaries(cfg->root, PROTO_PART_SUFFIX, &removed);
     if (r < 0)
-        ferry_log_warn("root %s: cleaning up unfinished uploads: %s", dir, fspath_strerror(r));
+        ferry_log_warn("root %s: cleaning up unfinished uploads: %s", dir, app_strerror(r));
     if (removed > 0)
         ferry_log_info("root %s: removed %u unfinished upload%s", dir, removed, removed == 1 ? "" : "s");
     ferry_log_info("serving files from %s", dir);
@@ -402,8 +402,8 @@ int main(int argc, char **argv)
      * not kill the daemon. */
     signal(SIGXFSZ, SIG_IGN);
 
-    s = ferry_server_new(&o.server, &r);
-    if (!s)
+    r = ferry_server_new(&o.server, &s);
+    if (r < 0)
         goto fail;
     session.arg = &cfg;
     classic.arg = &cfg;

@@ -384,7 +384,7 @@ static int handle_exec(struct session *s, json_t *msg)
     if (r == 0)
         return 0;
     s->exec = NULL;
-    if (r == EXEC_ECWD || r == -EINVAL)
+    if (r == FERRY_ECWD || r == -EINVAL)
         return send_error(s, ERR_REQUEST, err);
     /* As a shell would: 127 when there is no such command, 126 when it
      * cannot be run. */

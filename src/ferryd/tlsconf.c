@@ -75,7 +75,7 @@ int daemon_tls_setup(struct daemon_config *cfg, const char *cert, const char *ce
     }
     o.plaintext_reply = frame;
     o.plaintext_reply_len = frame_len;
-    r = ferry_tls_new(&o, &cfg->tls, err, sizeof err);
+    r = ferry_tls_new(&o, err, sizeof err, &cfg->tls);
     free(frame);
     if (r < 0) {
         fprintf(stderr, "ferryd: %s\n", err);

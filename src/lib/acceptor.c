@@ -101,8 +101,8 @@ int ferry__acceptor_init(struct acceptor *a, struct ferry_server *s,
     a->ops = ops;
     a->model = model;
     s->acceptor = a;
-    a->loop = ferry_loop_new(&r);
-    if (!a->loop)
+    r = ferry_loop_new(&a->loop);
+    if (r < 0)
         return r;
     r = ferry_loop_add(a->loop, s->stop_pipe[0], FERRY_READABLE, on_stop, a);
     for (size_t i = 0; i < s->nlisteners && r == 0; i++)

@@ -52,8 +52,8 @@ int ferry__conn_loop_init(struct conn_loop *cl, struct ferry_server *s)
 
     memset(cl, 0, sizeof *cl);
     cl->server = s;
-    cl->loop = ferry_loop_new(&r);
-    if (!cl->loop)
+    r = ferry_loop_new(&cl->loop);
+    if (r < 0)
         goto fail;
     cl->read_buf = malloc(FERRY_READ_CHUNK);
     if (!cl->read_buf) {
@@ -640,16 +640,13 @@ int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, co
         r = ferry_transport_new_tls(fd, l->tls, NULL, &c->t);
         if (r < 0)
             goto fail;
-    } else if (!(c->t = ferry_transport_new_fd(fd))) {
-        r = -ENOMEM;
+    } else if ((r = ferry_transport_new_fd(fd, &c->t)) < 0) {
         goto fail;
     }
     if (l->h.on_frame) {
-        c->parser = ferry_frame_parser_new(&s->opts.frame_limits);
-        if (!c->parser) {
-            r = -ENOMEM;
+        r = ferry_frame_parser_new(&s->opts.frame_limits, &c->parser);
+        if (r < 0)
             goto fail;
-        }
     }
     c->last_activity = ferry_loop_now(cl->loop);
     c->events = FERRY_READABLE;
@@ -794,7 +791,7 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
     if (l->tls)
         r = ferry_transport_new_tls(fd, l->tls, NULL, &c.t);
     else
-        r = (c.t = ferry_transport_new_fd(fd)) ? 0 : -ENOMEM;
+        r = ferry_transport_new_fd(fd, &c.t);
     if (r < 0) {
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         if (before_close)

@@ -133,16 +133,17 @@ out:
 
 /* ---- push parser --------------------------------------------------------- */
 
-struct ferry_frame_parser *ferry_frame_parser_new(const struct ferry_frame_limits *limits)
+int ferry_frame_parser_new(const struct ferry_frame_limits *limits, struct ferry_frame_parser **out)
 {
     struct ferry_frame_parser *p = calloc(1, sizeof *p);
 
+    *out = p;
     if (!p)
-        return NULL;
+        return -ENOMEM;
     p->limits = effective_limits(limits);
     ferry_buf_init(&p->header, p->limits.max_header);
     p->state = ST_PREFIX;
-    return p;
+    return 0;
 }
 
 void ferry_frame_parser_free(struct ferry_frame_parser *p)

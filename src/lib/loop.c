@@ -486,7 +486,7 @@ void ferry_loop_wakeup(struct ferry_loop *loop)
 
 /* ---- the loop ---------------------------------------------------------- */
 
-struct ferry_loop *ferry_loop_new(int *err)
+int ferry_loop_new(struct ferry_loop **out)
 {
     struct ferry_loop *loop = calloc(1, sizeof(*loop));
     int rc = -ENOMEM;
@@ -508,15 +508,13 @@ struct ferry_loop *ferry_loop_new(int *err)
     if (rc < 0)
         goto fail;
     loop->now = monotonic_ms();
-    if (err)
-        *err = 0;
-    return loop;
+    *out = loop;
+    return 0;
 
 fail:
-    if (err)
-        *err = rc;
     ferry_loop_free(loop);
-    return NULL;
+    *out = NULL;
+    return rc;
 }
 
 void ferry__loop_forget_after_fork(struct ferry_loop *loop)

@@ -60,7 +60,7 @@ int ferry__handler_is_event(const struct ferry_handler *h)
     return h->on_open || h->on_data || h->on_frame;
 }
 
-struct ferry_server *ferry_server_new(const struct ferry_server_opts *opts, int *err)
+int ferry_server_new(const struct ferry_server_opts *opts, struct ferry_server **out)
 {
     struct ferry_server *s = NULL;
     int r = 0;
@@ -92,13 +92,13 @@ struct ferry_server *ferry_server_new(const struct ferry_server_opts *opts, int 
     }
     /* A peer that goes away mid-write must cost us an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
-    return s;
+    *out = s;
+    return 0;
 
 fail:
     ferry_server_free(s);
-    if (err)
-        *err = r;
-    return NULL;
+    *out = NULL;
+    return r;
 }
 
 /* A unix socket path that nobody answers on is a leftover from a server

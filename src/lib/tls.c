@@ -184,7 +184,7 @@ static int client_use_psk(SSL *ssl, const EVP_MD *md, const unsigned char **id, 
 
 /* ---- configurations ----------------------------------------------------------- */
 
-int ferry_tls_new(const struct ferry_tls_opts *o, struct ferry_tls **out, char *err, size_t errlen)
+int ferry_tls_new(const struct ferry_tls_opts *o, char *err, size_t errlen, struct ferry_tls **out)
 {
     int server = o->role == FERRY_TLS_SERVER;
     struct ferry_tls *cfg = NULL;

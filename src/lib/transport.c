@@ -151,16 +151,18 @@ static const struct transport_ops plain_ops = {
 
 /* ---- generic layer ------------------------------------------------------- */
 
-struct ferry_transport *ferry_transport_new_fd(int fd)
+int ferry_transport_new_fd(int fd, struct ferry_transport **out)
 {
     struct ferry_transport *t = calloc(1, sizeof *t);
     struct stat st;
 
+    *out = NULL;
     if (!t)
-        return NULL;
+        return -ENOMEM;
     t->ops = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? &socket_ops : &plain_ops;
     t->fd = fd;
-    return t;
+    *out = t;
+    return 0;
 }
 
 void ferry_transport_free(struct ferry_transport *t)

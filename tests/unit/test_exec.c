@@ -119,10 +119,9 @@ static void on_safety(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 static struct run *run_new(void)
 {
     struct run *r = calloc(1, sizeof(*r));
-    int err = 0;
 
     assert_non_null(r);
-    r->loop = ferry_loop_new(&err);
+    assert_int_equal(ferry_loop_new(&r->loop), 0);
     assert_non_null(r->loop);
     return r;
 }
@@ -360,14 +359,14 @@ static void test_bad_cwd(void **state)
     char *argv[] = { "true", NULL };
     struct exec_spec spec = { .argv = argv, .cwd = "/nonexistent/dir" };
 
-    expect_start_error(&spec, EXEC_ECWD, "cd /nonexistent/dir: No such file or directory");
+    expect_start_error(&spec, FERRY_ECWD, "cd /nonexistent/dir: No such file or directory");
     spec.cwd = "/etc/passwd";
-    expect_start_error(&spec, EXEC_ECWD, "cd /etc/passwd: Not a directory");
+    expect_start_error(&spec, FERRY_ECWD, "cd /etc/passwd: Not a directory");
     /* A missing cwd is reported as such even when the command is missing too. */
     char *missing[] = { "ferry-no-such-command", NULL };
     spec.argv = missing;
     spec.cwd = "/nonexistent/dir";
-    expect_start_error(&spec, EXEC_ECWD, NULL);
+    expect_start_error(&spec, FERRY_ECWD, NULL);
 }
 
 static void test_bad_spec(void **state)

@@ -123,7 +123,8 @@ static int feed_piece(struct ferry_frame_parser *p, const uint8_t *data, size_t 
 static struct ferry_buf parse_cut(const struct ferry_frame_limits *l, const uint8_t *data,
                                   size_t len, const size_t *cuts, size_t ncuts)
 {
-    struct ferry_frame_parser *p = ferry_frame_parser_new(l);
+    struct ferry_frame_parser *p = NULL;
+    assert_int_equal(ferry_frame_parser_new(l, &p), 0);
     struct ferry_buf log;
     size_t start = 0;
 
@@ -184,7 +185,8 @@ static struct ferry_buf parse_every_split(const struct ferry_frame_limits *l,
 static int parse_header_n(const char *json, size_t len, const struct ferry_frame_limits *l,
                           uint64_t *size)
 {
-    struct ferry_frame_parser *p = ferry_frame_parser_new(l);
+    struct ferry_frame_parser *p = NULL;
+    assert_int_equal(ferry_frame_parser_new(l, &p), 0);
     struct ferry_frame_event ev;
     struct ferry_buf b;
     json_t *direct = NULL;
@@ -243,7 +245,8 @@ static uint64_t header_size_ok(const char *json, const struct ferry_frame_limits
  * (or buffering) a single header byte. */
 static int feed_prefix(uint32_t len, const struct ferry_frame_limits *l)
 {
-    struct ferry_frame_parser *p = ferry_frame_parser_new(l);
+    struct ferry_frame_parser *p = NULL;
+    assert_int_equal(ferry_frame_parser_new(l, &p), 0);
     struct ferry_frame_event ev;
     uint8_t prefix[4];
     size_t used;
@@ -540,7 +543,8 @@ static void test_body_past_4gib(void **state)
 {
     const uint64_t total = (5ull << 30) + 3;   /* 5 GiB + 3 */
     const size_t chunk = 1u << 20;
-    struct ferry_frame_parser *p = ferry_frame_parser_new(NULL);
+    struct ferry_frame_parser *p = NULL;
+    assert_int_equal(ferry_frame_parser_new(NULL, &p), 0);
     struct ferry_frame_event ev;
     struct ferry_buf b;
     uint8_t *zeros = calloc(1, chunk);
@@ -606,7 +610,8 @@ static void test_body_past_4gib(void **state)
 
 static void test_sticky_error_until_reset(void **state)
 {
-    struct ferry_frame_parser *p = ferry_frame_parser_new(NULL);
+    struct ferry_frame_parser *p = NULL;
+    assert_int_equal(ferry_frame_parser_new(NULL, &p), 0);
     struct ferry_frame_event ev;
     struct ferry_buf good;
     size_t used;
@@ -643,7 +648,8 @@ static void test_sticky_error_until_reset(void **state)
 
 static void test_at_boundary(void **state)
 {
-    struct ferry_frame_parser *p = ferry_frame_parser_new(NULL);
+    struct ferry_frame_parser *p = NULL;
+    assert_int_equal(ferry_frame_parser_new(NULL, &p), 0);
     struct ferry_frame_event ev;
     size_t used;
 
@@ -843,8 +849,8 @@ static void pair_open(struct pair *p)
     int sv[2];
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    p->a = ferry_transport_new_fd(sv[0]);
-    p->b = ferry_transport_new_fd(sv[1]);
+    assert_int_equal(ferry_transport_new_fd(sv[0], &p->a), 0);
+    assert_int_equal(ferry_transport_new_fd(sv[1], &p->b), 0);
     assert_non_null(p->a);
     assert_non_null(p->b);
 }

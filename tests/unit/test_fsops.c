@@ -275,7 +275,7 @@ static int teardown(void **state)
 /* What a symlink leading out of the root turns into. */
 static int escape_code(const struct fx *f)
 {
-    return f->fallback ? FSPATH_ESYMLINK : FSPATH_EESCAPE;
+    return f->fallback ? FERRY_EPATH_SYMLINK : FERRY_EPATH_ESCAPE;
 }
 
 /* An upload that owns nothing, as the contract promises after commit,
@@ -709,7 +709,7 @@ static void test_upload_planted_part_symlink(void **state)
     for (int resume = 0; resume <= 1; resume++) {
         rc = fsops_upload_open(f->root, "f", resume, &u, &have);
         assert_true(rc < 0);
-        assert_int_equal(rc, FSPATH_ESYMLINK);
+        assert_int_equal(rc, FERRY_EPATH_SYMLINK);
         assert_int_equal(have, 0);
         assert_owns_nothing(&u);
     }
@@ -722,7 +722,7 @@ static void test_upload_planted_part_symlink(void **state)
     /* Dangling, to a place outside: nothing is created there. */
     pathf(target, sizeof target, "%s/created", f->outside);
     make_link(f, target, "root/.g" PART);
-    assert_int_equal(fsops_upload_open(f->root, "g", 1, &u, &have), FSPATH_ESYMLINK);
+    assert_int_equal(fsops_upload_open(f->root, "g", 1, &u, &have), FERRY_EPATH_SYMLINK);
     assert_owns_nothing(&u);
     assert_false(exists(f, "outside/created"));
     assert_false(exists(f, "root/f"));
@@ -789,15 +789,15 @@ static void test_upload_planted_part_hard_link(void **state)
 static void test_upload_sandbox(void **state)
 {
     static const struct { const char *path; int code; } bad[] = {
-        { "../x", FSPATH_EDOTDOT },
-        { "/abs", FSPATH_EABSOLUTE },
-        { ".", FSPATH_EDOT },
-        { "", FSPATH_EEMPTY },
-        { "sub/..", FSPATH_EDOT },         /* a ".." target: fspath_parent says EDOT */
-        { "sub/./x", FSPATH_EDOT },
-        { "a//b", FSPATH_ESLASH },
-        { "x/", FSPATH_ESLASH },
-        { "bad\nname", FSPATH_ECONTROL },
+        { "../x", FERRY_EPATH_DOTDOT },
+        { "/abs", FERRY_EPATH_ABSOLUTE },
+        { ".", FERRY_EPATH_DOT },
+        { "", FERRY_EPATH_EMPTY },
+        { "sub/..", FERRY_EPATH_DOT },         /* a ".." target: fspath_parent says EDOT */
+        { "sub/./x", FERRY_EPATH_DOT },
+        { "a//b", FERRY_EPATH_SLASH },
+        { "x/", FERRY_EPATH_SLASH },
+        { "bad\nname", FERRY_EPATH_CONTROL },
     };
     struct fx *f = *state;
     struct fsops_upload u;
@@ -976,7 +976,7 @@ static void test_mkdir_symlinks(void **state)
     make_dir(f, "root/real");
     make_link(f, "real", "root/in");
     assert_int_equal(fsops_mkdir(f->root, "in/sub", 1),
-                     f->fallback ? FSPATH_ESYMLINK : 0);
+                     f->fallback ? FERRY_EPATH_SYMLINK : 0);
     assert_int_equal(exists(f, "root/real/sub"), !f->fallback);
 }
 
@@ -984,13 +984,13 @@ static void test_mkdir_sandbox(void **state)
 {
     struct fx *f = *state;
 
-    assert_int_equal(fsops_mkdir(f->root, "../x", 0), FSPATH_EDOTDOT);
-    assert_int_equal(fsops_mkdir(f->root, "../x", 1), FSPATH_EDOTDOT);
-    assert_int_equal(fsops_mkdir(f->root, "/abs", 1), FSPATH_EABSOLUTE);
-    assert_int_equal(fsops_mkdir(f->root, ".", 0), FSPATH_EDOT);
-    assert_int_equal(fsops_mkdir(f->root, "a/./b", 1), FSPATH_EDOT);
-    assert_int_equal(fsops_mkdir(f->root, "", 1), FSPATH_EEMPTY);
-    assert_int_equal(fsops_mkdir(f->root, "a//b", 1), FSPATH_ESLASH);
+    assert_int_equal(fsops_mkdir(f->root, "../x", 0), FERRY_EPATH_DOTDOT);
+    assert_int_equal(fsops_mkdir(f->root, "../x", 1), FERRY_EPATH_DOTDOT);
+    assert_int_equal(fsops_mkdir(f->root, "/abs", 1), FERRY_EPATH_ABSOLUTE);
+    assert_int_equal(fsops_mkdir(f->root, ".", 0), FERRY_EPATH_DOT);
+    assert_int_equal(fsops_mkdir(f->root, "a/./b", 1), FERRY_EPATH_DOT);
+    assert_int_equal(fsops_mkdir(f->root, "", 1), FERRY_EPATH_EMPTY);
+    assert_int_equal(fsops_mkdir(f->root, "a//b", 1), FERRY_EPATH_SLASH);
     /* Refused before anything was made: no "a" from the prefix walk. */
     assert_false(exists(f, "root/a"));
     assert_false(exists(f, "x"));
@@ -1120,17 +1120,17 @@ static void test_rm_sandbox(void **state)
     struct fx *f = *state;
 
     make_file(f, "x", "beside root\n");
-    assert_int_equal(fsops_rm(f->root, ".", 0), FSPATH_EDOT);
-    assert_int_equal(fsops_rm(f->root, ".", 1), FSPATH_EDOT);
-    assert_int_equal(fsops_rm(f->root, "../x", 0), FSPATH_EDOTDOT);
-    assert_int_equal(fsops_rm(f->root, "../x", 1), FSPATH_EDOTDOT);
-    assert_int_equal(fsops_rm(f->root, "/abs", 1), FSPATH_EABSOLUTE);
-    assert_int_equal(fsops_rm(f->root, "", 1), FSPATH_EEMPTY);
+    assert_int_equal(fsops_rm(f->root, ".", 0), FERRY_EPATH_DOT);
+    assert_int_equal(fsops_rm(f->root, ".", 1), FERRY_EPATH_DOT);
+    assert_int_equal(fsops_rm(f->root, "../x", 0), FERRY_EPATH_DOTDOT);
+    assert_int_equal(fsops_rm(f->root, "../x", 1), FERRY_EPATH_DOTDOT);
+    assert_int_equal(fsops_rm(f->root, "/abs", 1), FERRY_EPATH_ABSOLUTE);
+    assert_int_equal(fsops_rm(f->root, "", 1), FERRY_EPATH_EMPTY);
     assert_true(has_content(f, "x", "beside root\n"));
     assert_true(exists(f, "root"));
 }
 
-/* Deeper than FSPATH_SWEEP_DEPTH: refused with FSPATH_EDEPTH, and the
+/* Deeper than FSPATH_SWEEP_DEPTH: refused with FERRY_EPATH_DEPTH, and the
  * directory itself is not removed. */
 static void test_rm_depth_bound(void **state)
 {
@@ -1144,7 +1144,7 @@ static void test_rm_depth_bound(void **state)
         len += (size_t)snprintf(rel + len, sizeof rel - len, "/d");
         make_dir(f, rel);
     }
-    assert_int_equal(fsops_rm(f->root, "deep", 1), FSPATH_EDEPTH);
+    assert_int_equal(fsops_rm(f->root, "deep", 1), FERRY_EPATH_DEPTH);
     assert_true(exists(f, "root/deep"));
 }
 
@@ -1221,9 +1221,9 @@ static void test_meta(void **state)
 static void test_error_code(void **state)
 {
     static const int path_codes[] = {
-        FSPATH_EEMPTY, FSPATH_EABSOLUTE, FSPATH_EDOTDOT, FSPATH_ECONTROL,
-        FSPATH_ENAMELONG, FSPATH_EPATHLONG, FSPATH_ESLASH, FSPATH_EDOT,
-        FSPATH_EESCAPE, FSPATH_ESYMLINK, FSPATH_EDEPTH,
+        FERRY_EPATH_EMPTY, FERRY_EPATH_ABSOLUTE, FERRY_EPATH_DOTDOT, FERRY_EPATH_CONTROL,
+        FERRY_EPATH_NAMELONG, FERRY_EPATH_LONG, FERRY_EPATH_SLASH, FERRY_EPATH_DOT,
+        FERRY_EPATH_ESCAPE, FERRY_EPATH_SYMLINK, FERRY_EPATH_DEPTH,
     };
     const char *name;
 
@@ -1241,8 +1241,8 @@ static void test_error_code(void **state)
     assert_string_equal(fsops_error_code(-EFBIG, &name), "fs");
     assert_string_equal(name, "EFBIG");
     /* Just outside fspath's range is not a path refusal. */
-    assert_string_equal(fsops_error_code(FSPATH_EEMPTY + 1, &name), "fs");
-    assert_string_equal(fsops_error_code(FSPATH_EDEPTH - 1, &name), "fs");
+    assert_string_equal(fsops_error_code(FERRY_EPATH_EMPTY + 1, &name), "fs");
+    assert_string_equal(fsops_error_code(FERRY_EPATH_DEPTH - 1, &name), "fs");
 }
 
 /* Both resolvers, each under its own name. */

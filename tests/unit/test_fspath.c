@@ -199,7 +199,7 @@ static int try_open(const struct fx *f, const char *path, int flags)
 /* What a symlink that the openat2 resolver refuses turns into. */
 static int escape_code(const struct fx *f)
 {
-    return f->fallback ? FSPATH_ESYMLINK : FSPATH_EESCAPE;
+    return f->fallback ? FERRY_EPATH_SYMLINK : FERRY_EPATH_ESCAPE;
 }
 
 /* ---- fspath_check: what is accepted -------------------------------------- */
@@ -228,9 +228,9 @@ static void test_check_empty(void **state)
 {
     char err[128] = "";
 
-    assert_int_equal(fspath_check("", err, sizeof err), FSPATH_EEMPTY);
+    assert_int_equal(fspath_check("", err, sizeof err), FERRY_EPATH_EMPTY);
     assert_string_equal(err, "empty path");
-    assert_int_equal(try_open(*state, "", O_RDONLY), FSPATH_EEMPTY);
+    assert_int_equal(try_open(*state, "", O_RDONLY), FERRY_EPATH_EMPTY);
 }
 
 /* ---- rejections from the "Path safety" list ----------------------- */
@@ -242,11 +242,11 @@ static void test_reject_absolute(void **state)
     const char *name = NULL;
     char err[128] = "";
 
-    assert_int_equal(fspath_check("/etc/passwd", err, sizeof err), FSPATH_EABSOLUTE);
+    assert_int_equal(fspath_check("/etc/passwd", err, sizeof err), FERRY_EPATH_ABSOLUTE);
     assert_non_null(strstr(err, "absolute"));
-    assert_int_equal(fspath_check("/", NULL, 0), FSPATH_EABSOLUTE);
-    assert_int_equal(try_open(f, "/etc/passwd", O_RDONLY), FSPATH_EABSOLUTE);
-    assert_int_equal(fspath_parent(f->root, "/etc/passwd", &dirfd, &name), FSPATH_EABSOLUTE);
+    assert_int_equal(fspath_check("/", NULL, 0), FERRY_EPATH_ABSOLUTE);
+    assert_int_equal(try_open(f, "/etc/passwd", O_RDONLY), FERRY_EPATH_ABSOLUTE);
+    assert_int_equal(fspath_parent(f->root, "/etc/passwd", &dirfd, &name), FERRY_EPATH_ABSOLUTE);
     assert_int_equal(dirfd, -1);
 }
 
@@ -256,11 +256,11 @@ static void test_reject_dotdot_leading(void **state)
     char err[128] = "";
 
     make_file(f, "x", "in base, next to root\n");
-    assert_int_equal(fspath_check("../x", err, sizeof err), FSPATH_EDOTDOT);
+    assert_int_equal(fspath_check("../x", err, sizeof err), FERRY_EPATH_DOTDOT);
     assert_non_null(strstr(err, "'..'"));
-    assert_int_equal(try_open(f, "../x", O_RDONLY), FSPATH_EDOTDOT);
-    assert_int_equal(try_open(f, "../outside/secret", O_RDONLY), FSPATH_EDOTDOT);
-    assert_int_equal(try_open(f, "..", O_RDONLY | O_DIRECTORY), FSPATH_EDOTDOT);
+    assert_int_equal(try_open(f, "../x", O_RDONLY), FERRY_EPATH_DOTDOT);
+    assert_int_equal(try_open(f, "../outside/secret", O_RDONLY), FERRY_EPATH_DOTDOT);
+    assert_int_equal(try_open(f, "..", O_RDONLY | O_DIRECTORY), FERRY_EPATH_DOTDOT);
 }
 
 static void test_reject_dotdot_nested(void **state)
@@ -269,9 +269,9 @@ static void test_reject_dotdot_nested(void **state)
 
     make_dir(f, "root/a");
     make_file(f, "root/b", "inside\n");
-    assert_int_equal(try_open(f, "a/../../x", O_RDONLY), FSPATH_EDOTDOT);
+    assert_int_equal(try_open(f, "a/../../x", O_RDONLY), FERRY_EPATH_DOTDOT);
     /* Even when it would stay inside. */
-    assert_int_equal(try_open(f, "a/../b", O_RDONLY), FSPATH_EDOTDOT);
+    assert_int_equal(try_open(f, "a/../b", O_RDONLY), FERRY_EPATH_DOTDOT);
 }
 
 static void test_reject_dotdot_trailing(void **state)
@@ -279,8 +279,8 @@ static void test_reject_dotdot_trailing(void **state)
     struct fx *f = *state;
 
     make_dir(f, "root/a");
-    assert_int_equal(fspath_check("a/..", NULL, 0), FSPATH_EDOTDOT);
-    assert_int_equal(try_open(f, "a/..", O_RDONLY | O_DIRECTORY), FSPATH_EDOTDOT);
+    assert_int_equal(fspath_check("a/..", NULL, 0), FERRY_EPATH_DOTDOT);
+    assert_int_equal(try_open(f, "a/..", O_RDONLY | O_DIRECTORY), FERRY_EPATH_DOTDOT);
 }
 
 static void test_reject_control_bytes(void **state)
@@ -294,7 +294,7 @@ static void test_reject_control_bytes(void **state)
 
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
-        assert_int_equal(fspath_check(bad[i], err, sizeof err), FSPATH_ECONTROL);
+        assert_int_equal(fspath_check(bad[i], err, sizeof err), FERRY_EPATH_CONTROL);
         /* The reason names the byte but never echoes the path. */
         assert_non_null(strstr(err, "control character"));
         assert_null(strchr(err, '\n'));
@@ -302,7 +302,7 @@ static void test_reject_control_bytes(void **state)
     }
     /* A file with such a name exists: still refused, by name alone. */
     make_file(f, "root/a\nb", "newline\n");
-    assert_int_equal(try_open(f, "a\nb", O_RDONLY), FSPATH_ECONTROL);
+    assert_int_equal(try_open(f, "a\nb", O_RDONLY), FERRY_EPATH_CONTROL);
 }
 
 static void test_reject_name_too_long(void **state)
@@ -313,8 +313,8 @@ static void test_reject_name_too_long(void **state)
 
     memset(path, 'n', NAME_MAX + 1);
     path[NAME_MAX + 1] = '\0';
-    assert_int_equal(fspath_check(path, NULL, 0), FSPATH_ENAMELONG);
-    assert_int_equal(try_open(f, path, O_WRONLY | O_CREAT), FSPATH_ENAMELONG);
+    assert_int_equal(fspath_check(path, NULL, 0), FERRY_EPATH_NAMELONG);
+    assert_int_equal(try_open(f, path, O_WRONLY | O_CREAT), FERRY_EPATH_NAMELONG);
 
     /* Exactly NAME_MAX is fine, and really creatable. */
     path[NAME_MAX] = '\0';
@@ -335,8 +335,8 @@ static void test_reject_path_too_long(void **state)
     path[PATH_MAX] = '\0';
     if (path[PATH_MAX - 1] == '/')
         path[PATH_MAX - 1] = 'a';
-    assert_int_equal(fspath_check(path, NULL, 0), FSPATH_EPATHLONG);
-    assert_int_equal(try_open(f, path, O_RDONLY), FSPATH_EPATHLONG);
+    assert_int_equal(fspath_check(path, NULL, 0), FERRY_EPATH_LONG);
+    assert_int_equal(try_open(f, path, O_RDONLY), FERRY_EPATH_LONG);
 
     /* One byte less passes the string check (it does not exist, of course). */
     path[PATH_MAX - 1] = '\0';
@@ -353,10 +353,10 @@ static void test_reject_slashes(void **state)
 
     make_dir(f, "root/a");
     make_file(f, "root/a/b", "b\n");
-    assert_int_equal(fspath_check("a//b", NULL, 0), FSPATH_ESLASH);
-    assert_int_equal(fspath_check("a/", NULL, 0), FSPATH_ESLASH);
-    assert_int_equal(fspath_check("a/b/", NULL, 0), FSPATH_ESLASH);
-    assert_int_equal(try_open(f, "a//b", O_RDONLY), FSPATH_ESLASH);
+    assert_int_equal(fspath_check("a//b", NULL, 0), FERRY_EPATH_SLASH);
+    assert_int_equal(fspath_check("a/", NULL, 0), FERRY_EPATH_SLASH);
+    assert_int_equal(fspath_check("a/b/", NULL, 0), FERRY_EPATH_SLASH);
+    assert_int_equal(try_open(f, "a//b", O_RDONLY), FERRY_EPATH_SLASH);
     assert_int_equal(try_open(f, "a/b", O_RDONLY), 0);
 }
 
@@ -364,10 +364,10 @@ static void test_reject_dot_components(void **state)
 {
     struct fx *f = *state;
 
-    assert_int_equal(fspath_check("./a", NULL, 0), FSPATH_EDOT);
-    assert_int_equal(fspath_check("a/./b", NULL, 0), FSPATH_EDOT);
-    assert_int_equal(fspath_check("a/.", NULL, 0), FSPATH_EDOT);
-    assert_int_equal(try_open(f, "./a", O_RDONLY), FSPATH_EDOT);
+    assert_int_equal(fspath_check("./a", NULL, 0), FERRY_EPATH_DOT);
+    assert_int_equal(fspath_check("a/./b", NULL, 0), FERRY_EPATH_DOT);
+    assert_int_equal(fspath_check("a/.", NULL, 0), FERRY_EPATH_DOT);
+    assert_int_equal(try_open(f, "./a", O_RDONLY), FERRY_EPATH_DOT);
 }
 
 /* "." alone is the root, for listing. */
@@ -402,13 +402,13 @@ static void test_parent_rejects_dot_targets(void **state)
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dirfd = 12345;
         name = "untouched";
-        assert_int_equal(fspath_parent(f->root, bad[i], &dirfd, &name), FSPATH_EDOT);
+        assert_int_equal(fspath_parent(f->root, bad[i], &dirfd, &name), FERRY_EPATH_DOT);
         assert_int_equal(dirfd, -1);
         assert_null(name);
     }
     /* A ".." that is not the target is still a "..". */
-    assert_int_equal(fspath_parent(f->root, "../x", &dirfd, &name), FSPATH_EDOTDOT);
-    assert_int_equal(fspath_parent(f->root, "", &dirfd, &name), FSPATH_EEMPTY);
+    assert_int_equal(fspath_parent(f->root, "../x", &dirfd, &name), FERRY_EPATH_DOTDOT);
+    assert_int_equal(fspath_parent(f->root, "", &dirfd, &name), FERRY_EPATH_EMPTY);
 }
 
 static void test_parent_gives_dir_and_name(void **state)
@@ -499,13 +499,13 @@ static void test_symlink_inside(void **state)
     rc = fspath_open(f->root, "link/file", O_RDONLY, 0, &fd);
     if (f->fallback) {
         /* The fallback follows no symlink at all, inside or not. */
-        assert_int_equal(rc, FSPATH_ESYMLINK);
-        assert_int_equal(try_open(f, "other/rel", O_RDONLY), FSPATH_ESYMLINK);
-        assert_int_equal(try_open(f, "sub/flink", O_RDONLY), FSPATH_ESYMLINK);
-        assert_int_equal(try_open(f, "link", O_PATH), FSPATH_ESYMLINK);
-        assert_int_equal(fspath_parent(f->root, "link/x", &dirfd, &name), FSPATH_ESYMLINK);
+        assert_int_equal(rc, FERRY_EPATH_SYMLINK);
+        assert_int_equal(try_open(f, "other/rel", O_RDONLY), FERRY_EPATH_SYMLINK);
+        assert_int_equal(try_open(f, "sub/flink", O_RDONLY), FERRY_EPATH_SYMLINK);
+        assert_int_equal(try_open(f, "link", O_PATH), FERRY_EPATH_SYMLINK);
+        assert_int_equal(fspath_parent(f->root, "link/x", &dirfd, &name), FERRY_EPATH_SYMLINK);
         assert_int_equal(fspath_parent(f->root, "other/rel/x", &dirfd, &name),
-                         FSPATH_ESYMLINK);
+                         FERRY_EPATH_SYMLINK);
         return;
     }
     assert_int_equal(rc, 0);
@@ -527,7 +527,7 @@ static void test_symlink_inside(void **state)
 
         pathf(target, sizeof target, "%s/sub", f->root_dir);
         make_link(f, target, "root/abs_inside");
-        assert_int_equal(try_open(f, "abs_inside/file", O_RDONLY), FSPATH_EESCAPE);
+        assert_int_equal(try_open(f, "abs_inside/file", O_RDONLY), FERRY_EPATH_ESCAPE);
     }
 }
 
@@ -542,10 +542,10 @@ static void test_no_magic_links(void **state)
 
     assert_int_equal(fsroot_open("/proc/self", 0, &proc, err, sizeof err), 0);
     assert_int_equal(fspath_open(proc, "cwd", O_RDONLY | O_DIRECTORY, 0, &fd),
-                     FSPATH_ESYMLINK);
+                     FERRY_EPATH_SYMLINK);
     assert_int_equal(fspath_open(proc, "root/etc/passwd", O_RDONLY, 0, &fd),
-                     FSPATH_ESYMLINK);
-    assert_int_equal(fspath_open(proc, "fd/0", O_RDONLY, 0, &fd), FSPATH_ESYMLINK);
+                     FERRY_EPATH_SYMLINK);
+    assert_int_equal(fspath_open(proc, "fd/0", O_RDONLY, 0, &fd), FERRY_EPATH_SYMLINK);
     assert_int_equal(fd, -1);
     /* A plain file under it is fine. */
     assert_int_equal(fspath_open(proc, "status", O_RDONLY, 0, &fd), 0);
@@ -567,13 +567,13 @@ static void test_fallback_refuses_every_symlink(void **state)
     make_link(f, "f", "root/d/lf");
     make_link(f, "nowhere", "root/dangling");
 
-    assert_int_equal(try_open(f, "l/f", O_RDONLY), FSPATH_ESYMLINK);
-    assert_int_equal(try_open(f, "l", O_RDONLY | O_DIRECTORY), FSPATH_ESYMLINK);
-    assert_int_equal(try_open(f, "l", O_PATH | O_DIRECTORY), FSPATH_ESYMLINK);
-    assert_int_equal(try_open(f, "d/lf", O_RDONLY), FSPATH_ESYMLINK);
-    assert_int_equal(try_open(f, "d/lf", O_PATH), FSPATH_ESYMLINK);
-    assert_int_equal(try_open(f, "dangling", O_RDONLY), FSPATH_ESYMLINK);
-    assert_int_equal(fspath_parent(f->root, "l/new", &dirfd, &name), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "l/f", O_RDONLY), FERRY_EPATH_SYMLINK);
+    assert_int_equal(try_open(f, "l", O_RDONLY | O_DIRECTORY), FERRY_EPATH_SYMLINK);
+    assert_int_equal(try_open(f, "l", O_PATH | O_DIRECTORY), FERRY_EPATH_SYMLINK);
+    assert_int_equal(try_open(f, "d/lf", O_RDONLY), FERRY_EPATH_SYMLINK);
+    assert_int_equal(try_open(f, "d/lf", O_PATH), FERRY_EPATH_SYMLINK);
+    assert_int_equal(try_open(f, "dangling", O_RDONLY), FERRY_EPATH_SYMLINK);
+    assert_int_equal(fspath_parent(f->root, "l/new", &dirfd, &name), FERRY_EPATH_SYMLINK);
     /* Plain directories still work. */
     assert_int_equal(try_open(f, "d/f", O_RDONLY), 0);
 }
@@ -610,11 +610,11 @@ static void test_create_through_dangling_symlink(void **state)
     /* O_EXCL: a symlink "exists", whatever it points to. */
     assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT | O_EXCL), -EEXIST);
     /* Without O_EXCL, O_NOFOLLOW (added by fspath) refuses it. */
-    assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT), FSPATH_ESYMLINK);
-    assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT | O_TRUNC), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT), FERRY_EPATH_SYMLINK);
+    assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT | O_TRUNC), FERRY_EPATH_SYMLINK);
     assert_false(exists(f, "outside/created"));
     /* Even a dangling link whose target would be inside is not followed. */
-    assert_int_equal(try_open(f, "y", O_WRONLY | O_CREAT), FSPATH_ESYMLINK);
+    assert_int_equal(try_open(f, "y", O_WRONLY | O_CREAT), FERRY_EPATH_SYMLINK);
     assert_false(exists(f, "root/inside-target"));
 }
 
@@ -849,7 +849,7 @@ static void test_sweep_depth_bound(void **state)
     make_file(f, rel, "too deep\n");
 
     assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed),
-                     FSPATH_EDEPTH);
+                     FERRY_EPATH_DEPTH);
     assert_int_equal(removed, 1);
     assert_false(exists(f, shallow));
     assert_true(exists(f, rel));
@@ -860,24 +860,24 @@ static void test_sweep_depth_bound(void **state)
 static void test_strerror(void **state)
 {
     static const int codes[] = {
-        FSPATH_EEMPTY, FSPATH_EABSOLUTE, FSPATH_EDOTDOT, FSPATH_ECONTROL,
-        FSPATH_ENAMELONG, FSPATH_EPATHLONG, FSPATH_ESLASH, FSPATH_EDOT,
-        FSPATH_EESCAPE, FSPATH_ESYMLINK, FSPATH_EDEPTH,
+        FERRY_EPATH_EMPTY, FERRY_EPATH_ABSOLUTE, FERRY_EPATH_DOTDOT, FERRY_EPATH_CONTROL,
+        FERRY_EPATH_NAMELONG, FERRY_EPATH_LONG, FERRY_EPATH_SLASH, FERRY_EPATH_DOT,
+        FERRY_EPATH_ESCAPE, FERRY_EPATH_SYMLINK, FERRY_EPATH_DEPTH,
     };
     size_t i, j;
 
     for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        const char *m = fspath_strerror(codes[i]);
+        const char *m = app_strerror(codes[i]);
 
         assert_non_null(m);
         assert_true(m[0] != '\0');
         for (j = 0; j < i; j++) {
             assert_int_not_equal(codes[i], codes[j]);
-            assert_string_not_equal(m, fspath_strerror(codes[j]));
+            assert_string_not_equal(m, app_strerror(codes[j]));
         }
     }
-    assert_string_equal(fspath_strerror(FSPATH_EESCAPE), "path leaves the served root");
-    assert_string_equal(fspath_strerror(-ENOENT), strerror(ENOENT));
+    assert_string_equal(app_strerror(FERRY_EPATH_ESCAPE), "path leaves the served root");
+    assert_string_equal(app_strerror(-ENOENT), strerror(ENOENT));
 }
 
 /* Both resolvers, each under its own name. */

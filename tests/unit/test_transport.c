@@ -35,8 +35,8 @@ static void pair_open(struct pair *p)
     int sv[2];
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    p->a = ferry_transport_new_fd(sv[0]);
-    p->b = ferry_transport_new_fd(sv[1]);
+    assert_int_equal(ferry_transport_new_fd(sv[0], &p->a), 0);
+    assert_int_equal(ferry_transport_new_fd(sv[1], &p->b), 0);
     assert_non_null(p->a);
     assert_non_null(p->b);
 }
@@ -272,7 +272,7 @@ static void test_epipe_pipe(void **state)
     int fds[2];
 
     assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-    t = ferry_transport_new_fd(fds[1]);
+    assert_int_equal(ferry_transport_new_fd(fds[1], &t), 0);
     assert_non_null(t);
     close(fds[0]);
     assert_int_equal(ferry_transport_write_full(t, "x", 1), -EPIPE);
@@ -363,8 +363,8 @@ static void test_pipe_read(void **state)
     char buf[4];
 
     assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-    r = ferry_transport_new_fd(fds[0]);
-    w = ferry_transport_new_fd(fds[1]);
+    assert_int_equal(ferry_transport_new_fd(fds[0], &r), 0);
+    assert_int_equal(ferry_transport_new_fd(fds[1], &w), 0);
     assert_int_equal(ferry_transport_write_full(w, "pipe", 4), 0);
     ferry_transport_free(w);
     assert_int_equal(ferry_transport_read_full(r, buf, 4), 0);
