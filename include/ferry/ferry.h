@@ -12,6 +12,7 @@
 #include "ferry/transport.h"
 #include "ferry/frame.h"
 #include "ferry/loop.h"
+#include "ferry/conn.h"
 #include "ferry/server.h"
 #include "ferry/tls.h"
 

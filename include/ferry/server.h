@@ -51,6 +51,7 @@
 
 #include "ferry/addr.h"
 #include "ferry/frame.h"
+#include "ferry/conn.h"
 
 struct ferry_server;     /* opaque */
 struct ferry_conn;       /* opaque; owned by the server */
@@ -72,34 +73,6 @@ struct ferry_datagram {
     int fd;                    /* the socket it arrived on (reply through it) */
 };
 
-struct ferry_handler {
-    /* Blocking style.  Return 0 or a negative code (logged at debug level). */
-    int (*serve)(struct ferry_conn *c, void *arg);
-
-    /* Event style.  A negative return from on_open/on_data/on_frame closes
-     * the connection at once (queued output is discarded). */
-    int  (*on_open)(struct ferry_conn *c, void *arg);
-    int  (*on_data)(struct ferry_conn *c, const void *data, size_t len, void *arg);
-    /* Set instead of on_data to receive parsed frames: the server runs a
-     * ferry_frame_parser with the server's frame_limits.  ev->header (on
-     * FERRY_FRAME_HEADER) is a reference the callback owns.  When the peer
-     * breaks framing, on_frame gets one FERRY_FRAME_ERROR event (ev->error)
-     * to send a last word, and the connection is then closed once its output
-     * is flushed; nothing more is read from it. */
-    int  (*on_frame)(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg);
-    void (*on_drain)(struct ferry_conn *c, void *arg);
-    /* The server is shutting down; close when convenient.  NULL: the
-     * connection is closed once its output queue is flushed. */
-    void (*on_shutdown)(struct ferry_conn *c, void *arg);
-    /* Always called once per connection that reached on_open, last.
-     * reason: 0 for a clean close, else the negative code that ended it. */
-    void (*on_close)(struct ferry_conn *c, int reason, void *arg);
-
-    /* Datagram endpoints. */
-    void (*on_datagram)(const struct ferry_datagram *d, void *arg);
-
-    void *arg;   /* passed to every callback */
-};
 
 struct ferry_server_opts {
     enum ferry_model model;
@@ -162,90 +135,6 @@ FERRY_EXPORT void ferry_server_stop(struct ferry_server *s);
 /* Free a server that is not running (closes listeners, unlinks unix sockets
  * it created).  NULL allowed. */
 FERRY_EXPORT void ferry_server_free(struct ferry_server *s);
-
-/* ---- connections --------------------------------------------------------- */
-
-/* The peer's address as text ("127.0.0.1:50312", "unix:"), stable for the
- * connection's life. */
-FERRY_EXPORT const char *ferry_conn_peer(const struct ferry_conn *c);
-FERRY_EXPORT uint64_t ferry_conn_id(const struct ferry_conn *c);
-
-/* Per-connection handler state.  The handler owns what it stores and frees
- * it in on_close (or before serve returns). */
-FERRY_EXPORT void ferry_conn_set_data(struct ferry_conn *c, void *data);
-FERRY_EXPORT void *ferry_conn_data(const struct ferry_conn *c);
-
-/* The connection passed its authentication: the handshake timeout ends. */
-FERRY_EXPORT void ferry_conn_set_authenticated(struct ferry_conn *c);
-
-/* Event style with on_frame: limits for the frames that follow, e.g.
- * small before authentication and larger after (the struct is copied;
- * size_key must outlive the connection). */
-FERRY_EXPORT void ferry_conn_set_frame_limits(struct ferry_conn *c, const struct ferry_frame_limits *limits);
-
-/* True once the server has begun a graceful stop. */
-FERRY_EXPORT int ferry_conn_stopping(const struct ferry_conn *c);
-
-/* The loop an event-style connection runs on (to watch pipes, set timers);
- * NULL for blocking handlers. */
-FERRY_EXPORT struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c);
-
-/* Output.  Event style: copy into the output queue (never blocks; fails
- * only on allocation failure or a closed connection).  Blocking style:
- * write everything before returning. */
-FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len);
-FERRY_EXPORT FERRY_NODISCARD int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt);
-/* A whole frame (header, then body_len bytes of body with "size" set). */
-FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *body, size_t body_len);
-
-/*
- * Up to len bytes of the file fd, from *offset, straight to the peer
- * (sendfile(2): no copy through user space), advancing *offset.  Event
- * style: one attempt, and only when nothing is queued ahead (the bytes
- * would otherwise overtake it); returns the count sent (> 0), or -EAGAIN
- * with .on_drain due once the connection can take more, 0 when the file
- * ends before *offset + 1, or a negative error from the file or the socket
- * (the connection is not closed for it: the handler decides).  Blocking
- * style: sends len bytes, or fewer when the file ends.  The caller keeps
- * owning fd.
- */
-FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_conn_sendfile(struct ferry_conn *c, int fd, uint64_t *offset, size_t len);
-
-/* Event style: have .on_drain called once the connection can take more
- * output (on the next loop iteration when it already can).  A producer
- * that sends in batches yields with it, so one busy connection cannot hold
- * the loop. */
-FERRY_EXPORT void ferry_conn_want_drain(struct ferry_conn *c);
-
-/* Event style: bytes queued and not yet sent, and whether the queue is over
- * the high-water mark (stop producing until on_drain). */
-FERRY_EXPORT size_t ferry_conn_pending(const struct ferry_conn *c);
-FERRY_EXPORT int ferry_conn_write_blocked(const struct ferry_conn *c);
-
-/* Event style: stop / resume delivering input (on_data/on_frame). */
-FERRY_EXPORT void ferry_conn_pause_read(struct ferry_conn *c);
-FERRY_EXPORT void ferry_conn_resume_read(struct ferry_conn *c);
-
-/* Close after queued output is flushed (event style), or at once.  Safe
- * inside callbacks: the connection is freed after the current dispatch, and
- * on_close runs first.  Blocking style: simply return from serve. */
-FERRY_EXPORT void ferry_conn_close(struct ferry_conn *c);
-FERRY_EXPORT void ferry_conn_abort(struct ferry_conn *c, int reason);
-
-/* Blocking style input.  read returns bytes (> 0), 0 at end of stream
- * (also when the server is stopping and nothing is buffered), or a
- * negative error (-ETIMEDOUT after idle_timeout_ms).  read_full and
- * read_frame follow transport.h and frame.h. */
-FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_conn_read(struct ferry_conn *c, void *buf, size_t len);
-FERRY_EXPORT FERRY_NODISCARD int ferry_conn_read_full(struct ferry_conn *c, void *buf, size_t len);
-FERRY_EXPORT FERRY_NODISCARD int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_size);
-
-/* For a TLS connection, what its handshake established (0); otherwise
- * FERRY_EUNSUPPORTED.  Strings live as long as the connection. */
-FERRY_EXPORT int ferry_conn_tls_info(const struct ferry_conn *c, struct ferry_tls_info *info);
-
-/* The transport underneath, for code that needs it (blocking style). */
-FERRY_EXPORT struct ferry_transport *ferry_conn_transport(struct ferry_conn *c);
 
 /* Reply to a datagram from within on_datagram (or later, with a copy of d). */
 FERRY_EXPORT int ferry_datagram_reply(const struct ferry_datagram *d, const void *buf, size_t len);

@@ -116,6 +116,24 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_transport_writev_full(struct ferry_transp
  * timeout: on a blocking descriptor it waits as write(2) would. */
 FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t *offset, size_t len);
 
+/*
+ * The receiving side of sendfile: up to len bytes from the peer into the
+ * file out_fd at *offset (pwrite semantics: out_fd's own position is not
+ * used), advancing *offset, without passing through user space (splice(2)
+ * socket -> pipe -> file, through a pipe the transport keeps).  Returns the
+ * bytes stored (> 0), 0 at end of stream, -EAGAIN (non-blocking, nothing to
+ * read), FERRY_EUNSUPPORTED when this transport or file cannot do it (TLS
+ * decrypts in user space; a file system without splice): nothing was
+ * consumed, and the caller reads and writes instead, as with sendfile's
+ * fallback, or another negative error.  When it was the file that failed
+ * (ENOSPC, EIO, ...), *file_err (if not NULL) is set to that -errno, else
+ * to 0: bytes read for the file are then lost, the stream is out of step
+ * and should be closed.  One attempt, without the transport's timeout.
+ */
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_recvfile(struct ferry_transport *t, int out_fd,
+                                                              uint64_t *offset, size_t len,
+                                                              int *file_err);
+
 /* Half-close: no more writes from us (the peer reads EOF). */
 FERRY_EXPORT int ferry_transport_shutdown_write(struct ferry_transport *t);
 
