@@ -40,7 +40,7 @@ int cli_seconds(const char *help_cmd, const char *option, const char *text, doub
 int cmd_keygen(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
-/* The file service (fscmd.c): put, get, ls, stat, mkdir, rm. */
+/* The file service (cmd_files.c): put, get, ls, stat, mkdir, rm. */
 int cmd_put(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_ls(int argc, char **argv);

@@ -123,7 +123,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     cmd = argc > 1 ? argv[1] : NULL;
     /* A closed stdout or socket must show up as EPIPE where it is written,
-     * so it can be handled (run.c), not end the process on the spot. */
+     * so it can be handled (exec_stream.c), not end the process on the spot. */
     signal(SIGPIPE, SIG_IGN);
 
     if (!cmd) {

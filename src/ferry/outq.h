@@ -4,7 +4,7 @@
  * One flat, owned buffer: frames are appended whole at the back and the
  * socket takes what it can from the front.  The queue itself never says
  * no to growth; the caller keeps it bounded by not reading stdin while
- * more than a limit is queued (run.c).
+ * more than a limit is queued (exec_stream.c).
  */
 #ifndef FERRY_CLIENT_OUTQ_H
 #define FERRY_CLIENT_OUTQ_H

@@ -1,5 +1,5 @@
 /*
- * run.c - the client's streaming loop (run.h).
+ * exec_stream.c - one request streamed to its end (exec_stream.h).
  *
  * One poll() loop serves three sources: the socket (always read; written
  * while frames are queued), stdin (read only while forwarding is on and
@@ -10,7 +10,7 @@
  * reader of our output stops us reading the socket, which makes the server
  * stop reading the command's output.  That chain is the backpressure.
  */
-#include "run.h"
+#include "exec_stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "ferry/ferry.h"
 #include "proto.h"
+#include "signals.h"
 
 /* What the body of the frame being received is for. */
 enum body_sink { SINK_NONE = 0, SINK_STDOUT, SINK_STDERR };
@@ -34,7 +35,7 @@ enum body_sink { SINK_NONE = 0, SINK_STDOUT, SINK_STDERR };
 enum awaiting { AWAIT_EXIT = 0, AWAIT_CWD };
 
 struct run {
-    struct session *s;
+    struct client_session *s;
     enum awaiting awaiting;
     enum body_sink sink;
     int finish_at_end;       /* the frame being received completes the request */
@@ -50,75 +51,10 @@ struct run {
     uint8_t stdin_buf[RUN_STDIN_CHUNK];
 };
 
-/* ---- signals ---------------------------------------------------------------- */
-
-static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-#define N_FORWARDED (sizeof forwarded_signals / sizeof forwarded_signals[0])
-
-/* Written by the handler, read by the loop: the classic self-pipe, as a
- * handler may call write() but nothing that formats or allocates.  Made
- * once and kept for the life of the process (shell runs many commands). */
-static int signal_pipe[2] = { -1, -1 };
-
-static void on_signal(int signo)
-{
-    int saved = errno;
-    unsigned char b = (unsigned char)signo;
-
-    if (write(signal_pipe[1], &b, 1) < 0) {
-        /* The pipe is full: plenty of signals are already waiting. */
-    }
-    errno = saved;   /* the interrupted code may be about to read errno */
-}
-
-static int signals_install(struct sigaction old[N_FORWARDED])
-{
-    struct sigaction sa;
-
-    if (signal_pipe[0] < 0 && pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        return -errno;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    /* No SA_RESTART: poll() returns at once and the loop sees the pipe. */
-    for (size_t i = 0; i < N_FORWARDED; i++) {
-        if (sigaction(forwarded_signals[i], &sa, &old[i]) < 0) {
-            int e = -errno;
-
-            while (i-- > 0)
-                sigaction(forwarded_signals[i], &old[i], NULL);
-            return e;
-        }
-    }
-    return 0;
-}
-
-static void signals_restore(const struct sigaction old[N_FORWARDED])
-{
-    unsigned char junk[64];
-
-    for (size_t i = 0; i < N_FORWARDED; i++)
-        sigaction(forwarded_signals[i], &old[i], NULL);
-    /* A signal that arrived after the command ended has nobody to go to. */
-    while (read(signal_pipe[0], junk, sizeof junk) > 0)
-        ;
-}
-
-static const char *signal_name(int signo)
-{
-    switch (signo) {
-    case SIGINT:  return "INT";
-    case SIGTERM: return "TERM";
-    case SIGHUP:  return "HUP";
-    case SIGQUIT: return "QUIT";
-    default:      return NULL;
-    }
-}
-
 /* ---- sending ---------------------------------------------------------------- */
 
 /* Queue one frame: header (its size member set to body_len) and body. */
-static int queue_frame(struct session *s, json_t *header, const void *body, size_t body_len)
+static int queue_frame(struct client_session *s, json_t *header, const void *body, size_t body_len)
 {
     uint8_t *enc = NULL;
     size_t enc_len = 0;
@@ -136,7 +72,7 @@ static int queue_frame(struct session *s, json_t *header, const void *body, size
 }
 
 /* Queue a header-only message built by json_pack (NULL: out of memory). */
-static int queue_message(struct session *s, json_t *header)
+static int queue_message(struct client_session *s, json_t *header)
 {
     int r = queue_frame(s, header, NULL, 0);
 
@@ -165,7 +101,7 @@ static void fail(struct run *run, int broken, const char *fmt, ...)
 
 static int forward_signal(struct run *run, int signo)
 {
-    const char *name = signal_name(signo);
+    const char *name = signals_name(signo);
     int r;
 
     if (!name)
@@ -191,11 +127,11 @@ static int forward_signal(struct run *run, int signo)
 
 static int drain_signals(struct run *run)
 {
-    unsigned char sigs[16];
-    ssize_t n;
+    int sigs[16];
+    size_t n;
 
-    while ((n = read(signal_pipe[0], sigs, sizeof sigs)) > 0) {
-        for (ssize_t i = 0; i < n && !run->done; i++) {
+    while ((n = signals_take(sigs, sizeof sigs / sizeof sigs[0])) > 0) {
+        for (size_t i = 0; i < n && !run->done; i++) {
             int r = forward_signal(run, sigs[i]);
 
             if (r < 0)
@@ -387,7 +323,7 @@ static void on_header(struct run *run, const json_t *h)
  * the next request on this session. */
 static void process_input(struct run *run)
 {
-    struct session *s = run->s;
+    struct client_session *s = run->s;
 
     while (!run->done) {
         struct ferry_frame_event ev;
@@ -420,7 +356,7 @@ static void process_input(struct run *run)
 /* Read what the socket has (only when everything buffered is parsed). */
 static void read_socket(struct run *run)
 {
-    struct session *s = run->s;
+    struct client_session *s = run->s;
     ssize_t n = ferry_transport_read(s->t, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen);
 
     if (n == -EAGAIN)
@@ -437,10 +373,19 @@ static void read_socket(struct run *run)
 
 enum { PFD_SOCK = 0, PFD_SIGNAL, PFD_STDIN, PFD_COUNT };
 
+/* A command's output comes in chunks of at most PROTO_MAX_CHUNK (the
+ * file service's frames, up to 16 MiB, are client_session.c's). */
+static const struct ferry_frame_limits exec_limits = {
+    .max_header = PROTO_MAX_HEADER,
+    .max_body = PROTO_MAX_CHUNK,
+};
+
 static void serve(struct run *run)
 {
-    struct session *s = run->s;
+    struct client_session *s = run->s;
     int sock = ferry_transport_fd(s->t);
+
+    ferry_frame_parser_set_limits(s->parser, &exec_limits);
 
     while (!run->done) {
         struct pollfd pfd[PFD_COUNT];
@@ -474,7 +419,7 @@ static void serve(struct run *run)
         pfd[PFD_SOCK] = (struct pollfd){ .fd = sock, .events = POLLIN };
         if (s->out.len > 0)
             pfd[PFD_SOCK].events |= POLLOUT;
-        pfd[PFD_SIGNAL] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
+        pfd[PFD_SIGNAL] = (struct pollfd){ .fd = signals_pipe_fd(), .events = POLLIN };
         if (run->stdin_on && s->out.len < RUN_MAX_QUEUED && run->stdin_unacked < PROTO_STDIN_WINDOW) {
             pfd[PFD_STDIN] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
             nfds = 3;
@@ -515,9 +460,9 @@ static void grow_stdout_pipe(void)
 #endif
 }
 
-int run_exec(struct session *s, json_t *request, int stdin_on)
+int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
 {
-    struct sigaction old[N_FORWARDED];
+    struct signals_saved old;
     struct run *run = NULL;
     int r, status = FERRY_EXIT_ERROR;
 
@@ -532,7 +477,7 @@ int run_exec(struct session *s, json_t *request, int stdin_on)
     }
     *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on };
     grow_stdout_pipe();
-    r = signals_install(old);
+    r = signals_forward_install(&old);
     if (r < 0) {
         cli_error("cannot install signal handlers: %s", strerror(-r));
         goto out;
@@ -547,13 +492,13 @@ int run_exec(struct session *s, json_t *request, int stdin_on)
         serve(run);
         status = run->status;
     }
-    signals_restore(old);
+    signals_forward_restore(&old);
 out:
     free(run);
     return status;
 }
 
-int run_chdir(struct session *s, const char *path, char **cwd)
+int exec_stream_chdir(struct client_session *s, const char *path, char **cwd)
 {
     struct run *run = NULL;
     json_t *req = NULL;
@@ -579,7 +524,7 @@ int run_chdir(struct session *s, const char *path, char **cwd)
     *run = (struct run){ .s = s, .awaiting = AWAIT_CWD };
     /* No signal handlers: a chdir is answered at once, and there is no
      * command to forward a signal to. */
-    if (signal_pipe[0] < 0 && pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (signals_pipe_fd() < 0) {
         cli_error("pipe: %s", strerror(errno));
         goto out;
     }

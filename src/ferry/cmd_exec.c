@@ -1,5 +1,5 @@
 /*
- * exec.c - `ferry exec [OPTIONS] HOST [--] COMMAND [ARG...]`.
+ * cmd_exec.c - `ferry exec [OPTIONS] HOST [--] COMMAND [ARG...]`.
  *
  * Options come before HOST and everything after it is the command, as with
  * ssh, so `ferry exec h ls -l` passes -l to ls.  Unlike ssh there is no
@@ -12,14 +12,14 @@
 #include <string.h>
 
 #include "cli.h"
-#include "connect.h"
+#include "dial.h"
 #include "ferry/ferry.h"
 #include "proto.h"
-#include "run.h"
+#include "exec_stream.h"
 
 #define MAX_TIMEOUT_S (365.0 * 24 * 3600)
 
-enum { OPT_TIMEOUT = SESSION_OPT_BASE + 0x10, OPT_CWD, OPT_ENV };
+enum { OPT_TIMEOUT = DIAL_OPT_BASE + 0x10, OPT_CWD, OPT_ENV };
 
 static void usage(FILE *f)
 {
@@ -40,7 +40,7 @@ static void usage(FILE *f)
         "      --timeout S          kill the command after S seconds (exit status 124)\n"
         "      --cwd DIR            run in DIR on the server\n"
         "      --env NAME=VALUE     set a variable for the command (repeatable)\n"
-        SESSION_OPTS_HELP
+        DIAL_OPTS_HELP
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
@@ -129,17 +129,17 @@ int cmd_exec(int argc, char **argv)
         { "env", required_argument, NULL, OPT_ENV },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
-        SESSION_LONGOPTS,
+        DIAL_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    struct session_opts so;
-    struct session *s = NULL;
+    struct dial_opts so;
+    struct client_session *s = NULL;
     json_t *req = NULL, *env = NULL, *cwd = NULL;
     double timeout = 0;
     const char *host;
     int opt, r, no_stdin = 0, status = FERRY_EXIT_ERROR;
 
-    session_opts_init(&so);
+    dial_opts_init(&so);
     req = json_pack("{s:s}", "type", MSG_EXEC);
     env = json_object();
     if (!req || !env) {
@@ -148,8 +148,8 @@ int cmd_exec(int argc, char **argv)
     }
     /* "+": stop at the first operand (HOST); ":": report errors ourselves. */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:nhV" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
-        r = session_opts_apply(&so, "ferry exec", opt, optarg);
+    while ((opt = getopt_long(argc, argv, "+:nhV" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
+        r = dial_opts_apply(&so, "ferry exec", opt, optarg);
         if (r < 0) {
             status = EXIT_USAGE;
             goto out;
@@ -213,12 +213,12 @@ int cmd_exec(int argc, char **argv)
         goto out;
     }
 
-    s = session_open(host, &so);
+    s = dial_open(host, &so);
     if (!s)
         goto out;
-    status = run_exec(s, req, !no_stdin);
+    status = exec_stream_run(s, req, !no_stdin);
 out:
-    session_close(s);
+    client_session_close(s);
     json_decref(req);
     json_decref(env);
     json_decref(cwd);

@@ -1,11 +1,11 @@
 /*
- * connect.c - from a HOST string to an authenticated session (connect.h).
+ * dial.c - from a HOST string to an authenticated session (dial.h).
  *
  * The handshake follows docs/PROTOCOL.md 2.1 exactly and uses the shared
  * proof code (src/shared/auth.c), so ferry and ferryd cannot disagree on
  * a byte of it.  Every way it can fail ends in one line on stderr.
  */
-#include "connect.h"
+#include "dial.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,12 +31,12 @@
 
 #define MAX_CONNECT_TIMEOUT_S 3600.0
 
-void session_opts_init(struct session_opts *o)
+void dial_opts_init(struct dial_opts *o)
 {
-    *o = (struct session_opts){ .connect_timeout = DEFAULT_CONNECT_TIMEOUT_S };
+    *o = (struct dial_opts){ .connect_timeout = DEFAULT_CONNECT_TIMEOUT_S };
 }
 
-int session_opts_apply(struct session_opts *o, const char *help_cmd, int opt, const char *arg)
+int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const char *arg)
 {
     switch (opt) {
     case 'k':
@@ -81,7 +81,7 @@ int session_opts_apply(struct session_opts *o, const char *help_cmd, int opt, co
 }
 
 /* -k, else $FERRY_KEY_FILE, else the per-user default.  0 or -1 (printed). */
-static int load_key(const struct session_opts *o, struct ferry_key *key)
+static int load_key(const struct dial_opts *o, struct ferry_key *key)
 {
     char err[512];
     char *path = o->key_file ? strdup(o->key_file) : keyfile_default_path(1);
@@ -111,7 +111,7 @@ static const char *member_str(const json_t *h, const char *name)
 /* Read one handshake message's header (pre-auth headers are small; the
  * handshake judges a body).  Failures are printed, except a hang-up when
  * the caller has a better word for it. */
-static int read_message(struct session *s, const char *step, int quiet_hangup, json_t **out,
+static int read_message(struct client_session *s, const char *step, int quiet_hangup, json_t **out,
                         uint64_t *body_size)
 {
     const struct ferry_frame_limits limits = { .max_header = PROTO_PREAUTH_MAX_HEADER };
@@ -152,7 +152,7 @@ static void report_refusal(int r, const json_t *h)
 }
 
 /* One line for a hello the handshake (handshake.c) would not take. */
-static void report_bad_hello(const struct session *s, int r, const json_t *hello)
+static void report_bad_hello(const struct client_session *s, int r, const json_t *hello)
 {
     const char *method = member_str(hello, "auth");
 
@@ -196,7 +196,7 @@ static void report_bad_hello(const struct session *s, int r, const json_t *hello
 }
 
 /* One line for a welcome the handshake would not take. */
-static void report_bad_welcome(const struct session *s, int r, const json_t *welcome)
+static void report_bad_welcome(const struct client_session *s, int r, const json_t *welcome)
 {
     const char *type = member_str(welcome, "type");
 
@@ -224,7 +224,7 @@ static void report_bad_welcome(const struct session *s, int r, const json_t *wel
 }
 
 /* Encode and send one handshake message.  0 or -1 (printed). */
-static int send_message(struct session *s, json_t *m)
+static int send_message(struct client_session *s, json_t *m)
 {
     int r = ferry_frame_write(s->t, m, NULL, 0, NULL);
 
@@ -240,7 +240,7 @@ static int send_message(struct session *s, json_t *m)
  * function only moves its messages and words its verdicts.  `key` is
  * loaded here if the server asks for one and none was (--ca).
  */
-static int handshake(struct session *s, const struct session_opts *o, struct ferry_key *key,
+static int handshake(struct client_session *s, const struct dial_opts *o, struct ferry_key *key,
                      int have_key)
 {
     uint8_t binding[AUTH_BINDING_LEN];
@@ -338,7 +338,7 @@ static void host_part(const char *text, char *out, size_t len)
 
 /* The TLS configuration for this connection: the key as a PSK, or --ca
  * (and our own --cert).  0 or -1 (printed). */
-static int tls_config(struct session *s, const struct session_opts *o, const struct ferry_key *key)
+static int tls_config(struct client_session *s, const struct dial_opts *o, const struct ferry_key *key)
 {
     struct ferry_tls_opts to = {
         .role = FERRY_TLS_CLIENT,
@@ -361,7 +361,7 @@ static int tls_config(struct session *s, const struct session_opts *o, const str
 }
 
 /* Words for a failed TLS handshake that point at the likely cause. */
-static void report_tls_failure(const struct session *s, const struct session_opts *o, int r)
+static void report_tls_failure(const struct client_session *s, const struct dial_opts *o, int r)
 {
     const char *why = ferry_transport_error(s->t);
     const char *name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
@@ -395,7 +395,7 @@ static void set_nodelay(int fd)
         ferry_log_debug("TCP_NODELAY: %s", strerror(errno));
 }
 
-struct session *session_open(const char *host, const struct session_opts *o)
+struct client_session *dial_open(const char *host, const struct dial_opts *o)
 {
     const struct ferry_frame_limits limits = {
         .max_header = PROTO_MAX_HEADER,
@@ -403,7 +403,7 @@ struct session *session_open(const char *host, const struct session_opts *o)
     };
     int timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
     struct ferry_key key = { 0 };
-    struct session *s = NULL;
+    struct client_session *s = NULL;
     struct ferry_addr addr;
     int fd = -1, r, have_key = 0, ok = 0;
 
@@ -489,7 +489,7 @@ struct session *session_open(const char *host, const struct session_opts *o)
     if (handshake(s, o, &key, have_key) < 0)
         goto out;
 
-    /* From here run.c multiplexes the socket with stdin and signals. */
+    /* From here exec_stream.c multiplexes the socket with stdin and signals. */
     ferry_transport_set_timeout(s->t, 0);
     r = ferry_transport_set_nonblocking(s->t, 1);
     if (r < 0) {
@@ -506,19 +506,8 @@ out:
     if (fd >= 0)
         close(fd);
     if (!ok) {
-        session_close(s);
+        client_session_close(s);
         s = NULL;
     }
     return s;
-}
-
-void session_close(struct session *s)
-{
-    if (!s)
-        return;
-    ferry_frame_parser_free(s->parser);
-    ferry_transport_free(s->t);
-    ferry_tls_free(s->tls);
-    outq_free(&s->out);
-    free(s);
 }

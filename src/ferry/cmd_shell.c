@@ -1,5 +1,5 @@
 /*
- * shell.c - `ferry shell [OPTIONS] HOST`: the tutorials' interactive
+ * cmd_shell.c - `ferry shell [OPTIONS] HOST`: the tutorials' interactive
  * client, on one authenticated session.
  *
  * Each line runs as a command line on the server with its output
@@ -11,7 +11,7 @@
  * so a script can pipe commands in.
  *
  * put, get, ls, stat, mkdir and rm are the file subcommands without HOST
- * (fscmd.c), their words split here as a shell would (quotes, backslash);
+ * (cmd_files.c), their words split here as a shell would (quotes, backslash);
  * lcd and lpwd are ours, on this process's own directory.
  */
 #include <ctype.h>
@@ -26,18 +26,18 @@
 #include <editline/readline.h>
 
 #include "cli.h"
-#include "connect.h"
+#include "dial.h"
 #include "ferry/ferry.h"
-#include "fscmd.h"
+#include "cmd_files.h"
 #include "proto.h"
-#include "run.h"
+#include "exec_stream.h"
 
 #define PROMPT ">>: "
 
 struct shell {
-    struct session *s;
-    const char *host;             /* to reopen the session (fscmd_shell) */
-    const struct session_opts *so;
+    struct client_session *s;
+    const char *host;             /* to reopen the session (cmd_files_shell) */
+    const struct dial_opts *so;
     int interactive;
     char *home;       /* the session's first directory: where a bare cd goes */
     char *buf;        /* getline's buffer (non-interactive) */
@@ -67,7 +67,7 @@ static void usage(FILE *f)
         "\n"
         "HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n"
         "\n"
-        SESSION_OPTS_HELP
+        DIAL_OPTS_HELP
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
@@ -88,7 +88,7 @@ static void on_prompt_sigint(int signo)
 
 /* Ctrl-C at the prompt abandons the line being typed, as in any shell,
  * rather than ending the session.  The handler is in place only around
- * readline(); run.c installs its own, forwarding one, while commands run. */
+ * readline(); exec_stream.c installs its own, forwarding one, while commands run. */
 static char *read_interactive(void)
 {
     struct sigaction sa = { .sa_handler = on_prompt_sigint }, old;
@@ -169,7 +169,7 @@ static int do_cd(struct shell *sh, char *arg)
         }
         arg = path;
     }
-    status = run_chdir(sh->s, arg, NULL);
+    status = exec_stream_chdir(sh->s, arg, NULL);
     free(path);
     return status;
 }
@@ -183,7 +183,7 @@ static int do_command(struct shell *sh, const char *line)
         cli_error("the command is not valid UTF-8 text");
         return 1;
     }
-    status = run_exec(sh->s, req, 0);
+    status = exec_stream_run(sh->s, req, 0);
     json_decref(req);
     /* The terminal echoed ^C; the next prompt belongs on a line of its own. */
     if (sh->interactive && status == 128 + SIGINT)
@@ -301,8 +301,8 @@ static int do_local(struct shell *sh, const char *cmd)
         status = do_lcd(argv, argc);
     else if (strcmp(argv[0], "lpwd") == 0)
         status = do_lpwd();
-    else if (fscmd_is(argv[0]))
-        status = fscmd_shell(&sh->s, sh->host, sh->so, argc, argv);
+    else if (cmd_files_is(argv[0]))
+        status = cmd_files_shell(&sh->s, sh->host, sh->so, argc, argv);
     free(store);
     free(argv);
     return status;
@@ -340,17 +340,17 @@ int cmd_shell(int argc, char **argv)
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
-        SESSION_LONGOPTS,
+        DIAL_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    struct session_opts so;
+    struct dial_opts so;
     struct shell sh = { .interactive = isatty(STDIN_FILENO), .so = &so };
     int opt, r, status = FERRY_EXIT_ERROR;
 
-    session_opts_init(&so);
+    dial_opts_init(&so);
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:hV" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
-        r = session_opts_apply(&so, "ferry shell", opt, optarg);
+    while ((opt = getopt_long(argc, argv, "+:hV" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
+        r = dial_opts_apply(&so, "ferry shell", opt, optarg);
         if (r < 0)
             return EXIT_USAGE;
         if (r > 0)
@@ -367,18 +367,18 @@ int cmd_shell(int argc, char **argv)
         return cli_usage_error("ferry shell", "too many operands (commands are read from stdin)");
 
     sh.host = argv[optind];
-    sh.s = session_open(sh.host, &so);
+    sh.s = dial_open(sh.host, &so);
     if (!sh.s)
         goto out;
     /* Learn the starting directory (a chdir to "." answers with it), so
      * that a bare `cd` can go back there. */
-    if (run_chdir(sh.s, ".", &sh.home) != 0 && sh.s->broken)
+    if (exec_stream_chdir(sh.s, ".", &sh.home) != 0 && sh.s->broken)
         goto out;
     status = repl(&sh);
     if ((!sh.s || sh.s->broken) && status == 0)
         status = FERRY_EXIT_ERROR;
 out:
-    session_close(sh.s);
+    client_session_close(sh.s);
     free(sh.home);
     free(sh.buf);
     return status;

@@ -1,5 +1,5 @@
 /*
- * run.h - one request on an authenticated session, streamed to the end.
+ * exec_stream.h - one request on an authenticated session, streamed to the end.
  *
  * For an exec request that means: stdout and stderr frames are written to
  * fds 1 and 2 as they arrive, stdin is forwarded if asked, SIGINT, SIGTERM,
@@ -7,12 +7,12 @@
  * frame arrives.  Memory stays bounded whatever the sizes involved: bodies
  * are streamed in pieces, and stdin is not read while the socket is behind.
  */
-#ifndef FERRY_CLIENT_RUN_H
-#define FERRY_CLIENT_RUN_H
+#ifndef FERRY_CLIENT_EXEC_STREAM_H
+#define FERRY_CLIENT_EXEC_STREAM_H
 
 #include <jansson.h>
 
-#include "connect.h"
+#include "dial.h"
 
 /* Largest stdin piece read and sent at once. */
 #define RUN_STDIN_CHUNK (64 * 1024)
@@ -29,7 +29,7 @@
  * stdout was closed under it, or 255 for a failure, already reported on
  * stderr.  Afterwards s->broken says whether the session can go on.
  */
-int run_exec(struct session *s, json_t *request, int forward_stdin);
+int exec_stream_run(struct client_session *s, json_t *request, int forward_stdin);
 
 /*
  * Change the session's directory (PROTOCOL.md 2.3).  On success returns 0
@@ -37,6 +37,6 @@ int run_exec(struct session *s, json_t *request, int forward_stdin);
  * A refusal is printed ("ferry: cd /nope: No such file or directory") and
  * gives 1; a broken session gives 255.
  */
-int run_chdir(struct session *s, const char *path, char **cwd);
+int exec_stream_chdir(struct client_session *s, const char *path, char **cwd);
 
 #endif

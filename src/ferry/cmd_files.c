@@ -1,11 +1,11 @@
 /*
- * fscmd.c - command lines of the file subcommands (fscmd.h), and the
+ * cmd_files.c - command lines of the file subcommands (cmd_files.h), and the
  * output of ls and stat.
  *
  * The subcommand and the shell line share one parser: `ferry put -r h d`
  * and `>>: put -r d` differ only in the session options and HOST.
  */
-#include "fscmd.h"
+#include "cmd_files.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -16,10 +16,10 @@
 
 #include "cli.h"
 #include "ferry/ferry.h"
-#include "files.h"
+#include "remotefs.h"
 #include "progress.h"
 #include "proto.h"
-#include "xfer.h"
+#include "transfer.h"
 
 /* Options, as bits of what each subcommand accepts. */
 enum {
@@ -31,20 +31,20 @@ enum {
     F_FSYNC = 1 << 5,
     F_JSON = 1 << 6,
 };
-enum { OPT_RESUME = SESSION_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON };
+enum { OPT_RESUME = DIAL_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON };
 
 struct fsargs {
-    struct xfer_opts x;
+    struct transfer_opts x;
     int quiet, json, parents;
     char **ops;            /* operands after HOST */
     int nops;
 };
 
-struct fscmd;
-typedef int (*fs_run_fn)(struct session **sp, const char *host, const struct session_opts *so,
+struct files_cmd;
+typedef int (*fs_run_fn)(struct client_session **sp, const char *host, const struct dial_opts *so,
                          struct fsargs *a);
 
-struct fscmd {
+struct files_cmd {
     const char *name;
     unsigned flags;
     int min_ops, max_ops;      /* operands after HOST; max -1: any */
@@ -132,11 +132,11 @@ static int lost_status(const struct fs_error *err)
 
 /* ---- ls, stat, mkdir, rm -------------------------------------------------------- */
 
-static int run_ls(struct session **sp, const char *host, const struct session_opts *so,
+static int run_ls(struct client_session **sp, const char *host, const struct dial_opts *so,
                   struct fsargs *a)
 {
     const char *arg = a->nops ? a->ops[0] : ".";
-    char *path = files_canon(arg);
+    char *path = remotefs_canon(arg);
     struct fs_error err = { 0 };
     json_t *entries = NULL, *e, **sorted = NULL;
     size_t n = 0, i;
@@ -148,9 +148,9 @@ static int run_ls(struct session **sp, const char *host, const struct session_op
         cli_error("out of memory");
         goto out;
     }
-    r = files_list(*sp, path, &entries, &err);
+    r = remotefs_list(*sp, path, &entries, &err);
     if (r == FERRY_EREMOTE) {
-        cli_error("ls %s: %s", arg, files_error_text(&err));
+        cli_error("ls %s: %s", arg, remotefs_error_text(&err));
         status = 1;
         goto out;
     }
@@ -211,7 +211,7 @@ out:
     return status;
 }
 
-static int run_stat(struct session **sp, const char *host, const struct session_opts *so,
+static int run_stat(struct client_session **sp, const char *host, const struct dial_opts *so,
                     struct fsargs *a)
 {
     int status = 0;
@@ -219,7 +219,7 @@ static int run_stat(struct session **sp, const char *host, const struct session_
     (void)host;
     (void)so;
     for (int i = 0; i < a->nops; i++) {
-        char *path = files_canon(a->ops[i]), mode[11], when[64], zone[16];
+        char *path = remotefs_canon(a->ops[i]), mode[11], when[64], zone[16];
         struct fs_error err = { 0 };
         struct fs_meta m;
         json_t *ans = NULL;
@@ -229,10 +229,10 @@ static int run_stat(struct session **sp, const char *host, const struct session_
             cli_error("out of memory");
             return FERRY_EXIT_ERROR;
         }
-        r = files_stat(*sp, path, &m, &ans, &err);
+        r = remotefs_stat(*sp, path, &m, &ans, &err);
         free(path);
         if (r == FERRY_EREMOTE) {
-            cli_error("stat %s: %s", a->ops[i], files_error_text(&err));
+            cli_error("stat %s: %s", a->ops[i], remotefs_error_text(&err));
             status = 1;
             continue;
         }
@@ -270,13 +270,13 @@ static int run_stat(struct session **sp, const char *host, const struct session_
 
 /* mkdir and rm: one request per operand, a line for each that fails, on
  * to the next; a lost connection ends the command. */
-static int run_each(struct session **sp, struct fsargs *a, const char *name, int flag,
-                    int (*request)(struct session *, const char *, int, struct fs_error *))
+static int run_each(struct client_session **sp, struct fsargs *a, const char *name, int flag,
+                    int (*request)(struct client_session *, const char *, int, struct fs_error *))
 {
     int status = 0;
 
     for (int i = 0; i < a->nops; i++) {
-        char *path = files_canon(a->ops[i]);
+        char *path = remotefs_canon(a->ops[i]);
         struct fs_error err = { 0 };
         int r;
 
@@ -287,7 +287,7 @@ static int run_each(struct session **sp, struct fsargs *a, const char *name, int
         r = request(*sp, path, flag, &err);
         free(path);
         if (r == FERRY_EREMOTE) {
-            cli_error("%s %s: %s", name, a->ops[i], files_error_text(&err));
+            cli_error("%s %s: %s", name, a->ops[i], remotefs_error_text(&err));
             status = 1;
         } else if (r < 0) {
             return lost_status(&err);
@@ -296,53 +296,53 @@ static int run_each(struct session **sp, struct fsargs *a, const char *name, int
     return status;
 }
 
-static int run_mkdir(struct session **sp, const char *host, const struct session_opts *so,
+static int run_mkdir(struct client_session **sp, const char *host, const struct dial_opts *so,
                      struct fsargs *a)
 {
     (void)host;
     (void)so;
-    return run_each(sp, a, "mkdir", a->parents, files_mkdir);
+    return run_each(sp, a, "mkdir", a->parents, remotefs_mkdir);
 }
 
-static int run_rm(struct session **sp, const char *host, const struct session_opts *so,
+static int run_rm(struct client_session **sp, const char *host, const struct dial_opts *so,
                   struct fsargs *a)
 {
     (void)host;
     (void)so;
-    return run_each(sp, a, "rm", a->x.recursive, files_rm);
+    return run_each(sp, a, "rm", a->x.recursive, remotefs_rm);
 }
 
 /* ---- put, get ------------------------------------------------------------------- */
 
-static int run_xfer(struct session **sp, const char *host, const struct session_opts *so,
+static int run_xfer(struct client_session **sp, const char *host, const struct dial_opts *so,
                     struct fsargs *a, int put)
 {
     /* One operand: the other side is "." (the root, or here). */
     const char *dest = a->nops > 1 ? a->ops[a->nops - 1] : ".";
     int nsrc = a->nops > 1 ? a->nops - 1 : 1, status;
-    struct xfer x;
+    struct transfer x;
 
-    if (xfer_init(&x, sp, host, so, &a->x) < 0)
+    if (transfer_init(&x, sp, host, so, &a->x) < 0)
         return FERRY_EXIT_ERROR;
     progress_enable(!a->quiet);
-    status = put ? xfer_put(&x, a->ops, nsrc, dest) : xfer_get(&x, a->ops, nsrc, dest);
-    xfer_free(&x);
+    status = put ? transfer_put(&x, a->ops, nsrc, dest) : transfer_get(&x, a->ops, nsrc, dest);
+    transfer_free(&x);
     return status;
 }
 
-static int run_put(struct session **sp, const char *host, const struct session_opts *so,
+static int run_put(struct client_session **sp, const char *host, const struct dial_opts *so,
                    struct fsargs *a)
 {
     return run_xfer(sp, host, so, a, 1);
 }
 
-static int run_get(struct session **sp, const char *host, const struct session_opts *so,
+static int run_get(struct client_session **sp, const char *host, const struct dial_opts *so,
                    struct fsargs *a)
 {
     return run_xfer(sp, host, so, a, 0);
 }
 
-static const struct fscmd commands[] = {
+static const struct files_cmd commands[] = {
     { "put", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC, 1, -1, "LOCAL... [REMOTE]",
       "Upload LOCAL files to the ferryd's file root.  REMOTE (default: the root) is\n"
       "relative to the root; when it is a directory, ends in '/', or several LOCALs\n"
@@ -374,7 +374,7 @@ static const struct fscmd commands[] = {
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
-static const struct fscmd *find(const char *name)
+static const struct files_cmd *find(const char *name)
 {
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
@@ -382,12 +382,12 @@ static const struct fscmd *find(const char *name)
     return NULL;
 }
 
-int fscmd_is(const char *name)
+int cmd_files_is(const char *name)
 {
     return find(name) != NULL;
 }
 
-static void usage(const struct fscmd *c, int in_shell)
+static void usage(const struct files_cmd *c, int in_shell)
 {
     printf("usage: %s%s [OPTIONS] %s%s\n%s\n", in_shell ? "" : "ferry ", c->name,
            in_shell ? "" : "HOST ", c->synopsis, c->help);
@@ -403,7 +403,7 @@ static void usage(const struct fscmd *c, int in_shell)
     if (c->flags & F_JSON)
         printf("      --json               print JSON for scripts\n");
     if (!in_shell)
-        printf("%s", SESSION_OPTS_HELP);
+        printf("%s", DIAL_OPTS_HELP);
     printf("  -h, --help               show this help\n");
     if (!in_shell)
         printf("\nExit status: 0 when everything succeeded; 1 when something failed (one line\n"
@@ -415,8 +415,8 @@ static void usage(const struct fscmd *c, int in_shell)
 
 /* Parse argv.  0 and *a filled, or an exit status (> 0) to stop with, or
  * -1 when --help was shown (status 0). */
-static int parse(const struct fscmd *c, int in_shell, int argc, char **argv,
-                 struct session_opts *so, const char **host, struct fsargs *a)
+static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
+                 struct dial_opts *so, const char **host, struct fsargs *a)
 {
     static const struct option longopts[] = {
         { "resume", no_argument, NULL, OPT_RESUME },
@@ -424,7 +424,7 @@ static int parse(const struct fscmd *c, int in_shell, int argc, char **argv,
         { "fsync", no_argument, NULL, OPT_FSYNC },
         { "json", no_argument, NULL, OPT_JSON },
         { "help", no_argument, NULL, 'h' },
-        SESSION_LONGOPTS,
+        DIAL_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
     char help_cmd[32];
@@ -434,11 +434,11 @@ static int parse(const struct fscmd *c, int in_shell, int argc, char **argv,
     *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128 };
     opterr = 0;
     optind = 0;   /* glibc: start afresh (the shell parses many lines) */
-    while ((opt = getopt_long(argc, argv, "+:rpqh" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:rpqh" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
         unsigned need = 0;
 
         if (!in_shell) {
-            r = session_opts_apply(so, help_cmd, opt, optarg);
+            r = dial_opts_apply(so, help_cmd, opt, optarg);
             if (r < 0)
                 return EXIT_USAGE;
             if (r > 0)
@@ -489,26 +489,26 @@ static int parse(const struct fscmd *c, int in_shell, int argc, char **argv,
 /* `ferry NAME [OPTIONS] HOST ...` */
 static int run_cmd(const char *name, int argc, char **argv)
 {
-    const struct fscmd *c = find(name);
-    struct session *s = NULL;
-    struct session_opts so;
+    const struct files_cmd *c = find(name);
+    struct client_session *s = NULL;
+    struct dial_opts so;
     struct fsargs a;
     const char *host = NULL;
     int status;
 
-    session_opts_init(&so);
+    dial_opts_init(&so);
     status = parse(c, 0, argc, argv, &so, &host, &a);
     if (status != 0)
         return status < 0 ? 0 : status;
     /* put and get connect when the first file needs it (and again when a
      * failure cost the connection); the others need one at once. */
     if (c->run != run_put && c->run != run_get) {
-        s = session_open(host, &so);
+        s = dial_open(host, &so);
         if (!s)
             return FERRY_EXIT_ERROR;
     }
     status = c->run(&s, host, &so, &a);
-    session_close(s);
+    client_session_close(s);
     return status;
 }
 
@@ -519,10 +519,10 @@ int cmd_stat(int argc, char **argv) { return run_cmd("stat", argc, argv); }
 int cmd_mkdir(int argc, char **argv) { return run_cmd("mkdir", argc, argv); }
 int cmd_rm(int argc, char **argv) { return run_cmd("rm", argc, argv); }
 
-int fscmd_shell(struct session **sp, const char *host, const struct session_opts *so,
+int cmd_files_shell(struct client_session **sp, const char *host, const struct dial_opts *so,
                 int argc, char **argv)
 {
-    const struct fscmd *c = find(argv[0]);
+    const struct files_cmd *c = find(argv[0]);
     struct fsargs a;
     int status;
 
@@ -533,8 +533,8 @@ int fscmd_shell(struct session **sp, const char *host, const struct session_opts
     /* A transfer may have had to drop the connection (and a new one may
      * have failed): the shell goes on only with a working session. */
     if (!*sp || (*sp)->broken) {
-        session_close(*sp);
-        *sp = session_open(host, so);
+        client_session_close(*sp);
+        *sp = dial_open(host, so);
         if (!*sp)
             return FERRY_EXIT_ERROR;
     }

@@ -1,5 +1,5 @@
 /*
- * keygen.c - `ferry keygen [--force] [FILE]`: make the shared key.
+ * cmd_keygen.c - `ferry keygen [--force] [FILE]`: make the shared key.
  *
  * The work (random bytes, 64 hex digits, mode 0600, atomic replacement)
  * is keyfile_create()'s, shared with ferryd's first-run key; this is only

@@ -1,0 +1,274 @@
+/*
+ * remotefs.c - the file service's small requests (stat, list, mkdir, rm),
+ * remote paths in the server's one spelling, metadata and error texts
+ * (remotefs.h).
+ */
+#include "remotefs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+#include "proto.h"
+
+/* ---- errors ------------------------------------------------------------------- */
+
+int remotefs_error_errno(const struct fs_error *err)
+{
+    if (!err->errname[0])
+        return 0;
+    /* glibc knows every name; 4096 covers any errno value. */
+    for (int e = 1; e < 4096; e++) {
+        const char *name = strerrorname_np(e);
+
+        if (name && strcmp(name, err->errname) == 0)
+            return e;
+    }
+    return 0;
+}
+
+const char *remotefs_error_text(const struct fs_error *err)
+{
+    int e = strcmp(err->code, ERR_FS) == 0 ? remotefs_error_errno(err) : 0;
+
+    if (e)
+        return strerror(e);
+    return err->message[0] ? err->message : "unknown error";
+}
+
+/* ---- paths ---------------------------------------------------------------- */
+
+char *remotefs_canon(const char *path)
+{
+    size_t len = strlen(path);
+    char *out = malloc(len + 2), *o = out;
+    const char *p = path;
+
+    if (!out)
+        return NULL;
+    if (*p == '/')
+        *o++ = '/';
+    while (*p) {
+        const char *start, *end;
+
+        while (*p == '/')
+            p++;
+        start = p;
+        while (*p && *p != '/')
+            p++;
+        end = p;
+        if (end == start || (end - start == 1 && start[0] == '.'))
+            continue;
+        if (o > out && o[-1] != '/')
+            *o++ = '/';
+        memcpy(o, start, (size_t)(end - start));
+        o += end - start;
+    }
+    if (o == out)
+        *o++ = '.';
+    *o = '\0';
+    return out;
+}
+
+char *remotefs_join(const char *a, const char *b)
+{
+    char *joined = NULL, *canon;
+
+    if (asprintf(&joined, "%s/%s", a, b) < 0)
+        return NULL;
+    canon = remotefs_canon(joined);
+    free(joined);
+    return canon;
+}
+
+char *remotefs_basename(const char *path)
+{
+    size_t len = strlen(path);
+    const char *start;
+
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    start = path + len;
+    while (start > path && start[-1] != '/')
+        start--;
+    if (start == path + len)   /* "/" (or "") */
+        return strndup(path, len);
+    return strndup(start, (size_t)(path + len - start));
+}
+
+/* ---- metadata ------------------------------------------------------------- */
+
+static const char *const kinds[] = { "file", "dir", "link", "fifo", "socket", "char", "block" };
+
+int remotefs_parse_meta(struct client_session *s, const json_t *obj, struct fs_meta *m,
+                     struct fs_error *err)
+{
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    const json_t *mode = json_object_get(obj, "mode"), *size = json_object_get(obj, "filesize");
+    const json_t *mtime = json_object_get(obj, "mtime"), *nsec = json_object_get(obj, "mtime_nsec");
+    size_t i;
+
+    for (i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            break;
+    if (!kind || i == sizeof kinds / sizeof kinds[0] ||
+        !json_is_integer(mode) || json_integer_value(mode) < 0 ||
+        json_integer_value(mode) > 07777 ||
+        !json_is_integer(size) || json_integer_value(size) < 0 ||
+        !json_is_integer(mtime) ||
+        (nsec && (!json_is_integer(nsec) || json_integer_value(nsec) < 0 ||
+                  json_integer_value(nsec) > 999999999)))
+        return session_lost(s, err, "protocol error: %s: bad file metadata", s->peer);
+    snprintf(m->kind, sizeof m->kind, "%s", kind);
+    m->mode = (unsigned)json_integer_value(mode);
+    m->size = (uint64_t)json_integer_value(size);
+    m->mtime = (int64_t)json_integer_value(mtime);
+    m->mtime_nsec = nsec ? (long)json_integer_value(nsec) : 0;
+    return 0;
+}
+
+/* ---- small requests ------------------------------------------------------- */
+
+/* Send a request and wait for a header-only answer of type `want`. */
+static int request(struct client_session *s, json_t *req, const char *want, json_t **answer,
+                   struct fs_error *err)
+{
+    const char *type;
+    uint64_t body;
+    json_t *h = NULL;
+    int r;
+
+    if (!req)
+        return session_lost(s, err, "out of memory");
+    r = session_send(s, req, err);
+    if (r < 0)
+        return r;
+    r = session_recv(s, &h, &type, &body, err);
+    if (r < 0)
+        return r;
+    if (strcmp(type, want) != 0 || body != 0) {
+        r = session_lost(s, err, "protocol error: %s: unexpected '%s' message", s->peer, type);
+        json_decref(h);
+        return r;
+    }
+    if (answer)
+        *answer = h;
+    else
+        json_decref(h);
+    return 0;
+}
+
+/* json_pack fails on a path that is not UTF-8, which the protocol cannot
+ * carry; say so instead of "out of memory". */
+static int bad_name(struct fs_error *err)
+{
+    err->code[0] = err->errname[0] = '\0';
+    snprintf(err->message, sizeof err->message, "the name is not valid UTF-8");
+    return FERRY_EREMOTE;
+}
+
+int remotefs_stat(struct client_session *s, const char *path, struct fs_meta *m, json_t **answer,
+               struct fs_error *err)
+{
+    json_t *req = json_pack("{s:s, s:s}", "type", MSG_STAT, "path", path), *h = NULL;
+    int r;
+
+    if (!req)
+        return bad_name(err);
+    r = request(s, req, MSG_STAT, &h, err);
+    if (r == 0)
+        r = remotefs_parse_meta(s, h, m, err);
+    if (r == 0 && answer)
+        *answer = json_incref(h);
+    json_decref(h);
+    return r;
+}
+
+int remotefs_list(struct client_session *s, const char *path, json_t **entries, struct fs_error *err)
+{
+    json_t *req = json_pack("{s:s, s:s}", "type", MSG_LIST, "path", path);
+    json_t *all = NULL, *h = NULL;
+    const char *type;
+    uint64_t body;
+    int r;
+
+    if (!req)
+        return bad_name(err);
+    r = session_send(s, req, err);
+    if (r < 0)
+        return r;
+    all = json_array();
+    if (!all)
+        return session_lost(s, err, "out of memory");
+    for (;;) {
+        json_t *batch, *e;
+        size_t i;
+
+        r = session_recv(s, &h, &type, &body, err);
+        if (r < 0)
+            goto out;
+        if (body != 0) {
+            r = session_lost(s, err, "protocol error: %s: '%s' with a body", s->peer, type);
+            goto out;
+        }
+        if (strcmp(type, MSG_LIST_END) == 0)
+            break;
+        batch = json_object_get(h, "entries");
+        if (strcmp(type, MSG_ENTRIES) != 0 || !json_is_array(batch)) {
+            r = session_lost(s, err, "protocol error: %s: unexpected '%s' message", s->peer, type);
+            goto out;
+        }
+        json_array_foreach(batch, i, e) {
+            const char *name = json_string_value(json_object_get(e, "name"));
+            struct fs_meta m;
+
+            /* A name is one component: never let a server steer a local
+             * write (get -r) anywhere else. */
+            if (!name || !*name || strchr(name, '/') || strcmp(name, ".") == 0 ||
+                strcmp(name, "..") == 0) {
+                r = session_lost(s, err, "protocol error: %s: bad name in a listing", s->peer);
+                goto out;
+            }
+            r = remotefs_parse_meta(s, e, &m, err);
+            if (r < 0)
+                goto out;
+            /* A listing is held whole (to sort it): bound what a server
+             * can make us hold. */
+            if (json_array_size(all) >= REMOTEFS_LIST_MAX) {
+                r = session_lost(s, err, "%s: more than %d entries in one directory", path,
+                               REMOTEFS_LIST_MAX);
+                goto out;
+            }
+            if (json_array_append(all, e) < 0) {
+                r = session_lost(s, err, "out of memory");
+                goto out;
+            }
+        }
+        json_decref(h);
+        h = NULL;
+    }
+    *entries = all;
+    all = NULL;
+    r = 0;
+out:
+    json_decref(h);
+    json_decref(all);
+    return r;
+}
+
+int remotefs_mkdir(struct client_session *s, const char *path, int parents, struct fs_error *err)
+{
+    json_t *req = json_pack("{s:s, s:s, s:b}", "type", MSG_MKDIR, "path", path, "parents", parents);
+
+    return req ? request(s, req, MSG_OK, NULL, err) : bad_name(err);
+}
+
+int remotefs_rm(struct client_session *s, const char *path, int recursive, struct fs_error *err)
+{
+    json_t *req = json_pack("{s:s, s:s, s:b}", "type", MSG_RM, "path", path,
+                            "recursive", recursive);
+
+    return req ? request(s, req, MSG_OK, NULL, err) : bad_name(err);
+}

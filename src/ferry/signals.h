@@ -1,0 +1,54 @@
+/*
+ * signals.h - what the client does with the signals a user sends it.
+ *
+ * Two uses, one module, so no two handlers fight over a signal:
+ *   - forwarding (exec, shell commands): SIGINT, SIGTERM, SIGHUP and
+ *     SIGQUIT are written to a self-pipe, which the streaming code watches
+ *     beside the socket and turns into "signal" messages for the remote
+ *     command;
+ *   - interrupting (put, get): SIGINT, SIGTERM and SIGHUP set
+ *     signals_interrupted, so a transfer can remove its temporary before
+ *     the process exits with 128+N.
+ * Handlers only write a byte or set a flag: nothing in them formats or
+ * allocates.
+ */
+#ifndef FERRY_CLIENT_SIGNALS_H
+#define FERRY_CLIENT_SIGNALS_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#define SIGNALS_MAX 4
+
+/* The dispositions a install replaced, for its restore. */
+struct signals_saved {
+    struct sigaction old[SIGNALS_MAX];
+};
+
+/* The self-pipe's read end (non-blocking; made on first use and kept for
+ * the process's life, since a shell runs many commands).  -errno when it
+ * cannot be made. */
+int signals_pipe_fd(void);
+
+/* Forward the four signals to the pipe until signals_forward_restore,
+ * which also drops any still unread (nobody is left to receive them).
+ * 0 or -errno. */
+int signals_forward_install(struct signals_saved *saved);
+void signals_forward_restore(const struct signals_saved *saved);
+
+/* Read up to n forwarded signal numbers from the pipe: the count, 0 when
+ * none is waiting. */
+size_t signals_take(int *sigs, size_t n);
+
+/* "INT", "TERM", "HUP", "QUIT" (PROTOCOL.md 2.2's names), or NULL. */
+const char *signals_name(int signo);
+
+/* Set to the signal's number by the interrupting handlers. */
+extern volatile sig_atomic_t signals_interrupted;
+
+/* Interrupt on SIGINT, SIGTERM and SIGHUP until signals_interrupt_restore.
+ * 0 or -errno. */
+int signals_interrupt_install(struct signals_saved *saved);
+void signals_interrupt_restore(const struct signals_saved *saved);
+
+#endif

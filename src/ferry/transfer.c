@@ -1,0 +1,133 @@
+/*
+ * transfer.c - what put and get share (transfer.h): the command's state,
+ * its session (reopened when a file's failure broke it), one line per
+ * failed file, cp's rules for targets, and the exit status.
+ */
+#include "transfer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ferry/ferry.h"
+#include "progress.h"
+#include "proto.h"
+#include "remotefs.h"
+#include "signals.h"
+
+int transfer_init(struct transfer *x, struct client_session **sp, const char *host,
+              const struct dial_opts *so, const struct transfer_opts *o)
+{
+    *x = (struct transfer){ .sp = sp, .host = host, .so = so, .o = *o };
+    x->umask = umask(0);
+    umask(x->umask);
+    x->d = digest_new(o->alg);
+    x->buf = malloc(TRANSFER_BUF_SIZE);
+    x->buf_len = TRANSFER_BUF_SIZE;
+    session_splice_init(&x->splice);
+    if (!x->d || !x->buf) {
+        transfer_free(x);
+        cli_error("out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void transfer_free(struct transfer *x)
+{
+    digest_free(x->d);
+    free(x->buf);
+    session_splice_reset(&x->splice);
+    x->d = NULL;
+    x->buf = NULL;
+}
+
+/* One line for a file that failed: "ferry: put a.txt: reason". */
+void transfer_report(struct transfer *x, const char *op, const char *name, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cli_error("%s %s: %s", op, name, msg);
+    x->failed = 1;
+}
+
+void transfer_report_err(struct transfer *x, const char *op, const char *name,
+                       const struct fs_error *err)
+{
+    transfer_report(x, op, name, "%s", remotefs_error_text(err));
+}
+
+/* A usable session, reopened if the last one broke.  0, or -1 when none
+ * can be had (already printed; the whole command stops). */
+int transfer_need_session(struct transfer *x)
+{
+    if (*x->sp && !(*x->sp)->broken)
+        return 0;
+    client_session_close(*x->sp);
+    *x->sp = NULL;
+    if (signals_interrupted || x->fatal)
+        return -1;
+    *x->sp = dial_open(x->host, x->so);
+    if (!*x->sp) {
+        x->fatal = 1;
+        return -1;
+    }
+    return 0;
+}
+
+int transfer_stopped(const struct transfer *x)
+{
+    return x->fatal || signals_interrupted;
+}
+
+/* An integer member in [lo, hi], or -1 in *ok. */
+int64_t transfer_int_member(const json_t *h, const char *name, int64_t lo, int64_t hi, int *ok)
+{
+    const json_t *v = json_object_get(h, name);
+
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        *ok = 0;
+        return 0;
+    }
+    return (int64_t)json_integer_value(v);
+}
+
+int transfer_ends_in_slash(const char *p)
+{
+    size_t n = strlen(p);
+
+    return n > 0 && p[n - 1] == '/';
+}
+
+/* A source's own name for use under a target directory; NULL when the
+ * source is ".", ".." or "/", whose contents go into the target itself. */
+char *transfer_own_name(const char *path)
+{
+    char *b = remotefs_basename(path);
+
+    if (b && (strcmp(b, ".") == 0 || strcmp(b, "..") == 0 || strcmp(b, "/") == 0)) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+int transfer_status(const struct transfer *x)
+{
+    if (signals_interrupted)
+        return 128 + signals_interrupted;
+    if (x->fatal)
+        return FERRY_EXIT_ERROR;
+    return x->failed ? 1 : 0;
+}
