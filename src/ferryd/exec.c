@@ -45,6 +45,8 @@
 #include "ferry/error.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
+#include "fdio.h"
+#include "monoclock.h"
 
 /* posix_spawn_file_actions_addclosefrom_np arrived in glibc 2.34 (and
  * addfchdir_np in 2.29, which we require).  Without closefrom we rely on
@@ -106,14 +108,6 @@ struct exec {
 /* ---- small helpers ----------------------------------------------------- */
 
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int open_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -153,8 +147,8 @@ static int make_pipe(int p[2], int parent_end)
 
 fail:
     rc = -errno;
-    close_fd(&p[0]);
-    close_fd(&p[1]);
+    fdio_close(&p[0]);
+    fdio_close(&p[1]);
     return rc;
 }
 
@@ -396,7 +390,7 @@ static void stdin_close(struct exec *e)
         ferry_loop_remove(e->loop, e->in_fd);
         e->in_watched = false;
     }
-    close_fd(&e->in_fd);
+    fdio_close(&e->in_fd);
     e->in_open = false;
     stdin_drop_queue(e);
 }
@@ -405,7 +399,7 @@ static void output_close(struct exec *e, int i)
 {
     if (e->out_fd[i] >= 0) {
         ferry_loop_remove(e->loop, e->out_fd[i]);
-        close_fd(&e->out_fd[i]);
+        fdio_close(&e->out_fd[i]);
     }
 }
 
@@ -413,7 +407,7 @@ static void stop_reaping(struct exec *e)
 {
     if (e->pidfd >= 0) {
         ferry_loop_remove(e->loop, e->pidfd);
-        close_fd(&e->pidfd);
+        fdio_close(&e->pidfd);
     }
     ferry_timer_cancel(e->reap_timer);
     e->reap_timer = NULL;
@@ -597,11 +591,11 @@ static void reap_in_background(pid_t pid)
  * ABORT_REAP_MS (SIGKILL normally takes microseconds). */
 static void kill_and_reap(struct exec *e)
 {
-    uint64_t deadline = mono_ms() + ABORT_REAP_MS;
+    uint64_t deadline = monoclock_ms() + ABORT_REAP_MS;
 
     signal_group(e, SIGKILL);
     while (!reap_now(e)) {
-        uint64_t now = mono_ms();
+        uint64_t now = monoclock_ms();
 
         if (now >= deadline) {
             reap_in_background(e->pid);
@@ -767,7 +761,7 @@ static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, 
         ferry_loop_remove(e->loop, e->in_fd);
         e->in_watched = false;
         if (e->in_close_wanted)
-            close_fd(&e->in_fd);
+            fdio_close(&e->in_fd);
         drained = true;
     }
     if (drained && e->ops.on_stdin_drained)
@@ -842,7 +836,7 @@ void exec_close_stdin(struct exec *e)
     e->in_open = false;
     e->in_close_wanted = true;
     if (!e->in_head)
-        close_fd(&e->in_fd);
+        fdio_close(&e->in_fd);
 }
 
 /* ---- public life cycle -------------------------------------------------- */
@@ -1123,13 +1117,13 @@ out:
         /* Not started: e owns nothing yet. */
         free(e);
     }
-    close_fd(&in_pipe[0]);
-    close_fd(&in_pipe[1]);
-    close_fd(&out_pipe[0]);
-    close_fd(&out_pipe[1]);
-    close_fd(&err_pipe[0]);
-    close_fd(&err_pipe[1]);
-    close_fd(&dirfd);
+    fdio_close(&in_pipe[0]);
+    fdio_close(&in_pipe[1]);
+    fdio_close(&out_pipe[0]);
+    fdio_close(&out_pipe[1]);
+    fdio_close(&err_pipe[0]);
+    fdio_close(&err_pipe[1]);
+    fdio_close(&dirfd);
     free(found);
     free_strv(envp);
     free(acct.buf);

@@ -34,6 +34,7 @@
 
 #include "ferry/error.h"
 #include "ferry/log.h"
+#include "fdio.h"
 
 /* openat2 answers EAGAIN when a concurrent rename might have let a ".."
  * (inside a symlink's target) escape; the walk is simply retried. */
@@ -121,7 +122,7 @@ int fsroot_open(const char *dir, int create, struct fsroot **out,
     return 0;
 
 fail:
-    close_fd(&fd);
+    fdio_close(&fd);
     return rc;
 }
 
@@ -129,7 +130,7 @@ void fsroot_close(struct fsroot *root)
 {
     if (!root)
         return;
-    close_fd(&root->fd);
+    fdio_close(&root->fd);
     free(root);
 }
 
@@ -309,7 +310,7 @@ static int open_fallback(int rootfd, const char *path, int flags, mode_t mode,
         rc = fallback_step(dirfd >= 0 ? dirfd : rootfd, name, &next);
         if (rc < 0)
             goto out;
-        close_fd(&dirfd);
+        fdio_close(&dirfd);
         dirfd = next;
         p = slash + 1;
     }
@@ -336,8 +337,8 @@ static int open_fallback(int rootfd, const char *path, int flags, mode_t mode,
     fd = -1;
     rc = 0;
 out:
-    close_fd(&fd);
-    close_fd(&dirfd);
+    fdio_close(&fd);
+    fdio_close(&dirfd);
     return rc;
 }
 

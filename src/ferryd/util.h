@@ -1,5 +1,5 @@
 /*
- * util.h - two small helpers ferryd's modules share.
+ * util.h - a small helper ferryd's modules share.
  */
 #ifndef FERRYD_UTIL_H
 #define FERRYD_UTIL_H
@@ -8,8 +8,5 @@
 
 /* Format a one-line reason into err (nothing when err is NULL or errlen 0). */
 void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* close(*fd) if it is open, and mark it closed (-1). */
-void close_fd(int *fd);
 
 #endif
