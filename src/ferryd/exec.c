@@ -22,7 +22,7 @@
  * callback, leave the final free() to leave().
  */
 #include "exec.h"
-#include "util.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -274,7 +274,7 @@ static int build_env(const struct account *a, char *const *extra, char ***out,
         char *copy;
 
         if (!eq || !valid_env_name(extra[i], namelen)) {
-            set_err(err, errlen, "bad environment variable name: %.*s",
+            errbuf_format(err, errlen, "bad environment variable name: %.*s",
                     (int)(namelen > 64 ? 64 : namelen), extra[i]);
             rc = -EINVAL;
             goto fail;
@@ -298,7 +298,7 @@ static int build_env(const struct account *a, char *const *extra, char ***out,
 fail:
     free_strv(env);
     if (rc == -ENOMEM)
-        set_err(err, errlen, "out of memory");
+        errbuf_format(err, errlen, "out of memory");
     return rc;
 }
 
@@ -361,7 +361,7 @@ static int open_cwd(const char *cwd, int *out, char *err, size_t errlen)
 
         if (fd >= 0)
             close(fd);
-        set_err(err, errlen, "cd %s: %s", cwd, ferry_strerror(-e));
+        errbuf_format(err, errlen, "cd %s: %s", cwd, ferry_strerror(-e));
         return FERRY_ECWD;
     }
     *out = fd;
@@ -882,16 +882,16 @@ static void spawn_error(int rc, const char *name, bool looked_up, char *err, siz
 {
     switch (rc) {
     case -ENOENT:
-        set_err(err, errlen, "%s: %s", name, looked_up ? "command not found" : "No such file or directory");
+        errbuf_format(err, errlen, "%s: %s", name, looked_up ? "command not found" : "No such file or directory");
         break;
     case -EACCES:
-        set_err(err, errlen, "%s: permission denied", name);
+        errbuf_format(err, errlen, "%s: permission denied", name);
         break;
     case -ENOEXEC:
-        set_err(err, errlen, "%s: cannot execute: Exec format error", name);
+        errbuf_format(err, errlen, "%s: cannot execute: Exec format error", name);
         break;
     default:
-        set_err(err, errlen, "%s: %s", name, ferry_strerror(rc));
+        errbuf_format(err, errlen, "%s: %s", name, ferry_strerror(rc));
         break;
     }
 }
@@ -988,11 +988,11 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
     int child_fd[3];
     int rc;
 
-    set_err(err, errlen, "%s", "");
+    errbuf_format(err, errlen, "%s", "");
     *out = NULL;
     if (!ops || !ops->on_output || !ops->on_exit ||
         !spec->argv == !spec->shell || (spec->argv && !spec->argv[0])) {
-        set_err(err, errlen, "bad command: give exactly one of argv and shell");
+        errbuf_format(err, errlen, "bad command: give exactly one of argv and shell");
         return -EINVAL;
     }
 
@@ -1098,7 +1098,7 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
             goto fail_running;
         }
     }
-    set_err(err, errlen, "%s", "");     /* a tried-and-dropped home's message */
+    errbuf_format(err, errlen, "%s", "");     /* a tried-and-dropped home's message */
     *out = e;
     e = NULL;
     rc = 0;
@@ -1110,7 +1110,7 @@ fail_running:
     exec_abort(e);
     e = NULL;
 fail_msg:
-    set_err(err, errlen, "cannot start %s: %s", spec->shell ? "/bin/sh" : spec->argv[0],
+    errbuf_format(err, errlen, "cannot start %s: %s", spec->shell ? "/bin/sh" : spec->argv[0],
             ferry_strerror(rc));
 out:
     if (e) {

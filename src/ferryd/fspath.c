@@ -17,7 +17,7 @@
  * ever sees an absolute path, a "..", or an empty component.
  */
 #include "fspath.h"
-#include "util.h"
+#include "errbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,7 +62,7 @@ static int mkdir_parents(const char *dir, char *err, size_t errlen)
     int rc = 0;
 
     if (!buf) {
-        set_err(err, errlen, "mkdir %s: %s", dir, ferry_strerror(-ENOMEM));
+        errbuf_format(err, errlen, "mkdir %s: %s", dir, ferry_strerror(-ENOMEM));
         return -ENOMEM;
     }
     for (p = buf + 1; ; p++) {
@@ -75,7 +75,7 @@ static int mkdir_parents(const char *dir, char *err, size_t errlen)
             *p = '\0';
             if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
                 rc = -errno;
-                set_err(err, errlen, "mkdir %s: %s", buf, ferry_strerror(rc));
+                errbuf_format(err, errlen, "mkdir %s: %s", buf, ferry_strerror(rc));
                 goto out;
             }
             *p = saved;
@@ -97,7 +97,7 @@ int fsroot_open(const char *dir, int create, struct fsroot **out,
 
     *out = NULL;
     if (!dir || dir[0] == '\0') {
-        set_err(err, errlen, "empty root directory name");
+        errbuf_format(err, errlen, "empty root directory name");
         return -EINVAL;
     }
     if (create) {
@@ -108,13 +108,13 @@ int fsroot_open(const char *dir, int create, struct fsroot **out,
     fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        set_err(err, errlen, "%s: %s", dir, ferry_strerror(rc));
+        errbuf_format(err, errlen, "%s: %s", dir, ferry_strerror(rc));
         goto fail;
     }
     root = malloc(sizeof *root);
     if (!root) {
         rc = -ENOMEM;
-        set_err(err, errlen, "%s: %s", dir, ferry_strerror(rc));
+        errbuf_format(err, errlen, "%s: %s", dir, ferry_strerror(rc));
         goto fail;
     }
     root->fd = fd;
@@ -147,17 +147,17 @@ int fspath_check(const char *path, char *err, size_t errlen)
     size_t len, i;
 
     if (!path || path[0] == '\0') {
-        set_err(err, errlen, "empty path");
+        errbuf_format(err, errlen, "empty path");
         return FERRY_EPATH_EMPTY;
     }
     /* strnlen: a hostile path is never scanned further than this. */
     len = strnlen(path, PATH_MAX);
     if (len >= PATH_MAX) {
-        set_err(err, errlen, "path is longer than %d bytes", PATH_MAX - 1);
+        errbuf_format(err, errlen, "path is longer than %d bytes", PATH_MAX - 1);
         return FERRY_EPATH_LONG;
     }
     if (path[0] == '/') {
-        set_err(err, errlen, "absolute path: paths are relative to the served root");
+        errbuf_format(err, errlen, "absolute path: paths are relative to the served root");
         return FERRY_EPATH_ABSOLUTE;
     }
     if (strcmp(path, ".") == 0)
@@ -170,7 +170,7 @@ int fspath_check(const char *path, char *err, size_t errlen)
 
         if (c != '/' && c != '\0') {
             if (c < 0x20 || c == 0x7f) {
-                set_err(err, errlen, "control character 0x%02x at byte %zu of the path",
+                errbuf_format(err, errlen, "control character 0x%02x at byte %zu of the path",
                         c, i);
                 return FERRY_EPATH_CONTROL;
             }
@@ -179,19 +179,19 @@ int fspath_check(const char *path, char *err, size_t errlen)
         /* End of a component: comp .. path + i. */
         n = (size_t)(path + i - comp);
         if (n == 0) {
-            set_err(err, errlen, "empty component (repeated or trailing '/') in the path");
+            errbuf_format(err, errlen, "empty component (repeated or trailing '/') in the path");
             return FERRY_EPATH_SLASH;
         }
         if (n == 2 && comp[0] == '.' && comp[1] == '.') {
-            set_err(err, errlen, "'..' is not allowed in a path");
+            errbuf_format(err, errlen, "'..' is not allowed in a path");
             return FERRY_EPATH_DOTDOT;
         }
         if (n == 1 && comp[0] == '.') {
-            set_err(err, errlen, "'.' is only allowed as the whole path");
+            errbuf_format(err, errlen, "'.' is only allowed as the whole path");
             return FERRY_EPATH_DOT;
         }
         if (n > NAME_MAX) {
-            set_err(err, errlen, "a file name in the path is longer than %d bytes", NAME_MAX);
+            errbuf_format(err, errlen, "a file name in the path is longer than %d bytes", NAME_MAX);
             return FERRY_EPATH_NAMELONG;
         }
         comp = path + i + 1;

@@ -1,6 +1,7 @@
 /*
- * test_shared_io.c - what ferryd and ferry share for files and time
- * (src/shared/fdio.c, filecommit.c, monoclock.c).
+ * test_shared_io.c - what ferryd and ferry share for files, time and
+ * errors (src/shared/fdio.c, filecommit.c, monoclock.c, errbuf.c), and the
+ * codes the key files fail with (keyfile.c, keys.c).
  *
  * The whole-write loops are driven through a pipe made small and
  * non-blocking, so a short write and EAGAIN really happen; the commit
@@ -26,8 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "errbuf.h"
+#include "errcode.h"
 #include "fdio.h"
 #include "filecommit.h"
+#include "keyfile.h"
+#include "keys.h"
 #include "monoclock.h"
 #include "proto.h"
 
@@ -311,6 +317,84 @@ static void test_monoclock(void **state)
     assert_true((uint64_t)(monoclock_ns() / 1000000) <= monoclock_ms() + 1);
 }
 
+/* ---- errbuf and the key files' codes ---------------------------------------------- */
+
+static void test_errbuf(void **state)
+{
+    struct errbuf eb;
+
+    (void)state;
+    errbuf_clear(&eb);
+    assert_string_equal(eb.msg, "");
+    /* No detail: the code's own message. */
+    assert_string_equal(errbuf_msg(&eb, FERRY_EKEY_FORMAT), app_strerror(FERRY_EKEY_FORMAT));
+    assert_string_equal(errbuf_msg(NULL, -ENOENT), app_strerror(-ENOENT));
+    assert_int_equal(errbuf_set(&eb, -EIO, "disk %d: %s", 3, "gone"), -EIO);
+    assert_string_equal(errbuf_msg(&eb, -EIO), "disk 3: gone");
+    assert_int_equal(errbuf_set(NULL, FERRY_EKEYS_LINE, "dropped"), FERRY_EKEYS_LINE);
+    assert_string_equal(app_err_name(FERRY_EKEY_EXPOSED), "FERRY_EKEY_EXPOSED");
+    assert_int_equal(hex_decode("zz", (uint8_t[1]){ 0 }, 1), -EINVAL);
+    assert_int_equal(hex_decode("abc", (uint8_t[1]){ 0 }, 1), -EINVAL);
+}
+
+static void write_at(int dirfd, const char *name, const char *text, mode_t mode)
+{
+    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+    assert_true(fd >= 0);
+    assert_int_equal(fdio_write_all(fd, text, strlen(text), NULL), 0);
+    assert_int_equal(fchmod(fd, mode), 0);
+    fdio_close(&fd);
+}
+
+static void test_key_file_codes(void **state)
+{
+    struct dir_fixture *f = *state;
+    char path[PATH_MAX];
+    struct ferry_key key;
+    struct errbuf eb;
+    int n;
+
+    pathf(path, sizeof path, "%s/none", f->dir);
+    assert_int_equal(keyfile_load(path, 1, &key, &eb), -ENOENT);
+    assert_non_null(strstr(eb.msg, path));
+
+    pathf(path, sizeof path, "%s/sub/key", f->dir);
+    assert_int_equal(keyfile_create(path, 0, &eb), 0);
+    assert_int_equal(keyfile_load(path, 1, &key, &eb), 0);
+    assert_int_equal(keyfile_create(path, 0, &eb), -EEXIST);
+    assert_non_null(strstr(eb.msg, "--force"));
+    assert_int_equal(keyfile_create(path, 1, NULL), 0);
+
+    write_at(f->dirfd, "open", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+             0644);
+    pathf(path, sizeof path, "%s/open", f->dir);
+    assert_int_equal(keyfile_load(path, 1, &key, &eb), FERRY_EKEY_EXPOSED);
+    assert_non_null(strstr(eb.msg, "chmod 600"));
+    assert_int_equal(keyfile_load(path, 0, &key, &eb), 0);
+
+    write_at(f->dirfd, "short", "0011\n", 0600);
+    pathf(path, sizeof path, "%s/short", f->dir);
+    assert_int_equal(keyfile_load(path, 1, &key, &eb), FERRY_EKEY_FORMAT);
+
+    assert_int_equal(keyfile_load(f->dir, 1, &key, &eb), FERRY_EKEY_NOTFILE);
+
+    write_at(f->dirfd, "keys", "# two keys\n"
+             "a 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+             "b ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n", 0600);
+    pathf(path, sizeof path, "%s/keys", f->dir);
+    assert_int_equal(keys_check(path, &n, &eb), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(keys_find(path, "b", &key, &eb), 1);
+    assert_int_equal(key.bytes[0], 0xff);
+    assert_int_equal(keys_find(path, "c", &key, &eb), 0);
+
+    write_at(f->dirfd, "keys", "a 0011\n", 0600);
+    assert_int_equal(keys_check(path, &n, &eb), FERRY_EKEYS_LINE);
+    assert_non_null(strstr(eb.msg, "line 1"));
+    assert_int_equal(keys_find(path, "a", &key, &eb), FERRY_EKEYS_LINE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +406,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_by_path, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_commit_errors, setup_dir, teardown_dir),
         cmocka_unit_test(test_monoclock),
+        cmocka_unit_test(test_errbuf),
+        cmocka_unit_test_setup_teardown(test_key_file_codes, setup_dir, teardown_dir),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
