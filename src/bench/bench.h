@@ -19,10 +19,10 @@
 #include <stdint.h>
 
 #include "ferry/addr.h"
-#include "hist.h"
+#include "bench_hist.h"
 #include "session.h"
-#include "tally.h"
-#include "xfer.h"
+#include "bench_tally.h"
+#include "bench_xfer.h"
 
 enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD, MODE_EXEC, MODE_PUT, MODE_GET };
 
@@ -51,7 +51,7 @@ struct bench_opts {
     struct hs_config hs;         /* the key, loaded once */
     char **cmd;                  /* exec: the command after --, argv style */
     int cmd_len;                 /* ... 0: the default shell line "true" */
-    struct xfer_opts xfer;       /* put and get: -p, --remote-dir, --seed, --checksum */
+    struct bench_xfer_opts xfer;       /* put and get: -p, --remote-dir, --seed, --checksum */
 };
 
 /* What every thread shares: read-only after start, except the counters. */
@@ -62,7 +62,7 @@ struct bench_shared {
     const uint8_t *req_hdr;      /* frame mode: the request's JSON header */
     size_t req_hdr_len;
     size_t reply_len;            /* echo mode: bytes that make a whole reply */
-    const struct xfer_shared *xs; /* put and get: content, checksum, encoded messages */
+    const struct bench_xfer_shared *xs; /* put and get: content, checksum, encoded messages */
     int go_fd;                   /* eventfd: readable once every burst is over */
     int stop_fd;                 /* eventfd: readable when every thread must stop */
     atomic_uint burst_left;      /* threads still in their hold burst */
@@ -92,15 +92,15 @@ struct worker {
     uint64_t t_end;              /* no request starts at or after this */
 
     /* Results, read by main after the thread is joined. */
-    struct hist hist;
+    struct bench_hist hist;
     uint64_t done;               /* measured requests completed */
     uint64_t bytes;              /* put and get: file bytes of the measured transfers */
     uint64_t file_size;          /* ... the file's length, as last transferred */
     char checksum[DIGEST_HEX_MAX]; /* ... its checksum, as last verified */
     char server_error[256];      /* the first refusal ferryd explained, for the report */
-    struct tally req_err;        /* active connections that failed after connecting */
-    struct tally conn_err;       /* active connections' connects that failed */
-    struct tally hold_err;       /* held connections' connects that failed */
+    struct bench_tally req_err;        /* active connections that failed after connecting */
+    struct bench_tally conn_err;       /* active connections' connects that failed */
+    struct bench_tally hold_err;       /* held connections' connects that failed */
     unsigned hold_connected;     /* held connections that connected */
     unsigned hold_dropped;       /* ... and were later closed by the peer */
     uint64_t t_burst_start;      /* first hold connect issued (ns, CLOCK_MONOTONIC) */
@@ -113,17 +113,17 @@ struct worker {
 uint64_t bench_now_ns(void);
 
 /* pthread entry point; arg is a struct worker. */
-void *worker_main(void *arg);
+void *bench_loop_main(void *arg);
 
 /* Count one thread out of the hold burst (also for a thread that never
  * started); the last one opens the active phase for all. */
-int worker_burst_done(struct bench_shared *sh);
+int bench_loop_burst_done(struct bench_shared *sh);
 
 /* Print the merged results (human text, or one JSON object with --json)
  * to stdout.  cpu_seconds is this process's user+system time over
  * wall_seconds.  Returns 0 when the run did what was asked (no failures,
  * the whole -n count), 1 otherwise. */
-int report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
+int bench_report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
            unsigned nw, double cpu_seconds, double wall_seconds);
 
 #endif

@@ -21,10 +21,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ferry/error.h"
 #include "ferry/frame.h"
 #include "keys.h"
 #include "proto.h"
-#include "tally.h"
+#include "bench_tally.h"
 
 /* {"type":"auth","version":1,"key":"ferry","nonce":"<64>","proof":"<64>"}:
  * 4 + 198 bytes */
@@ -73,7 +74,7 @@ static int read_message(struct hs *h, int fd, json_t **out)
             continue;
         }
         if (n == 0)
-            return -TALLY_EOF;
+            return FERRY_EEOF;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
         if (errno != EINTR)
@@ -97,8 +98,8 @@ static int refusal(const json_t *m)
     const char *code = member_str(m, "code");
 
     if (code && strcmp(code, ERR_TLS_REQUIRED) == 0)
-        return -TALLY_TLS;
-    return code && strcmp(code, ERR_AUTH) == 0 ? -TALLY_AUTH : -TALLY_ERRFRAME;
+        return FERRY_ETLS_REQUIRED;
+    return code && strcmp(code, ERR_AUTH) == 0 ? FERRY_EAUTH : FERRY_EREMOTE;
 }
 
 static int on_hello(const struct hs_config *cfg, struct hs *h, const json_t *m)
@@ -114,7 +115,7 @@ static int on_hello(const struct hs_config *cfg, struct hs *h, const json_t *m)
     if (strcmp(method, "none") == 0) {
         /* No silent downgrade, as ferry: only when asked for. */
         if (!cfg->allow_none)
-            return -TALLY_NOAUTH;
+            return FERRY_EAUTH_MISMATCH;
         h->none = 1;
         return 0;
     }
@@ -122,7 +123,7 @@ static int on_hello(const struct hs_config *cfg, struct hs *h, const json_t *m)
     if (strcmp(method, AUTH_METHOD) != 0)
         return -EPROTO;
     if (!cfg->have_key)
-        return -TALLY_NOAUTH;
+        return FERRY_EAUTH_MISMATCH;
     if (!nonce || hex_decode(nonce, h->sn, sizeof h->sn) < 0)
         return -EPROTO;
     if (auth_nonce(h->cn) < 0)
@@ -195,7 +196,7 @@ static int on_welcome(const struct hs_config *cfg, const struct hs *h, const jso
         return 0;
     /* A server without the key cannot pretend to have it. */
     if (!auth_check(&cfg->key, AUTH_SERVER, h->sn, h->cn, NULL, proof ? proof : ""))
-        return -TALLY_BADPROOF;
+        return FERRY_EBADPROOF;
     return 0;
 }
 

@@ -51,11 +51,11 @@ void hs_reset(struct hs *h);
 /*
  * Advance the handshake on fd as far as it can go without blocking (call
  * on every epoll event until it is done).  Returns 1 once authenticated,
- * 0 when it waits for the socket, or a negative code: -TALLY_AUTH (the
- * server refused our proof: a wrong key), -TALLY_BADPROOF (the server's
- * proof is wrong), -TALLY_NOAUTH (a mismatch of -k / --insecure-no-auth
- * and the server's setting), -TALLY_TLS (the server wants TLS),
- * -TALLY_EOF, -TALLY_ERRFRAME (another refusal, such as too many
+ * 0 when it waits for the socket, or a negative code: FERRY_EAUTH (the
+ * server refused our proof: a wrong key), FERRY_EBADPROOF (the server's
+ * proof is wrong), FERRY_EAUTH_MISMATCH (a mismatch of -k / --insecure-no-auth
+ * and the server's setting), FERRY_ETLS_REQUIRED (the server wants TLS),
+ * FERRY_EEOF, FERRY_EREMOTE (another refusal, such as too many
  * connections), -EPROTO, or a socket's -errno.
  */
 int hs_step(const struct hs_config *cfg, struct hs *h, int fd);

@@ -31,9 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ferry/error.h"
 #include "ferry/frame.h"
 #include "bench.h"
-#include "exec.h"
+#include "bench_exec.h"
 
 #define SCRATCH_LEN    (64u * 1024u)
 #define MAX_EVENTS     256
@@ -74,7 +75,7 @@ struct active_conn {
     uint64_t t0;          /* when the request started (ns) */
     uint64_t deadline;    /* connecting or authenticating: give up at this time */
     struct hs hs;         /* against ferryd: the handshake */
-    struct xfer_conn x;   /* put and get: the transfer */
+    struct bench_xfer_conn x;   /* put and get: the transfer */
     uint8_t hdr[REPLY_HDR_MAX];
 };
 
@@ -155,7 +156,7 @@ static int connect_result(int fd)
 /* A held connection failed before it counted as connected. */
 static void hold_fail(struct worker *w, struct hold_conn *h, int code)
 {
-    tally_add(&w->hold_err, code, 1);
+    bench_tally_add(&w->hold_err, code, 1);
     conn_close(&h->c);
     w->hold_pending--;
 }
@@ -173,7 +174,7 @@ static void hold_event(struct worker *w, struct hold_conn *h, uint32_t events, u
             return;
         err = connect_result(h->c.fd);
         if (err) {
-            hold_fail(w, h, err);
+            hold_fail(w, h, -err);
             return;
         }
         if (w->sh->opts->session) {
@@ -187,7 +188,7 @@ static void hold_event(struct worker *w, struct hold_conn *h, uint32_t events, u
         int r = hs_step(&w->sh->opts->hs, &w->hold_hs[h - w->held], h->c.fd);
 
         if (r < 0) {
-            hold_fail(w, h, -r);
+            hold_fail(w, h, r);
             return;
         }
         if (r == 0)
@@ -226,7 +227,7 @@ static void hold_timeouts(struct worker *w)
 {
     for (unsigned i = 0; i < w->n_hold; i++)
         if (w->held[i].c.state == ST_CONNECTING || w->held[i].c.state == ST_HANDSHAKE)
-            hold_fail(w, &w->held[i], ETIMEDOUT);
+            hold_fail(w, &w->held[i], -ETIMEDOUT);
 }
 
 /* ---- active connections: requests ----------------------------------------- */
@@ -236,7 +237,7 @@ static int send_more(struct worker *w, struct active_conn *a)
     const struct bench_shared *sh = w->sh;
 
     if (MODE_IS_XFER(sh->opts->mode))
-        return xfer_send(sh->xs, &a->x, a->c.fd);
+        return bench_xfer_send(sh->xs, &a->x, a->c.fd);
     while (a->sent < sh->req_len) {
         ssize_t n = send(a->c.fd, sh->req + a->sent, sh->req_len - a->sent, MSG_NOSIGNAL);
 
@@ -289,7 +290,7 @@ static int start_request(struct worker *w, struct active_conn *a, uint64_t now)
     a->fail = 0;
     w->inflight++;
     if (MODE_IS_XFER(w->sh->opts->mode))
-        xfer_start(w->sh->xs, &a->x);
+        bench_xfer_start(w->sh->xs, &a->x);
     if (w->sh->opts->fresh)
         return active_open(w, a, now);   /* sent once the handshake is done */
     return send_more(w, a);
@@ -299,7 +300,7 @@ static int start_request(struct worker *w, struct active_conn *a, uint64_t now)
 static int request_sent(const struct worker *w, const struct active_conn *a)
 {
     if (MODE_IS_XFER(w->sh->opts->mode))
-        return xfer_sent(w->sh->xs, &a->x);
+        return bench_xfer_sent(w->sh->xs, &a->x);
     return a->sent >= w->sh->req_len;
 }
 
@@ -316,7 +317,7 @@ static int maybe_complete(struct worker *w, struct active_conn *a)
     w->inflight--;
     /* A transfer that did not verify is not a transfer: only an error. */
     if (a->measured && !(xfer && a->fail)) {
-        hist_record(&w->hist, now - a->t0);
+        bench_hist_record(&w->hist, now - a->t0);
         w->done++;
         if (xfer) {
             w->bytes += a->x.size;
@@ -327,7 +328,7 @@ static int maybe_complete(struct worker *w, struct active_conn *a)
     /* A command that failed is a round trip all the same: timed and
      * counted, and counted again as an error; the session goes on. */
     if (a->fail)
-        tally_add(&w->req_err, a->fail, 1);
+        bench_tally_add(&w->req_err, a->fail, 1);
     if (w->sh->opts->fresh)
         conn_close(&a->c);
     return start_request(w, a, now);
@@ -336,7 +337,7 @@ static int maybe_complete(struct worker *w, struct active_conn *a)
 static int echo_bytes(struct worker *w, struct active_conn *a, size_t n)
 {
     if (!a->busy || a->recvd + n > w->sh->reply_len)
-        return -TALLY_UNEXPECTED;
+        return FERRY_EUNEXPECTED;
     a->recvd += n;
     if (a->recvd == w->sh->reply_len)
         a->replied = 1;
@@ -371,9 +372,9 @@ static int reply_header(struct worker *w, struct active_conn *a)
     is_error = json_object_get(hdr, "error") != NULL;
     json_decref(hdr);
     if (is_error)
-        return -TALLY_ERRFRAME;
+        return FERRY_EREMOTE;
     if (size != sh->opts->size)
-        return -TALLY_UNEXPECTED;
+        return FERRY_EUNEXPECTED;
     a->body_left = size;
     return 0;
 }
@@ -388,10 +389,10 @@ static size_t min_size(size_t a, uint64_t b)
  * EPOLLOUT comes for a socket that was writable all along. */
 static int xfer_on_header(struct worker *w, struct active_conn *a)
 {
-    struct xfer_frame f;
+    struct bench_xfer_frame f;
     int r;
 
-    r = xfer_header(w->sh->xs, &a->x, a->hdr, a->hdr_len, &f,
+    r = bench_xfer_header(w->sh->xs, &a->x, a->hdr, a->hdr_len, &f,
                     w->server_error[0] ? NULL : w->server_error, sizeof w->server_error);
     if (r < 0)
         return r;
@@ -407,7 +408,7 @@ static int xfer_on_header(struct worker *w, struct active_conn *a)
  * put-ok or get-end in put and get modes). */
 static int on_header(struct worker *w, struct active_conn *a)
 {
-    struct exec_frame f;
+    struct bench_exec_frame f;
     int r;
 
     if (MODE_IS_XFER(w->sh->opts->mode))
@@ -416,7 +417,7 @@ static int on_header(struct worker *w, struct active_conn *a)
         a->last = 1;
         return reply_header(w, a);
     }
-    r = exec_header(a->hdr, a->hdr_len, &f);
+    r = bench_exec_header(a->hdr, a->hdr_len, &f);
     if (r < 0)
         return r;
     a->body_left = f.body;
@@ -446,7 +447,7 @@ static int frame_bytes(struct worker *w, struct active_conn *a, const uint8_t *p
 
     while (off < n) {
         if (!a->busy || a->replied)
-            return -TALLY_UNEXPECTED;
+            return FERRY_EUNEXPECTED;
         switch (a->rd) {
         case RD_PREFIX:
             k = min_size(n - off, FERRY_FRAME_PREFIX_LEN - a->got);
@@ -479,7 +480,7 @@ static int frame_bytes(struct worker *w, struct active_conn *a, const uint8_t *p
         case RD_BODY:
             k = min_size(n - off, a->body_left);
             if (w->sh->opts->mode == MODE_GET)
-                xfer_body(&a->x, p + off, k);   /* hashed in place, not copied */
+                bench_xfer_body(&a->x, p + off, k);   /* hashed in place, not copied */
             off += k;
             a->body_left -= k;
             if (a->body_left == 0)
@@ -509,7 +510,7 @@ static int active_read(struct worker *w, struct active_conn *a)
             continue;
         }
         if (n == 0)
-            return -TALLY_EOF;
+            return FERRY_EEOF;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
         if (errno != EINTR)
@@ -524,9 +525,9 @@ static void active_fail(struct worker *w, struct active_conn *a, int code)
     if (a->c.state != ST_OPEN) {
         if (a->c.state != ST_DEAD)
             w->connecting--;
-        tally_add(&w->conn_err, code, 1);
+        bench_tally_add(&w->conn_err, code, 1);
     } else {
-        tally_add(&w->req_err, code, 1);
+        bench_tally_add(&w->req_err, code, 1);
     }
     if (a->busy) {
         a->busy = 0;
@@ -561,7 +562,7 @@ static void active_event(struct worker *w, struct active_conn *a, uint32_t event
             return;
         r = connect_result(a->c.fd);
         if (r) {
-            active_fail(w, a, r);
+            active_fail(w, a, -r);
             return;
         }
         if (o->addr.ss.ss_family != AF_UNIX) {
@@ -569,7 +570,7 @@ static void active_event(struct worker *w, struct active_conn *a, uint32_t event
             /* A request is one send(), so Nagle would not delay it, but a
              * request larger than the send buffer goes out in pieces. */
             if (setsockopt(a->c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
-                active_fail(w, a, errno);
+                active_fail(w, a, -errno);
                 return;
             }
         }
@@ -596,7 +597,7 @@ static void active_event(struct worker *w, struct active_conn *a, uint32_t event
         (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         r = active_read(w, a);
     if (r < 0)
-        active_fail(w, a, -r);
+        active_fail(w, a, r);
 }
 
 /* Connects and handshakes that have run past their deadline are given up. */
@@ -606,7 +607,7 @@ static void active_timeouts(struct worker *w, uint64_t now)
         struct active_conn *a = &w->active[i];
 
         if ((a->c.state == ST_CONNECTING || a->c.state == ST_HANDSHAKE) && now >= a->deadline)
-            active_fail(w, a, ETIMEDOUT);
+            active_fail(w, a, -ETIMEDOUT);
     }
 }
 
@@ -666,7 +667,7 @@ static int run_burst(struct worker *w)
     for (unsigned i = 0; i < w->n_hold; i++) {
         r = conn_open(w, &w->held[i].c);
         if (r < 0)
-            tally_add(&w->hold_err, -r, 1);
+            bench_tally_add(&w->hold_err, r, 1);
         else
             w->hold_pending++;
     }
@@ -706,7 +707,7 @@ static int run_active(struct worker *w)
         w->live++;
         r = o->fresh ? start_request(w, a, now) : active_open(w, a, now);
         if (r < 0)
-            active_fail(w, a, -r);
+            active_fail(w, a, r);
     }
     r = 0;
     next_scan = now + TIMEOUT_SCAN_NS;
@@ -746,7 +747,7 @@ static int setup(struct worker *w)
         return -errno;
     /* A download is read in large pieces; the other modes' replies are
      * small, and 64 KiB stays in cache. */
-    w->scratch_len = MODE_IS_XFER(w->sh->opts->mode) ? XFER_READ_LEN : SCRATCH_LEN;
+    w->scratch_len = MODE_IS_XFER(w->sh->opts->mode) ? BENCH_XFER_READ_LEN : SCRATCH_LEN;
     w->scratch = malloc(w->scratch_len);
     w->active = calloc(w->n_active ? w->n_active : 1, sizeof *w->active);
     w->held = calloc(w->n_hold ? w->n_hold : 1, sizeof *w->held);
@@ -762,7 +763,7 @@ static int setup(struct worker *w)
         w->active[i].c.fd = -1;
         w->active[i].c.kind = KIND_ACTIVE;
         if (MODE_IS_XFER(w->sh->opts->mode)) {
-            int r = xfer_conn_init(&w->active[i].x, w->sh->xs, w->first_conn + i);
+            int r = bench_xfer_conn_init(&w->active[i].x, w->sh->xs, w->first_conn + i);
 
             if (r < 0)
                 return r;
@@ -780,7 +781,7 @@ static void teardown(struct worker *w)
     if (w->active) {
         for (unsigned i = 0; i < w->n_active; i++) {
             conn_close(&w->active[i].c);
-            xfer_conn_free(&w->active[i].x);   /* all zeros outside put and get */
+            bench_xfer_conn_free(&w->active[i].x);   /* all zeros outside put and get */
         }
     }
     if (w->held)
@@ -799,7 +800,7 @@ static void teardown(struct worker *w)
     w->held = NULL;
 }
 
-int worker_burst_done(struct bench_shared *sh)
+int bench_loop_burst_done(struct bench_shared *sh)
 {
     uint64_t one = 1;
 
@@ -835,19 +836,19 @@ static int wait_for_go(struct worker *w)
     }
 }
 
-void *worker_main(void *arg)
+void *bench_loop_main(void *arg)
 {
     struct worker *w = arg;
     uint64_t eventfd_one = 1;
     int r, r2;
 
-    hist_init(&w->hist);
+    bench_hist_init(&w->hist);
     r = setup(w);
     if (r == 0)
         r = run_burst(w);
     /* Every thread counts itself out of the burst, failed or not, so none
      * waits for ever; a failed thread then sits the active phase out. */
-    r2 = worker_burst_done(w->sh);
+    r2 = bench_loop_burst_done(w->sh);
     if (r == 0)
         r = r2;
     if (r == 0)

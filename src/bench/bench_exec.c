@@ -1,17 +1,17 @@
 /*
- * exec.c - ferry-bench's exec mode: the request, and the classification of
- * ferryd's answer frames (see exec.h).
+ * bench_exec.c - ferry-bench's exec mode: the request, and the classification of
+ * ferryd's answer frames (see bench_exec.h).
  */
-#include "exec.h"
+#include "bench_exec.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include "ferry/frame.h"
 #include "proto.h"
-#include "tally.h"
+#include "bench_tally.h"
 
-json_t *exec_request(char *const *argv, int argc)
+json_t *bench_exec_request(char *const *argv, int argc)
 {
     json_t *req, *args;
 
@@ -58,7 +58,7 @@ static int output_frame(const uint8_t *hdr, uint32_t len, uint64_t *body)
 }
 
 /* The slow path: any header, validated as the frame parser would. */
-static int decoded_frame(const uint8_t *hdr, uint32_t len, struct exec_frame *f)
+static int decoded_frame(const uint8_t *hdr, uint32_t len, struct bench_exec_frame *f)
 {
     json_t *h = NULL;
     const char *type;
@@ -74,9 +74,9 @@ static int decoded_frame(const uint8_t *hdr, uint32_t len, struct exec_frame *f)
 
         f->last = 1;
         if (json_is_integer(status))
-            f->fail = json_integer_value(status) == 0 ? 0 : TALLY_EXIT_STATUS;
+            f->fail = json_integer_value(status) == 0 ? 0 : FERRY_EEXIT_STATUS;
         else if (json_is_integer(json_object_get(h, "signal")))
-            f->fail = TALLY_EXIT_SIGNAL;
+            f->fail = FERRY_EEXIT_SIGNAL;
         else
             r = -EPROTO;
     } else if (strcmp(type, MSG_ERROR) == 0) {
@@ -86,16 +86,16 @@ static int decoded_frame(const uint8_t *hdr, uint32_t len, struct exec_frame *f)
          * its exit (127 or 126), which is what counts; any other error
          * has no exit after it, so the request cannot be timed. */
         if (!code || strcmp(code, ERR_SPAWN) != 0)
-            r = -TALLY_ERRFRAME;
+            r = FERRY_EREMOTE;
     } else if (strcmp(type, MSG_STDOUT) != 0 && strcmp(type, MSG_STDERR) != 0 &&
                strcmp(type, MSG_STDIN_ACK) != 0) {
-        r = -TALLY_UNEXPECTED;
+        r = FERRY_EUNEXPECTED;
     }
     json_decref(h);
     return r;
 }
 
-int exec_header(const uint8_t *hdr, uint32_t len, struct exec_frame *f)
+int bench_exec_header(const uint8_t *hdr, uint32_t len, struct bench_exec_frame *f)
 {
     static const char exit0[] = "{\"type\":\"exit\",\"status\":0}";
 

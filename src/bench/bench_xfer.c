@@ -1,17 +1,17 @@
 /*
- * xfer.c - ferry-bench's put and get modes (see xfer.h).
+ * bench_xfer.c - ferry-bench's put and get modes (see bench_xfer.h).
  *
  * The upload's content is made and hashed once; every connection sends it
  * from that one buffer, a data frame at a time, the frame's header and
  * body (and, after the last frame, put-end) gathered into one sendmsg, so
  * a byte of the file is copied only by the kernel.  A download's bytes are
- * read by worker.c in XFER_READ_LEN pieces into the thread's buffer and
- * hashed there (xfer_body), never copied.  Data headers, one per 16 MiB,
+ * read by worker.c in BENCH_XFER_READ_LEN pieces into the thread's buffer and
+ * hashed there (bench_xfer_body), never copied.  Data headers, one per 16 MiB,
  * are written with snprintf into the connection's own head[] and read by
  * a byte parser; the control messages (a handful per transfer) go through
  * jansson, as exact as ferry's own client.
  */
-#include "xfer.h"
+#include "bench_xfer.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -23,7 +23,7 @@
 
 #include "ferry/frame.h"
 #include "proto.h"
-#include "tally.h"
+#include "bench_tally.h"
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -40,7 +40,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 
 /* ---- what every connection shares ---------------------------------------- */
 
-void xfer_fill(uint8_t *buf, uint64_t len, uint64_t seed)
+void bench_xfer_fill(uint8_t *buf, uint64_t len, uint64_t seed)
 {
     uint64_t s = seed, i;
 
@@ -69,7 +69,7 @@ static int encode(json_t *h, uint8_t **out, size_t *out_len)
     return r;
 }
 
-int xfer_shared_init(struct xfer_shared *xs, int put, uint64_t size, const struct xfer_opts *o)
+int bench_xfer_shared_init(struct bench_xfer_shared *xs, int put, uint64_t size, const struct bench_xfer_opts *o)
 {
     struct digest *d = NULL;
     int r = 0;
@@ -101,7 +101,7 @@ int xfer_shared_init(struct xfer_shared *xs, int put, uint64_t size, const struc
         r = -ENOMEM;
         goto out;
     }
-    xfer_fill(xs->data, size, o->seed);
+    bench_xfer_fill(xs->data, size, o->seed);
     digest_update(d, xs->data, (size_t)size);
     digest_hex(d, xs->sum);
     r = encode(json_pack("{s:s, s:s}", "type", MSG_PUT_END, "checksum", xs->sum), &xs->end,
@@ -109,11 +109,11 @@ int xfer_shared_init(struct xfer_shared *xs, int put, uint64_t size, const struc
 out:
     digest_free(d);
     if (r < 0)
-        xfer_shared_free(xs);
+        bench_xfer_shared_free(xs);
     return r;
 }
 
-void xfer_shared_free(struct xfer_shared *xs)
+void bench_xfer_shared_free(struct bench_xfer_shared *xs)
 {
     free(xs->data);
     free(xs->end);
@@ -122,7 +122,7 @@ void xfer_shared_free(struct xfer_shared *xs)
     memset(xs, 0, sizeof *xs);
 }
 
-int xfer_put_path(const struct xfer_shared *xs, unsigned index, char *out, size_t cap)
+int bench_xfer_put_path(const struct bench_xfer_shared *xs, unsigned index, char *out, size_t cap)
 {
     if (xs->dir)
         return snprintf(out, cap, "%s/bench-put-%u.bin", xs->dir, index);
@@ -131,7 +131,7 @@ int xfer_put_path(const struct xfer_shared *xs, unsigned index, char *out, size_
 
 /* ---- one connection ------------------------------------------------------ */
 
-int xfer_conn_init(struct xfer_conn *x, const struct xfer_shared *xs, unsigned index)
+int bench_xfer_conn_init(struct bench_xfer_conn *x, const struct bench_xfer_shared *xs, unsigned index)
 {
     char path[4096 + 64];   /* main.c keeps --remote-dir far below */
     int n;
@@ -141,7 +141,7 @@ int xfer_conn_init(struct xfer_conn *x, const struct xfer_shared *xs, unsigned i
         x->d = digest_new(xs->alg);
         return x->d ? 0 : -ENOMEM;
     }
-    n = xfer_put_path(xs, index, path, sizeof path);
+    n = bench_xfer_put_path(xs, index, path, sizeof path);
     if (n < 0 || (size_t)n >= sizeof path)
         return -ENAMETOOLONG;
     /* resume false: every put starts at offset 0 and a dropped one leaves
@@ -152,7 +152,7 @@ int xfer_conn_init(struct xfer_conn *x, const struct xfer_shared *xs, unsigned i
                   &x->req, &x->req_len);
 }
 
-void xfer_conn_free(struct xfer_conn *x)
+void bench_xfer_conn_free(struct bench_xfer_conn *x)
 {
     digest_free(x->d);
     free(x->req);
@@ -160,7 +160,7 @@ void xfer_conn_free(struct xfer_conn *x)
     x->req = NULL;
 }
 
-void xfer_start(const struct xfer_shared *xs, struct xfer_conn *x)
+void bench_xfer_start(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x)
 {
     x->phase = XP_REQUEST;
     x->hp = xs->put ? x->req : xs->req;
@@ -177,13 +177,13 @@ void xfer_start(const struct xfer_shared *xs, struct xfer_conn *x)
 /* ---- sending ------------------------------------------------------------- */
 
 /* The next data frame's header, for the bytes from x->pos on. */
-static void next_frame(struct xfer_conn *x)
+static void next_frame(struct bench_xfer_conn *x)
 {
     uint64_t len = min_u64(x->size - x->pos, PROTO_DATA_SEGMENT);
-    int n = snprintf((char *)x->head + FERRY_FRAME_PREFIX_LEN, XFER_HEAD_MAX - FERRY_FRAME_PREFIX_LEN,
+    int n = snprintf((char *)x->head + FERRY_FRAME_PREFIX_LEN, BENCH_XFER_HEAD_MAX - FERRY_FRAME_PREFIX_LEN,
                      "{\"type\":\"data\",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", x->pos, len);
 
-    /* Two numbers of at most 19 digits: always fits (XFER_HEAD_MAX). */
+    /* Two numbers of at most 19 digits: always fits (BENCH_XFER_HEAD_MAX). */
     put_le32(x->head, (uint32_t)n);
     x->hp = x->head;
     x->hlen = FERRY_FRAME_PREFIX_LEN + (uint32_t)n;
@@ -193,7 +193,7 @@ static void next_frame(struct xfer_conn *x)
 
 /* put-ready is in: the data goes out next (none for an empty file, whose
  * put-end follows the ready at once). */
-static void begin_data(struct xfer_conn *x)
+static void begin_data(struct bench_xfer_conn *x)
 {
     x->phase = XP_DATA;
     x->pos = 0;
@@ -207,7 +207,7 @@ static void begin_data(struct xfer_conn *x)
 }
 
 /* k bytes went out: they are consumed in the order they were gathered. */
-static void advance(const struct xfer_shared *xs, struct xfer_conn *x, size_t k)
+static void advance(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, size_t k)
 {
     uint64_t t;
 
@@ -232,7 +232,7 @@ static void advance(const struct xfer_shared *xs, struct xfer_conn *x, size_t k)
         x->phase = XP_OK;
 }
 
-int xfer_send(const struct xfer_shared *xs, struct xfer_conn *x, int fd)
+int bench_xfer_send(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, int fd)
 {
     for (;;) {
         struct iovec iov[3];
@@ -269,7 +269,7 @@ int xfer_send(const struct xfer_shared *xs, struct xfer_conn *x, int fd)
     }
 }
 
-int xfer_sent(const struct xfer_shared *xs, const struct xfer_conn *x)
+int bench_xfer_sent(const struct bench_xfer_shared *xs, const struct bench_xfer_conn *x)
 {
     return x->phase != XP_REQUEST && !(xs->put && x->phase == XP_DATA);
 }
@@ -312,7 +312,7 @@ static int data_header(const uint8_t *hdr, uint32_t len, uint64_t *offset, uint6
 }
 
 /* A download's data frame: it must follow on and stay within the file. */
-static int get_data(struct xfer_conn *x, uint64_t offset, uint64_t size, struct xfer_frame *f)
+static int get_data(struct bench_xfer_conn *x, uint64_t offset, uint64_t size, struct bench_xfer_frame *f)
 {
     if (offset != x->pos || size > PROTO_DATA_SEGMENT || size > x->size - x->pos)
         return -EPROTO;
@@ -339,11 +339,11 @@ static int refused(const json_t *h, char *why, size_t why_len)
 
     if (why && why_len > 0)
         snprintf(why, why_len, "%s (%s)", msg ? msg : "no message", code ? code : "no code");
-    return -TALLY_ERRFRAME;
+    return FERRY_EREMOTE;
 }
 
-static int put_answer(const struct xfer_shared *xs, struct xfer_conn *x, const char *type,
-                      const json_t *h, struct xfer_frame *f)
+static int put_answer(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const char *type,
+                      const json_t *h, struct bench_xfer_frame *f)
 {
     const char *sum;
     uint64_t v;
@@ -351,7 +351,7 @@ static int put_answer(const struct xfer_shared *xs, struct xfer_conn *x, const c
     if (x->phase == XP_READY && strcmp(type, MSG_PUT_READY) == 0) {
         /* resume false: the server has nothing to offer but offset 0. */
         if (get_u64(h, "offset", &v) < 0 || v != 0)
-            return -TALLY_UNEXPECTED;
+            return FERRY_EUNEXPECTED;
         begin_data(x);
         f->send = 1;
         return 0;
@@ -365,15 +365,15 @@ static int put_answer(const struct xfer_shared *xs, struct xfer_conn *x, const c
         /* ferryd checked our checksum before it said ok; this checks that
          * it stored what we meant, and that the answer is ours. */
         if (v != x->size || !digest_hex_equal(sum, xs->sum))
-            f->fail = TALLY_CHECKSUM;
+            f->fail = FERRY_ECHECKSUM;
         else
             memcpy(x->sum, xs->sum, sizeof x->sum);
         return 0;
     }
-    return -TALLY_UNEXPECTED;
+    return FERRY_EUNEXPECTED;
 }
 
-static int get_answer(struct xfer_conn *x, const char *type, const json_t *h, struct xfer_frame *f)
+static int get_answer(struct bench_xfer_conn *x, const char *type, const json_t *h, struct bench_xfer_frame *f)
 {
     char mine[DIGEST_HEX_MAX];
     const char *sum;
@@ -396,16 +396,16 @@ static int get_answer(struct xfer_conn *x, const char *type, const json_t *h, st
         x->phase = XP_DONE;
         digest_hex(x->d, mine);
         if (!digest_hex_equal(mine, sum))
-            f->fail = TALLY_CHECKSUM;   /* counted and reported, never ignored */
+            f->fail = FERRY_ECHECKSUM;   /* counted and reported, never ignored */
         else
             memcpy(x->sum, mine, sizeof x->sum);
         return 0;
     }
-    return -TALLY_UNEXPECTED;
+    return FERRY_EUNEXPECTED;
 }
 
-int xfer_header(const struct xfer_shared *xs, struct xfer_conn *x, const uint8_t *hdr,
-                uint32_t len, struct xfer_frame *f, char *why, size_t why_len)
+int bench_xfer_header(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const uint8_t *hdr,
+                uint32_t len, struct bench_xfer_frame *f, char *why, size_t why_len)
 {
     const char *type;
     json_t *h = NULL;
@@ -414,7 +414,7 @@ int xfer_header(const struct xfer_shared *xs, struct xfer_conn *x, const uint8_t
 
     memset(f, 0, sizeof *f);
     if (x->phase == XP_IDLE || x->phase == XP_DONE)
-        return -TALLY_UNEXPECTED;
+        return FERRY_EUNEXPECTED;
     /* The data path: one header per 16 MiB, parsed without allocating. */
     if (!xs->put && x->phase == XP_DATA && data_header(hdr, len, &offset, &size))
         return get_data(x, offset, size, f);
@@ -439,7 +439,7 @@ int xfer_header(const struct xfer_shared *xs, struct xfer_conn *x, const uint8_t
         if (xs->put && x->phase == XP_OK && code && strcmp(code, ERR_CHECKSUM) == 0) {
             refused(h, why, why_len);
             f->last = 1;
-            f->fail = TALLY_CHECKSUM;
+            f->fail = FERRY_ECHECKSUM;
             x->phase = XP_DONE;
             r = 0;
         } else {
@@ -452,7 +452,7 @@ int xfer_header(const struct xfer_shared *xs, struct xfer_conn *x, const uint8_t
     return r;
 }
 
-void xfer_body(struct xfer_conn *x, const uint8_t *p, size_t n)
+void bench_xfer_body(struct bench_xfer_conn *x, const uint8_t *p, size_t n)
 {
     digest_update(x->d, p, n);
     x->pos += n;
