@@ -1,6 +1,7 @@
 /*
  * bench.h - what ferry-bench's parts share: the options of a run, and the
- * per-thread worker that main.c starts, worker.c runs and report.c sums.
+ * per-thread worker that main.c starts, bench_loop.c runs (its connections
+ * in bench_conn.c and bench_request.c) and bench_report.c sums.
  *
  * A run has two phases.  First every thread opens its share of the --hold
  * connections in one burst and waits until each has connected or failed;
@@ -8,11 +9,13 @@
  * active connections run request/response while the held ones stay open.
  * Against ferryd (exec, put and get modes, or -k) a connection counts as
  * connected only once it has also completed the handshake (session.h).
- * In put and get modes a "request" is one whole file transfer (xfer.h).
+ * In put and get modes a "request" is one whole file transfer
+ * (bench_xfer.h).
  */
 #ifndef FERRY_BENCH_BENCH_H
 #define FERRY_BENCH_BENCH_H
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -26,7 +29,7 @@
 
 enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD, MODE_EXEC, MODE_PUT, MODE_GET };
 
-/* put and get: the file modes, run by xfer.c through worker.c. */
+/* put and get: the file modes, run by bench_xfer.c through bench_request.c. */
 #define MODE_IS_XFER(m) ((m) == MODE_PUT || (m) == MODE_GET)
 
 /* With -n and no -d, a run still ends after this long. */
@@ -79,8 +82,8 @@ struct worker {
     unsigned first_conn;         /* global number of this thread's first active connection */
 
     unsigned n_active, n_hold;
-    struct active_conn *active;
-    struct hold_conn *held;
+    struct bench_active_conn *active;
+    struct bench_hold_conn *held;
     struct hs *hold_hs;          /* with --hold against ferryd: held[i]'s handshake */
 
     uint64_t quota;              /* measured requests this thread may start */
@@ -110,7 +113,13 @@ struct worker {
     int fatal;                   /* a setup error (negative errno) that ended the thread */
 };
 
+/* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
+
+static inline uint64_t bench_seconds_ns(double s)
+{
+    return (uint64_t)llround(s * 1e9);
+}
 
 /* pthread entry point; arg is a struct worker. */
 void *bench_loop_main(void *arg);

@@ -1,5 +1,5 @@
 /*
- * bench_exec.c - ferry-bench's exec mode: the request, and the classification of
+ * bench_exec.c - ferry-bench's exec mode: the request, and the meaning of
  * ferryd's answer frames (see bench_exec.h).
  */
 #include "bench_exec.h"
@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "ferry/frame.h"
 #include "proto.h"
 #include "bench_tally.h"
 
@@ -32,45 +31,18 @@ json_t *bench_exec_request(char *const *argv, int argc)
     return req;
 }
 
-/* {"type":"stdout","size":N} / stderr, as ferryd writes them: *body = N.
- * 1 when hdr is exactly that, else 0 (and the caller decodes it). */
-static int output_frame(const uint8_t *hdr, uint32_t len, uint64_t *body)
+int bench_exec_header(const json_t *h, struct bench_exec_frame *f)
 {
-    static const char out[] = "{\"type\":\"stdout\",\"size\":";
-    static const char err[] = "{\"type\":\"stderr\",\"size\":";
-    const size_t pre = sizeof out - 1;
-    uint64_t v = 0;
-    size_t i;
-
-    if (len < pre + 2 || hdr[len - 1] != '}' ||
-        (memcmp(hdr, out, pre) != 0 && memcmp(hdr, err, pre) != 0))
-        return 0;
-    /* At most 18 digits: cannot overflow; a leading 0 only for 0 itself. */
-    if (len - 1 - pre > 18 || (hdr[pre] == '0' && len - 1 - pre > 1))
-        return 0;
-    for (i = pre; i < len - 1; i++) {
-        if (hdr[i] < '0' || hdr[i] > '9')
-            return 0;
-        v = v * 10 + (uint64_t)(hdr[i] - '0');
-    }
-    *body = v;
-    return 1;
-}
-
-/* The slow path: any header, validated as the frame parser would. */
-static int decoded_frame(const uint8_t *hdr, uint32_t len, struct bench_exec_frame *f)
-{
-    json_t *h = NULL;
     const char *type;
     int r = 0;
 
-    if (ferry_frame_decode_header(hdr, len, NULL, &h, &f->body) < 0)
-        return -EPROTO;
+    f->last = 0;
+    f->fail = 0;
     type = json_string_value(json_object_get(h, "type"));
     if (!type) {
         r = -EPROTO;
     } else if (strcmp(type, MSG_EXIT) == 0) {
-        json_t *status = json_object_get(h, "status");
+        const json_t *status = json_object_get(h, "status");
 
         f->last = 1;
         if (json_is_integer(status))
@@ -91,22 +63,5 @@ static int decoded_frame(const uint8_t *hdr, uint32_t len, struct bench_exec_fra
                strcmp(type, MSG_STDIN_ACK) != 0) {
         r = FERRY_EUNEXPECTED;
     }
-    json_decref(h);
     return r;
-}
-
-int bench_exec_header(const uint8_t *hdr, uint32_t len, struct bench_exec_frame *f)
-{
-    static const char exit0[] = "{\"type\":\"exit\",\"status\":0}";
-
-    f->body = 0;
-    f->last = 0;
-    f->fail = 0;
-    if (len == sizeof exit0 - 1 && memcmp(hdr, exit0, len) == 0) {
-        f->last = 1;
-        return 0;
-    }
-    if (output_frame(hdr, len, &f->body))
-        return 0;
-    return decoded_frame(hdr, len, f);
 }

@@ -17,19 +17,18 @@ json_t *bench_exec_request(char *const *argv, int argc);
 
 /* What one frame of the answer means for the request it answers. */
 struct bench_exec_frame {
-    uint64_t body;     /* body bytes to skip (output is read and discarded) */
     int last;          /* the answer ends with this frame */
-    int fail;          /* 0, or the tally code of a failed command (counted, not fatal) */
+    int fail;          /* 0, or the code of a failed command (counted, not fatal):
+                          FERRY_EEXIT_STATUS, FERRY_EEXIT_SIGNAL */
 };
 
 /*
- * Classify one header of ferryd's answer.  The frames a command that
- * succeeds produces are recognised by their exact bytes (ferryd's encoder
- * is compact and puts "size" last), without parsing or allocating; any
- * other header is decoded and validated in full.  Returns 0, or a negative
- * code that ends the connection: FERRY_EREMOTE (an error other than
- * "spawn", e.g. "busy" or "protocol"), FERRY_EUNEXPECTED, -EPROTO.
+ * Classify one header of ferryd's answer, as libferry's frame parser
+ * decoded it (its body, output to discard, is the parser's to skip).
+ * Returns 0, or a negative code that ends the connection: FERRY_EREMOTE
+ * (an error other than "spawn", e.g. "busy" or "protocol"),
+ * FERRY_EUNEXPECTED, -EPROTO.
  */
-int bench_exec_header(const uint8_t *hdr, uint32_t len, struct bench_exec_frame *f);
+int bench_exec_header(const json_t *h, struct bench_exec_frame *f);
 
 #endif

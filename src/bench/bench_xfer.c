@@ -3,25 +3,24 @@
  *
  * The upload's content is made and hashed once; every connection sends it
  * from that one buffer, a data frame at a time, the frame's header and
- * body (and, after the last frame, put-end) gathered into one sendmsg, so
+ * body (and, after the last frame, put-end) gathered into one write, so
  * a byte of the file is copied only by the kernel.  A download's bytes are
- * read by worker.c in BENCH_XFER_READ_LEN pieces into the thread's buffer and
- * hashed there (bench_xfer_body), never copied.  Data headers, one per 16 MiB,
- * are written with snprintf into the connection's own head[] and read by
- * a byte parser; the control messages (a handful per transfer) go through
- * jansson, as exact as ferry's own client.
+ * read by bench_request.c in BENCH_XFER_READ_LEN pieces into the thread's
+ * buffer, lent by libferry's frame parser and hashed where they lie
+ * (bench_xfer_body), never copied.  Every header, data headers (one per
+ * 16 MiB) included, is encoded and decoded by libferry's frame codec, as
+ * exact as ferry's own client.
  */
 #include "bench_xfer.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "ferry/frame.h"
+#include "ferry/transport.h"
 #include "proto.h"
 #include "bench_tally.h"
 
@@ -57,14 +56,15 @@ void bench_xfer_fill(uint8_t *buf, uint64_t len, uint64_t seed)
     }
 }
 
-/* Encode a header-only frame (no body). */
-static int encode(json_t *h, uint8_t **out, size_t *out_len)
+/* Encode the prefix and header of a frame (h is consumed); its body of
+ * body_size bytes, if any, is the caller's to send. */
+static int encode(json_t *h, uint64_t body_size, uint8_t **out, size_t *out_len)
 {
     int r;
 
     if (!h)
         return -ENOMEM;
-    r = ferry_frame_encode(h, 0, NULL, out, out_len);
+    r = ferry_frame_encode(h, body_size, NULL, out, out_len);
     json_decref(h);
     return r;
 }
@@ -79,7 +79,7 @@ int bench_xfer_shared_init(struct bench_xfer_shared *xs, int put, uint64_t size,
     xs->alg = o->alg;
     if (!put)
         return encode(json_pack("{s:s, s:s, s:s}", "type", MSG_GET, "path", o->path,
-                                "checksum", digest_name(o->alg)), &xs->req, &xs->req_len);
+                                "checksum", digest_name(o->alg)), 0, &xs->req, &xs->req_len);
 
     if (o->remote_dir) {
         size_t n = strlen(o->remote_dir);
@@ -104,7 +104,7 @@ int bench_xfer_shared_init(struct bench_xfer_shared *xs, int put, uint64_t size,
     bench_xfer_fill(xs->data, size, o->seed);
     digest_update(d, xs->data, (size_t)size);
     digest_hex(d, xs->sum);
-    r = encode(json_pack("{s:s, s:s}", "type", MSG_PUT_END, "checksum", xs->sum), &xs->end,
+    r = encode(json_pack("{s:s, s:s}", "type", MSG_PUT_END, "checksum", xs->sum), 0, &xs->end,
                &xs->end_len);
 out:
     digest_free(d);
@@ -149,7 +149,7 @@ int bench_xfer_conn_init(struct bench_xfer_conn *x, const struct bench_xfer_shar
     return encode(json_pack("{s:s, s:s, s:I, s:i, s:s, s:b, s:b}", "type", MSG_PUT, "path", path,
                             "filesize", (json_int_t)xs->size, "mode", 0644,
                             "checksum", digest_name(xs->alg), "resume", 0, "fsync", 0),
-                  &x->req, &x->req_len);
+                  0, &x->req, &x->req_len);
 }
 
 void bench_xfer_conn_free(struct bench_xfer_conn *x)
@@ -176,38 +176,52 @@ void bench_xfer_start(const struct bench_xfer_shared *xs, struct bench_xfer_conn
 
 /* ---- sending ------------------------------------------------------------- */
 
-/* The next data frame's header, for the bytes from x->pos on. */
-static void next_frame(struct bench_xfer_conn *x)
+/* The next data frame's header, for the bytes from x->pos on, encoded by
+ * libferry into the connection's own head[]: one per 16 MiB, so the
+ * encoder's allocation is nothing next to the bytes it announces.
+ * 0 or a negative code. */
+static int next_frame(struct bench_xfer_conn *x)
 {
     uint64_t len = min_u64(x->size - x->pos, PROTO_DATA_SEGMENT);
-    int n = snprintf((char *)x->head + FERRY_FRAME_PREFIX_LEN, BENCH_XFER_HEAD_MAX - FERRY_FRAME_PREFIX_LEN,
-                     "{\"type\":\"data\",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", x->pos, len);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int r;
 
-    /* Two numbers of at most 19 digits: always fits (BENCH_XFER_HEAD_MAX). */
-    put_le32(x->head, (uint32_t)n);
+    r = encode(json_pack("{s:s, s:I}", "type", MSG_DATA, "offset", (json_int_t)x->pos), len,
+               &buf, &n);
+    if (r < 0)
+        return r;
+    /* Two numbers of at most 19 digits: always fits, but say so if not. */
+    if (n > sizeof x->head) {
+        free(buf);
+        return -EOVERFLOW;
+    }
+    memcpy(x->head, buf, n);
+    free(buf);
     x->hp = x->head;
-    x->hlen = FERRY_FRAME_PREFIX_LEN + (uint32_t)n;
+    x->hlen = (uint32_t)n;
     x->hsent = 0;
     x->frame_end = x->pos + len;
+    return 0;
 }
 
 /* put-ready is in: the data goes out next (none for an empty file, whose
  * put-end follows the ready at once). */
-static void begin_data(struct bench_xfer_conn *x)
+static int begin_data(struct bench_xfer_conn *x)
 {
     x->phase = XP_DATA;
     x->pos = 0;
     x->end_sent = 0;
-    if (x->size > 0) {
-        next_frame(x);
-    } else {
-        x->hlen = x->hsent = 0;
-        x->frame_end = 0;
-    }
+    if (x->size > 0)
+        return next_frame(x);
+    x->hlen = x->hsent = 0;
+    x->frame_end = 0;
+    return 0;
 }
 
-/* k bytes went out: they are consumed in the order they were gathered. */
-static void advance(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, size_t k)
+/* k bytes went out: they are consumed in the order they were gathered.
+ * 0 or a negative code (the next data frame's header cannot be made). */
+static int advance(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, size_t k)
 {
     uint64_t t;
 
@@ -215,7 +229,7 @@ static void advance(const struct bench_xfer_shared *xs, struct bench_xfer_conn *
         x->hsent += (uint32_t)k;
         if (x->hsent == x->hlen)
             x->phase = XP_READY;
-        return;
+        return 0;
     }
     t = min_u64(k, x->hlen - x->hsent);
     x->hsent += (uint32_t)t;
@@ -225,20 +239,21 @@ static void advance(const struct bench_xfer_shared *xs, struct bench_xfer_conn *
     k -= (size_t)t;
     x->end_sent += k;   /* only gathered after the last frame */
     if (x->hsent < x->hlen || x->pos < x->frame_end)
-        return;
+        return 0;
     if (x->pos < x->size)
-        next_frame(x);
-    else if (x->end_sent == xs->end_len)
+        return next_frame(x);
+    if (x->end_sent == xs->end_len)
         x->phase = XP_OK;
+    return 0;
 }
 
-int bench_xfer_send(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, int fd)
+int bench_xfer_send(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x,
+                    struct ferry_transport *t)
 {
     for (;;) {
         struct iovec iov[3];
-        struct msghdr m;
         ssize_t k;
-        int n = 0;
+        int n = 0, r;
 
         if (x->phase == XP_REQUEST) {
             iov[n++] = (struct iovec){ (void *)(x->hp + x->hsent), x->hlen - x->hsent };
@@ -252,20 +267,16 @@ int bench_xfer_send(const struct bench_xfer_shared *xs, struct bench_xfer_conn *
         }
         if (n == 0)
             return 0;   /* nothing to send until the server answers */
-        /* sendmsg is writev with MSG_NOSIGNAL: a server that goes away is
-         * an EPIPE to count, not a SIGPIPE that kills the run. */
-        memset(&m, 0, sizeof m);
-        m.msg_iov = iov;
-        m.msg_iovlen = (size_t)n;
-        k = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (k >= 0) {
-            advance(xs, x, (size_t)k);
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        /* The transport never raises SIGPIPE: a server that goes away is
+         * an -EPIPE to count, not a signal that kills the run. */
+        k = ferry_transport_writev(t, iov, n);
+        if (k == -EAGAIN)
             return 0;   /* the next EPOLLOUT edge resumes */
-        if (errno != EINTR)
-            return -errno;
+        if (k < 0)
+            return (int)k;
+        r = advance(xs, x, (size_t)k);
+        if (r < 0)
+            return r;
     }
 }
 
@@ -276,47 +287,11 @@ int bench_xfer_sent(const struct bench_xfer_shared *xs, const struct bench_xfer_
 
 /* ---- answers ------------------------------------------------------------- */
 
-/* Decimal digits at hdr[*i...]: at most 18 (no overflow), no leading zero
- * but for 0 itself.  1 with *v set and *i past them, else 0. */
-static int digits(const uint8_t *hdr, uint32_t len, uint32_t *i, uint64_t *v)
-{
-    uint32_t start = *i;
-
-    *v = 0;
-    while (*i < len && hdr[*i] >= '0' && hdr[*i] <= '9' && *i - start < 18) {
-        *v = *v * 10 + (uint64_t)(hdr[*i] - '0');
-        (*i)++;
-    }
-    if (*i == start || (hdr[start] == '0' && *i - start > 1))
-        return 0;
-    return *i == len || hdr[*i] < '0' || hdr[*i] > '9';
-}
-
-/* {"type":"data","offset":N,"size":M} exactly as ferryd's encoder writes
- * it (compact, "size" last): 1 with the two numbers, else 0 and the
- * caller decodes the header in full. */
-static int data_header(const uint8_t *hdr, uint32_t len, uint64_t *offset, uint64_t *size)
-{
-    static const char a[] = "{\"type\":\"data\",\"offset\":";
-    static const char b[] = ",\"size\":";
-    uint32_t i = sizeof a - 1;
-
-    if (len < i || memcmp(hdr, a, i) != 0 || !digits(hdr, len, &i, offset))
-        return 0;
-    if (len - i < sizeof b - 1 || memcmp(hdr + i, b, sizeof b - 1) != 0)
-        return 0;
-    i += sizeof b - 1;
-    if (!digits(hdr, len, &i, size))
-        return 0;
-    return i + 1 == len && hdr[i] == '}';
-}
-
 /* A download's data frame: it must follow on and stay within the file. */
-static int get_data(struct bench_xfer_conn *x, uint64_t offset, uint64_t size, struct bench_xfer_frame *f)
+static int get_data(const struct bench_xfer_conn *x, uint64_t offset, uint64_t size)
 {
     if (offset != x->pos || size > PROTO_DATA_SEGMENT || size > x->size - x->pos)
         return -EPROTO;
-    f->body = size;
     return 0;
 }
 
@@ -352,9 +327,8 @@ static int put_answer(const struct bench_xfer_shared *xs, struct bench_xfer_conn
         /* resume false: the server has nothing to offer but offset 0. */
         if (get_u64(h, "offset", &v) < 0 || v != 0)
             return FERRY_EUNEXPECTED;
-        begin_data(x);
         f->send = 1;
-        return 0;
+        return begin_data(x);
     }
     if (x->phase == XP_OK && strcmp(type, MSG_PUT_OK) == 0) {
         sum = json_string_value(json_object_get(h, "checksum"));
@@ -404,29 +378,23 @@ static int get_answer(struct bench_xfer_conn *x, const char *type, const json_t 
     return FERRY_EUNEXPECTED;
 }
 
-int bench_xfer_header(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const uint8_t *hdr,
-                uint32_t len, struct bench_xfer_frame *f, char *why, size_t why_len)
+int bench_xfer_header(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const json_t *h,
+                      uint64_t body, struct bench_xfer_frame *f, char *why, size_t why_len)
 {
     const char *type;
-    json_t *h = NULL;
-    uint64_t body = 0, offset = 0, size = 0;
+    uint64_t offset = 0;
     int r;
 
     memset(f, 0, sizeof *f);
     if (x->phase == XP_IDLE || x->phase == XP_DONE)
         return FERRY_EUNEXPECTED;
-    /* The data path: one header per 16 MiB, parsed without allocating. */
-    if (!xs->put && x->phase == XP_DATA && data_header(hdr, len, &offset, &size))
-        return get_data(x, offset, size, f);
-    if (ferry_frame_decode_header(hdr, len, NULL, &h, &body) < 0)
-        return -EPROTO;
     type = json_string_value(json_object_get(h, "type"));
     if (!type) {
         r = -EPROTO;
     } else if (!xs->put && x->phase == XP_DATA && strcmp(type, MSG_DATA) == 0) {
         r = get_u64(h, "offset", &offset);
         if (r == 0)
-            r = get_data(x, offset, body, f);
+            r = get_data(x, offset, body);
     } else if (body != 0) {
         r = -EPROTO;   /* only data frames carry bodies */
     } else if (strcmp(type, MSG_ERROR) == 0) {
@@ -448,7 +416,6 @@ int bench_xfer_header(const struct bench_xfer_shared *xs, struct bench_xfer_conn
     } else {
         r = xs->put ? put_answer(xs, x, type, h, f) : get_answer(x, type, h, f);
     }
-    json_decref(h);
     return r;
 }
 

@@ -11,10 +11,11 @@
  * What every connection shares is made once, before the run (struct
  * xfer_shared: the upload's content and its checksum, the encoded put-end
  * and get request).  Each connection keeps a fixed-size struct bench_xfer_conn,
- * and worker.c calls in where a transfer starts (bench_xfer_start), where the
- * socket can take bytes (bench_xfer_send), where a whole answer header has
+ * and bench_request.c calls in where a transfer starts (bench_xfer_start), where
+ * the transport can take bytes (bench_xfer_send), where a whole answer header has
  * arrived (bench_xfer_header) and where body bytes of a download pass
- * (bench_xfer_body).  Nothing is allocated per transfer on the data path.
+ * (bench_xfer_body).  The data path allocates only a header's worth per
+ * 16 MiB frame.
  */
 #ifndef FERRY_BENCH_XFER_H
 #define FERRY_BENCH_XFER_H
@@ -22,7 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "digest.h"
+
+struct ferry_transport;
 
 /* put/get read the socket this much at a time: large enough that system
  * calls are not the cost of a download. */
@@ -81,7 +86,6 @@ struct bench_xfer_conn {
 
 /* What one answer frame means for the transfer (as exec.h's exec_frame). */
 struct bench_xfer_frame {
-    uint64_t body;   /* body bytes that follow (a download's data) */
     int last;        /* the transfer's final answer */
     int fail;        /* 0, or FERRY_ECHECKSUM: the transfer is over but did not verify */
     int send;        /* put-ready arrived: the data may now be sent */
@@ -113,25 +117,24 @@ void bench_xfer_conn_free(struct bench_xfer_conn *x);
 /* A new transfer on x: its request is the next thing to send. */
 void bench_xfer_start(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x);
 
-/* Send what the transfer has to send until the socket takes no more
- * (header and body gathered into one sendmsg, straight from the content).
- * 0 (done, or the next EPOLLOUT resumes) or -errno. */
-int bench_xfer_send(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, int fd);
+/* Send what the transfer has to send until the transport takes no more
+ * (header and body gathered into one write, straight from the content).
+ * 0 (done, or the next EPOLLOUT resumes) or a negative code. */
+int bench_xfer_send(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x,
+                    struct ferry_transport *t);
 
 /* 1 when nothing is left to send for this transfer. */
 int bench_xfer_sent(const struct bench_xfer_shared *xs, const struct bench_xfer_conn *x);
 
 /*
- * Classify one whole answer header (len is bounded by the caller).  Data
- * headers are recognised by their exact bytes as ferryd writes them,
- * without allocating; anything else is decoded and validated in full.
- * Offsets and sizes are checked against the transfer before *f says what
- * follows.  Returns 0, or a negative code that ends the connection:
- * FERRY_EREMOTE (ferryd refused; its message is copied to why, when
- * not NULL), FERRY_EUNEXPECTED, -EPROTO.
+ * Classify one answer header, as libferry's frame parser decoded it, with
+ * the size of the body that follows.  Offsets and sizes are checked
+ * against the transfer before *f says what follows.  Returns 0, or a
+ * negative code that ends the connection: FERRY_EREMOTE (ferryd refused;
+ * its message is copied to why, when not NULL), FERRY_EUNEXPECTED, -EPROTO.
  */
-int bench_xfer_header(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const uint8_t *hdr,
-                uint32_t len, struct bench_xfer_frame *f, char *why, size_t why_len);
+int bench_xfer_header(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const json_t *h,
+                      uint64_t body, struct bench_xfer_frame *f, char *why, size_t why_len);
 
 /* Body bytes of a download's data frame (never more than the header
  * announced): hashed where they lie, then dropped. */

@@ -10,9 +10,9 @@
  *
  * This file is the command line and the orchestration: it resolves the
  * target once, loads the key once, encodes the request once (in put and
- * get modes: makes and hashes the file's content once, xfer.c), raises
- * the descriptor limit,
- * starts the threads (worker.c) and prints what they measured (report.c).
+ * get modes: makes and hashes the file's content once, bench_xfer.c),
+ * raises the descriptor limit, starts the threads (bench_loop.c) and
+ * prints what they measured (bench_report.c).
  * It must never be what limits the numbers it prints, so the request path
  * makes no allocation and no more system calls than the exchange needs.
  */
@@ -405,7 +405,7 @@ static int build_request(const struct bench_opts *o, struct bench_shared *sh, ui
     int r = 0;
 
     *buf = NULL;
-    /* put and get send what xfer.c made (xfer_shared), never this. */
+    /* put and get send what bench_xfer.c made (bench_xfer_shared), never this. */
     if (MODE_IS_XFER(o->mode))
         return 0;
     if (o->mode == MODE_FRAME || o->mode == MODE_EXEC) {

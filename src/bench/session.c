@@ -19,10 +19,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "ferry/error.h"
 #include "ferry/frame.h"
+#include "ferry/transport.h"
 #include "keys.h"
 #include "proto.h"
 #include "bench_tally.h"
@@ -49,7 +50,7 @@ static const char *member_str(const json_t *o, const char *name)
 
 /* Read until the message in h->buf is whole.  Returns 1 with the header
  * decoded into *out, 0 on EAGAIN, or a negative code. */
-static int read_message(struct hs *h, int fd, json_t **out)
+static int read_message(struct hs *h, struct ferry_transport *t, json_t **out)
 {
     const struct ferry_frame_limits limits = { .max_header = HS_BUF - FERRY_FRAME_PREFIX_LEN };
     uint64_t body = 0;
@@ -68,17 +69,14 @@ static int read_message(struct hs *h, int fd, json_t **out)
             if (h->len == FERRY_FRAME_PREFIX_LEN + hdr_len)
                 break;
         }
-        n = recv(fd, h->buf + h->len, HS_BUF - h->len, 0);
+        n = ferry_transport_read(t, h->buf + h->len, HS_BUF - h->len);
         if (n > 0) {
             h->len += (uint16_t)n;
             continue;
         }
         if (n == 0)
             return FERRY_EEOF;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        if (errno != EINTR)
-            return -errno;
+        return n == -EAGAIN ? 0 : (int)n;
     }
     if (ferry_frame_decode_header(h->buf + FERRY_FRAME_PREFIX_LEN, hdr_len, &limits, out, &body) < 0)
         return -EPROTO;
@@ -160,28 +158,26 @@ static size_t auth_message(const struct hs_config *cfg, const struct hs *h, uint
 
 /* Send (the rest of) msg, h->sent bytes of which are out.  1 when all of
  * it is, 0 on EAGAIN (the next EPOLLOUT edge resumes), or -errno. */
-static int send_rest(struct hs *h, int fd, const uint8_t *msg, size_t len)
+static int send_rest(struct hs *h, struct ferry_transport *t, const uint8_t *msg, size_t len)
 {
     while (h->sent < len) {
-        ssize_t n = send(fd, msg + h->sent, len - h->sent, MSG_NOSIGNAL);
+        struct iovec iov = { (void *)(msg + h->sent), len - h->sent };
+        ssize_t n = ferry_transport_writev(t, &iov, 1);
 
         if (n >= 0) {
             h->sent += (uint16_t)n;
             continue;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        if (errno != EINTR)
-            return -errno;
+        return n == -EAGAIN ? 0 : (int)n;
     }
     return 1;
 }
 
-static int send_auth(const struct hs_config *cfg, struct hs *h, int fd)
+static int send_auth(const struct hs_config *cfg, struct hs *h, struct ferry_transport *t)
 {
     uint8_t msg[AUTH_MSG_MAX];
 
-    return send_rest(h, fd, msg, auth_message(cfg, h, msg));
+    return send_rest(h, t, msg, auth_message(cfg, h, msg));
 }
 
 static int on_welcome(const struct hs_config *cfg, const struct hs *h, const json_t *m)
@@ -200,7 +196,7 @@ static int on_welcome(const struct hs_config *cfg, const struct hs *h, const jso
     return 0;
 }
 
-int hs_step(const struct hs_config *cfg, struct hs *h, int fd)
+int hs_step(const struct hs_config *cfg, struct hs *h, struct ferry_transport *t)
 {
     json_t *m = NULL;
     int r;
@@ -208,14 +204,14 @@ int hs_step(const struct hs_config *cfg, struct hs *h, int fd)
     for (;;) {
         switch (h->state) {
         case HS_CLIENT_HELLO:
-            r = send_rest(h, fd, client_hello, sizeof client_hello - 1);
+            r = send_rest(h, t, client_hello, sizeof client_hello - 1);
             if (r <= 0)
                 return r;
             h->sent = 0;
             h->state = HS_HELLO;
             break;
         case HS_HELLO:
-            r = read_message(h, fd, &m);
+            r = read_message(h, t, &m);
             if (r <= 0)
                 return r;
             r = on_hello(cfg, h, m);
@@ -225,13 +221,13 @@ int hs_step(const struct hs_config *cfg, struct hs *h, int fd)
             h->state = HS_AUTH;
             break;
         case HS_AUTH:
-            r = send_auth(cfg, h, fd);
+            r = send_auth(cfg, h, t);
             if (r <= 0)
                 return r;
             h->state = HS_WELCOME;
             break;
         case HS_WELCOME:
-            r = read_message(h, fd, &m);
+            r = read_message(h, t, &m);
             if (r <= 0)
                 return r;
             r = on_welcome(cfg, h, m);

@@ -20,6 +20,8 @@
 #include "auth.h"
 #include "keyfile.h"
 
+struct ferry_transport;
+
 /* Largest handshake message accepted from the server: hello is about 170
  * bytes, welcome about 100, an auth error about 70. */
 #define HS_BUF 512u
@@ -49,7 +51,7 @@ struct hs {
 void hs_reset(struct hs *h);
 
 /*
- * Advance the handshake on fd as far as it can go without blocking (call
+ * Advance the handshake on t as far as it can go without blocking (call
  * on every epoll event until it is done).  Returns 1 once authenticated,
  * 0 when it waits for the socket, or a negative code: FERRY_EAUTH (the
  * server refused our proof: a wrong key), FERRY_EBADPROOF (the server's
@@ -58,6 +60,6 @@ void hs_reset(struct hs *h);
  * FERRY_EEOF, FERRY_EREMOTE (another refusal, such as too many
  * connections), -EPROTO, or a socket's -errno.
  */
-int hs_step(const struct hs_config *cfg, struct hs *h, int fd);
+int hs_step(const struct hs_config *cfg, struct hs *h, struct ferry_transport *t);
 
 #endif
