@@ -8,7 +8,8 @@
  * then, once every thread is through its burst, its share of the -c
  * active connections run request/response while the held ones stay open.
  * Against ferryd (exec, put and get modes, or -k) a connection counts as
- * connected only once it has also completed the handshake (session.h).
+ * connected only once it has also completed the handshake
+ * (bench_handshake.h).
  * In put and get modes a "request" is one whole file transfer
  * (bench_xfer.h).
  */
@@ -23,7 +24,7 @@
 
 #include "ferry/addr.h"
 #include "bench_hist.h"
-#include "session.h"
+#include "bench_handshake.h"
 #include "bench_tally.h"
 #include "bench_xfer.h"
 
@@ -51,7 +52,7 @@ struct bench_opts {
     int session;                 /* every connection first authenticates to ferryd */
     int fresh;                   /* exec: a new connection and handshake per request */
     const char *key_path;        /* -k */
-    struct hs_config hs;         /* the key, loaded once */
+    struct bench_hs_config hs;   /* the key, loaded once */
     char **cmd;                  /* exec: the command after --, argv style */
     int cmd_len;                 /* ... 0: the default shell line "true" */
     struct bench_xfer_opts xfer;       /* put and get: -p, --remote-dir, --seed, --checksum */
@@ -84,7 +85,7 @@ struct worker {
     unsigned n_active, n_hold;
     struct bench_active_conn *active;
     struct bench_hold_conn *held;
-    struct hs *hold_hs;          /* with --hold against ferryd: held[i]'s handshake */
+    struct bench_handshake *hold_hs; /* with --hold against ferryd: held[i]'s handshake */
 
     uint64_t quota;              /* measured requests this thread may start */
     uint64_t issued;             /* measured requests started */

@@ -72,12 +72,39 @@ int bench_conn_connect_result(const struct bench_conn *c)
 
 /* ---- held connections ----------------------------------------------------- */
 
+/* The handshake is over: a held connection reads nothing more that
+ * needs a parser. */
+static void hold_parser_free(struct bench_hold_conn *h)
+{
+    ferry_frame_parser_free(h->fp);
+    h->fp = NULL;
+}
+
 /* A held connection failed before it counted as connected. */
 static void hold_fail(struct worker *w, struct bench_hold_conn *h, int code)
 {
     bench_tally_add(&w->hold_err, code, 1);
+    hold_parser_free(h);
     bench_conn_close(&h->c);
     w->hold_pending--;
+}
+
+/* Connected: against ferryd the handshake begins, with a parser for the
+ * server's messages that lives as long as it does. */
+static int hold_connected(struct worker *w, struct bench_hold_conn *h)
+{
+    int r;
+
+    if (!w->sh->opts->session) {
+        h->c.state = ST_OPEN;
+        return 0;
+    }
+    r = ferry_frame_parser_new(NULL, &h->fp);
+    if (r < 0)
+        return r;
+    h->c.state = ST_HANDSHAKE;
+    bench_handshake_start(&w->sh->opts->hs, &w->hold_hs[h - w->held], h->fp);
+    return 0;
 }
 
 void bench_conn_hold_event(struct worker *w, struct bench_hold_conn *h, uint32_t events,
@@ -93,19 +120,16 @@ void bench_conn_hold_event(struct worker *w, struct bench_hold_conn *h, uint32_t
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
         err = bench_conn_connect_result(&h->c);
+        if (err == 0)
+            err = hold_connected(w, h);
         if (err < 0) {
             hold_fail(w, h, err);
             return;
         }
-        if (w->sh->opts->session) {
-            h->c.state = ST_HANDSHAKE;
-            hs_reset(&w->hold_hs[h - w->held]);
-        } else {
-            h->c.state = ST_OPEN;
-        }
     }
     if (h->c.state == ST_HANDSHAKE) {
-        int r = hs_step(&w->sh->opts->hs, &w->hold_hs[h - w->held], h->c.t);
+        int r = bench_handshake_step(&w->sh->opts->hs, &w->hold_hs[h - w->held], h->c.t, h->fp,
+                                     w->scratch, w->scratch_len);
 
         if (r < 0) {
             hold_fail(w, h, r);
@@ -113,6 +137,7 @@ void bench_conn_hold_event(struct worker *w, struct bench_hold_conn *h, uint32_t
         }
         if (r == 0)
             return;
+        hold_parser_free(h);
         h->c.state = ST_OPEN;
     }
     if (was != ST_OPEN) {
@@ -138,6 +163,12 @@ void bench_conn_hold_event(struct worker *w, struct bench_hold_conn *h, uint32_t
         bench_conn_close(&h->c);
         return;
     }
+}
+
+void bench_conn_hold_free(struct bench_hold_conn *h)
+{
+    hold_parser_free(h);
+    bench_conn_close(&h->c);
 }
 
 void bench_conn_hold_timeouts(struct worker *w)

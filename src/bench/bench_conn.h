@@ -18,7 +18,7 @@
 #include "ferry/frame.h"
 #include "ferry/transport.h"
 #include "bench_xfer.h"
-#include "session.h"
+#include "bench_handshake.h"
 
 struct worker;
 
@@ -34,6 +34,7 @@ struct bench_conn {
 
 struct bench_hold_conn {
     struct bench_conn c;
+    struct ferry_frame_parser *fp;   /* against ferryd: the handshake's, while it runs */
 };
 
 struct bench_active_conn {
@@ -49,7 +50,7 @@ struct bench_active_conn {
     uint64_t t0;          /* when the request started (ns) */
     uint64_t deadline;    /* connecting or authenticating: give up at this time */
     struct ferry_frame_parser *fp;   /* framed modes: the replies, through libferry's parser */
-    struct hs hs;         /* against ferryd: the handshake */
+    struct bench_handshake hs;  /* against ferryd: the handshake */
     struct bench_xfer_conn x;   /* put and get: the transfer */
 };
 
@@ -68,6 +69,9 @@ int bench_conn_connect_result(const struct bench_conn *c);
 /* A held connection's epoll event (now: the event's time). */
 void bench_conn_hold_event(struct worker *w, struct bench_hold_conn *h, uint32_t events,
                            uint64_t now);
+
+/* Close a held connection and free what it holds. */
+void bench_conn_hold_free(struct bench_hold_conn *h);
 
 /* Held connects (and handshakes) still pending at the burst's deadline
  * are given up as timed out. */

@@ -194,7 +194,7 @@ static void teardown(struct worker *w)
             bench_request_free(&w->active[i]);
     if (w->held)
         for (unsigned i = 0; i < w->n_hold; i++)
-            bench_conn_close(&w->held[i].c);
+            bench_conn_hold_free(&w->held[i]);
     if (w->epfd >= 0)
         close(w->epfd);
     w->epfd = -1;

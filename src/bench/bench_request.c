@@ -33,19 +33,18 @@
 #include "bench.h"
 #include "bench_exec.h"
 
-/* A larger reply header is a protocol error. */
-#define REPLY_HDR_MAX 1024u
+/* A reply header larger than 1 KiB is a protocol error. */
+static const struct ferry_frame_limits reply_limits = { .max_header = 1024 };
 
 int bench_request_init(struct worker *w, struct bench_active_conn *a, unsigned number)
 {
-    const struct ferry_frame_limits limits = { .max_header = REPLY_HDR_MAX };
     enum bench_mode mode = w->sh->opts->mode;
     int r;
 
     a->c.t = NULL;
     a->c.kind = KIND_ACTIVE;
     if (mode != MODE_ECHO) {
-        r = ferry_frame_parser_new(&limits, &a->fp);
+        r = ferry_frame_parser_new(&reply_limits, &a->fp);
         if (r < 0)
             return r;
     }
@@ -320,6 +319,8 @@ static void active_fail(struct worker *w, struct bench_active_conn *a, int code)
  * requests on it, or with --fresh send the one it was opened for. */
 static int active_ready(struct worker *w, struct bench_active_conn *a)
 {
+    if (w->sh->opts->session)
+        ferry_frame_parser_set_limits(a->fp, &reply_limits);
     a->c.state = ST_OPEN;
     w->connecting--;
     if (w->sh->opts->fresh)
@@ -345,7 +346,7 @@ static int connected(struct worker *w, struct bench_active_conn *a)
     }
     if (o->session) {
         a->c.state = ST_HANDSHAKE;
-        hs_reset(&a->hs);
+        bench_handshake_start(&o->hs, &a->hs, a->fp);
         return 0;
     }
     return active_ready(w, a);
@@ -366,7 +367,7 @@ void bench_request_event(struct worker *w, struct bench_active_conn *a, uint32_t
         r = connected(w, a);
     }
     if (r == 0 && a->c.state == ST_HANDSHAKE) {
-        r = hs_step(&o->hs, &a->hs, a->c.t);
+        r = bench_handshake_step(&o->hs, &a->hs, a->c.t, a->fp, w->scratch, w->scratch_len);
         if (r == 0)
             return;
         if (r == 1)

@@ -30,7 +30,6 @@
 #include "ferry/ferry.h"
 #include "bench.h"
 #include "bench_exec.h"
-#include "keyfile.h"
 #include "bench_xfer.h"
 
 #define MAX_THREADS     256u
