@@ -22,6 +22,8 @@
 
 #include "auth.h"
 #include "cli.h"
+#include "errcode.h"
+#include "handshake.h"
 #include "ferry/ferry.h"
 #include "keyfile.h"
 #include "keys.h"
@@ -106,17 +108,17 @@ static const char *member_str(const json_t *h, const char *name)
     return json_string_value(json_object_get(h, name));
 }
 
-/* Read one handshake message.  Pre-auth messages are small and have no
- * body; anything else is not a ferryd we can talk to.  Failures are
- * printed, except a hang-up when the caller has a better word for it. */
-static int read_message(struct session *s, const char *step, int quiet_hangup, json_t **out)
+/* Read one handshake message's header (pre-auth headers are small; the
+ * handshake judges a body).  Failures are printed, except a hang-up when
+ * the caller has a better word for it. */
+static int read_message(struct session *s, const char *step, int quiet_hangup, json_t **out,
+                        uint64_t *body_size)
 {
     const struct ferry_frame_limits limits = { .max_header = PROTO_PREAUTH_MAX_HEADER };
-    uint64_t body_size = 0;
     json_t *h = NULL;
     int r;
 
-    r = ferry_frame_read(s->t, &limits, &h, &body_size);
+    r = ferry_frame_read(s->t, &limits, &h, body_size);
     if (quiet_hangup && (r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == -ECONNRESET))
         return r;
     if (r == FERRY_EEOF || r == -ECONNRESET) {
@@ -131,174 +133,181 @@ static int read_message(struct session *s, const char *step, int quiet_hangup, j
         cli_error("protocol error: %s %s: %s", s->peer, step, ferry_strerror(r));
         return r;
     }
-    if (body_size != 0) {
-        json_decref(h);
-        cli_error("protocol error: %s sent a body %s", s->peer, step);
-        return FERRY_EPROTO;
-    }
     *out = h;
     return 0;
 }
 
 /* The server refused us with an error message: report it as PROTOCOL.md
  * words it ("authentication failed" for a wrong key). */
-static void report_refusal(const json_t *h)
+static void report_refusal(int r, const json_t *h)
 {
-    const char *code = member_str(h, "code"), *msg = member_str(h, "message");
+    const char *msg = member_str(h, "message");
 
-    if (code && strcmp(code, ERR_AUTH) == 0)
+    if (r == FERRY_EAUTH)
         cli_error("authentication failed");
-    else if (code && strcmp(code, ERR_TLS_REQUIRED) == 0)
+    else if (r == FERRY_ETLS_REQUIRED)
         cli_error("the server requires TLS: run ferry without --plaintext");
     else
         cli_error("server refused the session: %s", msg ? msg : "(no message)");
 }
 
+/* One line for a hello the handshake (handshake.c) would not take. */
+static void report_bad_hello(const struct session *s, int r, const json_t *hello)
+{
+    const char *method = member_str(hello, "auth");
+
+    switch (r) {
+    case FERRY_EAUTH:
+    case FERRY_ETLS_REQUIRED:
+    case FERRY_EREMOTE:
+        report_refusal(r, hello);
+        break;
+    case FERRY_EHS_BODY:
+        cli_error("protocol error: %s sent a body before its greeting", s->peer);
+        break;
+    case FERRY_EHS_NOT_HELLO:
+        cli_error("protocol error: %s did not greet with hello (is it ferryd?)", s->peer);
+        break;
+    case FERRY_EHS_VERSION:
+        cli_error("protocol error: %s speaks an unknown protocol version", s->peer);
+        break;
+    case FERRY_EAUTH_MISMATCH:
+        cli_error("%s runs without authentication; refusing (use --insecure-no-auth to "
+                  "accept that)", s->peer);
+        break;
+    case FERRY_EHS_TLS_CLAIM:
+        cli_error("protocol error: %s claims TLS authentication on a plaintext "
+                  "connection", s->peer);
+        break;
+    case FERRY_EHS_METHOD:
+        cli_error("protocol error: %s offers unknown authentication '%s'", s->peer,
+                  method ? method : "(none given)");
+        break;
+    case FERRY_EHS_NONCE:
+        cli_error("protocol error: %s sent a malformed nonce", s->peer);
+        break;
+    case -EIO:
+        cli_error("cannot get random bytes for a nonce");
+        break;
+    default:
+        cli_error("protocol error: %s: %s", s->peer, app_strerror(r));
+        break;
+    }
+}
+
+/* One line for a welcome the handshake would not take. */
+static void report_bad_welcome(const struct session *s, int r, const json_t *welcome)
+{
+    const char *type = member_str(welcome, "type");
+
+    switch (r) {
+    case FERRY_EAUTH:
+    case FERRY_ETLS_REQUIRED:
+    case FERRY_EREMOTE:
+        report_refusal(r, welcome);
+        break;
+    case FERRY_EHS_BODY:
+        cli_error("protocol error: %s sent a body during authentication", s->peer);
+        break;
+    case FERRY_EHS_NOT_WELCOME:
+        cli_error("protocol error: %s answered authentication with '%s'", s->peer,
+                  type ? type : "(no type)");
+        break;
+    case FERRY_EBADPROOF:
+        ferry_log_debug("the server's proof is wrong: it does not hold our key");
+        cli_error("authentication failed");
+        break;
+    default:
+        cli_error("protocol error: %s: %s", s->peer, app_strerror(r));
+        break;
+    }
+}
+
+/* Encode and send one handshake message.  0 or -1 (printed). */
+static int send_message(struct session *s, json_t *m)
+{
+    int r = ferry_frame_write(s->t, m, NULL, 0, NULL);
+
+    if (r < 0) {
+        cli_error("cannot send to %s: %s", s->peer, ferry_strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
 /*
- * PROTOCOL.md 2.1: hello -> auth -> welcome, and the server's proof checked
- * before a single request goes out.  `key` is NULL when none was loaded
- * (--insecure-no-auth); it is loaded here if the server asks for one.
+ * PROTOCOL.md 2.1 through the shared state machine (handshake.h): this
+ * function only moves its messages and words its verdicts.  `key` is
+ * loaded here if the server asks for one and none was (--ca).
  */
 static int handshake(struct session *s, const struct session_opts *o, struct ferry_key *key,
                      int have_key)
 {
-    uint8_t sn[AUTH_NONCE_LEN], cn[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN];
     uint8_t binding[AUTH_BINDING_LEN];
-    char cn_hex[AUTH_HEX_LEN + 1], proof_hex[AUTH_HEX_LEN + 1];
     json_t *ours = NULL, *hello = NULL, *auth = NULL, *welcome = NULL;
-    const char *type, *method, *nonce;
-    const char *key_name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
-    enum { BY_NONE, BY_TLS, BY_HMAC } by;
+    uint64_t body_size = 0;
+    struct handshake hs;
     int r, rc = -1;
 
     /* The client speaks first, so a TLS server can tell a plaintext
      * client at once (and say so) rather than wait for a ClientHello. */
-    ours = json_pack("{s:s, s:i}", "type", MSG_HELLO, "version", PROTO_VERSION);
-    if (!ours) {
+    handshake_init(&hs, s->tls != NULL, o->insecure_no_auth);
+    if (handshake_hello(&hs, &ours) < 0) {
         cli_error("out of memory");
         goto out;
     }
-    r = ferry_frame_write(s->t, ours, NULL, 0, NULL);
+    if (send_message(s, ours) < 0)
+        goto out;
+    if (read_message(s, "before its greeting", 0, &hello, &body_size) < 0)
+        goto out;
+    r = handshake_on_hello(&hs, hello, body_size);
     if (r < 0) {
-        cli_error("cannot send to %s: %s", s->peer, ferry_strerror(r));
-        goto out;
-    }
-    if (read_message(s, "before its greeting", 0, &hello) < 0)
-        goto out;
-    type = member_str(hello, "type");
-    if (type && strcmp(type, MSG_ERROR) == 0) {
-        report_refusal(hello);
-        goto out;
-    }
-    if (!type || strcmp(type, MSG_HELLO) != 0) {
-        cli_error("protocol error: %s did not greet with hello (is it ferryd?)", s->peer);
-        goto out;
-    }
-    if (json_integer_value(json_object_get(hello, "version")) != PROTO_VERSION) {
-        cli_error("protocol error: %s speaks an unknown protocol version", s->peer);
+        report_bad_hello(s, r, hello);
         goto out;
     }
     ferry_log_debug("connected to %s (%s)", s->peer,
                     member_str(hello, "server") ? member_str(hello, "server") : "unknown server");
 
-    method = member_str(hello, "auth");
-    if (method && strcmp(method, AUTH_METHOD_NONE) == 0) {
-        /* No silent downgrade: only a user who asked for it talks to an
-         * unauthenticated server. */
-        if (!o->insecure_no_auth) {
-            cli_error("%s runs without authentication; refusing (use --insecure-no-auth to "
-                      "accept that)", s->peer);
-            goto out;
-        }
-        by = BY_NONE;
-        auth = json_pack("{s:s, s:i}", "type", MSG_AUTH, "version", PROTO_VERSION);
-    } else if (method && strcmp(method, AUTH_METHOD_TLS) == 0) {
-        /* Only TLS itself can have authenticated us, and only over TLS
-         * has the server proved itself (by the PSK, or a certificate
-         * that verified). */
-        if (!s->tls) {
-            cli_error("protocol error: %s claims TLS authentication on a plaintext "
-                      "connection", s->peer);
-            goto out;
-        }
-        by = BY_TLS;
-        auth = json_pack("{s:s, s:i}", "type", MSG_AUTH, "version", PROTO_VERSION);
-    } else {
-        if (!method || strcmp(method, AUTH_METHOD) != 0) {
-            cli_error("protocol error: %s offers unknown authentication '%s'", s->peer,
-                      method ? method : "(none given)");
-            goto out;
-        }
-        nonce = member_str(hello, "nonce");
-        if (!nonce || strlen(nonce) != AUTH_HEX_LEN || hex_decode(nonce, sn, sizeof sn) < 0) {
-            cli_error("protocol error: %s sent a malformed nonce", s->peer);
-            goto out;
-        }
+    if (hs.method == HANDSHAKE_BY_HMAC) {
         if (!have_key && load_key(o, key) < 0)
             goto out;
         have_key = 1;
-        if (auth_nonce(cn) < 0) {
-            cli_error("cannot get random bytes for a nonce");
-            goto out;
-        }
-        by = BY_HMAC;
-        /* Over TLS the proofs are bound to this connection (auth.h), so a
-         * host we would trust cannot relay them to another. */
         if (s->tls && ferry_transport_tls_exporter(s->t, AUTH_BINDING_LABEL, binding,
                                                    sizeof binding) < 0) {
             cli_error("TLS: cannot derive the channel binding");
             goto out;
         }
-        auth_proof(key, AUTH_CLIENT, sn, cn, s->tls ? binding : NULL, proof);
-        hex_encode(cn, sizeof cn, cn_hex);
-        hex_encode(proof, sizeof proof, proof_hex);
-        auth = json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", MSG_AUTH, "version", PROTO_VERSION,
-                         "key", key_name, "nonce", cn_hex, "proof", proof_hex);
     }
-    if (!auth) {
+    r = handshake_auth(&hs, have_key ? key : NULL, o->key_name, s->tls ? binding : NULL, &auth);
+    if (r < 0) {
         cli_error("out of memory");
         goto out;
     }
-    r = ferry_frame_write(s->t, auth, NULL, 0, NULL);
-    if (r < 0) {
-        cli_error("cannot send to %s: %s", s->peer, ferry_strerror(r));
+    if (send_message(s, auth) < 0)
         goto out;
-    }
 
     /* A server that rejects the proof may hang up before we read its
      * error frame; either way the verdict is the same. */
-    r = read_message(s, "during authentication", 1, &welcome);
+    r = read_message(s, "during authentication", 1, &welcome, &body_size);
     if (r == FERRY_EEOF || r == -ECONNRESET || r == FERRY_ETRUNCATED) {
         cli_error("authentication failed");
         goto out;
     }
     if (r < 0)
         goto out;
-    type = member_str(welcome, "type");
-    if (type && strcmp(type, MSG_ERROR) == 0) {
-        report_refusal(welcome);
+    r = handshake_on_welcome(&hs, have_key ? key : NULL, welcome, body_size);
+    if (r < 0) {
+        report_bad_welcome(s, r, welcome);
         goto out;
     }
-    if (!type || strcmp(type, MSG_WELCOME) != 0) {
-        cli_error("protocol error: %s answered authentication with '%s'", s->peer,
-                  type ? type : "(no type)");
-        goto out;
-    }
-    /* Mutual: a server that cannot prove the key gets no request, not even
-     * the command line. */
-    if (by == BY_HMAC && !auth_check(key, AUTH_SERVER, sn, cn, s->tls ? binding : NULL,
-                                     member_str(welcome, "proof") ?
-                                     member_str(welcome, "proof") : "")) {
-        ferry_log_debug("the server's proof is wrong: it does not hold our key");
-        cli_error("authentication failed");
-        goto out;
-    }
-    ferry_log_debug("authenticated (%s)", by == BY_NONE ? "no key: --insecure-no-auth"
-                                          : by == BY_TLS ? "by TLS" : "HMAC proofs");
+    ferry_log_debug("authenticated (%s)", hs.method == HANDSHAKE_BY_NONE
+                                          ? "no key: --insecure-no-auth"
+                                          : hs.method == HANDSHAKE_BY_TLS ? "by TLS"
+                                          : "HMAC proofs");
     rc = 0;
 out:
-    OPENSSL_cleanse(proof, sizeof proof);
-    OPENSSL_cleanse(proof_hex, sizeof proof_hex);
+    handshake_wipe(&hs);
+    OPENSSL_cleanse(binding, sizeof binding);
     json_decref(ours);
     json_decref(hello);
     json_decref(auth);

@@ -34,6 +34,14 @@
     X(BADPROOF,      -4302, "the server's proof is wrong: it does not hold our key")  \
     X(AUTH_MISMATCH, -4303, "the server's authentication setting does not match ours") \
     X(TLS_REQUIRED,  -4304, "the server requires TLS")                                \
+    /* the client's handshake (handshake.c) */                                        \
+    X(HS_NOT_HELLO,  -4310, "the server did not greet with hello")                    \
+    X(HS_VERSION,    -4311, "the server speaks an unknown protocol version")          \
+    X(HS_BODY,       -4312, "the server sent a body before authentication")           \
+    X(HS_TLS_CLAIM,  -4313, "the server claims TLS authentication on a plaintext connection") \
+    X(HS_METHOD,     -4314, "the server offers an unknown authentication method")     \
+    X(HS_NONCE,      -4315, "the server sent a malformed nonce")                      \
+    X(HS_NOT_WELCOME, -4316, "the server answered authentication with something else") \
     /* the key file and the keys file */                                           \
     X(KEY_NOTFILE,   -4500, "the key file is not a regular file")                     \
     X(KEY_EXPOSED,   -4501, "the key file is accessible by others")                   \

@@ -1,29 +1,28 @@
 /*
- * xfer.c - ferry-bench's put and get modes (see xfer.h).
+ * bench_xfer.c - ferry-bench's put and get modes (see bench_xfer.h).
  *
  * The upload's content is made and hashed once; every connection sends it
  * from that one buffer, a data frame at a time, the frame's header and
- * body (and, after the last frame, put-end) gathered into one sendmsg, so
+ * body (and, after the last frame, put-end) gathered into one write, so
  * a byte of the file is copied only by the kernel.  A download's bytes are
- * read by worker.c in XFER_READ_LEN pieces into the thread's buffer and
- * hashed there (xfer_body), never copied.  Data headers, one per 16 MiB,
- * are written with snprintf into the connection's own head[] and read by
- * a byte parser; the control messages (a handful per transfer) go through
- * jansson, as exact as ferry's own client.
+ * read by bench_request.c in BENCH_XFER_READ_LEN pieces into the thread's
+ * buffer, lent by libferry's frame parser and hashed where they lie
+ * (bench_xfer_body), never copied.  Every header, data headers (one per
+ * 16 MiB) included, is encoded and decoded by libferry's frame codec, as
+ * exact as ferry's own client.
  */
-#include "xfer.h"
+#include "bench_xfer.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "ferry/frame.h"
+#include "ferry/transport.h"
 #include "proto.h"
-#include "tally.h"
+#include "bench_tally.h"
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -40,7 +39,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 
 /* ---- what every connection shares ---------------------------------------- */
 
-void xfer_fill(uint8_t *buf, uint64_t len, uint64_t seed)
+void bench_xfer_fill(uint8_t *buf, uint64_t len, uint64_t seed)
 {
     uint64_t s = seed, i;
 
@@ -57,19 +56,20 @@ void xfer_fill(uint8_t *buf, uint64_t len, uint64_t seed)
     }
 }
 
-/* Encode a header-only frame (no body). */
-static int encode(json_t *h, uint8_t **out, size_t *out_len)
+/* Encode the prefix and header of a frame (h is consumed); its body of
+ * body_size bytes, if any, is the caller's to send. */
+static int encode(json_t *h, uint64_t body_size, uint8_t **out, size_t *out_len)
 {
     int r;
 
     if (!h)
         return -ENOMEM;
-    r = ferry_frame_encode(h, 0, NULL, out, out_len);
+    r = ferry_frame_encode(h, body_size, NULL, out, out_len);
     json_decref(h);
     return r;
 }
 
-int xfer_shared_init(struct xfer_shared *xs, int put, uint64_t size, const struct xfer_opts *o)
+int bench_xfer_shared_init(struct bench_xfer_shared *xs, int put, uint64_t size, const struct bench_xfer_opts *o)
 {
     struct digest *d = NULL;
     int r = 0;
@@ -79,7 +79,7 @@ int xfer_shared_init(struct xfer_shared *xs, int put, uint64_t size, const struc
     xs->alg = o->alg;
     if (!put)
         return encode(json_pack("{s:s, s:s, s:s}", "type", MSG_GET, "path", o->path,
-                                "checksum", digest_name(o->alg)), &xs->req, &xs->req_len);
+                                "checksum", digest_name(o->alg)), 0, &xs->req, &xs->req_len);
 
     if (o->remote_dir) {
         size_t n = strlen(o->remote_dir);
@@ -101,19 +101,19 @@ int xfer_shared_init(struct xfer_shared *xs, int put, uint64_t size, const struc
         r = -ENOMEM;
         goto out;
     }
-    xfer_fill(xs->data, size, o->seed);
+    bench_xfer_fill(xs->data, size, o->seed);
     digest_update(d, xs->data, (size_t)size);
     digest_hex(d, xs->sum);
-    r = encode(json_pack("{s:s, s:s}", "type", MSG_PUT_END, "checksum", xs->sum), &xs->end,
+    r = encode(json_pack("{s:s, s:s}", "type", MSG_PUT_END, "checksum", xs->sum), 0, &xs->end,
                &xs->end_len);
 out:
     digest_free(d);
     if (r < 0)
-        xfer_shared_free(xs);
+        bench_xfer_shared_free(xs);
     return r;
 }
 
-void xfer_shared_free(struct xfer_shared *xs)
+void bench_xfer_shared_free(struct bench_xfer_shared *xs)
 {
     free(xs->data);
     free(xs->end);
@@ -122,7 +122,7 @@ void xfer_shared_free(struct xfer_shared *xs)
     memset(xs, 0, sizeof *xs);
 }
 
-int xfer_put_path(const struct xfer_shared *xs, unsigned index, char *out, size_t cap)
+int bench_xfer_put_path(const struct bench_xfer_shared *xs, unsigned index, char *out, size_t cap)
 {
     if (xs->dir)
         return snprintf(out, cap, "%s/bench-put-%u.bin", xs->dir, index);
@@ -131,7 +131,7 @@ int xfer_put_path(const struct xfer_shared *xs, unsigned index, char *out, size_
 
 /* ---- one connection ------------------------------------------------------ */
 
-int xfer_conn_init(struct xfer_conn *x, const struct xfer_shared *xs, unsigned index)
+int bench_xfer_conn_init(struct bench_xfer_conn *x, const struct bench_xfer_shared *xs, unsigned index)
 {
     char path[4096 + 64];   /* main.c keeps --remote-dir far below */
     int n;
@@ -141,7 +141,7 @@ int xfer_conn_init(struct xfer_conn *x, const struct xfer_shared *xs, unsigned i
         x->d = digest_new(xs->alg);
         return x->d ? 0 : -ENOMEM;
     }
-    n = xfer_put_path(xs, index, path, sizeof path);
+    n = bench_xfer_put_path(xs, index, path, sizeof path);
     if (n < 0 || (size_t)n >= sizeof path)
         return -ENAMETOOLONG;
     /* resume false: every put starts at offset 0 and a dropped one leaves
@@ -149,10 +149,10 @@ int xfer_conn_init(struct xfer_conn *x, const struct xfer_shared *xs, unsigned i
     return encode(json_pack("{s:s, s:s, s:I, s:i, s:s, s:b, s:b}", "type", MSG_PUT, "path", path,
                             "filesize", (json_int_t)xs->size, "mode", 0644,
                             "checksum", digest_name(xs->alg), "resume", 0, "fsync", 0),
-                  &x->req, &x->req_len);
+                  0, &x->req, &x->req_len);
 }
 
-void xfer_conn_free(struct xfer_conn *x)
+void bench_xfer_conn_free(struct bench_xfer_conn *x)
 {
     digest_free(x->d);
     free(x->req);
@@ -160,7 +160,7 @@ void xfer_conn_free(struct xfer_conn *x)
     x->req = NULL;
 }
 
-void xfer_start(const struct xfer_shared *xs, struct xfer_conn *x)
+void bench_xfer_start(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x)
 {
     x->phase = XP_REQUEST;
     x->hp = xs->put ? x->req : xs->req;
@@ -176,38 +176,52 @@ void xfer_start(const struct xfer_shared *xs, struct xfer_conn *x)
 
 /* ---- sending ------------------------------------------------------------- */
 
-/* The next data frame's header, for the bytes from x->pos on. */
-static void next_frame(struct xfer_conn *x)
+/* The next data frame's header, for the bytes from x->pos on, encoded by
+ * libferry into the connection's own head[]: one per 16 MiB, so the
+ * encoder's allocation is nothing next to the bytes it announces.
+ * 0 or a negative code. */
+static int next_frame(struct bench_xfer_conn *x)
 {
     uint64_t len = min_u64(x->size - x->pos, PROTO_DATA_SEGMENT);
-    int n = snprintf((char *)x->head + FERRY_FRAME_PREFIX_LEN, XFER_HEAD_MAX - FERRY_FRAME_PREFIX_LEN,
-                     "{\"type\":\"data\",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", x->pos, len);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int r;
 
-    /* Two numbers of at most 19 digits: always fits (XFER_HEAD_MAX). */
-    put_le32(x->head, (uint32_t)n);
+    r = encode(json_pack("{s:s, s:I}", "type", MSG_DATA, "offset", (json_int_t)x->pos), len,
+               &buf, &n);
+    if (r < 0)
+        return r;
+    /* Two numbers of at most 19 digits: always fits, but say so if not. */
+    if (n > sizeof x->head) {
+        free(buf);
+        return -EOVERFLOW;
+    }
+    memcpy(x->head, buf, n);
+    free(buf);
     x->hp = x->head;
-    x->hlen = FERRY_FRAME_PREFIX_LEN + (uint32_t)n;
+    x->hlen = (uint32_t)n;
     x->hsent = 0;
     x->frame_end = x->pos + len;
+    return 0;
 }
 
 /* put-ready is in: the data goes out next (none for an empty file, whose
  * put-end follows the ready at once). */
-static void begin_data(struct xfer_conn *x)
+static int begin_data(struct bench_xfer_conn *x)
 {
     x->phase = XP_DATA;
     x->pos = 0;
     x->end_sent = 0;
-    if (x->size > 0) {
-        next_frame(x);
-    } else {
-        x->hlen = x->hsent = 0;
-        x->frame_end = 0;
-    }
+    if (x->size > 0)
+        return next_frame(x);
+    x->hlen = x->hsent = 0;
+    x->frame_end = 0;
+    return 0;
 }
 
-/* k bytes went out: they are consumed in the order they were gathered. */
-static void advance(const struct xfer_shared *xs, struct xfer_conn *x, size_t k)
+/* k bytes went out: they are consumed in the order they were gathered.
+ * 0 or a negative code (the next data frame's header cannot be made). */
+static int advance(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, size_t k)
 {
     uint64_t t;
 
@@ -215,7 +229,7 @@ static void advance(const struct xfer_shared *xs, struct xfer_conn *x, size_t k)
         x->hsent += (uint32_t)k;
         if (x->hsent == x->hlen)
             x->phase = XP_READY;
-        return;
+        return 0;
     }
     t = min_u64(k, x->hlen - x->hsent);
     x->hsent += (uint32_t)t;
@@ -225,20 +239,21 @@ static void advance(const struct xfer_shared *xs, struct xfer_conn *x, size_t k)
     k -= (size_t)t;
     x->end_sent += k;   /* only gathered after the last frame */
     if (x->hsent < x->hlen || x->pos < x->frame_end)
-        return;
+        return 0;
     if (x->pos < x->size)
-        next_frame(x);
-    else if (x->end_sent == xs->end_len)
+        return next_frame(x);
+    if (x->end_sent == xs->end_len)
         x->phase = XP_OK;
+    return 0;
 }
 
-int xfer_send(const struct xfer_shared *xs, struct xfer_conn *x, int fd)
+int bench_xfer_send(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x,
+                    struct ferry_transport *t)
 {
     for (;;) {
         struct iovec iov[3];
-        struct msghdr m;
         ssize_t k;
-        int n = 0;
+        int n = 0, r;
 
         if (x->phase == XP_REQUEST) {
             iov[n++] = (struct iovec){ (void *)(x->hp + x->hsent), x->hlen - x->hsent };
@@ -252,71 +267,31 @@ int xfer_send(const struct xfer_shared *xs, struct xfer_conn *x, int fd)
         }
         if (n == 0)
             return 0;   /* nothing to send until the server answers */
-        /* sendmsg is writev with MSG_NOSIGNAL: a server that goes away is
-         * an EPIPE to count, not a SIGPIPE that kills the run. */
-        memset(&m, 0, sizeof m);
-        m.msg_iov = iov;
-        m.msg_iovlen = (size_t)n;
-        k = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (k >= 0) {
-            advance(xs, x, (size_t)k);
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        /* The transport never raises SIGPIPE: a server that goes away is
+         * an -EPIPE to count, not a signal that kills the run. */
+        k = ferry_transport_writev(t, iov, n);
+        if (k == -EAGAIN)
             return 0;   /* the next EPOLLOUT edge resumes */
-        if (errno != EINTR)
-            return -errno;
+        if (k < 0)
+            return (int)k;
+        r = advance(xs, x, (size_t)k);
+        if (r < 0)
+            return r;
     }
 }
 
-int xfer_sent(const struct xfer_shared *xs, const struct xfer_conn *x)
+int bench_xfer_sent(const struct bench_xfer_shared *xs, const struct bench_xfer_conn *x)
 {
     return x->phase != XP_REQUEST && !(xs->put && x->phase == XP_DATA);
 }
 
 /* ---- answers ------------------------------------------------------------- */
 
-/* Decimal digits at hdr[*i...]: at most 18 (no overflow), no leading zero
- * but for 0 itself.  1 with *v set and *i past them, else 0. */
-static int digits(const uint8_t *hdr, uint32_t len, uint32_t *i, uint64_t *v)
-{
-    uint32_t start = *i;
-
-    *v = 0;
-    while (*i < len && hdr[*i] >= '0' && hdr[*i] <= '9' && *i - start < 18) {
-        *v = *v * 10 + (uint64_t)(hdr[*i] - '0');
-        (*i)++;
-    }
-    if (*i == start || (hdr[start] == '0' && *i - start > 1))
-        return 0;
-    return *i == len || hdr[*i] < '0' || hdr[*i] > '9';
-}
-
-/* {"type":"data","offset":N,"size":M} exactly as ferryd's encoder writes
- * it (compact, "size" last): 1 with the two numbers, else 0 and the
- * caller decodes the header in full. */
-static int data_header(const uint8_t *hdr, uint32_t len, uint64_t *offset, uint64_t *size)
-{
-    static const char a[] = "{\"type\":\"data\",\"offset\":";
-    static const char b[] = ",\"size\":";
-    uint32_t i = sizeof a - 1;
-
-    if (len < i || memcmp(hdr, a, i) != 0 || !digits(hdr, len, &i, offset))
-        return 0;
-    if (len - i < sizeof b - 1 || memcmp(hdr + i, b, sizeof b - 1) != 0)
-        return 0;
-    i += sizeof b - 1;
-    if (!digits(hdr, len, &i, size))
-        return 0;
-    return i + 1 == len && hdr[i] == '}';
-}
-
 /* A download's data frame: it must follow on and stay within the file. */
-static int get_data(struct xfer_conn *x, uint64_t offset, uint64_t size, struct xfer_frame *f)
+static int get_data(const struct bench_xfer_conn *x, uint64_t offset, uint64_t size)
 {
     if (offset != x->pos || size > PROTO_DATA_SEGMENT || size > x->size - x->pos)
         return -EPROTO;
-    f->body = size;
     return 0;
 }
 
@@ -339,11 +314,11 @@ static int refused(const json_t *h, char *why, size_t why_len)
 
     if (why && why_len > 0)
         snprintf(why, why_len, "%s (%s)", msg ? msg : "no message", code ? code : "no code");
-    return -TALLY_ERRFRAME;
+    return FERRY_EREMOTE;
 }
 
-static int put_answer(const struct xfer_shared *xs, struct xfer_conn *x, const char *type,
-                      const json_t *h, struct xfer_frame *f)
+static int put_answer(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const char *type,
+                      const json_t *h, struct bench_xfer_frame *f)
 {
     const char *sum;
     uint64_t v;
@@ -351,10 +326,9 @@ static int put_answer(const struct xfer_shared *xs, struct xfer_conn *x, const c
     if (x->phase == XP_READY && strcmp(type, MSG_PUT_READY) == 0) {
         /* resume false: the server has nothing to offer but offset 0. */
         if (get_u64(h, "offset", &v) < 0 || v != 0)
-            return -TALLY_UNEXPECTED;
-        begin_data(x);
+            return FERRY_EUNEXPECTED;
         f->send = 1;
-        return 0;
+        return begin_data(x);
     }
     if (x->phase == XP_OK && strcmp(type, MSG_PUT_OK) == 0) {
         sum = json_string_value(json_object_get(h, "checksum"));
@@ -365,15 +339,15 @@ static int put_answer(const struct xfer_shared *xs, struct xfer_conn *x, const c
         /* ferryd checked our checksum before it said ok; this checks that
          * it stored what we meant, and that the answer is ours. */
         if (v != x->size || !digest_hex_equal(sum, xs->sum))
-            f->fail = TALLY_CHECKSUM;
+            f->fail = FERRY_ECHECKSUM;
         else
             memcpy(x->sum, xs->sum, sizeof x->sum);
         return 0;
     }
-    return -TALLY_UNEXPECTED;
+    return FERRY_EUNEXPECTED;
 }
 
-static int get_answer(struct xfer_conn *x, const char *type, const json_t *h, struct xfer_frame *f)
+static int get_answer(struct bench_xfer_conn *x, const char *type, const json_t *h, struct bench_xfer_frame *f)
 {
     char mine[DIGEST_HEX_MAX];
     const char *sum;
@@ -396,37 +370,31 @@ static int get_answer(struct xfer_conn *x, const char *type, const json_t *h, st
         x->phase = XP_DONE;
         digest_hex(x->d, mine);
         if (!digest_hex_equal(mine, sum))
-            f->fail = TALLY_CHECKSUM;   /* counted and reported, never ignored */
+            f->fail = FERRY_ECHECKSUM;   /* counted and reported, never ignored */
         else
             memcpy(x->sum, mine, sizeof x->sum);
         return 0;
     }
-    return -TALLY_UNEXPECTED;
+    return FERRY_EUNEXPECTED;
 }
 
-int xfer_header(const struct xfer_shared *xs, struct xfer_conn *x, const uint8_t *hdr,
-                uint32_t len, struct xfer_frame *f, char *why, size_t why_len)
+int bench_xfer_header(const struct bench_xfer_shared *xs, struct bench_xfer_conn *x, const json_t *h,
+                      uint64_t body, struct bench_xfer_frame *f, char *why, size_t why_len)
 {
     const char *type;
-    json_t *h = NULL;
-    uint64_t body = 0, offset = 0, size = 0;
+    uint64_t offset = 0;
     int r;
 
     memset(f, 0, sizeof *f);
     if (x->phase == XP_IDLE || x->phase == XP_DONE)
-        return -TALLY_UNEXPECTED;
-    /* The data path: one header per 16 MiB, parsed without allocating. */
-    if (!xs->put && x->phase == XP_DATA && data_header(hdr, len, &offset, &size))
-        return get_data(x, offset, size, f);
-    if (ferry_frame_decode_header(hdr, len, NULL, &h, &body) < 0)
-        return -EPROTO;
+        return FERRY_EUNEXPECTED;
     type = json_string_value(json_object_get(h, "type"));
     if (!type) {
         r = -EPROTO;
     } else if (!xs->put && x->phase == XP_DATA && strcmp(type, MSG_DATA) == 0) {
         r = get_u64(h, "offset", &offset);
         if (r == 0)
-            r = get_data(x, offset, body, f);
+            r = get_data(x, offset, body);
     } else if (body != 0) {
         r = -EPROTO;   /* only data frames carry bodies */
     } else if (strcmp(type, MSG_ERROR) == 0) {
@@ -439,7 +407,7 @@ int xfer_header(const struct xfer_shared *xs, struct xfer_conn *x, const uint8_t
         if (xs->put && x->phase == XP_OK && code && strcmp(code, ERR_CHECKSUM) == 0) {
             refused(h, why, why_len);
             f->last = 1;
-            f->fail = TALLY_CHECKSUM;
+            f->fail = FERRY_ECHECKSUM;
             x->phase = XP_DONE;
             r = 0;
         } else {
@@ -448,11 +416,10 @@ int xfer_header(const struct xfer_shared *xs, struct xfer_conn *x, const uint8_t
     } else {
         r = xs->put ? put_answer(xs, x, type, h, f) : get_answer(x, type, h, f);
     }
-    json_decref(h);
     return r;
 }
 
-void xfer_body(struct xfer_conn *x, const uint8_t *p, size_t n)
+void bench_xfer_body(struct bench_xfer_conn *x, const uint8_t *p, size_t n)
 {
     digest_update(x->d, p, n);
     x->pos += n;

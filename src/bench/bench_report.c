@@ -1,5 +1,5 @@
 /*
- * report.c - ferry-bench's results: the threads' histograms and counters
+ * bench_report.c - ferry-bench's results: the threads' histograms and counters
  * merged, then printed as a short human summary or as one JSON object
  * (--json) for scripts such as bench/run.sh.  put and get runs keep the
  * same shape (a transfer is a request) and add a "transfer" object with
@@ -16,11 +16,11 @@
 #include "bench.h"
 
 struct totals {
-    struct hist hist;
+    struct bench_hist hist;
     uint64_t done;
-    struct tally req_err;      /* active: failed after connecting */
-    struct tally conn_err;     /* active: failed to connect */
-    struct tally hold_err;
+    struct bench_tally req_err;      /* active: failed after connecting */
+    struct bench_tally conn_err;     /* active: failed to connect */
+    struct bench_tally hold_err;
     unsigned hold_connected, hold_dropped;
     double elapsed;            /* measured seconds */
     double connect_ms;         /* the burst, first connect issued to last completed */
@@ -59,11 +59,11 @@ static void merge(const struct bench_opts *o, const struct worker *w, unsigned n
             t->checksum = w[i].checksum;
         if (!t->server_error[0])
             t->server_error = w[i].server_error;
-        hist_merge(&t->hist, &w[i].hist);
+        bench_hist_merge(&t->hist, &w[i].hist);
         t->done += w[i].done;
-        tally_merge(&t->req_err, &w[i].req_err);
-        tally_merge(&t->conn_err, &w[i].conn_err);
-        tally_merge(&t->hold_err, &w[i].hold_err);
+        bench_tally_merge(&t->req_err, &w[i].req_err);
+        bench_tally_merge(&t->conn_err, &w[i].conn_err);
+        bench_tally_merge(&t->hold_err, &w[i].hold_err);
         t->hold_connected += w[i].hold_connected;
         t->hold_dropped += w[i].hold_dropped;
         if (w[i].fatal && !t->fatal)
@@ -104,22 +104,22 @@ static const char *auth_name(const struct bench_opts *o)
     return o->hs.have_key ? "hmac-sha256" : "none";
 }
 
-static json_t *tally_json(const struct tally *t)
+static json_t *tally_json(const struct bench_tally *t)
 {
     json_t *o = json_object();
 
     for (unsigned i = 0; o && i < t->used; i++)
-        json_object_set_new(o, tally_name(t->code[i]), json_integer((json_int_t)t->n[i]));
+        json_object_set_new(o, bench_tally_name(t->code[i]), json_integer((json_int_t)t->n[i]));
     return o;
 }
 
-static void tally_text(const char *label, const struct tally *t)
+static void tally_text(const char *label, const struct bench_tally *t)
 {
     if (t->total == 0)
         return;
     printf("  %-12s %" PRIu64 " (", label, t->total);
     for (unsigned i = 0; i < t->used; i++)
-        printf("%s%s %" PRIu64, i ? ", " : "", tally_name(t->code[i]), t->n[i]);
+        printf("%s%s %" PRIu64, i ? ", " : "", bench_tally_name(t->code[i]), t->n[i]);
     printf(")\n");
 }
 
@@ -138,7 +138,7 @@ static uint64_t file_size(const struct bench_opts *o, const struct totals *t)
 static json_t *transfer_json(const struct bench_opts *o, const struct bench_shared *sh,
                              const struct totals *t)
 {
-    const struct xfer_shared *xs = sh->xs;
+    const struct bench_xfer_shared *xs = sh->xs;
     const char *sum = o->mode == MODE_PUT ? xs->sum : t->checksum;
     json_t *x, *paths = NULL;
     char name[4096 + 64];
@@ -165,7 +165,7 @@ static json_t *transfer_json(const struct bench_opts *o, const struct bench_shar
     if (!paths || json_object_set_new(x, "paths", paths) < 0)
         goto fail;
     for (unsigned i = 0; i < o->conns; i++) {
-        xfer_put_path(xs, i, name, sizeof name);
+        bench_xfer_put_path(xs, i, name, sizeof name);
         if (json_array_append_new(paths, json_string(name)) < 0)
             goto fail;
     }
@@ -175,17 +175,17 @@ fail:
     return NULL;
 }
 
-static json_t *latency_json(const struct hist *h)
+static json_t *latency_json(const struct bench_hist *h)
 {
     if (h->count == 0)
         return json_null();
     return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
                      "min", us(h->min),
                      "mean", us(h->sum / h->count),
-                     "p50", us(hist_percentile(h, 50.0)),
-                     "p90", us(hist_percentile(h, 90.0)),
-                     "p99", us(hist_percentile(h, 99.0)),
-                     "p99_9", us(hist_percentile(h, 99.9)),
+                     "p50", us(bench_hist_percentile(h, 50.0)),
+                     "p90", us(bench_hist_percentile(h, 90.0)),
+                     "p99", us(bench_hist_percentile(h, 99.0)),
+                     "p99_9", us(bench_hist_percentile(h, 99.9)),
                      "max", us(h->max));
 }
 
@@ -243,7 +243,7 @@ out:
     return r;
 }
 
-static uint64_t tally_count(const struct tally *t, int code)
+static uint64_t tally_count(const struct bench_tally *t, int code)
 {
     for (unsigned i = 0; i < t->used; i++)
         if (t->code[i] == code)
@@ -255,20 +255,20 @@ static uint64_t tally_count(const struct tally *t, int code)
  * Returns how many lines it printed. */
 static int explain(const struct bench_opts *o, const struct totals *t)
 {
-    const struct tally *all[] = { &t->conn_err, &t->req_err, &t->hold_err };
+    const struct bench_tally *all[] = { &t->conn_err, &t->req_err, &t->hold_err };
     uint64_t refused = 0, badproof = 0, mismatch = 0, tls = 0, eof = 0, status = 0, sums, errframes;
     int lines;
 
     for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++) {
-        refused += tally_count(all[i], TALLY_AUTH);
-        badproof += tally_count(all[i], TALLY_BADPROOF);
-        mismatch += tally_count(all[i], TALLY_NOAUTH);
-        tls += tally_count(all[i], TALLY_TLS);
-        status += tally_count(all[i], TALLY_EXIT_STATUS) + tally_count(all[i], TALLY_EXIT_SIGNAL);
+        refused += tally_count(all[i], FERRY_EAUTH);
+        badproof += tally_count(all[i], FERRY_EBADPROOF);
+        mismatch += tally_count(all[i], FERRY_EAUTH_MISMATCH);
+        tls += tally_count(all[i], FERRY_ETLS_REQUIRED);
+        status += tally_count(all[i], FERRY_EEXIT_STATUS) + tally_count(all[i], FERRY_EEXIT_SIGNAL);
     }
-    eof = tally_count(&t->conn_err, TALLY_EOF) + tally_count(&t->hold_err, TALLY_EOF);
-    sums = tally_count(&t->req_err, TALLY_CHECKSUM);
-    errframes = tally_count(&t->req_err, TALLY_ERRFRAME);
+    eof = tally_count(&t->conn_err, FERRY_EEOF) + tally_count(&t->hold_err, FERRY_EEOF);
+    sums = tally_count(&t->req_err, FERRY_ECHECKSUM);
+    errframes = tally_count(&t->req_err, FERRY_EREMOTE);
     lines = (refused > 0) + (badproof > 0) + (mismatch > 0) + (tls > 0) + (eof && o->session) + (status > 0) +
             (sums > 0) + (errframes && t->server_error[0]);
     if (refused)
@@ -319,7 +319,7 @@ static void print_file(const struct bench_opts *o, const struct bench_shared *sh
             printf(", %s (%s)", o->xfer.path, digest_name(sh->xs->alg));
         return;
     }
-    xfer_put_path(sh->xs, 0, name, sizeof name);
+    bench_xfer_put_path(sh->xs, 0, name, sizeof name);
     printf(", %zu-byte file (%s) as %s", o->size, digest_name(sh->xs->alg), name);
     if (o->conns > 1)
         printf(" ... bench-put-%u.bin", o->conns - 1);
@@ -328,7 +328,7 @@ static void print_file(const struct bench_opts *o, const struct bench_shared *sh
 static void print_text(const struct bench_opts *o, const struct bench_shared *sh,
                        const struct totals *t, unsigned nw, double cpu_percent)
 {
-    const struct hist *h = &t->hist;
+    const struct bench_hist *h = &t->hist;
     int xfer = MODE_IS_XFER(o->mode);
     /* Transfers take milliseconds to seconds: their latencies read better in ms. */
     double unit = xfer ? 1e6 : 1e3;
@@ -361,8 +361,8 @@ static void print_text(const struct bench_opts *o, const struct bench_shared *sh
         if (h->count > 0)
             printf("  latency %s   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  (min %.1f, mean %.1f, max %.1f)\n",
                    xfer ? "ms" : "us",
-                   (double)hist_percentile(h, 50.0) / unit, (double)hist_percentile(h, 90.0) / unit,
-                   (double)hist_percentile(h, 99.0) / unit, (double)hist_percentile(h, 99.9) / unit,
+                   (double)bench_hist_percentile(h, 50.0) / unit, (double)bench_hist_percentile(h, 90.0) / unit,
+                   (double)bench_hist_percentile(h, 99.0) / unit, (double)bench_hist_percentile(h, 99.9) / unit,
                    (double)h->min / unit, (double)(h->sum / h->count) / unit, (double)h->max / unit);
         printf("  errors       %" PRIu64 "\n", t->req_err.total + t->conn_err.total);
         tally_text("  requests", &t->req_err);
@@ -377,7 +377,7 @@ static void print_text(const struct bench_opts *o, const struct bench_shared *sh
     printf("  cpu          %.0f%% of one core (ferry-bench itself)\n", cpu_percent);
 }
 
-int report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
+int bench_report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
            unsigned nw, double cpu_seconds, double wall_seconds)
 {
     struct totals *t;
@@ -390,7 +390,7 @@ int report(const struct bench_opts *o, const struct bench_shared *sh, const stru
         fprintf(stderr, "ferry-bench: out of memory\n");
         return 1;
     }
-    hist_init(&t->hist);
+    bench_hist_init(&t->hist);
     merge(o, w, nw, t);
     if (o->json) {
         out_err = print_json(o, sh, t, nw, cpu_percent);

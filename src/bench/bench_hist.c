@@ -1,12 +1,12 @@
 /*
- * hist.c - the log-linear latency histogram (see hist.h for the layout).
+ * bench_hist.c - the log-linear latency histogram (see bench_hist.h for the layout).
  */
-#include "hist.h"
+#include "bench_hist.h"
 
 #include <math.h>
 #include <string.h>
 
-void hist_init(struct hist *h)
+void bench_hist_init(struct bench_hist *h)
 {
     memset(h, 0, sizeof *h);
     h->min = UINT64_MAX;
@@ -40,7 +40,7 @@ static uint64_t bucket_high(unsigned i)
     return ((mant + 1) << shift) - 1;
 }
 
-void hist_record(struct hist *h, uint64_t v)
+void bench_hist_record(struct bench_hist *h, uint64_t v)
 {
     h->bucket[bucket_of(v)]++;
     h->count++;
@@ -51,7 +51,7 @@ void hist_record(struct hist *h, uint64_t v)
         h->max = v;
 }
 
-void hist_merge(struct hist *dst, const struct hist *src)
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
 {
     for (unsigned i = 0; i < HIST_BUCKETS; i++)
         dst->bucket[i] += src->bucket[i];
@@ -63,7 +63,7 @@ void hist_merge(struct hist *dst, const struct hist *src)
         dst->max = src->max;
 }
 
-uint64_t hist_percentile(const struct hist *h, double p)
+uint64_t bench_hist_percentile(const struct bench_hist *h, double p)
 {
     uint64_t target, seen = 0;
 

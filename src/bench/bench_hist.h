@@ -1,5 +1,5 @@
 /*
- * hist.h - a log-linear latency histogram (HDR style) of fixed size.
+ * bench_hist.h - a log-linear latency histogram (HDR style) of fixed size.
  *
  * Values (nanoseconds) below 128 are counted exactly; above, every power
  * of two is split into 128 equal buckets, so any value is known to within
@@ -16,7 +16,7 @@
 #define HIST_MAX_SHIFT 36   /* largest exactly-placed value: 2^43 ns, about 2.4 hours */
 #define HIST_BUCKETS   ((HIST_MAX_SHIFT + 2) * HIST_SUB)
 
-struct hist {
+struct bench_hist {
     uint64_t count;
     uint64_t sum;      /* for the mean; 2^64 ns is 584 years */
     uint64_t min;
@@ -24,13 +24,13 @@ struct hist {
     uint64_t bucket[HIST_BUCKETS];
 };
 
-void hist_init(struct hist *h);
-void hist_record(struct hist *h, uint64_t v);
-void hist_merge(struct hist *dst, const struct hist *src);
+void bench_hist_init(struct bench_hist *h);
+void bench_hist_record(struct bench_hist *h, uint64_t v);
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
 
 /* The smallest recorded value v such that at least p percent of all values
  * are <= v (to the bucket's precision, capped at the maximum seen); 0 when
  * nothing was recorded.  Monotonic in p. */
-uint64_t hist_percentile(const struct hist *h, double p);
+uint64_t bench_hist_percentile(const struct bench_hist *h, double p);
 
 #endif
