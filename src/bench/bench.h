@@ -1,32 +1,36 @@
 /*
  * bench.h - what ferry-bench's parts share: the options of a run, and the
- * per-thread worker that main.c starts, worker.c runs and report.c sums.
+ * per-thread worker that main.c starts, bench_loop.c runs (its connections
+ * in bench_conn.c and bench_request.c) and bench_report.c sums.
  *
  * A run has two phases.  First every thread opens its share of the --hold
  * connections in one burst and waits until each has connected or failed;
  * then, once every thread is through its burst, its share of the -c
  * active connections run request/response while the held ones stay open.
  * Against ferryd (exec, put and get modes, or -k) a connection counts as
- * connected only once it has also completed the handshake (session.h).
- * In put and get modes a "request" is one whole file transfer (xfer.h).
+ * connected only once it has also completed the handshake
+ * (bench_handshake.h).
+ * In put and get modes a "request" is one whole file transfer
+ * (bench_xfer.h).
  */
 #ifndef FERRY_BENCH_BENCH_H
 #define FERRY_BENCH_BENCH_H
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ferry/addr.h"
-#include "hist.h"
-#include "session.h"
-#include "tally.h"
-#include "xfer.h"
+#include "bench_hist.h"
+#include "bench_handshake.h"
+#include "bench_tally.h"
+#include "bench_xfer.h"
 
 enum bench_mode { MODE_ECHO, MODE_FRAME, MODE_HOLD, MODE_EXEC, MODE_PUT, MODE_GET };
 
-/* put and get: the file modes, run by xfer.c through worker.c. */
+/* put and get: the file modes, run by bench_xfer.c through bench_request.c. */
 #define MODE_IS_XFER(m) ((m) == MODE_PUT || (m) == MODE_GET)
 
 /* With -n and no -d, a run still ends after this long. */
@@ -48,10 +52,10 @@ struct bench_opts {
     int session;                 /* every connection first authenticates to ferryd */
     int fresh;                   /* exec: a new connection and handshake per request */
     const char *key_path;        /* -k */
-    struct hs_config hs;         /* the key, loaded once */
+    struct bench_hs_config hs;   /* the key, loaded once */
     char **cmd;                  /* exec: the command after --, argv style */
     int cmd_len;                 /* ... 0: the default shell line "true" */
-    struct xfer_opts xfer;       /* put and get: -p, --remote-dir, --seed, --checksum */
+    struct bench_xfer_opts xfer;       /* put and get: -p, --remote-dir, --seed, --checksum */
 };
 
 /* What every thread shares: read-only after start, except the counters. */
@@ -62,7 +66,7 @@ struct bench_shared {
     const uint8_t *req_hdr;      /* frame mode: the request's JSON header */
     size_t req_hdr_len;
     size_t reply_len;            /* echo mode: bytes that make a whole reply */
-    const struct xfer_shared *xs; /* put and get: content, checksum, encoded messages */
+    const struct bench_xfer_shared *xs; /* put and get: content, checksum, encoded messages */
     int go_fd;                   /* eventfd: readable once every burst is over */
     int stop_fd;                 /* eventfd: readable when every thread must stop */
     atomic_uint burst_left;      /* threads still in their hold burst */
@@ -79,9 +83,9 @@ struct worker {
     unsigned first_conn;         /* global number of this thread's first active connection */
 
     unsigned n_active, n_hold;
-    struct active_conn *active;
-    struct hold_conn *held;
-    struct hs *hold_hs;          /* with --hold against ferryd: held[i]'s handshake */
+    struct bench_active_conn *active;
+    struct bench_hold_conn *held;
+    struct bench_handshake *hold_hs; /* with --hold against ferryd: held[i]'s handshake */
 
     uint64_t quota;              /* measured requests this thread may start */
     uint64_t issued;             /* measured requests started */
@@ -92,15 +96,15 @@ struct worker {
     uint64_t t_end;              /* no request starts at or after this */
 
     /* Results, read by main after the thread is joined. */
-    struct hist hist;
+    struct bench_hist hist;
     uint64_t done;               /* measured requests completed */
     uint64_t bytes;              /* put and get: file bytes of the measured transfers */
     uint64_t file_size;          /* ... the file's length, as last transferred */
     char checksum[DIGEST_HEX_MAX]; /* ... its checksum, as last verified */
     char server_error[256];      /* the first refusal ferryd explained, for the report */
-    struct tally req_err;        /* active connections that failed after connecting */
-    struct tally conn_err;       /* active connections' connects that failed */
-    struct tally hold_err;       /* held connections' connects that failed */
+    struct bench_tally req_err;        /* active connections that failed after connecting */
+    struct bench_tally conn_err;       /* active connections' connects that failed */
+    struct bench_tally hold_err;       /* held connections' connects that failed */
     unsigned hold_connected;     /* held connections that connected */
     unsigned hold_dropped;       /* ... and were later closed by the peer */
     uint64_t t_burst_start;      /* first hold connect issued (ns, CLOCK_MONOTONIC) */
@@ -110,20 +114,26 @@ struct worker {
     int fatal;                   /* a setup error (negative errno) that ended the thread */
 };
 
+/* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
 
+static inline uint64_t bench_seconds_ns(double s)
+{
+    return (uint64_t)llround(s * 1e9);
+}
+
 /* pthread entry point; arg is a struct worker. */
-void *worker_main(void *arg);
+void *bench_loop_main(void *arg);
 
 /* Count one thread out of the hold burst (also for a thread that never
  * started); the last one opens the active phase for all. */
-int worker_burst_done(struct bench_shared *sh);
+int bench_loop_burst_done(struct bench_shared *sh);
 
 /* Print the merged results (human text, or one JSON object with --json)
  * to stdout.  cpu_seconds is this process's user+system time over
  * wall_seconds.  Returns 0 when the run did what was asked (no failures,
  * the whole -n count), 1 otherwise. */
-int report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
+int bench_report(const struct bench_opts *o, const struct bench_shared *sh, const struct worker *w,
            unsigned nw, double cpu_seconds, double wall_seconds);
 
 #endif

@@ -10,9 +10,9 @@
  *
  * This file is the command line and the orchestration: it resolves the
  * target once, loads the key once, encodes the request once (in put and
- * get modes: makes and hashes the file's content once, xfer.c), raises
- * the descriptor limit,
- * starts the threads (worker.c) and prints what they measured (report.c).
+ * get modes: makes and hashes the file's content once, bench_xfer.c),
+ * raises the descriptor limit, starts the threads (bench_loop.c) and
+ * prints what they measured (bench_report.c).
  * It must never be what limits the numbers it prints, so the request path
  * makes no allocation and no more system calls than the exchange needs.
  */
@@ -29,9 +29,8 @@
 
 #include "ferry/ferry.h"
 #include "bench.h"
-#include "exec.h"
-#include "keyfile.h"
-#include "xfer.h"
+#include "bench_exec.h"
+#include "bench_xfer.h"
 
 #define MAX_THREADS     256u
 #define MAX_CONNS       1000000u
@@ -405,11 +404,11 @@ static int build_request(const struct bench_opts *o, struct bench_shared *sh, ui
     int r = 0;
 
     *buf = NULL;
-    /* put and get send what xfer.c made (xfer_shared), never this. */
+    /* put and get send what bench_xfer.c made (bench_xfer_shared), never this. */
     if (MODE_IS_XFER(o->mode))
         return 0;
     if (o->mode == MODE_FRAME || o->mode == MODE_EXEC) {
-        hdr = o->mode == MODE_EXEC ? exec_request(o->cmd, o->cmd_len) : json_pack("{s:s}", "type", "echo");
+        hdr = o->mode == MODE_EXEC ? bench_exec_request(o->cmd, o->cmd_len) : json_pack("{s:s}", "type", "echo");
         if (!hdr) {
             r = -ENOMEM;
             goto out;
@@ -474,7 +473,7 @@ int main(int argc, char **argv)
 {
     struct bench_opts o = { .threads = 1, .connect_timeout = 10.0 };
     struct bench_shared sh;
-    struct xfer_shared xs;
+    struct bench_xfer_shared xs;
     struct worker *w = NULL;
     uint8_t *req = NULL;
     unsigned nw, started = 0, active_threads = 0, cum = 0;
@@ -492,10 +491,10 @@ int main(int argc, char **argv)
     sh.opts = &o;
 
     if (o.key_path) {
-        char err[256];
+        struct errbuf err;
 
-        if (keyfile_load(o.key_path, 1, &o.hs.key, err, sizeof err) < 0) {
-            fprintf(stderr, "ferry-bench: %s\n", err);
+        if (keyfile_load(o.key_path, 1, &o.hs.key, &err) < 0) {
+            fprintf(stderr, "ferry-bench: %s\n", err.msg);
             goto out;
         }
         o.hs.have_key = 1;
@@ -510,7 +509,7 @@ int main(int argc, char **argv)
     if (MODE_IS_XFER(o.mode)) {
         /* Before the clock starts: making and hashing a large file takes
          * a while, and is not what is measured. */
-        r = xfer_shared_init(&xs, o.mode == MODE_PUT, o.size, &o.xfer);
+        r = bench_xfer_shared_init(&xs, o.mode == MODE_PUT, o.size, &o.xfer);
         if (r < 0) {
             fprintf(stderr, "ferry-bench: cannot prepare the %s: %s\n",
                     o.mode == MODE_PUT ? "file to upload" : "request", ferry_strerror(r));
@@ -561,14 +560,14 @@ int main(int argc, char **argv)
     t_start = bench_now_ns();
     cpu0 = cpu_seconds();
     for (; started < nw; started++) {
-        r = pthread_create(&w[started].thread, NULL, worker_main, &w[started]);
+        r = pthread_create(&w[started].thread, NULL, bench_loop_main, &w[started]);
         if (r != 0) {
             uint64_t one = 1;
 
             fprintf(stderr, "ferry-bench: cannot start thread %u: %s\n", started, strerror(r));
             /* Stand in for the threads that never ran, and stop the rest. */
             for (unsigned i = started; i < nw; i++)
-                worker_burst_done(&sh);
+                bench_loop_burst_done(&sh);
             if (write(sh.stop_fd, &one, sizeof one) < 0)
                 fprintf(stderr, "ferry-bench: cannot stop the threads: %s\n", strerror(errno));
             break;
@@ -578,12 +577,12 @@ int main(int argc, char **argv)
         pthread_join(w[i].thread, NULL);
     if (started < nw)
         goto out;
-    status = report(&o, &sh, w, nw, cpu_seconds() - cpu0, (double)(bench_now_ns() - t_start) / 1e9);
+    status = bench_report(&o, &sh, w, nw, cpu_seconds() - cpu0, (double)(bench_now_ns() - t_start) / 1e9);
 
 out:
     free(w);
     free(req);
-    xfer_shared_free(&xs);
+    bench_xfer_shared_free(&xs);
     if (sh.go_fd >= 0)
         close(sh.go_fd);
     if (sh.stop_fd >= 0)

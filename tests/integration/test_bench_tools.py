@@ -326,7 +326,7 @@ class TestFerryd(FerrydCase):
 
 def content(seed, n):
     """ferry-bench put's file: splitmix64 from seed, each output stored
-    little-endian, the last one cut to fit (xfer.c, xfer_fill)."""
+    little-endian, the last one cut to fit (bench_xfer.c, bench_xfer_fill)."""
     mask = (1 << 64) - 1
     out = bytearray()
     for k in range((n + 7) // 8):
