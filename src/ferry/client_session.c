@@ -16,6 +16,7 @@
 
 #include "ferry/ferry.h"
 #include "proto.h"
+#include "fdio.h"
 #include "signals.h"
 
 void client_session_close(struct client_session *s)
@@ -419,101 +420,13 @@ int session_skip_body(struct client_session *s, uint64_t n, struct fs_error *err
     return 0;
 }
 
-int session_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+
+/* ---- bodies straight into a file ------------------------------------------------ */
+
+ssize_t session_recvfile_body(struct client_session *s, int fd, uint64_t off, size_t n,
+                              int *local_err, struct fs_error *err)
 {
-    const uint8_t *b = p;
-
-    while (n > 0) {
-        ssize_t w = pwrite(fd, b, n, (off_t)off);
-
-        if (w < 0 && errno == EINTR && !signals_interrupted)
-            continue;
-        if (w < 0)
-            return -errno;
-        if (w == 0)
-            return -EIO;
-        b += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
-/* ---- bodies by splice ------------------------------------------------------- */
-
-/* What the pipe is grown to where the system allows it (fs.pipe-max-size,
- * 1 MiB by default): one splice pair moves up to this much. */
-#define SPLICE_PIPE_SIZE (1024 * 1024)
-
-void session_splice_init(struct session_splice *sp)
-{
-    *sp = (struct session_splice){ .pipe = { -1, -1 } };
-}
-
-void session_splice_reset(struct session_splice *sp)
-{
-    int off = sp->off;
-
-    if (sp->pipe[0] >= 0)
-        close(sp->pipe[0]);
-    if (sp->pipe[1] >= 0)
-        close(sp->pipe[1]);
-    session_splice_init(sp);
-    sp->off = off;
-}
-
-/* 1 when the body may be spliced (the pipe made if need be), 0 if not. */
-static int splice_ready(struct client_session *s, struct session_splice *sp)
-{
-    struct ferry_tls_info info;
-    int size;
-
-    if (sp->off)
-        return 0;
-    if (sp->pipe[0] >= 0)
-        return 1;
-    /* Only a plain descriptor carries the body's bytes as they are. */
-    if (ferry_transport_tls_info(s->t, &info) != FERRY_EUNSUPPORTED ||
-        pipe2(sp->pipe, O_CLOEXEC) < 0) {
-        sp->pipe[0] = sp->pipe[1] = -1;
-        sp->off = 1;
-        return 0;
-    }
-    (void)fcntl(sp->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);   /* best effort */
-    size = fcntl(sp->pipe[1], F_GETPIPE_SZ);
-    sp->cap = size > 0 ? (size_t)size : 64 * 1024;
-    return 1;
-}
-
-/* The pipe's `left` bytes into fd at off by read and pwrite, for a file
- * system that takes no splice (rbuf is empty: it serves as the buffer).
- * 0 or -errno. */
-static int drain_pipe_by_copy(struct client_session *s, struct session_splice *sp, int fd, uint64_t off,
-                              size_t left)
-{
-    while (left > 0) {
-        ssize_t got = read(sp->pipe[0], s->rbuf, left < sizeof s->rbuf ? left : sizeof s->rbuf);
-        int r;
-
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return got < 0 ? -errno : -EIO;
-        r = session_pwrite_all(fd, s->rbuf, (size_t)got, off);
-        if (r < 0)
-            return r;
-        off += (uint64_t)got;
-        left -= (size_t)got;
-    }
-    return 0;
-}
-
-ssize_t session_splice_body(struct client_session *s, struct session_splice *sp, int fd, uint64_t off,
-                          size_t n, int *local_err, struct fs_error *err)
-{
-    int sock = ferry_transport_fd(s->t), r;
-    ssize_t got;
-    size_t left;
+    int r;
 
     if (s->broken)
         return session_lost(s, err, "connection to %s is closed", s->peer);
@@ -525,7 +438,7 @@ ssize_t session_splice_body(struct client_session *s, struct session_splice *sp,
         /* What arrived with the header is written as it is. */
         size_t m = s->rlen - s->rpos < n ? s->rlen - s->rpos : n;
 
-        r = session_pwrite_all(fd, s->rbuf + s->rpos, m, off);
+        r = fdio_pwrite_all(fd, s->rbuf + s->rpos, m, off, &signals_interrupted);
         if (r < 0) {
             *local_err = r;
             return r == -EINTR ? -EINTR : session_lost(s, err, "%s", strerror(-r));
@@ -534,56 +447,37 @@ ssize_t session_splice_body(struct client_session *s, struct session_splice *sp,
         s->rpos += m;
         return r < 0 ? r : (ssize_t)m;
     }
-    if (!splice_ready(s, sp))
+    if (s->no_recvfile)
         return 0;
-    body_detach(s);
     for (;;) {
+        uint64_t pos = off;
+        int file_err = 0;
+        ssize_t got = ferry_transport_recvfile(s->t, fd, &pos, n, &file_err);
         short ev;
 
-        got = splice(sock, NULL, sp->pipe[1], NULL, n < sp->cap ? n : sp->cap,
-                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (got > 0)
-            break;
-        if (got == 0)
-            return session_lost(s, err, "connection closed by server");
-        if (errno == EINTR)
-            continue;
-        if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-            sp->off = 1;   /* nothing was taken: the caller reads instead */
+        if (got > 0) {
+            /* The bytes went around the parser: the body is counted here
+             * alone from now on. */
+            body_detach(s);
+            s->body_left -= (uint64_t)got;
+            return got;
+        }
+        if (got == FERRY_EUNSUPPORTED) {
+            s->no_recvfile = 1;   /* nothing was taken: the caller reads instead */
             return 0;
         }
-        if (errno != EAGAIN)
-            return session_lost(s, err, "connection to %s lost: %s", s->peer, strerror(errno));
+        if (file_err < 0) {
+            /* The server is still sending: only a hang-up stops it. */
+            *local_err = file_err;
+            return session_lost(s, err, "%s", strerror(-file_err));
+        }
+        if (got == 0)
+            return session_lost(s, err, "connection closed by server");
+        if (got != -EAGAIN)
+            return session_lost(s, err, "connection to %s lost: %s", s->peer,
+                                ferry_strerror((int)got));
         r = wait_sock(s, POLLIN, &ev, err);
         if (r < 0)
             return r;
     }
-    /* The pipe was empty, so it holds exactly these bytes: all of them go
-     * into the file before we return. */
-    s->rpos = s->rlen = 0;
-    s->body_left -= (uint64_t)got;
-    for (left = (size_t)got; left > 0;) {
-        loff_t pos = (loff_t)off;
-        ssize_t w = splice(sp->pipe[0], NULL, fd, &pos, left, SPLICE_F_MOVE);
-
-        if (w > 0) {
-            off += (uint64_t)w;
-            left -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR && !signals_interrupted)
-            continue;
-        r = w == 0 ? -EIO : -errno;
-        if (r == -EINVAL || r == -EOPNOTSUPP) {
-            /* A file system without splice: copy these, read the rest. */
-            sp->off = 1;
-            r = drain_pipe_by_copy(s, sp, fd, off, left);
-            if (r == 0)
-                return got;
-        }
-        /* The server is still sending: only a hang-up stops it. */
-        *local_err = r;
-        return r == -EINTR ? -EINTR : session_lost(s, err, "%s", strerror(-r));
-    }
-    return got;
 }

@@ -8,7 +8,7 @@
  * blocking code.  Frames go through the session's frame parser: headers
  * are taken out of the session's buffer, and a body is read straight into
  * the caller's large buffer (the parser counts it there, without a copy)
- * or spliced into a file, and the parser is left at a frame boundary for
+ * or moved into a file by the transport, and the parser is left at a frame boundary for
  * exec_stream.c.
  *
  * Every call returns 0 or a negative code and fills a struct fs_error:
@@ -47,7 +47,8 @@ struct client_session {
     struct outq out;
     int broken;                      /* the connection can carry nothing more */
     uint64_t body_left;              /* of the body of the frame session_recv took */
-    int body_in_parser;              /* the parser counts that body too (no splice) */
+    int body_in_parser;              /* the parser counts that body too (no recvfile) */
+    int no_recvfile;                 /* the transport or file cannot take a body directly */
 };
 
 /* Close the connection and free.  NULL is allowed. */
@@ -101,37 +102,19 @@ int session_poll_header(struct client_session *s, json_t **hdr, const char **typ
 ssize_t session_read_body(struct client_session *s, void *buf, size_t n, struct fs_error *err);
 int session_skip_body(struct client_session *s, uint64_t n, struct fs_error *err);
 
-/* Write all of n bytes to fd at offset off (its position is not used).
- * 0 or -errno (-EINTR once signals_interrupted is set). */
-int session_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
-
 /*
- * Bodies straight into a file, not through user space (get's data path):
- * socket -> pipe -> file with splice(2), on a plain transport only (TLS
- * decrypts every byte in user space).  The bytes are never seen here, so
- * the caller hashes them back from the file (transfer*.c).
+ * A body straight into a file, not through user space (get's data path):
+ * socket -> pipe -> file (ferry_transport_recvfile), on a plain transport
+ * only (TLS decrypts every byte in user space).  Moves up to n (> 0) body
+ * bytes into fd at offset off (pwrite semantics): bytes already buffered
+ * first, then from the transport.  The bytes are never seen here, so the
+ * caller hashes them back from the file (transfer_get.c).  Returns the
+ * count moved (> 0); 0 when that is not possible here (TLS, a file system
+ * without splice: nothing was consumed, and the session reads bodies from
+ * now on: use session_read_body); -EINTR; or FERRY_ELOST, with *local_err
+ * = -errno when writing the file failed.
  */
-struct session_splice {
-    int pipe[2];       /* -1, -1 until first used */
-    size_t cap;        /* the pipe's size */
-    int off;           /* this socket or file cannot be spliced: read instead */
-};
-
-void session_splice_init(struct session_splice *sp);
-/* Close the pipe (after a failure it may still hold bytes); the next
- * session_splice_body makes a new one. */
-void session_splice_reset(struct session_splice *sp);
-
-/*
- * Move up to n (> 0) body bytes into fd at offset off (pwrite semantics:
- * fd's own position is not used): bytes already buffered first, then by
- * splice.  Returns the count moved (> 0); 0 when splicing is not possible
- * here (TLS, no pipe, a socket or file system without splice; sp->off is
- * then set and nothing was consumed: read the body with session_read_body);
- * -EINTR; or FERRY_ELOST, with *local_err = -errno when writing the file
- * failed.  After a negative return call session_splice_reset.
- */
-ssize_t session_splice_body(struct client_session *s, struct session_splice *sp, int fd, uint64_t off,
-                          size_t n, int *local_err, struct fs_error *err);
+ssize_t session_recvfile_body(struct client_session *s, int fd, uint64_t off, size_t n,
+                              int *local_err, struct fs_error *err);
 
 #endif

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fdio.h"
 #include "ferry/ferry.h"
 #include "proto.h"
 #include "signals.h"
@@ -173,36 +174,12 @@ static int forward_stdin(struct run *run)
 
 /* ---- receiving -------------------------------------------------------------- */
 
-/* Write all of p to fd, waiting when fd is non-blocking (our stdout may
- * have been left so by someone else).  0 or -errno. */
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0 && errno == EAGAIN) {
-            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-                return -errno;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void on_body(struct run *run, const uint8_t *p, size_t n)
 {
     int r;
 
     if (run->sink == SINK_STDOUT && !run->stdout_err) {
-        r = write_all(STDOUT_FILENO, p, n);
+        r = fdio_write_all(STDOUT_FILENO, p, n, NULL);
         if (r < 0) {
             /* Nobody reads our output any more: stop the command as a
              * local pipeline would, and drain until it has gone.  EPIPE
@@ -216,7 +193,7 @@ static void on_body(struct run *run, const uint8_t *p, size_t n)
                 fail(run, 1, "out of memory");
         }
     } else if (run->sink == SINK_STDERR && !run->stderr_dead) {
-        if (write_all(STDERR_FILENO, p, n) < 0)
+        if (fdio_write_all(STDERR_FILENO, p, n, NULL) < 0)
             run->stderr_dead = 1;
     }
 }

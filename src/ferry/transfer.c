@@ -31,7 +31,6 @@ int transfer_init(struct transfer *x, struct client_session **sp, const char *ho
     x->d = digest_new(o->alg);
     x->buf = malloc(TRANSFER_BUF_SIZE);
     x->buf_len = TRANSFER_BUF_SIZE;
-    session_splice_init(&x->splice);
     if (!x->d || !x->buf) {
         transfer_free(x);
         cli_error("out of memory");
@@ -44,7 +43,6 @@ void transfer_free(struct transfer *x)
 {
     digest_free(x->d);
     free(x->buf);
-    session_splice_reset(&x->splice);
     x->d = NULL;
     x->buf = NULL;
 }

@@ -42,7 +42,6 @@ struct transfer {
     struct digest *d;
     uint8_t *buf;
     size_t buf_len;
-    struct session_splice splice;     /* get: bodies spliced into the file */
     int failed;                     /* some file failed */
     int fatal;                      /* no session could be had: stop */
 };

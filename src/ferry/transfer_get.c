@@ -3,9 +3,10 @@
  * atomically here: bytes go to .NAME.ferry-part beside the target, which
  * is renamed over it once the whole file checked.
  *
- * The data path: frame bodies are spliced from the socket into the
- * temporary (socket -> pipe -> page cache, session_splice_body) and hashed
- * back from it, or, where splice cannot be used (TLS), read into the
+ * The data path: frame bodies go from the socket into the temporary
+ * without passing through our memory (socket -> pipe -> page cache,
+ * ferry_transport_recvfile through session_recvfile_body) and are hashed
+ * back from it, or, where that cannot be done (TLS), are read into the
  * transfer's buffer, written and hashed.  Every byte is hashed exactly as
  * it was stored, so the checksum vouches for the bytes themselves.
  */
@@ -22,6 +23,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fdio.h"
+#include "filecommit.h"
 #include "ferry/ferry.h"
 #include "progress.h"
 #include "proto.h"
@@ -30,13 +33,13 @@
 
 /* A download collects at least this much before writing it out. */
 #define GET_MIN_WRITE (256 * 1024)
-/* Data frames at least this large are spliced into the file. */
-#define GET_SPLICE_MIN (64 * 1024)
+/* Data frames at least this large go straight into the file. */
+#define GET_DIRECT_MIN (64 * 1024)
 
 /* ---- get ------------------------------------------------------------------- */
 
-/* Hash the temporary's bytes [from, to) as they are stored: the spliced
- * bytes were never in our memory.  They are still in the page cache, so
+/* Hash the temporary's bytes [from, to) as they are stored: bytes that
+ * went straight into the file were never in our memory.  They are still in the page cache, so
  * this is a copy, not a disk read.  0, or -errno (-EIO: the file is
  * shorter than what we wrote into it). */
 static int hash_stored(struct transfer *x, int fd, uint64_t from, uint64_t to)
@@ -56,18 +59,18 @@ static int hash_stored(struct transfer *x, int fd, uint64_t from, uint64_t to)
 }
 
 /*
- * One data frame's body (*body bytes) into fd at *off by splice, hashed
+ * One data frame's body (*body bytes) straight into fd at *off, hashed
  * back from the file every TRANSFER_BUF_SIZE bytes and at the end, so the
  * digest always covers [start, *off) in order.  *off and *body advance by
- * what was moved; when splicing is not possible here (0 returned with
- * *body left) the caller reads the rest.  0 or a negative code.
+ * what was moved; when the transport cannot do it (0 returned with *body
+ * left) the caller reads the rest.  0 or a negative code.
  *
  * The client's CPU stays about the same (the copy out of the socket
  * becomes the pread of the hash), but over loopback ferryd, whose sendfile
  * runs the receive path, needs a fifth less: a 1 GiB download went from
  * 1.9 to 2.3 GB/s (docs/BENCHMARKS.md).
  */
-static int splice_frame(struct transfer *x, struct client_session *s, int fd, uint64_t *off,
+static int direct_frame(struct transfer *x, struct client_session *s, int fd, uint64_t *off,
                         uint64_t *body, struct progress *bar, int *local_err,
                         struct fs_error *err)
 {
@@ -75,13 +78,11 @@ static int splice_frame(struct transfer *x, struct client_session *s, int fd, ui
     int r = 0;
 
     while (*body > 0) {
-        ssize_t n = session_splice_body(s, &x->splice, fd, *off,
-                                      *body < SIZE_MAX ? (size_t)*body : SIZE_MAX, local_err, err);
+        ssize_t n = session_recvfile_body(s, fd, *off, *body < SIZE_MAX ? (size_t)*body : SIZE_MAX,
+                                          local_err, err);
 
-        if (n < 0) {
-            session_splice_reset(&x->splice);
+        if (n < 0)
             return (int)n;
-        }
         if (n == 0)
             break;
         *off += (uint64_t)n;
@@ -131,8 +132,8 @@ static int receive_data(struct transfer *x, struct client_session *s, int fd, ui
         }
         json_decref(h);
         h = NULL;
-        if (body >= GET_SPLICE_MIN) {
-            r = splice_frame(x, s, fd, &off, &body, bar, local_err, err);
+        if (body >= GET_DIRECT_MIN) {
+            r = direct_frame(x, s, fd, &off, &body, bar, local_err, err);
             if (r < 0)
                 return r;
         }
@@ -148,7 +149,7 @@ static int receive_data(struct transfer *x, struct client_session *s, int fd, ui
                     return (int)n;
                 have += (size_t)n;
             }
-            r = session_pwrite_all(fd, x->buf, have, off);
+            r = fdio_pwrite_all(fd, x->buf, have, off, &signals_interrupted);
             if (r < 0) {
                 /* The server is still sending: only a hang-up stops it. */
                 *local_err = r;
@@ -177,7 +178,8 @@ static int receive_data(struct transfer *x, struct client_session *s, int fd, ui
     return r;
 }
 
-/* Mode, mtime, fsync, then the rename that commits the download. */
+/* Mode, mtime, fsync, then the rename that commits the download
+ * (src/shared/filecommit.c, as ferryd commits an upload). */
 static int commit(struct transfer *x, int fd, const json_t *ready, const char *tmp,
                   const char *target, const char *dir)
 {
@@ -186,33 +188,22 @@ static int commit(struct transfer *x, int fd, const json_t *ready, const char *t
     int64_t mtime = transfer_int_member(ready, "mtime", INT64_MIN, INT64_MAX, &ok);
     int64_t nsec = json_object_get(ready, "mtime_nsec") ?
                    transfer_int_member(ready, "mtime_nsec", 0, 999999999, &ok) : 0;
+    struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+                              { .tv_sec = (time_t)mtime, .tv_nsec = (long)nsec } };
+    int r;
 
     (void)ok;   /* every member was checked at get-ready */
     if (!x->o.preserve)
         mode &= ~(unsigned)x->umask;
-    if (fchmod(fd, mode) < 0)
-        return -errno;
-    if (x->o.preserve) {
-        struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
-                                  { .tv_sec = (time_t)mtime, .tv_nsec = (long)nsec } };
-
-        if (futimens(fd, ts) < 0)
-            return -errno;
-    }
-    if (x->o.fsync && fsync(fd) < 0)
-        return -errno;
-    if (rename(tmp, target) < 0)
-        return -errno;
-    if (x->o.fsync) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        /* The rename is done; a directory that cannot be synced is
-         * worth a word but does not undo it. */
-        if (dfd < 0 || fsync(dfd) < 0)
-            cli_error("warning: cannot sync directory %s: %s", dir, strerror(errno));
-        if (dfd >= 0)
-            close(dfd);
-    }
+    r = filecommit_prepare(fd, mode, x->o.preserve ? ts : NULL, x->o.fsync);
+    if (r == 0)
+        r = filecommit_rename(AT_FDCWD, tmp, target);
+    if (r < 0)
+        return r;
+    /* The rename is done; a directory that cannot be synced is worth a
+     * word but does not undo it. */
+    if (x->o.fsync && (r = filecommit_sync_dir(AT_FDCWD, dir)) < 0)
+        cli_error("warning: cannot sync directory %s: %s", dir, strerror(-r));
     return 0;
 }
 
