@@ -1,13 +1,16 @@
 /*
- * client_session.c - frames over an authenticated session, for the file
- * service's request/answer exchanges (client_session.h): sending, waiting
- * for an answer, reading or splicing a body, and the server's errors.
+ * client_session.c - a session as a ferry_conn on the client's one loop,
+ * and the file service's frames over it (client_session.h).
+ *
+ * The file service's requests read like blocking code: each waits by
+ * running the loop until its answer's header is in the slot.  The slot
+ * holds one header: the connection stops reading when it fills (pause at
+ * HEADER), so a listing's many frames arrive one by one as they are
+ * taken, and nothing is buffered here beyond what libferry holds.
  */
 #include "client_session.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +19,213 @@
 
 #include "ferry/ferry.h"
 #include "proto.h"
-#include "fdio.h"
 #include "signals.h"
+
+/* The file service's frames: data frames carry up to 16 MiB (a command's
+ * output chunks are smaller). */
+static const struct ferry_conn_opts conn_opts = {
+    .frame_limits = { .max_header = PROTO_MAX_HEADER, .max_body = PROTO_DATA_SEGMENT },
+};
+
+static struct ferry_loop *the_loop;
+
+/* The signal pipe (signals.h) wakes the loop: a forwarding hook takes the
+ * signals (exec_stream.c sets one), or else a transfer's interrupt stops
+ * whatever waits. */
+static void on_signal_pipe(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)fd;
+    (void)events;
+    (void)arg;
+    if (!signals_dispatch())
+        ferry_loop_stop(loop);
+}
+
+struct ferry_loop *client_loop(void)
+{
+    int fd;
+
+    if (the_loop)
+        return the_loop;
+    fd = signals_pipe_fd();
+    if (fd < 0 || ferry_loop_new(&the_loop) < 0)
+        return NULL;
+    if (ferry_loop_add(the_loop, fd, FERRY_READABLE, on_signal_pipe, NULL) < 0) {
+        ferry_loop_free(the_loop);
+        the_loop = NULL;
+    }
+    return the_loop;
+}
+
+void session_wake(struct client_session *s)
+{
+    ferry_loop_stop(s->loop);
+}
+
+/* Run the loop until a wake.  The loop itself failing (epoll) leaves
+ * nothing to wait with: the session is then gone. */
+static void loop_turns(struct client_session *s)
+{
+    int r = ferry_loop_run(s->loop);
+
+    if (r < 0) {
+        s->broken = s->gone = 1;
+        if (!s->close_reason)
+            s->close_reason = r;
+    }
+}
+
+/* ---- the connection's handler -------------------------------------------------- */
+
+static int on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
+{
+    struct client_session *s = arg;
+
+    if (s->rx)
+        return s->rx(s, ev, s->rx_arg);
+    switch (ev->type) {
+    case FERRY_FRAME_HEADER:
+        /* One at a time: the next waits inside libferry until this one
+         * is taken. */
+        json_decref(s->hdr);
+        s->hdr = ev->header;
+        s->hdr_body = ev->body_size;
+        ferry_conn_pause_read(c);
+        session_wake(s);
+        break;
+    case FERRY_FRAME_ERROR:
+        s->broken = 1;
+        s->close_reason = ev->error;
+        session_wake(s);
+        break;
+    default:
+        break;   /* bodies of answers that have none to speak of */
+    }
+    return 0;
+}
+
+static void on_drain(struct ferry_conn *c, void *arg)
+{
+    (void)c;
+    session_wake(arg);
+}
+
+static void on_close(struct ferry_conn *c, int reason, void *arg)
+{
+    struct client_session *s = arg;
+
+    (void)c;
+    s->conn = NULL;
+    s->gone = 1;
+    s->broken = 1;
+    if (!s->close_reason)
+        s->close_reason = reason;
+    session_wake(s);
+}
+
+int session_start(struct client_session *s, struct ferry_transport *t)
+{
+    const struct ferry_handler h = {
+        .on_frame = on_frame,
+        .on_drain = on_drain,
+        .on_close = on_close,
+        .arg = s,
+    };
+    int r;
+
+    s->loop = client_loop();
+    if (!s->loop) {
+        ferry_transport_free(t);
+        return -ENOMEM;
+    }
+    r = ferry_conn_open(s->loop, t, s->peer, &h, &conn_opts, &s->conn);
+    if (r < 0)
+        ferry_transport_free(t);
+    return r;
+}
 
 void client_session_close(struct client_session *s)
 {
     if (!s)
         return;
-    ferry_frame_parser_free(s->parser);
+    if (s->conn) {
+        /* What is queued is dropped, as a closed socket would drop it. */
+        ferry_conn_abort(s->conn, 0);
+        while (!s->gone)
+            loop_turns(s);
+    }
+    /* The transport is freed a turn after on_close; it uses s->tls. */
+    if (s->loop)
+        session_poll(s);
+    json_decref(s->hdr);
     ferry_transport_free(s->t);
     ferry_tls_free(s->tls);
-    outq_free(&s->out);
     free(s);
 }
+
+void session_set_receiver(struct client_session *s, session_rx_fn *fn, void *arg)
+{
+    s->rx = fn;
+    s->rx_arg = arg;
+}
+
+int session_wait(struct client_session *s)
+{
+    if (!signals_interrupted && !s->gone)
+        loop_turns(s);
+    return signals_interrupted ? -EINTR : 0;
+}
+
+static void stop_now(struct ferry_loop *loop, void *arg)
+{
+    (void)arg;
+    ferry_loop_stop(loop);
+}
+
+void session_poll(struct client_session *s)
+{
+    if (ferry_loop_defer(s->loop, stop_now, NULL) == 0)
+        loop_turns(s);
+}
+
+int session_write_frame(struct client_session *s, json_t *hdr, const void *body, size_t body_len)
+{
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    int r;
+
+    if (!s->conn)
+        return FERRY_ECLOSED;
+    r = ferry_frame_encode(hdr, body_len, NULL, &enc, &len);
+    if (r == 0) {
+        struct iovec iov[2] = { { enc, len }, { (void *)body, body_len } };
+
+        r = ferry_conn_writev(s->conn, iov, body_len > 0 ? 2 : 1);
+        if (r == 0)
+            s->queued += len + body_len;
+    }
+    free(enc);
+    return r;
+}
+
+uint64_t session_sent(const struct client_session *s)
+{
+    return s->conn ? s->queued - ferry_conn_pending(s->conn) : s->queued;
+}
+
+void session_gone_text(const struct client_session *s, char *buf, size_t len)
+{
+    int r = s->close_reason;
+
+    if (r == 0 || r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == FERRY_ECLOSED)
+        snprintf(buf, len, "connection closed by server");
+    else if (r <= FERRY_EHDR_EMPTY && r >= FERRY_EBODY_TOOBIG)
+        snprintf(buf, len, "protocol error: %s: %s", s->peer, ferry_strerror(r));
+    else
+        snprintf(buf, len, "connection to %s lost: %s", s->peer, ferry_strerror(r));
+}
+
+/* ---- the file service's frames ----------------------------------------------------- */
 
 int session_lost(struct client_session *s, struct fs_error *err, const char *fmt, ...)
 {
@@ -42,6 +239,14 @@ int session_lost(struct client_session *s, struct fs_error *err, const char *fmt
     return FERRY_ELOST;
 }
 
+int session_lost_gone(struct client_session *s, struct fs_error *err)
+{
+    char why[256];
+
+    session_gone_text(s, why, sizeof why);
+    return session_lost(s, err, "%s", why);
+}
+
 /* Copy a string member into a fixed buffer, cutting it if it is long. */
 static void copy_member(char *dst, size_t cap, const json_t *h, const char *name)
 {
@@ -50,8 +255,7 @@ static void copy_member(char *dst, size_t cap, const json_t *h, const char *name
     snprintf(dst, cap, "%s", v ? v : "");
 }
 
-/* An error message from the server into err. */
-static int remote_error(struct client_session *s, const json_t *h, struct fs_error *err)
+int session_remote_error(struct client_session *s, const json_t *h, struct fs_error *err)
 {
     copy_member(err->code, sizeof err->code, h, "code");
     copy_member(err->errname, sizeof err->errname, h, "errno");
@@ -62,150 +266,45 @@ static int remote_error(struct client_session *s, const json_t *h, struct fs_err
 
         snprintf(msg, sizeof msg, "%s", err->message);
         session_lost(s, err, "%s: %s", err->code[0] == 'p' ? "protocol error" :
-                   "authentication failed", msg);
+                     "authentication failed", msg);
         return FERRY_ELOST;
     }
     return FERRY_EREMOTE;
 }
 
-/* ---- the socket ------------------------------------------------------------- */
-
-/* Wait for events on the socket.  0 (revents in *got), -EINTR when a
- * signal asked us to stop, or FERRY_ELOST. */
-static int wait_sock(struct client_session *s, short events, short *got, struct fs_error *err)
+/* A failed write: the connection's reason when it is gone. */
+static int write_failed(struct client_session *s, int r, struct fs_error *err)
 {
-    struct pollfd pfd = { .fd = ferry_transport_fd(s->t), .events = events };
-
-    /* TLS may hold input that poll() cannot see. */
-    if ((events & POLLIN) && ferry_transport_pending(s->t)) {
-        *got = POLLIN;
-        return 0;
-    }
-    for (;;) {
-        if (signals_interrupted)
-            return -EINTR;
-        if (poll(&pfd, 1, -1) >= 0)
-            break;
-        if (errno != EINTR)
-            return session_lost(s, err, "poll: %s", strerror(errno));
-    }
-    *got = pfd.revents;
-    return 0;
-}
-
-/* Read once into rbuf (making room first).  Returns the bytes read, 0 when
- * none were ready (non-blocking), or FERRY_ELOST. */
-static ssize_t fill_once(struct client_session *s, struct fs_error *err)
-{
-    ssize_t n;
-
-    if (s->rpos == s->rlen) {
-        s->rpos = s->rlen = 0;
-    } else if (s->rlen == sizeof s->rbuf && s->rpos > 0) {
-        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
-        s->rlen -= s->rpos;
-        s->rpos = 0;
-    }
-    if (s->rlen == sizeof s->rbuf)
-        return 0;   /* full: the caller takes a header out first */
-    n = ferry_transport_read(s->t, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen);
-    if (n == -EAGAIN)
-        return 0;
-    if (n == 0)
-        return session_lost(s, err, "connection closed by server");
-    if (n < 0)
-        return session_lost(s, err, "connection to %s lost: %s", s->peer, ferry_strerror((int)n));
-    s->rlen += (size_t)n;
-    return n;
-}
-
-static int flush_queue(struct client_session *s, struct fs_error *err)
-{
-    while (s->out.len > 0) {
-        short got = 0;
-        int r = outq_flush(&s->out, s->t);
-
-        if (r < 0)
-            return session_lost(s, err, "connection to %s lost: %s", s->peer, ferry_strerror(r));
-        if (s->out.len == 0)
-            break;
-        r = wait_sock(s, POLLOUT, &got, err);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-int session_send_body(struct client_session *s, const void *p, size_t n, int *incoming,
-                    struct fs_error *err)
-{
-    const uint8_t *b = p;
-
-    if (s->broken)
-        return session_lost(s, err, "connection to %s is closed", s->peer);
-    while (n > 0) {
-        struct iovec iov = { .iov_base = (void *)b, .iov_len = n };
-        ssize_t w = ferry_transport_writev(s->t, &iov, 1);
-        short got = 0;
-        int r;
-
-        if (w > 0) {
-            b += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w != -EAGAIN)
-            return session_lost(s, err, "connection to %s lost: %s", s->peer,
-                              ferry_strerror((int)w));
-        /* Watch for input too: an error from the server must be read (or
-         * it could not tell us anything), and must not wait for us. */
-        r = wait_sock(s, s->rlen < sizeof s->rbuf ? POLLIN | POLLOUT : POLLOUT, &got, err);
-        if (r < 0)
-            return r;
-        if (got & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t m = fill_once(s, err);
-
-            if (m < 0)
-                return (int)m;
-            if (m > 0 && incoming)
-                *incoming = 1;
-        }
-    }
-    return 0;
+    if (s->gone)
+        return session_lost_gone(s, err);
+    return session_lost(s, err, "connection to %s lost: %s", s->peer, ferry_strerror(r));
 }
 
 int session_send(struct client_session *s, json_t *hdr, struct fs_error *err)
 {
-    uint8_t *enc = NULL;
-    size_t len = 0;
     int r;
 
     if (!hdr)
         return session_lost(s, err, "out of memory");
-    if (s->broken) {
+    if (s->broken || !s->conn) {
         json_decref(hdr);
         return session_lost(s, err, "connection to %s is closed", s->peer);
     }
-    r = ferry_frame_encode(hdr, 0, NULL, &enc, &len);
+    r = session_write_frame(s, hdr, NULL, 0);
     json_decref(hdr);
-    if (r < 0) {
+    if (r == FERRY_EHDR_TOOBIG || r == -ENOMEM || r == FERRY_ENOT_OBJECT) {
         /* Not the connection's fault, but nothing was sent: the caller
          * cannot go on with this request either. */
         snprintf(err->message, sizeof err->message, "%s", r == FERRY_EHDR_TOOBIG ?
                  "request too long" : ferry_strerror(r));
         err->code[0] = err->errname[0] = '\0';
-        free(enc);
         return FERRY_EREMOTE;
     }
-    r = flush_queue(s, err);
-    if (r == 0)
-        r = session_send_body(s, enc, len, NULL, err);
-    free(enc);
-    return r;
+    return r < 0 ? write_failed(s, r, err) : 0;
 }
 
 int session_send_data_header(struct client_session *s, uint64_t offset, uint64_t n,
-                           struct fs_error *err)
+                             struct fs_error *err)
 {
     json_t *hdr = json_pack("{s:s, s:I}", "type", MSG_DATA, "offset", (json_int_t)offset);
     uint8_t *enc = NULL;
@@ -216,92 +315,59 @@ int session_send_data_header(struct client_session *s, uint64_t offset, uint64_t
      * caller); one header per 16 MiB, so its cost does not show. */
     if (!hdr)
         return session_lost(s, err, "out of memory");
+    if (!s->conn) {
+        json_decref(hdr);
+        return session_lost_gone(s, err);
+    }
     r = ferry_frame_encode(hdr, n, NULL, &enc, &len);
     json_decref(hdr);
     if (r < 0) {
         free(enc);
         return session_lost(s, err, "cannot encode a data frame: %s", ferry_strerror(r));
     }
-    r = session_send_body(s, enc, len, NULL, err);
+    r = ferry_conn_write(s->conn, enc, len);
     free(enc);
-    return r;
+    if (r < 0)
+        return write_failed(s, r, err);
+    s->queued += len;
+    return 0;
 }
 
-/* The file service's frames: data frames carry up to 16 MiB. */
-static const struct ferry_frame_limits file_limits = {
-    .max_header = PROTO_MAX_HEADER,
-    .max_body = PROTO_DATA_SEGMENT,
-};
-
-/* Take one whole header out of rbuf through the frame parser, which keeps
- * a header split across reads.  1 when one was there, 0 if not. */
-static int take_header(struct client_session *s, json_t **hdr, uint64_t *body, struct fs_error *err)
+int session_send_body(struct client_session *s, const void *p, size_t n, struct fs_error *err)
 {
-    ferry_frame_parser_set_limits(s->parser, &file_limits);
-    while (s->rpos < s->rlen) {
-        struct ferry_frame_event ev;
-        size_t used = 0;
-        int r = ferry_frame_parser_feed(s->parser, s->rbuf + s->rpos, s->rlen - s->rpos, &used,
-                                        &ev);
+    int r;
 
-        s->rpos += used;
-        if (r == FERRY_EHDR_EMPTY || r == FERRY_EHDR_TOOBIG)
-            return session_lost(s, err, "protocol error: %s: bad frame length", s->peer);
+    if (s->broken || !s->conn)
+        return s->gone ? session_lost_gone(s, err)
+                       : session_lost(s, err, "connection to %s is closed", s->peer);
+    r = ferry_conn_write(s->conn, p, n);
+    if (r < 0)
+        return write_failed(s, r, err);
+    s->queued += n;
+    /* Over the high-water mark: let the socket catch up (the loop reads
+     * meanwhile, so an error from the server is not held up). */
+    while (s->conn && ferry_conn_write_blocked(s->conn) && !s->hdr) {
+        ferry_conn_want_drain(s->conn);
+        r = session_wait(s);
         if (r < 0)
-            return session_lost(s, err, "protocol error: %s: %s", s->peer, ferry_strerror(r));
-        if (r == FERRY_FRAME_HEADER) {
-            *hdr = ev.header;
-            *body = ev.body_size;
-            s->body_left = ev.body_size;
-            s->body_in_parser = 1;
-            return 1;
-        }
-        if (r == FERRY_FRAME_NEED_MORE)
-            break;
-        /* FERRY_FRAME_END of the frame before: on to the next one. */
+            return r;
     }
-    if (s->rpos == s->rlen)
-        s->rpos = s->rlen = 0;
+    if (s->gone && !s->hdr)
+        return session_lost_gone(s, err);
     return 0;
 }
 
-/* n bytes of the current frame's body, at p, were taken by the caller:
- * the parser counts them (it hands them back as one BODY piece, since
- * they are no more than it waits for), unless splicing took it out of
- * the body.  0 or FERRY_ELOST. */
-static int body_taken(struct client_session *s, const uint8_t *p, size_t n,
-                      struct fs_error *err)
-{
-    struct ferry_frame_event ev;
-    size_t used = 0;
-    int r;
-
-    s->body_left -= n;
-    if (!s->body_in_parser)
-        return 0;
-    r = ferry_frame_parser_feed(s->parser, p, n, &used, &ev);
-    if (r != FERRY_FRAME_BODY || used != n || ev.chunk != p)
-        return session_lost(s, err, "protocol error: %s: out of step in a body", s->peer);
-    return 0;
-}
-
-/* Splicing moves body bytes past user space, where the parser cannot
- * count them: it is set at the frame's end (a boundary) at once, and the
- * body is counted in s->body_left alone from here on. */
-static void body_detach(struct client_session *s)
-{
-    if (s->body_in_parser) {
-        ferry_frame_parser_reset(s->parser);
-        s->body_in_parser = 0;
-    }
-}
-
-/* A taken header: typed, and an error turned into its code. */
-static int classify(struct client_session *s, json_t **hdr, const char **type, uint64_t body,
-                    struct fs_error *err)
+/* Take the slot's header: typed, and an error turned into its code. */
+static int take_header(struct client_session *s, json_t **hdr, const char **type, uint64_t *body,
+                       struct fs_error *err)
 {
     int r;
 
+    *hdr = s->hdr;
+    *body = s->hdr_body;
+    s->hdr = NULL;
+    if (s->conn)
+        ferry_conn_resume_read(s->conn);
     *type = json_string_value(json_object_get(*hdr, "type"));
     if (!*type) {
         json_decref(*hdr);
@@ -310,174 +376,54 @@ static int classify(struct client_session *s, json_t **hdr, const char **type, u
     }
     if (strcmp(*type, MSG_ERROR) != 0)
         return 0;
-    r = remote_error(s, *hdr, err);
+    r = session_remote_error(s, *hdr, err);
     json_decref(*hdr);
     *hdr = NULL;
     *type = NULL;
-    if (r == FERRY_EREMOTE && body > 0) {
-        struct fs_error skip;
-
-        if (session_skip_body(s, body, &skip) < 0)
-            s->broken = 1;
-    }
     return r;
 }
 
-int session_poll_header(struct client_session *s, json_t **hdr, const char **type, uint64_t *body,
-                      struct fs_error *err)
+/* The slot's header or the connection's end, whichever comes first. */
+static int wait_header(struct client_session *s, struct fs_error *err)
 {
-    int r;
-
-    *hdr = NULL;
-    r = take_header(s, hdr, body, err);
-    if (r == 0) {
-        ssize_t n = fill_once(s, err);
-
-        if (n < 0)
-            return (int)n;
-        r = take_header(s, hdr, body, err);
-    }
-    if (r <= 0)
-        return r;
-    r = classify(s, hdr, type, *body, err);
-    return r < 0 ? r : 1;
-}
-
-int session_recv(struct client_session *s, json_t **hdr, const char **type, uint64_t *body,
-               struct fs_error *err)
-{
-    *hdr = NULL;
-    if (s->broken)
-        return session_lost(s, err, "connection to %s is closed", s->peer);
-    for (;;) {
-        short got = 0;
-        ssize_t n;
-        int r = take_header(s, hdr, body, err);
-
-        if (r < 0)
-            return r;
-        if (r > 0)
-            return classify(s, hdr, type, *body, err);
-        n = fill_once(s, err);
-        if (n < 0)
-            return (int)n;
-        if (n > 0)
-            continue;
-        r = wait_sock(s, POLLIN, &got, err);
-        if (r < 0)
-            return r;
-    }
-}
-
-ssize_t session_read_body(struct client_session *s, void *buf, size_t n, struct fs_error *err)
-{
-    if (n > s->body_left)
-        n = (size_t)s->body_left;
-    if (n == 0)
-        return session_lost(s, err, "protocol error: %s: read past a body", s->peer);
-    for (;;) {
-        ssize_t got;
-        short ev;
+    while (!s->hdr) {
         int r;
 
-        if (s->rpos < s->rlen) {
-            size_t m = s->rlen - s->rpos < n ? s->rlen - s->rpos : n;
-
-            memcpy(buf, s->rbuf + s->rpos, m);
-            r = body_taken(s, s->rbuf + s->rpos, m, err);
-            s->rpos += m;
-            return r < 0 ? r : (ssize_t)m;
-        }
-        /* Nothing buffered: straight into the caller's buffer, which is
-         * where a file's bytes should land anyway. */
-        got = ferry_transport_read(s->t, buf, n);
-        if (got > 0) {
-            r = body_taken(s, buf, (size_t)got, err);
-            return r < 0 ? r : got;
-        }
-        if (got == 0)
-            return session_lost(s, err, "connection closed by server");
-        if (got != -EAGAIN)
-            return session_lost(s, err, "connection to %s lost: %s", s->peer,
-                              ferry_strerror((int)got));
-        r = wait_sock(s, POLLIN, &ev, err);
+        if (s->gone || s->broken)
+            return s->gone ? session_lost_gone(s, err)
+                           : session_lost(s, err, "connection to %s is closed", s->peer);
+        r = session_wait(s);
         if (r < 0)
             return r;
-    }
-}
-
-int session_skip_body(struct client_session *s, uint64_t n, struct fs_error *err)
-{
-    uint8_t junk[16 * 1024];
-
-    while (n > 0) {
-        ssize_t got = session_read_body(s, junk, n < sizeof junk ? (size_t)n : sizeof junk, err);
-
-        if (got < 0)
-            return (int)got;
-        n -= (uint64_t)got;
     }
     return 0;
 }
 
-
-/* ---- bodies straight into a file ------------------------------------------------ */
-
-ssize_t session_recvfile_body(struct client_session *s, int fd, uint64_t off, size_t n,
-                              int *local_err, struct fs_error *err)
+int session_recv(struct client_session *s, json_t **hdr, const char **type, uint64_t *body,
+                 struct fs_error *err)
 {
     int r;
 
-    if (s->broken)
-        return session_lost(s, err, "connection to %s is closed", s->peer);
-    if (n > s->body_left)
-        n = (size_t)s->body_left;
-    if (n == 0)
-        return session_lost(s, err, "protocol error: %s: read past a body", s->peer);
-    if (s->rpos < s->rlen) {
-        /* What arrived with the header is written as it is. */
-        size_t m = s->rlen - s->rpos < n ? s->rlen - s->rpos : n;
+    *hdr = NULL;
+    if (!s->hdr && s->broken)
+        return s->gone ? session_lost_gone(s, err)
+                       : session_lost(s, err, "connection to %s is closed", s->peer);
+    r = wait_header(s, err);
+    if (r < 0)
+        return r;
+    return take_header(s, hdr, type, body, err);
+}
 
-        r = fdio_pwrite_all(fd, s->rbuf + s->rpos, m, off, &signals_interrupted);
-        if (r < 0) {
-            *local_err = r;
-            return r == -EINTR ? -EINTR : session_lost(s, err, "%s", strerror(-r));
-        }
-        r = body_taken(s, s->rbuf + s->rpos, m, err);
-        s->rpos += m;
-        return r < 0 ? r : (ssize_t)m;
-    }
-    if (s->no_recvfile)
-        return 0;
-    for (;;) {
-        uint64_t pos = off;
-        int file_err = 0;
-        ssize_t got = ferry_transport_recvfile(s->t, fd, &pos, n, &file_err);
-        short ev;
+int session_poll_header(struct client_session *s, json_t **hdr, const char **type,
+                        uint64_t *body, struct fs_error *err)
+{
+    int r;
 
-        if (got > 0) {
-            /* The bytes went around the parser: the body is counted here
-             * alone from now on. */
-            body_detach(s);
-            s->body_left -= (uint64_t)got;
-            return got;
-        }
-        if (got == FERRY_EUNSUPPORTED) {
-            s->no_recvfile = 1;   /* nothing was taken: the caller reads instead */
-            return 0;
-        }
-        if (file_err < 0) {
-            /* The server is still sending: only a hang-up stops it. */
-            *local_err = file_err;
-            return session_lost(s, err, "%s", strerror(-file_err));
-        }
-        if (got == 0)
-            return session_lost(s, err, "connection closed by server");
-        if (got != -EAGAIN)
-            return session_lost(s, err, "connection to %s lost: %s", s->peer,
-                                ferry_strerror((int)got));
-        r = wait_sock(s, POLLIN, &ev, err);
-        if (r < 0)
-            return r;
-    }
+    *hdr = NULL;
+    if (!s->hdr && !s->gone)
+        session_poll(s);
+    if (!s->hdr)
+        return s->gone ? session_lost_gone(s, err) : 0;
+    r = take_header(s, hdr, type, body, err);
+    return r < 0 ? r : 1;
 }

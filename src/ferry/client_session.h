@@ -1,17 +1,18 @@
 /*
- * client_session.h - a connected, authenticated session to ferryd, and
- * the file service's frames over it (docs/PROTOCOL.md 2.4): requests and
- * answers, data frames' bodies, the server's errors.
+ * client_session.h - a connected, authenticated session to ferryd, run
+ * by libferry as a ferry_conn on the process's one ferry_loop, and the
+ * file service's frames over it (docs/PROTOCOL.md 2.4).
  *
- * The session's transport is non-blocking (exec_stream.c multiplexes it);
- * these helpers wait with poll() themselves, so callers read like
- * blocking code.  Frames go through the session's frame parser: headers
- * are taken out of the session's buffer, and a body is read straight into
- * the caller's large buffer (the parser counts it there, without a copy)
- * or moved into a file by the transport, and the parser is left at a frame boundary for
- * exec_stream.c.
+ * Every byte goes through the connection (transport.h underneath, the
+ * frame codec for every frame, the conn's output queue for everything we
+ * send).  Incoming frames go to whoever takes them now: an event-style
+ * receiver (exec_stream.c while a command runs, transfer_get.c while a
+ * file arrives), or else the one-header slot the file service's requests
+ * wait on.  Waiting means running the loop until something arrives, so
+ * the socket, stdin, the signal pipe and any other connection on the
+ * loop are served together.
  *
- * Every call returns 0 or a negative code and fills a struct fs_error:
+ * The file calls return 0 or a negative code and fill a struct fs_error:
  *   FERRY_EREMOTE  the server refused this request (err->code, err->errname,
  *                  err->message); the session goes on unless err->code is
  *                  "protocol" or "auth" (then s->broken is set);
@@ -29,30 +30,66 @@
 #include <jansson.h>
 
 #include "errcode.h"
+#include "ferry/conn.h"
 #include "ferry/frame.h"
-#include "outq.h"
+#include "ferry/loop.h"
 
-/* Room for the largest header (64 KiB) and its prefix with some to spare:
- * whole headers are parsed out of this buffer. */
-#define SESSION_RBUF_SIZE (128 * 1024)
+struct client_session;
 
-/* A connected, authenticated session (dial.h makes one). */
+/* An event-style receiver: every frame event of the connection while it
+ * is set (HEADER's ev->header is the receiver's to keep or free).  A
+ * negative return closes the connection. */
+typedef int session_rx_fn(struct client_session *s, struct ferry_frame_event *ev, void *arg);
+
 struct client_session {
-    struct ferry_transport *t;
-    struct ferry_tls *tls;           /* t's configuration, freed after t */
-    struct ferry_frame_parser *parser;
+    struct ferry_loop *loop;         /* the process's loop (client_loop()) */
+    struct ferry_conn *conn;         /* NULL once the connection is gone */
+    struct ferry_transport *t;       /* while dial.c authenticates, before the conn */
+    struct ferry_tls *tls;           /* the transport's configuration, freed last */
     char peer[128];                  /* "127.0.0.1:7171", for messages */
-    uint8_t rbuf[SESSION_RBUF_SIZE]; /* received bytes not yet parsed are */
-    size_t rpos, rlen;               /* rbuf[rpos..rlen) */
-    struct outq out;
     int broken;                      /* the connection can carry nothing more */
-    uint64_t body_left;              /* of the body of the frame session_recv took */
-    int body_in_parser;              /* the parser counts that body too (no recvfile) */
-    int no_recvfile;                 /* the transport or file cannot take a body directly */
+    int gone;                        /* on_close ran: why in close_reason */
+    int close_reason;
+    uint64_t queued;                 /* bytes ever handed to the connection */
+    session_rx_fn *rx;               /* the receiver, or NULL: the slot below */
+    void *rx_arg;
+    json_t *hdr;                     /* the slot: a header waiting to be taken */
+    uint64_t hdr_body;
 };
+
+/* The process's one loop, made on first use (NULL: out of memory). */
+struct ferry_loop *client_loop(void);
+
+/* Hand the authenticated transport t to libferry (the session owns it
+ * from now on, whatever the result).  0, or a negative code. */
+int session_start(struct client_session *s, struct ferry_transport *t);
 
 /* Close the connection and free.  NULL is allowed. */
 void client_session_close(struct client_session *s);
+
+/* Frames to the receiver fn (NULL: back to the slot). */
+void session_set_receiver(struct client_session *s, session_rx_fn *fn, void *arg);
+
+/* Run the loop until a callback calls session_wake (something a waiter
+ * may wait for has happened: callers check their own condition and wait
+ * again), the connection is gone, or a signal set signals_interrupted
+ * (-EINTR).  0 or -EINTR. */
+int session_wait(struct client_session *s);
+void session_wake(struct client_session *s);
+
+/* One turn of the loop without waiting: what has arrived is delivered. */
+void session_poll(struct client_session *s);
+
+/* Queue a frame (the header's size member set to body_len when > 0).
+ * 0, FERRY_EHDR_TOOBIG, or a connection's error. */
+int session_write_frame(struct client_session *s, json_t *hdr, const void *body, size_t body_len);
+
+/* Bytes handed to the connection and written to the socket so far: a
+ * frame queued when s->queued was Q has gone once this reaches Q. */
+uint64_t session_sent(const struct client_session *s);
+
+/* Why the connection ended, in words ("connection closed by server"). */
+void session_gone_text(const struct client_session *s, char *buf, size_t len);
 
 struct fs_error {
     char code[16];        /* the server's "code" ("fs", "path", ...), or "" */
@@ -65,56 +102,39 @@ struct fs_error {
 int session_lost(struct client_session *s, struct fs_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* FERRY_ELOST with the reason the connection ended. */
+int session_lost_gone(struct client_session *s, struct fs_error *err);
+
+/* An error message from the server into err: FERRY_EREMOTE, or
+ * FERRY_ELOST for "protocol" and "auth" (the server closes after them). */
+int session_remote_error(struct client_session *s, const json_t *h, struct fs_error *err);
+
 /* Send one header-only frame (the reference to hdr is taken, NULL meaning
- * out of memory).  Whatever exec_stream.c left queued goes first. */
+ * out of memory). */
 int session_send(struct client_session *s, json_t *hdr, struct fs_error *err);
 
 /* Send a data frame's header for n body bytes starting at offset. */
 int session_send_data_header(struct client_session *s, uint64_t offset, uint64_t n,
-                           struct fs_error *err);
+                             struct fs_error *err);
 
-/*
- * Send n raw bytes (a data frame's body), waiting for the socket as
- * needed.  While waiting, bytes the server sends are buffered, and
- * *incoming is set once any arrived: during an upload that can only be an
- * error, which the caller picks up with session_poll_header after the frame.
- */
-int session_send_body(struct client_session *s, const void *p, size_t n, int *incoming,
-                    struct fs_error *err);
+/* Send n raw bytes (a data frame's body), waiting while the connection's
+ * queue is over its high-water mark.  Headers that arrive meanwhile wait
+ * in the slot, for session_poll_header after the frame. */
+int session_send_body(struct client_session *s, const void *p, size_t n, struct fs_error *err);
 
 /*
  * Wait for the next frame and return its header (*hdr, a new reference),
- * its type (borrowed from *hdr) and its body size, which the caller must
- * read with session_read_body (or drop with session_skip_body).  Bodies over
- * PROTO_DATA_SEGMENT are refused.  An "error" message is returned as
- * FERRY_EREMOTE with err filled (and its body skipped), not as a header.
+ * its type (borrowed from *hdr) and its body size.  A body is not kept:
+ * the answers this is for have none (a caller treats one as a protocol
+ * error).  An "error" message is returned as FERRY_EREMOTE with err filled,
+ * not as a header.
  */
 int session_recv(struct client_session *s, json_t **hdr, const char **type, uint64_t *body,
-               struct fs_error *err);
+                 struct fs_error *err);
 
-/* The same without waiting: 1 and a header when a whole one is buffered
- * already, 0 when not (yet). */
-int session_poll_header(struct client_session *s, json_t **hdr, const char **type, uint64_t *body,
-                      struct fs_error *err);
-
-/* Read at most n (> 0) body bytes: buffered ones first, then straight
- * from the socket into buf.  Returns the count (> 0) or a negative code. */
-ssize_t session_read_body(struct client_session *s, void *buf, size_t n, struct fs_error *err);
-int session_skip_body(struct client_session *s, uint64_t n, struct fs_error *err);
-
-/*
- * A body straight into a file, not through user space (get's data path):
- * socket -> pipe -> file (ferry_transport_recvfile), on a plain transport
- * only (TLS decrypts every byte in user space).  Moves up to n (> 0) body
- * bytes into fd at offset off (pwrite semantics): bytes already buffered
- * first, then from the transport.  The bytes are never seen here, so the
- * caller hashes them back from the file (transfer_get.c).  Returns the
- * count moved (> 0); 0 when that is not possible here (TLS, a file system
- * without splice: nothing was consumed, and the session reads bodies from
- * now on: use session_read_body); -EINTR; or FERRY_ELOST, with *local_err
- * = -errno when writing the file failed.
- */
-ssize_t session_recvfile_body(struct client_session *s, int fd, uint64_t off, size_t n,
-                              int *local_err, struct fs_error *err);
+/* The same without waiting: 1 and a header when one has arrived, 0 when
+ * not (yet). */
+int session_poll_header(struct client_session *s, json_t **hdr, const char **type,
+                        uint64_t *body, struct fs_error *err);
 
 #endif

@@ -397,10 +397,6 @@ static void set_nodelay(int fd)
 
 struct client_session *dial_open(const char *host, const struct dial_opts *o)
 {
-    const struct ferry_frame_limits limits = {
-        .max_header = PROTO_MAX_HEADER,
-        .max_body = PROTO_MAX_CHUNK,
-    };
     int timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
     struct ferry_key key = { 0 };
     struct client_session *s = NULL;
@@ -489,15 +485,13 @@ struct client_session *dial_open(const char *host, const struct dial_opts *o)
     if (handshake(s, o, &key, have_key) < 0)
         goto out;
 
-    /* From here exec_stream.c multiplexes the socket with stdin and signals. */
+    /* From here libferry drives the connection on the client's loop,
+     * beside stdin, the signal pipe and any other connection. */
     ferry_transport_set_timeout(s->t, 0);
-    r = ferry_transport_set_nonblocking(s->t, 1);
+    r = session_start(s, s->t);
+    s->t = NULL;   /* the session's now, whatever happened */
     if (r < 0) {
-        cli_error("cannot make the connection non-blocking: %s", ferry_strerror(r));
-        goto out;
-    }
-    if (ferry_frame_parser_new(&limits, &s->parser) < 0) {
-        cli_error("out of memory");
+        cli_error("cannot start the session: %s", ferry_strerror(r));
         goto out;
     }
     ok = 1;

@@ -3,8 +3,9 @@
  * the handshake (docs/PROTOCOL.md 2.1), shared by `ferry exec` and
  * `ferry shell`.
  *
- * The handshake is blocking (with the connect timeout as its deadline);
- * afterwards the socket is non-blocking and exec_stream.c drives it.
+ * The handshake is blocking (with the connect timeout as its deadline;
+ * its logic is src/shared/handshake.c); afterwards the connection is
+ * libferry's, on the client's loop (client_session.h).
  */
 #ifndef FERRY_CLIENT_DIAL_H
 #define FERRY_CLIENT_DIAL_H

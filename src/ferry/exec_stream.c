@@ -1,12 +1,12 @@
 /*
  * exec_stream.c - one request streamed to its end (exec_stream.h).
  *
- * One poll() loop serves three sources: the socket (always read; written
- * while frames are queued), stdin (read only while forwarding is on and
- * the outgoing queue is short) and a self-pipe carrying the signals we
- * forward.  Received bytes go through the frame push parser and body
- * pieces are written straight to fd 1 or 2, so nothing bigger than one
- * read buffer is ever held.  Our writes to stdout block on purpose: a slow
+ * The client's one loop (client_session.c) serves three sources: the
+ * connection (libferry reads it and hands us frames; what we send waits
+ * in its output queue), stdin (watched only while forwarding is on and
+ * the queue is short) and the self-pipe carrying the signals we forward.
+ * Body pieces are written straight to fd 1 or 2 from libferry's read
+ * buffer, so nothing bigger than one read is ever held.  Our writes to stdout block on purpose: a slow
  * reader of our output stops us reading the socket, which makes the server
  * stop reading the command's output.  That chain is the backpressure.
  */
@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,7 +43,10 @@ struct run {
     int status;              /* what to exit with once done */
     int stdin_on;            /* still reading and forwarding fd 0 */
     uint64_t stdin_unacked;  /* stdin bytes sent and not yet acknowledged (the window) */
-    int socket_write_dead;   /* the server stopped reading: drop what we send */
+    int stdin_watch;         /* 0 is on the loop (1), or read by a timer (2: epoll
+                                takes no regular file or /dev/null) */
+    int stdin_reading;       /* 0's watcher or timer is armed */
+    struct ferry_timer *stdin_timer;
     int stdout_err;          /* errno of a failed write to fd 1, output discarded since */
     int stderr_dead;         /* fd 2 failed: stderr output discarded since */
     uint64_t signal_mark;    /* queue position just past the last signal frame */
@@ -57,19 +59,9 @@ struct run {
 /* Queue one frame: header (its size member set to body_len) and body. */
 static int queue_frame(struct client_session *s, json_t *header, const void *body, size_t body_len)
 {
-    uint8_t *enc = NULL;
-    size_t enc_len = 0;
-    int r;
-
     if (!header)
         return -ENOMEM;
-    r = ferry_frame_encode(header, body_len, NULL, &enc, &enc_len);
-    if (r == 0)
-        r = outq_append(&s->out, enc, enc_len);
-    if (r == 0 && body_len > 0)
-        r = outq_append(&s->out, body, body_len);
-    free(enc);
-    return r;
+    return session_write_frame(s, header, body, body_len);
 }
 
 /* Queue a header-only message built by json_pack (NULL: out of memory). */
@@ -111,7 +103,7 @@ static int forward_signal(struct run *run, int signo)
      * reading (it stops reading while the command ignores its stdin):
      * in-band delivery is stuck, so hang up.  ferryd kills the command's
      * process group when its client goes away. */
-    if (run->socket_write_dead || !outq_sent_past(&run->s->out, run->signal_mark)) {
+    if (!run->s->conn || session_sent(run->s) < run->signal_mark) {
         ferry_log_debug("SIG%s again before the last signal was sent; closing the session", name);
         run->status = 128 + signo;
         run->done = 1;
@@ -122,7 +114,7 @@ static int forward_signal(struct run *run, int signo)
     r = queue_message(run->s, json_pack("{s:s, s:s}", "type", MSG_SIGNAL, "signal", name));
     if (r < 0)
         return r;
-    run->signal_mark = run->s->out.appended;
+    run->signal_mark = run->s->queued;
     return 0;
 }
 
@@ -295,131 +287,148 @@ static void on_header(struct run *run, const json_t *h)
     }
 }
 
-/* Feed what is buffered to the parser until it needs more or the request
- * is complete.  Bytes after the request's last frame stay buffered for
- * the next request on this session. */
-static void process_input(struct run *run)
+static void update_stdin(struct run *run);
+
+/* Every frame event while the request runs (client_session.h). */
+static int on_frame(struct client_session *s, struct ferry_frame_event *ev, void *arg)
 {
-    struct client_session *s = run->s;
+    struct run *run = arg;
 
-    while (!run->done) {
-        struct ferry_frame_event ev;
-        size_t used = 0;
-        int r = ferry_frame_parser_feed(s->parser, s->rbuf + s->rpos, s->rlen - s->rpos,
-                                        &used, &ev);
-
-        s->rpos += used;
-        if (r < 0) {
-            fail(run, 1, "protocol error: %s: %s", s->peer, ferry_strerror(r));
-            break;
-        }
-        if (r == FERRY_FRAME_NEED_MORE)
-            break;
-        if (r == FERRY_FRAME_HEADER) {
-            on_header(run, ev.header);
-            json_decref(ev.header);
-        } else if (r == FERRY_FRAME_BODY) {
-            on_body(run, ev.chunk, ev.chunk_len);
-        } else if (r == FERRY_FRAME_END) {
-            run->sink = SINK_NONE;
-            if (run->finish_at_end)
-                run->done = 1;
-        }
+    switch (ev->type) {
+    case FERRY_FRAME_HEADER:
+        on_header(run, ev->header);
+        json_decref(ev->header);
+        break;
+    case FERRY_FRAME_BODY:
+        on_body(run, ev->chunk, ev->chunk_len);
+        break;
+    case FERRY_FRAME_END:
+        run->sink = SINK_NONE;
+        if (run->finish_at_end)
+            run->done = 1;
+        break;
+    case FERRY_FRAME_ERROR:
+        fail(run, 1, "protocol error: %s: %s", s->peer, ferry_strerror(ev->error));
+        break;
+    default:
+        break;
     }
-    if (s->rpos == s->rlen)
-        s->rpos = s->rlen = 0;
+    if (run->done) {
+        /* Frames after the request's last one wait for the next request. */
+        session_set_receiver(s, NULL, NULL);
+        session_wake(s);
+    }
+    update_stdin(run);   /* a stdin-ack may have reopened the window */
+    return 0;
 }
 
-/* Read what the socket has (only when everything buffered is parsed). */
-static void read_socket(struct run *run)
+/* ---- stdin ------------------------------------------------------------------ */
+
+static void read_stdin(struct run *run)
+{
+    if (forward_stdin(run) < 0)
+        fail(run, 1, "out of memory");
+    update_stdin(run);
+    session_wake(run->s);
+}
+
+static void on_stdin(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    read_stdin(arg);
+}
+
+static void on_stdin_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct run *run = arg;
+
+    (void)loop;
+    (void)t;
+    run->stdin_reading = 0;
+    read_stdin(run);
+}
+
+/* Watch fd 0 only while forwarding is on, the window is open and the
+ * connection's queue is short, so a fast stdin and a slow command never
+ * make us buffer without bound. */
+static void update_stdin(struct run *run)
 {
     struct client_session *s = run->s;
-    ssize_t n = ferry_transport_read(s->t, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen);
+    int want = run->stdin_on && !run->done && s->conn &&
+               ferry_conn_pending(s->conn) < RUN_MAX_QUEUED &&
+               run->stdin_unacked < PROTO_STDIN_WINDOW;
 
-    if (n == -EAGAIN)
+    if (run->stdin_on && !run->done && s->conn && ferry_conn_pending(s->conn) >= RUN_MAX_QUEUED)
+        ferry_conn_want_drain(s->conn);   /* woken once it has gone */
+    if (want == run->stdin_reading)
         return;
-    if (n == 0)
-        fail(run, 1, "connection closed by server");
-    else if (n < 0)
-        fail(run, 1, "connection to %s lost: %s", s->peer, ferry_strerror((int)n));
+    run->stdin_reading = want;
+    if (run->stdin_watch == 1) {
+        ferry_loop_modify(s->loop, STDIN_FILENO, want ? FERRY_READABLE : 0);
+    } else if (run->stdin_watch == 2 && want) {
+        if (run->stdin_timer)
+            ferry_timer_restart(run->stdin_timer, 0);
+        else
+            run->stdin_timer = ferry_loop_timer(s->loop, 0, on_stdin_timer, run);
+        if (!run->stdin_timer)
+            fail(run, 1, "out of memory");
+    }
+}
+
+static void stdin_start(struct run *run)
+{
+    if (!run->stdin_on)
+        return;
+    if (ferry_loop_add(run->s->loop, STDIN_FILENO, 0, on_stdin, run) == 0)
+        run->stdin_watch = 1;
     else
-        s->rlen += (size_t)n;
+        run->stdin_watch = 2;   /* a file is always readable: read it in turns */
+    update_stdin(run);
+}
+
+static void stdin_stop(struct run *run)
+{
+    if (run->stdin_watch == 1)
+        ferry_loop_remove(run->s->loop, STDIN_FILENO);
+    ferry_timer_cancel(run->stdin_timer);
+    run->stdin_timer = NULL;
+    run->stdin_watch = 0;
 }
 
 /* ---- the loop --------------------------------------------------------------- */
 
-enum { PFD_SOCK = 0, PFD_SIGNAL, PFD_STDIN, PFD_COUNT };
+static void on_signals(void *arg)
+{
+    struct run *run = arg;
 
-/* A command's output comes in chunks of at most PROTO_MAX_CHUNK (the
- * file service's frames, up to 16 MiB, are client_session.c's). */
-static const struct ferry_frame_limits exec_limits = {
-    .max_header = PROTO_MAX_HEADER,
-    .max_body = PROTO_MAX_CHUNK,
-};
+    if (drain_signals(run) < 0)
+        fail(run, 1, "out of memory");
+    session_wake(run->s);
+}
 
 static void serve(struct run *run)
 {
     struct client_session *s = run->s;
-    int sock = ferry_transport_fd(s->t);
 
-    ferry_frame_parser_set_limits(s->parser, &exec_limits);
-
+    session_set_receiver(s, on_frame, run);
+    signals_set_hook(on_signals, run);
+    stdin_start(run);
     while (!run->done) {
-        struct pollfd pfd[PFD_COUNT];
-        nfds_t nfds = 2;
-        int r;
+        update_stdin(run);
+        if (s->gone) {
+            char why[256];
 
-        process_input(run);
-        if (run->done)
-            break;
-
-        if (!run->socket_write_dead) {
-            r = outq_flush(&s->out, s->t);
-            if (r == -EPIPE || r == -ECONNRESET) {
-                /* The server closed its side; it may still have said why,
-                 * so keep reading until it hangs up. */
-                run->socket_write_dead = 1;
-                outq_clear(&s->out);
-            } else if (r < 0) {
-                fail(run, 1, "connection to %s lost: %s", s->peer, ferry_strerror(r));
-                break;
-            }
-        }
-        if (run->socket_write_dead)
-            run->stdin_on = 0;
-
-        /* TLS may hold input that poll() cannot see: take it first. */
-        if (ferry_transport_pending(s->t)) {
-            read_socket(run);
-            continue;
-        }
-        pfd[PFD_SOCK] = (struct pollfd){ .fd = sock, .events = POLLIN };
-        if (s->out.len > 0)
-            pfd[PFD_SOCK].events |= POLLOUT;
-        pfd[PFD_SIGNAL] = (struct pollfd){ .fd = signals_pipe_fd(), .events = POLLIN };
-        if (run->stdin_on && s->out.len < RUN_MAX_QUEUED && run->stdin_unacked < PROTO_STDIN_WINDOW) {
-            pfd[PFD_STDIN] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
-            nfds = 3;
-        }
-
-        if (poll(pfd, nfds, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            fail(run, 1, "poll: %s", strerror(errno));
+            session_gone_text(s, why, sizeof why);
+            fail(run, 1, "%s", why);
             break;
         }
-        if (pfd[PFD_SIGNAL].revents && drain_signals(run) < 0) {
-            fail(run, 1, "out of memory");
-            break;
-        }
-        if (!run->done && (pfd[PFD_SOCK].revents & (POLLIN | POLLHUP | POLLERR)))
-            read_socket(run);
-        if (!run->done && nfds > PFD_STDIN && pfd[PFD_STDIN].revents &&
-            forward_stdin(run) < 0) {
-            fail(run, 1, "out of memory");
-            break;
-        }
+        (void)session_wait(s);
     }
+    stdin_stop(run);
+    signals_set_hook(NULL, NULL);
+    session_set_receiver(s, NULL, NULL);
 }
 
 /* When our stdout is a pipe, make it hold 1 MiB instead of 64 KiB: output
@@ -500,11 +509,8 @@ int exec_stream_chdir(struct client_session *s, const char *path, char **cwd)
     }
     *run = (struct run){ .s = s, .awaiting = AWAIT_CWD };
     /* No signal handlers: a chdir is answered at once, and there is no
-     * command to forward a signal to. */
-    if (signals_pipe_fd() < 0) {
-        cli_error("pipe: %s", strerror(errno));
-        goto out;
-    }
+     * command to forward a signal to (the loop still watches the pipe,
+     * harmlessly). */
     if (queue_frame(s, req, NULL, 0) < 0) {
         cli_error("out of memory");
         goto out;

@@ -119,6 +119,9 @@ int main(int argc, char **argv)
     const char *cmd;
 
     ferry_log_set_ident("ferry");
+    /* ferry words every failure itself, on one line; libferry's notes on
+     * its connections are for -v. */
+    ferry_log_set_level(FERRY_LOG_WARN);
     if (hoist_global_options(argc, argv) < 0)
         return EXIT_USAGE;
     cmd = argc > 1 ? argv[1] : NULL;

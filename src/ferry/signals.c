@@ -43,6 +43,29 @@ static void on_forwarded(int signo)
 static void on_interrupting(int signo)
 {
     signals_interrupted = signo;
+    on_forwarded(signo);   /* and wake the loop that waits */
+}
+
+static signals_hook_fn *hook;
+static void *hook_arg;
+
+void signals_set_hook(signals_hook_fn *fn, void *arg)
+{
+    hook = fn;
+    hook_arg = arg;
+}
+
+int signals_dispatch(void)
+{
+    unsigned char junk[64];
+
+    if (hook) {
+        hook(hook_arg);
+        return 1;
+    }
+    while (read(signal_pipe[0], junk, sizeof junk) > 0)
+        ;
+    return 0;
 }
 
 /* Install handler for sigs[0..n), all or none.  0 or -errno. */
@@ -116,6 +139,10 @@ const char *signals_name(int signo)
 
 int signals_interrupt_install(struct signals_saved *saved)
 {
+    int r = signals_pipe_fd();
+
+    if (r < 0)
+        return r;
     return install(interrupting, N_INTERRUPTING, on_interrupting, saved);
 }
 

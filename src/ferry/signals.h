@@ -7,8 +7,9 @@
  *     beside the socket and turns into "signal" messages for the remote
  *     command;
  *   - interrupting (put, get): SIGINT, SIGTERM and SIGHUP set
- *     signals_interrupted, so a transfer can remove its temporary before
- *     the process exits with 128+N.
+ *     signals_interrupted (and wake the loop through the same pipe), so a
+ *     transfer can remove its temporary before the process exits with
+ *     128+N.
  * Handlers only write a byte or set a flag: nothing in them formats or
  * allocates.
  */
@@ -43,7 +44,16 @@ size_t signals_take(int *sigs, size_t n);
 /* "INT", "TERM", "HUP", "QUIT" (PROTOCOL.md 2.2's names), or NULL. */
 const char *signals_name(int signo);
 
-/* Set to the signal's number by the interrupting handlers. */
+/* What the loop does when the pipe has signals (client_session.c watches
+ * it): the hook takes them (exec_stream.c forwards them to the command),
+ * or, with no hook, they are dropped and signals_dispatch returns 0 (an
+ * interrupted transfer: signals_interrupted says the rest). */
+typedef void signals_hook_fn(void *arg);
+void signals_set_hook(signals_hook_fn *fn, void *arg);
+int signals_dispatch(void);
+
+/* Set to the signal's number by the interrupting handlers (which also
+ * write it to the pipe, to wake the loop). */
 extern volatile sig_atomic_t signals_interrupted;
 
 /* Interrupt on SIGINT, SIGTERM and SIGHUP until signals_interrupt_restore.

@@ -3,11 +3,12 @@
  * atomically here: bytes go to .NAME.ferry-part beside the target, which
  * is renamed over it once the whole file checked.
  *
- * The data path: frame bodies go from the socket into the temporary
- * without passing through our memory (socket -> pipe -> page cache,
- * ferry_transport_recvfile through session_recvfile_body) and are hashed
- * back from it, or, where that cannot be done (TLS), are read into the
- * transfer's buffer, written and hashed.  Every byte is hashed exactly as
+ * The data path: at each data frame's header the download asks libferry
+ * to store the body in the temporary (ferry_conn_recv_body_to_file):
+ * socket -> pipe -> page cache without passing through our memory, the
+ * bytes then hashed back from the file, or, where that cannot be done
+ * (TLS decrypts in user space), written from libferry's read buffer and
+ * hashed from there.  Every byte is hashed exactly as
  * it was stored, so the checksum vouches for the bytes themselves.
  */
 #include "transfer.h"
@@ -31,11 +32,6 @@
 #include "remotefs.h"
 #include "signals.h"
 
-/* A download collects at least this much before writing it out. */
-#define GET_MIN_WRITE (256 * 1024)
-/* Data frames at least this large go straight into the file. */
-#define GET_DIRECT_MIN (64 * 1024)
-
 /* ---- get ------------------------------------------------------------------- */
 
 /* Hash the temporary's bytes [from, to) as they are stored: bytes that
@@ -58,123 +54,165 @@ static int hash_stored(struct transfer *x, int fd, uint64_t from, uint64_t to)
     return 0;
 }
 
-/*
- * One data frame's body (*body bytes) straight into fd at *off, hashed
- * back from the file every TRANSFER_BUF_SIZE bytes and at the end, so the
- * digest always covers [start, *off) in order.  *off and *body advance by
- * what was moved; when the transport cannot do it (0 returned with *body
- * left) the caller reads the rest.  0 or a negative code.
- *
- * The client's CPU stays about the same (the copy out of the socket
- * becomes the pread of the hash), but over loopback ferryd, whose sendfile
- * runs the receive path, needs a fifth less: a 1 GiB download went from
- * 1.9 to 2.3 GB/s (docs/BENCHMARKS.md).
- */
-static int direct_frame(struct transfer *x, struct client_session *s, int fd, uint64_t *off,
-                        uint64_t *body, struct progress *bar, int *local_err,
-                        struct fs_error *err)
+/* A download in flight: what the receiver below needs between frames. */
+struct download {
+    struct transfer *x;
+    struct client_session *s;
+    int fd;
+    uint64_t off, size;     /* the file's bytes [0, off) are in fd */
+    uint64_t hashed;        /* ... and [0, hashed) are in the digest */
+    struct progress *bar;
+    json_t *end;            /* the get-end header, once it came */
+    int done;
+    int r;                  /* the result once done */
+    int local_err;          /* -errno when our own side failed */
+    struct fs_error *err;
+};
+
+static void dl_finish(struct download *d, int r)
 {
-    uint64_t hashed = *off;
-    int r = 0;
+    if (d->done)
+        return;
+    d->done = 1;
+    d->r = r;
+    session_set_receiver(d->s, NULL, NULL);
+    session_wake(d->s);
+}
 
-    while (*body > 0) {
-        ssize_t n = session_recvfile_body(s, fd, *off, *body < SIZE_MAX ? (size_t)*body : SIZE_MAX,
-                                          local_err, err);
+/* Catch the digest up with the file: bytes that went straight into it
+ * are hashed back from it, in order. */
+static int dl_hash_up(struct download *d)
+{
+    int r = hash_stored(d->x, d->fd, d->hashed, d->off);
 
-        if (n < 0)
-            return (int)n;
-        if (n == 0)
-            break;
-        *off += (uint64_t)n;
-        *body -= (uint64_t)n;
-        if (*off - hashed >= x->buf_len) {
-            r = hash_stored(x, fd, hashed, *off);
-            if (r < 0)
-                break;
-            hashed = *off;
-        }
-        progress_update(bar, *off);
-    }
-    if (r == 0)
-        r = hash_stored(x, fd, hashed, *off);
     if (r < 0) {
-        *local_err = r;
-        return session_lost(s, err, "%s", strerror(-r));
+        d->local_err = r;
+        dl_finish(d, session_lost(d->s, d->err, "%s", strerror(-r)));
+        return r;
+    }
+    d->hashed = d->off;
+    return 0;
+}
+
+static void dl_header(struct download *d, json_t *h, uint64_t body)
+{
+    struct client_session *s = d->s;
+    const char *type = json_string_value(json_object_get(h, "type"));
+    int ok = 1, r;
+
+    if (!type) {
+        dl_finish(d, session_lost(s, d->err, "protocol error: %s: message without a type",
+                                  s->peer));
+    } else if (strcmp(type, MSG_ERROR) == 0) {
+        dl_finish(d, session_remote_error(s, h, d->err));
+    } else if (strcmp(type, MSG_GET_END) == 0) {
+        d->end = json_incref(h);
+        dl_finish(d, 0);
+    } else if (strcmp(type, MSG_DATA) != 0 ||
+               (uint64_t)transfer_int_member(h, "offset", 0, INT64_MAX, &ok) != d->off || !ok ||
+               body > d->size - d->off) {
+        dl_finish(d, session_lost(s, d->err, "protocol error: %s: bad '%s' during a download",
+                                  s->peer, type));
+    } else if (body > 0) {
+        /* libferry stores the body in the file (without a copy where the
+         * transport allows) and tells us what arrived. */
+        r = ferry_conn_recv_body_to_file(s->conn, d->fd, d->off);
+        if (r < 0)
+            dl_finish(d, session_lost(s, d->err, "%s", ferry_strerror(r)));
+    }
+    json_decref(h);
+}
+
+/* Every frame event of the connection during a download. */
+static int dl_frame(struct client_session *s, struct ferry_frame_event *ev, void *arg)
+{
+    struct download *d = arg;
+
+    (void)s;
+    switch (ev->type) {
+    case FERRY_FRAME_HEADER:
+        dl_header(d, ev->header, ev->body_size);
+        break;
+    case FERRY_FRAME_BODY:
+        /* ev->chunk_len more bytes are in the file; ev->chunk shows them
+         * when they passed through our memory (TLS). */
+        if (ev->chunk && d->hashed == d->off) {
+            digest_update(d->x->d, ev->chunk, ev->chunk_len);
+            d->hashed += ev->chunk_len;
+        }
+        d->off += ev->chunk_len;
+        if (d->off - d->hashed >= d->x->buf_len && dl_hash_up(d) < 0)
+            break;
+        progress_update(d->bar, d->off);
+        break;
+    case FERRY_FRAME_END:
+        (void)dl_hash_up(d);
+        break;
+    case FERRY_FRAME_ERROR:
+        /* Storing the body failed (-errno), or the stream broke framing;
+         * either way libferry closes the connection now. */
+        if (ev->error > -4000) {
+            d->local_err = ev->error;
+            dl_finish(d, session_lost(s, d->err, "%s", strerror(-ev->error)));
+        } else {
+            dl_finish(d, session_lost(s, d->err, "protocol error: %s: %s", s->peer,
+                                      ferry_strerror(ev->error)));
+        }
+        break;
+    default:
+        break;
     }
     return 0;
 }
 
 /* Receive data frames into fd, from offset `off` on, until get-end.  0
  * when the whole file is there and its checksum matches; *local_err is
- * set (-errno) when our own side failed. */
+ * set (-errno) when our own side failed.  On any failure the connection
+ * is dropped: libferry may be in the middle of storing a body in fd. */
 static int receive_data(struct transfer *x, struct client_session *s, int fd, uint64_t off,
                         uint64_t size, struct progress *bar, int *local_err,
                         struct fs_error *err)
 {
+    struct download d = {
+        .x = x, .s = s, .fd = fd, .off = off, .size = size, .hashed = off, .bar = bar,
+        .err = err,
+    };
     char sum[DIGEST_HEX_MAX];
-    const char *type;
-    uint64_t body;
-    json_t *h = NULL;
-    int ok = 1, r;
+    int r;
 
-    for (;;) {
-        r = session_recv(s, &h, &type, &body, err);
-        if (r < 0)
-            return r;
-        if (strcmp(type, MSG_GET_END) == 0)
+    session_set_receiver(s, dl_frame, &d);
+    while (!d.done) {
+        if (s->gone) {
+            dl_finish(&d, session_lost_gone(s, err));
             break;
-        if (strcmp(type, MSG_DATA) != 0 ||
-            (uint64_t)transfer_int_member(h, "offset", 0, INT64_MAX, &ok) != off || !ok ||
-            body > size - off) {
-            r = session_lost(s, err, "protocol error: %s: bad '%s' during a download", s->peer, type);
-            json_decref(h);
-            return r;
         }
-        json_decref(h);
-        h = NULL;
-        if (body >= GET_DIRECT_MIN) {
-            r = direct_frame(x, s, fd, &off, &body, bar, local_err, err);
-            if (r < 0)
-                return r;
-        }
-        while (body > 0) {
-            size_t have = 0;
-            uint64_t want = body < x->buf_len ? body : x->buf_len;
-
-            /* Collect a good amount before writing: fewer, larger writes. */
-            while (have < want && (have < GET_MIN_WRITE || have == 0)) {
-                ssize_t n = session_read_body(s, x->buf + have, (size_t)want - have, err);
-
-                if (n < 0)
-                    return (int)n;
-                have += (size_t)n;
-            }
-            r = fdio_pwrite_all(fd, x->buf, have, off, &signals_interrupted);
-            if (r < 0) {
-                /* The server is still sending: only a hang-up stops it. */
-                *local_err = r;
-                if (r == -EINTR)
-                    return -EINTR;
-                return session_lost(s, err, "%s", strerror(-r));
-            }
-            digest_update(x->d, x->buf, have);
-            body -= have;
-            off += have;
-            progress_update(bar, off);
+        r = session_wait(s);
+        if (r < 0 && !d.done) {
+            dl_finish(&d, r);
+            break;
         }
     }
-    r = 0;
+    session_set_receiver(s, NULL, NULL);
+    *local_err = d.local_err;
+    r = d.r;
+    if (r < 0) {
+        s->broken = 1;
+        if (s->conn)
+            ferry_conn_abort(s->conn, 0);
+        json_decref(d.end);
+        return r;
+    }
     digest_hex(x->d, sum);
-    if (off != size) {
+    if (d.off != size) {
         r = session_lost(s, err, "protocol error: %s: get-end before the whole file", s->peer);
-    } else if (!json_is_string(json_object_get(h, "checksum")) ||
-               !digest_hex_equal(json_string_value(json_object_get(h, "checksum")), sum)) {
+    } else if (!json_is_string(json_object_get(d.end, "checksum")) ||
+               !digest_hex_equal(json_string_value(json_object_get(d.end, "checksum")), sum)) {
         snprintf(err->code, sizeof err->code, "%s", ERR_CHECKSUM);
         err->errname[0] = '\0';
         snprintf(err->message, sizeof err->message, "checksum mismatch: the file was not saved");
         r = FERRY_EREMOTE;
     }
-    json_decref(h);
+    json_decref(d.end);
     return r;
 }
 

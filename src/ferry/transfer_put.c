@@ -96,7 +96,7 @@ static int check_incoming(struct client_session *s, struct fs_error *err)
 static int send_data(struct transfer *x, struct client_session *s, int fd, uint64_t off, uint64_t size,
                      struct progress *bar, struct fs_error *err)
 {
-    int incoming = 0, r;
+    int r;
 
     while (off < size) {
         uint64_t seg = size - off < PROTO_DATA_SEGMENT ? size - off : PROTO_DATA_SEGMENT;
@@ -118,7 +118,7 @@ static int send_data(struct transfer *x, struct client_session *s, int fd, uint6
                                   strerror(errno));
             }
             digest_update(x->d, x->buf, (size_t)n);
-            r = session_send_body(s, x->buf, (size_t)n, &incoming, err);
+            r = session_send_body(s, x->buf, (size_t)n, err);
             if (r < 0)
                 return r;
             seg -= (uint64_t)n;

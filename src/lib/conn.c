@@ -465,6 +465,15 @@ static void conn_read(struct ferry_conn *c)
 {
     struct conn_loop *cl = c->cl;
 
+    /* Input a pause stashed goes first: bytes read now must not overtake
+     * it (resume_read only defers its delivery, and readiness can come
+     * before the deferred call). */
+    if (ferry_buf_len(&c->in) > 0) {
+        deliver_saved(cl->loop, c);
+        if (c->closed || !reading_enabled(c) || ferry_buf_len(&c->in) > 0)
+            return;
+    }
+
     for (int i = 0; i < FERRY_READS_PER_EVENT && reading_enabled(c); i++) {
         if (c->body_to_file && !c->no_recvfile) {
             int r = recv_body_direct(c);
