@@ -21,10 +21,15 @@
 #include "proto.h"
 #include "signals.h"
 
-/* The file service's frames: data frames carry up to 16 MiB (a command's
+/* Before authentication a server's messages are small (PROTOCOL.md 2);
+ * after it the file service's data frames carry up to 16 MiB (a command's
  * output chunks are smaller). */
-static const struct ferry_conn_opts conn_opts = {
-    .frame_limits = { .max_header = PROTO_MAX_HEADER, .max_body = PROTO_DATA_SEGMENT },
+static const struct ferry_frame_limits preauth_limits = {
+    .max_header = PROTO_PREAUTH_MAX_HEADER,
+};
+static const struct ferry_frame_limits session_limits = {
+    .max_header = PROTO_MAX_HEADER,
+    .max_body = PROTO_DATA_SEGMENT,
 };
 
 static struct ferry_loop *the_loop;
@@ -104,6 +109,16 @@ static int on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *ar
     return 0;
 }
 
+static int on_open(struct ferry_conn *c, void *arg)
+{
+    struct client_session *s = arg;
+
+    (void)c;
+    s->opened = 1;
+    session_wake(s);
+    return 0;
+}
+
 static void on_drain(struct ferry_conn *c, void *arg)
 {
     (void)c;
@@ -114,7 +129,11 @@ static void on_close(struct ferry_conn *c, int reason, void *arg)
 {
     struct client_session *s = arg;
 
-    (void)c;
+    /* A failed TLS handshake's reason is the transport's, and only until
+     * we return. */
+    if (!s->opened)
+        snprintf(s->tls_error, sizeof s->tls_error, "%s",
+                 ferry_transport_error(ferry_conn_transport(c)));
     s->conn = NULL;
     s->gone = 1;
     s->broken = 1;
@@ -123,9 +142,14 @@ static void on_close(struct ferry_conn *c, int reason, void *arg)
     session_wake(s);
 }
 
-int session_start(struct client_session *s, struct ferry_transport *t)
+int session_start(struct client_session *s, struct ferry_transport *t, int timeout_ms)
 {
+    const struct ferry_conn_opts opts = {
+        .frame_limits = preauth_limits,
+        .handshake_timeout_ms = timeout_ms,
+    };
     const struct ferry_handler h = {
+        .on_open = on_open,
         .on_frame = on_frame,
         .on_drain = on_drain,
         .on_close = on_close,
@@ -138,10 +162,18 @@ int session_start(struct client_session *s, struct ferry_transport *t)
         ferry_transport_free(t);
         return -ENOMEM;
     }
-    r = ferry_conn_open(s->loop, t, s->peer, &h, &conn_opts, &s->conn);
+    r = ferry_conn_open(s->loop, t, s->peer, &h, &opts, &s->conn);
     if (r < 0)
         ferry_transport_free(t);
     return r;
+}
+
+void session_authenticated(struct client_session *s)
+{
+    if (!s->conn)
+        return;
+    ferry_conn_set_authenticated(s->conn);
+    ferry_conn_set_frame_limits(s->conn, &session_limits);
 }
 
 void client_session_close(struct client_session *s)

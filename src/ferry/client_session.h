@@ -44,12 +44,14 @@ typedef int session_rx_fn(struct client_session *s, struct ferry_frame_event *ev
 struct client_session {
     struct ferry_loop *loop;         /* the process's loop (client_loop()) */
     struct ferry_conn *conn;         /* NULL once the connection is gone */
-    struct ferry_transport *t;       /* while dial.c authenticates, before the conn */
+    struct ferry_transport *t;       /* while dial.c connects, before the conn */
     struct ferry_tls *tls;           /* the transport's configuration, freed last */
     char peer[128];                  /* "127.0.0.1:7171", for messages */
     int broken;                      /* the connection can carry nothing more */
+    int opened;                      /* TLS (if any) is up: on_open ran */
     int gone;                        /* on_close ran: why in close_reason */
     int close_reason;
+    char tls_error[256];             /* why TLS failed, when it did */
     uint64_t queued;                 /* bytes ever handed to the connection */
     session_rx_fn *rx;               /* the receiver, or NULL: the slot below */
     void *rx_arg;
@@ -60,9 +62,15 @@ struct client_session {
 /* The process's one loop, made on first use (NULL: out of memory). */
 struct ferry_loop *client_loop(void);
 
-/* Hand the authenticated transport t to libferry (the session owns it
- * from now on, whatever the result).  0, or a negative code. */
-int session_start(struct client_session *s, struct ferry_transport *t);
+/* Hand the connected transport t to libferry (the session owns it from
+ * now on, whatever the result).  Its TLS handshake, if any, runs on the
+ * loop, and the connection closes with -ETIMEDOUT unless it is
+ * authenticated within timeout_ms.  Until then frames are held to the
+ * pre-authentication limits.  0, or a negative code. */
+int session_start(struct client_session *s, struct ferry_transport *t, int timeout_ms);
+
+/* The handshake succeeded: no more deadline, the session's frame limits. */
+void session_authenticated(struct client_session *s);
 
 /* Close the connection and free.  NULL is allowed. */
 void client_session_close(struct client_session *s);

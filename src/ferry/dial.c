@@ -1,9 +1,11 @@
 /*
  * dial.c - from a HOST string to an authenticated session (dial.h).
  *
- * The handshake follows docs/PROTOCOL.md 2.1 exactly and uses the shared
- * proof code (src/shared/auth.c), so ferry and ferryd cannot disagree on
- * a byte of it.  Every way it can fail ends in one line on stderr.
+ * The handshake follows docs/PROTOCOL.md 2.1 exactly through the shared
+ * state machine (src/shared/handshake.c, its proofs auth.c's), so ferry,
+ * ferry-bench and ferryd cannot disagree on a byte of it; here its frames
+ * are moved over the session's connection.  Every way it can fail ends in
+ * one line on stderr.
  */
 #include "dial.h"
 
@@ -108,17 +110,56 @@ static const char *member_str(const json_t *h, const char *name)
     return json_string_value(json_object_get(h, name));
 }
 
-/* Read one handshake message's header (pre-auth headers are small; the
- * handshake judges a body).  Failures are printed, except a hang-up when
- * the caller has a better word for it. */
-static int read_message(struct client_session *s, const char *step, int quiet_hangup, json_t **out,
-                        uint64_t *body_size)
+/* Words for a failed TLS handshake that point at the likely cause. */
+static void report_tls_failure(const struct client_session *s, const struct dial_opts *o, int r)
 {
-    const struct ferry_frame_limits limits = { .max_header = PROTO_PREAUTH_MAX_HEADER };
-    json_t *h = NULL;
+    const char *why = s->tls_error;
+    const char *name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
+
+    if (r == FERRY_ENOTTLS)
+        cli_error("%s did not answer with TLS (if it runs ferryd --plaintext, add --plaintext)",
+                  s->peer);
+    else if (r == -ETIMEDOUT)
+        cli_error("%s: no answer from the server during the TLS handshake (is it ferryd?)",
+                  s->peer);
+    else if (!o->ca_file && strstr(why, "certificate verify failed"))
+        cli_error("authentication failed: %s did not accept key '%s' and presented a "
+                  "certificate instead (verify it with --ca FILE)", s->peer, name);
+    else if (!o->ca_file && (strstr(why, "alert decrypt error") ||
+                             strstr(why, "alert handshake failure") ||
+                             strstr(why, "alert illegal parameter")))
+        cli_error("authentication failed: %s refused key '%s' (%s)", s->peer, name, why);
+    else if (r == FERRY_EEOF || r == -ECONNRESET)
+        cli_error("connection closed by %s during the TLS handshake (if it runs ferryd "
+                  "--plaintext, add --plaintext)", s->peer);
+    else
+        cli_error("TLS handshake with %s failed: %s", s->peer, why[0] ? why : ferry_strerror(r));
+}
+
+/* Wait for one handshake message's header (pre-auth headers are small;
+ * the handshake judges a body).  Failures are printed, except a hang-up
+ * when the caller has a better word for it; a TLS handshake that failed
+ * is worded by report_tls_failure. */
+static int read_message(struct client_session *s, const struct dial_opts *o, const char *step,
+                        int quiet_hangup, json_t **out, uint64_t *body_size)
+{
     int r;
 
-    r = ferry_frame_read(s->t, &limits, &h, body_size);
+    while (!s->hdr && !s->gone)
+        (void)session_wait(s);
+    if (s->hdr) {
+        *out = s->hdr;
+        *body_size = s->hdr_body;
+        s->hdr = NULL;
+        if (s->conn)
+            ferry_conn_resume_read(s->conn);
+        return 0;
+    }
+    r = s->close_reason ? s->close_reason : FERRY_EEOF;
+    if (s->tls && !s->opened) {
+        report_tls_failure(s, o, r);
+        return r;
+    }
     if (quiet_hangup && (r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == -ECONNRESET))
         return r;
     if (r == FERRY_EEOF || r == -ECONNRESET) {
@@ -129,12 +170,8 @@ static int read_message(struct client_session *s, const char *step, int quiet_ha
         cli_error("%s: no answer from the server %s (is it ferryd?)", s->peer, step);
         return r;
     }
-    if (r < 0) {
-        cli_error("protocol error: %s %s: %s", s->peer, step, ferry_strerror(r));
-        return r;
-    }
-    *out = h;
-    return 0;
+    cli_error("protocol error: %s %s: %s", s->peer, step, ferry_strerror(r));
+    return r;
 }
 
 /* The server refused us with an error message: report it as PROTOCOL.md
@@ -223,12 +260,14 @@ static void report_bad_welcome(const struct client_session *s, int r, const json
     }
 }
 
-/* Encode and send one handshake message.  0 or -1 (printed). */
+/* Queue one handshake message (it goes once TLS is up).  0 or -1
+ * (printed).  A connection already gone is not an error here: the wait
+ * for the answer says what happened to it. */
 static int send_message(struct client_session *s, json_t *m)
 {
-    int r = ferry_frame_write(s->t, m, NULL, 0, NULL);
+    int r = session_write_frame(s, m, NULL, 0);
 
-    if (r < 0) {
+    if (r < 0 && !s->gone) {
         cli_error("cannot send to %s: %s", s->peer, ferry_strerror(r));
         return -1;
     }
@@ -258,12 +297,21 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
     }
     if (send_message(s, ours) < 0)
         goto out;
-    if (read_message(s, "before its greeting", 0, &hello, &body_size) < 0)
+    if (read_message(s, o, "before its greeting", 0, &hello, &body_size) < 0)
         goto out;
     r = handshake_on_hello(&hs, hello, body_size);
     if (r < 0) {
         report_bad_hello(s, r, hello);
         goto out;
+    }
+    if (s->tls && o->verbose && s->conn) {
+        struct ferry_tls_info info;
+
+        if (ferry_conn_tls_info(s->conn, &info) == 0)
+            ferry_log_debug("%s %s%s%s%s%s", info.version, info.cipher,
+                            info.group[0] ? ", " : "", info.group,
+                            info.psk_identity ? ", PSK " : ", certificate verified",
+                            info.psk_identity ? info.psk_identity : "");
     }
     ferry_log_debug("connected to %s (%s)", s->peer,
                     member_str(hello, "server") ? member_str(hello, "server") : "unknown server");
@@ -272,8 +320,10 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
         if (!have_key && load_key(o, key) < 0)
             goto out;
         have_key = 1;
-        if (s->tls && ferry_transport_tls_exporter(s->t, AUTH_BINDING_LABEL, binding,
-                                                   sizeof binding) < 0) {
+        if (s->tls && (!s->conn ||
+                       ferry_transport_tls_exporter(ferry_conn_transport(s->conn),
+                                                    AUTH_BINDING_LABEL, binding,
+                                                    sizeof binding) < 0)) {
             cli_error("TLS: cannot derive the channel binding");
             goto out;
         }
@@ -288,7 +338,7 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
 
     /* A server that rejects the proof may hang up before we read its
      * error frame; either way the verdict is the same. */
-    r = read_message(s, "during authentication", 1, &welcome, &body_size);
+    r = read_message(s, o, "during authentication", 1, &welcome, &body_size);
     if (r == FERRY_EEOF || r == -ECONNRESET || r == FERRY_ETRUNCATED) {
         cli_error("authentication failed");
         goto out;
@@ -300,6 +350,7 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
         report_bad_welcome(s, r, welcome);
         goto out;
     }
+    session_authenticated(s);
     ferry_log_debug("authenticated (%s)", hs.method == HANDSHAKE_BY_NONE
                                           ? "no key: --insecure-no-auth"
                                           : hs.method == HANDSHAKE_BY_TLS ? "by TLS"
@@ -360,31 +411,6 @@ static int tls_config(struct client_session *s, const struct dial_opts *o, const
     return 0;
 }
 
-/* Words for a failed TLS handshake that point at the likely cause. */
-static void report_tls_failure(const struct client_session *s, const struct dial_opts *o, int r)
-{
-    const char *why = ferry_transport_error(s->t);
-    const char *name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
-
-    if (r == FERRY_ENOTTLS)
-        cli_error("%s did not answer with TLS (if it runs ferryd --plaintext, add --plaintext)",
-                  s->peer);
-    else if (r == -ETIMEDOUT)
-        cli_error("%s: no answer from the server during the TLS handshake (is it ferryd?)",
-                  s->peer);
-    else if (!o->ca_file && strstr(why, "certificate verify failed"))
-        cli_error("authentication failed: %s did not accept key '%s' and presented a "
-                  "certificate instead (verify it with --ca FILE)", s->peer, name);
-    else if (!o->ca_file && (strstr(why, "alert decrypt error") ||
-                             strstr(why, "alert handshake failure") ||
-                             strstr(why, "alert illegal parameter")))
-        cli_error("authentication failed: %s refused key '%s' (%s)", s->peer, name, why);
-    else if (r == FERRY_EEOF || r == -ECONNRESET)
-        cli_error("connection closed by %s during the TLS handshake (if it runs ferryd "
-                  "--plaintext, add --plaintext)", s->peer);
-    else
-        cli_error("TLS handshake with %s failed: %s", s->peer, why[0] ? why : ferry_strerror(r));
-}
 
 /* Small frames (a signal, an exec request) must not wait for Nagle. */
 static void set_nodelay(int fd)
@@ -467,33 +493,17 @@ struct client_session *dial_open(const char *host, const struct dial_opts *o)
         }
     }
     fd = -1;   /* the transport's now */
-    ferry_transport_set_timeout(s->t, timeout_ms);
-    r = ferry_transport_handshake(s->t);
-    if (r < 0) {
-        report_tls_failure(s, o, r);
-        goto out;
-    }
-    if (s->tls && o->verbose) {
-        struct ferry_tls_info info;
-        if (ferry_transport_tls_info(s->t, &info) == 0)
-            ferry_log_debug("%s %s%s%s%s%s", info.version, info.cipher,
-                            info.group[0] ? ", " : "", info.group,
-                            info.psk_identity ? ", PSK " : ", certificate verified",
-                            info.psk_identity ? info.psk_identity : "");
-    }
-
-    if (handshake(s, o, &key, have_key) < 0)
-        goto out;
-
     /* From here libferry drives the connection on the client's loop,
-     * beside stdin, the signal pipe and any other connection. */
-    ferry_transport_set_timeout(s->t, 0);
-    r = session_start(s, s->t);
+     * beside stdin, the signal pipe and any other connection: TLS, then
+     * the handshake, within the connect timeout. */
+    r = session_start(s, s->t, timeout_ms > 0 ? timeout_ms : 1);
     s->t = NULL;   /* the session's now, whatever happened */
     if (r < 0) {
         cli_error("cannot start the session: %s", ferry_strerror(r));
         goto out;
     }
+    if (handshake(s, o, &key, have_key) < 0)
+        goto out;
     ok = 1;
 out:
     key_wipe(&key);

@@ -3,9 +3,11 @@
  * the handshake (docs/PROTOCOL.md 2.1), shared by `ferry exec` and
  * `ferry shell`.
  *
- * The handshake is blocking (with the connect timeout as its deadline;
- * its logic is src/shared/handshake.c); afterwards the connection is
- * libferry's, on the client's loop (client_session.h).
+ * The TCP connect blocks (within the connect timeout); from there the
+ * connection is libferry's, on the client's loop (client_session.h): TLS
+ * and the handshake (its logic is src/shared/handshake.c) run there,
+ * together within the connect timeout again, and dial_open runs the loop
+ * until they are done.
  */
 #ifndef FERRY_CLIENT_DIAL_H
 #define FERRY_CLIENT_DIAL_H
