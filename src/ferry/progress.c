@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "monoclock.h"
 
 #define REDRAW_NS 100000000LL   /* ~10 redraws a second at most */
 
@@ -27,14 +28,6 @@ static int enabled = 1;
 void progress_enable(int on)
 {
     enabled = on;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* "1.7GiB": at most 8 characters. */
@@ -133,7 +126,7 @@ struct progress *progress_start(const char *name, uint64_t total, uint64_t done)
     p->width = 80;
     if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
         p->width = ws.ws_col;
-    p->t0 = p->rate_t = now_ns();
+    p->t0 = p->rate_t = monoclock_ns();
     draw(p, p->t0);
     return p;
 }
@@ -145,7 +138,7 @@ void progress_update(struct progress *p, uint64_t done)
     if (!p)
         return;
     p->done = done;
-    t = now_ns();
+    t = monoclock_ns();
     if (t - p->last_draw >= REDRAW_NS)
         draw(p, t);
 }
