@@ -122,10 +122,10 @@ FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_sendfile(struct ferry_trans
  * used), advancing *offset, without passing through user space (splice(2)
  * socket -> pipe -> file, through a pipe the transport keeps).  Returns the
  * bytes stored (> 0), 0 at end of stream, -EAGAIN (non-blocking, nothing to
- * read), FERRY_EUNSUPPORTED when this transport or file cannot do it (TLS
- * decrypts in user space; a file system without splice): nothing was
- * consumed, and the caller reads and writes instead, as with sendfile's
- * fallback, or another negative error.  When it was the file that failed
+ * read), FERRY_EUNSUPPORTED when this transport cannot do it (TLS
+ * decrypts in user space; not a socket): nothing was consumed, and the
+ * caller reads and writes instead, as with sendfile's fallback, or another
+ * negative error.  A file system without splice gets the bytes by copy.  When it was the file that failed
  * (ENOSPC, EIO, ...), *file_err (if not NULL) is set to that -errno, else
  * to 0: bytes read for the file are then lost, the stream is out of step
  * and should be closed.  One attempt, without the transport's timeout.

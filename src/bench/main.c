@@ -491,10 +491,10 @@ int main(int argc, char **argv)
     sh.opts = &o;
 
     if (o.key_path) {
-        char err[256];
+        struct errbuf err;
 
-        if (keyfile_load(o.key_path, 1, &o.hs.key, err, sizeof err) < 0) {
-            fprintf(stderr, "ferry-bench: %s\n", err);
+        if (keyfile_load(o.key_path, 1, &o.hs.key, &err) < 0) {
+            fprintf(stderr, "ferry-bench: %s\n", err.msg);
             goto out;
         }
         o.hs.have_key = 1;

@@ -83,7 +83,7 @@ int session_opts_apply(struct session_opts *o, const char *help_cmd, int opt, co
 /* -k, else $FERRY_KEY_FILE, else the per-user default.  0 or -1 (printed). */
 static int load_key(const struct session_opts *o, struct ferry_key *key)
 {
-    char err[512];
+    struct errbuf err;
     char *path = o->key_file ? strdup(o->key_file) : keyfile_default_path(1);
     int rc = -1;
 
@@ -92,12 +92,12 @@ static int load_key(const struct session_opts *o, struct ferry_key *key)
         return -1;
     }
     ferry_log_debug("key file %s", path);
-    if (keyfile_load(path, 1, key, err, sizeof err) == 0)
+    if (keyfile_load(path, 1, key, &err) == 0)
         rc = 0;
     else if (access(path, F_OK) < 0 && errno == ENOENT)
-        cli_error("%s (make one with 'ferry keygen %s' and give ferryd the same key)", err, path);
+        cli_error("%s (make one with 'ferry keygen %s' and give ferryd the same key)", err.msg, path);
     else
-        cli_error("%s", err);
+        cli_error("%s", err.msg);
     free(path);
     return rc;
 }

@@ -42,7 +42,7 @@ int cmd_keygen(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    char err[512];
+    struct errbuf err;
     char *path = NULL;
     int opt, force = 0, status = 1;
 
@@ -73,8 +73,8 @@ int cmd_keygen(int argc, char **argv)
             goto out;
         }
     }
-    if (keyfile_create(path, force, err, sizeof err) < 0) {
-        cli_error("%s", err);
+    if (keyfile_create(path, force, &err) < 0) {
+        cli_error("%s", err.msg);
         goto out;
     }
     printf("new key written to %s\n", path);

@@ -22,7 +22,7 @@
  * callback, leave the final free() to leave().
  */
 #include "exec.h"
-#include "util.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +45,8 @@
 #include "ferry/error.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
+#include "fdio.h"
+#include "monoclock.h"
 
 /* posix_spawn_file_actions_addclosefrom_np arrived in glibc 2.34 (and
  * addfchdir_np in 2.29, which we require).  Without closefrom we rely on
@@ -106,14 +108,6 @@ struct exec {
 /* ---- small helpers ----------------------------------------------------- */
 
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int open_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -153,8 +147,8 @@ static int make_pipe(int p[2], int parent_end)
 
 fail:
     rc = -errno;
-    close_fd(&p[0]);
-    close_fd(&p[1]);
+    fdio_close(&p[0]);
+    fdio_close(&p[1]);
     return rc;
 }
 
@@ -280,7 +274,7 @@ static int build_env(const struct account *a, char *const *extra, char ***out,
         char *copy;
 
         if (!eq || !valid_env_name(extra[i], namelen)) {
-            set_err(err, errlen, "bad environment variable name: %.*s",
+            errbuf_format(err, errlen, "bad environment variable name: %.*s",
                     (int)(namelen > 64 ? 64 : namelen), extra[i]);
             rc = -EINVAL;
             goto fail;
@@ -304,7 +298,7 @@ static int build_env(const struct account *a, char *const *extra, char ***out,
 fail:
     free_strv(env);
     if (rc == -ENOMEM)
-        set_err(err, errlen, "out of memory");
+        errbuf_format(err, errlen, "out of memory");
     return rc;
 }
 
@@ -367,7 +361,7 @@ static int open_cwd(const char *cwd, int *out, char *err, size_t errlen)
 
         if (fd >= 0)
             close(fd);
-        set_err(err, errlen, "cd %s: %s", cwd, ferry_strerror(-e));
+        errbuf_format(err, errlen, "cd %s: %s", cwd, ferry_strerror(-e));
         return FERRY_ECWD;
     }
     *out = fd;
@@ -396,7 +390,7 @@ static void stdin_close(struct exec *e)
         ferry_loop_remove(e->loop, e->in_fd);
         e->in_watched = false;
     }
-    close_fd(&e->in_fd);
+    fdio_close(&e->in_fd);
     e->in_open = false;
     stdin_drop_queue(e);
 }
@@ -405,7 +399,7 @@ static void output_close(struct exec *e, int i)
 {
     if (e->out_fd[i] >= 0) {
         ferry_loop_remove(e->loop, e->out_fd[i]);
-        close_fd(&e->out_fd[i]);
+        fdio_close(&e->out_fd[i]);
     }
 }
 
@@ -413,7 +407,7 @@ static void stop_reaping(struct exec *e)
 {
     if (e->pidfd >= 0) {
         ferry_loop_remove(e->loop, e->pidfd);
-        close_fd(&e->pidfd);
+        fdio_close(&e->pidfd);
     }
     ferry_timer_cancel(e->reap_timer);
     e->reap_timer = NULL;
@@ -597,11 +591,11 @@ static void reap_in_background(pid_t pid)
  * ABORT_REAP_MS (SIGKILL normally takes microseconds). */
 static void kill_and_reap(struct exec *e)
 {
-    uint64_t deadline = mono_ms() + ABORT_REAP_MS;
+    uint64_t deadline = monoclock_ms() + ABORT_REAP_MS;
 
     signal_group(e, SIGKILL);
     while (!reap_now(e)) {
-        uint64_t now = mono_ms();
+        uint64_t now = monoclock_ms();
 
         if (now >= deadline) {
             reap_in_background(e->pid);
@@ -767,7 +761,7 @@ static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, 
         ferry_loop_remove(e->loop, e->in_fd);
         e->in_watched = false;
         if (e->in_close_wanted)
-            close_fd(&e->in_fd);
+            fdio_close(&e->in_fd);
         drained = true;
     }
     if (drained && e->ops.on_stdin_drained)
@@ -842,7 +836,7 @@ void exec_close_stdin(struct exec *e)
     e->in_open = false;
     e->in_close_wanted = true;
     if (!e->in_head)
-        close_fd(&e->in_fd);
+        fdio_close(&e->in_fd);
 }
 
 /* ---- public life cycle -------------------------------------------------- */
@@ -888,16 +882,16 @@ static void spawn_error(int rc, const char *name, bool looked_up, char *err, siz
 {
     switch (rc) {
     case -ENOENT:
-        set_err(err, errlen, "%s: %s", name, looked_up ? "command not found" : "No such file or directory");
+        errbuf_format(err, errlen, "%s: %s", name, looked_up ? "command not found" : "No such file or directory");
         break;
     case -EACCES:
-        set_err(err, errlen, "%s: permission denied", name);
+        errbuf_format(err, errlen, "%s: permission denied", name);
         break;
     case -ENOEXEC:
-        set_err(err, errlen, "%s: cannot execute: Exec format error", name);
+        errbuf_format(err, errlen, "%s: cannot execute: Exec format error", name);
         break;
     default:
-        set_err(err, errlen, "%s: %s", name, ferry_strerror(rc));
+        errbuf_format(err, errlen, "%s: %s", name, ferry_strerror(rc));
         break;
     }
 }
@@ -994,11 +988,11 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
     int child_fd[3];
     int rc;
 
-    set_err(err, errlen, "%s", "");
+    errbuf_format(err, errlen, "%s", "");
     *out = NULL;
     if (!ops || !ops->on_output || !ops->on_exit ||
         !spec->argv == !spec->shell || (spec->argv && !spec->argv[0])) {
-        set_err(err, errlen, "bad command: give exactly one of argv and shell");
+        errbuf_format(err, errlen, "bad command: give exactly one of argv and shell");
         return -EINVAL;
     }
 
@@ -1104,7 +1098,7 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
             goto fail_running;
         }
     }
-    set_err(err, errlen, "%s", "");     /* a tried-and-dropped home's message */
+    errbuf_format(err, errlen, "%s", "");     /* a tried-and-dropped home's message */
     *out = e;
     e = NULL;
     rc = 0;
@@ -1116,20 +1110,20 @@ fail_running:
     exec_abort(e);
     e = NULL;
 fail_msg:
-    set_err(err, errlen, "cannot start %s: %s", spec->shell ? "/bin/sh" : spec->argv[0],
+    errbuf_format(err, errlen, "cannot start %s: %s", spec->shell ? "/bin/sh" : spec->argv[0],
             ferry_strerror(rc));
 out:
     if (e) {
         /* Not started: e owns nothing yet. */
         free(e);
     }
-    close_fd(&in_pipe[0]);
-    close_fd(&in_pipe[1]);
-    close_fd(&out_pipe[0]);
-    close_fd(&out_pipe[1]);
-    close_fd(&err_pipe[0]);
-    close_fd(&err_pipe[1]);
-    close_fd(&dirfd);
+    fdio_close(&in_pipe[0]);
+    fdio_close(&in_pipe[1]);
+    fdio_close(&out_pipe[0]);
+    fdio_close(&out_pipe[1]);
+    fdio_close(&err_pipe[0]);
+    fdio_close(&err_pipe[1]);
+    fdio_close(&dirfd);
     free(found);
     free_strv(envp);
     free(acct.buf);

@@ -14,8 +14,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "ferry/log.h"
-#include "proto.h"
+#include "filecommit.h"
 
 /* ---- metadata ------------------------------------------------------------- */
 
@@ -167,11 +168,6 @@ int fsops_rm(const struct fsroot *root, const char *path, int recursive)
 
 /* ---- uploads ------------------------------------------------------------------ */
 
-/* Longest part of the final name kept in a temporary's name, so that
- * ".NAME.XXXXXXXX.ferry-part" fits in NAME_MAX.  Names that share these
- * bytes share a resumable temporary; resume verifies content, not names. */
-#define TMP_NAME_KEEP (NAME_MAX - (int)sizeof(PROTO_PART_SUFFIX) - 11)
-
 void fsops_upload_init(struct fsops_upload *u)
 {
     memset(u, 0, sizeof *u);
@@ -230,8 +226,7 @@ static int take_private(struct fsops_upload *u)
         uint32_t rnd;
         if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
             return -EIO;
-        snprintf(u->tmp, sizeof u->tmp, ".%.*s.%08x%s", TMP_NAME_KEEP, u->name, (unsigned)rnd,
-                 PROTO_PART_SUFFIX);
+        filecommit_tmp_name(u->tmp, u->name, &rnd);
         u->fd = openat(u->dirfd, u->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (u->fd >= 0)
             return 0;
@@ -261,7 +256,9 @@ int fsops_upload_open(const struct fsroot *root, const char *path, int resume,
         fsops_upload_abandon(u, 0);
         return -EISDIR;
     }
-    snprintf(u->tmp, sizeof u->tmp, ".%.*s%s", TMP_NAME_KEEP, u->name, PROTO_PART_SUFFIX);
+    /* Names that share the kept bytes share a resumable temporary; resume
+     * verifies content, not names. */
+    filecommit_tmp_name(u->tmp, u->name, NULL);
     r = take_shared(u);
     if (r == 1) {
         u->shared_name = 1;
@@ -295,20 +292,7 @@ int fsops_upload_restart(struct fsops_upload *u)
 
 int fsops_upload_write(struct fsops_upload *u, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(u->fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return fdio_write_all(u->fd, buf, len, NULL);
 }
 
 /* The rename goes by name: make sure the name still leads to the file we
@@ -324,44 +308,25 @@ static int still_ours(const struct fsops_upload *u)
     return held.st_dev == named.st_dev && held.st_ino == named.st_ino ? 0 : -ESTALE;
 }
 
-static int fsync_dir(int dirfd)
-{
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0)
-        r = -errno;
-    close(fd);
-    return r;
-}
-
 int fsops_upload_commit(struct fsops_upload *u, mode_t mode, const int64_t *mtime_sec,
                         long mtime_nsec, int do_fsync)
 {
-    int r = 0;
+    struct timespec times[2] = { { .tv_nsec = UTIME_NOW },
+                                 { .tv_sec = mtime_sec ? (time_t)*mtime_sec : 0,
+                                   .tv_nsec = mtime_nsec } };
+    int r = filecommit_prepare(u->fd, mode, mtime_sec ? times : NULL, do_fsync);
 
-    if (fchmod(u->fd, mode & 0777) < 0)
-        r = -errno;
-    if (r == 0 && mtime_sec) {
-        struct timespec times[2] = { { .tv_nsec = UTIME_NOW },
-                                     { .tv_sec = (time_t)*mtime_sec, .tv_nsec = mtime_nsec } };
-        if (futimens(u->fd, times) < 0)
-            r = -errno;
-    }
-    if (r == 0 && do_fsync && fsync(u->fd) < 0)
-        r = -errno;
     if (r == 0)
         r = still_ours(u);
-    if (r == 0 && renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0)
-        r = -errno;
+    if (r == 0)
+        r = filecommit_rename(u->dirfd, u->tmp, u->name);
     if (r < 0) {
         fsops_upload_abandon(u, r != -ESTALE ? 0 : -1);
         return r;
     }
     /* The file is in place: a directory that cannot be synced is worth a
      * warning, not a failure reported for a file that was saved. */
-    if (do_fsync && (r = fsync_dir(u->dirfd)) < 0)
+    if (do_fsync && (r = filecommit_sync_dir(u->dirfd, ".")) < 0)
         ferry_log_warn("fsync of the directory of %s: %s", u->name, strerror(-r));
     upload_release(u);
     return 0;

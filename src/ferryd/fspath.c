@@ -17,7 +17,7 @@
  * ever sees an absolute path, a "..", or an empty component.
  */
 #include "fspath.h"
-#include "util.h"
+#include "errbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +34,7 @@
 
 #include "ferry/error.h"
 #include "ferry/log.h"
+#include "fdio.h"
 
 /* openat2 answers EAGAIN when a concurrent rename might have let a ".."
  * (inside a symlink's target) escape; the walk is simply retried. */
@@ -61,7 +62,7 @@ static int mkdir_parents(const char *dir, char *err, size_t errlen)
     int rc = 0;
 
     if (!buf) {
-        set_err(err, errlen, "mkdir %s: %s", dir, ferry_strerror(-ENOMEM));
+        errbuf_format(err, errlen, "mkdir %s: %s", dir, ferry_strerror(-ENOMEM));
         return -ENOMEM;
     }
     for (p = buf + 1; ; p++) {
@@ -74,7 +75,7 @@ static int mkdir_parents(const char *dir, char *err, size_t errlen)
             *p = '\0';
             if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
                 rc = -errno;
-                set_err(err, errlen, "mkdir %s: %s", buf, ferry_strerror(rc));
+                errbuf_format(err, errlen, "mkdir %s: %s", buf, ferry_strerror(rc));
                 goto out;
             }
             *p = saved;
@@ -96,7 +97,7 @@ int fsroot_open(const char *dir, int create, struct fsroot **out,
 
     *out = NULL;
     if (!dir || dir[0] == '\0') {
-        set_err(err, errlen, "empty root directory name");
+        errbuf_format(err, errlen, "empty root directory name");
         return -EINVAL;
     }
     if (create) {
@@ -107,13 +108,13 @@ int fsroot_open(const char *dir, int create, struct fsroot **out,
     fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        set_err(err, errlen, "%s: %s", dir, ferry_strerror(rc));
+        errbuf_format(err, errlen, "%s: %s", dir, ferry_strerror(rc));
         goto fail;
     }
     root = malloc(sizeof *root);
     if (!root) {
         rc = -ENOMEM;
-        set_err(err, errlen, "%s: %s", dir, ferry_strerror(rc));
+        errbuf_format(err, errlen, "%s: %s", dir, ferry_strerror(rc));
         goto fail;
     }
     root->fd = fd;
@@ -121,7 +122,7 @@ int fsroot_open(const char *dir, int create, struct fsroot **out,
     return 0;
 
 fail:
-    close_fd(&fd);
+    fdio_close(&fd);
     return rc;
 }
 
@@ -129,7 +130,7 @@ void fsroot_close(struct fsroot *root)
 {
     if (!root)
         return;
-    close_fd(&root->fd);
+    fdio_close(&root->fd);
     free(root);
 }
 
@@ -146,17 +147,17 @@ int fspath_check(const char *path, char *err, size_t errlen)
     size_t len, i;
 
     if (!path || path[0] == '\0') {
-        set_err(err, errlen, "empty path");
+        errbuf_format(err, errlen, "empty path");
         return FERRY_EPATH_EMPTY;
     }
     /* strnlen: a hostile path is never scanned further than this. */
     len = strnlen(path, PATH_MAX);
     if (len >= PATH_MAX) {
-        set_err(err, errlen, "path is longer than %d bytes", PATH_MAX - 1);
+        errbuf_format(err, errlen, "path is longer than %d bytes", PATH_MAX - 1);
         return FERRY_EPATH_LONG;
     }
     if (path[0] == '/') {
-        set_err(err, errlen, "absolute path: paths are relative to the served root");
+        errbuf_format(err, errlen, "absolute path: paths are relative to the served root");
         return FERRY_EPATH_ABSOLUTE;
     }
     if (strcmp(path, ".") == 0)
@@ -169,7 +170,7 @@ int fspath_check(const char *path, char *err, size_t errlen)
 
         if (c != '/' && c != '\0') {
             if (c < 0x20 || c == 0x7f) {
-                set_err(err, errlen, "control character 0x%02x at byte %zu of the path",
+                errbuf_format(err, errlen, "control character 0x%02x at byte %zu of the path",
                         c, i);
                 return FERRY_EPATH_CONTROL;
             }
@@ -178,19 +179,19 @@ int fspath_check(const char *path, char *err, size_t errlen)
         /* End of a component: comp .. path + i. */
         n = (size_t)(path + i - comp);
         if (n == 0) {
-            set_err(err, errlen, "empty component (repeated or trailing '/') in the path");
+            errbuf_format(err, errlen, "empty component (repeated or trailing '/') in the path");
             return FERRY_EPATH_SLASH;
         }
         if (n == 2 && comp[0] == '.' && comp[1] == '.') {
-            set_err(err, errlen, "'..' is not allowed in a path");
+            errbuf_format(err, errlen, "'..' is not allowed in a path");
             return FERRY_EPATH_DOTDOT;
         }
         if (n == 1 && comp[0] == '.') {
-            set_err(err, errlen, "'.' is only allowed as the whole path");
+            errbuf_format(err, errlen, "'.' is only allowed as the whole path");
             return FERRY_EPATH_DOT;
         }
         if (n > NAME_MAX) {
-            set_err(err, errlen, "a file name in the path is longer than %d bytes", NAME_MAX);
+            errbuf_format(err, errlen, "a file name in the path is longer than %d bytes", NAME_MAX);
             return FERRY_EPATH_NAMELONG;
         }
         comp = path + i + 1;
@@ -309,7 +310,7 @@ static int open_fallback(int rootfd, const char *path, int flags, mode_t mode,
         rc = fallback_step(dirfd >= 0 ? dirfd : rootfd, name, &next);
         if (rc < 0)
             goto out;
-        close_fd(&dirfd);
+        fdio_close(&dirfd);
         dirfd = next;
         p = slash + 1;
     }
@@ -336,8 +337,8 @@ static int open_fallback(int rootfd, const char *path, int flags, mode_t mode,
     fd = -1;
     rc = 0;
 out:
-    close_fd(&fd);
-    close_fd(&dirfd);
+    fdio_close(&fd);
+    fdio_close(&dirfd);
     return rc;
 }
 

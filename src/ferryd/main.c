@@ -250,7 +250,7 @@ static const char *with_port(const char *addr, char *buf, size_t len)
 
 static int load_key(struct options *o, struct daemon_config *cfg)
 {
-    char err[512];
+    struct errbuf err;
     char *path = o->key_file ? strdup(o->key_file) : keyfile_default_path(0);
     int r;
 
@@ -259,13 +259,13 @@ static int load_key(struct options *o, struct daemon_config *cfg)
                         "use --key-file FILE\n");
         return -1;
     }
-    r = keyfile_load(path, 1, &cfg->key, err, sizeof err);
+    r = keyfile_load(path, 1, &cfg->key, &err);
     if (r < 0) {
-        fprintf(stderr, "ferryd: %s\n", err);
+        fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
         if (!o->key_file)
             fprintf(stderr, "ferryd: create a key with 'ferry keygen' (or pass --key-file FILE, "
                             "or --insecure-no-auth for a loopback-only test)\n");
-        else if (access(path, F_OK) < 0 && errno == ENOENT)
+        else if (r == -ENOENT)
             fprintf(stderr, "ferryd: create it with 'ferry keygen %s'\n", path);
     } else {
         cfg->have_key = 1;
@@ -282,8 +282,8 @@ static int load_key(struct options *o, struct daemon_config *cfg)
  */
 static int setup_auth(struct options *o, struct daemon_config *cfg)
 {
-    char err[512];
-    int n = 0;
+    struct errbuf err;
+    int n = 0, r;
 
     if (o->insecure_no_auth) {
         if (o->key_file || o->keys_file || o->cert || o->client_ca) {
@@ -313,8 +313,9 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
         return 2;
     }
     if (o->keys_file) {
-        if (keys_check(o->keys_file, &n, err, sizeof err) < 0) {
-            fprintf(stderr, "ferryd: %s\n", err);
+        r = keys_check(o->keys_file, &n, &err);
+        if (r < 0) {
+            fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
             return 1;
         }
         cfg->keys_file = o->keys_file;

@@ -17,7 +17,7 @@
 
 int daemon_find_key(const struct daemon_config *cfg, const char *name, struct ferry_key *key)
 {
-    char err[512];
+    struct errbuf err;
     int r;
 
     if (!keys_name_ok(name))
@@ -28,9 +28,9 @@ int daemon_find_key(const struct daemon_config *cfg, const char *name, struct fe
         *key = cfg->key;
         return 1;
     }
-    r = keys_find(cfg->keys_file, name, key, err, sizeof err);
+    r = keys_find(cfg->keys_file, name, key, &err);
     if (r < 0)
-        ferry_log_error("%s", err);
+        ferry_log_error("%s", errbuf_msg(&err, r));
     return r;
 }
 

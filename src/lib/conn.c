@@ -1,7 +1,9 @@
 /*
  * conn.c - connections: the event-style engine (read, deliver, queue,
- * backpressure, timeouts, deferred teardown) and the blocking-style I/O
- * that thread- and process-per-connection handlers use.
+ * backpressure, timeouts, deferred teardown, bodies into files) for the
+ * server's connections and the ones a client opens on its own loop, and
+ * the blocking-style I/O that thread- and process-per-connection handlers
+ * use.
  *
  * Teardown rule: handler code may call ferry_conn_close/abort (or hit a
  * write error) from inside its own callbacks, so those never free anything
@@ -11,6 +13,9 @@
  * goes away.
  */
 #include "server_int.h"
+#include "frame_int.h"
+#include "loop_int.h"
+#include "transport_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +32,9 @@
 #include "ferry/tls.h"
 #include "ferry/transport.h"
 
+/* The most one recvfile is asked for: what recvfile's pipe holds. */
+#define FERRY_RECVFILE_CHUNK (1u << 20)
+
 static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *arg);
 static void conn_teardown(struct ferry_conn *c, int reason);
 static void schedule_teardown(struct ferry_conn *c, int reason);
@@ -35,6 +43,8 @@ static void linger_shut(struct ferry_conn *c);
 static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now);
 static void schedule_pending_read(struct ferry_conn *c);
 static void tls_step(struct ferry_conn *c);
+static void conn_read(struct ferry_conn *c);
+static void client_loop_free(struct conn_loop *cl);
 
 /* ---- the loop a set of event-style connections runs on -------------------- */
 
@@ -151,8 +161,8 @@ static void update_interest(struct ferry_conn *c)
 
     if (c->closed)
         return;
-    if (c->tls_handshaking)
-        return;   /* tls_step sets what the handshake waits for */
+    if (c->tls_handshaking || c->starting)
+        return;   /* tls_step (client_start) sets what the connection waits for */
     if (reading_enabled(c) || c->lingering)
         ev |= FERRY_READABLE;
     if (c->shutdown_pending)
@@ -179,10 +189,14 @@ static void conn_free(struct ferry_loop *loop, void *arg)
     ferry_buf_free(&c->out);
     ferry_buf_free(&c->in);
     ferry_frame_parser_free(c->parser);
-    ferry__conn_released(c->server, c->unauth_held);
+    if (c->server)
+        ferry__conn_released(c->server, c->unauth_held);
     free(c);
     cl->nconns--;
-    maybe_finished(cl);
+    if (cl->client && cl->nconns == 0)
+        client_loop_free(cl);
+    else
+        maybe_finished(cl);
 }
 
 /* Tear down now: stop watching, tell the handler, free later (or at once
@@ -215,7 +229,7 @@ static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now)
     else
         ferry_log_debug("conn %llu (%s) closed", (unsigned long long)c->id, c->peer);
 
-    if (c->opened && c->h->on_close)
+    if (c->close_owed && c->h->on_close)
         c->h->on_close(c, reason, c->h->arg);
     if (free_now || ferry_loop_defer(cl->loop, conn_free, c) < 0)
         conn_free(cl->loop, c);
@@ -250,7 +264,6 @@ static void schedule_teardown(struct ferry_conn *c, int reason)
 
 static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len);
 static int conn_flush(struct ferry_conn *c);
-static void conn_read(struct ferry_conn *c);
 
 static void read_pending(struct ferry_loop *loop, void *arg)
 {
@@ -302,6 +315,42 @@ static void deliver_saved(struct ferry_loop *loop, void *arg)
         update_interest(c);
 }
 
+/* The body bound for a file could not be stored: the handler hears it
+ * once, and the connection closes (what is left of the body can no longer
+ * be told from the next frame). */
+static void body_file_failed(struct ferry_conn *c, int err)
+{
+    struct ferry_frame_event ev = { .type = FERRY_FRAME_ERROR, .error = err };
+
+    ferry_log_info("conn %llu (%s): cannot store a body: %s", (unsigned long long)c->id, c->peer,
+                   ferry_strerror(err));
+    c->body_to_file = 0;
+    c->h->on_frame(c, &ev, c->h->arg);
+    ferry_conn_close(c);
+}
+
+/* One parsed frame event to on_frame; body bytes bound for a file are
+ * stored first, and the handler hears where they went. */
+static int frame_event(struct ferry_conn *c, struct ferry_frame_event *ev)
+{
+    int r;
+
+    if (c->body_to_file && ev->type == FERRY_FRAME_BODY) {
+        r = ferry__pwrite_all(c->body_fd, ev->chunk, ev->chunk_len, c->body_off);
+        if (r < 0) {
+            body_file_failed(c, r);
+            return 0;
+        }
+        c->body_off += ev->chunk_len;
+    } else if (ev->type == FERRY_FRAME_END) {
+        c->body_to_file = 0;
+    }
+    c->at_header = ev->type == FERRY_FRAME_HEADER && ev->body_size > 0;
+    r = c->h->on_frame(c, ev, c->h->arg);
+    c->at_header = 0;
+    return r;
+}
+
 static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
 {
     struct ferry_slice in = ferry_slice_make(data, len);
@@ -348,7 +397,7 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
             r = 0;
             break;
         }
-        r = c->h->on_frame(c, &ev, c->h->arg);
+        r = frame_event(c, &ev);
         if (r < 0)
             break;
     }
@@ -360,11 +409,70 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
     return r < 0 ? r : 0;
 }
 
+/*
+ * Body bytes bound for a file straight from the socket (recvfile), the
+ * parser told they went around it.  1 when bytes moved, 0 to read as
+ * usual instead, -EAGAIN when nothing is there, or another negative code
+ * once the connection is torn down or closing.
+ */
+static int recv_body_direct(struct ferry_conn *c)
+{
+    uint64_t left = ferry__frame_parser_body_left(c->parser);
+    int file_err = 0;
+    ssize_t n;
+    int r;
+
+    if (left == 0 || ferry_buf_len(&c->in) > 0)
+        return 0;
+    n = ferry_transport_recvfile(c->t, c->body_fd, &c->body_off,
+                                 left < FERRY_RECVFILE_CHUNK ? (size_t)left : FERRY_RECVFILE_CHUNK,
+                                 &file_err);
+    if (n == FERRY_EUNSUPPORTED) {
+        c->no_recvfile = 1;
+        return 0;
+    }
+    if (n == -EAGAIN)
+        return -EAGAIN;
+    if (file_err < 0) {
+        body_file_failed(c, file_err);
+        return file_err;
+    }
+    if (n <= 0) {
+        r = n == 0 ? FERRY_ETRUNCATED : (int)n;
+        conn_teardown(c, r);
+        return r;
+    }
+    c->last_activity = ferry_loop_now(c->cl->loop);
+    ferry__frame_parser_body_taken(c->parser, (uint64_t)n);
+    struct ferry_frame_event ev = { .type = FERRY_FRAME_BODY, .chunk_len = (size_t)n };
+    c->in_callback = 1;
+    c->corked = 1;
+    r = c->h->on_frame(c, &ev, c->h->arg);
+    c->in_callback = 0;
+    c->corked = 0;
+    /* Once the body is done, END needs no input: deliver nothing.  deliver
+     * also flushes what the handler wrote. */
+    if (r >= 0 && !c->closed)
+        r = deliver(c, NULL, 0);
+    if (r < 0) {
+        conn_teardown(c, r);
+        return r;
+    }
+    return 1;
+}
+
 static void conn_read(struct ferry_conn *c)
 {
     struct conn_loop *cl = c->cl;
 
     for (int i = 0; i < FERRY_READS_PER_EVENT && reading_enabled(c); i++) {
+        if (c->body_to_file && !c->no_recvfile) {
+            int r = recv_body_direct(c);
+            if (r < 0)
+                return;
+            if (r > 0)
+                continue;
+        }
         ssize_t n = ferry_transport_read(c->t, cl->read_buf, FERRY_READ_CHUNK);
         if (n == -EAGAIN)
             break;
@@ -466,7 +574,7 @@ static int send_queued(struct ferry_conn *c)
 /* Send what is queued.  Returns 0, or a negative code after tearing down. */
 static int conn_flush(struct ferry_conn *c)
 {
-    size_t high = c->server->opts.write_high_water;
+    size_t high = c->opts.write_high_water;
     int r = send_queued(c);
 
     if (r < 0) {
@@ -529,7 +637,7 @@ static void conn_on_io(struct ferry_loop *loop, int fd, unsigned events, void *a
 static void on_idle_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct ferry_conn *c = arg;
-    uint64_t idle = (uint64_t)c->server->opts.idle_timeout_ms;
+    uint64_t idle = (uint64_t)c->opts.idle_timeout_ms;
     uint64_t quiet = ferry_loop_now(loop) - c->last_activity;
 
     /* Activity only stamps last_activity; the timer re-arms lazily here,
@@ -549,7 +657,7 @@ static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, v
     (void)loop;
     (void)t;
     ferry_log_info("conn %llu (%s): not authenticated within %d ms, closing",
-                   (unsigned long long)c->id, c->peer, c->server->opts.handshake_timeout_ms);
+                   (unsigned long long)c->id, c->peer, c->opts.handshake_timeout_ms);
     conn_teardown(c, -ETIMEDOUT);
 }
 
@@ -564,11 +672,13 @@ static int conn_open(struct ferry_conn *c)
         r = c->h->on_open(c, c->h->arg);
         c->in_callback = 0;
         if (r < 0) {
-            conn_teardown(c, r);   /* not opened: on_close is not owed */
+            c->close_owed = 0;     /* refused: on_close is not owed, client or server */
+            conn_teardown(c, r);
             return r;
         }
     }
     c->opened = 1;
+    c->close_owed = 1;
     if (c->cl->stopping && !c->closed)
         ferry_conn_close(c);
     return 0;
@@ -586,7 +696,8 @@ static void log_tls(const struct ferry_conn *c)
                     info.ktls_send ? ", kernel TLS" : "");
 }
 
-/* One step of a TLS server handshake, on readiness. */
+/* One step of a TLS handshake, on readiness (a client's first one from
+ * client_start: it speaks first). */
 static void tls_step(struct ferry_conn *c)
 {
     int r = ferry_transport_handshake(c->t);
@@ -616,54 +727,97 @@ static void tls_step(struct ferry_conn *c)
         conn_read(c);
 }
 
-int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, const char *peer)
+static void conn_opts_of_server(const struct ferry_server *s, struct ferry_conn_opts *o)
 {
-    struct ferry_server *s = cl->server;
-    struct ferry_conn *c = NULL;
+    *o = (struct ferry_conn_opts){
+        .write_high_water = s->opts.write_high_water,
+        .frame_limits = s->opts.frame_limits,
+        .idle_timeout_ms = s->opts.idle_timeout_ms,
+        .handshake_timeout_ms = s->opts.handshake_timeout_ms,
+    };
+}
+
+/* A new event-style connection over t on cl: watched for `events`, timed,
+ * in cl's list; the handler has not met it yet.  0 and *out (t is now the
+ * connection's), or a negative code (t still the caller's). */
+static int conn_event_new(struct conn_loop *cl, struct ferry_transport *t,
+                          const struct ferry_handler *h, const struct ferry_conn_opts *o,
+                          uint64_t id, const char *peer, unsigned events, struct ferry_conn **out)
+{
+    struct ferry_conn *c = calloc(1, sizeof *c);
     int r;
 
-    c = calloc(1, sizeof *c);
-    if (!c) {
-        r = -ENOMEM;
-        goto fail;
-    }
-    c->server = s;
-    c->h = &l->h;
+    if (!c)
+        return -ENOMEM;
+    c->h = h;
     c->cl = cl;
-    c->fd = fd;
-    c->id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
-    c->unauth_held = ferry__unauth_enabled(s);
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->t = t;
+    c->fd = ferry_transport_fd(t);
+    c->id = id;
+    c->opts = *o;
+    c->body_fd = -1;
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
     ferry_buf_init(&c->out, 0);
     ferry_buf_init(&c->in, FERRY_READ_CHUNK);
-    if (l->tls) {
-        r = ferry_transport_new_tls(fd, l->tls, NULL, &c->t);
-        if (r < 0)
-            goto fail;
-    } else if ((r = ferry_transport_new_fd(fd, &c->t)) < 0) {
-        goto fail;
-    }
-    if (l->h.on_frame) {
-        r = ferry_frame_parser_new(&s->opts.frame_limits, &c->parser);
+    if (h->on_frame) {
+        r = ferry_frame_parser_new(&o->frame_limits, &c->parser);
         if (r < 0)
             goto fail;
     }
     c->last_activity = ferry_loop_now(cl->loop);
-    c->events = FERRY_READABLE;
-    r = ferry_loop_add(cl->loop, fd, c->events, conn_on_io, c);
+    c->events = events;
+    r = ferry_loop_add(cl->loop, c->fd, c->events, conn_on_io, c);
     if (r < 0)
         goto fail;
-    if (s->opts.idle_timeout_ms > 0)
-        c->idle_timer = ferry_loop_timer(cl->loop, (uint64_t)s->opts.idle_timeout_ms, on_idle_timer, c);
-    if (s->opts.handshake_timeout_ms > 0)
-        c->handshake_timer = ferry_loop_timer(cl->loop, (uint64_t)s->opts.handshake_timeout_ms,
+    if (o->idle_timeout_ms > 0)
+        c->idle_timer = ferry_loop_timer(cl->loop, (uint64_t)o->idle_timeout_ms, on_idle_timer, c);
+    if (o->handshake_timeout_ms > 0)
+        c->handshake_timer = ferry_loop_timer(cl->loop, (uint64_t)o->handshake_timeout_ms,
                                               on_handshake_timer, c);
-
     c->next = cl->conns;
     if (cl->conns)
         cl->conns->prev = c;
     cl->conns = c;
     cl->nconns++;
+    *out = c;
+    return 0;
+
+fail:
+    ferry_frame_parser_free(c->parser);
+    ferry_buf_free(&c->out);
+    ferry_buf_free(&c->in);
+    free(c);
+    return r;
+}
+
+int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, const char *peer)
+{
+    struct ferry_server *s = cl->server;
+    struct ferry_transport *t = NULL;
+    struct ferry_conn_opts o;
+    struct ferry_conn *c = NULL;
+    int r;
+
+    if (l->tls)
+        r = ferry_transport_new_tls(fd, l->tls, NULL, &t);
+    else
+        r = ferry_transport_new_fd(fd, &t);
+    if (r == 0) {
+        conn_opts_of_server(s, &o);
+        r = conn_event_new(cl, t, &l->h, &o, atomic_fetch_add(&s->next_conn_id, 1) + 1, peer,
+                           FERRY_READABLE, &c);
+    }
+    if (r < 0) {
+        if (t)
+            ferry_transport_free(t);   /* closes fd */
+        else
+            close(fd);
+        ferry__conn_released(s, ferry__unauth_enabled(s));
+        ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
+        return r;
+    }
+    c->server = s;
+    c->unauth_held = ferry__unauth_enabled(s);
     ferry_log_debug("conn %llu from %s on %s%s", (unsigned long long)c->id, peer, l->name,
                     l->tls ? " (TLS)" : "");
     if (l->tls) {
@@ -671,25 +825,6 @@ int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, co
         return 0;
     }
     return conn_open(c);
-
-fail:
-    if (c) {
-        ferry_timer_cancel(c->idle_timer);
-        ferry_timer_cancel(c->handshake_timer);
-        ferry_frame_parser_free(c->parser);
-        ferry_buf_free(&c->out);
-        ferry_buf_free(&c->in);
-        if (c->t)
-            ferry_transport_free(c->t);   /* closes fd */
-        else
-            close(fd);
-        free(c);
-    } else {
-        close(fd);
-    }
-    ferry__conn_released(s, ferry__unauth_enabled(s));
-    ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
-    return r;
 }
 
 void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd, const char *peer)
@@ -721,18 +856,132 @@ void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd,
     ferry__conn_loop_destroy(&cl);
 }
 
+/* ---- connections a client opens on its own loop ----------------------------------- */
+
+static void client_loop_free(struct conn_loop *cl)
+{
+    ferry__loop_set_slot(cl->loop, NULL, NULL);
+    free(cl->read_buf);
+    free(cl);
+}
+
+/* The loop is being freed with connections still on it: they close, and
+ * the last one's free (deferred, run by ferry_loop_free) frees cl. */
+static void client_loop_release(void *arg)
+{
+    struct conn_loop *cl = arg;
+
+    if (cl->nconns == 0)
+        client_loop_free(cl);
+    else
+        ferry__conn_loop_abort_all(cl, 0);
+}
+
+static int client_loop_get(struct ferry_loop *loop, struct conn_loop **out)
+{
+    struct conn_loop *cl = ferry__loop_slot(loop);
+
+    if (!cl) {
+        cl = calloc(1, sizeof *cl);
+        if (!cl)
+            return -ENOMEM;
+        cl->read_buf = malloc(FERRY_READ_CHUNK);
+        if (!cl->read_buf) {
+            free(cl);
+            return -ENOMEM;
+        }
+        cl->loop = loop;
+        cl->client = 1;
+        ferry__loop_set_slot(loop, cl, client_loop_release);
+    }
+    *out = cl;
+    return 0;
+}
+
+/* On the loop, never inside ferry_conn_open: the handler meets the
+ * connection (plain) or the client's TLS hello goes out. */
+static void client_start(struct ferry_loop *loop, void *arg)
+{
+    struct ferry_conn *c = arg;
+    (void)loop;
+
+    c->starting = 0;
+    if (c->closed)
+        return;
+    if (c->closing) {
+        update_interest(c);   /* closed before it started: finish that */
+        return;
+    }
+    if (c->tls_handshaking) {
+        tls_step(c);
+        return;
+    }
+    if (conn_open(c) < 0 || c->closed)
+        return;
+    update_interest(c);
+}
+
+int ferry_conn_open(struct ferry_loop *loop, struct ferry_transport *t, const char *peer,
+                    const struct ferry_handler *h, const struct ferry_conn_opts *o,
+                    struct ferry_conn **out)
+{
+    struct ferry_conn_opts opts = { 0 };
+    struct ferry_tls_info info;
+    struct conn_loop *cl = NULL;
+    struct ferry_conn *c = NULL;
+    int r;
+
+    if (out)
+        *out = NULL;
+    if (!loop || !t || !h || !out || h->serve || h->on_datagram || (h->on_data && h->on_frame) ||
+        !ferry__handler_is_event(h))
+        return -EINVAL;
+    if (o)
+        opts = *o;
+    if (opts.write_high_water == 0)
+        opts.write_high_water = FERRY_DEFAULT_HIGH_WATER;
+    r = ferry_transport_set_nonblocking(t, 1);
+    if (r < 0)
+        return r;
+    r = client_loop_get(loop, &cl);
+    if (r < 0)
+        return r;
+    r = conn_event_new(cl, t, h, &opts, ++cl->next_id, peer, 0, &c);
+    if (r == 0 && ferry_loop_defer(loop, client_start, c) < 0) {
+        r = -ENOMEM;
+        c->t = NULL;   /* stays the caller's */
+        conn_teardown_now(c, r, 1);
+        return r;
+    }
+    if (r < 0) {
+        if (cl->nconns == 0)
+            client_loop_free(cl);
+        return r;
+    }
+    /* The handler is copied, so the caller's struct may go. */
+    c->client_h = *h;
+    c->h = &c->client_h;
+    c->close_owed = 1;   /* whatever happens from here, on_close reports it */
+    c->starting = 1;
+    c->tls_handshaking = ferry_transport_tls_info(t, &info) != FERRY_EUNSUPPORTED;
+    ferry_log_debug("conn %llu to %s%s", (unsigned long long)c->id, c->peer,
+                    c->tls_handshaking ? " (TLS)" : "");
+    *out = c;
+    return 0;
+}
+
 /* ---- blocking style ------------------------------------------------------------ */
 
 /* TLS before serve(), within the handshake timeout (else the idle one),
  * and given up when the server stops: nothing has been served yet. */
 static int blocking_tls_handshake(struct ferry_conn *c)
 {
-    int timeout = c->server->opts.handshake_timeout_ms;
+    int timeout = c->opts.handshake_timeout_ms;
     uint64_t deadline;
     int r;
 
     if (timeout <= 0)
-        timeout = c->server->opts.idle_timeout_ms;
+        timeout = c->opts.idle_timeout_ms;
     deadline = timeout > 0 ? ferry__now_ms() + (uint64_t)timeout : 0;
     ferry_transport_set_nonblocking(c->t, 1);
     for (;;) {
@@ -786,6 +1035,7 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
     c.h = &l->h;
     c.fd = fd;
     c.blocking = 1;
+    conn_opts_of_server(s, &c.opts);
     c.id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
     snprintf(c.peer, sizeof c.peer, "%s", peer);
     if (l->tls)
@@ -825,7 +1075,7 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
  * has none (0), or a timeout passes (-ETIMEDOUT). */
 static int wait_readable(struct ferry_conn *c)
 {
-    int idle = c->server->opts.idle_timeout_ms;
+    int idle = c->opts.idle_timeout_ms;
 
     if (ferry_transport_pending(c->t))
         return 1;
@@ -866,7 +1116,7 @@ static int wait_readable(struct ferry_conn *c)
  * sends one byte and stalls is still cut off in time. */
 static int arm_read_deadline(struct ferry_conn *c)
 {
-    int idle = c->server->opts.idle_timeout_ms;
+    int idle = c->opts.idle_timeout_ms;
     int timeout = idle > 0 ? idle : 0;
 
     if (c->handshake_deadline && !c->authenticated) {
@@ -927,7 +1177,7 @@ int ferry_conn_read_frame(struct ferry_conn *c, json_t **header, uint64_t *body_
     r = arm_read_deadline(c);
     if (r < 0)
         return r;
-    return ferry_frame_read(c->t, &c->server->opts.frame_limits, header, body_size);
+    return ferry_frame_read(c->t, &c->opts.frame_limits, header, body_size);
 }
 
 /* ---- output, both styles --------------------------------------------------------- */
@@ -963,7 +1213,7 @@ int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
     }
     /* Nothing queued: try the socket directly and only queue the rest,
      * which saves a loop iteration and a copy on the common path. */
-    if (!cork && ferry_buf_len(&c->out) == 0) {
+    if (!cork && ferry_buf_len(&c->out) == 0 && !c->starting && !c->tls_handshaking) {
         ssize_t n = ferry_transport_writev(c->t, iov, iovcnt);
         if (n < 0 && n != -EAGAIN) {
             schedule_teardown(c, (int)n);
@@ -990,7 +1240,7 @@ int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
             return r;
         }
     }
-    high = c->server->opts.write_high_water;
+    high = c->opts.write_high_water;
     if (ferry_buf_len(&c->out) > high)
         c->write_blocked = 1;
     /* Corked: the flush at the end of the pass settles the interest set,
@@ -1015,7 +1265,7 @@ int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *bod
     /* The configured limits bound what we accept (and may be small before
      * a peer authenticates); what we send is bounded only by the format's
      * default, or by the configured limit where that is larger. */
-    struct ferry_frame_limits send = c->server->opts.frame_limits;
+    struct ferry_frame_limits send = c->opts.frame_limits;
     if (send.max_header < FERRY_FRAME_DEFAULT_MAX_HEADER)
         send.max_header = FERRY_FRAME_DEFAULT_MAX_HEADER;
     r = ferry_frame_encode(header, body_len, &send, &head, &head_len);
@@ -1120,6 +1370,16 @@ void ferry_conn_abort(struct ferry_conn *c, int reason)
     schedule_teardown(c, reason ? reason : FERRY_ECLOSED);
 }
 
+int ferry_conn_recv_body_to_file(struct ferry_conn *c, int fd, uint64_t offset)
+{
+    if (c->blocking || !c->at_header || fd < 0 || offset > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    c->body_fd = fd;
+    c->body_off = offset;
+    c->body_to_file = 1;
+    return 0;
+}
+
 /* ---- accessors -------------------------------------------------------------------- */
 
 const char *ferry_conn_peer(const struct ferry_conn *c) { return c->peer; }
@@ -1140,7 +1400,7 @@ struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c)
 
 int ferry_conn_stopping(const struct ferry_conn *c)
 {
-    return atomic_load(&c->server->stopping);
+    return c->server ? atomic_load(&c->server->stopping) : 0;
 }
 
 void ferry_conn_set_frame_limits(struct ferry_conn *c, const struct ferry_frame_limits *limits)

@@ -11,6 +11,7 @@
 #include "ferry/error.h"
 #include "ferry/transport.h"
 #include "buf.h"
+#include "frame_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -344,6 +345,22 @@ int ferry_frame_parser_feed(struct ferry_frame_parser *p, const void *data, size
         p->err = rc;
     }
     return rc;
+}
+
+uint64_t ferry__frame_parser_body_left(const struct ferry_frame_parser *p)
+{
+    return p->state == ST_BODY ? p->body_left : 0;
+}
+
+void ferry__frame_parser_body_taken(struct ferry_frame_parser *p, uint64_t n)
+{
+    if (p->state != ST_BODY)
+        return;
+    if (n > p->body_left)
+        n = p->body_left;
+    p->body_left -= n;
+    if (p->body_left == 0)
+        p->state = ST_END;
 }
 
 /* ---- encoding ------------------------------------------------------------ */

@@ -69,6 +69,9 @@ struct ferry_loop {
     uint64_t now;
     bool stop;
 
+    void *slot;                         /* ferry__loop_slot: libferry's own per-loop state */
+    void (*slot_release)(void *slot);
+
     int wake_rfd, wake_wfd;             /* the same eventfd on Linux */
     ferry_defer_cb *wake_cb;
     void *wake_arg;
@@ -531,6 +534,14 @@ void ferry_loop_free(struct ferry_loop *loop)
 {
     if (!loop)
         return;
+    /* The slot's owner winds its state down while the loop still works:
+     * what it defers (frees) runs just below. */
+    if (loop->slot_release) {
+        void (*release)(void *) = loop->slot_release;
+
+        loop->slot_release = NULL;
+        release(loop->slot);
+    }
     /* Deferred calls are where callers free objects that callbacks may still
      * reference; dropping them here would leak those objects. */
     while (loop->defer_head)
@@ -551,6 +562,17 @@ void ferry_loop_free(struct ferry_loop *loop)
     free(loop->ready);
     free(loop->watchers);
     free(loop);
+}
+
+void *ferry__loop_slot(const struct ferry_loop *loop)
+{
+    return loop->slot;
+}
+
+void ferry__loop_set_slot(struct ferry_loop *loop, void *slot, void (*release)(void *slot))
+{
+    loop->slot = slot;
+    loop->slot_release = slot ? release : NULL;
 }
 
 static bool has_work(const struct ferry_loop *loop)

@@ -54,6 +54,14 @@ void ferry_backend_forget(struct ferry_backend *b);
  * the loop must not be used afterwards. */
 void ferry__loop_forget_after_fork(struct ferry_loop *loop);
 
+/* One pointer per loop for libferry's own state on it (the client
+ * connections' shared state, conn.c), so a caller's loop needs no field
+ * for it.  ferry_loop_free calls release(slot) first, while the loop still
+ * works; release may defer frees, which then run before the loop goes.
+ * Setting NULL clears the slot without calling release. */
+void *ferry__loop_slot(const struct ferry_loop *loop);
+void ferry__loop_set_slot(struct ferry_loop *loop, void *slot, void (*release)(void *slot));
+
 /* "epoll" or "poll", for logs and tests. */
 const char *ferry_backend_name(void);
 

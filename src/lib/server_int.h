@@ -57,10 +57,14 @@ struct ferry_server {
     int auth_notify_fd;            /* FORK child: closed when its connection authenticates; else -1 */
 };
 
-/* One event loop and the connections on it: an event-model worker, or the
- * private loop of one connection under THREAD/FORK. */
+/* One event loop and the connections on it: an event-model worker, the
+ * private loop of one connection under THREAD/FORK, or (client) the
+ * connections ferry_conn_open put on a caller's loop, kept in that loop's
+ * slot and freed with its last connection. */
 struct conn_loop {
-    struct ferry_server *server;
+    struct ferry_server *server;   /* NULL for a client loop */
+    int client;                    /* ferry_conn_open's: no server, no stop */
+    uint64_t next_id;              /* client: the last connection id given */
     struct ferry_loop *loop;
     struct ferry_conn *conns;      /* doubly linked list of live connections */
     size_t nconns;
@@ -75,8 +79,10 @@ struct conn_loop {
 };
 
 struct ferry_conn {
-    struct ferry_server *server;
+    struct ferry_server *server;   /* NULL for a client connection */
     const struct ferry_handler *h;
+    struct ferry_handler client_h; /* a client's copy of its handler (h points here) */
+    struct ferry_conn_opts opts;   /* the server's, or the client's with defaults */
     struct ferry_transport *t;
     int fd;
     uint64_t id;
@@ -108,7 +114,14 @@ struct ferry_conn {
     unsigned tls_handshaking : 1;  /* TLS not yet established: on_open not called */
     unsigned read_scheduled : 1;   /* a read of TLS-buffered input is deferred */
     unsigned shutdown_pending : 1; /* lingering: TLS's close_notify waits for room */
+    unsigned close_owed : 1;       /* on_close is due at teardown */
+    unsigned starting : 1;         /* client: on_open (or TLS) waits for the loop */
+    unsigned at_header : 1;        /* on_frame is handling a HEADER with a body */
+    unsigned body_to_file : 1;     /* this frame's body goes to body_fd */
+    unsigned no_recvfile : 1;      /* the transport cannot splice: read and pwrite */
     int pending_reason;            /* for a scheduled teardown */
+    int body_fd;                   /* ferry_conn_recv_body_to_file's file */
+    uint64_t body_off;             /* where its next byte goes */
 
     /* Blocking style only. */
     unsigned blocking : 1;

@@ -6,7 +6,9 @@
  * (writev with SIGPIPE held off); the kind is detected once, when the
  * transport is created.  The third, TLS, is in tls.c.  The generic layer
  * above the ops (EINTR, timeouts, waiting for a self-polling transport,
- * the *_full loops) is shared by all three.
+ * the *_full loops) is shared by all three.  Zero copy both ways lives
+ * with the sockets: sendfile out, and splice through a pipe the transport
+ * keeps for recvfile in.
  */
 #include "ferry/transport.h"
 #include "ferry/error.h"
@@ -106,12 +108,126 @@ static ssize_t sock_sendfile(struct ferry_transport *t, int in_fd, off_t *off, s
 #define SOCK_SENDFILE NULL
 #endif
 
+#ifdef __linux__
+/* What recvfile's pipe is grown to where the system allows it
+ * (fs.pipe-max-size, 1 MiB by default): one splice pair moves up to this. */
+#define SPLICE_PIPE_SIZE (1024 * 1024)
+
+static void splice_pipe_close(struct ferry_transport *t)
+{
+    if (t->splice_cap == 0)
+        return;
+    close(t->splice_pipe[0]);
+    close(t->splice_pipe[1]);
+    t->splice_cap = 0;
+}
+
+static int splice_pipe_open(struct ferry_transport *t)
+{
+    int size;
+
+    if (t->splice_cap > 0)
+        return 0;
+    if (pipe2(t->splice_pipe, O_CLOEXEC) < 0)
+        return -errno;
+    (void)fcntl(t->splice_pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);   /* best effort */
+    size = fcntl(t->splice_pipe[1], F_GETPIPE_SZ);
+    t->splice_cap = size > 0 ? (size_t)size : 64 * 1024;
+    return 0;
+}
+
+/* The pipe's `left` bytes into out_fd at *off by read and pwrite, for a
+ * file system that takes no splice.  0 or the file's -errno. */
+static int drain_pipe_by_copy(struct ferry_transport *t, int out_fd, off_t *off, size_t left)
+{
+    static _Thread_local uint8_t buf[64 * 1024];
+
+    while (left > 0) {
+        ssize_t got = read(t->splice_pipe[0], buf, left < sizeof buf ? left : sizeof buf);
+        int r;
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got < 0 ? -errno : -EIO;
+        r = ferry__pwrite_all(out_fd, buf, (size_t)got, (uint64_t)*off);
+        if (r < 0)
+            return r;
+        *off += got;
+        left -= (size_t)got;
+    }
+    return 0;
+}
+
+/*
+ * Socket -> pipe, then pipe -> file until the pipe is empty again, so each
+ * call starts with an empty pipe and the pipe holds exactly the bytes this
+ * call took.  Only the socket side may block (as recv would): the pipe has
+ * room for everything asked of it.
+ */
+static ssize_t sock_recvfile(struct ferry_transport *t, int out_fd, uint64_t *offset, size_t len,
+                             int *file_err)
+{
+    off_t off = (off_t)*offset;
+    ssize_t got;
+    size_t left;
+    int r = splice_pipe_open(t);
+
+    if (r < 0)
+        return r;
+    do
+        got = splice(t->fd, NULL, t->splice_pipe[1], NULL, len < t->splice_cap ? len : t->splice_cap,
+                     SPLICE_F_MOVE);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        /* Nothing was taken: the caller can still read these bytes. */
+        if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+            return FERRY_EUNSUPPORTED;
+        return -errno;
+    }
+    for (left = (size_t)got; left > 0;) {
+        loff_t pos = (loff_t)off;
+        ssize_t w = splice(t->splice_pipe[0], NULL, out_fd, &pos, left, SPLICE_F_MOVE);
+
+        if (w > 0) {
+            off += w;
+            left -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        r = w == 0 ? -EIO : -errno;
+        /* A file system without splice: these bytes by copy. */
+        if (r == -EINVAL || r == -EOPNOTSUPP || r == -ENOSYS)
+            r = drain_pipe_by_copy(t, out_fd, &off, left);
+        if (r < 0) {
+            /* What is left in the pipe is lost with it: start clean. */
+            splice_pipe_close(t);
+            *offset = (uint64_t)off;
+            *file_err = r;
+            return r;
+        }
+        break;
+    }
+    *offset = (uint64_t)off;
+    return got;
+}
+#define SOCK_RECVFILE sock_recvfile
+#else
+#define SOCK_RECVFILE NULL
+static void splice_pipe_close(struct ferry_transport *t)
+{
+    (void)t;
+}
+#endif
+
 static const struct transport_ops socket_ops = {
     .read = sock_read,
     .writev = sock_writev,
     .shutdown_write = sock_shutdown_write,
     .close = fd_close,
     .sendfile = SOCK_SENDFILE,
+    .recvfile = SOCK_RECVFILE,
 };
 
 /* ---- other stream descriptors (pipes, ttys, files) ------------------------ */
@@ -169,6 +285,7 @@ void ferry_transport_free(struct ferry_transport *t)
 {
     if (!t)
         return;
+    splice_pipe_close(t);
     t->ops->close(t);
     free(t);
 }
@@ -423,4 +540,40 @@ ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t 
     if (n > 0)
         *offset = (uint64_t)off;
     return n;
+}
+
+int ferry__pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+{
+    struct ferry_slice left = ferry_slice_make(data, len);
+
+    while (left.len > 0) {
+        ssize_t w = pwrite(fd, left.p, left.len, (off_t)off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        if (w == 0)
+            return -EIO;
+        ferry_slice_advance(&left, (size_t)w);
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+ssize_t ferry_transport_recvfile(struct ferry_transport *t, int out_fd, uint64_t *offset, size_t len,
+                                 int *file_err)
+{
+    int ignored;
+
+    if (!file_err)
+        file_err = &ignored;
+    *file_err = 0;
+    if (*offset > (uint64_t)INT64_MAX || len > (size_t)SSIZE_MAX)
+        return -EINVAL;
+    if (len == 0)
+        return 0;
+    if (!t->ops->recvfile)
+        return FERRY_EUNSUPPORTED;
+    return t->ops->recvfile(t, out_fd, offset, len, file_err);
 }

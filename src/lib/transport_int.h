@@ -35,6 +35,10 @@ struct transport_ops {
      * ops return -EAGAIN with t->want set, and the generic layer does the
      * waiting when the transport is blocking.  Also optional: */
     int (*handshake)(struct ferry_transport *t);
+    /* Optional: peer bytes into a file without a copy through user space
+     * (ferry_transport_recvfile; NULL: FERRY_EUNSUPPORTED). */
+    ssize_t (*recvfile)(struct ferry_transport *t, int out_fd, uint64_t *offset, size_t len,
+                        int *file_err);
     int (*pending)(const struct ferry_transport *t);
 };
 
@@ -46,12 +50,18 @@ struct ferry_transport {
     int nonblocking;           /* self_polling only: the caller's view */
     short want;                /* self_polling: POLLIN/POLLOUT after -EAGAIN */
     struct tls_conn *tls;      /* tls.c's per-connection state, or NULL */
+    int splice_pipe[2];        /* recvfile's pipe, made on first use; valid when splice_cap */
+    size_t splice_cap;         /* its capacity; 0: no pipe */
 };
 
 /* Wait until t's descriptor is ready for `events` (poll flags) or the
  * monotonic deadline in ms passes (-1: never): 0, -ETIMEDOUT or -errno. */
 int ferry__transport_wait(const struct ferry_transport *t, short events, int64_t deadline);
 int64_t ferry__transport_now_ms(void);
+
+/* All of len bytes into fd at off (pwrite: fd's position is not used),
+ * EINTR retried.  0 or -errno. */
+int ferry__pwrite_all(int fd, const void *data, size_t len, uint64_t off);
 
 /* SIGPIPE held off around a call that writes to a socket without
  * MSG_NOSIGNAL (writev, sendfile, OpenSSL's socket BIO). */

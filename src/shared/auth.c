@@ -3,6 +3,7 @@
  */
 #include "auth.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -15,7 +16,7 @@ static const char server_label[] = "ferry-v1 server proof";
 
 int auth_nonce(uint8_t nonce[AUTH_NONCE_LEN])
 {
-    return RAND_bytes(nonce, AUTH_NONCE_LEN) == 1 ? 0 : -1;
+    return RAND_bytes(nonce, AUTH_NONCE_LEN) == 1 ? 0 : -EIO;
 }
 
 void auth_proof(const struct ferry_key *key, enum auth_role role,
@@ -82,11 +83,11 @@ static int hex_value(char c)
 int hex_decode(const char *in, uint8_t *out, size_t n)
 {
     if (strlen(in) != 2 * n)
-        return -1;
+        return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
         if (hi < 0 || lo < 0)
-            return -1;
+            return -EINVAL;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;

@@ -33,7 +33,7 @@
 
 enum auth_role { AUTH_CLIENT = 0, AUTH_SERVER = 1 };
 
-/* Fill a nonce from the system's CSPRNG.  0 or -1. */
+/* Fill a nonce from the system's CSPRNG.  0 or -EIO. */
 int auth_nonce(uint8_t nonce[AUTH_NONCE_LEN]);
 
 /* The proof a role sends.  binding: AUTH_BINDING_LEN bytes over TLS,
@@ -52,7 +52,8 @@ int auth_check(const struct ferry_key *key, enum auth_role role,
     __attribute__((warn_unused_result));
 
 /* Hex helpers: encode n bytes into 2n+1 chars; decode exactly n bytes from
- * a string of exactly 2n hex digits (0, or -1 if it is anything else). */
+ * a string of exactly 2n hex digits (0, or -EINVAL if it is anything
+ * else). */
 void hex_encode(const uint8_t *in, size_t n, char *out);
 int hex_decode(const char *in, uint8_t *out, size_t n);
 

@@ -42,6 +42,11 @@
     X(HS_METHOD,     -4314, "the server offers an unknown authentication method")     \
     X(HS_NONCE,      -4315, "the server sent a malformed nonce")                      \
     X(HS_NOT_WELCOME, -4316, "the server answered authentication with something else") \
+    /* the key file and the keys file */                                           \
+    X(KEY_NOTFILE,   -4500, "the key file is not a regular file")                     \
+    X(KEY_EXPOSED,   -4501, "the key file is accessible by others")                   \
+    X(KEY_FORMAT,    -4502, "the file does not hold a ferry key (64 hex digits)")     \
+    X(KEYS_LINE,     -4503, "a line of the keys file is not 'NAME HEX'")             \
     /* ferry-bench: outcomes counted by kind */                                       \
     X(UNEXPECTED,    -4400, "a reply nobody asked for, or of the wrong size")         \
     X(EXIT_STATUS,   -4401, "the command exited with a status other than 0")          \

@@ -15,6 +15,8 @@
 #include <openssl/rand.h>
 
 #include "auth.h"
+#include "errcode.h"
+#include "fdio.h"
 
 void key_wipe(struct ferry_key *key)
 {
@@ -41,42 +43,38 @@ char *keyfile_default_path(int use_env)
 }
 
 int keyfile_open_private(const char *path, const char *what, int strict_mode, struct stat *st,
-                         char *err, size_t errlen)
+                         struct errbuf *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), r;
 
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-        snprintf(err, errlen, "%s %s is not a regular file", what, path);
-        close(fd);
-        return -1;
-    }
-    if (strict_mode && (st->st_mode & 077)) {
-        snprintf(err, errlen, "%s %s is accessible by others (mode %03o); run: chmod 600 %s",
-                 what, path, (unsigned)(st->st_mode & 0777), path);
-        close(fd);
-        return -1;
-    }
-    return fd;
+    if (fd < 0)
+        return errbuf_set(err, -errno, "cannot read %s %s: %s", what, path, strerror(errno));
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
+        r = errbuf_set(err, FERRY_EKEY_NOTFILE, "%s %s is not a regular file", what, path);
+    else if (strict_mode && (st->st_mode & 077))
+        r = errbuf_set(err, FERRY_EKEY_EXPOSED,
+                       "%s %s is accessible by others (mode %03o); run: chmod 600 %s", what, path,
+                       (unsigned)(st->st_mode & 0777), path);
+    else
+        return fd;
+    close(fd);
+    return r;
 }
 
-int keyfile_load(const char *path, int strict_mode, struct ferry_key *key, char *err, size_t errlen)
+int keyfile_load(const char *path, int strict_mode, struct ferry_key *key, struct errbuf *err)
 {
     char text[130];   /* 64 hex digits, a newline, room to notice more */
     struct stat st;
     ssize_t n;
     size_t len;
-    int fd = -1, rc = -1;
+    int fd, rc;
 
-    fd = keyfile_open_private(path, "key file", strict_mode, &st, err, errlen);
+    fd = keyfile_open_private(path, "key file", strict_mode, &st, err);
     if (fd < 0)
-        goto out;
+        return fd;
     n = read(fd, text, sizeof text - 1);
     if (n < 0) {
-        snprintf(err, errlen, "cannot read key file %s: %s", path, strerror(errno));
+        rc = errbuf_set(err, -errno, "cannot read key file %s: %s", path, strerror(errno));
         goto out;
     }
     len = (size_t)n;
@@ -84,35 +82,31 @@ int keyfile_load(const char *path, int strict_mode, struct ferry_key *key, char 
         len--;
     text[len] = '\0';
     if (len != 2 * KEY_LEN || hex_decode(text, key->bytes, KEY_LEN) < 0) {
-        snprintf(err, errlen, "key file %s does not hold a ferry key (64 hex digits); "
-                 "make one with: ferry keygen %s", path, path);
+        rc = errbuf_set(err, FERRY_EKEY_FORMAT, "key file %s does not hold a ferry key "
+                        "(64 hex digits); make one with: ferry keygen %s", path, path);
         goto out;
     }
     rc = 0;
 out:
     OPENSSL_cleanse(text, sizeof text);
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     return rc;
 }
 
 /* mkdir -p for the key's directory, new directories private to the owner. */
-static int make_parents(const char *path, char *err, size_t errlen)
+static int make_parents(const char *path, struct errbuf *err)
 {
     char *dir = strdup(path);
     int rc = 0;
 
-    if (!dir) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (!dir)
+        return errbuf_set(err, -ENOMEM, "out of memory");
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
         if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
-            rc = -1;
+            rc = errbuf_set(err, -errno, "cannot create directory %s: %s", dir, strerror(errno));
             break;
         }
         *p = '/';
@@ -121,46 +115,47 @@ static int make_parents(const char *path, char *err, size_t errlen)
     return rc;
 }
 
-int keyfile_create(const char *path, int force, char *err, size_t errlen)
+int keyfile_create(const char *path, int force, struct errbuf *err)
 {
     struct ferry_key key;
     char text[2 * KEY_LEN + 2];
     char *tmp = NULL;
-    int fd = -1, rc = -1;
+    int fd = -1, rc;
     struct stat st;
 
-    if (!force && lstat(path, &st) == 0) {
-        snprintf(err, errlen, "%s already exists; not overwriting it (use --force to replace it)", path);
-        return -1;
-    }
-    if (make_parents(path, err, errlen) < 0)
-        return -1;
-    if (RAND_bytes(key.bytes, KEY_LEN) != 1) {
-        snprintf(err, errlen, "cannot get random bytes for a key");
-        return -1;
-    }
+    if (!force && lstat(path, &st) == 0)
+        return errbuf_set(err, -EEXIST, "%s already exists; not overwriting it "
+                          "(use --force to replace it)", path);
+    rc = make_parents(path, err);
+    if (rc < 0)
+        return rc;
+    if (RAND_bytes(key.bytes, KEY_LEN) != 1)
+        return errbuf_set(err, -EIO, "cannot get random bytes for a key");
     hex_encode(key.bytes, KEY_LEN, text);
     text[2 * KEY_LEN] = '\n';
     text[2 * KEY_LEN + 1] = '\0';
 
     if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
         tmp = NULL;
-        snprintf(err, errlen, "out of memory");
+        rc = errbuf_set(err, -ENOMEM, "out of memory");
         goto out;
     }
     /* O_EXCL: never write through a planted symlink or someone else's file. */
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        rc = errbuf_set(err, -errno, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
-    if (write(fd, text, 2 * KEY_LEN + 1) != (ssize_t)(2 * KEY_LEN + 1) || fsync(fd) < 0) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno ? errno : EIO));
+    rc = fdio_write_all(fd, text, 2 * KEY_LEN + 1, NULL);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        rc = errbuf_set(err, rc, "cannot write %s: %s", tmp, strerror(-rc));
         goto out;
     }
     if (close(fd) < 0) {
         fd = -1;
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        rc = errbuf_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
         goto out;
     }
     fd = -1;
@@ -168,9 +163,10 @@ int keyfile_create(const char *path, int force, char *err, size_t errlen)
      * where rename() would silently replace a key created meanwhile. */
     if (force ? rename(tmp, path) : link(tmp, path)) {
         if (errno == EEXIST)
-            snprintf(err, errlen, "%s already exists; not overwriting it (use --force to replace it)", path);
+            rc = errbuf_set(err, -EEXIST, "%s already exists; not overwriting it "
+                            "(use --force to replace it)", path);
         else
-            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            rc = errbuf_set(err, -errno, "cannot create %s: %s", path, strerror(errno));
         goto out;
     }
     rc = 0;

@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "errcode.h"
 
 int keys_name_ok(const char *name)
 {
@@ -30,33 +31,33 @@ int keys_name_ok(const char *name)
     return 1;
 }
 
-/* The file's text, NUL-terminated (caller frees with free_text), or NULL
- * with err set. */
-static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
+/* The file's text, NUL-terminated, in *out (caller frees with free_text):
+ * 0, or a negative code with err set. */
+static int read_text(const char *path, char **out, size_t *len, struct errbuf *err)
 {
     struct stat st;
     char *text = NULL;
     size_t got = 0;
-    int fd = keyfile_open_private(path, "keys file", 1, &st, err, errlen);
+    int r = 0, fd = keyfile_open_private(path, "keys file", 1, &st, err);
 
     if (fd < 0)
-        return NULL;
+        return fd;
     if (st.st_size > KEYS_FILE_MAX) {
-        snprintf(err, errlen, "keys file %s is larger than %d bytes", path, KEYS_FILE_MAX);
-        goto fail;
+        r = errbuf_set(err, -EFBIG, "keys file %s is larger than %d bytes", path, KEYS_FILE_MAX);
+        goto out;
     }
     text = malloc((size_t)st.st_size + 1);
     if (!text) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
+        r = errbuf_set(err, -ENOMEM, "out of memory");
+        goto out;
     }
     while (got < (size_t)st.st_size) {
         ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            snprintf(err, errlen, "cannot read keys file %s: %s", path, strerror(errno));
-            goto fail;
+            r = errbuf_set(err, -errno, "cannot read keys file %s: %s", path, strerror(errno));
+            goto out;
         }
         if (n == 0)
             break;   /* it shrank meanwhile: use what is there */
@@ -64,12 +65,12 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
     }
     text[got] = '\0';
     *len = got;
-    close(fd);
-    return text;
-fail:
+    *out = text;
+    text = NULL;
+out:
     free(text);
     close(fd);
-    return NULL;
+    return r;
 }
 
 static void free_text(char *text, size_t len)
@@ -82,10 +83,10 @@ static void free_text(char *text, size_t len)
 
 /*
  * Walk every line; for the one named `want` (if any) fill key.  Returns
- * the number of keys, or -1 with err naming the bad line.
+ * the number of keys, or FERRY_EKEYS_LINE with err naming the bad line.
  */
 static int walk(const char *path, char *text, const char *want, struct ferry_key *key,
-                int *found, char *err, size_t errlen)
+                int *found, struct errbuf *err)
 {
     int count = 0, lineno = 0;
     char *next;
@@ -107,10 +108,10 @@ static int walk(const char *path, char *text, const char *want, struct ferry_key
         extra = strtok_r(NULL, " \t", &fields);
         if (!keys_name_ok(name) || !hex || extra || strlen(hex) != 2 * KEY_LEN ||
             hex_decode(hex, k.bytes, KEY_LEN) < 0) {
-            snprintf(err, errlen, "keys file %s, line %d: expected 'NAME HEX' (a name without "
-                     "spaces and the 64 hex digits of a key)", path, lineno);
             key_wipe(&k);
-            return -1;
+            return errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: expected 'NAME HEX' "
+                              "(a name without spaces and the 64 hex digits of a key)",
+                              path, lineno);
         }
         count++;
         if (want && !*found && strcmp(name, want) == 0) {
@@ -122,35 +123,35 @@ static int walk(const char *path, char *text, const char *want, struct ferry_key
     return count;
 }
 
-int keys_check(const char *path, int *count, char *err, size_t errlen)
+int keys_check(const char *path, int *count, struct errbuf *err)
 {
     size_t len = 0;
-    char *text = read_text(path, &len, err, errlen);
-    int found = 0, n;
+    char *text = NULL;
+    int found = 0, n = read_text(path, &text, &len, err);
 
-    if (!text)
-        return -1;
-    n = walk(path, text, NULL, NULL, &found, err, errlen);
+    if (n < 0)
+        return n;
+    n = walk(path, text, NULL, NULL, &found, err);
     free_text(text, len);
     if (n < 0)
-        return -1;
+        return n;
     *count = n;
     return 0;
 }
 
-int keys_find(const char *path, const char *name, struct ferry_key *key, char *err, size_t errlen)
+int keys_find(const char *path, const char *name, struct ferry_key *key, struct errbuf *err)
 {
     size_t len = 0;
-    char *text = read_text(path, &len, err, errlen);
-    int found = 0, n;
+    char *text = NULL;
+    int found = 0, n = read_text(path, &text, &len, err);
 
-    if (!text)
-        return -1;
-    n = walk(path, text, name, key, &found, err, errlen);
+    if (n < 0)
+        return n;
+    n = walk(path, text, name, key, &found, err);
     free_text(text, len);
     if (n < 0) {
         key_wipe(key);
-        return -1;
+        return n;
     }
     return found;
 }

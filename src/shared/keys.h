@@ -23,13 +23,15 @@
 /* The name a single --key-file / -k key goes by. */
 #define KEYS_DEFAULT_NAME "ferry"
 
-/* Parse the whole file: 0 with *count named keys, or -1 with a one-line
- * reason in err (naming the line at fault). */
-int keys_check(const char *path, int *count, char *err, size_t errlen);
+/* Parse the whole file: 0 with *count named keys, or a negative code
+ * (-errno, FERRY_EKEY_*, FERRY_EKEYS_LINE) with a one-line reason in err
+ * (naming the line at fault). */
+int keys_check(const char *path, int *count, struct errbuf *err);
 
-/* Find `name`: 1 with *key filled, 0 when no line names it, -1 with err
- * set when the file cannot be used (a malformed file finds nothing). */
-int keys_find(const char *path, const char *name, struct ferry_key *key, char *err, size_t errlen);
+/* Find `name`: 1 with *key filled, 0 when no line names it, a negative code
+ * with err set when the file cannot be used (a malformed file finds
+ * nothing). */
+int keys_find(const char *path, const char *name, struct ferry_key *key, struct errbuf *err);
 
 /* Printable ASCII without spaces, 1..KEYS_NAME_MAX bytes. */
 int keys_name_ok(const char *name);

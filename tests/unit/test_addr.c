@@ -21,6 +21,7 @@
 
 #include "ferry/addr.h"
 #include "ferry/error.h"
+#include "fix_tmp.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -69,8 +70,7 @@ static char tmpdir[64];
 
 static int make_tmpdir(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-test-addr-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return fix_tmpdir_make(tmpdir, sizeof tmpdir, "ferry-test-addr");
 }
 
 /* Tests remove their own files; these are the leftovers of a failed one. */

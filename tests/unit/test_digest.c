@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "unit_util.h"
+#include "fix_tmp.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -317,8 +318,7 @@ static int setup_file(void **state)
     if (!f)
         return -1;
     f->fds_before = count_fds();
-    strcpy(f->dir, "/tmp/test_digest.XXXXXX");
-    if (!mkdtemp(f->dir)) {
+    if (fix_tmpdir_make(f->dir, sizeof f->dir, "test_digest") < 0) {
         free(f);
         return -1;
     }

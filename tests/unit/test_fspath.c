@@ -35,154 +35,19 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fix_fsroot.h"
 #include "fspath.h"
 
 #define RACE_OPENS 2000
 
-/* ---- the fixture ---------------------------------------------------------- */
+/* ---- the fixture (fix_fsroot) --------------------------------------------- */
 
-struct fx {
-    bool fallback;
-    char base[64];
-    char root_dir[128];
-    char outside[128];
-    struct fsroot *root;
-    int fds_before;
-};
-
-/* Plain helpers that act on the real tree, bypassing fspath on purpose. */
-static void make_dir(const struct fx *f, const char *rel)
-{
-    char p[PATH_MAX];
-
-    pathf(p, sizeof p, "%s/%s", f->base, rel);
-    assert_int_equal(mkdir(p, 0755), 0);
-}
-
-static void make_file(const struct fx *f, const char *rel, const char *content)
-{
-    char p[PATH_MAX];
-    int fd;
-
-    pathf(p, sizeof p, "%s/%s", f->base, rel);
-    fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-    close(fd);
-}
-
-static void make_link(const struct fx *f, const char *target, const char *rel)
-{
-    char p[PATH_MAX];
-
-    pathf(p, sizeof p, "%s/%s", f->base, rel);
-    assert_int_equal(symlink(target, p), 0);
-}
-
-static bool exists(const struct fx *f, const char *rel)
-{
-    char p[PATH_MAX];
-    struct stat st;
-
-    pathf(p, sizeof p, "%s/%s", f->base, rel);
-    return lstat(p, &st) == 0;
-}
-
-static void stat_rel(const struct fx *f, const char *rel, struct stat *st)
-{
-    char p[PATH_MAX];
-
-    pathf(p, sizeof p, "%s/%s", f->base, rel);
-    assert_int_equal(stat(p, st), 0);
-}
-
-/* Is fd the very file BASE/rel? */
-static bool same_file(int fd, const struct fx *f, const char *rel)
-{
-    struct stat a, b;
-
-    assert_int_equal(fstat(fd, &a), 0);
-    stat_rel(f, rel, &b);
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
-{
-    return remove(p);
-}
-
-static bool have_openat2(void)
-{
-    struct open_how how = { .flags = O_PATH | O_CLOEXEC };
-    long fd = syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
-
-    if (fd < 0)
-        return errno != ENOSYS;
-    close((int)fd);
-    return true;
-}
-
-static int setup_mode(void **state, bool fallback)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    char err[256] = "";
-    int rc;
-
-    if (!f)
-        return -1;
-    if (!fallback && !have_openat2()) {
-        free(f);
-        print_message("openat2 is not available here: openat2 variant skipped\n");
-        skip();
-    }
-    f->fallback = fallback;
-    fspath_force_fallback = fallback;
-    f->fds_before = count_fds();
-    strcpy(f->base, "/tmp/test_fspath.XXXXXX");
-    if (!mkdtemp(f->base)) {
-        free(f);
-        return -1;
-    }
-    pathf(f->root_dir, sizeof f->root_dir, "%s/root", f->base);
-    pathf(f->outside, sizeof f->outside, "%s/outside", f->base);
-    make_dir(f, "root");
-    make_dir(f, "outside");
-    make_file(f, "outside/secret", "outside secret\n");
-    make_dir(f, "outside/d");
-    make_file(f, "outside/d/f", "outside f\n");
-    rc = fsroot_open(f->root_dir, 0, &f->root, err, sizeof err);
-    if (rc < 0) {
-        print_error("fsroot_open: %s\n", err);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int setup_openat2(void **state)  { return setup_mode(state, false); }
-static int setup_fallback(void **state) { return setup_mode(state, true); }
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    int fds;
-
-    fsroot_close(f->root);
-    fspath_force_fallback = 0;
-    nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    fds = count_fds();
-    if (fds != f->fds_before) {
-        print_error("descriptor leak: %d before, %d after\n", f->fds_before, fds);
-        free(f);
-        return -1;
-    }
-    free(f);
-    return 0;
-}
+static int setup_openat2(void **state)  { return fix_fs_setup(state, false, "test_fspath"); }
+static int setup_fallback(void **state) { return fix_fs_setup(state, true, "test_fspath"); }
+static int teardown(void **state)       { return fix_fs_teardown(state); }
 
 /* fspath_open for reading; returns the code, closes any descriptor. */
-static int try_open(const struct fx *f, const char *path, int flags)
+static int try_open(const struct fix_fs *f, const char *path, int flags)
 {
     int fd = -1;
     int rc = fspath_open(f->root, path, flags, 0, &fd);
@@ -194,12 +59,6 @@ static int try_open(const struct fx *f, const char *path, int flags)
         assert_int_equal(fd, -1);
     }
     return rc;
-}
-
-/* What a symlink that the openat2 resolver refuses turns into. */
-static int escape_code(const struct fx *f)
-{
-    return f->fallback ? FERRY_EPATH_SYMLINK : FERRY_EPATH_ESCAPE;
 }
 
 /* ---- fspath_check: what is accepted -------------------------------------- */
@@ -237,7 +96,7 @@ static void test_check_empty(void **state)
 
 static void test_reject_absolute(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     int dirfd = -1;
     const char *name = NULL;
     char err[128] = "";
@@ -252,10 +111,10 @@ static void test_reject_absolute(void **state)
 
 static void test_reject_dotdot_leading(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char err[128] = "";
 
-    make_file(f, "x", "in base, next to root\n");
+    fix_fs_file(f, "x", "in base, next to root\n");
     assert_int_equal(fspath_check("../x", err, sizeof err), FERRY_EPATH_DOTDOT);
     assert_non_null(strstr(err, "'..'"));
     assert_int_equal(try_open(f, "../x", O_RDONLY), FERRY_EPATH_DOTDOT);
@@ -265,10 +124,10 @@ static void test_reject_dotdot_leading(void **state)
 
 static void test_reject_dotdot_nested(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
 
-    make_dir(f, "root/a");
-    make_file(f, "root/b", "inside\n");
+    fix_fs_mkdir(f, "root/a");
+    fix_fs_file(f, "root/b", "inside\n");
     assert_int_equal(try_open(f, "a/../../x", O_RDONLY), FERRY_EPATH_DOTDOT);
     /* Even when it would stay inside. */
     assert_int_equal(try_open(f, "a/../b", O_RDONLY), FERRY_EPATH_DOTDOT);
@@ -276,9 +135,9 @@ static void test_reject_dotdot_nested(void **state)
 
 static void test_reject_dotdot_trailing(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
 
-    make_dir(f, "root/a");
+    fix_fs_mkdir(f, "root/a");
     assert_int_equal(fspath_check("a/..", NULL, 0), FERRY_EPATH_DOTDOT);
     assert_int_equal(try_open(f, "a/..", O_RDONLY | O_DIRECTORY), FERRY_EPATH_DOTDOT);
 }
@@ -288,7 +147,7 @@ static void test_reject_control_bytes(void **state)
     static const char *const bad[] = {
         "\x01", "a\nb", "a/\x7f", "tab\there", "cr\r", "\x1f/x", "esc\x1b[31m",
     };
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char err[128];
     size_t i;
 
@@ -301,13 +160,13 @@ static void test_reject_control_bytes(void **state)
         assert_null(strchr(err, '\x1b'));
     }
     /* A file with such a name exists: still refused, by name alone. */
-    make_file(f, "root/a\nb", "newline\n");
+    fix_fs_file(f, "root/a\nb", "newline\n");
     assert_int_equal(try_open(f, "a\nb", O_RDONLY), FERRY_EPATH_CONTROL);
 }
 
 static void test_reject_name_too_long(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char path[NAME_MAX + 8];
     int fd = -1;
 
@@ -324,7 +183,7 @@ static void test_reject_name_too_long(void **state)
 
 static void test_reject_path_too_long(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char *path = malloc(PATH_MAX + 1);
     size_t i;
 
@@ -349,10 +208,10 @@ static void test_reject_path_too_long(void **state)
 
 static void test_reject_slashes(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
 
-    make_dir(f, "root/a");
-    make_file(f, "root/a/b", "b\n");
+    fix_fs_mkdir(f, "root/a");
+    fix_fs_file(f, "root/a/b", "b\n");
     assert_int_equal(fspath_check("a//b", NULL, 0), FERRY_EPATH_SLASH);
     assert_int_equal(fspath_check("a/", NULL, 0), FERRY_EPATH_SLASH);
     assert_int_equal(fspath_check("a/b/", NULL, 0), FERRY_EPATH_SLASH);
@@ -362,7 +221,7 @@ static void test_reject_slashes(void **state)
 
 static void test_reject_dot_components(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
 
     assert_int_equal(fspath_check("./a", NULL, 0), FERRY_EPATH_DOT);
     assert_int_equal(fspath_check("a/./b", NULL, 0), FERRY_EPATH_DOT);
@@ -373,15 +232,15 @@ static void test_reject_dot_components(void **state)
 /* "." alone is the root, for listing. */
 static void test_dot_is_root(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     struct dirent *de;
     bool seen = false;
     DIR *d;
     int fd = -1;
 
-    make_file(f, "root/listed", "x\n");
+    fix_fs_file(f, "root/listed", "x\n");
     assert_int_equal(fspath_open(f->root, ".", O_RDONLY | O_DIRECTORY, 0, &fd), 0);
-    assert_true(same_file(fd, f, "root"));
+    assert_true(fix_fs_same_file(fd, f, "root"));
     d = fdopendir(fd);
     assert_non_null(d);
     while ((de = readdir(d)) != NULL)
@@ -393,12 +252,12 @@ static void test_dot_is_root(void **state)
 static void test_parent_rejects_dot_targets(void **state)
 {
     static const char *const bad[] = { ".", "..", "a/.", "a/..", "a/b/.." };
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     const char *name;
     int dirfd;
     size_t i;
 
-    make_dir(f, "root/a");
+    fix_fs_mkdir(f, "root/a");
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dirfd = 12345;
         name = "untouched";
@@ -413,32 +272,32 @@ static void test_parent_rejects_dot_targets(void **state)
 
 static void test_parent_gives_dir_and_name(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     const char *path = "a/b/new";
     const char *name = NULL;
     int dirfd = -1;
 
-    make_dir(f, "root/a");
-    make_dir(f, "root/a/b");
+    fix_fs_mkdir(f, "root/a");
+    fix_fs_mkdir(f, "root/a/b");
     assert_int_equal(fspath_parent(f->root, path, &dirfd, &name), 0);
     assert_ptr_equal(name, path + 4);
-    assert_true(same_file(dirfd, f, "root/a/b"));
+    assert_true(fix_fs_same_file(dirfd, f, "root/a/b"));
     assert_int_equal(fcntl(dirfd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
     /* What the file service does with it. */
     assert_int_equal(mkdirat(dirfd, name, 0755), 0);
-    assert_true(exists(f, "root/a/b/new"));
+    assert_true(fix_fs_exists(f, "root/a/b/new"));
     assert_int_equal(unlinkat(dirfd, name, AT_REMOVEDIR), 0);
-    assert_false(exists(f, "root/a/b/new"));
+    assert_false(fix_fs_exists(f, "root/a/b/new"));
     close(dirfd);
 
     /* A top-level name: the parent is the root. */
     assert_int_equal(fspath_parent(f->root, "top", &dirfd, &name), 0);
     assert_string_equal(name, "top");
-    assert_true(same_file(dirfd, f, "root"));
+    assert_true(fix_fs_same_file(dirfd, f, "root"));
     close(dirfd);
 
     /* The parent must exist and be a directory. */
-    make_file(f, "root/plain", "p\n");
+    fix_fs_file(f, "root/plain", "p\n");
     assert_int_equal(fspath_parent(f->root, "missing/x", &dirfd, &name), -ENOENT);
     assert_int_equal(fspath_parent(f->root, "plain/x", &dirfd, &name), -ENOTDIR);
     assert_int_equal(dirfd, -1);
@@ -449,52 +308,52 @@ static void test_parent_gives_dir_and_name(void **state)
 /* ln -s /etc root/evil; evil/passwd must not be /etc/passwd. */
 static void test_symlink_to_etc(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
 
-    make_link(f, "/etc", "root/evil");
-    assert_int_equal(try_open(f, "evil/passwd", O_RDONLY), escape_code(f));
-    assert_int_equal(try_open(f, "evil", O_RDONLY | O_DIRECTORY), escape_code(f));
+    fix_fs_link(f, "/etc", "root/evil");
+    assert_int_equal(try_open(f, "evil/passwd", O_RDONLY), fix_fs_escape_code(f));
+    assert_int_equal(try_open(f, "evil", O_RDONLY | O_DIRECTORY), fix_fs_escape_code(f));
 }
 
 static void test_symlink_escapes(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     const char *name;
     int dirfd = -1;
 
-    make_link(f, f->outside, "root/abs");        /* absolute, outside */
-    make_link(f, "../outside", "root/rel");      /* relative, climbs out */
-    make_link(f, "../", "root/up");              /* to the root's parent */
-    make_link(f, "..", "root/up2");
-    make_dir(f, "root/sub");
-    make_link(f, "../../outside/secret", "root/sub/deep");
+    fix_fs_link(f, f->outside, "root/abs");        /* absolute, outside */
+    fix_fs_link(f, "../outside", "root/rel");      /* relative, climbs out */
+    fix_fs_link(f, "../", "root/up");              /* to the root's parent */
+    fix_fs_link(f, "..", "root/up2");
+    fix_fs_mkdir(f, "root/sub");
+    fix_fs_link(f, "../../outside/secret", "root/sub/deep");
 
-    assert_int_equal(try_open(f, "abs/secret", O_RDONLY), escape_code(f));
-    assert_int_equal(try_open(f, "rel/secret", O_RDONLY), escape_code(f));
-    assert_int_equal(try_open(f, "up/outside/secret", O_RDONLY), escape_code(f));
-    assert_int_equal(try_open(f, "up2", O_RDONLY | O_DIRECTORY), escape_code(f));
-    assert_int_equal(try_open(f, "sub/deep", O_RDONLY), escape_code(f));
+    assert_int_equal(try_open(f, "abs/secret", O_RDONLY), fix_fs_escape_code(f));
+    assert_int_equal(try_open(f, "rel/secret", O_RDONLY), fix_fs_escape_code(f));
+    assert_int_equal(try_open(f, "up/outside/secret", O_RDONLY), fix_fs_escape_code(f));
+    assert_int_equal(try_open(f, "up2", O_RDONLY | O_DIRECTORY), fix_fs_escape_code(f));
+    assert_int_equal(try_open(f, "sub/deep", O_RDONLY), fix_fs_escape_code(f));
     /* Nor can one be used as the directory for a write. */
-    assert_int_equal(fspath_parent(f->root, "abs/planted", &dirfd, &name), escape_code(f));
-    assert_int_equal(fspath_parent(f->root, "up/planted", &dirfd, &name), escape_code(f));
-    assert_int_equal(try_open(f, "rel/planted", O_WRONLY | O_CREAT), escape_code(f));
-    assert_false(exists(f, "outside/planted"));
-    assert_false(exists(f, "planted"));
+    assert_int_equal(fspath_parent(f->root, "abs/planted", &dirfd, &name), fix_fs_escape_code(f));
+    assert_int_equal(fspath_parent(f->root, "up/planted", &dirfd, &name), fix_fs_escape_code(f));
+    assert_int_equal(try_open(f, "rel/planted", O_WRONLY | O_CREAT), fix_fs_escape_code(f));
+    assert_false(fix_fs_exists(f, "outside/planted"));
+    assert_false(fix_fs_exists(f, "planted"));
 }
 
 static void test_symlink_inside(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     const char *name;
     int fd = -1, dirfd = -1;
     int rc;
 
-    make_dir(f, "root/sub");
-    make_dir(f, "root/other");
-    make_file(f, "root/sub/file", "inside\n");
-    make_link(f, "sub", "root/link");                   /* a directory, inside */
-    make_link(f, "../sub/file", "root/other/rel");      /* climbs, but stays in */
-    make_link(f, "file", "root/sub/flink");             /* final component */
+    fix_fs_mkdir(f, "root/sub");
+    fix_fs_mkdir(f, "root/other");
+    fix_fs_file(f, "root/sub/file", "inside\n");
+    fix_fs_link(f, "sub", "root/link");                   /* a directory, inside */
+    fix_fs_link(f, "../sub/file", "root/other/rel");      /* climbs, but stays in */
+    fix_fs_link(f, "file", "root/sub/flink");             /* final component */
 
     rc = fspath_open(f->root, "link/file", O_RDONLY, 0, &fd);
     if (f->fallback) {
@@ -509,16 +368,16 @@ static void test_symlink_inside(void **state)
         return;
     }
     assert_int_equal(rc, 0);
-    assert_true(same_file(fd, f, "root/sub/file"));
+    assert_true(fix_fs_same_file(fd, f, "root/sub/file"));
     close(fd);
     assert_int_equal(fspath_open(f->root, "other/rel", O_RDONLY, 0, &fd), 0);
-    assert_true(same_file(fd, f, "root/sub/file"));
+    assert_true(fix_fs_same_file(fd, f, "root/sub/file"));
     close(fd);
     assert_int_equal(fspath_open(f->root, "sub/flink", O_RDONLY, 0, &fd), 0);
-    assert_true(same_file(fd, f, "root/sub/file"));
+    assert_true(fix_fs_same_file(fd, f, "root/sub/file"));
     close(fd);
     assert_int_equal(fspath_parent(f->root, "link/x", &dirfd, &name), 0);
-    assert_true(same_file(dirfd, f, "root/sub"));
+    assert_true(fix_fs_same_file(dirfd, f, "root/sub"));
     close(dirfd);
 
     /* An absolute target is refused even when it names a place inside. */
@@ -526,7 +385,7 @@ static void test_symlink_inside(void **state)
         char target[PATH_MAX];
 
         pathf(target, sizeof target, "%s/sub", f->root_dir);
-        make_link(f, target, "root/abs_inside");
+        fix_fs_link(f, target, "root/abs_inside");
         assert_int_equal(try_open(f, "abs_inside/file", O_RDONLY), FERRY_EPATH_ESCAPE);
     }
 }
@@ -556,16 +415,16 @@ static void test_no_magic_links(void **state)
 /* The fallback walker refuses every kind of symlink, wherever it is. */
 static void test_fallback_refuses_every_symlink(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     const char *name;
     int dirfd = -1;
 
     assert_true(f->fallback);
-    make_dir(f, "root/d");
-    make_file(f, "root/d/f", "f\n");
-    make_link(f, "d", "root/l");
-    make_link(f, "f", "root/d/lf");
-    make_link(f, "nowhere", "root/dangling");
+    fix_fs_mkdir(f, "root/d");
+    fix_fs_file(f, "root/d/f", "f\n");
+    fix_fs_link(f, "d", "root/l");
+    fix_fs_link(f, "f", "root/d/lf");
+    fix_fs_link(f, "nowhere", "root/dangling");
 
     assert_int_equal(try_open(f, "l/f", O_RDONLY), FERRY_EPATH_SYMLINK);
     assert_int_equal(try_open(f, "l", O_RDONLY | O_DIRECTORY), FERRY_EPATH_SYMLINK);
@@ -582,14 +441,14 @@ static void test_fallback_refuses_every_symlink(void **state)
 
 static void test_create_beneath(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     int fd = -1;
 
-    make_dir(f, "root/sub");
+    fix_fs_mkdir(f, "root/sub");
     assert_int_equal(fspath_open(f->root, "sub/new", O_WRONLY | O_CREAT | O_EXCL, 0600, &fd), 0);
     assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
     assert_int_equal(write(fd, "hello", 5), 5);
-    assert_true(same_file(fd, f, "root/sub/new"));
+    assert_true(fix_fs_same_file(fd, f, "root/sub/new"));
     close(fd);
     assert_int_equal(try_open(f, "sub/new", O_WRONLY | O_CREAT | O_EXCL), -EEXIST);
     /* Without O_EXCL an existing regular file is simply opened. */
@@ -600,22 +459,22 @@ static void test_create_beneath(void **state)
 /* root/x -> BASE/outside/created (dangling): creating x creates nothing. */
 static void test_create_through_dangling_symlink(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char target[PATH_MAX];
 
     pathf(target, sizeof target, "%s/created", f->outside);
-    make_link(f, target, "root/x");
-    make_link(f, "inside-target", "root/y");
+    fix_fs_link(f, target, "root/x");
+    fix_fs_link(f, "inside-target", "root/y");
 
     /* O_EXCL: a symlink "exists", whatever it points to. */
     assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT | O_EXCL), -EEXIST);
     /* Without O_EXCL, O_NOFOLLOW (added by fspath) refuses it. */
     assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT), FERRY_EPATH_SYMLINK);
     assert_int_equal(try_open(f, "x", O_WRONLY | O_CREAT | O_TRUNC), FERRY_EPATH_SYMLINK);
-    assert_false(exists(f, "outside/created"));
+    assert_false(fix_fs_exists(f, "outside/created"));
     /* Even a dangling link whose target would be inside is not followed. */
     assert_int_equal(try_open(f, "y", O_WRONLY | O_CREAT), FERRY_EPATH_SYMLINK);
-    assert_false(exists(f, "root/inside-target"));
+    assert_false(fix_fs_exists(f, "root/inside-target"));
 }
 
 /* ---- the race -------------------------------------------------------------------- */
@@ -643,7 +502,7 @@ static void *swap_thread(void *arg)
     return NULL;
 }
 
-static void run_race(struct fx *f, const char *link_target)
+static void run_race(struct fix_fs *f, const char *link_target)
 {
     struct swapper sw = { .error = 0 };
     struct stat inside, outside;
@@ -653,11 +512,11 @@ static void run_race(struct fx *f, const char *link_target)
     int i;
     int dirfd = -1;
 
-    make_dir(f, "root/d");
-    make_file(f, "root/d/f", "inside f\n");
-    make_link(f, link_target, "root/s");
-    stat_rel(f, "root/d/f", &inside);
-    stat_rel(f, "outside/d/f", &outside);
+    fix_fs_mkdir(f, "root/d");
+    fix_fs_file(f, "root/d/f", "inside f\n");
+    fix_fs_link(f, link_target, "root/s");
+    fix_fs_stat(f, "root/d/f", &inside);
+    fix_fs_stat(f, "outside/d/f", &outside);
 
     /* RENAME_EXCHANGE needs filesystem support; find out before racing. */
     dirfd = open(f->root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -688,7 +547,7 @@ static void run_race(struct fx *f, const char *link_target)
             else
                 ok++;
             close(fd);
-        } else if (rc == escape_code(f)) {
+        } else if (rc == fix_fs_escape_code(f)) {
             refused++;
         } else if (rc == -EAGAIN) {
             /* openat2 gives up on a ".." that keeps racing with renames. */
@@ -709,7 +568,7 @@ static void run_race(struct fx *f, const char *link_target)
 
 static void test_race_absolute_link(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char target[PATH_MAX];
 
     pathf(target, sizeof target, "%s/d", f->outside);
@@ -725,7 +584,7 @@ static void test_race_relative_link(void **state)
 
 static void test_root_open(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     struct fsroot *r = NULL;
     char dir[PATH_MAX];
     char err[256] = "";
@@ -745,7 +604,7 @@ static void test_root_open(void **state)
     assert_int_equal(fcntl(fsroot_fd(r), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
     assert_int_equal(fcntl(fsroot_fd(r), F_GETFL) & O_PATH, O_PATH);
     assert_int_equal(fstat(fsroot_fd(r), &a), 0);
-    stat_rel(f, "new/a/b", &b);
+    fix_fs_stat(f, "new/a/b", &b);
     assert_true(S_ISDIR(b.st_mode));
     assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
     fsroot_close(r);
@@ -757,7 +616,7 @@ static void test_root_open(void **state)
     r = NULL;
 
     /* A file is not a root, with or without create. */
-    make_file(f, "plain", "p\n");
+    fix_fs_file(f, "plain", "p\n");
     pathf(dir, sizeof dir, "%s/plain", f->base);
     assert_int_equal(fsroot_open(dir, 0, &r, err, sizeof err), -ENOTDIR);
     assert_int_equal(fsroot_open(dir, 1, &r, err, sizeof err), -ENOTDIR);
@@ -774,46 +633,46 @@ static void test_root_open(void **state)
 
 static void test_sweep(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char target[PATH_MAX];
     unsigned removed = 99;
 
-    make_file(f, "root/.a.ferry-part", "tmp\n");
-    make_file(f, "root/keep.txt", "keep\n");
-    make_file(f, "root/ferry-part", "no dot: not the suffix\n");
-    make_file(f, "root/mine.ferry-part", "no leading dot: a user's file, not a temporary\n");
-    make_file(f, "root/..ferry-part", "nothing between the dot and the suffix\n");
-    make_dir(f, "root/sub");
-    make_dir(f, "root/sub/deep");
-    make_file(f, "root/sub/deep/.b.ferry-part", "tmp\n");
-    make_file(f, "root/sub/deep/b", "keep\n");
-    make_dir(f, "root/dir.ferry-part");                 /* a directory: kept */
-    make_file(f, "root/dir.ferry-part/.c.1a2b3c4d.ferry-part", "tmp\n");
+    fix_fs_file(f, "root/.a.ferry-part", "tmp\n");
+    fix_fs_file(f, "root/keep.txt", "keep\n");
+    fix_fs_file(f, "root/ferry-part", "no dot: not the suffix\n");
+    fix_fs_file(f, "root/mine.ferry-part", "no leading dot: a user's file, not a temporary\n");
+    fix_fs_file(f, "root/..ferry-part", "nothing between the dot and the suffix\n");
+    fix_fs_mkdir(f, "root/sub");
+    fix_fs_mkdir(f, "root/sub/deep");
+    fix_fs_file(f, "root/sub/deep/.b.ferry-part", "tmp\n");
+    fix_fs_file(f, "root/sub/deep/b", "keep\n");
+    fix_fs_mkdir(f, "root/dir.ferry-part");                 /* a directory: kept */
+    fix_fs_file(f, "root/dir.ferry-part/.c.1a2b3c4d.ferry-part", "tmp\n");
     pathf(target, sizeof target, "%s/x.ferry-part", f->outside);
-    make_file(f, "outside/x.ferry-part", "outside\n");
-    make_file(f, "outside/d/y.ferry-part", "outside\n");
-    make_link(f, target, "root/.link.ferry-part");      /* a symlink: kept */
-    make_link(f, f->outside, "root/outlink");           /* never entered */
-    make_link(f, "../outside", "root/reloutlink");
+    fix_fs_file(f, "outside/x.ferry-part", "outside\n");
+    fix_fs_file(f, "outside/d/y.ferry-part", "outside\n");
+    fix_fs_link(f, target, "root/.link.ferry-part");      /* a symlink: kept */
+    fix_fs_link(f, f->outside, "root/outlink");           /* never entered */
+    fix_fs_link(f, "../outside", "root/reloutlink");
     pathf(target, sizeof target, "%s/root/.fifo.ferry-part", f->base);
     assert_int_equal(mkfifo(target, 0600), 0);          /* not regular: kept */
 
     assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
     assert_int_equal(removed, 3);
-    assert_false(exists(f, "root/.a.ferry-part"));
-    assert_false(exists(f, "root/sub/deep/.b.ferry-part"));
-    assert_false(exists(f, "root/dir.ferry-part/.c.1a2b3c4d.ferry-part"));
-    assert_true(exists(f, "root/keep.txt"));
-    assert_true(exists(f, "root/ferry-part"));
-    assert_true(exists(f, "root/mine.ferry-part"));
-    assert_true(exists(f, "root/..ferry-part"));
-    assert_true(exists(f, "root/sub/deep/b"));
-    assert_true(exists(f, "root/dir.ferry-part"));
-    assert_true(exists(f, "root/.link.ferry-part"));
-    assert_true(exists(f, "root/.fifo.ferry-part"));
-    assert_true(exists(f, "outside/x.ferry-part"));
-    assert_true(exists(f, "outside/d/y.ferry-part"));
-    assert_true(exists(f, "outside/secret"));
+    assert_false(fix_fs_exists(f, "root/.a.ferry-part"));
+    assert_false(fix_fs_exists(f, "root/sub/deep/.b.ferry-part"));
+    assert_false(fix_fs_exists(f, "root/dir.ferry-part/.c.1a2b3c4d.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/keep.txt"));
+    assert_true(fix_fs_exists(f, "root/ferry-part"));
+    assert_true(fix_fs_exists(f, "root/mine.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/..ferry-part"));
+    assert_true(fix_fs_exists(f, "root/sub/deep/b"));
+    assert_true(fix_fs_exists(f, "root/dir.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/.link.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/.fifo.ferry-part"));
+    assert_true(fix_fs_exists(f, "outside/x.ferry-part"));
+    assert_true(fix_fs_exists(f, "outside/d/y.ferry-part"));
+    assert_true(fix_fs_exists(f, "outside/secret"));
 
     /* Nothing left: a second sweep removes nothing. */
     assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
@@ -822,14 +681,14 @@ static void test_sweep(void **state)
     /* A suffix that would match everything, or a path, is refused. */
     assert_int_equal(fspath_sweep_temporaries(f->root, "", &removed), -EINVAL);
     assert_int_equal(fspath_sweep_temporaries(f->root, "a/b", &removed), -EINVAL);
-    assert_true(exists(f, "root/keep.txt"));
+    assert_true(fix_fs_exists(f, "root/keep.txt"));
 }
 
 /* Deeper than FSPATH_SWEEP_DEPTH: the rest is still swept, the depth is
  * reported, and what lies too deep is left alone. */
 static void test_sweep_depth_bound(void **state)
 {
-    struct fx *f = *state;
+    struct fix_fs *f = *state;
     char rel[PATH_MAX];
     char shallow[PATH_MAX] = "";
     size_t len;
@@ -839,20 +698,20 @@ static void test_sweep_depth_bound(void **state)
     len = (size_t)snprintf(rel, sizeof rel, "root");
     for (i = 1; i <= FSPATH_SWEEP_DEPTH + 2; i++) {
         len += (size_t)snprintf(rel + len, sizeof rel - len, "/d");
-        make_dir(f, rel);
+        fix_fs_mkdir(f, rel);
         if (i == FSPATH_SWEEP_DEPTH) {
             pathf(shallow, sizeof shallow, "%s/.t.ferry-part", rel);
-            make_file(f, shallow, "reachable\n");
+            fix_fs_file(f, shallow, "reachable\n");
         }
     }
     len += (size_t)snprintf(rel + len, sizeof rel - len, "/.t.ferry-part");
-    make_file(f, rel, "too deep\n");
+    fix_fs_file(f, rel, "too deep\n");
 
     assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed),
                      FERRY_EPATH_DEPTH);
     assert_int_equal(removed, 1);
-    assert_false(exists(f, shallow));
-    assert_true(exists(f, rel));
+    assert_false(fix_fs_exists(f, shallow));
+    assert_true(fix_fs_exists(f, rel));
 }
 
 /* ---- messages ------------------------------------------------------------------- */

@@ -29,79 +29,11 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
+#include "fix_server.h"
+#include "fix_sock.h"
+#include "fix_util.h"
 
 #define SAFETY_S 10
-
-struct running {
-    struct ferry_server *s;
-    char bound[FERRY_ADDRSTRLEN];
-    pthread_t thread;
-    pid_t pid;          /* fork model: the server process */
-    int result;
-};
-
-static void *run_thread(void *arg)
-{
-    struct running *r = arg;
-    r->result = ferry_server_run(r->s);
-    return NULL;
-}
-
-/* Start a server with one stream endpoint on 127.0.0.1:0. */
-static void start(struct running *r, const struct ferry_server_opts *opts,
-                  const struct ferry_handler *h, const char *endpoint, enum ferry_sock_type type)
-{
-    struct ferry_server_opts o = { 0 };
-
-    if (opts)
-        o = *opts;
-    /* The fork-model server is a process of its own, stopped by SIGTERM. */
-    o.handle_signals = o.model == FERRY_MODEL_FORK;
-    memset(r, 0, sizeof *r);
-    assert_int_equal(ferry_server_new(&o, &r->s), 0);
-    assert_non_null(r->s);
-    assert_int_equal(ferry_server_listen(r->s, endpoint, type, h, r->bound), 0);
-    if (o.model == FERRY_MODEL_FORK) {
-        r->pid = fork();
-        assert_true(r->pid >= 0);
-        if (r->pid == 0)
-            _exit(ferry_server_run(r->s) == 0 ? 0 : 1);
-        return;
-    }
-    assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
-}
-
-/* Stop gracefully; the server must return 0. */
-static void stop(struct running *r)
-{
-    if (r->pid > 0) {
-        int status;
-        kill(r->pid, SIGTERM);
-        assert_int_equal(waitpid(r->pid, &status, 0), r->pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
-    } else {
-        ferry_server_stop(r->s);
-        pthread_join(r->thread, NULL);
-        assert_int_equal(r->result, 0);
-    }
-    ferry_server_free(r->s);
-}
-
-static struct ferry_transport *dial(const char *bound)
-{
-    struct ferry_addr a;
-    struct timeval tv = { .tv_sec = SAFETY_S };
-    int fd;
-
-    assert_int_equal(ferry_addr_parse(bound, -1, &a), 0);
-    fd = ferry_connect(&a, 5000);
-    assert_true(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct ferry_transport *t = NULL;
-    assert_int_equal(ferry_transport_new_fd(fd, &t), 0);
-    return t;
-}
 
 /* A TCP client whose receive window is set small before connecting. */
 static struct ferry_transport *dial_small_window(const char *bound)
@@ -168,13 +100,13 @@ static void blocking_echo(enum ferry_model model)
 {
     struct ferry_server_opts opts = { .model = model };
     struct ferry_handler h = { .serve = serve_frames };
-    struct running r;
+    struct fix_server r;
     struct ferry_transport *t1, *t2;
     char *b;
 
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    t1 = dial(r.bound);
-    t2 = dial(r.bound);   /* two at once: each has its own thread or process */
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    t1 = fix_dial(r.bound);
+    t2 = fix_dial(r.bound);   /* two at once: each has its own thread or process */
     b = frame_round_trip(t2, "second");
     assert_string_equal(b, "second");
     free(b);
@@ -183,7 +115,7 @@ static void blocking_echo(enum ferry_model model)
     free(b);
     /* An idle client must not hold up a graceful stop: its handler's next
      * read sees end of stream. */
-    stop(&r);
+    fix_server_stop(&r);
     char byte;
     assert_int_equal(ferry_transport_read(t1, &byte, 1), 0);
     ferry_transport_free(t1);
@@ -219,15 +151,15 @@ static void test_blocking_handshake_timeout(void **state)
 {
     struct ferry_server_opts opts = { .model = FERRY_MODEL_THREAD, .handshake_timeout_ms = 200 };
     struct ferry_handler h = { .serve = serve_needs_auth };
-    struct running r;
+    struct fix_server r;
     char byte;
     (void)state;
 
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(r.bound);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
     assert_int_equal(ferry_transport_read(t, &byte, 1), 0);   /* closed by the server */
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 /* A peer that sends one byte of a frame and stalls is still cut off when
@@ -249,17 +181,17 @@ static void test_blocking_handshake_deadline_mid_frame(void **state)
 {
     struct ferry_server_opts opts = { .model = FERRY_MODEL_THREAD, .handshake_timeout_ms = 300 };
     struct ferry_handler h = { .serve = serve_read_frame };
-    struct running r;
+    struct fix_server r;
     char byte;
     (void)state;
 
     atomic_store(&stalled_result, 1);
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(r.bound);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
     assert_int_equal(ferry_transport_write_full(t, "\x05", 1), 0);   /* a quarter of a prefix */
     assert_int_equal(ferry_transport_read(t, &byte, 1), 0);            /* closed by the server */
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
     assert_int_equal(atomic_load(&stalled_result), -ETIMEDOUT);
 }
 
@@ -279,17 +211,17 @@ static void test_verify_hook_refuses(void **state)
     struct ferry_server_opts opts = { .model = FERRY_MODEL_THREAD, .verify = deny_all,
                                       .verify_arg = &asked };
     struct ferry_handler h = { .serve = serve_frames };
-    struct running r;
+    struct fix_server r;
     char byte;
     (void)state;
 
     atomic_store(&served, 0);
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(r.bound);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
     ssize_t n = ferry_transport_read(t, &byte, 1);
     assert_true(n == 0 || n == -ECONNRESET);
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
     assert_int_equal(atomic_load(&asked), 1);
     assert_int_equal(atomic_load(&served), 0);   /* the handler never ran */
 }
@@ -304,15 +236,15 @@ static void test_max_conns(void **state)
 {
     struct ferry_server_opts opts = { .max_conns = 1 };
     struct ferry_handler h = { .on_data = on_data_echo };
-    struct running r;
+    struct fix_server r;
     char buf[4];
     (void)state;
 
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t1 = dial(r.bound);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t1 = fix_dial(r.bound);
     assert_int_equal(ferry_transport_write_full(t1, "one", 3), 0);
     assert_int_equal(ferry_transport_read_full(t1, buf, 3), 0);   /* t1 is being served */
-    struct ferry_transport *t2 = dial(r.bound);
+    struct ferry_transport *t2 = fix_dial(r.bound);
     ssize_t n = ferry_transport_read(t2, buf, 1);
     assert_true(n == 0 || n == -ECONNRESET);                       /* over the cap: closed */
     assert_int_equal(ferry_transport_write_full(t1, "two", 3), 0);
@@ -320,7 +252,7 @@ static void test_max_conns(void **state)
     assert_memory_equal(buf, "two", 3);
     ferry_transport_free(t2);
     ferry_transport_free(t1);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 /* The cap on connections waiting to authenticate: "auth" authenticates,
@@ -360,17 +292,17 @@ static void unauth_cap(enum ferry_model model, int blocking)
     struct ferry_server_opts opts = { .model = model, .max_unauthenticated = 2,
                                       .handshake_timeout_ms = 60000 };
     struct ferry_handler h = { 0 };
-    struct running r;
+    struct fix_server r;
 
     if (blocking)
         h.serve = serve_auth_echo;
     else
         h.on_data = on_data_auth_echo;
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *a = dial(r.bound), *b = dial(r.bound);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *a = fix_dial(r.bound), *b = fix_dial(r.bound);
     assert_true(served_with(a, "ping"));
     assert_true(served_with(b, "ping"));      /* two waiting: the cap */
-    struct ferry_transport *c = dial(r.bound);
+    struct ferry_transport *c = fix_dial(r.bound);
     assert_false(served_with(c, "ping"));     /* a third is turned away */
     ferry_transport_free(c);
 
@@ -379,14 +311,14 @@ static void unauth_cap(enum ferry_model model, int blocking)
     assert_true(served_with(a, "auth"));
     int ok = 0;
     for (int i = 0; i < 200 && !ok; i++) {   /* the parent sees it a moment later */
-        struct ferry_transport *d = dial(r.bound);
+        struct ferry_transport *d = fix_dial(r.bound);
         ok = served_with(d, "ping");
         ferry_transport_free(d);
     }
     assert_true(ok);
     ferry_transport_free(a);
     ferry_transport_free(b);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 static void test_unauth_cap_event(void **state) { (void)state; unauth_cap(FERRY_MODEL_EVENT, 0); }
@@ -399,15 +331,15 @@ static void test_idle_timeout(void **state)
 {
     struct ferry_server_opts opts = { .idle_timeout_ms = 200 };
     struct ferry_handler h = { .on_data = on_data_echo };
-    struct running r;
+    struct fix_server r;
     char byte;
     (void)state;
 
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(r.bound);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
     assert_int_equal(ferry_transport_read(t, &byte, 1), 0);
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 /* Pauses input after each frame and resumes it from a timer: frames that
@@ -457,12 +389,12 @@ static int on_data_mixed(struct ferry_conn *c, const void *data, size_t len, voi
 static void test_writes_in_a_pass_keep_order(void **state)
 {
     struct ferry_handler h = { .on_data = on_data_mixed };
-    struct running r;
+    struct fix_server r;
     static uint8_t got[5 + 1 + MIXED_BIG + 2 + 5];
     (void)state;
 
-    start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(r.bound);
+    fix_server_start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
     assert_int_equal(ferry_transport_write_full(t, "go", 2), 0);
     assert_int_equal(ferry_transport_read_full(t, got, sizeof got), 0);
     assert_memory_equal(got, "head:1", 6);
@@ -470,19 +402,19 @@ static void test_writes_in_a_pass_keep_order(void **state)
         assert_int_equal(got[i], 'b');
     assert_memory_equal(got + 6 + MIXED_BIG, ":2:tail", 7);
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 static void test_pause_resume_keeps_order(void **state)
 {
     struct ferry_handler h = { .on_frame = on_frame_pausing };
-    struct running r;
+    struct fix_server r;
     uint8_t wire[1024];
     size_t used = 0;
     (void)state;
 
-    start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(r.bound);
+    fix_server_start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
     /* Five frames in one write: the server sees them in one read. */
     for (int i = 0; i < 5; i++) {
         uint8_t *enc = NULL;
@@ -503,7 +435,7 @@ static void test_pause_resume_keeps_order(void **state)
         json_decref(back);
     }
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 /* Answers "go" with 32 MiB at once, far more than the kernel can buffer
@@ -544,12 +476,12 @@ static void test_backpressure_and_drain(void **state)
 {
     struct ferry_server_opts opts = { .write_high_water = 1 << 16 };
     struct ferry_handler h = { .on_data = on_data_flood, .on_drain = on_drain_count };
-    struct running r;
+    struct fix_server r;
     static uint8_t sink[1 << 16];
     size_t got = 0;
     (void)state;
 
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
     struct ferry_transport *t = dial_small_window(r.bound);
     assert_int_equal(ferry_transport_write_full(t, "go", 2), 0);
     while (got < (size_t)FLOOD_BLOCKS << 16) {
@@ -559,7 +491,7 @@ static void test_backpressure_and_drain(void **state)
     }
     assert_int_equal(got, (size_t)FLOOD_BLOCKS << 16);
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
     assert_true(atomic_load(&was_blocked));
     assert_true(atomic_load(&drained) >= 1);
 }
@@ -582,22 +514,22 @@ static int on_frame_report(struct ferry_conn *c, struct ferry_frame_event *ev, v
 static void test_frame_error_answered_then_closed(void **state)
 {
     struct ferry_handler h = { .on_frame = on_frame_report };
-    struct running r;
+    struct fix_server r;
     const uint8_t huge[4] = { 0xff, 0xff, 0xff, 0xff };
     json_t *back = NULL;
     uint64_t size;
     char byte;
     (void)state;
 
-    start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(r.bound);
+    fix_server_start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
     assert_int_equal(ferry_transport_write_full(t, huge, sizeof huge), 0);
     assert_int_equal(ferry_frame_read(t, NULL, &back, &size), 0);
     assert_string_equal(json_string_value(json_object_get(back, "error")), "FERRY_EHDR_TOOBIG");
     json_decref(back);
     assert_int_equal(ferry_transport_read(t, &byte, 1), 0);
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 /* ---- datagrams and unix endpoints ------------------------------------------------ */
@@ -613,11 +545,11 @@ static void datagram_round_trip(enum ferry_model model)
     struct ferry_server_opts opts = { .model = model };
     struct ferry_handler h = { .on_datagram = on_datagram_echo };
     struct ferry_addr a;
-    struct running r;
+    struct fix_server r;
     struct timeval tv = { .tv_sec = SAFETY_S };
     char buf[16] = { 0 };
 
-    start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_DGRAM);
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_DGRAM);
     assert_int_equal(ferry_addr_parse(r.bound, -1, &a), 0);
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -626,7 +558,7 @@ static void datagram_round_trip(enum ferry_model model)
     assert_int_equal(recv(fd, buf, sizeof buf, 0), 4);
     assert_string_equal(buf, "ping");
     close(fd);
-    stop(&r);
+    fix_server_stop(&r);
 }
 
 static void test_datagram_event(void **state) { (void)state; datagram_round_trip(FERRY_MODEL_EVENT); }
@@ -635,7 +567,7 @@ static void test_datagram_thread(void **state) { (void)state; datagram_round_tri
 static void test_unix_endpoint_and_stale_socket(void **state)
 {
     struct ferry_handler h = { .on_data = on_data_echo };
-    struct running r;
+    struct fix_server r;
     char path[64], endpoint[80], buf[4];
     struct stat st;
     (void)state;
@@ -651,13 +583,13 @@ static void test_unix_endpoint_and_stale_socket(void **state)
     close(stale);
     assert_int_equal(stat(path, &st), 0);
 
-    start(&r, NULL, &h, endpoint, FERRY_SOCK_STREAM);
-    struct ferry_transport *t = dial(endpoint);
+    fix_server_start(&r, NULL, &h, endpoint, FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(endpoint);
     assert_int_equal(ferry_transport_write_full(t, "abc", 3), 0);
     assert_int_equal(ferry_transport_read_full(t, buf, 3), 0);
     assert_memory_equal(buf, "abc", 3);
     ferry_transport_free(t);
-    stop(&r);
+    fix_server_stop(&r);
     assert_int_equal(stat(path, &st), -1);   /* the server removed its socket file */
 }
 

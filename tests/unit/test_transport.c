@@ -25,27 +25,8 @@
 
 #include "ferry/error.h"
 #include "ferry/transport.h"
-
-struct pair {
-    struct ferry_transport *a, *b;
-};
-
-static void pair_open(struct pair *p)
-{
-    int sv[2];
-
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(ferry_transport_new_fd(sv[0], &p->a), 0);
-    assert_int_equal(ferry_transport_new_fd(sv[1], &p->b), 0);
-    assert_non_null(p->a);
-    assert_non_null(p->b);
-}
-
-static void pair_close(struct pair *p)
-{
-    ferry_transport_free(p->a);
-    ferry_transport_free(p->b);
-}
+#include "fix_sock.h"
+#include "fix_util.h"
 
 static void set_int_opt(struct ferry_transport *t, int opt, int value)
 {
@@ -64,30 +45,14 @@ static uint8_t pattern(size_t i)
     return (uint8_t)(i * 31 + (i >> 9));
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* SIGPIPE keeps its default action in every test, so a write that raised
- * it would kill the test program rather than pass unnoticed. */
-static int setup(void **state)
-{
-    signal(SIGPIPE, SIG_DFL);
-    return 0;
-}
-
 /* ---- basics -------------------------------------------------------------- */
 
 static void test_read_write(void **state)
 {
-    struct pair p;
+    struct fix_pair p;
     char buf[16];
 
-    pair_open(&p);
+    fix_pair_open(&p);
     assert_int_equal(ferry_transport_write_full(p.a, "ping", 4), 0);
     assert_int_equal(ferry_transport_read(p.b, buf, sizeof buf), 4);
     assert_memory_equal(buf, "ping", 4);
@@ -99,15 +64,15 @@ static void test_read_write(void **state)
     assert_int_equal(ferry_transport_write_full(p.b, "pong", 4), 0);
     assert_int_equal(ferry_transport_read_full(p.a, buf, 4), 0);
     assert_memory_equal(buf, "pong", 4);
-    pair_close(&p);
+    fix_pair_close(&p);
 }
 
 static void test_read_full_eof_and_truncated(void **state)
 {
-    struct pair p;
+    struct fix_pair p;
     char buf[8];
 
-    pair_open(&p);
+    fix_pair_open(&p);
     assert_int_equal(ferry_transport_write_full(p.a, "abcdefgh", 8), 0);
     assert_int_equal(ferry_transport_write_full(p.a, "xyz", 3), 0);
     assert_int_equal(ferry_transport_shutdown_write(p.a), 0);
@@ -117,7 +82,7 @@ static void test_read_full_eof_and_truncated(void **state)
     assert_memory_equal(buf, "xyz", 3);
     assert_int_equal(ferry_transport_read_full(p.b, buf, 8), FERRY_EEOF);
     assert_int_equal(ferry_transport_read_full(p.b, buf, 0), 0);
-    pair_close(&p);
+    fix_pair_close(&p);
 }
 
 static void test_nonblocking_short_write(void **state)
@@ -125,7 +90,7 @@ static void test_nonblocking_short_write(void **state)
     const size_t len = 1u << 20;
     uint8_t *data = malloc(len), *got = malloc(len);
     struct iovec iov;
-    struct pair p;
+    struct fix_pair p;
     ssize_t n;
     size_t have = 0;
 
@@ -133,7 +98,7 @@ static void test_nonblocking_short_write(void **state)
     assert_non_null(got);
     for (size_t i = 0; i < len; i++)
         data[i] = pattern(i);
-    pair_open(&p);
+    fix_pair_open(&p);
     set_nonblocking(p.a);
     set_nonblocking(p.b);
     assert_int_equal(ferry_transport_read(p.b, got, len), -EAGAIN);
@@ -155,7 +120,7 @@ static void test_nonblocking_short_write(void **state)
     }
     assert_int_equal(have, n);
     assert_memory_equal(got, data, have);
-    pair_close(&p);
+    fix_pair_close(&p);
     free(data);
     free(got);
 }
@@ -205,7 +170,7 @@ static void test_writev_full_many_iovecs(void **state)
     uint8_t *data = malloc((size_t)count * 64);
     struct writer w = { 0 };
     pthread_t thread;
-    struct pair p;
+    struct fix_pair p;
     size_t total = 0;
 
     assert_non_null(iov);
@@ -219,7 +184,7 @@ static void test_writev_full_many_iovecs(void **state)
             data[total + k] = pattern(total + k);
         total += n;
     }
-    pair_open(&p);
+    fix_pair_open(&p);
     set_int_opt(p.a, SO_SNDBUF, 4096);
     set_int_opt(p.b, SO_RCVBUF, 4096);
     /* With a timeout, sends are MSG_DONTWAIT after poll: short writes. */
@@ -239,7 +204,7 @@ static void test_writev_full_many_iovecs(void **state)
     assert_int_equal(ferry_transport_writev_full(p.a, empty, 2), 0);
     assert_int_equal(ferry_transport_writev_full(p.a, empty, 0), 0);
 
-    pair_close(&p);
+    fix_pair_close(&p);
     free(data);
     free(iov);
 }
@@ -248,13 +213,13 @@ static void test_writev_full_many_iovecs(void **state)
 
 static void test_epipe_socket(void **state)
 {
-    struct pair p;
+    struct fix_pair p;
 
-    pair_open(&p);
+    fix_pair_open(&p);
     ferry_transport_free(p.b);
     p.b = NULL;
     assert_int_equal(ferry_transport_write_full(p.a, "x", 1), -EPIPE);
-    pair_close(&p);
+    fix_pair_close(&p);
 }
 
 static int sigpipe_pending(void)
@@ -304,7 +269,7 @@ static void test_sendfile(void **state)
     uint8_t buf[300000], got[sizeof buf];
     uint64_t off = 1000;
     size_t have = 0;
-    struct pair p;
+    struct fix_pair p;
     int fd = mkstemp(path);
     (void)state;
 
@@ -313,7 +278,7 @@ static void test_sendfile(void **state)
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = pattern(i);
     assert_int_equal(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
-    pair_open(&p);
+    fix_pair_open(&p);
     set_int_opt(p.b, SO_RCVBUF, 1 << 20);
     set_int_opt(p.a, SO_SNDBUF, 1 << 20);
     while (off < sizeof buf) {
@@ -329,7 +294,7 @@ static void test_sendfile(void **state)
     assert_memory_equal(got, buf + 1000, sizeof buf - 1000);
     assert_int_equal(ferry_transport_sendfile(p.a, fd, &off, 10), 0);
     assert_int_equal(ferry_transport_sendfile(p.a, fd, &off, 0), 0);
-    pair_close(&p);
+    fix_pair_close(&p);
     close(fd);
 }
 
@@ -339,20 +304,20 @@ static void test_sendfile_epipe(void **state)
 {
     char path[] = "/tmp/ferry-test-sendfile-XXXXXX";
     uint64_t off = 0;
-    struct pair p;
+    struct fix_pair p;
     int fd = mkstemp(path);
     (void)state;
 
     assert_true(fd >= 0);
     unlink(path);
     assert_int_equal(write(fd, "abc", 3), 3);
-    pair_open(&p);
+    fix_pair_open(&p);
     ferry_transport_free(p.b);
     p.b = NULL;
     assert_int_equal(ferry_transport_sendfile(p.a, fd, &off, 3), -EPIPE);
     assert_false(sigpipe_pending());
     assert_int_equal(off, 0);
-    pair_close(&p);
+    fix_pair_close(&p);
     close(fd);
 }
 
@@ -378,15 +343,15 @@ static void test_pipe_read(void **state)
 
 static void test_read_timeout(void **state)
 {
-    struct pair p;
+    struct fix_pair p;
     int64_t start;
     char c;
 
-    pair_open(&p);
+    fix_pair_open(&p);
     ferry_transport_set_timeout(p.b, 50);
-    start = now_ms();
+    start = fix_now_ms();
     assert_int_equal(ferry_transport_read(p.b, &c, 1), -ETIMEDOUT);
-    assert_true(now_ms() - start >= 49);
+    assert_true(fix_now_ms() - start >= 49);
     assert_int_equal(ferry_transport_read_full(p.b, &c, 1), -ETIMEDOUT);
 
     /* Data that is there is read at once. */
@@ -398,35 +363,35 @@ static void test_read_timeout(void **state)
     ferry_transport_set_timeout(p.b, 0);
     assert_int_equal(ferry_transport_shutdown_write(p.a), 0);
     assert_int_equal(ferry_transport_read(p.b, &c, 1), 0);
-    pair_close(&p);
+    fix_pair_close(&p);
 }
 
 static void test_write_timeout(void **state)
 {
     const size_t len = 4u << 20;
     uint8_t *data = calloc(1, len);
-    struct pair p;
+    struct fix_pair p;
 
     assert_non_null(data);
-    pair_open(&p);
+    fix_pair_open(&p);
     set_int_opt(p.a, SO_SNDBUF, 4096);
     ferry_transport_set_timeout(p.a, 50);
     /* Nobody reads: the writer must give up rather than block for good. */
     assert_int_equal(ferry_transport_write_full(p.a, data, len), -ETIMEDOUT);
-    pair_close(&p);
+    fix_pair_close(&p);
     free(data);
 }
 
 static void test_timeout_ignored_when_nonblocking(void **state)
 {
-    struct pair p;
+    struct fix_pair p;
     char c;
 
-    pair_open(&p);
+    fix_pair_open(&p);
     set_nonblocking(p.b);
     ferry_transport_set_timeout(p.b, 60000);
     assert_int_equal(ferry_transport_read(p.b, &c, 1), -EAGAIN);
-    pair_close(&p);
+    fix_pair_close(&p);
 }
 
 /* ---- EINTR --------------------------------------------------------------- */
@@ -492,9 +457,9 @@ static void check_read_survives_signals(int timeout_ms)
 {
     struct reader r = { .rc = 1 };
     pthread_t thread;
-    struct pair p;
+    struct fix_pair p;
 
-    pair_open(&p);
+    fix_pair_open(&p);
     ferry_transport_set_timeout(p.b, timeout_ms);
     r.t = p.b;
     assert_int_equal(pthread_create(&thread, NULL, reader_main, &r), 0);
@@ -505,7 +470,7 @@ static void check_read_survives_signals(int timeout_ms)
     assert_int_equal(pthread_join(thread, NULL), 0);
     assert_int_equal(r.rc, 0);
     assert_memory_equal(r.buf, "abcd", 4);
-    pair_close(&p);
+    fix_pair_close(&p);
 }
 
 static int install_usr1(void **state)
@@ -544,12 +509,12 @@ static void test_eintr_write(void **state)
     uint8_t *data = malloc(len);
     struct writer w = { .rc = 1 };
     pthread_t thread;
-    struct pair p;
+    struct fix_pair p;
 
     assert_non_null(data);
     for (size_t i = 0; i < len; i++)
         data[i] = pattern(i);
-    pair_open(&p);
+    fix_pair_open(&p);
     set_int_opt(p.a, SO_SNDBUF, 4096);
     set_int_opt(p.b, SO_RCVBUF, 4096);
     w.t = p.a;
@@ -562,25 +527,25 @@ static void test_eintr_write(void **state)
     read_and_check(p.b, len);
     assert_int_equal(pthread_join(thread, NULL), 0);
     assert_int_equal(w.rc, 0);
-    pair_close(&p);
+    fix_pair_close(&p);
     free(data);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_read_write, setup),
-        cmocka_unit_test_setup(test_sendfile, setup),
-        cmocka_unit_test_setup(test_sendfile_epipe, setup),
-        cmocka_unit_test_setup(test_read_full_eof_and_truncated, setup),
-        cmocka_unit_test_setup(test_nonblocking_short_write, setup),
-        cmocka_unit_test_setup(test_writev_full_many_iovecs, setup),
-        cmocka_unit_test_setup(test_epipe_socket, setup),
-        cmocka_unit_test_setup(test_epipe_pipe, setup),
-        cmocka_unit_test_setup(test_pipe_read, setup),
-        cmocka_unit_test_setup(test_read_timeout, setup),
-        cmocka_unit_test_setup(test_write_timeout, setup),
-        cmocka_unit_test_setup(test_timeout_ignored_when_nonblocking, setup),
+        cmocka_unit_test_setup(test_read_write, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_sendfile, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_sendfile_epipe, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_read_full_eof_and_truncated, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_nonblocking_short_write, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_writev_full_many_iovecs, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_epipe_socket, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_epipe_pipe, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_pipe_read, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_read_timeout, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_write_timeout, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_timeout_ignored_when_nonblocking, fix_sigpipe_default),
         cmocka_unit_test_setup_teardown(test_eintr_read, install_usr1, remove_usr1),
         cmocka_unit_test_setup_teardown(test_eintr_read_with_timeout, install_usr1, remove_usr1),
         cmocka_unit_test_setup_teardown(test_eintr_write, install_usr1, remove_usr1),
