@@ -58,6 +58,15 @@ int bench_request_init(struct worker *w, struct bench_active_conn *a, unsigned n
         if (r < 0)
             return r;
     }
+    /* exec mode: the answer that ends most round trips, as ferryd's
+     * compact encoder writes it (any other bytes are simply decoded). */
+    if (mode == MODE_EXEC) {
+        static const char exit0[] = "{\"type\":\"exit\",\"status\":0}";
+
+        r = ferry_frame_parser_expect(a->fp, exit0, sizeof exit0 - 1);
+        if (r < 0)
+            return r;
+    }
     if (MODE_IS_XFER(mode))
         return bench_xfer_conn_init(&a->x, w->sh->xs, number);
     return 0;

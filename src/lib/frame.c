@@ -191,11 +191,19 @@ void ferry_frame_parser_free(struct ferry_frame_parser *p)
 
 void ferry_frame_parser_set_limits(struct ferry_frame_parser *p, const struct ferry_frame_limits *limits)
 {
+    const char *old_key = p->limits.size_key;
+
     p->limits = effective_limits(limits);
     p->header.max = p->limits.max_header;
-    /* The size key or the body limit may have changed what it means. */
-    if (p->expect)
+    if (!p->expect)
+        return;
+    /* Another size member may give another size: decode it again.  With
+     * the same one the header decodes the same, and only the bounds it
+     * was checked against can have moved. */
+    if (strcmp(old_key, p->limits.size_key) != 0)
         (void)decode_expected(p);
+    else if (p->expect_len > p->limits.max_header || p->expect_size > p->limits.max_body)
+        forget_expected(p);
 }
 
 int ferry_frame_parser_expect(struct ferry_frame_parser *p, const void *json, size_t len)
