@@ -7,10 +7,11 @@
  * first request, so a byte read past either of its two messages is a
  * protocol error, never the start of something to keep.  The message we
  * send is kept in the connection's own small buffer until the transport
- * has taken all of it.  The messages are JSON objects, so an allocation
- * each: they are four per connection, and a connection costs ferryd an
- * accept, a nonce and two HMACs, so being exactly as strict as ferry's own
- * client (it is the same code) is worth more than the microsecond.
+ * has taken all of it: our hello, encoded once per run, then our auth,
+ * which carries this connection's nonce and proof.  The messages are JSON
+ * objects, so allocations: a connection costs ferryd an accept, a nonce
+ * and two HMACs, so being exactly as strict as ferry's own client (it is
+ * the same code) is worth more than the microseconds.
  */
 #include "bench_handshake.h"
 
