@@ -13,6 +13,7 @@
  * goes away.
  */
 #include "server_int.h"
+#include "clock.h"
 #include "frame_int.h"
 #include "loop_int.h"
 #include "transport_int.h"
@@ -46,6 +47,11 @@ static void tls_step(struct ferry_conn *c);
 static void conn_read(struct ferry_conn *c);
 static void client_loop_free(struct conn_loop *cl);
 
+int ferry__handler_is_event(const struct ferry_handler *h)
+{
+    return h->on_open || h->on_data || h->on_frame;
+}
+
 /* ---- the loop a set of event-style connections runs on -------------------- */
 
 static void on_stop_pipe(struct ferry_loop *loop, int fd, unsigned events, void *arg)
@@ -61,6 +67,7 @@ int ferry__conn_loop_init(struct conn_loop *cl, struct ferry_server *s)
     int r = 0;
 
     memset(cl, 0, sizeof *cl);
+    list_init(&cl->conns);
     cl->server = s;
     r = ferry_loop_new(&cl->loop);
     if (r < 0)
@@ -115,15 +122,15 @@ static void maybe_finished(struct conn_loop *cl)
 
 void ferry__conn_loop_shutdown(struct conn_loop *cl)
 {
-    struct ferry_conn *c, *next;
+    struct list_node *n, *tmp;
 
     if (cl->stopping)
         return;
     cl->stopping = 1;
     if (cl->on_stop)
         cl->on_stop(cl);
-    for (c = cl->conns; c; c = next) {
-        next = c->next;
+    list_for_each_safe(n, tmp, &cl->conns) {
+        struct ferry_conn *c = list_entry(n, struct ferry_conn, link);
         if (c->closed)
             continue;
         /* Only a connection the handler has met (on_open ran) is the
@@ -141,11 +148,10 @@ void ferry__conn_loop_shutdown(struct conn_loop *cl)
 
 void ferry__conn_loop_abort_all(struct conn_loop *cl, int loop_done)
 {
-    struct ferry_conn *c, *next;
-    for (c = cl->conns; c; c = next) {
-        next = c->next;
-        conn_teardown_now(c, FERRY_ECLOSED, loop_done);
-    }
+    struct list_node *n, *tmp;
+
+    list_for_each_safe(n, tmp, &cl->conns)
+        conn_teardown_now(list_entry(n, struct ferry_conn, link), FERRY_ECLOSED, loop_done);
 }
 
 /* ---- event-style engine ----------------------------------------------------- */
@@ -190,10 +196,10 @@ static void conn_free(struct ferry_loop *loop, void *arg)
     ferry_buf_free(&c->in);
     ferry_frame_parser_free(c->parser);
     if (c->server)
-        ferry__conn_released(c->server, c->unauth_held);
+        ferry__slot_release(&c->server->slots, c->unauth_held);
     free(c);
     cl->nconns--;
-    if (cl->client && cl->nconns == 0)
+    if (cl->client && cl->nconns == 0 && !cl->releasing)
         client_loop_free(cl);
     else
         maybe_finished(cl);
@@ -215,13 +221,7 @@ static void conn_teardown_now(struct ferry_conn *c, int reason, int free_now)
     ferry_timer_cancel(c->linger_timer);
     c->idle_timer = c->handshake_timer = c->linger_timer = NULL;
 
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        cl->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    list_unlink(&c->link);
 
     if (reason < 0 && reason != FERRY_ECLOSED)
         ferry_log_debug("conn %llu (%s) closed: %s", (unsigned long long)c->id, c->peer,
@@ -774,10 +774,7 @@ static int conn_event_new(struct conn_loop *cl, struct ferry_transport *t,
     if (o->handshake_timeout_ms > 0)
         c->handshake_timer = ferry_loop_timer(cl->loop, (uint64_t)o->handshake_timeout_ms,
                                               on_handshake_timer, c);
-    c->next = cl->conns;
-    if (cl->conns)
-        cl->conns->prev = c;
-    cl->conns = c;
+    list_push(&cl->conns, &c->link);
     cl->nconns++;
     *out = c;
     return 0;
@@ -812,12 +809,12 @@ int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, co
             ferry_transport_free(t);   /* closes fd */
         else
             close(fd);
-        ferry__conn_released(s, ferry__unauth_enabled(s));
+        ferry__slot_release(&s->slots, s->slots.unauth_capped);
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         return r;
     }
     c->server = s;
-    c->unauth_held = ferry__unauth_enabled(s);
+    c->unauth_held = s->slots.unauth_capped;
     ferry_log_debug("conn %llu from %s on %s%s", (unsigned long long)c->id, peer, l->name,
                     l->tls ? " (TLS)" : "");
     if (l->tls) {
@@ -842,7 +839,7 @@ void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd,
     if (r < 0) {
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         close(fd);
-        ferry__conn_released(s, ferry__unauth_enabled(s));
+        ferry__slot_release(&s->slots, s->slots.unauth_capped);
         return;
     }
     cl.private_loop = 1;
@@ -871,10 +868,14 @@ static void client_loop_release(void *arg)
 {
     struct conn_loop *cl = arg;
 
+    cl->releasing = 1;
+    ferry__conn_loop_abort_all(cl, 0);
+    cl->releasing = 0;
+    /* Normally the connections' deferred frees, run by ferry_loop_free
+     * next, free cl with the last of them; those that could not be
+     * deferred are gone already. */
     if (cl->nconns == 0)
         client_loop_free(cl);
-    else
-        ferry__conn_loop_abort_all(cl, 0);
 }
 
 static int client_loop_get(struct ferry_loop *loop, struct conn_loop **out)
@@ -892,6 +893,7 @@ static int client_loop_get(struct ferry_loop *loop, struct conn_loop **out)
         }
         cl->loop = loop;
         cl->client = 1;
+        list_init(&cl->conns);
         ferry__loop_set_slot(loop, cl, client_loop_release);
     }
     *out = cl;
@@ -1047,10 +1049,10 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
         if (before_close)
             before_close(arg);
         close(fd);
-        ferry__conn_released(s, ferry__unauth_enabled(s));
+        ferry__slot_release(&s->slots, s->slots.unauth_capped);
         return;
     }
-    c.unauth_held = ferry__unauth_enabled(s);
+    c.unauth_held = s->slots.unauth_capped;
     if (s->opts.idle_timeout_ms > 0)
         ferry_transport_set_timeout(c.t, s->opts.idle_timeout_ms);
     if (s->opts.handshake_timeout_ms > 0)
@@ -1068,7 +1070,7 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
     if (before_close)
         before_close(arg);
     ferry_transport_free(c.t);
-    ferry__conn_released(s, c.unauth_held);
+    ferry__slot_release(&s->slots, c.unauth_held);
 }
 
 /* Wait until the connection has input (1), the server is stopping and it
@@ -1414,7 +1416,7 @@ void ferry_conn_set_authenticated(struct ferry_conn *c)
     c->authenticated = 1;
     if (c->unauth_held) {
         c->unauth_held = 0;
-        ferry__unauth_release(c->server);
+        ferry__slot_unauth_release(&c->server->slots);
         /* A forked connection process: tell the parent, which counts. */
         if (c->server->auth_notify_fd >= 0) {
             close(c->server->auth_notify_fd);

@@ -1,5 +1,8 @@
 /*
- * server_int.h - what server.c, conn.c and the three model files share.
+ * server_int.h - the server's, its listeners' and its connections' structs,
+ * which server.c, the models, admission.c and conn.c share, and the
+ * entry points that call downward: server.c -> model_*.c -> admission.c /
+ * acceptor.c -> conn.c.  Nothing here calls back up.
  *
  * Ownership: the server owns its listeners; a connection is owned by the
  * context that accepted it (an event worker, a connection thread or a
@@ -16,6 +19,8 @@
 #include "ferry/loop.h"
 #include "ferry/server.h"
 #include "buf.h"
+#include "list.h"
+#include "slots.h"
 
 #define FERRY_DEFAULT_MAX_CONNS   1024
 #define FERRY_DEFAULT_GRACE_MS    5000
@@ -49,11 +54,9 @@ struct ferry_server {
     int stop_pipe[2];          /* written once by ferry_server_stop; read end polled, never drained */
     atomic_int stopping;
     atomic_int running;
-    atomic_int nconns;         /* live connections (or children) across all models */
-    atomic_int nunauth;        /* of those, holding a not-yet-authenticated slot */
+    struct ferry_slots slots;  /* admission.c takes them, connection ends give them back */
     atomic_uint_fast64_t next_conn_id;
-    atomic_int emfile_logged;
-    struct acceptor *acceptor;     /* THREAD/FORK: the accepting loop while running */
+    atomic_int emfile_logged;  /* admission.c: the EMFILE warning is out */
     int auth_notify_fd;            /* FORK child: closed when its connection authenticates; else -1 */
 };
 
@@ -64,9 +67,10 @@ struct ferry_server {
 struct conn_loop {
     struct ferry_server *server;   /* NULL for a client loop */
     int client;                    /* ferry_conn_open's: no server, no stop */
+    int releasing;                 /* client: the loop is being freed; keep cl until done */
     uint64_t next_id;              /* client: the last connection id given */
     struct ferry_loop *loop;
-    struct ferry_conn *conns;      /* doubly linked list of live connections */
+    struct list_node conns;        /* live connections (ferry_conn.link) */
     size_t nconns;
     uint8_t *read_buf;             /* FERRY_READ_CHUNK bytes shared by the loop's connections */
     int stopping;                  /* shutdown began on this loop */
@@ -91,7 +95,7 @@ struct ferry_conn {
 
     /* Event style only. */
     struct conn_loop *cl;
-    struct ferry_conn *prev, *next;
+    struct list_node link;         /* in cl->conns */
     struct ferry_buf out;          /* queued output */
     struct ferry_buf in;           /* input held back while reading is paused */
     struct ferry_frame_parser *parser;
@@ -130,30 +134,9 @@ struct ferry_conn {
     uint64_t handshake_deadline;   /* monotonic ms; 0 = none */
 };
 
-/* server.c */
-uint64_t ferry__now_ms(void);
-int ferry__handler_is_event(const struct ferry_handler *h);
-/* Accept one connection from a stream listener: applies accept4 flags,
- * the connection cap and the verify hook.  Returns the fd (>= 0), -EAGAIN
- * when nothing is pending, -EMFILE/-ENFILE to back off, or 1..: never.
- * *peer receives the formatted peer address. */
-int ferry__accept(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLEN]);
-/* Serve readable datagrams on l (bounded per call). */
-void ferry__serve_datagrams(struct listener *l);
-/* Log "listening on PROTO ADDR" for every listener.  Models call it once
- * they can serve, so the line means "ready" (tests wait for it). */
-void ferry__log_ready(const struct ferry_server *s);
-/* Make sig stop s gracefully (ferry_server_stop from the handler). */
-void ferry__catch_stop_signal(struct ferry_server *s, int sig);
-/* Whether accepted connections hold a not-yet-authenticated slot. */
-int ferry__unauth_enabled(const struct ferry_server *s);
-/* Give back the not-yet-authenticated slot ferry__accept took. */
-void ferry__unauth_release(struct ferry_server *s);
-/* Drop the connection count taken by ferry__accept, and the
- * not-yet-authenticated slot too when unauth_held. */
-void ferry__conn_released(struct ferry_server *s, int unauth_held);
-
 /* conn.c */
+/* A handler of the event style (on_open, on_data or on_frame). */
+int ferry__handler_is_event(const struct ferry_handler *h);
 int ferry__conn_loop_init(struct conn_loop *cl, struct ferry_server *s);
 void ferry__conn_loop_destroy(struct conn_loop *cl);
 /* Begin graceful shutdown on every connection of cl. */

@@ -17,6 +17,7 @@
  */
 #include "ferry/tls.h"
 #include "ferry/error.h"
+#include "clock.h"
 #include "transport_int.h"
 
 #include <errno.h>
@@ -734,7 +735,7 @@ static int send_close_notify(struct ferry_transport *t, int bound_ms)
 {
     struct tls_conn *tc = t->tls;
     int limit = t->timeout_ms > 0 && t->timeout_ms < bound_ms ? t->timeout_ms : bound_ms;
-    int64_t deadline = ferry__transport_now_ms() + limit;
+    int64_t deadline = (int64_t)ferry__now_ms() + limit;
     struct sigpipe_guard g;
 
     if (!tc->handshake_done)
