@@ -7,7 +7,7 @@
  * runs worker 0 itself.
  */
 #include "admission.h"
-#include "server_int.h"
+#include "conn_int.h"
 #include "stop.h"
 
 #include <errno.h>

@@ -10,6 +10,7 @@
  * they share; when the grace period is over the stragglers get SIGKILL.
  */
 #include "acceptor.h"
+#include "conn_int.h"
 #include "stop.h"
 #include "loop_int.h"
 

@@ -9,6 +9,7 @@
  * own grace timer on their private loop.
  */
 #include "acceptor.h"
+#include "conn_int.h"
 #include "stop.h"
 
 #include <errno.h>

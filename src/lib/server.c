@@ -4,7 +4,7 @@
  * (model_event.c, model_thread.c, model_fork.c), which admit connections
  * through admission.c and run them with conn.c, and into stop.c.
  */
-#include "server_int.h"
+#include "conn_int.h"
 #include "stop.h"
 
 #include <errno.h>
