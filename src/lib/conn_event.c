@@ -617,6 +617,16 @@ void ferry__conn_tls_step(struct ferry_conn *c)
         conn_read(c);
 }
 
+void ferry__conn_opts_of_server(const struct ferry_server *s, struct ferry_conn_opts *o)
+{
+    *o = (struct ferry_conn_opts){
+        .write_high_water = s->opts.write_high_water,
+        .frame_limits = s->opts.frame_limits,
+        .idle_timeout_ms = s->opts.idle_timeout_ms,
+        .handshake_timeout_ms = s->opts.handshake_timeout_ms,
+    };
+}
+
 /* A new event-style connection over t on cl: watched for `events`, timed,
  * in cl's list; the handler has not met it yet.  0 and *out (t is now the
  * connection's), or a negative code (t still the caller's). */

@@ -120,6 +120,8 @@ struct ferry_conn {
 
 /* A handler of the event style (on_open, on_data or on_frame). */
 int ferry__handler_is_event(const struct ferry_handler *h);
+/* A server connection's options: the server's. */
+void ferry__conn_opts_of_server(const struct ferry_server *s, struct ferry_conn_opts *o);
 /* A new event-style connection over t on cl: watched for `events`, timed,
  * in cl's list; the handler has not met it yet.  0 and *out (t is now the
  * connection's), or a negative code (t still the caller's). */
@@ -152,8 +154,6 @@ void ferry__conn_loop_abort_all(struct conn_loop *cl, int loop_done);
 
 /* ---- conn_loop.c: the server's loops -------------------------------------- */
 
-/* A server connection's options: the server's. */
-void ferry__conn_opts_of_server(const struct ferry_server *s, struct ferry_conn_opts *o);
 int ferry__conn_loop_init(struct conn_loop *cl, struct ferry_server *s);
 void ferry__conn_loop_destroy(struct conn_loop *cl);
 /* Begin graceful shutdown on every connection of cl. */

@@ -111,16 +111,6 @@ void ferry__conn_loop_shutdown(struct conn_loop *cl)
     maybe_finished(cl);
 }
 
-void ferry__conn_opts_of_server(const struct ferry_server *s, struct ferry_conn_opts *o)
-{
-    *o = (struct ferry_conn_opts){
-        .write_high_water = s->opts.write_high_water,
-        .frame_limits = s->opts.frame_limits,
-        .idle_timeout_ms = s->opts.idle_timeout_ms,
-        .handshake_timeout_ms = s->opts.handshake_timeout_ms,
-    };
-}
-
 int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, const char *peer)
 {
     struct ferry_server *s = cl->server;
