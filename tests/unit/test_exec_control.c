@@ -323,17 +323,20 @@ static void test_without_pidfd(void **state)
     fix_run_free(r);
 }
 
+/* Each test checks the descriptor count before and after. */
+#define FD_CHECKED(fn) cmocka_unit_test_setup_teardown(fn, fix_fd_setup, fix_fd_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_big_output_with_backpressure, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_output_callback_aborts, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_terminates, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_kills_after_grace, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_signal_reaches_group, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_abort_kills_group_no_zombie, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_abort_running_sleep, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_without_pidfd, fix_fd_setup, fix_fd_teardown),
+        FD_CHECKED(test_big_output_with_backpressure),
+        FD_CHECKED(test_output_callback_aborts),
+        FD_CHECKED(test_timeout_terminates),
+        FD_CHECKED(test_timeout_kills_after_grace),
+        FD_CHECKED(test_signal_reaches_group),
+        FD_CHECKED(test_abort_kills_group_no_zombie),
+        FD_CHECKED(test_abort_running_sleep),
+        FD_CHECKED(test_without_pidfd),
     };
 
     /* As ferryd runs: SIGPIPE ignored (a precondition of exec.h). */
