@@ -283,7 +283,9 @@ static void test_server_thread_handshake_timeout(void **state)
  */
 static void stop_during_handshake(enum ferry_model model, const struct ferry_handler *h)
 {
-    struct ferry_server_opts opts = { .model = model, .workers = 1, .shutdown_grace_ms = 3000 };
+    /* A grace far above the bound below, so a loaded machine cannot blur
+     * "did not wait for the grace" into "waited for it". */
+    struct ferry_server_opts opts = { .model = model, .workers = 1, .shutdown_grace_ms = 10000 };
     struct ferry_tls *scfg = fix_psk_server(NULL), *ccfg = fix_psk_client(fix_psk_key, "ferry");
     struct ferry_transport *t;
     struct fix_server r;
@@ -311,8 +313,8 @@ static void stop_during_handshake(enum ferry_model model, const struct ferry_han
     assert_int_equal(n, 0);
     assert_true(err == 0 || err == -ECONNRESET);
     print_message("%s: stop took %lld ms\n", ferry_model_name(model), (long long)took);
-    if (took >= 2000)
-        fail_msg("the stop waited %lld ms (the grace is 3000) for a handshake", (long long)took);
+    if (took >= 5000)
+        fail_msg("the stop waited %lld ms (the grace is 10000) for a handshake", (long long)took);
     ferry_tls_free(ccfg);
     ferry_tls_free(scfg);
 }
