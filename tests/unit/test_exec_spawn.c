@@ -17,7 +17,6 @@
 #include <cmocka.h>
 #include "unit_util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -27,11 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ferry/loop.h"
@@ -465,27 +460,30 @@ static void test_stdin_bounded_feeder(void **state)
     fix_run_free(r);
 }
 
+/* Each test checks the descriptor count before and after. */
+#define FD_CHECKED(fn) cmocka_unit_test_setup_teardown(fn, fix_fd_setup, fix_fd_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_argv_exact, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_shell_pipeline, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdout_and_stderr_separate, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_exit_status, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_killed_by_signal, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_command_not_found, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_permission_denied, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_cwd, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_spec, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_cwd_honoured, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_env_defaults_and_extras, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_env_name, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_child_fds_are_0_1_2, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_child_signal_state_and_group, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_fed_and_eof, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_devnull, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_not_read_does_not_hang, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_bounded_feeder, fix_fd_setup, fix_fd_teardown),
+        FD_CHECKED(test_argv_exact),
+        FD_CHECKED(test_shell_pipeline),
+        FD_CHECKED(test_stdout_and_stderr_separate),
+        FD_CHECKED(test_exit_status),
+        FD_CHECKED(test_killed_by_signal),
+        FD_CHECKED(test_command_not_found),
+        FD_CHECKED(test_permission_denied),
+        FD_CHECKED(test_bad_cwd),
+        FD_CHECKED(test_bad_spec),
+        FD_CHECKED(test_cwd_honoured),
+        FD_CHECKED(test_env_defaults_and_extras),
+        FD_CHECKED(test_bad_env_name),
+        FD_CHECKED(test_child_fds_are_0_1_2),
+        FD_CHECKED(test_child_signal_state_and_group),
+        FD_CHECKED(test_stdin_fed_and_eof),
+        FD_CHECKED(test_stdin_devnull),
+        FD_CHECKED(test_stdin_not_read_does_not_hang),
+        FD_CHECKED(test_stdin_bounded_feeder),
     };
 
     /* As ferryd runs: SIGPIPE ignored (a precondition of exec.h). */
