@@ -8,13 +8,10 @@ protocol in the clear, so ferry runs with --plaintext against them.
 Server-side behaviour (process groups, limits, bad input) is tested with
 ferryd's own suite; this file is about what the client does."""
 import hashlib
-import hmac
-import json
 import os
 import signal
 import socket
 import stat
-import struct
 import subprocess
 import tempfile
 import threading
@@ -22,19 +19,9 @@ import time
 import unittest
 
 import ferrytest
-from ferrytest import SLOW, recv_exact
+from ferrytest import SLOW, recv_frame, write_key
 
 FERRY = ferrytest.binary("ferry")
-
-
-def write_key(path, hexkey=None, mode=0o600):
-    """A key file holding hexkey (random if None); returns the raw key."""
-    raw = bytes.fromhex(hexkey) if hexkey else os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(raw.hex() + "\n")
-    os.chmod(path, mode)
-    return raw
 
 
 class ClientTest(unittest.TestCase):
@@ -51,8 +38,7 @@ class ClientTest(unittest.TestCase):
         write_key(cls.wrong_key)
         cls.home = os.path.join(cls.dir, "home")
         os.mkdir(cls.home)
-        cls.server = ferrytest.start_server("ferryd", "--listen", "127.0.0.1:0",
-                                            "--key-file", cls.key)
+        cls.server = ferrytest.start_ferryd(key_path=cls.key)
         cls.host = cls.server.addr()
 
     @classmethod
@@ -182,7 +168,7 @@ class KeyResolutionTest(ClientTest):
         home = tempfile.mkdtemp(dir=self.dir)
         os.makedirs(os.path.join(home, ".config", "ferry"))
         with open(source) as f:
-            write_key(os.path.join(home, ".config", "ferry", "key"), f.read().strip())
+            write_key(os.path.join(home, ".config", "ferry", "key"), bytes.fromhex(f.read().strip()))
         return home
 
     def run_echo(self, *opts, env):
@@ -215,7 +201,7 @@ class KeyResolutionTest(ClientTest):
     def test_key_readable_by_others_is_refused(self):
         loose = os.path.join(self.dir, "loose-key")
         with open(self.key) as f:
-            write_key(loose, f.read().strip(), mode=0o644)
+            write_key(loose, bytes.fromhex(f.read().strip()), mode=0o644)
         r = self.run_echo("-k", loose, env=self.env())
         self.assertStatus(r, 255)
         self.assertIn(b"chmod 600", r.stderr)
@@ -447,17 +433,7 @@ class ShellTest(ClientTest):
 # ---- scripted fake servers --------------------------------------------------
 
 def send_frame(sock, header, body=b""):
-    if body:
-        header = dict(header, size=len(body))
-    h = json.dumps(header).encode()
-    sock.sendall(struct.pack("<I", len(h)) + h + body)
-
-
-def recv_frame(sock):
-    (n,) = struct.unpack("<I", recv_exact(sock, 4))
-    header = json.loads(recv_exact(sock, n))
-    body = recv_exact(sock, header.get("size", 0))
-    return header, body
+    sock.sendall(ferrytest.frame(header, body))
 
 
 class FakeServer(threading.Thread):
@@ -488,9 +464,6 @@ class FakeServer(threading.Thread):
         finally:
             self.sock.close()
 
-    def proof(self, label, sn, cn):
-        return hmac.new(self.key, label + b"\0" + sn + cn, hashlib.sha256).hexdigest()
-
     def read_hello(self, conn):
         """The client speaks first: {"type":"hello","version":1}."""
         hello, body = recv_frame(conn)
@@ -506,10 +479,10 @@ class FakeServer(threading.Thread):
         auth, _ = recv_frame(conn)
         self.received.append(auth)
         cn = bytes.fromhex(auth["nonce"])
-        if auth["proof"] != self.proof(b"ferry-v1 client proof", sn, cn):
+        if auth["proof"] != ferrytest.proof(self.key, ferrytest.CLIENT_LABEL, sn, cn):
             raise AssertionError("client proof is wrong")
         send_frame(conn, {"type": "welcome", "proof": server_proof or
-                          self.proof(b"ferry-v1 server proof", sn, cn)})
+                          ferrytest.proof(self.key, ferrytest.SERVER_LABEL, sn, cn)})
 
     def drain(self, conn):
         """Record frames until the client hangs up."""
@@ -612,7 +585,7 @@ class FakeServerTest(ClientTest):
         def script(conn, srv):
             srv.handshake(conn)
             recv_frame(conn)
-            conn.sendall(struct.pack("<I", 5) + b"nope!")
+            conn.sendall(ferrytest.length_prefix(5) + b"nope!")
             srv.drain(conn)
         r, _ = self.run_against(script, opts=("-n",))
         self.assertStatus(r, 255)
