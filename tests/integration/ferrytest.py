@@ -18,6 +18,7 @@ waiting with a deadline, and main(), which can run one shard of a file.
 """
 import ctypes
 import ctypes.util
+import errno
 import hashlib
 import hmac
 import json
@@ -372,18 +373,50 @@ def digest(data, alg="xxh3-128"):
     return Digest(alg).update(data).hexdigest()
 
 
+_ZEROS = bytes(8 * MiB)
+
+
+def _data_extents(fd, end):
+    """(start, stop) of the parts of a file below `end` that may hold data;
+    the rest are holes, which read as zeros.  Without SEEK_DATA support the
+    whole file is one extent."""
+    pos = 0
+    while pos < end:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+            stop = os.lseek(fd, start, os.SEEK_HOLE)
+        except OSError as e:
+            if e.errno == errno.ENXIO:          # only a hole is left
+                return
+            yield pos, end
+            return
+        if start >= end:
+            return
+        yield start, min(stop, end)
+        pos = stop
+
+
 def digest_file(path, alg="xxh3-128", limit=None):
     """Checksum of a file (its first `limit` bytes), read in pieces so
-    that files of many GiB need no memory."""
+    that files of many GiB need no memory.  Holes are hashed from memory
+    instead of read: a sparse file of 4 GiB costs what its data costs."""
     d = Digest(alg)
-    left = os.path.getsize(path) if limit is None else limit
     with open(path, "rb", buffering=0) as f:
-        while left > 0:
-            b = f.read(min(left, 8 * MiB))
-            if not b:
-                break
-            d.update(b)
-            left -= len(b)
+        end = os.fstat(f.fileno()).st_size
+        end = end if limit is None else min(end, limit)
+        pos = 0
+        for start, stop in list(_data_extents(f.fileno(), end)) + [(end, end)]:
+            while pos < start:                  # a hole
+                n = min(start - pos, len(_ZEROS))
+                d.update(_ZEROS if n == len(_ZEROS) else memoryview(_ZEROS)[:n])
+                pos += n
+            f.seek(pos)
+            while pos < stop:
+                b = f.read(min(stop - pos, 8 * MiB))
+                if not b:
+                    return d.hexdigest()        # shrank under us: what was there
+                d.update(b)
+                pos += len(b)
     return d.hexdigest()
 
 
@@ -811,8 +844,8 @@ def main():
     """Run the calling module's tests.  --shard N/M runs only every M-th
     test from the N-th (1-based) in the loader's stable order, so CTest can
     run one long file as M entries side by side; the shards together run
-    every test exactly once.  Other arguments go to unittest (e.g. a test
-    name)."""
+    every test exactly once.  Other arguments name tests (Class or
+    Class.test_name) to run only those."""
     argv = list(sys.argv)
     shard = None
     if "--shard" in argv:
@@ -822,10 +855,10 @@ def main():
             raise SystemExit("--shard N/M needs 1 <= N <= M")
         shard = (n, m)
         del argv[i:i + 2]
-    if len(argv) > 1:
-        unittest.main(verbosity=2, argv=argv)
-        return
-    tests = list(_flatten(unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])))
+    loader, module = unittest.defaultTestLoader, sys.modules["__main__"]
+    suite = (loader.loadTestsFromNames(argv[1:], module) if len(argv) > 1
+             else loader.loadTestsFromModule(module))
+    tests = list(_flatten(suite))
     if shard:
         tests = tests[shard[0] - 1::shard[1]]
     runner = unittest.TextTestRunner(verbosity=2, resultclass=_TimedResult)

@@ -716,16 +716,23 @@ class FerrydModel:
 
     def burst(self, srv, n=100):
         """n ferry clients at once, each command waiting until all n are
-        running; checks that each got exactly its own output and status."""
+        running; checks that each got exactly its own output and status.
+        The commands wait on a FIFO, which this test holds open for writing
+        (so their opens do not block): each blocks in read until the test
+        closes its end, and the EOF releases them all at once, with no
+        command polling."""
         results = [None] * n
-        go = os.path.join(self.dir, "go-%d" % srv.pid)
-        self.addCleanup(lambda: os.path.exists(go) and os.unlink(go))
+        gate = os.path.join(self.dir, "gate-%d" % srv.pid)
+        os.mkfifo(gate)
+        self.addCleanup(lambda: os.path.exists(gate) and os.unlink(gate))
+        held = os.open(gate, os.O_RDWR)
+        self.addCleanup(lambda: held is None or os.close(held))
 
         def one(i):
-            cmd = ("echo start-{i}; while [ ! -e {go} ]; do sleep 0.02; done; "
+            cmd = ("echo start-{i}; read _ < {gate}; "
                    "seq {i} 7 30000 | sed s/^/{i}:/; "
                    "head -c 100000 /dev/urandom | od | tail -1; echo err-{i} >&2; "
-                   "exit $(({i} % 7))").format(i=i, go=go)
+                   "exit $(({i} % 7))").format(i=i, gate=gate)
             try:
                 results[i] = self.ferry(cmd, host=srv.addr(), timeout=120)[0]
             except Exception as e:         # reported below
@@ -734,14 +741,23 @@ class FerrydModel:
         for t in threads:
             t.start()
 
-        def sessions_running():
+        def waiting_at_gate(pid):
+            try:
+                return any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == gate
+                           for fd in os.listdir("/proc/%d/fd" % pid))
+            except OSError:
+                return False
+
+        def sessions_waiting():
             procs = all_procs()
-            return len({procs[p][2] for p in descendants(srv.pid, procs) if comm(p) == "sh"})
+            return len({procs[p][2] for p in descendants(srv.pid, procs)
+                        if comm(p) == "sh" and waiting_at_gate(p)})
         try:
-            wait_until(lambda: sessions_running() == n, 60,
+            wait_until(lambda: sessions_waiting() == n, 60,
                        "%d commands running at once" % n, interval=0.05)
         finally:
-            open(go, "w").close()
+            os.close(held)
+            held = None
         for t in threads:
             t.join(180 * SLOW)
         for i, r in enumerate(results):
@@ -751,7 +767,7 @@ class FerrydModel:
                     + "0303240\n").encode()
             self.assertEqual(r.stdout, want, "client %d got someone else's output" % i)
             self.assertEqual(r.stderr, b"err-%d\n" % i)
-        os.unlink(go)
+        os.unlink(gate)
         self.assert_no_zombies(srv)
 
     def test_100_concurrent_clients(self):
