@@ -221,6 +221,19 @@ def wait_until(pred, timeout=10, what="a condition", interval=0.01, scale=True):
         select.select([], [], [], interval)     # a bounded pause between polls
 
 
+def quickest(measure, limit, tries=3):
+    """Call measure() (it returns seconds, asserting what it must) until
+    one call comes in under limit, at most `tries` times; returns the
+    quickest.  A delay built into the program shows in every try; a busy
+    machine's hiccup (two test suites at once) only in some."""
+    best = measure()
+    for _ in range(tries - 1):
+        if best < limit:
+            break
+        best = min(best, measure())
+    return best
+
+
 def connect(server, proto="tcp", index=0, timeout=10):
     host, port = server.hostport(proto, index)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -612,16 +612,22 @@ class FerrydModel:
     def test_commands_without_output_return_at_once(self):
         limit = 0.5 if not SANITIZED else 2.0
         for cmd in (["true"], ["cd /tmp"]):
-            r, elapsed = self.ferry(*cmd)
-            self.assertStatus(r, 0)
-            self.assertEqual((r.stdout, r.stderr), (b"", b""))
+            def one():
+                r, elapsed = self.ferry(*cmd)
+                self.assertStatus(r, 0)
+                self.assertEqual((r.stdout, r.stderr), (b"", b""))
+                return elapsed
+            elapsed = ft.quickest(one, limit)
             self.assertLess(elapsed, limit, "%s took %.2f s" % (cmd, elapsed))
         s = self.session()
-        t0 = time.monotonic()
-        r = s.run({"shell": "cd /tmp"})
-        self.assertLess(time.monotonic() - t0, limit)
-        self.assertEqual([f[0] for f in r["frames"]], ["exit"])
-        self.assertEqual(r["exit"]["status"], 0)
+
+        def in_session():
+            t0 = time.monotonic()
+            r = s.run({"shell": "cd /tmp"})
+            self.assertEqual([f[0] for f in r["frames"]], ["exit"])
+            self.assertEqual(r["exit"]["status"], 0)
+            return time.monotonic() - t0
+        self.assertLess(ft.quickest(in_session, limit), limit)
 
     # -- never-ending commands ----------------------------------------------------
 
@@ -1036,12 +1042,17 @@ class FerrydModel:
 
     def test_classic_reused_connection_does_not_stall(self):
         _, classic = self.classic_server()
-        out = classic_tutorial_client(classic, ["echo %d" % i for i in range(21)])
-        self.assertEqual([o for o, _ in out], [b"%d\n" % i for i in range(21)])
-        times = [t for _, t in out[1:]]           # the first pays for warming up
         limit = 0.020 if not SANITIZED else 0.030
-        self.assertLess(statistics.median(times), limit,
-                        "round trips (ms): %s" % [round(t * 1000, 1) for t in times])
+        tries = []
+
+        def median_round_trip():
+            out = classic_tutorial_client(classic, ["echo %d" % i for i in range(21)])
+            self.assertEqual([o for o, _ in out], [b"%d\n" % i for i in range(21)])
+            times = [t for _, t in out[1:]]           # the first pays for warming up
+            tries.append([round(t * 1000, 1) for t in times])
+            return statistics.median(times)
+        self.assertLess(ft.quickest(median_round_trip, limit), limit,
+                        "round trips (ms), each try: %s" % tries)
 
     def test_classic_output_cap(self):
         _, classic = self.classic_server()
