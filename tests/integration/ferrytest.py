@@ -187,11 +187,11 @@ def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None
     return server
 
 
-def start_ferryd(*args, key_path=None, plaintext=False, **kw):
+def start_ferryd(*args, key_path=None, plaintext=False, listen="127.0.0.1:0", **kw):
     """ferryd on an ephemeral loopback port, ready (see start_server);
     key_path: its --key-file; plaintext: --plaintext, for Session."""
     extra = (["--key-file", key_path] if key_path else []) + (["--plaintext"] if plaintext else [])
-    return start_server("ferryd", "--listen", "127.0.0.1:0", *extra, *args, **kw)
+    return start_server("ferryd", "--listen", listen, *extra, *args, **kw)
 
 
 def write_key(path, raw=None, mode=0o600, data=None):

@@ -19,7 +19,7 @@ import time
 import unittest
 
 import ferrytest
-from ferrytest import SLOW, recv_frame, write_key
+from ferrytest import SLOW, frame, recv_frame, write_key
 
 FERRY = ferrytest.binary("ferry")
 
@@ -436,10 +436,6 @@ class ShellTest(ClientTest):
 
 # ---- scripted fake servers --------------------------------------------------
 
-def send_frame(sock, header, body=b""):
-    sock.sendall(ferrytest.frame(header, body))
-
-
 class FakeServer(threading.Thread):
     """Accepts one connection and runs script(sock, server) on it.  Like
     ferryd, a fake says nothing before the client's hello (read_hello):
@@ -478,15 +474,15 @@ class FakeServer(threading.Thread):
     def handshake(self, conn, server_proof=None):
         self.read_hello(conn)
         sn = os.urandom(32)
-        send_frame(conn, {"type": "hello", "version": 1, "server": "fake",
-                          "auth": "hmac-sha256", "nonce": sn.hex()})
+        conn.sendall(frame({"type": "hello", "version": 1, "server": "fake",
+                            "auth": "hmac-sha256", "nonce": sn.hex()}))
         auth, _ = recv_frame(conn)
         self.received.append(auth)
         cn = bytes.fromhex(auth["nonce"])
         if auth["proof"] != ferrytest.proof(self.key, ferrytest.CLIENT_LABEL, sn, cn):
             raise AssertionError("client proof is wrong")
-        send_frame(conn, {"type": "welcome", "proof": server_proof or
-                          ferrytest.proof(self.key, ferrytest.SERVER_LABEL, sn, cn)})
+        conn.sendall(frame({"type": "welcome", "proof": server_proof or
+                            ferrytest.proof(self.key, ferrytest.SERVER_LABEL, sn, cn)}))
 
     def drain(self, conn):
         """Record frames until the client hangs up."""
@@ -527,8 +523,8 @@ class FakeServerTest(ClientTest):
             srv.handshake(conn)             # raises if the proof is wrong
             req, _ = recv_frame(conn)
             srv.received.append(req)
-            send_frame(conn, {"type": "stdout"}, b"fine\n")
-            send_frame(conn, {"type": "exit", "status": 0})
+            conn.sendall(frame({"type": "stdout"}, b"fine\n"))
+            conn.sendall(frame({"type": "exit", "status": 0}))
             srv.drain(conn)
         r, fake = self.run_against(script, "echo", "x", opts=("-n",))
         self.assertStatus(r, 0)
@@ -541,7 +537,7 @@ class FakeServerTest(ClientTest):
     def test_unauthenticated_server_needs_explicit_consent(self):
         def script(conn, srv):
             srv.read_hello(conn)
-            send_frame(conn, {"type": "hello", "version": 1, "auth": "none"})
+            conn.sendall(frame({"type": "hello", "version": 1, "auth": "none"}))
             srv.drain(conn)
         r, fake = self.run_against(script)
         self.assertStatus(r, 255)
@@ -550,11 +546,11 @@ class FakeServerTest(ClientTest):
 
         def consenting(conn, srv):
             srv.read_hello(conn)
-            send_frame(conn, {"type": "hello", "version": 1, "auth": "none"})
+            conn.sendall(frame({"type": "hello", "version": 1, "auth": "none"}))
             srv.received.append(recv_frame(conn)[0])
-            send_frame(conn, {"type": "welcome"})
+            conn.sendall(frame({"type": "welcome"}))
             srv.received.append(recv_frame(conn)[0])
-            send_frame(conn, {"type": "exit", "status": 5})
+            conn.sendall(frame({"type": "exit", "status": 5}))
             srv.drain(conn)
         # --insecure-no-auth alone: it implies plaintext.
         r, fake = self.run_against(consenting, opts=("--insecure-no-auth",), plaintext=False)
@@ -567,7 +563,7 @@ class FakeServerTest(ClientTest):
         # it (nor send anything more).
         def script(conn, srv):
             srv.read_hello(conn)
-            send_frame(conn, {"type": "hello", "version": 1, "server": "fake", "auth": "tls"})
+            conn.sendall(frame({"type": "hello", "version": 1, "server": "fake", "auth": "tls"}))
             srv.drain(conn)
         r, fake = self.run_against(script)
         self.assertStatus(r, 255)
@@ -579,7 +575,7 @@ class FakeServerTest(ClientTest):
         def script(conn, srv):
             srv.handshake(conn)
             recv_frame(conn)
-            send_frame(conn, {"type": "stdout"}, b"partial")
+            conn.sendall(frame({"type": "stdout"}, b"partial"))
         r, _ = self.run_against(script, opts=("-n",))
         self.assertStatus(r, 255)
         self.assertEqual(r.stdout, b"partial")
@@ -603,7 +599,7 @@ class FakeServerTest(ClientTest):
             def script(conn, srv, exit_frame=exit_frame):
                 srv.handshake(conn)
                 recv_frame(conn)
-                send_frame(conn, dict(exit_frame, type="exit"))
+                conn.sendall(frame(dict(exit_frame, type="exit")))
                 srv.drain(conn)
             r, _ = self.run_against(script, opts=("-n",))
             self.assertStatus(r, status)

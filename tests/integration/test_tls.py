@@ -359,9 +359,9 @@ class CertificateTest(TlsTest):
     def test_host_name_mismatch_is_refused(self):
         # The certificate names localhost and 127.0.0.1, not 127.0.0.2
         # (loopback all the same).
-        server = ferrytest.start_server("ferryd", "--listen", "127.0.0.2:0", "--root", self.root,
-                                        "--key-file", self.key_path, "--cert",
-                                        self.p("server.pem"), "--cert-key", self.p("server.key"))
+        server = ferrytest.start_ferryd("--root", self.root, "--cert", self.p("server.pem"),
+                                        "--cert-key", self.p("server.key"),
+                                        key_path=self.key_path, listen="127.0.0.2:0")
         self.servers.append(server)
         r = self.ferry("exec", "--ca", self.p("ca.pem"), "-k", self.key_path, server.addr(),
                        "true")
