@@ -25,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
+from ferrytest import wait_until  # noqa: E402
 
 SLOW = ft.SLOW
 # ASan keeps freed memory in quarantine and adds redzones, so RSS says
@@ -46,19 +47,6 @@ ALL_BYTES = bytes(range(256))
 def upper(b):
     """bytes.upper() is ASCII-only, exactly what echo_upper promises."""
     return bytes(b).upper()
-
-
-def wait_until(pred, timeout, what, interval=0.02):
-    """Poll pred() until true or the deadline passes (scaled by SLOW)."""
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out waiting for " + what)
-        # A bounded wait between polls of /proc; not synchronisation.
-        select.select([], [], [], interval)
 
 
 def have_ipv6():
