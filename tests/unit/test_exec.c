@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "ferry/loop.h"
-#include "exec.h"
+#include "runner.h"
 
 #define SAFETY_MS   60000
 #define CAPTURE_MAX 65536
@@ -42,7 +42,7 @@
 
 struct run {
     struct ferry_loop *loop;
-    struct exec *e;
+    struct runner *e;
     pid_t pid;
     char err[256];
 
@@ -50,7 +50,7 @@ struct run {
     size_t out_len[3];
     uint64_t total[3];              /* all bytes seen per stream */
 
-    struct exec_result res;
+    struct runner_result res;
     int exits;
     int drained;
     uint64_t t_start, t_exit;       /* loop clock */
@@ -78,7 +78,7 @@ static int h_output(void *arg, int stream, const uint8_t *data, size_t len)
     return r->output_hook ? r->output_hook(r, stream, data, len) : 0;
 }
 
-static void h_exit(void *arg, const struct exec_result *res)
+static void h_exit(void *arg, const struct runner_result *res)
 {
     struct run *r = arg;
 
@@ -86,7 +86,7 @@ static void h_exit(void *arg, const struct exec_result *res)
     r->res = *res;
     r->t_exit = ferry_loop_now(r->loop);
     /* Freeing from inside on_exit is part of the contract. */
-    exec_free(r->e);
+    runner_free(r->e);
     r->e = NULL;
     ferry_timer_cancel(r->safety);
     r->safety = NULL;
@@ -101,7 +101,7 @@ static void h_drained(void *arg)
         r->drained_hook(r);
 }
 
-static const struct exec_ops run_ops = {
+static const struct runner_ops run_ops = {
     .on_output = h_output,
     .on_exit = h_exit,
     .on_stdin_drained = h_drained,
@@ -111,7 +111,7 @@ static void on_safety(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct run *r = arg;
 
-    exec_abort(r->e);
+    runner_abort(r->e);
     r->e = NULL;
     fail_msg("the command did not finish within %d ms", SAFETY_MS);
 }
@@ -129,19 +129,19 @@ static struct run *run_new(void)
 static void run_free(struct run *r)
 {
     ferry_timer_cancel(r->safety);
-    exec_free(r->e);
+    runner_free(r->e);
     ferry_loop_free(r->loop);
     free(r);
 }
 
 /* Start; on success the command is running and a safety timer is armed. */
-static int run_start(struct run *r, const struct exec_spec *spec)
+static int run_start(struct run *r, const struct runner_spec *spec)
 {
-    int rc = exec_start(r->loop, spec, &run_ops, r, &r->e, r->err, sizeof(r->err));
+    int rc = runner_start(r->loop, spec, &run_ops, r, &r->e, r->err, sizeof(r->err));
 
     if (rc == 0) {
         assert_non_null(r->e);
-        r->pid = exec_pid(r->e);
+        r->pid = runner_pid(r->e);
         assert_true(r->pid > 0);
         r->t_start = ferry_loop_now(r->loop);
         r->safety = ferry_loop_timer(r->loop, SAFETY_MS, on_safety, r);
@@ -159,7 +159,7 @@ static void run_loop(struct run *r)
 }
 
 /* Run spec to completion: on_exit exactly once. */
-static struct run *run_spec(const struct exec_spec *spec)
+static struct run *run_spec(const struct runner_spec *spec)
 {
     struct run *r = run_new();
 
@@ -171,7 +171,7 @@ static struct run *run_spec(const struct exec_spec *spec)
 
 static struct run *run_shell(const char *cmd)
 {
-    struct exec_spec spec = { .shell = cmd };
+    struct runner_spec spec = { .shell = cmd };
 
     return run_spec(&spec);
 }
@@ -184,8 +184,8 @@ static void assert_exit(const struct run *r, int status)
     assert_int_equal(r->res.timed_out, 0);
 }
 
-/* Start-time failure: the code, and the message exec_start wrote. */
-static void expect_start_error(const struct exec_spec *spec, int want, const char *msg)
+/* Start-time failure: the code, and the message runner_start wrote. */
+static void expect_start_error(const struct runner_spec *spec, int want, const char *msg)
 {
     struct run *r = run_new();
 
@@ -238,7 +238,7 @@ static int fd_teardown(void **state)
 static void test_argv_exact(void **state)
 {
     char *argv[] = { "printf", "%s|", "a b", "\"c\"", "$HOME", "*", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct run *r = run_spec(&spec);
 
     assert_exit(r, 0);
@@ -296,7 +296,7 @@ static void test_command_not_found(void **state)
 {
     char *argv[] = { "ferry-no-such-command", NULL };
     char *abs_argv[] = { "/nonexistent/ferry-cmd", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
 
     expect_start_error(&spec, -ENOENT, "ferry-no-such-command: command not found");
     spec.argv = abs_argv;
@@ -318,7 +318,7 @@ static void test_permission_denied(void **state)
 
     /* By path ... */
     char *argv[] = { path, NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char msg[200];
     snprintf(msg, sizeof(msg), "%s: permission denied", path);
     expect_start_error(&spec, -EACCES, msg);
@@ -357,7 +357,7 @@ static void test_permission_denied(void **state)
 static void test_bad_cwd(void **state)
 {
     char *argv[] = { "true", NULL };
-    struct exec_spec spec = { .argv = argv, .cwd = "/nonexistent/dir" };
+    struct runner_spec spec = { .argv = argv, .cwd = "/nonexistent/dir" };
 
     expect_start_error(&spec, FERRY_ECWD, "cd /nonexistent/dir: No such file or directory");
     spec.cwd = "/etc/passwd";
@@ -373,9 +373,9 @@ static void test_bad_spec(void **state)
 {
     char *argv[] = { "true", NULL };
     char *empty[] = { NULL };
-    struct exec_spec both = { .argv = argv, .shell = "true" };
-    struct exec_spec neither = { .cwd = "/" };
-    struct exec_spec no_args = { .argv = empty };
+    struct runner_spec both = { .argv = argv, .shell = "true" };
+    struct runner_spec neither = { .cwd = "/" };
+    struct runner_spec no_args = { .argv = empty };
 
     expect_start_error(&both, -EINVAL, NULL);
     expect_start_error(&neither, -EINVAL, NULL);
@@ -387,7 +387,7 @@ static void test_bad_spec(void **state)
 static void test_cwd_honoured(void **state)
 {
     char *argv[] = { "pwd", NULL };
-    struct exec_spec spec = { .argv = argv, .cwd = "/usr/bin" };
+    struct runner_spec spec = { .argv = argv, .cwd = "/usr/bin" };
     struct run *r = run_spec(&spec);
 
     assert_exit(r, 0);
@@ -444,7 +444,7 @@ static void test_env_defaults_and_extras(void **state)
     struct passwd *pw = getpwuid(getuid());
     char *argv[] = { "env", NULL };
     char *env[] = { "FOO=bar baz", "LANG=xx_XX.UTF-8", "FOO=second", "EMPTY=", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char line[512];
     struct run *r;
 
@@ -483,7 +483,7 @@ static void test_bad_env_name(void **state)
 {
     char *argv[] = { "true", NULL };
     const char *bad[] = { "1FOO=x", "NO_EQUALS", "=x", "A-B=x", "A B=x", "" };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *env[] = { "GOOD=1", (char *)bad[i], NULL };
@@ -498,7 +498,7 @@ static void test_bad_env_name(void **state)
 static void test_child_fds_are_0_1_2(void **state)
 {
     char *argv[] = { "ls", "/proc/self/fd", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     /* A descriptor without close-on-exec must not reach the command either. */
     int stray = open("/dev/null", O_RDONLY);
     struct run *r;
@@ -518,7 +518,7 @@ static void test_child_signal_state_and_group(void **state)
     struct sigaction ignore = { .sa_handler = SIG_IGN }, old_usr2;
     char *argv[] = { "grep", "^Sig[IB]", "/proc/self/status", NULL };
     char *pg_argv[] = { "cut", "-d", " ", "-f5", "/proc/self/stat", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char want[32];
     struct run *r;
 
@@ -559,16 +559,16 @@ static void test_child_signal_state_and_group(void **state)
 static void test_stdin_fed_and_eof(void **state)
 {
     char *argv[] = { "sort", "-r", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     struct run *r = run_new();
 
     assert_int_equal(run_start(r, &spec), 0);
-    assert_int_equal(exec_write_stdin(r->e, "a\n", 2), 0);
-    assert_int_equal(exec_write_stdin(r->e, "c\nb\n", 4), 0);
-    assert_int_equal(exec_write_stdin(r->e, "", 0), 0);
-    exec_close_stdin(r->e);
-    exec_close_stdin(r->e);
-    assert_int_equal(exec_write_stdin(r->e, "late\n", 5), -EPIPE);
+    assert_int_equal(runner_write_stdin(r->e, "a\n", 2), 0);
+    assert_int_equal(runner_write_stdin(r->e, "c\nb\n", 4), 0);
+    assert_int_equal(runner_write_stdin(r->e, "", 0), 0);
+    runner_close_stdin(r->e);
+    runner_close_stdin(r->e);
+    assert_int_equal(runner_write_stdin(r->e, "late\n", 5), -EPIPE);
     run_loop(r);
     assert_int_equal(r->exits, 1);
     assert_exit(r, 0);
@@ -579,13 +579,13 @@ static void test_stdin_fed_and_eof(void **state)
 static void test_stdin_devnull(void **state)
 {
     char *argv[] = { "cat", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct run *r = run_new();
 
     assert_int_equal(run_start(r, &spec), 0);
-    assert_int_equal(exec_write_stdin(r->e, "x", 1), -EPIPE);
-    assert_int_equal(exec_stdin_pending(r->e), 0);
-    exec_close_stdin(r->e);
+    assert_int_equal(runner_write_stdin(r->e, "x", 1), -EPIPE);
+    assert_int_equal(runner_stdin_pending(r->e), 0);
+    runner_close_stdin(r->e);
     run_loop(r);
     assert_exit(r, 0);
     assert_int_equal(r->total[1], 0);
@@ -598,7 +598,7 @@ static void test_stdin_devnull(void **state)
 static void test_stdin_not_read_does_not_hang(void **state)
 {
     char *argv[] = { "echo", "started", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     struct run *r = run_new();
     uint8_t *big = malloc(STDIN_BIG);
 
@@ -606,10 +606,10 @@ static void test_stdin_not_read_does_not_hang(void **state)
     memset(big, 'z', STDIN_BIG);
     assert_int_equal(run_start(r, &spec), 0);
     /* The command may already be gone (-EPIPE) or not (queued). */
-    int rc = exec_write_stdin(r->e, big, STDIN_BIG);
+    int rc = runner_write_stdin(r->e, big, STDIN_BIG);
     assert_true(rc == 0 || rc == -EPIPE);
-    assert_true(exec_stdin_pending(r->e) <= STDIN_BIG);
-    exec_close_stdin(r->e);
+    assert_true(runner_stdin_pending(r->e) <= STDIN_BIG);
+    runner_close_stdin(r->e);
     free(big);
     run_loop(r);
     assert_exit(r, 0);
@@ -629,9 +629,9 @@ static void feed_more(struct run *r)
     struct feeder *f = r->user;
     static uint8_t chunk[64 * 1024];
 
-    while (!f->epipe && exec_stdin_pending(r->e) < 256 * 1024 && f->sent < STDIN_BIG) {
+    while (!f->epipe && runner_stdin_pending(r->e) < 256 * 1024 && f->sent < STDIN_BIG) {
         memset(chunk, '\n', sizeof(chunk));
-        int rc = exec_write_stdin(r->e, chunk, sizeof(chunk));
+        int rc = runner_write_stdin(r->e, chunk, sizeof(chunk));
 
         if (rc == -EPIPE) {
             f->epipe = 1;
@@ -644,7 +644,7 @@ static void feed_more(struct run *r)
 
 static void test_stdin_bounded_feeder(void **state)
 {
-    struct exec_spec spec = { .shell = "read line; echo got", .stdin_pipe = 1 };
+    struct runner_spec spec = { .shell = "read line; echo got", .stdin_pipe = 1 };
     struct feeder f = { 0 };
     struct run *r = run_new();
 
@@ -680,7 +680,7 @@ static void on_resume(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
     if (!r->e)
         return;
     b->resumes++;
-    exec_resume_output(r->e);
+    runner_resume_output(r->e);
 }
 
 static int big_output(struct run *r, int stream, const uint8_t *data, size_t len)
@@ -695,8 +695,8 @@ static int big_output(struct run *r, int stream, const uint8_t *data, size_t len
         b->checksum = b->checksum * 31 + data[i];
     }
     /* A slow client: stop after every chunk, resume on the next pass. */
-    exec_pause_output(r->e);
-    exec_pause_output(r->e);
+    runner_pause_output(r->e);
+    runner_pause_output(r->e);
     b->pauses++;
     ferry_timer_restart(b->resume, 0);
     return 0;
@@ -712,7 +712,7 @@ static void test_big_output_with_backpressure(void **state)
     for (uint64_t i = 0; i < BIG_OUTPUT; i++)
         want = want * 31 + (uint8_t)pattern[i % (sizeof(pattern) - 1)];
     snprintf(cmd, sizeof(cmd), "yes abcdefghij | head -c %u", BIG_OUTPUT);
-    struct exec_spec spec = { .shell = cmd };
+    struct runner_spec spec = { .shell = cmd };
     r->user = &b;
     r->output_hook = big_output;
     b.resume = ferry_loop_timer(r->loop, 0, on_resume, r);
@@ -737,7 +737,7 @@ static int refuse_output(struct run *r, int stream, const uint8_t *data, size_t 
 static void test_output_callback_aborts(void **state)
 {
     char *argv[] = { "yes", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct run *r = run_new();
 
     r->output_hook = refuse_output;
@@ -756,27 +756,27 @@ static void test_output_callback_aborts(void **state)
 static void test_timeout_terminates(void **state)
 {
     char *argv[] = { "sleep", "100", NULL };
-    struct exec_spec spec = { .argv = argv, .timeout_ms = 100 };
+    struct runner_spec spec = { .argv = argv, .timeout_ms = 100 };
     struct run *r = run_spec(&spec);
 
     assert_int_equal(r->res.timed_out, 1);
     assert_int_equal(r->res.signaled, 1);
     assert_int_equal(r->res.signal, SIGTERM);
     assert_true(r->t_exit - r->t_start >= 100);
-    assert_true(r->t_exit - r->t_start < EXEC_KILL_GRACE_MS);
+    assert_true(r->t_exit - r->t_start < RUNNER_KILL_GRACE_MS);
     run_free(r);
 }
 
 static void test_timeout_kills_after_grace(void **state)
 {
-    struct exec_spec spec = { .shell = "trap '' TERM; sleep 100", .timeout_ms = 50 };
+    struct runner_spec spec = { .shell = "trap '' TERM; sleep 100", .timeout_ms = 50 };
     struct run *r = run_spec(&spec);
 
     assert_int_equal(r->res.timed_out, 1);
     assert_int_equal(r->res.signaled, 1);
     assert_int_equal(r->res.signal, SIGKILL);
-    assert_true(r->t_exit - r->t_start >= 50 + EXEC_KILL_GRACE_MS);
-    assert_true(r->t_exit - r->t_start < 50 + EXEC_KILL_GRACE_MS + 3000);
+    assert_true(r->t_exit - r->t_start >= 50 + RUNNER_KILL_GRACE_MS);
+    assert_true(r->t_exit - r->t_start < 50 + RUNNER_KILL_GRACE_MS + 3000);
     run_free(r);
 }
 
@@ -784,13 +784,13 @@ static void send_int(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct run *r = arg;
 
-    assert_int_equal(exec_signal(r->e, SIGINT), 0);
+    assert_int_equal(runner_signal(r->e, SIGINT), 0);
 }
 
 static void test_signal_reaches_group(void **state)
 {
     char *argv[] = { "sleep", "100", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct run *r = run_new();
 
     assert_int_equal(run_start(r, &spec), 0);
@@ -834,11 +834,11 @@ static int abort_on_pid(struct run *r, int stream, const uint8_t *data, size_t l
     assert_true(a->grandchild > 0);
     assert_int_equal(getpgid(a->grandchild), r->pid);
     /* From inside the callback: no further callback may run. */
-    exec_abort(r->e);
+    runner_abort(r->e);
     r->e = NULL;
     ferry_timer_cancel(r->safety);
     r->safety = NULL;
-    /* Reaped before exec_abort returned: not even a zombie is left. */
+    /* Reaped before runner_abort returned: not even a zombie is left. */
     assert_int_equal(proc_state(r->pid), 0);
     a->poll = ferry_loop_timer(r->loop, 0, poll_grandchild, a);
     assert_non_null(a->poll);
@@ -847,7 +847,7 @@ static int abort_on_pid(struct run *r, int stream, const uint8_t *data, size_t l
 
 static void test_abort_kills_group_no_zombie(void **state)
 {
-    struct exec_spec spec = { .shell = "sleep 100 & echo $!; sleep 100", .stdin_pipe = 1 };
+    struct runner_spec spec = { .shell = "sleep 100 & echo $!; sleep 100", .stdin_pipe = 1 };
     struct abort_ctx a = { 0 };
     struct run *r = run_new();
 
@@ -855,7 +855,7 @@ static void test_abort_kills_group_no_zombie(void **state)
     r->output_hook = abort_on_pid;
     assert_int_equal(run_start(r, &spec), 0);
     /* Queued stdin is freed with it. */
-    assert_int_equal(exec_write_stdin(r->e, "x", 1), 0);
+    assert_int_equal(runner_write_stdin(r->e, "x", 1), 0);
     run_loop(r);
     assert_int_equal(r->exits, 0);
     assert_true(a.grandchild > 0);
@@ -870,7 +870,7 @@ static void abort_from_timer(struct ferry_loop *loop, struct ferry_timer *t, voi
     struct run *r = arg;
     pid_t pid = r->pid;
 
-    exec_abort(r->e);
+    runner_abort(r->e);
     r->e = NULL;
     ferry_timer_cancel(r->safety);
     r->safety = NULL;
@@ -880,11 +880,11 @@ static void abort_from_timer(struct ferry_loop *loop, struct ferry_timer *t, voi
 static void test_abort_running_sleep(void **state)
 {
     char *argv[] = { "sleep", "100", NULL };
-    struct exec_spec spec = { .argv = argv, .timeout_ms = 60000 };
+    struct runner_spec spec = { .argv = argv, .timeout_ms = 60000 };
     struct run *r = run_new();
 
     assert_int_equal(run_start(r, &spec), 0);
-    exec_pause_output(r->e);
+    runner_pause_output(r->e);
     assert_non_null(ferry_loop_timer(r->loop, 20, abort_from_timer, r));
     run_loop(r);
     assert_int_equal(r->exits, 0);
@@ -927,13 +927,13 @@ static void test_without_pidfd(void **state)
     run_free(r);
 
     char *argv[] = { "sleep", "100", NULL };
-    struct exec_spec spec = { .argv = argv, .timeout_ms = 50 };
+    struct runner_spec spec = { .argv = argv, .timeout_ms = 50 };
     r = run_spec(&spec);
     assert_int_equal(r->res.timed_out, 1);
     assert_int_equal(r->res.signal, SIGTERM);
     run_free(r);
 
-    /* exec_abort reaps by polling waitpid. */
+    /* runner_abort reaps by polling waitpid. */
     spec.timeout_ms = 0;
     r = run_new();
     assert_int_equal(run_start(r, &spec), 0);
