@@ -1,5 +1,5 @@
 /*
- * test_exec_spawn.c - ferryd's command runner (src/ferryd/exec.c) starting
+ * test_exec_spawn.c - ferryd's command runner (src/ferryd/runner.c) starting
  * real processes on a real ferry_loop: argv and shell mode, start
  * failures, cwd and environment, the child's descriptors and signal
  * state, and stdin (fed, /dev/null, not read, bounded feeder).
@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "ferry/loop.h"
-#include "exec.h"
+#include "runner.h"
 #include "fix_exec.h"
 
 /* ---- argv and shell mode ----------------------------------------------- */
@@ -38,7 +38,7 @@
 static void test_argv_exact(void **state)
 {
     char *argv[] = { "printf", "%s|", "a b", "\"c\"", "$HOME", "*", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct fix_run *r = fix_run_spec(&spec);
 
     fix_assert_exit(r, 0);
@@ -96,7 +96,7 @@ static void test_command_not_found(void **state)
 {
     char *argv[] = { "ferry-no-such-command", NULL };
     char *abs_argv[] = { "/nonexistent/ferry-cmd", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
 
     fix_expect_start_error(&spec, -ENOENT, "ferry-no-such-command: command not found");
     spec.argv = abs_argv;
@@ -118,7 +118,7 @@ static void test_permission_denied(void **state)
 
     /* By path ... */
     char *argv[] = { path, NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char msg[200];
     snprintf(msg, sizeof(msg), "%s: permission denied", path);
     fix_expect_start_error(&spec, -EACCES, msg);
@@ -157,7 +157,7 @@ static void test_permission_denied(void **state)
 static void test_bad_cwd(void **state)
 {
     char *argv[] = { "true", NULL };
-    struct exec_spec spec = { .argv = argv, .cwd = "/nonexistent/dir" };
+    struct runner_spec spec = { .argv = argv, .cwd = "/nonexistent/dir" };
 
     fix_expect_start_error(&spec, FERRY_ECWD, "cd /nonexistent/dir: No such file or directory");
     spec.cwd = "/etc/passwd";
@@ -173,9 +173,9 @@ static void test_bad_spec(void **state)
 {
     char *argv[] = { "true", NULL };
     char *empty[] = { NULL };
-    struct exec_spec both = { .argv = argv, .shell = "true" };
-    struct exec_spec neither = { .cwd = "/" };
-    struct exec_spec no_args = { .argv = empty };
+    struct runner_spec both = { .argv = argv, .shell = "true" };
+    struct runner_spec neither = { .cwd = "/" };
+    struct runner_spec no_args = { .argv = empty };
 
     fix_expect_start_error(&both, -EINVAL, NULL);
     fix_expect_start_error(&neither, -EINVAL, NULL);
@@ -187,7 +187,7 @@ static void test_bad_spec(void **state)
 static void test_cwd_honoured(void **state)
 {
     char *argv[] = { "pwd", NULL };
-    struct exec_spec spec = { .argv = argv, .cwd = "/usr/bin" };
+    struct runner_spec spec = { .argv = argv, .cwd = "/usr/bin" };
     struct fix_run *r = fix_run_spec(&spec);
 
     fix_assert_exit(r, 0);
@@ -244,7 +244,7 @@ static void test_env_defaults_and_extras(void **state)
     struct passwd *pw = getpwuid(getuid());
     char *argv[] = { "env", NULL };
     char *env[] = { "FOO=bar baz", "LANG=xx_XX.UTF-8", "FOO=second", "EMPTY=", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char line[512];
     struct fix_run *r;
 
@@ -283,7 +283,7 @@ static void test_bad_env_name(void **state)
 {
     char *argv[] = { "true", NULL };
     const char *bad[] = { "1FOO=x", "NO_EQUALS", "=x", "A-B=x", "A B=x", "" };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *env[] = { "GOOD=1", (char *)bad[i], NULL };
@@ -298,7 +298,7 @@ static void test_bad_env_name(void **state)
 static void test_child_fds_are_0_1_2(void **state)
 {
     char *argv[] = { "ls", "/proc/self/fd", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     /* A descriptor without close-on-exec must not reach the command either. */
     int stray = open("/dev/null", O_RDONLY);
     struct fix_run *r;
@@ -318,7 +318,7 @@ static void test_child_signal_state_and_group(void **state)
     struct sigaction ignore = { .sa_handler = SIG_IGN }, old_usr2;
     char *argv[] = { "grep", "^Sig[IB]", "/proc/self/status", NULL };
     char *pg_argv[] = { "cut", "-d", " ", "-f5", "/proc/self/stat", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char want[32];
     struct fix_run *r;
 
@@ -359,16 +359,16 @@ static void test_child_signal_state_and_group(void **state)
 static void test_stdin_fed_and_eof(void **state)
 {
     char *argv[] = { "sort", "-r", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     struct fix_run *r = fix_run_new();
 
     assert_int_equal(fix_run_start(r, &spec), 0);
-    assert_int_equal(exec_write_stdin(r->e, "a\n", 2), 0);
-    assert_int_equal(exec_write_stdin(r->e, "c\nb\n", 4), 0);
-    assert_int_equal(exec_write_stdin(r->e, "", 0), 0);
-    exec_close_stdin(r->e);
-    exec_close_stdin(r->e);
-    assert_int_equal(exec_write_stdin(r->e, "late\n", 5), -EPIPE);
+    assert_int_equal(runner_write_stdin(r->e, "a\n", 2), 0);
+    assert_int_equal(runner_write_stdin(r->e, "c\nb\n", 4), 0);
+    assert_int_equal(runner_write_stdin(r->e, "", 0), 0);
+    runner_close_stdin(r->e);
+    runner_close_stdin(r->e);
+    assert_int_equal(runner_write_stdin(r->e, "late\n", 5), -EPIPE);
     fix_run_loop(r);
     assert_int_equal(r->exits, 1);
     fix_assert_exit(r, 0);
@@ -379,13 +379,13 @@ static void test_stdin_fed_and_eof(void **state)
 static void test_stdin_devnull(void **state)
 {
     char *argv[] = { "cat", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct fix_run *r = fix_run_new();
 
     assert_int_equal(fix_run_start(r, &spec), 0);
-    assert_int_equal(exec_write_stdin(r->e, "x", 1), -EPIPE);
-    assert_int_equal(exec_stdin_pending(r->e), 0);
-    exec_close_stdin(r->e);
+    assert_int_equal(runner_write_stdin(r->e, "x", 1), -EPIPE);
+    assert_int_equal(runner_stdin_pending(r->e), 0);
+    runner_close_stdin(r->e);
     fix_run_loop(r);
     fix_assert_exit(r, 0);
     assert_int_equal(r->total[1], 0);
@@ -398,7 +398,7 @@ static void test_stdin_devnull(void **state)
 static void test_stdin_not_read_does_not_hang(void **state)
 {
     char *argv[] = { "echo", "started", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     struct fix_run *r = fix_run_new();
     uint8_t *big = malloc(STDIN_BIG);
 
@@ -406,10 +406,10 @@ static void test_stdin_not_read_does_not_hang(void **state)
     memset(big, 'z', STDIN_BIG);
     assert_int_equal(fix_run_start(r, &spec), 0);
     /* The command may already be gone (-EPIPE) or not (queued). */
-    int rc = exec_write_stdin(r->e, big, STDIN_BIG);
+    int rc = runner_write_stdin(r->e, big, STDIN_BIG);
     assert_true(rc == 0 || rc == -EPIPE);
-    assert_true(exec_stdin_pending(r->e) <= STDIN_BIG);
-    exec_close_stdin(r->e);
+    assert_true(runner_stdin_pending(r->e) <= STDIN_BIG);
+    runner_close_stdin(r->e);
     free(big);
     fix_run_loop(r);
     fix_assert_exit(r, 0);
@@ -429,9 +429,9 @@ static void feed_more(struct fix_run *r)
     struct feeder *f = r->user;
     static uint8_t chunk[64 * 1024];
 
-    while (!f->epipe && exec_stdin_pending(r->e) < 256 * 1024 && f->sent < STDIN_BIG) {
+    while (!f->epipe && runner_stdin_pending(r->e) < 256 * 1024 && f->sent < STDIN_BIG) {
         memset(chunk, '\n', sizeof(chunk));
-        int rc = exec_write_stdin(r->e, chunk, sizeof(chunk));
+        int rc = runner_write_stdin(r->e, chunk, sizeof(chunk));
 
         if (rc == -EPIPE) {
             f->epipe = 1;
@@ -444,7 +444,7 @@ static void feed_more(struct fix_run *r)
 
 static void test_stdin_bounded_feeder(void **state)
 {
-    struct exec_spec spec = { .shell = "read line; echo got", .stdin_pipe = 1 };
+    struct runner_spec spec = { .shell = "read line; echo got", .stdin_pipe = 1 };
     struct feeder f = { 0 };
     struct fix_run *r = fix_run_new();
 

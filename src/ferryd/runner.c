@@ -1,36 +1,27 @@
 /*
- * exec.c - ferryd's command runner; the contract is in exec.h.
+ * runner.c - ferryd's command runner; the contract is in runner.h.
  *
- * A command is started with posix_spawn (vfork-like in glibc, so starting
- * is cheap even from a large daemon, and exec failures come back as its
- * return value).  The child's side is built entirely from file actions and
- * attributes: cwd by fchdir to a directory we opened and checked first, the
- * pipes dup2'ed onto 0/1/2, everything else closed, a fresh process group,
- * an empty signal mask and default dispositions (the daemon ignores SIGPIPE,
- * and ignored signals survive exec).
+ * launch.c sets the process up and spawns it.  From then on the command
+ * is a set of loop sources owned by struct runner: two output pipes (read
+ * as they become readable, paused on request), the stdin pipe (watched for
+ * writability only while its queue is non-empty), a pidfd (or a polling
+ * timer where pidfd_open is missing) and the timeout timer.  The command is
+ * over when it has been reaped and both output pipes are at EOF; only then
+ * does on_exit run.
  *
- * From then on the command is a set of loop sources owned by struct exec:
- * two output pipes (read as they become readable, paused on request), the
- * stdin pipe (watched for writability only while its queue is non-empty),
- * a pidfd (or a polling timer where pidfd_open is missing) and the timeout
- * timer.  The command is over when it has been reaped and both output pipes
- * are at EOF; only then does on_exit run.
- *
- * Re-entrancy: every callback may free or abort its exec.  Loop callbacks
- * bracket their work with enter()/leave(); exec_free/exec_abort release all
- * sources at once (so nothing else can fire) and, when called from inside a
- * callback, leave the final free() to leave().
+ * Re-entrancy: every callback may free or abort its runner.  Loop
+ * callbacks bracket their work with enter()/leave(); runner_free and
+ * runner_abort release all sources at once (so nothing else can fire) and,
+ * when called from inside a callback, leave the final free() to leave().
  */
-#include "exec.h"
-#include "errbuf.h"
+#include "runner.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,15 +36,10 @@
 #include "ferry/error.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
+#include "errbuf.h"
 #include "fdio.h"
+#include "launch.h"
 #include "monoclock.h"
-
-/* posix_spawn_file_actions_addclosefrom_np arrived in glibc 2.34 (and
- * addfchdir_np in 2.29, which we require).  Without closefrom we rely on
- * every descriptor being close-on-exec, which ferry guarantees for its own. */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-#define HAVE_ADDCLOSEFROM 1
-#endif
 
 #define READ_CHUNK       (256 * 1024)
 #define READS_PER_EVENT  4          /* fairness: at most 1 MiB per wakeup */
@@ -63,12 +49,11 @@
  * /proc/sys/fs/pipe-max-size just leaves the default. */
 #define OUTPUT_PIPE_SIZE (1024 * 1024)
 #define REAP_POLL_MS     50         /* waitpid polling when pidfd is missing */
-#define ABORT_REAP_MS    200        /* how long exec_abort waits on the loop */
+#define ABORT_REAP_MS    200        /* how long runner_abort waits on the loop */
 #define STDIN_IOV        16         /* chunks per writev */
-#define DEFAULT_PATH     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define DEFAULT_LANG     "C.UTF-8"
 
-/* One exec_write_stdin call's bytes not yet written. */
+
+/* One runner_write_stdin call's bytes not yet written. */
 struct stdin_chunk {
     struct stdin_chunk *next;
     size_t len;         /* bytes in data */
@@ -76,9 +61,9 @@ struct stdin_chunk {
     uint8_t data[];
 };
 
-struct exec {
+struct runner {
     struct ferry_loop *loop;        /* borrowed; outlives us */
-    struct exec_ops ops;
+    struct runner_ops ops;
     void *arg;
 
     pid_t pid;                      /* also the process group id */
@@ -91,7 +76,7 @@ struct exec {
     bool out_paused;
 
     int in_fd;                      /* stdin write end; -1 when closed or /dev/null */
-    bool in_open;                   /* exec_write_stdin still accepts data */
+    bool in_open;                   /* runner_write_stdin still accepts data */
     bool in_watched;                /* in_fd is registered for writability */
     bool in_close_wanted;           /* close in_fd once the queue is flushed */
     struct stdin_chunk *in_head, *in_tail;
@@ -101,12 +86,11 @@ struct exec {
     bool finished;                  /* on_exit delivered (or aborted): no more callbacks */
     bool doomed;                    /* freed from inside a callback */
     int depth;                      /* loop callbacks of ours on the stack */
-    struct exec_result res;
+    struct runner_result res;
 
 };
 
 /* ---- small helpers ----------------------------------------------------- */
-
 
 static int open_pidfd(pid_t pid)
 {
@@ -120,257 +104,9 @@ static int open_pidfd(pid_t pid)
 #endif
 }
 
-/* A pipe whose child end is blocking and above 2 (so dup2 onto 0/1/2 can
- * never clobber another pipe end, even in a daemon started with 0-2 closed)
- * and whose parent end is non-blocking.  Both ends are close-on-exec.
- * p[0] is the read end, as with pipe(2). */
-static int make_pipe(int p[2], int parent_end)
-{
-    int fl, rc;
-
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -errno;
-    for (int i = 0; i < 2; i++) {
-        if (p[i] < 3) {
-            int fd = fcntl(p[i], F_DUPFD_CLOEXEC, 3);
-
-            if (fd < 0)
-                goto fail;
-            close(p[i]);
-            p[i] = fd;
-        }
-    }
-    fl = fcntl(p[parent_end], F_GETFL);
-    if (fl < 0 || fcntl(p[parent_end], F_SETFL, fl | O_NONBLOCK) < 0)
-        goto fail;
-    return 0;
-
-fail:
-    rc = -errno;
-    fdio_close(&p[0]);
-    fdio_close(&p[1]);
-    return rc;
-}
-
-/* ---- the child's account and environment -------------------------------- */
-
-/* The daemon user's passwd entry, copied (getpwuid is not thread-safe and
- * each worker thread may start commands). */
-struct account {
-    struct passwd pw;
-    char *buf;          /* owns the strings pw points into */
-    bool found;
-};
-
-static int account_load(struct account *a)
-{
-    long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
-    size_t size = hint > 0 ? (size_t)hint : 4096;
-    struct passwd *res = NULL;
-
-    for (;;) {
-        char *nb = realloc(a->buf, size);
-
-        if (!nb)
-            return -ENOMEM;
-        a->buf = nb;
-        int rc = getpwuid_r(getuid(), &a->pw, a->buf, size, &res);
-        if (rc == ERANGE && size < (1u << 20)) {
-            size *= 2;
-            continue;
-        }
-        /* No entry (or a broken NSS) is not fatal: defaults below. */
-        a->found = rc == 0 && res != NULL;
-        return 0;
-    }
-}
-
-static const char *account_home(const struct account *a)
-{
-    return a->found && a->pw.pw_dir && a->pw.pw_dir[0] ? a->pw.pw_dir : "/";
-}
-
-static void free_strv(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
-
-static bool valid_env_name(const char *s, size_t n)
-{
-    if (n == 0 || !(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-
-        if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
-            return false;
-    }
-    return true;
-}
-
-/* Index of NAME= in env[0..n), or n. */
-static size_t env_find(char **env, size_t n, const char *name, size_t namelen)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(env[i], name, namelen) == 0 && env[i][namelen] == '=')
-            return i;
-    return n;
-}
-
-static const char *env_get(char *const *env, const char *name)
-{
-    size_t len = strlen(name);
-
-    for (; *env; env++)
-        if (strncmp(*env, name, len) == 0 && (*env)[len] == '=')
-            return *env + len + 1;
-    return NULL;
-}
-
-/* The child's environment: defaults, then the extras (validated; later
- * entries override earlier ones).  *out is a NULL-terminated array of owned
- * strings (free_strv). */
-static int build_env(const struct account *a, char *const *extra, char ***out,
-                     char *err, size_t errlen)
-{
-    size_t nextra = 0, n = 0;
-    char **env = NULL;
-    const char *lang = getenv("LANG");
-    int rc;
-
-    while (extra && extra[nextra])
-        nextra++;
-    env = calloc(7 + nextra, sizeof(*env));   /* 6 defaults + extras + NULL */
-    if (!env)
-        return -ENOMEM;
-
-#define ENV_ADD(...)                                                          \
-    do {                                                                      \
-        if (asprintf(&env[n], __VA_ARGS__) < 0) {                             \
-            env[n] = NULL;                                                    \
-            rc = -ENOMEM;                                                     \
-            goto fail;                                                        \
-        }                                                                     \
-        n++;                                                                  \
-    } while (0)
-
-    ENV_ADD("PATH=%s", DEFAULT_PATH);
-    ENV_ADD("HOME=%s", account_home(a));
-    if (a->found && a->pw.pw_name && a->pw.pw_name[0]) {
-        ENV_ADD("USER=%s", a->pw.pw_name);
-        ENV_ADD("LOGNAME=%s", a->pw.pw_name);
-    }
-    ENV_ADD("SHELL=%s", a->found && a->pw.pw_shell && a->pw.pw_shell[0] ? a->pw.pw_shell : "/bin/sh");
-    ENV_ADD("LANG=%s", lang && lang[0] ? lang : DEFAULT_LANG);
-#undef ENV_ADD
-
-    for (size_t i = 0; i < nextra; i++) {
-        const char *eq = strchr(extra[i], '=');
-        size_t namelen = eq ? (size_t)(eq - extra[i]) : strlen(extra[i]);
-        char *copy;
-
-        if (!eq || !valid_env_name(extra[i], namelen)) {
-            errbuf_format(err, errlen, "bad environment variable name: %.*s",
-                    (int)(namelen > 64 ? 64 : namelen), extra[i]);
-            rc = -EINVAL;
-            goto fail;
-        }
-        copy = strdup(extra[i]);
-        if (!copy) {
-            rc = -ENOMEM;
-            goto fail;
-        }
-        size_t at = env_find(env, n, extra[i], namelen);
-        if (at < n) {
-            free(env[at]);
-            env[at] = copy;
-        } else {
-            env[n++] = copy;
-        }
-    }
-    *out = env;
-    return 0;
-
-fail:
-    free_strv(env);
-    if (rc == -ENOMEM)
-        errbuf_format(err, errlen, "out of memory");
-    return rc;
-}
-
-/* ---- program lookup ----------------------------------------------------- */
-
-/*
- * Find NAME in the child's PATH as execvp would, but against the child's
- * PATH and cwd (dirfd) instead of ours.  Empty or relative PATH entries are
- * relative to the child's cwd, so the candidate is checked with *at() calls
- * on dirfd and passed to posix_spawn as it stands (the child has already
- * changed directory when it execs).  Directories are skipped; a file found
- * only without execute permission gives -EACCES, nothing at all -ENOENT.
- */
-static int find_program(const char *name, const char *path, int dirfd, char **out)
-{
-    bool denied = false;
-    size_t namelen = strlen(name);
-    const char *p = path;
-
-    if (namelen == 0)
-        return -ENOENT;
-    for (;;) {
-        const char *colon = strchr(p, ':');
-        size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
-        char *cand;
-        struct stat st;
-
-        if (dlen == 0)
-            cand = strdup(name);
-        else if (asprintf(&cand, "%.*s/%s", (int)dlen, p, name) < 0)
-            cand = NULL;
-        if (!cand)
-            return -ENOMEM;
-        if (fstatat(dirfd, cand, &st, 0) == 0 && !S_ISDIR(st.st_mode)) {
-            if (faccessat(dirfd, cand, X_OK, 0) == 0) {
-                *out = cand;
-                return 0;
-            }
-            if (errno == EACCES)
-                denied = true;
-        }
-        free(cand);
-        if (!colon)
-            break;
-        p = colon + 1;
-    }
-    return denied ? -EACCES : -ENOENT;
-}
-
-/* Open and check the working directory.  The child fchdir()s to exactly
- * this directory, so what we checked is what it gets; the search-permission
- * check keeps a bad cwd from surfacing as posix_spawn's EACCES, which would
- * read as "permission denied" on the command. */
-static int open_cwd(const char *cwd, int *out, char *err, size_t errlen)
-{
-    int fd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0 || access(cwd, X_OK) < 0) {
-        int e = errno;
-
-        if (fd >= 0)
-            close(fd);
-        errbuf_format(err, errlen, "cd %s: %s", cwd, ferry_strerror(-e));
-        return FERRY_ECWD;
-    }
-    *out = fd;
-    return 0;
-}
-
 /* ---- teardown ----------------------------------------------------------- */
 
-static void stdin_drop_queue(struct exec *e)
+static void stdin_drop_queue(struct runner *e)
 {
     struct stdin_chunk *c = e->in_head;
 
@@ -384,7 +120,7 @@ static void stdin_drop_queue(struct exec *e)
     e->in_pending = 0;
 }
 
-static void stdin_close(struct exec *e)
+static void stdin_close(struct runner *e)
 {
     if (e->in_watched) {
         ferry_loop_remove(e->loop, e->in_fd);
@@ -395,7 +131,7 @@ static void stdin_close(struct exec *e)
     stdin_drop_queue(e);
 }
 
-static void output_close(struct exec *e, int i)
+static void output_close(struct runner *e, int i)
 {
     if (e->out_fd[i] >= 0) {
         ferry_loop_remove(e->loop, e->out_fd[i]);
@@ -403,7 +139,7 @@ static void output_close(struct exec *e, int i)
     }
 }
 
-static void stop_reaping(struct exec *e)
+static void stop_reaping(struct runner *e)
 {
     if (e->pidfd >= 0) {
         ferry_loop_remove(e->loop, e->pidfd);
@@ -414,7 +150,7 @@ static void stop_reaping(struct exec *e)
 }
 
 /* Drop every loop source and descriptor; idempotent. */
-static void release(struct exec *e)
+static void release(struct runner *e)
 {
     output_close(e, 0);
     output_close(e, 1);
@@ -424,19 +160,19 @@ static void release(struct exec *e)
     e->kill_timer = NULL;
 }
 
-static void enter(struct exec *e)
+static void enter(struct runner *e)
 {
     e->depth++;
 }
 
 /* The end of a loop callback; e must not be touched after this. */
-static void leave(struct exec *e)
+static void leave(struct runner *e)
 {
     if (--e->depth == 0 && e->doomed)
         free(e);
 }
 
-static void dispose(struct exec *e)
+static void dispose(struct runner *e)
 {
     e->finished = true;
     release(e);
@@ -448,7 +184,7 @@ static void dispose(struct exec *e)
 
 /* ---- the process ------------------------------------------------------- */
 
-static int signal_group(struct exec *e, int sig)
+static int signal_group(struct runner *e, int sig)
 {
     if (killpg(e->pid, sig) < 0) {
         int rc = -errno;
@@ -460,7 +196,7 @@ static int signal_group(struct exec *e, int sig)
     return 0;
 }
 
-static void record_status(struct exec *e, int status)
+static void record_status(struct runner *e, int status)
 {
     if (WIFEXITED(status)) {
         e->res.exited = 1;
@@ -474,7 +210,7 @@ static void record_status(struct exec *e, int status)
 
 /* waitpid(pid, WNOHANG) for exactly our child: true once it is reaped (or
  * cannot be: ECHILD means someone else reaped it, and its status is lost). */
-static bool reap_now(struct exec *e)
+static bool reap_now(struct runner *e)
 {
     int status;
     pid_t r;
@@ -494,7 +230,7 @@ static bool reap_now(struct exec *e)
     return true;
 }
 
-static void maybe_finish(struct exec *e)
+static void maybe_finish(struct runner *e)
 {
     if (e->finished || !e->reaped || e->out_fd[0] >= 0 || e->out_fd[1] >= 0)
         return;
@@ -507,7 +243,7 @@ static void maybe_finish(struct exec *e)
     e->ops.on_exit(e->arg, &e->res);
 }
 
-static void after_reap(struct exec *e)
+static void after_reap(struct runner *e)
 {
     stop_reaping(e);
     maybe_finish(e);
@@ -515,7 +251,7 @@ static void after_reap(struct exec *e)
 
 static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
-    struct exec *e = arg;
+    struct runner *e = arg;
 
     enter(e);
     if (reap_now(e))
@@ -525,7 +261,7 @@ static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg
 
 static void on_reap_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
-    struct exec *e = arg;
+    struct runner *e = arg;
 
     enter(e);
     if (reap_now(e))
@@ -537,13 +273,13 @@ static void on_reap_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
 
 static void on_kill_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
-    struct exec *e = arg;
+    struct runner *e = arg;
 
     if (e->term_stage == 0) {
         e->res.timed_out = 1;
         e->term_stage = 1;
         signal_group(e, SIGTERM);
-        ferry_timer_restart(t, EXEC_KILL_GRACE_MS);
+        ferry_timer_restart(t, RUNNER_KILL_GRACE_MS);
     } else if (e->term_stage == 1) {
         e->term_stage = 2;
         signal_group(e, SIGKILL);
@@ -589,7 +325,7 @@ static void reap_in_background(pid_t pid)
 
 /* SIGKILL the group and reap the leader, blocking this thread for at most
  * ABORT_REAP_MS (SIGKILL normally takes microseconds). */
-static void kill_and_reap(struct exec *e)
+static void kill_and_reap(struct runner *e)
 {
     uint64_t deadline = monoclock_ms() + ABORT_REAP_MS;
 
@@ -623,7 +359,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
      * thread, so one buffer per thread serves every command on it: an idle
      * command costs no 64 KiB of its own. */
     static _Thread_local uint8_t rbuf[READ_CHUNK];
-    struct exec *e = arg;
+    struct runner *e = arg;
     int i = fd == e->out_fd[0] ? 0 : 1;
 
     enter(e);
@@ -663,7 +399,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
 }
 
 /* Watch (FERRY_READABLE) or stop watching (0) the open output pipes. */
-static void output_interest(struct exec *e, unsigned events)
+static void output_interest(struct runner *e, unsigned events)
 {
     for (int i = 0; i < 2; i++) {
         if (e->out_fd[i] >= 0) {
@@ -676,7 +412,7 @@ static void output_interest(struct exec *e, unsigned events)
     }
 }
 
-void exec_pause_output(struct exec *e)
+void runner_pause_output(struct runner *e)
 {
     if (!e->out_paused) {
         e->out_paused = true;
@@ -684,7 +420,7 @@ void exec_pause_output(struct exec *e)
     }
 }
 
-void exec_resume_output(struct exec *e)
+void runner_resume_output(struct runner *e)
 {
     if (e->out_paused) {
         e->out_paused = false;
@@ -696,7 +432,7 @@ void exec_resume_output(struct exec *e)
 
 /* The command closed its stdin (EPIPE) or writing failed: drop what is
  * queued.  Returns whether anything was queued (worth an on_stdin_drained). */
-static bool stdin_broken(struct exec *e)
+static bool stdin_broken(struct runner *e)
 {
     bool had = e->in_pending > 0;
 
@@ -706,7 +442,7 @@ static bool stdin_broken(struct exec *e)
 
 /* Write as much of the queue as the pipe takes.  0 when the queue is
  * flushed, 1 when the pipe is full, -EPIPE when stdin broke. */
-static int stdin_flush(struct exec *e)
+static int stdin_flush(struct runner *e)
 {
     while (e->in_head) {
         struct iovec iov[STDIN_IOV];
@@ -748,9 +484,9 @@ static int stdin_flush(struct exec *e)
 
 static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
-    struct exec *e = arg;
+    struct runner *e = arg;
     bool drained = false;
-    size_t before = exec_stdin_pending(e);
+    size_t before = runner_stdin_pending(e);
     int rc;
 
     enter(e);
@@ -766,12 +502,12 @@ static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, 
     }
     if (drained && e->ops.on_stdin_drained)
         e->ops.on_stdin_drained(e->arg);
-    else if (!drained && rc > 0 && exec_stdin_pending(e) < before && e->ops.on_stdin_progress)
+    else if (!drained && rc > 0 && runner_stdin_pending(e) < before && e->ops.on_stdin_progress)
         e->ops.on_stdin_progress(e->arg);
     leave(e);
 }
 
-int exec_write_stdin(struct exec *e, const void *data, size_t len)
+int runner_write_stdin(struct runner *e, const void *data, size_t len)
 {
     const uint8_t *p = data;
 
@@ -826,12 +562,12 @@ int exec_write_stdin(struct exec *e, const void *data, size_t len)
     return 0;
 }
 
-size_t exec_stdin_pending(const struct exec *e)
+size_t runner_stdin_pending(const struct runner *e)
 {
     return e->in_pending;
 }
 
-void exec_close_stdin(struct exec *e)
+void runner_close_stdin(struct runner *e)
 {
     e->in_open = false;
     e->in_close_wanted = true;
@@ -841,7 +577,7 @@ void exec_close_stdin(struct exec *e)
 
 /* ---- public life cycle -------------------------------------------------- */
 
-int exec_signal(struct exec *e, int sig)
+int runner_signal(struct runner *e, int sig)
 {
     /* Once finished the group id may already belong to someone else. */
     if (e->finished)
@@ -849,12 +585,12 @@ int exec_signal(struct exec *e, int sig)
     return signal_group(e, sig);
 }
 
-pid_t exec_pid(const struct exec *e)
+pid_t runner_pid(const struct runner *e)
 {
     return e->pid;
 }
 
-void exec_abort(struct exec *e)
+void runner_abort(struct runner *e)
 {
     if (!e)
         return;
@@ -867,175 +603,38 @@ void exec_abort(struct exec *e)
     dispose(e);
 }
 
-void exec_free(struct exec *e)
+void runner_free(struct runner *e)
 {
     if (!e)
         return;
     if (!e->finished)
-        exec_abort(e);
+        runner_abort(e);
     else
         dispose(e);
 }
 
-/* Message for a posix_spawn failure, in the shell's words. */
-static void spawn_error(int rc, const char *name, bool looked_up, char *err, size_t errlen)
+int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
+               const struct runner_ops *ops, void *arg,
+               struct runner **out, char *err, size_t errlen)
 {
-    switch (rc) {
-    case -ENOENT:
-        errbuf_format(err, errlen, "%s: %s", name, looked_up ? "command not found" : "No such file or directory");
-        break;
-    case -EACCES:
-        errbuf_format(err, errlen, "%s: permission denied", name);
-        break;
-    case -ENOEXEC:
-        errbuf_format(err, errlen, "%s: cannot execute: Exec format error", name);
-        break;
-    default:
-        errbuf_format(err, errlen, "%s: %s", name, ferry_strerror(rc));
-        break;
-    }
-}
-
-/* posix_spawn with the child set up as the header promises.  child_fd are
- * the child's ends for 0, 1, 2 (child_fd[0] < 0: /dev/null). */
-static int spawn(pid_t *pid, const char *path, char *const *argv, char *const *envp,
-                 int dirfd, const int child_fd[3])
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    bool fa_ok = false, attr_ok = false;
-    sigset_t set;
-    int rc;
-
-    rc = posix_spawn_file_actions_init(&fa);
-    if (rc)
-        goto out;
-    fa_ok = true;
-    /* fchdir first: later actions (and the exec) resolve relative paths
-     * from the new directory. */
-    rc = posix_spawn_file_actions_addfchdir_np(&fa, dirfd);
-    if (rc)
-        goto out;
-    if (child_fd[0] >= 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, child_fd[0], 0);
-    else
-        rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (rc)
-        goto out;
-    /* dup2 clears close-on-exec on 0-2; the child ends (all >= 3) go. */
-    for (int i = 1; i <= 2 && !rc; i++)
-        rc = posix_spawn_file_actions_adddup2(&fa, child_fd[i], i);
-    if (rc)
-        goto out;
-#ifdef HAVE_ADDCLOSEFROM
-    /* Also descriptors some library opened without O_CLOEXEC. */
-    rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    if (rc)
-        goto out;
-#endif
-
-    rc = posix_spawnattr_init(&attr);
-    if (rc)
-        goto out;
-    attr_ok = true;
-    /* A fresh process group led by the command, so signals and the final
-     * SIGKILL reach everything it starts; the daemon's mask and ignored
-     * signals (SIGPIPE!) must not leak into it. */
-    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                         POSIX_SPAWN_SETSIGDEF);
-    if (!rc)
-        rc = posix_spawnattr_setpgroup(&attr, 0);
-    if (!rc) {
-        sigemptyset(&set);
-        rc = posix_spawnattr_setsigmask(&attr, &set);
-    }
-    if (!rc) {
-        /* Every signal we may name; glibc's own two internal signals are
-         * excluded by sigfillset and set to SIG_IGN by posix_spawn itself
-         * when handled here (harmless: programs do not use them). */
-        sigfillset(&set);
-        sigdelset(&set, SIGKILL);
-        sigdelset(&set, SIGSTOP);
-        rc = posix_spawnattr_setsigdefault(&attr, &set);
-    }
-    if (rc)
-        goto out;
-
-    rc = posix_spawn(pid, path, &fa, &attr, argv, envp);
-
-out:
-    if (attr_ok)
-        posix_spawnattr_destroy(&attr);
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    return -rc;
-}
-
-int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
-               const struct exec_ops *ops, void *arg,
-               struct exec **out, char *err, size_t errlen)
-{
-    struct account acct = { .buf = NULL };
-    char **envp = NULL;
-    char *found = NULL;             /* argv[0] resolved in PATH */
-    struct exec *e = NULL;
-    int dirfd = -1;
+    struct launch l;
+    struct runner *e = NULL;
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-    char sh_name[] = "sh", sh_opt[] = "-c";
-    char *sh_argv[4] = { sh_name, sh_opt, NULL, NULL };
-    char *const *argv;
-    const char *path, *name;
     int child_fd[3];
     int rc;
 
     errbuf_format(err, errlen, "%s", "");
     *out = NULL;
+    launch_init(&l);
     if (!ops || !ops->on_output || !ops->on_exit ||
         !spec->argv == !spec->shell || (spec->argv && !spec->argv[0])) {
         errbuf_format(err, errlen, "bad command: give exactly one of argv and shell");
         return -EINVAL;
     }
 
-    rc = account_load(&acct);
-    if (rc < 0)
-        goto fail_msg;
-    rc = build_env(&acct, spec->env, &envp, err, errlen);
+    rc = launch_prepare(&l, spec->argv, spec->shell, spec->cwd, spec->env, err, errlen);
     if (rc < 0)
         goto out;
-    if (spec->cwd) {
-        rc = open_cwd(spec->cwd, &dirfd, err, errlen);
-    } else {
-        /* As sshd does: a user whose home is missing (daemon accounts often
-         * have /nonexistent) still gets to run commands, from /. */
-        rc = open_cwd(account_home(&acct), &dirfd, err, errlen);
-        if (rc < 0)
-            rc = open_cwd("/", &dirfd, err, errlen);
-    }
-    if (rc < 0)
-        goto out;
-
-    if (spec->shell) {
-        /* posix_spawn does not write to argv; the cast only satisfies its
-         * historical prototype. */
-        sh_argv[2] = (char *)spec->shell;
-        argv = sh_argv;
-        path = name = "/bin/sh";
-    } else {
-        argv = spec->argv;
-        name = argv[0];
-        if (strchr(name, '/')) {
-            path = name;
-        } else {
-            const char *child_path = env_get(envp, "PATH");
-
-            rc = find_program(name, child_path ? child_path : "", dirfd, &found);
-            if (rc < 0) {
-                spawn_error(rc, name, true, err, errlen);
-                goto out;
-            }
-            path = found;
-        }
-    }
 
     e = calloc(1, sizeof(*e));
     if (!e) {
@@ -1049,9 +648,9 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
     e->pidfd = -1;
     e->in_fd = e->out_fd[0] = e->out_fd[1] = -1;
 
-    if (spec->stdin_pipe && (rc = make_pipe(in_pipe, 1)) < 0)
+    if (spec->stdin_pipe && (rc = launch_pipe(in_pipe, 1)) < 0)
         goto fail_msg;
-    if ((rc = make_pipe(out_pipe, 0)) < 0 || (rc = make_pipe(err_pipe, 0)) < 0)
+    if ((rc = launch_pipe(out_pipe, 0)) < 0 || (rc = launch_pipe(err_pipe, 0)) < 0)
         goto fail_msg;
 #ifdef F_SETPIPE_SZ
     /* stdout only: stderr is rarely a stream worth the kernel memory. */
@@ -1061,14 +660,12 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
     child_fd[0] = in_pipe[0];
     child_fd[1] = out_pipe[1];
     child_fd[2] = err_pipe[1];
-    rc = spawn(&e->pid, path, argv, envp, dirfd, child_fd);
-    if (rc < 0) {
-        spawn_error(rc, name, false, err, errlen);
+    rc = launch_spawn(&l, child_fd, &e->pid, err, errlen);
+    if (rc < 0)
         goto out;
-    }
 
     /* From here a process exists: any failure must kill and reap it, which
-     * exec_abort does once e owns everything. */
+     * runner_abort does once e owns everything. */
     e->in_fd = in_pipe[1];
     e->in_open = e->in_fd >= 0;
     in_pipe[1] = -1;
@@ -1107,11 +704,10 @@ int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
 fail_running:
     /* out_fd/pidfd not yet registered are closed by release(), which only
      * removes watchers; removing an fd the loop does not know is harmless. */
-    exec_abort(e);
+    runner_abort(e);
     e = NULL;
 fail_msg:
-    errbuf_format(err, errlen, "cannot start %s: %s", spec->shell ? "/bin/sh" : spec->argv[0],
-            ferry_strerror(rc));
+    launch_cannot_start(spec->shell ? "/bin/sh" : spec->argv[0], rc, err, errlen);
 out:
     if (e) {
         /* Not started: e owns nothing yet. */
@@ -1123,9 +719,6 @@ out:
     fdio_close(&out_pipe[1]);
     fdio_close(&err_pipe[0]);
     fdio_close(&err_pipe[1]);
-    fdio_close(&dirfd);
-    free(found);
-    free_strv(envp);
-    free(acct.buf);
+    launch_release(&l);
     return rc;
 }
