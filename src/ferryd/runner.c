@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,7 +27,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,10 +34,12 @@
 #include "ferry/error.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
+#include "byteq.h"
 #include "errbuf.h"
 #include "fdio.h"
 #include "launch.h"
 #include "monoclock.h"
+#include "reap.h"
 
 #define READ_CHUNK       (256 * 1024)
 #define READS_PER_EVENT  4          /* fairness: at most 1 MiB per wakeup */
@@ -50,16 +50,6 @@
 #define OUTPUT_PIPE_SIZE (1024 * 1024)
 #define REAP_POLL_MS     50         /* waitpid polling when pidfd is missing */
 #define ABORT_REAP_MS    200        /* how long runner_abort waits on the loop */
-#define STDIN_IOV        16         /* chunks per writev */
-
-
-/* One runner_write_stdin call's bytes not yet written. */
-struct stdin_chunk {
-    struct stdin_chunk *next;
-    size_t len;         /* bytes in data */
-    size_t off;         /* bytes of data already written */
-    uint8_t data[];
-};
 
 struct runner {
     struct ferry_loop *loop;        /* borrowed; outlives us */
@@ -79,8 +69,7 @@ struct runner {
     bool in_open;                   /* runner_write_stdin still accepts data */
     bool in_watched;                /* in_fd is registered for writability */
     bool in_close_wanted;           /* close in_fd once the queue is flushed */
-    struct stdin_chunk *in_head, *in_tail;
-    size_t in_pending;
+    struct byteq in_queue;          /* what the pipe has not taken yet */
 
     bool reaped;
     bool finished;                  /* on_exit delivered (or aborted): no more callbacks */
@@ -90,35 +79,7 @@ struct runner {
 
 };
 
-/* ---- small helpers ----------------------------------------------------- */
-
-static int open_pidfd(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-    /* The pidfd is close-on-exec by definition. */
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-    (void)pid;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
 /* ---- teardown ----------------------------------------------------------- */
-
-static void stdin_drop_queue(struct runner *e)
-{
-    struct stdin_chunk *c = e->in_head;
-
-    while (c) {
-        struct stdin_chunk *next = c->next;
-
-        free(c);
-        c = next;
-    }
-    e->in_head = e->in_tail = NULL;
-    e->in_pending = 0;
-}
 
 static void stdin_close(struct runner *e)
 {
@@ -128,7 +89,7 @@ static void stdin_close(struct runner *e)
     }
     fdio_close(&e->in_fd);
     e->in_open = false;
-    stdin_drop_queue(e);
+    byteq_clear(&e->in_queue);
 }
 
 static void output_close(struct runner *e, int i)
@@ -286,43 +247,6 @@ static void on_kill_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
     }
 }
 
-/* Detached reaper for a child that did not die within ABORT_REAP_MS of
- * SIGKILL (stuck in uninterruptible sleep): it will die eventually, and
- * someone must reap it or it stays a zombie in a long-running daemon. */
-static void *reaper_main(void *arg)
-{
-    pid_t pid = (pid_t)(intptr_t)arg;
-
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    return NULL;
-}
-
-static void reap_in_background(pid_t pid)
-{
-    pthread_attr_t attr;
-    pthread_t tid;
-    sigset_t all, old;
-    int rc;
-
-    rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (rc == 0) {
-            /* The reaper inherits a full mask: process signals must keep
-             * going to the threads that handle them. */
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &old);
-            rc = pthread_create(&tid, &attr, reaper_main, (void *)(intptr_t)pid);
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-        }
-        pthread_attr_destroy(&attr);
-    }
-    if (rc != 0)
-        ferry_log_error("exec: cannot start a reaper thread for pid %d (%s); it stays a zombie",
-                        (int)pid, ferry_strerror(-rc));
-}
-
 /* SIGKILL the group and reap the leader, blocking this thread for at most
  * ABORT_REAP_MS (SIGKILL normally takes microseconds). */
 static void kill_and_reap(struct runner *e)
@@ -334,7 +258,7 @@ static void kill_and_reap(struct runner *e)
         uint64_t now = monoclock_ms();
 
         if (now >= deadline) {
-            reap_in_background(e->pid);
+            reap_detached(e->pid);
             e->reaped = true;
             return;
         }
@@ -434,7 +358,7 @@ void runner_resume_output(struct runner *e)
  * queued.  Returns whether anything was queued (worth an on_stdin_drained). */
 static bool stdin_broken(struct runner *e)
 {
-    bool had = e->in_pending > 0;
+    bool had = e->in_queue.pending > 0;
 
     stdin_close(e);
     return had;
@@ -444,42 +368,11 @@ static bool stdin_broken(struct runner *e)
  * flushed, 1 when the pipe is full, -EPIPE when stdin broke. */
 static int stdin_flush(struct runner *e)
 {
-    while (e->in_head) {
-        struct iovec iov[STDIN_IOV];
-        int cnt = 0;
+    int rc = byteq_flush(&e->in_queue, e->in_fd);
 
-        for (struct stdin_chunk *c = e->in_head; c && cnt < STDIN_IOV; c = c->next, cnt++) {
-            iov[cnt].iov_base = c->data + c->off;
-            iov[cnt].iov_len = c->len - c->off;
-        }
-        ssize_t n = writev(e->in_fd, iov, cnt);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 1;
-            if (errno != EPIPE)
-                ferry_log_warn("exec: writing stdin of pid %d: %s", (int)e->pid,
-                               ferry_strerror(-errno));
-            return -EPIPE;
-        }
-        e->in_pending -= (size_t)n;
-        while (n > 0) {
-            struct stdin_chunk *c = e->in_head;
-            size_t left = c->len - c->off;
-
-            if ((size_t)n < left) {
-                c->off += (size_t)n;
-                break;
-            }
-            n -= (ssize_t)left;
-            e->in_head = c->next;
-            free(c);
-        }
-        if (!e->in_head)
-            e->in_tail = NULL;
-    }
-    return 0;
+    if (rc < 0 && rc != -EPIPE)
+        ferry_log_warn("exec: writing stdin of pid %d: %s", (int)e->pid, ferry_strerror(rc));
+    return rc < 0 ? -EPIPE : rc;
 }
 
 static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, void *arg)
@@ -517,7 +410,7 @@ int runner_write_stdin(struct runner *e, const void *data, size_t len)
         return 0;
     /* Nothing queued: try the pipe directly, the common case for an
      * interactive command that keeps up. */
-    while (!e->in_head && len > 0) {
+    while (byteq_empty(&e->in_queue) && len > 0) {
         ssize_t n = write(e->in_fd, p, len);
 
         if (n < 0) {
@@ -537,13 +430,9 @@ int runner_write_stdin(struct runner *e, const void *data, size_t len)
     if (len == 0)
         return 0;
 
-    struct stdin_chunk *c = malloc(sizeof(*c) + len);
+    struct byteq_chunk *c = byteq_chunk_new(p, len);
     if (!c)
         return -ENOMEM;
-    c->next = NULL;
-    c->len = len;
-    c->off = 0;
-    memcpy(c->data, p, len);
     if (!e->in_watched) {
         int rc = ferry_loop_add(e->loop, e->in_fd, FERRY_WRITABLE, on_stdin_writable, e);
 
@@ -553,25 +442,20 @@ int runner_write_stdin(struct runner *e, const void *data, size_t len)
         }
         e->in_watched = true;
     }
-    if (e->in_tail)
-        e->in_tail->next = c;
-    else
-        e->in_head = c;
-    e->in_tail = c;
-    e->in_pending += len;
+    byteq_append(&e->in_queue, c);
     return 0;
 }
 
 size_t runner_stdin_pending(const struct runner *e)
 {
-    return e->in_pending;
+    return e->in_queue.pending;
 }
 
 void runner_close_stdin(struct runner *e)
 {
     e->in_open = false;
     e->in_close_wanted = true;
-    if (!e->in_head)
+    if (byteq_empty(&e->in_queue))
         fdio_close(&e->in_fd);
 }
 
@@ -676,7 +560,7 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     /* Any failure (ENOSYS before Linux 5.3, EPERM under seccomp profiles
      * that predate pidfd_open) falls back to polling, which always works. */
     rc = 0;
-    e->pidfd = open_pidfd(e->pid);
+    e->pidfd = reap_pidfd_open(e->pid);
     if (e->pidfd >= 0)
         rc = ferry_loop_add(loop, e->pidfd, FERRY_READABLE, on_pidfd, e);
     else if (!(e->reap_timer = ferry_loop_timer(loop, REAP_POLL_MS, on_reap_timer, e)))
