@@ -33,13 +33,11 @@
 #include "fix_sock.h"
 #include "fix_util.h"
 
-#define SAFETY_S 10
-
 /* A TCP client whose receive window is set small before connecting. */
 static struct ferry_transport *dial_small_window(const char *bound)
 {
     struct ferry_addr a;
-    struct timeval tv = { .tv_sec = SAFETY_S };
+    struct timeval tv = { .tv_sec = FIX_SAFETY_MS / 1000 };
     int small = 16 * 1024;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -548,7 +546,7 @@ static void datagram_round_trip(enum ferry_model model)
     struct ferry_handler h = { .on_datagram = on_datagram_echo };
     struct ferry_addr a;
     struct fix_server r;
-    struct timeval tv = { .tv_sec = SAFETY_S };
+    struct timeval tv = { .tv_sec = FIX_SAFETY_MS / 1000 };
     char buf[16] = { 0 };
 
     fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_DGRAM);
