@@ -131,11 +131,7 @@ class Server:
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return rss_kib(self.proc.pid)
 
     def children(self):
         """PIDs whose parent is this server."""
@@ -160,6 +156,13 @@ class Server:
             return self.proc.wait(timeout=timeout * SLOW)
         finally:
             self._close_pipe()
+
+    def stop_quietly(self):
+        """For addCleanup: SIGTERM, and SIGKILL should that not end it."""
+        try:
+            self.stop(timeout=10)
+        finally:
+            self.kill()
 
     def kill(self):
         if self.proc.poll() is None:
@@ -431,6 +434,30 @@ def digest_file(path, alg="xxh3-128", limit=None):
                 d.update(b)
                 pos += len(b)
     return d.hexdigest()
+
+
+def rss_kib(pid):
+    """A process's resident memory; 0 once it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def fd_targets(pid):
+    """What a process's descriptors point to (paths, "socket:[...]", ...)."""
+    out = []
+    d = "/proc/%d/fd" % pid
+    for name in os.listdir(d):
+        try:
+            out.append(os.readlink(os.path.join(d, name)))
+        except OSError:
+            pass
+    return out
 
 
 def parts_under(root):

@@ -102,13 +102,6 @@ class KeyDir:
         return path
 
 
-def stop_quietly(server):
-    try:
-        server.stop(timeout=10)
-    finally:
-        server.kill()
-
-
 class AuthEchoSuite(KeyDir):
     MODEL = None
 
@@ -118,7 +111,7 @@ class AuthEchoSuite(KeyDir):
     def start(self, *args, digest="sha256"):
         server = ferrytest.start_server("auth_echo", "--model", self.MODEL, "--listen", "127.0.0.1:0",
                                         "--key-file", self.key_file, "--digest", digest, *args)
-        self.addCleanup(stop_quietly, server)
+        self.addCleanup(server.stop_quietly)
         return server
 
     def authenticated(self, server, digest="sha256"):
@@ -286,7 +279,7 @@ class KeyFileHandling(KeyDir, unittest.TestCase):
     def test_readable_key_file_is_a_warning(self):
         loose = self.key_path("loose", KEY, mode=0o644)
         server = ferrytest.start_server("auth_echo", "--listen", "127.0.0.1:0", "--key-file", loose)
-        self.addCleanup(stop_quietly, server)
+        self.addCleanup(server.stop_quietly)
         self.assertTrue(any("readable by group or others" in line for line in server.log), server.log)
         self.assertEqual(tutorial_client(server.hostport(), KEY, "sha256", ["ok"]), ["OK"])
 

@@ -25,7 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
-from ferrytest import wait_until  # noqa: E402
+from ferrytest import fd_targets, wait_until  # noqa: E402
 
 SLOW = ft.SLOW
 # ASan keeps freed memory in quarantine and adds redzones, so RSS says
@@ -68,27 +68,7 @@ def proc_stat(pid):
 def tree_rss_kib(server):
     """RSS of the server and its children (fork model: the child holds the
     connection's buffers)."""
-    total = 0
-    for pid in [server.pid] + server.children():
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def fd_targets(pid):
-    out = []
-    d = "/proc/%d/fd" % pid
-    for name in os.listdir(d):
-        try:
-            out.append(os.readlink(os.path.join(d, name)))
-        except OSError:
-            pass
-    return out
+    return sum(ft.rss_kib(pid) for pid in [server.pid] + server.children())
 
 
 def exchange(sock, data):

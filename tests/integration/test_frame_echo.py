@@ -69,13 +69,6 @@ class Sender(threading.Thread):
         test.assertIsNone(self.error)
 
 
-def stop_quietly(server):
-    try:
-        server.stop(timeout=10)
-    finally:
-        server.kill()
-
-
 class FrameEchoSuite:
     MODEL = None
     EXTRA = ()                       # further server options for the model
@@ -99,7 +92,7 @@ class FrameEchoSuite:
 
     def private_server(self, *args):
         server = self.start("--listen", "127.0.0.1:0", *args)
-        self.addCleanup(stop_quietly, server)
+        self.addCleanup(server.stop_quietly)
         return server
 
     def connect(self, server=None):
@@ -328,7 +321,7 @@ class FrameEchoSuite:
             for s in socks:
                 s.close()
         wait_until(lambda: server.fd_count() == baseline,
-                   what="descriptors back to %d: %s" % (baseline, fd_list(server.pid)))
+                   what="descriptors back to %d: %s" % (baseline, ferrytest.fd_targets(server.pid)))
         # Zombies still name the server as parent: none may be left (fork).
         wait_until(lambda: server.children() == [], what="children reaped")
         self.assert_round_trip(server)
@@ -338,7 +331,7 @@ class FrameEchoSuite:
         server = self.private_server()
         # Measured before the connection exists; a forked child starts as a
         # copy of its parent, so this is its baseline too.
-        start_rss = rss_kib(server.pid)
+        start_rss = ferrytest.rss_kib(server.pid)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(s.close)
         # A small receive window makes this reader slow for the server.
@@ -370,7 +363,7 @@ class FrameEchoSuite:
             got_hash.update(data)
             left -= len(data)
             if left % (1 << 20) < len(data):
-                peak = max(peak, rss_kib(pid))
+                peak = max(peak, ferrytest.rss_kib(pid))
                 # Sent but not yet read back: what the kernel and the server
                 # hold between us.  Without backpressure the server would
                 # keep reading and this would grow with the transfer.
@@ -394,24 +387,6 @@ def pipeline_limit():
         with open("/proc/sys/net/ipv4/" + name) as f:
             return int(f.read().split()[2])
     return 2 * max_of("tcp_wmem") + 2 * max_of("tcp_rmem") + (16 << 20)
-
-
-def fd_list(pid):
-    fds = {}
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            fds[fd] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            pass
-    return fds
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class EventModel(FrameEchoSuite, unittest.TestCase):
