@@ -1,5 +1,5 @@
 /*
- * test_exec_control.c - ferryd's command runner (src/ferryd/runner.c)
+ * test_runner_control.c - ferryd's command runner (src/ferryd/runner.c)
  * controlling running processes: output volume and backpressure, an output
  * callback that aborts, timeouts (terminate, then kill after the grace),
  * signals to the process group, abort without zombies, and the fallback
@@ -7,7 +7,7 @@
  *
  * Nothing here sleeps: each test runs the loop until the command's on_exit
  * (or an abort) leaves nothing to wait for, and sequences itself with the
- * loop's own timers.  A safety timer (fix_exec) fails a test that would
+ * loop's own timers.  A safety timer (fix_runner) fails a test that would
  * hang.  Every test also checks that the process's descriptor count is the
  * same before and after (so failure paths leak nothing either).
  */
@@ -32,7 +32,7 @@
 
 #include "ferry/loop.h"
 #include "runner.h"
-#include "fix_exec.h"
+#include "fix_runner.h"
 
 /* ---- output: volume, backpressure, abort ---------------------------------- */
 
@@ -348,6 +348,6 @@ int main(void)
 
     /* As ferryd runs: SIGPIPE ignored (a precondition of exec.h). */
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests_name("exec_control", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("runner_control", tests, NULL, NULL);
 }
 

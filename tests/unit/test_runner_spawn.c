@@ -1,12 +1,12 @@
 /*
- * test_exec_spawn.c - ferryd's command runner (src/ferryd/runner.c) starting
+ * test_runner_spawn.c - ferryd's command runner (src/ferryd/runner.c) starting
  * real processes on a real ferry_loop: argv and shell mode, start
  * failures, cwd and environment, the child's descriptors and signal
  * state, and stdin (fed, /dev/null, not read, bounded feeder).
  *
  * Nothing here sleeps: each test runs the loop until the command's on_exit
  * (or an abort) leaves nothing to wait for, and sequences itself with the
- * loop's own timers.  A safety timer (fix_exec) fails a test that would
+ * loop's own timers.  A safety timer (fix_runner) fails a test that would
  * hang.  Every test also checks that the process's descriptor count is the
  * same before and after (so failure paths leak nothing either).
  */
@@ -31,7 +31,7 @@
 
 #include "ferry/loop.h"
 #include "runner.h"
-#include "fix_exec.h"
+#include "fix_runner.h"
 
 /* ---- argv and shell mode ----------------------------------------------- */
 
@@ -488,6 +488,6 @@ int main(void)
 
     /* As ferryd runs: SIGPIPE ignored (a precondition of exec.h). */
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests_name("exec_spawn", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("runner_spawn", tests, NULL, NULL);
 }
 
