@@ -14,7 +14,7 @@
 
 MAKEFLAGS += --no-print-directory
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
-CTEST  := ctest --output-on-failure --timeout 300 -j $(JOBS)
+CTEST  := ctest --output-on-failure --timeout 600 -j $(JOBS)
 CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
 
 .PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 
@@ -89,16 +88,16 @@ static int exchange(struct client *cl, const char *msg, size_t len)
     return 0;
 }
 
-/* Interactive only: notice a rejection before the user types a line.  A
- * best-effort peek; exchange() catches whatever this misses. */
+/* Interactive only: notice a rejection before the user types a line.
+ * The server says nothing before our first message, so its end of stream
+ * shows as the descriptor's read hang-up, which poll() reports without a
+ * byte being read past the transport.  Best effort; exchange() catches
+ * whatever this misses. */
 static int server_hung_up(struct client *cl)
 {
-    struct pollfd pfd = { .fd = ferry_transport_fd(cl->t), .events = POLLIN };
-    char byte;
+    struct pollfd pfd = { .fd = ferry_transport_fd(cl->t), .events = POLLRDHUP };
 
-    if (poll(&pfd, 1, 0) <= 0)
-        return 0;
-    return recv(pfd.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLRDHUP);
 }
 
 static void usage(FILE *f)

@@ -27,7 +27,9 @@
 struct client {
     int fd;
     int udp;
-    struct ferry_transport *t;   /* TCP */
+    /* Every byte goes through it, for UDP too: on a connected datagram
+     * socket a write is one datagram and a read takes one. */
+    struct ferry_transport *t;
     char *reply;
     size_t reply_cap;
 };
@@ -80,15 +82,14 @@ static int exchange(struct client *cl, const char *msg, size_t len)
         cl->reply_cap = len + 1;
     }
     if (cl->udp) {
-        struct pollfd pfd = { .fd = cl->fd, .events = POLLIN };
-        if (send(cl->fd, msg, len, 0) < 0)
-            return -errno;
-        r = poll(&pfd, 1, REPLY_TIMEOUT_MS);
-        if (r <= 0)
-            return r < 0 ? -errno : -ETIMEDOUT;
-        ssize_t n = recv(cl->fd, cl->reply, len, 0);
+        /* One datagram out, one back (cut to our length, as recv would);
+         * the transport's timeout bounds the wait (-ETIMEDOUT). */
+        struct iovec iov = { (void *)msg, len };
+        ssize_t n = ferry_transport_writev(cl->t, &iov, 1);
+        if (n >= 0)
+            n = ferry_transport_read(cl->t, cl->reply, len);
         if (n < 0)
-            return -errno;
+            return (int)n;
         len = (size_t)n;
     } else {
         r = ferry_transport_write_full(cl->t, msg, len);
@@ -154,15 +155,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo_client: %s: %s\n", target, ferry_strerror(r));
         return 2;
     }
-    if (cl.udp) {
-        cl.fd = open_udp(&addr);
-    } else {
-        cl.fd = connect_tcp(target, wait_s * 1000);
-        if (cl.fd >= 0 && ferry_transport_new_fd(cl.fd, &cl.t) < 0) {
-            close(cl.fd);
-            cl.fd = -ENOMEM;
-        }
+    cl.fd = cl.udp ? open_udp(&addr) : connect_tcp(target, wait_s * 1000);
+    if (cl.fd >= 0 && ferry_transport_new_fd(cl.fd, &cl.t) < 0) {
+        close(cl.fd);
+        cl.fd = -ENOMEM;
     }
+    if (cl.t && cl.udp)
+        ferry_transport_set_timeout(cl.t, REPLY_TIMEOUT_MS);   /* UDP may lose either way */
     if (cl.fd < 0) {
         fprintf(stderr, "echo_client: cannot connect to %s: %s\n", target, ferry_strerror(cl.fd));
         return 1;
@@ -187,9 +186,6 @@ int main(int argc, char **argv)
 
     free(line);
     free(cl.reply);
-    if (cl.t)
-        ferry_transport_free(cl.t);   /* closes fd */
-    else
-        close(cl.fd);
+    ferry_transport_free(cl.t);   /* closes fd */
     return status;
 }

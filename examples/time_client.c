@@ -40,12 +40,16 @@ static uint64_t now_ms(void)
 }
 
 /* A connected datagram socket: only the server's replies reach it, and a
- * closed port shows up as ECONNREFUSED instead of a silent timeout. */
-static int open_socket(const struct ferry_addr *a)
+ * closed port shows up as ECONNREFUSED instead of a silent timeout.  Its
+ * bytes go through a transport like any connection's (a write is one
+ * datagram, a read takes one), non-blocking: ask() does its own waiting,
+ * for a deadline that spans resends.  0 and *out, or a negative code. */
+static int open_socket(const struct ferry_addr *a, struct ferry_transport **out)
 {
-    int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int r;
 
+    *out = NULL;
     if (fd < 0)
         return -errno;
     /* A unix datagram client needs an address of its own to be answered
@@ -57,7 +61,12 @@ static int open_socket(const struct ferry_addr *a)
     }
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         goto fail;
-    return fd;
+    r = ferry_transport_new_fd(fd, out);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return 0;
 
 fail:
     r = -errno;
@@ -67,11 +76,51 @@ fail:
 
 /* Throw away replies that came too late for an earlier request (or
  * duplicates of them), so they are not taken for the next one's. */
-static void drain(int fd)
+static void drain(struct ferry_transport *t)
 {
     char junk[1];
-    while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) >= 0 || errno == ECONNREFUSED)
+    ssize_t n;
+
+    while ((n = ferry_transport_read(t, junk, sizeof junk)) >= 0 || n == -ECONNREFUSED)
         ;
+}
+
+/* Wait until fd is ready for events or the time is `until`: 1 ready, 0
+ * not yet (time is up, or a signal), or -errno. */
+static int wait_for(int fd, short events, uint64_t until)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+    uint64_t now = now_ms();
+    int r;
+
+    if (now >= until)
+        return 0;
+    r = poll(&pfd, 1, (int)(until - now));
+    if (r < 0)
+        return errno == EINTR ? 0 : -errno;
+    return r > 0;
+}
+
+/* One datagram out; a full socket buffer is waited for (blocking send's
+ * behaviour), at most until `until`. */
+static int send_datagram(struct ferry_transport *t, const char *msg, size_t len, uint64_t until)
+{
+    struct iovec iov = { (void *)msg, len };
+
+    for (;;) {
+        ssize_t n = ferry_transport_writev(t, &iov, 1);
+        int r;
+
+        if (n >= 0)
+            return 0;
+        if (n != -EAGAIN)
+            return (int)n;
+        r = wait_for(ferry_transport_fd(t), POLLOUT, until);
+        if (r < 0)
+            return r;
+        if (r == 0 && now_ms() >= until)
+            return -ETIMEDOUT;
+    }
 }
 
 /* Print a reply as text, but never let a server send control sequences to
@@ -93,32 +142,34 @@ static void print_reply(const uint8_t *p, size_t len)
  * reply, so the request is sent again every timeout/SENDS until a reply
  * arrives; -ETIMEDOUT once the whole timeout has passed without one.
  */
-static int ask(int fd, const char *fmt, size_t len, int timeout_ms)
+static int ask(struct ferry_transport *t, const char *fmt, size_t len, int timeout_ms)
 {
     /* Any UDP payload fits, so no reply is ever cut short unnoticed. */
     static uint8_t reply[65536];
-    uint64_t start = now_ms();
+    uint64_t start = now_ms(), deadline = start + (uint64_t)timeout_ms;
+    int r;
 
-    drain(fd);
+    drain(t);
     for (int i = 1; i <= SENDS; i++) {
         uint64_t until = start + (uint64_t)timeout_ms * (uint64_t)i / SENDS;
-        uint64_t now;
 
-        if (send(fd, fmt, len, 0) < 0)
-            return -errno;
-        while ((now = now_ms()) < until) {
-            struct pollfd pfd = { .fd = fd, .events = POLLIN };
-            int r = poll(&pfd, 1, (int)(until - now));
-            if (r < 0 && errno != EINTR)
-                return -errno;
-            if (r <= 0)
+        r = send_datagram(t, fmt, len, deadline);
+        if (r < 0)
+            return r;
+        while (now_ms() < until) {
+            ssize_t n;
+
+            r = wait_for(ferry_transport_fd(t), POLLIN, until);
+            if (r < 0)
+                return r;
+            if (r == 0)
                 continue;
-            ssize_t n = recv(fd, reply, sizeof reply, 0);
-            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            n = ferry_transport_read(t, reply, sizeof reply);
+            if (n == -EAGAIN)
                 continue;
             if (n < 0)
-                return -errno;
-            print_reply(reply, (size_t)n);
+                return (int)n;
+            print_reply(reply, (size_t)n);   /* 0: an empty datagram */
             return 0;
         }
     }
@@ -179,7 +230,8 @@ int main(int argc, char **argv)
     char *line = NULL;
     size_t cap = 0;
     long timeout_s = DEFAULT_TIMEOUT;
-    int status = EXIT_RUNTIME, fd, timeout_ms, opt, r;
+    struct ferry_transport *t = NULL;
+    int status = EXIT_RUNTIME, timeout_ms, opt, r;
 
     while ((opt = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -204,16 +256,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "time_client: %s: %s\n", target, ferry_strerror(r));
         return EXIT_USAGE;
     }
-    fd = open_socket(&addr);
-    if (fd < 0) {
-        report(target, fd, timeout_s);
+    r = open_socket(&addr, &t);
+    if (r < 0) {
+        report(target, r, timeout_s);
         return EXIT_RUNTIME;
     }
 
     timeout_ms = (int)timeout_s * 1000;
     if (optind < argc) {
         for (r = 0; optind < argc && r == 0; optind++)
-            r = ask(fd, argv[optind], strlen(argv[optind]), timeout_ms);
+            r = ask(t, argv[optind], strlen(argv[optind]), timeout_ms);
         if (r < 0)
             report(target, r, timeout_s);
         status = r < 0 ? EXIT_RUNTIME : EXIT_OK;
@@ -225,7 +277,7 @@ int main(int argc, char **argv)
         while ((n = prompt_line(&line, &cap)) >= 0) {
             size_t len = (size_t)n;
             char *fmt = strip(line, &len);
-            r = ask(fd, fmt, len, timeout_ms);
+            r = ask(t, fmt, len, timeout_ms);
             if (r < 0) {
                 report(target, r, timeout_s);
                 status = EXIT_RUNTIME;
@@ -236,6 +288,6 @@ int main(int argc, char **argv)
     }
 
     free(line);
-    close(fd);
+    ferry_transport_free(t);   /* closes the socket */
     return status;
 }

@@ -76,7 +76,11 @@ struct ferry_conn_opts {
  * loop first; on_open follows once it is done, always from the loop,
  * never inside this call.  If the handshake fails, on_close runs with the
  * reason (FERRY_ETLS: ferry_transport_error() on ferry_conn_transport()
- * says why, until on_close returns).  on_shutdown is never called
+ * says why, until on_close returns): for a connection made here on_close
+ * always runs once, whether or not on_open was reached (a failed
+ * handshake, a close before the loop ran, the loop freed), unless on_open
+ * refused it.  Output written before on_open is queued and sent once the
+ * connection is up.  on_shutdown is never called
  * (there is no server to stop); ferry_conn_stopping() is 0.  The loop
  * keeps running while the connection lives, so ferry_loop_run() returns
  * once every connection (and every other watcher and timer) is gone.

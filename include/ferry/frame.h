@@ -79,6 +79,21 @@ FERRY_EXPORT void ferry_frame_parser_free(struct ferry_frame_parser *p);
  * e.g. to allow larger headers once a peer has authenticated). */
 FERRY_EXPORT void ferry_frame_parser_set_limits(struct ferry_frame_parser *p, const struct ferry_frame_limits *limits);
 
+/*
+ * A header the caller expects to receive again and again, byte for byte
+ * (a load generator's own request echoed back): it is decoded once, here,
+ * and a received header that is exactly these bytes is then handed out as
+ * a new reference to that one decoded object, which the caller must not
+ * modify, instead of being decoded again (for a small header, most of the
+ * parser's cost).  Any other header is decoded as usual.  The bytes are
+ * copied; NULL forgets the expectation.  It survives reset; new limits
+ * decode it again (one they refuse is forgotten).  0, -ENOMEM, or the
+ * code ferry_frame_decode_header gives for json under the parser's limits
+ * (the expectation is then forgotten).
+ */
+FERRY_EXPORT FERRY_NODISCARD int ferry_frame_parser_expect(struct ferry_frame_parser *p,
+                                                           const void *json, size_t len);
+
 /* Forget any partial frame and any error: start again at a frame boundary. */
 FERRY_EXPORT void ferry_frame_parser_reset(struct ferry_frame_parser *p);
 

@@ -32,7 +32,13 @@ struct bench_hs_config {
     struct ferry_key key;
     int have_key;               /* -k: answer "hmac-sha256" */
     int allow_none;             /* --insecure-no-auth: accept "auth":"none" */
+    uint16_t hello_len;         /* our hello, the same on every connection, */
+    uint8_t hello[64];          /* ... encoded once (bench_handshake_prepare) */
 };
+
+/* Encode our hello once for the whole run, from the state machine's own
+ * message.  0 or a negative code. */
+int bench_handshake_prepare(struct bench_hs_config *cfg);
 
 /* One connection's handshake: fixed size, so a thread's thousands of them
  * are allocated once, before the burst. */

@@ -13,7 +13,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -26,16 +25,6 @@
 
 /* The stop eventfd's registration; only its kind is ever read. */
 static const struct bench_conn stop_marker = { .t = NULL, .kind = KIND_STOP };
-
-uint64_t bench_now_ns(void)
-{
-    struct timespec ts;
-
-    /* CLOCK_MONOTONIC is read through the vDSO and cannot fail with a
-     * valid clock id and pointer. */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Milliseconds from now until `until` (rounded up, so the wait never ends
  * just short of it), at most MAX_WAIT_MS. */

@@ -499,6 +499,13 @@ int main(int argc, char **argv)
         }
         o.hs.have_key = 1;
     }
+    if (o.session) {
+        r = bench_handshake_prepare(&o.hs);
+        if (r < 0) {
+            fprintf(stderr, "ferry-bench: cannot encode the handshake: %s\n", app_strerror(r));
+            goto out;
+        }
+    }
     if (raise_nofile(&o) < 0)
         goto out;
     r = build_request(&o, &sh, &req);

@@ -22,9 +22,10 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "classic.h"
 #include "classic_put.h"
 #include "daemon.h"
-#include "exec.h"
+#include "runner.h"
 
 #define CLASSIC_MAX_OUTPUT   (16u << 20)
 #define CLASSIC_TIMEOUT_MS   30000
@@ -41,7 +42,7 @@ struct classic {
     const struct daemon_config *cfg;
     int decided;                /* the first bytes told commands from uploads */
     struct classic_put *put;    /* set: this connection uploads files (seed 002) */
-    struct exec *exec;
+    struct runner *exec;
     struct capture out[2];      /* stdout, stderr */
     size_t total;
     int truncated;
@@ -87,7 +88,7 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     return 0;
 }
 
-static void on_exit_cb(void *arg, const struct exec_result *res)
+static void on_exit_cb(void *arg, const struct runner_result *res)
 {
     struct classic *k = arg;
     char note[96] = "";
@@ -126,13 +127,13 @@ static void on_exit_cb(void *arg, const struct exec_result *res)
         ferry_conn_abort(k->c, r);
 out:
     free(head);
-    exec_free(k->exec);
+    runner_free(k->exec);
     k->exec = NULL;
     captures_clear(k);
     ferry_conn_resume_read(k->c);
 }
 
-static const struct exec_ops classic_exec_ops = {
+static const struct runner_ops classic_exec_ops = {
     .on_output = on_output,
     .on_exit = on_exit_cb,
 };
@@ -140,7 +141,7 @@ static const struct exec_ops classic_exec_ops = {
 static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, void *arg)
 {
     struct classic *k = ferry_conn_data(c);
-    struct exec_spec spec = { .timeout_ms = CLASSIC_TIMEOUT_MS };
+    struct runner_spec spec = { .timeout_ms = CLASSIC_TIMEOUT_MS };
     char *command = NULL, err[512];
     int r;
     (void)arg;
@@ -165,10 +166,10 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
      * arrives meanwhile waits in the socket until the reply is sent. */
     ferry_conn_pause_read(c);
     ferry_log_debug("classic %s: %s", ferry_conn_peer(c), command);
-    r = exec_start(ferry_conn_loop(c), &spec, &classic_exec_ops, k, &k->exec, err, sizeof err);
+    r = runner_start(ferry_conn_loop(c), &spec, &classic_exec_ops, k, &k->exec, err, sizeof err);
     free(command);
     if (r < 0) {
-        struct exec_result res = { .exited = 1, .status = r == -ENOENT ? 127 : 126 };
+        struct runner_result res = { .exited = 1, .status = r == -ENOENT ? 127 : 126 };
         capture_append(&k->out[1], err, strlen(err));
         capture_append(&k->out[1], "\n", 1);
         k->total = k->out[1].len;
@@ -208,7 +209,7 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
     if (!k)
         return;
     if (k->exec)
-        exec_abort(k->exec);
+        runner_abort(k->exec);
     classic_put_free(k->put);
     captures_clear(k);
     free(k);

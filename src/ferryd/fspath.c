@@ -171,7 +171,7 @@ int fspath_check(const char *path, char *err, size_t errlen)
         if (c != '/' && c != '\0') {
             if (c < 0x20 || c == 0x7f) {
                 errbuf_format(err, errlen, "control character 0x%02x at byte %zu of the path",
-                        c, i);
+                              c, i);
                 return FERRY_EPATH_CONTROL;
             }
             continue;

@@ -18,7 +18,10 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
+#include "classic.h"
 #include "daemon.h"
+#include "sessionsvc.h"
+#include "tlsconf.h"
 #include "proto.h"
 
 #define MAX_LISTEN 16
@@ -333,7 +336,7 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
                        "only on networks you trust");
         return 0;
     }
-    if (daemon_tls_setup(cfg, o->cert, o->cert_key, o->client_ca) < 0)
+    if (tlsconf_setup(cfg, o->cert, o->cert_key, o->client_ca) < 0)
         return 1;
     ferry_log_info("TLS 1.3: %s%s%s%s; kernel TLS %s", cfg->have_key || cfg->keys_file ?
                    "PSK from the key" : "", (cfg->have_key || cfg->keys_file) && o->cert ?
@@ -374,7 +377,7 @@ int main(int argc, char **argv)
                                      .max_unauthenticated = FERRYD_DEFAULT_MAX_UNAUTH,
                                      .handle_signals = 1,
                                      .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } } };
-    struct ferry_handler session = session_handler, classic = classic_handler;
+    struct ferry_handler session = sessionsvc_handler, classic = classic_handler;
     struct ferry_server *s = NULL;
     char buf[FERRY_ADDRSTRLEN];
     int r, status = 1;

@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
-#include "daemon.h"
+#include "tlsconf.h"
 #include "proto.h"
 
-int daemon_find_key(const struct daemon_config *cfg, const char *name, struct ferry_key *key)
+int tlsconf_find_key(const struct daemon_config *cfg, const char *name, struct ferry_key *key)
 {
     struct errbuf err;
     int r;
@@ -37,7 +37,7 @@ int daemon_find_key(const struct daemon_config *cfg, const char *name, struct fe
 static int psk_lookup(const char *identity, uint8_t out[FERRY_TLS_PSK_MAX], void *arg)
 {
     struct ferry_key key;
-    int r = daemon_find_key(arg, identity, &key);
+    int r = tlsconf_find_key(arg, identity, &key);
 
     if (r <= 0)
         return r;
@@ -46,7 +46,7 @@ static int psk_lookup(const char *identity, uint8_t out[FERRY_TLS_PSK_MAX], void
     return KEY_LEN;
 }
 
-int daemon_tls_setup(struct daemon_config *cfg, const char *cert, const char *cert_key,
+int tlsconf_setup(struct daemon_config *cfg, const char *cert, const char *cert_key,
                      const char *client_ca)
 {
     struct ferry_tls_opts o = {

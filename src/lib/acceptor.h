@@ -1,15 +1,16 @@
 /*
  * acceptor.h - the accepting loop of the THREAD and FORK models.
  *
- * Both models run one loop on the calling thread that accepts connections
- * (handing each to a thread or a child), serves datagram endpoints, and
- * runs the graceful stop: stop accepting, wait for the live connections up
+ * Both models run one loop on the calling thread that admits connections
+ * (admission.c; each is handed to a thread or a child), serves datagram
+ * endpoints, and runs the graceful stop: stop accepting, wait for the live connections up
  * to the grace period, then force the stragglers.  Only what is done with
  * a connection differs, so that is all a model supplies.
  */
 #ifndef FERRY_ACCEPTOR_H
 #define FERRY_ACCEPTOR_H
 
+#include "admission.h"
 #include "server_int.h"
 
 struct acceptor;
@@ -36,7 +37,7 @@ struct acceptor {
     void *model;                    /* the model's own state */
     int stopping;
     struct ferry_timer *grace_timer;
-    struct ferry_timer *resume_timer;
+    struct admission adm;           /* the listeners, on this loop */
 };
 
 int ferry__acceptor_init(struct acceptor *a, struct ferry_server *s,

@@ -24,6 +24,7 @@
 
 #include "ferry/addr.h"
 #include "ferry/error.h"
+#include "clock.h"
 
 #define UNIX_PREFIX     "unix:"
 #define UNIX_PREFIX_LEN (sizeof(UNIX_PREFIX) - 1)
@@ -388,20 +389,12 @@ out:
     return rc;
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Finish a non-blocking TCP connect that returned EINPROGRESS (or EINTR,
  * after which the handshake carries on in the background). */
 static int wait_connected(int fd, int timeout_ms)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-    uint64_t deadline = monotonic_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t deadline = ferry__now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     int err = 0;
     socklen_t len = sizeof(err);
 
@@ -409,7 +402,7 @@ static int wait_connected(int fd, int timeout_ms)
         int wait = -1, n;
 
         if (timeout_ms > 0) {
-            uint64_t now = monotonic_ms();
+            uint64_t now = ferry__now_ms();
 
             if (now >= deadline)
                 return -ETIMEDOUT;

@@ -34,6 +34,11 @@ struct ferry_frame_parser {
     struct ferry_buf header;            /* a header split across feeds; kept for reuse, <= max_header */
     uint64_t body_left;
     int err;                            /* ST_FAILED: the code to repeat */
+    /* ferry_frame_parser_expect: a header known byte for byte, decoded once */
+    uint8_t *expect;
+    size_t expect_len;
+    json_t *expect_header;
+    uint64_t expect_size;
 };
 
 static struct ferry_frame_limits effective_limits(const struct ferry_frame_limits *in)
@@ -147,18 +152,71 @@ int ferry_frame_parser_new(const struct ferry_frame_limits *limits, struct ferry
     return 0;
 }
 
+static void forget_expected(struct ferry_frame_parser *p)
+{
+    free(p->expect);
+    json_decref(p->expect_header);
+    p->expect = NULL;
+    p->expect_len = 0;
+    p->expect_header = NULL;
+    p->expect_size = 0;
+}
+
+/* Decode the expected header under the current limits; one they refuse
+ * is forgotten, and such headers are then decoded, and refused, as any. */
+static int decode_expected(struct ferry_frame_parser *p)
+{
+    json_t *h = NULL;
+    uint64_t size = 0;
+    int rc = ferry_frame_decode_header(p->expect, p->expect_len, &p->limits, &h, &size);
+
+    if (rc < 0) {
+        forget_expected(p);
+        return rc;
+    }
+    json_decref(p->expect_header);
+    p->expect_header = h;
+    p->expect_size = size;
+    return 0;
+}
+
 void ferry_frame_parser_free(struct ferry_frame_parser *p)
 {
     if (!p)
         return;
+    forget_expected(p);
     ferry_buf_free(&p->header);
     free(p);
 }
 
 void ferry_frame_parser_set_limits(struct ferry_frame_parser *p, const struct ferry_frame_limits *limits)
 {
+    const char *old_key = p->limits.size_key;
+
     p->limits = effective_limits(limits);
     p->header.max = p->limits.max_header;
+    if (!p->expect)
+        return;
+    /* Another size member may give another size: decode it again.  With
+     * the same one the header decodes the same, and only the bounds it
+     * was checked against can have moved. */
+    if (strcmp(old_key, p->limits.size_key) != 0)
+        (void)decode_expected(p);
+    else if (p->expect_len > p->limits.max_header || p->expect_size > p->limits.max_body)
+        forget_expected(p);
+}
+
+int ferry_frame_parser_expect(struct ferry_frame_parser *p, const void *json, size_t len)
+{
+    forget_expected(p);
+    if (!json || len == 0)
+        return 0;
+    p->expect = malloc(len);
+    if (!p->expect)
+        return -ENOMEM;
+    memcpy(p->expect, json, len);
+    p->expect_len = len;
+    return decode_expected(p);
 }
 
 void ferry_frame_parser_reset(struct ferry_frame_parser *p)
@@ -217,7 +275,14 @@ static int take_header(struct ferry_frame_parser *p, struct ferry_slice *in,
         whole = ferry_slice_make(ferry_buf_head(&p->header), p->header_len);
     }
 
-    rc = ferry_frame_decode_header(whole.p, whole.len, &p->limits, &ev->header, &ev->body_size);
+    if (p->expect && whole.len == p->expect_len && memcmp(whole.p, p->expect, whole.len) == 0) {
+        /* The same bytes decode to the same header: share the one. */
+        ev->header = json_incref(p->expect_header);
+        ev->body_size = p->expect_size;
+        rc = 0;
+    } else {
+        rc = ferry_frame_decode_header(whole.p, whole.len, &p->limits, &ev->header, &ev->body_size);
+    }
     /* Cleared, not freed: the bytes stay put for raw_header until the next
      * header is appended, which only a later feed does. */
     ferry_buf_clear(&p->header);

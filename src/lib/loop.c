@@ -17,6 +17,8 @@
 #endif
 
 #include "ferry/loop.h"
+#include "clock.h"
+#include "list.h"
 #include "loop_int.h"
 
 #define INITIAL_CAP    64
@@ -37,7 +39,7 @@ struct ferry_timer {
     uint64_t deadline;
     uint64_t seq;                       /* tie-break: equal deadlines fire in arming order */
     size_t heap_idx;                    /* TIMER_INACTIVE when not armed */
-    struct ferry_timer *prev, *next;    /* every timer, armed or not, for ferry_loop_free */
+    struct list_node link;              /* in loop->timers: every timer, armed or not */
 };
 
 struct deferred {
@@ -61,7 +63,7 @@ struct ferry_loop {
     size_t nheap;
     size_t heap_cap;                    /* >= ntimers, so arming never allocates */
     size_t ntimers;
-    struct ferry_timer *timers;
+    struct list_node timers;            /* every timer, for ferry_loop_free */
     uint64_t next_seq;
 
     struct deferred *defer_head, *defer_tail;
@@ -76,14 +78,6 @@ struct ferry_loop {
     ferry_defer_cb *wake_cb;
     void *wake_arg;
 };
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- watchers ---------------------------------------------------------- */
 
@@ -313,10 +307,7 @@ struct ferry_timer *ferry_loop_timer(struct ferry_loop *loop, uint64_t ms, ferry
     t->cb = cb;
     t->arg = arg;
     t->heap_idx = TIMER_INACTIVE;
-    t->next = loop->timers;
-    if (loop->timers)
-        loop->timers->prev = t;
-    loop->timers = t;
+    list_push(&loop->timers, &t->link);
     loop->ntimers++;
     arm(t, ms);
     return t;
@@ -337,12 +328,7 @@ void ferry_timer_cancel(struct ferry_timer *timer)
     loop = timer->loop;
     if (timer->heap_idx != TIMER_INACTIVE)
         heap_remove(loop, timer);
-    if (timer->prev)
-        timer->prev->next = timer->next;
-    else
-        loop->timers = timer->next;
-    if (timer->next)
-        timer->next->prev = timer->prev;
+    list_unlink(&timer->link);
     loop->ntimers--;
     free(timer);
 }
@@ -377,7 +363,7 @@ static int next_timeout(const struct ferry_loop *loop)
         return 0;
     if (loop->nheap == 0)
         return -1;
-    now = monotonic_ms();
+    now = ferry__now_ms();
     deadline = loop->heap[0]->deadline;
     if (deadline <= now)
         return 0;
@@ -497,6 +483,7 @@ int ferry_loop_new(struct ferry_loop **out)
     if (!loop)
         goto fail;
     loop->wake_rfd = loop->wake_wfd = -1;
+    list_init(&loop->timers);
     loop->ready = malloc(INITIAL_CAP * sizeof(*loop->ready));
     if (!loop->ready)
         goto fail;
@@ -510,7 +497,7 @@ int ferry_loop_new(struct ferry_loop **out)
     rc = ferry_loop_add(loop, loop->wake_rfd, FERRY_READABLE, on_wakeup, NULL);
     if (rc < 0)
         goto fail;
-    loop->now = monotonic_ms();
+    loop->now = ferry__now_ms();
     *out = loop;
     return 0;
 
@@ -546,11 +533,11 @@ void ferry_loop_free(struct ferry_loop *loop)
      * reference; dropping them here would leak those objects. */
     while (loop->defer_head)
         run_deferred(loop);
-    while (loop->timers) {
-        struct ferry_timer *next = loop->timers->next;
+    while (!list_empty(&loop->timers)) {
+        struct list_node *n = loop->timers.next;
 
-        free(loop->timers);
-        loop->timers = next;
+        list_unlink(n);
+        free(list_entry(n, struct ferry_timer, link));
     }
     if (loop->backend)
         ferry_backend_free(loop->backend);
@@ -585,7 +572,7 @@ int ferry_loop_run(struct ferry_loop *loop)
 {
     int rc = 0;
 
-    loop->now = monotonic_ms();
+    loop->now = ferry__now_ms();
     while (!loop->stop && has_work(loop)) {
         int n;
 
@@ -597,7 +584,7 @@ int ferry_loop_run(struct ferry_loop *loop)
             rc = n;
             break;
         }
-        loop->now = monotonic_ms();
+        loop->now = ferry__now_ms();
         dispatch_io(loop, n);
         run_timers(loop);
         run_deferred(loop);

@@ -10,6 +10,8 @@
  * they share; when the grace period is over the stragglers get SIGKILL.
  */
 #include "acceptor.h"
+#include "conn_int.h"
+#include "stop.h"
 #include "loop_int.h"
 
 #include <errno.h>
@@ -34,13 +36,13 @@ struct child {
      * not-yet-authenticated slot.  -1 once the slot is given back. */
     int auth_fd;
     struct fork_model *fm;
-    struct child *prev, *next;
+    struct list_node link;      /* in fm->children */
 };
 
 struct fork_model {
     struct acceptor a;
     int new_auth_fd;            /* read end of the auth pipe while forking, else -1 */
-    struct child *children;
+    struct list_node children;  /* struct child.link */
     size_t nchildren;
     struct ferry_timer *poll_timer;
 };
@@ -64,18 +66,13 @@ static void remove_child(struct fork_model *fm, struct child *ch)
         ferry_loop_remove(fm->a.loop, ch->pidfd);
         close(ch->pidfd);
     }
-    if (ch->prev)
-        ch->prev->next = ch->next;
-    else
-        fm->children = ch->next;
-    if (ch->next)
-        ch->next->prev = ch->prev;
+    list_unlink(&ch->link);
     fm->nchildren--;
     if (ch->auth_fd >= 0) {
         ferry_loop_remove(fm->a.loop, ch->auth_fd);
         close(ch->auth_fd);
     }
-    ferry__conn_released(fm->a.server, ch->auth_fd >= 0);
+    ferry__slot_release(&fm->a.server->slots, ch->auth_fd >= 0);
     free(ch);
 }
 
@@ -109,7 +106,7 @@ static void on_auth_pipe(struct ferry_loop *loop, int fd, unsigned events, void 
     ferry_loop_remove(loop, fd);
     close(fd);
     ch->auth_fd = -1;
-    ferry__unauth_release(ch->fm->a.server);
+    ferry__slot_unauth_release(&ch->fm->a.server->slots);
 }
 
 static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg)
@@ -126,11 +123,11 @@ static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg
 static void on_poll_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct fork_model *fm = arg;
-    struct child *ch, *next;
+    struct list_node *n, *tmp;
     (void)loop;
 
-    for (ch = fm->children; ch; ch = next) {
-        next = ch->next;
+    list_for_each_safe(n, tmp, &fm->children) {
+        struct child *ch = list_entry(n, struct child, link);
         if (ch->pidfd < 0)
             try_reap(fm, ch);
     }
@@ -145,10 +142,12 @@ static void on_poll_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
 static void drop_parent_descriptors(struct fork_model *fm)
 {
     struct ferry_server *s = fm->a.server;
+    struct list_node *n;
 
     for (size_t i = 0; i < s->nlisteners; i++)
         close(s->listeners[i]->fd);
-    for (struct child *ch = fm->children; ch; ch = ch->next) {
+    list_for_each(n, &fm->children) {
+        struct child *ch = list_entry(n, struct child, link);
         if (ch->pidfd >= 0)
             close(ch->pidfd);
         if (ch->auth_fd >= 0)
@@ -189,7 +188,7 @@ static void __attribute__((noreturn)) child_main(struct fork_model *fm, struct l
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGINT, &sa, NULL);
-    ferry__catch_stop_signal(s, SIGTERM);
+    ferry__stop_catch_signal(s, SIGTERM, NULL);
     sigprocmask(SIG_SETMASK, saved_mask, NULL);
 
     if (ferry__handler_is_event(&l->h))
@@ -212,7 +211,7 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
         goto fail;
     }
     ch->auth_fd = -1;
-    if (ferry__unauth_enabled(s) && pipe2(auth_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (s->slots.unauth_capped && pipe2(auth_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         ferry_log_warn("cannot serve %s: %s", peer, strerror(errno));
         goto fail;
     }
@@ -247,7 +246,7 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
         if (ferry_loop_add(a->loop, ch->auth_fd, FERRY_READABLE, on_auth_pipe, ch) < 0) {
             close(ch->auth_fd);   /* cannot track it: give the slot back now */
             ch->auth_fd = -1;
-            ferry__unauth_release(s);
+            ferry__slot_unauth_release(&s->slots);
         }
     }
     ch->pidfd = open_pidfd(pid);
@@ -257,10 +256,7 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
     }
     if (ch->pidfd < 0 && !fm->poll_timer)
         fm->poll_timer = ferry_loop_timer(a->loop, REAP_POLL_MS, on_poll_timer, fm);
-    ch->next = fm->children;
-    if (fm->children)
-        fm->children->prev = ch;
-    fm->children = ch;
+    list_push(&fm->children, &ch->link);
     fm->nchildren++;
     return;
 
@@ -269,7 +265,7 @@ fail:
         close(auth_pipe[0]);
     free(ch);
     close(fd);
-    ferry__conn_released(s, ferry__unauth_enabled(s));
+    ferry__slot_release(&s->slots, s->slots.unauth_capped);
 }
 
 static size_t live_children(struct acceptor *a)
@@ -281,15 +277,19 @@ static size_t live_children(struct acceptor *a)
 static void stop_children(struct acceptor *a)
 {
     struct fork_model *fm = a->model;
-    for (struct child *ch = fm->children; ch; ch = ch->next)
-        kill(ch->pid, SIGTERM);
+    struct list_node *n;
+
+    list_for_each(n, &fm->children)
+        kill(list_entry(n, struct child, link)->pid, SIGTERM);
 }
 
 static void kill_children(struct acceptor *a)
 {
     struct fork_model *fm = a->model;
-    for (struct child *ch = fm->children; ch; ch = ch->next)
-        kill(ch->pid, SIGKILL);
+    struct list_node *n;
+
+    list_for_each(n, &fm->children)
+        kill(list_entry(n, struct child, link)->pid, SIGKILL);
 }
 
 static const struct acceptor_ops fork_ops = {
@@ -308,16 +308,17 @@ int ferry__run_fork(struct ferry_server *s)
     int r;
 
     memset(&fm, 0, sizeof fm);
+    list_init(&fm.children);
     fm.new_auth_fd = -1;
     r = ferry__acceptor_init(&fm.a, s, &fork_ops, &fm);
     if (r == 0) {
-        ferry__log_ready(s);
+        ferry__admission_log_ready(s, "fork");
         r = ferry__acceptor_run(&fm.a);
     }
     /* Normally every child has been reaped by now; after a loop failure,
      * make sure none is left behind. */
-    while (fm.children) {
-        struct child *ch = fm.children;
+    while (!list_empty(&fm.children)) {
+        struct child *ch = list_entry(fm.children.next, struct child, link);
         kill(ch->pid, SIGKILL);
         while (waitpid(ch->pid, NULL, 0) < 0 && errno == EINTR)
             ;

@@ -9,6 +9,8 @@
  * own grace timer on their private loop.
  */
 #include "acceptor.h"
+#include "conn_int.h"
+#include "stop.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -27,24 +29,19 @@ struct conn_thread {
     int done;
     pthread_t tid;
     char peer[FERRY_ADDRSTRLEN];
-    struct conn_thread *prev, *next;
+    struct list_node link;  /* in tm->threads, or a reaper's local list */
 };
 
 struct thread_model {
     struct acceptor a;
     pthread_mutex_t mu;           /* guards the list, fd_open and done */
-    struct conn_thread *threads;
+    struct list_node threads;     /* struct conn_thread.link */
     size_t nthreads;
 };
 
 static void unlink_thread(struct thread_model *tm, struct conn_thread *ct)
 {
-    if (ct->prev)
-        ct->prev->next = ct->next;
-    else
-        tm->threads = ct->next;
-    if (ct->next)
-        ct->next->prev = ct->prev;
+    list_unlink(&ct->link);
     tm->nthreads--;
 }
 
@@ -81,22 +78,22 @@ static void *thread_main(void *arg)
 static void reap_threads(struct ferry_loop *loop, void *arg)
 {
     struct thread_model *tm = arg;
-    struct conn_thread *ct, *next, *finished = NULL;
+    struct list_node finished, *n, *tmp;
     (void)loop;
 
+    list_init(&finished);
     pthread_mutex_lock(&tm->mu);
-    for (ct = tm->threads; ct; ct = next) {
-        next = ct->next;
+    list_for_each_safe(n, tmp, &tm->threads) {
+        struct conn_thread *ct = list_entry(n, struct conn_thread, link);
         if (ct->done) {
             unlink_thread(tm, ct);
-            ct->next = finished;
-            finished = ct;
+            list_push(&finished, &ct->link);
         }
     }
     pthread_mutex_unlock(&tm->mu);
 
-    for (ct = finished; ct; ct = next) {
-        next = ct->next;
+    list_for_each_safe(n, tmp, &finished) {
+        struct conn_thread *ct = list_entry(n, struct conn_thread, link);
         pthread_join(ct->tid, NULL);
         free(ct);
     }
@@ -122,10 +119,7 @@ static void start_thread(struct acceptor *a, struct listener *l, int fd, const c
     pthread_mutex_lock(&tm->mu);
     r = -pthread_create(&ct->tid, NULL, thread_main, ct);
     if (r == 0) {
-        ct->next = tm->threads;
-        if (tm->threads)
-            tm->threads->prev = ct;
-        tm->threads = ct;
+        list_push(&tm->threads, &ct->link);
         tm->nthreads++;
     }
     pthread_mutex_unlock(&tm->mu);
@@ -137,7 +131,7 @@ fail:
     ferry_log_warn("cannot start a thread for %s: %s", peer, ferry_strerror(r));
     free(ct);
     close(fd);
-    ferry__conn_released(a->server, ferry__unauth_enabled(a->server));
+    ferry__slot_release(&a->server->slots, a->server->slots.unauth_capped);
 }
 
 static size_t live_threads(struct acceptor *a)
@@ -153,10 +147,14 @@ static size_t live_threads(struct acceptor *a)
 static void force_threads(struct acceptor *a)
 {
     struct thread_model *tm = a->model;
+    struct list_node *n;
+
     pthread_mutex_lock(&tm->mu);
-    for (struct conn_thread *ct = tm->threads; ct; ct = ct->next)
+    list_for_each(n, &tm->threads) {
+        struct conn_thread *ct = list_entry(n, struct conn_thread, link);
         if (ct->fd_open)
             shutdown(ct->fd, SHUT_RDWR);
+    }
     pthread_mutex_unlock(&tm->mu);
 }
 
@@ -172,26 +170,28 @@ int ferry__run_thread(struct ferry_server *s)
     int r;
 
     memset(&tm, 0, sizeof tm);
+    list_init(&tm.threads);
     pthread_mutex_init(&tm.mu, NULL);
     r = ferry__acceptor_init(&tm.a, s, &thread_ops, &tm);
     if (r == 0)
         r = ferry_loop_set_wakeup(tm.a.loop, reap_threads, &tm);
     if (r == 0) {
-        ferry__log_ready(s);
+        ferry__admission_log_ready(s, "thread");
         r = ferry__acceptor_run(&tm.a);
     }
     if (r < 0) {
         /* The loop failed: stop every connection thread before unwinding. */
-        ferry_server_stop(s);
+        ferry__stop_request(s);
         force_threads(&tm.a);
     }
     /* Join whatever is left (normally nothing). */
     for (;;) {
-        struct conn_thread *ct;
+        struct conn_thread *ct = NULL;
         pthread_mutex_lock(&tm.mu);
-        ct = tm.threads;
-        if (ct)
+        if (!list_empty(&tm.threads)) {
+            ct = list_entry(tm.threads.next, struct conn_thread, link);
             unlink_thread(&tm, ct);
+        }
         pthread_mutex_unlock(&tm.mu);
         if (!ct)
             break;

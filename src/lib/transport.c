@@ -13,6 +13,7 @@
 #include "ferry/transport.h"
 #include "ferry/error.h"
 #include "buf.h"
+#include "clock.h"
 #include "transport_int.h"
 
 #include <errno.h>
@@ -327,14 +328,6 @@ void ferry_transport_set_timeout(struct ferry_transport *t, int timeout_ms)
     t->timeout_ms = timeout_ms;
 }
 
-int64_t ferry__transport_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until fd is ready for `events` or the deadline passes (-1: never).
  * Readiness includes errors and hang-ups: the following I/O call reports
  * those. */
@@ -343,7 +336,7 @@ int ferry__transport_wait(const struct ferry_transport *t, short events, int64_t
     struct pollfd pfd = { .fd = t->fd, .events = events };
 
     for (;;) {
-        int64_t left = deadline < 0 ? -1 : deadline - ferry__transport_now_ms();
+        int64_t left = deadline < 0 ? -1 : deadline - (int64_t)ferry__now_ms();
         int n;
 
         if (deadline >= 0 && left <= 0)
@@ -369,7 +362,7 @@ static ssize_t do_io(struct ferry_transport *t, enum io_dir dir, void *buf, size
                      const struct iovec *iov, int iovcnt)
 {
     int timed = t->timeout_ms > 0;
-    int64_t deadline = timed ? ferry__transport_now_ms() + t->timeout_ms : -1;
+    int64_t deadline = timed ? (int64_t)ferry__now_ms() + t->timeout_ms : -1;
     short plain_events = dir == IO_READ ? POLLIN : POLLOUT;
 
     for (;;) {
@@ -415,7 +408,7 @@ ssize_t ferry_transport_writev(struct ferry_transport *t, const struct iovec *io
 
 int ferry_transport_handshake(struct ferry_transport *t)
 {
-    int64_t deadline = t->timeout_ms > 0 ? ferry__transport_now_ms() + t->timeout_ms : -1;
+    int64_t deadline = t->timeout_ms > 0 ? (int64_t)ferry__now_ms() + t->timeout_ms : -1;
 
     if (!t->ops->handshake)
         return 0;
@@ -522,7 +515,7 @@ ssize_t ferry_transport_sendfile(struct ferry_transport *t, int in_fd, uint64_t 
     if (len == 0)
         return 0;
     off = (off_t)*offset;
-    deadline = t->timeout_ms > 0 ? ferry__transport_now_ms() + t->timeout_ms : -1;
+    deadline = t->timeout_ms > 0 ? (int64_t)ferry__now_ms() + t->timeout_ms : -1;
     for (;;) {
         n = t->ops->sendfile ? t->ops->sendfile(t, in_fd, &off, len) : FERRY_EUNSUPPORTED;
         if (n == FERRY_EUNSUPPORTED)

@@ -57,7 +57,6 @@ struct ferry_transport {
 /* Wait until t's descriptor is ready for `events` (poll flags) or the
  * monotonic deadline in ms passes (-1: never): 0, -ETIMEDOUT or -errno. */
 int ferry__transport_wait(const struct ferry_transport *t, short events, int64_t deadline);
-int64_t ferry__transport_now_ms(void);
 
 /* All of len bytes into fd at off (pwrite: fd's position is not used),
  * EINTR retried.  0 or -errno. */

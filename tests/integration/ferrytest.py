@@ -1,4 +1,5 @@
-"""ferrytest - helpers for ferry's integration tests (standard library only).
+"""ferrytest - the one helper module of ferry's integration tests (standard
+library only, plus Debian's libxxhash through ctypes for xxh3-128).
 
 Servers are started as real processes on ephemeral loopback ports.  A server
 logs one line per endpoint once it is ready,
@@ -8,9 +9,22 @@ logs one line per endpoint once it is ready,
 and start_server() reads those lines from its stderr, so tests never sleep
 to wait for readiness.  Everything a test starts is killed when the test
 ends, even when it fails.
+
+Here too, once each: key files, the frame codec (u32 LE header length |
+JSON header | body), an independent client of ferryd's session protocol
+written from docs/PROTOCOL.md (Session: hello, HMAC login, exec, the file
+service), checksums, a TCP relay that can hold, pace or corrupt a transfer,
+waiting with a deadline, and main(), which can run one shard of a file.
 """
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import hmac
+import json
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -25,6 +39,10 @@ BIN = os.environ.get("FERRY_BIN") or os.path.join(
 SANITIZED = bool(os.environ.get("FERRY_SANITIZE"))
 # Sanitizers make everything slower; deadlines scale with them.
 SLOW = 4 if SANITIZED else 1
+MiB = 1 << 20
+PART = ".ferry-part"
+CLIENT_LABEL = b"ferry-v1 client proof"
+SERVER_LABEL = b"ferry-v1 server proof"
 
 _LISTEN_RE = re.compile(r"listening on (\w+) (\S+)")
 
@@ -113,11 +131,7 @@ class Server:
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return rss_kib(self.proc.pid)
 
     def children(self):
         """PIDs whose parent is this server."""
@@ -143,6 +157,13 @@ class Server:
         finally:
             self._close_pipe()
 
+    def stop_quietly(self):
+        """For addCleanup: SIGTERM, and SIGKILL should that not end it."""
+        try:
+            self.stop(timeout=10)
+        finally:
+            self.kill()
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -167,6 +188,53 @@ def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None
     server = Server(name, proc)
     server._wait_endpoints(endpoints, timeout)
     return server
+
+
+def start_ferryd(*args, key_path=None, plaintext=False, listen="127.0.0.1:0", **kw):
+    """ferryd on an ephemeral loopback port, ready (see start_server);
+    key_path: its --key-file; plaintext: --plaintext, for Session."""
+    extra = (["--key-file", key_path] if key_path else []) + (["--plaintext"] if plaintext else [])
+    return start_server("ferryd", "--listen", listen, *extra, *args, **kw)
+
+
+def write_key(path, raw=None, mode=0o600, data=None):
+    """A key file as ferry reads it: the hex of raw (32 random bytes if
+    None) and a newline, or exactly `data` when given (for malformed keys
+    and the tutorial's raw key).  mode is set after the umask.  Returns raw."""
+    raw = raw or os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data if data is not None else raw.hex().encode() + b"\n")
+    os.chmod(path, mode)
+    return raw
+
+
+def wait_until(pred, timeout=10, what="a condition", interval=0.01, scale=True):
+    """Poll pred() until true or the deadline (scaled by SLOW unless
+    scale=False) passes; returns pred()'s value.  Only for state that has no
+    event to wait on (descriptor counts, reaped children, files on disk)."""
+    deadline = time.monotonic() + timeout * (SLOW if scale else 1)
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out (%.1f s) waiting for %s"
+                                 % (timeout * (SLOW if scale else 1), what))
+        select.select([], [], [], interval)     # a bounded pause between polls
+
+
+def quickest(measure, limit, tries=3):
+    """Call measure() (it returns seconds, asserting what it must) until
+    one call comes in under limit, at most `tries` times; returns the
+    quickest.  A delay built into the program shows in every try; a busy
+    machine's hiccup (two test suites at once) only in some."""
+    best = measure()
+    for _ in range(tries - 1):
+        if best < limit:
+            break
+        best = min(best, measure())
+    return best
 
 
 def connect(server, proto="tcp", index=0, timeout=10):
@@ -204,9 +272,50 @@ def recv_until_closed(sock):
     return b"".join(data)
 
 
-def frame(header_bytes, body=b""):
-    """One ferry frame from raw header bytes (which may be invalid on purpose)."""
-    return struct.pack("<I", len(header_bytes)) + header_bytes + body
+# ---- frames: u32 LE header length | JSON header | body -----------------------
+
+def length_prefix(n):
+    """The 4-byte length prefix (n may be out of range on purpose)."""
+    return struct.pack("<I", n)
+
+
+def unpack_prefix(b):
+    (n,) = struct.unpack("<I", b[:4])
+    return n
+
+
+def encode(header, ensure_ascii=True):
+    return json.dumps(header, separators=(",", ":"), ensure_ascii=ensure_ascii).encode()
+
+
+def frame(header, body=b"", ensure_ascii=True):
+    """One frame.  header: raw bytes (which may be invalid on purpose) or a
+    dict, which gets "size" when there is a body."""
+    if not isinstance(header, (bytes, bytearray)):
+        if body:
+            header = dict(header, size=len(body))
+        header = encode(header, ensure_ascii)
+    return length_prefix(len(header)) + header + bytes(body)
+
+
+def recv_header_bytes(sock, limit=None):
+    """A frame's prefix and header, as bytes; limit: the largest length
+    accepted (0 never is)."""
+    n = unpack_prefix(recv_exact(sock, 4))
+    if limit is not None and not 0 < n <= limit:
+        raise AssertionError("header length %d out of range" % n)
+    return recv_exact(sock, n)
+
+
+def recv_header(sock, **json_kw):
+    return json.loads(recv_header_bytes(sock), **json_kw)
+
+
+def recv_frame(sock):
+    """(header, body): "size" always announces a body (PROTOCOL.md 1.1)."""
+    h = recv_header(sock)
+    size = h.get("size", 0)
+    return h, (recv_exact(sock, size) if size else b"")
 
 
 def run(name, *args, input=None, timeout=20):
@@ -215,5 +324,583 @@ def run(name, *args, input=None, timeout=20):
                           text=True, timeout=timeout * SLOW)
 
 
+# ---- checksums and files ------------------------------------------------------
+
+class _XXH128(ctypes.Structure):
+    _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+
+
+def _load_xxhash():
+    for name in ("libxxhash.so.0", ctypes.util.find_library("xxhash") or "libxxhash.so"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        lib.XXH3_createState.restype = ctypes.c_void_p
+        lib.XXH3_freeState.argtypes = [ctypes.c_void_p]
+        lib.XXH3_128bits_reset.argtypes = [ctypes.c_void_p]
+        lib.XXH3_128bits_update.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.XXH3_128bits_digest.argtypes = [ctypes.c_void_p]
+        lib.XXH3_128bits_digest.restype = _XXH128
+        return lib
+    return None
+
+
+_XXH = _load_xxhash()
+
+
+class Digest:
+    """A running checksum named as the protocol names it."""
+
+    def __init__(self, alg="xxh3-128"):
+        self.alg = alg
+        if alg == "sha256":
+            self._h = hashlib.sha256()
+        elif alg == "xxh3-128":
+            if _XXH is None:
+                raise RuntimeError("libxxhash is not installed (apt-get install libxxhash0)")
+            self._state = _XXH.XXH3_createState()
+            _XXH.XXH3_128bits_reset(self._state)
+        else:
+            raise ValueError(alg)
+
+    def update(self, data):
+        if self.alg == "sha256":
+            self._h.update(data)
+        else:
+            data = bytes(data)
+            _XXH.XXH3_128bits_update(self._state, data, len(data))
+        return self
+
+    def hexdigest(self):
+        if self.alg == "sha256":
+            return self._h.hexdigest()
+        h = _XXH.XXH3_128bits_digest(self._state)
+        # The canonical form is big-endian: the high half first.
+        return "%016x%016x" % (h.high64, h.low64)
+
+    def __del__(self):
+        if getattr(self, "alg", None) == "xxh3-128" and getattr(self, "_state", None):
+            _XXH.XXH3_freeState(self._state)
+            self._state = None
+
+
+def digest(data, alg="xxh3-128"):
+    return Digest(alg).update(data).hexdigest()
+
+
+_ZEROS = bytes(8 * MiB)
+
+
+def _data_extents(fd, end):
+    """(start, stop) of the parts of a file below `end` that may hold data;
+    the rest are holes, which read as zeros.  Without SEEK_DATA support the
+    whole file is one extent."""
+    pos = 0
+    while pos < end:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+            stop = os.lseek(fd, start, os.SEEK_HOLE)
+        except OSError as e:
+            if e.errno == errno.ENXIO:          # only a hole is left
+                return
+            yield pos, end
+            return
+        if start >= end:
+            return
+        yield start, min(stop, end)
+        pos = stop
+
+
+def digest_file(path, alg="xxh3-128", limit=None):
+    """Checksum of a file (its first `limit` bytes), read in pieces so
+    that files of many GiB need no memory.  Holes are hashed from memory
+    instead of read: a sparse file of 4 GiB costs what its data costs."""
+    d = Digest(alg)
+    with open(path, "rb", buffering=0) as f:
+        end = os.fstat(f.fileno()).st_size
+        end = end if limit is None else min(end, limit)
+        pos = 0
+        for start, stop in list(_data_extents(f.fileno(), end)) + [(end, end)]:
+            while pos < start:                  # a hole
+                n = min(start - pos, len(_ZEROS))
+                d.update(_ZEROS if n == len(_ZEROS) else memoryview(_ZEROS)[:n])
+                pos += n
+            f.seek(pos)
+            while pos < stop:
+                b = f.read(min(stop - pos, 8 * MiB))
+                if not b:
+                    return d.hexdigest()        # shrank under us: what was there
+                d.update(b)
+                pos += len(b)
+    return d.hexdigest()
+
+
+def rss_kib(pid):
+    """A process's resident memory; 0 once it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def fd_targets(pid):
+    """What a process's descriptors point to (paths, "socket:[...]", ...)."""
+    out = []
+    d = "/proc/%d/fd" % pid
+    for name in os.listdir(d):
+        try:
+            out.append(os.readlink(os.path.join(d, name)))
+        except OSError:
+            pass
+    return out
+
+
+def parts_under(root):
+    """Every *.ferry-part beneath root (relative paths)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in filenames:
+            if n.endswith(PART):
+                out.append(os.path.relpath(os.path.join(dirpath, n), root))
+    return sorted(out)
+
+
+def process_tree(pid):
+    """pid and all its descendants."""
+    kids = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open("/proc/%s/stat" % e) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(e))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def open_by(pid, path_suffix):
+    """True when pid or one of its descendants holds a descriptor whose
+    target ends with path_suffix."""
+    for p in process_tree(pid):
+        try:
+            fds = os.listdir("/proc/%d/fd" % p)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (p, fd)).endswith(path_suffix):
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+# ---- the session protocol (docs/PROTOCOL.md 2), an independent client ------
+
+class ProtoError(AssertionError):
+    pass
+
+
+def proof(key, label, sn, cn):
+    """The HMAC proof of PROTOCOL.md 2.2: over label, NUL, server nonce,
+    client nonce."""
+    return hmac.new(key, label + b"\0" + sn + cn, hashlib.sha256).hexdigest()
+
+
+class Session:
+    """One connection to ferryd, driven frame by frame.  It speaks the
+    session protocol in the clear, so the ferryd it talks to runs with
+    --plaintext (Python's ssl module cannot do TLS 1.3 with an external
+    PSK).  With key, it logs in at once; rcvbuf is set before connecting, so
+    the window is small from the start and the server cannot push a whole
+    file into our buffers."""
+
+    def __init__(self, hostport, key=None, timeout=20, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout * SLOW)
+        self.sock.connect(hostport)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sn = None
+        if key is not None:
+            self.login(key)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def reset(self):
+        """Close with an RST, as a killed process's socket may."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
+
+    # frames
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, header, body=b""):
+        self.sock.sendall(frame(header, body))
+
+    def send_header_bytes(self, raw):
+        self.sock.sendall(frame(raw))
+
+    def recv_header(self):
+        try:
+            return recv_header(self.sock)
+        except ConnectionResetError as e:
+            raise EOFError("connection reset") from e
+
+    def recv(self):
+        """(header, body) of the next frame; EOFError at the end."""
+        h = self.recv_header()
+        size = h.get("size", 0)
+        try:
+            return h, (recv_exact(self.sock, size) if size else b"")
+        except ConnectionResetError as e:
+            raise EOFError("connection reset") from e
+
+    # the handshake (PROTOCOL.md 2.1, 2.2)
+    def send_hello(self):
+        """The client speaks first."""
+        self.send({"type": "hello", "version": 1})
+
+    def hello(self):
+        """Our hello, then the server's (returned)."""
+        self.send_hello()
+        h, body = self.recv()
+        if h.get("type") != "hello" or body != b"":
+            raise ProtoError("expected hello, got %r" % h)
+        if "nonce" in h:
+            self.sn = bytes.fromhex(h["nonce"])
+        return h
+
+    def auth_message(self, key, cn=None, name=None):
+        """name: the key's name ("key" member; absent means "ferry")."""
+        cn = cn or os.urandom(32)
+        msg = {"type": "auth", "version": 1, "nonce": cn.hex(),
+               "proof": proof(key, CLIENT_LABEL, self.sn, cn)}
+        if name is not None:
+            msg["key"] = name
+        return msg
+
+    def login(self, key):
+        """Handshake; checks the server's proof.  Returns self."""
+        h = self.hello()
+        if h.get("auth") != "hmac-sha256":
+            raise ProtoError("expected HMAC authentication (is ferryd --plaintext?), got %r" % h)
+        msg = self.auth_message(key)
+        self.send(msg)
+        h, _ = self.recv()
+        if h.get("type") != "welcome":
+            raise ProtoError("expected welcome, got %r" % h)
+        want = proof(key, SERVER_LABEL, self.sn, bytes.fromhex(msg["nonce"]))
+        if not hmac.compare_digest(h.get("proof", ""), want):
+            raise ProtoError("bad server proof %r" % h)
+        return self
+
+    # exec (PROTOCOL.md 2.3)
+    def run(self, request, stdin=None):
+        """Send an exec (request: dict of extra members) and collect until
+        exit, or until an error that ends the request.  Returns a dict with
+        out, err, exit (header or None), errors, frames [(type, body, t)]."""
+        self.send(dict({"type": "exec"}, **request))
+        if stdin is not None:
+            # Small inputs only: well inside the 1 MiB window.
+            assert len(stdin) < MiB
+            for i in range(0, len(stdin), 65536):
+                self.send({"type": "stdin"}, stdin[i:i + 65536])
+            self.send({"type": "stdin-eof"})
+        res = {"out": b"", "err": b"", "exit": None, "errors": [], "frames": []}
+        while True:
+            h, body = self.recv()
+            res["frames"].append((h["type"], body, time.monotonic()))
+            if h["type"] == "stdout":
+                res["out"] += body
+            elif h["type"] == "stderr":
+                res["err"] += body
+            elif h["type"] == "exit":
+                res["exit"] = h
+                return res
+            elif h["type"] == "error":
+                res["errors"].append(h)
+                if h.get("code") != "spawn":
+                    return res
+
+    # the file service (PROTOCOL.md 2.4): simple requests, one answer
+    def request(self, msg):
+        self.send(msg)
+        h, _ = self.recv()
+        return h
+
+    def stat(self, path):
+        return self.request({"type": "stat", "path": path})
+
+    def mkdir(self, path, parents=False):
+        return self.request({"type": "mkdir", "path": path, "parents": parents})
+
+    def rm(self, path, recursive=False):
+        return self.request({"type": "rm", "path": path, "recursive": recursive})
+
+    def list(self, path):
+        """(entries, final header): final is list-end or error."""
+        self.send({"type": "list", "path": path})
+        entries = []
+        while True:
+            h, _ = self.recv()
+            if h.get("type") == "entries":
+                if len(h["entries"]) > 256:
+                    raise ProtoError("more than 256 entries in one frame")
+                entries.extend(h["entries"])
+            else:
+                return entries, h
+
+    # put
+    def put_begin(self, path, size, mode=0o644, alg="xxh3-128", resume=False, fsync=False,
+                  **extra):
+        msg = {"type": "put", "path": path, "filesize": size, "mode": mode, "checksum": alg,
+               "resume": resume, "fsync": fsync}
+        msg.update(extra)
+        self.send(msg)
+        h, _ = self.recv()
+        return h
+
+    def send_data(self, data, offset, segment=4 * MiB):
+        for i in range(0, len(data), segment):
+            chunk = data[i:i + segment]
+            self.send({"type": "data", "offset": offset + i}, chunk)
+
+    def put_end(self, checksum=None, abort=False):
+        self.send({"type": "put-end", "abort": True} if abort else
+                  {"type": "put-end", "checksum": checksum})
+
+    def put(self, path, data, mode=0o644, alg="xxh3-128", checksum=None, resume=False,
+            segment=4 * MiB, **extra):
+        """A whole upload, as a client following PROTOCOL.md 2.4 does it:
+        an error that arrives while data is going out stops the data and is
+        followed by put-end abort.  Returns (put-ready or error, final
+        answer or None)."""
+        ready = self.put_begin(path, len(data), mode=mode, alg=alg, resume=resume, **extra)
+        if ready.get("type") != "put-ready":
+            return ready, None
+        off = ready.get("offset", 0)
+        if off and ready.get("prefix") != digest(data[:off], alg):
+            off = 0
+        try:
+            for i in range(off, len(data), segment):
+                self.send({"type": "data", "offset": i}, data[i:i + segment])
+                r, _, _ = select.select([self.sock], [], [], 0)
+                if r:
+                    h, _ = self.recv()
+                    if h.get("type") == "error":
+                        self.put_end(abort=True)
+                    return ready, h
+            self.put_end(checksum or digest(data, alg))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        h, _ = self.recv()
+        return ready, h
+
+    # get
+    def get_begin(self, path, alg="xxh3-128", offset=None, prefix=None):
+        msg = {"type": "get", "path": path, "checksum": alg}
+        if offset is not None:
+            msg["offset"] = offset
+        if prefix is not None:
+            msg["prefix"] = prefix
+        self.send(msg)
+        h, _ = self.recv()
+        return h
+
+    def get_rest(self, stop_after=None, sink=None):
+        """Read data frames until get-end or error.  Returns (bytes or
+        count, final header, data headers).  With sink, bytes are passed to
+        sink(body) and only counted.  stop_after: return after at least that
+        many bytes, with final None."""
+        got = bytearray()
+        count = 0
+        frames = []
+        while True:
+            h = self.recv_header()
+            if h.get("type") == "data":
+                size = h.get("size", 0)
+                frames.append(h)
+                if sink is not None:
+                    left = size
+                    while left:
+                        b = self.sock.recv(min(left, 4 * MiB))
+                        if not b:
+                            raise EOFError("closed inside a data frame")
+                        sink(b)
+                        left -= len(b)
+                else:
+                    got += recv_exact(self.sock, size)
+                count += size
+                if stop_after is not None and count >= stop_after:
+                    return (count if sink else bytes(got)), None, frames
+            else:
+                return (count if sink else bytes(got)), h, frames
+
+    def get(self, path, alg="xxh3-128", offset=None, prefix=None):
+        """(get-ready or error, data, final header or None)."""
+        ready = self.get_begin(path, alg, offset, prefix)
+        if ready.get("type") != "get-ready":
+            return ready, b"", None
+        data, end, _ = self.get_rest()
+        return ready, data, end
+
+
+# ---- a relay between a client and the server ----------------------------------
+
+class Relay:
+    """A loopback TCP relay to `target` for one connection at a time.
+    up_limit / down_limit: forward at most that many bytes client->server /
+    server->client, then stop reading that side (the sender blocks).
+    rate: bytes per second, both ways (paced in small slices).
+    corrupt: {"up" or "down": offset}: flip one bit of the byte at that
+    offset of the stream (to show that checksums catch it).
+    Counts the bytes forwarded each way."""
+
+    def __init__(self, target, up_limit=None, down_limit=None, rate=None, corrupt=None):
+        self.target = target
+        self.limits = {"up": up_limit, "down": down_limit}
+        self.corrupt = corrupt or {}      # {"up"|"down": stream offset of a byte to flip}
+        self.rate = rate
+        self.count = {"up": 0, "down": 0}
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.addr = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.socks = []
+        self.held = threading.Event()     # a limit was reached
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            with self._lock:
+                self.socks += [c, s]
+            threading.Thread(target=self._pump, args=(c, s, "up"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, "down"), daemon=True).start()
+
+    def _pump(self, src, dst, way):
+        t0 = time.monotonic()
+        try:
+            while True:
+                limit = self.limits[way]
+                want = 65536
+                if limit is not None:
+                    want = min(want, limit - self.count[way])
+                    if want <= 0:
+                        self.held.set()
+                        return          # stop reading: the sender blocks
+                if self.rate:
+                    want = min(want, max(1024, self.rate // 50))
+                    due = t0 + self.count[way] / self.rate
+                    pause = due - time.monotonic()
+                    if pause > 0:
+                        select.select([], [], [], pause)   # pacing, not synchronisation
+                b = src.recv(want)
+                if not b:
+                    try:
+                        dst.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    return
+                at = self.corrupt.get(way)
+                if at is not None and self.count[way] <= at < self.count[way] + len(b):
+                    i = at - self.count[way]
+                    b = b[:i] + bytes([b[i] ^ 0x01]) + b[i + 1:]
+                dst.sendall(b)
+                with self._lock:
+                    self.count[way] += len(b)
+        except OSError:
+            return
+
+    def close(self):
+        with self._lock:
+            self._closed = True
+            socks, self.socks = self.socks, []
+        # shutdown first: a close() alone does not end a connection that
+        # another thread is blocked reading (the kernel keeps it open).
+        for s in socks + [self.lsock]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+# ---- running a test file ------------------------------------------------------
+
+def _flatten(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _flatten(t)
+        else:
+            yield t
+
+
+class _TimedResult(unittest.TextTestResult):
+    """Prints each test's wall time, so a slow test shows in the ctest log."""
+
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.stream.writeln("  (%.2f s) %s" % (time.monotonic() - self._t0, test.id()))
+        self.stream.flush()
+
+
 def main():
-    unittest.main(verbosity=2)
+    """Run the calling module's tests.  --shard N/M runs only every M-th
+    test from the N-th (1-based) in the loader's stable order, so CTest can
+    run one long file as M entries side by side; the shards together run
+    every test exactly once.  Other arguments name tests (Class or
+    Class.test_name) to run only those."""
+    argv = list(sys.argv)
+    shard = None
+    if "--shard" in argv:
+        i = argv.index("--shard")
+        n, m = (int(x) for x in argv[i + 1].split("/"))
+        if not 1 <= n <= m:
+            raise SystemExit("--shard N/M needs 1 <= N <= M")
+        shard = (n, m)
+        del argv[i:i + 2]
+    loader, module = unittest.defaultTestLoader, sys.modules["__main__"]
+    suite = (loader.loadTestsFromNames(argv[1:], module) if len(argv) > 1
+             else loader.loadTestsFromModule(module))
+    tests = list(_flatten(suite))
+    if shard:
+        tests = tests[shard[0] - 1::shard[1]]
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=_TimedResult)
+    result = runner.run(unittest.TestSuite(tests))
+    sys.exit(0 if result.wasSuccessful() and result.testsRun == len(tests) else 1)

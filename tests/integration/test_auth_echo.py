@@ -17,15 +17,6 @@ NONCE_LEN = 32
 DIGEST_LEN = {"sha256": 32, "md5": 16}
 
 
-def write_key(directory, name, data, mode=0o600):
-    path = os.path.join(directory, name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)   # umask must not loosen or tighten the test's intent
-    return path
-
-
 def tutorial_client(hostport, key, digestmod, messages):
     """The tutorial's client, line for line: recv(32), answer
     hmac.new(key, msg).digest() (digestmod: the old default was md5),
@@ -101,15 +92,14 @@ class KeyDir:
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         self.keydir = tmp.name
-        self.key_file = write_key(tmp.name, "key", KEY)
-        self.wrong_key_file = write_key(tmp.name, "wrong", b"not the key")
+        self.key_file = self.key_path("key", KEY)
+        self.wrong_key_file = self.key_path("wrong", b"not the key")
 
-
-def stop_quietly(server):
-    try:
-        server.stop(timeout=10)
-    finally:
-        server.kill()
+    def key_path(self, name, data, mode=0o600):
+        """A key file in the directory holding exactly data; its path."""
+        path = os.path.join(self.keydir, name)
+        ferrytest.write_key(path, data=data, mode=mode)
+        return path
 
 
 class AuthEchoSuite(KeyDir):
@@ -121,7 +111,7 @@ class AuthEchoSuite(KeyDir):
     def start(self, *args, digest="sha256"):
         server = ferrytest.start_server("auth_echo", "--model", self.MODEL, "--listen", "127.0.0.1:0",
                                         "--key-file", self.key_file, "--digest", digest, *args)
-        self.addCleanup(stop_quietly, server)
+        self.addCleanup(server.stop_quietly)
         return server
 
     def authenticated(self, server, digest="sha256"):
@@ -268,7 +258,7 @@ class KeyFileHandling(KeyDir, unittest.TestCase):
         self.make_keys()
 
     def test_empty_key_file_is_refused(self):
-        empty = write_key(self.keydir, "empty", b"")
+        empty = self.key_path("empty", b"")
         for prog, extra in (("auth_echo", ["--listen", "127.0.0.1:0"]), ("auth_client", ["127.0.0.1:1"])):
             with self.subTest(prog=prog):
                 r = ferrytest.run(prog, "--key-file", empty, *extra)
@@ -287,9 +277,9 @@ class KeyFileHandling(KeyDir, unittest.TestCase):
         self.assertEqual(ferrytest.run("auth_client", "127.0.0.1:1").returncode, 2)
 
     def test_readable_key_file_is_a_warning(self):
-        loose = write_key(self.keydir, "loose", KEY, mode=0o644)
+        loose = self.key_path("loose", KEY, mode=0o644)
         server = ferrytest.start_server("auth_echo", "--listen", "127.0.0.1:0", "--key-file", loose)
-        self.addCleanup(stop_quietly, server)
+        self.addCleanup(server.stop_quietly)
         self.assertTrue(any("readable by group or others" in line for line in server.log), server.log)
         self.assertEqual(tutorial_client(server.hostport(), KEY, "sha256", ["ok"]), ["OK"])
 

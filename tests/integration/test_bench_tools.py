@@ -25,7 +25,6 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
-import filesproto as fp  # noqa: E402
 
 SLOW = ft.SLOW
 SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
@@ -190,12 +189,6 @@ class TestHold(BenchCase):
         self.assertEqual(h["failures"], {"ECONNREFUSED": 5})
 
 
-def write_key(path):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(os.urandom(32).hex() + "\n")
-
-
 class FerrydCase(BenchCase):
     """A ferryd with a fresh key (and a second, wrong one) in a temp dir.
 
@@ -208,8 +201,8 @@ class FerrydCase(BenchCase):
         self.dir = tmp.name
         self.key = os.path.join(self.dir, "key")
         self.wrong_key = os.path.join(self.dir, "wrong-key")
-        write_key(self.key)
-        write_key(self.wrong_key)
+        ft.write_key(self.key)
+        ft.write_key(self.wrong_key)
 
     def ferryd(self, *args, tls=False):
         mode = () if tls else ("--plaintext",)
@@ -376,7 +369,7 @@ class TestTransfers(FerrydCase):
         t = self.check_transfer(r, "put", 7, 3, size)
         want = content(seed, size)
         self.assertEqual(t["checksum_alg"], "xxh3-128")
-        self.assertEqual(t["checksum"], fp.digest(want))
+        self.assertEqual(t["checksum"], ft.digest(want))
         self.assertEqual(t["seed"], seed)
         names = ["bench-put-%d.bin" % i for i in range(3)]
         self.assertEqual(t["paths"], names)
@@ -396,7 +389,7 @@ class TestTransfers(FerrydCase):
         self.assertEqual(t["paths"], ["sub/bench-put-0.bin"])
         path = os.path.join(self.root, "sub", "bench-put-0.bin")
         self.assertEqual(os.path.getsize(path), size)
-        self.assertEqual(fp.digest_file(path), t["checksum"])
+        self.assertEqual(ft.digest_file(path), t["checksum"])
         with open(path, "rb") as f:
             head = f.read(4096)
             f.seek(SEGMENT - 5)
@@ -437,7 +430,7 @@ class TestTransfers(FerrydCase):
                           "-c", 3, "-t", 2)
         t = self.check_transfer(r, "get", 9, 3, len(data))
         self.assertEqual(t["path"], "known.bin")
-        self.assertEqual(t["checksum"], fp.digest(data))
+        self.assertEqual(t["checksum"], ft.digest(data))
         r = self.run_json("get", self.srv.addr(), "-k", self.key, "-p", "known.bin", "-n", 2,
                           "--checksum", "sha256")
         t = self.check_transfer(r, "get", 2, 1, len(data))
@@ -450,17 +443,17 @@ class TestTransfers(FerrydCase):
         self.write_root("empty.bin", b"")
         t = self.check_transfer(self.run_json("get", self.srv.addr(), "-k", self.key,
                                               "-p", "big.bin", "-n", 2), "get", 2, 1, len(data))
-        self.assertEqual(t["checksum"], fp.digest(data))
+        self.assertEqual(t["checksum"], ft.digest(data))
         t = self.check_transfer(self.run_json("get", self.srv.addr(), "-k", self.key,
                                               "-p", "empty.bin", "-n", 3), "get", 3, 1, 0)
-        self.assertEqual(t["checksum"], fp.digest(b""))
+        self.assertEqual(t["checksum"], ft.digest(b""))
 
     def test_get_corrupted_is_an_error(self):
         # One bit flipped inside the first download's body, on the way:
         # that download is an error (not a transfer); the session goes on.
         data = os.urandom(100000)
         self.write_root("known.bin", data)
-        relay = fp.Relay(self.srv.hostport(), corrupt={"down": 8192})
+        relay = ft.Relay(self.srv.hostport(), corrupt={"down": 8192})
         self.addCleanup(relay.close)
         p = bench("get", relay.addr, "-k", self.key, "-p", "known.bin", "-n", 3, "--json")
         self.assertEqual(p.returncode, 1, p.stderr)

@@ -25,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
+from ferrytest import fd_targets, wait_until  # noqa: E402
 
 SLOW = ft.SLOW
 # ASan keeps freed memory in quarantine and adds redzones, so RSS says
@@ -48,19 +49,6 @@ def upper(b):
     return bytes(b).upper()
 
 
-def wait_until(pred, timeout, what, interval=0.02):
-    """Poll pred() until true or the deadline passes (scaled by SLOW)."""
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out waiting for " + what)
-        # A bounded wait between polls of /proc; not synchronisation.
-        select.select([], [], [], interval)
-
-
 def have_ipv6():
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -80,27 +68,7 @@ def proc_stat(pid):
 def tree_rss_kib(server):
     """RSS of the server and its children (fork model: the child holds the
     connection's buffers)."""
-    total = 0
-    for pid in [server.pid] + server.children():
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def fd_targets(pid):
-    out = []
-    d = "/proc/%d/fd" % pid
-    for name in os.listdir(d):
-        try:
-            out.append(os.readlink(os.path.join(d, name)))
-        except OSError:
-            pass
-    return out
+    return sum(ft.rss_kib(pid) for pid in [server.pid] + server.children())
 
 
 def exchange(sock, data):

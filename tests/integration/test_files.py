@@ -3,10 +3,10 @@ list, mkdir, rm, put and get, with integrity, atomic commit, resume, the
 sandboxed root, concurrency, faults, the `ferry` commands and their progress
 bar, and the tutorials' classic upload (seed 002).
 
-Two ways in: filesproto.FileSession, an independent client written from
+Two ways in: ferrytest.Session, an independent client written from
 PROTOCOL.md (for what only the protocol level can show: exact replies,
 wrong checksums, connections cut at a chosen byte, bad paths), and the real
-`ferry` client (end to end).  FileSession speaks the protocol in the clear,
+`ferry` client (end to end).  Session speaks the protocol in the clear,
 so its ferryd runs with --plaintext; the `ferry` commands run over TLS 1.3
 (keyed by the shared key), as users run them, against a ferryd without
 --plaintext.  Servers run on ephemeral loopback ports, once per model
@@ -34,9 +34,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
-import filesproto as fp  # noqa: E402
-from filesproto import MiB, PART, digest, parts_under, wait_until  # noqa: E402
-from ferrytest import SLOW, SANITIZED  # noqa: E402
+from ferrytest import MiB, PART, SLOW, SANITIZED, digest, parts_under, wait_until  # noqa: E402
 
 FERRY = ft.binary("ferry")
 FERRYD = ft.binary("ferryd")
@@ -44,14 +42,6 @@ MODELS = {"event": ["--model", "event"], "fork": ["--model", "fork"]}
 SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
 GiB = 1 << 30
 OPS = ("stat", "list", "mkdir", "rm", "put", "get")
-
-
-def write_key(path):
-    raw = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(raw.hex() + "\n")
-    return raw
 
 
 def write(path, data, mode=None):
@@ -80,7 +70,7 @@ def tmpfs_allowed(where):
 class FilesBase(unittest.TestCase):
     """One ferryd per class with --root ROOT; each test works in its own
     directory ROOT/<test name> (self.td, relative to the root).  PLAINTEXT:
-    the class's ferryds run with --plaintext (for FileSession), else TLS
+    the class's ferryds run with --plaintext (for Session), else TLS
     (for the ferry client)."""
 
     ARGS = ["--model", "event"]
@@ -91,13 +81,13 @@ class FilesBase(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory(prefix="ferry-files-")
         cls.dir = cls.tmp.name
         cls.key_path = os.path.join(cls.dir, "key")
-        cls.key = write_key(cls.key_path)
+        cls.key = ft.write_key(cls.key_path)
         cls.root = os.path.join(cls.dir, "root")
         os.mkdir(cls.root)
         cls.home = os.path.join(cls.dir, "home")
         os.mkdir(cls.home)
-        cls.srv = ft.start_server("ferryd", "--listen", "127.0.0.1:0", "--key-file", cls.key_path,
-                                  "--root", cls.root, *cls.ARGS, *cls.tls_args())
+        cls.srv = ft.start_ferryd("--root", cls.root, *cls.ARGS, *cls.tls_args(),
+                                  key_path=cls.key_path)
         cls.host = cls.srv.addr()
         cls.hostport = cls.srv.hostport()
 
@@ -132,9 +122,8 @@ class FilesBase(unittest.TestCase):
 
     def own_server(self, root, *extra, preexec_fn=None, prefix=(), key_path=None, endpoints=1,
                    plaintext=None):
-        srv = ft.start_server("ferryd", "--listen", "127.0.0.1:0",
-                              "--key-file", key_path or self.key_path, "--root", root,
-                              *self.ARGS, *self.tls_args(plaintext), *extra,
+        srv = ft.start_ferryd("--root", root, *self.ARGS, *self.tls_args(plaintext), *extra,
+                              key_path=key_path or self.key_path,
                               preexec_fn=preexec_fn, prefix=prefix, endpoints=endpoints)
         self.addCleanup(self.assert_no_sanitizer_report, srv)
         self.addCleanup(srv.kill)
@@ -145,7 +134,7 @@ class FilesBase(unittest.TestCase):
         self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
 
     def session(self, hostport=None, **kw):
-        s = fp.FileSession(hostport or self.hostport, self.key, **kw)
+        s = ft.Session(hostport or self.hostport, self.key, **kw)
         self.addCleanup(s.close)
         return s
 
@@ -171,7 +160,7 @@ class FilesBase(unittest.TestCase):
     def assert_serving(self, srv=None, hostport=None):
         """A fresh session is served (stat of the root)."""
         hp = hostport or (srv.hostport() if srv else self.hostport)
-        s = fp.FileSession(hp, self.key)
+        s = ft.Session(hp, self.key)
         try:
             self.assertType(s.stat("."), "stat")
         finally:
@@ -183,7 +172,7 @@ class FilesBase(unittest.TestCase):
 
     def wait_not_open(self, suffix, srv=None, timeout=10):
         srv = srv or self.srv
-        wait_until(lambda: not fp.open_by(srv.pid, suffix), timeout,
+        wait_until(lambda: not ft.open_by(srv.pid, suffix), timeout,
                    "ferryd to close %s" % suffix)
 
 
@@ -233,7 +222,7 @@ class FilesProto:
     def test_list_many_entries_in_frames_of_at_most_256(self):
         for i in range(600):
             write(self.rp("many", "f%03d" % i), b"x")
-        entries, end = self.session().list(self.p("many"))   # the check is in FileSession.list
+        entries, end = self.session().list(self.p("many"))   # the check is in Session.list
         self.assertType(end, "list-end")
         self.assertEqual(end["count"], 600)
         self.assertEqual(sorted(e["name"] for e in entries), ["f%03d" % i for i in range(600)])
@@ -374,7 +363,7 @@ class FilesProto:
         self.assertType(s.stat(self.p("keep")), "stat")
 
     def _cut_upload(self, name, total, sent, rst=False, resume=False):
-        s = fp.FileSession(self.hostport, self.key)
+        s = ft.Session(self.hostport, self.key)
         data = os.urandom(total)
         ready = s.put_begin(self.p(name), total, resume=resume)
         self.assertType(ready, "put-ready")
@@ -397,7 +386,7 @@ class FilesProto:
         self.assert_serving()
 
     def test_client_gone_inside_a_data_frame_header(self):
-        s = fp.FileSession(self.hostport, self.key)
+        s = ft.Session(self.hostport, self.key)
         self.assertType(s.put_begin(self.p("hdr"), 100), "put-ready")
         s.sock.sendall(b"\x30\x00\x00\x00{\"type\":\"da")
         s.close()
@@ -516,7 +505,7 @@ class FilesProto:
         # A NUL cannot be a raw byte in JSON; as \u0000 it is a frame error
         # (PROTOCOL.md 1.1: protocol, the connection closes) or a path error.
         for op in ("stat", "put", "mkdir"):
-            s = fp.FileSession(self.hostport, self.key)
+            s = ft.Session(self.hostport, self.key)
             raw = ('{"type":"%s","path":"%s/a\\u0000b","parents":false,"filesize":1,'
                    '"mode":420,"checksum":"xxh3-128"}' % (op, self.td)).encode()
             s.send_header_bytes(raw)
@@ -549,7 +538,7 @@ class FilesProto:
     # -- resume ---------------------------------------------------------------
 
     def _interrupted_resumable(self, name, data, sent):
-        s = fp.FileSession(self.hostport, self.key)
+        s = ft.Session(self.hostport, self.key)
         ready = s.put_begin(self.p(name), len(data), resume=True)
         self.assertType(ready, "put-ready")
         s.send_data(data[:sent], ready.get("offset", 0))
@@ -658,12 +647,12 @@ class FilesProto:
         ready = s.get_begin(self.p("huge"))
         self.assertType(ready, "get-ready")
         self.assertEqual(ready["filesize"], size)
-        d = fp.Digest()
+        d = ft.Digest()
         count, end, _ = s.get_rest(sink=d.update)
         self.assertEqual(count, size)
         self.assertType(end, "get-end")
         self.assertEqual(end["checksum"], d.hexdigest())
-        self.assertEqual(end["checksum"], fp.digest_file(path))
+        self.assertEqual(end["checksum"], ft.digest_file(path))
 
     def test_get_a_fifo_is_refused_promptly(self):
         os.mkfifo(self.rp("fifo"))
@@ -773,7 +762,7 @@ class FilesProto:
         barrier = threading.Barrier(2 * n, timeout=30 * SLOW)
 
         def up(i):
-            s = fp.FileSession(self.hostport, self.key)
+            s = ft.Session(self.hostport, self.key)
             try:
                 barrier.wait()
                 results[("up", i)] = s.put(self.p("up%02d" % i), ups[i])[1]
@@ -781,7 +770,7 @@ class FilesProto:
                 s.close()
 
         def down(i):
-            s = fp.FileSession(self.hostport, self.key)
+            s = ft.Session(self.hostport, self.key)
             try:
                 barrier.wait()
                 results[("down", i)] = s.get(self.p("down%02d" % i))[1:]
@@ -808,7 +797,7 @@ class FilesProto:
         answers = {}
 
         def upload(i):
-            s = fp.FileSession(self.hostport, self.key)
+            s = ft.Session(self.hostport, self.key)
             try:
                 ready = s.put_begin(self.p("same"), size)
                 answers[("ready", i)] = ready
@@ -854,7 +843,7 @@ class FilesProto:
     # -- faults -------------------------------------------------------------------
 
     def _disk_full(self, srv, view_root, errnos):
-        s = fp.FileSession(srv.hostport(), self.key)
+        s = ft.Session(srv.hostport(), self.key)
         self.addCleanup(s.close)
         ready, end = s.put("victim", b"small and safe")
         self.assertType(end, "put-ok")
@@ -864,7 +853,7 @@ class FilesProto:
         self.assertEqual(read(os.path.join(view_root, "victim")), b"small and safe")
         self.wait_no_parts(view_root)
         self.assertType(s.stat("victim"), "stat")           # this session goes on
-        other = fp.FileSession(srv.hostport(), self.key)    # and others are served
+        other = ft.Session(srv.hostport(), self.key)    # and others are served
         self.addCleanup(other.close)
         ready, end = other.put("after", b"x" * 100000)
         self.assertType(end, "put-ok")
@@ -928,7 +917,7 @@ class FilesProto:
             self.skipTest("running as root, no user nobody and no chattr +i: "
                           "nothing root cannot bypass")
         srv = self.own_server(root, preexec_fn=preexec, key_path=key)
-        s = fp.FileSession(srv.hostport(), self.key)
+        s = ft.Session(srv.hostport(), self.key)
         self.addCleanup(s.close)
         denied = ("EACCES", "EPERM")
         ready, end = s.put("ro/new", b"x")
@@ -980,6 +969,73 @@ del _cls
 
 # ==== classic mode: the tutorial's FTP upload (seed 002) =======================
 
+# ---- the tutorial's FTP client (seed 002), faithfully -------------------------
+
+class TutorialFtpClient:
+    """Seed 002's MYTCPClient, with input() replaced by method calls and
+    print() by a list.  struct.pack('i', ...) is native-endian as in the
+    tutorial (little-endian here)."""
+    address_family = socket.AF_INET
+    socket_type = socket.SOCK_STREAM
+    allow_reuse_address = False
+    max_packet_size = 8192
+    coding = 'utf-8'
+    request_queue_size = 5
+
+    def __init__(self, server_address, connect=True):
+        self.server_address = server_address
+        self.printed = []
+        self.socket = socket.socket(self.address_family, self.socket_type)
+        self.socket.settimeout(60 * SLOW)    # the tutorial has none: a hang fails, not wedges
+        if connect:
+            try:
+                self.client_connect()
+            except:  # noqa: E722 (as in the tutorial)
+                self.client_close()
+                raise
+
+    def client_connect(self):
+        self.socket.connect(self.server_address)
+
+    def client_close(self):
+        self.socket.close()
+
+    def run_line(self, inp):
+        inp = inp.strip()
+        if not inp:
+            return
+        l = inp.split()  # noqa: E741
+        cmd = l[0]
+        if hasattr(self, cmd):
+            func = getattr(self, cmd)
+            func(l)
+
+    def put(self, args):
+        cmd = args[0]
+        filename = args[1]
+        if not os.path.isfile(filename):
+            self.printed.append('file:%s is not exists' % filename)
+            return
+        else:
+            filesize = os.path.getsize(filename)
+
+        head_dic = {'cmd': cmd, 'filename': os.path.basename(filename), 'filesize': filesize}
+        self.printed.append(head_dic)
+        head_json = json.dumps(head_dic)
+        head_json_bytes = bytes(head_json, encoding=self.coding)
+
+        head_struct = struct.pack('i', len(head_json_bytes))
+        self.socket.send(head_struct)
+        self.socket.send(head_json_bytes)
+        send_size = 0
+        with open(filename, 'rb') as f:
+            for line in f:
+                self.socket.send(line)
+                send_size += len(line)
+            else:
+                self.printed.append('upload successful')
+
+
 class ClassicPut:
     def classic(self):
         root = os.path.join(self.local, "croot")
@@ -996,7 +1052,7 @@ class ClassicPut:
         write(a, data)
         b = os.path.join(self.local, "b.bin")
         write(b, b"second file\n" * 10)
-        client = fp.TutorialFtpClient(addr)
+        client = TutorialFtpClient(addr)
         self.addCleanup(client.client_close)
         client.run_line("put %s" % a)
         client.run_line("put %s" % b)          # the same connection goes on
@@ -1045,8 +1101,7 @@ class ClassicPut:
         # Commands still work on the classic address.
         with socket.create_connection(addr, timeout=10 * SLOW) as c:
             c.sendall(b"echo still")
-            (n,) = struct.unpack("<I", ft.recv_exact(c, 4))
-            h = json.loads(ft.recv_exact(c, n))
+            h = ft.recv_header(c)
             self.assertEqual(ft.recv_exact(c, h["total_size"]), b"still\n")
 
 
@@ -1258,7 +1313,7 @@ class FerryCli(FilesBase):
         size, cut = 24 * MiB, 10 * MiB
         data = os.urandom(size)
         write(self.lp("r.bin"), data)
-        relay = fp.Relay(self.hostport, up_limit=cut)
+        relay = ft.Relay(self.hostport, up_limit=cut)
         self.addCleanup(relay.close)
         p = subprocess.Popen(self.argv("put", self.lp("r.bin"), self.p("r.bin"),
                                        opts=["--resume"], host=relay.addr),
@@ -1271,7 +1326,7 @@ class FerryCli(FilesBase):
         self.assertFalse(os.path.exists(self.rp("r.bin")))
         self.wait_not_open(os.path.join(self.td, ".r.bin" + PART))
         kept = os.path.getsize(part)
-        counter = fp.Relay(self.hostport)
+        counter = ft.Relay(self.hostport)
         self.addCleanup(counter.close)
         r = self.ferry("put", self.lp("r.bin"), self.p("r.bin"), opts=["--resume"],
                        host=counter.addr)
@@ -1285,7 +1340,7 @@ class FerryCli(FilesBase):
         size, cut = 24 * MiB, 10 * MiB
         data = os.urandom(size)
         write(self.rp("g.bin"), data)
-        relay = fp.Relay(self.hostport, down_limit=cut)
+        relay = ft.Relay(self.hostport, down_limit=cut)
         self.addCleanup(relay.close)
         p = subprocess.Popen(self.argv("get", self.p("g.bin"), self.lp("g.bin"),
                                        opts=["--resume"], host=relay.addr),
@@ -1297,7 +1352,7 @@ class FerryCli(FilesBase):
         relay.close()
         self.assertFalse(os.path.exists(self.lp("g.bin")))
         kept = os.path.getsize(part)
-        counter = fp.Relay(self.hostport)
+        counter = ft.Relay(self.hostport)
         self.addCleanup(counter.close)
         r = self.ferry("get", self.p("g.bin"), self.lp("g.bin"), opts=["--resume"],
                        host=counter.addr)
@@ -1321,7 +1376,7 @@ class FerryCli(FilesBase):
                 name = "c-%s.bin" % ("plain" if plaintext else "tls")
                 write(self.rp(name), b"previous")
                 write(self.lp(name), os.urandom(8 * MiB))
-                relay = fp.Relay(self._via(plaintext), corrupt={"up": 3 * MiB})  # inside the data
+                relay = ft.Relay(self._via(plaintext), corrupt={"up": 3 * MiB})  # inside the data
                 self.addCleanup(relay.close)
                 r = self.ferry("put", self.lp(name), self.p(name), host=relay.addr,
                                plaintext=plaintext)
@@ -1336,7 +1391,7 @@ class FerryCli(FilesBase):
                 name = "c-%s.bin" % ("plain" if plaintext else "tls")
                 write(self.rp(name), os.urandom(8 * MiB))
                 write(self.lp(name), b"previous")
-                relay = fp.Relay(self._via(plaintext), corrupt={"down": 3 * MiB})
+                relay = ft.Relay(self._via(plaintext), corrupt={"down": 3 * MiB})
                 self.addCleanup(relay.close)
                 r = self.ferry("get", self.p(name), self.lp(name), host=relay.addr,
                                plaintext=plaintext)
@@ -1348,7 +1403,7 @@ class FerryCli(FilesBase):
     def test_killed_download_leaves_the_local_file_alone(self):
         write(self.rp("d.bin"), os.urandom(16 * MiB))
         write(self.lp("d.bin"), b"previous")
-        relay = fp.Relay(self.hostport, down_limit=4 * MiB)
+        relay = ft.Relay(self.hostport, down_limit=4 * MiB)
         self.addCleanup(relay.close)
         p = subprocess.Popen(self.argv("get", self.p("d.bin"), self.lp("d.bin"), host=relay.addr),
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -1360,7 +1415,7 @@ class FerryCli(FilesBase):
     def test_killed_upload_leaves_no_file(self):
         write(self.rp("k.bin"), b"previous")
         write(self.lp("k.bin"), os.urandom(16 * MiB))
-        relay = fp.Relay(self.hostport, up_limit=4 * MiB)
+        relay = ft.Relay(self.hostport, up_limit=4 * MiB)
         self.addCleanup(relay.close)
         p = subprocess.Popen(self.argv("put", self.lp("k.bin"), self.p("k.bin"), host=relay.addr),
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -1399,7 +1454,7 @@ class FerryCli(FilesBase):
     def test_progress_bar_on_a_terminal(self):
         size = 8 * MiB
         write(self.lp("progress.bin"), os.urandom(size))
-        relay = fp.Relay(self.hostport, rate=6 * MiB)      # about 1.3 s
+        relay = ft.Relay(self.hostport, rate=6 * MiB)      # about 1.3 s
         self.addCleanup(relay.close)
         status, out, secs = self._pty_run(self.argv("put", self.lp("progress.bin"),
                                                     self.p("progress.bin"), host=relay.addr))
@@ -1414,7 +1469,7 @@ class FerryCli(FilesBase):
 
     def test_no_progress_with_q_or_without_a_terminal(self):
         write(self.lp("quiet.bin"), os.urandom(4 * MiB))
-        relay = fp.Relay(self.hostport, rate=8 * MiB)
+        relay = ft.Relay(self.hostport, rate=8 * MiB)
         self.addCleanup(relay.close)
         status, out, _ = self._pty_run(self.argv("put", self.lp("quiet.bin"), self.p("quiet.bin"),
                                                  opts=["-q"], host=relay.addr))
@@ -1470,7 +1525,7 @@ class FerryCli(FilesBase):
         r = self.ferry("put", local, self.p("huge"), opts=["-q"], timeout=600)
         self.assertOk(r)
         self.assertEqual(os.path.getsize(self.rp("huge")), size)
-        self.assertEqual(fp.digest_file(self.rp("huge")), fp.digest_file(local))
+        self.assertEqual(ft.digest_file(self.rp("huge")), ft.digest_file(local))
 
 
 if __name__ == "__main__":

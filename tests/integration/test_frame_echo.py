@@ -14,7 +14,7 @@ import time
 import unittest
 
 import ferrytest
-from ferrytest import SLOW, frame, recv_exact, recv_until_closed
+from ferrytest import SLOW, frame, recv_exact, recv_until_closed, wait_until
 
 MAX_HEADER = 64 * 1024           # the server's default --max-header
 
@@ -26,22 +26,16 @@ def no_duplicates(pairs):
     return dict(pairs)
 
 
-def encode(header):
-    return json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def make_frame(header, body=b""):
-    if body:
-        header = dict(header, size=len(body))
-    return frame(encode(header), body)
+    """Headers go out as UTF-8, not \\u escapes: the codec must pass them."""
+    return frame(header, body, ensure_ascii=False)
 
 
 def read_header(sock):
-    """One reply's prefix and header; returns (header dict, body size)."""
-    (n,) = struct.unpack("<I", recv_exact(sock, 4))
-    if not 0 < n <= MAX_HEADER:
-        raise AssertionError("reply header length %d out of range" % n)
-    header = json.loads(recv_exact(sock, n).decode(), object_pairs_hook=no_duplicates)
+    """One reply's prefix and header, strictly (length in range, no
+    duplicate keys); returns (header dict, body size)."""
+    raw = ferrytest.recv_header_bytes(sock, limit=MAX_HEADER)
+    header = json.loads(raw.decode(), object_pairs_hook=no_duplicates)
     return header, header.get("size", 0)
 
 
@@ -75,23 +69,6 @@ class Sender(threading.Thread):
         test.assertIsNone(self.error)
 
 
-def wait_until(predicate, timeout=10, what="condition"):
-    """Poll predicate() until true or the deadline passes: for state that
-    has no event to wait on (descriptor counts, reaped children)."""
-    deadline = time.monotonic() + timeout * SLOW
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
-def stop_quietly(server):
-    try:
-        server.stop(timeout=10)
-    finally:
-        server.kill()
-
-
 class FrameEchoSuite:
     MODEL = None
     EXTRA = ()                       # further server options for the model
@@ -115,7 +92,7 @@ class FrameEchoSuite:
 
     def private_server(self, *args):
         server = self.start("--listen", "127.0.0.1:0", *args)
-        self.addCleanup(stop_quietly, server)
+        self.addCleanup(server.stop_quietly)
         return server
 
     def connect(self, server=None):
@@ -135,7 +112,7 @@ class FrameEchoSuite:
         """The server hung up: nothing more, or one error frame."""
         rest = recv_until_closed(sock)
         if rest:
-            (n,) = struct.unpack("<I", rest[:4])
+            n = ferrytest.unpack_prefix(rest)
             header = json.loads(rest[4:4 + n])
             self.assertEqual(set(header), {"error", "message"}, rest)
             self.assertEqual(len(rest), 4 + n, "bytes after the error frame")
@@ -179,7 +156,7 @@ class FrameEchoSuite:
     def test_size_past_4gib_is_echoed_in_64_bits(self):
         size = 5 * 2**30 + 7
         s = self.connect()
-        s.sendall(frame(encode({"name": "huge", "size": size}), b"first bytes"))
+        s.sendall(frame(ferrytest.encode({"name": "huge", "size": size}), b"first bytes"))
         header, declared = read_header(s)
         self.assertEqual(header, {"name": "huge", "size": size})
         self.assertEqual(declared, size)
@@ -229,9 +206,9 @@ class FrameEchoSuite:
 
     def test_bad_frames_close_the_connection(self):
         cases = {
-            "header length 0xFFFFFFFF": struct.pack("<I", 0xFFFFFFFF),
-            "header length over the limit": struct.pack("<I", MAX_HEADER + 1) + b"{",
-            "header length 0": struct.pack("<I", 0) + b"{}",
+            "header length 0xFFFFFFFF": ferrytest.length_prefix(0xFFFFFFFF),
+            "header length over the limit": ferrytest.length_prefix(MAX_HEADER + 1) + b"{",
+            "header length 0": ferrytest.length_prefix(0) + b"{}",
             "invalid JSON": frame(b'{"size": 3'),
             "trailing garbage": frame(b'{"a":1} x'),
             "non-object JSON array": frame(b"[1, 2, 3]"),
@@ -281,7 +258,7 @@ class FrameEchoSuite:
         server = self.private_server("--max-header", "100")
         self.assert_round_trip(server, {"pad": "a" * 80})
         with ferrytest.connect(server) as s:
-            s.sendall(frame(encode({"pad": "a" * 100})))
+            s.sendall(make_frame({"pad": "a" * 100}))
             self.assert_closed(s)
 
     def test_header_comes_back_byte_for_byte(self):
@@ -293,7 +270,7 @@ class FrameEchoSuite:
         self.assertEqual(len(header), 100)
         with ferrytest.connect(server) as s:
             s.sendall(frame(header))
-            (n,) = struct.unpack("<I", recv_exact(s, 4))
+            n = ferrytest.unpack_prefix(recv_exact(s, 4))
             self.assertEqual(n, 100)
             self.assertEqual(recv_exact(s, n), header)
 
@@ -313,7 +290,7 @@ class FrameEchoSuite:
         first, second = os.urandom(half), os.urandom(half)
 
         busy = self.connect(server)
-        busy.sendall(frame(encode({"size": 2 * half}), first))
+        busy.sendall(frame(ferrytest.encode({"size": 2 * half}), first))
         self.assertEqual(read_header(busy), ({"size": 2 * half}, 2 * half))
         self.assertEqual(recv_exact(busy, half), first)   # the server is mid-frame now
 
@@ -344,7 +321,7 @@ class FrameEchoSuite:
             for s in socks:
                 s.close()
         wait_until(lambda: server.fd_count() == baseline,
-                   what="descriptors back to %d: %s" % (baseline, fd_list(server.pid)))
+                   what="descriptors back to %d: %s" % (baseline, ferrytest.fd_targets(server.pid)))
         # Zombies still name the server as parent: none may be left (fork).
         wait_until(lambda: server.children() == [], what="children reaped")
         self.assert_round_trip(server)
@@ -354,7 +331,7 @@ class FrameEchoSuite:
         server = self.private_server()
         # Measured before the connection exists; a forked child starts as a
         # copy of its parent, so this is its baseline too.
-        start_rss = rss_kib(server.pid)
+        start_rss = ferrytest.rss_kib(server.pid)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(s.close)
         # A small receive window makes this reader slow for the server.
@@ -363,8 +340,7 @@ class FrameEchoSuite:
         s.connect(server.hostport())
 
         block = os.urandom(1 << 20)
-        chunks = [encode({"size": total_mib << 20})]
-        chunks = [struct.pack("<I", len(chunks[0])) + chunks[0]]
+        chunks = [frame({"size": total_mib << 20})]
         sent_hash = hashlib.sha256()
         for i in range(total_mib):
             chunk = struct.pack("<Q", i) + block[8:]
@@ -387,7 +363,7 @@ class FrameEchoSuite:
             got_hash.update(data)
             left -= len(data)
             if left % (1 << 20) < len(data):
-                peak = max(peak, rss_kib(pid))
+                peak = max(peak, ferrytest.rss_kib(pid))
                 # Sent but not yet read back: what the kernel and the server
                 # hold between us.  Without backpressure the server would
                 # keep reading and this would grow with the transfer.
@@ -411,24 +387,6 @@ def pipeline_limit():
         with open("/proc/sys/net/ipv4/" + name) as f:
             return int(f.read().split()[2])
     return 2 * max_of("tcp_wmem") + 2 * max_of("tcp_rmem") + (16 << 20)
-
-
-def fd_list(pid):
-    fds = {}
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            fds[fd] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            pass
-    return fds
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class EventModel(FrameEchoSuite, unittest.TestCase):

@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import tempfile
 import time
@@ -23,28 +22,10 @@ import unittest
 import json
 
 import ferrytest
-from ferrytest import SLOW, recv_exact, recv_until_closed
+from ferrytest import SLOW, frame, recv_header, recv_until_closed, write_key
 
 FERRY = ferrytest.binary("ferry")
 OPENSSL = shutil.which("openssl")
-
-
-def write_key(path, raw=None):
-    raw = raw or os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(raw.hex() + "\n")
-    return raw
-
-
-def frame(obj):
-    raw = json.dumps(obj, separators=(",", ":")).encode()
-    return struct.pack("<I", len(raw)) + raw
-
-
-def read_frame(sock):
-    (n,) = struct.unpack("<I", recv_exact(sock, 4))
-    return json.loads(recv_exact(sock, n))
 
 
 def openssl(*args):
@@ -98,8 +79,7 @@ class TlsTest(unittest.TestCase):
 
     @classmethod
     def ferryd(cls, *args):
-        s = ferrytest.start_server("ferryd", "--listen", "127.0.0.1:0", "--root", cls.root,
-                                   *args)
+        s = ferrytest.start_ferryd("--root", cls.root, *args)
         cls.servers.append(s)
         return s
 
@@ -239,7 +219,7 @@ class PskTest(TlsTest):
     def test_raw_plaintext_hello_gets_a_clear_error_frame(self):
         with ferrytest.connect(self.server) as s:
             s.sendall(frame({"type": "hello", "version": 1}))
-            h = read_frame(s)
+            h = recv_header(s)
             self.assertEqual(h["type"], "error")
             self.assertEqual(h["code"], "tls-required")
             self.assertEqual(recv_until_closed(s), b"")
@@ -379,9 +359,9 @@ class CertificateTest(TlsTest):
     def test_host_name_mismatch_is_refused(self):
         # The certificate names localhost and 127.0.0.1, not 127.0.0.2
         # (loopback all the same).
-        server = ferrytest.start_server("ferryd", "--listen", "127.0.0.2:0", "--root", self.root,
-                                        "--key-file", self.key_path, "--cert",
-                                        self.p("server.pem"), "--cert-key", self.p("server.key"))
+        server = ferrytest.start_ferryd("--root", self.root, "--cert", self.p("server.pem"),
+                                        "--cert-key", self.p("server.key"),
+                                        key_path=self.key_path, listen="127.0.0.2:0")
         self.servers.append(server)
         r = self.ferry("exec", "--ca", self.p("ca.pem"), "-k", self.key_path, server.addr(),
                        "true")
@@ -408,7 +388,7 @@ class CertificateTest(TlsTest):
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                 self.assertEqual(s.version(), "TLSv1.3")
                 s.sendall(frame({"type": "hello", "version": 1}))
-                h = read_frame(s)
+                h = recv_header(s)
                 self.assertEqual(h["auth"], "hmac-sha256")
 
     def test_truncated_record_after_the_handshake(self):
@@ -455,14 +435,14 @@ class CertificateTest(TlsTest):
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                 s.settimeout(10 * SLOW)
                 s.sendall(frame({"type": "hello", "version": 1}))
-                h = read_frame(s)
+                h = recv_header(s)
                 self.assertEqual(h["auth"], "hmac-sha256")
                 sn, cn = bytes.fromhex(h["nonce"]), os.urandom(32)
                 unbound = hm.new(self.key, b"ferry-v1 client proof\0" + sn + cn,
                                  hl.sha256).hexdigest()
                 s.sendall(frame({"type": "auth", "version": 1, "nonce": cn.hex(),
                                  "proof": unbound}))
-                h = read_frame(s)
+                h = recv_header(s)
                 self.assertEqual(h["type"], "error")
                 self.assertEqual(h["code"], "auth")
         self.server.wait_for_log(r"authentication failed: wrong proof for key 'ferry'", start=mark)

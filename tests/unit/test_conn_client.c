@@ -525,6 +525,40 @@ static void test_loop_freed_with_connections(void **state)
     assert_int_equal(count_fds(), fds);
 }
 
+/* Closed before the loop ran: what was queued still goes out, the handler
+ * never meets the connection, and on_close still reports its end. */
+static void test_close_before_start(void **state)
+{
+    int fds = count_fds();
+    struct running srv;
+    struct ferry_loop *loop = NULL;
+    struct client cl = { .cmd = "echo", .body = (const uint8_t *)"bye", .body_len = 3 };
+    struct client tls_cl = { .cmd = "echo", .body = (const uint8_t *)"bye", .body_len = 3 };
+    struct ferry_tls *ctls = tls_config(FERRY_TLS_CLIENT, psk_key);
+    (void)state;
+
+    start(&srv, 0);
+    assert_int_equal(ferry_loop_new(&loop), 0);
+    ferry_conn_close(open_client(loop, &srv, NULL, &cl));
+    assert_int_equal(ferry_loop_run(loop), 0);
+    assert_int_equal(cl.opened, 0);
+    assert_int_equal(cl.closed, 1);
+    assert_int_equal(cl.close_reason, 0);
+    ferry_loop_free(loop);
+    stop(&srv);
+
+    start(&srv, 1);
+    assert_int_equal(ferry_loop_new(&loop), 0);
+    ferry_conn_close(open_client(loop, &srv, ctls, &tls_cl));
+    assert_int_equal(ferry_loop_run(loop), 0);
+    assert_int_equal(tls_cl.opened, 0);
+    assert_int_equal(tls_cl.closed, 1);
+    ferry_loop_free(loop);
+    stop(&srv);
+    ferry_tls_free(ctls);
+    assert_int_equal(count_fds(), fds);
+}
+
 /* ---- recvfile ------------------------------------------------------------------- */
 
 struct writer {
@@ -790,6 +824,7 @@ int main(void)
         cmocka_unit_test(test_client_tls_handshake_fails),
         cmocka_unit_test(test_open_refuses_bad_handlers),
         cmocka_unit_test(test_loop_freed_with_connections),
+        cmocka_unit_test(test_close_before_start),
         cmocka_unit_test(test_recvfile_tcp),
         cmocka_unit_test(test_recvfile_unix),
         cmocka_unit_test(test_recvfile_nonblocking_empty),

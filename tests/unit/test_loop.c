@@ -21,9 +21,8 @@
 #include <unistd.h>
 
 #include "ferry/loop.h"
+#include "fix_util.h"
 #include "loop_int.h"
-
-#define SAFETY_MS 10000
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -87,7 +86,7 @@ static void close_pair(int fds[2])
 
 static void on_safety(struct ferry_loop *loop, struct ferry_timer *timer, void *arg)
 {
-    fail_msg("the loop did not finish within %d ms", SAFETY_MS);
+    fail_msg("the loop did not finish within %d ms", FIX_SAFETY_MS);
 }
 
 static void never_io(struct ferry_loop *loop, int fd, unsigned events, void *arg)
@@ -646,7 +645,7 @@ static void test_many_fds(void **state)
             highest = pairs[i][0];
     }
     assert_true(highest > 1024);
-    ctx.safety = ferry_loop_timer(loop, SAFETY_MS, on_safety, NULL);
+    ctx.safety = ferry_loop_timer(loop, FIX_SAFETY_MS, on_safety, NULL);
     assert_non_null(ctx.safety);
     assert_int_equal(ferry_loop_run(loop), 0);
     assert_int_equal(ctx.done, MANY_PAIRS);
@@ -695,7 +694,7 @@ static void test_wakeup_from_threads(void **state)
     struct wake_ctx ctx = { 0 };
     pthread_t threads[WAKE_THREADS];
 
-    ctx.safety = ferry_loop_timer(loop, SAFETY_MS, on_safety, NULL);
+    ctx.safety = ferry_loop_timer(loop, FIX_SAFETY_MS, on_safety, NULL);
     assert_non_null(ctx.safety);
     assert_int_equal(ferry_loop_set_wakeup(loop, on_wake, &ctx), 0);
     for (int i = 0; i < WAKE_THREADS; i++)
@@ -748,14 +747,14 @@ static void test_wakeup_from_signal_handler(void **state)
     assert_int_equal(ferry_loop_set_wakeup(signal_loop, on_wake, &ctx), 0);
 
     /* From a handler running on the loop's own thread, inside a callback. */
-    ctx.safety = ferry_loop_timer(signal_loop, SAFETY_MS, on_safety, NULL);
+    ctx.safety = ferry_loop_timer(signal_loop, FIX_SAFETY_MS, on_safety, NULL);
     assert_non_null(ferry_loop_timer(signal_loop, 0, raise_sigusr1, NULL));
     assert_int_equal(ferry_loop_run(signal_loop), 0);
     assert_int_equal(ctx.woken, 1);
     assert_true(signal_errno_kept);
 
     /* Sent from another thread, most likely while the loop is in its wait. */
-    ctx.safety = ferry_loop_timer(signal_loop, SAFETY_MS, on_safety, NULL);
+    ctx.safety = ferry_loop_timer(signal_loop, FIX_SAFETY_MS, on_safety, NULL);
     signal_errno_kept = 0;
     assert_int_equal(pthread_create(&killer, NULL, signal_main_thread, &self), 0);
     assert_int_equal(ferry_loop_run(signal_loop), 0);

@@ -7,35 +7,17 @@
 #include "fix_util.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/sockios.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ferry/ferry.h"
-#include "fix_flow.h"
 #include "fix_io.h"
 #include "fix_pki.h"
-#include "fix_server.h"
-#include "fix_sock.h"
 #include "fix_tls.h"
-#include "fix_tmp.h"
 
-/* ---- 5. certificates ------------------------------------------------------------------------ */
+/* ---- certificates ------------------------------------------------------------------------ */
 
 
 /* A client of scfg verifying `name`: 0 on success, else the client's
@@ -135,7 +117,8 @@ static void test_cert_client_without_name_refused(void **state)
 
 static void test_cert_psk_only_client_refused(void **state)
 {
-    struct ferry_tls *scfg = fix_cert_server(NULL, NULL, 0), *ccfg = fix_psk_client(fix_psk_key, "ferry");
+    struct ferry_tls *scfg = fix_cert_server(NULL, NULL, 0);
+    struct ferry_tls *ccfg = fix_psk_client(fix_psk_key, "ferry");
     struct ferry_tls_info ci, si;
     char cerr[256], serr[256];
     int rs;

@@ -14,33 +14,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ferry/ferry.h"
-#include "fix_flow.h"
 #include "fix_io.h"
 #include "fix_pki.h"
-#include "fix_server.h"
-#include "fix_sock.h"
 #include "fix_tls.h"
-#include "fix_tmp.h"
 
-/* ---- 1. PSK handshakes -------------------------------------------------------------- */
+/* ---- PSK handshakes -------------------------------------------------------------- */
 
 static void test_psk_handshake_nonblocking(void **state)
 {
@@ -218,7 +205,7 @@ static void test_config_errors(void **state)
 }
 
 
-/* ---- 3. wrong and unknown keys -------------------------------------------------------- */
+/* ---- wrong and unknown keys -------------------------------------------------------- */
 
 static void expect_hs_failure(struct fix_tpair *p, int *rc, int *rs)
 {
@@ -287,7 +274,7 @@ static void test_lookup_error_aborts(void **state)
 }
 
 
-/* ---- 4. a peer that does not speak TLS --------------------------------------------------- */
+/* ---- a peer that does not speak TLS --------------------------------------------------- */
 
 static const char frame_hello[] = FIX_FRAME_HELLO;
 static const char tls_reply[] = FIX_TLS_REPLY;

@@ -10,33 +10,22 @@
 #include "fix_util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ferry/ferry.h"
 #include "fix_flow.h"
 #include "fix_io.h"
-#include "fix_pki.h"
-#include "fix_server.h"
-#include "fix_sock.h"
 #include "fix_tls.h"
 #include "fix_tmp.h"
+
+/* Where sendfile's source files are made (group_setup). */
+static char tmpdir[64];
 
 /* Entry sizes cut from the data in turn: tiny ones among big ones, around
  * and over the 16 KiB record size. */
@@ -183,7 +172,7 @@ static void test_gather_small_entries(void **state)
 
 
 
-/* ---- 7. sendfile -------------------------------------------------------------------------------- */
+/* ---- sendfile -------------------------------------------------------------------------------- */
 
 
 static void test_sendfile_nonblocking(void **state)
@@ -200,7 +189,7 @@ static void test_sendfile_nonblocking(void **state)
 
     assert_non_null(data);
     fix_fill_random(data, size, 4242);
-    fd = fix_tmp_file(fix_pki.dir, data, size);
+    fd = fix_tmp_file(tmpdir, data, size);
     fix_tpair_open(&p, ccfg, NULL, scfg, 1, 16 * 1024);
     fix_hs_ok(&p);
     assert_int_equal(ferry_transport_tls_info(p.c, &info), 0);
@@ -280,7 +269,7 @@ static void test_sendfile_blocking(void **state)
     assert_non_null(data);
     assert_non_null(got);
     fix_fill_random(data, size, 777);
-    fd = fix_tmp_file(fix_pki.dir, data, size);
+    fd = fix_tmp_file(tmpdir, data, size);
     fix_tpair_open(&p, ccfg, NULL, scfg, 1, 16 * 1024);
     fix_hs_ok(&p);
     assert_int_equal(ferry_transport_set_nonblocking(p.c, 0), 0);
@@ -310,6 +299,21 @@ static void test_sendfile_blocking(void **state)
     ferry_tls_free(scfg);
 }
 
+/* No certificates here: a directory for sendfile's files is all the
+ * program needs. */
+static int group_setup(void **state)
+{
+    fix_tls_quiet(state);
+    return fix_tmpdir_make(tmpdir, sizeof tmpdir, "ferry-tls-io");
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    fix_tmpdir_remove(tmpdir);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,5 +323,5 @@ int main(void)
         cmocka_unit_test_setup(test_sendfile_nonblocking, fix_sigpipe_default),
         cmocka_unit_test_setup(test_sendfile_blocking, fix_sigpipe_default),
     };
-    return cmocka_run_group_tests(tests, fix_pki_setup, fix_pki_teardown);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

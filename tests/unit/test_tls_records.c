@@ -10,35 +10,24 @@
 #include "fix_util.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ferry/ferry.h"
-#include "fix_flow.h"
 #include "fix_io.h"
-#include "fix_pki.h"
-#include "fix_server.h"
-#include "fix_sock.h"
 #include "fix_tls.h"
-#include "fix_tmp.h"
 
-/* ---- 6. the end of the stream -------------------------------------------------------------- */
+/* ---- the end of the stream -------------------------------------------------------------- */
 
 static void test_eof_after_close_notify(void **state)
 {

@@ -8,23 +8,11 @@
 #include "fix_util.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/sockios.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ferry/ferry.h"
@@ -34,13 +22,11 @@
 #include "fix_server.h"
 #include "fix_sock.h"
 #include "fix_tls.h"
-#include "fix_tmp.h"
 
-/* ---- 8. servers ------------------------------------------------------------------------------- */
+/* ---- servers ------------------------------------------------------------------------------- */
 
 static const char frame_hello[] = FIX_FRAME_HELLO;
 static const char tls_reply[] = FIX_TLS_REPLY;
-
 
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -145,7 +131,8 @@ static void tls_server_suite(enum ferry_model model, const struct ferry_handler 
                                  .plaintext_reply = tls_reply,
                                  .plaintext_reply_len = sizeof tls_reply - 1 };
     struct ferry_tls *scfg = fix_tls_cfg_new(&so);
-    struct ferry_tls *ccfg = fix_psk_client(fix_psk_key, "ferry"), *bad = fix_psk_client(fix_wrong_key, "ferry");
+    struct ferry_tls *ccfg = fix_psk_client(fix_psk_key, "ferry");
+    struct ferry_tls *bad = fix_psk_client(fix_wrong_key, "ferry");
     struct ferry_transport *t;
     struct fix_server r;
     uint8_t *data = malloc(total);
@@ -296,7 +283,9 @@ static void test_server_thread_handshake_timeout(void **state)
  */
 static void stop_during_handshake(enum ferry_model model, const struct ferry_handler *h)
 {
-    struct ferry_server_opts opts = { .model = model, .workers = 1, .shutdown_grace_ms = 3000 };
+    /* A grace far above the bound below, so a loaded machine cannot blur
+     * "did not wait for the grace" into "waited for it". */
+    struct ferry_server_opts opts = { .model = model, .workers = 1, .shutdown_grace_ms = 10000 };
     struct ferry_tls *scfg = fix_psk_server(NULL), *ccfg = fix_psk_client(fix_psk_key, "ferry");
     struct ferry_transport *t;
     struct fix_server r;
@@ -324,8 +313,8 @@ static void stop_during_handshake(enum ferry_model model, const struct ferry_han
     assert_int_equal(n, 0);
     assert_true(err == 0 || err == -ECONNRESET);
     print_message("%s: stop took %lld ms\n", ferry_model_name(model), (long long)took);
-    if (took >= 2000)
-        fail_msg("the stop waited %lld ms (the grace is 3000) for a handshake", (long long)took);
+    if (took >= 5000)
+        fail_msg("the stop waited %lld ms (the grace is 10000) for a handshake", (long long)took);
     ferry_tls_free(ccfg);
     ferry_tls_free(scfg);
 }
@@ -350,7 +339,8 @@ static void test_server_event_certificates(void **state)
     struct ferry_server_opts opts = { .model = FERRY_MODEL_EVENT, .workers = 1 };
     struct ferry_handler h = { .on_open = ev_open, .on_data = ev_echo };
     struct ferry_tls *scfg = fix_cert_server(fix_pki.ca_pem, NULL, 0);
-    struct ferry_tls *good = fix_ca_client(fix_pki.client_pem, fix_pki.client_key), *none = fix_ca_client(NULL, NULL);
+    struct ferry_tls *good = fix_ca_client(fix_pki.client_pem, fix_pki.client_key);
+    struct ferry_tls *none = fix_ca_client(NULL, NULL);
     struct ferry_transport *t;
     struct ferry_tls_info info;
     struct fix_server r;

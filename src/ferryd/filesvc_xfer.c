@@ -1,5 +1,5 @@
 /*
- * xfer.c - put and get on the session's loop (PROTOCOL.md 2.4).
+ * filesvc_xfer.c - put and get on the session's loop (PROTOCOL.md 2.4).
  *
  * put: the body of each data frame is written to the upload's temporary
  * as the parser hands it over and hashed on the way; put-end's checksum
@@ -25,14 +25,14 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
-#include "files_int.h"
+#include "filesvc_int.h"
 #include "proto.h"
 
 #define HASH_SLICE   (8u << 20)   /* bytes hashed per loop turn during a resume check */
 #define SEND_SLICE   (1u << 20)   /* bytes hashed then sent at a time by the pump */
 #define PUMP_BUDGET  (8u << 20)   /* bytes the pump sends before yielding the loop */
 
-void xfer_reset(struct files *f, int keep_upload)
+void filesvc_xfer_reset(struct filesvc *f, int keep_upload)
 {
     ferry_timer_cancel(f->slicer);
     f->slicer = NULL;
@@ -54,13 +54,13 @@ void xfer_reset(struct files *f, int keep_upload)
 
 /* The transfer is over: release it (so a temporary is gone before the
  * client hears why), then send the one answer, msg (NULL: none). */
-static int finish(struct files *f, int keep_upload, json_t *msg)
+static int finish(struct filesvc *f, int keep_upload, json_t *msg)
 {
     int r = 0;
 
-    xfer_reset(f, keep_upload);
+    filesvc_xfer_reset(f, keep_upload);
     if (msg)
-        r = files_send(f, msg);
+        r = filesvc_reply_send(f, msg);
     if (f->on_idle)
         f->on_idle(f->idle_arg);
     return r;
@@ -109,7 +109,7 @@ static int parse_checksum(json_t *msg, enum digest_alg *alg)
 /* Run step() from a zero-delay timer until it says it is done (> 0). */
 static void slice_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg);
 
-static int start_slicing(struct files *f)
+static int start_slicing(struct filesvc *f)
 {
     f->slicer = ferry_loop_timer(ferry_conn_loop(f->c), 0, slice_cb, f);
     return f->slicer ? 0 : -ENOMEM;
@@ -117,7 +117,7 @@ static int start_slicing(struct files *f)
 
 /* ---- put ---------------------------------------------------------------------- */
 
-static int send_put_ready(struct files *f)
+static int send_put_ready(struct filesvc *f)
 {
     json_t *msg = json_pack("{s:s, s:I}", "type", MSG_PUT_READY, "offset", (json_int_t)f->pos);
 
@@ -129,25 +129,26 @@ static int send_put_ready(struct files *f)
     f->resume_at = f->pos;
     f->first_data = 1;
     f->state = XFER_PUT_DATA;
-    return files_send(f, msg);
+    return filesvc_reply_send(f, msg);
 }
 
 /* The put failed after it was accepted: say so once, drop the temporary,
  * and swallow the client's data until its put-end. */
-static int put_failed(struct files *f, const char *code, const char *message, int op_error)
+static int put_failed(struct filesvc *f, const char *code, const char *message, int op_error)
 {
-    json_t *msg = op_error ? files_op_error(f, f->path, op_error) : error_msg(code, message);
+    json_t *msg = op_error ? filesvc_reply_op_error_msg(f, f->path, op_error)
+                           : error_msg(code, message);
 
     ferry_log_info("session %s: put %s failed: %s", ferry_conn_peer(f->c), f->path,
                    op_error ? strerror(-op_error) : message);
     fsops_upload_abandon(&f->up, 0);
-    int r = files_send(f, msg);
+    int r = filesvc_reply_send(f, msg);
     f->state = XFER_PUT_FAILED;
     f->rx_data = 0;
     return r;
 }
 
-int xfer_put(struct files *f, json_t *msg, const char **complaint)
+int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
 {
     const char *path = json_string_value(json_object_get(msg, "path"));
     uint64_t size = 0, mode = 0644, nsec = 0;
@@ -166,7 +167,7 @@ int xfer_put(struct files *f, json_t *msg, const char **complaint)
         return 1;
     }
     if (parse_checksum(msg, &alg) < 0)
-        return files_send_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
+        return filesvc_reply_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
     f->mode = (mode_t)mode;
     f->has_mtime = jm != NULL;
     f->mtime_sec = jm ? (int64_t)json_integer_value(jm) : 0;
@@ -175,15 +176,15 @@ int xfer_put(struct files *f, json_t *msg, const char **complaint)
     f->path = strdup(path);
     f->digest = digest_new(alg);
     if (!f->path || !f->digest) {
-        xfer_reset(f, 0);
+        filesvc_xfer_reset(f, 0);
         return -ENOMEM;
     }
     r = fsops_upload_open(f->root, path, f->resume, &f->up, &f->pos);
     if (r == 0 && f->pos > size)
         r = fsops_upload_restart(&f->up), f->pos = 0;
     if (r < 0) {
-        r = files_send_op_error(f, path, r);
-        xfer_reset(f, 0);
+        r = filesvc_reply_op_error(f, path, r);
+        filesvc_xfer_reset(f, 0);
         return r;
     }
     f->size = size;
@@ -196,11 +197,11 @@ int xfer_put(struct files *f, json_t *msg, const char **complaint)
     f->state = XFER_PUT_HASH;
     r = start_slicing(f);
     if (r < 0)
-        xfer_reset(f, 1);
+        filesvc_xfer_reset(f, 1);
     return r;
 }
 
-int xfer_data(struct files *f, json_t *msg, uint64_t body_size, const char **complaint)
+int filesvc_xfer_data(struct filesvc *f, json_t *msg, uint64_t body_size, const char **complaint)
 {
     uint64_t offset;
 
@@ -237,7 +238,7 @@ int xfer_data(struct files *f, json_t *msg, uint64_t body_size, const char **com
     return 0;
 }
 
-int xfer_body(struct files *f, const uint8_t *chunk, size_t len)
+int filesvc_xfer_body(struct filesvc *f, const uint8_t *chunk, size_t len)
 {
     int r;
 
@@ -251,7 +252,7 @@ int xfer_body(struct files *f, const uint8_t *chunk, size_t len)
     return 0;
 }
 
-int xfer_put_end(struct files *f, json_t *msg, const char **complaint)
+int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint)
 {
     const char *sum = json_string_value(json_object_get(msg, "checksum"));
     char mine[DIGEST_HEX_MAX];
@@ -282,7 +283,7 @@ int xfer_put_end(struct files *f, json_t *msg, const char **complaint)
     r = fsops_upload_commit(&f->up, f->mode, f->has_mtime ? &f->mtime_sec : NULL, f->mtime_nsec,
                             f->do_fsync);
     if (r < 0)
-        return finish(f, 0, files_op_error(f, f->path, r));
+        return finish(f, 0, filesvc_reply_op_error_msg(f, f->path, r));
     ferry_log_info("session %s: put %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
                    (unsigned long long)f->size);
     return finish(f, 0, json_pack("{s:s, s:I, s:s}", "type", MSG_PUT_OK, "filesize",
@@ -291,7 +292,7 @@ int xfer_put_end(struct files *f, json_t *msg, const char **complaint)
 
 /* ---- get ---------------------------------------------------------------------- */
 
-static int send_get_ready(struct files *f)
+static int send_get_ready(struct filesvc *f)
 {
     json_t *msg = fsops_meta(&f->st);
 
@@ -302,7 +303,7 @@ static int send_get_ready(struct files *f)
     json_object_del(msg, "kind");
     json_object_set_new(msg, "type", json_string(MSG_GET_READY));
     json_object_set_new(msg, "offset", json_integer((json_int_t)f->pos));
-    return files_send(f, msg);
+    return filesvc_reply_send(f, msg);
 }
 
 /* Open path for reading only if it is a regular file: its type is looked
@@ -335,7 +336,7 @@ static int open_regular(const struct fsroot *root, const char *path, int *fd, st
     return r;
 }
 
-int xfer_get(struct files *f, json_t *msg, const char **complaint)
+int filesvc_xfer_get(struct filesvc *f, json_t *msg, const char **complaint)
 {
     const char *path = json_string_value(json_object_get(msg, "path"));
     const char *prefix = json_string_value(json_object_get(msg, "prefix"));
@@ -349,7 +350,7 @@ int xfer_get(struct files *f, json_t *msg, const char **complaint)
         return 1;
     }
     if (parse_checksum(msg, &alg) < 0)
-        return files_send_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
+        return filesvc_reply_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
     r = open_regular(f->root, path, &f->fd, st);
     if (r == 0 && !(f->path = strdup(path)))
         r = -ENOMEM;
@@ -357,14 +358,15 @@ int xfer_get(struct files *f, json_t *msg, const char **complaint)
         r = -ENOMEM;
     if (r < 0) {
         int e = r;
-        xfer_reset(f, 0);
+        filesvc_xfer_reset(f, 0);
         if (e == -ENOMEM)
             return e;
         if (e == -EINVAL)
-            return files_send(f, json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS,
-                                           "errno", "EINVAL", "message",
-                                           "not a regular file: only regular files can be fetched"));
-        return files_send_op_error(f, path, e);
+            return filesvc_reply_send(f, json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR,
+                                                   "code", ERR_FS, "errno", "EINVAL", "message",
+                                                   "not a regular file: only regular files "
+                                                   "can be fetched"));
+        return filesvc_reply_op_error(f, path, e);
     }
     f->size = (uint64_t)st->st_size;
     f->pos = 0;
@@ -373,7 +375,7 @@ int xfer_get(struct files *f, json_t *msg, const char **complaint)
     if (offset == 0 || offset > f->size) {
         r = send_get_ready(f);
         if (r == 0)
-            xfer_pump(f);
+            filesvc_xfer_pump(f);
         return r;
     }
     /* Verify the client's prefix before trusting it. */
@@ -383,11 +385,11 @@ int xfer_get(struct files *f, json_t *msg, const char **complaint)
     f->state = XFER_GET_HASH;
     r = start_slicing(f);
     if (r < 0)
-        xfer_reset(f, 0);
+        filesvc_xfer_reset(f, 0);
     return r;
 }
 
-static int send_data_header(struct files *f)
+static int send_data_header(struct filesvc *f)
 {
     uint64_t len = f->size - f->pos > PROTO_DATA_SEGMENT ? PROTO_DATA_SEGMENT : f->size - f->pos;
     json_t *h = json_pack("{s:s, s:I}", "type", MSG_DATA, "offset", (json_int_t)f->pos);
@@ -408,7 +410,7 @@ static int send_data_header(struct files *f)
 }
 
 /* The end of a get: the checksum, unless the file was removed meanwhile. */
-static void get_done(struct files *f)
+static void get_done(struct filesvc *f)
 {
     char hex[DIGEST_HEX_MAX];
     struct stat st;
@@ -438,16 +440,16 @@ static void get_done(struct files *f)
 
 /* The file failed under us (it shrank, or a read failed): finish the frame
  * under way with zeros, then say why instead of get-end. */
-static void get_failed(struct files *f, int code)
+static void get_failed(struct filesvc *f, int code)
 {
     ferry_log_info("session %s: get %s failed: %s", ferry_conn_peer(f->c), f->path,
                    code == FERRY_ETRUNCATED ? "the file shrank" : strerror(-code));
     f->fail_code = code;   /* reported once the padding is out */
     f->state = XFER_GET_PAD;
-    xfer_pump(f);
+    filesvc_xfer_pump(f);
 }
 
-static void pad(struct files *f)
+static void pad(struct filesvc *f)
 {
     static const uint8_t zeros[64 * 1024];
     int code = f->fail_code;
@@ -461,10 +463,10 @@ static void pad(struct files *f)
         f->pos += n;
     }
     finish(f, 0, code == FERRY_ETRUNCATED ? error_msg(ERR_FS, "the file shrank during the transfer")
-                                          : files_op_error(f, f->path, code));
+                                          : filesvc_reply_op_error_msg(f, f->path, code));
 }
 
-void xfer_pump(struct files *f)
+void filesvc_xfer_pump(struct filesvc *f)
 {
     uint64_t budget = PUMP_BUDGET;
 
@@ -514,7 +516,7 @@ void xfer_pump(struct files *f)
 
 static void slice_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
-    struct files *f = arg;
+    struct filesvc *f = arg;
     int fd = f->state == XFER_PUT_HASH ? f->up.fd : f->fd;
     uint64_t end = f->state == XFER_PUT_HASH ? f->pos : f->frame_end;
     int r = digest_file_slice(f->digest, fd, &f->hashed, end, HASH_SLICE);
@@ -530,7 +532,7 @@ static void slice_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
         if (r < 0) {
             /* The temporary cannot be read back: start it afresh. */
             if (fsops_upload_restart(&f->up) < 0) {
-                finish(f, 0, files_op_error(f, f->path, -EIO));
+                finish(f, 0, filesvc_reply_op_error_msg(f, f->path, -EIO));
                 return;
             }
             digest_reset(f->digest);
@@ -549,5 +551,5 @@ static void slice_cb(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
         f->pos = 0;
     }
     if (send_get_ready(f) == 0)
-        xfer_pump(f);
+        filesvc_xfer_pump(f);
 }

@@ -1,5 +1,5 @@
 /*
- * exec.h - ferryd's command runner.
+ * runner.h - ferryd's command runner.
  *
  * Starts one command (an exact argv, or a /bin/sh -c line) in a fresh
  * process group with a clean environment and only descriptors 0, 1 and 2
@@ -8,7 +8,7 @@
  * and the process is reaped through a pidfd (never waitpid(-1): the daemon
  * reaps only its own children).
  *
- * Threading: an exec belongs to the loop it was started on; every function
+ * Threading: a runner belongs to the loop it was started on; every function
  * here must be called on that loop's thread.  Different loops (threads) may
  * run commands concurrently.
  *
@@ -21,11 +21,11 @@
  * Memory: output is never buffered here (each chunk is borrowed by
  * on_output for the call only, at most 256 KiB); the stdin queue holds
  * whatever the caller queued, so bounding it is the caller's job: stop
- * reading input while exec_stdin_pending() is high and resume from
+ * reading input while runner_stdin_pending() is high and resume from
  * on_stdin_drained.
  */
-#ifndef FERRYD_EXEC_H
-#define FERRYD_EXEC_H
+#ifndef FERRYD_RUNNER_H
+#define FERRYD_RUNNER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,15 +34,15 @@
 struct ferry_loop;
 #include "errcode.h"
 
-struct exec;    /* opaque */
+struct runner;    /* opaque */
 
 /* After a timeout: SIGTERM to the group, then SIGKILL this much later. */
-#define EXEC_KILL_GRACE_MS 2000
+#define RUNNER_KILL_GRACE_MS 2000
 
-/* exec_start fails with FERRY_ECWD (errcode.h) when the working
+/* runner_start fails with FERRY_ECWD (errcode.h) when the working
  * directory cannot be used (missing, not a directory, not searchable). */
 
-struct exec_spec {
+struct runner_spec {
     /* argv mode: the exact argv, NULL-terminated, never re-parsed.  argv[0]
      * is looked up in the child's PATH (see env) unless it contains '/', in
      * which case it is used as is (relative to cwd). */
@@ -60,23 +60,23 @@ struct exec_spec {
      * looked up in. */
     char *const *env;
     /* 0 = none; else SIGTERM to the group after timeout_ms, SIGKILL
-     * EXEC_KILL_GRACE_MS later; the result then has timed_out = 1. */
+     * RUNNER_KILL_GRACE_MS later; the result then has timed_out = 1. */
     uint64_t timeout_ms;
-    /* 1: stdin is a pipe fed by exec_write_stdin; 0: /dev/null. */
+    /* 1: stdin is a pipe fed by runner_write_stdin; 0: /dev/null. */
     int stdin_pipe;
 };
 
 /* How the command ended.  Exactly one of exited/signaled is set, except in
  * the pathological case where someone else reaped our child (both 0). */
-struct exec_result {
+struct runner_result {
     int exited, status;          /* normal exit and its status (0-255) */
     int signaled, signal, core;  /* killed by `signal`; core dumped */
     int timed_out;               /* our timeout fired (TERM or KILL sent) */
 };
 
 /* Callbacks run on the loop's thread.  Each may call any function here on
- * its own exec, including exec_abort and exec_free. */
-struct exec_ops {
+ * its own runner, including runner_abort and runner_free. */
+struct runner_ops {
     /* Output from stream 1 (stdout) or 2 (stderr); data is borrowed for the
      * call (len <= 256 KiB).  Return < 0 to abort: the group gets SIGKILL,
      * no more output is delivered, and on_exit still follows. */
@@ -84,21 +84,21 @@ struct exec_ops {
     /* Called exactly once, after the process is reaped AND both output
      * pipes reached EOF (so no output is lost).  A background process that
      * keeps stdout open delays it, as with ssh.  Not called after
-     * exec_abort. */
-    void (*on_exit)(void *arg, const struct exec_result *res);
+     * runner_abort. */
+    void (*on_exit)(void *arg, const struct runner_result *res);
     /* The stdin queue fell to zero after being non-empty (flushed, or
      * dropped because the command closed its stdin): the caller may resume
      * reading input.  May be NULL. */
     void (*on_stdin_drained)(void *arg);
     /* Some, not all, of the stdin queue was written to the command
-     * (exec_stdin_pending() says how much is left): for callers that
+     * (runner_stdin_pending() says how much is left): for callers that
      * track consumption, such as a flow-control window.  May be NULL. */
     void (*on_stdin_progress)(void *arg);
 };
 
 /*
  * Start the command.  On success returns 0 and *out (owned by the caller:
- * end it with exec_free after on_exit, or exec_abort).  On failure returns a
+ * end it with runner_free after on_exit, or runner_abort).  On failure returns a
  * negative code, writes a one-line reason into err (if errlen > 0), and
  * nothing is left running or open:
  *   -ENOENT    "NAME: command not found" (or "NAME: No such file or
@@ -110,44 +110,44 @@ struct exec_ops {
  *              bad env entry ("bad environment variable name: ...")
  *   other      -errno from pipe2, posix_spawn, malloc ...
  */
-int exec_start(struct ferry_loop *loop, const struct exec_spec *spec,
-               const struct exec_ops *ops, void *arg,
-               struct exec **out, char *err, size_t errlen);
+int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
+               const struct runner_ops *ops, void *arg,
+               struct runner **out, char *err, size_t errlen);
 
 /* Queue a copy of data for the command's stdin (written as the pipe allows;
  * never blocks).  Returns 0, -ENOMEM, or -EPIPE when stdin is not open any
- * more (the command closed it or exited, exec_close_stdin was called, or
+ * more (the command closed it or exited, runner_close_stdin was called, or
  * stdin_pipe was 0): the data is dropped, which is not an error for the
  * session. */
-int exec_write_stdin(struct exec *e, const void *data, size_t len);
+int runner_write_stdin(struct runner *e, const void *data, size_t len);
 
 /* Bytes queued for stdin and not yet written to the pipe. */
-size_t exec_stdin_pending(const struct exec *e);
+size_t runner_stdin_pending(const struct runner *e);
 
 /* Close stdin once the queue is flushed (EOF for the command).  Idempotent. */
-void exec_close_stdin(struct exec *e);
+void runner_close_stdin(struct runner *e);
 
 /* Send sig to the command's whole process group.  0, or -errno (-ESRCH once
  * the command is over). */
-int exec_signal(struct exec *e, int sig);
+int runner_signal(struct runner *e, int sig);
 
 /* Stop / restart reading the output pipes (backpressure from a slow
  * client).  While paused the command blocks once the pipe (1 MiB for
  * stdout, 64 KiB for stderr) is full, and on_exit waits for resume. */
-void exec_pause_output(struct exec *e);
-void exec_resume_output(struct exec *e);
+void runner_pause_output(struct runner *e);
+void runner_resume_output(struct runner *e);
 
 /* The client is gone: SIGKILL the group, reap the process (waiting at most
  * ~200 ms on this thread; a process stuck in the kernel longer is reaped by
  * a detached thread, so no zombie is left), free everything.  No callback
  * runs after this.  Safe from inside a callback. */
-void exec_abort(struct exec *e);
+void runner_abort(struct runner *e);
 
 /* Free after on_exit (also from inside on_exit).  On a command that is still
- * running it acts as exec_abort.  NULL allowed. */
-void exec_free(struct exec *e);
+ * running it acts as runner_abort.  NULL allowed. */
+void runner_free(struct runner *e);
 
 /* The command's pid, which is also its process group id. */
-pid_t exec_pid(const struct exec *e);
+pid_t runner_pid(const struct runner *e);
 
 #endif

@@ -1,9 +1,11 @@
 /*
- * files_int.h - what files.c (requests, replies) and xfer.c (put and get)
- * share: one session's file-service state.  Private to those two files.
+ * filesvc_int.h - what the file service's files share: one session's
+ * file-service state, the replies (filesvc_reply.c) and the transfers
+ * (filesvc_xfer.c).  Private to src/ferryd/filesvc*.c.  Calls go down:
+ * filesvc.c -> filesvc_xfer.c -> filesvc_reply.c.
  */
-#ifndef FERRYD_FILES_INT_H
-#define FERRYD_FILES_INT_H
+#ifndef FERRYD_FILESVC_INT_H
+#define FERRYD_FILESVC_INT_H
 
 #include <dirent.h>
 #include <stdint.h>
@@ -11,10 +13,10 @@
 #include <sys/types.h>
 
 #include "digest.h"
-#include "files.h"
+#include "filesvc.h"
 #include "fsops.h"
 
-enum xfer_state {
+enum filesvc_state {
     XFER_NONE,
     XFER_PUT_HASH,    /* hashing a resumable temporary's bytes, then put-ready */
     XFER_PUT_DATA,    /* put-ready sent: data frames, then put-end */
@@ -25,14 +27,14 @@ enum xfer_state {
     XFER_LIST,        /* a listing waits for the client to take the entries sent so far */
 };
 
-struct files {
+struct filesvc {
     struct ferry_conn *c;
     const struct fsroot *root;
     void (*on_idle)(void *arg);
     void *idle_arg;
 
     /* The transfer in progress (state != XFER_NONE). */
-    enum xfer_state state;
+    enum filesvc_state state;
     struct digest *digest;       /* over the whole file, in order */
     struct ferry_timer *slicer;  /* runs the next slice of a long hash */
     uint64_t size;               /* the file's size */
@@ -62,26 +64,23 @@ struct files {
     uint64_t listed;
 };
 
-/* Replies (files.c). */
-int files_send(struct files *f, json_t *msg);   /* takes msg's reference */
-int files_send_error(struct files *f, const char *code, const char *message);
+/* Replies (filesvc_reply.c). */
+int filesvc_reply_send(struct filesvc *f, json_t *msg);   /* takes msg's reference */
+int filesvc_reply_error(struct filesvc *f, const char *code, const char *message);
 /* An error for an operation code (fspath's or -errno) on path: sent, or
  * only built (a new reference; NULL on allocation failure). */
-int files_send_op_error(struct files *f, const char *path, int code);
-json_t *files_op_error(struct files *f, const char *path, int code);
+int filesvc_reply_op_error(struct filesvc *f, const char *path, int code);
+json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code);
 
-/* A listing in progress: more entries once the client has taken some. */
-void files_list_pump(struct files *f);
-
-/* Transfers (xfer.c). */
-int xfer_put(struct files *f, json_t *msg, const char **complaint);
-int xfer_get(struct files *f, json_t *msg, const char **complaint);
-int xfer_data(struct files *f, json_t *msg, uint64_t body_size, const char **complaint);
-int xfer_put_end(struct files *f, json_t *msg, const char **complaint);
-int xfer_body(struct files *f, const uint8_t *chunk, size_t len);
-void xfer_pump(struct files *f);
+/* Transfers (filesvc_xfer.c). */
+int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint);
+int filesvc_xfer_get(struct filesvc *f, json_t *msg, const char **complaint);
+int filesvc_xfer_data(struct filesvc *f, json_t *msg, uint64_t body_size, const char **complaint);
+int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint);
+int filesvc_xfer_body(struct filesvc *f, const uint8_t *chunk, size_t len);
+void filesvc_xfer_pump(struct filesvc *f);
 /* End the transfer: free what it holds (an upload's temporary is removed
  * unless keep_upload and it is resumable) and go back to XFER_NONE. */
-void xfer_reset(struct files *f, int keep_upload);
+void filesvc_xfer_reset(struct filesvc *f, int keep_upload);
 
 #endif

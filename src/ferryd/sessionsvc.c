@@ -1,8 +1,9 @@
 /*
- * session.c - ferryd's authenticated session: the handshake, then exec
- * requests with streamed output, stdin, signals and a session directory,
- * and the file service's requests, which files.c carries out
- * (docs/PROTOCOL.md section 2).
+ * sessionsvc.c - the session service, ferryd's side of an authenticated
+ * session: the handshake, then exec requests with streamed output, stdin,
+ * signals and a session directory (the command runner, runner.h), and the
+ * file service's requests, which filesvc.c carries out (docs/PROTOCOL.md
+ * section 2).
  *
  * One event-style handler serves every model: under --model fork the
  * framework runs it on a private loop in the connection's own process.
@@ -27,8 +28,10 @@
 #include "ferry/ferry.h"
 #include "auth.h"
 #include "daemon.h"
-#include "exec.h"
-#include "files.h"
+#include "sessionsvc.h"
+#include "tlsconf.h"
+#include "runner.h"
+#include "filesvc.h"
 #include "proto.h"
 
 enum session_state { AWAIT_HELLO, AWAIT_AUTH, READY };
@@ -42,8 +45,8 @@ struct session {
     enum auth_kind auth;
     char tls_who[300];          /* who TLS says the client is (auth tls) */
     uint8_t server_nonce[AUTH_NONCE_LEN];
-    struct exec *exec;          /* the running command, if any */
-    struct files *files;        /* the file service (a transfer may be running) */
+    struct runner *exec;          /* the running command, if any */
+    struct filesvc *files;        /* the file service (a transfer may be running) */
     char *cwd;                  /* the session's directory; NULL = home */
     enum rx_route rx;           /* where the body of the frame being read goes */
     uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
@@ -71,14 +74,14 @@ static int send_error(struct session *s, const char *code, const char *message)
 static int protocol_error(struct session *s, const char *message)
 {
     ferry_log_info("session %s: protocol error: %s", ferry_conn_peer(s->c), message);
-    if (files_sending(s->files)) {
+    if (filesvc_sending(s->files)) {
         /* A download's body is on the wire: a frame now would corrupt it. */
         ferry_conn_abort(s->c, -EPROTO);
         return 0;
     }
     send_error(s, ERR_PROTOCOL, message);
     if (s->exec) {
-        exec_abort(s->exec);
+        runner_abort(s->exec);
         s->exec = NULL;
     }
     ferry_conn_close(s->c);
@@ -102,7 +105,7 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     /* The client is behind: let the pipe fill and the command block,
      * rather than queue its output here. on_drain resumes. */
     if (ferry_conn_write_blocked(s->c))
-        exec_pause_output(s->exec);
+        runner_pause_output(s->exec);
     return 0;
 }
 
@@ -111,7 +114,7 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
  * everything has: the client then sends more. */
 static int ack_stdin(struct session *s)
 {
-    uint64_t pending = s->exec ? exec_stdin_pending(s->exec) : 0;
+    uint64_t pending = s->exec ? runner_stdin_pending(s->exec) : 0;
     uint64_t consumed = s->stdin_received - pending;
     uint64_t fresh = consumed - s->stdin_acked;
 
@@ -121,7 +124,7 @@ static int ack_stdin(struct session *s)
     return send_msg(s, json_pack("{s:s, s:I}", "type", MSG_STDIN_ACK, "bytes", (json_int_t)fresh));
 }
 
-static void on_exit_cb(void *arg, const struct exec_result *res)
+static void on_exit_cb(void *arg, const struct runner_result *res)
 {
     struct session *s = arg;
     json_t *msg;
@@ -133,14 +136,14 @@ static void on_exit_cb(void *arg, const struct exec_result *res)
     if (msg && res->timed_out)
         json_object_set_new(msg, "timeout", json_true());
     ferry_log_debug("session %s: command %d ended (%s %d%s)", ferry_conn_peer(s->c),
-                    (int)exec_pid(s->exec), res->signaled ? "signal" : "status",
+                    (int)runner_pid(s->exec), res->signaled ? "signal" : "status",
                     res->signaled ? res->signal : res->status, res->timed_out ? ", timed out" : "");
     send_msg(s, msg);
-    exec_free(s->exec);
+    runner_free(s->exec);
     s->exec = NULL;
     if (s->rx == RX_STDIN)
         s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
-    if (s->stop_when_idle && !files_busy(s->files))
+    if (s->stop_when_idle && !filesvc_busy(s->files))
         ferry_conn_close(s->c);
 }
 
@@ -158,7 +161,7 @@ static void on_stdin_consumed(void *arg)
     ack_stdin(arg);
 }
 
-static const struct exec_ops exec_ops = {
+static const struct runner_ops runner_ops = {
     .on_output = on_output,
     .on_exit = on_exit_cb,
     .on_stdin_drained = on_stdin_consumed,
@@ -180,7 +183,7 @@ static void find_home(void)
 }
 
 /* The daemon user's home, where sessions start: the password database's
- * answer, as exec.c uses for a command's default directory, so both agree.
+ * answer, as launch.c uses for a command's default directory, so both agree.
  * Looked up once (getpwuid_r, thread-safe) and kept. */
 static const char *home_dir(void)
 {
@@ -281,7 +284,7 @@ static void exec_request_free(struct exec_request *q)
 
 /* Fill q and spec from the message; returns NULL or a protocol complaint. */
 static const char *parse_exec(struct session *s, json_t *msg, struct exec_request *q,
-                              struct exec_spec *spec)
+                              struct runner_spec *spec)
 {
     json_t *argv = json_object_get(msg, "argv");
     json_t *shell = json_object_get(msg, "shell");
@@ -362,12 +365,12 @@ static const char *parse_exec(struct session *s, json_t *msg, struct exec_reques
 static int handle_exec(struct session *s, json_t *msg)
 {
     struct exec_request q = { 0 };
-    struct exec_spec spec = { 0 };
+    struct runner_spec spec = { 0 };
     char err[512];
     const char *complaint;
     int r;
 
-    if (s->exec || files_busy(s->files))
+    if (s->exec || filesvc_busy(s->files))
         return send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
                                                : "a transfer is in progress on this session");
     complaint = parse_exec(s, msg, &q, &spec);
@@ -376,9 +379,9 @@ static int handle_exec(struct session *s, json_t *msg)
         return complaint ? protocol_error(s, complaint) : send_error(s, ERR_REQUEST, q.bad_request);
     }
     s->stdin_received = s->stdin_acked = 0;
-    r = exec_start(ferry_conn_loop(s->c), &spec, &exec_ops, s, &s->exec, err, sizeof err);
+    r = runner_start(ferry_conn_loop(s->c), &spec, &runner_ops, s, &s->exec, err, sizeof err);
     if (r == 0)
-        ferry_log_debug("session %s: started %d: %s", ferry_conn_peer(s->c), (int)exec_pid(s->exec),
+        ferry_log_debug("session %s: started %d: %s", ferry_conn_peer(s->c), (int)runner_pid(s->exec),
                         spec.shell ? spec.shell : spec.argv[0]);
     exec_request_free(&q);
     if (r == 0)
@@ -464,7 +467,7 @@ static int handle_auth(struct session *s, json_t *msg)
             name = KEYS_DEFAULT_NAME;
         if (!keys_name_ok(name))
             return refuse(s, "malformed key name");
-        r = daemon_find_key(s->cfg, name, &key);
+        r = tlsconf_find_key(s->cfg, name, &key);
         if (r <= 0) {
             snprintf(who, sizeof who, r < 0 ? "the keys file cannot be read"
                                             : "unknown key name '%s'", name);
@@ -529,16 +532,16 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
             return protocol_error(s, "expected an auth message");
         return handle_auth(s, msg);
     }
-    if (files_sending(s->files))
+    if (filesvc_sending(s->files))
         return protocol_error(s, "a request during a download (wait for get-end)");
     if (strcmp(type, MSG_EXEC) == 0)
         return handle_exec(s, msg);
-    if (files_handles(type)) {
+    if (filesvc_handles(type)) {
         const char *why = NULL;
         int r;
         if (s->exec)
             return send_error(s, ERR_BUSY, "a command is running on this session");
-        r = files_on_header(s->files, type, msg, body_size, &why);
+        r = filesvc_on_header(s->files, type, msg, body_size, &why);
         if (r == 1)
             return protocol_error(s, why);
         if (r == 0 && body_size > 0)
@@ -553,7 +556,7 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
     }
     if (strcmp(type, MSG_STDIN_EOF) == 0) {
         if (s->exec)
-            exec_close_stdin(s->exec);
+            runner_close_stdin(s->exec);
         return 0;
     }
     if (strcmp(type, MSG_SIGNAL) == 0) {
@@ -561,11 +564,11 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
         if (!sig)
             return protocol_error(s, "unknown signal (INT, TERM, HUP, QUIT or KILL)");
         if (s->exec)
-            exec_signal(s->exec, sig);
+            runner_signal(s->exec, sig);
         return 0;
     }
     if (strcmp(type, MSG_CHDIR) == 0) {
-        if (files_busy(s->files))
+        if (filesvc_busy(s->files))
             return send_error(s, ERR_BUSY, "a transfer is in progress on this session");
         return handle_chdir(s, msg);
     }
@@ -576,7 +579,7 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
 static int on_body(struct session *s, const uint8_t *chunk, size_t len)
 {
     if (s->rx == RX_FILE)
-        return files_on_body(s->files, chunk, len);
+        return filesvc_on_body(s->files, chunk, len);
     if (s->rx != RX_STDIN || !s->exec)
         return 0;
     if (s->stdin_received + len - s->stdin_acked > PROTO_STDIN_WINDOW)
@@ -584,13 +587,13 @@ static int on_body(struct session *s, const uint8_t *chunk, size_t len)
     s->stdin_received += len;
     /* -EPIPE: the command no longer reads stdin; its input is dropped
      * (and acknowledged, so the client is not left waiting). */
-    int r = exec_write_stdin(s->exec, chunk, len);
+    int r = runner_write_stdin(s->exec, chunk, len);
     if (r < 0 && r != -EPIPE)
         return r;
     return ack_stdin(s);
 }
 
-static int session_on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
+static int sessionsvc_on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
 {
     struct session *s = ferry_conn_data(c);
     int r = 0;
@@ -620,7 +623,7 @@ static int session_on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, 
     return r;
 }
 
-static int session_on_open(struct ferry_conn *c, void *arg)
+static int sessionsvc_on_open(struct ferry_conn *c, void *arg)
 {
     struct session *s = calloc(1, sizeof *s);
 
@@ -628,12 +631,12 @@ static int session_on_open(struct ferry_conn *c, void *arg)
         return -ENOMEM;
     s->c = c;
     s->cfg = arg;
-    s->files = files_new(c, s->cfg->root, on_files_idle, s);
+    s->files = filesvc_new(c, s->cfg->root, on_files_idle, s);
     /* The client speaks first (docs/PROTOCOL.md 2.1): its hello, then ours. */
     int r = s->files ? 0 : -ENOMEM;
     if (r < 0) {
         /* a connection that fails to open gets no on_close */
-        files_free(s->files);
+        filesvc_free(s->files);
         free(s);
         return r;
     }
@@ -641,28 +644,28 @@ static int session_on_open(struct ferry_conn *c, void *arg)
     return 0;
 }
 
-static void session_on_drain(struct ferry_conn *c, void *arg)
+static void sessionsvc_on_drain(struct ferry_conn *c, void *arg)
 {
     struct session *s = ferry_conn_data(c);
     (void)arg;
     if (s->exec)
-        exec_resume_output(s->exec);
-    files_on_drain(s->files);
+        runner_resume_output(s->exec);
+    filesvc_on_drain(s->files);
 }
 
-static void session_on_shutdown(struct ferry_conn *c, void *arg)
+static void sessionsvc_on_shutdown(struct ferry_conn *c, void *arg)
 {
     struct session *s = ferry_conn_data(c);
     (void)arg;
     /* A running command may finish within the grace period; an idle
      * session has nothing to finish. */
-    if (s->exec || files_busy(s->files))
+    if (s->exec || filesvc_busy(s->files))
         s->stop_when_idle = 1;
     else
         ferry_conn_close(c);
 }
 
-static void session_on_close(struct ferry_conn *c, int reason, void *arg)
+static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
 {
     struct session *s = ferry_conn_data(c);
     const char *detail;
@@ -680,17 +683,17 @@ static void session_on_close(struct ferry_conn *c, int reason, void *arg)
     /* The client is gone (or the server is): nobody will read the output,
      * so the command and its whole process group go. */
     if (s->exec)
-        exec_abort(s->exec);
-    files_free(s->files);
+        runner_abort(s->exec);
+    filesvc_free(s->files);
     free(s->cwd);
     free(s);
     ferry_conn_set_data(c, NULL);
 }
 
-const struct ferry_handler session_handler = {
-    .on_open = session_on_open,
-    .on_frame = session_on_frame,
-    .on_drain = session_on_drain,
-    .on_shutdown = session_on_shutdown,
-    .on_close = session_on_close,
+const struct ferry_handler sessionsvc_handler = {
+    .on_open = sessionsvc_on_open,
+    .on_frame = sessionsvc_on_frame,
+    .on_drain = sessionsvc_on_drain,
+    .on_shutdown = sessionsvc_on_shutdown,
+    .on_close = sessionsvc_on_close,
 };

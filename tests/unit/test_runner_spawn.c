@@ -1,12 +1,12 @@
 /*
- * test_exec_spawn.c - ferryd's command runner (src/ferryd/exec.c) starting
+ * test_runner_spawn.c - ferryd's command runner (src/ferryd/runner.c) starting
  * real processes on a real ferry_loop: argv and shell mode, start
  * failures, cwd and environment, the child's descriptors and signal
  * state, and stdin (fed, /dev/null, not read, bounded feeder).
  *
  * Nothing here sleeps: each test runs the loop until the command's on_exit
  * (or an abort) leaves nothing to wait for, and sequences itself with the
- * loop's own timers.  A safety timer (fix_exec) fails a test that would
+ * loop's own timers.  A safety timer (fix_runner) fails a test that would
  * hang.  Every test also checks that the process's descriptor count is the
  * same before and after (so failure paths leak nothing either).
  */
@@ -17,7 +17,6 @@
 #include <cmocka.h>
 #include "unit_util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -27,23 +26,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ferry/loop.h"
-#include "exec.h"
-#include "fix_exec.h"
+#include "runner.h"
+#include "fix_runner.h"
 
 /* ---- argv and shell mode ----------------------------------------------- */
 
 static void test_argv_exact(void **state)
 {
     char *argv[] = { "printf", "%s|", "a b", "\"c\"", "$HOME", "*", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct fix_run *r = fix_run_spec(&spec);
 
     fix_assert_exit(r, 0);
@@ -101,7 +96,7 @@ static void test_command_not_found(void **state)
 {
     char *argv[] = { "ferry-no-such-command", NULL };
     char *abs_argv[] = { "/nonexistent/ferry-cmd", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
 
     fix_expect_start_error(&spec, -ENOENT, "ferry-no-such-command: command not found");
     spec.argv = abs_argv;
@@ -123,7 +118,7 @@ static void test_permission_denied(void **state)
 
     /* By path ... */
     char *argv[] = { path, NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char msg[200];
     snprintf(msg, sizeof(msg), "%s: permission denied", path);
     fix_expect_start_error(&spec, -EACCES, msg);
@@ -162,7 +157,7 @@ static void test_permission_denied(void **state)
 static void test_bad_cwd(void **state)
 {
     char *argv[] = { "true", NULL };
-    struct exec_spec spec = { .argv = argv, .cwd = "/nonexistent/dir" };
+    struct runner_spec spec = { .argv = argv, .cwd = "/nonexistent/dir" };
 
     fix_expect_start_error(&spec, FERRY_ECWD, "cd /nonexistent/dir: No such file or directory");
     spec.cwd = "/etc/passwd";
@@ -178,9 +173,9 @@ static void test_bad_spec(void **state)
 {
     char *argv[] = { "true", NULL };
     char *empty[] = { NULL };
-    struct exec_spec both = { .argv = argv, .shell = "true" };
-    struct exec_spec neither = { .cwd = "/" };
-    struct exec_spec no_args = { .argv = empty };
+    struct runner_spec both = { .argv = argv, .shell = "true" };
+    struct runner_spec neither = { .cwd = "/" };
+    struct runner_spec no_args = { .argv = empty };
 
     fix_expect_start_error(&both, -EINVAL, NULL);
     fix_expect_start_error(&neither, -EINVAL, NULL);
@@ -192,7 +187,7 @@ static void test_bad_spec(void **state)
 static void test_cwd_honoured(void **state)
 {
     char *argv[] = { "pwd", NULL };
-    struct exec_spec spec = { .argv = argv, .cwd = "/usr/bin" };
+    struct runner_spec spec = { .argv = argv, .cwd = "/usr/bin" };
     struct fix_run *r = fix_run_spec(&spec);
 
     fix_assert_exit(r, 0);
@@ -249,7 +244,7 @@ static void test_env_defaults_and_extras(void **state)
     struct passwd *pw = getpwuid(getuid());
     char *argv[] = { "env", NULL };
     char *env[] = { "FOO=bar baz", "LANG=xx_XX.UTF-8", "FOO=second", "EMPTY=", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char line[512];
     struct fix_run *r;
 
@@ -288,7 +283,7 @@ static void test_bad_env_name(void **state)
 {
     char *argv[] = { "true", NULL };
     const char *bad[] = { "1FOO=x", "NO_EQUALS", "=x", "A-B=x", "A B=x", "" };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *env[] = { "GOOD=1", (char *)bad[i], NULL };
@@ -303,7 +298,7 @@ static void test_bad_env_name(void **state)
 static void test_child_fds_are_0_1_2(void **state)
 {
     char *argv[] = { "ls", "/proc/self/fd", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     /* A descriptor without close-on-exec must not reach the command either. */
     int stray = open("/dev/null", O_RDONLY);
     struct fix_run *r;
@@ -323,7 +318,7 @@ static void test_child_signal_state_and_group(void **state)
     struct sigaction ignore = { .sa_handler = SIG_IGN }, old_usr2;
     char *argv[] = { "grep", "^Sig[IB]", "/proc/self/status", NULL };
     char *pg_argv[] = { "cut", "-d", " ", "-f5", "/proc/self/stat", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     char want[32];
     struct fix_run *r;
 
@@ -364,16 +359,16 @@ static void test_child_signal_state_and_group(void **state)
 static void test_stdin_fed_and_eof(void **state)
 {
     char *argv[] = { "sort", "-r", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     struct fix_run *r = fix_run_new();
 
     assert_int_equal(fix_run_start(r, &spec), 0);
-    assert_int_equal(exec_write_stdin(r->e, "a\n", 2), 0);
-    assert_int_equal(exec_write_stdin(r->e, "c\nb\n", 4), 0);
-    assert_int_equal(exec_write_stdin(r->e, "", 0), 0);
-    exec_close_stdin(r->e);
-    exec_close_stdin(r->e);
-    assert_int_equal(exec_write_stdin(r->e, "late\n", 5), -EPIPE);
+    assert_int_equal(runner_write_stdin(r->e, "a\n", 2), 0);
+    assert_int_equal(runner_write_stdin(r->e, "c\nb\n", 4), 0);
+    assert_int_equal(runner_write_stdin(r->e, "", 0), 0);
+    runner_close_stdin(r->e);
+    runner_close_stdin(r->e);
+    assert_int_equal(runner_write_stdin(r->e, "late\n", 5), -EPIPE);
     fix_run_loop(r);
     assert_int_equal(r->exits, 1);
     fix_assert_exit(r, 0);
@@ -384,13 +379,13 @@ static void test_stdin_fed_and_eof(void **state)
 static void test_stdin_devnull(void **state)
 {
     char *argv[] = { "cat", NULL };
-    struct exec_spec spec = { .argv = argv };
+    struct runner_spec spec = { .argv = argv };
     struct fix_run *r = fix_run_new();
 
     assert_int_equal(fix_run_start(r, &spec), 0);
-    assert_int_equal(exec_write_stdin(r->e, "x", 1), -EPIPE);
-    assert_int_equal(exec_stdin_pending(r->e), 0);
-    exec_close_stdin(r->e);
+    assert_int_equal(runner_write_stdin(r->e, "x", 1), -EPIPE);
+    assert_int_equal(runner_stdin_pending(r->e), 0);
+    runner_close_stdin(r->e);
     fix_run_loop(r);
     fix_assert_exit(r, 0);
     assert_int_equal(r->total[1], 0);
@@ -403,7 +398,7 @@ static void test_stdin_devnull(void **state)
 static void test_stdin_not_read_does_not_hang(void **state)
 {
     char *argv[] = { "echo", "started", NULL };
-    struct exec_spec spec = { .argv = argv, .stdin_pipe = 1 };
+    struct runner_spec spec = { .argv = argv, .stdin_pipe = 1 };
     struct fix_run *r = fix_run_new();
     uint8_t *big = malloc(STDIN_BIG);
 
@@ -411,10 +406,10 @@ static void test_stdin_not_read_does_not_hang(void **state)
     memset(big, 'z', STDIN_BIG);
     assert_int_equal(fix_run_start(r, &spec), 0);
     /* The command may already be gone (-EPIPE) or not (queued). */
-    int rc = exec_write_stdin(r->e, big, STDIN_BIG);
+    int rc = runner_write_stdin(r->e, big, STDIN_BIG);
     assert_true(rc == 0 || rc == -EPIPE);
-    assert_true(exec_stdin_pending(r->e) <= STDIN_BIG);
-    exec_close_stdin(r->e);
+    assert_true(runner_stdin_pending(r->e) <= STDIN_BIG);
+    runner_close_stdin(r->e);
     free(big);
     fix_run_loop(r);
     fix_assert_exit(r, 0);
@@ -434,9 +429,9 @@ static void feed_more(struct fix_run *r)
     struct feeder *f = r->user;
     static uint8_t chunk[64 * 1024];
 
-    while (!f->epipe && exec_stdin_pending(r->e) < 256 * 1024 && f->sent < STDIN_BIG) {
+    while (!f->epipe && runner_stdin_pending(r->e) < 256 * 1024 && f->sent < STDIN_BIG) {
         memset(chunk, '\n', sizeof(chunk));
-        int rc = exec_write_stdin(r->e, chunk, sizeof(chunk));
+        int rc = runner_write_stdin(r->e, chunk, sizeof(chunk));
 
         if (rc == -EPIPE) {
             f->epipe = 1;
@@ -449,7 +444,7 @@ static void feed_more(struct fix_run *r)
 
 static void test_stdin_bounded_feeder(void **state)
 {
-    struct exec_spec spec = { .shell = "read line; echo got", .stdin_pipe = 1 };
+    struct runner_spec spec = { .shell = "read line; echo got", .stdin_pipe = 1 };
     struct feeder f = { 0 };
     struct fix_run *r = fix_run_new();
 
@@ -465,31 +460,34 @@ static void test_stdin_bounded_feeder(void **state)
     fix_run_free(r);
 }
 
+/* Each test checks the descriptor count before and after. */
+#define FD_CHECKED(fn) cmocka_unit_test_setup_teardown(fn, fix_fd_setup, fix_fd_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_argv_exact, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_shell_pipeline, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdout_and_stderr_separate, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_exit_status, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_killed_by_signal, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_command_not_found, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_permission_denied, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_cwd, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_spec, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_cwd_honoured, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_env_defaults_and_extras, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_env_name, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_child_fds_are_0_1_2, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_child_signal_state_and_group, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_fed_and_eof, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_devnull, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_not_read_does_not_hang, fix_fd_setup, fix_fd_teardown),
-        cmocka_unit_test_setup_teardown(test_stdin_bounded_feeder, fix_fd_setup, fix_fd_teardown),
+        FD_CHECKED(test_argv_exact),
+        FD_CHECKED(test_shell_pipeline),
+        FD_CHECKED(test_stdout_and_stderr_separate),
+        FD_CHECKED(test_exit_status),
+        FD_CHECKED(test_killed_by_signal),
+        FD_CHECKED(test_command_not_found),
+        FD_CHECKED(test_permission_denied),
+        FD_CHECKED(test_bad_cwd),
+        FD_CHECKED(test_bad_spec),
+        FD_CHECKED(test_cwd_honoured),
+        FD_CHECKED(test_env_defaults_and_extras),
+        FD_CHECKED(test_bad_env_name),
+        FD_CHECKED(test_child_fds_are_0_1_2),
+        FD_CHECKED(test_child_signal_state_and_group),
+        FD_CHECKED(test_stdin_fed_and_eof),
+        FD_CHECKED(test_stdin_devnull),
+        FD_CHECKED(test_stdin_not_read_does_not_hang),
+        FD_CHECKED(test_stdin_bounded_feeder),
     };
 
     /* As ferryd runs: SIGPIPE ignored (a precondition of exec.h). */
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests_name("exec_spawn", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("runner_spawn", tests, NULL, NULL);
 }
 

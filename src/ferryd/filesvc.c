@@ -1,6 +1,7 @@
 /*
- * files.c - the file service's requests and replies: stat, list, mkdir,
- * rm, and the dispatch of put/get traffic to xfer.c.
+ * filesvc.c - the file service on a session: stat, list, mkdir and rm,
+ * and the dispatch of put/get traffic to filesvc_xfer.c (the contract is
+ * in filesvc.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -11,16 +12,16 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
-#include "files_int.h"
+#include "filesvc_int.h"
 #include "proto.h"
 
 /* Entries frames sent per loop turn before a listing yields. */
 #define LIST_BATCHES_PER_TURN 16
 
-struct files *files_new(struct ferry_conn *c, const struct fsroot *root,
+struct filesvc *filesvc_new(struct ferry_conn *c, const struct fsroot *root,
                         void (*on_idle)(void *arg), void *arg)
 {
-    struct files *f = calloc(1, sizeof *f);
+    struct filesvc *f = calloc(1, sizeof *f);
 
     if (!f)
         return NULL;
@@ -33,16 +34,16 @@ struct files *files_new(struct ferry_conn *c, const struct fsroot *root,
     return f;
 }
 
-void files_free(struct files *f)
+void filesvc_free(struct filesvc *f)
 {
     if (!f)
         return;
     /* Gone mid-upload: a resumable upload keeps its bytes for next time. */
-    xfer_reset(f, 1);
+    filesvc_xfer_reset(f, 1);
     free(f);
 }
 
-int files_handles(const char *type)
+int filesvc_handles(const char *type)
 {
     static const char *const names[] = { MSG_STAT, MSG_LIST, MSG_MKDIR, MSG_RM,
                                          MSG_PUT, MSG_PUT_END, MSG_GET, MSG_DATA };
@@ -52,12 +53,12 @@ int files_handles(const char *type)
     return 0;
 }
 
-int files_busy(const struct files *f)
+int filesvc_busy(const struct filesvc *f)
 {
     return f->state != XFER_NONE;
 }
 
-int files_sending(const struct files *f)
+int filesvc_sending(const struct filesvc *f)
 {
     return f->state == XFER_GET_SEND || f->state == XFER_GET_PAD;
 }
@@ -83,53 +84,6 @@ static int names_a_temporary(const char *path)
     }
 }
 
-/* ---- replies ---------------------------------------------------------------- */
-
-int files_send(struct files *f, json_t *msg)
-{
-    int r;
-
-    if (!msg)
-        return -ENOMEM;
-    r = ferry_conn_write_frame(f->c, msg, NULL, 0);
-    json_decref(msg);
-    return r;
-}
-
-int files_send_error(struct files *f, const char *code, const char *message)
-{
-    return files_send(f, json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code,
-                                   "message", message));
-}
-
-int files_send_op_error(struct files *f, const char *path, int code)
-{
-    return files_send(f, files_op_error(f, path, code));
-}
-
-json_t *files_op_error(struct files *f, const char *path, int code)
-{
-    const char *errno_name;
-    const char *kind = fsops_error_code(code, &errno_name);
-    char message[512];
-    json_t *msg;
-
-    /* A refused path is never echoed: it may hold anything the client
-     * chose to send.  A filesystem error names the (acceptable) path. */
-    if (!errno_name)
-        snprintf(message, sizeof message, "%s", app_strerror(code));
-    else if (code == -ESTALE)
-        snprintf(message, sizeof message, "%.400s: the upload's temporary file was removed or "
-                 "replaced while it was written; nothing was saved", path);
-    else
-        snprintf(message, sizeof message, "%.400s: %s", path, strerror(-code));
-    msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", kind, "message", message);
-    if (msg && errno_name)
-        json_object_set_new(msg, "errno", json_string(errno_name));
-    ferry_log_debug("session %s: %s", ferry_conn_peer(f->c), message);
-    return msg;
-}
-
 /* ---- stat, list, mkdir, rm ---------------------------------------------------- */
 
 /* lstat(path) beneath the root; "." is the root itself. */
@@ -149,21 +103,21 @@ static int stat_path(const struct fsroot *root, const char *path, struct stat *s
     return r;
 }
 
-static int handle_stat(struct files *f, const char *path)
+static int handle_stat(struct filesvc *f, const char *path)
 {
     struct stat st;
     json_t *msg;
     int r = stat_path(f->root, path, &st);
 
     if (r < 0)
-        return files_send_op_error(f, path, r);
+        return filesvc_reply_op_error(f, path, r);
     msg = fsops_meta(&st);
     if (!msg || json_object_set_new(msg, "type", json_string(MSG_STAT)) < 0 ||
         json_object_set_new(msg, "path", json_string(path)) < 0) {
         json_decref(msg);
         return -ENOMEM;
     }
-    return files_send(f, msg);
+    return filesvc_reply_send(f, msg);
 }
 
 static json_t *entry(const char *name, const struct stat *st)
@@ -177,15 +131,15 @@ static json_t *entry(const char *name, const struct stat *st)
     return e;
 }
 
-static int send_entries(struct files *f, json_t *batch)
+static int send_entries(struct filesvc *f, json_t *batch)
 {
-    return files_send(f, json_pack("{s:s, s:o}", "type", MSG_ENTRIES, "entries", batch));
+    return filesvc_reply_send(f, json_pack("{s:s, s:o}", "type", MSG_ENTRIES, "entries", batch));
 }
 
 /* Send entries until the directory ends or the client falls behind (then
  * on_drain brings us back), so a huge directory costs no more memory than
  * a write_high_water of queued frames. */
-void files_list_pump(struct files *f)
+static void filesvc_list_pump(struct filesvc *f)
 {
     json_t *batch = json_array();
     struct stat st;
@@ -234,14 +188,15 @@ void files_list_pump(struct files *f)
     else
         json_decref(batch);
     if (r == 0 && done) {
-        files_send(f, json_pack("{s:s, s:I}", "type", MSG_LIST_END, "count", (json_int_t)f->listed));
-        xfer_reset(f, 0);
+        filesvc_reply_send(f, json_pack("{s:s, s:I}", "type", MSG_LIST_END, "count",
+                                        (json_int_t)f->listed));
+        filesvc_xfer_reset(f, 0);
         if (f->on_idle)
             f->on_idle(f->idle_arg);
     }
 }
 
-static int handle_list(struct files *f, const char *path)
+static int handle_list(struct filesvc *f, const char *path)
 {
     json_t *batch;
     struct stat st;
@@ -252,47 +207,48 @@ static int handle_list(struct files *f, const char *path)
         const char *base = strrchr(path, '/');
         r = stat_path(f->root, path, &st);
         if (r < 0)
-            return files_send_op_error(f, path, r);
+            return filesvc_reply_op_error(f, path, r);
         batch = json_array();
         if (!batch || json_array_append_new(batch, entry(base ? base + 1 : path, &st)) < 0) {
             json_decref(batch);
             return -ENOMEM;
         }
         r = send_entries(f, batch);
-        return r < 0 ? r : files_send(f, json_pack("{s:s, s:i}", "type", MSG_LIST_END, "count", 1));
+        return r < 0 ? r : filesvc_reply_send(f, json_pack("{s:s, s:i}", "type", MSG_LIST_END,
+                                                           "count", 1));
     }
     if (r < 0)
-        return files_send_op_error(f, path, r);
+        return filesvc_reply_op_error(f, path, r);
     f->dir = fdopendir(fd);
     if (!f->dir) {
         r = -errno;
         close(fd);
-        return files_send_op_error(f, path, r);
+        return filesvc_reply_op_error(f, path, r);
     }
     f->listed = 0;
     f->state = XFER_LIST;
-    files_list_pump(f);
+    filesvc_list_pump(f);
     return 0;
 }
 
-static int handle_mkdir(struct files *f, const char *path, int parents)
+static int handle_mkdir(struct filesvc *f, const char *path, int parents)
 {
     int r = fsops_mkdir(f->root, path, parents);
 
     if (r < 0)
-        return files_send_op_error(f, path, r);
+        return filesvc_reply_op_error(f, path, r);
     ferry_log_info("session %s: mkdir %s", ferry_conn_peer(f->c), path);
-    return files_send(f, json_pack("{s:s}", "type", MSG_OK));
+    return filesvc_reply_send(f, json_pack("{s:s}", "type", MSG_OK));
 }
 
-static int handle_rm(struct files *f, const char *path, int recursive)
+static int handle_rm(struct filesvc *f, const char *path, int recursive)
 {
     int r = fsops_rm(f->root, path, recursive);
 
     if (r < 0)
-        return files_send_op_error(f, path, r);
+        return filesvc_reply_op_error(f, path, r);
     ferry_log_info("session %s: rm %s%s", ferry_conn_peer(f->c), recursive ? "-r " : "", path);
-    return files_send(f, json_pack("{s:s}", "type", MSG_OK));
+    return filesvc_reply_send(f, json_pack("{s:s}", "type", MSG_OK));
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */
@@ -306,7 +262,7 @@ static int flag(json_t *msg, const char *key)
     return json_is_boolean(v) ? json_is_true(v) : -1;
 }
 
-int files_on_header(struct files *f, const char *type, json_t *msg, uint64_t body_size,
+int filesvc_on_header(struct filesvc *f, const char *type, json_t *msg, uint64_t body_size,
                     const char **complaint)
 {
     const char *path;
@@ -314,19 +270,19 @@ int files_on_header(struct files *f, const char *type, json_t *msg, uint64_t bod
     int opt, r;
 
     if (strcmp(type, MSG_DATA) == 0)
-        return xfer_data(f, msg, body_size, complaint);
+        return filesvc_xfer_data(f, msg, body_size, complaint);
     if (body_size > 0) {
         *complaint = "only stdin and data messages carry a body";
         return 1;
     }
     if (strcmp(type, MSG_PUT_END) == 0)
-        return xfer_put_end(f, msg, complaint);
+        return filesvc_xfer_put_end(f, msg, complaint);
     if (f->state == XFER_PUT_DATA || f->state == XFER_PUT_FAILED || f->state == XFER_PUT_HASH) {
         *complaint = "expected data or put-end during a put";
         return 1;
     }
     if (f->state != XFER_NONE)
-        return files_send_error(f, ERR_BUSY, "a transfer is in progress on this session");
+        return filesvc_reply_error(f, ERR_BUSY, "a transfer is in progress on this session");
 
     path = json_string_value(json_object_get(msg, "path"));
     if (!path) {
@@ -336,9 +292,9 @@ int files_on_header(struct files *f, const char *type, json_t *msg, uint64_t bod
     /* Refuse a bad path here, once, with the checker's reason. */
     r = fspath_check(path, why, sizeof why);
     if (r < 0)
-        return files_send_op_error(f, path, r);
+        return filesvc_reply_op_error(f, path, r);
     if (names_a_temporary(path))
-        return files_send_error(f, ERR_PATH, "names of the form .NAME" PROTO_PART_SUFFIX
+        return filesvc_reply_error(f, ERR_PATH, "names of the form .NAME" PROTO_PART_SUFFIX
                                 " are reserved for transfers in progress");
 
     if (strcmp(type, MSG_STAT) == 0)
@@ -355,19 +311,19 @@ int files_on_header(struct files *f, const char *type, json_t *msg, uint64_t bod
         return mk ? handle_mkdir(f, path, opt) : handle_rm(f, path, opt);
     }
     if (strcmp(type, MSG_PUT) == 0)
-        return xfer_put(f, msg, complaint);
-    return xfer_get(f, msg, complaint);
+        return filesvc_xfer_put(f, msg, complaint);
+    return filesvc_xfer_get(f, msg, complaint);
 }
 
-int files_on_body(struct files *f, const uint8_t *chunk, size_t len)
+int filesvc_on_body(struct filesvc *f, const uint8_t *chunk, size_t len)
 {
-    return xfer_body(f, chunk, len);
+    return filesvc_xfer_body(f, chunk, len);
 }
 
-void files_on_drain(struct files *f)
+void filesvc_on_drain(struct filesvc *f)
 {
     if (f->state == XFER_GET_SEND || f->state == XFER_GET_PAD)
-        xfer_pump(f);
+        filesvc_xfer_pump(f);
     else if (f->state == XFER_LIST)
-        files_list_pump(f);
+        filesvc_list_pump(f);
 }

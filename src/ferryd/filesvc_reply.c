@@ -1,0 +1,58 @@
+/*
+ * filesvc_reply.c - the file service's answers: a message, an error, and
+ * the error for a failed operation on a path, which is where a code
+ * becomes the protocol's "code"/"errno"/"message" (PROTOCOL.md 2.4).
+ * Below both the requests (filesvc.c) and the transfers (filesvc_xfer.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ferry/ferry.h"
+#include "filesvc_int.h"
+#include "proto.h"
+
+int filesvc_reply_send(struct filesvc *f, json_t *msg)
+{
+    int r;
+
+    if (!msg)
+        return -ENOMEM;
+    r = ferry_conn_write_frame(f->c, msg, NULL, 0);
+    json_decref(msg);
+    return r;
+}
+
+int filesvc_reply_error(struct filesvc *f, const char *code, const char *message)
+{
+    return filesvc_reply_send(f, json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code,
+                                   "message", message));
+}
+
+int filesvc_reply_op_error(struct filesvc *f, const char *path, int code)
+{
+    return filesvc_reply_send(f, filesvc_reply_op_error_msg(f, path, code));
+}
+
+json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code)
+{
+    const char *errno_name;
+    const char *kind = fsops_error_code(code, &errno_name);
+    char message[512];
+    json_t *msg;
+
+    /* A refused path is never echoed: it may hold anything the client
+     * chose to send.  A filesystem error names the (acceptable) path. */
+    if (!errno_name)
+        snprintf(message, sizeof message, "%s", app_strerror(code));
+    else if (code == -ESTALE)
+        snprintf(message, sizeof message, "%.400s: the upload's temporary file was removed or "
+                 "replaced while it was written; nothing was saved", path);
+    else
+        snprintf(message, sizeof message, "%.400s: %s", path, strerror(-code));
+    msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", kind, "message", message);
+    if (msg && errno_name)
+        json_object_set_new(msg, "errno", json_string(errno_name));
+    ferry_log_debug("session %s: %s", ferry_conn_peer(f->c), message);
+    return msg;
+}

@@ -1,0 +1,68 @@
+/*
+ * launch.h - setting up and spawning the process of a command the runner
+ * (runner.h) then drives: the daemon user's account, the child's clean
+ * environment, its checked working directory, argv[0] looked up in the
+ * child's PATH, and posix_spawn with the child's descriptors, process
+ * group and signals set as runner.h promises.
+ *
+ * Apart from the runner so that how a process is made (accounts, PATH,
+ * cwd, spawn attributes) and how it is driven (pipes on a loop, reaping,
+ * timeouts) can each be read on their own.  Calls go one way:
+ * runner.c -> launch.c.
+ *
+ * Errors: 0 or a negative code, with a one-line reason in the caller's
+ * (err, errlen) buffer in the shell's words (see runner_start in runner.h
+ * for the codes).
+ */
+#ifndef FERRYD_LAUNCH_H
+#define FERRYD_LAUNCH_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A command ready to spawn (launch_prepare), owning what it holds until
+ * launch_release. */
+struct launch {
+    char *const *argv;   /* the child's argv */
+    const char *path;    /* what is executed (relative paths from dirfd) */
+    const char *name;    /* how messages name the command */
+    char **envp;         /* the child's environment (owned) */
+    int dirfd;           /* the checked working directory, O_PATH (owned) */
+    char *found;         /* argv[0] as found in PATH (owned), or NULL */
+    char sh_name[3], sh_opt[3];
+    char *sh_argv[4];    /* shell mode: sh -c LINE */
+};
+
+/* An empty launch that owns nothing (safe to release). */
+void launch_init(struct launch *l);
+
+/*
+ * Everything short of the spawn, for exactly one of argv (exact, argv[0]
+ * looked up in the child's PATH unless it has a '/') and shell (a
+ * /bin/sh -c line); cwd NULL means the daemon user's home, else /; env
+ * extra NAME=VALUE entries over the defaults (NULL-terminated, or NULL).
+ * On failure l owns nothing.
+ */
+int launch_prepare(struct launch *l, char *const *argv, const char *shell, const char *cwd,
+                   char *const *env, char *err, size_t errlen);
+
+/* posix_spawn the prepared command with child_fd as its 0, 1 and 2
+ * (child_fd[0] < 0: /dev/null); *pid is also its process group. */
+int launch_spawn(struct launch *l, const int child_fd[3], pid_t *pid, char *err, size_t errlen);
+
+/* Free what l holds; l is empty afterwards. */
+void launch_release(struct launch *l);
+
+/*
+ * A pipe for a child's standard descriptor: the child end blocking and
+ * above 2 (so dup2 onto 0/1/2 can never clobber another pipe end, even in
+ * a daemon started with 0-2 closed), the parent end (p[parent_end])
+ * non-blocking, both close-on-exec.  p[0] is the read end, as with pipe(2).
+ */
+int launch_pipe(int p[2], int parent_end);
+
+/* "cannot start NAME: REASON", for a failure around the spawn itself
+ * (memory, pipes). */
+void launch_cannot_start(const char *name, int rc, char *err, size_t errlen);
+
+#endif

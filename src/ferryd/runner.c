@@ -1,0 +1,608 @@
+/*
+ * runner.c - ferryd's command runner; the contract is in runner.h.
+ *
+ * launch.c sets the process up and spawns it.  From then on the command
+ * is a set of loop sources owned by struct runner: two output pipes (read
+ * as they become readable, paused on request), the stdin pipe (watched for
+ * writability only while its queue is non-empty), a pidfd (or a polling
+ * timer where pidfd_open is missing) and the timeout timer.  The command is
+ * over when it has been reaped and both output pipes are at EOF; only then
+ * does on_exit run.
+ *
+ * Re-entrancy: every callback may free or abort its runner.  Loop
+ * callbacks bracket their work with enter()/leave(); runner_free and
+ * runner_abort release all sources at once (so nothing else can fire) and,
+ * when called from inside a callback, leave the final free() to leave().
+ */
+#include "runner.h"
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ferry/error.h"
+#include "ferry/log.h"
+#include "ferry/loop.h"
+#include "byteq.h"
+#include "errbuf.h"
+#include "fdio.h"
+#include "launch.h"
+#include "monoclock.h"
+#include "reap.h"
+
+#define READ_CHUNK       (256 * 1024)
+#define READS_PER_EVENT  4          /* fairness: at most 1 MiB per wakeup */
+/* The output pipes are grown to this (the kernel's default is 64 KiB): a
+ * command writing fast fills a 64 KiB pipe in microseconds and then sleeps
+ * until we read, one context switch per 64 KiB.  Best effort: a lower
+ * /proc/sys/fs/pipe-max-size just leaves the default. */
+#define OUTPUT_PIPE_SIZE (1024 * 1024)
+#define REAP_POLL_MS     50         /* waitpid polling when pidfd is missing */
+#define ABORT_REAP_MS    200        /* how long runner_abort waits on the loop */
+
+struct runner {
+    struct ferry_loop *loop;        /* borrowed; outlives us */
+    struct runner_ops ops;
+    void *arg;
+
+    pid_t pid;                      /* also the process group id */
+    int pidfd;                      /* -1 when absent (polling) or closed */
+    struct ferry_timer *reap_timer; /* polling fallback, else NULL */
+    struct ferry_timer *kill_timer; /* timeout, then the grace period */
+    int term_stage;                 /* 0: nothing sent, 1: TERM, 2: KILL */
+
+    int out_fd[2];                  /* stdout, stderr (ours, non-blocking); -1 at EOF */
+    bool out_paused;
+
+    int in_fd;                      /* stdin write end; -1 when closed or /dev/null */
+    bool in_open;                   /* runner_write_stdin still accepts data */
+    bool in_watched;                /* in_fd is registered for writability */
+    bool in_close_wanted;           /* close in_fd once the queue is flushed */
+    struct byteq in_queue;          /* what the pipe has not taken yet */
+
+    bool reaped;
+    bool finished;                  /* on_exit delivered (or aborted): no more callbacks */
+    bool doomed;                    /* freed from inside a callback */
+    int depth;                      /* loop callbacks of ours on the stack */
+    struct runner_result res;
+
+};
+
+/* ---- teardown ----------------------------------------------------------- */
+
+static void stdin_close(struct runner *e)
+{
+    if (e->in_watched) {
+        ferry_loop_remove(e->loop, e->in_fd);
+        e->in_watched = false;
+    }
+    fdio_close(&e->in_fd);
+    e->in_open = false;
+    byteq_clear(&e->in_queue);
+}
+
+static void output_close(struct runner *e, int i)
+{
+    if (e->out_fd[i] >= 0) {
+        ferry_loop_remove(e->loop, e->out_fd[i]);
+        fdio_close(&e->out_fd[i]);
+    }
+}
+
+static void stop_reaping(struct runner *e)
+{
+    if (e->pidfd >= 0) {
+        ferry_loop_remove(e->loop, e->pidfd);
+        fdio_close(&e->pidfd);
+    }
+    ferry_timer_cancel(e->reap_timer);
+    e->reap_timer = NULL;
+}
+
+/* Drop every loop source and descriptor; idempotent. */
+static void release(struct runner *e)
+{
+    output_close(e, 0);
+    output_close(e, 1);
+    stdin_close(e);
+    stop_reaping(e);
+    ferry_timer_cancel(e->kill_timer);
+    e->kill_timer = NULL;
+}
+
+static void enter(struct runner *e)
+{
+    e->depth++;
+}
+
+/* The end of a loop callback; e must not be touched after this. */
+static void leave(struct runner *e)
+{
+    if (--e->depth == 0 && e->doomed)
+        free(e);
+}
+
+static void dispose(struct runner *e)
+{
+    e->finished = true;
+    release(e);
+    if (e->depth > 0)
+        e->doomed = true;
+    else
+        free(e);
+}
+
+/* ---- the process ------------------------------------------------------- */
+
+static int signal_group(struct runner *e, int sig)
+{
+    if (killpg(e->pid, sig) < 0) {
+        int rc = -errno;
+
+        if (rc != -ESRCH)
+            ferry_log_warn("exec: killpg(%d, %d): %s", (int)e->pid, sig, ferry_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+static void record_status(struct runner *e, int status)
+{
+    if (WIFEXITED(status)) {
+        e->res.exited = 1;
+        e->res.status = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        e->res.signaled = 1;
+        e->res.signal = WTERMSIG(status);
+        e->res.core = WCOREDUMP(status) ? 1 : 0;
+    }
+}
+
+/* waitpid(pid, WNOHANG) for exactly our child: true once it is reaped (or
+ * cannot be: ECHILD means someone else reaped it, and its status is lost). */
+static bool reap_now(struct runner *e)
+{
+    int status;
+    pid_t r;
+
+    do
+        r = waitpid(e->pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;
+    if (r == e->pid) {
+        record_status(e, status);
+    } else {
+        ferry_log_error("exec: waitpid(%d): %s (was SIGCHLD ignored?)",
+                        (int)e->pid, ferry_strerror(-errno));
+    }
+    e->reaped = true;
+    return true;
+}
+
+static void maybe_finish(struct runner *e)
+{
+    if (e->finished || !e->reaped || e->out_fd[0] >= 0 || e->out_fd[1] >= 0)
+        return;
+    e->finished = true;
+    /* The process group is gone (or detached from our pipes): stop the
+     * timeout, and drop stdin nobody will read. */
+    ferry_timer_cancel(e->kill_timer);
+    e->kill_timer = NULL;
+    stdin_close(e);
+    e->ops.on_exit(e->arg, &e->res);
+}
+
+static void after_reap(struct runner *e)
+{
+    stop_reaping(e);
+    maybe_finish(e);
+}
+
+static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct runner *e = arg;
+
+    enter(e);
+    if (reap_now(e))
+        after_reap(e);
+    leave(e);
+}
+
+static void on_reap_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct runner *e = arg;
+
+    enter(e);
+    if (reap_now(e))
+        after_reap(e);
+    else
+        ferry_timer_restart(t, REAP_POLL_MS);
+    leave(e);
+}
+
+static void on_kill_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct runner *e = arg;
+
+    if (e->term_stage == 0) {
+        e->res.timed_out = 1;
+        e->term_stage = 1;
+        signal_group(e, SIGTERM);
+        ferry_timer_restart(t, RUNNER_KILL_GRACE_MS);
+    } else if (e->term_stage == 1) {
+        e->term_stage = 2;
+        signal_group(e, SIGKILL);
+    }
+}
+
+/* SIGKILL the group and reap the leader, blocking this thread for at most
+ * ABORT_REAP_MS (SIGKILL normally takes microseconds). */
+static void kill_and_reap(struct runner *e)
+{
+    uint64_t deadline = monoclock_ms() + ABORT_REAP_MS;
+
+    signal_group(e, SIGKILL);
+    while (!reap_now(e)) {
+        uint64_t now = monoclock_ms();
+
+        if (now >= deadline) {
+            reap_detached(e->pid);
+            e->reaped = true;
+            return;
+        }
+        if (e->pidfd >= 0) {
+            struct pollfd pfd = { .fd = e->pidfd, .events = POLLIN };
+
+            /* EINTR or an error just loops back to waitpid and the clock. */
+            (void)poll(&pfd, 1, (int)(deadline - now));
+        } else {
+            struct timespec ts = { 0, 2 * 1000000L };
+
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    /* Output is only lent to on_output for the call, and a loop runs on one
+     * thread, so one buffer per thread serves every command on it: an idle
+     * command costs no 64 KiB of its own. */
+    static _Thread_local uint8_t rbuf[READ_CHUNK];
+    struct runner *e = arg;
+    int i = fd == e->out_fd[0] ? 0 : 1;
+
+    enter(e);
+    for (int n_reads = 0; n_reads < READS_PER_EVENT && !e->out_paused; n_reads++) {
+        ssize_t n = read(fd, rbuf, sizeof(rbuf));
+
+        if (n < 0 && errno == EINTR) {
+            n_reads--;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            if (n < 0)
+                ferry_log_warn("exec: reading %s of pid %d: %s", i ? "stderr" : "stdout",
+                               (int)e->pid, ferry_strerror(-errno));
+            output_close(e, i);
+            maybe_finish(e);
+            break;
+        }
+        int rc = e->ops.on_output(e->arg, i + 1, rbuf, (size_t)n);
+        if (e->finished)        /* freed or aborted from the callback */
+            break;
+        if (rc < 0) {
+            /* The caller wants no more: kill the command and stop reading;
+             * on_exit follows once it is reaped. */
+            signal_group(e, SIGKILL);
+            output_close(e, 0);
+            output_close(e, 1);
+            maybe_finish(e);
+            break;
+        }
+        if ((size_t)n < sizeof(rbuf))
+            break;              /* the pipe is empty for now */
+    }
+    leave(e);
+}
+
+/* Watch (FERRY_READABLE) or stop watching (0) the open output pipes. */
+static void output_interest(struct runner *e, unsigned events)
+{
+    for (int i = 0; i < 2; i++) {
+        if (e->out_fd[i] >= 0) {
+            int rc = ferry_loop_modify(e->loop, e->out_fd[i], events);
+
+            if (rc < 0)
+                ferry_log_error("exec: cannot %s reading pid %d: %s", events ? "resume" : "pause",
+                                (int)e->pid, ferry_strerror(rc));
+        }
+    }
+}
+
+void runner_pause_output(struct runner *e)
+{
+    if (!e->out_paused) {
+        e->out_paused = true;
+        output_interest(e, 0);
+    }
+}
+
+void runner_resume_output(struct runner *e)
+{
+    if (e->out_paused) {
+        e->out_paused = false;
+        output_interest(e, FERRY_READABLE);
+    }
+}
+
+/* ---- stdin ------------------------------------------------------------- */
+
+/* The command closed its stdin (EPIPE) or writing failed: drop what is
+ * queued.  Returns whether anything was queued (worth an on_stdin_drained). */
+static bool stdin_broken(struct runner *e)
+{
+    bool had = e->in_queue.pending > 0;
+
+    stdin_close(e);
+    return had;
+}
+
+/* Write as much of the queue as the pipe takes.  0 when the queue is
+ * flushed, 1 when the pipe is full, -EPIPE when stdin broke. */
+static int stdin_flush(struct runner *e)
+{
+    int rc = byteq_flush(&e->in_queue, e->in_fd);
+
+    if (rc < 0 && rc != -EPIPE)
+        ferry_log_warn("exec: writing stdin of pid %d: %s", (int)e->pid, ferry_strerror(rc));
+    return rc < 0 ? -EPIPE : rc;
+}
+
+static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct runner *e = arg;
+    bool drained = false;
+    size_t before = runner_stdin_pending(e);
+    int rc;
+
+    enter(e);
+    rc = stdin_flush(e);
+    if (rc < 0) {
+        drained = stdin_broken(e);
+    } else if (rc == 0) {
+        ferry_loop_remove(e->loop, e->in_fd);
+        e->in_watched = false;
+        if (e->in_close_wanted)
+            fdio_close(&e->in_fd);
+        drained = true;
+    }
+    if (drained && e->ops.on_stdin_drained)
+        e->ops.on_stdin_drained(e->arg);
+    else if (!drained && rc > 0 && runner_stdin_pending(e) < before && e->ops.on_stdin_progress)
+        e->ops.on_stdin_progress(e->arg);
+    leave(e);
+}
+
+int runner_write_stdin(struct runner *e, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    if (!e->in_open)
+        return -EPIPE;
+    if (len == 0)
+        return 0;
+    /* Nothing queued: try the pipe directly, the common case for an
+     * interactive command that keeps up. */
+    while (byteq_empty(&e->in_queue) && len > 0) {
+        ssize_t n = write(e->in_fd, p, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno != EPIPE)
+                ferry_log_warn("exec: writing stdin of pid %d: %s", (int)e->pid,
+                               ferry_strerror(-errno));
+            stdin_broken(e);
+            return -EPIPE;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (len == 0)
+        return 0;
+
+    struct byteq_chunk *c = byteq_chunk_new(p, len);
+    if (!c)
+        return -ENOMEM;
+    if (!e->in_watched) {
+        int rc = ferry_loop_add(e->loop, e->in_fd, FERRY_WRITABLE, on_stdin_writable, e);
+
+        if (rc < 0) {
+            free(c);
+            return rc;
+        }
+        e->in_watched = true;
+    }
+    byteq_append(&e->in_queue, c);
+    return 0;
+}
+
+size_t runner_stdin_pending(const struct runner *e)
+{
+    return e->in_queue.pending;
+}
+
+void runner_close_stdin(struct runner *e)
+{
+    e->in_open = false;
+    e->in_close_wanted = true;
+    if (byteq_empty(&e->in_queue))
+        fdio_close(&e->in_fd);
+}
+
+/* ---- public life cycle -------------------------------------------------- */
+
+int runner_signal(struct runner *e, int sig)
+{
+    /* Once finished the group id may already belong to someone else. */
+    if (e->finished)
+        return -ESRCH;
+    return signal_group(e, sig);
+}
+
+pid_t runner_pid(const struct runner *e)
+{
+    return e->pid;
+}
+
+void runner_abort(struct runner *e)
+{
+    if (!e)
+        return;
+    if (!e->finished) {
+        if (!e->reaped)
+            kill_and_reap(e);
+        else
+            signal_group(e, SIGKILL);   /* leftovers still holding our pipes */
+    }
+    dispose(e);
+}
+
+void runner_free(struct runner *e)
+{
+    if (!e)
+        return;
+    if (!e->finished)
+        runner_abort(e);
+    else
+        dispose(e);
+}
+
+int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
+               const struct runner_ops *ops, void *arg,
+               struct runner **out, char *err, size_t errlen)
+{
+    struct launch l;
+    struct runner *e = NULL;
+    int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+    int child_fd[3];
+    int rc;
+
+    errbuf_format(err, errlen, "%s", "");
+    *out = NULL;
+    launch_init(&l);
+    if (!ops || !ops->on_output || !ops->on_exit ||
+        !spec->argv == !spec->shell || (spec->argv && !spec->argv[0])) {
+        errbuf_format(err, errlen, "bad command: give exactly one of argv and shell");
+        return -EINVAL;
+    }
+
+    rc = launch_prepare(&l, spec->argv, spec->shell, spec->cwd, spec->env, err, errlen);
+    if (rc < 0)
+        goto out;
+
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        rc = -ENOMEM;
+        goto fail_msg;
+    }
+    e->loop = loop;
+    e->ops = *ops;
+    e->arg = arg;
+    e->pid = -1;
+    e->pidfd = -1;
+    e->in_fd = e->out_fd[0] = e->out_fd[1] = -1;
+
+    if (spec->stdin_pipe && (rc = launch_pipe(in_pipe, 1)) < 0)
+        goto fail_msg;
+    if ((rc = launch_pipe(out_pipe, 0)) < 0 || (rc = launch_pipe(err_pipe, 0)) < 0)
+        goto fail_msg;
+#ifdef F_SETPIPE_SZ
+    /* stdout only: stderr is rarely a stream worth the kernel memory. */
+    (void)fcntl(out_pipe[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+#endif
+
+    child_fd[0] = in_pipe[0];
+    child_fd[1] = out_pipe[1];
+    child_fd[2] = err_pipe[1];
+    rc = launch_spawn(&l, child_fd, &e->pid, err, errlen);
+    if (rc < 0)
+        goto out;
+
+    /* From here a process exists: any failure must kill and reap it, which
+     * runner_abort does once e owns everything. */
+    e->in_fd = in_pipe[1];
+    e->in_open = e->in_fd >= 0;
+    in_pipe[1] = -1;
+    e->out_fd[0] = out_pipe[0];
+    e->out_fd[1] = err_pipe[0];
+    out_pipe[0] = err_pipe[0] = -1;
+
+    /* Any failure (ENOSYS before Linux 5.3, EPERM under seccomp profiles
+     * that predate pidfd_open) falls back to polling, which always works. */
+    rc = 0;
+    e->pidfd = reap_pidfd_open(e->pid);
+    if (e->pidfd >= 0)
+        rc = ferry_loop_add(loop, e->pidfd, FERRY_READABLE, on_pidfd, e);
+    else if (!(e->reap_timer = ferry_loop_timer(loop, REAP_POLL_MS, on_reap_timer, e)))
+        rc = -ENOMEM;
+    if (rc < 0)
+        goto fail_running;
+    for (int i = 0; i < 2; i++) {
+        rc = ferry_loop_add(loop, e->out_fd[i], FERRY_READABLE, on_output_ready, e);
+        if (rc < 0)
+            goto fail_running;
+    }
+    if (spec->timeout_ms) {
+        e->kill_timer = ferry_loop_timer(loop, spec->timeout_ms, on_kill_timer, e);
+        if (!e->kill_timer) {
+            rc = -ENOMEM;
+            goto fail_running;
+        }
+    }
+    errbuf_format(err, errlen, "%s", "");     /* a tried-and-dropped home's message */
+    *out = e;
+    e = NULL;
+    rc = 0;
+    goto out;
+
+fail_running:
+    /* out_fd/pidfd not yet registered are closed by release(), which only
+     * removes watchers; removing an fd the loop does not know is harmless. */
+    runner_abort(e);
+    e = NULL;
+fail_msg:
+    launch_cannot_start(spec->shell ? "/bin/sh" : spec->argv[0], rc, err, errlen);
+out:
+    if (e) {
+        /* Not started: e owns nothing yet. */
+        free(e);
+    }
+    fdio_close(&in_pipe[0]);
+    fdio_close(&in_pipe[1]);
+    fdio_close(&out_pipe[0]);
+    fdio_close(&out_pipe[1]);
+    fdio_close(&err_pipe[0]);
+    fdio_close(&err_pipe[1]);
+    launch_release(&l);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/*
+ * tlsconf.h - ferryd's keys and TLS configuration: which key a name stands
+ * for (the PSK identity of a TLS session, or the "key" of a plaintext auth
+ * message), and the ferry_tls the main listeners use.
+ */
+#ifndef FERRYD_TLSCONF_H
+#define FERRYD_TLSCONF_H
+
+#include "daemon.h"
+
+/* The key called `name` (--keys, or the --key-file key under its default
+ * name): 1 and *key, 0 when there is none, a negative code when the keys
+ * file cannot be read (logged).  Thread-safe: it runs during handshakes. */
+int tlsconf_find_key(const struct daemon_config *cfg, const char *name, struct ferry_key *key);
+
+/* Build cfg->tls from the certificate options (each may be NULL) and the
+ * keys.  0, or -1 after printing why. */
+int tlsconf_setup(struct daemon_config *cfg, const char *cert, const char *cert_key,
+                  const char *client_ca);
+
+#endif
