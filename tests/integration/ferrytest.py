@@ -566,10 +566,8 @@ class Session:
 
     def recv(self):
         """(header, body) of the next frame; EOFError at the end."""
-        h = self.recv_header()
-        size = h.get("size", 0)
         try:
-            return h, (recv_exact(self.sock, size) if size else b"")
+            return recv_frame(self.sock)
         except ConnectionResetError as e:
             raise EOFError("connection reset") from e
 
