@@ -566,10 +566,8 @@ class Session:
 
     def recv(self):
         """(header, body) of the next frame; EOFError at the end."""
-        h = self.recv_header()
-        size = h.get("size", 0)
         try:
-            return h, (recv_exact(self.sock, size) if size else b"")
+            return recv_frame(self.sock)
         except ConnectionResetError as e:
             raise EOFError("connection reset") from e
 
@@ -880,11 +878,36 @@ class _TimedResult(unittest.TextTestResult):
         self.stream.flush()
 
 
+def cost(seconds):
+    """Decorator: about how long a test takes, so that --shard spreads the
+    long ones over different shards instead of wherever their index falls."""
+    def mark(fn):
+        fn.shard_cost = seconds
+        return fn
+    return mark
+
+
+def _shard(tests, n, m):
+    """The tests of shard n of m: the longest first, each to the shard with
+    the least cost so far (ties: the lower shard); deterministic, and every
+    test lands in exactly one shard.  A shard keeps the loader's order, so a
+    class's tests stay together (one setUpClass each)."""
+    def cost_of(t):
+        return getattr(getattr(t, t._testMethodName, None), "shard_cost", 1)
+    load = [0] * m
+    mine = set()
+    for i in sorted(range(len(tests)), key=lambda i: (-cost_of(tests[i]), i)):
+        k = min(range(m), key=lambda k: (load[k], k))
+        load[k] += cost_of(tests[i])
+        if k == n - 1:
+            mine.add(i)
+    return [t for i, t in enumerate(tests) if i in mine]
+
+
 def main():
-    """Run the calling module's tests.  --shard N/M runs only every M-th
-    test from the N-th (1-based) in the loader's stable order, so CTest can
-    run one long file as M entries side by side; the shards together run
-    every test exactly once.  Other arguments name tests (Class or
+    """Run the calling module's tests.  --shard N/M (1-based) runs only
+    the N-th of M shards (see _shard), so CTest can run one long file as M
+    entries side by side; the shards together run every test exactly once.  Other arguments name tests (Class or
     Class.test_name) to run only those."""
     argv = list(sys.argv)
     shard = None
@@ -900,7 +923,7 @@ def main():
              else loader.loadTestsFromModule(module))
     tests = list(_flatten(suite))
     if shard:
-        tests = tests[shard[0] - 1::shard[1]]
+        tests = _shard(tests, *shard)
     runner = unittest.TextTestRunner(verbosity=2, resultclass=_TimedResult)
     result = runner.run(unittest.TestSuite(tests))
     sys.exit(0 if result.wasSuccessful() and result.testsRun == len(tests) else 1)

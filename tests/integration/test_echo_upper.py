@@ -424,6 +424,7 @@ class EchoUpperModel:
                 mv = mv[n:]
         return pos
 
+    @ft.cost(3)
     def test_slow_reader_backpressure(self):
         srv = self.start()
         total = 64 << 20
@@ -667,6 +668,7 @@ class EchoUpperModel:
     def test_graceful_stop_does_not_reset_a_client_with_unread_input(self):
         self._graceful_stop(signal.SIGTERM, strict_close=True)
 
+    @ft.cost(5)
     def test_stop_with_a_client_that_never_reads(self):
         # Replies backed up to a client that never reads must not keep the
         # server alive past the grace period (5 s by default).
@@ -746,6 +748,7 @@ class EchoUpperModel:
 
     # -- out of descriptors --------------------------------------------------
 
+    @ft.cost(5)
     def test_emfile_survival(self):
         def low_nofile():
             resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))

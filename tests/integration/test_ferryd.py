@@ -541,6 +541,7 @@ class FerrydModel:
         pids = [self.srv.pid] + [p for p in descendants(self.srv.pid) if comm(p) == "ferryd"]
         return max(ft.rss_kib(p) for p in pids)
 
+    @ft.cost(15)
     def test_2g_of_output_intact_in_bounded_memory(self):
         # Counts past 2^31 are the session's, not the model's: the event
         # model streams the full 2 GiB, the fork model (and any sanitized
@@ -768,6 +769,7 @@ class FerrydModel:
         os.unlink(gate)
         self.assert_no_zombies(srv)
 
+    @ft.cost(6)
     def test_100_concurrent_clients(self):
         idle_fds = self.srv.fd_count()
         self.burst(self.srv)
@@ -782,6 +784,7 @@ class FerrydModel:
         wait_until(lambda: not descendants(srv.pid), 5, "the warm-up command to be reaped")
         return srv
 
+    @ft.cost(10)
     def test_memory_returns_to_idle_after_100_sessions(self):
         if ASAN:
             self.skipTest("ASan's quarantine and redzones make RSS meaningless")
@@ -1089,6 +1092,7 @@ class FerrydModel:
         self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
 
 
+    @ft.cost(6)
     def test_sigterm_grace_ends_a_command_that_does_not_finish(self):
         srv = self.own_server()
         p = self.popen("sh", "-c", "echo $$; exec sleep 100", host=srv.addr())

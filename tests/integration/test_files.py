@@ -634,6 +634,7 @@ class FilesProto:
     # -- sizes and special files -----------------------------------------------
 
     @unittest.skipIf(SANITIZED, "4 GiB through a sanitized daemon is too slow")
+    @ft.cost(25)
     def test_get_past_4_gib(self):
         path = self.rp("huge")
         size = 4 * GiB + 4099
@@ -824,6 +825,7 @@ class FilesProto:
                         "the final file is neither upload whole")
         self.assertEqual(parts_under(self.tdir), [])
 
+    @ft.cost(6)
     def test_download_of_a_file_replaced_midway_is_whole(self):
         old, new = os.urandom(64 * MiB), os.urandom(64 * MiB)
         write(self.rp("swap"), old)
@@ -1513,6 +1515,7 @@ class FerryCli(FilesBase):
             self.assertEqual(read(self.rp("c%d" % i)), read(self.lp("c%d" % i)))
 
     @unittest.skipIf(SANITIZED, "4 GiB through sanitized programs is too slow")
+    @ft.cost(60)
     def test_put_past_4_gib_from_a_sparse_file(self):
         local = self.lp("huge")
         size = 4 * GiB + 12345
