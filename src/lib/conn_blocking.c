@@ -93,8 +93,8 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         if (before_close)
             before_close(arg);
+        ferry__slot_release(&s->slots, s->slots.unauth_capped, fd);   /* before the close */
         close(fd);
-        ferry__slot_release(&s->slots, s->slots.unauth_capped);
         return;
     }
     c.unauth_held = s->slots.unauth_capped;
@@ -114,8 +114,8 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
         ferry_log_debug("conn %llu (%s) closed", (unsigned long long)c.id, peer);
     if (before_close)
         before_close(arg);
+    ferry__slot_release(&s->slots, c.unauth_held, fd);   /* before the close */
     ferry_transport_free(c.t);
-    ferry__slot_release(&s->slots, c.unauth_held);
 }
 
 /* Wait until the connection has input (1), the server is stopping and it

@@ -72,12 +72,13 @@ static void conn_free(struct ferry_loop *loop, void *arg)
     struct conn_loop *cl = c->cl;
     (void)loop;
 
+    /* The slot is named by the fd: given back before the fd is closed. */
+    if (c->server)
+        ferry__slot_release(&c->server->slots, c->unauth_held, c->fd);
     ferry_transport_free(c->t);
     ferry_buf_free(&c->out);
     ferry_buf_free(&c->in);
     ferry_frame_parser_free(c->parser);
-    if (c->server)
-        ferry__slot_release(&c->server->slots, c->unauth_held);
     free(c);
     cl->nconns--;
     /* The loop's owner may end the loop, or free cl, with its last one. */
