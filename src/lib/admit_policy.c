@@ -14,8 +14,10 @@ enum admit_verdict admit_decide(const struct admit_limits *lim, const struct adm
         /* Evict only from a source that would still hold more than the
          * newcomer's then does: sources end up level, and a client with
          * one connection pending is never the one evicted while an
-         * attacker holds two. */
-        if (c->biggest > c->from_source + 1)
+         * attacker holds two.  A source with nothing waiting always gets
+         * in, even when every source holds one (many addresses): the
+         * oldest goes, which has had the longest to authenticate. */
+        if (c->biggest > c->from_source + 1 || (c->from_source == 0 && c->biggest > 0))
             return ADMIT_EVICT;
         return ADMIT_DROP_FULL;
     }

@@ -7,7 +7,8 @@
  * The anchors are sshd's MaxStartups start:rate:full and PerSourceMaxStartups
  * and dropbear's MAX_UNAUTH_PER_IP, with one change that matters when an
  * attacker holds every slot: a full table evicts a connection of the source
- * holding the most rather than refusing the newcomer, and random early drop
+ * holding the most rather than refusing the newcomer (a source with nothing
+ * waiting always gets in), and random early drop
  * only hits sources that already have a connection waiting, so a client
  * that arrives with nothing pending is never dropped by chance.
  */

@@ -133,7 +133,8 @@ static int by_source(const void *a, const void *b, void *arg)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* The oldest held entry of the source holding the most; *count its count. */
+/* The oldest held entry of the source holding the most (of those, the one
+ * holding the oldest); *count its count. */
 static int biggest_source(struct ferry_slots *k, int *count)
 {
     int m = 0, best = -1, best_n = 0;
@@ -147,7 +148,8 @@ static int biggest_source(struct ferry_slots *k, int *count)
         int j = i;
         while (j < m && src_cmp(&k->tab[k->scratch[j]].src, &k->tab[k->scratch[i]].src) == 0)
             j++;
-        if (j - i > best_n) {
+        /* Ties: the source whose oldest is oldest. */
+        if (j - i > best_n || (j - i == best_n && k->tab[k->scratch[i]].seq < k->tab[best].seq)) {
             best_n = j - i;
             best = k->scratch[i];
         }

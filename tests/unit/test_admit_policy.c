@@ -73,7 +73,9 @@ static void test_full_evicts_from_bigger_source(void **state)
     assert_int_equal(decide(10, 1, 3, 0, 0), ADMIT_EVICT);
     /* Would be level with the biggest: no churn between equals. */
     assert_int_equal(decide(10, 2, 3, 0, 0), ADMIT_DROP_FULL);
-    assert_int_equal(decide(10, 0, 1, 0, 0), ADMIT_DROP_FULL);
+    assert_int_equal(decide(10, 1, 1, 0, 0), ADMIT_DROP_FULL);
+    /* Every source holds one: a source with none waiting still gets in. */
+    assert_int_equal(decide(10, 0, 1, 0, 0), ADMIT_EVICT);
 }
 
 static void test_names(void **state)
