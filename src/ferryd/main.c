@@ -29,7 +29,8 @@
  * more are turned away so they cannot lock authenticated users out. */
 #define FERRYD_DEFAULT_MAX_UNAUTH 256
 /* Fair admission among them (see admit_policy.h): random early drop from
- * half of --max-unauth on, 30% rising to 100% (sshd's MaxStartups
+ * three quarters of --max-unauth on (rounded up, so a small cap of 2 or 3
+ * never drops at random), 30% rising to 100% (sshd's MaxStartups
  * 10:30:100 shape), and a source whose waiting connection was evicted is
  * refused for a second (sshd's PerSourcePenalties noauth). */
 #define FERRYD_DEFAULT_EARLY_DROP_RATE 30
@@ -89,7 +90,7 @@ static void usage(FILE *f)
         "      --unauth-early-drop START:RATE  from START waiting on, drop a new\n"
         "                           connection of a source that already has one waiting\n"
         "                           with RATE%% chance, rising to 100%% at --max-unauth\n"
-        "                           (default half of --max-unauth:30; 0 = never)\n"
+        "                           (default 3/4 of --max-unauth:30; 0 = never)\n"
         "      --unauth-penalty S   refuse a source for S seconds after one of its\n"
         "                           waiting connections was evicted (default 1; 0 = no)\n"
         "      --auth-timeout S     close connections not authenticated within S seconds\n"
@@ -464,7 +465,7 @@ int main(int argc, char **argv)
     static struct daemon_config cfg;
     struct options o = { .server = { .handshake_timeout_ms = PROTO_AUTH_TIMEOUT_MS,
                                      .max_unauthenticated = FERRYD_DEFAULT_MAX_UNAUTH,
-                                     .unauth_start = -1,   /* half of max_unauthenticated */
+                                     .unauth_start = -1,   /* 3/4 of max_unauthenticated */
                                      .unauth_rate = FERRYD_DEFAULT_EARLY_DROP_RATE,
                                      .unauth_penalty_ms = FERRYD_DEFAULT_UNAUTH_PENALTY_MS,
                                      .handle_signals = 1,
@@ -481,7 +482,7 @@ int main(int argc, char **argv)
     if (o.nlisten == 0)
         o.listen[o.nlisten++] = "127.0.0.1:7171";
     if (o.server.unauth_start < 0)
-        o.server.unauth_start = o.server.max_unauthenticated / 2;
+        o.server.unauth_start = o.server.max_unauthenticated - o.server.max_unauthenticated / 4;
 
     if (o.insecure_no_auth)
         for (int i = 0; i < o.nlisten; i++)
