@@ -60,8 +60,10 @@ static int blocking_tls_handshake(struct ferry_conn *c)
     }
     ferry_transport_set_nonblocking(c->t, 0);
     if (r < 0) {
+        /* As conn_event.c: a peer that only connects and goes is debug. */
         if (r != FERRY_ECLOSED)
-            ferry_log_info("conn %llu (%s): TLS handshake failed: %s",
+            ferry_log(r == FERRY_EEOF || r == -ECONNRESET ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
+                      "conn %llu (%s): TLS handshake failed: %s",
                            (unsigned long long)c->id, c->peer,
                            ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
                                                           : ferry_strerror(r));

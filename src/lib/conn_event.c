@@ -608,9 +608,12 @@ void ferry__conn_tls_step(struct ferry_conn *c)
         return;
     }
     if (r < 0) {
-        ferry_log_info("conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
-                       c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
-                                                               : ferry_strerror(r));
+        /* A peer that only connects and goes (a flood, or one evicted by
+         * admission) is not worth a line each: debug for those. */
+        ferry_log(r == FERRY_EEOF || r == -ECONNRESET ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
+                  "conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
+                  c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                          : ferry_strerror(r));
         conn_teardown(c, r);
         return;
     }
