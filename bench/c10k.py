@@ -120,7 +120,9 @@ def main():
             "echo_upper": [b("echo_upper"), "-l", "127.0.0.1:0", "--max-conns", cap],
             # --plaintext: ferry-bench speaks the plaintext handshake only
             "ferryd": [b("ferryd"), "-l", "127.0.0.1:0", "-k", key, "--plaintext", "--root",
-                       os.path.join(tmp, "root"), "--max-conns", cap, "--max-unauth", cap],
+                       os.path.join(tmp, "root"), "--max-conns", cap, "--max-unauth", cap,
+                       # one source, the burst is the point: no random early drop
+                       "--unauth-early-drop", "0"],
             "python": [sys.executable, "-c", PYTHON_ECHO],
         }
         samples = {n: [] for n in commands}

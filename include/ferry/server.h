@@ -84,6 +84,21 @@ struct ferry_server_opts {
      * peers cannot lock authenticated users out.  0 = no separate cap.
      * Only with handshake_timeout_ms. */
     int max_unauthenticated;
+    /* Fair admission among those (sshd's MaxStartups start:rate:full and
+     * PerSourceMaxStartups): a source (an address, or its netblock of
+     * unauth_v4_bits / unauth_v6_bits, 0 = 32 / 128) holds at most
+     * max_unauth_per_source of the slots (0 = no cap); from unauth_start
+     * slots held on, a source that already has one waiting is dropped at
+     * random, unauth_rate percent of the time rising to 100 at the cap (0 =
+     * no early drop); when all are held, the oldest connection of the
+     * source holding the most is closed to make room (a client with none
+     * waiting always gets in), and that source is refused for
+     * unauth_penalty_ms (0 = not at all).  Refusals are logged as one
+     * summary line a second at most. */
+    int max_unauth_per_source;
+    int unauth_v4_bits, unauth_v6_bits;
+    int unauth_start, unauth_rate;
+    int unauth_penalty_ms;
     int backlog;               /* listen(2) backlog; 0 = SOMAXCONN */
     int reuse_port;            /* SO_REUSEPORT on TCP/UDP listeners */
     int idle_timeout_ms;       /* close a connection silent this long; 0 = never */

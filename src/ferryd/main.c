@@ -28,6 +28,13 @@
 /* Silent or slow peers may hold this many connections before the handshake;
  * more are turned away so they cannot lock authenticated users out. */
 #define FERRYD_DEFAULT_MAX_UNAUTH 256
+/* Fair admission among them (see admit_policy.h): random early drop from
+ * three quarters of --max-unauth on (rounded up, so a small cap of 2 or 3
+ * never drops at random), 30% rising to 100% (sshd's MaxStartups
+ * 10:30:100 shape), and a source whose waiting connection was evicted is
+ * refused for a second (sshd's PerSourcePenalties noauth). */
+#define FERRYD_DEFAULT_EARLY_DROP_RATE 30
+#define FERRYD_DEFAULT_UNAUTH_PENALTY_MS 1000
 #define FERRYD_DEFAULT_ROOT "./ferry-root"
 
 struct options {
@@ -73,7 +80,19 @@ static void usage(FILE *f)
         "  -w, --workers N          event model: loop threads (default 1)\n"
         "      --max-conns N        concurrent connections (default 1024)\n"
         "      --max-unauth N       of those, how many may be waiting to authenticate\n"
-        "                           (default 256); more are closed at once\n"
+        "                           (default 256); when all are held, the oldest\n"
+        "                           waiting connection of the source holding the most\n"
+        "                           is closed to make room\n"
+        "      --max-unauth-per-source N  of those, how many one source may hold\n"
+        "                           (default 0: no cap)\n"
+        "      --unauth-netblock V4:V6  prefix lengths that make one source (default\n"
+        "                           32:128, one address; 24:64 counts networks)\n"
+        "      --unauth-early-drop START:RATE  from START waiting on, drop a new\n"
+        "                           connection of a source that already has one waiting\n"
+        "                           with RATE%% chance, rising to 100%% at --max-unauth\n"
+        "                           (default 3/4 of --max-unauth:30; 0 = never)\n"
+        "      --unauth-penalty S   refuse a source for S seconds after one of its\n"
+        "                           waiting connections was evicted (default 1; 0 = no)\n"
         "      --auth-timeout S     close connections not authenticated within S seconds\n"
         "                           (default 10)\n"
         "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
@@ -108,6 +127,39 @@ static int parse_seconds(const char *opt, const char *text, int *ms)
     return 0;
 }
 
+/* "A:B", each in lo..hi. */
+static int parse_pair(const char *opt, const char *text, long lo, long hi, int *a, int *b)
+{
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(text, &end, 10), y = 0;
+    int ok = !errno && end != text && *end == ':' && x >= lo && x <= hi;
+    if (ok) {
+        const char *t = end + 1;
+        y = strtol(t, &end, 10);
+        ok = !errno && end != t && !*end && y >= lo && y <= hi;
+    }
+    if (!ok) {
+        fprintf(stderr, "ferryd: bad value for %s: '%s' (A:B, each %ld..%ld)\n", opt, text, lo, hi);
+        return -1;
+    }
+    *a = (int)x;
+    *b = (int)y;
+    return 0;
+}
+
+static int parse_count(const char *opt, const char *text, long max, int *out);
+
+/* A count that may be 0 (off). */
+static int parse_count0(const char *opt, const char *text, long max, int *out)
+{
+    if (strcmp(text, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return parse_count(opt, text, max, out);
+}
+
 static int parse_count(const char *opt, const char *text, long max, int *out)
 {
     char *end = NULL;
@@ -125,7 +177,8 @@ static int parse_count(const char *opt, const char *text, long max, int *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
-           OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT };
+           OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT,
+           OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY };
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "key-file", required_argument, NULL, 'k' },
@@ -139,6 +192,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "workers", required_argument, NULL, 'w' },
         { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
         { "max-unauth", required_argument, NULL, OPT_MAX_UNAUTH },
+        { "max-unauth-per-source", required_argument, NULL, OPT_PER_SOURCE },
+        { "unauth-netblock", required_argument, NULL, OPT_NETBLOCK },
+        { "unauth-early-drop", required_argument, NULL, OPT_EARLY_DROP },
+        { "unauth-penalty", required_argument, NULL, OPT_PENALTY },
         { "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         { "classic", required_argument, NULL, OPT_CLASSIC },
@@ -188,6 +245,39 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_MAX_UNAUTH:
             if (parse_count("--max-unauth", optarg, 1000000, &o->server.max_unauthenticated) < 0)
+                return 2;
+            break;
+        case OPT_PER_SOURCE:
+            if (parse_count0("--max-unauth-per-source", optarg, 1000000,
+                             &o->server.max_unauth_per_source) < 0)
+                return 2;
+            break;
+        case OPT_NETBLOCK:
+            if (parse_pair("--unauth-netblock", optarg, 1, 128, &o->server.unauth_v4_bits,
+                           &o->server.unauth_v6_bits) < 0)
+                return 2;
+            if (o->server.unauth_v4_bits > 32) {
+                fprintf(stderr, "ferryd: bad value for --unauth-netblock: '%s' (v4 1..32)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_EARLY_DROP:
+            if (strcmp(optarg, "0") == 0) {
+                o->server.unauth_start = 0;
+                break;
+            }
+            if (parse_pair("--unauth-early-drop", optarg, 0, 1000000, &o->server.unauth_start,
+                           &o->server.unauth_rate) < 0)
+                return 2;
+            if (o->server.unauth_rate > 100) {
+                fprintf(stderr, "ferryd: bad value for --unauth-early-drop: '%s' (RATE 0..100)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PENALTY:
+            if (strcmp(optarg, "0") == 0)
+                o->server.unauth_penalty_ms = 0;
+            else if (parse_seconds("--unauth-penalty", optarg, &o->server.unauth_penalty_ms) < 0)
                 return 2;
             break;
         case OPT_AUTH_TIMEOUT:
@@ -375,6 +465,9 @@ int main(int argc, char **argv)
     static struct daemon_config cfg;
     struct options o = { .server = { .handshake_timeout_ms = PROTO_AUTH_TIMEOUT_MS,
                                      .max_unauthenticated = FERRYD_DEFAULT_MAX_UNAUTH,
+                                     .unauth_start = -1,   /* 3/4 of max_unauthenticated */
+                                     .unauth_rate = FERRYD_DEFAULT_EARLY_DROP_RATE,
+                                     .unauth_penalty_ms = FERRYD_DEFAULT_UNAUTH_PENALTY_MS,
                                      .handle_signals = 1,
                                      .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } } };
     struct ferry_handler session = sessionsvc_handler, classic = classic_handler;
@@ -388,6 +481,8 @@ int main(int argc, char **argv)
         return r < 0 ? 0 : r;
     if (o.nlisten == 0)
         o.listen[o.nlisten++] = "127.0.0.1:7171";
+    if (o.server.unauth_start < 0)
+        o.server.unauth_start = o.server.max_unauthenticated - o.server.max_unauthenticated / 4;
 
     if (o.insecure_no_auth)
         for (int i = 0; i < o.nlisten; i++)

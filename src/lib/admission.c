@@ -14,12 +14,78 @@
 #include <unistd.h>
 
 #include "ferry/log.h"
+#include "clock.h"
 
 /* Connections accepted per wakeup, so accepting never starves the
  * connections a loop already serves. */
 #define ACCEPT_BURST 64
 /* Datagrams served per wakeup, for the same reason. */
 #define DATAGRAM_BURST 16
+
+/* Close a refused connection; counted for the summary, not logged each. */
+static void refuse(struct ferry_server *s, int why, int fd)
+{
+    close(fd);
+    atomic_fetch_add(&s->refused[why], 1);
+}
+
+/*
+ * Log what was refused since the last summary, unless that was under a
+ * second ago (then 0: still due).  1 when nothing is left to tell.  One
+ * line a second at most across the server, whichever loop writes it.
+ */
+static int log_summary(struct ferry_server *s)
+{
+    static const char *const why[ADMIT_NVERDICTS + 2] = {
+        [ADMIT_EVICT] = "evicted (the oldest waiting of the source holding the most)",
+        [ADMIT_DROP_PENALTY] = "refused (source under penalty)",
+        [ADMIT_DROP_SOURCE] = "refused (the source holds its share of the waiting slots)",
+        [ADMIT_DROP_EARLY] = "refused (random early drop)",
+        [ADMIT_DROP_FULL] = "refused (connections already waiting to authenticate hold every slot)",
+        [ADMIT_NVERDICTS] = "refused (connection limit reached)",
+        [ADMIT_NVERDICTS + 1] = "refused by the verify hook",
+    };
+    uint64_t now = ferry__now_ms();
+    uint64_t last = atomic_load(&s->refused_logged_ms);
+    uint64_t n[ADMIT_NVERDICTS + 2], total = 0;
+    char line[512];
+    size_t off = 0;
+
+    for (int i = 0; i < ADMIT_NVERDICTS + 2; i++)
+        total += atomic_load(&s->refused[i]);
+    if (total == 0)
+        return 1;
+    if ((last != 0 && now - last < 1000) ||
+        !atomic_compare_exchange_strong(&s->refused_logged_ms, &last, now))
+        return 0;
+    for (int i = 0; i < ADMIT_NVERDICTS + 2; i++) {
+        n[i] = atomic_exchange(&s->refused[i], 0);
+        if (n[i] && why[i] && off < sizeof line) {
+            int w = snprintf(line + off, sizeof line - off, "%s%llu %s", off ? ", " : "",
+                             (unsigned long long)n[i], why[i]);
+            if (w > 0)
+                off += (size_t)w;
+        }
+    }
+    if (off)
+        ferry_log_warn("admission since the last summary: %s (limits: "
+                       "%d connections, %d waiting to authenticate)", line, s->opts.max_conns,
+                       s->opts.max_unauthenticated);
+    return 1;
+}
+
+static void on_summary(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct admission *a = arg;
+
+    (void)loop;
+    if (log_summary(a->server) || a->stopped) {
+        ferry_timer_cancel(t);
+        a->summary_timer = NULL;
+    } else {
+        ferry_timer_restart(t, 250);
+    }
+}
 
 /*
  * Accept one connection from a stream listener, with the accept4 flags,
@@ -62,24 +128,31 @@ static int admit_one(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLE
     }
 
     if (s->opts.verify && s->opts.verify((struct sockaddr *)&ss, len, s->opts.verify_arg) != 0) {
-        ferry_log_info("%s: connection from %s refused by verify hook", l->name, peer);
-        close(fd);
+        refuse(s, ADMIT_NVERDICTS + 1, fd);
         return -EAGAIN;
     }
     if (atomic_fetch_add(&k->live, 1) >= s->opts.max_conns) {
         atomic_fetch_sub(&k->live, 1);
-        ferry_log_warn("%s: connection from %s closed: limit of %d connections reached",
-                       l->name, peer, s->opts.max_conns);
-        close(fd);
+        refuse(s, ADMIT_NVERDICTS, fd);
         return -EAGAIN;
     }
-    if (k->unauth_capped && atomic_fetch_add(&k->unauth, 1) >= s->opts.max_unauthenticated) {
-        atomic_fetch_sub(&k->unauth, 1);
-        atomic_fetch_sub(&k->live, 1);
-        ferry_log_warn("%s: connection from %s closed: %d connections are already waiting "
-                       "to authenticate", l->name, peer, s->opts.max_unauthenticated);
-        close(fd);
-        return -EAGAIN;
+    if (k->unauth_capped) {
+        const struct ferry_server_opts *o = &s->opts;
+        struct admit_limits lim = { .full = o->max_unauthenticated, .start = o->unauth_start,
+                                    .rate = o->unauth_rate, .per_source = o->max_unauth_per_source };
+        struct slot_source src;
+        enum admit_verdict v;
+
+        ferry__slot_source((struct sockaddr *)&ss, len, o->unauth_v4_bits, o->unauth_v6_bits, &src);
+        v = ferry__slot_unauth_take(k, &lim, fd, &src, arc4random(), ferry__now_ms(),
+                                    o->unauth_penalty_ms);
+        if (v == ADMIT_EVICT)
+            atomic_fetch_add(&s->refused[v], 1);   /* counted; fd is admitted */
+        else if (v != ADMIT_ACCEPT) {
+            atomic_fetch_sub(&k->live, 1);
+            refuse(s, v, fd);
+            return -EAGAIN;
+        }
     }
     return fd;
 }
@@ -155,9 +228,13 @@ static void on_listener(struct ferry_loop *loop, int fd, unsigned events, void *
             return;
         }
         if (cfd < 0)
-            return;
+            break;
         a->start(a->arg, l, cfd, peer);
     }
+    /* Refusals are told at once when the last summary is a second old,
+     * else by the timer when it is. */
+    if (!log_summary(a->server) && !a->summary_timer && !a->stopped)
+        a->summary_timer = ferry_loop_timer(loop, 250, on_summary, a);
 }
 
 int ferry__admission_init(struct admission *a, struct ferry_server *s, struct ferry_loop *loop,
@@ -188,6 +265,8 @@ void ferry__admission_stop(struct admission *a)
     a->stopped = 1;
     ferry_timer_cancel(a->resume_timer);
     a->resume_timer = NULL;
+    ferry_timer_cancel(a->summary_timer);
+    a->summary_timer = NULL;
     for (size_t i = 0; i < a->server->nlisteners; i++)
         ferry_loop_remove(a->loop, a->server->listeners[i]->fd);
 }
@@ -196,6 +275,8 @@ void ferry__admission_destroy(struct admission *a)
 {
     ferry_timer_cancel(a->resume_timer);
     a->resume_timer = NULL;
+    ferry_timer_cancel(a->summary_timer);
+    a->summary_timer = NULL;
     free(a->watches);
     a->watches = NULL;
 }

@@ -1,7 +1,9 @@
 /*
  * admission.h - what comes in through a server's listeners, for every
  * model: connections, accepted in bounded bursts under the server's limits
- * (the connection cap, the not-yet-authenticated cap, the verify hook) and
+ * (the connection cap, fair admission to the not-yet-authenticated slots
+ * (admit_policy.h, slots.h), the verify hook), refusals logged as one
+ * summary line a second at most, and
  * paused for a moment when the process runs out of descriptors; and
  * datagrams.  An event worker admits on its own loop; THREAD and FORK on
  * the acceptor's.  What is done with an admitted connection is the
@@ -29,6 +31,7 @@ struct admission {
     int nonblock;                        /* accepted fds non-blocking (EVENT) or not */
     int stopped;                         /* no more accepting on this loop */
     struct ferry_timer *resume_timer;    /* the descriptor back-off */
+    struct ferry_timer *summary_timer;   /* the refusals' summary line is due */
     struct admission_watch *watches;     /* one per listener */
     admission_start_fn *start;
     void *arg;

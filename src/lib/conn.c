@@ -85,7 +85,7 @@ void ferry_conn_set_authenticated(struct ferry_conn *c)
     c->authenticated = 1;
     if (c->unauth_held) {
         c->unauth_held = 0;
-        ferry__slot_unauth_release(&c->server->slots);
+        ferry__slot_unauth_release(&c->server->slots, c->fd);
         /* A forked connection process: tell the parent, which counts. */
         if (c->server->auth_notify_fd >= 0) {
             close(c->server->auth_notify_fd);

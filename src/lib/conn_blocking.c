@@ -60,8 +60,10 @@ static int blocking_tls_handshake(struct ferry_conn *c)
     }
     ferry_transport_set_nonblocking(c->t, 0);
     if (r < 0) {
+        /* As conn_event.c: a peer that only connects and goes is debug. */
         if (r != FERRY_ECLOSED)
-            ferry_log_info("conn %llu (%s): TLS handshake failed: %s",
+            ferry_log(r == FERRY_EEOF || r == -ECONNRESET ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
+                      "conn %llu (%s): TLS handshake failed: %s",
                            (unsigned long long)c->id, c->peer,
                            ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
                                                           : ferry_strerror(r));
@@ -93,8 +95,8 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         if (before_close)
             before_close(arg);
+        ferry__slot_release(&s->slots, s->slots.unauth_capped, fd);   /* before the close */
         close(fd);
-        ferry__slot_release(&s->slots, s->slots.unauth_capped);
         return;
     }
     c.unauth_held = s->slots.unauth_capped;
@@ -114,8 +116,8 @@ void ferry__conn_run_blocking(struct ferry_server *s, struct listener *l, int fd
         ferry_log_debug("conn %llu (%s) closed", (unsigned long long)c.id, peer);
     if (before_close)
         before_close(arg);
+    ferry__slot_release(&s->slots, c.unauth_held, fd);   /* before the close */
     ferry_transport_free(c.t);
-    ferry__slot_release(&s->slots, c.unauth_held);
 }
 
 /* Wait until the connection has input (1), the server is stopping and it

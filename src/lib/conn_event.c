@@ -72,12 +72,13 @@ static void conn_free(struct ferry_loop *loop, void *arg)
     struct conn_loop *cl = c->cl;
     (void)loop;
 
+    /* The slot is named by the fd: given back before the fd is closed. */
+    if (c->server)
+        ferry__slot_release(&c->server->slots, c->unauth_held, c->fd);
     ferry_transport_free(c->t);
     ferry_buf_free(&c->out);
     ferry_buf_free(&c->in);
     ferry_frame_parser_free(c->parser);
-    if (c->server)
-        ferry__slot_release(&c->server->slots, c->unauth_held);
     free(c);
     cl->nconns--;
     /* The loop's owner may end the loop, or free cl, with its last one. */
@@ -607,9 +608,12 @@ void ferry__conn_tls_step(struct ferry_conn *c)
         return;
     }
     if (r < 0) {
-        ferry_log_info("conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
-                       c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
-                                                               : ferry_strerror(r));
+        /* A peer that only connects and goes (a flood, or one evicted by
+         * admission) is not worth a line each: debug for those. */
+        ferry_log(r == FERRY_EEOF || r == -ECONNRESET ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
+                  "conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
+                  c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                          : ferry_strerror(r));
         conn_teardown(c, r);
         return;
     }

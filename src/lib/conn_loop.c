@@ -129,11 +129,11 @@ int ferry__conn_start_event(struct conn_loop *cl, struct listener *l, int fd, co
                            FERRY_READABLE, &c);
     }
     if (r < 0) {
+        ferry__slot_release(&s->slots, s->slots.unauth_capped, fd);   /* before the close */
         if (t)
             ferry_transport_free(t);   /* closes fd */
         else
             close(fd);
-        ferry__slot_release(&s->slots, s->slots.unauth_capped);
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
         return r;
     }
@@ -162,8 +162,8 @@ void ferry__conn_run_private(struct ferry_server *s, struct listener *l, int fd,
         r = ferry__conn_loop_init(&cl, s);
     if (r < 0) {
         ferry_log_warn("cannot serve connection from %s: %s", peer, ferry_strerror(r));
+        ferry__slot_release(&s->slots, s->slots.unauth_capped, fd);
         close(fd);
-        ferry__slot_release(&s->slots, s->slots.unauth_capped);
         return;
     }
     cl.private_loop = 1;

@@ -72,7 +72,9 @@ static void remove_child(struct fork_model *fm, struct child *ch)
         ferry_loop_remove(fm->a.loop, ch->auth_fd);
         close(ch->auth_fd);
     }
-    ferry__slot_release(&fm->a.server->slots, ch->auth_fd >= 0);
+    if (ch->auth_fd >= 0)
+        ferry__slot_unauth_release_pid(&fm->a.server->slots, ch->pid);
+    ferry__slot_release(&fm->a.server->slots, 0, -1);
     free(ch);
 }
 
@@ -106,7 +108,7 @@ static void on_auth_pipe(struct ferry_loop *loop, int fd, unsigned events, void 
     ferry_loop_remove(loop, fd);
     close(fd);
     ch->auth_fd = -1;
-    ferry__slot_unauth_release(&ch->fm->a.server->slots);
+    ferry__slot_unauth_release_pid(&ch->fm->a.server->slots, ch->pid);
 }
 
 static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg)
@@ -237,6 +239,8 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
         goto fail;
     }
 
+    /* The slot follows the connection into the child (evicted by pid). */
+    ferry__slot_unauth_to_pid(&s->slots, fd, pid);
     close(fd);
     ch->pid = pid;
     ch->fm = fm;
@@ -246,7 +250,7 @@ static void start_child(struct acceptor *a, struct listener *l, int fd, const ch
         if (ferry_loop_add(a->loop, ch->auth_fd, FERRY_READABLE, on_auth_pipe, ch) < 0) {
             close(ch->auth_fd);   /* cannot track it: give the slot back now */
             ch->auth_fd = -1;
-            ferry__slot_unauth_release(&s->slots);
+            ferry__slot_unauth_release_pid(&s->slots, pid);
         }
     }
     ch->pidfd = open_pidfd(pid);
@@ -264,8 +268,8 @@ fail:
     if (auth_pipe[0] >= 0)
         close(auth_pipe[0]);
     free(ch);
+    ferry__slot_release(&s->slots, s->slots.unauth_capped, fd);   /* before the close */
     close(fd);
-    ferry__slot_release(&s->slots, s->slots.unauth_capped);
 }
 
 static size_t live_children(struct acceptor *a)

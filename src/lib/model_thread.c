@@ -130,8 +130,8 @@ static void start_thread(struct acceptor *a, struct listener *l, int fd, const c
 fail:
     ferry_log_warn("cannot start a thread for %s: %s", peer, ferry_strerror(r));
     free(ct);
+    ferry__slot_release(&a->server->slots, a->server->slots.unauth_capped, fd);   /* before the close */
     close(fd);
-    ferry__slot_release(&a->server->slots, a->server->slots.unauth_capped);
 }
 
 static size_t live_threads(struct acceptor *a)

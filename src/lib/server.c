@@ -67,7 +67,15 @@ int ferry_server_new(const struct ferry_server_opts *opts, struct ferry_server *
         s->opts.shutdown_grace_ms = FERRY_DEFAULT_GRACE_MS;
     if (s->opts.write_high_water == 0)
         s->opts.write_high_water = FERRY_DEFAULT_HIGH_WATER;
-    s->slots.unauth_capped = s->opts.max_unauthenticated > 0 && s->opts.handshake_timeout_ms > 0;
+    if (s->opts.max_unauthenticated > 0 && s->opts.handshake_timeout_ms > 0) {
+        r = ferry__slots_init(&s->slots, s->opts.max_unauthenticated);
+        if (r < 0)
+            goto fail;
+    }
+    if (s->opts.unauth_v4_bits <= 0 || s->opts.unauth_v4_bits > 32)
+        s->opts.unauth_v4_bits = 32;
+    if (s->opts.unauth_v6_bits <= 0 || s->opts.unauth_v6_bits > 128)
+        s->opts.unauth_v6_bits = 128;
     if (s->opts.model > FERRY_MODEL_FORK) {
         r = -EINVAL;
         goto fail;
@@ -223,6 +231,7 @@ void ferry_server_free(struct ferry_server *s)
         close(s->stop_pipe[0]);
     if (s->stop_pipe[1] >= 0)
         close(s->stop_pipe[1]);
+    ferry__slots_free(&s->slots);
     free(s);
 }
 

@@ -45,6 +45,11 @@ struct ferry_server {
     struct ferry_slots slots;  /* admission.c takes them, connection ends give them back */
     atomic_uint_fast64_t next_conn_id;
     atomic_int emfile_logged;  /* admission.c: the EMFILE warning is out */
+    /* admission.c: refusals (and evictions) since the last summary line,
+     * by admit_verdict, then ADMIT_NVERDICTS = the connection cap and
+     * ADMIT_NVERDICTS + 1 = the verify hook; and when that line went out. */
+    atomic_uint_fast64_t refused[ADMIT_NVERDICTS + 2];
+    atomic_uint_fast64_t refused_logged_ms;
     int auth_notify_fd;            /* FORK child: closed when its connection authenticates; else -1 */
 };
 
