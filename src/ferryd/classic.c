@@ -119,10 +119,30 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Give back the budget a reply no longer holds: what has left the output
+ * queue.  Without a notice when the queue empties, the rest is given back
+ * at the next command, on drain, or at close: over-counting, never under. */
+static void release_sent(struct classic *k)
+{
+    size_t queued = ferry_conn_pending(k->c);
+
+    if (k->reserved > queued) {
+        classic_limits_release(k->cc->limits, k->reserved - queued);
+        k->reserved = queued;
+    }
+}
+
 static void reply_done(struct classic *k)
 {
+    size_t keep;
+
     k->sending = 0;
+    /* The captures go; what the queue still holds of them stays counted. */
+    release_sent(k);
+    keep = k->reserved;
+    k->reserved = 0;
     captures_clear(k);
+    k->reserved = keep;
     if (ferry_conn_stopping(k->c))
         ferry_conn_close(k->c);
     else
@@ -210,6 +230,8 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
     (void)arg;
 
     ferry_timer_restart(k->idle, (uint64_t)k->cc->idle_timeout_ms);
+    /* What left of the last reply since gives its budget back. */
+    release_sent(k);
     if (!k->decided) {
         k->decided = 1;
         if (classic_put_detect(data, len)) {
@@ -296,8 +318,10 @@ static void classic_on_drain(struct ferry_conn *c, void *arg)
 {
     struct classic *k = ferry_conn_data(c);
     (void)arg;
-    if (!k->sending)
+    if (!k->sending) {
+        release_sent(k);
         return;
+    }
     /* The peer reads: not idle. */
     ferry_timer_restart(k->idle, (uint64_t)k->cc->idle_timeout_ms);
     reply_pump(k);
