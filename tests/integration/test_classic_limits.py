@@ -8,6 +8,7 @@ test_files.py's (ClassicPut).
 Nothing sleeps to synchronise: readiness comes from log lines and sockets.
 """
 import os
+import re
 import select
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import ferrytest as ft  # noqa: E402
 from ferrytest import MiB, SLOW, SANITIZED, recv_exact, wait_until, write_key  # noqa: E402
 
 FERRY = ft.binary("ferry")
+SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
 MODELS = {"event": ["--model", "event"], "fork": ["--model", "fork"]}
 
 
@@ -63,11 +65,16 @@ class ClassicLimits:
         srv = ft.start_ferryd(*self.ARGS, "--root", os.path.join(self.tmp.name, "root"),
                               "--classic", "127.0.0.1:0", *extra, key_path=self.key_path,
                               endpoints=2)
-        self.addCleanup(srv.kill)
+        self.addCleanup(self.assert_no_sanitizer_report, srv)
+        self.addCleanup(srv.stop_quietly)      # a graceful stop, so LeakSanitizer runs
         addr = srv.wait_for_log(r"classic protocol on (\S+): UNAUTHENTICATED").group(1)
         host, _, port = addr.rpartition(":")
         main = [a for _, a in srv.endpoints if a != addr][0]
         return srv, (host, int(port)), main
+
+    def assert_no_sanitizer_report(self, srv):
+        bad = [l for l in srv.log if SANITIZER_RX.search(l)]
+        self.assertEqual(bad, [], "sanitizer report from ferryd:\n" + "\n".join(srv.log[-60:]))
 
     def connect(self, addr):
         c = socket.create_connection(addr, timeout=10 * SLOW)
