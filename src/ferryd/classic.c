@@ -282,18 +282,26 @@ static void on_idle(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
     ferry_conn_abort(k->c, -ETIMEDOUT);
 }
 
-static int classic_on_open(struct ferry_conn *c, void *arg)
+/* Refused connections as one line at most once a second, not a line each:
+ * a flood must not flood the log too.  Opening and closing connections
+ * both report, so the last of a burst is told once its peers leave. */
+static void log_refusals(const struct classic_config *cc)
 {
-    const struct classic_config *cc = arg;
-    struct classic *k;
-    unsigned long refused;
-    int r = classic_limits_enter(cc->limits);
+    unsigned long refused = classic_limits_refusals(cc->limits);
 
-    refused = classic_limits_refusals(cc->limits);
     if (refused)
         ferry_log_warn("classic: %lu connection%s refused: limit of %d classic connections "
                        "reached (--classic-max-conns)", refused, refused == 1 ? "" : "s",
                        classic_limits_max_conns(cc->limits));
+}
+
+static int classic_on_open(struct ferry_conn *c, void *arg)
+{
+    const struct classic_config *cc = arg;
+    struct classic *k;
+    int r = classic_limits_enter(cc->limits);
+
+    log_refusals(cc);
     if (r < 0)
         return r;   /* refused: no on_close follows */
     k = calloc(1, sizeof *k);
@@ -348,6 +356,7 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
     classic_put_free(k->put);
     captures_clear(k);
     classic_limits_leave(k->cc->limits);
+    log_refusals(k->cc);
     free(k);
 }
 
