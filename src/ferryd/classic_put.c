@@ -9,6 +9,7 @@
 #include "ferry/ferry.h"
 #include "classic_put.h"
 #include "fsops.h"
+#include "proto.h"
 
 /* The tutorial's header is a few dozen bytes; its size lives in
  * "filesize", which is what announces the body here. */
@@ -64,6 +65,16 @@ static const char *base_name(const char *filename)
     return slash ? slash + 1 : filename;
 }
 
+/* The file service's rule (filesvc.c): ".NAME.ferry-part" and
+ * ".NAME.XXXXXXXX.ferry-part" are the temporaries of transfers in
+ * progress, the server's own; a client may not name them, or it could
+ * replace another upload's temporary or leave a file nobody can list. */
+static int is_reserved(const char *name)
+{
+    size_t len = strlen(name), sl = sizeof PROTO_PART_SUFFIX - 1;
+    return len > sl + 1 && name[0] == '.' && memcmp(name + len - sl, PROTO_PART_SUFFIX, sl) == 0;
+}
+
 static void begin_file(struct classic_put *p, json_t *h, uint64_t size)
 {
     const char *cmd = json_string_value(json_object_get(h, "cmd"));
@@ -89,6 +100,11 @@ static void begin_file(struct classic_put *p, json_t *h, uint64_t size)
     r = fspath_check(name, why, sizeof why);
     if (r == 0 && strcmp(name, ".") == 0)
         r = FERRY_EPATH_DOT;
+    if (r == 0 && is_reserved(name)) {
+        ferry_log_info("classic %s: put refused: names of the form .NAME" PROTO_PART_SUFFIX
+                       " are reserved for transfers in progress", peer);
+        return;
+    }
     if (r == 0)
         r = fsops_upload_open(p->root, name, 0, &p->up, &have);
     if (r < 0) {

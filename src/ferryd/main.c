@@ -49,6 +49,9 @@ struct options {
     int plaintext;
     int insecure_no_auth;
     int insecure_classic;
+    int classic_max_conns;
+    int classic_idle_timeout_ms;
+    int classic_max_output_mib;
     struct ferry_server_opts server;
 };
 
@@ -98,6 +101,16 @@ static void usage(FILE *f)
         "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
         "      --classic ADDR       also serve the tutorials' unauthenticated protocol on\n"
         "                           ADDR (loopback only unless --insecure)\n"
+        "      --classic-max-conns N\n"
+        "                           classic connections at once (default %d), on top\n"
+        "                           of --max-conns, so they never take its slots\n"
+        "      --classic-idle-timeout S\n"
+        "                           close classic connections with nothing to do for\n"
+        "                           S seconds (default %d)\n"
+        "      --classic-max-output MIB\n"
+        "                           command output all classic connections may hold\n"
+        "                           at once (default %u); a command that finds it\n"
+        "                           spent is killed and its reply says so\n"
         "      --insecure           allow --classic on a non-loopback address\n"
         "      --insecure-no-auth   serve without authentication or TLS (loopback\n"
         "                           addresses only)\n"
@@ -110,7 +123,8 @@ static void usage(FILE *f)
         "external PSK with an (EC)DHE exchange) or by --cert. Commands run, and files\n"
         "are written, as the user ferryd runs as: a key gives its holder that user's\n"
         "power. Commands are not confined to --root.\n",
-        FERRY_DEFAULT_PORT, FERRYD_DEFAULT_ROOT);
+        FERRY_DEFAULT_PORT, FERRYD_DEFAULT_ROOT, CLASSIC_DEFAULT_MAX_CONNS,
+        CLASSIC_DEFAULT_IDLE_TIMEOUT_MS / 1000, CLASSIC_DEFAULT_MAX_OUTPUT >> 20);
 }
 
 static int parse_seconds(const char *opt, const char *text, int *ms)
@@ -178,7 +192,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
            OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT,
-           OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY };
+           OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY,
+           OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT };
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "key-file", required_argument, NULL, 'k' },
@@ -199,6 +214,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         { "classic", required_argument, NULL, OPT_CLASSIC },
+        { "classic-max-conns", required_argument, NULL, OPT_CLASSIC_MAX_CONNS },
+        { "classic-idle-timeout", required_argument, NULL, OPT_CLASSIC_IDLE_TIMEOUT },
+        { "classic-max-output", required_argument, NULL, OPT_CLASSIC_MAX_OUTPUT },
         { "insecure", no_argument, NULL, OPT_INSECURE },
         { "insecure-no-auth", no_argument, NULL, OPT_NO_AUTH },
         { "verbose", no_argument, NULL, 'v' },
@@ -286,6 +304,18 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_IDLE_TIMEOUT:
             if (parse_seconds("--idle-timeout", optarg, &o->server.idle_timeout_ms) < 0)
+                return 2;
+            break;
+        case OPT_CLASSIC_MAX_CONNS:
+            if (parse_count("--classic-max-conns", optarg, 100000, &o->classic_max_conns) < 0)
+                return 2;
+            break;
+        case OPT_CLASSIC_IDLE_TIMEOUT:
+            if (parse_seconds("--classic-idle-timeout", optarg, &o->classic_idle_timeout_ms) < 0)
+                return 2;
+            break;
+        case OPT_CLASSIC_MAX_OUTPUT:
+            if (parse_count("--classic-max-output", optarg, 1 << 20, &o->classic_max_output_mib) < 0)
                 return 2;
             break;
         case OPT_INSECURE: o->insecure_classic = 1; break;
@@ -469,7 +499,11 @@ int main(int argc, char **argv)
                                      .unauth_rate = FERRYD_DEFAULT_EARLY_DROP_RATE,
                                      .unauth_penalty_ms = FERRYD_DEFAULT_UNAUTH_PENALTY_MS,
                                      .handle_signals = 1,
-                                     .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } } };
+                                     .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } },
+                         .classic_max_conns = CLASSIC_DEFAULT_MAX_CONNS,
+                         .classic_idle_timeout_ms = CLASSIC_DEFAULT_IDLE_TIMEOUT_MS,
+                         .classic_max_output_mib = CLASSIC_DEFAULT_MAX_OUTPUT >> 20 };
+    struct classic_config ccfg = { .daemon = &cfg };
     struct ferry_handler session = sessionsvc_handler, classic = classic_handler;
     struct ferry_server *s = NULL;
     char buf[FERRY_ADDRSTRLEN];
@@ -501,11 +535,24 @@ int main(int argc, char **argv)
      * not kill the daemon. */
     signal(SIGXFSZ, SIG_IGN);
 
+    if (o.nclassic > 0) {
+        /* The classic listener's connections come on top of --max-conns
+         * (the server's cap is the sum) and classic.c caps them itself, so
+         * they never take a slot the main service counts on. */
+        if (o.server.max_conns == 0)
+            o.server.max_conns = 1024;   /* server.h: 0 means 1024 */
+        o.server.max_conns += o.classic_max_conns;
+        ccfg.idle_timeout_ms = o.classic_idle_timeout_ms;
+        r = classic_limits_new(o.classic_max_conns, (size_t)o.classic_max_output_mib << 20,
+                               &ccfg.limits);
+        if (r < 0)
+            goto fail;
+    }
     r = ferry_server_new(&o.server, &s);
     if (r < 0)
         goto fail;
     session.arg = &cfg;
-    classic.arg = &cfg;
+    classic.arg = &ccfg;
     for (int i = 0; i < o.nlisten; i++) {
         const char *addr = with_port(o.listen[i], buf, sizeof buf);
         r = ferry_server_listen_tls(s, addr, FERRY_SOCK_STREAM, &session, cfg.tls, NULL);
@@ -536,6 +583,7 @@ out:
     ferry_server_free(s);
     ferry_tls_free(cfg.tls);
     fsroot_close(cfg.root);
+    classic_limits_free(ccfg.limits);
     key_wipe(&cfg.key);
     return status;
 }

@@ -1106,6 +1106,40 @@ class ClassicPut:
             h = ft.recv_header(c)
             self.assertEqual(ft.recv_exact(c, h["total_size"]), b"still\n")
 
+    def test_reserved_names_are_refused(self):
+        # Issue 11, defect 5: a classic put to ".victim.txt.ferry-part"
+        # replaced an authenticated upload's temporary (that put then failed
+        # with ESTALE) and left a file the file service could not reach.
+        srv, root, addr = self.classic()
+        main = [a for _, a in srv.endpoints if a != "%s:%d" % addr][0]
+        host, _, port = main.rpartition(":")
+        data = os.urandom(2 * MiB)
+        s = self.session((host, int(port)))
+        self.assertType(s.put_begin("victim.txt", len(data)), "put-ready")
+        s.send_data(data[:MiB], 0)
+        wait_until(lambda: parts_under(root), 10, "the authenticated upload's temporary")
+        c = self._raw_classic_put(addr, ".victim.txt.ferry-part", b"the classic peer's bytes")
+        self.addCleanup(c.close)
+        # The same connection's next file is saved after the refused one.
+        head = json.dumps({"cmd": "put", "filename": "after.txt", "filesize": 2}).encode()
+        c.sendall(struct.pack("i", len(head)) + head + b"ok")
+        wait_until(lambda: os.path.exists(os.path.join(root, "after.txt")), 10, "after.txt")
+        self.assertTrue([l for l in srv.log if "put refused" in l and "reserved" in l], srv.log)
+        # The authenticated upload in flight is unharmed.
+        s.send_data(data[MiB:], MiB)
+        s.put_end(digest(data))
+        self.assertType(s.recv()[0], "put-ok")
+        self.assertEqual(read(os.path.join(root, "victim.txt")), data)
+        self.assertEqual(sorted(os.listdir(root)), ["after.txt", "victim.txt"])
+        # Tagged temporaries are reserved too; a name merely ending in the
+        # suffix is not.
+        for name, body in ((".x.1a2b3c4d.ferry-part", b"tagged"), ("notes.ferry-part", b"mine")):
+            head = json.dumps({"cmd": "put", "filename": name, "filesize": len(body)}).encode()
+            c.sendall(struct.pack("i", len(head)) + head + body)
+        wait_until(lambda: os.path.exists(os.path.join(root, "notes.ferry-part")), 10,
+                   "notes.ferry-part")
+        self.assertEqual(sorted(os.listdir(root)), ["after.txt", "notes.ferry-part", "victim.txt"])
+
 
 for _name, _args in MODELS.items():
     _cls = type("Classic_" + _name, (ClassicPut, FilesBase), {"ARGS": _args})
