@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "classic.h"
 #include "classic_put.h"
 #include "daemon.h"
@@ -46,6 +47,7 @@ struct classic {
     struct capture out[2];      /* stdout, stderr */
     size_t total;
     int truncated;
+    struct audit_cmd cmd;       /* the running command's audit record */
 };
 
 static int capture_append(struct capture *cap, const void *data, size_t len)
@@ -103,6 +105,8 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
         snprintf(note, sizeof note, "\n[ferryd: command killed after %d s]\n", CLASSIC_TIMEOUT_MS / 1000);
     if (note[0] && capture_append(&k->out[1], note, strlen(note)) == 0)
         k->total += strlen(note);
+    if (k->exec)   /* else it never started, and said so */
+        audit_cmd_end(&k->cmd, ferry_conn_peer(k->c), "classic", res, NULL);
 
     h = json_pack("{s:I, s:I, s:I, s:i}",
                   "total_size", (json_int_t)(k->out[0].len + k->out[1].len),
@@ -165,10 +169,18 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
     /* One command at a time, as the tutorial's client expects: input that
      * arrives meanwhile waits in the socket until the reply is sent. */
     ferry_conn_pause_read(c);
-    ferry_log_debug("classic %s: %s", ferry_conn_peer(c), command);
+    ferry_log_debug("classic %s: %s", ferry_conn_peer(c), FERRY_LOG_Q(command));
     r = runner_start(ferry_conn_loop(c), &spec, &classic_exec_ops, k, &k->exec, err, sizeof err);
+    if (audit_cmd_begin(&k->cmd, NULL, command, NULL, r == 0 ? runner_pid(k->exec) : 0) < 0) {
+        free(command);
+        if (r == 0)
+            runner_abort(k->exec);
+        k->exec = NULL;
+        return -ENOMEM;   /* not run unrecorded */
+    }
     free(command);
     if (r < 0) {
+        audit_cmd_end(&k->cmd, ferry_conn_peer(c), "classic", NULL, err);
         struct runner_result res = { .exited = 1, .status = r == -ENOENT ? 127 : 126 };
         capture_append(&k->out[1], err, strlen(err));
         capture_append(&k->out[1], "\n", 1);
@@ -190,6 +202,7 @@ static int classic_on_open(struct ferry_conn *c, void *arg)
     /* The classic protocol has no handshake: the server-wide handshake
      * (--auth-timeout) deadline must not close its connections. */
     ferry_conn_set_authenticated(c);
+    audit_session(ferry_conn_peer(c), "classic", "none", NULL, NULL, "ok", NULL);
     return 0;
 }
 
@@ -208,8 +221,10 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
     (void)arg;
     if (!k)
         return;
-    if (k->exec)
+    if (k->exec) {
         runner_abort(k->exec);
+        audit_cmd_end(&k->cmd, ferry_conn_peer(c), "classic", NULL, NULL);
+    }
     classic_put_free(k->put);
     captures_clear(k);
     free(k);

@@ -197,7 +197,7 @@ static int stderr_is_journal(void)
 
 static void emit(int prio, const char *name, const char *fmt, va_list ap)
 {
-    char line[1024], msg[1024];
+    char line[2048], msg[2048];
     struct timespec ts;
     struct tm tm;
     size_t n = 0;
