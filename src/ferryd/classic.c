@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "classic.h"
 #include "classic_put.h"
 #include "daemon.h"
@@ -69,6 +70,7 @@ struct classic {
     size_t head_len;
     int piece;
     size_t off;
+    struct audit_cmd cmd;       /* the running command's audit record */
 };
 
 static int capture_append(struct capture *cap, const void *data, size_t len)
@@ -192,6 +194,8 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
         snprintf(note, sizeof note, "\n[ferryd: command killed after %d s]\n", CLASSIC_TIMEOUT_MS / 1000);
     if (note[0] && capture_append(&k->out[1], note, strlen(note)) == 0)
         k->total += strlen(note);
+    if (k->exec)   /* else it never started, and said so */
+        audit_cmd_end(&k->cmd, ferry_conn_peer(k->c), "classic", res, NULL);
 
     runner_free(k->exec);
     k->exec = NULL;
@@ -251,10 +255,18 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
     /* One command at a time, as the tutorial's client expects: input that
      * arrives meanwhile waits in the socket until the reply is sent. */
     ferry_conn_pause_read(c);
-    ferry_log_debug("classic %s: %s", ferry_conn_peer(c), command);
+    ferry_log_debug("classic %s: %s", ferry_conn_peer(c), FERRY_LOG_Q(command));
     r = runner_start(ferry_conn_loop(c), &spec, &classic_exec_ops, k, &k->exec, err, sizeof err);
+    if (audit_cmd_begin(&k->cmd, NULL, command, NULL, r == 0 ? runner_pid(k->exec) : 0) < 0) {
+        free(command);
+        if (r == 0)
+            runner_abort(k->exec);
+        k->exec = NULL;
+        return -ENOMEM;   /* not run unrecorded */
+    }
     free(command);
     if (r < 0) {
+        audit_cmd_end(&k->cmd, ferry_conn_peer(c), "classic", NULL, err);
         struct runner_result res = { .exited = 1, .status = r == -ENOENT ? 127 : 126 };
         capture_append(&k->out[1], err, strlen(err));
         capture_append(&k->out[1], "\n", 1);
@@ -319,6 +331,7 @@ static int classic_on_open(struct ferry_conn *c, void *arg)
      * (--auth-timeout) deadline must not close its connections; its own
      * idle timer does. */
     ferry_conn_set_authenticated(c);
+    audit_session(ferry_conn_peer(c), "classic", "none", NULL, NULL, "ok", NULL);
     return 0;
 }
 
@@ -350,8 +363,10 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
     (void)arg;
     if (!k)
         return;
-    if (k->exec)
+    if (k->exec) {
         runner_abort(k->exec);
+        audit_cmd_end(&k->cmd, ferry_conn_peer(c), "classic", NULL, NULL);
+    }
     ferry_timer_cancel(k->idle);
     classic_put_free(k->put);
     captures_clear(k);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "classic_put.h"
 #include "fsops.h"
 #include "proto.h"
@@ -89,7 +90,7 @@ static void begin_file(struct classic_put *p, json_t *h, uint64_t size)
     p->failed = 1;   /* until the temporary is open */
     if (!cmd || strcmp(cmd, "put") != 0) {
         /* The tutorial's server ignores a command it has no method for. */
-        ferry_log_info("classic %s: ignoring cmd \"%.32s\"", peer, cmd ? cmd : "");
+        ferry_log_info("classic %s: ignoring cmd %s", peer, FERRY_LOG_Q(cmd));
         return;
     }
     if (!filename) {
@@ -108,7 +109,7 @@ static void begin_file(struct classic_put *p, json_t *h, uint64_t size)
     if (r == 0)
         r = fsops_upload_open(p->root, name, 0, &p->up, &have);
     if (r < 0) {
-        ferry_log_info("classic %s: put refused: %s", peer, app_strerror(r));
+        audit_file(peer, "classic", "put", filename, -1, "error", app_strerror(r));
         return;
     }
     p->failed = 0;
@@ -124,10 +125,9 @@ static void end_file(struct classic_put *p)
     memcpy(name, p->up.name, sizeof name);   /* commit releases p->up */
     r = fsops_upload_commit(&p->up, 0644, NULL, 0, 0);
     if (r < 0)
-        ferry_log_info("classic %s: put %s: %s", ferry_conn_peer(p->c), name, strerror(-r));
+        audit_file(ferry_conn_peer(p->c), "classic", "put", name, -1, "error", strerror(-r));
     else
-        ferry_log_info("classic %s: saved %s (%llu bytes)", ferry_conn_peer(p->c), name,
-                       (unsigned long long)p->expected);
+        audit_file(ferry_conn_peer(p->c), "classic", "put", name, (int64_t)p->expected, "ok", NULL);
 }
 
 int classic_put_feed(struct classic_put *p, const uint8_t *data, size_t len)
@@ -159,8 +159,8 @@ int classic_put_feed(struct classic_put *p, const uint8_t *data, size_t len)
                 if (r < 0) {
                     /* Nobody to tell in this protocol: log it, drop the
                      * file, and keep the stream in step. */
-                    ferry_log_info("classic %s: put %s: %s", ferry_conn_peer(p->c), p->up.name,
-                                   strerror(-r));
+                    audit_file(ferry_conn_peer(p->c), "classic", "put", p->up.name, -1, "error",
+                               strerror(-r));
                     fsops_upload_abandon(&p->up, 0);
                     p->failed = 1;
                 }

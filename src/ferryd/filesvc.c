@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "filesvc_int.h"
 #include "proto.h"
 
@@ -39,6 +40,9 @@ void filesvc_free(struct filesvc *f)
     if (!f)
         return;
     /* Gone mid-upload: a resumable upload keeps its bytes for next time. */
+    if (f->state != XFER_NONE && f->state != XFER_LIST && f->op)
+        audit_file(ferry_conn_peer(f->c), "main", f->op ? f->op : "?", f->path,
+                   (int64_t)f->pos, "interrupted", NULL);
     filesvc_xfer_reset(f, 1);
     free(f);
 }
@@ -237,7 +241,7 @@ static int handle_mkdir(struct filesvc *f, const char *path, int parents)
 
     if (r < 0)
         return filesvc_reply_op_error(f, path, r);
-    ferry_log_info("session %s: mkdir %s", ferry_conn_peer(f->c), path);
+    audit_file(ferry_conn_peer(f->c), "main", "mkdir", path, -1, "ok", NULL);
     return filesvc_reply_send(f, json_pack("{s:s}", "type", MSG_OK));
 }
 
@@ -247,7 +251,7 @@ static int handle_rm(struct filesvc *f, const char *path, int recursive)
 
     if (r < 0)
         return filesvc_reply_op_error(f, path, r);
-    ferry_log_info("session %s: rm %s%s", ferry_conn_peer(f->c), recursive ? "-r " : "", path);
+    audit_file(ferry_conn_peer(f->c), "main", recursive ? "rm-r" : "rm", path, -1, "ok", NULL);
     return filesvc_reply_send(f, json_pack("{s:s}", "type", MSG_OK));
 }
 
@@ -284,6 +288,9 @@ int filesvc_on_header(struct filesvc *f, const char *type, json_t *msg, uint64_t
     if (f->state != XFER_NONE)
         return filesvc_reply_error(f, ERR_BUSY, "a transfer is in progress on this session");
 
+    /* Which operation an error is audited as (filesvc_reply_op_error). */
+    f->op = strcmp(type, MSG_PUT) == 0 ? "put" : strcmp(type, MSG_GET) == 0 ? "get"
+          : strcmp(type, MSG_MKDIR) == 0 ? "mkdir" : strcmp(type, MSG_RM) == 0 ? "rm" : NULL;
     path = json_string_value(json_object_get(msg, "path"));
     if (!path) {
         *complaint = "file requests need a \"path\" string";

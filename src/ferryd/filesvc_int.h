@@ -35,6 +35,7 @@ struct filesvc {
 
     /* The transfer in progress (state != XFER_NONE). */
     enum filesvc_state state;
+    const char *op;              /* the request's audited operation (NULL: stat, list) */
     struct digest *digest;       /* over the whole file, in order */
     struct ferry_timer *slicer;  /* runs the next slice of a long hash */
     uint64_t size;               /* the file's size */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "filesvc_int.h"
 #include "proto.h"
 
@@ -31,7 +32,13 @@ int filesvc_reply_error(struct filesvc *f, const char *code, const char *message
 
 int filesvc_reply_op_error(struct filesvc *f, const char *path, int code)
 {
-    return filesvc_reply_send(f, filesvc_reply_op_error_msg(f, path, code));
+    json_t *msg = filesvc_reply_op_error_msg(f, path, code);
+
+    /* A refused request: its audit line, with the reply's reason. */
+    if (f->op)
+        audit_file(ferry_conn_peer(f->c), "main", f->op, path, -1, "error",
+                   json_string_value(json_object_get(msg, "message")));
+    return filesvc_reply_send(f, msg);
 }
 
 json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code)
@@ -53,6 +60,6 @@ json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code
     msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", kind, "message", message);
     if (msg && errno_name)
         json_object_set_new(msg, "errno", json_string(errno_name));
-    ferry_log_debug("session %s: %s", ferry_conn_peer(f->c), message);
+    ferry_log_debug("session %s: %s", ferry_conn_peer(f->c), FERRY_LOG_Q(message));
     return msg;
 }

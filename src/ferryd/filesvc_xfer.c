@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "filesvc_int.h"
 #include "proto.h"
 
@@ -139,8 +140,9 @@ static int put_failed(struct filesvc *f, const char *code, const char *message, 
     json_t *msg = op_error ? filesvc_reply_op_error_msg(f, f->path, op_error)
                            : error_msg(code, message);
 
-    ferry_log_info("session %s: put %s failed: %s", ferry_conn_peer(f->c), f->path,
-                   op_error ? strerror(-op_error) : message);
+    audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "error",
+               op_error ? strerror(-op_error) : message);
+    f->op = NULL;   /* audited: the session's end is not another line */
     fsops_upload_abandon(&f->up, 0);
     int r = filesvc_reply_send(f, msg);
     f->state = XFER_PUT_FAILED;
@@ -188,7 +190,7 @@ int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
         return r;
     }
     f->size = size;
-    ferry_log_debug("session %s: put %s (%llu bytes%s)", ferry_conn_peer(f->c), path,
+    ferry_log_debug("session %s: put %s (%llu bytes%s)", ferry_conn_peer(f->c), FERRY_LOG_Q(path),
                     (unsigned long long)size, f->pos ? ", resuming" : "");
     if (f->pos == 0)
         return send_put_ready(f);
@@ -268,24 +270,29 @@ int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint)
         *complaint = "\"abort\" must be true or false";
         return 1;
     }
-    if (abort_flag)   /* kept for a later resume only if this put asked */
+    if (abort_flag) {   /* kept for a later resume only if this put asked */
+        audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "abandoned",
+                   NULL);
         return finish(f, 1, error_msg(ERR_REQUEST, "upload abandoned by the client"));
+    }
     if (f->pos != f->size || !sum) {
         *complaint = "put-end needs every byte of the file and a \"checksum\"";
         return 1;
     }
     digest_hex(f->digest, mine);
     if (!digest_hex_equal(mine, sum)) {
-        ferry_log_info("session %s: put %s: checksum mismatch, not committed", ferry_conn_peer(f->c),
-                       f->path);
+        audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "error",
+                   "checksum mismatch, not committed");
         return finish(f, 0, error_msg(ERR_CHECKSUM, "checksum mismatch: the file was not saved"));
     }
     r = fsops_upload_commit(&f->up, f->mode, f->has_mtime ? &f->mtime_sec : NULL, f->mtime_nsec,
                             f->do_fsync);
-    if (r < 0)
+    if (r < 0) {
+        audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "error",
+                   strerror(-r));
         return finish(f, 0, filesvc_reply_op_error_msg(f, f->path, r));
-    ferry_log_info("session %s: put %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
-                   (unsigned long long)f->size);
+    }
+    audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->size, "ok", NULL);
     return finish(f, 0, json_pack("{s:s, s:I, s:s}", "type", MSG_PUT_OK, "filesize",
                                   (json_int_t)f->size, "checksum", mine));
 }
@@ -370,7 +377,7 @@ int filesvc_xfer_get(struct filesvc *f, json_t *msg, const char **complaint)
     }
     f->size = (uint64_t)st->st_size;
     f->pos = 0;
-    ferry_log_debug("session %s: get %s (%llu bytes)", ferry_conn_peer(f->c), path,
+    ferry_log_debug("session %s: get %s (%llu bytes)", ferry_conn_peer(f->c), FERRY_LOG_Q(path),
                     (unsigned long long)f->size);
     if (offset == 0 || offset > f->size) {
         r = send_get_ready(f);
@@ -428,12 +435,12 @@ static void get_done(struct filesvc *f)
          * longer exists, whatever we managed to read of it. */
         msg = json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS, "errno", "ENOENT",
                         "message", "the file was removed during the transfer");
-        ferry_log_info("session %s: get %s: removed during the transfer", ferry_conn_peer(f->c), f->path);
+        audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->pos, "error",
+                   "removed during the transfer");
     } else {
         digest_hex(f->digest, hex);
         msg = json_pack("{s:s, s:s}", "type", MSG_GET_END, "checksum", hex);
-        ferry_log_info("session %s: get %s (%llu bytes)", ferry_conn_peer(f->c), f->path,
-                       (unsigned long long)f->size);
+        audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->size, "ok", NULL);
     }
     finish(f, 0, msg);
 }
@@ -442,8 +449,9 @@ static void get_done(struct filesvc *f)
  * under way with zeros, then say why instead of get-end. */
 static void get_failed(struct filesvc *f, int code)
 {
-    ferry_log_info("session %s: get %s failed: %s", ferry_conn_peer(f->c), f->path,
-                   code == FERRY_ETRUNCATED ? "the file shrank" : strerror(-code));
+    audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->pos, "error",
+               code == FERRY_ETRUNCATED ? "the file shrank" : strerror(-code));
+    f->op = NULL;   /* audited: the session's end is not another line */
     f->fail_code = code;   /* reported once the padding is out */
     f->state = XFER_GET_PAD;
     filesvc_xfer_pump(f);
@@ -503,8 +511,9 @@ void filesvc_xfer_pump(struct filesvc *f)
             return;
         }
         if (n < 0) {
-            ferry_log_info("session %s: get %s: %s", ferry_conn_peer(f->c), f->path,
-                           ferry_strerror((int)n));
+            audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->pos, "error",
+                       ferry_strerror((int)n));
+            f->op = NULL;
             ferry_conn_abort(f->c, (int)n);
             return;
         }

@@ -115,7 +115,8 @@ static void usage(FILE *f)
         "      --insecure-no-auth   serve without authentication or TLS (loopback\n"
         "                           addresses only)\n"
         "  -v, --verbose            log every connection and command\n"
-        "  -q, --quiet              log only warnings and errors\n"
+        "  -q, --quiet              log only warnings, errors and the audit trail\n"
+        "      --no-audit           no audit lines (sessions, commands, file operations)\n"
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
@@ -193,7 +194,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
            OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT,
            OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY,
-           OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT };
+           OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT, OPT_NO_AUDIT };
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "key-file", required_argument, NULL, 'k' },
@@ -221,6 +222,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "insecure-no-auth", no_argument, NULL, OPT_NO_AUTH },
         { "verbose", no_argument, NULL, 'v' },
         { "quiet", no_argument, NULL, 'q' },
+        { "no-audit", no_argument, NULL, OPT_NO_AUDIT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -322,6 +324,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_NO_AUTH: o->insecure_no_auth = 1; break;
         case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
         case 'q': ferry_log_set_level(FERRY_LOG_WARN); break;
+        case OPT_NO_AUDIT: ferry_log_set_audit(0); break;
         case 'h': usage(stdout); return -1;
         case 'V':
             printf("ferryd %s (%s; kernel TLS %s)\n", FERRY_VERSION, ferry_tls_library(),

@@ -26,6 +26,7 @@
 #include <openssl/crypto.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "auth.h"
 #include "daemon.h"
 #include "sessionsvc.h"
@@ -43,7 +44,11 @@ struct session {
     const struct daemon_config *cfg;
     enum session_state state;
     enum auth_kind auth;
-    char tls_who[300];          /* who TLS says the client is (auth tls) */
+    char tls_who[300];          /* who TLS says the client is (auth tls), escaped */
+    const char *tls_id_key;     /* ... for the audit: "key" or "subject" */
+    char tls_id[256];           /* ... and the name or subject, raw */
+    int audited;                /* the session's audit line is written */
+    struct audit_cmd cmd;       /* the running command's audit record */
     uint8_t server_nonce[AUTH_NONCE_LEN];
     struct runner *exec;          /* the running command, if any */
     struct filesvc *files;        /* the file service (a transfer may be running) */
@@ -73,7 +78,12 @@ static int send_error(struct session *s, const char *code, const char *message)
 /* A protocol error ends the session: say why, then close once it is sent. */
 static int protocol_error(struct session *s, const char *message)
 {
+    /* message is ours; any peer text in it was escaped (on_header). */
     ferry_log_info("session %s: protocol error: %s", ferry_conn_peer(s->c), message);
+    if (!s->audited) {
+        s->audited = 1;
+        audit_session(ferry_conn_peer(s->c), "main", NULL, NULL, NULL, "denied", message);
+    }
     if (filesvc_sending(s->files)) {
         /* A download's body is on the wire: a frame now would corrupt it. */
         ferry_conn_abort(s->c, -EPROTO);
@@ -83,6 +93,7 @@ static int protocol_error(struct session *s, const char *message)
     if (s->exec) {
         runner_abort(s->exec);
         s->exec = NULL;
+        audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", NULL, NULL);
     }
     ferry_conn_close(s->c);
     return 0;
@@ -138,6 +149,7 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     ferry_log_debug("session %s: command %d ended (%s %d%s)", ferry_conn_peer(s->c),
                     (int)runner_pid(s->exec), res->signaled ? "signal" : "status",
                     res->signaled ? res->signal : res->status, res->timed_out ? ", timed out" : "");
+    audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", res, NULL);
     send_msg(s, msg);
     runner_free(s->exec);
     s->exec = NULL;
@@ -382,11 +394,21 @@ static int handle_exec(struct session *s, json_t *msg)
     r = runner_start(ferry_conn_loop(s->c), &spec, &runner_ops, s, &s->exec, err, sizeof err);
     if (r == 0)
         ferry_log_debug("session %s: started %d: %s", ferry_conn_peer(s->c), (int)runner_pid(s->exec),
-                        spec.shell ? spec.shell : spec.argv[0]);
+                        FERRY_LOG_Q(spec.shell ? spec.shell : spec.argv[0]));
+    /* The audit record outlives the request (its line is written at the
+     * end); without memory for it the command is not run unrecorded. */
+    int ra = audit_cmd_begin(&s->cmd, spec.argv, spec.shell, spec.cwd ? spec.cwd : home_dir(),
+                             r == 0 ? runner_pid(s->exec) : 0);
     exec_request_free(&q);
+    if (r == 0 && ra < 0) {
+        runner_abort(s->exec);
+        s->exec = NULL;
+        return ra;
+    }
     if (r == 0)
         return 0;
     s->exec = NULL;
+    audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", NULL, err);
     if (r == FERRY_ECWD || r == -EINVAL)
         return send_error(s, ERR_REQUEST, err);
     /* As a shell would: 127 when there is no such command, 126 when it
@@ -410,11 +432,15 @@ static void choose_auth(struct session *s)
         s->auth = AUTH_KIND_NONE;
     } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.psk_identity) {
         s->auth = AUTH_KIND_TLS;
-        snprintf(s->tls_who, sizeof s->tls_who, "key '%s' (TLS PSK, %s)", info.psk_identity,
-                 info.group[0] ? info.group : "no key exchange");
+        snprintf(s->tls_who, sizeof s->tls_who, "key '%s' (TLS PSK, %s)",
+                 FERRY_LOG_Q(info.psk_identity), info.group[0] ? info.group : "no key exchange");
+        s->tls_id_key = "key";
+        snprintf(s->tls_id, sizeof s->tls_id, "%s", info.psk_identity);
     } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.peer_verified) {
         s->auth = AUTH_KIND_TLS;
-        snprintf(s->tls_who, sizeof s->tls_who, "certificate %s", info.peer_subject);
+        snprintf(s->tls_who, sizeof s->tls_who, "certificate %s", FERRY_LOG_Q(info.peer_subject));
+        s->tls_id_key = "subject";
+        snprintf(s->tls_id, sizeof s->tls_id, "%s", info.peer_subject);
     } else {
         s->auth = AUTH_KIND_HMAC;
     }
@@ -443,9 +469,14 @@ static int handle_hello(struct session *s, json_t *msg)
                                  "auth", method, "nonce", nonce_hex));
 }
 
-static int refuse(struct session *s, const char *why)
+/* name: the key name the client gave (NULL: none usable); reason: the
+ * audit's short why. */
+static int refuse(struct session *s, const char *why, const char *name, const char *reason)
 {
     ferry_log_info("session %s: authentication failed: %s", ferry_conn_peer(s->c), why);
+    s->audited = 1;
+    audit_session(ferry_conn_peer(s->c), "main", "hmac", name ? "key" : NULL, name, "denied",
+                  reason);
     send_error(s, ERR_AUTH, "authentication failed");
     ferry_conn_close(s->c);
     return 0;
@@ -466,19 +497,19 @@ static int handle_auth(struct session *s, json_t *msg)
         if (!name)
             name = KEYS_DEFAULT_NAME;
         if (!keys_name_ok(name))
-            return refuse(s, "malformed key name");
+            return refuse(s, "malformed key name", name, "malformed key name");
         r = tlsconf_find_key(s->cfg, name, &key);
         if (r <= 0) {
             snprintf(who, sizeof who, r < 0 ? "the keys file cannot be read"
-                                            : "unknown key name '%s'", name);
-            return refuse(s, who);
+                                            : "unknown key name '%s'", FERRY_LOG_Q(name));
+            return refuse(s, who, name, r < 0 ? "keys file unreadable" : "unknown key");
         }
         /* Over TLS the proofs are bound to this connection (auth.h). */
         bound = ferry_transport_tls_exporter(ferry_conn_transport(s->c), AUTH_BINDING_LABEL,
                                              binding, sizeof binding);
         if (bound < 0 && bound != FERRY_EUNSUPPORTED) {
             key_wipe(&key);
-            return refuse(s, "no TLS channel binding");
+            return refuse(s, "no TLS channel binding", name, "no TLS channel binding");
         }
         ok = cn && hex_decode(cn, client_nonce, sizeof client_nonce) == 0 &&
              auth_check(&key, AUTH_CLIENT, s->server_nonce, client_nonce,
@@ -486,14 +517,14 @@ static int handle_auth(struct session *s, json_t *msg)
                         json_string_value(json_object_get(msg, "proof")));
         if (!ok) {
             key_wipe(&key);
-            snprintf(who, sizeof who, "wrong proof for key '%s'", name);
-            return refuse(s, who);
+            snprintf(who, sizeof who, "wrong proof for key '%s'", FERRY_LOG_Q(name));
+            return refuse(s, who, name, "wrong proof");
         }
         auth_proof(&key, AUTH_SERVER, s->server_nonce, client_nonce, bound == 0 ? binding : NULL,
                    proof);
         key_wipe(&key);
         hex_encode(proof, AUTH_PROOF_LEN, proof_hex);
-        snprintf(who, sizeof who, "key '%s' (%s)", name,
+        snprintf(who, sizeof who, "key '%s' (%s)", FERRY_LOG_Q(name),
                  s->cfg->plaintext ? "plaintext, HMAC" : "HMAC over TLS");
     }
     s->state = READY;
@@ -502,6 +533,15 @@ static int handle_auth(struct session *s, json_t *msg)
     ferry_log_info("session %s: authenticated with %s", ferry_conn_peer(s->c),
                    s->auth == AUTH_KIND_HMAC ? who
                    : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)");
+    s->audited = 1;
+    if (s->auth == AUTH_KIND_HMAC)
+        audit_session(ferry_conn_peer(s->c), "main", "hmac", "key", name, "ok", NULL);
+    else if (s->auth == AUTH_KIND_TLS)
+        audit_session(ferry_conn_peer(s->c), "main",
+                      strcmp(s->tls_id_key, "key") == 0 ? "tls-psk" : "certificate",
+                      s->tls_id_key, s->tls_id, "ok", NULL);
+    else
+        audit_session(ferry_conn_peer(s->c), "main", "none", NULL, NULL, "ok", NULL);
     if (s->auth != AUTH_KIND_HMAC)
         return send_msg(s, json_pack("{s:s}", "type", MSG_WELCOME));
     r = send_msg(s, json_pack("{s:s, s:s}", "type", MSG_WELCOME, "proof", proof_hex));
@@ -572,7 +612,9 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
             return send_error(s, ERR_BUSY, "a transfer is in progress on this session");
         return handle_chdir(s, msg);
     }
-    snprintf(complaint, sizeof complaint, "unknown message type \"%.64s\"", type);
+    /* The type is the peer's: escaped (and cut) before it reaches the log. */
+    snprintf(complaint, sizeof complaint, "unknown message type \"%s\"",
+             ferry_log_escape((char[72]){ 0 }, 72, type, strlen(type)));
     return protocol_error(s, complaint);
 }
 
@@ -682,8 +724,15 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
     }
     /* The client is gone (or the server is): nobody will read the output,
      * so the command and its whole process group go. */
-    if (s->exec)
+    /* A session that ended before it was authenticated was denied. */
+    if (!s->audited)
+        audit_session(ferry_conn_peer(c), "main", NULL, NULL, NULL, "denied",
+                      reason == -ETIMEDOUT ? "not authenticated in time"
+                                           : "closed before authentication");
+    if (s->exec) {
         runner_abort(s->exec);
+        audit_cmd_end(&s->cmd, ferry_conn_peer(c), "main", NULL, NULL);
+    }
     filesvc_free(s->files);
     free(s->cwd);
     free(s);

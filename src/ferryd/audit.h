@@ -1,0 +1,61 @@
+/*
+ * audit.h - ferryd's audit trail: one line per session, per command and per
+ * file operation, on stderr with the other log lines (log.h), whatever the
+ * log level.  Each is "audit:" then key=value pairs, event= first:
+ *
+ *   ... audit: event=session peer=127.0.0.1:50312 listener=main auth=hmac key=ci result=ok
+ *   ... audit: event=exec peer=127.0.0.1:50312 pid=4242 cwd=/srv argv="make deploy" result=exit status=0 duration_ms=812
+ *   ... audit: event=file peer=127.0.0.1:50312 op=put path=a/b.txt bytes=1048576 result=ok
+ *
+ * Every value a peer chose goes through ferry_log_quote, so a line is
+ * never forged and always parses; docs/DESIGN.md ("The audit trail") has
+ * the grammar and the fields.  The lines of one session share its peer=.
+ */
+#ifndef FERRYD_AUDIT_H
+#define FERRYD_AUDIT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "runner.h"
+
+/*
+ * A session's outcome.  listener: "main" or "classic"; auth: how it
+ * authenticated ("hmac", "tls-psk", "certificate", "none"), or NULL when it
+ * never got that far; id_key and id_value: who it claims or proved to be
+ * ("key" and a key name, "subject" and a certificate subject; NULL: none);
+ * reason: why it was denied (NULL when result is "ok").
+ */
+void audit_session(const char *peer, const char *listener, const char *auth, const char *id_key,
+                   const char *id_value, const char *result, const char *reason);
+
+/* A command from its start to its one audit line. */
+struct audit_cmd {
+    char *argv;          /* the words, each quoted as a value is; malloc'd */
+    char *shell;         /* or the shell command line; malloc'd */
+    char *cwd;           /* where it runs (NULL: the home directory) */
+    int64_t started_ns;
+    pid_t pid;
+};
+
+/* Remembers what ran (argv or shell, one of them NULL) and where; 0 or
+ * -ENOMEM.  A started command ends with exactly one audit_cmd_end. */
+int audit_cmd_begin(struct audit_cmd *a, char *const *argv, const char *shell, const char *cwd,
+                    pid_t pid);
+/*
+ * The command's line, then a's memory is released.  res: how it ended; NULL
+ * when it did not start (reason says why: result=error) or was killed
+ * because its session ended (reason NULL: result=aborted).
+ */
+void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
+                   const struct runner_result *res, const char *reason);
+
+/*
+ * A file operation.  op: put, get, mkdir, rm; bytes < 0: not meaningful;
+ * result: "ok", "error" (reason says which), "abandoned" (the client
+ * gave up), "interrupted" (the session ended mid-transfer).
+ */
+void audit_file(const char *peer, const char *listener, const char *op, const char *path,
+                int64_t bytes, const char *result, const char *reason);
+
+#endif
