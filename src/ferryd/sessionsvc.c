@@ -605,9 +605,13 @@ static int handle_auth(struct session *s, json_t *msg)
     s->state = READY;
     ferry_conn_set_authenticated(s->c);
     ferry_conn_set_frame_limits(s->c, &after_auth);
-    ferry_log_info("session %s: authenticated with %s", ferry_conn_peer(s->c),
+    ferry_log_info("session %s: authenticated with %s%s%s%s%s%s", ferry_conn_peer(s->c),
                    s->auth == AUTH_KIND_HMAC ? who
-                   : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)");
+                   : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)",
+                   keyopts_any(&s->opts) ? "; restricted:" : "",
+                   s->opts.flags & KEYOPT_FILES_ONLY ? " files-only" : "",
+                   s->opts.flags & KEYOPT_READ_ONLY ? " read-only" : "",
+                   s->opts.command[0] ? " command=" : "", s->opts.root[0] ? " root=" : "");
     if (s->auth != AUTH_KIND_HMAC)
         return send_msg(s, json_pack("{s:s}", "type", MSG_WELCOME));
     r = send_msg(s, json_pack("{s:s, s:s}", "type", MSG_WELCOME, "proof", proof_hex));

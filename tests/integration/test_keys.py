@@ -58,6 +58,7 @@ class KeysTest(unittest.TestCase):
             "backup %s files-only,root=%s" % (hx("backup"), cls.alt),
             'near %s from="127.0.0.2/32,::1/128"' % hx("near"),
             "far %s from=10.0.0.0/8" % hx("far"),
+            "lost %s files-only,root=%s" % (hx("wrong"), os.path.join(cls.dir, "nowhere")),
         ])
         cls.servers = []
 
@@ -260,6 +261,19 @@ class RestrictionsTest(KeysTest):
             self.assertEqual(h["type"], "error", (path, h))
         self.assertEqual(s.get("alt.txt")[1], b"from the alt root\n")
         s.close()
+
+    def test_root_that_does_not_exist_refuses_the_key(self):
+        r = self.ferry("lost", "ls", self.tls.addr(), key=self.keys["wrong"][0])
+        self.assertEqual(r.returncode, 255)
+        self.assertIn(b"authentication failed", r.stderr)
+        self.tls.wait_for_log(r"root=%s/nowhere: " % self.dir)
+
+    def test_the_log_names_the_restrictions(self):
+        mark = len(self.tls.log)
+        r = self.ferry("backup", "ls", self.tls.addr())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.tls.wait_for_log(r"authenticated with key 'backup' .*; restricted: files-only root=",
+                              start=mark)
 
     def test_from_lets_in_only_its_networks(self):
         s = self.session("near", source="127.0.0.2")
