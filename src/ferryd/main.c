@@ -336,6 +336,7 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
         if (load_key(o, cfg) < 0)
             return 1;
     }
+    tlsconf_prepare();
     cfg->plaintext = o->plaintext;
     if (cfg->plaintext) {
         ferry_log_warn("--plaintext: sessions are authenticated but NOT encrypted; use it "

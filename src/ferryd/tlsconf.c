@@ -28,6 +28,7 @@
 
 static uint8_t standin_secret[32];
 static int standin_ok;
+static pthread_once_t standin_once = PTHREAD_ONCE_INIT;
 
 static void standin_init(void)
 {
@@ -38,13 +39,17 @@ static void standin_init(void)
  * retrying sees nothing change), unguessable without the secret. */
 static void standin_key(const char *name, struct ferry_key *key)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned int len = KEY_LEN;
 
-    pthread_once(&once, standin_init);
+    pthread_once(&standin_once, standin_init);
     if (!standin_ok || !HMAC(EVP_sha256(), standin_secret, sizeof standin_secret,
                              (const unsigned char *)name, strlen(name), key->bytes, &len))
         auth_nonce(key->bytes);   /* random: as unknown, just not stable */
+}
+
+void tlsconf_prepare(void)
+{
+    pthread_once(&standin_once, standin_init);
 }
 
 int tlsconf_find_key(const struct daemon_config *cfg, const char *name,

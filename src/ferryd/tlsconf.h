@@ -10,6 +10,11 @@
 
 #include "daemon.h"
 
+/* Draw the secret unknown names' stand-in keys derive from.  At start,
+ * before --model fork's children exist, so that they all share it (a
+ * name's stand-in is the same on every connection). */
+void tlsconf_prepare(void);
+
 /* The key called `name` (--keys, or the --key-file key under its default
  * name) for a client at peer (NULL: unknown): 1 with *key and *opts (its
  * restrictions; opts may be NULL); 0 when there is none or its from=

@@ -93,6 +93,7 @@ class NoOracleTest(KeysTest):
         super().setUpClass()
         cls.tls = cls.ferryd()
         cls.plain = cls.ferryd("--plaintext")
+        cls.plain_fork = cls.ferryd("--plaintext", "--model", "fork")
 
     def tls_answer(self, name, key):
         """The server's bytes to an s_client offering PSK `key` as `name`."""
@@ -121,8 +122,8 @@ class NoOracleTest(KeysTest):
         right = self.tls_answer("alice", self.keys["alice"][1])
         self.assertEqual(right[0], 22, right[:8])
 
-    def plain_answer(self, name, key):
-        s = Session(self.plain.hostport())
+    def plain_answer(self, name, key, server=None):
+        s = Session((server or self.plain).hostport())
         try:
             s.hello()
             s.send(s.auth_message(key, name=name))
@@ -141,6 +142,13 @@ class NoOracleTest(KeysTest):
         self.plain.wait_for_log(r"key 'far' is not allowed from this address")
         # The right key under its name is welcome.
         Session(self.plain.hostport()).login(self.keys["alice"][1], name="alice").close()
+
+    def test_plaintext_fork_model_is_the_same(self):
+        wrong = self.keys["wrong"][1]
+        known_wrong = self.plain_answer("alice", wrong, self.plain_fork)
+        self.assertIn(b'"code":"auth"', known_wrong)
+        for name in ("mallory", "mallory", "far"):
+            self.assertEqual(self.plain_answer(name, wrong, self.plain_fork), known_wrong)
 
     def test_the_ferry_client_says_the_same_in_every_case(self):
         wrong = self.keys["wrong"][0]
