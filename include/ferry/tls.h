@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct ferry_tls;   /* opaque */
 
@@ -36,13 +37,14 @@ enum ferry_tls_role { FERRY_TLS_CLIENT = 0, FERRY_TLS_SERVER = 1 };
 
 /*
  * Server side of PSK: copy the key named `identity` (NUL-terminated,
- * printable ASCII, at most FERRY_TLS_IDENTITY_MAX bytes) into key and
+ * printable ASCII, at most FERRY_TLS_IDENTITY_MAX bytes), for the client
+ * at peer (its address, NULL when it cannot be had), into key and
  * return its length (1..FERRY_TLS_PSK_MAX); 0 when no key has that name;
  * negative on error (the handshake then fails).  Called during handshakes,
  * on whichever thread runs them, so it must be thread-safe.
  */
-typedef int (*ferry_tls_psk_lookup_fn)(const char *identity, uint8_t key[FERRY_TLS_PSK_MAX],
-                                       void *arg);
+typedef int (*ferry_tls_psk_lookup_fn)(const char *identity, const struct sockaddr *peer,
+                                       uint8_t key[FERRY_TLS_PSK_MAX], void *arg);
 
 struct ferry_tls_opts {
     enum ferry_tls_role role;

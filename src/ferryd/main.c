@@ -66,8 +66,14 @@ static void usage(FILE *f)
         "                           HOST:PORT, [V6]:PORT, *:PORT (all interfaces) or unix:/PATH\n"
         "  -k, --key-file FILE      the shared key, known as 'ferry' (default:\n"
         "                           ~/.config/ferry/key; make one with: ferry keygen)\n"
-        "      --keys FILE          named keys instead, one 'NAME HEX' per line; read\n"
-        "                           at every connection, so deleting a line revokes it\n"
+        "      --keys FILE          named keys instead, one 'NAME HEX [OPTION,...]' per\n"
+        "                           line; read at every connection, so deleting a line\n"
+        "                           revokes it.  Options restrict the key: files-only,\n"
+        "                           read-only (stat, list, get), command=\"CMD\" (runs\n"
+        "                           CMD whatever is asked, the request in\n"
+        "                           $FERRY_ORIGINAL_COMMAND; no files), root=DIR (its\n"
+        "                           file service serves DIR instead of --root),\n"
+        "                           from=CIDR[,...] (quoted when a list)\n"
         "      --cert FILE          TLS certificate chain (PEM) for clients that verify\n"
         "                           the server with ferry --ca; PSK clients still work\n"
         "      --cert-key FILE      its private key (PEM)\n"
@@ -453,6 +459,7 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
         if (load_key(o, cfg) < 0)
             return 1;
     }
+    tlsconf_prepare();
     cfg->plaintext = o->plaintext;
     if (cfg->plaintext) {
         ferry_log_warn("--plaintext: sessions are authenticated but NOT encrypted; use it "

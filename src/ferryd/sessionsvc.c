@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +50,8 @@ struct session {
     char tls_id[256];           /* ... and the name or subject, raw */
     int audited;                /* the session's audit line is written */
     struct audit_cmd cmd;       /* the running command's audit record */
+    struct keyopts opts;        /* the key's restrictions (keyopts.h) */
+    struct fsroot *key_root;    /* its root=, open once authenticated */
     uint8_t server_nonce[AUTH_NONCE_LEN];
     struct runner *exec;          /* the running command, if any */
     struct filesvc *files;        /* the file service (a transfer may be running) */
@@ -98,6 +101,8 @@ static int protocol_error(struct session *s, const char *message)
     ferry_conn_close(s->c);
     return 0;
 }
+
+static int refuse(struct session *s, const char *why, const char *name, const char *reason);
 
 /* ---- the command's side ------------------------------------------------------- */
 
@@ -374,6 +379,52 @@ static const char *parse_exec(struct session *s, json_t *msg, struct exec_reques
     return NULL;
 }
 
+/* command= in the keys file: run that instead, as ssh does, with what the
+ * client asked for in FERRY_ORIGINAL_COMMAND (argv joined by spaces).  The
+ * client's environment and directory are dropped: either could steer the
+ * forced command (BASH_ENV, a Makefile where it runs). */
+static int force_command(struct session *s, struct exec_request *q, struct runner_spec *spec)
+{
+    size_t len = sizeof "FERRY_ORIGINAL_COMMAND=";
+    char *orig;
+
+    if (spec->shell) {
+        len += strlen(spec->shell);
+    } else {
+        for (size_t i = 0; q->argv[i]; i++)
+            len += strlen(q->argv[i]) + 1;
+    }
+    orig = malloc(len);
+    if (!orig)
+        return -ENOMEM;
+    strcpy(orig, "FERRY_ORIGINAL_COMMAND=");
+    if (spec->shell) {
+        strcat(orig, spec->shell);
+    } else {
+        for (size_t i = 0; q->argv[i]; i++) {
+            if (i)
+                strcat(orig, " ");
+            strcat(orig, q->argv[i]);
+        }
+    }
+    for (size_t i = 0; i < q->nenv; i++)
+        free(q->env[i]);
+    free(q->env);
+    q->env = calloc(2, sizeof *q->env);
+    if (!q->env) {
+        q->nenv = 0;
+        free(orig);
+        return -ENOMEM;
+    }
+    q->env[0] = orig;
+    q->nenv = 1;
+    spec->env = q->env;
+    spec->shell = s->opts.command;
+    spec->argv = NULL;
+    spec->cwd = NULL;
+    return 0;
+}
+
 static int handle_exec(struct session *s, json_t *msg)
 {
     struct exec_request q = { 0 };
@@ -385,10 +436,17 @@ static int handle_exec(struct session *s, json_t *msg)
     if (s->exec || filesvc_busy(s->files))
         return send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
                                                : "a transfer is in progress on this session");
+    if (s->opts.flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY))
+        return send_error(s, ERR_DENIED, "this key may not run commands (files-only or read-only "
+                                         "in ferryd's keys file)");
     complaint = parse_exec(s, msg, &q, &spec);
     if (complaint || q.bad_request) {
         exec_request_free(&q);
         return complaint ? protocol_error(s, complaint) : send_error(s, ERR_REQUEST, q.bad_request);
+    }
+    if (s->opts.command[0] && force_command(s, &q, &spec) < 0) {
+        exec_request_free(&q);
+        return -ENOMEM;
     }
     s->stdin_received = s->stdin_acked = 0;
     r = runner_start(ferry_conn_loop(s->c), &spec, &runner_ops, s, &s->exec, err, sizeof err);
@@ -422,11 +480,27 @@ static int handle_exec(struct session *s, json_t *msg)
 
 /* ---- the handshake ------------------------------------------------------------- */
 
+/* The client's address for from= (NULL when it cannot be had, which
+ * from= treats as elsewhere). */
+static const struct sockaddr *peer_addr(struct session *s, struct sockaddr_storage *ss)
+{
+    socklen_t len = sizeof *ss;
+    int fd = ferry_transport_fd(ferry_conn_transport(s->c));
+
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)ss, &len) < 0)
+        return NULL;
+    return (const struct sockaddr *)ss;
+}
+
 /* How this connection authenticates: TLS may have done it already (a PSK,
- * or a client certificate that verified), else the key's HMAC proofs. */
-static void choose_auth(struct session *s)
+ * or a client certificate that verified), else the key's HMAC proofs.
+ * A PSK's restrictions are read again here: 0, or -1 when the key went
+ * from the file since the handshake. */
+static int choose_auth(struct session *s)
 {
     struct ferry_tls_info info;
+    struct sockaddr_storage ss;
+    struct ferry_key key;
 
     if (s->cfg->no_auth) {
         s->auth = AUTH_KIND_NONE;
@@ -436,6 +510,10 @@ static void choose_auth(struct session *s)
                  FERRY_LOG_Q(info.psk_identity), info.group[0] ? info.group : "no key exchange");
         s->tls_id_key = "key";
         snprintf(s->tls_id, sizeof s->tls_id, "%s", info.psk_identity);
+        int r = tlsconf_find_key(s->cfg, info.psk_identity, peer_addr(s, &ss), &key, &s->opts);
+        key_wipe(&key);
+        if (r <= 0)
+            return -1;
     } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.peer_verified) {
         s->auth = AUTH_KIND_TLS;
         snprintf(s->tls_who, sizeof s->tls_who, "certificate %s", FERRY_LOG_Q(info.peer_subject));
@@ -444,6 +522,7 @@ static void choose_auth(struct session *s)
     } else {
         s->auth = AUTH_KIND_HMAC;
     }
+    return 0;
 }
 
 static int handle_hello(struct session *s, json_t *msg)
@@ -453,7 +532,9 @@ static int handle_hello(struct session *s, json_t *msg)
 
     if (json_integer_value(json_object_get(msg, "version")) != PROTO_VERSION)
         return protocol_error(s, "unsupported protocol version");
-    choose_auth(s);
+    if (choose_auth(s) < 0)
+        return refuse(s, "the key is no longer in the keys file (or not allowed from this address)",
+                      NULL, "key not allowed");
     s->state = AWAIT_AUTH;
     method = s->auth == AUTH_KIND_NONE ? AUTH_METHOD_NONE
            : s->auth == AUTH_KIND_TLS  ? AUTH_METHOD_TLS : AUTH_METHOD;
@@ -482,6 +563,28 @@ static int refuse(struct session *s, const char *why, const char *name, const ch
     return 0;
 }
 
+/* root= in the keys file: this session's file service serves that
+ * directory instead of --root.  The service is idle (nothing before
+ * authentication reaches it), so it is simply made anew. */
+static int apply_root(struct session *s)
+{
+    struct filesvc *files;
+    char err[512];
+
+    if (!s->opts.root[0])
+        return 0;
+    if (fsroot_open(s->opts.root, 0, &s->key_root, err, sizeof err) < 0) {
+        ferry_log_error("session %s: root=%s: %s", ferry_conn_peer(s->c), s->opts.root, err);
+        return -1;
+    }
+    files = filesvc_new(s->c, s->key_root, on_files_idle, s);
+    if (!files)
+        return -1;
+    filesvc_free(s->files);
+    s->files = files;
+    return 0;
+}
+
 static int handle_auth(struct session *s, json_t *msg)
 {
     static const struct ferry_frame_limits after_auth = { .max_header = PROTO_MAX_HEADER };
@@ -490,20 +593,18 @@ static int handle_auth(struct session *s, json_t *msg)
     int bound = FERRY_EUNSUPPORTED;
     const char *cn = json_string_value(json_object_get(msg, "nonce"));
     const char *name = json_string_value(json_object_get(msg, "key"));
+    struct sockaddr_storage ss;
     struct ferry_key key;
     int r, ok;
 
     if (s->auth == AUTH_KIND_HMAC) {
         if (!name)
             name = KEYS_DEFAULT_NAME;
-        if (!keys_name_ok(name))
-            return refuse(s, "malformed key name", name, "malformed key name");
-        r = tlsconf_find_key(s->cfg, name, &key);
-        if (r <= 0) {
-            snprintf(who, sizeof who, r < 0 ? "the keys file cannot be read"
-                                            : "unknown key name '%s'", FERRY_LOG_Q(name));
-            return refuse(s, who, name, r < 0 ? "keys file unreadable" : "unknown key");
-        }
+        /* An unknown name gets a stand-in key and the same checks as a
+         * wrong key, so the answer and its timing are the same. */
+        r = tlsconf_find_key(s->cfg, name, peer_addr(s, &ss), &key, &s->opts);
+        if (r < 0)
+            return refuse(s, "the keys file cannot be read", name, "keys file unreadable");
         /* Over TLS the proofs are bound to this connection (auth.h). */
         bound = ferry_transport_tls_exporter(ferry_conn_transport(s->c), AUTH_BINDING_LABEL,
                                              binding, sizeof binding);
@@ -515,10 +616,15 @@ static int handle_auth(struct session *s, json_t *msg)
              auth_check(&key, AUTH_CLIENT, s->server_nonce, client_nonce,
                         bound == 0 ? binding : NULL,
                         json_string_value(json_object_get(msg, "proof")));
-        if (!ok) {
+        if (!ok || r == 0) {
             key_wipe(&key);
-            snprintf(who, sizeof who, "wrong proof for key '%s'", FERRY_LOG_Q(name));
-            return refuse(s, who, name, "wrong proof");
+            if (!keys_name_ok(name))
+                snprintf(who, sizeof who, "malformed key name");
+            else
+                snprintf(who, sizeof who, r ? "wrong proof for key '%s'" : "unknown key name "
+                         "'%s' (or not allowed from this address)", FERRY_LOG_Q(name));
+            return refuse(s, who, name, !keys_name_ok(name) ? "malformed key name"
+                                        : r ? "wrong proof" : "unknown key");
         }
         auth_proof(&key, AUTH_SERVER, s->server_nonce, client_nonce, bound == 0 ? binding : NULL,
                    proof);
@@ -527,12 +633,18 @@ static int handle_auth(struct session *s, json_t *msg)
         snprintf(who, sizeof who, "key '%s' (%s)", FERRY_LOG_Q(name),
                  s->cfg->plaintext ? "plaintext, HMAC" : "HMAC over TLS");
     }
+    if (apply_root(s) < 0)
+        return refuse(s, "the key's root= cannot be opened", name, "root unavailable");
     s->state = READY;
     ferry_conn_set_authenticated(s->c);
     ferry_conn_set_frame_limits(s->c, &after_auth);
-    ferry_log_info("session %s: authenticated with %s", ferry_conn_peer(s->c),
+    ferry_log_info("session %s: authenticated with %s%s%s%s%s%s", ferry_conn_peer(s->c),
                    s->auth == AUTH_KIND_HMAC ? who
-                   : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)");
+                   : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)",
+                   keyopts_any(&s->opts) ? "; restricted:" : "",
+                   s->opts.flags & KEYOPT_FILES_ONLY ? " files-only" : "",
+                   s->opts.flags & KEYOPT_READ_ONLY ? " read-only" : "",
+                   s->opts.command[0] ? " command=" : "", s->opts.root[0] ? " root=" : "");
     s->audited = 1;
     if (s->auth == AUTH_KIND_HMAC)
         audit_session(ferry_conn_peer(s->c), "main", "hmac", "key", name, "ok", NULL);
@@ -581,6 +693,14 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
         int r;
         if (s->exec)
             return send_error(s, ERR_BUSY, "a command is running on this session");
+        if (s->opts.command[0])
+            return send_error(s, ERR_DENIED, "this key may only run its forced command "
+                                             "(command= in ferryd's keys file)");
+        if ((s->opts.flags & KEYOPT_READ_ONLY) && (strcmp(type, MSG_PUT) == 0 ||
+                                                   strcmp(type, MSG_MKDIR) == 0 ||
+                                                   strcmp(type, MSG_RM) == 0))
+            return send_error(s, ERR_DENIED, "this key is read-only (read-only in ferryd's "
+                                             "keys file)");
         r = filesvc_on_header(s->files, type, msg, body_size, &why);
         if (r == 1)
             return protocol_error(s, why);
@@ -734,6 +854,7 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
         audit_cmd_end(&s->cmd, ferry_conn_peer(c), "main", NULL, NULL);
     }
     filesvc_free(s->files);
+    fsroot_close(s->key_root);
     free(s->cwd);
     free(s);
     ferry_conn_set_data(c, NULL);

@@ -94,7 +94,9 @@ static int server_find_psk(SSL *ssl, const unsigned char *id, size_t id_len, SSL
     struct ferry_transport *t = SSL_get_ex_data(ssl, ferry__tls_ssl_index);
     struct tls_conn *tc = t->tls;
     uint8_t key[FERRY_TLS_PSK_MAX];
-    int len;
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    int len, have_peer;
 
     *sess = NULL;
     if (!identity_ok(id, id_len)) {
@@ -103,7 +105,10 @@ static int server_find_psk(SSL *ssl, const unsigned char *id, size_t id_len, SSL
     }
     memcpy(tc->identity, id, id_len);
     tc->identity[id_len] = '\0';
-    len = tc->cfg->psk_lookup(tc->identity, key, tc->cfg->psk_lookup_arg);
+    /* The lookup may depend on where the client is (ferryd's from=). */
+    have_peer = getpeername(t->fd, (struct sockaddr *)&peer, &peer_len) == 0;
+    len = tc->cfg->psk_lookup(tc->identity, have_peer ? (struct sockaddr *)&peer : NULL, key,
+                              tc->cfg->psk_lookup_arg);
     if (len < 0 || len > FERRY_TLS_PSK_MAX) {
         tc->lookup_failed = 1;
         OPENSSL_cleanse(key, sizeof key);

@@ -200,8 +200,10 @@ static int tls_handshake(struct ferry_transport *t)
         strstr(tc->error, "binder")) {
         /* The PSK binder proves the key: it is the wrong one. */
         size_t n = strlen(tc->error);
-        snprintf(tc->error + n, sizeof tc->error - n, " (a wrong key for the name '%s')",
-                 tc->identity);
+        /* A lookup may answer an unknown name with a stand-in key (ferryd
+         * does, so the two look alike): it logs which it was. */
+        snprintf(tc->error + n, sizeof tc->error - n, " (a wrong key for the name '%s', "
+                 "or no such name)", tc->identity);
     } else if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity[0] &&
                !tc->identity_known) {
         size_t n = strlen(tc->error);

@@ -81,41 +81,68 @@ static void free_text(char *text, size_t len)
     }
 }
 
+/* Split a line at its first blank: the word is NUL-terminated and the
+ * rest (blanks skipped) returned, or NULL at the end of the line. */
+static char *word(char *p, char **rest)
+{
+    p += strspn(p, " \t");
+    if (!*p) {
+        *rest = p;
+        return NULL;
+    }
+    *rest = p + strcspn(p, " \t");
+    if (**rest)
+        *(*rest)++ = '\0';
+    *rest += strspn(*rest, " \t");
+    return p;
+}
+
 /*
- * Walk every line; for the one named `want` (if any) fill key.  Returns
- * the number of keys, or FERRY_EKEYS_LINE with err naming the bad line.
+ * Walk every line; for the one named `want` (if any) fill key and opts.
+ * Returns the number of keys, or FERRY_EKEYS_LINE with err naming the bad
+ * line.
  */
 static int walk(const char *path, char *text, const char *want, struct ferry_key *key,
-                int *found, struct errbuf *err)
+                struct keyopts *opts, int *found, struct errbuf *err)
 {
     int count = 0, lineno = 0;
     char *next;
 
     /* Line by line, blank ones counted too, so an error names the right one. */
     for (char *line = text; line; line = next) {
-        char *name, *hex, *extra, *fields = NULL;
+        char *name, *hex, *rest, why[200];
         struct ferry_key k;
+        struct keyopts o;
+        size_t end;
 
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
         lineno++;
         line[strcspn(line, "\r")] = '\0';
-        name = strtok_r(line, " \t", &fields);
+        name = word(line, &rest);
         if (!name || name[0] == '#')
             continue;
-        hex = strtok_r(NULL, " \t", &fields);
-        extra = strtok_r(NULL, " \t", &fields);
-        if (!keys_name_ok(name) || !hex || extra || strlen(hex) != 2 * KEY_LEN ||
+        hex = word(rest, &rest);
+        if (!keys_name_ok(name) || !hex || strlen(hex) != 2 * KEY_LEN ||
             hex_decode(hex, k.bytes, KEY_LEN) < 0) {
             key_wipe(&k);
-            return errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: expected 'NAME HEX' "
-                              "(a name without spaces and the 64 hex digits of a key)",
-                              path, lineno);
+            return errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: expected 'NAME HEX "
+                              "[OPTIONS]' (a name without spaces, the 64 hex digits of a key, "
+                              "then any options)", path, lineno);
+        }
+        for (end = strlen(rest); end > 0 && (rest[end - 1] == ' ' || rest[end - 1] == '\t'); end--)
+            rest[end - 1] = '\0';
+        if (keyopts_parse(rest, &o, why, sizeof why) < 0) {
+            key_wipe(&k);
+            return errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: %s", path, lineno,
+                              why);
         }
         count++;
         if (want && !*found && strcmp(name, want) == 0) {
             *key = k;
+            if (opts)
+                *opts = o;
             *found = 1;
         }
         key_wipe(&k);
@@ -131,7 +158,7 @@ int keys_check(const char *path, int *count, struct errbuf *err)
 
     if (n < 0)
         return n;
-    n = walk(path, text, NULL, NULL, &found, err);
+    n = walk(path, text, NULL, NULL, NULL, &found, err);
     free_text(text, len);
     if (n < 0)
         return n;
@@ -139,7 +166,8 @@ int keys_check(const char *path, int *count, struct errbuf *err)
     return 0;
 }
 
-int keys_find(const char *path, const char *name, struct ferry_key *key, struct errbuf *err)
+int keys_find(const char *path, const char *name, struct ferry_key *key, struct keyopts *opts,
+              struct errbuf *err)
 {
     size_t len = 0;
     char *text = NULL;
@@ -147,7 +175,7 @@ int keys_find(const char *path, const char *name, struct ferry_key *key, struct 
 
     if (n < 0)
         return n;
-    n = walk(path, text, name, key, &found, err);
+    n = walk(path, text, name, key, opts, &found, err);
     free_text(text, len);
     if (n < 0) {
         key_wipe(key);

@@ -76,6 +76,7 @@
 #define ERR_REQUEST  "request"    /* a well-formed request that cannot be done (bad cwd, ...) */
 #define ERR_SPAWN    "spawn"      /* the command could not be started; an exit follows */
 #define ERR_BUSY     "busy"       /* a command or transfer is already running on this connection */
+#define ERR_DENIED   "denied"     /* the key's restrictions (ferryd's keys file) forbid the request */
 #define ERR_PATH     "path"       /* a path the sandbox refuses (.., absolute, escaping symlink, ...) */
 #define ERR_FS       "fs"         /* a filesystem error; "errno" names it (ENOENT, ENOSPC, ...) */
 #define ERR_CHECKSUM "checksum"   /* the data did not match its checksum; nothing was committed */

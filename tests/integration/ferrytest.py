@@ -524,10 +524,13 @@ class Session:
     --plaintext (Python's ssl module cannot do TLS 1.3 with an external
     PSK).  With key, it logs in at once; rcvbuf is set before connecting, so
     the window is small from the start and the server cannot push a whole
-    file into our buffers."""
+    file into our buffers.  source: the local address to connect from (a
+    loopback one, for ferryd's from=)."""
 
-    def __init__(self, hostport, key=None, timeout=20, rcvbuf=None):
+    def __init__(self, hostport, key=None, timeout=20, rcvbuf=None, source=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if source:
+            self.sock.bind((source, 0))
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout * SLOW)
@@ -595,12 +598,13 @@ class Session:
             msg["key"] = name
         return msg
 
-    def login(self, key):
-        """Handshake; checks the server's proof.  Returns self."""
+    def login(self, key, name=None):
+        """Handshake (name: the key's name, see auth_message); checks the
+        server's proof.  Returns self."""
         h = self.hello()
         if h.get("auth") != "hmac-sha256":
             raise ProtoError("expected HMAC authentication (is ferryd --plaintext?), got %r" % h)
-        msg = self.auth_message(key)
+        msg = self.auth_message(key, name=name)
         self.send(msg)
         h, _ = self.recv()
         if h.get("type") != "welcome":
@@ -770,14 +774,18 @@ class Relay:
     rate: bytes per second, both ways (paced in small slices).
     corrupt: {"up" or "down": offset}: flip one bit of the byte at that
     offset of the stream (to show that checksums catch it).
-    Counts the bytes forwarded each way."""
+    Counts the bytes forwarded each way; record: also keeps them, in
+    seen[way], and done[way] is set when that way has ended."""
 
-    def __init__(self, target, up_limit=None, down_limit=None, rate=None, corrupt=None):
+    def __init__(self, target, up_limit=None, down_limit=None, rate=None, corrupt=None,
+                 record=False):
         self.target = target
         self.limits = {"up": up_limit, "down": down_limit}
         self.corrupt = corrupt or {}      # {"up"|"down": stream offset of a byte to flip}
         self.rate = rate
         self.count = {"up": 0, "down": 0}
+        self.seen = {"up": bytearray(), "down": bytearray()} if record else None
+        self.done = {"up": threading.Event(), "down": threading.Event()}
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(8)
@@ -801,8 +809,15 @@ class Relay:
                 continue
             with self._lock:
                 self.socks += [c, s]
-            threading.Thread(target=self._pump, args=(c, s, "up"), daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, "down"), daemon=True).start()
+            threading.Thread(target=self._pump_and_mark, args=(c, s, "up"), daemon=True).start()
+            threading.Thread(target=self._pump_and_mark, args=(s, c, "down"),
+                             daemon=True).start()
+
+    def _pump_and_mark(self, src, dst, way):
+        try:
+            self._pump(src, dst, way)
+        finally:
+            self.done[way].set()
 
     def _pump(self, src, dst, way):
         t0 = time.monotonic()
@@ -832,6 +847,9 @@ class Relay:
                 if at is not None and self.count[way] <= at < self.count[way] + len(b):
                     i = at - self.count[way]
                     b = b[:i] + bytes([b[i] ^ 0x01]) + b[i + 1:]
+                with self._lock:
+                    if self.seen is not None:
+                        self.seen[way] += b
                 dst.sendall(b)
                 with self._lock:
                     self.count[way] += len(b)

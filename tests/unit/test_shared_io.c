@@ -385,14 +385,14 @@ static void test_key_file_codes(void **state)
     pathf(path, sizeof path, "%s/keys", f->dir);
     assert_int_equal(keys_check(path, &n, &eb), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(keys_find(path, "b", &key, &eb), 1);
+    assert_int_equal(keys_find(path, "b", &key, NULL, &eb), 1);
     assert_int_equal(key.bytes[0], 0xff);
-    assert_int_equal(keys_find(path, "c", &key, &eb), 0);
+    assert_int_equal(keys_find(path, "c", &key, NULL, &eb), 0);
 
     write_at(f->dirfd, "keys", "a 0011\n", 0600);
     assert_int_equal(keys_check(path, &n, &eb), FERRY_EKEYS_LINE);
     assert_non_null(strstr(eb.msg, "line 1"));
-    assert_int_equal(keys_find(path, "a", &key, &eb), FERRY_EKEYS_LINE);
+    assert_int_equal(keys_find(path, "a", &key, NULL, &eb), FERRY_EKEYS_LINE);
 }
 
 int main(void)
