@@ -60,7 +60,8 @@ struct classic {
     struct runner *exec;
     struct capture out[2];      /* stdout, stderr */
     size_t total;               /* output captured */
-    size_t reserved;            /* of it, reserved from the shared budget */
+    int slot;                   /* in the shared limits */
+    size_t reserved;            /* reserved from the shared budget */
     int truncated;              /* CUT_* */
     struct ferry_timer *idle;
     /* The reply being sent: pieces 0 (header), 1 (stdout), 2 (stderr). */
@@ -91,7 +92,7 @@ static void captures_clear(struct classic *k)
     }
     k->total = 0;
     k->truncated = CUT_NONE;
-    classic_limits_release(k->cc->limits, k->reserved);
+    classic_limits_release(k->cc->limits, k->slot, k->reserved);
     k->reserved = 0;
     free(k->head);
     k->head = NULL;
@@ -103,10 +104,10 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     struct classic *k = arg;
     size_t room = CLASSIC_MAX_OUTPUT - k->total;
     size_t want = len < room ? len : room;
-    size_t got = classic_limits_reserve(k->cc->limits, want);
+    size_t got = classic_limits_reserve(k->cc->limits, k->slot, want);
 
     if (got > 0 && capture_append(&k->out[stream - 1], data, got) < 0) {
-        classic_limits_release(k->cc->limits, got);
+        classic_limits_release(k->cc->limits, k->slot, got);
         return -ENOMEM;
     }
     k->reserved += got;
@@ -127,7 +128,7 @@ static void release_sent(struct classic *k)
     size_t queued = ferry_conn_pending(k->c);
 
     if (k->reserved > queued) {
-        classic_limits_release(k->cc->limits, k->reserved - queued);
+        classic_limits_release(k->cc->limits, k->slot, k->reserved - queued);
         k->reserved = queued;
     }
 }
@@ -309,9 +310,10 @@ static int classic_on_open(struct ferry_conn *c, void *arg)
         k->idle = ferry_loop_timer(ferry_conn_loop(c), (uint64_t)cc->idle_timeout_ms, on_idle, k);
     if (!k || !k->idle) {
         free(k);
-        classic_limits_leave(cc->limits);
+        classic_limits_leave(cc->limits, r);
         return -ENOMEM;
     }
+    k->slot = r;
     k->c = c;
     k->cc = cc;
     ferry_conn_set_data(c, k);
@@ -355,7 +357,7 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
     ferry_timer_cancel(k->idle);
     classic_put_free(k->put);
     captures_clear(k);
-    classic_limits_leave(k->cc->limits);
+    classic_limits_leave(k->cc->limits, k->slot);
     log_refusals(k->cc);
     free(k);
 }
