@@ -8,8 +8,9 @@
  * follow, then the command's stdout and stderr.  Because the size comes
  * first, the output has to be collected before anything is sent: it is
  * capped, and so is the command's run time, so `top` cannot hang a
- * session.  The reply leaves in one gathered write: the tutorial's four
- * small sends stall on Nagle and delayed ACKs on a reused connection.
+ * session.  The reply is queued in one go, header first (not as the
+ * tutorial's four small sends, which stall on Nagle and delayed ACKs on a
+ * reused connection).
  * There is no authentication here; main.c keeps it on loopback unless
  * the operator insists.
  *
@@ -17,11 +18,11 @@
  * for the listener as a whole, not only per connection (classic_limits.h):
  * a connection cap of its own, an idle timeout, and one budget for the
  * output all its connections hold.  Output is reserved from the budget as
- * it is read and given back once the reply has been handed to the
- * connection; a command whose output finds the budget spent is killed and
- * its reply says so.  The reply goes out in chunks as the peer reads, so a
+ * it is read and given back as the reply leaves the output queue; a
+ * command whose output finds the budget spent is killed and its reply says
+ * so.  The reply is handed to the queue in chunks as the peer reads, so a
  * peer that never reads holds its own reservation, not a second copy in
- * the output queue.
+ * the queue.
  *
  * The same listener takes the tutorials' FTP upload (seed 002), told apart
  * by its first bytes and handled by classic_put.c.
