@@ -8,9 +8,9 @@
  * follow, then the command's stdout and stderr.  Because the size comes
  * first, the output has to be collected before anything is sent: it is
  * capped, and so is the command's run time, so `top` cannot hang a
- * session.  The reply is queued in one go, header first (not as the
- * tutorial's four small sends, which stall on Nagle and delayed ACKs on a
- * reused connection).
+ * session.  The header and as much output as the queue takes are queued
+ * together (not as the tutorial's four small sends, which stall on Nagle
+ * and delayed ACKs on a reused connection).
  * There is no authentication here; main.c keeps it on loopback unless
  * the operator insists.
  *
