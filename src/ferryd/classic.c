@@ -8,8 +8,9 @@
  * follow, then the command's stdout and stderr.  Because the size comes
  * first, the output has to be collected before anything is sent: it is
  * capped, and so is the command's run time, so `top` cannot hang a
- * session.  The reply leaves in one gathered write: the tutorial's four
- * small sends stall on Nagle and delayed ACKs on a reused connection.
+ * session.  The header and as much output as the queue takes are queued
+ * together (not as the tutorial's four small sends, which stall on Nagle
+ * and delayed ACKs on a reused connection).
  * There is no authentication here; main.c keeps it on loopback unless
  * the operator insists.
  *
@@ -17,11 +18,11 @@
  * for the listener as a whole, not only per connection (classic_limits.h):
  * a connection cap of its own, an idle timeout, and one budget for the
  * output all its connections hold.  Output is reserved from the budget as
- * it is read and given back once the reply has been handed to the
- * connection; a command whose output finds the budget spent is killed and
- * its reply says so.  The reply goes out in chunks as the peer reads, so a
+ * it is read and given back as the reply leaves the output queue; a
+ * command whose output finds the budget spent is killed and its reply says
+ * so.  The reply is handed to the queue in chunks as the peer reads, so a
  * peer that never reads holds its own reservation, not a second copy in
- * the output queue.
+ * the queue.
  *
  * The same listener takes the tutorials' FTP upload (seed 002), told apart
  * by its first bytes and handled by classic_put.c.
@@ -61,7 +62,8 @@ struct classic {
     struct runner *exec;
     struct capture out[2];      /* stdout, stderr */
     size_t total;               /* output captured */
-    size_t reserved;            /* of it, reserved from the shared budget */
+    int slot;                   /* in the shared limits */
+    size_t reserved;            /* reserved from the shared budget */
     int truncated;              /* CUT_* */
     struct ferry_timer *idle;
     /* The reply being sent: pieces 0 (header), 1 (stdout), 2 (stderr). */
@@ -93,7 +95,7 @@ static void captures_clear(struct classic *k)
     }
     k->total = 0;
     k->truncated = CUT_NONE;
-    classic_limits_release(k->cc->limits, k->reserved);
+    classic_limits_release(k->cc->limits, k->slot, k->reserved);
     k->reserved = 0;
     free(k->head);
     k->head = NULL;
@@ -105,10 +107,10 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     struct classic *k = arg;
     size_t room = CLASSIC_MAX_OUTPUT - k->total;
     size_t want = len < room ? len : room;
-    size_t got = classic_limits_reserve(k->cc->limits, want);
+    size_t got = classic_limits_reserve(k->cc->limits, k->slot, want);
 
     if (got > 0 && capture_append(&k->out[stream - 1], data, got) < 0) {
-        classic_limits_release(k->cc->limits, got);
+        classic_limits_release(k->cc->limits, k->slot, got);
         return -ENOMEM;
     }
     k->reserved += got;
@@ -129,7 +131,7 @@ static void release_sent(struct classic *k)
     size_t queued = ferry_conn_pending(k->c);
 
     if (k->reserved > queued) {
-        classic_limits_release(k->cc->limits, k->reserved - queued);
+        classic_limits_release(k->cc->limits, k->slot, k->reserved - queued);
         k->reserved = queued;
     }
 }
@@ -321,9 +323,10 @@ static int classic_on_open(struct ferry_conn *c, void *arg)
         k->idle = ferry_loop_timer(ferry_conn_loop(c), (uint64_t)cc->idle_timeout_ms, on_idle, k);
     if (!k || !k->idle) {
         free(k);
-        classic_limits_leave(cc->limits);
+        classic_limits_leave(cc->limits, r);
         return -ENOMEM;
     }
+    k->slot = r;
     k->c = c;
     k->cc = cc;
     ferry_conn_set_data(c, k);
@@ -370,7 +373,7 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
     ferry_timer_cancel(k->idle);
     classic_put_free(k->put);
     captures_clear(k);
-    classic_limits_leave(k->cc->limits);
+    classic_limits_leave(k->cc->limits, k->slot);
     log_refusals(k->cc);
     free(k);
 }

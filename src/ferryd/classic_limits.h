@@ -20,10 +20,12 @@ int classic_limits_new(int max_conns, size_t max_output, struct classic_limits *
 /* Unmap; no connection may use it any more.  NULL allowed. */
 void classic_limits_free(struct classic_limits *l);
 
-/* Take a connection slot: 0, or -EUSERS when max_conns are open (the
- * refusal is counted, see classic_limits_refusals). */
+/* Take a connection slot: its number (>= 0), or -EUSERS when max_conns
+ * are open (the refusal is counted, see classic_limits_refusals).  Slots
+ * of processes that died without leaving are reclaimed first.  Leaving
+ * gives back what the slot still has reserved. */
 int classic_limits_enter(struct classic_limits *l);
-void classic_limits_leave(struct classic_limits *l);
+void classic_limits_leave(struct classic_limits *l, int slot);
 
 /* Refusals since the last call that returned non-zero, at most once a
  * second (else 0): the caller logs them as one summary line. */
@@ -32,8 +34,8 @@ unsigned long classic_limits_refusals(struct classic_limits *l);
 /* Reserve up to want bytes of the output budget; returns how many were
  * granted (less than want once the budget is spent).  Every granted byte
  * is given back with classic_limits_release. */
-size_t classic_limits_reserve(struct classic_limits *l, size_t want);
-void classic_limits_release(struct classic_limits *l, size_t n);
+size_t classic_limits_reserve(struct classic_limits *l, int slot, size_t want);
+void classic_limits_release(struct classic_limits *l, int slot, size_t n);
 
 /* The limits, for messages. */
 int classic_limits_max_conns(const struct classic_limits *l);

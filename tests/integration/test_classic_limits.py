@@ -182,6 +182,25 @@ class ClassicLimits:
             h = ft.recv_header(c)
             self.assertEqual(recv_exact(c, h["total_size"]), b"next\n")
 
+    def test_killed_connection_processes_give_their_slots_back(self):
+        # Fork model: a classic command can kill its own connection process,
+        # which then never gives its slot back; without reclaiming, a few
+        # such commands would shut the classic listener for good.
+        if self.ARGS[-1] != "fork":
+            self.skipTest("a connection is a process only in the fork model")
+        srv, classic, main = self.server("--classic-max-conns", "2")
+        for _ in range(4):
+            with self.connect(classic) as c:
+                c.sendall(b"head -c 100000 /dev/zero >&2; kill -9 $PPID")
+                wait_until(lambda: closed_by_peer(c), 10 * SLOW, "the connection process to die")
+                # Reaped: a zombie still counts as a process.
+                wait_until(lambda: not srv.children(), 10 * SLOW, "ferryd to reap it")
+        with self.connect(classic) as a, self.connect(classic) as b:
+            for c in (a, b):
+                c.sendall(b"echo alive")
+                h = ft.recv_header(c)
+                self.assertEqual(recv_exact(c, h["total_size"]), b"alive\n")
+
     def test_options_are_checked(self):
         for opt in ("--classic-max-conns", "--classic-idle-timeout", "--classic-max-output"):
             r = subprocess.run([ft.binary("ferryd"), "--key-file", self.key_path, opt, "0"],
