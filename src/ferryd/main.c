@@ -76,7 +76,8 @@ static void usage(FILE *f)
         "                           (default 256); more are closed at once\n"
         "      --auth-timeout S     close connections not authenticated within S seconds\n"
         "                           (default 10)\n"
-        "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
+        "      --idle-timeout S     close connections idle for S seconds (default: never);\n"
+        "                           a running command or a transfer is not idle\n"
         "      --classic ADDR       also serve the tutorials' unauthenticated protocol on\n"
         "                           ADDR (loopback only unless --insecure)\n"
         "      --insecure           allow --classic on a non-loopback address\n"
@@ -409,6 +410,7 @@ int main(int argc, char **argv)
     r = ferry_server_new(&o.server, &s);
     if (r < 0)
         goto fail;
+    cfg.idle_timeout_ms = o.server.idle_timeout_ms;
     session.arg = &cfg;
     classic.arg = &cfg;
     for (int i = 0; i < o.nlisten; i++) {
