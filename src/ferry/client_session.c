@@ -82,13 +82,48 @@ static void loop_turns(struct client_session *s)
 
 /* ---- the connection's handler -------------------------------------------------- */
 
+/* Keep a closing message's words for people: printable ASCII only (they
+ * come from the peer and go to a terminal). */
+static void keep_closing(struct client_session *s, const json_t *h)
+{
+    const char *msg = json_string_value(json_object_get(h, "message"));
+
+    if (!msg)
+        msg = json_string_value(json_object_get(h, "reason"));
+    snprintf(s->closing, sizeof s->closing, "%s", msg ? msg : "no reason given");
+    for (char *p = s->closing; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            *p = '?';
+    ferry_log_debug("the server closes the connection: %s", s->closing);
+}
+
+/* A TLS handshake the server answered in the clear: a ferryd at its
+ * connection limit sends a closing frame before TLS (PROTOCOL.md 2.6). */
+static void plain_answer(struct client_session *s, struct ferry_transport *t)
+{
+    size_t len = 0, hlen;
+    const uint8_t *p = ferry_transport_plain_answer(t, &len);
+    json_t *h;
+
+    if (!p || len < 4)
+        return;
+    hlen = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+    if (hlen == 0 || hlen > len - 4)
+        return;
+    h = json_loadb((const char *)p + 4, hlen, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(h) && !json_object_get(h, "size") &&
+        json_is_string(json_object_get(h, "type")) &&
+        strcmp(json_string_value(json_object_get(h, "type")), MSG_CLOSING) == 0)
+        keep_closing(s, h);
+    json_decref(h);
+}
+
 /* A header that is about the connection, not the request in hand: a
  * pong (hearing it is all it is for) or the server's reason for closing,
  * shown once the connection is gone (session_gone_text).  1 when taken. */
 static int connection_message(struct client_session *s, struct ferry_frame_event *ev)
 {
     const char *type = json_string_value(json_object_get(ev->header, "type"));
-    const char *msg;
 
     if (!type || ev->body_size > 0)
         return 0;
@@ -98,15 +133,7 @@ static int connection_message(struct client_session *s, struct ferry_frame_event
     }
     if (strcmp(type, MSG_CLOSING) != 0)
         return 0;
-    msg = json_string_value(json_object_get(ev->header, "message"));
-    if (!msg)
-        msg = json_string_value(json_object_get(ev->header, "reason"));
-    /* Peer text for a terminal: printable ASCII only. */
-    snprintf(s->closing, sizeof s->closing, "%s", msg ? msg : "no reason given");
-    for (char *p = s->closing; *p; p++)
-        if (*p < 0x20 || *p > 0x7e)
-            *p = '?';
-    ferry_log_debug("the server closes the connection: %s", s->closing);
+    keep_closing(s, ev->header);
     json_decref(ev->header);
     return 1;
 }
@@ -164,9 +191,11 @@ static void on_close(struct ferry_conn *c, int reason, void *arg)
 
     /* A failed TLS handshake's reason is the transport's, and only until
      * we return. */
-    if (!s->opened)
+    if (!s->opened) {
         snprintf(s->tls_error, sizeof s->tls_error, "%s",
                  ferry_transport_error(ferry_conn_transport(c)));
+        plain_answer(s, ferry_conn_transport(c));
+    }
     s->conn = NULL;
     ferry_timer_cancel(s->keepalive);
     s->keepalive = NULL;

@@ -125,7 +125,9 @@ static void report_tls_failure(const struct client_session *s, const struct dial
     const char *why = s->tls_error;
     const char *name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
 
-    if (r == FERRY_ENOTTLS)
+    if (s->closing[0])
+        cli_error("%s refused the connection: %s", s->peer, s->closing);
+    else if (r == FERRY_ENOTTLS)
         cli_error("%s did not answer with TLS (if it runs ferryd --plaintext, add --plaintext)",
                   s->peer);
     else if (r == -ETIMEDOUT)

@@ -380,6 +380,9 @@ int main(int argc, char **argv)
                                      .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } } };
     struct ferry_handler session = sessionsvc_handler, classic = classic_handler;
     struct ferry_server *s = NULL;
+    json_t *refusal_hdr;
+    uint8_t *refusal = NULL;
+    size_t refusal_len = 0;
     char buf[FERRY_ADDRSTRLEN];
     int r, status = 1;
 
@@ -407,6 +410,15 @@ int main(int argc, char **argv)
      * not kill the daemon. */
     signal(SIGXFSZ, SIG_IGN);
 
+    /* A connection refused for a limit is told so, in the clear (before
+     * TLS: PROTOCOL.md 2.6), rather than left to guess at a TLS failure. */
+    refusal_hdr = json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason", CLOSE_BUSY,
+                            "message", "the server is at its connection limit; try again later");
+    if (refusal_hdr && ferry_frame_encode(refusal_hdr, 0, NULL, &refusal, &refusal_len) == 0) {
+        o.server.refusal = refusal;
+        o.server.refusal_len = refusal_len;
+    }
+    json_decref(refusal_hdr);
     r = ferry_server_new(&o.server, &s);
     if (r < 0)
         goto fail;
@@ -441,6 +453,7 @@ fail:
     fprintf(stderr, "ferryd: %s\n", ferry_strerror(r));
 out:
     ferry_server_free(s);
+    free(refusal);
     ferry_tls_free(cfg.tls);
     fsroot_close(cfg.root);
     key_wipe(&cfg.key);

@@ -21,6 +21,23 @@
 /* Datagrams served per wakeup, for the same reason. */
 #define DATAGRAM_BURST 16
 
+/* Close a connection refused for a limit, after the server's refusal
+ * (opts.refusal), best effort and never blocking: what the peer already
+ * sent is read away first, so that closing does not answer it with a
+ * reset that could destroy the refusal in flight. */
+static void close_refused(struct ferry_server *s, int fd)
+{
+    uint8_t sink[2048];
+
+    if (s->opts.refusal_len > 0 &&
+        send(fd, s->opts.refusal, s->opts.refusal_len, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
+        for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+            ;
+        (void)shutdown(fd, SHUT_WR);
+    }
+    close(fd);
+}
+
 /*
  * Accept one connection from a stream listener, with the accept4 flags,
  * the verify hook, the connection cap and the not-yet-authenticated cap.
@@ -70,7 +87,7 @@ static int admit_one(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLE
         atomic_fetch_sub(&k->live, 1);
         ferry_log_warn("%s: connection from %s closed: limit of %d connections reached",
                        l->name, peer, s->opts.max_conns);
-        close(fd);
+        close_refused(s, fd);
         return -EAGAIN;
     }
     if (k->unauth_capped && atomic_fetch_add(&k->unauth, 1) >= s->opts.max_unauthenticated) {
@@ -78,7 +95,7 @@ static int admit_one(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLE
         atomic_fetch_sub(&k->live, 1);
         ferry_log_warn("%s: connection from %s closed: %d connections are already waiting "
                        "to authenticate", l->name, peer, s->opts.max_unauthenticated);
-        close(fd);
+        close_refused(s, fd);
         return -EAGAIN;
     }
     return fd;

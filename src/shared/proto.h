@@ -87,6 +87,7 @@
 /* Reasons in a closing message. */
 #define CLOSE_IDLE      "idle"          /* --idle-timeout: nothing ran, nothing moved */
 #define CLOSE_SHUTDOWN  "shutdown"      /* the server is stopping */
+#define CLOSE_BUSY      "busy"          /* a connection limit: sent in the clear, before TLS */
 
 /* Auth methods in hello: the key's HMAC proofs (auth.h), TLS having
  * authenticated the client already (PSK or client certificate), none. */

@@ -303,6 +303,26 @@ class FerrydCloseTest(Base):
         self.assertEqual(p.returncode, 255, err)
         self.assertIn(b"connection closed by server: the server is shutting down", err)
 
+    def test_connection_limit_is_explained(self):
+        """At --max-conns ferryd answers in the clear, before TLS, and the
+        client says so instead of blaming TLS (defect 9)."""
+        for plaintext in (False, True):
+            with self.subTest(plaintext=plaintext):
+                host = self.start("--max-conns", "1", *(["--plaintext"] if plaintext else []))
+                before = self.server.fd_count()
+                hold = socket.create_connection(self.server.hostport())
+                self.addCleanup(hold.close)
+                ferrytest.wait_until(lambda: self.server.fd_count() > before,
+                                     what="the first connection accepted")
+                r = self.ferry(*(["--plaintext"] if plaintext else []), "exec", "-n", "-k",
+                               self.key, host, "true")
+                self.assertEqual(r.returncode, 255, r.stderr)
+                self.assertIn(b"the server is at its connection limit", r.stderr)
+                self.assertNotIn(b"TLS", r.stderr)
+                self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+                hold.close()
+                self.server.stop()
+
     def test_pings_are_answered_and_are_not_activity(self):
         host = self.start("--idle-timeout", "1", "--plaintext")
         s = ferrytest.Session(self.server.hostport()).login(self.raw_key)
