@@ -107,6 +107,11 @@ FERRY_EXPORT void *ferry_conn_data(const struct ferry_conn *c);
 /* The connection passed its authentication: the handshake timeout ends. */
 FERRY_EXPORT void ferry_conn_set_authenticated(struct ferry_conn *c);
 
+/* Event style: the idle timeout of this connection from now on (0 = none),
+ * e.g. 0 for a handler that judges idleness itself (ferryd's sessions: a
+ * running command is not idle, keepalive pings are not activity). */
+FERRY_EXPORT void ferry_conn_set_idle_timeout(struct ferry_conn *c, int ms);
+
 /* Event style with on_frame: limits for the frames that follow, e.g.
  * small before authentication and larger after (the struct is copied;
  * size_key must outlive the connection). */

@@ -111,6 +111,13 @@ struct ferry_server_opts {
      * to close the connection (or drop the datagram).  NULL: serve all. */
     int (*verify)(const struct sockaddr *peer, socklen_t len, void *arg);
     void *verify_arg;
+    /* Sent in the clear (best effort, never blocking) to a connection
+     * closed at once for max_conns or max_unauthenticated, so its client
+     * can say why (ferryd: a "closing" frame, which ferry reads also on a
+     * TLS connection: ferry_transport_plain_answer).  NULL: none; the
+     * bytes must outlive the server. */
+    const void *refusal;
+    size_t refusal_len;
 };
 
 /* Create a server into *out.  opts may be NULL (all defaults: EVENT, one

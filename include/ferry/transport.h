@@ -64,6 +64,15 @@ FERRY_EXPORT int ferry_transport_pending(const struct ferry_transport *t);
  * "" when there is none.  Valid until the next call on t. */
 FERRY_EXPORT const char *ferry_transport_error(const struct ferry_transport *t);
 
+/* A TLS client whose server answered its ClientHello with something that
+ * is not TLS (FERRY_ENOTTLS): the first bytes of that answer (at most
+ * FERRY_TLS_PLAIN_ANSWER_MAX), e.g. a server's plaintext refusal for a
+ * caller that knows its format; NULL (and *len 0) otherwise.  Valid as
+ * ferry_transport_error. */
+#define FERRY_TLS_PLAIN_ANSWER_MAX 512
+FERRY_EXPORT const uint8_t *ferry_transport_plain_answer(const struct ferry_transport *t,
+                                                         size_t *len);
+
 /* After the handshake: fill *info and return 0; FERRY_EUNSUPPORTED for a
  * plain transport.  The strings live as long as the transport. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_transport_tls_info(const struct ferry_transport *t, struct ferry_tls_info *info);

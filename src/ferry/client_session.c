@@ -82,10 +82,70 @@ static void loop_turns(struct client_session *s)
 
 /* ---- the connection's handler -------------------------------------------------- */
 
+/* Keep a closing message's words for people: printable ASCII only (they
+ * come from the peer and go to a terminal). */
+static void keep_closing(struct client_session *s, const json_t *h)
+{
+    const char *msg = json_string_value(json_object_get(h, "message"));
+
+    if (!msg)
+        msg = json_string_value(json_object_get(h, "reason"));
+    snprintf(s->closing, sizeof s->closing, "%s", msg ? msg : "no reason given");
+    for (char *p = s->closing; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            *p = '?';
+    ferry_log_debug("the server closes the connection: %s", s->closing);
+}
+
+/* A TLS handshake the server answered in the clear: a ferryd at its
+ * connection limit sends a closing frame before TLS (PROTOCOL.md 2.7). */
+static void plain_answer(struct client_session *s, struct ferry_transport *t)
+{
+    size_t len = 0, hlen;
+    const uint8_t *p = ferry_transport_plain_answer(t, &len);
+    json_t *h;
+
+    if (!p || len < 4)
+        return;
+    hlen = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+    if (hlen == 0 || hlen > len - 4)
+        return;
+    h = json_loadb((const char *)p + 4, hlen, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(h) && !json_object_get(h, "size") &&
+        json_is_string(json_object_get(h, "type")) &&
+        strcmp(json_string_value(json_object_get(h, "type")), MSG_CLOSING) == 0)
+        keep_closing(s, h);
+    json_decref(h);
+}
+
+/* A header that is about the connection, not the request in hand: a
+ * pong (hearing it is all it is for) or the server's reason for closing,
+ * shown once the connection is gone (session_gone_text).  1 when taken. */
+static int connection_message(struct client_session *s, struct ferry_frame_event *ev)
+{
+    const char *type = json_string_value(json_object_get(ev->header, "type"));
+
+    if (!type || ev->body_size > 0)
+        return 0;
+    if (strcmp(type, MSG_PONG) == 0) {
+        json_decref(ev->header);
+        return 1;
+    }
+    if (strcmp(type, MSG_CLOSING) != 0)
+        return 0;
+    keep_closing(s, ev->header);
+    json_decref(ev->header);
+    return 1;
+}
+
 static int on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
 {
     struct client_session *s = arg;
 
+    s->heard_at = ferry_loop_now(s->loop);
+    s->ping_at = 0;
+    if (ev->type == FERRY_FRAME_HEADER && connection_message(s, ev))
+        return 0;
     if (s->rx)
         return s->rx(s, ev, s->rx_arg);
     switch (ev->type) {
@@ -131,10 +191,14 @@ static void on_close(struct ferry_conn *c, int reason, void *arg)
 
     /* A failed TLS handshake's reason is the transport's, and only until
      * we return. */
-    if (!s->opened)
+    if (!s->opened) {
         snprintf(s->tls_error, sizeof s->tls_error, "%s",
                  ferry_transport_error(ferry_conn_transport(c)));
+        plain_answer(s, ferry_conn_transport(c));
+    }
     s->conn = NULL;
+    ferry_timer_cancel(s->keepalive);
+    s->keepalive = NULL;
     s->gone = 1;
     s->broken = 1;
     if (!s->close_reason)
@@ -168,12 +232,50 @@ int session_start(struct client_session *s, struct ferry_transport *t, int timeo
     return r;
 }
 
-void session_authenticated(struct client_session *s)
+/* The keepalive's clock (session_authenticated).  A header waiting in
+ * the slot has paused reading: the server's words wait unread then, so
+ * that is not silence. */
+static void on_keepalive(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct client_session *s = arg;
+    uint64_t now = ferry_loop_now(loop), quiet;
+    json_t *ping;
+
+    if (!s->conn)
+        return;
+    if (s->hdr)
+        s->heard_at = now;
+    quiet = now - s->heard_at;
+    if (quiet < s->keepalive_ms) {
+        ferry_timer_restart(t, s->keepalive_ms - quiet);
+        return;
+    }
+    if (s->ping_at == 0) {
+        ping = json_pack("{s:s}", "type", MSG_PING);
+        if (ping && session_write_frame(s, ping, NULL, 0) == 0)
+            s->ping_at = now;
+        json_decref(ping);
+        ferry_timer_restart(t, s->keepalive_ms);
+        return;
+    }
+    ferry_log_debug("no word from %s for %llu ms, a ping unanswered", s->peer,
+                    (unsigned long long)quiet);
+    s->close_reason = FERRY_EKEEPALIVE;
+    s->broken = 1;
+    ferry_conn_abort(s->conn, FERRY_EKEEPALIVE);
+}
+
+void session_authenticated(struct client_session *s, uint64_t keepalive_ms)
 {
     if (!s->conn)
         return;
     ferry_conn_set_authenticated(s->conn);
     ferry_conn_set_frame_limits(s->conn, &session_limits);
+    if (keepalive_ms > 0) {
+        s->keepalive_ms = keepalive_ms;
+        s->heard_at = ferry_loop_now(s->loop);
+        s->keepalive = ferry_loop_timer(s->loop, keepalive_ms, on_keepalive, s);
+    }
 }
 
 void client_session_close(struct client_session *s)
@@ -249,7 +351,12 @@ void session_gone_text(const struct client_session *s, char *buf, size_t len)
 {
     int r = s->close_reason;
 
-    if (r == 0 || r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == FERRY_ECLOSED)
+    if (s->closing[0])
+        snprintf(buf, len, "connection closed by server: %s", s->closing);
+    else if (r == FERRY_EKEEPALIVE)
+        snprintf(buf, len, "%s stopped answering: no reply to keepalive within %llu s",
+                 s->peer, (unsigned long long)(2 * s->keepalive_ms / 1000));
+    else if (r == 0 || r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == FERRY_ECLOSED)
         snprintf(buf, len, "connection closed by server");
     else if (r <= FERRY_EHDR_EMPTY && r >= FERRY_EBODY_TOOBIG)
         snprintf(buf, len, "protocol error: %s: %s", s->peer, ferry_strerror(r));

@@ -57,6 +57,14 @@ struct client_session {
     void *rx_arg;
     json_t *hdr;                     /* the slot: a header waiting to be taken */
     uint64_t hdr_body;
+    char closing[256];               /* why the server said it closes ("closing"), or "" */
+    /* --keepalive (PROTOCOL.md 2.7): a ping after interval ms without a
+     * word from the server, and the session is given up once a whole
+     * interval more passes without one. */
+    struct ferry_timer *keepalive;
+    uint64_t keepalive_ms;
+    uint64_t heard_at;               /* loop ms the server was last heard from */
+    uint64_t ping_at;                /* ... and a ping went unanswered since; 0 = none */
 };
 
 /* The process's one loop, made on first use (NULL: out of memory). */
@@ -69,8 +77,11 @@ struct ferry_loop *client_loop(void);
  * pre-authentication limits.  0, or a negative code. */
 int session_start(struct client_session *s, struct ferry_transport *t, int timeout_ms);
 
-/* The handshake succeeded: no more deadline, the session's frame limits. */
-void session_authenticated(struct client_session *s);
+/* The handshake succeeded: no more deadline, the session's frame limits;
+ * keepalive_ms > 0 (and a server that said it answers pings): a server
+ * silent that long is pinged, and given up (FERRY_EKEEPALIVE) once as
+ * long again passes without a word from it. */
+void session_authenticated(struct client_session *s, uint64_t keepalive_ms);
 
 /* Close the connection and free.  NULL is allowed. */
 void client_session_close(struct client_session *s);

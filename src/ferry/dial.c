@@ -35,7 +35,8 @@
 
 void dial_opts_init(struct dial_opts *o)
 {
-    *o = (struct dial_opts){ .connect_timeout = DEFAULT_CONNECT_TIMEOUT_S };
+    *o = (struct dial_opts){ .connect_timeout = DEFAULT_CONNECT_TIMEOUT_S,
+                             .keepalive = DEFAULT_KEEPALIVE_S };
 }
 
 int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const char *arg)
@@ -52,6 +53,14 @@ int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const ch
     case OPT_CONNECT_TIMEOUT:
         if (cli_seconds(help_cmd, "--connect-timeout", arg, MAX_CONNECT_TIMEOUT_S,
                         &o->connect_timeout) < 0)
+            return -1;
+        return 1;
+    case OPT_KEEPALIVE:
+        if (strcmp(arg, "0") == 0) {
+            o->keepalive = 0;
+            return 1;
+        }
+        if (cli_seconds(help_cmd, "--keepalive", arg, MAX_CONNECT_TIMEOUT_S, &o->keepalive) < 0)
             return -1;
         return 1;
     case OPT_INSECURE_NO_AUTH:
@@ -116,7 +125,9 @@ static void report_tls_failure(const struct client_session *s, const struct dial
     const char *why = s->tls_error;
     const char *name = o->key_name ? o->key_name : KEYS_DEFAULT_NAME;
 
-    if (r == FERRY_ENOTTLS)
+    if (s->closing[0])
+        cli_error("%s refused the connection: %s", s->peer, s->closing);
+    else if (r == FERRY_ENOTTLS)
         cli_error("%s did not answer with TLS (if it runs ferryd --plaintext, add --plaintext)",
                   s->peer);
     else if (r == -ETIMEDOUT)
@@ -162,6 +173,10 @@ static int read_message(struct client_session *s, const struct dial_opts *o, con
     }
     if (quiet_hangup && (r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == -ECONNRESET))
         return r;
+    if (s->closing[0]) {
+        cli_error("connection closed by server %s: %s", step, s->closing);
+        return r;
+    }
     if (r == FERRY_EEOF || r == -ECONNRESET) {
         cli_error("connection closed by server %s", step);
         return r;
@@ -350,7 +365,10 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
         report_bad_welcome(s, r, welcome);
         goto out;
     }
-    session_authenticated(s);
+    /* Only a server that says it answers pings gets them: an older one
+     * would take "ping" for a protocol error and close. */
+    session_authenticated(s, json_is_true(json_object_get(hello, "keepalive"))
+                             ? (uint64_t)(o->keepalive * 1000.0 + 0.5) : 0);
     ferry_log_debug("authenticated (%s)", hs.method == HANDSHAKE_BY_NONE
                                           ? "no key: --insecure-no-auth"
                                           : hs.method == HANDSHAKE_BY_TLS ? "by TLS"

@@ -19,12 +19,15 @@
 #include "client_session.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_S 10
+/* --keepalive: like ssh's ServerAliveInterval, but on by default. */
+#define DEFAULT_KEEPALIVE_S 15
 
 /* The options every connecting subcommand takes. */
 struct dial_opts {
     const char *key_file;     /* -k; NULL: $FERRY_KEY_FILE, else ~/.config/ferry/key */
     const char *key_name;     /* --key-name; NULL: KEYS_DEFAULT_NAME */
     double connect_timeout;   /* seconds, for connect and handshake together */
+    double keepalive;         /* seconds of silence before a ping; 0 = never */
     int insecure_no_auth;     /* accept a server that runs without a key (plaintext) */
     int plaintext;            /* --plaintext: no TLS */
     const char *ca_file;      /* --ca: verify the server's certificate, not a PSK */
@@ -44,11 +47,13 @@ enum {
     OPT_CA,
     OPT_CERT,
     OPT_CERT_KEY,
+    OPT_KEEPALIVE,
 };
 #define DIAL_LONGOPTS                                                   \
     { "key-file", required_argument, NULL, 'k' },                          \
     { "key-name", required_argument, NULL, OPT_KEY_NAME },                 \
     { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },   \
+    { "keepalive", required_argument, NULL, OPT_KEEPALIVE },               \
     { "insecure-no-auth", no_argument, NULL, OPT_INSECURE_NO_AUTH },       \
     { "plaintext", no_argument, NULL, OPT_PLAINTEXT },                     \
     { "ca", required_argument, NULL, OPT_CA },                             \
@@ -70,6 +75,9 @@ enum {
     "                           key still authenticates; traffic is in the clear)\n"  \
     "      --connect-timeout S  give up connecting and authenticating after S\n"       \
     "                           seconds (default 10)\n"                                \
+    "      --keepalive S        after S seconds without a word from the server, ping\n" \
+    "                           it; give up if S more pass without an answer\n"       \
+    "                           (default 15; 0: never; never with older servers)\n" \
     "      --insecure-no-auth   accept a server started with --insecure-no-auth\n"     \
     "                           (no key, no TLS)\n"                                   \
     "  -v, --verbose            log the session's steps on stderr\n"

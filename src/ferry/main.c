@@ -35,7 +35,8 @@ static void usage(FILE *f)
         "$FERRY_KEY_FILE, else ~/.config/ferry/key; the server must hold the same one.\n"
         "Connections are TLS 1.3 keyed by it (or verified with --ca FILE).  Connection\n"
         "options (-k, --key-name, --ca, --cert, --cert-key, --plaintext,\n"
-        "--connect-timeout, --insecure-no-auth, -v) may also come before COMMAND.\n"
+        "--connect-timeout, --keepalive, --insecure-no-auth, -v) may also come\n"
+        "before COMMAND.\n"
         "\n"
         "  -h, --help      show this help\n"
         "  -V, --version   show the version\n"
@@ -57,7 +58,8 @@ static int hoist_global_options(int argc, char **argv)
 {
     static const struct { const char *name; int takes_arg; } globals[] = {
         { "-k", 1 }, { "--key-file", 1 }, { "--key-name", 1 }, { "--ca", 1 }, { "--cert", 1 },
-        { "--cert-key", 1 }, { "--connect-timeout", 1 }, { "--plaintext", 0 },
+        { "--cert-key", 1 }, { "--connect-timeout", 1 }, { "--keepalive", 1 },
+        { "--plaintext", 0 },
         { "--insecure-no-auth", 0 }, { "-v", 0 }, { "--verbose", 0 },
     };
     int i = 1;

@@ -19,6 +19,7 @@ struct daemon_config {
     int plaintext;               /* --plaintext (or --insecure-no-auth) */
     struct ferry_tls *tls;       /* the main listeners' TLS; NULL when plaintext */
     struct fsroot *root;         /* --root: what the file service serves */
+    int idle_timeout_ms;         /* --idle-timeout: sessions judge idleness themselves */
 };
 
 #endif

@@ -104,7 +104,8 @@ static void usage(FILE *f)
         "                           waiting connections was evicted (default 1; 0 = no)\n"
         "      --auth-timeout S     close connections not authenticated within S seconds\n"
         "                           (default 10)\n"
-        "      --idle-timeout S     close connections silent for S seconds (default: never)\n"
+        "      --idle-timeout S     close connections idle for S seconds (default: never);\n"
+        "                           a running command or a transfer is not idle\n"
         "      --classic ADDR       also serve the tutorials' unauthenticated protocol on\n"
         "                           ADDR (loopback only unless --insecure)\n"
         "      --classic-max-conns N\n"
@@ -516,6 +517,9 @@ int main(int argc, char **argv)
     struct classic_config ccfg = { .daemon = &cfg };
     struct ferry_handler session = sessionsvc_handler, classic = classic_handler;
     struct ferry_server *s = NULL;
+    json_t *refusal_hdr;
+    uint8_t *refusal = NULL;
+    size_t refusal_len = 0;
     char buf[FERRY_ADDRSTRLEN];
     int r, status = 1;
 
@@ -558,9 +562,19 @@ int main(int argc, char **argv)
         if (r < 0)
             goto fail;
     }
+    /* A connection refused for a limit is told so, in the clear (before
+     * TLS: PROTOCOL.md 2.7), rather than left to guess at a TLS failure. */
+    refusal_hdr = json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason", CLOSE_BUSY,
+                            "message", "the server is at its connection limit; try again later");
+    if (refusal_hdr && ferry_frame_encode(refusal_hdr, 0, NULL, &refusal, &refusal_len) == 0) {
+        o.server.refusal = refusal;
+        o.server.refusal_len = refusal_len;
+    }
+    json_decref(refusal_hdr);
     r = ferry_server_new(&o.server, &s);
     if (r < 0)
         goto fail;
+    cfg.idle_timeout_ms = o.server.idle_timeout_ms;
     session.arg = &cfg;
     classic.arg = &ccfg;
     for (int i = 0; i < o.nlisten; i++) {
@@ -591,6 +605,7 @@ fail:
     fprintf(stderr, "ferryd: %s\n", ferry_strerror(r));
 out:
     ferry_server_free(s);
+    free(refusal);
     ferry_tls_free(cfg.tls);
     fsroot_close(cfg.root);
     classic_limits_free(ccfg.limits);

@@ -60,6 +60,8 @@ struct session {
     uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
     uint64_t stdin_acked;       /* ... and acknowledged with stdin-ack */
     int stop_when_idle;         /* the server is stopping: close after the command */
+    struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (say_idle) */
+    uint64_t last_active;       /* loop ms of the last request, command or transfer */
 };
 
 static int send_msg(struct session *s, json_t *msg)
@@ -103,6 +105,45 @@ static int protocol_error(struct session *s, const char *message)
 }
 
 static int refuse(struct session *s, const char *why, const char *name, const char *reason);
+/* Tell the client why the connection closes, then close once that is
+ * sent (PROTOCOL.md 2.7).  Not while a download's body is on the wire:
+ * a frame there would corrupt it (the session is not idle then). */
+static void close_saying(struct session *s, const char *reason, const char *message)
+{
+    if (!filesvc_sending(s->files))
+        (void)send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason", reason,
+                                    "message", message));
+    ferry_conn_close(s->c);
+}
+
+/* Something happened that makes the session not idle. */
+static void touch(struct session *s)
+{
+    s->last_active = ferry_loop_now(ferry_conn_loop(s->c));
+}
+
+/* Idle means idle: a running command (however quiet) or a transfer in
+ * flight keeps the session; keepalive pings do not (on_header). */
+static void on_idle_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct session *s = arg;
+    uint64_t idle = (uint64_t)s->cfg->idle_timeout_ms;
+    uint64_t quiet;
+    char why[96];
+
+    if (s->exec || filesvc_busy(s->files))
+        touch(s);
+    quiet = ferry_loop_now(loop) - s->last_active;
+    if (quiet < idle) {
+        ferry_timer_restart(t, idle - quiet);
+        return;
+    }
+    ferry_log_info("session %s: idle for %llu ms, closing", ferry_conn_peer(s->c),
+                   (unsigned long long)quiet);
+    snprintf(why, sizeof why, "idle for %d s (the server's --idle-timeout)",
+             s->cfg->idle_timeout_ms / 1000);
+    close_saying(s, CLOSE_IDLE, why);
+}
 
 /* ---- the command's side ------------------------------------------------------- */
 
@@ -158,18 +199,20 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     send_msg(s, msg);
     runner_free(s->exec);
     s->exec = NULL;
+    touch(s);             /* idle from the command's end on */
     if (s->rx == RX_STDIN)
         s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
     if (s->stop_when_idle && !filesvc_busy(s->files))
-        ferry_conn_close(s->c);
+        close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
 }
 
 /* A transfer ended: a stopping server may now close the session. */
 static void on_files_idle(void *arg)
 {
     struct session *s = arg;
+    touch(s);
     if (s->stop_when_idle && !s->exec)
-        ferry_conn_close(s->c);
+        close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
 }
 
 /* Both: the command consumed stdin, so the window may reopen. */
@@ -539,15 +582,15 @@ static int handle_hello(struct session *s, json_t *msg)
     method = s->auth == AUTH_KIND_NONE ? AUTH_METHOD_NONE
            : s->auth == AUTH_KIND_TLS  ? AUTH_METHOD_TLS : AUTH_METHOD;
     if (s->auth != AUTH_KIND_HMAC)
-        return send_msg(s, json_pack("{s:s, s:i, s:s, s:s}", "type", MSG_HELLO, "version",
+        return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:b}", "type", MSG_HELLO, "version",
                                      PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
-                                     "auth", method));
+                                     "auth", method, "keepalive", 1));
     if (auth_nonce(s->server_nonce) < 0)
         return -EIO;
     hex_encode(s->server_nonce, AUTH_NONCE_LEN, nonce_hex);
-    return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", MSG_HELLO, "version",
+    return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s, s:b}", "type", MSG_HELLO, "version",
                                  PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
-                                 "auth", method, "nonce", nonce_hex));
+                                 "auth", method, "nonce", nonce_hex, "keepalive", 1));
 }
 
 /* name: the key name the client gave (NULL: none usable); reason: the
@@ -684,6 +727,15 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
             return protocol_error(s, "expected an auth message");
         return handle_auth(s, msg);
     }
+    /* A keepalive is answered in every state after authentication, also
+     * during a download (whose data frames then answer it), and is not
+     * activity: it keeps no idle session open. */
+    if (strcmp(type, MSG_PING) == 0) {
+        if (body_size > 0)
+            return protocol_error(s, "a ping carries no body");
+        return filesvc_sending(s->files) ? 0 : send_msg(s, json_pack("{s:s}", "type", MSG_PONG));
+    }
+    touch(s);
     if (filesvc_sending(s->files))
         return protocol_error(s, "a request during a download (wait for get-end)");
     if (strcmp(type, MSG_EXEC) == 0)
@@ -767,6 +819,7 @@ static int sessionsvc_on_frame(struct ferry_conn *c, struct ferry_frame_event *e
         json_decref(ev->header);
         break;
     case FERRY_FRAME_BODY:
+        touch(s);
         r = on_body(s, ev->chunk, ev->chunk_len);
         break;
     case FERRY_FRAME_END:
@@ -803,6 +856,13 @@ static int sessionsvc_on_open(struct ferry_conn *c, void *arg)
         return r;
     }
     ferry_conn_set_data(c, s);
+    if (s->cfg->idle_timeout_ms > 0) {
+        /* Idleness is judged here, not by libferry's byte clock. */
+        ferry_conn_set_idle_timeout(c, 0);
+        touch(s);
+        s->idle_timer = ferry_loop_timer(ferry_conn_loop(c), (uint64_t)s->cfg->idle_timeout_ms,
+                                         on_idle_timer, s);
+    }
     return 0;
 }
 
@@ -824,7 +884,7 @@ static void sessionsvc_on_shutdown(struct ferry_conn *c, void *arg)
     if (s->exec || filesvc_busy(s->files))
         s->stop_when_idle = 1;
     else
-        ferry_conn_close(c);
+        close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
 }
 
 static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
@@ -853,6 +913,7 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
         runner_abort(s->exec);
         audit_cmd_end(&s->cmd, ferry_conn_peer(c), "main", NULL, NULL);
     }
+    ferry_timer_cancel(s->idle_timer);
     filesvc_free(s->files);
     fsroot_close(s->key_root);
     free(s->cwd);

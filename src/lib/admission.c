@@ -22,10 +22,30 @@
 /* Datagrams served per wakeup, for the same reason. */
 #define DATAGRAM_BURST 16
 
+/* Close a connection refused for a limit, after the server's refusal
+ * (opts.refusal), best effort and never blocking: what the peer already
+ * sent is read away first, so that closing does not answer it with a
+ * reset that could destroy the refusal in flight. */
+static void close_refused(struct ferry_server *s, int fd)
+{
+    uint8_t sink[2048];
+
+    if (s->opts.refusal_len > 0 &&
+        send(fd, s->opts.refusal, s->opts.refusal_len, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
+        for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+            ;
+        (void)shutdown(fd, SHUT_WR);
+    }
+    close(fd);
+}
+
 /* Close a refused connection; counted for the summary, not logged each. */
 static void refuse(struct ferry_server *s, int why, int fd)
 {
-    close(fd);
+    if (why == ADMIT_NVERDICTS + 1)
+        close(fd);              /* the verify hook's refusal says nothing */
+    else
+        close_refused(s, fd);
     atomic_fetch_add(&s->refused[why], 1);
 }
 

@@ -550,6 +550,17 @@ static void on_idle_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
     conn_teardown(c, -ETIMEDOUT);
 }
 
+void ferry_conn_set_idle_timeout(struct ferry_conn *c, int ms)
+{
+    if (c->blocking || c->closed)
+        return;
+    c->opts.idle_timeout_ms = ms > 0 ? ms : 0;
+    ferry_timer_cancel(c->idle_timer);
+    c->idle_timer = NULL;
+    if (ms > 0)
+        c->idle_timer = ferry_loop_timer(c->cl->loop, (uint64_t)ms, on_idle_timer, c);
+}
+
 static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct ferry_conn *c = arg;

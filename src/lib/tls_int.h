@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "ferry/tls.h"
+#include "ferry/transport.h"
 
 /* Records are at most 16 KiB of plaintext: small iovec entries are
  * gathered into one record rather than sealed one by one. */
@@ -39,7 +40,11 @@ struct tls_conn {
     SSL *ssl;
     struct ferry_tls *cfg;
     int handshake_done;
-    int probed;              /* server: the first byte was checked for TLS */
+    int probed;              /* server: the first byte was checked for TLS;
+                              * client: the first byte of the answer */
+    int hello_sent;          /* client: the ClientHello is out, an answer due */
+    size_t plain_len;        /* client: a non-TLS answer's first bytes */
+    uint8_t plain[FERRY_TLS_PLAIN_ANSWER_MAX];
     int read_starved;        /* the last read stopped for want of socket bytes */
     int deferred_error;      /* a failure found after data a read returned first */
     int ktls_send;

@@ -91,6 +91,12 @@ const char *ferry_transport_error(const struct ferry_transport *t)
     return t->tls ? t->tls->error : "";
 }
 
+const uint8_t *ferry_transport_plain_answer(const struct ferry_transport *t, size_t *len)
+{
+    *len = t->tls ? t->tls->plain_len : 0;
+    return *len ? t->tls->plain : NULL;
+}
+
 /* ---- the transport ops -------------------------------------------------------- */
 
 /* Where an SSL call that did not finish must wait: -EAGAIN with t->want,
@@ -156,6 +162,30 @@ static int probe_first_byte(struct ferry_transport *t)
     return 0;
 }
 
+/* A client's look at the server's first answer: a TLS record starts
+ * 20-23; anything else (a server refusing the connection in plaintext
+ * before TLS, ferryd's "closing") is kept for the caller to read
+ * (ferry_transport_plain_answer) rather than lost inside OpenSSL. */
+static int probe_answer(struct ferry_transport *t)
+{
+    struct tls_conn *tc = t->tls;
+    ssize_t n = recv(t->fd, tc->plain, sizeof tc->plain, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            t->want = POLLIN;
+            return -EAGAIN;
+        }
+        return 0;   /* OpenSSL meets the same error and words it */
+    }
+    tc->probed = 1;
+    if (n == 0 || (tc->plain[0] >= 20 && tc->plain[0] <= 23))
+        return 0;
+    tc->plain_len = (size_t)n;
+    snprintf(tc->error, sizeof tc->error, "the server did not answer with TLS");
+    return FERRY_ENOTTLS;
+}
+
 static void note_peer(struct tls_conn *tc)
 {
     X509 *cert = SSL_get1_peer_certificate(tc->ssl);
@@ -178,6 +208,10 @@ static int tls_handshake(struct ferry_transport *t)
         r = probe_first_byte(t);
         if (r < 0)
             return r;
+    } else if (tc->cfg->role == FERRY_TLS_CLIENT && tc->hello_sent && !tc->probed) {
+        r = probe_answer(t);
+        if (r < 0)
+            return r;
     }
     ERR_clear_error();
     errno = 0;
@@ -195,6 +229,8 @@ static int tls_handshake(struct ferry_transport *t)
     }
     e = SSL_get_error(tc->ssl, r);
     errno = saved;
+    if (e == SSL_ERROR_WANT_READ && tc->cfg->role == FERRY_TLS_CLIENT)
+        tc->hello_sent = 1;
     r = tls_again(t, e, r);
     if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity_known &&
         strstr(tc->error, "binder")) {

@@ -34,6 +34,7 @@
     X(BADPROOF,      -4302, "the server's proof is wrong: it does not hold our key")  \
     X(AUTH_MISMATCH, -4303, "the server's authentication setting does not match ours") \
     X(TLS_REQUIRED,  -4304, "the server requires TLS")                                \
+    X(KEEPALIVE,     -4305, "the server stopped answering (no reply to keepalive)")   \
     /* the client's handshake (handshake.c) */                                        \
     X(HS_NOT_HELLO,  -4310, "the server did not greet with hello")                    \
     X(HS_VERSION,    -4311, "the server speaks an unknown protocol version")          \

@@ -34,6 +34,8 @@
 #define MSG_CWD      "cwd"       /* {path}: answer to chdir */
 #define MSG_STDIN_ACK "stdin-ack" /* {bytes}: that much stdin was consumed; the window reopens */
 #define MSG_ERROR    "error"     /* {code, message} */
+#define MSG_CLOSING  "closing"   /* {reason, message}: why the server closes now (PROTOCOL.md 2.7) */
+#define MSG_PONG     "pong"      /* answer to ping */
 
 /* client -> server */
 #define MSG_AUTH     "auth"      /* {version, key?, nonce, proof} | {version} (auth tls, none) */
@@ -42,6 +44,7 @@
 #define MSG_STDIN_EOF "stdin-eof"
 #define MSG_SIGNAL   "signal"    /* {signal: "INT"|"TERM"|"HUP"|"QUIT"|"KILL"} */
 #define MSG_CHDIR    "chdir"     /* {path} */
+#define MSG_PING     "ping"      /* keepalive: answered with pong; not activity (PROTOCOL.md 2.7) */
 
 /* file service (PROTOCOL.md 2.4), client -> server */
 #define MSG_STAT     "stat"      /* {path} -> stat {path, kind, mode, filesize, mtime, mtime_nsec} */
@@ -81,6 +84,11 @@
 #define ERR_FS       "fs"         /* a filesystem error; "errno" names it (ENOENT, ENOSPC, ...) */
 #define ERR_CHECKSUM "checksum"   /* the data did not match its checksum; nothing was committed */
 #define ERR_TLS_REQUIRED "tls-required" /* sent in the clear to a plaintext client of a TLS listener */
+
+/* Reasons in a closing message. */
+#define CLOSE_IDLE      "idle"          /* --idle-timeout: nothing ran, nothing moved */
+#define CLOSE_SHUTDOWN  "shutdown"      /* the server is stopping */
+#define CLOSE_BUSY      "busy"          /* a connection limit: sent in the clear, before TLS */
 
 /* Auth methods in hello: the key's HMAC proofs (auth.h), TLS having
  * authenticated the client already (PSK or client certificate), none. */
