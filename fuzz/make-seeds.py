@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the harnesses other than fuzz_frame
+(fuzz/make-corpus.py writes that one) into fuzz/corpus/<name>/.
+
+Each harness's file comment says its input layout; the seeds here are the
+messages of docs/PROTOCOL.md in that layout, so the fuzzer starts from
+inputs that reach deep into each parser.  Run it again after changing the
+seeds and commit the result.
+"""
+import json
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEX = "6f1c" * 16
+
+
+def j(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def frame(header, body=b""):
+    raw = header if isinstance(header, bytes) else j(header)
+    return struct.pack("<I", len(raw)) + raw + body
+
+
+HELLO = {"type": "hello", "version": 1, "server": "ferryd 0.1.0"}
+
+SEEDS = {
+    # byte 0: bit0 TLS, bit1 allow none, bit2 have a key, bit3/4 bodies
+    "handshake": {
+        "hmac": bytes([4]) + j(dict(HELLO, auth="hmac-sha256", nonce=HEX)) + b"\0" +
+                j({"type": "welcome", "proof": HEX}),
+        "tls": bytes([1]) + j(dict(HELLO, auth="tls")) + b"\0" + j({"type": "welcome"}),
+        "none": bytes([2]) + j(dict(HELLO, auth="none")) + b"\0" + j({"type": "welcome"}),
+        "error": bytes([0]) + j({"type": "error", "code": "tls-required", "message": "x"}),
+        "auth-error": bytes([4]) + j(dict(HELLO, auth="hmac-sha256", nonce=HEX)) + b"\0" +
+                      j({"type": "error", "code": "auth", "message": "authentication failed"}),
+        "version": bytes([6]) + j({"type": "hello", "version": 2, "auth": "none"}),
+    },
+    "keys": {
+        "two": b"# keys\nferry " + HEX.encode() + b"\nlaptop " + HEX.upper().encode() + b"\n",
+        "bad-hex": b"ferry 6f1c\n",
+        "dup": b"a " + HEX.encode() + b"\na " + HEX.encode() + b"\n",
+        "blank": b"\n\n   \n# only comments\n",
+        "no-newline": b"x " + HEX.encode(),
+        "crlf": b"ferry " + HEX.encode() + b"\r\n",
+    },
+    # byte 0: bits 0-1 read / O_PATH / create / parent, bit 2 fallback
+    "path": {},
+}
+for op in range(8):
+    for p in ["a/b/f", "a/in", "a/up", "a/out", "a/outdir/secret", "abs/x", "etc",
+              "self", "dangling", "a/b/deep/secret", ".", "file", "a/b/new",
+              "a/../file", "/etc/passwd", "a//b", "a/b/"]:
+        SEEDS["path"]["op%d-%s" % (op, p.replace("/", "_"))] = bytes([op]) + p.encode()
+
+
+def main():
+    for name, seeds in SEEDS.items():
+        out = os.path.join(HERE, "corpus", name)
+        os.makedirs(out, exist_ok=True)
+        for seed_name, data in seeds.items():
+            with open(os.path.join(out, seed_name), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main()
