@@ -48,6 +48,46 @@ SEEDS = {
     },
     # byte 0: bits 0-1 read / O_PATH / create / parent, bit 2 fallback
     "path": {},
+    # byte 0 % 7: stat, list, mkdir, rm, get, get -r, exec; the rest is
+    # what the server sends (fuzz_client.c)
+    "client": {},
+}
+SRV = frame(dict(HELLO, auth="none")) + frame({"type": "welcome"})
+META = {"kind": "file", "mode": 420, "filesize": 3, "mtime": 1795000000, "mtime_nsec": 0}
+DIR = dict(META, kind="dir", filesize=4096)
+SUM = "f4d0497cf9394caab34d1a3ab2bece70"   # xxh3-128 of "hi\n" (PROTOCOL.md)
+GET = (frame(dict(META, type="get-ready", offset=0)) +
+       frame({"type": "data", "offset": 0, "size": 3}, b"hi\n") +
+       frame({"type": "get-end", "checksum": SUM}))
+FS_ERR = frame({"type": "error", "code": "fs", "errno": "ENOENT", "message": "a: gone"})
+SEEDS["client"] = {
+    "stat": b"\0" + SRV + frame(dict(META, type="stat", path="a/b.txt")),
+    "stat-error": b"\0" + SRV + FS_ERR,
+    "list": b"\1" + SRV + frame({"type": "entries", "entries": [dict(META, name="b.txt"),
+                                                             dict(DIR, name="d")]}) +
+            frame({"type": "list-end", "count": 2}),
+    "mkdir": b"\2" + SRV + frame({"type": "ok"}),
+    "rm": b"\3" + SRV + frame({"type": "ok"}),
+    "rm-error": b"\3" + SRV + frame({"type": "error", "code": "path", "message": "no"}),
+    "get": b"\4" + SRV + frame(dict(META, type="stat", path="a")) + GET,
+    "get-direct": b"\4" + SRV + GET,
+    "get-short": b"\4" + SRV + frame(dict(META, type="stat", path="a")) +
+                 frame(dict(META, type="get-ready", offset=0)) +
+                 frame({"type": "data", "offset": 0, "size": 9}, b"hi\n"),
+    "get-r": b"\5" + SRV + frame(dict(DIR, type="stat", path="a")) +
+             frame({"type": "entries", "entries": [dict(META, name="b"), dict(DIR, name="d")]}) +
+             frame({"type": "list-end", "count": 2}) + GET +
+             frame({"type": "entries", "entries": []}) + frame({"type": "list-end", "count": 0}),
+    "get-r-evil": b"\5" + SRV + frame(dict(DIR, type="stat", path="a")) +
+                  frame({"type": "entries", "entries": [dict(META, name="../beside/x"),
+                                                        dict(META, name="..")]}) +
+                  frame({"type": "list-end", "count": 2}) + GET,
+    "exec": b"\6" + SRV + frame({"type": "stdout", "size": 3}, b"hi\n") +
+            frame({"type": "stderr", "size": 2}, b"e\n") + frame({"type": "exit", "status": 0}),
+    "exec-signal": b"\6" + SRV + frame({"type": "exit", "signal": 9, "core": False}),
+    "exec-spawn": b"\6" + SRV + frame({"type": "error", "code": "spawn", "message": "x"}) +
+                  frame({"type": "exit", "status": 127}),
+    "tls-required": b"\0" + frame({"type": "error", "code": "tls-required", "message": "x"}),
 }
 for op in range(8):
     for p in ["a/b/f", "a/in", "a/up", "a/out", "a/outdir/secret", "abs/x", "etc",
