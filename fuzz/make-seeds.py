@@ -95,6 +95,48 @@ for op in range(8):
               "a/../file", "/etc/passwd", "a//b", "a/b/"]:
         SEEDS["path"]["op%d-%s" % (op, p.replace("/", "_"))] = bytes([op]) + p.encode()
 
+# byte 0 % 3: session (handshake), files (the file service), classic
+# (detector and framed upload); the rest is what the client sends
+# (fuzz_server.c)
+PUT = (frame({"type": "put", "path": "d/hi.txt", "filesize": 3, "mode": 420,
+              "checksum": "xxh3-128", "resume": False, "fsync": False}) +
+       frame({"type": "data", "offset": 0, "size": 3}, b"hi\n") +
+       frame({"type": "put-end", "checksum": SUM}))
+SEEDS["server"] = {
+    "hello": b"\0" + frame({"type": "hello", "version": 1}),
+    "hello-auth": b"\0" + frame({"type": "hello", "version": 1}) +
+                  frame({"type": "auth", "version": 1, "key": "ferry", "nonce": HEX,
+                         "proof": HEX}),
+    "hello-auth-tls": b"\0" + frame({"type": "hello", "version": 1}) +
+                      frame({"type": "auth", "version": 1}),
+    "not-hello": b"\0" + frame({"type": "exec", "argv": ["true"]}),
+    "files-mkdir-put-get": b"\1" + frame({"type": "mkdir", "path": "d", "parents": True}) +
+                           PUT + frame({"type": "get", "path": "d/hi.txt",
+                                        "checksum": "xxh3-128"}),
+    "files-stat-list": b"\1" + frame({"type": "mkdir", "path": "a/b/c", "parents": True}) +
+                       frame({"type": "stat", "path": "a"}) + frame({"type": "list", "path": "a"}) +
+                       frame({"type": "list", "path": "."}),
+    "files-rm": b"\1" + frame({"type": "mkdir", "path": "a/b", "parents": True}) +
+                frame({"type": "rm", "path": "a", "recursive": True}) +
+                frame({"type": "rm", "path": "a", "recursive": False}),
+    "files-resume": b"\1" + frame({"type": "mkdir", "path": "d", "parents": False}) +
+                    frame({"type": "put", "path": "d/r", "filesize": 6, "mode": 384,
+                           "checksum": "xxh3-128", "resume": True}) +
+                    frame({"type": "data", "offset": 0, "size": 3}, b"abc") +
+                    frame({"type": "put-end", "abort": True}) +
+                    frame({"type": "put", "path": "d/r", "filesize": 6, "mode": 384,
+                           "checksum": "xxh3-128", "resume": True}),
+    "files-get-offset": b"\1" + PUT + frame({"type": "get", "path": "d/hi.txt",
+                                              "checksum": "sha256", "offset": 1,
+                                              "prefix": "00"}),
+    "files-escape": b"\1" + frame({"type": "stat", "path": "../x"}) +
+                    frame({"type": "put", "path": "/tmp/x", "filesize": 1, "mode": 420,
+                           "checksum": "xxh3-128"}),
+    "classic-put": b"\2" + frame({"cmd": "put", "filename": "c.txt", "filesize": 3}, b"abc") +
+                   frame({"cmd": "put", "filename": "../up.txt", "filesize": 1}, b"x"),
+    "classic-short": b"\2" + frame({"cmd": "put", "filename": "c.txt", "filesize": 30}, b"ab"),
+}
+
 
 def main():
     for name, seeds in SEEDS.items():
