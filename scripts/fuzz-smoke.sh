@@ -24,6 +24,19 @@ trap 'rm -rf "$work"' EXIT INT TERM
 corpora=${FUZZ_KEEP:-$work}
 mkdir -p "$artifacts"
 
+# A harness only sees the edges of what was built for coverage: every
+# library beside BIN_DIR (libferry, the shared code, ferryd's and the
+# client's modules) must carry libFuzzer's counters.
+if [ -d "$bin_dir/../lib" ]; then
+    for lib in "$bin_dir"/../lib/*.a; do
+        [ -f "$lib" ] || continue
+        if ! nm "$lib" 2>/dev/null | grep -q __sanitizer_cov; then
+            echo "fuzz-smoke: $lib has no coverage instrumentation (__sanitizer_cov)" >&2
+            exit 1
+        fi
+    done
+fi
+
 found=0
 failed=""
 for fuzzer in "$bin_dir"/fuzz_*; do
