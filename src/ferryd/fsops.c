@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,41 +105,135 @@ int fsops_mkdir(const struct fsroot *root, const char *path, int parents)
 
 /* ---- rm --------------------------------------------------------------------- */
 
-/* Remove name (in dirfd) and everything beneath it.  Directories are
- * entered with O_NOFOLLOW, so a symlink is removed as itself and whatever
- * it points to is never looked at. */
-static int rm_tree(int dirfd, const char *name, unsigned depth)
+/* Remove name (in dirfd) and everything beneath it, at any depth, without
+ * recursing on the C stack.  Directories are entered with O_NOFOLLOW, so a
+ * symlink is removed as itself and whatever it points to is never looked
+ * at.
+ *
+ * The walk holds at most RM_WINDOW directories open (a window onto the
+ * path from name down to where it works), so memory and descriptors stay
+ * bounded however deep the tree is.  Each step empties the deepest open
+ * directory of everything but subdirectories, then enters the first
+ * subdirectory left; a directory found empty is removed from its parent
+ * and the walk steps back up.  When the window has slid past the parent,
+ * the walk starts again from name: everything already removed is gone,
+ * so the first subdirectory at each level leads back down to the work
+ * left, and no name or position needs remembering.  ".." is never used:
+ * a directory moved meanwhile cannot lead the walk out of the tree. */
+#define RM_WINDOW 128
+
+struct rm_level {
+    int fd;                     /* O_RDONLY | O_DIRECTORY */
+    char name[NAME_MAX + 1];    /* its name in the level above */
+};
+
+/* Unlink every entry of fd that is not a directory; 1 with the first
+ * subdirectory's name in sub, 0 when nothing is left, or an error. */
+static int rm_clear(int fd, char sub[NAME_MAX + 1])
 {
-    int fd, r = 0;
+    int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
     DIR *d;
 
-    if (unlinkat(dirfd, name, 0) == 0)
-        return 0;
-    if (errno != EISDIR && errno != EPERM)
+    if (dfd < 0)
         return -errno;
-    if (depth >= FSPATH_SWEEP_DEPTH)
-        return FERRY_EPATH_DEPTH;
-    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOTDIR ? -EPERM : -errno;
-    d = fdopendir(fd);
+    d = fdopendir(dfd);
     if (!d) {
         r = -errno;
-        close(fd);
+        close(dfd);
         return r;
     }
     for (struct dirent *e; (errno = 0, e = readdir(d)) != NULL;) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        r = rm_tree(fd, e->d_name, depth + 1);
-        if (r < 0)
+        if (unlinkat(fd, e->d_name, 0) == 0 || errno == ENOENT)
+            continue;
+        /* Linux says EISDIR for a directory (POSIX allows EPERM). */
+        if (errno != EISDIR && errno != EPERM) {
+            r = -errno;
             break;
+        }
+        snprintf(sub, NAME_MAX + 1, "%s", e->d_name);
+        r = 1;
+        break;
     }
     if (r == 0 && errno != 0)
         r = -errno;
     closedir(d);
-    if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
-        r = -errno;
+    return r;
+}
+
+static int rm_enter(int dirfd, const char *name, struct rm_level *lv)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    /* Not a directory after unlink said it was: a file we may not
+     * remove (EPERM), or a symlink put there since (ELOOP, ENOTDIR). */
+    if (fd < 0)
+        return errno == ENOTDIR || errno == ELOOP ? -EPERM : -errno;
+    lv->fd = fd;
+    snprintf(lv->name, sizeof lv->name, "%s", name);
+    return 0;
+}
+
+static int rm_tree(int dirfd, const char *name)
+{
+    struct rm_level *lv;
+    unsigned n = 0;         /* levels open: lv[0] .. lv[n - 1] */
+    int top = 1;            /* lv[0] is name itself, not a level below it */
+    int r;
+
+    if (unlinkat(dirfd, name, 0) == 0)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    lv = malloc(RM_WINDOW * sizeof *lv);
+    if (!lv)
+        return -ENOMEM;
+    for (;;) {
+        char sub[NAME_MAX + 1];
+
+        if (n == 0) {
+            /* (Re)start from name: what is left is all that was not removed. */
+            r = rm_enter(dirfd, name, &lv[0]);
+            if (r < 0)
+                break;
+            n = 1;
+            top = 1;
+        }
+        r = rm_clear(lv[n - 1].fd, sub);
+        if (r < 0)
+            break;
+        if (r == 1) {
+            if (n == RM_WINDOW) {
+                /* Slide the window down: the top level is let go. */
+                close(lv[0].fd);
+                memmove(&lv[0], &lv[1], (RM_WINDOW - 1) * sizeof *lv);
+                n--;
+                top = 0;
+            }
+            r = rm_enter(lv[n - 1].fd, sub, &lv[n]);
+            if (r < 0)
+                break;
+            n++;
+            continue;
+        }
+        /* lv[n - 1] is empty: remove it from the level above. */
+        close(lv[n - 1].fd);
+        n--;
+        if (n > 0) {
+            if (unlinkat(lv[n - 1].fd, lv[n].name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+                r = -errno;
+                break;
+            }
+        } else if (top) {
+            r = unlinkat(dirfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+            break;
+        }
+        /* n == 0 below the top: the parent was let go; start again. */
+    }
+    while (n > 0)
+        close(lv[--n].fd);
+    free(lv);
     return r;
 }
 
@@ -150,7 +245,7 @@ int fsops_rm(const struct fsroot *root, const char *path, int recursive)
     if (r < 0)
         return r;
     if (recursive) {
-        r = rm_tree(dirfd, name, 0);
+        r = rm_tree(dirfd, name);
     } else if (unlinkat(dirfd, name, 0) < 0) {
         r = -errno;
         /* Linux says EISDIR for a directory (POSIX allows EPERM). */

@@ -31,8 +31,9 @@ const char *fsops_error_code(int code, const char **errno_name);
 int fsops_mkdir(const struct fsroot *root, const char *path, int parents);
 
 /* Remove a file, a symlink (never its target) or an empty directory; with
- * recursive, a whole tree, walked by descriptor without following symlinks
- * (at most FSPATH_SWEEP_DEPTH levels). "." is FERRY_EPATH_DOT. */
+ * recursive, a whole tree at any depth, walked by descriptor without
+ * following symlinks, with a bounded number of descriptors and bounded
+ * memory (no recursion). "." is FERRY_EPATH_DOT. */
 int fsops_rm(const struct fsroot *root, const char *path, int recursive);
 
 /*

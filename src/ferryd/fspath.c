@@ -420,11 +420,25 @@ int fspath_parent(const struct fsroot *root, const char *path,
 
 /* ---- the sweep -------------------------------------------------------------- */
 
+/* Directories the sweep holds open at once.  Deeper, the levels above are
+ * let go and found again from the root when the walk climbs back. */
+#define SWEEP_WINDOW 64
+
+/* One level of the walk: the directory being read, and the subdirectory
+ * being walked below it (its d_ino: how the level is found again). */
+struct sweep_level {
+    DIR *d;          /* NULL once let go */
+    ino_t child;
+};
+
 struct sweep {
     const char *suffix;
     size_t suffix_len;
     unsigned removed;
     int first_err;
+    int rootfd;
+    struct sweep_level *lv;     /* lv[0] is the root; grows with the depth */
+    size_t cap;
 };
 
 static void sweep_fail(struct sweep *s, int code)
@@ -443,79 +457,163 @@ static int is_temporary(const struct sweep *s, const char *name)
            memcmp(name + n - s->suffix_len, s->suffix, s->suffix_len) == 0;
 }
 
-/* Sweep the directory open on fd (an O_RDONLY|O_DIRECTORY descriptor, which
- * this takes over), `depth` levels below the root.  Recursion is bounded by
- * FSPATH_SWEEP_DEPTH, and with it the descriptors held at once. */
-static void sweep_dir(struct sweep *s, int fd, unsigned depth)
+/* The directory name in dirfd, for reading, never through a symlink: a
+ * directory swapped for a symlink since readdir fails here (ELOOP or
+ * ENOTDIR) instead of being entered.  NULL with errno set. */
+static DIR *sweep_open(int dirfd, const char *name)
 {
-    DIR *d = fdopendir(fd);
+    int fd = openat_retry(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    DIR *d;
+
+    if (fd < 0)
+        return NULL;
+    d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return d;
+}
+
+/* Read d up to and including the entry whose inode is ino; NULL if gone. */
+static struct dirent *sweep_find(DIR *d, ino_t ino)
+{
     struct dirent *de;
 
-    if (!d) {
+    while ((de = readdir(d)) != NULL)
+        if (de->d_ino == ino && !is_dot_or_dotdot(de->d_name))
+            return de;
+    return NULL;
+}
+
+/* Level k was let go (and with it every level above): walk down to it
+ * again from the root by the recorded inodes, keeping the last
+ * SWEEP_WINDOW levels open, each positioned just after the child walked
+ * below it, so the walk resumes where it was.  -1 when the path has
+ * changed since (a directory renamed or removed): that part is given up. */
+static int sweep_reopen(struct sweep *s, size_t k)
+{
+    DIR *d = sweep_open(s->rootfd, ".");
+
+    for (size_t i = 0; d; i++) {
+        struct dirent *de = sweep_find(d, s->lv[i].child);
+        DIR *next;
+
+        if (i == k) {
+            s->lv[k].d = d;     /* at its end if the child has gone */
+            return 0;
+        }
+        next = de ? sweep_open(dirfd(d), de->d_name) : NULL;
+        if (i + SWEEP_WINDOW > k)
+            s->lv[i].d = d;
+        else
+            closedir(d);
+        d = next;
+    }
+    return -1;
+}
+
+/* One entry of a directory: a temporary is removed; 1 for a directory to
+ * enter, else 0. */
+static int sweep_entry(struct sweep *s, DIR *d, const struct dirent *de)
+{
+    unsigned char type = de->d_type;
+
+    if (is_dot_or_dotdot(de->d_name))
+        return 0;
+    if (type == DT_UNKNOWN) {
+        struct stat st;
+
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)    /* gone meanwhile: nothing to do */
+                sweep_fail(s, -errno);
+            return 0;
+        }
+        type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+    }
+    if (type == DT_DIR)
+        return 1;
+    if (type == DT_REG && is_temporary(s, de->d_name)) {
+        /* unlinkat removes the entry itself: if it has just become a
+         * symlink, the link goes, never what it points to. */
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            s->removed++;
+        else if (errno != ENOENT)
+            sweep_fail(s, -errno);
+    }
+    return 0;
+}
+
+/* Walk the whole tree below the root, depth first, without recursion:
+ * s->lv is the explicit stack (a few bytes a level), at most SWEEP_WINDOW
+ * of its directories open. */
+static void sweep_walk(struct sweep *s)
+{
+    size_t depth = 0;
+
+    s->lv[0].d = sweep_open(s->rootfd, ".");
+    if (!s->lv[0].d) {
         sweep_fail(s, -errno);
-        close(fd);
         return;
     }
     for (;;) {
-        unsigned char type;
-        int sub;
+        struct dirent *de;
+        DIR *sub;
 
+        if (!s->lv[depth].d && sweep_reopen(s, depth) < 0) {
+            /* Climbing back, the path down to this level has changed. */
+            if (depth == 0)
+                return;
+            depth--;
+            continue;
+        }
         errno = 0;
-        de = readdir(d);
+        de = readdir(s->lv[depth].d);
         if (!de) {
             if (errno != 0)
                 sweep_fail(s, -errno);
-            break;
-        }
-        if (is_dot_or_dotdot(de->d_name))
+            closedir(s->lv[depth].d);
+            s->lv[depth].d = NULL;
+            if (depth == 0)
+                return;
+            depth--;
             continue;
-
-        type = de->d_type;
-        if (type == DT_UNKNOWN) {
-            struct stat st;
-
-            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno != ENOENT)    /* gone meanwhile: nothing to do */
-                    sweep_fail(s, -errno);
-                continue;
-            }
-            type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
         }
+        if (!sweep_entry(s, s->lv[depth].d, de))
+            continue;
+        if (depth + 2 > s->cap) {
+            size_t cap = s->cap * 2;
+            struct sweep_level *lv = realloc(s->lv, cap * sizeof *lv);
 
-        if (type == DT_REG) {
-            if (!is_temporary(s, de->d_name))
+            if (!lv) {
+                sweep_fail(s, -ENOMEM);
                 continue;
-            /* unlinkat removes the entry itself: if it has just become a
-             * symlink, the link goes, never what it points to. */
-            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-                s->removed++;
-            else if (errno != ENOENT)
+            }
+            memset(lv + s->cap, 0, (cap - s->cap) * sizeof *lv);
+            s->lv = lv;
+            s->cap = cap;
+        }
+        sub = sweep_open(dirfd(s->lv[depth].d), de->d_name);
+        if (!sub) {
+            if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
                 sweep_fail(s, -errno);
-        } else if (type == DT_DIR) {
-            if (depth + 1 > FSPATH_SWEEP_DEPTH) {
-                sweep_fail(s, FERRY_EPATH_DEPTH);
-                continue;
-            }
-            /* O_NOFOLLOW: a directory swapped for a symlink since readdir
-             * fails here (ELOOP or ENOTDIR) instead of being entered. */
-            sub = openat_retry(dirfd(d), de->d_name,
-                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-            if (sub < 0) {
-                if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
-                    sweep_fail(s, -errno);
-                continue;
-            }
-            sweep_dir(s, sub, depth + 1);
+            continue;
+        }
+        s->lv[depth].child = de->d_ino;
+        depth++;
+        s->lv[depth].d = sub;
+        if (depth >= SWEEP_WINDOW && s->lv[depth - SWEEP_WINDOW].d) {
+            closedir(s->lv[depth - SWEEP_WINDOW].d);
+            s->lv[depth - SWEEP_WINDOW].d = NULL;
         }
     }
-    closedir(d);
 }
 
 int fspath_sweep_temporaries(const struct fsroot *root, const char *suffix,
                              unsigned *removed)
 {
-    struct sweep s = { .suffix = suffix };
-    int fd;
+    struct sweep s = { .suffix = suffix, .rootfd = root->fd, .cap = SWEEP_WINDOW };
 
     if (removed)
         *removed = 0;
@@ -523,13 +621,16 @@ int fspath_sweep_temporaries(const struct fsroot *root, const char *suffix,
     if (!suffix || suffix[0] == '\0' || strchr(suffix, '/'))
         return -EINVAL;
     s.suffix_len = strlen(suffix);
-
-    /* The root's own descriptor is O_PATH, which cannot be read: open the
-     * same directory for reading through it. */
-    fd = openat_retry(root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    sweep_dir(&s, fd, 0);
+    s.lv = calloc(s.cap, sizeof *s.lv);
+    if (!s.lv)
+        return -ENOMEM;
+    /* The root's own descriptor is O_PATH, which cannot be read: the walk
+     * opens the same directory for reading through it ("."). */
+    sweep_walk(&s);
+    for (size_t i = 0; i < s.cap; i++)
+        if (s.lv[i].d)
+            closedir(s.lv[i].d);
+    free(s.lv);
     if (removed)
         *removed = s.removed;
     return s.first_err;

@@ -79,9 +79,6 @@ struct fsroot;  /* opaque */
 
 /* Errors are the FERRY_EPATH_* codes of errcode.h (app_strerror). */
 
-/* How many directory levels below the root fspath_sweep_temporaries visits. */
-#define FSPATH_SWEEP_DEPTH 64
-
 /*
  * TEST ONLY: nonzero makes every call use the component-by-component
  * fallback, as if openat2 were missing.  Set it before any thread uses this
@@ -160,15 +157,16 @@ int fspath_parent(const struct fsroot *root, const char *path,
 /*
  * Remove leftover upload temporaries: every regular file beneath root
  * whose name starts with '.' and ends with suffix (non-empty, no '/'),
- * with at least one byte between, at most
- * FSPATH_SWEEP_DEPTH levels down.  Directories are entered by descriptor
+ * with at least one byte between, at any depth: the walk keeps an explicit
+ * stack (a few bytes a level) and a bounded number of directories open,
+ * never recursing.  Directories are entered by descriptor
  * with O_NOFOLLOW, so symlinks are neither followed nor removed and
  * nothing outside the root is touched.  Best effort: an unreadable
- * directory or one too deep is skipped and the walk goes on.  Meant for
+ * directory is skipped and the walk goes on.  Meant for
  * start-up, before clients are served; a file that a concurrent writer
  * turns into a symlink between the type check and the unlink could be
  * removed as that symlink, but never through it.
- * Returns 0, or the first problem met (-errno, FERRY_EPATH_DEPTH; -EINVAL for a
+ * Returns 0, or the first problem met (-errno; -EINVAL for a
  * bad suffix) after walking everything else; *removed (may be NULL) counts
  * the files removed either way.
  */

@@ -681,34 +681,61 @@ static void test_sweep(void **state)
     assert_true(fix_fs_exists(f, "root/keep.txt"));
 }
 
-/* Deeper than FSPATH_SWEEP_DEPTH: the rest is still swept, the depth is
- * reported, and what lies too deep is left alone. */
-static void test_sweep_depth_bound(void **state)
+/* A file in the directory fd. */
+static void file_at(int fd, const char *name)
+{
+    int file = openat(fd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+    assert_true(file >= 0);
+    close(file);
+}
+
+/* A chain of 5,000 directories (made level by level with mkdirat: no path
+ * names it), with temporaries, a user's file and a sibling directory holding
+ * another temporary every 500 levels: the sweep (which once stopped at 64
+ * levels) removes every temporary, including those it can only reach by
+ * climbing back past the directories it had let go, and nothing else. */
+#define DEEP_LEVELS 5000
+
+static void test_sweep_deep(void **state)
 {
     struct fix_fs *f = *state;
-    char rel[PATH_MAX];
-    char shallow[PATH_MAX] = "";
-    size_t len;
-    unsigned removed = 0;
-    int i;
+    unsigned removed = 0, made = 0;
+    int fd = open(f->root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-    len = (size_t)snprintf(rel, sizeof rel, "root");
-    for (i = 1; i <= FSPATH_SWEEP_DEPTH + 2; i++) {
-        len += (size_t)snprintf(rel + len, sizeof rel - len, "/d");
-        fix_fs_mkdir(f, rel);
-        if (i == FSPATH_SWEEP_DEPTH) {
-            pathf(shallow, sizeof shallow, "%s/.t.ferry-part", rel);
-            fix_fs_file(f, shallow, "reachable\n");
+    assert_true(fd >= 0);
+    for (int i = 0; i <= DEEP_LEVELS; i++) {
+        int next, side;
+
+        if (i % 500 == 0 || i == DEEP_LEVELS) {
+            file_at(fd, ".t.ferry-part");
+            file_at(fd, "keep.ferry-part");
+            assert_int_equal(mkdirat(fd, "side", 0755), 0);
+            side = openat(fd, "side", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            assert_true(side >= 0);
+            file_at(side, ".s.ferry-part");
+            close(side);
+            made += 2;
         }
+        if (i == DEEP_LEVELS)
+            break;
+        assert_int_equal(mkdirat(fd, "d", 0755), 0);
+        next = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
     }
-    len += (size_t)snprintf(rel + len, sizeof rel - len, "/.t.ferry-part");
-    fix_fs_file(f, rel, "too deep\n");
+    /* The bottom level still holds what was made there. */
+    assert_int_equal(faccessat(fd, "keep.ferry-part", F_OK, 0), 0);
+    close(fd);
 
-    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed),
-                     FERRY_EPATH_DEPTH);
-    assert_int_equal(removed, 1);
-    assert_false(fix_fs_exists(f, shallow));
-    assert_true(fix_fs_exists(f, rel));
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(removed, made);
+    assert_true(fix_fs_exists(f, "root/keep.ferry-part"));
+    assert_false(fix_fs_exists(f, "root/.t.ferry-part"));
+    assert_false(fix_fs_exists(f, "root/side/.s.ferry-part"));
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(removed, 0);
 }
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -771,7 +798,7 @@ int main(void)
         BOTH(test_race_relative_link),
         ONE(test_root_open),
         ONE(test_sweep),
-        ONE(test_sweep_depth_bound),
+        ONE(test_sweep_deep),
         cmocka_unit_test(test_strerror),
     };
 
