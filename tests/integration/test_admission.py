@@ -4,9 +4,11 @@ with nothing waiting by evicting the oldest connection of the source holding
 the most, and refusals are logged as one summary line a second at most, not
 a line each.  Every model; attackers connect from 127.0.0.2 and up (loopback
 answers on all of 127.0.0.0/8), the legitimate client from 127.0.0.1."""
+import json
 import os
 import re
 import socket
+import struct
 import tempfile
 import time
 import unittest
@@ -32,17 +34,34 @@ def held_from(srv, source):
 
 
 def refused_from(srv, source):
-    """True if a connection from source is closed without being served
-    (its hello never answered)."""
+    """True if a connection from source is closed without being served:
+    its hello is never answered; all that may come is the refusal's
+    closing frame (reason busy, PROTOCOL.md 2.7), then the end."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(10 * SLOW)
         s.bind((source, 0))
         s.connect(srv.hostport())
+        got = b""
         try:
             s.sendall(ft.frame({"type": "hello", "version": 1}))
-            return s.recv(65536) == b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
         except (ConnectionResetError, BrokenPipeError):
+            pass
+        if not got:
             return True
+        if len(got) < 4:
+            return False
+        (n,) = struct.unpack("<I", got[:4])
+        try:
+            hdr = json.loads(got[4:4 + n])
+        except ValueError:
+            return False
+        return (len(got) == 4 + n and hdr.get("type") == "closing"
+                and hdr.get("reason") == "busy")
 
 
 def closed_by_peer(sock, timeout=10):
