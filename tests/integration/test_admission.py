@@ -126,6 +126,19 @@ class AdmissionModel:
         self.assertTrue(self.login_runs(srv))
         self.assertTrue(closed_by_peer(socks[0]), "the oldest of all was not evicted")
 
+    def test_a_source_that_times_out_serves_a_penalty(self):
+        srv = self.ferryd("--auth-timeout", "1", "--unauth-timeout-penalty", "60",
+                          "--unauth-early-drop", "0")
+        silent = self.hold(srv, "127.0.0.2", 1)[0]
+        self.assertTrue(closed_by_peer(silent), "not closed by --auth-timeout 1")
+        # The parent learns of the timeout when the slot comes back (fork:
+        # when the child exits); from then on the source is refused.
+        ft.wait_until(lambda: refused_from(srv, "127.0.0.2"), 10,
+                      "127.0.0.2 to be refused after its timeout")
+        srv.wait_for_log(SUMMARY + r".*refused \(source under penalty\)")
+        self.assertFalse(refused_from(srv, "127.0.0.3"), "another source was refused")
+        self.assertTrue(self.login_runs(srv))
+
     def test_refusals_are_summarised_not_logged_one_by_one(self):
         srv = self.ferryd("--max-unauth", "2", "--unauth-early-drop", "0", "--unauth-penalty", "0")
         self.hold(srv, "127.0.0.2", 2)
