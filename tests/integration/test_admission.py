@@ -7,6 +7,7 @@ answers on all of 127.0.0.0/8), the legitimate client from 127.0.0.1."""
 import os
 import re
 import socket
+import subprocess
 import tempfile
 import time
 import unittest
@@ -164,6 +165,25 @@ class AdmissionModel:
         lines = [l for l in srv.log[start:] if re.search(SUMMARY, l)]
         self.assertLessEqual(len(lines), int(elapsed) + 2, lines)
         self.assertFalse([l for l in srv.log[start:] if "127.0.0.2" in l], "a line per refusal")
+
+
+class AdmissionOptions(unittest.TestCase):
+    """Bad values are refused at start, each naming its option."""
+
+    def test_bad_values_are_refused(self):
+        for opt, val in (("--max-unauth-per-source", "-1"), ("--unauth-netblock", "33:64"),
+                         ("--unauth-netblock", "24"), ("--unauth-netblock", "24:129"),
+                         ("--unauth-early-drop", "5:101"), ("--unauth-early-drop", "x"),
+                         ("--unauth-penalty", "-2"), ("--unauth-timeout-penalty", "1.5")):
+            r = subprocess.run([ft.binary("ferryd"), opt, val], capture_output=True, timeout=10)
+            self.assertEqual(r.returncode, 2, (opt, val, r.stderr))
+            self.assertIn(b"bad value for " + opt.encode(), r.stderr)
+
+    def test_help_names_every_option(self):
+        r = subprocess.run([ft.binary("ferryd"), "--help"], capture_output=True, timeout=10)
+        for opt in (b"--max-unauth-per-source", b"--unauth-netblock", b"--unauth-early-drop",
+                    b"--unauth-penalty", b"--unauth-timeout-penalty"):
+            self.assertIn(opt, r.stdout)
 
 
 for _name, _args in MODELS.items():
