@@ -93,12 +93,15 @@ struct ferry_server_opts {
      * no early drop); when all are held, the oldest connection of the
      * source holding the most is closed to make room (a client with none
      * waiting always gets in), and that source is refused for
-     * unauth_penalty_ms (0 = not at all).  Refusals are logged as one
+     * unauth_penalty_ms (0 = not at all); one whose connection used the
+     * whole handshake_timeout_ms without authenticating, for
+     * unauth_timeout_penalty_ms (0 = not at all).  Refusals are logged as one
      * summary line a second at most. */
     int max_unauth_per_source;
     int unauth_v4_bits, unauth_v6_bits;
     int unauth_start, unauth_rate;
     int unauth_penalty_ms;
+    int unauth_timeout_penalty_ms;
     int backlog;               /* listen(2) backlog; 0 = SOMAXCONN */
     int reuse_port;            /* SO_REUSEPORT on TCP/UDP listeners */
     int idle_timeout_ms;       /* close a connection silent this long; 0 = never */

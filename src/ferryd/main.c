@@ -102,6 +102,8 @@ static void usage(FILE *f)
         "                           (default 3/4 of --max-unauth:30; 0 = never)\n"
         "      --unauth-penalty S   refuse a source for S seconds after one of its\n"
         "                           waiting connections was evicted (default 1; 0 = no)\n"
+        "      --unauth-timeout-penalty S  the same after one reached --auth-timeout\n"
+        "                           (default 0: no; a shared address, NAT, may suffer)\n"
         "      --auth-timeout S     close connections not authenticated within S seconds\n"
         "                           (default 10)\n"
         "      --idle-timeout S     close connections idle for S seconds (default: never);\n"
@@ -200,7 +202,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
            OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT,
-           OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY,
+           OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY, OPT_TIMEOUT_PENALTY,
            OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT, OPT_NO_AUDIT };
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -219,6 +221,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "unauth-netblock", required_argument, NULL, OPT_NETBLOCK },
         { "unauth-early-drop", required_argument, NULL, OPT_EARLY_DROP },
         { "unauth-penalty", required_argument, NULL, OPT_PENALTY },
+        { "unauth-timeout-penalty", required_argument, NULL, OPT_TIMEOUT_PENALTY },
         { "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         { "classic", required_argument, NULL, OPT_CLASSIC },
@@ -305,6 +308,13 @@ static int parse_args(int argc, char **argv, struct options *o)
             if (strcmp(optarg, "0") == 0)
                 o->server.unauth_penalty_ms = 0;
             else if (parse_seconds("--unauth-penalty", optarg, &o->server.unauth_penalty_ms) < 0)
+                return 2;
+            break;
+        case OPT_TIMEOUT_PENALTY:
+            if (strcmp(optarg, "0") == 0)
+                o->server.unauth_timeout_penalty_ms = 0;
+            else if (parse_seconds("--unauth-timeout-penalty", optarg,
+                                   &o->server.unauth_timeout_penalty_ms) < 0)
                 return 2;
             break;
         case OPT_AUTH_TIMEOUT:

@@ -164,8 +164,7 @@ static int admit_one(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLE
         enum admit_verdict v;
 
         ferry__slot_source((struct sockaddr *)&ss, len, o->unauth_v4_bits, o->unauth_v6_bits, &src);
-        v = ferry__slot_unauth_take(k, &lim, fd, &src, arc4random(), ferry__now_ms(),
-                                    o->unauth_penalty_ms);
+        v = ferry__slot_unauth_take(k, &lim, fd, &src, arc4random(), ferry__now_ms());
         if (v == ADMIT_EVICT)
             atomic_fetch_add(&s->refused[v], 1);   /* counted; fd is admitted */
         else if (v != ADMIT_ACCEPT) {

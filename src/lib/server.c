@@ -68,7 +68,8 @@ int ferry_server_new(const struct ferry_server_opts *opts, struct ferry_server *
     if (s->opts.write_high_water == 0)
         s->opts.write_high_water = FERRY_DEFAULT_HIGH_WATER;
     if (s->opts.max_unauthenticated > 0 && s->opts.handshake_timeout_ms > 0) {
-        r = ferry__slots_init(&s->slots, s->opts.max_unauthenticated);
+        r = ferry__slots_init(&s->slots, s->opts.max_unauthenticated, s->opts.handshake_timeout_ms,
+                              s->opts.unauth_penalty_ms, s->opts.unauth_timeout_penalty_ms);
         if (r < 0)
             goto fail;
     }

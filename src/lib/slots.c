@@ -11,6 +11,8 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include "clock.h"
+
 /* Penalised sources remembered at once; the one nearest its end gives way. */
 #define PENALTY_SLOTS 256
 
@@ -19,6 +21,7 @@ struct slot_entry {
     pid_t pid;              /* the child, or 0 */
     int evicted;            /* shut down, waiting for its owner to give it back */
     uint64_t seq;           /* taken in this order */
+    uint64_t since_ms;      /* when */
     struct slot_source src;
 };
 
@@ -27,13 +30,17 @@ struct slot_penalty {
     uint64_t until_ms;
 };
 
-int ferry__slots_init(struct ferry_slots *k, int max_unauth)
+int ferry__slots_init(struct ferry_slots *k, int max_unauth, int grace_ms, int penalty_ms,
+                      int timeout_penalty_ms)
 {
     int r = pthread_mutex_init(&k->mu, NULL);
 
     if (r != 0)
         return -r;
     k->unauth_capped = 1;
+    k->grace_ms = grace_ms > 0 ? (uint64_t)grace_ms : 0;
+    k->penalty_ms = penalty_ms > 0 ? penalty_ms : 0;
+    k->timeout_penalty_ms = timeout_penalty_ms > 0 ? timeout_penalty_ms : 0;
     /* Room for the evicted ones their owners have not given back yet. */
     k->cap = max_unauth * 2 + 16;
     k->tab = calloc((size_t)k->cap, sizeof *k->tab);
@@ -161,7 +168,7 @@ static int biggest_source(struct ferry_slots *k, int *count)
 
 enum admit_verdict ferry__slot_unauth_take(struct ferry_slots *k, const struct admit_limits *lim,
                                            int fd, const struct slot_source *src, uint32_t rnd,
-                                           uint64_t now_ms, int penalty_ms)
+                                           uint64_t now_ms)
 {
     struct admit_counts c = { 0 };
     enum admit_verdict v;
@@ -188,11 +195,12 @@ enum admit_verdict ferry__slot_unauth_take(struct ferry_slots *k, const struct a
             kill(e->pid, SIGKILL);
         e->evicted = 1;
         k->held--;
-        if (penalty_ms > 0)
-            penalize(k, &e->src, now_ms + (uint64_t)penalty_ms);
+        if (k->penalty_ms > 0)
+            penalize(k, &e->src, now_ms + (uint64_t)k->penalty_ms);
     }
     if (v == ADMIT_ACCEPT || v == ADMIT_EVICT) {
-        k->tab[k->n++] = (struct slot_entry){ .fd = fd, .seq = ++k->seq, .src = *src };
+        k->tab[k->n++] = (struct slot_entry){ .fd = fd, .seq = ++k->seq, .since_ms = now_ms,
+                                              .src = *src };
         k->held++;
     }
     pthread_mutex_unlock(&k->mu);
@@ -201,8 +209,16 @@ enum admit_verdict ferry__slot_unauth_take(struct ferry_slots *k, const struct a
 
 static void drop_at(struct ferry_slots *k, int i)
 {
-    if (!k->tab[i].evicted)
+    struct slot_entry *e = &k->tab[i];
+
+    if (!e->evicted) {
+        uint64_t now = ferry__now_ms();
+        /* Held through the whole grace: it timed out (an authenticated
+         * one gives its slot back before the deadline). */
+        if (k->timeout_penalty_ms > 0 && k->grace_ms > 0 && now - e->since_ms >= k->grace_ms)
+            penalize(k, &e->src, now + (uint64_t)k->timeout_penalty_ms);
         k->held--;
+    }
     k->tab[i] = k->tab[--k->n];
 }
 

@@ -46,10 +46,18 @@ struct ferry_slots {
     int *scratch;                  /* cap indices, to find the biggest source */
     struct slot_penalty *pen;      /* sources refused until a deadline */
     int npen;
+    uint64_t grace_ms;             /* the handshake timeout */
+    int penalty_ms;                /* for an evicted source */
+    int timeout_penalty_ms;        /* for one that used the whole grace */
 };
 
-/* Make the table for max_unauth slots (unauth_capped set), 0 or -ENOMEM. */
-int ferry__slots_init(struct ferry_slots *k, int max_unauth);
+/* Make the table for max_unauth slots (unauth_capped set), 0 or -ENOMEM.
+ * An evicted connection earns its source penalty_ms of refusals; one that
+ * gives its slot back after grace_ms or more (it used the whole handshake
+ * timeout without authenticating) timeout_penalty_ms (sshd's
+ * PerSourcePenalties grace-exceeded); 0 = none. */
+int ferry__slots_init(struct ferry_slots *k, int max_unauth, int grace_ms, int penalty_ms,
+                      int timeout_penalty_ms);
 void ferry__slots_free(struct ferry_slots *k);
 
 /* The source key of a peer address: its first v4_bits (v6_bits) bits. */
@@ -60,12 +68,12 @@ void ferry__slot_source(const struct sockaddr *sa, socklen_t len, int v4_bits, i
  * Take a not-yet-authenticated slot for fd from src, as admit_decide says
  * on the table's counts and rnd (now_ms dates penalties).  ADMIT_ACCEPT
  * and ADMIT_EVICT: the slot is fd's (and a connection of the biggest
- * source was shut down; its source serves penalty_ms when > 0); any
- * other verdict: fd holds nothing.
+ * source was shut down; its source serves the penalty); any other
+ * verdict: fd holds nothing.
  */
 enum admit_verdict ferry__slot_unauth_take(struct ferry_slots *k, const struct admit_limits *lim,
                                            int fd, const struct slot_source *src, uint32_t rnd,
-                                           uint64_t now_ms, int penalty_ms);
+                                           uint64_t now_ms);
 
 /* The connection on fd authenticated (or is going): its slot is free.
  * Call before closing fd.  No-op when fd holds none. */

@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import tempfile
 import time
 import unittest
@@ -145,6 +146,19 @@ class AdmissionModel:
         self.assertTrue(self.login_runs(srv))
         self.assertTrue(closed_by_peer(socks[0]), "the oldest of all was not evicted")
 
+    def test_a_source_that_times_out_serves_a_penalty(self):
+        srv = self.ferryd("--auth-timeout", "1", "--unauth-timeout-penalty", "60",
+                          "--unauth-early-drop", "0")
+        silent = self.hold(srv, "127.0.0.2", 1)[0]
+        self.assertTrue(closed_by_peer(silent), "not closed by --auth-timeout 1")
+        # The parent learns of the timeout when the slot comes back (fork:
+        # when the child exits); from then on the source is refused.
+        ft.wait_until(lambda: refused_from(srv, "127.0.0.2"), 10,
+                      "127.0.0.2 to be refused after its timeout")
+        srv.wait_for_log(SUMMARY + r".*refused \(source under penalty\)")
+        self.assertFalse(refused_from(srv, "127.0.0.3"), "another source was refused")
+        self.assertTrue(self.login_runs(srv))
+
     def test_refusals_are_summarised_not_logged_one_by_one(self):
         srv = self.ferryd("--max-unauth", "2", "--unauth-early-drop", "0", "--unauth-penalty", "0")
         self.hold(srv, "127.0.0.2", 2)
@@ -170,6 +184,25 @@ class AdmissionModel:
         lines = [l for l in srv.log[start:] if re.search(SUMMARY, l)]
         self.assertLessEqual(len(lines), int(elapsed) + 2, lines)
         self.assertFalse([l for l in srv.log[start:] if "127.0.0.2" in l], "a line per refusal")
+
+
+class AdmissionOptions(unittest.TestCase):
+    """Bad values are refused at start, each naming its option."""
+
+    def test_bad_values_are_refused(self):
+        for opt, val in (("--max-unauth-per-source", "-1"), ("--unauth-netblock", "33:64"),
+                         ("--unauth-netblock", "24"), ("--unauth-netblock", "24:129"),
+                         ("--unauth-early-drop", "5:101"), ("--unauth-early-drop", "x"),
+                         ("--unauth-penalty", "-2"), ("--unauth-timeout-penalty", "1.5")):
+            r = subprocess.run([ft.binary("ferryd"), opt, val], capture_output=True, timeout=10)
+            self.assertEqual(r.returncode, 2, (opt, val, r.stderr))
+            self.assertIn(b"bad value for " + opt.encode(), r.stderr)
+
+    def test_help_names_every_option(self):
+        r = subprocess.run([ft.binary("ferryd"), "--help"], capture_output=True, timeout=10)
+        for opt in (b"--max-unauth-per-source", b"--unauth-netblock", b"--unauth-early-drop",
+                    b"--unauth-penalty", b"--unauth-timeout-penalty"):
+            self.assertIn(opt, r.stdout)
 
 
 for _name, _args in MODELS.items():
