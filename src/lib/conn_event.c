@@ -549,6 +549,16 @@ static void on_idle_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
     conn_teardown(c, -ETIMEDOUT);
 }
 
+/* A connection TLS refused never reaches its handler, so the audit trail
+ * (ferryd's) hears of it here: the same line a refused session gets. */
+static void audit_tls_refused(const struct ferry_conn *c, const char *reason)
+{
+    if (!c->server)
+        return;   /* a client's connection: its caller reports the failure */
+    ferry_log_audit("event=session peer=%s result=denied auth=tls reason=%s", FERRY_LOG_Q(c->peer),
+                    FERRY_LOG_Q(reason));
+}
+
 static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct ferry_conn *c = arg;
@@ -556,6 +566,8 @@ static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, v
     (void)t;
     ferry_log_info("conn %llu (%s): not authenticated within %d ms, closing",
                    (unsigned long long)c->id, c->peer, c->opts.handshake_timeout_ms);
+    if (c->tls_handshaking)
+        audit_tls_refused(c, "not authenticated in time (TLS handshake)");
     conn_teardown(c, -ETIMEDOUT);
 }
 
@@ -607,9 +619,11 @@ void ferry__conn_tls_step(struct ferry_conn *c)
         return;
     }
     if (r < 0) {
+        const char *why = ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                         : ferry_strerror(r);
         ferry_log_info("conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
-                       c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
-                                                               : ferry_strerror(r));
+                       c->peer, why);
+        audit_tls_refused(c, why);
         conn_teardown(c, r);
         return;
     }

@@ -18,6 +18,7 @@
  */
 #include "ferry/tls.h"
 #include "ferry/error.h"
+#include "ferry/log.h"
 #include "clock.h"
 #include "tls_int.h"
 #include "transport_int.h"
@@ -201,13 +202,13 @@ static int tls_handshake(struct ferry_transport *t)
         /* The PSK binder proves the key: it is the wrong one. */
         size_t n = strlen(tc->error);
         snprintf(tc->error + n, sizeof tc->error - n, " (a wrong key for the name '%s')",
-                 tc->identity);
+                 ferry_log_escape((char[128]){ 0 }, 128, tc->identity, strlen(tc->identity)));
     } else if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity[0] &&
                !tc->identity_known) {
         size_t n = strlen(tc->error);
         snprintf(tc->error + n, sizeof tc->error - n, tc->lookup_failed
                  ? " (the key named '%s' could not be looked up)" : " (unknown key name '%s')",
-                 tc->identity);
+                 ferry_log_escape((char[128]){ 0 }, 128, tc->identity, strlen(tc->identity)));
     }
     return r;
 }

@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import json
 import sys
 import tempfile
@@ -245,6 +246,29 @@ class AuditTest(unittest.TestCase):
         a = self.audit("file", peer, start=mark, op="rm")
         self.assertEqual((a["result"], a["path"]), ("error", "audit dir/missing"))
         self.assertIn("No such file", a["reason"])
+
+    def test_tls_sessions(self):
+        srv = ft.start_ferryd("--root", self.root, key_path=self.key_path)
+        self.addCleanup(srv.stop_quietly)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp.name}
+        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+
+        def ferry(*args):
+            return subprocess.run([ft.binary("ferry"), "exec", "-k", self.key_path, *args,
+                                   srv.addr(), "true"], env=env, capture_output=True,
+                                  timeout=30 * SLOW)
+        # refused by TLS itself, before ferryd's session service sees it
+        self.assertEqual(ferry("--key-name", "mallory").returncode, 255)
+        line = srv.wait_for_log(r" audit: event=session .*result=denied auth=tls").string
+        self.assertIn("unknown key name 'mallory'", parse_audit(line)["reason"])
+        mark = len(srv.log)
+        self.assertEqual(ferry().returncode, 0)
+        a = parse_audit(srv.wait_for_log(r" audit: event=session .*result=ok", start=mark).string)
+        self.assertEqual((a["auth"], a["key"]), ("tls-psk", "ferry"))
+        a = parse_audit(srv.wait_for_log(r" audit: event=exec ", start=mark).string)
+        self.assertEqual((a["result"], a["status"], a.get("shell", a.get("argv"))), ("exit", "0", "true"))
 
     def test_no_audit(self):
         srv = ft.start_ferryd("--root", self.root, "--no-audit", key_path=self.key_path,
