@@ -270,6 +270,42 @@ class AuditTest(unittest.TestCase):
         a = parse_audit(srv.wait_for_log(r" audit: event=exec ", start=mark).string)
         self.assertEqual((a["result"], a["status"], a.get("shell", a.get("argv"))), ("exit", "0", "true"))
 
+    def test_classic_upload_line(self):
+        mark = len(self.srv.log)
+        data = b"classic upload\n" * 10
+        with socket.create_connection(self.classic, timeout=10 * SLOW) as c:
+            head = json.dumps({"cmd": "put", "filename": "classic up.txt",
+                               "filesize": len(data)}).encode()
+            c.sendall(struct.pack("<i", len(head)) + head + data)
+            peer = self.peer(c)
+            a = self.audit("file", peer, start=mark, op="put")
+        self.assertEqual((a["listener"], a["result"], a["bytes"], a["path"]),
+                         ("classic", "ok", str(len(data)), "classic up.txt"))
+        a = self.audit("session", peer, start=mark)
+        self.assertEqual((a["listener"], a["result"], a["auth"]), ("classic", "ok", "none"))
+
+    def test_fork_model_and_auth_timeout(self):
+        srv = ft.start_ferryd("--root", self.root, "--model", "fork", "--auth-timeout", "1",
+                             key_path=self.key_path, plaintext=True)
+        self.addCleanup(srv.stop_quietly)
+        s = ft.Session(srv.hostport(), key=self.key)
+        self.addCleanup(s.close)
+        peer = self.peer(s.sock)
+        self.assertEqual(s.run({"argv": ["sh", "-c", "exit 7"]})["exit"]["status"], 7)
+        s.put("fork.txt", b"x" * 1000)
+        for event, fields in (("session", {"result": "ok"}), ("exec", {"status": "7"}),
+                              ("file", {"op": "put", "bytes": "1000"})):
+            line = srv.wait_for_log(r" audit: event=%s peer=%s " % (event, re.escape(peer))).string
+            a = parse_audit(line)
+            for k, v in fields.items():
+                self.assertEqual(a[k], v, line)
+        # a peer that never says hello is denied when its time is up
+        quiet = ft.Session(srv.hostport())
+        self.addCleanup(quiet.close)
+        line = srv.wait_for_log(r" audit: event=session peer=%s "
+                                % re.escape(self.peer(quiet.sock)), timeout=10).string
+        self.assertEqual(parse_audit(line)["reason"], "not authenticated in time")
+
     def test_no_audit(self):
         srv = ft.start_ferryd("--root", self.root, "--no-audit", key_path=self.key_path,
                               plaintext=True)
