@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
 from ferrytest import SLOW  # noqa: E402
 
+SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
 FORGED = "ferryd: authenticated with key 'root'"
 PAIR = r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"]+)'
 PAIRS_RX = re.compile(r"%s(?: %s)*" % (PAIR, PAIR))
@@ -97,6 +98,9 @@ class AuditTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.srv.stop()
         cls.tmp.cleanup()
+        bad = [line for line in cls.srv.log if SANITIZER_RX.search(line)]
+        if bad:
+            raise AssertionError("sanitizer report from ferryd:\n" + "\n".join(cls.srv.log[-60:]))
 
     def session(self, login=True):
         s = ft.Session(self.hostport, key=self.key if login else None)
@@ -269,6 +273,21 @@ class AuditTest(unittest.TestCase):
         self.assertEqual((a["auth"], a["key"]), ("tls-psk", "ferry"))
         a = parse_audit(srv.wait_for_log(r" audit: event=exec ", start=mark).string)
         self.assertEqual((a["result"], a["status"], a.get("shell", a.get("argv"))), ("exit", "0", "true"))
+
+    def test_interrupted_and_abandoned_puts(self):
+        s = self.session()
+        peer = self.peer(s.sock)
+        self.assertEqual(s.put_begin("abandoned.txt", 10)["type"], "put-ready")
+        s.send_data(b"12345", 0)
+        s.put_end(abort=True)
+        self.assertEqual(s.recv()[0]["type"], "error")
+        a = self.audit("file", peer, op="put", result="abandoned")
+        self.assertEqual((a["path"], a["bytes"]), ("abandoned.txt", "5"))
+        self.assertEqual(s.put_begin("cut.txt", 10)["type"], "put-ready")
+        s.send_data(b"1234", 0)
+        s.close()
+        a = self.audit("file", peer, op="put", result="interrupted")
+        self.assertEqual(a["path"], "cut.txt")
 
     def test_classic_upload_line(self):
         mark = len(self.srv.log)
