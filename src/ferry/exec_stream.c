@@ -283,7 +283,7 @@ static void on_header(struct run *run, const json_t *h)
         fail(run, 1, "protocol error: %s: unexpected '%s' message", run->s->peer, type);
     } else {
         /* A message from a newer server: its body, if any, is skipped. */
-        ferry_log_debug("ignoring '%s' message", type);
+        ferry_log_debug("ignoring %s message", FERRY_LOG_Q(type));
     }
 }
 

@@ -422,7 +422,7 @@ int fsops_upload_commit(struct fsops_upload *u, mode_t mode, const int64_t *mtim
     /* The file is in place: a directory that cannot be synced is worth a
      * warning, not a failure reported for a file that was saved. */
     if (do_fsync && (r = filecommit_sync_dir(u->dirfd, ".")) < 0)
-        ferry_log_warn("fsync of the directory of %s: %s", u->name, strerror(-r));
+        ferry_log_warn("fsync of the directory of %s: %s", FERRY_LOG_Q(u->name), strerror(-r));
     upload_release(u);
     return 0;
 }

@@ -60,13 +60,20 @@ static int blocking_tls_handshake(struct ferry_conn *c)
     }
     ferry_transport_set_nonblocking(c->t, 0);
     if (r < 0) {
-        /* As conn_event.c: a peer that only connects and goes is debug. */
-        if (r != FERRY_ECLOSED)
-            ferry_log(r == FERRY_EEOF || r == -ECONNRESET ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
-                      "conn %llu (%s): TLS handshake failed: %s",
-                           (unsigned long long)c->id, c->peer,
-                           ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
-                                                          : ferry_strerror(r));
+        const char *why = ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                         : ferry_strerror(r);
+        /* As conn_event.c: a peer that only connects and goes is debug,
+         * and no session for the audit trail. */
+        if (r == FERRY_EEOF || r == -ECONNRESET) {
+            ferry_log_debug("conn %llu (%s): TLS handshake failed: %s",
+                            (unsigned long long)c->id, c->peer, why);
+        } else if (r != FERRY_ECLOSED) {
+            ferry_log_info("conn %llu (%s): TLS handshake failed: %s",
+                           (unsigned long long)c->id, c->peer, why);
+            /* Refused before the handler: the audit trail's line (conn_event.c). */
+            ferry_log_audit("event=session peer=%s result=denied auth=tls reason=%s",
+                            FERRY_LOG_Q(c->peer), FERRY_LOG_Q(why));
+        }
         return r;
     }
     ferry__conn_log_tls(c);

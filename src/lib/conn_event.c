@@ -561,6 +561,16 @@ void ferry_conn_set_idle_timeout(struct ferry_conn *c, int ms)
         c->idle_timer = ferry_loop_timer(c->cl->loop, (uint64_t)ms, on_idle_timer, c);
 }
 
+/* A connection TLS refused never reaches its handler, so the audit trail
+ * (ferryd's) hears of it here: the same line a refused session gets. */
+static void audit_tls_refused(const struct ferry_conn *c, const char *reason)
+{
+    if (!c->server)
+        return;   /* a client's connection: its caller reports the failure */
+    ferry_log_audit("event=session peer=%s result=denied auth=tls reason=%s", FERRY_LOG_Q(c->peer),
+                    FERRY_LOG_Q(reason));
+}
+
 static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct ferry_conn *c = arg;
@@ -568,6 +578,8 @@ static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, v
     (void)t;
     ferry_log_info("conn %llu (%s): not authenticated within %d ms, closing",
                    (unsigned long long)c->id, c->peer, c->opts.handshake_timeout_ms);
+    if (c->tls_handshaking)
+        audit_tls_refused(c, "not authenticated in time (TLS handshake)");
     conn_teardown(c, -ETIMEDOUT);
 }
 
@@ -619,12 +631,19 @@ void ferry__conn_tls_step(struct ferry_conn *c)
         return;
     }
     if (r < 0) {
+        const char *why = ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
+                                                         : ferry_strerror(r);
         /* A peer that only connects and goes (a flood, or one evicted by
-         * admission) is not worth a line each: debug for those. */
-        ferry_log(r == FERRY_EEOF || r == -ECONNRESET ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
-                  "conn %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id,
-                  c->peer, ferry_transport_error(c->t)[0] ? ferry_transport_error(c->t)
-                                                          : ferry_strerror(r));
+         * admission) is not worth a line each, nor a session in the audit
+         * trail: debug for those. */
+        if (r == FERRY_EEOF || r == -ECONNRESET) {
+            ferry_log_debug("conn %llu (%s): TLS handshake failed: %s",
+                            (unsigned long long)c->id, c->peer, why);
+        } else {
+            ferry_log_info("conn %llu (%s): TLS handshake failed: %s",
+                           (unsigned long long)c->id, c->peer, why);
+            audit_tls_refused(c, why);
+        }
         conn_teardown(c, r);
         return;
     }

@@ -18,6 +18,7 @@
  */
 #include "ferry/tls.h"
 #include "ferry/error.h"
+#include "ferry/log.h"
 #include "clock.h"
 #include "tls_int.h"
 #include "transport_int.h"
@@ -239,13 +240,14 @@ static int tls_handshake(struct ferry_transport *t)
         /* A lookup may answer an unknown name with a stand-in key (ferryd
          * does, so the two look alike): it logs which it was. */
         snprintf(tc->error + n, sizeof tc->error - n, " (a wrong key for the name '%s', "
-                 "or no such name)", tc->identity);
+                 "or no such name)",
+                 ferry_log_escape((char[128]){ 0 }, 128, tc->identity, strlen(tc->identity)));
     } else if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity[0] &&
                !tc->identity_known) {
         size_t n = strlen(tc->error);
         snprintf(tc->error + n, sizeof tc->error - n, tc->lookup_failed
                  ? " (the key named '%s' could not be looked up)" : " (unknown key name '%s')",
-                 tc->identity);
+                 ferry_log_escape((char[128]){ 0 }, 128, tc->identity, strlen(tc->identity)));
     }
     return r;
 }

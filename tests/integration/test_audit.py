@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import json
 import sys
 import tempfile
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
 from ferrytest import SLOW  # noqa: E402
 
+SANITIZER_RX = re.compile(r"Sanitizer|runtime error:|LeakSanitizer")
 FORGED = "ferryd: authenticated with key 'root'"
 PAIR = r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"]+)'
 PAIRS_RX = re.compile(r"%s(?: %s)*" % (PAIR, PAIR))
@@ -96,6 +98,9 @@ class AuditTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.srv.stop()
         cls.tmp.cleanup()
+        bad = [line for line in cls.srv.log if SANITIZER_RX.search(line)]
+        if bad:
+            raise AssertionError("sanitizer report from ferryd:\n" + "\n".join(cls.srv.log[-60:]))
 
     def session(self, login=True):
         s = ft.Session(self.hostport, key=self.key if login else None)
@@ -245,6 +250,80 @@ class AuditTest(unittest.TestCase):
         a = self.audit("file", peer, start=mark, op="rm")
         self.assertEqual((a["result"], a["path"]), ("error", "audit dir/missing"))
         self.assertIn("No such file", a["reason"])
+
+    def test_tls_sessions(self):
+        srv = ft.start_ferryd("--root", self.root, key_path=self.key_path)
+        self.addCleanup(srv.stop_quietly)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp.name}
+        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+
+        def ferry(*args):
+            return subprocess.run([ft.binary("ferry"), "exec", "-k", self.key_path, *args,
+                                   srv.addr(), "true"], env=env, capture_output=True,
+                                  timeout=30 * SLOW)
+        # refused by TLS itself, before ferryd's session service sees it
+        self.assertEqual(ferry("--key-name", "mallory").returncode, 255)
+        line = srv.wait_for_log(r" audit: event=session .*result=denied auth=tls").string
+        self.assertIn("unknown key name 'mallory'", parse_audit(line)["reason"])
+        mark = len(srv.log)
+        self.assertEqual(ferry().returncode, 0)
+        a = parse_audit(srv.wait_for_log(r" audit: event=session .*result=ok", start=mark).string)
+        self.assertEqual((a["auth"], a["key"]), ("tls-psk", "ferry"))
+        a = parse_audit(srv.wait_for_log(r" audit: event=exec ", start=mark).string)
+        self.assertEqual((a["result"], a["status"], a.get("shell", a.get("argv"))), ("exit", "0", "true"))
+
+    def test_interrupted_and_abandoned_puts(self):
+        s = self.session()
+        peer = self.peer(s.sock)
+        self.assertEqual(s.put_begin("abandoned.txt", 10)["type"], "put-ready")
+        s.send_data(b"12345", 0)
+        s.put_end(abort=True)
+        self.assertEqual(s.recv()[0]["type"], "error")
+        a = self.audit("file", peer, op="put", result="abandoned")
+        self.assertEqual((a["path"], a["bytes"]), ("abandoned.txt", "5"))
+        self.assertEqual(s.put_begin("cut.txt", 10)["type"], "put-ready")
+        s.send_data(b"1234", 0)
+        s.close()
+        a = self.audit("file", peer, op="put", result="interrupted")
+        self.assertEqual(a["path"], "cut.txt")
+
+    def test_classic_upload_line(self):
+        mark = len(self.srv.log)
+        data = b"classic upload\n" * 10
+        with socket.create_connection(self.classic, timeout=10 * SLOW) as c:
+            head = json.dumps({"cmd": "put", "filename": "classic up.txt",
+                               "filesize": len(data)}).encode()
+            c.sendall(struct.pack("<i", len(head)) + head + data)
+            peer = self.peer(c)
+            a = self.audit("file", peer, start=mark, op="put")
+        self.assertEqual((a["listener"], a["result"], a["bytes"], a["path"]),
+                         ("classic", "ok", str(len(data)), "classic up.txt"))
+        a = self.audit("session", peer, start=mark)
+        self.assertEqual((a["listener"], a["result"], a["auth"]), ("classic", "ok", "none"))
+
+    def test_fork_model_and_auth_timeout(self):
+        srv = ft.start_ferryd("--root", self.root, "--model", "fork", "--auth-timeout", "1",
+                             key_path=self.key_path, plaintext=True)
+        self.addCleanup(srv.stop_quietly)
+        s = ft.Session(srv.hostport(), key=self.key)
+        self.addCleanup(s.close)
+        peer = self.peer(s.sock)
+        self.assertEqual(s.run({"argv": ["sh", "-c", "exit 7"]})["exit"]["status"], 7)
+        s.put("fork.txt", b"x" * 1000)
+        for event, fields in (("session", {"result": "ok"}), ("exec", {"status": "7"}),
+                              ("file", {"op": "put", "bytes": "1000"})):
+            line = srv.wait_for_log(r" audit: event=%s peer=%s " % (event, re.escape(peer))).string
+            a = parse_audit(line)
+            for k, v in fields.items():
+                self.assertEqual(a[k], v, line)
+        # a peer that never says hello is denied when its time is up
+        quiet = ft.Session(srv.hostport())
+        self.addCleanup(quiet.close)
+        line = srv.wait_for_log(r" audit: event=session peer=%s "
+                                % re.escape(self.peer(quiet.sock)), timeout=10).string
+        self.assertEqual(parse_audit(line)["reason"], "not authenticated in time")
 
     def test_no_audit(self):
         srv = ft.start_ferryd("--root", self.root, "--no-audit", key_path=self.key_path,
