@@ -91,8 +91,6 @@ static int protocol_error(struct session *s, const char *message)
     return 0;
 }
 
-static int refuse(struct session *s, const char *why);
-
 /* ---- the command's side ------------------------------------------------------- */
 
 static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
@@ -457,6 +455,8 @@ static int handle_exec(struct session *s, json_t *msg)
 }
 
 /* ---- the handshake ------------------------------------------------------------- */
+
+static int refuse(struct session *s, const char *why);
 
 /* The client's address for from= (NULL when it cannot be had, which
  * from= treats as elsewhere). */
