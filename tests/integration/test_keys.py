@@ -64,9 +64,13 @@ class KeysTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        bad = []
         for s in cls.servers:
             s.stop()
+            bad += [l for l in s.log if "Sanitizer" in l or "runtime error:" in l]
         cls.tmp.cleanup()
+        if bad:
+            raise AssertionError("sanitizer reports in ferryd's log: %s" % bad[:5])
 
     @classmethod
     def ferryd(cls, *args):
