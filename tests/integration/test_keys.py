@@ -13,8 +13,10 @@ file and line.
 """
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
+import time
 import unittest
 
 import ferrytest
@@ -146,6 +148,27 @@ class NoOracleTest(KeysTest):
         self.plain.wait_for_log(r"key 'far' is not allowed from this address")
         # The right key under its name is welcome.
         Session(self.plain.hostport()).login(self.keys["alice"][1], name="alice").close()
+
+    def test_plaintext_unknown_name_takes_as_long_as_a_wrong_key(self):
+        """Interleaved, so load on the machine hits both alike; the bound is
+        loose (a stand-in check costs microseconds, a file read too), but a
+        refusal that skipped the file or the HMAC work would show."""
+        wrong = self.keys["wrong"][1]
+        times = {"alice": [], "mallory": []}
+        for _ in range(15):
+            for name in times:
+                s = Session(self.plain.hostport())
+                try:
+                    s.hello()
+                    t0 = time.monotonic()
+                    s.send(s.auth_message(wrong, name=name))
+                    recv_until_closed(s.sock)
+                    times[name].append(time.monotonic() - t0)
+                finally:
+                    s.close()
+        known, unknown = (statistics.median(times[n]) for n in ("alice", "mallory"))
+        self.assertLess(abs(known - unknown), max(0.005, 0.5 * min(known, unknown)),
+                        (known, unknown))
 
     def test_plaintext_fork_model_is_the_same(self):
         wrong = self.keys["wrong"][1]
