@@ -20,6 +20,7 @@ import time
 import unittest
 
 import ferrytest
+from test_tls import make_pki
 from ferrytest import SLOW, Relay, Session, recv_until_closed, wait_until, write_key
 
 FERRY = ferrytest.binary("ferry")
@@ -187,6 +188,47 @@ class NoOracleTest(KeysTest):
         said = {r.stderr.replace(n.encode(), b"NAME") for r, n in zip(outs, ("alice", "mallory",
                                                                              "far"))}
         self.assertEqual(len(said), 1, said)
+
+
+@unittest.skipUnless(OPENSSL, "openssl command not installed")
+class CertificateServerTest(KeysTest):
+    """ferryd with a certificate: a client that verifies it (ferry --ca)
+    proves its key with the HMAC exchange inside TLS, which must be as
+    mute about names as the PSK, and apply the same restrictions."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki = os.path.join(cls.dir, "pki")
+        os.mkdir(cls.pki)
+        make_pki(cls.pki)
+        cls.server = cls.ferryd("--cert", os.path.join(cls.pki, "server.pem"),
+                                "--cert-key", os.path.join(cls.pki, "server.key"))
+        cls.host = "localhost:%d" % cls.server.hostport()[1]
+
+    def via_ca(self, name, *args, key=None):
+        return self.ferry(name, "exec", "--ca", os.path.join(self.pki, "ca.pem"), self.host,
+                          *args, key=key)
+
+    def test_hmac_over_tls_says_the_same_for_every_failure(self):
+        r = self.via_ca("alice", "echo", "ok")
+        self.assertEqual((r.returncode, r.stdout), (0, b"ok\n"), r.stderr)
+        self.server.wait_for_log(r"authenticated with key 'alice' \(HMAC over TLS\)")
+        wrong = self.keys["wrong"][0]
+        outs = [(n, self.via_ca(n, "true", key=k))
+                for n, k in (("alice", wrong), ("mallory", wrong), ("far", None))]
+        said = {r.stderr.replace(n.encode(), b"NAME") for n, r in outs}
+        self.assertEqual(len(said), 1, said)
+        for _, r in outs:
+            self.assertEqual(r.returncode, 255)
+
+    def test_restrictions_hold_over_hmac_too(self):
+        r = self.via_ca("files", "true")
+        self.assertEqual(r.returncode, 255)
+        self.assertIn(b"may not run commands", r.stderr)
+        r = self.via_ca("ci", "uname")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(b"forced:uname:"), r.stdout)
 
 
 class RestrictionsTest(KeysTest):
