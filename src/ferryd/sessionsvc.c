@@ -104,7 +104,6 @@ static int protocol_error(struct session *s, const char *message)
     return 0;
 }
 
-static int refuse(struct session *s, const char *why, const char *name, const char *reason);
 /* Tell the client why the connection closes, then close once that is
  * sent (PROTOCOL.md 2.7).  Not while a download's body is on the wire:
  * a frame there would corrupt it (the session is not idle then). */
@@ -522,6 +521,8 @@ static int handle_exec(struct session *s, json_t *msg)
 }
 
 /* ---- the handshake ------------------------------------------------------------- */
+
+static int refuse(struct session *s, const char *why, const char *name, const char *reason);
 
 /* The client's address for from= (NULL when it cannot be had, which
  * from= treats as elsewhere). */

@@ -13,11 +13,14 @@ file and line.
 """
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
+import time
 import unittest
 
 import ferrytest
+from test_tls import make_pki
 from ferrytest import SLOW, Relay, Session, recv_until_closed, wait_until, write_key
 
 FERRY = ferrytest.binary("ferry")
@@ -64,9 +67,13 @@ class KeysTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        bad = []
         for s in cls.servers:
             s.stop()
+            bad += [l for l in s.log if "Sanitizer" in l or "runtime error:" in l]
         cls.tmp.cleanup()
+        if bad:
+            raise AssertionError("sanitizer reports in ferryd's log: %s" % bad[:5])
 
     @classmethod
     def ferryd(cls, *args):
@@ -143,6 +150,27 @@ class NoOracleTest(KeysTest):
         # The right key under its name is welcome.
         Session(self.plain.hostport()).login(self.keys["alice"][1], name="alice").close()
 
+    def test_plaintext_unknown_name_takes_as_long_as_a_wrong_key(self):
+        """Interleaved, so load on the machine hits both alike; the bound is
+        loose (a stand-in check costs microseconds, a file read too), but a
+        refusal that skipped the file or the HMAC work would show."""
+        wrong = self.keys["wrong"][1]
+        times = {"alice": [], "mallory": []}
+        for _ in range(15):
+            for name in times:
+                s = Session(self.plain.hostport())
+                try:
+                    s.hello()
+                    t0 = time.monotonic()
+                    s.send(s.auth_message(wrong, name=name))
+                    recv_until_closed(s.sock)
+                    times[name].append(time.monotonic() - t0)
+                finally:
+                    s.close()
+        known, unknown = (statistics.median(times[n]) for n in ("alice", "mallory"))
+        self.assertLess(abs(known - unknown), max(0.005, 0.5 * min(known, unknown)),
+                        (known, unknown))
+
     def test_plaintext_fork_model_is_the_same(self):
         wrong = self.keys["wrong"][1]
         known_wrong = self.plain_answer("alice", wrong, self.plain_fork)
@@ -160,6 +188,47 @@ class NoOracleTest(KeysTest):
         said = {r.stderr.replace(n.encode(), b"NAME") for r, n in zip(outs, ("alice", "mallory",
                                                                              "far"))}
         self.assertEqual(len(said), 1, said)
+
+
+@unittest.skipUnless(OPENSSL, "openssl command not installed")
+class CertificateServerTest(KeysTest):
+    """ferryd with a certificate: a client that verifies it (ferry --ca)
+    proves its key with the HMAC exchange inside TLS, which must be as
+    mute about names as the PSK, and apply the same restrictions."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki = os.path.join(cls.dir, "pki")
+        os.mkdir(cls.pki)
+        make_pki(cls.pki)
+        cls.server = cls.ferryd("--cert", os.path.join(cls.pki, "server.pem"),
+                                "--cert-key", os.path.join(cls.pki, "server.key"))
+        cls.host = "localhost:%d" % cls.server.hostport()[1]
+
+    def via_ca(self, name, *args, key=None):
+        return self.ferry(name, "exec", "--ca", os.path.join(self.pki, "ca.pem"), self.host,
+                          *args, key=key)
+
+    def test_hmac_over_tls_says_the_same_for_every_failure(self):
+        r = self.via_ca("alice", "echo", "ok")
+        self.assertEqual((r.returncode, r.stdout), (0, b"ok\n"), r.stderr)
+        self.server.wait_for_log(r"authenticated with key 'alice' \(HMAC over TLS\)")
+        wrong = self.keys["wrong"][0]
+        outs = [(n, self.via_ca(n, "true", key=k))
+                for n, k in (("alice", wrong), ("mallory", wrong), ("far", None))]
+        said = {r.stderr.replace(n.encode(), b"NAME") for n, r in outs}
+        self.assertEqual(len(said), 1, said)
+        for _, r in outs:
+            self.assertEqual(r.returncode, 255)
+
+    def test_restrictions_hold_over_hmac_too(self):
+        r = self.via_ca("files", "true")
+        self.assertEqual(r.returncode, 255)
+        self.assertIn(b"may not run commands", r.stderr)
+        r = self.via_ca("ci", "uname")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(b"forced:uname:"), r.stdout)
 
 
 class RestrictionsTest(KeysTest):
