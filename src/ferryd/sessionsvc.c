@@ -726,6 +726,18 @@ static void sessionsvc_on_shutdown(struct ferry_conn *c, void *arg)
         close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
 }
 
+static void sessionsvc_on_auth_timeout(struct ferry_conn *c, void *arg)
+{
+    struct session *s = ferry_conn_data(c);
+    (void)arg;
+    /* The server never speaks before the client's hello (PROTOCOL.md 2.1):
+     * a peer that said nothing is closed without a word. */
+    if (s && s->state != AWAIT_HELLO)
+        (void)send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason",
+                                    CLOSE_AUTH_TIMEOUT, "message",
+                                    "not authenticated in time (the server's --auth-timeout)"));
+}
+
 static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
 {
     struct session *s = ferry_conn_data(c);
@@ -758,4 +770,5 @@ const struct ferry_handler sessionsvc_handler = {
     .on_drain = sessionsvc_on_drain,
     .on_shutdown = sessionsvc_on_shutdown,
     .on_close = sessionsvc_on_close,
+    .on_auth_timeout = sessionsvc_on_auth_timeout,
 };

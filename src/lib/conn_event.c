@@ -567,6 +567,11 @@ static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, v
     (void)t;
     ferry_log_info("conn %llu (%s): not authenticated within %d ms, closing",
                    (unsigned long long)c->id, c->peer, c->opts.handshake_timeout_ms);
+    if (c->opened && c->h->on_auth_timeout) {
+        c->h->on_auth_timeout(c, c->h->arg);
+        ferry_conn_close(c);
+        return;
+    }
     conn_teardown(c, -ETIMEDOUT);
 }
 

@@ -323,6 +323,44 @@ class FerrydCloseTest(Base):
                 hold.close()
                 self.server.stop()
 
+    def test_auth_timeout_is_explained(self):
+        """A client that said hello and then nothing is told why it is
+        closed; one that said nothing at all hears nothing."""
+        self.start("--auth-timeout", "1", "--plaintext")
+        s = ferrytest.Session(self.server.hostport())
+        self.addCleanup(s.close)
+        s.hello()
+        h, _ = s.recv()
+        self.assertEqual((h["type"], h["reason"]), ("closing", "auth-timeout"))
+        self.assertRaises(EOFError, s.recv)
+
+    def test_client_prints_a_closing_before_the_greeting(self):
+        def script(conn, srv):
+            srv.read_hello(conn)
+            conn.sendall(frame({"type": "closing", "reason": "whatever",
+                                "message": "going away\x1b[2J now"}))
+        fake = FakeServer(script, self.raw_key)
+        r = self.ferry("--plaintext", "exec", "-k", self.key, fake.address, "true")
+        fake.join(10 * SLOW)
+        self.assertIsNone(fake.error)
+        self.assertEqual(r.returncode, 255, r.stderr)
+        self.assertEqual(r.stderr, b"ferry: connection closed by server before its greeting: "
+                                   b"going away?[2J now\n")
+
+    def test_stopped_server_during_the_handshake(self):
+        """Before authentication --connect-timeout bounds the silence."""
+        host = self.start()
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = self.ferry("exec", "--connect-timeout", "0.5", "-k", self.key, host, "true")
+            took = time.monotonic() - t0
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+        self.assertEqual(r.returncode, 255, r.stderr)
+        self.assertIn(b"the server stopped answering", r.stderr)
+        self.assertLess(took, 0.5 + 2 * SLOW)
+
     def test_pings_are_answered_and_are_not_activity(self):
         host = self.start("--idle-timeout", "1", "--plaintext")
         s = ferrytest.Session(self.server.hostport()).login(self.raw_key)
