@@ -361,6 +361,56 @@ class FerrydCloseTest(Base):
         self.assertIn(b"the server stopped answering", r.stderr)
         self.assertLess(took, 0.5 + 2 * SLOW)
 
+    def test_transfer_in_flight_is_not_idle(self):
+        """An upload whose client pauses longer than --idle-timeout between
+        data frames is still a transfer in flight: it completes."""
+        root = os.path.join(self.dir, "root")
+        os.mkdir(root)
+        self.start("--idle-timeout", "1", "--plaintext", "--root", root)
+        s = ferrytest.Session(self.server.hostport()).login(self.raw_key)
+        self.addCleanup(s.close)
+        data = b"a" * 1000 + b"b" * 1000
+        self.assertEqual(s.put_begin("up.bin", len(data))["type"], "put-ready")
+        s.send_data(data[:1000], 0)
+        time.sleep(1.6)                         # longer than the idle timeout
+        s.send_data(data[1000:], 1000)
+        s.put_end(ferrytest.digest(data))
+        h, _ = s.recv()
+        self.assertEqual(h["type"], "put-ok", h)
+        with open(os.path.join(root, "up.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_stopped_server_during_an_upload(self):
+        """SIGSTOP ferryd while a put streams: --keepalive ends the client
+        within two intervals (its ping waits behind data that no longer
+        drains, and nothing comes back)."""
+        root = os.path.join(self.dir, "root")
+        os.mkdir(root)
+        host = self.start("--root", root)
+        big = os.path.join(self.dir, "big")
+        with open(big, "wb") as f:
+            f.truncate(8 << 30)                 # sparse: read fast, sent in full
+        p = subprocess.Popen([FERRY, "put", "-q", "--keepalive", "0.3", "-k", self.key, host,
+                              big, "big"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.env())
+        stopped = False
+        try:
+            ferrytest.wait_until(lambda: ferrytest.parts_under(root), what="the upload begun")
+            os.kill(self.server.pid, signal.SIGSTOP)
+            stopped = True
+            t0 = time.monotonic()
+            out, err = p.communicate(timeout=10 * SLOW)
+            took = time.monotonic() - t0
+        finally:
+            if stopped:
+                os.kill(self.server.pid, signal.SIGCONT)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertNotEqual(p.returncode, 0, err)
+        self.assertIn(b"stopped answering", err)
+        self.assertLess(took, 0.6 + 2 * SLOW)
+
     def test_pings_are_answered_and_are_not_activity(self):
         host = self.start("--idle-timeout", "1", "--plaintext")
         s = ferrytest.Session(self.server.hostport()).login(self.raw_key)
