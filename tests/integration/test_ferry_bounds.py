@@ -334,6 +334,14 @@ class FerrydCloseTest(Base):
         self.assertEqual((h["type"], h["reason"]), ("closing", "auth-timeout"))
         self.assertRaises(EOFError, s.recv)
 
+    def test_silent_peer_is_closed_without_a_word(self):
+        """Idle before its hello: closed, and the server never spoke."""
+        self.start("--idle-timeout", "1", "--plaintext")
+        sock = socket.create_connection(self.server.hostport())
+        self.addCleanup(sock.close)
+        sock.settimeout(10 * SLOW)
+        self.assertEqual(ferrytest.recv_until_closed(sock), b"")
+
     def test_client_prints_a_closing_before_the_greeting(self):
         def script(conn, srv):
             srv.read_hello(conn)
