@@ -271,9 +271,12 @@ class FerrydCloseTest(Base):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
 
     def test_quiet_command_outlives_the_idle_timeout(self):
-        host = self.start("--idle-timeout", "1")
-        r = self.ferry("exec", "-n", "-k", self.key, host, "sleep 2; echo done")
-        self.assertEqual((r.returncode, r.stdout), (0, b"done\n"), r.stderr)
+        for model in ("event", "fork"):
+            with self.subTest(model=model):
+                host = self.start("--idle-timeout", "1", "--model", model)
+                r = self.ferry("exec", "-n", "-k", self.key, host, "sleep 2; echo done")
+                self.assertEqual((r.returncode, r.stdout), (0, b"done\n"), r.stderr)
+                self.server.stop()
 
     def test_idle_close_is_explained(self):
         host = self.start("--idle-timeout", "1")
@@ -420,7 +423,7 @@ class FerrydCloseTest(Base):
         self.assertLess(took, 0.6 + 2 * SLOW)
 
     def test_pings_are_answered_and_are_not_activity(self):
-        host = self.start("--idle-timeout", "1", "--plaintext")
+        host = self.start("--idle-timeout", "1", "--plaintext", "--model", "fork")
         s = ferrytest.Session(self.server.hostport()).login(self.raw_key)
         self.addCleanup(s.close)
         t0 = time.monotonic()
