@@ -49,6 +49,10 @@ struct ferry_handler {
     /* Always called once per connection that reached on_open, last.
      * reason: 0 for a clean close, else the negative code that ended it. */
     void (*on_close)(struct ferry_conn *c, int reason, void *arg);
+    /* The handshake timeout fired after on_open: a last word may be
+     * queued here, and the connection is then closed once it is flushed.
+     * NULL: it is torn down at once (on_close gets -ETIMEDOUT). */
+    void (*on_auth_timeout)(struct ferry_conn *c, void *arg);
 
     /* Datagram endpoints. */
     void (*on_datagram)(const struct ferry_datagram *d, void *arg);

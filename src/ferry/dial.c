@@ -131,8 +131,8 @@ static void report_tls_failure(const struct client_session *s, const struct dial
         cli_error("%s did not answer with TLS (if it runs ferryd --plaintext, add --plaintext)",
                   s->peer);
     else if (r == -ETIMEDOUT)
-        cli_error("%s: no answer from the server during the TLS handshake (is it ferryd?)",
-                  s->peer);
+        cli_error("%s: no answer during the TLS handshake within the connect timeout "
+                  "(the server stopped answering, or it is not ferryd)", s->peer);
     else if (!o->ca_file && strstr(why, "certificate verify failed"))
         cli_error("authentication failed: %s did not accept key '%s' and presented a "
                   "certificate instead (verify it with --ca FILE)", s->peer, name);
@@ -354,6 +354,10 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
     /* A server that rejects the proof may hang up before we read its
      * error frame; either way the verdict is the same. */
     r = read_message(s, o, "during authentication", 1, &welcome, &body_size);
+    if (s->closing[0] && r < 0) {
+        cli_error("connection closed by server during authentication: %s", s->closing);
+        goto out;
+    }
     if (r == FERRY_EEOF || r == -ECONNRESET || r == FERRY_ETRUNCATED) {
         cli_error("authentication failed");
         goto out;

@@ -60,7 +60,7 @@ struct session {
     uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
     uint64_t stdin_acked;       /* ... and acknowledged with stdin-ack */
     int stop_when_idle;         /* the server is stopping: close after the command */
-    struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (say_idle) */
+    struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (on_idle_timer) */
     uint64_t last_active;       /* loop ms of the last request, command or transfer */
 };
 
@@ -106,10 +106,11 @@ static int protocol_error(struct session *s, const char *message)
 
 /* Tell the client why the connection closes, then close once that is
  * sent (PROTOCOL.md 2.7).  Not while a download's body is on the wire:
- * a frame there would corrupt it (the session is not idle then). */
+ * a frame there would corrupt it (the session is not idle then); not to a
+ * peer that has not said hello (the server never speaks first). */
 static void close_saying(struct session *s, const char *reason, const char *message)
 {
-    if (!filesvc_sending(s->files))
+    if (s->state != AWAIT_HELLO && !filesvc_sending(s->files))
         (void)send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason", reason,
                                     "message", message));
     ferry_conn_close(s->c);
@@ -139,8 +140,8 @@ static void on_idle_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
     }
     ferry_log_info("session %s: idle for %llu ms, closing", ferry_conn_peer(s->c),
                    (unsigned long long)quiet);
-    snprintf(why, sizeof why, "idle for %d s (the server's --idle-timeout)",
-             s->cfg->idle_timeout_ms / 1000);
+    snprintf(why, sizeof why, "idle for %g s (the server's --idle-timeout)",
+             s->cfg->idle_timeout_ms / 1000.0);
     close_saying(s, CLOSE_IDLE, why);
 }
 
@@ -888,6 +889,18 @@ static void sessionsvc_on_shutdown(struct ferry_conn *c, void *arg)
         close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
 }
 
+static void sessionsvc_on_auth_timeout(struct ferry_conn *c, void *arg)
+{
+    struct session *s = ferry_conn_data(c);
+    (void)arg;
+    /* The server never speaks before the client's hello (PROTOCOL.md 2.1):
+     * a peer that said nothing is closed without a word. */
+    if (s && s->state != AWAIT_HELLO)
+        (void)send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason",
+                                    CLOSE_AUTH_TIMEOUT, "message",
+                                    "not authenticated in time (the server's --auth-timeout)"));
+}
+
 static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
 {
     struct session *s = ferry_conn_data(c);
@@ -928,4 +941,5 @@ const struct ferry_handler sessionsvc_handler = {
     .on_drain = sessionsvc_on_drain,
     .on_shutdown = sessionsvc_on_shutdown,
     .on_close = sessionsvc_on_close,
+    .on_auth_timeout = sessionsvc_on_auth_timeout,
 };

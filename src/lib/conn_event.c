@@ -580,6 +580,11 @@ static void on_handshake_timer(struct ferry_loop *loop, struct ferry_timer *t, v
                    (unsigned long long)c->id, c->peer, c->opts.handshake_timeout_ms);
     if (c->tls_handshaking)
         audit_tls_refused(c, "not authenticated in time (TLS handshake)");
+    if (c->opened && c->h->on_auth_timeout) {
+        c->h->on_auth_timeout(c, c->h->arg);
+        ferry_conn_close(c);
+        return;
+    }
     conn_teardown(c, -ETIMEDOUT);
 }
 

@@ -163,7 +163,8 @@ static int probe_first_byte(struct ferry_transport *t)
     return 0;
 }
 
-/* A client's look at the server's first answer: a TLS record starts
+/* A client's look at the server's first answer (before and after its
+ * ClientHello, until one came): a TLS record starts
  * 20-23; anything else (a server refusing the connection in plaintext
  * before TLS, ferryd's "closing") is kept for the caller to read
  * (ferry_transport_plain_answer) rather than lost inside OpenSSL. */
@@ -173,11 +174,11 @@ static int probe_answer(struct ferry_transport *t)
     ssize_t n = recv(t->fd, tc->plain, sizeof tc->plain, MSG_PEEK | MSG_DONTWAIT);
 
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && tc->hello_sent) {
             t->want = POLLIN;
             return -EAGAIN;
         }
-        return 0;   /* OpenSSL meets the same error and words it */
+        return 0;   /* nothing yet: the ClientHello first; or OpenSSL words the error */
     }
     tc->probed = 1;
     if (n == 0 || (tc->plain[0] >= 20 && tc->plain[0] <= 23))
@@ -209,7 +210,9 @@ static int tls_handshake(struct ferry_transport *t)
         r = probe_first_byte(t);
         if (r < 0)
             return r;
-    } else if (tc->cfg->role == FERRY_TLS_CLIENT && tc->hello_sent && !tc->probed) {
+    } else if (tc->cfg->role == FERRY_TLS_CLIENT && !tc->probed) {
+        /* Before the ClientHello too: a refusal sent at accept may be
+         * there already, and OpenSSL would swallow it. */
         r = probe_answer(t);
         if (r < 0)
             return r;

@@ -89,6 +89,7 @@
 #define CLOSE_IDLE      "idle"          /* --idle-timeout: nothing ran, nothing moved */
 #define CLOSE_SHUTDOWN  "shutdown"      /* the server is stopping */
 #define CLOSE_BUSY      "busy"          /* a connection limit: sent in the clear, before TLS */
+#define CLOSE_AUTH_TIMEOUT "auth-timeout" /* not authenticated within --auth-timeout */
 
 /* Auth methods in hello: the key's HMAC proofs (auth.h), TLS having
  * authenticated the client already (PSK or client certificate), none. */

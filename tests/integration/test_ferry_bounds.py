@@ -271,9 +271,12 @@ class FerrydCloseTest(Base):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
 
     def test_quiet_command_outlives_the_idle_timeout(self):
-        host = self.start("--idle-timeout", "1")
-        r = self.ferry("exec", "-n", "-k", self.key, host, "sleep 2; echo done")
-        self.assertEqual((r.returncode, r.stdout), (0, b"done\n"), r.stderr)
+        for model in ("event", "fork"):
+            with self.subTest(model=model):
+                host = self.start("--idle-timeout", "1", "--model", model)
+                r = self.ferry("exec", "-n", "-k", self.key, host, "sleep 2; echo done")
+                self.assertEqual((r.returncode, r.stdout), (0, b"done\n"), r.stderr)
+                self.server.stop()
 
     def test_idle_close_is_explained(self):
         host = self.start("--idle-timeout", "1")
@@ -323,19 +326,116 @@ class FerrydCloseTest(Base):
                 hold.close()
                 self.server.stop()
 
-    def test_pings_are_answered_and_are_not_activity(self):
-        host = self.start("--idle-timeout", "1", "--plaintext")
+    def test_auth_timeout_is_explained(self):
+        """A client that said hello and then nothing is told why it is
+        closed; one that said nothing at all hears nothing."""
+        self.start("--auth-timeout", "1", "--plaintext")
+        s = ferrytest.Session(self.server.hostport())
+        self.addCleanup(s.close)
+        s.hello()
+        h, _ = s.recv()
+        self.assertEqual((h["type"], h["reason"]), ("closing", "auth-timeout"))
+        self.assertRaises(EOFError, s.recv)
+
+    def test_silent_peer_is_closed_without_a_word(self):
+        """Idle before its hello: closed, and the server never spoke."""
+        self.start("--idle-timeout", "1", "--plaintext")
+        sock = socket.create_connection(self.server.hostport())
+        self.addCleanup(sock.close)
+        sock.settimeout(10 * SLOW)
+        self.assertEqual(ferrytest.recv_until_closed(sock), b"")
+
+    def test_client_prints_a_closing_before_the_greeting(self):
+        def script(conn, srv):
+            srv.read_hello(conn)
+            conn.sendall(frame({"type": "closing", "reason": "whatever",
+                                "message": "going away\x1b[2J now"}))
+        fake = FakeServer(script, self.raw_key)
+        r = self.ferry("--plaintext", "exec", "-k", self.key, fake.address, "true")
+        fake.join(10 * SLOW)
+        self.assertIsNone(fake.error)
+        self.assertEqual(r.returncode, 255, r.stderr)
+        self.assertEqual(r.stderr, b"ferry: connection closed by server before its greeting: "
+                                   b"going away?[2J now\n")
+
+    def test_stopped_server_during_the_handshake(self):
+        """Before authentication --connect-timeout bounds the silence."""
+        host = self.start()
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = self.ferry("exec", "--connect-timeout", "0.5", "-k", self.key, host, "true")
+            took = time.monotonic() - t0
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+        self.assertEqual(r.returncode, 255, r.stderr)
+        self.assertIn(b"the server stopped answering", r.stderr)
+        self.assertLess(took, 0.5 + 2 * SLOW)
+
+    def test_transfer_in_flight_is_not_idle(self):
+        """An upload whose client pauses longer than --idle-timeout between
+        data frames is still a transfer in flight: it completes."""
+        root = os.path.join(self.dir, "root")
+        os.mkdir(root)
+        self.start("--idle-timeout", "1", "--plaintext", "--root", root)
         s = ferrytest.Session(self.server.hostport()).login(self.raw_key)
         self.addCleanup(s.close)
-        t0 = time.monotonic()
-        for _ in range(3):                       # pings for 0.75 s of the 1 s
+        data = b"a" * 1000 + b"b" * 1000
+        self.assertEqual(s.put_begin("up.bin", len(data))["type"], "put-ready")
+        s.send_data(data[:1000], 0)
+        time.sleep(1.6)                         # longer than the idle timeout
+        s.send_data(data[1000:], 1000)
+        s.put_end(ferrytest.digest(data))
+        h, _ = s.recv()
+        self.assertEqual(h["type"], "put-ok", h)
+        with open(os.path.join(root, "up.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_stopped_server_during_an_upload(self):
+        """SIGSTOP ferryd while a put streams: --keepalive ends the client
+        within two intervals (its ping waits behind data that no longer
+        drains, and nothing comes back)."""
+        root = os.path.join(self.dir, "root")
+        os.mkdir(root)
+        host = self.start("--root", root)
+        big = os.path.join(self.dir, "big")
+        with open(big, "wb") as f:
+            f.truncate(8 << 30)                 # sparse: read fast, sent in full
+        p = subprocess.Popen([FERRY, "put", "-q", "--keepalive", "0.3", "-k", self.key, host,
+                              big, "big"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.env())
+        stopped = False
+        try:
+            ferrytest.wait_until(lambda: ferrytest.parts_under(root), what="the upload begun")
+            os.kill(self.server.pid, signal.SIGSTOP)
+            stopped = True
+            t0 = time.monotonic()
+            out, err = p.communicate(timeout=10 * SLOW)
+            took = time.monotonic() - t0
+        finally:
+            if stopped:
+                os.kill(self.server.pid, signal.SIGCONT)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertNotEqual(p.returncode, 0, err)
+        self.assertIn(b"stopped answering", err)
+        self.assertLess(took, 0.6 + 2 * SLOW)
+
+    def test_pings_are_answered_and_are_not_activity(self):
+        self.start("--idle-timeout", "1", "--plaintext", "--model", "fork")
+        s = ferrytest.Session(self.server.hostport()).login(self.raw_key)
+        self.addCleanup(s.close)
+        for _ in range(3):                       # pings for about half of the 1 s
             s.send({"type": "ping"})
+            last_ping = time.monotonic()
             self.assertEqual(s.recv()[0], {"type": "pong"})
-            time.sleep(0.25)
+            time.sleep(0.2)
         h, _ = s.recv()
         self.assertEqual((h["type"], h["reason"]), ("closing", "idle"))
-        # Counted from the login, not from the last ping (that would be 1.75 s).
-        self.assertLess(time.monotonic() - t0, 1.5)
+        # Counted from the login, not from the last ping (that would close
+        # a whole second after it).
+        self.assertLess(time.monotonic() - last_ping, 0.9)
         self.assertRaises(EOFError, s.recv)
 
     def test_stopped_server_is_detected_by_keepalive(self):

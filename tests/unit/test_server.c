@@ -253,6 +253,77 @@ static void test_max_conns(void **state)
     fix_server_stop(&r);
 }
 
+/* Over the cap, the server's refusal (opts.refusal) goes out in the clear
+ * before the close, so the client can say why (issue 11, defect 9). */
+static void test_max_conns_refusal(void **state)
+{
+    static const char busy[] = "busy: try later";
+    struct ferry_server_opts opts = { .max_conns = 1, .refusal = busy,
+                                      .refusal_len = sizeof busy - 1 };
+    struct ferry_handler h = { .on_data = on_data_echo };
+    struct fix_server r;
+    char buf[64];
+    size_t got = 0;
+    ssize_t n;
+    (void)state;
+
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t1 = fix_dial(r.bound);
+    assert_int_equal(ferry_transport_write_full(t1, "one", 3), 0);
+    assert_int_equal(ferry_transport_read_full(t1, buf, 3), 0);
+    struct ferry_transport *t2 = fix_dial(r.bound);
+    while ((n = ferry_transport_read(t2, buf + got, sizeof buf - got)) > 0)
+        got += (size_t)n;
+    assert_int_equal(got, sizeof busy - 1);
+    assert_memory_equal(buf, busy, sizeof busy - 1);
+    ferry_transport_free(t2);
+    ferry_transport_free(t1);
+    fix_server_stop(&r);
+}
+
+/* on_auth_timeout: a last word before the close; and a handler that turns
+ * the idle timeout off keeps a silent connection past it. */
+static void last_word(struct ferry_conn *c, void *arg)
+{
+    (void)arg;
+    assert_int_equal(ferry_conn_write(c, "late", 4), 0);
+}
+
+static int open_no_idle(struct ferry_conn *c, void *arg)
+{
+    (void)arg;
+    ferry_conn_set_idle_timeout(c, 0);
+    return 0;
+}
+
+static void test_auth_timeout_last_word_and_idle_off(void **state)
+{
+    struct ferry_server_opts opts = { .handshake_timeout_ms = 200 };
+    struct ferry_handler h = { .on_data = on_data_echo, .on_auth_timeout = last_word };
+    struct ferry_server_opts opts2 = { .idle_timeout_ms = 100 };
+    struct ferry_handler h2 = { .on_open = open_no_idle, .on_data = on_data_echo };
+    struct fix_server r;
+    char buf[8];
+    (void)state;
+
+    fix_server_start(&r, &opts, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
+    assert_int_equal(ferry_transport_read_full(t, buf, 4), 0);
+    assert_memory_equal(buf, "late", 4);
+    assert_int_equal(ferry_transport_read(t, buf, 1), 0);        /* then the close */
+    ferry_transport_free(t);
+    fix_server_stop(&r);
+
+    fix_server_start(&r, &opts2, &h2, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    t = fix_dial(r.bound);
+    struct pollfd pfd = { .fd = ferry_transport_fd(t), .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, 400), 0);                     /* still open, silent */
+    assert_int_equal(ferry_transport_write_full(t, "ok", 2), 0);
+    assert_int_equal(ferry_transport_read_full(t, buf, 2), 0);
+    ferry_transport_free(t);
+    fix_server_stop(&r);
+}
+
 /* The cap on connections waiting to authenticate: "auth" authenticates,
  * anything else is echoed. */
 static int on_data_auth_echo(struct ferry_conn *c, const void *data, size_t len, void *arg)
@@ -613,6 +684,8 @@ int main(void)
         cmocka_unit_test(test_blocking_handshake_deadline_mid_frame),
         cmocka_unit_test(test_verify_hook_refuses),
         cmocka_unit_test(test_max_conns),
+        cmocka_unit_test(test_max_conns_refusal),
+        cmocka_unit_test(test_auth_timeout_last_word_and_idle_off),
         cmocka_unit_test(test_unauth_cap_event),
         cmocka_unit_test(test_unauth_cap_thread),
         cmocka_unit_test(test_unauth_cap_fork),

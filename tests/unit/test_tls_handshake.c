@@ -315,6 +315,49 @@ static void test_not_tls_plaintext_reply(void **state)
     ferry_tls_free(scfg);
 }
 
+/* A client whose server answers in plaintext (ferryd refusing at its
+ * connection limit) keeps that answer, whether it came before the
+ * ClientHello was sent or after it. */
+static void test_client_keeps_a_plaintext_answer(void **state)
+{
+    static const char answer[] = "\x05\x00\x00\x00{\"a\":1}";
+    const size_t alen = sizeof answer - 1;
+    (void)state;
+
+    for (int early = 0; early < 2; early++) {
+        struct ferry_tls *ccfg = fix_psk_client(fix_psk_key, "ferry");
+        struct ferry_transport *c;
+        const uint8_t *got;
+        size_t len = 1;
+        int sv[2], r = -EAGAIN;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+        assert_int_equal(ferry_transport_new_tls(sv[1], ccfg, NULL, &c), 0);
+        assert_null(ferry_transport_plain_answer(c, &len));
+        assert_int_equal(len, 0);
+        if (early)
+            assert_int_equal(send(sv[0], answer, alen, 0), (ssize_t)alen);
+        else
+            assert_int_equal(ferry_transport_handshake(c), -EAGAIN);   /* ClientHello out */
+        if (!early)
+            assert_int_equal(send(sv[0], answer, alen, 0), (ssize_t)alen);
+        for (int i = 0; i < 100 && r == -EAGAIN; i++) {
+            struct pollfd pfd = { .fd = sv[1], .events = ferry_transport_wants(c) };
+            r = ferry_transport_handshake(c);
+            if (r == -EAGAIN)
+                assert_true(poll(&pfd, 1, FIX_SAFETY_MS) > 0);
+        }
+        assert_int_equal(r, FERRY_ENOTTLS);
+        got = ferry_transport_plain_answer(c, &len);
+        assert_non_null(got);
+        assert_int_equal(len, alen);
+        assert_memory_equal(got, answer, alen);
+        ferry_transport_free(c);
+        close(sv[0]);
+        ferry_tls_free(ccfg);
+    }
+}
+
 static void test_not_tls_no_reply_and_early_eof(void **state)
 {
     struct ferry_tls *scfg = fix_psk_server(NULL);
@@ -379,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup(test_lookup_error_aborts, fix_sigpipe_default),
         cmocka_unit_test_setup(test_not_tls_plaintext_reply, fix_sigpipe_default),
         cmocka_unit_test_setup(test_not_tls_no_reply_and_early_eof, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_client_keeps_a_plaintext_answer, fix_sigpipe_default),
     };
     return cmocka_run_group_tests(tests, fix_pki_setup, fix_pki_teardown);
 }
