@@ -36,6 +36,7 @@
 
 #include <jansson.h>
 
+#include "fuzz_tmp.h"
 #include "client_session.h"
 #include "dial.h"
 #include "exec_stream.h"
@@ -128,11 +129,10 @@ static void cleanup(void)
 
 static void setup(void)
 {
-    char tmpl[] = "/tmp/fuzz_client.XXXXXX";
+    char tmpl[48];
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
-    if (!mkdtemp(tmpl))
-        abort();
+    fuzz_mkdtemp(tmpl, sizeof tmpl, "fuzz_client");
     snprintf(base, sizeof base, "%s", tmpl);
     snprintf(sock_path, sizeof sock_path, "%s/sock", base);
     snprintf(host, sizeof host, "unix:%s", sock_path);

@@ -14,6 +14,7 @@
 
 #include "errbuf.h"
 #include "keys.h"
+#include "fuzz_tmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,10 +32,9 @@ static void cleanup(void)
 static const char *file_path(void)
 {
     if (path[0] == '\0') {
-        char dir[] = "/tmp/fuzz_keys.XXXXXX";
+        char dir[48];
 
-        if (!mkdtemp(dir))
-            abort();
+        fuzz_mkdtemp(dir, sizeof dir, "fuzz_keys");
         snprintf(path, sizeof path, "%s/keys", dir);
         atexit(cleanup);
     }

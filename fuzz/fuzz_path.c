@@ -4,7 +4,7 @@
  * the resolver hands out is at or under the served root, and nothing is
  * ever created outside it.
  *
- * Each process makes its own sandbox under /tmp: BASE/root (the served
+ * Each process makes its own sandbox (fuzz_tmp.h): BASE/root (the served
  * root, with directories, files and symlinks that point back in, out
  * through "..", to absolute paths, to themselves) and BASE/outside, which
  * the symlinks aim at and whose mtime must never change.
@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fspath.h"
+#include "fuzz_tmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -63,12 +64,11 @@ static void cleanup(void)
 
 static void sandbox(void)
 {
-    char tmpl[] = "/tmp/fuzz_path.XXXXXX";
+    char tmpl[48];
     char dir[PATH_MAX];
     struct stat st;
 
-    if (!mkdtemp(tmpl))
-        abort();
+    fuzz_mkdtemp(tmpl, sizeof tmpl, "fuzz_path");
     snprintf(base, sizeof base, "%s", tmpl);
     at("root", NULL);
     at("outside", NULL);

@@ -40,6 +40,7 @@
 
 #include <jansson.h>
 
+#include "fuzz_tmp.h"
 #include "classic_put.h"
 #include "daemon.h"
 #include "ferry/conn.h"
@@ -202,17 +203,25 @@ static void *run_server(void *arg)
     return NULL;
 }
 
+static void cleanup(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz_server: could not remove %s\n", base);
+}
+
 static void setup(void)
 {
     static struct ferry_handler session;
     struct ferry_server_opts so = { .handshake_timeout_ms = PROTO_AUTH_TIMEOUT_MS,
                                     .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } };
     const struct ferry_handler *handlers[3] = { &session, &files_handler, &classic_put_handler };
-    char tmpl[] = "/tmp/fuzz_server.XXXXXX";
+    char tmpl[48];
     pthread_t th;
 
-    if (!mkdtemp(tmpl))
-        abort();
+    fuzz_mkdtemp(tmpl, sizeof tmpl, "fuzz_server");
     snprintf(base, sizeof base, "%s", tmpl);
     snprintf(root_dir, sizeof root_dir, "%s/root", base);
     snprintf(beside, sizeof beside, "%s/beside", base);
@@ -237,6 +246,7 @@ static void setup(void)
     if (pthread_create(&th, NULL, run_server, NULL) != 0)
         abort();
     pthread_detach(th);
+    atexit(cleanup);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -274,6 +274,18 @@ class FilesProto:
         self.assertEqual(read(os.path.join(self.outside, "secret")), b"outside the root\n")
         self.assertFsError(s.rm(self.p("gone")), "ENOENT")
 
+    def test_rm_recursive_removes_what_mkdir_p_made(self):
+        # Repeated mkdir -p builds trees deeper than any one path can name;
+        # rm -r once stopped at 64 levels.  1,000 levels per request here
+        # (5,000 in tests/unit/test_fsops_tree.c).
+        s = self.session()
+        chain = "/".join(["d"] * 1000)
+        self.assertType(s.mkdir(self.p("deep", chain), parents=True), "ok")
+        self.assertType(s.mkdir(self.p("deep", chain, "e"), parents=True), "ok")
+        self.assertType(s.rm(self.p("deep"), recursive=True), "ok")
+        self.assertFalse(os.path.lexists(self.rp("deep")))
+        self.assert_serving()
+
     def test_rm_root_is_refused(self):
         s = self.session()
         h = s.rm(".", recursive=True)
@@ -408,6 +420,45 @@ class FilesProto:
         self.assertEqual(read(os.path.join(root, "mine.ferry-part")), b"a user's file, not a temporary")
         self.assertEqual(read(os.path.join(self.outside, "secret")), b"outside the root\n")
         self.assert_serving(srv)
+
+    def test_leftover_temporaries_are_removed_at_any_depth(self):
+        # 1,500 levels (past the sweep's old 64-level limit; 5,000 in
+        # tests/unit/test_fspath.c), made a level at a time through
+        # directory descriptors.
+        root = os.path.join(self.local, "root3")
+        os.makedirs(root)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for _ in range(1500):
+                os.mkdir("d", dir_fd=fd)
+                nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            with open(os.open(".t.ferry-part", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd),
+                      "wb") as f:
+                f.write(b"left over")
+            with open(os.open("keep", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "wb") as f:
+                f.write(b"kept")
+            srv = self.own_server(root)
+
+            def gone():
+                try:
+                    os.stat(".t.ferry-part", dir_fd=fd)
+                    return False
+                except FileNotFoundError:
+                    return True
+            wait_until(gone, 10, "the temporary 1,500 levels down to be removed")
+            os.stat("keep", dir_fd=fd)
+        finally:
+            os.close(fd)
+        # And rm -r takes the whole tree away (no rmtree could: too deep
+        # for its recursion).
+        s = ft.Session(srv.hostport(), self.key)
+        try:
+            self.assertType(s.rm("d", recursive=True), "ok")
+        finally:
+            s.close()
+        self.assertEqual(os.listdir(root), [])
 
     # -- path safety: one test per case ----------------------------------------
 
