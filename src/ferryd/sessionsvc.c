@@ -49,6 +49,7 @@ struct session {
     const char *tls_id_key;     /* ... for the audit: "key" or "subject" */
     char tls_id[256];           /* ... and the name or subject, raw */
     int audited;                /* the session's audit line is written */
+    int auth_timed_out;         /* closed by --auth-timeout (on_auth_timeout) */
     struct audit_cmd cmd;       /* the running command's audit record */
     struct keyopts opts;        /* the key's restrictions (keyopts.h) */
     struct fsroot *key_root;    /* its root=, open once authenticated */
@@ -893,6 +894,8 @@ static void sessionsvc_on_auth_timeout(struct ferry_conn *c, void *arg)
 {
     struct session *s = ferry_conn_data(c);
     (void)arg;
+    if (s)
+        s->auth_timed_out = 1;   /* for the audit line in on_close */
     /* The server never speaks before the client's hello (PROTOCOL.md 2.1):
      * a peer that said nothing is closed without a word. */
     if (s && s->state != AWAIT_HELLO)
@@ -921,7 +924,7 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
     /* A session that ended before it was authenticated was denied. */
     if (!s->audited)
         audit_session(ferry_conn_peer(c), "main", NULL, NULL, NULL, "denied",
-                      reason == -ETIMEDOUT ? "not authenticated in time"
+                      reason == -ETIMEDOUT || s->auth_timed_out ? "not authenticated in time"
                                            : "closed before authentication");
     if (s->exec) {
         runner_abort(s->exec);

@@ -45,24 +45,23 @@ def refused_from(srv, source):
         got = b""
         try:
             s.sendall(ft.frame({"type": "hello", "version": 1}))
-            while True:
+            # the first frame decides: a hello is service, a busy closing
+            # (or the end before any frame) is a refusal
+            while len(got) < 4 or len(got) < 4 + struct.unpack("<I", got[:4])[0]:
                 chunk = s.recv(65536)
                 if not chunk:
                     break
                 got += chunk
         except (ConnectionResetError, BrokenPipeError):
             pass
-        if not got:
-            return True
         if len(got) < 4:
-            return False
+            return True
         (n,) = struct.unpack("<I", got[:4])
         try:
             hdr = json.loads(got[4:4 + n])
         except ValueError:
             return False
-        return (len(got) == 4 + n and hdr.get("type") == "closing"
-                and hdr.get("reason") == "busy")
+        return hdr.get("type") == "closing" and hdr.get("reason") == "busy"
 
 
 def closed_by_peer(sock, timeout=10):

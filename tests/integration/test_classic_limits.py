@@ -27,14 +27,21 @@ MODELS = {"event": ["--model", "event"], "fork": ["--model", "fork"]}
 
 
 def closed_by_peer(sock):
-    """Whether the server has closed sock (EOF or reset waiting), now."""
-    r, _, _ = select.select([sock], [], [], 0)
-    if not r:
-        return False
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
+    """Whether the server has closed sock (EOF or reset waiting), now.  A
+    connection refused at the server's own cap gets its busy closing frame
+    first (PROTOCOL.md 2.7): it is read away and the end looked for."""
+    while True:
+        r, _, _ = select.select([sock], [], [], 0)
+        if not r:
+            return False
+        try:
+            data = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        if not data:
+            return True
+        if b'"closing"' not in data:
+            return False
 
 
 def pss_kib(pid):
