@@ -234,15 +234,25 @@ int session_start(struct client_session *s, struct ferry_transport *t, int timeo
 
 /* The keepalive's clock (session_authenticated).  A header waiting in
  * the slot has paused reading: the server's words wait unread then, so
- * that is not silence. */
+ * that is not silence.  While we are the ones sending (an upload), the
+ * server taking our bytes is its sign of life, and no ping may cut into
+ * a data frame's body: a silent, stalled upload is given up without one. */
 static void on_keepalive(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct client_session *s = arg;
-    uint64_t now = ferry_loop_now(loop), quiet;
+    uint64_t now = ferry_loop_now(loop), quiet, sent;
+    int sending;
     json_t *ping;
 
     if (!s->conn)
         return;
+    sent = session_sent(s);
+    sending = s->body_left > 0 || ferry_conn_pending(s->conn) > 0;
+    if (sending && sent > s->sent_seen) {
+        s->heard_at = now;
+        s->ping_at = 0;
+    }
+    s->sent_seen = sent;
     if (s->hdr)
         s->heard_at = now;
     quiet = now - s->heard_at;
@@ -251,10 +261,14 @@ static void on_keepalive(struct ferry_loop *loop, struct ferry_timer *t, void *a
         return;
     }
     if (s->ping_at == 0) {
-        ping = json_pack("{s:s}", "type", MSG_PING);
-        if (ping && session_write_frame(s, ping, NULL, 0) == 0)
-            s->ping_at = now;
-        json_decref(ping);
+        if (!sending) {
+            ping = json_pack("{s:s}", "type", MSG_PING);
+            if (ping)
+                (void)session_write_frame(s, ping, NULL, 0);
+            json_decref(ping);
+            s->sent_seen = session_sent(s);   /* the ping leaving proves nothing */
+        }
+        s->ping_at = now;
         ferry_timer_restart(t, s->keepalive_ms);
         return;
     }
@@ -354,8 +368,8 @@ void session_gone_text(const struct client_session *s, char *buf, size_t len)
     if (s->closing[0])
         snprintf(buf, len, "connection closed by server: %s", s->closing);
     else if (r == FERRY_EKEEPALIVE)
-        snprintf(buf, len, "%s stopped answering: no reply to keepalive within %llu s",
-                 s->peer, (unsigned long long)(2 * s->keepalive_ms / 1000));
+        snprintf(buf, len, "%s stopped answering: no reply to keepalive within %g s",
+                 s->peer, 2 * (double)s->keepalive_ms / 1000.0);
     else if (r == 0 || r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == FERRY_ECLOSED)
         snprintf(buf, len, "connection closed by server");
     else if (r <= FERRY_EHDR_EMPTY && r >= FERRY_EBODY_TOOBIG)
@@ -469,6 +483,7 @@ int session_send_data_header(struct client_session *s, uint64_t offset, uint64_t
     if (r < 0)
         return write_failed(s, r, err);
     s->queued += len;
+    s->body_left = n;
     return 0;
 }
 
@@ -483,6 +498,7 @@ int session_send_body(struct client_session *s, const void *p, size_t n, struct 
     if (r < 0)
         return write_failed(s, r, err);
     s->queued += n;
+    s->body_left -= n < s->body_left ? n : s->body_left;
     /* Over the high-water mark: let the socket catch up (the loop reads
      * meanwhile, so an error from the server is not held up). */
     while (s->conn && ferry_conn_write_blocked(s->conn) && !s->hdr) {

@@ -65,6 +65,8 @@ struct client_session {
     uint64_t keepalive_ms;
     uint64_t heard_at;               /* loop ms the server was last heard from */
     uint64_t ping_at;                /* ... and a ping went unanswered since; 0 = none */
+    uint64_t sent_seen;              /* session_sent() at the keepalive's last look */
+    uint64_t body_left;              /* of a data frame we send: body bytes still due */
 };
 
 /* The process's one loop, made on first use (NULL: out of memory). */

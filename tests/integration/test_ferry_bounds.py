@@ -391,6 +391,20 @@ class FerrydCloseTest(Base):
         with open(os.path.join(root, "up.bin"), "rb") as f:
             self.assertEqual(f.read(), data)
 
+    def test_keepalive_never_cuts_into_an_upload(self):
+        """A keepalive due in the middle of a data frame's body must not be
+        sent there (it corrupted a 4 GiB put at the 15 s default): an
+        upload much longer than the interval arrives whole."""
+        root = os.path.join(self.dir, "root")
+        os.mkdir(root)
+        host = self.start("--root", root)
+        big = os.path.join(self.dir, "big")
+        with open(big, "wb") as f:
+            f.truncate(512 * MiB)
+        r = self.ferry("put", "-q", "--keepalive", "0.5", "-k", self.key, host, big, "big")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.path.getsize(os.path.join(root, "big")), 512 * MiB)
+
     def test_stopped_server_during_an_upload(self):
         """SIGSTOP ferryd while a put streams: --keepalive ends the client
         within two intervals (its ping waits behind data that no longer
