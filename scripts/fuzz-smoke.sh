@@ -59,7 +59,7 @@ for fuzzer in "$bin_dir"/fuzz_*; do
     if "$fuzzer" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
             -dict="$dict" -artifact_prefix="$artifacts/$name-" "$corpus" \
             >"$work/$name.log" 2>&1; then
-        grep -E '^#[0-9]+.*DONE' "$work/$name.log" | sed "s/^/fuzz-smoke: $name: /" || true
+        grep -a -E '^#[0-9]+.*DONE' "$work/$name.log" | sed "s/^/fuzz-smoke: $name: /" || true
     else
         echo "fuzz-smoke: $name FAILED; last lines of its log:" >&2
         tail -n 40 "$work/$name.log" >&2
