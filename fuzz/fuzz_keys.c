@@ -45,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *p = file_path();
     struct ferry_key a, b;
+    struct keyopts oa, ob;
     struct errbuf err;
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int count = -1, checked, ra, rb;
@@ -71,11 +72,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < 2; i++) {
             const char *want = i ? KEYS_DEFAULT_NAME : name;
 
+            memset(&oa, 0, sizeof oa);
+            memset(&ob, 0, sizeof ob);
             errbuf_clear(&err);
-            ra = keys_find(p, want, &a, &err);
+            ra = keys_find(p, want, &a, &oa, &err);
             errbuf_clear(&err);
-            rb = keys_find(p, want, &b, &err);
-            if (ra != rb || (ra == 1 && memcmp(&a, &b, sizeof a) != 0))
+            rb = keys_find(p, want, &b, &ob, &err);
+            if (ra != rb || (ra == 1 && (memcmp(&a, &b, sizeof a) != 0 ||
+                                         memcmp(&oa, &ob, sizeof oa) != 0)))
                 abort();
             if (checked < 0 && ra == 1)
                 abort();

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 /* Format "ferry: " + message + newline into one buffer and write it once. */
+__attribute__((format(printf, 1, 0)))
 static void vreport(const char *fmt, va_list ap, const char *hint)
 {
     char line[1024];

@@ -195,6 +195,7 @@ static int stderr_is_journal(void)
     return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void emit(int prio, const char *name, const char *fmt, va_list ap)
 {
     char line[2048], msg[2048];
