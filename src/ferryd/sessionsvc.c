@@ -31,79 +31,11 @@
 #include "auth.h"
 #include "daemon.h"
 #include "sessionsvc.h"
+#include "sessionsvc_int.h"
 #include "tlsconf.h"
 #include "runner.h"
 #include "filesvc.h"
 #include "proto.h"
-
-enum session_state { AWAIT_HELLO, AWAIT_AUTH, READY };
-enum auth_kind { AUTH_KIND_NONE, AUTH_KIND_TLS, AUTH_KIND_HMAC };
-enum rx_route { RX_NONE, RX_STDIN, RX_FILE, RX_DISCARD };
-
-struct session {
-    struct ferry_conn *c;
-    const struct daemon_config *cfg;
-    enum session_state state;
-    enum auth_kind auth;
-    char tls_who[300];          /* who TLS says the client is (auth tls), escaped */
-    const char *tls_id_key;     /* ... for the audit: "key" or "subject" */
-    char tls_id[256];           /* ... and the name or subject, raw */
-    int audited;                /* the session's audit line is written */
-    int auth_timed_out;         /* closed by --auth-timeout (on_auth_timeout) */
-    struct audit_cmd cmd;       /* the running command's audit record */
-    struct keyopts opts;        /* the key's restrictions (keyopts.h) */
-    struct fsroot *key_root;    /* its root=, open once authenticated */
-    uint8_t server_nonce[AUTH_NONCE_LEN];
-    struct runner *exec;          /* the running command, if any */
-    struct filesvc *files;        /* the file service (a transfer may be running) */
-    char *cwd;                  /* the session's directory; NULL = home */
-    enum rx_route rx;           /* where the body of the frame being read goes */
-    uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
-    uint64_t stdin_acked;       /* ... and acknowledged with stdin-ack */
-    int stop_when_idle;         /* the server is stopping: close after the command */
-    struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (on_idle_timer) */
-    uint64_t last_active;       /* loop ms of the last request, command or transfer */
-};
-
-static int send_msg(struct session *s, json_t *msg)
-{
-    int r;
-    if (!msg)
-        return -ENOMEM;
-    r = ferry_conn_write_frame(s->c, msg, NULL, 0);
-    json_decref(msg);
-    return r;
-}
-
-static int send_error(struct session *s, const char *code, const char *message)
-{
-    return send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code,
-                                 "message", message));
-}
-
-/* A protocol error ends the session: say why, then close once it is sent. */
-static int protocol_error(struct session *s, const char *message)
-{
-    /* message is ours; any peer text in it was escaped (on_header). */
-    ferry_log_info("session %s: protocol error: %s", ferry_conn_peer(s->c), message);
-    if (!s->audited) {
-        s->audited = 1;
-        audit_session(ferry_conn_peer(s->c), "main", NULL, NULL, NULL, "denied", message);
-    }
-    if (filesvc_sending(s->files)) {
-        /* A download's body is on the wire: a frame now would corrupt it. */
-        ferry_conn_abort(s->c, -EPROTO);
-        return 0;
-    }
-    send_error(s, ERR_PROTOCOL, message);
-    if (s->exec) {
-        runner_abort(s->exec);
-        s->exec = NULL;
-        audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", NULL, NULL);
-    }
-    ferry_conn_close(s->c);
-    return 0;
-}
 
 /* Tell the client why the connection closes, then close once that is
  * sent (PROTOCOL.md 2.7).  Not while a download's body is on the wire:
@@ -112,7 +44,7 @@ static int protocol_error(struct session *s, const char *message)
 static void close_saying(struct session *s, const char *reason, const char *message)
 {
     if (s->state != AWAIT_HELLO && !filesvc_sending(s->files))
-        (void)send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason", reason,
+        (void)session_send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason", reason,
                                     "message", message));
     ferry_conn_close(s->c);
 }
@@ -179,7 +111,7 @@ static int ack_stdin(struct session *s)
     if (fresh == 0 || (pending > 0 && fresh < PROTO_STDIN_WINDOW / 4))
         return 0;
     s->stdin_acked = consumed;
-    return send_msg(s, json_pack("{s:s, s:I}", "type", MSG_STDIN_ACK, "bytes", (json_int_t)fresh));
+    return session_send_msg(s, json_pack("{s:s, s:I}", "type", MSG_STDIN_ACK, "bytes", (json_int_t)fresh));
 }
 
 static void on_exit_cb(void *arg, const struct runner_result *res)
@@ -197,7 +129,7 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
                     (int)runner_pid(s->exec), res->signaled ? "signal" : "status",
                     res->signaled ? res->signal : res->status, res->timed_out ? ", timed out" : "");
     audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", res, NULL);
-    send_msg(s, msg);
+    session_send_msg(s, msg);
     runner_free(s->exec);
     s->exec = NULL;
     touch(s);             /* idle from the command's end on */
@@ -273,7 +205,7 @@ static int handle_chdir(struct session *s, json_t *msg)
     int r, e = 0;
 
     if (!path)
-        return protocol_error(s, "chdir needs a \"path\" string");
+        return session_protocol_error(s, "chdir needs a \"path\" string");
     if (*path == '\0')
         path = home_dir();
     joined = session_path(s, path);
@@ -290,13 +222,13 @@ static int handle_chdir(struct session *s, json_t *msg)
         e = errno;
     if (e) {
         snprintf(reason, sizeof reason, "cd %s: %s", path, strerror(e));
-        r = send_error(s, ERR_REQUEST, reason);
+        r = session_send_error(s, ERR_REQUEST, reason);
         goto out;
     }
     free(s->cwd);
     s->cwd = real;
     real = NULL;
-    r = send_msg(s, json_pack("{s:s, s:s}", "type", MSG_CWD, "path", s->cwd));
+    r = session_send_msg(s, json_pack("{s:s, s:s}", "type", MSG_CWD, "path", s->cwd));
 out:
     free(joined);
     free(real);
@@ -478,15 +410,15 @@ static int handle_exec(struct session *s, json_t *msg)
     int r;
 
     if (s->exec || filesvc_busy(s->files))
-        return send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
+        return session_send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
                                                : "a transfer is in progress on this session");
     if (s->opts.flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY))
-        return send_error(s, ERR_DENIED, "this key may not run commands (files-only or read-only "
+        return session_send_error(s, ERR_DENIED, "this key may not run commands (files-only or read-only "
                                          "in ferryd's keys file)");
     complaint = parse_exec(s, msg, &q, &spec);
     if (complaint || q.bad_request) {
         exec_request_free(&q);
-        return complaint ? protocol_error(s, complaint) : send_error(s, ERR_REQUEST, q.bad_request);
+        return complaint ? session_protocol_error(s, complaint) : session_send_error(s, ERR_REQUEST, q.bad_request);
     }
     if (s->opts.command[0] && force_command(s, &q, &spec) < 0) {
         exec_request_free(&q);
@@ -512,198 +444,13 @@ static int handle_exec(struct session *s, json_t *msg)
     s->exec = NULL;
     audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", NULL, err);
     if (r == FERRY_ECWD || r == -EINVAL)
-        return send_error(s, ERR_REQUEST, err);
+        return session_send_error(s, ERR_REQUEST, err);
     /* As a shell would: 127 when there is no such command, 126 when it
      * cannot be run. */
     int status = r == -ENOENT ? 127 : 126;
-    r = send_error(s, ERR_SPAWN, err);
+    r = session_send_error(s, ERR_SPAWN, err);
     if (r == 0)
-        r = send_msg(s, json_pack("{s:s, s:i}", "type", MSG_EXIT, "status", status));
-    return r;
-}
-
-/* ---- the handshake ------------------------------------------------------------- */
-
-static int refuse(struct session *s, const char *why, const char *name, const char *reason);
-
-/* The client's address for from= (NULL when it cannot be had, which
- * from= treats as elsewhere). */
-static const struct sockaddr *peer_addr(struct session *s, struct sockaddr_storage *ss)
-{
-    socklen_t len = sizeof *ss;
-    int fd = ferry_transport_fd(ferry_conn_transport(s->c));
-
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)ss, &len) < 0)
-        return NULL;
-    return (const struct sockaddr *)ss;
-}
-
-/* How this connection authenticates: TLS may have done it already (a PSK,
- * or a client certificate that verified), else the key's HMAC proofs.
- * A PSK's restrictions are read again here: 0, or -1 when the key went
- * from the file since the handshake. */
-static int choose_auth(struct session *s)
-{
-    struct ferry_tls_info info;
-    struct sockaddr_storage ss;
-    struct ferry_key key;
-
-    if (s->cfg->no_auth) {
-        s->auth = AUTH_KIND_NONE;
-    } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.psk_identity) {
-        s->auth = AUTH_KIND_TLS;
-        snprintf(s->tls_who, sizeof s->tls_who, "key '%s' (TLS PSK, %s)",
-                 FERRY_LOG_Q(info.psk_identity), info.group[0] ? info.group : "no key exchange");
-        s->tls_id_key = "key";
-        snprintf(s->tls_id, sizeof s->tls_id, "%s", info.psk_identity);
-        int r = tlsconf_find_key(s->cfg, info.psk_identity, peer_addr(s, &ss), &key, &s->opts);
-        key_wipe(&key);
-        if (r <= 0)
-            return -1;
-    } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.peer_verified) {
-        s->auth = AUTH_KIND_TLS;
-        snprintf(s->tls_who, sizeof s->tls_who, "certificate %s", FERRY_LOG_Q(info.peer_subject));
-        s->tls_id_key = "subject";
-        snprintf(s->tls_id, sizeof s->tls_id, "%s", info.peer_subject);
-    } else {
-        s->auth = AUTH_KIND_HMAC;
-    }
-    return 0;
-}
-
-static int handle_hello(struct session *s, json_t *msg)
-{
-    char nonce_hex[AUTH_HEX_LEN + 1];
-    const char *method;
-
-    if (json_integer_value(json_object_get(msg, "version")) != PROTO_VERSION)
-        return protocol_error(s, "unsupported protocol version");
-    if (choose_auth(s) < 0)
-        return refuse(s, "the key is no longer in the keys file (or not allowed from this address)",
-                      NULL, "key not allowed");
-    s->state = AWAIT_AUTH;
-    method = s->auth == AUTH_KIND_NONE ? AUTH_METHOD_NONE
-           : s->auth == AUTH_KIND_TLS  ? AUTH_METHOD_TLS : AUTH_METHOD;
-    if (s->auth != AUTH_KIND_HMAC)
-        return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:b}", "type", MSG_HELLO, "version",
-                                     PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
-                                     "auth", method, "keepalive", 1));
-    if (auth_nonce(s->server_nonce) < 0)
-        return -EIO;
-    hex_encode(s->server_nonce, AUTH_NONCE_LEN, nonce_hex);
-    return send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s, s:b}", "type", MSG_HELLO, "version",
-                                 PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
-                                 "auth", method, "nonce", nonce_hex, "keepalive", 1));
-}
-
-/* name: the key name the client gave (NULL: none usable); reason: the
- * audit's short why. */
-static int refuse(struct session *s, const char *why, const char *name, const char *reason)
-{
-    ferry_log_info("session %s: authentication failed: %s", ferry_conn_peer(s->c), why);
-    s->audited = 1;
-    audit_session(ferry_conn_peer(s->c), "main", "hmac", name ? "key" : NULL, name, "denied",
-                  reason);
-    send_error(s, ERR_AUTH, "authentication failed");
-    ferry_conn_close(s->c);
-    return 0;
-}
-
-/* root= in the keys file: this session's file service serves that
- * directory instead of --root.  The service is idle (nothing before
- * authentication reaches it), so it is simply made anew. */
-static int apply_root(struct session *s)
-{
-    struct filesvc *files;
-    char err[512];
-
-    if (!s->opts.root[0])
-        return 0;
-    if (fsroot_open(s->opts.root, 0, &s->key_root, err, sizeof err) < 0) {
-        ferry_log_error("session %s: root=%s: %s", ferry_conn_peer(s->c), s->opts.root, err);
-        return -1;
-    }
-    files = filesvc_new(s->c, s->key_root, on_files_idle, s);
-    if (!files)
-        return -1;
-    filesvc_free(s->files);
-    s->files = files;
-    return 0;
-}
-
-static int handle_auth(struct session *s, json_t *msg)
-{
-    static const struct ferry_frame_limits after_auth = { .max_header = PROTO_MAX_HEADER };
-    uint8_t client_nonce[AUTH_NONCE_LEN], proof[AUTH_PROOF_LEN], binding[AUTH_BINDING_LEN];
-    char proof_hex[AUTH_HEX_LEN + 1], who[200];
-    int bound = FERRY_EUNSUPPORTED;
-    const char *cn = json_string_value(json_object_get(msg, "nonce"));
-    const char *name = json_string_value(json_object_get(msg, "key"));
-    struct sockaddr_storage ss;
-    struct ferry_key key;
-    int r, ok;
-
-    if (s->auth == AUTH_KIND_HMAC) {
-        if (!name)
-            name = KEYS_DEFAULT_NAME;
-        /* An unknown name gets a stand-in key and the same checks as a
-         * wrong key, so the answer and its timing are the same. */
-        r = tlsconf_find_key(s->cfg, name, peer_addr(s, &ss), &key, &s->opts);
-        if (r < 0)
-            return refuse(s, "the keys file cannot be read", name, "keys file unreadable");
-        /* Over TLS the proofs are bound to this connection (auth.h). */
-        bound = ferry_transport_tls_exporter(ferry_conn_transport(s->c), AUTH_BINDING_LABEL,
-                                             binding, sizeof binding);
-        if (bound < 0 && bound != FERRY_EUNSUPPORTED) {
-            key_wipe(&key);
-            return refuse(s, "no TLS channel binding", name, "no TLS channel binding");
-        }
-        ok = cn && hex_decode(cn, client_nonce, sizeof client_nonce) == 0 &&
-             auth_check(&key, AUTH_CLIENT, s->server_nonce, client_nonce,
-                        bound == 0 ? binding : NULL,
-                        json_string_value(json_object_get(msg, "proof")));
-        if (!ok || r == 0) {
-            key_wipe(&key);
-            if (!keys_name_ok(name))
-                snprintf(who, sizeof who, "malformed key name");
-            else
-                snprintf(who, sizeof who, r ? "wrong proof for key '%s'" : "unknown key name "
-                         "'%s' (or not allowed from this address)", FERRY_LOG_Q(name));
-            return refuse(s, who, name, !keys_name_ok(name) ? "malformed key name"
-                                        : r ? "wrong proof" : "unknown key");
-        }
-        auth_proof(&key, AUTH_SERVER, s->server_nonce, client_nonce, bound == 0 ? binding : NULL,
-                   proof);
-        key_wipe(&key);
-        hex_encode(proof, AUTH_PROOF_LEN, proof_hex);
-        snprintf(who, sizeof who, "key '%s' (%s)", FERRY_LOG_Q(name),
-                 s->cfg->plaintext ? "plaintext, HMAC" : "HMAC over TLS");
-    }
-    if (apply_root(s) < 0)
-        return refuse(s, "the key's root= cannot be opened", name, "root unavailable");
-    s->state = READY;
-    ferry_conn_set_authenticated(s->c);
-    ferry_conn_set_frame_limits(s->c, &after_auth);
-    ferry_log_info("session %s: authenticated with %s%s%s%s%s%s", ferry_conn_peer(s->c),
-                   s->auth == AUTH_KIND_HMAC ? who
-                   : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)",
-                   keyopts_any(&s->opts) ? "; restricted:" : "",
-                   s->opts.flags & KEYOPT_FILES_ONLY ? " files-only" : "",
-                   s->opts.flags & KEYOPT_READ_ONLY ? " read-only" : "",
-                   s->opts.command[0] ? " command=" : "", s->opts.root[0] ? " root=" : "");
-    s->audited = 1;
-    if (s->auth == AUTH_KIND_HMAC)
-        audit_session(ferry_conn_peer(s->c), "main", "hmac", "key", name, "ok", NULL);
-    else if (s->auth == AUTH_KIND_TLS)
-        audit_session(ferry_conn_peer(s->c), "main",
-                      strcmp(s->tls_id_key, "key") == 0 ? "tls-psk" : "certificate",
-                      s->tls_id_key, s->tls_id, "ok", NULL);
-    else
-        audit_session(ferry_conn_peer(s->c), "main", "none", NULL, NULL, "ok", NULL);
-    if (s->auth != AUTH_KIND_HMAC)
-        return send_msg(s, json_pack("{s:s}", "type", MSG_WELCOME));
-    r = send_msg(s, json_pack("{s:s, s:s}", "type", MSG_WELCOME, "proof", proof_hex));
-    OPENSSL_cleanse(proof_hex, sizeof proof_hex);
+        r = session_send_msg(s, json_pack("{s:s, s:i}", "type", MSG_EXIT, "status", status));
     return r;
 }
 
@@ -715,57 +462,57 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
     char complaint[160];
 
     if (!type)
-        return protocol_error(s, "message without a \"type\"");
+        return session_protocol_error(s, "message without a \"type\"");
     if (body_size > 0 && (s->state != READY || (strcmp(type, MSG_STDIN) != 0 &&
                                                  strcmp(type, MSG_DATA) != 0)))
-        return protocol_error(s, "only stdin and data messages carry a body");
+        return session_protocol_error(s, "only stdin and data messages carry a body");
 
     if (s->state == AWAIT_HELLO) {
         if (strcmp(type, MSG_HELLO) != 0)
-            return protocol_error(s, "expected a hello message first");
-        return handle_hello(s, msg);
+            return session_protocol_error(s, "expected a hello message first");
+        return sessionsvc_handle_hello(s, msg);
     }
     if (s->state == AWAIT_AUTH) {
         if (strcmp(type, MSG_AUTH) != 0)
-            return protocol_error(s, "expected an auth message");
-        return handle_auth(s, msg);
+            return session_protocol_error(s, "expected an auth message");
+        return sessionsvc_handle_auth(s, msg);
     }
     /* A keepalive is answered in every state after authentication, also
      * during a download (whose data frames then answer it), and is not
      * activity: it keeps no idle session open. */
     if (strcmp(type, MSG_PING) == 0) {
         if (body_size > 0)
-            return protocol_error(s, "a ping carries no body");
-        return filesvc_sending(s->files) ? 0 : send_msg(s, json_pack("{s:s}", "type", MSG_PONG));
+            return session_protocol_error(s, "a ping carries no body");
+        return filesvc_sending(s->files) ? 0 : session_send_msg(s, json_pack("{s:s}", "type", MSG_PONG));
     }
     touch(s);
     if (filesvc_sending(s->files))
-        return protocol_error(s, "a request during a download (wait for get-end)");
+        return session_protocol_error(s, "a request during a download (wait for get-end)");
     if (strcmp(type, MSG_EXEC) == 0)
         return handle_exec(s, msg);
     if (filesvc_handles(type)) {
         const char *why = NULL;
         int r;
         if (s->exec)
-            return send_error(s, ERR_BUSY, "a command is running on this session");
+            return session_send_error(s, ERR_BUSY, "a command is running on this session");
         if (s->opts.command[0])
-            return send_error(s, ERR_DENIED, "this key may only run its forced command "
+            return session_send_error(s, ERR_DENIED, "this key may only run its forced command "
                                              "(command= in ferryd's keys file)");
         if ((s->opts.flags & KEYOPT_READ_ONLY) && (strcmp(type, MSG_PUT) == 0 ||
                                                    strcmp(type, MSG_MKDIR) == 0 ||
                                                    strcmp(type, MSG_RM) == 0))
-            return send_error(s, ERR_DENIED, "this key is read-only (read-only in ferryd's "
+            return session_send_error(s, ERR_DENIED, "this key is read-only (read-only in ferryd's "
                                              "keys file)");
         r = filesvc_on_header(s->files, type, msg, body_size, &why);
         if (r == 1)
-            return protocol_error(s, why);
+            return session_protocol_error(s, why);
         if (r == 0 && body_size > 0)
             s->rx = RX_FILE;
         return r;
     }
     if (strcmp(type, MSG_STDIN) == 0) {
         if (body_size > PROTO_MAX_CHUNK)
-            return protocol_error(s, "stdin chunk over 256 KiB");
+            return session_protocol_error(s, "stdin chunk over 256 KiB");
         s->rx = s->exec ? RX_STDIN : RX_DISCARD;
         return 0;
     }
@@ -777,20 +524,20 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
     if (strcmp(type, MSG_SIGNAL) == 0) {
         int sig = signal_number(json_string_value(json_object_get(msg, "signal")));
         if (!sig)
-            return protocol_error(s, "unknown signal (INT, TERM, HUP, QUIT or KILL)");
+            return session_protocol_error(s, "unknown signal (INT, TERM, HUP, QUIT or KILL)");
         if (s->exec)
             runner_signal(s->exec, sig);
         return 0;
     }
     if (strcmp(type, MSG_CHDIR) == 0) {
         if (filesvc_busy(s->files))
-            return send_error(s, ERR_BUSY, "a transfer is in progress on this session");
+            return session_send_error(s, ERR_BUSY, "a transfer is in progress on this session");
         return handle_chdir(s, msg);
     }
     /* The type is the peer's: escaped (and cut) before it reaches the log. */
     snprintf(complaint, sizeof complaint, "unknown message type \"%s\"",
              ferry_log_escape((char[72]){ 0 }, 72, type, strlen(type)));
-    return protocol_error(s, complaint);
+    return session_protocol_error(s, complaint);
 }
 
 static int on_body(struct session *s, const uint8_t *chunk, size_t len)
@@ -800,7 +547,7 @@ static int on_body(struct session *s, const uint8_t *chunk, size_t len)
     if (s->rx != RX_STDIN || !s->exec)
         return 0;
     if (s->stdin_received + len - s->stdin_acked > PROTO_STDIN_WINDOW)
-        return protocol_error(s, "stdin sent past the flow-control window");
+        return session_protocol_error(s, "stdin sent past the flow-control window");
     s->stdin_received += len;
     /* -EPIPE: the command no longer reads stdin; its input is dropped
      * (and acknowledged, so the client is not left waiting). */
@@ -833,7 +580,7 @@ static int sessionsvc_on_frame(struct ferry_conn *c, struct ferry_frame_event *e
         if (s->state == AWAIT_HELLO && ev->error == FERRY_EHDR_TOOBIG && s->cfg->plaintext)
             ferry_log_info("session %s: the client's first bytes are not a ferry frame "
                            "(a TLS client? this listener is --plaintext)", ferry_conn_peer(s->c));
-        r = protocol_error(s, ferry_strerror(ev->error));
+        r = session_protocol_error(s, ferry_strerror(ev->error));
         break;
     case FERRY_FRAME_NEED_MORE:
         break;
@@ -849,6 +596,7 @@ static int sessionsvc_on_open(struct ferry_conn *c, void *arg)
         return -ENOMEM;
     s->c = c;
     s->cfg = arg;
+    s->files_idle = on_files_idle;
     s->files = filesvc_new(c, s->cfg->root, on_files_idle, s);
     /* The client speaks first (docs/PROTOCOL.md 2.1): its hello, then ours. */
     int r = s->files ? 0 : -ENOMEM;
@@ -899,7 +647,7 @@ static void sessionsvc_on_auth_timeout(struct ferry_conn *c, void *arg)
     /* The server never speaks before the client's hello (PROTOCOL.md 2.1):
      * a peer that said nothing is closed without a word. */
     if (s && s->state != AWAIT_HELLO)
-        (void)send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason",
+        (void)session_send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CLOSING, "reason",
                                     CLOSE_AUTH_TIMEOUT, "message",
                                     "not authenticated in time (the server's --auth-timeout)"));
 }

@@ -1,0 +1,64 @@
+/*
+ * sessionsvc_int.h - what the parts of the session service share: a
+ * session's state, the replies every part sends (sessionsvc_reply.c) and
+ * the handshake's two steps (sessionsvc_auth.c).  sessionsvc.c, the
+ * dispatch, calls down into both; they never call back up.
+ */
+#ifndef FERRYD_SESSIONSVC_INT_H
+#define FERRYD_SESSIONSVC_INT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ferry/ferry.h"
+#include "audit.h"
+#include "auth.h"
+#include "keyopts.h"
+
+struct filesvc;
+struct fsroot;
+struct runner;
+
+enum session_state { AWAIT_HELLO, AWAIT_AUTH, READY };
+enum auth_kind { AUTH_KIND_NONE, AUTH_KIND_TLS, AUTH_KIND_HMAC };
+enum rx_route { RX_NONE, RX_STDIN, RX_FILE, RX_DISCARD };
+
+struct session {
+    struct ferry_conn *c;
+    const struct daemon_config *cfg;
+    enum session_state state;
+    enum auth_kind auth;
+    char tls_who[300];          /* who TLS says the client is (auth tls), escaped */
+    const char *tls_id_key;     /* ... for the audit: "key" or "subject" */
+    char tls_id[256];           /* ... and the name or subject, raw */
+    int audited;                /* the session's audit line is written */
+    int auth_timed_out;         /* closed by --auth-timeout (on_auth_timeout) */
+    struct audit_cmd cmd;       /* the running command's audit record */
+    struct keyopts opts;        /* the key's restrictions (keyopts.h) */
+    struct fsroot *key_root;    /* its root=, open once authenticated */
+    uint8_t server_nonce[AUTH_NONCE_LEN];
+    struct runner *exec;          /* the running command, if any */
+    struct filesvc *files;        /* the file service (a transfer may be running) */
+    void (*files_idle)(void *);   /* its idle callback, for a service made anew (root=) */
+    char *cwd;                  /* the session's directory; NULL = home */
+    enum rx_route rx;           /* where the body of the frame being read goes */
+    uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
+    uint64_t stdin_acked;       /* ... and acknowledged with stdin-ack */
+    int stop_when_idle;         /* the server is stopping: close after the command */
+    struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (on_idle_timer) */
+    uint64_t last_active;       /* loop ms of the last request, command or transfer */
+};
+
+/* Send one frame without a body; msg is taken (NULL: -ENOMEM). */
+int session_send_msg(struct session *s, json_t *msg);
+/* A request error: {type error, code, message}; the session goes on. */
+int session_send_error(struct session *s, const char *code, const char *message);
+/* A protocol error ends the session: say why, then close once it is sent. */
+int session_protocol_error(struct session *s, const char *message);
+
+/* The handshake (PROTOCOL.md 2.1): the client's hello, then its auth. */
+int sessionsvc_handle_hello(struct session *s, json_t *msg);
+int sessionsvc_handle_auth(struct session *s, json_t *msg);
+
+#endif
