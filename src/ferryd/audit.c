@@ -109,3 +109,13 @@ void audit_file(const char *peer, const char *listener, const char *op, const ch
                     Q(listener), Q(op), Q(result), nbytes, reason ? " reason=" : "",
                     reason ? Q(reason) : "", Q(path));
 }
+
+void audit_denied(const char *peer, const char *listener, const char *op, const char *path,
+                  const char *reason)
+{
+    if (!path)
+        ferry_log_audit("event=exec peer=%s listener=%s result=denied reason=%s", Q(peer),
+                        Q(listener), Q(reason));
+    else
+        audit_file(peer, listener, op, path, -1, "denied", reason);
+}

@@ -58,4 +58,9 @@ void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
 void audit_file(const char *peer, const char *listener, const char *op, const char *path,
                 int64_t bytes, const char *result, const char *reason);
 
+/* A request the key's restrictions (keyopts.h) refused: event=exec or
+ * event=file with op, path (NULL for exec), result=denied and the reason. */
+void audit_denied(const char *peer, const char *listener, const char *op, const char *path,
+                  const char *reason);
+
 #endif

@@ -412,9 +412,11 @@ static int handle_exec(struct session *s, json_t *msg)
     if (s->exec || filesvc_busy(s->files))
         return session_send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
                                                : "a transfer is in progress on this session");
-    if (s->opts.flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY))
+    if (s->opts.flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY)) {
+        audit_denied(ferry_conn_peer(s->c), "main", "exec", NULL, "files-only or read-only key");
         return session_send_error(s, ERR_DENIED, "this key may not run commands (files-only or read-only "
                                          "in ferryd's keys file)");
+    }
     complaint = parse_exec(s, msg, &q, &spec);
     if (complaint || q.bad_request) {
         exec_request_free(&q);
@@ -495,14 +497,19 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
         int r;
         if (s->exec)
             return session_send_error(s, ERR_BUSY, "a command is running on this session");
-        if (s->opts.command[0])
+        const char *path = json_string_value(json_object_get(msg, "path"));
+        if (s->opts.command[0]) {
+            audit_denied(ferry_conn_peer(s->c), "main", type, path ? path : "", "forced command key");
             return session_send_error(s, ERR_DENIED, "this key may only run its forced command "
                                              "(command= in ferryd's keys file)");
+        }
         if ((s->opts.flags & KEYOPT_READ_ONLY) && (strcmp(type, MSG_PUT) == 0 ||
                                                    strcmp(type, MSG_MKDIR) == 0 ||
-                                                   strcmp(type, MSG_RM) == 0))
+                                                   strcmp(type, MSG_RM) == 0)) {
+            audit_denied(ferry_conn_peer(s->c), "main", type, path ? path : "", "read-only key");
             return session_send_error(s, ERR_DENIED, "this key is read-only (read-only in ferryd's "
                                              "keys file)");
+        }
         r = filesvc_on_header(s->files, type, msg, body_size, &why);
         if (r == 1)
             return session_protocol_error(s, why);

@@ -270,10 +270,14 @@ class RestrictionsTest(KeysTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(os.path.exists(os.path.join(self.root, "files.txt")))
         s = self.session("files")
+        mark = len(self.plain.log)
         for req in ({"argv": ["true"]}, {"shell": "true"}):
             res = s.run(req)
             self.assertEqual(res["errors"][0]["code"], "denied", res)
             self.assertIsNone(res["exit"])
+        # the audit trail has each refusal
+        self.plain.wait_for_log(r"audit: event=exec .*result=denied reason=\"files-only or read-only "
+                              r"key\"", start=mark)
         self.assertEqual(s.stat("served.txt")["type"], "stat")   # the session goes on
         s.close()
 
@@ -295,8 +299,11 @@ class RestrictionsTest(KeysTest):
         for req in ({"type": "mkdir", "path": "d"}, {"type": "rm", "path": "served.txt"},
                     {"type": "put", "path": "p.txt", "filesize": 1, "mode": 0o644,
                      "checksum": "xxh3-128"}):
+            mark = len(self.plain.log)
             h = s.request(req)
             self.assertEqual((h["type"], h["code"]), ("error", "denied"), (req, h))
+            self.plain.wait_for_log(r"audit: event=file .*op=%s result=denied reason=\"read-only "
+                                  r"key\" path=%s" % (req["type"], req["path"]), start=mark)
         self.assertEqual(s.run({"argv": ["true"]})["errors"][0]["code"], "denied")
         self.assertEqual(s.get("served.txt")[1], b"from the root\n")
         s.close()
