@@ -101,21 +101,23 @@ static void keep_closing(struct client_session *s, const json_t *h)
  * connection limit sends a closing frame before TLS (PROTOCOL.md 2.7). */
 static void plain_answer(struct client_session *s, struct ferry_transport *t)
 {
-    size_t len = 0, hlen;
+    static const struct ferry_frame_limits limits = { .max_header = PROTO_PREAUTH_MAX_HEADER };
+    size_t len = 0, used = 0;
     const uint8_t *p = ferry_transport_plain_answer(t, &len);
-    json_t *h;
+    struct ferry_frame_parser *parser = NULL;
+    struct ferry_frame_event ev = { 0 };
 
-    if (!p || len < 4)
+    if (!p || ferry_frame_parser_new(&limits, &parser) < 0)
         return;
-    hlen = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
-    if (hlen == 0 || hlen > len - 4)
-        return;
-    h = json_loadb((const char *)p + 4, hlen, JSON_REJECT_DUPLICATES, NULL);
-    if (json_is_object(h) && !json_object_get(h, "size") &&
-        json_is_string(json_object_get(h, "type")) &&
-        strcmp(json_string_value(json_object_get(h, "type")), MSG_CLOSING) == 0)
-        keep_closing(s, h);
-    json_decref(h);
+    /* Through the codec like every frame: only a whole header counts. */
+    if (ferry_frame_parser_feed(parser, p, len, &used, &ev) == FERRY_FRAME_HEADER) {
+        const char *type = json_string_value(json_object_get(ev.header, "type"));
+
+        if (ev.body_size == 0 && type && strcmp(type, MSG_CLOSING) == 0)
+            keep_closing(s, ev.header);
+        json_decref(ev.header);
+    }
+    ferry_frame_parser_free(parser);
 }
 
 /* A header that is about the connection, not the request in hand: a
