@@ -41,10 +41,10 @@ struct tls_conn {
     struct ferry_tls *cfg;
     int handshake_done;
     int probed;              /* server: the first byte was checked for TLS;
-                              * client: the first byte of the answer */
-    int hello_sent;          /* client: the ClientHello is out, an answer due */
+                              * client: the socket, before the ClientHello */
     size_t plain_len;        /* client: a non-TLS answer's first bytes */
-    uint8_t plain[FERRY_TLS_PLAIN_ANSWER_MAX];
+    size_t seen_len;         /* client: bytes OpenSSL read before the handshake ended */
+    uint8_t plain[FERRY_TLS_PLAIN_ANSWER_MAX];   /* client: those bytes */
     int read_starved;        /* the last read stopped for want of socket bytes */
     int deferred_error;      /* a failure found after data a read returned first */
     int ktls_send;

@@ -41,6 +41,48 @@
 
 /* ---- errors ------------------------------------------------------------------- */
 
+/*
+ * A client's record of what OpenSSL read from the socket before the
+ * handshake ended.  A server's refusal in the clear can arrive between the
+ * probe (probe_answer) and the read that follows the ClientHello; OpenSSL
+ * then takes its first bytes as a record header and fails, and without
+ * this copy the refusal would be lost with them.
+ */
+static long capture_answer(BIO *b, int oper, const char *argp, size_t len, int argi,
+                           long argl, int ret, size_t *processed)
+{
+    struct tls_conn *tc = (struct tls_conn *)BIO_get_callback_arg(b);
+    (void)len, (void)argi, (void)argl;
+
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && tc &&
+        !tc->handshake_done && tc->seen_len < sizeof tc->plain) {
+        size_t n = *processed, room = sizeof tc->plain - tc->seen_len;
+
+        if (n > room)
+            n = room;
+        memcpy(tc->plain + tc->seen_len, argp, n);
+        tc->seen_len += n;
+    }
+    return ret;
+}
+
+/* The answer was not TLS: what OpenSSL took of it, then what is left on
+ * the socket (best effort, never blocking), for
+ * ferry_transport_plain_answer. */
+static void keep_plain_answer(struct ferry_transport *t)
+{
+    struct tls_conn *tc = t->tls;
+    ssize_t n;
+
+    if (tc->plain_len > 0)
+        return;
+    tc->plain_len = tc->seen_len;
+    while (tc->plain_len < sizeof tc->plain &&
+           (n = recv(t->fd, tc->plain + tc->plain_len, sizeof tc->plain - tc->plain_len,
+                     MSG_DONTWAIT)) > 0)
+        tc->plain_len += (size_t)n;
+}
+
 /* Record why the handshake or a record failed, in words a user can act
  * on, and return the code for it. */
 static int tls_fail(struct ferry_transport *t, int ssl_error, int ret)
@@ -66,12 +108,14 @@ static int tls_fail(struct ferry_transport *t, int ssl_error, int ret)
         snprintf(tc->error, sizeof tc->error, "certificate verify failed: %s",
                  X509_verify_cert_error_string(v));
     } else if (tc->cfg->role == FERRY_TLS_CLIENT && !tc->handshake_done &&
-               ERR_GET_LIB(e) == ERR_LIB_SSL &&
-               (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER ||
-                ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG)) {
+               ((tc->seen_len > 0 && (tc->plain[0] < 20 || tc->plain[0] > 23)) ||
+                (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                 (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER ||
+                  ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG)))) {
         /* What came back is not a TLS record at all. */
         snprintf(tc->error, sizeof tc->error, "the server did not answer with TLS");
         ERR_clear_error();
+        keep_plain_answer(t);
         return FERRY_ENOTTLS;
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
@@ -163,26 +207,19 @@ static int probe_first_byte(struct ferry_transport *t)
     return 0;
 }
 
-/* A client's look at the server's first answer (before and after its
- * ClientHello, until one came): a TLS record starts
- * 20-23; anything else (a server refusing the connection in plaintext
- * before TLS, ferryd's "closing") is kept for the caller to read
- * (ferry_transport_plain_answer) rather than lost inside OpenSSL. */
+/* A client's look at the socket before its ClientHello: a refusal sent at
+ * accept (ferryd's "closing" at a connection limit) may be there already,
+ * and is kept for the caller (ferry_transport_plain_answer) without a
+ * ClientHello written into a closed connection.  What arrives later is
+ * read by OpenSSL, and capture_answer keeps it. */
 static int probe_answer(struct ferry_transport *t)
 {
     struct tls_conn *tc = t->tls;
     ssize_t n = recv(t->fd, tc->plain, sizeof tc->plain, MSG_PEEK | MSG_DONTWAIT);
 
-    if (n < 0) {
-        if ((errno == EAGAIN || errno == EWOULDBLOCK) && tc->hello_sent) {
-            t->want = POLLIN;
-            return -EAGAIN;
-        }
-        return 0;   /* nothing yet: the ClientHello first; or OpenSSL words the error */
-    }
     tc->probed = 1;
-    if (n == 0 || (tc->plain[0] >= 20 && tc->plain[0] <= 23))
-        return 0;
+    if (n <= 0 || (tc->plain[0] >= 20 && tc->plain[0] <= 23))
+        return 0;   /* nothing yet, or TLS, or OpenSSL words the error */
     tc->plain_len = (size_t)n;
     snprintf(tc->error, sizeof tc->error, "the server did not answer with TLS");
     return FERRY_ENOTTLS;
@@ -211,8 +248,6 @@ static int tls_handshake(struct ferry_transport *t)
         if (r < 0)
             return r;
     } else if (tc->cfg->role == FERRY_TLS_CLIENT && !tc->probed) {
-        /* Before the ClientHello too: a refusal sent at accept may be
-         * there already, and OpenSSL would swallow it. */
         r = probe_answer(t);
         if (r < 0)
             return r;
@@ -233,8 +268,6 @@ static int tls_handshake(struct ferry_transport *t)
     }
     e = SSL_get_error(tc->ssl, r);
     errno = saved;
-    if (e == SSL_ERROR_WANT_READ && tc->cfg->role == FERRY_TLS_CLIENT)
-        tc->hello_sent = 1;
     r = tls_again(t, e, r);
     if (r == FERRY_ETLS && tc->cfg->role == FERRY_TLS_SERVER && tc->identity_known &&
         strstr(tc->error, "binder")) {
@@ -585,6 +618,8 @@ int ferry_transport_new_tls(int fd, struct ferry_tls *cfg, const char *server_na
         }
         if (cfg->use_certs && set_server_name(tc->ssl, server_name) < 0)
             goto fail_ssl;
+        BIO_set_callback_arg(SSL_get_rbio(tc->ssl), (char *)tc);
+        BIO_set_callback_ex(SSL_get_rbio(tc->ssl), capture_answer);
     }
     if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         rc = -errno;
