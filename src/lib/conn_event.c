@@ -366,7 +366,11 @@ static void conn_read(struct ferry_conn *c)
         if (c->closed || !reading_enabled(c) || ferry_buf_len(&c->in) > 0)
             return;
     }
-    for (int i = 0; i < FERRY_READS_PER_EVENT && reading_enabled(c); i++) {
+    /* A pass that kept input (the handler's output went over the
+     * high-water mark mid-read) ends the reads even when the flush at its
+     * end lifted the pause: the kept bytes go first, from deliver_saved. */
+    for (int i = 0; i < FERRY_READS_PER_EVENT && reading_enabled(c) &&
+                    ferry_buf_len(&c->in) == 0; i++) {
         if (c->body_to_file && !c->no_recvfile) {
             int r = recv_body_direct(c);
             if (r < 0)
