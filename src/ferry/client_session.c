@@ -396,7 +396,7 @@ int session_lost(struct client_session *s, struct fs_error *err, const char *fmt
 
 int session_lost_gone(struct client_session *s, struct fs_error *err)
 {
-    char why[256];
+    char why[SESSION_GONE_TEXT_MAX];
 
     session_gone_text(s, why, sizeof why);
     return session_lost(s, err, "%s", why);

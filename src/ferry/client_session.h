@@ -109,7 +109,9 @@ int session_write_frame(struct client_session *s, json_t *hdr, const void *body,
  * frame queued when s->queued was Q has gone once this reaches Q. */
 uint64_t session_sent(const struct client_session *s);
 
-/* Why the connection ended, in words ("connection closed by server"). */
+/* Why the connection ended, in words ("connection closed by server"):
+ * SESSION_GONE_TEXT_MAX bytes hold any of them whole. */
+#define SESSION_GONE_TEXT_MAX 320
 void session_gone_text(const struct client_session *s, char *buf, size_t len);
 
 struct fs_error {

@@ -7,7 +7,7 @@
  * next lines come from.  `cd` is not a command at all (a child's chdir
  * dies with the child, the tutorials' unsolved problem): it changes the
  * session's directory with a chdir request.  On a terminal lines are
- * edited with libedit and a ">>: " prompt; otherwise they are read plainly,
+ * edited with libedit (lineedit.c) and a ">>: " prompt; otherwise they are read plainly,
  * so a script can pipe commands in.
  *
  * put, get, ls, stat, mkdir and rm are the file subcommands without HOST
@@ -23,9 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
-
 #include "cli.h"
+#include "lineedit.h"
 #include "dial.h"
 #include "ferry/ferry.h"
 #include "cmd_files.h"
@@ -88,7 +87,7 @@ static void on_prompt_sigint(int signo)
 
 /* Ctrl-C at the prompt abandons the line being typed, as in any shell,
  * rather than ending the session.  The handler is in place only around
- * readline(); exec_stream.c installs its own, forwarding one, while commands run. */
+ * the line editor; exec_stream.c installs its own, forwarding one, while commands run. */
 static char *read_interactive(void)
 {
     struct sigaction sa = { .sa_handler = on_prompt_sigint }, old;
@@ -96,10 +95,10 @@ static char *read_interactive(void)
 
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, &old) < 0)
-        return readline(PROMPT);
+        return lineedit_read(PROMPT);
     for (;;) {
         prompt_interrupted = 0;
-        line = readline(PROMPT);
+        line = lineedit_read(PROMPT);
         if (!prompt_interrupted)
             break;
         free(line);
@@ -119,7 +118,7 @@ static char *next_line(struct shell *sh)
         char *line = read_interactive();
 
         if (line && *line)
-            add_history(line);
+            lineedit_add_history(line);
         return line;
     }
     n = getline(&sh->buf, &sh->buf_cap, stdin);

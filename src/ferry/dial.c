@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "auth.h"
 #include "cli.h"
@@ -434,6 +435,20 @@ static int tls_config(struct client_session *s, const struct dial_opts *o, const
 }
 
 
+/*
+ * OpenSSL set up before its first use, without the system's openssl.cnf:
+ * reading and applying it is a good part of a fresh command's start, and
+ * ferry's TLS parameters are its own (TLS 1.3, its suites, security level
+ * 2 at least: libferry sets them).  An OPENSSL_CONF the user sets is still
+ * read (a FIPS provider, say).  The legacy name tables OpenSSL builds at
+ * start-up stay: certificate checks look digests up in them.
+ */
+static void crypto_init(void)
+{
+    if (!OPENSSL_init_ssl(getenv("OPENSSL_CONF") ? 0 : OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
+        ferry_log_debug("OpenSSL initialisation failed; its first use will say why");
+}
+
 /* Small frames (a signal, an exec request) must not wait for Nagle. */
 static void set_nodelay(int fd)
 {
@@ -451,6 +466,7 @@ struct client_session *dial_open(const char *host, const struct dial_opts *o)
     struct ferry_addr addr;
     int fd = -1, r, have_key = 0, ok = 0;
 
+    crypto_init();
     if (o->insecure_no_auth && (o->ca_file || o->cert_file)) {
         cli_error("--insecure-no-auth means no TLS: it takes no --ca or --cert");
         goto out;

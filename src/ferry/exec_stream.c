@@ -418,7 +418,7 @@ static void serve(struct run *run)
     while (!run->done) {
         update_stdin(run);
         if (s->gone) {
-            char why[256];
+            char why[SESSION_GONE_TEXT_MAX];
 
             session_gone_text(s, why, sizeof why);
             fail(run, 1, "%s", why);

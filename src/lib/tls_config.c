@@ -206,6 +206,11 @@ int ferry_tls_new(const struct ferry_tls_opts *o, char *err, size_t errlen, stru
     }
     if (server)
         SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Security level 2 at least (2048-bit RSA, SHA-256 signatures, for
+     * certificates), whether or not the program had openssl.cnf read:
+     * Debian's sets 2, and ferry does not read it (dial.c). */
+    if (SSL_CTX_get_security_level(ctx) < 2)
+        SSL_CTX_set_security_level(ctx, 2);
     /* Without SSL_OP_ALLOW_NO_DHE_KEX a PSK is only ever used with an
      * (EC)DHE exchange (psk_dhe_ke): forward secrecy for PSK sessions. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET

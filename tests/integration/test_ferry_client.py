@@ -9,6 +9,7 @@ Server-side behaviour (process groups, limits, bad input) is tested with
 ferryd's own suite; this file is about what the client does."""
 import hashlib
 import os
+import select
 import signal
 import socket
 import stat
@@ -432,6 +433,51 @@ class ShellTest(ClientTest):
     def test_wrong_key(self):
         r = self.ferry("shell", "-k", self.wrong_key, self.host, input=b"echo x\n")
         self.assertAuthFailed(r)
+
+    def test_terminal_prompt_edits_and_recalls(self):
+        """On a terminal the shell prompts and edits lines with libedit, which
+        it loads only then (lineedit.c): the up arrow recalls the last line.
+        No other command loads it (ldd shows it is not linked)."""
+        master, slave = os.openpty()
+        p = subprocess.Popen([FERRY, "shell", "-k", self.key, self.host], stdin=slave,
+                             stdout=slave, stderr=slave, env=dict(self.env(), TERM="xterm"),
+                             start_new_session=True)
+        os.close(slave)
+        self.addCleanup(os.close, master)
+        seen = bytearray()
+
+        def until(what):
+            deadline = time.monotonic() + 10 * SLOW
+            while what not in seen:
+                left = deadline - time.monotonic()
+                self.assertGreater(left, 0, "waited for %r; got %r" % (what, bytes(seen)))
+                if select.select([master], [], [], left)[0]:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:   # EIO: the terminal's last user left
+                        chunk = b""
+                    self.assertTrue(chunk, "ended before %r; got %r" % (what, bytes(seen)))
+                    seen.extend(chunk)
+            start = seen.index(what) + len(what)
+            del seen[:start]
+
+        try:
+            until(b">>: ")
+            os.write(master, b"echo ferry-$((6*7))\r")
+            until(b"ferry-42\r\n")
+            until(b">>: ")
+            os.write(master, b"\x1b[A\r")          # up arrow: the line again
+            until(b"ferry-42\r\n")
+            until(b">>: ")
+            os.write(master, b"\x04")               # Ctrl-D: the end
+            self.assertEqual(p.wait(timeout=10 * SLOW), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        ldd = subprocess.run(["ldd", FERRY], capture_output=True, text=True)
+        if ldd.returncode == 0:   # not under a sanitizer runtime that ldd refuses
+            self.assertNotIn("libedit", ldd.stdout)
 
 
 # ---- scripted fake servers --------------------------------------------------
