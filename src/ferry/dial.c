@@ -290,6 +290,37 @@ static int send_message(struct client_session *s, json_t *m)
     return 0;
 }
 
+/* Our auth once the server's hello named the method (unless it went with
+ * our hello): the key's proofs, bound to this TLS connection over TLS.
+ * 0 or -1 (printed). */
+static int send_auth(struct client_session *s, const struct dial_opts *o, struct handshake *hs,
+                     struct ferry_key *key, int *have_key, uint8_t binding[AUTH_BINDING_LEN])
+{
+    json_t *auth = NULL;
+    int r;
+
+    if (hs->method == HANDSHAKE_BY_HMAC) {
+        if (!*have_key && load_key(o, key) < 0)
+            return -1;
+        *have_key = 1;
+        if (s->tls && (!s->conn ||
+                       ferry_transport_tls_exporter(ferry_conn_transport(s->conn),
+                                                    AUTH_BINDING_LABEL, binding,
+                                                    AUTH_BINDING_LEN) < 0)) {
+            cli_error("TLS: cannot derive the channel binding");
+            return -1;
+        }
+    }
+    r = handshake_auth(hs, *have_key ? key : NULL, o->key_name, s->tls ? binding : NULL, &auth);
+    if (r < 0) {
+        cli_error("out of memory");
+        return -1;
+    }
+    r = send_message(s, auth);
+    json_decref(auth);
+    return r;
+}
+
 /*
  * PROTOCOL.md 2.1 through the shared state machine (handshake.h): this
  * function only moves its messages and words its verdicts.  `key` is
@@ -313,6 +344,16 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
     }
     if (send_message(s, ours) < 0)
         goto out;
+    /* Over TLS keyed by the PSK, TLS has authenticated both sides: the
+     * auth goes with the hello, a round trip sooner (PROTOCOL.md 2.1). */
+    if (s->tls && !o->ca_file) {
+        if (handshake_auth_early(&hs, &auth) < 0) {
+            cli_error("out of memory");
+            goto out;
+        }
+        if (send_message(s, auth) < 0)
+            goto out;
+    }
     if (read_message(s, o, "before its greeting", 0, &hello, &body_size) < 0)
         goto out;
     r = handshake_on_hello(&hs, hello, body_size);
@@ -332,26 +373,8 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
     ferry_log_debug("connected to %s (%s)", s->peer,
                     member_str(hello, "server") ? member_str(hello, "server") : "unknown server");
 
-    if (hs.method == HANDSHAKE_BY_HMAC) {
-        if (!have_key && load_key(o, key) < 0)
-            goto out;
-        have_key = 1;
-        if (s->tls && (!s->conn ||
-                       ferry_transport_tls_exporter(ferry_conn_transport(s->conn),
-                                                    AUTH_BINDING_LABEL, binding,
-                                                    sizeof binding) < 0)) {
-            cli_error("TLS: cannot derive the channel binding");
-            goto out;
-        }
-    }
-    r = handshake_auth(&hs, have_key ? key : NULL, o->key_name, s->tls ? binding : NULL, &auth);
-    if (r < 0) {
-        cli_error("out of memory");
+    if (!hs.early && send_auth(s, o, &hs, key, &have_key, binding) < 0)
         goto out;
-    }
-    if (send_message(s, auth) < 0)
-        goto out;
-
     /* A server that rejects the proof may hang up before we read its
      * error frame; either way the verdict is the same. */
     r = read_message(s, o, "during authentication", 1, &welcome, &body_size);

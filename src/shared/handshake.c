@@ -120,7 +120,27 @@ int handshake_on_hello(struct handshake *h, const json_t *msg, uint64_t body_siz
     r = take_method(h, msg);
     if (r < 0)
         return fail(h, r);
+    if (h->early) {
+        /* Our auth claimed TLS already: any other method is not the
+         * server a PSK connection can have. */
+        if (h->method != HANDSHAKE_BY_TLS)
+            return fail(h, FERRY_EHS_METHOD);
+        h->state = HANDSHAKE_WAIT_WELCOME;
+        return 0;
+    }
     h->state = HANDSHAKE_SEND_AUTH;
+    return 0;
+}
+
+int handshake_auth_early(struct handshake *h, json_t **out)
+{
+    *out = NULL;
+    if (h->state != HANDSHAKE_WAIT_HELLO || h->early || !h->over_tls)
+        return FERRY_ESTATE;
+    *out = json_pack("{s:s, s:i}", "type", MSG_AUTH, "version", PROTO_VERSION);
+    if (!*out)
+        return -ENOMEM;
+    h->early = 1;
     return 0;
 }
 

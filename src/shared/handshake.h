@@ -49,6 +49,7 @@ struct handshake {
     uint8_t over_tls;           /* the connection is TLS (the server proved itself) */
     uint8_t allow_none;         /* the user accepts a server without authentication */
     uint8_t bound;              /* binding[] holds the TLS channel binding */
+    uint8_t early;              /* our auth went with our hello (handshake_auth_early) */
     uint8_t sn[AUTH_NONCE_LEN]; /* the server's nonce */
     uint8_t cn[AUTH_NONCE_LEN]; /* ours */
     uint8_t binding[AUTH_BINDING_LEN];
@@ -62,6 +63,18 @@ void handshake_init(struct handshake *h, int over_tls, int allow_none);
 /* Our hello, {"type":"hello","version":1}, into *out (a new reference the
  * caller frees after encoding it).  0, or -ENOMEM. */
 int handshake_hello(struct handshake *h, json_t **out);
+
+/*
+ * Our auth in the same flight as our hello, before the server's hello
+ * (PROTOCOL.md 2.1), into *out ({"type":"auth","version":1}; the caller
+ * frees it).  Only over TLS keyed by a PSK: TLS has then authenticated
+ * both sides, so the server's hello can only say "tls" and the auth owes
+ * it nothing; waiting for it would cost a round trip.  Call right after
+ * handshake_hello.  handshake_on_hello then insists on "tls"
+ * (FERRY_EHS_METHOD otherwise) and handshake_on_welcome comes next.
+ * 0, -ENOMEM, or FERRY_ESTATE out of turn or not over TLS.
+ */
+int handshake_auth_early(struct handshake *h, json_t **out);
 
 /*
  * Check the server's answer to our hello: its header `msg` and the size

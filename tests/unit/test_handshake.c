@@ -341,6 +341,56 @@ static void test_tls_method(void **state)
     json_decref(auth);
 }
 
+/* Over a PSK connection the auth goes with the hello (one round trip
+ * fewer): the same bytes as the auth that waits; the server's hello must
+ * then say "tls", and welcome follows.  Not in plaintext, not twice, and
+ * any other method from the server ends it. */
+static void test_early_auth(void **state)
+{
+    static const char *const others[] = { AUTH_METHOD, AUTH_METHOD_NONE };
+    struct handshake h;
+    json_t *ours = NULL, *auth = NULL, *hello, *welcome;
+    char *bytes;
+
+    (void)state;
+    handshake_init(&h, 0, 0);
+    assert_int_equal(handshake_hello(&h, &ours), 0);
+    json_decref(ours);
+    assert_int_equal(handshake_auth_early(&h, &auth), FERRY_ESTATE);   /* plaintext */
+    assert_null(auth);
+
+    handshake_init(&h, 1, 0);
+    assert_int_equal(handshake_auth_early(&h, &auth), FERRY_ESTATE);   /* before hello */
+    assert_int_equal(handshake_hello(&h, &ours), 0);
+    json_decref(ours);
+    assert_int_equal(handshake_auth_early(&h, &auth), 0);
+    bytes = encoded(auth, NULL);
+    assert_string_equal(bytes + FERRY_FRAME_PREFIX_LEN, "{\"type\":\"auth\",\"version\":1}");
+    free(bytes);
+    json_decref(auth);
+    assert_int_equal(handshake_auth_early(&h, &auth), FERRY_ESTATE);   /* twice */
+    hello = server_hello(AUTH_METHOD_TLS);
+    assert_int_equal(handshake_on_hello(&h, hello, 0), 0);
+    json_decref(hello);
+    assert_int_equal(h.state, HANDSHAKE_WAIT_WELCOME);
+    welcome = parse("{\"type\":\"welcome\"}");
+    assert_int_equal(handshake_on_welcome(&h, NULL, welcome, 0), 0);
+    json_decref(welcome);
+    assert_int_equal(h.state, HANDSHAKE_DONE);
+
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        handshake_init(&h, 1, 1);
+        assert_int_equal(handshake_hello(&h, &ours), 0);
+        json_decref(ours);
+        assert_int_equal(handshake_auth_early(&h, &auth), 0);
+        json_decref(auth);
+        hello = server_hello(others[i]);
+        assert_int_equal(handshake_on_hello(&h, hello, 0), FERRY_EHS_METHOD);
+        json_decref(hello);
+        assert_int_equal(h.state, HANDSHAKE_FAILED);
+    }
+}
+
 /* The server wants the key and we have none (ferry loads it first when it
  * can; ferry-bench without -k cannot). */
 static void test_hmac_without_key(void **state)
@@ -491,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_bad_server_proof),
         cmocka_unit_test(test_none),
         cmocka_unit_test(test_tls_method),
+        cmocka_unit_test(test_early_auth),
         cmocka_unit_test(test_hmac_without_key),
         cmocka_unit_test(test_bad_hellos),
         cmocka_unit_test(test_body_refused),
