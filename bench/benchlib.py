@@ -521,7 +521,8 @@ class Sshd:
                 "HostKey %s/host_ed25519" % d,
                 "PidFile %s/sshd.pid" % d,
                 "AuthorizedKeysFile %s" % auth,
-                "AllowUsers %s" % self.user.name,
+                # the invoking user too, for fresh_as_invoker() only
+                "AllowUsers %s %s" % (self.user.name, pwd.getpwuid(os.geteuid()).pw_name),
                 "PubkeyAuthentication yes",
                 "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no",
@@ -610,6 +611,13 @@ class Sshd:
     def fresh(self, *cmd):
         return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",
                 "-o", "ControlPath=none", "localhost"] + list(cmd)
+
+    def fresh_as_invoker(self, *cmd):
+        """fresh() logging in as the invoking user instead, through its own
+        login shell and rc files: how the baseline was measured before it
+        was fair, for a comparison column; no goal uses it."""
+        return ["ssh", "-F", self.client_cfg, "-l", pwd.getpwuid(os.geteuid()).pw_name,
+                "-o", "ControlMaster=no", "-o", "ControlPath=none", "localhost"] + list(cmd)
 
     def muxed(self, *cmd):
         return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",

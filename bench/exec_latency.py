@@ -96,6 +96,7 @@ from benchlib import (ROOT, DEVNULL, _started, _logs, note, stop_all, start,  # 
 benchlib.set_name("exec_latency")
 
 FLOOR = "floor (local /bin/true + local sh -c true)"
+UNFAIR = "ssh (fresh, UNFAIR: as the invoking user)"
 
 
 # ------------------------------------------------- the tutorial "simple ssh"
@@ -346,6 +347,10 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results",
                                                    "exec_latency.json"))
     ap.add_argument("--no-ssh", action="store_true", help="skip the ssh columns")
+    ap.add_argument("--ssh-as-invoker", action="store_true",
+                    help="add a fresh ssh column logging in as the invoking user, "
+                         "through its login shell and rc files (the unfair way "
+                         "earlier figures were measured; no goal uses it)")
     a = ap.parse_args()
     if a.quick:
         a.n, a.lines = min(a.n, 30), min(a.lines, 200)
@@ -404,6 +409,8 @@ def main():
     if sshd:
         cols += [("ssh (fresh)", sshd.fresh("true")),
                  ("ssh (ControlMaster, warm)", sshd.muxed("true"))]
+        if a.ssh_as_invoker and sshd.user.fair:
+            cols += [(UNFAIR, sshd.fresh_as_invoker("true"))]
     LT, LS = "local /bin/true (same harness)", "local sh -c true (same harness)"
     cols += [(LT, ["/bin/true"]), (LS, ["/bin/sh", "-c", "true"])]
     for _, argv in cols:          # warm-up: page cache, first connection
@@ -534,6 +541,11 @@ def main():
     add("ssh sh %s ControlMaster, lock-step / ferry shell (TLS, lock-step)" % fair,
         med(L, "ssh sh (ControlMaster, lock-step)"), med(L, LST), "> 1.0x (issue 12)")
     add("ferry exec fresh (plaintext) / floor", med(F, FP), med(F, FLOOR))
+    # with --ssh-as-invoker: what the login shell's rc files added before
+    add("ssh fresh, UNFAIR as the invoking user / ssh fresh (fair)", med(F, UNFAIR),
+        med(F, "ssh (fresh)"))
+    add("ssh fresh, UNFAIR as the invoking user / ferry exec fresh (TLS)", med(F, UNFAIR),
+        med(F, FT))
     # issue 6: a fresh encrypted exec against ssh; issue 5: the same in plaintext
     add("ssh fresh %s / ferry exec fresh (TLS)" % fair, med(F, "ssh (fresh)"), med(F, FT),
         ">= 30x (issue 6)")
