@@ -615,6 +615,50 @@ class TestBenchUser(unittest.TestCase):
         self.assertEqual((d["owner"], d["content"]), (d["uid"], "payload\n"))
         self.assert_gone(name, d["home"])
 
+    @unittest.skipUnless(shutil.which("ssh") and
+                         (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")),
+                         "OpenSSH client and server not installed")
+    def test_exec_latency_smoke(self):
+        # The smallest run of bench/exec_latency.py: every column measured
+        # (the floor's two local ones and their sum included), issue 12's
+        # goal rows present and named for the fair baseline, the user gone.
+        out = os.path.join(self.tmp, "exec_latency.json")
+        p = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "exec_latency.py"),
+                            "--bin", ft.BIN, "-n", "2", "--lines", "3", "--reps", "1",
+                            "--tutorial-reps", "1", "--ssh-as-invoker", "--json", out],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=300 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        with open(out) as f:
+            d = json.load(f)
+        b = d["ssh_baseline"]
+        self.names.append(b["name"])
+        self.assertTrue(b["fair"])
+        self.assertEqual((b["shell"], b["check"]["shell"], b["check"]["home_entries"]),
+                         ("/bin/sh", "sh", []))
+        fresh = d["results"]["fresh"]
+        for col in ("local /bin/true (same harness)", "local sh -c true (same harness)",
+                    "floor (local /bin/true + local sh -c true)", "ssh (fresh)",
+                    "ssh (fresh, UNFAIR: as the invoking user)"):
+            self.assertEqual(fresh[col]["n"], 2, col)
+        floor = fresh["floor (local /bin/true + local sh -c true)"]["samples"]
+        parts = zip(fresh["local /bin/true (same harness)"]["samples"],
+                    fresh["local sh -c true (same harness)"]["samples"])
+        self.assertEqual(floor, [a + b for a, b in parts])
+        goals = {(r["what"], r["goal"]) for r in d["ratios"] if r.get("goal")}
+        for want in (("ferry exec fresh (TLS) / floor", "<= 1.5x (issue 12)"),
+                     ("ssh fresh (fair) / ferry exec fresh (TLS)", ">= 25x (issue 12)"),
+                     ("ferry shell (TLS) per command, piped / local posix_spawn",
+                      "<= 1.2x (issue 12)"),
+                     ("ferry shell (TLS) per command, lock-step / local posix_spawn",
+                      "<= 1.2x (issue 12)"),
+                     ("ssh sh (fair) ControlMaster, piped / ferry shell (TLS)",
+                      "> 1.0x (issue 12)"),
+                     ("ssh sh (fair) ControlMaster, lock-step / ferry shell (TLS, lock-step)",
+                      "> 1.0x (issue 12)")):
+            self.assertIn(want, goals)
+        self.assert_gone(b["name"], b["home"])
+
     def test_removed_on_a_signal_and_after_a_killed_run(self):
         # SIGHUP and SIGTERM end the run through its exit handlers; a run
         # killed with SIGKILL leaves its user, which the next run removes.
