@@ -6,15 +6,19 @@ Process bookkeeping (every process a benchmark starts is stopped at exit),
 statistics, machine facts, a ferryd with a fresh key in either mode (TLS,
 ferryd's default, or --plaintext; Ferryd.client() builds the matching ferry
 command line), a throw-away sshd on an ephemeral loopback port (own host
-key, config and authorized_keys in a temp dir, key auth only), and
-installing Debian packages with apt-get (root only, without starting the
-packages' system services).  python3 standard library only.
+key, config and authorized_keys in a temp dir, key auth only) that logs in
+a dedicated user (BenchUser: login shell /bin/sh, an empty home, so ssh's
+figures are sshd's own and not a login shell's rc files), and installing
+Debian packages with apt-get (root only, without starting the packages'
+system services).  python3 standard library only.
 """
 
 import atexit
 import os
 import platform
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -284,6 +288,199 @@ def tls_session_info(fd):
     return "; ".join(ln for ln in lines if not ln.startswith("key file")) or None
 
 
+# ------------------------------------------------------- the ssh baseline's user
+
+# sshd starts every command through the user's login shell, and a shell that
+# reads rc files (root's ~/.bashrc here ran `pyenv init`, ~0.6 s) measures
+# them, not sshd.  ferryd runs `sh -c` in a clean environment, so the fair
+# baseline is ssh to a user whose login shell is /bin/sh and whose home holds
+# nothing.  Every ssh, scp and sftp column (and the pdsh and Ansible ones,
+# through Sshd) logs in as such a user, made for the run and removed after it.
+USER_PREFIX = "ferrybench-"
+
+
+def _run_quiet(argv, timeout=60):
+    """argv's exit status and its stderr (text); never raises for a status."""
+    r = subprocess.run(argv, stdin=DEVNULL, stdout=DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=timeout)
+    return r.returncode, r.stderr.strip()
+
+
+def _pids_of_uid(uid):
+    """The processes running as uid (from /proc): those of a bench user are
+    ours, since the user exists only for one run."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.stat("/proc/" + d).st_uid == uid:
+                pids.append(int(d))
+        except OSError:
+            pass            # it ended meanwhile
+    return pids
+
+
+def _end_processes_of(uid):
+    """SIGTERM, then SIGKILL after 2 s, to what still runs as uid (sshd's
+    session children of a client that was killed)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _pids_of_uid(uid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass        # it ended meanwhile
+        if wait_for(lambda: not _pids_of_uid(uid), 2):
+            return
+
+
+def _delete_user(name):
+    """userdel -r -f NAME (its home and mail spool go too), retried while
+    another useradd/userdel holds the lock on /etc/passwd.  Returns None or
+    why it failed."""
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+    _end_processes_of(uid)
+    why = None
+    for _ in range(20):
+        status, why = _run_quiet(["userdel", "-r", "-f", name])
+        # 0 done; 12: the home could not be removed (already gone: fine);
+        # 6: no such user (removed meanwhile)
+        if status in (0, 6, 12):
+            return None
+        time.sleep(0.25)
+    return why or "userdel failed"
+
+
+def _run_alive(pid):
+    """Whether pid is a live python (a benchmark run that still needs its user)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"python" in f.read()
+    except OSError:
+        return False
+
+
+def remove_stale_users():
+    """Removes the ferrybench-PID users whose run PID is gone: a run killed
+    with SIGKILL could not remove its own.  Returns the names removed."""
+    removed = []
+    for pw in pwd.getpwall():
+        suffix = pw.pw_name[len(USER_PREFIX):]
+        if not pw.pw_name.startswith(USER_PREFIX) or not suffix.isdigit() \
+                or _run_alive(int(suffix)):
+            continue
+        why = _delete_user(pw.pw_name)
+        if why:
+            note("stale user %s not removed: %s" % (pw.pw_name, why))
+        else:
+            removed.append(pw.pw_name)
+    return removed
+
+
+def _exit_on_signals():
+    """SIGHUP, SIGTERM and SIGQUIT end the run through sys.exit (so atexit
+    removes the user) wherever the benchmark has not set a handler already;
+    SIGINT raises KeyboardInterrupt, which does the same."""
+    def leave(sig, _frame):
+        sys.exit(128 + sig)
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, leave)
+
+
+class BenchUser:
+    """The user ssh, scp and sftp log in as: ferrybench-PID, made with
+    useradd (login shell /bin/sh, home TMP/user/home, empty: no skeleton
+    files) and removed with userdel at exit, also when the run fails or is
+    ended by a signal; stale ones of killed runs are removed first.  Its
+    authorized_keys lie outside the home (keys/), so the home stays empty;
+    drop/ is a directory it owns, where uploads land.
+
+    Without root (useradd needs it) the current user stands in: fair is
+    False and why says so; the benchmarks print that and mark the ssh
+    ratios unfair."""
+
+    def __init__(self, tmp):
+        self.fair, self.why, self.removed = False, None, False
+        self.stale_removed = []
+        base = os.path.join(tmp, "user")
+        os.mkdir(base, 0o755)
+        self.keys = os.path.join(base, "keys")
+        self.drop = os.path.join(base, "drop")
+        if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("userdel"):
+            self.why = ("not root" if os.geteuid() != 0 else "no useradd/userdel") + \
+                ": ssh runs as the current user with its login shell and rc files " \
+                "(unfair: their start-up counts in every ssh figure)"
+            pw = pwd.getpwuid(os.geteuid())
+            self.name, self.home, self.shell = pw.pw_name, pw.pw_dir, pw.pw_shell
+            for d in (self.keys, self.drop):
+                os.mkdir(d, 0o700)
+            return
+        self.stale_removed = remove_stale_users()
+        for name in self.stale_removed:
+            note("removed stale user %s (its run is gone)" % name)
+        self.name = USER_PREFIX + str(os.getpid())
+        self.home, self.shell = os.path.join(base, "home"), "/bin/sh"
+        # The user must reach its directories: tmp gets search (not read)
+        # permission for others.
+        os.chmod(tmp, os.stat(tmp).st_mode & 0o7777 | 0o711)
+        if _delete_user(self.name):       # left by an earlier run with our pid
+            raise RuntimeError("user %s exists and could not be removed" % self.name)
+        atexit.register(self.remove)
+        _exit_on_signals()
+        why = None
+        for _ in range(20):              # another run may hold /etc/passwd's lock
+            status, why = _run_quiet(["useradd", "-M", "-U", "-d", self.home,
+                                      "-s", self.shell, "-p", "*",
+                                      "-c", "ferry benchmark baseline", self.name])
+            if status == 0:
+                break
+            time.sleep(0.25)
+        else:
+            raise RuntimeError("useradd %s failed: %s" % (self.name, why))
+        pw = pwd.getpwnam(self.name)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        for d, mode in ((self.home, 0o700), (self.keys, 0o700), (self.drop, 0o755)):
+            os.mkdir(d, mode)
+            os.chown(d, self.uid, self.gid)
+        self.fair = True
+
+    def own(self, path):
+        """Hands path (a file made for the user, e.g. authorized_keys) to it."""
+        if self.fair:
+            os.chown(path, self.uid, self.gid)
+
+    def remove(self):
+        """Stops what runs as the user and deletes it with its home; safe to
+        call more than once.  Everything this run started goes first: ssh
+        clients whose sessions run as the user."""
+        if not self.fair or self.removed:
+            return
+        stop_all()
+        why = _delete_user(self.name)
+        if why:
+            note("user %s not removed: %s (the next run removes it)" % (self.name, why))
+        else:
+            self.removed = True
+
+    def describe(self):
+        """For the JSON and the notes."""
+        return {"name": self.name, "shell": self.shell, "home": self.home,
+                "fair": self.fair, "why_unfair": self.why,
+                "stale_users_removed": self.stale_removed}
+
+    @property
+    def label(self):
+        """What the ssh ratios' names say about the baseline."""
+        return "fair" if self.fair else "UNFAIR: %s" % self.name
+
+
 def sftp_server():
     for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
               "/usr/libexec/sftp-server"):
@@ -293,10 +490,16 @@ def sftp_server():
 
 
 class Sshd:
-    """A throw-away sshd on 127.0.0.1:EPHEMERAL, key auth for the current user,
-    its own host key, config and authorized_keys in a temp dir."""
+    """A throw-away sshd on 127.0.0.1:EPHEMERAL, its own host key, config and
+    client key in a temp dir, key auth only, for a dedicated user (a
+    BenchUser made here unless one is given: login shell /bin/sh, empty
+    home; see above).  The ssh client runs as the invoking user and logs in
+    as that user (User in its config), so scp, sftp and anything else built
+    on client_cfg do too.  check holds what `echo $0; echo $HOME; ls -A ~`
+    printed through it: the proof for the JSON that the baseline is fair."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, user=None):
+        self.user = user or BenchUser(tmp)
         self.dir = os.path.join(tmp, "ssh")
         os.mkdir(self.dir, 0o700)
         d = self.dir
@@ -304,9 +507,11 @@ class Sshd:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
                             "-f", os.path.join(d, name)],
                            stdout=DEVNULL, check=True, timeout=20)
-        shutil.copy(os.path.join(d, "id_ed25519.pub"),
-                    os.path.join(d, "authorized_keys"))
-        os.chmod(os.path.join(d, "authorized_keys"), 0o600)
+        # sshd reads authorized_keys as the user: in its keys/, not its home
+        auth = os.path.join(self.user.keys, "authorized_keys")
+        shutil.copy(os.path.join(d, "id_ed25519.pub"), auth)
+        os.chmod(auth, 0o600)
+        self.user.own(auth)
         self.port = free_port()
         cfg = os.path.join(d, "sshd_config")
         with open(cfg, "w") as f:
@@ -315,7 +520,9 @@ class Sshd:
                 "ListenAddress 127.0.0.1",
                 "HostKey %s/host_ed25519" % d,
                 "PidFile %s/sshd.pid" % d,
-                "AuthorizedKeysFile %s/authorized_keys" % d,
+                "AuthorizedKeysFile %s" % auth,
+                # the invoking user too, for fresh_as_invoker() only
+                "AllowUsers %s %s" % (self.user.name, pwd.getpwuid(os.geteuid()).pw_name),
                 "PubkeyAuthentication yes",
                 "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no",
@@ -324,6 +531,8 @@ class Sshd:
                 "StrictModes no",
                 "UseDNS no",
                 "PrintMotd no",
+                "PrintLastLog no",
+                "PermitUserRC no",
                 "MaxSessions 100",
                 # scp (OpenSSH 9: the SFTP protocol by default) and sftp need it
                 "Subsystem sftp %s" % sftp_server(),
@@ -341,6 +550,7 @@ class Sshd:
                 "Host localhost",
                 "  HostName 127.0.0.1",
                 "  Port %d" % self.port,
+                "  User %s" % self.user.name,
                 "  IdentityFile %s/id_ed25519" % d,
                 "  IdentitiesOnly yes",
                 "  UserKnownHostsFile %s/known_hosts" % d,
@@ -366,6 +576,28 @@ class Sshd:
                                (r.stderr.decode(errors="replace"),
                                 open(self.log).read()))
         self.master = None
+        self.check = self._check()
+
+    def _check(self):
+        """What the login shell says about itself: $0, $HOME and the home's
+        entries.  A fair user that does not show sh and an empty home is an
+        error, not a figure."""
+        r = subprocess.run(self.fresh('echo "$0"; echo "$HOME"; ls -A ~'), stdin=DEVNULL,
+                           capture_output=True, text=True, timeout=30)
+        lines = r.stdout.splitlines()
+        got = {"shell": lines[0] if lines else None,
+               "home": lines[1] if len(lines) > 1 else None,
+               "home_entries": lines[2:], "exit": r.returncode}
+        if self.user.fair and (r.returncode != 0 or
+                               os.path.basename(got["shell"] or "").lstrip("-") != "sh" or
+                               got["home"] != self.user.home or got["home_entries"]):
+            raise RuntimeError("the ssh baseline is not fair: %r (stderr %s)" %
+                               (got, r.stderr.strip()))
+        return got
+
+    def describe(self):
+        """The baseline's user and the check, for the JSON."""
+        return dict(self.user.describe(), check=self.check)
 
     def _listening(self):
         if self.proc.poll() is not None:
@@ -379,6 +611,13 @@ class Sshd:
     def fresh(self, *cmd):
         return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",
                 "-o", "ControlPath=none", "localhost"] + list(cmd)
+
+    def fresh_as_invoker(self, *cmd):
+        """fresh() logging in as the invoking user instead, through its own
+        login shell and rc files: how the baseline was measured before it
+        was fair, for a comparison column; no goal uses it."""
+        return ["ssh", "-F", self.client_cfg, "-l", pwd.getpwuid(os.geteuid()).pw_name,
+                "-o", "ControlMaster=no", "-o", "ControlPath=none", "localhost"] + list(cmd)
 
     def muxed(self, *cmd):
         return ["ssh", "-F", self.client_cfg, "-o", "ControlMaster=no",
@@ -405,6 +644,16 @@ class Sshd:
                            capture_output=True, timeout=30)
         if r.returncode != 0:
             raise RuntimeError("muxed ssh failed: " + r.stderr.decode(errors="replace"))
+
+
+def ssh_baseline_line(sshd):
+    """One line for a benchmark's report: whom ssh logs in as, and what the
+    check saw."""
+    u, c = sshd.user, sshd.check
+    return "ssh baseline (%s): logs in as %s, login shell %s ($0 %s), home %s" % (
+        u.label, u.name, u.shell, c.get("shell"),
+        "empty" if not c.get("home_entries") else
+        "holding %s" % " ".join(c["home_entries"][:8]))
 
 
 def apt_install(packages, have, what):

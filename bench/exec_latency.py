@@ -15,8 +15,12 @@ cleartext); every ferry column runs against each.
        ssh localhost true                    fresh connection (key auth)
        ssh localhost true, ControlMaster     multiplexed over a warm master
        /bin/true                             the same harness spawning locally
+       /bin/sh -c true                       the same, through sh
      interleaved round-robin (the starting column rotates each round), N runs
-     each; median and p90.
+     each; median and p90.  The floor of a fresh command (issue 12) is the
+     last two added up round by round: a client process started locally plus
+     the remote `sh -c true` ferryd spawns; the fresh ferry columns are
+     given as ratios to it.
 
      The handshake cost is the TLS column minus the plaintext one.
 
@@ -40,6 +44,12 @@ cleartext); every ferry column runs against each.
      module cannot do TLS 1.3 with an external PSK.  A fourth column runs the Python original with
      TCP_NODELAY (not in the tutorial): its four send() calls per reply meet
      Nagle and delayed ACKs, which costs ~40 ms per round trip on loopback.
+
+ssh logs in as a dedicated user (benchlib.BenchUser: login shell /bin/sh, an
+empty home, made for the run and removed after it), so its figures are sshd's
+per-command start-up, not a login shell's rc files: the fair baseline
+(issue 12).  Without root it falls back to the current user and every ssh
+ratio's name says UNFAIR.
 
 One process per command, everywhere.  ferryd, ferry shell, `ssh host CMD`, the
 classic protocol and the Python original all run a command line with
@@ -84,6 +94,9 @@ from benchlib import (ROOT, DEVNULL, _started, _logs, note, stop_all, start,  # 
                       free_port, machine_info, Ferryd, Sshd, ensure_sshd)
 
 benchlib.set_name("exec_latency")
+
+FLOOR = "floor (local /bin/true + local sh -c true)"
+UNFAIR = "ssh (fresh, UNFAIR: as the invoking user)"
 
 
 # ------------------------------------------------- the tutorial "simple ssh"
@@ -334,6 +347,10 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results",
                                                    "exec_latency.json"))
     ap.add_argument("--no-ssh", action="store_true", help="skip the ssh columns")
+    ap.add_argument("--ssh-as-invoker", action="store_true",
+                    help="add a fresh ssh column logging in as the invoking user, "
+                         "through its login shell and rc files (the unfair way "
+                         "earlier figures were measured; no goal uses it)")
     a = ap.parse_args()
     if a.quick:
         a.n, a.lines = min(a.n, 30), min(a.lines, 200)
@@ -374,7 +391,11 @@ def main():
         try:
             sshd = Sshd(tmp)
             sshd.start_master()
-            note("sshd on 127.0.0.1:%d, ControlMaster up" % sshd.port)
+            note("sshd on 127.0.0.1:%d, ControlMaster up; ssh logs in as %s (%s)" %
+                 (sshd.port, sshd.user.name, sshd.user.label))
+            if not sshd.user.fair:
+                notes.append("ssh baseline UNFAIR: " + sshd.user.why)
+                note(notes[-1])
         except (RuntimeError, subprocess.SubprocessError, OSError) as e:
             ssh_skip = "sshd could not be used: %s" % e
             sshd = None
@@ -388,11 +409,16 @@ def main():
     if sshd:
         cols += [("ssh (fresh)", sshd.fresh("true")),
                  ("ssh (ControlMaster, warm)", sshd.muxed("true"))]
-    cols += [("local /bin/true (same harness)", ["/bin/true"])]
+        if a.ssh_as_invoker and sshd.user.fair:
+            cols += [(UNFAIR, sshd.fresh_as_invoker("true"))]
+    LT, LS = "local /bin/true (same harness)", "local sh -c true (same harness)"
+    cols += [(LT, ["/bin/true"]), (LS, ["/bin/sh", "-c", "true"])]
     for _, argv in cols:          # warm-up: page cache, first connection
         timed_run(argv)
     note("fresh: %d rounds of %s" % (a.n, ", ".join(c[0] for c in cols)))
     fresh = interleaved(cols, a.n, a.time_limit, "fresh")
+    # the floor: a local exec plus a local sh -c, added up round by round
+    fresh[FLOOR] = [t + c for t, c in zip(fresh[LT], fresh[LS])]
     results["fresh"] = {k: dict(summary(v), samples=v) for k, v in fresh.items()}
 
     # 2. many commands over one session --------------------------------------
@@ -497,11 +523,34 @@ def main():
 
     FT, FP = "ferry exec (fresh, TLS)", "ferry exec (fresh, plaintext)"
     ST, SP = "ferry shell (TLS)", "ferry shell (plaintext)"
+    LST = "ferry shell (TLS, lock-step)"
+    SPAWN = "local posix_spawn loop"
+    # "fair": ssh logs in as a user whose login shell is /bin/sh, home empty
+    fair = "(%s)" % (sshd.user.label if sshd else "fair")
+    # issue 12: a fresh command near its floor, far from the fair ssh; a
+    # warm one near a local spawn and ahead of ssh's session
+    add("ferry exec fresh (TLS) / floor", med(F, FT), med(F, FLOOR), "<= 1.5x (issue 12)")
+    add("ssh fresh %s / ferry exec fresh (TLS)" % fair, med(F, "ssh (fresh)"), med(F, FT),
+        ">= 25x (issue 12)")
+    add("ferry shell (TLS) per command, piped / local posix_spawn", med(S, ST),
+        med(S, SPAWN), "<= 1.2x (issue 12)")
+    add("ferry shell (TLS) per command, lock-step / local posix_spawn", med(L, LST),
+        med(S, SPAWN), "<= 1.2x (issue 12)")
+    add("ssh sh %s ControlMaster, piped / ferry shell (TLS)" % fair,
+        med(S, "ssh sh (ControlMaster, warm)"), med(S, ST), "> 1.0x (issue 12)")
+    add("ssh sh %s ControlMaster, lock-step / ferry shell (TLS, lock-step)" % fair,
+        med(L, "ssh sh (ControlMaster, lock-step)"), med(L, LST), "> 1.0x (issue 12)")
+    add("ferry exec fresh (plaintext) / floor", med(F, FP), med(F, FLOOR))
+    # with --ssh-as-invoker: what the login shell's rc files added before
+    add("ssh fresh, UNFAIR as the invoking user / ssh fresh (fair)", med(F, UNFAIR),
+        med(F, "ssh (fresh)"))
+    add("ssh fresh, UNFAIR as the invoking user / ferry exec fresh (TLS)", med(F, UNFAIR),
+        med(F, FT))
     # issue 6: a fresh encrypted exec against ssh; issue 5: the same in plaintext
-    add("ssh fresh / ferry exec fresh (TLS)", med(F, "ssh (fresh)"), med(F, FT),
+    add("ssh fresh %s / ferry exec fresh (TLS)" % fair, med(F, "ssh (fresh)"), med(F, FT),
         ">= 30x (issue 6)")
-    add("ssh fresh / ferry exec fresh (plaintext)", med(F, "ssh (fresh)"), med(F, FP),
-        ">= 50x (issue 5)")
+    add("ssh fresh %s / ferry exec fresh (plaintext)" % fair, med(F, "ssh (fresh)"),
+        med(F, FP), ">= 50x (issue 5)")
     # the handshake cost: what TLS adds to a fresh connection
     add("ferry exec fresh, TLS / plaintext", med(F, FT), med(F, FP))
     if med(F, FT) is not None and med(F, FP) is not None:
@@ -524,24 +573,25 @@ def main():
                        "value": hc["median_paired_difference_s"] * 1e3, "unit": "ms",
                        "goal": None})
     for m, col in (("TLS", FT), ("plaintext", FP)):
-        add("ssh ControlMaster / ferry exec fresh (%s)" % m,
+        add("ssh ControlMaster %s / ferry exec fresh (%s)" % (fair, m),
             med(F, "ssh (ControlMaster, warm)"), med(F, col))
         add("ferry exec fresh (%s) / local /bin/true (same harness)" % m,
-            med(F, col), med(F, "local /bin/true (same harness)"))
+            med(F, col), med(F, LT))
     add("ferry shell (plaintext) per command / local posix_spawn", med(S, SP),
-        med(S, "local posix_spawn loop"), "<= 1.5x (issue 5)")
-    add("ferry shell (TLS) per command / local posix_spawn", med(S, ST),
-        med(S, "local posix_spawn loop"))
+        med(S, SPAWN), "<= 1.5x (issue 5)")
     add("ferry shell per command, TLS / plaintext", med(S, ST), med(S, SP))
+    add("ferry shell (plaintext) per command, lock-step / local posix_spawn",
+        med(L, "ferry shell (plaintext, lock-step)"), med(S, SPAWN))
     for m, col in (("TLS", ST), ("plaintext", SP)):
         add("ferry shell (%s) per command / local sh loop" % m, med(S, col),
             med(S, "local sh loop (fork+exec)"))
-        add("ssh sh session per command / ferry shell (%s) per command" % m,
-            med(S, "ssh sh (ControlMaster, warm)"), med(S, col))
-        add("ssh sh lock-step / ferry shell (%s) lock-step" % m,
-            med(L, "ssh sh (ControlMaster, lock-step)"),
-            med(L, "ferry shell (%s, lock-step)" % m))
-        add("ssh ControlMaster per process / ferry shell (%s) per command" % m,
+        if m == "plaintext":   # TLS: the issue 12 rows above
+            add("ssh sh %s ControlMaster, piped / ferry shell (plaintext)" % fair,
+                med(S, "ssh sh (ControlMaster, warm)"), med(S, col))
+            add("ssh sh %s ControlMaster, lock-step / ferry shell (plaintext, lock-step)"
+                % fair, med(L, "ssh sh (ControlMaster, lock-step)"),
+                med(L, "ferry shell (plaintext, lock-step)"))
+        add("ssh ControlMaster per process %s / ferry shell (%s) per command" % (fair, m),
             med(F, "ssh (ControlMaster, warm)"), med(S, col))
     PY = "ferryd, ferry protocol (Python client, plaintext)"
     add("python simple ssh / ferryd --classic", med(T, "python simple ssh (seed 000)"),
@@ -555,7 +605,7 @@ def main():
 
     doc = {
         "benchmark": "exec_latency",
-        "issue": [3, 5, 6],
+        "issue": [3, 5, 6, 12],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
         "duration_s": round(time.time() - started_at, 1),
         "machine": dict(machine, loadavg_end=os.getloadavg()),
@@ -563,6 +613,7 @@ def main():
         "versions": dict(benchlib.ferry_versions(snap), ssh=(
             subprocess.run(["ssh", "-V"], capture_output=True, text=True)
             .stderr.strip() if shutil.which("ssh") else None)),
+        "ssh_baseline": sshd.describe() if sshd else None,
         "ferry_modes": {m: {"ferryd": "ferryd --plaintext" if f.plaintext else
                             "ferryd (default: TLS 1.3)", "session": sessions[m]}
                         for m, f in fds.items()},
@@ -590,6 +641,8 @@ def main():
     ]
     for m, info in sessions.items():
         print("ferry (%s): %s" % (m, info or "-"))
+    if sshd:
+        print(benchlib.ssh_baseline_line(sshd))
     for sec, title in sections:
         print("\n" + title)
         for name, s in results[sec].items():
@@ -601,7 +654,7 @@ def main():
               "%.2f ms median of paired differences; TLS / plaintext %s" %
               (hc["difference_of_medians_s"] * 1e3, hc["median_paired_difference_s"] * 1e3,
                fmt_x(hc["ratio_tls_plaintext"])))
-    benchlib.finish(doc, ratios, notes, a.json, width=68)
+    benchlib.finish(doc, ratios, notes, a.json, width=76)
 
 
 if __name__ == "__main__":

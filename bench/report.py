@@ -9,7 +9,10 @@ exec_latency, streaming, c10k), and:
     issue 5's (set for ferry in plaintext mode, `--plaintext` on both sides,
     so its rows point at the plaintext columns) and issue 6's (encrypted
     ferry, the default TLS mode: put and get >= 2x scp and sftp, a fresh
-    exec >= 30x `ssh localhost true`); every row says which mode it is;
+    exec >= 30x `ssh localhost true`) and issue 12's (speed against fair
+    baselines: a fresh exec against its floor and the fair ssh, a warm one
+    against a local spawn and ssh's session, streaming and bulk in both
+    modes); every row says which mode it is;
   - draws docs/img/reqresp.png and docs/img/throughput.png with gnuplot
     (Debian's gnuplot-nox; skipped with a note when it is missing);
   - rewrites the block between the "generated:goals" markers in
@@ -67,6 +70,8 @@ SECTIONS = {
     ("streaming", 5): "4. output streaming",
     ("throughput", 6): "encrypted bulk transfer", ("exec_latency", 6): "encrypted command latency",
     ("streaming", 6): "encrypted output streaming",
+    ("throughput", 12): "bulk transfer", ("exec_latency", 12): "command latency",
+    ("streaming", 12): "output streaming",
 }
 
 
@@ -126,7 +131,7 @@ def goals_from(results):
         p99 = (ck["servers"].get("echo_upper") or {}).get("p99_us")
         add("5. C10K", "echo_upper: active p99 beside them", None if p99 is None else p99 / 1e3,
             "ms", "< 5 ms")
-    # issue 5's rows first (in its order), then issue 6's
+    # issue 5's rows first (in its order), then issue 6's, then issue 12's
     rows.sort(key=lambda r: r["issue"])
     return rows
 

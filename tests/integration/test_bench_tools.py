@@ -11,11 +11,19 @@ bytes, recomputed here from --seed, and the byte counts and checksums of
 downloads, including one corrupted on the way that must be counted as an
 error.  Nothing here asserts a speed: the machine is shared and the
 sanitizer builds are many times slower.
+
+The benchmarks' fair ssh baseline (bench/benchlib.py: a dedicated user
+with login shell /bin/sh and an empty home, made for a run and removed
+after it) is checked too, where it can be: as root, with useradd and sshd.
+Each case runs benchlib in a child python, as a benchmark would, so its
+exit and signal handling are the real ones.
 """
 import hashlib
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -528,6 +536,158 @@ class TestCommandLine(unittest.TestCase):
                 self.assertEqual(p.returncode, 2, p.stderr)
                 self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
                 self.assertEqual(p.stdout, "")
+
+
+BENCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
+
+
+def benchlib_child(code, tmp, **kw):
+    """A python running CODE after `import benchlib` (bench/), with TMP as a
+    temp dir of its own; stdout and stderr piped."""
+    prologue = ("import sys, os, json, signal, time\nsys.dont_write_bytecode = True\n"
+                "sys.path.insert(0, %r)\nimport benchlib\ntmp = %r\n" % (BENCH_DIR, tmp))
+    return subprocess.Popen([sys.executable, "-c", prologue + code], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def have_user_tools():
+    return os.geteuid() == 0 and bool(shutil.which("useradd") and shutil.which("userdel"))
+
+
+@unittest.skipUnless(have_user_tools(), "needs root with useradd and userdel")
+class TestBenchUser(unittest.TestCase):
+    """The user ssh, scp and sftp log in as in the benchmarks."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ferry-benchuser-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.names = []
+        self.addCleanup(self.no_users_left)
+
+    def no_users_left(self):
+        for name in self.names:          # never leave a user behind, even failing
+            try:
+                pwd.getpwnam(name)
+            except KeyError:
+                continue
+            subprocess.run(["userdel", "-r", "-f", name], capture_output=True, timeout=60)
+
+    def child(self, code):
+        p = benchlib_child(code, self.tmp)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        name = p.stdout.readline().strip()
+        self.assertTrue(name.startswith("ferrybench-"), (name, p.stderr.read()
+                                                         if p.poll() is not None else ""))
+        self.names.append(name)
+        return p, name
+
+    def assert_gone(self, name, home):
+        self.assertRaises(KeyError, pwd.getpwnam, name)
+        self.assertFalse(os.path.exists(home), home)
+
+    @unittest.skipUnless(shutil.which("ssh") and shutil.which("scp") and
+                         (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")),
+                         "OpenSSH client and server not installed")
+    def test_ssh_logs_in_as_a_fresh_user_removed_at_exit(self):
+        # ssh's login shell is sh, its home empty; an scp upload lands in
+        # the user's directory, owned by it; at a normal exit the user and
+        # its home are gone.
+        p, name = self.child(
+            "s = benchlib.Sshd(tmp)\nprint(s.user.name, flush=True)\n"
+            "src = os.path.join(tmp, 'src.txt')\nopen(src, 'w').write('payload\\n')\n"
+            "os.chmod(src, 0o644)\n"
+            "out = os.path.join(s.user.drop, 'up.txt')\n"
+            "import subprocess\nsubprocess.run(s.scp(src, 'localhost:' + out), check=True,"
+            " timeout=60)\n"
+            "who = subprocess.run(s.fresh('id -un'), capture_output=True, text=True,"
+            " timeout=60).stdout.strip()\n"
+            "print(json.dumps(dict(s.describe(), who=who, owner=os.stat(out).st_uid,"
+            " uid=s.user.uid, content=open(out).read())), flush=True)\n")
+        out, err = p.communicate(timeout=120 * SLOW)
+        self.assertEqual(p.returncode, 0, err)
+        d = json.loads(out.splitlines()[-1])
+        self.assertTrue(d["fair"])
+        self.assertEqual(d["who"], name)
+        self.assertEqual(d["shell"], "/bin/sh")
+        self.assertEqual(d["check"]["shell"], "sh")
+        self.assertEqual(d["check"]["home"], d["home"])
+        self.assertEqual(d["check"]["home_entries"], [])
+        self.assertEqual((d["owner"], d["content"]), (d["uid"], "payload\n"))
+        self.assert_gone(name, d["home"])
+
+    @unittest.skipUnless(shutil.which("ssh") and
+                         (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")),
+                         "OpenSSH client and server not installed")
+    def test_exec_latency_smoke(self):
+        # The smallest run of bench/exec_latency.py: every column measured
+        # (the floor's two local ones and their sum included), issue 12's
+        # goal rows present and named for the fair baseline, the user gone.
+        out = os.path.join(self.tmp, "exec_latency.json")
+        p = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "exec_latency.py"),
+                            "--bin", ft.BIN, "-n", "2", "--lines", "3", "--reps", "1",
+                            "--tutorial-reps", "1", "--ssh-as-invoker", "--json", out],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=300 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        with open(out) as f:
+            d = json.load(f)
+        b = d["ssh_baseline"]
+        self.names.append(b["name"])
+        self.assertTrue(b["fair"])
+        self.assertEqual((b["shell"], b["check"]["shell"], b["check"]["home_entries"]),
+                         ("/bin/sh", "sh", []))
+        fresh = d["results"]["fresh"]
+        for col in ("local /bin/true (same harness)", "local sh -c true (same harness)",
+                    "floor (local /bin/true + local sh -c true)", "ssh (fresh)",
+                    "ssh (fresh, UNFAIR: as the invoking user)"):
+            self.assertEqual(fresh[col]["n"], 2, col)
+        floor = fresh["floor (local /bin/true + local sh -c true)"]["samples"]
+        parts = zip(fresh["local /bin/true (same harness)"]["samples"],
+                    fresh["local sh -c true (same harness)"]["samples"])
+        self.assertEqual(floor, [a + b for a, b in parts])
+        goals = {(r["what"], r["goal"]) for r in d["ratios"] if r.get("goal")}
+        for want in (("ferry exec fresh (TLS) / floor", "<= 1.5x (issue 12)"),
+                     ("ssh fresh (fair) / ferry exec fresh (TLS)", ">= 25x (issue 12)"),
+                     ("ferry shell (TLS) per command, piped / local posix_spawn",
+                      "<= 1.2x (issue 12)"),
+                     ("ferry shell (TLS) per command, lock-step / local posix_spawn",
+                      "<= 1.2x (issue 12)"),
+                     ("ssh sh (fair) ControlMaster, piped / ferry shell (TLS)",
+                      "> 1.0x (issue 12)"),
+                     ("ssh sh (fair) ControlMaster, lock-step / ferry shell (TLS, lock-step)",
+                      "> 1.0x (issue 12)")):
+            self.assertIn(want, goals)
+        self.assert_gone(b["name"], b["home"])
+
+    def test_removed_on_a_signal_and_after_a_killed_run(self):
+        # SIGHUP and SIGTERM end the run through its exit handlers; a run
+        # killed with SIGKILL leaves its user, which the next run removes.
+        code = ("u = benchlib.BenchUser(tmp)\nprint(u.name, flush=True)\n"
+                "print(u.home, flush=True)\ntime.sleep(60)\n")
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with self.subTest(sig=sig):
+                sub = tempfile.mkdtemp(dir=self.tmp)
+                p = benchlib_child(code, sub)
+                name, home = p.stdout.readline().strip(), p.stdout.readline().strip()
+                self.names.append(name)
+                self.assertEqual(pwd.getpwnam(name).pw_shell, "/bin/sh")
+                self.assertEqual(os.listdir(home), [])
+                p.send_signal(sig)
+                p.communicate(timeout=60 * SLOW)
+                self.assertEqual(p.returncode, 128 + sig)
+                self.assert_gone(name, home)
+        sub = tempfile.mkdtemp(dir=self.tmp)
+        p = benchlib_child(code, sub)
+        name, home = p.stdout.readline().strip(), p.stdout.readline().strip()
+        self.names.append(name)
+        p.kill()
+        p.communicate(timeout=60 * SLOW)
+        self.assertEqual(pwd.getpwnam(name).pw_dir, home)
+        q = benchlib_child("print(json.dumps(benchlib.remove_stale_users()))", self.tmp)
+        out, err = q.communicate(timeout=60 * SLOW)
+        self.assertEqual(q.returncode, 0, err)
+        self.assertIn(name, json.loads(out))
+        self.assert_gone(name, home)
 
 
 if __name__ == "__main__":
