@@ -135,6 +135,22 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write(struct ferry_conn *c, const vo
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt);
 /* A whole frame (header, then body_len bytes of body with "size" set). */
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *body, size_t body_len);
+/*
+ * Event style: a frame whose body is the next body_len (> 0) bytes of the
+ * pipe pipe_fd, which the caller promises are there to be read now
+ * (FIONREAD) and that nobody else reads.  With nothing queued, the header
+ * goes to the socket and the body follows from the pipe by splice, without
+ * a copy through user space; what the socket does not take is read into
+ * the queue (at most this body; write_blocked as for any write).  Returns
+ * 0 once the frame is sent or queued; -EAGAIN when output is queued ahead
+ * (nothing was done; .on_drain follows once it has gone);
+ * FERRY_EUNSUPPORTED when the transport cannot splice (TLS, not a socket)
+ * or the connection is not yet open (nothing was done: read the bytes and
+ * use ferry_conn_write_frame); another negative code after the connection
+ * was torn down.  The caller keeps owning pipe_fd.
+ */
+FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write_frame_from_pipe(struct ferry_conn *c, json_t *header,
+                                                                  int pipe_fd, size_t body_len);
 
 /*
  * Up to len bytes of the file fd, from *offset, straight to the peer
@@ -203,5 +219,19 @@ FERRY_EXPORT struct ferry_transport *ferry_conn_transport(struct ferry_conn *c);
  */
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_recv_body_to_file(struct ferry_conn *c, int fd,
                                                               uint64_t offset);
+
+/*
+ * Like ferry_conn_recv_body_to_file, for a pipe fd that must be blocking
+ * (a program's stdout): where the transport can, the body's bytes go
+ * socket -> pipe by splice, and the handler gets FERRY_FRAME_BODY events
+ * with chunk NULL and chunk_len the bytes moved.  Bytes that pass through
+ * user space anyway (TLS; bytes read along with the header; after the
+ * pipe refused a splice, e.g. EPIPE) come to the handler as usual, chunk
+ * set, and the handler writes them itself, so it also sees the pipe's
+ * error in its own write.  Waiting for room in the pipe is the
+ * backpressure, as a blocking write would be.  0, or -EINVAL outside
+ * HEADER.
+ */
+FERRY_EXPORT FERRY_NODISCARD int ferry_conn_recv_body_to_pipe(struct ferry_conn *c, int fd);
 
 #endif

@@ -143,6 +143,34 @@ FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_recvfile(struct ferry_trans
                                                               uint64_t *offset, size_t len,
                                                               int *file_err);
 
+/*
+ * Up to len bytes from the pipe pipe_fd to the peer without passing through
+ * user space (splice(2) pipe -> socket: the pipe's pages are sent by
+ * reference).  Never waits for the pipe (what it holds now is what can
+ * go); the socket side waits as write(2) would unless the descriptor is
+ * non-blocking.  Returns bytes sent (> 0), -EAGAIN (the socket is full, or
+ * the pipe empty), FERRY_EUNSUPPORTED when this transport cannot (TLS
+ * encrypts in user space; not a socket): nothing was taken, or another
+ * negative error.  One attempt, without the transport's timeout.
+ */
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_sendpipe(struct ferry_transport *t, int pipe_fd,
+                                                              size_t len);
+
+/*
+ * Up to len bytes from the peer into the pipe pipe_fd without passing
+ * through user space (splice(2) socket -> pipe).  Waits for room in the
+ * pipe as write(2) would (so pipe_fd must be blocking; a non-blocking pipe
+ * gets FERRY_EUNSUPPORTED), and for input only if the socket is blocking.
+ * Returns the bytes moved (> 0), 0 at end of stream, -EAGAIN (nothing to
+ * read), FERRY_EUNSUPPORTED (TLS, not a socket, a pipe that takes no
+ * splice: nothing was consumed, the caller reads and writes instead), or
+ * another negative error from either side (-EPIPE: the pipe has no reader
+ * any more; nothing was consumed then either).  One attempt, without the
+ * transport's timeout.
+ */
+FERRY_EXPORT FERRY_NODISCARD ssize_t ferry_transport_recvpipe(struct ferry_transport *t, int pipe_fd,
+                                                              size_t len);
+
 /* Half-close: no more writes from us (the peer reads EOF). */
 FERRY_EXPORT int ferry_transport_shutdown_write(struct ferry_transport *t);
 

@@ -47,6 +47,7 @@ struct run {
                                 takes no regular file or /dev/null) */
     int stdin_reading;       /* 0's watcher or timer is armed */
     struct ferry_timer *stdin_timer;
+    int stdout_pipe;         /* fd 1 is a pipe: bodies go to it by splice where they can */
     int stdout_err;          /* errno of a failed write to fd 1, output discarded since */
     int stderr_dead;         /* fd 2 failed: stderr output discarded since */
     uint64_t signal_mark;    /* queue position just past the last signal frame */
@@ -170,6 +171,8 @@ static void on_body(struct run *run, const uint8_t *p, size_t n)
 {
     int r;
 
+    if (!p)
+        return;     /* spliced into fd 1 already (ferry_conn_recv_body_to_pipe) */
     if (run->sink == SINK_STDOUT && !run->stdout_err) {
         r = fdio_write_all(STDOUT_FILENO, p, n, NULL);
         if (r < 0) {
@@ -298,6 +301,11 @@ static int on_frame(struct client_session *s, struct ferry_frame_event *ev, void
     case FERRY_FRAME_HEADER:
         on_header(run, ev->header);
         json_decref(ev->header);
+        /* Output for a pipe goes socket -> pipe without a copy here where
+         * the connection allows it (plaintext); on_body hears of it. */
+        if (run->sink == SINK_STDOUT && run->stdout_pipe && !run->stdout_err &&
+            ev->body_size > 0 && s->conn && ferry_conn_recv_body_to_pipe(s->conn, STDOUT_FILENO) < 0)
+            ferry_log_debug("output by copy: not at a header");
         break;
     case FERRY_FRAME_BODY:
         on_body(run, ev->chunk, ev->chunk_len);
@@ -431,19 +439,23 @@ static void serve(struct run *run)
     session_set_receiver(s, NULL, NULL);
 }
 
-/* When our stdout is a pipe, make it hold 1 MiB instead of 64 KiB: output
- * arriving at network speed otherwise wakes the reader (and us) once per
- * 64 KiB.  Best effort, once: a pipe-max-size below it keeps the default. */
-static void grow_stdout_pipe(void)
+/* Whether our stdout is a pipe.  When it is, make it hold 1 MiB instead of
+ * 64 KiB: output arriving at network speed otherwise wakes the reader (and
+ * us) once per 64 KiB.  Best effort, once: a pipe-max-size below it keeps
+ * the default. */
+static int stdout_is_pipe(void)
 {
-#ifdef F_SETPIPE_SZ
-    static int done;
+    static int known, is_pipe;
     struct stat st;
 
-    if (done++ || fstat(STDOUT_FILENO, &st) < 0 || !S_ISFIFO(st.st_mode))
-        return;
-    (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
+    if (known++)
+        return is_pipe;
+    is_pipe = fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode);
+#ifdef F_SETPIPE_SZ
+    if (is_pipe)
+        (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
 #endif
+    return is_pipe;
 }
 
 int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
@@ -462,7 +474,7 @@ int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
         return FERRY_EXIT_ERROR;
     }
     *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on };
-    grow_stdout_pipe();
+    run->stdout_pipe = stdout_is_pipe();
     r = signals_forward_install(&old);
     if (r < 0) {
         cli_error("cannot install signal handlers: %s", strerror(-r));

@@ -25,8 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +49,16 @@
  * command writing fast fills a 64 KiB pipe in microseconds and then sleeps
  * until we read, one context switch per 64 KiB.  Best effort: a lower
  * /proc/sys/fs/pipe-max-size just leaves the default. */
-#define OUTPUT_PIPE_SIZE (1024 * 1024)
+#define OUTPUT_PIPE_SIZE RUNNER_PIPE_CHUNK
+/* Coalescing: a command writing in 4 KiB pieces (head, cat) to a reader
+ * that keeps up would make every piece a frame of its own, and the frames'
+ * fixed costs (a wakeup, a header, the syscalls) then bound the stream.
+ * So while output is streaming (some went out within STREAM_NS), a pipe
+ * holding less than COALESCE_MIN is given COALESCE_NS to fill before it is
+ * sent.  Output after a quiet spell (a prompt, a line) goes at once. */
+#define COALESCE_MIN     (256 * 1024)
+#define COALESCE_NS      (500 * 1000)
+#define STREAM_NS        (1000 * 1000)
 #define REAP_POLL_MS     50         /* waitpid polling when pidfd is missing */
 #define ABORT_REAP_MS    200        /* how long runner_abort waits on the loop */
 
@@ -64,6 +75,12 @@ struct runner {
 
     int out_fd[2];                  /* stdout, stderr (ours, non-blocking); -1 at EOF */
     bool out_paused;
+    bool out_no_splice;             /* on_output_pipe said never: read and copy */
+    int coalesce_fd;                /* timerfd of the coalescing wait; -1: none (or none possible) */
+    bool coalesce_armed;            /* waiting on it: out_fd[coalesce_i] is not watched */
+    int coalesce_i;
+    bool coalesce_done;             /* the wait is over: send what there is */
+    int64_t last_out_ns;            /* when output last went out */
 
     int in_fd;                      /* stdin write end; -1 when closed or /dev/null */
     bool in_open;                   /* runner_write_stdin still accepts data */
@@ -100,6 +117,14 @@ static void output_close(struct runner *e, int i)
     }
 }
 
+static void coalesce_close(struct runner *e)
+{
+    if (e->coalesce_fd >= 0) {
+        ferry_loop_remove(e->loop, e->coalesce_fd);
+        fdio_close(&e->coalesce_fd);
+    }
+}
+
 static void stop_reaping(struct runner *e)
 {
     if (e->pidfd >= 0) {
@@ -115,6 +140,7 @@ static void release(struct runner *e)
 {
     output_close(e, 0);
     output_close(e, 1);
+    coalesce_close(e);
     stdin_close(e);
     stop_reaping(e);
     ferry_timer_cancel(e->kill_timer);
@@ -277,6 +303,103 @@ static void kill_and_reap(struct runner *e)
 
 /* ---- output ------------------------------------------------------------ */
 
+static void watch_output(struct runner *e, int i, unsigned events);
+
+static void on_coalesce_timer(struct ferry_loop *loop, int fd, unsigned events, void *arg)
+{
+    struct runner *e = arg;
+    uint64_t expirations;
+
+    /* Read to clear the readiness; EAGAIN (already read) is harmless. */
+    (void)!read(fd, &expirations, sizeof expirations);
+    if (!e->coalesce_armed)
+        return;
+    e->coalesce_armed = false;
+    e->coalesce_done = true;
+    if (!e->out_paused)
+        watch_output(e, e->coalesce_i, FERRY_READABLE);
+}
+
+/*
+ * Whether to let pipe i fill a little before sending (the comment at
+ * COALESCE_MIN says why).  true: it is unwatched until the timer fires.
+ * Any failure just sends at once.
+ */
+static bool coalesce_wait(struct runner *e, int i, int fd)
+{
+    struct itimerspec its = { .it_value = { 0, COALESCE_NS } };
+    int avail = 0;
+
+    if (e->coalesce_done) {
+        e->coalesce_done = false;
+        return false;
+    }
+    if (e->coalesce_armed)      /* for the other pipe: one wait at a time */
+        return false;
+    if (monoclock_ns() - e->last_out_ns > STREAM_NS)
+        return false;
+    /* 0 bytes: EOF (or a spurious wakeup), which read() finds out at once. */
+    if (ioctl(fd, FIONREAD, &avail) < 0 || avail <= 0 || avail >= COALESCE_MIN)
+        return false;
+    if (e->coalesce_fd < 0) {
+        e->coalesce_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (e->coalesce_fd < 0)
+            return false;
+        if (ferry_loop_add(e->loop, e->coalesce_fd, FERRY_READABLE, on_coalesce_timer, e) < 0) {
+            fdio_close(&e->coalesce_fd);
+            return false;
+        }
+    }
+    if (timerfd_settime(e->coalesce_fd, 0, &its, NULL) < 0)
+        return false;
+    e->coalesce_armed = true;
+    e->coalesce_i = i;
+    watch_output(e, i, 0);
+    return true;
+}
+
+/* The caller wants no more output: kill the command and stop reading;
+ * on_exit follows once it is reaped. */
+static void output_refused(struct runner *e)
+{
+    signal_group(e, SIGKILL);
+    output_close(e, 0);
+    output_close(e, 1);
+    maybe_finish(e);
+}
+
+/*
+ * What the pipe holds now, offered to on_output_pipe to be sent without a
+ * copy.  0: sent a full chunk; 1: stop this round (sent what there was,
+ * paused, refused or finished; the loop is level-triggered);
+ * 2: read() instead (the pipe looks empty, which may be EOF, or the
+ * caller cannot splice).
+ */
+static int output_from_pipe(struct runner *e, int i, int fd)
+{
+    int avail = 0;
+    int rc;
+
+    if (ioctl(fd, FIONREAD, &avail) < 0 || avail <= 0)
+        return 2;
+    rc = e->ops.on_output_pipe(e->arg, i + 1, fd,
+                               avail < RUNNER_PIPE_CHUNK ? (size_t)avail : RUNNER_PIPE_CHUNK);
+    if (e->finished)        /* freed or aborted from the callback */
+        return 1;
+    if (rc == 0)            /* a full chunk: more may be waiting */
+        return avail >= RUNNER_PIPE_CHUNK ? 0 : 1;
+    if (rc == -EAGAIN) {
+        runner_pause_output(e);
+        return 1;
+    }
+    if (rc == FERRY_EUNSUPPORTED) {
+        e->out_no_splice = true;
+        return 2;
+    }
+    output_refused(e);
+    return 1;
+}
+
 static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
     /* Output is only lent to on_output for the call, and a loop runs on one
@@ -287,7 +410,21 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
     int i = fd == e->out_fd[0] ? 0 : 1;
 
     enter(e);
+    if (coalesce_wait(e, i, fd)) {
+        leave(e);
+        return;
+    }
+    e->last_out_ns = monoclock_ns();
     for (int n_reads = 0; n_reads < READS_PER_EVENT && !e->out_paused; n_reads++) {
+        if (e->ops.on_output_pipe && !e->out_no_splice) {
+            int rc = output_from_pipe(e, i, fd);
+
+            if (rc == 0)
+                continue;       /* sent; more may have come meanwhile */
+            if (rc == 1)
+                break;          /* not now, or aborted */
+            /* rc == 2: an empty pipe (EOF?) or no splicing: read() */
+        }
         ssize_t n = read(fd, rbuf, sizeof(rbuf));
 
         if (n < 0 && errno == EINTR) {
@@ -308,12 +445,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
         if (e->finished)        /* freed or aborted from the callback */
             break;
         if (rc < 0) {
-            /* The caller wants no more: kill the command and stop reading;
-             * on_exit follows once it is reaped. */
-            signal_group(e, SIGKILL);
-            output_close(e, 0);
-            output_close(e, 1);
-            maybe_finish(e);
+            output_refused(e);
             break;
         }
         if ((size_t)n < sizeof(rbuf))
@@ -322,17 +454,15 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
     leave(e);
 }
 
-/* Watch (FERRY_READABLE) or stop watching (0) the open output pipes. */
-static void output_interest(struct runner *e, unsigned events)
+/* Watch (FERRY_READABLE) or stop watching (0) output pipe i if open. */
+static void watch_output(struct runner *e, int i, unsigned events)
 {
-    for (int i = 0; i < 2; i++) {
-        if (e->out_fd[i] >= 0) {
-            int rc = ferry_loop_modify(e->loop, e->out_fd[i], events);
+    if (e->out_fd[i] >= 0) {
+        int rc = ferry_loop_modify(e->loop, e->out_fd[i], events);
 
-            if (rc < 0)
-                ferry_log_error("exec: cannot %s reading pid %d: %s", events ? "resume" : "pause",
-                                (int)e->pid, ferry_strerror(rc));
-        }
+        if (rc < 0)
+            ferry_log_error("exec: cannot %s reading pid %d: %s", events ? "resume" : "pause",
+                            (int)e->pid, ferry_strerror(rc));
     }
 }
 
@@ -340,7 +470,9 @@ void runner_pause_output(struct runner *e)
 {
     if (!e->out_paused) {
         e->out_paused = true;
-        output_interest(e, 0);
+        for (int i = 0; i < 2; i++)
+            if (!e->coalesce_armed || i != e->coalesce_i)
+                watch_output(e, i, 0);
     }
 }
 
@@ -348,7 +480,10 @@ void runner_resume_output(struct runner *e)
 {
     if (e->out_paused) {
         e->out_paused = false;
-        output_interest(e, FERRY_READABLE);
+        /* A pipe waiting to fill is watched again when the wait is over. */
+        for (int i = 0; i < 2; i++)
+            if (!e->coalesce_armed || i != e->coalesce_i)
+                watch_output(e, i, FERRY_READABLE);
     }
 }
 
@@ -531,6 +666,7 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     e->pid = -1;
     e->pidfd = -1;
     e->in_fd = e->out_fd[0] = e->out_fd[1] = -1;
+    e->coalesce_fd = -1;
 
     if (spec->stdin_pipe && (rc = launch_pipe(in_pipe, 1)) < 0)
         goto fail_msg;

@@ -76,11 +76,22 @@ struct runner_result {
 
 /* Callbacks run on the loop's thread.  Each may call any function here on
  * its own runner, including runner_abort and runner_free. */
+/* The most one on_output_pipe call is offered: the stdout pipe's size. */
+#define RUNNER_PIPE_CHUNK (1024 * 1024)
+
 struct runner_ops {
     /* Output from stream 1 (stdout) or 2 (stderr); data is borrowed for the
      * call (len <= 256 KiB).  Return < 0 to abort: the group gets SIGKILL,
      * no more output is delivered, and on_exit still follows. */
     int  (*on_output)(void *arg, int stream, const uint8_t *data, size_t len);
+    /* Optional: len (<= RUNNER_PIPE_CHUNK) bytes are waiting in the output
+     * pipe fd of stream 1 or 2; send them straight from there (nobody else
+     * reads fd) and return 0.  -EAGAIN: not now (nothing taken; output is
+     * paused, and the caller resumes it with runner_resume_output);
+     * FERRY_EUNSUPPORTED: never (nothing taken; they are read and go to
+     * on_output, as all output does from then on); another < 0 aborts as
+     * from on_output. */
+    int  (*on_output_pipe)(void *arg, int stream, int fd, size_t len);
     /* Called exactly once, after the process is reaped AND both output
      * pipes reached EOF (so no output is lost).  A background process that
      * keeps stdout open delays it, as with ssh.  Not called after

@@ -99,6 +99,24 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Output the client gets straight from the command's pipe: spliced into
+ * the socket in plaintext (no copy here); FERRY_EUNSUPPORTED under TLS,
+ * and the runner reads it for on_output instead. */
+static int on_output_pipe(void *arg, int stream, int fd, size_t len)
+{
+    struct session *s = arg;
+    json_t *h = json_pack("{s:s}", "type", stream == 1 ? MSG_STDOUT : MSG_STDERR);
+    int r;
+
+    if (!h)
+        return -ENOMEM;
+    r = ferry_conn_write_frame_from_pipe(s->c, h, fd, len);
+    json_decref(h);
+    if (r == 0 && ferry_conn_write_blocked(s->c))
+        runner_pause_output(s->exec);
+    return r;
+}
+
 /* Acknowledge the stdin the command has consumed (or that was dropped
  * because it closed its stdin), once a quarter of the window has gone or
  * everything has: the client then sends more. */
@@ -156,6 +174,7 @@ static void on_stdin_consumed(void *arg)
 
 static const struct runner_ops runner_ops = {
     .on_output = on_output,
+    .on_output_pipe = on_output_pipe,
     .on_exit = on_exit_cb,
     .on_stdin_drained = on_stdin_consumed,
     .on_stdin_progress = on_stdin_consumed,

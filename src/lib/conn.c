@@ -46,6 +46,18 @@ int ferry_conn_recv_body_to_file(struct ferry_conn *c, int fd, uint64_t offset)
     c->body_fd = fd;
     c->body_off = offset;
     c->body_to_file = 1;
+    c->body_to_pipe = 0;
+    return 0;
+}
+
+int ferry_conn_recv_body_to_pipe(struct ferry_conn *c, int fd)
+{
+    if (c->blocking || !c->at_header || fd < 0)
+        return -EINVAL;
+    c->body_fd = fd;
+    c->body_off = 0;
+    c->body_to_file = 1;
+    c->body_to_pipe = 1;
     return 0;
 }
 

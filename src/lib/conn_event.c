@@ -228,7 +228,7 @@ static int frame_event(struct ferry_conn *c, struct ferry_frame_event *ev)
 {
     int r;
 
-    if (c->body_to_file && ev->type == FERRY_FRAME_BODY) {
+    if (c->body_to_file && !c->body_to_pipe && ev->type == FERRY_FRAME_BODY) {
         r = ferry__pwrite_all(c->body_fd, ev->chunk, ev->chunk_len, c->body_off);
         if (r < 0) {
             body_file_failed(c, r);
@@ -236,7 +236,9 @@ static int frame_event(struct ferry_conn *c, struct ferry_frame_event *ev)
         }
         c->body_off += ev->chunk_len;
     } else if (ev->type == FERRY_FRAME_END) {
+        c->piped_last = c->body_to_pipe && !c->no_recvpipe;
         c->body_to_file = 0;
+        c->body_to_pipe = 0;
     }
     c->at_header = ev->type == FERRY_FRAME_HEADER && ev->body_size > 0;
     r = c->h->on_frame(c, ev, c->h->arg);
@@ -311,15 +313,32 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
 static int recv_body_direct(struct ferry_conn *c)
 {
     uint64_t left = ferry__frame_parser_body_left(c->parser);
+    size_t ask = left < FERRY_RECVFILE_CHUNK ? (size_t)left : FERRY_RECVFILE_CHUNK;
     int file_err = 0;
     ssize_t n;
     int r;
 
     if (left == 0 || ferry_buf_len(&c->in) > 0)
         return 0;
-    n = ferry_transport_recvfile(c->t, c->body_fd, &c->body_off,
-                                 left < FERRY_RECVFILE_CHUNK ? (size_t)left : FERRY_RECVFILE_CHUNK,
-                                 &file_err);
+    if (c->body_to_pipe) {
+        if (c->no_recvpipe)
+            return 0;
+        n = ferry_transport_recvpipe(c->t, c->body_fd, ask);
+        if (n == FERRY_EUNSUPPORTED)
+            c->no_recvpipe = 1;
+        if (n == -EAGAIN)
+            return -EAGAIN;
+        if (n <= 0) {
+            /* Nothing was consumed: the rest of this body reaches the
+             * handler by the ordinary read, which also meets the socket's
+             * error or end, and the handler its pipe's. */
+            c->body_to_pipe = 0;
+            c->body_to_file = 0;
+            return 0;
+        }
+    } else {
+        n = ferry_transport_recvfile(c->t, c->body_fd, &c->body_off, ask, &file_err);
+    }
     if (n == FERRY_EUNSUPPORTED) {
         c->no_recvfile = 1;
         return 0;
@@ -371,20 +390,25 @@ static void conn_read(struct ferry_conn *c)
      * end lifted the pause: the kept bytes go first, from deliver_saved. */
     for (int i = 0; i < FERRY_READS_PER_EVENT && reading_enabled(c) &&
                     ferry_buf_len(&c->in) == 0; i++) {
-        if (c->body_to_file && !c->no_recvfile) {
+        if (c->body_to_file && (c->body_to_pipe || !c->no_recvfile)) {
             int r = recv_body_direct(c);
             if (r < 0)
                 return;
             if (r > 0)
                 continue;
         }
-        ssize_t n = ferry_transport_read(c->t, cl->read_buf, FERRY_READ_CHUNK);
+        /* Behind a body that went into a pipe the next frame is likely
+         * another such: read little more than its header, so its body is
+         * left in the socket for the splice rather than copied. */
+        size_t want = c->piped_last ? FERRY_HEADER_READ : FERRY_READ_CHUNK;
+        ssize_t n = ferry_transport_read(c->t, cl->read_buf, want);
         if (n == -EAGAIN)
             break;
         if (n < 0) {
             conn_teardown(c, (int)n);
             return;
         }
+        c->piped_last = 0;
         if (n == 0) {
             if (c->parser && !ferry_frame_parser_at_boundary(c->parser))
                 conn_teardown(c, FERRY_ETRUNCATED);
@@ -400,7 +424,7 @@ static void conn_read(struct ferry_conn *c)
             conn_teardown(c, r);
             return;
         }
-        if ((size_t)n < FERRY_READ_CHUNK)
+        if ((size_t)n < want)
             break;
     }
     /* Stopped by the per-event cap with input left inside TLS: no

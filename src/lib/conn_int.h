@@ -33,6 +33,9 @@
 #define FERRY_READ_CHUNK          (256u * 1024u)
 /* Reads per readiness event, so one busy peer cannot starve the others. */
 #define FERRY_READS_PER_EVENT     4
+/* A read at a frame boundary behind a spliced body (conn_read): a stdout
+ * or stderr header and a little more. */
+#define FERRY_HEADER_READ         512u
 /* Small writes made while a read pass is dispatched are held (up to this
  * much) and sent together when it ends: a reply made of a header and a
  * body, or the replies to several pipelined requests, cost one syscall. */
@@ -105,6 +108,11 @@ struct ferry_conn {
     unsigned at_header : 1;        /* on_frame is handling a HEADER with a body */
     unsigned body_to_file : 1;     /* this frame's body goes to body_fd */
     unsigned no_recvfile : 1;      /* the transport cannot splice: read and pwrite */
+    unsigned body_to_pipe : 1;     /* with body_to_file: body_fd is a pipe (no offset), and
+                                    * bytes that pass through user space go to the handler */
+    unsigned no_recvpipe : 1;      /* the transport cannot splice into a pipe */
+    unsigned piped_last : 1;       /* the last body went into a pipe by splice: read
+                                    * only a header's worth at the boundary after it */
     int pending_reason;            /* for a scheduled teardown */
     int body_fd;                   /* ferry_conn_recv_body_to_file's file */
     uint64_t body_off;             /* where its next byte goes */

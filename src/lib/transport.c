@@ -214,7 +214,55 @@ static ssize_t sock_recvfile(struct ferry_transport *t, int out_fd, uint64_t *of
     return got;
 }
 #define SOCK_RECVFILE sock_recvfile
+
+/* Pipe -> socket (ferry_transport_sendpipe).  The pages move by reference
+ * (splice(2) into a TCP socket takes no copy), so the command's bytes are
+ * copied once, when it writes them into its pipe. */
+static ssize_t sock_sendpipe(struct ferry_transport *t, int pipe_fd, size_t len)
+{
+    struct sigpipe_guard g;
+    ssize_t n;
+    int saved;
+
+    ferry__sigpipe_hold(&g);
+    do
+        n = splice(pipe_fd, NULL, t->fd, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    saved = n < 0 ? errno : 0;
+    ferry__sigpipe_release(&g, saved);
+    if (n < 0 && (saved == EINVAL || saved == ENOSYS || saved == EOPNOTSUPP))
+        return FERRY_EUNSUPPORTED;
+    return n < 0 ? -saved : n;
+}
+
+/* Socket -> pipe (ferry_transport_recvpipe).  The pipe side blocks while
+ * the pipe is full, as write(2) to it would: that is the backpressure.  A
+ * non-blocking pipe is refused: its "full" would read as "no input yet". */
+static ssize_t sock_recvpipe(struct ferry_transport *t, int pipe_fd, size_t len)
+{
+    struct sigpipe_guard g;
+    ssize_t n;
+    int saved, fl = fcntl(pipe_fd, F_GETFL);
+
+    if (fl < 0)
+        return -errno;
+    if (fl & O_NONBLOCK)
+        return FERRY_EUNSUPPORTED;
+    ferry__sigpipe_hold(&g);
+    do
+        n = splice(t->fd, NULL, pipe_fd, NULL, len, SPLICE_F_MOVE);
+    while (n < 0 && errno == EINTR);
+    saved = n < 0 ? errno : 0;
+    ferry__sigpipe_release(&g, saved);
+    if (n < 0 && (saved == EINVAL || saved == ENOSYS || saved == EOPNOTSUPP))
+        return FERRY_EUNSUPPORTED;
+    return n < 0 ? -saved : n;
+}
+#define SOCK_SENDPIPE sock_sendpipe
+#define SOCK_RECVPIPE sock_recvpipe
 #else
+#define SOCK_SENDPIPE NULL
+#define SOCK_RECVPIPE NULL
 #define SOCK_RECVFILE NULL
 static void splice_pipe_close(struct ferry_transport *t)
 {
@@ -229,6 +277,8 @@ static const struct transport_ops socket_ops = {
     .close = fd_close,
     .sendfile = SOCK_SENDFILE,
     .recvfile = SOCK_RECVFILE,
+    .sendpipe = SOCK_SENDPIPE,
+    .recvpipe = SOCK_RECVPIPE,
 };
 
 /* ---- other stream descriptors (pipes, ttys, files) ------------------------ */
@@ -569,4 +619,31 @@ ssize_t ferry_transport_recvfile(struct ferry_transport *t, int out_fd, uint64_t
     if (!t->ops->recvfile)
         return FERRY_EUNSUPPORTED;
     return t->ops->recvfile(t, out_fd, offset, len, file_err);
+}
+
+ssize_t ferry_transport_sendpipe(struct ferry_transport *t, int pipe_fd, size_t len)
+{
+    if (len > (size_t)SSIZE_MAX)
+        return -EINVAL;
+    if (!t->ops->sendpipe)
+        return FERRY_EUNSUPPORTED;
+    if (len == 0)
+        return 0;
+    return t->ops->sendpipe(t, pipe_fd, len);
+}
+
+ssize_t ferry_transport_recvpipe(struct ferry_transport *t, int pipe_fd, size_t len)
+{
+    if (len > (size_t)SSIZE_MAX)
+        return -EINVAL;
+    if (!t->ops->recvpipe)
+        return FERRY_EUNSUPPORTED;
+    if (len == 0)
+        return 0;
+    return t->ops->recvpipe(t, pipe_fd, len);
+}
+
+int ferry__transport_sends_pipes(const struct ferry_transport *t)
+{
+    return t->ops->sendpipe != NULL;
 }

@@ -40,6 +40,11 @@ struct transport_ops {
     ssize_t (*recvfile)(struct ferry_transport *t, int out_fd, uint64_t *offset, size_t len,
                         int *file_err);
     int (*pending)(const struct ferry_transport *t);
+    /* Optional: pipe bytes to the peer and peer bytes into a pipe without
+     * a copy through user space (ferry_transport_sendpipe, _recvpipe;
+     * NULL: FERRY_EUNSUPPORTED). */
+    ssize_t (*sendpipe)(struct ferry_transport *t, int pipe_fd, size_t len);
+    ssize_t (*recvpipe)(struct ferry_transport *t, int pipe_fd, size_t len);
 };
 
 struct ferry_transport {
@@ -53,6 +58,10 @@ struct ferry_transport {
     int splice_pipe[2];        /* recvfile's pipe, made on first use; valid when splice_cap */
     size_t splice_cap;         /* its capacity; 0: no pipe */
 };
+
+/* Whether t has sendpipe at all (asked before a frame's header commits
+ * to a body that is to follow by splice). */
+int ferry__transport_sends_pipes(const struct ferry_transport *t);
 
 /* Wait until t's descriptor is ready for `events` (poll flags) or the
  * monotonic deadline in ms passes (-1: never): 0, -ETIMEDOUT or -errno. */

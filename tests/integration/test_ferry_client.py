@@ -360,6 +360,118 @@ class ExecTest(ClientTest):
             self.assertLess(usage.ru_maxrss, 32 * 1024, "ferry's peak RSS in KiB")
 
 
+def read_whole(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class PlaintextStreamTest(ClientTest):
+    """Output of a plaintext session whose stdout is a pipe travels pipe ->
+    socket -> pipe by splice, with no copy in ferryd or ferry; everything
+    else (a file, a non-blocking pipe, TLS) by copy.  Each path must keep
+    the bytes exact, stdout and stderr apart, and memory bounded."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plain = ferrytest.start_ferryd(key_path=cls.key, plaintext=True)
+        # Pieces of random data of awkward sizes: a splice boundary, a
+        # frame boundary or a pipe's size never falls on a piece's edge.
+        cls.pieces = []
+        for i, size in enumerate((1048576 + 7, 3, 2097152, 65537, 1, 3145728 - 5)):
+            path = os.path.join(cls.dir, "piece%d" % i)
+            with open(path, "wb") as f:
+                f.write(os.urandom(size))
+            cls.pieces.append(path)
+        cls.script = "; ".join("cat %s; echo err%d >&2" % (p, i) for i, p in enumerate(cls.pieces))
+        cls.want = b"".join(read_whole(p) for p in cls.pieces)
+        cls.want_err = b"".join(b"err%d\n" % i for i in range(len(cls.pieces)))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.plain.stop()
+        super().tearDownClass()
+
+    def argv(self, command):
+        return [FERRY, "--plaintext", "exec", "-n", "-k", self.key, self.plain.addr(), command]
+
+    def test_pipe_gets_exact_bytes_and_stderr_apart(self):
+        r = subprocess.run(self.argv(self.script), capture_output=True, env=self.env(),
+                           timeout=30 * SLOW)
+        self.assertStatus(r, 0)
+        self.assertEqual(len(r.stdout), len(self.want))
+        self.assertTrue(r.stdout == self.want, "stdout differs")
+        self.assertEqual(r.stderr, self.want_err)
+
+    def test_file_and_nonblocking_pipe_get_exact_bytes(self):
+        # A regular file takes no splice from a socket; a non-blocking pipe
+        # is refused one (its "full" would look like "no input"): both by copy.
+        out = os.path.join(self.dir, "out")
+        with open(out, "wb") as f:
+            r = subprocess.run(self.argv(self.script), stdout=f, stderr=subprocess.PIPE,
+                               env=self.env(), timeout=30 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out, "rb") as f:
+            self.assertTrue(f.read() == self.want, "stdout differs")
+        self.assertEqual(r.stderr, self.want_err)
+
+        rd, wr = os.pipe()
+        os.set_blocking(wr, False)
+        p = subprocess.Popen(self.argv(self.script), stdout=wr, stderr=subprocess.PIPE,
+                             env=self.env())
+        os.close(wr)
+        got = []
+        with os.fdopen(rd, "rb") as f:
+            while True:
+                chunk = f.read1(1 << 16)
+                if not chunk:
+                    break
+                got.append(chunk)
+        self.assertEqual(p.wait(timeout=30 * SLOW), 0)
+        self.assertEqual(p.stderr.read(), self.want_err)
+        p.stderr.close()
+        self.assertTrue(b"".join(got) == self.want, "stdout differs")
+
+    def test_slow_reader_keeps_ferryd_bounded(self):
+        # 96 MiB read at a crawl: ferryd must let the command block rather
+        # than take its output (the splice path queues at most one chunk).
+        size = 96 << 20
+        before = self.plain.rss_kib()
+        p = subprocess.Popen(self.argv("head -c %d /dev/zero" % size), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, env=self.env())
+        got, peak = 0, before
+        try:
+            while True:
+                chunk = p.stdout.read1(1 << 20)
+                if not chunk:
+                    break
+                if chunk.count(0) != len(chunk):
+                    self.fail("non-zero byte in the output")
+                got += len(chunk)
+                peak = max(peak, self.plain.rss_kib())
+                time.sleep(0.01)
+        finally:
+            p.stdout.close()
+        self.assertEqual(p.wait(timeout=30 * SLOW), 0)
+        self.assertEqual(got, size)
+        if not ferrytest.SANITIZED:
+            self.assertLess(peak - before, 16 * 1024, "ferryd's RSS growth in KiB")
+
+    def test_reader_gone_ends_the_command(self):
+        # `ferry exec h yes | head -1`: the splice into a pipe nobody reads
+        # fails, ferry stops the command and exits as a pipeline would.
+        p = subprocess.Popen(self.argv("yes"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.env())
+        try:
+            self.assertEqual(p.stdout.readline(), b"y\n")
+            p.stdout.close()
+            self.assertEqual(p.wait(timeout=10 * SLOW), 128 + signal.SIGPIPE)
+            self.assertEqual(p.stderr.read(), b"")
+        finally:
+            p.kill()
+            p.stderr.close()
+
+
 class FailureTest(ClientTest):
     def test_wrong_key(self):
         marker = os.path.join(self.dir, "must-not-exist")
