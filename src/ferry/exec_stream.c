@@ -458,7 +458,22 @@ static int stdout_is_pipe(void)
     return is_pipe;
 }
 
+static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on);
+
 int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
+{
+    return run_exec(s, request, NULL, stdin_on);
+}
+
+int exec_stream_run_ahead(struct client_session *s, json_t *request, json_t *next)
+{
+    return run_exec(s, request, next, 0);
+}
+
+/* exec_stream_run and exec_stream_run_ahead: send request (unless NULL:
+ * it went ahead of the command before), then next (unless NULL), and
+ * stream the request to its end. */
+static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on)
 {
     struct signals_saved old;
     struct run *run = NULL;
@@ -480,7 +495,9 @@ int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
         cli_error("cannot install signal handlers: %s", strerror(-r));
         goto out;
     }
-    r = queue_frame(s, request, NULL, 0);
+    r = request ? queue_frame(s, request, NULL, 0) : 0;
+    if (r == 0 && next)
+        r = queue_frame(s, next, NULL, 0);
     if (r == FERRY_EHDR_TOOBIG) {
         cli_error("the command is too long for one request (%d bytes of JSON at most)",
                   PROTO_MAX_HEADER);

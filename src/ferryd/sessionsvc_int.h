@@ -39,6 +39,7 @@ struct session {
     struct fsroot *key_root;    /* its root=, open once authenticated */
     uint8_t server_nonce[AUTH_NONCE_LEN];
     struct runner *exec;          /* the running command, if any */
+    json_t *queued;             /* an exec request waiting for it (PROTOCOL.md 2.2), owned */
     struct filesvc *files;        /* the file service (a transfer may be running) */
     void (*files_idle)(void *);   /* its idle callback, for a service made anew (root=) */
     char *cwd;                  /* the session's directory; NULL = home */
