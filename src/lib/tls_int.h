@@ -19,10 +19,8 @@
 /* Records are at most 16 KiB of plaintext: small iovec entries are
  * gathered into one record rather than sealed one by one. */
 #define TLS_RECORD_MAX   16384
-/* What OpenSSL may read from the socket at once (read-ahead): a stream of
- * full records takes one read(2) per up to 16 records instead of 4.  The
- * server releases it when idle (SSL_MODE_RELEASE_BUFFERS). */
-#define TLS_READ_BUFFER  (256 * 1024)
+/* What OpenSSL may read from the socket at once (read-ahead). */
+#define TLS_READ_BUFFER  (64 * 1024)
 #define TLS_PLAINTEXT_REPLY_MAX 1024
 
 struct ferry_tls {
