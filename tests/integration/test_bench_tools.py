@@ -641,6 +641,7 @@ class TestBenchUser(unittest.TestCase):
                     "floor (local /bin/true + local sh -c true)", "ssh (fresh)",
                     "ssh (fresh, UNFAIR: as the invoking user)"):
             self.assertEqual(fresh[col]["n"], 2, col)
+        self.assertEqual(d["results"]["lockstep"]["local posix_spawn, one at a time"]["n"], 1)
         floor = fresh["floor (local /bin/true + local sh -c true)"]["samples"]
         parts = zip(fresh["local /bin/true (same harness)"]["samples"],
                     fresh["local sh -c true (same harness)"]["samples"])
