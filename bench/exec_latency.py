@@ -47,7 +47,7 @@ cleartext); every ferry column runs against each.
      TCP_NODELAY (not in the tutorial): its four send() calls per reply meet
      Nagle and delayed ACKs, which costs ~40 ms per round trip on loopback.
 
-ssh logs in as a dedicated user (benchlib.BenchUser: login shell /bin/sh, an
+ssh logs in as a dedicated user (sshlib.BenchUser: login shell /bin/sh, an
 empty home, made for the run and removed after it), so its figures are sshd's
 per-command start-up, not a login shell's rc files: the fair baseline
 (issue 12).  Without root it falls back to the current user and every ssh
@@ -93,7 +93,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402  (bench/benchlib.py: shared with the other benchmarks)
 from benchlib import (ROOT, DEVNULL, _started, _logs, note, stop_all, start,  # noqa: E402,F401
                       percentile, summary, fmt_ms, ratio, fmt_x, wait_for,
-                      free_port, machine_info, Ferryd, Sshd, ensure_sshd)
+                      free_port, machine_info, Ferryd)
+from sshlib import Sshd, ensure_sshd, ssh_baseline_line  # noqa: E402  (the fair ssh baseline)
 
 benchlib.set_name("exec_latency")
 
@@ -673,7 +674,7 @@ def main():
     for m, info in sessions.items():
         print("ferry (%s): %s" % (m, info or "-"))
     if sshd:
-        print(benchlib.ssh_baseline_line(sshd))
+        print(ssh_baseline_line(sshd))
     for sec, title in sections:
         print("\n" + title)
         for name, s in results[sec].items():
