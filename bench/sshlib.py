@@ -146,7 +146,9 @@ class BenchUser:
     ratios unfair."""
 
     def __init__(self, tmp):
-        self.fair, self.why, self.removed = False, None, False
+        # created: useradd succeeded, so remove() must undo it even if what
+        # follows fails; fair: the user is ready
+        self.fair, self.why, self.created, self.removed = False, None, False, False
         self.stale_removed = []
         base = os.path.join(tmp, "user")
         os.mkdir(base, 0o755)
@@ -179,6 +181,7 @@ class BenchUser:
                                       "-s", self.shell, "-p", "*",
                                       "-c", "ferry benchmark baseline", self.name])
             if status == 0:
+                self.created = True
                 break
             time.sleep(0.25)
         else:
@@ -199,7 +202,7 @@ class BenchUser:
         """Stops what runs as the user and deletes it with its home; safe to
         call more than once.  Everything this run started goes first: ssh
         clients whose sessions run as the user."""
-        if not self.fair or self.removed:
+        if not self.created or self.removed:
             return
         stop_all()
         why = _delete_user(self.name)
