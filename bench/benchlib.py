@@ -321,6 +321,15 @@ def apt_install(packages, have, what):
     return None
 
 
+def repo_path(path):
+    """path relative to the repository when it lies inside it (build-rel/bin),
+    else absolute: what the JSON records, without naming this machine's
+    directories."""
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full, ROOT)
+    return full if rel.startswith("..") else rel
+
+
 def git_describe(root=None):
     r = subprocess.run(["git", "-C", root or ROOT, "describe", "--always",
                         "--dirty"], capture_output=True, text=True, timeout=30)

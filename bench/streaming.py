@@ -374,7 +374,7 @@ def main():
                         for m, f in fds.items()},
         "params": {"size": size, "head_arg": size_arg, "reps": a.reps, "quick": a.quick,
                    "timeout_s": a.timeout, "time_limit_s": a.time_limit,
-                   "bin": os.path.abspath(a.bin), "rss_interval_s": 0.1},
+                   "bin": benchlib.repo_path(a.bin), "rss_interval_s": 0.1},
         "units": "seconds per run; GB/s with GB = 1e9 bytes; RSS in bytes",
         "ssh_baseline": sshd.describe() if sshd else None,
         "results": results, "memory": mem, "ratios": ratios, "notes": notes,

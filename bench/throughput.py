@@ -911,7 +911,7 @@ def main():
                       "(hard links of one inode) and writes into the same filesystem",
         "params": {"size": a.size, "reps": a.reps, "tools": tools, "quick": a.quick,
                    "timeout_s": a.timeout, "time_limit_s": a.time_limit,
-                   "bin": os.path.abspath(a.bin)},
+                   "bin": benchlib.repo_path(a.bin)},
         "units": "seconds per transfer; GB/s with GB = 1e9 bytes",
         "source_sha256": src_sha,
         "ferry_modes": {t: {"mode": b.servers[t].mode, "session": b.sessions.get(t)}
