@@ -32,6 +32,15 @@
 int exec_stream_run(struct client_session *s, json_t *request, int forward_stdin);
 
 /*
+ * The same for a request with a "tty" member (tty.h): our terminal (fd 0,
+ * if it is one) is raw until the request ends, typed bytes go through the
+ * escape sequences of escape_ch (escape.h; `~.` ends the request with 255
+ * and leaves the session broken, which makes ferryd kill the command), and
+ * every SIGWINCH sends the window's new size.
+ */
+int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch);
+
+/*
  * Change the session's directory (PROTOCOL.md 2.3).  On success returns 0
  * and, if cwd is not NULL, the server's absolute path for it (malloc'd).
  * A refusal is printed ("ferry: cd /nope: No such file or directory") and

@@ -41,6 +41,7 @@
 #include "fdio.h"
 #include "launch.h"
 #include "monoclock.h"
+#include "pty.h"
 #include "reap.h"
 
 #define READ_CHUNK       (256 * 1024)
@@ -82,6 +83,7 @@ struct runner {
     bool coalesce_done;             /* the wait is over: send what there is */
     int64_t last_out_ns;            /* when output last went out */
 
+    bool pty;                       /* out_fd[0] is a terminal's master, in_fd its dup */
     int in_fd;                      /* stdin write end; -1 when closed or /dev/null */
     bool in_open;                   /* runner_write_stdin still accepts data */
     bool in_watched;                /* in_fd is registered for writability */
@@ -400,6 +402,27 @@ static int output_from_pipe(struct runner *e, int i, int fd)
     return 1;
 }
 
+/* A terminal's output, gathered from its small reads into one chunk.
+ * Not coalesced by time: a terminal buffers only a few KiB, so a writer
+ * blocks long before a wait could pay off, and an echo must go at once. */
+static void terminal_output(struct runner *e, int fd, uint8_t *buf, size_t cap)
+{
+    ssize_t n = pty_read(fd, buf, cap);
+
+    if (n == -EAGAIN)
+        return;
+    if (n <= 0) {
+        if (n < 0)
+            ferry_log_warn("exec: reading the terminal of pid %d: %s", (int)e->pid,
+                           ferry_strerror((int)n));
+        output_close(e, 0);
+        maybe_finish(e);
+        return;
+    }
+    if (e->ops.on_output(e->arg, 1, buf, (size_t)n) < 0 && !e->finished)
+        output_refused(e);
+}
+
 static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
     /* Output is only lent to on_output for the call, and a loop runs on one
@@ -410,6 +433,11 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
     int i = fd == e->out_fd[0] ? 0 : 1;
 
     enter(e);
+    if (e->pty && i == 0) {
+        terminal_output(e, fd, rbuf, sizeof rbuf);
+        leave(e);
+        return;
+    }
     if (coalesce_wait(e, i, fd)) {
         leave(e);
         return;
@@ -604,6 +632,15 @@ int runner_signal(struct runner *e, int sig)
     return signal_group(e, sig);
 }
 
+int runner_resize(struct runner *e, const struct winsize *ws)
+{
+    if (!e->pty)
+        return -ENOTTY;
+    if (e->finished || e->out_fd[0] < 0)
+        return 0;       /* over: nobody to tell */
+    return pty_resize(e->out_fd[0], ws);
+}
+
 pid_t runner_pid(const struct runner *e)
 {
     return e->pid;
@@ -613,6 +650,14 @@ void runner_abort(struct runner *e)
 {
     if (!e)
         return;
+    if (!e->finished && e->pty && e->out_fd[0] >= 0) {
+        /* A shell's jobs have groups of their own; the one in the
+         * foreground goes too (the others get the hangup of the close). */
+        pid_t fg = pty_foreground(e->out_fd[0]);
+
+        if (fg > 0 && fg != e->pid)
+            (void)killpg(fg, SIGKILL);
+    }
     if (!e->finished) {
         if (!e->reaped)
             kill_and_reap(e);
@@ -640,13 +685,15 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     struct runner *e = NULL;
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
     int child_fd[3];
+    char tty[64];
     int rc;
 
     errbuf_format(err, errlen, "%s", "");
     *out = NULL;
     launch_init(&l);
     if (!ops || !ops->on_output || !ops->on_exit ||
-        !spec->argv == !spec->shell || (spec->argv && !spec->argv[0])) {
+        (spec->login ? spec->argv || spec->shell : !spec->argv == !spec->shell) ||
+        (spec->argv && !spec->argv[0])) {
         errbuf_format(err, errlen, "bad command: give exactly one of argv and shell");
         return -EINVAL;
     }
@@ -668,14 +715,33 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     e->in_fd = e->out_fd[0] = e->out_fd[1] = -1;
     e->coalesce_fd = -1;
 
-    if (spec->stdin_pipe && (rc = launch_pipe(in_pipe, 1)) < 0)
-        goto fail_msg;
-    if ((rc = launch_pipe(out_pipe, 0)) < 0 || (rc = launch_pipe(err_pipe, 0)) < 0)
-        goto fail_msg;
+    if (spec->pty) {
+        /* The master stands in for both pipes' parent ends (in_pipe[1] a
+         * dup of it, so stdin can close on its own); the child opens the
+         * slave by name. */
+        rc = pty_open(spec->pty, &out_pipe[0], tty, sizeof tty, err, errlen);
+        if (rc < 0)
+            goto out;
+        e->pty = true;
+        e->out_no_splice = true;
+        l.tty = tty;
+        in_pipe[1] = fcntl(out_pipe[0], F_DUPFD_CLOEXEC, 3);
+        if (in_pipe[1] < 0) {
+            rc = -errno;
+            goto fail_msg;
+        }
+        if (spec->pty->stderr_pipe && (rc = launch_pipe(err_pipe, 0)) < 0)
+            goto fail_msg;
+    } else {
+        if (spec->stdin_pipe && (rc = launch_pipe(in_pipe, 1)) < 0)
+            goto fail_msg;
+        if ((rc = launch_pipe(out_pipe, 0)) < 0 || (rc = launch_pipe(err_pipe, 0)) < 0)
+            goto fail_msg;
 #ifdef F_SETPIPE_SZ
-    /* stdout only: stderr is rarely a stream worth the kernel memory. */
-    (void)fcntl(out_pipe[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+        /* stdout only: stderr is rarely a stream worth the kernel memory. */
+        (void)fcntl(out_pipe[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
 #endif
+    }
 
     child_fd[0] = in_pipe[0];
     child_fd[1] = out_pipe[1];
@@ -704,6 +770,8 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     if (rc < 0)
         goto fail_running;
     for (int i = 0; i < 2; i++) {
+        if (e->out_fd[i] < 0)
+            continue;   /* a terminal's stderr that is the terminal */
         rc = ferry_loop_add(loop, e->out_fd[i], FERRY_READABLE, on_output_ready, e);
         if (rc < 0)
             goto fail_running;
@@ -727,7 +795,8 @@ fail_running:
     runner_abort(e);
     e = NULL;
 fail_msg:
-    launch_cannot_start(spec->shell ? "/bin/sh" : spec->argv[0], rc, err, errlen);
+    launch_cannot_start(spec->shell ? "/bin/sh" : spec->argv ? spec->argv[0] : "the login shell",
+                        rc, err, errlen);
 out:
     if (e) {
         /* Not started: e owns nothing yet. */
