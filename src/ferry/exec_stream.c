@@ -91,6 +91,8 @@ static void fail(struct run *run, int broken, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (run->tty)
+        tty_restore();   /* the request is over: the message on a sane terminal */
     cli_error("%s", msg);
     run->status = FERRY_EXIT_ERROR;
     run->done = 1;

@@ -8,6 +8,7 @@ Every wait is for something to show on the screen or in /proc, with a
 deadline; nothing here times anything."""
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -50,6 +51,18 @@ class TtyTest(unittest.TestCase):
         already quoted) and the line that shows its status."""
         self.term.line("clear; %s exec -k %s %s %s %s %s; echo status=$?"
                        % (FERRY, self.key, opts, self.host, command, after))
+
+    def ferry_pid(self, marker):
+        """The pid of the ferry whose command line holds marker, or None."""
+        for entry in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if argv[0] == FERRY.encode() and any(marker.encode() in a for a in argv):
+                return int(entry)
+        return None
 
     def status(self, timeout=10):
         return int(self.term.wait_for(STATUS, timeout).group(1))
@@ -158,6 +171,29 @@ class TtyTest(unittest.TestCase):
                              what="the remote cat to be gone")
         self.term.line("clear; stty -a > %s; cmp %s %s && echo same-$((6*7))" % (after, before, after))
         self.term.wait_for(r"same-42")
+
+    def test_terminal_restored_after_a_crash_or_a_signal(self):
+        before = os.path.join(self.dir, "stty.before")
+        self.term.line("stty -a > %s" % before)
+        # The server dies under the session: ferry says so, exits 255, and
+        # the terminal is as it was.
+        server = ferrytest.start_ferryd(key_path=self.key)
+        self.addCleanup(server.stop_quietly)
+        self.term.line("clear; %s exec -k %s -t %s 'echo up; exec cat'; echo status=$?"
+                       % (FERRY, self.key, server.addr()))
+        self.term.wait_for(r"(?m)^up")
+        server.kill()
+        self.assertEqual(self.status(), 255)
+        self.term.line("stty -a | cmp - %s && echo same-$((6*7))" % before)
+        self.term.wait_for(r"same-42")
+        # A fatal signal to ferry: restored, then the signal's own death.
+        self.ferry("-t", "'echo ready; exec cat # usr1-marker'")
+        self.term.wait_for(r"(?m)^ready")
+        pid = ferrytest.wait_until(lambda: self.ferry_pid("usr1-marker"), what="ferry's pid")
+        os.kill(pid, signal.SIGUSR1)
+        self.assertEqual(self.status(), 128 + signal.SIGUSR1)
+        self.term.line("clear; stty -a | cmp - %s && echo same-$((6*8))" % before)
+        self.term.wait_for(r"same-48")
 
     def test_escape_character_changed_and_off(self):
         self.ferry("-t -e '^]'", "cat")
