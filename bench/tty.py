@@ -6,10 +6,11 @@ pseudo-terminal of its own that this script holds the master of (120 x 40,
 the client's controlling terminal), as a person's terminal emulator would:
 
   1. keystroke round trip: `ferry exec -t HOST 'cat >/dev/null'` and
-     `ssh -t localhost 'cat >/dev/null'`; one byte is written to the
-     client's terminal and the clock stops when its echo (made by the
-     remote terminal, the only output) comes back on it.  --keys
-     round trips per repetition after the session is up; median and p90.
+     `ssh -t localhost 'cat >/dev/null'`, open side by side; one byte is
+     written to a client's terminal and the clock stops when its echo
+     (made by the remote terminal, the only output) comes back on it; the
+     sessions take turns, byte by byte.  --keys round trips per session
+     and repetition; median and p90.
   2. screen output: `cat` of a --mib MiB text file on the remote terminal,
      the client writing to its terminal and this script reading the master
      as fast as it can; MB/s from the client's start to its exit.
@@ -110,40 +111,54 @@ class Term:
         os.close(self.master)
 
 
-def keystrokes(argv, n):
-    """n one-byte round trips through the remote terminal's echo.  The
-    remote command is `cat >/dev/null`, so the echo is all that comes back
-    and each byte's echo is exactly that byte (n stays far below a
-    terminal's 4095-byte line).  The client is killed at the end: its
-    server ends the remote command then."""
+def keystroke_session(argv):
+    """A client on its terminal, ready for keystrokes: its terminal raw
+    (a byte typed before would be echoed here, by the local terminal) and
+    one round trip done."""
     t = Term(argv)
+    deadline = time.perf_counter() + WAIT
+    while termios.tcgetattr(t.master)[3] & termios.ECHO:
+        if time.perf_counter() > deadline or t.proc.poll() is not None:
+            t.close()
+            raise RuntimeError("%s: the terminal never went raw" % argv[:3])
+        time.sleep(0.005)
+    t.write(b"r")
+    t.wait_for(b"r")
+    return t
+
+
+def keystroke(t, b):
+    """One byte to the terminal until its echo is back: seconds."""
+    start = time.perf_counter()
+    t.write(b)
+    got = t.read_some(start + WAIT)
+    took = time.perf_counter() - start
+    if got != b:
+        raise RuntimeError("%s: echo %r for %r" % (t.proc.args[:3], got, b))
+    return took
+
+
+def keystrokes(argvs, n):
+    """n one-byte round trips on each session, the sessions open side by
+    side and taking turns (the first rotates), so that every column meets
+    the same moments of a busy machine.  The remote command is `cat
+    >/dev/null`: the echo is all that comes back, and each byte's echo is
+    exactly that byte (n stays far below a terminal's 4095-byte line).
+    The clients are killed at the end; their servers end the commands."""
+    terms = {}
     try:
-        # The client makes its terminal raw once its session is up; a byte
-        # typed before would be echoed here, by the local terminal.
-        deadline = time.perf_counter() + WAIT
-        while termios.tcgetattr(t.master)[3] & termios.ECHO:
-            if time.perf_counter() > deadline or t.proc.poll() is not None:
-                raise RuntimeError("%s: the terminal never went raw" % argv[:3])
-            time.sleep(0.005)
-        t.write(b"r")
-        t.wait_for(b"r")
-        times = []
+        for name, argv in argvs.items():
+            terms[name] = keystroke_session(argv)
+        times = {name: [] for name in argvs}
+        names = list(argvs)
         for i in range(n):
             b = bytes([ord("a") + i % 26])
-            start = time.perf_counter()
-            t.write(b)
-            deadline = start + WAIT
-            got = b""
-            while not got:
-                got = t.read_some(deadline)
-                if not got:
-                    raise RuntimeError("%s: no echo" % argv[:3])
-            times.append(time.perf_counter() - start)
-            if got != b:
-                raise RuntimeError("%s: echo %r for %r" % (argv[:3], got, b))
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                times[name].append(keystroke(terms[name], b))
         return times
     finally:
-        t.close()
+        for t in terms.values():
+            t.close()
 
 
 def screen(argv, nbytes):
@@ -220,9 +235,9 @@ def main():
     results = {"keystroke_s": {}, "screen_Bps": {}, "start_s": {}}
     for rep in range(args.reps):
         order = list(cols)[rep % len(cols):] + list(cols)[:rep % len(cols)]
+        got = keystrokes({name: cols[name]("cat >/dev/null") for name in order}, args.keys)
         for name in order:
-            results["keystroke_s"].setdefault(name, []).extend(keystrokes(cols[name]("cat >/dev/null"),
-                                                                           args.keys))
+            results["keystroke_s"].setdefault(name, []).extend(got[name])
         for name in order:
             results["screen_Bps"].setdefault(name, []).append(screen(cols[name]("cat", text),
                                                                      nbytes))

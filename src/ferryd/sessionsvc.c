@@ -127,7 +127,10 @@ static int ack_stdin(struct session *s)
     uint64_t consumed = s->stdin_received - pending;
     uint64_t fresh = consumed - s->stdin_acked;
 
-    if (fresh == 0 || (pending > 0 && fresh < PROTO_STDIN_WINDOW / 4))
+    /* On a terminal, keystrokes: an ack for each would double the frames
+     * of an interactive session, and put a write ahead of the echo; per
+     * quarter of the window is enough to keep the client sending. */
+    if (fresh == 0 || ((pending > 0 || s->tty) && fresh < PROTO_STDIN_WINDOW / 4))
         return 0;
     s->stdin_acked = consumed;
     return session_send_msg(s, json_pack("{s:s, s:I}", "type", MSG_STDIN_ACK, "bytes", (json_int_t)fresh));

@@ -337,6 +337,24 @@ class ProtocolTest(unittest.TestCase):
             if h["type"] == "exit":
                 break
         self.assertEqual(h["status"], 9)
+        # Typing is acknowledged per quarter of the window only: no ack
+        # comes before the answer to the next request (frames are handled
+        # in order), and one comes once 256 KiB are consumed.
+        s.send({"type": "exec", "shell": "cat >/dev/null", "tty": {"rows": 24, "cols": 80}})
+        s.send({"type": "stdin"}, b"x")
+        s.send({"type": "resize", "rows": 0, "cols": 0})
+        self.assertRequestError(s.recv()[0], "window size")
+        # Lines, so that the terminal's 4 KiB line limit drops nothing.
+        chunk = (b"y" * 63 + b"\n") * 1024
+        for _ in range(5):
+            s.send({"type": "stdin"}, chunk)
+        while True:
+            h, _ = s.recv()
+            if h["type"] == "stdin-ack":
+                break
+            self.assertEqual(h["type"], "stdout")    # the terminal's echo
+        self.assertGreaterEqual(h["bytes"], 256 * 1024)
+        s.close()
         # A files-only key gets no terminal either.
         f = self.session(self.files_key, "files")
         res = f.run({"login": True, "tty": {"rows": 24, "cols": 80}})
