@@ -72,7 +72,8 @@ static void usage(FILE *f)
         "as on a local terminal.  When our stderr is not a terminal\n"
         "(ferry exec -t h cmd 2>err.log) the remote stderr stays a separate stream\n"
         "and arrives there; otherwise it is the terminal too.  The exit status is\n"
-        "as without a terminal; 255 after CHAR. (as ssh).\n",
+        "as without a terminal; 255 after CHAR. (as ssh); 128+N when a signal N\n"
+        "(SIGHUP, SIGTERM, ...) makes ferry leave the session.\n",
         FERRY_DEFAULT_PORT);
 }
 

@@ -143,8 +143,23 @@ static int drain_signals(struct run *run)
 
     while ((n = signals_take(sigs, sizeof sigs / sizeof sigs[0])) > 0) {
         for (size_t i = 0; i < n && !run->done; i++) {
-            int r = sigs[i] == SIGWINCH ? (run->tty ? send_resize(run) : 0)
-                                        : forward_signal(run, sigs[i]);
+            int r;
+
+            if (sigs[i] == SIGWINCH) {
+                r = run->tty ? send_resize(run) : 0;
+            } else if (run->tty) {
+                /* On a terminal the keys that make signals are bytes for
+                 * the remote terminal; a signal that still reaches us came
+                 * from elsewhere (a hangup, kill) and ends the session, as
+                 * with ssh: an interactive shell would ignore it. */
+                ferry_log_debug("signal %d: leaving the session", sigs[i]);
+                run->status = 128 + sigs[i];
+                run->done = 1;
+                run->s->broken = 1;
+                r = 0;
+            } else {
+                r = forward_signal(run, sigs[i]);
+            }
 
             if (r < 0)
                 return r;

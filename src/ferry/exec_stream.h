@@ -36,7 +36,9 @@ int exec_stream_run(struct client_session *s, json_t *request, int forward_stdin
  * if it is one) is raw until the request ends, typed bytes go through the
  * escape sequences of escape_ch (escape.h; `~.` ends the request with 255
  * and leaves the session broken, which makes ferryd kill the command), and
- * every SIGWINCH sends the window's new size.
+ * every SIGWINCH sends the window's new size.  SIGINT, SIGTERM, SIGHUP and
+ * SIGQUIT are not forwarded: they end the request with 128+N, the session
+ * broken (the keys that make them locally are typed on the remote terminal).
  */
 int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch);
 

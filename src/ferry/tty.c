@@ -3,9 +3,9 @@
  *
  * Restoring must work from anywhere: tcsetattr is async-signal-safe, so
  * the fatal-signal handlers restore and then die of the same signal (the
- * shell sees the real cause); atexit covers every exit().  The signals
- * ferry forwards to the remote command (INT, TERM, HUP, QUIT) are not
- * fatal here: the command ends, and the normal path restores.
+ * shell sees the real cause); atexit covers every exit().  INT, TERM, HUP
+ * and QUIT go through the signal pipe (signals.c) and end the session on
+ * the normal path, which restores.
  */
 #include "tty.h"
 

@@ -194,6 +194,18 @@ class TtyTest(unittest.TestCase):
         self.assertEqual(self.status(), 128 + signal.SIGUSR1)
         self.term.line("clear; stty -a | cmp - %s && echo same-$((6*8))" % before)
         self.term.wait_for(r"same-48")
+        # SIGTERM or a hangup: ferry leaves the session (an interactive
+        # remote shell would ignore a forwarded one), the remote command
+        # goes, the terminal is as it was.
+        self.ferry("-t", "'echo rpid=$$; exec cat # term-marker'")
+        rpid = int(self.term.wait_for(r"rpid=(\d+)").group(1))
+        pid = ferrytest.wait_until(lambda: self.ferry_pid("term-marker"), what="ferry's pid")
+        os.kill(pid, signal.SIGTERM)
+        self.assertEqual(self.status(), 128 + signal.SIGTERM)
+        ferrytest.wait_until(lambda: not os.path.exists("/proc/%d" % rpid), timeout=2,
+                             what="the remote cat to be gone")
+        self.term.line("clear; stty -a | cmp - %s && echo same-$((6*9))" % before)
+        self.term.wait_for(r"same-54")
 
     def test_escape_character_changed_and_off(self):
         self.ferry("-t -e '^]'", "cat")
