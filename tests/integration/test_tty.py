@@ -36,6 +36,9 @@ class TtyTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.stop()
         cls.tmp.cleanup()
+        bad = [l for l in cls.server.log if "Sanitizer" in l or "runtime error:" in l]
+        if bad:
+            raise AssertionError("sanitizer reports in ferryd's log: %s" % bad[:5])
 
     def setUp(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir,
