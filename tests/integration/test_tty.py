@@ -289,10 +289,13 @@ class ProtocolTest(unittest.TestCase):
         d = cls.tmp.name
         cls.key = write_key(os.path.join(d, "key"))
         cls.files_key = write_key(os.path.join(d, "files.key"))
+        cls.forced_key = write_key(os.path.join(d, "forced.key"))
         keys = os.path.join(d, "keys")
         fd = os.open(keys, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("alice %s\nfiles %s files-only\n" % (cls.key.hex(), cls.files_key.hex()))
+            f.write('forced %s command="tty >/dev/null && echo on-tty; echo [$FERRY_ORIGINAL_COMMAND]"\n'
+                    % cls.forced_key.hex())
         cls.server = ferrytest.start_ferryd("--keys", keys, plaintext=True)
 
     @classmethod
@@ -325,6 +328,14 @@ class ProtocolTest(unittest.TestCase):
         res = s.run({"shell": "stty size; echo $TERM", "tty": dict(tty, modes={"NEWMODE": 1})})
         self.assertEqual(res["out"], b"24 80\r\nxterm\r\n")
         self.assertEqual(res["exit"], {"type": "exit", "status": 0})
+
+    def test_forced_command_runs_on_the_terminal(self):
+        s = self.session(self.forced_key, "forced")
+        res = s.run({"shell": "vim x", "tty": {"rows": 24, "cols": 80}})
+        self.assertEqual(res["out"], b"on-tty\r\n[vim x]\r\n")
+        res = s.run({"login": True, "tty": {"rows": 24, "cols": 80}})
+        self.assertEqual(res["out"], b"on-tty\r\n[]\r\n")
+        self.assertEqual(res["exit"]["status"], 0)
 
     def test_resize_absurd_second_terminal_and_files_only(self):
         s = self.session()
