@@ -317,6 +317,16 @@ void session_set_receiver(struct client_session *s, session_rx_fn *fn, void *arg
 {
     s->rx = fn;
     s->rx_arg = arg;
+    if (fn && s->hdr) {
+        struct ferry_frame_event ev = { .type = FERRY_FRAME_HEADER, .header = s->hdr,
+                                        .body_size = s->hdr_body };
+
+        s->hdr = NULL;
+        if (fn(s, &ev, arg) < 0 && s->conn)
+            ferry_conn_close(s->conn);
+        if (s->conn)
+            ferry_conn_resume_read(s->conn);
+    }
 }
 
 int session_wait(struct client_session *s)

@@ -51,6 +51,7 @@ struct client_session {
     int opened;                      /* TLS (if any) is up: on_open ran */
     int gone;                        /* on_close ran: why in close_reason */
     int close_reason;
+    int pipeline;                    /* the server queues one exec (its hello said so) */
     char tls_error[256];             /* why TLS failed, when it did */
     uint64_t queued;                 /* bytes ever handed to the connection */
     session_rx_fn *rx;               /* the receiver, or NULL: the slot below */
@@ -88,7 +89,9 @@ void session_authenticated(struct client_session *s, uint64_t keepalive_ms);
 /* Close the connection and free.  NULL is allowed. */
 void client_session_close(struct client_session *s);
 
-/* Frames to the receiver fn (NULL: back to the slot). */
+/* Frames to the receiver fn (NULL: back to the slot).  A header the slot
+ * holds goes to fn first, then reading resumes: frames that arrived
+ * between two requests reach the second one's receiver in order. */
 void session_set_receiver(struct client_session *s, session_rx_fn *fn, void *arg);
 
 /* Run the loop until a callback calls session_wake (something a waiter

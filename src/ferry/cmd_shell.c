@@ -27,6 +27,7 @@
 
 #include "cli.h"
 #include "lineedit.h"
+#include "script.h"
 #include "dial.h"
 #include "ferry/ferry.h"
 #include "cmd_files.h"
@@ -43,8 +44,7 @@ struct shell {
     const struct dial_opts *so;
     int interactive;
     char *home;       /* the session's first directory: where a bare cd goes */
-    char *buf;        /* getline's buffer (non-interactive) */
-    size_t buf_cap;
+    struct script script;   /* the lines, when stdin is not a terminal */
 };
 
 static void usage(FILE *f)
@@ -118,21 +118,26 @@ static char *read_interactive(void)
  * result is the caller's to free. */
 static char *next_line(struct shell *sh)
 {
-    ssize_t n;
+    char *line = NULL;
 
     if (sh->interactive) {
-        char *line = read_interactive();
-
+        line = read_interactive();
         if (line && *line)
             lineedit_add_history(line);
         return line;
     }
-    n = getline(&sh->buf, &sh->buf_cap, stdin);
-    if (n < 0)
-        return NULL;
-    if (n > 0 && sh->buf[n - 1] == '\n')
-        sh->buf[--n] = '\0';
-    return strdup(sh->buf);
+    if (script_line(&sh->script, 1, &line) == -ENOMEM)
+        cli_error("out of memory");
+    return line;
+}
+
+/* The next line if a whole one is there already (never waits), else NULL
+ * (and next_line will wait for it). */
+static char *line_ready(struct shell *sh)
+{
+    char *line = NULL;
+
+    return !sh->interactive && script_line(&sh->script, 0, &line) == 1 ? line : NULL;
 }
 
 /* Trim surrounding white space in place; returns the start. */
@@ -179,17 +184,24 @@ static int do_cd(struct shell *sh, char *arg)
     return status;
 }
 
-static int do_command(struct shell *sh, const char *line)
+/* The exec request for a command line: the command's stdin is
+ * /dev/null (ours holds the next lines).  NULL: not UTF-8 (printed). */
+static json_t *command_request(const char *line)
 {
     json_t *req = json_pack("{s:s, s:s, s:b}", "type", MSG_EXEC, "shell", line, "stdin", 0);
-    int status;
 
-    if (!req) {
+    if (!req)
         cli_error("the command is not valid UTF-8 text");
-        return 1;
-    }
-    status = exec_stream_run(sh->s, req, 0);
-    json_decref(req);
+    return req;
+}
+
+/* Run a command line whose request is req (NULL: it went ahead with the
+ * line before).  next: the following line's request, to send ahead, or
+ * NULL. */
+static int do_command(struct shell *sh, json_t *req, json_t *next)
+{
+    int status = next ? exec_stream_run_ahead(sh->s, req, next) : exec_stream_run(sh->s, req, 0);
+
     /* The terminal echoed ^C; the next prompt belongs on a line of its own. */
     if (sh->interactive && status == 128 + SIGINT)
         fputc('\n', stdout);
@@ -312,18 +324,47 @@ static int do_lpwd(void)
     return 0;
 }
 
+/* Whether the line is a file command, lcd or lpwd (ours, not the server's). */
+static int is_local(const char *cmd)
+{
+    size_t n = strcspn(cmd, " \t");
+
+    return (n == 3 && strncmp(cmd, "lcd", 3) == 0) || (n == 4 && strncmp(cmd, "lpwd", 4) == 0) ||
+           (n == 2 && (strncmp(cmd, "ls", 2) == 0 || strncmp(cmd, "rm", 2) == 0)) ||
+           (n == 3 && (strncmp(cmd, "put", 3) == 0 || strncmp(cmd, "get", 3) == 0)) ||
+           (n == 4 && strncmp(cmd, "stat", 4) == 0) || (n == 5 && strncmp(cmd, "mkdir", 5) == 0);
+}
+
+static int is_exit(const char *cmd)
+{
+    return strcmp(cmd, "exit") == 0 || strcmp(cmd, "quit") == 0;
+}
+
+static int is_cd(const char *cmd)
+{
+    return strcmp(cmd, "cd") == 0 || (strncmp(cmd, "cd", 2) == 0 && isspace((unsigned char)cmd[2]));
+}
+
+/* A line the server runs as a command line (trimmed). */
+/* `!t COMMAND`: COMMAND on a terminal (do_tty_command). */
+static int is_tty_line(char *cmd)
+{
+    return strncmp(cmd, "!t", 2) == 0 && isspace((unsigned char)cmd[2]) && *trim(cmd + 2);
+}
+
+static int is_remote(char *cmd)
+{
+    return *cmd && !is_exit(cmd) && !is_cd(cmd) && !is_local(cmd) && !is_tty_line(cmd);
+}
+
 /* A file command, lcd or lpwd: its status, or -1 when the line is none
  * of them (it then runs as a remote command line). */
 static int do_local(struct shell *sh, const char *cmd)
 {
     char *store = NULL, **argv = NULL;
     int argc = 0, status = -1;
-    size_t n = strcspn(cmd, " \t");
 
-    if (!((n == 3 && strncmp(cmd, "lcd", 3) == 0) || (n == 4 && strncmp(cmd, "lpwd", 4) == 0) ||
-          (n == 2 && (strncmp(cmd, "ls", 2) == 0 || strncmp(cmd, "rm", 2) == 0)) ||
-          (n == 3 && (strncmp(cmd, "put", 3) == 0 || strncmp(cmd, "get", 3) == 0)) ||
-          (n == 4 && strncmp(cmd, "stat", 4) == 0) || (n == 5 && strncmp(cmd, "mkdir", 5) == 0)))
+    if (!is_local(cmd))
         return -1;
     if (split_words(cmd, &store, &argv, &argc) < 0)
         return 1;
@@ -338,29 +379,54 @@ static int do_local(struct shell *sh, const char *cmd)
     return status;
 }
 
+/*
+ * Lines one by one.  Read from a pipe or a file (not a terminal), a
+ * command line's successor is read at once, and if it is a command line
+ * too its request goes ahead, to wait at a server that queues one
+ * (s->pipeline): it starts the moment the one before ends, with no round
+ * trip between them, as a remote sh reading a script would.
+ */
 static int repl(struct shell *sh)
 {
-    int status = 0;
-    char *line;
+    int status = 0, sent = 0;   /* sent: line's request went ahead */
+    char *line = next_line(sh), *next;
 
-    while (sh->s && !sh->s->broken && (line = next_line(sh)) != NULL) {
+    while (line && sh->s && !sh->s->broken) {
         char *cmd = trim(line);
         int local;
 
-        if (strcmp(cmd, "exit") == 0 || strcmp(cmd, "quit") == 0) {
+        next = NULL;
+        if (is_exit(cmd)) {
             free(line);
             return status;
         }
-        if (strcmp(cmd, "cd") == 0 || (strncmp(cmd, "cd", 2) == 0 && isspace((unsigned char)cmd[2])))
+        if (is_cd(cmd)) {
             status = do_cd(sh, trim(cmd + 2));
-        else if (strncmp(cmd, "!t", 2) == 0 && isspace((unsigned char)cmd[2]) && *trim(cmd + 2))
+        } else if (is_tty_line(cmd)) {
             status = do_tty_command(sh, trim(cmd + 2));
-        else if ((local = do_local(sh, cmd)) >= 0)
+        } else if ((local = do_local(sh, cmd)) >= 0) {
             status = local;
-        else if (*cmd)
-            status = do_command(sh, cmd);
+        } else if (*cmd) {
+            json_t *req = sent ? NULL : command_request(cmd), *ahead = NULL;
+
+            if (sent || req) {
+                if (!sh->interactive && sh->s->pipeline) {
+                    next = line_ready(sh);
+                    if (next && is_remote(trim(next)))
+                        ahead = command_request(trim(next));
+                }
+                status = do_command(sh, req, ahead);
+            } else {
+                status = 1;
+            }
+            sent = ahead != NULL;
+            json_decref(req);
+            json_decref(ahead);
+        }
         free(line);
+        line = next ? next : next_line(sh);
     }
+    free(line);
     /* End of input on a terminal: leave the cursor on a fresh line. */
     if (sh->interactive && sh->s && !sh->s->broken)
         fputc('\n', stdout);
@@ -398,6 +464,7 @@ int cmd_shell(int argc, char **argv)
     if (argc - optind > 1)
         return cli_usage_error("ferry shell", "too many operands (commands are read from stdin)");
 
+    script_init(&sh.script, STDIN_FILENO);
     sh.host = argv[optind];
     sh.s = dial_open(sh.host, &so);
     if (!sh.s)
@@ -412,6 +479,6 @@ int cmd_shell(int argc, char **argv)
 out:
     client_session_close(sh.s);
     free(sh.home);
-    free(sh.buf);
+    script_free(&sh.script);
     return status;
 }

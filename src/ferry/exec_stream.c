@@ -546,8 +546,29 @@ static int stdout_is_pipe(void)
     return is_pipe;
 }
 
-static int run_request(struct client_session *s, json_t *request, int stdin_on, int tty,
-                       int escape_ch)
+static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on,
+                    int tty, int escape_ch);
+
+int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
+{
+    return run_exec(s, request, NULL, stdin_on, 0, ESCAPE_OFF);
+}
+
+int exec_stream_run_ahead(struct client_session *s, json_t *request, json_t *next)
+{
+    return run_exec(s, request, next, 0, 0, ESCAPE_OFF);
+}
+
+int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch)
+{
+    return run_exec(s, request, NULL, stdin_on, 1, escape_ch);
+}
+
+/* exec_stream_run, _run_ahead and _run_tty: send request (unless NULL:
+ * it went ahead of the command before), then next (unless NULL), and
+ * stream the request to its end; tty: on our terminal (exec_stream.h). */
+static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on,
+                    int tty, int escape_ch)
 {
     struct signals_saved old;
     struct sigaction old_winch;
@@ -578,7 +599,9 @@ static int run_request(struct client_session *s, json_t *request, int stdin_on, 
     }
     if (tty && (r = tty_raw_enter()) < 0)
         ferry_log_warn("cannot put the terminal in raw mode: %s", strerror(-r));
-    r = queue_frame(s, request, NULL, 0);
+    r = request ? queue_frame(s, request, NULL, 0) : 0;
+    if (r == 0 && next)
+        r = queue_frame(s, next, NULL, 0);
     if (r == FERRY_EHDR_TOOBIG) {
         cli_error("the command is too long for one request (%d bytes of JSON at most)",
                   PROTO_MAX_HEADER);
@@ -596,16 +619,6 @@ static int run_request(struct client_session *s, json_t *request, int stdin_on, 
 out:
     free(run);
     return status;
-}
-
-int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
-{
-    return run_request(s, request, stdin_on, 0, ESCAPE_OFF);
-}
-
-int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch)
-{
-    return run_request(s, request, stdin_on, 1, escape_ch);
 }
 
 int exec_stream_chdir(struct client_session *s, const char *path, char **cwd)

@@ -43,6 +43,16 @@ int exec_stream_run(struct client_session *s, json_t *request, int forward_stdin
 int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch);
 
 /*
+ * As exec_stream_run without stdin, for a server that queues one request
+ * (s->pipeline: its hello said so, PROTOCOL.md 2.2).  `request` is sent
+ * unless NULL (it went ahead as the `next` of the call before), and
+ * `next`, unless NULL, right after it: that one waits at the server while
+ * this one runs and starts the moment it ends, so a session of commands
+ * pays no round trip between them.  next must carry "stdin": false.
+ */
+int exec_stream_run_ahead(struct client_session *s, json_t *request, json_t *next);
+
+/*
  * Change the session's directory (PROTOCOL.md 2.3).  On success returns 0
  * and, if cwd is not NULL, the server's absolute path for it (malloc'd).
  * A refusal is printed ("ferry: cd /nope: No such file or directory") and

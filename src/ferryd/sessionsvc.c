@@ -136,6 +136,26 @@ static int ack_stdin(struct session *s)
     return session_send_msg(s, json_pack("{s:s, s:I}", "type", MSG_STDIN_ACK, "bytes", (json_int_t)fresh));
 }
 
+static int handle_exec(struct session *s, json_t *msg);
+
+/* The request that waited for the command just ended, now. */
+static void start_queued(struct session *s)
+{
+    json_t *msg = s->queued;
+    int r;
+
+    if (!msg)
+        return;
+    s->queued = NULL;
+    r = handle_exec(s, msg);
+    json_decref(msg);
+    if (r < 0) {
+        ferry_log_info("session %s: cannot start the waiting command: %s", ferry_conn_peer(s->c),
+                       ferry_strerror(r));
+        ferry_conn_close(s->c);
+    }
+}
+
 static void on_exit_cb(void *arg, const struct runner_result *res)
 {
     struct session *s = arg;
@@ -158,8 +178,11 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     touch(s);             /* idle from the command's end on */
     if (s->rx == RX_STDIN)
         s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
-    if (s->stop_when_idle && !filesvc_busy(s->files))
+    if (s->stop_when_idle && !filesvc_busy(s->files)) {
         close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
+        return;
+    }
+    start_queued(s);
 }
 
 /* A transfer ended: a stopping server may now close the session. */
@@ -469,6 +492,13 @@ static int handle_exec(struct session *s, json_t *msg)
     if (s->exec && s->tty && json_object_get(msg, "tty"))
         return session_send_error(s, ERR_BUSY, "a terminal session is already running on this "
                                                "session");
+    /* One request without stdin may wait for the running command, so a
+     * client that sends it ahead has it started the moment the command
+     * ends (PROTOCOL.md 2.2); it is checked when it starts. */
+    if (s->exec && !s->queued && json_is_false(json_object_get(msg, "stdin"))) {
+        s->queued = json_incref(msg);
+        return 0;
+    }
     if (s->exec || filesvc_busy(s->files))
         return session_send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
                                                : "a transfer is in progress on this session");
@@ -755,6 +785,7 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
         audit_cmd_end(&s->cmd, ferry_conn_peer(c), "main", NULL, NULL);
     }
     ferry_timer_cancel(s->idle_timer);
+    json_decref(s->queued);
     filesvc_free(s->files);
     fsroot_close(s->key_root);
     free(s->cwd);

@@ -48,6 +48,8 @@ int session_protocol_error(struct session *s, const char *message)
         s->exec = NULL;
         audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", NULL, NULL);
     }
+    json_decref(s->queued);   /* a request waiting for that command goes with it */
+    s->queued = NULL;
     ferry_conn_close(s->c);
     return 0;
 }

@@ -172,6 +172,14 @@ static void schedule_pending_read(struct ferry_conn *c)
         c->read_scheduled = 1;
 }
 
+/* Whether a pause left anything to deliver: input kept in c->in, or the
+ * END of a frame whose last byte came just before the pause (it needs no
+ * input, so no read would ever bring it). */
+static int has_saved(const struct ferry_conn *c)
+{
+    return ferry_buf_len(&c->in) > 0 || (c->parser && ferry__frame_parser_owes_end(c->parser));
+}
+
 /* Input that arrived while the handler paused reading mid-chunk is kept
  * in c->in and delivered from here once reading resumes. */
 static void deliver_saved(struct ferry_loop *loop, void *arg)
@@ -181,13 +189,13 @@ static void deliver_saved(struct ferry_loop *loop, void *arg)
     (void)loop;
 
     c->resume_scheduled = 0;
-    if (c->closed || !reading_enabled(c) || ferry_buf_len(&c->in) == 0)
+    if (c->closed || !reading_enabled(c) || !has_saved(c))
         return;
     /* deliver() may stash a remainder back into c->in, so hand it a copy
      * of the view and consume before calling. */
     size_t n = ferry_buf_len(&c->in);
-    uint8_t *copy = malloc(n);
-    if (!copy) {
+    uint8_t *copy = n ? malloc(n) : NULL;
+    if (n && !copy) {
         conn_teardown(c, -ENOMEM);
         return;
     }
@@ -203,7 +211,7 @@ static void deliver_saved(struct ferry_loop *loop, void *arg)
 
 void ferry__conn_schedule_saved(struct ferry_conn *c)
 {
-    if (!c->closed && ferry_buf_len(&c->in) > 0 && !c->resume_scheduled &&
+    if (!c->closed && has_saved(c) && !c->resume_scheduled &&
         ferry_loop_defer(c->cl->loop, deliver_saved, c) == 0)
         c->resume_scheduled = 1;
 }
@@ -380,7 +388,7 @@ static void conn_read(struct ferry_conn *c)
     /* Input a pause stashed goes first: bytes read now must not overtake
      * it (resume_read only defers its delivery, and readiness can come
      * before the deferred call). */
-    if (ferry_buf_len(&c->in) > 0) {
+    if (has_saved(c)) {
         deliver_saved(cl->loop, c);
         if (c->closed || !reading_enabled(c) || ferry_buf_len(&c->in) > 0)
             return;

@@ -360,6 +360,11 @@ uint64_t ferry__frame_parser_body_left(const struct ferry_frame_parser *p)
     return p->state == ST_BODY ? p->body_left : 0;
 }
 
+int ferry__frame_parser_owes_end(const struct ferry_frame_parser *p)
+{
+    return p->state == ST_END;
+}
+
 void ferry__frame_parser_body_taken(struct ferry_frame_parser *p, uint64_t n)
 {
     if (p->state != ST_BODY)

@@ -553,6 +553,28 @@ class ShellTest(ClientTest):
         r = self.ferry("shell", "-k", self.wrong_key, self.host, input=b"echo x\n")
         self.assertAuthFailed(r)
 
+    def test_lock_step_driver_is_not_kept_waiting(self):
+        """A driver that writes the next line only after the output of the
+        one before (bench/exec_latency.py's lock-step mode, expect-style
+        scripts) must get that output: the shell looks ahead for a line to
+        send early but never waits for one (script.c)."""
+        p = subprocess.Popen([FERRY, "shell", "-k", self.key, self.host], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env=self.env())
+        try:
+            for word in ("first", "second", "third"):
+                p.stdin.write(b"echo %s\n" % word.encode())
+                p.stdin.flush()
+                ready = select.select([p.stdout], [], [], 10 * SLOW)[0]
+                self.assertTrue(ready, "no output for %r: the shell waits for the next line" % word)
+                self.assertEqual(p.stdout.readline(), word.encode() + b"\n")
+            p.stdin.close()
+            self.assertEqual(p.wait(timeout=10 * SLOW), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+
     def test_terminal_prompt_edits_and_recalls(self):
         """On a terminal the shell prompts and edits lines with libedit, which
         it loads only then (lineedit.c): the up arrow recalls the last line.
@@ -636,11 +658,11 @@ class FakeServer(threading.Thread):
         if (hello.get("type"), hello.get("version"), body) != ("hello", 1, b""):
             raise AssertionError("the client's first message is not its hello: %r" % hello)
 
-    def handshake(self, conn, server_proof=None):
+    def handshake(self, conn, server_proof=None, **hello_extra):
         self.read_hello(conn)
         sn = os.urandom(32)
-        conn.sendall(frame({"type": "hello", "version": 1, "server": "fake",
-                            "auth": "hmac-sha256", "nonce": sn.hex()}))
+        conn.sendall(frame(dict({"type": "hello", "version": 1, "server": "fake",
+                                 "auth": "hmac-sha256", "nonce": sn.hex()}, **hello_extra)))
         auth, _ = recv_frame(conn)
         self.received.append(auth)
         cn = bytes.fromhex(auth["nonce"])
@@ -698,6 +720,43 @@ class FakeServerTest(ClientTest):
         self.assertEqual(fake.received[1].get("key"), "ferry")      # the default key name
         self.assertEqual(fake.received[2], {"type": "exec", "argv": ["echo", "x"],
                                             "stdin": False})
+
+    def test_shell_sends_the_next_command_ahead(self):
+        """To a server whose hello says "pipeline" (PROTOCOL.md 2.2), ferry
+        shell reading a script sends each command line's request while the
+        one before still runs: this fake reads the second request before it
+        answers the first (a client waiting for the exit would hang here).
+        cd and the shell's own commands are not sent ahead."""
+        def script(conn, srv):
+            srv.handshake(conn, pipeline=True)
+            start, _ = recv_frame(conn)           # the shell learns its directory
+            srv.received.append(start)
+            conn.sendall(frame({"type": "cwd", "path": "/home"}))
+            first, _ = recv_frame(conn)
+            second, _ = recv_frame(conn)          # ahead of the first's exit
+            srv.received += [first, second]
+            conn.sendall(frame({"type": "stdout"}, b"one\n") + frame({"type": "exit", "status": 0}))
+            third, _ = recv_frame(conn)           # ahead of the second's exit
+            srv.received.append(third)
+            conn.sendall(frame({"type": "stdout"}, b"two\n") + frame({"type": "exit", "status": 5}))
+            conn.sendall(frame({"type": "exit", "status": 0}))
+            chdir, _ = recv_frame(conn)           # cd: after the third ended
+            srv.received.append(chdir)
+            conn.sendall(frame({"type": "cwd", "path": "/tmp"}))
+            last, _ = recv_frame(conn)
+            srv.received.append(last)
+            conn.sendall(frame({"type": "exit", "status": 3}))
+            srv.drain(conn)
+        fake = FakeServer(script, self.raw_key)
+        r = self.ferry("--plaintext", "shell", "-k", self.key, fake.address,
+                       input=b"echo one\necho two; exit 5\ntrue\ncd /tmp\nexit 3\n")
+        fake.join(10 * SLOW)
+        self.assertIsNone(fake.error)
+        self.assertStatus(r, 3)
+        self.assertEqual(r.stdout, b"one\ntwo\n")
+        self.assertEqual([(m["type"], m.get("shell", m.get("path"))) for m in fake.received[2:]],
+                         [("chdir", "."), ("exec", "echo one"), ("exec", "echo two; exit 5"), ("exec", "true"),
+                          ("chdir", "/tmp"), ("exec", "exit 3")])
 
     def test_unauthenticated_server_needs_explicit_consent(self):
         def script(conn, srv):

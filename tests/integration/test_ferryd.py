@@ -597,6 +597,39 @@ class FerrydModel:
         self.assertEqual(self.session().run({"shell": "exit 3"})["exit"],
                          {"type": "exit", "status": 3})
 
+    def test_one_request_waits_for_the_running_command(self):
+        """PROTOCOL.md 2.2: the hello says "pipeline"; an exec without stdin
+        sent while a command runs waits and starts when it ends (its output
+        after the first one's exit, in order); a second one waiting, or one
+        that wants stdin, is refused as busy, and the session goes on."""
+        s = ft.Session(self.hostport, timeout=10)
+        self.addCleanup(s.close)
+        hello = s.hello()
+        self.assertIs(hello.get("pipeline"), True, hello)
+        s.send(s.auth_message(self.key))
+        self.assertEqual(s.recv()[0]["type"], "welcome")
+        # The first command holds until the marker exists, so the others
+        # arrive while it runs.
+        s.send({"type": "exec", "stdin": False,
+                "shell": "while [ ! -e %s ]; do sleep 0.01; done; echo first" % self.marker})
+        s.send({"type": "exec", "shell": "echo second; exit 4", "stdin": False})
+        s.send({"type": "exec", "shell": "echo third", "stdin": False})        # two waiting
+        s.send({"type": "exec", "shell": "cat"})                               # wants stdin
+        for _ in range(2):
+            h, _ = s.recv()
+            self.assertEqual((h["type"], h.get("code")), ("error", "busy"), h)
+        open(self.marker, "w").close()
+        frames = []
+        while len([h for h, _ in frames if h["type"] == "exit"]) < 2:
+            h, body = s.recv()
+            frames.append((h, body))
+        self.assertEqual([(h["type"], body) for h, body in frames],
+                         [("stdout", b"first\n"), ("exit", b""), ("stdout", b"second\n"),
+                          ("exit", b"")])
+        self.assertEqual(frames[1][0]["status"], 0)
+        self.assertEqual(frames[3][0]["status"], 4)
+        self.assertEqual(s.run({"shell": "echo after"})["out"], b"after\n")
+
     def test_killed_by_signal_is_128_plus_n(self):
         r, _ = self.ferry("sh", "-c", "kill -TERM $$")
         self.assertStatus(r, 143)

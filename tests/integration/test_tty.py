@@ -277,6 +277,12 @@ class NoTerminalTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0)
             r = run("-T", server.addr(), "tty")
             self.assertEqual(r.stdout, b"not a tty\n")
+            # ferry shell reading a script: `!t` needs a terminal, says so,
+            # and is never sent ahead as a command line of its own.
+            r = subprocess.run([FERRY, "shell", "-k", key, server.addr()], capture_output=True,
+                               input=b"echo a\n!t tty\necho b\n", timeout=20 * SLOW)
+            self.assertEqual(r.stdout, b"a\nb\n")
+            self.assertEqual(r.stderr, b"ferry: !t: stdin is not a terminal\n")
 
 
 class ProtocolTest(unittest.TestCase):

@@ -14,6 +14,11 @@
  * inside a frame, fed the next frame's bytes to the body and broke the
  * framing.
  *
+ * Also: a pause at the HEADER of a frame without a body that ends the
+ * input owes the handler that frame's END, delivered on resume although
+ * no input is kept and none comes (the client's slot met it when a
+ * pipelined command's exit arrived with the one before).
+ *
  * The peer is the other end of a unix socketpair, written with blocking
  * frame writes from the test's own thread: the bursts are in the socket
  * before the loop looks, so nothing here depends on timing.
@@ -225,9 +230,106 @@ static void test_resume_read_between_frames_keeps_order(void **state)
     pause_resume_keeps_order(FERRY_FRAME_END);
 }
 
+/* ---- the END of a frame paused at its header ---------------------------------- */
+
+/* A handler that pauses at the HEADER of a frame without a body, when that
+ * frame ends the input, must get its END once reading resumes, with no
+ * more input coming: nothing is stashed, and no read will ever bring it. */
+struct end_client {
+    struct ferry_loop *loop;
+    struct ferry_conn *c;
+    int headers, ends, paused_events;
+    int paused;
+    struct ferry_timer *safety;
+    int timed_out;
+};
+
+static void end_resume(struct ferry_loop *loop, void *arg)
+{
+    struct end_client *e = arg;
+    (void)loop;
+
+    e->paused = 0;
+    ferry_conn_resume_read(e->c);
+}
+
+static int end_on_frame(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
+{
+    struct end_client *e = arg;
+
+    if (e->paused)
+        e->paused_events++;
+    if (ev->type == FERRY_FRAME_HEADER) {
+        json_decref(ev->header);
+        e->headers++;
+        ferry_conn_pause_read(c);
+        e->paused = 1;
+        assert_int_equal(ferry_loop_defer(e->loop, end_resume, e), 0);
+    } else if (ev->type == FERRY_FRAME_END) {
+        e->ends++;
+        ferry_conn_close(c);   /* the peer stays open: only the END ends the test */
+    }
+    return 0;
+}
+
+static void end_on_close(struct ferry_conn *c, int reason, void *arg)
+{
+    struct end_client *e = arg;
+    (void)c;
+    (void)reason;
+
+    ferry_timer_cancel(e->safety);
+    e->safety = NULL;
+}
+
+static void end_on_safety(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct end_client *e = arg;
+
+    ferry_timer_cancel(t);
+    e->safety = NULL;
+    e->timed_out = 1;
+    ferry_loop_stop(loop);
+}
+
+static void test_end_owed_at_a_pause_comes_on_resume(void **state)
+{
+    int fds = count_fds();
+    struct end_client e = { 0 };
+    struct ferry_handler h = { .on_frame = end_on_frame, .on_close = end_on_close, .arg = &e };
+    struct ferry_transport *t = NULL, *peer = NULL;
+    json_t *hdr = json_pack("{s:s}", "type", "exit");
+    int sv[2];
+    (void)state;
+
+    assert_non_null(hdr);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(ferry_transport_new_fd(sv[0], &t), 0);
+    assert_int_equal(ferry_transport_new_fd(sv[1], &peer), 0);
+    assert_int_equal(ferry_frame_write(peer, hdr, NULL, 0, NULL), 0);
+    json_decref(hdr);
+
+    assert_int_equal(ferry_loop_new(&e.loop), 0);
+    assert_int_equal(ferry_conn_open(e.loop, t, "peer", &h, NULL, &e.c), 0);
+    e.safety = ferry_loop_timer(e.loop, FIX_SAFETY_MS, end_on_safety, &e);
+    assert_non_null(e.safety);
+    assert_int_equal(ferry_loop_run(e.loop), 0);
+
+    assert_int_equal(e.timed_out, 0);
+    assert_int_equal(e.headers, 1);
+    assert_int_equal(e.ends, 1);
+    assert_int_equal(e.paused_events, 0);
+
+    ferry_timer_cancel(e.safety);
+    ferry_loop_free(e.loop);
+    ferry_transport_free(peer);
+    assert_int_equal(count_fds(), fds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_end_owed_at_a_pause_comes_on_resume),
         cmocka_unit_test(test_resume_read_inside_frame_keeps_framing),
         cmocka_unit_test(test_resume_read_between_frames_keeps_order),
     };
