@@ -9,8 +9,11 @@
  */
 #include "pty.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -88,7 +91,51 @@ ssize_t pty_read(int master, uint8_t *buf, size_t cap)
     return (ssize_t)got;
 }
 
-pid_t pty_foreground(int master)
+/* The session of /proc/<name>/stat, or -1. */
+static pid_t session_of(int procfd, const char *name)
 {
-    return tcgetpgrp(master);
+    char path[64], buf[512];
+    const char *p;
+    long sid = -1;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/stat", name);
+    fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* pid (comm) state ppid pgrp session ...: comm may hold anything, so
+     * the fields are counted after its last ')'. */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 1, " %*c %*d %*d %ld", &sid) != 1)
+        return -1;
+    return (pid_t)sid;
+}
+
+void pty_kill_session(pid_t sid)
+{
+    int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = procfd >= 0 ? fdopendir(procfd) : NULL;
+    struct dirent *de;
+
+    if (!d) {
+        if (procfd >= 0)
+            close(procfd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+
+        if (*end || pid <= 0 || pid == sid)
+            continue;
+        if (session_of(procfd, de->d_name) == sid)
+            (void)kill((pid_t)pid, SIGKILL);
+    }
+    closedir(d);
 }

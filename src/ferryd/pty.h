@@ -42,7 +42,11 @@ int pty_resize(int master, const struct winsize *ws);
  * waiting; another -errno on failure. */
 ssize_t pty_read(int master, uint8_t *buf, size_t cap);
 
-/* The terminal's foreground process group, or -1. */
-pid_t pty_foreground(int master);
+/* SIGKILL every process of session sid (a command that runs on a
+ * terminal leads its own session), found by a walk of /proc: a shell's
+ * jobs have process groups of their own, which a signal to the command's
+ * group misses.  Best effort: a process that left the session (setsid, as
+ * a daemon does) is not ours to end. */
+void pty_kill_session(pid_t sid);
 
 #endif

@@ -650,14 +650,10 @@ void runner_abort(struct runner *e)
 {
     if (!e)
         return;
-    if (!e->finished && e->pty && e->out_fd[0] >= 0) {
-        /* A shell's jobs have groups of their own; the one in the
-         * foreground goes too (the others get the hangup of the close). */
-        pid_t fg = pty_foreground(e->out_fd[0]);
-
-        if (fg > 0 && fg != e->pid)
-            (void)killpg(fg, SIGKILL);
-    }
+    /* On a terminal the command leads a session, and a shell's jobs
+     * there have groups of their own: the whole session goes. */
+    if (!e->finished && e->pty)
+        pty_kill_session(e->pid);
     if (!e->finished) {
         if (!e->reaped)
             kill_and_reap(e);

@@ -20,6 +20,16 @@ FERRY = ferrytest.binary("ferry")
 STATUS = r"status=(\d+)"
 
 
+def gone(pid):
+    """pid has ended: no such process, or a zombie its new parent (init,
+    for an orphan) has not reaped yet."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class TtyTest(unittest.TestCase):
     """One TLS ferryd, and a fresh terminal per test."""
 
@@ -125,7 +135,7 @@ class TtyTest(unittest.TestCase):
 
     def test_read_s_and_wide_characters(self):
         self.ferry("-t", """bash -c 'read -s -p "secret? " x; echo; echo "got [$x]"; printf "\\346\\227\\245\\346\\234\\254 \\342\\234\\223\\n"'""")
-        self.term.wait_for(r"secret\?")
+        self.term.wait_for(r"(?m)^secret\?")   # not the command line
         self.term.line("hunter2")
         self.term.wait_for(r"got \[hunter2\]")
         self.assertEqual(self.status(), 0)
@@ -170,7 +180,7 @@ class TtyTest(unittest.TestCase):
         self.assertIn("Connection to", self.term.screen())
         # The remote process is gone within 1 s (a reading of /proc, not a
         # timing of ferry: ferryd kills it as soon as the session closes).
-        ferrytest.wait_until(lambda: not os.path.exists("/proc/%d" % pid), timeout=1,
+        ferrytest.wait_until(lambda: gone(pid), timeout=1,
                              what="the remote cat to be gone")
         self.term.line("clear; stty -a > %s; cmp %s %s && echo same-$((6*7))" % (after, before, after))
         self.term.wait_for(r"same-42")
@@ -205,10 +215,22 @@ class TtyTest(unittest.TestCase):
         pid = ferrytest.wait_until(lambda: self.ferry_pid("term-marker"), what="ferry's pid")
         os.kill(pid, signal.SIGTERM)
         self.assertEqual(self.status(), 128 + signal.SIGTERM)
-        ferrytest.wait_until(lambda: not os.path.exists("/proc/%d" % rpid), timeout=2,
+        ferrytest.wait_until(lambda: gone(rpid), timeout=2,
                              what="the remote cat to be gone")
         self.term.line("clear; stty -a | cmp - %s && echo same-$((6*9))" % before)
         self.term.wait_for(r"same-54")
+
+    def test_disconnect_ends_the_jobs_too(self):
+        # A shell with job control puts each job in a group of its own; a
+        # client that leaves still ends them all (ssh's hangup does).
+        self.ferry("-t", """bash -c 'set -m; sleep 300 & echo bg=$!; sleep 301'""")
+        bg = int(self.term.wait_for(r"bg=(\d+)").group(1))
+        self.assertNotEqual(os.getpgid(bg), os.getsid(bg))
+        self.term.keys("Enter")
+        self.term.type("~.")
+        self.assertEqual(self.status(), 255)
+        ferrytest.wait_until(lambda: gone(bg), timeout=1,
+                             what="the background job to be gone")
 
     def test_escape_character_changed_and_off(self):
         self.ferry("-t -e '^]'", "cat")
