@@ -61,6 +61,10 @@
 #define COALESCE_NS      (500 * 1000)
 #define STREAM_NS        (1000 * 1000)
 #define REAP_POLL_MS     50         /* waitpid polling when pidfd is missing */
+/* A terminal command has ended: how long the terminal's other holders (a
+ * shell's background jobs) may keep it open before it is hung up, as sshd
+ * does, instead of holding the session until they end. */
+#define PTY_LINGER_MS    200
 #define ABORT_REAP_MS    200        /* how long runner_abort waits on the loop */
 
 struct runner {
@@ -72,6 +76,7 @@ struct runner {
     int pidfd;                      /* -1 when absent (polling) or closed */
     struct ferry_timer *reap_timer; /* polling fallback, else NULL */
     struct ferry_timer *kill_timer; /* timeout, then the grace period */
+    struct ferry_timer *linger_timer; /* PTY_LINGER_MS after a terminal command's end */
     int term_stage;                 /* 0: nothing sent, 1: TERM, 2: KILL */
 
     int out_fd[2];                  /* stdout, stderr (ours, non-blocking); -1 at EOF */
@@ -147,6 +152,8 @@ static void release(struct runner *e)
     stop_reaping(e);
     ferry_timer_cancel(e->kill_timer);
     e->kill_timer = NULL;
+    ferry_timer_cancel(e->linger_timer);
+    e->linger_timer = NULL;
 }
 
 static void enter(struct runner *e)
@@ -232,9 +239,36 @@ static void maybe_finish(struct runner *e)
     e->ops.on_exit(e->arg, &e->res);
 }
 
+static void terminal_output(struct runner *e, int fd);
+
+/* The terminal outlived its command: what it shows now goes out, then it
+ * is closed (which hangs it up for whoever still holds it). */
+static void on_linger_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct runner *e = arg;
+
+    enter(e);
+    if (e->out_paused) {
+        /* The client is behind: nothing is dropped, the hangup waits. */
+        ferry_timer_restart(t, PTY_LINGER_MS);
+        leave(e);
+        return;
+    }
+    if (e->out_fd[0] >= 0)
+        terminal_output(e, e->out_fd[0]);
+    if (!e->finished) {
+        output_close(e, 0);
+        output_close(e, 1);
+        maybe_finish(e);
+    }
+    leave(e);
+}
+
 static void after_reap(struct runner *e)
 {
     stop_reaping(e);
+    if (e->pty && e->out_fd[0] >= 0 && !e->linger_timer)
+        e->linger_timer = ferry_loop_timer(e->loop, PTY_LINGER_MS, on_linger_timer, e);
     maybe_finish(e);
 }
 
@@ -402,12 +436,17 @@ static int output_from_pipe(struct runner *e, int i, int fd)
     return 1;
 }
 
+/* Output is only lent to on_output for the call, and a loop runs on one
+ * thread, so one buffer per thread serves every command on it: an idle
+ * command costs no 256 KiB of its own. */
+static _Thread_local uint8_t rbuf[READ_CHUNK];
+
 /* A terminal's output, gathered from its small reads into one chunk.
  * Not coalesced by time: a terminal buffers only a few KiB, so a writer
  * blocks long before a wait could pay off, and an echo must go at once. */
-static void terminal_output(struct runner *e, int fd, uint8_t *buf, size_t cap)
+static void terminal_output(struct runner *e, int fd)
 {
-    ssize_t n = pty_read(fd, buf, cap);
+    ssize_t n = pty_read(fd, rbuf, sizeof rbuf);
 
     if (n == -EAGAIN)
         return;
@@ -419,22 +458,18 @@ static void terminal_output(struct runner *e, int fd, uint8_t *buf, size_t cap)
         maybe_finish(e);
         return;
     }
-    if (e->ops.on_output(e->arg, 1, buf, (size_t)n) < 0 && !e->finished)
+    if (e->ops.on_output(e->arg, 1, rbuf, (size_t)n) < 0 && !e->finished)
         output_refused(e);
 }
 
 static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
-    /* Output is only lent to on_output for the call, and a loop runs on one
-     * thread, so one buffer per thread serves every command on it: an idle
-     * command costs no 64 KiB of its own. */
-    static _Thread_local uint8_t rbuf[READ_CHUNK];
     struct runner *e = arg;
     int i = fd == e->out_fd[0] ? 0 : 1;
 
     enter(e);
     if (e->pty && i == 0) {
-        terminal_output(e, fd, rbuf, sizeof rbuf);
+        terminal_output(e, fd);
         leave(e);
         return;
     }

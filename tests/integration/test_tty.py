@@ -232,6 +232,15 @@ class TtyTest(unittest.TestCase):
         ferrytest.wait_until(lambda: gone(bg), timeout=1,
                              what="the background job to be gone")
 
+    def test_background_job_does_not_hold_the_session(self):
+        # The command ends; a job it left in the background still holds
+        # the terminal.  As with ssh -t, the session ends anyway (the
+        # terminal is hung up a moment later) with the command's status.
+        self.ferry("-t", """bash -c 'set -m; sleep 300 & echo bg=$!; exit 3'""")
+        bg = int(self.term.wait_for(r"bg=(\d+)").group(1))
+        self.addCleanup(lambda: gone(bg) or os.kill(bg, signal.SIGKILL))
+        self.assertEqual(self.status(timeout=5), 3)
+
     def test_escape_character_changed_and_off(self):
         self.ferry("-t -e '^]'", "cat")
         self.term.type("~.")
