@@ -70,7 +70,9 @@ struct runner_spec {
      * in a session of its own: stdin and stdout are the terminal (stdin_pipe
      * is ignored; runner_write_stdin types on it), output comes as stream 1,
      * stderr as stream 2 only with pty->stderr_pipe.  The output ends when
-     * the last process holding the terminal has closed it. */
+     * the last process holding the terminal has closed it, or shortly after
+     * the command's end (the terminal is then hung up); runner_abort kills
+     * the command's whole session. */
     const struct pty_spec *pty;
     /* 1: neither argv nor shell; the account's login shell (launch.h). */
     int login;
