@@ -47,5 +47,6 @@ int cmd_ls(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_mkdir(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 #endif

@@ -524,6 +524,43 @@ int session_send_body(struct client_session *s, const void *p, size_t n, struct 
     return 0;
 }
 
+ssize_t session_send_file(struct client_session *s, int fd, uint64_t *off, uint64_t n,
+                          struct fs_error *err)
+{
+    uint64_t sent = 0;
+
+    while (sent < n) {
+        ssize_t w;
+        int r;
+
+        if (s->broken || !s->conn)
+            return s->gone ? session_lost_gone(s, err)
+                           : session_lost(s, err, "connection to %s is closed", s->peer);
+        w = ferry_conn_sendfile(s->conn, fd, off, n - sent > SIZE_MAX ? SIZE_MAX : (size_t)(n - sent));
+        if (w == -EAGAIN) {
+            /* A header from the server waits in the slot (an error?): the
+             * caller sends the rest by copy, as session_send_body would
+             * queue it, and looks at the header after the frame. */
+            if (s->hdr)
+                break;
+            r = session_wait(s);       /* sendfile asked for on_drain */
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (w == 0)
+            return session_lost(s, err, "file changed while being sent");
+        if (w < 0)
+            return write_failed(s, (int)w, err);
+        sent += (uint64_t)w;
+        s->queued += (uint64_t)w;
+        s->body_left -= (uint64_t)w < s->body_left ? (uint64_t)w : s->body_left;
+    }
+    if (s->gone && !s->hdr)
+        return session_lost_gone(s, err);
+    return (ssize_t)sent;
+}
+
 /* Take the slot's header: typed, and an error turned into its code. */
 static int take_header(struct client_session *s, json_t **hdr, const char **type, uint64_t *body,
                        struct fs_error *err)

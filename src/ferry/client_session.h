@@ -148,6 +148,16 @@ int session_send_data_header(struct client_session *s, uint64_t offset, uint64_t
  * in the slot, for session_poll_header after the frame. */
 int session_send_body(struct client_session *s, const void *p, size_t n, struct fs_error *err);
 
+/* Send up to n bytes of the file fd from *off (advanced by what went) as a
+ * data frame's body, by sendfile: in plaintext the page cache goes to the
+ * socket without a copy here (over TLS libferry reads and seals).  Waits
+ * while the socket is full.  Returns the bytes sent, fewer than n only
+ * when a header from the server arrived meanwhile (the caller sends the
+ * rest by session_send_body), or < 0 when the put is over (err says why;
+ * "file changed while being sent" when the file ended early). */
+ssize_t session_send_file(struct client_session *s, int fd, uint64_t *off, uint64_t n,
+                          struct fs_error *err);
+
 /*
  * Wait for the next frame and return its header (*hdr, a new reference),
  * its type (borrowed from *hdr) and its body size.  A body is not kept:

@@ -37,12 +37,15 @@
 #include "tty.h"
 
 #define PROMPT ">>: "
+/* --keep-going's getopt id, past the connection options' (dial.h). */
+#define OPT_KEEP_GOING 0x200
 
 struct shell {
     struct client_session *s;
     const char *host;             /* to reopen the session (cmd_files_shell) */
     const struct dial_opts *so;
     int interactive;
+    int keep_going;   /* --keep-going: a script goes on after a failing line */
     char *home;       /* the session's first directory: where a bare cd goes */
     struct script script;   /* the lines, when stdin is not a terminal */
 };
@@ -72,12 +75,18 @@ static void usage(FILE *f)
         "\n"
         "HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n"
         "\n"
+        "Read from a pipe or a file, the lines are a script: it stops at the first\n"
+        "line that fails, with that line's status, as 'sh -e' would.\n"
+        "\n"
+        "      --keep-going         run a script's every line whatever the ones\n"
+        "                           before returned\n"
         DIAL_OPTS_HELP
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
-        "Exit status: the last command's (0 if none ran; a failed cd counts as 1);\n"
-        "255 if ferry itself failed, with a one-line message; 2 for a bad command line.\n",
+        "Exit status: the last line's (0 if none ran; a failed cd counts as 1), so a\n"
+        "script's first failing line's; 255 if ferry itself failed, with a one-line\n"
+        "message; 2 for a bad command line.\n",
         FERRY_DEFAULT_PORT);
 }
 
@@ -185,13 +194,21 @@ static int do_cd(struct shell *sh, char *arg)
 }
 
 /* The exec request for a command line: the command's stdin is
- * /dev/null (ours holds the next lines).  NULL: not UTF-8 (printed). */
-static json_t *command_request(const char *line)
+ * /dev/null (ours holds the next lines).  ahead: sent while the line
+ * before runs; unless the script keeps going, it must then run only if
+ * that line succeeds (PROTOCOL.md 2.2).  NULL: not UTF-8 (printed). */
+static json_t *command_request(const struct shell *sh, const char *line, int ahead)
 {
     json_t *req = json_pack("{s:s, s:s, s:b}", "type", MSG_EXEC, "shell", line, "stdin", 0);
 
     if (!req)
         cli_error("the command is not valid UTF-8 text");
+    else if (ahead && !sh->keep_going &&
+             json_object_set_new(req, "only_after_success", json_true()) < 0) {
+        json_decref(req);
+        req = NULL;
+        cli_error("out of memory");
+    }
     return req;
 }
 
@@ -407,13 +424,13 @@ static int repl(struct shell *sh)
         } else if ((local = do_local(sh, cmd)) >= 0) {
             status = local;
         } else if (*cmd) {
-            json_t *req = sent ? NULL : command_request(cmd), *ahead = NULL;
+            json_t *req = sent ? NULL : command_request(sh, cmd, 0), *ahead = NULL;
 
             if (sent || req) {
                 if (!sh->interactive && sh->s->pipeline) {
                     next = line_ready(sh);
                     if (next && is_remote(trim(next)))
-                        ahead = command_request(trim(next));
+                        ahead = command_request(sh, trim(next), 1);
                 }
                 status = do_command(sh, req, ahead);
             } else {
@@ -422,6 +439,12 @@ static int repl(struct shell *sh)
             sent = ahead != NULL;
             json_decref(req);
             json_decref(ahead);
+        }
+        if (status != 0 && !sh->interactive && !sh->keep_going) {
+            /* A request sent ahead was conditional: the server skips it. */
+            free(line);
+            free(next);
+            return status;
         }
         free(line);
         line = next ? next : next_line(sh);
@@ -438,6 +461,7 @@ int cmd_shell(int argc, char **argv)
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+        { "keep-going", no_argument, NULL, OPT_KEEP_GOING },
         DIAL_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
@@ -456,6 +480,7 @@ int cmd_shell(int argc, char **argv)
         switch (opt) {
         case 'h': usage(stdout); return 0;
         case 'V': printf("ferry %s\n", FERRY_VERSION); return 0;
+        case OPT_KEEP_GOING: sh.keep_going = 1; break;
         default: return cli_bad_option("ferry shell", opt, argv);
         }
     }

@@ -27,6 +27,7 @@
 #include "cli.h"
 #include "errcode.h"
 #include "handshake.h"
+#include "hostconf.h"
 #include "ferry/ferry.h"
 #include "keyfile.h"
 #include "keys.h"
@@ -51,12 +52,17 @@ int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const ch
         ferry_log_set_ident("ferry");
         ferry_log_set_level(FERRY_LOG_DEBUG);
         return 1;
+    case 'F':
+        o->config_file = arg;
+        return 1;
     case OPT_CONNECT_TIMEOUT:
         if (cli_seconds(help_cmd, "--connect-timeout", arg, MAX_CONNECT_TIMEOUT_S,
                         &o->connect_timeout) < 0)
             return -1;
+        o->set |= DIAL_SET_CONNECT_TIMEOUT;
         return 1;
     case OPT_KEEPALIVE:
+        o->set |= DIAL_SET_KEEPALIVE;
         if (strcmp(arg, "0") == 0) {
             o->keepalive = 0;
             return 1;
@@ -434,6 +440,72 @@ static void host_part(const char *text, char *out, size_t len)
         snprintf(out, len, "%s", text);   /* a bare name, or a bare IPv6 address */
 }
 
+/* HOST's name and its port, if it has one: "web1:7000" -> "web1", "7000";
+ * "[::1]:7000" -> "::1", "7000"; "web1" and "::1" -> no port.  unix:/PATH
+ * is left whole. */
+static void split_host(const char *text, char *name, size_t name_len, char *port, size_t port_len)
+{
+    const char *colon = strrchr(text, ':'), *bracket = strchr(text, ']');
+
+    port[0] = '\0';
+    if (strncmp(text, "unix:", 5) == 0) {
+        snprintf(name, name_len, "%s", text);
+        return;
+    }
+    host_part(text, name, name_len);
+    if (text[0] == '[' ? bracket && bracket[1] == ':' : colon && colon == strchr(text, ':'))
+        snprintf(port, port_len, "%s", colon + 1);
+}
+
+void dial_split_host(const char *host, char *name, size_t name_len, char *port, size_t port_len)
+{
+    split_host(host, name, name_len, port, port_len);
+}
+
+int dial_resolve(const char *host, const struct dial_opts *o, struct dial_opts *eff,
+                 struct hostconf *hc, char *target, size_t target_len)
+{
+    char name[256], port[16];
+    const char *const *v = (const char *const *)hc->values;
+    const char *addr;
+    double d;
+
+    split_host(host, name, sizeof name, port, sizeof port);
+    if (strlen(host) >= sizeof name - 8) {
+        cli_error("%s: host name too long", host);
+        return -1;
+    }
+    if (hostconf_load(o->config_file, name, hc) < 0)
+        return -1;
+    *eff = *o;
+    /* The command line first, then the files (first value wins there). */
+    if (!o->key_file && v[HC_KEYFILE])
+        eff->key_file = v[HC_KEYFILE];
+    if (!o->key_name && v[HC_KEYNAME])
+        eff->key_name = v[HC_KEYNAME];
+    if (!o->plaintext && v[HC_PLAINTEXT] && strcasecmp(v[HC_PLAINTEXT], "yes") == 0)
+        eff->plaintext = 1;
+    if (!o->ca_file && v[HC_CA])
+        eff->ca_file = v[HC_CA];
+    if (!o->cert_file && v[HC_CERT])
+        eff->cert_file = v[HC_CERT];
+    if (!o->cert_key_file && v[HC_CERTKEY])
+        eff->cert_key_file = v[HC_CERTKEY];
+    if (!(o->set & DIAL_SET_CONNECT_TIMEOUT) && v[HC_CONNECTTIMEOUT])
+        eff->connect_timeout = (d = strtod(v[HC_CONNECTTIMEOUT], NULL)) > 0 ? d : eff->connect_timeout;
+    if (!(o->set & DIAL_SET_KEEPALIVE) && v[HC_KEEPALIVE])
+        eff->keepalive = strtod(v[HC_KEEPALIVE], NULL);
+    addr = v[HC_ADDRESS] ? v[HC_ADDRESS] : name;
+    if (!port[0] && v[HC_PORT])
+        snprintf(port, sizeof port, "%s", v[HC_PORT]);
+    if (strncmp(addr, "unix:", 5) == 0 || !port[0])
+        snprintf(target, target_len, strchr(addr, ':') && strncmp(addr, "unix:", 5) != 0
+                                     ? "[%s]" : "%s", addr);
+    else
+        snprintf(target, target_len, strchr(addr, ':') ? "[%s]:%s" : "%s:%s", addr, port);
+    return 0;
+}
+
 /* The TLS configuration for this connection: the key as a PSK, or --ca
  * (and our own --cert).  0 or -1 (printed). */
 static int tls_config(struct client_session *s, const struct dial_opts *o, const struct ferry_key *key)
@@ -482,14 +554,21 @@ static void set_nodelay(int fd)
         ferry_log_debug("TCP_NODELAY: %s", strerror(errno));
 }
 
-struct client_session *dial_open(const char *host, const struct dial_opts *o)
+struct client_session *dial_open(const char *host, const struct dial_opts *given)
 {
-    int timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
+    struct dial_opts eff;
+    const struct dial_opts *o = &eff;
+    struct hostconf hc = { 0 };
+    char target[320];
+    int timeout_ms;
     struct ferry_key key = { 0 };
     struct client_session *s = NULL;
     struct ferry_addr addr;
     int fd = -1, r, have_key = 0, ok = 0;
 
+    if (dial_resolve(host, given, &eff, &hc, target, sizeof target) < 0)
+        return NULL;
+    timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
     crypto_init();
     if (o->insecure_no_auth && (o->ca_file || o->cert_file)) {
         cli_error("--insecure-no-auth means no TLS: it takes no --ca or --cert");
@@ -521,7 +600,9 @@ struct client_session *dial_open(const char *host, const struct dial_opts *o)
         cli_error("out of memory");
         goto out;
     }
-    fd = ferry_connect_host(host, FERRY_DEFAULT_PORT, timeout_ms > 0 ? timeout_ms : 1, &addr);
+    if (strcmp(target, host) != 0)
+        ferry_log_debug("%s is %s (host configuration)", host, target);
+    fd = ferry_connect_host(target, FERRY_DEFAULT_PORT, timeout_ms > 0 ? timeout_ms : 1, &addr);
     if (fd == FERRY_EADDR) {
         cli_error("cannot connect to %s: bad address or unknown host", host);
         goto out;
@@ -542,7 +623,7 @@ struct client_session *dial_open(const char *host, const struct dial_opts *o)
         char name[256];
         if (tls_config(s, o, &key) < 0)
             goto out;
-        host_part(host, name, sizeof name);
+        host_part(target, name, sizeof name);
         if (o->ca_file && !name[0]) {
             cli_error("--ca checks the server's certificate against the host name, and %s has "
                       "none: use the key (without --ca) for unix: sockets", host);
@@ -569,6 +650,7 @@ struct client_session *dial_open(const char *host, const struct dial_opts *o)
     ok = 1;
 out:
     key_wipe(&key);
+    hostconf_free(&hc);
     if (fd >= 0)
         close(fd);
     if (!ok) {

@@ -34,7 +34,14 @@ struct dial_opts {
     const char *cert_file;    /* --cert / --cert-key: our own certificate */
     const char *cert_key_file;
     int verbose;
+    const char *config_file;  /* -F: the only host configuration file read */
+    unsigned set;             /* DIAL_SET_*: given on the command line */
 };
+
+/* Options whose defaults are values, so that the command line can be told
+ * from the default when the host configuration has its own. */
+#define DIAL_SET_CONNECT_TIMEOUT 1u
+#define DIAL_SET_KEEPALIVE 2u
 
 /* getopt_long pieces for the options above, for the subcommands to splice
  * into their own tables; ids are >= DIAL_OPT_BASE except -k and -v. */
@@ -49,6 +56,7 @@ enum {
     OPT_CERT_KEY,
     OPT_KEEPALIVE,
 };
+/* -F FILE has a short name: it is ssh's. */
 #define DIAL_LONGOPTS                                                   \
     { "key-file", required_argument, NULL, 'k' },                          \
     { "key-name", required_argument, NULL, OPT_KEY_NAME },                 \
@@ -59,8 +67,9 @@ enum {
     { "ca", required_argument, NULL, OPT_CA },                             \
     { "cert", required_argument, NULL, OPT_CERT },                         \
     { "cert-key", required_argument, NULL, OPT_CERT_KEY },                 \
+    { "config", required_argument, NULL, 'F' },                            \
     { "verbose", no_argument, NULL, 'v' }
-#define DIAL_SHORTOPTS "k:v"
+#define DIAL_SHORTOPTS "k:vF:"
 /* Help text lines for those options. */
 #define DIAL_OPTS_HELP                                                              \
     "  -k, --key-file FILE      the shared key (default: $FERRY_KEY_FILE, else\n"      \
@@ -80,6 +89,8 @@ enum {
     "                           (default 15; 0: never; never with older servers)\n" \
     "      --insecure-no-auth   accept a server started with --insecure-no-auth\n"     \
     "                           (no key, no TLS)\n"                                   \
+    "  -F, --config FILE        read the host configuration from FILE only (default:\n" \
+    "                           ~/.config/ferry/config, then /etc/ferry/config)\n"  \
     "  -v, --verbose            log the session's steps on stderr\n"
 
 void dial_opts_init(struct dial_opts *o);
@@ -88,8 +99,21 @@ void dial_opts_init(struct dial_opts *o);
  * (0 otherwise), or -1 after a usage error was printed. */
 int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const char *arg);
 
+/* What the host configuration makes of `host` and the command line's
+ * options: *eff (strings borrowed from o or from *hc, which the caller
+ * frees with hostconf_free) and the address to connect to (target:
+ * HOST[:PORT] as ferry_connect_host takes it).  0, or -1 (printed). */
+struct hostconf;
+int dial_resolve(const char *host, const struct dial_opts *o, struct dial_opts *eff,
+                 struct hostconf *hc, char *target, size_t target_len);
+
+/* HOST[:PORT] / [V6]:PORT / unix:/PATH into the name and the port ("" when
+ * none is given). */
+void dial_split_host(const char *host, char *name, size_t name_len, char *port, size_t port_len);
+
 /*
- * Resolve `host`, load the key, connect and authenticate.  On failure the
+ * Resolve `host` (through the host configuration), load the key, connect
+ * and authenticate.  On failure the
  * reason has been printed ("ferry: cannot connect to ...", "ferry:
  * authentication failed", ...) and NULL is returned.
  */

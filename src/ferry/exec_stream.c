@@ -360,6 +360,10 @@ static void on_header(struct run *run, const json_t *h)
         }
         run->status = 0;
         run->finish_at_end = 1;
+    } else if (strcmp(type, MSG_SKIPPED) == 0 && run->awaiting == AWAIT_EXIT) {
+        /* Sent ahead on a condition the server found false: not run. */
+        run->status = 1;
+        run->finish_at_end = 1;
     } else if (strcmp(type, MSG_STDIN_ACK) == 0) {
         json_int_t n = json_integer_value(json_object_get(h, "bytes"));
 

@@ -30,12 +30,16 @@ static void usage(FILE *f)
         "  ferry stat [--json] HOST PATH...               show a remote file's metadata\n"
         "  ferry mkdir [-p] HOST PATH...                  make remote directories\n"
         "  ferry rm [-r] HOST PATH...                     remove remote files\n"
+        "  ferry config [OPTIONS] HOST                    show the settings for HOST\n"
         "\n"
-        "'ferry COMMAND --help' describes each.  The key is read from -k FILE, else\n"
+        "'ferry COMMAND --help' describes each.  HOST is a name or address, with\n"
+        ":PORT if not 7171, or a name from the host configuration (-F FILE, else\n"
+        "~/.config/ferry/config, then /etc/ferry/config: Host blocks as ssh_config's).\n"
+        "The key is read from -k FILE, else the configuration's KeyFile, else\n"
         "$FERRY_KEY_FILE, else ~/.config/ferry/key; the server must hold the same one.\n"
         "Connections are TLS 1.3 keyed by it (or verified with --ca FILE).  Connection\n"
         "options (-k, --key-name, --ca, --cert, --cert-key, --plaintext,\n"
-        "--connect-timeout, --keepalive, --insecure-no-auth, -v) may also come\n"
+        "--connect-timeout, --keepalive, --insecure-no-auth, -F, -v) may also come\n"
         "before COMMAND.\n"
         "\n"
         "  -h, --help      show this help\n"
@@ -61,6 +65,7 @@ static int hoist_global_options(int argc, char **argv)
         { "--cert-key", 1 }, { "--connect-timeout", 1 }, { "--keepalive", 1 },
         { "--plaintext", 0 },
         { "--insecure-no-auth", 0 }, { "-v", 0 }, { "--verbose", 0 },
+        { "-F", 1 }, { "--config", 1 },
     };
     int i = 1;
 
@@ -117,6 +122,7 @@ int main(int argc, char **argv)
         { "stat", cmd_stat },
         { "mkdir", cmd_mkdir },
         { "rm", cmd_rm },
+        { "config", cmd_config },
     };
     const char *cmd;
 
@@ -148,5 +154,5 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
     }
     return cli_usage_error("ferry", "unknown command '%s' (keygen, exec, shell, put, get, ls, "
-                           "stat, mkdir or rm)", cmd);
+                           "stat, mkdir, rm or config)", cmd);
 }

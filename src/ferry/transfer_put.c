@@ -91,6 +91,29 @@ static int check_incoming(struct client_session *s, struct fs_error *err)
     return r;
 }
 
+/* n bytes of fd from *off, already hashed, sent by copy (after
+ * session_send_file stopped short). */
+static int send_hashed_by_copy(struct transfer *x, struct client_session *s, int fd, uint64_t *off,
+                               uint64_t n, struct fs_error *err)
+{
+    while (n > 0) {
+        ssize_t got = pread(fd, x->buf, n < x->buf_len ? (size_t)n : x->buf_len, (off_t)*off);
+        int r;
+
+        if (got < 0 && errno == EINTR && !signals_interrupted)
+            continue;
+        if (got <= 0)
+            return got < 0 && errno == EINTR ? -EINTR
+                   : session_lost(s, err, "%s", got == 0 ? "file changed while being sent" : strerror(errno));
+        r = session_send_body(s, x->buf, (size_t)got, err);
+        if (r < 0)
+            return r;
+        *off += (uint64_t)got;
+        n -= (uint64_t)got;
+    }
+    return 0;
+}
+
 /* Send the file's bytes from `off` to `size` as data frames.  0 when all
  * went; otherwise the put is over (err says why, or the connection is). */
 static int send_data(struct transfer *x, struct client_session *s, int fd, uint64_t off, uint64_t size,
@@ -104,6 +127,37 @@ static int send_data(struct transfer *x, struct client_session *s, int fd, uint6
         r = session_send_data_header(s, off, seg, err);
         if (r < 0)
             return r;
+        while (seg > 0 && !s->tls && !s->hdr) {
+            /* Plaintext: hash a slice from the page cache, then let the
+             * kernel send those same pages (no copy through here).  Should
+             * the file change in between, the server's checksum of what it
+             * got no longer matches ours and the put fails: integrity holds. */
+            uint64_t hashed = off, want = seg < x->buf_len ? seg : x->buf_len;
+            ssize_t n;
+
+            r = digest_file_slice(x->d, fd, &hashed, off + want, want);
+            if (r < 0)
+                return session_lost(s, err, "%s", r == FERRY_ETRUNCATED ? "file changed while being sent"
+                                                                      : strerror(-r));
+            n = session_send_file(s, fd, &off, want, err);
+            if (n < 0)
+                return (int)n;
+            seg -= (uint64_t)n;
+            progress_update(bar, off);
+            if ((uint64_t)n < want) {
+                /* Hashed but not sent: the copying path below sends it,
+                 * so it must not be hashed twice. */
+                r = send_hashed_by_copy(x, s, fd, &off, want - (uint64_t)n, err);
+                if (r < 0)
+                    return r;
+                seg -= want - (uint64_t)n;
+                progress_update(bar, off);
+            }
+        }
+        /* read() goes on from the descriptor's position; sendfile and
+         * pread leave it where it was. */
+        if (seg > 0 && lseek(fd, (off_t)off, SEEK_SET) < 0)
+            return session_lost(s, err, "%s", strerror(errno));
         while (seg > 0) {
             ssize_t n = read(fd, x->buf, seg < x->buf_len ? (size_t)seg : x->buf_len);
 

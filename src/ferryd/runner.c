@@ -2,8 +2,9 @@
  * runner.c - ferryd's command runner; the contract is in runner.h.
  *
  * launch.c sets the process up and spawns it.  From then on the command
- * is a set of loop sources owned by struct runner: two output pipes (read
- * as they become readable, paused on request), the stdin pipe (watched for
+ * is a set of loop sources owned by struct runner: two output pipes (read,
+ * or offered to on_output_pipe, as they become readable; paused on request;
+ * a timerfd lets a streaming pipe fill first), the stdin pipe (watched for
  * writability only while its queue is non-empty), a pidfd (or a polling
  * timer where pidfd_open is missing) and the timeout timer.  The command is
  * over when it has been reaped and both output pipes are at EOF; only then

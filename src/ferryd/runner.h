@@ -18,6 +18,12 @@
  *   - SIGCHLD is not SIG_IGN and nobody else waits for arbitrary children,
  *     or the kernel/another thread could reap our child and lose its status.
  *
+ * Output goes either through on_output (read here, borrowed for the call)
+ * or, when the caller has on_output_pipe and can splice, straight from the
+ * pipe.  While output streams, a pipe holding little is given 0.5 ms to
+ * fill before it is offered (runner.c, COALESCE_MIN), so a command writing
+ * in small pieces does not make each piece a frame.
+ *
  * Memory: output is never buffered here (each chunk is borrowed by
  * on_output for the call only, at most 256 KiB); the stdin queue holds
  * whatever the caller queued, so bounding it is the caller's job: stop

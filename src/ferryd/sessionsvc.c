@@ -171,6 +171,7 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
                     (int)runner_pid(s->exec), res->signaled ? "signal" : "status",
                     res->signaled ? res->signal : res->status, res->timed_out ? ", timed out" : "");
     audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", res, NULL);
+    s->last_failed = res->signaled || res->status != 0;
     session_send_msg(s, msg);
     runner_free(s->exec);
     s->exec = NULL;
@@ -502,6 +503,11 @@ static int handle_exec(struct session *s, json_t *msg)
     if (s->exec || filesvc_busy(s->files))
         return session_send_error(s, ERR_BUSY, s->exec ? "a command is already running on this session"
                                                : "a transfer is in progress on this session");
+    /* A script that stops at its first failure sent this ahead on the
+     * condition that the command before it succeeds. */
+    if (s->last_failed && json_is_true(json_object_get(msg, "only_after_success")))
+        return session_send_msg(s, json_pack("{s:s}", "type", MSG_SKIPPED));
+    s->last_failed = 1;   /* until it exits 0 */
     if (s->opts.flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY)) {
         audit_denied(ferry_conn_peer(s->c), "main", "exec", NULL, "files-only or read-only key");
         return session_send_error(s, ERR_DENIED, "this key may not run commands (files-only or read-only "

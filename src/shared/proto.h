@@ -36,11 +36,12 @@
 #define MSG_ERROR    "error"     /* {code, message} */
 #define MSG_CLOSING  "closing"   /* {reason, message}: why the server closes now (PROTOCOL.md 2.7) */
 #define MSG_PONG     "pong"      /* answer to ping */
+#define MSG_SKIPPED  "skipped"   /* an exec with "only_after_success" after a command that failed */
 
 /* client -> server */
 #define MSG_AUTH     "auth"      /* {version, key?, nonce, proof} | {version} (auth tls, none) */
 #define MSG_EXEC     "exec"      /* {argv: [..]} | {shell: ".."} | {login: true}, cwd?, env?,
-                                    timeout?, stdin?, tty? (PROTOCOL.md 2.8) */
+                                  * timeout?, stdin?, only_after_success?, tty? (PROTOCOL.md 2.8) */
 #define MSG_STDIN    "stdin"     /* body: bytes for the command's stdin */
 #define MSG_STDIN_EOF "stdin-eof"
 #define MSG_SIGNAL   "signal"    /* {signal: "INT"|"TERM"|"HUP"|"QUIT"|"KILL"} */

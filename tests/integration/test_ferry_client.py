@@ -510,8 +510,9 @@ class ShellTest(ClientTest):
         return self.ferry("shell", "-k", self.key, self.host, input=script.encode(), **kw)
 
     def test_commands_and_cd(self):
-        r = self.shell("pwd\ncd /tmp\npwd\ncd /nonexistent-ferry-dir\npwd\n"
-                       "cd\npwd\ncd /\ncd tmp\npwd\n")
+        r = self.ferry("shell", "--keep-going", "-k", self.key, self.host,
+                       input=b"pwd\ncd /tmp\npwd\ncd /nonexistent-ferry-dir\npwd\n"
+                             b"cd\npwd\ncd /\ncd tmp\npwd\n")
         self.assertStatus(r, 0)
         lines = r.stdout.decode().splitlines()
         self.assertEqual(len(lines), 5, r.stdout)
@@ -528,8 +529,26 @@ class ShellTest(ClientTest):
         self.assertEqual(r.stdout, b"hi\n")
         self.assertIn(b"nonexistent-ferry-dir", r.stderr)
         self.assertNotIn(b"ferry:", r.stderr)
-        self.assertStatus(self.shell("false\ntrue\n"), 0)
         self.assertStatus(self.shell("true\nfalse\n"), 1)
+
+    def test_a_script_stops_at_its_first_failing_line(self):
+        """Issue 14: as sh -e, with the failing line's status; the line sent
+        ahead meanwhile was conditional and did not run (the server skipped
+        it).  --keep-going runs every line; at a prompt nothing stops."""
+        marker = os.path.join(self.dir, "ran-after-failure")
+        script = "echo one\nsh -c 'exit 3'\ntouch %s\necho never\n" % marker
+        r = self.shell(script)
+        self.assertStatus(r, 3)
+        self.assertEqual(r.stdout, b"one\n")
+        self.assertFalse(os.path.exists(marker), "the line after the failure ran")
+        r = self.shell("cd /nonexistent-ferry-dir\necho never\n")
+        self.assertStatus(r, 1)
+        self.assertEqual(r.stdout, b"")
+        r = self.ferry("shell", "--keep-going", "-k", self.key, self.host,
+                       input=script.encode())
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"one\nnever\n")
+        self.assertTrue(os.path.exists(marker))
 
     def test_exit_quit_and_eof(self):
         r = self.shell("echo one\nexit\necho two\n")
@@ -738,7 +757,7 @@ class FakeServerTest(ClientTest):
             conn.sendall(frame({"type": "stdout"}, b"one\n") + frame({"type": "exit", "status": 0}))
             third, _ = recv_frame(conn)           # ahead of the second's exit
             srv.received.append(third)
-            conn.sendall(frame({"type": "stdout"}, b"two\n") + frame({"type": "exit", "status": 5}))
+            conn.sendall(frame({"type": "stdout"}, b"two\n") + frame({"type": "exit", "status": 0}))
             conn.sendall(frame({"type": "exit", "status": 0}))
             chdir, _ = recv_frame(conn)           # cd: after the third ended
             srv.received.append(chdir)
@@ -749,14 +768,18 @@ class FakeServerTest(ClientTest):
             srv.drain(conn)
         fake = FakeServer(script, self.raw_key)
         r = self.ferry("--plaintext", "shell", "-k", self.key, fake.address,
-                       input=b"echo one\necho two; exit 5\ntrue\ncd /tmp\nexit 3\n")
+                       input=b"echo one\necho two\ntrue\ncd /tmp\nexit 3\n")
         fake.join(10 * SLOW)
         self.assertIsNone(fake.error)
         self.assertStatus(r, 3)
         self.assertEqual(r.stdout, b"one\ntwo\n")
         self.assertEqual([(m["type"], m.get("shell", m.get("path"))) for m in fake.received[2:]],
-                         [("chdir", "."), ("exec", "echo one"), ("exec", "echo two; exit 5"), ("exec", "true"),
+                         [("chdir", "."), ("exec", "echo one"), ("exec", "echo two"), ("exec", "true"),
                           ("chdir", "/tmp"), ("exec", "exit 3")])
+        # A script stops at its first failure: what went ahead runs only
+        # if the line before succeeds.
+        self.assertEqual([m.get("only_after_success") for m in fake.received[3:6]],
+                         [None, True, True])
 
     def test_unauthenticated_server_needs_explicit_consent(self):
         def script(conn, srv):

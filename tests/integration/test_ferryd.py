@@ -629,6 +629,17 @@ class FerrydModel:
         self.assertEqual(frames[1][0]["status"], 0)
         self.assertEqual(frames[3][0]["status"], 4)
         self.assertEqual(s.run({"shell": "echo after"})["out"], b"after\n")
+        # "only_after_success": skipped after a failure, waiting or not;
+        # run after a success.
+        s.send({"type": "exec", "stdin": False, "shell": "exit 1"})
+        s.send({"type": "exec", "stdin": False, "shell": "echo no", "only_after_success": True})
+        self.assertEqual([s.recv()[0]["type"] for _ in range(2)], ["exit", "skipped"])
+        s.send({"type": "exec", "shell": "echo no", "stdin": False, "only_after_success": True})
+        self.assertEqual(s.recv()[0], {"type": "skipped"})      # not waiting: the same
+        r = s.run({"shell": "true"})
+        self.assertEqual(r["exit"]["status"], 0)
+        r = s.run({"shell": "echo yes", "stdin": False, "only_after_success": True})
+        self.assertEqual((r["out"], r["exit"]["status"]), (b"yes\n", 0))
 
     def test_killed_by_signal_is_128_plus_n(self):
         r, _ = self.ferry("sh", "-c", "kill -TERM $$")

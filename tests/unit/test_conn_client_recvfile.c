@@ -2,7 +2,8 @@
  * test_conn_client_recvfile.c - receive-side zero copy: the transport's
  * ferry_transport_recvfile (TCP and unix sockets, non-blocking, what it
  * refuses, a file that fails), and bodies a client connection stores
- * straight into files (ferry_conn_recv_body_to_file), plain and over TLS,
+ * straight into files (ferry_conn_recv_body_to_file) or a pipe
+ * (ferry_conn_recv_body_to_pipe), plain and over TLS,
  * against a libferry server on a thread (fix_conn.h).
  *
  * Every test counts the process's descriptors before and after: nothing
@@ -263,6 +264,87 @@ static void test_body_to_file_tls(void **state)
     body_to_file(1);
 }
 
+/* ---- bodies into a pipe ------------------------------------------------------- */
+
+struct pipe_reader {
+    int fd;
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+static void *read_pipe(void *arg)
+{
+    struct pipe_reader *r = arg;
+
+    for (;;) {
+        ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        r->len += (size_t)n;
+    }
+    return NULL;
+}
+
+/* A body bigger than the pipe, read at the other end by a thread: exact
+ * bytes; in the clear most of it spliced socket -> pipe, over TLS all of
+ * it through the handler, which writes it itself. */
+static void body_to_pipe(int tls)
+{
+    int fds = count_fds();
+    struct fix_conn_server srv;
+    struct ferry_loop *loop = NULL;
+    struct ferry_tls *ctls = tls ? fix_psk_client(fix_psk_key, "ferry") : NULL;
+    uint8_t *big = fix_pattern(BIG_BODY);
+    int pfd[2];
+    pthread_t th;
+
+    assert_int_equal(pipe(pfd), 0);
+    struct pipe_reader rd = { .fd = pfd[0], .buf = malloc(BIG_BODY + 1), .cap = BIG_BODY + 1 };
+    struct fix_client cl = { .cmd = "blob", .blob = BIG_BODY, .to_pipe = 1, .file_fd = pfd[1] };
+
+    assert_non_null(rd.buf);
+    assert_int_equal(pthread_create(&th, NULL, read_pipe, &rd), 0);
+    fix_conn_server_start(&srv, tls);
+    assert_int_equal(ferry_loop_new(&loop), 0);
+    fix_client_open(loop, &srv, ctls, &cl);
+    assert_int_equal(ferry_loop_run(loop), 0);
+    close(pfd[1]);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(cl.ends, 1);
+    assert_int_equal(cl.close_reason, 0);
+    assert_int_equal(cl.file_error, 0);
+    assert_int_equal(cl.got_len, BIG_BODY);
+    assert_int_equal(cl.spliced + cl.copied, BIG_BODY);
+    if (tls)
+        assert_int_equal(cl.spliced, 0);
+    else
+        assert_true(cl.spliced > BIG_BODY / 2);
+    assert_int_equal(rd.len, BIG_BODY);
+    assert_memory_equal(rd.buf, big, BIG_BODY);
+    close(pfd[0]);
+    free(rd.buf);
+    free(big);
+    ferry_loop_free(loop);
+    fix_conn_server_stop(&srv);
+    ferry_tls_free(ctls);
+    assert_int_equal(count_fds(), fds);
+}
+
+static void test_body_to_pipe_plain(void **state)
+{
+    (void)state;
+    body_to_pipe(0);
+}
+
+static void test_body_to_pipe_tls(void **state)
+{
+    (void)state;
+    body_to_pipe(1);
+}
+
 /* The file refuses the body: one FRAME_ERROR with the file's code, then
  * the connection closes. */
 static void test_body_to_file_error(void **state)
@@ -299,6 +381,8 @@ int main(void)
         cmocka_unit_test(test_body_to_file_plain),
         cmocka_unit_test(test_body_to_file_tls),
         cmocka_unit_test(test_body_to_file_error),
+        cmocka_unit_test(test_body_to_pipe_plain),
+        cmocka_unit_test(test_body_to_pipe_tls),
     };
 
     signal(SIGPIPE, SIG_IGN);

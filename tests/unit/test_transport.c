@@ -1,7 +1,8 @@
 /*
  * test_transport.c - the plain transport over socketpairs and pipes:
  * short and gathered writes, EOF and truncation, EPIPE without SIGPIPE,
- * timeouts, and EINTR from a signal delivered mid-call.
+ * timeouts, EINTR from a signal delivered mid-call, and splice between
+ * pipes and sockets (sendpipe, recvpipe).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -321,6 +322,58 @@ static void test_sendfile_epipe(void **state)
     close(fd);
 }
 
+/* Pipe -> socket -> pipe by splice: the bytes arrive exact; an empty
+ * socket, a non-blocking pipe and a pipe without a reader each say so,
+ * and the last consumes nothing and raises no SIGPIPE. */
+static void test_sendpipe_recvpipe(void **state)
+{
+    uint8_t buf[60000], got[sizeof buf];
+    int in[2], out[2];
+    size_t sent = 0, have = 0;
+    struct fix_pair p;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = pattern(i);
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(write(in[1], buf, sizeof buf), (ssize_t)sizeof buf);
+    fix_pair_open(&p);
+    set_int_opt(p.b, SO_RCVBUF, 1 << 20);
+    set_int_opt(p.a, SO_SNDBUF, 1 << 20);
+    while (sent < sizeof buf) {
+        ssize_t n = ferry_transport_sendpipe(p.a, in[0], sizeof buf - sent);
+        assert_true(n > 0);
+        sent += (size_t)n;
+    }
+    /* Nothing left in the pipe, whose writer is still open. */
+    assert_int_equal(ferry_transport_sendpipe(p.a, in[0], 10), -EAGAIN);
+    while (have < sizeof buf) {
+        ssize_t n = ferry_transport_recvpipe(p.b, out[1], sizeof buf - have);
+        assert_true(n > 0);
+        assert_int_equal(read(out[0], got + have, (size_t)n), n);
+        have += (size_t)n;
+    }
+    assert_memory_equal(got, buf, sizeof buf);
+
+    set_nonblocking(p.b);
+    assert_int_equal(ferry_transport_recvpipe(p.b, out[1], 10), -EAGAIN);
+    assert_int_equal(fcntl(out[1], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(ferry_transport_recvpipe(p.b, out[1], 10), FERRY_EUNSUPPORTED);
+    assert_int_equal(fcntl(out[1], F_SETFL, 0), 0);
+
+    assert_int_equal(ferry_transport_write_full(p.a, "abc", 3), 0);
+    close(out[0]);
+    assert_int_equal(ferry_transport_recvpipe(p.b, out[1], 3), -EPIPE);
+    assert_false(sigpipe_pending());
+    assert_int_equal(ferry_transport_read(p.b, got, sizeof got), 3);
+    assert_memory_equal(got, "abc", 3);
+    fix_pair_close(&p);
+    close(in[0]);
+    close(in[1]);
+    close(out[1]);
+}
+
 static void test_pipe_read(void **state)
 {
     struct ferry_transport *r, *w;
@@ -537,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup(test_read_write, fix_sigpipe_default),
         cmocka_unit_test_setup(test_sendfile, fix_sigpipe_default),
         cmocka_unit_test_setup(test_sendfile_epipe, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_sendpipe_recvpipe, fix_sigpipe_default),
         cmocka_unit_test_setup(test_read_full_eof_and_truncated, fix_sigpipe_default),
         cmocka_unit_test_setup(test_nonblocking_short_write, fix_sigpipe_default),
         cmocka_unit_test_setup(test_writev_full_many_iovecs, fix_sigpipe_default),

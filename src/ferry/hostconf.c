@@ -1,0 +1,345 @@
+/*
+ * hostconf.c - reading the host configuration files (hostconf.h).
+ *
+ * Every file is read whole, line by line, and every line is checked even
+ * in blocks that do not apply to the host at hand, so a mistake shows the
+ * first time any command reads the file, not the day someone uses the
+ * host it is under.
+ */
+#include "hostconf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "keys.h"
+
+#define SYSTEM_CONFIG "/etc/ferry/config"
+#define LINE_MAX_LEN 4096
+
+static const char *const key_names[HC_NKEYS] = {
+    [HC_ADDRESS] = "Address",         [HC_PORT] = "Port",
+    [HC_KEYFILE] = "KeyFile",         [HC_KEYNAME] = "KeyName",
+    [HC_PLAINTEXT] = "Plaintext",     [HC_CA] = "CA",
+    [HC_CERT] = "Cert",               [HC_CERTKEY] = "CertKey",
+    [HC_CONNECTTIMEOUT] = "ConnectTimeout", [HC_KEEPALIVE] = "Keepalive",
+};
+
+const char *hostconf_key_name(enum hostconf_key k)
+{
+    static char lower[HC_NKEYS][24];
+
+    if (!lower[k][0])
+        for (size_t i = 0; key_names[k][i] && i + 1 < sizeof lower[k]; i++)
+            lower[k][i] = (char)tolower((unsigned char)key_names[k][i]);
+    return lower[k];
+}
+
+void hostconf_free(struct hostconf *hc)
+{
+    for (int k = 0; k < HC_NKEYS; k++)
+        free(hc->values[k]);
+    free(hc->groups);
+    *hc = (struct hostconf){ 0 };
+}
+
+/* Where one file is being read, for messages. */
+struct reader {
+    const char *path;
+    unsigned line;
+    const char *host;
+    int active;             /* the current block applies to host */
+    struct hostconf *out;
+};
+
+static int bad(const struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int bad(const struct reader *r, const char *fmt, ...)
+{
+    char what[320];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    cli_error("%s:%u: %s", r->path, r->line, what);
+    return -1;
+}
+
+/* Does `Host p1 p2 ...` apply?  Some positive pattern matches and no
+ * negated one does (ssh_config's rule). */
+static int block_applies(const char *host, char *patterns)
+{
+    int yes = 0;
+
+    for (char *save = NULL, *p = strtok_r(patterns, " \t", &save); p;
+         p = strtok_r(NULL, " \t", &save)) {
+        int neg = p[0] == '!';
+
+        if (fnmatch(p + neg, host, FNM_CASEFOLD) == 0) {
+            if (neg)
+                return 0;
+            yes = 1;
+        }
+    }
+    return yes;
+}
+
+/* ~/ at the start of a path is $HOME's. */
+static char *expand_path(const char *v)
+{
+    const char *home = getenv("HOME");
+    char *out = NULL;
+
+    if (v[0] == '~' && v[1] == '/' && home && *home)
+        return asprintf(&out, "%s%s", home, v + 1) < 0 ? NULL : out;
+    return strdup(v);
+}
+
+static int parse_seconds(const char *v, int zero_ok, double *out)
+{
+    char *end;
+    double d;
+
+    errno = 0;
+    d = strtod(v, &end);
+    if (errno || end == v || *end || d < 0 || (!zero_ok && d == 0) || d > 3600)
+        return -1;
+    *out = d;
+    return 0;
+}
+
+/* Check a setting's value whether or not its block applies. */
+static int check_value(const struct reader *r, enum hostconf_key k, const char *v)
+{
+    double d;
+    char *end;
+    long n;
+
+    switch (k) {
+    case HC_PORT:
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || end == v || *end || n < 1 || n > 65535)
+            return bad(r, "Port: expected a port number (1-65535), got '%s'", v);
+        return 0;
+    case HC_PLAINTEXT:
+        if (strcasecmp(v, "yes") != 0 && strcasecmp(v, "no") != 0)
+            return bad(r, "Plaintext: expected yes or no, got '%s'", v);
+        return 0;
+    case HC_CONNECTTIMEOUT:
+        if (parse_seconds(v, 0, &d) < 0)
+            return bad(r, "ConnectTimeout: expected seconds (above 0, at most 3600), got '%s'", v);
+        return 0;
+    case HC_KEEPALIVE:
+        if (parse_seconds(v, 1, &d) < 0)
+            return bad(r, "Keepalive: expected seconds (0: never; at most 3600), got '%s'", v);
+        return 0;
+    case HC_KEYNAME:
+        if (!keys_name_ok(v))
+            return bad(r, "KeyName: '%s' is not a key name (printable, no spaces)", v);
+        return 0;
+    case HC_ADDRESS:
+        if (strpbrk(v, " \t"))
+            return bad(r, "Address: expected one host name or address, got '%s'", v);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int set_value(struct reader *r, enum hostconf_key k, const char *v)
+{
+    if (check_value(r, k, v) < 0)
+        return -1;
+    if (!r->active || r->out->values[k])
+        return 0;   /* the first value met wins */
+    r->out->values[k] = (k == HC_KEYFILE || k == HC_CA || k == HC_CERT || k == HC_CERTKEY)
+                        ? expand_path(v) : strdup(v);
+    if (!r->out->values[k]) {
+        cli_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int group_name_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+            return 0;
+    return 1;
+}
+
+/* Group NAME MEMBER...: note NAME if the host is one of the members. */
+static int take_group(struct reader *r, char *v)
+{
+    char *save = NULL, *name = strtok_r(v, " \t", &save), *m;
+    int member = 0, n = 0;
+
+    if (!name || !group_name_ok(name))
+        return bad(r, "Group: expected a name (letters, digits, _ . -) and its hosts");
+    while ((m = strtok_r(NULL, " \t", &save)) != NULL) {
+        n++;
+        member |= strcasecmp(m, r->host) == 0;
+    }
+    if (n == 0)
+        return bad(r, "Group %s: expected the hosts it names", name);
+    if (member) {
+        struct hostconf *o = r->out;
+        size_t have = o->groups ? strlen(o->groups) : 0;
+        char *g = realloc(o->groups, have + strlen(name) + 2);
+
+        if (!g) {
+            cli_error("out of memory");
+            return -1;
+        }
+        o->groups = g;
+        snprintf(g + have, strlen(name) + 2, "%s%s", have ? " " : "", name);
+    }
+    return 0;
+}
+
+/* One line: "Key Value" or "Key=Value", blank, or a comment. */
+static int take_line(struct reader *r, char *line)
+{
+    char *key, *v, *end;
+    size_t klen;
+
+    line[strcspn(line, "\r\n")] = '\0';
+    key = line + strspn(line, " \t");
+    if (!*key || *key == '#')
+        return 0;
+    klen = strcspn(key, " \t=");
+    v = key + klen;
+    v += strspn(v, " \t");
+    if (*v == '=')
+        v++;
+    v += strspn(v, " \t");
+    key[klen] = '\0';
+    end = v + strlen(v);
+    while (end > v && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    if (end - v >= 2 && v[0] == '"' && end[-1] == '"') {
+        end[-1] = '\0';
+        v++;
+    }
+    if (!*v)
+        return bad(r, "%s: expected a value", key);
+    if (strcasecmp(key, "Host") == 0) {
+        r->active = block_applies(r->host, v);
+        return 0;
+    }
+    if (strcasecmp(key, "Group") == 0)
+        return take_group(r, v);
+    for (int k = 0; k < HC_NKEYS; k++)
+        if (strcasecmp(key, key_names[k]) == 0)
+            return set_value(r, (enum hostconf_key)k, v);
+    return bad(r, "unknown key '%s' (Host, Group, Address, Port, KeyFile, KeyName, Plaintext, "
+                  "CA, Cert, CertKey, ConnectTimeout or Keepalive)", key);
+}
+
+/* A configuration others could change would let them point us at their
+ * server, or at their key: refused, as ssh refuses its. */
+static int check_owner(const char *path, int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        cli_error("%s: not a regular file", path);
+        return -1;
+    }
+    if (st.st_mode & 022) {
+        cli_error("%s: others can write it (mode %03o): run chmod go-w %s", path,
+                  (unsigned)(st.st_mode & 0777), path);
+        return -1;
+    }
+    if (st.st_uid != getuid() && st.st_uid != 0) {
+        cli_error("%s: owned by another user (uid %u)", path, (unsigned)st.st_uid);
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 (also for a missing file when !must_exist), or -1 (printed). */
+static int read_file(const char *path, int must_exist, const char *host, struct hostconf *out)
+{
+    struct reader r = { .path = path, .host = host, .active = 1, .out = out };
+    char line[LINE_MAX_LEN + 2];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = 0;
+    FILE *f;
+
+    if (fd < 0) {
+        if (errno == ENOENT && !must_exist)
+            return 0;
+        cli_error("cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (check_owner(path, fd) < 0) {
+        close(fd);
+        return -1;
+    }
+    f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        cli_error("cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        r.line++;
+        if (strlen(line) > LINE_MAX_LEN)
+            rc = bad(&r, "a line over %d bytes", LINE_MAX_LEN);
+        else
+            rc = take_line(&r, line);
+    }
+    if (rc == 0 && ferror(f)) {
+        cli_error("cannot read %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+int hostconf_load(const char *file, const char *host, struct hostconf *out)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    char *user = NULL;
+    int rc;
+
+    *out = (struct hostconf){ 0 };
+    if (file)
+        rc = read_file(file, 1, host, out);
+    else {
+        if (xdg && *xdg == '/')
+            rc = asprintf(&user, "%s/ferry/config", xdg);
+        else if (home && *home)
+            rc = asprintf(&user, "%s/.config/ferry/config", home);
+        else
+            rc = 0;
+        if (rc < 0) {
+            cli_error("out of memory");
+            return -1;
+        }
+        rc = user ? read_file(user, 0, host, out) : 0;
+        if (rc == 0)
+            rc = read_file(SYSTEM_CONFIG, 0, host, out);
+        free(user);
+    }
+    if (rc == 0 && !out->groups && !(out->groups = strdup(""))) {
+        cli_error("out of memory");
+        rc = -1;
+    }
+    if (rc < 0)
+        hostconf_free(out);
+    return rc;
+}
