@@ -40,12 +40,13 @@
 
 /* client -> server */
 #define MSG_AUTH     "auth"      /* {version, key?, nonce, proof} | {version} (auth tls, none) */
-#define MSG_EXEC     "exec"      /* {argv: [..]} | {shell: ".."}, cwd?, env?, timeout?, stdin?,
-                                  * only_after_success? */
+#define MSG_EXEC     "exec"      /* {argv: [..]} | {shell: ".."} | {login: true}, cwd?, env?,
+                                  * timeout?, stdin?, only_after_success?, tty? (PROTOCOL.md 2.8) */
 #define MSG_STDIN    "stdin"     /* body: bytes for the command's stdin */
 #define MSG_STDIN_EOF "stdin-eof"
 #define MSG_SIGNAL   "signal"    /* {signal: "INT"|"TERM"|"HUP"|"QUIT"|"KILL"} */
 #define MSG_CHDIR    "chdir"     /* {path} */
+#define MSG_RESIZE   "resize"    /* {rows, cols, xpixel?, ypixel?}: the terminal's new size */
 #define MSG_PING     "ping"      /* keepalive: answered with pong; not activity (PROTOCOL.md 2.7) */
 
 /* file service (PROTOCOL.md 2.4), client -> server */
