@@ -30,12 +30,14 @@ enum {
     F_CHECKSUM = 1 << 4,
     F_FSYNC = 1 << 5,
     F_JSON = 1 << 6,
+    F_FORCE = 1 << 7,      /* --force: get - writes binary to a terminal */
 };
-enum { OPT_RESUME = DIAL_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON };
+enum { OPT_RESUME = DIAL_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON, OPT_FORCE };
 
 struct fsargs {
     struct transfer_opts x;
     int quiet, json, parents;
+    int in_shell;          /* a `ferry shell` line: stdin is the shell's */
     char **ops;            /* operands after HOST */
     int nops;
 };
@@ -62,7 +64,7 @@ struct files_cmd {
     "                           bytes already there are verified, not trusted)\n"      \
     "      --checksum ALG       xxh3-128 (default) or sha256\n"                         \
     "      --fsync              make the file durable before it is committed\n"        \
-    "  -q                       no progress bar\n"
+    "  -q                       no progress bar, no summary line\n"
 
 /* ---- output helpers ---------------------------------------------------------- */
 
@@ -333,6 +335,11 @@ static int run_xfer(struct client_session **sp, const char *host, const struct d
 static int run_put(struct client_session **sp, const char *host, const struct dial_opts *so,
                    struct fsargs *a)
 {
+    /* The shell reads its own lines from stdin: a file cannot come from it too. */
+    if (a->in_shell && a->nops > 0 && strcmp(a->ops[0], "-") == 0) {
+        cli_error("put -: stdin is where the shell's commands come from");
+        return 1;
+    }
     return run_xfer(sp, host, so, a, 1);
 }
 
@@ -347,14 +354,18 @@ static const struct files_cmd commands[] = {
       "Upload LOCAL files to the ferryd's file root.  REMOTE (default: the root) is\n"
       "relative to the root; when it is a directory, ends in '/', or several LOCALs\n"
       "are given, the files go into it under their own names.  Each file is written\n"
-      "to a temporary and renamed into place only once its checksum matches.\n",
+      "to a temporary and renamed into place only once its checksum matches.  LOCAL\n"
+      "'-' uploads stdin to REMOTE (its size is said when it ends; still verified and\n"
+      "committed only when whole): tar c dir | ferry put HOST - dir.tar\n",
       run_put },
-    { "get", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC, 1, -1, "REMOTE... [LOCAL]",
+    { "get", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC | F_FORCE, 1, -1, "REMOTE... [LOCAL]",
       "Download REMOTE files (relative to the ferryd's file root) to LOCAL (default:\n"
       "the current directory).  When LOCAL is a directory, ends in '/', or several\n"
       "REMOTEs are given, the files go into it under their own names.  Each file is\n"
       "written to .NAME" PROTO_PART_SUFFIX " beside its target and renamed into place\n"
-      "only once its checksum matches.\n",
+      "only once its checksum matches.  LOCAL '-' writes the one REMOTE to stdout,\n"
+      "verified as it ends (not on a terminal if it looks binary, unless --force):\n"
+      "ferry get HOST dir.tar - | tar t\n",
       run_get },
     { "ls", F_JSON, 0, 1, "[PATH]",
       "List a directory of the ferryd's file root (default: the root itself), sorted\n"
@@ -400,6 +411,9 @@ static void usage(const struct files_cmd *c, int in_shell)
         printf("  -r                       remove directories and everything in them\n");
     if (strcmp(c->name, "mkdir") == 0)
         printf("  -p                       make missing parents; an existing directory is fine\n");
+    if (c->flags & F_FORCE)
+        printf("      --force              with LOCAL '-', write to a terminal even what\n"
+               "                           looks binary (a NUL byte)\n");
     if (c->flags & F_JSON)
         printf("      --json               print JSON for scripts\n");
     if (!in_shell)
@@ -423,6 +437,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         { "checksum", required_argument, NULL, OPT_CHECKSUM },
         { "fsync", no_argument, NULL, OPT_FSYNC },
         { "json", no_argument, NULL, OPT_JSON },
+        { "force", no_argument, NULL, OPT_FORCE },
         { "help", no_argument, NULL, 'h' },
         DIAL_LONGOPTS,
         { NULL, 0, NULL, 0 },
@@ -431,7 +446,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
     int opt, r;
 
     snprintf(help_cmd, sizeof help_cmd, "%s%s", in_shell ? "" : "ferry ", c->name);
-    *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128 };
+    *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128, .in_shell = in_shell };
     opterr = 0;
     optind = 0;   /* glibc: start afresh (the shell parses many lines) */
     while ((opt = getopt_long(argc, argv, "+:rpqh" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
@@ -451,6 +466,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         case OPT_RESUME: need = F_RESUME; a->x.resume = 1; break;
         case OPT_FSYNC: need = F_FSYNC; a->x.fsync = 1; break;
         case OPT_JSON: need = F_JSON; a->json = 1; break;
+        case OPT_FORCE: need = F_FORCE; a->x.force = 1; break;
         case OPT_CHECKSUM:
             need = F_CHECKSUM;
             if ((c->flags & F_CHECKSUM) && digest_parse(optarg, &a->x.alg) < 0)
