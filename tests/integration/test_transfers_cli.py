@@ -151,6 +151,57 @@ class Stdio(Cli):
         self.assertFalse(os.path.exists(self.rp("x")))
 
 
+class Globs(Cli):
+    def tree(self):
+        for name, data in (("logs/a.gz", b"a"), ("logs/b.gz", b"b"), ("logs/c.txt", b"c"),
+                           ("logs/.hidden.gz", b"h"), ("logs/s*r", b"star"),
+                           ("logs/old/d.gz", b"d"), ("tmp/x", b""), ("tmp/y", b"")):
+            write(self.rp(name), data)
+
+    def test_get_expands_on_the_server(self):
+        self.tree()
+        os.mkdir(self.lp("out"))
+        r = self.ferry("get", self.p("logs", "*.gz"), self.lp("out") + "/")
+        self.assertOk(r)
+        self.assertEqual(sorted(os.listdir(self.lp("out"))), ["a.gz", "b.gz"])  # no dot file
+        # patterns in several components, one level each
+        r = self.ferry("get", self.p("*", "*", "d.g?"), self.lp("out"))
+        self.assertOk(r)
+        self.assertEqual(read(self.lp("out", "d.gz")), b"d")
+
+    def test_rm_ls_stat_expand_and_no_match_is_an_error(self):
+        self.tree()
+        r = self.ferry("ls", self.p("logs", "[ab].gz"))
+        self.assertOk(r)
+        self.assertEqual([l.split()[-1] for l in r.stdout.decode().splitlines()],
+                         [self.p("logs", "a.gz"), self.p("logs", "b.gz")])
+        r = self.ferry("stat", self.p("logs", "*.txt"))
+        self.assertOk(r)
+        self.assertIn(self.p("logs", "c.txt").encode(), r.stdout)
+        self.assertOk(self.ferry("rm", self.p("tmp", "*")))
+        self.assertEqual(os.listdir(self.rp("tmp")), [])
+        r = self.ferry("rm", self.p("tmp", "*"))
+        self.assertOneLine(r)
+        self.assertEqual(r.stderr, ("ferry: rm: no match for '%s'\n" % self.p("tmp", "*")).encode())
+
+    def test_escaped_metacharacters_are_literal(self):
+        self.tree()
+        r = self.ferry("get", self.p("logs", "s\\*r"), "-")
+        self.assertOk(r)
+        self.assertEqual(r.stdout, b"star")
+
+    def test_never_leaves_the_root(self):
+        self.tree()
+        os.symlink(self.outside, self.rp("out"))
+        r = self.ferry("get", self.p("out", "*"), self.lp())
+        self.assertOneLine(r)
+        self.assertIn(b"no match", r.stderr)
+        self.assertFalse(os.path.exists(self.lp("secret")))
+        r = self.ferry("ls", "../*")
+        self.assertOneLine(r)
+        self.assertIn(b"'..' is not allowed", r.stderr)
+
+
 class Summary(Cli):
     def test_summary_line_after_a_transfer_on_a_terminal(self):
         write(self.lp("a.iso"), os.urandom(MiB))
@@ -218,11 +269,52 @@ class Messages(Cli):
 class StreamProto(FilesBase):
     """The streamed put at the protocol level (PROTOCOL.md 2.4)."""
 
-    def test_hello_says_put_stream(self):
+    def test_hello_says_put_stream_and_glob(self):
         s = ft.Session(self.hostport)
         self.addCleanup(s.close)
         h = s.hello()
         self.assertIs(h.get("put_stream"), True, h)
+        self.assertIs(h.get("glob"), True, h)
+
+    def test_glob_answers_sorted_matches_in_bounded_frames(self):
+        names = ["f%04d-%s" % (i, "x" * 200) for i in range(300)]
+        for n in names:
+            write(self.rp("g", n), b"")
+        write(self.rp("g", ".hidden"), b"")
+        write(self.rp("g", ".f.ferry-part"), b"")          # a temporary: never matched
+        s = self.session()
+        s.send({"type": "glob", "path": self.p("g", "*")})
+        got, frames = [], 0
+        while True:
+            h, _ = s.recv()
+            if h["type"] != "matches":
+                break
+            frames += 1
+            self.assertLess(len(ft.encode(h)), 64 * 1024)
+            got.extend(h["paths"])
+        self.assertEqual(h, {"type": "glob-end", "count": 300})
+        self.assertGreater(frames, 1)
+        self.assertEqual(got, [self.p("g", n) for n in names])
+        s.send({"type": "glob", "path": self.p("g", ".*")})
+        h, _ = s.recv()
+        self.assertEqual(h["paths"], [self.p("g", ".hidden")])
+        self.assertEqual(s.recv()[0]["count"], 1)
+        s.send({"type": "glob", "path": self.p("nothing", "*")})
+        self.assertEqual(s.recv()[0], {"type": "glob-end", "count": 0})
+        s.send({"type": "glob", "path": "../*"})
+        self.assertType(s.recv()[0], "error", "path")
+        self.assertType(s.stat("."), "stat")    # and the session goes on
+
+    def test_glob_of_too_many_paths_is_refused(self):
+        os.mkdir(self.rp("many"))
+        for i in range(10001):
+            open(self.rp("many", str(i)), "wb").close()
+        s = self.session()
+        s.send({"type": "glob", "path": self.p("many", "*")})
+        h, _ = s.recv()
+        self.assertType(h, "error", "request")
+        self.assertIn("10000", h["message"])
+        self.assertType(s.stat("."), "stat")
 
     def stream_begin(self, s, path, **extra):
         msg = {"type": "put", "path": path, "stream": True, "mode": 0o640,
