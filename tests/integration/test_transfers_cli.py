@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
 from ferrytest import MiB, SLOW, digest, parts_under  # noqa: E402
 from test_files import FERRY, FilesBase, read, write  # noqa: E402
+from test_ferry_client import FakeServer  # noqa: E402
 
 
 class Cli(FilesBase):
@@ -264,6 +265,41 @@ class Messages(Cli):
         readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
         self.assertTrue("ferry: put x: remote ../y: '..' is not allowed in a path" in " ".join(readme.split()),
                         "the README's example of this message")
+
+
+class OlderServer(Cli):
+    """A ferryd from before streamed puts and globs: its hello says
+    neither (a scripted fake, in the clear)."""
+
+    def against_old(self, cmd, *args, answer=None, input=b""):
+        with open(self.key_path) as f:
+            raw = bytes.fromhex(f.read().strip())
+
+        def script(conn, srv):
+            srv.handshake(conn)
+            if answer:
+                srv.received.append(ft.recv_frame(conn)[0])
+                conn.sendall(ft.frame(answer))
+            srv.drain(conn)
+        fake = FakeServer(script, raw)
+        r = subprocess.run([FERRY, "--plaintext", cmd, "-k", self.key_path, fake.address, *args],
+                           input=input, capture_output=True, env=self.env(),
+                           timeout=30 * SLOW, cwd=self.local)
+        fake.join(10 * SLOW)
+        self.assertIsNone(fake.error)
+        return r, [m.get("type") for m in fake.received]
+
+    def test_put_from_stdin_says_the_server_is_too_old(self):
+        r, got = self.against_old("put", "-", "x", input=b"data")
+        self.assertOneLine(r)
+        self.assertIn(b"too old to take a stream", r.stderr)
+        self.assertEqual(got, ["hello", "auth"])       # no put went out
+
+    def test_patterns_go_as_they_are(self):
+        r, got = self.against_old("get", "a*b", "-", answer={
+            "type": "error", "code": "fs", "errno": "ENOENT", "message": "a*b: No such file"})
+        self.assertOneLine(r)
+        self.assertEqual(got[:3], ["hello", "auth", "get"])
 
 
 class StreamProto(FilesBase):
