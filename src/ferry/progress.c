@@ -164,23 +164,18 @@ void progress_end(struct progress *p)
 
 void progress_summary(const char *what, uint64_t bytes, int64_t ns)
 {
-    char line[1200], size[16], rate[16];
+    char line[1200], shown[1024], size[16], rate[16];
     double secs = (double)(ns > 0 ? ns : 1) / 1e9;
     int n;
 
     if (!drawing())
         return;
+    snprintf(shown, sizeof shown, "%s", what);
+    defang(shown);
     human(size, (double)bytes, " ");
     human(rate, (double)bytes / secs, " ");
-    n = snprintf(line, sizeof line, "%s %s in %.*f s, %s/s, verified\n", what, size,
+    n = snprintf(line, sizeof line, "%s %s in %.*f s, %s/s, verified\n", shown, size,
                  secs < 10 ? 2 : 1, secs, rate);
-    if (n <= 0)
-        return;
-    if ((size_t)n >= sizeof line)
-        n = (int)sizeof line - 1;
-    line[n - 1] = '\n';
-    line[n] = '\0';
-    defang(line);
-    line[n - 1] = '\n';
-    put_stderr(line, (size_t)n);
+    if (n > 0 && (size_t)n < sizeof line)
+        put_stderr(line, (size_t)n);
 }

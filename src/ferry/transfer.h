@@ -90,9 +90,10 @@ void transfer_done(struct transfer *x, const char *src, const char *dst, uint64_
 /* The summary line on a terminal (progress.h), once the command is over. */
 void transfer_summary(const struct transfer *x);
 
-/* `-` (transfer_stdio.c): stdin uploaded to remote (canonical; remote_arg
- * as the user wrote it, for messages), and remote downloaded to stdout. */
-void transfer_put_stdin(struct transfer *x, const char *remote_arg, const char *remote);
+/* `-` (transfer_stdio.c): stdin uploaded to remote (canonical), and
+ * remote downloaded to stdout (remote_arg: as the user wrote it, for
+ * messages). */
+void transfer_put_stdin(struct transfer *x, const char *remote);
 void transfer_get_stdout(struct transfer *x, const char *remote_arg, const char *remote);
 
 /* A usable session in *x->sp, reopened if the last one broke.  0, or -1

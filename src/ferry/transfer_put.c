@@ -391,7 +391,7 @@ int transfer_put(struct transfer *x, char *const *locals, int n, const char *rem
         if (transfer_ends_in_slash(remote_arg) || strcmp(remote, ".") == 0)
             transfer_report(x, "put", "-", "stdin needs a remote file name ('put HOST - NAME')");
         else
-            transfer_put_stdin(x, remote_arg, remote);
+            transfer_put_stdin(x, remote);
         goto done;
     }
     into_dir = transfer_ends_in_slash(remote_arg) || strcmp(remote, ".") == 0;

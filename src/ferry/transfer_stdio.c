@@ -50,25 +50,27 @@ static ssize_t read_stdin(uint8_t *buf, size_t len)
     return (ssize_t)got;
 }
 
-/* Send stdin as data frames until it ends.  0 (*size: the bytes sent), or
- * the put is over: FERRY_EREMOTE/FERRY_ELOST (err says why), -EINTR, or
- * another -errno when stdin failed (nothing half-sent: a frame goes only
- * once its bytes are in hand). */
+/* Send stdin as data frames until it ends.  0 with *size the bytes sent,
+ * or with *stdin_err (-errno) when stdin failed: nothing is half-sent
+ * then, as a frame goes only once its bytes are in hand.  Otherwise the
+ * put is over: FERRY_EREMOTE or FERRY_ELOST (err says why), or -EINTR. */
 static int send_stdin(struct transfer *x, struct client_session *s, uint64_t *size,
-                      struct fs_error *err)
+                      int *stdin_err, struct fs_error *err)
 {
     uint64_t off = 0;
 
+    *stdin_err = 0;
     for (;;) {
         ssize_t n = read_stdin(x->buf, x->buf_len);
         int r;
 
-        if (n <= 0) {
+        if (n == -EINTR)
+            return -EINTR;   /* a signal: the command stops */
+        if (n <= 0 || (uint64_t)n > (uint64_t)INT64_MAX - off) {
+            *stdin_err = n < 0 ? (int)n : n > 0 ? -EFBIG : 0;
             *size = off;
-            return (int)n;
+            return 0;
         }
-        if ((uint64_t)n > (uint64_t)INT64_MAX - off)
-            return -EFBIG;
         r = session_send_data_header(s, off, (uint64_t)n, err);
         if (r == 0)
             r = session_send_body(s, x->buf, (size_t)n, err);
@@ -81,7 +83,7 @@ static int send_stdin(struct transfer *x, struct client_session *s, uint64_t *si
     }
 }
 
-void transfer_put_stdin(struct transfer *x, const char *remote_arg, const char *remote)
+void transfer_put_stdin(struct transfer *x, const char *remote)
 {
     char sum[DIGEST_HEX_MAX];
     struct fs_error err = { 0 };
@@ -89,7 +91,7 @@ void transfer_put_stdin(struct transfer *x, const char *remote_arg, const char *
     const char *type;
     json_t *h = NULL;
     uint64_t body, size = 0;
-    int ok = 1, r;
+    int ok = 1, stdin_err = 0, r;
 
     if (transfer_need_session(x) < 0)
         return;
@@ -114,18 +116,19 @@ void transfer_put_stdin(struct transfer *x, const char *remote_arg, const char *
     h = NULL;
     if (r < 0)
         goto failed;
-    r = send_stdin(x, s, &size, &err);
-    if (r == FERRY_EREMOTE || (r < 0 && r > -4000 && r != -EINTR)) {
-        /* The server refused (its error was the answer), or stdin failed
-         * and we give up: either way put-end ends the put. */
+    r = send_stdin(x, s, &size, &stdin_err, &err);
+    if (r == FERRY_EREMOTE || (r == 0 && stdin_err)) {
+        /* The server refused (its error was the put's answer), or stdin
+         * failed and we give up (the server answers that it was
+         * abandoned): either way put-end ends the put. */
         struct fs_error ignored;
-        int stdin_err = r;
+        int sent = session_send(s, json_pack("{s:s, s:b}", "type", MSG_PUT_END, "abort", 1),
+                                &ignored);
 
-        r = session_send(s, json_pack("{s:s, s:b}", "type", MSG_PUT_END, "abort", 1), &ignored);
-        if (stdin_err == FERRY_EREMOTE)
+        if (r == FERRY_EREMOTE)
             goto failed_reported;
-        if (r == 0 && session_recv(s, &h, &type, &body, &ignored) == 0)
-            json_decref(h);   /* the server's answer is only "abandoned" */
+        if (sent == 0 && session_recv(s, &h, &type, &body, &ignored) == 0)
+            json_decref(h);
         h = NULL;
         transfer_report(x, "put", "-", "stdin: %s", strerror(-stdin_err));
         return;
@@ -145,7 +148,7 @@ void transfer_put_stdin(struct transfer *x, const char *remote_arg, const char *
         !digest_hex_equal(json_string_value(json_object_get(h, "checksum")), sum))
         transfer_report(x, "put", "-", "the server confirmed a different checksum");
     else
-        transfer_done(x, "-", remote_arg, size);
+        transfer_done(x, "-", remote, size);
     json_decref(h);
     return;
 failed:
@@ -156,7 +159,7 @@ failed:
     if (r == FERRY_ELOST)
         transfer_prefer_server_error(*x->sp, &err);
 failed_reported:
-    transfer_report_remote(x, "put", "-", remote_arg, &err);
+    transfer_report_remote(x, "put", "-", remote, &err);
 }
 
 /* ---- get ... - ------------------------------------------------------------- */

@@ -201,8 +201,11 @@ int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
         return r;
     }
     f->size = size;
-    ferry_log_debug("session %s: put %s (%llu bytes%s)", ferry_conn_peer(f->c), FERRY_LOG_Q(path),
-                    (unsigned long long)size, f->pos ? ", resuming" : "");
+    if (f->stream)
+        ferry_log_debug("session %s: put %s (a stream)", ferry_conn_peer(f->c), FERRY_LOG_Q(path));
+    else
+        ferry_log_debug("session %s: put %s (%llu bytes%s)", ferry_conn_peer(f->c),
+                        FERRY_LOG_Q(path), (unsigned long long)size, f->pos ? ", resuming" : "");
     if (f->pos == 0)
         return send_put_ready(f);
     /* Hash what the temporary holds, a slice per loop turn, then offer it. */

@@ -100,6 +100,24 @@ class Stdio(Cli):
         self.assertOk(self.ferry("put", "-", self.p("empty"), input=b""))
         self.assertEqual(read(self.rp("empty")), b"")
 
+    def test_put_from_a_failing_stdin_commits_nothing(self):
+        write(self.rp("kept"), b"old")
+        d = os.open("/", os.O_RDONLY | os.O_DIRECTORY)   # read(2) of it: EISDIR
+        try:
+            r = subprocess.run(self.argv("put", "-", self.p("kept")), stdin=d,
+                               capture_output=True, env=self.env(), timeout=30 * SLOW)
+        finally:
+            os.close(d)
+        self.assertOneLine(r)
+        self.assertIn(b"put -: stdin: Is a directory", r.stderr)
+        self.assertEqual(read(self.rp("kept")), b"old")
+        self.wait_no_parts(self.tdir)
+
+    def test_put_from_stdin_into_a_missing_remote_directory(self):
+        r = self.ferry("put", "-", self.p("nodir", "x"), input=b"x")
+        self.assertOneLine(r)
+        self.assertIn(("put -: remote %s/: No such file" % self.p("nodir")).encode(), r.stderr)
+
     def test_put_from_stdin_needs_a_name(self):
         r = self.ferry("put", "-", input=b"x")
         self.assertOneLine(r)
