@@ -530,8 +530,9 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
     if (strcmp(local, "-") == 0) {
         char *remote = n == 1 && !x->o.recursive ? remotefs_canon(remotes[0]) : NULL;
 
-        if (n != 1 || x->o.recursive)
-            transfer_report(x, "get", remotes[0], "stdout ('-') takes one file, without -r");
+        if (n != 1 || x->o.recursive || x->o.resume)
+            transfer_report(x, "get", remotes[0], "stdout ('-') takes one file, without -r "
+                            "or --resume");
         else if (!remote)
             transfer_report(x, "get", remotes[0], "out of memory");
         else

@@ -390,6 +390,8 @@ int transfer_put(struct transfer *x, char *const *locals, int n, const char *rem
         /* stdin has no name of its own to go under a directory. */
         if (transfer_ends_in_slash(remote_arg) || strcmp(remote, ".") == 0)
             transfer_report(x, "put", "-", "stdin needs a remote file name ('put HOST - NAME')");
+        else if (x->o.resume)
+            transfer_report(x, "put", "-", "--resume cannot go on from a stream");
         else
             transfer_put_stdin(x, remote);
         goto done;

@@ -124,6 +124,10 @@ class Stdio(Cli):
         self.assertIn(b"stdin needs a remote file name", r.stderr)
         r = self.ferry("put", "-", self.p() + "/", input=b"x")
         self.assertOneLine(r)
+        r = self.ferry("put", "-", self.p("r"), opts=["--resume"], input=b"x")
+        self.assertOneLine(r)
+        self.assertIn(b"--resume", r.stderr)
+        self.assertFalse(os.path.exists(self.rp("r")))
 
     def test_get_to_stdout_is_exact(self):
         data = os.urandom(2 * MiB + 3)
@@ -138,6 +142,9 @@ class Stdio(Cli):
         write(self.rp("a"), b"a")
         write(self.rp("b"), b"b")
         r = self.ferry("get", self.p("a"), self.p("b"), "-")
+        self.assertOneLine(r)
+        self.assertEqual(r.stdout, b"")
+        r = self.ferry("get", self.p("a"), "-", opts=["-r"])
         self.assertOneLine(r)
         self.assertEqual(r.stdout, b"")
         r = self.ferry("get", self.p("nope"), "-")
@@ -202,6 +209,15 @@ class Globs(Cli):
         r = self.ferry("rm", self.p("tmp", "*"))
         self.assertOneLine(r)
         self.assertEqual(r.stderr, ("ferry: rm: no match for '%s'\n" % self.p("tmp", "*")).encode())
+
+    def test_shell_lines_expand_on_the_server_too(self):
+        self.tree()
+        script = ("ls %s\nrm %s\n" % (self.p("logs", "?.gz"), self.p("tmp", "*"))).encode()
+        r = subprocess.run([FERRY, "shell", "-k", self.key_path, self.host], input=script,
+                           capture_output=True, env=self.env(), timeout=60 * SLOW, cwd=self.local)
+        self.assertOk(r)
+        self.assertIn(self.p("logs", "b.gz").encode(), r.stdout)
+        self.assertEqual(os.listdir(self.rp("tmp")), [])
 
     def test_escaped_metacharacters_are_literal(self):
         self.tree()
