@@ -57,12 +57,15 @@
 #define MSG_PUT      "put"       /* {path, filesize, mode, checksum, resume, fsync, mtime?, mtime_nsec?} */
 #define MSG_PUT_END  "put-end"   /* {checksum} | {abort: true} */
 #define MSG_GET      "get"       /* {path, checksum, offset?, prefix?} */
+#define MSG_GLOB     "glob"      /* {path: pattern} -> matches {paths: [..]}..., glob-end {count} */
 #define MSG_DATA     "data"      /* {offset, size} + body: file bytes, both directions.
                                     * A file's size is "filesize" everywhere: "size"
                                     * in a header always announces a body. */
 /* ... server -> client */
 #define MSG_ENTRIES  "entries"
 #define MSG_LIST_END "list-end"
+#define MSG_MATCHES  "matches"
+#define MSG_GLOB_END "glob-end"
 #define MSG_OK       "ok"
 #define MSG_PUT_READY "put-ready" /* {offset, prefix?} */
 #define MSG_PUT_OK   "put-ok"    /* {filesize, checksum} */
@@ -73,6 +76,9 @@
 #define PROTO_DATA_SEGMENT       (16 * 1024 * 1024)
 /* Most entries in one "entries" frame (keeps headers far below 64 KiB). */
 #define PROTO_LIST_BATCH         256
+/* A "matches" frame ends once its paths reach this many bytes (or
+ * PROTO_LIST_BATCH paths): with JSON's escapes, still far below 64 KiB. */
+#define PROTO_GLOB_BATCH_BYTES   8192
 /* Suffix of upload and download temporaries. */
 #define PROTO_PART_SUFFIX        ".ferry-part"
 
