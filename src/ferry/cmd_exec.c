@@ -41,8 +41,7 @@ static void usage(FILE *f)
         "      --cwd DIR            run in DIR on the server\n"
         "      --env NAME=VALUE     set a variable for the command (repeatable)\n"
         DIAL_OPTS_HELP
-        "  -h, --help               show this help\n"
-        "  -V, --version            show the version\n"
+        CLI_COMMON_HELP
         "\n"
         "Exit status: the command's own; 128+N if a signal N killed it; 124 if\n"
         "--timeout did; 141 if our stdout was closed under it (the remote command gets\n"

@@ -87,6 +87,33 @@ class UsageTest(ClientTest):
             self.assertIn(b"usage: ferry", r.stdout)
             self.assertEqual(r.stderr, b"")
 
+    def test_every_subcommand_lists_the_common_options(self):
+        # The same lines, word for word, in every --help: -h and -V
+        # everywhere, the connection options wherever a server is dialled.
+        common = ["  -h, --help ", "  -V, --version "]
+        dial = ["  -k, --key-file ", "      --key-name ", "      --ca ", "      --cert ",
+                "      --cert-key ", "      --plaintext ", "      --connect-timeout ",
+                "      --keepalive ", "      --insecure-no-auth ", "  -F, --config ",
+                "  -v, --verbose "]
+        reference = None
+        for sub in ("keygen", "exec", "shell", "put", "get", "ls", "stat", "mkdir", "rm",
+                    "config"):
+            with self.subTest(sub=sub):
+                r = self.ferry(sub, "--help")
+                self.assertStatus(r, 0)
+                lines = r.stdout.decode().splitlines()
+                found = {}
+                for want in common + ([] if sub == "keygen" else dial):
+                    hits = [l for l in lines if l.startswith(want)]
+                    self.assertEqual(len(hits), 1, (want, r.stdout))
+                    found[want] = hits[0]
+                got = [found[w] for w in common]
+                reference = reference or got
+                self.assertEqual(got, reference)
+                r = self.ferry(sub, "-V")
+                self.assertStatus(r, 0)
+                self.assertRegex(r.stdout, rb"^ferry \d+\.\d+\.\d+\n$")
+
     def test_version(self):
         for args in (["--version"], ["exec", "--version"], ["shell", "-V"], ["keygen", "-V"]):
             r = self.ferry(*args)
