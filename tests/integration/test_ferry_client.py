@@ -296,6 +296,24 @@ class ExecTest(ClientTest):
         self.assertStatus(r, 255)
         self.assertTrue(r.stderr.startswith(b"ferry: "), r.stderr)
 
+    def test_an_exec_option_after_host_gets_a_hint(self):
+        for word in ("--timeout", "--timeout=1", "-n", "--cwd"):
+            with self.subTest(word=word):
+                r = self.exec(word, "1", "sleep", "5")
+                self.assertStatus(r, 127)
+                last = r.stderr.decode().splitlines()[-1]
+                self.assertEqual(last, "ferry: hint: '%s' is an option of ferry exec, but everything "
+                                 "after HOST is the command: put options before HOST "
+                                 "(ferry exec [OPTIONS] HOST COMMAND)" % word)
+        # After "--" the word is meant as the command: no hint.
+        r = self.exec("--", "--timeout", "1")
+        self.assertStatus(r, 127)
+        self.assertNotIn(b"hint", r.stderr)
+        # A command that is not an option, or that ran, gets none either.
+        r = self.exec("no-such-ferry-command")
+        self.assertStatus(r, 127)
+        self.assertNotIn(b"hint", r.stderr)
+
     def test_exit_status_passes_through(self):
         self.assertStatus(self.exec("exit 3"), 3)
         self.assertStatus(self.exec("true"), 0)
