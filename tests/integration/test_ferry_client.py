@@ -758,7 +758,9 @@ class FakeServerTest(ClientTest):
             srv.drain(conn)
         r, fake = self.run_against(script)
         self.assertStatus(r, 255)
-        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        self.assertEqual(r.stderr.decode(), "ferry: authentication failed: %s does not hold key "
+                         "'ferry' from %s (its proof is wrong: is it the server you meant?)\n"
+                         % (fake.address, self.key))
         # not even the command went out
         self.assertEqual([m["type"] for m in fake.received], ["hello", "auth"])
 
