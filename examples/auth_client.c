@@ -160,6 +160,11 @@ int main(int argc, char **argv)
     }
     if (auth_key_load("auth_client", key_file, &key) < 0)
         goto out;
+    /* As auth_echo: the tutorial keeps its key in the source, so a loose
+     * file is no worse; said, not refused. */
+    if (key.others_can_read)
+        fprintf(stderr, "auth_client: warning: key file %s is readable by group or others "
+                        "(chmod 600 it)\n", key_file);
 
     /* Every address the name has, in turn (localhost may be ::1 first). */
     fd = ferry_connect_host(target, DEFAULT_PORT, CONNECT_TIMEOUT_MS, NULL);

@@ -29,6 +29,9 @@
 #define DEFAULT_PORT     9000   /* the tutorial's */
 #define DEFAULT_TIMEOUT  2      /* seconds */
 #define SENDS            3      /* a request goes out at most this often */
+/* time_server's replies to formats it refuses start so. */
+#define ERROR_PREFIX     "error: "
+#define ERROR_PREFIX_LEN (sizeof ERROR_PREFIX - 1)
 
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -125,22 +128,24 @@ static int send_datagram(struct ferry_transport *t, const char *msg, size_t len,
 
 /* Print a reply as text, but never let a server send control sequences to
  * our terminal: bytes below space other than tab and newline become '?'. */
-static void print_reply(const uint8_t *p, size_t len)
+static void print_reply(FILE *f, const uint8_t *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         int ch = p[i];
         if ((ch < 0x20 && ch != '\t' && ch != '\n') || ch == 0x7f)
             ch = '?';
-        putchar(ch);
+        putc(ch, f);
     }
-    putchar('\n');
-    fflush(stdout);
+    putc('\n', f);
+    fflush(f);
 }
 
 /*
  * Send one format and print the reply.  UDP may lose the request or the
  * reply, so the request is sent again every timeout/SENDS until a reply
  * arrives; -ETIMEDOUT once the whole timeout has passed without one.
+ * Returns 0 for a time printed, 1 when the server answered with an error
+ * (written to stderr), or a negative code.
  */
 static int ask(struct ferry_transport *t, const char *fmt, size_t len, int timeout_ms)
 {
@@ -169,7 +174,16 @@ static int ask(struct ferry_transport *t, const char *fmt, size_t len, int timeo
                 continue;
             if (n < 0)
                 return (int)n;
-            print_reply(reply, (size_t)n);   /* 0: an empty datagram */
+            /* The protocol's only error signal is the reply's text: a
+             * format that itself starts so is not taken for one. */
+            if ((size_t)n >= ERROR_PREFIX_LEN && memcmp(reply, ERROR_PREFIX, ERROR_PREFIX_LEN) == 0 &&
+                !(len >= ERROR_PREFIX_LEN && memcmp(fmt, ERROR_PREFIX, ERROR_PREFIX_LEN) == 0)) {
+                fflush(stdout);
+                fputs("time_client: the server answered: ", stderr);
+                print_reply(stderr, reply, (size_t)n);
+                return 1;
+            }
+            print_reply(stdout, reply, (size_t)n);   /* 0: an empty datagram */
             return 0;
         }
     }
@@ -212,8 +226,8 @@ static void usage(FILE *f)
         "  -h, --help          show this help\n"
         "  -V, --version       show the version\n"
         "\n"
-        "Exit status: 0 when every request was answered, 1 when one was not (or on\n"
-        "errors), 2 on bad usage.\n",
+        "Exit status: 0 when every request was answered with a time, 1 when one was\n"
+        "not or the server answered with an error (or on errors), 2 on bad usage.\n",
         DEFAULT_PORT, DEFAULT_TIMEOUT);
 }
 
@@ -264,11 +278,15 @@ int main(int argc, char **argv)
 
     timeout_ms = (int)timeout_s * 1000;
     if (optind < argc) {
-        for (r = 0; optind < argc && r == 0; optind++)
+        /* A refused format does not stop the others; the status says it. */
+        status = EXIT_OK;
+        for (r = 0; optind < argc && r >= 0; optind++) {
             r = ask(t, argv[optind], strlen(argv[optind]), timeout_ms);
+            if (r != 0)
+                status = EXIT_RUNTIME;
+        }
         if (r < 0)
             report(target, r, timeout_s);
-        status = r < 0 ? EXIT_RUNTIME : EXIT_OK;
     } else {
         /* In a pipe the first unanswered request ends the run; at the
          * prompt it is reported and the user may try again. */
@@ -278,6 +296,8 @@ int main(int argc, char **argv)
             size_t len = (size_t)n;
             char *fmt = strip(line, &len);
             r = ask(t, fmt, len, timeout_ms);
+            if (r > 0)
+                status = EXIT_RUNTIME;
             if (r < 0) {
                 report(target, r, timeout_s);
                 status = EXIT_RUNTIME;

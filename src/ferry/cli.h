@@ -14,6 +14,12 @@
 #include "proto.h"
 
 #define EXIT_USAGE 2
+
+/* The options every subcommand takes, in every --help alike (those that
+ * connect add dial.h's DIAL_OPTS_HELP before them). */
+#define CLI_COMMON_HELP                                          \
+    "  -h, --help               show this help\n"                \
+    "  -V, --version            show the version\n"
 /* FERRY_EXIT_ERROR (255) and FERRY_EXIT_TIMEOUT (124) come from proto.h. */
 
 /* "ferry: <message>\n" on stderr, in one write so lines from concurrent

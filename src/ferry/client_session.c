@@ -192,12 +192,13 @@ static void on_close(struct ferry_conn *c, int reason, void *arg)
     struct client_session *s = arg;
 
     /* A failed TLS handshake's reason is the transport's, and only until
-     * we return. */
-    if (!s->opened) {
-        snprintf(s->tls_error, sizeof s->tls_error, "%s",
-                 ferry_transport_error(ferry_conn_transport(c)));
+     * we return.  So is an alert after our side of the handshake ended: a
+     * TLS 1.3 server judges the client's certificate (or its absence)
+     * only then. */
+    snprintf(s->tls_error, sizeof s->tls_error, "%s",
+             ferry_transport_error(ferry_conn_transport(c)));
+    if (!s->opened)
         plain_answer(s, ferry_conn_transport(c));
-    }
     s->conn = NULL;
     ferry_timer_cancel(s->keepalive);
     s->keepalive = NULL;

@@ -24,8 +24,7 @@ static void usage(FILE *f)
         "says for HOST, with the options given here over it.  Nothing is connected to.\n"
         "\n"
         DIAL_OPTS_HELP
-        "  -h, --help               show this help\n"
-        "  -V, --version            show the version\n");
+        CLI_COMMON_HELP);
 }
 
 static const char *or_none(const char *s)

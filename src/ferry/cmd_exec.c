@@ -58,8 +58,7 @@ static void usage(FILE *f)
         "      --cwd DIR            run in DIR on the server\n"
         "      --env NAME=VALUE     set a variable for the command (repeatable)\n"
         DIAL_OPTS_HELP
-        "  -h, --help               show this help\n"
-        "  -V, --version            show the version\n"
+        CLI_COMMON_HELP
         "\n"
         "Exit status: the command's own; 128+N if a signal N killed it; 124 if\n"
         "--timeout did; 141 if our stdout was closed under it (the remote command gets\n"
@@ -145,6 +144,26 @@ static int set_command(json_t *req, char **ops, int n)
     return 0;
 }
 
+/*
+ * Whether `word` names one of exec's own options (long, with or without
+ * "=VALUE", or a short one with its value attached or not), as
+ * "ferry exec h --timeout 1 sleep 5" puts one after HOST by mistake.
+ */
+static int own_option(const struct option *longopts, const char *shortopts, const char *word)
+{
+    if (word[0] != '-' || word[1] == '\0')
+        return 0;
+    if (word[1] == '-') {
+        size_t len = strcspn(word + 2, "=");
+
+        for (const struct option *o = longopts; o->name; o++)
+            if (len > 0 && strlen(o->name) == len && strncmp(o->name, word + 2, len) == 0)
+                return 1;
+        return 0;
+    }
+    return word[1] != ':' && strchr(shortopts, word[1]) != NULL;
+}
+
 int cmd_exec(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -159,9 +178,10 @@ int cmd_exec(int argc, char **argv)
     };
     struct dial_opts so;
     struct client_session *s = NULL;
+    static const char shortopts[] = "+:ntTe:hV" DIAL_SHORTOPTS;
     json_t *req = NULL, *env = NULL, *cwd = NULL;
     double timeout = 0;
-    const char *host;
+    const char *host, *misplaced = NULL;
     int opt, r, no_stdin = 0, status = FERRY_EXIT_ERROR;
     int want_tty = 0, no_tty = 0, tty = 0, escape_ch = '~';
 
@@ -174,7 +194,7 @@ int cmd_exec(int argc, char **argv)
     }
     /* "+": stop at the first operand (HOST); ":": report errors ourselves. */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:ntTe:hV" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         r = dial_opts_apply(&so, "ferry exec", opt, optarg);
         if (r < 0) {
             status = EXIT_USAGE;
@@ -228,6 +248,8 @@ int cmd_exec(int argc, char **argv)
     host = argv[optind++];
     if (optind < argc && strcmp(argv[optind], "--") == 0)
         optind++;
+    else if (optind < argc && own_option(longopts, shortopts, argv[optind]))
+        misplaced = argv[optind];
     /* As ssh: a terminal when asked for, or for the login shell when we
      * are typed at; never one that stdin cannot feed, unless -tt. */
     if (!no_tty && (want_tty || optind >= argc)) {
@@ -262,6 +284,13 @@ int cmd_exec(int argc, char **argv)
         goto out;
     status = tty ? exec_stream_run_tty(s, req, !no_stdin, escape_ch)
                  : exec_stream_run(s, req, !no_stdin);
+    /* Everything after HOST is the command, so an option there ran as one.
+     * Said after the remote shell's "not found", as the last line, and only
+     * then: a program really named so, or run with "--", stays quiet. */
+    if (misplaced && status == 127)
+        cli_error("hint: '%s' is an option of ferry exec, but everything after HOST is the "
+                  "command: put options before HOST (ferry exec [OPTIONS] HOST COMMAND)",
+                  misplaced);
 out:
     client_session_close(s);
     json_decref(req);

@@ -551,7 +551,8 @@ static void usage(const struct files_cmd *c, int in_shell)
         printf("      --json               print JSON for scripts\n");
     if (!in_shell)
         printf("%s", DIAL_OPTS_HELP);
-    printf("  -h, --help               show this help\n");
+    /* In the shell the version is the shell's own business. */
+    printf("%s", in_shell ? "  -h, --help               show this help\n" : CLI_COMMON_HELP);
     if (c->flags & F_GLOB)
         printf("\nREMOTE operands may be patterns the server expands (quote them): *, ? and\n"
                "[...] within one directory level, a backslash for a literal one; a pattern\n"
@@ -565,7 +566,7 @@ static void usage(const struct files_cmd *c, int in_shell)
 }
 
 /* Parse argv.  0 and *a filled, or an exit status (> 0) to stop with, or
- * -1 when --help was shown (status 0). */
+ * -1 when --help or --version was shown (status 0). */
 static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
                  struct dial_opts *so, const char **host, struct fsargs *a)
 {
@@ -576,6 +577,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         { "json", no_argument, NULL, OPT_JSON },
         { "force", no_argument, NULL, OPT_FORCE },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         DIAL_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
@@ -586,7 +588,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
     *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128, .in_shell = in_shell };
     opterr = 0;
     optind = 0;   /* glibc: start afresh (the shell parses many lines) */
-    while ((opt = getopt_long(argc, argv, "+:rpqh" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:rpqhV" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
         unsigned need = 0;
 
         if (!in_shell) {
@@ -612,6 +614,11 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
             break;
         case 'h':
             usage(c, in_shell);
+            return -1;
+        case 'V':
+            if (in_shell)
+                return cli_usage_error(help_cmd, "unknown option '%s'", argv[optind - 1]);
+            printf("ferry %s\n", FERRY_VERSION);
             return -1;
         case 'k': case 'v': case OPT_CONNECT_TIMEOUT: case OPT_INSECURE_NO_AUTH:
             /* Session options in the shell: the session exists already. */

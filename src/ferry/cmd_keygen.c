@@ -26,9 +26,8 @@ static void usage(FILE *f)
         "is where ferry exec and ferry shell look when neither -k nor $FERRY_KEY_FILE\n"
         "says otherwise.  Missing directories are created (mode 0700).\n"
         "\n"
-        "  -f, --force     replace an existing key (without it, never)\n"
-        "  -h, --help      show this help\n"
-        "  -V, --version   show the version\n"
+        "  -f, --force              replace an existing key (without it, never)\n"
+        CLI_COMMON_HELP
         "\n"
         "Exit status: 0 when the key was written, 1 when it was not, 2 for a bad\n"
         "command line.\n");

@@ -81,8 +81,7 @@ static void usage(FILE *f)
         "      --keep-going         run a script's every line whatever the ones\n"
         "                           before returned\n"
         DIAL_OPTS_HELP
-        "  -h, --help               show this help\n"
-        "  -V, --version            show the version\n"
+        CLI_COMMON_HELP
         "\n"
         "Exit status: the last line's (0 if none ran; a failed cd counts as 1), so a\n"
         "script's first failing line's; 255 if ferry itself failed, with a one-line\n"

@@ -98,8 +98,9 @@ int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const ch
     }
 }
 
-/* -k, else $FERRY_KEY_FILE, else the per-user default.  0 or -1 (printed). */
-static int load_key(const struct dial_opts *o, struct ferry_key *key)
+/* -k, else $FERRY_KEY_FILE, else the per-user default.  0 and *used (the
+ * path, to free, for messages; unless used is NULL), or -1 (printed). */
+static int load_key(const struct dial_opts *o, struct ferry_key *key, char **used)
 {
     struct errbuf err;
     char *path = o->key_file ? strdup(o->key_file) : keyfile_default_path(1);
@@ -110,9 +111,13 @@ static int load_key(const struct dial_opts *o, struct ferry_key *key)
         return -1;
     }
     ferry_log_debug("key file %s", path);
-    if (keyfile_load(path, 1, key, &err) == 0)
+    if (keyfile_load(path, 1, key, &err) == 0) {
+        if (used) {
+            *used = path;
+            return 0;
+        }
         rc = 0;
-    else if (access(path, F_OK) < 0 && errno == ENOENT)
+    } else if (access(path, F_OK) < 0 && errno == ENOENT)
         cli_error("%s (make one with 'ferry keygen %s' and give ferryd the same key)", err.msg, path);
     else
         cli_error("%s", err.msg);
@@ -124,6 +129,54 @@ static int load_key(const struct dial_opts *o, struct ferry_key *key)
 static const char *member_str(const json_t *h, const char *name)
 {
     return json_string_value(json_object_get(h, name));
+}
+
+/* A refused key, named by its name and file, in the server's place: it
+ * cannot tell a wrong key from an unknown name, and the TLS alert's words
+ * (illegal parameter, decrypt error) would only mislead. */
+/* The key file a message names: -k's (dial_open puts the one it loaded
+ * there), else where load_key looks by default (*fallback, to free). */
+static const char *key_file_named(const struct dial_opts *o, char **fallback)
+{
+    *fallback = o->key_file ? NULL : keyfile_default_path(1);
+    return o->key_file ? o->key_file : *fallback ? *fallback : "the default key file";
+}
+
+static void report_refused_key(const struct client_session *s, const struct dial_opts *o)
+{
+    char *fallback;
+    const char *path = key_file_named(o, &fallback);
+
+    cli_error("authentication failed: %s refused key '%s' from %s (it holds another key "
+              "under that name, or none by it)", s->peer,
+              o->key_name ? o->key_name : KEYS_DEFAULT_NAME, path);
+    free(fallback);
+}
+
+/* The other way round: the server could not prove it holds our key. */
+static void report_wrong_server_proof(const struct client_session *s, const struct dial_opts *o)
+{
+    char *fallback;
+    const char *path = key_file_named(o, &fallback);
+
+    ferry_log_debug("the server's proof is wrong: it does not hold our key");
+    cli_error("authentication failed: %s does not hold key '%s' from %s (its proof is wrong: "
+              "is it the server you meant?)", s->peer,
+              o->key_name ? o->key_name : KEYS_DEFAULT_NAME, path);
+    free(fallback);
+}
+
+/* A TLS 1.3 server with --client-ca says it wants a certificate with this
+ * alert, after the client's side of the handshake is over. */
+static int certificate_required(const struct client_session *s)
+{
+    return strstr(s->tls_error, "certificate required") != NULL;
+}
+
+static void report_certificate_required(const struct client_session *s)
+{
+    cli_error("authentication failed: %s requires a client certificate: give --cert FILE "
+              "--cert-key FILE (signed by the CA of its --client-ca), with --ca", s->peer);
 }
 
 /* Words for a failed TLS handshake that point at the likely cause. */
@@ -142,11 +195,14 @@ static void report_tls_failure(const struct client_session *s, const struct dial
                   "(the server stopped answering, or it is not ferryd)", s->peer);
     else if (!o->ca_file && strstr(why, "certificate verify failed"))
         cli_error("authentication failed: %s did not accept key '%s' and presented a "
-                  "certificate instead (verify it with --ca FILE)", s->peer, name);
+                  "certificate instead: verify it with --ca FILE (and if it takes client "
+                  "certificates, --client-ca, give --cert and --cert-key)", s->peer, name);
+    else if (certificate_required(s))
+        report_certificate_required(s);
     else if (!o->ca_file && (strstr(why, "alert decrypt error") ||
                              strstr(why, "alert handshake failure") ||
                              strstr(why, "alert illegal parameter")))
-        cli_error("authentication failed: %s refused key '%s' (%s)", s->peer, name, why);
+        report_refused_key(s, o);
     else if (r == FERRY_EEOF || r == -ECONNRESET)
         cli_error("connection closed by %s during the TLS handshake (if it runs ferryd "
                   "--plaintext, add --plaintext)", s->peer);
@@ -178,6 +234,10 @@ static int read_message(struct client_session *s, const struct dial_opts *o, con
         report_tls_failure(s, o, r);
         return r;
     }
+    if (certificate_required(s)) {
+        report_certificate_required(s);
+        return r;
+    }
     if (quiet_hangup && (r == FERRY_EEOF || r == FERRY_ETRUNCATED || r == -ECONNRESET))
         return r;
     if (s->closing[0]) {
@@ -198,11 +258,14 @@ static int read_message(struct client_session *s, const struct dial_opts *o, con
 
 /* The server refused us with an error message: report it as PROTOCOL.md
  * words it ("authentication failed" for a wrong key). */
-static void report_refusal(int r, const json_t *h)
+static void report_refusal(const struct client_session *s, const struct dial_opts *o, int r,
+                           const json_t *h)
 {
     const char *msg = member_str(h, "message");
 
-    if (r == FERRY_EAUTH)
+    if (r == FERRY_EAUTH && !o->insecure_no_auth)
+        report_refused_key(s, o);
+    else if (r == FERRY_EAUTH)
         cli_error("authentication failed");
     else if (r == FERRY_ETLS_REQUIRED)
         cli_error("the server requires TLS: run ferry without --plaintext");
@@ -211,7 +274,8 @@ static void report_refusal(int r, const json_t *h)
 }
 
 /* One line for a hello the handshake (handshake.c) would not take. */
-static void report_bad_hello(const struct client_session *s, int r, const json_t *hello)
+static void report_bad_hello(const struct client_session *s, const struct dial_opts *o, int r,
+                             const json_t *hello)
 {
     const char *method = member_str(hello, "auth");
 
@@ -219,7 +283,7 @@ static void report_bad_hello(const struct client_session *s, int r, const json_t
     case FERRY_EAUTH:
     case FERRY_ETLS_REQUIRED:
     case FERRY_EREMOTE:
-        report_refusal(r, hello);
+        report_refusal(s, o, r, hello);
         break;
     case FERRY_EHS_BODY:
         cli_error("protocol error: %s sent a body before its greeting", s->peer);
@@ -255,7 +319,8 @@ static void report_bad_hello(const struct client_session *s, int r, const json_t
 }
 
 /* One line for a welcome the handshake would not take. */
-static void report_bad_welcome(const struct client_session *s, int r, const json_t *welcome)
+static void report_bad_welcome(const struct client_session *s, const struct dial_opts *o, int r,
+                               const json_t *welcome)
 {
     const char *type = member_str(welcome, "type");
 
@@ -263,7 +328,7 @@ static void report_bad_welcome(const struct client_session *s, int r, const json
     case FERRY_EAUTH:
     case FERRY_ETLS_REQUIRED:
     case FERRY_EREMOTE:
-        report_refusal(r, welcome);
+        report_refusal(s, o, r, welcome);
         break;
     case FERRY_EHS_BODY:
         cli_error("protocol error: %s sent a body during authentication", s->peer);
@@ -273,8 +338,7 @@ static void report_bad_welcome(const struct client_session *s, int r, const json
                   type ? type : "(no type)");
         break;
     case FERRY_EBADPROOF:
-        ferry_log_debug("the server's proof is wrong: it does not hold our key");
-        cli_error("authentication failed");
+        report_wrong_server_proof(s, o);
         break;
     default:
         cli_error("protocol error: %s: %s", s->peer, app_strerror(r));
@@ -306,7 +370,7 @@ static int send_auth(struct client_session *s, const struct dial_opts *o, struct
     int r;
 
     if (hs->method == HANDSHAKE_BY_HMAC) {
-        if (!*have_key && load_key(o, key) < 0)
+        if (!*have_key && load_key(o, key, NULL) < 0)
             return -1;
         *have_key = 1;
         if (s->tls && (!s->conn ||
@@ -364,7 +428,7 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
         goto out;
     r = handshake_on_hello(&hs, hello, body_size);
     if (r < 0) {
-        report_bad_hello(s, r, hello);
+        report_bad_hello(s, o, r, hello);
         goto out;
     }
     if (s->tls && o->verbose && s->conn) {
@@ -389,14 +453,17 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
         goto out;
     }
     if (r == FERRY_EEOF || r == -ECONNRESET || r == FERRY_ETRUNCATED) {
-        cli_error("authentication failed");
+        if (have_key)
+            report_refused_key(s, o);
+        else
+            cli_error("authentication failed");
         goto out;
     }
     if (r < 0)
         goto out;
     r = handshake_on_welcome(&hs, have_key ? key : NULL, welcome, body_size);
     if (r < 0) {
-        report_bad_welcome(s, r, welcome);
+        report_bad_welcome(s, o, r, welcome);
         goto out;
     }
     /* Only a server that says it answers pings gets them: an older one
@@ -566,6 +633,7 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
     struct ferry_key key = { 0 };
     struct client_session *s = NULL;
     struct ferry_addr addr;
+    char *key_path = NULL;
     int fd = -1, r, have_key = 0, ok = 0;
 
     if (dial_resolve(host, given, &eff, &hc, target, sizeof target) < 0)
@@ -593,8 +661,9 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
      * most common mistake and needs no server to diagnose.  With --ca it
      * is only needed if the server asks for it. */
     if (!o->insecure_no_auth && !o->ca_file) {
-        if (load_key(o, &key) < 0)
+        if (load_key(o, &key, &key_path) < 0)
             goto out;
+        eff.key_file = key_path;   /* the one used, for messages */
         have_key = 1;
     }
     s = calloc(1, sizeof *s);
@@ -652,6 +721,7 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
     ok = 1;
 out:
     key_wipe(&key);
+    free(key_path);
     hostconf_free(&hc);
     if (fd >= 0)
         close(fd);

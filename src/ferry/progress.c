@@ -54,12 +54,81 @@ static void put_stderr(const char *s, size_t n)
         return;
 }
 
+/* The numbers after the name, with their leading space: each fixed in
+ * width, so they stay put while the line is redrawn. */
+enum { PCT_W = 6, SIZE_W = 10, RATE_W = 14, ETA_W = 13 };
+#define MIN_NAME 8
+#define MAX_NAME 255   /* more would only pad a wide terminal with blanks */
+
+int progress_format(char *out, size_t cap, int width, const char *name, uint64_t total,
+                    uint64_t done, double rate)
+{
+    char size[16], speed[16], eta[32], cols[4][40];
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    const int col_w[4] = { PCT_W, SIZE_W, RATE_W, ETA_W };
+    /* The last column stays empty: a cursor there wraps on some terminals. */
+    int avail = width - 1, fixed = 0, ncols = 4, name_w, n;
+    size_t name_len = strlen(name);
+    const char *dots = "";
+
+    if (cap == 0)
+        return 0;
+    human(size, (double)done, "");
+    human(speed, rate, "");
+    if (rate > 0 && total > done && (double)(total - done) / rate < 100 * 3600) {
+        int secs = (int)((double)(total - done) / rate);
+
+        snprintf(eta, sizeof eta, "%02d:%02d:%02d ETA", secs / 3600, (secs / 60) % 60, secs % 60);
+    } else {
+        snprintf(eta, sizeof eta, "--:--:-- ETA");
+    }
+    snprintf(cols[0], sizeof cols[0], " %4.0f%%", pct > 100.0 ? 100.0 : pct);
+    snprintf(cols[1], sizeof cols[1], " %9s", size);
+    snprintf(cols[2], sizeof cols[2], " %11s/s", speed);
+    snprintf(cols[3], sizeof cols[3], " %s", eta);
+    /* On a narrow terminal the least telling numbers go first (ETA, rate,
+     * size) until the name has MIN_NAME columns; the percentage stays. */
+    for (int i = 0; i < 4; i++)
+        fixed += col_w[i];
+    while (ncols > 1 && avail - fixed < MIN_NAME)
+        fixed -= col_w[--ncols];
+    name_w = avail - fixed;
+    if (name_w > MAX_NAME)
+        name_w = MAX_NAME;
+    if (name_w < 0) {
+        /* Not even the percentage fits: as much of it as does. */
+        n = snprintf(out, cap, "%.*s", avail > 0 ? avail : 0, cols[0] + 1);
+        return n < 0 ? 0 : (int)((size_t)n < cap ? (size_t)n : cap - 1);
+    }
+    /* A long path keeps its end, where the file's own name is. */
+    if ((int)name_len > name_w) {
+        if (name_w > 3) {
+            dots = "...";
+            name += name_len - (size_t)(name_w - 3);
+        } else {
+            name += name_len - (size_t)name_w;
+        }
+    }
+    n = snprintf(out, cap, "%s%-*s%s%s%s%s", dots, name_w - (int)strlen(dots), name,
+                 cols[0], ncols > 1 ? cols[1] : "", ncols > 2 ? cols[2] : "",
+                 ncols > 3 ? cols[3] : "");
+    return n < 0 ? 0 : (int)((size_t)n < cap ? (size_t)n : cap - 1);
+}
+
+/* The terminal's width now: it may be resized while a file moves. */
+static int term_width(int fallback)
+{
+    struct winsize ws;
+
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return fallback;
+}
+
 static void draw(struct progress *p, int64_t t)
 {
-    char line[512], size[16], rate[16], eta[32];
-    double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
-    const char *name, *dots = "";
-    int name_w, n;
+    char line[MAX_NAME + 128];
+    int n;
 
     /* The rate over the last second or so, smoothed, so a stall shows. */
     if (t - p->rate_t >= REDRAW_NS) {
@@ -69,36 +138,12 @@ static void draw(struct progress *p, int64_t t)
         p->rate_done = p->done;
         p->rate_t = t;
     }
-    human(size, (double)p->done, "");
-    human(rate, p->rate, "");
-    if (p->rate > 0 && p->total > p->done) {
-        double secs = (double)(p->total - p->done) / p->rate;
-
-        if (secs < 100 * 3600)
-            snprintf(eta, sizeof eta, "%02d:%02d:%02d ETA", (int)secs / 3600,
-                     ((int)secs / 60) % 60, (int)secs % 60);
-        else
-            snprintf(eta, sizeof eta, "--:--:-- ETA");
-    } else {
-        snprintf(eta, sizeof eta, "--:--:-- ETA");
-    }
-    /* The name takes what the numbers leave of the line (one column
-     * spare, so the cursor never wraps). */
-    name_w = p->width - 1 - 42;
-    if (name_w < 8)
-        name_w = 8;
-    if (name_w > (int)sizeof p->name - 1)
-        name_w = (int)sizeof p->name - 1;
-    /* A long path keeps its end, where the file's own name is. */
-    name = p->name;
-    if ((int)strlen(name) > name_w) {
-        name += strlen(name) - (size_t)(name_w - 3);
-        dots = "...";
-    }
-    n = snprintf(line, sizeof line, "\r%s%-*s %4.0f%% %9s %11s/s %s\033[K", dots,
-                 name_w - (int)strlen(dots), name, pct, size, rate, eta);
-    if (n > 0)
-        put_stderr(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    p->width = term_width(p->width);
+    line[0] = '\r';
+    n = 1 + progress_format(line + 1, sizeof line - 1 - 3, p->width, p->name, p->total, p->done,
+                            p->rate);
+    memcpy(line + n, "\033[K", 3);
+    put_stderr(line, (size_t)n + 3);
     p->last_draw = t;
 }
 
@@ -120,7 +165,6 @@ static void defang(char *s)
 
 struct progress *progress_start(const char *name, uint64_t total, uint64_t done)
 {
-    struct winsize ws;
     struct progress *p;
 
     if (!drawing())
@@ -132,9 +176,7 @@ struct progress *progress_start(const char *name, uint64_t total, uint64_t done)
     defang(p->name);
     p->total = total;
     p->done = p->start_done = p->rate_done = done;
-    p->width = 80;
-    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        p->width = ws.ws_col;
+    p->width = 80;   /* FERRY_PROGRESS=force on a pipe */
     p->t0 = p->rate_t = monoclock_ns();
     draw(p, p->t0);
     return p;

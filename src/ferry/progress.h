@@ -13,6 +13,7 @@
 #ifndef FERRY_CLIENT_PROGRESS_H
 #define FERRY_CLIENT_PROGRESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct progress;   /* opaque */
@@ -27,6 +28,15 @@ struct progress *progress_start(const char *name, uint64_t total, uint64_t done)
 
 /* `done` bytes are there now (redraws if the last draw is 100 ms old). */
 void progress_update(struct progress *p, uint64_t done);
+
+/* The bar's text for a terminal `width` columns wide (no '\r', no
+ * erase), into out (cap bytes, NUL-terminated): fewer than `width`
+ * characters whatever the width, so it never wraps.  Narrow terminals
+ * lose the ETA, then the rate, then the size before the name gets under
+ * 8 columns; a long name keeps its end.  `rate` in bytes/s (0: unknown).
+ * Returns the length written.  Pure, for tests. */
+int progress_format(char *out, size_t cap, int width, const char *name, uint64_t total,
+                    uint64_t done, double rate);
 
 /* Erase the bar and free it. */
 void progress_end(struct progress *p);

@@ -86,7 +86,8 @@ static void usage(FILE *f)
         "                           if missing)\n"
         "  -m, --model MODEL        event (default: one loop serves every connection)\n"
         "                           or fork (a process per connection, as sshd)\n"
-        "  -w, --workers N          event model: loop threads (default 1)\n"
+        "  -w, --workers N          event model: loop threads (default 1; no effect\n"
+        "                           with fork)\n"
         "      --max-conns N        concurrent connections (default 1024)\n"
         "      --max-unauth N       of those, how many may be waiting to authenticate\n"
         "                           (default 256); when all are held, the oldest\n"
@@ -238,6 +239,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         { NULL, 0, NULL, 0 },
     };
     int opt;
+    int workers_given = 0;
 
     while ((opt = getopt_long(argc, argv, "l:k:r:m:w:vqhV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -268,6 +270,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'w':
             if (parse_count("--workers", optarg, 256, &o->server.workers) < 0)
                 return 2;
+            workers_given = 1;
             break;
         case OPT_MAX_CONNS:
             if (parse_count("--max-conns", optarg, 1000000, &o->server.max_conns) < 0)
@@ -358,6 +361,11 @@ static int parse_args(int argc, char **argv, struct options *o)
                 argv[optind]);
         return 2;
     }
+    /* Said rather than ignored: whoever asked for loop threads expects
+     * them, and the fork model has a process per connection instead. */
+    if (workers_given && o->server.model == FERRY_MODEL_FORK)
+        fprintf(stderr, "ferryd: -w/--workers has no effect with --model fork "
+                        "(a process serves each connection)\n");
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "admission.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -108,6 +109,22 @@ static void on_summary(struct ferry_loop *loop, struct ferry_timer *t, void *arg
 }
 
 /*
+ * A Unix socket's client has no address of its own (it shows as a bare
+ * "unix:"), so the log would not say who connected: name it by the
+ * credentials the kernel recorded at connect() instead, as
+ * "unix:uid:UID,pid:PID" (no '=', so an audit value stays bare).  Left as
+ * it was when the kernel does not tell.
+ */
+static void name_unix_peer(int fd, char peer[FERRY_ADDRSTRLEN])
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred)
+        snprintf(peer, FERRY_ADDRSTRLEN, "unix:uid:%u,pid:%d", (unsigned)cred.uid, (int)cred.pid);
+}
+
+/*
  * Accept one connection from a stream listener, with the accept4 flags,
  * the verify hook, the connection cap and the not-yet-authenticated cap.
  * Returns the fd (>= 0) holding its slots, -EAGAIN when there is nothing
@@ -139,6 +156,8 @@ static int admit_one(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLE
     }
     atomic_store(&s->emfile_logged, 0);
     ferry_addr_format((struct sockaddr *)&ss, len, peer);
+    if (ss.ss_family == AF_UNIX)
+        name_unix_peer(fd, peer);
     if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
         /* Replies are coalesced in our own output queue and leave in as few
          * writes as possible; Nagle on top of that only adds the 40 ms

@@ -282,6 +282,13 @@ class KeyFileHandling(KeyDir, unittest.TestCase):
         self.addCleanup(server.stop_quietly)
         self.assertTrue(any("readable by group or others" in line for line in server.log), server.log)
         self.assertEqual(tutorial_client(server.hostport(), KEY, "sha256", ["ok"]), ["OK"])
+        r = ferrytest.run("auth_client", "--key-file", loose, "%s:%d" % server.hostport(), "ok")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "OK\n")
+        self.assertIn("auth_client: warning: key file %s is readable by group or others" % loose,
+                      r.stderr)
+        r = ferrytest.run("auth_client", "--key-file", self.key_file, "%s:%d" % server.hostport(), "ok")
+        self.assertNotIn("readable", r.stderr)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,33 @@ class UsageTest(ClientTest):
             self.assertIn(b"usage: ferry", r.stdout)
             self.assertEqual(r.stderr, b"")
 
+    def test_every_subcommand_lists_the_common_options(self):
+        # The same lines, word for word, in every --help: -h and -V
+        # everywhere, the connection options wherever a server is dialled.
+        common = ["  -h, --help ", "  -V, --version "]
+        dial = ["  -k, --key-file ", "      --key-name ", "      --ca ", "      --cert ",
+                "      --cert-key ", "      --plaintext ", "      --connect-timeout ",
+                "      --keepalive ", "      --insecure-no-auth ", "  -F, --config ",
+                "  -v, --verbose "]
+        reference = None
+        for sub in ("keygen", "exec", "shell", "put", "get", "ls", "stat", "mkdir", "rm",
+                    "config"):
+            with self.subTest(sub=sub):
+                r = self.ferry(sub, "--help")
+                self.assertStatus(r, 0)
+                lines = r.stdout.decode().splitlines()
+                found = {}
+                for want in common + ([] if sub == "keygen" else dial):
+                    hits = [l for l in lines if l.startswith(want)]
+                    self.assertEqual(len(hits), 1, (want, r.stdout))
+                    found[want] = hits[0]
+                got = [found[w] for w in common]
+                reference = reference or got
+                self.assertEqual(got, reference)
+                r = self.ferry(sub, "-V")
+                self.assertStatus(r, 0)
+                self.assertRegex(r.stdout, rb"^ferry \d+\.\d+\.\d+\n$")
+
     def test_version(self):
         for args in (["--version"], ["exec", "--version"], ["shell", "-V"], ["keygen", "-V"]):
             r = self.ferry(*args)
@@ -275,6 +302,24 @@ class ExecTest(ClientTest):
         r = self.exec("pwd", opts=("--cwd", "/nonexistent-ferry-dir"))
         self.assertStatus(r, 255)
         self.assertTrue(r.stderr.startswith(b"ferry: "), r.stderr)
+
+    def test_an_exec_option_after_host_gets_a_hint(self):
+        for word in ("--timeout", "--timeout=1", "-n", "--cwd"):
+            with self.subTest(word=word):
+                r = self.exec(word, "1", "sleep", "5")
+                self.assertStatus(r, 127)
+                last = r.stderr.decode().splitlines()[-1]
+                self.assertEqual(last, "ferry: hint: '%s' is an option of ferry exec, but everything "
+                                 "after HOST is the command: put options before HOST "
+                                 "(ferry exec [OPTIONS] HOST COMMAND)" % word)
+        # After "--" the word is meant as the command: no hint.
+        r = self.exec("--", "--timeout", "1")
+        self.assertStatus(r, 127)
+        self.assertNotIn(b"hint", r.stderr)
+        # A command that is not an option, or that ran, gets none either.
+        r = self.exec("no-such-ferry-command")
+        self.assertStatus(r, 127)
+        self.assertNotIn(b"hint", r.stderr)
 
     def test_exit_status_passes_through(self):
         self.assertStatus(self.exec("exit 3"), 3)
@@ -720,7 +765,9 @@ class FakeServerTest(ClientTest):
             srv.drain(conn)
         r, fake = self.run_against(script)
         self.assertStatus(r, 255)
-        self.assertEqual(r.stderr, b"ferry: authentication failed\n")
+        self.assertEqual(r.stderr.decode(), "ferry: authentication failed: %s does not hold key "
+                         "'ferry' from %s (its proof is wrong: is it the server you meant?)\n"
+                         % (fake.address, self.key))
         # not even the command went out
         self.assertEqual([m["type"] for m in fake.received], ["hello", "auth"])
 

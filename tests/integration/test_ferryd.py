@@ -1221,6 +1221,27 @@ class FerrydStartupRefusals(unittest.TestCase):
                             "--auth-timeout", bad)
             self.assertRefused(r, "--auth-timeout")
 
+    def test_workers_with_the_fork_model_is_said_to_have_no_effect(self):
+        srv = ft.start_ferryd("--model", "fork", "-w", "2", key_path=self.key_path)
+        self.addCleanup(srv.stop_quietly)
+        srv.wait_for_log(r"-w/--workers has no effect with --model fork")
+        srv = ft.start_ferryd("--model", "event", "-w", "2", key_path=self.key_path)
+        self.addCleanup(srv.stop_quietly)
+        self.assertFalse([l for l in srv.log if "no effect" in l], srv.log)
+
+    def test_unix_socket_sessions_log_the_peers_uid_and_pid(self):
+        path = os.path.join(self.dir, "ferryd.sock")
+        srv = ft.start_ferryd(key_path=self.key_path, listen="unix:" + path)
+        self.addCleanup(srv.stop_quietly)
+        env = dict(os.environ, HOME=self.dir)
+        p = subprocess.Popen([ft.binary("ferry"), "exec", "-k", self.key_path, "unix:" + path, "true"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=env)
+        _, err = p.communicate(timeout=20 * SLOW)
+        self.assertEqual(p.returncode, 0, err)
+        m = srv.wait_for_log(r"audit: event=session peer=(\S+) .*result=ok")
+        self.assertEqual(m.group(1), "unix:uid:%d,pid:%d" % (os.getuid(), p.pid))
+
 
 if __name__ == "__main__":
     ft.main()

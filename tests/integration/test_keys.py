@@ -184,9 +184,10 @@ class NoOracleTest(KeysTest):
                 for n, k in (("alice", wrong), ("mallory", wrong), ("far", None))]
         for r in outs:
             self.assertEqual(r.returncode, 255, r.stderr)
-        # Word for word, but for the name the client itself gave.
-        said = {r.stderr.replace(n.encode(), b"NAME") for r, n in zip(outs, ("alice", "mallory",
-                                                                             "far"))}
+        # Word for word, but for the name and the key file the client
+        # itself gave.
+        said = {r.stderr.replace((k or self.keys[n][0]).encode(), b"FILE").replace(n.encode(), b"NAME")
+                for r, (n, k) in zip(outs, (("alice", wrong), ("mallory", wrong), ("far", None)))}
         self.assertEqual(len(said), 1, said)
 
 
@@ -217,7 +218,8 @@ class CertificateServerTest(KeysTest):
         wrong = self.keys["wrong"][0]
         outs = [(n, self.via_ca(n, "true", key=k))
                 for n, k in (("alice", wrong), ("mallory", wrong), ("far", None))]
-        said = {r.stderr.replace(n.encode(), b"NAME") for n, r in outs}
+        said = {r.stderr.replace((k or self.keys[n][0]).encode(), b"FILE").replace(n.encode(), b"NAME")
+                for (n, r), k in zip(outs, (wrong, wrong, None))}
         self.assertEqual(len(said), 1, said)
         for _, r in outs:
             self.assertEqual(r.returncode, 255)

@@ -332,9 +332,18 @@ class TimeServerTest(unittest.TestCase):
         self.assertEqual(lines[3], lines[0] + "年")
 
     def test_client_prints_server_errors(self):
-        proc = ferrytest.run("time_client", self.client_target(), "%c" * 40)
+        # An error answer goes to stderr and makes the exit status 1; the
+        # other formats are still asked.
+        proc = ferrytest.run("time_client", self.client_target(), "%c" * 40, "%Y")
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(proc.stderr, "time_client: the server answered: " + TOO_LONG.decode() + "\n")
+        self.assertRegex(proc.stdout, r"^\d{4}\n$")
+        proc = ferrytest.run("time_client", self.client_target(), input="%c" * 40 + "\n%Y\n")
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn(TOO_LONG.decode(), proc.stderr)
+        # A format that asks for the prefix itself is answered, not an error.
+        proc = ferrytest.run("time_client", self.client_target(), "error: %Y")
         self.assertEqual(proc.returncode, 0, proc.stderr)
-        self.assertEqual(proc.stdout, TOO_LONG.decode() + "\n")
 
     def test_client_against_tutorial_server(self):
         tutorial = TutorialServer()

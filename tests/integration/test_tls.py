@@ -157,8 +157,11 @@ class PskTest(TlsTest):
         mark = len(self.server.log)
         r = self.ferry("exec", "-k", other, self.host, "true")
         self.assertStatus(r, 255)
-        self.assertIn(b"authentication failed", r.stderr)
-        self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+        # The key's name and file and the server's refusal, never the TLS
+        # alert's words (sslv3 alert illegal parameter).
+        self.assertEqual(r.stderr.decode(), "ferry: authentication failed: %s refused key 'ferry' "
+                         "from %s (it holds another key under that name, or none by it)\n"
+                         % (self.host, other))
         self.server.wait_for_log(r"TLS handshake failed: .*a wrong key for the name 'ferry'",
                                  start=mark)
         self.assertServes(self.server)
@@ -167,6 +170,8 @@ class PskTest(TlsTest):
         mark = len(self.server.log)
         r = self.ferry("exec", "-k", self.key_path, "--key-name", "mallory", self.host, "true")
         self.assertStatus(r, 255)
+        self.assertIn(b"refused key 'mallory' from %s " % self.key_path.encode(), r.stderr)
+        self.assertNotIn(b"alert", r.stderr)
         self.server.wait_for_log(r"unknown key name 'mallory'", start=mark)
         self.server.wait_for_log(r"TLS handshake failed.*'mallory'", start=mark)
 
@@ -317,7 +322,8 @@ class PlaintextTest(TlsTest):
         write_key(other)
         r = self.ferry("--plaintext", "exec", "-k", other, self.host, "true")
         self.assertStatus(r, 255)
-        self.assertIn(b"authentication failed", r.stderr)
+        self.assertIn(b"authentication failed: %s refused key 'ferry' from %s "
+                      % (self.host.encode(), other.encode()), r.stderr)
 
     def test_plaintext_with_certificates_is_a_usage_error(self):
         r = subprocess.run([ferrytest.binary("ferryd"), "--plaintext", "--cert", "x.pem",
@@ -462,6 +468,13 @@ class CertificateTest(TlsTest):
         r = self.ferry("exec", "--ca", self.p("ca.pem"), "-k", self.key_path,
                        "localhost:%d" % port, "true")
         self.assertStatus(r, 255)
+        self.assertEqual(r.stderr.decode(), "ferry: authentication failed: 127.0.0.1:%d requires "
+                         "a client certificate: give --cert FILE --cert-key FILE (signed by the "
+                         "CA of its --client-ca), with --ca\n" % port)
+        # With the key alone, the server's certificate comes first.
+        r = self.ferry("exec", "-k", self.key_path, "localhost:%d" % port, "true")
+        self.assertStatus(r, 255)
+        self.assertIn(b"--client-ca, give --cert and --cert-key", r.stderr)
 
 
 class NamedKeysTest(TlsTest):
