@@ -97,6 +97,10 @@ class InstalledTree(unittest.TestCase):
                     "share/man/man5/ferry-config.5", "share/man/man3/libferry.3",
                     "share/doc/ferry/examples/config"):
             self.assertTrue(os.path.isfile(self.path(rel)), rel)
+        for page in ("ferry.1", "ferryd.8", "ferry-config.5", "libferry.3"):
+            with open(os.path.join(SOURCE, "man", page), "rb") as a, \
+                 open(self.path("share", "man", "man" + page[-1], page), "rb") as b:
+                self.assertEqual(a.read(), b.read(), page)
         headers = sorted(h for h in os.listdir(os.path.join(SOURCE, "include", "ferry"))
                          if h.endswith(".h"))
         self.assertEqual(sorted(os.listdir(self.path("include", "ferry"))), headers)
