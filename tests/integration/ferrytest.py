@@ -177,13 +177,15 @@ class Server:
             self.proc.stderr.close()
 
 
-def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None, prefix=()):
+def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None, prefix=(),
+                 path=None):
     """Start build/bin/NAME with ARGS; wait until it has announced
     `endpoints` "listening on" lines.  Returns a Server.  preexec_fn runs
     in the child before exec (e.g. to lower a resource limit); prefix is a
     command that execs the server in the end (e.g. unshare ... sh -c '...
-    exec "$@"' sh), so the process is still the server's."""
-    proc = subprocess.Popen(list(prefix) + [binary(name)] + list(args), stdin=subprocess.DEVNULL,
+    exec "$@"' sh), so the process is still the server's.  path runs that
+    program instead of build/bin/NAME (an installed copy, a test's own)."""
+    proc = subprocess.Popen(list(prefix) + [path or binary(name)] + list(args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=env, preexec_fn=preexec_fn)
     server = Server(name, proc)
