@@ -3,7 +3,7 @@
  *
  * The build reads FERRY_VERSION_MAJOR/MINOR/PATCH from this file (the
  * top-level CMakeLists.txt), so the shared library's version and soname,
- * ferry.pc, the programs' --version and the man pages all follow it.  The
+ * ferry.pc and the programs' --version (FERRY_VERSION) all follow it.  The
  * soname changes with MAJOR: a new MAJOR is a new ABI.
  *
  * FERRY_VERSION is the version of the headers a program was compiled

@@ -208,6 +208,12 @@ class InstalledTree(unittest.TestCase):
         lines = r.stdout.splitlines()
         for want in ("address 10.0.0.5", "port 7272", "connecttimeout 5"):
             self.assertIn(want, lines)
+        # it shows every keyword ferry knows (those `ferry config` prints)
+        with open(self.path("share", "doc", "ferry", "examples", "config")) as f:
+            used = {line.split()[0].lower() for line in f
+                    if line.strip() and not line.lstrip().startswith("#")}
+        known = {line.split()[0] for line in lines}
+        self.assertEqual(sorted(known - used), [])
 
 
 class Uninstall(unittest.TestCase):
