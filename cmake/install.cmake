@@ -32,3 +32,7 @@ endforeach()
 
 install(FILES ${PROJECT_SOURCE_DIR}/etc/config.example
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples RENAME config)
+
+# bash completion, where bash-completion looks for it on demand.
+install(FILES ${PROJECT_SOURCE_DIR}/completion/ferry.bash
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME ferry)
