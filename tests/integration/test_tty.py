@@ -31,7 +31,10 @@ def gone(pid):
 
 
 class TtyTest(unittest.TestCase):
-    """One TLS ferryd, and a fresh terminal per test."""
+    """One TLS ferryd, and a fresh terminal per test.  A marker the screen
+    is searched for never appears in the command line typed (`echo g""o`
+    prints go): a long line wraps, and a marker at the start of a wrapped
+    piece would match before the command ran."""
 
     @classmethod
     def setUpClass(cls):
@@ -84,7 +87,7 @@ class TtyTest(unittest.TestCase):
         self.ferry("-t", "stty size")
         self.term.wait_for(r"(?m)^40 120\s*$")
         self.assertEqual(self.status(), 0)
-        self.ferry("-t", """sh -c 'trap "stty size" WINCH; echo ready; while :; do sleep 0.1; done'""")
+        self.ferry("-t", """sh -c 'trap "stty size" WINCH; echo rea""dy; while :; do sleep 0.1; done'""")
         self.term.wait_for(r"(?m)^ready")
         self.term.tmux("resize-window", "-t", "t", "-x", "90", "-y", "30")
         self.term.wait_for(r"(?m)^30 90\s*$")
@@ -93,7 +96,7 @@ class TtyTest(unittest.TestCase):
         self.assertEqual(self.status(), 130)
 
     def test_ctrl_c_reaches_the_job_not_the_session(self):
-        self.ferry("-t", """sh -c 'trap "echo caught" INT; echo go; sleep 30; echo still here; exit 4'""")
+        self.ferry("-t", """sh -c 'trap "echo cau""ght" INT; echo g""o; sleep 30; echo sti""ll here; exit 4'""")
         self.term.wait_for(r"(?m)^go")
         self.term.keys("C-c")
         self.term.wait_for(r"still here")
@@ -134,7 +137,7 @@ class TtyTest(unittest.TestCase):
         self.assertEqual(self.status(), 0)
 
     def test_read_s_and_wide_characters(self):
-        self.ferry("-t", """bash -c 'read -s -p "secret? " x; echo; echo "got [$x]"; printf "\\346\\227\\245\\346\\234\\254 \\342\\234\\223\\n"'""")
+        self.ferry("-t", """bash -c 'read -s -p "sec""ret? " x; echo; echo "got [$x]"; printf "\\346\\227\\245\\346\\234\\254 \\342\\234\\223\\n"'""")
         self.term.wait_for(r"(?m)^secret\?")   # not the command line
         self.term.line("hunter2")
         self.term.wait_for(r"got \[hunter2\]")
@@ -192,7 +195,7 @@ class TtyTest(unittest.TestCase):
         # the terminal is as it was.
         server = ferrytest.start_ferryd(key_path=self.key)
         self.addCleanup(server.stop_quietly)
-        self.term.line("clear; %s exec -k %s -t %s 'echo up; exec cat'; echo status=$?"
+        self.term.line("clear; %s exec -k %s -t %s 'echo u""p; exec cat'; echo status=$?"
                        % (FERRY, self.key, server.addr()))
         self.term.wait_for(r"(?m)^up")
         server.kill()
@@ -200,7 +203,7 @@ class TtyTest(unittest.TestCase):
         self.term.line("stty -a | cmp - %s && echo same-$((6*7))" % before)
         self.term.wait_for(r"same-42")
         # A fatal signal to ferry: restored, then the signal's own death.
-        self.ferry("-t", "'echo ready; exec cat # usr1-marker'")
+        self.ferry("-t", "'echo rea\"\"dy; exec cat # usr1-marker'")
         self.term.wait_for(r"(?m)^ready")
         pid = ferrytest.wait_until(lambda: self.ferry_pid("usr1-marker"), what="ferry's pid")
         os.kill(pid, signal.SIGUSR1)
