@@ -369,6 +369,8 @@ class ProtocolTest(unittest.TestCase):
         res = s.run({"shell": "stty size; echo $TERM", "tty": dict(tty, modes={"NEWMODE": 1})})
         self.assertEqual(res["out"], b"24 80\r\nxterm\r\n")
         self.assertEqual(res["exit"], {"type": "exit", "status": 0})
+        # The audit trail says the command had a terminal.
+        self.server.wait_for_log(r"event=exec .*result=exit status=0 .*tty=1 .*shell=")
 
     def test_forced_command_runs_on_the_terminal(self):
         s = self.session(self.forced_key, "forced")
