@@ -311,6 +311,12 @@ class NoTerminalTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0)
             r = run("-T", server.addr(), "tty")
             self.assertEqual(r.stdout, b"not a tty\n")
+            # The end of our stdin is the terminal's end-of-file character
+            # there: a shell reading the terminal ends.
+            r = subprocess.run([FERRY, "exec", "-k", key, "-tt", server.addr(), "sh"],
+                               capture_output=True, input=b"echo h''i\n", timeout=20 * SLOW)
+            self.assertIn(b"hi\r\n", r.stdout)
+            self.assertEqual(r.returncode, 0)
             # ferry shell reading a script: `!t` needs a terminal, says so,
             # and is never sent ahead as a command line of its own.
             r = subprocess.run([FERRY, "shell", "-k", key, server.addr()], capture_output=True,
