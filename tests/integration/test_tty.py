@@ -9,8 +9,10 @@ deadline; nothing here times anything."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import ferrytest
@@ -94,6 +96,49 @@ class TtyTest(unittest.TestCase):
         # Ctrl-C goes to the remote foreground job, which dies of it.
         self.term.keys("C-c")
         self.assertEqual(self.status(), 130)
+
+    def test_resize_while_connecting(self):
+        # The window changes after ferry described it and before its
+        # SIGWINCH handler was in place: the new size still gets there.
+        # A one-shot relay holds the connection until the window changed.
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        self.addCleanup(lsock.close)
+        accepted, go = threading.Event(), threading.Event()
+
+        def relay():
+            c, _ = lsock.accept()
+            accepted.set()
+            go.wait(30)
+            u = socket.create_connection(self.server.hostport())
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        def pump(a, b):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+            finally:
+                for x in (a, b):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=relay, daemon=True).start()
+        self.term.line("clear; %s exec -k %s -t 127.0.0.1:%d 'stty size'; echo status=$?"
+                       % (FERRY, self.key, lsock.getsockname()[1]))
+        self.assertTrue(accepted.wait(10 * SLOW))
+        self.term.tmux("resize-window", "-t", "t", "-x", "90", "-y", "30")
+        go.set()
+        self.term.wait_for(r"(?m)^30 90\s*$")
+        self.assertEqual(self.status(), 0)
 
     def test_ctrl_c_reaches_the_job_not_the_session(self):
         self.ferry("-t", """sh -c 'trap "echo cau""ght" INT; echo g""o; sleep 30; echo sti""ll here; exit 4'""")
