@@ -8,7 +8,6 @@
  *
  * Each subcommand lives in its own file and parses its own options.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -135,7 +134,7 @@ int main(int argc, char **argv)
     cmd = argc > 1 ? argv[1] : NULL;
     /* A closed stdout or socket must show up as EPIPE where it is written,
      * so it can be handled (exec_stream.c), not end the process on the spot. */
-    signal(SIGPIPE, SIG_IGN);
+    ferry_ignore_sigpipe();
 
     if (!cmd) {
         usage(stderr);
