@@ -263,7 +263,8 @@ class RestrictionsTest(KeysTest):
         self.assertEqual(r.returncode, 255)
         self.assertIn(b"may not run commands", r.stderr)
         # The shell still serves its file commands, but runs no command.
-        r = self.ferry("files", "shell", self.tls.addr(),
+        # (--keep-going: a script stops at its first failing line.)
+        r = self.ferry("files", "shell", "--keep-going", self.tls.addr(),
                        input=b"touch %s\nls\n" % os.path.join(self.dir, "x").encode())
         self.assertIn(b"may not run commands", r.stderr)
         self.assertIn(b"served.txt", r.stdout)
