@@ -71,8 +71,9 @@ class ClientTest(unittest.TestCase):
 
     def assertAuthFailed(self, r):
         """Refused for a wrong key, in one line.  Over TLS the PSK does not
-        match, and ferry says so with the TLS alert: "ferry: authentication
-        failed: HOST refused key 'ferry' from FILE (...)"."""
+        match, and ferry names the key and its file, not the TLS alert:
+        "ferry: authentication failed: HOST refused key 'ferry' from FILE
+        (...)"."""
         self.assertStatus(r, 255)
         self.assertTrue(r.stderr.startswith(b"ferry: authentication failed"), r.stderr)
         self.assertIn(b"key 'ferry'", r.stderr)
