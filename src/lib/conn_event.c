@@ -199,7 +199,8 @@ static void deliver_saved(struct ferry_loop *loop, void *arg)
         conn_teardown(c, -ENOMEM);
         return;
     }
-    memcpy(copy, ferry_buf_head(&c->in), n);
+    if (n)   /* memcpy's pointers must be valid even for 0 bytes */
+        memcpy(copy, ferry_buf_head(&c->in), n);
     ferry_buf_clear(&c->in);
     r = deliver(c, copy, n);
     free(copy);
