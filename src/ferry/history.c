@@ -5,9 +5,9 @@
  * be read and edited by hand (libedit's own format escapes every blank).
  * Each line is appended as it is entered, so a session that is killed
  * loses nothing and two shells at once interleave rather than overwrite
- * each other.  The file is bounded: when loading finds more than twice
- * HISTORY_MAX lines, it is rewritten with the last HISTORY_MAX, through a
- * temporary file renamed over it.  History is a convenience: a file that
+ * each other.  The file is bounded: once it has twice HISTORY_MAX lines
+ * (found at load, or reached by a long session's appends), it is rewritten
+ * with the last HISTORY_MAX, through a temporary file renamed over it.  History is a convenience: a file that
  * cannot be read or written costs one warning, never the session.
  */
 #include "history.h"
@@ -31,6 +31,7 @@
 static struct {
     char *path;          /* NULL: not kept (no HOME, or a failure) */
     char *last;          /* the line added last, not repeated */
+    size_t lines;        /* in the file, as far as we know */
 } hist;
 
 /* Where the history lives: $XDG_STATE_HOME/ferry/history, else
@@ -124,12 +125,79 @@ static void rewrite(char **lines, size_t n, size_t keep)
     free(tmp);
 }
 
-void history_load(void)
+/* The file's last 2 * HISTORY_MAX lines (fewer if it has fewer), oldest
+ * first, in a new array of *n strings (free_lines), and in *total how many
+ * it has in all.  A ring holds them while reading, so a file of any length
+ * is read in one pass and bounded memory.  NULL with errno when it cannot
+ * be opened (*n 0). */
+#define RING (2 * HISTORY_MAX)
+static char **read_last(size_t *n, size_t *total)
 {
-    char **lines = NULL, *line = NULL;
-    size_t n = 0, cap = 0, linecap = 0, first;
+    char **ring = calloc(RING, sizeof *ring), **out = NULL, *line = NULL;
+    size_t linecap = 0, count = 0;
     ssize_t len;
     FILE *f;
+
+    *n = *total = 0;
+    if (!ring)
+        return NULL;
+    f = fopen(hist.path, "re");
+    if (!f) {
+        int e = errno;
+        free(ring);
+        errno = e;
+        return NULL;
+    }
+    while ((len = getline(&line, &linecap, f)) >= 0) {
+        char *copy;
+
+        if (len > 0 && line[len - 1] == '\n')
+            line[--len] = '\0';
+        if (len == 0 || len > HISTORY_LINE_MAX || !(copy = strdup(line)))
+            continue;
+        free(ring[count % RING]);
+        ring[count++ % RING] = copy;
+    }
+    free(line);
+    fclose(f);
+    *n = count < RING ? count : RING;
+    *total = count;
+    out = calloc(*n + 1, sizeof *out);
+    for (size_t i = 0; out && i < *n; i++)
+        out[i] = ring[(count - *n + i) % RING];
+    if (!out) {
+        for (size_t i = 0; i < RING; i++)
+            free(ring[i]);
+        *n = 0;
+    }
+    free(ring);
+    return out;
+}
+
+static void free_lines(char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+/* The file is cut to its last HISTORY_MAX lines once it reaches twice
+ * that, at load or by the lines a long session appends. */
+static void trim(void)
+{
+    size_t n, total;
+    char **lines = read_last(&n, &total);
+
+    if (lines && n == RING)
+        rewrite(lines, n, HISTORY_MAX);
+    hist.lines = n < HISTORY_MAX ? n : HISTORY_MAX;
+    free_lines(lines, n);
+}
+
+void history_load(void)
+{
+    size_t n, total;
+    char **lines;
     int r;
 
     hist.path = history_path();
@@ -140,49 +208,22 @@ void history_load(void)
         give_up("cannot create the directory of", -r);
         return;
     }
-    f = fopen(hist.path, "re");
-    if (!f) {
+    lines = read_last(&n, &total);
+    if (!lines) {
         if (errno != ENOENT)
             give_up("cannot read", errno);
         return;
     }
-    /* All lines are read, but only the last 2 * HISTORY_MAX are held. */
-    while ((len = getline(&line, &linecap, f)) >= 0) {
-        if (len > 0 && line[len - 1] == '\n')
-            line[--len] = '\0';
-        if (len == 0 || len > HISTORY_LINE_MAX)
-            continue;
-        if (n == 2 * HISTORY_MAX) {
-            free(lines[0]);
-            memmove(lines, lines + 1, (n - 1) * sizeof *lines);
-            n--;
-        }
-        if (n == cap) {
-            size_t c = cap ? 2 * cap : 64;
-            char **v = realloc(lines, c * sizeof *v);
-            if (!v)
-                break;
-            lines = v;
-            cap = c;
-        }
-        lines[n] = strdup(line);
-        if (!lines[n])
-            break;
-        n++;
-    }
-    free(line);
-    /* Rewritten once it has grown to twice the bound. */
-    if (n == 2 * HISTORY_MAX)
+    hist.lines = total;
+    if (total >= RING) {
         rewrite(lines, n, HISTORY_MAX);
-    fclose(f);
-    first = n > HISTORY_MAX ? n - HISTORY_MAX : 0;
-    for (size_t i = first; i < n; i++)
+        hist.lines = HISTORY_MAX;
+    }
+    for (size_t i = n > HISTORY_MAX ? n - HISTORY_MAX : 0; i < n; i++)
         lineedit_add_history(lines[i]);
     if (n > 0)
         hist.last = strdup(lines[n - 1]);
-    for (size_t i = 0; i < n; i++)
-        free(lines[i]);
-    free(lines);
+    free_lines(lines, n);
 }
 
 void history_add(const char *line)
@@ -212,6 +253,8 @@ void history_add(const char *line)
         give_up("cannot write", -fd);
     else if (write(fd, rec, len + 1) < 0)
         give_up("cannot write", errno);
+    else if (++hist.lines >= RING)
+        trim();
     if (fd >= 0)
         close(fd);
     free(rec);

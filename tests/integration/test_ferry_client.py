@@ -860,6 +860,20 @@ class ShellTerminalTest(ClientTest):
         self.assertEqual(lines[0], "echo line-1000")
         self.assertEqual(lines[-1], "echo line-1999")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        # A session's own lines bring it to the bound too.
+        with open(path, "w") as f:
+            f.writelines("echo line-%d\n" % i for i in range(1999))
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"echo last-$((1+1))\r")
+        until(b"last-2\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+        with open(path) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 1000)
+        self.assertEqual(lines[0], "echo line-999")
+        self.assertEqual(lines[-1], "echo last-$((1+1))")
 
     def test_bang_runs_a_local_command_and_lls_lists_here(self):
         p, until, type_ = self.start()
