@@ -872,7 +872,7 @@ class ShellTerminalTest(ClientTest):
         with open(path) as f:
             lines = f.read().splitlines()
         self.assertEqual(len(lines), 1000)
-        self.assertEqual(lines[0], "echo line-999")
+        self.assertEqual(lines[0], "echo line-1000")       # 1000..1998, then the new one
         self.assertEqual(lines[-1], "echo last-$((1+1))")
 
     def test_bang_runs_a_local_command_and_lls_lists_here(self):
