@@ -10,6 +10,9 @@
 #   make fuzz       build the libFuzzer harnesses and run a short smoke
 #   make bench      build, then run the benchmarks in bench/ (bench/run.sh;
 #                   BENCH_ARGS=--quick for a short run); not part of make test
+#   make install    build, then install under PREFIX (default /usr/local;
+#                   DESTDIR=DIR stages the tree under DIR, for packaging)
+#   make uninstall  remove what the last `make install` wrote
 #   make clean
 
 MAKEFLAGS += --no-print-directory
@@ -19,8 +22,10 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
 CTEST  := ctest --output-on-failure --timeout 600 -j $(TEST_JOBS)
 CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean
+.PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean install uninstall
 
 all: build
 
@@ -28,8 +33,16 @@ deps:
 	@scripts/deps.sh
 
 build: deps
-	@$(call CMAKE_CONFIGURE,build,RelWithDebInfo,)
+	@$(call CMAKE_CONFIGURE,build,RelWithDebInfo,-DCMAKE_INSTALL_PREFIX=$(PREFIX))
 	@cmake --build build -j $(JOBS)
+
+# The prefix is fixed when build/ is configured (GNUInstallDirs derives
+# etc and lib from it), so install goes through build with the same PREFIX.
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install build
+
+uninstall:
+	@DESTDIR="$(DESTDIR)" cmake -DMANIFEST=build/install_manifest.txt -P cmake/uninstall.cmake
 
 run: build
 	@scripts/run.sh

@@ -32,7 +32,9 @@ cleartext); every ferry column runs against each.
        os.posix_spawn + waitpid of /bin/true x1000 (local spawn as ferryd does it)
      whole wall time / 1000; median over repetitions.  Piping lets ssh's sh
      read ahead (no round trip per command), so 2b drives both sessions
-     lock-step as well: write one line, wait for its marker, then the next.
+     lock-step as well: write one line, wait for its marker, then the next,
+     beside os.posix_spawn + waitpid of /bin/true timed one at a time in the
+     same repetitions (the lock-step columns' local counterpart).
 
   3. the tutorials' "simple ssh" (seed 000): the Python ThreadingTCPServer +
      subprocess.Popen(shell=True) server, rendered faithfully below, against
@@ -45,7 +47,7 @@ cleartext); every ferry column runs against each.
      TCP_NODELAY (not in the tutorial): its four send() calls per reply meet
      Nagle and delayed ACKs, which costs ~40 ms per round trip on loopback.
 
-ssh logs in as a dedicated user (benchlib.BenchUser: login shell /bin/sh, an
+ssh logs in as a dedicated user (sshlib.BenchUser: login shell /bin/sh, an
 empty home, made for the run and removed after it), so its figures are sshd's
 per-command start-up, not a login shell's rc files: the fair baseline
 (issue 12).  Without root it falls back to the current user and every ssh
@@ -91,12 +93,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402  (bench/benchlib.py: shared with the other benchmarks)
 from benchlib import (ROOT, DEVNULL, _started, _logs, note, stop_all, start,  # noqa: E402,F401
                       percentile, summary, fmt_ms, ratio, fmt_x, wait_for,
-                      free_port, machine_info, Ferryd, Sshd, ensure_sshd)
+                      free_port, machine_info, Ferryd)
+from sshlib import Sshd, ensure_sshd, ssh_baseline_line  # noqa: E402  (the fair ssh baseline)
 
 benchlib.set_name("exec_latency")
 
 FLOOR = "floor (local /bin/true + local sh -c true)"
 UNFAIR = "ssh (fresh, UNFAIR: as the invoking user)"
+SPAWN1 = "local posix_spawn, one at a time"
 
 
 # ------------------------------------------------- the tutorial "simple ssh"
@@ -271,6 +275,28 @@ def spawn_loop(path, count, time_limit):
             if time.monotonic() > end:
                 break
         return (time.perf_counter() - t0) / (i + 1)
+    finally:
+        os.close(devnull)
+
+
+def spawn_latencies(path, count, time_limit):
+    """spawn_loop's posix_spawn + waitpid, each timed alone: the local
+    counterpart of a lock-step column (per-command seconds, so its median
+    sits beside theirs)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        acts = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+        env = {"PATH": "/usr/bin:/bin"}
+        lat = []
+        end = time.monotonic() + time_limit
+        for _ in range(count):
+            t0 = time.perf_counter()
+            pid = os.posix_spawn(path, [path], env, file_actions=acts)
+            os.waitpid(pid, 0)
+            lat.append(time.perf_counter() - t0)
+            if time.monotonic() > end:
+                break
+        return lat
     finally:
         os.close(devnull)
 
@@ -454,13 +480,19 @@ def main():
              for m, f in fds.items()]
     if sshd:
         lcols += [("ssh sh (ControlMaster, lock-step)", sshd.muxed("sh"), "/bin/true")]
+    # the local spawn in the same repetitions, one at a time: the lock-step
+    # goal divides by it, not by section 2's loop measured minutes apart
+    lcols += [(SPAWN1, None, None)]
     note("lock-step: %d reps of %d commands: %s" %
          (a.reps, a.lines, ", ".join(c[0] for c in lcols)))
     lock = {name: [] for name, _, _ in lcols}
     lock_p90 = {name: [] for name, _, _ in lcols}
     for rep in range(a.reps):
         for name, argv, cmd in lcols:
-            lat = lockstep(argv, a.lines, a.time_limit / max(1, a.reps), cmd)
+            if argv is None:
+                lat = spawn_latencies("/bin/true", a.lines, a.time_limit / max(1, a.reps))
+            else:
+                lat = lockstep(argv, a.lines, a.time_limit / max(1, a.reps), cmd)
             lock[name].append(percentile(lat, 50))
             lock_p90[name].append(percentile(lat, 90))
     results["lockstep"] = {k: dict(summary(v), samples=v, p90_per_rep=lock_p90[k])
@@ -535,7 +567,7 @@ def main():
     add("ferry shell (TLS) per command, piped / local posix_spawn", med(S, ST),
         med(S, SPAWN), "<= 1.2x (issue 12)")
     add("ferry shell (TLS) per command, lock-step / local posix_spawn", med(L, LST),
-        med(S, SPAWN), "<= 1.2x (issue 12)")
+        med(L, SPAWN1), "<= 1.2x (issue 12)")
     add("ssh sh %s ControlMaster, piped / ferry shell (TLS)" % fair,
         med(S, "ssh sh (ControlMaster, warm)"), med(S, ST), "> 1.0x (issue 12)")
     add("ssh sh %s ControlMaster, lock-step / ferry shell (TLS, lock-step)" % fair,
@@ -581,7 +613,7 @@ def main():
         med(S, SPAWN), "<= 1.5x (issue 5)")
     add("ferry shell per command, TLS / plaintext", med(S, ST), med(S, SP))
     add("ferry shell (plaintext) per command, lock-step / local posix_spawn",
-        med(L, "ferry shell (plaintext, lock-step)"), med(S, SPAWN))
+        med(L, "ferry shell (plaintext, lock-step)"), med(L, SPAWN1))
     for m, col in (("TLS", ST), ("plaintext", SP)):
         add("ferry shell (%s) per command / local sh loop" % m, med(S, col),
             med(S, "local sh loop (fork+exec)"))
@@ -642,7 +674,7 @@ def main():
     for m, info in sessions.items():
         print("ferry (%s): %s" % (m, info or "-"))
     if sshd:
-        print(benchlib.ssh_baseline_line(sshd))
+        print(ssh_baseline_line(sshd))
     for sec, title in sections:
         print("\n" + title)
         for name, s in results[sec].items():

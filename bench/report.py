@@ -12,7 +12,9 @@ exec_latency, streaming, c10k), and:
     exec >= 30x `ssh localhost true`) and issue 12's (speed against fair
     baselines: a fresh exec against its floor and the fair ssh, a warm one
     against a local spawn and ssh's session, streaming and bulk in both
-    modes); every row says which mode it is;
+    modes) and issue 13's (`ferry exec -t` beside `ssh -t`: keystroke round
+    trip, screen output, session start, on TLS); every row says which mode
+    it is;
   - draws docs/img/reqresp.png and docs/img/throughput.png with gnuplot
     (Debian's gnuplot-nox; skipped with a note when it is missing);
   - rewrites the block between the "generated:goals" markers in
@@ -72,6 +74,7 @@ SECTIONS = {
     ("streaming", 6): "encrypted output streaming",
     ("throughput", 12): "bulk transfer", ("exec_latency", 12): "command latency",
     ("streaming", 12): "output streaming",
+    ("tty", 13): "interactive terminals",
 }
 
 
@@ -91,7 +94,7 @@ def goals_from(results):
             r256.get("echo_upper/python"), "x", "> 10x")
         add("1. request/response", "frame_echo / echo_upper, 256 conn",
             r256.get("frame_echo/echo_upper"), "x", ">= 0.8x")
-    for name in ("throughput", "exec_latency", "streaming"):
+    for name in ("throughput", "exec_latency", "streaming", "tty"):
         d = load(results, name)
         # A ratio's goal names its issue: ">= 3x (issue 5)", ">= 2x (issue 6)".
         for r in (d or {}).get("ratios", []):
@@ -131,7 +134,7 @@ def goals_from(results):
         p99 = (ck["servers"].get("echo_upper") or {}).get("p99_us")
         add("5. C10K", "echo_upper: active p99 beside them", None if p99 is None else p99 / 1e3,
             "ms", "< 5 ms")
-    # issue 5's rows first (in its order), then issue 6's, then issue 12's
+    # issue 5's rows first (in its order), then issue 6's, 12's, 13's
     rows.sort(key=lambda r: r["issue"])
     return rows
 
@@ -225,7 +228,7 @@ def main():
     rows = goals_from(args.results)
     latest = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "git": bl.git_describe(), "goals": rows, "results": {}}
-    for name in ("reqresp", "throughput", "exec_latency", "streaming", "c10k"):
+    for name in ("reqresp", "throughput", "exec_latency", "streaming", "c10k", "tty"):
         d = load(args.results, name)
         if d is not None:
             latest["results"][name] = d

@@ -18,7 +18,7 @@ count checked):
                 (a throw-away sshd on an ephemeral loopback port, fresh
                 connection, key auth, default cipher; it logs in as a
                 dedicated user whose login shell is /bin/sh, home empty:
-                benchlib.BenchUser)
+                sshlib.BenchUser)
   local pipe    head -c 4G /dev/zero | reader
   local pipe, wc -c   head -c 4G /dev/zero | wc -c  (another reader, to show
                 the reader is not what bounds the columns)
@@ -56,8 +56,8 @@ sys.dont_write_bytecode = True   # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 from benchlib import (ROOT, DEVNULL, note, stop_all, start, percentile,  # noqa: E402
-                      summary, machine_info, Ferryd, Sshd, ensure_sshd,
-                      git_describe, dump_logs)
+                      summary, machine_info, Ferryd, git_describe, dump_logs)
+from sshlib import Sshd, ensure_sshd, ssh_baseline_line  # noqa: E402  (the fair ssh baseline)
 
 benchlib.set_name("streaming")
 GB = 1e9
@@ -263,7 +263,7 @@ def main():
     if ssh_skip is None:
         try:
             sshd = Sshd(tmp)
-            note("sshd on 127.0.0.1:%d; %s" % (sshd.port, benchlib.ssh_baseline_line(sshd)))
+            note("sshd on 127.0.0.1:%d; %s" % (sshd.port, ssh_baseline_line(sshd)))
             if not sshd.user.fair:
                 notes.append("ssh baseline UNFAIR: " + sshd.user.why)
                 note(notes[-1])
@@ -374,7 +374,7 @@ def main():
                         for m, f in fds.items()},
         "params": {"size": size, "head_arg": size_arg, "reps": a.reps, "quick": a.quick,
                    "timeout_s": a.timeout, "time_limit_s": a.time_limit,
-                   "bin": os.path.abspath(a.bin), "rss_interval_s": 0.1},
+                   "bin": benchlib.repo_path(a.bin), "rss_interval_s": 0.1},
         "units": "seconds per run; GB/s with GB = 1e9 bytes; RSS in bytes",
         "ssh_baseline": sshd.describe() if sshd else None,
         "results": results, "memory": mem, "ratios": ratios, "notes": notes,
@@ -386,7 +386,7 @@ def main():
     for m, info in sessions.items():
         print("ferry (%s): %s" % (m, info or "-"))
     if sshd:
-        print(benchlib.ssh_baseline_line(sshd))
+        print(ssh_baseline_line(sshd))
     print("\nmedian GB/s")
     for name, r in results.items():
         if r.get("median_gbps"):

@@ -15,7 +15,7 @@ comes down with each tool, side by side in one run, interleaved round-robin:
   iperf3     iperf3 -c 127.0.0.1 -n SIZE (and -R): the ceiling, no files
   scp        scp to / from a throw-away sshd on an ephemeral loopback port,
              logging in as a dedicated user (login shell /bin/sh, empty home:
-             benchlib.BenchUser); uploads land in a directory it owns
+             sshlib.BenchUser); uploads land in a directory it owns
   sftp       sftp -b (put / get) to / from the same sshd, the same user
   curl+vsftpd  curl -T / curl -o against a throw-away vsftpd (anonymous, write
              enabled, its config in the temp dir)
@@ -74,8 +74,9 @@ sys.dont_write_bytecode = True   # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 from benchlib import (ROOT, DEVNULL, note, stop_all, start, percentile,  # noqa: E402
-                      summary, wait_for, free_port, machine_info, Ferryd, Sshd,
+                      summary, wait_for, free_port, machine_info, Ferryd,
                       apt_install, git_describe, dump_logs)
+from sshlib import Sshd, ssh_baseline_line  # noqa: E402  (the fair ssh baseline)
 
 benchlib.set_name("throughput")
 
@@ -638,7 +639,7 @@ def setup(b, a, tools, notes):
         try:
             b.servers["sshd"] = Sshd(tmp)
             sshd = b.servers["sshd"]
-            note("sshd on 127.0.0.1:%d; %s" % (sshd.port, benchlib.ssh_baseline_line(sshd)))
+            note("sshd on 127.0.0.1:%d; %s" % (sshd.port, ssh_baseline_line(sshd)))
             if not sshd.user.fair:
                 notes.append("ssh baseline UNFAIR: " + sshd.user.why)
                 note(notes[-1])
@@ -910,7 +911,7 @@ def main():
                       "(hard links of one inode) and writes into the same filesystem",
         "params": {"size": a.size, "reps": a.reps, "tools": tools, "quick": a.quick,
                    "timeout_s": a.timeout, "time_limit_s": a.time_limit,
-                   "bin": os.path.abspath(a.bin)},
+                   "bin": benchlib.repo_path(a.bin)},
         "units": "seconds per transfer; GB/s with GB = 1e9 bytes",
         "source_sha256": src_sha,
         "ferry_modes": {t: {"mode": b.servers[t].mode, "session": b.sessions.get(t)}
@@ -925,7 +926,7 @@ def main():
            machine["loadavg_end"][0], commit))
     print("filesystem: %s (nothing dropped from the page cache)" % fs)
     if sshd:
-        print(benchlib.ssh_baseline_line(sshd))
+        print(ssh_baseline_line(sshd))
     for t in FERRY:
         if t in b.servers:
             print("%s: %s" % (t, b.sessions.get(t) or "-"))

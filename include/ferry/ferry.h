@@ -4,8 +4,7 @@
 #ifndef FERRY_FERRY_H
 #define FERRY_FERRY_H
 
-#define FERRY_VERSION "0.1.0"
-
+#include "ferry/version.h"
 #include "ferry/error.h"
 #include "ferry/log.h"
 #include "ferry/addr.h"

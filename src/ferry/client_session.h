@@ -52,6 +52,8 @@ struct client_session {
     int gone;                        /* on_close ran: why in close_reason */
     int close_reason;
     int pipeline;                    /* the server queues one exec (its hello said so) */
+    int put_stream;                  /* ... takes a put of unknown size (PROTOCOL.md 2.4) */
+    int glob;                        /* ... expands patterns (PROTOCOL.md 2.4) */
     char tls_error[256];             /* why TLS failed or was closed, when it was */
     uint64_t queued;                 /* bytes ever handed to the connection */
     session_rx_fn *rx;               /* the receiver, or NULL: the slot below */

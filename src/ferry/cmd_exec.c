@@ -5,17 +5,22 @@
  * ssh, so `ferry exec h ls -l` passes -l to ls.  Unlike ssh there is no
  * quoting trap: one operand is a command line for the remote /bin/sh -c,
  * several are the exact argv, which the server runs without re-parsing.
+ * -t runs it on a terminal on the server (tty.c, escape.c), and without
+ * a command starts the account's login shell, as `ssh HOST` does.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dial.h"
 #include "ferry/ferry.h"
 #include "proto.h"
+#include "escape.h"
 #include "exec_stream.h"
+#include "tty.h"
 
 #define MAX_TIMEOUT_S (365.0 * 24 * 3600)
 
@@ -25,8 +30,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: ferry exec [OPTIONS] HOST [--] COMMAND [ARG...]\n"
+        "       ferry exec [-t] [OPTIONS] HOST\n"
         "Run COMMAND on the ferryd at HOST, streaming its stdout and stderr here and\n"
-        "this program's stdin there, and exit with its status.\n"
+        "this program's stdin there, and exit with its status.  Without COMMAND, start\n"
+        "the account's login shell (on a terminal when stdin is one).\n"
         "\n"
         "One operand is a command line for the remote /bin/sh -c:\n"
         "    ferry exec h 'ls *.c | wc -l'\n"
@@ -36,6 +43,16 @@ static void usage(FILE *f)
         "\n"
         "HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n"
         "\n"
+        "  -t                       run on a terminal on the server, for interactive\n"
+        "                           programs (vim, top, less, a shell); our terminal is\n"
+        "                           raw meanwhile.  Refused when stdin is not a\n"
+        "                           terminal, unless given twice (-tt)\n"
+        "  -T                       never a terminal (also not for the login shell)\n"
+        "  -e CHAR|none             the escape character on a terminal (default ~);\n"
+        "                           at the start of a line: CHAR. disconnects (the\n"
+        "                           remote command is killed), CHAR? lists the\n"
+        "                           sequences, CHARCHAR sends CHAR itself; ^X names a\n"
+        "                           control character\n"
         "  -n, --no-stdin           do not forward stdin (the command reads /dev/null)\n"
         "      --timeout S          kill the command after S seconds (exit status 124)\n"
         "      --cwd DIR            run in DIR on the server\n"
@@ -47,7 +64,15 @@ static void usage(FILE *f)
         "--timeout did; 141 if our stdout was closed under it (the remote command gets\n"
         "SIGTERM); 255 if ferry itself failed (cannot connect, authentication failed,\n"
         "protocol error), with a one-line message; 2 for a bad command line.\n"
-        "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote command.\n",
+        "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote command.\n"
+        "\n"
+        "On a terminal the remote command gets TERM, our window's size (again after\n"
+        "every change) and our terminal's modes; Ctrl-C reaches its foreground job\n"
+        "as on a local terminal.  When our stderr is not a terminal\n"
+        "(ferry exec -t h cmd 2>err.log) the remote stderr stays a separate stream\n"
+        "and arrives there; otherwise it is the terminal too.  The exit status is\n"
+        "as without a terminal; 255 after CHAR. (as ssh); 128+N when a signal N\n"
+        "(SIGHUP, SIGTERM, ...) makes ferry leave the session.\n",
         FERRY_DEFAULT_PORT);
 }
 
@@ -153,11 +178,12 @@ int cmd_exec(int argc, char **argv)
     };
     struct dial_opts so;
     struct client_session *s = NULL;
-    static const char shortopts[] = "+:nhV" DIAL_SHORTOPTS;
+    static const char shortopts[] = "+:ntTe:hV" DIAL_SHORTOPTS;
     json_t *req = NULL, *env = NULL, *cwd = NULL;
     double timeout = 0;
     const char *host, *misplaced = NULL;
     int opt, r, no_stdin = 0, status = FERRY_EXIT_ERROR;
+    int want_tty = 0, no_tty = 0, tty = 0, escape_ch = '~';
 
     dial_opts_init(&so);
     req = json_pack("{s:s}", "type", MSG_EXEC);
@@ -178,6 +204,15 @@ int cmd_exec(int argc, char **argv)
             continue;
         switch (opt) {
         case 'n': no_stdin = 1; break;
+        case 't': want_tty++; break;
+        case 'T': no_tty = 1; break;
+        case 'e':
+            if (escape_parse(optarg, &escape_ch) < 0) {
+                status = cli_usage_error("ferry exec", "bad -e '%s': expected one character, "
+                                         "^X or none", optarg);
+                goto out;
+            }
+            break;
         case OPT_TIMEOUT:
             if (cli_seconds("ferry exec", "--timeout", optarg, MAX_TIMEOUT_S, &timeout) < 0) {
                 status = EXIT_USAGE;
@@ -215,11 +250,19 @@ int cmd_exec(int argc, char **argv)
         optind++;
     else if (optind < argc && own_option(longopts, shortopts, argv[optind]))
         misplaced = argv[optind];
-    if (optind >= argc) {
-        status = cli_usage_error("ferry exec", "missing COMMAND");
-        goto out;
+    /* As ssh: a terminal when asked for, or for the login shell when we
+     * are typed at; never one that stdin cannot feed, unless -tt. */
+    if (!no_tty && (want_tty || optind >= argc)) {
+        if (isatty(STDIN_FILENO) || want_tty >= 2)
+            tty = 1;
+        else if (want_tty)
+            fprintf(stderr, "ferry: not running on a terminal: stdin is not a terminal "
+                            "(-tt forces one)\n");
     }
-    r = set_command(req, argv + optind, argc - optind);
+    if (optind >= argc)
+        r = json_object_set_new(req, "login", json_true()) < 0 ? FERRY_EXIT_ERROR : 0;
+    else
+        r = set_command(req, argv + optind, argc - optind);
     if (r != 0) {
         status = r;
         goto out;
@@ -230,7 +273,8 @@ int cmd_exec(int argc, char **argv)
                              json_integer((json_int_t)timeout) : json_real(timeout)) < 0) ||
         (cwd && json_object_set(req, "cwd", cwd) < 0) ||
         (json_object_size(env) > 0 && json_object_set(req, "env", env) < 0) ||
-        (no_stdin && json_object_set_new(req, "stdin", json_false()) < 0)) {
+        (no_stdin && json_object_set_new(req, "stdin", json_false()) < 0) ||
+        (tty && tty_describe(req) < 0)) {
         cli_error("out of memory");
         goto out;
     }
@@ -238,7 +282,8 @@ int cmd_exec(int argc, char **argv)
     s = dial_open(host, &so);
     if (!s)
         goto out;
-    status = exec_stream_run(s, req, !no_stdin);
+    status = tty ? exec_stream_run_tty(s, req, !no_stdin, escape_ch)
+                 : exec_stream_run(s, req, !no_stdin);
     /* Everything after HOST is the command, so an option there ran as one.
      * Said after the remote shell's "not found", as the last line, and only
      * then: a program really named so, or run with "--", stays quiet. */

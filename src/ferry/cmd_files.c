@@ -30,14 +30,20 @@ enum {
     F_CHECKSUM = 1 << 4,
     F_FSYNC = 1 << 5,
     F_JSON = 1 << 6,
+    F_FORCE = 1 << 7,      /* --force: get - writes binary to a terminal */
+    F_GLOB = 1 << 8,       /* remote operands may be patterns the server expands */
 };
-enum { OPT_RESUME = DIAL_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON };
+enum { OPT_RESUME = DIAL_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON, OPT_FORCE };
 
 struct fsargs {
     struct transfer_opts x;
     int quiet, json, parents;
-    char **ops;            /* operands after HOST */
+    int in_shell;          /* a `ferry shell` line: stdin is the shell's */
+    char **ops;            /* operands after HOST (patterns expanded: see expand) */
     int nops;
+    int globbed;           /* some operand was a pattern */
+    char **expanded;       /* the array ops points at after an expansion */
+    json_t *matches;       /* ... whose strings it borrows */
 };
 
 struct files_cmd;
@@ -62,7 +68,7 @@ struct files_cmd {
     "                           bytes already there are verified, not trusted)\n"      \
     "      --checksum ALG       xxh3-128 (default) or sha256\n"                         \
     "      --fsync              make the file durable before it is committed\n"        \
-    "  -q                       no progress bar\n"
+    "  -q                       no progress bar, no summary line\n"
 
 /* ---- output helpers ---------------------------------------------------------- */
 
@@ -130,7 +136,126 @@ static int lost_status(const struct fs_error *err)
     return FERRY_EXIT_ERROR;
 }
 
+/* ---- remote patterns ------------------------------------------------------------ */
+
+static int push_op(struct fsargs *a, int *cap, char *op)
+{
+    if (a->nops == *cap) {
+        int ncap = *cap ? *cap * 2 : 8;
+        char **v = realloc(a->expanded, (size_t)ncap * sizeof *v);
+
+        if (!v)
+            return -1;
+        a->expanded = v;
+        *cap = ncap;
+    }
+    a->expanded[a->nops++] = op;
+    return 0;
+}
+
+/*
+ * Replace the first nremote operands that are patterns ('logs/\*.gz') by
+ * the paths the server matches (PROTOCOL.md 2.4, glob); the operands after
+ * them are kept as they are.  A pattern that matches nothing is reported
+ * ("no match for 'logs/\*.gz'", *failed set) and dropped.  A server too old
+ * to expand gets the operands as they were written.  0, or an exit status
+ * (the connection failed).
+ */
+static int expand(struct client_session **sp, const char *host, const struct dial_opts *so,
+                  const char *cmd, struct fsargs *a, int nremote, int *failed)
+{
+    char **ops = a->ops;
+    int nops = a->nops, cap = 0, any = 0;
+
+    for (int i = 0; i < nremote && !any; i++)
+        any = remotefs_is_pattern(ops[i]);
+    if (!any)
+        return 0;
+    if (!*sp && !(*sp = dial_open(host, so)))
+        return FERRY_EXIT_ERROR;
+    if (!(*sp)->glob)
+        return 0;
+    a->matches = json_array();
+    if (!a->matches)
+        goto oom;
+    a->globbed = 1;
+    a->nops = 0;
+    for (int i = 0; i < nops; i++) {
+        struct fs_error err = { 0 };
+        json_t *paths = NULL, *p;
+        char *pattern;
+        size_t j;
+        int r;
+
+        if (i >= nremote || !remotefs_is_pattern(ops[i])) {
+            if (push_op(a, &cap, ops[i]) < 0)
+                goto oom;
+            continue;
+        }
+        pattern = remotefs_canon(ops[i]);
+        if (!pattern)
+            goto oom;
+        r = remotefs_glob(*sp, pattern, &paths, &err);
+        free(pattern);
+        if (r == FERRY_EREMOTE) {
+            cli_error("%s %s: remote: %s", cmd, ops[i], remotefs_error_text(&err));
+            *failed = 1;
+            continue;
+        }
+        if (r < 0)
+            return lost_status(&err);
+        if (json_array_size(paths) == 0) {
+            cli_error("%s: no match for '%s'", cmd, ops[i]);
+            *failed = 1;
+        }
+        json_array_foreach(paths, j, p) {
+            if (push_op(a, &cap, (char *)json_string_value(p)) < 0) {
+                json_decref(paths);
+                goto oom;
+            }
+        }
+        if (json_array_append_new(a->matches, paths) < 0)
+            goto oom;
+    }
+    a->ops = a->expanded;
+    return 0;
+oom:
+    cli_error("out of memory");
+    return FERRY_EXIT_ERROR;
+}
+
 /* ---- ls, stat, mkdir, rm -------------------------------------------------------- */
+
+/* ls of a pattern: one entry per match (as `ls -d logs/\*.gz`), named by
+ * its path. */
+static int stat_each(struct client_session *s, const struct fsargs *a, json_t **entries,
+                     struct fs_error *err)
+{
+    json_t *all = json_array();
+
+    if (!all)
+        return session_lost(s, err, "out of memory");
+    for (int i = 0; i < a->nops; i++) {
+        struct fs_meta m;
+        json_t *ans = NULL;
+        int r = remotefs_stat(s, a->ops[i], &m, &ans, err);
+
+        if (r == 0) {
+            json_object_del(ans, "type");
+            json_object_del(ans, "path");
+            if (json_object_set_new(ans, "name", json_string(a->ops[i])) < 0 ||
+                json_array_append(all, ans) < 0)
+                r = session_lost(s, err, "out of memory");
+            json_decref(ans);
+        }
+        if (r < 0) {
+            json_decref(all);
+            return r;
+        }
+    }
+    *entries = all;
+    return 0;
+}
 
 static int run_ls(struct client_session **sp, const char *host, const struct dial_opts *so,
                   struct fsargs *a)
@@ -148,7 +273,7 @@ static int run_ls(struct client_session **sp, const char *host, const struct dia
         cli_error("out of memory");
         goto out;
     }
-    r = remotefs_list(*sp, path, &entries, &err);
+    r = a->globbed ? stat_each(*sp, a, &entries, &err) : remotefs_list(*sp, path, &entries, &err);
     if (r == FERRY_EREMOTE) {
         cli_error("ls %s: %s", arg, remotefs_error_text(&err));
         status = 1;
@@ -319,20 +444,35 @@ static int run_xfer(struct client_session **sp, const char *host, const struct d
 {
     /* One operand: the other side is "." (the root, or here). */
     const char *dest = a->nops > 1 ? a->ops[a->nops - 1] : ".";
-    int nsrc = a->nops > 1 ? a->nops - 1 : 1, status;
+    int nsrc = a->nops > 1 ? a->nops - 1 : 1, status, failed = 0;
     struct transfer x;
 
+    if (!put) {
+        /* get's sources may be patterns; its destination is local. */
+        a->nops = nsrc;
+        status = expand(sp, host, so, "get", a, nsrc, &failed);
+        if (status != 0)
+            return status;
+        nsrc = a->nops;
+        if (nsrc == 0)
+            return 1;
+    }
     if (transfer_init(&x, sp, host, so, &a->x) < 0)
         return FERRY_EXIT_ERROR;
     progress_enable(!a->quiet);
     status = put ? transfer_put(&x, a->ops, nsrc, dest) : transfer_get(&x, a->ops, nsrc, dest);
     transfer_free(&x);
-    return status;
+    return status == 0 && failed ? 1 : status;
 }
 
 static int run_put(struct client_session **sp, const char *host, const struct dial_opts *so,
                    struct fsargs *a)
 {
+    /* The shell reads its own lines from stdin: a file cannot come from it too. */
+    if (a->in_shell && a->nops > 0 && strcmp(a->ops[0], "-") == 0) {
+        cli_error("put -: stdin is where the shell's commands come from");
+        return 1;
+    }
     return run_xfer(sp, host, so, a, 1);
 }
 
@@ -347,27 +487,31 @@ static const struct files_cmd commands[] = {
       "Upload LOCAL files to the ferryd's file root.  REMOTE (default: the root) is\n"
       "relative to the root; when it is a directory, ends in '/', or several LOCALs\n"
       "are given, the files go into it under their own names.  Each file is written\n"
-      "to a temporary and renamed into place only once its checksum matches.\n",
+      "to a temporary and renamed into place only once its checksum matches.  LOCAL\n"
+      "'-' uploads stdin to REMOTE (its size is said when it ends; still verified and\n"
+      "committed only when whole): tar c dir | ferry put HOST - dir.tar\n",
       run_put },
-    { "get", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC, 1, -1, "REMOTE... [LOCAL]",
+    { "get", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC | F_FORCE | F_GLOB, 1, -1, "REMOTE... [LOCAL]",
       "Download REMOTE files (relative to the ferryd's file root) to LOCAL (default:\n"
       "the current directory).  When LOCAL is a directory, ends in '/', or several\n"
       "REMOTEs are given, the files go into it under their own names.  Each file is\n"
       "written to .NAME" PROTO_PART_SUFFIX " beside its target and renamed into place\n"
-      "only once its checksum matches.\n",
+      "only once its checksum matches.  LOCAL '-' writes the one REMOTE to stdout,\n"
+      "verified as it ends (not on a terminal if it looks binary, unless --force):\n"
+      "ferry get HOST dir.tar - | tar t\n",
       run_get },
-    { "ls", F_JSON, 0, 1, "[PATH]",
+    { "ls", F_JSON | F_GLOB, 0, 1, "[PATH]",
       "List a directory of the ferryd's file root (default: the root itself), sorted\n"
       "by name: type and permissions, size, modification time, name.\n",
       run_ls },
-    { "stat", F_JSON, 1, -1, "PATH...",
+    { "stat", F_JSON | F_GLOB, 1, -1, "PATH...",
       "Show the type, permissions, size and modification time of PATHs (a final\n"
       "symlink is not followed).\n",
       run_stat },
     { "mkdir", F_P, 1, -1, "PATH...",
       "Make directories under the ferryd's file root.\n",
       run_mkdir },
-    { "rm", F_R, 1, -1, "PATH...",
+    { "rm", F_R | F_GLOB, 1, -1, "PATH...",
       "Remove files, symlinks and empty directories (with -r: whole trees) under the\n"
       "ferryd's file root.\n",
       run_rm },
@@ -400,12 +544,19 @@ static void usage(const struct files_cmd *c, int in_shell)
         printf("  -r                       remove directories and everything in them\n");
     if (strcmp(c->name, "mkdir") == 0)
         printf("  -p                       make missing parents; an existing directory is fine\n");
+    if (c->flags & F_FORCE)
+        printf("      --force              with LOCAL '-', write to a terminal even what\n"
+               "                           looks binary (a NUL byte)\n");
     if (c->flags & F_JSON)
         printf("      --json               print JSON for scripts\n");
     if (!in_shell)
         printf("%s", DIAL_OPTS_HELP);
     /* In the shell the version is the shell's own business. */
     printf("%s", in_shell ? "  -h, --help               show this help\n" : CLI_COMMON_HELP);
+    if (c->flags & F_GLOB)
+        printf("\nREMOTE operands may be patterns the server expands (quote them): *, ? and\n"
+               "[...] within one directory level, a backslash for a literal one; a pattern\n"
+               "that matches nothing is an error.\n");
     if (!in_shell)
         printf("\nExit status: 0 when everything succeeded; 1 when something failed (one line\n"
                "on stderr for each); 255 when the connection or authentication failed;\n"
@@ -424,6 +575,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         { "checksum", required_argument, NULL, OPT_CHECKSUM },
         { "fsync", no_argument, NULL, OPT_FSYNC },
         { "json", no_argument, NULL, OPT_JSON },
+        { "force", no_argument, NULL, OPT_FORCE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         DIAL_LONGOPTS,
@@ -433,7 +585,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
     int opt, r;
 
     snprintf(help_cmd, sizeof help_cmd, "%s%s", in_shell ? "" : "ferry ", c->name);
-    *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128 };
+    *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128, .in_shell = in_shell };
     opterr = 0;
     optind = 0;   /* glibc: start afresh (the shell parses many lines) */
     while ((opt = getopt_long(argc, argv, "+:rpqhV" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
@@ -453,6 +605,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         case OPT_RESUME: need = F_RESUME; a->x.resume = 1; break;
         case OPT_FSYNC: need = F_FSYNC; a->x.fsync = 1; break;
         case OPT_JSON: need = F_JSON; a->json = 1; break;
+        case OPT_FORCE: need = F_FORCE; a->x.force = 1; break;
         case OPT_CHECKSUM:
             need = F_CHECKSUM;
             if ((c->flags & F_CHECKSUM) && digest_parse(optarg, &a->x.alg) < 0)
@@ -493,6 +646,25 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
     return 0;
 }
 
+/* Run a parsed command line: patterns among the remote operands of ls,
+ * stat and rm expanded first (get expands its own: its last operand is
+ * local). */
+static int run_parsed(const struct files_cmd *c, struct client_session **sp, const char *host,
+                      const struct dial_opts *so, struct fsargs *a)
+{
+    int failed = 0, status = 0;
+
+    if ((c->flags & F_GLOB) && c->run != run_get)
+        status = expand(sp, host, so, c->name, a, a->nops, &failed);
+    if (status == 0 && !(a->globbed && a->nops == 0))
+        status = c->run(sp, host, so, a);
+    free(a->expanded);
+    json_decref(a->matches);
+    a->expanded = NULL;
+    a->matches = NULL;
+    return status == 0 && failed ? 1 : status;
+}
+
 /* `ferry NAME [OPTIONS] HOST ...` */
 static int run_cmd(const char *name, int argc, char **argv)
 {
@@ -514,7 +686,7 @@ static int run_cmd(const char *name, int argc, char **argv)
         if (!s)
             return FERRY_EXIT_ERROR;
     }
-    status = c->run(&s, host, &so, &a);
+    status = run_parsed(c, &s, host, &so, &a);
     client_session_close(s);
     return status;
 }
@@ -536,7 +708,7 @@ int cmd_files_shell(struct client_session **sp, const char *host, const struct d
     status = parse(c, 1, argc, argv, NULL, NULL, &a);
     if (status != 0)
         return status < 0 ? 0 : status;
-    status = c->run(sp, host, so, &a);
+    status = run_parsed(c, sp, host, so, &a);
     /* A transfer may have had to drop the connection (and a new one may
      * have failed): the shell goes on only with a working session. */
     if (!*sp || (*sp)->broken) {

@@ -13,8 +13,10 @@
  * put, get, ls, stat, mkdir and rm are the file subcommands without HOST
  * (cmd_files.c), their words split here as a shell would (quotes, backslash);
  * lcd and lpwd are ours, on this process's own directory; `!CMD` and lls
- * run here (shell_local.c).  At a terminal, Tab completes (complete.c) and
- * the lines are kept across sessions (history.c).
+ * run here (shell_local.c).  A line that starts with `!t ` runs the rest
+ * on a terminal on the server (as `ferry exec -t`), for vim, top and the
+ * like.  At a terminal, Tab completes (complete.c) and the lines are kept
+ * across sessions (history.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -35,7 +37,9 @@
 #include "ferry/ferry.h"
 #include "cmd_files.h"
 #include "proto.h"
+#include "escape.h"
 #include "exec_stream.h"
+#include "tty.h"
 
 #define PROMPT ">>: "
 /* --keep-going's getopt id, past the connection options' (dial.h). */
@@ -69,6 +73,8 @@ static void usage(FILE *f)
         "               directory cd changes (that one is for commands)\n"
         "  lcd [DIR], lpwd   change or show the local directory (for put and get)\n"
         "  lls [ARGS]   ls here, in that directory\n"
+        "  !t COMMAND   run COMMAND on a terminal on the server (vim, top, less...),\n"
+        "               as 'ferry exec -t'; ~. at the start of a line disconnects\n"
         "  !CMD         run CMD here with /bin/sh -c (a bare !: $SHELL)\n"
         "  anything else runs with /bin/sh -c in the session's directory, its stdin\n"
         "  being /dev/null; Ctrl-C is forwarded to it.  To run a remote program\n"
@@ -230,6 +236,31 @@ static int do_command(struct shell *sh, json_t *req, json_t *next)
     return status;
 }
 
+/* `!t LINE`: the line on a terminal, typed at from ours. */
+static int do_tty_command(struct shell *sh, const char *line)
+{
+    json_t *req;
+    int status;
+
+    if (!isatty(STDIN_FILENO)) {
+        cli_error("!t: stdin is not a terminal");
+        return 1;
+    }
+    req = json_pack("{s:s, s:s}", "type", MSG_EXEC, "shell", line);
+    if (!req) {
+        cli_error("the command is not valid UTF-8 text");
+        return 1;
+    }
+    if (tty_describe(req) < 0) {
+        json_decref(req);
+        cli_error("out of memory");
+        return 1;
+    }
+    status = exec_stream_run_tty(sh->s, req, 1, '~');
+    json_decref(req);
+    return status;
+}
+
 /*
  * Split a line into words as sh would, minus expansions: blanks separate,
  * '...' is literal, "..." allows \" and \\, a backslash outside quotes
@@ -344,27 +375,33 @@ static int is_cd(const char *cmd)
     return strcmp(cmd, "cd") == 0 || (strncmp(cmd, "cd", 2) == 0 && isspace((unsigned char)cmd[2]));
 }
 
+/* `!t COMMAND`: COMMAND on a terminal (do_tty_command). */
+static int is_tty_line(char *cmd)
+{
+    return strncmp(cmd, "!t", 2) == 0 && isspace((unsigned char)cmd[2]) && *trim(cmd + 2);
+}
+
+/* A line the server runs as a command line (trimmed). */
+static int is_remote(char *cmd)
+{
+    return *cmd && !is_exit(cmd) && !is_cd(cmd) && !is_local(cmd) && !is_tty_line(cmd);
+}
+
 /* Whether a line may have changed what the server's file root lists, so
  * that completion must ask again: anything but cd, the reading file
  * commands and the local ones. */
-static int may_change_remote(const char *cmd)
+static int may_change_remote(char *cmd)
 {
     static const char *const keep[] = { "ls", "stat", "get", "lcd", "lpwd", "lls", "exit",
                                         "quit" };
     size_t n = strcspn(cmd, " \t");
 
-    if (!*cmd || cmd[0] == '!' || is_cd(cmd))
+    if (!*cmd || (cmd[0] == '!' && !is_tty_line(cmd)) || is_cd(cmd))
         return 0;
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         if (n == strlen(keep[i]) && strncmp(cmd, keep[i], n) == 0)
             return 0;
     return 1;
-}
-
-/* A line the server runs as a command line (trimmed). */
-static int is_remote(const char *cmd)
-{
-    return *cmd && !is_exit(cmd) && !is_cd(cmd) && !is_local(cmd);
 }
 
 /* A file command, lcd or lpwd: its status, or -1 when the line is none
@@ -416,6 +453,8 @@ static int repl(struct shell *sh)
         }
         if (is_cd(cmd)) {
             status = do_cd(sh, trim(cmd + 2));
+        } else if (is_tty_line(cmd)) {
+            status = do_tty_command(sh, trim(cmd + 2));
         } else if ((local = do_local(sh, cmd)) >= 0) {
             status = local;
         } else if (*cmd) {

@@ -4,7 +4,7 @@
  * Which side a word is on follows sftp: ls, stat, rm and mkdir take remote
  * paths; get's first operand is remote and the ones after it local; put's
  * first is local and the ones after it remote; lcd, lls and `!` lines take
- * local paths.  The first word completes to the shell's own commands.  A
+ * local paths (not `!t` lines: those run on the server).  The first word completes to the shell's own commands.  A
  * remote directory is listed once per session with a list request (the
  * file service, so paths are relative to the server's file root, as the
  * file commands' are) and kept; complete_forget drops what a command may
@@ -188,6 +188,9 @@ static enum side side_of(const char *line, int start)
     }
     while (*line == ' ' || *line == '\t')
         line++;
+    /* "!t CMD" runs CMD on the server's terminal: its words are its own. */
+    if (line[0] == '!' && line[1] == 't' && (line[2] == ' ' || line[2] == '\t'))
+        return NONE;
     if (*line == '!')
         return words > 0 ? LOCAL : NONE;
     if (words == 0)

@@ -469,6 +469,8 @@ static int handshake(struct client_session *s, const struct dial_opts *o, struct
     /* Only a server that says it answers pings gets them: an older one
      * would take "ping" for a protocol error and close. */
     s->pipeline = json_is_true(json_object_get(hello, "pipeline"));
+    s->put_stream = json_is_true(json_object_get(hello, "put_stream"));
+    s->glob = json_is_true(json_object_get(hello, "glob"));
     session_authenticated(s, json_is_true(json_object_get(hello, "keepalive"))
                              ? (uint64_t)(o->keepalive * 1000.0 + 0.5) : 0);
     ferry_log_debug("authenticated (%s)", hs.method == HANDSHAKE_BY_NONE

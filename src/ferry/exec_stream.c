@@ -23,10 +23,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "escape.h"
 #include "fdio.h"
 #include "ferry/ferry.h"
 #include "proto.h"
 #include "signals.h"
+#include "tty.h"
 
 /* What the body of the frame being received is for. */
 enum body_sink { SINK_NONE = 0, SINK_STDOUT, SINK_STDERR };
@@ -52,7 +54,10 @@ struct run {
     int stderr_dead;         /* fd 2 failed: stderr output discarded since */
     uint64_t signal_mark;    /* queue position just past the last signal frame */
     char *cwd;               /* AWAIT_CWD: the answer */
+    int tty;                 /* on a terminal: stdin goes through esc, SIGWINCH resizes */
+    struct escape esc;
     uint8_t stdin_buf[RUN_STDIN_CHUNK];
+    uint8_t typed[RUN_STDIN_CHUNK + 1];   /* stdin_buf after the escape sequences */
 };
 
 /* ---- sending ---------------------------------------------------------------- */
@@ -86,6 +91,8 @@ static void fail(struct run *run, int broken, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (run->tty)
+        tty_restore();   /* the request is over: the message on a sane terminal */
     cli_error("%s", msg);
     run->status = FERRY_EXIT_ERROR;
     run->done = 1;
@@ -119,6 +126,16 @@ static int forward_signal(struct run *run, int signo)
     return 0;
 }
 
+/* The terminal's window changed: tell the server its new size. */
+static int send_resize(struct run *run)
+{
+    json_t *msg = tty_resize_message();
+
+    if (!msg || !run->s->conn)
+        return 0;   /* no size to tell (nor memory for it): the old one stays */
+    return queue_message(run->s, msg);
+}
+
 static int drain_signals(struct run *run)
 {
     int sigs[16];
@@ -126,10 +143,79 @@ static int drain_signals(struct run *run)
 
     while ((n = signals_take(sigs, sizeof sigs / sizeof sigs[0])) > 0) {
         for (size_t i = 0; i < n && !run->done; i++) {
-            int r = forward_signal(run, sigs[i]);
+            int r;
+
+            if (sigs[i] == SIGWINCH) {
+                r = run->tty ? send_resize(run) : 0;
+            } else if (run->tty) {
+                /* On a terminal the keys that make signals are bytes for
+                 * the remote terminal; a signal that still reaches us came
+                 * from elsewhere (a hangup, kill) and ends the session, as
+                 * with ssh: an interactive shell would ignore it. */
+                ferry_log_debug("signal %d: leaving the session", sigs[i]);
+                run->status = 128 + sigs[i];
+                run->done = 1;
+                run->s->broken = 1;
+                r = 0;
+            } else {
+                r = forward_signal(run, sigs[i]);
+            }
 
             if (r < 0)
                 return r;
+        }
+    }
+    return 0;
+}
+
+/* Queue typed bytes as one stdin frame. */
+static int send_stdin(struct run *run, const uint8_t *p, size_t n)
+{
+    json_t *h;
+    int r;
+
+    if (n == 0)
+        return 0;
+    h = json_pack("{s:s}", "type", MSG_STDIN);
+    r = queue_frame(run->s, h, p, n);
+    if (r == 0)
+        run->stdin_unacked += (uint64_t)n;
+    json_decref(h);
+    return r;
+}
+
+/* Where messages for the person at the terminal go: the terminal. */
+static int user_fd(void)
+{
+    return isatty(STDERR_FILENO) ? STDERR_FILENO : STDOUT_FILENO;
+}
+
+/* What was typed on a terminal session, through the escape sequences. */
+static int send_typed(struct run *run, size_t n)
+{
+    size_t at = 0;
+
+    while (at < n && !run->done) {
+        size_t used = 0, out = 0;
+        enum escape_action a = escape_feed(&run->esc, run->stdin_buf + at, n - at, &used,
+                                           run->typed, &out);
+        int r = send_stdin(run, run->typed, out);
+        char text[512];
+
+        if (r < 0)
+            return r;
+        at += used;
+        if (a == ESCAPE_HELP) {
+            escape_help(run->esc.ch, text, sizeof text);
+            (void)fdio_write_all(user_fd(), text, strlen(text), NULL);
+        } else if (a == ESCAPE_DISCONNECT) {
+            /* As ssh: the session goes, and ferryd kills the command when
+             * its client leaves. */
+            snprintf(text, sizeof text, "\r\nConnection to %s closed.\r\n", run->s->peer);
+            (void)fdio_write_all(user_fd(), text, strlen(text), NULL);
+            run->status = FERRY_EXIT_ERROR;
+            run->done = 1;
+            run->s->broken = 1;
         }
     }
     return 0;
@@ -156,6 +242,8 @@ static int forward_stdin(struct run *run)
         run->stdin_on = 0;
         return queue_message(run->s, json_pack("{s:s}", "type", MSG_STDIN_EOF));
     }
+    if (run->tty)
+        return send_typed(run, (size_t)n);
     h = json_pack("{s:s}", "type", MSG_STDIN);
     r = queue_frame(run->s, h, run->stdin_buf, (size_t)n);
     if (r == 0)
@@ -462,24 +550,32 @@ static int stdout_is_pipe(void)
     return is_pipe;
 }
 
-static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on);
+static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on,
+                    int tty, int escape_ch);
 
 int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
 {
-    return run_exec(s, request, NULL, stdin_on);
+    return run_exec(s, request, NULL, stdin_on, 0, ESCAPE_OFF);
 }
 
 int exec_stream_run_ahead(struct client_session *s, json_t *request, json_t *next)
 {
-    return run_exec(s, request, next, 0);
+    return run_exec(s, request, next, 0, 0, ESCAPE_OFF);
 }
 
-/* exec_stream_run and exec_stream_run_ahead: send request (unless NULL:
+int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch)
+{
+    return run_exec(s, request, NULL, stdin_on, 1, escape_ch);
+}
+
+/* exec_stream_run, _run_ahead and _run_tty: send request (unless NULL:
  * it went ahead of the command before), then next (unless NULL), and
- * stream the request to its end. */
-static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on)
+ * stream the request to its end; tty: on our terminal (exec_stream.h). */
+static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on,
+                    int tty, int escape_ch)
 {
     struct signals_saved old;
+    struct sigaction old_winch;
     struct run *run = NULL;
     int r, status = FERRY_EXIT_ERROR;
 
@@ -492,13 +588,21 @@ static int run_exec(struct client_session *s, json_t *request, json_t *next, int
         cli_error("out of memory");
         return FERRY_EXIT_ERROR;
     }
-    *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on };
-    run->stdout_pipe = stdout_is_pipe();
+    *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on, .tty = tty };
+    run->stdout_pipe = !tty && stdout_is_pipe();
+    escape_init(&run->esc, escape_ch);
     r = signals_forward_install(&old);
     if (r < 0) {
         cli_error("cannot install signal handlers: %s", strerror(-r));
         goto out;
     }
+    if (tty && (r = signals_winch_install(&old_winch)) < 0) {
+        signals_forward_restore(&old);
+        cli_error("cannot install signal handlers: %s", strerror(-r));
+        goto out;
+    }
+    if (tty && (r = tty_raw_enter()) < 0)
+        ferry_log_warn("cannot put the terminal in raw mode: %s", strerror(-r));
     r = request ? queue_frame(s, request, NULL, 0) : 0;
     if (r == 0 && next)
         r = queue_frame(s, next, NULL, 0);
@@ -510,6 +614,10 @@ static int run_exec(struct client_session *s, json_t *request, json_t *next, int
     } else {
         serve(run);
         status = run->status;
+    }
+    if (tty) {
+        tty_restore();
+        signals_winch_restore(&old_winch);
     }
     signals_forward_restore(&old);
 out:

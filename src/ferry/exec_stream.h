@@ -32,6 +32,17 @@
 int exec_stream_run(struct client_session *s, json_t *request, int forward_stdin);
 
 /*
+ * The same for a request with a "tty" member (tty.h): our terminal (fd 0,
+ * if it is one) is raw until the request ends, typed bytes go through the
+ * escape sequences of escape_ch (escape.h; `~.` ends the request with 255
+ * and leaves the session broken, which makes ferryd kill the command), and
+ * every SIGWINCH sends the window's new size.  SIGINT, SIGTERM, SIGHUP and
+ * SIGQUIT are not forwarded: they end the request with 128+N, the session
+ * broken (the keys that make them locally are typed on the remote terminal).
+ */
+int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch);
+
+/*
  * As exec_stream_run without stdin, for a server that queues one request
  * (s->pipeline: its hello said so, PROTOCOL.md 2.2).  `request` is sent
  * unless NULL (it went ahead as the `next` of the call before), and

@@ -30,8 +30,8 @@ void progress_enable(int on)
     enabled = on;
 }
 
-/* "1.7GiB": at most 8 characters. */
-static void human(char out[16], double v)
+/* "1.7GiB" (sep "") or "1.7 GiB": at most 9 characters. */
+static void human(char out[16], double v, const char *sep)
 {
     static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
     int u = 0;
@@ -41,9 +41,9 @@ static void human(char out[16], double v)
         u++;
     }
     if (u == 0)
-        snprintf(out, 16, "%.0f%s", v, units[u]);
+        snprintf(out, 16, "%.0f%s%s", v, sep, units[u]);
     else
-        snprintf(out, 16, "%.1f%s", v, units[u]);
+        snprintf(out, 16, "%.1f%s%s", v, sep, units[u]);
 }
 
 /* Best effort, as for any diagnostic output: a full or closed stderr is
@@ -73,8 +73,8 @@ int progress_format(char *out, size_t cap, int width, const char *name, uint64_t
 
     if (cap == 0)
         return 0;
-    human(size, (double)done);
-    human(speed, rate);
+    human(size, (double)done, "");
+    human(speed, rate, "");
     if (rate > 0 && total > done && (double)(total - done) / rate < 100 * 3600) {
         int secs = (int)((double)(total - done) / rate);
 
@@ -147,24 +147,33 @@ static void draw(struct progress *p, int64_t t)
     p->last_draw = t;
 }
 
-struct progress *progress_start(const char *name, uint64_t total, uint64_t done)
+/* Whether bars and the summary are drawn at all. */
+static int drawing(void)
 {
     const char *force = getenv("FERRY_PROGRESS");
-    struct progress *p;
-    size_t i;
 
-    if (!enabled)
-        return NULL;
-    if (!isatty(STDERR_FILENO) && !(force && strcmp(force, "force") == 0))
+    return enabled && (isatty(STDERR_FILENO) || (force && strcmp(force, "force") == 0));
+}
+
+/* Control bytes in a name would garble the terminal. */
+static void defang(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+struct progress *progress_start(const char *name, uint64_t total, uint64_t done)
+{
+    struct progress *p;
+
+    if (!drawing())
         return NULL;
     p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    /* Control bytes in a name would garble the terminal. */
     snprintf(p->name, sizeof p->name, "%s", name);
-    for (i = 0; p->name[i]; i++)
-        if ((unsigned char)p->name[i] < 0x20 || p->name[i] == 0x7f)
-            p->name[i] = '?';
+    defang(p->name);
     p->total = total;
     p->done = p->start_done = p->rate_done = done;
     p->width = 80;   /* FERRY_PROGRESS=force on a pipe */
@@ -193,4 +202,22 @@ void progress_end(struct progress *p)
         return;
     put_stderr(erase, sizeof erase - 1);
     free(p);
+}
+
+void progress_summary(const char *what, uint64_t bytes, int64_t ns)
+{
+    char line[1200], shown[1024], size[16], rate[16];
+    double secs = (double)(ns > 0 ? ns : 1) / 1e9;
+    int n;
+
+    if (!drawing())
+        return;
+    snprintf(shown, sizeof shown, "%s", what);
+    defang(shown);
+    human(size, (double)bytes, " ");
+    human(rate, (double)bytes / secs, " ");
+    n = snprintf(line, sizeof line, "%s %s in %.*f s, %s/s, verified\n", shown, size,
+                 secs < 10 ? 2 : 1, secs, rate);
+    if (n > 0 && (size_t)n < sizeof line)
+        put_stderr(line, (size_t)n);
 }

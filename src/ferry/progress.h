@@ -8,6 +8,7 @@
  * any, are printed on a clean line).  Nothing is drawn unless stderr is a
  * terminal, or FERRY_PROGRESS=force is set in the environment (for tests,
  * which read stderr from a pipe), and never after progress_enable(0) (-q).
+ * When the command ends, one summary line says what was done.
  */
 #ifndef FERRY_CLIENT_PROGRESS_H
 #define FERRY_CLIENT_PROGRESS_H
@@ -39,5 +40,11 @@ int progress_format(char *out, size_t cap, int width, const char *name, uint64_t
 
 /* Erase the bar and free it. */
 void progress_end(struct progress *p);
+
+/* After a transfer, one line on the same terms as a bar (a terminal, or
+ * FERRY_PROGRESS=force; never after progress_enable(0)):
+ *     put a.iso -> h:a.iso 4.2 GiB in 3.1 s, 1.4 GiB/s, verified
+ * `what` is the part before the size; ns the time the transfer took. */
+void progress_summary(const char *what, uint64_t bytes, int64_t ns);
 
 #endif

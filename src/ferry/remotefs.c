@@ -272,3 +272,71 @@ int remotefs_rm(struct client_session *s, const char *path, int recursive, struc
 
     return req ? request(s, req, MSG_OK, NULL, err) : bad_name(err);
 }
+
+int remotefs_is_pattern(const char *arg)
+{
+    return strpbrk(arg, "*?[\\") != NULL;
+}
+
+int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
+                  struct fs_error *err)
+{
+    json_t *req = json_pack("{s:s, s:s}", "type", MSG_GLOB, "path", pattern);
+    json_t *all = NULL, *h = NULL;
+    const char *type;
+    uint64_t body;
+    int r;
+
+    if (!req)
+        return bad_name(err);
+    r = session_send(s, req, err);
+    if (r < 0)
+        return r;
+    all = json_array();
+    if (!all)
+        return session_lost(s, err, "out of memory");
+    for (;;) {
+        json_t *batch, *e;
+        size_t i;
+
+        r = session_recv(s, &h, &type, &body, err);
+        if (r < 0)
+            goto out;
+        if (body != 0) {
+            r = session_lost(s, err, "protocol error: %s: '%s' with a body", s->peer, type);
+            goto out;
+        }
+        if (strcmp(type, MSG_GLOB_END) == 0)
+            break;
+        batch = json_object_get(h, "paths");
+        if (strcmp(type, MSG_MATCHES) != 0 || !json_is_array(batch)) {
+            r = session_lost(s, err, "protocol error: %s: unexpected '%s' message", s->peer, type);
+            goto out;
+        }
+        json_array_foreach(batch, i, e) {
+            /* Held whole (the command's operands): bounded, as a listing is. */
+            if (!json_is_string(e) || json_string_length(e) == 0) {
+                r = session_lost(s, err, "protocol error: %s: bad path in a glob's matches",
+                                 s->peer);
+                goto out;
+            }
+            if (json_array_size(all) >= REMOTEFS_LIST_MAX) {
+                r = session_lost(s, err, "%s: more than %d matches", pattern, REMOTEFS_LIST_MAX);
+                goto out;
+            }
+            if (json_array_append(all, e) < 0) {
+                r = session_lost(s, err, "out of memory");
+                goto out;
+            }
+        }
+        json_decref(h);
+        h = NULL;
+    }
+    *paths = all;
+    all = NULL;
+    r = 0;
+out:
+    json_decref(h);
+    json_decref(all);
+    return r;
+}

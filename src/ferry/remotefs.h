@@ -69,6 +69,16 @@ int remotefs_stat(struct client_session *s, const char *path, struct fs_meta *m,
  * a string "name" without '/', and valid metadata). */
 int remotefs_list(struct client_session *s, const char *path, json_t **entries, struct fs_error *err);
 
+/* Whether an operand is a pattern for the server to expand: it has a
+ * metacharacter (* ? [) or a backslash escaping one. */
+int remotefs_is_pattern(const char *arg);
+
+/* glob (PROTOCOL.md 2.4): the paths the server's root has for pattern
+ * (canonical), in one new JSON array of strings (*paths), possibly empty.
+ * Only for a server whose hello said "glob" (s->glob). */
+int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
+                  struct fs_error *err);
+
 int remotefs_mkdir(struct client_session *s, const char *path, int parents, struct fs_error *err);
 int remotefs_rm(struct client_session *s, const char *path, int recursive, struct fs_error *err);
 

@@ -113,6 +113,24 @@ void signals_forward_restore(const struct signals_saved *saved)
         ;
 }
 
+int signals_winch_install(struct sigaction *old)
+{
+    struct sigaction sa;
+    int r = signals_pipe_fd();
+
+    if (r < 0)
+        return r;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_forwarded;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGWINCH, &sa, old) < 0 ? -errno : 0;
+}
+
+void signals_winch_restore(const struct sigaction *old)
+{
+    sigaction(SIGWINCH, old, NULL);
+}
+
 size_t signals_take(int *sigs, size_t n)
 {
     unsigned char b[16];

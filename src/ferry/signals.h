@@ -37,6 +37,11 @@ int signals_pipe_fd(void);
 int signals_forward_install(struct signals_saved *saved);
 void signals_forward_restore(const struct signals_saved *saved);
 
+/* SIGWINCH (a terminal session's window changed) goes to the same pipe
+ * until signals_winch_restore.  0 or -errno. */
+int signals_winch_install(struct sigaction *old);
+void signals_winch_restore(const struct sigaction *old);
+
 /* Read up to n forwarded signal numbers from the pipe: the count, 0 when
  * none is waiting. */
 size_t signals_take(int *sigs, size_t n);

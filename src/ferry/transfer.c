@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "monoclock.h"
 #include "ferry/ferry.h"
 #include "progress.h"
 #include "proto.h"
@@ -26,6 +27,7 @@ int transfer_init(struct transfer *x, struct client_session **sp, const char *ho
               const struct dial_opts *so, const struct transfer_opts *o)
 {
     *x = (struct transfer){ .sp = sp, .host = host, .so = so, .o = *o };
+    x->t0 = monoclock_ns();
     x->umask = umask(0);
     umask(x->umask);
     x->d = digest_new(o->alg);
@@ -43,8 +45,11 @@ void transfer_free(struct transfer *x)
 {
     digest_free(x->d);
     free(x->buf);
+    free(x->done_src);
+    free(x->done_dst);
     x->d = NULL;
     x->buf = NULL;
+    x->done_src = x->done_dst = NULL;
 }
 
 /* One line for a file that failed: "ferry: put a.txt: reason". */
@@ -66,6 +71,48 @@ void transfer_report_err(struct transfer *x, const char *op, const char *name,
     transfer_report(x, op, name, "%s", remotefs_error_text(err));
 }
 
+void transfer_report_remote(struct transfer *x, const char *op, const char *name,
+                            const char *remote, const struct fs_error *err)
+{
+    const char *slash = strrchr(remote, '/');
+    int missing_dir = strcmp(op, "put") == 0 && strcmp(err->code, ERR_FS) == 0 &&
+                      (strcmp(err->errname, "ENOENT") == 0 || strcmp(err->errname, "ENOTDIR") == 0);
+
+    if (err->code[0] == '\0')
+        transfer_report_err(x, op, name, err);
+    else if (missing_dir && slash)
+        /* The file is being created: what is missing is its directory. */
+        transfer_report(x, op, name, "remote %.*s: %s", (int)(slash - remote + 1), remote,
+                        remotefs_error_text(err));
+    else
+        transfer_report(x, op, name, "remote %s: %s", remote, remotefs_error_text(err));
+}
+
+void transfer_done(struct transfer *x, const char *src, const char *dst, uint64_t bytes)
+{
+    x->done_bytes += bytes;
+    if (x->done_files++ == 0) {
+        x->done_src = strdup(src);
+        x->done_dst = strdup(dst);
+    }
+}
+
+void transfer_summary(const struct transfer *x)
+{
+    char what[1024];
+    int put = strcmp(x->op, "put") == 0;
+
+    if (x->done_files == 0 || signals_interrupted)
+        return;
+    if (x->done_files == 1 && x->done_src && x->done_dst)
+        snprintf(what, sizeof what, "%s %s%s%s -> %s%s%s", x->op, put ? "" : x->host,
+                 put ? "" : ":", x->done_src, put ? x->host : "", put ? ":" : "", x->done_dst);
+    else
+        snprintf(what, sizeof what, "%s %d files %s %s", x->op, x->done_files,
+                 put ? "to" : "from", x->host);
+    progress_summary(what, x->done_bytes, monoclock_ns() - x->t0);
+}
+
 /* A usable session, reopened if the last one broke.  0, or -1 when none
  * can be had (already printed; the whole command stops). */
 int transfer_need_session(struct transfer *x)
@@ -82,6 +129,34 @@ int transfer_need_session(struct transfer *x)
         return -1;
     }
     return 0;
+}
+
+/* Only an error may come in while we send: 0 when none has yet,
+ * FERRY_EREMOTE (err filled) when the put failed, other negatives when
+ * the connection is gone. */
+int transfer_check_incoming(struct client_session *s, struct fs_error *err)
+{
+    const char *type;
+    json_t *h = NULL;
+    uint64_t body;
+    int r = session_poll_header(s, &h, &type, &body, err);
+
+    if (r == 1) {
+        r = session_lost(s, err, "protocol error: %s: unexpected '%s' during an upload", s->peer,
+                       type);
+        json_decref(h);
+    }
+    return r;
+}
+
+/* An error the server sent before hanging up says more than "connection
+ * reset". */
+void transfer_prefer_server_error(struct client_session *s, struct fs_error *err)
+{
+    struct fs_error e2;
+
+    if (transfer_check_incoming(s, &e2) == FERRY_EREMOTE)
+        *err = e2;
 }
 
 int transfer_stopped(const struct transfer *x)

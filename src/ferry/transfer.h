@@ -31,6 +31,7 @@ struct transfer_opts {
     int resume;             /* --resume */
     int fsync;              /* --fsync */
     enum digest_alg alg;    /* --checksum */
+    int force;              /* --force: get - writes binary to a terminal too */
 };
 
 struct transfer {
@@ -42,6 +43,11 @@ struct transfer {
     struct digest *d;
     uint8_t *buf;
     size_t buf_len;
+    const char *op;                 /* "put" or "get", for the summary */
+    int64_t t0;                     /* when the command began (monoclock ns) */
+    uint64_t done_bytes;            /* verified and committed so far */
+    int done_files;
+    char *done_src, *done_dst;      /* the first file's, for the summary */
     int failed;                     /* some file failed */
     int fatal;                      /* no session could be had: stop */
 };
@@ -71,9 +77,36 @@ void transfer_report(struct transfer *x, const char *op, const char *name, const
 void transfer_report_err(struct transfer *x, const char *op, const char *name,
                          const struct fs_error *err);
 
+/* The same for a put whose REMOTE side failed: a refusal of the server's
+ * names the remote path ("put big.bin: remote nodir/: No such file or
+ * directory": a missing parent is named, not the file being created);
+ * a connection's failure is said as it is. */
+void transfer_report_remote(struct transfer *x, const char *op, const char *name,
+                            const char *remote, const struct fs_error *err);
+
+/* A file arrived and verified: src -> dst, bytes long (for the summary). */
+void transfer_done(struct transfer *x, const char *src, const char *dst, uint64_t bytes);
+
+/* The summary line on a terminal (progress.h), once the command is over. */
+void transfer_summary(const struct transfer *x);
+
+/* `-` (transfer_stdio.c): stdin uploaded to remote (canonical), and
+ * remote downloaded to stdout (remote_arg: as the user wrote it, for
+ * messages). */
+void transfer_put_stdin(struct transfer *x, const char *remote);
+void transfer_get_stdout(struct transfer *x, const char *remote_arg, const char *remote);
+
 /* A usable session in *x->sp, reopened if the last one broke.  0, or -1
  * when none can be had (already printed; the whole command stops). */
 int transfer_need_session(struct transfer *x);
+
+/* During an upload: 0 while the server has said nothing, FERRY_EREMOTE
+ * (err filled) when it refused the put, other negatives when the
+ * connection is gone. */
+int transfer_check_incoming(struct client_session *s, struct fs_error *err);
+
+/* After a failed send: the server's error, if it sent one, into err. */
+void transfer_prefer_server_error(struct client_session *s, struct fs_error *err);
 
 /* True once the command must stop: no session, or a signal. */
 int transfer_stopped(const struct transfer *x);

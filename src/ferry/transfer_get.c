@@ -389,7 +389,9 @@ static void get_file(struct transfer *x, const char *remote, const char *display
         if (fd < 0) {
             local_err = -errno;
             session_lost(s, &err, "%s", strerror(errno));   /* the data is on its way */
-            transfer_report(x, "get", display, "%s: %s", tmp, strerror(-local_err));
+            /* The temporary is ours, not the user's: name its directory. */
+            transfer_report(x, "get", display, "local %s%s: %s", dir,
+                            strcmp(dir, "/") == 0 ? "" : "/", strerror(-local_err));
             keep_tmp = 1;   /* not ours */
             goto out;
         }
@@ -418,11 +420,12 @@ static void get_file(struct transfer *x, const char *remote, const char *display
     bar = NULL;
     r = commit(x, fd, h, tmp, target, dir);
     if (r < 0) {
-        transfer_report(x, "get", display, "%s", strerror(-r));
+        transfer_report(x, "get", display, "local %s: %s", target, strerror(-r));
         keep_tmp = 0;
         goto out;
     }
     made_tmp = 0;   /* it is the target now */
+    transfer_done(x, display, target, size);
     goto out;
 failed:
     progress_end(bar);
@@ -472,7 +475,7 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
     }
     r = make_local_dir(target);
     if (r < 0) {
-        transfer_report(x, "get", display, "%s: %s", target, strerror(-r));
+        transfer_report(x, "get", display, "local %s: %s", target, strerror(-r));
         return;
     }
     if (transfer_need_session(x) < 0)
@@ -523,6 +526,20 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
         cli_error("cannot install signal handlers: %s", strerror(-r));
         return FERRY_EXIT_ERROR;
     }
+    x->op = "get";
+    if (strcmp(local, "-") == 0) {
+        char *remote = n == 1 && !x->o.recursive ? remotefs_canon(remotes[0]) : NULL;
+
+        if (n != 1 || x->o.recursive || x->o.resume)
+            transfer_report(x, "get", remotes[0], "stdout ('-') takes one file, without -r "
+                            "or --resume");
+        else if (!remote)
+            transfer_report(x, "get", remotes[0], "out of memory");
+        else
+            transfer_get_stdout(x, remotes[0], remote);
+        free(remote);
+        goto done;
+    }
     into_dir = transfer_ends_in_slash(local) || (stat(local, &st) == 0 && S_ISDIR(st.st_mode));
     if (n > 1 && !into_dir) {
         cli_error("get: target '%s' is not a directory", local);
@@ -571,6 +588,8 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
         free(base);
         free(target);
     }
+done:
     signals_interrupt_restore(&old);
+    transfer_summary(x);
     return transfer_status(x);
 }

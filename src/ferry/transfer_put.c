@@ -73,24 +73,6 @@ static uint64_t resume_point(struct transfer *x, int fd, uint64_t size, uint64_t
     return 0;
 }
 
-/* Look for an answer that came in while we were sending: only an error
- * may.  0: none yet; FERRY_EREMOTE: the put failed (err filled); other
- * negatives: the connection is gone. */
-static int check_incoming(struct client_session *s, struct fs_error *err)
-{
-    const char *type;
-    json_t *h = NULL;
-    uint64_t body;
-    int r = session_poll_header(s, &h, &type, &body, err);
-
-    if (r == 1) {
-        r = session_lost(s, err, "protocol error: %s: unexpected '%s' during an upload", s->peer,
-                       type);
-        json_decref(h);
-    }
-    return r;
-}
-
 /* n bytes of fd from *off, already hashed, sent by copy (after
  * session_send_file stopped short). */
 static int send_hashed_by_copy(struct transfer *x, struct client_session *s, int fd, uint64_t *off,
@@ -181,21 +163,11 @@ static int send_data(struct transfer *x, struct client_session *s, int fd, uint6
         }
         /* Between frames, see whether the server has refused already
          * (disk full...): then it is pointless to send the rest. */
-        r = check_incoming(s, err);
+        r = transfer_check_incoming(s, err);
         if (r < 0)
             return r;
     }
     return 0;
-}
-
-/* After a failed send: an error the server sent before hanging up says
- * more than "connection reset". */
-static void prefer_server_error(struct client_session *s, struct fs_error *err)
-{
-    struct fs_error e2;
-
-    if (check_incoming(s, &e2) == FERRY_EREMOTE)
-        *err = e2;
 }
 
 /* Upload one regular file: opened at (dirfd, name), shown as `display`,
@@ -289,6 +261,7 @@ static void put_file(struct transfer *x, int dirfd, const char *name, int nofoll
         transfer_report(x, "put", display, "the server confirmed a different checksum");
         goto out;
     }
+    transfer_done(x, display, remote, (uint64_t)st.st_size);
     goto out;
 failed:
     progress_end(bar);
@@ -299,8 +272,8 @@ failed:
         (*x->sp)->broken = 1;
     } else {
         if (r == FERRY_ELOST)
-            prefer_server_error(*x->sp, &err);
-        transfer_report_err(x, "put", display, &err);
+            transfer_prefer_server_error(*x->sp, &err);
+        transfer_report_remote(x, "put", display, remote, &err);
     }
 out:
     progress_end(bar);
@@ -335,7 +308,7 @@ static void put_tree(struct transfer *x, int dirfd, const char *name, int nofoll
     /* "parents": an existing directory is fine, as cp -r into one. */
     r = remotefs_mkdir(*x->sp, remote, 1, &err);
     if (r < 0) {
-        transfer_report_err(x, "put", display, &err);
+        transfer_report_remote(x, "put", display, remote, &err);
         goto out;
     }
     while (!transfer_stopped(x)) {
@@ -412,6 +385,17 @@ int transfer_put(struct transfer *x, char *const *locals, int n, const char *rem
         free(remote);
         return FERRY_EXIT_ERROR;
     }
+    x->op = "put";
+    if (n == 1 && strcmp(locals[0], "-") == 0) {
+        /* stdin has no name of its own to go under a directory. */
+        if (transfer_ends_in_slash(remote_arg) || strcmp(remote, ".") == 0)
+            transfer_report(x, "put", "-", "stdin needs a remote file name ('put HOST - NAME')");
+        else if (x->o.resume)
+            transfer_report(x, "put", "-", "--resume cannot go on from a stream");
+        else
+            transfer_put_stdin(x, remote);
+        goto done;
+    }
     into_dir = transfer_ends_in_slash(remote_arg) || strcmp(remote, ".") == 0;
     if (!into_dir) {
         r = remote_is_dir(x, remote, &err);
@@ -443,7 +427,9 @@ int transfer_put(struct transfer *x, char *const *locals, int n, const char *rem
         free(base);
         free(target);
     }
+done:
     signals_interrupt_restore(&old);
     free(remote);
+    transfer_summary(x);
     return transfer_status(x);
 }

@@ -14,6 +14,7 @@
 #include "ferry/ferry.h"
 #include "audit.h"
 #include "filesvc_int.h"
+#include "fsops_glob.h"
 #include "proto.h"
 
 /* Entries frames sent per loop turn before a listing yields. */
@@ -50,7 +51,7 @@ void filesvc_free(struct filesvc *f)
 int filesvc_handles(const char *type)
 {
     static const char *const names[] = { MSG_STAT, MSG_LIST, MSG_MKDIR, MSG_RM,
-                                         MSG_PUT, MSG_PUT_END, MSG_GET, MSG_DATA };
+                                         MSG_PUT, MSG_PUT_END, MSG_GET, MSG_DATA, MSG_GLOB };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(type, names[i]) == 0)
             return 1;
@@ -235,6 +236,61 @@ static int handle_list(struct filesvc *f, const char *path)
     return 0;
 }
 
+static int send_matches(struct filesvc *f, json_t *batch)
+{
+    return filesvc_reply_send(f, json_pack("{s:s, s:o}", "type", MSG_MATCHES, "paths", batch));
+}
+
+/* glob: the whole expansion at once (bounded by fsops_glob.h), then its
+ * paths in frames of bounded size. */
+static int handle_glob(struct filesvc *f, const char *pattern)
+{
+    char **paths;
+    size_t n, bytes = 0, i, count;
+    json_t *batch = NULL;
+    int r = fsops_glob(f->root, pattern, PROTO_PART_SUFFIX, &paths, &n);
+
+    if (r == -E2BIG) {
+        char why[128];
+
+        snprintf(why, sizeof why, "the pattern matches more than %d paths, or needs more than "
+                 "%d entries looked at", FSOPS_GLOB_MAX_MATCHES, FSOPS_GLOB_MAX_SCANNED);
+        return filesvc_reply_error(f, ERR_REQUEST, why);
+    }
+    if (r < 0)
+        return r;
+    count = n;
+    for (i = 0; r >= 0 && i < n; i++) {
+        json_t *p = json_string(paths[i]);
+
+        if (!p) {
+            count--;   /* not UTF-8: no client could name it either */
+            continue;
+        }
+        if ((!batch && !(batch = json_array())) || json_array_append_new(batch, p) < 0) {
+            if (!batch)
+                json_decref(p);
+            r = -ENOMEM;
+            break;
+        }
+        bytes += strlen(paths[i]);
+        if (json_array_size(batch) == PROTO_LIST_BATCH || bytes >= PROTO_GLOB_BATCH_BYTES) {
+            r = send_matches(f, batch);
+            batch = NULL;
+            bytes = 0;
+        }
+    }
+    if (r >= 0 && batch)
+        r = send_matches(f, batch);
+    else
+        json_decref(batch);
+    fsops_glob_free(paths, n);
+    if (r < 0)
+        return r;
+    return filesvc_reply_send(f, json_pack("{s:s, s:I}", "type", MSG_GLOB_END, "count",
+                                           (json_int_t)count));
+}
+
 static int handle_mkdir(struct filesvc *f, const char *path, int parents)
 {
     int r = fsops_mkdir(f->root, path, parents);
@@ -308,6 +364,8 @@ int filesvc_on_header(struct filesvc *f, const char *type, json_t *msg, uint64_t
         return handle_stat(f, path);
     if (strcmp(type, MSG_LIST) == 0)
         return handle_list(f, path);
+    if (strcmp(type, MSG_GLOB) == 0)
+        return handle_glob(f, path);
     if (strcmp(type, MSG_MKDIR) == 0 || strcmp(type, MSG_RM) == 0) {
         int mk = type[0] == 'm';
         opt = flag(msg, mk ? "parents" : "recursive");

@@ -49,6 +49,7 @@ struct filesvc {
     /* put */
     struct fsops_upload up;
     int resume, do_fsync, has_mtime;
+    int stream;                  /* size unknown until put-end (size: the bound meanwhile) */
     mode_t mode;
     int64_t mtime_sec;
     long mtime_nsec;

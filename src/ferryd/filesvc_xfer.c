@@ -158,8 +158,15 @@ int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
     json_t *jm = json_object_get(msg, "mtime");
     int r;
 
-    if (get_u64(msg, "filesize", INT64_MAX, &size) != 1) {
-        *complaint = "put needs a \"filesize\" (an integer from 0 to 2^63-1)";
+    if (get_flag(msg, "stream", &f->stream) < 0) {
+        *complaint = "put: \"stream\" must be true or false";
+        return 1;
+    }
+    /* A stream's size is only known at put-end: it has none here. */
+    if (f->stream ? json_object_get(msg, "filesize") != NULL
+                  : get_u64(msg, "filesize", INT64_MAX, &size) != 1) {
+        *complaint = f->stream ? "a streamed put has no \"filesize\" (put-end carries it)"
+                               : "put needs a \"filesize\" (an integer from 0 to 2^63-1)";
         return 1;
     }
     if (get_u64(msg, "mode", 07777, &mode) < 0 || get_u64(msg, "mtime_nsec", 999999999, &nsec) < 0 ||
@@ -168,6 +175,10 @@ int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
         *complaint = "put: \"mode\", \"mtime\", \"mtime_nsec\", \"resume\" or \"fsync\" is malformed";
         return 1;
     }
+    if (f->stream && f->resume)
+        return filesvc_reply_error(f, ERR_REQUEST, "a streamed put cannot be resumed");
+    if (f->stream)
+        size = INT64_MAX;   /* the bound until put-end says */
     if (parse_checksum(msg, &alg) < 0)
         return filesvc_reply_error(f, ERR_REQUEST, "unknown checksum (xxh3-128 or sha256)");
     f->mode = (mode_t)mode;
@@ -190,8 +201,11 @@ int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
         return r;
     }
     f->size = size;
-    ferry_log_debug("session %s: put %s (%llu bytes%s)", ferry_conn_peer(f->c), FERRY_LOG_Q(path),
-                    (unsigned long long)size, f->pos ? ", resuming" : "");
+    if (f->stream)
+        ferry_log_debug("session %s: put %s (a stream)", ferry_conn_peer(f->c), FERRY_LOG_Q(path));
+    else
+        ferry_log_debug("session %s: put %s (%llu bytes%s)", ferry_conn_peer(f->c),
+                        FERRY_LOG_Q(path), (unsigned long long)size, f->pos ? ", resuming" : "");
     if (f->pos == 0)
         return send_put_ready(f);
     /* Hash what the temporary holds, a slice per loop turn, then offer it. */
@@ -274,6 +288,16 @@ int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint)
         audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "abandoned",
                    NULL);
         return finish(f, 1, error_msg(ERR_REQUEST, "upload abandoned by the client"));
+    }
+    if (f->stream) {
+        /* The stream's size, said now, must be what came. */
+        uint64_t said;
+
+        if (get_u64(msg, "filesize", INT64_MAX, &said) != 1 || said != f->pos) {
+            *complaint = "a streamed put's put-end needs the \"filesize\" of the bytes sent";
+            return 1;
+        }
+        f->size = said;
     }
     if (f->pos != f->size || !sum) {
         *complaint = "put-end needs every byte of the file and a \"checksum\"";

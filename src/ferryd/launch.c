@@ -310,7 +310,7 @@ static void spawn_error(int rc, const char *name, bool looked_up, char *err, siz
 /* posix_spawn with the child set up as runner.h promises.  child_fd are
  * the child's ends for 0, 1, 2 (child_fd[0] < 0: /dev/null). */
 static int spawn(pid_t *pid, const char *path, char *const *argv, char *const *envp,
-                 int dirfd, const int child_fd[3])
+                 int dirfd, const int child_fd[3], const char *tty)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -327,15 +327,25 @@ static int spawn(pid_t *pid, const char *path, char *const *argv, char *const *e
     rc = posix_spawn_file_actions_addfchdir_np(&fa, dirfd);
     if (rc)
         goto out;
-    if (child_fd[0] >= 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, child_fd[0], 0);
-    else
-        rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (rc)
-        goto out;
-    /* dup2 clears close-on-exec on 0-2; the child ends (all >= 3) go. */
-    for (int i = 1; i <= 2 && !rc; i++)
-        rc = posix_spawn_file_actions_adddup2(&fa, child_fd[i], i);
+    if (tty) {
+        /* Attributes come before file actions in the child, so this open
+         * happens after setsid: without O_NOCTTY, the first terminal a
+         * session leader opens becomes its controlling terminal (Linux),
+         * which is what TIOCSCTTY would do. */
+        rc = posix_spawn_file_actions_addopen(&fa, 0, tty, O_RDWR, 0);
+        if (!rc)
+            rc = posix_spawn_file_actions_adddup2(&fa, 0, 1);
+        if (!rc)
+            rc = posix_spawn_file_actions_adddup2(&fa, child_fd[2] >= 0 ? child_fd[2] : 0, 2);
+    } else {
+        if (child_fd[0] >= 0)
+            rc = posix_spawn_file_actions_adddup2(&fa, child_fd[0], 0);
+        else
+            rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        /* dup2 clears close-on-exec on 0-2; the child ends (all >= 3) go. */
+        for (int i = 1; i <= 2 && !rc; i++)
+            rc = posix_spawn_file_actions_adddup2(&fa, child_fd[i], i);
+    }
     if (rc)
         goto out;
 #ifdef HAVE_ADDCLOSEFROM
@@ -352,9 +362,11 @@ static int spawn(pid_t *pid, const char *path, char *const *argv, char *const *e
     /* A fresh process group led by the command, so signals and the final
      * SIGKILL reach everything it starts; the daemon's mask and ignored
      * signals (SIGPIPE!) must not leak into it. */
-    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                         POSIX_SPAWN_SETSIGDEF);
-    if (!rc)
+    /* On a terminal, a session of its own instead (its leader is also
+     * the leader of a new group; setpgid would then fail with EPERM). */
+    rc = posix_spawnattr_setflags(&attr, (tty ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP) |
+                                         POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (!rc && !tty)
         rc = posix_spawnattr_setpgroup(&attr, 0);
     if (!rc) {
         sigemptyset(&set);
@@ -384,6 +396,26 @@ out:
 
 /* ---- the launch as a whole --------------------------------------------- */
 
+/* The account's shell (/bin/sh without one), started as a login shell:
+ * argv[0] is its name after a '-', which is how shells know to read the
+ * profile.  l->found owns the path, l->login_argv[0] the name. */
+static int login_shell(struct launch *l, const struct account *a)
+{
+    const char *sh = a->found && a->pw.pw_shell && a->pw.pw_shell[0] == '/' ? a->pw.pw_shell
+                                                                           : "/bin/sh";
+    const char *base = strrchr(sh, '/') + 1;
+
+    l->found = strdup(sh);
+    if (!l->found || asprintf(&l->login_argv[0], "-%s", base) < 0) {
+        l->login_argv[0] = NULL;
+        return -ENOMEM;
+    }
+    l->login_argv[1] = NULL;
+    l->argv = l->login_argv;
+    l->path = l->found;
+    return 0;
+}
+
 void launch_init(struct launch *l)
 {
     memset(l, 0, sizeof *l);
@@ -402,7 +434,7 @@ int launch_prepare(struct launch *l, char *const *argv, const char *shell, const
     int rc;
 
     launch_init(l);
-    l->name = shell ? "/bin/sh" : argv[0];
+    l->name = shell ? "/bin/sh" : argv ? argv[0] : "the login shell";
     rc = account_load(&acct);
     if (rc < 0) {
         launch_cannot_start(l->name, rc, err, errlen);
@@ -423,7 +455,11 @@ int launch_prepare(struct launch *l, char *const *argv, const char *shell, const
     if (rc < 0)
         goto out;
 
-    if (shell) {
+    if (!shell && !argv) {
+        rc = login_shell(l, &acct);
+        if (rc < 0)
+            launch_cannot_start(l->name, rc, err, errlen);
+    } else if (shell) {
         /* posix_spawn does not write to argv; the cast only satisfies its
          * historical prototype. */
         memcpy(l->sh_name, "sh", 3);
@@ -458,7 +494,7 @@ out:
 
 int launch_spawn(struct launch *l, const int child_fd[3], pid_t *pid, char *err, size_t errlen)
 {
-    int rc = spawn(pid, l->path, l->argv, l->envp, l->dirfd, child_fd);
+    int rc = spawn(pid, l->path, l->argv, l->envp, l->dirfd, child_fd, l->tty);
 
     if (rc < 0)
         spawn_error(rc, l->name, false, err, errlen);
@@ -469,6 +505,7 @@ void launch_release(struct launch *l)
 {
     fdio_close(&l->dirfd);
     free(l->found);
+    free(l->login_argv[0]);
     free_strv(l->envp);
     launch_init(l);
 }

@@ -31,15 +31,22 @@ struct launch {
     char *found;         /* argv[0] as found in PATH (owned), or NULL */
     char sh_name[3], sh_opt[3];
     char *sh_argv[4];    /* shell mode: sh -c LINE */
+    char *login_argv[2]; /* login mode: "-sh" (owned) */
+    /* Set by the caller before launch_spawn, or NULL: the path of a
+     * terminal the child opens as 0, 1 and 2 (and as its controlling
+     * terminal, in a session of its own); child_fd[2] >= 0 still makes
+     * stderr that pipe. */
+    const char *tty;
 };
 
 /* An empty launch that owns nothing (safe to release). */
 void launch_init(struct launch *l);
 
 /*
- * Everything short of the spawn, for exactly one of argv (exact, argv[0]
+ * Everything short of the spawn, for at most one of argv (exact, argv[0]
  * looked up in the child's PATH unless it has a '/') and shell (a
- * /bin/sh -c line); cwd NULL means the daemon user's home, else /; env
+ * /bin/sh -c line); neither: the account's login shell, argv[0] its name
+ * after a '-' (as login(1) and sshd start it); cwd NULL means the daemon user's home, else /; env
  * extra NAME=VALUE entries over the defaults (NULL-terminated, or NULL).
  * On failure l owns nothing.
  */
@@ -47,7 +54,8 @@ int launch_prepare(struct launch *l, char *const *argv, const char *shell, const
                    char *const *env, char *err, size_t errlen);
 
 /* posix_spawn the prepared command with child_fd as its 0, 1 and 2
- * (child_fd[0] < 0: /dev/null); *pid is also its process group. */
+ * (child_fd[0] < 0: /dev/null), or on l->tty; *pid is also its process
+ * group (and, on a terminal, its session). */
 int launch_spawn(struct launch *l, const int child_fd[3], pid_t *pid, char *err, size_t errlen);
 
 /* Free what l holds; l is empty afterwards. */

@@ -42,6 +42,7 @@
 #include "fdio.h"
 #include "launch.h"
 #include "monoclock.h"
+#include "pty.h"
 #include "reap.h"
 
 #define READ_CHUNK       (256 * 1024)
@@ -61,6 +62,10 @@
 #define COALESCE_NS      (500 * 1000)
 #define STREAM_NS        (1000 * 1000)
 #define REAP_POLL_MS     50         /* waitpid polling when pidfd is missing */
+/* A terminal command has ended: how long the terminal's other holders (a
+ * shell's background jobs) may keep it open before it is hung up, as sshd
+ * does, instead of holding the session until they end. */
+#define PTY_LINGER_MS    200
 #define ABORT_REAP_MS    200        /* how long runner_abort waits on the loop */
 
 struct runner {
@@ -72,6 +77,7 @@ struct runner {
     int pidfd;                      /* -1 when absent (polling) or closed */
     struct ferry_timer *reap_timer; /* polling fallback, else NULL */
     struct ferry_timer *kill_timer; /* timeout, then the grace period */
+    struct ferry_timer *linger_timer; /* PTY_LINGER_MS after a terminal command's end */
     int term_stage;                 /* 0: nothing sent, 1: TERM, 2: KILL */
 
     int out_fd[2];                  /* stdout, stderr (ours, non-blocking); -1 at EOF */
@@ -83,6 +89,7 @@ struct runner {
     bool coalesce_done;             /* the wait is over: send what there is */
     int64_t last_out_ns;            /* when output last went out */
 
+    bool pty;                       /* out_fd[0] is a terminal's master, in_fd its dup */
     int in_fd;                      /* stdin write end; -1 when closed or /dev/null */
     bool in_open;                   /* runner_write_stdin still accepts data */
     bool in_watched;                /* in_fd is registered for writability */
@@ -146,6 +153,8 @@ static void release(struct runner *e)
     stop_reaping(e);
     ferry_timer_cancel(e->kill_timer);
     e->kill_timer = NULL;
+    ferry_timer_cancel(e->linger_timer);
+    e->linger_timer = NULL;
 }
 
 static void enter(struct runner *e)
@@ -231,9 +240,36 @@ static void maybe_finish(struct runner *e)
     e->ops.on_exit(e->arg, &e->res);
 }
 
+static void terminal_output(struct runner *e, int fd);
+
+/* The terminal outlived its command: what it shows now goes out, then it
+ * is closed (which hangs it up for whoever still holds it). */
+static void on_linger_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct runner *e = arg;
+
+    enter(e);
+    if (e->out_paused) {
+        /* The client is behind: nothing is dropped, the hangup waits. */
+        ferry_timer_restart(t, PTY_LINGER_MS);
+        leave(e);
+        return;
+    }
+    if (e->out_fd[0] >= 0)
+        terminal_output(e, e->out_fd[0]);
+    if (!e->finished) {
+        output_close(e, 0);
+        output_close(e, 1);
+        maybe_finish(e);
+    }
+    leave(e);
+}
+
 static void after_reap(struct runner *e)
 {
     stop_reaping(e);
+    if (e->pty && e->out_fd[0] >= 0 && !e->linger_timer)
+        e->linger_timer = ferry_loop_timer(e->loop, PTY_LINGER_MS, on_linger_timer, e);
     maybe_finish(e);
 }
 
@@ -401,16 +437,43 @@ static int output_from_pipe(struct runner *e, int i, int fd)
     return 1;
 }
 
+/* Output is only lent to on_output for the call, and a loop runs on one
+ * thread, so one buffer per thread serves every command on it: an idle
+ * command costs no 256 KiB of its own. */
+static _Thread_local uint8_t rbuf[READ_CHUNK];
+
+/* A terminal's output, gathered from its small reads into one chunk.
+ * Not coalesced by time: a terminal buffers only a few KiB, so a writer
+ * blocks long before a wait could pay off, and an echo must go at once. */
+static void terminal_output(struct runner *e, int fd)
+{
+    ssize_t n = pty_read(fd, rbuf, sizeof rbuf);
+
+    if (n == -EAGAIN)
+        return;
+    if (n <= 0) {
+        if (n < 0)
+            ferry_log_warn("exec: reading the terminal of pid %d: %s", (int)e->pid,
+                           ferry_strerror((int)n));
+        output_close(e, 0);
+        maybe_finish(e);
+        return;
+    }
+    if (e->ops.on_output(e->arg, 1, rbuf, (size_t)n) < 0 && !e->finished)
+        output_refused(e);
+}
+
 static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
-    /* Output is only lent to on_output for the call, and a loop runs on one
-     * thread, so one buffer per thread serves every command on it: an idle
-     * command costs no 64 KiB of its own. */
-    static _Thread_local uint8_t rbuf[READ_CHUNK];
     struct runner *e = arg;
     int i = fd == e->out_fd[0] ? 0 : 1;
 
     enter(e);
+    if (e->pty && i == 0) {
+        terminal_output(e, fd);
+        leave(e);
+        return;
+    }
     if (coalesce_wait(e, i, fd)) {
         leave(e);
         return;
@@ -605,6 +668,15 @@ int runner_signal(struct runner *e, int sig)
     return signal_group(e, sig);
 }
 
+int runner_resize(struct runner *e, const struct winsize *ws)
+{
+    if (!e->pty)
+        return -ENOTTY;
+    if (e->finished || e->out_fd[0] < 0)
+        return 0;       /* over: nobody to tell */
+    return pty_resize(e->out_fd[0], ws);
+}
+
 pid_t runner_pid(const struct runner *e)
 {
     return e->pid;
@@ -614,6 +686,10 @@ void runner_abort(struct runner *e)
 {
     if (!e)
         return;
+    /* On a terminal the command leads a session, and a shell's jobs
+     * there have groups of their own: the whole session goes. */
+    if (!e->finished && e->pty)
+        pty_kill_session(e->pid);
     if (!e->finished) {
         if (!e->reaped)
             kill_and_reap(e);
@@ -641,13 +717,15 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     struct runner *e = NULL;
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
     int child_fd[3];
+    char tty[64];
     int rc;
 
     errbuf_format(err, errlen, "%s", "");
     *out = NULL;
     launch_init(&l);
     if (!ops || !ops->on_output || !ops->on_exit ||
-        !spec->argv == !spec->shell || (spec->argv && !spec->argv[0])) {
+        (spec->login ? spec->argv || spec->shell : !spec->argv == !spec->shell) ||
+        (spec->argv && !spec->argv[0])) {
         errbuf_format(err, errlen, "bad command: give exactly one of argv and shell");
         return -EINVAL;
     }
@@ -669,14 +747,33 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     e->in_fd = e->out_fd[0] = e->out_fd[1] = -1;
     e->coalesce_fd = -1;
 
-    if (spec->stdin_pipe && (rc = launch_pipe(in_pipe, 1)) < 0)
-        goto fail_msg;
-    if ((rc = launch_pipe(out_pipe, 0)) < 0 || (rc = launch_pipe(err_pipe, 0)) < 0)
-        goto fail_msg;
+    if (spec->pty) {
+        /* The master stands in for both pipes' parent ends (in_pipe[1] a
+         * dup of it, so stdin can close on its own); the child opens the
+         * slave by name. */
+        rc = pty_open(spec->pty, &out_pipe[0], tty, sizeof tty, err, errlen);
+        if (rc < 0)
+            goto out;
+        e->pty = true;
+        e->out_no_splice = true;
+        l.tty = tty;
+        in_pipe[1] = fcntl(out_pipe[0], F_DUPFD_CLOEXEC, 3);
+        if (in_pipe[1] < 0) {
+            rc = -errno;
+            goto fail_msg;
+        }
+        if (spec->pty->stderr_pipe && (rc = launch_pipe(err_pipe, 0)) < 0)
+            goto fail_msg;
+    } else {
+        if (spec->stdin_pipe && (rc = launch_pipe(in_pipe, 1)) < 0)
+            goto fail_msg;
+        if ((rc = launch_pipe(out_pipe, 0)) < 0 || (rc = launch_pipe(err_pipe, 0)) < 0)
+            goto fail_msg;
 #ifdef F_SETPIPE_SZ
-    /* stdout only: stderr is rarely a stream worth the kernel memory. */
-    (void)fcntl(out_pipe[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+        /* stdout only: stderr is rarely a stream worth the kernel memory. */
+        (void)fcntl(out_pipe[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
 #endif
+    }
 
     child_fd[0] = in_pipe[0];
     child_fd[1] = out_pipe[1];
@@ -705,6 +802,8 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
     if (rc < 0)
         goto fail_running;
     for (int i = 0; i < 2; i++) {
+        if (e->out_fd[i] < 0)
+            continue;   /* a terminal's stderr that is the terminal */
         rc = ferry_loop_add(loop, e->out_fd[i], FERRY_READABLE, on_output_ready, e);
         if (rc < 0)
             goto fail_running;
@@ -728,7 +827,8 @@ fail_running:
     runner_abort(e);
     e = NULL;
 fail_msg:
-    launch_cannot_start(spec->shell ? "/bin/sh" : spec->argv[0], rc, err, errlen);
+    launch_cannot_start(spec->shell ? "/bin/sh" : spec->argv ? spec->argv[0] : "the login shell",
+                        rc, err, errlen);
 out:
     if (e) {
         /* Not started: e owns nothing yet. */

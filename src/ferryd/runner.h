@@ -38,6 +38,8 @@
 #include <sys/types.h>
 
 struct ferry_loop;
+struct pty_spec;
+struct winsize;
 #include "errcode.h"
 
 struct runner;    /* opaque */
@@ -70,6 +72,16 @@ struct runner_spec {
     uint64_t timeout_ms;
     /* 1: stdin is a pipe fed by runner_write_stdin; 0: /dev/null. */
     int stdin_pipe;
+    /* NULL: pipes.  Else the command runs on a new pseudo-terminal (pty.h)
+     * in a session of its own: stdin and stdout are the terminal (stdin_pipe
+     * is ignored; runner_write_stdin types on it), output comes as stream 1,
+     * stderr as stream 2 only with pty->stderr_pipe.  The output ends when
+     * the last process holding the terminal has closed it, or shortly after
+     * the command's end (the terminal is then hung up); runner_abort kills
+     * the command's whole session. */
+    const struct pty_spec *pty;
+    /* 1: neither argv nor shell; the account's login shell (launch.h). */
+    int login;
 };
 
 /* How the command ended.  Exactly one of exited/signaled is set, except in
@@ -163,6 +175,10 @@ void runner_abort(struct runner *e);
 /* Free after on_exit (also from inside on_exit).  On a command that is still
  * running it acts as runner_abort.  NULL allowed. */
 void runner_free(struct runner *e);
+
+/* A command on a terminal: set its window size (its foreground job gets
+ * SIGWINCH).  0; -ENOTTY without a terminal; -errno. */
+int runner_resize(struct runner *e, const struct winsize *ws);
 
 /* The command's pid, which is also its process group id. */
 pid_t runner_pid(const struct runner *e);

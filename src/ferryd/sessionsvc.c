@@ -36,6 +36,7 @@
 #include "runner.h"
 #include "filesvc.h"
 #include "proto.h"
+#include "pty.h"
 
 /* Tell the client why the connection closes, then close once that is
  * sent (PROTOCOL.md 2.7).  Not while a download's body is on the wire:
@@ -126,7 +127,10 @@ static int ack_stdin(struct session *s)
     uint64_t consumed = s->stdin_received - pending;
     uint64_t fresh = consumed - s->stdin_acked;
 
-    if (fresh == 0 || (pending > 0 && fresh < PROTO_STDIN_WINDOW / 4))
+    /* On a terminal, keystrokes: an ack for each would double the frames
+     * of an interactive session, and put a write ahead of the echo; per
+     * quarter of the window is enough to keep the client sending. */
+    if (fresh == 0 || ((pending > 0 || s->tty) && fresh < PROTO_STDIN_WINDOW / 4))
         return 0;
     s->stdin_acked = consumed;
     return session_send_msg(s, json_pack("{s:s, s:I}", "type", MSG_STDIN_ACK, "bytes", (json_int_t)fresh));
@@ -171,6 +175,7 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     session_send_msg(s, msg);
     runner_free(s->exec);
     s->exec = NULL;
+    s->tty = 0;
     touch(s);             /* idle from the command's end on */
     if (s->rx == RX_STDIN)
         s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
@@ -307,6 +312,9 @@ struct exec_request {
     char **env;
     size_t nenv;
     char *cwd;
+    struct pty_spec pty;        /* "tty": the terminal asked for */
+    const char *term;           /* ... its TERM (borrowed from the message) */
+    char tty_err[160];          /* ... what is wrong with it */
 };
 
 static void exec_request_free(struct exec_request *q)
@@ -328,10 +336,18 @@ static const char *parse_exec(struct session *s, json_t *msg, struct exec_reques
     json_t *env = json_object_get(msg, "env");
     json_t *timeout = json_object_get(msg, "timeout");
     json_t *in = json_object_get(msg, "stdin");
+    json_t *login = json_object_get(msg, "login");
+    json_t *tty = json_object_get(msg, "tty");
 
-    if (!argv == !shell)
-        return "exec needs exactly one of \"argv\" and \"shell\"";
-    if (shell) {
+    if (login && !json_is_boolean(login))
+        return "\"login\" must be true or false";
+    if (json_is_true(login)) {
+        if (argv || shell)
+            return "exec needs exactly one of \"argv\", \"shell\" and \"login\"";
+        spec->login = 1;
+    } else if (!argv == !shell) {
+        return "exec needs exactly one of \"argv\", \"shell\" and \"login\"";
+    } else if (shell) {
         if (!json_is_string(shell) || json_string_length(shell) == 0)
             return "\"shell\" must be a non-empty string";
         spec->shell = json_string_value(shell);
@@ -395,7 +411,28 @@ static const char *parse_exec(struct session *s, json_t *msg, struct exec_reques
     if (in && !json_is_boolean(in))
         return "\"stdin\" must be true or false";
     spec->stdin_pipe = in ? json_is_true(in) : 1;
+    if (tty) {
+        /* Well-formed JSON with a bad terminal in it: a request error. */
+        q->bad_request = sessionsvc_tty_parse(tty, &q->pty, &q->term, q->tty_err, sizeof q->tty_err);
+        if (!q->bad_request)
+            spec->pty = &q->pty;
+    }
     return NULL;
+}
+
+/* Add one NAME=VALUE to the request's environment (after the client's,
+ * so it wins). */
+static int env_append(struct exec_request *q, const char *name, const char *value)
+{
+    char **grown = realloc(q->env, (q->nenv + 2) * sizeof *q->env);
+
+    if (!grown)
+        return -ENOMEM;
+    q->env = grown;
+    if (asprintf(&q->env[q->nenv], "%s=%s", name, value) < 0)
+        return -ENOMEM;
+    q->env[++q->nenv] = NULL;
+    return 0;
 }
 
 /* command= in the keys file: run that instead, as ssh does, with what the
@@ -409,7 +446,7 @@ static int force_command(struct session *s, struct exec_request *q, struct runne
 
     if (spec->shell) {
         len += strlen(spec->shell);
-    } else {
+    } else if (q->argv) {
         for (size_t i = 0; q->argv[i]; i++)
             len += strlen(q->argv[i]) + 1;
     }
@@ -419,7 +456,7 @@ static int force_command(struct session *s, struct exec_request *q, struct runne
     strcpy(orig, "FERRY_ORIGINAL_COMMAND=");
     if (spec->shell) {
         strcat(orig, spec->shell);
-    } else {
+    } else if (q->argv) {       /* a login shell asked for: "" */
         for (size_t i = 0; q->argv[i]; i++) {
             if (i)
                 strcat(orig, " ");
@@ -440,6 +477,7 @@ static int force_command(struct session *s, struct exec_request *q, struct runne
     spec->env = q->env;
     spec->shell = s->opts.command;
     spec->argv = NULL;
+    spec->login = 0;
     spec->cwd = NULL;
     return 0;
 }
@@ -452,6 +490,9 @@ static int handle_exec(struct session *s, json_t *msg)
     const char *complaint;
     int r;
 
+    if (s->exec && s->tty && json_object_get(msg, "tty"))
+        return session_send_error(s, ERR_BUSY, "a terminal session is already running on this "
+                                               "session");
     /* One request without stdin may wait for the running command, so a
      * client that sends it ahead has it started the moment the command
      * ends (PROTOCOL.md 2.2); it is checked when it starts. */
@@ -477,18 +518,25 @@ static int handle_exec(struct session *s, json_t *msg)
         exec_request_free(&q);
         return complaint ? session_protocol_error(s, complaint) : session_send_error(s, ERR_REQUEST, q.bad_request);
     }
-    if (s->opts.command[0] && force_command(s, &q, &spec) < 0) {
+    if ((s->opts.command[0] && force_command(s, &q, &spec) < 0) ||
+        (spec.pty && env_append(&q, "TERM", q.term) < 0)) {
         exec_request_free(&q);
         return -ENOMEM;
     }
+    if (spec.pty)
+        spec.env = q.env;
     s->stdin_received = s->stdin_acked = 0;
     r = runner_start(ferry_conn_loop(s->c), &spec, &runner_ops, s, &s->exec, err, sizeof err);
+    static char *const login_argv[] = { "(login shell)", NULL };
+    char *const *shown = spec.login ? login_argv : spec.argv;
+
     if (r == 0)
-        ferry_log_debug("session %s: started %d: %s", ferry_conn_peer(s->c), (int)runner_pid(s->exec),
-                        FERRY_LOG_Q(spec.shell ? spec.shell : spec.argv[0]));
+        ferry_log_debug("session %s: started %d%s: %s", ferry_conn_peer(s->c), (int)runner_pid(s->exec),
+                        spec.pty ? " on a terminal" : "", FERRY_LOG_Q(spec.shell ? spec.shell : shown[0]));
+    s->tty = r == 0 && spec.pty;
     /* The audit record outlives the request (its line is written at the
      * end); without memory for it the command is not run unrecorded. */
-    int ra = audit_cmd_begin(&s->cmd, spec.argv, spec.shell, spec.cwd ? spec.cwd : home_dir(),
+    int ra = audit_cmd_begin(&s->cmd, shown, spec.shell, spec.cwd ? spec.cwd : home_dir(),
                              r == 0 ? runner_pid(s->exec) : 0);
     exec_request_free(&q);
     if (r == 0 && ra < 0) {
@@ -591,6 +639,8 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
             runner_signal(s->exec, sig);
         return 0;
     }
+    if (strcmp(type, MSG_RESIZE) == 0)
+        return sessionsvc_handle_resize(s, msg);
     if (strcmp(type, MSG_CHDIR) == 0) {
         if (filesvc_busy(s->files))
             return session_send_error(s, ERR_BUSY, "a transfer is in progress on this session");

@@ -39,6 +39,7 @@ struct session {
     struct fsroot *key_root;    /* its root=, open once authenticated */
     uint8_t server_nonce[AUTH_NONCE_LEN];
     struct runner *exec;          /* the running command, if any */
+    int tty;                      /* ... runs on a terminal (sessionsvc_tty.c) */
     json_t *queued;             /* an exec request waiting for it (PROTOCOL.md 2.2), owned */
     int last_failed;            /* the last command did not exit 0 (only_after_success) */
     struct filesvc *files;        /* the file service (a transfer may be running) */
@@ -58,6 +59,14 @@ int session_send_msg(struct session *s, json_t *msg);
 int session_send_error(struct session *s, const char *code, const char *message);
 /* A protocol error ends the session: say why, then close once it is sent. */
 int session_protocol_error(struct session *s, const char *message);
+
+/* Terminals (PROTOCOL.md 2.8): an exec's "tty" member into pty and the
+ * TERM to set (borrowed from tty); NULL, or the request error to send
+ * (err, or a constant).  And a resize message. */
+struct pty_spec;
+const char *sessionsvc_tty_parse(const json_t *tty, struct pty_spec *pty, const char **term,
+                                 char *err, size_t errlen);
+int sessionsvc_handle_resize(struct session *s, json_t *msg);
 
 /* The handshake (PROTOCOL.md 2.1): the client's hello, then its auth. */
 int sessionsvc_handle_hello(struct session *s, json_t *msg);

@@ -199,7 +199,7 @@ static void deliver_saved(struct ferry_loop *loop, void *arg)
         conn_teardown(c, -ENOMEM);
         return;
     }
-    if (n)   /* memcpy's pointers must be valid even for 0 bytes */
+    if (n)          /* only an owed END saved (has_saved): copy is NULL */
         memcpy(copy, ferry_buf_head(&c->in), n);
     ferry_buf_clear(&c->in);
     r = deliver(c, copy, n);

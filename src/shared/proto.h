@@ -40,12 +40,13 @@
 
 /* client -> server */
 #define MSG_AUTH     "auth"      /* {version, key?, nonce, proof} | {version} (auth tls, none) */
-#define MSG_EXEC     "exec"      /* {argv: [..]} | {shell: ".."}, cwd?, env?, timeout?, stdin?,
-                                  * only_after_success? */
+#define MSG_EXEC     "exec"      /* {argv: [..]} | {shell: ".."} | {login: true}, cwd?, env?,
+                                  * timeout?, stdin?, only_after_success?, tty? (PROTOCOL.md 2.8) */
 #define MSG_STDIN    "stdin"     /* body: bytes for the command's stdin */
 #define MSG_STDIN_EOF "stdin-eof"
 #define MSG_SIGNAL   "signal"    /* {signal: "INT"|"TERM"|"HUP"|"QUIT"|"KILL"} */
 #define MSG_CHDIR    "chdir"     /* {path} */
+#define MSG_RESIZE   "resize"    /* {rows, cols, xpixel?, ypixel?}: the terminal's new size */
 #define MSG_PING     "ping"      /* keepalive: answered with pong; not activity (PROTOCOL.md 2.7) */
 
 /* file service (PROTOCOL.md 2.4), client -> server */
@@ -56,12 +57,15 @@
 #define MSG_PUT      "put"       /* {path, filesize, mode, checksum, resume, fsync, mtime?, mtime_nsec?} */
 #define MSG_PUT_END  "put-end"   /* {checksum} | {abort: true} */
 #define MSG_GET      "get"       /* {path, checksum, offset?, prefix?} */
+#define MSG_GLOB     "glob"      /* {path: pattern} -> matches {paths: [..]}..., glob-end {count} */
 #define MSG_DATA     "data"      /* {offset, size} + body: file bytes, both directions.
                                     * A file's size is "filesize" everywhere: "size"
                                     * in a header always announces a body. */
 /* ... server -> client */
 #define MSG_ENTRIES  "entries"
 #define MSG_LIST_END "list-end"
+#define MSG_MATCHES  "matches"
+#define MSG_GLOB_END "glob-end"
 #define MSG_OK       "ok"
 #define MSG_PUT_READY "put-ready" /* {offset, prefix?} */
 #define MSG_PUT_OK   "put-ok"    /* {filesize, checksum} */
@@ -72,6 +76,9 @@
 #define PROTO_DATA_SEGMENT       (16 * 1024 * 1024)
 /* Most entries in one "entries" frame (keeps headers far below 64 KiB). */
 #define PROTO_LIST_BATCH         256
+/* A "matches" frame ends once its paths reach this many bytes (or
+ * PROTO_LIST_BATCH paths): with JSON's escapes, still far below 64 KiB. */
+#define PROTO_GLOB_BATCH_BYTES   8192
 /* Suffix of upload and download temporaries. */
 #define PROTO_PART_SUFFIX        ".ferry-part"
 

@@ -14,7 +14,8 @@ Here too, once each: key files, the frame codec (u32 LE header length |
 JSON header | body), an independent client of ferryd's session protocol
 written from docs/PROTOCOL.md (Session: hello, HMAC login, exec, the file
 service), checksums, a TCP relay that can hold, pace or corrupt a transfer,
-waiting with a deadline, and main(), which can run one shard of a file.
+a tmux terminal (Tmux) for `ferry exec -t`, waiting with a deadline, and
+main(), which can run one shard of a file.
 """
 import ctypes
 import ctypes.util
@@ -176,13 +177,15 @@ class Server:
             self.proc.stderr.close()
 
 
-def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None, prefix=()):
+def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None, prefix=(),
+                 path=None):
     """Start build/bin/NAME with ARGS; wait until it has announced
     `endpoints` "listening on" lines.  Returns a Server.  preexec_fn runs
     in the child before exec (e.g. to lower a resource limit); prefix is a
     command that execs the server in the end (e.g. unshare ... sh -c '...
-    exec "$@"' sh), so the process is still the server's."""
-    proc = subprocess.Popen(list(prefix) + [binary(name)] + list(args), stdin=subprocess.DEVNULL,
+    exec "$@"' sh), so the process is still the server's.  path runs that
+    program instead of build/bin/NAME (an installed copy, a test's own)."""
+    proc = subprocess.Popen(list(prefix) + [path or binary(name)] + list(args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=env, preexec_fn=preexec_fn)
     server = Server(name, proc)
@@ -874,6 +877,59 @@ class Relay:
 
 
 # ---- running a test file ------------------------------------------------------
+
+class Tmux:
+    """A real terminal for the tests of `ferry exec -t`: a private tmux
+    server (its own -L socket, killed by kill()) with one window of
+    width x height running /bin/sh with the environment env, typed at with
+    send-keys and read with capture-pane.  wait_for() polls the screen with
+    a deadline: waiting for the screen to show something, not a sleep."""
+
+    def __init__(self, env, width=120, height=40, cwd=None):
+        self.name = "ferrytest-%d-%s" % (os.getpid(), os.urandom(4).hex())
+        self.env = env
+        self.cwd = cwd
+        self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "t",
+                  "/bin/sh")
+
+    def tmux(self, *args, check=True):
+        r = subprocess.run(["tmux", "-u", "-L", self.name, "-f", "/dev/null"] + list(args),
+                           capture_output=True, env=self.env, cwd=self.cwd, timeout=10 * SLOW)
+        if check and r.returncode != 0:
+            raise AssertionError("tmux %s: %s" % (" ".join(args), r.stderr.decode(errors="replace")))
+        return r.stdout.decode("utf-8", errors="replace")
+
+    def keys(self, *keys):
+        """Keys by tmux's names (Enter, C-c, Escape) or as text."""
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def type(self, text):
+        """Text typed literally, character by character."""
+        self.tmux("send-keys", "-t", "t", "-l", text)
+
+    def line(self, text):
+        self.type(text)
+        self.keys("Enter")
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "t")
+
+    def wait_for(self, pattern, timeout=10):
+        """The first match of the regular expression on the screen."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            text = self.screen()
+            m = rx.search(text)
+            if m:
+                return m
+            if time.monotonic() >= deadline:
+                raise AssertionError("the screen never showed %r; it shows:\n%s" % (pattern, text))
+            select.select([], [], [], 0.02)
+
+    def kill(self):
+        self.tmux("kill-server", check=False)
+
 
 def _flatten(suite):
     for t in suite:

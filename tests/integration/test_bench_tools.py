@@ -12,10 +12,10 @@ downloads, including one corrupted on the way that must be counted as an
 error.  Nothing here asserts a speed: the machine is shared and the
 sanitizer builds are many times slower.
 
-The benchmarks' fair ssh baseline (bench/benchlib.py: a dedicated user
+The benchmarks' fair ssh baseline (bench/sshlib.py: a dedicated user
 with login shell /bin/sh and an empty home, made for a run and removed
 after it) is checked too, where it can be: as root, with useradd and sshd.
-Each case runs benchlib in a child python, as a benchmark would, so its
+Each case runs sshlib in a child python, as a benchmark would, so its
 exit and signal handling are the real ones.
 """
 import hashlib
@@ -541,11 +541,11 @@ class TestCommandLine(unittest.TestCase):
 BENCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
 
 
-def benchlib_child(code, tmp, **kw):
-    """A python running CODE after `import benchlib` (bench/), with TMP as a
+def sshlib_child(code, tmp, **kw):
+    """A python running CODE after `import sshlib` (bench/), with TMP as a
     temp dir of its own; stdout and stderr piped."""
     prologue = ("import sys, os, json, signal, time\nsys.dont_write_bytecode = True\n"
-                "sys.path.insert(0, %r)\nimport benchlib\ntmp = %r\n" % (BENCH_DIR, tmp))
+                "sys.path.insert(0, %r)\nimport sshlib\ntmp = %r\n" % (BENCH_DIR, tmp))
     return subprocess.Popen([sys.executable, "-c", prologue + code], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
@@ -573,7 +573,7 @@ class TestBenchUser(unittest.TestCase):
             subprocess.run(["userdel", "-r", "-f", name], capture_output=True, timeout=60)
 
     def child(self, code):
-        p = benchlib_child(code, self.tmp)
+        p = sshlib_child(code, self.tmp)
         self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
         name = p.stdout.readline().strip()
         self.assertTrue(name.startswith("ferrybench-"), (name, p.stderr.read()
@@ -593,7 +593,7 @@ class TestBenchUser(unittest.TestCase):
         # the user's directory, owned by it; at a normal exit the user and
         # its home are gone.
         p, name = self.child(
-            "s = benchlib.Sshd(tmp)\nprint(s.user.name, flush=True)\n"
+            "s = sshlib.Sshd(tmp)\nprint(s.user.name, flush=True)\n"
             "src = os.path.join(tmp, 'src.txt')\nopen(src, 'w').write('payload\\n')\n"
             "os.chmod(src, 0o644)\n"
             "out = os.path.join(s.user.drop, 'up.txt')\n"
@@ -641,6 +641,7 @@ class TestBenchUser(unittest.TestCase):
                     "floor (local /bin/true + local sh -c true)", "ssh (fresh)",
                     "ssh (fresh, UNFAIR: as the invoking user)"):
             self.assertEqual(fresh[col]["n"], 2, col)
+        self.assertEqual(d["results"]["lockstep"]["local posix_spawn, one at a time"]["n"], 1)
         floor = fresh["floor (local /bin/true + local sh -c true)"]["samples"]
         parts = zip(fresh["local /bin/true (same harness)"]["samples"],
                     fresh["local sh -c true (same harness)"]["samples"])
@@ -662,12 +663,12 @@ class TestBenchUser(unittest.TestCase):
     def test_removed_on_a_signal_and_after_a_killed_run(self):
         # SIGHUP and SIGTERM end the run through its exit handlers; a run
         # killed with SIGKILL leaves its user, which the next run removes.
-        code = ("u = benchlib.BenchUser(tmp)\nprint(u.name, flush=True)\n"
+        code = ("u = sshlib.BenchUser(tmp)\nprint(u.name, flush=True)\n"
                 "print(u.home, flush=True)\ntime.sleep(60)\n")
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with self.subTest(sig=sig):
                 sub = tempfile.mkdtemp(dir=self.tmp)
-                p = benchlib_child(code, sub)
+                p = sshlib_child(code, sub)
                 name, home = p.stdout.readline().strip(), p.stdout.readline().strip()
                 self.names.append(name)
                 self.assertEqual(pwd.getpwnam(name).pw_shell, "/bin/sh")
@@ -677,13 +678,13 @@ class TestBenchUser(unittest.TestCase):
                 self.assertEqual(p.returncode, 128 + sig)
                 self.assert_gone(name, home)
         sub = tempfile.mkdtemp(dir=self.tmp)
-        p = benchlib_child(code, sub)
+        p = sshlib_child(code, sub)
         name, home = p.stdout.readline().strip(), p.stdout.readline().strip()
         self.names.append(name)
         p.kill()
         p.communicate(timeout=60 * SLOW)
         self.assertEqual(pwd.getpwnam(name).pw_dir, home)
-        q = benchlib_child("print(json.dumps(benchlib.remove_stale_users()))", self.tmp)
+        q = sshlib_child("print(json.dumps(sshlib.remove_stale_users()))", self.tmp)
         out, err = q.communicate(timeout=60 * SLOW)
         self.assertEqual(q.returncode, 0, err)
         self.assertIn(name, json.loads(out))

@@ -127,8 +127,6 @@ class UsageTest(ClientTest):
             [],                                        # no subcommand
             ["frobnicate"],                            # unknown subcommand
             ["exec"],                                  # no HOST
-            ["exec", "h"],                             # no COMMAND
-            ["exec", "h", "--"],                       # still no COMMAND
             ["exec", "--bogus", "h", "true"],
             ["exec", "-k"],                            # missing value
             ["exec", "--timeout", "0", "h", "true"],
@@ -147,6 +145,15 @@ class UsageTest(ClientTest):
             self.assertStatus(r, 2)
             self.assertTrue(r.stderr.startswith(b"ferry: ") or b"usage:" in r.stderr, r.stderr)
             self.assertEqual(r.stdout, b"")
+
+    def test_no_command_is_the_login_shell(self):
+        # As ssh: without a terminal the login shell reads its commands
+        # from stdin (issue 13); -T makes no difference then.
+        for opts in ((), ("-T",)):
+            r = self.ferry("exec", "-k", self.key, *opts, self.host,
+                           input=b'case "$0" in -*) echo login;; esac; exit 3\n')
+            self.assertStatus(r, 3)
+            self.assertEqual(r.stdout, b"login\n")
 
     def test_options_after_host_belong_to_the_command(self):
         # --timeout after HOST is the command's argument, not ferry's option

@@ -262,8 +262,8 @@ class RestrictionsTest(KeysTest):
         r = self.ferry("files", "exec", self.tls.addr(), "touch", os.path.join(self.dir, "x"))
         self.assertEqual(r.returncode, 255)
         self.assertIn(b"may not run commands", r.stderr)
-        # The shell still serves its file commands, but runs no command.
-        # (--keep-going: a script stops at its first failing line.)
+        # The shell still serves its file commands, but runs no command
+        # (--keep-going: the refused line would end the script).
         r = self.ferry("files", "shell", "--keep-going", self.tls.addr(),
                        input=b"touch %s\nls\n" % os.path.join(self.dir, "x").encode())
         self.assertIn(b"may not run commands", r.stderr)

@@ -1,0 +1,34 @@
+# install.cmake - what `make install` (cmake --install) puts where, by the
+# GNU directory conventions (GNUInstallDirs): PREFIX/bin/ferry,
+# PREFIX/sbin/ferryd (a daemon an administrator starts, as sshd), the
+# library, its headers and ferry.pc, the man pages and an example host
+# configuration.  `make uninstall` removes what the last install wrote
+# (cmake/uninstall.cmake).
+include(GNUInstallDirs)
+
+install(TARGETS ferry_client RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS ferryd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
+install(TARGETS ferry ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS ferry_so LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ferry
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
+
+# ferry.pc is relocatable: its prefix is found from where the file lies
+# (${pcfiledir}), so `cmake --install build --prefix DIR` and a DESTDIR
+# staging tree both give a correct file without configuring again.
+file(RELATIVE_PATH FERRY_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig
+     ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" FERRY_PC_TO_PREFIX "${FERRY_PC_TO_PREFIX}")
+configure_file(${PROJECT_SOURCE_DIR}/cmake/ferry.pc.in ${CMAKE_BINARY_DIR}/ferry.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/ferry.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The man pages are installed as written (mdoc); `mandoc -T lint` checks
+# them (tests/integration/test_manpages.py).
+foreach(page ferry.1 ferry-config.5 libferry.3 ferryd.8)
+  string(REGEX REPLACE ".*\\.([0-9])$" "\\1" section ${page})
+  install(FILES ${PROJECT_SOURCE_DIR}/man/${page}
+          DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()
+
+install(FILES ${PROJECT_SOURCE_DIR}/etc/config.example
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples RENAME config)
