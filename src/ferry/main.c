@@ -41,8 +41,7 @@ static void usage(FILE *f)
         "--connect-timeout, --keepalive, --insecure-no-auth, -F, -v) may also come\n"
         "before COMMAND.\n"
         "\n"
-        "  -h, --help      show this help\n"
-        "  -V, --version   show the version\n"
+        CLI_COMMON_HELP
         "\n"
         "Exit status of exec and shell: the remote command's; 255 when ferry itself\n"
         "fails (cannot connect, authentication failed, protocol error); 2 for a bad\n"
