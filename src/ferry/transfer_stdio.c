@@ -305,6 +305,8 @@ void transfer_get_stdout(struct transfer *x, const char *remote_arg, const char 
         if (t.binary)
             transfer_report(x, "get", remote_arg, "not writing binary output to a terminal "
                             "(redirect stdout, or use --force)");
+        else if (t.write_err == -EPIPE)
+            x->failed = 1;   /* the reader had enough (`| head`): nothing to say */
         else if (t.write_err)
             transfer_report(x, "get", remote_arg, "stdout: %s", strerror(-t.write_err));
         else

@@ -138,6 +138,16 @@ class Stdio(Cli):
         self.assertEqual(r.stderr, b"")
         self.assertEqual(parts_under(self.local), [])
 
+    def test_get_to_a_reader_that_stops_ends_quietly(self):
+        write(self.rp("big"), os.urandom(8 * MiB))
+        p = subprocess.Popen(self.argv("get", self.p("big"), "-"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env())
+        self.assertEqual(len(p.stdout.read(1000)), 1000)
+        p.stdout.close()                       # as `| head -c 1000` does
+        self.assertEqual(p.wait(timeout=30 * SLOW), 1)
+        self.assertEqual(p.stderr.read(), b"")
+        p.stderr.close()
+
     def test_get_to_stdout_takes_one_file(self):
         write(self.rp("a"), b"a")
         write(self.rp("b"), b"b")
