@@ -215,7 +215,8 @@ int fsops_glob(const struct fsroot *root, const char *pattern, const char *hide_
             free(cur.v[i]);
     }
     cur.n = keep;
-    qsort(cur.v, cur.n, sizeof *cur.v, by_bytes);
+    if (cur.n > 1)
+        qsort(cur.v, cur.n, sizeof *cur.v, by_bytes);
     *paths = cur.v;
     *n = cur.n;
     return 0;
