@@ -199,7 +199,8 @@ static void deliver_saved(struct ferry_loop *loop, void *arg)
         conn_teardown(c, -ENOMEM);
         return;
     }
-    memcpy(copy, ferry_buf_head(&c->in), n);
+    if (n)   /* nothing kept but a frame's owed END: no bytes to copy */
+        memcpy(copy, ferry_buf_head(&c->in), n);
     ferry_buf_clear(&c->in);
     r = deliver(c, copy, n);
     free(copy);
