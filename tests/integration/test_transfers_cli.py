@@ -396,6 +396,27 @@ class StreamProto(FilesBase):
         self.assertIn("10000", h["message"])
         self.assertType(s.stat("."), "stat")
 
+    def test_glob_under_key_restrictions(self):
+        """read-only keys may glob (it changes nothing), command= keys may
+        not (no file request at all)."""
+        write(self.rp("k", "a"), b"")
+        keys = os.path.join(self.dir, "keys-" + self.td)
+        reader, forced = os.urandom(32), os.urandom(32)
+        fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("reader %s read-only\nforced %s command=\"true\"\n"
+                    % (reader.hex(), forced.hex()))
+        srv = ft.start_ferryd("--root", self.root, "--keys", keys, plaintext=True)
+        self.addCleanup(srv.stop)
+        s = ft.Session(srv.hostport()).login(reader, name="reader")
+        self.addCleanup(s.close)
+        s.send({"type": "glob", "path": self.p("k", "*")})
+        self.assertEqual(s.recv()[0]["paths"], [self.p("k", "a")])
+        self.assertEqual(s.recv()[0]["count"], 1)
+        s = ft.Session(srv.hostport()).login(forced, name="forced")
+        self.addCleanup(s.close)
+        self.assertType(s.request({"type": "glob", "path": self.p("k", "*")}), "error", "denied")
+
     def stream_begin(self, s, path, **extra):
         msg = {"type": "put", "path": path, "stream": True, "mode": 0o640,
                "checksum": "xxh3-128"}
