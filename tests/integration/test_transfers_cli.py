@@ -13,6 +13,7 @@ import pty
 import re
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +58,10 @@ class Cli(FilesBase):
                                  env=self.env(), cwd=self.local)
             os.close(slave)
             slave = -1
+            # The other stream is read alongside, so neither side blocks.
+            pipe, rest = (p.stderr if stdout_tty else p.stdout), []
+            reader = threading.Thread(target=lambda: rest.append(pipe.read()), daemon=True)
+            reader.start()
             shown = b""
             while True:
                 try:
@@ -66,9 +71,9 @@ class Cli(FilesBase):
                 if not chunk:
                     break
                 shown += chunk
-            rest = (p.stderr if stdout_tty else p.stdout).read()
-            (p.stderr if stdout_tty else p.stdout).close()
-            return p.wait(timeout=30 * SLOW), shown, rest
+            reader.join(30 * SLOW)
+            pipe.close()
+            return p.wait(timeout=30 * SLOW), shown, rest[0]
         finally:
             os.close(master)
             if slave >= 0:
@@ -266,6 +271,15 @@ class Summary(Cli):
         self.assertEqual(status, 0, shown)
         self.assertEqual(shown.count(b"verified"), 1, shown)
         self.assertIn(b"get 2 files from", shown)
+
+    def test_get_to_stdout_draws_on_stderr(self):
+        data = os.urandom(MiB)
+        write(self.rp("b"), data)
+        status, shown, out = self.on_terminal("get", self.p("b"), "-", stdout_tty=False)
+        self.assertEqual(status, 0, shown)
+        self.assertEqual(out, data)
+        self.assertIn(b"\r" + self.p("b").encode(), shown)        # the bar
+        self.assertIn(("get %s:%s -> - 1.0 MiB in " % (self.host, self.p("b"))).encode(), shown)
 
     def test_quiet_when_piped_or_with_q(self):
         write(self.lp("a"), b"a" * 1000)
