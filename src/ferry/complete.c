@@ -4,7 +4,8 @@
  * Which side a word is on follows sftp: ls, stat, rm and mkdir take remote
  * paths; get's first operand is remote and the ones after it local; put's
  * first is local and the ones after it remote; lcd, lls and `!` lines take
- * local paths (not `!t` lines: those run on the server).  The first word completes to the shell's own commands.  A
+ * local paths (not `!t` lines: those run on the server); cd's operand
+ * is a directory where commands run, asked of the server (cd-names).  The first word completes to the shell's own commands.  A
  * remote directory is listed once per session with a list request (the
  * file service, so paths are relative to the server's file root, as the
  * file commands' are) and kept; complete_forget drops what a command may
@@ -23,7 +24,7 @@
 /* Directories remembered at once; the oldest goes first. */
 #define CACHE_DIRS 64
 
-enum side { NONE, LOCAL, REMOTE, COMMAND };
+enum side { NONE, LOCAL, REMOTE, COMMAND, CD };
 
 struct dir_entry {
     char *name;
@@ -133,6 +134,27 @@ static void complete_remote(struct lineedit_matches *m, const char *word)
     free(dir);
 }
 
+/* cd's operand: directories where commands run (the session's directory,
+ * not the file root), asked each time (a cd moves the base). */
+static void complete_cd(struct lineedit_matches *m, const char *word)
+{
+    struct client_session *s = cc.sp ? *cc.sp : NULL;
+    const char *slash = strrchr(word, '/');
+    size_t dir_len = slash ? (size_t)(slash - word) + 1 : 0;
+    char *dir = slash ? strndup(word, dir_len) : strdup(".");
+    json_t *names = NULL, *e;
+    struct fs_error err;
+    size_t i;
+
+    if (dir && s && !s->broken &&
+        remotefs_cd_names(s, dir, word + dir_len, &names, &err) == 0) {
+        json_array_foreach(names, i, e)
+            offer(m, word, dir_len, word + dir_len, json_string_value(e), 1);
+        json_decref(names);
+    }
+    free(dir);
+}
+
 static void complete_local(struct lineedit_matches *m, const char *word)
 {
     const char *slash = strrchr(word, '/');
@@ -204,6 +226,8 @@ static enum side side_of(const char *line, int start)
         return operand == 1 ? LOCAL : REMOTE;
     if (!strcmp(cmd, "lcd") || !strcmp(cmd, "lls"))
         return LOCAL;
+    if (!strcmp(cmd, "cd"))
+        return operand == 1 ? CD : NONE;
     return NONE;
 }
 
@@ -221,6 +245,7 @@ static void complete(void *arg, const char *line, int start, int end, struct lin
     case COMMAND: complete_command(m, word); break;
     case LOCAL: complete_local(m, word); break;
     case REMOTE: complete_remote(m, word); break;
+    case CD: complete_cd(m, word); break;
     case NONE: break;
     }
     free(word);

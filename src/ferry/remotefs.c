@@ -186,6 +186,37 @@ int remotefs_stat(struct client_session *s, const char *path, struct fs_meta *m,
     return r;
 }
 
+int remotefs_cd_names(struct client_session *s, const char *dir, const char *prefix, json_t **names,
+                      struct fs_error *err)
+{
+    json_t *h = NULL, *list;
+    size_t i;
+    json_t *e;
+    int r = request(s, json_pack("{s:s, s:s, s:s}", "type", MSG_CD_NAMES, "path", dir, "prefix",
+                                 prefix), MSG_CD_NAMES, &h, err);
+
+    if (r < 0)
+        return r;
+    list = json_object_get(h, "names");
+    if (!json_is_array(list)) {
+        json_decref(h);
+        return session_lost(s, err, "protocol error: %s: cd-names without names", s->peer);
+    }
+    /* Names are one component each: a server's answer never reaches
+     * beyond the directory asked about. */
+    json_array_foreach(list, i, e) {
+        const char *name = json_string_value(e);
+
+        if (!name || !*name || strchr(name, '/')) {
+            json_decref(h);
+            return session_lost(s, err, "protocol error: %s: a bad name in cd-names", s->peer);
+        }
+    }
+    *names = json_incref(list);
+    json_decref(h);
+    return 0;
+}
+
 int remotefs_list(struct client_session *s, const char *path, json_t **entries, struct fs_error *err)
 {
     json_t *req = json_pack("{s:s, s:s}", "type", MSG_LIST, "path", path);

@@ -69,6 +69,14 @@ int remotefs_stat(struct client_session *s, const char *path, struct fs_meta *m,
  * a string "name" without '/', and valid metadata). */
 int remotefs_list(struct client_session *s, const char *path, json_t **entries, struct fs_error *err);
 
+/* The directories under `dir` (relative to the session's directory, not
+ * the file root: where commands run) whose names start with `prefix`, as
+ * a JSON array of strings in *names (the caller's reference), for
+ * completing the shell's cd (PROTOCOL.md 2.3).  0 or a negative code
+ * (err says why). */
+int remotefs_cd_names(struct client_session *s, const char *dir, const char *prefix, json_t **names,
+                      struct fs_error *err);
+
 /* Whether an operand is a pattern for the server to expand: it has a
  * metacharacter (* ? [) or a backslash escaping one. */
 int remotefs_is_pattern(const char *arg);

@@ -211,78 +211,6 @@ static const struct runner_ops runner_ops = {
 
 /* ---- requests ------------------------------------------------------------------ */
 
-static char home_cache[PATH_MAX] = "/";
-
-static void find_home(void)
-{
-    struct passwd pw, *found = NULL;
-    char buf[4096];
-
-    if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) == 0 && found && found->pw_dir &&
-        found->pw_dir[0] == '/')
-        snprintf(home_cache, sizeof home_cache, "%s", found->pw_dir);
-}
-
-/* The daemon user's home, where sessions start: the password database's
- * answer, as launch.c uses for a command's default directory, so both agree.
- * Looked up once (getpwuid_r, thread-safe) and kept. */
-static const char *home_dir(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, find_home);
-    return home_cache;
-}
-
-/* A path from the client, taken relative to the session's directory.
- * Returns a malloc'd absolute path. */
-static char *session_path(const struct session *s, const char *path)
-{
-    char *out = NULL;
-    if (path[0] == '/')
-        return strdup(path);
-    if (asprintf(&out, "%s/%s", s->cwd ? s->cwd : home_dir(), path) < 0)
-        return NULL;
-    return out;
-}
-
-static int handle_chdir(struct session *s, json_t *msg)
-{
-    const char *path = json_string_value(json_object_get(msg, "path"));
-    char *joined = NULL, *real = NULL, reason[PATH_MAX + 64];
-    struct stat st;
-    int r, e = 0;
-
-    if (!path)
-        return session_protocol_error(s, "chdir needs a \"path\" string");
-    if (*path == '\0')
-        path = home_dir();
-    joined = session_path(s, path);
-    if (!joined)
-        return -ENOMEM;
-    real = realpath(joined, NULL);
-    if (!real)
-        e = errno;
-    else if (stat(real, &st) < 0)
-        e = errno;
-    else if (!S_ISDIR(st.st_mode))
-        e = ENOTDIR;
-    else if (access(real, X_OK) < 0)
-        e = errno;
-    if (e) {
-        snprintf(reason, sizeof reason, "cd %s: %s", path, strerror(e));
-        r = session_send_error(s, ERR_REQUEST, reason);
-        goto out;
-    }
-    free(s->cwd);
-    s->cwd = real;
-    real = NULL;
-    r = session_send_msg(s, json_pack("{s:s, s:s}", "type", MSG_CWD, "path", s->cwd));
-out:
-    free(joined);
-    free(real);
-    return r;
-}
-
 static int signal_number(const char *name)
 {
     static const struct { const char *name; int sig; } table[] = {
@@ -371,7 +299,7 @@ static const char *parse_exec(struct session *s, json_t *msg, struct exec_reques
     if (cwd) {
         if (!json_is_string(cwd))
             return "\"cwd\" must be a string";
-        q->cwd = session_path(s, json_string_value(cwd));
+        q->cwd = sessionsvc_path(s, json_string_value(cwd));
         if (!q->cwd)
             return "out of memory";
         spec->cwd = q->cwd;
@@ -536,7 +464,7 @@ static int handle_exec(struct session *s, json_t *msg)
     s->tty = r == 0 && spec.pty;
     /* The audit record outlives the request (its line is written at the
      * end); without memory for it the command is not run unrecorded. */
-    int ra = audit_cmd_begin(&s->cmd, shown, spec.shell, spec.cwd ? spec.cwd : home_dir(),
+    int ra = audit_cmd_begin(&s->cmd, shown, spec.shell, spec.cwd ? spec.cwd : sessionsvc_home_dir(),
                              r == 0 ? runner_pid(s->exec) : 0);
     s->cmd.tty = spec.pty != NULL;
     exec_request_free(&q);
@@ -645,8 +573,10 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
     if (strcmp(type, MSG_CHDIR) == 0) {
         if (filesvc_busy(s->files))
             return session_send_error(s, ERR_BUSY, "a transfer is in progress on this session");
-        return handle_chdir(s, msg);
+        return sessionsvc_handle_chdir(s, msg);
     }
+    if (strcmp(type, MSG_CD_NAMES) == 0)
+        return sessionsvc_handle_cd_names(s, msg);
     /* The type is the peer's: escaped (and cut) before it reaches the log. */
     snprintf(complaint, sizeof complaint, "unknown message type \"%s\"",
              ferry_log_escape((char[72]){ 0 }, 72, type, strlen(type)));

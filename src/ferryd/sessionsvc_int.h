@@ -68,6 +68,14 @@ const char *sessionsvc_tty_parse(const json_t *tty, struct pty_spec *pty, const 
                                  char *err, size_t errlen);
 int sessionsvc_handle_resize(struct session *s, json_t *msg);
 
+/* The session's directory (sessionsvc_cwd.c): the daemon user's home
+ * (where sessions start), a client's path taken relative to the session's
+ * directory (malloc'd, absolute), chdir, and cd-names. */
+const char *sessionsvc_home_dir(void);
+char *sessionsvc_path(const struct session *s, const char *path);
+int sessionsvc_handle_chdir(struct session *s, json_t *msg);
+int sessionsvc_handle_cd_names(struct session *s, json_t *msg);
+
 /* The handshake (PROTOCOL.md 2.1): the client's hello, then its auth. */
 int sessionsvc_handle_hello(struct session *s, json_t *msg);
 int sessionsvc_handle_auth(struct session *s, json_t *msg);

@@ -46,6 +46,7 @@
 #define MSG_STDIN_EOF "stdin-eof"
 #define MSG_SIGNAL   "signal"    /* {signal: "INT"|"TERM"|"HUP"|"QUIT"|"KILL"} */
 #define MSG_CHDIR    "chdir"     /* {path} */
+#define MSG_CD_NAMES "cd-names"  /* {path, prefix} -> {names, truncated}: completing a cd */
 #define MSG_RESIZE   "resize"    /* {rows, cols, xpixel?, ypixel?}: the terminal's new size */
 #define MSG_PING     "ping"      /* keepalive: answered with pong; not activity (PROTOCOL.md 2.7) */
 

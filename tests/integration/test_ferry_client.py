@@ -788,6 +788,19 @@ class ShellTerminalTest(ClientTest):
         self.assertTrue(os.path.exists(os.path.join(self.work, "local-dir", "remote-only.txt")))
         self.finish(p, until, type_)
 
+    def test_tab_completes_cd_with_directories_where_commands_run(self):
+        """cd's operand is a directory where commands run (not the file
+        root), asked of the server: only directories are offered, so
+        'local-' completes to local-dir/ although local-only.txt is there."""
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"cd " + self.work.encode() + b"/local-\t\r")
+        until(b">>: ")
+        type_(b"pwd\r")
+        until(os.path.join(self.work, "local-dir").encode() + b"\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+
     def test_tab_completes_local_paths_for_local_operands(self):
         p, until, type_ = self.start()
         until(b">>: ")

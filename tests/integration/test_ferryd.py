@@ -642,6 +642,28 @@ class FerrydModel:
         r = s.run({"shell": "echo yes", "stdin": False, "only_after_success": True})
         self.assertEqual((r["out"], r["exit"]["status"]), (b"yes\n", 0))
 
+    def test_cd_names_are_directories_where_commands_run(self):
+        """PROTOCOL.md 2.3 cd-names: the directories under a path (relative
+        to the session's directory), starting with a prefix, sorted; files
+        are left out, a symbolic link to a directory is in; a path that is
+        not a directory is a request error."""
+        base = os.path.join(self.dir, "cdn-" + self.id().rsplit(".", 2)[1])
+        for d in ("alpha", "alps", "beta", ".hidden-al"):
+            os.makedirs(os.path.join(base, d), exist_ok=True)
+        open(os.path.join(base, "also-a-file"), "w").close()
+        if not os.path.lexists(os.path.join(base, "al-link")):
+            os.symlink(os.path.join(base, "beta"), os.path.join(base, "al-link"))
+        s = self.session()
+        h = s.request({"type": "cd-names", "path": base, "prefix": "al"})
+        self.assertEqual(h, {"type": "cd-names", "names": ["al-link", "alpha", "alps"],
+                             "truncated": False})
+        self.assertEqual(s.request({"type": "chdir", "path": base})["type"], "cwd")
+        h = s.request({"type": "cd-names", "path": ".", "prefix": ""})
+        self.assertEqual(h["names"], [".hidden-al", "al-link", "alpha", "alps", "beta"])
+        h = s.request({"type": "cd-names", "path": "also-a-file", "prefix": ""})
+        self.assertEqual((h["type"], h.get("code")), ("error", "request"), h)
+        self.assertEqual(s.run({"shell": "echo still"})["out"], b"still\n")
+
     def test_killed_by_signal_is_128_plus_n(self):
         r, _ = self.ferry("sh", "-c", "kill -TERM $$")
         self.assertStatus(r, 143)

@@ -282,6 +282,9 @@ class RestrictionsTest(KeysTest):
         self.plain.wait_for_log(r"audit: event=exec .*result=denied reason=\"files-only or read-only "
                               r"key\"", start=mark)
         self.assertEqual(s.stat("served.txt")["type"], "stat")   # the session goes on
+        # No directory to change, so no names to complete a cd with.
+        h = s.request({"type": "cd-names", "path": "/", "prefix": ""})
+        self.assertEqual((h["type"], h.get("code")), ("error", "denied"), h)
         s.close()
 
     def test_read_only_reads_and_refuses_every_change(self):
