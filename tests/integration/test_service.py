@@ -1,0 +1,207 @@
+"""ferryd as a system service (README "Run ferryd as a service"): socket
+activation through systemd-socket-activate (the first client's command
+runs, and ferryd goes on serving the inherited socket), the readiness and
+stopping notifications on NOTIFY_SOCKET, and the configuration file
+(ferryd -f FILE: every long option as `KEY VALUE`, the command line over
+the file, FILE:LINE in errors, unknown keys and files others can change
+refused)."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
+
+import ferrytest
+from ferrytest import SLOW, Session, write_key
+
+FERRYD = ferrytest.binary("ferryd")
+ACTIVATE = shutil.which("systemd-socket-activate")
+
+
+def free_port():
+    """A loopback port nobody listens on right now (systemd-socket-activate
+    takes no port 0); the caller tries again should another test take it
+    in between."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def exe_of(pid):
+    return os.path.basename(os.readlink("/proc/%d/exe" % pid))
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = self.tmp.name
+        self.key_path = os.path.join(self.dir, "key")
+        self.key = write_key(self.key_path)
+        self.root = os.path.join(self.dir, "root")
+        os.mkdir(self.root)
+
+    def exec_env(self, hostport):
+        """The environment a command run by the ferryd at hostport sees."""
+        r = ferrytest.run("ferry", "exec", "-k", self.key_path, hostport, "env")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+
+@unittest.skipUnless(ACTIVATE, "systemd-socket-activate is not installed (package systemd)")
+class SocketActivationTest(Base):
+    def activate(self, *args):
+        """systemd-socket-activate listening for ferryd; ferryd itself is
+        started only by the first connection."""
+        for _ in range(5):
+            port = free_port()
+            srv = ferrytest.start_server(
+                "ferryd", "--key-file", self.key_path, "--root", self.root, *args, endpoints=0,
+                prefix=(ACTIVATE, "-l", "127.0.0.1:%d" % port))
+            self.addCleanup(srv.stop_quietly)
+            try:
+                srv.wait_for_log(r"Listening on 127\.0\.0\.1:%d" % port)
+                return srv, "127.0.0.1:%d" % port
+            except AssertionError:
+                if srv.proc.poll() is None:
+                    raise
+                srv.kill()   # the port was taken in between: another one
+        self.fail("systemd-socket-activate never listened")
+
+    def test_first_client_runs_and_ferryd_serves_the_inherited_socket(self):
+        srv, hostport = self.activate("--listen", "127.0.0.1:0")
+        self.assertEqual(exe_of(srv.pid), "systemd-socket-activate")   # nothing started yet
+        r = ferrytest.run("ferry", "exec", "-k", self.key_path, hostport, "echo", "first")
+        self.assertEqual((r.returncode, r.stdout), (0, "first\n"), r.stderr)
+        # The activator exec'd ferryd, which serves the socket it was given
+        # rather than --listen.
+        self.assertEqual(exe_of(srv.pid), "ferryd")
+        srv.wait_for_log(r"listening on tcp %s " % hostport.replace(".", r"\."))
+        srv.wait_for_log(r"serving the 1 socket systemd passed; --listen is not used")
+        self.assertEqual(sum("listening on" in line for line in srv.log), 1, srv.log)
+        # Still the same process for the next client, and the commands it
+        # runs inherit neither the variables nor the socket.
+        env = self.exec_env(hostport)
+        self.assertNotIn("LISTEN_", env)
+        r = ferrytest.run("ferry", "exec", "-k", self.key_path, hostport, "sh", "-c",
+                          "ls /proc/self/fd")
+        self.assertEqual(sorted(r.stdout.split()), ["0", "1", "2", "3"], r.stdout)  # 3: ls's dir
+        self.assertEqual(exe_of(srv.pid), "ferryd")
+        self.assertEqual(srv.stop(), 0)
+
+
+class NotifyTest(Base):
+    def notify_socket(self, abstract=False):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        if abstract:
+            name = "@ferrytest-notify-%d-%s" % (os.getpid(), os.urandom(4).hex())
+            sock.bind("\0" + name[1:])
+        else:
+            name = os.path.join(self.dir, "notify")
+            sock.bind(name)
+        sock.settimeout(10 * SLOW)
+        return sock, name
+
+    def check_ready_and_stopping(self, abstract):
+        sock, name = self.notify_socket(abstract)
+        env = dict(os.environ, NOTIFY_SOCKET=name)
+        srv = ferrytest.start_ferryd("--root", self.root, key_path=self.key_path, env=env)
+        self.addCleanup(srv.stop_quietly)
+        msg = sock.recv(4096).decode()
+        self.assertIn("READY=1", msg.split("\n"))
+        # The commands ferryd runs cannot speak for it.
+        self.assertNotIn("NOTIFY_SOCKET", self.exec_env("%s:%d" % srv.hostport()))
+        self.assertEqual(srv.stop(), 0)
+        self.assertIn("STOPPING=1", sock.recv(4096).decode().split("\n"))
+
+    def test_ready_and_stopping_on_a_path(self):
+        self.check_ready_and_stopping(abstract=False)
+
+    def test_ready_and_stopping_in_the_abstract_namespace(self):
+        self.check_ready_and_stopping(abstract=True)
+
+    def test_sockets_meant_for_another_process_are_not_taken(self):
+        # LISTEN_PID names someone else (a parent that was activated):
+        # ferryd binds --listen, and descriptor 3 is not touched.
+        env = dict(os.environ, LISTEN_PID="1", LISTEN_FDS="1")
+        srv = ferrytest.start_ferryd("--root", self.root, key_path=self.key_path, env=env)
+        self.addCleanup(srv.stop_quietly)
+        self.assertNotIn("LISTEN_", self.exec_env("%s:%d" % srv.hostport()))
+        self.assertEqual(srv.stop(), 0)
+
+
+class ConfigFileTest(Base):
+    def conf(self, text, mode=0o600, name="ferryd.conf"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def ferryd_fails(self, *args):
+        r = subprocess.run([FERRYD] + list(args), capture_output=True, text=True,
+                           timeout=10 * SLOW)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        return r.stderr
+
+    def test_every_setting_from_the_file(self):
+        path = self.conf("# a system ferryd\n\n"
+                         "listen 127.0.0.1:0\n"
+                         "  key-file   %s  \n"
+                         "root %s\n"
+                         "plaintext yes\n"
+                         "quiet no\n"
+                         "auth-timeout 5\n" % (self.key_path, self.root))
+        srv = ferrytest.start_server("ferryd", "-f", path)
+        self.addCleanup(srv.stop_quietly)
+        srv.wait_for_log(r"serving files from %s$" % self.root)
+        # plaintext yes: a Session (which speaks in the clear) logs in.
+        s = Session(srv.hostport(), key=self.key)
+        res = s.run({"argv": ["sh", "-c", "echo from-conf"]})
+        self.assertEqual(res["out"], b"from-conf\n")
+        s.close()
+        self.assertEqual(srv.stop(), 0)
+
+    def test_the_command_line_wins(self):
+        other = os.path.join(self.dir, "other")
+        # The file's listen address could not be bound: the command line's
+        # replaces it rather than adding to it.
+        path = self.conf("listen unix:%s/no/such/dir/sock\nkey-file %s\nroot %s\n"
+                         % (self.dir, self.key_path, self.root))
+        srv = ferrytest.start_server("ferryd", "--config", path, "--root", other,
+                                     "--listen", "127.0.0.1:0")
+        self.addCleanup(srv.stop_quietly)
+        srv.wait_for_log(r"serving files from %s$" % other)
+        self.assertEqual(len(srv.endpoints), 1)
+        self.assertEqual(srv.stop(), 0)
+
+    def test_errors_name_the_file_and_line(self):
+        cases = [
+            ("root %s\ncolour blue\n", ":2: unknown key 'colour'"),
+            ("workers lots\n", ":1: bad value for --workers: 'lots'"),
+            ("\n\nplaintext maybe\n", ":3: plaintext takes yes or no, not 'maybe'"),
+            ("# c\nroot\n", ":2: root needs a value"),
+            ("model threads\n", ":1: unknown model 'threads'"),
+            ("config /etc/ferry/ferryd.conf\n", ":1: unknown key 'config'"),
+            ("help yes\n", ":1: unknown key 'help'"),
+        ]
+        for text, want in cases:
+            with self.subTest(text=text):
+                path = self.conf(text.replace("%s", self.root))
+                self.assertIn("ferryd: %s%s" % (path, want), self.ferryd_fails("-f", path))
+
+    def test_a_file_others_can_change_is_refused(self):
+        for mode in (0o620, 0o602):
+            with self.subTest(mode=oct(mode)):
+                path = self.conf("root %s\n" % self.root, mode=mode)
+                err = self.ferryd_fails("-f", path)
+                self.assertIn("can be changed by others", err)
+                self.assertIn("chmod go-w", err)
+        err = self.ferryd_fails("-f", os.path.join(self.dir, "missing.conf"))
+        self.assertIn("No such file", err)
+
+
+if __name__ == "__main__":
+    ferrytest.main()
