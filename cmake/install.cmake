@@ -32,3 +32,4 @@ endforeach()
 
 install(FILES ${PROJECT_SOURCE_DIR}/etc/config.example
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples RENAME config)
+include(${PROJECT_SOURCE_DIR}/cmake/systemd.cmake)
