@@ -1,7 +1,8 @@
 # systemd.cmake - what `make install` adds for running ferryd as a system
 # service: ferryd.service and ferryd.socket, the `ferry` account
 # (sysusers.d) and its served directory (tmpfiles.d), and the server's
-# configuration file.  docs/SERVICE.md explains the units.
+# configuration file.  The README's "Run ferryd as a service" explains
+# the units.
 #
 # Where: under the prefix (PREFIX/lib/systemd/system, PREFIX/lib/sysusers.d,
 # PREFIX/lib/tmpfiles.d, which systemd reads for /usr/local too); for

@@ -21,7 +21,8 @@ ACTIVATE = shutil.which("systemd-socket-activate")
 ANALYZE = shutil.which("systemd-analyze")
 BUILD = os.path.dirname(os.path.abspath(ferrytest.BIN))
 SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-# `systemd-analyze security ferryd.service`, as docs/SERVICE.md records it:
+# `systemd-analyze security ferryd.service`, as the README records it
+# ("Run ferryd as a service"):
 # a change that loosens the sandbox has to say so there and here.
 EXPOSURE = 1.5
 
