@@ -98,6 +98,14 @@ class SocketActivationTest(Base):
         self.assertEqual(exe_of(srv.pid), "ferryd")
         self.assertEqual(srv.stop(), 0)
 
+    def test_the_fork_model_serves_the_inherited_socket(self):
+        srv, hostport = self.activate("--model", "fork")
+        for word in ("one", "two"):
+            r = ferrytest.run("ferry", "exec", "-k", self.key_path, hostport, "echo", word)
+            self.assertEqual((r.returncode, r.stdout), (0, word + "\n"), r.stderr)
+        srv.wait_for_log(r"listening on tcp %s \(fork model\)" % hostport.replace(".", r"\."))
+        self.assertEqual(srv.stop(), 0)
+
 
 class NotifyTest(Base):
     def notify_socket(self, abstract=False):
