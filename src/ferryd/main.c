@@ -25,6 +25,7 @@
 #include "sdlisten.h"
 #include "sdnotify.h"
 #include "sessionsvc.h"
+#include "stopsig.h"
 #include "tlsconf.h"
 #include "proto.h"
 
@@ -655,7 +656,6 @@ int main(int argc, char **argv)
                                      .unauth_start = -1,   /* 3/4 of max_unauthenticated */
                                      .unauth_rate = FERRYD_DEFAULT_EARLY_DROP_RATE,
                                      .unauth_penalty_ms = FERRYD_DEFAULT_UNAUTH_PENALTY_MS,
-                                     .handle_signals = 1,
                                      .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } },
                          .classic_max_conns = CLASSIC_DEFAULT_MAX_CONNS,
                          .classic_idle_timeout_ms = CLASSIC_DEFAULT_IDLE_TIMEOUT_MS,
@@ -766,9 +766,13 @@ int main(int argc, char **argv)
     }
     /* Every socket is listening: connections queue from here on, so the
      * manager may start what depends on us (Type=notify). */
+    r = stopsig_catch(s);   /* SIGINT, SIGTERM: STOPPING=1, then a graceful stop */
+    if (r < 0)
+        goto fail;
     sdnotify_send("READY=1\nSTATUS=serving");
     r = ferry_server_run(s);
-    sdnotify_send("STOPPING=1");
+    stopsig_release();
+    sdnotify_send("STOPPING=1");   /* again, for a stop that was not a signal's */
     if (r < 0)
         goto fail;
     ferry_log_info("stopped");

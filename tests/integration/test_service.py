@@ -129,8 +129,18 @@ class NotifyTest(Base):
         self.assertIn("READY=1", msg.split("\n"))
         # The commands ferryd runs cannot speak for it.
         self.assertNotIn("NOTIFY_SOCKET", self.exec_env("%s:%d" % srv.hostport()))
-        self.assertEqual(srv.stop(), 0)
+        # STOPPING=1 comes when the stop begins, while a running command
+        # still holds ferryd in its grace period, not when it is over.
+        client = subprocess.Popen([ferrytest.binary("ferry"), "exec", "-k", self.key_path,
+                                   "%s:%d" % srv.hostport(), "sleep", str(2 * SLOW)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(client.kill)
+        ferrytest.wait_until(lambda: srv.children(), what="the command to run")
+        srv.proc.terminate()
         self.assertIn("STOPPING=1", sock.recv(4096).decode().split("\n"))
+        self.assertIsNone(srv.proc.poll())
+        self.assertEqual(srv.stop(), 0)
+        client.wait(timeout=10 * SLOW)
 
     def test_ready_and_stopping_on_a_path(self):
         self.check_ready_and_stopping(abstract=False)
