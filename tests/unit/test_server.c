@@ -667,6 +667,8 @@ static void test_unix_endpoint_and_stale_socket(void **state)
     assert_int_equal(stat(path, &st), -1);   /* the server removed its socket file */
 }
 
+static void on_datagram_echo(const struct ferry_datagram *d, void *arg);
+
 static void *run_server(void *arg)
 {
     return (void *)(intptr_t)ferry_server_run(arg);
@@ -715,6 +717,43 @@ static void test_listen_fd_adopts_a_bound_socket(void **state)
     assert_int_equal(errno, EBADF);
 }
 
+/* A datagram socket (systemd's ListenDatagram=) is adopted as well. */
+static void test_listen_fd_adopts_a_datagram_socket(void **state)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    struct ferry_handler h = { .on_datagram = on_datagram_echo };
+    struct timeval tv = { .tv_sec = FIX_SAFETY_MS / 1000 };
+    struct ferry_server *s = NULL;
+    char buf[16] = { 0 };
+    pthread_t thread;
+    void *result;
+    (void)state;
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    assert_int_equal(ferry_server_new(NULL, &s), 0);
+    struct ferry_handler stream = { .on_data = on_data_echo };
+    assert_int_equal(ferry_server_listen_fd(s, fd, &stream, NULL, NULL), -EINVAL);   /* no .on_datagram */
+    assert_int_equal(ferry_server_listen_fd(s, fd, &h, NULL, NULL), 0);
+    assert_int_equal(pthread_create(&thread, NULL, run_server, s), 0);
+
+    int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(send(c, "ping", 4, 0), 4);
+    assert_int_equal(recv(c, buf, sizeof buf, 0), 4);
+    assert_string_equal(buf, "ping");
+    close(c);
+
+    ferry_server_stop(s);
+    assert_int_equal(pthread_join(thread, &result), 0);
+    assert_int_equal((intptr_t)result, 0);
+    ferry_server_free(s);
+}
+
 /* What cannot be served is refused, and the caller keeps the fd. */
 static void test_listen_fd_refuses_what_it_cannot_serve(void **state)
 {
@@ -754,6 +793,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blocking_thread),
         cmocka_unit_test(test_listen_fd_adopts_a_bound_socket),
+        cmocka_unit_test(test_listen_fd_adopts_a_datagram_socket),
         cmocka_unit_test(test_listen_fd_refuses_what_it_cannot_serve),
         cmocka_unit_test(test_blocking_fork),
         cmocka_unit_test(test_blocking_rejected_under_event),
