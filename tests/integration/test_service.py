@@ -8,6 +8,7 @@ refused)."""
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ from ferrytest import SLOW, Session, write_key
 FERRYD = ferrytest.binary("ferryd")
 ACTIVATE = shutil.which("systemd-socket-activate")
 ANALYZE = shutil.which("systemd-analyze")
+STRACE = shutil.which("strace")
 BUILD = os.path.dirname(os.path.abspath(ferrytest.BIN))
 SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # `systemd-analyze security ferryd.service`, as the README records it
@@ -305,6 +307,62 @@ class InstalledServiceTest(unittest.TestCase):
         m = re.search(r"Overall exposure level for ferryd.service: ([0-9.]+)", r.stdout)
         self.assertTrue(m, r.stdout + r.stderr)
         self.assertLessEqual(float(m.group(1)), EXPOSURE, r.stdout)
+
+
+def syscall_set(group):
+    """The system calls a systemd filter group allows, its subgroups expanded."""
+    out = subprocess.run([ANALYZE, "syscall-filter", "--no-pager"], check=True,
+                         capture_output=True, text=True).stdout
+    groups, cur = {}, None
+    for line in out.splitlines():
+        if line.startswith("@"):
+            cur = groups.setdefault(line.strip(), [])
+        elif cur is not None and line.strip() and not line.strip().startswith("#"):
+            cur.append(line.strip())
+
+    def expand(g):
+        names = set()
+        for x in groups.get(g, []):
+            names |= expand(x) if x.startswith("@") else {x}
+        return names
+    return expand(group)
+
+
+@unittest.skipUnless(ANALYZE and STRACE, "needs systemd-analyze and strace (scripts/deps.sh)")
+class SyscallFilterTest(Base):
+    def test_a_session_stays_inside_the_units_filter(self):
+        # Every system call ferryd (and the commands it runs: -f) makes over
+        # exec, put, get, ls and rm is one SystemCallFilter= allows; one
+        # outside would fail with EPERM under systemd.
+        with open(os.path.join(SOURCE, "systemd", "ferryd.service.in")) as f:
+            service = f.read()
+        group = re.search(r"^SystemCallFilter=(@[\w-]+)$", service, re.M).group(1)
+        allowed = syscall_set(group)
+        self.assertIn("openat2", allowed)
+        trace = os.path.join(self.dir, "strace.txt")
+        srv = ferrytest.start_server("ferryd", "--listen", "127.0.0.1:0", "--key-file",
+                                     self.key_path, "--root", self.root,
+                                     prefix=(STRACE, "-f", "-qq", "-c", "-o", trace))
+        self.addCleanup(srv.stop_quietly)
+        host = "%s:%d" % srv.hostport()
+        data = os.path.join(self.dir, "data")
+        with open(data, "wb") as f:
+            f.write(os.urandom(300000))
+        for args in (["exec", host, "sh", "-c", "echo hi"], ["put", host, data, "d"],
+                     ["get", host, "d", data + ".back"], ["ls", host, "."], ["rm", host, "d"]):
+            r = ferrytest.run("ferry", args[0], "-k", self.key_path, *args[1:])
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+        (ferryd,) = srv.children()
+        os.kill(ferryd, signal.SIGTERM)
+        self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
+        used = set()
+        with open(trace) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 4 and fields[-1] != "total" and re.match(r"[0-9.]+$", fields[0]):
+                    used.add(fields[-1])
+        self.assertIn("accept4", used)
+        self.assertEqual(sorted(used - allowed), [])
 
 
 if __name__ == "__main__":
