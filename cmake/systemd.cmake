@@ -46,6 +46,15 @@ install(CODE "
   endmacro()
   ferry_abs(FERRY_UNIT_SBINDIR \"${CMAKE_INSTALL_SBINDIR}\")
   ferry_abs(FERRY_UNIT_SYSCONFDIR \"${CMAKE_INSTALL_SYSCONFDIR}\")
+  # GNUInstallDirs' rule for the full etc directory: /etc for the prefixes
+  # / and /usr, /etc/opt/NAME for /opt/NAME.
+  if(\"${CMAKE_INSTALL_SYSCONFDIR}\" STREQUAL \"etc\")
+    if(\"\${CMAKE_INSTALL_PREFIX}\" MATCHES \"^/(usr/?)?$\")
+      set(FERRY_UNIT_SYSCONFDIR /etc)
+    elseif(\"\${CMAKE_INSTALL_PREFIX}\" MATCHES \"^/opt/(.+)$\")
+      set(FERRY_UNIT_SYSCONFDIR \"/etc/opt/\${CMAKE_MATCH_1}\")
+    endif()
+  endif()
   ferry_abs(unitdir \"${FERRY_SYSTEMD_UNITDIR}\")
   ferry_abs(sysusersdir \"${FERRY_SYSUSERSDIR}\")
   ferry_abs(tmpfilesdir \"${FERRY_TMPFILESDIR}\")

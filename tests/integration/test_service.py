@@ -309,6 +309,32 @@ class InstalledServiceTest(unittest.TestCase):
         self.assertLessEqual(float(m.group(1)), EXPOSURE, r.stdout)
 
 
+class DistributionLayoutTest(unittest.TestCase):
+    """PREFIX=/usr, as a distribution builds: the unit directories systemd's
+    pkg-config file names, /etc for the configuration (GNUInstallDirs'
+    rule, also /etc/opt/NAME for /opt/NAME).  Always staged with DESTDIR:
+    nothing is written outside the test's directory."""
+
+    def test_usr_and_opt_prefixes(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            build = os.path.join(tmp, "build")
+            subprocess.run(["cmake", "-S", SOURCE, "-B", build, "-DCMAKE_INSTALL_PREFIX=/usr",
+                            "-DBUILD_TESTING=OFF"], check=True, capture_output=True, timeout=120)
+            unitdir = subprocess.run(["pkg-config", "--variable=systemdsystemunitdir", "systemd"],
+                                     capture_output=True, text=True).stdout.strip() or "/usr/lib/systemd/system"
+            for prefix, etc in (("/usr", "/etc"), ("/opt/fy", "/etc/opt/fy")):
+                stage = os.path.join(tmp, "stage" + prefix.replace("/", "-"))
+                subprocess.run(["cmake", "--install", build, "--component", "service", "--prefix",
+                                prefix], check=True, capture_output=True, timeout=60,
+                               env=dict(os.environ, DESTDIR=stage))
+                with open(stage + unitdir + "/ferryd.service") as f:
+                    self.assertIn("\nExecStart=%s/sbin/ferryd -f %s/ferry/ferryd.conf\n" % (prefix, etc),
+                                  f.read())
+                self.assertTrue(os.path.isfile(stage + unitdir + "/ferryd.socket"))
+                with open(stage + etc + "/ferry/ferryd.conf") as f:
+                    self.assertIn("\nkey-file %s/ferry/key\n" % etc, f.read())
+
+
 def syscall_set(group):
     """The system calls a systemd filter group allows, its subgroups expanded."""
     out = subprocess.run([ANALYZE, "syscall-filter", "--no-pager"], check=True,
