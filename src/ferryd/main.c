@@ -3,10 +3,12 @@
  * file transfer over the ferry session protocol, and optionally the
  * tutorials' classic protocol on a second, loopback address.
  *
- * This file turns the command line into a ferry_server: it loads and
- * checks the key, refuses unsafe combinations (no key, a key others can
- * read, unauthenticated or classic service beyond loopback without an
- * explicit flag), binds every address, and runs.
+ * This file turns the command line (after -f's file, which holds the
+ * same options) into a ferry_server: it loads and checks the key, refuses
+ * unsafe combinations (no key, a key others can read, unauthenticated or
+ * classic service beyond loopback without an explicit flag), binds every
+ * address or takes the sockets systemd passed, tells systemd it is ready,
+ * and runs.
  */
 #include <errno.h>
 #include <stdarg.h>
