@@ -50,6 +50,11 @@ static void test_listen_fds(void **state)
     fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     if (fd != SDLISTEN_FIRST_FD) {
+        /* Never over a descriptor the test runner left us. */
+        if (fcntl(SDLISTEN_FIRST_FD, F_GETFD) >= 0) {
+            close(fd);
+            skip();
+        }
         assert_int_equal(dup2(fd, SDLISTEN_FIRST_FD), SDLISTEN_FIRST_FD);
         close(fd);
     }
