@@ -50,6 +50,7 @@ static void test_listen_fds(void **state)
     /* Whatever the test runner left at descriptor 3 is set aside and put
      * back at the end. */
     int saved = fcntl(SDLISTEN_FIRST_FD, F_DUPFD_CLOEXEC, 10);
+    int saved_flags = fcntl(SDLISTEN_FIRST_FD, F_GETFD);
     fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     if (fd != SDLISTEN_FIRST_FD) {
@@ -76,6 +77,7 @@ static void test_listen_fds(void **state)
     close(SDLISTEN_FIRST_FD);
     if (saved >= 0) {
         assert_int_equal(dup2(saved, SDLISTEN_FIRST_FD), SDLISTEN_FIRST_FD);
+        assert_int_equal(fcntl(SDLISTEN_FIRST_FD, F_SETFD, saved_flags), 0);
         close(saved);
     }
 }
