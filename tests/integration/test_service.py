@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 import ferrytest
-from ferrytest import SLOW, Session, write_key
+from ferrytest import SANITIZED, SLOW, Session, write_key
 
 FERRYD = ferrytest.binary("ferryd")
 ACTIVATE = shutil.which("systemd-socket-activate")
@@ -355,6 +355,8 @@ def syscall_set(group):
 
 
 @unittest.skipUnless(ANALYZE and STRACE, "needs systemd-analyze and strace (scripts/deps.sh)")
+@unittest.skipIf(SANITIZED, "LeakSanitizer refuses to run under ptrace, and the sanitizers "
+                 "make system calls of their own")
 class SyscallFilterTest(Base):
     def test_a_session_stays_inside_the_units_filter(self):
         # Every system call ferryd (and the commands it runs: -f) makes over
