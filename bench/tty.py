@@ -22,7 +22,7 @@ the client's controlling terminal), as a person's terminal emulator would:
 
 ferry runs against a ferryd in its default TLS mode and one with
 --plaintext; the issue's goals are on TLS.  ssh logs in as a dedicated user
-(benchlib.BenchUser: login shell /bin/sh, an empty home), so its figures are
+(sshlib.BenchUser: login shell /bin/sh, an empty home), so its figures are
 sshd's own; without root that falls back to the current user and the ratio
 names say UNFAIR.  Bounded everywhere: fixed counts, and a deadline on every
 wait.  Not a test: nothing asserts.  python3 standard library only.
@@ -41,6 +41,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import sshlib  # noqa: E402
 from benchlib import ROOT, note, summary, fmt_ms, ratio  # noqa: E402
 
 ROWS, COLS = 40, 120
@@ -205,15 +206,15 @@ def main():
     benchlib.set_name("tty")
     notes = []
     tmp = tempfile.mkdtemp(prefix="ferry-bench-tty-")
-    why = None if args.no_ssh else benchlib.ensure_sshd(args.install)
+    why = None if args.no_ssh else sshlib.ensure_sshd(args.install)
     if args.no_ssh:
         why = "--no-ssh"
     sshd = None
     if why:
         notes.append("ssh columns skipped: " + why)
     else:
-        sshd = benchlib.Sshd(tmp)
-        notes.append(benchlib.ssh_baseline_line(sshd))
+        sshd = sshlib.Sshd(tmp)
+        notes.append(sshlib.ssh_baseline_line(sshd))
     fair = "" if not sshd or sshd.user.fair else " (UNFAIR: %s)" % sshd.user.name
 
     # The screen's text: printable lines, as a terminal gets them.

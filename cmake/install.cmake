@@ -32,4 +32,9 @@ endforeach()
 
 install(FILES ${PROJECT_SOURCE_DIR}/etc/config.example
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples RENAME config)
+
+# bash completion, where bash-completion looks for it on demand.
+install(FILES ${PROJECT_SOURCE_DIR}/completion/ferry.bash
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME ferry)
+
 include(${PROJECT_SOURCE_DIR}/cmake/systemd.cmake)

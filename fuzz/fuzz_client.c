@@ -12,7 +12,7 @@
  * says until it hangs up.  Any further connection (a transfer reopening
  * its session) is closed at once.  The client connects with
  * --insecure-no-auth semantics (a plaintext unix socket), then byte 0 of
- * the input picks what it asks: stat, list, mkdir, rm, get (into the
+ * the input picks what it asks: stat, list (or glob), mkdir, rm, get (into the
  * temporary directory, emptied afterwards), get -r, or an exec.
  * Everything the client prints goes to stdout/stderr (-close_fd_mask=3
  * silences it).  Properties: no crash, no leak, no hang (libFuzzer's
@@ -180,7 +180,10 @@ static void ask(struct client_session **sp, const struct dial_opts *o, uint8_t o
         json_decref(answer);
         break;
     case 1:
-        if (remotefs_list(*sp, "a", &entries, &err) == 0 && !json_is_array(entries))
+        /* Bit 7 (free in the seeds' op bytes): the glob's answer instead. */
+        if ((op & 0x80 ? remotefs_glob(*sp, "a/*", &entries, &err)
+                       : remotefs_list(*sp, "a", &entries, &err)) == 0 &&
+            !json_is_array(entries))
             abort();
         json_decref(entries);
         break;

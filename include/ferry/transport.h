@@ -23,6 +23,16 @@ struct ferry_transport;   /* opaque */
 struct ferry_tls;
 struct ferry_tls_info;
 
+/*
+ * Ignore SIGPIPE for the whole process, for good.  libferry's writes never
+ * raise it anyway (-EPIPE is returned), but writev, sendfile and OpenSSL's
+ * writes cannot say MSG_NOSIGNAL, so each is wrapped in a signal-mask
+ * change unless the process ignores SIGPIPE: after this call (which
+ * ferry_server_new makes too) they are not.  Call it only if the program
+ * keeps SIGPIPE ignored from then on, as most servers and clients do.
+ */
+FERRY_EXPORT void ferry_ignore_sigpipe(void);
+
 /* Wrap a connected socket (or any stream fd) into *out.  The transport
  * owns fd from now on and closes it in ferry_transport_free().  0, or
  * -ENOMEM (fd is then left open for the caller). */

@@ -154,10 +154,10 @@ static int push_op(struct fsargs *a, int *cap, char *op)
 }
 
 /*
- * Replace the first nremote operands that are patterns ('logs/\*.gz') by
+ * Replace the first nremote operands that are patterns ("*.gz" in logs) by
  * the paths the server matches (PROTOCOL.md 2.4, glob); the operands after
  * them are kept as they are.  A pattern that matches nothing is reported
- * ("no match for 'logs/\*.gz'", *failed set) and dropped.  A server too old
+ * ("no match for 'PATTERN'", *failed set) and dropped.  A server too old
  * to expand gets the operands as they were written.  0, or an exit status
  * (the connection failed).
  */
@@ -226,8 +226,8 @@ oom:
 
 /* ---- ls, stat, mkdir, rm -------------------------------------------------------- */
 
-/* ls of a pattern: one entry per match (as `ls -d logs/\*.gz`), named by
- * its path. */
+/* ls of a pattern: one entry per match, named by its path (as `ls -d`
+ * shows a shell's expansion). */
 static int stat_each(struct client_session *s, const struct fsargs *a, json_t **entries,
                      struct fs_error *err)
 {

@@ -12,9 +12,11 @@
  *
  * put, get, ls, stat, mkdir and rm are the file subcommands without HOST
  * (cmd_files.c), their words split here as a shell would (quotes, backslash);
- * lcd and lpwd are ours, on this process's own directory.  A line that
- * starts with `!t ` runs the rest on a terminal on the server (as
- * `ferry exec -t`), for vim, top and the like.
+ * lcd and lpwd are ours, on this process's own directory; `!CMD` and lls
+ * run here (shell_local.c).  A line that starts with `!t ` runs the rest
+ * on a terminal on the server (as `ferry exec -t`), for vim, top and the
+ * like.  At a terminal, Tab completes (complete.c) and the lines are kept
+ * across sessions (history.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -26,7 +28,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "complete.h"
+#include "history.h"
 #include "lineedit.h"
+#include "shell_local.h"
 #include "script.h"
 #include "dial.h"
 #include "ferry/ferry.h"
@@ -67,13 +72,20 @@ static void usage(FILE *f)
         "               paths are relative to the server's file root, not to the\n"
         "               directory cd changes (that one is for commands)\n"
         "  lcd [DIR], lpwd   change or show the local directory (for put and get)\n"
+        "  lls [ARGS]   ls here, in that directory\n"
         "  !t COMMAND   run COMMAND on a terminal on the server (vim, top, less...),\n"
         "               as 'ferry exec -t'; ~. at the start of a line disconnects\n"
+        "  !CMD         run CMD here with /bin/sh -c (a bare !: $SHELL)\n"
         "  anything else runs with /bin/sh -c in the session's directory, its stdin\n"
         "  being /dev/null; Ctrl-C is forwarded to it.  To run a remote program\n"
         "  named like a file command, say so: 'command ls -l', 'command rm x'.\n"
         "\n"
         "HOST is NAME, NAME:PORT, [V6ADDR]:PORT or unix:/PATH (default port %d).\n"
+        "\n"
+        "At a terminal, Tab completes commands and paths (remote ones for ls, stat,\n"
+        "rm, mkdir, get's first operand and put's later ones, local ones otherwise),\n"
+        "and the lines are kept in $XDG_STATE_HOME/ferry/history (default\n"
+        "~/.local/state/ferry/history) for the next session's up arrow.\n"
         "\n"
         "Read from a pipe or a file, the lines are a script: it stops at the first\n"
         "line that fails, with that line's status, as 'sh -e' would.\n"
@@ -131,7 +143,7 @@ static char *next_line(struct shell *sh)
     if (sh->interactive) {
         line = read_interactive();
         if (line && *line)
-            lineedit_add_history(line);
+            history_add(line);
         return line;
     }
     if (script_line(&sh->script, 1, &line) == -ENOMEM)
@@ -340,12 +352,14 @@ static int do_lpwd(void)
     return 0;
 }
 
-/* Whether the line is a file command, lcd or lpwd (ours, not the server's). */
+/* Whether the line is a file command, lcd, lpwd, lls or !CMD (ours, not
+ * the server's). */
 static int is_local(const char *cmd)
 {
     size_t n = strcspn(cmd, " \t");
 
-    return (n == 3 && strncmp(cmd, "lcd", 3) == 0) || (n == 4 && strncmp(cmd, "lpwd", 4) == 0) ||
+    return cmd[0] == '!' || (n == 3 && strncmp(cmd, "lls", 3) == 0) ||
+           (n == 3 && strncmp(cmd, "lcd", 3) == 0) || (n == 4 && strncmp(cmd, "lpwd", 4) == 0) ||
            (n == 2 && (strncmp(cmd, "ls", 2) == 0 || strncmp(cmd, "rm", 2) == 0)) ||
            (n == 3 && (strncmp(cmd, "put", 3) == 0 || strncmp(cmd, "get", 3) == 0)) ||
            (n == 4 && strncmp(cmd, "stat", 4) == 0) || (n == 5 && strncmp(cmd, "mkdir", 5) == 0);
@@ -361,16 +375,33 @@ static int is_cd(const char *cmd)
     return strcmp(cmd, "cd") == 0 || (strncmp(cmd, "cd", 2) == 0 && isspace((unsigned char)cmd[2]));
 }
 
-/* A line the server runs as a command line (trimmed). */
 /* `!t COMMAND`: COMMAND on a terminal (do_tty_command). */
 static int is_tty_line(char *cmd)
 {
     return strncmp(cmd, "!t", 2) == 0 && isspace((unsigned char)cmd[2]) && *trim(cmd + 2);
 }
 
+/* A line the server runs as a command line (trimmed). */
 static int is_remote(char *cmd)
 {
     return *cmd && !is_exit(cmd) && !is_cd(cmd) && !is_local(cmd) && !is_tty_line(cmd);
+}
+
+/* Whether a line may have changed what the server's file root lists, so
+ * that completion must ask again: anything but cd, the reading file
+ * commands and the local ones. */
+static int may_change_remote(char *cmd)
+{
+    static const char *const keep[] = { "ls", "stat", "get", "lcd", "lpwd", "lls", "exit",
+                                        "quit" };
+    size_t n = strcspn(cmd, " \t");
+
+    if (!*cmd || (cmd[0] == '!' && !is_tty_line(cmd)) || is_cd(cmd))
+        return 0;
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        if (n == strlen(keep[i]) && strncmp(cmd, keep[i], n) == 0)
+            return 0;
+    return 1;
 }
 
 /* A file command, lcd or lpwd: its status, or -1 when the line is none
@@ -382,12 +413,16 @@ static int do_local(struct shell *sh, const char *cmd)
 
     if (!is_local(cmd))
         return -1;
+    if (cmd[0] == '!')
+        return shell_bang(cmd + 1);
     if (split_words(cmd, &store, &argv, &argc) < 0)
         return 1;
     if (strcmp(argv[0], "lcd") == 0)
         status = do_lcd(argv, argc);
     else if (strcmp(argv[0], "lpwd") == 0)
         status = do_lpwd();
+    else if (strcmp(argv[0], "lls") == 0)
+        status = shell_lls(argc, argv);
     else if (cmd_files_is(argv[0]))
         status = cmd_files_shell(&sh->s, sh->host, sh->so, argc, argv);
     free(store);
@@ -439,6 +474,8 @@ static int repl(struct shell *sh)
             json_decref(req);
             json_decref(ahead);
         }
+        if (sh->interactive && may_change_remote(cmd))
+            complete_forget();
         if (status != 0 && !sh->interactive && !sh->keep_going) {
             /* A request sent ahead was conditional: the server skips it. */
             free(line);
@@ -497,10 +534,18 @@ int cmd_shell(int argc, char **argv)
      * that a bare `cd` can go back there. */
     if (exec_stream_chdir(sh.s, ".", &sh.home) != 0 && sh.s->broken)
         goto out;
+    if (sh.interactive) {
+        history_load();
+        complete_start(&sh.s);
+    }
     status = repl(&sh);
     if ((!sh.s || sh.s->broken) && status == 0)
         status = FERRY_EXIT_ERROR;
 out:
+    if (sh.interactive) {
+        complete_stop();
+        history_free();
+    }
     client_session_close(sh.s);
     free(sh.home);
     script_free(&sh.script);

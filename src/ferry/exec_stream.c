@@ -126,10 +126,11 @@ static int forward_signal(struct run *run, int signo)
     return 0;
 }
 
-/* The terminal's window changed: tell the server its new size. */
-static int send_resize(struct run *run)
+/* The terminal's window changed: tell the server its new size.  Also once
+ * at the start, if_changed, for a change before SIGWINCH was ours. */
+static int send_resize(struct run *run, int if_changed)
 {
-    json_t *msg = tty_resize_message();
+    json_t *msg = tty_resize_message(if_changed);
 
     if (!msg || !run->s->conn)
         return 0;   /* no size to tell (nor memory for it): the old one stays */
@@ -146,7 +147,7 @@ static int drain_signals(struct run *run)
             int r;
 
             if (sigs[i] == SIGWINCH) {
-                r = run->tty ? send_resize(run) : 0;
+                r = run->tty ? send_resize(run, 0) : 0;
             } else if (run->tty) {
                 /* On a terminal the keys that make signals are bytes for
                  * the remote terminal; a signal that still reaches us came
@@ -606,6 +607,8 @@ static int run_exec(struct client_session *s, json_t *request, json_t *next, int
     r = request ? queue_frame(s, request, NULL, 0) : 0;
     if (r == 0 && next)
         r = queue_frame(s, next, NULL, 0);
+    if (r == 0 && tty)
+        r = send_resize(run, 1);
     if (r == FERRY_EHDR_TOOBIG) {
         cli_error("the command is too long for one request (%d bytes of JSON at most)",
                   PROTO_MAX_HEADER);

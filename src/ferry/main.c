@@ -8,7 +8,6 @@
  *
  * Each subcommand lives in its own file and parses its own options.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,8 +41,7 @@ static void usage(FILE *f)
         "--connect-timeout, --keepalive, --insecure-no-auth, -F, -v) may also come\n"
         "before COMMAND.\n"
         "\n"
-        "  -h, --help      show this help\n"
-        "  -V, --version   show the version\n"
+        CLI_COMMON_HELP
         "\n"
         "Exit status of exec and shell: the remote command's; 255 when ferry itself\n"
         "fails (cannot connect, authentication failed, protocol error); 2 for a bad\n"
@@ -135,7 +133,7 @@ int main(int argc, char **argv)
     cmd = argc > 1 ? argv[1] : NULL;
     /* A closed stdout or socket must show up as EPIPE where it is written,
      * so it can be handled (exec_stream.c), not end the process on the spot. */
-    signal(SIGPIPE, SIG_IGN);
+    ferry_ignore_sigpipe();
 
     if (!cmd) {
         usage(stderr);

@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "ferry/ferry.h"
+#include "progress.h"
 #include "proto.h"
 #include "remotefs.h"
 #include "signals.h"
@@ -173,6 +174,7 @@ struct to_stdout {
     int binary;             /* ... and a NUL byte came: stopped */
     int write_err;          /* -errno of a failed write to stdout */
     json_t *end;            /* get-end, once it came */
+    struct progress *bar;   /* on stderr, unless stdout is the terminal too */
     int done, r;
     struct fs_error *err;
 };
@@ -247,6 +249,7 @@ static int ts_frame(struct client_session *s, struct ferry_frame_event *ev, void
             return 0;
         }
         t->off += ev->chunk_len;
+        progress_update(t->bar, t->off);
     } else if (ev->type == FERRY_FRAME_ERROR) {
         ts_finish(t, session_lost(t->s, t->err, "protocol error: %s: %s", t->s->peer,
                                   ferry_strerror(ev->error)));
@@ -284,6 +287,8 @@ void transfer_get_stdout(struct transfer *x, const char *remote_arg, const char 
     json_decref(h);
     if (r < 0)
         goto failed;
+    if (!isatty(STDOUT_FILENO))
+        t.bar = progress_start(remote_arg, t.size, 0);
     session_set_receiver(s, ts_frame, &t);
     while (!t.done) {
         if (s->gone) {
@@ -295,6 +300,7 @@ void transfer_get_stdout(struct transfer *x, const char *remote_arg, const char 
             ts_finish(&t, r);
     }
     session_set_receiver(s, NULL, NULL);
+    progress_end(t.bar);
     r = t.r;
     if (r < 0) {
         /* The rest of the file may still be coming: only a hang-up stops it. */
@@ -305,6 +311,8 @@ void transfer_get_stdout(struct transfer *x, const char *remote_arg, const char 
         if (t.binary)
             transfer_report(x, "get", remote_arg, "not writing binary output to a terminal "
                             "(redirect stdout, or use --force)");
+        else if (t.write_err == -EPIPE)
+            x->failed = 1;   /* the reader had enough (`| head`): nothing to say */
         else if (t.write_err)
             transfer_report(x, "get", remote_arg, "stdout: %s", strerror(-t.write_err));
         else

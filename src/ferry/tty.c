@@ -21,6 +21,7 @@
 #include "ttymodes.h"
 
 static struct termios saved;
+static struct winsize described;        /* the size tty_describe sent */
 static volatile sig_atomic_t raw_on;    /* saved holds the state to go back to */
 static int hooks_installed;
 
@@ -112,6 +113,7 @@ int tty_describe(json_t *request)
     if (!tty || json_object_set_new(request, "tty", tty) < 0)
         return -ENOMEM;
     window(&ws);
+    described = ws;
     if (ttysize_to_json(&ws, tty) < 0)
         return -ENOMEM;
     if (ttymodes_term_valid(term) && json_object_set_new(tty, "term", json_string(term)) < 0)
@@ -128,7 +130,7 @@ int tty_describe(json_t *request)
     return 0;
 }
 
-json_t *tty_resize_message(void)
+json_t *tty_resize_message(int if_changed)
 {
     struct winsize ws;
     json_t *msg;
@@ -136,6 +138,9 @@ json_t *tty_resize_message(void)
     window(&ws);
     if (ws.ws_row == 0 && ws.ws_col == 0)
         return NULL;
+    if (if_changed && memcmp(&ws, &described, sizeof ws) == 0)
+        return NULL;
+    described = ws;
     msg = json_pack("{s:s}", "type", MSG_RESIZE);
     if (msg && ttysize_to_json(&ws, msg) < 0) {
         json_decref(msg);

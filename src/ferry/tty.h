@@ -20,8 +20,9 @@
 int tty_describe(json_t *request);
 
 /* A {"type":"resize",...} message with our window's size now, or NULL
- * (out of memory, or no terminal to ask). */
-json_t *tty_resize_message(void);
+ * (out of memory, or no terminal to ask; with if_changed, also when the
+ * size is the one last sent, e.g. by tty_describe). */
+json_t *tty_resize_message(int if_changed);
 
 /* Put fd 0 in raw mode (as ssh does: no echo, no line editing, no signal
  * characters, no output processing) after saving its state; registers,

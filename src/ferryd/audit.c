@@ -87,9 +87,9 @@ void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
                  res->timed_out ? " timeout=1" : "");
     else
         snprintf(outcome, sizeof outcome, "result=%s", reason ? "error" : "aborted");
-    ferry_log_audit("event=exec peer=%s listener=%s pid=%ld %s duration_ms=%" PRId64 "%s%s cwd=%s %s=%s",
+    ferry_log_audit("event=exec peer=%s listener=%s pid=%ld %s duration_ms=%" PRId64 "%s%s%s cwd=%s %s=%s",
                     Q(peer), Q(listener), (long)a->pid, outcome, ms < 0 ? 0 : ms,
-                    reason ? " reason=" : "", reason ? Q(reason) : "",
+                    reason ? " reason=" : "", reason ? Q(reason) : "", a->tty ? " tty=1" : "",
                     a->cwd ? Q(a->cwd) : "~", a->shell ? "shell" : "argv",
                     Q(a->shell ? a->shell : a->argv ? a->argv : ""));
     free(a->argv);

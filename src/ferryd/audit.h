@@ -36,6 +36,7 @@ struct audit_cmd {
     char *cwd;           /* where it runs (NULL: the home directory) */
     int64_t started_ns;
     pid_t pid;
+    int tty;             /* it ran on a terminal (exec -t): the line says tty=1 */
 };
 
 /* Remembers what ran (argv or shell, one of them NULL) and where; 0 or

@@ -187,8 +187,12 @@ int fsops_glob(const struct fsroot *root, const char *pattern, const char *hide_
         } else {
             char *lit = unescape(c, len);
 
+            /* An escaped "." or ".." ("\.\.") is still no name to walk through. */
+            int names_nothing = lit && (strcmp(lit, ".") == 0 || strcmp(lit, "..") == 0 ||
+                                        hidden(lit, hide_suffix));
+
             r = lit ? 0 : -ENOMEM;
-            for (size_t i = 0; r == 0 && i < cur.n && !hidden(lit, hide_suffix); i++)
+            for (size_t i = 0; r == 0 && i < cur.n && !names_nothing; i++)
                 r = set_add(&next, join(cur.v[i], lit, strlen(lit)));
             free(lit);
         }
@@ -211,7 +215,8 @@ int fsops_glob(const struct fsroot *root, const char *pattern, const char *hide_
             free(cur.v[i]);
     }
     cur.n = keep;
-    qsort(cur.v, cur.n, sizeof *cur.v, by_bytes);
+    if (cur.n > 1)
+        qsort(cur.v, cur.n, sizeof *cur.v, by_bytes);
     *paths = cur.v;
     *n = cur.n;
     return 0;

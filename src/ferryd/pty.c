@@ -91,6 +91,15 @@ ssize_t pty_read(int master, uint8_t *buf, size_t cap)
     return (ssize_t)got;
 }
 
+int pty_eof_char(int master)
+{
+    struct termios t;
+
+    if (tcgetattr(master, &t) < 0 || !(t.c_lflag & ICANON) || t.c_cc[VEOF] == _POSIX_VDISABLE)
+        return -1;
+    return t.c_cc[VEOF];
+}
+
 /* The session of /proc/<name>/stat, or -1. */
 static pid_t session_of(int procfd, const char *name)
 {

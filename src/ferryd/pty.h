@@ -42,6 +42,10 @@ int pty_resize(int master, const struct winsize *ws);
  * waiting; another -errno on failure. */
 ssize_t pty_read(int master, uint8_t *buf, size_t cap);
 
+/* The terminal's end-of-file character when it is in canonical mode (a
+ * read of an empty line then returns 0), else -1. */
+int pty_eof_char(int master);
+
 /* SIGKILL every process of session sid (a command that runs on a
  * terminal leads its own session), found by a walk of /proc: a shell's
  * jobs have process groups of their own, which a signal to the command's

@@ -652,6 +652,14 @@ size_t runner_stdin_pending(const struct runner *e)
 
 void runner_close_stdin(struct runner *e)
 {
+    /* A terminal has no end of input but its end-of-file character, which
+     * in canonical mode makes the reader's read return 0: type it. */
+    if (e->pty && e->in_open) {
+        int c = pty_eof_char(e->in_fd);
+
+        if (c >= 0)
+            (void)runner_write_stdin(e, &(uint8_t){ (uint8_t)c }, 1);
+    }
     e->in_open = false;
     e->in_close_wanted = true;
     if (byteq_empty(&e->in_queue))

@@ -538,6 +538,7 @@ static int handle_exec(struct session *s, json_t *msg)
      * end); without memory for it the command is not run unrecorded. */
     int ra = audit_cmd_begin(&s->cmd, shown, spec.shell, spec.cwd ? spec.cwd : home_dir(),
                              r == 0 ? runner_pid(s->exec) : 0);
+    s->cmd.tty = spec.pty != NULL;
     exec_request_free(&q);
     if (r == 0 && ra < 0) {
         runner_abort(s->exec);

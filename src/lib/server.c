@@ -5,6 +5,7 @@
  * through admission.c and run them with conn.c, and into stop.c.
  */
 #include "conn_int.h"
+#include "ferry/transport.h"
 #include "stop.h"
 
 #include <errno.h>
@@ -86,7 +87,7 @@ int ferry_server_new(const struct ferry_server_opts *opts, struct ferry_server *
         goto fail;
     }
     /* A peer that goes away mid-write must cost us an EPIPE, not the process. */
-    signal(SIGPIPE, SIG_IGN);
+    ferry_ignore_sigpipe();
     *out = s;
     return 0;
 

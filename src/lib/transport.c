@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,10 +38,23 @@
  * before unblocking.  One that was already pending beforehand belongs to
  * someone else and is left alone.
  */
+/* Set once the process ignores SIGPIPE for good: the guard is then three
+ * system calls per write for nothing. */
+static atomic_int sigpipe_ignored;
+
+void ferry_ignore_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    atomic_store(&sigpipe_ignored, 1);
+}
+
 void ferry__sigpipe_hold(struct sigpipe_guard *g)
 {
     sigset_t pipe_set, pending;
 
+    g->skip = atomic_load_explicit(&sigpipe_ignored, memory_order_relaxed);
+    if (g->skip)
+        return;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     sigpending(&pending);
@@ -50,6 +64,8 @@ void ferry__sigpipe_hold(struct sigpipe_guard *g)
 
 void ferry__sigpipe_release(struct sigpipe_guard *g, int err)
 {
+    if (g->skip)
+        return;
     if (err == EPIPE && !g->was_pending) {
         static const struct timespec zero = { 0, 0 };
         sigset_t pipe_set;

@@ -76,6 +76,7 @@ int ferry__pwrite_all(int fd, const void *data, size_t len, uint64_t off);
 struct sigpipe_guard {
     sigset_t old;
     int was_pending;
+    int skip;           /* the process ignores SIGPIPE (ferry_ignore_sigpipe) */
 };
 void ferry__sigpipe_hold(struct sigpipe_guard *g);
 void ferry__sigpipe_release(struct sigpipe_guard *g, int err);

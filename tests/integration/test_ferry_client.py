@@ -15,6 +15,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -70,8 +71,9 @@ class ClientTest(unittest.TestCase):
 
     def assertAuthFailed(self, r):
         """Refused for a wrong key, in one line.  Over TLS the PSK does not
-        match, and ferry says so with the TLS alert: "ferry: authentication
-        failed: HOST refused key 'ferry' (...)"."""
+        match, and ferry names the key and its file, not the TLS alert:
+        "ferry: authentication failed: HOST refused key 'ferry' from FILE
+        (...)"."""
         self.assertStatus(r, 255)
         self.assertTrue(r.stderr.startswith(b"ferry: authentication failed"), r.stderr)
         self.assertIn(b"key 'ferry'", r.stderr)
@@ -666,15 +668,22 @@ class ShellTest(ClientTest):
             start = seen.index(what) + len(what)
             del seen[:start]
 
+        def type_(data):
+            # Once libedit reads key by key: before, the terminal's line
+            # discipline would take the keys (and lose a Ctrl-D).
+            ferrytest.wait_until(lambda: not termios.tcgetattr(master)[3] & termios.ICANON,
+                                 what="the line editor to read the terminal")
+            os.write(master, data)
+
         try:
             until(b">>: ")
-            os.write(master, b"echo ferry-$((6*7))\r")
+            type_(b"echo ferry-$((6*7))\r")
             until(b"ferry-42\r\n")
             until(b">>: ")
-            os.write(master, b"\x1b[A\r")          # up arrow: the line again
+            type_(b"\x1b[A\r")          # up arrow: the line again
             until(b"ferry-42\r\n")
             until(b">>: ")
-            os.write(master, b"\x04")               # Ctrl-D: the end
+            type_(b"\x04")               # Ctrl-D: the end
             self.assertEqual(p.wait(timeout=10 * SLOW), 0)
         finally:
             if p.poll() is None:
@@ -683,6 +692,215 @@ class ShellTest(ClientTest):
         ldd = subprocess.run(["ldd", FERRY], capture_output=True, text=True)
         if ldd.returncode == 0:   # not under a sanitizer runtime that ldd refuses
             self.assertNotIn("libedit", ldd.stdout)
+
+
+class ShellTerminalTest(ClientTest):
+    """ferry shell at a terminal (a pty): Tab completion of remote and
+    local paths, history kept across sessions, `!CMD` and `lls`.  Its own
+    ferryd, with a file root the test fills."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = os.path.join(cls.dir, "root")
+        os.makedirs(os.path.join(cls.root, "remote-dir", "inner-file"))
+        with open(os.path.join(cls.root, "remote-only.txt"), "w") as f:
+            f.write("r\n")
+        cls.files = ferrytest.start_ferryd("--root", cls.root, key_path=cls.key)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.files.stop()
+        super().tearDownClass()
+
+    def setUp(self):
+        self.work = tempfile.mkdtemp(dir=self.dir)
+        os.mkdir(os.path.join(self.work, "local-dir"))
+        with open(os.path.join(self.work, "local-only.txt"), "w") as f:
+            f.write("l\n")
+        self.state = os.path.join(self.work, "state")
+
+    def start(self):
+        """ferry shell on a new pty, in self.work, with XDG_STATE_HOME set."""
+        master, slave = os.openpty()
+        env = dict(self.env(), TERM="xterm", XDG_STATE_HOME=self.state)
+        p = subprocess.Popen([FERRY, "shell", "-k", self.key, self.files.addr()], stdin=slave,
+                             stdout=slave, stderr=slave, env=env, cwd=self.work,
+                             start_new_session=True)
+        os.close(slave)
+        self.addCleanup(os.close, master)
+
+        def cleanup():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.addCleanup(cleanup)
+        seen = bytearray()
+
+        def until(what):
+            """Wait for `what` on the screen (with a deadline); drop what came
+            up to it and return it."""
+            deadline = time.monotonic() + 10 * SLOW
+            while what not in seen:
+                left = deadline - time.monotonic()
+                self.assertGreater(left, 0, "waited for %r; got %r" % (what, bytes(seen)))
+                if select.select([master], [], [], left)[0]:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:   # EIO: the terminal's last user left
+                        chunk = b""
+                    self.assertTrue(chunk, "ended before %r; got %r" % (what, bytes(seen)))
+                    seen.extend(chunk)
+            end = seen.index(what) + len(what)
+            got = bytes(seen[:end])
+            del seen[:end]
+            return got
+
+        def type_(data):
+            """Type at the prompt once libedit reads keys one by one: a key
+            typed before it left canonical mode is taken by the terminal's
+            line discipline instead (a Ctrl-D there would be lost)."""
+            ferrytest.wait_until(lambda: not termios.tcgetattr(master)[3] & termios.ICANON,
+                                 what="the line editor to read the terminal")
+            os.write(master, data)
+        return p, until, type_
+
+    def finish(self, p, until, type_):
+        """Ctrl-D at the prompt (already on the screen): the end."""
+        type_(b"\x04")
+        self.assertEqual(p.wait(timeout=10 * SLOW), 0)
+
+    # The screen shows a completion as libedit redraws it (a bell, cursor
+    # moves), so the tests judge what the completed line did.
+
+    def test_tab_completes_remote_paths_for_remote_operands(self):
+        p, until, type_ = self.start()
+        until(b">>: ")
+        # A directory completes with '/' and no space, so Tab goes on inside.
+        type_(b"stat remote-d\tin\t\r")
+        until(b"remote-dir/inner-file")
+        until(b">>: ")
+        type_(b"ls remote-o\t\r")                    # a file
+        until(b" remote-only.txt")
+        until(b">>: ")
+        type_(b"get remote-o\tlocal-d\t\r")          # get's destination is local
+        until(b">>: ")
+        self.assertTrue(os.path.exists(os.path.join(self.work, "local-dir", "remote-only.txt")))
+        self.finish(p, until, type_)
+
+    def test_tab_completes_local_paths_for_local_operands(self):
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"put local-o\tremote-d\t\r")          # put's source local, destination remote
+        until(b">>: ")
+        self.assertTrue(os.path.exists(os.path.join(self.root, "remote-dir", "local-only.txt")))
+        type_(b"lcd local-d\t\r")
+        until(b">>: ")
+        type_(b"lpwd\r")
+        until(os.path.join(self.work, "local-dir").encode() + b"\r\n")
+        until(b">>: ")
+        # The first word completes to the shell's commands.
+        type_(b"lpw\t\r")
+        until(os.path.join(self.work, "local-dir").encode() + b"\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+
+    def test_a_remote_listing_is_asked_for_once_per_directory(self):
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"stat remote-o\t\r")
+        until(b" remote-only.txt")
+        until(b">>: ")
+        # Made on the server behind the shell's back: the cached listing
+        # does not have it, so Tab leaves the word as typed (stat fails).
+        with open(os.path.join(self.root, "remote-late.txt"), "w") as f:
+            f.write("x")
+        type_(b"stat remote-l\t\r")
+        until(b"remote-l: No such file")
+        until(b">>: ")
+        # A line that may change the file root (mkdir, put, rm, a command)
+        # makes the next Tab ask again.
+        type_(b"mkdir made-here\r")
+        until(b">>: ")
+        type_(b"stat remote-l\t\r")
+        until(b"path: remote-late.txt")
+        until(b">>: ")
+        self.finish(p, until, type_)
+
+    def test_history_is_kept_across_sessions(self):
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"echo first-$((1+1))\r")
+        until(b"first-2\r\n")
+        until(b">>: ")
+        type_(b"echo second-$((2+1))\r")
+        until(b"second-3\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+        path = os.path.join(self.state, "ferry", "history")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"echo first-$((1+1))\necho second-$((2+1))\n")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        # The next session recalls them, newest first.
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"\x1b[A\x1b[A\r")
+        until(b"first-2\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+
+    def test_history_file_stays_bounded(self):
+        path = os.path.join(self.state, "ferry", "history")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.writelines("echo line-%d\n" % i for i in range(2000))
+        os.chmod(path, 0o644)
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"\x1b[A\r")
+        until(b"line-1999\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+        with open(path) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 1000)
+        self.assertEqual(lines[0], "echo line-1000")
+        self.assertEqual(lines[-1], "echo line-1999")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        # A session's own lines bring it to the bound too.
+        with open(path, "w") as f:
+            f.writelines("echo line-%d\n" % i for i in range(1999))
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"echo last-$((1+1))\r")
+        until(b"last-2\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+        with open(path) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 1000)
+        self.assertEqual(lines[0], "echo line-1000")       # 1000..1998, then the new one
+        self.assertEqual(lines[-1], "echo last-$((1+1))")
+
+    def test_bang_runs_a_local_command_and_lls_lists_here(self):
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"!echo hi-from-$((40+2)) > bang-out; cat bang-out\r")
+        until(b"hi-from-42\r\n")
+        until(b">>: ")
+        self.assertTrue(os.path.exists(os.path.join(self.work, "bang-out")))
+        type_(b"lls\r")
+        got = until(b">>: ")
+        self.assertIn(b"local-only.txt", got)
+        self.assertIn(b"bang-out", got)
+        self.finish(p, until, type_)
+
+    def test_bang_and_lls_in_a_script(self):
+        here = os.path.join(self.work, "local-dir").encode()
+        r = self.ferry("shell", "-k", self.key, self.files.addr(),
+                       input=b"!echo hi\nlls -d %s\n!exit 3\necho never\n" % here)
+        self.assertStatus(r, 3)
+        self.assertEqual(r.stdout, b"hi\n%s\n" % here)
 
 
 # ---- scripted fake servers --------------------------------------------------

@@ -95,7 +95,8 @@ class InstalledTree(unittest.TestCase):
         for rel in ("lib/libferry.a", "lib/pkgconfig/ferry.pc",
                     "share/man/man1/ferry.1", "share/man/man8/ferryd.8",
                     "share/man/man5/ferry-config.5", "share/man/man3/libferry.3",
-                    "share/doc/ferry/examples/config"):
+                    "share/doc/ferry/examples/config",
+                    "share/bash-completion/completions/ferry"):
             self.assertTrue(os.path.isfile(self.path(rel)), rel)
         for page in ("ferry.1", "ferryd.8", "ferry-config.5", "libferry.3"):
             with open(os.path.join(SOURCE, "man", page), "rb") as a, \

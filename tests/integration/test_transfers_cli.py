@@ -13,6 +13,7 @@ import pty
 import re
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +58,10 @@ class Cli(FilesBase):
                                  env=self.env(), cwd=self.local)
             os.close(slave)
             slave = -1
+            # The other stream is read alongside, so neither side blocks.
+            pipe, rest = (p.stderr if stdout_tty else p.stdout), []
+            reader = threading.Thread(target=lambda: rest.append(pipe.read()), daemon=True)
+            reader.start()
             shown = b""
             while True:
                 try:
@@ -66,9 +71,9 @@ class Cli(FilesBase):
                 if not chunk:
                     break
                 shown += chunk
-            rest = (p.stderr if stdout_tty else p.stdout).read()
-            (p.stderr if stdout_tty else p.stdout).close()
-            return p.wait(timeout=30 * SLOW), shown, rest
+            reader.join(30 * SLOW)
+            pipe.close()
+            return p.wait(timeout=30 * SLOW), shown, rest[0]
         finally:
             os.close(master)
             if slave >= 0:
@@ -137,6 +142,16 @@ class Stdio(Cli):
         self.assertEqual(r.stdout, data)
         self.assertEqual(r.stderr, b"")
         self.assertEqual(parts_under(self.local), [])
+
+    def test_get_to_a_reader_that_stops_ends_quietly(self):
+        write(self.rp("big"), os.urandom(8 * MiB))
+        p = subprocess.Popen(self.argv("get", self.p("big"), "-"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env())
+        self.assertEqual(len(p.stdout.read(1000)), 1000)
+        p.stdout.close()                       # as `| head -c 1000` does
+        self.assertEqual(p.wait(timeout=30 * SLOW), 1)
+        self.assertEqual(p.stderr.read(), b"")
+        p.stderr.close()
 
     def test_get_to_stdout_takes_one_file(self):
         write(self.rp("a"), b"a")
@@ -256,6 +271,15 @@ class Summary(Cli):
         self.assertEqual(status, 0, shown)
         self.assertEqual(shown.count(b"verified"), 1, shown)
         self.assertIn(b"get 2 files from", shown)
+
+    def test_get_to_stdout_draws_on_stderr(self):
+        data = os.urandom(MiB)
+        write(self.rp("b"), data)
+        status, shown, out = self.on_terminal("get", self.p("b"), "-", stdout_tty=False)
+        self.assertEqual(status, 0, shown)
+        self.assertEqual(out, data)
+        self.assertIn(b"\r" + self.p("b").encode(), shown)        # the bar
+        self.assertIn(("get %s:%s -> - 1.0 MiB in " % (self.host, self.p("b"))).encode(), shown)
 
     def test_quiet_when_piped_or_with_q(self):
         write(self.lp("a"), b"a" * 1000)
@@ -385,6 +409,27 @@ class StreamProto(FilesBase):
         self.assertType(h, "error", "request")
         self.assertIn("10000", h["message"])
         self.assertType(s.stat("."), "stat")
+
+    def test_glob_under_key_restrictions(self):
+        """read-only keys may glob (it changes nothing), command= keys may
+        not (no file request at all)."""
+        write(self.rp("k", "a"), b"")
+        keys = os.path.join(self.dir, "keys-" + self.td)
+        reader, forced = os.urandom(32), os.urandom(32)
+        fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("reader %s read-only\nforced %s command=\"true\"\n"
+                    % (reader.hex(), forced.hex()))
+        srv = ft.start_ferryd("--root", self.root, "--keys", keys, plaintext=True)
+        self.addCleanup(srv.stop)
+        s = ft.Session(srv.hostport()).login(reader, name="reader")
+        self.addCleanup(s.close)
+        s.send({"type": "glob", "path": self.p("k", "*")})
+        self.assertEqual(s.recv()[0]["paths"], [self.p("k", "a")])
+        self.assertEqual(s.recv()[0]["count"], 1)
+        s = ft.Session(srv.hostport()).login(forced, name="forced")
+        self.addCleanup(s.close)
+        self.assertType(s.request({"type": "glob", "path": self.p("k", "*")}), "error", "denied")
 
     def stream_begin(self, s, path, **extra):
         msg = {"type": "put", "path": path, "stream": True, "mode": 0o640,

@@ -9,8 +9,10 @@ deadline; nothing here times anything."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import ferrytest
@@ -31,7 +33,10 @@ def gone(pid):
 
 
 class TtyTest(unittest.TestCase):
-    """One TLS ferryd, and a fresh terminal per test."""
+    """One TLS ferryd, and a fresh terminal per test.  A marker the screen
+    is searched for never appears in the command line typed (`echo g""o`
+    prints go): a long line wraps, and a marker at the start of a wrapped
+    piece would match before the command ran."""
 
     @classmethod
     def setUpClass(cls):
@@ -84,7 +89,7 @@ class TtyTest(unittest.TestCase):
         self.ferry("-t", "stty size")
         self.term.wait_for(r"(?m)^40 120\s*$")
         self.assertEqual(self.status(), 0)
-        self.ferry("-t", """sh -c 'trap "stty size" WINCH; echo ready; while :; do sleep 0.1; done'""")
+        self.ferry("-t", """sh -c 'trap "stty size" WINCH; echo rea""dy; while :; do sleep 0.1; done'""")
         self.term.wait_for(r"(?m)^ready")
         self.term.tmux("resize-window", "-t", "t", "-x", "90", "-y", "30")
         self.term.wait_for(r"(?m)^30 90\s*$")
@@ -92,8 +97,51 @@ class TtyTest(unittest.TestCase):
         self.term.keys("C-c")
         self.assertEqual(self.status(), 130)
 
+    def test_resize_while_connecting(self):
+        # The window changes after ferry described it and before its
+        # SIGWINCH handler was in place: the new size still gets there.
+        # A one-shot relay holds the connection until the window changed.
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        self.addCleanup(lsock.close)
+        accepted, go = threading.Event(), threading.Event()
+
+        def relay():
+            c, _ = lsock.accept()
+            accepted.set()
+            go.wait(30)
+            u = socket.create_connection(self.server.hostport())
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        def pump(a, b):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+            finally:
+                for x in (a, b):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=relay, daemon=True).start()
+        self.term.line("clear; %s exec -k %s -t 127.0.0.1:%d 'stty size'; echo status=$?"
+                       % (FERRY, self.key, lsock.getsockname()[1]))
+        self.assertTrue(accepted.wait(10 * SLOW))
+        self.term.tmux("resize-window", "-t", "t", "-x", "90", "-y", "30")
+        go.set()
+        self.term.wait_for(r"(?m)^30 90\s*$")
+        self.assertEqual(self.status(), 0)
+
     def test_ctrl_c_reaches_the_job_not_the_session(self):
-        self.ferry("-t", """sh -c 'trap "echo caught" INT; echo go; sleep 30; echo still here; exit 4'""")
+        self.ferry("-t", """sh -c 'trap "echo cau""ght" INT; echo g""o; sleep 30; echo sti""ll here; exit 4'""")
         self.term.wait_for(r"(?m)^go")
         self.term.keys("C-c")
         self.term.wait_for(r"still here")
@@ -134,7 +182,7 @@ class TtyTest(unittest.TestCase):
         self.assertEqual(self.status(), 0)
 
     def test_read_s_and_wide_characters(self):
-        self.ferry("-t", """bash -c 'read -s -p "secret? " x; echo; echo "got [$x]"; printf "\\346\\227\\245\\346\\234\\254 \\342\\234\\223\\n"'""")
+        self.ferry("-t", """bash -c 'read -s -p "sec""ret? " x; echo; echo "got [$x]"; printf "\\346\\227\\245\\346\\234\\254 \\342\\234\\223\\n"'""")
         self.term.wait_for(r"(?m)^secret\?")   # not the command line
         self.term.line("hunter2")
         self.term.wait_for(r"got \[hunter2\]")
@@ -192,7 +240,7 @@ class TtyTest(unittest.TestCase):
         # the terminal is as it was.
         server = ferrytest.start_ferryd(key_path=self.key)
         self.addCleanup(server.stop_quietly)
-        self.term.line("clear; %s exec -k %s -t %s 'echo up; exec cat'; echo status=$?"
+        self.term.line("clear; %s exec -k %s -t %s 'echo u""p; exec cat'; echo status=$?"
                        % (FERRY, self.key, server.addr()))
         self.term.wait_for(r"(?m)^up")
         server.kill()
@@ -200,7 +248,7 @@ class TtyTest(unittest.TestCase):
         self.term.line("stty -a | cmp - %s && echo same-$((6*7))" % before)
         self.term.wait_for(r"same-42")
         # A fatal signal to ferry: restored, then the signal's own death.
-        self.ferry("-t", "'echo ready; exec cat # usr1-marker'")
+        self.ferry("-t", "'echo rea\"\"dy; exec cat # usr1-marker'")
         self.term.wait_for(r"(?m)^ready")
         pid = ferrytest.wait_until(lambda: self.ferry_pid("usr1-marker"), what="ferry's pid")
         os.kill(pid, signal.SIGUSR1)
@@ -308,6 +356,12 @@ class NoTerminalTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0)
             r = run("-T", server.addr(), "tty")
             self.assertEqual(r.stdout, b"not a tty\n")
+            # The end of our stdin is the terminal's end-of-file character
+            # there: a shell reading the terminal ends.
+            r = subprocess.run([FERRY, "exec", "-k", key, "-tt", server.addr(), "sh"],
+                               capture_output=True, input=b"echo h''i\n", timeout=20 * SLOW)
+            self.assertIn(b"hi\r\n", r.stdout)
+            self.assertEqual(r.returncode, 0)
             # ferry shell reading a script: `!t` needs a terminal, says so,
             # and is never sent ahead as a command line of its own.
             r = subprocess.run([FERRY, "shell", "-k", key, server.addr()], capture_output=True,
@@ -366,6 +420,8 @@ class ProtocolTest(unittest.TestCase):
         res = s.run({"shell": "stty size; echo $TERM", "tty": dict(tty, modes={"NEWMODE": 1})})
         self.assertEqual(res["out"], b"24 80\r\nxterm\r\n")
         self.assertEqual(res["exit"], {"type": "exit", "status": 0})
+        # The audit trail says the command had a terminal.
+        self.server.wait_for_log(r"event=exec .*result=exit status=0 .*tty=1 .*shell=")
 
     def test_forced_command_runs_on_the_terminal(self):
         s = self.session(self.forced_key, "forced")

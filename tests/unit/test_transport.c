@@ -584,6 +584,27 @@ static void test_eintr_write(void **state)
     free(data);
 }
 
+/* After ferry_ignore_sigpipe the process ignores SIGPIPE and writes skip
+ * the signal-mask guard: a write to a closed pipe is still -EPIPE, and the
+ * process lives.  Last in main: the setting is for good. */
+static void test_ignored_sigpipe_skips_the_guard(void **state)
+{
+    struct ferry_transport *t;
+    struct sigaction sa;
+    int fds[2];
+    (void)state;
+
+    ferry_ignore_sigpipe();
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_IGN);
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    assert_int_equal(ferry_transport_new_fd(fds[1], &t), 0);
+    close(fds[0]);
+    assert_int_equal(ferry_transport_write_full(t, "x", 1), -EPIPE);
+    assert_false(sigpipe_pending());
+    ferry_transport_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +624,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_eintr_read, install_usr1, remove_usr1),
         cmocka_unit_test_setup_teardown(test_eintr_read_with_timeout, install_usr1, remove_usr1),
         cmocka_unit_test_setup_teardown(test_eintr_write, install_usr1, remove_usr1),
+        cmocka_unit_test(test_ignored_sigpipe_skips_the_guard),   /* last: for good */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

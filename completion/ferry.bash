@@ -1,0 +1,120 @@
+# bash completion for ferry(1): subcommands, their options (read from
+# `ferry COMMAND --help`, so they never drift), host names from the host
+# configuration (ferry-config(5)), and remote paths for get, ls, stat, rm,
+# mkdir and the shell's cd, asked of the server with `ferry ls` as scp's
+# completion asks over ssh: at most two seconds, then nothing, quietly.
+
+# Options that take a value: the word after them is that value.
+_ferry_valued='-k|--key-file|--key-name|--ca|--cert|--cert-key|--connect-timeout|--keepalive|-F|--config|--timeout|--cwd|--env|-e|--checksum'
+
+_ferry_hosts()
+{
+    local f conf=${XDG_CONFIG_HOME:-$HOME/.config}/ferry/config
+    for f in "$conf" /etc/ferry/config; do
+        [[ -r $f ]] || continue
+        # Literal Host names (not patterns), and every Group's members.
+        awk 'tolower($1) == "host" { for (i = 2; i <= NF; i++) if ($i !~ /[*?!\[]/) print $i }
+             tolower($1) == "group" { for (i = 3; i <= NF; i++) print $i }' "$f" 2>/dev/null
+    done | sort -u
+}
+
+# Remote names under the directory part of $2 on host $1; $3... are the
+# connection options already on the line.
+_ferry_remote()
+{
+    local host=$1 cur=$2 dir prefix mode size date time name
+    shift 2
+    if [[ $cur == */* ]]; then
+        dir=${cur%/*}/
+        prefix=$dir
+    else
+        dir=.
+        prefix=
+    fi
+    timeout 2 ferry ls --connect-timeout 2 "$@" "$host" "$dir" 2>/dev/null |
+        while IFS=$' \t' read -r mode size date time name; do
+            [[ -n $name ]] || continue
+            [[ $mode == d* ]] && name+=/
+            printf '%s\n' "$prefix$name"
+        done
+}
+
+_ferry()
+{
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+    local cmd= host= i w npos=0 conn=()
+    local commands='keygen exec shell put get ls stat mkdir rm config'
+
+    COMPREPLY=()
+    # The subcommand, HOST and the connection options given so far.
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        if [[ $w == -* ]]; then
+            if [[ $w =~ ^($_ferry_valued)$ ]]; then
+                conn+=("$w" "${COMP_WORDS[i + 1]}")
+                ((i++))
+            elif [[ $w == --plaintext || $w == --insecure-no-auth ]]; then
+                conn+=("$w")
+            fi
+            continue
+        fi
+        if [[ -z $cmd ]]; then
+            cmd=$w
+        else
+            ((npos++))
+            [[ $npos == 1 ]] && host=$w
+        fi
+    done
+
+    if [[ $prev =~ ^(-k|--key-file|--ca|--cert|--cert-key|-F|--config)$ ]]; then
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return
+    fi
+    if [[ $prev =~ ^($_ferry_valued)$ ]]; then
+        return   # a value we cannot guess
+    fi
+    if [[ -z $cmd ]]; then
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W '--help --version -k --key-file --key-name --ca --cert
+                --cert-key --plaintext --connect-timeout --keepalive --insecure-no-auth -F
+                --config -v --verbose' -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return
+    fi
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$(ferry "$cmd" --help 2>/dev/null |
+                                   grep -oE -- '(^|[ ,])--?[A-Za-z][A-Za-z-]*' |
+                                   tr -d ' ,' | sort -u)" -- "$cur"))
+        return
+    fi
+    case $cmd in
+    keygen)
+        COMPREPLY=($(compgen -f -- "$cur"))
+        ;;
+    config|exec|shell)
+        [[ $npos == 0 ]] && COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
+        ;;
+    put)
+        if [[ $npos == 0 ]]; then
+            COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -f -- "$cur"))
+        fi
+        ;;
+    get|ls|stat|rm|mkdir)
+        if [[ $npos == 0 ]]; then
+            COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
+        else
+            local IFS=$'\n'
+            COMPREPLY=($(compgen -W "$(_ferry_remote "$host" "$cur" "${conn[@]}")" -- "$cur"))
+        fi
+        ;;
+    esac
+    # A directory is not the end of the word.
+    [[ ${#COMPREPLY[@]} == 1 && ${COMPREPLY[0]} == */ ]] && compopt -o nospace 2>/dev/null
+    return 0
+}
+
+complete -F _ferry ferry

@@ -1,0 +1,240 @@
+/*
+ * complete.c - Tab completion for ferry shell (complete.h).
+ *
+ * Which side a word is on follows sftp: ls, stat, rm and mkdir take remote
+ * paths; get's first operand is remote and the ones after it local; put's
+ * first is local and the ones after it remote; lcd, lls and `!` lines take
+ * local paths (not `!t` lines: those run on the server).  The first word completes to the shell's own commands.  A
+ * remote directory is listed once per session with a list request (the
+ * file service, so paths are relative to the server's file root, as the
+ * file commands' are) and kept; complete_forget drops what a command may
+ * have changed.  Words are split at blanks only, without quotes.
+ */
+#include "complete.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lineedit.h"
+#include "remotefs.h"
+
+/* Directories remembered at once; the oldest goes first. */
+#define CACHE_DIRS 64
+
+enum side { NONE, LOCAL, REMOTE, COMMAND };
+
+struct dir_entry {
+    char *name;
+    int is_dir;
+};
+
+struct cached_dir {
+    char *path;                 /* canonical remote path ("." for the root) */
+    struct dir_entry *e;
+    size_t n;
+};
+
+static struct {
+    struct client_session **sp;
+    struct cached_dir dirs[CACHE_DIRS];
+    size_t ndirs;
+} cc;
+
+static void drop_dir(struct cached_dir *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->e[i].name);
+    free(d->e);
+    free(d->path);
+    memset(d, 0, sizeof *d);
+}
+
+void complete_forget(void)
+{
+    for (size_t i = 0; i < cc.ndirs; i++)
+        drop_dir(&cc.dirs[i]);
+    cc.ndirs = 0;
+}
+
+/* The listing of remote directory `path`, from the cache or the server;
+ * NULL when it cannot be listed (not a directory, no session). */
+static const struct cached_dir *remote_dir(const char *path)
+{
+    struct client_session *s = cc.sp ? *cc.sp : NULL;
+    struct cached_dir d = { 0 };
+    struct fs_error err;
+    json_t *entries = NULL, *e;
+    size_t i;
+
+    for (i = 0; i < cc.ndirs; i++)
+        if (strcmp(cc.dirs[i].path, path) == 0)
+            return &cc.dirs[i];
+    if (!s || s->broken || remotefs_list(s, path, &entries, &err) < 0)
+        return NULL;
+    d.path = strdup(path);
+    d.e = calloc(json_array_size(entries) + 1, sizeof *d.e);
+    if (!d.path || !d.e) {
+        drop_dir(&d);
+        json_decref(entries);
+        return NULL;
+    }
+    json_array_foreach(entries, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+
+        if (!name || !(d.e[d.n].name = strdup(name)))
+            continue;
+        d.e[d.n++].is_dir = kind && strcmp(kind, "dir") == 0;
+    }
+    json_decref(entries);
+    if (cc.ndirs == CACHE_DIRS) {
+        drop_dir(&cc.dirs[0]);
+        memmove(cc.dirs, cc.dirs + 1, (CACHE_DIRS - 1) * sizeof cc.dirs[0]);
+        cc.ndirs--;
+    }
+    cc.dirs[cc.ndirs] = d;
+    return &cc.dirs[cc.ndirs++];
+}
+
+/* Offer dir_part + name (+ "/" for a directory) when name starts with
+ * prefix; names starting with '.' only when the prefix does. */
+static void offer(struct lineedit_matches *m, const char *dir_part, size_t dir_len,
+                  const char *prefix, const char *name, int is_dir)
+{
+    size_t plen = strlen(prefix), nlen = strlen(name);
+    char *word;
+
+    if (strncmp(name, prefix, plen) != 0 || (name[0] == '.' && prefix[0] != '.') ||
+        strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return;
+    word = malloc(dir_len + nlen + 2);
+    if (!word)
+        return;
+    memcpy(word, dir_part, dir_len);
+    memcpy(word + dir_len, name, nlen);
+    strcpy(word + dir_len + nlen, is_dir ? "/" : "");
+    (void)lineedit_match(m, word);
+    free(word);
+}
+
+static void complete_remote(struct lineedit_matches *m, const char *word)
+{
+    const char *slash = strrchr(word, '/');
+    size_t dir_len = slash ? (size_t)(slash - word) + 1 : 0;
+    char *dir = slash ? strndup(word, dir_len) : strdup(".");
+    char *canon = dir ? remotefs_canon(dir) : NULL;
+    const struct cached_dir *d = canon ? remote_dir(canon) : NULL;
+
+    for (size_t i = 0; d && i < d->n; i++)
+        offer(m, word, dir_len, word + dir_len, d->e[i].name, d->e[i].is_dir);
+    free(canon);
+    free(dir);
+}
+
+static void complete_local(struct lineedit_matches *m, const char *word)
+{
+    const char *slash = strrchr(word, '/');
+    size_t dir_len = slash ? (size_t)(slash - word) + 1 : 0;
+    char *dir = slash ? strndup(word, dir_len) : strdup(".");
+    DIR *dp = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+
+    while (dp && (de = readdir(dp)) != NULL) {
+        struct stat st;
+        int is_dir = de->d_type == DT_DIR;
+
+        /* A link to a directory is one to complete into. */
+        if (de->d_type == DT_LNK || de->d_type == DT_UNKNOWN)
+            is_dir = fstatat(dirfd(dp), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+        offer(m, word, dir_len, word + dir_len, de->d_name, is_dir);
+    }
+    if (dp)
+        closedir(dp);
+    free(dir);
+}
+
+static void complete_command(struct lineedit_matches *m, const char *word)
+{
+    static const char *const names[] = { "cd", "exit", "get", "lcd", "lls", "lpwd", "ls",
+                                         "mkdir", "put", "quit", "rm", "stat" };
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(names[i], word, strlen(word)) == 0)
+            (void)lineedit_match(m, names[i]);
+}
+
+/* Which side the word starting at `start` is on, from the words before it. */
+static enum side side_of(const char *line, int start)
+{
+    char cmd[16] = "";
+    int operand = 0, words = 0;
+
+    for (int i = 0; i < start;) {
+        int j = i;
+
+        while (j < start && (line[j] == ' ' || line[j] == '\t'))
+            j++;
+        if (j == start)
+            break;
+        i = j;
+        while (i < start && line[i] != ' ' && line[i] != '\t')
+            i++;
+        if (words++ == 0)
+            snprintf(cmd, sizeof cmd, "%.*s", i - j, line + j);
+        else if (line[j] != '-')
+            operand++;
+    }
+    while (*line == ' ' || *line == '\t')
+        line++;
+    /* "!t CMD" runs CMD on the server's terminal: its words are its own. */
+    if (line[0] == '!' && line[1] == 't' && (line[2] == ' ' || line[2] == '\t'))
+        return NONE;
+    if (*line == '!')
+        return words > 0 ? LOCAL : NONE;
+    if (words == 0)
+        return COMMAND;
+    operand++;   /* the word being completed */
+    if (!strcmp(cmd, "ls") || !strcmp(cmd, "stat") || !strcmp(cmd, "rm") || !strcmp(cmd, "mkdir"))
+        return REMOTE;
+    if (!strcmp(cmd, "get"))
+        return operand == 1 ? REMOTE : LOCAL;
+    if (!strcmp(cmd, "put"))
+        return operand == 1 ? LOCAL : REMOTE;
+    if (!strcmp(cmd, "lcd") || !strcmp(cmd, "lls"))
+        return LOCAL;
+    return NONE;
+}
+
+static void complete(void *arg, const char *line, int start, int end, struct lineedit_matches *m)
+{
+    char *word;
+    (void)arg;
+
+    if (start < 0 || end < start || (size_t)end > strlen(line))
+        return;
+    word = strndup(line + start, (size_t)(end - start));
+    if (!word)
+        return;
+    switch (word[0] == '-' ? NONE : side_of(line, start)) {
+    case COMMAND: complete_command(m, word); break;
+    case LOCAL: complete_local(m, word); break;
+    case REMOTE: complete_remote(m, word); break;
+    case NONE: break;
+    }
+    free(word);
+}
+
+void complete_start(struct client_session **sp)
+{
+    cc.sp = sp;
+    lineedit_set_completer(complete, NULL);
+}
+
+void complete_stop(void)
+{
+    lineedit_set_completer(NULL, NULL);
+    complete_forget();
+    cc.sp = NULL;
+}
