@@ -109,8 +109,23 @@ static int unix_path_is_stale(const struct ferry_addr *a)
     return fd == -ECONNREFUSED;
 }
 
+/* The checks a handler must pass for an endpoint of this type, whether
+ * the server binds it or adopts it. */
 static int check_handler(const struct ferry_server *s, enum ferry_sock_type type,
-                         const struct ferry_handler *h, const struct ferry_tls *tls);
+                         const struct ferry_handler *h, const struct ferry_tls *tls)
+{
+    if (type == FERRY_SOCK_STREAM && !h->serve && !ferry__handler_is_event(h))
+        return -EINVAL;
+    if (type == FERRY_SOCK_DGRAM && !h->on_datagram)
+        return -EINVAL;
+    if (type == FERRY_SOCK_STREAM && !ferry__handler_is_event(h) && s->opts.model == FERRY_MODEL_EVENT)
+        return FERRY_EUNSUPPORTED;
+    if (h->on_data && h->on_frame)
+        return -EINVAL;
+    if (tls && type != FERRY_SOCK_STREAM)
+        return FERRY_EUNSUPPORTED;   /* DTLS is not offered */
+    return 0;
+}
 
 /* Name a listener from its socket and append it to the server's list; on
  * failure nothing is kept and the caller still owns l and its fd. */
@@ -183,24 +198,6 @@ fail:
         close(l->fd);
     free(l);
     return r;
-}
-
-/* The checks a handler must pass for an endpoint of this type, whether
- * the server binds it or adopts it. */
-static int check_handler(const struct ferry_server *s, enum ferry_sock_type type,
-                         const struct ferry_handler *h, const struct ferry_tls *tls)
-{
-    if (type == FERRY_SOCK_STREAM && !h->serve && !ferry__handler_is_event(h))
-        return -EINVAL;
-    if (type == FERRY_SOCK_DGRAM && !h->on_datagram)
-        return -EINVAL;
-    if (type == FERRY_SOCK_STREAM && !ferry__handler_is_event(h) && s->opts.model == FERRY_MODEL_EVENT)
-        return FERRY_EUNSUPPORTED;
-    if (h->on_data && h->on_frame)
-        return -EINVAL;
-    if (tls && type != FERRY_SOCK_STREAM)
-        return FERRY_EUNSUPPORTED;   /* DTLS is not offered */
-    return 0;
 }
 
 int ferry_server_listen_fd(struct ferry_server *s, int fd, const struct ferry_handler *h,
