@@ -36,3 +36,5 @@ install(FILES ${PROJECT_SOURCE_DIR}/etc/config.example
 # bash completion, where bash-completion looks for it on demand.
 install(FILES ${PROJECT_SOURCE_DIR}/completion/ferry.bash
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME ferry)
+
+include(${PROJECT_SOURCE_DIR}/cmake/systemd.cmake)

@@ -151,6 +151,23 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_tls(struct ferry_server *s,
                             enum ferry_sock_type type, const struct ferry_handler *h,
                             struct ferry_tls *tls, char bound[FERRY_ADDRSTRLEN]);
 
+/*
+ * Adopt a socket someone else bound (systemd's socket activation, inetd, a
+ * parent that dropped privileges after binding a low port): a listening
+ * stream socket or a datagram socket, served like an endpoint of
+ * ferry_server_listen_tls (tls NULL: plain) with handler h (copied).  The
+ * socket is made non-blocking and close-on-exec.  On success the server
+ * owns fd (ferry_server_free closes it, never unlinks its file) and bound,
+ * if not NULL, receives its address; on failure the caller keeps fd.
+ * 0, or a negative code: -ENOTSOCK, -EINVAL for a stream socket that is
+ * not listening or a handler that does not fit, FERRY_EUNSUPPORTED for
+ * other socket types.
+ */
+FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_fd(struct ferry_server *s, int fd,
+                                                        const struct ferry_handler *h,
+                                                        struct ferry_tls *tls,
+                                                        char bound[FERRY_ADDRSTRLEN]);
+
 /* Serve until stopped.  Returns 0 after a graceful stop, or a negative error. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_server_run(struct ferry_server *s);
 

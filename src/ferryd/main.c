@@ -3,12 +3,15 @@
  * file transfer over the ferry session protocol, and optionally the
  * tutorials' classic protocol on a second, loopback address.
  *
- * This file turns the command line into a ferry_server: it loads and
- * checks the key, refuses unsafe combinations (no key, a key others can
- * read, unauthenticated or classic service beyond loopback without an
- * explicit flag), binds every address, and runs.
+ * This file turns the command line (after -f's file, which holds the
+ * same options) into a ferry_server: it loads and checks the key, refuses
+ * unsafe combinations (no key, a key others can read, unauthenticated or
+ * classic service beyond loopback without an explicit flag), binds every
+ * address or takes the sockets systemd passed, tells systemd it is ready,
+ * and runs.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -19,8 +22,12 @@
 
 #include "ferry/ferry.h"
 #include "classic.h"
+#include "conffile.h"
 #include "daemon.h"
+#include "sdlisten.h"
+#include "sdnotify.h"
 #include "sessionsvc.h"
+#include "stopsig.h"
 #include "tlsconf.h"
 #include "proto.h"
 
@@ -52,8 +59,34 @@ struct options {
     int classic_max_conns;
     int classic_idle_timeout_ms;
     int classic_max_output_mib;
+    int workers_given;
+    /* -f: settings read from a file come first; an address list given on
+     * the command line replaces the file's rather than adding to it. */
+    const char *config;
+    int in_file, listen_from_file, classic_from_file;
+    char **kept;               /* the file's values, which those above point to */
+    size_t nkept;
     struct ferry_server_opts server;
 };
+
+/* Where complain() writes: stderr, or (while the configuration file is
+ * read) the errbuf conffile_read puts FILE:LINE before. */
+static struct errbuf *complain_to;
+
+__attribute__((format(printf, 1, 2)))
+static void complain(const char *fmt, ...)
+{
+    char msg[ERRBUF_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (complain_to)
+        errbuf_set(complain_to, -EINVAL, "%s", msg);
+    else
+        fprintf(stderr, "ferryd: %s\n", msg);
+}
 
 static void usage(FILE *f)
 {
@@ -62,8 +95,12 @@ static void usage(FILE *f)
         "Serve authenticated remote command execution (ferry exec, ferry shell) and\n"
         "files (ferry put, get, ls, rm, mkdir, stat).\n"
         "\n"
+        "  -f, --config FILE        read settings from FILE first: one 'KEY VALUE' per\n"
+        "                           line, KEY a long option below (yes/no for those\n"
+        "                           without a value); the command line wins\n"
         "  -l, --listen ADDR        address to serve (repeatable; default 127.0.0.1:%d)\n"
-        "                           HOST:PORT, [V6]:PORT, *:PORT (all interfaces) or unix:/PATH\n"
+        "                           HOST:PORT, [V6]:PORT, *:PORT (all interfaces) or unix:/PATH;\n"
+        "                           ignored when systemd passes the sockets (ferryd.socket)\n"
         "  -k, --key-file FILE      the shared key, known as 'ferry' (default:\n"
         "                           ~/.config/ferry/key; make one with: ferry keygen)\n"
         "      --keys FILE          named keys instead, one 'NAME HEX [OPTION,...]' per\n"
@@ -145,7 +182,7 @@ static int parse_seconds(const char *opt, const char *text, int *ms)
     long v = strtol(text, &end, 10);
     /* Milliseconds must fit an int: about 24 days is the most. */
     if (errno || end == text || *end || v < 1 || v > INT_MAX / 1000) {
-        fprintf(stderr, "ferryd: bad value for %s: '%s' (seconds, 1 or more)\n", opt, text);
+        complain("bad value for %s: '%s' (seconds, 1 or more)", opt, text);
         return -1;
     }
     *ms = (int)(v * 1000);
@@ -165,7 +202,7 @@ static int parse_pair(const char *opt, const char *text, long lo, long hi, int *
         ok = !errno && end != t && !*end && y >= lo && y <= hi;
     }
     if (!ok) {
-        fprintf(stderr, "ferryd: bad value for %s: '%s' (A:B, each %ld..%ld)\n", opt, text, lo, hi);
+        complain("bad value for %s: '%s' (A:B, each %ld..%ld)", opt, text, lo, hi);
         return -1;
     }
     *a = (int)x;
@@ -191,170 +228,262 @@ static int parse_count(const char *opt, const char *text, long max, int *out)
     errno = 0;
     long v = strtol(text, &end, 10);
     if (errno || end == text || *end || v < 1 || v > max) {
-        fprintf(stderr, "ferryd: bad value for %s: '%s' (1..%ld)\n", opt, text, max);
+        complain("bad value for %s: '%s' (1..%ld)", opt, text, max);
         return -1;
     }
     *out = (int)v;
     return 0;
 }
 
+enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
+       OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT,
+       OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY, OPT_TIMEOUT_PENALTY,
+       OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT, OPT_NO_AUDIT };
+static const struct option longopts[] = {
+    { "config", required_argument, NULL, 'f' },
+    { "listen", required_argument, NULL, 'l' },
+    { "key-file", required_argument, NULL, 'k' },
+    { "keys", required_argument, NULL, OPT_KEYS },
+    { "cert", required_argument, NULL, OPT_CERT },
+    { "cert-key", required_argument, NULL, OPT_CERT_KEY },
+    { "client-ca", required_argument, NULL, OPT_CLIENT_CA },
+    { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
+    { "root", required_argument, NULL, 'r' },
+    { "model", required_argument, NULL, 'm' },
+    { "workers", required_argument, NULL, 'w' },
+    { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+    { "max-unauth", required_argument, NULL, OPT_MAX_UNAUTH },
+    { "max-unauth-per-source", required_argument, NULL, OPT_PER_SOURCE },
+    { "unauth-netblock", required_argument, NULL, OPT_NETBLOCK },
+    { "unauth-early-drop", required_argument, NULL, OPT_EARLY_DROP },
+    { "unauth-penalty", required_argument, NULL, OPT_PENALTY },
+    { "unauth-timeout-penalty", required_argument, NULL, OPT_TIMEOUT_PENALTY },
+    { "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
+    { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+    { "classic", required_argument, NULL, OPT_CLASSIC },
+    { "classic-max-conns", required_argument, NULL, OPT_CLASSIC_MAX_CONNS },
+    { "classic-idle-timeout", required_argument, NULL, OPT_CLASSIC_IDLE_TIMEOUT },
+    { "classic-max-output", required_argument, NULL, OPT_CLASSIC_MAX_OUTPUT },
+    { "insecure", no_argument, NULL, OPT_INSECURE },
+    { "insecure-no-auth", no_argument, NULL, OPT_NO_AUTH },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "no-audit", no_argument, NULL, OPT_NO_AUDIT },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* One option, from the command line or the configuration file.  0, -1
+ * to exit at once with status 0 (--help, --version), or the exit status. */
+static int apply_option(struct options *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'l':
+    case OPT_CLASSIC: {
+        const char **list = opt == 'l' ? o->listen : o->classic;
+        int *n = opt == 'l' ? &o->nlisten : &o->nclassic;
+        int *from_file = opt == 'l' ? &o->listen_from_file : &o->classic_from_file;
+        if (o->in_file) {
+            *from_file = 1;
+        } else if (*from_file) {
+            *n = 0;   /* the command line's list replaces the file's */
+            *from_file = 0;
+        }
+        if (*n == MAX_LISTEN) {
+            complain("at most %d addresses per option", MAX_LISTEN);
+            return 2;
+        }
+        list[(*n)++] = arg;
+        break;
+    }
+    case 'f': o->config = arg; break;
+    case 'k': o->key_file = arg; break;
+    case OPT_KEYS: o->keys_file = arg; break;
+    case OPT_CERT: o->cert = arg; break;
+    case OPT_CERT_KEY: o->cert_key = arg; break;
+    case OPT_CLIENT_CA: o->client_ca = arg; break;
+    case OPT_PLAINTEXT: o->plaintext = 1; break;
+    case 'r': o->root = arg; break;
+    case 'm':
+        if (ferry_model_parse(arg, &o->server.model) < 0 || o->server.model == FERRY_MODEL_THREAD) {
+            complain("unknown model '%s' (event or fork)", arg);
+            return 2;
+        }
+        break;
+    case 'w':
+        if (parse_count("--workers", arg, 256, &o->server.workers) < 0)
+            return 2;
+        o->workers_given = 1;
+        break;
+    case OPT_MAX_CONNS:
+        if (parse_count("--max-conns", arg, 1000000, &o->server.max_conns) < 0)
+            return 2;
+        break;
+    case OPT_MAX_UNAUTH:
+        if (parse_count("--max-unauth", arg, 1000000, &o->server.max_unauthenticated) < 0)
+            return 2;
+        break;
+    case OPT_PER_SOURCE:
+        if (parse_count0("--max-unauth-per-source", arg, 1000000,
+                         &o->server.max_unauth_per_source) < 0)
+            return 2;
+        break;
+    case OPT_NETBLOCK:
+        if (parse_pair("--unauth-netblock", arg, 1, 128, &o->server.unauth_v4_bits,
+                       &o->server.unauth_v6_bits) < 0)
+            return 2;
+        if (o->server.unauth_v4_bits > 32) {
+            complain("bad value for --unauth-netblock: '%s' (v4 1..32)", arg);
+            return 2;
+        }
+        break;
+    case OPT_EARLY_DROP:
+        if (strcmp(arg, "0") == 0) {
+            o->server.unauth_start = 0;
+            break;
+        }
+        if (parse_pair("--unauth-early-drop", arg, 0, 1000000, &o->server.unauth_start,
+                       &o->server.unauth_rate) < 0)
+            return 2;
+        if (o->server.unauth_rate > 100) {
+            complain("bad value for --unauth-early-drop: '%s' (RATE 0..100)", arg);
+            return 2;
+        }
+        break;
+    case OPT_PENALTY:
+        if (strcmp(arg, "0") == 0)
+            o->server.unauth_penalty_ms = 0;
+        else if (parse_seconds("--unauth-penalty", arg, &o->server.unauth_penalty_ms) < 0)
+            return 2;
+        break;
+    case OPT_TIMEOUT_PENALTY:
+        if (strcmp(arg, "0") == 0)
+            o->server.unauth_timeout_penalty_ms = 0;
+        else if (parse_seconds("--unauth-timeout-penalty", arg,
+                               &o->server.unauth_timeout_penalty_ms) < 0)
+            return 2;
+        break;
+    case OPT_AUTH_TIMEOUT:
+        if (parse_seconds("--auth-timeout", arg, &o->server.handshake_timeout_ms) < 0)
+            return 2;
+        break;
+    case OPT_IDLE_TIMEOUT:
+        if (parse_seconds("--idle-timeout", arg, &o->server.idle_timeout_ms) < 0)
+            return 2;
+        break;
+    case OPT_CLASSIC_MAX_CONNS:
+        if (parse_count("--classic-max-conns", arg, 100000, &o->classic_max_conns) < 0)
+            return 2;
+        break;
+    case OPT_CLASSIC_IDLE_TIMEOUT:
+        if (parse_seconds("--classic-idle-timeout", arg, &o->classic_idle_timeout_ms) < 0)
+            return 2;
+        break;
+    case OPT_CLASSIC_MAX_OUTPUT:
+        if (parse_count("--classic-max-output", arg, 1 << 20, &o->classic_max_output_mib) < 0)
+            return 2;
+        break;
+    case OPT_INSECURE: o->insecure_classic = 1; break;
+    case OPT_NO_AUTH: o->insecure_no_auth = 1; break;
+    case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
+    case 'q': ferry_log_set_level(FERRY_LOG_WARN); break;
+    case OPT_NO_AUDIT: ferry_log_set_audit(0); break;
+    case 'h': usage(stdout); return -1;
+    case 'V':
+        printf("ferryd %s (%s; kernel TLS %s)\n", FERRY_VERSION, ferry_tls_library(),
+               ferry_tls_ktls_available() ? "available: downloads are zero-copy"
+                                          : "not available: records are sealed in user space");
+        return -1;
+    default:
+        fprintf(stderr, "Try 'ferryd --help' for more information.\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* A copy of *value that lives as long as the options; *value then
+ * points at it. */
+static int keep(struct options *o, const char **value)
+{
+    char *copy = strdup(*value), **grown;
+
+    if (!copy)
+        return -ENOMEM;
+    grown = realloc(o->kept, (o->nkept + 1) * sizeof *grown);
+    if (!grown) {
+        free(copy);
+        return -ENOMEM;
+    }
+    o->kept = grown;
+    o->kept[o->nkept++] = copy;
+    *value = copy;
+    return 0;
+}
+
+static void options_free(struct options *o)
+{
+    for (size_t i = 0; i < o->nkept; i++)
+        free(o->kept[i]);
+    free(o->kept);
+}
+
+/* A configuration file's `KEY VALUE`: the option of that name. */
+static int apply_setting(const char *key, const char *value, void *arg, struct errbuf *eb)
+{
+    struct options *o = arg;
+    const struct option *lo = longopts;
+    int r;
+
+    while (lo->name && strcmp(lo->name, key) != 0)
+        lo++;
+    if (!lo->name || lo->val == 'f' || lo->val == 'h' || lo->val == 'V')
+        return errbuf_set(eb, FERRY_ECONF_LINE, "unknown key '%s' (the keys are the long "
+                          "options of ferryd --help, without --config, help and version)", key);
+    if (lo->has_arg == no_argument) {
+        if (strcmp(value, "no") == 0)
+            return 0;
+        if (strcmp(value, "yes") != 0)
+            return errbuf_set(eb, FERRY_ECONF_LINE, "%s takes yes or no, not '%s'", key, value);
+        value = NULL;
+    }
+    /* The line is gone after this call; the options keep pointers. */
+    if (value && keep(o, &value) < 0)
+        return -ENOMEM;
+    complain_to = eb;
+    r = apply_option(o, lo->val, value);
+    complain_to = NULL;
+    return r == 0 ? 0 : FERRY_ECONF_LINE;   /* complain() said why */
+}
+
 /* Returns 0 to go on, or the exit status (0 after --help). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
-           OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT,
-           OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY, OPT_TIMEOUT_PENALTY,
-           OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT, OPT_NO_AUDIT };
-    static const struct option longopts[] = {
-        { "listen", required_argument, NULL, 'l' },
-        { "key-file", required_argument, NULL, 'k' },
-        { "keys", required_argument, NULL, OPT_KEYS },
-        { "cert", required_argument, NULL, OPT_CERT },
-        { "cert-key", required_argument, NULL, OPT_CERT_KEY },
-        { "client-ca", required_argument, NULL, OPT_CLIENT_CA },
-        { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
-        { "root", required_argument, NULL, 'r' },
-        { "model", required_argument, NULL, 'm' },
-        { "workers", required_argument, NULL, 'w' },
-        { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
-        { "max-unauth", required_argument, NULL, OPT_MAX_UNAUTH },
-        { "max-unauth-per-source", required_argument, NULL, OPT_PER_SOURCE },
-        { "unauth-netblock", required_argument, NULL, OPT_NETBLOCK },
-        { "unauth-early-drop", required_argument, NULL, OPT_EARLY_DROP },
-        { "unauth-penalty", required_argument, NULL, OPT_PENALTY },
-        { "unauth-timeout-penalty", required_argument, NULL, OPT_TIMEOUT_PENALTY },
-        { "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
-        { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
-        { "classic", required_argument, NULL, OPT_CLASSIC },
-        { "classic-max-conns", required_argument, NULL, OPT_CLASSIC_MAX_CONNS },
-        { "classic-idle-timeout", required_argument, NULL, OPT_CLASSIC_IDLE_TIMEOUT },
-        { "classic-max-output", required_argument, NULL, OPT_CLASSIC_MAX_OUTPUT },
-        { "insecure", no_argument, NULL, OPT_INSECURE },
-        { "insecure-no-auth", no_argument, NULL, OPT_NO_AUTH },
-        { "verbose", no_argument, NULL, 'v' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "no-audit", no_argument, NULL, OPT_NO_AUDIT },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
-    int opt;
-    int workers_given = 0;
+    static const char shortopts[] = "f:l:k:r:m:w:vqhV";
+    struct errbuf err;
+    int opt, r;
 
-    while ((opt = getopt_long(argc, argv, "l:k:r:m:w:vqhV", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'l':
-        case OPT_CLASSIC: {
-            const char **list = opt == 'l' ? o->listen : o->classic;
-            int *n = opt == 'l' ? &o->nlisten : &o->nclassic;
-            if (*n == MAX_LISTEN) {
-                fprintf(stderr, "ferryd: at most %d addresses per option\n", MAX_LISTEN);
-                return 2;
-            }
-            list[(*n)++] = optarg;
-            break;
-        }
-        case 'k': o->key_file = optarg; break;
-        case OPT_KEYS: o->keys_file = optarg; break;
-        case OPT_CERT: o->cert = optarg; break;
-        case OPT_CERT_KEY: o->cert_key = optarg; break;
-        case OPT_CLIENT_CA: o->client_ca = optarg; break;
-        case OPT_PLAINTEXT: o->plaintext = 1; break;
-        case 'r': o->root = optarg; break;
-        case 'm':
-            if (ferry_model_parse(optarg, &o->server.model) < 0 || o->server.model == FERRY_MODEL_THREAD) {
-                fprintf(stderr, "ferryd: unknown model '%s' (event or fork)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (parse_count("--workers", optarg, 256, &o->server.workers) < 0)
-                return 2;
-            workers_given = 1;
-            break;
-        case OPT_MAX_CONNS:
-            if (parse_count("--max-conns", optarg, 1000000, &o->server.max_conns) < 0)
-                return 2;
-            break;
-        case OPT_MAX_UNAUTH:
-            if (parse_count("--max-unauth", optarg, 1000000, &o->server.max_unauthenticated) < 0)
-                return 2;
-            break;
-        case OPT_PER_SOURCE:
-            if (parse_count0("--max-unauth-per-source", optarg, 1000000,
-                             &o->server.max_unauth_per_source) < 0)
-                return 2;
-            break;
-        case OPT_NETBLOCK:
-            if (parse_pair("--unauth-netblock", optarg, 1, 128, &o->server.unauth_v4_bits,
-                           &o->server.unauth_v6_bits) < 0)
-                return 2;
-            if (o->server.unauth_v4_bits > 32) {
-                fprintf(stderr, "ferryd: bad value for --unauth-netblock: '%s' (v4 1..32)\n", optarg);
-                return 2;
-            }
-            break;
-        case OPT_EARLY_DROP:
-            if (strcmp(optarg, "0") == 0) {
-                o->server.unauth_start = 0;
-                break;
-            }
-            if (parse_pair("--unauth-early-drop", optarg, 0, 1000000, &o->server.unauth_start,
-                           &o->server.unauth_rate) < 0)
-                return 2;
-            if (o->server.unauth_rate > 100) {
-                fprintf(stderr, "ferryd: bad value for --unauth-early-drop: '%s' (RATE 0..100)\n", optarg);
-                return 2;
-            }
-            break;
-        case OPT_PENALTY:
-            if (strcmp(optarg, "0") == 0)
-                o->server.unauth_penalty_ms = 0;
-            else if (parse_seconds("--unauth-penalty", optarg, &o->server.unauth_penalty_ms) < 0)
-                return 2;
-            break;
-        case OPT_TIMEOUT_PENALTY:
-            if (strcmp(optarg, "0") == 0)
-                o->server.unauth_timeout_penalty_ms = 0;
-            else if (parse_seconds("--unauth-timeout-penalty", optarg,
-                                   &o->server.unauth_timeout_penalty_ms) < 0)
-                return 2;
-            break;
-        case OPT_AUTH_TIMEOUT:
-            if (parse_seconds("--auth-timeout", optarg, &o->server.handshake_timeout_ms) < 0)
-                return 2;
-            break;
-        case OPT_IDLE_TIMEOUT:
-            if (parse_seconds("--idle-timeout", optarg, &o->server.idle_timeout_ms) < 0)
-                return 2;
-            break;
-        case OPT_CLASSIC_MAX_CONNS:
-            if (parse_count("--classic-max-conns", optarg, 100000, &o->classic_max_conns) < 0)
-                return 2;
-            break;
-        case OPT_CLASSIC_IDLE_TIMEOUT:
-            if (parse_seconds("--classic-idle-timeout", optarg, &o->classic_idle_timeout_ms) < 0)
-                return 2;
-            break;
-        case OPT_CLASSIC_MAX_OUTPUT:
-            if (parse_count("--classic-max-output", optarg, 1 << 20, &o->classic_max_output_mib) < 0)
-                return 2;
-            break;
-        case OPT_INSECURE: o->insecure_classic = 1; break;
-        case OPT_NO_AUTH: o->insecure_no_auth = 1; break;
-        case 'v': ferry_log_set_level(FERRY_LOG_DEBUG); break;
-        case 'q': ferry_log_set_level(FERRY_LOG_WARN); break;
-        case OPT_NO_AUDIT: ferry_log_set_audit(0); break;
-        case 'h': usage(stdout); return -1;
-        case 'V':
-            printf("ferryd %s (%s; kernel TLS %s)\n", FERRY_VERSION, ferry_tls_library(),
-                   ferry_tls_ktls_available() ? "available: downloads are zero-copy"
-                                              : "not available: records are sealed in user space");
-            return -1;
-        default:
-            fprintf(stderr, "Try 'ferryd --help' for more information.\n");
+    /* The file first, so that the command line can override it: find -f
+     * without acting on (or complaining about) anything else. */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+        if (opt == 'f')
+            o->config = optarg;
+    opterr = 1;
+    optind = 0;   /* glibc: start again from scratch */
+    if (o->config) {
+        o->in_file = 1;
+        r = conffile_read(o->config, apply_setting, o, &err);
+        o->in_file = 0;
+        if (r < 0) {
+            fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
             return 2;
         }
+    }
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        r = apply_option(o, opt, optarg);
+        if (r != 0)
+            return r;
     }
     if (optind != argc) {
         fprintf(stderr, "ferryd: unexpected argument '%s'\nTry 'ferryd --help' for more information.\n",
@@ -363,7 +492,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     /* Said rather than ignored: whoever asked for loop threads expects
      * them, and the fork model has a process per connection instead. */
-    if (workers_given && o->server.model == FERRY_MODEL_FORK)
+    if (o->workers_given && o->server.model == FERRY_MODEL_FORK)
         fprintf(stderr, "ferryd: -w/--workers has no effect with --model fork "
                         "(a process serves each connection)\n");
     return 0;
@@ -522,12 +651,13 @@ static int open_root(const char *dir, struct daemon_config *cfg)
 int main(int argc, char **argv)
 {
     static struct daemon_config cfg;
-    struct options o = { .server = { .handshake_timeout_ms = PROTO_AUTH_TIMEOUT_MS,
+    /* Static, as cfg: what the file's values hang on stays reachable
+     * through every early return. */
+    static struct options o = { .server = { .handshake_timeout_ms = PROTO_AUTH_TIMEOUT_MS,
                                      .max_unauthenticated = FERRYD_DEFAULT_MAX_UNAUTH,
                                      .unauth_start = -1,   /* 3/4 of max_unauthenticated */
                                      .unauth_rate = FERRYD_DEFAULT_EARLY_DROP_RATE,
                                      .unauth_penalty_ms = FERRYD_DEFAULT_UNAUTH_PENALTY_MS,
-                                     .handle_signals = 1,
                                      .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } },
                          .classic_max_conns = CLASSIC_DEFAULT_MAX_CONNS,
                          .classic_idle_timeout_ms = CLASSIC_DEFAULT_IDLE_TIMEOUT_MS,
@@ -539,14 +669,30 @@ int main(int argc, char **argv)
     uint8_t *refusal = NULL;
     size_t refusal_len = 0;
     char buf[FERRY_ADDRSTRLEN];
-    int r, status = 1;
+    int r, status = 1, activated;
 
     ferry_log_set_ident("ferryd");
+    /* Taken before anything else, and taken out of the environment, so
+     * that no command ferryd runs inherits them. */
+    activated = sdlisten_take();
+    r = sdnotify_open();
+    if (r < 0)
+        ferry_log_warn("NOTIFY_SOCKET: %s; systemd will not hear that ferryd is ready",
+                       ferry_strerror(r));
     r = parse_args(argc, argv, &o);
     if (r != 0)
         return r < 0 ? 0 : r;
-    if (o.nlisten == 0)
+    if (activated < 0) {
+        fprintf(stderr, "ferryd: LISTEN_FDS or LISTEN_PID is malformed\n");
+        return 2;
+    }
+    if (activated > 0 && o.nlisten > 0)
+        ferry_log_info("serving the %d socket%s systemd passed; --listen is not used", activated,
+                       activated == 1 ? "" : "s");
+    else if (o.nlisten == 0)
         o.listen[o.nlisten++] = "127.0.0.1:7171";
+    if (activated > 0)
+        o.nlisten = 0;
     if (o.server.unauth_start < 0)
         o.server.unauth_start = o.server.max_unauthenticated - o.server.max_unauthenticated / 4;
 
@@ -595,6 +741,14 @@ int main(int argc, char **argv)
     cfg.idle_timeout_ms = o.server.idle_timeout_ms;
     session.arg = &cfg;
     classic.arg = &ccfg;
+    for (int i = 0; i < activated; i++) {
+        r = ferry_server_listen_fd(s, SDLISTEN_FIRST_FD + i, &session, cfg.tls, NULL);
+        if (r < 0) {
+            fprintf(stderr, "ferryd: cannot serve the socket systemd passed as descriptor %d: "
+                    "%s\n", SDLISTEN_FIRST_FD + i, ferry_strerror(r));
+            goto out;
+        }
+    }
     for (int i = 0; i < o.nlisten; i++) {
         const char *addr = with_port(o.listen[i], buf, sizeof buf);
         r = ferry_server_listen_tls(s, addr, FERRY_SOCK_STREAM, &session, cfg.tls, NULL);
@@ -612,7 +766,15 @@ int main(int argc, char **argv)
         ferry_log_warn("classic protocol on %s: UNAUTHENTICATED; anyone who can connect there "
                        "can run commands and upload files", buf);
     }
+    /* Every socket is listening: connections queue from here on, so the
+     * manager may start what depends on us (Type=notify). */
+    r = stopsig_catch(s);   /* SIGINT, SIGTERM: STOPPING=1, then a graceful stop */
+    if (r < 0)
+        goto fail;
+    sdnotify_send("READY=1\nSTATUS=serving");
     r = ferry_server_run(s);
+    stopsig_release();
+    sdnotify_send("STOPPING=1");   /* again, for a stop that was not a signal's */
     if (r < 0)
         goto fail;
     ferry_log_info("stopped");
@@ -628,5 +790,7 @@ out:
     fsroot_close(cfg.root);
     classic_limits_free(ccfg.limits);
     key_wipe(&cfg.key);
+    options_free(&o);
+    sdnotify_close();
     return status;
 }

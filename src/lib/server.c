@@ -109,6 +109,43 @@ static int unix_path_is_stale(const struct ferry_addr *a)
     return fd == -ECONNREFUSED;
 }
 
+/* The checks a handler must pass for an endpoint of this type, whether
+ * the server binds it or adopts it. */
+static int check_handler(const struct ferry_server *s, enum ferry_sock_type type,
+                         const struct ferry_handler *h, const struct ferry_tls *tls)
+{
+    if (type == FERRY_SOCK_STREAM && !h->serve && !ferry__handler_is_event(h))
+        return -EINVAL;
+    if (type == FERRY_SOCK_DGRAM && !h->on_datagram)
+        return -EINVAL;
+    if (type == FERRY_SOCK_STREAM && !ferry__handler_is_event(h) && s->opts.model == FERRY_MODEL_EVENT)
+        return FERRY_EUNSUPPORTED;
+    if (h->on_data && h->on_frame)
+        return -EINVAL;
+    if (tls && type != FERRY_SOCK_STREAM)
+        return FERRY_EUNSUPPORTED;   /* DTLS is not offered */
+    return 0;
+}
+
+/* Name a listener from its socket and append it to the server's list; on
+ * failure nothing is kept and the caller still owns l and its fd. */
+static int add_listener(struct ferry_server *s, struct listener *l, char bound[FERRY_ADDRSTRLEN])
+{
+    struct listener **grown;
+    int r = ferry_sock_name(l->fd, l->name);
+
+    if (r < 0)
+        return r;
+    grown = realloc(s->listeners, (s->nlisteners + 1) * sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    s->listeners = grown;
+    s->listeners[s->nlisteners++] = l;
+    if (bound)
+        memcpy(bound, l->name, FERRY_ADDRSTRLEN);
+    return 0;
+}
+
 int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry_sock_type type,
                         const struct ferry_handler *h, char bound[FERRY_ADDRSTRLEN])
 {
@@ -120,21 +157,13 @@ int ferry_server_listen_tls(struct ferry_server *s, const char *endpoint,
                             struct ferry_tls *tls, char bound[FERRY_ADDRSTRLEN])
 {
     struct ferry_listen_opts lo = { .backlog = s->opts.backlog, .reuse_port = s->opts.reuse_port };
-    struct listener *l = NULL, **grown;
+    struct listener *l = NULL;
     struct ferry_addr addr;
     int r;
 
-    if (type == FERRY_SOCK_STREAM && !h->serve && !ferry__handler_is_event(h))
-        return -EINVAL;
-    if (type == FERRY_SOCK_DGRAM && !h->on_datagram)
-        return -EINVAL;
-    if (type == FERRY_SOCK_STREAM && !ferry__handler_is_event(h) && s->opts.model == FERRY_MODEL_EVENT)
-        return FERRY_EUNSUPPORTED;
-    if (h->on_data && h->on_frame)
-        return -EINVAL;
-    if (tls && type != FERRY_SOCK_STREAM)
-        return FERRY_EUNSUPPORTED;   /* DTLS is not offered */
-
+    r = check_handler(s, type, h, tls);
+    if (r < 0)
+        return r;
     r = ferry_addr_parse(endpoint, -1, &addr);
     if (r < 0)
         return r;
@@ -160,25 +189,67 @@ int ferry_server_listen_tls(struct ferry_server *s, const char *endpoint,
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&addr.ss;
         snprintf(l->unix_path, sizeof l->unix_path, "%s", sun->sun_path);
     }
-    r = ferry_sock_name(l->fd, l->name);
-    if (r < 0)
-        goto fail;
-
-    grown = realloc(s->listeners, (s->nlisteners + 1) * sizeof *grown);
-    if (!grown) {
-        r = -ENOMEM;
-        goto fail;
-    }
-    s->listeners = grown;
-    s->listeners[s->nlisteners++] = l;
-    if (bound)
-        memcpy(bound, l->name, FERRY_ADDRSTRLEN);
-    return 0;
+    r = add_listener(s, l, bound);
+    if (r == 0)
+        return 0;
 
 fail:
     if (l->fd >= 0)
         close(l->fd);
     free(l);
+    return r;
+}
+
+int ferry_server_listen_fd(struct ferry_server *s, int fd, const struct ferry_handler *h,
+                           struct ferry_tls *tls, char bound[FERRY_ADDRSTRLEN])
+{
+    struct listener *l = NULL;
+    int so_type = 0, accepting = 0, flags, r;
+    socklen_t len = sizeof so_type;
+    enum ferry_sock_type type;
+
+    if (fd < 0)
+        return -EBADF;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &len) < 0)
+        return -errno;   /* ENOTSOCK for anything but a socket */
+    if (so_type == SOCK_STREAM) {
+        len = sizeof accepting;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0)
+            return -errno;
+        if (!accepting)
+            return -EINVAL;   /* a connected socket, or one never listen()ed on */
+        type = FERRY_SOCK_STREAM;
+    } else if (so_type == SOCK_DGRAM) {
+        type = FERRY_SOCK_DGRAM;
+    } else {
+        return FERRY_EUNSUPPORTED;
+    }
+    r = check_handler(s, type, h, tls);
+    if (r < 0)
+        return r;
+    /* Whoever bound it may have left it blocking or inheritable (systemd
+     * does both unless told otherwise); every model polls before it
+     * accepts and must never block in accept4, and no child may keep it. */
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    flags = fcntl(fd, F_GETFD);
+    if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+        return -errno;
+
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    l->server = s;
+    l->fd = fd;
+    l->type = type;
+    l->h = *h;
+    l->tls = tls;
+    /* unix_path stays empty: a socket file we did not create is not ours
+     * to unlink. */
+    r = add_listener(s, l, bound);
+    if (r < 0)
+        free(l);   /* the fd stays the caller's */
     return r;
 }
 

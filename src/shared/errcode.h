@@ -48,6 +48,9 @@
     X(KEY_EXPOSED,   -4501, "the key file is accessible by others")                   \
     X(KEY_FORMAT,    -4502, "the file does not hold a ferry key (64 hex digits)")     \
     X(KEYS_LINE,     -4503, "a line of the keys file is not 'NAME HEX'")             \
+    /* ferryd's configuration file */                                             \
+    X(CONF_EXPOSED,  -4510, "the configuration file can be changed by others")       \
+    X(CONF_LINE,     -4511, "a line of the configuration file is not 'KEY VALUE'")   \
     /* ferry-bench: outcomes counted by kind */                                       \
     X(UNEXPECTED,    -4400, "a reply nobody asked for, or of the wrong size")         \
     X(EXIT_STATUS,   -4401, "the command exited with a status other than 0")          \

@@ -15,6 +15,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -664,6 +667,117 @@ static void test_unix_endpoint_and_stale_socket(void **state)
     assert_int_equal(stat(path, &st), -1);   /* the server removed its socket file */
 }
 
+static void on_datagram_echo(const struct ferry_datagram *d, void *arg);
+
+static void *run_server(void *arg)
+{
+    return (void *)(intptr_t)ferry_server_run(arg);
+}
+
+/* ferry_server_listen_fd adopts a socket someone else bound and listened
+ * on (systemd's socket activation): it is made non-blocking and
+ * close-on-exec, served, and closed by ferry_server_free. */
+static void test_listen_fd_adopts_a_bound_socket(void **state)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    struct ferry_handler h = { .on_data = on_data_echo };
+    struct ferry_server *s = NULL;
+    char bound[FERRY_ADDRSTRLEN], want[FERRY_ADDRSTRLEN], buf[3];
+    pthread_t thread;
+    void *result;
+    (void)state;
+
+    /* Blocking and inheritable, as systemd passes it by default. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(want, sizeof want, "127.0.0.1:%u", ntohs(sin.sin_port));
+
+    assert_int_equal(ferry_server_new(NULL, &s), 0);
+    assert_int_equal(ferry_server_listen_fd(s, fd, &h, NULL, bound), 0);
+    assert_string_equal(bound, want);
+    assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(pthread_create(&thread, NULL, run_server, s), 0);
+
+    struct ferry_transport *t = fix_dial(bound);
+    assert_int_equal(ferry_transport_write_full(t, "abc", 3), 0);
+    assert_int_equal(ferry_transport_read_full(t, buf, 3), 0);
+    assert_memory_equal(buf, "abc", 3);
+    ferry_transport_free(t);
+
+    ferry_server_stop(s);
+    assert_int_equal(pthread_join(thread, &result), 0);
+    assert_int_equal((intptr_t)result, 0);
+    ferry_server_free(s);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);   /* the server closed it */
+    assert_int_equal(errno, EBADF);
+}
+
+/* A datagram socket (systemd's ListenDatagram=) is adopted as well. */
+static void test_listen_fd_adopts_a_datagram_socket(void **state)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    struct ferry_handler h = { .on_datagram = on_datagram_echo };
+    struct timeval tv = { .tv_sec = FIX_SAFETY_MS / 1000 };
+    struct ferry_server *s = NULL;
+    char buf[16] = { 0 };
+    pthread_t thread;
+    void *result;
+    (void)state;
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    assert_int_equal(ferry_server_new(NULL, &s), 0);
+    struct ferry_handler stream = { .on_data = on_data_echo };
+    assert_int_equal(ferry_server_listen_fd(s, fd, &stream, NULL, NULL), -EINVAL);   /* no .on_datagram */
+    assert_int_equal(ferry_server_listen_fd(s, fd, &h, NULL, NULL), 0);
+    assert_int_equal(pthread_create(&thread, NULL, run_server, s), 0);
+
+    int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(send(c, "ping", 4, 0), 4);
+    assert_int_equal(recv(c, buf, sizeof buf, 0), 4);
+    assert_string_equal(buf, "ping");
+    close(c);
+
+    ferry_server_stop(s);
+    assert_int_equal(pthread_join(thread, &result), 0);
+    assert_int_equal((intptr_t)result, 0);
+    ferry_server_free(s);
+}
+
+/* What cannot be served is refused, and the caller keeps the fd. */
+static void test_listen_fd_refuses_what_it_cannot_serve(void **state)
+{
+    struct ferry_handler h = { .on_data = on_data_echo };
+    struct ferry_server *s = NULL;
+    int p[2], sock;
+    (void)state;
+
+    assert_int_equal(ferry_server_new(NULL, &s), 0);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(ferry_server_listen_fd(s, p[0], &h, NULL, NULL), -ENOTSOCK);
+    sock = socket(AF_INET, SOCK_STREAM, 0);   /* never listen()ed on */
+    assert_true(sock >= 0);
+    assert_int_equal(ferry_server_listen_fd(s, sock, &h, NULL, NULL), -EINVAL);
+    assert_int_equal(ferry_server_listen_fd(s, -1, &h, NULL, NULL), -EBADF);
+    ferry_server_free(s);
+    /* Still open: the failures left them to us. */
+    assert_true(fcntl(p[0], F_GETFD) >= 0);
+    assert_true(fcntl(sock, F_GETFD) >= 0);
+    close(p[0]);
+    close(p[1]);
+    close(sock);
+}
+
 static void test_model_names(void **state)
 {
     enum ferry_model m;
@@ -678,6 +792,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blocking_thread),
+        cmocka_unit_test(test_listen_fd_adopts_a_bound_socket),
+        cmocka_unit_test(test_listen_fd_adopts_a_datagram_socket),
+        cmocka_unit_test(test_listen_fd_refuses_what_it_cannot_serve),
         cmocka_unit_test(test_blocking_fork),
         cmocka_unit_test(test_blocking_rejected_under_event),
         cmocka_unit_test(test_blocking_handshake_timeout),

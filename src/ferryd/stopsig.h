@@ -1,0 +1,22 @@
+/*
+ * stopsig.h - the signals that stop ferryd (SIGINT, SIGTERM): the service
+ * manager hears STOPPING=1 at once, then the server stops gracefully.
+ *
+ * libferry's handle_signals would stop the server but tell nobody; the
+ * manager should know from the first moment, not after the grace period
+ * (sd_notify(3): "the service is beginning its shutdown").
+ */
+#ifndef FERRYD_STOPSIG_H
+#define FERRYD_STOPSIG_H
+
+#include "ferry/server.h"
+
+/* From now on SIGINT and SIGTERM send STOPPING=1 (sdnotify.h) and stop s
+ * (ferry_server_stop); s must be made with handle_signals off.  0, or
+ * -errno. */
+int stopsig_catch(struct ferry_server *s);
+
+/* Back to the default dispositions and forget s, before s is freed. */
+void stopsig_release(void);
+
+#endif
