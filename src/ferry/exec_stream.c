@@ -604,7 +604,13 @@ static int run_exec(struct client_session *s, json_t *request, json_t *next, int
     }
     if (tty && (r = tty_raw_enter()) < 0)
         ferry_log_warn("cannot put the terminal in raw mode: %s", strerror(-r));
-    r = request ? queue_frame(s, request, NULL, 0) : 0;
+    /* The window as it is now, not as it was before connecting: a change
+     * made meanwhile would otherwise reach the server after the command
+     * started, and a command that reads the size at once (stty size) would
+     * see the old one.  Later changes come as SIGWINCH, handled from here. */
+    r = tty && request ? tty_describe(request) : 0;
+    if (r == 0)
+        r = request ? queue_frame(s, request, NULL, 0) : 0;
     if (r == 0 && next)
         r = queue_frame(s, next, NULL, 0);
     if (r == 0 && tty)
