@@ -14,6 +14,7 @@ standard library only.
 import atexit
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -57,7 +58,19 @@ def stop_all():
 atexit.register(stop_all)
 
 
+def _die_with_the_bench():
+    """In the child, before exec: SIGTERM when the benchmark's process dies,
+    however it dies (a SIGKILL, a test's timeout, runs no atexit)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start(argv, **kw):
+    if "preexec_fn" not in kw and "start_new_session" not in kw:
+        kw["preexec_fn"] = _die_with_the_bench
     p = subprocess.Popen(argv, **kw)
     _started.append(p)
     return p
