@@ -5,7 +5,7 @@
  * is a set of loop sources owned by struct runner: two output pipes (read,
  * or offered to on_output_pipe, as they become readable; paused on request;
  * a timerfd lets a streaming pipe fill first), the stdin pipe (watched for
- * writability only while its queue is non-empty), a pidfd (or a polling
+ * writability only while its queue is non-empty: runner_stdin.c), a pidfd (or a polling
  * timer where pidfd_open is missing) and the timeout timer.  The command is
  * over when it has been reaped and both output pipes are at EOF; only then
  * does on_exit run.
@@ -16,7 +16,7 @@
  * when called from inside a callback, leave the final free() to leave().
  */
 #include "runner.h"
-
+#include "runner_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +37,6 @@
 #include "ferry/error.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
-#include "byteq.h"
 #include "errbuf.h"
 #include "fdio.h"
 #include "launch.h"
@@ -68,54 +67,8 @@
 #define PTY_LINGER_MS    200
 #define ABORT_REAP_MS    200        /* how long runner_abort waits on the loop */
 
-struct runner {
-    struct ferry_loop *loop;        /* borrowed; outlives us */
-    struct runner_ops ops;
-    void *arg;
-
-    pid_t pid;                      /* also the process group id */
-    int pidfd;                      /* -1 when absent (polling) or closed */
-    struct ferry_timer *reap_timer; /* polling fallback, else NULL */
-    struct ferry_timer *kill_timer; /* timeout, then the grace period */
-    struct ferry_timer *linger_timer; /* PTY_LINGER_MS after a terminal command's end */
-    int term_stage;                 /* 0: nothing sent, 1: TERM, 2: KILL */
-
-    int out_fd[2];                  /* stdout, stderr (ours, non-blocking); -1 at EOF */
-    bool out_paused;
-    bool out_no_splice;             /* on_output_pipe said never: read and copy */
-    int coalesce_fd;                /* timerfd of the coalescing wait; -1: none (or none possible) */
-    bool coalesce_armed;            /* waiting on it: out_fd[coalesce_i] is not watched */
-    int coalesce_i;
-    bool coalesce_done;             /* the wait is over: send what there is */
-    int64_t last_out_ns;            /* when output last went out */
-
-    bool pty;                       /* out_fd[0] is a terminal's master, in_fd its dup */
-    int in_fd;                      /* stdin write end; -1 when closed or /dev/null */
-    bool in_open;                   /* runner_write_stdin still accepts data */
-    bool in_watched;                /* in_fd is registered for writability */
-    bool in_close_wanted;           /* close in_fd once the queue is flushed */
-    struct byteq in_queue;          /* what the pipe has not taken yet */
-
-    bool reaped;
-    bool finished;                  /* on_exit delivered (or aborted): no more callbacks */
-    bool doomed;                    /* freed from inside a callback */
-    int depth;                      /* loop callbacks of ours on the stack */
-    struct runner_result res;
-
-};
 
 /* ---- teardown ----------------------------------------------------------- */
-
-static void stdin_close(struct runner *e)
-{
-    if (e->in_watched) {
-        ferry_loop_remove(e->loop, e->in_fd);
-        e->in_watched = false;
-    }
-    fdio_close(&e->in_fd);
-    e->in_open = false;
-    byteq_clear(&e->in_queue);
-}
 
 static void output_close(struct runner *e, int i)
 {
@@ -149,24 +102,12 @@ static void release(struct runner *e)
     output_close(e, 0);
     output_close(e, 1);
     coalesce_close(e);
-    stdin_close(e);
+    runner__stdin_close(e);
     stop_reaping(e);
     ferry_timer_cancel(e->kill_timer);
     e->kill_timer = NULL;
     ferry_timer_cancel(e->linger_timer);
     e->linger_timer = NULL;
-}
-
-static void enter(struct runner *e)
-{
-    e->depth++;
-}
-
-/* The end of a loop callback; e must not be touched after this. */
-static void leave(struct runner *e)
-{
-    if (--e->depth == 0 && e->doomed)
-        free(e);
 }
 
 static void dispose(struct runner *e)
@@ -236,7 +177,7 @@ static void maybe_finish(struct runner *e)
      * timeout, and drop stdin nobody will read. */
     ferry_timer_cancel(e->kill_timer);
     e->kill_timer = NULL;
-    stdin_close(e);
+    runner__stdin_close(e);
     e->ops.on_exit(e->arg, &e->res);
 }
 
@@ -248,11 +189,11 @@ static void on_linger_timer(struct ferry_loop *loop, struct ferry_timer *t, void
 {
     struct runner *e = arg;
 
-    enter(e);
+    runner__enter(e);
     if (e->out_paused) {
         /* The client is behind: nothing is dropped, the hangup waits. */
         ferry_timer_restart(t, PTY_LINGER_MS);
-        leave(e);
+        runner__leave(e);
         return;
     }
     if (e->out_fd[0] >= 0)
@@ -262,7 +203,7 @@ static void on_linger_timer(struct ferry_loop *loop, struct ferry_timer *t, void
         output_close(e, 1);
         maybe_finish(e);
     }
-    leave(e);
+    runner__leave(e);
 }
 
 static void after_reap(struct runner *e)
@@ -277,22 +218,22 @@ static void on_pidfd(struct ferry_loop *loop, int fd, unsigned events, void *arg
 {
     struct runner *e = arg;
 
-    enter(e);
+    runner__enter(e);
     if (reap_now(e))
         after_reap(e);
-    leave(e);
+    runner__leave(e);
 }
 
 static void on_reap_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct runner *e = arg;
 
-    enter(e);
+    runner__enter(e);
     if (reap_now(e))
         after_reap(e);
     else
         ferry_timer_restart(t, REAP_POLL_MS);
-    leave(e);
+    runner__leave(e);
 }
 
 static void on_kill_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
@@ -468,14 +409,14 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
     struct runner *e = arg;
     int i = fd == e->out_fd[0] ? 0 : 1;
 
-    enter(e);
+    runner__enter(e);
     if (e->pty && i == 0) {
         terminal_output(e, fd);
-        leave(e);
+        runner__leave(e);
         return;
     }
     if (coalesce_wait(e, i, fd)) {
-        leave(e);
+        runner__leave(e);
         return;
     }
     e->last_out_ns = monoclock_ns();
@@ -515,7 +456,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
         if ((size_t)n < sizeof(rbuf))
             break;              /* the pipe is empty for now */
     }
-    leave(e);
+    runner__leave(e);
 }
 
 /* Watch (FERRY_READABLE) or stop watching (0) output pipe i if open. */
@@ -549,121 +490,6 @@ void runner_resume_output(struct runner *e)
             if (!e->coalesce_armed || i != e->coalesce_i)
                 watch_output(e, i, FERRY_READABLE);
     }
-}
-
-/* ---- stdin ------------------------------------------------------------- */
-
-/* The command closed its stdin (EPIPE) or writing failed: drop what is
- * queued.  Returns whether anything was queued (worth an on_stdin_drained). */
-static bool stdin_broken(struct runner *e)
-{
-    bool had = e->in_queue.pending > 0;
-
-    stdin_close(e);
-    return had;
-}
-
-/* Write as much of the queue as the pipe takes.  0 when the queue is
- * flushed, 1 when the pipe is full, -EPIPE when stdin broke. */
-static int stdin_flush(struct runner *e)
-{
-    int rc = byteq_flush(&e->in_queue, e->in_fd);
-
-    if (rc < 0 && rc != -EPIPE)
-        ferry_log_warn("exec: writing stdin of pid %d: %s", (int)e->pid, ferry_strerror(rc));
-    return rc < 0 ? -EPIPE : rc;
-}
-
-static void on_stdin_writable(struct ferry_loop *loop, int fd, unsigned events, void *arg)
-{
-    struct runner *e = arg;
-    bool drained = false;
-    size_t before = runner_stdin_pending(e);
-    int rc;
-
-    enter(e);
-    rc = stdin_flush(e);
-    if (rc < 0) {
-        drained = stdin_broken(e);
-    } else if (rc == 0) {
-        ferry_loop_remove(e->loop, e->in_fd);
-        e->in_watched = false;
-        if (e->in_close_wanted)
-            fdio_close(&e->in_fd);
-        drained = true;
-    }
-    if (drained && e->ops.on_stdin_drained)
-        e->ops.on_stdin_drained(e->arg);
-    else if (!drained && rc > 0 && runner_stdin_pending(e) < before && e->ops.on_stdin_progress)
-        e->ops.on_stdin_progress(e->arg);
-    leave(e);
-}
-
-int runner_write_stdin(struct runner *e, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-
-    if (!e->in_open)
-        return -EPIPE;
-    if (len == 0)
-        return 0;
-    /* Nothing queued: try the pipe directly, the common case for an
-     * interactive command that keeps up. */
-    while (byteq_empty(&e->in_queue) && len > 0) {
-        ssize_t n = write(e->in_fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (errno != EPIPE)
-                ferry_log_warn("exec: writing stdin of pid %d: %s", (int)e->pid,
-                               ferry_strerror(-errno));
-            stdin_broken(e);
-            return -EPIPE;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    if (len == 0)
-        return 0;
-
-    struct byteq_chunk *c = byteq_chunk_new(p, len);
-    if (!c)
-        return -ENOMEM;
-    if (!e->in_watched) {
-        int rc = ferry_loop_add(e->loop, e->in_fd, FERRY_WRITABLE, on_stdin_writable, e);
-
-        if (rc < 0) {
-            free(c);
-            return rc;
-        }
-        e->in_watched = true;
-    }
-    byteq_append(&e->in_queue, c);
-    return 0;
-}
-
-size_t runner_stdin_pending(const struct runner *e)
-{
-    return e->in_queue.pending;
-}
-
-void runner_close_stdin(struct runner *e)
-{
-    /* A terminal has no end of input but its end-of-file character, which
-     * in canonical mode makes the reader's read return 0: type it. */
-    if (e->pty && e->in_open) {
-        int c = pty_eof_char(e->in_fd);
-
-        if (c >= 0)
-            (void)runner_write_stdin(e, &(uint8_t){ (uint8_t)c }, 1);
-    }
-    e->in_open = false;
-    e->in_close_wanted = true;
-    if (byteq_empty(&e->in_queue))
-        fdio_close(&e->in_fd);
 }
 
 /* ---- public life cycle -------------------------------------------------- */
