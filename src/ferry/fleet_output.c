@@ -255,6 +255,8 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
     return h;
 }
 
+static void print_group(struct fleet_out *o, const struct fleet_group *g);
+
 /* -b: the host's stdout joins the group with the same output. */
 static void gather(struct fleet_out *o, struct fleet_buf *f, const char *host)
 {
@@ -267,6 +269,15 @@ static void gather(struct fleet_out *o, struct fleet_buf *f, const char *host)
         if (o->groups[i].hash == h && o->groups[i].len == f->len &&
             o->groups[i].truncated == f->truncated && memcmp(o->groups[i].p, f->p, f->len) == 0)
             g = &o->groups[i];
+    if (!g && o->kept + f->len > FLEET_GATHER_TOTAL) {
+        /* Memory stays bounded: a new output beyond what may be kept is
+         * shown at once, under its own header. */
+        struct fleet_group alone = { .p = f->p, .len = f->len, .truncated = f->truncated,
+                                     .hosts = &host, .n = 1 };
+
+        print_group(o, &alone);
+        return;
+    }
     if (!g) {
         if (o->ngroups == o->capgroups) {
             size_t cap = o->capgroups ? o->capgroups * 2 : 8;
@@ -280,6 +291,7 @@ static void gather(struct fleet_out *o, struct fleet_buf *f, const char *host)
         g = &o->groups[o->ngroups++];
         *g = (struct fleet_group){ .p = f->p, .len = f->len, .truncated = f->truncated, .hash = h };
         f->p = NULL;   /* the group's now */
+        o->kept += g->len;
     }
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 4;
@@ -321,33 +333,40 @@ void fleet_out_host_done(struct fleet_out *o, struct fleet_hostout *h, const str
     fleet_out_host_drop(h);
 }
 
-void fleet_out_finish(struct fleet_out *o)
+/* One -b group: its hosts folded between rules, then the output. */
+static void print_group(struct fleet_out *o, const struct fleet_group *g)
 {
     static const char rule[] = "---------------\n";
+    char *names = hostlist_fold(g->hosts, g->n);
+    char head[160];
+    int w;
 
-    for (size_t i = 0; i < o->ngroups && !o->stdout_err; i++) {
-        struct fleet_group *g = &o->groups[i];
-        char *names = hostlist_fold(g->hosts, g->n);
-        char head[160];
-        int w;
-
-        snprintf(head, sizeof head, g->truncated ? " (output cut at %d bytes)\n" : "\n",
-                 FLEET_KEEP_MAX);
-        w = fdio_write_all(STDOUT_FILENO, rule, sizeof rule - 1, NULL);
-        if (w == 0 && names)
-            w = fdio_write_all(STDOUT_FILENO, names, strlen(names), NULL);
-        if (w == 0)
-            w = fdio_write_all(STDOUT_FILENO, head, strlen(head), NULL);
-        if (w == 0)
-            w = fdio_write_all(STDOUT_FILENO, rule, sizeof rule - 1, NULL);
-        if (w == 0)
-            w = fdio_write_all(STDOUT_FILENO, g->p, g->len, NULL);
-        if (w == 0 && g->p[g->len - 1] != '\n')
-            w = fdio_write_all(STDOUT_FILENO, "\n", 1, NULL);
-        if (w < 0)
-            o->stdout_err = -w;
+    if (o->stdout_err) {
         free(names);
+        return;
     }
+    snprintf(head, sizeof head, g->truncated ? " (output cut at %d bytes)\n" : "\n",
+             FLEET_KEEP_MAX);
+    w = fdio_write_all(STDOUT_FILENO, rule, sizeof rule - 1, NULL);
+    if (w == 0 && names)
+        w = fdio_write_all(STDOUT_FILENO, names, strlen(names), NULL);
+    if (w == 0)
+        w = fdio_write_all(STDOUT_FILENO, head, strlen(head), NULL);
+    if (w == 0)
+        w = fdio_write_all(STDOUT_FILENO, rule, sizeof rule - 1, NULL);
+    if (w == 0)
+        w = fdio_write_all(STDOUT_FILENO, g->p, g->len, NULL);
+    if (w == 0 && g->p[g->len - 1] != '\n')
+        w = fdio_write_all(STDOUT_FILENO, "\n", 1, NULL);
+    if (w < 0)
+        o->stdout_err = -w;
+    free(names);
+}
+
+void fleet_out_finish(struct fleet_out *o)
+{
+    for (size_t i = 0; i < o->ngroups; i++)
+        print_group(o, &o->groups[i]);
 }
 
 void fleet_out_free(struct fleet_out *o)

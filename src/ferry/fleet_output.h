@@ -10,7 +10,8 @@
  *
  * Memory is bounded: FLEET_LINE_MAX per host and stream in line mode;
  * in -b and --json modes each host's output is kept up to FLEET_KEEP_MAX
- * per stream (what is beyond is dropped, and said: "truncated").  Writes
+ * per stream (what is beyond is dropped, and said: "truncated"), and -b
+ * keeps one copy of each distinct output, FLEET_GATHER_TOTAL in all.  Writes
  * to our stdout block: while it is behind, the loop reads no connection,
  * so the servers stop reading their commands' output (as for one host).
  */
@@ -22,6 +23,9 @@
 
 #define FLEET_LINE_MAX 4096
 #define FLEET_KEEP_MAX (1024 * 1024)
+/* -b: distinct outputs kept until the end, at most this much in all; a
+ * new one beyond it is printed at once under its own header. */
+#define FLEET_GATHER_TOTAL (256 * 1024 * 1024)
 
 enum fleet_mode { FLEET_LINES = 0, FLEET_GATHER, FLEET_JSON };
 
@@ -46,6 +50,7 @@ struct fleet_out {
     int stderr_dead;
     struct fleet_group *groups; /* -b: the distinct outputs so far */
     size_t ngroups, capgroups;
+    size_t kept;                /* ... their bytes */
 };
 
 /* How one host ended, for --json, -b and the summary. */

@@ -381,25 +381,97 @@ struct parts {
     unsigned long value;
 };
 
-static void split(const char *name, struct parts *p)
+static int is_digit(char c)
 {
-    size_t n = strlen(name), end = n, start;
+    return c >= '0' && c <= '9';
+}
+
+/* The k-th run of digits of name (from 0): 1 with its start and length,
+ * or 0 when it has fewer. */
+static int digit_run(const char *name, size_t k, size_t *start, size_t *len)
+{
+    for (size_t i = 0; name[i];) {
+        size_t j = i;
+
+        if (!is_digit(name[i])) {
+            i++;
+            continue;
+        }
+        while (is_digit(name[j]))
+            j++;
+        if (k-- == 0) {
+            *start = i;
+            *len = j - i;
+            return 1;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+/* Names compared with every run of digits as one and the same token:
+ * "127.0.0.2:7171" and "127.0.0.10:7171" have one shape. */
+static int cmp_shape(const char *a, const char *b)
+{
+    while (*a || *b) {
+        if (is_digit(*a) && is_digit(*b)) {
+            while (is_digit(*a))
+                a++;
+            while (is_digit(*b))
+                b++;
+            continue;
+        }
+        if (*a != *b)
+            return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+        a++;
+        b++;
+    }
+    return 0;
+}
+
+static const char *const *shape_names;
+
+static int by_shape(const void *x, const void *y)
+{
+    return cmp_shape(shape_names[*(const size_t *)x], shape_names[*(const size_t *)y]);
+}
+
+/* Which run of digits the names of one shape (idx[0..n)) fold on: the one
+ * run that differs among them (the address in 127.0.0.[2-9]:7171), else
+ * the last. */
+static size_t fold_run(const char *const *names, const size_t *idx, size_t n)
+{
+    size_t runs = 0, varying = 0, which = 0, s0, l0, s1, l1;
+
+    while (digit_run(names[idx[0]], runs, &s0, &l0))
+        runs++;
+    for (size_t k = 0; k < runs; k++) {
+        (void)digit_run(names[idx[0]], k, &s0, &l0);
+        for (size_t i = 1; i < n; i++) {
+            if (digit_run(names[idx[i]], k, &s1, &l1) &&
+                (l0 != l1 || memcmp(names[idx[0]] + s0, names[idx[i]] + s1, l0) != 0)) {
+                varying++;
+                which = k;
+                break;
+            }
+        }
+    }
+    return varying == 1 ? which : runs > 0 ? runs - 1 : 0;
+}
+
+/* name around its k-th run of digits. */
+static void split(const char *name, size_t k, struct parts *p)
+{
+    size_t start, len;
 
     p->name = name;
     p->digits = 0;
-    p->pre = n;
-    if (strpbrk(name, "[]:,"))
-        return;
-    while (end > 0 && !(name[end - 1] >= '0' && name[end - 1] <= '9'))
-        end--;
-    start = end;
-    while (start > 0 && name[start - 1] >= '0' && name[start - 1] <= '9')
-        start--;
-    if (end == start || end - start > MAX_DIGITS)
+    p->pre = strlen(name);
+    if (strpbrk(name, "[],") || !digit_run(name, k, &start, &len) || len > MAX_DIGITS)
         return;
     p->pre = start;
-    p->digits = end - start;
-    (void)parse_number(name + start, p->digits, &p->value);
+    p->digits = len;
+    (void)parse_number(name + start, len, &p->value);
 }
 
 /* Same prefix and suffix (so they may share brackets). */
@@ -495,13 +567,29 @@ static void fold_frame(struct out *o, const struct parts *a, size_t n)
 char *hostlist_fold(const char *const *names, size_t n)
 {
     struct parts *p = calloc(n ? n : 1, sizeof *p);
+    size_t *idx = calloc(n ? n : 1, sizeof *idx);
     struct out o = { 0 };
 
-    if (!p)
+    if (!p || !idx) {
+        free(p);
+        free(idx);
         return NULL;
+    }
     put(&o, "", 0);
     for (size_t i = 0; i < n; i++)
-        split(names[i], &p[i]);
+        idx[i] = i;
+    shape_names = names;
+    qsort(idx, n, sizeof *idx, by_shape);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1, k;
+
+        while (j < n && cmp_shape(names[idx[i]], names[idx[j]]) == 0)
+            j++;
+        k = fold_run(names, idx + i, j - i);
+        for (; i < j; i++)
+            split(names[idx[i]], k, &p[i]);
+    }
+    free(idx);
     qsort(p, n, sizeof *p, cmp_parts);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;

@@ -50,9 +50,10 @@ int hostlist_remove(struct hostlist *l, const char *spec, char *err, size_t errl
 int hostlist_has(const struct hostlist *l, const char *name);
 
 /* names[0..n) folded into the same syntax: "web[01-03,05],db1" (sorted,
- * as clush -b and dshbak -c print them).  Names with brackets or colons
- * (IPv6, unix:) are kept as they are.  A malloc'd string, or NULL when
- * out of memory. */
+ * as clush -b and dshbak -c print them).  Names of the same shape fold on
+ * the one run of digits that differs among them (127.0.0.[2-9]:7171),
+ * else on their last; names with brackets or commas ([::1]:7171) are kept
+ * as they are.  A malloc'd string, or NULL when out of memory. */
 char *hostlist_fold(const char *const *names, size_t n);
 
 #endif

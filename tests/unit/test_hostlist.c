@@ -160,6 +160,11 @@ static void test_fold(void **state)
     check_fold("alpha", "alpha");
     check_fold("127.0.0.2,127.0.0.3,127.0.0.4", "127.0.0.[2-4]");
     check_fold("[::1]:7171,[::1]:7172,h1", "[::1]:7171,[::1]:7172,h1");
+    /* the run that differs, not the port */
+    check_fold("127.0.0.[2-4]:7171,127.0.0.9:7171", "127.0.0.[2-4,9]:7171");
+    check_fold("10.0.[1-2].5", "10.0.[1-2].5");
+    check_fold("r1-n1,r1-n2,r2-n1", "r1-n[1-2],r2-n1");
+    check_fold("unix:/run/f1.sock,unix:/run/f2.sock", "unix:/run/f[1-2].sock");
 }
 
 int main(void)
