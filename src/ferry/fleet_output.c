@@ -221,7 +221,8 @@ static void write_json(struct fleet_out *o, struct fleet_hostout *h, const struc
     json_t *obj = json_pack("{s:s, s:o, s:f, s:o}", "host", r->host,
                             "status", json_integer(r->status),
                             "duration", r->duration,
-                            "error", r->error ? json_string(r->error) : json_null());
+                            "error", r->error ? json_string(r->error) :
+                                     !r->ran && r->why ? json_string(r->why) : json_null());
     char *line = NULL;
 
     if (obj && json_stream(obj, "stdout", &h->st[0]) == 0 &&

@@ -160,6 +160,11 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(len(err), 2)
         r = self.run_fleet("-g", "web", "true")
         self.assertEqual((r.returncode, r.stderr), (0, b""))
+        # --timeout per command, as for one host
+        r = self.run_fleet("--timeout", "0.3", "-g", "web",
+                           'case $LANG in *web02) sleep 5;; esac')
+        self.assertEqual(r.returncode, 124, r.stderr)
+        self.assertEqual(r.stderr, b"ferry: 1 of 3 hosts failed: exit 124: web02\n")
 
     def test_hanging_host_costs_only_its_slot(self):
         p = subprocess.Popen(self.args("--connect-timeout", "1.5", "-f", "2", "-w",
