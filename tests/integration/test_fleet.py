@@ -36,6 +36,13 @@ class FleetTest(unittest.TestCase):
             cls.servers.append(s)
             host, port = s.hostport()
             conf.append("Host web0%d\n    Address %s\n    Port %s\n" % (i + 1, host, port))
+        # A plaintext ferryd: its host's own settings (and a TLS context
+        # of its own) beside the others'.
+        cls.plain = ferrytest.start_ferryd(key_path=cls.key, listen="127.0.0.7:0",
+                                           plaintext=True)
+        host, port = cls.plain.hostport()
+        conf.append("Host plain\n    Address %s\n    Port %s\n    Plaintext yes\n"
+                    % (host, port))
         closed = socket.socket()
         closed.bind(("127.0.0.5", 0))
         dead_port = closed.getsockname()[1]
@@ -55,7 +62,7 @@ class FleetTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for s in cls.servers:
+        for s in cls.servers + [cls.plain]:
             s.stop()
         cls.hang.close()
         cls.tmp.cleanup()
@@ -85,6 +92,11 @@ class FleetTest(unittest.TestCase):
         r = self.run_fleet("-w", "h[1-1000000]", "true")
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"more than 65536 hosts", r.stderr)
+
+    def test_each_host_its_own_settings(self):
+        r = self.run_fleet("-w", "web01,plain", "echo hi")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.lines(r.stdout), ["plain: hi", "web01: hi"])
 
     def test_group(self):
         r = self.run_fleet("-g", "web", "-x", "web01", "echo x")
@@ -241,6 +253,14 @@ class FleetTest(unittest.TestCase):
         finally:
             p.kill()
             p.stderr.close()
+
+    def test_missing_key_said_once(self):
+        r = subprocess.run([FERRY, "exec", "-k", os.path.join(self.dir, "nokey"), "-F",
+                            self.conf, "-g", "web", "true"], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=20 * SLOW)
+        self.assertEqual(r.returncode, 255)
+        self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+        self.assertIn(b"ferry keygen", r.stderr)
 
     def test_usage_errors(self):
         r = self.run_fleet("-w", "web01")
