@@ -101,7 +101,7 @@ static void usage(FILE *f)
         "and arrives there; otherwise it is the terminal too.  The exit status is\n"
         "as without a terminal; 255 after CHAR. (as ssh); 128+N when a signal N\n"
         "(SIGHUP, SIGTERM, ...) makes ferry leave the session.\n",
-        FLEET_DEFAULT_FANOUT, FERRY_DEFAULT_PORT);
+        FERRY_DEFAULT_PORT, FLEET_DEFAULT_FANOUT);
 }
 
 /* An environment name as PROTOCOL.md 2.2 allows: [A-Za-z_][A-Za-z0-9_]*. */

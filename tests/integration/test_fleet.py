@@ -263,6 +263,9 @@ class FleetTest(unittest.TestCase):
         self.assertIn(b"ferry keygen", r.stderr)
 
     def test_usage_errors(self):
+        h = subprocess.run([FERRY, "exec", "--help"], capture_output=True).stdout
+        self.assertIn(b"(default port 7171)", h)
+        self.assertIn(b"at most N hosts at once (default 64)", h)
         r = self.run_fleet("-w", "web01")
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"missing COMMAND", r.stderr)
