@@ -79,6 +79,17 @@ class CompletionTest(unittest.TestCase):
                                                               "node8"])
         self.assertEqual(self.complete("ferry", "get", "-k", self.key, "n"), ["node7", "node8"])
 
+    def test_fleet_options(self):
+        # exec -w / -x: host names after the last comma; -g: group names;
+        # with -w the operands are the command's, not hosts.
+        self.assertEqual(self.complete("ferry", "exec", "-w", "d"), ["db1", "db2"])
+        self.assertEqual(self.complete("ferry", "exec", "-w", "box,node"),
+                         ["box,node7", "box,node8"])
+        self.assertEqual(self.complete("ferry", "exec", "-x", "b"), ["box"])
+        self.assertEqual(self.complete("ferry", "exec", "-g", ""), ["farm"])
+        self.assertEqual(self.complete("ferry", "exec", "-g", "farm", ""), [])
+        self.assertIn("--json", self.complete("ferry", "exec", "--js"))
+
     def test_remote_paths(self):
         self.assertEqual(self.complete("ferry", "get", "box", ""),
                          ["logs/", "readme.txt"])
