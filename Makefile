@@ -12,7 +12,10 @@
 #                   BENCH_ARGS=--quick for a short run); not part of make test
 #   make install    build, then install under PREFIX (default /usr/local;
 #                   DESTDIR=DIR stages the tree under DIR, for packaging)
-#   make uninstall  remove what the last `make install` wrote
+#   make uninstall  remove what the last `make install` wrote (an edited
+#                   configuration file stays)
+#   make deb        the Debian packages (debian/), built from a copy of the
+#                   tree into build-deb/ and checked (scripts/check-deb.sh)
 #   make clean
 
 MAKEFLAGS += --no-print-directory
@@ -25,7 +28,7 @@ CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean install uninstall
+.PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean install uninstall deb
 
 all: build
 
@@ -43,6 +46,10 @@ install: build
 
 uninstall:
 	@DESTDIR="$(DESTDIR)" cmake -DMANIFEST=build/install_manifest.txt -P cmake/uninstall.cmake
+
+deb: deps
+	@scripts/build-deb.sh
+	@scripts/check-deb.sh build-deb
 
 run: build
 	@scripts/run.sh
@@ -75,4 +82,4 @@ bench: build
 	@bench/run.sh $(BENCH_ARGS)
 
 clean:
-	rm -rf build build-asan build-tsan build-poll build-fuzz
+	rm -rf build build-asan build-tsan build-poll build-fuzz build-deb
