@@ -78,7 +78,7 @@ class Completion:
 
     def test_every_subcommand_of_the_help(self):
         listed = re.findall(r"^  ferry (\w+) ", ferrytest.run("ferry", "--help").stdout, re.M)
-        self.assertEqual(self.complete("ferry", ""), sorted(listed))
+        self.assertEqual(self.complete("ferry", ""), sorted(set(listed)))
 
     def test_hosts_from_the_configuration(self):
         self.assertEqual(self.complete("ferry", "exec", ""), ["box", "db1", "db2", "node7",
@@ -136,7 +136,7 @@ class BashCompletionTest(Completion, unittest.TestCase):
 
 # Sourced by the zsh under test: compinit with completion/ first in fpath,
 # and compadd wrapped so that every match it takes is printed between
-# markers.  The wrapper lets calls that only test matches (-O, -A, -D) through
+# markers, as the word it would make (after any ignored prefix: compset -P).  The wrapper lets calls that only test matches (-O, -A, -D) through
 # untouched, as they add nothing.  After the completion the shell exits.
 ZSH_SETUP = r"""
 PS1=
@@ -154,7 +154,7 @@ compadd() {
     local -a __hits
     local __h
     builtin compadd -A __hits "$@"
-    for __h in $__hits; do print -r -- "@@hit@@$__h@@"; done
+    for __h in $__hits; do print -r -- "@@hit@@$IPREFIX$__h@@"; done
     builtin compadd "$@"
 }
 print -r -- '@@ready''@@'
