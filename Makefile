@@ -3,7 +3,9 @@
 #
 #   make            build everything into build/ (programs in build/bin/)
 #   make run        build, then start ferryd in the foreground (scripts/run.sh)
-#   make test       build and run every test
+#   make test       build and run every test but the heavy ones
+#   make test-heavy the heavy tests: GiBs through the whole path, a
+#                   benchmark's smoke run (CI runs them; see ferrytest.heavy)
 #   make test-asan  the whole suite under ASan+UBSan  (build-asan/)
 #   make test-tsan  the whole suite under TSan        (build-tsan/)
 #   make test-poll  unit tests with the portable poll() loop backend (build-poll/)
@@ -28,7 +30,7 @@ CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean install uninstall deb
+.PHONY: all build run test test-heavy test-asan test-tsan test-poll fuzz bench deps clean install uninstall deb
 
 all: build
 
@@ -56,6 +58,9 @@ run: build
 
 test: build
 	@cd build && $(CTEST)
+
+test-heavy: build
+	@cd build && FERRY_HEAVY=only $(CTEST) -L integration
 
 test-asan: deps
 	@$(call CMAKE_CONFIGURE,build-asan,Debug,-DFERRY_SANITIZE=address -DFERRY_WERROR=ON)

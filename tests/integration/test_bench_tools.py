@@ -618,6 +618,7 @@ class TestBenchUser(unittest.TestCase):
     @unittest.skipUnless(shutil.which("ssh") and
                          (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")),
                          "OpenSSH client and server not installed")
+    @ft.heavy
     def test_exec_latency_smoke(self):
         # The smallest run of bench/exec_latency.py: every column measured
         # (the floor's two local ones and their sum included), issue 12's
