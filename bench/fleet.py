@@ -44,6 +44,7 @@ and the same for plaintext, without a goal.  python3 standard library only.
 """
 
 import argparse
+import atexit
 import os
 import platform
 import re
@@ -208,9 +209,10 @@ def main():
                 note(w)
     missing = sshlib.ensure_sshd(args.install and not inside)
     enter_netns()
-    started_at = time.time()
+    started_at, machine = time.time(), benchlib.machine_info()
     tools = {"pdsh": shutil.which("pdsh"), "clush": shutil.which("clush")}
     tmp = tempfile.mkdtemp(prefix="ferry-bench-fleet-")
+    atexit.register(shutil.rmtree, tmp, True)
     snap = os.path.join(tmp, "bin")
     os.mkdir(snap)
     for prog in ("ferry", "ferryd"):
@@ -354,7 +356,7 @@ def main():
         "issue": 16,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
         "duration_s": round(time.time() - started_at, 1),
-        "machine": dict(benchlib.machine_info(), loadavg_end=os.getloadavg()),
+        "machine": dict(machine, loadavg_end=os.getloadavg()),
         "commit": benchlib.git_describe(),
         "versions": versions,
         "ssh_baseline": sshd.describe() if sshd else None,
