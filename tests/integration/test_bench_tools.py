@@ -581,6 +581,21 @@ class TestBenchUser(unittest.TestCase):
         self.names.append(name)
         return p, name
 
+    def run_bench(self, script, *args):
+        """Run bench/SCRIPT ARGS to completion (exit 0) with our binaries;
+        returns its JSON, whose fair ssh user is known to be gone or removed
+        at cleanup."""
+        out = os.path.join(self.tmp, script + ".json")
+        p = subprocess.run([sys.executable, os.path.join(BENCH_DIR, script), "--bin", ft.BIN,
+                            "--json", out] + list(args), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=300 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        with open(out) as f:
+            d = json.load(f)
+        self.names.append(d["ssh_baseline"]["name"])
+        self.assertTrue(d["ssh_baseline"]["fair"])
+        return d
+
     def assert_gone(self, name, home):
         self.assertRaises(KeyError, pwd.getpwnam, name)
         self.assertFalse(os.path.exists(home), home)
@@ -623,18 +638,9 @@ class TestBenchUser(unittest.TestCase):
         # The smallest run of bench/exec_latency.py: every column measured
         # (the floor's two local ones and their sum included), issue 12's
         # goal rows present and named for the fair baseline, the user gone.
-        out = os.path.join(self.tmp, "exec_latency.json")
-        p = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "exec_latency.py"),
-                            "--bin", ft.BIN, "-n", "2", "--lines", "3", "--reps", "1",
-                            "--tutorial-reps", "1", "--ssh-as-invoker", "--json", out],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=300 * SLOW)
-        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
-        with open(out) as f:
-            d = json.load(f)
+        d = self.run_bench("exec_latency.py", "-n", "2", "--lines", "3", "--reps", "1",
+                           "--tutorial-reps", "1", "--ssh-as-invoker")
         b = d["ssh_baseline"]
-        self.names.append(b["name"])
-        self.assertTrue(b["fair"])
         self.assertEqual((b["shell"], b["check"]["shell"], b["check"]["home_entries"]),
                          ("/bin/sh", "sh", []))
         fresh = d["results"]["fresh"]
@@ -672,17 +678,8 @@ class TestBenchUser(unittest.TestCase):
         # repetition, in its own network namespace; every column it can
         # measure measured with its output checked, the goal rows present
         # (the -w ones empty while ferry has no -w), the user gone.
-        out = os.path.join(self.tmp, "fleet.json")
-        p = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "fleet.py"),
-                            "--bin", ft.BIN, "--hosts", "2", "--reps", "1", "--json", out],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=300 * SLOW)
-        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
-        with open(out) as f:
-            d = json.load(f)
+        d = self.run_bench("fleet.py", "--hosts", "2", "--reps", "1")
         b = d["ssh_baseline"]
-        self.names.append(b["name"])
-        self.assertTrue(b["fair"])
         self.assertFalse([n for n in d["notes"] if "failed run" in n], d["notes"])
         cols = ["pdsh -R exec ferry (TLS)", "pdsh -R exec ferry (plaintext)", "pdsh -R ssh",
                 "clush"]
