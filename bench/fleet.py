@@ -277,6 +277,17 @@ def main():
                     clush=benchlib.version_of(["clush", "--version"]) if tools["clush"] else None,
                     ssh=benchlib.version_of(["ssh", "-V"], stderr=True))
 
+    # pdsh and clush log in as the fair user, as ssh does (their own
+    # arguments could name another): checked once, through one host
+    logins = {}
+    for name, (argv, e, pid) in columns(["127.0.0.2"], "id -un").items():
+        if name in ("pdsh -R ssh", "clush") and sshd.user.fair:
+            r = timed(argv, e, pid, args.timeout)
+            logins[name] = r[4].strip()
+            if r[3] != 0 or logins[name] != "127.0.0.2: " + sshd.user.name:
+                raise RuntimeError("%s does not log in as %s: %r (stderr %s)" % (
+                    name, sshd.user.name, logins[name], r[5].strip()[-300:]))
+
     # warm-up: the page cache, each tool's first start, one run of each
     warm_hosts = ["127.0.0.%d" % (2 + i) for i in range(min(sizes))]
     errors = {}
@@ -359,7 +370,7 @@ def main():
         "machine": dict(machine, loadavg_end=os.getloadavg()),
         "commit": benchlib.git_describe(),
         "versions": versions,
-        "ssh_baseline": sshd.describe() if sshd else None,
+        "ssh_baseline": dict(sshd.describe(), tools_log_in_as=logins) if sshd else None,
         "network": "a network namespace of its own (unshare -n); hosts 127.0.0.2-(N+1), "
                    "every daemon on 0.0.0.0",
         "params": {"hosts": sizes, "reps": args.reps, "fanout": args.fanout,

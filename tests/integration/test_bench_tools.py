@@ -680,6 +680,8 @@ class TestBenchUser(unittest.TestCase):
         # (the -w ones empty while ferry has no -w), the user gone.
         d = self.run_bench("fleet.py", "--hosts", "2", "--reps", "1")
         b = d["ssh_baseline"]
+        self.assertEqual(b["tools_log_in_as"], {"pdsh -R ssh": "127.0.0.2: " + b["name"],
+                                                "clush": "127.0.0.2: " + b["name"]})
         self.assertFalse([n for n in d["notes"] if "failed run" in n], d["notes"])
         cols = ["pdsh -R exec ferry (TLS)", "pdsh -R exec ferry (plaintext)", "pdsh -R ssh",
                 "clush"]
