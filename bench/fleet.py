@@ -6,8 +6,9 @@ The hosts are the loopback addresses 127.0.0.2 to 127.0.0.(N+1).  One
 throw-away sshd (the fair baseline user, sshlib.py) and two ferryds (TLS and
 --plaintext) each listen on 0.0.0.0, so every one of those addresses is a
 host with an sshd and a ferryd, the same daemons behind all of them.  OpenSSH
-caps an sshd at 16 listening sockets (MAX_LISTEN_SOCKS), so 100 addresses
-cannot be listed one by one; listening on 0.0.0.0 is safe because the whole
+caps an sshd at 16 listening sockets (MAX_LISTEN_SOCKS: past them it logs
+"Too many listen sockets" and serves the first 16), so 100 addresses cannot
+be listed one by one; listening on 0.0.0.0 is safe because the whole
 benchmark runs in a network namespace of its own (`unshare -n`, loopback
 brought up inside): the daemons are reachable from nothing but the
 benchmark.  That needs root (as the fair baseline user does); without it the
