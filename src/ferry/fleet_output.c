@@ -229,7 +229,7 @@ static void write_json(struct fleet_out *o, struct fleet_hostout *h, const struc
         json_stream(obj, "stderr", &h->st[1]) == 0 &&
         (!(h->st[0].truncated || h->st[1].truncated) ||
          json_object_set_new(obj, "truncated", json_true()) == 0))
-        line = json_dumps(obj, JSON_COMPACT);
+        line = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(obj);
     if (!line) {
         cli_error("%s: out of memory", r->host);
