@@ -315,20 +315,46 @@ static int take_shared(struct fsops_upload *u)
     return -EAGAIN;
 }
 
+/* A private temporary is locked as the shared one is: a start-up sweep
+ * (another ferryd's, on this root) leaves a locked temporary alone, and
+ * the shared temporary of a name that happens to look like ours
+ * (".NAME.XXXXXXXX") cannot be taken from under us.  Someone who got the
+ * fresh file's lock or name first keeps it, and we try another name. */
 static int take_private(struct fsops_upload *u)
 {
-    for (int tries = 0; tries < 16; tries++) {
+    int r = -EEXIST;
+
+    for (int tries = 0; tries < 16 && r == -EEXIST; tries++) {
+        struct stat held, named;
         uint32_t rnd;
-        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-            return -EIO;
+        int fd;
+
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) {
+            r = -EIO;
+            break;
+        }
         filecommit_tmp_name(u->tmp, u->name, &rnd);
-        u->fd = openat(u->dirfd, u->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (u->fd >= 0)
-            return 0;
-        if (errno != EEXIST)
-            return -errno;
+        fd = openat(u->dirfd, u->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno != EEXIST)
+                r = -errno;
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            if (errno != EWOULDBLOCK)
+                r = -errno;
+            close(fd);
+            continue;
+        }
+        if (fstat(fd, &held) == 0 && fstatat(u->dirfd, u->tmp, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+            held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+            u->fd = fd;
+            r = 0;
+        } else {
+            close(fd);
+        }
     }
-    return -EEXIST;
+    return r;
 }
 
 int fsops_upload_open(const struct fsroot *root, const char *path, int resume,

@@ -43,7 +43,8 @@ int fsops_rm(const struct fsroot *root, const char *path, int recursive);
  * The temporary is ".NAME.ferry-part", held with an exclusive flock for as
  * long as the upload lives, so an interrupted resumable upload can be found
  * and continued; when another upload holds it, a private
- * ".NAME.XXXXXXXX.ferry-part" (never resumable) is used instead, so two
+ * ".NAME.XXXXXXXX.ferry-part" (never resumable, locked as well, so that a
+ * sweep spares it) is used instead, so two
  * uploads of one name never write the same file: the last to commit wins,
  * whole.  Temporaries that outlive their upload are removed when ferryd
  * starts (fspath_sweep_temporaries with PROTO_PART_SUFFIX).

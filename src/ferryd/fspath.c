@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -514,6 +515,43 @@ static int sweep_reopen(struct sweep *s, size_t k)
     return -1;
 }
 
+/* Remove the temporary `name` in dirfd unless an upload holds it: 1 when
+ * removed, 0 when left (held, or gone meanwhile), else -errno.  Every
+ * upload holds its temporary's flock for as long as it lives (fsops.c),
+ * also one of another ferryd serving this root (a second listener, a
+ * restart that overlaps the old daemon): removing it would fail that
+ * upload at its commit, after all its bytes came.  The lock is held
+ * across the unlink, and only the name that still leads to the locked
+ * file goes. */
+static int sweep_temporary(int dirfd, const char *name)
+{
+    struct stat held, named;
+    int fd, r = 0;
+
+    fd = openat_retry(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+    if (fd < 0) {
+        /* ENOENT: gone meanwhile; ELOOP: it has just become a symlink,
+         * which is nobody's upload.  EACCES/EPERM: another user's file
+         * (mode 0600), so no upload of this daemon's: removed by name as
+         * it always was (unlinkat removes the entry itself, never what a
+         * symlink put there since would point to). */
+        if (errno == EACCES || errno == EPERM)
+            r = unlinkat(dirfd, name, 0) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+        else if (errno != ENOENT && errno != ELOOP)
+            r = -errno;
+    } else {
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+            r = errno == EWOULDBLOCK ? 0 : -errno;
+        else if (fstat(fd, &held) < 0)
+            r = -errno;
+        else if (fstatat(dirfd, name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+            r = unlinkat(dirfd, name, 0) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+        close(fd);
+    }
+    return r;
+}
+
 /* One entry of a directory: a temporary is removed; 1 for a directory to
  * enter, else 0. */
 static int sweep_entry(struct sweep *s, DIR *d, const struct dirent *de)
@@ -535,12 +573,12 @@ static int sweep_entry(struct sweep *s, DIR *d, const struct dirent *de)
     if (type == DT_DIR)
         return 1;
     if (type == DT_REG && is_temporary(s, de->d_name)) {
-        /* unlinkat removes the entry itself: if it has just become a
-         * symlink, the link goes, never what it points to. */
-        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+        int r = sweep_temporary(dirfd(d), de->d_name);
+
+        if (r > 0)
             s->removed++;
-        else if (errno != ENOENT)
-            sweep_fail(s, -errno);
+        else if (r < 0)
+            sweep_fail(s, r);
     }
     return 0;
 }

@@ -163,9 +163,10 @@ int fspath_parent(const struct fsroot *root, const char *path,
  * with O_NOFOLLOW, so symlinks are neither followed nor removed and
  * nothing outside the root is touched.  Best effort: an unreadable
  * directory is skipped and the walk goes on.  Meant for
- * start-up, before clients are served; a file that a concurrent writer
- * turns into a symlink between the type check and the unlink could be
- * removed as that symlink, but never through it.
+ * start-up, before clients are served; a temporary whose flock is held
+ * (an upload in flight of another ferryd on the same root) is left, and
+ * a file that a concurrent writer turns into a symlink is removed as that
+ * symlink at most, never through it.
  * Returns 0, or the first problem met (-errno; -EINVAL for a
  * bad suffix) after walking everything else; *removed (may be NULL) counts
  * the files removed either way.

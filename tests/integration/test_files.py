@@ -421,6 +421,28 @@ class FilesProto:
         self.assertEqual(read(os.path.join(self.outside, "secret")), b"outside the root\n")
         self.assert_serving(srv)
 
+    def test_a_second_ferryd_on_the_root_spares_uploads_in_flight(self):
+        """A ferryd starting on a root another one serves (a second
+        listener, a restart that overlaps the old daemon) sweeps only the
+        temporaries no upload holds: the uploads in flight, to the shared
+        temporary and to a private one, commit."""
+        data = os.urandom(MiB + 7)
+        a, b = self.session(), self.session()
+        self.assertType(a.put_begin(self.p("live"), len(data), resume=True), "put-ready")
+        self.assertType(b.put_begin(self.p("live"), len(data)), "put-ready")
+        a.send_data(data[:MiB], 0)
+        b.send_data(data[:MiB], 0)
+        self.assertEqual(len(parts_under(self.tdir)), 2)   # .live.ferry-part and a private one
+        write(self.rp(".dead.ferry-part"), b"left by an upload that is gone")
+        self.own_server(self.root)
+        self.assertFalse(os.path.lexists(self.rp(".dead.ferry-part")))
+        for s in (a, b):
+            s.send_data(data[MiB:], MiB)
+            s.put_end(digest(data))
+            self.assertType(s.recv()[0], "put-ok")
+        self.assertEqual(read(self.rp("live")), data)
+        self.assertEqual(parts_under(self.tdir), [])
+
     def test_leftover_temporaries_are_removed_at_any_depth(self):
         # 1,500 levels (past the sweep's old 64-level limit; 5,000 in
         # tests/unit/test_fspath.c), made a level at a time through

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -681,6 +682,42 @@ static void test_sweep(void **state)
     assert_true(fix_fs_exists(f, "root/keep.txt"));
 }
 
+/* A temporary whose flock is held is an upload in flight (of another
+ * ferryd serving this root): the sweep leaves it, and takes it once the
+ * lock has gone. */
+static void test_sweep_spares_held(void **state)
+{
+    struct fix_fs *f = *state;
+    char path[PATH_MAX];
+    unsigned removed = 99;
+    int fd;
+
+    fix_fs_file(f, "root/.live.ferry-part", "in flight\n");
+    fix_fs_file(f, "root/.live.1a2b3c4d.ferry-part", "in flight, private\n");
+    fix_fs_file(f, "root/.dead.ferry-part", "left over\n");
+    pathf(path, sizeof path, "%s/root/.live.ferry-part", f->base);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    pathf(path, sizeof path, "%s/root/.live.1a2b3c4d.ferry-part", f->base);
+    int priv = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(priv >= 0);
+    assert_int_equal(flock(priv, LOCK_EX | LOCK_NB), 0);
+
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(removed, 1);
+    assert_false(fix_fs_exists(f, "root/.dead.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/.live.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/.live.1a2b3c4d.ferry-part"));
+
+    close(fd);
+    close(priv);
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(removed, 2);
+    assert_false(fix_fs_exists(f, "root/.live.ferry-part"));
+    assert_false(fix_fs_exists(f, "root/.live.1a2b3c4d.ferry-part"));
+}
+
 /* A file in the directory fd. */
 static void file_at(int fd, const char *name)
 {
@@ -798,6 +835,7 @@ int main(void)
         BOTH(test_race_relative_link),
         ONE(test_root_open),
         ONE(test_sweep),
+        ONE(test_sweep_spares_held),
         ONE(test_sweep_deep),
         cmocka_unit_test(test_strerror),
     };
