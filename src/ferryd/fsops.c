@@ -421,12 +421,23 @@ int fsops_upload_write(struct fsops_upload *u, const void *buf, size_t len)
 static int still_ours(const struct fsops_upload *u)
 {
     struct stat held, named;
+    int r = 0, gone = 0;
 
     if (fstat(u->fd, &held) < 0)
-        return -errno;
-    if (fstatat(u->dirfd, u->tmp, &named, AT_SYMLINK_NOFOLLOW) < 0)
-        return errno == ENOENT ? -ESTALE : -errno;
-    return held.st_dev == named.st_dev && held.st_ino == named.st_ino ? 0 : -ESTALE;
+        r = -errno;
+    else if (fstatat(u->dirfd, u->tmp, &named, AT_SYMLINK_NOFOLLOW) < 0) {
+        gone = errno == ENOENT;
+        r = gone ? -ESTALE : -errno;
+    } else if (held.st_dev != named.st_dev || held.st_ino != named.st_ino)
+        r = -ESTALE;
+    /* Nothing in ferryd removes or replaces a temporary an upload holds:
+     * the log says what happened, for whoever has to find what did it. */
+    if (r == -ESTALE)
+        ferry_log_warn("upload of %s: its temporary %s (inode %llu) was %s by something else "
+                       "while it was written; nothing was saved", FERRY_LOG_Q(u->name),
+                       FERRY_LOG_Q(u->tmp), (unsigned long long)held.st_ino,
+                       gone ? "removed" : "replaced");
+    return r;
 }
 
 int fsops_upload_commit(struct fsops_upload *u, mode_t mode, const int64_t *mtime_sec,

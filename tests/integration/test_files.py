@@ -443,6 +443,20 @@ class FilesProto:
         self.assertEqual(read(self.rp("live")), data)
         self.assertEqual(parts_under(self.tdir), [])
 
+    def test_a_temporary_removed_under_an_upload_is_reported(self):
+        """Something else (a local user) removes an upload's temporary: the
+        commit refuses (ESTALE) and ferryd's log says what happened."""
+        data = os.urandom(MiB + 7)
+        s = self.session()
+        self.assertType(s.put_begin(self.p("gone"), len(data)), "put-ready")
+        s.send_data(data[:MiB], 0)
+        os.unlink(self.rp(".gone" + PART))
+        s.send_data(data[MiB:], MiB)
+        s.put_end(digest(data))
+        self.assertFsError(s.recv()[0], "ESTALE")
+        self.assertFalse(os.path.lexists(self.rp("gone")))
+        self.srv.wait_for_log(r"upload of .?gone.?: its temporary .* was removed by something else")
+
     def test_leftover_temporaries_are_removed_at_any_depth(self):
         # 1,500 levels (past the sweep's old 64-level limit; 5,000 in
         # tests/unit/test_fspath.c), made a level at a time through
@@ -1259,7 +1273,9 @@ class FerryCli(FilesBase):
                               timeout=timeout * SLOW, cwd=cwd or self.local)
 
     def assertOk(self, r):
-        self.assertEqual(r.returncode, 0, "stdout %r stderr %r" % (r.stdout[-500:], r.stderr))
+        # ferryd's last lines too: a failure under load is seldom rerun.
+        self.assertEqual(r.returncode, 0, "stdout %r stderr %r; ferryd's last lines:\n%s"
+                         % (r.stdout[-500:], r.stderr, "\n".join(self.srv.log[-10:])))
 
     def lp(self, *names):
         return os.path.join(self.local, *names)
