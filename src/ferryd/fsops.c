@@ -341,8 +341,12 @@ static int take_private(struct fsops_upload *u)
             continue;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-            if (errno != EWOULDBLOCK)
+            /* Held: whoever took it keeps it.  Any other failure: the
+             * file we just made is nobody's, so it goes. */
+            if (errno != EWOULDBLOCK) {
                 r = -errno;
+                unlinkat(u->dirfd, u->tmp, 0);
+            }
             close(fd);
             continue;
         }
