@@ -93,13 +93,17 @@ static void wake(struct fleet *f)
 
 /* ---- ending a host ------------------------------------------------------------ */
 
-/* Record how the host ended and release its run. */
+/* Record how the host ended and release its run.  Once only: a run over
+ * stays among the active ones until compact(), and a second signal taken
+ * in the same batch as the first (take_signals) hangs up on those too. */
 static void finish(struct fleet_run *r, int status, int ran, const char *error, const char *why)
 {
     struct fleet *f = r->f;
     struct fleet_host *h = &f->h[r->idx];
     uint64_t now = ferry_loop_now(f->loop);
 
+    if (r->state == R_OVER)
+        return;
     h->error = error ? strdup(error) : NULL;
     h->why = why ? strdup(why) : NULL;
     h->r = (struct fleet_result){ .host = r->name, .status = status, .ran = ran,

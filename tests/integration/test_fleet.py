@@ -242,6 +242,28 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(p.returncode, 130)
         self.assertIn(b"ferry: 3 of 3 hosts failed: interrupted: web[01-03] (hung up)", err)
 
+    def test_two_signals_taken_at_once(self):
+        # Both signals reach the loop in one batch (the process is stopped
+        # while they arrive): the first gives up "hang" (still in its TLS
+        # handshake), the second hangs up on every host, and a host given up
+        # by the first is not ended a second time (it was: its JSON object
+        # twice, its timer and descriptor freed twice).
+        ready = os.path.join(self.dir, "two-signals-ready")
+        p = subprocess.Popen(self.args("-n", "--json", "--connect-timeout", "60", "-w",
+                                       "web01,hang", "touch %s; sleep 30" % ready),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            ferrytest.wait_until(lambda: os.path.exists(ready), what="web01's command")
+            for sig in (signal.SIGSTOP, signal.SIGINT, signal.SIGTERM, signal.SIGCONT):
+                p.send_signal(sig)
+            out, err = p.communicate(timeout=10 * SLOW)
+            self.assertEqual(sorted(json.loads(l)["host"] for l in out.splitlines()),
+                             ["hang", "web01"], err)
+            self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
+        finally:
+            p.kill()
+            p.communicate()
+
     def test_closed_stdout_ends_quietly(self):
         p = subprocess.Popen(self.args("-n", "-g", "web", "yes"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
