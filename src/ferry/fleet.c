@@ -687,11 +687,12 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
         if (!f->out.stdout_err)
             fleet_out_host_done(&f->out, &none, &f->h[f->next].r);
     }
+    if (f->out.stdout_err != EPIPE)
+        fleet_out_finish(&f->out);   /* -b's groups: they may meet the closed pipe too */
     if (f->out.stdout_err == EPIPE) {
         status = 128 + SIGPIPE;   /* quietly, as a pipeline ends */
         goto out;
     }
-    fleet_out_finish(&f->out);
     results = calloc(hosts->n ? hosts->n : 1, sizeof *results);
     for (size_t i = 0; results && i < hosts->n; i++)
         results[i] = f->h[i].r;

@@ -276,6 +276,25 @@ class FleetTest(unittest.TestCase):
             p.kill()
             p.stderr.close()
 
+    def test_output_errors_in_every_mode(self):
+        # A failed write is said in every mode (-b and --json said nothing).
+        for mode in ([], ["-b"], ["--json"]):
+            with open("/dev/full", "wb") as full:
+                r = subprocess.run(self.args("-n", *mode, "-g", "web", "echo hi"),
+                                   stdout=full, stderr=subprocess.PIPE, timeout=20 * SLOW)
+            self.assertEqual(r.returncode, 255, mode)
+            self.assertIn(b"ferry: cannot write output: No space left on device", r.stderr, mode)
+        # -b writes only at the end: a pipe closed by then ends quietly, 141
+        # (it was 255).
+        rd, wr = os.pipe()
+        os.close(rd)
+        try:
+            r = subprocess.run(self.args("-n", "-b", "-g", "web", "echo hi"), stdout=wr,
+                               stderr=subprocess.PIPE, timeout=20 * SLOW)
+        finally:
+            os.close(wr)
+        self.assertEqual((r.returncode, r.stderr), (128 + signal.SIGPIPE, b""))
+
     def test_missing_key_said_once(self):
         r = subprocess.run([FERRY, "exec", "-k", os.path.join(self.dir, "nokey"), "-F",
                             self.conf, "-g", "web", "true"], capture_output=True,
