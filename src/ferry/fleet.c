@@ -540,22 +540,32 @@ static void take_signals(struct fleet *f)
 }
 
 /* Read stdin while the slowest host that still takes it is less than
- * FLEET_STDIN_AHEAD behind (fleet_stdin.h). */
+ * FLEET_STDIN_AHEAD behind (fleet_stdin.h); once no host is left to
+ * start, give back the spool every host has had. */
 static void update_stdin(struct fleet *f)
 {
-    uint64_t low = UINT64_MAX;
-    int any = f->next < f->hosts->n && !f->stop_sig;
+    uint64_t low = UINT64_MAX, need;
+    int waiting = f->next < f->hosts->n && !f->stop_sig, any = waiting;
 
     if (!f->stdin_open)
         return;
-    for (size_t i = 0; i < f->nactive; i++)
-        if (f->active[i]->state == R_RUNNING && f->active[i]->stdin_on) {
+    need = waiting ? 0 : f->in.len;
+    for (size_t i = 0; i < f->nactive; i++) {
+        struct fleet_run *r = f->active[i];
+
+        if (r->state == R_RUNNING && r->stdin_on) {
             any = 1;
-            low = f->active[i]->stdin_off < low ? f->active[i]->stdin_off : low;
+            low = r->stdin_off < low ? r->stdin_off : low;
+        } else if (r->state < R_RUNNING) {
+            need = 0;   /* it starts from the first byte */
         }
+    }
     if (low == UINT64_MAX)
         low = 0;
+    else if (low < need)
+        need = low;
     fleet_stdin_want(&f->in, any && f->in.len < low + FLEET_STDIN_AHEAD);
+    fleet_stdin_release(&f->in, need);
 }
 
 static void on_stdin_data(void *arg)

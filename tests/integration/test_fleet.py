@@ -214,6 +214,40 @@ class FleetTest(unittest.TestCase):
         r = self.run_fleet("-n", "-g", "web", "cat")
         self.assertEqual((r.returncode, r.stdout), (0, b""))
 
+    def test_stdin_spool_given_back_once_every_host_started(self):
+        # A stream to hosts all running at once: what they all have had
+        # leaves the spool (a hole), which otherwise holds the whole stream
+        # on $TMPDIR's file system (memory on a tmpfs) until the end.
+        tmpdir = tempfile.mkdtemp(dir=self.dir)
+        probe = os.path.join(tmpdir, "probe")
+        with open(probe, "wb") as f:
+            f.write(b"x" * 8192)
+        if subprocess.run(["fallocate", "-p", "-o", "0", "-l", "4096", probe]).returncode:
+            self.skipTest("the file system of the spool cannot punch holes")
+        p = subprocess.Popen(self.args("-g", "web", "cat > /dev/null; echo eof; sleep 30"),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=dict(os.environ, TMPDIR=tmpdir))
+        try:
+            chunk = b"y" * (1 << 20)
+            for _ in range(48):
+                p.stdin.write(chunk)
+            p.stdin.close()
+            for _ in range(3):
+                self.assertTrue(p.stdout.readline().endswith(b": eof\n"))
+            spool = [os.path.join("/proc/%d/fd" % p.pid, fd)
+                     for fd in os.listdir("/proc/%d/fd" % p.pid)
+                     if os.readlink(os.path.join("/proc/%d/fd" % p.pid, fd))
+                     .startswith(tmpdir)]
+            self.assertEqual(len(spool), 1)
+            st = os.stat(spool[0])
+            self.assertEqual(st.st_size, 48 << 20)
+            self.assertLess(st.st_blocks * 512, 2 << 20)
+        finally:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
     def start_ready(self, script):
         """The fleet running script on web01-03, once each host said ready."""
         p = subprocess.Popen(self.args("-n", "-g", "web", script), stdout=subprocess.PIPE,
