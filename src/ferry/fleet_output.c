@@ -125,7 +125,9 @@ static void take_lines(struct batch *b, struct fleet_buf *f, const char *host, c
             seg = room;
             ends = 0;
         }
-        if (f->len == 0 && ends) {
+        if (f->cut && seg == 0 && ends) {
+            /* The newline of a line cut right before it: said already. */
+        } else if (f->len == 0 && ends) {
             emit_line(b, host, p, seg);   /* a whole line: no copy */
         } else {
             if (buf_reserve(f, FLEET_LINE_MAX) < 0) {
@@ -142,6 +144,7 @@ static void take_lines(struct batch *b, struct fleet_buf *f, const char *host, c
                 f->len = 0;
             }
         }
+        f->cut = !ends && f->len == 0 && seg > 0;
         p += seg;
         n -= seg;
         if (ends) {

@@ -129,6 +129,13 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, b"web01: " + b"a" * 4096 + b"\n" + b"web01: " + b"a" * 4096
                          + b"\n" + b"web01: " + b"a" * 1808 + b"\n")
+        # A line of exactly twice the limit: two pieces, and its newline
+        # makes no empty third line; an empty line of its own stays.
+        r = self.run_fleet("-w", "web01", "head -c 8192 /dev/zero | tr '\\0' a; echo; echo; "
+                           "echo next")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, (b"web01: " + b"a" * 4096 + b"\n") * 2 + b"web01: \n"
+                         + b"web01: next\n")
 
     def test_gather(self):
         r = self.run_fleet("-b", "-g", "web",
