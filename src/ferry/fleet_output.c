@@ -229,13 +229,34 @@ static int json_stream(json_t *obj, const char *name, const struct fleet_buf *f)
     return r;
 }
 
+/* A JSON string of s: as it is when it is UTF-8, else with every byte
+ * beyond ASCII as '?'.  A host name is whatever the command line said,
+ * and an error may end in a server's words cut mid-character. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    char *copy;
+
+    if (j)
+        return j;
+    copy = strdup(s);
+    if (!copy)
+        return NULL;
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 static void write_json(struct fleet_out *o, struct fleet_hostout *h, const struct fleet_result *r)
 {
-    json_t *obj = json_pack("{s:s, s:o, s:f, s:o}", "host", r->host,
+    json_t *obj = json_pack("{s:o, s:o, s:f, s:o}", "host", json_text(r->host),
                             "status", json_integer(r->status),
                             "duration", r->duration,
-                            "error", r->error ? json_string(r->error) :
-                                     !r->ran && r->why ? json_string(r->why) : json_null());
+                            "error", r->error ? json_text(r->error) :
+                                     !r->ran && r->why ? json_text(r->why) : json_null());
     char *line = NULL;
 
     if (obj && json_stream(obj, "stdout", &h->st[0]) == 0 &&

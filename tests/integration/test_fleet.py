@@ -163,6 +163,13 @@ class FleetTest(unittest.TestCase):
         d = objs["dead"]
         self.assertEqual(d["status"], 255)
         self.assertIn("cannot connect to dead", d["error"])
+        # A name that is not UTF-8 still has its object (it had none, and
+        # "out of memory" was said).
+        r = self.run_fleet("--json", "-w", "web01,h\udcff", "true")
+        self.assertEqual(r.returncode, 255, r.stderr)
+        objs = [json.loads(line) for line in r.stdout.decode().splitlines()]
+        self.assertEqual(sorted(o["host"] for o in objs), ["h?", "web01"])
+        self.assertNotIn(b"out of memory", r.stderr)
 
     def test_exit_status_rule_and_summary(self):
         r = self.run_fleet("-g", "web", 'case $LANG in *web01) exit 0;; *web02) exit 5;; '
