@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -67,9 +68,15 @@ struct fleet_run {
     struct fleet_hostout out;
 };
 
+/* Descriptors besides the hosts' sockets: stdio, the loop's, the signal
+ * pipe, the stdin spool, and the configuration or key file read as a
+ * host starts. */
+#define FLEET_SPARE_FDS 32
+
 struct fleet {
     struct ferry_loop *loop;
     const struct fleet_opts *fo;
+    size_t fanout;               /* -f, within the descriptors we may open */
     json_t *request;
     const struct hostlist *hosts;
     struct fleet_host *h;
@@ -597,7 +604,7 @@ static void step(struct fleet *f)
         if (f->nsigs)
             take_signals(f);
         compact(f);
-        while (f->nactive < f->fo->fanout && f->next < f->hosts->n && !f->stop_sig &&
+        while (f->nactive < f->fanout && f->next < f->hosts->n && !f->stop_sig &&
                !f->out.stdout_err) {
             launch(f);
             moved = 1;
@@ -639,6 +646,28 @@ static int preflight(struct fleet *f)
     return 0;
 }
 
+/* Each host in flight holds a socket: raise the soft limit on descriptors
+ * to what -f needs (past it, hosts failed as "bad host" when their
+ * configuration could not be opened), within the hard limit; beyond the
+ * hard limit, -f is cut to what fits, and said. */
+static size_t fit_fanout(size_t fanout)
+{
+    rlim_t want = (rlim_t)fanout + FLEET_SPARE_FDS;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return fanout;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return fanout;
+    if (rl.rlim_cur >= want)
+        return fanout;
+    fanout = rl.rlim_cur > FLEET_SPARE_FDS + 1 ? (size_t)(rl.rlim_cur - FLEET_SPARE_FDS) : 1;
+    cli_error("-f: only %llu descriptors may be open (ulimit -n): at most %zu hosts at once",
+              (unsigned long long)rl.rlim_cur, fanout);
+    return fanout;
+}
+
 int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet_opts *fo)
 {
     struct fleet *f = calloc(1, sizeof *f);
@@ -646,8 +675,10 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
     struct signals_saved saved;
     int status = FERRY_EXIT_ERROR, r, sigs_on = 0;
 
+    if (f)
+        f->fanout = fit_fanout(fo->fanout);
     if (!f || !(f->h = calloc(hosts->n, sizeof *f->h)) ||
-        !(f->active = calloc(fo->fanout, sizeof *f->active)) || !(f->loop = client_loop())) {
+        !(f->active = calloc(f->fanout, sizeof *f->active)) || !(f->loop = client_loop())) {
         cli_error("out of memory");
         goto out;
     }

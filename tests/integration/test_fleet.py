@@ -262,6 +262,37 @@ class FleetTest(unittest.TestCase):
             p.stdout.close()
             p.stderr.close()
 
+    def test_fanout_beyond_the_descriptor_limit(self):
+        # 48 hosts at once (aliases of a listener that never accepts: each
+        # holds its socket until the connect timeout) under a soft limit of
+        # 40 descriptors: the limit is raised, where hosts past it failed as
+        # "bad host" (their configuration could not be opened); under a hard
+        # limit of 40, -f is cut to what fits, and said.
+        import resource
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.8", 0))
+        lsock.listen(128)
+        self.addCleanup(lsock.close)
+        conf = os.path.join(self.dir, "config-many")
+        with open(conf, "w") as f:
+            for i in range(48):
+                f.write("Host m%d\n    Address 127.0.0.8\n    Port %d\n"
+                        % (i, lsock.getsockname()[1]))
+        os.chmod(conf, 0o600)
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        for limits, said in (((40, hard), b""),
+                             ((40, 40), b"ferry: -f: only 40 descriptors may be open "
+                                        b"(ulimit -n): at most 8 hosts at once\n")):
+            r = subprocess.run([FERRY, "exec", "-k", self.key, "-F", conf, "-n", "-f", "48",
+                                "--connect-timeout", "0.3", "-w", "m[0-47]", "true"],
+                               capture_output=True, timeout=30 * SLOW,
+                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                     limits))
+            self.assertEqual(r.returncode, 255, r.stderr)
+            self.assertTrue(r.stderr.startswith(said), r.stderr)
+            self.assertTrue(r.stderr.endswith(b"ferry: 48 of 48 hosts failed: unreachable: "
+                                              b"m[0-47] (no session)\n"), r.stderr)
+
     def start_ready(self, script):
         """The fleet running script on web01-03, once each host said ready."""
         p = subprocess.Popen(self.args("-n", "-g", "web", script), stdout=subprocess.PIPE,
