@@ -261,6 +261,16 @@ class FleetTest(unittest.TestCase):
             p.wait()
             p.stdout.close()
             p.stderr.close()
+        # A stdin that is a regular file is read in place: never punched.
+        data = os.path.join(tmpdir, "data")
+        with open(data, "wb") as f:
+            f.write(b"z" * (8 << 20))
+        before = os.stat(data).st_blocks
+        with open(data, "rb") as f:
+            r = subprocess.run(self.args("-g", "web", "wc -c"), stdin=f, capture_output=True,
+                               timeout=20 * SLOW)
+        self.assertEqual(self.lines(r.stdout), ["web0%d: %d" % (i, 8 << 20) for i in (1, 2, 3)])
+        self.assertEqual(os.stat(data).st_blocks, before)
 
     def test_fanout_beyond_the_descriptor_limit(self):
         # 48 hosts at once (aliases of a listener that never accepts: each
