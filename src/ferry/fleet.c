@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -67,9 +68,15 @@ struct fleet_run {
     struct fleet_hostout out;
 };
 
+/* Descriptors besides the hosts' sockets: stdio, the loop's, the signal
+ * pipe, the stdin spool, and the configuration or key file read as a
+ * host starts. */
+#define FLEET_SPARE_FDS 32
+
 struct fleet {
     struct ferry_loop *loop;
     const struct fleet_opts *fo;
+    size_t fanout;               /* -f, within the descriptors we may open */
     json_t *request;
     const struct hostlist *hosts;
     struct fleet_host *h;
@@ -93,13 +100,17 @@ static void wake(struct fleet *f)
 
 /* ---- ending a host ------------------------------------------------------------ */
 
-/* Record how the host ended and release its run. */
+/* Record how the host ended and release its run.  Once only: a run over
+ * stays among the active ones until compact(), and a second signal taken
+ * in the same batch as the first (take_signals) hangs up on those too. */
 static void finish(struct fleet_run *r, int status, int ran, const char *error, const char *why)
 {
     struct fleet *f = r->f;
     struct fleet_host *h = &f->h[r->idx];
     uint64_t now = ferry_loop_now(f->loop);
 
+    if (r->state == R_OVER)
+        return;
     h->error = error ? strdup(error) : NULL;
     h->why = why ? strdup(why) : NULL;
     h->r = (struct fleet_result){ .host = r->name, .status = status, .ran = ran,
@@ -536,22 +547,32 @@ static void take_signals(struct fleet *f)
 }
 
 /* Read stdin while the slowest host that still takes it is less than
- * FLEET_STDIN_AHEAD behind (fleet_stdin.h). */
+ * FLEET_STDIN_AHEAD behind (fleet_stdin.h); once no host is left to
+ * start, give back the spool every host has had. */
 static void update_stdin(struct fleet *f)
 {
-    uint64_t low = UINT64_MAX;
-    int any = f->next < f->hosts->n && !f->stop_sig;
+    uint64_t low = UINT64_MAX, need;
+    int waiting = f->next < f->hosts->n && !f->stop_sig, any = waiting;
 
     if (!f->stdin_open)
         return;
-    for (size_t i = 0; i < f->nactive; i++)
-        if (f->active[i]->state == R_RUNNING && f->active[i]->stdin_on) {
+    need = waiting ? 0 : f->in.len;
+    for (size_t i = 0; i < f->nactive; i++) {
+        struct fleet_run *r = f->active[i];
+
+        if (r->state == R_RUNNING && r->stdin_on) {
             any = 1;
-            low = f->active[i]->stdin_off < low ? f->active[i]->stdin_off : low;
+            low = r->stdin_off < low ? r->stdin_off : low;
+        } else if (r->state < R_RUNNING) {
+            need = 0;   /* it starts from the first byte */
         }
+    }
     if (low == UINT64_MAX)
         low = 0;
+    else if (low < need)
+        need = low;
     fleet_stdin_want(&f->in, any && f->in.len < low + FLEET_STDIN_AHEAD);
+    fleet_stdin_release(&f->in, need);
 }
 
 static void on_stdin_data(void *arg)
@@ -583,7 +604,7 @@ static void step(struct fleet *f)
         if (f->nsigs)
             take_signals(f);
         compact(f);
-        while (f->nactive < f->fo->fanout && f->next < f->hosts->n && !f->stop_sig &&
+        while (f->nactive < f->fanout && f->next < f->hosts->n && !f->stop_sig &&
                !f->out.stdout_err) {
             launch(f);
             moved = 1;
@@ -625,6 +646,28 @@ static int preflight(struct fleet *f)
     return 0;
 }
 
+/* Each host in flight holds a socket: raise the soft limit on descriptors
+ * to what -f needs (past it, hosts failed as "bad host" when their
+ * configuration could not be opened), within the hard limit; beyond the
+ * hard limit, -f is cut to what fits, and said. */
+static size_t fit_fanout(size_t fanout)
+{
+    rlim_t want = (rlim_t)fanout + FLEET_SPARE_FDS;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return fanout;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return fanout;
+    if (rl.rlim_cur >= want)
+        return fanout;
+    fanout = rl.rlim_cur > FLEET_SPARE_FDS + 1 ? (size_t)(rl.rlim_cur - FLEET_SPARE_FDS) : 1;
+    cli_error("-f: only %llu descriptors may be open (ulimit -n): at most %zu hosts at once",
+              (unsigned long long)rl.rlim_cur, fanout);
+    return fanout;
+}
+
 int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet_opts *fo)
 {
     struct fleet *f = calloc(1, sizeof *f);
@@ -632,8 +675,10 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
     struct signals_saved saved;
     int status = FERRY_EXIT_ERROR, r, sigs_on = 0;
 
+    if (f)
+        f->fanout = fit_fanout(fo->fanout);
     if (!f || !(f->h = calloc(hosts->n, sizeof *f->h)) ||
-        !(f->active = calloc(fo->fanout, sizeof *f->active)) || !(f->loop = client_loop())) {
+        !(f->active = calloc(f->fanout, sizeof *f->active)) || !(f->loop = client_loop())) {
         cli_error("out of memory");
         goto out;
     }
@@ -683,11 +728,12 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
         if (!f->out.stdout_err)
             fleet_out_host_done(&f->out, &none, &f->h[f->next].r);
     }
+    if (f->out.stdout_err != EPIPE)
+        fleet_out_finish(&f->out);   /* -b's groups: they may meet the closed pipe too */
     if (f->out.stdout_err == EPIPE) {
         status = 128 + SIGPIPE;   /* quietly, as a pipeline ends */
         goto out;
     }
-    fleet_out_finish(&f->out);
     results = calloc(hosts->n ? hosts->n : 1, sizeof *results);
     for (size_t i = 0; results && i < hosts->n; i++)
         results[i] = f->h[i].r;

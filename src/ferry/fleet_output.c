@@ -47,21 +47,31 @@ void fleet_out_init(struct fleet_out *o, enum fleet_mode mode)
     *o = (struct fleet_out){ .mode = mode };
 }
 
-static void batch_flush(struct batch *b)
+/* n bytes to our stdout, unless a write to it failed before.  0 or -1.
+ * EPIPE (`ferry exec -w ... | head -1`) ends the run quietly (fleet.c
+ * hangs up); anything else is said once, whichever mode wrote. */
+static int out_write(struct fleet_out *o, const void *p, size_t n)
 {
     int r;
 
+    if (o->stdout_err)
+        return -1;
+    r = fdio_write_all(STDOUT_FILENO, p, n, NULL);
+    if (r < 0) {
+        o->stdout_err = -r;
+        if (r != -EPIPE)
+            cli_error("cannot write output: %s", strerror(-r));
+        return -1;
+    }
+    return 0;
+}
+
+static void batch_flush(struct batch *b)
+{
     if (b->len == 0)
         return;
-    if (b->fd == STDOUT_FILENO && !b->o->stdout_err) {
-        r = fdio_write_all(STDOUT_FILENO, b->b, b->len, NULL);
-        if (r < 0) {
-            /* EPIPE (`ferry exec -w ... | head -1`) ends the run quietly
-             * (fleet.c hangs up); anything else is said once. */
-            b->o->stdout_err = -r;
-            if (r != -EPIPE)
-                cli_error("cannot write output: %s", strerror(-r));
-        }
+    if (b->fd == STDOUT_FILENO) {
+        (void)out_write(b->o, b->b, b->len);
     } else if (b->fd == STDERR_FILENO && !b->o->stderr_dead) {
         if (fdio_write_all(STDERR_FILENO, b->b, b->len, NULL) < 0)
             b->o->stderr_dead = 1;
@@ -115,7 +125,9 @@ static void take_lines(struct batch *b, struct fleet_buf *f, const char *host, c
             seg = room;
             ends = 0;
         }
-        if (f->len == 0 && ends) {
+        if (f->cut && seg == 0 && ends) {
+            /* The newline of a line cut right before it: said already. */
+        } else if (f->len == 0 && ends) {
             emit_line(b, host, p, seg);   /* a whole line: no copy */
         } else {
             if (buf_reserve(f, FLEET_LINE_MAX) < 0) {
@@ -132,6 +144,7 @@ static void take_lines(struct batch *b, struct fleet_buf *f, const char *host, c
                 f->len = 0;
             }
         }
+        f->cut = !ends && f->len == 0 && seg > 0;
         p += seg;
         n -= seg;
         if (ends) {
@@ -216,13 +229,34 @@ static int json_stream(json_t *obj, const char *name, const struct fleet_buf *f)
     return r;
 }
 
+/* A JSON string of s: as it is when it is UTF-8, else with every byte
+ * beyond ASCII as '?'.  A host name is whatever the command line said,
+ * and an error may end in a server's words cut mid-character. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    char *copy;
+
+    if (j)
+        return j;
+    copy = strdup(s);
+    if (!copy)
+        return NULL;
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 static void write_json(struct fleet_out *o, struct fleet_hostout *h, const struct fleet_result *r)
 {
-    json_t *obj = json_pack("{s:s, s:o, s:f, s:o}", "host", r->host,
+    json_t *obj = json_pack("{s:o, s:o, s:f, s:o}", "host", json_text(r->host),
                             "status", json_integer(r->status),
                             "duration", r->duration,
-                            "error", r->error ? json_string(r->error) :
-                                     !r->ran && r->why ? json_string(r->why) : json_null());
+                            "error", r->error ? json_text(r->error) :
+                                     !r->ran && r->why ? json_text(r->why) : json_null());
     char *line = NULL;
 
     if (obj && json_stream(obj, "stdout", &h->st[0]) == 0 &&
@@ -235,14 +269,11 @@ static void write_json(struct fleet_out *o, struct fleet_hostout *h, const struc
         cli_error("%s: out of memory", r->host);
         return;
     }
-    if (!o->stdout_err) {
+    {
         size_t n = strlen(line);
-        int w;
 
         line[n] = '\n';
-        w = fdio_write_all(STDOUT_FILENO, line, n + 1, NULL);
-        if (w < 0)
-            o->stdout_err = -w;
+        (void)out_write(o, line, n + 1);
     }
     free(line);
 }
@@ -340,27 +371,14 @@ static void print_group(struct fleet_out *o, const struct fleet_group *g)
     static const char rule[] = "---------------\n";
     char *names = hostlist_fold(g->hosts, g->n);
     char head[160];
-    int w;
 
-    if (o->stdout_err) {
-        free(names);
-        return;
-    }
     snprintf(head, sizeof head, g->truncated ? " (output cut at %d bytes)\n" : "\n",
              FLEET_KEEP_MAX);
-    w = fdio_write_all(STDOUT_FILENO, rule, sizeof rule - 1, NULL);
-    if (w == 0 && names)
-        w = fdio_write_all(STDOUT_FILENO, names, strlen(names), NULL);
-    if (w == 0)
-        w = fdio_write_all(STDOUT_FILENO, head, strlen(head), NULL);
-    if (w == 0)
-        w = fdio_write_all(STDOUT_FILENO, rule, sizeof rule - 1, NULL);
-    if (w == 0)
-        w = fdio_write_all(STDOUT_FILENO, g->p, g->len, NULL);
-    if (w == 0 && g->p[g->len - 1] != '\n')
-        w = fdio_write_all(STDOUT_FILENO, "\n", 1, NULL);
-    if (w < 0)
-        o->stdout_err = -w;
+    if (out_write(o, rule, sizeof rule - 1) == 0 &&
+        (!names || out_write(o, names, strlen(names)) == 0) &&
+        out_write(o, head, strlen(head)) == 0 && out_write(o, rule, sizeof rule - 1) == 0 &&
+        out_write(o, g->p, g->len) == 0 && g->p[g->len - 1] != '\n')
+        (void)out_write(o, "\n", 1);
     free(names);
 }
 

@@ -35,6 +35,8 @@ struct fleet_buf {
     uint8_t *p;
     size_t len, cap;
     int truncated;
+    int cut;                    /* lines: a piece was just cut at FLEET_LINE_MAX, so a
+                                 * newline next ends that line (no empty one) */
 };
 
 /* One host's output while it runs. */

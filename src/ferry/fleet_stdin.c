@@ -138,6 +138,22 @@ ssize_t fleet_stdin_read(struct fleet_stdin *in, uint64_t off, void *buf, size_t
     return r < 0 ? -errno : r;
 }
 
+void fleet_stdin_release(struct fleet_stdin *in, uint64_t off)
+{
+    off -= off % FLEET_STDIN_RELEASE_STEP;
+    if (in->direct || in->no_holes || in->spool < 0 || off <= in->released)
+        return;
+    if (fallocate(in->spool, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)in->released,
+                  (off_t)(off - in->released)) < 0) {
+        /* Only the space is lost, not a byte of the input. */
+        ferry_log_debug("stdin spool: cannot punch a hole: %s; keeping it whole",
+                        strerror(errno));
+        in->no_holes = 1;
+        return;
+    }
+    in->released = off;
+}
+
 void fleet_stdin_close(struct fleet_stdin *in)
 {
     if (in->watch == 1)

@@ -11,7 +11,12 @@
  *
  * Reading stops while the spool is FLEET_STDIN_AHEAD past the slowest
  * running host, so a command that never reads its stdin does not make us
- * copy an endless one (`yes |`) to disk.
+ * copy an endless one (`yes |`) to disk.  Once every host has started,
+ * what all of them have had is given back (a hole punched in the spool):
+ * a long stream to hosts all running at once costs about
+ * FLEET_STDIN_AHEAD of the spool's file system (memory, when $TMPDIR is
+ * a tmpfs), not the whole stream.  While hosts still wait for a slot, the
+ * spool holds all of stdin: they need it from its first byte.
  */
 #ifndef FERRY_CLIENT_FLEET_STDIN_H
 #define FERRY_CLIENT_FLEET_STDIN_H
@@ -22,6 +27,7 @@
 #include "ferry/loop.h"
 
 #define FLEET_STDIN_AHEAD (4 * 1024 * 1024)
+#define FLEET_STDIN_RELEASE_STEP (1024 * 1024)
 
 struct fleet_stdin {
     struct ferry_loop *loop;
@@ -32,6 +38,8 @@ struct fleet_stdin {
     int eof;                    /* all of stdin is in it */
     int watch;                  /* 1: fd 0 on the loop; 2: read by a timer */
     int reading;                /* the watcher or timer is armed */
+    uint64_t released;          /* the spool below this is a hole (fleet_stdin_release) */
+    int no_holes;               /* ... its file system cannot punch them */
     struct ferry_timer *timer;
     void (*on_data)(void *arg); /* more is in the spool (or eof) */
     void *arg;
@@ -47,6 +55,10 @@ void fleet_stdin_want(struct fleet_stdin *in, int want);
 /* Up to n bytes of the spool from off: the count, 0 when none is there
  * (yet), or -errno. */
 ssize_t fleet_stdin_read(struct fleet_stdin *in, uint64_t off, void *buf, size_t n);
+
+/* No host will read the spool below off again: give its space back, in
+ * steps of FLEET_STDIN_RELEASE_STEP. */
+void fleet_stdin_release(struct fleet_stdin *in, uint64_t off);
 
 void fleet_stdin_close(struct fleet_stdin *in);
 

@@ -436,9 +436,10 @@ static int by_shape(const void *x, const void *y)
     return cmp_shape(shape_names[*(const size_t *)x], shape_names[*(const size_t *)y]);
 }
 
-/* Which run of digits the names of one shape (idx[0..n)) fold on: the one
- * run that differs among them (the address in 127.0.0.[2-9]:7171), else
- * the last. */
+/* Which run of digits the names of one shape (idx[0..n)) fold on: the
+ * last run that differs among them (the address in 127.0.0.[2-9]:7171,
+ * the last octet in 127.0.[0-1].[1-9]:7171, whose port is the same for
+ * all), else the last. */
 static size_t fold_run(const char *const *names, const size_t *idx, size_t n)
 {
     size_t runs = 0, varying = 0, which = 0, s0, l0, s1, l1;
@@ -456,7 +457,7 @@ static size_t fold_run(const char *const *names, const size_t *idx, size_t n)
             }
         }
     }
-    return varying == 1 ? which : runs > 0 ? runs - 1 : 0;
+    return varying > 0 ? which : runs > 0 ? runs - 1 : 0;
 }
 
 /* name around its k-th run of digits. */

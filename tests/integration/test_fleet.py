@@ -129,6 +129,13 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, b"web01: " + b"a" * 4096 + b"\n" + b"web01: " + b"a" * 4096
                          + b"\n" + b"web01: " + b"a" * 1808 + b"\n")
+        # A line of exactly twice the limit: two pieces, and its newline
+        # makes no empty third line; an empty line of its own stays.
+        r = self.run_fleet("-w", "web01", "head -c 8192 /dev/zero | tr '\\0' a; echo; echo; "
+                           "echo next")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, (b"web01: " + b"a" * 4096 + b"\n") * 2 + b"web01: \n"
+                         + b"web01: next\n")
 
     def test_gather(self):
         r = self.run_fleet("-b", "-g", "web",
@@ -156,6 +163,13 @@ class FleetTest(unittest.TestCase):
         d = objs["dead"]
         self.assertEqual(d["status"], 255)
         self.assertIn("cannot connect to dead", d["error"])
+        # A name that is not UTF-8 still has its object (it had none, and
+        # "out of memory" was said).
+        r = self.run_fleet("--json", "-w", "web01,h\udcff", "true")
+        self.assertEqual(r.returncode, 255, r.stderr)
+        objs = [json.loads(line) for line in r.stdout.decode().splitlines()]
+        self.assertEqual(sorted(o["host"] for o in objs), ["h?", "web01"])
+        self.assertNotIn(b"out of memory", r.stderr)
 
     def test_exit_status_rule_and_summary(self):
         r = self.run_fleet("-g", "web", 'case $LANG in *web01) exit 0;; *web02) exit 5;; '
@@ -214,6 +228,81 @@ class FleetTest(unittest.TestCase):
         r = self.run_fleet("-n", "-g", "web", "cat")
         self.assertEqual((r.returncode, r.stdout), (0, b""))
 
+    def test_stdin_spool_given_back_once_every_host_started(self):
+        # A stream to hosts all running at once: what they all have had
+        # leaves the spool (a hole), which otherwise holds the whole stream
+        # on $TMPDIR's file system (memory on a tmpfs) until the end.
+        tmpdir = tempfile.mkdtemp(dir=self.dir)
+        probe = os.path.join(tmpdir, "probe")
+        with open(probe, "wb") as f:
+            f.write(b"x" * 8192)
+        if subprocess.run(["fallocate", "-p", "-o", "0", "-l", "4096", probe]).returncode:
+            self.skipTest("the file system of the spool cannot punch holes")
+        p = subprocess.Popen(self.args("-g", "web", "cat > /dev/null; echo eof; sleep 30"),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=dict(os.environ, TMPDIR=tmpdir))
+        try:
+            chunk = b"y" * (1 << 20)
+            for _ in range(48):
+                p.stdin.write(chunk)
+            p.stdin.close()
+            for _ in range(3):
+                self.assertTrue(p.stdout.readline().endswith(b": eof\n"))
+            spool = [os.path.join("/proc/%d/fd" % p.pid, fd)
+                     for fd in os.listdir("/proc/%d/fd" % p.pid)
+                     if os.readlink(os.path.join("/proc/%d/fd" % p.pid, fd))
+                     .startswith(tmpdir)]
+            self.assertEqual(len(spool), 1)
+            st = os.stat(spool[0])
+            self.assertEqual(st.st_size, 48 << 20)
+            self.assertLess(st.st_blocks * 512, 2 << 20)
+        finally:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        # A stdin that is a regular file is read in place: never punched.
+        data = os.path.join(tmpdir, "data")
+        with open(data, "wb") as f:
+            f.write(b"z" * (8 << 20))
+        before = os.stat(data).st_blocks
+        with open(data, "rb") as f:
+            r = subprocess.run(self.args("-g", "web", "wc -c"), stdin=f, capture_output=True,
+                               timeout=20 * SLOW)
+        self.assertEqual(self.lines(r.stdout), ["web0%d: %d" % (i, 8 << 20) for i in (1, 2, 3)])
+        self.assertEqual(os.stat(data).st_blocks, before)
+
+    def test_fanout_beyond_the_descriptor_limit(self):
+        # 48 hosts at once (aliases of a listener that never accepts: each
+        # holds its socket until the connect timeout) under a soft limit of
+        # 40 descriptors: the limit is raised, where hosts past it failed as
+        # "bad host" (their configuration could not be opened); under a hard
+        # limit of 40, -f is cut to what fits, and said.
+        import resource
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.8", 0))
+        lsock.listen(128)
+        self.addCleanup(lsock.close)
+        conf = os.path.join(self.dir, "config-many")
+        with open(conf, "w") as f:
+            for i in range(48):
+                f.write("Host m%d\n    Address 127.0.0.8\n    Port %d\n"
+                        % (i, lsock.getsockname()[1]))
+        os.chmod(conf, 0o600)
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        for limits, said in (((40, hard), b""),
+                             ((40, 40), b"ferry: -f: only 40 descriptors may be open "
+                                        b"(ulimit -n): at most 8 hosts at once\n")):
+            r = subprocess.run([FERRY, "exec", "-k", self.key, "-F", conf, "-n", "-f", "48",
+                                "--connect-timeout", "0.3", "-w", "m[0-47]", "true"],
+                               capture_output=True, timeout=30 * SLOW,
+                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                     limits))
+            self.assertEqual(r.returncode, 255, r.stderr)
+            self.assertTrue(r.stderr.startswith(said), r.stderr)
+            self.assertTrue(r.stderr.endswith(b"ferry: 48 of 48 hosts failed: unreachable: "
+                                              b"m[0-47] (no session)\n"), r.stderr)
+
     def start_ready(self, script):
         """The fleet running script on web01-03, once each host said ready."""
         p = subprocess.Popen(self.args("-n", "-g", "web", script), stdout=subprocess.PIPE,
@@ -242,6 +331,28 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(p.returncode, 130)
         self.assertIn(b"ferry: 3 of 3 hosts failed: interrupted: web[01-03] (hung up)", err)
 
+    def test_two_signals_taken_at_once(self):
+        # Both signals reach the loop in one batch (the process is stopped
+        # while they arrive): the first gives up "hang" (still in its TLS
+        # handshake), the second hangs up on every host, and a host given up
+        # by the first is not ended a second time (it was: its JSON object
+        # twice, its timer and descriptor freed twice).
+        ready = os.path.join(self.dir, "two-signals-ready")
+        p = subprocess.Popen(self.args("-n", "--json", "--connect-timeout", "60", "-w",
+                                       "web01,hang", "touch %s; sleep 30" % ready),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            ferrytest.wait_until(lambda: os.path.exists(ready), what="web01's command")
+            for sig in (signal.SIGSTOP, signal.SIGINT, signal.SIGTERM, signal.SIGCONT):
+                p.send_signal(sig)
+            out, err = p.communicate(timeout=10 * SLOW)
+            self.assertEqual(sorted(json.loads(l)["host"] for l in out.splitlines()),
+                             ["hang", "web01"], err)
+            self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
+        finally:
+            p.kill()
+            p.communicate()
+
     def test_closed_stdout_ends_quietly(self):
         p = subprocess.Popen(self.args("-n", "-g", "web", "yes"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
@@ -253,6 +364,25 @@ class FleetTest(unittest.TestCase):
         finally:
             p.kill()
             p.stderr.close()
+
+    def test_output_errors_in_every_mode(self):
+        # A failed write is said in every mode (-b and --json said nothing).
+        for mode in ([], ["-b"], ["--json"]):
+            with open("/dev/full", "wb") as full:
+                r = subprocess.run(self.args("-n", *mode, "-g", "web", "echo hi"),
+                                   stdout=full, stderr=subprocess.PIPE, timeout=20 * SLOW)
+            self.assertEqual(r.returncode, 255, mode)
+            self.assertIn(b"ferry: cannot write output: No space left on device", r.stderr, mode)
+        # -b writes only at the end: a pipe closed by then ends quietly, 141
+        # (it was 255).
+        rd, wr = os.pipe()
+        os.close(rd)
+        try:
+            r = subprocess.run(self.args("-n", "-b", "-g", "web", "echo hi"), stdout=wr,
+                               stderr=subprocess.PIPE, timeout=20 * SLOW)
+        finally:
+            os.close(wr)
+        self.assertEqual((r.returncode, r.stderr), (128 + signal.SIGPIPE, b""))
 
     def test_missing_key_said_once(self):
         r = subprocess.run([FERRY, "exec", "-k", os.path.join(self.dir, "nokey"), "-F",

@@ -163,6 +163,9 @@ static void test_fold(void **state)
     /* the run that differs, not the port */
     check_fold("127.0.0.[2-4]:7171,127.0.0.9:7171", "127.0.0.[2-4,9]:7171");
     check_fold("10.0.[1-2].5", "10.0.[1-2].5");
+    /* Two runs differ, the last (the port) does not: the last that
+     * differs folds (it was the port: nothing folded at all). */
+    check_fold("127.0.[0-1].[1-3]:7171", "127.0.0.[1-3]:7171,127.0.1.[1-3]:7171");
     check_fold("r1-n1,r1-n2,r2-n1", "r1-n[1-2],r2-n1");
     check_fold("unix:/run/f1.sock,unix:/run/f2.sock", "unix:/run/f[1-2].sock");
 }
