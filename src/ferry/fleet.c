@@ -65,6 +65,7 @@ struct fleet_run {
     int stdin_on;
     uint64_t stdin_off, stdin_unacked;
     struct fleet_hostout out;
+    void *job;                   /* fo->job's state for this host */
 };
 
 struct fleet {
@@ -111,6 +112,9 @@ static void finish(struct fleet_run *r, int status, int ran, const char *error, 
         session_set_receiver(r->s, NULL, NULL);
     client_session_close(r->s);
     r->s = NULL;
+    if (r->job)
+        f->fo->job->end(r->job, ran && status == 0);
+    r->job = NULL;
     if (r->hs_begun)
         dial_hs_end(&r->hs);
     if (r->watched)
@@ -353,6 +357,10 @@ static int on_frame(struct client_session *s, struct ferry_frame_event *ev, void
             json_decref(ev->header);
         return 0;
     }
+    if (r->f->fo->job) {
+        r->f->fo->job->frame(r->job, s, ev);
+        return 0;
+    }
     switch (ev->type) {
     case FERRY_FRAME_HEADER:
         on_header(r, ev->header);
@@ -457,6 +465,14 @@ static int advance(struct fleet_run *r)
             return 1;
         }
         r->state = R_RUNNING;
+        if (f->fo->job) {
+            if (f->fo->job->start(f->fo->job->arg, r->name, r->s, &r->job, r->err,
+                                  sizeof r->err) < 0) {
+                r->failed = 1;
+                r->done = 1;
+            }
+            return 1;
+        }
         r->stdin_on = f->fo->forward_stdin;
         rc = session_write_frame(r->s, f->request, NULL, 0);
         if (rc < 0)
@@ -464,6 +480,11 @@ static int advance(struct fleet_run *r)
                                                 : "cannot send the command: %s", ferry_strerror(rc));
         return 1;
     case R_RUNNING:
+        if (!r->done && f->fo->job) {
+            rc = f->fo->job->advance(r->job, r->s, r->err, sizeof r->err);
+            r->done = rc != 0;
+            r->failed = rc < 0;
+        }
         if (!r->done && r->s->gone) {
             char why[SESSION_GONE_TEXT_MAX];
 
@@ -472,7 +493,8 @@ static int advance(struct fleet_run *r)
         }
         if (r->done) {
             if (r->failed)
-                finish(r, FERRY_EXIT_ERROR, 0, r->err, "connection lost or refused");
+                finish(r, FERRY_EXIT_ERROR, 0, r->err,
+                       f->fo->job ? f->fo->job->why : "connection lost or refused");
             else
                 finish(r, r->status, 1, NULL, NULL);
             return 1;
@@ -521,7 +543,11 @@ static void take_signals(struct fleet *f)
         for (size_t i = 0; i < f->nactive; i++) {
             struct fleet_run *r = f->active[i];
 
-            if (r->state == R_RUNNING && r->s->conn) {
+            if (f->fo->job) {
+                /* A transfer cut off leaves nothing: ferryd drops its
+                 * temporary, and ours goes in the job's end. */
+                finish(r, 128 + sig, 0, NULL, "interrupted");
+            } else if (r->state == R_RUNNING && r->s->conn) {
                 json_t *m = json_pack("{s:s, s:s}", "type", MSG_SIGNAL, "signal", name);
 
                 if (!m || session_write_frame(r->s, m, NULL, 0) < 0)
