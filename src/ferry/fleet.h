@@ -1,12 +1,15 @@
 /*
- * fleet.h - one command on many hosts from one process: `ferry exec -w`.
+ * fleet.h - one command on many hosts from one process: `ferry exec -w`,
+ * and the engine under `ferry put -w` / `get -w` (a job instead of the
+ * command: fleet_xfer.h).
  *
  * One loop (client_loop()) drives every connection; each host goes
  * through its own small state machine:
  *
  *   waiting -> connecting (non-blocking, each address of the name in
  *   turn) -> TLS or plaintext + the handshake (dial_hs.c) -> the exec
- *   request, its output and exit frames -> done
+ *   request, its output and exit frames (or the job's requests and
+ *   frames) -> done
  *
  * At most `fanout` hosts are past "waiting" at once; a host that cannot be
  * reached, authenticates slowly or hangs holds only its own slot, for at
