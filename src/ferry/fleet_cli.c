@@ -5,6 +5,7 @@
  */
 #include "fleet.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +85,10 @@ int fleet_xfer_main(const struct dial_opts *so, struct fleet_xfer_cmd *c)
     status = fleet_hosts(cmd, so->config_file, c->lists, c->kinds, c->nlists, &hl);
     if (status == 0)
         status = c->put ? fleet_put(&hl, &fo, &c->xo) : fleet_get(&hl, &fo, &c->xo);
+    /* Failures have their summary; success is quiet unless asked (-v). */
+    if (status == 0 && so->verbose)
+        fprintf(stderr, "ferry: %s %s: %zu of %zu host%s done\n", c->put ? "put" : "get",
+                c->xo.src, hl.n, hl.n, hl.n == 1 ? "" : "s");
     hostlist_free(&hl);
     return status;
 }

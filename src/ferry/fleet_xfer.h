@@ -44,8 +44,9 @@ struct fleet_xfer_opts {
     "  -f N                     at most N hosts at once (default %d)\n"                \
     "  One regular file, the same checks and atomic commit as for one host; one\n"    \
     "  client process drives every connection.  Not with -r, --resume, '-' or\n"     \
-    "  patterns.  Quiet on success; a line 'ferry: HOST: ...' for each host that\n"   \
-    "  failed and a summary.  Exit status: 0 when every host succeeded, else 255.\n"
+    "  patterns.  Quiet on success (-v: one line); 'ferry: HOST: ...' for each\n"    \
+    "  host that failed, and a summary.  Exit status: 0 when every host\n"           \
+    "  succeeded, else 255.  get: each host's copy in DIR/HOST/ (DIR must exist).\n\n"
 
 /* A put or get command line with -w, -g or -x (cmd_files.c parsed it). */
 struct fleet_xfer_cmd {

@@ -5,7 +5,9 @@ root, are web01-03 in a host configuration (-F); "plain" is a plaintext
 one on 127.0.0.7; "dead" is a closed port.
 Uploads are checked on each server's root (content and checksum),
 downloads in DIR/HOST/, and nothing partial is left anywhere."""
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -87,6 +89,26 @@ class FleetXferTest(unittest.TestCase):
         with open(path, "rb") as f:
             return f.read()
 
+    @contextlib.contextmanager
+    def plain_stopped_midway(self, cmd, args, part, done):
+        """Start `ferry CMD -w ARGS...`; once `part` (the plaintext host's
+        temporary) holds bytes, stop that host's ferryd, wait for `done`
+        (another host's file) and yield the ferry process; the ferryd goes
+        on after.  A ferry still running at the test's end is killed."""
+        p = subprocess.Popen([FERRY, cmd, "-k", self.key, "-F", self.conf, "-w"] + args,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is not None or (p.kill(), p.communicate()))
+        ferrytest.wait_until(lambda: os.path.exists(part) and os.path.getsize(part) > 0,
+                             what="the transfer to begin", interval=0.001)
+        slow = self.servers[3]
+        os.kill(slow.pid, signal.SIGSTOP)
+        try:
+            ferrytest.wait_until(lambda: os.path.exists(done), what="the other host's file")
+            yield p
+        finally:
+            os.kill(slow.pid, signal.SIGCONT)
+
     def assert_no_parts(self, *roots):
         for root in roots:
             self.assertEqual(ferrytest.parts_under(root), [])
@@ -105,6 +127,10 @@ class FleetXferTest(unittest.TestCase):
             self.assertEqual(ferrytest.digest(got), ferrytest.digest(data))
             self.assertEqual(got, data)
         self.assert_no_parts(*self.roots)
+        # -v: a summary line on success too.
+        r = self.ferry("put", "-v", "-w", "web[01-03]", src, "up-copy.bin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ferry: put %s: 3 of 3 hosts done\n" % src, r.stderr.decode())
 
     def test_put_into_directory_and_empty_file(self):
         """DEST a directory on the server (on each, whatever it is elsewhere):
@@ -133,6 +159,29 @@ class FleetXferTest(unittest.TestCase):
         for root in self.roots:
             self.assertEqual(ferrytest.digest_file(os.path.join(root, "big.bin")), want)
         self.assert_no_parts(*self.roots)
+
+    def test_put_slow_host_bounded_memory(self):
+        """A host that stops taking bytes mid-upload (its ferryd stopped)
+        holds its slot and a few hundred KiB of ours, never the file: the
+        other host finishes meanwhile, and ferry's memory stays far below
+        the file's size.  Then it goes on and completes."""
+        size = 64 * 1024 * 1024
+        src = os.path.join(self.work, "slow.bin")
+        with open(src, "wb") as f:
+            f.write(os.urandom(1024 * 1024) * 64)
+        part = os.path.join(self.roots[3], ".slow.bin.ferry-part")
+        with self.plain_stopped_midway("put", ["plain,web01", src, "slow.bin"], part,
+                                       os.path.join(self.roots[0], "slow.bin")) as p:
+            got = os.path.getsize(part)
+            rss = ferrytest.rss_kib(p.pid)
+        out, err = p.communicate(timeout=60 * SLOW)
+        if got >= size:
+            self.skipTest("the stopped host had it all already")
+        self.assertLess(rss, 32 * 1024, "ferry holds %d KiB" % rss)
+        self.assertEqual(p.returncode, 0, err)
+        for root in (self.roots[0], self.roots[3]):
+            self.assertEqual(ferrytest.digest_file(os.path.join(root, "slow.bin")),
+                             ferrytest.digest_file(src))
 
     def test_put_unreachable_host(self):
         data = b"reach me\n"
@@ -215,6 +264,27 @@ class FleetXferTest(unittest.TestCase):
         # HOST/ is made when the file is on its way: not for these two.
         self.assertFalse(os.path.exists(os.path.join(out, "dead")))
         self.assertFalse(os.path.exists(os.path.join(out, "web02")))
+        self.assert_no_parts(out)
+
+    def test_get_interrupted(self):
+        """Ctrl-C while a host is mid-download (its ferryd stopped): ferry
+        ends with 130 and removes that host's temporary; the host that was
+        done keeps its file."""
+        data = os.urandom(1024 * 1024) * 48
+        for i in (0, 3):
+            self.remote(i, "int.bin", data)
+        out = os.path.join(self.work, "int")
+        os.mkdir(out)
+        part = os.path.join(out, "plain", ".int.bin.ferry-part")
+        with self.plain_stopped_midway("get", ["web01,plain", "int.bin", out], part,
+                                       os.path.join(out, "web01", "int.bin")) as p:
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=20 * SLOW)
+        if os.path.exists(os.path.join(out, "plain", "int.bin")):
+            self.skipTest("the stopped host had sent it all already")
+        self.assertEqual(p.returncode, 128 + signal.SIGINT, err)
+        self.assertEqual(os.listdir(os.path.join(out, "plain")), [])
+        self.assertEqual(self.read(os.path.join(out, "web01", "int.bin")), data)
         self.assert_no_parts(out)
 
     def test_get_into_missing_dir(self):
