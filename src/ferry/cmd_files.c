@@ -8,7 +8,6 @@
 #include "cmd_files.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -700,6 +699,21 @@ static int run_parsed(const struct files_cmd *c, struct client_session **sp, con
 }
 
 /* `ferry NAME [OPTIONS] HOST ...` */
+static int run_fleet(const struct files_cmd *c, const struct dial_opts *so,
+                     const struct fsargs *a)
+{
+    char help_cmd[32];
+    struct fleet_xfer_cmd fx = {
+        .cmd = help_cmd, .put = c->run == run_put, .lists = a->lists, .kinds = a->kinds,
+        .nlists = a->nlists, .fanout = a->fanout, .ops = a->ops, .nops = a->nops,
+        .recursive = a->x.recursive, .resume = a->x.resume,
+        .xo = { .alg = a->x.alg, .preserve = a->x.preserve, .fsync = a->x.fsync },
+    };
+
+    snprintf(help_cmd, sizeof help_cmd, "ferry %s", c->name);
+    return fleet_xfer_main(so, &fx);
+}
+
 static int run_cmd(const char *name, int argc, char **argv)
 {
     const struct files_cmd *c = find(name);
@@ -712,34 +726,23 @@ static int run_cmd(const char *name, int argc, char **argv)
     dial_opts_init(&so);
     status = parse(c, 0, argc, argv, &so, &host, &a);
     if (status == 0 && a.nlists > 0) {
-        char help_cmd[32];
-
-        struct fleet_xfer_cmd fx = {
-            .cmd = help_cmd, .put = c->run == run_put, .lists = a.lists, .kinds = a.kinds,
-            .nlists = a.nlists, .fanout = a.fanout, .ops = a.ops, .nops = a.nops,
-            .recursive = a.x.recursive, .resume = a.x.resume,
-            .xo = { .alg = a.x.alg, .preserve = a.x.preserve, .fsync = a.x.fsync },
-        };
-
-        snprintf(help_cmd, sizeof help_cmd, "ferry %s", c->name);
-        status = fleet_xfer_main(&so, &fx);
+        /* -w, -g: many hosts, no HOST operand (fleet_put.c, fleet_get.c). */
+        status = run_fleet(c, &so, &a);
     } else if (status == 0) {
-        status = INT_MIN;   /* one host: below */
+        /* put and get connect when the first file needs it (and again
+         * when a failure cost the connection); the others need one at
+         * once. */
+        if (c->run != run_put && c->run != run_get)
+            s = dial_open(host, &so);
+        if (s || c->run == run_put || c->run == run_get)
+            status = run_parsed(c, &s, host, &so, &a);
+        else
+            status = FERRY_EXIT_ERROR;
+        client_session_close(s);
     }
     free(a.lists);
     free(a.kinds);
-    if (status != INT_MIN)
-        return status < 0 ? 0 : status;
-    /* put and get connect when the first file needs it (and again when a
-     * failure cost the connection); the others need one at once. */
-    if (c->run != run_put && c->run != run_get) {
-        s = dial_open(host, &so);
-        if (!s)
-            return FERRY_EXIT_ERROR;
-    }
-    status = run_parsed(c, &s, host, &so, &a);
-    client_session_close(s);
-    return status;
+    return status < 0 ? 0 : status;
 }
 
 int cmd_put(int argc, char **argv) { return run_cmd("put", argc, argv); }
