@@ -34,6 +34,7 @@ enum {
     F_FORCE = 1 << 7,      /* --force: get - writes binary to a terminal */
     F_GLOB = 1 << 8,       /* remote operands may be patterns the server expands */
     F_FLEET = 1 << 9,      /* -w, -g, -x, -f: many hosts (put, get; not in the shell) */
+    F_NEVER = 1 << 10,     /* no command has it: an option the shell refuses */
 };
 enum { OPT_RESUME = DIAL_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON, OPT_FORCE };
 
@@ -617,7 +618,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         case OPT_JSON: need = F_JSON; a->json = 1; break;
         case OPT_FORCE: need = F_FORCE; a->x.force = 1; break;
         case 'w': case 'g': case 'x':
-            need = in_shell ? 1u << 31 : F_FLEET;   /* the shell has its one host */
+            need = in_shell ? F_NEVER : F_FLEET;   /* the shell has its one host */
             if (!(c->flags & need))
                 break;
             if (!a->lists && (!(a->lists = calloc((size_t)argc, sizeof *a->lists)) ||
@@ -627,7 +628,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
             a->lists[a->nlists++] = optarg;
             break;
         case 'f':
-            need = in_shell ? 1u << 31 : F_FLEET;
+            need = in_shell ? F_NEVER : F_FLEET;
             if ((c->flags & need) && fleet_fanout(help_cmd, optarg, &a->fanout) != 0)
                 return EXIT_USAGE;
             break;
@@ -698,7 +699,7 @@ static int run_parsed(const struct files_cmd *c, struct client_session **sp, con
     return status == 0 && failed ? 1 : status;
 }
 
-/* `ferry NAME [OPTIONS] HOST ...` */
+/* `ferry put|get -w HOSTS ...` (fleet_cli.c checks the rest of the line). */
 static int run_fleet(const struct files_cmd *c, const struct dial_opts *so,
                      const struct fsargs *a)
 {
@@ -714,6 +715,7 @@ static int run_fleet(const struct files_cmd *c, const struct dial_opts *so,
     return fleet_xfer_main(so, &fx);
 }
 
+/* `ferry NAME [OPTIONS] HOST ...` */
 static int run_cmd(const char *name, int argc, char **argv)
 {
     const struct files_cmd *c = find(name);

@@ -1,5 +1,5 @@
 /*
- * fleet.c - one command on many hosts, on one loop (fleet.h).
+ * fleet.c - one command (or a job) on many hosts, on one loop (fleet.h).
  *
  * Callbacks only note what happened (a connect answered, a handshake
  * ended, an exit frame, stdin arrived, a signal) and stop the loop; the
@@ -11,7 +11,9 @@
  * Signals: the first SIGINT (TERM, HUP, QUIT) is forwarded to every
  * running command, and no more hosts start; hosts still connecting are
  * given up.  A second one hangs up on all: ferryd kills a command whose
- * client has gone.  Such hosts count 128+N.
+ * client has gone.  Such hosts count 128+N.  A job (fleet.h: put -w,
+ * get -w) has no command to forward to: the first signal ends every host
+ * in flight, which leaves no part behind on either side.
  */
 #include "fleet.h"
 
