@@ -132,6 +132,27 @@ class FleetXferTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("ferry: put %s: 3 of 3 hosts done\n" % src, r.stderr.decode())
 
+    def test_sha256_and_preserve(self):
+        """--checksum sha256 and -p work as for one host, both ways."""
+        data = b"sha\n" * 1000
+        src = self.local("sha.txt", data)
+        os.chmod(src, 0o640)
+        os.utime(src, (1700000000, 1700000000))
+        r = self.ferry("put", "--checksum", "sha256", "-p", "-w", "web[01-02]", src, "sha.txt")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for root in self.roots[:2]:
+            st = os.stat(os.path.join(root, "sha.txt"))
+            self.assertEqual((st.st_mode & 0o777, int(st.st_mtime)), (0o640, 1700000000))
+        out = os.path.join(self.work, "sha")
+        os.mkdir(out)
+        r = self.ferry("get", "--checksum", "sha256", "-p", "-w", "web[01-02]", "sha.txt", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for h in HOSTS[:2]:
+            path = os.path.join(out, h, "sha.txt")
+            self.assertEqual(self.read(path), data)
+            st = os.stat(path)
+            self.assertEqual((st.st_mode & 0o777, int(st.st_mtime)), (0o640, 1700000000))
+
     def test_put_into_directory_and_empty_file(self):
         """DEST a directory on a server: the file goes in under its own
         name; elsewhere DEST is its name (each host decides).  An empty
