@@ -1,6 +1,6 @@
 # bash completion for ferry(1): subcommands, their options (read from
 # `ferry COMMAND --help`, so they never drift), host names from the host
-# configuration (ferry-config(5)), also after exec's -w and -x (the name
+# configuration (ferry-config(5)), also after -w and -x (exec, put, get: the name
 # after the last comma) and group names after -g, and remote paths for get, ls, stat, rm,
 # mkdir and the shell's cd, asked of the server with `ferry ls` as scp's
 # completion asks over ssh: at most two seconds, then nothing, quietly.
@@ -60,7 +60,7 @@ _ferry()
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         if [[ $w == -* ]]; then
-            if [[ $w =~ ^($_ferry_valued)$ || ($w == -f && $cmd == exec) ]]; then
+            if [[ $w =~ ^($_ferry_valued)$ || ($w == -f && $cmd =~ ^(exec|put|get)$) ]]; then
                 [[ $w == -w || $w == -g ]] && fleet=1
                 conn+=("$w" "${COMP_WORDS[i + 1]}")
                 ((i++))
@@ -93,7 +93,7 @@ _ferry()
         COMPREPLY=($(compgen -W "$(_ferry_groups)" -- "$cur"))
         return
     fi
-    if [[ $prev =~ ^($_ferry_valued)$ || ($prev == -f && $cmd == exec) ]]; then
+    if [[ $prev =~ ^($_ferry_valued)$ || ($prev == -f && $cmd =~ ^(exec|put|get)$) ]]; then
         return   # a value we cannot guess
     fi
     if [[ -z $cmd ]]; then
@@ -121,14 +121,18 @@ _ferry()
         [[ $npos == 0 && -z $fleet ]] && COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
         ;;
     put)
-        if [[ $npos == 0 ]]; then
+        # With -w or -g there is no HOST: FILE and DEST.
+        if [[ $npos == 0 && -z $fleet ]]; then
             COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi
         ;;
     get|ls|stat|rm|mkdir)
-        if [[ $npos == 0 ]]; then
+        if [[ $cmd == get && -n $fleet ]]; then
+            # get -w HOSTS FILE DIR: the remote FILE is each host's; DIR is here.
+            [[ $npos == 1 ]] && COMPREPLY=($(compgen -d -- "$cur"))
+        elif [[ $npos == 0 ]]; then
             COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
         else
             local IFS=$'\n'

@@ -205,41 +205,6 @@ static int request_options(json_t *req, double timeout, json_t *cwd, json_t *env
     return 0;
 }
 
-/* The hosts of -w, -g and -x, in the order given (each -x removes from
- * what the -w and -g before and after it named).  0, or a status. */
-static int fleet_hosts(const struct dial_opts *so, const char **lists, const char *kind, int n,
-                       struct hostlist *hl)
-{
-    char err[512];
-
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < n; i++) {
-            char *members = NULL;
-            int r;
-
-            if ((kind[i] == 'x') != (pass == 1))
-                continue;
-            if (kind[i] == 'g') {
-                r = hostconf_group(so->config_file, lists[i], &members);
-                if (r < 0)
-                    return FERRY_EXIT_ERROR;
-                if (r > 0)
-                    return cli_usage_error("ferry exec", "-g %s: no such group in the host "
-                                           "configuration (a line 'Group %s HOST...')",
-                                           lists[i], lists[i]);
-            }
-            r = kind[i] == 'x' ? hostlist_remove(hl, lists[i], err, sizeof err)
-                               : hostlist_add(hl, members ? members : lists[i], err, sizeof err);
-            free(members);
-            if (r < 0)
-                return cli_usage_error("ferry exec", "-%c %s: %s", kind[i], lists[i], err);
-        }
-    }
-    if (hl->n == 0)
-        return cli_usage_error("ferry exec", "no hosts left to run on (-x excluded them all)");
-    return 0;
-}
-
 /* ferry exec -w/-g: the command on every host (fleet.c). */
 static int run_fleet(const struct dial_opts *so, struct fleet_opts *fo, const char **lists,
                      const char *kind, int n, json_t *req, char **ops, int nops, int no_stdin,
@@ -267,7 +232,7 @@ static int run_fleet(const struct dial_opts *so, struct fleet_opts *fo, const ch
         return FERRY_EXIT_ERROR;
     fo->dial = so;
     hostlist_init(&hl);
-    status = fleet_hosts(so, lists, kind, n, &hl);
+    status = fleet_hosts("ferry exec", so->config_file, lists, kind, n, &hl);
     if (status == 0)
         status = fleet_exec(&hl, req, fo);
     hostlist_free(&hl);
@@ -355,18 +320,12 @@ int cmd_exec(int argc, char **argv)
             list_kind[nlists] = (char)opt;
             lists[nlists++] = optarg;
             break;
-        case 'f': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-
-            if (*end || end == optarg || n < 1 || n > FLEET_MAX_FANOUT) {
-                status = cli_usage_error("ferry exec", "bad -f '%s': expected a number of "
-                                         "hosts from 1 to %d", optarg, FLEET_MAX_FANOUT);
+        case 'f':
+            if (fleet_fanout("ferry exec", optarg, &fo.fanout) != 0) {
+                status = EXIT_USAGE;
                 goto out;
             }
-            fo.fanout = (size_t)n;
             break;
-        }
         case 'b': fo.mode = FLEET_GATHER; break;
         case OPT_JSON: fo.mode = FLEET_JSON; break;
         case 'h': usage(stdout); status = 0; goto out;

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "ferry/ferry.h"
+#include "fleet_xfer.h"
 #include "remotefs.h"
 #include "progress.h"
 #include "proto.h"
@@ -32,6 +33,8 @@ enum {
     F_JSON = 1 << 6,
     F_FORCE = 1 << 7,      /* --force: get - writes binary to a terminal */
     F_GLOB = 1 << 8,       /* remote operands may be patterns the server expands */
+    F_FLEET = 1 << 9,      /* -w, -g, -x, -f: many hosts (put, get; not in the shell) */
+    F_NEVER = 1 << 10,     /* no command has it: an option the shell refuses */
 };
 enum { OPT_RESUME = DIAL_OPT_BASE + 0x20, OPT_CHECKSUM, OPT_FSYNC, OPT_JSON, OPT_FORCE };
 
@@ -44,6 +47,10 @@ struct fsargs {
     int globbed;           /* some operand was a pattern */
     char **expanded;       /* the array ops points at after an expansion */
     json_t *matches;       /* ... whose strings it borrows */
+    const char **lists;    /* -w, -g, -x: their arguments, ... */
+    char *kinds;           /* ... and which each is */
+    int nlists;
+    size_t fanout;         /* -f */
 };
 
 struct files_cmd;
@@ -483,7 +490,7 @@ static int run_get(struct client_session **sp, const char *host, const struct di
 }
 
 static const struct files_cmd commands[] = {
-    { "put", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC, 1, -1, "LOCAL... [REMOTE]",
+    { "put", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC | F_FLEET, 1, -1, "LOCAL... [REMOTE]",
       "Upload LOCAL files to the ferryd's file root.  REMOTE (default: the root) is\n"
       "relative to the root; when it is a directory, ends in '/', or several LOCALs\n"
       "are given, the files go into it under their own names.  Each file is written\n"
@@ -491,7 +498,7 @@ static const struct files_cmd commands[] = {
       "'-' uploads stdin to REMOTE (its size is said when it ends; still verified and\n"
       "committed only when whole): tar c dir | ferry put HOST - dir.tar\n",
       run_put },
-    { "get", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC | F_FORCE | F_GLOB, 1, -1, "REMOTE... [LOCAL]",
+    { "get", F_R | F_P | F_RESUME | F_Q | F_CHECKSUM | F_FSYNC | F_FORCE | F_GLOB | F_FLEET, 1, -1, "REMOTE... [LOCAL]",
       "Download REMOTE files (relative to the ferryd's file root) to LOCAL (default:\n"
       "the current directory).  When LOCAL is a directory, ends in '/', or several\n"
       "REMOTEs are given, the files go into it under their own names.  Each file is\n"
@@ -549,6 +556,9 @@ static void usage(const struct files_cmd *c, int in_shell)
                "                           looks binary (a NUL byte)\n");
     if (c->flags & F_JSON)
         printf("      --json               print JSON for scripts\n");
+    if ((c->flags & F_FLEET) && !in_shell)
+        printf(FLEET_XFER_HELP, c->name, c->run == run_put ? "FILE [DEST]" : "FILE [DIR]",
+               FLEET_DEFAULT_FANOUT);
     if (!in_shell)
         printf("%s", DIAL_OPTS_HELP);
     /* In the shell the version is the shell's own business. */
@@ -585,10 +595,11 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
     int opt, r;
 
     snprintf(help_cmd, sizeof help_cmd, "%s%s", in_shell ? "" : "ferry ", c->name);
-    *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128, .in_shell = in_shell };
+    *a = (struct fsargs){ .x.alg = DIGEST_XXH3_128, .in_shell = in_shell,
+                          .fanout = FLEET_DEFAULT_FANOUT };
     opterr = 0;
     optind = 0;   /* glibc: start afresh (the shell parses many lines) */
-    while ((opt = getopt_long(argc, argv, "+:rpqhV" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:rpqhVw:g:x:f:" DIAL_SHORTOPTS, longopts, NULL)) != -1) {
         unsigned need = 0;
 
         if (!in_shell) {
@@ -606,6 +617,21 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         case OPT_FSYNC: need = F_FSYNC; a->x.fsync = 1; break;
         case OPT_JSON: need = F_JSON; a->json = 1; break;
         case OPT_FORCE: need = F_FORCE; a->x.force = 1; break;
+        case 'w': case 'g': case 'x':
+            need = in_shell ? F_NEVER : F_FLEET;   /* the shell has its one host */
+            if (!(c->flags & need))
+                break;
+            if (!a->lists && (!(a->lists = calloc((size_t)argc, sizeof *a->lists)) ||
+                              !(a->kinds = calloc((size_t)argc, 1))))
+                return FERRY_EXIT_ERROR;
+            a->kinds[a->nlists] = (char)opt;
+            a->lists[a->nlists++] = optarg;
+            break;
+        case 'f':
+            need = in_shell ? F_NEVER : F_FLEET;
+            if ((c->flags & need) && fleet_fanout(help_cmd, optarg, &a->fanout) != 0)
+                return EXIT_USAGE;
+            break;
         case OPT_CHECKSUM:
             need = F_CHECKSUM;
             if ((c->flags & F_CHECKSUM) && digest_parse(optarg, &a->x.alg) < 0)
@@ -632,6 +658,14 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
             return cli_bad_option(help_cmd, '?', argv);
         }
     }
+    if (a->nlists > 0) {
+        /* No HOST operand: -w names them. */
+        a->ops = argv + optind;
+        a->nops = argc - optind;
+        return a->nops < 1 ? cli_usage_error(help_cmd, "missing FILE") : 0;
+    }
+    if (a->fanout != FLEET_DEFAULT_FANOUT)
+        return cli_usage_error(help_cmd, "-f is for many hosts: give it with -w or -g");
     if (!in_shell) {
         if (optind >= argc)
             return cli_usage_error(help_cmd, "missing HOST");
@@ -665,6 +699,22 @@ static int run_parsed(const struct files_cmd *c, struct client_session **sp, con
     return status == 0 && failed ? 1 : status;
 }
 
+/* `ferry put|get -w HOSTS ...` (fleet_cli.c checks the rest of the line). */
+static int run_fleet(const struct files_cmd *c, const struct dial_opts *so,
+                     const struct fsargs *a)
+{
+    char help_cmd[32];
+    struct fleet_xfer_cmd fx = {
+        .cmd = help_cmd, .put = c->run == run_put, .lists = a->lists, .kinds = a->kinds,
+        .nlists = a->nlists, .fanout = a->fanout, .ops = a->ops, .nops = a->nops,
+        .recursive = a->x.recursive, .resume = a->x.resume,
+        .xo = { .alg = a->x.alg, .preserve = a->x.preserve, .fsync = a->x.fsync },
+    };
+
+    snprintf(help_cmd, sizeof help_cmd, "ferry %s", c->name);
+    return fleet_xfer_main(so, &fx);
+}
+
 /* `ferry NAME [OPTIONS] HOST ...` */
 static int run_cmd(const char *name, int argc, char **argv)
 {
@@ -677,18 +727,24 @@ static int run_cmd(const char *name, int argc, char **argv)
 
     dial_opts_init(&so);
     status = parse(c, 0, argc, argv, &so, &host, &a);
-    if (status != 0)
-        return status < 0 ? 0 : status;
-    /* put and get connect when the first file needs it (and again when a
-     * failure cost the connection); the others need one at once. */
-    if (c->run != run_put && c->run != run_get) {
-        s = dial_open(host, &so);
-        if (!s)
-            return FERRY_EXIT_ERROR;
+    if (status == 0 && a.nlists > 0) {
+        /* -w, -g: many hosts, no HOST operand (fleet_put.c, fleet_get.c). */
+        status = run_fleet(c, &so, &a);
+    } else if (status == 0) {
+        /* put and get connect when the first file needs it (and again
+         * when a failure cost the connection); the others need one at
+         * once. */
+        if (c->run != run_put && c->run != run_get)
+            s = dial_open(host, &so);
+        if (s || c->run == run_put || c->run == run_get)
+            status = run_parsed(c, &s, host, &so, &a);
+        else
+            status = FERRY_EXIT_ERROR;
+        client_session_close(s);
     }
-    status = run_parsed(c, &s, host, &so, &a);
-    client_session_close(s);
-    return status;
+    free(a.lists);
+    free(a.kinds);
+    return status < 0 ? 0 : status;
 }
 
 int cmd_put(int argc, char **argv) { return run_cmd("put", argc, argv); }

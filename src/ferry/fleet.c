@@ -1,5 +1,5 @@
 /*
- * fleet.c - one command on many hosts, on one loop (fleet.h).
+ * fleet.c - one command (or a job) on many hosts, on one loop (fleet.h).
  *
  * Callbacks only note what happened (a connect answered, a handshake
  * ended, an exit frame, stdin arrived, a signal) and stop the loop; the
@@ -11,7 +11,9 @@
  * Signals: the first SIGINT (TERM, HUP, QUIT) is forwarded to every
  * running command, and no more hosts start; hosts still connecting are
  * given up.  A second one hangs up on all: ferryd kills a command whose
- * client has gone.  Such hosts count 128+N.
+ * client has gone.  Such hosts count 128+N.  A job (fleet.h: put -w,
+ * get -w) has no command to forward to: the first signal ends every host
+ * in flight, which leaves no part behind on either side.
  */
 #include "fleet.h"
 
@@ -66,6 +68,7 @@ struct fleet_run {
     int stdin_on;
     uint64_t stdin_off, stdin_unacked;
     struct fleet_hostout out;
+    void *job;                   /* fo->job's state for this host */
 };
 
 /* Descriptors besides the hosts' sockets: stdio, the loop's, the signal
@@ -122,6 +125,9 @@ static void finish(struct fleet_run *r, int status, int ran, const char *error, 
         session_set_receiver(r->s, NULL, NULL);
     client_session_close(r->s);
     r->s = NULL;
+    if (r->job)
+        f->fo->job->end(r->job, ran && status == 0);
+    r->job = NULL;
     if (r->hs_begun)
         dial_hs_end(&r->hs);
     if (r->watched)
@@ -364,6 +370,10 @@ static int on_frame(struct client_session *s, struct ferry_frame_event *ev, void
             json_decref(ev->header);
         return 0;
     }
+    if (r->f->fo->job) {
+        r->f->fo->job->frame(r->job, s, ev);
+        return 0;
+    }
     switch (ev->type) {
     case FERRY_FRAME_HEADER:
         on_header(r, ev->header);
@@ -468,6 +478,14 @@ static int advance(struct fleet_run *r)
             return 1;
         }
         r->state = R_RUNNING;
+        if (f->fo->job) {
+            if (f->fo->job->start(f->fo->job->arg, r->name, r->s, &r->job, r->err,
+                                  sizeof r->err) < 0) {
+                r->failed = 1;
+                r->done = 1;
+            }
+            return 1;
+        }
         r->stdin_on = f->fo->forward_stdin;
         rc = session_write_frame(r->s, f->request, NULL, 0);
         if (rc < 0)
@@ -475,6 +493,11 @@ static int advance(struct fleet_run *r)
                                                 : "cannot send the command: %s", ferry_strerror(rc));
         return 1;
     case R_RUNNING:
+        if (!r->done && f->fo->job) {
+            rc = f->fo->job->advance(r->job, r->s, r->err, sizeof r->err);
+            r->done = rc != 0;
+            r->failed = rc < 0;
+        }
         if (!r->done && r->s->gone) {
             char why[SESSION_GONE_TEXT_MAX];
 
@@ -483,7 +506,8 @@ static int advance(struct fleet_run *r)
         }
         if (r->done) {
             if (r->failed)
-                finish(r, FERRY_EXIT_ERROR, 0, r->err, "connection lost or refused");
+                finish(r, FERRY_EXIT_ERROR, 0, r->err,
+                       f->fo->job ? f->fo->job->why : "connection lost or refused");
             else
                 finish(r, r->status, 1, NULL, NULL);
             return 1;
@@ -532,7 +556,11 @@ static void take_signals(struct fleet *f)
         for (size_t i = 0; i < f->nactive; i++) {
             struct fleet_run *r = f->active[i];
 
-            if (r->state == R_RUNNING && r->s->conn) {
+            if (f->fo->job) {
+                /* A transfer cut off leaves nothing: ferryd drops its
+                 * temporary, and ours goes in the job's end. */
+                finish(r, 128 + sig, 0, NULL, "interrupted");
+            } else if (r->state == R_RUNNING && r->s->conn) {
                 json_t *m = json_pack("{s:s, s:s}", "type", MSG_SIGNAL, "signal", name);
 
                 if (!m || session_write_frame(r->s, m, NULL, 0) < 0)

@@ -1,12 +1,15 @@
 /*
- * fleet.h - one command on many hosts from one process: `ferry exec -w`.
+ * fleet.h - one command on many hosts from one process: `ferry exec -w`,
+ * and the engine under `ferry put -w` / `get -w` (a job instead of the
+ * command: fleet_xfer.h).
  *
  * One loop (client_loop()) drives every connection; each host goes
  * through its own small state machine:
  *
  *   waiting -> connecting (non-blocking, each address of the name in
  *   turn) -> TLS or plaintext + the handshake (dial_hs.c) -> the exec
- *   request, its output and exit frames -> done
+ *   request, its output and exit frames (or the job's requests and
+ *   frames) -> done
  *
  * At most `fanout` hosts are past "waiting" at once; a host that cannot be
  * reached, authenticates slowly or hangs holds only its own slot, for at
@@ -28,8 +31,37 @@
 #define FLEET_DEFAULT_FANOUT 64
 #define FLEET_MAX_FANOUT 4096
 
+struct client_session;
+struct ferry_frame_event;
+
+/*
+ * A job other than exec, run on each host once its session is
+ * authenticated (fleet_put.c, fleet_get.c: one file per host).  The engine
+ * connects, authenticates, counts slots and reports; the job speaks its
+ * requests.  Its callbacks never wait: they queue frames and note what
+ * arrived, and the engine calls advance after every wake-up (a frame, the
+ * connection drained, closed).  The connection's on_drain wakes the loop
+ * once ferry_conn_want_drain was asked for.
+ */
+struct fleet_job {
+    /* Begin on host's authenticated session s; per-host state in *state.
+     * 0, or -1 with the reason in err. */
+    int (*start)(void *arg, const char *host, struct client_session *s, void **state,
+                 char *err, size_t errlen);
+    /* A frame event of the session (HEADER's header is the job's to free). */
+    void (*frame)(void *state, struct client_session *s, struct ferry_frame_event *ev);
+    /* Move on: 0 going on, 1 done, -1 failed with the reason in err. */
+    int (*advance)(void *state, struct client_session *s, char *err, size_t errlen);
+    /* The host is over (ok: advance said done); the session is closed
+     * already.  Release the state (remove what a failure left). */
+    void (*end)(void *state, int ok);
+    void *arg;
+    const char *why;                /* the summary's words for a failed host */
+};
+
 struct fleet_opts {
     const struct dial_opts *dial;   /* the command line's; each host adds its configuration */
+    const struct fleet_job *job;    /* NULL: exec the request */
     size_t fanout;                  /* -f */
     enum fleet_mode mode;           /* lines, -b, --json */
     int forward_stdin;              /* spool stdin to every host (the request wants it) */
@@ -43,5 +75,21 @@ struct fleet_opts {
  * 141 and no summary when our stdout was closed).
  */
 int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet_opts *fo);
+
+/* The same with fo->job instead of a command on each host (request NULL):
+ * 0 when every host's job succeeded, else 255; a signal ends the jobs
+ * in flight (128+N). */
+#define fleet_run_job(hosts, fo) fleet_exec((hosts), NULL, (fo))
+
+/*
+ * The hosts of -w, -g and -x (kind[i] says which lists[i] is), in the
+ * order given; each -x removes from what every -w and -g named.  0, or
+ * an exit status after a usage error said for `cmd` ("ferry exec").
+ */
+int fleet_hosts(const char *cmd, const char *config_file, const char **lists, const char *kind,
+                int n, struct hostlist *hl);
+
+/* -f N: 0 and *out, or a usage error's status for cmd. */
+int fleet_fanout(const char *cmd, const char *arg, size_t *out);
 
 #endif

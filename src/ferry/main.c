@@ -6,6 +6,7 @@
  *   ferry exec -w HOSTS|-g GROUP [OPTIONS] COMMAND...
  *   ferry shell [OPTIONS] HOST
  *   ferry put|get|ls|stat|mkdir|rm [OPTIONS] HOST ...
+ *   ferry put|get -w HOSTS|-g GROUP [OPTIONS] FILE [DEST|DIR]
  *
  * Each subcommand lives in its own file and parses its own options.
  */
@@ -27,6 +28,8 @@ static void usage(FILE *f)
         "  ferry shell [OPTIONS] HOST                     run command lines interactively\n"
         "  ferry put [OPTIONS] HOST LOCAL... [REMOTE]     upload files (-r: directories)\n"
         "  ferry get [OPTIONS] HOST REMOTE... [LOCAL]     download files (-r: directories)\n"
+        "  ferry put -w HOSTS|-g GROUP [OPTIONS] FILE [DEST] one file to many hosts\n"
+        "  ferry get -w HOSTS|-g GROUP [OPTIONS] FILE [DIR]  ... from many, in DIR/HOST/\n"
         "  ferry ls [--json] HOST [PATH]                  list a remote directory\n"
         "  ferry stat [--json] HOST PATH...               show a remote file's metadata\n"
         "  ferry mkdir [-p] HOST PATH...                  make remote directories\n"

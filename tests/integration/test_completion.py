@@ -95,6 +95,14 @@ class Completion:
         self.assertEqual(self.complete("ferry", "exec", "-g", ""), ["farm"])
         self.assertEqual(self.complete("ferry", "exec", "-g", "farm", ""), [])
         self.assertIn("--json", self.complete("ferry", "exec", "--js"))
+        # put -w / get -w: no HOST operand; put's FILE is a local file, get's
+        # DIR a local directory (its FILE is each host's: nothing offered).
+        self.assertEqual(self.complete("ferry", "put", "-w", "box", "up"), ["upload.bin"])
+        self.assertEqual(self.complete("ferry", "put", "-f", "2", "-g", "farm", "up"),
+                         ["upload.bin"])
+        self.assertEqual(self.complete("ferry", "get", "-w", "box", "re"), [])
+        self.assertEqual([w.rstrip("/") for w in
+                          self.complete("ferry", "get", "-w", "box", "readme.txt", "s")], ["sub"])
 
     def test_remote_paths(self):
         self.assertEqual(self.complete("ferry", "get", "box", ""),
