@@ -37,4 +37,10 @@ install(FILES ${PROJECT_SOURCE_DIR}/etc/config.example
 install(FILES ${PROJECT_SOURCE_DIR}/completion/ferry.bash
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME ferry)
 
+# The Ansible connection plugin, where ansible-core looks by default when
+# PREFIX is /usr (/usr/share/ansible/plugins/connection); under another
+# PREFIX, ANSIBLE_CONNECTION_PLUGINS or ansible.cfg names the directory.
+install(FILES ${PROJECT_SOURCE_DIR}/ansible/plugins/connection/ferry.py
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/ansible/plugins/connection)
+
 include(${PROJECT_SOURCE_DIR}/cmake/systemd.cmake)

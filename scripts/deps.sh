@@ -5,7 +5,7 @@
 # is there, is in docs/DESIGN.md.
 set -eu
 
-PACKAGES="pkg-config libjansson-dev libssl-dev libcmocka-dev libedit2 libxxhash-dev python3 clang rdate tmux vim less procps mandoc systemd strace"
+PACKAGES="pkg-config libjansson-dev libssl-dev libcmocka-dev libedit2 libxxhash-dev python3 clang rdate tmux vim less procps mandoc systemd strace ansible-core sudo"
 
 missing=""
 for p in $PACKAGES; do
