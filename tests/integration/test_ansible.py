@@ -421,6 +421,12 @@ class AnsibleOverFerry(unittest.TestCase):
             self.assertEqual(f.read(), "host h4, 42\nadded by lineinfile\n")
         if self.become_to:
             self.assertEqual(ferry_tree["h2/owned/mine.txt"][3], self.become_to)
+        # ferryd started Ansible's /bin/sh -c itself (argv), never a shell
+        # of its own in front of it (ferry.py, _command_operands)
+        execs = [line for d in self.daemons for line in d.log if "event=exec" in line]
+        self.assertTrue(execs)
+        self.assertEqual([line for line in execs if " argv=" not in line], [])
+        self.assertTrue(all(" argv=\"/bin/sh -c " in line for line in execs), execs[:3])
         # the failing task failed, and said why, through ferry too
         failed = [r for p in fdoc["plays"] for t in p["tasks"] if t["task"]["name"] == "a failing task"
                   for r in t["hosts"].values()]

@@ -167,6 +167,7 @@ EXAMPLES = r'''
 import os
 import posixpath
 import selectors
+import shlex
 import subprocess
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
@@ -180,6 +181,26 @@ display = Display()
 # protocol); its one-line reason is the last line of stderr, "ferry: ...".
 FERRY_FAILED = 255
 FERRY_PREFIX = b'ferry: '
+
+
+def _command_operands(cmd):
+    ''' What follows HOST on ferry exec's command line.  Ansible's command is
+    "EXECUTABLE -c QUOTED" (ActionBase quotes it with shlex.quote); given
+    as one operand, ferryd would run it with a /bin/sh -c of its own, a
+    shell whose only work is to start EXECUTABLE (dash does not exec the
+    last command).  Given as argv (["--", EXECUTABLE, "-c", INNER]) ferryd
+    runs EXECUTABLE itself: one process less per module.  Only a command
+    that is exactly that quoting of its three words is split; anything
+    else goes as it is, one operand. '''
+    text = to_text(cmd, errors='surrogate_or_strict')
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return [text]
+    if (len(words) == 3 and words[1] == '-c' and posixpath.isabs(words[0])
+            and text == '%s -c %s' % (shlex.quote(words[0]), shlex.quote(words[2]))):
+        return ['--'] + words
+    return [text]
 
 
 def _last_line(b_text):
@@ -268,10 +289,11 @@ class Connection(ConnectionBase):
         prompt = bool(sudoable and self.become and self.become.expect_prompt())
         if in_data is None and not prompt:
             # nothing for stdin: ferry need not forward it
-            p = self._spawn(self._argv('exec', '-n', self._host_operand(), cmd), subprocess.DEVNULL)
+            p = self._spawn(self._argv('exec', '-n', self._host_operand(), *_command_operands(cmd)),
+                            subprocess.DEVNULL)
             b_out, b_err = p.communicate()
         else:
-            p = self._spawn(self._argv('exec', self._host_operand(), cmd), subprocess.PIPE)
+            p = self._spawn(self._argv('exec', self._host_operand(), *_command_operands(cmd)), subprocess.PIPE)
             b_out = b_err = b''
             if prompt:
                 b_out, b_err = self._escalate(p)
