@@ -280,6 +280,20 @@ class ExecTest(ClientTest):
         self.assertStatus(r, 0)
         self.assertEqual(r.stdout.split()[0].decode(), hashlib.sha256(data).hexdigest())
 
+    def test_stdin_from_a_file_or_dev_null(self):
+        # epoll refuses regular files and /dev/null: they are read in turns
+        # instead of watched, and must still reach the command, to the end
+        path = os.path.join(self.dir, "stdin.bin")
+        data = os.urandom(1024 * 1024 + 3)
+        with open(path, "wb") as f:
+            f.write(data)
+        for source, want in ((path, data), (os.devnull, b"")):
+            with open(source, "rb") as f:
+                r = subprocess.run([FERRY, "exec", "-k", self.key, self.host, "sha256sum"], stdin=f,
+                                   capture_output=True, env=self.env(), timeout=30 * SLOW)
+            self.assertStatus(r, 0)
+            self.assertEqual(r.stdout.split()[0].decode(), hashlib.sha256(want).hexdigest(), source)
+
     def test_no_stdin_option(self):
         r = self.exec("wc -c", input=b"ignored", opts=("-n",))
         self.assertStatus(r, 0)
