@@ -114,6 +114,14 @@ PING = """
     - command: "true"
 """
 
+OUTSIDE = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {src: "{{ files }}/big.bin", dest: "{{ out }}/big.bin"}
+    - fetch: {src: "{{ out }}/big.bin", dest: "{{ back }}/big.bin", flat: true}
+"""
+
 WHOAMI = """
 - hosts: all
   gather_facts: false
@@ -465,6 +473,34 @@ class AnsibleOverFerry(unittest.TestCase):
         self.assertIn("ferry: cannot connect to 127.0.0.5:%d" % port, res["down"]["msg"])
         self.assertIn("cannot run the ferry client", res["noferry"]["msg"])
         self.assertIn("no-such-ferry", res["noferry"]["msg"])
+
+    def test_transfers_outside_the_served_root(self):
+        # this ferryd serves served/, while Ansible's temporaries and the
+        # files copied and fetched lie outside it: they go through ferry
+        # exec and cat, and arrive whole
+        served = os.path.join(self.tmp, "served")
+        os.mkdir(served)
+        d = start_ferryd("--root", served, key_path=self.key, listen=HOSTS[2] + ":0")
+        self.addCleanup(d.stop_quietly)
+        inv = inventory(os.path.join(self.tmp, "outside.ini"), [
+            ("h4", {"ansible_host": HOSTS[2], "ansible_port": d.hostport()[1]})],
+            {"ansible_connection": "ferry", "ansible_ferry_key_file": self.key,
+             "ansible_ferry_executable": self.ferry, "ansible_ferry_remote_root": served})
+        out, back = os.path.join(self.tmp, "outside-out"), os.path.join(self.tmp, "outside-back")
+        os.mkdir(out)
+        doc, rc = finish(start_playbook(self.tmp, inv, self.write("outside.yml", OUTSIDE),
+                                        extra={"files": os.path.join(self.tmp, "files"),
+                                               "out": out, "back": back}))
+        self.assertEqual(rc, 0, failures(doc))
+        self.assertEqual(doc["stats"]["h4"]["changed"], 2, doc["stats"])
+        for path in (os.path.join(out, "big.bin"), os.path.join(back, "big.bin")):
+            with open(path, "rb") as f:
+                self.assertEqual(hashlib.sha1(f.read()).hexdigest(), self.big_sha1, path)
+        self.assertEqual([n for n in os.listdir(out) if n != "big.bin"], [])   # no temporary left
+        execs = [line for line in d.log if "event=exec" in line]
+        self.assertTrue([line for line in execs if ".ferry-put" in line], execs)
+        self.assertTrue([line for line in execs if 'argv="cat -- ' in line], execs)
+        self.assertEqual(os.listdir(served), [])
 
     @unittest.skipUnless(IS_ROOT, WHY_NOT_ROOT)
     def test_become_with_password(self):

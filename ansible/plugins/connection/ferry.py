@@ -19,11 +19,12 @@ DOCUMENTATION = '''
           so a task costs ferry's connection (TLS 1.3 keyed by a shared key) instead of an ssh login.
         - Commands run as the user ferryd runs as, in its clean environment; C(remote_user) is ignored.
           Use C(become) (sudo) to act as another user.
-        - Files are transferred by ferryd's file service, whose paths are relative to the root it serves
-          (C(ferryd --root)). Ansible writes and reads absolute paths (its remote temporary directory,
-          C(fetch) sources), so the managed hosts' ferryd serves C(/) (C(ferryd --root /)), or
-          I(remote_root) names the directory it serves and every path Ansible transfers lies under it
-          (set C(remote_tmp) inside it).
+        - Files are transferred by ferryd's file service (C(ferry put), C(ferry get), checksummed and renamed into
+          place once verified), whose paths are relative to the directory ferryd serves (C(ferryd --root)).
+          I(remote_root) says which directory that is; a path Ansible transfers that lies outside it goes
+          through C(ferry exec) and C(cat) instead (into a temporary, renamed once complete; Ansible's copy
+          and fetch compare checksums either way). Keep C(remote_tmp) inside it to have every module file
+          go through C(ferry put).
     author: ferry
     version_added: "2.14"
     notes:
@@ -122,8 +123,8 @@ DOCUMENTATION = '''
           - name: ansible_ferry_timeout
       remote_root:
         description:
-          - The directory the managed host's ferryd serves (its C(--root)); the absolute paths Ansible transfers
-            are sent relative to it, and a path outside it is an error.
+          - The directory the managed host's ferryd serves (its C(--root)). The absolute paths Ansible transfers
+            are sent to the file service relative to it; a path outside it goes through C(ferry exec) and C(cat).
         default: /
         type: str
         env:
@@ -181,6 +182,8 @@ display = Display()
 # protocol); its one-line reason is the last line of stderr, "ferry: ...".
 FERRY_FAILED = 255
 FERRY_PREFIX = b'ferry: '
+# put_file outside the served root: stdin into "$1.ferry-put", renamed over $1
+PUT_SCRIPT = 'cat > "$1.ferry-put" && mv -f -- "$1.ferry-put" "$1" || { rm -f -- "$1.ferry-put"; exit 1; }'
 
 
 def _command_operands(cmd):
@@ -375,12 +378,20 @@ class Connection(ConnectionBase):
         if not os.path.exists(to_bytes(in_path, errors='surrogate_or_strict')):
             raise AnsibleFileNotFound('file or module does not exist: %s' % to_native(in_path))
         remote = self._remote_path(out_path)
-        if remote is None:
-            # Ansible only puts into its remote temporary directory
-            raise AnsibleError('ferry connection: %s is outside the directory ferryd serves (%s): run ferryd '
-                               '--root / on the managed hosts, or set remote_tmp under ansible_ferry_remote_root'
-                               % (out_path, self.get_option('remote_root')))
-        self._transfer('put', in_path, remote)
+        if remote is not None:
+            self._transfer('put', in_path, remote)
+            return
+        # Outside the served root: the bytes go to `cat` on the command's
+        # stdin, into a temporary beside out_path that is renamed over it
+        # once complete (the copy module still compares the checksum).
+        with open(to_bytes(in_path, errors='surrogate_or_strict'), 'rb') as f:
+            p = self._spawn(self._argv('exec', self._host_operand(), '--', '/bin/sh', '-c', PUT_SCRIPT,
+                                       'sh', out_path), f)
+            b_out, b_err = p.communicate()
+        if p.returncode != 0:
+            self._check_reached(p.returncode, b_err)
+            raise AnsibleError('ferry: put %s failed (status %d): %s'
+                               % (out_path, p.returncode, to_native(_last_line(b_err) or b_out.strip())))
 
     def fetch_file(self, in_path, out_path):
         ''' ferry get: checksummed, renamed over out_path only once verified '''
