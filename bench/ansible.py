@@ -18,8 +18,10 @@ runs with `ansible-playbook --forks N` through each column:
   Mitogen              Debian's ansible-mitogen, strategy mitogen_linear,
                        over the same ssh
   local connection     `connection: local`: Ansible's own per-task work and
-                       the remote Python without any transport, the floor
-                       every column stands on (no goal)
+                       the remote Python without any transport: the
+                       reference the transports are read against (no goal;
+                       not a strict floor: its modules run as the workers'
+                       children, in the controller's environment)
 
 ssh logs in as the fair baseline user (sshlib.BenchUser: login shell
 /bin/sh, an empty home); OpenSSH's sshd listens on at most 16 addresses,
@@ -347,12 +349,12 @@ def main():
                                "ratio": ratio(m[name], ferry), "goal": None})
         ratios.append({"what": "ferry (plaintext) / ferry (TLS), %d hosts" % n,
                        "ratio": ratio(m.get("ferry (plaintext)"), ferry), "goal": None})
-        floor = m.get("local connection (no transport)")
+        local = m.get("local connection (no transport)")
         ratios.append({"what": "ferry (TLS) / local connection (no transport), %d hosts" % n,
-                       "ratio": ratio(ferry, floor), "goal": None})
-        if ferry is not None and floor is not None:
+                       "ratio": ratio(ferry, local), "goal": None})
+        if ferry is not None and local is not None:
             ratios.append({"what": "ferry (TLS) - local connection, per task, %d hosts" % n,
-                           "value": (ferry - floor) * 1e3 / TASKS, "unit": "ms", "goal": None})
+                           "value": (ferry - local) * 1e3 / TASKS, "unit": "ms", "goal": None})
     doc = {"benchmark": "ansible", "issue": 16, "git": benchlib.git_describe(),
            "machine": benchlib.machine_info(), "tasks": TASKS, "hosts": counts,
            "reps": args.reps, "ansible": benchlib.version_of([PLAYBOOK_BIN, "--version"]),
