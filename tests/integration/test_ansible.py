@@ -10,7 +10,9 @@ local`, side by side; the recap of every host and the files each run left
 must be the same.  Then the same for a `--check --diff` run (on one host).  Separately:
 sudo with a password (the plugin answers sudo's prompt, and a wrong password
 is "Incorrect sudo password"), a host that is not listening (unreachable,
-with ferry's own one-line reason) and a missing ferry binary.
+with ferry's own one-line reason), a missing ferry binary, the inventory's
+options (a ferry host configuration, plaintext, a key name, a timeout), and
+copy and fetch outside the directory ferryd serves.
 
 All the "hosts" are this machine, so every run works in a directory of its
 own (base/HOST/...).  The ferryds serve the test's directory (--root TMP)
@@ -454,25 +456,50 @@ class AnsibleOverFerry(unittest.TestCase):
         for run in ("ferry", "local"):
             self.assertEqual(tree(self.base(run)), self.before_check[run], run)
 
-    def test_unreachable_and_missing_binary(self):
-        # a port nothing listens on: the last daemon's, once it has stopped
+    def test_inventory_options(self):
+        # down: a port nothing listens on (a ferryd's, once it has stopped);
+        # noferry: a client that is not there; viaconf: address, port and
+        # key from a ferry host configuration (-F); plain: a ferryd
+        # --plaintext holding the key under a name (--keys), a connect
+        # timeout
         spare = start_ferryd("--root", self.tmp, key_path=self.key, listen="127.0.0.5:0")
         port = spare.hostport()[1]
         spare.stop()
-        inv = inventory(os.path.join(self.tmp, "bad.ini"), [
-            ("down", {"ansible_host": "127.0.0.5", "ansible_port": port}),
-            ("noferry", {"ansible_host": HOSTS[0], "ansible_port": self.daemons[0].hostport()[1],
-                         "ansible_ferry_executable": os.path.join(self.tmp, "no-such-ferry")}),
-        ], {"ansible_connection": "ferry", "ansible_ferry_key_file": self.key,
-            "ansible_ferry_executable": self.ferry, "ansible_ferry_remote_root": self.tmp})
+        keys = os.path.join(self.tmp, "keys")
+        with open(self.key) as f:
+            hexkey = f.read().strip()
+        fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("ansible %s\n" % hexkey)
+        plain = start_ferryd("--root", self.tmp, "--keys", keys, "--plaintext", listen=HOSTS[1] + ":0")
+        self.addCleanup(plain.stop_quietly)
+        conf = self.write("ferry.conf", "Host fleet-h2\n    Address %s\n    Port %d\n    KeyFile %s\n"
+                          % (HOSTS[0], self.daemons[0].hostport()[1], self.key))
+        os.chmod(conf, 0o600)
+        key = {"ansible_ferry_key_file": self.key}
+        inv = inventory(os.path.join(self.tmp, "options.ini"), [
+            ("down", dict(key, ansible_host="127.0.0.5", ansible_port=port)),
+            ("noferry", dict(key, ansible_host=HOSTS[0], ansible_port=self.daemons[0].hostport()[1],
+                             ansible_ferry_executable=os.path.join(self.tmp, "no-such-ferry"))),
+            ("viaconf", {"ansible_host": "fleet-h2", "ansible_ferry_config": conf}),
+            ("plain", dict(key, ansible_host=HOSTS[1], ansible_port=plain.hostport()[1],
+                           ansible_ferry_plaintext="true", ansible_ferry_key_name="ansible",
+                           ansible_ferry_timeout=5)),
+        ], {"ansible_connection": "ferry", "ansible_ferry_executable": self.ferry,
+            "ansible_ferry_remote_root": self.tmp})
         doc, rc = finish(start_playbook(self.tmp, inv, self.write("ping.yml", PING)))
         self.assertNotEqual(rc, 0)
-        self.assertEqual(doc["stats"]["down"]["unreachable"], 1, doc["stats"])
-        self.assertEqual(doc["stats"]["noferry"]["failures"], 1, doc["stats"])
+        stats = doc["stats"]
+        self.assertEqual(stats["down"]["unreachable"], 1, stats)
+        self.assertEqual(stats["noferry"]["failures"], 1, stats)
         res = doc["plays"][0]["tasks"][0]["hosts"]
         self.assertIn("ferry: cannot connect to 127.0.0.5:%d" % port, res["down"]["msg"])
         self.assertIn("cannot run the ferry client", res["noferry"]["msg"])
         self.assertIn("no-such-ferry", res["noferry"]["msg"])
+        for h in ("viaconf", "plain"):
+            self.assertEqual((stats[h]["ok"], stats[h]["failures"], stats[h]["unreachable"]), (1, 0, 0),
+                             (h, res[h]))
+        self.assertTrue([line for line in plain.log if "event=exec" in line], plain.log[-5:])
 
     def test_transfers_outside_the_served_root(self):
         # this ferryd serves served/, while Ansible's temporaries and the
