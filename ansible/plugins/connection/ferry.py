@@ -249,11 +249,11 @@ class Connection(ConnectionBase):
         argv.extend(args)
         return argv
 
-    def _spawn(self, argv, stdin):
+    def _spawn(self, argv, stdin, stdout=subprocess.PIPE):
         display.vvv(u'FERRY: %s' % u' '.join(to_text(a) for a in argv), host=self._play_context.remote_addr)
         try:
             return subprocess.Popen([to_bytes(a, errors='surrogate_or_strict') for a in argv],
-                                    stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                    stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
         except OSError as e:
             raise AnsibleError('ferry connection: cannot run the ferry client %r: %s (install ferry, or set '
                                'ansible_ferry_executable / ANSIBLE_FERRY_EXECUTABLE to its path)'
@@ -363,13 +363,16 @@ class Connection(ConnectionBase):
     def _prompts(self, b_output):
         return b_output.count(to_bytes(self.become.prompt).strip())
 
-    def _transfer(self, command, src, dst):
-        p = self._spawn(self._argv(command, '-q', self._host_operand(), src, dst), subprocess.DEVNULL)
+    def _run(self, what, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE):
+        ''' A ferry run that must succeed: its failure is an Ansible error
+        with ferry's own line (AnsibleConnectionFailure when the host was
+        not reached). '''
+        p = self._spawn(argv, stdin, stdout)
         b_out, b_err = p.communicate()
         if p.returncode != 0:
             self._check_reached(p.returncode, b_err)
-            raise AnsibleError('ferry %s failed (status %d): %s'
-                               % (command, p.returncode, to_native(_last_line(b_err) or b_out.strip())))
+            raise AnsibleError('ferry: %s failed (status %d): %s'
+                               % (what, p.returncode, to_native(_last_line(b_err) or (b_out or b'').strip())))
 
     def put_file(self, in_path, out_path):
         ''' ferry put: checksummed, renamed over out_path only once verified '''
@@ -379,19 +382,14 @@ class Connection(ConnectionBase):
             raise AnsibleFileNotFound('file or module does not exist: %s' % to_native(in_path))
         remote = self._remote_path(out_path)
         if remote is not None:
-            self._transfer('put', in_path, remote)
+            self._run('put %s' % out_path, self._argv('put', '-q', self._host_operand(), in_path, remote))
             return
         # Outside the served root: the bytes go to `cat` on the command's
         # stdin, into a temporary beside out_path that is renamed over it
         # once complete (the copy module still compares the checksum).
         with open(to_bytes(in_path, errors='surrogate_or_strict'), 'rb') as f:
-            p = self._spawn(self._argv('exec', self._host_operand(), '--', '/bin/sh', '-c', PUT_SCRIPT,
-                                       'sh', out_path), f)
-            b_out, b_err = p.communicate()
-        if p.returncode != 0:
-            self._check_reached(p.returncode, b_err)
-            raise AnsibleError('ferry: put %s failed (status %d): %s'
-                               % (out_path, p.returncode, to_native(_last_line(b_err) or b_out.strip())))
+            self._run('put %s' % out_path, self._argv('exec', self._host_operand(), '--', '/bin/sh', '-c',
+                                                      PUT_SCRIPT, 'sh', out_path), stdin=f)
 
     def fetch_file(self, in_path, out_path):
         ''' ferry get: checksummed, renamed over out_path only once verified '''
@@ -399,29 +397,21 @@ class Connection(ConnectionBase):
         display.vvv(u'FETCH %s TO %s' % (in_path, out_path), host=self._play_context.remote_addr)
         remote = self._remote_path(in_path)
         if remote is not None:
-            self._transfer('get', remote, out_path)
+            self._run('get %s' % in_path, self._argv('get', '-q', self._host_operand(), remote, out_path))
             return
         # Outside the served root (fetch of /etc/...): the file's bytes come
-        # through `cat`; they land beside out_path and are renamed over it
-        # once complete, and the fetch action compares their checksum with
-        # the remote file's, as it does after every fetch.
-        part = '%s.ferry-fetch-%d' % (out_path, os.getpid())
-        with open(to_bytes(part, errors='surrogate_or_strict'), 'wb') as f:
-            p = self._spawn(self._argv('exec', '-n', self._host_operand(), '--', 'cat', '--', in_path), subprocess.DEVNULL)
-            try:
-                for chunk in iter(lambda: p.stdout.read(1 << 20), b''):
-                    f.write(chunk)
-            finally:
-                b_err = p.stderr.read()
-                p.wait()
-                p.stdout.close()
-                p.stderr.close()
-        if p.returncode != 0:
-            os.unlink(part)
-            self._check_reached(p.returncode, b_err)
-            raise AnsibleError('ferry: fetch %s failed (status %d): %s'
-                               % (in_path, p.returncode, to_native(_last_line(b_err))))
-        os.rename(part, out_path)
+        # through `cat` into a temporary beside out_path, renamed over it
+        # once complete; the fetch action compares their checksum with the
+        # remote file's, as it does after every fetch.
+        part = to_bytes('%s.ferry-fetch-%d' % (out_path, os.getpid()), errors='surrogate_or_strict')
+        try:
+            with open(part, 'wb') as f:
+                self._run('fetch %s' % in_path, self._argv('exec', '-n', self._host_operand(), '--',
+                                                           'cat', '--', in_path), stdout=f)
+            os.rename(part, to_bytes(out_path, errors='surrogate_or_strict'))
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
 
     def reset(self):
         ''' nothing persists between operations, so nothing to reset '''
