@@ -217,7 +217,6 @@ class Connection(ConnectionBase):
     transport = 'ferry'
     has_pipelining = True
 
-
     # ---- the ferry command line ------------------------------------------
 
     def _host_operand(self):
