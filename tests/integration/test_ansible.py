@@ -282,6 +282,18 @@ def inventory(path, hosts, common):
     return path
 
 
+USER_RX = re.compile(r"ferryans[bp]-(\d+)$")
+
+
+def remove_stale_users():
+    """The users (and sudoers drop-ins) of earlier runs that were killed
+    before they could remove them: their run's PID is gone."""
+    for pw in pwd.getpwall():
+        m = USER_RX.match(pw.pw_name)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            TestUser.remove_named(pw.pw_name)
+
+
 class TestUser:
     """A user made for the test (login shell /bin/sh, home in the test's
     directory), removed with its sudoers drop-in when the test ends."""
@@ -299,18 +311,24 @@ class TestUser:
         if password:
             subprocess.run(["chpasswd"], input="%s:%s\n" % (self.name, password), text=True, check=True)
         if sudo_rule:
-            self.sudoers = "/etc/sudoers.d/%s" % self.name.replace(".", "_")
+            self.sudoers = "/etc/sudoers.d/" + self.name     # no "." (sudo would skip it)
             fd = os.open(self.sudoers, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o440)
             with os.fdopen(fd, "w") as f:
                 f.write("%s %s\n" % (self.name, sudo_rule))
             subprocess.run(["visudo", "-c", "-q", "-f", self.sudoers], check=True)
 
     def remove(self):
-        if self.sudoers and os.path.exists(self.sudoers):
-            os.unlink(self.sudoers)
-        subprocess.run(["pkill", "-KILL", "-u", self.name], stdout=subprocess.DEVNULL,
+        TestUser.remove_named(self.name)
+
+    @staticmethod
+    def remove_named(name):
+        sudoers = "/etc/sudoers.d/" + name
+        if os.path.exists(sudoers):
+            os.unlink(sudoers)
+        # what still runs as the user (its ferryd has been stopped by now)
+        subprocess.run(["pkill", "-KILL", "-u", name], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        subprocess.run(["userdel", "-r", "-f", self.name], stdout=subprocess.DEVNULL,
+        subprocess.run(["userdel", "-r", "-f", name], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
 
     def become(self):
@@ -356,6 +374,7 @@ class AnsibleOverFerry(unittest.TestCase):
             f.write("host {{ inventory_hostname }}, {{ 6 * 7 }}\n")
         cls.become_to = None
         if IS_ROOT:
+            remove_stale_users()
             cls.user = TestUser(cls.tmp, "b")
             cls.addClassCleanup(cls.user.remove)
             cls.become_to = cls.user.name
