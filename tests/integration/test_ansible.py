@@ -334,6 +334,26 @@ class TestUser:
         os.setuid(self.pw.pw_uid)
 
 
+@unittest.skipUnless(shutil.which("ansible-doc", path="/usr/bin"), "ansible-core is not installed (scripts/deps.sh)")
+class PluginDocumentation(unittest.TestCase):
+    def test_ansible_doc_reads_it_and_the_readme_lists_every_option(self):
+        # a DOCUMENTATION block Ansible cannot parse disables the plugin
+        r = subprocess.run(["/usr/bin/ansible-doc", "-t", "connection", "ferry", "--json"],
+                           env=dict(os.environ, ANSIBLE_CONNECTION_PLUGINS=PLUGINS),
+                           capture_output=True, text=True, timeout=60 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        options = json.loads(r.stdout)["ferry"]["doc"]["options"]
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        section = readme[readme.index("\n## Ansible\n"):readme.index("\n## Endpoints\n")]
+        for name, o in options.items():
+            names = [v["name"] for v in o.get("vars", []) + o.get("env", [])
+                     if v["name"].startswith(("ansible_ferry_", "ANSIBLE_FERRY_"))]
+            self.assertTrue(names, name)
+            for n in names:
+                self.assertTrue("`%s`" % n in section, "README's Ansible section lacks %s (%s)" % (n, name))
+
+
 @unittest.skipUnless(PLAYBOOK and ANSIBLE, "ansible-core is not installed (scripts/deps.sh)")
 class AnsibleOverFerry(unittest.TestCase):
     maxDiff = None
