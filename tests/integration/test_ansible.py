@@ -480,6 +480,7 @@ class AnsibleOverFerry(unittest.TestCase):
     def test_check_diff_same_as_local(self):
         (fdoc, frc), (ldoc, lrc) = self.check["ferry"], self.check["local"]
         self.assertEqual(frc, 0, failures(fdoc))
+        self.assertEqual(lrc, 0, failures(ldoc))
         self.assertEqual(fdoc["stats"], ldoc["stats"])
         self.assertEqual(list(fdoc["stats"]), ["h2"])
         stats = fdoc["stats"]["h2"]
