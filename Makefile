@@ -3,7 +3,9 @@
 #
 #   make            build everything into build/ (programs in build/bin/)
 #   make run        build, then start ferryd in the foreground (scripts/run.sh)
-#   make test       build and run every test
+#   make test       build and run every test but the heavy ones
+#   make test-heavy the heavy tests: GiBs through the whole path, a
+#                   benchmark's smoke run (CI runs them; see ferrytest.heavy)
 #   make test-asan  the whole suite under ASan+UBSan  (build-asan/)
 #   make test-tsan  the whole suite under TSan        (build-tsan/)
 #   make test-poll  unit tests with the portable poll() loop backend (build-poll/)
@@ -12,7 +14,10 @@
 #                   BENCH_ARGS=--quick for a short run); not part of make test
 #   make install    build, then install under PREFIX (default /usr/local;
 #                   DESTDIR=DIR stages the tree under DIR, for packaging)
-#   make uninstall  remove what the last `make install` wrote
+#   make uninstall  remove what the last `make install` wrote (an edited
+#                   configuration file stays)
+#   make deb        the Debian packages (debian/), built from a copy of the
+#                   tree into build-deb/ and checked (scripts/check-deb.sh)
 #   make clean
 
 MAKEFLAGS += --no-print-directory
@@ -25,7 +30,7 @@ CMAKE_CONFIGURE = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test test-asan test-tsan test-poll fuzz bench deps clean install uninstall
+.PHONY: all build run test test-heavy test-asan test-tsan test-poll fuzz bench deps clean install uninstall deb
 
 all: build
 
@@ -44,11 +49,18 @@ install: build
 uninstall:
 	@DESTDIR="$(DESTDIR)" cmake -DMANIFEST=build/install_manifest.txt -P cmake/uninstall.cmake
 
+deb: deps
+	@scripts/build-deb.sh
+	@scripts/check-deb.sh build-deb
+
 run: build
 	@scripts/run.sh
 
 test: build
 	@cd build && $(CTEST)
+
+test-heavy: build
+	@cd build && FERRY_HEAVY=only $(CTEST) -L integration
 
 test-asan: deps
 	@$(call CMAKE_CONFIGURE,build-asan,Debug,-DFERRY_SANITIZE=address -DFERRY_WERROR=ON)
@@ -75,4 +87,4 @@ bench: build
 	@bench/run.sh $(BENCH_ARGS)
 
 clean:
-	rm -rf build build-asan build-tsan build-poll build-fuzz
+	rm -rf build build-asan build-tsan build-poll build-fuzz build-deb

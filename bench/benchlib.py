@@ -14,6 +14,7 @@ standard library only.
 import atexit
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -166,18 +167,27 @@ def machine_info():
 
 
 
+# ferryd's log lines naming its ports: "classic protocol on 127.0.0.1:P: ..."
+# and "listening on tcp ADDR:P (event model)"
+_CLASSIC_RX = re.compile(r"classic protocol on \S+?:(\d+)")
+_LISTENING_RX = re.compile(r"listening on tcp \S+:(\d+)")
+
+
 class Ferryd:
-    """ferryd on 127.0.0.1:0 with a fresh key (from `ferry keygen`), plus
-    --classic on 127.0.0.1:0 when classic is true, serving files from root
-    when given.  The ports come from its "listening on" log lines.
+    """ferryd on 127.0.0.1:0 (or listen: 0.0.0.0:0 serves every loopback
+    address, for fleet.py inside its own network namespace) with a fresh key
+    (from `ferry keygen`), plus --classic on 127.0.0.1:0 when classic is
+    true, serving files from root when given.  The ports come from its
+    "listening on" log lines.
 
     TLS 1.3 keyed by the key (ferryd's default) unless plaintext is true:
     then ferryd runs with --plaintext, and client() adds --plaintext to every
     ferry command line, as both sides must agree.  Its key and log files are
     named after the mode, so a TLS and a plaintext ferryd can share tmp."""
 
-    def __init__(self, bindir, tmp, classic=True, root=None, extra=(), plaintext=False):
-        self.bindir, self.tmp = bindir, tmp
+    def __init__(self, bindir, tmp, classic=True, root=None, extra=(), plaintext=False,
+                 listen="127.0.0.1:0"):
+        self.bindir, self.tmp, self.listen = bindir, tmp, listen
         self.classic, self.root, self.extra = classic, root, list(extra)
         self.plaintext = bool(plaintext)
         self.mode = "plaintext" if self.plaintext else "TLS"
@@ -210,7 +220,7 @@ class Ferryd:
         bindir, tmp = self.bindir, self.tmp
         # Default log level: the "listening on" lines are info (-q hides them).
         argv = [os.path.join(bindir, "ferryd"),
-                "--listen", "127.0.0.1:0", "--key-file", self.key]
+                "--listen", self.listen, "--key-file", self.key]
         if self.plaintext:
             argv += ["--plaintext"]
         if self.classic:
@@ -232,12 +242,13 @@ class Ferryd:
         text = open(self.log).read()
         classic, listening = None, []
         for line in text.splitlines():
-            if "classic protocol on 127.0.0.1:" in line:
-                classic = int(line.split("classic protocol on 127.0.0.1:")[1]
-                              .split(":")[0])
-            elif "listening on tcp 127.0.0.1:" in line:
-                listening.append(int(line.split("listening on tcp 127.0.0.1:")[1]
-                                     .split()[0]))
+            m = _CLASSIC_RX.search(line)
+            if m:
+                classic = int(m.group(1))
+                continue
+            m = _LISTENING_RX.search(line)
+            if m:
+                listening.append(int(m.group(1)))
         if not self.classic:
             return (listening[0], None) if listening else None
         if classic is None or len(listening) < 2:

@@ -2,7 +2,7 @@
 """report.py - gather the benchmarks' results into one file and one table.
 
 Reads what each benchmark wrote to bench/results/ (reqresp, throughput,
-exec_latency, streaming, c10k), and:
+exec_latency, streaming, c10k, tty, fleet), and:
 
   - writes bench/results/latest.json: every result as it was written, plus
     one list of the goals with the measured value and whether it is met:
@@ -13,7 +13,9 @@ exec_latency, streaming, c10k), and:
     baselines: a fresh exec against its floor and the fair ssh, a warm one
     against a local spawn and ssh's session, streaming and bulk in both
     modes) and issue 13's (`ferry exec -t` beside `ssh -t`: keystroke round
-    trip, screen output, session start, on TLS); every row says which mode
+    trip, screen output, session start, on TLS) and issue 16's (one command
+    on 20 and 100 hosts: `ferry exec -w` and `pdsh -R exec ... ferry exec
+    %h` against pdsh -R ssh and clush, on TLS); every row says which mode
     it is;
   - draws docs/img/reqresp.png and docs/img/throughput.png with gnuplot
     (Debian's gnuplot-nox; skipped with a note when it is missing);
@@ -75,6 +77,7 @@ SECTIONS = {
     ("throughput", 12): "bulk transfer", ("exec_latency", 12): "command latency",
     ("streaming", 12): "output streaming",
     ("tty", 13): "interactive terminals",
+    ("fleet", 16): "fleets",
     ("ansible", 16): "Ansible playbook",
 }
 
@@ -95,7 +98,7 @@ def goals_from(results):
             r256.get("echo_upper/python"), "x", "> 10x")
         add("1. request/response", "frame_echo / echo_upper, 256 conn",
             r256.get("frame_echo/echo_upper"), "x", ">= 0.8x")
-    for name in ("throughput", "exec_latency", "streaming", "tty", "ansible"):
+    for name in ("throughput", "exec_latency", "streaming", "tty", "fleet", "ansible"):
         d = load(results, name)
         # A ratio's goal names its issue: ">= 3x (issue 5)", ">= 2x (issue 6)".
         for r in (d or {}).get("ratios", []):
@@ -135,7 +138,7 @@ def goals_from(results):
         p99 = (ck["servers"].get("echo_upper") or {}).get("p99_us")
         add("5. C10K", "echo_upper: active p99 beside them", None if p99 is None else p99 / 1e3,
             "ms", "< 5 ms")
-    # issue 5's rows first (in its order), then issue 6's, 12's, 13's
+    # issue 5's rows first (in its order), then issue 6's, 12's, 13's, 16's
     rows.sort(key=lambda r: r["issue"])
     return rows
 
@@ -229,7 +232,7 @@ def main():
     rows = goals_from(args.results)
     latest = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "git": bl.git_describe(), "goals": rows, "results": {}}
-    for name in ("reqresp", "throughput", "exec_latency", "streaming", "c10k", "tty"):
+    for name in ("reqresp", "throughput", "exec_latency", "streaming", "c10k", "tty", "fleet"):
         d = load(args.results, name)
         if d is not None:
             latest["results"][name] = d

@@ -36,6 +36,9 @@ from benchlib import (DEVNULL, _logs, apt_install, free_port, note, start,  # no
 # nothing.  Every ssh, scp and sftp column (and the pdsh and Ansible ones,
 # through Sshd) logs in as such a user, made for the run and removed after it.
 USER_PREFIX = "ferrybench-"
+# The name every host of Sshd(hosts=...) is checked under in known_hosts:
+# one sshd serves them all, with one host key.
+FLEET_KEY_ALIAS = "ferrybench-fleet"
 
 
 def _run_quiet(argv, timeout=60):
@@ -238,9 +241,15 @@ class Sshd:
     home; see above).  The ssh client runs as the invoking user and logs in
     as that user (User in its config), so scp, sftp and anything else built
     on client_cfg do too.  check holds what `echo $0; echo $HOME; ls -A ~`
-    printed through it: the proof for the JSON that the baseline is fair."""
+    printed through it: the proof for the JSON that the baseline is fair.
 
-    def __init__(self, tmp, user=None):
+    listen is sshd's ListenAddress: 0.0.0.0 serves every loopback address
+    (fleet.py, inside a network namespace of its own, so that nothing else
+    can reach it); hosts, an ssh_config pattern ("127.0.0.*"), then gets a
+    Host block of its own in client_cfg, every name it matches checked
+    against the one host key (HostKeyAlias), for pdsh and clush."""
+
+    def __init__(self, tmp, user=None, listen="127.0.0.1", hosts=None):
         self.user = user or BenchUser(tmp)
         self.dir = os.path.join(tmp, "ssh")
         os.mkdir(self.dir, 0o700)
@@ -259,7 +268,7 @@ class Sshd:
         with open(cfg, "w") as f:
             f.write("\n".join([
                 "Port %d" % self.port,
-                "ListenAddress 127.0.0.1",
+                "ListenAddress %s" % listen,
                 "HostKey %s/host_ed25519" % d,
                 "PidFile %s/sshd.pid" % d,
                 "AuthorizedKeysFile %s" % auth,
@@ -285,22 +294,22 @@ class Sshd:
         with open(os.path.join(d, "known_hosts"), "w") as f:
             for h in ("localhost", "127.0.0.1"):
                 f.write("[%s]:%d %s %s\n" % (h, self.port, hostpub[0], hostpub[1]))
+            f.write("%s %s %s\n" % (FLEET_KEY_ALIAS, hostpub[0], hostpub[1]))
         self.client_cfg = os.path.join(d, "ssh_config")
         self.mux = os.path.join(d, "mux")
+        common = ["  Port %d" % self.port,
+                  "  User %s" % self.user.name,
+                  "  IdentityFile %s/id_ed25519" % d,
+                  "  IdentitiesOnly yes",
+                  "  UserKnownHostsFile %s/known_hosts" % d,
+                  "  StrictHostKeyChecking yes",
+                  "  CheckHostIP no",
+                  "  BatchMode yes",
+                  "  LogLevel ERROR"]
         with open(self.client_cfg, "w") as f:
-            f.write("\n".join([
-                "Host localhost",
-                "  HostName 127.0.0.1",
-                "  Port %d" % self.port,
-                "  User %s" % self.user.name,
-                "  IdentityFile %s/id_ed25519" % d,
-                "  IdentitiesOnly yes",
-                "  UserKnownHostsFile %s/known_hosts" % d,
-                "  StrictHostKeyChecking yes",
-                "  CheckHostIP no",
-                "  BatchMode yes",
-                "  LogLevel ERROR",
-                ""]))
+            f.write("\n".join(["Host localhost", "  HostName 127.0.0.1"] + common +
+                              (["Host %s" % hosts, "  HostKeyAlias %s" % FLEET_KEY_ALIAS] +
+                               common if hosts else []) + [""]))
         # Debian's sshd insists on its privilege separation directory.
         if not os.path.isdir("/run/sshd"):
             os.makedirs("/run/sshd", 0o755, exist_ok=True)

@@ -1,9 +1,9 @@
 # install.cmake - what `make install` (cmake --install) puts where, by the
 # GNU directory conventions (GNUInstallDirs): PREFIX/bin/ferry,
 # PREFIX/sbin/ferryd (a daemon an administrator starts, as sshd), the
-# library, its headers and ferry.pc, the man pages and an example host
-# configuration.  `make uninstall` removes what the last install wrote
-# (cmake/uninstall.cmake).
+# library, its headers and ferry.pc, the man pages, an example host
+# configuration and the bash and zsh completions.  `make uninstall` removes
+# what the last install wrote (cmake/uninstall.cmake).
 include(GNUInstallDirs)
 
 install(TARGETS ferry_client RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -36,6 +36,17 @@ install(FILES ${PROJECT_SOURCE_DIR}/etc/config.example
 # bash completion, where bash-completion looks for it on demand.
 install(FILES ${PROJECT_SOURCE_DIR}/completion/ferry.bash
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME ferry)
+# zsh completion: zsh's own directory for it (site-functions, which
+# Debian's zsh searches under /usr/local too); for PREFIX=/usr on a system
+# whose zsh has vendor-completions (Debian's, which does not search
+# /usr/share/zsh/site-functions), that one, as Debian's packages do.
+set(ferry_zsh_dir ${CMAKE_INSTALL_DATADIR}/zsh/site-functions)
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr" AND IS_DIRECTORY /usr/share/zsh/vendor-completions)
+  set(ferry_zsh_dir ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
+endif()
+set(FERRY_ZSH_COMPLETIONDIR ${ferry_zsh_dir}
+    CACHE STRING "where the zsh completion _ferry goes (relative: under the prefix)")
+install(FILES ${PROJECT_SOURCE_DIR}/completion/_ferry DESTINATION ${FERRY_ZSH_COMPLETIONDIR})
 
 # The Ansible connection plugin, where ansible-core looks by default when
 # PREFIX is /usr (/usr/share/ansible/plugins/connection); under another

@@ -12,8 +12,9 @@
 #
 # The unit names ferryd and its configuration by absolute path, so it is
 # written at install time, for the prefix then in force (`cmake --install
-# --prefix DIR` included).  The configuration is installed only where none
-# exists: it is the administrator's once installed.  Rules are in the
+# --prefix DIR` included).  The configuration is the administrator's once
+# edited: an install replaces it only while it is unchanged, an uninstall
+# removes it only then (cmake/etcfiles.cmake).  Rules are in the
 # component "service" (a plain `make install` installs every component).
 include(GNUInstallDirs)
 
@@ -69,11 +70,10 @@ install(CODE "
   file(INSTALL \"${FERRY_SYSTEMD_SRC}/ferry-tmpfiles.conf\" DESTINATION \"\${tmpfilesdir}\"
        RENAME ferry.conf FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
   # No key here: the file is not secret, and root (or ferry) alone may
-  # change it (ferryd refuses it otherwise).
-  if(EXISTS \"\$ENV{DESTDIR}\${FERRY_UNIT_SYSCONFDIR}/ferry/ferryd.conf\")
-    message(STATUS \"Kept: \$ENV{DESTDIR}\${FERRY_UNIT_SYSCONFDIR}/ferry/ferryd.conf\")
-  else()
-    file(INSTALL \"${FERRY_SYSTEMD_OUT}/ferryd.conf\" DESTINATION \"\${FERRY_UNIT_SYSCONFDIR}/ferry\"
-         FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
-  endif()
+  # change it (ferryd refuses it otherwise).  Once edited it is the
+  # administrator's: etcfiles.cmake keeps it, here and at uninstall.
+  include(\"${PROJECT_SOURCE_DIR}/cmake/etcfiles.cmake\")
+  ferry_etc_record_here(record \"${CMAKE_BINARY_DIR}\")
+  ferry_install_etc(\"${FERRY_SYSTEMD_OUT}/ferryd.conf\" \"\${FERRY_UNIT_SYSCONFDIR}/ferry\"
+                    \"\${record}\")
 " COMPONENT service)

@@ -1,11 +1,12 @@
 # bash completion for ferry(1): subcommands, their options (read from
 # `ferry COMMAND --help`, so they never drift), host names from the host
-# configuration (ferry-config(5)), and remote paths for get, ls, stat, rm,
+# configuration (ferry-config(5)), also after exec's -w and -x (the name
+# after the last comma) and group names after -g, and remote paths for get, ls, stat, rm,
 # mkdir and the shell's cd, asked of the server with `ferry ls` as scp's
 # completion asks over ssh: at most two seconds, then nothing, quietly.
 
 # Options that take a value: the word after them is that value.
-_ferry_valued='-k|--key-file|--key-name|--ca|--cert|--cert-key|--connect-timeout|--keepalive|-F|--config|--timeout|--cwd|--env|-e|--checksum'
+_ferry_valued='-k|--key-file|--key-name|--ca|--cert|--cert-key|--connect-timeout|--keepalive|-F|--config|--timeout|--cwd|--env|-e|--checksum|-w|-x|-g'
 
 _ferry_hosts()
 {
@@ -15,6 +16,15 @@ _ferry_hosts()
         # Literal Host names (not patterns), and every Group's members.
         awk 'tolower($1) == "host" { for (i = 2; i <= NF; i++) if ($i !~ /[*?!\[]/) print $i }
              tolower($1) == "group" { for (i = 3; i <= NF; i++) print $i }' "$f" 2>/dev/null
+    done | sort -u
+}
+
+# The Group names of the host configuration (ferry exec -g).
+_ferry_groups()
+{
+    local f conf=${XDG_CONFIG_HOME:-$HOME/.config}/ferry/config
+    for f in "$conf" /etc/ferry/config; do
+        [[ -r $f ]] && awk 'tolower($1) == "group" { print $2 }' "$f" 2>/dev/null
     done | sort -u
 }
 
@@ -42,7 +52,7 @@ _ferry_remote()
 _ferry()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local cmd= host= i w npos=0 conn=()
+    local cmd= host= i w npos=0 conn=() fleet=
     local commands='keygen exec shell put get ls stat mkdir rm config'
 
     COMPREPLY=()
@@ -50,7 +60,8 @@ _ferry()
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         if [[ $w == -* ]]; then
-            if [[ $w =~ ^($_ferry_valued)$ ]]; then
+            if [[ $w =~ ^($_ferry_valued)$ || ($w == -f && $cmd == exec) ]]; then
+                [[ $w == -w || $w == -g ]] && fleet=1
                 conn+=("$w" "${COMP_WORDS[i + 1]}")
                 ((i++))
             elif [[ $w == --plaintext || $w == --insecure-no-auth ]]; then
@@ -70,7 +81,19 @@ _ferry()
         COMPREPLY=($(compgen -f -- "$cur"))
         return
     fi
-    if [[ $prev =~ ^($_ferry_valued)$ ]]; then
+    if [[ $prev == -w || $prev == -x ]]; then
+        # A host list: complete the name after the last comma.
+        local head=
+        [[ $cur == *,* ]] && head=${cur%,*},
+        COMPREPLY=($(compgen -P "$head" -W "$(_ferry_hosts)" -- "${cur##*,}"))
+        compopt -o nospace 2>/dev/null
+        return
+    fi
+    if [[ $prev == -g ]]; then
+        COMPREPLY=($(compgen -W "$(_ferry_groups)" -- "$cur"))
+        return
+    fi
+    if [[ $prev =~ ^($_ferry_valued)$ || ($prev == -f && $cmd == exec) ]]; then
         return   # a value we cannot guess
     fi
     if [[ -z $cmd ]]; then
@@ -94,7 +117,8 @@ _ferry()
         COMPREPLY=($(compgen -f -- "$cur"))
         ;;
     config|exec|shell)
-        [[ $npos == 0 ]] && COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
+        # With -w or -g every operand is the command's.
+        [[ $npos == 0 && -z $fleet ]] && COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
         ;;
     put)
         if [[ $npos == 0 ]]; then

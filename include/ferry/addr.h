@@ -58,6 +58,24 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_listen(const struct ferry_addr *a, enum f
  * (0 = the system's).  Returns the fd or a negative error. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_connect(const struct ferry_addr *a, int timeout_ms);
 
+/*
+ * Connect without waiting, for a loop with many connects in flight.
+ * ferry_connect_start makes a non-blocking, CLOEXEC stream socket (with
+ * TCP_NODELAY for TCP) into *fd and starts connecting it to a; it returns
+ *   0                          connected already (as a unix socket is),
+ *   FERRY_CONNECT_IN_PROGRESS  under way: watch *fd for FERRY_WRITABLE,
+ *                              then ask ferry_connect_finish how it went,
+ *   < 0                        failed (no fd): -ECONNREFUSED, ...; a unix
+ *                              listener whose backlog is full gives -EAGAIN.
+ * "In progress" is a positive result, never an error code.  The socket
+ * stays non-blocking.  ferry_connect_finish returns 0 when the connect
+ * succeeded, else the -errno it failed with (SO_ERROR); the caller closes
+ * the fd either way on failure.
+ */
+#define FERRY_CONNECT_IN_PROGRESS 1
+FERRY_EXPORT FERRY_NODISCARD int ferry_connect_start(const struct ferry_addr *a, int *fd);
+FERRY_EXPORT FERRY_NODISCARD int ferry_connect_finish(int fd);
+
 /* Connect a stream socket to an endpoint given as text (addr.h syntax),
  * trying every address a name resolves to, in the resolver's order, until
  * one answers (timeout_ms applies to each attempt).  Returns the fd and, if

@@ -310,7 +310,8 @@ void client_session_close(struct client_session *s)
         session_poll(s);
     json_decref(s->hdr);
     ferry_transport_free(s->t);
-    ferry_tls_free(s->tls);
+    if (!s->tls_borrowed)
+        ferry_tls_free(s->tls);
     free(s);
 }
 

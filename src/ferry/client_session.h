@@ -46,6 +46,7 @@ struct client_session {
     struct ferry_conn *conn;         /* NULL once the connection is gone */
     struct ferry_transport *t;       /* while dial.c connects, before the conn */
     struct ferry_tls *tls;           /* the transport's configuration, freed last */
+    int tls_borrowed;                /* ... unless it is shared (fleet.c): not ours to free */
     char peer[128];                  /* "127.0.0.1:7171", for messages */
     int broken;                      /* the connection can carry nothing more */
     int opened;                      /* TLS (if any) is up: on_open ran */

@@ -20,17 +20,21 @@
 #include "proto.h"
 #include "escape.h"
 #include "exec_stream.h"
+#include "fleet.h"
+#include "hostconf.h"
+#include "hostlist.h"
 #include "tty.h"
 
 #define MAX_TIMEOUT_S (365.0 * 24 * 3600)
 
-enum { OPT_TIMEOUT = DIAL_OPT_BASE + 0x10, OPT_CWD, OPT_ENV };
+enum { OPT_TIMEOUT = DIAL_OPT_BASE + 0x10, OPT_CWD, OPT_ENV, OPT_JSON };
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: ferry exec [OPTIONS] HOST [--] COMMAND [ARG...]\n"
         "       ferry exec [-t] [OPTIONS] HOST\n"
+        "       ferry exec -w HOSTS|-g GROUP [-x HOSTS] [-f N] [-b|--json] [OPTIONS] [--] COMMAND...\n"
         "Run COMMAND on the ferryd at HOST, streaming its stdout and stderr here and\n"
         "this program's stdin there, and exit with its status.  Without COMMAND, start\n"
         "the account's login shell (on a terminal when stdin is one).\n"
@@ -57,6 +61,30 @@ static void usage(FILE *f)
         "      --timeout S          kill the command after S seconds (exit status 124)\n"
         "      --cwd DIR            run in DIR on the server\n"
         "      --env NAME=VALUE     set a variable for the command (repeatable)\n"
+        "\n"
+        "Many hosts (no HOST operand: everything after the options is the command):\n"
+        "  -w HOSTS                 run on these hosts (repeatable): a comma list with\n"
+        "                           pdsh's ranges, web[01-20,31],db1; a bracket group of\n"
+        "                           digits, '-' and ',' only is a range, so IPv6\n"
+        "                           literals such as [::1]:7171 stay as they are\n"
+        "  -g GROUP                 ... and on the members of a Group of the host\n"
+        "                           configuration (repeatable)\n"
+        "  -x HOSTS                 but not on these (same syntax; repeatable)\n"
+        "  -f N                     at most N hosts at once (default %d)\n"
+        "  -b                       gather hosts whose stdout is the same under one\n"
+        "                           header (web[01-03,05]); each host's kept up to\n"
+        "                           1 MiB, the rest dropped and said in the header;\n"
+        "                           past 256 MiB of distinct outputs a new one is\n"
+        "                           printed at once under its own header\n"
+        "      --json               one JSON object per host and line: host, status,\n"
+        "                           stdout, stderr, duration (s), error; a stream that\n"
+        "                           is not UTF-8 is null, its bytes in STREAM_base64;\n"
+        "                           each kept up to 1 MiB (\"truncated\": true beyond)\n"
+        "  Output lines are 'HOST: line' on stdout or stderr as the host wrote them;\n"
+        "  stdin (unless a terminal, or -n) goes to every host.  Exit status: 0 when\n"
+        "  every host exited 0, else the largest status (255: unreachable); a\n"
+        "  summary of the failures on stderr.  The first Ctrl-C is forwarded to every\n"
+        "  command (no more hosts start), a second one hangs up on all.\n"
         DIAL_OPTS_HELP
         CLI_COMMON_HELP
         "\n"
@@ -73,7 +101,7 @@ static void usage(FILE *f)
         "and arrives there; otherwise it is the terminal too.  The exit status is\n"
         "as without a terminal; 255 after CHAR. (as ssh); 128+N when a signal N\n"
         "(SIGHUP, SIGTERM, ...) makes ferry leave the session.\n",
-        FERRY_DEFAULT_PORT);
+        FERRY_DEFAULT_PORT, FLEET_DEFAULT_FANOUT);
 }
 
 /* An environment name as PROTOCOL.md 2.2 allows: [A-Za-z_][A-Za-z0-9_]*. */
@@ -164,6 +192,88 @@ static int own_option(const struct option *longopts, const char *shortopts, cons
     return word[1] != ':' && strchr(shortopts, word[1]) != NULL;
 }
 
+/* --timeout, --cwd and --env into the request.  0 or -1 (out of memory). */
+static int request_options(json_t *req, double timeout, json_t *cwd, json_t *env)
+{
+    /* Whole seconds travel as an integer, for servers that want one. */
+    if ((timeout > 0 &&
+         json_object_set_new(req, "timeout", timeout == (double)(long long)timeout ?
+                             json_integer((json_int_t)timeout) : json_real(timeout)) < 0) ||
+        (cwd && json_object_set(req, "cwd", cwd) < 0) ||
+        (json_object_size(env) > 0 && json_object_set(req, "env", env) < 0))
+        return -1;
+    return 0;
+}
+
+/* The hosts of -w, -g and -x, in the order given (each -x removes from
+ * what the -w and -g before and after it named).  0, or a status. */
+static int fleet_hosts(const struct dial_opts *so, const char **lists, const char *kind, int n,
+                       struct hostlist *hl)
+{
+    char err[512];
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n; i++) {
+            char *members = NULL;
+            int r;
+
+            if ((kind[i] == 'x') != (pass == 1))
+                continue;
+            if (kind[i] == 'g') {
+                r = hostconf_group(so->config_file, lists[i], &members);
+                if (r < 0)
+                    return FERRY_EXIT_ERROR;
+                if (r > 0)
+                    return cli_usage_error("ferry exec", "-g %s: no such group in the host "
+                                           "configuration (a line 'Group %s HOST...')",
+                                           lists[i], lists[i]);
+            }
+            r = kind[i] == 'x' ? hostlist_remove(hl, lists[i], err, sizeof err)
+                               : hostlist_add(hl, members ? members : lists[i], err, sizeof err);
+            free(members);
+            if (r < 0)
+                return cli_usage_error("ferry exec", "-%c %s: %s", kind[i], lists[i], err);
+        }
+    }
+    if (hl->n == 0)
+        return cli_usage_error("ferry exec", "no hosts left to run on (-x excluded them all)");
+    return 0;
+}
+
+/* ferry exec -w/-g: the command on every host (fleet.c). */
+static int run_fleet(const struct dial_opts *so, struct fleet_opts *fo, const char **lists,
+                     const char *kind, int n, json_t *req, char **ops, int nops, int no_stdin,
+                     int want_tty)
+{
+    struct hostlist hl;
+    int status;
+
+    if (nops > 0 && strcmp(ops[0], "--") == 0) {
+        ops++;
+        nops--;
+    }
+    if (want_tty)
+        return cli_usage_error("ferry exec", "-t is for one host: a terminal cannot be shared "
+                               "by many");
+    if (nops == 0)
+        return cli_usage_error("ferry exec", "missing COMMAND (with -w or -g, everything after "
+                               "the options is the command)");
+    status = set_command(req, ops, nops);
+    if (status != 0)
+        return status;
+    /* As pdsh: a terminal's input is not shared out to every host. */
+    fo->forward_stdin = !no_stdin && !isatty(STDIN_FILENO);
+    if (!fo->forward_stdin && json_object_set_new(req, "stdin", json_false()) < 0)
+        return FERRY_EXIT_ERROR;
+    fo->dial = so;
+    hostlist_init(&hl);
+    status = fleet_hosts(so, lists, kind, n, &hl);
+    if (status == 0)
+        status = fleet_exec(&hl, req, fo);
+    hostlist_free(&hl);
+    return status;
+}
+
 int cmd_exec(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -171,6 +281,7 @@ int cmd_exec(int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "cwd", required_argument, NULL, OPT_CWD },
         { "env", required_argument, NULL, OPT_ENV },
+        { "json", no_argument, NULL, OPT_JSON },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         DIAL_LONGOPTS,
@@ -178,7 +289,11 @@ int cmd_exec(int argc, char **argv)
     };
     struct dial_opts so;
     struct client_session *s = NULL;
-    static const char shortopts[] = "+:ntTe:hV" DIAL_SHORTOPTS;
+    static const char shortopts[] = "+:ntTe:hVw:g:x:f:b" DIAL_SHORTOPTS;
+    struct fleet_opts fo = { .fanout = FLEET_DEFAULT_FANOUT, .mode = FLEET_LINES };
+    const char **lists = calloc((size_t)argc + 1, sizeof *lists);
+    char *list_kind = calloc((size_t)argc + 1, 1);
+    int nlists = 0;
     json_t *req = NULL, *env = NULL, *cwd = NULL;
     double timeout = 0;
     const char *host, *misplaced = NULL;
@@ -188,7 +303,7 @@ int cmd_exec(int argc, char **argv)
     dial_opts_init(&so);
     req = json_pack("{s:s}", "type", MSG_EXEC);
     env = json_object();
-    if (!req || !env) {
+    if (!req || !env || !lists || !list_kind) {
         cli_error("out of memory");
         goto out;
     }
@@ -234,12 +349,46 @@ int cmd_exec(int argc, char **argv)
                 goto out;
             }
             break;
+        case 'w':
+        case 'g':
+        case 'x':
+            list_kind[nlists] = (char)opt;
+            lists[nlists++] = optarg;
+            break;
+        case 'f': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+
+            if (*end || end == optarg || n < 1 || n > FLEET_MAX_FANOUT) {
+                status = cli_usage_error("ferry exec", "bad -f '%s': expected a number of "
+                                         "hosts from 1 to %d", optarg, FLEET_MAX_FANOUT);
+                goto out;
+            }
+            fo.fanout = (size_t)n;
+            break;
+        }
+        case 'b': fo.mode = FLEET_GATHER; break;
+        case OPT_JSON: fo.mode = FLEET_JSON; break;
         case 'h': usage(stdout); status = 0; goto out;
         case 'V': printf("ferry %s\n", FERRY_VERSION); status = 0; goto out;
         default:
             status = cli_bad_option("ferry exec", opt, argv);
             goto out;
         }
+    }
+    if (nlists > 0) {
+        if (request_options(req, timeout, cwd, env) < 0) {
+            cli_error("out of memory");
+            goto out;
+        }
+        status = run_fleet(&so, &fo, lists, list_kind, nlists, req, argv + optind, argc - optind,
+                           no_stdin, want_tty);
+        goto out;
+    }
+    if (fo.mode != FLEET_LINES || fo.fanout != FLEET_DEFAULT_FANOUT) {
+        status = cli_usage_error("ferry exec", "-f, -b and --json are for many hosts: give "
+                                 "them with -w or -g");
+        goto out;
     }
     if (optind >= argc) {
         status = cli_usage_error("ferry exec", "missing HOST and COMMAND");
@@ -267,12 +416,7 @@ int cmd_exec(int argc, char **argv)
         status = r;
         goto out;
     }
-    /* Whole seconds travel as an integer, for servers that want one. */
-    if ((timeout > 0 &&
-         json_object_set_new(req, "timeout", timeout == (double)(long long)timeout ?
-                             json_integer((json_int_t)timeout) : json_real(timeout)) < 0) ||
-        (cwd && json_object_set(req, "cwd", cwd) < 0) ||
-        (json_object_size(env) > 0 && json_object_set(req, "env", env) < 0) ||
+    if (request_options(req, timeout, cwd, env) < 0 ||
         (no_stdin && json_object_set_new(req, "stdin", json_false()) < 0) ||
         (tty && tty_describe(req) < 0)) {
         cli_error("out of memory");
@@ -293,6 +437,8 @@ int cmd_exec(int argc, char **argv)
                   misplaced);
 out:
     client_session_close(s);
+    free(lists);
+    free(list_kind);
     json_decref(req);
     json_decref(env);
     json_decref(cwd);

@@ -3,7 +3,8 @@
  * the handshake (docs/PROTOCOL.md 2.1), shared by `ferry exec` and
  * `ferry shell`.
  *
- * The TCP connect blocks (within the connect timeout); from there the
+ * For one host the TCP connect blocks (within the connect timeout;
+ * fleet.c connects many without blocking, with the same pieces); from there the
  * connection is libferry's, on the client's loop (client_session.h): TLS
  * and the handshake (its logic is src/shared/handshake.c) run there,
  * together within the connect timeout again, and dial_open runs the loop
@@ -110,6 +111,26 @@ int dial_resolve(const char *host, const struct dial_opts *o, struct dial_opts *
 /* HOST[:PORT] / [V6]:PORT / unix:/PATH into the name and the port ("" when
  * none is given). */
 void dial_split_host(const char *host, char *name, size_t name_len, char *port, size_t port_len);
+
+/* OpenSSL set up once, before its first use (without the system's
+ * openssl.cnf unless $OPENSSL_CONF names one). */
+void dial_crypto_init(void);
+
+/* The TLS configuration for o: the key as a PSK, or --ca (and our own
+ * --cert).  One serves any number of connections with the same options.
+ * 0, or -1 with the reason in err. */
+struct ferry_tls;
+struct ferry_key;
+int dial_tls_new(const struct dial_opts *o, const struct ferry_key *key, struct ferry_tls **tls,
+                 char *err, size_t errlen);
+
+/* The transport over the connected fd (taken: closed on failure) to
+ * `target` (dial_resolve's; `host` as the user named it, for messages):
+ * TLS with tls (the server's name from target, for --ca), or plaintext
+ * when tls is NULL.  0, or -1 with the reason in err. */
+struct ferry_transport;
+int dial_transport(int fd, const struct dial_opts *o, struct ferry_tls *tls, const char *host,
+                   const char *target, struct ferry_transport **t, char *err, size_t errlen);
 
 /*
  * Resolve `host` (through the host configuration), load the key, connect

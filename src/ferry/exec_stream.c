@@ -282,20 +282,26 @@ static void on_body(struct run *run, const uint8_t *p, size_t n)
     }
 }
 
-/* The exit frame: the command's status as a shell would show it. */
-static void on_exit_frame(struct run *run, const json_t *h)
+int exec_exit_status(const json_t *h)
 {
     const json_t *status = json_object_get(h, "status");
     const json_t *sig = json_object_get(h, "signal");
     json_int_t v;
 
-    if (json_is_true(json_object_get(h, "timeout"))) {
-        run->status = FERRY_EXIT_TIMEOUT;
-    } else if (json_is_integer(status) && (v = json_integer_value(status)) >= 0 && v <= 255) {
-        run->status = (int)v;
-    } else if (json_is_integer(sig) && (v = json_integer_value(sig)) >= 1 && v <= 127) {
-        run->status = 128 + (int)v;
-    } else {
+    if (json_is_true(json_object_get(h, "timeout")))
+        return FERRY_EXIT_TIMEOUT;
+    if (json_is_integer(status) && (v = json_integer_value(status)) >= 0 && v <= 255)
+        return (int)v;
+    if (json_is_integer(sig) && (v = json_integer_value(sig)) >= 1 && v <= 127)
+        return 128 + (int)v;
+    return -1;
+}
+
+/* The exit frame: the command's status as a shell would show it. */
+static void on_exit_frame(struct run *run, const json_t *h)
+{
+    run->status = exec_exit_status(h);
+    if (run->status < 0) {
         fail(run, 1, "protocol error: %s: exit message without a valid status or signal",
              run->s->peer);
         return;

@@ -52,6 +52,10 @@ int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on,
  */
 int exec_stream_run_ahead(struct client_session *s, json_t *request, json_t *next);
 
+/* An exit frame's status as a shell shows it: the command's own (0-255),
+ * 128+N for signal N, 124 for its --timeout; -1 when it has none valid. */
+int exec_exit_status(const json_t *exit_frame);
+
 /*
  * Change the session's directory (PROTOCOL.md 2.3).  On success returns 0
  * and, if cwd is not NULL, the server's absolute path for it (malloc'd).

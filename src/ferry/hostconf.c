@@ -58,6 +58,8 @@ struct reader {
     const char *host;
     int active;             /* the current block applies to host */
     struct hostconf *out;
+    const char *group;      /* hostconf_group: the group asked for, or NULL */
+    char *members;          /* ... its members so far, comma-separated */
 };
 
 static int bad(const struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -181,33 +183,41 @@ static int group_name_ok(const char *s)
     return 1;
 }
 
-/* Group NAME MEMBER...: note NAME if the host is one of the members. */
+/* Append word to the list *list, after sep unless it is the first.  0 or
+ * -1 (printed). */
+static int append_word(char **list, const char *word, char sep)
+{
+    size_t have = *list ? strlen(*list) : 0, add = strlen(word) + 2;
+    char *g = realloc(*list, have + add);
+
+    if (!g) {
+        cli_error("out of memory");
+        return -1;
+    }
+    *list = g;
+    snprintf(g + have, add, "%s%s", have ? (char[]){ sep, 0 } : "", word);
+    return 0;
+}
+
+/* Group NAME MEMBER...: note NAME if the host is one of the members, or
+ * keep the members when NAME is the group asked for. */
 static int take_group(struct reader *r, char *v)
 {
     char *save = NULL, *name = strtok_r(v, " \t", &save), *m;
-    int member = 0, n = 0;
+    int member = 0, n = 0, wanted;
 
     if (!name || !group_name_ok(name))
         return bad(r, "Group: expected a name (letters, digits, _ . -) and its hosts");
+    wanted = r->group && strcasecmp(name, r->group) == 0;
     while ((m = strtok_r(NULL, " \t", &save)) != NULL) {
         n++;
         member |= strcasecmp(m, r->host) == 0;
+        if (wanted && append_word(&r->members, m, ',') < 0)
+            return -1;
     }
     if (n == 0)
         return bad(r, "Group %s: expected the hosts it names", name);
-    if (member) {
-        struct hostconf *o = r->out;
-        size_t have = o->groups ? strlen(o->groups) : 0;
-        char *g = realloc(o->groups, have + strlen(name) + 2);
-
-        if (!g) {
-            cli_error("out of memory");
-            return -1;
-        }
-        o->groups = g;
-        snprintf(g + have, strlen(name) + 2, "%s%s", have ? " " : "", name);
-    }
-    return 0;
+    return member ? append_word(&r->out->groups, name, ' ') : 0;
 }
 
 /* One line: "Key Value" or "Key=Value", blank, or a comment. */
@@ -271,14 +281,19 @@ static int check_owner(const char *path, int fd)
     return 0;
 }
 
-/* 0 (also for a missing file when !must_exist), or -1 (printed). */
-static int read_file(const char *path, int must_exist, const char *host, struct hostconf *out)
+/* 0 (also for a missing file when !must_exist), or -1 (printed).  What
+ * is found goes to *into (its path, line and block state are this
+ * file's). */
+static int read_file(const char *path, int must_exist, struct reader *into)
 {
-    struct reader r = { .path = path, .host = host, .active = 1, .out = out };
+    struct reader r = *into;
     char line[LINE_MAX_LEN + 2];
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = 0;
     FILE *f;
 
+    r.path = path;
+    r.line = 0;
+    r.active = 1;   /* lines before the first Host apply to every host */
     if (fd < 0) {
         if (errno == ENOENT && !must_exist)
             return 0;
@@ -307,34 +322,59 @@ static int read_file(const char *path, int must_exist, const char *host, struct 
         rc = -1;
     }
     fclose(f);
+    into->members = r.members;
     return rc;
 }
 
-int hostconf_load(const char *file, const char *host, struct hostconf *out)
+/* Read -F's file, or the default ones in turn, into *r.  0 or -1. */
+static int read_files(const char *file, struct reader *r)
 {
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     char *user = NULL;
     int rc;
 
-    *out = (struct hostconf){ 0 };
     if (file)
-        rc = read_file(file, 1, host, out);
-    else {
-        if (xdg && *xdg == '/')
-            rc = asprintf(&user, "%s/ferry/config", xdg);
-        else if (home && *home)
-            rc = asprintf(&user, "%s/.config/ferry/config", home);
-        else
-            rc = 0;
-        if (rc < 0) {
-            cli_error("out of memory");
-            return -1;
-        }
-        rc = user ? read_file(user, 0, host, out) : 0;
-        if (rc == 0)
-            rc = read_file(SYSTEM_CONFIG, 0, host, out);
-        free(user);
+        return read_file(file, 1, r);
+    if (xdg && *xdg == '/')
+        rc = asprintf(&user, "%s/ferry/config", xdg);
+    else if (home && *home)
+        rc = asprintf(&user, "%s/.config/ferry/config", home);
+    else
+        rc = 0;
+    if (rc < 0) {
+        cli_error("out of memory");
+        return -1;
     }
+    rc = user ? read_file(user, 0, r) : 0;
+    if (rc == 0)
+        rc = read_file(SYSTEM_CONFIG, 0, r);
+    free(user);
+    return rc;
+}
+
+int hostconf_group(const char *file, const char *name, char **members)
+{
+    struct hostconf scratch = { 0 };
+    struct reader r = { .host = "", .active = 1, .out = &scratch, .group = name };
+    int rc = read_files(file, &r);
+
+    hostconf_free(&scratch);
+    *members = NULL;
+    if (rc < 0) {
+        free(r.members);
+        return -1;
+    }
+    *members = r.members;
+    return r.members ? 0 : 1;
+}
+
+int hostconf_load(const char *file, const char *host, struct hostconf *out)
+{
+    struct reader r = { .host = host, .active = 1, .out = out };
+    int rc;
+
+    *out = (struct hostconf){ 0 };
+    rc = read_files(file, &r);
     if (rc == 0 && !out->groups && !(out->groups = strdup(""))) {
         cli_error("out of memory");
         rc = -1;

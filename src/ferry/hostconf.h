@@ -54,6 +54,15 @@ int hostconf_load(const char *file, const char *host, struct hostconf *out);
 
 void hostconf_free(struct hostconf *hc);
 
+/*
+ * The members of the group `name` (every `Group NAME MEMBER...` line of
+ * the files hostconf_load reads, in order), joined with commas: a host
+ * list for hostlist_add, the members may use its ranges.  0 and
+ * *members (malloc'd); 1 when no file names the group (nothing printed);
+ * -1 after an error was printed.
+ */
+int hostconf_group(const char *file, const char *name, char **members);
+
 /* The key's name as `ferry config` prints it ("address", ...). */
 const char *hostconf_key_name(enum hostconf_key k);
 

@@ -3,6 +3,7 @@
  *
  *   ferry keygen [--force] [FILE]
  *   ferry exec [OPTIONS] HOST [--] COMMAND [ARG...]
+ *   ferry exec -w HOSTS|-g GROUP [OPTIONS] COMMAND...
  *   ferry shell [OPTIONS] HOST
  *   ferry put|get|ls|stat|mkdir|rm [OPTIONS] HOST ...
  *
@@ -22,6 +23,7 @@ static void usage(FILE *f)
         "\n"
         "  ferry keygen [--force] [FILE]                  make the shared key\n"
         "  ferry exec [OPTIONS] HOST [--] COMMAND [ARG...] run one command\n"
+        "  ferry exec -w HOSTS|-g GROUP [OPTIONS] COMMAND... on many hosts at once\n"
         "  ferry shell [OPTIONS] HOST                     run command lines interactively\n"
         "  ferry put [OPTIONS] HOST LOCAL... [REMOTE]     upload files (-r: directories)\n"
         "  ferry get [OPTIONS] HOST REMOTE... [LOCAL]     download files (-r: directories)\n"

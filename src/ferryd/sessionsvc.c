@@ -403,7 +403,7 @@ static int force_command(struct session *s, struct exec_request *q, struct runne
     q->env[0] = orig;
     q->nenv = 1;
     spec->env = q->env;
-    spec->shell = s->opts.command;
+    spec->shell = s->opts->command;
     spec->argv = NULL;
     spec->login = 0;
     spec->cwd = NULL;
@@ -436,7 +436,7 @@ static int handle_exec(struct session *s, json_t *msg)
     if (s->last_failed && json_is_true(json_object_get(msg, "only_after_success")))
         return session_send_msg(s, json_pack("{s:s}", "type", MSG_SKIPPED));
     s->last_failed = 1;   /* until it exits 0 */
-    if (s->opts.flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY)) {
+    if (s->opts->flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY)) {
         audit_denied(ferry_conn_peer(s->c), "main", "exec", NULL, "files-only or read-only key");
         return session_send_error(s, ERR_DENIED, "this key may not run commands (files-only or read-only "
                                          "in ferryd's keys file)");
@@ -446,7 +446,7 @@ static int handle_exec(struct session *s, json_t *msg)
         exec_request_free(&q);
         return complaint ? session_protocol_error(s, complaint) : session_send_error(s, ERR_REQUEST, q.bad_request);
     }
-    if ((s->opts.command[0] && force_command(s, &q, &spec) < 0) ||
+    if ((s->opts->command[0] && force_command(s, &q, &spec) < 0) ||
         (spec.pty && env_append(&q, "TERM", q.term) < 0)) {
         exec_request_free(&q);
         return -ENOMEM;
@@ -530,12 +530,12 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
         if (s->exec)
             return session_send_error(s, ERR_BUSY, "a command is running on this session");
         const char *path = json_string_value(json_object_get(msg, "path"));
-        if (s->opts.command[0]) {
+        if (s->opts->command[0]) {
             audit_denied(ferry_conn_peer(s->c), "main", type, path ? path : "", "forced command key");
             return session_send_error(s, ERR_DENIED, "this key may only run its forced command "
                                              "(command= in ferryd's keys file)");
         }
-        if ((s->opts.flags & KEYOPT_READ_ONLY) && (strcmp(type, MSG_PUT) == 0 ||
+        if ((s->opts->flags & KEYOPT_READ_ONLY) && (strcmp(type, MSG_PUT) == 0 ||
                                                    strcmp(type, MSG_MKDIR) == 0 ||
                                                    strcmp(type, MSG_RM) == 0)) {
             audit_denied(ferry_conn_peer(s->c), "main", type, path ? path : "", "read-only key");
@@ -631,6 +631,12 @@ static int sessionsvc_on_frame(struct ferry_conn *c, struct ferry_frame_event *e
     return r;
 }
 
+/* Every connection has a session from its first byte, authenticated or
+ * not, so its size is what C10K and a flood of strangers multiply
+ * (bench/c10k.py): large or rare things (a key's restrictions, a
+ * command's state) live out of line. */
+_Static_assert(sizeof(struct session) <= 1024, "struct session grew: keep large members out of line");
+
 static int sessionsvc_on_open(struct ferry_conn *c, void *arg)
 {
     struct session *s = calloc(1, sizeof *s);
@@ -639,6 +645,7 @@ static int sessionsvc_on_open(struct ferry_conn *c, void *arg)
         return -ENOMEM;
     s->c = c;
     s->cfg = arg;
+    s->opts = &sessionsvc_no_opts;
     s->files_idle = on_files_idle;
     s->files = filesvc_new(c, s->cfg->root, on_files_idle, s);
     /* The client speaks first (docs/PROTOCOL.md 2.1): its hello, then ours. */
@@ -725,6 +732,7 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
     json_decref(s->queued);
     filesvc_free(s->files);
     fsroot_close(s->key_root);
+    sessionsvc_drop_opts(s);
     free(s->cwd);
     free(s);
     ferry_conn_set_data(c, NULL);

@@ -39,6 +39,31 @@ static const struct sockaddr *peer_addr(struct session *s, struct sockaddr_stora
     return (const struct sockaddr *)ss;
 }
 
+const struct keyopts sessionsvc_no_opts;
+
+void sessionsvc_drop_opts(struct session *s)
+{
+    if (s->opts != &sessionsvc_no_opts)
+        free((void *)s->opts);
+    s->opts = &sessionsvc_no_opts;
+}
+
+/* Keep the key's restrictions o: a copy when there are any.  0 or -ENOMEM. */
+static int keep_opts(struct session *s, const struct keyopts *o)
+{
+    struct keyopts *copy = NULL;
+
+    sessionsvc_drop_opts(s);
+    if (!keyopts_any(o))
+        return 0;
+    copy = malloc(sizeof *copy);
+    if (!copy)
+        return -ENOMEM;
+    *copy = *o;
+    s->opts = copy;
+    return 0;
+}
+
 /* How this connection authenticates: TLS may have done it already (a PSK,
  * or a client certificate that verified), else the key's HMAC proofs.
  * A PSK's restrictions are read again here: 0, or -1 when the key went
@@ -48,6 +73,7 @@ static int choose_auth(struct session *s)
     struct ferry_tls_info info;
     struct sockaddr_storage ss;
     struct ferry_key key;
+    struct keyopts opts;
 
     if (s->cfg->no_auth) {
         s->auth = AUTH_KIND_NONE;
@@ -57,9 +83,9 @@ static int choose_auth(struct session *s)
                  FERRY_LOG_Q(info.psk_identity), info.group[0] ? info.group : "no key exchange");
         s->tls_id_key = "key";
         snprintf(s->tls_id, sizeof s->tls_id, "%s", info.psk_identity);
-        int r = tlsconf_find_key(s->cfg, info.psk_identity, peer_addr(s, &ss), &key, &s->opts);
+        int r = tlsconf_find_key(s->cfg, info.psk_identity, peer_addr(s, &ss), &key, &opts);
         key_wipe(&key);
-        if (r <= 0)
+        if (r <= 0 || keep_opts(s, &opts) < 0)
             return -1;
     } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.peer_verified) {
         s->auth = AUTH_KIND_TLS;
@@ -122,10 +148,10 @@ static int apply_root(struct session *s)
     struct filesvc *files;
     char err[512];
 
-    if (!s->opts.root[0])
+    if (!s->opts->root[0])
         return 0;
-    if (fsroot_open(s->opts.root, 0, &s->key_root, err, sizeof err) < 0) {
-        ferry_log_error("session %s: root=%s: %s", ferry_conn_peer(s->c), s->opts.root, err);
+    if (fsroot_open(s->opts->root, 0, &s->key_root, err, sizeof err) < 0) {
+        ferry_log_error("session %s: root=%s: %s", ferry_conn_peer(s->c), s->opts->root, err);
         return -1;
     }
     files = filesvc_new(s->c, s->key_root, s->files_idle, s);
@@ -146,6 +172,7 @@ int sessionsvc_handle_auth(struct session *s, json_t *msg)
     const char *name = json_string_value(json_object_get(msg, "key"));
     struct sockaddr_storage ss;
     struct ferry_key key;
+    struct keyopts opts;
     int r, ok;
 
     if (s->auth == AUTH_KIND_HMAC) {
@@ -153,7 +180,7 @@ int sessionsvc_handle_auth(struct session *s, json_t *msg)
             name = KEYS_DEFAULT_NAME;
         /* An unknown name gets a stand-in key and the same checks as a
          * wrong key, so the answer and its timing are the same. */
-        r = tlsconf_find_key(s->cfg, name, peer_addr(s, &ss), &key, &s->opts);
+        r = tlsconf_find_key(s->cfg, name, peer_addr(s, &ss), &key, &opts);
         if (r < 0)
             return refuse(s, "the keys file cannot be read", name, "keys file unreadable");
         /* Over TLS the proofs are bound to this connection (auth.h). */
@@ -180,6 +207,8 @@ int sessionsvc_handle_auth(struct session *s, json_t *msg)
         auth_proof(&key, AUTH_SERVER, s->server_nonce, client_nonce, bound == 0 ? binding : NULL,
                    proof);
         key_wipe(&key);
+        if (keep_opts(s, &opts) < 0)
+            return refuse(s, "out of memory", name, "out of memory");
         hex_encode(proof, AUTH_PROOF_LEN, proof_hex);
         snprintf(who, sizeof who, "key '%s' (%s)", FERRY_LOG_Q(name),
                  s->cfg->plaintext ? "plaintext, HMAC" : "HMAC over TLS");
@@ -192,10 +221,10 @@ int sessionsvc_handle_auth(struct session *s, json_t *msg)
     ferry_log_info("session %s: authenticated with %s%s%s%s%s%s", ferry_conn_peer(s->c),
                    s->auth == AUTH_KIND_HMAC ? who
                    : s->auth == AUTH_KIND_TLS ? s->tls_who : "no key (--insecure-no-auth)",
-                   keyopts_any(&s->opts) ? "; restricted:" : "",
-                   s->opts.flags & KEYOPT_FILES_ONLY ? " files-only" : "",
-                   s->opts.flags & KEYOPT_READ_ONLY ? " read-only" : "",
-                   s->opts.command[0] ? " command=" : "", s->opts.root[0] ? " root=" : "");
+                   keyopts_any(s->opts) ? "; restricted:" : "",
+                   s->opts->flags & KEYOPT_FILES_ONLY ? " files-only" : "",
+                   s->opts->flags & KEYOPT_READ_ONLY ? " read-only" : "",
+                   s->opts->command[0] ? " command=" : "", s->opts->root[0] ? " root=" : "");
     s->audited = 1;
     if (s->auth == AUTH_KIND_HMAC)
         audit_session(ferry_conn_peer(s->c), "main", "hmac", "key", name, "ok", NULL);

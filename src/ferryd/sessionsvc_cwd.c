@@ -120,7 +120,7 @@ int sessionsvc_handle_cd_names(struct session *s, json_t *msg)
 
     if (!path || !prefix)
         return session_protocol_error(s, "cd-names needs \"path\" and \"prefix\" strings");
-    if (s->opts.flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY) || s->opts.command[0])
+    if (s->opts->flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY) || s->opts->command[0])
         return session_send_error(s, ERR_DENIED, "this key may not run commands, so it has no "
                                   "directory to change");
     plen = strlen(prefix);

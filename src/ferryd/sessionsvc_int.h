@@ -35,7 +35,11 @@ struct session {
     int audited;                /* the session's audit line is written */
     int auth_timed_out;         /* closed by --auth-timeout (on_auth_timeout) */
     struct audit_cmd cmd;       /* the running command's audit record */
-    struct keyopts opts;        /* the key's restrictions (keyopts.h) */
+    /* The key's restrictions (keyopts.h): &sessionsvc_no_opts, or a copy
+     * owned here when the key has some.  Not a struct member: a keyopts
+     * is 5.5 KiB, and a session's size is what 10,000 held connections
+     * or a flood of unauthenticated ones multiply. */
+    const struct keyopts *opts;
     struct fsroot *key_root;    /* its root=, open once authenticated */
     uint8_t server_nonce[AUTH_NONCE_LEN];
     struct runner *exec;          /* the running command, if any */
@@ -52,6 +56,11 @@ struct session {
     struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (on_idle_timer) */
     uint64_t last_active;       /* loop ms of the last request, command or transfer */
 };
+
+/* The restrictions of a key that has none. */
+extern const struct keyopts sessionsvc_no_opts;
+/* Free what s->opts owns, if anything. */
+void sessionsvc_drop_opts(struct session *s);
 
 /* Send one frame without a body; msg is taken (NULL: -ENOMEM). */
 int session_send_msg(struct session *s, json_t *msg);

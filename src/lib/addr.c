@@ -498,6 +498,44 @@ out:
     return rc;
 }
 
+int ferry_connect_start(const struct ferry_addr *a, int *fd)
+{
+    int s, rc = 0;
+
+    if (!a || !fd)
+        return -EINVAL;
+    *fd = -1;
+    s = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0)
+        return -errno;
+    /* Request/response frames are small; Nagle would only delay them. */
+    if (a->ss.ss_family != AF_UNIX)
+        rc = set_int_opt(s, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (rc == 0 && connect(s, (const struct sockaddr *)&a->ss, a->len) < 0) {
+        /* EINTR: the connect goes on in the background, as EINPROGRESS. */
+        if (errno == EINPROGRESS || errno == EINTR)
+            rc = FERRY_CONNECT_IN_PROGRESS;
+        else
+            rc = -errno;
+    }
+    if (rc < 0) {
+        close(s);
+        return rc;
+    }
+    *fd = s;
+    return rc;
+}
+
+int ferry_connect_finish(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
 int ferry_sock_name(int fd, char buf[FERRY_ADDRSTRLEN])
 {
     struct sockaddr_storage ss;

@@ -40,6 +40,11 @@ BIN = os.environ.get("FERRY_BIN") or os.path.join(
 SANITIZED = bool(os.environ.get("FERRY_SANITIZE"))
 # Sanitizers make everything slower; deadlines scale with them.
 SLOW = 4 if SANITIZED else 1
+# Heavy tests (GiBs through the whole path) stay out of `make test`, which
+# must stay under two minutes on two cores: `make test-heavy` (and CI) runs
+# them.  FERRY_HEAVY: unset, the heavy tests are skipped; "1", everything
+# runs; "only", only the heavy ones (see heavy() and main()).
+HEAVY = os.environ.get("FERRY_HEAVY", "")
 MiB = 1 << 20
 PART = ".ferry-part"
 CLIENT_LABEL = b"ferry-v1 client proof"
@@ -952,6 +957,13 @@ class _TimedResult(unittest.TextTestResult):
         self.stream.flush()
 
 
+def heavy(fn):
+    """Decorator: a test too heavy for `make test` (gigabytes through the
+    whole path); `make test-heavy` runs it, and so does CI."""
+    fn.heavy = True
+    return unittest.skipUnless(HEAVY, "heavy: `make test-heavy` runs it")(fn)
+
+
 def cost(seconds):
     """Decorator: about how long a test takes, so that --shard spreads the
     long ones over different shards instead of wherever their index falls."""
@@ -996,6 +1008,9 @@ def main():
     suite = (loader.loadTestsFromNames(argv[1:], module) if len(argv) > 1
              else loader.loadTestsFromModule(module))
     tests = list(_flatten(suite))
+    if HEAVY == "only":
+        tests = [t for t in tests
+                 if getattr(getattr(t, t._testMethodName, None), "heavy", False)]
     if shard:
         tests = _shard(tests, *shard)
     runner = unittest.TextTestRunner(verbosity=2, resultclass=_TimedResult)

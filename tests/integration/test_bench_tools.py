@@ -581,6 +581,21 @@ class TestBenchUser(unittest.TestCase):
         self.names.append(name)
         return p, name
 
+    def run_bench(self, script, *args):
+        """Run bench/SCRIPT ARGS to completion (exit 0) with our binaries;
+        returns its JSON, whose fair ssh user is known to be gone or removed
+        at cleanup."""
+        out = os.path.join(self.tmp, script + ".json")
+        p = subprocess.run([sys.executable, os.path.join(BENCH_DIR, script), "--bin", ft.BIN,
+                            "--json", out] + list(args), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=300 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        with open(out) as f:
+            d = json.load(f)
+        self.names.append(d["ssh_baseline"]["name"])
+        self.assertTrue(d["ssh_baseline"]["fair"])
+        return d
+
     def assert_gone(self, name, home):
         self.assertRaises(KeyError, pwd.getpwnam, name)
         self.assertFalse(os.path.exists(home), home)
@@ -618,22 +633,15 @@ class TestBenchUser(unittest.TestCase):
     @unittest.skipUnless(shutil.which("ssh") and
                          (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")),
                          "OpenSSH client and server not installed")
+    @ft.heavy
+    @ft.cost(15)
     def test_exec_latency_smoke(self):
         # The smallest run of bench/exec_latency.py: every column measured
         # (the floor's two local ones and their sum included), issue 12's
         # goal rows present and named for the fair baseline, the user gone.
-        out = os.path.join(self.tmp, "exec_latency.json")
-        p = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "exec_latency.py"),
-                            "--bin", ft.BIN, "-n", "2", "--lines", "3", "--reps", "1",
-                            "--tutorial-reps", "1", "--ssh-as-invoker", "--json", out],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=300 * SLOW)
-        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
-        with open(out) as f:
-            d = json.load(f)
+        d = self.run_bench("exec_latency.py", "-n", "2", "--lines", "3", "--reps", "1",
+                           "--tutorial-reps", "1", "--ssh-as-invoker")
         b = d["ssh_baseline"]
-        self.names.append(b["name"])
-        self.assertTrue(b["fair"])
         self.assertEqual((b["shell"], b["check"]["shell"], b["check"]["home_entries"]),
                          ("/bin/sh", "sh", []))
         fresh = d["results"]["fresh"]
@@ -658,6 +666,41 @@ class TestBenchUser(unittest.TestCase):
                      ("ssh sh (fair) ControlMaster, lock-step / ferry shell (TLS, lock-step)",
                       "> 1.0x (issue 12)")):
             self.assertIn(want, goals)
+        self.assert_gone(b["name"], b["home"])
+
+    @unittest.skipUnless(shutil.which("ssh") and shutil.which("pdsh") and
+                         shutil.which("clush") and shutil.which("unshare") and
+                         shutil.which("ip") and
+                         (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")),
+                         "OpenSSH, pdsh, clustershell, unshare or ip not installed")
+    @ft.heavy
+    @ft.cost(12)
+    def test_fleet_smoke(self):
+        # The smallest run of bench/fleet.py (issue 16): two hosts, one
+        # repetition, in its own network namespace; every column it can
+        # measure measured with its output checked, the goal rows present
+        # (the -w ones empty while ferry has no -w), the user gone.
+        d = self.run_bench("fleet.py", "--hosts", "2", "--reps", "1")
+        b = d["ssh_baseline"]
+        self.assertEqual(b["tools_log_in_as"], {"pdsh -R ssh": "127.0.0.2: " + b["name"],
+                                                "clush": "127.0.0.2: " + b["name"]})
+        self.assertFalse([n for n in d["notes"] if "failed run" in n], d["notes"])
+        cols = ["pdsh -R exec ferry (TLS)", "pdsh -R exec ferry (plaintext)", "pdsh -R ssh",
+                "clush"]
+        if d["ferry_exec_w"]:
+            cols += ["ferry exec -w (TLS)", "ferry exec -w (plaintext)"]
+        for cell in ("2 hosts, true", "2 hosts, uname -r"):
+            for col in cols:
+                self.assertEqual(d["results"][cell][col]["n"], 1, (cell, col))
+        goals = {r["what"]: r for r in d["ratios"] if r.get("goal")}
+        for cmd in ("true", "uname -r"):
+            w = goals["2 hosts, %s: faster of pdsh -R ssh, clush (fair) / ferry exec -w (TLS)"
+                      % cmd]
+            self.assertEqual(w["goal"], ">= 10x (issue 16)")
+            self.assertEqual(w["ratio"] is not None, d["ferry_exec_w"])
+            x = goals["2 hosts, %s: pdsh -R ssh (fair) / pdsh -R exec ferry (TLS)" % cmd]
+            self.assertEqual(x["goal"], ">= 3x (issue 16)")
+            self.assertIsNotNone(x["ratio"])
         self.assert_gone(b["name"], b["home"])
 
     def test_removed_on_a_signal_and_after_a_killed_run(self):

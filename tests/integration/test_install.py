@@ -2,8 +2,9 @@
 tree lands where GNUInstallDirs says, the installed ferryd serves the
 installed ferry, libferry.so has its soname and exports only the public
 API, ferry.pc lets a C programmer build the README's "libferry in thirty
-lines" against the installed prefix (shared, and with --static), and
-uninstall leaves nothing behind.
+lines" against the installed prefix (shared, and with --static),
+uninstall leaves nothing behind but a configuration the administrator
+edited, and debian/changelog has version.h's version.
 
 The tree is installed once per class into a temporary prefix.  The installs
 name their component (every rule is in CMake's default one, "Unspecified"),
@@ -97,6 +98,7 @@ class InstalledTree(unittest.TestCase):
                     "share/man/man5/ferry-config.5", "share/man/man3/libferry.3",
                     "share/doc/ferry/examples/config",
                     "share/bash-completion/completions/ferry",
+                    "share/zsh/site-functions/_ferry",
                     "share/ansible/plugins/connection/ferry.py"):
             self.assertTrue(os.path.isfile(self.path(rel)), rel)
         with open(os.path.join(SOURCE, "ansible", "plugins", "connection", "ferry.py"), "rb") as a, \
@@ -238,6 +240,92 @@ class Uninstall(unittest.TestCase):
             self.assertEqual(left, [])
             dirs = [d for d, _, _ in os.walk(stage)]
             self.assertFalse([d for d in dirs if d.endswith(("/include/ferry", "/doc/ferry"))])
+
+
+class EditedConfiguration(unittest.TestCase):
+    """An install's files under etc (ferryd.conf) are the administrator's once
+    edited (cmake/etcfiles.cmake): uninstall removes one only if unchanged
+    since the install, a new install replaces it only then.  In a build
+    directory of the test's own (configured, not built: the component
+    "service" installs only what it writes), so that no other test's install
+    rewrites the manifest between an install and its uninstall here."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.build = os.path.join(cls.tmp.name, "build")
+        subprocess.run(["cmake", "-S", SOURCE, "-B", cls.build, "-DBUILD_TESTING=OFF",
+                        "-DCMAKE_INSTALL_PREFIX=/usr/local"], check=True, capture_output=True,
+                       timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.stage = tempfile.mkdtemp(dir=self.tmp.name)
+        self.conf = self.stage + "/usr/local/etc/ferry/ferryd.conf"
+
+    def run_cmake(self, *args):
+        r = subprocess.run(["cmake", *args], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, DESTDIR=self.stage))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def install(self):
+        return self.run_cmake("--install", self.build, "--component", "service")
+
+    def uninstall(self):
+        return self.run_cmake("-DMANIFEST=" + os.path.join(self.build,
+                                                           "install_manifest_service.txt"),
+                              "-P", os.path.join(SOURCE, "cmake", "uninstall.cmake"))
+
+    def left(self):
+        return sorted(os.path.relpath(os.path.join(d, n), self.stage)
+                      for d, _, names in os.walk(self.stage) for n in names)
+
+    def test_an_unchanged_configuration_is_removed(self):
+        self.install()
+        self.assertTrue(os.path.isfile(self.conf))
+        self.uninstall()
+        self.assertEqual(self.left(), [])
+        self.assertFalse(os.path.exists(os.path.dirname(self.conf)))    # etc/ferry: ours
+
+    def test_an_edited_configuration_is_kept_with_a_message(self):
+        self.install()
+        with open(self.conf, "a") as f:
+            f.write("idle-timeout 60\n")
+        out = self.uninstall()
+        self.assertIn("Kept (changed since it was installed): " + self.conf, out)
+        self.assertEqual(self.left(), ["usr/local/etc/ferry/ferryd.conf"])
+        with open(self.conf) as f:
+            self.assertTrue(f.read().endswith("\nidle-timeout 60\n"))
+
+    def test_an_unchanged_configuration_is_ours_at_the_next_install(self):
+        self.install()
+        out = self.install()                 # unchanged: replaced, and so in the manifest
+        self.assertNotIn("Kept", out)
+        self.uninstall()
+        self.assertEqual(self.left(), [])
+
+    def test_a_configuration_that_was_there_first_is_never_touched(self):
+        os.makedirs(os.path.dirname(self.conf))
+        with open(self.conf, "w") as f:
+            f.write("root /srv/mine\n")
+        self.assertIn("Kept: " + self.conf, self.install())
+        self.uninstall()
+        self.assertEqual(self.left(), ["usr/local/etc/ferry/ferryd.conf"])
+
+
+class DebianPackaging(unittest.TestCase):
+    def test_the_changelog_has_the_version_of_version_h(self):
+        # debian/changelog's first entry is the packages' version (a native
+        # package: no Debian revision); version.h is the one place it is set.
+        with open(os.path.join(SOURCE, "debian", "changelog")) as f:
+            first = f.readline()
+        m = re.match(r"ferry \(([^)]+)\) ", first)
+        self.assertTrue(m, first)
+        self.assertEqual(m.group(1), "%d.%d.%d" % source_version())
 
 
 if __name__ == "__main__":

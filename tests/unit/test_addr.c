@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,89 @@ static void test_connect_refused(void **state)
     assert_int_equal(ferry_connect(NULL, 0), -EINVAL);
 }
 
+/* Wait until fd is writable (a connect in progress has an answer). */
+static void wait_writable(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+}
+
+static void test_connect_start_nonblocking(void **state)
+{
+    struct ferry_addr a;
+    char name[FERRY_ADDRSTRLEN];
+    int lfd, cfd = -1, afd, r;
+
+    (void)state;
+    assert_int_equal(ferry_addr_parse("127.0.0.1:0", -1, &a), 0);
+    lfd = ferry_listen(&a, FERRY_SOCK_STREAM, NULL);
+    assert_true(lfd >= 0);
+    assert_int_equal(ferry_sock_name(lfd, name), 0);
+    assert_int_equal(ferry_addr_parse(name, -1, &a), 0);
+    r = ferry_connect_start(&a, &cfd);
+    assert_true(r == 0 || r == FERRY_CONNECT_IN_PROGRESS);
+    assert_true(cfd >= 0);
+    assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
+    assert_true(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
+    wait_writable(cfd);
+    assert_int_equal(ferry_connect_finish(cfd), 0);
+    afd = accept(lfd, NULL, NULL);
+    assert_true(afd >= 0);
+    close(afd);
+    close(cfd);
+    close(lfd);
+    assert_int_equal(ferry_connect_start(NULL, &cfd), -EINVAL);
+}
+
+/* A refused port: "in progress" first (or refused at once), then the
+ * refusal from ferry_connect_finish, never a false success. */
+static void test_connect_start_refused(void **state)
+{
+    struct ferry_addr a;
+    char name[FERRY_ADDRSTRLEN];
+    int lfd, cfd = -1, r;
+
+    (void)state;
+    assert_int_equal(ferry_addr_parse("127.0.0.1:0", -1, &a), 0);
+    lfd = ferry_listen(&a, FERRY_SOCK_STREAM, NULL);
+    assert_true(lfd >= 0);
+    assert_int_equal(ferry_sock_name(lfd, name), 0);
+    close(lfd);
+    assert_int_equal(ferry_addr_parse(name, -1, &a), 0);
+    r = ferry_connect_start(&a, &cfd);
+    if (r == FERRY_CONNECT_IN_PROGRESS) {
+        assert_true(cfd >= 0);
+        wait_writable(cfd);
+        assert_int_equal(ferry_connect_finish(cfd), -ECONNREFUSED);
+        close(cfd);
+    } else {
+        assert_int_equal(r, -ECONNREFUSED);
+        assert_int_equal(cfd, -1);
+    }
+}
+
+/* A unix socket connects at once, or fails at once: no "in progress". */
+static void test_connect_start_unix(void **state)
+{
+    char text[128];
+    struct ferry_addr a;
+    int lfd, cfd = -1;
+
+    (void)state;
+    snprintf(text, sizeof(text), "unix:%s/nb.sock", tmpdir);
+    assert_int_equal(ferry_addr_parse(text, -1, &a), 0);
+    assert_int_equal(ferry_connect_start(&a, &cfd), -ENOENT);
+    assert_int_equal(cfd, -1);
+    lfd = ferry_listen(&a, FERRY_SOCK_STREAM, NULL);
+    assert_true(lfd >= 0);
+    assert_int_equal(ferry_connect_start(&a, &cfd), 0);
+    assert_int_equal(ferry_connect_finish(cfd), 0);
+    close(cfd);
+    close(lfd);
+    unlink(text + 5);
+}
+
 static void test_dual_stack_wildcard_accepts_ipv4(void **state)
 {
     struct ferry_addr a, v4;
@@ -476,6 +560,9 @@ int main(void)
         cmocka_unit_test(test_loopback_detection),
         cmocka_unit_test(test_listen_port_zero_and_connect),
         cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_start_nonblocking),
+        cmocka_unit_test(test_connect_start_refused),
+        cmocka_unit_test(test_connect_start_unix),
         cmocka_unit_test(test_dual_stack_wildcard_accepts_ipv4),
         cmocka_unit_test(test_reuse_port),
         cmocka_unit_test(test_listen_datagram),

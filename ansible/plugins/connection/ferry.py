@@ -18,7 +18,7 @@ DOCUMENTATION = '''
         - Runs each command with C(ferry exec) and moves files with C(ferry put) and C(ferry get),
           so a task costs ferry's connection (TLS 1.3 keyed by a shared key) instead of an ssh login.
         - Commands run as the user ferryd runs as, in its clean environment. C(remote_user) (C(ansible_user)) does
-          not choose that user, but tells Ansible who it is: set it to ferryd's user (C(root) for a ferryd run as
+          not choose that user, but tells Ansible who it is; set it to ferryd's user (C(root) for a ferryd run as
           root) so that C(become) to an unprivileged user can hand it Ansible's temporary files.
           Use C(become) (sudo) to act as another user.
         - Files are transferred by ferryd's file service (C(ferry put), C(ferry get), checksummed and renamed into

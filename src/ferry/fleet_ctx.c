@@ -1,0 +1,127 @@
+/*
+ * fleet_ctx.c - what the hosts of a fleet share, and their addresses
+ * (fleet_ctx.h).
+ */
+#include "fleet_ctx.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static int same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static char *dup_or_null(const char *s, int *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+
+    if (s && !d)
+        *oom = 1;
+    return d;
+}
+
+static void ctx_free(struct fleet_ctx *c)
+{
+    free(c->key_file);
+    free(c->key_name);
+    free(c->ca);
+    free(c->cert);
+    free(c->cert_key);
+    free(c->key_path);
+    key_wipe(&c->key);
+    ferry_tls_free(c->tls);
+    free(c);
+}
+
+/* The shared key and TLS configuration for o's options (made on first
+ * use); NULL when out of memory. */
+struct fleet_ctx *fleet_ctx_get(struct fleet_ctx **list, const struct dial_opts *o)
+{
+    struct fleet_ctx *c;
+    int oom = 0;
+
+    for (c = *list; c; c = c->next)
+        if (same(c->key_file, o->key_file) && same(c->key_name, o->key_name) &&
+            same(c->ca, o->ca_file) && same(c->cert, o->cert_file) &&
+            same(c->cert_key, o->cert_key_file) && c->plaintext == o->plaintext &&
+            c->insecure == o->insecure_no_auth)
+            return c;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->key_file = dup_or_null(o->key_file, &oom);
+    c->key_name = dup_or_null(o->key_name, &oom);
+    c->ca = dup_or_null(o->ca_file, &oom);
+    c->cert = dup_or_null(o->cert_file, &oom);
+    c->cert_key = dup_or_null(o->cert_key_file, &oom);
+    c->plaintext = o->plaintext;
+    c->insecure = o->insecure_no_auth;
+    c->next = *list;
+    *list = c;
+    if (oom)
+        snprintf(c->err, sizeof c->err, "out of memory");
+    else if (dial_check_opts(o, c->err, sizeof c->err) < 0)
+        return c;
+    /* With --ca the key is loaded only if a server asks for it (dial_hs). */
+    else if (!o->insecure_no_auth && !o->ca_file &&
+             dial_load_key(o, &c->key, &c->key_path, c->err, sizeof c->err) < 0)
+        return c;
+    else
+        c->have_key = !o->insecure_no_auth && !o->ca_file;
+    if (!c->err[0] && !o->plaintext && !o->insecure_no_auth)
+        (void)dial_tls_new(o, c->have_key ? &c->key : NULL, &c->tls, c->err, sizeof c->err);
+    return c;
+}
+
+/* Every address target (dial_resolve's) stands for, in the resolver's
+ * order, as ferry_connect_host tries them: the count, or FERRY_EADDR. */
+int fleet_resolve(const char *target, struct ferry_addr *out, int max)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+    char name[256], port[16], *end;
+    long p = FERRY_DEFAULT_PORT;
+    int n = 0;
+
+    if (strncmp(target, "unix:", 5) == 0 || target[0] == '[')
+        return ferry_addr_parse(target, FERRY_DEFAULT_PORT, &out[0]) == 0 ? 1 : FERRY_EADDR;
+    dial_split_host(target, name, sizeof name, port, sizeof port);
+    if (port[0]) {
+        p = strtol(port, &end, 10);
+        if (*end || p < 1 || p > 65535)
+            return FERRY_EADDR;
+    }
+    if (!name[0] || strcmp(name, "*") == 0 || getaddrinfo(name, NULL, &hints, &res) != 0)
+        return FERRY_EADDR;
+    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof out[n].ss)
+            continue;
+        memset(&out[n], 0, sizeof out[n]);
+        memcpy(&out[n].ss, ai->ai_addr, ai->ai_addrlen);
+        out[n].len = ai->ai_addrlen;
+        if (ai->ai_family == AF_INET)
+            ((struct sockaddr_in *)&out[n].ss)->sin_port = htons((uint16_t)p);
+        else
+            ((struct sockaddr_in6 *)&out[n].ss)->sin6_port = htons((uint16_t)p);
+        n++;
+    }
+    freeaddrinfo(res);
+    return n > 0 ? n : FERRY_EADDR;
+}
+
+void fleet_ctx_free_all(struct fleet_ctx **list)
+{
+    while (*list) {
+        struct fleet_ctx *c = *list;
+
+        *list = c->next;
+        ctx_free(c);
+    }
+}
