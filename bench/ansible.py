@@ -37,6 +37,7 @@ Not a test: nothing asserts.  python3 standard library, plus ansible-core,
 ansible-mitogen and openssh-server (--install as root apt-gets them).
 """
 import argparse
+import atexit
 import glob
 import json
 import os
@@ -249,6 +250,7 @@ def main():
         benchlib.apt_install(["ansible-mitogen"], have_mitogen, "ansible-mitogen")
 
     tmp = tempfile.mkdtemp(prefix="ferry-bench-ansible-")
+    atexit.register(shutil.rmtree, tmp, True)
     bindir = os.path.join(tmp, "bin")
     os.mkdir(bindir)
     for prog in ("ferry", "ferryd"):
