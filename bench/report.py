@@ -78,6 +78,7 @@ SECTIONS = {
     ("streaming", 12): "output streaming",
     ("tty", 13): "interactive terminals",
     ("fleet", 16): "fleets",
+    ("ansible", 16): "Ansible playbook",
 }
 
 
@@ -97,7 +98,7 @@ def goals_from(results):
             r256.get("echo_upper/python"), "x", "> 10x")
         add("1. request/response", "frame_echo / echo_upper, 256 conn",
             r256.get("frame_echo/echo_upper"), "x", ">= 0.8x")
-    for name in ("throughput", "exec_latency", "streaming", "tty", "fleet"):
+    for name in ("throughput", "exec_latency", "streaming", "tty", "fleet", "ansible"):
         d = load(results, name)
         # A ratio's goal names its issue: ">= 3x (issue 5)", ">= 2x (issue 6)".
         for r in (d or {}).get("ratios", []):

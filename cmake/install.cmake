@@ -48,4 +48,10 @@ set(FERRY_ZSH_COMPLETIONDIR ${ferry_zsh_dir}
     CACHE STRING "where the zsh completion _ferry goes (relative: under the prefix)")
 install(FILES ${PROJECT_SOURCE_DIR}/completion/_ferry DESTINATION ${FERRY_ZSH_COMPLETIONDIR})
 
+# The Ansible connection plugin, where ansible-core looks by default when
+# PREFIX is /usr (/usr/share/ansible/plugins/connection); under another
+# PREFIX, ANSIBLE_CONNECTION_PLUGINS or ansible.cfg names the directory.
+install(FILES ${PROJECT_SOURCE_DIR}/ansible/plugins/connection/ferry.py
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/ansible/plugins/connection)
+
 include(${PROJECT_SOURCE_DIR}/cmake/systemd.cmake)

@@ -72,7 +72,8 @@ lib=/usr/lib/$multiarch
 has ferry $exe /usr/bin/ferry
 has ferry $doc $man/man1/ferry.1.gz $man/man5/ferry-config.5.gz \
     /usr/share/bash-completion/completions/ferry /usr/share/zsh/vendor-completions/_ferry \
-    /usr/share/doc/ferry/examples/config /usr/share/doc/ferry/copyright
+    /usr/share/doc/ferry/examples/config /usr/share/doc/ferry/copyright \
+    /usr/share/ansible/plugins/connection/ferry.py
 
 has ferryd $exe /usr/sbin/ferryd
 has ferryd $doc $man/man8/ferryd.8.gz /lib/systemd/system/ferryd.service \

@@ -5,7 +5,7 @@
 # is there, is in docs/DESIGN.md.
 set -eu
 
-PACKAGES="pkg-config libjansson-dev libssl-dev libcmocka-dev libedit2 libxxhash-dev python3 clang rdate tmux vim less procps mandoc systemd strace zsh pdsh clustershell iproute2 build-essential dpkg-dev debhelper lintian"
+PACKAGES="pkg-config libjansson-dev libssl-dev libcmocka-dev libedit2 libxxhash-dev python3 clang rdate tmux vim less procps mandoc systemd strace zsh pdsh clustershell iproute2 build-essential dpkg-dev debhelper lintian ansible-core sudo"
 
 missing=""
 for p in $PACKAGES; do

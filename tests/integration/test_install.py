@@ -98,8 +98,12 @@ class InstalledTree(unittest.TestCase):
                     "share/man/man5/ferry-config.5", "share/man/man3/libferry.3",
                     "share/doc/ferry/examples/config",
                     "share/bash-completion/completions/ferry",
-                    "share/zsh/site-functions/_ferry"):
+                    "share/zsh/site-functions/_ferry",
+                    "share/ansible/plugins/connection/ferry.py"):
             self.assertTrue(os.path.isfile(self.path(rel)), rel)
+        with open(os.path.join(SOURCE, "ansible", "plugins", "connection", "ferry.py"), "rb") as a, \
+             open(self.path("share", "ansible", "plugins", "connection", "ferry.py"), "rb") as b:
+            self.assertEqual(a.read(), b.read(), "the Ansible plugin")
         for page in ("ferry.1", "ferryd.8", "ferry-config.5", "libferry.3"):
             with open(os.path.join(SOURCE, "man", page), "rb") as a, \
                  open(self.path("share", "man", "man" + page[-1], page), "rb") as b:
