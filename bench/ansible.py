@@ -59,6 +59,7 @@ MITOGEN = "/usr/lib/python3/dist-packages/ansible_mitogen/plugins/strategy"
 PLAYBOOK_BIN = "/usr/bin/ansible-playbook"
 PYTHON = "/usr/bin/python3"
 PER_SSHD = 15            # sshd's MAX_LISTEN_SOCKS is 16
+PER_FERRYD = 15          # ferryd takes 16 --listen addresses, one is its own 127.0.0.1:0
 TASKS = 20
 
 PLAYBOOK = """
@@ -273,8 +274,16 @@ def main():
     cols = []
     for plaintext in (False, True):
         port = benchlib.free_port()
-        fd = benchlib.Ferryd(bindir, tmp, classic=False, root=froot, plaintext=plaintext,
-                             extra=[x for a in addrs for x in ("--listen", "%s:%d" % (a, port))])
+        # ferryd takes at most 16 addresses: one daemon per 16 hosts, one
+        # key and one root for all of them
+        fd = None
+        for k in range(0, len(addrs), PER_FERRYD):
+            d = benchlib.Ferryd(bindir, tmp if fd is None else tempfile.mkdtemp(dir=tmp),
+                                classic=False, root=froot, plaintext=plaintext,
+                                key=fd.key if fd else None,
+                                extra=[x for a in addrs[k:k + PER_FERRYD]
+                                       for x in ("--listen", "%s:%d" % (a, port))])
+            fd = fd or d
         mode = fd.mode
         hv = {"ansible_connection": "ferry", "ansible_port": port,
               "ansible_ferry_key_file": fd.key, "ansible_ferry_plaintext": plaintext,

@@ -186,17 +186,20 @@ class Ferryd:
     named after the mode, so a TLS and a plaintext ferryd can share tmp."""
 
     def __init__(self, bindir, tmp, classic=True, root=None, extra=(), plaintext=False,
-                 listen="127.0.0.1:0"):
+                 listen="127.0.0.1:0", key=None):
         self.bindir, self.tmp, self.listen = bindir, tmp, listen
         self.classic, self.root, self.extra = classic, root, list(extra)
         self.plaintext = bool(plaintext)
         self.mode = "plaintext" if self.plaintext else "TLS"
         self.name = "ferryd-plaintext" if self.plaintext else "ferryd"
         self.classic_port = None
-        self.key = os.path.join(tmp, "ferry-plaintext.key" if self.plaintext
-                                else "ferry.key")
-        subprocess.run([os.path.join(bindir, "ferry"), "keygen", self.key],
-                       stdout=DEVNULL, check=True, timeout=10)
+        # key: another ferryd's, for daemons that serve one set of hosts
+        # together (ferryd listens on at most 16 addresses)
+        self.key = key or os.path.join(tmp, "ferry-plaintext.key" if self.plaintext
+                                       else "ferry.key")
+        if not key:
+            subprocess.run([os.path.join(bindir, "ferry"), "keygen", self.key],
+                           stdout=DEVNULL, check=True, timeout=10)
         self.log = os.path.join(tmp, self.name + ".log")
         _logs.append(self.log)
         self.restarts = 0
