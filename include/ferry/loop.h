@@ -36,8 +36,10 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_loop_new(struct ferry_loop **out);
  * timers are freed without running. */
 FERRY_EXPORT void ferry_loop_free(struct ferry_loop *loop);
 
-/* Watch fd for `events` (FERRY_READABLE | FERRY_WRITABLE).  One watcher per
- * fd: -EEXIST if fd is already watched.  Level-triggered. */
+/* Watch fd for `events` (FERRY_READABLE | FERRY_WRITABLE; 0: none yet).
+ * One watcher per fd: -EEXIST if fd is already watched; an fd the backend
+ * cannot watch is refused here whatever the events (epoll: -EPERM for a
+ * regular file).  Level-triggered. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_loop_add(struct ferry_loop *loop, int fd, unsigned events, ferry_io_cb *cb, void *arg);
 
 /* Change the interest set of a watched fd (0 = keep watching, deliver nothing). */

@@ -488,17 +488,12 @@ static void stdin_start(struct run *run)
 {
     if (!run->stdin_on)
         return;
-    /* Added as readable, so that the kernel is asked now: the loop's epoll
-     * backend registers an fd only once it has events, and a regular file
-     * or /dev/null, which epoll refuses (EPERM), would otherwise look
-     * watchable here and then never be read.  update_stdin() sets the
-     * events it wants next. */
-    if (ferry_loop_add(run->s->loop, STDIN_FILENO, FERRY_READABLE, on_stdin, run) == 0) {
+    /* A regular file or /dev/null cannot be watched (epoll: EPERM), and
+     * ferry_loop_add says so at once: such a file is always readable. */
+    if (ferry_loop_add(run->s->loop, STDIN_FILENO, 0, on_stdin, run) == 0)
         run->stdin_watch = 1;
-        run->stdin_reading = 1;
-    } else {
+    else
         run->stdin_watch = 2;   /* a file is always readable: read it in turns */
-    }
     update_stdin(run);
 }
 

@@ -85,7 +85,16 @@ void ferry_backend_free(struct ferry_backend *b)
 
 int ferry_backend_add(struct ferry_backend *b, int fd, unsigned events)
 {
-    return events ? ctl(b, EPOLL_CTL_ADD, fd, events) : 0;
+    int rc;
+
+    if (events)
+        return ctl(b, EPOLL_CTL_ADD, fd, events);
+    /* Nothing wanted yet, so nothing stays registered (epoll reports a
+     * hangup even to an empty interest set).  But whether epoll can watch
+     * fd at all is said now, as ferry_loop_add promises: a regular file or
+     * /dev/null (EPERM) must not look watchable until its first modify. */
+    rc = ctl(b, EPOLL_CTL_ADD, fd, 0);
+    return rc < 0 ? rc : ctl(b, EPOLL_CTL_DEL, fd, 0);
 }
 
 int ferry_backend_modify(struct ferry_backend *b, int fd, unsigned old, unsigned now)

@@ -688,6 +688,31 @@ static void *wake_from_thread(void *arg)
     return (void *)(intptr_t)errno_kept;
 }
 
+/* Whether an fd can be watched does not depend on the events asked for
+ * first: epoll refuses a regular file (EPERM) with or without events, poll
+ * takes it either way.  (Asked with none, the epoll backend once said yes
+ * and failed at the first modify: ferry exec's stdin from a file hung.) */
+static void test_unwatchable_fd_is_said_at_add(void **state)
+{
+    struct ferry_loop *loop;
+    char path[] = "/tmp/ferry-test-loop-XXXXXX";
+    int fd = mkstemp(path), with_none, with_read;
+    (void)state;
+
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(ferry_loop_new(&loop), 0);
+    with_none = ferry_loop_add(loop, fd, 0, never_io, NULL);
+    if (with_none == 0)
+        assert_int_equal(ferry_loop_remove(loop, fd), 0);
+    with_read = ferry_loop_add(loop, fd, FERRY_READABLE, never_io, NULL);
+    if (with_read == 0)
+        assert_int_equal(ferry_loop_remove(loop, fd), 0);
+    assert_int_equal(with_none, with_read);
+    ferry_loop_free(loop);
+    close(fd);
+}
+
 static void test_wakeup_from_threads(void **state)
 {
     struct ferry_loop *loop = new_loop();
@@ -785,6 +810,7 @@ int main(void)
         cmocka_unit_test_setup(test_stop, reset_trace),
         cmocka_unit_test_setup(test_hangup_when_peer_closes, reset_trace),
         cmocka_unit_test_setup(test_many_fds, reset_trace),
+        cmocka_unit_test_setup(test_unwatchable_fd_is_said_at_add, reset_trace),
         cmocka_unit_test_setup(test_wakeup_from_threads, reset_trace),
         cmocka_unit_test_setup(test_wakeup_from_signal_handler, reset_trace),
     };
