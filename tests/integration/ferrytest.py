@@ -205,6 +205,30 @@ def start_ferryd(*args, key_path=None, plaintext=False, listen="127.0.0.1:0", **
     return start_server("ferryd", "--listen", listen, *extra, *args, **kw)
 
 
+def closed_port(addr):
+    """A port on addr that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def host_block(name, host, port, *settings):
+    """One Host block of a host configuration (ferry-config(5)): NAME at
+    HOST:PORT, and more "Key Value" settings."""
+    return "".join(["Host %s\n    Address %s\n    Port %s\n" % (name, host, port)] +
+                   ["    %s\n" % s for s in settings])
+
+
+def write_host_config(path, blocks):
+    """A host configuration file of these blocks, mode 0600 (ferry refuses
+    one that others can write).  Returns path."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(blocks))
+    os.chmod(path, 0o600)
+    return path
+
+
 def write_key(path, raw=None, mode=0o600, data=None):
     """A key file as ferry reads it: the hex of raw (32 random bytes if
     None) and a newline, or exactly `data` when given (for malformed keys

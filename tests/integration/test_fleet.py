@@ -34,31 +34,21 @@ class FleetTest(unittest.TestCase):
             s = ferrytest.start_ferryd(key_path=cls.key, listen="127.0.0.%d:0" % (i + 2),
                                        env=env)
             cls.servers.append(s)
-            host, port = s.hostport()
-            conf.append("Host web0%d\n    Address %s\n    Port %s\n" % (i + 1, host, port))
+            conf.append(ferrytest.host_block("web0%d" % (i + 1), *s.hostport()))
         # A plaintext ferryd: its host's own settings (and a TLS context
         # of its own) beside the others'.
         cls.plain = ferrytest.start_ferryd(key_path=cls.key, listen="127.0.0.7:0",
                                            plaintext=True)
-        host, port = cls.plain.hostport()
-        conf.append("Host plain\n    Address %s\n    Port %s\n    Plaintext yes\n"
-                    % (host, port))
-        closed = socket.socket()
-        closed.bind(("127.0.0.5", 0))
-        dead_port = closed.getsockname()[1]
-        closed.close()
+        conf.append(ferrytest.host_block("plain", *cls.plain.hostport(), "Plaintext yes"))
         # Listens, never accepts: the TCP connect succeeds, TLS never answers.
         cls.hang = socket.socket()
         cls.hang.bind(("127.0.0.6", 0))
         cls.hang.listen(8)
-        conf.append("Host dead\n    Address 127.0.0.5\n    Port %d\n" % dead_port)
-        conf.append("Host hang\n    Address 127.0.0.6\n    Port %d\n"
-                    % cls.hang.getsockname()[1])
+        conf.append(ferrytest.host_block("dead", "127.0.0.5",
+                                         ferrytest.closed_port("127.0.0.5")))
+        conf.append(ferrytest.host_block("hang", "127.0.0.6", cls.hang.getsockname()[1]))
         conf.append("Group web web[01-03]\nGroup odd web01\nGroup odd web03\n")
-        cls.conf = os.path.join(cls.dir, "config")
-        with open(cls.conf, "w") as f:
-            f.write("".join(conf))
-        os.chmod(cls.conf, 0o600)
+        cls.conf = ferrytest.write_host_config(os.path.join(cls.dir, "config"), conf)
 
     @classmethod
     def tearDownClass(cls):
@@ -283,12 +273,10 @@ class FleetTest(unittest.TestCase):
         lsock.bind(("127.0.0.8", 0))
         lsock.listen(128)
         self.addCleanup(lsock.close)
-        conf = os.path.join(self.dir, "config-many")
-        with open(conf, "w") as f:
-            for i in range(48):
-                f.write("Host m%d\n    Address 127.0.0.8\n    Port %d\n"
-                        % (i, lsock.getsockname()[1]))
-        os.chmod(conf, 0o600)
+        conf = ferrytest.write_host_config(
+            os.path.join(self.dir, "config-many"),
+            [ferrytest.host_block("m%d" % i, "127.0.0.8", lsock.getsockname()[1])
+             for i in range(48)])
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         for limits, said in (((40, hard), b""),
                              ((40, 40), b"ferry: -f: only 40 descriptors may be open "

@@ -14,7 +14,6 @@ command that reads stdin from waiting for ever; clush sends its stdin to
 every host through ferry."""
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import unittest
@@ -23,13 +22,6 @@ import ferrytest
 from ferrytest import SLOW, write_key
 
 HOSTS = ("h1", "h2", "h3")
-
-
-def closed_port(addr):
-    """A port on addr that nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
 
 
 @unittest.skipUnless(shutil.which("pdsh") and shutil.which("clush"),
@@ -51,16 +43,13 @@ class FleetToolsTest(unittest.TestCase):
             raise
         # the names the fleet tools hand to ferry, in the user's own file
         # (XDG_CONFIG_HOME/ferry/config), so `ferry exec %h` is all they run
-        conf = ["Host %s\n    Address %s\n    Port %d\n" % ((name,) + srv.hostport())
+        conf = [ferrytest.host_block(name, *srv.hostport())
                 for name, srv in cls.servers.items()]
-        conf.append("Host down\n    Address 127.0.0.5\n    Port %d\n"
-                    % closed_port("127.0.0.5"))
+        conf.append(ferrytest.host_block("down", "127.0.0.5",
+                                         ferrytest.closed_port("127.0.0.5")))
         conf.append("Host *\n    KeyFile %s\n    ConnectTimeout 5\n" % cls.key)
         os.makedirs(os.path.join(d, "config", "ferry"))
-        path = os.path.join(d, "config", "ferry", "config")
-        with open(path, "w") as f:
-            f.write("".join(conf))
-        os.chmod(path, 0o600)
+        ferrytest.write_host_config(os.path.join(d, "config", "ferry", "config"), conf)
         cls.env = {"PATH": os.path.abspath(ferrytest.BIN) + os.pathsep +
                    os.environ.get("PATH", "/usr/bin:/bin"),
                    "HOME": d, "XDG_CONFIG_HOME": os.path.join(d, "config"),

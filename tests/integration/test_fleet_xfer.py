@@ -8,7 +8,6 @@ downloads in DIR/HOST/, and nothing partial is left anywhere."""
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import unittest
@@ -36,8 +35,7 @@ class FleetXferTest(unittest.TestCase):
                                        listen="127.0.0.%d:0" % (i + 2))
             cls.servers.append(s)
             cls.roots.append(root)
-            host, port = s.hostport()
-            conf.append("Host web0%d\n    Address %s\n    Port %s\n" % (i + 1, host, port))
+            conf.append(ferrytest.host_block("web0%d" % (i + 1), *s.hostport()))
         # A plaintext ferryd: a download's bytes go socket -> file without
         # passing through ferry (hashed back from the file), an upload's
         # without TLS.
@@ -47,19 +45,11 @@ class FleetXferTest(unittest.TestCase):
                                    listen="127.0.0.7:0", plaintext=True)
         cls.servers.append(s)
         cls.roots.append(root)
-        host, port = s.hostport()
-        conf.append("Host plain\n    Address %s\n    Port %s\n    Plaintext yes\n"
-                    % (host, port))
-        closed = socket.socket()
-        closed.bind(("127.0.0.5", 0))
-        conf.append("Host dead\n    Address 127.0.0.5\n    Port %d\n"
-                    % closed.getsockname()[1])
-        closed.close()
+        conf.append(ferrytest.host_block("plain", *s.hostport(), "Plaintext yes"))
+        conf.append(ferrytest.host_block("dead", "127.0.0.5",
+                                         ferrytest.closed_port("127.0.0.5")))
         conf.append("Group web web[01-03]\n")
-        cls.conf = os.path.join(cls.dir, "config")
-        with open(cls.conf, "w") as f:
-            f.write("".join(conf))
-        os.chmod(cls.conf, 0o600)
+        cls.conf = ferrytest.write_host_config(os.path.join(cls.dir, "config"), conf)
 
     @classmethod
     def tearDownClass(cls):
