@@ -33,8 +33,18 @@ const char *remotefs_error_text(const struct fs_error *err)
 {
     int e = strcmp(err->code, ERR_FS) == 0 ? remotefs_error_errno(err) : 0;
 
-    if (e)
-        return strerror(e);
+    if (e) {
+        const char *plain = strerror(e);
+        size_t n = strlen(err->message), k = strlen(plain);
+
+        /* The server's usual "PATH: <the errno's text>" says nothing the
+         * errno's text does not (and would repeat the path the caller
+         * names); a message that ends otherwise is the server's own
+         * account (an upload's temporary taken away: ESTALE) and is
+         * shown as it is. */
+        if (n == 0 || (n >= k && strcmp(err->message + n - k, plain) == 0))
+            return plain;
+    }
     return err->message[0] ? err->message : "unknown error";
 }
 

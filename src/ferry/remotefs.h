@@ -26,7 +26,9 @@ struct fs_meta {
 
 /* What to print after "ferry: put NAME: " for an error: for an fs error the
  * system's text for its errno name ("No space left on device"), so the
- * server's own spelling of the path does not repeat ours; otherwise the
+ * server's own spelling of the path does not repeat ours, unless the
+ * server's message says more than that text (it does not end with it:
+ * the ESTALE of an upload whose temporary was removed); otherwise the
  * server's or our message. */
 const char *remotefs_error_text(const struct fs_error *err);
 

@@ -73,6 +73,9 @@ int filesvc_reply_error(struct filesvc *f, const char *code, const char *message
  * only built (a new reference; NULL on allocation failure). */
 int filesvc_reply_op_error(struct filesvc *f, const char *path, int code);
 json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code);
+/* The same for a put's commit (fsops_upload_commit's code): its -ESTALE
+ * is a temporary taken away, said in words of its own. */
+json_t *filesvc_reply_commit_error_msg(struct filesvc *f, const char *path, int code);
 
 /* Transfers (filesvc_xfer.c). */
 int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint);

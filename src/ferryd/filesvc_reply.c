@@ -13,6 +13,12 @@
 #include "filesvc_int.h"
 #include "proto.h"
 
+/* The answer to a put whose temporary went away before its commit. */
+#define UPLOAD_GONE_MESSAGE                                                              \
+    "the upload's temporary file was removed or replaced on the server before the "     \
+    "upload finished (something other than ferryd touched it; the server's log says "   \
+    "which file); nothing was saved: send the file again"
+
 int filesvc_reply_send(struct filesvc *f, json_t *msg)
 {
     int r;
@@ -41,6 +47,24 @@ int filesvc_reply_op_error(struct filesvc *f, const char *path, int code)
     return filesvc_reply_send(f, msg);
 }
 
+json_t *filesvc_reply_commit_error_msg(struct filesvc *f, const char *path, int code)
+{
+    json_t *msg;
+
+    if (code != -ESTALE)
+        return filesvc_reply_op_error_msg(f, path, code);
+    /* fsops_upload_commit's ESTALE: not a stale NFS handle (what the
+     * errno's own text says) but a temporary something else took away.
+     * The message says so, and what to do, in words a client shows as
+     * they are (PROTOCOL.md 2.4); it does not start with the path, which
+     * the client names itself. */
+    msg = json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS, "errno", "ESTALE",
+                    "message", UPLOAD_GONE_MESSAGE);
+    ferry_log_debug("session %s: %s: %s", ferry_conn_peer(f->c), FERRY_LOG_Q(path),
+                    UPLOAD_GONE_MESSAGE);
+    return msg;
+}
+
 json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code)
 {
     const char *errno_name;
@@ -52,9 +76,6 @@ json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code
      * chose to send.  A filesystem error names the (acceptable) path. */
     if (!errno_name)
         snprintf(message, sizeof message, "%s", app_strerror(code));
-    else if (code == -ESTALE)
-        snprintf(message, sizeof message, "%.400s: the upload's temporary file was removed or "
-                 "replaced while it was written; nothing was saved", path);
     else
         snprintf(message, sizeof message, "%.400s: %s", path, strerror(-code));
     msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", kind, "message", message);

@@ -314,7 +314,7 @@ int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint)
     if (r < 0) {
         audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "error",
                    strerror(-r));
-        return finish(f, 0, filesvc_reply_op_error_msg(f, f->path, r));
+        return finish(f, 0, filesvc_reply_commit_error_msg(f, f->path, r));
     }
     audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->size, "ok", NULL);
     return finish(f, 0, json_pack("{s:s, s:I, s:s}", "type", MSG_PUT_OK, "filesize",

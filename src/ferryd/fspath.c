@@ -30,6 +30,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -425,19 +427,21 @@ int fspath_parent(const struct fsroot *root, const char *path,
  * let go and found again from the root when the walk climbs back. */
 #define SWEEP_WINDOW 64
 
-/* One level of the walk: the directory being read, and the subdirectory
- * being walked below it (its d_ino: how the level is found again). */
+/* One level of the walk: the directory being read, its filesystem, and
+ * the subdirectory being walked below it (its d_ino: how the level is
+ * found again). */
 struct sweep_level {
     DIR *d;          /* NULL once let go */
+    dev_t dev;
     ino_t child;
 };
 
 struct sweep {
     const char *suffix;
     size_t suffix_len;
-    unsigned removed;
     int first_err;
     int rootfd;
+    struct fspath_sweep *out;
     struct sweep_level *lv;     /* lv[0] is the root; grows with the depth */
     size_t cap;
 };
@@ -460,21 +464,61 @@ static int is_temporary(const struct sweep *s, const char *name)
 
 /* The directory name in dirfd, for reading, never through a symlink: a
  * directory swapped for a symlink since readdir fails here (ELOOP or
- * ENOTDIR) instead of being entered.  NULL with errno set. */
-static DIR *sweep_open(int dirfd, const char *name)
+ * ENOTDIR) instead of being entered.  *dev: the filesystem of what was
+ * opened (fstat of the descriptor, not a second lookup of the name).
+ * NULL with errno set. */
+static DIR *sweep_open(int dirfd, const char *name, dev_t *dev)
 {
     int fd = openat_retry(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-    DIR *d;
+    struct stat st;
+    DIR *d = NULL;
 
     if (fd < 0)
         return NULL;
-    d = fdopendir(fd);
+    if (fstat(fd, &st) == 0) {
+        *dev = st.st_dev;
+        d = fdopendir(fd);
+    }
     if (!d) {
         int e = errno;
         close(fd);
         errno = e;
     }
     return d;
+}
+
+/*
+ * Whether the walk goes on into a directory on another filesystem than
+ * its parent's (a mount point).  Only into local, writable filesystems of
+ * the kinds a system's own files live on (docs/DESIGN.md, "The start-up
+ * sweep"): those are where ferryd's uploads can have left temporaries.
+ * Never into /proc, /sys, /dev, cgroups and the other kernel filesystems
+ * (they hold no uploads, and walking them is slow and touches what the
+ * sweep has no business in), network and FUSE filesystems (slow, and
+ * another machine's), overlay, squashfs and the like, or anything mounted
+ * read-only: a temporary there is left (find -xdev's rule), to be taken
+ * over by the next upload of its name.
+ */
+static int sweep_crosses_into(int fd)
+{
+    static const unsigned long local[] = {
+        0xEF53,         /* ext2, ext3, ext4 */
+        0x58465342,     /* xfs */
+        0x9123683E,     /* btrfs (a subvolume is a device of its own) */
+        0xF2F52010,     /* f2fs */
+        0x2FC12FC1,     /* zfs */
+        0xCA451A4E,     /* bcachefs */
+        0x3153464A,     /* jfs */
+        0x01021994,     /* tmpfs: /tmp, /run, /dev/shm */
+    };
+    struct statfs sf;
+
+    if (fstatfs(fd, &sf) < 0 || (sf.f_flags & ST_RDONLY))
+        return 0;
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if ((unsigned long)sf.f_type == local[i])
+            return 1;
+    return 0;
 }
 
 /* Read d up to and including the entry whose inode is ino; NULL if gone. */
@@ -492,20 +536,27 @@ static struct dirent *sweep_find(DIR *d, ino_t ino)
  * again from the root by the recorded inodes, keeping the last
  * SWEEP_WINDOW levels open, each positioned just after the child walked
  * below it, so the walk resumes where it was.  -1 when the path has
- * changed since (a directory renamed or removed): that part is given up. */
+ * changed since (a directory renamed or removed, or a filesystem mounted
+ * or unmounted on it): that part is given up. */
 static int sweep_reopen(struct sweep *s, size_t k)
 {
-    DIR *d = sweep_open(s->rootfd, ".");
+    dev_t dev;
+    DIR *d = sweep_open(s->rootfd, ".", &dev);
 
     for (size_t i = 0; d; i++) {
-        struct dirent *de = sweep_find(d, s->lv[i].child);
-        DIR *next;
+        struct dirent *de;
+        DIR *next = NULL;
 
+        if (dev != s->lv[i].dev) {
+            closedir(d);
+            break;
+        }
+        de = sweep_find(d, s->lv[i].child);
         if (i == k) {
             s->lv[k].d = d;     /* at its end if the child has gone */
             return 0;
         }
-        next = de ? sweep_open(dirfd(d), de->d_name) : NULL;
+        next = de ? sweep_open(dirfd(d), de->d_name, &dev) : NULL;
         if (i + SWEEP_WINDOW > k)
             s->lv[i].d = d;
         else
@@ -519,10 +570,12 @@ static int sweep_reopen(struct sweep *s, size_t k)
  * removed, 0 when left (held, or gone meanwhile), else -errno.  Every
  * upload holds its temporary's flock for as long as it lives (fsops.c),
  * also one of another ferryd serving this root (a second listener, a
- * restart that overlaps the old daemon): removing it would fail that
- * upload at its commit, after all its bytes came.  The lock is held
- * across the unlink, and only the name that still leads to the locked
- * file goes. */
+ * restart that overlaps the old daemon) and this ferryd's own, which run
+ * while the sweep does: removing it would fail that upload at its
+ * commit, after all its bytes came.  The lock is held across the unlink,
+ * and only the name that still leads to the locked file goes (an upload
+ * that creates a temporary checks the same after taking its lock, so one
+ * the sweep removed between its create and its lock is made again). */
 static int sweep_temporary(int dirfd, const char *name)
 {
     struct stat held, named;
@@ -553,22 +606,29 @@ static int sweep_temporary(int dirfd, const char *name)
 }
 
 /* One entry of a directory: a temporary is removed; 1 for a directory to
- * enter, else 0. */
+ * enter, else 0.  An automount point not yet mounted is not a directory
+ * to enter: opening it would mount it (statx with AT_NO_AUTOMOUNT looks
+ * without mounting), and what it would mount is another filesystem. */
 static int sweep_entry(struct sweep *s, DIR *d, const struct dirent *de)
 {
     unsigned char type = de->d_type;
 
     if (is_dot_or_dotdot(de->d_name))
         return 0;
-    if (type == DT_UNKNOWN) {
-        struct stat st;
+    if (type == DT_UNKNOWN || type == DT_DIR) {
+        struct statx stx;
 
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (statx(dirfd(d), de->d_name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+                  STATX_TYPE, &stx) < 0) {
             if (errno != ENOENT)    /* gone meanwhile: nothing to do */
                 sweep_fail(s, -errno);
             return 0;
         }
-        type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+        if (S_ISDIR(stx.stx_mode) && (stx.stx_attributes & STATX_ATTR_AUTOMOUNT)) {
+            s->out->mounts_skipped++;
+            return 0;
+        }
+        type = S_ISDIR(stx.stx_mode) ? DT_DIR : S_ISREG(stx.stx_mode) ? DT_REG : DT_UNKNOWN;
     }
     if (type == DT_DIR)
         return 1;
@@ -576,29 +636,59 @@ static int sweep_entry(struct sweep *s, DIR *d, const struct dirent *de)
         int r = sweep_temporary(dirfd(d), de->d_name);
 
         if (r > 0)
-            s->removed++;
+            s->out->removed++;
         else if (r < 0)
             sweep_fail(s, r);
     }
     return 0;
 }
 
+/* The subdirectory de of level depth, to walk next, or NULL: gone, not a
+ * directory any more, or a filesystem the walk does not cross into. */
+static DIR *sweep_descend(struct sweep *s, size_t depth, const struct dirent *de, dev_t *dev)
+{
+    DIR *sub = sweep_open(dirfd(s->lv[depth].d), de->d_name, dev);
+
+    if (!sub) {
+        if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
+            sweep_fail(s, -errno);
+        return NULL;
+    }
+    /* The device of what was opened, as find -xdev compares it: a mount
+     * put on the name since the statx is judged all the same. */
+    if (*dev != s->lv[depth].dev && !sweep_crosses_into(dirfd(sub))) {
+        s->out->mounts_skipped++;
+        closedir(sub);
+        return NULL;
+    }
+    s->out->dirs++;
+    return sub;
+}
+
 /* Walk the whole tree below the root, depth first, without recursion:
  * s->lv is the explicit stack (a few bytes a level), at most SWEEP_WINDOW
- * of its directories open. */
+ * of its directories open.  The stop flag is looked at before every
+ * entry, so a stop is seen within one entry's work. */
 static void sweep_walk(struct sweep *s)
 {
+    const atomic_int *stop = s->out->stop;
     size_t depth = 0;
 
-    s->lv[0].d = sweep_open(s->rootfd, ".");
+    s->lv[0].d = sweep_open(s->rootfd, ".", &s->lv[0].dev);
     if (!s->lv[0].d) {
         sweep_fail(s, -errno);
         return;
     }
+    s->out->dirs++;
     for (;;) {
         struct dirent *de;
         DIR *sub;
+        dev_t dev;
 
+        if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
+            s->out->stopped = 1;
+            return;
+        }
         if (!s->lv[depth].d && sweep_reopen(s, depth) < 0) {
             /* Climbing back, the path down to this level has changed. */
             if (depth == 0)
@@ -632,15 +722,13 @@ static void sweep_walk(struct sweep *s)
             s->lv = lv;
             s->cap = cap;
         }
-        sub = sweep_open(dirfd(s->lv[depth].d), de->d_name);
-        if (!sub) {
-            if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
-                sweep_fail(s, -errno);
+        sub = sweep_descend(s, depth, de, &dev);
+        if (!sub)
             continue;
-        }
         s->lv[depth].child = de->d_ino;
         depth++;
         s->lv[depth].d = sub;
+        s->lv[depth].dev = dev;
         if (depth >= SWEEP_WINDOW && s->lv[depth - SWEEP_WINDOW].d) {
             closedir(s->lv[depth - SWEEP_WINDOW].d);
             s->lv[depth - SWEEP_WINDOW].d = NULL;
@@ -649,12 +737,14 @@ static void sweep_walk(struct sweep *s)
 }
 
 int fspath_sweep_temporaries(const struct fsroot *root, const char *suffix,
-                             unsigned *removed)
+                             struct fspath_sweep *out)
 {
-    struct sweep s = { .suffix = suffix, .rootfd = root->fd, .cap = SWEEP_WINDOW };
+    struct sweep s = { .suffix = suffix, .rootfd = root->fd, .out = out, .cap = SWEEP_WINDOW };
 
-    if (removed)
-        *removed = 0;
+    out->removed = 0;
+    out->dirs = 0;
+    out->mounts_skipped = 0;
+    out->stopped = 0;
     /* An empty suffix would match every file. */
     if (!suffix || suffix[0] == '\0' || strchr(suffix, '/'))
         return -EINVAL;
@@ -669,7 +759,5 @@ int fspath_sweep_temporaries(const struct fsroot *root, const char *suffix,
         if (s.lv[i].d)
             closedir(s.lv[i].d);
     free(s.lv);
-    if (removed)
-        *removed = s.removed;
     return s.first_err;
 }

@@ -22,8 +22,9 @@
  *      the final name, for mkdirat / unlinkat / renameat / creating a
  *      temporary (the *at calls then act on one entry of a directory we
  *      hold, so no later path walk can be redirected).
- *   3. fspath_sweep_temporaries removes leftover upload temporaries at
- *      start-up, walking only by descriptor and never following symlinks.
+ *   3. fspath_sweep_temporaries removes leftover upload temporaries
+ *      (ferryd runs it once, beside serving, at start: sweeper.h),
+ *      walking only by descriptor and never following symlinks.
  *
  * Symlinks.  With openat2 a symlink inside the root is followed if its
  * target stays inside (a relative target such as "sub/file" or
@@ -70,6 +71,7 @@
 #ifndef FERRYD_FSPATH_H
 #define FERRYD_FSPATH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -154,6 +156,15 @@ int fspath_open(const struct fsroot *root, const char *path, int flags,
 int fspath_parent(const struct fsroot *root, const char *path,
                   int *dirfd_out, const char **name_out);
 
+/* What a sweep did (fspath_sweep_temporaries fills every member but stop). */
+struct fspath_sweep {
+    const atomic_int *stop;     /* in: NULL, or set (non-zero) to end the walk early */
+    unsigned removed;           /* temporaries removed */
+    unsigned long dirs;         /* directories read */
+    unsigned mounts_skipped;    /* mount points not entered (other filesystems) */
+    int stopped;                /* the walk ended early, on stop */
+};
+
 /*
  * Remove leftover upload temporaries: every regular file beneath root
  * whose name starts with '.' and ends with suffix (non-empty, no '/'),
@@ -162,16 +173,24 @@ int fspath_parent(const struct fsroot *root, const char *path,
  * never recursing.  Directories are entered by descriptor
  * with O_NOFOLLOW, so symlinks are neither followed nor removed and
  * nothing outside the root is touched.  Best effort: an unreadable
- * directory is skipped and the walk goes on.  Meant for
- * start-up, before clients are served; a temporary whose flock is held
- * (an upload in flight of another ferryd on the same root) is left, and
- * a file that a concurrent writer turns into a symlink is removed as that
- * symlink at most, never through it.
- * Returns 0, or the first problem met (-errno; -EINVAL for a
- * bad suffix) after walking everything else; *removed (may be NULL) counts
- * the files removed either way.
+ * directory is skipped and the walk goes on.
+ *
+ * Filesystems: the walk stays on the root's filesystem, as find -xdev
+ * does, except that it goes on into a mount of a local, writable
+ * filesystem (ext4, xfs, btrfs, tmpfs...; fspath.c, sweep_crosses_into):
+ * never into /proc, /sys, /dev, network, FUSE, overlay or read-only
+ * mounts, nor into an automount point that is not mounted yet.
+ *
+ * Safe while uploads run (ferryd sweeps beside serving): a temporary
+ * whose flock is held (an upload in flight, this ferryd's or another's on
+ * the same root) is left, and a file that a concurrent writer turns into
+ * a symlink is removed as that symlink at most, never through it.
+ * out->stop, when set by another thread, ends the walk before its next
+ * entry (out->stopped).  Returns 0, or the first problem met (-errno;
+ * -EINVAL for a bad suffix) after walking everything else; out counts
+ * what was done either way.
  */
 int fspath_sweep_temporaries(const struct fsroot *root, const char *suffix,
-                             unsigned *removed);
+                             struct fspath_sweep *out);
 
 #endif

@@ -28,6 +28,7 @@
 #include "sdnotify.h"
 #include "sessionsvc.h"
 #include "stopsig.h"
+#include "sweeper.h"
 #include "tlsconf.h"
 #include "proto.h"
 
@@ -54,6 +55,7 @@ struct options {
     const char *cert, *cert_key, *client_ca;
     const char *root;
     int plaintext;
+    int no_sweep;
     int insecure_no_auth;
     int insecure_classic;
     int classic_max_conns;
@@ -121,6 +123,9 @@ static void usage(FILE *f)
         "  -r, --root DIR           the directory the file service serves; clients can\n"
         "                           reach nothing outside it (default %s, created\n"
         "                           if missing)\n"
+        "      --no-sweep           do not look through the root for the temporaries\n"
+        "                           of unfinished uploads (by default ferryd does,\n"
+        "                           once, beside serving, on local filesystems only)\n"
         "  -m, --model MODEL        event (default: one loop serves every connection)\n"
         "                           or fork (a process per connection, as sshd)\n"
         "  -w, --workers N          event model: loop threads (default 1; no effect\n"
@@ -238,7 +243,7 @@ static int parse_count(const char *opt, const char *text, long max, int *out)
 enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
        OPT_NO_AUTH, OPT_KEYS, OPT_CERT, OPT_CERT_KEY, OPT_CLIENT_CA, OPT_PLAINTEXT,
        OPT_PER_SOURCE, OPT_NETBLOCK, OPT_EARLY_DROP, OPT_PENALTY, OPT_TIMEOUT_PENALTY,
-       OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT, OPT_NO_AUDIT };
+       OPT_CLASSIC_MAX_CONNS, OPT_CLASSIC_IDLE_TIMEOUT, OPT_CLASSIC_MAX_OUTPUT, OPT_NO_AUDIT, OPT_NO_SWEEP };
 static const struct option longopts[] = {
     { "config", required_argument, NULL, 'f' },
     { "listen", required_argument, NULL, 'l' },
@@ -249,6 +254,7 @@ static const struct option longopts[] = {
     { "client-ca", required_argument, NULL, OPT_CLIENT_CA },
     { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
     { "root", required_argument, NULL, 'r' },
+    { "no-sweep", no_argument, NULL, OPT_NO_SWEEP },
     { "model", required_argument, NULL, 'm' },
     { "workers", required_argument, NULL, 'w' },
     { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
@@ -305,6 +311,7 @@ static int apply_option(struct options *o, int opt, const char *arg)
     case OPT_CLIENT_CA: o->client_ca = arg; break;
     case OPT_PLAINTEXT: o->plaintext = 1; break;
     case 'r': o->root = arg; break;
+    case OPT_NO_SWEEP: o->no_sweep = 1; break;
     case 'm':
         if (ferry_model_parse(arg, &o->server.model) < 0 || o->server.model == FERRY_MODEL_THREAD) {
             complain("unknown model '%s' (event or fork)", arg);
@@ -627,23 +634,17 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
     return 0;
 }
 
-/* Open (creating if need be) the served directory, and remove the
- * temporaries of uploads that never finished. */
+/* Open (creating if need be) the served directory.  The temporaries of
+ * uploads that never finished are swept later, beside serving. */
 static int open_root(const char *dir, struct daemon_config *cfg)
 {
     char err[PATH_MAX + 128];
-    unsigned removed = 0;
     int r = fsroot_open(dir, 1, &cfg->root, err, sizeof err);
 
     if (r < 0) {
         fprintf(stderr, "ferryd: --root %s\n", err);
         return -1;
     }
-    r = fspath_sweep_temporaries(cfg->root, PROTO_PART_SUFFIX, &removed);
-    if (r < 0)
-        ferry_log_warn("root %s: cleaning up unfinished uploads: %s", dir, app_strerror(r));
-    if (removed > 0)
-        ferry_log_info("root %s: removed %u unfinished upload%s", dir, removed, removed == 1 ? "" : "s");
     ferry_log_info("serving files from %s", dir);
     return 0;
 }
@@ -665,6 +666,7 @@ int main(int argc, char **argv)
     struct classic_config ccfg = { .daemon = &cfg };
     struct ferry_handler session = sessionsvc_handler, classic = classic_handler;
     struct ferry_server *s = NULL;
+    struct sweeper *sweep = NULL;
     json_t *refusal_hdr;
     uint8_t *refusal = NULL;
     size_t refusal_len = 0;
@@ -707,7 +709,9 @@ int main(int argc, char **argv)
         if (!o.insecure_classic && require_loopback(o.classic[i], "--classic without --insecure") < 0)
             return 2;
 
-    if (open_root(o.root ? o.root : FERRYD_DEFAULT_ROOT, &cfg) < 0)
+    if (!o.root)
+        o.root = FERRYD_DEFAULT_ROOT;
+    if (open_root(o.root, &cfg) < 0)
         return 1;
     /* A write past RLIMIT_FSIZE must fail with EFBIG for that one upload,
      * not kill the daemon. */
@@ -772,7 +776,14 @@ int main(int argc, char **argv)
     if (r < 0)
         goto fail;
     sdnotify_send("READY=1\nSTATUS=serving");
+    /* Beside serving, not before: a root of / takes minutes (sweeper.h). */
+    if (o.no_sweep)
+        ferry_log_info("root %s: no sweep for unfinished uploads (--no-sweep)", o.root);
+    else if ((r = sweeper_start(cfg.root, o.root, &sweep)) < 0)
+        ferry_log_warn("root %s: cannot sweep for unfinished uploads: %s", o.root,
+                       ferry_strerror(r));
     r = ferry_server_run(s);
+    sweeper_stop(&sweep);
     stopsig_release();
     sdnotify_send("STOPPING=1");   /* again, for a stop that was not a signal's */
     if (r < 0)
@@ -784,6 +795,7 @@ int main(int argc, char **argv)
 fail:
     fprintf(stderr, "ferryd: %s\n", ferry_strerror(r));
 out:
+    sweeper_stop(&sweep);
     ferry_server_free(s);
     free(refusal);
     ferry_tls_free(cfg.tls);

@@ -198,11 +198,28 @@ def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None
     return server
 
 
-def start_ferryd(*args, key_path=None, plaintext=False, listen="127.0.0.1:0", **kw):
+# ferryd's line when its start-up sweep of the root has ended (sweeper.c).
+SWEPT_RE = r": swept for unfinished uploads: |: the sweep for unfinished uploads stopped early"
+
+
+def start_ferryd(*args, key_path=None, plaintext=False, listen="127.0.0.1:0", swept=None, **kw):
     """ferryd on an ephemeral loopback port, ready (see start_server);
-    key_path: its --key-file; plaintext: --plaintext, for Session."""
+    key_path: its --key-file; plaintext: --plaintext, for Session.
+    swept: wait until its sweep of the root for leftover temporaries has
+    ended, which runs beside serving (so a test's own temporaries in the
+    root are never raced by it); by default unless the arguments turn the
+    sweep or its log line off (--no-sweep, -q) or name a -f file."""
     extra = (["--key-file", key_path] if key_path else []) + (["--plaintext"] if plaintext else [])
-    return start_server("ferryd", "--listen", listen, *extra, *args, **kw)
+    if swept is None:
+        swept = not {"--no-sweep", "-q", "--quiet", "-f", "--config"} & set(args)
+    server = start_server("ferryd", "--listen", listen, *extra, *args, **kw)
+    if swept:
+        try:
+            server.wait_for_log(SWEPT_RE)
+        except AssertionError:
+            server.kill()
+            raise
+    return server
 
 
 def closed_port(addr):

@@ -123,6 +123,31 @@ class Stdio(Cli):
         self.assertOneLine(r)
         self.assertIn(("put -: remote %s/: No such file" % self.p("nodir")).encode(), r.stderr)
 
+    def test_put_whose_temporary_is_removed_says_so(self):
+        """Something on the server removes an upload's temporary: ferry
+        shows the server's account (not "Stale file handle") on one line."""
+        p = subprocess.Popen(self.argv("put", "-", self.p("vanish")), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env(),
+                             cwd=self.local)
+        try:
+            p.stdin.write(os.urandom(MiB))
+            p.stdin.flush()
+            part = self.rp(".vanish" + ft.PART)
+            ft.wait_until(lambda: os.path.exists(part), 10, "the upload's temporary")
+            os.unlink(part)
+            out, err = p.communicate(os.urandom(1000), timeout=30 * SLOW)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 1, err)
+        self.assertEqual(err.count(b"\n"), 1, err)
+        self.assertIn(b"remote " + self.p("vanish").encode() + b": the upload's temporary file "
+                      b"was removed or replaced on the server", err)
+        self.assertIn(b"send the file again", err)
+        self.assertNotIn(b"Stale file handle", err)
+        self.assertFalse(os.path.lexists(self.rp("vanish")))
+
     def test_put_from_stdin_needs_a_name(self):
         r = self.ferry("put", "-", input=b"x")
         self.assertOneLine(r)

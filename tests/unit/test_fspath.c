@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -629,6 +631,17 @@ static void test_root_open(void **state)
 
 /* ---- the sweep ------------------------------------------------------------------ */
 
+/* The sweep of f's root, to the end: *removed gets how many it removed. */
+static int sweep(const struct fix_fs *f, const char *suffix, unsigned *removed)
+{
+    struct fspath_sweep out = { .stop = NULL };
+    int r = fspath_sweep_temporaries(f->root, suffix, &out);
+
+    assert_false(out.stopped);
+    *removed = out.removed;
+    return r;
+}
+
 static void test_sweep(void **state)
 {
     struct fix_fs *f = *state;
@@ -655,7 +668,7 @@ static void test_sweep(void **state)
     pathf(target, sizeof target, "%s/root/.fifo.ferry-part", f->base);
     assert_int_equal(mkfifo(target, 0600), 0);          /* not regular: kept */
 
-    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(sweep(f, ".ferry-part", &removed), 0);
     assert_int_equal(removed, 3);
     assert_false(fix_fs_exists(f, "root/.a.ferry-part"));
     assert_false(fix_fs_exists(f, "root/sub/deep/.b.ferry-part"));
@@ -673,12 +686,12 @@ static void test_sweep(void **state)
     assert_true(fix_fs_exists(f, "outside/secret"));
 
     /* Nothing left: a second sweep removes nothing. */
-    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(sweep(f, ".ferry-part", &removed), 0);
     assert_int_equal(removed, 0);
 
     /* A suffix that would match everything, or a path, is refused. */
-    assert_int_equal(fspath_sweep_temporaries(f->root, "", &removed), -EINVAL);
-    assert_int_equal(fspath_sweep_temporaries(f->root, "a/b", &removed), -EINVAL);
+    assert_int_equal(sweep(f, "", &removed), -EINVAL);
+    assert_int_equal(sweep(f, "a/b", &removed), -EINVAL);
     assert_true(fix_fs_exists(f, "root/keep.txt"));
 }
 
@@ -704,7 +717,7 @@ static void test_sweep_spares_held(void **state)
     assert_true(priv >= 0);
     assert_int_equal(flock(priv, LOCK_EX | LOCK_NB), 0);
 
-    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(sweep(f, ".ferry-part", &removed), 0);
     assert_int_equal(removed, 1);
     assert_false(fix_fs_exists(f, "root/.dead.ferry-part"));
     assert_true(fix_fs_exists(f, "root/.live.ferry-part"));
@@ -712,7 +725,7 @@ static void test_sweep_spares_held(void **state)
 
     close(fd);
     close(priv);
-    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(sweep(f, ".ferry-part", &removed), 0);
     assert_int_equal(removed, 2);
     assert_false(fix_fs_exists(f, "root/.live.ferry-part"));
     assert_false(fix_fs_exists(f, "root/.live.1a2b3c4d.ferry-part"));
@@ -766,13 +779,95 @@ static void test_sweep_deep(void **state)
     assert_int_equal(faccessat(fd, "keep.ferry-part", F_OK, 0), 0);
     close(fd);
 
-    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(sweep(f, ".ferry-part", &removed), 0);
     assert_int_equal(removed, made);
     assert_true(fix_fs_exists(f, "root/keep.ferry-part"));
     assert_false(fix_fs_exists(f, "root/.t.ferry-part"));
     assert_false(fix_fs_exists(f, "root/side/.s.ferry-part"));
-    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &removed), 0);
+    assert_int_equal(sweep(f, ".ferry-part", &removed), 0);
     assert_int_equal(removed, 0);
+}
+
+/* A stop set before the walk ends it at once: nothing removed, and the
+ * sweep says it stopped. */
+static void test_sweep_stops(void **state)
+{
+    struct fix_fs *f = *state;
+    atomic_int stop = 1;
+    struct fspath_sweep out = { .stop = &stop };
+
+    fix_fs_file(f, "root/.a.ferry-part", "left over\n");
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &out), 0);
+    assert_true(out.stopped);
+    assert_int_equal(out.removed, 0);
+    assert_true(fix_fs_exists(f, "root/.a.ferry-part"));
+    atomic_store(&stop, 0);
+    assert_int_equal(fspath_sweep_temporaries(f->root, ".ferry-part", &out), 0);
+    assert_false(out.stopped);
+    assert_int_equal(out.removed, 1);
+}
+
+/* Mount a new fstype on rel (made first); 0 or -errno. */
+static int mount_at(const struct fix_fs *f, const char *rel, const char *fstype)
+{
+    char path[PATH_MAX];
+
+    fix_fs_mkdir(f, rel);
+    pathf(path, sizeof path, "%s/%s", f->base, rel);
+    return mount(fstype, path, fstype, 0, NULL) < 0 ? -errno : 0;
+}
+
+static void umount_at(const struct fix_fs *f, const char *rel)
+{
+    char path[PATH_MAX];
+
+    pathf(path, sizeof path, "%s/%s", f->base, rel);
+    assert_int_equal(umount2(path, MNT_DETACH), 0);
+}
+
+/* Mounts inside the root (root only: in a mount namespace of the test's
+ * own, so nothing outside sees them): a tmpfs is swept like the root's
+ * own filesystem; a ramfs (a filesystem the sweep does not know as
+ * local storage, like /proc or a network mount), a read-only tmpfs and
+ * a proc are not entered, and their temporaries stay. */
+static void test_sweep_mounts(void **state)
+{
+    struct fix_fs *f = *state;
+    struct fspath_sweep out = { .stop = NULL };
+    struct fsroot *root = NULL;
+    char path[PATH_MAX], err[256];
+
+    if (geteuid() != 0)
+        skip();     /* mounting needs root: CI runs the tests as root */
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        skip();     /* a sandbox without mount namespaces */
+    assert_int_equal(mount_at(f, "root/tmp", "tmpfs"), 0);
+    assert_int_equal(mount_at(f, "root/ram", "ramfs"), 0);
+    assert_int_equal(mount_at(f, "root/ro", "tmpfs"), 0);
+    assert_int_equal(mount_at(f, "root/proc", "proc"), 0);
+    fix_fs_file(f, "root/.top.ferry-part", "left over\n");
+    fix_fs_file(f, "root/tmp/.a.ferry-part", "left over, on a tmpfs\n");
+    fix_fs_mkdir(f, "root/tmp/sub");
+    fix_fs_file(f, "root/tmp/sub/.b.ferry-part", "left over, deeper\n");
+    fix_fs_file(f, "root/ram/.c.ferry-part", "left over, on a ramfs\n");
+    fix_fs_file(f, "root/ro/.d.ferry-part", "left over, read-only\n");
+    pathf(path, sizeof path, "%s/root/ro", f->base);
+    assert_int_equal(mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+
+    /* f->root was opened in the namespace the test started in, which
+     * has none of these mounts: the root is opened again in this one. */
+    assert_int_equal(fsroot_open(f->root_dir, 0, &root, err, sizeof err), 0);
+    assert_int_equal(fspath_sweep_temporaries(root, ".ferry-part", &out), 0);
+    fsroot_close(root);
+    assert_int_equal(out.removed, 3);
+    assert_int_equal(out.mounts_skipped, 3);
+    assert_false(fix_fs_exists(f, "root/.top.ferry-part"));
+    assert_false(fix_fs_exists(f, "root/tmp/.a.ferry-part"));
+    assert_false(fix_fs_exists(f, "root/tmp/sub/.b.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/ram/.c.ferry-part"));
+    assert_true(fix_fs_exists(f, "root/ro/.d.ferry-part"));
+    for (size_t i = 0; i < 4; i++)
+        umount_at(f, (const char *[]){ "root/tmp", "root/ram", "root/ro", "root/proc" }[i]);
 }
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -837,6 +932,8 @@ int main(void)
         ONE(test_sweep),
         ONE(test_sweep_spares_held),
         ONE(test_sweep_deep),
+        ONE(test_sweep_stops),
+        ONE(test_sweep_mounts),
         cmocka_unit_test(test_strerror),
     };
 

@@ -1,0 +1,83 @@
+/*
+ * sweeper.c - the start-up sweep's thread (sweeper.h): it walks the root
+ * once, logs what it did, and ends; sweeper_stop cuts a long walk short
+ * when ferryd stops.
+ */
+#include "sweeper.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "ferry/ferry.h"
+#include "errcode.h"
+#include "monoclock.h"
+#include "proto.h"
+
+struct sweeper {
+    const struct fsroot *root;
+    const char *dir;
+    atomic_int stop;
+    pthread_t tid;
+};
+
+static void *sweeper_main(void *arg)
+{
+    struct sweeper *sw = arg;
+    struct fspath_sweep out = { .stop = &sw->stop };
+    int64_t t0 = monoclock_ns();
+    int r = fspath_sweep_temporaries(sw->root, PROTO_PART_SUFFIX, &out);
+    double secs = (double)(monoclock_ns() - t0) / 1e9;
+
+    if (r < 0)
+        ferry_log_warn("root %s: cleaning up unfinished uploads: %s", sw->dir, app_strerror(r));
+    if (out.stopped)
+        ferry_log_info("root %s: the sweep for unfinished uploads stopped early (ferryd is "
+                       "stopping) after %lu director%s and %.1f s; removed %u", sw->dir,
+                       out.dirs, out.dirs == 1 ? "y" : "ies", secs, out.removed);
+    else
+        ferry_log_info("root %s: swept for unfinished uploads: %lu director%s in %.1f s, "
+                       "removed %u; %u mount%s of other filesystems not entered", sw->dir,
+                       out.dirs, out.dirs == 1 ? "y" : "ies", secs, out.removed,
+                       out.mounts_skipped, out.mounts_skipped == 1 ? "" : "s");
+    return NULL;
+}
+
+int sweeper_start(const struct fsroot *root, const char *dir, struct sweeper **out)
+{
+    struct sweeper *sw = calloc(1, sizeof *sw);
+    sigset_t all, old;
+    int rc;
+
+    *out = NULL;
+    if (!sw)
+        return -ENOMEM;
+    sw->root = root;
+    sw->dir = dir;
+    atomic_init(&sw->stop, 0);
+    /* The thread starts with every signal blocked: process signals
+     * (SIGTERM, SIGCHLD...) must keep going to the threads that handle
+     * them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&sw->tid, NULL, sweeper_main, sw);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        free(sw);
+        return -rc;
+    }
+    *out = sw;
+    return 0;
+}
+
+void sweeper_stop(struct sweeper **sw)
+{
+    if (!*sw)
+        return;
+    atomic_store(&(*sw)->stop, 1);
+    pthread_join((*sw)->tid, NULL);
+    free(*sw);
+    *sw = NULL;
+}
