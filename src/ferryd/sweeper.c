@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,7 +21,11 @@ struct sweeper {
     const struct fsroot *root;
     const char *dir;
     atomic_int stop;
-    pthread_t tid;
+    /* Posted by the thread as its last act.  The thread is detached and
+     * sweeper_stop waits on this instead of joining: a joinable thread
+     * that has ended is still a thread of the process, which --model
+     * fork's children would inherit and never join (TSan: thread leak). */
+    sem_t done;
 };
 
 static void *sweeper_main(void *arg)
@@ -42,12 +47,15 @@ static void *sweeper_main(void *arg)
                        "removed %u; %u mount%s of other filesystems not entered", sw->dir,
                        out.dirs, out.dirs == 1 ? "y" : "ies", secs, out.removed,
                        out.mounts_skipped, out.mounts_skipped == 1 ? "" : "s");
+    sem_post(&sw->done);
     return NULL;
 }
 
 int sweeper_start(const struct fsroot *root, const char *dir, struct sweeper **out)
 {
     struct sweeper *sw = calloc(1, sizeof *sw);
+    pthread_attr_t attr;
+    pthread_t tid;
     sigset_t all, old;
     int rc;
 
@@ -57,14 +65,27 @@ int sweeper_start(const struct fsroot *root, const char *dir, struct sweeper **o
     sw->root = root;
     sw->dir = dir;
     atomic_init(&sw->stop, 0);
-    /* The thread starts with every signal blocked: process signals
-     * (SIGTERM, SIGCHLD...) must keep going to the threads that handle
-     * them. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&sw->tid, NULL, sweeper_main, sw);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (sem_init(&sw->done, 0, 0) < 0) {
+        rc = errno;
+        free(sw);
+        return -rc;
+    }
+    rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (rc == 0) {
+            /* The thread starts with every signal blocked: process
+             * signals (SIGTERM, SIGCHLD...) must keep going to the
+             * threads that handle them. */
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            rc = pthread_create(&tid, &attr, sweeper_main, sw);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
+        pthread_attr_destroy(&attr);
+    }
     if (rc != 0) {
+        sem_destroy(&sw->done);
         free(sw);
         return -rc;
     }
@@ -77,7 +98,9 @@ void sweeper_stop(struct sweeper **sw)
     if (!*sw)
         return;
     atomic_store(&(*sw)->stop, 1);
-    pthread_join((*sw)->tid, NULL);
+    while (sem_wait(&(*sw)->done) < 0 && errno == EINTR)
+        ;
+    sem_destroy(&(*sw)->done);
     free(*sw);
     *sw = NULL;
 }
