@@ -4,13 +4,12 @@
 #include "reap.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bgthread.h"
 #include "ferry/error.h"
 #include "ferry/log.h"
 
@@ -37,25 +36,9 @@ static void *reaper_main(void *arg)
 
 void reap_detached(pid_t pid)
 {
-    pthread_attr_t attr;
-    pthread_t tid;
-    sigset_t all, old;
-    int rc;
+    int rc = bgthread_start(reaper_main, (void *)(intptr_t)pid);
 
-    rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (rc == 0) {
-            /* The reaper inherits a full mask: process signals must keep
-             * going to the threads that handle them. */
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &old);
-            rc = pthread_create(&tid, &attr, reaper_main, (void *)(intptr_t)pid);
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-        }
-        pthread_attr_destroy(&attr);
-    }
-    if (rc != 0)
+    if (rc < 0)
         ferry_log_error("exec: cannot start a reaper thread for pid %d (%s); it stays a zombie",
-                        (int)pid, ferry_strerror(-rc));
+                        (int)pid, ferry_strerror(rc));
 }

@@ -6,12 +6,11 @@
 #include "sweeper.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <semaphore.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "bgthread.h"
 #include "ferry/ferry.h"
 #include "errcode.h"
 #include "monoclock.h"
@@ -21,10 +20,8 @@ struct sweeper {
     const struct fsroot *root;
     const char *dir;
     atomic_int stop;
-    /* Posted by the thread as its last act.  The thread is detached and
-     * sweeper_stop waits on this instead of joining: a joinable thread
-     * that has ended is still a thread of the process, which --model
-     * fork's children would inherit and never join (TSan: thread leak). */
+    /* Posted by the thread as its last act: the thread is detached
+     * (bgthread.h), so sweeper_stop waits on this instead of joining. */
     sem_t done;
 };
 
@@ -54,9 +51,6 @@ static void *sweeper_main(void *arg)
 int sweeper_start(const struct fsroot *root, const char *dir, struct sweeper **out)
 {
     struct sweeper *sw = calloc(1, sizeof *sw);
-    pthread_attr_t attr;
-    pthread_t tid;
-    sigset_t all, old;
     int rc;
 
     *out = NULL;
@@ -70,24 +64,11 @@ int sweeper_start(const struct fsroot *root, const char *dir, struct sweeper **o
         free(sw);
         return -rc;
     }
-    rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (rc == 0) {
-            /* The thread starts with every signal blocked: process
-             * signals (SIGTERM, SIGCHLD...) must keep going to the
-             * threads that handle them. */
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &old);
-            rc = pthread_create(&tid, &attr, sweeper_main, sw);
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-        }
-        pthread_attr_destroy(&attr);
-    }
-    if (rc != 0) {
+    rc = bgthread_start(sweeper_main, sw);
+    if (rc < 0) {
         sem_destroy(&sw->done);
         free(sw);
-        return -rc;
+        return rc;
     }
     *out = sw;
     return 0;
