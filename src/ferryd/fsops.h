@@ -47,7 +47,8 @@ int fsops_rm(const struct fsroot *root, const char *path, int recursive);
  * sweep spares it) is used instead, so two
  * uploads of one name never write the same file: the last to commit wins,
  * whole.  Temporaries that outlive their upload are removed when ferryd
- * starts (fspath_sweep_temporaries with PROTO_PART_SUFFIX).
+ * starts (fspath_sweep_temporaries with PROTO_PART_SUFFIX, in sweeper.c's
+ * thread, while uploads already run: their locks keep them from it).
  */
 struct fsops_upload {
     int dirfd;                 /* O_PATH: the target's directory */
