@@ -208,6 +208,7 @@ int cmd_master(int argc, char **argv)
         rc = r > 0 ? 0 : FERRY_EXIT_ERROR;
         goto out;
     }
+    m.background = background;
     if (background && detach(&m) < 0)
         goto out;
     sigemptyset(&mask);

@@ -26,8 +26,10 @@
 #define MASTER_WORKERS 16
 #define MASTER_QUEUE 64
 
-enum worker_state { W_STARTING = 0, W_IDLE, W_BUSY };
-enum worker_news { WORKER_READY = 'r', WORKER_FAILED = 'f', WORKER_LOST = 'l', WORKER_STOP = 's' };
+/* BUSY: handed a client that has not said what it wants; SESSION: relaying. */
+enum worker_state { W_STARTING = 0, W_IDLE, W_BUSY, W_SESSION };
+enum worker_news { WORKER_READY = 'r', WORKER_SESSION = 'S', WORKER_FAILED = 'f', WORKER_LOST = 'l',
+                   WORKER_STOP = 's' };
 
 struct worker {
     pid_t pid;
@@ -43,6 +45,7 @@ struct master {
     char path[128];                 /* the socket */
     int listen_fd, lock_fd, sig_fd;
     int ready_fd;                   /* --background: the waiting caller, until told */
+    int background;                 /* --background: stdio is the caller's until then */
     sigset_t old_mask;              /* the mask before ours, for the workers */
     pid_t pid;                      /* the master's */
     double persist;                 /* idle seconds before stopping; 0 = never */
@@ -65,6 +68,10 @@ int master_run(struct master *m);
 
 /* Tell the caller of --background how it went ('y' or 'n'), once. */
 void master_say_ready(struct master *m, char what);
+
+/* stdin, stdout and stderr to /dev/null: a background master's (and its
+ * workers') once the caller has its answer, so that it is not held. */
+void master_quiet_stdio(void);
 
 /* The worker's life, in the child just forked: connect, then serve the
  * clients passed over ctl.  Never returns.  master_worker.c. */

@@ -43,10 +43,20 @@ uint64_t master_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void master_quiet_stdio(void)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    }
+}
+
 void master_say_ready(struct master *m, char what)
 {
-    int null;
-
     if (m->ready_fd < 0)
         return;
     if (write(m->ready_fd, &what, 1) < 0)
@@ -54,14 +64,8 @@ void master_say_ready(struct master *m, char what)
     close(m->ready_fd);
     m->ready_fd = -1;
     /* The caller has its answer (and saw the first worker's words); from
-     * now on nobody reads our terminal output. */
-    null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        close(null);
-    }
+     * now on nobody reads our output, and the caller's pipes must close. */
+    master_quiet_stdio();
 }
 
 static size_t count(const struct master *m, enum worker_state st)
@@ -199,6 +203,9 @@ static int on_worker(struct master *m, size_t i)
         m->failures = 0;
         master_say_ready(m, 'y');
         break;
+    case WORKER_SESSION:
+        w->state = W_SESSION;
+        break;
     case WORKER_FAILED:
         w->state = W_BUSY;   /* it is ending; its close is not a second failure */
         failed(m);
@@ -259,9 +266,10 @@ static void plan_spare(struct master *m, uint64_t now)
     m->retry_at = now + SPARE_DELAY_MS;
 }
 
+/* A session runs or a client waits: not idle (a --check is not a use). */
 static int busy(const struct master *m)
 {
-    return m->nq > 0 || count(m, W_BUSY) > 0;
+    return m->nq > 0 || count(m, W_SESSION) > 0;
 }
 
 int master_run(struct master *m)
@@ -313,11 +321,15 @@ int master_run(struct master *m)
         if (was_busy && !busy(m))
             m->idle_since = now;
     }
-    /* The socket goes first, so no client waits on a master that ends;
-     * idle and starting workers follow us (PR_SET_PDEATHSIG). */
+    /* The socket goes first, so no client waits on a master that ends.
+     * Idle workers end their sessions properly when their control socket
+     * closes; one still connecting follows us (PR_SET_PDEATHSIG); a busy
+     * one relays its session to its end. */
     unlink(m->path);
     for (size_t i = 0; i < m->nq; i++)
         close(m->queue[i]);
     m->nq = 0;
+    while (m->nw > 0)
+        forget(m, m->nw - 1);
     return m->ever_ready ? 0 : FERRY_EXIT_ERROR;
 }

@@ -95,8 +95,8 @@ enum served { SERVED_AGAIN, SERVED_STOP, SERVED_END };
 
 /* A client asks (PROTOCOL.md 2.9): for our session (relayed here), or
  * whether we run, or that the master stop. */
-static enum served serve(struct master *m, struct client_session *s, struct ferry_transport *st,
-                         int fd)
+static enum served serve(struct master *m, int ctl, struct client_session *s,
+                         struct ferry_transport *st, int fd)
 {
     struct ferry_transport *t = NULL;
     json_t *req = NULL;
@@ -123,6 +123,7 @@ static enum served serve(struct master *m, struct client_session *s, struct ferr
         /* From here the session is the client's: it goes on if the master
          * stops, and ends (the server then kills what runs) if it leaves. */
         prctl(PR_SET_PDEATHSIG, 0);
+        tell(ctl, WORKER_SESSION);
         rc = SERVED_END;
         if (reply(t, s, m->pid, 1, NULL) == 0) {
             ferry_transport_set_timeout(t, 0);
@@ -181,6 +182,8 @@ void master_worker_main(struct master *m, int ctl)
     }
     master_relay_prepare();
     st = ferry_conn_transport(s->conn);
+    if (m->background)
+        master_quiet_stdio();   /* the caller's pipes: it waits for them to close */
     tell(ctl, WORKER_READY);
     for (;;) {
         struct pollfd p[2] = { { .fd = ctl, .events = POLLIN },
@@ -206,7 +209,7 @@ void master_worker_main(struct master *m, int ctl)
         }
         if (fd < 0)
             continue;
-        r = serve(m, s, st, fd);
+        r = serve(m, ctl, s, st, fd);
         if (r == SERVED_STOP) {
             tell(ctl, WORKER_STOP);
             code = 0;
