@@ -173,6 +173,10 @@ void master_worker_main(struct master *m, int ctl)
         close(m->queue[i]);
     signal(SIGCHLD, SIG_DFL);
     sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
+    /* Out of the master's process group: Ctrl-C on a foreground master
+     * stops the master (which then closes the idle workers), not the
+     * sessions running through it. */
+    setpgid(0, 0);
     if (bind_to_master(m) < 0)
         _exit(1);
     s = dial_open(m->host, m->o);
