@@ -12,6 +12,9 @@ cleartext); every ferry column runs against each.
        ferry exec 127.0.0.1:PORT true        client spawn + connect + handshake
                                              + remote /bin/sh -c true + exit;
                                              TLS and --plaintext
+       ferry exec 127.0.0.1:PORT true, through a running `ferry master`
+                                             (TLS): client spawn + the master's
+                                             socket + a session it kept
        ssh localhost true                    fresh connection (key auth)
        ssh localhost true, ControlMaster     multiplexed over a warm master
        /bin/true                             the same harness spawning locally
@@ -99,6 +102,7 @@ from sshlib import Sshd, ensure_sshd, ssh_baseline_line  # noqa: E402  (the fair
 benchlib.set_name("exec_latency")
 
 FLOOR = "floor (local /bin/true + local sh -c true)"
+MASTER = "ferry exec (TLS, through ferry master)"
 UNFAIR = "ssh (fresh, UNFAIR: as the invoking user)"
 SPAWN1 = "local posix_spawn, one at a time"
 
@@ -390,6 +394,10 @@ def main():
     machine = machine_info()
     tmp = tempfile.mkdtemp(prefix="ferry-bench-")
     atexit.register(shutil.rmtree, tmp, True)
+    # ferry's connection masters live here (private, removed with tmp):
+    # the fresh columns say --no-master, the master's column uses one.
+    os.environ["XDG_RUNTIME_DIR"] = os.path.join(tmp, "run")
+    os.mkdir(os.environ["XDG_RUNTIME_DIR"], 0o700)
     results, notes = {}, []
     # Run copies: a rebuild of build/ during the run (make, another shell)
     # must not swap or truncate the binaries under the running daemon.
@@ -430,8 +438,14 @@ def main():
         note(notes[-1])
 
     # 1. fresh connection, one command per client process -------------------
-    cols = [("ferry exec (fresh, %s)" % m, f.client("exec", f.host, "true"))
+    cols = [("ferry exec (fresh, %s)" % m, f.client("exec", "--no-master", f.host, "true"))
             for m, f in fds.items()]
+    r = subprocess.run(ft.client("master", "-b", ft.host), capture_output=True)
+    if r.returncode == 0:
+        cols += [(MASTER, ft.client("exec", ft.host, "true"))]
+    else:
+        notes.append("no ferry master column: %s" % r.stderr.decode(errors="replace").strip())
+        note(notes[-1])
     if sshd:
         cols += [("ssh (fresh)", sshd.fresh("true")),
                  ("ssh (ControlMaster, warm)", sshd.muxed("true"))]
@@ -443,6 +457,7 @@ def main():
         timed_run(argv)
     note("fresh: %d rounds of %s" % (a.n, ", ".join(c[0] for c in cols)))
     fresh = interleaved(cols, a.n, a.time_limit, "fresh")
+    subprocess.run(ft.client("master", "--stop", ft.host), capture_output=True)
     # the floor: a local exec plus a local sh -c, added up round by round
     fresh[FLOOR] = [t + c for t, c in zip(fresh[LT], fresh[LS])]
     results["fresh"] = {k: dict(summary(v), samples=v) for k, v in fresh.items()}
@@ -573,6 +588,13 @@ def main():
     add("ssh sh %s ControlMaster, lock-step / ferry shell (TLS, lock-step)" % fair,
         med(L, "ssh sh (ControlMaster, lock-step)"), med(L, LST), "> 1.0x (issue 12)")
     add("ferry exec fresh (plaintext) / floor", med(F, FP), med(F, FLOOR))
+    # with a connection master, ferry's ControlMaster: against the floor,
+    # and against ssh through its own warm ControlMaster
+    add("ferry exec through ferry master (TLS) / floor", med(F, MASTER), med(F, FLOOR),
+        "<= 1.5x (issue 12, with a master)")
+    add("ssh %s through a warm ControlMaster / ferry exec through ferry master (TLS)" % fair,
+        med(F, "ssh (ControlMaster, warm)"), med(F, MASTER))
+    add("ferry exec fresh (TLS) / through ferry master (TLS)", med(F, FT), med(F, MASTER))
     # with --ssh-as-invoker: what the login shell's rc files added before
     add("ssh fresh, UNFAIR as the invoking user / ssh fresh (fair)", med(F, UNFAIR),
         med(F, "ssh (fresh)"))

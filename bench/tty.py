@@ -18,7 +18,8 @@ the client's controlling terminal), as a person's terminal emulator would:
      way, is the ceiling (the reader and the local terminal bound every
      column).
   3. session start: `ferry exec -t HOST true` and `ssh -t localhost true`,
-     from the client's start to its exit, --starts runs each, interleaved.
+     from the client's start to its exit, --starts runs each, interleaved;
+     also `ferry exec -t` through a running `ferry master` (TLS).
 
 ferry runs against a ferryd in its default TLS mode and one with
 --plaintext; the issue's goals are on TLS.  ssh logs in as a dedicated user
@@ -44,6 +45,7 @@ import benchlib  # noqa: E402
 import sshlib  # noqa: E402
 from benchlib import ROOT, note, summary, fmt_ms, ratio  # noqa: E402
 
+MASTER = "ferry -t (TLS, through ferry master)"
 ROWS, COLS = 40, 120
 WAIT = 30.0          # seconds any single wait may take before the run gives up
 
@@ -206,6 +208,10 @@ def main():
     benchlib.set_name("tty")
     notes = []
     tmp = tempfile.mkdtemp(prefix="ferry-bench-tty-")
+    # ferry's connection masters live here: the ferry columns say
+    # --no-master, the session start's master column uses one.
+    os.environ["XDG_RUNTIME_DIR"] = os.path.join(tmp, "run")
+    os.mkdir(os.environ["XDG_RUNTIME_DIR"], 0o700)
     why = None if args.no_ssh else sshlib.ensure_sshd(args.install)
     if args.no_ssh:
         why = "--no-ssh"
@@ -230,7 +236,8 @@ def main():
                "plaintext": benchlib.Ferryd(args.bin, tmp, classic=False, plaintext=True)}
     cols = {}
     for mode, d in servers.items():
-        cols["ferry -t (%s)" % mode] = lambda *cmd, d=d: d.client("exec", "-t", d.host, *cmd)
+        cols["ferry -t (%s)" % mode] = lambda *cmd, d=d: d.client("exec", "-t", "--no-master",
+                                                                  d.host, *cmd)
     if sshd:
         cols["ssh -t" + fair] = lambda *cmd: ["ssh", "-t", "-F", sshd.client_cfg, "-o",
                                               "ControlMaster=no", "-o", "ControlPath=none",
@@ -249,10 +256,19 @@ def main():
             results["screen_Bps"].setdefault(name, []).append(screen(cols[name]("cat", text),
                                                                      nbytes))
         results["screen_Bps"][ceiling].append(screen(["cat", text], nbytes))
+    # Session start also through a running `ferry master` (TLS).
+    tls = servers["TLS"]
+    starts = dict(cols)
+    r = subprocess.run(tls.client("master", "-b", tls.host), capture_output=True)
+    if r.returncode == 0:
+        starts[MASTER] = lambda *cmd: tls.client("exec", "-t", tls.host, *cmd)
+    else:
+        notes.append("no ferry master column: %s" % r.stderr.decode(errors="replace").strip())
     for i in range(args.starts):
-        order = list(cols)[i % len(cols):] + list(cols)[:i % len(cols)]
+        order = list(starts)[i % len(starts):] + list(starts)[:i % len(starts)]
         for name in order:
-            results["start_s"].setdefault(name, []).append(start_once(cols[name]("true")))
+            results["start_s"].setdefault(name, []).append(start_once(starts[name]("true")))
+    subprocess.run(tls.client("master", "--stop", tls.host), capture_output=True)
 
     print("keystroke round trip (a byte to the client's terminal until its echo)")
     for name, xs in results["keystroke_s"].items():
@@ -284,6 +300,10 @@ def main():
             ratios.append({"what": "start: %s / %s" % (ssh, f),
                            "ratio": ratio(med["start_s"][ssh], med["start_s"][f]),
                            "goal": ">= 20x (issue 13)" if goal else None})
+    if sshd and MASTER in med["start_s"]:
+        ratios.append({"what": "start: %s / %s" % (ssh, MASTER),
+                       "ratio": ratio(med["start_s"][ssh], med["start_s"][MASTER]),
+                       "goal": ">= 20x (issue 13, with a master)"})
     doc = {"benchmark": "tty", "issue": 13, "git": benchlib.git_describe(),
            "machine": benchlib.machine_info(), "rows": ROWS, "cols": COLS,
            "screen_bytes": nbytes, "keys_per_rep": args.keys, "reps": args.reps,

@@ -6,7 +6,7 @@
 # completion asks over ssh: at most two seconds, then nothing, quietly.
 
 # Options that take a value: the word after them is that value.
-_ferry_valued='-k|--key-file|--key-name|--ca|--cert|--cert-key|--connect-timeout|--keepalive|-F|--config|--timeout|--cwd|--env|-e|--checksum|-w|-x|-g'
+_ferry_valued='-k|--key-file|--key-name|--ca|--cert|--cert-key|--connect-timeout|--keepalive|--persist|-F|--config|--timeout|--cwd|--env|-e|--checksum|-w|-x|-g'
 
 _ferry_hosts()
 {
@@ -53,7 +53,7 @@ _ferry()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local cmd= host= i w npos=0 conn=() fleet=
-    local commands='keygen exec shell put get ls stat mkdir rm config'
+    local commands='keygen exec shell put get ls stat mkdir rm config master'
 
     COMPREPLY=()
     # The subcommand, HOST and the connection options given so far.
@@ -100,7 +100,7 @@ _ferry()
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W '--help --version -k --key-file --key-name --ca --cert
                 --cert-key --plaintext --connect-timeout --keepalive --insecure-no-auth -F
-                --config -v --verbose' -- "$cur"))
+                --config --persist --no-master -v --verbose' -- "$cur"))
         else
             COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         fi
@@ -116,7 +116,7 @@ _ferry()
     keygen)
         COMPREPLY=($(compgen -f -- "$cur"))
         ;;
-    config|exec|shell)
+    config|exec|shell|master)
         # With -w or -g every operand is the command's.
         [[ $npos == 0 && -z $fleet ]] && COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
         ;;

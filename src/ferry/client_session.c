@@ -295,6 +295,28 @@ void session_authenticated(struct client_session *s, uint64_t keepalive_ms)
     }
 }
 
+void session_release(struct client_session *s)
+{
+    json_t *m;
+    uint64_t mark;
+
+    if (!s || !s->via_master || !s->conn || s->broken)
+        return;
+    m = json_pack("{s:s, s:s}", "type", "master", "op", "release");
+    if (!m || session_write_frame(s, m, NULL, 0) < 0) {
+        json_decref(m);
+        return;
+    }
+    json_decref(m);
+    /* Sent before the close below drops what is queued: a unix socket
+     * takes it at once, or on the loop's next turns. */
+    mark = s->queued;
+    while (s->conn && !s->gone && session_sent(s) < mark) {
+        ferry_conn_want_drain(s->conn);
+        loop_turns(s);
+    }
+}
+
 void client_session_close(struct client_session *s)
 {
     if (!s)

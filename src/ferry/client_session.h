@@ -55,6 +55,8 @@ struct client_session {
     int pipeline;                    /* the server queues one exec (its hello said so) */
     int put_stream;                  /* ... takes a put of unknown size (PROTOCOL.md 2.4) */
     int glob;                        /* ... expands patterns (PROTOCOL.md 2.4) */
+    int answers_ping;                /* ... answers pings (its hello: "keepalive") */
+    int via_master;                  /* handed over by a connection master (master.h) */
     char tls_error[256];             /* why TLS failed or was closed, when it was */
     uint64_t queued;                 /* bytes ever handed to the connection */
     session_rx_fn *rx;               /* the receiver, or NULL: the slot below */
@@ -88,6 +90,14 @@ int session_start(struct client_session *s, struct ferry_transport *t, int timeo
  * silent that long is pinged, and given up (FERRY_EKEEPALIVE) once as
  * long again passes without a word from it. */
 void session_authenticated(struct client_session *s, uint64_t keepalive_ms);
+
+/* A session a master handed over (s->via_master) that is at rest (not
+ * broken: no request in flight, nothing owed either way) is handed back,
+ * so that the master's relay can keep the connection for the next command
+ * (master.h); else nothing.  Call before client_session_close, only where
+ * the session holds no state a next command must not inherit (ferry shell's
+ * `cd` does).  NULL is allowed. */
+void session_release(struct client_session *s);
 
 /* Close the connection and free.  NULL is allowed. */
 void client_session_close(struct client_session *s);

@@ -81,6 +81,7 @@ int cmd_config(int argc, char **argv)
     printf("certkey %s\n", or_none(eff.cert_key_file));
     printf("connecttimeout %g\n", eff.connect_timeout);
     printf("keepalive %g\n", eff.keepalive);
+    printf("persist %g\n", eff.persist);
     for (char *save = NULL, *g = strtok_r(hc.groups, " ", &save); g; g = strtok_r(NULL, " ", &save))
         printf("group %s\n", g);
     free(key_path);

@@ -395,6 +395,10 @@ int cmd_exec(int argc, char **argv)
                   "command: put options before HOST (ferry exec [OPTIONS] HOST COMMAND)",
                   misplaced);
 out:
+    /* After the exit frame, with nothing owed either way: the session
+     * goes back to its master, if it came from one. */
+    if (s && !s->broken)
+        session_release(s);
     client_session_close(s);
     free(lists);
     free(list_kind);

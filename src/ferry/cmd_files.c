@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "signals.h"
 #include "ferry/ferry.h"
 #include "fleet_xfer.h"
 #include "remotefs.h"
@@ -740,6 +741,10 @@ static int run_cmd(const char *name, int argc, char **argv)
             status = run_parsed(c, &s, host, &so, &a);
         else
             status = FERRY_EXIT_ERROR;
+        /* A session that ended at rest goes back to its master, if it
+         * came from one (an interrupted transfer may not be at rest). */
+        if (s && !s->broken && !signals_interrupted)
+            session_release(s);
         client_session_close(s);
     }
     free(a.lists);

@@ -32,6 +32,7 @@
 #include "ferry/ferry.h"
 #include "keyfile.h"
 #include "keys.h"
+#include "master.h"
 #include "proto.h"
 
 #define MAX_CONNECT_TIMEOUT_S 3600.0
@@ -70,6 +71,18 @@ int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const ch
         }
         if (cli_seconds(help_cmd, "--keepalive", arg, MAX_CONNECT_TIMEOUT_S, &o->keepalive) < 0)
             return -1;
+        return 1;
+    case OPT_PERSIST:
+        o->set |= DIAL_SET_PERSIST;
+        if (strcmp(arg, "0") == 0) {
+            o->persist = 0;
+            return 1;
+        }
+        if (cli_seconds(help_cmd, "--persist", arg, MASTER_PERSIST_MAX_S, &o->persist) < 0)
+            return -1;
+        return 1;
+    case OPT_NO_MASTER:
+        o->no_master = 1;
         return 1;
     case OPT_INSECURE_NO_AUTH:
         o->insecure_no_auth = 1;
@@ -214,6 +227,8 @@ int dial_resolve(const char *host, const struct dial_opts *o, struct dial_opts *
         eff->connect_timeout = (d = strtod(v[HC_CONNECTTIMEOUT], NULL)) > 0 ? d : eff->connect_timeout;
     if (!(o->set & DIAL_SET_KEEPALIVE) && v[HC_KEEPALIVE])
         eff->keepalive = strtod(v[HC_KEEPALIVE], NULL);
+    if (!(o->set & DIAL_SET_PERSIST) && v[HC_PERSIST])
+        eff->persist = strtod(v[HC_PERSIST], NULL);
     addr = v[HC_ADDRESS] ? v[HC_ADDRESS] : name;
     if (!port[0] && v[HC_PORT])
         snprintf(port, sizeof port, "%s", v[HC_PORT]);
@@ -296,6 +311,57 @@ static void set_nodelay(int fd)
         ferry_log_debug("TCP_NODELAY: %s", strerror(errno));
 }
 
+/*
+ * A session from the master for these options, if one runs and hands one
+ * over (master.h); NULL otherwise, with nothing printed: the caller then
+ * connects by itself, and starts a master for next time when --persist
+ * (or the host's Persist) asks for one and none runs.
+ */
+static struct client_session *via_master(const char *host, const struct dial_opts *o,
+                                         const char *target, int timeout_ms)
+{
+    struct client_session *s;
+    struct ferry_transport *t;
+    struct master_info info;
+    char path[128], why[256];
+    int r;
+
+    if (master_socket_path(o, target, path, sizeof path, why, sizeof why) < 0) {
+        ferry_log_debug("no master: %s", why);
+        return NULL;
+    }
+    r = master_request(path, "session", timeout_ms > 0 ? timeout_ms : 1, &info, &t, why,
+                       sizeof why);
+    if (r != 0) {
+        if (r == MASTER_NONE && o->persist > 0) {
+            ferry_log_debug("no master for %s: starting one (--persist %g)", host, o->persist);
+            master_spawn(host, o);
+        } else if (r < 0) {
+            ferry_log_debug("master %s: %s; connecting directly", path, why);
+        }
+        return NULL;
+    }
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        ferry_transport_free(t);
+        return NULL;
+    }
+    snprintf(s->peer, sizeof s->peer, "%s", info.peer);
+    r = session_start(s, t, timeout_ms > 0 ? timeout_ms : 1);
+    if (r < 0) {
+        free(s);
+        return NULL;
+    }
+    s->pipeline = info.pipeline;
+    s->put_stream = info.put_stream;
+    s->glob = info.glob;
+    s->answers_ping = info.keepalive;
+    s->via_master = 1;
+    session_authenticated(s, info.keepalive ? (uint64_t)(o->keepalive * 1000.0 + 0.5) : 0);
+    ferry_log_debug("connected to %s through master %ld (%s)", s->peer, info.pid, path);
+    return s;
+}
+
 struct client_session *dial_open(const char *host, const struct dial_opts *given)
 {
     struct dial_opts eff;
@@ -312,6 +378,13 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
     if (dial_resolve(host, given, &eff, &hc, target, sizeof target) < 0)
         return NULL;
     timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
+    if (!o->no_master && dial_check_opts(o, err, sizeof err) == 0) {
+        s = via_master(host, o, target, timeout_ms);
+        if (s) {
+            hostconf_free(&hc);
+            return s;
+        }
+    }
     dial_crypto_init();
     if (dial_check_opts(o, err, sizeof err) < 0) {
         cli_error("%s", err);

@@ -36,6 +36,8 @@ struct dial_opts {
     const char *cert_key_file;
     int verbose;
     const char *config_file;  /* -F: the only host configuration file read */
+    double persist;           /* --persist: start a master lasting this idle (s); 0 = none */
+    int no_master;            /* --no-master: connect by ourselves even if a master runs */
     unsigned set;             /* DIAL_SET_*: given on the command line */
 };
 
@@ -43,6 +45,7 @@ struct dial_opts {
  * from the default when the host configuration has its own. */
 #define DIAL_SET_CONNECT_TIMEOUT 1u
 #define DIAL_SET_KEEPALIVE 2u
+#define DIAL_SET_PERSIST 4u
 
 /* getopt_long pieces for the options above, for the subcommands to splice
  * into their own tables; ids are >= DIAL_OPT_BASE except -k and -v. */
@@ -56,6 +59,8 @@ enum {
     OPT_CERT,
     OPT_CERT_KEY,
     OPT_KEEPALIVE,
+    OPT_PERSIST,
+    OPT_NO_MASTER,
 };
 /* -F FILE has a short name: it is ssh's. */
 #define DIAL_LONGOPTS                                                   \
@@ -69,6 +74,8 @@ enum {
     { "cert", required_argument, NULL, OPT_CERT },                         \
     { "cert-key", required_argument, NULL, OPT_CERT_KEY },                 \
     { "config", required_argument, NULL, 'F' },                            \
+    { "persist", required_argument, NULL, OPT_PERSIST },                   \
+    { "no-master", no_argument, NULL, OPT_NO_MASTER },                     \
     { "verbose", no_argument, NULL, 'v' }
 #define DIAL_SHORTOPTS "k:vF:"
 /* Help text lines for those options. */
@@ -92,6 +99,9 @@ enum {
     "                           (no key, no TLS)\n"                                   \
     "  -F, --config FILE        read the host configuration from FILE only (default:\n" \
     "                           ~/.config/ferry/config, then /etc/ferry/config)\n"  \
+    "      --persist S          when no connection master runs for HOST, start one\n" \
+    "                           that lasts S idle seconds (ferry master; 0: none)\n" \
+    "      --no-master          connect by ourselves even if a master runs\n"       \
     "  -v, --verbose            log the session's steps on stderr\n"
 
 void dial_opts_init(struct dial_opts *o);

@@ -372,7 +372,8 @@ static void on_hello(struct dial_hs *d, struct client_session *s, const json_t *
     s->pipeline = json_is_true(json_object_get(hello, "pipeline"));
     s->put_stream = json_is_true(json_object_get(hello, "put_stream"));
     s->glob = json_is_true(json_object_get(hello, "glob"));
-    s->keepalive_ms = json_is_true(json_object_get(hello, "keepalive"))
+    s->answers_ping = json_is_true(json_object_get(hello, "keepalive"));
+    s->keepalive_ms = s->answers_ping
                       ? (uint64_t)(d->o->keepalive * 1000.0 + 0.5) : 0;
     if (!d->hs.early)
         (void)send_auth(d, s);

@@ -31,6 +31,7 @@ static const char *const key_names[HC_NKEYS] = {
     [HC_PLAINTEXT] = "Plaintext",     [HC_CA] = "CA",
     [HC_CERT] = "Cert",               [HC_CERTKEY] = "CertKey",
     [HC_CONNECTTIMEOUT] = "ConnectTimeout", [HC_KEEPALIVE] = "Keepalive",
+    [HC_PERSIST] = "Persist",
 };
 
 const char *hostconf_key_name(enum hostconf_key k)
@@ -144,6 +145,13 @@ static int check_value(const struct reader *r, enum hostconf_key k, const char *
     case HC_KEEPALIVE:
         if (parse_seconds(v, 1, &d) < 0)
             return bad(r, "Keepalive: expected seconds (0: never; at most 3600), got '%s'", v);
+        return 0;
+    case HC_PERSIST:
+        errno = 0;
+        d = strtod(v, &end);
+        if (errno || end == v || *end || !(d >= 0 && d <= 86400))
+            return bad(r, "Persist: expected seconds a master lasts idle (0: no master; at most "
+                       "86400), got '%s'", v);
         return 0;
     case HC_KEYNAME:
         if (!keys_name_ok(v))

@@ -34,6 +34,7 @@ enum hostconf_key {
     HC_CERTKEY,
     HC_CONNECTTIMEOUT,
     HC_KEEPALIVE,
+    HC_PERSIST,
     HC_NKEYS
 };
 

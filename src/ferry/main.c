@@ -7,6 +7,7 @@
  *   ferry shell [OPTIONS] HOST
  *   ferry put|get|ls|stat|mkdir|rm [OPTIONS] HOST ...
  *   ferry put|get -w HOSTS|-g GROUP [OPTIONS] FILE [DEST|DIR]
+ *   ferry master [OPTIONS] HOST
  *
  * Each subcommand lives in its own file and parses its own options.
  */
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "master.h"
 #include "ferry/ferry.h"
 
 static void usage(FILE *f)
@@ -35,6 +37,7 @@ static void usage(FILE *f)
         "  ferry mkdir [-p] HOST PATH...                  make remote directories\n"
         "  ferry rm [-r] HOST PATH...                     remove remote files\n"
         "  ferry config [OPTIONS] HOST                    show the settings for HOST\n"
+        "  ferry master [OPTIONS] HOST                    keep a connection to HOST ready\n"
         "\n"
         "'ferry COMMAND --help' describes each.  HOST is a name or address, with\n"
         ":PORT if not 7171, or a name from the host configuration (-F FILE, else\n"
@@ -43,8 +46,8 @@ static void usage(FILE *f)
         "$FERRY_KEY_FILE, else ~/.config/ferry/key; the server must hold the same one.\n"
         "Connections are TLS 1.3 keyed by it (or verified with --ca FILE).  Connection\n"
         "options (-k, --key-name, --ca, --cert, --cert-key, --plaintext,\n"
-        "--connect-timeout, --keepalive, --insecure-no-auth, -F, -v) may also come\n"
-        "before COMMAND.\n"
+        "--connect-timeout, --keepalive, --insecure-no-auth, -F, --persist,\n"
+        "--no-master, -v) may also come before COMMAND.\n"
         "\n"
         CLI_COMMON_HELP
         "\n"
@@ -68,7 +71,7 @@ static int hoist_global_options(int argc, char **argv)
         { "--cert-key", 1 }, { "--connect-timeout", 1 }, { "--keepalive", 1 },
         { "--plaintext", 0 },
         { "--insecure-no-auth", 0 }, { "-v", 0 }, { "--verbose", 0 },
-        { "-F", 1 }, { "--config", 1 },
+        { "-F", 1 }, { "--config", 1 }, { "--persist", 1 }, { "--no-master", 0 },
     };
     int i = 1;
 
@@ -126,6 +129,7 @@ int main(int argc, char **argv)
         { "mkdir", cmd_mkdir },
         { "rm", cmd_rm },
         { "config", cmd_config },
+        { "master", cmd_master },
     };
     const char *cmd;
 
@@ -157,5 +161,5 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
     }
     return cli_usage_error("ferry", "unknown command '%s' (keygen, exec, shell, put, get, ls, "
-                           "stat, mkdir, rm or config)", cmd);
+                           "stat, mkdir, rm, config or master)", cmd);
 }

@@ -184,6 +184,7 @@ def ansible_env(tmp):
         os.mkdir(os.path.join(tmp, "callback"))
         with open(os.path.join(tmp, "callback", "ferrytest_json.py"), "w") as f:
             f.write(CALLBACK)
+    os.makedirs(os.path.join(tmp, "run"), mode=0o700, exist_ok=True)
     env = dict(os.environ)
     env.update({
         "ANSIBLE_CONFIG": cfg,
@@ -198,6 +199,8 @@ def ansible_env(tmp):
         "ANSIBLE_LOCAL_TEMP": os.path.join(tmp, "ansible-local"),
         "ANSIBLE_REMOTE_TMP": os.path.join(tmp, "ansible-remote"),
         "ANSIBLE_SYSTEM_TMPDIRS": os.path.join(tmp, "ansible-system"),
+        # ferry's connection masters (ansible_ferry_persist) stay in here
+        "XDG_RUNTIME_DIR": os.path.join(tmp, "run"),
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
         "ANSIBLE_HOME": os.path.join(tmp, "ansible-home"),
     })
@@ -536,6 +539,23 @@ class AnsibleOverFerry(unittest.TestCase):
             self.assertEqual((stats[h]["ok"], stats[h]["failures"], stats[h]["unreachable"]), (1, 0, 0),
                              (h, res[h]))
         self.assertTrue([line for line in plain.log if "event=exec" in line], plain.log[-5:])
+
+    def test_persist_leaves_a_master_the_next_tasks_use(self):
+        host, port = self.daemons[0].hostport()
+        target = "%s:%d" % (host, port)
+        env = ansible_env(self.tmp)
+        master = [self.ferry, "master", "-k", self.key]
+        self.addCleanup(subprocess.run, master + ["--stop", target], env=env, capture_output=True)
+        inv = inventory(os.path.join(self.tmp, "persist.ini"), [
+            ("kept", {"ansible_host": host, "ansible_port": port, "ansible_ferry_persist": 30,
+                      "ansible_ferry_key_file": self.key})],
+            {"ansible_connection": "ferry", "ansible_ferry_executable": self.ferry,
+             "ansible_ferry_remote_root": self.tmp})
+        doc, rc = finish(start_playbook(self.tmp, inv, self.write("ping2.yml", PING + PING)))
+        self.assertEqual(rc, 0, doc)
+        # The first task's command started the master; it runs on.
+        r = subprocess.run(master + ["--check", target], env=env, capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_transfers_outside_the_served_root(self):
         # this ferryd serves served/, while Ansible's temporaries and the

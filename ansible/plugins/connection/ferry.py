@@ -123,6 +123,21 @@ DOCUMENTATION = '''
             key: timeout
         vars:
           - name: ansible_ferry_timeout
+      persist:
+        description:
+          - Seconds a connection master (C(ferry master), as ssh's ControlPersist) stays after the last
+            command. The first task starts one (C(ferry --persist)), later ones take its ready sessions
+            instead of making a TLS handshake each. 0 (the default) leaves it to the host configuration's
+            C(Persist).
+        default: 0
+        type: int
+        env:
+          - name: ANSIBLE_FERRY_PERSIST
+        ini:
+          - section: ferry_connection
+            key: persist
+        vars:
+          - name: ansible_ferry_persist
       remote_root:
         description:
           - The directory the managed host's ferryd serves (its C(--root)). The absolute paths Ansible transfers
@@ -246,6 +261,9 @@ class Connection(ConnectionBase):
         timeout = self.get_option('timeout')
         if timeout:
             argv += ['--connect-timeout', str(timeout)]
+        persist = self.get_option('persist')
+        if persist:
+            argv += ['--persist', str(persist)]
         argv.append(command)
         argv.extend(args)
         return argv

@@ -1,0 +1,270 @@
+"""Connection masters (`ferry master`, --persist, --no-master; master.h,
+README "Connection masters"): a master keeps authenticated sessions to one
+ferryd and hands them to commands over a private unix socket; a command
+that ended at rest hands its session back for the next one.  Against a real
+ferryd (TLS and plaintext) and real masters, each test in a private
+XDG_RUNTIME_DIR."""
+import os
+import re
+import signal
+import stat
+import subprocess
+import tempfile
+import unittest
+
+import ferrytest
+from ferrytest import SLOW, wait_until, write_key
+
+FERRY = ferrytest.binary("ferry")
+
+
+class MasterTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.key = os.path.join(cls.tmp.name, "key")
+        write_key(cls.key)
+        cls.root = os.path.join(cls.tmp.name, "root")
+        os.mkdir(cls.root)
+        cls.server = ferrytest.start_ferryd("--root", cls.root, key_path=cls.key)
+        cls.host = "%s:%d" % cls.server.hostport()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.run_dir = tempfile.mkdtemp(dir=self.tmp.name)
+        os.chmod(self.run_dir, 0o700)
+        self.addCleanup(self.stop_master, self.host)
+
+    def env(self, **extra):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp.name,
+               "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": self.run_dir, "FERRY_KEY_FILE": self.key}
+        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        env.update(extra)
+        return env
+
+    def ferry(self, *args, input=None, env=None, timeout=30):
+        return subprocess.run([FERRY] + list(args), capture_output=True, input=input,
+                              env=env or self.env(), timeout=timeout * SLOW)
+
+    def start_master(self, host, *opts):
+        r = self.ferry("master", "-b", *opts, host)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return self.master_pid(host, *opts)
+
+    def master_pid(self, host, *opts):
+        r = self.ferry("master", "--check", *opts, host)
+        if r.returncode != 0:
+            return None
+        return int(re.search(rb"pid (\d+)", r.stdout).group(1))
+
+    def stop_master(self, host, *opts):
+        self.ferry("master", "--stop", *opts, host)
+
+    def sessions_since(self, mark):
+        """Sessions ferryd authenticated since its log had `mark` lines, up
+        to a fence: a direct command whose audit line is waited for, so no
+        line still on its way is missed (the fence's own is not counted)."""
+        token = "fence-%d-%d" % (os.getpid(), len(self.server.log))
+        r = self.ferry("exec", "--no-master", self.host, "true " + token)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.server.wait_for_log(re.escape(token), start=mark)
+        return sum(1 for line in self.server.log[mark:]
+                   if "event=session" in line and "result=ok" in line) - 1
+
+    def via_master(self, r):
+        return b"through master" in r.stderr
+
+    # ---- the basics --------------------------------------------------------------
+
+    def test_commands_go_through_the_master_and_reuse_its_session(self):
+        self.start_master(self.host)
+        # The worker's own session is logged before -b returns.
+        self.server.wait_for_log("event=session")
+        mark = len(self.server.log)
+        r = self.ferry("exec", "-v", self.host, "echo out; echo err >&2; exit 3")
+        self.assertEqual(r.returncode, 3)
+        self.assertEqual(r.stdout, b"out\n")
+        self.assertIn(b"err\n", r.stderr)
+        self.assertTrue(self.via_master(r), r.stderr)
+        r = self.ferry("exec", self.host, "--", "tr", "a-z", "A-Z", input=b"abc\n" * 1000)
+        self.assertEqual((r.returncode, r.stdout), (0, b"ABC\n" * 1000), r.stderr)
+        r = self.ferry("exec", self.host, "kill -9 $$")
+        self.assertEqual(r.returncode, 137, r.stderr)
+        r = self.ferry("ls", self.host)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Every command above ended at rest and handed its session back: the
+        # server saw no new authentication for any of them.
+        self.assertEqual(self.sessions_since(mark), 0)
+
+    def test_files_through_the_master(self):
+        self.start_master(self.host)
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        src = os.path.join(self.run_dir, "up.bin")
+        with open(src, "wb") as f:
+            f.write(data)
+        r = self.ferry("put", "-v", self.host, src, "m-up.bin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.via_master(r), r.stderr)
+        with open(os.path.join(self.root, "m-up.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        dst = os.path.join(self.run_dir, "down.bin")
+        r = self.ferry("get", self.host, "m-up.bin", dst)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(dst, "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_terminal_through_the_master(self):
+        self.start_master(self.host)
+        r = self.ferry("exec", "-tt", "-v", self.host, "test -t 0 && stty size; exit 5")
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertTrue(self.via_master(r), r.stderr)
+        self.assertRegex(r.stdout, rb"^\d+ \d+\r?\n")
+
+    def test_plaintext_has_its_own_master(self):
+        plain = ferrytest.start_ferryd("--root", self.root, key_path=self.key, plaintext=True)
+        self.addCleanup(plain.stop)
+        host = "%s:%d" % plain.hostport()
+        self.addCleanup(self.stop_master, host, "--plaintext")
+        self.start_master(host, "--plaintext")
+        # A TLS command to the same address is another master's business.
+        self.assertIsNone(self.master_pid(host))
+        r = self.ferry("exec", "--plaintext", "-v", host, "echo plain")
+        self.assertEqual((r.returncode, r.stdout), (0, b"plain\n"), r.stderr)
+        self.assertTrue(self.via_master(r), r.stderr)
+
+    def test_no_master_connects_directly(self):
+        self.start_master(self.host)
+        r = self.ferry("exec", "--no-master", "-v", self.host, "true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(self.via_master(r), r.stderr)
+
+    # ---- a client that goes ----------------------------------------------------------
+
+    def test_a_killed_client_kills_its_remote_command(self):
+        self.start_master(self.host)
+        marker = "ferry-master-test-%d" % os.getpid()
+        p = subprocess.Popen([FERRY, "exec", self.host, "exec sleep 300 # " + marker],
+                             env=self.env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.addCleanup(p.wait)
+        pgrep = lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+        wait_until(pgrep, what="the remote sleep")
+        mark = len(self.server.log)
+        p.kill()
+        # Killed without a release: the session is closed, and ferryd kills
+        # what it ran, as for any client that goes away.
+        wait_until(lambda: not pgrep(), what="the remote sleep to go")
+        # The master still serves (with a new session).
+        r = self.ferry("exec", self.host, "echo again")
+        self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
+        self.assertEqual(self.sessions_since(mark), 1)
+
+    def test_interrupt_is_forwarded(self):
+        self.start_master(self.host)
+        p = subprocess.Popen([FERRY, "exec", self.host, "trap 'exit 42' INT; echo ready; "
+                              "while :; do sleep 0.05; done"], env=self.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(p.stdout.readline(), b"ready\n")
+        p.send_signal(signal.SIGINT)
+        self.assertEqual(p.wait(timeout=20 * SLOW), 42)
+        p.stdout.close()
+        p.stderr.close()
+
+    # ---- its life ------------------------------------------------------------------
+
+    def test_persist_starts_one_that_ends_when_idle(self):
+        self.assertIsNone(self.master_pid(self.host))
+        r = self.ferry("exec", "--persist", "1", self.host, "echo first")
+        self.assertEqual((r.returncode, r.stdout), (0, b"first\n"), r.stderr)
+        wait_until(lambda: self.master_pid(self.host), what="the background master")
+        r = self.ferry("exec", "-v", self.host, "echo second")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.via_master(r), r.stderr)
+        # Idle for its second: it stops, and removes its socket.
+        wait_until(lambda: self.master_pid(self.host) is None, what="the master to stop",
+                   timeout=20)
+        self.assertEqual([n for n in os.listdir(os.path.join(self.run_dir, "ferry"))
+                          if not n.endswith(".lock")], [])
+
+    def test_persist_from_the_host_configuration(self):
+        conf = os.path.join(self.run_dir, "config")
+        ferrytest.write_host_config(conf, [ferrytest.host_block("pers", *self.server.hostport(),
+                                                                "Persist 30")])
+        r = self.ferry("config", "-F", conf, "pers")
+        self.assertIn(b"persist 30\n", r.stdout)
+        r = self.ferry("exec", "-F", conf, "pers", "true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(self.stop_master, "pers", "-F", conf)
+        wait_until(lambda: self.master_pid("pers", "-F", conf), what="the master")
+
+    def test_stop_and_check(self):
+        pid = self.start_master(self.host)
+        self.assertIsNotNone(pid)
+        r = self.ferry("master", "-b", self.host)   # one runs already: fine
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.master_pid(self.host), pid)
+        r = self.ferry("master", "--stop", self.host)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_until(lambda: not os.path.exists("/proc/%d" % pid) or
+                   open("/proc/%d/stat" % pid).read().split()[2] == "Z", what="the master to end")
+        r = self.ferry("master", "--check", self.host)
+        self.assertEqual(r.returncode, 1)
+        r = self.ferry("master", "--stop", self.host)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"no master runs", r.stderr)
+
+    def test_a_dead_master_is_replaced_and_never_blocks(self):
+        pid = self.start_master(self.host)
+        os.kill(pid, signal.SIGKILL)
+        # Its socket is left behind; a command connects by itself at once.
+        r = self.ferry("exec", "-v", self.host, "echo direct")
+        self.assertEqual((r.returncode, r.stdout), (0, b"direct\n"), r.stderr)
+        self.assertFalse(self.via_master(r), r.stderr)
+        self.start_master(self.host)
+        r = self.ferry("exec", "-v", self.host, "echo again")
+        self.assertTrue(self.via_master(r), r.stderr)
+
+    def test_a_gone_server_makes_commands_say_so(self):
+        other = ferrytest.start_ferryd("--root", self.root, key_path=self.key)
+        host = "%s:%d" % other.hostport()
+        self.addCleanup(self.stop_master, host)
+        self.start_master(host)
+        other.stop()
+        # The master's session is dead: the command finds no working master
+        # and says what a command without one would.
+        r = self.ferry("exec", host, "true", timeout=60)
+        self.assertEqual(r.returncode, 255)
+        self.assertIn(b"cannot connect", r.stderr)
+
+    def test_failures_are_one_line(self):
+        r = self.ferry("master", "127.0.0.1:%d" % ferrytest.closed_port("127.0.0.1"))
+        self.assertEqual(r.returncode, 255)
+        self.assertIn(b"cannot connect", r.stderr)
+        r = self.ferry("master", "-b", self.host, env=self.env(FERRY_KEY_FILE="/nonexistent"))
+        self.assertEqual(r.returncode, 255)
+        self.assertIn(b"/nonexistent", r.stderr)
+        r = self.ferry("master", "--persist", "x", self.host)
+        self.assertEqual(r.returncode, 2)
+        r = self.ferry("master")
+        self.assertEqual(r.returncode, 2)
+
+    def test_a_directory_others_can_enter_is_not_used(self):
+        os.makedirs(os.path.join(self.run_dir, "ferry"), mode=0o755, exist_ok=True)
+        os.chmod(os.path.join(self.run_dir, "ferry"), 0o755)
+        r = self.ferry("master", "-b", self.host)
+        self.assertEqual(r.returncode, 255)
+        self.assertIn(b"not a private directory", r.stderr)
+        # A command just connects by itself.
+        r = self.ferry("exec", "--persist", "5", self.host, "echo ok")
+        self.assertEqual((r.returncode, r.stdout), (0, b"ok\n"), r.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.run_dir, "ferry")).st_mode), 0o755)
+
+
+if __name__ == "__main__":
+    ferrytest.main()
