@@ -372,6 +372,7 @@ static void on_hello(struct dial_hs *d, struct client_session *s, const json_t *
     s->pipeline = json_is_true(json_object_get(hello, "pipeline"));
     s->put_stream = json_is_true(json_object_get(hello, "put_stream"));
     s->glob = json_is_true(json_object_get(hello, "glob"));
+    s->put_ack = json_is_true(json_object_get(hello, "put_ack"));
     s->keepalive_ms = json_is_true(json_object_get(hello, "keepalive"))
                       ? (uint64_t)(d->o->keepalive * 1000.0 + 0.5) : 0;
     if (!d->hs.early)
