@@ -431,8 +431,8 @@ int session_ask_put_acks(const struct client_session *s, json_t *req)
 
     if (!s->put_ack || s->keepalive_ms == 0)
         return 0;
-    /* Four a keepalive interval: a put-ack lost in a busy turn or two still
-     * leaves the server heard from well within it. */
+    /* A quarter of the interval: a put-ack held up by a busy turn or two
+     * still leaves the server heard from well within it. */
     ms = s->keepalive_ms / 4;
     if (ms < PROTO_PUT_ACK_MIN_MS)
         ms = PROTO_PUT_ACK_MIN_MS;
