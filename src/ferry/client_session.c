@@ -18,7 +18,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <linux/sockios.h>
+#include <linux/sockios.h>   /* SIOCOUTQ */
 
 #include "ferry/ferry.h"
 #include "proto.h"
@@ -239,20 +239,17 @@ int session_start(struct client_session *s, struct ferry_transport *t, int timeo
     return r;
 }
 
-/* The socket's own queues, for the keepalive: *outq, the bytes we wrote
- * that the server's kernel has not acknowledged (SIOCOUTQ), and *inq,
- * the bytes that came and wait unread (SIOCINQ).  Over TLS the fd is
- * still the TCP socket, and counts ciphertext.  -1 when the transport
- * cannot say (not a socket). */
-static int socket_queues(struct client_session *s, uint64_t *outq, uint64_t *inq)
+/* Our socket's send queue, for the keepalive: the bytes we wrote that
+ * the server's kernel has not acknowledged (SIOCOUTQ).  Over TLS the fd
+ * under the transport is still the TCP socket; the queue counts
+ * ciphertext.  -1 when the transport cannot say (not a socket). */
+static int send_queue(struct client_session *s, uint64_t *outq)
 {
-    int fd = ferry_transport_fd(ferry_conn_transport(s->conn)), out = 0, in = 0;
+    int fd = ferry_transport_fd(ferry_conn_transport(s->conn)), n = 0;
 
-    if (fd < 0 || ioctl(fd, SIOCOUTQ, &out) < 0 || ioctl(fd, SIOCINQ, &in) < 0 ||
-        out < 0 || in < 0)
+    if (fd < 0 || ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0)
         return -1;
-    *outq = (uint64_t)out;
-    *inq = (uint64_t)in;
+    *outq = (uint64_t)n;
     return 0;
 }
 
@@ -264,19 +261,16 @@ static int socket_queues(struct client_session *s, uint64_t *outq, uint64_t *inq
  * reads and opens its window) counts then, so the silence is counted from
  * when it stops shrinking.  An ack to bytes that found room at once (a
  * keystroke, a ping) never counts: the queue only shrinks from what it
- * held at the last look, which the ping is not part of (on_keepalive).
- * New bytes arriving unread count too: reading pauses while our own
- * output is over its high-water mark. */
+ * held at the last look, which the ping is not part of (on_keepalive). */
 static int peer_progress(struct client_session *s, uint64_t sent, int sending)
 {
-    uint64_t outq, inq;
+    uint64_t outq;
     int moved = sending && sent > s->sent_seen;
 
-    if (socket_queues(s, &outq, &inq) < 0)
+    if (send_queue(s, &outq) < 0)
         return moved;
-    moved = moved || outq < s->outq_seen || inq > s->inq_seen;
+    moved = moved || outq < s->outq_seen;
     s->outq_seen = outq;
-    s->inq_seen = inq;
     return moved;
 }
 

@@ -72,7 +72,6 @@ struct client_session {
     uint64_t ping_at;                /* ... and a ping went unanswered since; 0 = none */
     uint64_t sent_seen;              /* session_sent() at the keepalive's last look */
     uint64_t outq_seen;              /* ... and our socket's unacknowledged bytes (SIOCOUTQ) */
-    uint64_t inq_seen;               /* ... and its bytes waiting unread (SIOCINQ) */
     uint64_t body_left;              /* of a data frame we send: body bytes still due */
 };
 
