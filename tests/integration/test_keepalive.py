@@ -173,6 +173,30 @@ class SlowTakerTest(Base):
         self.assertIn("put-end", [m["type"] for m in fake.received])
 
 
+class SlowDownloadTest(Base):
+    def test_trickling_download_is_heard(self):
+        """The other direction had no blind spot: a server that sends one
+        data frame's body slowly, over TAIL, is heard with every piece."""
+        data = os.urandom(256 * 1024)
+
+        def script(conn, srv):
+            keepalive_handshake(srv, conn)
+            srv.received.append(recv_frame(conn)[0])
+            conn.sendall(self.ready(len(data)))
+            conn.sendall(frame({"type": "data", "offset": 0, "size": len(data)}))
+            t0 = time.monotonic()
+            for i in range(0, len(data), 8192):
+                conn.sendall(data[i:i + 8192])
+                due = t0 + TAIL * (i + 8192) / len(data)     # the pace: the subject
+                time.sleep(max(0.0, due - time.monotonic()))
+            conn.sendall(frame({"type": "get-end", "checksum": ferrytest.digest(data)}))
+            srv.drain(conn)
+        r = self.get(FakeServer(script, self.raw_key), "--keepalive", str(KEEPALIVE))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.target, "rb") as f:
+            self.assertEqual(f.read(), data)
+
+
 class PutAckProtoTest(Base):
     """ferryd's put-ack at the protocol level."""
 
