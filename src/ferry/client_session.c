@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>   /* SIOCOUTQ */
 
 #include "ferry/ferry.h"
 #include "proto.h"
@@ -121,15 +124,16 @@ static void plain_answer(struct client_session *s, struct ferry_transport *t)
 }
 
 /* A header that is about the connection, not the request in hand: a
- * pong (hearing it is all it is for) or the server's reason for closing,
- * shown once the connection is gone (session_gone_text).  1 when taken. */
+ * pong or an upload's put-ack (hearing them is all they are for) or the
+ * server's reason for closing, shown once the connection is gone
+ * (session_gone_text).  1 when taken. */
 static int connection_message(struct client_session *s, struct ferry_frame_event *ev)
 {
     const char *type = json_string_value(json_object_get(ev->header, "type"));
 
     if (!type || ev->body_size > 0)
         return 0;
-    if (strcmp(type, MSG_PONG) == 0) {
+    if (strcmp(type, MSG_PONG) == 0 || strcmp(type, MSG_PUT_ACK) == 0) {
         json_decref(ev->header);
         return 1;
     }
@@ -235,11 +239,48 @@ int session_start(struct client_session *s, struct ferry_transport *t, int timeo
     return r;
 }
 
+/* Our socket's send queue, for the keepalive: the bytes we wrote that
+ * the server's kernel has not acknowledged (SIOCOUTQ).  Over TLS the fd
+ * under the transport is still the TCP socket; the queue counts
+ * ciphertext.  -1 when the transport cannot say (not a socket). */
+static int send_queue(struct client_session *s, uint64_t *outq)
+{
+    int fd = ferry_transport_fd(ferry_conn_transport(s->conn)), n = 0;
+
+    if (fd < 0 || ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return -1;
+    *outq = (uint64_t)n;
+    return 0;
+}
+
+/* Whether the server showed signs of life since the keepalive's last look
+ * other than a frame (on_frame counts those).  While our queue hands the
+ * kernel more, that is one.  After our last bytes left it, megabytes may
+ * still be in flight and nothing leaves at all: the socket's send queue
+ * shrinking (the server's kernel acknowledging our bytes, as the server
+ * reads and opens its window) counts then, so the silence is counted from
+ * when it stops shrinking.  An ack to bytes that found room at once (a
+ * keystroke, a ping) never counts: the queue only shrinks from what it
+ * held at the last look, which the ping is not part of (on_keepalive). */
+static int peer_progress(struct client_session *s, uint64_t sent, int sending)
+{
+    uint64_t outq;
+    int moved = sending && sent > s->sent_seen;
+
+    if (send_queue(s, &outq) < 0)
+        return moved;
+    moved = moved || outq < s->outq_seen;
+    s->outq_seen = outq;
+    return moved;
+}
+
 /* The keepalive's clock (session_authenticated).  A header waiting in
  * the slot has paused reading: the server's words wait unread then, so
  * that is not silence.  While we are the ones sending (an upload), the
- * server taking our bytes is its sign of life, and no ping may cut into
- * a data frame's body: a silent, stalled upload is given up without one. */
+ * server taking our bytes is its sign of life (peer_progress), and no
+ * ping may cut into a data frame's body: a silent, stalled upload is
+ * given up without one.  After our last bytes the server answers an
+ * upload that asked (put-ack) as it takes the bytes still in flight. */
 static void on_keepalive(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
 {
     struct client_session *s = arg;
@@ -251,7 +292,7 @@ static void on_keepalive(struct ferry_loop *loop, struct ferry_timer *t, void *a
         return;
     sent = session_sent(s);
     sending = s->body_left > 0 || ferry_conn_pending(s->conn) > 0;
-    if (sending && sent > s->sent_seen) {
+    if (peer_progress(s, sent, sending)) {
         s->heard_at = now;
         s->ping_at = 0;
     }
@@ -269,7 +310,10 @@ static void on_keepalive(struct ferry_loop *loop, struct ferry_timer *t, void *a
             if (ping)
                 (void)session_write_frame(s, ping, NULL, 0);
             json_decref(ping);
-            s->sent_seen = session_sent(s);   /* the ping leaving proves nothing */
+            /* The ping leaving proves nothing; outq_seen stays what it
+             * was before it, so its acknowledgement proves nothing either
+             * (that is the server's kernel, not ferryd). */
+            s->sent_seen = session_sent(s);
         }
         s->ping_at = now;
         ferry_timer_restart(t, s->keepalive_ms);
@@ -395,6 +439,22 @@ int session_write_frame(struct client_session *s, json_t *hdr, const void *body,
 uint64_t session_sent(const struct client_session *s)
 {
     return s->conn ? s->queued - ferry_conn_pending(s->conn) : s->queued;
+}
+
+int session_ask_put_acks(const struct client_session *s, json_t *req)
+{
+    uint64_t ms;
+
+    if (!s->put_ack || s->keepalive_ms == 0)
+        return 0;
+    /* A quarter of the interval: a put-ack held up by a busy turn or two
+     * still leaves the server heard from well within it. */
+    ms = s->keepalive_ms / 4;
+    if (ms < PROTO_PUT_ACK_MIN_MS)
+        ms = PROTO_PUT_ACK_MIN_MS;
+    if (ms > PROTO_PUT_ACK_MAX_MS)
+        ms = PROTO_PUT_ACK_MAX_MS;
+    return json_object_set_new(req, "ack_ms", json_integer((json_int_t)ms)) < 0 ? -ENOMEM : 0;
 }
 
 void session_gone_text(const struct client_session *s, char *buf, size_t len)

@@ -55,6 +55,7 @@ struct client_session {
     int pipeline;                    /* the server queues one exec (its hello said so) */
     int put_stream;                  /* ... takes a put of unknown size (PROTOCOL.md 2.4) */
     int glob;                        /* ... expands patterns (PROTOCOL.md 2.4) */
+    int put_ack;                     /* ... acknowledges an upload as it goes (put-ack, 2.4) */
     int answers_ping;                /* ... answers pings (its hello: "keepalive") */
     int via_master;                  /* handed over by a connection master (master.h) */
     char tls_error[256];             /* why TLS failed or was closed, when it was */
@@ -72,6 +73,7 @@ struct client_session {
     uint64_t heard_at;               /* loop ms the server was last heard from */
     uint64_t ping_at;                /* ... and a ping went unanswered since; 0 = none */
     uint64_t sent_seen;              /* session_sent() at the keepalive's last look */
+    uint64_t outq_seen;              /* ... and our socket's unacknowledged bytes (SIOCOUTQ) */
     uint64_t body_left;              /* of a data frame we send: body bytes still due */
 };
 
@@ -124,6 +126,12 @@ int session_write_frame(struct client_session *s, json_t *hdr, const void *body,
 /* Bytes handed to the connection and written to the socket so far: a
  * frame queued when s->queued was Q has gone once this reaches Q. */
 uint64_t session_sent(const struct client_session *s);
+
+/* Ask a put request (req) for the server's put-ack frames while the
+ * upload streams, when the server offers them and the keepalive is on:
+ * the server is then heard from while it works through megabytes that
+ * are already out of our hands (PROTOCOL.md 2.4, 2.7).  0 or -ENOMEM. */
+int session_ask_put_acks(const struct client_session *s, json_t *req);
 
 /* Why the connection ended, in words ("connection closed by server"):
  * SESSION_GONE_TEXT_MAX bytes hold any of them whole. */

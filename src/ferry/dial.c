@@ -356,6 +356,7 @@ static struct client_session *via_master(const char *host, const struct dial_opt
     s->put_stream = info.put_stream;
     s->glob = info.glob;
     s->answers_ping = info.keepalive;
+    s->put_ack = info.put_ack;
     s->via_master = 1;
     session_authenticated(s, info.keepalive ? (uint64_t)(o->keepalive * 1000.0 + 0.5) : 0);
     ferry_log_debug("connected to %s through master %ld (%s)", s->peer, info.pid, path);

@@ -372,6 +372,7 @@ static void on_hello(struct dial_hs *d, struct client_session *s, const json_t *
     s->pipeline = json_is_true(json_object_get(hello, "pipeline"));
     s->put_stream = json_is_true(json_object_get(hello, "put_stream"));
     s->glob = json_is_true(json_object_get(hello, "glob"));
+    s->put_ack = json_is_true(json_object_get(hello, "put_ack"));
     s->answers_ping = json_is_true(json_object_get(hello, "keepalive"));
     s->keepalive_ms = s->answers_ping
                       ? (uint64_t)(d->o->keepalive * 1000.0 + 0.5) : 0;

@@ -122,6 +122,10 @@ static int send_put(struct put_host *h, struct client_session *s, char *err, siz
     }
     if (!req)
         return fail(err, len, "put %s: the name is not valid UTF-8", h->path);
+    if (session_ask_put_acks(s, req) < 0) {
+        json_decref(req);
+        return fail(err, len, "out of memory");
+    }
     r = session_write_frame(s, req, NULL, 0);
     json_decref(req);
     if (r < 0)

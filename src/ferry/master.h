@@ -36,7 +36,7 @@ struct ferry_transport;
  * capabilities (as that server's hello said) and its address. */
 struct master_info {
     long pid;                /* the master's */
-    int pipeline, put_stream, glob, keepalive;
+    int pipeline, put_stream, glob, keepalive, put_ack;
     char peer[128];
 };
 

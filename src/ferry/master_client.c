@@ -194,6 +194,7 @@ int master_request(const char *path, const char *op, int timeout_ms, struct mast
     info->put_stream = flag(rep, "put_stream");
     info->glob = flag(rep, "glob");
     info->keepalive = flag(rep, "keepalive");
+    info->put_ack = flag(rep, "put_ack");
     peer = json_string_value(json_object_get(rep, "peer"));
     snprintf(info->peer, sizeof info->peer, "%s", peer ? peer : path);
     ferry_transport_set_timeout(tr, 0);

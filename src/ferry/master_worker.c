@@ -43,10 +43,10 @@ static void tell(int ctl, enum worker_news what)
 static int reply(struct ferry_transport *t, const struct client_session *s, pid_t master,
                  int ok, const char *message)
 {
-    json_t *h = json_pack("{s:s, s:b, s:I, s:s, s:b, s:b, s:b, s:b}", "type", "master", "ok", ok,
-                          "pid", (json_int_t)master, "peer", s->peer, "pipeline", s->pipeline,
-                          "put_stream", s->put_stream, "glob", s->glob,
-                          "keepalive", s->answers_ping);
+    json_t *h = json_pack("{s:s, s:b, s:I, s:s, s:b, s:b, s:b, s:b, s:b}", "type", "master",
+                          "ok", ok, "pid", (json_int_t)master, "peer", s->peer,
+                          "pipeline", s->pipeline, "put_stream", s->put_stream, "glob", s->glob,
+                          "keepalive", s->answers_ping, "put_ack", s->put_ack);
     int r;
 
     if (!h)

@@ -213,7 +213,11 @@ static void put_file(struct transfer *x, int dirfd, const char *name, int nofoll
     if (transfer_need_session(x) < 0)
         goto out;
     s = *x->sp;
-    r = session_send(s, h, &err);
+    if (session_ask_put_acks(s, h) < 0) {
+        json_decref(h);
+        h = NULL;
+    }
+    r = session_send(s, h, &err);   /* NULL: "out of memory" */
     h = NULL;
     if (r == 0)
         r = session_recv(s, &h, &type, &body, &err);

@@ -104,10 +104,15 @@ void transfer_put_stdin(struct transfer *x, const char *remote)
     }
     digest_reset(x->d);
     /* As a new file from cp: 0666 less the umask. */
-    r = session_send(s, json_pack("{s:s, s:s, s:b, s:i, s:s, s:b}", "type", MSG_PUT,
-                                  "path", remote, "stream", 1,
-                                  "mode", (int)(0666 & ~(unsigned)x->umask),
-                                  "checksum", digest_name(x->o.alg), "fsync", x->o.fsync), &err);
+    h = json_pack("{s:s, s:s, s:b, s:i, s:s, s:b}", "type", MSG_PUT, "path", remote, "stream", 1,
+                  "mode", (int)(0666 & ~(unsigned)x->umask), "checksum", digest_name(x->o.alg),
+                  "fsync", x->o.fsync);
+    if (h && session_ask_put_acks(s, h) < 0) {
+        json_decref(h);
+        h = NULL;
+    }
+    r = session_send(s, h, &err);   /* NULL: "out of memory" */
+    h = NULL;
     if (r == 0)
         r = session_recv(s, &h, &type, &body, &err);
     if (r == 0 && (strcmp(type, MSG_PUT_READY) != 0 || body != 0 ||

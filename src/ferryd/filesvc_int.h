@@ -50,6 +50,8 @@ struct filesvc {
     struct fsops_upload up;
     int resume, do_fsync, has_mtime;
     int stream;                  /* size unknown until put-end (size: the bound meanwhile) */
+    uint64_t ack_ms;             /* the put's "ack_ms": put-ack at most this often; 0 = none */
+    uint64_t ack_at;             /* monotonic ms of the last put-ack (or put-ready) */
     mode_t mode;
     int64_t mtime_sec;
     long mtime_nsec;

@@ -3,7 +3,10 @@
  *
  * put: the body of each data frame is written to the upload's temporary
  * as the parser hands it over and hashed on the way; put-end's checksum
- * decides between rename and removal (fsops.c).
+ * decides between rename and removal (fsops.c).  A put that asked for
+ * acknowledgements ("ack_ms") hears how far it got while the bytes are
+ * taken: the client's keepalive cannot see the megabytes queued in the
+ * sockets being worked through otherwise (PROTOCOL.md 2.4, 2.7).
  *
  * get: a pump sends one data frame header, then the file range itself with
  * sendfile, hashing each slice just before it goes (from the page cache the
@@ -27,6 +30,7 @@
 #include "ferry/ferry.h"
 #include "audit.h"
 #include "filesvc_int.h"
+#include "monoclock.h"
 #include "proto.h"
 
 #define HASH_SLICE   (8u << 20)   /* bytes hashed per loop turn during a resume check */
@@ -51,6 +55,7 @@ void filesvc_xfer_reset(struct filesvc *f, int keep_upload)
     f->dir = NULL;
     f->state = XFER_NONE;
     f->rx_data = 0;
+    f->ack_ms = 0;
 }
 
 /* The transfer is over: release it (so a temporary is gone before the
@@ -130,7 +135,25 @@ static int send_put_ready(struct filesvc *f)
     f->resume_at = f->pos;
     f->first_data = 1;
     f->state = XFER_PUT_DATA;
+    f->ack_at = monoclock_ms();
     return filesvc_reply_send(f, msg);
+}
+
+/* A put-ack when the put asked for them and ack_ms has passed since the
+ * last: the clock is read here, not the loop's (cached per turn), since
+ * one turn may take a whole socket buffer of data to a slow disk. */
+static int maybe_ack(struct filesvc *f)
+{
+    uint64_t now;
+
+    if (f->ack_ms == 0)
+        return 0;
+    now = monoclock_ms();
+    if (now - f->ack_at < f->ack_ms)
+        return 0;
+    f->ack_at = now;
+    return filesvc_reply_send(f, json_pack("{s:s, s:I}", "type", MSG_PUT_ACK, "offset",
+                                           (json_int_t)f->pos));
 }
 
 /* The put failed after it was accepted: say so once, drop the temporary,
@@ -153,7 +176,7 @@ static int put_failed(struct filesvc *f, const char *code, const char *message, 
 int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
 {
     const char *path = json_string_value(json_object_get(msg, "path"));
-    uint64_t size = 0, mode = 0644, nsec = 0;
+    uint64_t size = 0, mode = 0644, nsec = 0, ack_ms = 0;
     enum digest_alg alg;
     json_t *jm = json_object_get(msg, "mtime");
     int r;
@@ -171,8 +194,10 @@ int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
     }
     if (get_u64(msg, "mode", 07777, &mode) < 0 || get_u64(msg, "mtime_nsec", 999999999, &nsec) < 0 ||
         (jm && !json_is_integer(jm)) || get_flag(msg, "resume", &f->resume) < 0 ||
-        get_flag(msg, "fsync", &f->do_fsync) < 0) {
-        *complaint = "put: \"mode\", \"mtime\", \"mtime_nsec\", \"resume\" or \"fsync\" is malformed";
+        get_flag(msg, "fsync", &f->do_fsync) < 0 ||
+        get_u64(msg, "ack_ms", PROTO_PUT_ACK_MAX_MS, &ack_ms) < 0) {
+        *complaint = "put: \"mode\", \"mtime\", \"mtime_nsec\", \"resume\", \"fsync\" or "
+                     "\"ack_ms\" is malformed";
         return 1;
     }
     if (f->stream && f->resume)
@@ -201,6 +226,7 @@ int filesvc_xfer_put(struct filesvc *f, json_t *msg, const char **complaint)
         return r;
     }
     f->size = size;
+    f->ack_ms = ack_ms == 0 ? 0 : ack_ms < PROTO_PUT_ACK_MIN_MS ? PROTO_PUT_ACK_MIN_MS : ack_ms;
     if (f->stream)
         ferry_log_debug("session %s: put %s (a stream)", ferry_conn_peer(f->c), FERRY_LOG_Q(path));
     else
@@ -265,7 +291,7 @@ int filesvc_xfer_body(struct filesvc *f, const uint8_t *chunk, size_t len)
         return put_failed(f, NULL, NULL, r);
     digest_update(f->digest, chunk, len);
     f->pos += len;
-    return 0;
+    return maybe_ack(f);
 }
 
 int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint)

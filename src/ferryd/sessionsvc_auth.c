@@ -112,19 +112,19 @@ int sessionsvc_handle_hello(struct session *s, json_t *msg)
     method = s->auth == AUTH_KIND_NONE ? AUTH_METHOD_NONE
            : s->auth == AUTH_KIND_TLS  ? AUTH_METHOD_TLS : AUTH_METHOD;
     if (s->auth != AUTH_KIND_HMAC)
-        return session_send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:b, s:b, s:b, s:b}",
+        return session_send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:b, s:b, s:b, s:b, s:b}",
                                      "type", MSG_HELLO,
                                      "version", PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
                                      "auth", method, "keepalive", 1, "pipeline", 1,
-                                     "put_stream", 1, "glob", 1));
+                                     "put_stream", 1, "glob", 1, "put_ack", 1));
     if (auth_nonce(s->server_nonce) < 0)
         return -EIO;
     hex_encode(s->server_nonce, AUTH_NONCE_LEN, nonce_hex);
-    return session_send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s, s:b, s:b, s:b, s:b}",
+    return session_send_msg(s, json_pack("{s:s, s:i, s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:b}",
                                  "type", MSG_HELLO,
                                  "version", PROTO_VERSION, "server", "ferryd " FERRY_VERSION,
                                  "auth", method, "nonce", nonce_hex, "keepalive", 1,
-                                 "pipeline", 1, "put_stream", 1, "glob", 1));
+                                 "pipeline", 1, "put_stream", 1, "glob", 1, "put_ack", 1));
 }
 
 /* name: the key name the client gave (NULL: none usable); reason: the

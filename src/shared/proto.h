@@ -55,7 +55,8 @@
 #define MSG_LIST     "list"      /* {path} -> entries {entries: [..]}..., list-end {count} */
 #define MSG_MKDIR    "mkdir"     /* {path, parents} -> ok */
 #define MSG_RM       "rm"        /* {path, recursive} -> ok */
-#define MSG_PUT      "put"       /* {path, filesize, mode, checksum, resume, fsync, mtime?, mtime_nsec?} */
+#define MSG_PUT      "put"       /* {path, filesize, mode, checksum, resume, fsync, mtime?, mtime_nsec?,
+                                  * ack_ms? (to a server whose hello says put_ack)} */
 #define MSG_PUT_END  "put-end"   /* {checksum} | {abort: true} */
 #define MSG_GET      "get"       /* {path, checksum, offset?, prefix?} */
 #define MSG_GLOB     "glob"      /* {path: pattern} -> matches {paths: [..]}..., glob-end {count} */
@@ -70,6 +71,7 @@
 #define MSG_OK       "ok"
 #define MSG_PUT_READY "put-ready" /* {offset, prefix?} */
 #define MSG_PUT_OK   "put-ok"    /* {filesize, checksum} */
+#define MSG_PUT_ACK  "put-ack"   /* {offset}: bytes of the upload taken so far (asked by ack_ms) */
 #define MSG_GET_READY "get-ready" /* {filesize, offset, mode, mtime, mtime_nsec} */
 #define MSG_GET_END  "get-end"   /* {checksum} */
 
@@ -80,6 +82,11 @@
 /* A "matches" frame ends once its paths reach this many bytes (or
  * PROTO_LIST_BATCH paths): with JSON's escapes, still far below 64 KiB. */
 #define PROTO_GLOB_BATCH_BYTES   8192
+/* put's "ack_ms": how often, at most, the server says how far an upload
+ * got (put-ack).  The range a request may ask for, and the server's floor
+ * (a faster rate would only cost it frames). */
+#define PROTO_PUT_ACK_MAX_MS     3600000
+#define PROTO_PUT_ACK_MIN_MS     10
 /* Suffix of upload and download temporaries. */
 #define PROTO_PART_SUFFIX        ".ferry-part"
 

@@ -152,12 +152,13 @@ class BoundsTest(Base):
         self.assertEqual(sorted(os.listdir(self.dir)), ["key", "out.bin"])
 
 
-def keepalive_handshake(srv, conn, keepalive=True):
-    """FakeServer.handshake with a hello that says whether it answers pings."""
+def keepalive_handshake(srv, conn, keepalive=True, **hello_extra):
+    """FakeServer.handshake with a hello that says whether it answers pings
+    (and whatever else hello_extra offers)."""
     srv.read_hello(conn)
     sn = os.urandom(32)
-    hello = {"type": "hello", "version": 1, "server": "fake", "auth": "hmac-sha256",
-             "nonce": sn.hex()}
+    hello = dict({"type": "hello", "version": 1, "server": "fake", "auth": "hmac-sha256",
+                  "nonce": sn.hex()}, **hello_extra)
     if keepalive:
         hello["keepalive"] = True
     conn.sendall(frame(hello))
