@@ -56,9 +56,13 @@ struct pump {
     struct ferry_transport *from, *to;
     uint8_t *buf;
     size_t head, len;     /* bytes buf[head .. head+len) are held */
-    size_t ready;         /* ... of which the first `ready` have been parsed: may go */
+    size_t parsed;        /* ... of which the first `parsed` went through the parser */
+    size_t ready;         /* ... and the first `ready` may go: all parsed bytes but
+                             those of a header not yet whole, which may be the
+                             release (never passed on, not even in part) */
     struct ferry_frame_parser *parser;   /* NULL once framing was lost: not reusable */
     size_t frame_start;   /* offset in buf where the frame being parsed began */
+    int in_body;          /* the parser is inside a frame's body */
     int eof;              /* `from` has ended */
     int held;             /* stop reading `from` (the release came) */
     short rd_wants, wr_wants;   /* what the last -EAGAIN of each waits for */
@@ -106,14 +110,16 @@ static void scan(struct relay *rl, struct pump *p)
 {
     int up = p == &rl->up, cut = 0;
 
-    while (p->parser && p->ready < p->len && !cut) {
+    /* Fed until the parser needs more, also with nothing left to feed: an
+     * END owed for the last byte comes then. */
+    while (p->parser && !cut) {
         struct ferry_frame_event ev;
-        size_t used = 0, at = p->head + p->ready;
+        size_t used = 0, at = p->head + p->parsed;
         int r;
 
         if (ferry_frame_parser_at_boundary(p->parser))
             p->frame_start = at;
-        r = ferry_frame_parser_feed(p->parser, p->buf + at, p->len - p->ready, &used, &ev);
+        r = ferry_frame_parser_feed(p->parser, p->buf + at, p->len - p->parsed, &used, &ev);
         if (r < 0) {
             /* Not our protocol, or a broken peer: pass the bytes on and let
              * the ends judge; the connection cannot be reused. */
@@ -121,21 +127,38 @@ static void scan(struct relay *rl, struct pump *p)
             p->parser = NULL;
             break;
         }
-        p->ready += used;
+        p->parsed += used;
+        if (r == FERRY_FRAME_NEED_MORE)
+            break;
         if (r == FERRY_FRAME_HEADER) {
+            p->in_body = ev.body_size > 0;
             cut = on_header(rl, up, ev.header);
             json_decref(ev.header);
             if (cut)
-                p->len = p->ready = p->frame_start - p->head;
+                p->len = p->parsed = p->frame_start - p->head;
+        } else if (r == FERRY_FRAME_END) {
+            p->in_body = 0;
         }
     }
     if (!p->parser)
-        p->ready = p->len;
+        p->ready = p->parsed = p->len;
+    else if (cut || p->in_body || ferry_frame_parser_at_boundary(p->parser))
+        p->ready = p->parsed;
+    else
+        p->ready = p->frame_start - p->head;   /* a header not yet whole waits */
 }
 
 /* Read what there is room for.  0, or a negative code. */
 static int fill(struct pump *p)
 {
+    /* Room at the front only (a header held back at the end): move the
+     * bytes down.  Our TLS lets a retried write start elsewhere in memory
+     * (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, tls_config.c). */
+    if (p->head > 0 && p->head + p->len == RELAY_BUF) {
+        memmove(p->buf, p->buf + p->head, p->len);
+        p->frame_start = p->frame_start > p->head ? p->frame_start - p->head : 0;
+        p->head = 0;
+    }
     while (!p->eof && !p->held && p->head + p->len < RELAY_BUF) {
         ssize_t n = ferry_transport_read(p->from, p->buf + p->head + p->len,
                                          RELAY_BUF - p->head - p->len);
@@ -165,8 +188,8 @@ static int drain(struct pump *p)
         if (n > 0) {
             p->head += (size_t)n;
             p->len -= (size_t)n;
+            p->parsed -= (size_t)n;
             p->ready -= (size_t)n;
-            p->frame_start = p->frame_start > p->head ? p->frame_start : p->head;
         } else if (n == -EAGAIN) {
             p->wr_wants = ferry_transport_wants(p->to);
             return 0;
@@ -175,8 +198,8 @@ static int drain(struct pump *p)
         }
     }
     if (p->len == 0) {
+        p->frame_start = p->frame_start > p->head ? p->frame_start - p->head : 0;
         p->head = 0;
-        p->frame_start = 0;
     }
     return 0;
 }
@@ -193,7 +216,7 @@ static int begin_barrier(struct relay *rl)
         return -ENOBUFS;   /* cannot happen: the release frame's room is free */
     memcpy(up->buf + up->head + up->len, ping, sizeof ping - 1);
     up->len += sizeof ping - 1;
-    up->ready = up->len;
+    up->ready = up->parsed = up->len;
     return 0;
 }
 
@@ -243,7 +266,7 @@ int master_relay(struct ferry_transport *client, struct ferry_transport *server)
         }
         scan(&rl, down);
         if (rl.released)
-            down->len = down->ready = 0, down->head = 0;   /* the old session's: dropped */
+            down->len = down->ready = down->parsed = down->head = down->frame_start = 0;
         if (rl.pong)
             break;   /* clean: the connection can serve the next client */
         if ((r = drain(up)) < 0 || (!rl.released && (r = drain(down)) < 0))

@@ -7,6 +7,7 @@ XDG_RUNTIME_DIR."""
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -101,6 +102,56 @@ class MasterTest(unittest.TestCase):
         # Every command above ended at rest and handed its session back: the
         # server saw no new authentication for any of them.
         self.assertEqual(self.sessions_since(mark), 0)
+
+    def socket_path(self):
+        d = os.path.join(self.run_dir, "ferry")
+        names = [n for n in os.listdir(d) if not n.endswith(".lock")]
+        self.assertEqual(len(names), 1, names)
+        return os.path.join(d, names[0])
+
+    def raw_session(self):
+        """A session from the master, spoken to by hand (PROTOCOL.md 2.9)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(20 * SLOW)
+        sock.connect(self.socket_path())
+        sock.sendall(ferrytest.frame({"type": "master", "op": "session"}))
+        reply = ferrytest.recv_header(sock)
+        self.assertEqual((reply["type"], reply["ok"]), ("master", True), reply)
+        return sock
+
+    def test_a_release_split_across_reads_is_never_passed_on(self):
+        self.start_master(self.host)
+        self.server.wait_for_log("event=session")
+        mark = len(self.server.log)
+        sock = self.raw_session()
+        release = ferrytest.frame({"type": "master", "op": "release"})
+        # A request and the first bytes of the release in one write; the
+        # answer proves the relay has read (and passed on) all it could.
+        sock.sendall(ferrytest.frame({"type": "stat", "path": "."}) + release[:7])
+        reply = ferrytest.recv_header(sock)
+        self.assertEqual(reply["type"], "stat", reply)
+        sock.sendall(release[7:])
+        sock.close()
+        # Had those 7 bytes reached ferryd, it would have closed the session
+        # over a broken frame, and the next command would need a new one.
+        r = self.ferry("exec", self.host, "echo next")
+        self.assertEqual((r.returncode, r.stdout), (0, b"next\n"), r.stderr)
+        self.assertEqual(self.sessions_since(mark), 0)
+        self.assertFalse([l for l in self.server.log[mark:] if "protocol" in l], self.server.log[mark:])
+
+    def test_a_client_that_leaves_without_release_is_not_reused(self):
+        self.start_master(self.host)
+        self.server.wait_for_log("event=session")
+        mark = len(self.server.log)
+        sock = self.raw_session()
+        sock.sendall(ferrytest.frame({"type": "chdir", "path": "/tmp"}))
+        self.assertEqual(ferrytest.recv_header(sock)["type"], "cwd")
+        sock.close()
+        # The session that went to /tmp is not handed to the next client.
+        r = self.ferry("exec", self.host, "pwd")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotEqual(r.stdout, b"/tmp\n")
+        self.assertEqual(self.sessions_since(mark), 1)
 
     def test_files_through_the_master(self):
         self.start_master(self.host)
