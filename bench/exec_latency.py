@@ -591,7 +591,7 @@ def main():
     # with a connection master, ferry's ControlMaster: against the floor,
     # and against ssh through its own warm ControlMaster
     add("ferry exec through ferry master (TLS) / floor", med(F, MASTER), med(F, FLOOR),
-        "<= 1.5x (issue 12, with a master)")
+        "<= 1.5x (issue 12)")
     add("ssh %s through a warm ControlMaster / ferry exec through ferry master (TLS)" % fair,
         med(F, "ssh (ControlMaster, warm)"), med(F, MASTER))
     add("ferry exec fresh (TLS) / through ferry master (TLS)", med(F, FT), med(F, MASTER))

@@ -203,8 +203,9 @@ int cmd_master(int argc, char **argv)
     }
     r = take_socket(&m);
     if (r != 0) {
-        if (r > 0)
-            ferry_log_debug("a master runs for %s already", m.host);
+        /* Idempotent for scripts (-b); said to a person in the foreground. */
+        if (r > 0 && !background)
+            cli_error("a master for %s runs already (ferry master --check %s)", m.host, m.host);
         rc = r > 0 ? 0 : FERRY_EXIT_ERROR;
         goto out;
     }
