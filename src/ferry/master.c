@@ -193,6 +193,8 @@ int cmd_master(int argc, char **argv)
     r = dial_check_opts(&eff, why, sizeof why);
     if (r == 0)
         r = master_socket_path(&eff, target, m.path, sizeof m.path, why, sizeof why);
+    if (r == 0 && !op)
+        r = master_dir_check(m.path, 1, why, sizeof why);
     if (r < 0) {
         cli_error("%s", why);
         goto out;

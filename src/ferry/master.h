@@ -41,10 +41,15 @@ struct master_info {
 };
 
 /* The master's socket path for these effective options and target
- * (dial_resolve's): 0, or -1 when no private directory can be had or the
+ * (dial_resolve's), without looking at the file system: 0, or -1 when the
  * path would not fit a unix socket (with the reason in why). */
 int master_socket_path(const struct dial_opts *eff, const char *target, char *path, size_t len,
                        char *why, size_t whylen);
+
+/* The socket's directory must be ours alone (a directory, our uid, mode
+ * 0700); create: make it if missing (a master does; a command only looks).
+ * 0, 1 when it is missing (and not created), or -1 with the reason. */
+int master_dir_check(const char *path, int create, char *why, size_t whylen);
 
 /* Results of master_request besides 0 and -1. */
 #define MASTER_NONE 1        /* no master runs for these options */

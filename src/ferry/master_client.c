@@ -33,26 +33,40 @@
 static const struct ferry_frame_limits master_limits = { .max_header = 4096, .max_body = 1 };
 
 /* $XDG_RUNTIME_DIR/ferry (a per-user tmpfs that systemd empties at
- * logout), else /tmp/ferry-UID; made if missing, refused unless private. */
-static int private_dir(char *dir, size_t len, char *why, size_t whylen)
+ * logout), else /tmp/ferry-UID.  Nothing is looked at here. */
+static int dir_name(char *dir, size_t len)
 {
     const char *xdg = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
     int n;
 
     if (xdg && xdg[0] == '/')
         n = snprintf(dir, len, "%s/ferry", xdg);
     else
         n = snprintf(dir, len, "/tmp/ferry-%u", (unsigned)getuid());
-    if (n < 0 || (size_t)n >= len) {
-        snprintf(why, whylen, "the directory for masters would be too long a path");
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int master_dir_check(const char *path, int create, char *why, size_t whylen)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    struct stat st;
+
+    if (!slash || (size_t)(slash - path) >= sizeof dir) {
+        snprintf(why, whylen, "%s: not a path in a directory", path);
         return -1;
     }
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    /* Only a master makes the directory: a command that merely looks for
+     * one leaves no trace. */
+    if (create && mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(why, whylen, "cannot make %s: %s", dir, strerror(errno));
         return -1;
     }
     if (lstat(dir, &st) < 0) {
+        if (errno == ENOENT && !create)
+            return 1;
         snprintf(why, whylen, "%s: %s", dir, strerror(errno));
         return -1;
     }
@@ -117,8 +131,10 @@ int master_socket_path(const struct dial_opts *eff, const char *target, char *pa
         snprintf(why, whylen, "the options are too long to name a master by");
         return -1;
     }
-    if (private_dir(dir, sizeof dir, why, whylen) < 0)
+    if (dir_name(dir, sizeof dir) < 0) {
+        snprintf(why, whylen, "the directory for masters would be too long a path");
         return -1;
+    }
     n = snprintf(path, len, "%s/%016llx", dir, (unsigned long long)XXH3_64bits(id, at));
     if (n < 0 || (size_t)n >= len || (size_t)n >= sizeof ((struct sockaddr_un *)0)->sun_path) {
         snprintf(why, whylen, "%s is too long a path for a unix socket", dir);
@@ -145,6 +161,9 @@ int master_request(const char *path, const char *op, int timeout_ms, struct mast
     memset(info, 0, sizeof *info);
     if (t)
         *t = NULL;
+    r = master_dir_check(path, 0, why, whylen);
+    if (r != 0)
+        return r > 0 ? MASTER_NONE : -1;
     if (strlen(path) >= sizeof sa.sun_path) {
         snprintf(why, whylen, "%s: too long for a unix socket", path);
         return -1;

@@ -189,6 +189,13 @@ class MasterTest(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout), (0, b"plain\n"), r.stderr)
         self.assertTrue(self.via_master(r), r.stderr)
 
+    def test_looking_for_a_master_leaves_no_trace(self):
+        r = self.ferry("exec", self.host, "true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ferry("master", "--check", self.host)
+        self.assertEqual(r.returncode, 1)
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "ferry")))
+
     def test_no_master_connects_directly(self):
         self.start_master(self.host)
         r = self.ferry("exec", "--no-master", "-v", self.host, "true")
