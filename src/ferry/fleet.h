@@ -6,16 +6,18 @@
  * One loop (client_loop()) drives every connection; each host goes
  * through its own small state machine:
  *
- *   waiting -> connecting (non-blocking, each address of the name in
+ *   waiting -> the name looked up (at once, or by a lookup thread:
+ *   lookup.h) -> connecting (non-blocking, each address of the name in
  *   turn) -> TLS or plaintext + the handshake (dial_hs.c) -> the exec
  *   request, its output and exit frames (or the job's requests and
  *   frames) -> done
  *
  * At most `fanout` hosts are past "waiting" at once; a host that cannot be
  * reached, authenticates slowly or hangs holds only its own slot, for at
- * most its connect timeout (and --timeout, --keepalive as for one host).
- * What is the same for many hosts is made once: the key, and the TLS
- * configuration of every distinct set of key and TLS options.
+ * most its connect timeout (its name's lookup included; --timeout,
+ * --keepalive as for one host).  What is the same for many hosts is made
+ * once: the host configuration read, the key, and the TLS configuration
+ * of every distinct set of key and TLS options.
  */
 #ifndef FERRY_CLIENT_FLEET_H
 #define FERRY_CLIENT_FLEET_H
