@@ -64,7 +64,7 @@ int cmd_config(int argc, char **argv)
         return cli_usage_error("ferry config", "missing HOST");
     if (argc - optind > 1)
         return cli_usage_error("ferry config", "one HOST at a time");
-    if (dial_resolve(argv[optind], &o, &eff, &hc, target, sizeof target) < 0)
+    if (dial_resolve(argv[optind], &o, NULL, &eff, &hc, target, sizeof target) < 0)
         return FERRY_EXIT_ERROR;
     dial_split_host(argv[optind], name, sizeof name, port, sizeof port);
     printf("host %s\n", name);

@@ -232,10 +232,12 @@ static int run_fleet(const struct dial_opts *so, struct fleet_opts *fo, const ch
         return FERRY_EXIT_ERROR;
     fo->dial = so;
     hostlist_init(&hl);
-    status = fleet_hosts("ferry exec", so->config_file, lists, kind, n, &hl);
+    status = fleet_hosts("ferry exec", so->config_file, &fo->conf, lists, kind, n, &hl);
     if (status == 0)
         status = fleet_exec(&hl, req, fo);
     hostlist_free(&hl);
+    hostconf_db_free(fo->conf);
+    fo->conf = NULL;
     return status;
 }
 

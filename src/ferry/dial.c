@@ -194,8 +194,8 @@ void dial_split_host(const char *host, char *name, size_t name_len, char *port, 
     split_host(host, name, name_len, port, port_len);
 }
 
-int dial_resolve(const char *host, const struct dial_opts *o, struct dial_opts *eff,
-                 struct hostconf *hc, char *target, size_t target_len)
+int dial_resolve(const char *host, const struct dial_opts *o, const struct hostconf_db *conf,
+                 struct dial_opts *eff, struct hostconf *hc, char *target, size_t target_len)
 {
     char name[256], port[16];
     const char *const *v = (const char *const *)hc->values;
@@ -207,7 +207,7 @@ int dial_resolve(const char *host, const struct dial_opts *o, struct dial_opts *
         cli_error("%s: host name too long", host);
         return -1;
     }
-    if (hostconf_load(o->config_file, name, hc) < 0)
+    if ((conf ? hostconf_db_host(conf, name, hc) : hostconf_load(o->config_file, name, hc)) < 0)
         return -1;
     *eff = *o;
     /* The command line first, then the files (first value wins there). */
@@ -376,7 +376,7 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
     char *key_path = NULL, err[DIAL_HS_ERR_MAX];
     int fd = -1, r, have_key = 0, ok = 0;
 
-    if (dial_resolve(host, given, &eff, &hc, target, sizeof target) < 0)
+    if (dial_resolve(host, given, NULL, &eff, &hc, target, sizeof target) < 0)
         return NULL;
     timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
     if (!o->no_master && dial_check_opts(o, err, sizeof err) == 0) {

@@ -113,10 +113,13 @@ int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const ch
 /* What the host configuration makes of `host` and the command line's
  * options: *eff (strings borrowed from o or from *hc, which the caller
  * frees with hostconf_free) and the address to connect to (target:
- * HOST[:PORT] as ferry_connect_host takes it).  0, or -1 (printed). */
+ * HOST[:PORT] as ferry_connect_host takes it).  conf: the configuration
+ * read already (a fleet's, hostconf_db_read), or NULL to read o's files
+ * now.  0, or -1 (printed). */
 struct hostconf;
-int dial_resolve(const char *host, const struct dial_opts *o, struct dial_opts *eff,
-                 struct hostconf *hc, char *target, size_t target_len);
+struct hostconf_db;
+int dial_resolve(const char *host, const struct dial_opts *o, const struct hostconf_db *conf,
+                 struct dial_opts *eff, struct hostconf *hc, char *target, size_t target_len);
 
 /* HOST[:PORT] / [V6]:PORT / unix:/PATH into the name and the port ("" when
  * none is given). */

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -35,7 +34,7 @@
 #include "proto.h"
 #include "signals.h"
 
-enum run_state { R_CONNECT, R_SESSION, R_RUNNING, R_OVER };
+enum run_state { R_RESOLVE, R_CONNECT, R_SESSION, R_RUNNING, R_OVER };
 
 struct fleet_host {
     struct fleet_result r;
@@ -56,6 +55,8 @@ struct fleet_run {
     char target[320];
     struct ferry_addr addr[FLEET_ADDRS];
     int naddr, ai;
+    struct lookup *lookup;       /* R_RESOLVE: the name's lookup, until on_lookup */
+    int resolved;
     int fd, watched, writable, timed_out;
     struct ferry_timer *timer;   /* the connect's deadline */
     uint64_t started, deadline;  /* loop ms */
@@ -72,7 +73,7 @@ struct fleet_run {
 };
 
 /* Descriptors besides the hosts' sockets: stdio, the loop's, the signal
- * pipe, the stdin spool, and the configuration or key file read as a
+ * pipe, the lookups' pipe, the stdin spool, and a key file read as a
  * host starts. */
 #define FLEET_SPARE_FDS 32
 
@@ -87,6 +88,8 @@ struct fleet {
     struct fleet_run **active;
     size_t nactive;
     struct fleet_ctx *ctxs;
+    struct hostconf_db *conf;    /* the host configuration, read once */
+    struct lookup_pool *lookups; /* host names, off the loop's thread */
     struct fleet_out out;
     struct fleet_stdin in;
     int stdin_open;
@@ -121,6 +124,8 @@ static void finish(struct fleet_run *r, int status, int ran, const char *error, 
                                   .duration = (double)(now - r->started) / 1000.0 };
     if (error)
         fleet_out_note(&f->out, r->name, error);
+    lookup_cancel(r->lookup);
+    r->lookup = NULL;
     if (r->s)
         session_set_receiver(r->s, NULL, NULL);
     client_session_close(r->s);
@@ -213,6 +218,19 @@ static int connect_next(struct fleet_run *r)
     return err;
 }
 
+/* The name's addresses (pool's thread -> the loop's: lookup.h). */
+static void on_lookup(void *arg, int n, const struct ferry_addr *addrs)
+{
+    struct fleet_run *r = arg;
+
+    r->lookup = NULL;
+    r->naddr = n > 0 ? n : 0;
+    if (n > 0)
+        memcpy(r->addr, addrs, (size_t)n * sizeof *addrs);
+    r->resolved = 1;
+    wake(r->f);
+}
+
 static int on_frame(struct client_session *s, struct ferry_frame_event *ev, void *arg);
 
 /* TCP is up: TLS (or plaintext) and the handshake, on the loop. */
@@ -266,8 +284,9 @@ static void launch(struct fleet *f)
         return;
     }
     *r = (struct fleet_run){ .f = f, .idx = i, .name = f->hosts->names[i], .fd = -1,
-                             .started = ferry_loop_now(f->loop) };
-    if (dial_resolve(r->name, f->fo->dial, &r->eff, &r->hc, r->target, sizeof r->target) < 0) {
+                             .state = R_CONNECT, .started = ferry_loop_now(f->loop) };
+    if (dial_resolve(r->name, f->fo->dial, f->conf, &r->eff, &r->hc, r->target,
+                     sizeof r->target) < 0) {
         finish(r, FERRY_EXIT_ERROR, 0, NULL, "bad host");
         free(r);
         return;
@@ -280,20 +299,22 @@ static void launch(struct fleet *f)
     }
     if (r->ctx->key_path)
         r->eff.key_file = r->ctx->key_path;   /* the one used, for messages */
-    n = fleet_resolve(r->target, r->addr, FLEET_ADDRS);
+    /* The connect timeout runs from here: the name's lookup included. */
     timeout_ms = (int)(r->eff.connect_timeout * 1000.0 + 0.5);
     r->deadline = r->started + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
     r->timer = ferry_loop_timer(f->loop, (uint64_t)(timeout_ms > 0 ? timeout_ms : 1), on_deadline, r);
-    if (n < 0 || !r->timer) {
-        if (n < 0)
-            unreachable(r, n);
-        else
-            give_up(r, FERRY_EXIT_ERROR, "out of memory", "out of memory");
+    if (!r->timer) {
+        give_up(r, FERRY_EXIT_ERROR, "out of memory", "out of memory");
         free(r);
         return;
     }
-    r->naddr = n;
-    n = connect_next(r);
+    n = fleet_resolve(f->lookups, r->target, r->addr, FLEET_ADDRS, on_lookup, r, &r->lookup);
+    if (n > 0) {
+        r->naddr = n;
+        n = connect_next(r);
+    } else if (n == 0) {
+        r->state = R_RESOLVE;   /* a worker asks DNS; on_lookup brings the answer */
+    }
     if (n < 0) {
         unreachable(r, n);
         free(r);
@@ -443,6 +464,19 @@ static int advance(struct fleet_run *r)
     int rc;
 
     switch (r->state) {
+    case R_RESOLVE:
+        if (r->timed_out) {
+            give_up(r, FERRY_EXIT_ERROR, "unreachable (name lookup timed out)",
+                    "cannot connect to %s: the name lookup timed out", r->name);
+            return 1;
+        }
+        if (!r->resolved)
+            return 0;
+        r->state = R_CONNECT;
+        rc = connect_next(r);   /* FERRY_EADDR when the name had no address */
+        if (rc < 0)
+            unreachable(r, rc);
+        return 1;
     case R_CONNECT:
         if (r->timed_out) {
             unreachable(r, -ETIMEDOUT);
@@ -653,49 +687,6 @@ static int exit_status(struct fleet *f)
     return status;
 }
 
-/* What is wrong for the first host (a configuration file that cannot be
- * read, a missing key) is most likely wrong for all: said once, before
- * any connect.  0 or -1 (printed). */
-static int preflight(struct fleet *f)
-{
-    struct hostconf hc = { 0 };
-    struct dial_opts eff;
-    struct fleet_ctx *c;
-    char target[320];
-
-    if (dial_resolve(f->hosts->names[0], f->fo->dial, &eff, &hc, target, sizeof target) < 0)
-        return -1;
-    c = fleet_ctx_get(&f->ctxs, &eff);
-    hostconf_free(&hc);
-    if (!c || c->err[0]) {
-        cli_error("%s", c ? c->err : "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-/* Each host in flight holds a socket: raise the soft limit on descriptors
- * to what -f needs (past it, hosts failed as "bad host" when their
- * configuration could not be opened), within the hard limit; beyond the
- * hard limit, -f is cut to what fits, and said. */
-static size_t fit_fanout(size_t fanout)
-{
-    rlim_t want = (rlim_t)fanout + FLEET_SPARE_FDS;
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
-        return fanout;
-    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return fanout;
-    if (rl.rlim_cur >= want)
-        return fanout;
-    fanout = rl.rlim_cur > FLEET_SPARE_FDS + 1 ? (size_t)(rl.rlim_cur - FLEET_SPARE_FDS) : 1;
-    cli_error("-f: only %llu descriptors may be open (ulimit -n): at most %zu hosts at once",
-              (unsigned long long)rl.rlim_cur, fanout);
-    return fanout;
-}
-
 int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet_opts *fo)
 {
     struct fleet *f = calloc(1, sizeof *f);
@@ -704,7 +695,7 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
     int status = FERRY_EXIT_ERROR, r, sigs_on = 0;
 
     if (f)
-        f->fanout = fit_fanout(fo->fanout);
+        f->fanout = fleet_fit_fanout(fo->fanout, FLEET_SPARE_FDS);
     if (!f || !(f->h = calloc(hosts->n, sizeof *f->h)) ||
         !(f->active = calloc(f->fanout, sizeof *f->active)) || !(f->loop = client_loop())) {
         cli_error("out of memory");
@@ -722,8 +713,14 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
     }
     sigs_on = 1;
     signals_set_hook(on_signals, f);
-    if (preflight(f) < 0)
+    f->conf = fo->conf;
+    if (fleet_preflight(hosts->names[0], fo->dial, &f->conf, &f->ctxs) < 0)
         goto out;
+    r = lookup_pool_new(f->loop, (unsigned)f->fanout, NULL, &f->lookups);
+    if (r < 0) {
+        cli_error("cannot set up name lookups: %s", strerror(-r));
+        goto out;
+    }
     if (fo->forward_stdin) {
         r = fleet_stdin_open(&f->in, f->loop, on_stdin_data, f);
         if (r < 0) {
@@ -778,6 +775,9 @@ out:
     if (f) {
         if (f->stdin_open)
             fleet_stdin_close(&f->in);
+        lookup_pool_free(f->lookups);   /* lookups still in DNS end on their own */
+        if (f->conf != fo->conf)
+            hostconf_db_free(f->conf);
         fleet_ctx_free_all(&f->ctxs);
         for (size_t i = 0; f->h && i < hosts->n; i++) {
             free(f->h[i].error);

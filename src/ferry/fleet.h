@@ -6,16 +6,18 @@
  * One loop (client_loop()) drives every connection; each host goes
  * through its own small state machine:
  *
- *   waiting -> connecting (non-blocking, each address of the name in
+ *   waiting -> the name looked up (at once, or by a lookup thread:
+ *   lookup.h) -> connecting (non-blocking, each address of the name in
  *   turn) -> TLS or plaintext + the handshake (dial_hs.c) -> the exec
  *   request, its output and exit frames (or the job's requests and
  *   frames) -> done
  *
  * At most `fanout` hosts are past "waiting" at once; a host that cannot be
  * reached, authenticates slowly or hangs holds only its own slot, for at
- * most its connect timeout (and --timeout, --keepalive as for one host).
- * What is the same for many hosts is made once: the key, and the TLS
- * configuration of every distinct set of key and TLS options.
+ * most its connect timeout (its name's lookup included; --timeout,
+ * --keepalive as for one host).  What is the same for many hosts is made
+ * once: the host configuration read, the key, and the TLS configuration
+ * of every distinct set of key and TLS options.
  */
 #ifndef FERRY_CLIENT_FLEET_H
 #define FERRY_CLIENT_FLEET_H
@@ -65,6 +67,8 @@ struct fleet_opts {
     size_t fanout;                  /* -f */
     enum fleet_mode mode;           /* lines, -b, --json */
     int forward_stdin;              /* spool stdin to every host (the request wants it) */
+    struct hostconf_db *conf;       /* the host configuration if read already
+                                     * (fleet_hosts), else NULL: read once here */
 };
 
 /*
@@ -83,13 +87,22 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
 
 /*
  * The hosts of -w, -g and -x (kind[i] says which lists[i] is), in the
- * order given; each -x removes from what every -w and -g named.  0, or
- * an exit status after a usage error said for `cmd` ("ferry exec").
+ * order given; each -x removes from what every -w and -g named.  The
+ * host configuration is read into *conf for the first -g (NULL stays
+ * NULL without one): the caller passes it on in fleet_opts and frees it
+ * (hostconf_db_free).  0, or an exit status after a usage error said for
+ * `cmd` ("ferry exec").
  */
-int fleet_hosts(const char *cmd, const char *config_file, const char **lists, const char *kind,
-                int n, struct hostlist *hl);
+struct hostconf_db;
+int fleet_hosts(const char *cmd, const char *config_file, struct hostconf_db **conf,
+                const char **lists, const char *kind, int n, struct hostlist *hl);
 
 /* -f N: 0 and *out, or a usage error's status for cmd. */
 int fleet_fanout(const char *cmd, const char *arg, size_t *out);
+
+/* -f within the descriptors we may open (`spare` of them besides the
+ * hosts' sockets): the soft limit raised as far as needed and allowed,
+ * else -f cut to fit (said on stderr). */
+size_t fleet_fit_fanout(size_t fanout, size_t spare);
 
 #endif

@@ -8,14 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "fleet_xfer.h"
 #include "hostconf.h"
 #include "proto.h"
 
-int fleet_hosts(const char *cmd, const char *config_file, const char **lists, const char *kind,
-                int n, struct hostlist *hl)
+int fleet_hosts(const char *cmd, const char *config_file, struct hostconf_db **conf,
+                const char **lists, const char *kind, int n, struct hostlist *hl)
 {
     char err[512];
 
@@ -29,7 +30,9 @@ int fleet_hosts(const char *cmd, const char *config_file, const char **lists, co
             if ((kind[i] == 'x') != (pass == 1))
                 continue;
             if (kind[i] == 'g') {
-                r = hostconf_group(config_file, lists[i], &members);
+                if (!*conf && hostconf_db_read(config_file, conf) < 0)
+                    return FERRY_EXIT_ERROR;
+                r = hostconf_db_group(*conf, lists[i], &members);
                 if (r < 0)
                     return FERRY_EXIT_ERROR;
                 if (r > 0)
@@ -61,6 +64,28 @@ int fleet_fanout(const char *cmd, const char *arg, size_t *out)
     return 0;
 }
 
+/* Each host in flight holds a socket: raise the soft limit on descriptors
+ * to what -f needs (past it, hosts would fail as they open their
+ * sockets), within the hard limit; beyond the hard limit, -f is cut to
+ * what fits, and said. */
+size_t fleet_fit_fanout(size_t fanout, size_t spare)
+{
+    rlim_t want = (rlim_t)fanout + spare;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return fanout;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return fanout;
+    if (rl.rlim_cur >= want)
+        return fanout;
+    fanout = rl.rlim_cur > spare + 1 ? (size_t)(rl.rlim_cur - spare) : 1;
+    cli_error("-f: only %llu descriptors may be open (ulimit -n): at most %zu hosts at once",
+              (unsigned long long)rl.rlim_cur, fanout);
+    return fanout;
+}
+
 int fleet_xfer_main(const struct dial_opts *so, struct fleet_xfer_cmd *c)
 {
     const char *cmd = c->cmd;
@@ -82,7 +107,7 @@ int fleet_xfer_main(const struct dial_opts *so, struct fleet_xfer_cmd *c)
     if (!c->put && strpbrk(c->xo.src, "*?[\\"))
         return cli_usage_error(cmd, "patterns are not supported with -w or -g: name one file");
     hostlist_init(&hl);
-    status = fleet_hosts(cmd, so->config_file, c->lists, c->kinds, c->nlists, &hl);
+    status = fleet_hosts(cmd, so->config_file, &fo.conf, c->lists, c->kinds, c->nlists, &hl);
     if (status == 0)
         status = c->put ? fleet_put(&hl, &fo, &c->xo) : fleet_get(&hl, &fo, &c->xo);
     /* Failures have their summary; success is quiet unless asked (-v). */
@@ -90,5 +115,6 @@ int fleet_xfer_main(const struct dial_opts *so, struct fleet_xfer_cmd *c)
         fprintf(stderr, "ferry: %s %s: %zu of %zu host%s done\n", c->put ? "put" : "get",
                 c->xo.src, hl.n, hl.n, hl.n == 1 ? "" : "s");
     hostlist_free(&hl);
+    hostconf_db_free(fo.conf);
     return status;
 }

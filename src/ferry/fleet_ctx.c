@@ -4,13 +4,12 @@
  */
 #include "fleet_ctx.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+#include "hostconf.h"
 #include "proto.h"
 
 static int same(const char *a, const char *b)
@@ -80,15 +79,39 @@ struct fleet_ctx *fleet_ctx_get(struct fleet_ctx **list, const struct dial_opts 
     return c;
 }
 
-/* Every address target (dial_resolve's) stands for, in the resolver's
- * order, as ferry_connect_host tries them: the count, or FERRY_EADDR. */
-int fleet_resolve(const char *target, struct ferry_addr *out, int max)
+/* The host configuration, read once for every host; and what is wrong
+ * for the first host (a missing key) is most likely wrong for all: said
+ * once, before any connect. */
+int fleet_preflight(const char *first, const struct dial_opts *o, struct hostconf_db **conf,
+                    struct fleet_ctx **list)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+    struct hostconf hc = { 0 };
+    struct dial_opts eff;
+    struct fleet_ctx *c;
+    char target[320];
+
+    if ((!*conf && hostconf_db_read(o->config_file, conf) < 0) ||
+        dial_resolve(first, o, *conf, &eff, &hc, target, sizeof target) < 0)
+        return -1;
+    c = fleet_ctx_get(list, &eff);
+    hostconf_free(&hc);
+    if (!c || c->err[0]) {
+        cli_error("%s", c ? c->err : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Every address target (dial_resolve's) stands for, in the resolver's
+ * order, as ferry_connect_host tries them: at once, or through the pool
+ * (lookup.h). */
+int fleet_resolve(struct lookup_pool *pool, const char *target, struct ferry_addr *out, int max,
+                  lookup_cb *cb, void *arg, struct lookup **q)
+{
     char name[256], port[16], *end;
     long p = FERRY_DEFAULT_PORT;
-    int n = 0;
 
+    *q = NULL;
     if (strncmp(target, "unix:", 5) == 0 || target[0] == '[')
         return ferry_addr_parse(target, FERRY_DEFAULT_PORT, &out[0]) == 0 ? 1 : FERRY_EADDR;
     dial_split_host(target, name, sizeof name, port, sizeof port);
@@ -97,23 +120,9 @@ int fleet_resolve(const char *target, struct ferry_addr *out, int max)
         if (*end || p < 1 || p > 65535)
             return FERRY_EADDR;
     }
-    if (!name[0] || strcmp(name, "*") == 0 || getaddrinfo(name, NULL, &hints, &res) != 0)
+    if (!name[0] || strcmp(name, "*") == 0)
         return FERRY_EADDR;
-    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
-        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-            ai->ai_addrlen > sizeof out[n].ss)
-            continue;
-        memset(&out[n], 0, sizeof out[n]);
-        memcpy(&out[n].ss, ai->ai_addr, ai->ai_addrlen);
-        out[n].len = ai->ai_addrlen;
-        if (ai->ai_family == AF_INET)
-            ((struct sockaddr_in *)&out[n].ss)->sin_port = htons((uint16_t)p);
-        else
-            ((struct sockaddr_in6 *)&out[n].ss)->sin6_port = htons((uint16_t)p);
-        n++;
-    }
-    freeaddrinfo(res);
-    return n > 0 ? n : FERRY_EADDR;
+    return lookup_start(pool, name, (uint16_t)p, out, max, cb, arg, q);
 }
 
 void fleet_ctx_free_all(struct fleet_ctx **list)

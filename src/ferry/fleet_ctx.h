@@ -12,6 +12,7 @@
 #include "dial_hs.h"
 #include "ferry/ferry.h"
 #include "keyfile.h"
+#include "lookup.h"
 
 #define FLEET_ADDRS 8
 
@@ -35,9 +36,21 @@ struct fleet_ctx *fleet_ctx_get(struct fleet_ctx **list, const struct dial_opts 
 
 void fleet_ctx_free_all(struct fleet_ctx **list);
 
+/* The host configuration read once into *conf unless it was already (the
+ * caller frees it: hostconf_db_free), and
+ * the first host's key and TLS configuration made into *list: what is
+ * wrong for it (a configuration file, a missing key) is most likely wrong
+ * for all, and is said once, before any connect.  0 or -1 (printed). */
+struct hostconf_db;
+int fleet_preflight(const char *first, const struct dial_opts *o, struct hostconf_db **conf,
+                    struct fleet_ctx **list);
+
 /* Every address target (dial_resolve's HOST[:PORT], [V6]:PORT or
  * unix:/PATH) stands for, in the resolver's order (ferry_connect_host
- * tries them the same way): the count (at most max), or FERRY_EADDR. */
-int fleet_resolve(const char *target, struct ferry_addr *out, int max);
+ * tries them the same way), as lookup_start answers: the count (at most
+ * max) or FERRY_EADDR at once, or 0 and cb later (*q the request), or a
+ * negative error. */
+int fleet_resolve(struct lookup_pool *pool, const char *target, struct ferry_addr *out, int max,
+                  lookup_cb *cb, void *arg, struct lookup **q);
 
 #endif

@@ -4,7 +4,9 @@
  * Every file is read whole, line by line, and every line is checked even
  * in blocks that do not apply to the host at hand, so a mistake shows the
  * first time any command reads the file, not the day someone uses the
- * host it is under.
+ * host it is under.  What the lines say is kept in memory in their order
+ * (struct hostconf_db), so that a fleet reads the files once and asks
+ * for each of its hosts without touching the disk again.
  */
 #include "hostconf.h"
 
@@ -52,15 +54,34 @@ void hostconf_free(struct hostconf *hc)
     *hc = (struct hostconf){ 0 };
 }
 
+/*
+ * What the files say, kept in their order: one entry per line that
+ * matters.  Words (a Host line's patterns, a Group's name and members)
+ * are stored NUL-separated, the last followed by an empty one.
+ */
+enum entry_kind {
+    E_FILE,    /* a file starts: its first lines apply to every host */
+    E_HOST,    /* Host PATTERN...: text holds the patterns */
+    E_GROUP,   /* Group NAME MEMBER...: text holds NAME, then the members */
+    E_SET,     /* Key Value: text holds the value (a path with ~ expanded) */
+};
+
+struct entry {
+    struct entry *next;
+    enum entry_kind kind;
+    enum hostconf_key key;   /* E_SET's */
+    char text[];
+};
+
+struct hostconf_db {
+    struct entry *head, **tail;
+};
+
 /* Where one file is being read, for messages. */
 struct reader {
     const char *path;
     unsigned line;
-    const char *host;
-    int active;             /* the current block applies to host */
-    struct hostconf *out;
-    const char *group;      /* hostconf_group: the group asked for, or NULL */
-    char *members;          /* ... its members so far, comma-separated */
+    struct hostconf_db *db;
 };
 
 static int bad(const struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -77,14 +98,60 @@ static int bad(const struct reader *r, const char *fmt, ...)
     return -1;
 }
 
-/* Does `Host p1 p2 ...` apply?  Some positive pattern matches and no
- * negated one does (ssh_config's rule). */
-static int block_applies(const char *host, char *patterns)
+/* Append an entry holding len bytes of text (copied, then a NUL and an
+ * empty word's NUL).  0 or -1 (printed). */
+static int add_entry(struct hostconf_db *db, enum entry_kind kind, enum hostconf_key key,
+                     const char *text, size_t len)
+{
+    struct entry *e = malloc(sizeof *e + len + 2);
+
+    if (!e) {
+        cli_error("out of memory");
+        return -1;
+    }
+    e->next = NULL;
+    e->kind = kind;
+    e->key = key;
+    memcpy(e->text, text, len);
+    e->text[len] = e->text[len + 1] = '\0';
+    *db->tail = e;
+    db->tail = &e->next;
+    return 0;
+}
+
+/* The words of v (space- or tab-separated) as an entry.  The number of
+ * words, or -1 (printed). */
+static int add_words(struct hostconf_db *db, enum entry_kind kind, char *v)
+{
+    char *w = v, *save = NULL;
+    size_t len = 0;
+    int n = 0;
+
+    /* Packed in place: each word moves down over the blanks before it. */
+    for (char *t = strtok_r(v, " \t", &save); t; t = strtok_r(NULL, " \t", &save), n++) {
+        size_t tl = strlen(t) + 1;
+
+        memmove(w + len, t, tl);
+        len += tl;
+    }
+    if (n == 0)
+        return 0;
+    return add_entry(db, kind, 0, w, len - 1) < 0 ? -1 : n;
+}
+
+/* The next word after w (the empty word ends the list). */
+static const char *next_word(const char *w)
+{
+    return w + strlen(w) + 1;
+}
+
+/* Does `Host p1 p2 ...` apply (its patterns as stored)?  Some positive
+ * pattern matches and no negated one does (ssh_config's rule). */
+static int block_applies(const char *host, const char *patterns)
 {
     int yes = 0;
 
-    for (char *save = NULL, *p = strtok_r(patterns, " \t", &save); p;
-         p = strtok_r(NULL, " \t", &save)) {
+    for (const char *p = patterns; *p; p = next_word(p)) {
         int neg = p[0] == '!';
 
         if (fnmatch(p + neg, host, FNM_CASEFOLD) == 0) {
@@ -168,17 +235,20 @@ static int check_value(const struct reader *r, enum hostconf_key k, const char *
 
 static int set_value(struct reader *r, enum hostconf_key k, const char *v)
 {
+    char *value;
+    int rc;
+
     if (check_value(r, k, v) < 0)
         return -1;
-    if (!r->active || r->out->values[k])
-        return 0;   /* the first value met wins */
-    r->out->values[k] = (k == HC_KEYFILE || k == HC_CA || k == HC_CERT || k == HC_CERTKEY)
-                        ? expand_path(v) : strdup(v);
-    if (!r->out->values[k]) {
+    value = (k == HC_KEYFILE || k == HC_CA || k == HC_CERT || k == HC_CERTKEY)
+            ? expand_path(v) : strdup(v);
+    if (!value) {
         cli_error("out of memory");
         return -1;
     }
-    return 0;
+    rc = add_entry(r->db, E_SET, k, value, strlen(value));
+    free(value);
+    return rc;
 }
 
 static int group_name_ok(const char *s)
@@ -207,25 +277,20 @@ static int append_word(char **list, const char *word, char sep)
     return 0;
 }
 
-/* Group NAME MEMBER...: note NAME if the host is one of the members, or
- * keep the members when NAME is the group asked for. */
+/* Group NAME MEMBER...: checked and kept, whoever asks. */
 static int take_group(struct reader *r, char *v)
 {
-    char *save = NULL, *name = strtok_r(v, " \t", &save), *m;
-    int member = 0, n = 0, wanted;
+    size_t nlen = strcspn(v, " \t");
+    const char *members = v + nlen + strspn(v + nlen, " \t");
+    char sep = v[nlen];
 
-    if (!name || !group_name_ok(name))
+    v[nlen] = '\0';
+    if (!group_name_ok(v))
         return bad(r, "Group: expected a name (letters, digits, _ . -) and its hosts");
-    wanted = r->group && strcasecmp(name, r->group) == 0;
-    while ((m = strtok_r(NULL, " \t", &save)) != NULL) {
-        n++;
-        member |= strcasecmp(m, r->host) == 0;
-        if (wanted && append_word(&r->members, m, ',') < 0)
-            return -1;
-    }
-    if (n == 0)
-        return bad(r, "Group %s: expected the hosts it names", name);
-    return member ? append_word(&r->out->groups, name, ' ') : 0;
+    if (!*members)
+        return bad(r, "Group %s: expected the hosts it names", v);
+    v[nlen] = sep;
+    return add_words(r->db, E_GROUP, v) < 0 ? -1 : 0;
 }
 
 /* One line: "Key Value" or "Key=Value", blank, or a comment. */
@@ -254,10 +319,8 @@ static int take_line(struct reader *r, char *line)
     }
     if (!*v)
         return bad(r, "%s: expected a value", key);
-    if (strcasecmp(key, "Host") == 0) {
-        r->active = block_applies(r->host, v);
-        return 0;
-    }
+    if (strcasecmp(key, "Host") == 0)
+        return add_words(r->db, E_HOST, v) < 0 ? -1 : 0;
     if (strcasecmp(key, "Group") == 0)
         return take_group(r, v);
     for (int k = 0; k < HC_NKEYS; k++)
@@ -290,18 +353,15 @@ static int check_owner(const char *path, int fd)
 }
 
 /* 0 (also for a missing file when !must_exist), or -1 (printed).  What
- * is found goes to *into (its path, line and block state are this
- * file's). */
-static int read_file(const char *path, int must_exist, struct reader *into)
+ * the file says is added to r->db, after an E_FILE entry. */
+static int read_file(const char *path, int must_exist, struct reader *r)
 {
-    struct reader r = *into;
     char line[LINE_MAX_LEN + 2];
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = 0;
     FILE *f;
 
-    r.path = path;
-    r.line = 0;
-    r.active = 1;   /* lines before the first Host apply to every host */
+    r->path = path;
+    r->line = 0;
     if (fd < 0) {
         if (errno == ENOENT && !must_exist)
             return 0;
@@ -318,23 +378,23 @@ static int read_file(const char *path, int must_exist, struct reader *into)
         cli_error("cannot read %s: %s", path, strerror(errno));
         return -1;
     }
+    rc = add_entry(r->db, E_FILE, 0, "", 0);
     while (rc == 0 && fgets(line, sizeof line, f)) {
-        r.line++;
+        r->line++;
         if (strlen(line) > LINE_MAX_LEN)
-            rc = bad(&r, "a line over %d bytes", LINE_MAX_LEN);
+            rc = bad(r, "a line over %d bytes", LINE_MAX_LEN);
         else
-            rc = take_line(&r, line);
+            rc = take_line(r, line);
     }
     if (rc == 0 && ferror(f)) {
         cli_error("cannot read %s: %s", path, strerror(errno));
         rc = -1;
     }
     fclose(f);
-    into->members = r.members;
     return rc;
 }
 
-/* Read -F's file, or the default ones in turn, into *r.  0 or -1. */
+/* Read -F's file, or the default ones in turn, into r->db.  0 or -1. */
 static int read_files(const char *file, struct reader *r)
 {
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
@@ -360,34 +420,101 @@ static int read_files(const char *file, struct reader *r)
     return rc;
 }
 
-int hostconf_group(const char *file, const char *name, char **members)
+int hostconf_db_read(const char *file, struct hostconf_db **out)
 {
-    struct hostconf scratch = { 0 };
-    struct reader r = { .host = "", .active = 1, .out = &scratch, .group = name };
-    int rc = read_files(file, &r);
+    struct hostconf_db *db = calloc(1, sizeof *db);
+    struct reader r = { .db = db };
 
-    hostconf_free(&scratch);
-    *members = NULL;
-    if (rc < 0) {
-        free(r.members);
+    *out = NULL;
+    if (!db) {
+        cli_error("out of memory");
         return -1;
     }
-    *members = r.members;
-    return r.members ? 0 : 1;
+    db->tail = &db->head;
+    if (read_files(file, &r) < 0) {
+        hostconf_db_free(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
 }
 
-int hostconf_load(const char *file, const char *host, struct hostconf *out)
+void hostconf_db_free(struct hostconf_db *db)
 {
-    struct reader r = { .host = host, .active = 1, .out = out };
-    int rc;
+    if (!db)
+        return;
+    while (db->head) {
+        struct entry *e = db->head;
+
+        db->head = e->next;
+        free(e);
+    }
+    free(db);
+}
+
+int hostconf_db_host(const struct hostconf_db *db, const char *host, struct hostconf *out)
+{
+    int active = 1, rc = 0;
 
     *out = (struct hostconf){ 0 };
-    rc = read_files(file, &r);
+    for (const struct entry *e = db->head; e && rc == 0; e = e->next) {
+        switch (e->kind) {
+        case E_FILE:
+            active = 1;   /* lines before the first Host apply to every host */
+            break;
+        case E_HOST:
+            active = block_applies(host, e->text);
+            break;
+        case E_GROUP:
+            /* A Group line names its members wherever it stands. */
+            for (const char *m = next_word(e->text); *m; m = next_word(m))
+                if (strcasecmp(m, host) == 0) {
+                    rc = append_word(&out->groups, e->text, ' ');
+                    break;
+                }
+            break;
+        case E_SET:
+            if (active && !out->values[e->key] && !(out->values[e->key] = strdup(e->text))) {
+                cli_error("out of memory");   /* the first value met wins */
+                rc = -1;
+            }
+            break;
+        }
+    }
     if (rc == 0 && !out->groups && !(out->groups = strdup(""))) {
         cli_error("out of memory");
         rc = -1;
     }
     if (rc < 0)
         hostconf_free(out);
+    return rc;
+}
+
+int hostconf_db_group(const struct hostconf_db *db, const char *name, char **members)
+{
+    *members = NULL;
+    for (const struct entry *e = db->head; e; e = e->next) {
+        if (e->kind != E_GROUP || strcasecmp(e->text, name) != 0)
+            continue;
+        for (const char *m = next_word(e->text); *m; m = next_word(m))
+            if (append_word(members, m, ',') < 0) {
+                free(*members);
+                *members = NULL;
+                return -1;
+            }
+    }
+    return *members ? 0 : 1;
+}
+
+int hostconf_load(const char *file, const char *host, struct hostconf *out)
+{
+    struct hostconf_db *db;
+    int rc;
+
+    *out = (struct hostconf){ 0 };
+    if (hostconf_db_read(file, &db) < 0)
+        return -1;
+    rc = hostconf_db_host(db, host, out);
+    hostconf_db_free(db);
     return rc;
 }

@@ -46,23 +46,34 @@ struct hostconf {
 };
 
 /*
- * Read the configuration (file: -F's, or NULL for the default files) and
- * gather the settings for `host` (the name as given, without a port).
- * 0, or -1 after the error was printed (FILE:LINE: ...).  A default file
- * that does not exist is not an error; -F's is.
+ * The files read once, every line checked, and kept in memory: a fleet
+ * asks for each of its hosts without reading them again.  file: -F's, or
+ * NULL for the default files.  0 and *db, or -1 after the error was
+ * printed (FILE:LINE: ...).  A default file that does not exist is not an
+ * error; -F's is.
  */
+struct hostconf_db;
+int hostconf_db_read(const char *file, struct hostconf_db **db);
+void hostconf_db_free(struct hostconf_db *db);   /* NULL allowed */
+
+/* The settings for `host` (the name as given, without a port) into *out
+ * (freed with hostconf_free).  0, or -1 after "out of memory" was printed. */
+int hostconf_db_host(const struct hostconf_db *db, const char *host, struct hostconf *out);
+
+/*
+ * The members of the group `name` (every `Group NAME MEMBER...` line, in
+ * order), joined with commas: a host list for hostlist_add, the members
+ * may use its ranges.  0 and *members (malloc'd); 1 when no line names
+ * the group (nothing printed); -1 after an error was printed.
+ */
+int hostconf_db_group(const struct hostconf_db *db, const char *name, char **members);
+
+/* One host's settings with the files read for that alone
+ * (hostconf_db_read, then hostconf_db_host): what a command about one
+ * host does.  Returns as those do. */
 int hostconf_load(const char *file, const char *host, struct hostconf *out);
 
 void hostconf_free(struct hostconf *hc);
-
-/*
- * The members of the group `name` (every `Group NAME MEMBER...` line of
- * the files hostconf_load reads, in order), joined with commas: a host
- * list for hostlist_add, the members may use its ranges.  0 and
- * *members (malloc'd); 1 when no file names the group (nothing printed);
- * -1 after an error was printed.
- */
-int hostconf_group(const char *file, const char *name, char **members);
 
 /* The key's name as `ferry config` prints it ("address", ...). */
 const char *hostconf_key_name(enum hostconf_key k);
