@@ -188,7 +188,7 @@ int cmd_master(int argc, char **argv)
     /* The spares connect as a command would, never through a master. */
     o.no_master = 1;
     m.o = &o;
-    if (dial_resolve(m.host, &o, &eff, &hc, target, sizeof target) < 0)
+    if (dial_resolve(m.host, &o, NULL, &eff, &hc, target, sizeof target) < 0)
         return FERRY_EXIT_ERROR;
     r = dial_check_opts(&eff, why, sizeof why);
     if (r == 0)
