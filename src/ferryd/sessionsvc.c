@@ -517,7 +517,13 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
     if (strcmp(type, MSG_PING) == 0) {
         if (body_size > 0)
             return session_protocol_error(s, "a ping carries no body");
-        return filesvc_sending(s->files) ? 0 : session_send_msg(s, json_pack("{s:s}", "type", MSG_PONG));
+        if (filesvc_sending(s->files))
+            return 0;
+        /* "rest": nothing of this session outlives the frames answered so
+         * far (no command, no transfer, the first directory), so that a
+         * connection master may hand it to another command (2.9). */
+        return session_send_msg(s, json_pack("{s:s, s:b}", "type", MSG_PONG, "rest",
+                                             !s->exec && !filesvc_busy(s->files) && !s->cwd));
     }
     touch(s);
     if (filesvc_sending(s->files))

@@ -443,7 +443,7 @@ class FerrydCloseTest(Base):
         for _ in range(3):                       # pings for about half of the 1 s
             s.send({"type": "ping"})
             last_ping = time.monotonic()
-            self.assertEqual(s.recv()[0], {"type": "pong"})
+            self.assertEqual(s.recv()[0], {"type": "pong", "rest": True})
             time.sleep(0.2)
         h, _ = s.recv()
         self.assertEqual((h["type"], h["reason"]), ("closing", "idle"))

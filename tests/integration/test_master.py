@@ -81,6 +81,23 @@ class MasterTest(unittest.TestCase):
     def via_master(self, r):
         return b"through master" in r.stderr
 
+    def socket_path(self):
+        d = os.path.join(self.run_dir, "ferry")
+        names = [n for n in os.listdir(d) if not n.endswith(".lock")]
+        self.assertEqual(len(names), 1, names)
+        return os.path.join(d, names[0])
+
+    def raw_session(self):
+        """A session from the master, spoken by hand (PROTOCOL.md 2.9)."""
+        s = socket.socket(socket.AF_UNIX)
+        self.addCleanup(s.close)
+        s.settimeout(20 * SLOW)
+        s.connect(self.socket_path())
+        s.sendall(ferrytest.frame({"type": "master", "op": "session"}))
+        h = ferrytest.recv_header(s)
+        self.assertTrue(h.get("ok"), h)
+        return s
+
     # ---- the basics --------------------------------------------------------------
 
     def test_commands_go_through_the_master_and_reuse_its_session(self):
@@ -222,6 +239,39 @@ class MasterTest(unittest.TestCase):
         r = self.ferry("exec", self.host, "echo again")
         self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
         self.assertEqual(self.sessions_since(mark), 1)
+
+    def test_a_release_mid_command_is_not_reused(self):
+        # A client that releases while its command runs (or after a chdir)
+        # is taken at its word only if the server agrees: the next command
+        # must neither inherit the command (its output, "already running")
+        # nor its directory, and the released command ends with its session.
+        self.start_master(self.host)
+        home = self.ferry("exec", self.host, "pwd").stdout
+        self.assertNotEqual(home, b"/\n")
+        marker = "ferry-master-mid-%d" % os.getpid()
+        s = self.raw_session()
+        s.sendall(ferrytest.frame({"type": "exec", "shell": "echo started; sleep 300; echo "
+                                   + marker, "stdin": False}))
+        h = ferrytest.recv_header(s)
+        self.assertEqual(h["type"], "stdout", h)
+        pgrep = lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode
+        self.assertEqual(pgrep(), 0)
+        s.sendall(ferrytest.frame({"type": "master", "op": "release"}))
+        s.close()
+        # Not at rest: the worker closes the connection, and the server
+        # ends the command, as for a client that goes without a release.
+        wait_until(lambda: pgrep() != 0, what="the released command to end")
+        for _ in range(3):
+            r = self.ferry("exec", self.host, "echo mine")
+            self.assertEqual((r.returncode, r.stdout), (0, b"mine\n"), r.stderr)
+        s = self.raw_session()
+        s.sendall(ferrytest.frame({"type": "chdir", "path": "/"}))
+        self.assertEqual(ferrytest.recv_header(s)["type"], "cwd")
+        s.sendall(ferrytest.frame({"type": "master", "op": "release"}))
+        s.close()
+        for _ in range(3):
+            r = self.ferry("exec", self.host, "pwd")
+            self.assertEqual((r.returncode, r.stdout), (0, home), r.stderr)
 
     def test_interrupt_is_forwarded(self):
         self.start_master(self.host)
