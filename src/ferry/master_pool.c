@@ -144,23 +144,57 @@ static int hand_over(struct master *m, size_t i, int fd)
     return 0;
 }
 
-/* Waiting clients to idle workers; workers for those still waiting. */
+/* Close waiting client q (passed on, given up, or gone). */
+static void unqueue(struct master *m, size_t q)
+{
+    close(m->queue[q].fd);
+    memmove(m->queue + q, m->queue + q + 1, (--m->nq - q) * sizeof m->queue[0]);
+}
+
+static int first_idle(const struct master *m)
+{
+    for (size_t i = 0; i < m->nw; i++)
+        if (m->w[i].state == W_IDLE)
+            return (int)i;
+    return -1;
+}
+
+/* Waiting clients that have spoken to idle workers, in order; workers for
+ * those still waiting.  One that has not spoken yet waits here, not in a
+ * worker (where it would hold a connection it may never use). */
 static void dispatch(struct master *m)
 {
-    for (size_t i = 0; i < m->nw && m->nq > 0;) {
-        if (m->w[i].state != W_IDLE) {
-            i++;
+    size_t spoke = 0;
+
+    for (size_t q = 0; q < m->nq;) {
+        int i;
+
+        if (!m->queue[q].spoke) {
+            q++;
             continue;
         }
-        if (hand_over(m, i, m->queue[0]) < 0) {
-            forget(m, i);   /* its end is closed: it is gone */
+        i = first_idle(m);
+        if (i < 0) {
+            spoke++;
+            q++;
             continue;
         }
-        close(m->queue[0]);
-        memmove(m->queue, m->queue + 1, --m->nq * sizeof m->queue[0]);
+        if (hand_over(m, (size_t)i, m->queue[q].fd) < 0) {
+            forget(m, (size_t)i);   /* its end is closed: it is gone */
+            continue;
+        }
+        unqueue(m, q);
     }
-    if (m->nq > count(m, W_STARTING) && !m->stop && !m->retry_at)
+    if (spoke > count(m, W_STARTING) && !m->stop && !m->retry_at)
         start_worker(m);
+}
+
+/* Whether fd has something to read (or has ended), now. */
+static int readable(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+
+    return poll(&p, 1, 0) > 0;
 }
 
 static void on_accept(struct master *m)
@@ -174,9 +208,30 @@ static void on_accept(struct master *m)
             close(fd);   /* the client connects by itself */
             continue;
         }
-        m->queue[m->nq++] = fd;
+        /* Ours write their request right after connecting: usually it is
+         * here already. */
+        m->queue[m->nq++] = (struct waiting){ .fd = fd, .since = master_now_ms(),
+                                              .spoke = readable(fd) };
     }
     dispatch(m);
+}
+
+/* Clients that said nothing for MASTER_ASK_MS are let go (one of ours
+ * then connects by itself); the next such time is folded into *due. */
+static void expire_silent(struct master *m, uint64_t now, uint64_t *due)
+{
+    for (size_t q = 0; q < m->nq;) {
+        uint64_t end = m->queue[q].since + MASTER_ASK_MS;
+
+        if (m->queue[q].spoke) {
+            q++;
+        } else if (now >= end) {
+            unqueue(m, q);
+        } else {
+            *due = end < *due ? end : *due;
+            q++;
+        }
+    }
 }
 
 /* What worker i says; 0, or -1 when it has ended (forgotten). */
@@ -266,22 +321,26 @@ static void plan_spare(struct master *m, uint64_t now)
     m->retry_at = now + SPARE_DELAY_MS;
 }
 
-/* A session runs or a client waits: not idle (a --check is not a use). */
+/* A session runs or a client waits for a worker: not idle (a --check is
+ * not a use; nor is a client that has not said what it wants). */
 static int busy(const struct master *m)
 {
-    return m->nq > 0 || count(m, W_SESSION) > 0;
+    for (size_t q = 0; q < m->nq; q++)
+        if (m->queue[q].spoke)
+            return 1;
+    return count(m, W_SESSION) > 0;
 }
 
 int master_run(struct master *m)
 {
-    struct pollfd p[2 + MASTER_WORKERS];
+    struct pollfd p[2 + MASTER_WORKERS + MASTER_QUEUE];
 
     m->idle_since = master_now_ms();
     start_worker(m);
     while (!m->stop) {
         uint64_t now = master_now_ms(), due = m->retry_at ? m->retry_at : UINT64_MAX;
         int was_busy = busy(m), timeout = -1;
-        size_t n = 2, nw = m->nw;
+        size_t n = 2, nw = m->nw, nq;
 
         if (m->persist > 0 && !was_busy) {
             uint64_t end = m->idle_since + (uint64_t)(m->persist * 1000.0);
@@ -292,15 +351,23 @@ int master_run(struct master *m)
             due = end < due ? end : due;
         }
         retire_extra(m, now, &due);
+        expire_silent(m, now, &due);
         nw = m->nw;
+        nq = m->nq;
         if (due != UINT64_MAX)
             timeout = due <= now ? 0 : (due - now > 60000 ? 60000 : (int)(due - now));
         p[0] = (struct pollfd){ .fd = m->listen_fd, .events = POLLIN };
         p[1] = (struct pollfd){ .fd = m->sig_fd, .events = POLLIN };
         for (size_t i = 0; i < nw; i++)
             p[n++] = (struct pollfd){ .fd = m->w[i].ctl, .events = POLLIN };
+        for (size_t q = 0; q < nq; q++)
+            p[n++] = (struct pollfd){ .fd = m->queue[q].spoke ? -1 : m->queue[q].fd,
+                                      .events = POLLIN };
         if (poll(p, n, timeout) < 0 && errno != EINTR)
             break;
+        /* Before anything moves the queue: p[2 + nw + q] is queue[q]. */
+        for (size_t q = 0; q < nq; q++)
+            m->queue[q].spoke |= p[2 + nw + q].revents != 0;
         /* Workers first, from the last: forget() moves the last into i. */
         for (size_t i = nw; i-- > 0;)
             if (p[2 + i].revents)
@@ -327,7 +394,7 @@ int master_run(struct master *m)
      * one relays its session to its end. */
     unlink(m->path);
     for (size_t i = 0; i < m->nq; i++)
-        close(m->queue[i]);
+        close(m->queue[i].fd);
     m->nq = 0;
     while (m->nw > 0)
         forget(m, m->nw - 1);

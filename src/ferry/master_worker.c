@@ -26,9 +26,6 @@
 #include "ferry/ferry.h"
 #include "master.h"
 
-/* How long a client may take to say what it wants. */
-#define ASK_TIMEOUT_MS 5000
-
 static const struct ferry_frame_limits ask_limits = { .max_header = 4096, .max_body = 1 };
 
 static void tell(int ctl, enum worker_news what)
@@ -109,7 +106,7 @@ static enum served serve(struct master *m, int ctl, struct client_session *s,
         close(fd);
         return SERVED_AGAIN;
     }
-    ferry_transport_set_timeout(t, ASK_TIMEOUT_MS);
+    ferry_transport_set_timeout(t, MASTER_ASK_MS);
     r = ferry_frame_read(t, &ask_limits, &req, &body);
     op = r == 0 && body == 0 ? json_string_value(json_object_get(req, "op")) : NULL;
     if (!op) {
@@ -170,7 +167,7 @@ void master_worker_main(struct master *m, int ctl)
     for (size_t i = 0; i < m->nw; i++)
         close(m->w[i].ctl);
     for (size_t i = 0; i < m->nq; i++)
-        close(m->queue[i]);
+        close(m->queue[i].fd);
     signal(SIGCHLD, SIG_DFL);
     sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
     /* Out of the master's process group: Ctrl-C on a foreground master

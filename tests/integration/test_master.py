@@ -273,6 +273,20 @@ class MasterTest(unittest.TestCase):
             r = self.ferry("exec", self.host, "pwd")
             self.assertEqual((r.returncode, r.stdout), (0, home), r.stderr)
 
+    def test_clients_that_never_speak_hold_no_worker(self):
+        # More silent clients than there are workers: a command behind them
+        # is still served at once (before, each held a worker for 5 s, and
+        # the command gave up on the master after its connect timeout).
+        self.start_master(self.host)
+        path = self.socket_path()
+        for _ in range(20):
+            s = socket.socket(socket.AF_UNIX)
+            self.addCleanup(s.close)
+            s.connect(path)
+        r = self.ferry("exec", "-v", "--connect-timeout", "2", self.host, "echo served")
+        self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
+        self.assertTrue(self.via_master(r), r.stderr)
+
     def test_interrupt_is_forwarded(self):
         self.start_master(self.host)
         p = subprocess.Popen([FERRY, "exec", self.host, "trap 'exit 42' INT; echo ready; "
