@@ -185,8 +185,16 @@ static void dispatch(struct master *m)
         }
         unqueue(m, q);
     }
-    if (spoke > count(m, W_STARTING) && !m->stop && !m->retry_at)
+    if (spoke > count(m, W_STARTING) && !m->stop && !m->retry_at) {
         start_worker(m);
+    } else if (spoke > 0 && m->failures > 0 && !count(m, W_STARTING)) {
+        /* Workers fail to connect (the server is down, say), and the next
+         * try is a second away: those waiting connect by themselves now,
+         * and say what is wrong, instead of waiting for it. */
+        for (size_t q = m->nq; q-- > 0;)
+            if (m->queue[q].spoke)
+                unqueue(m, q);
+    }
 }
 
 /* Whether fd has something to read (or has ended), now. */

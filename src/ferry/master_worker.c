@@ -90,6 +90,25 @@ static int take_client(int ctl)
 
 enum served { SERVED_AGAIN, SERVED_STOP, SERVED_END };
 
+/* The server said something while no one asked it anything: it is going
+ * away (or gone).  TLS may also just have taken a ticket: -EAGAIN. */
+static int server_still_there(struct ferry_transport *t)
+{
+    uint8_t b[256];
+    ssize_t n = ferry_transport_read(t, b, sizeof b);
+
+    return n == -EAGAIN;
+}
+
+/* Nothing came from the server since we last looked (an idle server
+ * never speaks unasked): 1, or 0 when it did (it is closing). */
+static int server_quiet(struct ferry_transport *t)
+{
+    struct pollfd p = { .fd = ferry_transport_fd(t), .events = POLLIN };
+
+    return (poll(&p, 1, 0) == 0 && ferry_transport_pending(t) == 0) || server_still_there(t);
+}
+
 /* A client asks (PROTOCOL.md 2.9): for our session (relayed here), or
  * whether we run, or that the master stop. */
 static enum served serve(struct master *m, int ctl, struct client_session *s,
@@ -116,6 +135,12 @@ static enum served serve(struct master *m, int ctl, struct client_session *s,
     } else if (strcmp(op, "stop") == 0) {
         (void)reply(t, s, m->pid, 1, NULL);
         rc = SERVED_STOP;
+    } else if (strcmp(op, "session") == 0 && !server_quiet(st)) {
+        /* Gone while we waited (and before we heard): the client connects
+         * by itself, and we end. */
+        (void)reply(t, s, m->pid, 0, "the server closed the connection");
+        tell(ctl, WORKER_LOST);
+        rc = SERVED_END;
     } else if (strcmp(op, "session") == 0) {
         /* From here the session is the client's: it goes on if the master
          * stops, and ends (the server then kills what runs) if it leaves. */
@@ -133,16 +158,6 @@ static enum served serve(struct master *m, int ctl, struct client_session *s,
     json_decref(req);
     ferry_transport_free(t);
     return rc;
-}
-
-/* The server said something while no one asked it anything: it is going
- * away (or gone).  TLS may also just have taken a ticket: -EAGAIN. */
-static int server_still_there(struct ferry_transport *t)
-{
-    uint8_t b[256];
-    ssize_t n = ferry_transport_read(t, b, sizeof b);
-
-    return n == -EAGAIN;
 }
 
 /* Die with the master while idle; 0, or -1 when it is gone already. */

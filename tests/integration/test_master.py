@@ -359,10 +359,12 @@ class MasterTest(unittest.TestCase):
         self.start_master(host)
         other.stop()
         # The master's session is dead: the command finds no working master
-        # and says what a command without one would.
-        r = self.ferry("exec", host, "true", timeout=60)
+        # and says what a command without one would, at once (not after
+        # the master's next try, a second away, nor its own timeout).
+        r = self.ferry("exec", "-v", "--connect-timeout", "1", host, "true", timeout=60)
         self.assertEqual(r.returncode, 255)
         self.assertIn(b"cannot connect", r.stderr)
+        self.assertNotIn(b"timed out", r.stderr)
 
     def test_failures_are_one_line(self):
         r = self.ferry("master", "127.0.0.1:%d" % ferrytest.closed_port("127.0.0.1"))
