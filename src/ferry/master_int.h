@@ -61,6 +61,7 @@ struct master {
         int fd;
         uint64_t since;             /* accepted (ms) */
         int spoke;                  /* something (its request, or its end) is there to read */
+        int peeked;                 /* ... and the master looked whether it is its own */
     } queue[MASTER_QUEUE];
     size_t nq;
     int failures;                   /* workers that failed to connect, in a row */

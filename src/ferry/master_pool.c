@@ -18,12 +18,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "ferry/ferry.h"
@@ -34,6 +37,8 @@
 /* An idle worker beyond the first ends after this long: a burst of
  * parallel commands leaves no crowd of sessions open on the server. */
 #define EXTRA_IDLE_MS 30000
+/* How long a client waits when every worker holds a session. */
+#define FULL_WAIT_MS 1000
 
 uint64_t master_now_ms(void)
 {
@@ -159,6 +164,47 @@ static int first_idle(const struct master *m)
     return -1;
 }
 
+/* check and stop are the master's own business (PROTOCOL.md 2.9), so it
+ * answers them itself: they work while every worker is busy.  1 when the
+ * client was answered (then let go), 0 when it is a worker's (a session,
+ * or a request not all here yet: the worker reads it). */
+static int answer_here(struct master *m, int fd)
+{
+    static const struct ferry_frame_limits limits = { .max_header = 4096, .max_body = 1 };
+    uint8_t in[4 + 4096], *out = NULL;
+    json_t *req = NULL, *rep = NULL;
+    ssize_t n = recv(fd, in, sizeof in, MSG_PEEK | MSG_DONTWAIT);
+    uint64_t body = 1;
+    uint32_t len;
+    size_t outlen = 0;
+    const char *op = NULL;
+    int done = 0;
+
+    if (n < 4)
+        return 0;
+    len = (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
+    if (len == 0 || len > limits.max_header || (size_t)n < 4 + (size_t)len ||
+        ferry_frame_decode_header(in + 4, len, &limits, &req, &body) < 0)
+        return 0;
+    op = body == 0 ? json_string_value(json_object_get(req, "op")) : NULL;
+    if (op && (strcmp(op, "check") == 0 || strcmp(op, "stop") == 0)) {
+        rep = json_pack("{s:s, s:b, s:I, s:s}", "type", "master", "ok", 1, "pid",
+                        (json_int_t)m->pid, "peer", m->host);
+        /* The answer is small and the client waits for it: its socket
+         * takes it at once, or the client has gone. */
+        if (rep && ferry_frame_encode(rep, 0, &limits, &out, &outlen) == 0 &&
+            send(fd, out, outlen, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            ferry_log_debug("a client of the master went: %s", strerror(errno));
+        if (strcmp(op, "stop") == 0)
+            m->stop = 1;
+        done = 1;
+    }
+    free(out);
+    json_decref(rep);
+    json_decref(req);
+    return done;
+}
+
 /* Waiting clients that have spoken to idle workers, in order; workers for
  * those still waiting.  One that has not spoken yet waits here, not in a
  * worker (where it would hold a connection it may never use). */
@@ -171,6 +217,10 @@ static void dispatch(struct master *m)
 
         if (!m->queue[q].spoke) {
             q++;
+            continue;
+        }
+        if (!m->queue[q].peeked++ && answer_here(m, m->queue[q].fd)) {
+            unqueue(m, q);
             continue;
         }
         i = first_idle(m);
@@ -197,6 +247,15 @@ static void dispatch(struct master *m)
     }
 }
 
+/* Only our own user may talk to us (the directory says so too). */
+static int peer_is_us(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
+}
+
 /* Whether fd has something to read (or has ended), now. */
 static int readable(int fd)
 {
@@ -212,8 +271,8 @@ static void on_accept(struct master *m)
 
         if (fd < 0)
             break;   /* EAGAIN; or gone before we took it */
-        if (m->nq == MASTER_QUEUE) {
-            close(fd);   /* the client connects by itself */
+        if (m->nq == MASTER_QUEUE || !peer_is_us(fd)) {
+            close(fd);   /* the client connects by itself; or not ours */
             continue;
         }
         /* Ours write their request right after connecting: usually it is
@@ -224,14 +283,19 @@ static void on_accept(struct master *m)
     dispatch(m);
 }
 
-/* Clients that said nothing for MASTER_ASK_MS are let go (one of ours
- * then connects by itself); the next such time is folded into *due. */
-static void expire_silent(struct master *m, uint64_t now, uint64_t *due)
+/* Clients that said nothing for MASTER_ASK_MS are let go, and so are
+ * those that waited FULL_WAIT_MS while every worker there may be holds a
+ * session (long commands, shells): one of ours then connects by itself
+ * rather than wait for one to end.  The next such time is folded into
+ * *due. */
+static void expire_waiting(struct master *m, uint64_t now, uint64_t *due)
 {
-    for (size_t q = 0; q < m->nq;) {
-        uint64_t end = m->queue[q].since + MASTER_ASK_MS;
+    int full = m->nw == MASTER_WORKERS && !count(m, W_IDLE) && !count(m, W_STARTING);
 
-        if (m->queue[q].spoke) {
+    for (size_t q = 0; q < m->nq;) {
+        uint64_t end = m->queue[q].since + (m->queue[q].spoke ? FULL_WAIT_MS : MASTER_ASK_MS);
+
+        if (m->queue[q].spoke && !full) {
             q++;
         } else if (now >= end) {
             unqueue(m, q);
@@ -359,7 +423,7 @@ int master_run(struct master *m)
             due = end < due ? end : due;
         }
         retire_extra(m, now, &due);
-        expire_silent(m, now, &due);
+        expire_waiting(m, now, &due);
         nw = m->nw;
         nq = m->nq;
         if (due != UINT64_MAX)

@@ -55,15 +55,6 @@ static int reply(struct ferry_transport *t, const struct client_session *s, pid_
     return r;
 }
 
-/* Only our own user may have our sessions (the directory says so too). */
-static int peer_is_us(int fd)
-{
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-
-    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
-}
-
 /* The next client from the master: its descriptor, -2 when the master
  * has gone (its end closed), -1 for nothing usable this time. */
 static int take_client(int ctl)
@@ -110,7 +101,9 @@ static int server_quiet(struct ferry_transport *t)
 }
 
 /* A client asks (PROTOCOL.md 2.9): for our session (relayed here), or
- * whether we run, or that the master stop. */
+ * whether we run, or that the master stop (which the master answers
+ * itself, unless the request was not all there when it looked).  The
+ * master checked that the client is our user. */
 static enum served serve(struct master *m, int ctl, struct client_session *s,
                          struct ferry_transport *st, int fd)
 {
@@ -121,7 +114,7 @@ static enum served serve(struct master *m, int ctl, struct client_session *s,
     enum served rc = SERVED_AGAIN;
     int r;
 
-    if (!peer_is_us(fd) || ferry_transport_new_fd(fd, &t) < 0) {
+    if (ferry_transport_new_fd(fd, &t) < 0) {
         close(fd);
         return SERVED_AGAIN;
     }

@@ -6,6 +6,7 @@ ferryd (TLS and plaintext) and real masters, each test in a private
 XDG_RUNTIME_DIR."""
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -17,6 +18,26 @@ import ferrytest
 from ferrytest import SLOW, wait_until, write_key
 
 FERRY = ferrytest.binary("ferry")
+
+# A "master" of another user: answers any request with a session, reads
+# what the client then sends (its command), and closes.
+FAKE_MASTER = r"""
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        c.recv(4096)
+        h = json.dumps({"type": "master", "ok": True, "pid": 1, "peer": "x"}).encode()
+        c.sendall(struct.pack("<I", len(h)) + h)
+        c.recv(65536)
+    except OSError:
+        pass   # the client went without a word: as it should
+    c.close()
+"""
 
 
 class MasterTest(unittest.TestCase):
@@ -219,6 +240,30 @@ class MasterTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(self.via_master(r), r.stderr)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to listen as another user")
+    def test_a_socket_of_another_user_is_not_used(self):
+        # Put there behind the directory's back (a parent others may
+        # write to): the listener's uid is checked, not only the directory.
+        self.start_master(self.host)
+        path = self.socket_path()
+        self.stop_master(self.host)
+        wait_until(lambda: not os.path.exists(path), what="the master's socket to go")
+        other = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, other)
+        os.chmod(other, 0o777)
+        fake_sock = os.path.join(other, "fake")
+        fake = subprocess.Popen(
+            ["python3", "-c", FAKE_MASTER, fake_sock], stdout=subprocess.PIPE,
+            preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.addCleanup(fake.wait)
+        self.addCleanup(fake.kill)
+        self.assertEqual(fake.stdout.readline(), b"listening\n")
+        os.rename(fake_sock, path)
+        r = self.ferry("exec", "-v", self.host, "echo direct")
+        self.assertEqual((r.returncode, r.stdout), (0, b"direct\n"), r.stderr)
+        self.assertFalse(self.via_master(r), r.stderr)
+        self.assertIn(b"not our master", r.stderr)
+
     # ---- a client that goes ----------------------------------------------------------
 
     def test_a_killed_client_kills_its_remote_command(self):
@@ -286,6 +331,27 @@ class MasterTest(unittest.TestCase):
         r = self.ferry("exec", "-v", "--connect-timeout", "2", self.host, "echo served")
         self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
         self.assertTrue(self.via_master(r), r.stderr)
+
+    def test_every_worker_busy(self):
+        # Sixteen sessions held (MASTER_WORKERS): --check and --stop are
+        # still answered, and a command waits a second at most before it
+        # connects by itself (not its whole connect timeout).
+        self.start_master(self.host)
+        held = [self.raw_session() for _ in range(16)]
+        r = self.ferry("master", "--check", "--connect-timeout", "5", self.host)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"master running", r.stdout)
+        r = self.ferry("exec", "-v", "--connect-timeout", "5", self.host, "echo direct")
+        self.assertEqual((r.returncode, r.stdout), (0, b"direct\n"), r.stderr)
+        self.assertFalse(self.via_master(r), r.stderr)
+        self.assertNotIn(b"timed out", r.stderr)
+        r = self.ferry("master", "--stop", "--connect-timeout", "5", self.host)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_until(lambda: self.master_pid(self.host) is None, what="the master to stop")
+        # The sessions it held go on.
+        s = held[-1]
+        s.sendall(ferrytest.frame({"type": "exec", "shell": "echo still", "stdin": False}))
+        self.assertEqual(ferrytest.recv_frame(s)[1], b"still\n")
 
     def test_interrupt_is_forwarded(self):
         self.start_master(self.host)
@@ -377,6 +443,12 @@ class MasterTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         r = self.ferry("master")
         self.assertEqual(r.returncode, 2)
+        # Its help has its own --persist only, and no --no-master (a usage
+        # error here).
+        r = self.ferry("master", "--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stdout.count(b"--persist"), 1, r.stdout)
+        self.assertNotIn(b"--no-master", r.stdout)
 
     def test_a_directory_others_can_enter_is_not_used(self):
         os.makedirs(os.path.join(self.run_dir, "ferry"), mode=0o755, exist_ok=True)
