@@ -143,7 +143,7 @@ static void scan(struct relay *rl, struct pump *p)
             json_decref(ev.header);
             /* Whatever came after our pong (a closing, say) is not the
              * next client's and is not passed on: then not reusable. */
-            if (cut && !up && (p->len > p->ready || !ferry_frame_parser_at_boundary(p->parser)))
+            if (cut && !up && (p->len > p->parsed || !ferry_frame_parser_at_boundary(p->parser)))
                 rl->trailing = 1;
             if (cut)
                 p->len = p->parsed = p->frame_start - p->head;

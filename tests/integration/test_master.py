@@ -141,22 +141,6 @@ class MasterTest(unittest.TestCase):
         # server saw no new authentication for any of them.
         self.assertEqual(self.sessions_since(mark), 0)
 
-    def socket_path(self):
-        d = os.path.join(self.run_dir, "ferry")
-        names = [n for n in os.listdir(d) if not n.endswith(".lock")]
-        self.assertEqual(len(names), 1, names)
-        return os.path.join(d, names[0])
-
-    def raw_session(self):
-        """A session from the master, spoken to by hand (PROTOCOL.md 2.9)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(20 * SLOW)
-        sock.connect(self.socket_path())
-        sock.sendall(ferrytest.frame({"type": "master", "op": "session"}))
-        reply = ferrytest.recv_header(sock)
-        self.assertEqual((reply["type"], reply["ok"]), ("master", True), reply)
-        return sock
-
     def test_a_release_split_across_reads_is_never_passed_on(self):
         self.start_master(self.host)
         self.server.wait_for_log("event=session")
