@@ -78,8 +78,10 @@ enum {
     { "no-master", no_argument, NULL, OPT_NO_MASTER },                     \
     { "verbose", no_argument, NULL, 'v' }
 #define DIAL_SHORTOPTS "k:vF:"
-/* Help text lines for those options. */
-#define DIAL_OPTS_HELP                                                              \
+/* Help text lines for those options: all of them, or (for ferry master,
+ * whose --persist is its own and which has no --no-master) the others. */
+#define DIAL_OPTS_HELP DIAL_CONNECT_HELP DIAL_MASTER_HELP DIAL_VERBOSE_HELP
+#define DIAL_CONNECT_HELP                                                           \
     "  -k, --key-file FILE      the shared key (default: $FERRY_KEY_FILE, else\n"      \
     "                           $XDG_CONFIG_HOME/ferry/key or ~/.config/ferry/key)\n"  \
     "      --key-name NAME      the name ferryd knows the key by (its --keys file;\n"   \
@@ -98,10 +100,12 @@ enum {
     "      --insecure-no-auth   accept a server started with --insecure-no-auth\n"     \
     "                           (no key, no TLS)\n"                                   \
     "  -F, --config FILE        read the host configuration from FILE only (default:\n" \
-    "                           ~/.config/ferry/config, then /etc/ferry/config)\n"  \
+    "                           ~/.config/ferry/config, then /etc/ferry/config)\n"
+#define DIAL_MASTER_HELP                                                            \
     "      --persist S          when no connection master runs for HOST, start one\n" \
     "                           that lasts S idle seconds (ferry master; 0: none)\n" \
-    "      --no-master          connect by ourselves even if a master runs\n"       \
+    "      --no-master          connect by ourselves even if a master runs\n"
+#define DIAL_VERBOSE_HELP                                                           \
     "  -v, --verbose            log the session's steps on stderr\n"
 
 void dial_opts_init(struct dial_opts *o);

@@ -112,11 +112,13 @@ static void usage(FILE *f)
         "\n"
         "  -b, --background         detach once the first connection is up (the exit\n"
         "                           status says whether it came up)\n"
-        "      --persist S          stop after S seconds without a session\n"
+        "      --persist S          stop after S seconds without a session (0: never;\n"
+        "                           default: the host's Persist, else never)\n"
         "      --check              exit 0 if a master for HOST runs (its pid on\n"
         "                           stdout), 1 if none\n"
         "      --stop               stop the master for HOST (running sessions go on)\n"
-        DIAL_OPTS_HELP
+        DIAL_CONNECT_HELP
+        DIAL_VERBOSE_HELP
         CLI_COMMON_HELP);
 }
 

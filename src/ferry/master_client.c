@@ -5,7 +5,8 @@
  *
  * The directory is checked before anything in it is trusted: ours, a
  * real directory, no one else's bits.  Only we (and root) can then have
- * made a socket there, so a session it hands out is one our key made.
+ * made a socket there, so a session it hands out is one our key made; the
+ * listening process must be ours as well (SO_PEERCRED).
  */
 #include "master.h"
 
@@ -156,6 +157,8 @@ int master_request(const char *path, const char *op, int timeout_ms, struct mast
     json_t *req = NULL, *rep = NULL;
     uint64_t body = 0;
     const char *type, *peer;
+    struct ucred cred = { 0 };
+    socklen_t credlen = sizeof cred;
     int fd, r, rc = -1;
 
     memset(info, 0, sizeof *info);
@@ -180,6 +183,14 @@ int master_request(const char *path, const char *op, int timeout_ms, struct mast
         if (e == ENOENT || e == ECONNREFUSED)
             return MASTER_NONE;   /* none, or one that is gone */
         snprintf(why, whylen, "%s: %s", path, strerror(e));
+        return -1;
+    }
+    /* The directory says only we could have put a socket there; the
+     * socket's owner says so too, whatever happened to the directory
+     * since we looked (a parent others may write to, a rename). */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.uid != getuid()) {
+        close(fd);
+        snprintf(why, whylen, "%s is not our master (its uid is not ours): not used", path);
         return -1;
     }
     if (ferry_transport_new_fd(fd, &tr) < 0) {

@@ -26,6 +26,10 @@
 #define MASTER_WORKERS 16
 #define MASTER_QUEUE 64
 
+/* How long a client may take to say what it wants (PROTOCOL.md 2.9):
+ * the master keeps one that has not spoken from the workers that long. */
+#define MASTER_ASK_MS 5000
+
 /* BUSY: handed a client that has not said what it wants; SESSION: relaying. */
 enum worker_state { W_STARTING = 0, W_IDLE, W_BUSY, W_SESSION };
 enum worker_news { WORKER_READY = 'r', WORKER_SESSION = 'S', WORKER_FAILED = 'f', WORKER_LOST = 'l',
@@ -51,7 +55,14 @@ struct master {
     double persist;                 /* idle seconds before stopping; 0 = never */
     struct worker w[MASTER_WORKERS];
     size_t nw;
-    int queue[MASTER_QUEUE];        /* accepted clients waiting for a worker */
+    /* Accepted clients, waiting for their request to arrive, then for an
+     * idle worker: one that never speaks must not hold a worker. */
+    struct waiting {
+        int fd;
+        uint64_t since;             /* accepted (ms) */
+        int spoke;                  /* something (its request, or its end) is there to read */
+        int peeked;                 /* ... and the master looked whether it is its own */
+    } queue[MASTER_QUEUE];
     size_t nq;
     int failures;                   /* workers that failed to connect, in a row */
     int ever_ready;

@@ -18,12 +18,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "ferry/ferry.h"
@@ -34,6 +37,8 @@
 /* An idle worker beyond the first ends after this long: a burst of
  * parallel commands leaves no crowd of sessions open on the server. */
 #define EXTRA_IDLE_MS 30000
+/* How long a client waits when every worker holds a session. */
+#define FULL_WAIT_MS 1000
 
 uint64_t master_now_ms(void)
 {
@@ -144,23 +149,119 @@ static int hand_over(struct master *m, size_t i, int fd)
     return 0;
 }
 
-/* Waiting clients to idle workers; workers for those still waiting. */
+/* Close waiting client q (passed on, given up, or gone). */
+static void unqueue(struct master *m, size_t q)
+{
+    close(m->queue[q].fd);
+    memmove(m->queue + q, m->queue + q + 1, (--m->nq - q) * sizeof m->queue[0]);
+}
+
+static int first_idle(const struct master *m)
+{
+    for (size_t i = 0; i < m->nw; i++)
+        if (m->w[i].state == W_IDLE)
+            return (int)i;
+    return -1;
+}
+
+/* check and stop are the master's own business (PROTOCOL.md 2.9), so it
+ * answers them itself: they work while every worker is busy.  1 when the
+ * client was answered (then let go), 0 when it is a worker's (a session,
+ * or a request not all here yet: the worker reads it). */
+static int answer_here(struct master *m, int fd)
+{
+    static const struct ferry_frame_limits limits = { .max_header = 4096, .max_body = 1 };
+    uint8_t in[4 + 4096], *out = NULL;
+    json_t *req = NULL, *rep = NULL;
+    ssize_t n = recv(fd, in, sizeof in, MSG_PEEK | MSG_DONTWAIT);
+    uint64_t body = 1;
+    uint32_t len;
+    size_t outlen = 0;
+    const char *op = NULL;
+    int done = 0;
+
+    if (n < 4)
+        return 0;
+    len = (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
+    if (len == 0 || len > limits.max_header || (size_t)n < 4 + (size_t)len ||
+        ferry_frame_decode_header(in + 4, len, &limits, &req, &body) < 0)
+        return 0;
+    op = body == 0 ? json_string_value(json_object_get(req, "op")) : NULL;
+    if (op && (strcmp(op, "check") == 0 || strcmp(op, "stop") == 0)) {
+        rep = json_pack("{s:s, s:b, s:I, s:s}", "type", "master", "ok", 1, "pid",
+                        (json_int_t)m->pid, "peer", m->host);
+        /* The answer is small and the client waits for it: its socket
+         * takes it at once, or the client has gone. */
+        if (rep && ferry_frame_encode(rep, 0, &limits, &out, &outlen) == 0 &&
+            send(fd, out, outlen, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            ferry_log_debug("a client of the master went: %s", strerror(errno));
+        if (strcmp(op, "stop") == 0)
+            m->stop = 1;
+        done = 1;
+    }
+    free(out);
+    json_decref(rep);
+    json_decref(req);
+    return done;
+}
+
+/* Waiting clients that have spoken to idle workers, in order; workers for
+ * those still waiting.  One that has not spoken yet waits here, not in a
+ * worker (where it would hold a connection it may never use). */
 static void dispatch(struct master *m)
 {
-    for (size_t i = 0; i < m->nw && m->nq > 0;) {
-        if (m->w[i].state != W_IDLE) {
-            i++;
+    size_t spoke = 0;
+
+    for (size_t q = 0; q < m->nq;) {
+        int i;
+
+        if (!m->queue[q].spoke) {
+            q++;
             continue;
         }
-        if (hand_over(m, i, m->queue[0]) < 0) {
-            forget(m, i);   /* its end is closed: it is gone */
+        if (!m->queue[q].peeked++ && answer_here(m, m->queue[q].fd)) {
+            unqueue(m, q);
             continue;
         }
-        close(m->queue[0]);
-        memmove(m->queue, m->queue + 1, --m->nq * sizeof m->queue[0]);
+        i = first_idle(m);
+        if (i < 0) {
+            spoke++;
+            q++;
+            continue;
+        }
+        if (hand_over(m, (size_t)i, m->queue[q].fd) < 0) {
+            forget(m, (size_t)i);   /* its end is closed: it is gone */
+            continue;
+        }
+        unqueue(m, q);
     }
-    if (m->nq > count(m, W_STARTING) && !m->stop && !m->retry_at)
+    if (spoke > count(m, W_STARTING) && !m->stop && !m->retry_at) {
         start_worker(m);
+    } else if (spoke > 0 && m->failures > 0 && !count(m, W_STARTING)) {
+        /* Workers fail to connect (the server is down, say), and the next
+         * try is a second away: those waiting connect by themselves now,
+         * and say what is wrong, instead of waiting for it. */
+        for (size_t q = m->nq; q-- > 0;)
+            if (m->queue[q].spoke)
+                unqueue(m, q);
+    }
+}
+
+/* Only our own user may talk to us (the directory says so too). */
+static int peer_is_us(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
+}
+
+/* Whether fd has something to read (or has ended), now. */
+static int readable(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+
+    return poll(&p, 1, 0) > 0;
 }
 
 static void on_accept(struct master *m)
@@ -170,13 +271,39 @@ static void on_accept(struct master *m)
 
         if (fd < 0)
             break;   /* EAGAIN; or gone before we took it */
-        if (m->nq == MASTER_QUEUE) {
-            close(fd);   /* the client connects by itself */
+        if (m->nq == MASTER_QUEUE || !peer_is_us(fd)) {
+            close(fd);   /* the client connects by itself; or not ours */
             continue;
         }
-        m->queue[m->nq++] = fd;
+        /* Ours write their request right after connecting: usually it is
+         * here already. */
+        m->queue[m->nq++] = (struct waiting){ .fd = fd, .since = master_now_ms(),
+                                              .spoke = readable(fd) };
     }
     dispatch(m);
+}
+
+/* Clients that said nothing for MASTER_ASK_MS are let go, and so are
+ * those that waited FULL_WAIT_MS while every worker there may be holds a
+ * session (long commands, shells): one of ours then connects by itself
+ * rather than wait for one to end.  The next such time is folded into
+ * *due. */
+static void expire_waiting(struct master *m, uint64_t now, uint64_t *due)
+{
+    int full = m->nw == MASTER_WORKERS && !count(m, W_IDLE) && !count(m, W_STARTING);
+
+    for (size_t q = 0; q < m->nq;) {
+        uint64_t end = m->queue[q].since + (m->queue[q].spoke ? FULL_WAIT_MS : MASTER_ASK_MS);
+
+        if (m->queue[q].spoke && !full) {
+            q++;
+        } else if (now >= end) {
+            unqueue(m, q);
+        } else {
+            *due = end < *due ? end : *due;
+            q++;
+        }
+    }
 }
 
 /* What worker i says; 0, or -1 when it has ended (forgotten). */
@@ -266,22 +393,26 @@ static void plan_spare(struct master *m, uint64_t now)
     m->retry_at = now + SPARE_DELAY_MS;
 }
 
-/* A session runs or a client waits: not idle (a --check is not a use). */
+/* A session runs or a client waits for a worker: not idle (a --check is
+ * not a use; nor is a client that has not said what it wants). */
 static int busy(const struct master *m)
 {
-    return m->nq > 0 || count(m, W_SESSION) > 0;
+    for (size_t q = 0; q < m->nq; q++)
+        if (m->queue[q].spoke)
+            return 1;
+    return count(m, W_SESSION) > 0;
 }
 
 int master_run(struct master *m)
 {
-    struct pollfd p[2 + MASTER_WORKERS];
+    struct pollfd p[2 + MASTER_WORKERS + MASTER_QUEUE];
 
     m->idle_since = master_now_ms();
     start_worker(m);
     while (!m->stop) {
         uint64_t now = master_now_ms(), due = m->retry_at ? m->retry_at : UINT64_MAX;
         int was_busy = busy(m), timeout = -1;
-        size_t n = 2, nw = m->nw;
+        size_t n = 2, nw = m->nw, nq;
 
         if (m->persist > 0 && !was_busy) {
             uint64_t end = m->idle_since + (uint64_t)(m->persist * 1000.0);
@@ -292,15 +423,23 @@ int master_run(struct master *m)
             due = end < due ? end : due;
         }
         retire_extra(m, now, &due);
+        expire_waiting(m, now, &due);
         nw = m->nw;
+        nq = m->nq;
         if (due != UINT64_MAX)
             timeout = due <= now ? 0 : (due - now > 60000 ? 60000 : (int)(due - now));
         p[0] = (struct pollfd){ .fd = m->listen_fd, .events = POLLIN };
         p[1] = (struct pollfd){ .fd = m->sig_fd, .events = POLLIN };
         for (size_t i = 0; i < nw; i++)
             p[n++] = (struct pollfd){ .fd = m->w[i].ctl, .events = POLLIN };
+        for (size_t q = 0; q < nq; q++)
+            p[n++] = (struct pollfd){ .fd = m->queue[q].spoke ? -1 : m->queue[q].fd,
+                                      .events = POLLIN };
         if (poll(p, n, timeout) < 0 && errno != EINTR)
             break;
+        /* Before anything moves the queue: p[2 + nw + q] is queue[q]. */
+        for (size_t q = 0; q < nq; q++)
+            m->queue[q].spoke |= p[2 + nw + q].revents != 0;
         /* Workers first, from the last: forget() moves the last into i. */
         for (size_t i = nw; i-- > 0;)
             if (p[2 + i].revents)
@@ -327,7 +466,7 @@ int master_run(struct master *m)
      * one relays its session to its end. */
     unlink(m->path);
     for (size_t i = 0; i < m->nq; i++)
-        close(m->queue[i]);
+        close(m->queue[i].fd);
     m->nq = 0;
     while (m->nw > 0)
         forget(m, m->nw - 1);

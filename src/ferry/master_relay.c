@@ -73,6 +73,8 @@ struct relay {
     uint64_t pings, pongs;   /* the client's keepalive pings, the server's pongs */
     int released;         /* the client's release frame came */
     int pong;             /* ... and the server's pong to our ping after it */
+    int rest;             /* ... which said the session is at rest */
+    int trailing;         /* the server said more after that pong */
 };
 
 static uint64_t now_ms(void)
@@ -99,8 +101,13 @@ static int on_header(struct relay *rl, int up, const json_t *h)
         return rl->released = 1;
     /* The client's own pings are answered first, in order: ours is the
      * one after them. */
-    if (!up && strcmp(t, "pong") == 0 && ++rl->pongs > rl->pings && rl->released)
+    if (!up && strcmp(t, "pong") == 0 && ++rl->pongs > rl->pings && rl->released) {
+        /* The client's word that it is done is not enough (a client may
+         * release mid-command, or after a chdir): the server says whether
+         * anything of the session outlives it (PROTOCOL.md 2.7). */
+        rl->rest = json_is_true(json_object_get(h, "rest"));
         return rl->pong = 1;
+    }
     return 0;
 }
 
@@ -134,6 +141,10 @@ static void scan(struct relay *rl, struct pump *p)
             p->in_body = ev.body_size > 0;
             cut = on_header(rl, up, ev.header);
             json_decref(ev.header);
+            /* Whatever came after our pong (a closing, say) is not the
+             * next client's and is not passed on: then not reusable. */
+            if (cut && !up && (p->len > p->parsed || !ferry_frame_parser_at_boundary(p->parser)))
+                rl->trailing = 1;
             if (cut)
                 p->len = p->parsed = p->frame_start - p->head;
         } else if (r == FERRY_FRAME_END) {
@@ -317,6 +328,8 @@ int master_relay(struct ferry_transport *client, struct ferry_transport *server)
     }
     if (r < 0)
         return r;
-    /* Reusable: released, answered, nothing of the server's half-read. */
-    return rl.pong && !down_lost && rl.down.len == 0 ? 1 : 0;
+    /* Reusable: released, answered at rest, and nothing of the server's
+     * after the answer (read here, or held by TLS). */
+    return rl.pong && rl.rest && !rl.trailing && !down_lost &&
+           ferry_transport_pending(server) == 0 ? 1 : 0;
 }

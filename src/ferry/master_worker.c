@@ -26,9 +26,6 @@
 #include "ferry/ferry.h"
 #include "master.h"
 
-/* How long a client may take to say what it wants. */
-#define ASK_TIMEOUT_MS 5000
-
 static const struct ferry_frame_limits ask_limits = { .max_header = 4096, .max_body = 1 };
 
 static void tell(int ctl, enum worker_news what)
@@ -58,15 +55,6 @@ static int reply(struct ferry_transport *t, const struct client_session *s, pid_
     return r;
 }
 
-/* Only our own user may have our sessions (the directory says so too). */
-static int peer_is_us(int fd)
-{
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-
-    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
-}
-
 /* The next client from the master: its descriptor, -2 when the master
  * has gone (its end closed), -1 for nothing usable this time. */
 static int take_client(int ctl)
@@ -93,8 +81,29 @@ static int take_client(int ctl)
 
 enum served { SERVED_AGAIN, SERVED_STOP, SERVED_END };
 
+/* The server said something while no one asked it anything: it is going
+ * away (or gone).  TLS may also just have taken a ticket: -EAGAIN. */
+static int server_still_there(struct ferry_transport *t)
+{
+    uint8_t b[256];
+    ssize_t n = ferry_transport_read(t, b, sizeof b);
+
+    return n == -EAGAIN;
+}
+
+/* Nothing came from the server since we last looked (an idle server
+ * never speaks unasked): 1, or 0 when it did (it is closing). */
+static int server_quiet(struct ferry_transport *t)
+{
+    struct pollfd p = { .fd = ferry_transport_fd(t), .events = POLLIN };
+
+    return (poll(&p, 1, 0) == 0 && ferry_transport_pending(t) == 0) || server_still_there(t);
+}
+
 /* A client asks (PROTOCOL.md 2.9): for our session (relayed here), or
- * whether we run, or that the master stop. */
+ * whether we run, or that the master stop (which the master answers
+ * itself, unless the request was not all there when it looked).  The
+ * master checked that the client is our user. */
 static enum served serve(struct master *m, int ctl, struct client_session *s,
                          struct ferry_transport *st, int fd)
 {
@@ -105,11 +114,11 @@ static enum served serve(struct master *m, int ctl, struct client_session *s,
     enum served rc = SERVED_AGAIN;
     int r;
 
-    if (!peer_is_us(fd) || ferry_transport_new_fd(fd, &t) < 0) {
+    if (ferry_transport_new_fd(fd, &t) < 0) {
         close(fd);
         return SERVED_AGAIN;
     }
-    ferry_transport_set_timeout(t, ASK_TIMEOUT_MS);
+    ferry_transport_set_timeout(t, MASTER_ASK_MS);
     r = ferry_frame_read(t, &ask_limits, &req, &body);
     op = r == 0 && body == 0 ? json_string_value(json_object_get(req, "op")) : NULL;
     if (!op) {
@@ -119,6 +128,12 @@ static enum served serve(struct master *m, int ctl, struct client_session *s,
     } else if (strcmp(op, "stop") == 0) {
         (void)reply(t, s, m->pid, 1, NULL);
         rc = SERVED_STOP;
+    } else if (strcmp(op, "session") == 0 && !server_quiet(st)) {
+        /* Gone while we waited (and before we heard): the client connects
+         * by itself, and we end. */
+        (void)reply(t, s, m->pid, 0, "the server closed the connection");
+        tell(ctl, WORKER_LOST);
+        rc = SERVED_END;
     } else if (strcmp(op, "session") == 0) {
         /* From here the session is the client's: it goes on if the master
          * stops, and ends (the server then kills what runs) if it leaves. */
@@ -136,16 +151,6 @@ static enum served serve(struct master *m, int ctl, struct client_session *s,
     json_decref(req);
     ferry_transport_free(t);
     return rc;
-}
-
-/* The server said something while no one asked it anything: it is going
- * away (or gone).  TLS may also just have taken a ticket: -EAGAIN. */
-static int server_still_there(struct ferry_transport *t)
-{
-    uint8_t b[256];
-    ssize_t n = ferry_transport_read(t, b, sizeof b);
-
-    return n == -EAGAIN;
 }
 
 /* Die with the master while idle; 0, or -1 when it is gone already. */
@@ -170,7 +175,7 @@ void master_worker_main(struct master *m, int ctl)
     for (size_t i = 0; i < m->nw; i++)
         close(m->w[i].ctl);
     for (size_t i = 0; i < m->nq; i++)
-        close(m->queue[i]);
+        close(m->queue[i].fd);
     signal(SIGCHLD, SIG_DFL);
     sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
     /* Out of the master's process group: Ctrl-C on a foreground master

@@ -186,11 +186,23 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     start_queued(s);
 }
 
-/* A transfer ended: a stopping server may now close the session. */
+/* "rest": nothing of this session outlives the frames answered so far
+ * (no command, no transfer, the first directory), so that a connection
+ * master may hand it to another command (PROTOCOL.md 2.7, 2.9). */
+static int send_pong(struct session *s)
+{
+    return session_send_msg(s, json_pack("{s:s, s:b}", "type", MSG_PONG, "rest",
+                                         !s->exec && !filesvc_busy(s->files) && !s->cwd));
+}
+
+/* A transfer ended: the pings that came during a download are answered;
+ * a stopping server may now close the session. */
 static void on_files_idle(void *arg)
 {
     struct session *s = arg;
     touch(s);
+    for (; s->pongs_owed > 0; s->pongs_owed--)
+        (void)send_pong(s);
     if (s->stop_when_idle && !s->exec)
         close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
 }
@@ -517,7 +529,14 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
     if (strcmp(type, MSG_PING) == 0) {
         if (body_size > 0)
             return session_protocol_error(s, "a ping carries no body");
-        return filesvc_sending(s->files) ? 0 : session_send_msg(s, json_pack("{s:s}", "type", MSG_PONG));
+        if (filesvc_sending(s->files)) {
+            /* Answered after get-end: one pong a ping, so that whoever
+             * counts them (a connection master) is not thrown off. */
+            if (s->pongs_owed < PONGS_OWED_MAX)
+                s->pongs_owed++;
+            return 0;
+        }
+        return send_pong(s);
     }
     touch(s);
     if (filesvc_sending(s->files))

@@ -20,6 +20,10 @@ struct filesvc;
 struct fsroot;
 struct runner;
 
+/* Pings a download may owe pongs for (sessionsvc.c); a client that sends
+ * more during one is owed no more (none of ours sends more than two). */
+#define PONGS_OWED_MAX 64
+
 enum session_state { AWAIT_HELLO, AWAIT_AUTH, READY };
 enum auth_kind { AUTH_KIND_NONE, AUTH_KIND_TLS, AUTH_KIND_HMAC };
 enum rx_route { RX_NONE, RX_STDIN, RX_FILE, RX_DISCARD };
@@ -53,6 +57,7 @@ struct session {
     uint64_t stdin_received;    /* stdin bytes taken from the client for this command */
     uint64_t stdin_acked;       /* ... and acknowledged with stdin-ack */
     int stop_when_idle;         /* the server is stopping: close after the command */
+    int pongs_owed;             /* pings that came during a download (PONGS_OWED_MAX at most) */
     struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (on_idle_timer) */
     uint64_t last_active;       /* loop ms of the last request, command or transfer */
 };

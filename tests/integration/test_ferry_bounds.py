@@ -444,7 +444,7 @@ class FerrydCloseTest(Base):
         for _ in range(3):                       # pings for about half of the 1 s
             s.send({"type": "ping"})
             last_ping = time.monotonic()
-            self.assertEqual(s.recv()[0], {"type": "pong"})
+            self.assertEqual(s.recv()[0], {"type": "pong", "rest": True})
             time.sleep(0.2)
         h, _ = s.recv()
         self.assertEqual((h["type"], h["reason"]), ("closing", "idle"))
@@ -452,6 +452,23 @@ class FerrydCloseTest(Base):
         # a whole second after it).
         self.assertLess(time.monotonic() - last_ping, 0.9)
         self.assertRaises(EOFError, s.recv)
+
+    def test_a_ping_during_a_download_is_answered_after_it(self):
+        # One pong a ping, so that a connection master that counts them
+        # finds its own (PROTOCOL.md 2.7, 2.9); "rest" says the session
+        # holds nothing any more.
+        root = os.path.join(self.dir, "root")
+        os.mkdir(root)
+        with open(os.path.join(root, "big.bin"), "wb") as f:
+            f.write(os.urandom(8 * MiB))
+        self.start("--root", root, "--plaintext")
+        s = ferrytest.Session(self.server.hostport(), rcvbuf=64 * 1024).login(self.raw_key)
+        self.addCleanup(s.close)
+        self.assertEqual(s.get_begin("big.bin")["type"], "get-ready")
+        s.send({"type": "ping"})   # while 8 MiB wait for us to read them
+        data, end, _ = s.get_rest()
+        self.assertEqual((len(data), end["type"]), (8 * MiB, "get-end"))
+        self.assertEqual(s.recv()[0], {"type": "pong", "rest": True})
 
     def test_stopped_server_is_detected_by_keepalive(self):
         host = self.start()

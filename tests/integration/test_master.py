@@ -6,6 +6,7 @@ ferryd (TLS and plaintext) and real masters, each test in a private
 XDG_RUNTIME_DIR."""
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -17,6 +18,26 @@ import ferrytest
 from ferrytest import SLOW, wait_until, write_key
 
 FERRY = ferrytest.binary("ferry")
+
+# A "master" of another user: answers any request with a session, reads
+# what the client then sends (its command), and closes.
+FAKE_MASTER = r"""
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        c.recv(4096)
+        h = json.dumps({"type": "master", "ok": True, "pid": 1, "peer": "x"}).encode()
+        c.sendall(struct.pack("<I", len(h)) + h)
+        c.recv(65536)
+    except OSError:
+        pass   # the client went without a word: as it should
+    c.close()
+"""
 
 
 class MasterTest(unittest.TestCase):
@@ -81,6 +102,23 @@ class MasterTest(unittest.TestCase):
     def via_master(self, r):
         return b"through master" in r.stderr
 
+    def socket_path(self):
+        d = os.path.join(self.run_dir, "ferry")
+        names = [n for n in os.listdir(d) if not n.endswith(".lock")]
+        self.assertEqual(len(names), 1, names)
+        return os.path.join(d, names[0])
+
+    def raw_session(self):
+        """A session from the master, spoken by hand (PROTOCOL.md 2.9)."""
+        s = socket.socket(socket.AF_UNIX)
+        self.addCleanup(s.close)
+        s.settimeout(20 * SLOW)
+        s.connect(self.socket_path())
+        s.sendall(ferrytest.frame({"type": "master", "op": "session"}))
+        h = ferrytest.recv_header(s)
+        self.assertTrue(h.get("ok"), h)
+        return s
+
     # ---- the basics --------------------------------------------------------------
 
     def test_commands_go_through_the_master_and_reuse_its_session(self):
@@ -102,22 +140,6 @@ class MasterTest(unittest.TestCase):
         # Every command above ended at rest and handed its session back: the
         # server saw no new authentication for any of them.
         self.assertEqual(self.sessions_since(mark), 0)
-
-    def socket_path(self):
-        d = os.path.join(self.run_dir, "ferry")
-        names = [n for n in os.listdir(d) if not n.endswith(".lock")]
-        self.assertEqual(len(names), 1, names)
-        return os.path.join(d, names[0])
-
-    def raw_session(self):
-        """A session from the master, spoken to by hand (PROTOCOL.md 2.9)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(20 * SLOW)
-        sock.connect(self.socket_path())
-        sock.sendall(ferrytest.frame({"type": "master", "op": "session"}))
-        reply = ferrytest.recv_header(sock)
-        self.assertEqual((reply["type"], reply["ok"]), ("master", True), reply)
-        return sock
 
     def test_a_release_split_across_reads_is_never_passed_on(self):
         self.start_master(self.host)
@@ -202,26 +224,126 @@ class MasterTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(self.via_master(r), r.stderr)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to listen as another user")
+    def test_a_socket_of_another_user_is_not_used(self):
+        # Put there behind the directory's back (a parent others may
+        # write to): the listener's uid is checked, not only the directory.
+        self.start_master(self.host)
+        path = self.socket_path()
+        self.stop_master(self.host)
+        wait_until(lambda: not os.path.exists(path), what="the master's socket to go")
+        other = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, other)
+        os.chmod(other, 0o777)
+        fake_sock = os.path.join(other, "fake")
+        fake = subprocess.Popen(
+            ["python3", "-c", FAKE_MASTER, fake_sock], stdout=subprocess.PIPE,
+            preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.addCleanup(fake.wait)
+        self.addCleanup(fake.kill)
+        self.assertEqual(fake.stdout.readline(), b"listening\n")
+        os.rename(fake_sock, path)
+        r = self.ferry("exec", "-v", self.host, "echo direct")
+        self.assertEqual((r.returncode, r.stdout), (0, b"direct\n"), r.stderr)
+        self.assertFalse(self.via_master(r), r.stderr)
+        self.assertIn(b"not our master", r.stderr)
+
     # ---- a client that goes ----------------------------------------------------------
 
     def test_a_killed_client_kills_its_remote_command(self):
         self.start_master(self.host)
         marker = "ferry-master-test-%d" % os.getpid()
-        p = subprocess.Popen([FERRY, "exec", self.host, "exec sleep 300 # " + marker],
-                             env=self.env(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        p = subprocess.Popen([FERRY, "exec", "-v", self.host, "echo ready; sleep 300; echo "
+                              + marker], env=self.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
         self.addCleanup(p.wait)
-        pgrep = lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
-        wait_until(pgrep, what="the remote sleep")
-        mark = len(self.server.log)
+        self.addCleanup(p.stdout.close)
+        # Its first line came back: the remote command runs.  (Waited for
+        # so, not with pgrep: that would also find the local client, whose
+        # arguments carry the marker too.)
+        self.assertEqual(p.stdout.readline(), b"ready\n")
         p.kill()
+        p.wait()
+        err = p.stderr.read()
+        p.stderr.close()
+        self.assertIn(b"through master", err)
         # Killed without a release: the session is closed, and ferryd kills
         # what it ran, as for any client that goes away.
-        wait_until(lambda: not pgrep(), what="the remote sleep to go")
-        # The master still serves (with a new session).
-        r = self.ferry("exec", self.host, "echo again")
+        pgrep = lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+        wait_until(lambda: not pgrep(), what="the remote command to go")
+        # The master still serves (the spare it started beside the long
+        # command, or a new worker).
+        r = self.ferry("exec", "-v", self.host, "echo again")
         self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
-        self.assertEqual(self.sessions_since(mark), 1)
+        self.assertTrue(self.via_master(r), r.stderr)
+
+    def test_a_release_mid_command_is_not_reused(self):
+        # A client that releases while its command runs (or after a chdir)
+        # is taken at its word only if the server agrees: the next command
+        # must neither inherit the command (its output, "already running")
+        # nor its directory, and the released command ends with its session.
+        self.start_master(self.host)
+        home = self.ferry("exec", self.host, "pwd").stdout
+        self.assertNotEqual(home, b"/\n")
+        marker = "ferry-master-mid-%d" % os.getpid()
+        s = self.raw_session()
+        s.sendall(ferrytest.frame({"type": "exec", "shell": "echo started; sleep 300; echo "
+                                   + marker, "stdin": False}))
+        h = ferrytest.recv_header(s)
+        self.assertEqual(h["type"], "stdout", h)
+        pgrep = lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode
+        self.assertEqual(pgrep(), 0)
+        s.sendall(ferrytest.frame({"type": "master", "op": "release"}))
+        s.close()
+        # Not at rest: the worker closes the connection, and the server
+        # ends the command, as for a client that goes without a release.
+        wait_until(lambda: pgrep() != 0, what="the released command to end")
+        for _ in range(3):
+            r = self.ferry("exec", self.host, "echo mine")
+            self.assertEqual((r.returncode, r.stdout), (0, b"mine\n"), r.stderr)
+        s = self.raw_session()
+        s.sendall(ferrytest.frame({"type": "chdir", "path": "/"}))
+        self.assertEqual(ferrytest.recv_header(s)["type"], "cwd")
+        s.sendall(ferrytest.frame({"type": "master", "op": "release"}))
+        s.close()
+        for _ in range(3):
+            r = self.ferry("exec", self.host, "pwd")
+            self.assertEqual((r.returncode, r.stdout), (0, home), r.stderr)
+
+    def test_clients_that_never_speak_hold_no_worker(self):
+        # More silent clients than there are workers: a command behind them
+        # is still served at once (before, each held a worker for 5 s, and
+        # the command gave up on the master after its connect timeout).
+        self.start_master(self.host)
+        path = self.socket_path()
+        for _ in range(20):
+            s = socket.socket(socket.AF_UNIX)
+            self.addCleanup(s.close)
+            s.connect(path)
+        r = self.ferry("exec", "-v", "--connect-timeout", "2", self.host, "echo served")
+        self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
+        self.assertTrue(self.via_master(r), r.stderr)
+
+    def test_every_worker_busy(self):
+        # Sixteen sessions held (MASTER_WORKERS): --check and --stop are
+        # still answered, and a command waits a second at most before it
+        # connects by itself (not its whole connect timeout).
+        self.start_master(self.host)
+        held = [self.raw_session() for _ in range(16)]
+        r = self.ferry("master", "--check", "--connect-timeout", "5", self.host)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"master running", r.stdout)
+        r = self.ferry("exec", "-v", "--connect-timeout", "5", self.host, "echo direct")
+        self.assertEqual((r.returncode, r.stdout), (0, b"direct\n"), r.stderr)
+        self.assertFalse(self.via_master(r), r.stderr)
+        self.assertNotIn(b"timed out", r.stderr)
+        r = self.ferry("master", "--stop", "--connect-timeout", "5", self.host)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_until(lambda: self.master_pid(self.host) is None, what="the master to stop")
+        # The sessions it held go on.
+        s = held[-1]
+        s.sendall(ferrytest.frame({"type": "exec", "shell": "echo still", "stdin": False}))
+        self.assertEqual(ferrytest.recv_frame(s)[1], b"still\n")
 
     def test_interrupt_is_forwarded(self):
         self.start_master(self.host)
@@ -295,10 +417,12 @@ class MasterTest(unittest.TestCase):
         self.start_master(host)
         other.stop()
         # The master's session is dead: the command finds no working master
-        # and says what a command without one would.
-        r = self.ferry("exec", host, "true", timeout=60)
+        # and says what a command without one would, at once (not after
+        # the master's next try, a second away, nor its own timeout).
+        r = self.ferry("exec", "-v", "--connect-timeout", "1", host, "true", timeout=60)
         self.assertEqual(r.returncode, 255)
         self.assertIn(b"cannot connect", r.stderr)
+        self.assertNotIn(b"timed out", r.stderr)
 
     def test_failures_are_one_line(self):
         r = self.ferry("master", "127.0.0.1:%d" % ferrytest.closed_port("127.0.0.1"))
@@ -311,6 +435,12 @@ class MasterTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         r = self.ferry("master")
         self.assertEqual(r.returncode, 2)
+        # Its help has its own --persist only, and no --no-master (a usage
+        # error here).
+        r = self.ferry("master", "--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stdout.count(b"--persist"), 1, r.stdout)
+        self.assertNotIn(b"--no-master", r.stdout)
 
     def test_a_directory_others_can_enter_is_not_used(self):
         os.makedirs(os.path.join(self.run_dir, "ferry"), mode=0o755, exist_ok=True)
