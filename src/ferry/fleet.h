@@ -100,9 +100,4 @@ int fleet_hosts(const char *cmd, const char *config_file, struct hostconf_db **c
 /* -f N: 0 and *out, or a usage error's status for cmd. */
 int fleet_fanout(const char *cmd, const char *arg, size_t *out);
 
-/* -f within the descriptors we may open (`spare` of them besides the
- * hosts' sockets): the soft limit raised as far as needed and allowed,
- * else -f cut to fit (said on stderr). */
-size_t fleet_fit_fanout(size_t fanout, size_t spare);
-
 #endif

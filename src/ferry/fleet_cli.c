@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli.h"
 #include "fleet_xfer.h"
@@ -62,28 +61,6 @@ int fleet_fanout(const char *cmd, const char *arg, size_t *out)
                                FLEET_MAX_FANOUT);
     *out = (size_t)n;
     return 0;
-}
-
-/* Each host in flight holds a socket: raise the soft limit on descriptors
- * to what -f needs (past it, hosts would fail as they open their
- * sockets), within the hard limit; beyond the hard limit, -f is cut to
- * what fits, and said. */
-size_t fleet_fit_fanout(size_t fanout, size_t spare)
-{
-    rlim_t want = (rlim_t)fanout + spare;
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
-        return fanout;
-    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return fanout;
-    if (rl.rlim_cur >= want)
-        return fanout;
-    fanout = rl.rlim_cur > spare + 1 ? (size_t)(rl.rlim_cur - spare) : 1;
-    cli_error("-f: only %llu descriptors may be open (ulimit -n): at most %zu hosts at once",
-              (unsigned long long)rl.rlim_cur, fanout);
-    return fanout;
 }
 
 int fleet_xfer_main(const struct dial_opts *so, struct fleet_xfer_cmd *c)

@@ -53,4 +53,9 @@ int fleet_preflight(const char *first, const struct dial_opts *o, struct hostcon
 int fleet_resolve(struct lookup_pool *pool, const char *target, struct ferry_addr *out, int max,
                   lookup_cb *cb, void *arg, struct lookup **q);
 
+/* -f within the descriptors we may open (`spare` of them besides the
+ * hosts' sockets): the soft limit raised as far as needed and allowed,
+ * else -f cut to fit (said on stderr). */
+size_t fleet_fit_fanout(size_t fanout, size_t spare);
+
 #endif

@@ -81,7 +81,8 @@ int master_run(struct master *m);
 void master_say_ready(struct master *m, char what);
 
 /* stdin, stdout and stderr to /dev/null: a background master's (and its
- * workers') once the caller has its answer, so that it is not held. */
+ * workers') once the caller has its answer, so that it is not held.
+ * master_worker.c. */
 void master_quiet_stdio(void);
 
 /* The worker's life, in the child just forked: connect, then serve the

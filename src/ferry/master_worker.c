@@ -13,6 +13,7 @@
 #include "master_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,18 @@
 #include "master.h"
 
 static const struct ferry_frame_limits ask_limits = { .max_header = 4096, .max_body = 1 };
+
+void master_quiet_stdio(void)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    }
+}
 
 static void tell(int ctl, enum worker_news what)
 {
