@@ -222,6 +222,15 @@ def start_ferryd(*args, key_path=None, plaintext=False, listen="127.0.0.1:0", sw
     return server
 
 
+def sanitizer_env():
+    """The sanitizers' settings of this run (ASAN_OPTIONS and the like), for
+    a program started with an environment of its own: so a sanitized build
+    reports (and aborts) as the suite asked."""
+    return {name: os.environ[name]
+            for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS")
+            if name in os.environ}
+
+
 def closed_port(addr):
     """A port on addr that nothing listens on (bound, then released)."""
     with socket.socket() as s:

@@ -255,9 +255,7 @@ class AuditTest(unittest.TestCase):
         srv = ft.start_ferryd("--root", self.root, key_path=self.key_path)
         self.addCleanup(srv.stop_quietly)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp.name}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ft.sanitizer_env())
 
         def ferry(*args):
             return subprocess.run([ft.binary("ferry"), "exec", "-k", self.key_path, *args,

@@ -64,9 +64,7 @@ class Completion:
     def env(self):
         env = {"PATH": os.path.dirname(FERRY) + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
                "HOME": self.home, "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ferrytest.sanitizer_env())
         return env
 
     def test_subcommands_and_options(self):

@@ -43,9 +43,7 @@ class Base(unittest.TestCase):
     def env(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir,
                "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ferrytest.sanitizer_env())
         return env
 
     def get_argv(self, fake, *opts):

@@ -51,9 +51,7 @@ class ClientTest(unittest.TestCase):
     def env(self, key_env=None, home=None):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home or self.home,
                "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ferrytest.sanitizer_env())
         if key_env:
             env["FERRY_KEY_FILE"] = key_env
         return env

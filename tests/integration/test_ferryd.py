@@ -233,9 +233,7 @@ class FerrydModel:
     def client_env(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
                "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ft.sanitizer_env())
         return env
 
     def ferry_args(self, *cmd, opts=(), key=None, host=None):

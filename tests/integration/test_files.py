@@ -1301,9 +1301,7 @@ class FerryCli(FilesBase):
     def env(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
                "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ft.sanitizer_env())
         return env
 
     def argv(self, cmd, *args, opts=(), host=None, plaintext=False):

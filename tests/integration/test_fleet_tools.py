@@ -54,9 +54,7 @@ class FleetToolsTest(unittest.TestCase):
                    os.environ.get("PATH", "/usr/bin:/bin"),
                    "HOME": d, "XDG_CONFIG_HOME": os.path.join(d, "config"),
                    "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"):
-            if name in os.environ:
-                cls.env[name] = os.environ[name]
+        cls.env.update(ferrytest.sanitizer_env())
 
     @classmethod
     def tearDownClass(cls):

@@ -44,9 +44,7 @@ class HostConfTest(unittest.TestCase):
     def ferry(self, *args):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
                "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ferrytest.sanitizer_env())
         return subprocess.run([FERRY] + list(args), capture_output=True, env=env,
                               timeout=20 * SLOW)
 

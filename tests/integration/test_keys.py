@@ -84,9 +84,7 @@ class KeysTest(unittest.TestCase):
     def ferry(self, name, cmd, *args, key=None, input=b""):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
                "LANG": "C.UTF-8"}
-        for v in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if v in os.environ:
-                env[v] = os.environ[v]
+        env.update(ferrytest.sanitizer_env())
         return subprocess.run([FERRY, cmd, "-k", key or self.keys[name][0], "--key-name", name]
                               + list(args), input=input, capture_output=True, env=env,
                               timeout=30 * SLOW, cwd=self.dir)

@@ -64,9 +64,7 @@ class MasterTest(unittest.TestCase):
     def env(self, **extra):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp.name,
                "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": self.run_dir, "FERRY_KEY_FILE": self.key}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ferrytest.sanitizer_env())
         env.update(extra)
         return env
 

@@ -32,9 +32,7 @@ class Cli(FilesBase):
     def env(self, **extra):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
                "LANG": "C.UTF-8"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ft.sanitizer_env())
         env.update(extra)
         return env
 

@@ -58,9 +58,7 @@ class TtyTest(unittest.TestCase):
     def setUp(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir,
                "LANG": "C.UTF-8", "PS1": "$ ", "TERM": "xterm"}
-        for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
-            if name in os.environ:
-                env[name] = os.environ[name]
+        env.update(ferrytest.sanitizer_env())
         self.term = ferrytest.Tmux(env, cwd=self.dir)
         self.addCleanup(self.term.kill)
 
