@@ -326,6 +326,10 @@ static struct client_session *via_master(const char *host, const struct dial_opt
     char path[128], why[256];
     int r;
 
+    /* Every fresh command passes here: without the directory there is
+     * nothing to find, and the key's real path need not be worked out. */
+    if (o->persist <= 0 && !master_dir_exists())
+        return NULL;
     if (master_socket_path(o, target, path, sizeof path, why, sizeof why) < 0) {
         ferry_log_debug("no master: %s", why);
         return NULL;

@@ -46,6 +46,10 @@ struct master_info {
 int master_socket_path(const struct dial_opts *eff, const char *target, char *path, size_t len,
                        char *why, size_t whylen);
 
+/* Whether the masters' directory exists at all (one lstat): when it does
+ * not, no master runs, and a command need not work out a socket name. */
+int master_dir_exists(void);
+
 /* The socket's directory must be ours alone (a directory, our uid, mode
  * 0700); create: make it if missing (a master does; a command only looks).
  * 0, 1 when it is missing (and not created), or -1 with the reason. */

@@ -47,6 +47,14 @@ static int dir_name(char *dir, size_t len)
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+int master_dir_exists(void)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+
+    return dir_name(dir, sizeof dir) == 0 && lstat(dir, &st) == 0;
+}
+
 int master_dir_check(const char *path, int create, char *why, size_t whylen)
 {
     char dir[PATH_MAX];

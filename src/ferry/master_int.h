@@ -71,8 +71,6 @@ struct master {
     uint64_t retry_at;              /* a worker is due then (ms; 0: none due) */
 };
 
-uint64_t master_now_ms(void);
-
 /* Run the master until it stops: 0 when it ever had a session to offer,
  * else FERRY_EXIT_ERROR (the first worker said why).  master_pool.c. */
 int master_run(struct master *m);

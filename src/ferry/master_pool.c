@@ -23,13 +23,13 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
 #include "ferry/ferry.h"
+#include "monoclock.h"
 
 #define SPARE_DELAY_MS 100
 #define SPARE_TRIES 3
@@ -39,14 +39,6 @@
 #define EXTRA_IDLE_MS 30000
 /* How long a client waits when every worker holds a session. */
 #define FULL_WAIT_MS 1000
-
-uint64_t master_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void master_say_ready(struct master *m, char what)
 {
@@ -80,7 +72,7 @@ static void start_worker(struct master *m)
         return;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         ferry_log_warn("socketpair: %s", strerror(errno));
-        m->retry_at = master_now_ms() + SPARE_RETRY_MS;
+        m->retry_at = monoclock_ms() + SPARE_RETRY_MS;
         return;
     }
     pid = fork();
@@ -92,11 +84,11 @@ static void start_worker(struct master *m)
     if (pid < 0) {
         ferry_log_warn("fork: %s", strerror(errno));
         close(sv[0]);
-        m->retry_at = master_now_ms() + SPARE_RETRY_MS;
+        m->retry_at = monoclock_ms() + SPARE_RETRY_MS;
         return;
     }
     m->w[m->nw++] = (struct worker){ .pid = pid, .ctl = sv[0], .state = W_STARTING,
-                                     .since = master_now_ms() };
+                                     .since = monoclock_ms() };
 }
 
 /* A worker could not connect (or lost its connection at once). */
@@ -109,7 +101,7 @@ static void failed(struct master *m)
         m->stop = 1;
         return;
     }
-    m->retry_at = master_now_ms() + SPARE_RETRY_MS;
+    m->retry_at = monoclock_ms() + SPARE_RETRY_MS;
 }
 
 static void forget(struct master *m, size_t i)
@@ -265,7 +257,7 @@ static void on_accept(struct master *m)
         }
         /* Ours write their request right after connecting: usually it is
          * here already. */
-        m->queue[m->nq++] = (struct waiting){ .fd = fd, .since = master_now_ms(),
+        m->queue[m->nq++] = (struct waiting){ .fd = fd, .since = monoclock_ms(),
                                               .spoke = readable(fd) };
     }
     dispatch(m);
@@ -313,7 +305,7 @@ static int on_worker(struct master *m, size_t i)
     switch (c) {
     case WORKER_READY:
         w->state = W_IDLE;
-        w->idle_at = master_now_ms();
+        w->idle_at = monoclock_ms();
         m->ever_ready = 1;
         m->failures = 0;
         master_say_ready(m, 'y');
@@ -328,7 +320,7 @@ static int on_worker(struct master *m, size_t i)
     case WORKER_LOST:
         /* The server let an idle session go: only a failure if it does
          * that at once. */
-        if (master_now_ms() - w->since < SPARE_RETRY_MS)
+        if (monoclock_ms() - w->since < SPARE_RETRY_MS)
             failed(m);
         w->state = W_BUSY;
         break;
@@ -395,10 +387,10 @@ int master_run(struct master *m)
 {
     struct pollfd p[2 + MASTER_WORKERS + MASTER_QUEUE];
 
-    m->idle_since = master_now_ms();
+    m->idle_since = monoclock_ms();
     start_worker(m);
     while (!m->stop) {
-        uint64_t now = master_now_ms(), due = m->retry_at ? m->retry_at : UINT64_MAX;
+        uint64_t now = monoclock_ms(), due = m->retry_at ? m->retry_at : UINT64_MAX;
         int was_busy = busy(m), timeout = -1;
         size_t n = 2, nw = m->nw, nq;
 
@@ -437,7 +429,7 @@ int master_run(struct master *m)
         if (p[0].revents)
             on_accept(m);
         dispatch(m);
-        now = master_now_ms();
+        now = monoclock_ms();
         if (m->retry_at && now >= m->retry_at && !m->stop) {
             if (!count(m, W_IDLE) && !count(m, W_STARTING))
                 start_worker(m);

@@ -25,11 +25,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "ferry/ferry.h"
+#include "monoclock.h"
 #include "proto.h"
 
 #define RELAY_BUF (256 * 1024)
@@ -76,14 +76,6 @@ struct relay {
     int rest;             /* ... which said the session is at rest */
     int trailing;         /* the server said more after that pong */
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* A header seen going `up` (client to server) or down: 1 when its frame
  * is the last one to keep (the release, which is itself dropped; our
@@ -273,7 +265,7 @@ int master_relay(struct ferry_transport *client, struct ferry_transport *server)
             if (rl.released && (r = begin_barrier(&rl)) < 0)
                 break;
             if (rl.released)
-                deadline = now_ms() + BARRIER_MS;
+                deadline = monoclock_ms() + BARRIER_MS;
         }
         scan(&rl, down);
         if (rl.released)
@@ -306,7 +298,7 @@ int master_relay(struct ferry_transport *client, struct ferry_transport *server)
         if (!(pf[1].events & POLLIN) && hup[1])
             pf[1].fd = -1;
         if (rl.released) {
-            uint64_t now = now_ms();
+            uint64_t now = monoclock_ms();
             if (now >= deadline)
                 break;   /* no pong in time: not reused */
             wait_ms = (int)(deadline - now);
