@@ -289,16 +289,29 @@ int dial_transport(int fd, const struct dial_opts *o, struct ferry_tls *tls, con
 }
 
 /*
- * OpenSSL set up before its first use, without the system's openssl.cnf:
- * reading and applying it is a good part of a fresh command's start, and
- * ferry's TLS parameters are its own (TLS 1.3, its suites, security level
- * 2 at least: libferry sets them).  An OPENSSL_CONF the user sets is still
- * read (a FIPS provider, say).  The legacy name tables OpenSSL builds at
- * start-up stay: certificate checks look digests up in them.
+ * OpenSSL set up before its first use with only what ferry uses: its
+ * eager start-up is most of a fresh command's own cost (OpenSSL 3.0;
+ * BENCHMARKS.md "Where a fresh command's time goes").  Never: the system's
+ * openssl.cnf (ferry's TLS parameters are its own: TLS 1.3, its suites,
+ * security level 2 at least, set by libferry; an OPENSSL_CONF the user
+ * sets is still read, a FIPS provider say) and the clean-up at exit (the
+ * process ends).  Only with certificates: the legacy tables naming every
+ * cipher and digest (a certificate's signature is checked against the
+ * security level through them; libssl fetches what a PSK session uses
+ * from the provider by name) and libcrypto's error strings (files, PEM,
+ * X.509: a PSK session's errors are libssl's, whose strings libssl loads
+ * itself).  OpenSSL initialises once, so the first call decides.
  */
-void dial_crypto_init(void)
+void dial_crypto_init(int certificates)
 {
-    if (!OPENSSL_init_ssl(getenv("OPENSSL_CONF") ? 0 : OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
+    uint64_t opts = OPENSSL_INIT_NO_ATEXIT;
+
+    if (!getenv("OPENSSL_CONF"))
+        opts |= OPENSSL_INIT_NO_LOAD_CONFIG;
+    if (!certificates)
+        opts |= OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS |
+                OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS;
+    if (!OPENSSL_init_crypto(opts, NULL) || !OPENSSL_init_ssl(opts, NULL))
         ferry_log_debug("OpenSSL initialisation failed; its first use will say why");
 }
 
@@ -390,7 +403,7 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
             return s;
         }
     }
-    dial_crypto_init();
+    dial_crypto_init(o->ca_file || o->cert_file);
     if (dial_check_opts(o, err, sizeof err) < 0) {
         cli_error("%s", err);
         goto out;

@@ -129,9 +129,11 @@ int dial_resolve(const char *host, const struct dial_opts *o, const struct hostc
  * none is given). */
 void dial_split_host(const char *host, char *name, size_t name_len, char *port, size_t port_len);
 
-/* OpenSSL set up once, before its first use (without the system's
- * openssl.cnf unless $OPENSSL_CONF names one). */
-void dial_crypto_init(void);
+/* OpenSSL set up once, before its first use, with only what ferry uses
+ * (not the system's openssl.cnf unless $OPENSSL_CONF names one);
+ * certificates: whether --ca or --cert may be used, whose errors need
+ * libcrypto's error strings. */
+void dial_crypto_init(int certificates);
 
 /* The TLS configuration for o: the key as a PSK, or --ca (and our own
  * --cert).  One serves any number of connections with the same options.

@@ -705,7 +705,7 @@ int fleet_exec(const struct hostlist *hosts, json_t *request, const struct fleet
     f->request = request;
     f->hosts = hosts;
     fleet_out_init(&f->out, fo->mode);
-    dial_crypto_init();
+    dial_crypto_init(1);   /* a host's configuration may name certificates */
     r = signals_forward_install(&saved);
     if (r < 0) {
         cli_error("cannot install signal handlers: %s", strerror(-r));

@@ -229,7 +229,7 @@ int cmd_master(int argc, char **argv)
     }
     m.pid = getpid();
     /* Each worker's OpenSSL starts from what is set up here, once. */
-    dial_crypto_init();
+    dial_crypto_init(eff.ca_file || eff.cert_file);
     m.persist = (o.set & DIAL_SET_PERSIST) ? o.persist : eff.persist;
     rc = master_run(&m);
     master_say_ready(&m, 'n');
