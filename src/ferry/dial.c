@@ -291,7 +291,7 @@ int dial_transport(int fd, const struct dial_opts *o, struct ferry_tls *tls, con
 /*
  * OpenSSL set up before its first use with only what ferry uses: its
  * eager start-up is most of a fresh command's own cost (OpenSSL 3.0;
- * BENCHMARKS.md "Where a fresh command's time goes").  Never: the system's
+ * BENCHMARKS.md "A fresh command's OpenSSL start").  Never: the system's
  * openssl.cnf (ferry's TLS parameters are its own: TLS 1.3, its suites,
  * security level 2 at least, set by libferry; an OPENSSL_CONF the user
  * sets is still read, a FIPS provider say) and the clean-up at exit (the
