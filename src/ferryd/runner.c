@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -380,15 +381,44 @@ static int output_from_pipe(struct runner *e, int i, int fd)
 
 /* Output is only lent to on_output for the call, and a loop runs on one
  * thread, so one buffer per thread serves every command on it: an idle
- * command costs no 256 KiB of its own. */
-static _Thread_local uint8_t rbuf[READ_CHUNK];
+ * command costs no 256 KiB of its own.  It is made on the thread's first
+ * output and freed when the thread ends (as static thread-local storage
+ * it was zeroed by the start of every thread, one per connection in the
+ * thread model, whether it ran a command or not).  Without memory for it,
+ * a page of static storage serves, in smaller reads. */
+static pthread_key_t rbuf_key;
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+static bool rbuf_key_made;
+
+static void make_rbuf_key(void)
+{
+    rbuf_key_made = pthread_key_create(&rbuf_key, free) == 0;
+}
+
+static uint8_t *read_buffer(size_t *cap)
+{
+    static _Thread_local uint8_t page[4096];
+    uint8_t *b = NULL;
+
+    if (pthread_once(&rbuf_once, make_rbuf_key) == 0 && rbuf_key_made) {
+        b = pthread_getspecific(rbuf_key);
+        if (!b && (b = malloc(READ_CHUNK)) && pthread_setspecific(rbuf_key, b) != 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    *cap = b ? READ_CHUNK : sizeof page;
+    return b ? b : page;
+}
 
 /* A terminal's output, gathered from its small reads into one chunk.
  * Not coalesced by time: a terminal buffers only a few KiB, so a writer
  * blocks long before a wait could pay off, and an echo must go at once. */
 static void terminal_output(struct runner *e, int fd)
 {
-    ssize_t n = pty_read(fd, rbuf, sizeof rbuf);
+    size_t cap;
+    uint8_t *rbuf = read_buffer(&cap);
+    ssize_t n = pty_read(fd, rbuf, cap);
 
     if (n == -EAGAIN)
         return;
@@ -430,7 +460,9 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
                 break;          /* not now, or aborted */
             /* rc == 2: an empty pipe (EOF?) or no splicing: read() */
         }
-        ssize_t n = read(fd, rbuf, sizeof(rbuf));
+        size_t cap;
+        uint8_t *rbuf = read_buffer(&cap);
+        ssize_t n = read(fd, rbuf, cap);
 
         if (n < 0 && errno == EINTR) {
             n_reads--;
@@ -453,7 +485,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
             output_refused(e);
             break;
         }
-        if ((size_t)n < sizeof(rbuf))
+        if ((size_t)n < cap)
             break;              /* the pipe is empty for now */
     }
     runner__leave(e);

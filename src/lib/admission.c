@@ -195,10 +195,15 @@ static int admit_one(struct listener *l, int nonblock, char peer[FERRY_ADDRSTRLE
     return fd;
 }
 
-static void serve_datagrams(struct listener *l)
+/* 64 KiB holds any UDP payload, so nothing is silently truncated.  The
+ * buffer is the loop's (struct admission), made once: as static
+ * thread-local storage it was zeroed by the start of every thread of every
+ * program linking libferry, datagrams or not. */
+#define DGRAM_MAX 65536
+
+static void serve_datagrams(struct admission *a, struct listener *l)
 {
-    /* 64 KiB holds any UDP payload, so nothing is silently truncated. */
-    static _Thread_local uint8_t dgram_buf[65536];
+    uint8_t *dgram_buf = a->dgram_buf;
     struct ferry_server *s = l->server;
 
     for (int i = 0; i < DATAGRAM_BURST; i++) {
@@ -206,7 +211,7 @@ static void serve_datagrams(struct listener *l)
         ssize_t n;
 
         d.peer.len = sizeof d.peer.ss;
-        n = recvfrom(l->fd, dgram_buf, sizeof dgram_buf, MSG_DONTWAIT,
+        n = recvfrom(l->fd, dgram_buf, DGRAM_MAX, MSG_DONTWAIT,
                      (struct sockaddr *)&d.peer.ss, &d.peer.len);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -252,7 +257,7 @@ static void on_listener(struct ferry_loop *loop, int fd, unsigned events, void *
     (void)fd;
     (void)events;
     if (l->type == FERRY_SOCK_DGRAM) {
-        serve_datagrams(l);
+        serve_datagrams(a, l);
         return;
     }
     for (int i = 0; i < ACCEPT_BURST && !a->stopped; i++) {
@@ -290,6 +295,10 @@ int ferry__admission_init(struct admission *a, struct ferry_server *s, struct fe
     for (size_t i = 0; i < s->nlisteners; i++) {
         int r;
 
+        if (s->listeners[i]->type == FERRY_SOCK_DGRAM && !a->dgram_buf &&
+            !(a->dgram_buf = malloc(DGRAM_MAX)))
+            return -ENOMEM;
+
         a->watches[i] = (struct admission_watch){ .adm = a, .l = s->listeners[i] };
         r = ferry_loop_add(loop, s->listeners[i]->fd, FERRY_READABLE, on_listener, &a->watches[i]);
         if (r < 0)
@@ -317,6 +326,8 @@ void ferry__admission_destroy(struct admission *a)
     a->summary_timer = NULL;
     free(a->watches);
     a->watches = NULL;
+    free(a->dgram_buf);
+    a->dgram_buf = NULL;
 }
 
 void ferry__admission_log_ready(const struct ferry_server *s, const char *model)

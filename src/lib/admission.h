@@ -33,6 +33,8 @@ struct admission {
     struct ferry_timer *resume_timer;    /* the descriptor back-off */
     struct ferry_timer *summary_timer;   /* the refusals' summary line is due */
     struct admission_watch *watches;     /* one per listener */
+    uint8_t *dgram_buf;                  /* DGRAM_MAX, lent to on_datagram; NULL without
+                                          * datagram listeners */
     admission_start_fn *start;
     void *arg;
 };

@@ -153,14 +153,29 @@ static int splice_pipe_open(struct ferry_transport *t)
     return 0;
 }
 
+/* The copying fallbacks' buffer: the transport's own, made when first
+ * needed (most transports never copy).  As static thread-local storage
+ * it was zeroed by the start of every thread of every program linking
+ * libferry, a fresh `ferry` command's among them. */
+#define COPY_BUF_SIZE (64 * 1024)
+
+static uint8_t *copy_buffer(struct ferry_transport *t)
+{
+    if (!t->copy_buf)
+        t->copy_buf = malloc(COPY_BUF_SIZE);
+    return t->copy_buf;
+}
+
 /* The pipe's `left` bytes into out_fd at *off by read and pwrite, for a
  * file system that takes no splice.  0 or the file's -errno. */
 static int drain_pipe_by_copy(struct ferry_transport *t, int out_fd, off_t *off, size_t left)
 {
-    static _Thread_local uint8_t buf[64 * 1024];
+    uint8_t *buf = copy_buffer(t);
 
+    if (!buf)
+        return -ENOMEM;
     while (left > 0) {
-        ssize_t got = read(t->splice_pipe[0], buf, left < sizeof buf ? left : sizeof buf);
+        ssize_t got = read(t->splice_pipe[0], buf, left < COPY_BUF_SIZE ? left : COPY_BUF_SIZE);
         int r;
 
         if (got < 0 && errno == EINTR)
@@ -354,6 +369,7 @@ void ferry_transport_free(struct ferry_transport *t)
         return;
     splice_pipe_close(t);
     t->ops->close(t);
+    free(t->copy_buf);
     free(t);
 }
 
@@ -552,12 +568,14 @@ int ferry_transport_shutdown_write(struct ferry_transport *t)
 /* Without a zero-copy path: one pread into a bounded buffer, one write. */
 static ssize_t read_then_write(struct ferry_transport *t, int in_fd, off_t *off, size_t len)
 {
-    static _Thread_local uint8_t buf[64 * 1024];
+    uint8_t *buf = copy_buffer(t);
     struct iovec iov;
     ssize_t n;
 
-    if (len > sizeof buf)
-        len = sizeof buf;
+    if (!buf)
+        return -ENOMEM;
+    if (len > COPY_BUF_SIZE)
+        len = COPY_BUF_SIZE;
     do
         n = pread(in_fd, buf, len, *off);
     while (n < 0 && errno == EINTR);

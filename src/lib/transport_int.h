@@ -57,6 +57,7 @@ struct ferry_transport {
     struct tls_conn *tls;      /* tls.c's per-connection state, or NULL */
     int splice_pipe[2];        /* recvfile's pipe, made on first use; valid when splice_cap */
     size_t splice_cap;         /* its capacity; 0: no pipe */
+    uint8_t *copy_buf;         /* COPY_BUF_SIZE for the copying fallbacks, made on first use */
 };
 
 /* Whether t has sendpipe at all (asked before a frame's header commits

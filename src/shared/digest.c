@@ -17,7 +17,13 @@ struct digest {
     enum digest_alg alg;
     XXH3_state_t *xxh;
     EVP_MD_CTX *sha;
+    unsigned char *file_buf;    /* FILE_BUF_SIZE for digest_file_slice, made on first use */
 };
+
+/* As static thread-local storage this buffer was zeroed by the start of
+ * every thread of ferry and ferryd (a fresh command's among them),
+ * whether it hashed a file or not. */
+#define FILE_BUF_SIZE (256 * 1024)
 
 int digest_parse(const char *name, enum digest_alg *out)
 {
@@ -60,6 +66,7 @@ void digest_free(struct digest *d)
         return;
     EVP_MD_CTX_free(d->sha);
     XXH3_freeState(d->xxh);
+    free(d->file_buf);
     free(d);
 }
 
@@ -123,15 +130,18 @@ int digest_hex_equal(const char *a, const char *b)
 
 int digest_file_slice(struct digest *d, int fd, uint64_t *off, uint64_t end, uint64_t max)
 {
-    static _Thread_local unsigned char buf[256 * 1024];
+    unsigned char *buf;
     uint64_t stop;
 
     if (*off >= end)
         return 0;
+    if (!d->file_buf && !(d->file_buf = malloc(FILE_BUF_SIZE)))
+        return -ENOMEM;
+    buf = d->file_buf;
     stop = end - *off > max ? *off + max : end;
 
     while (*off < stop) {
-        size_t want = stop - *off > sizeof buf ? sizeof buf : (size_t)(stop - *off);
+        size_t want = stop - *off > FILE_BUF_SIZE ? FILE_BUF_SIZE : (size_t)(stop - *off);
         ssize_t n = pread(fd, buf, want, (off_t)*off);
         if (n < 0 && errno == EINTR)
             continue;
