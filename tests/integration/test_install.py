@@ -127,6 +127,18 @@ class InstalledTree(unittest.TestCase):
         for rel in ("bin/ferry", "sbin/ferryd"):
             self.assertFalse([n for n in needed(self.path(rel)) if "ferry" in n], rel)
 
+    def test_programs_zero_no_large_thread_local_storage_at_start(self):
+        # glibc zeroes a program's static thread-local storage at its start
+        # and at every thread's: 384 KiB of buffers there cost a fresh
+        # command 96 page faults, and ferryd's 700 KiB every thread (issue 12)
+        limit = 16 * 1024
+        for rel in ("bin/ferry", "sbin/ferryd", "lib/libferry.so"):
+            out = subprocess.run(["readelf", "-lW", self.path(rel)], check=True,
+                                 capture_output=True, text=True).stdout
+            sizes = [int(m, 16) for m in
+                     re.findall(r"^\s*TLS\s+\S+\s+\S+\s+\S+\s+\S+\s+(0x[0-9a-f]+)", out, re.M)]
+            self.assertLessEqual(sum(sizes), limit, "%s: %s bytes of static TLS" % (rel, sizes))
+
     def test_installed_programs_print_the_version_and_work(self):
         r = subprocess.run([self.path("bin", "ferry"), "--version"], capture_output=True,
                            text=True, check=True)
