@@ -383,9 +383,9 @@ static int output_from_pipe(struct runner *e, int i, int fd)
  * thread, so one buffer per thread serves every command on it: an idle
  * command costs no 256 KiB of its own.  It is made on the thread's first
  * output and freed when the thread ends (as static thread-local storage
- * it was zeroed by the start of every thread, one per connection in the
- * thread model, whether it ran a command or not).  Without memory for it,
- * a page of static storage serves, in smaller reads. */
+ * it was zeroed by the start of every thread, the sweep's and every
+ * worker loop's, whether it ran a command or not).  Without memory for
+ * it, a page of static storage serves, in smaller reads. */
 static pthread_key_t rbuf_key;
 static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
 static bool rbuf_key_made;
