@@ -42,12 +42,20 @@ struct lookup {
     char name[LOOKUP_NAME_MAX + 1];
 };
 
+/* A worker's place in the pool: what its thread is given. */
+struct worker_slot {
+    struct lookup_pool *pool;
+    pthread_t tid;
+    int busy;                    /* in resolve(), under the pool's mutex */
+};
+
 struct lookup_pool {
     /* Shared with the workers, under mu. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned refs;               /* the owner's, and one per worker */
     unsigned threads, idle, queued, max_threads;
+    struct worker_slot slots[LOOKUP_MAX_THREADS];   /* [0, threads) */
     int stopping;                /* the owner has let go */
     int wfd;                     /* the pipe's write end; -1 once closed */
     struct lookup *queue, *queue_tail, *done, *done_tail;
@@ -230,7 +238,8 @@ static void unref_locked(struct lookup_pool *p)
 
 static void *worker(void *arg)
 {
-    struct lookup_pool *p = arg;
+    struct worker_slot *self = arg;
+    struct lookup_pool *p = self->pool;
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -250,12 +259,14 @@ static void *worker(void *arg)
             p->queue_tail = NULL;
         p->queued--;
         q->state = Q_RUNNING;
+        self->busy = 1;
         pthread_mutex_unlock(&p->mu);
 
         /* The only slow part, with nothing held: q is ours alone now. */
         n = resolve(q->name, 0, q->port, q->addrs, q->max);
 
         pthread_mutex_lock(&p->mu);
+        self->busy = 0;
         if (q->cancelled || p->stopping) {
             free(q);
             continue;
@@ -282,24 +293,20 @@ static void *worker(void *arg)
 }
 
 /* Another worker, with every signal blocked: signals are the main
- * thread's (signals.c).  0 or -errno.  mu held. */
+ * thread's (signals.c).  Joinable: lookup_pool_free joins the idle ones
+ * and detaches those still in a lookup.  0 or -errno.  mu held. */
 static int add_worker(struct lookup_pool *p)
 {
-    pthread_attr_t attr;
-    pthread_t t;
+    struct worker_slot *w = &p->slots[p->threads];
     sigset_t all, old;
     int rc;
 
-    rc = pthread_attr_init(&attr);
-    if (rc != 0)
-        return -rc;
-    rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    w->pool = p;
+    w->busy = 0;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    if (rc == 0)
-        rc = pthread_create(&t, &attr, worker, p);
+    rc = pthread_create(&w->tid, NULL, worker, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
     if (rc != 0)
         return -rc;
     p->threads++;
@@ -380,8 +387,20 @@ int lookup_pool_new(struct ferry_loop *loop, unsigned max_threads, const char *h
     return 0;
 }
 
+/*
+ * The owner lets go.  Idle workers are joined: each ends at once, and a
+ * thread joined has finished all of its ending (the C library frees its
+ * resolver state last), so nothing of it is left half-freed when the
+ * program exits right after (LeakSanitizer caught that race).  A worker
+ * still in a lookup is detached instead: a DNS answer may take its whole
+ * timeout, which the program must not wait for; it frees its lookup and
+ * its share of the pool when the answer comes, or dies with the process.
+ */
 void lookup_pool_free(struct lookup_pool *p)
 {
+    pthread_t idle[LOOKUP_MAX_THREADS];
+    unsigned nidle = 0;
+
     if (!p)
         return;
     (void)ferry_loop_remove(p->loop, p->rfd);
@@ -396,7 +415,15 @@ void lookup_pool_free(struct lookup_pool *p)
     close(p->wfd);   /* under mu: no worker writes to it, or to its number reused */
     p->wfd = -1;
     pthread_cond_broadcast(&p->cv);
-    unref_locked(p);
+    for (unsigned i = 0; i < p->threads; i++) {
+        if (p->slots[i].busy)
+            (void)pthread_detach(p->slots[i].tid);
+        else
+            idle[nidle++] = p->slots[i].tid;
+    }
+    unref_locked(p);   /* p may be gone from here: the last worker frees it */
+    for (unsigned i = 0; i < nidle; i++)
+        (void)pthread_join(idle[i], NULL);
 }
 
 int lookup_start(struct lookup_pool *p, const char *name, uint16_t port, struct ferry_addr *out,

@@ -23,8 +23,10 @@
  * every worker thread one, and the last to let go frees it.  So freeing
  * the pool never waits for a lookup (an interrupted fleet ends at once),
  * and a lookup that ends after the pool was freed writes only to memory
- * it still holds.  Workers are detached: one still inside getaddrinfo
- * when the program exits is ended by the exit.
+ * it still holds.  Freeing the pool joins the idle workers (so none is
+ * still ending when the program exits) and detaches those inside
+ * getaddrinfo: one still there when the program exits is ended by the
+ * exit.
  */
 #ifndef FERRY_CLIENT_LOOKUP_H
 #define FERRY_CLIENT_LOOKUP_H
