@@ -396,7 +396,11 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
     if (dial_resolve(host, given, NULL, &eff, &hc, target, sizeof target) < 0)
         return NULL;
     timeout_ms = (int)(o->connect_timeout * 1000.0 + 0.5);
-    if (!o->no_master && dial_check_opts(o, err, sizeof err) == 0) {
+    if (dial_check_opts(o, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        goto out;
+    }
+    if (!o->no_master) {
         s = via_master(host, o, target, timeout_ms);
         if (s) {
             hostconf_free(&hc);
@@ -404,10 +408,6 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
         }
     }
     dial_crypto_init(o->ca_file || o->cert_file);
-    if (dial_check_opts(o, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        goto out;
-    }
     /* Load the key before touching the network: a missing key is the
      * most common mistake and needs no server to diagnose.  With --ca it
      * is only needed if the server asks for it. */

@@ -438,6 +438,8 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
 {
     struct runner *e = arg;
     int i = fd == e->out_fd[0] ? 0 : 1;
+    size_t cap;
+    uint8_t *rbuf;
 
     runner__enter(e);
     if (e->pty && i == 0) {
@@ -450,6 +452,7 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
         return;
     }
     e->last_out_ns = monoclock_ns();
+    rbuf = read_buffer(&cap);
     for (int n_reads = 0; n_reads < READS_PER_EVENT && !e->out_paused; n_reads++) {
         if (e->ops.on_output_pipe && !e->out_no_splice) {
             int rc = output_from_pipe(e, i, fd);
@@ -460,8 +463,6 @@ static void on_output_ready(struct ferry_loop *loop, int fd, unsigned events, vo
                 break;          /* not now, or aborted */
             /* rc == 2: an empty pipe (EOF?) or no splicing: read() */
         }
-        size_t cap;
-        uint8_t *rbuf = read_buffer(&cap);
         ssize_t n = read(fd, rbuf, cap);
 
         if (n < 0 && errno == EINTR) {
