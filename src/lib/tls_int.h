@@ -48,6 +48,7 @@ struct tls_conn {
     int read_starved;        /* the last read stopped for want of socket bytes */
     int deferred_error;      /* a failure found after data a read returned first */
     int ktls_send;
+    int cork_ok;             /* TCP_CORK may be tried (tls_writev) */
     char identity[FERRY_TLS_IDENTITY_MAX + 1];   /* the PSK identity offered / used */
     int identity_known;      /* server: the lookup found a key for it */
     int lookup_failed;       /* server: the lookup itself failed */

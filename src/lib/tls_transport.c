@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -355,6 +357,28 @@ static ssize_t write_once(struct ferry_transport *t, const void *p, size_t n, in
 }
 
 /*
+ * OpenSSL's socket BIO writes each record (16 KiB at most) with a write(2)
+ * of its own, which TCP_NODELAY sends as a segment of its own: for a write
+ * of several records the socket is corked meanwhile, so they leave in full
+ * segments (on loopback, fewer passes through the stack and wakeups of
+ * the reader).  Uncorked before returning, whatever happened: the kernel
+ * would otherwise hold the tail back for up to 200 ms.  A socket that
+ * refuses (not TCP) is not asked again.
+ */
+static int tcp_cork(struct ferry_transport *t, int on)
+{
+    struct tls_conn *tc = t->tls;
+
+    if (on && (!tc->cork_ok || tc->ktls_send))
+        return 0;
+    if (setsockopt(t->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0) {
+        tc->cork_ok = 0;
+        return 0;
+    }
+    return on;
+}
+
+/*
  * Partial-write mode returns after each record, so this loops until the
  * socket is full.  A retry after -EAGAIN must offer the same bytes again
  * (OpenSSL keeps the record it sealed): callers retry from the first byte
@@ -373,6 +397,10 @@ static ssize_t tls_writev(struct ferry_transport *t, const struct iovec *iov, in
 
     if (!tc->handshake_done && (r = tls_handshake(t)) < 0)
         return r;
+    size_t want = 0;
+    for (int k = 0; k < iovcnt; k++)
+        want += iov[k].iov_len;
+    int corked = want > TLS_RECORD_MAX && tcp_cork(t, 1);
     ferry__sigpipe_hold(&g);
     while (i < iovcnt) {
         const uint8_t *p = (const uint8_t *)iov[i].iov_base + skip;
@@ -399,6 +427,8 @@ static ssize_t tls_writev(struct ferry_transport *t, const struct iovec *iov, in
         }
         w = write_once(t, p, n, &saved);
         if (w < 0) {
+            if (corked)
+                tcp_cork(t, 0);
             ferry__sigpipe_release(&g, saved);
             return total > 0 ? (ssize_t)total : w;
         }
@@ -416,6 +446,8 @@ static ssize_t tls_writev(struct ferry_transport *t, const struct iovec *iov, in
             }
         }
     }
+    if (corked)
+        tcp_cork(t, 0);
     ferry__sigpipe_release(&g, 0);
     return (ssize_t)total;
 }
@@ -626,6 +658,7 @@ int ferry_transport_new_tls(int fd, struct ferry_tls *cfg, const char *server_na
         goto fail;
     }
     tc->cfg = cfg;
+    tc->cork_ok = 1;
     t->ops = &tls_ops;
     t->fd = fd;
     t->self_polling = 1;

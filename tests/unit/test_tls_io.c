@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include "ferry/ferry.h"
@@ -171,6 +173,62 @@ static void test_gather_small_entries(void **state)
 }
 
 
+/*
+ * A write of several records corks a TCP socket so that they leave in full
+ * segments; the cork must be off again whenever the write returns (else
+ * the kernel holds the tail back for up to 200 ms), also when the socket
+ * filled mid-write.  4 MiB through 64 KiB buffers: writes stop short many
+ * times.
+ */
+static void test_tcp_cork_released(void **state)
+{
+    const size_t total = 4u << 20;
+    struct ferry_tls *scfg = fix_psk_server(NULL), *ccfg = fix_psk_client(fix_psk_key, "ferry");
+    uint8_t *src = malloc(total), *dst = malloc(total);
+    size_t sent = 0, got = 0;
+    long short_writes = 0;
+    struct fix_tpair p;
+    (void)state;
+
+    assert_non_null(src);
+    assert_non_null(dst);
+    fix_fill_random(src, total, 99);
+    fix_tpair_open_tcp(&p, ccfg, scfg, 64 * 1024);
+    fix_hs_ok(&p);
+    for (int rounds = 0; got < total && rounds < 100000; rounds++) {
+        int fd = ferry_transport_fd(p.c), corked = -1;
+        socklen_t len = sizeof corked;
+
+        if (sent < total) {
+            size_t want = total - sent > (256u << 10) ? 256u << 10 : total - sent;
+            ssize_t w = ferry_transport_writev(p.c, &(struct iovec){ src + sent, want }, 1);
+
+            assert_true(w > 0 || w == -EAGAIN);
+            if (w < (ssize_t)want)
+                short_writes++;
+            if (w > 0)
+                sent += (size_t)w;
+            assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_CORK, &corked, &len), 0);
+            assert_int_equal(corked, 0);
+        }
+        ssize_t r = ferry_transport_read(p.s, dst + got, total - got);
+        assert_true(r > 0 || r == -EAGAIN);
+        if (r > 0) {
+            got += (size_t)r;
+        } else {
+            struct pollfd pfd = { .fd = ferry_transport_fd(p.s), .events = POLLIN };
+            assert_int_equal(poll(&pfd, 1, FIX_SAFETY_MS), 1);   /* the tail is not held */
+        }
+    }
+    assert_int_equal(got, total);
+    assert_memory_equal(dst, src, total);
+    assert_true(short_writes > 0);
+    fix_tpair_close(&p);
+    free(src);
+    free(dst);
+    ferry_tls_free(ccfg);
+    ferry_tls_free(scfg);
+}
 
 /* ---- sendfile -------------------------------------------------------------------------------- */
 
@@ -320,6 +378,7 @@ int main(void)
         cmocka_unit_test_setup(test_data_integrity_8mib, fix_sigpipe_default),
         cmocka_unit_test_setup(test_pending_whole_records, fix_sigpipe_default),
         cmocka_unit_test_setup(test_gather_small_entries, fix_sigpipe_default),
+        cmocka_unit_test_setup(test_tcp_cork_released, fix_sigpipe_default),
         cmocka_unit_test_setup(test_sendfile_nonblocking, fix_sigpipe_default),
         cmocka_unit_test_setup(test_sendfile_blocking, fix_sigpipe_default),
     };
