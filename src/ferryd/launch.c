@@ -43,7 +43,7 @@
 
 int launch_pipe(int p[2], int parent_end)
 {
-    int fl, rc;
+    int rc;
 
     if (pipe2(p, O_CLOEXEC) < 0)
         return -errno;
@@ -57,8 +57,9 @@ int launch_pipe(int p[2], int parent_end)
             p[i] = fd;
         }
     }
-    fl = fcntl(p[parent_end], F_GETFL);
-    if (fl < 0 || fcntl(p[parent_end], F_SETFL, fl | O_NONBLOCK) < 0)
+    /* A new pipe's end has no status flags to keep (F_SETFL ignores the
+     * access mode): one call, not a read and a write, per command. */
+    if (fcntl(p[parent_end], F_SETFL, O_NONBLOCK) < 0)
         goto fail;
     return 0;
 
@@ -73,13 +74,13 @@ fail:
 
 /* The daemon user's passwd entry, copied (getpwuid is not thread-safe and
  * each worker thread may start commands). */
-struct account {
+struct launch_account {
     struct passwd pw;
     char *buf;          /* owns the strings pw points into */
     bool found;
 };
 
-static int account_load(struct account *a)
+static int account_load(struct launch_account *a)
 {
     long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
     size_t size = hint > 0 ? (size_t)hint : 4096;
@@ -102,7 +103,28 @@ static int account_load(struct account *a)
     }
 }
 
-static const char *account_home(const struct account *a)
+int launch_account_load(struct launch_account **out)
+{
+    struct launch_account *a = calloc(1, sizeof *a);
+    int rc = a ? account_load(a) : -ENOMEM;
+
+    if (rc < 0) {
+        launch_account_free(a);
+        a = NULL;
+    }
+    *out = a;
+    return rc;
+}
+
+void launch_account_free(struct launch_account *a)
+{
+    if (a) {
+        free(a->buf);
+        free(a);
+    }
+}
+
+static const char *account_home(const struct launch_account *a)
 {
     return a->found && a->pw.pw_dir && a->pw.pw_dir[0] ? a->pw.pw_dir : "/";
 }
@@ -151,7 +173,7 @@ static const char *env_get(char *const *env, const char *name)
 /* The child's environment: defaults, then the extras (validated; later
  * entries override earlier ones).  *out is a NULL-terminated array of owned
  * strings (free_strv). */
-static int build_env(const struct account *a, char *const *extra, char ***out,
+static int build_env(const struct launch_account *a, char *const *extra, char ***out,
                      char *err, size_t errlen)
 {
     size_t nextra = 0, n = 0;
@@ -399,7 +421,7 @@ out:
 /* The account's shell (/bin/sh without one), started as a login shell:
  * argv[0] is its name after a '-', which is how shells know to read the
  * profile.  l->found owns the path, l->login_argv[0] the name. */
-static int login_shell(struct launch *l, const struct account *a)
+static int login_shell(struct launch *l, const struct launch_account *a)
 {
     const char *sh = a->found && a->pw.pw_shell && a->pw.pw_shell[0] == '/' ? a->pw.pw_shell
                                                                            : "/bin/sh";
@@ -427,20 +449,24 @@ void launch_cannot_start(const char *name, int rc, char *err, size_t errlen)
     errbuf_format(err, errlen, "cannot start %s: %s", name, ferry_strerror(rc));
 }
 
-int launch_prepare(struct launch *l, char *const *argv, const char *shell, const char *cwd,
-                   char *const *env, char *err, size_t errlen)
+int launch_prepare(struct launch *l, const struct launch_account *account, char *const *argv,
+                   const char *shell, const char *cwd, char *const *env, char *err, size_t errlen)
 {
-    struct account acct = { .buf = NULL };
-    int rc;
+    struct launch_account own = { .buf = NULL };
+    const struct launch_account *a = account;
+    int rc = 0;
 
     launch_init(l);
     l->name = shell ? "/bin/sh" : argv ? argv[0] : "the login shell";
-    rc = account_load(&acct);
+    if (!a) {
+        rc = account_load(&own);
+        a = &own;
+    }
     if (rc < 0) {
         launch_cannot_start(l->name, rc, err, errlen);
         goto out;
     }
-    rc = build_env(&acct, env, &l->envp, err, errlen);
+    rc = build_env(a, env, &l->envp, err, errlen);
     if (rc < 0)
         goto out;
     if (cwd) {
@@ -448,7 +474,7 @@ int launch_prepare(struct launch *l, char *const *argv, const char *shell, const
     } else {
         /* As sshd does: a user whose home is missing (daemon accounts often
          * have /nonexistent) still gets to run commands, from /. */
-        rc = open_cwd(account_home(&acct), &l->dirfd, err, errlen);
+        rc = open_cwd(account_home(a), &l->dirfd, err, errlen);
         if (rc < 0)
             rc = open_cwd("/", &l->dirfd, err, errlen);
     }
@@ -456,7 +482,7 @@ int launch_prepare(struct launch *l, char *const *argv, const char *shell, const
         goto out;
 
     if (!shell && !argv) {
-        rc = login_shell(l, &acct);
+        rc = login_shell(l, a);
         if (rc < 0)
             launch_cannot_start(l->name, rc, err, errlen);
     } else if (shell) {
@@ -486,7 +512,7 @@ int launch_prepare(struct launch *l, char *const *argv, const char *shell, const
         }
     }
 out:
-    free(acct.buf);
+    free(own.buf);
     if (rc < 0)
         launch_release(l);
     return rc;

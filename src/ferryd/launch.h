@@ -8,7 +8,8 @@
  * Apart from the runner so that how a process is made (accounts, PATH,
  * cwd, spawn attributes) and how it is driven (pipes on a loop, reaping,
  * timeouts) can each be read on their own.  Calls go one way:
- * runner.c -> launch.c.
+ * runner.c -> launch.c, and a session (sessionsvc.c) keeps the account
+ * it looked up here for its commands.
  *
  * Errors: 0 or a negative code, with a one-line reason in the caller's
  * (err, errlen) buffer in the shell's words (see runner_start in runner.h
@@ -39,19 +40,29 @@ struct launch {
     const char *tty;
 };
 
+/* The daemon user's passwd entry, as a command sees it (HOME, USER,
+ * LOGNAME, SHELL, the login shell, the default directory).  A session
+ * looks it up once, as sshd does at login, rather than once per command
+ * (a file opened, read and parsed each time).  A user without an entry is
+ * not an error (defaults apply); 0 or -ENOMEM. */
+struct launch_account;
+int launch_account_load(struct launch_account **out);
+void launch_account_free(struct launch_account *a);   /* NULL allowed */
+
 /* An empty launch that owns nothing (safe to release). */
 void launch_init(struct launch *l);
 
 /*
- * Everything short of the spawn, for at most one of argv (exact, argv[0]
+ * Everything short of the spawn, as account says (NULL: looked up now),
+ * for at most one of argv (exact, argv[0]
  * looked up in the child's PATH unless it has a '/') and shell (a
  * /bin/sh -c line); neither: the account's login shell, argv[0] its name
  * after a '-' (as login(1) and sshd start it); cwd NULL means the daemon user's home, else /; env
  * extra NAME=VALUE entries over the defaults (NULL-terminated, or NULL).
  * On failure l owns nothing.
  */
-int launch_prepare(struct launch *l, char *const *argv, const char *shell, const char *cwd,
-                   char *const *env, char *err, size_t errlen);
+int launch_prepare(struct launch *l, const struct launch_account *account, char *const *argv,
+                   const char *shell, const char *cwd, char *const *env, char *err, size_t errlen);
 
 /* posix_spawn the prepared command with child_fd as its 0, 1 and 2
  * (child_fd[0] < 0: /dev/null), or on l->tty; *pid is also its process

@@ -597,7 +597,7 @@ int runner_start(struct ferry_loop *loop, const struct runner_spec *spec,
         return -EINVAL;
     }
 
-    rc = launch_prepare(&l, spec->argv, spec->shell, spec->cwd, spec->env, err, errlen);
+    rc = launch_prepare(&l, spec->account, spec->argv, spec->shell, spec->cwd, spec->env, err, errlen);
     if (rc < 0)
         goto out;
 

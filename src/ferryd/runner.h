@@ -39,6 +39,7 @@
 
 struct ferry_loop;
 struct pty_spec;
+struct launch_account;
 struct winsize;
 #include "errcode.h"
 
@@ -82,6 +83,9 @@ struct runner_spec {
     const struct pty_spec *pty;
     /* 1: neither argv nor shell; the account's login shell (launch.h). */
     int login;
+    /* The daemon user's account as its session looked it up (launch.h),
+     * borrowed for the call; NULL: looked up for this command. */
+    const struct launch_account *account;
 };
 
 /* How the command ended.  Exactly one of exited/signaled is set, except in

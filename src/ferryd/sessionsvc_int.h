@@ -49,6 +49,7 @@ struct session {
     struct runner *exec;          /* the running command, if any */
     int tty;                      /* ... runs on a terminal (sessionsvc_tty.c) */
     json_t *queued;             /* an exec request waiting for it (PROTOCOL.md 2.2), owned */
+    struct launch_account *account;   /* the daemon user's, for commands (launch.h), owned */
     int last_failed;            /* the last command did not exit 0 (only_after_success) */
     struct filesvc *files;        /* the file service (a transfer may be running) */
     void (*files_idle)(void *);   /* its idle callback, for a service made anew (root=) */

@@ -1009,6 +1009,22 @@ class FerrydModel:
         self.assertEqual(env.get("EMPTY"), "")
         self.assertNotIn(CANARY, env, "ferryd's own environment leaked into the command")
 
+    def test_account_environment_kept_across_a_session(self):
+        """A session looks the daemon user's account up once, for its first
+        command, and every later command gets the same HOME, USER, LOGNAME
+        and SHELL."""
+        pw = pwd.getpwuid(os.getuid())
+        s = self.session()
+        for _ in range(3):
+            r = s.run({"shell": "env"})
+            self.assertEqual(r["exit"]["status"], 0)
+            env = dict(l.split("=", 1) for l in r["out"].decode().splitlines() if "=" in l)
+            self.assertEqual(env.get("USER"), pw.pw_name, env)
+            self.assertEqual(env.get("LOGNAME"), pw.pw_name, env)
+            self.assertEqual(env.get("SHELL"), pw.pw_shell or "/bin/sh", env)
+            if os.path.isdir(pw.pw_dir):
+                self.assertEqual(env.get("HOME"), pw.pw_dir, env)
+
     def test_cwd_option(self):
         r, _ = self.ferry("pwd", opts=("--cwd", "/tmp"))
         self.assertStatus(r, 0)
