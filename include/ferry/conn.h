@@ -176,14 +176,6 @@ FERRY_EXPORT void ferry_conn_want_drain(struct ferry_conn *c);
 FERRY_EXPORT size_t ferry_conn_pending(const struct ferry_conn *c);
 FERRY_EXPORT int ferry_conn_write_blocked(const struct ferry_conn *c);
 
-/* Event style: hold small writes back until ferry_conn_uncork, then send
- * them in one write (and after the handler's other work).  Inside on_data
- * and on_frame this happens by itself; a handler answering another event
- * (a timer, a pipe, a child's exit) corks to batch what it sends.  No
- * nesting: one uncork ends it.  Blocking style: no effect. */
-FERRY_EXPORT void ferry_conn_cork(struct ferry_conn *c);
-FERRY_EXPORT void ferry_conn_uncork(struct ferry_conn *c);
-
 /* Event style: stop / resume delivering input (on_data/on_frame). */
 FERRY_EXPORT void ferry_conn_pause_read(struct ferry_conn *c);
 FERRY_EXPORT void ferry_conn_resume_read(struct ferry_conn *c);

@@ -35,7 +35,6 @@
 #include "tlsconf.h"
 #include "runner.h"
 #include "filesvc.h"
-#include "launch.h"
 #include "proto.h"
 #include "pty.h"
 
@@ -173,11 +172,6 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
                     res->signaled ? res->signal : res->status, res->timed_out ? ", timed out" : "");
     audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", res, NULL);
     s->last_failed = res->signaled || res->status != 0;
-    /* A request waiting behind this command starts before the exit is
-     * written: sending it (and, on loopback, the kernel's delivery of it on
-     * this CPU) then overlaps the next command's start instead of delaying
-     * it.  What the start says (an error) still follows the exit. */
-    ferry_conn_cork(s->c);
     session_send_msg(s, msg);
     runner_free(s->exec);
     s->exec = NULL;
@@ -185,11 +179,11 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     touch(s);             /* idle from the command's end on */
     if (s->rx == RX_STDIN)
         s->rx = RX_DISCARD;   /* the rest of a stdin frame in flight has nowhere to go */
-    if (s->stop_when_idle && !filesvc_busy(s->files))
+    if (s->stop_when_idle && !filesvc_busy(s->files)) {
         close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
-    else
-        start_queued(s);
-    ferry_conn_uncork(s->c);
+        return;
+    }
+    start_queued(s);
 }
 
 /* "rest": nothing of this session outlives the frames answered so far
@@ -471,11 +465,6 @@ static int handle_exec(struct session *s, json_t *msg)
     }
     if (spec.pty)
         spec.env = q.env;
-    /* Looked up for the session's first command and kept, as sshd does at
-     * login (without memory for it, each command looks it up). */
-    if (!s->account)
-        (void)launch_account_load(&s->account);
-    spec.account = s->account;
     s->stdin_received = s->stdin_acked = 0;
     r = runner_start(ferry_conn_loop(s->c), &spec, &runner_ops, s, &s->exec, err, sizeof err);
     static char *const login_argv[] = { "(login shell)", NULL };
@@ -764,7 +753,6 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
     fsroot_close(s->key_root);
     sessionsvc_drop_opts(s);
     free(s->cwd);
-    launch_account_free(s->account);
     free(s);
     ferry_conn_set_data(c, NULL);
 }

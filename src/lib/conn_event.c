@@ -761,38 +761,6 @@ fail:
     return r;
 }
 
-void ferry_conn_cork(struct ferry_conn *c)
-{
-    if (!c->blocking)
-        c->held = 1;
-}
-
-/* Like the end of a read pass (deliver), but called from handler code
- * outside the connection's own events: nothing here may call back into the
- * handler or free the connection, so what needs the engine (on_drain, the
- * close's linger after output left) is left to the loop. */
-void ferry_conn_uncork(struct ferry_conn *c)
-{
-    if (c->blocking || !c->held)
-        return;
-    c->held = 0;
-    if (c->corked || c->closed || c->starting || c->tls_handshaking)
-        return;   /* a read pass's end, or the handshake's, sends what waits */
-    if (ferry_buf_len(&c->out) > 0) {
-        int r = ferry__conn_send_queued(c);
-        if (r < 0) {
-            ferry__conn_schedule_teardown(c, r);
-            return;
-        }
-    }
-    if (c->write_blocked)
-        c->drain_wanted = 1;   /* conn_flush, from the loop, resumes and calls on_drain */
-    if (c->closing && ferry_buf_len(&c->out) == 0 && !c->teardown_scheduled)
-        begin_linger(c);
-    else
-        ferry__conn_update_interest(c);
-}
-
 void ferry_conn_close(struct ferry_conn *c)
 {
     if (c->blocking || c->closed || c->teardown_scheduled)

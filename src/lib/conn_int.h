@@ -100,7 +100,6 @@ struct ferry_conn {
     unsigned resume_scheduled : 1;
     unsigned drain_wanted : 1;     /* call on_drain once the socket takes more */
     unsigned corked : 1;           /* inside a read pass: small writes wait for its end */
-    unsigned held : 1;             /* ferry_conn_cork: small writes wait for ferry_conn_uncork */
     unsigned tls_handshaking : 1;  /* TLS not yet established: on_open not called */
     unsigned read_scheduled : 1;   /* a read of TLS-buffered input is deferred */
     unsigned shutdown_pending : 1; /* lingering: TLS's close_notify waits for room */
@@ -124,13 +123,6 @@ struct ferry_conn {
     unsigned unauth_held : 1;      /* holds a not-yet-authenticated slot (both styles) */
     uint64_t handshake_deadline;   /* monotonic ms; 0 = none */
 };
-
-/* Small writes wait (inside a read pass, or between ferry_conn_cork and
- * ferry_conn_uncork) to leave in one write at the end. */
-static inline int ferry__conn_corked(const struct ferry_conn *c)
-{
-    return c->corked || c->held;
-}
 
 /* ---- conn_event.c: the engine ---------------------------------------------- */
 

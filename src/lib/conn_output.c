@@ -35,11 +35,10 @@ int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
     if (total == 0)
         return 0;
 
-    /* Inside a read pass (or while the handler holds output back) a small
-     * write waits for the end (see FERRY_CORK_MAX); a large one first sends
-     * what waits, to keep order. */
-    int cork = ferry__conn_corked(c) && ferry_buf_len(&c->out) + total <= FERRY_CORK_MAX;
-    if (ferry__conn_corked(c) && !cork && ferry_buf_len(&c->out) > 0) {
+    /* Inside a read pass a small write waits for the pass to end (see
+     * FERRY_CORK_MAX); a large one first sends what waits, to keep order. */
+    int cork = c->corked && ferry_buf_len(&c->out) + total <= FERRY_CORK_MAX;
+    if (c->corked && !cork && ferry_buf_len(&c->out) > 0) {
         r = ferry__conn_send_queued(c);
         if (r < 0) {
             ferry__conn_schedule_teardown(c, r);
@@ -80,7 +79,7 @@ int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt)
         c->write_blocked = 1;
     /* Corked: the flush at the end of the pass settles the interest set,
      * usually without asking for writability at all. */
-    if (!ferry__conn_corked(c))
+    if (!c->corked)
         ferry__conn_update_interest(c);
     return 0;
 }
@@ -204,7 +203,7 @@ int ferry_conn_write_frame_from_pipe(struct ferry_conn *c, json_t *header, int p
     c->last_activity = ferry_loop_now(c->cl->loop);
     if (ferry_buf_len(&c->out) > c->opts.write_high_water)
         c->write_blocked = 1;
-    if (!ferry__conn_corked(c))
+    if (!c->corked)
         ferry__conn_update_interest(c);
     return 0;
 
