@@ -148,6 +148,13 @@ static int set_command(json_t *req, char **ops, int n)
 {
     json_t *argv = NULL;
 
+    /* ferryd would refuse both as a protocol error (exit 255) after a whole
+     * handshake; they are the command line's mistakes, so said here. */
+    if (n >= 1 && ops[0][0] == '\0')
+        return cli_usage_error("ferry exec", n == 1 ? "the command is empty (omit it for the "
+                                                      "login shell)"
+                                                    : "the command's name (its first "
+                                                      "argument) is empty");
     if (n == 1) {
         json_t *line = json_string(ops[0]);
 

@@ -137,6 +137,9 @@ class UsageTest(ClientTest):
             ["--plaintext"],                           # connection options, no command
             ["--bogus", "exec", "h", "true"],          # not a connection option
             ["-k"],                                    # missing value, before the command
+            ["exec", "h", ""],                         # an empty command line
+            ["exec", "h", "--", "", "x"],              # an empty program name
+            ["exec", "-w", "h", ""],
         ]
         for args in cases:
             r = self.ferry(*args)
