@@ -49,8 +49,8 @@ static void usage(FILE *f)
         "\n"
         "  -t                       run on a terminal on the server, for interactive\n"
         "                           programs (vim, top, less, a shell); our terminal is\n"
-        "                           raw meanwhile.  Refused when stdin is not a\n"
-        "                           terminal, unless given twice (-tt)\n"
+        "                           raw meanwhile.  When stdin is not a terminal,\n"
+        "                           said and run without one, as ssh; -tt forces one\n"
         "  -T                       never a terminal (also not for the login shell)\n"
         "  -e CHAR|none             the escape character on a terminal (default ~);\n"
         "                           at the start of a line: CHAR. disconnects (the\n"
@@ -373,8 +373,8 @@ int cmd_exec(int argc, char **argv)
         if (isatty(STDIN_FILENO) || want_tty >= 2)
             tty = 1;
         else if (want_tty)
-            fprintf(stderr, "ferry: not running on a terminal: stdin is not a terminal "
-                            "(-tt forces one)\n");
+            fprintf(stderr, "ferry: -t: stdin is not a terminal, so the command runs "
+                            "without one (-tt forces one)\n");
     }
     if (optind >= argc)
         r = json_object_set_new(req, "login", json_true()) < 0 ? FERRY_EXIT_ERROR : 0;
