@@ -554,6 +554,18 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
             transfer_report(x, "get", remotes[i], "out of memory");
             continue;
         }
+        /* "file/" is not the file: remotefs_canon dropped the slash. */
+        if (remotefs_names_dir(remotes[i])) {
+            if (transfer_need_session(x) < 0) {
+                free(remote);
+                break;
+            }
+            if (remotefs_check_dir(*x->sp, remotes[i], &err) < 0) {
+                transfer_report_err(x, "get", remotes[i], &err);
+                free(remote);
+                continue;
+            }
+        }
         if (x->o.recursive) {
             struct fs_meta m;
 

@@ -347,6 +347,34 @@ class Messages(Cli):
         self.assertTrue("ferry: put x: remote ../y: '..' is not allowed in a path" in " ".join(readme.split()),
                         "the README's example of this message")
 
+    def test_a_file_spelled_as_a_directory_is_not_a_directory(self):
+        # "f/" is not the file f, as for rm(1) and ls(1); the server is sent
+        # the bare name, so the client checks (it once removed the file).
+        write(self.rp("f"), b"data")
+        os.mkdir(self.rp("d"))
+        write(self.rp("d", "in"), b"in")
+        for cmd, opts in (("rm", ()), ("rm", ("-r",)), ("stat", ()), ("ls", ()),
+                          ("get", ()), ("get", ("-r",))):
+            with self.subTest(cmd=cmd, opts=opts):
+                r = self.ferry(cmd, self.p("f") + "/", opts=opts)
+                self.assertOneLine(r)
+                self.assertEqual(r.stderr, ("ferry: %s %s/: Not a directory\n"
+                                            % (cmd, self.p("f"))).encode())
+                self.assertEqual(r.stdout, b"")
+                self.assertTrue(os.path.exists(self.rp("f")))
+                self.assertFalse(os.path.exists(self.lp("f")))
+        # A directory so spelled is fine, and the others on the line still run.
+        r = self.ferry("ls", self.p("d") + "/")
+        self.assertOk(r)
+        self.assertIn(b" in\n", r.stdout)
+        r = self.ferry("stat", self.p("f") + "/", self.p("d") + "/")
+        self.assertOneLine(r)
+        self.assertIn(b"kind: dir", r.stdout)
+        r = self.ferry("get", self.p("d") + "/", self.p("f") + "/", self.lp("") + "/",
+                       opts=("-r",))
+        self.assertOneLine(r)
+        self.assertTrue(os.path.exists(self.lp("d", "in")))
+
 
 class OlderServer(Cli):
     """A ferryd from before streamed puts and globs: its hello says
