@@ -803,6 +803,27 @@ class ShellTerminalTest(ClientTest):
         self.assertTrue(os.path.exists(os.path.join(self.work, "local-dir", "remote-only.txt")))
         self.finish(p, until, type_)
 
+    def test_tab_completion_escapes_what_the_line_would_split(self):
+        # A name with a blank or a quote is offered escaped, so the line
+        # reads it back whole (it was inserted bare: "stat odd dir/...").
+        os.makedirs(os.path.join(self.root, "odd dir"), exist_ok=True)
+        with open(os.path.join(self.root, "odd dir", "it's here.txt"), "w") as f:
+            f.write("odd\n")
+        with open(os.path.join(self.work, "a local (copy).txt"), "w") as f:
+            f.write("local\n")
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"stat od\tit\t\r")
+        until(b"path: odd dir/it's here.txt\r\n")
+        until(b">>: ")
+        type_(b"put a\\ l\todd\\ d\t\r")      # typed escapes complete on
+        until(b">>: ")
+        self.assertTrue(os.path.exists(os.path.join(self.root, "odd dir", "a local (copy).txt")))
+        type_(b"!cat a\t\r")                       # sh reads the escapes too
+        until(b"local\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+
     def test_tab_completes_cd_with_directories_where_commands_run(self):
         """cd's operand is a directory where commands run (not the file
         root), asked of the server: only directories are offered, so
