@@ -413,7 +413,10 @@ static int apply_setting(const char *key, const char *value, void *arg, struct e
 /* Returns 0 to go on, or the exit status (0 after --help). */
 int options_parse(int argc, char **argv, struct options *o)
 {
-    static const char shortopts[] = "f:l:k:r:m:w:vqhV";
+    /* ':' first: a missing value is told apart from an unknown option,
+     * both said below as "ferryd: ..." rather than by getopt under the
+     * path the program was started by. */
+    static const char shortopts[] = ":f:l:k:r:m:w:vqhV";
     struct errbuf err;
     int opt, r;
 
@@ -423,7 +426,6 @@ int options_parse(int argc, char **argv, struct options *o)
     while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
         if (opt == 'f')
             o->config = optarg;
-    opterr = 1;
     optind = 0;   /* glibc: start again from scratch */
     if (o->config) {
         o->in_file = 1;
@@ -435,6 +437,18 @@ int options_parse(int argc, char **argv, struct options *o)
         }
     }
     while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (opt == '?' || opt == ':') {
+            const char *word = argv[optind - 1];
+            const char *what = opt == ':' ? "needs a value" : "is not known";
+
+            /* A short option may sit inside a cluster (-vx): named by optopt. */
+            if (strncmp(word, "--", 2) == 0)
+                fprintf(stderr, "ferryd: option '%s' %s\n", word, what);
+            else
+                fprintf(stderr, "ferryd: option '-%c' %s\n", optopt, what);
+            fprintf(stderr, "Try 'ferryd --help' for more information.\n");
+            return 2;
+        }
         r = apply_option(o, opt, optarg);
         if (r != 0)
             return r;

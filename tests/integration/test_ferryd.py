@@ -1231,6 +1231,17 @@ class FerrydStartupRefusals(unittest.TestCase):
         r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path)
         self.assertRefused(r, "ferry keygen")
 
+    def test_bad_options_are_said_by_ferryd_in_one_line(self):
+        # Not by getopt under the path ferryd was started by
+        # ("/usr/local/sbin/ferryd: unrecognized option"), as ferry says them.
+        for args, line in ((["--bogus"], "ferryd: option '--bogus' is not known"),
+                           (["-vx"], "ferryd: option '-x' is not known"),
+                           (["--listen"], "ferryd: option '--listen' needs a value"),
+                           (["-k"], "ferryd: option '-k' needs a value")):
+            r = self.ferryd(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stderr, line + "\nTry 'ferryd --help' for more information.\n")
+
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")
         self.assertRefused(r, "loopback")
