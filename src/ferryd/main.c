@@ -74,12 +74,16 @@ static int load_key(struct options *o, struct daemon_config *cfg)
     }
     r = keyfile_load(path, 1, &cfg->key, &err);
     if (r < 0) {
-        fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
+        /* One line, the remedy with the cause, as ferry says it. */
         if (!o->key_file)
-            fprintf(stderr, "ferryd: create a key with 'ferry keygen' (or pass --key-file FILE, "
-                            "or --insecure-no-auth for a loopback-only test)\n");
+            fprintf(stderr, "ferryd: %s; make a key with 'ferry keygen' (or pass --key-file "
+                            "FILE, or --insecure-no-auth for a loopback-only test)\n",
+                    errbuf_msg(&err, r));
         else if (r == -ENOENT)
-            fprintf(stderr, "ferryd: create it with 'ferry keygen %s'\n", path);
+            fprintf(stderr, "ferryd: %s; make it with 'ferry keygen %s'\n", errbuf_msg(&err, r),
+                    path);
+        else
+            fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
     } else {
         cfg->have_key = 1;
         ferry_log_info("key: %s (as '%s')", path, KEYS_DEFAULT_NAME);

@@ -1217,8 +1217,10 @@ class FerrydStartupRefusals(unittest.TestCase):
         os.mkdir(empty_home)
         r = self.ferryd("--listen", "127.0.0.1:0", home=empty_home)
         self.assertRefused(r, "ferry keygen")
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)    # the cause and the remedy
         r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", os.path.join(self.dir, "nokey"))
         self.assertRefused(r, "nokey", "ferry keygen")
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
 
     def test_refuses_a_key_others_can_read(self):
         os.chmod(self.key_path, 0o644)
