@@ -514,6 +514,22 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
     json_decref(entries);
 }
 
+/* "file/" is not the file (remotefs_canon drops the slash): 0 when arg is
+ * fine to fetch, 1 when it was reported, -1 when no session can be had. */
+static int slashed_file(struct transfer *x, const char *arg)
+{
+    struct fs_error err = { 0 };
+
+    if (!remotefs_names_dir(arg))
+        return 0;
+    if (transfer_need_session(x) < 0)
+        return -1;
+    if (remotefs_check_dir(*x->sp, arg, &err) == 0)
+        return 0;
+    transfer_report_err(x, "get", arg, &err);
+    return 1;
+}
+
 int transfer_get(struct transfer *x, char *const *remotes, int n, const char *local)
 {
     struct signals_saved old;
@@ -535,7 +551,7 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
                             "or --resume");
         else if (!remote)
             transfer_report(x, "get", remotes[0], "out of memory");
-        else
+        else if (slashed_file(x, remotes[0]) == 0)
             transfer_get_stdout(x, remotes[0], remote);
         free(remote);
         goto done;
@@ -554,17 +570,12 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
             transfer_report(x, "get", remotes[i], "out of memory");
             continue;
         }
-        /* "file/" is not the file: remotefs_canon dropped the slash. */
-        if (remotefs_names_dir(remotes[i])) {
-            if (transfer_need_session(x) < 0) {
-                free(remote);
+        r = slashed_file(x, remotes[i]);
+        if (r != 0) {
+            free(remote);
+            if (r < 0)
                 break;
-            }
-            if (remotefs_check_dir(*x->sp, remotes[i], &err) < 0) {
-                transfer_report_err(x, "get", remotes[i], &err);
-                free(remote);
-                continue;
-            }
+            continue;
         }
         if (x->o.recursive) {
             struct fs_meta m;

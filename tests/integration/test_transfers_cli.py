@@ -363,6 +363,10 @@ class Messages(Cli):
                 self.assertEqual(r.stdout, b"")
                 self.assertTrue(os.path.exists(self.rp("f")))
                 self.assertFalse(os.path.exists(self.lp("f")))
+        r = self.ferry("get", self.p("f") + "/", "-")
+        self.assertOneLine(r)
+        self.assertIn(b": Not a directory\n", r.stderr)
+        self.assertEqual(r.stdout, b"")
         # A directory so spelled is fine, and the others on the line still run.
         r = self.ferry("ls", self.p("d") + "/")
         self.assertOk(r)
