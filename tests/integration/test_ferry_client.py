@@ -621,6 +621,30 @@ class ShellTest(ClientTest):
         self.assertStatus(r, 0)
         self.assertEqual(r.stdout, b"")
 
+    def test_exit_with_a_status(self):
+        # `exit N` leaves with N, as sh's; it once ran as the remote
+        # `sh -c 'exit N'` and the shell went on (at a prompt, or with
+        # --keep-going).  Without N, the last line's status.
+        keep = lambda script: self.ferry("shell", "--keep-going", "-k", self.key, self.host,
+                                         input=script.encode())
+        r = keep("echo one\nexit 3\necho two\n")
+        self.assertStatus(r, 3)
+        self.assertEqual(r.stdout, b"one\n")
+        r = keep("false\nquit 0\necho two\n")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"")
+        r = keep("false\nexit\necho two\n")
+        self.assertStatus(r, 1)
+        self.assertEqual(r.stdout, b"")
+        r = keep("exit 256\nexit soon\necho two\n")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"two\n")
+        self.assertEqual(r.stderr, b"ferry: exit: '256': expected a status from 0 to 255\n"
+                                   b"ferry: exit: 'soon': expected a status from 0 to 255\n")
+        r = self.shell("exit soon\necho two\n")   # a script stops there, as at an error
+        self.assertStatus(r, 2)
+        self.assertEqual(r.stdout, b"")
+
     def test_no_prompt_when_not_a_terminal(self):
         r = self.shell("echo x\n\n   \necho y\n")
         self.assertEqual(r.stdout, b"x\ny\n")
