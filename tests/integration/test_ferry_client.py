@@ -627,15 +627,12 @@ class ShellTest(ClientTest):
         # --keep-going).  Without N, the last line's status.
         keep = lambda script: self.ferry("shell", "--keep-going", "-k", self.key, self.host,
                                          input=script.encode())
-        r = keep("echo one\nexit 3\necho two\n")
-        self.assertStatus(r, 3)
-        self.assertEqual(r.stdout, b"one\n")
-        r = keep("false\nquit 0\necho two\n")
-        self.assertStatus(r, 0)
-        self.assertEqual(r.stdout, b"")
-        r = keep("false\nexit\necho two\n")
-        self.assertStatus(r, 1)
-        self.assertEqual(r.stdout, b"")
+        for script, status, out in (("echo one\nexit 3\necho two\n", 3, b"one\n"),
+                                    ("false\nquit 0\necho two\n", 0, b""),
+                                    ("false\nexit\necho two\n", 1, b"")):
+            r = keep(script)
+            self.assertStatus(r, status)
+            self.assertEqual(r.stdout, out)
         r = keep("exit 256\nexit soon\necho two\n")
         self.assertStatus(r, 0)
         self.assertEqual(r.stdout, b"two\n")
