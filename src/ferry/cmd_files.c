@@ -517,6 +517,19 @@ static void usage(const struct files_cmd *c, int in_shell)
     fflush(stdout);
 }
 
+/* An option the command does not take.  At the shell's prompt `ls -l` is
+ * the file command, not the server's ls: said how to run that one. */
+static int bad_option(const struct files_cmd *c, int in_shell, const char *help_cmd, int opt,
+                      char **argv)
+{
+    int status = cli_bad_option(help_cmd, opt, argv);
+
+    if (in_shell && c->run != run_put && c->run != run_get)
+        cli_error("hint: %s here is ferry's file command; 'command %s ...' runs the "
+                  "server's own", c->name, c->name);
+    return status;
+}
+
 /* Parse argv.  0 and *a filled, or an exit status (> 0) to stop with, or
  * -1 when --help or --version was shown (status 0). */
 static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
@@ -593,11 +606,11 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
             return cli_usage_error(help_cmd, "'%s' applies to the whole session, not one line",
                                    argv[optind - 1]);
         default:
-            return cli_bad_option(help_cmd, opt, argv);
+            return bad_option(c, in_shell, help_cmd, opt, argv);
         }
         if (!(c->flags & need)) {
             optopt = opt < 0x100 ? opt : 0;
-            return cli_bad_option(help_cmd, '?', argv);
+            return bad_option(c, in_shell, help_cmd, '?', argv);
         }
     }
     if (a->nlists > 0) {

@@ -592,6 +592,14 @@ class ShellTest(ClientTest):
         self.assertIn(b"nonexistent-ferry-dir", r.stderr)
         self.assertNotIn(b"ferry:", r.stderr)
         self.assertStatus(self.shell("true\nfalse\n"), 1)
+        # An option of the remote ls given to ours is refused, and the way
+        # to the remote one said.
+        r = self.shell("ls -l\n")
+        self.assertStatus(r, 2)
+        self.assertEqual(r.stderr, b"ferry: option '-l' is not known\n"
+                                   b"Try 'ls --help' for more information.\n"
+                                   b"ferry: hint: ls here is ferry's file command; "
+                                   b"'command ls ...' runs the server's own\n")
 
     def test_a_script_stops_at_its_first_failing_line(self):
         """Issue 14: as sh -e, with the failing line's status; the line sent
