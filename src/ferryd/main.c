@@ -22,6 +22,7 @@
 #include "classic.h"
 #include "conffile.h"
 #include "daemon.h"
+#include "fdio.h"
 #include "sdlisten.h"
 #include "sdnotify.h"
 #include "sessionsvc.h"
@@ -195,6 +196,9 @@ int main(int argc, char **argv)
     char buf[FERRY_ADDRSTRLEN];
     int r, status = 1, activated;
 
+    /* Before anything opens a descriptor (the log writes to 2). */
+    if (fdio_std_open() < 0)
+        return 1;
     ferry_log_set_ident("ferryd");
     /* Taken before anything else, and taken out of the environment, so
      * that no command ferryd runs inherits them. */

@@ -272,6 +272,15 @@ class ExecTest(ClientTest):
         self.assertEqual(r.stdout, b"out\nout2\n")
         self.assertEqual(r.stderr, b"err\n")
 
+    def test_a_closed_stdin_is_an_empty_one(self):
+        # ferry started with descriptor 0 closed: its socket took 0 and was
+        # read as stdin ("out of memory", or a 30 s keepalive wait).
+        r = subprocess.run([FERRY, "exec", "-k", self.key, self.host, "cat; echo end"],
+                           capture_output=True, env=self.env(), timeout=20 * SLOW,
+                           preexec_fn=lambda: os.close(0))
+        self.assertStatus(r, 0)
+        self.assertEqual((r.stdout, r.stderr), (b"end\n", b""))
+
     def test_stdin_is_forwarded_until_eof(self):
         r = self.exec("--", "sort", "-r", input=b"a\nb\n")
         self.assertStatus(r, 0)

@@ -1244,6 +1244,29 @@ class FerrydStartupRefusals(unittest.TestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertEqual(r.stderr, line + "\nTry 'ferryd --help' for more information.\n")
 
+    def test_serves_when_started_with_the_standard_descriptors_closed(self):
+        # Its stop pipe took 1 and 2, its log went into it, and it quit at
+        # once, silently, with status 0.
+        sock = os.path.join(self.dir, "s")
+        env = dict(os.environ, HOME=self.dir)
+
+        def close_std():
+            for fd in (0, 1, 2):
+                os.close(fd)
+        p = subprocess.Popen([FERRYD, "--listen", "unix:" + sock, "--key-file", self.key_path,
+                              "--root", self.dir, "--no-sweep"], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, preexec_fn=close_std)
+        self.addCleanup(p.wait, 10 * SLOW)
+        self.addCleanup(p.terminate)
+        ft.wait_until(lambda: os.path.exists(sock) or p.poll() is not None,
+                      what="ferryd's socket")
+        self.assertIsNone(p.poll(), "ferryd ended")
+        r = subprocess.run([ft.binary("ferry"), "exec", "-k", self.key_path, "unix:" + sock,
+                            "echo served"], capture_output=True, env=env,
+                           stdin=subprocess.DEVNULL, timeout=20 * SLOW)
+        self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
+
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")
         self.assertRefused(r, "loopback")
