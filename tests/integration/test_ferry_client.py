@@ -1120,14 +1120,14 @@ class FakeServerTest(ClientTest):
             srv.drain(conn)
         fake = FakeServer(script, self.raw_key)
         r = self.ferry("--plaintext", "shell", "-k", self.key, fake.address,
-                       input=b"echo one\necho two\ntrue\ncd /tmp\nexit 3\n")
+                       input=b"echo one\necho two\ntrue\ncd /tmp\nfalse\n")
         fake.join(10 * SLOW)
         self.assertIsNone(fake.error)
         self.assertStatus(r, 3)
         self.assertEqual(r.stdout, b"one\ntwo\n")
         self.assertEqual([(m["type"], m.get("shell", m.get("path"))) for m in fake.received[2:]],
                          [("chdir", "."), ("exec", "echo one"), ("exec", "echo two"), ("exec", "true"),
-                          ("chdir", "/tmp"), ("exec", "exit 3")])
+                          ("chdir", "/tmp"), ("exec", "false")])
         # A script stops at its first failure: what went ahead runs only
         # if the line before succeeds.
         self.assertEqual([m.get("only_after_success") for m in fake.received[3:6]],
