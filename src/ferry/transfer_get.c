@@ -560,6 +560,11 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
     if (n > 1 && !into_dir) {
         cli_error("get: target '%s' is not a directory", local);
         x->failed = 1;
+    } else if (n > 1 && stat(local, &st) < 0) {
+        /* Said once, as cp says it, not once for every file. */
+        cli_error("get: target '%s': %s", local, strerror(errno));
+        x->failed = 1;
+        into_dir = 0;
     }
     for (int i = 0; i < n && !transfer_stopped(x) && (n == 1 || into_dir); i++) {
         struct fs_error err = { 0 };

@@ -337,6 +337,14 @@ class Messages(Cli):
                       r.stderr)
         self.assertNotIn(ft.PART.encode(), r.stderr)
 
+    def test_several_files_into_a_missing_local_directory_say_it_once(self):
+        write(self.rp("a"), b"a")
+        write(self.rp("b"), b"b")
+        r = self.ferry("get", self.p("a"), self.p("b"), self.lp("nodir") + "/")
+        self.assertOneLine(r)
+        self.assertEqual(r.stderr, ("ferry: get: target '%s/': No such file or directory\n"
+                                    % self.lp("nodir")).encode())
+
     def test_put_outside_the_root_says_remote_as_the_readme_does(self):
         write(self.lp("x"), b"x")
         r = self.ferry("put", self.lp("x"), "../y")
