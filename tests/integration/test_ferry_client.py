@@ -192,6 +192,17 @@ class KeygenTest(ClientTest):
         self.assertRegex(after, rb"^[0-9a-f]{64}\n$")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
 
+    def test_a_directory_is_not_replaced_and_says_so(self):
+        # It said "already exists ... (use --force to replace it)", and
+        # --force then failed: "cannot create DIR: Is a directory".
+        d = tempfile.mkdtemp(dir=self.dir)
+        for opts in ((), ("--force",)):
+            r = self.ferry("keygen", *opts, d + "/")
+            self.assertStatus(r, 1)
+            self.assertEqual(r.stderr, ("ferry: %s/ is a directory: name the key file itself "
+                                        "(such as %s/key)\n" % (d, d)).encode())
+            self.assertEqual(os.listdir(d), [])
+
     def test_default_path_is_under_home(self):
         home = tempfile.mkdtemp(dir=self.dir)
         r = self.ferry("keygen", env=self.env(home=home))
