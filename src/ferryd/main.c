@@ -285,6 +285,10 @@ int main(int argc, char **argv)
         r = ferry_server_listen_tls(s, addr, FERRY_SOCK_STREAM, &session, cfg.tls, NULL);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot listen on %s: %s\n", addr, ferry_strerror(r));
+            /* An address that cannot be one is the command line's (ferryd(8):
+             * 2); a port in use is the machine's. */
+            if (r == FERRY_EADDR)
+                status = 2;
             goto out;
         }
     }
@@ -292,6 +296,8 @@ int main(int argc, char **argv)
         r = ferry_server_listen(s, o.classic[i], FERRY_SOCK_STREAM, &classic, buf);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot listen on %s: %s\n", o.classic[i], ferry_strerror(r));
+            if (r == FERRY_EADDR)
+                status = 2;
             goto out;
         }
         ferry_log_warn("classic protocol on %s: UNAUTHENTICATED; anyone who can connect there "

@@ -1267,6 +1267,16 @@ class FerrydStartupRefusals(unittest.TestCase):
                            stdin=subprocess.DEVNULL, timeout=20 * SLOW)
         self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
 
+    def test_a_listen_address_that_is_none_is_a_bad_command_line(self):
+        for addr in ("nonsense:x", "127.0.0.1:99999", "[::1"):
+            r = self.ferryd("--listen", addr, "--key-file", self.key_path, "--no-sweep",
+                            "--root", self.dir)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("ferryd: cannot listen on %s" % addr, r.stderr)
+        r = self.ferryd("--listen", "127.0.0.1:0", "--classic", "127.0.0.1:99999",
+                        "--key-file", self.key_path, "--no-sweep", "--root", self.dir)
+        self.assertEqual(r.returncode, 2, r.stderr)
+
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")
         self.assertRefused(r, "loopback")
