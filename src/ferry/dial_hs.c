@@ -415,9 +415,12 @@ void dial_hs_on_frame(struct dial_hs *d, struct client_session *s, struct ferry_
         json_decref(ev->header);
         break;
     case FERRY_FRAME_ERROR:
-        say(d, "protocol error: %s %s: %s", s->peer,
+        /* Before any frame of ours came back, the likely cause is another
+         * service on that port (an sshd's banner is no frame header). */
+        say(d, "protocol error: %s %s: %s%s", s->peer,
             d->hs.state == HANDSHAKE_WAIT_WELCOME ? "during authentication" : "before its greeting",
-            ferry_strerror(ev->error));
+            ferry_strerror(ev->error),
+            d->hs.state == HANDSHAKE_WAIT_WELCOME ? "" : " (is it ferryd?)");
         break;
     default:
         break;   /* a body: the step above has refused it already */

@@ -1075,6 +1075,19 @@ class FakeServerTest(ClientTest):
         self.assertIsNone(fake.error)
         return r, fake
 
+    def test_another_service_on_the_port_is_named_so(self):
+        # An sshd answers a plaintext hello with its banner, which is no
+        # frame header: one line that says it may not be ferryd.
+        def script(conn, srv):
+            srv.read_hello(conn)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+            srv.drain(conn)
+        r, fake = self.run_against(script)
+        self.assertStatus(r, 255)
+        self.assertTrue(r.stderr.startswith(b"ferry: protocol error: "), r.stderr)
+        self.assertTrue(r.stderr.endswith(b" (is it ferryd?)\n"), r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+
     def test_server_without_the_key_is_refused(self):
         def script(conn, srv):
             srv.handshake(conn, server_proof="00" * 32)
