@@ -147,6 +147,11 @@ static void tls_failure(struct dial_hs *d, const struct client_session *s, int r
     else if (r == FERRY_EEOF || r == -ECONNRESET)
         say(d, "connection closed by %s during the TLS handshake (if it runs ferryd "
             "--plaintext, add --plaintext)", s->peer);
+    else if (strstr(why, "alert internal error"))
+        /* Ours was fine; the server could not go on (ferryd: a keys file
+         * it can no longer read), and only its log can say more. */
+        say(d, "TLS handshake with %s failed: the server had an internal error (its log "
+            "says why; for ferryd, a keys file it cannot read is one)", s->peer);
     else
         say(d, "TLS handshake with %s failed: %s", s->peer, why[0] ? why : ferry_strerror(r));
 }
