@@ -147,6 +147,19 @@ class UsageTest(ClientTest):
             self.assertTrue(r.stderr.startswith(b"ferry: ") or b"usage:" in r.stderr, r.stderr)
             self.assertEqual(r.stdout, b"")
 
+    def test_zero_turns_keepalive_and_persist_off(self):
+        # 0 means none for both, however written; a bad value's message
+        # says so (it said "more than 0", and "0.0" was refused).
+        for opt in ("--keepalive", "--persist"):
+            with self.subTest(opt=opt):
+                r = self.ferry("exec", "-k", self.key, opt, "0.0", self.host, "true")
+                self.assertStatus(r, 0)
+                r = self.ferry("exec", opt, "-1", "h", "true")
+                self.assertStatus(r, 2)
+                self.assertTrue(r.stderr.startswith(("ferry: bad value for %s: '-1' (seconds, "
+                                                     "0 for none, at most " % opt).encode()),
+                                r.stderr)
+
     def test_no_command_is_the_login_shell(self):
         # As ssh: without a terminal the login shell reads its commands
         # from stdin (issue 13); -T makes no difference then.
