@@ -127,22 +127,26 @@ static void usage(FILE *f)
         CLASSIC_DEFAULT_IDLE_TIMEOUT_MS / 1000, CLASSIC_DEFAULT_MAX_OUTPUT >> 20);
 }
 
-static int parse_seconds(const char *opt, const char *text, int *ms)
+/* Whole seconds, into milliseconds; 0 too when zero_ok (it means none,
+ * as the message then says). */
+static int parse_seconds(const char *opt, const char *text, int zero_ok, int *ms)
 {
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
     /* Milliseconds must fit an int: about 24 days is the most. */
-    if (errno || end == text || *end || v < 1 || v > INT_MAX / 1000) {
-        complain("bad value for %s: '%s' (seconds, 1 or more)", opt, text);
+    if (errno || end == text || *end || v < !zero_ok || v > INT_MAX / 1000) {
+        complain("bad value for %s: '%s' (whole seconds, %d..%d%s)", opt, text, !zero_ok,
+                 INT_MAX / 1000, zero_ok ? "; 0: none" : "");
         return -1;
     }
     *ms = (int)(v * 1000);
     return 0;
 }
 
-/* "A:B", each in lo..hi. */
-static int parse_pair(const char *opt, const char *text, long lo, long hi, int *a, int *b)
+/* "A:B" (named so in the message: "START:RATE"), each in lo..hi. */
+static int parse_pair(const char *opt, const char *names, const char *text, long lo, long hi,
+                      int *a, int *b)
 {
     char *end = NULL;
     errno = 0;
@@ -154,7 +158,7 @@ static int parse_pair(const char *opt, const char *text, long lo, long hi, int *
         ok = !errno && end != t && !*end && y >= lo && y <= hi;
     }
     if (!ok) {
-        complain("bad value for %s: '%s' (A:B, each %ld..%ld)", opt, text, lo, hi);
+        complain("bad value for %s: '%s' (%s, each %ld..%ld)", opt, text, names, lo, hi);
         return -1;
     }
     *a = (int)x;
@@ -162,29 +166,29 @@ static int parse_pair(const char *opt, const char *text, long lo, long hi, int *
     return 0;
 }
 
-static int parse_count(const char *opt, const char *text, long max, int *out);
-
-/* A count that may be 0 (off). */
-static int parse_count0(const char *opt, const char *text, long max, int *out)
-{
-    if (strcmp(text, "0") == 0) {
-        *out = 0;
-        return 0;
-    }
-    return parse_count(opt, text, max, out);
-}
-
-static int parse_count(const char *opt, const char *text, long max, int *out)
+/* A count from lo (0: off, as the message then says) to max. */
+static int parse_range(const char *opt, const char *text, long lo, long max, int *out)
 {
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 1 || v > max) {
-        complain("bad value for %s: '%s' (1..%ld)", opt, text, max);
+    if (errno || end == text || *end || v < lo || v > max) {
+        complain("bad value for %s: '%s' (%ld..%ld%s)", opt, text, lo, max,
+                 lo == 0 ? "; 0: off" : "");
         return -1;
     }
     *out = (int)v;
     return 0;
+}
+
+static int parse_count(const char *opt, const char *text, long max, int *out)
+{
+    return parse_range(opt, text, 1, max, out);
+}
+
+static int parse_count0(const char *opt, const char *text, long max, int *out)
+{
+    return parse_range(opt, text, 0, max, out);
 }
 
 enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
@@ -284,11 +288,11 @@ static int apply_option(struct options *o, int opt, const char *arg)
             return 2;
         break;
     case OPT_NETBLOCK:
-        if (parse_pair("--unauth-netblock", arg, 1, 128, &o->server.unauth_v4_bits,
-                       &o->server.unauth_v6_bits) < 0)
+        if (parse_pair("--unauth-netblock", "V4:V6", arg, 1, 128,
+                       &o->server.unauth_v4_bits, &o->server.unauth_v6_bits) < 0)
             return 2;
         if (o->server.unauth_v4_bits > 32) {
-            complain("bad value for --unauth-netblock: '%s' (v4 1..32)", arg);
+            complain("bad value for --unauth-netblock: '%s' (V4:V6, V4 1..32, V6 1..128)", arg);
             return 2;
         }
         break;
@@ -297,33 +301,30 @@ static int apply_option(struct options *o, int opt, const char *arg)
             o->server.unauth_start = 0;
             break;
         }
-        if (parse_pair("--unauth-early-drop", arg, 0, 1000000, &o->server.unauth_start,
-                       &o->server.unauth_rate) < 0)
+        if (parse_pair("--unauth-early-drop", "START:RATE (0: never)", arg, 0, 1000000,
+                       &o->server.unauth_start, &o->server.unauth_rate) < 0)
             return 2;
         if (o->server.unauth_rate > 100) {
-            complain("bad value for --unauth-early-drop: '%s' (RATE 0..100)", arg);
+            complain("bad value for --unauth-early-drop: '%s' (START:RATE, RATE a percentage "
+                     "0..100)", arg);
             return 2;
         }
         break;
     case OPT_PENALTY:
-        if (strcmp(arg, "0") == 0)
-            o->server.unauth_penalty_ms = 0;
-        else if (parse_seconds("--unauth-penalty", arg, &o->server.unauth_penalty_ms) < 0)
+        if (parse_seconds("--unauth-penalty", arg, 1, &o->server.unauth_penalty_ms) < 0)
             return 2;
         break;
     case OPT_TIMEOUT_PENALTY:
-        if (strcmp(arg, "0") == 0)
-            o->server.unauth_timeout_penalty_ms = 0;
-        else if (parse_seconds("--unauth-timeout-penalty", arg,
-                               &o->server.unauth_timeout_penalty_ms) < 0)
+        if (parse_seconds("--unauth-timeout-penalty", arg, 1,
+                          &o->server.unauth_timeout_penalty_ms) < 0)
             return 2;
         break;
     case OPT_AUTH_TIMEOUT:
-        if (parse_seconds("--auth-timeout", arg, &o->server.handshake_timeout_ms) < 0)
+        if (parse_seconds("--auth-timeout", arg, 0, &o->server.handshake_timeout_ms) < 0)
             return 2;
         break;
     case OPT_IDLE_TIMEOUT:
-        if (parse_seconds("--idle-timeout", arg, &o->server.idle_timeout_ms) < 0)
+        if (parse_seconds("--idle-timeout", arg, 0, &o->server.idle_timeout_ms) < 0)
             return 2;
         break;
     case OPT_CLASSIC_MAX_CONNS:
@@ -331,7 +332,7 @@ static int apply_option(struct options *o, int opt, const char *arg)
             return 2;
         break;
     case OPT_CLASSIC_IDLE_TIMEOUT:
-        if (parse_seconds("--classic-idle-timeout", arg, &o->classic_idle_timeout_ms) < 0)
+        if (parse_seconds("--classic-idle-timeout", arg, 0, &o->classic_idle_timeout_ms) < 0)
             return 2;
         break;
     case OPT_CLASSIC_MAX_OUTPUT:

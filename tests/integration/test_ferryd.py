@@ -1277,6 +1277,20 @@ class FerrydStartupRefusals(unittest.TestCase):
                         "--key-file", self.key_path, "--no-sweep", "--root", self.dir)
         self.assertEqual(r.returncode, 2, r.stderr)
 
+    def test_bad_values_are_told_in_the_option_s_own_terms(self):
+        # Options where 0 means none said "1 or more" and "1..N"; the pairs
+        # said "A:B" where ferryd(8) says START:RATE.
+        for args, said in ((["--unauth-penalty", "x"], "(whole seconds, 0..2147483; 0: none)"),
+                           (["--max-unauth-per-source", "-1"], "(0..1000000; 0: off)"),
+                           (["--unauth-early-drop", "5"], "(START:RATE (0: never), each "),
+                           (["--unauth-netblock", "33:64"], "(V4:V6, V4 1..32, V6 1..128)"),
+                           (["--idle-timeout", "0"], "(whole seconds, 1..2147483)")):
+            r = self.ferryd("--key-file", self.key_path, *args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+            self.assertIn("ferryd: bad value for %s: '%s' %s" % (args[0], args[1], said),
+                          r.stderr)
+
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")
         self.assertRefused(r, "loopback")
