@@ -92,7 +92,8 @@ static void usage(FILE *f)
         "--timeout did; 141 if our stdout was closed under it (the remote command gets\n"
         "SIGTERM); 255 if ferry itself failed (cannot connect, authentication failed,\n"
         "protocol error), with a one-line message; 2 for a bad command line.\n"
-        "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote command.\n"
+        "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote command; a\n"
+        "second one hangs up (128+N), and ferryd ends the command.\n"
         "\n"
         "On a terminal the remote command gets TERM, our window's size (again after\n"
         "every change) and our terminal's modes; Ctrl-C reaches its foreground job\n"
@@ -395,7 +396,7 @@ int cmd_exec(int argc, char **argv)
     if (!s)
         goto out;
     status = tty ? exec_stream_run_tty(s, req, !no_stdin, escape_ch)
-                 : exec_stream_run(s, req, !no_stdin);
+                 : exec_stream_run(s, req, !no_stdin, 1);
     /* Everything after HOST is the command, so an option there ran as one.
      * Said after the remote shell's "not found", as the last line, and only
      * then: a program really named so, or run with "--", stays quiet. */

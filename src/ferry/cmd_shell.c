@@ -229,7 +229,7 @@ static json_t *command_request(const struct shell *sh, const char *line, int ahe
  * NULL. */
 static int do_command(struct shell *sh, json_t *req, json_t *next)
 {
-    int status = next ? exec_stream_run_ahead(sh->s, req, next) : exec_stream_run(sh->s, req, 0);
+    int status = next ? exec_stream_run_ahead(sh->s, req, next) : exec_stream_run(sh->s, req, 0, 0);
 
     /* The terminal echoed ^C; the next prompt belongs on a line of its own. */
     if (sh->interactive && status == 128 + SIGINT)

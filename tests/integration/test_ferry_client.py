@@ -421,6 +421,26 @@ class ExecTest(ClientTest):
         finally:
             p.kill()
 
+    def test_a_second_signal_hangs_up(self):
+        # A command that does not end on SIGINT could only be left with
+        # SIGKILL: every Ctrl-C was forwarded.  The second one hangs up, as
+        # with -w and pdsh, and ferryd ends the command.
+        marker = os.path.join(self.dir, "still-running-%d" % os.getpid())
+        p = subprocess.Popen([FERRY, "exec", "-n", "-k", self.key, self.host,
+                              "trap 'echo got INT' INT; echo ready; "
+                              "while :; do sleep 0.1; done; touch %s" % marker],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        try:
+            self.assertEqual(p.stdout.readline(), b"ready\n")
+            p.send_signal(signal.SIGINT)
+            self.assertEqual(p.stdout.readline(), b"got INT\n")   # forwarded, and survived
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=10 * SLOW)
+            self.assertEqual(p.returncode, 128 + signal.SIGINT, err)
+            self.assertEqual(err, b"ferry: SIGINT again: hung up (ferryd ends the command)\n")
+        finally:
+            p.kill()
+
     def test_closed_stdout_stops_the_command(self):
         # `ferry exec h yes | head -1`: ends like a local pipeline, quietly
         p = subprocess.Popen([FERRY, "exec", "-n", "-k", self.key, self.host, "yes"],
