@@ -15,6 +15,7 @@
 
 #include "classic.h"
 #include "conffile.h"
+#include "daemon.h"
 #include "proto.h"
 
 
@@ -474,6 +475,7 @@ void options_init(struct options *o)
                                        .unauth_start = -1,   /* 3/4 of max_unauthenticated */
                                        .unauth_rate = FERRYD_DEFAULT_EARLY_DROP_RATE,
                                        .unauth_penalty_ms = FERRYD_DEFAULT_UNAUTH_PENALTY_MS,
+                                       .shutdown_grace_ms = FERRYD_STOP_GRACE_MS,
                                        .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } },
                            .classic_max_conns = CLASSIC_DEFAULT_MAX_CONNS,
                            .classic_idle_timeout_ms = CLASSIC_DEFAULT_IDLE_TIMEOUT_MS,

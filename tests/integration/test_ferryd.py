@@ -1182,6 +1182,11 @@ class FerrydModel:
         self.assertLess(elapsed, 5 + 3 * SLOW)
         wait_until(lambda: gone(pid), 2, "the command to be killed at the end of the grace")
         self.assertNotEqual(p.wait(timeout=10 * SLOW), 0)
+        # The client is told why, as an idle one is (it read a bare
+        # "connection closed by server").
+        self.assertEqual(p.stderr.read(), b"ferry: connection closed by server: the server is "
+                         b"shutting down, and what was still running after its grace period "
+                         b"is ended\n")
         self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
 
 
