@@ -49,6 +49,14 @@ _ferry_remote()
         done
 }
 
+# Local files (compgen -f) or directories (-d) for the word $2: one
+# reply each, whatever blanks they hold, and quoted as file names by bash.
+_ferry_local()
+{
+    mapfile -t COMPREPLY < <(compgen "$1" -- "$2")
+    compopt -o filenames 2>/dev/null
+}
+
 _ferry()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
@@ -78,7 +86,7 @@ _ferry()
     done
 
     if [[ $prev =~ ^(-k|--key-file|--ca|--cert|--cert-key|-F|--config)$ ]]; then
-        COMPREPLY=($(compgen -f -- "$cur"))
+        _ferry_local -f "$cur"
         return
     fi
     if [[ $prev == -w || $prev == -x ]]; then
@@ -114,7 +122,7 @@ _ferry()
     fi
     case $cmd in
     keygen)
-        COMPREPLY=($(compgen -f -- "$cur"))
+        _ferry_local -f "$cur"
         ;;
     config|exec|shell|master)
         # With -w or -g every operand is the command's.
@@ -125,18 +133,26 @@ _ferry()
         if [[ $npos == 0 && -z $fleet ]]; then
             COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
         else
-            COMPREPLY=($(compgen -f -- "$cur"))
+            _ferry_local -f "$cur"
         fi
         ;;
     get|ls|stat|rm|mkdir)
         if [[ $cmd == get && -n $fleet ]]; then
             # get -w HOSTS FILE DIR: the remote FILE is each host's; DIR is here.
-            [[ $npos == 1 ]] && COMPREPLY=($(compgen -d -- "$cur"))
+            [[ $npos == 1 ]] && _ferry_local -d "$cur"
         elif [[ $npos == 0 ]]; then
             COMPREPLY=($(compgen -W "$(_ferry_hosts)" -- "$cur"))
         else
-            local IFS=$'\n'
-            COMPREPLY=($(compgen -W "$(_ferry_remote "$host" "$cur" "${conn[@]}")" -- "$cur"))
+            # Matched here, not by compgen -W, which expands the words it is
+            # given: a file on the server named $(cmd) ran cmd here at a Tab.
+            # Each match is escaped as the line must hold it, and what was
+            # typed escaped is read without its backslashes.
+            local word=${cur//\\/} name q
+            while IFS= read -r name; do
+                [[ $name == "$word"* ]] || continue
+                printf -v q '%q' "$name"
+                COMPREPLY+=("$q")
+            done < <(_ferry_remote "$host" "$word" "${conn[@]}")
         fi
         ;;
     esac

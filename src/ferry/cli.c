@@ -60,8 +60,8 @@ int cli_usage_error(const char *help_cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-int cli_seconds(const char *help_cmd, const char *option, const char *text, double max_s,
-                double *out)
+static int seconds(const char *help_cmd, const char *option, const char *text, double max_s,
+                   int zero_ok, double *out)
 {
     char *end;
     double v;
@@ -69,13 +69,26 @@ int cli_seconds(const char *help_cmd, const char *option, const char *text, doub
     errno = 0;
     v = strtod(text, &end);
     /* isfinite also rejects "nan" and "inf", which strtod accepts. */
-    if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v <= 0 || v > max_s) {
-        cli_usage_error(help_cmd, "bad value for %s: '%s' (seconds, more than 0, at most %.0f)",
-                        option, text, max_s);
+    if (end == text || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 ||
+        (v == 0 && !zero_ok) || v > max_s) {
+        cli_usage_error(help_cmd, "bad value for %s: '%s' (seconds, %s, at most %.0f)", option,
+                        text, zero_ok ? "0 for none" : "more than 0", max_s);
         return -1;
     }
     *out = v;
     return 0;
+}
+
+int cli_seconds(const char *help_cmd, const char *option, const char *text, double max_s,
+                double *out)
+{
+    return seconds(help_cmd, option, text, max_s, 0, out);
+}
+
+int cli_seconds_or_0(const char *help_cmd, const char *option, const char *text, double max_s,
+                     double *out)
+{
+    return seconds(help_cmd, option, text, max_s, 1, out);
 }
 
 int cli_bad_option(const char *help_cmd, int opt, char **argv)

@@ -41,6 +41,11 @@ int cli_bad_option(const char *help_cmd, int opt, char **argv);
 int cli_seconds(const char *help_cmd, const char *option, const char *text, double max_s,
                 double *out);
 
+/* The same where 0 means none (--keepalive, --persist), as the message
+ * then says. */
+int cli_seconds_or_0(const char *help_cmd, const char *option, const char *text, double max_s,
+                     double *out);
+
 /* The subcommands: each gets argv[0] = its own name and returns the
  * process's exit status. */
 int cmd_keygen(int argc, char **argv);

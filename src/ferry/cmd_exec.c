@@ -49,8 +49,8 @@ static void usage(FILE *f)
         "\n"
         "  -t                       run on a terminal on the server, for interactive\n"
         "                           programs (vim, top, less, a shell); our terminal is\n"
-        "                           raw meanwhile.  Refused when stdin is not a\n"
-        "                           terminal, unless given twice (-tt)\n"
+        "                           raw meanwhile.  When stdin is not a terminal,\n"
+        "                           said and run without one, as ssh; -tt forces one\n"
         "  -T                       never a terminal (also not for the login shell)\n"
         "  -e CHAR|none             the escape character on a terminal (default ~);\n"
         "                           at the start of a line: CHAR. disconnects (the\n"
@@ -92,7 +92,8 @@ static void usage(FILE *f)
         "--timeout did; 141 if our stdout was closed under it (the remote command gets\n"
         "SIGTERM); 255 if ferry itself failed (cannot connect, authentication failed,\n"
         "protocol error), with a one-line message; 2 for a bad command line.\n"
-        "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote command.\n"
+        "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote command; a\n"
+        "second one hangs up (128+N), and ferryd ends the command.\n"
         "\n"
         "On a terminal the remote command gets TERM, our window's size (again after\n"
         "every change) and our terminal's modes; Ctrl-C reaches its foreground job\n"
@@ -148,6 +149,13 @@ static int set_command(json_t *req, char **ops, int n)
 {
     json_t *argv = NULL;
 
+    /* ferryd would refuse both as a protocol error (exit 255) after a whole
+     * handshake; they are the command line's mistakes, so said here. */
+    if (n >= 1 && ops[0][0] == '\0')
+        return cli_usage_error("ferry exec", n == 1 ? "the command is empty (omit it for the "
+                                                      "login shell)"
+                                                    : "the command's name (its first "
+                                                      "argument) is empty");
     if (n == 1) {
         json_t *line = json_string(ops[0]);
 
@@ -366,8 +374,8 @@ int cmd_exec(int argc, char **argv)
         if (isatty(STDIN_FILENO) || want_tty >= 2)
             tty = 1;
         else if (want_tty)
-            fprintf(stderr, "ferry: not running on a terminal: stdin is not a terminal "
-                            "(-tt forces one)\n");
+            fprintf(stderr, "ferry: -t: stdin is not a terminal, so the command runs "
+                            "without one (-tt forces one)\n");
     }
     if (optind >= argc)
         r = json_object_set_new(req, "login", json_true()) < 0 ? FERRY_EXIT_ERROR : 0;
@@ -388,7 +396,7 @@ int cmd_exec(int argc, char **argv)
     if (!s)
         goto out;
     status = tty ? exec_stream_run_tty(s, req, !no_stdin, escape_ch)
-                 : exec_stream_run(s, req, !no_stdin);
+                 : exec_stream_run(s, req, !no_stdin, 1);
     /* Everything after HOST is the command, so an option there ran as one.
      * Said after the remote shell's "not found", as the last line, and only
      * then: a program really named so, or run with "--", stays quiet. */

@@ -1,6 +1,6 @@
 /*
  * cmd_files.c - command lines of the file subcommands (cmd_files.h), and the
- * output of ls and stat.
+ * output of ls and stat (each field shown as fsformat.c says).
  *
  * The subcommand and the shell line share one parser: `ferry put -r h d`
  * and `>>: put -r d` differ only in the session options and HOST.
@@ -11,13 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "signals.h"
 #include "ferry/ferry.h"
 #include "fleet_xfer.h"
+#include "fsformat.h"
 #include "remotefs.h"
 #include "progress.h"
 #include "proto.h"
@@ -77,65 +77,6 @@ struct files_cmd {
     "      --checksum ALG       xxh3-128 (default) or sha256\n"                         \
     "      --fsync              make the file durable before it is committed\n"        \
     "  -q                       no progress bar, no summary line\n"
-
-/* ---- output helpers ---------------------------------------------------------- */
-
-/* "-rw-r--r--" for a kind and permission bits. */
-static void mode_string(const char *kind, unsigned mode, char out[11])
-{
-    static const char rwx[] = "rwxrwxrwx";
-    char k = '?';
-
-    if (strcmp(kind, "file") == 0) k = '-';
-    else if (strcmp(kind, "dir") == 0) k = 'd';
-    else if (strcmp(kind, "link") == 0) k = 'l';
-    else if (strcmp(kind, "fifo") == 0) k = 'p';
-    else if (strcmp(kind, "socket") == 0) k = 's';
-    else if (strcmp(kind, "char") == 0) k = 'c';
-    else if (strcmp(kind, "block") == 0) k = 'b';
-    out[0] = k;
-    for (int i = 0; i < 9; i++)
-        out[1 + i] = (mode & (0400u >> i)) ? rwx[i] : '-';
-    if (mode & 04000) out[3] = (mode & 0100) ? 's' : 'S';
-    if (mode & 02000) out[6] = (mode & 0010) ? 's' : 'S';
-    if (mode & 01000) out[9] = (mode & 0001) ? 't' : 'T';
-    out[10] = '\0';
-}
-
-enum time_style { T_MINUTES, T_SECONDS, T_ZONE };
-
-static void format_time(int64_t t, char *out, size_t cap, enum time_style style)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    size_t n = 0;
-
-    if (localtime_r(&tt, &tm)) {
-        if (style == T_MINUTES)
-            n = strftime(out, cap, "%Y-%m-%d %H:%M", &tm);
-        else if (style == T_SECONDS)
-            n = strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
-        else
-            n = strftime(out, cap, "%z", &tm);
-    }
-    if (n == 0)
-        snprintf(out, cap, "%lld", (long long)t);
-}
-
-/* A name as a terminal should show it: control bytes as '?', as ls does. */
-static void print_name(const char *name, int tty)
-{
-    for (const char *p = name; *p; p++)
-        putchar(tty && ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p);
-}
-
-static int by_name(const void *a, const void *b)
-{
-    const json_t *const *x = a, *const *y = b;
-
-    return strcmp(json_string_value(json_object_get(*x, "name")),
-                  json_string_value(json_object_get(*y, "name")));
-}
 
 /* A connection-level failure of a small request: say it once, 255. */
 static int lost_status(const struct fs_error *err)
@@ -299,7 +240,7 @@ static int run_ls(struct client_session **sp, const char *host, const struct dia
     }
     json_array_foreach(entries, i, e)
         sorted[i] = e;
-    qsort(sorted, n, sizeof *sorted, by_name);
+    qsort(sorted, n, sizeof *sorted, fsformat_by_name);
     if (a->json) {
         json_t *arr = json_array();
         char *text;
@@ -326,13 +267,13 @@ static int run_ls(struct client_session **sp, const char *host, const struct dia
             const json_t *en = sorted[i];
             char mode[11], when[32];
 
-            mode_string(json_string_value(json_object_get(en, "kind")),
-                        (unsigned)json_integer_value(json_object_get(en, "mode")), mode);
-            format_time(json_integer_value(json_object_get(en, "mtime")), when, sizeof when,
-                        T_MINUTES);
+            fsformat_mode(json_string_value(json_object_get(en, "kind")),
+                          (unsigned)json_integer_value(json_object_get(en, "mode")), mode);
+            fsformat_time(json_integer_value(json_object_get(en, "mtime")), when, sizeof when,
+                          FSF_MINUTES);
             printf("%s %*lld %s ", mode, width,
                    (long long)json_integer_value(json_object_get(en, "filesize")), when);
-            print_name(json_string_value(json_object_get(en, "name")), tty);
+            fsformat_name(json_string_value(json_object_get(en, "name")), tty);
             putchar('\n');
         }
     }
@@ -386,13 +327,13 @@ static int run_stat(struct client_session **sp, const char *host, const struct d
             continue;
         }
         json_decref(ans);
-        mode_string(m.kind, m.mode, mode);
-        format_time(m.mtime, when, sizeof when, T_SECONDS);
-        format_time(m.mtime, zone, sizeof zone, T_ZONE);
+        fsformat_mode(m.kind, m.mode, mode);
+        fsformat_time(m.mtime, when, sizeof when, FSF_SECONDS);
+        fsformat_time(m.mtime, zone, sizeof zone, FSF_ZONE);
         if (i > 0)
             putchar('\n');
         printf("  path: ");
-        print_name(a->ops[i], isatty(STDOUT_FILENO));
+        fsformat_name(a->ops[i], isatty(STDOUT_FILENO));
         printf("\n  kind: %s\n  mode: %04o (%s)\n  size: %llu\n mtime: %s.%09ld %s\n", m.kind,
                m.mode, mode, (unsigned long long)m.size, when, m.mtime_nsec, zone);
     }
@@ -576,6 +517,19 @@ static void usage(const struct files_cmd *c, int in_shell)
     fflush(stdout);
 }
 
+/* An option the command does not take.  At the shell's prompt `ls -l` is
+ * the file command, not the server's ls: said how to run that one. */
+static int bad_option(const struct files_cmd *c, int in_shell, const char *help_cmd, int opt,
+                      char **argv)
+{
+    int status = cli_bad_option(help_cmd, opt, argv);
+
+    if (in_shell && c->run != run_put && c->run != run_get)
+        cli_error("hint: %s here is ferry's file command; 'command %s ...' runs the "
+                  "server's own", c->name, c->name);
+    return status;
+}
+
 /* Parse argv.  0 and *a filled, or an exit status (> 0) to stop with, or
  * -1 when --help or --version was shown (status 0). */
 static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
@@ -652,11 +606,11 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
             return cli_usage_error(help_cmd, "'%s' applies to the whole session, not one line",
                                    argv[optind - 1]);
         default:
-            return cli_bad_option(help_cmd, opt, argv);
+            return bad_option(c, in_shell, help_cmd, opt, argv);
         }
         if (!(c->flags & need)) {
             optopt = opt < 0x100 ? opt : 0;
-            return cli_bad_option(help_cmd, '?', argv);
+            return bad_option(c, in_shell, help_cmd, '?', argv);
         }
     }
     if (a->nlists > 0) {
@@ -681,9 +635,40 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
     return 0;
 }
 
+/* ls, stat and rm of an operand spelled as a directory ("a/") that is
+ * something else: reported and dropped (remotefs_check_dir), where the
+ * bare name the server gets would have listed or removed a file. */
+static int drop_slashed_files(struct client_session **sp, const char *host,
+                              const struct dial_opts *so, const char *cmd, struct fsargs *a,
+                              int *failed)
+{
+    int kept = 0;
+
+    for (int i = 0; i < a->nops; i++) {
+        struct fs_error err = { 0 };
+        int r = 0;
+
+        if (remotefs_names_dir(a->ops[i]) && !remotefs_is_pattern(a->ops[i])) {
+            if (!*sp && !(*sp = dial_open(host, so)))
+                return FERRY_EXIT_ERROR;
+            r = remotefs_check_dir(*sp, a->ops[i], &err);
+        }
+        if (r == FERRY_EREMOTE) {
+            cli_error("%s %s: %s", cmd, a->ops[i], remotefs_error_text(&err));
+            *failed = 1;
+        } else if (r < 0) {
+            return lost_status(&err);
+        } else {
+            a->ops[kept++] = a->ops[i];
+        }
+    }
+    a->nops = kept;
+    return 0;
+}
+
 /* Run a parsed command line: patterns among the remote operands of ls,
  * stat and rm expanded first (get expands its own: its last operand is
- * local). */
+ * local), and what they name as directories checked. */
 static int run_parsed(const struct files_cmd *c, struct client_session **sp, const char *host,
                       const struct dial_opts *so, struct fsargs *a)
 {
@@ -691,7 +676,9 @@ static int run_parsed(const struct files_cmd *c, struct client_session **sp, con
 
     if ((c->flags & F_GLOB) && c->run != run_get)
         status = expand(sp, host, so, c->name, a, a->nops, &failed);
-    if (status == 0 && !(a->globbed && a->nops == 0))
+    if (status == 0 && (c->flags & F_GLOB) && c->run != run_get)
+        status = drop_slashed_files(sp, host, so, c->name, a, &failed);
+    if (status == 0 && !((a->globbed || failed) && a->nops == 0))
         status = c->run(sp, host, so, a);
     free(a->expanded);
     json_decref(a->matches);

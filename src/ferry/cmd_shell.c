@@ -64,7 +64,8 @@ static void usage(FILE *f)
         "lines are read from stdin, so commands can be piped in.\n"
         "\n"
         "  cd [DIR]     change the session's directory (no DIR: the first one)\n"
-        "  exit, quit   leave (so does end of input)\n"
+        "  exit [N], quit [N]   leave, with status N (else the last line's); so\n"
+        "               does end of input\n"
         "  put [-r] [-p] [--resume] LOCAL... [REMOTE]    upload (as 'ferry put')\n"
         "  get [-r] [-p] [--resume] REMOTE... [LOCAL]    download (as 'ferry get')\n"
         "  ls [PATH], stat PATH, mkdir [-p] PATH..., rm [-r] PATH...\n"
@@ -228,7 +229,7 @@ static json_t *command_request(const struct shell *sh, const char *line, int ahe
  * NULL. */
 static int do_command(struct shell *sh, json_t *req, json_t *next)
 {
-    int status = next ? exec_stream_run_ahead(sh->s, req, next) : exec_stream_run(sh->s, req, 0);
+    int status = next ? exec_stream_run_ahead(sh->s, req, next) : exec_stream_run(sh->s, req, 0, 0);
 
     /* The terminal echoed ^C; the next prompt belongs on a line of its own. */
     if (sh->interactive && status == 128 + SIGINT)
@@ -365,9 +366,30 @@ static int is_local(const char *cmd)
            (n == 4 && strncmp(cmd, "stat", 4) == 0) || (n == 5 && strncmp(cmd, "mkdir", 5) == 0);
 }
 
+/* `exit [N]` or `quit [N]`: ours, whatever follows (a remote `sh -c
+ * 'exit 3'` would leave nobody). */
 static int is_exit(const char *cmd)
 {
-    return strcmp(cmd, "exit") == 0 || strcmp(cmd, "quit") == 0;
+    size_t n = strcspn(cmd, " \t");
+
+    return n == 4 && (strncmp(cmd, "exit", 4) == 0 || strncmp(cmd, "quit", 4) == 0);
+}
+
+/* The status `exit [N]` leaves with: N (0 to 255), else the last line's;
+ * -1 for an N that is no status (said). */
+static int exit_status(char *cmd, int last)
+{
+    char *arg = trim(cmd + 4), *end;
+    long n;
+
+    if (!*arg)
+        return last;
+    n = strtol(arg, &end, 10);
+    if (*end || end == arg || n < 0 || n > 255 || !isdigit((unsigned char)*arg)) {
+        cli_error("%.4s: '%s': expected a status from 0 to 255", cmd, arg);
+        return -1;
+    }
+    return (int)n;
 }
 
 static int is_cd(const char *cmd)
@@ -447,11 +469,13 @@ static int repl(struct shell *sh)
         int local;
 
         next = NULL;
-        if (is_exit(cmd)) {
+        if (is_exit(cmd) && (local = exit_status(cmd, status)) >= 0) {
             free(line);
-            return status;
+            return local;
         }
-        if (is_cd(cmd)) {
+        if (is_exit(cmd)) {
+            status = EXIT_USAGE;
+        } else if (is_cd(cmd)) {
             status = do_cd(sh, trim(cmd + 2));
         } else if (is_tty_line(cmd)) {
             status = do_tty_command(sh, trim(cmd + 2));

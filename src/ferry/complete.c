@@ -9,7 +9,10 @@
  * remote directory is listed once per session with a list request (the
  * file service, so paths are relative to the server's file root, as the
  * file commands' are) and kept; complete_forget drops what a command may
- * have changed.  Words are split at blanks only, without quotes.
+ * have changed.  Words are split at blanks not escaped by a backslash,
+ * without quotes; an offered name is escaped so that the line's own
+ * splitting (cmd_shell.c, or sh for a `!` line) gives it back whole ("a b"
+ * is offered as "a\ b"), except cd's, whose operand is taken literally.
  */
 #include "complete.h"
 
@@ -99,23 +102,43 @@ static const struct cached_dir *remote_dir(const char *path)
     return &cc.dirs[cc.ndirs++];
 }
 
+/* What a backslash must guard in a word for the shell's splitting and for
+ * sh (a `!` line): blanks, quotes, the backslash, sh's metacharacters. */
+#define ESCAPED " \t\n\\'\"$`&;|<>()*?[]{}#~!"
+
+/* Whether offered words are escaped (every side but cd's). */
+static int escaping;
+
+/* Append s[0..n) to out at *o, each ESCAPED character after a backslash
+ * when escaping. */
+static void put_escaped(char *out, size_t *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (escaping && strchr(ESCAPED, s[i]))
+            out[(*o)++] = '\\';
+        out[(*o)++] = s[i];
+    }
+}
+
 /* Offer dir_part + name (+ "/" for a directory) when name starts with
  * prefix; names starting with '.' only when the prefix does. */
 static void offer(struct lineedit_matches *m, const char *dir_part, size_t dir_len,
                   const char *prefix, const char *name, int is_dir)
 {
-    size_t plen = strlen(prefix), nlen = strlen(name);
+    size_t plen = strlen(prefix), nlen = strlen(name), o = 0;
     char *word;
 
     if (strncmp(name, prefix, plen) != 0 || (name[0] == '.' && prefix[0] != '.') ||
         strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return;
-    word = malloc(dir_len + nlen + 2);
+    word = malloc(2 * (dir_len + nlen) + 2);
     if (!word)
         return;
-    memcpy(word, dir_part, dir_len);
-    memcpy(word + dir_len, name, nlen);
-    strcpy(word + dir_len + nlen, is_dir ? "/" : "");
+    put_escaped(word, &o, dir_part, dir_len);
+    put_escaped(word, &o, name, nlen);
+    if (is_dir)
+        word[o++] = '/';
+    word[o] = '\0';
     (void)lineedit_match(m, word);
     free(word);
 }
@@ -202,7 +225,7 @@ static enum side side_of(const char *line, int start)
             break;
         i = j;
         while (i < start && line[i] != ' ' && line[i] != '\t')
-            i++;
+            i += line[i] == '\\' && i + 1 < start ? 2 : 1;
         if (words++ == 0)
             snprintf(cmd, sizeof cmd, "%.*s", i - j, line + j);
         else if (line[j] != '-')
@@ -233,6 +256,7 @@ static enum side side_of(const char *line, int start)
 
 static void complete(void *arg, const char *line, int start, int end, struct lineedit_matches *m)
 {
+    enum side side;
     char *word;
     (void)arg;
 
@@ -241,7 +265,20 @@ static void complete(void *arg, const char *line, int start, int end, struct lin
     word = strndup(line + start, (size_t)(end - start));
     if (!word)
         return;
-    switch (word[0] == '-' ? NONE : side_of(line, start)) {
+    side = word[0] == '-' ? NONE : side_of(line, start);
+    /* The word as the line's splitting will read it ("a\ b" is "a b"). */
+    escaping = side != CD;
+    if (escaping) {
+        char *w = word;
+
+        for (const char *r = word; *r; r++) {
+            if (*r == '\\' && r[1])
+                r++;
+            *w++ = *r;
+        }
+        *w = '\0';
+    }
+    switch (side) {
     case COMMAND: complete_command(m, word); break;
     case LOCAL: complete_local(m, word); break;
     case REMOTE: complete_remote(m, word); break;

@@ -65,20 +65,13 @@ int dial_opts_apply(struct dial_opts *o, const char *help_cmd, int opt, const ch
         return 1;
     case OPT_KEEPALIVE:
         o->set |= DIAL_SET_KEEPALIVE;
-        if (strcmp(arg, "0") == 0) {
-            o->keepalive = 0;
-            return 1;
-        }
-        if (cli_seconds(help_cmd, "--keepalive", arg, MAX_CONNECT_TIMEOUT_S, &o->keepalive) < 0)
+        if (cli_seconds_or_0(help_cmd, "--keepalive", arg, MAX_CONNECT_TIMEOUT_S,
+                             &o->keepalive) < 0)
             return -1;
         return 1;
     case OPT_PERSIST:
         o->set |= DIAL_SET_PERSIST;
-        if (strcmp(arg, "0") == 0) {
-            o->persist = 0;
-            return 1;
-        }
-        if (cli_seconds(help_cmd, "--persist", arg, MASTER_PERSIST_MAX_S, &o->persist) < 0)
+        if (cli_seconds_or_0(help_cmd, "--persist", arg, MASTER_PERSIST_MAX_S, &o->persist) < 0)
             return -1;
         return 1;
     case OPT_NO_MASTER:

@@ -147,6 +147,11 @@ static void tls_failure(struct dial_hs *d, const struct client_session *s, int r
     else if (r == FERRY_EEOF || r == -ECONNRESET)
         say(d, "connection closed by %s during the TLS handshake (if it runs ferryd "
             "--plaintext, add --plaintext)", s->peer);
+    else if (strstr(why, "alert internal error"))
+        /* Ours was fine; the server could not go on (ferryd: a keys file
+         * it can no longer read), and only its log can say more. */
+        say(d, "TLS handshake with %s failed: the server had an internal error (its log "
+            "says why; for ferryd, a keys file it cannot read is one)", s->peer);
     else
         say(d, "TLS handshake with %s failed: %s", s->peer, why[0] ? why : ferry_strerror(r));
 }
@@ -415,9 +420,12 @@ void dial_hs_on_frame(struct dial_hs *d, struct client_session *s, struct ferry_
         json_decref(ev->header);
         break;
     case FERRY_FRAME_ERROR:
-        say(d, "protocol error: %s %s: %s", s->peer,
+        /* Before any frame of ours came back, the likely cause is another
+         * service on that port (an sshd's banner is no frame header). */
+        say(d, "protocol error: %s %s: %s%s", s->peer,
             d->hs.state == HANDSHAKE_WAIT_WELCOME ? "during authentication" : "before its greeting",
-            ferry_strerror(ev->error));
+            ferry_strerror(ev->error),
+            d->hs.state == HANDSHAKE_WAIT_WELCOME ? "" : " (is it ferryd?)");
         break;
     default:
         break;   /* a body: the step above has refused it already */

@@ -53,6 +53,8 @@ struct run {
     int stdout_err;          /* errno of a failed write to fd 1, output discarded since */
     int stderr_dead;         /* fd 2 failed: stderr output discarded since */
     uint64_t signal_mark;    /* queue position just past the last signal frame */
+    int second_hangs_up;     /* a signal after one was forwarded hangs up */
+    int signals_forwarded;
     char *cwd;               /* AWAIT_CWD: the answer */
     int tty;                 /* on a terminal: stdin goes through esc, SIGWINCH resizes */
     struct escape esc;
@@ -118,6 +120,16 @@ static int forward_signal(struct run *run, int signo)
         run->s->broken = 1;
         return 0;
     }
+    /* The command did not end on the first (it may ignore it), and there
+     * is no other way out short of SIGKILL: hang up. */
+    if (run->second_hangs_up && run->signals_forwarded > 0) {
+        cli_error("SIG%s again: hung up (ferryd ends the command)", name);
+        run->status = 128 + signo;
+        run->done = 1;
+        run->s->broken = 1;
+        return 0;
+    }
+    run->signals_forwarded++;
     ferry_log_debug("forwarding SIG%s", name);
     r = queue_message(run->s, json_pack("{s:s, s:s}", "type", MSG_SIGNAL, "signal", name));
     if (r < 0)
@@ -560,28 +572,28 @@ static int stdout_is_pipe(void)
 }
 
 static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on,
-                    int tty, int escape_ch);
+                    int tty, int escape_ch, int second_hangs_up);
 
-int exec_stream_run(struct client_session *s, json_t *request, int stdin_on)
+int exec_stream_run(struct client_session *s, json_t *request, int stdin_on, int second_hangs_up)
 {
-    return run_exec(s, request, NULL, stdin_on, 0, ESCAPE_OFF);
+    return run_exec(s, request, NULL, stdin_on, 0, ESCAPE_OFF, second_hangs_up);
 }
 
 int exec_stream_run_ahead(struct client_session *s, json_t *request, json_t *next)
 {
-    return run_exec(s, request, next, 0, 0, ESCAPE_OFF);
+    return run_exec(s, request, next, 0, 0, ESCAPE_OFF, 0);
 }
 
 int exec_stream_run_tty(struct client_session *s, json_t *request, int stdin_on, int escape_ch)
 {
-    return run_exec(s, request, NULL, stdin_on, 1, escape_ch);
+    return run_exec(s, request, NULL, stdin_on, 1, escape_ch, 0);
 }
 
 /* exec_stream_run, _run_ahead and _run_tty: send request (unless NULL:
  * it went ahead of the command before), then next (unless NULL), and
  * stream the request to its end; tty: on our terminal (exec_stream.h). */
 static int run_exec(struct client_session *s, json_t *request, json_t *next, int stdin_on,
-                    int tty, int escape_ch)
+                    int tty, int escape_ch, int second_hangs_up)
 {
     struct signals_saved old;
     struct sigaction old_winch;
@@ -597,7 +609,8 @@ static int run_exec(struct client_session *s, json_t *request, json_t *next, int
         cli_error("out of memory");
         return FERRY_EXIT_ERROR;
     }
-    *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on, .tty = tty };
+    *run = (struct run){ .s = s, .awaiting = AWAIT_EXIT, .stdin_on = stdin_on, .tty = tty,
+                         .second_hangs_up = second_hangs_up };
     run->stdout_pipe = !tty && stdout_is_pipe();
     escape_init(&run->esc, escape_ch);
     r = signals_forward_install(&old);

@@ -28,8 +28,13 @@
  * when its timeout killed it, 141 (as if killed by SIGPIPE) when our own
  * stdout was closed under it, or 255 for a failure, already reported on
  * stderr.  Afterwards s->broken says whether the session can go on.
+ * SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the command; with
+ * second_hangs_up (ferry exec, as pdsh and -w do), a second one ends the
+ * request with 128+N and the session broken, which makes ferryd kill the
+ * command: one that ignores the first can still be left.
  */
-int exec_stream_run(struct client_session *s, json_t *request, int forward_stdin);
+int exec_stream_run(struct client_session *s, json_t *request, int forward_stdin,
+                    int second_hangs_up);
 
 /*
  * The same for a request with a "tty" member (tty.h): our terminal (fd 0,

@@ -505,9 +505,13 @@ static int advance(struct fleet_run *r)
         if (r->hs.done == 0)
             dial_hs_gone(&r->hs, r->s);
         if (r->hs.done < 0) {
+            /* The summary's words: a peer that took the connection but never
+             * answered is the common case (a firewall, a wrong port). */
             give_up(r, FERRY_EXIT_ERROR,
                     strstr(r->hs.err, "authentication failed") ? "authentication failed"
-                                                                : "unreachable (no session)",
+                    : r->timed_out || strstr(r->hs.err, "within the connect timeout")
+                        ? "unreachable (handshake timed out)"
+                        : "unreachable (no session)",
                     "%s", r->hs.err);
             return 1;
         }

@@ -13,6 +13,7 @@
 #include "fleet_xfer.h"
 #include "hostconf.h"
 #include "proto.h"
+#include "remotefs.h"
 
 int fleet_hosts(const char *cmd, const char *config_file, struct hostconf_db **conf,
                 const char **lists, const char *kind, int n, struct hostlist *hl)
@@ -83,6 +84,11 @@ int fleet_xfer_main(const struct dial_opts *so, struct fleet_xfer_cmd *c)
      * host could match other files: not supported. */
     if (!c->put && strpbrk(c->xo.src, "*?[\\"))
         return cli_usage_error(cmd, "patterns are not supported with -w or -g: name one file");
+    /* "f/" names a directory, which no host's get could fetch; the slash
+     * would be dropped on the way and a file f fetched. */
+    if (!c->put && remotefs_names_dir(c->xo.src))
+        return cli_usage_error(cmd, "%s names a directory (it ends in '/'); with -w or -g, "
+                               "name one file", c->xo.src);
     hostlist_init(&hl);
     status = fleet_hosts(cmd, so->config_file, &fo.conf, c->lists, c->kinds, c->nlists, &hl);
     if (status == 0)

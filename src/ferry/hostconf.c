@@ -326,8 +326,15 @@ static int take_line(struct reader *r, char *line)
     for (int k = 0; k < HC_NKEYS; k++)
         if (strcasecmp(key, key_names[k]) == 0)
             return set_value(r, (enum hostconf_key)k, v);
-    return bad(r, "unknown key '%s' (Host, Group, Address, Port, KeyFile, KeyName, Plaintext, "
-                  "CA, Cert, CertKey, ConnectTimeout or Keepalive)", key);
+    /* The list from the table, so that no keyword is left out of it
+     * (Persist was, once written by hand). */
+    char known[256] = "Host, Group";
+    size_t n = strlen(known);
+
+    for (int k = 0; k < HC_NKEYS && n < sizeof known; k++)
+        n += (size_t)snprintf(known + n, sizeof known - n, "%s%s",
+                              k + 1 < HC_NKEYS ? ", " : " or ", key_names[k]);
+    return bad(r, "unknown key '%s' (%s)", key, known);
 }
 
 /* A configuration others could change would let them point us at their

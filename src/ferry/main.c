@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fdio.h"
 #include "master.h"
 #include "ferry/ferry.h"
 
@@ -133,6 +134,10 @@ int main(int argc, char **argv)
     };
     const char *cmd;
 
+    /* Before anything opens a descriptor: a socket on 0 was read as
+     * stdin (ferry exec h cat <&- failed, "out of memory"). */
+    if (fdio_std_open() < 0)
+        return FERRY_EXIT_ERROR;
     ferry_log_set_ident("ferry");
     /* ferry words every failure itself, on one line; libferry's notes on
      * its connections are for -v. */

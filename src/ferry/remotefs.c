@@ -196,6 +196,35 @@ int remotefs_stat(struct client_session *s, const char *path, struct fs_meta *m,
     return r;
 }
 
+int remotefs_names_dir(const char *arg)
+{
+    size_t n = strlen(arg);
+
+    return n > 1 && arg[n - 1] == '/' && strspn(arg, "/") < n;
+}
+
+int remotefs_check_dir(struct client_session *s, const char *arg, struct fs_error *err)
+{
+    char *path = remotefs_canon(arg);
+    struct fs_meta m;
+    int r;
+
+    if (!path)
+        return session_lost(s, err, "out of memory");
+    r = remotefs_stat(s, path, &m, NULL, err);
+    free(path);
+    if (r == FERRY_EREMOTE) {
+        memset(err, 0, sizeof *err);
+        return 0;
+    }
+    if (r < 0 || strcmp(m.kind, "dir") == 0 || strcmp(m.kind, "link") == 0)
+        return r;
+    snprintf(err->code, sizeof err->code, "%s", ERR_FS);
+    snprintf(err->errname, sizeof err->errname, "ENOTDIR");
+    snprintf(err->message, sizeof err->message, "%s", strerror(ENOTDIR));
+    return FERRY_EREMOTE;
+}
+
 int remotefs_cd_names(struct client_session *s, const char *dir, const char *prefix, json_t **names,
                       struct fs_error *err)
 {

@@ -62,6 +62,20 @@ int remotefs_parse_meta(struct client_session *s, const json_t *obj, struct fs_m
 int remotefs_stat(struct client_session *s, const char *path, struct fs_meta *m, json_t **answer,
                struct fs_error *err);
 
+/* Whether an operand is spelled as a directory: it ends in '/' after a
+ * name ("a/", not "/", which the server refuses as absolute). */
+int remotefs_names_dir(const char *arg);
+
+/*
+ * For an operand spelled as a directory (remotefs_names_dir), which
+ * remotefs_canon turns into the bare name: whether it is one, as the
+ * kernel's path walk would say ("file/" is ENOTDIR).  0 when it is a
+ * directory, a symbolic link (the server resolves those itself) or
+ * missing (the request that follows says so); FERRY_EREMOTE with err as
+ * the server's ENOTDIR would be; or a lost session's code.
+ */
+int remotefs_check_dir(struct client_session *s, const char *arg, struct fs_error *err);
+
 /* Most entries one listing may have, and most levels get -r descends:
  * what a server sends is bounded before it is held. */
 #define REMOTEFS_LIST_MAX  (1 << 20)

@@ -514,6 +514,22 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
     json_decref(entries);
 }
 
+/* "file/" is not the file (remotefs_canon drops the slash): 0 when arg is
+ * fine to fetch, 1 when it was reported, -1 when no session can be had. */
+static int slashed_file(struct transfer *x, const char *arg)
+{
+    struct fs_error err = { 0 };
+
+    if (!remotefs_names_dir(arg))
+        return 0;
+    if (transfer_need_session(x) < 0)
+        return -1;
+    if (remotefs_check_dir(*x->sp, arg, &err) == 0)
+        return 0;
+    transfer_report_err(x, "get", arg, &err);
+    return 1;
+}
+
 int transfer_get(struct transfer *x, char *const *remotes, int n, const char *local)
 {
     struct signals_saved old;
@@ -535,7 +551,7 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
                             "or --resume");
         else if (!remote)
             transfer_report(x, "get", remotes[0], "out of memory");
-        else
+        else if (slashed_file(x, remotes[0]) == 0)
             transfer_get_stdout(x, remotes[0], remote);
         free(remote);
         goto done;
@@ -544,6 +560,11 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
     if (n > 1 && !into_dir) {
         cli_error("get: target '%s' is not a directory", local);
         x->failed = 1;
+    } else if (n > 1 && stat(local, &st) < 0) {
+        /* Said once, as cp says it, not once for every file. */
+        cli_error("get: target '%s': %s", local, strerror(errno));
+        x->failed = 1;
+        into_dir = 0;
     }
     for (int i = 0; i < n && !transfer_stopped(x) && (n == 1 || into_dir); i++) {
         struct fs_error err = { 0 };
@@ -552,6 +573,13 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
 
         if (!remote) {
             transfer_report(x, "get", remotes[i], "out of memory");
+            continue;
+        }
+        r = slashed_file(x, remotes[i]);
+        if (r != 0) {
+            free(remote);
+            if (r < 0)
+                break;
             continue;
         }
         if (x->o.recursive) {

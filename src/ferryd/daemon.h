@@ -11,6 +11,12 @@
 #include "keyfile.h"
 #include "keys.h"
 
+/* How long a stop (SIGTERM) lets running commands and transfers finish
+ * (the server's shutdown grace); a session still busy shortly before it
+ * ends tells its client so, where the grace's end would only cut it. */
+#define FERRYD_STOP_GRACE_MS 5000
+#define FERRYD_STOP_NOTICE_MS (FERRYD_STOP_GRACE_MS - 250)
+
 struct daemon_config {
     struct ferry_key key;        /* --key-file: the key named KEYS_DEFAULT_NAME */
     int have_key;

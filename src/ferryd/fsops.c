@@ -95,6 +95,9 @@ int fsops_mkdir(const struct fsroot *root, const char *path, int parents)
         if (slash)
             *slash = '\0';
         r = mkdir_one(root, prefix, 1);
+        /* A file on the way: what mkdir -p says, not that it exists. */
+        if (r == -EEXIST && slash)
+            r = -ENOTDIR;
         if (r < 0 || !slash)
             break;
         *slash = '/';

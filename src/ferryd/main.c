@@ -22,6 +22,7 @@
 #include "classic.h"
 #include "conffile.h"
 #include "daemon.h"
+#include "fdio.h"
 #include "sdlisten.h"
 #include "sdnotify.h"
 #include "sessionsvc.h"
@@ -74,12 +75,16 @@ static int load_key(struct options *o, struct daemon_config *cfg)
     }
     r = keyfile_load(path, 1, &cfg->key, &err);
     if (r < 0) {
-        fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
+        /* One line, the remedy with the cause, as ferry says it. */
         if (!o->key_file)
-            fprintf(stderr, "ferryd: create a key with 'ferry keygen' (or pass --key-file FILE, "
-                            "or --insecure-no-auth for a loopback-only test)\n");
+            fprintf(stderr, "ferryd: %s; make a key with 'ferry keygen' (or pass --key-file "
+                            "FILE, or --insecure-no-auth for a loopback-only test)\n",
+                    errbuf_msg(&err, r));
         else if (r == -ENOENT)
-            fprintf(stderr, "ferryd: create it with 'ferry keygen %s'\n", path);
+            fprintf(stderr, "ferryd: %s; make it with 'ferry keygen %s'\n", errbuf_msg(&err, r),
+                    path);
+        else
+            fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
     } else {
         cfg->have_key = 1;
         ferry_log_info("key: %s (as '%s')", path, KEYS_DEFAULT_NAME);
@@ -191,6 +196,9 @@ int main(int argc, char **argv)
     char buf[FERRY_ADDRSTRLEN];
     int r, status = 1, activated;
 
+    /* Before anything opens a descriptor (the log writes to 2). */
+    if (fdio_std_open() < 0)
+        return 1;
     ferry_log_set_ident("ferryd");
     /* Taken before anything else, and taken out of the environment, so
      * that no command ferryd runs inherits them. */
@@ -277,6 +285,10 @@ int main(int argc, char **argv)
         r = ferry_server_listen_tls(s, addr, FERRY_SOCK_STREAM, &session, cfg.tls, NULL);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot listen on %s: %s\n", addr, ferry_strerror(r));
+            /* An address that cannot be one is the command line's (ferryd(8):
+             * 2); a port in use is the machine's. */
+            if (r == FERRY_EADDR)
+                status = 2;
             goto out;
         }
     }
@@ -284,6 +296,8 @@ int main(int argc, char **argv)
         r = ferry_server_listen(s, o.classic[i], FERRY_SOCK_STREAM, &classic, buf);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot listen on %s: %s\n", o.classic[i], ferry_strerror(r));
+            if (r == FERRY_EADDR)
+                status = 2;
             goto out;
         }
         ferry_log_warn("classic protocol on %s: UNAUTHENTICATED; anyone who can connect there "

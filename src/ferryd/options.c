@@ -15,6 +15,7 @@
 
 #include "classic.h"
 #include "conffile.h"
+#include "daemon.h"
 #include "proto.h"
 
 
@@ -127,22 +128,26 @@ static void usage(FILE *f)
         CLASSIC_DEFAULT_IDLE_TIMEOUT_MS / 1000, CLASSIC_DEFAULT_MAX_OUTPUT >> 20);
 }
 
-static int parse_seconds(const char *opt, const char *text, int *ms)
+/* Whole seconds, into milliseconds; 0 too when zero_ok (it means none,
+ * as the message then says). */
+static int parse_seconds(const char *opt, const char *text, int zero_ok, int *ms)
 {
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
     /* Milliseconds must fit an int: about 24 days is the most. */
-    if (errno || end == text || *end || v < 1 || v > INT_MAX / 1000) {
-        complain("bad value for %s: '%s' (seconds, 1 or more)", opt, text);
+    if (errno || end == text || *end || v < !zero_ok || v > INT_MAX / 1000) {
+        complain("bad value for %s: '%s' (whole seconds, %d..%d%s)", opt, text, !zero_ok,
+                 INT_MAX / 1000, zero_ok ? "; 0: none" : "");
         return -1;
     }
     *ms = (int)(v * 1000);
     return 0;
 }
 
-/* "A:B", each in lo..hi. */
-static int parse_pair(const char *opt, const char *text, long lo, long hi, int *a, int *b)
+/* "A:B" (named so in the message: "START:RATE"), each in lo..hi. */
+static int parse_pair(const char *opt, const char *names, const char *text, long lo, long hi,
+                      int *a, int *b)
 {
     char *end = NULL;
     errno = 0;
@@ -154,7 +159,7 @@ static int parse_pair(const char *opt, const char *text, long lo, long hi, int *
         ok = !errno && end != t && !*end && y >= lo && y <= hi;
     }
     if (!ok) {
-        complain("bad value for %s: '%s' (A:B, each %ld..%ld)", opt, text, lo, hi);
+        complain("bad value for %s: '%s' (%s, each %ld..%ld)", opt, text, names, lo, hi);
         return -1;
     }
     *a = (int)x;
@@ -162,29 +167,29 @@ static int parse_pair(const char *opt, const char *text, long lo, long hi, int *
     return 0;
 }
 
-static int parse_count(const char *opt, const char *text, long max, int *out);
-
-/* A count that may be 0 (off). */
-static int parse_count0(const char *opt, const char *text, long max, int *out)
-{
-    if (strcmp(text, "0") == 0) {
-        *out = 0;
-        return 0;
-    }
-    return parse_count(opt, text, max, out);
-}
-
-static int parse_count(const char *opt, const char *text, long max, int *out)
+/* A count from lo (0: off, as the message then says) to max. */
+static int parse_range(const char *opt, const char *text, long lo, long max, int *out)
 {
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 1 || v > max) {
-        complain("bad value for %s: '%s' (1..%ld)", opt, text, max);
+    if (errno || end == text || *end || v < lo || v > max) {
+        complain("bad value for %s: '%s' (%ld..%ld%s)", opt, text, lo, max,
+                 lo == 0 ? "; 0: off" : "");
         return -1;
     }
     *out = (int)v;
     return 0;
+}
+
+static int parse_count(const char *opt, const char *text, long max, int *out)
+{
+    return parse_range(opt, text, 1, max, out);
+}
+
+static int parse_count0(const char *opt, const char *text, long max, int *out)
+{
+    return parse_range(opt, text, 0, max, out);
 }
 
 enum { OPT_MAX_CONNS = 256, OPT_MAX_UNAUTH, OPT_AUTH_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLASSIC, OPT_INSECURE,
@@ -284,11 +289,11 @@ static int apply_option(struct options *o, int opt, const char *arg)
             return 2;
         break;
     case OPT_NETBLOCK:
-        if (parse_pair("--unauth-netblock", arg, 1, 128, &o->server.unauth_v4_bits,
-                       &o->server.unauth_v6_bits) < 0)
+        if (parse_pair("--unauth-netblock", "V4:V6", arg, 1, 128,
+                       &o->server.unauth_v4_bits, &o->server.unauth_v6_bits) < 0)
             return 2;
         if (o->server.unauth_v4_bits > 32) {
-            complain("bad value for --unauth-netblock: '%s' (v4 1..32)", arg);
+            complain("bad value for --unauth-netblock: '%s' (V4:V6, V4 1..32, V6 1..128)", arg);
             return 2;
         }
         break;
@@ -297,33 +302,30 @@ static int apply_option(struct options *o, int opt, const char *arg)
             o->server.unauth_start = 0;
             break;
         }
-        if (parse_pair("--unauth-early-drop", arg, 0, 1000000, &o->server.unauth_start,
-                       &o->server.unauth_rate) < 0)
+        if (parse_pair("--unauth-early-drop", "START:RATE (0: never)", arg, 0, 1000000,
+                       &o->server.unauth_start, &o->server.unauth_rate) < 0)
             return 2;
         if (o->server.unauth_rate > 100) {
-            complain("bad value for --unauth-early-drop: '%s' (RATE 0..100)", arg);
+            complain("bad value for --unauth-early-drop: '%s' (START:RATE, RATE a percentage "
+                     "0..100)", arg);
             return 2;
         }
         break;
     case OPT_PENALTY:
-        if (strcmp(arg, "0") == 0)
-            o->server.unauth_penalty_ms = 0;
-        else if (parse_seconds("--unauth-penalty", arg, &o->server.unauth_penalty_ms) < 0)
+        if (parse_seconds("--unauth-penalty", arg, 1, &o->server.unauth_penalty_ms) < 0)
             return 2;
         break;
     case OPT_TIMEOUT_PENALTY:
-        if (strcmp(arg, "0") == 0)
-            o->server.unauth_timeout_penalty_ms = 0;
-        else if (parse_seconds("--unauth-timeout-penalty", arg,
-                               &o->server.unauth_timeout_penalty_ms) < 0)
+        if (parse_seconds("--unauth-timeout-penalty", arg, 1,
+                          &o->server.unauth_timeout_penalty_ms) < 0)
             return 2;
         break;
     case OPT_AUTH_TIMEOUT:
-        if (parse_seconds("--auth-timeout", arg, &o->server.handshake_timeout_ms) < 0)
+        if (parse_seconds("--auth-timeout", arg, 0, &o->server.handshake_timeout_ms) < 0)
             return 2;
         break;
     case OPT_IDLE_TIMEOUT:
-        if (parse_seconds("--idle-timeout", arg, &o->server.idle_timeout_ms) < 0)
+        if (parse_seconds("--idle-timeout", arg, 0, &o->server.idle_timeout_ms) < 0)
             return 2;
         break;
     case OPT_CLASSIC_MAX_CONNS:
@@ -331,7 +333,7 @@ static int apply_option(struct options *o, int opt, const char *arg)
             return 2;
         break;
     case OPT_CLASSIC_IDLE_TIMEOUT:
-        if (parse_seconds("--classic-idle-timeout", arg, &o->classic_idle_timeout_ms) < 0)
+        if (parse_seconds("--classic-idle-timeout", arg, 0, &o->classic_idle_timeout_ms) < 0)
             return 2;
         break;
     case OPT_CLASSIC_MAX_OUTPUT:
@@ -413,7 +415,10 @@ static int apply_setting(const char *key, const char *value, void *arg, struct e
 /* Returns 0 to go on, or the exit status (0 after --help). */
 int options_parse(int argc, char **argv, struct options *o)
 {
-    static const char shortopts[] = "f:l:k:r:m:w:vqhV";
+    /* ':' first: a missing value is told apart from an unknown option,
+     * both said below as "ferryd: ..." rather than by getopt under the
+     * path the program was started by. */
+    static const char shortopts[] = ":f:l:k:r:m:w:vqhV";
     struct errbuf err;
     int opt, r;
 
@@ -423,7 +428,6 @@ int options_parse(int argc, char **argv, struct options *o)
     while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
         if (opt == 'f')
             o->config = optarg;
-    opterr = 1;
     optind = 0;   /* glibc: start again from scratch */
     if (o->config) {
         o->in_file = 1;
@@ -435,6 +439,18 @@ int options_parse(int argc, char **argv, struct options *o)
         }
     }
     while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (opt == '?' || opt == ':') {
+            const char *word = argv[optind - 1];
+            const char *what = opt == ':' ? "needs a value" : "is not known";
+
+            /* A short option may sit inside a cluster (-vx): named by optopt. */
+            if (strncmp(word, "--", 2) == 0)
+                fprintf(stderr, "ferryd: option '%s' %s\n", word, what);
+            else
+                fprintf(stderr, "ferryd: option '-%c' %s\n", optopt, what);
+            fprintf(stderr, "Try 'ferryd --help' for more information.\n");
+            return 2;
+        }
         r = apply_option(o, opt, optarg);
         if (r != 0)
             return r;
@@ -459,6 +475,7 @@ void options_init(struct options *o)
                                        .unauth_start = -1,   /* 3/4 of max_unauthenticated */
                                        .unauth_rate = FERRYD_DEFAULT_EARLY_DROP_RATE,
                                        .unauth_penalty_ms = FERRYD_DEFAULT_UNAUTH_PENALTY_MS,
+                                       .shutdown_grace_ms = FERRYD_STOP_GRACE_MS,
                                        .frame_limits = { .max_header = PROTO_PREAUTH_MAX_HEADER } },
                            .classic_max_conns = CLASSIC_DEFAULT_MAX_CONNS,
                            .classic_idle_timeout_ms = CLASSIC_DEFAULT_IDLE_TIMEOUT_MS,

@@ -695,16 +695,33 @@ static void sessionsvc_on_drain(struct ferry_conn *c, void *arg)
     filesvc_on_drain(s->files);
 }
 
+/* The grace is nearly over and the command or transfer still runs: say
+ * why the connection ends, which the grace's end would not (the client
+ * saw a bare "connection closed by server"); closing ends the command. */
+static void on_stop_timer(struct ferry_loop *loop, struct ferry_timer *t, void *arg)
+{
+    struct session *s = arg;
+
+    (void)loop;
+    ferry_timer_cancel(t);
+    s->stop_timer = NULL;
+    close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down, and what was still "
+                                    "running after its grace period is ended");
+}
+
 static void sessionsvc_on_shutdown(struct ferry_conn *c, void *arg)
 {
     struct session *s = ferry_conn_data(c);
     (void)arg;
     /* A running command may finish within the grace period; an idle
      * session has nothing to finish. */
-    if (s->exec || filesvc_busy(s->files))
+    if (s->exec || filesvc_busy(s->files)) {
         s->stop_when_idle = 1;
-    else
+        s->stop_timer = ferry_loop_timer(ferry_conn_loop(c), FERRYD_STOP_NOTICE_MS,
+                                         on_stop_timer, s);
+    } else {
         close_saying(s, CLOSE_SHUTDOWN, "the server is shutting down");
+    }
 }
 
 static void sessionsvc_on_auth_timeout(struct ferry_conn *c, void *arg)
@@ -748,6 +765,7 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
         audit_cmd_end(&s->cmd, ferry_conn_peer(c), "main", NULL, NULL);
     }
     ferry_timer_cancel(s->idle_timer);
+    ferry_timer_cancel(s->stop_timer);
     json_decref(s->queued);
     filesvc_free(s->files);
     fsroot_close(s->key_root);

@@ -60,6 +60,7 @@ struct session {
     int stop_when_idle;         /* the server is stopping: close after the command */
     int pongs_owed;             /* pings that came during a download (PONGS_OWED_MAX at most) */
     struct ferry_timer *idle_timer;   /* --idle-timeout, judged here (on_idle_timer) */
+    struct ferry_timer *stop_timer;   /* stopping: the notice before the grace ends */
     uint64_t last_active;       /* loop ms of the last request, command or transfer */
 };
 

@@ -1,9 +1,11 @@
 /*
- * fdio.c - whole-buffer writes and close (the contract is in fdio.h).
+ * fdio.c - whole-buffer writes, close and the standard descriptors (the
+ * contract is in fdio.h).
  */
 #include "fdio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -70,4 +72,23 @@ void fdio_close(int *fd)
         close(*fd);
         *fd = -1;
     }
+}
+
+int fdio_std_open(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        int got;
+
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        /* The lowest free number, which is fd: those below it are open. */
+        got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (got < 0)
+            return -errno;
+        if (got != fd) {
+            close(got);
+            return -EBADF;
+        }
+    }
+    return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * fdio.h - whole-buffer writes and a descriptor close, the loops ferryd,
+ * fdio.h - whole-buffer writes, a descriptor close and the standard
+ * descriptors made safe, the loops ferryd,
  * ferry and ferry-bench would otherwise each spell out (and get subtly
  * different: EINTR, a non-blocking descriptor, a zero-byte write).
  *
@@ -31,5 +32,15 @@ int fdio_pwrite_all(int fd, const void *buf, size_t len, uint64_t off,
  * could close one another thread has just been given.
  */
 void fdio_close(int *fd);
+
+/*
+ * Open /dev/null on whichever of descriptors 0, 1 and 2 is closed, as
+ * ssh's sanitise_stdfd does: a program started with one closed would give
+ * that number to its first socket, pipe or file, and then read it as
+ * stdin or write its messages into it (ferryd's log went into its stop
+ * pipe and it quit at once, silently).  Call first thing in main.  0 or
+ * -errno.
+ */
+int fdio_std_open(void);
 
 #endif

@@ -123,6 +123,11 @@ int keyfile_create(const char *path, int force, struct errbuf *err)
     int fd = -1, rc;
     struct stat st;
 
+    /* A directory is no key to replace, with --force or without. */
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return errbuf_set(err, -EISDIR, "%s is a directory: name the key file itself "
+                          "(such as %s%skey)", path, path,
+                          path[0] && path[strlen(path) - 1] == '/' ? "" : "/");
     if (!force && lstat(path, &st) == 0)
         return errbuf_set(err, -EEXIST, "%s already exists; not overwriting it "
                           "(use --force to replace it)", path);

@@ -110,6 +110,24 @@ class Completion:
         self.assertEqual(self.complete("ferry", "rm", "--plaintext", "-k", self.key, "box",
                                        "re"), [])          # a TLS server: ls fails, quietly
 
+    def test_remote_names_are_offered_quoted_and_never_run(self):
+        # bash's compgen -W expanded the names it was given, so a file on the
+        # server named $(cmd) ran cmd here at a Tab; and a name with a blank
+        # came back as two words.
+        weird = os.path.join(self.root, "weird")
+        os.mkdir(weird)
+        self.addCleanup(shutil.rmtree, weird)
+        for name in ("$(touch ran)", "odd name.txt"):
+            open(os.path.join(weird, name), "w").close()
+        got = self.complete("ferry", "stat", "box", "weird/")
+        self.assertFalse(os.path.exists(os.path.join(self.local, "ran")), "a name ran")
+        # As the line will hold them: each blank and metacharacter escaped.
+        self.assertEqual(got, ["weird/\\$\\(touch\\ ran\\)", "weird/odd\\ name.txt"])
+        if isinstance(self, BashCompletionTest):
+            # What was typed escaped is read back so ("odd\ " is "odd ").
+            self.assertEqual(self.complete("ferry", "stat", "box", "weird/odd\\ "),
+                             ["weird/odd\\ name.txt"])
+
     def test_local_files_for_put_and_key_options(self):
         self.assertEqual(self.complete("ferry", "put", "box", "up"), ["upload.bin"])
         self.assertEqual(self.complete("ferry", "exec", "-k", "su"), ["sub"])

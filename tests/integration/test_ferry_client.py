@@ -137,12 +137,28 @@ class UsageTest(ClientTest):
             ["--plaintext"],                           # connection options, no command
             ["--bogus", "exec", "h", "true"],          # not a connection option
             ["-k"],                                    # missing value, before the command
+            ["exec", "h", ""],                         # an empty command line
+            ["exec", "h", "--", "", "x"],              # an empty program name
+            ["exec", "-w", "h", ""],
         ]
         for args in cases:
             r = self.ferry(*args)
             self.assertStatus(r, 2)
             self.assertTrue(r.stderr.startswith(b"ferry: ") or b"usage:" in r.stderr, r.stderr)
             self.assertEqual(r.stdout, b"")
+
+    def test_zero_turns_keepalive_and_persist_off(self):
+        # 0 means none for both, however written; a bad value's message
+        # says so (it said "more than 0", and "0.0" was refused).
+        for opt in ("--keepalive", "--persist"):
+            with self.subTest(opt=opt):
+                r = self.ferry("exec", "-k", self.key, opt, "0.0", self.host, "true")
+                self.assertStatus(r, 0)
+                r = self.ferry("exec", opt, "-1", "h", "true")
+                self.assertStatus(r, 2)
+                self.assertTrue(r.stderr.startswith(("ferry: bad value for %s: '-1' (seconds, "
+                                                     "0 for none, at most " % opt).encode()),
+                                r.stderr)
 
     def test_no_command_is_the_login_shell(self):
         # As ssh: without a terminal the login shell reads its commands
@@ -188,6 +204,17 @@ class KeygenTest(ClientTest):
         self.assertNotEqual(after, before)
         self.assertRegex(after, rb"^[0-9a-f]{64}\n$")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+    def test_a_directory_is_not_replaced_and_says_so(self):
+        # It said "already exists ... (use --force to replace it)", and
+        # --force then failed: "cannot create DIR: Is a directory".
+        d = tempfile.mkdtemp(dir=self.dir)
+        for opts in ((), ("--force",)):
+            r = self.ferry("keygen", *opts, d + "/")
+            self.assertStatus(r, 1)
+            self.assertEqual(r.stderr, ("ferry: %s/ is a directory: name the key file itself "
+                                        "(such as %s/key)\n" % (d, d)).encode())
+            self.assertEqual(os.listdir(d), [])
 
     def test_default_path_is_under_home(self):
         home = tempfile.mkdtemp(dir=self.dir)
@@ -268,6 +295,15 @@ class ExecTest(ClientTest):
         self.assertStatus(r, 0)
         self.assertEqual(r.stdout, b"out\nout2\n")
         self.assertEqual(r.stderr, b"err\n")
+
+    def test_a_closed_stdin_is_an_empty_one(self):
+        # ferry started with descriptor 0 closed: its socket took 0 and was
+        # read as stdin ("out of memory", or a 30 s keepalive wait).
+        r = subprocess.run([FERRY, "exec", "-k", self.key, self.host, "cat; echo end"],
+                           capture_output=True, env=self.env(), timeout=20 * SLOW,
+                           preexec_fn=lambda: os.close(0))
+        self.assertStatus(r, 0)
+        self.assertEqual((r.stdout, r.stderr), (b"end\n", b""))
 
     def test_stdin_is_forwarded_until_eof(self):
         r = self.exec("--", "sort", "-r", input=b"a\nb\n")
@@ -382,6 +418,26 @@ class ExecTest(ClientTest):
             out, _ = p.communicate(timeout=10 * SLOW)
             self.assertEqual(p.returncode, 7)
             self.assertIn(b"got INT", out)
+        finally:
+            p.kill()
+
+    def test_a_second_signal_hangs_up(self):
+        # A command that does not end on SIGINT could only be left with
+        # SIGKILL: every Ctrl-C was forwarded.  The second one hangs up, as
+        # with -w and pdsh, and ferryd ends the command.
+        marker = os.path.join(self.dir, "still-running-%d" % os.getpid())
+        p = subprocess.Popen([FERRY, "exec", "-n", "-k", self.key, self.host,
+                              "trap 'echo got INT' INT; echo ready; "
+                              "while :; do sleep 0.1; done; touch %s" % marker],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        try:
+            self.assertEqual(p.stdout.readline(), b"ready\n")
+            p.send_signal(signal.SIGINT)
+            self.assertEqual(p.stdout.readline(), b"got INT\n")   # forwarded, and survived
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=10 * SLOW)
+            self.assertEqual(p.returncode, 128 + signal.SIGINT, err)
+            self.assertEqual(err, b"ferry: SIGINT again: hung up (ferryd ends the command)\n")
         finally:
             p.kill()
 
@@ -589,6 +645,14 @@ class ShellTest(ClientTest):
         self.assertIn(b"nonexistent-ferry-dir", r.stderr)
         self.assertNotIn(b"ferry:", r.stderr)
         self.assertStatus(self.shell("true\nfalse\n"), 1)
+        # An option of the remote ls given to ours is refused, and the way
+        # to the remote one said.
+        r = self.shell("ls -l\n")
+        self.assertStatus(r, 2)
+        self.assertEqual(r.stderr, b"ferry: option '-l' is not known\n"
+                                   b"Try 'ls --help' for more information.\n"
+                                   b"ferry: hint: ls here is ferry's file command; "
+                                   b"'command ls ...' runs the server's own\n")
 
     def test_a_script_stops_at_its_first_failing_line(self):
         """Issue 14: as sh -e, with the failing line's status; the line sent
@@ -616,6 +680,27 @@ class ShellTest(ClientTest):
         self.assertEqual(r.stdout, b"one\n")
         r = self.shell("")
         self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"")
+
+    def test_exit_with_a_status(self):
+        # `exit N` leaves with N, as sh's; it once ran as the remote
+        # `sh -c 'exit N'` and the shell went on (at a prompt, or with
+        # --keep-going).  Without N, the last line's status.
+        keep = lambda script: self.ferry("shell", "--keep-going", "-k", self.key, self.host,
+                                         input=script.encode())
+        for script, status, out in (("echo one\nexit 3\necho two\n", 3, b"one\n"),
+                                    ("false\nquit 0\necho two\n", 0, b""),
+                                    ("false\nexit\necho two\n", 1, b"")):
+            r = keep(script)
+            self.assertStatus(r, status)
+            self.assertEqual(r.stdout, out)
+        r = keep("exit 256\nexit soon\necho two\n")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.stdout, b"two\n")
+        self.assertEqual(r.stderr, b"ferry: exit: '256': expected a status from 0 to 255\n"
+                                   b"ferry: exit: 'soon': expected a status from 0 to 255\n")
+        r = self.shell("exit soon\necho two\n")   # a script stops there, as at an error
+        self.assertStatus(r, 2)
         self.assertEqual(r.stdout, b"")
 
     def test_no_prompt_when_not_a_terminal(self):
@@ -798,6 +883,27 @@ class ShellTerminalTest(ClientTest):
         type_(b"get remote-o\tlocal-d\t\r")          # get's destination is local
         until(b">>: ")
         self.assertTrue(os.path.exists(os.path.join(self.work, "local-dir", "remote-only.txt")))
+        self.finish(p, until, type_)
+
+    def test_tab_completion_escapes_what_the_line_would_split(self):
+        # A name with a blank or a quote is offered escaped, so the line
+        # reads it back whole (it was inserted bare: "stat odd dir/...").
+        os.makedirs(os.path.join(self.root, "odd dir"), exist_ok=True)
+        with open(os.path.join(self.root, "odd dir", "it's here.txt"), "w") as f:
+            f.write("odd\n")
+        with open(os.path.join(self.work, "a local (copy).txt"), "w") as f:
+            f.write("local\n")
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"stat od\tit\t\r")
+        until(b"path: odd dir/it's here.txt\r\n")
+        until(b">>: ")
+        type_(b"put a\\ l\todd\\ d\t\r")      # typed escapes complete on
+        until(b">>: ")
+        self.assertTrue(os.path.exists(os.path.join(self.root, "odd dir", "a local (copy).txt")))
+        type_(b"!cat a\t\r")                       # sh reads the escapes too
+        until(b"local\r\n")
+        until(b">>: ")
         self.finish(p, until, type_)
 
     def test_tab_completes_cd_with_directories_where_commands_run(self):
@@ -1002,6 +1108,19 @@ class FakeServerTest(ClientTest):
         self.assertIsNone(fake.error)
         return r, fake
 
+    def test_another_service_on_the_port_is_named_so(self):
+        # An sshd answers a plaintext hello with its banner, which is no
+        # frame header: one line that says it may not be ferryd.
+        def script(conn, srv):
+            srv.read_hello(conn)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+            srv.drain(conn)
+        r, fake = self.run_against(script)
+        self.assertStatus(r, 255)
+        self.assertTrue(r.stderr.startswith(b"ferry: protocol error: "), r.stderr)
+        self.assertTrue(r.stderr.endswith(b" (is it ferryd?)\n"), r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+
     def test_server_without_the_key_is_refused(self):
         def script(conn, srv):
             srv.handshake(conn, server_proof="00" * 32)
@@ -1058,14 +1177,14 @@ class FakeServerTest(ClientTest):
             srv.drain(conn)
         fake = FakeServer(script, self.raw_key)
         r = self.ferry("--plaintext", "shell", "-k", self.key, fake.address,
-                       input=b"echo one\necho two\ntrue\ncd /tmp\nexit 3\n")
+                       input=b"echo one\necho two\ntrue\ncd /tmp\nfalse\n")
         fake.join(10 * SLOW)
         self.assertIsNone(fake.error)
         self.assertStatus(r, 3)
         self.assertEqual(r.stdout, b"one\ntwo\n")
         self.assertEqual([(m["type"], m.get("shell", m.get("path"))) for m in fake.received[2:]],
                          [("chdir", "."), ("exec", "echo one"), ("exec", "echo two"), ("exec", "true"),
-                          ("chdir", "/tmp"), ("exec", "exit 3")])
+                          ("chdir", "/tmp"), ("exec", "false")])
         # A script stops at its first failure: what went ahead runs only
         # if the line before succeeds.
         self.assertEqual([m.get("only_after_success") for m in fake.received[3:6]],

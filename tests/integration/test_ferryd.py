@@ -1198,6 +1198,11 @@ class FerrydModel:
         self.assertLess(elapsed, 5 + 3 * SLOW)
         wait_until(lambda: gone(pid), 2, "the command to be killed at the end of the grace")
         self.assertNotEqual(p.wait(timeout=10 * SLOW), 0)
+        # The client is told why, as an idle one is (it read a bare
+        # "connection closed by server").
+        self.assertEqual(p.stderr.read(), b"ferry: connection closed by server: the server is "
+                         b"shutting down, and what was still running after its grace period "
+                         b"is ended\n")
         self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
 
 
@@ -1233,8 +1238,10 @@ class FerrydStartupRefusals(unittest.TestCase):
         os.mkdir(empty_home)
         r = self.ferryd("--listen", "127.0.0.1:0", home=empty_home)
         self.assertRefused(r, "ferry keygen")
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)    # the cause and the remedy
         r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", os.path.join(self.dir, "nokey"))
         self.assertRefused(r, "nokey", "ferry keygen")
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
 
     def test_refuses_a_key_others_can_read(self):
         os.chmod(self.key_path, 0o644)
@@ -1246,6 +1253,64 @@ class FerrydStartupRefusals(unittest.TestCase):
             f.write("not a key\n")
         r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path)
         self.assertRefused(r, "ferry keygen")
+
+    def test_bad_options_are_said_by_ferryd_in_one_line(self):
+        # Not by getopt under the path ferryd was started by
+        # ("/usr/local/sbin/ferryd: unrecognized option"), as ferry says them.
+        for args, line in ((["--bogus"], "ferryd: option '--bogus' is not known"),
+                           (["-vx"], "ferryd: option '-x' is not known"),
+                           (["--listen"], "ferryd: option '--listen' needs a value"),
+                           (["-k"], "ferryd: option '-k' needs a value")):
+            r = self.ferryd(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stderr, line + "\nTry 'ferryd --help' for more information.\n")
+
+    def test_serves_when_started_with_the_standard_descriptors_closed(self):
+        # Its stop pipe took 1 and 2, its log went into it, and it quit at
+        # once, silently, with status 0.
+        sock = os.path.join(self.dir, "s")
+        env = dict(os.environ, HOME=self.dir)
+
+        def close_std():
+            for fd in (0, 1, 2):
+                os.close(fd)
+        p = subprocess.Popen([FERRYD, "--listen", "unix:" + sock, "--key-file", self.key_path,
+                              "--root", self.dir, "--no-sweep"], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, preexec_fn=close_std)
+        self.addCleanup(p.wait, 10 * SLOW)
+        self.addCleanup(p.terminate)
+        ft.wait_until(lambda: os.path.exists(sock) or p.poll() is not None,
+                      what="ferryd's socket")
+        self.assertIsNone(p.poll(), "ferryd ended")
+        r = subprocess.run([ft.binary("ferry"), "exec", "-k", self.key_path, "unix:" + sock,
+                            "echo served"], capture_output=True, env=env,
+                           stdin=subprocess.DEVNULL, timeout=20 * SLOW)
+        self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
+
+    def test_a_listen_address_that_is_none_is_a_bad_command_line(self):
+        for addr in ("nonsense:x", "127.0.0.1:99999", "[::1"):
+            r = self.ferryd("--listen", addr, "--key-file", self.key_path, "--no-sweep",
+                            "--root", self.dir)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("ferryd: cannot listen on %s" % addr, r.stderr)
+        r = self.ferryd("--listen", "127.0.0.1:0", "--classic", "127.0.0.1:99999",
+                        "--key-file", self.key_path, "--no-sweep", "--root", self.dir)
+        self.assertEqual(r.returncode, 2, r.stderr)
+
+    def test_bad_values_are_told_in_the_option_s_own_terms(self):
+        # Options where 0 means none said "1 or more" and "1..N"; the pairs
+        # said "A:B" where ferryd(8) says START:RATE.
+        for args, said in ((["--unauth-penalty", "x"], "(whole seconds, 0..2147483; 0: none)"),
+                           (["--max-unauth-per-source", "-1"], "(0..1000000; 0: off)"),
+                           (["--unauth-early-drop", "5"], "(START:RATE (0: never), each "),
+                           (["--unauth-netblock", "33:64"], "(V4:V6, V4 1..32, V6 1..128)"),
+                           (["--idle-timeout", "0"], "(whole seconds, 1..2147483)")):
+            r = self.ferryd("--key-file", self.key_path, *args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+            self.assertIn("ferryd: bad value for %s: '%s' %s" % (args[0], args[1], said),
+                          r.stderr)
 
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")

@@ -250,6 +250,9 @@ class FilesProto:
         self.assertType(s.mkdir(self.p("x", "y", "z"), parents=True), "ok")   # mkdir -p
         write(self.rp("file"), b"")
         self.assertFsError(s.mkdir(self.p("file"), parents=True), "EEXIST", "ENOTDIR")
+        # A file on the way is not a directory, as mkdir -p says (not EEXIST).
+        self.assertFsError(s.mkdir(self.p("file", "sub"), parents=True), "ENOTDIR")
+        self.assertFsError(s.mkdir(self.p("file", "sub")), "ENOTDIR")
 
     def test_rm(self):
         write(self.rp("f"), b"x")

@@ -289,7 +289,8 @@ class FleetTest(unittest.TestCase):
             self.assertEqual(r.returncode, 255, r.stderr)
             self.assertTrue(r.stderr.startswith(said), r.stderr)
             self.assertTrue(r.stderr.endswith(b"ferry: 48 of 48 hosts failed: unreachable: "
-                                              b"m[0-47] (no session)\n"), r.stderr)
+                                              b"m[0-47] (handshake timed out)\n"),
+                            r.stderr)
 
     def start_ready(self, script):
         """The fleet running script on web01-03, once each host said ready."""

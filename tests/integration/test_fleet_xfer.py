@@ -324,6 +324,7 @@ class FleetXferTest(unittest.TestCase):
                 ("get", ["--resume", "-w", "web01", "u.txt", self.work],
                  "--resume is not supported with -w"),
                 ("get", ["-w", "web01", "logs/*.gz", self.work], "patterns are not supported"),
+                ("get", ["-w", "web01", "u.txt/", self.work], "names a directory"),
                 ("put", ["-w", "web01", "-", "d"], "'-' (stdin or stdout) is not supported"),
                 ("put", ["-w", "web01", src, src, "d"], "one FILE and one DEST"),
                 ("put", ["-f", "2", "web01", src], "-f is for many hosts"),

@@ -117,6 +117,16 @@ class HostConfTest(unittest.TestCase):
                 self.assertIn(self.conf.encode() + want, r.stderr)
                 self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
 
+    def test_an_unknown_key_lists_every_keyword(self):
+        self.write_conf("Host h\n  Prot 2000\n")
+        r = self.ferry("config", "h")
+        self.assertEqual(r.returncode, 255, r.stderr)
+        listed = r.stderr.decode().split("(", 1)[1].lower()
+        self.write_conf("Host h\n")
+        for keyword in self.settings("h"):
+            self.assertRegex(listed, r"\b%s\b" % keyword)
+        self.assertIn("host, group, ", listed)
+
     def test_a_file_others_can_write_is_refused(self):
         self.write_conf("Host h\n  Port 2000\n", mode=0o620)
         r = self.ferry("config", "h")

@@ -375,6 +375,25 @@ class RestrictionsTest(KeysTest):
         self.tls.wait_for_log(r"key 'near' is not allowed from this address")
 
 
+class BrokenKeysFileTest(KeysTest):
+    def test_a_keys_file_broken_while_serving_is_not_called_a_wrong_key(self):
+        # It is read at every connection; once it cannot be, the client's
+        # handshake ends with the server's internal error, which ferry
+        # passed on as "tlsv1 alert internal error".
+        path = os.path.join(self.dir, "keys-broken")
+        write_keys(path, ["alice %s" % self.keys["alice"][1].hex()])
+        s = ferrytest.start_ferryd("--root", self.root, "--keys", path)
+        self.servers.append(s)
+        r = self.ferry("alice", "exec", s.addr(), "true")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        write_keys(path, ["alice not-a-key"])
+        r = self.ferry("alice", "exec", s.addr(), "true")
+        self.assertEqual(r.returncode, 255)
+        self.assertEqual(r.stderr, ("ferry: TLS handshake with %s failed: the server had an "
+                                    "internal error (its log says why; for ferryd, a keys "
+                                    "file it cannot read is one)\n" % s.addr()).encode())
+
+
 class ParseTest(KeysTest):
     """A bad option stops ferryd at start, naming the file and line."""
 

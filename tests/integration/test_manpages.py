@@ -76,6 +76,32 @@ class ManPages(unittest.TestCase):
         missing = sorted(o for o in options if not mentions(page, o))
         self.assertEqual(missing, [], "options ferry.1 does not describe")
 
+    def test_each_command_s_options_in_its_own_section(self):
+        # An option the page names only elsewhere (get --force beside
+        # keygen --force) is still one a reader of "put and get" never
+        # finds: each command's options are looked for in the subsections
+        # of DESCRIPTION whose title names it, and the connection options'.
+        page = rendered("ferry.1")
+        desc = page.split("\nDESCRIPTION\n", 1)[1].split("\nENVIRONMENT\n", 1)[0]
+        sections, title = {}, None
+        for line in desc.splitlines():
+            m = re.match(r"^   (\S.*)$", line)
+            if m:
+                title = m.group(1)
+                sections[title] = []
+            elif title:
+                sections[title].append(line)
+        self.assertIn("Connection options", sections)
+        ferry = ferrytest.binary("ferry")
+        commands = re.findall(r"^  ferry (\w+)", help_options(ferry)[1], re.M)
+        for cmd in sorted(set(commands)):
+            text = "\n".join(l for t, lines in sections.items()
+                             if t == "Connection options" or cmd in re.split(r"[ ,]+", t)
+                             for l in lines)
+            opts, _ = help_options(ferry, cmd)
+            missing = sorted(o for o in opts if not mentions(text, o))
+            self.assertEqual(missing, [], "ferry.1's sections for %s lack these" % cmd)
+
     def test_ferryd_page_has_every_option(self):
         options, _ = help_options(ferrytest.binary("ferryd"))
         self.assertIn("--listen", options)

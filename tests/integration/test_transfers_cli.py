@@ -337,6 +337,14 @@ class Messages(Cli):
                       r.stderr)
         self.assertNotIn(ft.PART.encode(), r.stderr)
 
+    def test_several_files_into_a_missing_local_directory_say_it_once(self):
+        write(self.rp("a"), b"a")
+        write(self.rp("b"), b"b")
+        r = self.ferry("get", self.p("a"), self.p("b"), self.lp("nodir") + "/")
+        self.assertOneLine(r)
+        self.assertEqual(r.stderr, ("ferry: get: target '%s/': No such file or directory\n"
+                                    % self.lp("nodir")).encode())
+
     def test_put_outside_the_root_says_remote_as_the_readme_does(self):
         write(self.lp("x"), b"x")
         r = self.ferry("put", self.lp("x"), "../y")
@@ -346,6 +354,38 @@ class Messages(Cli):
         readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
         self.assertTrue("ferry: put x: remote ../y: '..' is not allowed in a path" in " ".join(readme.split()),
                         "the README's example of this message")
+
+    def test_a_file_spelled_as_a_directory_is_not_a_directory(self):
+        # "f/" is not the file f, as for rm(1) and ls(1); the server is sent
+        # the bare name, so the client checks (it once removed the file).
+        write(self.rp("f"), b"data")
+        os.mkdir(self.rp("d"))
+        write(self.rp("d", "in"), b"in")
+        for cmd, opts in (("rm", ()), ("rm", ("-r",)), ("stat", ()), ("ls", ()),
+                          ("get", ()), ("get", ("-r",))):
+            with self.subTest(cmd=cmd, opts=opts):
+                r = self.ferry(cmd, self.p("f") + "/", opts=opts)
+                self.assertOneLine(r)
+                self.assertEqual(r.stderr, ("ferry: %s %s/: Not a directory\n"
+                                            % (cmd, self.p("f"))).encode())
+                self.assertEqual(r.stdout, b"")
+                self.assertTrue(os.path.exists(self.rp("f")))
+                self.assertFalse(os.path.exists(self.lp("f")))
+        r = self.ferry("get", self.p("f") + "/", "-")
+        self.assertOneLine(r)
+        self.assertIn(b": Not a directory\n", r.stderr)
+        self.assertEqual(r.stdout, b"")
+        # A directory so spelled is fine, and the others on the line still run.
+        r = self.ferry("ls", self.p("d") + "/")
+        self.assertOk(r)
+        self.assertIn(b" in\n", r.stdout)
+        r = self.ferry("stat", self.p("f") + "/", self.p("d") + "/")
+        self.assertOneLine(r)
+        self.assertIn(b"kind: dir", r.stdout)
+        r = self.ferry("get", self.p("d") + "/", self.p("f") + "/", self.lp("") + "/",
+                       opts=("-r",))
+        self.assertOneLine(r)
+        self.assertTrue(os.path.exists(self.lp("d", "in")))
 
 
 class OlderServer(Cli):

@@ -66,16 +66,18 @@ static void test_mkdir(void **state)
     assert_true(fix_fs_exists(f, "root/p/q/t/u"));
 }
 
-/* -p where a component, or the last one, is a file: -EEXIST (the name is
- * taken by something that is not a directory), and nothing is made below
- * or instead of it. */
+/* -p where the last component is a file: -EEXIST (the name is taken by
+ * something that is not a directory); where one on the way is: -ENOTDIR,
+ * as mkdir -p and plain mkdir say ("File exists" named a path that does
+ * not); nothing is made below or instead of it. */
 static void test_mkdir_p_file_in_the_way(void **state)
 {
     struct fix_fs *f = *state;
 
     fix_fs_mkdir(f, "root/a");
     fix_fs_file(f, "root/a/file", "f\n");
-    assert_int_equal(fsops_mkdir(f->root, "a/file/b/c", 1), -EEXIST);
+    assert_int_equal(fsops_mkdir(f->root, "a/file/b/c", 1), -ENOTDIR);
+    assert_int_equal(fsops_mkdir(f->root, "a/file/b", 0), -ENOTDIR);
     assert_int_equal(fsops_mkdir(f->root, "a/file", 1), -EEXIST);
     assert_int_equal(fsops_mkdir(f->root, "a/file", 0), -EEXIST);
     assert_true(fix_fs_has_content(f, "root/a/file", "f\n"));
