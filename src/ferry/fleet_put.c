@@ -227,6 +227,11 @@ static int pump(struct put_host *h, struct client_session *s, char *err, size_t 
             ferry_conn_want_drain(s->conn);   /* woken once it has gone */
         return 0;
     }
+    /* Written to while it was read: this host's copy may mix two
+     * versions.  The host is given up as above, and ferryd discards the
+     * temporary. */
+    if (transfer_source_changed(j->fd, &j->st))
+        return fail(err, len, "put %s: file changed while being sent (not stored)", j->xo->src);
     digest_hex(h->d, sum);
     m = json_pack("{s:s, s:s}", "type", MSG_PUT_END, "checksum", sum);
     r = m ? session_write_frame(s, m, NULL, 0) : -ENOMEM;

@@ -183,6 +183,16 @@ int transfer_ends_in_slash(const char *p)
     return n > 0 && p[n - 1] == '/';
 }
 
+int transfer_source_changed(int fd, const struct stat *before)
+{
+    struct stat now;
+
+    if (fstat(fd, &now) < 0)
+        return 1;
+    return now.st_size != before->st_size || now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != before->st_mtim.tv_nsec;
+}
+
 /* A source's own name for use under a target directory; NULL when the
  * source is ".", ".." or "/", whose contents go into the target itself. */
 char *transfer_own_name(const char *path)

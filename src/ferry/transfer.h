@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "dial.h"
@@ -115,6 +116,12 @@ int transfer_stopped(const struct transfer *x);
 int64_t transfer_int_member(const json_t *h, const char *name, int64_t lo, int64_t hi, int *ok);
 
 int transfer_ends_in_slash(const char *p);
+
+/* Whether the file open on fd is no longer as `before` (its size or its
+ * modification time), or cannot be looked at: an upload that read it
+ * while it was written would commit a mix of two versions, so it is not
+ * committed ("file changed while being sent", as tar says it). */
+int transfer_source_changed(int fd, const struct stat *before);
 
 /* A source's own name for use under a target directory (malloc'd); NULL
  * when the source is ".", ".." or "/", whose contents go into the target

@@ -240,6 +240,18 @@ static void put_file(struct transfer *x, int dirfd, const char *name, int nofoll
     }
     bar = progress_start(display, (uint64_t)st.st_size, off);
     r = send_data(x, s, fd, off, (uint64_t)st.st_size, bar, &err);
+    if (r == 0 && transfer_source_changed(fd, &st)) {
+        /* Every byte went, but some may be from before a write and some
+         * from after.  The put is cut off (the next file, if any, opens
+         * another session): ferryd discards the temporary of a put cut
+         * off, and the file there stays as it was.  (A put-end with abort
+         * would want its answer read, unless an error had crossed it.) */
+        s->broken = 1;
+        progress_end(bar);
+        bar = NULL;
+        transfer_report(x, "put", display, "file changed while being sent (not stored)");
+        goto out;
+    }
     if (r == FERRY_EREMOTE) {
         /* The error was the put's answer; the server expects this
          * put-end and answers nothing to it. */

@@ -518,6 +518,18 @@ def fd_targets(pid):
     return out
 
 
+def fd_targets(pid):
+    """What each of process pid's descriptors refers to (readlink of
+    /proc/PID/fd/N: paths, "socket:[...]", "pipe:[...]")."""
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.append(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:     # closed meanwhile
+            pass
+    return out
+
+
 def parts_under(root):
     """Every *.ferry-part beneath root (relative paths)."""
     out = []

@@ -227,6 +227,34 @@ class FleetXferTest(unittest.TestCase):
         self.assertEqual(self.read(os.path.join(self.roots[0], "only1", "p.txt")), b"p\n")
         self.assert_no_parts(*self.roots)
 
+    def test_put_of_a_file_written_meanwhile_is_not_stored(self):
+        """The file grows after ferry took its size: no host stores what
+        it got (a mix of two versions), each says so, and nothing partial
+        is left.  web01's ferryd is held from before ferry starts until
+        ferry has the file open and waits for the host."""
+        src = self.local("growing.bin", os.urandom(2 * 1024 * 1024))
+        srv = self.servers[0]
+        os.kill(srv.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, srv.pid, signal.SIGCONT)
+        p = subprocess.Popen([FERRY, "put", "-k", self.key, "-F", self.conf, "-w", "web01",
+                              src, "growing.bin"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is not None or (p.kill(), p.communicate()))
+
+        def opened_and_waiting():
+            links = ferrytest.fd_targets(p.pid)
+            return src in links and any(l.startswith("socket:") for l in links)
+        ferrytest.wait_until(opened_and_waiting, what="ferry to open the file and connect")
+        with open(src, "ab") as f:
+            f.write(b"written while it was being sent")
+        os.kill(srv.pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=60 * SLOW)
+        self.assertEqual(p.returncode, 255, err)
+        self.assertIn("file changed while being sent (not stored)", err.decode())
+        self.assertFalse(os.path.exists(os.path.join(self.roots[0], "growing.bin")))
+        ferrytest.wait_until(lambda: not ferrytest.parts_under(self.roots[0]),
+                             what="the upload's temporary to go")
+
     def test_put_missing_local_file(self):
         r = self.ferry("put", "-w", "web01", os.path.join(self.work, "nope"), "x")
         self.assertEqual(r.returncode, 255)

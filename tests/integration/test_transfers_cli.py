@@ -11,8 +11,10 @@ synchronise."""
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import unittest
 
@@ -328,6 +330,44 @@ class Messages(Cli):
         self.assertOneLine(r)
         self.assertIn(("remote %s/: No such file or directory" % self.p("nodir")).encode(),
                       r.stderr)
+
+    def test_put_of_a_file_written_meanwhile_is_not_stored(self):
+        """A file written to while ferry reads it (here: grown after ferry
+        took its size) would be stored as a mix of two versions: the put
+        fails in one line and the server keeps nothing of it.  ferryd is
+        held (SIGSTOP) from before the client starts until the client has
+        the file open and is waiting for ferryd's answer, so the write
+        lands in between."""
+        root = tempfile.mkdtemp(prefix="root-", dir=self.dir)
+        srv = self.own_server(root)
+        src = self.lp("growing.bin")
+        write(src, os.urandom(4 * MiB))
+        os.kill(srv.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, srv.pid, signal.SIGCONT)
+        p = subprocess.Popen([FERRY, "put", "-k", self.key_path, srv.addr(), src, "./"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env(), cwd=self.local)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+
+        def opened_and_waiting():
+            links = ft.fd_targets(p.pid)
+            return src in links and any(l.startswith("socket:") for l in links)
+        ft.wait_until(opened_and_waiting, 10, "ferry to open the file and connect")
+        with open(src, "ab") as f:
+            f.write(b"written while it was being sent")
+        os.kill(srv.pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=60 * SLOW)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertEqual(err.count(b"\n"), 1, err)
+        self.assertIn(b"growing.bin: file changed while being sent (not stored)", err)
+        self.assertFalse(os.path.lexists(os.path.join(root, "growing.bin")))
+        ft.wait_until(lambda: not parts_under(root), 10, "the upload's temporary to go")
+        # Unchanged, the same file goes.
+        r = subprocess.run([FERRY, "put", "-k", self.key_path, srv.addr(), src, "./"],
+                           capture_output=True, env=self.env(), cwd=self.local,
+                           timeout=60 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(read(os.path.join(root, "growing.bin")), read(src))
 
     def test_get_into_a_missing_local_directory_hides_the_temporary(self):
         write(self.rp("README.md"), b"readme")
