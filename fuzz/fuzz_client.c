@@ -212,7 +212,7 @@ static void ask(struct client_session **sp, const struct dial_opts *o, uint8_t o
 
         if (!req)
             abort();
-        exec_stream_run(*sp, req, 0);
+        exec_stream_run(*sp, req, 0, 0);
         json_decref(req);
         break;
     }
