@@ -35,6 +35,7 @@
 #include "tlsconf.h"
 #include "runner.h"
 #include "filesvc.h"
+#include "launch.h"
 #include "proto.h"
 #include "pty.h"
 
@@ -465,6 +466,11 @@ static int handle_exec(struct session *s, json_t *msg)
     }
     if (spec.pty)
         spec.env = q.env;
+    /* Looked up for the session's first command and kept, as sshd does at
+     * login (without memory for it, each command looks it up). */
+    if (!s->account)
+        (void)launch_account_load(&s->account);
+    spec.account = s->account;
     s->stdin_received = s->stdin_acked = 0;
     r = runner_start(ferry_conn_loop(s->c), &spec, &runner_ops, s, &s->exec, err, sizeof err);
     static char *const login_argv[] = { "(login shell)", NULL };
@@ -771,6 +777,7 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
     fsroot_close(s->key_root);
     sessionsvc_drop_opts(s);
     free(s->cwd);
+    launch_account_free(s->account);
     free(s);
     ferry_conn_set_data(c, NULL);
 }
