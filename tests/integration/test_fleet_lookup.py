@@ -171,6 +171,14 @@ if IN_NETNS in sys.argv:
             slow = "%s:%d" % (SLOW_NAME, self.port)
             p = self.fleet(slow + ",127.0.0.1:%d" % self.port, "sleep", "30")
             self.assertTrue(self.dns.seen.wait(10 * SLOW), "the name was never asked for")
+            # And ferry waits on its loop (the other host's command runs).
+            # Once, under TSan in CI, a SIGINT sent here went unhandled until
+            # the lookup's 30 s timeout: TSan runs a handler at the thread's
+            # next intercepted call, so the signal is sent while ferry's
+            # main thread sleeps in its loop's wait.
+            ferrytest.wait_until(lambda: open("/proc/%d/wchan" % p.pid).read()
+                                 in ("do_epoll_wait", "do_sys_poll"),
+                                 what="ferry to wait on its loop")
             start = time.monotonic()
             p.send_signal(signal.SIGINT)
             _, err = p.communicate(timeout=20 * SLOW)
