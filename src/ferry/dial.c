@@ -187,6 +187,30 @@ void dial_split_host(const char *host, char *name, size_t name_len, char *port, 
     split_host(host, name, name_len, port, port_len);
 }
 
+/* Whether target's PORT, when it has one, is a number from 1 to 65535
+ * (port 0 would only ever be refused). */
+static int port_ok(const char *target)
+{
+    char name[256], port[16];
+    char *end;
+    long p;
+
+    if (strncmp(target, "unix:", 5) == 0)
+        return 1;
+    split_host(target, name, sizeof name, port, sizeof port);
+    if (!port[0])
+        return 1;
+    errno = 0;
+    p = strtol(port, &end, 10);
+    return !*end && !errno && p >= 1 && p <= 65535;
+}
+
+const char *dial_addr_error(const char *target)
+{
+    return port_ok(target) ? "bad address or unknown host"
+                           : "the port is not a number from 1 to 65535";
+}
+
 int dial_resolve(const char *host, const struct dial_opts *o, const struct hostconf_db *conf,
                  struct dial_opts *eff, struct hostconf *hc, char *target, size_t target_len)
 {
@@ -419,9 +443,11 @@ struct client_session *dial_open(const char *host, const struct dial_opts *given
     }
     if (strcmp(target, host) != 0)
         ferry_log_debug("%s is %s (host configuration)", host, target);
-    fd = ferry_connect_host(target, FERRY_DEFAULT_PORT, timeout_ms > 0 ? timeout_ms : 1, &addr);
+    fd = port_ok(target) ? ferry_connect_host(target, FERRY_DEFAULT_PORT,
+                                              timeout_ms > 0 ? timeout_ms : 1, &addr)
+                         : FERRY_EADDR;
     if (fd == FERRY_EADDR) {
-        cli_error("cannot connect to %s: bad address or unknown host", host);
+        cli_error("cannot connect to %s: %s", host, dial_addr_error(target));
         goto out;
     }
     if (fd < 0) {

@@ -129,6 +129,10 @@ int dial_resolve(const char *host, const struct dial_opts *o, const struct hostc
  * none is given). */
 void dial_split_host(const char *host, char *name, size_t name_len, char *port, size_t port_len);
 
+/* Why FERRY_EADDR for target (HOST[:PORT]): the port when PORT is
+ * not a number from 1 to 65535, else "bad address or unknown host". */
+const char *dial_addr_error(const char *target);
+
 /* OpenSSL set up once, before its first use, with only what ferry uses
  * (not the system's openssl.cnf unless $OPENSSL_CONF names one);
  * certificates: whether --ca or --cert may be used, whose errors need

@@ -161,7 +161,7 @@ static void give_up(struct fleet_run *r, int status, const char *why, const char
 static void unreachable(struct fleet_run *r, int err)
 {
     char why[160];
-    const char *text = err == FERRY_EADDR ? "bad address or unknown host" : ferry_strerror(err);
+    const char *text = err == FERRY_EADDR ? dial_addr_error(r->target) : ferry_strerror(err);
 
     snprintf(why, sizeof why, "unreachable (%s)", text);
     if (why[13] >= 'A' && why[13] <= 'Z')

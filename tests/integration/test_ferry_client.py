@@ -611,6 +611,22 @@ class FailureTest(ClientTest):
         self.assertEqual(r.stderr, b"ferry: cannot connect to 127.0.0.1:%d: Connection refused\n"
                          % port)
 
+    def test_a_bad_port_is_named(self):
+        # It said "bad address or unknown host", as for a name no resolver knows.
+        for target in ("127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1:7x"):
+            r = self.exec_to(target)
+            self.assertStatus(r, 255)
+            self.assertEqual(r.stderr, b"ferry: cannot connect to %s: the port is not a number "
+                             b"from 1 to 65535\n" % target.encode())
+        r = self.exec_to("no-such-host.invalid:80")
+        self.assertStatus(r, 255)
+        self.assertIn(b": bad address or unknown host\n", r.stderr)
+        # The same words for a fleet's host, and in its summary.
+        r = self.ferry("exec", "-k", self.key, "-w", "127.0.0.1:99999", "true")
+        self.assertStatus(r, 255)
+        self.assertIn(b"unreachable: 127.0.0.1:99999 (the port is not a number from 1 to 65535)",
+                      r.stderr)
+
     def test_unix_socket_host_syntax(self):
         r = self.exec_to("unix:" + os.path.join(self.dir, "no-such-socket"))
         self.assertStatus(r, 255)
