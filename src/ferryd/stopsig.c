@@ -1,6 +1,6 @@
 /*
- * stopsig.c - SIGINT and SIGTERM: tell the manager, stop the server
- * (stopsig.h).  Everything the handler calls is async-signal-safe: a
+ * stopsig.c - SIGINT, SIGTERM and SIGHUP: tell the manager, stop the
+ * server (stopsig.h).  Everything the handler calls is async-signal-safe: a
  * send(2) on an already connected socket, and ferry_server_stop's write to
  * its stop pipe.
  */
@@ -34,7 +34,12 @@ static int set_handler(void (*fn)(int))
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = fn;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+    /* SIGHUP too: left at its default it ended ferryd at once, unlogged,
+     * and the commands it ran lived on without it (an admin's kill -HUP,
+     * a closed terminal).  ferryd has nothing to reload: the keys file is
+     * read at every connection. */
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0 ||
+        sigaction(SIGHUP, &sa, NULL) < 0)
         return -errno;
     return 0;
 }

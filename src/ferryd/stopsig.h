@@ -1,5 +1,5 @@
 /*
- * stopsig.h - the signals that stop ferryd (SIGINT, SIGTERM): the service
+ * stopsig.h - the signals that stop ferryd (SIGINT, SIGTERM, SIGHUP): the service
  * manager hears STOPPING=1 at once, then the server stops gracefully.
  *
  * libferry's handle_signals would stop the server but tell nobody; the
@@ -11,7 +11,7 @@
 
 #include "ferry/server.h"
 
-/* From now on SIGINT and SIGTERM send STOPPING=1 (sdnotify.h) and stop s
+/* From now on SIGINT, SIGTERM and SIGHUP send STOPPING=1 (sdnotify.h) and stop s
  * (ferry_server_stop); s must be made with handle_signals off.  0, or
  * -errno. */
 int stopsig_catch(struct ferry_server *s);

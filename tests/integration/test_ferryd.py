@@ -1174,15 +1174,23 @@ class FerrydModel:
 
     # -- graceful stop ----------------------------------------------------------------
 
-    def test_sigterm_waits_for_the_running_command(self):
+    def _signal_waits_for_the_running_command(self, sig):
         srv = self.own_server()
         p = self.popen("echo started; sleep 1; echo done; exit 5", host=srv.addr())
         self.assertEqual(p.stdout.readline(), b"started\n")
-        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.send_signal(sig)
         out, err = p.communicate(timeout=15 * SLOW)
         self.assertEqual((p.returncode, out, err), (5, b"done\n", b""))
         self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
         self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
+
+    def test_sigterm_waits_for_the_running_command(self):
+        self._signal_waits_for_the_running_command(signal.SIGTERM)
+
+    # SIGHUP (an admin's kill -HUP, a closed terminal) stops as SIGTERM
+    # does; it ended ferryd at once and the command lived on, orphaned.
+    def test_sighup_stops_gracefully_as_sigterm(self):
+        self._signal_waits_for_the_running_command(signal.SIGHUP)
 
 
     @ft.cost(6)
