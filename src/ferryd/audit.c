@@ -55,18 +55,21 @@ static char *join_words(char *const *argv)
 }
 
 int audit_cmd_begin(struct audit_cmd *a, char *const *argv, const char *shell, const char *cwd,
-                    pid_t pid)
+                    const char *original, pid_t pid)
 {
     memset(a, 0, sizeof *a);
     a->argv = argv ? join_words(argv) : NULL;
     a->shell = shell ? strdup(shell) : NULL;
     a->cwd = cwd ? strdup(cwd) : NULL;
+    a->original = original ? strdup(original) : NULL;
     a->started_ns = monoclock_ns();
     a->pid = pid;
-    if ((argv && !a->argv) || (shell && !a->shell) || (cwd && !a->cwd)) {
+    if ((argv && !a->argv) || (shell && !a->shell) || (cwd && !a->cwd) ||
+        (original && !a->original)) {
         free(a->argv);
         free(a->shell);
         free(a->cwd);
+        free(a->original);
         memset(a, 0, sizeof *a);
         return -ENOMEM;
     }
@@ -87,14 +90,17 @@ void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
                  res->timed_out ? " timeout=1" : "");
     else
         snprintf(outcome, sizeof outcome, "result=%s", reason ? "error" : "aborted");
-    ferry_log_audit("event=exec peer=%s listener=%s pid=%ld %s duration_ms=%" PRId64 "%s%s%s cwd=%s %s=%s",
+    /* original= last: the client chose it, and it may be long. */
+    ferry_log_audit("event=exec peer=%s listener=%s pid=%ld %s duration_ms=%" PRId64 "%s%s%s cwd=%s %s=%s%s%s",
                     Q(peer), Q(listener), (long)a->pid, outcome, ms < 0 ? 0 : ms,
                     reason ? " reason=" : "", reason ? Q(reason) : "", a->tty ? " tty=1" : "",
                     a->cwd ? Q(a->cwd) : "~", a->shell ? "shell" : "argv",
-                    Q(a->shell ? a->shell : a->argv ? a->argv : ""));
+                    Q(a->shell ? a->shell : a->argv ? a->argv : ""),
+                    a->original ? " original=" : "", a->original ? Q(a->original) : "");
     free(a->argv);
     free(a->shell);
     free(a->cwd);
+    free(a->original);
     memset(a, 0, sizeof *a);
 }
 

@@ -34,15 +34,18 @@ struct audit_cmd {
     char *argv;          /* the words, each quoted as a value is; malloc'd */
     char *shell;         /* or the shell command line; malloc'd */
     char *cwd;           /* where it runs (NULL: the home directory) */
+    char *original;      /* under a command= key, what the client asked for
+                          * (the line says original=); malloc'd, or NULL */
     int64_t started_ns;
     pid_t pid;
     int tty;             /* it ran on a terminal (exec -t): the line says tty=1 */
 };
 
-/* Remembers what ran (argv or shell, one of them NULL) and where; 0 or
+/* Remembers what ran (argv or shell, one of them NULL), where, and under a
+ * command= key what the client asked for (original; else NULL); 0 or
  * -ENOMEM.  A started command ends with exactly one audit_cmd_end. */
 int audit_cmd_begin(struct audit_cmd *a, char *const *argv, const char *shell, const char *cwd,
-                    pid_t pid);
+                    const char *original, pid_t pid);
 /*
  * The command's line, then a's memory is released.  res: how it ended; NULL
  * when it did not start (reason says why: result=error) or was killed

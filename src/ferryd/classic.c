@@ -259,7 +259,7 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
     ferry_conn_pause_read(c);
     ferry_log_debug("classic %s: %s", ferry_conn_peer(c), FERRY_LOG_Q(command));
     r = runner_start(ferry_conn_loop(c), &spec, &classic_exec_ops, k, &k->exec, err, sizeof err);
-    if (audit_cmd_begin(&k->cmd, NULL, command, NULL, r == 0 ? runner_pid(k->exec) : 0) < 0) {
+    if (audit_cmd_begin(&k->cmd, NULL, command, NULL, NULL, r == 0 ? runner_pid(k->exec) : 0) < 0) {
         free(command);
         if (r == 0)
             runner_abort(k->exec);

@@ -376,13 +376,16 @@ static int env_append(struct exec_request *q, const char *name, const char *valu
     return 0;
 }
 
+#define ORIGINAL_VAR "FERRY_ORIGINAL_COMMAND="
+
 /* command= in the keys file: run that instead, as ssh does, with what the
  * client asked for in FERRY_ORIGINAL_COMMAND (argv joined by spaces).  The
  * client's environment and directory are dropped: either could steer the
  * forced command (BASH_ENV, a Makefile where it runs). */
+
 static int force_command(struct session *s, struct exec_request *q, struct runner_spec *spec)
 {
-    size_t len = sizeof "FERRY_ORIGINAL_COMMAND=";
+    size_t len = sizeof ORIGINAL_VAR;
     char *orig;
 
     if (spec->shell) {
@@ -394,7 +397,7 @@ static int force_command(struct session *s, struct exec_request *q, struct runne
     orig = malloc(len);
     if (!orig)
         return -ENOMEM;
-    strcpy(orig, "FERRY_ORIGINAL_COMMAND=");
+    strcpy(orig, ORIGINAL_VAR);
     if (spec->shell) {
         strcat(orig, spec->shell);
     } else if (q->argv) {       /* a login shell asked for: "" */
@@ -482,7 +485,10 @@ static int handle_exec(struct session *s, json_t *msg)
     s->tty = r == 0 && spec.pty;
     /* The audit record outlives the request (its line is written at the
      * end); without memory for it the command is not run unrecorded. */
+    /* Under command=, the line shows what ran and what was asked for: an
+     * admin reading the trail sees what the key's holder tried. */
     int ra = audit_cmd_begin(&s->cmd, shown, spec.shell, spec.cwd ? spec.cwd : sessionsvc_home_dir(),
+                             s->opts->command[0] ? q.env[0] + strlen(ORIGINAL_VAR) : NULL,
                              r == 0 ? runner_pid(s->exec) : 0);
     s->cmd.tty = spec.pty != NULL;
     exec_request_free(&q);

@@ -316,9 +316,13 @@ class RestrictionsTest(KeysTest):
             self.assertFalse(os.path.exists(os.path.join(self.root, name)))
 
     def test_command_is_forced_with_the_original_in_the_environment(self):
+        mark = len(self.tls.log)
         r = self.ferry("ci", "exec", self.tls.addr(), "rm", "-rf", "/tmp/nothing")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.startswith(b"forced:rm -rf /tmp/nothing:unset:"), r.stdout)
+        # The audit line has what ran and what the client asked for.
+        self.tls.wait_for_log(r'audit: event=exec .*result=exit status=0 .*shell="echo forced:.*" '
+                              r'original="rm -rf /tmp/nothing"$', start=mark)
         s = self.session("ci")
         # The client's environment and directory do not reach it.
         res = s.run({"shell": "cat /etc/passwd", "env": {"SNEAK": "in", "BASH_ENV": "/x"},
