@@ -97,15 +97,46 @@ static char *word(char *p, char **rest)
     return p;
 }
 
+/* A name and the line it is on, for finding one given twice. */
+struct named_line {
+    const char *name;
+    int line;
+};
+
+static int by_name_then_line(const void *a, const void *b)
+{
+    const struct named_line *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* A name on two lines: which of them counts is not for the file's order to
+ * decide (a restricted line added below an old one would do nothing, and
+ * deleting one of them would not revoke the name).  The first such pair,
+ * by name, or 0. */
+static int find_twice(const char *path, struct named_line *seen, int n, struct errbuf *err)
+{
+    qsort(seen, (size_t)n, sizeof *seen, by_name_then_line);
+    for (int i = 1; i < n; i++)
+        if (strcmp(seen[i - 1].name, seen[i].name) == 0)
+            return errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: the name '%s' is "
+                              "on line %d too (one line per name)", path, seen[i].line,
+                              seen[i].name, seen[i - 1].line);
+    return 0;
+}
+
 /*
  * Walk every line; for the one named `want` (if any) fill key and opts.
  * Returns the number of keys, or FERRY_EKEYS_LINE with err naming the bad
- * line.
+ * line (or a name given twice: all of them without `want`, that one with
+ * it), or -ENOMEM.
  */
 static int walk(const char *path, char *text, const char *want, struct ferry_key *key,
                 struct keyopts *opts, int *found, struct errbuf *err)
 {
-    int count = 0, lineno = 0;
+    int count = 0, lineno = 0, found_line = 0, r = 0;
+    struct named_line *seen = NULL;
     char *next;
 
     /* Line by line, blank ones counted too, so an error names the right one. */
@@ -127,27 +158,53 @@ static int walk(const char *path, char *text, const char *want, struct ferry_key
         if (!keys_name_ok(name) || !hex || strlen(hex) != 2 * KEY_LEN ||
             hex_decode(hex, k.bytes, KEY_LEN) < 0) {
             key_wipe(&k);
-            return errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: expected 'NAME HEX "
-                              "[OPTIONS]' (a name without spaces, the 64 hex digits of a key, "
-                              "then any options)", path, lineno);
+            r = errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: expected 'NAME HEX "
+                           "[OPTIONS]' (a name without spaces, the 64 hex digits of a key, "
+                           "then any options)", path, lineno);
+            goto out;
         }
         for (end = strlen(rest); end > 0 && (rest[end - 1] == ' ' || rest[end - 1] == '\t'); end--)
             rest[end - 1] = '\0';
         if (keyopts_parse(rest, &o, why, sizeof why) < 0) {
             key_wipe(&k);
-            return errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: %s", path, lineno,
-                              why);
+            r = errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: %s", path, lineno, why);
+            goto out;
         }
-        count++;
-        if (want && !*found && strcmp(name, want) == 0) {
+        if (want && strcmp(name, want) == 0) {
+            if (*found) {
+                key_wipe(&k);
+                key_wipe(key);
+                *found = 0;
+                r = errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: the name '%s' is "
+                               "on line %d too (one line per name)", path, lineno, name,
+                               found_line);
+                goto out;
+            }
             *key = k;
             if (opts)
                 *opts = o;
             *found = 1;
+            found_line = lineno;
+        } else if (!want) {
+            /* Only at start (keys_check): the names point into text. */
+            struct named_line *grown = realloc(seen, (size_t)(count + 1) * sizeof *seen);
+
+            if (!grown) {
+                key_wipe(&k);
+                r = -ENOMEM;
+                goto out;
+            }
+            seen = grown;
+            seen[count] = (struct named_line){ name, lineno };
         }
+        count++;
         key_wipe(&k);
     }
-    return count;
+    if (!want)
+        r = find_twice(path, seen, count, err);
+out:
+    free(seen);
+    return r < 0 ? r : count;
 }
 
 int keys_check(const char *path, int *count, struct errbuf *err)

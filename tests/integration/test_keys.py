@@ -12,6 +12,7 @@ tried from outside with the real `ferry` client and with raw requests
 file and line.
 """
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -397,6 +398,24 @@ class BrokenKeysFileTest(KeysTest):
                                     "internal error (its log says why; for ferryd, a keys "
                                     "file it cannot read is one)\n" % s.addr()).encode())
 
+    def test_a_name_added_twice_while_serving_is_refused_not_the_first_taken(self):
+        # The first line won: a restricted line added below an old one did
+        # nothing, and deleting one of two did not revoke the name.
+        path = os.path.join(self.dir, "keys-twice")
+        alice = "alice %s" % self.keys["alice"][1].hex()
+        write_keys(path, [alice, "bob %s" % self.keys["wrong"][1].hex()])
+        s = ferrytest.start_ferryd("--root", self.root, "--keys", path)
+        self.servers.append(s)
+        write_keys(path, [alice, "bob %s" % self.keys["wrong"][1].hex(), alice + " files-only"])
+        mark = len(s.log)
+        r = self.ferry("alice", "exec", s.addr(), "true")
+        self.assertEqual(r.returncode, 255)
+        s.wait_for_log(r"keys file %s, line 4: the name 'alice' is on line 2 too \(one line "
+                       r"per name\)" % re.escape(path), start=mark)
+        write_keys(path, [alice + " files-only"])
+        r = self.ferry("alice", "exec", s.addr(), "true")
+        self.assertIn(b"may not run commands", r.stderr)
+
 
 class ParseTest(KeysTest):
     """A bad option stops ferryd at start, naming the file and line."""
@@ -427,6 +446,10 @@ class ParseTest(KeysTest):
                           ("from=127.0.0.1,::1", "option name expected at '::1'"),
                           ("files-only read-only", "end of the line expected")):
             self.check_refused(k + " " + opts, why)
+
+    def test_a_name_given_twice_is_refused(self):
+        self.check_refused("alice " + self.keys["wrong"][1].hex(),
+                           "the name 'alice' is on line 2 too (one line per name)")
 
     def test_well_formed_options_are_accepted(self):
         path = os.path.join(self.dir, "keys-good")
