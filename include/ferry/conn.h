@@ -65,7 +65,8 @@ struct ferry_handler {
 struct ferry_conn_opts {
     size_t write_high_water;       /* output queue limit; 0 = 1 MiB */
     struct ferry_frame_limits frame_limits;   /* for on_frame (size_key must outlive the conn) */
-    int idle_timeout_ms;           /* close a connection silent this long; 0 = never */
+    int idle_timeout_ms;           /* close a connection silent this long (while the
+                                    * handshake timeout runs, that decides); 0 = never */
     /* Close one whose TLS handshake has not finished, or that has not been
      * ferry_conn_set_authenticated(), in time (-ETIMEDOUT); 0 = never. */
     int handshake_timeout_ms;

@@ -104,7 +104,8 @@ struct ferry_server_opts {
     int unauth_timeout_penalty_ms;
     int backlog;               /* listen(2) backlog; 0 = SOMAXCONN */
     int reuse_port;            /* SO_REUSEPORT on TCP/UDP listeners */
-    int idle_timeout_ms;       /* close a connection silent this long; 0 = never */
+    int idle_timeout_ms;       /* close a connection silent this long (not yet
+                                * authenticated: handshake_timeout_ms's); 0 = never */
     int handshake_timeout_ms;  /* close one not ferry_conn_set_authenticated() in time; 0 = never */
     int shutdown_grace_ms;     /* how long a graceful stop waits; 0 = 5000 */
     int handle_signals;        /* SIGINT/SIGTERM stop the server gracefully */

@@ -582,6 +582,13 @@ static void on_idle_timer(struct ferry_loop *loop, struct ferry_timer *t, void *
         ferry_timer_restart(t, idle - quiet);
         return;
     }
+    /* Not authenticated yet: the handshake timeout decides, so that such a
+     * connection ends as one (said so, audited, penalised), not as an idle
+     * session the audit trail never saw. */
+    if (c->handshake_timer) {
+        ferry_timer_restart(t, idle);
+        return;
+    }
     ferry_log_info("conn %llu (%s): idle for %llu ms, closing", (unsigned long long)c->id,
                    c->peer, (unsigned long long)quiet);
     conn_teardown(c, -ETIMEDOUT);

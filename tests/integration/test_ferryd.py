@@ -423,6 +423,18 @@ class FerrydModel:
                          "the server spoke before the client's hello")
         self.assertEqual(authed.run({"argv": ["echo", "ok"]})["out"], b"ok\n")
 
+    def test_a_shorter_idle_timeout_leaves_the_unauthenticated_to_auth_timeout(self):
+        # The idle timer closed it first: no audit line, no 'not
+        # authenticated' in the log, and --auth-timeout cut short.
+        srv = self.own_server("--auth-timeout", "2", "--idle-timeout", "1")
+        silent = ft.connect(srv)
+        self.addCleanup(silent.close)
+        t0 = time.monotonic()
+        self.assertTrue(closed_by_peer(silent, 6), "not closed after --auth-timeout 2")
+        self.assertGreater(time.monotonic() - t0, 1.8)
+        srv.wait_for_log(r"audit: event=session .*result=denied auth=tls "
+                         r"reason=\"not authenticated in time")
+
     def test_auth_timeout_covers_the_tls_handshake(self):
         # Over TLS (the default) the timeout runs from accept: a peer that
         # never starts TLS, or stops inside its handshake, is closed; an
