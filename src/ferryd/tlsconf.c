@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -105,6 +106,23 @@ static int psk_lookup(const char *identity, const struct sockaddr *peer,
     return KEY_LEN;
 }
 
+/* The certificate's private key as the shared key is held: others may not
+ * read it (ferryd refused a key file so exposed, and took this one).  The
+ * group may, as Debian's ssl-cert group reads /etc/ssl/private. */
+static int cert_key_private(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return 0;   /* OpenSSL's load says what is wrong with it */
+    if (st.st_mode & 007) {
+        fprintf(stderr, "ferryd: --cert-key %s is accessible by others (mode %03o); run: "
+                "chmod o= %s\n", path, (unsigned)(st.st_mode & 0777), path);
+        return -1;
+    }
+    return 0;
+}
+
 int tlsconf_setup(struct daemon_config *cfg, const char *cert, const char *cert_key,
                      const char *client_ca)
 {
@@ -122,6 +140,10 @@ int tlsconf_setup(struct daemon_config *cfg, const char *cert, const char *cert_
     char err[512];
     int r;
 
+    if (cert_key && cert_key_private(cert_key) < 0) {
+        json_decref(refusal);
+        return -1;
+    }
     if (!refusal || ferry_frame_encode(refusal, 0, NULL, &frame, &frame_len) < 0) {
         json_decref(refusal);
         fprintf(stderr, "ferryd: out of memory\n");

@@ -350,6 +350,23 @@ class CertificateTest(TlsTest):
                                 "--cert-key", cls.p("server.key"))
         cls.port = cls.server.hostport()[1]
 
+    def test_a_private_key_others_can_read_is_refused(self):
+        # As a key file so exposed is; it was taken.  The group may read it
+        # (Debian's ssl-cert group).
+        exposed = self.p("exposed.key")
+        shutil.copy(self.p("server.key"), exposed)
+        os.chmod(exposed, 0o644)
+        r = subprocess.run([ferrytest.binary("ferryd"), "--listen", "127.0.0.1:0", "--key-file",
+                            self.key_path, "--cert", self.p("server.pem"), "--cert-key", exposed],
+                           capture_output=True, text=True, timeout=10 * SLOW)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr.splitlines()[-1], "ferryd: --cert-key %s is accessible by "
+                         "others (mode 644); run: chmod o= %s" % (exposed, exposed))
+        os.chmod(exposed, 0o640)
+        s = ferrytest.start_ferryd("--key-file", self.key_path, "--cert", self.p("server.pem"),
+                                   "--cert-key", exposed, "--root", self.dir)
+        s.stop()
+
     def test_ca_verified_server_by_name_and_address(self):
         for host in ("localhost", "127.0.0.1"):
             mark = len(self.server.log)
