@@ -43,8 +43,13 @@ static void make_index(void)
 __attribute__((format(printf, 3, 4)))
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    unsigned long e = ERR_peek_last_error();
-    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    /* The first error is the cause; the last only says which layer gave
+     * up ("PEM lib" for a file that is not PEM, "system lib" for one that
+     * is missing). */
+    unsigned long e = ERR_peek_error();
+    const char *reason = !e ? NULL
+                       : ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e))
+                                             : ERR_reason_error_string(e);
     int saved = errno;
     va_list ap;
     int n;

@@ -367,6 +367,19 @@ class CertificateTest(TlsTest):
                                    "--cert-key", exposed, "--root", self.dir)
         s.stop()
 
+    def test_a_certificate_that_cannot_be_used_says_why(self):
+        # OpenSSL's first error, the cause: it said the layer that gave up
+        # ("system lib", "PEM lib").
+        for cert, why in ((os.path.join(self.dir, "missing.pem"), "No such file or directory"),
+                          (self.key_path, "no start line")):
+            r = subprocess.run([ferrytest.binary("ferryd"), "--listen", "127.0.0.1:0",
+                                "--key-file", self.key_path, "--cert", cert, "--cert-key",
+                                self.p("server.key")],
+                               capture_output=True, text=True, timeout=10 * SLOW)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr.splitlines()[-1],
+                             "ferryd: cannot use certificate %s: %s" % (cert, why))
+
     def test_ca_verified_server_by_name_and_address(self):
         for host in ("localhost", "127.0.0.1"):
             mark = len(self.server.log)
