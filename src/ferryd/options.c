@@ -331,14 +331,17 @@ static int apply_option(struct options *o, int opt, const char *arg)
     case OPT_CLASSIC_MAX_CONNS:
         if (parse_count("--classic-max-conns", arg, 100000, &o->classic_max_conns) < 0)
             return 2;
+        o->classic_tuned = 1;
         break;
     case OPT_CLASSIC_IDLE_TIMEOUT:
         if (parse_seconds("--classic-idle-timeout", arg, 0, &o->classic_idle_timeout_ms) < 0)
             return 2;
+        o->classic_tuned = 1;
         break;
     case OPT_CLASSIC_MAX_OUTPUT:
         if (parse_count("--classic-max-output", arg, 1 << 20, &o->classic_max_output_mib) < 0)
             return 2;
+        o->classic_tuned = 1;
         break;
     case OPT_INSECURE: o->insecure_classic = 1; break;
     case OPT_NO_AUTH: o->insecure_no_auth = 1; break;
@@ -465,6 +468,13 @@ int options_parse(int argc, char **argv, struct options *o)
     if (o->workers_given && o->server.model == FERRY_MODEL_FORK)
         fprintf(stderr, "ferryd: -w/--workers has no effect with --model fork "
                         "(a process serves each connection)\n");
+    /* The same for what only --classic uses: --insecure, read as "serve
+     * without authentication", would otherwise pass for done. */
+    if (o->nclassic == 0 && o->insecure_classic)
+        fprintf(stderr, "ferryd: --insecure has no effect without --classic (it allows --classic "
+                        "on an address that is not loopback)\n");
+    if (o->nclassic == 0 && o->classic_tuned)
+        fprintf(stderr, "ferryd: the --classic-* limits have no effect without --classic\n");
     return 0;
 }
 

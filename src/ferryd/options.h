@@ -41,6 +41,7 @@ struct options {
     int classic_idle_timeout_ms;
     int classic_max_output_mib;
     int workers_given;
+    int classic_tuned;     /* a --classic-* limit was given */
     /* -f: settings read from a file come first; an address list given on
      * the command line replaces the file's rather than adding to it. */
     const char *config;

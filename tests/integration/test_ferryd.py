@@ -1359,6 +1359,16 @@ class FerrydStartupRefusals(unittest.TestCase):
         self.addCleanup(srv.stop_quietly)
         self.assertFalse([l for l in srv.log if "no effect" in l], srv.log)
 
+    def test_classic_options_without_classic_are_said_to_have_no_effect(self):
+        srv = ft.start_ferryd("--insecure", "--classic-max-conns", "3", key_path=self.key_path)
+        self.addCleanup(srv.stop_quietly)
+        srv.wait_for_log(r"--insecure has no effect without --classic")
+        srv.wait_for_log(r"the --classic-\* limits have no effect without --classic")
+        srv = ft.start_ferryd("--insecure", "--classic-max-conns", "3", "--classic",
+                              "127.0.0.1:0", key_path=self.key_path, endpoints=2)
+        self.addCleanup(srv.stop_quietly)
+        self.assertFalse([l for l in srv.log if "no effect" in l], srv.log)
+
     def test_unix_socket_sessions_log_the_peers_uid_and_pid(self):
         path = os.path.join(self.dir, "ferryd.sock")
         srv = ft.start_ferryd(key_path=self.key_path, listen="unix:" + path)
