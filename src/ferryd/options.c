@@ -256,8 +256,18 @@ static int apply_option(struct options *o, int opt, const char *arg)
         break;
     }
     case 'f': o->config = arg; break;
-    case 'k': o->key_file = arg; break;
-    case OPT_KEYS: o->keys_file = arg; break;
+    case 'k':
+    case OPT_KEYS:
+        /* The command line's key or keys replaces the file's (the shipped
+         * one has key-file): "not both" would name an option not typed. */
+        if (!o->in_file && o->key_from_file)
+            o->key_file = o->keys_file = NULL;
+        o->key_from_file = o->in_file;
+        if (opt == 'k')
+            o->key_file = arg;
+        else
+            o->keys_file = arg;
+        break;
     case OPT_CERT: o->cert = arg; break;
     case OPT_CERT_KEY: o->cert_key = arg; break;
     case OPT_CLIENT_CA: o->client_ca = arg; break;

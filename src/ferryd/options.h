@@ -46,6 +46,7 @@ struct options {
      * the command line replaces the file's rather than adding to it. */
     const char *config;
     int in_file, listen_from_file, classic_from_file;
+    int key_from_file;         /* key_file or keys_file came from the file */
     char **kept;               /* the file's values, which those above point to */
     size_t nkept;
     struct ferry_server_opts server;

@@ -205,6 +205,25 @@ class ConfigFileTest(Base):
         self.assertEqual(len(srv.endpoints), 1)
         self.assertEqual(srv.stop(), 0)
 
+    def test_keys_on_the_command_line_replace_the_files_key_file(self):
+        # The shipped file has key-file; --keys said 'use --key-file or
+        # --keys, not both', of which only one was typed.  Each way round.
+        keys = os.path.join(self.dir, "keys")
+        with open(keys, "w") as f:
+            f.write("alice %s\n" % ("ab" * 32))
+        os.chmod(keys, 0o600)
+        for line, args, want in (("key-file %s" % self.key_path, ("--keys", keys),
+                                  r"keys: %s \(1 key" % keys),
+                                 ("keys %s" % keys, ("--key-file", self.key_path),
+                                  r"key: %s \(as 'ferry'\)" % self.key_path)):
+            with self.subTest(line=line):
+                path = self.conf("%s\nroot %s\n" % (line, self.root))
+                srv = ferrytest.start_server("ferryd", "-f", path, "--listen", "127.0.0.1:0",
+                                             *args)
+                self.addCleanup(srv.stop_quietly)
+                srv.wait_for_log(want)
+                self.assertEqual(srv.stop(), 0)
+
     def test_errors_name_the_file_and_line(self):
         cases = [
             ("root %s\ncolour blue\n", ":2: unknown key 'colour'"),
