@@ -219,9 +219,14 @@ class ConfigFileTest(Base):
             with self.subTest(line=line):
                 path = self.conf("%s\nroot %s\n" % (line, self.root))
                 srv = ferrytest.start_server("ferryd", "-f", path, "--listen", "127.0.0.1:0",
-                                             *args)
+                                             "--no-sweep", *args)
                 self.addCleanup(srv.stop_quietly)
                 srv.wait_for_log(want)
+                # Stopped only once it serves (its stop signals caught: the
+                # no-sweep line comes after): a SIGTERM among the start-up
+                # lines went unheeded once under TSan in CI (not understood
+                # yet: the closing note of 2026-12-07 says more).
+                srv.wait_for_log(r"no sweep for unfinished uploads")
                 self.assertEqual(srv.stop(), 0)
 
     def test_errors_name_the_file_and_line(self):
