@@ -185,23 +185,27 @@ static int walk(const char *path, char *text, const char *want, struct ferry_key
                 *opts = o;
             *found = 1;
             found_line = lineno;
-        } else if (!want) {
-            /* Only at start (keys_check): the names point into text. */
-            struct named_line *grown = realloc(seen, (size_t)(count + 1) * sizeof *seen);
-
-            if (!grown) {
-                key_wipe(&k);
-                r = -ENOMEM;
-                goto out;
-            }
-            seen = grown;
-            seen[count] = (struct named_line){ name, lineno };
         }
+        /* Every name, for find_twice (they point into text).  At a lookup
+         * as at start: a file the start would refuse serves nobody, as a
+         * file with a bad line does not. */
+        struct named_line *grown = realloc(seen, (size_t)(count + 1) * sizeof *seen);
+
+        if (!grown) {
+            key_wipe(&k);
+            r = -ENOMEM;
+            goto out;
+        }
+        seen = grown;
+        seen[count] = (struct named_line){ name, lineno };
         count++;
         key_wipe(&k);
     }
-    if (!want)
-        r = find_twice(path, seen, count, err);
+    r = find_twice(path, seen, count, err);
+    if (r < 0 && want && *found) {
+        key_wipe(key);
+        *found = 0;
+    }
 out:
     free(seen);
     return r < 0 ? r : count;
