@@ -129,13 +129,12 @@ static int find_twice(const char *path, struct named_line *seen, int n, struct e
 /*
  * Walk every line; for the one named `want` (if any) fill key and opts.
  * Returns the number of keys, or FERRY_EKEYS_LINE with err naming the bad
- * line (or a name given twice: all of them without `want`, that one with
- * it), or -ENOMEM.
+ * line (or the first name given twice, with `want` or without), or -ENOMEM.
  */
 static int walk(const char *path, char *text, const char *want, struct ferry_key *key,
                 struct keyopts *opts, int *found, struct errbuf *err)
 {
-    int count = 0, lineno = 0, found_line = 0, r = 0;
+    int count = 0, lineno = 0, r = 0;
     struct named_line *seen = NULL;
     char *next;
 
@@ -170,25 +169,15 @@ static int walk(const char *path, char *text, const char *want, struct ferry_key
             r = errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: %s", path, lineno, why);
             goto out;
         }
-        if (want && strcmp(name, want) == 0) {
-            if (*found) {
-                key_wipe(&k);
-                key_wipe(key);
-                *found = 0;
-                r = errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: the name '%s' is "
-                               "on line %d too (one line per name)", path, lineno, name,
-                               found_line);
-                goto out;
-            }
+        if (want && !*found && strcmp(name, want) == 0) {
             *key = k;
             if (opts)
                 *opts = o;
             *found = 1;
-            found_line = lineno;
         }
-        /* Every name, for find_twice (they point into text).  At a lookup
-         * as at start: a file the start would refuse serves nobody, as a
-         * file with a bad line does not. */
+        /* Every name, for find_twice (they point into text), at a lookup
+         * as at start: a file the start refuses serves nobody, as a file
+         * with a bad line serves nobody. */
         struct named_line *grown = realloc(seen, (size_t)(count + 1) * sizeof *seen);
 
         if (!grown) {
