@@ -231,6 +231,19 @@ def sanitizer_env():
             if name in os.environ}
 
 
+def unix_listening(path):
+    """Whether a Unix stream socket at path listens (/proc/net/unix shows
+    __SO_ACCEPTCON in its flags): its file appears at bind(), before
+    listen(), and a connect() between the two is refused."""
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                return True
+    return False
+
+
 def closed_port(addr):
     """A port on addr that nothing listens on (bound, then released)."""
     with socket.socket() as s:

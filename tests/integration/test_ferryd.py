@@ -1300,8 +1300,8 @@ class FerrydStartupRefusals(unittest.TestCase):
                              stderr=subprocess.DEVNULL, preexec_fn=close_std)
         self.addCleanup(p.wait, 10 * SLOW)
         self.addCleanup(p.terminate)
-        ft.wait_until(lambda: os.path.exists(sock) or p.poll() is not None,
-                      what="ferryd's socket")
+        ft.wait_until(lambda: ft.unix_listening(sock) or p.poll() is not None,
+                      what="ferryd listening on its socket")
         self.assertIsNone(p.poll(), "ferryd ended")
         r = subprocess.run([ft.binary("ferry"), "exec", "-k", self.key_path, "unix:" + sock,
                             "echo served"], capture_output=True, env=env,
