@@ -41,6 +41,7 @@
 #include <jansson.h>
 
 #include "fuzz_tmp.h"
+#include "audit.h"
 #include "classic_put.h"
 #include "daemon.h"
 #include "ferry/conn.h"
@@ -59,6 +60,7 @@ static struct ferry_server *server;
 
 struct files_conn {
     struct filesvc *f;
+    struct audit_who who;   /* as a session keeps it, for the audit lines */
     int body;       /* the current frame's body goes to the file service */
 };
 
@@ -70,7 +72,9 @@ static int files_open(struct ferry_conn *c, void *arg)
     (void)arg;
     if (!fc)
         return -ENOMEM;
-    fc->f = filesvc_new(c, cfg.root, NULL, NULL);
+    fc->who = (struct audit_who){ .peer = ferry_conn_peer(c), .listener = "main",
+                                  .id_key = "key", .id_value = "fuzz" };
+    fc->f = filesvc_new(c, cfg.root, &fc->who, NULL, NULL);
     if (!fc->f) {
         free(fc);
         return -ENOMEM;

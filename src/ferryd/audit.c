@@ -15,14 +15,20 @@
 
 #define Q FERRY_LOG_Q
 
-void audit_session(const char *peer, const char *listener, const char *auth, const char *id_key,
-                   const char *id_value, const char *result, const char *reason)
+/* The fields every line starts with: event, peer, listener and, once
+ * known, key= or subject=. */
+#define WHO_FMT "event=%s peer=%s listener=%s%s%s%s%s"
+#define WHO_ARGS(event, w) (event), Q((w)->peer), Q((w)->listener), \
+    (w)->id_key && (w)->id_value ? " " : "", \
+    (w)->id_key && (w)->id_value ? (w)->id_key : "", \
+    (w)->id_key && (w)->id_value ? "=" : "", \
+    (w)->id_key && (w)->id_value ? Q((w)->id_value) : ""
+
+void audit_session(const struct audit_who *who, const char *auth, const char *result,
+                   const char *reason)
 {
-    ferry_log_audit("event=session peer=%s listener=%s result=%s%s%s%s%s%s%s%s%s",
-                    Q(peer), Q(listener), Q(result),
+    ferry_log_audit(WHO_FMT " result=%s%s%s%s%s", WHO_ARGS("session", who), Q(result),
                     auth ? " auth=" : "", auth ? Q(auth) : "",
-                    id_key && id_value ? " " : "", id_key && id_value ? id_key : "",
-                    id_key && id_value ? "=" : "", id_key && id_value ? Q(id_value) : "",
                     reason ? " reason=" : "", reason ? Q(reason) : "");
 }
 
@@ -76,7 +82,7 @@ int audit_cmd_begin(struct audit_cmd *a, char *const *argv, const char *shell, c
     return 0;
 }
 
-void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
+void audit_cmd_end(struct audit_cmd *a, const struct audit_who *who,
                    const struct runner_result *res, const char *reason)
 {
     char outcome[96];
@@ -91,8 +97,8 @@ void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
     else
         snprintf(outcome, sizeof outcome, "result=%s", reason ? "error" : "aborted");
     /* original= last: the client chose it, and it may be long. */
-    ferry_log_audit("event=exec peer=%s listener=%s pid=%ld %s duration_ms=%" PRId64 "%s%s%s cwd=%s %s=%s%s%s",
-                    Q(peer), Q(listener), (long)a->pid, outcome, ms < 0 ? 0 : ms,
+    ferry_log_audit(WHO_FMT " pid=%ld %s duration_ms=%" PRId64 "%s%s%s cwd=%s %s=%s%s%s",
+                    WHO_ARGS("exec", who), (long)a->pid, outcome, ms < 0 ? 0 : ms,
                     reason ? " reason=" : "", reason ? Q(reason) : "", a->tty ? " tty=1" : "",
                     a->cwd ? Q(a->cwd) : "~", a->shell ? "shell" : "argv",
                     Q(a->shell ? a->shell : a->argv ? a->argv : ""),
@@ -104,24 +110,22 @@ void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
     memset(a, 0, sizeof *a);
 }
 
-void audit_file(const char *peer, const char *listener, const char *op, const char *path,
-                int64_t bytes, const char *result, const char *reason)
+void audit_file(const struct audit_who *who, const char *op, const char *path, int64_t bytes,
+                const char *result, const char *reason)
 {
     char nbytes[32] = "";
 
     if (bytes >= 0)
         snprintf(nbytes, sizeof nbytes, " bytes=%" PRId64, bytes);
-    ferry_log_audit("event=file peer=%s listener=%s op=%s result=%s%s%s%s path=%s", Q(peer),
-                    Q(listener), Q(op), Q(result), nbytes, reason ? " reason=" : "",
+    ferry_log_audit(WHO_FMT " op=%s result=%s%s%s%s path=%s", WHO_ARGS("file", who), Q(op), Q(result), nbytes, reason ? " reason=" : "",
                     reason ? Q(reason) : "", Q(path));
 }
 
-void audit_denied(const char *peer, const char *listener, const char *op, const char *path,
+void audit_denied(const struct audit_who *who, const char *op, const char *path,
                   const char *reason)
 {
     if (!path)
-        ferry_log_audit("event=exec peer=%s listener=%s result=denied reason=%s", Q(peer),
-                        Q(listener), Q(reason));
+        ferry_log_audit(WHO_FMT " result=denied reason=%s", WHO_ARGS("exec", who), Q(reason));
     else
-        audit_file(peer, listener, op, path, -1, "denied", reason);
+        audit_file(who, op, path, -1, "denied", reason);
 }

@@ -3,13 +3,15 @@
  * file operation, on stderr with the other log lines (log.h), whatever the
  * log level.  Each is "audit:" then key=value pairs, event= first:
  *
- *   ... audit: event=session peer=127.0.0.1:50312 listener=main auth=hmac key=ci result=ok
- *   ... audit: event=exec peer=127.0.0.1:50312 pid=4242 cwd=/srv argv="make deploy" result=exit status=0 duration_ms=812
- *   ... audit: event=file peer=127.0.0.1:50312 op=put path=a/b.txt bytes=1048576 result=ok
+ *   ... audit: event=session peer=127.0.0.1:50312 listener=main key=ci result=ok auth=hmac
+ *   ... audit: event=exec peer=127.0.0.1:50312 listener=main key=ci pid=4242 result=exit status=0 ...
+ *   ... audit: event=file peer=127.0.0.1:50312 listener=main key=ci op=put result=ok ... path=a/b.txt
  *
  * Every value a peer chose goes through ferry_log_quote, so a line is
  * never forged and always parses; docs/DESIGN.md ("The audit trail") has
- * the grammar and the fields.  The lines of one session share its peer=.
+ * the grammar and the fields.  The lines of one session share its peer=,
+ * and once it has authenticated, who it is (key= or subject=): an admin
+ * greps one key's doings without going back to its session's line.
  */
 #ifndef FERRYD_AUDIT_H
 #define FERRYD_AUDIT_H
@@ -20,14 +22,26 @@
 #include "runner.h"
 
 /*
- * A session's outcome.  listener: "main" or "classic"; auth: how it
- * authenticated ("hmac", "tls-psk", "certificate", "none"), or NULL when it
- * never got that far; id_key and id_value: who it claims or proved to be
- * ("key" and a key name, "subject" and a certificate subject; NULL: none);
- * reason: why it was denied (NULL when result is "ok").
+ * Who a line is about, kept by its session for the session's life.  peer:
+ * the connection's address (ferry_conn_peer); listener: "main" or
+ * "classic"; id_key and id_value: who it proved (or, on a session line,
+ * claims) to be, "key" and a key name or "subject" and a certificate
+ * subject; NULL until then, and always for classic and --insecure-no-auth.
  */
-void audit_session(const char *peer, const char *listener, const char *auth, const char *id_key,
-                   const char *id_value, const char *result, const char *reason);
+struct audit_who {
+    const char *peer;
+    const char *listener;
+    const char *id_key;
+    const char *id_value;
+};
+
+/*
+ * A session's outcome.  auth: how it authenticated ("hmac", "tls-psk",
+ * "certificate", "none"), or NULL when it never got that far; reason: why
+ * it was denied (NULL when result is "ok").
+ */
+void audit_session(const struct audit_who *who, const char *auth, const char *result,
+                   const char *reason);
 
 /* A command from its start to its one audit line. */
 struct audit_cmd {
@@ -51,7 +65,7 @@ int audit_cmd_begin(struct audit_cmd *a, char *const *argv, const char *shell, c
  * when it did not start (reason says why: result=error) or was killed
  * because its session ended (reason NULL: result=aborted).
  */
-void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
+void audit_cmd_end(struct audit_cmd *a, const struct audit_who *who,
                    const struct runner_result *res, const char *reason);
 
 /*
@@ -59,12 +73,12 @@ void audit_cmd_end(struct audit_cmd *a, const char *peer, const char *listener,
  * result: "ok", "error" (reason says which), "abandoned" (the client
  * gave up), "interrupted" (the session ended mid-transfer).
  */
-void audit_file(const char *peer, const char *listener, const char *op, const char *path,
-                int64_t bytes, const char *result, const char *reason);
+void audit_file(const struct audit_who *who, const char *op, const char *path, int64_t bytes,
+                const char *result, const char *reason);
 
 /* A request the key's restrictions (keyopts.h) refused: event=exec or
  * event=file with op, path (NULL for exec), result=denied and the reason. */
-void audit_denied(const char *peer, const char *listener, const char *op, const char *path,
+void audit_denied(const struct audit_who *who, const char *op, const char *path,
                   const char *reason);
 
 #endif

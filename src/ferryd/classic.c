@@ -73,6 +73,7 @@ struct classic {
     int piece;
     size_t off;
     struct audit_cmd cmd;       /* the running command's audit record */
+    struct audit_who who;       /* every audit line's peer and listener */
 };
 
 static int capture_append(struct capture *cap, const void *data, size_t len)
@@ -197,7 +198,7 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     if (note[0] && capture_append(&k->out[1], note, strlen(note)) == 0)
         k->total += strlen(note);
     if (k->exec)   /* else it never started, and said so */
-        audit_cmd_end(&k->cmd, ferry_conn_peer(k->c), "classic", res, NULL);
+        audit_cmd_end(&k->cmd, &k->who, res, NULL);
 
     runner_free(k->exec);
     k->exec = NULL;
@@ -268,7 +269,7 @@ static int classic_on_data(struct ferry_conn *c, const void *data, size_t len, v
     }
     free(command);
     if (r < 0) {
-        audit_cmd_end(&k->cmd, ferry_conn_peer(c), "classic", NULL, err);
+        audit_cmd_end(&k->cmd, &k->who, NULL, err);
         struct runner_result res = { .exited = 1, .status = r == -ENOENT ? 127 : 126 };
         capture_append(&k->out[1], err, strlen(err));
         capture_append(&k->out[1], "\n", 1);
@@ -329,12 +330,13 @@ static int classic_on_open(struct ferry_conn *c, void *arg)
     k->slot = r;
     k->c = c;
     k->cc = cc;
+    k->who = (struct audit_who){ .peer = ferry_conn_peer(c), .listener = "classic" };
     ferry_conn_set_data(c, k);
     /* The classic protocol has no handshake: the server-wide handshake
      * (--auth-timeout) deadline must not close its connections; its own
      * idle timer does. */
     ferry_conn_set_authenticated(c);
-    audit_session(ferry_conn_peer(c), "classic", "none", NULL, NULL, "ok", NULL);
+    audit_session(&k->who, "none", "ok", NULL);
     return 0;
 }
 
@@ -368,7 +370,7 @@ static void classic_on_close(struct ferry_conn *c, int reason, void *arg)
         return;
     if (k->exec) {
         runner_abort(k->exec);
-        audit_cmd_end(&k->cmd, ferry_conn_peer(c), "classic", NULL, NULL);
+        audit_cmd_end(&k->cmd, &k->who, NULL, NULL);
     }
     ferry_timer_cancel(k->idle);
     classic_put_free(k->put);

@@ -23,6 +23,7 @@ struct classic_put {
     struct fsops_upload up;     /* the file being received (fd >= 0) */
     uint64_t expected;
     int failed;                 /* this file's bytes are being discarded */
+    struct audit_who who;       /* every audit line's peer and listener */
 };
 
 int classic_put_detect(const uint8_t *data, size_t len)
@@ -41,6 +42,7 @@ struct classic_put *classic_put_new(struct ferry_conn *c, const struct fsroot *r
         return NULL;
     p->c = c;
     p->root = root;
+    p->who = (struct audit_who){ .peer = ferry_conn_peer(c), .listener = "classic" };
     fsops_upload_init(&p->up);
     if (ferry_frame_parser_new(&put_limits, &p->parser) < 0) {
         free(p);
@@ -109,7 +111,7 @@ static void begin_file(struct classic_put *p, json_t *h, uint64_t size)
     if (r == 0)
         r = fsops_upload_open(p->root, name, 0, &p->up, &have);
     if (r < 0) {
-        audit_file(peer, "classic", "put", filename, -1, "error", app_strerror(r));
+        audit_file(&p->who, "put", filename, -1, "error", app_strerror(r));
         return;
     }
     p->failed = 0;
@@ -125,9 +127,9 @@ static void end_file(struct classic_put *p)
     memcpy(name, p->up.name, sizeof name);   /* commit releases p->up */
     r = fsops_upload_commit(&p->up, 0644, NULL, 0, 0);
     if (r < 0)
-        audit_file(ferry_conn_peer(p->c), "classic", "put", name, -1, "error", strerror(-r));
+        audit_file(&p->who, "put", name, -1, "error", strerror(-r));
     else
-        audit_file(ferry_conn_peer(p->c), "classic", "put", name, (int64_t)p->expected, "ok", NULL);
+        audit_file(&p->who, "put", name, (int64_t)p->expected, "ok", NULL);
 }
 
 int classic_put_feed(struct classic_put *p, const uint8_t *data, size_t len)
@@ -159,7 +161,7 @@ int classic_put_feed(struct classic_put *p, const uint8_t *data, size_t len)
                 if (r < 0) {
                     /* Nobody to tell in this protocol: log it, drop the
                      * file, and keep the stream in step. */
-                    audit_file(ferry_conn_peer(p->c), "classic", "put", p->up.name, -1, "error",
+                    audit_file(&p->who, "put", p->up.name, -1, "error",
                                strerror(-r));
                     fsops_upload_abandon(&p->up, 0);
                     p->failed = 1;

@@ -21,7 +21,7 @@
 #define LIST_BATCHES_PER_TURN 16
 
 struct filesvc *filesvc_new(struct ferry_conn *c, const struct fsroot *root,
-                        void (*on_idle)(void *arg), void *arg)
+                            const struct audit_who *who, void (*on_idle)(void *arg), void *arg)
 {
     struct filesvc *f = calloc(1, sizeof *f);
 
@@ -29,6 +29,7 @@ struct filesvc *filesvc_new(struct ferry_conn *c, const struct fsroot *root,
         return NULL;
     f->c = c;
     f->root = root;
+    f->who = who;
     f->on_idle = on_idle;
     f->idle_arg = arg;
     f->fd = -1;
@@ -42,7 +43,7 @@ void filesvc_free(struct filesvc *f)
         return;
     /* Gone mid-upload: a resumable upload keeps its bytes for next time. */
     if (f->state != XFER_NONE && f->state != XFER_LIST && f->op)
-        audit_file(ferry_conn_peer(f->c), "main", f->op ? f->op : "?", f->path,
+        audit_file(f->who, f->op ? f->op : "?", f->path,
                    (int64_t)f->pos, "interrupted", NULL);
     filesvc_xfer_reset(f, 1);
     free(f);
@@ -297,7 +298,7 @@ static int handle_mkdir(struct filesvc *f, const char *path, int parents)
 
     if (r < 0)
         return filesvc_reply_op_error(f, path, r);
-    audit_file(ferry_conn_peer(f->c), "main", "mkdir", path, -1, "ok", NULL);
+    audit_file(f->who, "mkdir", path, -1, "ok", NULL);
     return filesvc_reply_send(f, json_pack("{s:s}", "type", MSG_OK));
 }
 
@@ -307,7 +308,7 @@ static int handle_rm(struct filesvc *f, const char *path, int recursive)
 
     if (r < 0)
         return filesvc_reply_op_error(f, path, r);
-    audit_file(ferry_conn_peer(f->c), "main", recursive ? "rm-r" : "rm", path, -1, "ok", NULL);
+    audit_file(f->who, recursive ? "rm-r" : "rm", path, -1, "ok", NULL);
     return filesvc_reply_send(f, json_pack("{s:s}", "type", MSG_OK));
 }
 

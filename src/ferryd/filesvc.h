@@ -20,11 +20,13 @@
 #include "fspath.h"
 
 struct filesvc;   /* opaque: one session's file-service state */
+struct audit_who;
 
-/* on_idle: called when a transfer ends (the session may be waiting to
+/* who: the session's, for the audit lines (it outlives the service);
+ * on_idle: called when a transfer ends (the session may be waiting to
  * close for a graceful stop). */
 struct filesvc *filesvc_new(struct ferry_conn *c, const struct fsroot *root,
-                        void (*on_idle)(void *arg), void *arg);
+                            const struct audit_who *who, void (*on_idle)(void *arg), void *arg);
 
 /* Free; a transfer in progress is abandoned (an upload's temporary is
  * removed, or kept when the upload asked to be resumable).  NULL allowed. */

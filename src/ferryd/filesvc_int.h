@@ -30,6 +30,7 @@ enum filesvc_state {
 struct filesvc {
     struct ferry_conn *c;
     const struct fsroot *root;
+    const struct audit_who *who;   /* the session's (audit.h) */
     void (*on_idle)(void *arg);
     void *idle_arg;
 

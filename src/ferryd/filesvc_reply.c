@@ -42,7 +42,7 @@ int filesvc_reply_op_error(struct filesvc *f, const char *path, int code)
 
     /* A refused request: its audit line, with the reply's reason. */
     if (f->op)
-        audit_file(ferry_conn_peer(f->c), "main", f->op, path, -1, "error",
+        audit_file(f->who, f->op, path, -1, "error",
                    json_string_value(json_object_get(msg, "message")));
     return filesvc_reply_send(f, msg);
 }

@@ -163,7 +163,7 @@ static int put_failed(struct filesvc *f, const char *code, const char *message, 
     json_t *msg = op_error ? filesvc_reply_op_error_msg(f, f->path, op_error)
                            : error_msg(code, message);
 
-    audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "error",
+    audit_file(f->who, "put", f->path, (int64_t)f->pos, "error",
                op_error ? strerror(-op_error) : message);
     f->op = NULL;   /* audited: the session's end is not another line */
     fsops_upload_abandon(&f->up, 0);
@@ -311,7 +311,7 @@ int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint)
         return 1;
     }
     if (abort_flag) {   /* kept for a later resume only if this put asked */
-        audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "abandoned",
+        audit_file(f->who, "put", f->path, (int64_t)f->pos, "abandoned",
                    NULL);
         return finish(f, 1, error_msg(ERR_REQUEST, "upload abandoned by the client"));
     }
@@ -331,18 +331,18 @@ int filesvc_xfer_put_end(struct filesvc *f, json_t *msg, const char **complaint)
     }
     digest_hex(f->digest, mine);
     if (!digest_hex_equal(mine, sum)) {
-        audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "error",
+        audit_file(f->who, "put", f->path, (int64_t)f->pos, "error",
                    "checksum mismatch, not committed");
         return finish(f, 0, error_msg(ERR_CHECKSUM, "checksum mismatch: the file was not saved"));
     }
     r = fsops_upload_commit(&f->up, f->mode, f->has_mtime ? &f->mtime_sec : NULL, f->mtime_nsec,
                             f->do_fsync);
     if (r < 0) {
-        audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->pos, "error",
+        audit_file(f->who, "put", f->path, (int64_t)f->pos, "error",
                    strerror(-r));
         return finish(f, 0, filesvc_reply_commit_error_msg(f, f->path, r));
     }
-    audit_file(ferry_conn_peer(f->c), "main", "put", f->path, (int64_t)f->size, "ok", NULL);
+    audit_file(f->who, "put", f->path, (int64_t)f->size, "ok", NULL);
     return finish(f, 0, json_pack("{s:s, s:I, s:s}", "type", MSG_PUT_OK, "filesize",
                                   (json_int_t)f->size, "checksum", mine));
 }
@@ -485,12 +485,12 @@ static void get_done(struct filesvc *f)
          * longer exists, whatever we managed to read of it. */
         msg = json_pack("{s:s, s:s, s:s, s:s}", "type", MSG_ERROR, "code", ERR_FS, "errno", "ENOENT",
                         "message", "the file was removed during the transfer");
-        audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->pos, "error",
+        audit_file(f->who, "get", f->path, (int64_t)f->pos, "error",
                    "removed during the transfer");
     } else {
         digest_hex(f->digest, hex);
         msg = json_pack("{s:s, s:s}", "type", MSG_GET_END, "checksum", hex);
-        audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->size, "ok", NULL);
+        audit_file(f->who, "get", f->path, (int64_t)f->size, "ok", NULL);
     }
     finish(f, 0, msg);
 }
@@ -499,7 +499,7 @@ static void get_done(struct filesvc *f)
  * under way with zeros, then say why instead of get-end. */
 static void get_failed(struct filesvc *f, int code)
 {
-    audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->pos, "error",
+    audit_file(f->who, "get", f->path, (int64_t)f->pos, "error",
                code == FERRY_ETRUNCATED ? "the file shrank" : strerror(-code));
     f->op = NULL;   /* audited: the session's end is not another line */
     f->fail_code = code;   /* reported once the padding is out */
@@ -561,7 +561,7 @@ void filesvc_xfer_pump(struct filesvc *f)
             return;
         }
         if (n < 0) {
-            audit_file(ferry_conn_peer(f->c), "main", "get", f->path, (int64_t)f->pos, "error",
+            audit_file(f->who, "get", f->path, (int64_t)f->pos, "error",
                        ferry_strerror((int)n));
             f->op = NULL;
             ferry_conn_abort(f->c, (int)n);

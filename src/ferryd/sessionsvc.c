@@ -171,7 +171,7 @@ static void on_exit_cb(void *arg, const struct runner_result *res)
     ferry_log_debug("session %s: command %d ended (%s %d%s)", ferry_conn_peer(s->c),
                     (int)runner_pid(s->exec), res->signaled ? "signal" : "status",
                     res->signaled ? res->signal : res->status, res->timed_out ? ", timed out" : "");
-    audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", res, NULL);
+    audit_cmd_end(&s->cmd, &s->who, res, NULL);
     s->last_failed = res->signaled || res->status != 0;
     session_send_msg(s, msg);
     runner_free(s->exec);
@@ -453,7 +453,7 @@ static int handle_exec(struct session *s, json_t *msg)
         return session_send_msg(s, json_pack("{s:s}", "type", MSG_SKIPPED));
     s->last_failed = 1;   /* until it exits 0 */
     if (s->opts->flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY)) {
-        audit_denied(ferry_conn_peer(s->c), "main", "exec", NULL, "files-only or read-only key");
+        audit_denied(&s->who, "exec", NULL, "files-only or read-only key");
         return session_send_error(s, ERR_DENIED, "this key may not run commands (files-only or read-only "
                                          "in ferryd's keys file)");
     }
@@ -500,7 +500,7 @@ static int handle_exec(struct session *s, json_t *msg)
     if (r == 0)
         return 0;
     s->exec = NULL;
-    audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", NULL, err);
+    audit_cmd_end(&s->cmd, &s->who, NULL, err);
     if (r == FERRY_ECWD || r == -EINVAL)
         return session_send_error(s, ERR_REQUEST, err);
     /* As a shell would: 127 when there is no such command, 126 when it
@@ -562,14 +562,14 @@ static int on_header(struct session *s, json_t *msg, uint64_t body_size)
             return session_send_error(s, ERR_BUSY, "a command is running on this session");
         const char *path = json_string_value(json_object_get(msg, "path"));
         if (s->opts->command[0]) {
-            audit_denied(ferry_conn_peer(s->c), "main", type, path ? path : "", "forced command key");
+            audit_denied(&s->who, type, path ? path : "", "forced command key");
             return session_send_error(s, ERR_DENIED, "this key may only run its forced command "
                                              "(command= in ferryd's keys file)");
         }
         if ((s->opts->flags & KEYOPT_READ_ONLY) && (strcmp(type, MSG_PUT) == 0 ||
                                                    strcmp(type, MSG_MKDIR) == 0 ||
                                                    strcmp(type, MSG_RM) == 0)) {
-            audit_denied(ferry_conn_peer(s->c), "main", type, path ? path : "", "read-only key");
+            audit_denied(&s->who, type, path ? path : "", "read-only key");
             return session_send_error(s, ERR_DENIED, "this key is read-only (read-only in ferryd's "
                                              "keys file)");
         }
@@ -678,7 +678,8 @@ static int sessionsvc_on_open(struct ferry_conn *c, void *arg)
     s->cfg = arg;
     s->opts = &sessionsvc_no_opts;
     s->files_idle = on_files_idle;
-    s->files = filesvc_new(c, s->cfg->root, on_files_idle, s);
+    s->who = (struct audit_who){ .peer = ferry_conn_peer(c), .listener = "main" };
+    s->files = filesvc_new(c, s->cfg->root, &s->who, on_files_idle, s);
     /* The client speaks first (docs/PROTOCOL.md 2.1): its hello, then ours. */
     int r = s->files ? 0 : -ENOMEM;
     if (r < 0) {
@@ -769,12 +770,12 @@ static void sessionsvc_on_close(struct ferry_conn *c, int reason, void *arg)
      * so the command and its whole process group go. */
     /* A session that ended before it was authenticated was denied. */
     if (!s->audited)
-        audit_session(ferry_conn_peer(c), "main", NULL, NULL, NULL, "denied",
+        audit_session(&s->who, NULL, "denied",
                       reason == -ETIMEDOUT || s->auth_timed_out ? "not authenticated in time"
                                            : "closed before authentication");
     if (s->exec) {
         runner_abort(s->exec);
-        audit_cmd_end(&s->cmd, ferry_conn_peer(c), "main", NULL, NULL);
+        audit_cmd_end(&s->cmd, &s->who, NULL, NULL);
     }
     ferry_timer_cancel(s->idle_timer);
     ferry_timer_cancel(s->stop_timer);

@@ -81,8 +81,8 @@ static int choose_auth(struct session *s)
         s->auth = AUTH_KIND_TLS;
         snprintf(s->tls_who, sizeof s->tls_who, "key '%s' (TLS PSK, %s)",
                  FERRY_LOG_Q(info.psk_identity), info.group[0] ? info.group : "no key exchange");
-        s->tls_id_key = "key";
-        snprintf(s->tls_id, sizeof s->tls_id, "%s", info.psk_identity);
+        s->id_key = "key";
+        snprintf(s->id, sizeof s->id, "%s", info.psk_identity);
         int r = tlsconf_find_key(s->cfg, info.psk_identity, peer_addr(s, &ss), &key, &opts);
         key_wipe(&key);
         if (r <= 0 || keep_opts(s, &opts) < 0)
@@ -90,8 +90,8 @@ static int choose_auth(struct session *s)
     } else if (ferry_conn_tls_info(s->c, &info) == 0 && info.peer_verified) {
         s->auth = AUTH_KIND_TLS;
         snprintf(s->tls_who, sizeof s->tls_who, "certificate %s", FERRY_LOG_Q(info.peer_subject));
-        s->tls_id_key = "subject";
-        snprintf(s->tls_id, sizeof s->tls_id, "%s", info.peer_subject);
+        s->id_key = "subject";
+        snprintf(s->id, sizeof s->id, "%s", info.peer_subject);
     } else {
         s->auth = AUTH_KIND_HMAC;
     }
@@ -133,8 +133,10 @@ static int refuse(struct session *s, const char *why, const char *name, const ch
 {
     ferry_log_info("session %s: authentication failed: %s", ferry_conn_peer(s->c), why);
     s->audited = 1;
-    audit_session(ferry_conn_peer(s->c), "main", "hmac", name ? "key" : NULL, name, "denied",
-                  reason);
+    s->who.id_key = name ? "key" : NULL;   /* who it claimed to be */
+    s->who.id_value = name;
+    audit_session(&s->who, "hmac", "denied", reason);
+    s->who.id_key = s->who.id_value = NULL;   /* name is the message's */
     session_send_error(s, ERR_AUTH, "authentication failed");
     ferry_conn_close(s->c);
     return 0;
@@ -154,7 +156,7 @@ static int apply_root(struct session *s)
         ferry_log_error("session %s: root=%s: %s", ferry_conn_peer(s->c), s->opts->root, err);
         return -1;
     }
-    files = filesvc_new(s->c, s->key_root, s->files_idle, s);
+    files = filesvc_new(s->c, s->key_root, &s->who, s->files_idle, s);
     if (!files)
         return -1;
     filesvc_free(s->files);
@@ -226,14 +228,19 @@ int sessionsvc_handle_auth(struct session *s, json_t *msg)
                    s->opts->flags & KEYOPT_READ_ONLY ? " read-only" : "",
                    s->opts->command[0] ? " command=" : "", s->opts->root[0] ? " root=" : "");
     s->audited = 1;
-    if (s->auth == AUTH_KIND_HMAC)
-        audit_session(ferry_conn_peer(s->c), "main", "hmac", "key", name, "ok", NULL);
-    else if (s->auth == AUTH_KIND_TLS)
-        audit_session(ferry_conn_peer(s->c), "main",
-                      strcmp(s->tls_id_key, "key") == 0 ? "tls-psk" : "certificate",
-                      s->tls_id_key, s->tls_id, "ok", NULL);
-    else
-        audit_session(ferry_conn_peer(s->c), "main", "none", NULL, NULL, "ok", NULL);
+    if (s->auth == AUTH_KIND_HMAC) {
+        s->id_key = "key";
+        snprintf(s->id, sizeof s->id, "%s", name);
+    }
+    if (s->auth != AUTH_KIND_NONE) {
+        /* From here on every line of the session says who it is. */
+        s->who.id_key = s->id_key;
+        s->who.id_value = s->id;
+    }
+    audit_session(&s->who, s->auth == AUTH_KIND_HMAC ? "hmac"
+                           : s->auth == AUTH_KIND_NONE ? "none"
+                           : strcmp(s->id_key, "key") == 0 ? "tls-psk" : "certificate",
+                  "ok", NULL);
     if (s->auth != AUTH_KIND_HMAC)
         return session_send_msg(s, json_pack("{s:s}", "type", MSG_WELCOME));
     r = session_send_msg(s, json_pack("{s:s, s:s}", "type", MSG_WELCOME, "proof", proof_hex));

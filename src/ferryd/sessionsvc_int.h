@@ -34,8 +34,10 @@ struct session {
     enum session_state state;
     enum auth_kind auth;
     char tls_who[300];          /* who TLS says the client is (auth tls), escaped */
-    const char *tls_id_key;     /* ... for the audit: "key" or "subject" */
-    char tls_id[256];           /* ... and the name or subject, raw */
+    const char *id_key;         /* who it is, for the audit: "key" or "subject" */
+    char id[256];               /* ... and the name or subject, raw */
+    struct audit_who who;       /* every audit line's peer, listener and, once
+                                 * authenticated, id_key=id (audit.h) */
     int audited;                /* the session's audit line is written */
     int auth_timed_out;         /* closed by --auth-timeout (on_auth_timeout) */
     struct audit_cmd cmd;       /* the running command's audit record */

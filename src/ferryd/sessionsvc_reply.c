@@ -35,7 +35,7 @@ int session_protocol_error(struct session *s, const char *message)
     ferry_log_info("session %s: protocol error: %s", ferry_conn_peer(s->c), message);
     if (!s->audited) {
         s->audited = 1;
-        audit_session(ferry_conn_peer(s->c), "main", NULL, NULL, NULL, "denied", message);
+        audit_session(&s->who, NULL, "denied", message);
     }
     if (filesvc_sending(s->files)) {
         /* A download's body is on the wire: a frame now would corrupt it. */
@@ -46,7 +46,7 @@ int session_protocol_error(struct session *s, const char *message)
     if (s->exec) {
         runner_abort(s->exec);
         s->exec = NULL;
-        audit_cmd_end(&s->cmd, ferry_conn_peer(s->c), "main", NULL, NULL);
+        audit_cmd_end(&s->cmd, &s->who, NULL, NULL);
     }
     json_decref(s->queued);   /* a request waiting for that command goes with it */
     s->queued = NULL;

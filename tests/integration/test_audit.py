@@ -210,6 +210,8 @@ class AuditTest(unittest.TestCase):
         self.assertEqual(res["exit"]["status"], 3)
         a = self.audit("exec", self.peer(s.sock))
         self.assertEqual((a["result"], a["status"], a["cwd"]), ("exit", "3", cwd))
+        # every line of an authenticated session says who it is, not only its session line
+        self.assertEqual((a["listener"], a["key"]), ("main", "ferry"))
         self.assertEqual(words(a["argv"]), ["sh", "-c", "exit 3", "two words", 'q"uote'])
         self.assertGreaterEqual(int(a["duration_ms"]), 0)
         self.assertGreater(int(a["pid"]), 0)
@@ -229,7 +231,7 @@ class AuditTest(unittest.TestCase):
         peer = self.peer(s.sock)
         self.assertEqual(s.mkdir("audit dir")["type"], "ok")
         a = self.audit("file", peer, op="mkdir")
-        self.assertEqual((a["result"], a["path"]), ("ok", "audit dir"))
+        self.assertEqual((a["result"], a["path"], a["key"]), ("ok", "audit dir", "ferry"))
         data = b"audited bytes\n" * 100
         ready, end = s.put("audit dir/file one.txt", data)
         self.assertEqual(end["type"], "put-ok")
@@ -274,6 +276,7 @@ class AuditTest(unittest.TestCase):
         self.assertEqual((a["auth"], a["key"]), ("tls-psk", "ferry"))
         a = parse_audit(srv.wait_for_log(r" audit: event=exec ", start=mark).string)
         self.assertEqual((a["result"], a["status"], a.get("shell", a.get("argv"))), ("exit", "0", "true"))
+        self.assertEqual(a["key"], "ferry")
 
     def test_interrupted_and_abandoned_puts(self):
         s = self.session()
@@ -301,6 +304,7 @@ class AuditTest(unittest.TestCase):
             a = self.audit("file", peer, start=mark, op="put")
         self.assertEqual((a["listener"], a["result"], a["bytes"], a["path"]),
                          ("classic", "ok", str(len(data)), "classic up.txt"))
+        self.assertNotIn("key", a)   # the classic protocol has no keys
         a = self.audit("session", peer, start=mark)
         self.assertEqual((a["listener"], a["result"], a["auth"]), ("classic", "ok", "none"))
 

@@ -277,9 +277,9 @@ class RestrictionsTest(KeysTest):
             res = s.run(req)
             self.assertEqual(res["errors"][0]["code"], "denied", res)
             self.assertIsNone(res["exit"])
-        # the audit trail has each refusal
-        self.plain.wait_for_log(r"audit: event=exec .*result=denied reason=\"files-only or read-only "
-                              r"key\"", start=mark)
+        # the audit trail has each refusal, and whose it was
+        self.plain.wait_for_log(r"audit: event=exec .* key=files result=denied "
+                                r"reason=\"files-only or read-only key\"", start=mark)
         self.assertEqual(s.stat("served.txt")["type"], "stat")   # the session goes on
         # No directory to change, so no names to complete a cd with.
         h = s.request({"type": "cd-names", "path": "/", "prefix": ""})
