@@ -162,6 +162,29 @@ static int send_entries(struct filesvc *f, json_t *batch)
     return filesvc_reply_send(f, json_pack("{s:s, s:o}", "type", MSG_ENTRIES, "entries", batch));
 }
 
+/* At most this many bytes of an entry's JSON are not its name or target:
+ * its keys, the metadata's numbers at their longest ("filesize" and
+ * "mtime" 20 characters each), punctuation and the comma after it. */
+#define ENTRY_JSON_FIXED 192
+
+/* A string's JSON text at its longest: quoted, a control byte as \u00XX,
+ * '"' and '\\' after a backslash (cheaper than writing it out to know). */
+static size_t json_string_bound(const char *s)
+{
+    size_t n = 2;
+
+    for (; s && *s; s++)
+        n += (unsigned char)*s < 0x20 ? 6 : (*s == '"' || *s == '\\') ? 2 : 1;
+    return n;
+}
+
+/* A list entry's JSON text at its longest (entry() made of name, with a
+ * symlink's target or NULL). */
+static size_t entry_json_bound(const char *name, const char *target)
+{
+    return ENTRY_JSON_FIXED + json_string_bound(name) + json_string_bound(target);
+}
+
 /* Send a full batch and start the next, empty one (NULL: no memory);
  * a frame of the turn's budget spent. */
 static int next_batch(struct filesvc *f, json_t **batch, size_t *bytes, int *budget)
@@ -215,7 +238,7 @@ static void filesvc_list_pump(struct filesvc *f)
         }
         /* A frame's header is bounded (64 KiB at the receiver): long names
          * and targets end a batch before it has PROTO_LIST_BATCH entries. */
-        len = json_dumpb(e, NULL, 0, JSON_COMPACT) + 1;
+        len = entry_json_bound(d->d_name, json_string_value(json_object_get(e, "target")));
         if (json_array_size(batch) > 0 && bytes + len > PROTO_LIST_BATCH_BYTES) {
             r = next_batch(f, &batch, &bytes, &budget);
             if (!batch || r < 0) {

@@ -83,7 +83,7 @@
  * with a symlink's target (under 4096) is under 27 KiB even when every
  * byte is escaped (\u0001), so one entry always fits, and a frame stays
  * below the 64 KiB a receiver takes. */
-#define PROTO_LIST_BATCH_BYTES   (48 * 1024)
+#define PROTO_LIST_BATCH_BYTES   (56 * 1024)
 /* A "matches" frame ends once its paths reach this many bytes (or
  * PROTO_LIST_BATCH paths): with JSON's escapes, still far below 64 KiB. */
 #define PROTO_GLOB_BATCH_BYTES   8192
