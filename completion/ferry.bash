@@ -44,6 +44,8 @@ _ferry_remote()
     timeout 2 ferry ls --connect-timeout 2 "$@" "$host" "$dir" 2>/dev/null |
         while IFS=$' \t' read -r mode size date time name; do
             [[ -n $name ]] || continue
+            # A symlink's line ends in " -> TARGET", as ls -l's does.
+            [[ $mode == l* ]] && name=${name%% -> *}
             [[ $mode == d* ]] && name+=/
             printf '%s\n' "$prefix$name"
         done

@@ -66,6 +66,17 @@ SEEDS["client"] = {
     "list": b"\1" + SRV + frame({"type": "entries", "entries": [dict(META, name="b.txt"),
                                                              dict(DIR, name="d")]}) +
             frame({"type": "list-end", "count": 2}),
+    "stat-link": b"\0" + SRV + frame(dict(META, type="stat", path="a/b.txt", kind="link",
+                                           target="/etc/passwd")),
+    "list-links": b"\1" + SRV + frame({"type": "entries", "entries": [
+        dict(META, name="in", kind="link", target="b.txt"),
+        dict(META, name="out", kind="link", target="/etc/passwd")]}) +
+        frame({"type": "list-end", "count": 2}),
+    "list-bad-target": b"\1" + SRV + frame({"type": "entries", "entries": [
+        dict(META, name="in", kind="link", target=7)]}) + frame({"type": "list-end", "count": 1}),
+    "list-nul-target": b"\1" + SRV + frame({"type": "entries", "entries": [
+        dict(META, name="in", kind="link", target="a\0b")]}) +
+        frame({"type": "list-end", "count": 1}),
     "mkdir": b"\2" + SRV + frame({"type": "ok"}),
     "rm": b"\3" + SRV + frame({"type": "ok"}),
     "rm-error": b"\3" + SRV + frame({"type": "error", "code": "path", "message": "no"}),

@@ -274,6 +274,7 @@ static int run_ls(struct client_session **sp, const char *host, const struct dia
             printf("%s %*lld %s ", mode, width,
                    (long long)json_integer_value(json_object_get(en, "filesize")), when);
             fsformat_name(json_string_value(json_object_get(en, "name")), tty);
+            fsformat_target(json_string_value(json_object_get(en, "target")), tty);
             putchar('\n');
         }
     }
@@ -326,7 +327,6 @@ static int run_stat(struct client_session **sp, const char *host, const struct d
             free(text);
             continue;
         }
-        json_decref(ans);
         fsformat_mode(m.kind, m.mode, mode);
         fsformat_time(m.mtime, when, sizeof when, FSF_SECONDS);
         fsformat_time(m.mtime, zone, sizeof zone, FSF_ZONE);
@@ -334,8 +334,10 @@ static int run_stat(struct client_session **sp, const char *host, const struct d
             putchar('\n');
         printf("  path: ");
         fsformat_name(a->ops[i], isatty(STDOUT_FILENO));
+        fsformat_target(json_string_value(json_object_get(ans, "target")), isatty(STDOUT_FILENO));
         printf("\n  kind: %s\n  mode: %04o (%s)\n  size: %llu\n mtime: %s.%09ld %s\n", m.kind,
                m.mode, mode, (unsigned long long)m.size, when, m.mtime_nsec, zone);
+        json_decref(ans);
     }
     if (fflush(stdout) != 0 && status == 0)
         status = 1;
@@ -451,11 +453,12 @@ static const struct files_cmd commands[] = {
       run_get },
     { "ls", F_JSON | F_GLOB, 0, 1, "[PATH]",
       "List a directory of the ferryd's file root (default: the root itself), sorted\n"
-      "by name: type and permissions, size, modification time, name.\n",
+      "by name: type and permissions, size, modification time, name (a symlink's\n"
+      "as 'name -> target', its own text: never followed).\n",
       run_ls },
     { "stat", F_JSON | F_GLOB, 1, -1, "PATH...",
       "Show the type, permissions, size and modification time of PATHs (a final\n"
-      "symlink is not followed).\n",
+      "symlink is not followed: it is shown itself, as 'PATH -> target').\n",
       run_stat },
     { "mkdir", F_P, 1, -1, "PATH...",
       "Make directories under the ferryd's file root.\n",

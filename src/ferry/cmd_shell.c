@@ -11,7 +11,8 @@
  * so a script can pipe commands in.
  *
  * put, get, ls, stat, mkdir and rm are the file subcommands without HOST
- * (cmd_files.c), their words split here as a shell would (quotes, backslash);
+ * (cmd_files.c), their words split as a shell would (quotes, backslash:
+ * shellwords.c), as cd's operand is;
  * lcd and lpwd are ours, on this process's own directory; `!CMD` and lls
  * run here (shell_local.c).  A line that starts with `!t ` runs the rest
  * on a terminal on the server (as `ferry exec -t`), for vim, top and the
@@ -32,6 +33,7 @@
 #include "history.h"
 #include "lineedit.h"
 #include "shell_local.h"
+#include "shellwords.h"
 #include "script.h"
 #include "dial.h"
 #include "ferry/ferry.h"
@@ -63,7 +65,9 @@ static void usage(FILE *f)
         "On a terminal each line is prompted for (>>: ) and can be edited; otherwise\n"
         "lines are read from stdin, so commands can be piped in.\n"
         "\n"
-        "  cd [DIR]     change the session's directory (no DIR: the first one)\n"
+        "  cd [DIR]     change the session's directory (no DIR: the first one); DIR\n"
+        "               is one word with sh's quoting (cd 'a b', cd a\\ b), or with\n"
+        "               no quote or backslash in it, as typed (cd a b)\n"
         "  exit [N], quit [N]   leave, with status N (else the last line's); so\n"
         "               does end of input\n"
         "  put [-r] [-p] [--resume] LOCAL... [REMOTE]    upload (as 'ferry put')\n"
@@ -175,33 +179,33 @@ static char *trim(char *p)
 }
 
 /*
- * `cd [DIR]`: DIR is taken literally (no shell runs it), except that one
- * pair of surrounding quotes is removed and a leading ~ means the first
- * directory, as a user typing cd expects.  Returns a status.
+ * `cd [DIR]`: DIR read as shellwords_cd_operand says (as typed unless it
+ * is quoted or escaped: then one word, as sh reads it), a leading ~ or
+ * nothing being the first directory.  Returns a status.
  */
-static int do_cd(struct shell *sh, char *arg)
+static int do_cd(struct shell *sh, const char *arg)
 {
-    char *path = NULL;
-    size_t len = strlen(arg);
-    int status;
+    char *dir = NULL, *path = NULL;
+    int from_home = 0, r = shellwords_cd_operand(arg, &dir, &from_home), status = 1;
 
-    if (len >= 2 && (arg[0] == '\'' || arg[0] == '"') && arg[len - 1] == arg[0]) {
-        arg[len - 1] = '\0';
-        arg++;
+    if (r == 0 && from_home && sh->home && asprintf(&path, "%s%s", sh->home, dir) < 0) {
+        path = NULL;
+        r = -ENOMEM;
     }
-    if (*arg == '\0' || (arg[0] == '~' && (arg[1] == '\0' || arg[1] == '/'))) {
-        if (!sh->home) {
-            cli_error("cd: the session's first directory is not known");
-            return 1;
-        }
-        if (asprintf(&path, "%s%s", sh->home, *arg ? arg + 1 : "") < 0) {
-            cli_error("out of memory");
-            return 1;
-        }
-        arg = path;
-    }
-    status = exec_stream_chdir(sh->s, arg, NULL);
+    if (r == -ENOMEM)
+        cli_error("out of memory");
+    else if (r == -E2BIG)
+        cli_error("cd: too many arguments");
+    else if (r == -ENOENT)
+        cli_error("cd: the directory name is empty");
+    else if (r > 0)
+        cli_error("cd: unterminated %c quote", r);
+    else if (from_home && !sh->home)
+        cli_error("cd: the session's first directory is not known");
+    else
+        status = exec_stream_chdir(sh->s, from_home ? path : dir, NULL);
     free(path);
+    free(dir);
     return status;
 }
 
@@ -262,61 +266,17 @@ static int do_tty_command(struct shell *sh, const char *line)
     return status;
 }
 
-/*
- * Split a line into words as sh would, minus expansions: blanks separate,
- * '...' is literal, "..." allows \" and \\, a backslash outside quotes
- * escapes the next character.  The words point into one malloc'd copy
- * (*store).  0, or -1 with a message printed.
- */
+/* Split a line into words (shellwords_split); 0, or -1 with a message
+ * printed. */
 static int split_words(const char *line, char **store, char ***words, int *count)
 {
-    size_t len = strlen(line);
-    char *out = malloc(len + 1), **w = calloc(len / 2 + 2, sizeof *w), *o = out;
-    const char *p = line;
-    int n = 0;
+    int r = shellwords_split(line, store, words, count);
 
-    if (!out || !w) {
-        free(out);
-        free(w);
+    if (r == -ENOMEM)
         cli_error("out of memory");
-        return -1;
-    }
-    while (*p) {
-        char quote = 0;
-
-        while (isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        w[n++] = o;
-        while (*p && (quote || !isspace((unsigned char)*p))) {
-            if (quote == '\'' && *p == '\'') {
-                quote = 0;
-            } else if (quote == '"' && *p == '"') {
-                quote = 0;
-            } else if (!quote && (*p == '\'' || *p == '"')) {
-                quote = *p;
-            } else if (*p == '\\' && p[1] && quote != '\'' &&
-                       (!quote || p[1] == '"' || p[1] == '\\')) {
-                *o++ = *++p;
-            } else {
-                *o++ = *p;
-            }
-            p++;
-        }
-        if (quote) {
-            free(out);
-            free(w);
-            cli_error("unterminated %c quote", quote);
-            return -1;
-        }
-        *o++ = '\0';
-    }
-    w[n] = NULL;
-    *store = out;
-    *words = w;
-    *count = n;
-    return 0;
+    else if (r > 0)
+        cli_error("unterminated %c quote", r);
+    return r == 0 ? 0 : -1;
 }
 
 /* lcd [DIR]: no DIR means $HOME, as cd does. */

@@ -11,8 +11,8 @@
  * file commands' are) and kept; complete_forget drops what a command may
  * have changed.  Words are split at blanks not escaped by a backslash,
  * without quotes; an offered name is escaped so that the line's own
- * splitting (cmd_shell.c, or sh for a `!` line) gives it back whole ("a b"
- * is offered as "a\ b"), except cd's, whose operand is taken literally.
+ * splitting (shellwords.c, or sh for a `!` line) gives it back whole ("a b"
+ * is offered as "a\ b"), cd's too (an escaped operand is one word).
  */
 #include "complete.h"
 
@@ -106,15 +106,11 @@ static const struct cached_dir *remote_dir(const char *path)
  * sh (a `!` line): blanks, quotes, the backslash, sh's metacharacters. */
 #define ESCAPED " \t\n\\'\"$`&;|<>()*?[]{}#~!"
 
-/* Whether offered words are escaped (every side but cd's). */
-static int escaping;
-
-/* Append s[0..n) to out at *o, each ESCAPED character after a backslash
- * when escaping. */
+/* Append s[0..n) to out at *o, each ESCAPED character after a backslash. */
 static void put_escaped(char *out, size_t *o, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (escaping && strchr(ESCAPED, s[i]))
+        if (strchr(ESCAPED, s[i]))
             out[(*o)++] = '\\';
         out[(*o)++] = s[i];
     }
@@ -257,7 +253,7 @@ static enum side side_of(const char *line, int start)
 static void complete(void *arg, const char *line, int start, int end, struct lineedit_matches *m)
 {
     enum side side;
-    char *word;
+    char *word, *w;
     (void)arg;
 
     if (start < 0 || end < start || (size_t)end > strlen(line))
@@ -267,17 +263,13 @@ static void complete(void *arg, const char *line, int start, int end, struct lin
         return;
     side = word[0] == '-' ? NONE : side_of(line, start);
     /* The word as the line's splitting will read it ("a\ b" is "a b"). */
-    escaping = side != CD;
-    if (escaping) {
-        char *w = word;
-
-        for (const char *r = word; *r; r++) {
-            if (*r == '\\' && r[1])
-                r++;
-            *w++ = *r;
-        }
-        *w = '\0';
+    w = word;
+    for (const char *r = word; *r; r++) {
+        if (*r == '\\' && r[1])
+            r++;
+        *w++ = *r;
     }
+    *w = '\0';
     switch (side) {
     case COMMAND: complete_command(m, word); break;
     case LOCAL: complete_local(m, word); break;

@@ -54,6 +54,14 @@ void fsformat_name(const char *name, int tty)
         putchar(tty && ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p);
 }
 
+void fsformat_target(const char *target, int tty)
+{
+    if (!target)
+        return;
+    fputs(" -> ", stdout);
+    fsformat_name(target, tty);
+}
+
 int fsformat_by_name(const void *a, const void *b)
 {
     const json_t *const *x = a, *const *y = b;

@@ -6,6 +6,7 @@
 #include "remotefs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,7 @@ int remotefs_parse_meta(struct client_session *s, const json_t *obj, struct fs_m
     const char *kind = json_string_value(json_object_get(obj, "kind"));
     const json_t *mode = json_object_get(obj, "mode"), *size = json_object_get(obj, "filesize");
     const json_t *mtime = json_object_get(obj, "mtime"), *nsec = json_object_get(obj, "mtime_nsec");
+    const json_t *target = json_object_get(obj, "target");
     size_t i;
 
     for (i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
@@ -129,7 +131,9 @@ int remotefs_parse_meta(struct client_session *s, const json_t *obj, struct fs_m
         !json_is_integer(size) || json_integer_value(size) < 0 ||
         !json_is_integer(mtime) ||
         (nsec && (!json_is_integer(nsec) || json_integer_value(nsec) < 0 ||
-                  json_integer_value(nsec) > 999999999)))
+                  json_integer_value(nsec) > 999999999)) ||
+        (target && (!json_is_string(target) || json_string_length(target) >= PATH_MAX ||
+                    strlen(json_string_value(target)) != json_string_length(target))))
         return session_lost(s, err, "protocol error: %s: bad file metadata", s->peer);
     snprintf(m->kind, sizeof m->kind, "%s", kind);
     m->mode = (unsigned)json_integer_value(mode);

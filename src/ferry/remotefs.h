@@ -52,7 +52,9 @@ char *remotefs_join(const char *a, const char *b);
 char *remotefs_basename(const char *path);
 
 /* A metadata object (stat answer, list entry, get-ready) into *m.
- * 0, or FERRY_ELOST when a member is missing or out of range. */
+ * 0, or FERRY_ELOST when a member is missing or out of range.  A
+ * symlink's "target", which is only shown, is checked (a string under
+ * PATH_MAX bytes, without NUL) but stays in obj. */
 int remotefs_parse_meta(struct client_session *s, const json_t *obj, struct fs_meta *m,
                      struct fs_error *err);
 

@@ -92,33 +92,41 @@ static int names_a_temporary(const char *path)
 
 /* ---- stat, list, mkdir, rm ---------------------------------------------------- */
 
-/* lstat(path) beneath the root; "." is the root itself. */
-static int stat_path(const struct fsroot *root, const char *path, struct stat *st)
+/* path's metadata (fsops_meta_at: a symlink is looked at itself, with its
+ * target) beneath the root into *meta; "." is the root itself. */
+static int meta_path(const struct fsroot *root, const char *path, json_t **meta)
 {
     const char *name;
+    struct stat st;
     int dirfd, r;
 
-    if (strcmp(path, ".") == 0)
-        return fstat(fsroot_fd(root), st) < 0 ? -errno : 0;
+    if (strcmp(path, ".") == 0) {
+        if (fstat(fsroot_fd(root), &st) < 0)
+            return -errno;
+        *meta = fsops_meta(&st);
+        return *meta ? 0 : -ENOMEM;
+    }
     r = fspath_parent(root, path, &dirfd, &name);
     if (r < 0)
         return r;
-    if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         r = -errno;
+    else if (!(*meta = fsops_meta_at(dirfd, name, &st)))
+        r = -ENOMEM;
     close(dirfd);
     return r;
 }
 
 static int handle_stat(struct filesvc *f, const char *path)
 {
-    struct stat st;
-    json_t *msg;
-    int r = stat_path(f->root, path, &st);
+    json_t *msg = NULL;
+    int r = meta_path(f->root, path, &msg);
 
+    if (r == -ENOMEM)
+        return r;
     if (r < 0)
         return filesvc_reply_op_error(f, path, r);
-    msg = fsops_meta(&st);
-    if (!msg || json_object_set_new(msg, "type", json_string(MSG_STAT)) < 0 ||
+    if (json_object_set_new(msg, "type", json_string(MSG_STAT)) < 0 ||
         json_object_set_new(msg, "path", json_string(path)) < 0) {
         json_decref(msg);
         return -ENOMEM;
@@ -126,15 +134,28 @@ static int handle_stat(struct filesvc *f, const char *path)
     return filesvc_reply_send(f, msg);
 }
 
-static json_t *entry(const char *name, const struct stat *st)
+/* Name meta (taken) as a list entry called name into *e.  1: left out,
+ * the name being no UTF-8 (the protocol carries only text, and no client
+ * could name it back: glob leaves such paths out too); -ENOMEM. */
+static int entry(const char *name, json_t *meta, json_t **e)
 {
-    json_t *e = fsops_meta(st);
+    json_t *jname = json_string(name);
 
-    if (e && json_object_set_new(e, "name", json_string(name)) < 0) {
-        json_decref(e);
-        return NULL;
+    *e = NULL;
+    if (!meta) {
+        json_decref(jname);
+        return -ENOMEM;
     }
-    return e;
+    if (!jname) {
+        json_decref(meta);
+        return 1;
+    }
+    if (json_object_set_new(meta, "name", jname) < 0) {
+        json_decref(meta);
+        return -ENOMEM;
+    }
+    *e = meta;
+    return 0;
 }
 
 static int send_entries(struct filesvc *f, json_t *batch)
@@ -142,13 +163,49 @@ static int send_entries(struct filesvc *f, json_t *batch)
     return filesvc_reply_send(f, json_pack("{s:s, s:o}", "type", MSG_ENTRIES, "entries", batch));
 }
 
+/* At most this many bytes of an entry's JSON are not its name or target:
+ * its keys, the metadata's numbers at their longest ("filesize" and
+ * "mtime" 20 characters each), punctuation and the comma after it. */
+#define ENTRY_JSON_FIXED 192
+
+/* A string's JSON text at its longest: quoted, a control byte as \u00XX,
+ * '"' and '\\' after a backslash (cheaper than writing it out to know). */
+static size_t json_string_bound(const char *s)
+{
+    size_t n = 2;
+
+    for (; s && *s; s++)
+        n += (unsigned char)*s < 0x20 ? 6 : (*s == '"' || *s == '\\') ? 2 : 1;
+    return n;
+}
+
+/* A list entry's JSON text at its longest (entry() made of name, with a
+ * symlink's target or NULL). */
+static size_t entry_json_bound(const char *name, const char *target)
+{
+    return ENTRY_JSON_FIXED + json_string_bound(name) + json_string_bound(target);
+}
+
+/* Send a full batch and start the next, empty one (NULL: no memory);
+ * a frame of the turn's budget spent. */
+static int next_batch(struct filesvc *f, json_t **batch, size_t *bytes, int *budget)
+{
+    int r = send_entries(f, *batch);
+
+    *batch = json_array();
+    *bytes = 0;
+    (*budget)--;
+    return r;
+}
+
 /* Send entries until the directory ends or the client falls behind (then
  * on_drain brings us back), so a huge directory costs no more memory than
  * a write_high_water of queued frames. */
 static void filesvc_list_pump(struct filesvc *f)
 {
-    json_t *batch = json_array();
+    json_t *batch = json_array(), *e;
     struct stat st;
+    size_t bytes = 0, len;   /* bytes: the batch's entries, as JSON */
     int r = 0, done = 0, budget = LIST_BATCHES_PER_TURN;
 
     while (batch && r >= 0 && !ferry_conn_write_blocked(f->c)) {
@@ -157,32 +214,47 @@ static void filesvc_list_pump(struct filesvc *f)
             ferry_conn_want_drain(f->c);
             break;
         }
-        struct dirent *e;
+        struct dirent *d;
 
         errno = 0;
-        e = readdir(f->dir);
-        if (!e) {
+        d = readdir(f->dir);
+        if (!d) {
             if (errno)
                 r = -errno;
             done = 1;
             break;
         }
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            is_temporary(e->d_name, strlen(e->d_name)))
+        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
+            is_temporary(d->d_name, strlen(d->d_name)))
             continue;
         /* An entry removed since readdir saw it is simply left out. */
-        if (fstatat(dirfd(f->dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        if (fstatat(dirfd(f->dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
-        if (json_array_append_new(batch, entry(e->d_name, &st)) < 0) {
+        r = entry(d->d_name, fsops_meta_at(dirfd(f->dir), d->d_name, &st), &e);
+        if (r < 0)
+            break;
+        if (r == 1) {
+            r = 0;
+            continue;
+        }
+        /* A frame's header is bounded (64 KiB at the receiver): long names
+         * and targets end a batch before it has PROTO_LIST_BATCH entries. */
+        len = entry_json_bound(d->d_name, json_string_value(json_object_get(e, "target")));
+        if (json_array_size(batch) > 0 && bytes + len > PROTO_LIST_BATCH_BYTES) {
+            r = next_batch(f, &batch, &bytes, &budget);
+            if (!batch || r < 0) {
+                json_decref(e);
+                break;
+            }
+        }
+        if (json_array_append_new(batch, e) < 0) {
             r = -ENOMEM;
             break;
         }
+        bytes += len;
         f->listed++;
-        if (json_array_size(batch) == PROTO_LIST_BATCH) {
-            r = send_entries(f, batch);
-            batch = json_array();
-            budget--;
-        }
+        if (json_array_size(batch) == PROTO_LIST_BATCH)
+            r = next_batch(f, &batch, &bytes, &budget);
     }
     if (!batch || r < 0) {
         json_decref(batch);
@@ -205,17 +277,26 @@ static void filesvc_list_pump(struct filesvc *f)
 static int handle_list(struct filesvc *f, const char *path)
 {
     json_t *batch;
-    struct stat st;
     int fd, r = fspath_open(f->root, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0, &fd);
 
     if (r == -ENOTDIR) {
-        /* ls FILE lists the file itself. */
+        /* ls FILE lists the file itself (a client could name it: UTF-8). */
         const char *base = strrchr(path, '/');
-        r = stat_path(f->root, path, &st);
+        json_t *meta = NULL, *e = NULL;
+
+        r = meta_path(f->root, path, &meta);
+        if (r == -ENOMEM)
+            return r;
         if (r < 0)
             return filesvc_reply_op_error(f, path, r);
+        if (entry(base ? base + 1 : path, meta, &e) != 0)
+            return -ENOMEM;
         batch = json_array();
-        if (!batch || json_array_append_new(batch, entry(base ? base + 1 : path, &st)) < 0) {
+        if (!batch) {
+            json_decref(e);
+            return -ENOMEM;
+        }
+        if (json_array_append_new(batch, e) < 0) {
             json_decref(batch);
             return -ENOMEM;
         }

@@ -39,6 +39,31 @@ json_t *fsops_meta(const struct stat *st)
                      "mtime", (json_int_t)st->st_mtim.tv_sec, "mtime_nsec", (int)st->st_mtim.tv_nsec);
 }
 
+json_t *fsops_meta_at(int dirfd, const char *name, const struct stat *st)
+{
+    json_t *meta = fsops_meta(st), *target;
+    char text[PATH_MAX];
+    ssize_t n;
+
+    if (!meta || !S_ISLNK(st->st_mode))
+        return meta;
+    /* A link replaced since the lstat says EINVAL, a removed one ENOENT:
+     * either way there is no target to show, and the entry is still true
+     * of the moment it was looked at.  A text that fills the buffer may be
+     * cut short: better none than a wrong one. */
+    n = readlinkat(dirfd, name, text, sizeof text);
+    if (n < 0 || (size_t)n == sizeof text)
+        return meta;
+    target = json_stringn(text, (size_t)n);
+    /* NULL: not UTF-8, as a name in a listing may not be either (or no
+     * memory: a target is only ever shown, never acted on). */
+    if (target && json_object_set_new(meta, "target", target) < 0) {
+        json_decref(meta);
+        return NULL;
+    }
+    return meta;
+}
+
 const char *fsops_error_code(int code, const char **errno_name)
 {
     *errno_name = NULL;

@@ -24,6 +24,13 @@
  * mtime_nsec (a new object; NULL on allocation failure). */
 json_t *fsops_meta(const struct stat *st);
 
+/* fsops_meta of name in dirfd, whose lstat is st, plus a symlink's
+ * "target": the link's own text, read (never followed) with readlinkat.
+ * The target is left out when it cannot be read whole (the link went
+ * since the lstat, or its text is PATH_MAX bytes or more) or is not UTF-8,
+ * which the protocol cannot carry.  NULL on allocation failure. */
+json_t *fsops_meta_at(int dirfd, const char *name, const struct stat *st);
+
 /* Which "error" a code becomes: "path" for the sandbox's refusals, "fs"
  * with the errno's symbolic name in *errno_name for the rest. */
 const char *fsops_error_code(int code, const char **errno_name);

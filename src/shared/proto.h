@@ -77,8 +77,13 @@
 
 /* Largest body of one data frame; a transfer is a run of them. */
 #define PROTO_DATA_SEGMENT       (16 * 1024 * 1024)
-/* Most entries in one "entries" frame (keeps headers far below 64 KiB). */
+/* Most entries in one "entries" frame ... */
 #define PROTO_LIST_BATCH         256
+/* ... and at most this many bytes of entries, as JSON: a name (255 bytes)
+ * with a symlink's target (under 4096) is under 27 KiB even when every
+ * byte is escaped (\u0001), so one entry always fits, and a frame stays
+ * below the 64 KiB a receiver takes. */
+#define PROTO_LIST_BATCH_BYTES   (56 * 1024)
 /* A "matches" frame ends once its paths reach this many bytes (or
  * PROTO_LIST_BATCH paths): with JSON's escapes, still far below 64 KiB. */
 #define PROTO_GLOB_BATCH_BYTES   8192

@@ -741,11 +741,12 @@ class Session:
         return self.request({"type": "rm", "path": path, "recursive": recursive})
 
     def list(self, path):
-        """(entries, final header): final is list-end or error."""
+        """(entries, final header): final is list-end or error.  Each entries
+        frame must fit a receiver's default header limit (PROTOCOL.md 1.3)."""
         self.send({"type": "list", "path": path})
         entries = []
         while True:
-            h, _ = self.recv()
+            h = json.loads(recv_header_bytes(self.sock, limit=65536))
             if h.get("type") == "entries":
                 if len(h["entries"]) > 256:
                     raise ProtoError("more than 256 entries in one frame")

@@ -128,6 +128,16 @@ class Completion:
             self.assertEqual(self.complete("ferry", "stat", "box", "weird/odd\\ "),
                              ["weird/odd\\ name.txt"])
 
+    def test_a_symlink_is_offered_by_its_name_not_its_ls_line(self):
+        # ls shows a link as "name -> target"; only the name is a path.
+        links = os.path.join(self.root, "links")
+        os.mkdir(links)
+        self.addCleanup(shutil.rmtree, links)
+        os.symlink("../readme.txt", os.path.join(links, "to-readme"))
+        os.symlink("/etc/passwd", os.path.join(links, "to out"))
+        self.assertEqual(self.complete("ferry", "get", "box", "links/"),
+                         ["links/to-readme", "links/to\\ out"])
+
     def test_local_files_for_put_and_key_options(self):
         self.assertEqual(self.complete("ferry", "put", "box", "up"), ["upload.bin"])
         self.assertEqual(self.complete("ferry", "exec", "-k", "su"), ["sub"])

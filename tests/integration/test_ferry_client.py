@@ -652,6 +652,35 @@ class ShellTest(ClientTest):
         self.assertIn(b"cd /nonexistent-ferry-dir", r.stderr)
         self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
 
+    def test_cd_reads_quotes_and_backslashes_as_sh_does(self):
+        """cd a\\ b, cd 'a b' and cd "a b" go to "a b" (they went to a
+        directory named with the quotes); cd a b still does too, since an
+        operand without a quote or a backslash is taken as typed, as the
+        README says.  Two words are too many, as in bash; a quoted ~ is a
+        name; cd '' and an open quote are errors."""
+        base = tempfile.mkdtemp(dir=self.dir)
+        os.makedirs(os.path.join(base, "a b", "it's"))
+        os.mkdir(os.path.join(base, "~"))
+        script = ("cd {0}\ncd a\\ b\npwd\n"
+                  "cd {0}\ncd 'a b'\npwd\n"
+                  "cd {0}\ncd \"a b\"/\"it's\"\npwd\n"
+                  "cd {0}\ncd a b\npwd\n"
+                  "cd {0}\ncd '~'\npwd\n"
+                  "cd 'a b' c\ncd ''\ncd 'a b\npwd\n").format(base)
+        r = self.ferry("shell", "--keep-going", "-k", self.key, self.host, input=script.encode())
+        self.assertStatus(r, 0)
+        ab = os.path.join(base, "a b")
+        self.assertEqual(r.stdout.decode().splitlines(),
+                         [ab, ab, os.path.join(ab, "it's"), ab, os.path.join(base, "~"),
+                          os.path.join(base, "~")])
+        self.assertEqual(r.stderr, b"ferry: cd: too many arguments\n"
+                                   b"ferry: cd: the directory name is empty\n"
+                                   b"ferry: cd: unterminated ' quote\n")
+        # In a script (no --keep-going), one is a failing line like any.
+        r = self.shell("cd {0}\ncd 'a b' c\necho never\n".format(base))
+        self.assertStatus(r, 1)
+        self.assertEqual(r.stdout, b"")
+
     def test_stderr_and_status_of_last_command(self):
         # "ls" alone is the shell's file listing; "command ls" is the remote
         # program, as the shell's help says.
@@ -932,6 +961,20 @@ class ShellTerminalTest(ClientTest):
         until(b">>: ")
         type_(b"pwd\r")
         until(os.path.join(self.work, "local-dir").encode() + b"\r\n")
+        until(b">>: ")
+        self.finish(p, until, type_)
+
+    def test_tab_completes_cd_with_blanks_escaped(self):
+        """A directory with a blank completes as "sp\\ ace\\ dir/", which cd
+        reads back as one word, and Tab goes on inside it (unescaped, the
+        blanks made the next Tab's word another operand: nothing offered)."""
+        os.makedirs(os.path.join(self.work, "sp ace dir", "in ner"))
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"cd " + self.work.encode() + b"/sp\tin\t\r")
+        until(b">>: ")
+        type_(b"pwd\r")
+        until(os.path.join(self.work, "sp ace dir", "in ner").encode() + b"\r\n")
         until(b">>: ")
         self.finish(p, until, type_)
 

@@ -233,6 +233,74 @@ class FilesProto:
         self.assertType(end, "list-end")
         self.assertEqual([(e["name"], e["filesize"]) for e in entries], [("one.txt", 3)])
 
+    def test_list_and_stat_carry_symlink_targets(self):
+        """A symlink's entry says where it points, in the link's own words,
+        whether that is inside the root, outside it or nowhere; nothing is
+        followed (the sizes are the links' own)."""
+        write(self.rp("f.txt"), b"12345")
+        os.mkdir(self.rp("sub"))
+        links = {"in": "f.txt", "out": "/etc/passwd", "dangling": "nowhere", "updir": "../x",
+                 "todir": "sub"}
+        for name, target in links.items():
+            os.symlink(target, self.rp(name))
+        s = self.session()
+        entries, end = s.list(self.td)
+        self.assertType(end, "list-end")
+        by = {e["name"]: e for e in entries}
+        self.assertEqual(sorted(by), sorted(list(links) + ["f.txt", "sub"]))
+        for name, target in links.items():
+            self.assertEqual((by[name]["kind"], by[name].get("target"), by[name]["filesize"]),
+                             ("link", target, len(target)), by[name])
+        self.assertNotIn("target", by["f.txt"])
+        self.assertNotIn("target", by["sub"])
+        h = s.stat(self.p("out"))
+        self.assertEqual((h["type"], h["kind"], h.get("target")), ("stat", "link", "/etc/passwd"))
+        self.assertNotIn("target", s.stat(self.p("f.txt")))
+        # ls FILE on a link to a file: the link itself, target and all.
+        entries, end = s.list(self.p("in"))
+        self.assertType(end, "list-end")
+        self.assertEqual([(e["name"], e["kind"], e.get("target")) for e in entries],
+                         [("in", "link", "f.txt")])
+        # The link out is still not a way out.
+        self.assertEqual(s.get(self.p("out"))[0].get("code"), "path")
+
+    def test_list_leaves_out_names_that_are_not_utf8(self):
+        """A name that is not UTF-8 cannot be carried (nor named back): it
+        is left out, as glob leaves it out, and the session goes on; so is
+        the target of a link whose text is not UTF-8."""
+        latin = os.fsencode(self.tdir) + b"/caf\xe9"
+        write(latin, b"x")
+        os.symlink(b"caf\xe9", os.fsencode(self.rp("latin")))
+        write(self.rp("ok"), b"y")
+        s = self.session()
+        entries, end = s.list(self.td)
+        self.assertEqual((end["type"], end["count"]), ("list-end", 2), end)
+        by = {e["name"]: e for e in entries}
+        self.assertEqual(sorted(by), ["latin", "ok"])
+        self.assertEqual(by["latin"]["kind"], "link")
+        self.assertNotIn("target", by["latin"])
+        self.assertNotIn("target", s.stat(self.p("latin")))
+        self.assertType(s.stat("."), "stat")
+
+    def test_list_long_names_and_targets_stay_in_bounded_frames(self):
+        """256 entries with long names, or a few links with the longest
+        targets all escaped (\\u0001 is 6 bytes for 1), would pass a
+        receiver's 64 KiB header limit: frames end sooner."""
+        names = set()
+        for i in range(300):
+            name = "%03d" % i + "n" * 240
+            names.add(name)
+            write(self.rp("long", name), b"")
+        for i in range(12):
+            name = "l%02d" % i + "\x01" * 200
+            names.add(name)
+            os.symlink("\x01" * 4095, self.rp("long", name))
+        entries, end = self.session().list(self.p("long"))   # Session.list checks each frame
+        self.assertEqual((end["type"], end["count"]), ("list-end", 312), end)
+        self.assertEqual({e["name"] for e in entries}, names)
+        self.assertEqual({e.get("target") for e in entries if e["kind"] == "link"},
+                         {"\x01" * 4095})
+
     def test_list_missing(self):
         entries, end = self.session().list(self.p("nope"))
         self.assertEqual(entries, [])
@@ -1457,6 +1525,36 @@ class FerryCli(FilesBase):
         self.assertNotEqual(r.returncode, 0)
         self.assertOk(self.ferry("rm", self.p("made"), opts=["-r"]))
         self.assertFalse(os.path.exists(self.rp("made")))
+
+    def test_ls_and_stat_show_symlink_targets(self):
+        """ls -l's "name -> target" for a link inside, one out of the root
+        (its text, never its content) and a dangling one; stat names the
+        target after the path; --json carries it as it came."""
+        write(self.rp("f.txt"), b"12345")
+        links = {"in": "f.txt", "out": "/etc/passwd", "dangling": "nowhere"}
+        for name, target in links.items():
+            os.symlink(target, self.rp(name))
+        r = self.ferry("ls", self.td)
+        self.assertOk(r)
+        by = {l.split()[4]: l for l in r.stdout.decode().splitlines()}   # mode size date time name
+        self.assertEqual(sorted(by), ["dangling", "f.txt", "in", "out"])
+        for name, target in links.items():
+            self.assertTrue(by[name].startswith("l"), by[name])
+            self.assertTrue(by[name].endswith(" %s -> %s" % (name, target)), by[name])
+        self.assertNotIn("->", by["f.txt"])
+        self.assertNotIn(b"root:", r.stdout)
+        r = self.ferry("stat", self.p("out"), self.p("f.txt"))
+        self.assertOk(r)
+        out = r.stdout.decode()
+        self.assertIn("  path: %s -> /etc/passwd\n  kind: link\n" % self.p("out"), out)
+        self.assertIn("  path: %s\n  kind: file\n" % self.p("f.txt"), out)
+        r = self.ferry("ls", self.td, opts=["--json"])
+        self.assertOk(r)
+        self.assertEqual({e["name"]: e.get("target") for e in json.loads(r.stdout)},
+                         dict(links, **{"f.txt": None}))
+        r = self.ferry("stat", self.p("dangling"), opts=["--json"])
+        self.assertOk(r)
+        self.assertEqual(json.loads(r.stdout)["target"], "nowhere")
 
     def test_exit_status_and_one_line_per_failed_file(self):
         write(self.lp("ok.txt"), b"fine")
