@@ -1,0 +1,88 @@
+"""What a hostile or unlucky client could do to ferryd's file service and
+session, found in an adversarial review: each test is the reproduction of
+one finding (it failed before its fix) and checks the fix.
+
+One --plaintext ferryd with a keys file (an unrestricted key, a read-only
+one and a files-only one confined to a root= of its own) serves every
+test, driven frame by frame by ferrytest.Session; a test that needs the
+tree in a given shape makes it in a directory of its own under the root.
+"""
+import os
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ferrytest as ft  # noqa: E402
+from ferrytest import SLOW, Session  # noqa: E402
+from test_files import SANITIZER_RX  # noqa: E402
+
+
+class Hostile(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ferry-hostile-")
+        cls.dir = cls.tmp.name
+        cls.root = os.path.join(cls.dir, "root")
+        cls.alt = os.path.join(cls.dir, "alt")
+        os.mkdir(cls.root)
+        os.mkdir(cls.alt)
+        cls.keys = {name: os.urandom(32) for name in ("alice", "reader", "boxed")}
+        keys_file = os.path.join(cls.dir, "keys")
+        fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("alice %s\n" % cls.keys["alice"].hex())
+            f.write("reader %s read-only\n" % cls.keys["reader"].hex())
+            f.write("boxed %s files-only,root=%s\n" % (cls.keys["boxed"].hex(), cls.alt))
+        cls.srv = ft.start_ferryd("--root", cls.root, "--keys", keys_file, plaintext=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.tmp.cleanup()
+
+    def tearDown(self):
+        self.assertIsNone(self.srv.proc.poll(), "ferryd died: %s" % self.srv.log[-20:])
+        bad = [l for l in self.srv.log if SANITIZER_RX.search(l)]
+        self.assertEqual(bad, [], "sanitizer report from ferryd")
+
+    def session(self, name="alice", timeout=20):
+        s = Session(self.srv.hostport(), timeout=timeout).login(self.keys[name], name=name)
+        self.addCleanup(s.close)
+        return s
+
+    def own_dir(self, base=None):
+        """A directory of this test's own under the root (or base)."""
+        d = os.path.join(base or self.root, self.id().rsplit(".", 1)[1])
+        os.mkdir(d)
+        return d
+
+    def test_a_glob_of_many_literal_components_does_not_stall_the_loop(self):
+        """A "*" over a big directory followed by some 2000 literal
+        components: each was appended to every path held, one component
+        at a time, on the loop thread: minutes of copying (78 s for 10000
+        entries) during which no other session was served, from any key
+        that may list, read-only included."""
+        d = self.own_dir()
+        for i in range(5000):
+            open(os.path.join(d, "f%04d" % i), "wb").close()
+        base = os.path.basename(d) + "/*"
+        pattern = base + "/x" * ((4000 - len(base)) // 2)
+        s = self.session("reader", timeout=3)
+        start = time.monotonic()
+        s.send({"type": "glob", "path": pattern})
+        self.assertEqual(s.recv()[0], {"type": "glob-end", "count": 0})
+        self.assertLess(time.monotonic() - start, 3 * SLOW)
+        # A literal run still names what exists, escapes and all.
+        os.makedirs(os.path.join(d, "zdir", "a*b", "c"))
+        s.send({"type": "glob", "path": base + "/a\\*b/c"})
+        h = s.recv()[0]
+        self.assertEqual(h["paths"], [os.path.basename(d) + "/zdir/a*b/c"], h)
+        self.assertEqual(s.recv()[0]["count"], 1)
+        s.send({"type": "glob", "path": base + "/a\\*b/\\.\\./c"})
+        self.assertEqual(s.recv()[0], {"type": "glob-end", "count": 0})
+
+
+if __name__ == "__main__":
+    ft.main()
