@@ -125,11 +125,14 @@ static int handle_stat(struct filesvc *f, const char *path)
     return filesvc_reply_send(f, msg);
 }
 
-static json_t *entry(const char *name, const struct stat *st)
+/* A list entry; takes name's reference (NULL: fails). */
+static json_t *entry(json_t *name, const struct stat *st)
 {
-    json_t *e = fsops_meta(st);
+    json_t *e = name ? fsops_meta(st) : NULL;
 
-    if (e && json_object_set_new(e, "name", json_string(name)) < 0) {
+    if (!e || json_object_set_new(e, "name", name) < 0) {
+        if (!e)
+            json_decref(name);
         json_decref(e);
         return NULL;
     }
@@ -146,7 +149,7 @@ static int send_entries(struct filesvc *f, json_t *batch)
  * a write_high_water of queued frames. */
 static void filesvc_list_pump(struct filesvc *f)
 {
-    json_t *batch = json_array();
+    json_t *batch = json_array(), *name;
     struct stat st;
     int r = 0, done = 0, budget = LIST_BATCHES_PER_TURN;
 
@@ -169,10 +172,19 @@ static void filesvc_list_pump(struct filesvc *f)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
             is_temporary(e->d_name, strlen(e->d_name)))
             continue;
-        /* An entry removed since readdir saw it is simply left out. */
-        if (fstatat(dirfd(f->dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        /* A name that is not UTF-8 (a file a local user named in Latin-1)
+         * cannot be said in JSON, and no client could name it either: it
+         * is left out, as glob leaves it out, rather than ending the
+         * listing (and the session) for every name beside it. */
+        name = json_string(e->d_name);
+        if (!name)
             continue;
-        if (json_array_append_new(batch, entry(e->d_name, &st)) < 0) {
+        /* An entry removed since readdir saw it is simply left out. */
+        if (fstatat(dirfd(f->dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            json_decref(name);
+            continue;
+        }
+        if (json_array_append_new(batch, entry(name, &st)) < 0) {
             r = -ENOMEM;
             break;
         }
@@ -214,7 +226,8 @@ static int handle_list(struct filesvc *f, const char *path)
         if (r < 0)
             return filesvc_reply_op_error(f, path, r);
         batch = json_array();
-        if (!batch || json_array_append_new(batch, entry(base ? base + 1 : path, &st)) < 0) {
+        if (!batch || json_array_append_new(batch, entry(json_string(base ? base + 1 : path),
+                                                            &st)) < 0) {
             json_decref(batch);
             return -ENOMEM;
         }

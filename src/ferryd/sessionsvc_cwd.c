@@ -64,7 +64,8 @@ char *sessionsvc_path(const struct session *s, const char *path)
 int sessionsvc_handle_chdir(struct session *s, json_t *msg)
 {
     const char *path = json_string_value(json_object_get(msg, "path"));
-    char *joined = NULL, *real = NULL, reason[PATH_MAX + 64];
+    char *joined = NULL, *real = NULL, reason[PATH_MAX + 128];
+    json_t *answer;
     struct stat st;
     int r, e = 0;
 
@@ -89,10 +90,20 @@ int sessionsvc_handle_chdir(struct session *s, json_t *msg)
         r = session_send_error(s, ERR_REQUEST, reason);
         goto out;
     }
+    /* A directory whose full name is not UTF-8 cannot be said in the
+     * answer: refused as any other directory we cannot move to, rather
+     * than ending the session (json_pack fails on it). */
+    answer = json_pack("{s:s, s:s}", "type", MSG_CWD, "path", real);
+    if (!answer) {
+        snprintf(reason, sizeof reason, "cd %s: the directory's full name is not valid UTF-8, "
+                 "which the protocol cannot carry", path);
+        r = session_send_error(s, ERR_REQUEST, reason);
+        goto out;
+    }
     free(s->cwd);
     s->cwd = real;
     real = NULL;
-    r = session_send_msg(s, json_pack("{s:s, s:s}", "type", MSG_CWD, "path", s->cwd));
+    r = session_send_msg(s, answer);
 out:
     free(joined);
     free(real);
@@ -162,11 +173,16 @@ int sessionsvc_handle_cd_names(struct session *s, json_t *msg)
     free(joined);
     qsort(names, n, sizeof names[0], cmp_names);
     list = json_array();
-    for (size_t i = 0; list && i < n; i++)
-        if (json_array_append_new(list, json_string(names[i])) < 0) {
+    for (size_t i = 0; list && i < n; i++) {
+        /* A name that is not UTF-8 cannot be said in JSON (nor typed
+         * after a cd): left out, not the end of the session. */
+        json_t *name = json_string(names[i]);
+
+        if (name && json_array_append_new(list, name) < 0) {
             json_decref(list);
             list = NULL;
         }
+    }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     if (!list)

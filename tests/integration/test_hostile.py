@@ -65,7 +65,7 @@ class Hostile(unittest.TestCase):
         entries) during which no other session was served, from any key
         that may list, read-only included."""
         d = self.own_dir()
-        for i in range(5000):
+        for i in range(2000):
             open(os.path.join(d, "f%04d" % i), "wb").close()
         base = os.path.basename(d) + "/*"
         pattern = base + "/x" * ((4000 - len(base)) // 2)
@@ -82,6 +82,33 @@ class Hostile(unittest.TestCase):
         self.assertEqual(s.recv()[0]["count"], 1)
         s.send({"type": "glob", "path": base + "/a\\*b/\\.\\./c"})
         self.assertEqual(s.recv()[0], {"type": "glob-end", "count": 0})
+
+    def test_names_that_are_not_utf8_are_left_out_not_the_session(self):
+        """A file a local user named in Latin-1 cannot be said in JSON:
+        listing its directory, completing a cd there, or a cd that ends in
+        such a directory (through a symlink with a UTF-8 name) ended the
+        whole session ("Cannot allocate memory") for every name beside it."""
+        d = self.own_dir()
+        rel = os.path.basename(d)
+        os.mkdir(os.path.join(d.encode(), b"d\xe9j\xe0"))
+        open(os.path.join(d.encode(), b"caf\xe9.txt"), "wb").close()
+        os.mkdir(os.path.join(d, "plain"))
+        open(os.path.join(d, "ok.txt"), "wb").close()
+        os.symlink(b"d\xe9j\xe0", os.path.join(d.encode(), b"latin"))
+        s = self.session()
+        entries, end = s.list(rel)
+        self.assertEqual(sorted(e["name"] for e in entries), ["latin", "ok.txt", "plain"])
+        self.assertEqual(end, {"type": "list-end", "count": 3})
+        h = s.request({"type": "cd-names", "path": d, "prefix": ""})
+        self.assertEqual((h["type"], h["names"]), ("cd-names", ["latin", "plain"]), h)
+        h = s.request({"type": "chdir", "path": d})
+        self.assertEqual(h, {"type": "cwd", "path": d})
+        h = s.request({"type": "chdir", "path": "latin"})
+        self.assertEqual((h["type"], h["code"]), ("error", "request"), h)
+        self.assertIn("not valid UTF-8", h["message"])
+        # The session goes on, in the directory it was in.
+        self.assertEqual(s.request({"type": "chdir", "path": "plain"}),
+                         {"type": "cwd", "path": os.path.join(d, "plain")})
 
 
 if __name__ == "__main__":
