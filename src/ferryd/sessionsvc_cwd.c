@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "keyopts.h"
 #include "proto.h"
 #include "sessionsvc_int.h"
@@ -61,6 +62,13 @@ char *sessionsvc_path(const struct session *s, const char *path)
     return out;
 }
 
+/* Whether the session's key may not run commands of its choosing
+ * (files-only, read-only, or a forced command=). */
+static int may_not_run_commands(const struct session *s)
+{
+    return (s->opts->flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY)) || s->opts->command[0];
+}
+
 int sessionsvc_handle_chdir(struct session *s, json_t *msg)
 {
     const char *path = json_string_value(json_object_get(msg, "path"));
@@ -71,6 +79,15 @@ int sessionsvc_handle_chdir(struct session *s, json_t *msg)
 
     if (!path)
         return session_protocol_error(s, "chdir needs a \"path\" string");
+    /* A key that may not run commands has no directory to move in, and a
+     * chdir looks at any path on the machine (realpath, stat): a
+     * files-only key confined by root= could probe what exists outside
+     * it and where symlinks lead.  Refused as cd-names is. */
+    if (may_not_run_commands(s)) {
+        audit_denied(ferry_conn_peer(s->c), "main", "chdir", path, "key may not run commands");
+        return session_send_error(s, ERR_DENIED, "this key may not run commands, so it has no "
+                                  "directory to change");
+    }
     if (*path == '\0')
         path = sessionsvc_home_dir();
     joined = sessionsvc_path(s, path);
@@ -131,7 +148,7 @@ int sessionsvc_handle_cd_names(struct session *s, json_t *msg)
 
     if (!path || !prefix)
         return session_protocol_error(s, "cd-names needs \"path\" and \"prefix\" strings");
-    if (s->opts->flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY) || s->opts->command[0])
+    if (may_not_run_commands(s))
         return session_send_error(s, ERR_DENIED, "this key may not run commands, so it has no "
                                   "directory to change");
     plen = strlen(prefix);

@@ -8,6 +8,7 @@ test, driven frame by frame by ferrytest.Session; a test that needs the
 tree in a given shape makes it in a directory of its own under the root.
 """
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,6 +110,37 @@ class Hostile(unittest.TestCase):
         # The session goes on, in the directory it was in.
         self.assertEqual(s.request({"type": "chdir", "path": "plain"}),
                          {"type": "cwd", "path": os.path.join(d, "plain")})
+
+    def test_a_key_that_may_not_run_commands_has_no_directory_to_probe_with(self):
+        """chdir looked at any path on the machine for any key: a
+        files-only key confined to its root= learnt what exists outside
+        it ("Not a directory" / "No such file") and where symlinks lead
+        (the answer is the realpath).  Such a key has no directory (no
+        command runs in it): chdir is refused, as cd-names was."""
+        for name in ("boxed", "reader"):
+            s = self.session(name)
+            for path in ("/etc", "/etc/passwd", "/nonexistent", ".", ""):
+                mark = len(self.srv.log)
+                h = s.request({"type": "chdir", "path": path})
+                self.assertEqual((h["type"], h.get("code")), ("error", "denied"), (name, path, h))
+                self.assertNotIn("passwd", h["message"])
+                self.srv.wait_for_log(r"audit: event=file .*op=chdir result=denied", start=mark)
+            self.assertEqual(s.stat(".")["type"], "stat")   # the session goes on
+        # ferry shell with such a key says nothing at its start (it asks
+        # for its directory quietly), and a cd is refused in words.
+        open(os.path.join(self.alt, "in-the-box.txt"), "wb").close()
+        key = os.path.join(self.dir, "boxed.key")
+        with open(key, "w") as f:
+            f.write(self.keys["boxed"].hex() + "\n")
+        os.chmod(key, 0o600)
+        r = subprocess.run([ft.binary("ferry"), "--plaintext", "shell", "--keep-going", "-k", key,
+                            "--key-name", "boxed", self.srv.addr()], input=b"cd /etc\nls\n",
+                           capture_output=True, timeout=30 * SLOW, cwd=self.dir,
+                           env=dict(ft.sanitizer_env(), PATH=os.environ.get("PATH", "/bin"),
+                                    HOME=self.dir, LANG="C.UTF-8"))
+        self.assertIn(b"in-the-box.txt", r.stdout, r.stderr)
+        self.assertEqual(r.stderr.decode().splitlines(),
+                         ["ferry: this key may not run commands, so it has no directory to change"])
 
 
 if __name__ == "__main__":
