@@ -24,6 +24,7 @@
 struct pathset {
     char **v;
     size_t n, cap;
+    size_t bytes;       /* of the paths held, their NULs included */
 };
 
 static void set_free(struct pathset *s)
@@ -41,7 +42,7 @@ static int set_add(struct pathset *s, char *p)
         free(p);
         return 0;
     }
-    if (s->n >= FSOPS_GLOB_MAX_MATCHES) {
+    if (s->n >= FSOPS_GLOB_MAX_MATCHES || s->bytes + strlen(p) + 1 > FSOPS_GLOB_MAX_BYTES) {
         free(p);
         return -E2BIG;
     }
@@ -57,6 +58,7 @@ static int set_add(struct pathset *s, char *p)
         s->cap = cap;
     }
     s->v[s->n++] = p;
+    s->bytes += strlen(p) + 1;
     return 0;
 }
 
