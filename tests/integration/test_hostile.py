@@ -181,6 +181,19 @@ class Hostile(unittest.TestCase):
         self.assertEqual(h, {"type": "glob-end", "count": 100})
         self.assertEqual(got, [rel + "/f%03d" % i for i in range(100)])
 
+    def test_an_error_naming_a_long_path_is_not_cut_inside_a_character(self):
+        """An fs error names the path cut at 400 bytes: cut inside a
+        character (a path in Greek or CJK), the message was not UTF-8, the
+        error could not be built, and the session ended ("Cannot allocate
+        memory") instead of answering ENOENT."""
+        s = self.session("reader")
+        path = "a" * 200 + "/" + "a" * 198 + "\u00e9\u00e9"    # byte 400 is inside an e-acute
+        for req in ({"type": "stat", "path": path}, {"type": "get", "path": path},
+                    {"type": "list", "path": path}):
+            h = s.request(req)
+            self.assertEqual((h["type"], h.get("errno")), ("error", "ENOENT"), (req, h))
+            self.assertTrue(h["message"].startswith("a" * 200 + "/" + "a" * 198 + ": "), h)
+
 
 if __name__ == "__main__":
     ft.main()
