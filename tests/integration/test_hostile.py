@@ -194,6 +194,17 @@ class Hostile(unittest.TestCase):
             self.assertEqual((h["type"], h.get("errno")), ("error", "ENOENT"), (req, h))
             self.assertTrue(h["message"].startswith("a" * 200 + "/" + "a" * 198 + ": "), h)
 
+    def test_a_request_error_cut_inside_a_character_is_still_sent(self):
+        """A spawn error names argv[0], cut to fit ferryd's message buffer:
+        a long non-ASCII name was cut inside a character, the error could
+        not be built, and the session ended instead of answering 127."""
+        s = self.session()
+        res = s.run({"argv": ["\u00e9" * 300]})
+        self.assertEqual(res["errors"][0]["code"], "spawn", res)
+        self.assertEqual(res["exit"]["status"], 127, res)
+        self.assertIn("\u00e9\u00e9", res["errors"][0]["message"])
+        self.assertEqual(s.run({"argv": ["true"]})["exit"]["status"], 0)   # the session goes on
+
 
 if __name__ == "__main__":
     ft.main()
