@@ -29,13 +29,15 @@ class Hostile(unittest.TestCase):
         cls.alt = os.path.join(cls.dir, "alt")
         os.mkdir(cls.root)
         os.mkdir(cls.alt)
-        cls.keys = {name: os.urandom(32) for name in ("alice", "reader", "boxed")}
+        cls.keys = {name: os.urandom(32) for name in ("alice", "reader", "boxed", "forced")}
         keys_file = os.path.join(cls.dir, "keys")
         fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("alice %s\n" % cls.keys["alice"].hex())
             f.write("reader %s read-only\n" % cls.keys["reader"].hex())
             f.write("boxed %s files-only,root=%s\n" % (cls.keys["boxed"].hex(), cls.alt))
+            # A forced command that never reads its stdin.
+            f.write('forced %s command="exec sleep 60"\n' % cls.keys["forced"].hex())
         cls.srv = ft.start_ferryd("--root", cls.root, "--keys", keys_file, plaintext=True)
 
     @classmethod
@@ -204,6 +206,26 @@ class Hostile(unittest.TestCase):
         self.assertEqual(res["exit"]["status"], 127, res)
         self.assertIn("\u00e9\u00e9", res["errors"][0]["message"])
         self.assertEqual(s.run({"argv": ["true"]})["exit"]["status"], 0)   # the session goes on
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.srv.proc.pid) as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+    @unittest.skipIf(ft.SANITIZED, "a sanitizer's quarantine keeps freed memory: RSS says nothing")
+    def test_stdin_sent_a_byte_a_frame_is_held_in_about_its_own_size(self):
+        """The stdin window is 1 MiB, but each frame's body was queued in a
+        chunk of its own: sent one byte a frame, to a command that does not
+        read it (a command= key's forced command will do), the window held
+        48 MiB of ferryd's memory per session, in under two seconds."""
+        s = self.session("forced")
+        s.send({"type": "exec", "argv": ["anything"]})
+        before = self.rss_kib()
+        s.send_raw(ft.frame({"type": "stdin"}, b"x") * ((1 << 20) - 1))
+        s.send({"type": "ping"})          # answered once everything before it was read
+        while s.recv()[0]["type"] != "pong":
+            pass
+        grown = self.rss_kib() - before
+        self.assertLess(grown, 16 * 1024, "ferryd grew by %d KiB for 1 MiB of stdin" % grown)
 
 
 if __name__ == "__main__":
