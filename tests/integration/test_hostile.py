@@ -8,6 +8,7 @@ test, driven frame by frame by ferrytest.Session; a test that needs the
 tree in a given shape makes it in a directory of its own under the root.
 """
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ class Hostile(unittest.TestCase):
         os.mkdir(cls.root)
         os.mkdir(cls.alt)
         cls.keys = {name: os.urandom(32) for name in ("alice", "reader", "boxed", "forced")}
-        keys_file = os.path.join(cls.dir, "keys")
+        cls.keys_file = keys_file = os.path.join(cls.dir, "keys")
         fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("alice %s\n" % cls.keys["alice"].hex())
@@ -226,6 +227,21 @@ class Hostile(unittest.TestCase):
             pass
         grown = self.rss_kib() - before
         self.assertLess(grown, 16 * 1024, "ferryd grew by %d KiB for 1 MiB of stdin" % grown)
+
+    def test_the_keys_roots_are_swept_for_unfinished_uploads_too(self):
+        """Only --root was swept at start: a temporary that a crash (or a
+        resumable upload never resumed) left in a key's root= stayed there
+        for good, hidden from every listing, holding its disk space."""
+        stale = os.path.join(self.alt, ".stale.bin.ferry-part")
+        mine = os.path.join(self.alt, "notes.ferry-part")     # a user's own: no leading dot
+        for path in (stale, mine):
+            with open(path, "wb") as f:
+                f.write(b"x" * 1000)
+        srv = ft.start_ferryd("--root", self.root, "--keys", self.keys_file, plaintext=True)
+        self.addCleanup(srv.stop)
+        srv.wait_for_log(r"root %s: swept for unfinished uploads: .* removed 1;" % re.escape(self.alt))
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(mine))
 
 
 if __name__ == "__main__":
