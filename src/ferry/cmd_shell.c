@@ -514,9 +514,9 @@ int cmd_shell(int argc, char **argv)
     sh.s = dial_open(sh.host, &so);
     if (!sh.s)
         goto out;
-    /* Learn the starting directory (a chdir to "." answers with it), so
-     * that a bare `cd` can go back there. */
-    if (exec_stream_chdir(sh.s, ".", &sh.home) != 0 && sh.s->broken)
+    /* Learn the starting directory, so that a bare `cd` can go back
+     * there (a key that may not run commands has none). */
+    if (exec_stream_cwd(sh.s, &sh.home) != 0 && sh.s->broken)
         goto out;
     if (sh.interactive) {
         history_load();

@@ -56,6 +56,7 @@ struct run {
     int second_hangs_up;     /* a signal after one was forwarded hangs up */
     int signals_forwarded;
     char *cwd;               /* AWAIT_CWD: the answer */
+    int quiet_denied;        /* a "denied" answer is not printed */
     int tty;                 /* on a terminal: stdin goes through esc, SIGWINCH resizes */
     struct escape esc;
     uint8_t stdin_buf[RUN_STDIN_CHUNK];
@@ -346,7 +347,7 @@ static void on_error_frame(struct run *run, const json_t *h)
     } else if (strcmp(code, ERR_AUTH) == 0) {
         cli_error("authentication failed");
         run->s->broken = 1;
-    } else {
+    } else if (!run->quiet_denied || strcmp(code, ERR_DENIED) != 0) {
         cli_error("%s", msg);   /* request, busy, or one we do not know */
     }
     run->status = run->awaiting == AWAIT_CWD ? 1 : FERRY_EXIT_ERROR;
@@ -655,7 +656,8 @@ out:
     return status;
 }
 
-int exec_stream_chdir(struct client_session *s, const char *path, char **cwd)
+static int chdir_request(struct client_session *s, const char *path, char **cwd,
+                         int quiet_denied)
 {
     struct run *run = NULL;
     json_t *req = NULL;
@@ -678,7 +680,7 @@ int exec_stream_chdir(struct client_session *s, const char *path, char **cwd)
         status = 1;
         goto out;
     }
-    *run = (struct run){ .s = s, .awaiting = AWAIT_CWD };
+    *run = (struct run){ .s = s, .awaiting = AWAIT_CWD, .quiet_denied = quiet_denied };
     /* No signal handlers: a chdir is answered at once, and there is no
      * command to forward a signal to (the loop still watches the pipe,
      * harmlessly). */
@@ -698,4 +700,15 @@ out:
     free(run);
     json_decref(req);
     return status;
+}
+
+int exec_stream_chdir(struct client_session *s, const char *path, char **cwd)
+{
+    return chdir_request(s, path, cwd, 0);
+}
+
+int exec_stream_cwd(struct client_session *s, char **cwd)
+{
+    /* A chdir to "." answers with the directory, and changes nothing. */
+    return chdir_request(s, ".", cwd, 1);
 }

@@ -69,4 +69,11 @@ int exec_exit_status(const json_t *exit_frame);
  */
 int exec_stream_chdir(struct client_session *s, const char *path, char **cwd);
 
+/*
+ * The session's directory (malloc'd, in *cwd): 0, or as exec_stream_chdir,
+ * except that a key that has no directory (one that may not run commands:
+ * the server answers "denied") gives 1 without a word.
+ */
+int exec_stream_cwd(struct client_session *s, char **cwd);
+
 #endif

@@ -10,35 +10,50 @@
 #include <sys/uio.h>
 
 #define BYTEQ_IOV 16   /* chunks per writev */
+#define BYTEQ_CHUNK_MIN 4096   /* room of a new chunk, at least */
 
 struct byteq_chunk {
     struct byteq_chunk *next;
     size_t len;         /* bytes in data */
     size_t off;         /* bytes of data already written */
+    size_t cap;         /* room in data */
     uint8_t data[];
 };
 
-struct byteq_chunk *byteq_chunk_new(const void *data, size_t len)
+int byteq_push(struct byteq *q, const void *data, size_t len)
 {
-    struct byteq_chunk *c = malloc(sizeof(*c) + len);
+    struct byteq_chunk *t = q->tail, *c;
 
+    /* The tail's room first: a stream of small pushes fills chunks
+     * instead of making one (and a malloc header) each. */
+    if (t && t->cap > t->len) {
+        size_t n = t->cap - t->len < len ? t->cap - t->len : len;
+
+        memcpy(t->data + t->len, data, n);
+        t->len += n;
+        q->pending += n;
+        data = (const uint8_t *)data + n;
+        len -= n;
+    }
+    if (len == 0)
+        return 0;
+    size_t cap = len > BYTEQ_CHUNK_MIN ? len : BYTEQ_CHUNK_MIN;
+
+    c = malloc(sizeof(*c) + cap);
     if (!c)
-        return NULL;
+        return -ENOMEM;
     c->next = NULL;
     c->len = len;
     c->off = 0;
+    c->cap = cap;
     memcpy(c->data, data, len);
-    return c;
-}
-
-void byteq_append(struct byteq *q, struct byteq_chunk *c)
-{
-    if (q->tail)
-        q->tail->next = c;
+    if (t)
+        t->next = c;
     else
         q->head = c;
     q->tail = c;
-    q->pending += c->len - c->off;
+    q->pending += len;
+    return 0;
 }
 
 int byteq_flush(struct byteq *q, int fd)

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct byteq_chunk;   /* one push's bytes */
+struct byteq_chunk;   /* bytes of one or more pushes */
 
 struct byteq {
     struct byteq_chunk *head, *tail;
@@ -26,12 +26,14 @@ static inline bool byteq_empty(const struct byteq *q)
     return q->head == NULL;
 }
 
-/* A copy of len (> 0) bytes, ready to append; NULL when out of memory.
- * Freed with free() if it is not appended after all. */
-struct byteq_chunk *byteq_chunk_new(const void *data, size_t len);
-
-/* Put c at the tail; the queue owns it from now on. */
-void byteq_append(struct byteq *q, struct byteq_chunk *c);
+/*
+ * Queue a copy of len bytes at the tail: 0, or -ENOMEM (nothing queued).
+ * Small pushes share chunks (the tail's room is filled first, and a new
+ * chunk has room for BYTEQ_CHUNK_MIN bytes at least), so what the queue
+ * holds stays close to pending however the bytes come: a client's stdin
+ * sent one byte a frame made a 48-byte allocation of every byte.
+ */
+int byteq_push(struct byteq *q, const void *data, size_t len);
 
 /* Write as much as fd takes, head first.  0 when the queue is empty, 1
  * when fd is full (EAGAIN), or -errno (-EPIPE: the reader is gone); on an

@@ -333,10 +333,11 @@ static int handle_glob(struct filesvc *f, const char *pattern)
     int r = fsops_glob(f->root, pattern, PROTO_PART_SUFFIX, &paths, &n);
 
     if (r == -E2BIG) {
-        char why[128];
+        char why[160];
 
-        snprintf(why, sizeof why, "the pattern matches more than %d paths, or needs more than "
-                 "%d entries looked at", FSOPS_GLOB_MAX_MATCHES, FSOPS_GLOB_MAX_SCANNED);
+        snprintf(why, sizeof why, "the pattern matches more than %d paths (or more than %d "
+                 "bytes of them), or needs more than %d entries looked at",
+                 FSOPS_GLOB_MAX_MATCHES, FSOPS_GLOB_MAX_BYTES, FSOPS_GLOB_MAX_SCANNED);
         return filesvc_reply_error(f, ERR_REQUEST, why);
     }
     if (r < 0)

@@ -65,6 +65,19 @@ json_t *filesvc_reply_commit_error_msg(struct filesvc *f, const char *path, int 
     return msg;
 }
 
+/* How many bytes of s (valid UTF-8) to show in at most max: never part of
+ * a character, which would make the message invalid UTF-8, the JSON
+ * unbuildable, and the session end over what is only an error. */
+static int utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+
+    if (n > max)
+        for (n = max; n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; n--)
+            ;
+    return (int)n;
+}
+
 json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code)
 {
     const char *errno_name;
@@ -77,7 +90,8 @@ json_t *filesvc_reply_op_error_msg(struct filesvc *f, const char *path, int code
     if (!errno_name)
         snprintf(message, sizeof message, "%s", app_strerror(code));
     else
-        snprintf(message, sizeof message, "%.400s: %s", path, strerror(-code));
+        snprintf(message, sizeof message, "%.*s: %s", utf8_prefix(path, 400), path,
+                 strerror(-code));
     msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", kind, "message", message);
     if (msg && errno_name)
         json_object_set_new(msg, "errno", json_string(errno_name));

@@ -24,6 +24,7 @@
 struct pathset {
     char **v;
     size_t n, cap;
+    size_t bytes;       /* of the paths held, their NULs included */
 };
 
 static void set_free(struct pathset *s)
@@ -41,7 +42,7 @@ static int set_add(struct pathset *s, char *p)
         free(p);
         return 0;
     }
-    if (s->n >= FSOPS_GLOB_MAX_MATCHES) {
+    if (s->n >= FSOPS_GLOB_MAX_MATCHES || s->bytes + strlen(p) + 1 > FSOPS_GLOB_MAX_BYTES) {
         free(p);
         return -E2BIG;
     }
@@ -57,6 +58,7 @@ static int set_add(struct pathset *s, char *p)
         s->cap = cap;
     }
     s->v[s->n++] = p;
+    s->bytes += strlen(p) + 1;
     return 0;
 }
 
@@ -162,6 +164,48 @@ static int by_bytes(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The literal components that start at c, up to the next one with a
+ * metacharacter or the end, without their escapes and joined by '/'
+ * ("a/b\*c" -> "a/b*c"), into *out (malloc'd); *end: where the next
+ * component starts ("" at the end).  *out is NULL when one of them names
+ * nothing to walk through: an escaped "." or ".." ("\.\."), or a
+ * temporary.  0 or -ENOMEM. */
+static int literal_run(const char *c, const char *hide_suffix, char **out, const char **end)
+{
+    size_t cap = strlen(c) + 1, used = 0;
+    char *run = malloc(cap);
+    int nothing = 0;
+
+    *out = NULL;
+    if (!run)
+        return -ENOMEM;
+    for (;;) {
+        size_t len = strcspn(c, "/");
+        char *lit = unescape(c, len);
+
+        if (!lit) {
+            free(run);
+            return -ENOMEM;
+        }
+        nothing |= strcmp(lit, ".") == 0 || strcmp(lit, "..") == 0 || hidden(lit, hide_suffix);
+        if (used)
+            run[used++] = '/';
+        memcpy(run + used, lit, strlen(lit) + 1);   /* unescaped: never longer */
+        used += strlen(lit);
+        free(lit);
+        c += len;
+        if (*c == '\0' || fsops_glob_magic(c + 1, strcspn(c + 1, "/")))
+            break;
+        c++;
+    }
+    *end = c;
+    if (nothing)
+        free(run);
+    else
+        *out = run;
+    return 0;
+}
+
 int fsops_glob(const struct fsroot *root, const char *pattern, const char *hide_suffix,
                char ***paths, size_t *n)
 {
@@ -184,24 +228,25 @@ int fsops_glob(const struct fsroot *root, const char *pattern, const char *hide_
             for (size_t i = 0; r == 0 && i < cur.n; i++)
                 r = match_dir(root, cur.v[i], pat, hide_suffix, &scanned, &next);
             free(pat);
+            c += len;
         } else {
-            char *lit = unescape(c, len);
+            /* A run of literal components ("x/y/z") is appended in one
+             * step: one at a time, each step would copy every path held
+             * again: a "*" followed by 2000 literal "x" components, over a
+             * directory of 10000 entries, kept the loop busy for a minute. */
+            char *lit = NULL;
 
-            /* An escaped "." or ".." ("\.\.") is still no name to walk through. */
-            int names_nothing = lit && (strcmp(lit, ".") == 0 || strcmp(lit, "..") == 0 ||
-                                        hidden(lit, hide_suffix));
-
-            r = lit ? 0 : -ENOMEM;
-            for (size_t i = 0; r == 0 && i < cur.n && !names_nothing; i++)
+            r = literal_run(c, hide_suffix, &lit, &c);
+            for (size_t i = 0; r == 0 && lit && i < cur.n; i++)
                 r = set_add(&next, join(cur.v[i], lit, strlen(lit)));
             free(lit);
         }
         set_free(&cur);
         cur = next;
         next = (struct pathset){ 0 };
-        if (c[len] == '\0')
+        if (*c == '\0')
             break;
-        c += len + 1;
+        c++;
     }
     if (r < 0) {
         set_free(&cur);

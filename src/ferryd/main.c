@@ -180,6 +180,64 @@ static int open_root(const char *dir, struct daemon_config *cfg)
     return 0;
 }
 
+/* The keys' root= directories, open for the sweep (it holds them). */
+struct key_roots {
+    char **dirs;
+    struct fsroot **roots;      /* roots[i]: dirs[i] open, or NULL */
+    size_t n;
+};
+
+static void key_roots_close(struct key_roots *k)
+{
+    for (size_t i = 0; k->roots && i < k->n; i++)
+        fsroot_close(k->roots[i]);
+    free(k->roots);
+    keys_roots_free(k->dirs, k->n);
+    *k = (struct key_roots){ 0 };
+}
+
+/*
+ * Sweep --root, then every root= of the keys file: a key's uploads leave
+ * their temporaries in its own root, which the sweep of --root never
+ * reaches unless it lies inside it (then it is walked twice, harmlessly:
+ * a temporary goes once).  A root= that cannot be opened is skipped (its
+ * key is refused anyway: sessionsvc_auth.c).  Best effort, as the sweep
+ * is: a failure is logged and serving goes on.
+ */
+static void start_sweep(const struct daemon_config *cfg, const char *dir, struct key_roots *k,
+                        struct sweeper **sweep)
+{
+    struct sweeper_root *list;
+    struct errbuf err;
+    char why[512];
+    size_t n = 0;
+    int r;
+
+    errbuf_clear(&err);
+    if (cfg->keys_file && (r = keys_roots(cfg->keys_file, &k->dirs, &k->n, &err)) < 0)
+        ferry_log_warn("%s: the keys' root= directories are not swept", errbuf_msg(&err, r));
+    if (k->n > 0 && !(k->roots = calloc(k->n, sizeof *k->roots)))
+        key_roots_close(k);
+    list = calloc(1 + k->n, sizeof *list);
+    if (!list) {
+        ferry_log_warn("root %s: cannot sweep for unfinished uploads: %s", dir,
+                       ferry_strerror(-ENOMEM));
+        return;
+    }
+    list[n++] = (struct sweeper_root){ cfg->root, dir };
+    for (size_t i = 0; i < k->n; i++) {
+        if (fsroot_open(k->dirs[i], 0, &k->roots[i], why, sizeof why) < 0)
+            ferry_log_warn("root %s: not swept for unfinished uploads: %s", k->dirs[i], why);
+        else
+            list[n++] = (struct sweeper_root){ k->roots[i], k->dirs[i] };
+    }
+    r = sweeper_start(list, n, sweep);
+    if (r < 0)
+        ferry_log_warn("root %s: cannot sweep for unfinished uploads: %s", dir,
+                       ferry_strerror(r));
+    free(list);
+}
+
 int main(int argc, char **argv)
 {
     static struct daemon_config cfg;
@@ -190,6 +248,7 @@ int main(int argc, char **argv)
     struct ferry_handler session = sessionsvc_handler, classic = classic_handler;
     struct ferry_server *s = NULL;
     struct sweeper *sweep = NULL;
+    struct key_roots key_roots = { 0 };
     json_t *refusal_hdr;
     uint8_t *refusal = NULL;
     size_t refusal_len = 0;
@@ -312,9 +371,8 @@ int main(int argc, char **argv)
     /* Beside serving, not before: a root of / takes minutes (sweeper.h). */
     if (o.no_sweep)
         ferry_log_info("root %s: no sweep for unfinished uploads (--no-sweep)", o.root);
-    else if ((r = sweeper_start(cfg.root, o.root, &sweep)) < 0)
-        ferry_log_warn("root %s: cannot sweep for unfinished uploads: %s", o.root,
-                       ferry_strerror(r));
+    else
+        start_sweep(&cfg, o.root, &key_roots, &sweep);
     r = ferry_server_run(s);
     sweeper_stop(&sweep);
     stopsig_release();
@@ -329,6 +387,7 @@ fail:
     fprintf(stderr, "ferryd: %s\n", ferry_strerror(r));
 out:
     sweeper_stop(&sweep);
+    key_roots_close(&key_roots);
     ferry_server_free(s);
     free(refusal);
     ferry_tls_free(cfg.tls);

@@ -107,20 +107,15 @@ int runner_write_stdin(struct runner *e, const void *data, size_t len)
     if (len == 0)
         return 0;
 
-    struct byteq_chunk *c = byteq_chunk_new(p, len);
-    if (!c)
-        return -ENOMEM;
     if (!e->in_watched) {
         int rc = ferry_loop_add(e->loop, e->in_fd, FERRY_WRITABLE, on_stdin_writable, e);
 
-        if (rc < 0) {
-            free(c);
+        if (rc < 0)
             return rc;
-        }
         e->in_watched = true;
     }
-    byteq_append(&e->in_queue, c);
-    return 0;
+    /* -ENOMEM: nothing queued; the watcher finds the queue as it was. */
+    return byteq_push(&e->in_queue, p, len);
 }
 
 size_t runner_stdin_pending(const struct runner *e)

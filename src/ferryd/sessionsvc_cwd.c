@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ferry/ferry.h"
+#include "audit.h"
 #include "keyopts.h"
 #include "proto.h"
 #include "sessionsvc_int.h"
@@ -61,15 +62,32 @@ char *sessionsvc_path(const struct session *s, const char *path)
     return out;
 }
 
+/* Whether the session's key may not run commands of its choosing
+ * (files-only, read-only, or a forced command=). */
+static int may_not_run_commands(const struct session *s)
+{
+    return (s->opts->flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY)) || s->opts->command[0];
+}
+
 int sessionsvc_handle_chdir(struct session *s, json_t *msg)
 {
     const char *path = json_string_value(json_object_get(msg, "path"));
-    char *joined = NULL, *real = NULL, reason[PATH_MAX + 64];
+    char *joined = NULL, *real = NULL, reason[PATH_MAX + 128];
+    json_t *answer;
     struct stat st;
     int r, e = 0;
 
     if (!path)
         return session_protocol_error(s, "chdir needs a \"path\" string");
+    /* A key that may not run commands has no directory to move in, and a
+     * chdir looks at any path on the machine (realpath, stat): a
+     * files-only key confined by root= could probe what exists outside
+     * it and where symlinks lead.  Refused as cd-names is. */
+    if (may_not_run_commands(s)) {
+        audit_denied(&s->who, "chdir", path, "key may not run commands");
+        return session_send_error(s, ERR_DENIED, "this key may not run commands, so it has no "
+                                  "directory to change");
+    }
     if (*path == '\0')
         path = sessionsvc_home_dir();
     joined = sessionsvc_path(s, path);
@@ -89,10 +107,20 @@ int sessionsvc_handle_chdir(struct session *s, json_t *msg)
         r = session_send_error(s, ERR_REQUEST, reason);
         goto out;
     }
+    /* A directory whose full name is not UTF-8 cannot be said in the
+     * answer: refused as any other directory we cannot move to, rather
+     * than ending the session (json_pack fails on it). */
+    answer = json_pack("{s:s, s:s}", "type", MSG_CWD, "path", real);
+    if (!answer) {
+        snprintf(reason, sizeof reason, "cd %s: the directory's full name is not valid UTF-8, "
+                 "which the protocol cannot carry", path);
+        r = session_send_error(s, ERR_REQUEST, reason);
+        goto out;
+    }
     free(s->cwd);
     s->cwd = real;
     real = NULL;
-    r = session_send_msg(s, json_pack("{s:s, s:s}", "type", MSG_CWD, "path", s->cwd));
+    r = session_send_msg(s, answer);
 out:
     free(joined);
     free(real);
@@ -120,7 +148,7 @@ int sessionsvc_handle_cd_names(struct session *s, json_t *msg)
 
     if (!path || !prefix)
         return session_protocol_error(s, "cd-names needs \"path\" and \"prefix\" strings");
-    if (s->opts->flags & (KEYOPT_FILES_ONLY | KEYOPT_READ_ONLY) || s->opts->command[0])
+    if (may_not_run_commands(s))
         return session_send_error(s, ERR_DENIED, "this key may not run commands, so it has no "
                                   "directory to change");
     plen = strlen(prefix);
@@ -162,11 +190,16 @@ int sessionsvc_handle_cd_names(struct session *s, json_t *msg)
     free(joined);
     qsort(names, n, sizeof names[0], cmp_names);
     list = json_array();
-    for (size_t i = 0; list && i < n; i++)
-        if (json_array_append_new(list, json_string(names[i])) < 0) {
+    for (size_t i = 0; list && i < n; i++) {
+        /* A name that is not UTF-8 cannot be said in JSON (nor typed
+         * after a cd): left out, not the end of the session. */
+        json_t *name = json_string(names[i]);
+
+        if (name && json_array_append_new(list, name) < 0) {
             json_decref(list);
             list = NULL;
         }
+    }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     if (!list)

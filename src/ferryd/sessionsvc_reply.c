@@ -4,6 +4,7 @@
  * session (aborting its command, never cutting into a download's body).
  */
 #include <errno.h>
+#include <string.h>
 
 #include "ferry/ferry.h"
 #include "audit.h"
@@ -24,8 +25,20 @@ int session_send_msg(struct session *s, json_t *msg)
 
 int session_send_error(struct session *s, const char *code, const char *message)
 {
-    return session_send_msg(s, json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code,
-                                 "message", message));
+    json_t *msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code,
+                            "message", message);
+
+    /* A message that names what the client sent, cut to fit a buffer (a
+     * spawn error naming a 600-byte argv[0]), can end inside a character:
+     * not UTF-8, so json_pack refuses it.  It goes escaped (\xNN) rather
+     * than not at all, which would end the session over a request error. */
+    if (!msg) {
+        char safe[1024];
+
+        ferry_log_escape(safe, sizeof safe, message, strlen(message));
+        msg = json_pack("{s:s, s:s, s:s}", "type", MSG_ERROR, "code", code, "message", safe);
+    }
+    return session_send_msg(s, msg);
 }
 
 /* A protocol error ends the session: say why, then close once it is sent. */

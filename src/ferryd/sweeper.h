@@ -7,8 +7,8 @@
  * minutes; nothing the sweep does has to come before the first client.
  * Uploads that start meanwhile hold their temporaries' flock, which the
  * sweep respects (fspath.h), so serving and sweeping never step on each
- * other.  ferryd logs one line when the sweep ends ("swept for unfinished
- * uploads" or, on a stop, "stopped early").
+ * other.  ferryd logs one line for each root it sweeps ("swept for
+ * unfinished uploads" or, on a stop, "stopped early").
  */
 #ifndef FERRYD_SWEEPER_H
 #define FERRYD_SWEEPER_H
@@ -17,9 +17,18 @@
 
 struct sweeper;
 
-/* Start sweeping root (dir is its name, for the log; both must outlive
- * the sweeper).  0 and *out, or -errno and nothing runs. */
-int sweeper_start(const struct fsroot *root, const char *dir, struct sweeper **out);
+/* One directory to sweep: dir is its name, for the log. */
+struct sweeper_root {
+    const struct fsroot *root;
+    const char *dir;
+};
+
+/* Start sweeping the n roots, one after the other in that order (--root
+ * first, then the keys' root= directories: a key's uploads leave their
+ * temporaries there).  roots is copied; what its members point to must
+ * outlive the sweeper.  One log line for each root.  0 and *out, or
+ * -errno and nothing runs. */
+int sweeper_start(const struct sweeper_root *roots, size_t n, struct sweeper **out);
 
 /* End the sweep if it still runs (it stops before its next directory
  * entry and logs that it stopped early), wait for its thread, free it

@@ -131,8 +131,13 @@ static int find_twice(const char *path, struct named_line *seen, int n, struct e
  * Returns the number of keys, or FERRY_EKEYS_LINE with err naming the bad
  * line (or the first name given twice, with `want` or without), or -ENOMEM.
  */
+/* What a walk does with each line's options besides (NULL: nothing);
+ * a negative return ends the walk with that code. */
+typedef int (*line_fn)(const struct keyopts *o, void *arg);
+
 static int walk(const char *path, char *text, const char *want, struct ferry_key *key,
-                struct keyopts *opts, int *found, struct errbuf *err)
+                struct keyopts *opts, int *found, line_fn each, void *each_arg,
+                struct errbuf *err)
 {
     int count = 0, lineno = 0, r = 0;
     struct named_line *seen = NULL;
@@ -167,6 +172,10 @@ static int walk(const char *path, char *text, const char *want, struct ferry_key
         if (keyopts_parse(rest, &o, why, sizeof why) < 0) {
             key_wipe(&k);
             r = errbuf_set(err, FERRY_EKEYS_LINE, "keys file %s, line %d: %s", path, lineno, why);
+            goto out;
+        }
+        if (each && (r = each(&o, each_arg)) < 0) {
+            key_wipe(&k);
             goto out;
         }
         if (want && !*found && strcmp(name, want) == 0) {
@@ -208,7 +217,7 @@ int keys_check(const char *path, int *count, struct errbuf *err)
 
     if (n < 0)
         return n;
-    n = walk(path, text, NULL, NULL, NULL, &found, err);
+    n = walk(path, text, NULL, NULL, NULL, &found, NULL, NULL, err);
     free_text(text, len);
     if (n < 0)
         return n;
@@ -225,11 +234,65 @@ int keys_find(const char *path, const char *name, struct ferry_key *key, struct 
 
     if (n < 0)
         return n;
-    n = walk(path, text, name, key, opts, &found, err);
+    n = walk(path, text, name, key, opts, &found, NULL, NULL, err);
     free_text(text, len);
     if (n < 0) {
         key_wipe(key);
         return n;
     }
     return found;
+}
+
+struct roots {
+    char **v;
+    size_t n;
+};
+
+static int add_root(const struct keyopts *o, void *arg)
+{
+    struct roots *rs = arg;
+    char **grown;
+
+    if (!o->root[0])
+        return 0;
+    for (size_t i = 0; i < rs->n; i++)
+        if (strcmp(rs->v[i], o->root) == 0)
+            return 0;
+    grown = realloc(rs->v, (rs->n + 1) * sizeof *rs->v);
+    if (!grown)
+        return -ENOMEM;
+    rs->v = grown;
+    if (!(rs->v[rs->n] = strdup(o->root)))
+        return -ENOMEM;
+    rs->n++;
+    return 0;
+}
+
+int keys_roots(const char *path, char ***roots, size_t *n, struct errbuf *err)
+{
+    struct roots rs = { NULL, 0 };
+    size_t len = 0;
+    char *text = NULL;
+    int found = 0, r = read_text(path, &text, &len, err);
+
+    *roots = NULL;
+    *n = 0;
+    if (r < 0)
+        return r;
+    r = walk(path, text, NULL, NULL, NULL, &found, add_root, &rs, err);
+    free_text(text, len);
+    if (r < 0) {
+        keys_roots_free(rs.v, rs.n);
+        return r;
+    }
+    *roots = rs.v;
+    *n = rs.n;
+    return 0;
+}
+
+void keys_roots_free(char **roots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(roots[i]);
+    free(roots);
 }

@@ -36,6 +36,12 @@ int keys_check(const char *path, int *count, struct errbuf *err);
 int keys_find(const char *path, const char *name, struct ferry_key *key, struct keyopts *opts,
               struct errbuf *err);
 
+/* The root= directories of the file's lines, each once, in the file's
+ * order: 0 with *roots (*n strings; keys_roots_free), or keys_check's
+ * codes. */
+int keys_roots(const char *path, char ***roots, size_t *n, struct errbuf *err);
+void keys_roots_free(char **roots, size_t n);
+
 /* Printable ASCII without spaces, 1..KEYS_NAME_MAX bytes. */
 int keys_name_ok(const char *name);
 

@@ -111,6 +111,53 @@ static void test_symlinks_out_are_not_entered(void **state)
     expect(f, "*", "out");                 /* the link itself is a name in the root */
 }
 
+/* Literal components after a metacharacter are appended as one run: what
+ * each names is the same as one at a time (escapes undone; a dot, a
+ * double dot or a temporary anywhere in the run names nothing). */
+static void test_literal_runs(void **state)
+{
+    struct fix_fs *f = *state;
+
+    tree(f);
+    fix_fs_mkdir(f, "root/logs/old/x");
+    fix_fs_mkdir(f, "root/logs/old/x/y*z");
+    fix_fs_file(f, "root/logs/old/x/y*z/end", "e");
+    expect(f, "*/old/x/y\\*z/end", "logs/old/x/y*z/end");
+    expect(f, "l*/old/x/y\\*z/*", "logs/old/x/y*z/end");
+    expect(f, "*/old/x/y\\*z/nothing", "");
+    expect(f, "*/old/\\.\\./x/*", "");
+    expect(f, "*/old/x/\\./y\\*z", "");
+    expect(f, "*/old/.d.gz" SUFFIX "/x", "");
+}
+
+/* An expansion holds at most FSOPS_GLOB_MAX_BYTES of paths: more is
+ * -E2BIG, as more than FSOPS_GLOB_MAX_MATCHES paths is.  The entries sit
+ * 14 directories of 255-byte names deep, so a few hundred are enough. */
+static void test_bytes_are_bounded(void **state)
+{
+    struct fix_fs *f = *state;
+    char dir[4096] = "root", rel[4400], pattern[4400];
+    size_t len = strlen(dir), count;
+    char **paths;
+    size_t n;
+
+    for (int level = 0; level < 14; level++) {
+        len += (size_t)snprintf(dir + len, sizeof dir - len, "/%c%0254d", 'a' + level, 0);
+        fix_fs_mkdir(f, dir);
+    }
+    count = FSOPS_GLOB_MAX_BYTES / (len - strlen("root/") + 1 + 250) + 1;
+    for (size_t i = 0; i < count; i++) {
+        snprintf(rel, sizeof rel, "%s/%05zu%0245d", dir, i, 0);
+        fix_fs_file(f, rel, "");
+    }
+    snprintf(pattern, sizeof pattern, "%s/*", dir + strlen("root/"));
+    assert_int_equal(fsops_glob(f->root, pattern, SUFFIX, &paths, &n), -E2BIG);
+    snprintf(pattern, sizeof pattern, "%s/0000[0-9]*", dir + strlen("root/"));
+    assert_int_equal(fsops_glob(f->root, pattern, SUFFIX, &paths, &n), 0);
+    assert_int_equal(n, 10);
+    fsops_glob_free(paths, n);
+}
+
 #define BOTH(fn)                                                   \
     { #fn "/openat2", fn, setup_openat2, teardown, NULL },         \
     { #fn "/fallback", fn, setup_fallback, teardown, NULL }
@@ -121,6 +168,8 @@ int main(void)
         BOTH(test_levels_and_order),
         BOTH(test_dots_escapes_and_temporaries),
         BOTH(test_symlinks_out_are_not_entered),
+        BOTH(test_literal_runs),
+        BOTH(test_bytes_are_bounded),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -395,6 +395,34 @@ static void test_key_file_codes(void **state)
     assert_int_equal(keys_find(path, "a", &key, NULL, &eb), FERRY_EKEYS_LINE);
 }
 
+/* keys_roots: every root= once, in the file's order; a bad file, none. */
+static void test_keys_roots(void **state)
+{
+    struct dir_fixture *f = *state;
+    char path[PATH_MAX], **roots;
+    struct errbuf eb;
+    size_t n;
+
+    write_at(f->dirfd, "keys",
+             "a 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff root=/srv/b\n"
+             "b ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
+             "c 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
+             "files-only,root=/srv/a\n"
+             "d 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff root=/srv/b\n",
+             0600);
+    pathf(path, sizeof path, "%s/keys", f->dir);
+    assert_int_equal(keys_roots(path, &roots, &n, &eb), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(roots[0], "/srv/b");
+    assert_string_equal(roots[1], "/srv/a");
+    keys_roots_free(roots, n);
+
+    write_at(f->dirfd, "keys", "a 0011 root=/srv/a\n", 0600);
+    assert_int_equal(keys_roots(path, &roots, &n, &eb), FERRY_EKEYS_LINE);
+    assert_null(roots);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_monoclock),
         cmocka_unit_test(test_errbuf),
         cmocka_unit_test_setup_teardown(test_key_file_codes, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_keys_roots, setup_dir, teardown_dir),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
