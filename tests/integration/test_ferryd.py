@@ -1332,6 +1332,31 @@ class FerrydStartupRefusals(unittest.TestCase):
             self.assertIn("ferryd: bad value for %s: '%s' %s" % (args[0], args[1], said),
                           r.stderr)
 
+    def test_a_root_whose_parent_is_missing_is_refused(self):
+        # mkdir, not mkdir -p: a typo in --root (or root in the file) was
+        # served as a new, empty tree.
+        for root, parent in ((os.path.join(self.dir, "typo", "deep", "r"),
+                              os.path.join(self.dir, "typo", "deep")),
+                             (os.path.join(self.dir, "typo", "r") + "//",
+                              os.path.join(self.dir, "typo"))):
+            r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path,
+                            "--root", root)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("ferryd: --root %s: its parent %s does not exist" % (root, parent),
+                          r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.dir, "typo")))
+        conf = os.path.join(self.dir, "ferryd.conf")
+        with open(conf, "w") as f:
+            f.write("root %s\n" % os.path.join(self.dir, "typo", "r"))
+        r = self.ferryd("-f", conf, "--listen", "127.0.0.1:0", "--key-file", self.key_path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("its parent %s does not exist" % os.path.join(self.dir, "typo"), r.stderr)
+        # The last level alone is made, as before.
+        root = os.path.join(self.dir, "new")
+        srv = ft.start_ferryd("--root", root, "--no-sweep", key_path=self.key_path)
+        self.addCleanup(srv.stop_quietly)
+        self.assertTrue(os.path.isdir(root))
+
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")
         self.assertRefused(r, "loopback")
