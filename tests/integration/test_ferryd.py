@@ -1342,6 +1342,7 @@ class FerrydStartupRefusals(unittest.TestCase):
             r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path,
                             "--root", root)
             self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
             self.assertIn("ferryd: --root %s: its parent %s does not exist" % (root, parent),
                           r.stderr)
             self.assertFalse(os.path.exists(os.path.join(self.dir, "typo")))
@@ -1356,6 +1357,27 @@ class FerrydStartupRefusals(unittest.TestCase):
         srv = ft.start_ferryd("--root", root, "--no-sweep", key_path=self.key_path)
         self.addCleanup(srv.stop_quietly)
         self.assertTrue(os.path.isdir(root))
+
+    def test_a_start_that_fails_is_one_line_and_makes_nothing(self):
+        # The key was said (info lines that read as started) and the root
+        # made before the listener's bind failed.
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = "127.0.0.1:%d" % taken.getsockname()[1]
+        root = os.path.join(self.dir, "root")
+        for args in (("--listen", busy), ("--listen", "127.0.0.1:0", "--classic", busy),
+                     ("--listen", busy, "--plaintext")):
+            with self.subTest(args=args):
+                r = self.ferryd(*args, "--key-file", self.key_path, "--root", root)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertEqual(r.stderr, "ferryd: cannot listen on %s: Address already in use\n"
+                                 % busy)
+                self.assertFalse(os.path.exists(root))
+        r = self.ferryd("--listen", busy, "--insecure-no-auth", "--root", root)
+        self.assertEqual(r.stderr, "ferryd: cannot listen on %s: Address already in use\n" % busy)
+        self.assertFalse(os.path.exists(root))
 
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")
