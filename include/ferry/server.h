@@ -169,6 +169,15 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_fd(struct ferry_server *s, 
                                                         struct ferry_tls *tls,
                                                         char bound[FERRY_ADDRSTRLEN]);
 
+/* The same, naming who passed the socket (origin: "systemd", at most 31
+ * bytes kept; NULL: nobody named) for the log line that says the server
+ * listens: "listening on tcp 127.0.0.1:7171 (from systemd, event model)". */
+FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_fd_from(struct ferry_server *s, int fd,
+                                                             const char *origin,
+                                                             const struct ferry_handler *h,
+                                                             struct ferry_tls *tls,
+                                                             char bound[FERRY_ADDRSTRLEN]);
+
 /* Serve until stopped.  Returns 0 after a graceful stop, or a negative error. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_server_run(struct ferry_server *s);
 

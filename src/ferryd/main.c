@@ -294,7 +294,8 @@ int main(int argc, char **argv)
     session.arg = &cfg;
     classic.arg = &ccfg;
     for (int i = 0; i < activated; i++) {
-        r = ferry_server_listen_fd(s, SDLISTEN_FIRST_FD + i, &session, cfg.tls, NULL);
+        r = ferry_server_listen_fd_from(s, SDLISTEN_FIRST_FD + i, "systemd", &session, cfg.tls,
+                                        NULL);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot serve the socket systemd passed as descriptor %d: "
                     "%s\n", SDLISTEN_FIRST_FD + i, ferry_strerror(r));

@@ -33,6 +33,7 @@ struct listener {
     struct ferry_tls *tls;     /* not owned: every connection is TLS; NULL: plain */
     char name[FERRY_ADDRSTRLEN];
     char unix_path[108];       /* set when we created a unix socket file to unlink */
+    char origin[32];           /* adopted: who passed it ("systemd"), for the log; or "" */
 };
 
 struct ferry_server {
