@@ -325,8 +325,15 @@ int main(int argc, char **argv)
     }
     if (open_root(o.root, &cfg) < 0)
         goto out;
-    /* The start can no longer fail but for want of memory or a signal
-     * handler: say what serves. */
+    /* SIGINT, SIGTERM, SIGHUP: STOPPING=1, a line, then a graceful stop.
+     * Caught before the lines that say ferryd serves: a stop asked for on
+     * reading them must not find the default disposition. */
+    r = stopsig_catch(s, o.server.shutdown_grace_ms);
+    if (r < 0) {
+        stopsig_release();
+        goto fail;
+    }
+    /* The start can no longer fail: say what serves. */
     say_auth(&o, &cfg, nkeys, key_path);
     if (listen_unused)
         ferry_log_info("serving the %d socket%s systemd passed; --listen is not used", activated,
@@ -337,9 +344,6 @@ int main(int argc, char **argv)
                        "can run commands and upload files", classic_at[i]);
     /* Every socket is listening: connections queue from here on, so the
      * manager may start what depends on us (Type=notify). */
-    r = stopsig_catch(s);   /* SIGINT, SIGTERM: STOPPING=1, then a graceful stop */
-    if (r < 0)
-        goto fail;
     sdnotify_send("READY=1\nSTATUS=serving");
     /* Beside serving, not before: a root of / takes minutes (sweeper.h). */
     if (o.no_sweep)

@@ -267,6 +267,18 @@ void ferry_server_stop(struct ferry_server *s)
     ferry__stop_request(s);
 }
 
+int ferry_server_connections(const struct ferry_server *s)
+{
+    return atomic_load(&s->slots.live);
+}
+
+void ferry_server_on_stop(struct ferry_server *s, void (*fn)(struct ferry_server *s, void *arg),
+                          void *arg)
+{
+    s->on_stop = fn;
+    s->on_stop_arg = arg;
+}
+
 int ferry_server_run(struct ferry_server *s)
 {
     struct sigaction old_int, old_term;

@@ -1191,10 +1191,23 @@ class FerrydModel:
         p = self.popen("echo started; sleep 1; echo done; exit 5", host=srv.addr())
         self.assertEqual(p.stdout.readline(), b"started\n")
         srv.proc.send_signal(sig)
+        # Said as the stop begins (only "stopped" came, after the grace).
+        srv.wait_for_log(r"info: stopping on %s: 1 connection open; waiting up to 5 s for "
+                         r"what runs on it$" % sig.name)
         out, err = p.communicate(timeout=15 * SLOW)
         self.assertEqual((p.returncode, out, err), (5, b"done\n", b""))
         self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
+        srv.wait_for_log(r"info: stopped$")   # read to the end of the log
         self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
+        said = [i for i, l in enumerate(srv.log) if "stopping on" in l or "info: stopped" in l]
+        self.assertEqual([srv.log[i].split("info: ")[1][:11] for i in said],
+                         ["stopping on", "stopped"], srv.log)
+
+    def test_a_stop_with_nothing_open_says_so(self):
+        srv = self.own_server()
+        srv.proc.send_signal(signal.SIGINT)
+        self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
+        srv.wait_for_log(r"info: stopping on SIGINT: no connections open$")
 
     def test_sigterm_waits_for_the_running_command(self):
         self._signal_waits_for_the_running_command(signal.SIGTERM)
