@@ -169,11 +169,33 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_fd(struct ferry_server *s, 
                                                         struct ferry_tls *tls,
                                                         char bound[FERRY_ADDRSTRLEN]);
 
+/* The same, naming who passed the socket (origin: "systemd", at most 31
+ * bytes kept; NULL: nobody named) for the log line that says the server
+ * listens: "listening on tcp 127.0.0.1:7171 (from systemd, event model)". */
+FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_fd_from(struct ferry_server *s, int fd,
+                                                             const char *origin,
+                                                             const struct ferry_handler *h,
+                                                             struct ferry_tls *tls,
+                                                             char bound[FERRY_ADDRSTRLEN]);
+
 /* Serve until stopped.  Returns 0 after a graceful stop, or a negative error. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_server_run(struct ferry_server *s);
 
 /* Ask a running server to stop gracefully.  Async-signal- and thread-safe. */
 FERRY_EXPORT void ferry_server_stop(struct ferry_server *s);
+
+/* How many connections the server holds now (under FERRY_MODEL_FORK, its
+ * connection processes), authenticated or not, for a status line such as
+ * the one a stop begins with.  Thread-safe; a moment's count. */
+FERRY_EXPORT int ferry_server_connections(const struct ferry_server *s);
+
+/* Have fn(s, arg) called once as a stop begins (ferry_server_stop, a
+ * signal under handle_signals, a failed loop), before any connection is
+ * told: for a line that says so, which a signal handler cannot write.  It
+ * runs on one of the server's loop threads (FORK: in the parent), so it
+ * must not block; NULL: nothing.  Set it before ferry_server_run. */
+FERRY_EXPORT void ferry_server_on_stop(struct ferry_server *s,
+                                       void (*fn)(struct ferry_server *s, void *arg), void *arg);
 
 /* Free a server that is not running (closes listeners, unlinks unix sockets
  * it created).  NULL allowed. */

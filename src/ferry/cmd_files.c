@@ -535,6 +535,17 @@ static int bad_option(const struct files_cmd *c, int in_shell, const char *help_
 
 /* Parse argv.  0 and *a filled, or an exit status (> 0) to stop with, or
  * -1 when --help or --version was shown (status 0). */
+/* An empty operand (an unset variable's "$DIR") names nothing, here or on
+ * the server; sent, it read as the root ("."), which rm and mkdir refused
+ * in words about dots, and stat and ls showed.  Refused before dialling. */
+static int no_empty_path(const struct files_cmd *c, const char *help_cmd, const struct fsargs *a)
+{
+    for (int i = 0; i < a->nops; i++)
+        if (a->ops[i][0] == '\0')
+            return cli_usage_error(help_cmd, "%s: an empty path names nothing", c->name);
+    return 0;
+}
+
 static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
                  struct dial_opts *so, const char **host, struct fsargs *a)
 {
@@ -620,7 +631,9 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         /* No HOST operand: -w names them. */
         a->ops = argv + optind;
         a->nops = argc - optind;
-        return a->nops < 1 ? cli_usage_error(help_cmd, "missing FILE") : 0;
+        if (a->nops < 1)
+            return cli_usage_error(help_cmd, "missing FILE");
+        return no_empty_path(c, help_cmd, a);
     }
     if (a->fanout != FLEET_DEFAULT_FANOUT)
         return cli_usage_error(help_cmd, "-f is for many hosts: give it with -w or -g");
@@ -635,7 +648,7 @@ static int parse(const struct files_cmd *c, int in_shell, int argc, char **argv,
         return cli_usage_error(help_cmd, "missing %s", c->synopsis);
     if (c->max_ops >= 0 && a->nops > c->max_ops)
         return cli_usage_error(help_cmd, "too many operands");
-    return 0;
+    return no_empty_path(c, help_cmd, a);
 }
 
 /* ls, stat and rm of an operand spelled as a directory ("a/") that is

@@ -143,6 +143,19 @@ static int ask(const char *path, const char *op, int timeout_ms)
     return 0;
 }
 
+/* Another master holds the lock: name it by its pid, which it tells when
+ * asked (one still starting, or stuck, is named without). */
+static void say_running(const struct master *m, int timeout_ms)
+{
+    struct master_info info;
+    char why[256];
+
+    if (master_request(m->path, "check", timeout_ms, &info, NULL, why, sizeof why) == 0)
+        cli_error("a master for %s already runs (pid %ld)", m->host, info.pid);
+    else
+        cli_error("a master for %s already runs", m->host);
+}
+
 int cmd_master(int argc, char **argv)
 {
     enum { OPT_CHECK = 0x200, OPT_STOP };
@@ -206,13 +219,16 @@ int cmd_master(int argc, char **argv)
         goto out;
     }
     r = take_socket(&m);
-    if (r != 0) {
-        /* Idempotent for scripts (-b); said to a person in the foreground. */
-        if (r > 0 && !background)
-            cli_error("a master for %s runs already (ferry master --check %s)", m.host, m.host);
-        rc = r > 0 ? 0 : FERRY_EXIT_ERROR;
+    if (r > 0) {
+        /* Not an error (a script runs -b again and again), but said, with
+         * -b too, as ssh -O check says it: silence read as "started", and
+         * this command's --persist is not the running master's. */
+        say_running(&m, (int)(eff.connect_timeout * 1000.0 + 0.5));
+        rc = 0;
         goto out;
     }
+    if (r < 0)
+        goto out;
     m.background = background;
     if (background && detach(&m) < 0)
         goto out;

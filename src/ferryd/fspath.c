@@ -55,39 +55,31 @@ struct fsroot {
 
 /* ---- the root ------------------------------------------------------------ */
 
-/* mkdir -p: make every missing directory along dir.  EEXIST is fine at
- * every step; whether the last one really is a directory is left to the
- * O_DIRECTORY open that follows. */
-static int mkdir_parents(const char *dir, char *err, size_t errlen)
+/* mkdir dir (not -p): EEXIST is fine, whether it is a directory is left
+ * to the O_DIRECTORY open that follows.  A missing parent is named: the
+ * administrator's typo in --root, which mkdir -p served as a new tree. */
+static int mkdir_last(const char *dir, char *err, size_t errlen)
 {
-    char *buf = strdup(dir);
-    char *p;
-    int rc = 0;
+    size_t len = strlen(dir), plen;
+    int rc;
 
-    if (!buf) {
-        errbuf_format(err, errlen, "mkdir %s: %s", dir, ferry_strerror(-ENOMEM));
-        return -ENOMEM;
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+        return 0;
+    rc = -errno;
+    if (rc != -ENOENT) {
+        errbuf_format(err, errlen, "mkdir %s: %s", dir, ferry_strerror(rc));
+        return rc;
     }
-    for (p = buf + 1; ; p++) {
-        char saved = *p;
-
-        if (saved != '/' && saved != '\0')
-            continue;
-        /* Skip the empty prefixes that repeated slashes produce. */
-        if (p[-1] != '/') {
-            *p = '\0';
-            if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
-                rc = -errno;
-                errbuf_format(err, errlen, "mkdir %s: %s", buf, ferry_strerror(rc));
-                goto out;
-            }
-            *p = saved;
-        }
-        if (saved == '\0')
-            break;
-    }
-out:
-    free(buf);
+    /* The parent: dir less its trailing slashes and last component. */
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    plen = len;
+    while (plen > 0 && dir[plen - 1] != '/')
+        plen--;
+    while (plen > 1 && dir[plen - 1] == '/')
+        plen--;
+    errbuf_format(err, errlen, "%s: its parent %.*s does not exist (only the last directory "
+                  "is made)", dir, (int)(plen ? plen : 1), plen ? dir : ".");
     return rc;
 }
 
@@ -104,7 +96,7 @@ int fsroot_open(const char *dir, int create, struct fsroot **out,
         return -EINVAL;
     }
     if (create) {
-        rc = mkdir_parents(dir, err, errlen);
+        rc = mkdir_last(dir, err, errlen);
         if (rc < 0)
             goto fail;
     }

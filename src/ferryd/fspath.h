@@ -93,11 +93,13 @@ extern int fspath_force_fallback;
 /*
  * Open the directory the file service serves.  dir is the administrator's
  * (trusted, may be absolute, may be or contain a symlink).  With create,
- * missing directories along dir are made first (mode 0755, less the
- * umask), as mkdir -p.  The root is held as an O_PATH descriptor, so it
- * keeps meaning the same directory even if dir is renamed later.
- * Returns 0 and *out (free with fsroot_close), or -errno with a one-line
- * reason in err ("mkdir DIR: Permission denied", "DIR: Not a directory").
+ * a missing dir is made first (mode 0755, less the umask), as mkdir
+ * without -p: its parent must exist, so a mistyped path is refused rather
+ * than served as a new empty tree.  The root is held as an O_PATH
+ * descriptor, so it keeps meaning the same directory even if dir is
+ * renamed later.  Returns 0 and *out (free with fsroot_close), or -errno
+ * with a one-line reason in err ("mkdir DIR: Permission denied", "DIR: Not
+ * a directory", "DIR: its parent PARENT does not exist").
  */
 int fsroot_open(const char *dir, int create, struct fsroot **out,
                 char *err, size_t errlen);

@@ -62,7 +62,9 @@ static const char *with_port(const char *addr, char *buf, size_t len)
     return buf;
 }
 
-static int load_key(struct options *o, struct daemon_config *cfg)
+/* The key, into cfg; *used is the file it came from (the caller's to
+ * free), for say_auth. */
+static int load_key(struct options *o, struct daemon_config *cfg, char **used)
 {
     struct errbuf err;
     char *path = o->key_file ? strdup(o->key_file) : keyfile_default_path(0);
@@ -87,7 +89,8 @@ static int load_key(struct options *o, struct daemon_config *cfg)
             fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
     } else {
         cfg->have_key = 1;
-        ferry_log_info("key: %s (as '%s')", path, KEYS_DEFAULT_NAME);
+        *used = path;
+        path = NULL;
     }
     free(path);
     return r;
@@ -96,12 +99,14 @@ static int load_key(struct options *o, struct daemon_config *cfg)
 /*
  * What authenticates clients, and the listeners' TLS.  Refuses what cannot
  * work or would be unsafe: two key sources, certificates without TLS, a
- * server nobody could authenticate to.  0, or the exit status.
+ * server nobody could authenticate to.  Says nothing of what it set up
+ * (say_auth does, once the start cannot fail).  0, or the exit status;
+ * *nkeys is the keys file's count, *key_path the key file's name.
  */
-static int setup_auth(struct options *o, struct daemon_config *cfg)
+static int setup_auth(struct options *o, struct daemon_config *cfg, int *nkeys, char **key_path)
 {
     struct errbuf err;
-    int n = 0, r;
+    int r;
 
     if (o->insecure_no_auth) {
         if (o->key_file || o->keys_file || o->cert || o->client_ca) {
@@ -109,8 +114,6 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
             return 2;
         }
         cfg->no_auth = cfg->plaintext = 1;
-        ferry_log_warn("authentication is OFF (--insecure-no-auth): anyone who can connect "
-                       "can run commands as this user");
         return 0;
     }
     if (o->key_file && o->keys_file) {
@@ -131,29 +134,44 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
         return 2;
     }
     if (o->keys_file) {
-        r = keys_check(o->keys_file, &n, &err);
+        r = keys_check(o->keys_file, nkeys, &err);
         if (r < 0) {
             fprintf(stderr, "ferryd: %s\n", errbuf_msg(&err, r));
             return 1;
         }
         cfg->keys_file = o->keys_file;
-        ferry_log_info("keys: %s (%d key%s, read again for every connection)", o->keys_file, n,
-                       n == 1 ? "" : "s");
     } else if (o->key_file || !o->client_ca) {
         /* Client certificates alone authenticate clients; otherwise a key
          * must. */
-        if (load_key(o, cfg) < 0)
+        if (load_key(o, cfg, key_path) < 0)
             return 1;
     }
     tlsconf_prepare();
     cfg->plaintext = o->plaintext;
+    if (!cfg->plaintext && tlsconf_setup(cfg, o->cert, o->cert_key, o->client_ca) < 0)
+        return 1;
+    return 0;
+}
+
+/* What setup_auth set up, said once nothing at start can fail any more. */
+static void say_auth(const struct options *o, const struct daemon_config *cfg, int nkeys,
+                     const char *key_path)
+{
+    if (cfg->no_auth) {
+        ferry_log_warn("authentication is OFF (--insecure-no-auth): anyone who can connect "
+                       "can run commands as this user");
+        return;
+    }
+    if (cfg->keys_file)
+        ferry_log_info("keys: %s (%d key%s, read again for every connection)", cfg->keys_file,
+                       nkeys, nkeys == 1 ? "" : "s");
+    else if (key_path)
+        ferry_log_info("key: %s (as '%s')", key_path, KEYS_DEFAULT_NAME);
     if (cfg->plaintext) {
         ferry_log_warn("--plaintext: sessions are authenticated but NOT encrypted; use it "
                        "only on networks you trust");
-        return 0;
+        return;
     }
-    if (tlsconf_setup(cfg, o->cert, o->cert_key, o->client_ca) < 0)
-        return 1;
     ferry_log_info("TLS 1.3: %s%s%s%s; kernel TLS %s", cfg->have_key || cfg->keys_file ?
                    "PSK from the key" : "", (cfg->have_key || cfg->keys_file) && o->cert ?
                    ", " : "", o->cert ? "certificate " : "", o->cert ? o->cert : "",
@@ -162,7 +180,6 @@ static int setup_auth(struct options *o, struct daemon_config *cfg)
     if (o->client_ca)
         ferry_log_info("client certificates signed by %s are accepted in place of a key",
                        o->client_ca);
-    return 0;
 }
 
 /* Open (creating if need be) the served directory.  The temporaries of
@@ -176,7 +193,6 @@ static int open_root(const char *dir, struct daemon_config *cfg)
         fprintf(stderr, "ferryd: --root %s\n", err);
         return -1;
     }
-    ferry_log_info("serving files from %s", dir);
     return 0;
 }
 
@@ -252,8 +268,9 @@ int main(int argc, char **argv)
     json_t *refusal_hdr;
     uint8_t *refusal = NULL;
     size_t refusal_len = 0;
-    char buf[FERRY_ADDRSTRLEN];
-    int r, status = 1, activated;
+    char buf[FERRY_ADDRSTRLEN], classic_at[MAX_LISTEN][FERRY_ADDRSTRLEN];
+    char *key_path = NULL;
+    int r, status = 1, activated, nkeys = 0, listen_unused;
 
     /* Before anything opens a descriptor (the log writes to 2). */
     if (fdio_std_open() < 0)
@@ -274,10 +291,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferryd: LISTEN_FDS or LISTEN_PID is malformed\n");
         return 2;
     }
-    if (activated > 0 && o.nlisten > 0)
-        ferry_log_info("serving the %d socket%s systemd passed; --listen is not used", activated,
-                       activated == 1 ? "" : "s");
-    else if (o.nlisten == 0)
+    listen_unused = activated > 0 && o.nlisten > 0;
+    if (activated == 0 && o.nlisten == 0)
         o.listen[o.nlisten++] = "127.0.0.1:7171";
     if (activated > 0)
         o.nlisten = 0;
@@ -288,17 +303,23 @@ int main(int argc, char **argv)
         for (int i = 0; i < o.nlisten; i++)
             if (require_loopback(with_port(o.listen[i], buf, sizeof buf), "--insecure-no-auth") < 0)
                 return 2;
-    r = setup_auth(&o, &cfg);
-    if (r != 0)
-        return r;
-    for (int i = 0; i < o.nclassic; i++)
-        if (!o.insecure_classic && require_loopback(o.classic[i], "--classic without --insecure") < 0)
-            return 2;
-
+    /* What can fail comes first (the keys and certificates, then binding
+     * every listener), before anything is made on disk (the root) and
+     * before a line that says what serves: a start that fails is its one
+     * line. */
+    r = setup_auth(&o, &cfg, &nkeys, &key_path);
+    if (r != 0) {
+        status = r;
+        goto out;
+    }
+    for (int i = 0; i < o.nclassic; i++) {
+        if (!o.insecure_classic && require_loopback(o.classic[i], "--classic without --insecure") < 0) {
+            status = 2;
+            goto out;
+        }
+    }
     if (!o.root)
         o.root = FERRYD_DEFAULT_ROOT;
-    if (open_root(o.root, &cfg) < 0)
-        return 1;
     /* A write past RLIMIT_FSIZE must fail with EFBIG for that one upload,
      * not kill the daemon. */
     signal(SIGXFSZ, SIG_IGN);
@@ -332,7 +353,8 @@ int main(int argc, char **argv)
     session.arg = &cfg;
     classic.arg = &ccfg;
     for (int i = 0; i < activated; i++) {
-        r = ferry_server_listen_fd(s, SDLISTEN_FIRST_FD + i, &session, cfg.tls, NULL);
+        r = ferry_server_listen_fd_from(s, SDLISTEN_FIRST_FD + i, "systemd", &session, cfg.tls,
+                                        NULL);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot serve the socket systemd passed as descriptor %d: "
                     "%s\n", SDLISTEN_FIRST_FD + i, ferry_strerror(r));
@@ -352,21 +374,35 @@ int main(int argc, char **argv)
         }
     }
     for (int i = 0; i < o.nclassic; i++) {
-        r = ferry_server_listen(s, o.classic[i], FERRY_SOCK_STREAM, &classic, buf);
+        r = ferry_server_listen(s, o.classic[i], FERRY_SOCK_STREAM, &classic, classic_at[i]);
         if (r < 0) {
             fprintf(stderr, "ferryd: cannot listen on %s: %s\n", o.classic[i], ferry_strerror(r));
             if (r == FERRY_EADDR)
                 status = 2;
             goto out;
         }
-        ferry_log_warn("classic protocol on %s: UNAUTHENTICATED; anyone who can connect there "
-                       "can run commands and upload files", buf);
     }
+    if (open_root(o.root, &cfg) < 0)
+        goto out;
+    /* SIGINT, SIGTERM, SIGHUP: STOPPING=1, a line, then a graceful stop.
+     * Caught before the lines that say ferryd serves: a stop asked for on
+     * reading them must not find the default disposition. */
+    r = stopsig_catch(s, o.server.shutdown_grace_ms);
+    if (r < 0) {
+        stopsig_release();
+        goto fail;
+    }
+    /* The start can no longer fail: say what serves. */
+    say_auth(&o, &cfg, nkeys, key_path);
+    if (listen_unused)
+        ferry_log_info("serving the %d socket%s systemd passed; --listen is not used", activated,
+                       activated == 1 ? "" : "s");
+    ferry_log_info("serving files from %s", o.root);
+    for (int i = 0; i < o.nclassic; i++)
+        ferry_log_warn("classic protocol on %s: UNAUTHENTICATED; anyone who can connect there "
+                       "can run commands and upload files", classic_at[i]);
     /* Every socket is listening: connections queue from here on, so the
      * manager may start what depends on us (Type=notify). */
-    r = stopsig_catch(s);   /* SIGINT, SIGTERM: STOPPING=1, then a graceful stop */
-    if (r < 0)
-        goto fail;
     sdnotify_send("READY=1\nSTATUS=serving");
     /* Beside serving, not before: a root of / takes minutes (sweeper.h). */
     if (o.no_sweep)
@@ -394,6 +430,7 @@ out:
     fsroot_close(cfg.root);
     classic_limits_free(ccfg.limits);
     key_wipe(&cfg.key);
+    free(key_path);
     options_free(&o);
     sdnotify_close();
     return status;

@@ -10,6 +10,7 @@
 
 #include "ferry/error.h"
 #include "ferry/log.h"
+#include "stop.h"
 
 /* An admitted connection goes to the model. */
 static void start_conn(void *arg, struct listener *l, int fd, const char *peer)
@@ -45,6 +46,7 @@ static void on_stop(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 
     ferry_loop_remove(loop, fd);
     a->stopping = 1;
+    ferry__stop_tell(a->server);
     ferry__admission_stop(&a->adm);
     if (a->ops->stopping)
         a->ops->stopping(a);

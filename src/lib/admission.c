@@ -337,6 +337,9 @@ void ferry__admission_log_ready(const struct ferry_server *s, const char *model)
         int is_unix = l->unix_path[0] != '\0' || strncmp(l->name, "unix:", 5) == 0;
         const char *proto = l->type == FERRY_SOCK_DGRAM ? (is_unix ? "unixgram" : "udp")
                                                         : (is_unix ? "unix" : "tcp");
-        ferry_log_info("listening on %s %s (%s model)", proto, l->name, model);
+        /* An adopted socket says whose it is: an administrator reading
+         * the log of a socket-activated service looks for its unit. */
+        ferry_log_info("listening on %s %s (%s%s%s%s model)", proto, l->name,
+                       l->origin[0] ? "from " : "", l->origin, l->origin[0] ? ", " : "", model);
     }
 }

@@ -16,6 +16,7 @@
 #include "ferry/error.h"
 #include "ferry/log.h"
 #include "ferry/transport.h"
+#include "stop.h"
 
 static void on_stop_pipe(struct ferry_loop *loop, int fd, unsigned events, void *arg)
 {
@@ -92,6 +93,10 @@ void ferry__conn_loop_shutdown(struct conn_loop *cl)
     if (cl->stopping)
         return;
     cl->stopping = 1;
+    /* A connection's own loop (THREAD, FORK) is not the server's: its
+     * acceptor tells. */
+    if (!cl->private_loop)
+        ferry__stop_tell(cl->server);
     if (cl->on_stop)
         cl->on_stop(cl);
     list_for_each_safe(n, tmp, &cl->conns) {

@@ -203,6 +203,13 @@ fail:
 int ferry_server_listen_fd(struct ferry_server *s, int fd, const struct ferry_handler *h,
                            struct ferry_tls *tls, char bound[FERRY_ADDRSTRLEN])
 {
+    return ferry_server_listen_fd_from(s, fd, NULL, h, tls, bound);
+}
+
+int ferry_server_listen_fd_from(struct ferry_server *s, int fd, const char *origin,
+                                const struct ferry_handler *h, struct ferry_tls *tls,
+                                char bound[FERRY_ADDRSTRLEN])
+{
     struct listener *l = NULL;
     int so_type = 0, accepting = 0, flags, r;
     socklen_t len = sizeof so_type;
@@ -245,6 +252,8 @@ int ferry_server_listen_fd(struct ferry_server *s, int fd, const struct ferry_ha
     l->type = type;
     l->h = *h;
     l->tls = tls;
+    if (origin)
+        snprintf(l->origin, sizeof l->origin, "%s", origin);
     /* unix_path stays empty: a socket file we did not create is not ours
      * to unlink. */
     r = add_listener(s, l, bound);
@@ -256,6 +265,18 @@ int ferry_server_listen_fd(struct ferry_server *s, int fd, const struct ferry_ha
 void ferry_server_stop(struct ferry_server *s)
 {
     ferry__stop_request(s);
+}
+
+int ferry_server_connections(const struct ferry_server *s)
+{
+    return atomic_load(&s->slots.live);
+}
+
+void ferry_server_on_stop(struct ferry_server *s, void (*fn)(struct ferry_server *s, void *arg),
+                          void *arg)
+{
+    s->on_stop = fn;
+    s->on_stop_arg = arg;
 }
 
 int ferry_server_run(struct ferry_server *s)

@@ -33,6 +33,7 @@ struct listener {
     struct ferry_tls *tls;     /* not owned: every connection is TLS; NULL: plain */
     char name[FERRY_ADDRSTRLEN];
     char unix_path[108];       /* set when we created a unix socket file to unlink */
+    char origin[32];           /* adopted: who passed it ("systemd"), for the log; or "" */
 };
 
 struct ferry_server {
@@ -42,6 +43,10 @@ struct ferry_server {
     int stop_pipe[2];          /* written once by ferry_server_stop; read end polled, never drained */
     atomic_int stopping;
     atomic_int running;
+    /* ferry_server_on_stop: told once, by the first loop that sees the stop. */
+    void (*on_stop)(struct ferry_server *s, void *arg);
+    void *on_stop_arg;
+    atomic_int stop_told;
     struct ferry_slots slots;  /* admission.c takes them, connection ends give them back */
     atomic_uint_fast64_t next_conn_id;
     atomic_int emfile_logged;  /* admission.c: the EMFILE warning is out */

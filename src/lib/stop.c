@@ -30,6 +30,12 @@ void ferry__stop_request(struct ferry_server *s)
     errno = saved;
 }
 
+void ferry__stop_tell(struct ferry_server *s)
+{
+    if (s->on_stop && !atomic_exchange(&s->stop_told, 1))
+        s->on_stop(s, s->on_stop_arg);
+}
+
 static void on_signal(int sig)
 {
     struct ferry_server *s = atomic_load(&signal_target);

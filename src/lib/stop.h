@@ -15,6 +15,11 @@ struct ferry_server;
  * and thread-safe. */
 void ferry__stop_request(struct ferry_server *s);
 
+/* A server-wide loop (an EVENT worker's, the THREAD or FORK acceptor's)
+ * has seen the stop: the first one calls ferry_server_on_stop's function,
+ * before any connection hears of it. */
+void ferry__stop_tell(struct ferry_server *s);
+
 /* Make sig stop s (one server per process: the last one asked); the
  * previous disposition into *old when old is not NULL. */
 void ferry__stop_catch_signal(struct ferry_server *s, int sig, struct sigaction *old);

@@ -1191,10 +1191,23 @@ class FerrydModel:
         p = self.popen("echo started; sleep 1; echo done; exit 5", host=srv.addr())
         self.assertEqual(p.stdout.readline(), b"started\n")
         srv.proc.send_signal(sig)
+        # Said as the stop begins (only "stopped" came, after the grace).
+        srv.wait_for_log(r"info: stopping on %s: 1 connection open; waiting up to 5 s for "
+                         r"what runs on it$" % sig.name)
         out, err = p.communicate(timeout=15 * SLOW)
         self.assertEqual((p.returncode, out, err), (5, b"done\n", b""))
         self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
+        srv.wait_for_log(r"info: stopped$")   # read to the end of the log
         self.assertFalse([l for l in srv.log if SANITIZER_RX.search(l)])
+        said = [i for i, l in enumerate(srv.log) if "stopping on" in l or "info: stopped" in l]
+        self.assertEqual([srv.log[i].split("info: ")[1][:11] for i in said],
+                         ["stopping on", "stopped"], srv.log)
+
+    def test_a_stop_with_nothing_open_says_so(self):
+        srv = self.own_server()
+        srv.proc.send_signal(signal.SIGINT)
+        self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
+        srv.wait_for_log(r"info: stopping on SIGINT: no connections open$")
 
     def test_sigterm_waits_for_the_running_command(self):
         self._signal_waits_for_the_running_command(signal.SIGTERM)
@@ -1331,6 +1344,53 @@ class FerrydStartupRefusals(unittest.TestCase):
             self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
             self.assertIn("ferryd: bad value for %s: '%s' %s" % (args[0], args[1], said),
                           r.stderr)
+
+    def test_a_root_whose_parent_is_missing_is_refused(self):
+        # mkdir, not mkdir -p: a typo in --root (or root in the file) was
+        # served as a new, empty tree.
+        for root, parent in ((os.path.join(self.dir, "typo", "deep", "r"),
+                              os.path.join(self.dir, "typo", "deep")),
+                             (os.path.join(self.dir, "typo", "r") + "//",
+                              os.path.join(self.dir, "typo"))):
+            r = self.ferryd("--listen", "127.0.0.1:0", "--key-file", self.key_path,
+                            "--root", root)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+            self.assertIn("ferryd: --root %s: its parent %s does not exist" % (root, parent),
+                          r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.dir, "typo")))
+        conf = os.path.join(self.dir, "ferryd.conf")
+        with open(conf, "w") as f:
+            f.write("root %s\n" % os.path.join(self.dir, "typo", "r"))
+        r = self.ferryd("-f", conf, "--listen", "127.0.0.1:0", "--key-file", self.key_path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("its parent %s does not exist" % os.path.join(self.dir, "typo"), r.stderr)
+        # The last level alone is made, as before.
+        root = os.path.join(self.dir, "new")
+        srv = ft.start_ferryd("--root", root, "--no-sweep", key_path=self.key_path)
+        self.addCleanup(srv.stop_quietly)
+        self.assertTrue(os.path.isdir(root))
+
+    def test_a_start_that_fails_is_one_line_and_makes_nothing(self):
+        # The key was said (info lines that read as started) and the root
+        # made before the listener's bind failed.
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = "127.0.0.1:%d" % taken.getsockname()[1]
+        root = os.path.join(self.dir, "root")
+        for args in (("--listen", busy), ("--listen", "127.0.0.1:0", "--classic", busy),
+                     ("--listen", busy, "--plaintext")):
+            with self.subTest(args=args):
+                r = self.ferryd(*args, "--key-file", self.key_path, "--root", root)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertEqual(r.stderr, "ferryd: cannot listen on %s: Address already in use\n"
+                                 % busy)
+                self.assertFalse(os.path.exists(root))
+        r = self.ferryd("--listen", busy, "--insecure-no-auth", "--root", root)
+        self.assertEqual(r.stderr, "ferryd: cannot listen on %s: Address already in use\n" % busy)
+        self.assertFalse(os.path.exists(root))
 
     def test_insecure_no_auth_is_loopback_only(self):
         r = self.ferryd("--listen", "0.0.0.0:0", "--insecure-no-auth")

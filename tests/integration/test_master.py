@@ -400,8 +400,13 @@ class MasterTest(unittest.TestCase):
     def test_stop_and_check(self):
         pid = self.start_master(self.host)
         self.assertIsNotNone(pid)
-        r = self.ferry("master", "-b", self.host)   # one runs already: fine
-        self.assertEqual(r.returncode, 0, r.stderr)
+        # One runs already: fine, and said (it was silent with -b), with
+        # its pid, in the foreground too.
+        for opts in (("-b",), ()):
+            r = self.ferry("master", *opts, self.host)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stderr, ("ferry: a master for %s already runs (pid %d)\n"
+                                        % (self.host, pid)).encode())
         self.assertEqual(self.master_pid(self.host), pid)
         r = self.ferry("master", "--stop", self.host)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -87,7 +87,10 @@ class SocketActivationTest(Base):
         # The activator exec'd ferryd, which serves the socket it was given
         # rather than --listen.
         self.assertEqual(exe_of(srv.pid), "ferryd")
-        srv.wait_for_log(r"listening on tcp %s " % hostport.replace(".", r"\."))
+        # The log says where the socket came from (it read as if ferryd
+        # had bound it).
+        srv.wait_for_log(r"listening on tcp %s \(from systemd, event model\)$"
+                         % hostport.replace(".", r"\."))
         srv.wait_for_log(r"serving the 1 socket systemd passed; --listen is not used")
         self.assertEqual(sum("listening on" in line for line in srv.log), 1, srv.log)
         # Still the same process for the next client, and the commands it
@@ -105,7 +108,8 @@ class SocketActivationTest(Base):
         for word in ("one", "two"):
             r = ferrytest.run("ferry", "exec", "-k", self.key_path, hostport, "echo", word)
             self.assertEqual((r.returncode, r.stdout), (0, word + "\n"), r.stderr)
-        srv.wait_for_log(r"listening on tcp %s \(fork model\)" % hostport.replace(".", r"\."))
+        srv.wait_for_log(r"listening on tcp %s \(from systemd, fork model\)$"
+                         % hostport.replace(".", r"\."))
         self.assertEqual(srv.stop(), 0)
 
 

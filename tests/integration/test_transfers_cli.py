@@ -427,6 +427,30 @@ class Messages(Cli):
         self.assertOneLine(r)
         self.assertTrue(os.path.exists(self.lp("d", "in")))
 
+    def test_an_empty_path_names_nothing(self):
+        # '' (an unset "$DIR") went to the server as the root: rm and mkdir
+        # answered about '.' and '..', stat and ls showed the root.  Refused
+        # before dialling, as the command line's mistake, with the others on
+        # the line left alone.
+        write(self.rp("f"), b"data")
+        write(self.lp("l"), b"local")
+        for cmd, args, opts in (("rm", ("",), ()), ("rm", (self.p("f"), ""), ("-r",)),
+                                ("mkdir", ("",), ("-p",)), ("stat", ("",), ()),
+                                ("ls", ("",), ()), ("get", ("",), ()),
+                                ("get", (self.p("f"), ""), ()), ("put", ("",), ()),
+                                ("put", (self.lp("l"), ""), ())):
+            with self.subTest(cmd=cmd, args=args):
+                r = self.ferry(cmd, *args, opts=opts)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertEqual(r.stdout, b"")
+                self.assertTrue(r.stderr.startswith(
+                    ("ferry: %s: an empty path names nothing\n" % cmd).encode()), r.stderr)
+                self.assertTrue(os.path.exists(self.rp("f")))
+        r = subprocess.run([FERRY, "get", "-k", self.key_path, "-w", self.host, ""],
+                           capture_output=True, env=self.env(), timeout=60 * SLOW)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(b"ferry: get: an empty path names nothing\n", r.stderr)
+
 
 class OlderServer(Cli):
     """A ferryd from before streamed puts and globs: its hello says

@@ -596,7 +596,16 @@ static void test_root_open(void **state)
     assert_null(r);
     assert_non_null(strstr(err, dir));
 
-    /* create = 1: mkdir -p. */
+    /* create = 1: mkdir, not mkdir -p; a missing parent is named (a typo
+     * must not be served as a new empty tree) and nothing is made. */
+    assert_int_equal(fsroot_open(dir, 1, &r, err, sizeof err), -ENOENT);
+    assert_null(r);
+    pathf(dir, sizeof dir, "%s/new/a", f->base);
+    assert_non_null(strstr(err, dir));
+    assert_non_null(strstr(err, "does not exist"));
+    assert_false(fix_fs_exists(f, "new"));
+    fix_fs_mkdir(f, "new");
+    fix_fs_mkdir(f, "new/a");
     pathf(dir, sizeof dir, "%s//new/a/b/", f->base);
     assert_int_equal(fsroot_open(dir, 1, &r, err, sizeof err), 0);
     assert_non_null(r);
