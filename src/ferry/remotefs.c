@@ -6,6 +6,7 @@
 #include "remotefs.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,23 +353,54 @@ int remotefs_is_pattern(const char *arg)
     return strpbrk(arg, "*?[\\") != NULL;
 }
 
+/* pattern as fnmatch(3) reads what the server matched: a backslash that
+ * ends a component escapes nothing there, so the server keeps it as a
+ * literal backslash (fsops_glob.c); fnmatch would match nothing with it.
+ * malloc'd, or NULL. */
+static char *fnmatch_pattern(const char *pattern)
+{
+    size_t len = strlen(pattern);
+    char *out = malloc(2 * len + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    for (const char *p = pattern; *p; p++) {
+        *o++ = *p;
+        if (*p == '\\' && (p[1] == '/' || p[1] == '\0'))
+            *o++ = '\\';
+        else if (*p == '\\')
+            *o++ = *++p;
+    }
+    *o = '\0';
+    return out;
+}
+
 int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
                   struct fs_error *err)
 {
     json_t *req = json_pack("{s:s, s:s}", "type", MSG_GLOB, "path", pattern);
     json_t *all = NULL, *h = NULL;
+    char *check = fnmatch_pattern(pattern);
     const char *type;
     uint64_t body;
     int r;
 
-    if (!req)
+    if (!check) {
+        json_decref(req);
+        return session_lost(s, err, "out of memory");
+    }
+    if (!req) {
+        free(check);
         return bad_name(err);
+    }
     r = session_send(s, req, err);
     if (r < 0)
-        return r;
+        goto out;
     all = json_array();
-    if (!all)
-        return session_lost(s, err, "out of memory");
+    if (!all) {
+        r = session_lost(s, err, "out of memory");
+        goto out;
+    }
     for (;;) {
         json_t *batch, *e;
         size_t i;
@@ -394,6 +426,17 @@ int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
                                  s->peer);
                 goto out;
             }
+            /* Every match is checked against what was asked, as scp learned
+             * to (CVE-2019-6111): the names decide local writes (get *.gz
+             * DIR), so a server answering ".bashrc" to "*.gz" must not get
+             * to choose them.  The server matches each component with
+             * fnmatch and FNM_PERIOD, so an honest match always passes. */
+            if (fnmatch(check, json_string_value(e), FNM_PATHNAME | FNM_PERIOD) != 0) {
+                r = session_lost(s, err, "protocol error: %s: the server matched '%s' to "
+                                 "'%s', which the pattern does not match", s->peer,
+                                 FERRY_LOG_Q(json_string_value(e)), FERRY_LOG_Q(pattern));
+                goto out;
+            }
             if (json_array_size(all) >= REMOTEFS_LIST_MAX) {
                 r = session_lost(s, err, "%s: more than %d matches", pattern, REMOTEFS_LIST_MAX);
                 goto out;
@@ -412,5 +455,6 @@ int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
 out:
     json_decref(h);
     json_decref(all);
+    free(check);
     return r;
 }

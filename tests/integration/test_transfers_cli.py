@@ -487,6 +487,59 @@ class OlderServer(Cli):
         self.assertEqual(got[:3], ["hello", "auth", "get"])
 
 
+class HostileGlob(Cli):
+    """A server that answers a pattern with paths the pattern does not
+    match: they would name local files (get *.gz DIR), as scp's server
+    could (CVE-2019-6111).  ferry refuses the answer and writes nothing."""
+
+    def glob_answered(self, matches, *args):
+        with open(self.key_path) as f:
+            raw = bytes.fromhex(f.read().strip())
+
+        def script(conn, srv):
+            srv.handshake(conn, glob=True)
+            req = ft.recv_frame(conn)[0]
+            srv.received.append(req)
+            conn.sendall(ft.frame({"type": "matches", "paths": matches}) +
+                         ft.frame({"type": "glob-end"}))
+            try:    # what the client asks next, if anything; then hang up
+                srv.received.append(ft.recv_frame(conn)[0])
+            except (EOFError, OSError):
+                pass
+        fake = FakeServer(script, raw)
+        out = tempfile.mkdtemp(dir=self.local)
+        r = subprocess.run([FERRY, "--plaintext", "get", "-k", self.key_path, fake.address,
+                            *args, out + "/"], capture_output=True, env=self.env(),
+                           timeout=30 * SLOW, cwd=self.local)
+        fake.join(10 * SLOW)
+        self.assertIsNone(fake.error)
+        return r, fake, os.listdir(out)
+
+    def test_a_match_the_pattern_does_not_match_is_refused(self):
+        for bad in (".bashrc", "a.txt", "logs/../x.gz", "other/x.gz", "x.gz/y"):
+            with self.subTest(bad=bad):
+                r, fake, made = self.glob_answered(["a.gz", bad], "*.gz")
+                self.assertOneLine(r, 255)
+                self.assertIn(b"which the pattern does not match", r.stderr)
+                self.assertEqual(made, [])
+                # the glob was the last request: nothing was fetched
+                self.assertEqual([m["type"] for m in fake.received], ["hello", "auth", "glob"])
+
+    def test_honest_matches_pass(self):
+        # hidden names only when the pattern says the dot; escapes as fnmatch reads them
+        for pattern, good in (("logs/*.gz", "logs/a.gz"), (".*", ".hidden"),
+                              ("a\\*b/?", "a*b/c"), ("[ab]*/*", "b1/x"),
+                              # a component's last backslash escapes nothing: a name's own
+                              ("d\\/*", "d\\/x")):
+            with self.subTest(pattern=pattern):
+                r, fake, made = self.glob_answered([good], pattern)
+                self.assertEqual(fake.received[2]["path"], pattern)
+                self.assertNotIn(b"which the pattern does not match", r.stderr)
+                # it went on to fetch the match (the fake then hangs up)
+                self.assertEqual(fake.received[3].get("type"), "get", fake.received)
+                self.assertEqual(fake.received[3].get("path"), good)
+
+
 class StreamProto(FilesBase):
     """The streamed put at the protocol level (PROTOCOL.md 2.4)."""
 
