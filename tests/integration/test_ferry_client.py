@@ -1180,6 +1180,20 @@ class FakeServerTest(ClientTest):
         self.assertTrue(r.stderr.endswith(b" (is it ferryd?)\n"), r.stderr)
         self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
 
+    def test_a_servers_message_reaches_the_terminal_without_its_controls(self):
+        # C0 controls, DEL and the C1 controls in UTF-8 (U+009B is a CSI
+        # to terminals that obey C1) become '?'; other text stays.
+        def script(conn, srv):
+            srv.handshake(conn)
+            srv.received.append(recv_frame(conn)[0])
+            conn.sendall(frame({"type": "error", "code": "request",
+                                "message": "no\x1b]0;owned\x07 \u009b2J \x7f caf\u00e9"},
+                               ensure_ascii=False))
+            srv.drain(conn)
+        r, fake = self.run_against(script)
+        self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+        self.assertIn("no?]0;owned? ??2J ? caf\u00e9".encode(), r.stderr)
+
     def test_server_without_the_key_is_refused(self):
         def script(conn, srv):
             srv.handshake(conn, server_proof="00" * 32)
