@@ -302,6 +302,31 @@ static int truncate_to(int fd, uint64_t off)
     return ftruncate(fd, (off_t)off);
 }
 
+/* The temporary of an earlier, interrupted download, to go on from
+ * (--resume): only a regular file of our own that no other name links
+ * to.  In a directory others may write to (a sticky /tmp/...), another
+ * user could plant it: a file of theirs would become the target, theirs
+ * to change after the checksum passed, and a hard link would have the
+ * download truncate and write whatever else it names.  fd or -1. */
+static int open_resumable(struct transfer *x, const char *display, int dirfd,
+                          const char *tmpname, const char *tmp)
+{
+    struct stat st;
+    int fd = openat(dirfd, tmpname, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0 && errno == ENOENT)
+        return -1;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        st.st_nlink != 1) {
+        transfer_report(x, "get", display, "%s is not a regular file of ours that only this "
+                        "name links to: not resumed from (remove it to start over)", tmp);
+        if (fd >= 0)
+            close(fd);
+        return -2;
+    }
+    return fd;
+}
+
 /* Download remote file `remote` (shown as `display`) into the directory
  * dirfd (shown as `dir`) as `base` (the whole shown as `target`), through
  * .BASE.ferry-part beside it.  Every local name is taken in dirfd, so
@@ -341,13 +366,13 @@ static void get_file_at(struct transfer *x, const char *remote, const char *disp
          * we ask to go on, and its checksum proves it to the server. */
         struct stat st;
 
-        fd = openat(dirfd, tmpname, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-            transfer_report(x, "get", display, "%s is not a regular file", tmp);
+        fd = open_resumable(x, display, dirfd, tmpname, tmp);
+        if (fd == -2) {
+            fd = -1;
             keep_tmp = 1;
             goto out;
         }
-        if (fd >= 0 && st.st_size > 0) {
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
             if (digest_file(x->d, fd, (uint64_t)st.st_size) == 0) {
                 k = (uint64_t)st.st_size;
                 digest_hex(x->d, prefix);
@@ -388,7 +413,9 @@ static void get_file_at(struct transfer *x, const char *remote, const char *disp
         goto failed;
     }
     if (fd < 0) {
-        fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* Made here, by us: O_EXCL, so a file someone put in its place
+         * since the unlink above is not written through. */
+        fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             local_err = -errno;
             session_lost(s, &err, "%s", strerror(errno));   /* the data is on its way */

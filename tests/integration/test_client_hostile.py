@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
@@ -54,6 +55,38 @@ class LocalTree(Cli):
         os.symlink(self.outside, self.lp("there"))
         self.assertOk(self.ferry("get", self.p("t"), self.lp("there") + "/", opts=("-r",)))
         self.assertEqual(read(os.path.join(self.outside, "t", "x")), b"x\n")
+
+
+class PlantedTemporary(Cli):
+    """get --resume goes on only from a temporary of the user's own that
+    no other name links to: on a shared machine another user may have put
+    one there first."""
+
+    def test_a_hard_linked_temporary_is_not_written_through(self):
+        write(self.rp("x"), b"from the server\n")
+        write(self.lp("victim"), b"the user's other file\n")
+        os.link(self.lp("victim"), self.lp(".x.ferry-part"))
+        r = self.ferry("get", self.p("x"), self.lp("x"), opts=("--resume",))
+        self.assertOneLine(r, 1)
+        self.assertIn(b"not resumed from", r.stderr)
+        self.assertEqual(read(self.lp("victim")), b"the user's other file\n")
+        self.assertFalse(os.path.exists(self.lp("x")))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs a second user: root gives the file away")
+    def test_a_temporary_of_another_user_is_not_resumed_from(self):
+        # its first bytes are the server's, so it would pass the check
+        # and become the target, still the other user's to change
+        write(self.rp("x"), b"0123456789" * 100)
+        write(self.lp(".x.ferry-part"), b"0123456789" * 10)
+        os.chown(self.lp(".x.ferry-part"), 65534, 65534)
+        os.chmod(self.lp(".x.ferry-part"), 0o666)
+        r = self.ferry("get", self.p("x"), self.lp("x"), opts=("--resume",))
+        self.assertOneLine(r, 1)
+        self.assertIn(b"not resumed from", r.stderr)
+        self.assertFalse(os.path.exists(self.lp("x")))
+        # without --resume the stale one is removed and the file is ours
+        self.assertOk(self.ferry("get", self.p("x"), self.lp("x")))
+        self.assertEqual(os.stat(self.lp("x")).st_uid, os.geteuid())
 
 
 if __name__ == "__main__":
