@@ -508,27 +508,6 @@ out:
     free(base);
 }
 
-/* A local directory for get -r, made if missing, as `name` in parentfd:
- * its descriptor (O_PATH), or -errno.  Below the directory the user
- * named, a symlink is not followed (-ELOOP): another user, or the
- * server's files, must not steer the download out of the tree (rsync
- * also writes through no symlink of the destination unless told, -K). */
-static int open_local_dir(int parentfd, const char *name, int follow)
-{
-    struct stat st;
-    int fd;
-
-    if (mkdirat(parentfd, name, 0777) < 0 && errno != EEXIST)
-        return -errno;
-    fd = openat(parentfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
-    if (fd >= 0)
-        return fd;
-    if (!follow && errno == ENOTDIR && fstatat(parentfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISLNK(st.st_mode))
-        return -ELOOP;
-    return -errno;
-}
-
 /* Remote directory `remote` into local `name` in parentfd (shown as
  * `target`): depth 0 is the directory the user named (AT_FDCWD and its
  * path). */
@@ -544,10 +523,10 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
         transfer_report(x, "get", display, "more than %d directory levels: not descending", REMOTEFS_TREE_DEPTH);
         return;
     }
-    fd = open_local_dir(parentfd, name, depth == 0);
+    fd = transfer_open_local_dir(parentfd, name, depth == 0);
     if (fd < 0) {
         transfer_report(x, "get", display, "local %s: %s", target,
-                        fd == -ELOOP ? "is a symbolic link: not followed" : strerror(-fd));
+                        transfer_local_dir_error(fd));
         return;
     }
     if (transfer_need_session(x) < 0)
