@@ -89,5 +89,84 @@ class PlantedTemporary(Cli):
         self.assertEqual(os.stat(self.lp("x")).st_uid, os.geteuid())
 
 
+CSI_C1 = "\u009b31m"         # a CSI in one C1 control, UTF-8 c2 9b
+
+
+class HostileNames(Cli):
+    """Names a server makes up reach no terminal with their controls:
+    C1 ones in UTF-8 (U+009B is a CSI to terminals that obey C1) as well
+    as C0 and DEL, in ls and in the progress bar."""
+
+    def on_pty(self, script, *argv, env=None):
+        """ferry --plaintext ARGV... against a fake, stdout and stderr on
+        one pseudo-terminal: (status, what it showed, the fake)."""
+        with open(self.key_path) as f:
+            fake = FakeServer(script, bytes.fromhex(f.read().strip()))
+        cmd, *rest = argv
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([FERRY, "--plaintext", cmd, "-k", self.key_path, fake.address,
+                                  *rest], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                                 env=env or self.env(), cwd=self.local)
+            os.close(slave)
+            slave = -1
+            shown = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:       # EIO: every holder of the slave closed it
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            status = p.wait(timeout=30 * SLOW)
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+        fake.join(10 * SLOW)
+        self.assertIsNone(fake.error)
+        return status, shown, fake
+
+    def test_ls_shows_no_c1_control_of_a_name(self):
+        def script(conn, srv):
+            srv.handshake(conn)
+            srv.received.append(ft.recv_frame(conn)[0])
+            entry = {"kind": "file", "mode": 0o644, "filesize": 1, "mtime": 0}
+            conn.sendall(ft.frame({"type": "entries", "entries": [
+                dict(entry, name="a" + CSI_C1 + "b"),
+                dict(entry, name="c\u001b[2Jd"),
+                dict(entry, name="link", kind="link", target="x" + CSI_C1)]}) +
+                ft.frame({"type": "list-end", "count": 3}))
+            srv.drain(conn)
+        status, shown, _ = self.on_pty(script, "ls")
+        self.assertEqual(status, 0, shown)
+        self.assertNotIn(b"\xc2\x9b", shown)
+        self.assertNotIn(b"\x1b[2J", shown)
+        self.assertIn(b"a??31mb", shown)
+        self.assertIn(b"c?[2Jd", shown)
+        self.assertIn(b"link -> x??31m", shown)
+
+    def test_the_progress_bar_shows_no_c1_control_of_a_name(self):
+        name = "f" + CSI_C1
+        out = tempfile.mkdtemp(dir=self.local)
+
+        def script(conn, srv):
+            srv.handshake(conn, glob=True)
+            srv.received.append(ft.recv_frame(conn)[0])       # glob
+            conn.sendall(ft.frame({"type": "matches", "paths": [name]}) +
+                         ft.frame({"type": "glob-end", "count": 1}))
+            srv.received.append(ft.recv_frame(conn)[0])       # get
+            conn.sendall(ft.frame({"type": "get-ready", "filesize": 0, "offset": 0,
+                                   "mode": 0o644, "mtime": 0}) +
+                         ft.frame({"type": "get-end", "checksum": ft.digest(b"")}))
+            srv.drain(conn)
+        status, shown, fake = self.on_pty(script, "get", "f*", out + "/")
+        self.assertEqual(status, 0, shown)
+        self.assertEqual(fake.received[3].get("path"), name)
+        self.assertIn(b"f??31m", shown)        # the bar and the summary drew it
+        self.assertNotIn(b"\xc2\x9b", shown)
+
+
 if __name__ == "__main__":
     ft.main()
