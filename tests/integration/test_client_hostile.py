@@ -11,7 +11,6 @@ import pty
 import subprocess
 import sys
 import tempfile
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -110,15 +109,7 @@ class HostileNames(Cli):
                                  env=env or self.env(), cwd=self.local)
             os.close(slave)
             slave = -1
-            shown = b""
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:       # EIO: every holder of the slave closed it
-                    break
-                if not chunk:
-                    break
-                shown += chunk
+            shown = ft.read_pty(master)
             status = p.wait(timeout=30 * SLOW)
         finally:
             os.close(master)

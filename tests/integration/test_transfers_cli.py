@@ -62,15 +62,7 @@ class Cli(FilesBase):
             pipe, rest = (p.stderr if stdout_tty else p.stdout), []
             reader = threading.Thread(target=lambda: rest.append(pipe.read()), daemon=True)
             reader.start()
-            shown = b""
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:       # EIO: every holder of the slave closed it
-                    break
-                if not chunk:
-                    break
-                shown += chunk
+            shown = ft.read_pty(master)
             reader.join(30 * SLOW)
             pipe.close()
             return p.wait(timeout=30 * SLOW), shown, rest[0]
