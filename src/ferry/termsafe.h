@@ -14,4 +14,7 @@
  * left as it is. */
 void termsafe_defang(char *s, size_t n);
 
+/* Whether the string s holds a control termsafe_defang would change. */
+int termsafe_has_control(const char *s);
+
 #endif
