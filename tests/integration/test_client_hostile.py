@@ -159,5 +159,56 @@ class HostileNames(Cli):
         self.assertNotIn(b"\xc2\x9b", shown)
 
 
+class Bounded(Cli):
+    """What a server sends is bounded before it is held: a listing's names
+    are NAME_MAX bytes at most (a 64 KiB one in each of a million entries
+    was 64 GiB), and its names and link targets 128 MiB in all."""
+
+    def ls_of(self, frames):
+        """ferry --plaintext ls against a fake sending `frames` (an
+        iterable of entry lists), then list-end: the run and the count of
+        frames the fake got to send before the client hung up."""
+        sent = []
+
+        def script(conn, srv):
+            srv.handshake(conn)
+            srv.received.append(ft.recv_frame(conn)[0])
+            try:
+                for entries in frames:
+                    conn.sendall(ft.frame({"type": "entries", "entries": entries}))
+                    sent.append(1)
+                conn.sendall(ft.frame({"type": "list-end", "count": 0}))
+            except OSError:       # the client hung up: what the test wants
+                pass
+            srv.drain(conn)
+        with open(self.key_path) as f:
+            fake = FakeServer(script, bytes.fromhex(f.read().strip()))
+        r = subprocess.run([FERRY, "--plaintext", "ls", "-k", self.key_path, fake.address],
+                           capture_output=True, env=self.env(), timeout=60 * SLOW)
+        fake.join(30 * SLOW)
+        self.assertIsNone(fake.error)
+        return r, len(sent)
+
+    ENTRY = {"kind": "file", "mode": 0o644, "filesize": 1, "mtime": 0}
+
+    def test_a_name_longer_than_name_max_is_refused(self):
+        r, _ = self.ls_of([[dict(self.ENTRY, name="n" * 256)]])
+        self.assertOneLine(r, 255)
+        self.assertIn(b"bad name in a listing", r.stderr)
+        r, _ = self.ls_of([[dict(self.ENTRY, name="n" * 255)]])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_listing_past_128_mib_of_names_and_targets_is_refused(self):
+        link = dict(self.ENTRY, kind="link", target="t" * 4095)
+        per_frame = 13       # 13 targets of 4 KiB stay under the 64 KiB header
+
+        def frames():
+            for i in range(2700):          # about 137 MiB
+                yield [dict(link, name="%d-%d" % (i, j)) for j in range(per_frame)]
+        r, _ = self.ls_of(frames())
+        self.assertOneLine(r, 255)
+        self.assertIn(b"more than 128 MiB of names in one directory", r.stderr)
+
+
 if __name__ == "__main__":
     ft.main()

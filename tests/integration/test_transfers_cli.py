@@ -517,6 +517,13 @@ class HostileGlob(Cli):
                 # the glob was the last request: nothing was fetched
                 self.assertEqual([m["type"] for m in fake.received], ["hello", "auth", "glob"])
 
+    def test_a_match_of_path_max_bytes_is_refused(self):
+        # paths are under 4096 bytes (PROTOCOL.md): longer ones are not held
+        r, fake, made = self.glob_answered(["x" * 4096], "*")
+        self.assertOneLine(r, 255)
+        self.assertIn(b"bad path in a glob's matches", r.stderr)
+        self.assertEqual(made, [])
+
     def test_honest_matches_pass(self):
         # hidden names only when the pattern says the dot; escapes as fnmatch reads them
         for pattern, good in (("logs/*.gz", "logs/a.gz"), (".*", ".hidden"),
