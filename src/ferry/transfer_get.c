@@ -509,10 +509,10 @@ out:
 }
 
 /* Remote directory `remote` into local `name` in parentfd (shown as
- * `target`): depth 0 is the directory the user named (AT_FDCWD and its
- * path). */
+ * `target`); a symlink as `name` is followed only when the user named it
+ * (follow). */
 static void get_tree(struct transfer *x, const char *remote, const char *display, int parentfd,
-                     const char *name, const char *target, int depth)
+                     const char *name, const char *target, int depth, int follow)
 {
     struct fs_error err = { 0 };
     json_t *entries = NULL, *e;
@@ -523,7 +523,7 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
         transfer_report(x, "get", display, "more than %d directory levels: not descending", REMOTEFS_TREE_DEPTH);
         return;
     }
-    fd = transfer_open_local_dir(parentfd, name, depth == 0);
+    fd = transfer_open_local_dir(parentfd, name, follow);
     if (fd < 0) {
         transfer_report(x, "get", display, "local %s: %s", target,
                         transfer_local_dir_error(fd));
@@ -551,7 +551,7 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
             child_display = child_target = NULL;
             transfer_report(x, "get", display, "out of memory");
         } else if (strcmp(kind, "dir") == 0) {
-            get_tree(x, child_remote, child_display, fd, child, child_target, depth + 1);
+            get_tree(x, child_remote, child_display, fd, child, child_target, depth + 1, 0);
         } else if (strcmp(kind, "file") == 0) {
             get_file_at(x, child_remote, child_display, fd, target, child, child_target);
         } else {
@@ -564,6 +564,28 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
     }
 out:
     json_decref(entries);
+    close(fd);
+}
+
+/* get -r of remote directory `remote` to `target`: LOCAL itself when
+ * into_dir is NULL (the user named it: followed), else BASE in the
+ * directory into_dir (followed), where a symlink as BASE is not: the user
+ * named the directory, not what another user may have put in it. */
+static void get_tree_top(struct transfer *x, const char *remote, const char *display,
+                         const char *into_dir, const char *base, const char *target)
+{
+    int fd;
+
+    if (!into_dir || !base) {
+        get_tree(x, remote, display, AT_FDCWD, target, target, 0, 1);
+        return;
+    }
+    fd = open(into_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        transfer_report(x, "get", display, "local %s: %s", target, strerror(errno));
+        return;
+    }
+    get_tree(x, remote, display, fd, base, target, 0, 0);
     close(fd);
 }
 
@@ -659,7 +681,7 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
             target = NULL;
             transfer_report(x, "get", remotes[i], "out of memory");
         } else if (is_dir) {
-            get_tree(x, remote, remotes[i], AT_FDCWD, target, target, 0);
+            get_tree_top(x, remote, remotes[i], into_dir ? local : NULL, base, target);
         } else if (!base) {
             transfer_report(x, "get", remotes[i], "is a directory (use -r)");
         } else {

@@ -38,6 +38,16 @@ class LocalTree(Cli):
         # the rest of the tree came
         self.assertEqual(read(self.lp("dest", "t", "y")), b"y\n")
 
+    def test_get_r_into_a_directory_follows_no_symlink_in_it(self):
+        # 'get -r t dest/' names dest/, not the dest/t another user planted
+        write(self.rp("t", "x"), b"from the server\n")
+        os.makedirs(self.lp("dest"))
+        os.symlink(self.outside, self.lp("dest", "t"))
+        r = self.ferry("get", self.p("t"), self.lp("dest") + "/", opts=("-r",))
+        self.assertOneLine(r, 1)
+        self.assertIn(b"dest/t: is a symbolic link: not followed", r.stderr)
+        self.assertEqual(sorted(os.listdir(self.outside)), ["secret"])
+
     def test_get_r_does_not_follow_a_symlink_to_a_file_either(self):
         # a file's name that is a symlink is replaced, not written through
         write(self.rp("t", "x"), b"new\n")
