@@ -46,6 +46,10 @@ _ferry_remote()
             [[ -n $name ]] || continue
             # A symlink's line ends in " -> TARGET", as ls -l's does.
             [[ $mode == l* ]] && name=${name%% -> *}
+            # A server's name with a control character (an escape sequence
+            # when bash lists the matches; C1 too in a UTF-8 locale) is not
+            # offered: no such name can be asked for anyway.
+            [[ $name == *[[:cntrl:]]* ]] && continue
             [[ $mode == d* ]] && name+=/
             printf '%s\n' "$prefix$name"
         done

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "termsafe.h"
+
 /* Format "ferry: " + message + newline into one buffer and write it once. */
 __attribute__((format(printf, 1, 0)))
 static void vreport(const char *fmt, va_list ap, const char *hint)
@@ -28,15 +30,7 @@ static void vreport(const char *fmt, va_list ap, const char *hint)
      * no escape sequence or line break of theirs reaches the terminal,
      * nor a C1 control in UTF-8 (U+0080 to U+009F: U+009B is a CSI to
      * terminals that obey C1). */
-    for (int i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)line[i];
-
-        if (c < 0x20 || c == 0x7f)
-            line[i] = '?';
-        else if (c == 0xc2 && i + 1 < n && (unsigned char)line[i + 1] >= 0x80 &&
-                 (unsigned char)line[i + 1] <= 0x9f)
-            line[i] = line[i + 1] = '?';
-    }
+    termsafe_defang(line, (size_t)n);
     if (hint) {
         m = snprintf(line + n, sizeof line - (size_t)n, "\n%s", hint);
         n = (size_t)(n + m) >= sizeof line - 1 ? (int)sizeof line - 2 : n + m;

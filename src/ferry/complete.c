@@ -23,6 +23,7 @@
 
 #include "lineedit.h"
 #include "remotefs.h"
+#include "termsafe.h"
 
 /* Directories remembered at once; the oldest goes first. */
 #define CACHE_DIRS 64
@@ -117,7 +118,10 @@ static void put_escaped(char *out, size_t *o, const char *s, size_t n)
 }
 
 /* Offer dir_part + name (+ "/" for a directory) when name starts with
- * prefix; names starting with '.' only when the prefix does. */
+ * prefix; names starting with '.' only when the prefix does.  A name
+ * with a control character is never offered: libedit prints a list of
+ * matches as it is, so a server's name would drive the terminal (an OSC,
+ * a CSI), and no such name can be asked for. */
 static void offer(struct lineedit_matches *m, const char *dir_part, size_t dir_len,
                   const char *prefix, const char *name, int is_dir)
 {
@@ -125,7 +129,7 @@ static void offer(struct lineedit_matches *m, const char *dir_part, size_t dir_l
     char *word;
 
     if (strncmp(name, prefix, plen) != 0 || (name[0] == '.' && prefix[0] != '.') ||
-        strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || termsafe_has_control(name))
         return;
     word = malloc(2 * (dir_len + nlen) + 2);
     if (!word)

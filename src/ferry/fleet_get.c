@@ -36,6 +36,8 @@ struct get_job {
     const struct fleet_xfer_opts *xo;
     char *remote;               /* the remote file, canonical */
     char *base;                 /* its name, the local file's */
+    char *tmpname;              /* .BASE.ferry-part */
+    int dirfd;                  /* DIR, opened once (O_PATH) */
     mode_t umask;
     uint8_t buf[FLEET_XFER_PIECE];   /* hashing back what went straight to a file */
 };
@@ -43,7 +45,9 @@ struct get_job {
 /* One host's download. */
 struct get_host {
     struct get_job *j;
-    char *dir, *tmp, *target;   /* DIR/HOST, its temporary, the final name */
+    char *dir, *tmp, *target;   /* DIR/HOST, its temporary, the final name (shown) */
+    char *name;                 /* HOST's directory in DIR */
+    int dirfd;                  /* DIR/HOST (O_PATH), where all is made and renamed */
     int fd;
     int ready;                  /* get-ready came: data frames follow */
     uint64_t off, size, hashed; /* [0, off) stored, [0, hashed) hashed */
@@ -104,11 +108,19 @@ static void took_ready(struct get_host *h, struct client_session *s, const json_
         bad(h, "protocol error: %s: bad get-ready", s->peer);
         return;
     }
-    if (mkdir(h->dir, 0777) < 0 && errno != EEXIST) {
-        bad(h, "get %s: local %s: %s", h->j->xo->src, h->dir, strerror(errno));
+    /* DIR/HOST is made by us: a symlink there (another user's, in a
+     * shared DIR) is not followed, and all else is done in it. */
+    h->dirfd = transfer_open_local_dir(h->j->dirfd, h->name, 0);
+    if (h->dirfd < 0) {
+        bad(h, "get %s: local %s: %s", h->j->xo->src, h->dir, transfer_local_dir_error(h->dirfd));
+        h->dirfd = -1;
         return;
     }
-    h->fd = open(h->tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* A stale temporary (a killed run) goes; the new one is made with
+     * O_EXCL, so nothing put in its place is written through. */
+    (void)unlinkat(h->dirfd, h->j->tmpname, 0);
+    h->fd = openat(h->dirfd, h->j->tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   0600);
     if (h->fd < 0) {
         bad(h, "get %s: local %s: %s", h->j->xo->src, h->dir, strerror(errno));
         return;
@@ -186,16 +198,13 @@ static void get_frame(void *state, struct client_session *s, struct ferry_frame_
     }
 }
 
-/* The host's directory: DIR/HOST, with a '/' in HOST (unix:/PATH) made
- * '_' so each host has one directory right under DIR. */
-static char *host_dir(const char *dir, const char *host)
+/* The host's directory's name in DIR: HOST, with a '/' in HOST
+ * (unix:/PATH) made '_' so each host has one directory right under DIR. */
+static char *host_dir_name(const char *host)
 {
-    char *p = NULL;
-    size_t len = strlen(dir);
+    char *p = strdup(host);
 
-    if (asprintf(&p, "%s%s%s", dir, len > 0 && dir[len - 1] == '/' ? "" : "/", host) < 0)
-        return NULL;
-    for (char *c = p + len + 1; *c; c++)
+    for (char *c = p; c && *c; c++)
         if (*c == '/')
             *c = '_';
     return p;
@@ -215,15 +224,23 @@ static int get_start(void *arg, const char *host, struct client_session *s, void
         return -1;
     }
     h->j = j;
-    h->fd = -1;
+    h->fd = h->dirfd = -1;
     if (strcmp(host, ".") == 0 || strcmp(host, "..") == 0) {
         snprintf(err, len, "get: '%s' cannot name a directory", host);
         return -1;
     }
     h->d = digest_new(j->xo->alg);
-    h->dir = host_dir(j->xo->dest, host);
-    if (!h->d || !h->dir || asprintf(&h->target, "%s/%s", h->dir, j->base) < 0 ||
-        asprintf(&h->tmp, "%s/.%s%s", h->dir, j->base, PROTO_PART_SUFFIX) < 0) {
+    h->name = host_dir_name(host);
+    if (!h->d || !h->name ||
+        asprintf(&h->dir, "%s%s%s", j->xo->dest,
+                 j->xo->dest[0] && j->xo->dest[strlen(j->xo->dest) - 1] == '/' ? "" : "/",
+                 h->name) < 0) {
+        h->dir = NULL;
+        snprintf(err, len, "out of memory");
+        return -1;
+    }
+    if (asprintf(&h->target, "%s/%s", h->dir, j->base) < 0 ||
+        asprintf(&h->tmp, "%s/%s", h->dir, j->tmpname) < 0) {
         h->target = h->tmp = NULL;
         snprintf(err, len, "out of memory");
         return -1;
@@ -249,11 +266,11 @@ static int commit(struct get_host *h)
     int r = filecommit_prepare(h->fd, mode, xo->preserve ? ts : NULL, xo->fsync);
 
     if (r == 0)
-        r = filecommit_rename(AT_FDCWD, h->tmp, h->target);
+        r = filecommit_rename(h->dirfd, h->j->tmpname, h->j->base);
     if (r < 0)
         return r;
     h->committed = 1;
-    if (xo->fsync && (r = filecommit_sync_dir(AT_FDCWD, h->dir)) < 0)
+    if (xo->fsync && (r = filecommit_sync_dir(h->dirfd, ".")) < 0)
         cli_error("warning: cannot sync directory %s: %s", h->dir, strerror(-r));
     return 0;
 }
@@ -297,11 +314,14 @@ static void get_end(void *state, int ok)
         close(h->fd);
         /* Whatever stopped it, a part never stays (there is no --resume
          * with -w). */
-        if (!h->committed && unlink(h->tmp) < 0 && errno != ENOENT)
+        if (!h->committed && unlinkat(h->dirfd, h->j->tmpname, 0) < 0 && errno != ENOENT)
             cli_error("warning: cannot remove %s: %s", h->tmp, strerror(errno));
     }
+    if (h->dirfd >= 0)
+        close(h->dirfd);
     json_decref(h->end);
     digest_free(h->d);
+    free(h->name);
     free(h->dir);
     free(h->tmp);
     free(h->target);
@@ -322,6 +342,7 @@ int fleet_get(const struct hostlist *hosts, struct fleet_opts *fo,
         return status;
     }
     j->xo = xo;
+    j->dirfd = -1;
     e = stat(xo->dest, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
     if (e) {
         cli_error("get: %s: %s (with -w, DIR must be an existing directory: each host's "
@@ -339,12 +360,26 @@ int fleet_get(const struct hostlist *hosts, struct fleet_opts *fo,
             cli_error("out of memory");
         goto out;
     }
+    if (asprintf(&j->tmpname, ".%s%s", j->base, PROTO_PART_SUFFIX) < 0) {
+        j->tmpname = NULL;
+        cli_error("out of memory");
+        goto out;
+    }
+    /* DIR as it is now, for every host (what the user named: followed). */
+    j->dirfd = open(xo->dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (j->dirfd < 0) {
+        cli_error("get: %s: %s", xo->dest, strerror(errno));
+        goto out;
+    }
     fo->job = &job;
     status = fleet_run_job(hosts, fo);
     fo->job = NULL;
 out:
+    if (j->dirfd >= 0)
+        close(j->dirfd);
     free(j->remote);
     free(j->base);
+    free(j->tmpname);
     free(j);
     return status;
 }

@@ -4,10 +4,13 @@
 #include "fsformat.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <jansson.h>
+
+#include "termsafe.h"
 
 void fsformat_mode(const char *kind, unsigned mode, char out[11])
 {
@@ -50,8 +53,19 @@ void fsformat_time(int64_t t, char *out, size_t cap, enum fsformat_style style)
 
 void fsformat_name(const char *name, int tty)
 {
-    for (const char *p = name; *p; p++)
-        putchar(tty && ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p);
+    char *shown;
+
+    /* The server's names: on a terminal, none of its controls (C1 in
+     * UTF-8 too) get to drive it.  A pipe gets them as they are, as ls
+     * gives them. */
+    if (!tty || !(shown = strdup(name))) {
+        for (const char *p = name; *p; p++)
+            putchar(tty && ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) ? '?' : *p);
+        return;
+    }
+    termsafe_defang(shown, strlen(shown));
+    fputs(shown, stdout);
+    free(shown);
 }
 
 void fsformat_target(const char *target, int tty)

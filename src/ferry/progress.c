@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "monoclock.h"
+#include "termsafe.h"
 
 #define REDRAW_NS 100000000LL   /* ~10 redraws a second at most */
 
@@ -155,12 +156,11 @@ static int drawing(void)
     return enabled && (isatty(STDERR_FILENO) || (force && strcmp(force, "force") == 0));
 }
 
-/* Control bytes in a name would garble the terminal. */
+/* Control bytes in a name (the server's, in get -r) would garble the
+ * terminal, or drive it. */
 static void defang(char *s)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            *s = '?';
+    termsafe_defang(s, strlen(s));
 }
 
 struct progress *progress_start(const char *name, uint64_t total, uint64_t done)

@@ -267,6 +267,7 @@ int remotefs_list(struct client_session *s, const char *path, json_t **entries, 
     json_t *all = NULL, *h = NULL;
     const char *type;
     uint64_t body;
+    size_t held = 0;
     int r;
 
     if (!req)
@@ -302,7 +303,7 @@ int remotefs_list(struct client_session *s, const char *path, json_t **entries, 
             /* A name is one component: never let a server steer a local
              * write (get -r) anywhere else. */
             if (!name || !*name || strchr(name, '/') || strcmp(name, ".") == 0 ||
-                strcmp(name, "..") == 0) {
+                strcmp(name, "..") == 0 || strlen(name) > NAME_MAX) {
                 r = session_lost(s, err, "protocol error: %s: bad name in a listing", s->peer);
                 goto out;
             }
@@ -310,10 +311,16 @@ int remotefs_list(struct client_session *s, const char *path, json_t **entries, 
             if (r < 0)
                 goto out;
             /* A listing is held whole (to sort it): bound what a server
-             * can make us hold. */
+             * can make us hold, in entries and in bytes. */
+            held += strlen(name) + json_string_length(json_object_get(e, "target"));
             if (json_array_size(all) >= REMOTEFS_LIST_MAX) {
                 r = session_lost(s, err, "%s: more than %d entries in one directory", path,
                                REMOTEFS_LIST_MAX);
+                goto out;
+            }
+            if (held > REMOTEFS_LIST_BYTES) {
+                r = session_lost(s, err, "%s: more than %zu MiB of names in one directory",
+                                 path, REMOTEFS_LIST_BYTES >> 20);
                 goto out;
             }
             if (json_array_append(all, e) < 0) {
@@ -383,6 +390,7 @@ int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
     char *check = fnmatch_pattern(pattern);
     const char *type;
     uint64_t body;
+    size_t held = 0;
     int r;
 
     if (!check) {
@@ -421,7 +429,8 @@ int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
         }
         json_array_foreach(batch, i, e) {
             /* Held whole (the command's operands): bounded, as a listing is. */
-            if (!json_is_string(e) || json_string_length(e) == 0) {
+            if (!json_is_string(e) || json_string_length(e) == 0 ||
+                json_string_length(e) >= PATH_MAX) {
                 r = session_lost(s, err, "protocol error: %s: bad path in a glob's matches",
                                  s->peer);
                 goto out;
@@ -437,8 +446,11 @@ int remotefs_glob(struct client_session *s, const char *pattern, json_t **paths,
                                  FERRY_LOG_Q(json_string_value(e)), FERRY_LOG_Q(pattern));
                 goto out;
             }
-            if (json_array_size(all) >= REMOTEFS_LIST_MAX) {
-                r = session_lost(s, err, "%s: more than %d matches", pattern, REMOTEFS_LIST_MAX);
+            held += json_string_length(e);
+            if (json_array_size(all) >= REMOTEFS_LIST_MAX || held > REMOTEFS_LIST_BYTES) {
+                r = session_lost(s, err, "%s: more than %d matches, or %zu MiB of them",
+                                 pattern, REMOTEFS_LIST_MAX,
+                                 REMOTEFS_LIST_BYTES >> 20);
                 goto out;
             }
             if (json_array_append(all, e) < 0) {

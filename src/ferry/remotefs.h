@@ -78,9 +78,12 @@ int remotefs_names_dir(const char *arg);
  */
 int remotefs_check_dir(struct client_session *s, const char *arg, struct fs_error *err);
 
-/* Most entries one listing may have, and most levels get -r descends:
- * what a server sends is bounded before it is held. */
+/* Most entries one listing (or glob) may have, most bytes of names and
+ * link targets it may hold, and most levels get -r descends: what a
+ * server sends is bounded before it is held (a name is at most NAME_MAX
+ * bytes, a path or target under PATH_MAX, as PROTOCOL.md says). */
 #define REMOTEFS_LIST_MAX  (1 << 20)
+#define REMOTEFS_LIST_BYTES ((size_t)64 << 20)
 #define REMOTEFS_TREE_DEPTH 64
 
 /* list: every entry, in one new JSON array (*entries), validated (each has

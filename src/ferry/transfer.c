@@ -195,6 +195,28 @@ int transfer_source_changed(int fd, const struct stat *before)
 
 /* A source's own name for use under a target directory; NULL when the
  * source is ".", ".." or "/", whose contents go into the target itself. */
+int transfer_open_local_dir(int parentfd, const char *name, int follow)
+{
+    struct stat st;
+    int fd;
+
+    if (mkdirat(parentfd, name, 0777) < 0 && errno != EEXIST)
+        return -errno;
+    fd = openat(parentfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+    if (fd >= 0)
+        return fd;
+    /* O_PATH | O_NOFOLLOW on a symlink says ENOTDIR: name it. */
+    if (!follow && errno == ENOTDIR && fstatat(parentfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISLNK(st.st_mode))
+        return -ELOOP;
+    return -errno;
+}
+
+const char *transfer_local_dir_error(int r)
+{
+    return r == -ELOOP ? "is a symbolic link: not followed" : strerror(-r);
+}
+
 char *transfer_own_name(const char *path)
 {
     char *b = remotefs_basename(path);

@@ -123,6 +123,18 @@ int transfer_ends_in_slash(const char *p);
  * committed ("file changed while being sent", as tar says it). */
 int transfer_source_changed(int fd, const struct stat *before);
 
+/* A local directory a download writes in, `name` in parentfd, made if
+ * missing (mode 0777 less the umask): its descriptor (O_PATH), or -errno.
+ * Unless follow, a symlink there is not followed (-ELOOP): below what
+ * the user named, neither another user (a directory swapped for a link
+ * to /etc while the download runs) nor the server steers the download
+ * out of the tree (rsync, too, writes through no symlink of the
+ * destination unless told, -K). */
+int transfer_open_local_dir(int parentfd, const char *name, int follow);
+
+/* What to say of transfer_open_local_dir's error. */
+const char *transfer_local_dir_error(int r);
+
 /* A source's own name for use under a target directory (malloc'd); NULL
  * when the source is ".", ".." or "/", whose contents go into the target
  * itself. */

@@ -256,9 +256,10 @@ static int receive_data(struct transfer *x, struct client_session *s, int fd, ui
 }
 
 /* Mode, mtime, fsync, then the rename that commits the download
- * (src/shared/filecommit.c, as ferryd commits an upload). */
-static int commit(struct transfer *x, int fd, const json_t *ready, const char *tmp,
-                  const char *target, const char *dir)
+ * (src/shared/filecommit.c, as ferryd commits an upload): all in the
+ * directory dirfd, where the temporary was made. */
+static int commit(struct transfer *x, int fd, const json_t *ready, int dirfd, const char *tmp,
+                  const char *base, const char *dir)
 {
     int ok = 1;
     unsigned mode = (unsigned)transfer_int_member(ready, "mode", 0, 07777, &ok) & 0777;
@@ -274,12 +275,12 @@ static int commit(struct transfer *x, int fd, const json_t *ready, const char *t
         mode &= ~(unsigned)x->umask;
     r = filecommit_prepare(fd, mode, x->o.preserve ? ts : NULL, x->o.fsync);
     if (r == 0)
-        r = filecommit_rename(AT_FDCWD, tmp, target);
+        r = filecommit_rename(dirfd, tmp, base);
     if (r < 0)
         return r;
     /* The rename is done; a directory that cannot be synced is worth a
      * word but does not undo it. */
-    if (x->o.fsync && (r = filecommit_sync_dir(AT_FDCWD, dir)) < 0)
+    if (x->o.fsync && (r = filecommit_sync_dir(dirfd, ".")) < 0)
         cli_error("warning: cannot sync directory %s: %s", dir, strerror(-r));
     return 0;
 }
@@ -301,13 +302,42 @@ static int truncate_to(int fd, uint64_t off)
     return ftruncate(fd, (off_t)off);
 }
 
-/* Download remote file `remote` (shown as `display`) to local `target`,
- * through .NAME.ferry-part beside it.  Failures are reported. */
-static void get_file(struct transfer *x, const char *remote, const char *display,
-                     const char *target)
+/* The temporary of an earlier, interrupted download, to go on from
+ * (--resume): only a regular file of our own that no other name links
+ * to.  In a directory others may write to (a sticky /tmp/...), another
+ * user could plant it: a file of theirs would become the target, theirs
+ * to change after the checksum passed, and a hard link would have the
+ * download truncate and write whatever else it names.  fd or -1. */
+static int open_resumable(struct transfer *x, const char *display, int dirfd,
+                          const char *tmpname, const char *tmp)
+{
+    struct stat st;
+    int fd = openat(dirfd, tmpname, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0 && errno == ENOENT)
+        return -1;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        st.st_nlink != 1) {
+        transfer_report(x, "get", display, "%s is not a regular file of ours that only this "
+                        "name links to: not resumed from (remove it to start over)", tmp);
+        if (fd >= 0)
+            close(fd);
+        return -2;
+    }
+    return fd;
+}
+
+/* Download remote file `remote` (shown as `display`) into the directory
+ * dirfd (shown as `dir`) as `base` (the whole shown as `target`), through
+ * .BASE.ferry-part beside it.  Every local name is taken in dirfd, so
+ * what that directory's path leads to afterwards does not matter: a
+ * directory swapped for a symlink during a get -r is not followed.
+ * Failures are reported. */
+static void get_file_at(struct transfer *x, const char *remote, const char *display, int dirfd,
+                        const char *dir, const char *base, const char *target)
 {
     char prefix[DIGEST_HEX_MAX] = "";
-    char *dir = NULL, *base = NULL, *tmp = NULL;
+    char *tmp = NULL, *tmpname = NULL;
     struct progress *bar = NULL;
     struct fs_error err = { 0 };
     struct client_session *s;
@@ -316,14 +346,12 @@ static void get_file(struct transfer *x, const char *remote, const char *display
     uint64_t body, size, k = 0, off;
     int fd = -1, keep_tmp = x->o.resume, made_tmp = 0, local_err = 0, ok = 1, r;
 
-    base = remotefs_basename(target);
-    {
-        const char *slash = strrchr(target, '/');
-
-        dir = slash ? strndup(target, slash == target ? 1 : (size_t)(slash - target))
-                    : strdup(".");
+    if (asprintf(&tmpname, ".%s%s", base, PROTO_PART_SUFFIX) < 0) {
+        tmpname = NULL;
+        transfer_report(x, "get", display, "out of memory");
+        goto out;
     }
-    if (!base || !dir || asprintf(&tmp, "%s/.%s%s", dir, base, PROTO_PART_SUFFIX) < 0) {
+    if (asprintf(&tmp, "%s/%s", dir, tmpname) < 0) {
         tmp = NULL;
         transfer_report(x, "get", display, "out of memory");
         goto out;
@@ -331,20 +359,20 @@ static void get_file(struct transfer *x, const char *remote, const char *display
     digest_reset(x->d);
     /* A temporary left by a killed run (SIGKILL, a crash) is ours to
      * remove: without --resume nothing will ever go on from it. */
-    if (!x->o.resume && unlink(tmp) == 0)
+    if (!x->o.resume && unlinkat(dirfd, tmpname, 0) == 0)
         ferry_log_debug("get %s: removed the stale %s", display, tmp);
     if (x->o.resume) {
         /* What an earlier, interrupted download left: its size is where
          * we ask to go on, and its checksum proves it to the server. */
         struct stat st;
 
-        fd = open(tmp, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-            transfer_report(x, "get", display, "%s is not a regular file", tmp);
+        fd = open_resumable(x, display, dirfd, tmpname, tmp);
+        if (fd == -2) {
+            fd = -1;
             keep_tmp = 1;
             goto out;
         }
-        if (fd >= 0 && st.st_size > 0) {
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
             if (digest_file(x->d, fd, (uint64_t)st.st_size) == 0) {
                 k = (uint64_t)st.st_size;
                 digest_hex(x->d, prefix);
@@ -385,7 +413,9 @@ static void get_file(struct transfer *x, const char *remote, const char *display
         goto failed;
     }
     if (fd < 0) {
-        fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* Made here, by us: O_EXCL, so a file someone put in its place
+         * since the unlink above is not written through. */
+        fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             local_err = -errno;
             session_lost(s, &err, "%s", strerror(errno));   /* the data is on its way */
@@ -418,7 +448,7 @@ static void get_file(struct transfer *x, const char *remote, const char *display
         goto failed;
     progress_end(bar);
     bar = NULL;
-    r = commit(x, fd, h, tmp, target, dir);
+    r = commit(x, fd, h, dirfd, tmpname, base, dir);
     if (r < 0) {
         transfer_report(x, "get", display, "local %s: %s", target, strerror(-r));
         keep_tmp = 0;
@@ -440,69 +470,90 @@ out:
     progress_end(bar);
     if (fd >= 0)
         close(fd);
-    if (made_tmp && !keep_tmp && tmp)
-        unlink(tmp);
+    if (made_tmp && !keep_tmp && tmpname)
+        unlinkat(dirfd, tmpname, 0);
     json_decref(req);
     json_decref(h);
     free(tmp);
+    free(tmpname);
+}
+
+/* get_file_at for a target the user named, a path: its directory, as
+ * the path leads to it now (the user's to point anywhere), is opened once
+ * and the rest is done in it. */
+static void get_file(struct transfer *x, const char *remote, const char *display,
+                     const char *target)
+{
+    const char *slash = strrchr(target, '/');
+    char *dir = slash ? strndup(target, slash == target ? 1 : (size_t)(slash - target))
+                      : strdup(".");
+    char *base = remotefs_basename(target);
+    int dirfd = -1;
+
+    if (!dir || !base) {
+        transfer_report(x, "get", display, "out of memory");
+        goto out;
+    }
+    dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        transfer_report(x, "get", display, "local %s%s: %s", dir,
+                        strcmp(dir, "/") == 0 ? "" : "/", strerror(errno));
+        goto out;
+    }
+    get_file_at(x, remote, display, dirfd, dir, base, target);
+out:
+    if (dirfd >= 0)
+        close(dirfd);
     free(dir);
     free(base);
 }
 
-/* A local directory for get -r: made if missing. */
-static int make_local_dir(const char *path)
-{
-    struct stat st;
-
-    if (mkdir(path, 0777) == 0)
-        return 0;
-    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return 0;
-    return -errno;
-}
-
-static void get_tree(struct transfer *x, const char *remote, const char *display,
-                     const char *target, int depth)
+/* Remote directory `remote` into local `name` in parentfd (shown as
+ * `target`); a symlink as `name` is followed only when the user named it
+ * (follow). */
+static void get_tree(struct transfer *x, const char *remote, const char *display, int parentfd,
+                     const char *name, const char *target, int depth, int follow)
 {
     struct fs_error err = { 0 };
     json_t *entries = NULL, *e;
     size_t i;
-    int r;
+    int fd, r;
 
     if (depth > REMOTEFS_TREE_DEPTH) {
         transfer_report(x, "get", display, "more than %d directory levels: not descending", REMOTEFS_TREE_DEPTH);
         return;
     }
-    r = make_local_dir(target);
-    if (r < 0) {
-        transfer_report(x, "get", display, "local %s: %s", target, strerror(-r));
+    fd = transfer_open_local_dir(parentfd, name, follow);
+    if (fd < 0) {
+        transfer_report(x, "get", display, "local %s: %s", target,
+                        transfer_local_dir_error(fd));
         return;
     }
     if (transfer_need_session(x) < 0)
-        return;
+        goto out;
     r = remotefs_list(*x->sp, remote, &entries, &err);
     if (r < 0) {
         transfer_report_err(x, "get", display, &err);
-        return;
+        goto out;
     }
     json_array_foreach(entries, i, e) {
-        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *child = json_string_value(json_object_get(e, "name"));
         const char *kind = json_string_value(json_object_get(e, "kind"));
-        char *child_remote = remotefs_join(remote, name), *child_display = NULL;
+        char *child_remote = remotefs_join(remote, child), *child_display = NULL;
         char *child_target = NULL;
 
         if (transfer_stopped(x)) {
             free(child_remote);
             break;
         }
-        if (!child_remote || asprintf(&child_display, "%s/%s", display, name) < 0 ||
-            asprintf(&child_target, "%s/%s", target, name) < 0) {
+        if (!child_remote || asprintf(&child_display, "%s/%s", display, child) < 0 ||
+            asprintf(&child_target, "%s/%s", target, child) < 0) {
             child_display = child_target = NULL;
             transfer_report(x, "get", display, "out of memory");
         } else if (strcmp(kind, "dir") == 0) {
-            get_tree(x, child_remote, child_display, child_target, depth + 1);
+            get_tree(x, child_remote, child_display, fd, child, child_target, depth + 1, 0);
         } else if (strcmp(kind, "file") == 0) {
-            get_file(x, child_remote, child_display, child_target);
+            get_file_at(x, child_remote, child_display, fd, target, child, child_target);
         } else {
             cli_error("skipping %s %s (not a regular file or directory)",
                       strcmp(kind, "link") == 0 ? "symlink" : kind, child_display);
@@ -511,7 +562,31 @@ static void get_tree(struct transfer *x, const char *remote, const char *display
         free(child_display);
         free(child_target);
     }
+out:
     json_decref(entries);
+    close(fd);
+}
+
+/* get -r of remote directory `remote` to `target`: LOCAL itself when
+ * into_dir is NULL (the user named it: followed), else BASE in the
+ * directory into_dir (followed), where a symlink as BASE is not: the user
+ * named the directory, not what another user may have put in it. */
+static void get_tree_top(struct transfer *x, const char *remote, const char *display,
+                         const char *into_dir, const char *base, const char *target)
+{
+    int fd;
+
+    if (!into_dir || !base) {
+        get_tree(x, remote, display, AT_FDCWD, target, target, 0, 1);
+        return;
+    }
+    fd = open(into_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        transfer_report(x, "get", display, "local %s: %s", target, strerror(errno));
+        return;
+    }
+    get_tree(x, remote, display, fd, base, target, 0, 0);
+    close(fd);
 }
 
 /* "file/" is not the file (remotefs_canon drops the slash): 0 when arg is
@@ -606,7 +681,7 @@ int transfer_get(struct transfer *x, char *const *remotes, int n, const char *lo
             target = NULL;
             transfer_report(x, "get", remotes[i], "out of memory");
         } else if (is_dir) {
-            get_tree(x, remote, remotes[i], target, 0);
+            get_tree_top(x, remote, remotes[i], into_dir ? local : NULL, base, target);
         } else if (!base) {
             transfer_report(x, "get", remotes[i], "is a directory (use -r)");
         } else {

@@ -456,6 +456,21 @@ class Digest:
             self._state = None
 
 
+def read_pty(master):
+    """All a pseudo-terminal shows until every holder of its slave side
+    has closed it (read then fails with EIO)."""
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:       # EIO: every holder of the slave closed it
+            break
+        if not chunk:
+            break
+        shown += chunk
+    return shown
+
+
 def digest(data, alg="xxh3-128"):
     return Digest(alg).update(data).hexdigest()
 

@@ -128,6 +128,15 @@ class Completion:
             self.assertEqual(self.complete("ferry", "stat", "box", "weird/odd\\ "),
                              ["weird/odd\\ name.txt"])
 
+    def test_a_name_with_a_control_character_is_not_offered(self):
+        # listed, it would reach the terminal as an escape sequence
+        ctl = os.path.join(self.root, "ctl")
+        os.mkdir(ctl)
+        self.addCleanup(shutil.rmtree, ctl)
+        for name in ("zz\x1b]0;pwned\x07", "zz\u009b31m", "zz\x7f", "zz-plain"):
+            open(os.path.join(ctl, name), "w").close()
+        self.assertEqual(self.complete("ferry", "stat", "box", "ctl/"), ["ctl/zz-plain"])
+
     def test_a_symlink_is_offered_by_its_name_not_its_ls_line(self):
         # ls shows a link as "name -> target"; only the name is a path.
         links = os.path.join(self.root, "links")

@@ -951,6 +951,23 @@ class ShellTerminalTest(ClientTest):
         until(b">>: ")
         self.finish(p, until, type_)
 
+    def test_tab_completion_offers_no_name_with_controls(self):
+        """A server's names with control characters (an OSC or CSI to the
+        terminal when listed) are not offered: libedit prints a list of
+        matches as it is, and no such name can be asked for anyway."""
+        for tail in ("\x1b]0;pwned\x07a", "\u009b31mb"):
+            with open(os.path.join(self.root, "zz" + tail), "w") as f:
+                f.write("x\n")
+        p, until, type_ = self.start()
+        until(b">>: ")
+        type_(b"stat zz\t\t\r")
+        shown = until(b">>: ")
+        self.assertNotIn(b"pwned", shown)
+        self.assertNotIn(b"\xc2\x9b", shown)
+        type_(b"lpwd\r")                  # the shell's status is its last command's
+        until(b">>: ")
+        self.finish(p, until, type_)
+
     def test_tab_completes_cd_with_directories_where_commands_run(self):
         """cd's operand is a directory where commands run (not the file
         root), asked of the server: only directories are offered, so

@@ -335,6 +335,35 @@ class FleetXferTest(unittest.TestCase):
         self.assertEqual(self.read(os.path.join(out, "web01", "int.bin")), data)
         self.assert_no_parts(out)
 
+    def test_get_follows_no_symlink_as_a_hosts_directory(self):
+        """DIR/HOST is ferry's to make: a symlink planted there (a shared
+        DIR) is not followed, and another host's copy still comes."""
+        for i in range(2):
+            self.remote(i, "motd", b"host %d\n" % (i + 1))
+        out, elsewhere = (os.path.join(self.work, n) for n in ("sym-out", "elsewhere"))
+        os.mkdir(out)
+        os.mkdir(elsewhere)
+        os.symlink(elsewhere, os.path.join(out, "web01"))
+        r = self.ferry("get", "-w", "web01,web02", "motd", out)
+        self.assertEqual(r.returncode, 255, r.stderr)
+        self.assertIn(b"web01: is a symbolic link: not followed", r.stderr)
+        self.assertEqual(os.listdir(elsewhere), [])
+        self.assertEqual(self.read(os.path.join(out, "web02", "motd")), b"host 2\n")
+
+    def test_get_writes_through_no_planted_temporary(self):
+        """A file linked as a host's temporary is not truncated and
+        written: the stale name goes and a new one is made (O_EXCL)."""
+        self.remote(0, "motd", b"host 1\n")
+        out = os.path.join(self.work, "planted")
+        os.makedirs(os.path.join(out, "web01"))
+        victim = self.local("victim", b"the user's own\n")
+        os.link(victim, os.path.join(out, "web01", ".motd.ferry-part"))
+        r = self.ferry("get", "-w", "web01", "motd", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read(victim), b"the user's own\n")
+        self.assertEqual(self.read(os.path.join(out, "web01", "motd")), b"host 1\n")
+        self.assert_no_parts(out)
+
     def test_get_into_missing_dir(self):
         out = os.path.join(self.work, "no-such-dir")
         r = self.ferry("get", "-w", "web01", "motd", out)

@@ -62,15 +62,7 @@ class Cli(FilesBase):
             pipe, rest = (p.stderr if stdout_tty else p.stdout), []
             reader = threading.Thread(target=lambda: rest.append(pipe.read()), daemon=True)
             reader.start()
-            shown = b""
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:       # EIO: every holder of the slave closed it
-                    break
-                if not chunk:
-                    break
-                shown += chunk
+            shown = ft.read_pty(master)
             reader.join(30 * SLOW)
             pipe.close()
             return p.wait(timeout=30 * SLOW), shown, rest[0]
@@ -524,6 +516,13 @@ class HostileGlob(Cli):
                 self.assertEqual(made, [])
                 # the glob was the last request: nothing was fetched
                 self.assertEqual([m["type"] for m in fake.received], ["hello", "auth", "glob"])
+
+    def test_a_match_of_path_max_bytes_is_refused(self):
+        # paths are under 4096 bytes (PROTOCOL.md): longer ones are not held
+        r, fake, made = self.glob_answered(["x" * 4096], "*")
+        self.assertOneLine(r, 255)
+        self.assertIn(b"bad path in a glob's matches", r.stderr)
+        self.assertEqual(made, [])
 
     def test_honest_matches_pass(self):
         # hidden names only when the pattern says the dot; escapes as fnmatch reads them
