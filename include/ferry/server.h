@@ -192,8 +192,9 @@ FERRY_EXPORT int ferry_server_connections(const struct ferry_server *s);
 /* Have fn(s, arg) called once as a stop begins (ferry_server_stop, a
  * signal under handle_signals, a failed loop), before any connection is
  * told: for a line that says so, which a signal handler cannot write.  It
- * runs on one of the server's loop threads (FORK: in the parent), so it
- * must not block; NULL: nothing.  Set it before ferry_server_run. */
+ * runs on one of the server's threads (under THREAD perhaps a connection's;
+ * under FORK in the parent), so it must not block; NULL: nothing.  Set it
+ * before ferry_server_run. */
 FERRY_EXPORT void ferry_server_on_stop(struct ferry_server *s,
                                        void (*fn)(struct ferry_server *s, void *arg), void *arg);
 

@@ -93,9 +93,12 @@ void ferry__conn_loop_shutdown(struct conn_loop *cl)
     if (cl->stopping)
         return;
     cl->stopping = 1;
-    /* A connection's own loop (THREAD, FORK) is not the server's: its
-     * acceptor tells. */
-    if (!cl->private_loop)
+    /* The first loop of this process to see the stop tells, before its
+     * connections hear of it: under THREAD a connection's own loop may see
+     * the stop pipe before the acceptor does (and would close an idle
+     * connection uncounted).  A FORK connection's loop is in a process of
+     * its own: its parent's acceptor tells. */
+    if (!cl->private_loop || cl->server->opts.model == FERRY_MODEL_THREAD)
         ferry__stop_tell(cl->server);
     if (cl->on_stop)
         cl->on_stop(cl);
