@@ -62,7 +62,7 @@ struct ferry_tls_info;
 
 enum ferry_model { FERRY_MODEL_EVENT = 0, FERRY_MODEL_THREAD = 1, FERRY_MODEL_FORK = 2 };
 
-/* "event", "thread", "fork" -> model; 0 or FERRY_EADDR-like -EINVAL. */
+/* "event", "thread", "fork" -> *out: 0, or -EINVAL for any other name. */
 FERRY_EXPORT int ferry_model_parse(const char *name, enum ferry_model *out);
 FERRY_EXPORT const char *ferry_model_name(enum ferry_model model);
 
@@ -133,9 +133,14 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_server_new(const struct ferry_server_opts
 /*
  * Bind an endpoint (addr.h syntax) and attach its handler.  The handler
  * struct is copied.  Stream endpoints need .serve or event callbacks,
- * datagram endpoints .on_datagram; a blocking handler under EVENT is
- * FERRY_EUNSUPPORTED.  On success, if bound != NULL, it receives the bound
- * address as text (with the real port when 0 was asked).
+ * datagram endpoints .on_datagram.  On success, if bound != NULL, it
+ * receives the bound address as text (with the real port when 0 was
+ * asked).  0, or a negative code: -EINVAL for a NULL handler, one without
+ * what the endpoint's type needs, or one with both .on_data and .on_frame;
+ * FERRY_EUNSUPPORTED for a blocking handler under EVENT; FERRY_EADDR for
+ * an endpoint that does not parse or resolve; the -errno of socket(2),
+ * bind(2) or listen(2) (-EADDRINUSE: the port is taken, -EACCES: a
+ * privileged port, -EADDRNOTAVAIL: not an address of this host).
  */
 FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen(struct ferry_server *s, const char *endpoint, enum ferry_sock_type type,
                         const struct ferry_handler *h, char bound[FERRY_ADDRSTRLEN]);

@@ -114,6 +114,8 @@ static int unix_path_is_stale(const struct ferry_addr *a)
 static int check_handler(const struct ferry_server *s, enum ferry_sock_type type,
                          const struct ferry_handler *h, const struct ferry_tls *tls)
 {
+    if (!h)
+        return -EINVAL;   /* a caller's slip: refused, not dereferenced */
     if (type == FERRY_SOCK_STREAM && !h->serve && !ferry__handler_is_event(h))
         return -EINVAL;
     if (type == FERRY_SOCK_DGRAM && !h->on_datagram)
