@@ -1,7 +1,8 @@
 """`make install` (cmake/install.cmake), tested from the installed place: the
 tree lands where GNUInstallDirs says, the installed ferryd serves the
 installed ferry, libferry.so has its soname and exports only the public
-API, ferry.pc lets a C programmer build the README's "libferry in thirty
+API, each installed header compiles alone (C99 and C11, -pedantic),
+ferry.pc lets a C programmer build the README's "libferry in thirty
 lines" against the installed prefix (shared, and with --static),
 uninstall leaves nothing behind but a configuration the administrator
 edited, and debian/changelog has version.h's version.
@@ -172,6 +173,25 @@ class InstalledTree(unittest.TestCase):
         self.assertIn("ferry_version", exported)
         self.assertFalse(exported - declared, "exported but not in the headers")
         self.assertFalse(declared - exported, "declared but not exported")
+
+    def test_each_header_compiles_alone(self):
+        # a C programmer includes just the header they need, in C99 or C11,
+        # with the warnings on: each must bring what it uses, and twice is
+        # harmless (its include guard)
+        inc = self.path("include", "ferry")
+        srcs = []
+        for h in sorted(os.listdir(inc)):
+            src = os.path.join(self.tmp.name, "alone_" + h.replace(".h", ".c"))
+            with open(src, "w") as f:
+                f.write("#include <ferry/%s>\n#include <ferry/%s>\n"
+                        "int main(void)\n{\n    return 0;\n}\n" % (h, h))
+            srcs.append(src)
+        self.assertGreater(len(srcs), 10)
+        for std in ("c99", "c11"):
+            r = subprocess.run(["cc", "-std=" + std, "-Wall", "-Wextra", "-pedantic", "-Werror",
+                                "-fsyntax-only", *self.pkg_config("--cflags"), *srcs],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_pkg_config_static_lists_the_private_libraries(self):
         self.assertEqual(self.pkg_config("--modversion"), [self.version])
