@@ -32,7 +32,10 @@ struct ferry_handler {
     int (*serve)(struct ferry_conn *c, void *arg);
 
     /* Event style.  A negative return from on_open/on_data/on_frame closes
-     * the connection at once (queued output is discarded). */
+     * the connection at once (queued output is discarded), and is on_close's
+     * reason (on_open's refusal has no on_close) and named, with its
+     * callback, in a debug-level log line: return a -errno or FERRY_E* code
+     * (-1 reads as -EPERM). */
     int  (*on_open)(struct ferry_conn *c, void *arg);
     int  (*on_data)(struct ferry_conn *c, const void *data, size_t len, void *arg);
     /* Set instead of on_data to receive parsed frames: the server runs a

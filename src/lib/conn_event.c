@@ -37,6 +37,16 @@ int ferry__handler_is_event(const struct ferry_handler *h)
     return h->on_open || h->on_data || h->on_frame;
 }
 
+/* A callback's negative return closes the connection: the debug line names
+ * the callback, so a handler's -1 is not read as a system's EPERM. */
+static int refused(const struct ferry_conn *c, const char *callback, int r)
+{
+    if (r < 0)
+        ferry_log_debug("conn %llu (%s): the handler's %s returned %d (%s), closing",
+                        (unsigned long long)c->id, c->peer, callback, r, ferry_err_name(r));
+    return r;
+}
+
 static int reading_enabled(const struct ferry_conn *c)
 {
     return !c->closed && !c->closing && !c->user_paused && !c->write_blocked;
@@ -250,7 +260,7 @@ static int frame_event(struct ferry_conn *c, struct ferry_frame_event *ev)
         c->body_to_pipe = 0;
     }
     c->at_header = ev->type == FERRY_FRAME_HEADER && ev->body_size > 0;
-    r = c->h->on_frame(c, ev, c->h->arg);
+    r = refused(c, "on_frame", c->h->on_frame(c, ev, c->h->arg));
     c->at_header = 0;
     return r;
 }
@@ -275,7 +285,7 @@ static int deliver(struct ferry_conn *c, const uint8_t *data, size_t len)
         }
         if (c->h->on_data) {
             if (in.len > 0)
-                r = c->h->on_data(c, in.p, in.len, c->h->arg);
+                r = refused(c, "on_data", c->h->on_data(c, in.p, in.len, c->h->arg));
             break;
         }
         if (!c->parser)
@@ -368,7 +378,7 @@ static int recv_body_direct(struct ferry_conn *c)
     struct ferry_frame_event ev = { .type = FERRY_FRAME_BODY, .chunk_len = (size_t)n };
     c->in_callback = 1;
     c->corked = 1;
-    r = c->h->on_frame(c, &ev, c->h->arg);
+    r = refused(c, "on_frame", c->h->on_frame(c, &ev, c->h->arg));
     c->in_callback = 0;
     c->corked = 0;
     /* Once the body is done, END needs no input: deliver nothing.  deliver
@@ -640,7 +650,7 @@ int ferry__conn_open(struct ferry_conn *c)
 
     if (c->h->on_open) {
         c->in_callback = 1;
-        r = c->h->on_open(c, c->h->arg);
+        r = refused(c, "on_open", c->h->on_open(c, c->h->arg));
         c->in_callback = 0;
         if (r < 0) {
             c->close_owed = 0;     /* refused: on_close is not owed, client or server */

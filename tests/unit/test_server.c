@@ -778,46 +778,6 @@ static void test_listen_fd_refuses_what_it_cannot_serve(void **state)
     close(sock);
 }
 
-/* The slips a newcomer makes are refused with the codes server.h names,
- * not a crash: no handler, an empty one, both input callbacks, a port
- * already taken. */
-static int on_frame_ignore(struct ferry_conn *c, struct ferry_frame_event *ev, void *arg)
-{
-    (void)c;
-    (void)arg;
-    if (ev->type == FERRY_FRAME_HEADER)
-        json_decref(ev->header);
-    return 0;
-}
-
-static void test_listen_refuses_handler_slips(void **state)
-{
-    struct ferry_handler none = { 0 };
-    struct ferry_handler both = { .on_data = on_data_echo, .on_frame = on_frame_ignore };
-    struct ferry_handler h = { .on_data = on_data_echo };
-    struct ferry_server *s = NULL;
-    char bound[FERRY_ADDRSTRLEN];
-    int sock;
-    (void)state;
-
-    assert_int_equal(ferry_server_new(NULL, &s), 0);
-    assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_STREAM, NULL, NULL), -EINVAL);
-    assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_DGRAM, NULL, NULL), -EINVAL);
-    assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_STREAM, &none, NULL), -EINVAL);
-    assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_STREAM, &both, NULL), -EINVAL);
-    assert_int_equal(ferry_server_listen(s, "127.0.0.1", FERRY_SOCK_STREAM, &h, NULL), FERRY_EADDR);
-    assert_int_equal(ferry_server_listen(s, NULL, FERRY_SOCK_STREAM, &h, NULL), FERRY_EADDR);
-    sock = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(sock >= 0);
-    assert_int_equal(ferry_server_listen_fd(s, sock, NULL, NULL, NULL), -EINVAL);
-    close(sock);
-
-    assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_STREAM, &h, bound), 0);
-    assert_int_equal(ferry_server_listen(s, bound, FERRY_SOCK_STREAM, &h, NULL), -EADDRINUSE);
-    assert_string_equal(ferry_strerror(-EADDRINUSE), strerror(EADDRINUSE));
-    ferry_server_free(s);
-}
-
 static void test_model_names(void **state)
 {
     enum ferry_model m;
@@ -855,7 +815,6 @@ int main(void)
         cmocka_unit_test(test_datagram_thread),
         cmocka_unit_test(test_unix_endpoint_and_stale_socket),
         cmocka_unit_test(test_model_names),
-        cmocka_unit_test(test_listen_refuses_handler_slips),
     };
     ferry_log_set_level(FERRY_LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
