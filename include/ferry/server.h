@@ -126,7 +126,8 @@ struct ferry_server_opts {
 
 /* Create a server into *out.  opts may be NULL (all defaults: EVENT, one
  * worker).  SIGPIPE is ignored process-wide from here on.  0, or a
- * negative code (*out NULL). */
+ * negative code (*out NULL): -EINVAL for a model that is none of the
+ * three, -ENOMEM, or pipe2(2)'s -errno (-EMFILE). */
 FERRY_EXPORT FERRY_NODISCARD int ferry_server_new(const struct ferry_server_opts *opts,
                                                   struct ferry_server **out);
 
@@ -183,7 +184,10 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_fd_from(struct ferry_server
                                                              struct ferry_tls *tls,
                                                              char bound[FERRY_ADDRSTRLEN]);
 
-/* Serve until stopped.  Returns 0 after a graceful stop, or a negative error. */
+/* Serve until stopped.  Returns 0 after a graceful stop, or a negative
+ * code: -EINVAL when no endpoint was added (no ferry_server_listen* call
+ * succeeded), FERRY_ESTATE when the server is already running, or the
+ * -errno of what the model could not start (threads, the loop, fork). */
 FERRY_EXPORT FERRY_NODISCARD int ferry_server_run(struct ferry_server *s);
 
 /* Ask a running server to stop gracefully.  Async-signal- and thread-safe. */

@@ -1,7 +1,8 @@
 /*
  * test_server_misuse.c - what a newcomer's slips with the server API get:
- * the codes server.h names, never a crash (no handler, an empty one, both
- * input callbacks, a port already taken), and a handler's own refusal
+ * the codes server.h names, never a crash (an unknown model, running with
+ * no endpoint, no handler, an empty one, both input callbacks, a port
+ * already taken), and a handler's own refusal
  * (on_data returning C's habitual -1) named with its callback in the log.
  */
 #include <stdarg.h>
@@ -103,7 +104,11 @@ static void test_listen_refuses_handler_slips(void **state)
     int sock;
     (void)state;
 
+    struct ferry_server_opts bad_model = { .model = (enum ferry_model)3 };
+    assert_int_equal(ferry_server_new(&bad_model, &s), -EINVAL);
+    assert_null(s);
     assert_int_equal(ferry_server_new(NULL, &s), 0);
+    assert_int_equal(ferry_server_run(s), -EINVAL);    /* nothing to serve yet */
     assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_STREAM, NULL, NULL), -EINVAL);
     assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_DGRAM, NULL, NULL), -EINVAL);
     assert_int_equal(ferry_server_listen(s, "127.0.0.1:0", FERRY_SOCK_STREAM, &none, NULL), -EINVAL);
