@@ -132,9 +132,12 @@ FERRY_EXPORT int ferry_conn_stopping(const struct ferry_conn *c);
  * NULL for blocking handlers. */
 FERRY_EXPORT struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c);
 
-/* Output.  Event style: copy into the output queue (never blocks; fails
- * only on allocation failure or a closed connection).  Blocking style:
- * write everything before returning. */
+/* Output.  Event style: copy into the output queue (never blocks).
+ * Blocking style: write everything before returning.  0, or a negative
+ * code: FERRY_ECLOSED once the connection is closed or closing
+ * (ferry_conn_close), -ENOMEM, the socket's -errno (-EPIPE, -ECONNRESET;
+ * the event style then tears the connection down), -EINVAL for an iovcnt
+ * outside 0..IOV_MAX.  An event handler can return it as it is. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len);
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt);
 /* A whole frame (header, then body_len bytes of body with "size" set). */

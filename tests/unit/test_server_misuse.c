@@ -126,11 +126,40 @@ static void test_listen_refuses_handler_slips(void **state)
     ferry_server_free(s);
 }
 
+/* A write after ferry_conn_close is FERRY_ECLOSED, as conn.h says. */
+static atomic_int late_write;
+
+static int on_data_close_then_write(struct ferry_conn *c, const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    ferry_conn_close(c);
+    atomic_store(&late_write, ferry_conn_write(c, data, len));
+    return 0;
+}
+
+static void test_write_after_close_is_eclosed(void **state)
+{
+    struct ferry_handler h = { .on_data = on_data_close_then_write };
+    struct fix_server r;
+    char byte;
+    (void)state;
+
+    atomic_store(&late_write, 1);
+    fix_server_start(&r, NULL, &h, "127.0.0.1:0", FERRY_SOCK_STREAM);
+    struct ferry_transport *t = fix_dial(r.bound);
+    assert_int_equal(ferry_transport_write_full(t, "x", 1), 0);
+    assert_int_equal(ferry_transport_read(t, &byte, 1), 0);   /* closed, nothing echoed */
+    ferry_transport_free(t);
+    fix_server_stop(&r);
+    assert_int_equal(atomic_load(&late_write), FERRY_ECLOSED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listen_refuses_handler_slips),
         cmocka_unit_test(test_handler_refusal_is_named),
+        cmocka_unit_test(test_write_after_close_is_eclosed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
