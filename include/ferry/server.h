@@ -211,7 +211,11 @@ FERRY_EXPORT void ferry_server_on_stop(struct ferry_server *s,
  * it created).  NULL allowed. */
 FERRY_EXPORT void ferry_server_free(struct ferry_server *s);
 
-/* Reply to a datagram from within on_datagram (or later, with a copy of d). */
+/* Reply to a datagram from within on_datagram (or later, with a copy of
+ * d), without blocking.  0, or sendto(2)'s -errno: -EAGAIN when the
+ * socket's buffer is full (the reply is dropped, as a datagram may be),
+ * -ENOTCONN for a unix datagram peer that bound no address of its own
+ * (nothing can answer it: such a client must bind(2) to hear back). */
 FERRY_EXPORT int ferry_datagram_reply(const struct ferry_datagram *d, const void *buf, size_t len);
 
 #endif

@@ -2,7 +2,7 @@
  * test_server_misuse.c - what a newcomer's slips with the server API get:
  * the codes server.h names, never a crash (an unknown model, running with
  * no endpoint, no handler, an empty one, both input callbacks, a port
- * already taken), and a handler's own refusal
+ * already taken, a reply to a unix datagram peer without an address), and a handler's own refusal
  * (on_data returning C's habitual -1) named with its callback in the log.
  */
 #include <stdarg.h>
@@ -13,9 +13,12 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ferry/ferry.h"
@@ -154,12 +157,64 @@ static void test_write_after_close_is_eclosed(void **state)
     assert_int_equal(atomic_load(&late_write), FERRY_ECLOSED);
 }
 
+/* A unix datagram client that bound no address cannot be answered: the
+ * reply's code says so (-ENOTCONN, as server.h tells), and the server
+ * goes on answering those that did bind. */
+static int replies[2];
+static atomic_int nreplies;
+
+static void on_datagram_reply(const struct ferry_datagram *d, void *arg)
+{
+    int i = atomic_fetch_add(&nreplies, 1);
+    (void)arg;
+    if (i < 2)
+        replies[i] = ferry_datagram_reply(d, d->data, d->len);
+}
+
+static void test_unbound_unix_datagram_peer_cannot_be_answered(void **state)
+{
+    struct ferry_handler h = { .on_datagram = on_datagram_reply };
+    struct timeval tv = { .tv_sec = 10 };
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    struct fix_server r;
+    char path[64], endpoint[80], mine[64], buf[8];
+    (void)state;
+
+    snprintf(path, sizeof path, "/tmp/ferry-test-%d.dgram", (int)getpid());
+    snprintf(mine, sizeof mine, "/tmp/ferry-test-%d.client", (int)getpid());
+    snprintf(endpoint, sizeof endpoint, "unix:%s", path);
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    unlink(mine);
+    fix_server_start(&r, NULL, &h, endpoint, FERRY_SOCK_DGRAM);
+
+    int anon = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(anon >= 0);
+    assert_int_equal(sendto(anon, "one", 3, 0, (struct sockaddr *)&sun, sizeof sun), 3);
+    /* A bound client next: its answer means the first was handled. */
+    struct sockaddr_un me = { .sun_family = AF_UNIX };
+    snprintf(me.sun_path, sizeof me.sun_path, "%s", mine);
+    int named = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(named >= 0);
+    assert_int_equal(bind(named, (struct sockaddr *)&me, sizeof me), 0);
+    setsockopt(named, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(sendto(named, "two", 3, 0, (struct sockaddr *)&sun, sizeof sun), 3);
+    assert_int_equal(recv(named, buf, sizeof buf, 0), 3);
+    assert_memory_equal(buf, "two", 3);
+    fix_server_stop(&r);
+    assert_int_equal(replies[0], -ENOTCONN);
+    assert_int_equal(replies[1], 0);
+    close(anon);
+    close(named);
+    unlink(mine);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listen_refuses_handler_slips),
         cmocka_unit_test(test_handler_refusal_is_named),
         cmocka_unit_test(test_write_after_close_is_eclosed),
+        cmocka_unit_test(test_unbound_unix_datagram_peer_cannot_be_answered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
