@@ -62,7 +62,8 @@ struct ferry_tls_info;
 
 enum ferry_model { FERRY_MODEL_EVENT = 0, FERRY_MODEL_THREAD = 1, FERRY_MODEL_FORK = 2 };
 
-/* "event", "thread", "fork" -> *out: 0, or -EINVAL for any other name. */
+/* "event", "thread", "fork" -> *out: 0, or -EINVAL for any other name or
+ * NULL (*out unchanged). */
 FERRY_EXPORT int ferry_model_parse(const char *name, enum ferry_model *out);
 FERRY_EXPORT const char *ferry_model_name(enum ferry_model model);
 

@@ -27,7 +27,7 @@
 int ferry_model_parse(const char *name, enum ferry_model *out)
 {
     static const char *const names[] = { "event", "thread", "fork" };
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; name && i < 3; i++) {   /* NULL: getenv's unset variable */
         if (strcmp(name, names[i]) == 0) {
             *out = (enum ferry_model)i;
             return 0;

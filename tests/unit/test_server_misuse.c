@@ -1,9 +1,10 @@
 /*
  * test_server_misuse.c - what a newcomer's slips with the server API get:
- * the codes server.h names, never a crash (an unknown model, running with
- * no endpoint, no handler, an empty one, both input callbacks, a port
- * already taken, a reply to a unix datagram peer without an address), and a handler's own refusal
- * (on_data returning C's habitual -1) named with its callback in the log.
+ * the codes server.h names, never a crash (an unknown or NULL model name,
+ * running with no endpoint, no handler, an empty one, both input
+ * callbacks, a port already taken, a write after close, a reply to a unix
+ * datagram peer without an address), and a handler's own refusal (on_data
+ * returning C's habitual -1) named with its callback in the log.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,6 +109,9 @@ static void test_listen_refuses_handler_slips(void **state)
     (void)state;
 
     struct ferry_server_opts bad_model = { .model = (enum ferry_model)3 };
+    assert_int_equal(ferry_model_parse(NULL, &bad_model.model), -EINVAL);
+    assert_int_equal(ferry_model_parse("Event", &bad_model.model), -EINVAL);
+    assert_int_equal(bad_model.model, 3);
     assert_int_equal(ferry_server_new(&bad_model, &s), -EINVAL);
     assert_null(s);
     assert_int_equal(ferry_server_new(NULL, &s), 0);
