@@ -140,7 +140,9 @@ FERRY_EXPORT struct ferry_loop *ferry_conn_loop(const struct ferry_conn *c);
  * outside 0..IOV_MAX.  An event handler can return it as it is. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len);
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_writev(struct ferry_conn *c, const struct iovec *iov, int iovcnt);
-/* A whole frame (header, then body_len bytes of body with "size" set). */
+/* A whole frame (header, then body_len bytes of body with "size" set).
+ * Codes as ferry_conn_write's, and FERRY_EHDR_TOOBIG for a header that
+ * encodes over the frame limit (nothing is sent). */
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_write_frame(struct ferry_conn *c, json_t *header, const void *body, size_t body_len);
 /*
  * Event style: a frame whose body is the next body_len (> 0) bytes of the

@@ -127,8 +127,10 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_frame_encode(json_t *header, uint64_t bod
                        uint8_t **out, size_t *out_len);
 
 /* Validate a complete JSON header as the parser would (UTF-8, object, no
- * duplicate keys, size rules).  On success *header is a new reference and
- * *body_size the declared size. */
+ * duplicate keys, size rules).  On success (0) *header is a new reference
+ * and *body_size the declared size; otherwise the parser's FERRY_E* code
+ * (FERRY_EJSON, FERRY_EUTF8, FERRY_ENOT_OBJECT, FERRY_EDUP_KEY,
+ * FERRY_ESIZE_*, FERRY_EBODY_TOOBIG, ...) or -ENOMEM. */
 FERRY_EXPORT FERRY_NODISCARD int ferry_frame_decode_header(const void *json, size_t len,
                               const struct ferry_frame_limits *limits,
                               json_t **header, uint64_t *body_size);

@@ -46,7 +46,8 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_loop_add(struct ferry_loop *loop, int fd,
 FERRY_EXPORT int ferry_loop_modify(struct ferry_loop *loop, int fd, unsigned events);
 
 /* Stop watching fd; safe from inside any callback, including fd's own.
- * The caller still owns (and closes) fd. */
+ * The caller still owns (and closes) fd.  0, -ENOENT when fd is not
+ * watched, or the kernel's -errno (the watch is forgotten all the same). */
 FERRY_EXPORT int ferry_loop_remove(struct ferry_loop *loop, int fd);
 
 /* One-shot timer after `ms` milliseconds (monotonic clock); re-arm it with

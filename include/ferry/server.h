@@ -153,7 +153,9 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen(struct ferry_server *s, con
  * handshake runs before on_open (or serve) within handshake_timeout_ms; a
  * connection that fails it is closed with one log line and never reaches
  * the handler.  Handlers are the same as over plain sockets;
- * ferry_conn_tls_info tells them what the handshake established.
+ * ferry_conn_tls_info tells them what the handshake established.  Codes
+ * as ferry_server_listen's, and FERRY_EUNSUPPORTED for a datagram endpoint
+ * (no DTLS).
  */
 FERRY_EXPORT FERRY_NODISCARD int ferry_server_listen_tls(struct ferry_server *s, const char *endpoint,
                             enum ferry_sock_type type, const struct ferry_handler *h,
