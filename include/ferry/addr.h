@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+FERRY_BEGIN_DECLS
+
 struct ferry_addr {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -85,5 +87,7 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_connect_host(const char *text, int defaul
 
 /* The locally bound address of fd, formatted; returns 0 or -errno. */
 FERRY_EXPORT int ferry_sock_name(int fd, char buf[FERRY_ADDRSTRLEN]);
+
+FERRY_END_DECLS
 
 #endif

@@ -6,6 +6,7 @@
  * when its declaration here says FERRY_EXPORT: the headers under
  * include/ferry/ are the whole ABI.  FERRY_NODISCARD marks calls whose
  * result carries an error or a new object; ignoring it is a bug.
+ * FERRY_BEGIN_DECLS / FERRY_END_DECLS give C++ callers C linkage.
  */
 #ifndef FERRY_COMMON_H
 #define FERRY_COMMON_H
@@ -16,6 +17,16 @@
 #else
 #define FERRY_EXPORT
 #define FERRY_NODISCARD
+#endif
+
+/* A C++ caller sees C linkage: each header's declarations sit between
+ * these. */
+#ifdef __cplusplus
+#define FERRY_BEGIN_DECLS extern "C" {
+#define FERRY_END_DECLS }
+#else
+#define FERRY_BEGIN_DECLS
+#define FERRY_END_DECLS
 #endif
 
 #endif

@@ -21,6 +21,8 @@
 
 #include "ferry/frame.h"
 
+FERRY_BEGIN_DECLS
+
 struct ferry_conn;       /* opaque; owned by the server or by its loop */
 struct ferry_datagram;
 struct ferry_loop;
@@ -242,5 +244,7 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_conn_recv_body_to_file(struct ferry_conn 
  * HEADER.
  */
 FERRY_EXPORT FERRY_NODISCARD int ferry_conn_recv_body_to_pipe(struct ferry_conn *c, int fd);
+
+FERRY_END_DECLS
 
 #endif

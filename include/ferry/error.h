@@ -13,6 +13,8 @@
 
 #include "ferry/common.h"
 
+FERRY_BEGIN_DECLS
+
 /* X(name, value, message): the single list the enum, ferry_strerror() and
  * ferry_err_name() are generated from. */
 #define FERRY_ERRNO_MAP(X)                                                    \
@@ -53,5 +55,7 @@ FERRY_EXPORT const char *ferry_strerror(int err);
 /* The symbolic name ("FERRY_EHDR_TOOBIG", "ECONNRESET") of a code, for logs
  * and tests.  The string is static; unknown codes give "UNKNOWN". */
 FERRY_EXPORT const char *ferry_err_name(int err);
+
+FERRY_END_DECLS
 
 #endif

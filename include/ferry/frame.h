@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
+FERRY_BEGIN_DECLS
+
 struct ferry_transport;
 
 #define FERRY_FRAME_PREFIX_LEN     4u
@@ -160,5 +162,7 @@ FERRY_EXPORT FERRY_NODISCARD int ferry_frame_write(struct ferry_transport *t, js
  * ferry_transport_write_full(). */
 FERRY_EXPORT FERRY_NODISCARD int ferry_frame_write_header(struct ferry_transport *t, json_t *header, uint64_t body_size,
                              const struct ferry_frame_limits *limits);
+
+FERRY_END_DECLS
 
 #endif

@@ -22,6 +22,8 @@
 
 #include "ferry/common.h"
 
+FERRY_BEGIN_DECLS
+
 enum ferry_log_level {
     FERRY_LOG_ERROR = 0,
     FERRY_LOG_WARN  = 1,
@@ -75,5 +77,7 @@ FERRY_EXPORT const char *ferry_log_quote(char *out, size_t size, const char *s);
 #define ferry_log_info(...)  ferry_log(FERRY_LOG_INFO, __VA_ARGS__)
 #define ferry_log_debug(...) \
     do { if (ferry_log_get_level() >= FERRY_LOG_DEBUG) ferry_log(FERRY_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+FERRY_END_DECLS
 
 #endif

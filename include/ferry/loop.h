@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+FERRY_BEGIN_DECLS
+
 struct ferry_loop;    /* opaque */
 struct ferry_timer;   /* opaque */
 
@@ -78,5 +80,7 @@ FERRY_EXPORT void ferry_loop_wakeup(struct ferry_loop *loop);
 
 /* Milliseconds on the monotonic clock, cached once per iteration. */
 FERRY_EXPORT uint64_t ferry_loop_now(const struct ferry_loop *loop);
+
+FERRY_END_DECLS
 
 #endif

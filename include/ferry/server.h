@@ -53,6 +53,8 @@
 #include "ferry/frame.h"
 #include "ferry/conn.h"
 
+FERRY_BEGIN_DECLS
+
 struct ferry_server;     /* opaque */
 struct ferry_conn;       /* opaque; owned by the server */
 struct ferry_loop;
@@ -220,5 +222,7 @@ FERRY_EXPORT void ferry_server_free(struct ferry_server *s);
  * -ENOTCONN for a unix datagram peer that bound no address of its own
  * (nothing can answer it: such a client must bind(2) to hear back). */
 FERRY_EXPORT int ferry_datagram_reply(const struct ferry_datagram *d, const void *buf, size_t len);
+
+FERRY_END_DECLS
 
 #endif

@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+FERRY_BEGIN_DECLS
+
 struct ferry_tls;   /* opaque */
 
 #define FERRY_TLS_PSK_MAX      64    /* bytes of key */
@@ -101,5 +103,7 @@ struct ferry_tls_info {
     char peer_subject[256]; /* its subject, when peer_verified */
     int ktls_send;          /* records are sealed by the kernel */
 };
+
+FERRY_END_DECLS
 
 #endif

@@ -19,6 +19,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+FERRY_BEGIN_DECLS
+
 struct ferry_transport;   /* opaque */
 struct ferry_tls;
 struct ferry_tls_info;
@@ -187,5 +189,7 @@ FERRY_EXPORT int ferry_transport_shutdown_write(struct ferry_transport *t);
 /* Blocking transports only: fail reads and writes that wait longer than
  * timeout_ms with -ETIMEDOUT (0 = wait forever). */
 FERRY_EXPORT void ferry_transport_set_timeout(struct ferry_transport *t, int timeout_ms);
+
+FERRY_END_DECLS
 
 #endif

@@ -16,6 +16,8 @@
 
 #include "ferry/common.h"
 
+FERRY_BEGIN_DECLS
+
 #define FERRY_VERSION_MAJOR 0
 #define FERRY_VERSION_MINOR 1
 #define FERRY_VERSION_PATCH 0
@@ -30,5 +32,7 @@
 /* The version of the running library, "MAJOR.MINOR.PATCH": a static string,
  * never freed. */
 FERRY_EXPORT const char *ferry_version(void);
+
+FERRY_END_DECLS
 
 #endif

@@ -213,6 +213,30 @@ class InstalledTree(unittest.TestCase):
                            env=dict(os.environ, LD_LIBRARY_PATH=self.path("lib")))
         self.assertEqual((r.returncode, r.stdout), (0, "%s %s\n" % (self.version, self.version)))
 
+    @unittest.skipIf(SANITIZED, "a sanitized libferry.so needs its runtime in the program")
+    def test_a_cplusplus_program_links_and_runs(self):
+        # every header gives C++ callers C linkage (FERRY_BEGIN_DECLS):
+        # without it the calls below are mangled and do not link
+        src = os.path.join(self.tmp.name, "cxx.cc")
+        out = os.path.join(self.tmp.name, "cxx")
+        with open(src, "w") as f:
+            f.write('#include <cstdio>\n#include <ferry/ferry.h>\n'
+                    'int main()\n{\n'
+                    '    struct ferry_server_opts o = {};\n'
+                    '    struct ferry_server *s = nullptr;\n'
+                    '    if (ferry_server_new(&o, &s) != 0)\n        return 1;\n'
+                    '    ferry_server_free(s);\n'
+                    '    std::printf("%s %s\\n", ferry_version(), ferry_strerror(FERRY_EADDR));\n'
+                    '    return 0;\n}\n')
+        r = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", src,
+                            *self.pkg_config("--cflags"), *self.pkg_config("--libs"), "-o", out],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run([out], capture_output=True, text=True,
+                           env=dict(os.environ, LD_LIBRARY_PATH=self.path("lib")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(self.version + " "), r.stdout)
+
     def echo_through(self, prog, env):
         server = ferrytest.start_server("example", "127.0.0.1:0", path=prog, env=env)
         self.addCleanup(server.stop_quietly)
