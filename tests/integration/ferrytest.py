@@ -40,6 +40,13 @@ BIN = os.environ.get("FERRY_BIN") or os.path.join(
 SANITIZED = bool(os.environ.get("FERRY_SANITIZE"))
 # Sanitizers make everything slower; deadlines scale with them.
 SLOW = 4 if SANITIZED else 1
+# ThreadSanitizer defers a signal's handler when the signal lands outside
+# an intercepted call, and now and then never runs it: a server sent a
+# stop signal just after it started then serves on, its handler unrun
+# (reproduced only under TSan: 2 in 60 starts, none in 150 without it;
+# the closing note of 2026-12-08 has the script).  Under TSan, a stop
+# that does not come is asked for once more (signal_stop).
+TSAN = os.environ.get("FERRY_SANITIZE") == "thread"
 # Heavy tests (GiBs through the whole path) stay out of `make test`, which
 # must stay under two minutes on two cores: `make test-heavy` (and CI) runs
 # them.  FERRY_HEAVY: unset, the heavy tests are skipped; "1", everything
@@ -156,10 +163,8 @@ class Server:
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Send sig and wait; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=timeout * SLOW)
+            return signal_stop(self.proc, sig, timeout * SLOW)
         finally:
             self._close_pipe()
 
@@ -167,6 +172,8 @@ class Server:
         """For addCleanup: SIGTERM, and SIGKILL should that not end it."""
         try:
             self.stop(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass    # the test has said what it had to; a cleanup only cleans
         finally:
             self.kill()
 
@@ -180,6 +187,22 @@ class Server:
         self._reader.join(timeout=2)
         if not self._reader.is_alive() and not self.proc.stderr.closed:
             self.proc.stderr.close()
+
+
+def signal_stop(proc, sig, timeout):
+    """Send sig to proc if it runs and wait up to timeout seconds for it to
+    end; its status.  Under TSan a signal whose handler never ran (see
+    TSAN) is sent once more halfway."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    if TSAN:
+        try:
+            return proc.wait(timeout=timeout / 2)
+        except subprocess.TimeoutExpired:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+            return proc.wait(timeout=timeout / 2)
+    return proc.wait(timeout=timeout)
 
 
 def start_server(name, *args, endpoints=1, timeout=10, env=None, preexec_fn=None, prefix=(),

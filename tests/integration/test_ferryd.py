@@ -1205,8 +1205,7 @@ class FerrydModel:
 
     def test_a_stop_with_nothing_open_says_so(self):
         srv = self.own_server()
-        srv.proc.send_signal(signal.SIGINT)
-        self.assertEqual(srv.proc.wait(timeout=10 * SLOW), 0)
+        self.assertEqual(ft.signal_stop(srv.proc, signal.SIGINT, 10 * SLOW), 0)
         srv.wait_for_log(r"info: stopping on SIGINT: no connections open$")
 
     def test_sigterm_waits_for_the_running_command(self):
